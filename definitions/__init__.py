@@ -1,0 +1,1 @@
+"""Shipped YAML definitions (read with importlib.resources)."""

@@ -1,0 +1,384 @@
+"""Bundles: directories of definition files, customer overlays on a base, the effective result.
+
+Merge rules for an overlay document with the same kind and name as a base document
+(``metadata.merge``):
+
+- ``add`` (the default): a new document; naming an existing one is an error (RW200).
+- ``replace``: the overlay document replaces the base document whole.
+- ``patch``: the overlay is merged into the base: mappings merge key by key; a key set to
+  ``null`` is removed (RFC 7396); lists whose items are mappings with an ``id`` merge by id
+  (an item with ``$remove: true`` removes that id, a new id is appended); other lists and
+  scalars are replaced.
+- ``remove``: the base document is dropped.
+
+Every merged value keeps the location of the file that supplied it, so diagnostics point at
+the overlay or the base, whichever caused them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.diagnostics import Diagnostic
+from engine.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, load_text, locate, read_source
+
+__all__ = [
+    "BUNDLE_MANIFEST",
+    "Bundle",
+    "NON_DEFINITION_KINDS",
+    "load_bundle",
+    "merge_patch",
+    "shipped_standard",
+]
+
+BUNDLE_MANIFEST = "bundle.yaml"
+#: Documents of these kinds live beside definitions but are not part of a bundle.
+NON_DEFINITION_KINDS = frozenset({"Scenario", "Bundle"})
+REMOVE_MARK = "$remove"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Bundle:
+    """The effective documents of a bundle (base and overlays merged) and the problems found loading it."""
+
+    name: str
+    root: str
+    documents: list[SourceDocument] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    chain: tuple[str, ...] = ()
+    overlay_changes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def find(self, kind: str, name: str) -> SourceDocument | None:
+        """The document of this kind and name, if any."""
+        for doc in self.documents:
+            if doc.kind == kind and doc.name == name:
+                return doc
+        return None
+
+    def of_kind(self, kind: str) -> list[SourceDocument]:
+        """All documents of one kind, in bundle order."""
+        return [doc for doc in self.documents if doc.kind == kind]
+
+
+def shipped_standard() -> Path:
+    """The shipped standard bundle directory (``definitions/standard``), via importlib.resources."""
+    return Path(str(resources.files("engine.definitions") / "standard"))
+
+
+def _display(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("../../..") else str(path)
+
+
+def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]) -> list[Path]:
+    include = list(include)
+    exclude = list(exclude)
+    found: list[Path] = []
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.endswith(YAML_SUFFIXES) or name == BUNDLE_MANIFEST:
+                continue
+            path = Path(current) / name
+            rel = path.relative_to(directory).as_posix()
+            if include and not any(fnmatch.fnmatch(rel, pat) for pat in include):
+                continue
+            if any(fnmatch.fnmatch(rel, pat) for pat in exclude):
+                continue
+            found.append(path)
+    return found
+
+
+def _load_files(paths: Iterable[Path], limits: Limits) -> tuple[list[SourceDocument], list[Diagnostic]]:
+    documents: list[SourceDocument] = []
+    diagnostics: list[Diagnostic] = []
+    for path in paths:
+        display = _display(path)
+        text, problems = read_source(str(path), display, limits)
+        diagnostics.extend(problems)
+        if text is None:
+            continue
+        docs, problems = load_text(text, display, limits)
+        diagnostics.extend(problems)
+        documents.extend(d for d in docs if d.kind not in NON_DEFINITION_KINDS)
+    return documents, diagnostics
+
+
+def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | None, list[Diagnostic]]:
+    path = directory / BUNDLE_MANIFEST
+    if not path.exists():
+        return {}, None, []
+    display = _display(path)
+    text, problems = read_source(str(path), display, limits)
+    if text is None:
+        return {}, None, problems
+    docs, more = load_text(text, display, limits)
+    problems = problems + more
+    manifests = [d for d in docs if d.kind == "Bundle"]
+    if len(manifests) != 1:
+        problems.append(Diagnostic("RW202", "bundle.yaml must hold exactly one document of kind Bundle",
+                                   display, 1, 1, hint="apiVersion: regelwerk/v1, kind: Bundle, metadata, spec"))
+        return {}, None, problems
+    data = manifests[0].data
+    spec = data.get("spec") or {}
+    if not isinstance(spec, dict):
+        where = locate(data, "/spec")
+        problems.append(Diagnostic("RW202", "spec of a Bundle must be a mapping", where.file, where.line,
+                                   where.column, "/spec"))
+        return {}, data, problems
+    allowed = {"extends", "include", "exclude", "description"}
+    for key in spec:
+        if key not in allowed:
+            from engine.diagnostics import did_you_mean
+
+            where = locate(data, f"/spec/{key}", key=True)
+            problems.append(Diagnostic("RW104", f"unknown key {key!r}", where.file, where.line, where.column,
+                                       f"/spec/{key}", hint=did_you_mean(key, allowed)))
+    for key in ("include", "exclude"):
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            where = locate(data, f"/spec/{key}")
+            problems.append(Diagnostic("RW102", f"{key} must be a list of glob patterns", where.file, where.line,
+                                       where.column, f"/spec/{key}"))
+    extends = spec.get("extends")
+    if extends is not None and not isinstance(extends, str):
+        where = locate(data, "/spec/extends")
+        problems.append(Diagnostic("RW102", "extends must be a string: 'standard' or a path", where.file,
+                                   where.line, where.column, "/spec/extends"))
+    return dict(spec), data, problems
+
+
+def load_bundle(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Bundle:
+    """Load a file or a bundle directory (following ``extends``) into its effective documents."""
+    return _load(Path(path), limits, ())
+
+
+def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
+    resolved = str(path.resolve())
+    bundle = Bundle(name=path.stem if path.is_file() else path.resolve().name, root=str(path))
+    if resolved in seen:
+        bundle.diagnostics.append(Diagnostic("RW203", "bundle extends itself (cycle: "
+                                             + " -> ".join(seen + (resolved,)) + ")", _display(path), 1, 1))
+        return bundle
+    if not path.exists():
+        bundle.diagnostics.append(Diagnostic("RW009", f"no such file or directory: {path}", _display(path), 0, 0))
+        return bundle
+    if path.is_file():
+        docs, problems = _load_files([path], limits)
+        bundle.documents = docs
+        bundle.diagnostics = problems
+        _check_duplicates(bundle)
+        return bundle
+    spec, manifest, problems = _manifest(path, limits)
+    bundle.diagnostics.extend(problems)
+    if manifest is not None and isinstance(manifest.get("metadata"), dict):
+        name = manifest["metadata"].get("name")
+        bundle.name = name if isinstance(name, str) else bundle.name
+    include = spec.get("include") or []
+    exclude = spec.get("exclude") or []
+    docs, problems = _load_files(_files_of(path, include if isinstance(include, list) else [],
+                                           exclude if isinstance(exclude, list) else []), limits)
+    bundle.diagnostics.extend(problems)
+    extends = spec.get("extends")
+    if not isinstance(extends, str):
+        bundle.documents = docs
+        bundle.chain = (bundle.name,)
+        _check_duplicates(bundle)
+        return bundle
+    base_path = shipped_standard() if extends == "standard" else (path / extends)
+    if not base_path.exists() and manifest is not None:
+        where = locate(manifest, "/spec/extends")
+        bundle.diagnostics.append(Diagnostic("RW202", f"extends names {extends!r}, which does not exist",
+                                             where.file, where.line, where.column, "/spec/extends",
+                                             hint="use 'standard' for the shipped base or a path relative to "
+                                                  "this bundle.yaml"))
+        bundle.documents = docs
+        return bundle
+    base = _load(base_path, limits, seen + (resolved,))
+    bundle.diagnostics.extend(base.diagnostics)
+    bundle.chain = base.chain + (bundle.name,)
+    bundle.overlay_changes = dict(base.overlay_changes)
+    bundle.documents = list(base.documents)
+    _apply_overlay(bundle, docs)
+    return bundle
+
+
+def _check_duplicates(bundle: Bundle) -> None:
+    seen: dict[tuple[str, str], SourceDocument] = {}
+    for doc in bundle.documents:
+        key = (doc.kind, doc.name)
+        if not doc.kind or not doc.name:
+            continue
+        if key in seen:
+            first = seen[key].location
+            where = locate(doc.data, "/metadata/name")
+            bundle.diagnostics.append(Diagnostic(
+                "RW200", f"{doc.kind} {doc.name!r} is defined twice (first at {first.file}:{first.line})",
+                where.file, where.line, where.column, "/metadata/name",
+            ))
+        else:
+            seen[key] = doc
+
+
+def _merge_mode(doc: SourceDocument) -> str:
+    meta = doc.data.get("metadata")
+    mode = meta.get("merge", "add") if isinstance(meta, dict) else "add"
+    return mode if isinstance(mode, str) else "add"
+
+
+def _apply_overlay(bundle: Bundle, overlay: list[SourceDocument]) -> None:
+    index = {(d.kind, d.name): i for i, d in enumerate(bundle.documents)}
+    seen_overlay: set[tuple[str, str]] = set()
+    removed: set[int] = set()
+    for doc in overlay:
+        key = (doc.kind, doc.name)
+        mode = _merge_mode(doc)
+        where = locate(doc.data, "/metadata/name")
+        if key in seen_overlay and doc.kind and doc.name:
+            bundle.diagnostics.append(Diagnostic("RW200", f"{doc.kind} {doc.name!r} is defined twice in the overlay",
+                                                 where.file, where.line, where.column, "/metadata/name"))
+            continue
+        seen_overlay.add(key)
+        existing = index.get(key)
+        if mode == "add":
+            if existing is not None:
+                base_loc = bundle.documents[existing].location
+                bundle.diagnostics.append(Diagnostic(
+                    "RW200", f"{doc.kind} {doc.name!r} already exists in the base ({base_loc.file}:{base_loc.line})",
+                    where.file, where.line, where.column, "/metadata/name",
+                    hint="set metadata.merge to 'replace' or 'patch' to change the base document",
+                ))
+                continue
+            index[key] = len(bundle.documents)
+            bundle.documents.append(doc)
+            bundle.overlay_changes[key] = "added"
+            continue
+        if existing is None or existing in removed:
+            mode_loc = locate(doc.data, "/metadata/merge")
+            bundle.diagnostics.append(Diagnostic(
+                "RW201", f"merge: {mode} names {doc.kind} {doc.name!r}, which the base does not have",
+                mode_loc.file, mode_loc.line, mode_loc.column, "/metadata/merge",
+                hint="remove 'merge' to add it as a new document",
+            ))
+            continue
+        if mode == "remove":
+            removed.add(existing)
+            bundle.overlay_changes[key] = "removed"
+        elif mode == "replace":
+            bundle.documents[existing] = _strip_merge(doc)
+            bundle.overlay_changes[key] = "replaced"
+        else:
+            merged, problems = merge_patch(bundle.documents[existing].data, doc.data, "")
+            bundle.diagnostics.extend(problems)
+            if isinstance(merged, YMap):
+                base_doc = bundle.documents[existing]
+                bundle.documents[existing] = _strip_merge(
+                    SourceDocument(base_doc.file, base_doc.index, merged, base_doc.origin + (doc.file,)))
+            bundle.overlay_changes[key] = "patched"
+    bundle.documents = [d for i, d in enumerate(bundle.documents) if i not in removed]
+
+
+def _strip_merge(doc: SourceDocument) -> SourceDocument:
+    meta = doc.data.get("metadata")
+    if isinstance(meta, YMap) and "merge" in meta:
+        clean = YMap(meta.loc)
+        for key, value in meta.items():
+            if key != "merge":
+                clean.put(key, value, meta.key_locs[key], meta.value_locs[key])
+        data = YMap(doc.data.loc)
+        for key, value in doc.data.items():
+            data.put(key, clean if key == "metadata" else value, doc.data.key_locs[key], doc.data.value_locs[key])
+        return SourceDocument(doc.file, doc.index, data, doc.origin)
+    return doc
+
+
+def _keyed(items: Any) -> bool:
+    return isinstance(items, list) and bool(items) and all(isinstance(i, dict) and "id" in i for i in items)
+
+
+def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnostic]]:
+    """Merge ``patch`` into ``base`` by the documented rules; never mutates either."""
+    problems: list[Diagnostic] = []
+    if isinstance(base, YMap) and isinstance(patch, YMap):
+        out = YMap(base.loc)
+        for key, value in base.items():
+            if key in patch:
+                continue
+            out.put(key, value, base.key_locs[key], base.value_locs[key])
+        for key, value in patch.items():
+            if key == "metadata" and pointer == "":
+                value = {k: v for k, v in value.items() if k != "merge"} if isinstance(value, dict) else value
+            if value is None:
+                continue  # RFC 7396: null removes the key
+            if key in base:
+                merged, more = merge_patch(base[key], value, f"{pointer}/{key}")
+                problems.extend(more)
+                out.put(key, merged, patch.key_locs[key], patch.value_locs[key] if not isinstance(merged, YMap)
+                        else merged.loc)
+            else:
+                out.put(key, value, patch.key_locs[key], patch.value_locs[key])
+        # keep the base's key order where possible
+        ordered = YMap(out.loc)
+        for key in list(base.keys()) + [k for k in out if k not in base]:
+            if key in out:
+                ordered.put(key, out[key], out.key_locs[key], out.value_locs[key])
+        return ordered, problems
+    if isinstance(base, YSeq) and isinstance(patch, YSeq) and _keyed(base):
+        out_seq = YSeq(patch.loc)
+        positions = {item["id"]: i for i, item in enumerate(base)}
+        replacements: dict[int, tuple[Any, Any]] = {}
+        drops: set[int] = set()
+        appended: list[tuple[Any, Any]] = []
+        for j, item in enumerate(patch):
+            loc = patch.item_locs[j]
+            if not isinstance(item, dict) or "id" not in item:
+                problems.append(Diagnostic("RW204", "items of an id-keyed list need an 'id' in a patch",
+                                           loc.file, loc.line, loc.column, f"{pointer}/{j}"))
+                continue
+            target = positions.get(item["id"])
+            if item.get(REMOVE_MARK) is True:
+                if target is None:
+                    problems.append(Diagnostic("RW204", f"cannot remove {item['id']!r}: the base has no such id",
+                                               loc.file, loc.line, loc.column, f"{pointer}/{j}"))
+                else:
+                    drops.add(target)
+                continue
+            clean = _without(item, REMOVE_MARK)
+            if target is None:
+                appended.append((clean, loc))
+            else:
+                merged, more = merge_patch(base[target], clean, f"{pointer}/{target}")
+                problems.extend(more)
+                replacements[target] = (merged, loc)
+        for i, item in enumerate(base):
+            if i in drops:
+                continue
+            if i in replacements:
+                value, loc = replacements[i]
+                out_seq.push(value, getattr(value, "loc", loc))
+            else:
+                out_seq.push(item, base.item_locs[i])
+        for value, loc in appended:
+            out_seq.push(value, loc)
+        return out_seq, problems
+    return patch, problems
+
+
+def _without(item: Any, key: str) -> Any:
+    if isinstance(item, YMap) and key in item:
+        out = YMap(item.loc)
+        for k, v in item.items():
+            if k != key:
+                out.put(k, v, item.key_locs[k], item.value_locs[k])
+        return out
+    return item

@@ -1,0 +1,267 @@
+"""validate -> compile: a pure function from loaded documents to a frozen, runnable model.
+
+``compile_bundle`` checks every document against its kind's schema, then the ids and
+references each kind declares, then runs the kind compilers (lazily, in dependency
+order: a compiler may ask for another document's compiled form). Every problem of the
+run is collected; one ``DefinitionError`` carries them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from engine.bundle import Bundle
+from engine.conditions import Condition, compile_condition
+from engine.diagnostics import DefinitionError, Diagnostic, Severity, did_you_mean, sort_diagnostics
+from engine.registry import KindSpec, Registry
+from engine.source import SourceDocument, iter_pattern, locate, to_plain
+from engine.validation import SchemaSet
+
+__all__ = ["CompileContext", "CompiledBundle", "compile_bundle", "content_hash", "validate_bundle"]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def content_hash(data: Any) -> str:
+    """A stable hash of plain data (the definition version of a document)."""
+    text = json.dumps(to_plain(data), sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CompiledBundle:
+    """The runnable model of a bundle: compiled objects by (kind, name), versions, warnings."""
+
+    name: str
+    objects: Mapping[tuple[str, str], Any]
+    versions: Mapping[tuple[str, str], str]
+    documents: tuple[SourceDocument, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+    version: str = ""
+    chain: tuple[str, ...] = ()
+    overlay_changes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def get(self, kind: str, name: str) -> Any:
+        """The compiled object of one document; ``UnknownDefinition`` if there is none."""
+        try:
+            return self.objects[(kind, name)]
+        except KeyError:
+            from engine.errors import UnknownDefinition
+
+            raise UnknownDefinition(kind, name, [n for k, n in self.objects if k == kind]) from None
+
+    def of_kind(self, kind: str) -> dict[str, Any]:
+        """Every compiled object of one kind, by name."""
+        return {n: obj for (k, n), obj in sorted(self.objects.items()) if k == kind}
+
+
+class CompileContext:
+    """What a kind compiler gets: its document, problem reporting, other documents, the registry."""
+
+    def __init__(self, bundle: Bundle, registry: Registry, compile_one: Callable[[str, str], Any]) -> None:
+        self.bundle = bundle
+        self.registry = registry
+        self.diagnostics: list[Diagnostic] = []
+        self._compile_one = compile_one
+        self._emitted: dict[tuple[str, str], Any] = {}
+        self._emitted_versions: dict[tuple[str, str], str] = {}
+        self.doc: SourceDocument | None = None
+        self.functions = registry.function_table()
+
+    def report(self, code: str, message: str, pointer: str = "", hint: str = "",
+               severity: Severity = Severity.ERROR, doc: SourceDocument | None = None, key: bool = False) -> None:
+        """Record a problem at ``pointer`` of the current (or given) document."""
+        target = doc or self.doc
+        if target is None:
+            self.diagnostics.append(Diagnostic(code, message, "", 0, 0, pointer, hint, severity))
+            return
+        where = locate(target.data, pointer, key=key)
+        self.diagnostics.append(Diagnostic(code, message, where.file or target.file, where.line, where.column,
+                                           pointer, hint, severity))
+
+    def warn(self, code: str, message: str, pointer: str = "", hint: str = "") -> None:
+        """Record a warning at ``pointer`` of the current document."""
+        self.report(code, message, pointer, hint, Severity.WARNING)
+
+    def condition(self, data: Any, pointer: str) -> Condition:
+        """Compile a condition of the current document; problems become diagnostics."""
+        compiled, problems = compile_condition(data, pointer, self.functions)
+        for problem in problems:
+            self.report(problem.code, problem.message, problem.pointer, problem.hint)
+        return compiled
+
+    def compiled(self, kind: str, name: str) -> Any:
+        """The compiled form of another document (compiled on demand); None if it failed or is missing."""
+        return self._compile_one(kind, name)
+
+    def documents(self, kind: str) -> list[SourceDocument]:
+        """Every document of a kind in the bundle."""
+        return self.bundle.of_kind(kind)
+
+    def emit(self, kind: str, name: str, obj: Any, version: str = "") -> None:
+        """Add a derived object (e.g. a pack kind compiled into a core Workflow)."""
+        self._emitted[(kind, name)] = obj
+        if version:
+            self._emitted_versions[(kind, name)] = version
+
+    def check_action(self, name: Any, pointer: str) -> None:
+        """Report an unknown action name."""
+        if isinstance(name, str) and name not in self.registry.actions:
+            self.report("RW500", f"unknown action {name!r}", pointer,
+                        hint=did_you_mean(name, self.registry.actions) or
+                        "known actions: " + ", ".join(sorted(self.registry.actions)))
+
+
+def _values(value: Any) -> Iterator[Any]:
+    if isinstance(value, list):
+        yield from value
+    else:
+        yield value
+
+
+def _check_ids_and_refs(bundle: Bundle, registry: Registry, valid: set[int]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    names_by_kind: dict[str, set[str]] = {}
+    for doc in bundle.documents:
+        names_by_kind.setdefault(doc.kind, set()).add(doc.name)
+    ids_by_kind: dict[tuple[str, str], set[str]] = {}
+
+    def ids_of_kind(kind: str, target: str) -> set[str]:
+        key = (kind, target)
+        if key not in ids_by_kind:
+            found: set[str] = set()
+            for other in bundle.of_kind(kind):
+                found.update(str(v) for _, v in iter_pattern(other.data, target) if isinstance(v, (str, int)))
+            ids_by_kind[key] = found
+        return ids_by_kind[key]
+
+    for doc in bundle.documents:
+        if id(doc) not in valid:
+            continue
+        spec: KindSpec = registry.kinds[doc.kind]
+        for decl in spec.ids:
+            seen: dict[str, str] = {}
+            for pointer, value in iter_pattern(doc.data, decl.path):
+                if not isinstance(value, (str, int)):
+                    continue
+                text = str(value)
+                if text in seen:
+                    where = locate(doc.data, pointer)
+                    first = locate(doc.data, seen[text])
+                    out.append(Diagnostic("RW300", f"duplicate {decl.what} {text!r} (first at line {first.line})",
+                                          where.file, where.line, where.column, pointer))
+                else:
+                    seen[text] = pointer
+        for ref in spec.refs:
+            for pointer, value in iter_pattern(doc.data, ref.path):
+                for i, item in enumerate(_values(value)):
+                    if not isinstance(item, (str, int)) or str(item) in ref.allow:
+                        continue
+                    item_pointer = f"{pointer}/{i}" if isinstance(value, list) else pointer
+                    text = str(item)
+                    if ref.target is None and ref.kind is not None:
+                        known = names_by_kind.get(ref.kind, set())
+                        code, what = "RW302", f"{ref.kind} {text!r}"
+                    elif ref.kind is None and ref.target is not None:
+                        known = {str(v) for _, v in iter_pattern(doc.data, ref.target) if isinstance(v, (str, int))}
+                        code, what = "RW301", f"{ref.what} {text!r}"
+                    else:
+                        known = ids_of_kind(ref.kind or "", ref.target or "")
+                        code, what = "RW301", f"{ref.what} {text!r} (in any {ref.kind})"
+                    if text not in known:
+                        where = locate(doc.data, item_pointer)
+                        hint = did_you_mean(text, known) or (
+                            f"known: {', '.join(sorted(known)[:15])}" if known else f"no {ref.what}s are defined")
+                        out.append(Diagnostic(code, f"{what} does not exist", where.file, where.line, where.column,
+                                              item_pointer, hint=hint))
+    return out
+
+
+def validate_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None) -> list[Diagnostic]:
+    """Every diagnostic of loading, schema, references and compiling (empty when valid)."""
+    try:
+        compiled = compile_bundle(bundle, registry, schemas)
+    except DefinitionError as exc:
+        return list(exc.diagnostics)
+    return list(compiled.warnings)
+
+
+def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None) -> CompiledBundle:
+    """Validate and compile; raises ``DefinitionError`` with every problem, or returns the frozen model."""
+    schemas = schemas or SchemaSet(registry)
+    diagnostics: list[Diagnostic] = list(bundle.diagnostics)
+    valid: set[int] = set()
+    for doc in bundle.documents:
+        problems = schemas.check(doc)
+        diagnostics.extend(problems)
+        if not any(p.is_error for p in problems):
+            valid.add(id(doc))
+    diagnostics.extend(_check_ids_and_refs(bundle, registry, valid))
+
+    results: dict[tuple[str, str], Any] = {}
+    versions: dict[tuple[str, str], str] = {}
+    in_progress: set[tuple[str, str]] = set()
+    failed: set[tuple[str, str]] = set()
+    by_key = {(d.kind, d.name): d for d in bundle.documents if id(d) in valid}
+    ctx_holder: list[CompileContext] = []
+
+    def compile_one(kind: str, name: str) -> Any:
+        key = (kind, name)
+        if key in results:
+            return results[key]
+        if key in failed or key not in by_key:
+            return None
+        if key in in_progress:
+            ctx = ctx_holder[0]
+            ctx.report("RW500", f"{kind} {name!r} depends on itself through other documents", "/metadata/name")
+            return None
+        doc = by_key[key]
+        spec = registry.kinds[kind]
+        ctx = ctx_holder[0]
+        previous = ctx.doc
+        ctx.doc = doc
+        in_progress.add(key)
+        before = len([d for d in ctx.diagnostics if d.is_error])
+        try:
+            obj = spec.compile(ctx, doc) if spec.compile is not None else to_plain(doc.data)
+        finally:
+            in_progress.discard(key)
+            ctx.doc = previous
+        if len([d for d in ctx.diagnostics if d.is_error]) > before:
+            failed.add(key)
+            return None
+        results[key] = obj
+        versions[key] = content_hash(doc.data)
+        return obj
+
+    ctx = CompileContext(bundle, registry, compile_one)
+    ctx_holder.append(ctx)
+    for kind, name in by_key:
+        compile_one(kind, name)
+    diagnostics.extend(ctx.diagnostics)
+    for key, obj in ctx._emitted.items():
+        results.setdefault(key, obj)
+        versions.setdefault(key, ctx._emitted_versions.get(key) or content_hash(repr(obj)))
+    ordered = sort_diagnostics(diagnostics)
+    if any(d.is_error for d in ordered):
+        raise DefinitionError(ordered)
+    bundle_version = content_hash(sorted(f"{k}/{n}@{v}" for (k, n), v in versions.items()))
+    return CompiledBundle(
+        name=bundle.name,
+        objects=dict(sorted(results.items())),
+        versions=dict(sorted(versions.items())),
+        documents=tuple(bundle.documents),
+        warnings=tuple(d for d in ordered if not d.is_error),
+        version=bundle_version,
+        chain=bundle.chain,
+        overlay_changes=dict(bundle.overlay_changes),
+    )

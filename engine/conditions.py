@@ -1,0 +1,598 @@
+"""The one condition language shared by every kind.
+
+A condition is YAML data, never a string to parse at run time::
+
+    all:
+      - {field: employee.department, eq: sales}
+      - {field: employee.hire_date, plus: P6W, le: {now: {}}}
+      - any:
+          - {field: actor.roles, contains: beheerder}
+          - not: {field: data.amount, gt: 1000}
+      - {fn: is_weekday, args: [{now: {}}]}
+
+It compiles once into a frozen model (for golden tests and for translation into
+other engines' formats) and into a Python callable that evaluates it against a
+scope mapping and an injected ``now``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Union
+
+from dateutil.relativedelta import relativedelta
+
+__all__ = [
+    "OPERATORS",
+    "AllOf",
+    "AnyOf",
+    "Call",
+    "Compare",
+    "Condition",
+    "ConditionProblem",
+    "Const",
+    "Duration",
+    "FieldRef",
+    "Literal",
+    "NotOf",
+    "NowRef",
+    "compile_condition",
+    "parse_duration",
+    "resolve_path",
+    "to_temporal",
+]
+
+OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "exists", "matches")
+_SHIFT_KEYS = ("plus", "minus")
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An ISO-8601 duration with calendar parts (P1M is a month, not 30 days)."""
+
+    years: int = 0
+    months: int = 0
+    weeks: int = 0
+    days: int = 0
+    hours: int = 0
+    minutes: int = 0
+    seconds: int = 0
+    text: str = ""
+
+    def delta(self, sign: int = 1) -> relativedelta:
+        """The calendar-aware delta (month ends are clipped: 31 Jan + P1M = 28/29 Feb)."""
+        return relativedelta(
+            years=sign * self.years, months=sign * self.months, weeks=sign * self.weeks, days=sign * self.days,
+            hours=sign * self.hours, minutes=sign * self.minutes, seconds=sign * self.seconds,
+        )
+
+    @property
+    def has_time(self) -> bool:
+        """True when the duration has hours, minutes or seconds."""
+        return bool(self.hours or self.minutes or self.seconds)
+
+
+def parse_duration(text: str) -> Duration | None:
+    """Parse ``P6W``, ``P3M``, ``P1Y2M``, ``PT48H``...; None when it is not a valid duration."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not match:
+        return None
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    return Duration(text=text, **parts)
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """Add (sign 1) or subtract (sign -1) a duration."""
+
+    sign: int
+    duration: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """A value read from the scope by a dotted path, optionally shifted in time."""
+
+    path: tuple[str, ...]
+    shift: Shift | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NowRef:
+    """The injected clock, optionally shifted."""
+
+    shift: Shift | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A literal value (scalar or a tuple for in/not_in)."""
+
+    value: Any
+
+
+Operand = Union[FieldRef, NowRef, Literal]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``left <op> right``."""
+
+    left: FieldRef
+    op: str
+    right: Operand
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A registered condition function; true when it returns a truthy value."""
+
+    name: str
+    args: tuple[Operand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """True when every item is true (and for an empty list)."""
+
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """True when any item is true (false for an empty list)."""
+
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotOf:
+    """Negation."""
+
+    item: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """A literal ``true`` or ``false`` condition."""
+
+    value: bool
+
+
+Node = Union[AllOf, AnyOf, NotOf, Compare, Call, Const]
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionProblem:
+    """A problem found while compiling a condition (turned into a Diagnostic by the caller)."""
+
+    code: str
+    message: str
+    pointer: str
+    hint: str = ""
+
+
+# --- evaluation helpers -------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def resolve_path(scope: Any, path: Sequence[str]) -> Any:
+    """Follow a dotted path through mappings, lists (by index) and attributes; None when missing."""
+    node = scope
+    for part in path:
+        if isinstance(node, Mapping):
+            node = node.get(part, _MISSING)
+        elif isinstance(node, (list, tuple)) and part.lstrip("-").isdigit():
+            index = int(part)
+            node = node[index] if -len(node) <= index < len(node) else _MISSING
+        else:
+            node = getattr(node, part, _MISSING) if not isinstance(node, (str, int, float)) else _MISSING
+        if node is _MISSING:
+            return None
+    return node
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def to_temporal(value: Any) -> date | datetime | None:
+    """Coerce a date, datetime or ISO-8601 string to a date/datetime (aware, UTC for naive); else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            if _DATE_RE.match(value):
+                return date.fromisoformat(value)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _shifted(value: Any, shift: Shift | None) -> Any:
+    if shift is None or value is None:
+        return value
+    temporal = to_temporal(value)
+    if temporal is None:
+        return None
+    if isinstance(temporal, datetime) or not shift.duration.has_time:
+        return temporal + shift.duration.delta(shift.sign)
+    moment = datetime(temporal.year, temporal.month, temporal.day, tzinfo=timezone.utc)
+    return moment + shift.duration.delta(shift.sign)
+
+
+def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """Make two values comparable: temporal values meet at the coarser precision."""
+    a_t = isinstance(a, (date, datetime))
+    b_t = isinstance(b, (date, datetime))
+    if a_t or b_t:
+        ta, tb = to_temporal(a), to_temporal(b)
+        if ta is None or tb is None:
+            return None
+        if isinstance(ta, datetime) != isinstance(tb, datetime):
+            ta = ta.date() if isinstance(ta, datetime) else ta
+            tb = tb.date() if isinstance(tb, datetime) else tb
+        return ta, tb
+    if isinstance(a, bool) != isinstance(b, bool):
+        return None if (a is not None and b is not None and not isinstance(a, str)) else (a, b)
+    return a, b
+
+
+def _order(op: str) -> Callable[[Any, Any], bool]:
+    def compare(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        pair = _align(a, b)
+        if pair is None:
+            return False
+        x, y = pair
+        try:
+            if op == "lt":
+                return bool(x < y)
+            if op == "le":
+                return bool(x <= y)
+            if op == "gt":
+                return bool(x > y)
+            return bool(x >= y)
+        except TypeError:
+            return False
+
+    return compare
+
+
+def _equal(a: Any, b: Any) -> bool:
+    pair = _align(a, b)
+    if pair is None:
+        return False
+    return bool(pair[0] == pair[1])
+
+
+def _member(a: Any, container: Any) -> bool:
+    if not isinstance(container, (list, tuple, set, frozenset)):
+        return False
+    return any(_equal(a, item) for item in container)
+
+
+def _contains(a: Any, item: Any) -> bool:
+    if isinstance(a, (list, tuple, set, frozenset)):
+        return any(_equal(x, item) for x in a)
+    if isinstance(a, str) and isinstance(item, str):
+        return item in a
+    return False
+
+
+_BINARY: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _equal,
+    "ne": lambda a, b: not _equal(a, b),
+    "lt": _order("lt"),
+    "le": _order("le"),
+    "gt": _order("gt"),
+    "ge": _order("ge"),
+    "in": _member,
+    "not_in": lambda a, b: not _member(a, b),
+    "contains": _contains,
+}
+
+Evaluator = Callable[[Mapping[str, Any], datetime], bool]
+ValueFn = Callable[[Mapping[str, Any], datetime], Any]
+
+
+def _operand_fn(operand: Operand) -> ValueFn:
+    if isinstance(operand, Literal):
+        value = operand.value
+        return lambda scope, now: value
+    if isinstance(operand, NowRef):
+        shift = operand.shift
+        return lambda scope, now: _shifted(now, shift)
+    path, shift = operand.path, operand.shift
+    if shift is None:
+        if len(path) == 1:
+            key = path[0]
+            return lambda scope, now: scope.get(key) if isinstance(scope, Mapping) else resolve_path(scope, path)
+        return lambda scope, now: resolve_path(scope, path)
+    return lambda scope, now: _shifted(resolve_path(scope, path), shift)
+
+
+def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Evaluator:
+    if isinstance(node, Const):
+        value = node.value
+        return lambda scope, now: value
+    if isinstance(node, AllOf):
+        items = tuple(_to_callable(i, functions) for i in node.items)
+        return lambda scope, now: all(item(scope, now) for item in items)
+    if isinstance(node, AnyOf):
+        items = tuple(_to_callable(i, functions) for i in node.items)
+        return lambda scope, now: any(item(scope, now) for item in items)
+    if isinstance(node, NotOf):
+        inner = _to_callable(node.item, functions)
+        return lambda scope, now: not inner(scope, now)
+    if isinstance(node, Call):
+        fn = functions[node.name]
+        args = tuple(_operand_fn(a) for a in node.args)
+        return lambda scope, now: bool(fn(*(a(scope, now) for a in args)))
+    left = _operand_fn(node.left)
+    if node.op == "exists":
+        want = bool(node.right.value) if isinstance(node.right, Literal) else True
+        return lambda scope, now: (left(scope, now) is not None) is want
+    if node.op == "matches":
+        pattern = re.compile(str(node.right.value)) if isinstance(node.right, Literal) else None
+        if pattern is None:
+            right_fn = _operand_fn(node.right)
+            return lambda scope, now: _safe_search(right_fn(scope, now), left(scope, now))
+        return lambda scope, now: (lambda v: v is not None and pattern.search(str(v)) is not None)(left(scope, now))
+    op = _BINARY[node.op]
+    if isinstance(node.right, Literal):
+        constant = node.right.value
+        return lambda scope, now: op(left(scope, now), constant)
+    right = _operand_fn(node.right)
+    return lambda scope, now: op(left(scope, now), right(scope, now))
+
+
+def _safe_search(pattern: Any, value: Any) -> bool:
+    if value is None or not isinstance(pattern, str):
+        return False
+    try:
+        return re.search(pattern, str(value)) is not None
+    except re.error:
+        return False
+
+
+def _describe_operand(operand: Operand) -> str:
+    if isinstance(operand, Literal):
+        return repr(operand.value)
+    shift = operand.shift
+    suffix = "" if shift is None else f" {'+' if shift.sign > 0 else '-'} {shift.duration.text}"
+    if isinstance(operand, NowRef):
+        return f"now{suffix}"
+    return ".".join(operand.path) + suffix
+
+
+def describe(node: Node) -> str:
+    """A short human-readable rendering of a condition (for explanations and reports)."""
+    if isinstance(node, Const):
+        return "true" if node.value else "false"
+    if isinstance(node, AllOf):
+        return "(" + " and ".join(describe(i) for i in node.items) + ")" if node.items else "true"
+    if isinstance(node, AnyOf):
+        return "(" + " or ".join(describe(i) for i in node.items) + ")" if node.items else "false"
+    if isinstance(node, NotOf):
+        return f"not {describe(node.item)}"
+    if isinstance(node, Call):
+        return f"{node.name}(" + ", ".join(_describe_operand(a) for a in node.args) + ")"
+    return f"{_describe_operand(node.left)} {node.op} {_describe_operand(node.right)}"
+
+
+class Condition:
+    """A compiled condition: call it with ``(scope, now)``; ``explain`` says which parts decided."""
+
+    __slots__ = ("_fn", "_functions", "model", "text")
+
+    def __init__(self, model: Node, functions: Mapping[str, Callable[..., Any]]) -> None:
+        self.model = model
+        self._functions = functions
+        self._fn = _to_callable(model, functions)
+        self.text = describe(model)
+
+    def __call__(self, scope: Mapping[str, Any], now: datetime) -> bool:
+        return self._fn(scope, now)
+
+    def __repr__(self) -> str:
+        return f"Condition({self.text})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Condition) and other.model == self.model
+
+    def __hash__(self) -> int:
+        return hash(self.model)
+
+    def explain(self, scope: Mapping[str, Any], now: datetime) -> tuple[bool, list[str]]:
+        """The outcome and the leaf conditions that decided it (the failing ones when false)."""
+        reasons: list[str] = []
+        result = self._explain(self.model, scope, now, reasons)
+        return result, reasons
+
+    def _explain(self, node: Node, scope: Mapping[str, Any], now: datetime, out: list[str]) -> bool:
+        if isinstance(node, AllOf):
+            failing: list[str] = []
+            ok = True
+            for item in node.items:
+                if not self._explain(item, scope, now, failing):
+                    ok = False
+            out.extend(failing if not ok else [describe(node)])
+            return ok
+        if isinstance(node, AnyOf):
+            collected: list[str] = []
+            for item in node.items:
+                sub: list[str] = []
+                if self._explain(item, scope, now, sub):
+                    out.extend(sub)
+                    return True
+                collected.extend(sub)
+            out.append("none of: " + "; ".join(collected) if collected else "false (empty any)")
+            return False
+        if isinstance(node, NotOf):
+            sub = []
+            inner = self._explain(node.item, scope, now, sub)
+            out.append(f"not ({'; '.join(sub)})")
+            return not inner
+        value = _to_callable(node, self._functions)(scope, now)
+        if isinstance(node, Compare):
+            actual = _operand_fn(node.left)(scope, now)
+            out.append(f"{describe(node)} is {'true' if value else 'false'} ({'.'.join(node.left.path)} = {actual!r})")
+        else:
+            out.append(f"{describe(node)} is {'true' if value else 'false'}")
+        return value
+
+
+# --- compiling YAML data into the model ---------------------------------------------------
+
+
+def _parse_shift(data: Mapping[str, Any], pointer: str, problems: list[ConditionProblem]) -> Shift | None:
+    present = [k for k in _SHIFT_KEYS if k in data]
+    if not present:
+        return None
+    if len(present) > 1:
+        problems.append(ConditionProblem("RW400", "use either plus or minus, not both", pointer))
+        return None
+    key = present[0]
+    duration = parse_duration(data[key])
+    if duration is None:
+        problems.append(ConditionProblem(
+            "RW402", f"{data[key]!r} is not an ISO-8601 duration", f"{pointer}/{key}",
+            hint="write durations like P6W (6 weeks), P3M (3 months), P1Y, P14D or PT48H",
+        ))
+        return None
+    return Shift(1 if key == "plus" else -1, duration)
+
+
+def _parse_operand(value: Any, pointer: str, problems: list[ConditionProblem]) -> Operand:
+    if isinstance(value, Mapping):
+        if "field" in value:
+            extra = set(value) - {"field", "plus", "minus"}
+            if extra:
+                problems.append(ConditionProblem("RW400", f"unexpected key(s) {sorted(extra)} in a field reference",
+                                                 pointer))
+            return FieldRef(_split_path(value["field"], f"{pointer}/field", problems),
+                            _parse_shift(value, pointer, problems))
+        if "now" in value:
+            spec = value["now"] or {}
+            if not isinstance(spec, Mapping):
+                problems.append(ConditionProblem("RW400", "now takes a mapping such as {} or {minus: P6W}",
+                                                 f"{pointer}/now"))
+                return NowRef()
+            return NowRef(_parse_shift(spec, f"{pointer}/now", problems))
+        problems.append(ConditionProblem("RW400", "a value must be a literal, {field: ...} or {now: ...}", pointer))
+        return Literal(None)
+    if isinstance(value, list):
+        return Literal(tuple(value))
+    return Literal(value)
+
+
+def _split_path(value: Any, pointer: str, problems: list[ConditionProblem]) -> tuple[str, ...]:
+    if not isinstance(value, str) or not value or any(not part for part in value.split(".")):
+        problems.append(ConditionProblem("RW400", f"field must be a dotted path such as data.amount, not {value!r}",
+                                         pointer))
+        return ("",)
+    return tuple(value.split("."))
+
+
+def _parse_node(data: Any, pointer: str, functions: Mapping[str, Any], problems: list[ConditionProblem]) -> Node:
+    if isinstance(data, bool):
+        return Const(data)
+    if not isinstance(data, Mapping):
+        problems.append(ConditionProblem("RW400", "a condition must be a mapping (all, any, not, field, fn) "
+                                                  "or true/false", pointer))
+        return Const(False)
+    heads = [k for k in ("all", "any", "not", "field", "fn") if k in data]
+    if len(heads) != 1:
+        problems.append(ConditionProblem(
+            "RW400", "a condition needs exactly one of all, any, not, field or fn"
+            + (f" (found {', '.join(heads)})" if heads else ""), pointer,
+            hint="wrap several checks in 'all:' or 'any:'",
+        ))
+        return Const(False)
+    head = heads[0]
+    allowed_extra = {"description"}
+    if head in ("all", "any"):
+        items = data[head]
+        _no_extra(data, {head} | allowed_extra, pointer, problems)
+        if not isinstance(items, list):
+            problems.append(ConditionProblem("RW400", f"{head} takes a list of conditions", f"{pointer}/{head}"))
+            return Const(False)
+        parsed = tuple(_parse_node(item, f"{pointer}/{head}/{i}", functions, problems) for i, item in enumerate(items))
+        return AllOf(parsed) if head == "all" else AnyOf(parsed)
+    if head == "not":
+        _no_extra(data, {"not"} | allowed_extra, pointer, problems)
+        return NotOf(_parse_node(data["not"], f"{pointer}/not", functions, problems))
+    if head == "fn":
+        _no_extra(data, {"fn", "args"} | allowed_extra, pointer, problems)
+        name = data["fn"]
+        if name not in functions:
+            from engine.diagnostics import did_you_mean
+
+            problems.append(ConditionProblem("RW401", f"unknown condition function {name!r}", f"{pointer}/fn",
+                                             hint=did_you_mean(str(name), functions)))
+        args = data.get("args", [])
+        if not isinstance(args, list):
+            problems.append(ConditionProblem("RW400", "args takes a list", f"{pointer}/args"))
+            args = []
+        return Call(str(name), tuple(_parse_operand(a, f"{pointer}/args/{i}", problems) for i, a in enumerate(args)))
+    ops = [k for k in OPERATORS if k in data]
+    _no_extra(data, {"field", *_SHIFT_KEYS, *OPERATORS} | allowed_extra, pointer, problems)
+    left = FieldRef(_split_path(data["field"], f"{pointer}/field", problems), _parse_shift(data, pointer, problems))
+    if len(ops) != 1:
+        problems.append(ConditionProblem(
+            "RW400", "a field comparison needs exactly one operator"
+            + (f" (found {', '.join(ops)})" if ops else ""), pointer,
+            hint="operators: " + ", ".join(OPERATORS),
+        ))
+        return Const(False)
+    op = ops[0]
+    right = _parse_operand(data[op], f"{pointer}/{op}", problems)
+    if op in ("in", "not_in") and isinstance(right, Literal) and not isinstance(right.value, tuple):
+        problems.append(ConditionProblem("RW400", f"{op} takes a list or a field reference", f"{pointer}/{op}"))
+    if op == "exists" and not (isinstance(right, Literal) and isinstance(right.value, bool)):
+        problems.append(ConditionProblem("RW400", "exists takes true or false", f"{pointer}/{op}"))
+    if op == "matches" and isinstance(right, Literal):
+        try:
+            re.compile(str(right.value))
+        except re.error as exc:
+            problems.append(ConditionProblem("RW403", f"invalid regular expression: {exc}", f"{pointer}/{op}"))
+            return Const(False)
+    return Compare(left, op, right)
+
+
+def _no_extra(data: Mapping[str, Any], allowed: set[str], pointer: str, problems: list[ConditionProblem]) -> None:
+    extra = sorted(set(data) - allowed)
+    for key in extra:
+        from engine.diagnostics import did_you_mean
+
+        problems.append(ConditionProblem("RW400", f"unexpected key {key!r} in this condition", f"{pointer}/{key}",
+                                         hint=did_you_mean(key, allowed)))
+
+
+def compile_condition(
+    data: Any, pointer: str, functions: Mapping[str, Callable[..., Any]] | None = None
+) -> tuple[Condition, list[ConditionProblem]]:
+    """Compile YAML condition data; problems come back with JSON pointers (never raised)."""
+    functions = functions or {}
+    problems: list[ConditionProblem] = []
+    model = _parse_node(data, pointer, functions, problems)
+    if problems:
+        return Condition(Const(False), functions), problems
+    return Condition(model, functions), problems

@@ -1,0 +1,1 @@
+"""permissions (work in progress)."""

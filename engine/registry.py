@@ -1,0 +1,215 @@
+"""The extension points: kinds, actions, condition functions, scenario steps and stores.
+
+Plugins (the shipped HR packs and outside developers' packages alike) register
+through the entry-point group ``regelwerk.plugins``. Entry points are read only
+inside :func:`load_registry`, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.compiler import CompileContext
+    from engine.source import SourceDocument
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ActionSpec",
+    "FunctionSpec",
+    "IdDecl",
+    "KindSpec",
+    "Plugin",
+    "RefDecl",
+    "Registry",
+    "StepSpec",
+    "StoreSpec",
+    "load_registry",
+]
+
+ENTRY_POINT_GROUP = "regelwerk.plugins"
+
+
+@dataclass(frozen=True, slots=True)
+class IdDecl:
+    """Values at ``path`` (a pointer pattern with ``*``) are ids that must be unique within the document."""
+
+    path: str
+    what: str = "id"
+
+
+@dataclass(frozen=True, slots=True)
+class RefDecl:
+    """Values at ``path`` must name something that exists.
+
+    - ``target`` set, ``kind`` unset: an id at ``target`` in the same document.
+    - ``target`` and ``kind`` set: an id at ``target`` in any document of ``kind``.
+    - ``target`` unset, ``kind`` set: the ``metadata.name`` of a document of ``kind``.
+
+    A value may be a string or a list of strings; values in ``allow`` (such as ``"*"``) always pass.
+    """
+
+    path: str
+    target: str | None = None
+    kind: str | None = None
+    allow: tuple[str, ...] = ()
+    what: str = "id"
+
+
+CompileFn = Callable[["CompileContext", "SourceDocument"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """A document kind: its schema, its ids and references, and its compiler."""
+
+    kind: str
+    plugin: str
+    schema: Mapping[str, Any]
+    compile: CompileFn | None = None
+    ids: tuple[IdDecl, ...] = ()
+    refs: tuple[RefDecl, ...] = ()
+    description: str = ""
+    schema_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """A named action that definitions may call (workflow on_enter, rule ``then``...)."""
+
+    name: str
+    plugin: str
+    run: Callable[..., Any]
+    description: str = ""
+    params_schema: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A condition function usable as ``{fn: name, args: [...]}`` in the condition language."""
+
+    name: str
+    plugin: str
+    fn: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """A scenario step type for ``regelwerk test``."""
+
+    name: str
+    plugin: str
+    run: Callable[..., None]
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """A store implementation selected by URL scheme."""
+
+    scheme: str
+    plugin: str
+    factory: Callable[[str], Any]
+    description: str = ""
+
+
+class Plugin(Protocol):
+    """What an entry point in ``regelwerk.plugins`` must point at."""
+
+    name: str
+
+    def register(self, registry: Registry) -> None:
+        """Add kinds, actions, functions, steps and stores to the registry."""
+
+
+class Registry:
+    """Everything the plugins contributed; built explicitly, never at import time."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, KindSpec] = {}
+        self.actions: dict[str, ActionSpec] = {}
+        self.functions: dict[str, FunctionSpec] = {}
+        self.steps: dict[str, StepSpec] = {}
+        self.stores: dict[str, StoreSpec] = {}
+        self.commands: dict[str, Any] = {}
+        self.plugins: list[str] = []
+
+    def _add(self, table: dict[str, Any], key: str, value: Any, what: str) -> None:
+        if key in table:
+            raise ValueError(f"{what} {key!r} registered twice (by {table[key].plugin} and {value.plugin})")
+        table[key] = value
+
+    def add_kind(self, spec: KindSpec) -> None:
+        """Register a document kind."""
+        self._add(self.kinds, spec.kind, spec, "kind")
+
+    def add_action(self, spec: ActionSpec) -> None:
+        """Register a named action."""
+        self._add(self.actions, spec.name, spec, "action")
+
+    def add_function(self, spec: FunctionSpec) -> None:
+        """Register a condition function."""
+        self._add(self.functions, spec.name, spec, "function")
+
+    def add_step(self, spec: StepSpec) -> None:
+        """Register a scenario step type."""
+        self._add(self.steps, spec.name, spec, "scenario step")
+
+    def add_store(self, spec: StoreSpec) -> None:
+        """Register a store for a URL scheme."""
+        self._add(self.stores, spec.scheme, spec, "store")
+
+    def add_command(self, command: Any) -> None:
+        """Add a click command to the ``regelwerk`` CLI (e.g. a pack's ``regelwerk tier``)."""
+        if command.name in self.commands:
+            raise ValueError(f"command {command.name!r} registered twice")
+        self.commands[command.name] = command
+
+    def register_plugin(self, plugin: Plugin) -> None:
+        """Let one plugin contribute."""
+        plugin.register(self)
+        self.plugins.append(plugin.name)
+
+    def function_table(self) -> dict[str, Callable[..., Any]]:
+        """Condition functions by name, for the condition compiler."""
+        return {name: spec.fn for name, spec in sorted(self.functions.items())}
+
+
+_CACHE: dict[tuple[str, ...], Registry] = {}
+
+
+def _discover() -> list[importlib.metadata.EntryPoint]:
+    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != "core", ep.name))
+
+
+def load_registry(extra: Iterable[Plugin] = (), use_entry_points: bool = True) -> Registry:
+    """Build a registry from the installed plugins (entry points) plus ``extra`` plugins.
+
+    The result for the plain call is cached per process: entry points do not change at run time.
+    """
+    extra = tuple(extra)
+    cache_key = tuple(p.name for p in extra) + (("<ep>",) if use_entry_points else ())
+    if not extra and cache_key in _CACHE:
+        return _CACHE[cache_key]
+    registry = Registry()
+    if use_entry_points:
+        names = set()
+        for entry_point in _discover():
+            if entry_point.name in names:
+                continue
+            names.add(entry_point.name)
+            registry.register_plugin(entry_point.load())
+    else:
+        from engine.core_plugin import plugin as core
+
+        registry.register_plugin(core)
+    for plugin in extra:
+        registry.register_plugin(plugin)
+    if not extra:
+        _CACHE[cache_key] = registry
+    return registry

@@ -1,0 +1,1 @@
+"""rules (work in progress)."""

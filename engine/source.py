@@ -1,0 +1,500 @@
+"""Safe YAML loading that remembers where every node came from.
+
+PyYAML's event stream is folded into plain ``dict``/``list`` subclasses (``YMap``,
+``YSeq``) that carry the file, line and column of each value and key, so any
+later phase (schema, references, compile) can point at the right place, even
+after a customer overlay has been merged onto a base.
+
+Limits (documented in docs/authoring.md): see ``Limits``. Scalars follow the
+YAML 1.2 core schema (only ``true``/``false`` are booleans, so ``no``/``ja`` stay
+strings, and dates stay ISO strings).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
+
+from engine.diagnostics import Diagnostic, Location
+
+__all__ = [
+    "Limits",
+    "SourceDocument",
+    "YMap",
+    "YSeq",
+    "escape_pointer",
+    "iter_pattern",
+    "load_text",
+    "locate",
+    "read_source",
+    "to_plain",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits that keep hostile or accidental input bounded."""
+
+    max_file_bytes: int = 2 * 1024 * 1024
+    max_depth: int = 64
+    max_aliases: int = 1000
+    max_expanded_nodes: int = 250_000
+    max_documents: int = 2000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class YMap(dict[str, Any]):
+    """A mapping that knows where it, its keys and its values are in the source."""
+
+    loc: Location
+    key_locs: dict[str, Location]
+    value_locs: dict[str, Location]
+
+    def __init__(self, loc: Location | None = None) -> None:
+        super().__init__()
+        self.loc = loc or Location("")
+        self.key_locs = {}
+        self.value_locs = {}
+
+    def put(self, key: str, value: Any, key_loc: Location, value_loc: Location) -> None:
+        """Set a key together with its locations."""
+        self[key] = value
+        self.key_locs[key] = key_loc
+        self.value_locs[key] = value_loc
+
+
+class YSeq(list[Any]):
+    """A sequence that knows where it and its items are in the source."""
+
+    loc: Location
+    item_locs: list[Location]
+
+    def __init__(self, loc: Location | None = None) -> None:
+        super().__init__()
+        self.loc = loc or Location("")
+        self.item_locs = []
+
+    def push(self, value: Any, loc: Location) -> None:
+        """Append an item with its location."""
+        self.append(value)
+        self.item_locs.append(loc)
+
+
+@dataclass(slots=True)
+class SourceDocument:
+    """One YAML document of a definition file, with its position-carrying data."""
+
+    file: str
+    index: int
+    data: YMap
+    origin: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kind(self) -> str:
+        """The document's ``kind`` (empty if missing or not a string)."""
+        value = self.data.get("kind")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def name(self) -> str:
+        """The document's ``metadata.name`` (empty if missing)."""
+        meta = self.data.get("metadata")
+        value = meta.get("name") if isinstance(meta, dict) else None
+        return value if isinstance(value, str) else ""
+
+    @property
+    def spec(self) -> Any:
+        """The document's ``spec`` (None if missing)."""
+        return self.data.get("spec")
+
+    @property
+    def location(self) -> Location:
+        """Where the document starts."""
+        return self.data.loc
+
+
+def escape_pointer(token: str | int) -> str:
+    """Escape one JSON pointer reference token (RFC 6901)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def locate(root: Any, pointer: str, key: bool = False) -> Location:
+    """The best-known location of ``pointer`` inside ``root`` (the key's, if ``key``)."""
+    node = root
+    best = getattr(root, "loc", Location(""))
+    if not pointer:
+        return best
+    tokens = [_unescape(t) for t in pointer.lstrip("/").split("/")]
+    for i, token in enumerate(tokens):
+        last = i == len(tokens) - 1
+        if isinstance(node, YMap):
+            if token not in node:
+                return best
+            locs = node.key_locs if (key and last) else node.value_locs
+            best = locs.get(token, best)
+            node = node[token]
+        elif isinstance(node, YSeq):
+            try:
+                index = int(token)
+                node_loc = node.item_locs[index]
+            except (ValueError, IndexError):
+                return best
+            best = node_loc
+            node = node[index]
+        else:
+            return best
+    return best
+
+
+def iter_pattern(root: Any, pattern: str) -> Iterator[tuple[str, Any]]:
+    """Yield ``(pointer, value)`` for every match of a pointer pattern (``*`` matches any key or index)."""
+    tokens = [_unescape(t) for t in pattern.lstrip("/").split("/")] if pattern.strip("/") else []
+
+    def walk(node: Any, index: int, pointer: str) -> Iterator[tuple[str, Any]]:
+        if index == len(tokens):
+            yield pointer, node
+            return
+        token = tokens[index]
+        if isinstance(node, dict):
+            keys = list(node) if token == "*" else ([token] if token in node else [])
+            for k in keys:
+                yield from walk(node[k], index + 1, f"{pointer}/{escape_pointer(k)}")
+        elif isinstance(node, list):
+            if token == "*":
+                for i, item in enumerate(node):
+                    yield from walk(item, index + 1, f"{pointer}/{i}")
+            elif token.isdigit() and int(token) < len(node):
+                yield from walk(node[int(token)], index + 1, f"{pointer}/{token}")
+
+    yield from walk(root, 0, "")
+
+
+def to_plain(value: Any) -> Any:
+    """Strip location wrappers: plain dicts and lists, for dumping and hashing."""
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def read_source(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
+    """Read a file as UTF-8 text without reading more than the size limit."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limits.max_file_bytes + 1)
+    except OSError as exc:
+        return None, [Diagnostic("RW009", f"cannot read file: {exc.strerror or exc}", display, 1, 1)]
+    if len(raw) > limits.max_file_bytes:
+        return None, [Diagnostic(
+            "RW005", f"file is larger than {limits.max_file_bytes} bytes", display, 1, 1,
+            hint="split the definitions over several files in the bundle directory",
+        )]
+    return decode_source(raw, display)
+
+
+def decode_source(raw: bytes, display: str) -> tuple[str | None, list[Diagnostic]]:
+    """Decode bytes as UTF-8 (with optional BOM); binary and non-UTF-8 input is a diagnostic."""
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line, col = _line_col(raw, nul)
+        return None, [Diagnostic("RW004", "file contains NUL bytes: it is binary, not YAML text",
+                                 display, line, col)]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        return None, [Diagnostic(
+            "RW004", f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})", display, line, col,
+            hint="save the file as UTF-8",
+        )]
+    return text, []
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    before = raw[:offset]
+    line = before.count(b"\n") + 1
+    col = offset - (before.rfind(b"\n") + 1) + 1
+    return line, col
+
+
+# --- scalar resolution: the YAML 1.2 core schema --------------------------------------------
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL_TRUE = re.compile(r"^(?:true|True|TRUE)$")
+_BOOL_FALSE = re.compile(r"^(?:false|False|FALSE)$")
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_INT_OCT = re.compile(r"^0o[0-7]+$")
+_INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+}
+
+
+class _TagError(ValueError):
+    pass
+
+
+def _plain_scalar(text: str) -> Any:
+    if _NULL.match(text):
+        return None
+    if _BOOL_TRUE.match(text):
+        return True
+    if _BOOL_FALSE.match(text):
+        return False
+    if _INT.match(text):
+        return int(text)
+    if _INT_OCT.match(text):
+        return int(text[2:], 8)
+    if _INT_HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if _NAN.match(text):
+        return float("nan")
+    return text
+
+
+def _scalar(event: ScalarEvent) -> Any:
+    tag = event.tag
+    if tag in (None, "!"):
+        if event.implicit[0] and event.style is None:
+            return _plain_scalar(event.value)
+        return event.value
+    if tag not in _STANDARD_TAGS:
+        raise _TagError(tag)
+    if tag == "tag:yaml.org,2002:str":
+        return event.value
+    value = _plain_scalar(event.value)
+    expected = {"tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": (int, float),
+                "tag:yaml.org,2002:bool": bool, "tag:yaml.org,2002:null": type(None)}.get(tag)
+    if expected is not None and not isinstance(value, expected):
+        raise _TagError(f"{tag} cannot hold {event.value!r}")
+    return float(value) if tag == "tag:yaml.org,2002:float" else value
+
+
+class _Abort(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class _Frame:
+    node: YMap | YSeq
+    size: int = 1
+    anchor: str | None = None
+    key: str | None = None
+    key_loc: Location | None = None
+    merges: list[tuple[YMap, Location]] = field(default_factory=list)
+
+
+def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SourceDocument], list[Diagnostic]]:
+    """Parse every YAML document in ``text``; return the mapping documents and all problems found."""
+    documents: list[SourceDocument] = []
+    diagnostics: list[Diagnostic] = []
+    loader = yaml.SafeLoader(text)
+
+    def loc(mark: Any) -> Location:
+        return Location(file, mark.line + 1, mark.column + 1)
+
+    anchors: dict[str, tuple[Any, int]] = {}
+    alias_count = 0
+    expanded = 0
+    stack: list[_Frame] = []
+    root: list[tuple[Any, Location]] = []
+
+    def count(size: int, value_loc: Location) -> None:
+        nonlocal expanded
+        expanded += size
+        if expanded > limits.max_expanded_nodes:
+            raise _Abort(Diagnostic("RW006", f"document expands to more than {limits.max_expanded_nodes} nodes",
+                                    file, value_loc.line, value_loc.column,
+                                    hint="aliases that nest other aliases multiply; write the data out"))
+
+    def attach(value: Any, value_loc: Location, size: int) -> None:
+        if not stack:
+            root.append((value, value_loc))
+            return
+        frame = stack[-1]
+        frame.size += size
+        if isinstance(frame.node, YSeq):
+            frame.node.push(value, value_loc)
+            return
+        if frame.key is None:
+            if not isinstance(value, str):
+                raise _Abort(Diagnostic("RW001", "mapping keys must be plain scalars", file,
+                                        value_loc.line, value_loc.column))
+            frame.key, frame.key_loc = value, value_loc
+            return
+        key, key_loc = frame.key, frame.key_loc or value_loc
+        frame.key = None
+        if key == "<<" and isinstance(value, (YMap, YSeq)):
+            sources = [value] if isinstance(value, YMap) else list(value)
+            for source in sources:
+                if not isinstance(source, YMap):
+                    raise _Abort(Diagnostic("RW001", "a merge key (<<) takes a mapping or a list of mappings",
+                                            file, value_loc.line, value_loc.column))
+                frame.merges.append((source, key_loc))
+            return
+        if key in frame.node:
+            first = frame.node.key_locs[key]
+            diagnostics.append(Diagnostic(
+                "RW002", f"duplicate key {key!r} (first defined at line {first.line})", file,
+                key_loc.line, key_loc.column, hint="YAML would silently keep only the last value; remove one",
+            ))
+            return
+        frame.node.put(key, value, key_loc, value_loc)
+
+    try:
+        while True:
+            event = loader.get_event()
+            if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
+                continue
+            if isinstance(event, StreamEndEvent):
+                break
+            if isinstance(event, DocumentEndEvent):
+                anchors.clear()
+                alias_count = 0
+                expanded = 0
+                for value, value_loc in root:
+                    index = len(documents)
+                    if len(documents) >= limits.max_documents:
+                        raise _Abort(Diagnostic("RW011", f"more than {limits.max_documents} documents in one file",
+                                                file, value_loc.line, value_loc.column))
+                    if value is None:
+                        continue
+                    if not isinstance(value, YMap):
+                        diagnostics.append(Diagnostic(
+                            "RW008", f"a definition document must be a mapping, not {_type_name(value)}",
+                            file, value_loc.line, value_loc.column,
+                            hint="start with 'apiVersion: regelwerk/v1' and 'kind: ...'",
+                        ))
+                        continue
+                    documents.append(SourceDocument(file, index, value))
+                root.clear()
+                continue
+            mark_loc = loc(event.start_mark)
+            if isinstance(event, AliasEvent):
+                alias_count += 1
+                if alias_count > limits.max_aliases:
+                    raise _Abort(Diagnostic("RW006", f"more than {limits.max_aliases} aliases in one document",
+                                            file, mark_loc.line, mark_loc.column))
+                if event.anchor not in anchors:
+                    raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
+                                            mark_loc.line, mark_loc.column))
+                value, size = anchors[event.anchor]
+                count(size, mark_loc)
+                attach(value, mark_loc, size)
+                continue
+            if isinstance(event, ScalarEvent):
+                expecting_key = bool(stack) and isinstance(stack[-1].node, YMap) and stack[-1].key is None
+                try:
+                    value = event.value if expecting_key and event.tag is None else _scalar(event)
+                except _TagError as exc:
+                    diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {exc}", file,
+                                                  mark_loc.line, mark_loc.column,
+                                                  hint="only plain YAML data is allowed; remove the tag"))
+                    value = event.value
+                if expecting_key and not isinstance(value, str):
+                    value = event.value
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1)
+                count(1, mark_loc)
+                attach(value, mark_loc, 1)
+                continue
+            if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                if event.tag not in (None, "!") and event.tag not in _STANDARD_TAGS:
+                    diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {event.tag}", file,
+                                                  mark_loc.line, mark_loc.column,
+                                                  hint="only plain YAML data is allowed; remove the tag"))
+                if stack and isinstance(stack[-1].node, YMap) and stack[-1].key is None:
+                    raise _Abort(Diagnostic("RW001", "mapping keys must be plain scalars", file,
+                                            mark_loc.line, mark_loc.column))
+                if len(stack) >= limits.max_depth:
+                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels", file,
+                                            mark_loc.line, mark_loc.column))
+                node: YMap | YSeq = YMap(mark_loc) if isinstance(event, MappingStartEvent) else YSeq(mark_loc)
+                stack.append(_Frame(node, anchor=event.anchor))
+                continue
+            if isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                frame = stack.pop()
+                if isinstance(frame.node, YMap):
+                    for source, merge_loc in frame.merges:
+                        for k, v in source.items():
+                            if k not in frame.node:
+                                frame.node.put(k, v, source.key_locs.get(k, merge_loc),
+                                               source.value_locs.get(k, merge_loc))
+                if frame.anchor:
+                    anchors[frame.anchor] = (frame.node, frame.size)
+                count(1, frame.node.loc)
+                attach(frame.node, frame.node.loc, frame.size)
+                continue
+    except _Abort as abort:
+        diagnostics.append(abort.diagnostic)
+        return [], diagnostics
+    except yaml.MarkedYAMLError as exc:
+        diagnostics.append(_syntax_diagnostic(exc, file))
+        return [], diagnostics
+    except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
+        diagnostics.append(Diagnostic("RW001", f"YAML error: {exc}", file, 1, 1))
+        return [], diagnostics
+    except RecursionError:
+        diagnostics.append(Diagnostic("RW007", "nesting too deep to parse", file, 1, 1))
+        return [], diagnostics
+    return documents, diagnostics
+
+
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = exc.problem or "syntax error"
+    if "'\\t'" in problem or "\t" in problem:
+        return Diagnostic("RW003", "tab character used for indentation", file, line, col,
+                          hint="YAML indents with spaces only; replace the tab with spaces")
+    message = problem
+    if exc.context:
+        message = f"{exc.context}: {problem}"
+    return Diagnostic("RW001", f"YAML syntax error: {message}", file, line, col)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__

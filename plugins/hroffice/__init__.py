@@ -1,0 +1,1 @@
+"""hroffice (work in progress)."""

@@ -1,0 +1,1 @@
+"""mijnloket (work in progress)."""

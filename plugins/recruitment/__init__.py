@@ -1,0 +1,1 @@
+"""recruitment (work in progress)."""

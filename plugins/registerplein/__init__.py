@@ -1,0 +1,1 @@
+"""registerplein (work in progress)."""

@@ -1,0 +1,1 @@
+"""step2hr (work in progress)."""

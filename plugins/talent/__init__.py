@@ -1,0 +1,1 @@
+"""talent (work in progress)."""

@@ -1,0 +1,1 @@
+"""Shipped JSON Schemas (read with importlib.resources)."""
