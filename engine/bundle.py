@@ -30,8 +30,8 @@ from engine.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, lo
 
 __all__ = [
     "BUNDLE_MANIFEST",
-    "Bundle",
     "NON_DEFINITION_KINDS",
+    "Bundle",
     "load_bundle",
     "merge_patch",
     "shipped_standard",

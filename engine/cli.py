@@ -29,7 +29,8 @@ def cli() -> None:
 
 def subcommand(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """Register a command on the ``regelwerk`` group (used by the engine's parts to add theirs)."""
-    return cli.command(*args, **kwargs)  # type: ignore[return-value]
+    decorator: Callable[[F], F] = cli.command(*args, **kwargs)
+    return decorator
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

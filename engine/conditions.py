@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Union
+from datetime import UTC, date, datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -122,7 +122,7 @@ class Literal:
     value: Any
 
 
-Operand = Union[FieldRef, NowRef, Literal]
+Operand = FieldRef | NowRef | Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ class Const:
     value: bool
 
 
-Node = Union[AllOf, AnyOf, NotOf, Compare, Call, Const]
+Node = AllOf | AnyOf | NotOf | Compare | Call | Const
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +210,7 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def to_temporal(value: Any) -> date | datetime | None:
     """Coerce a date, datetime or ISO-8601 string to a date/datetime (aware, UTC for naive); else None."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return value
     if isinstance(value, str):
@@ -220,7 +220,7 @@ def to_temporal(value: Any) -> date | datetime | None:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 
@@ -232,7 +232,7 @@ def _shifted(value: Any, shift: Shift | None) -> Any:
         return None
     if isinstance(temporal, datetime) or not shift.duration.has_time:
         return temporal + shift.duration.delta(shift.sign)
-    moment = datetime(temporal.year, temporal.month, temporal.day, tzinfo=timezone.utc)
+    moment = datetime(temporal.year, temporal.month, temporal.day, tzinfo=UTC)
     return moment + shift.duration.delta(shift.sign)
 
 
@@ -354,7 +354,11 @@ def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Eva
         if pattern is None:
             right_fn = _operand_fn(node.right)
             return lambda scope, now: _safe_search(right_fn(scope, now), left(scope, now))
-        return lambda scope, now: (lambda v: v is not None and pattern.search(str(v)) is not None)(left(scope, now))
+        def search(scope: Mapping[str, Any], now: datetime) -> bool:
+            value = left(scope, now)
+            return value is not None and pattern.search(str(value)) is not None
+
+        return search
     op = _BINARY[node.op]
     if isinstance(node.right, Literal):
         constant = node.right.value

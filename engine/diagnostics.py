@@ -6,7 +6,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "CODES",
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a diagnostic is: errors make a bundle invalid, warnings do not."""
 
     ERROR = "error"

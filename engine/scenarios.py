@@ -14,7 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def parse_moment(value: Any) -> datetime:
         raise ValueError(f"not an ISO date or date-time: {value!r}")
     if isinstance(temporal, datetime):
         return temporal
-    return datetime(temporal.year, temporal.month, temporal.day, tzinfo=timezone.utc)
+    return datetime(temporal.year, temporal.month, temporal.day, tzinfo=UTC)
 
 
 @dataclass
@@ -216,12 +216,11 @@ def run_scenario_file(file: str | os.PathLike[str], registry: Registry) -> list[
 
 def _validate_scenario(doc: SourceDocument, registry: Registry) -> list[str]:
     from jsonschema import Draft202012Validator
-
-    from engine.validation import SCHEMA_BASE, load_shipped_schema
-
     from referencing import Registry as RefRegistry
     from referencing import Resource
     from referencing.jsonschema import DRAFT202012
+
+    from engine.validation import SCHEMA_BASE, load_shipped_schema
 
     refs: RefRegistry[Any] = RefRegistry().with_resource(
         SCHEMA_BASE + "common.json", Resource.from_contents(load_shipped_schema("common.json"), DRAFT202012))
@@ -345,9 +344,7 @@ def _diag_matches(diag: Diagnostic, expected: Mapping[str, Any], base: Path) -> 
         wanted = (base / expected["file"]).resolve()
         if Path(diag.file).resolve() != wanted and not diag.file.endswith(str(expected["file"])):
             return False
-    if "message" in expected and str(expected["message"]) not in diag.message:
-        return False
-    return True
+    return not ("message" in expected and str(expected["message"]) not in diag.message)
 
 
 def step_expect_diagnostics(ctx: ScenarioContext, args: Any, info: Any) -> None:

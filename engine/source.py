@@ -259,6 +259,12 @@ _STANDARD_TAGS = {
 }
 
 
+_TAG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": (int, float),
+    "tag:yaml.org,2002:bool": bool, "tag:yaml.org,2002:null": type(None),
+}
+
+
 class _TagError(ValueError):
     pass
 
@@ -296,8 +302,7 @@ def _scalar(event: ScalarEvent) -> Any:
     if tag == "tag:yaml.org,2002:str":
         return event.value
     value = _plain_scalar(event.value)
-    expected = {"tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": (int, float),
-                "tag:yaml.org,2002:bool": bool, "tag:yaml.org,2002:null": type(None)}.get(tag)
+    expected = _TAG_TYPES.get(tag)
     if expected is not None and not isinstance(value, expected):
         raise _TagError(f"{tag} cannot hold {event.value!r}")
     return float(value) if tag == "tag:yaml.org,2002:float" else value
@@ -378,7 +383,7 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
 
     try:
         while True:
-            event = loader.get_event()
+            event = loader.get_event()  # type: ignore[no-untyped-call]
             if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
                 continue
             if isinstance(event, StreamEndEvent):

@@ -180,20 +180,20 @@ def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnost
         return
     where = locate(data, pointer)
     if keyword == "required":
-        missing = [k for k in error.validator_value if k not in error.instance] if isinstance(error.instance,
-                                                                                              Mapping) else []
+        required: Any = error.validator_value
+        missing = [k for k in required if k not in error.instance] if isinstance(error.instance, Mapping) else []
         for key in missing or ["?"]:
             yield Diagnostic("RW103", f"missing required field {key!r}", where.file, where.line, where.column,
                              pointer)
         return
     if keyword == "type":
-        expected = error.validator_value
-        words = expected if isinstance(expected, list) else [expected]
+        expected: Any = error.validator_value
+        words = [str(w) for w in (expected if isinstance(expected, list) else [expected])]
         yield Diagnostic("RW102", f"expected {' or '.join(words)}, got {_type_word(error.instance)}",
                          where.file, where.line, where.column, pointer)
         return
     if keyword in ("enum", "const"):
-        allowed = error.validator_value if keyword == "enum" else [error.validator_value]
+        allowed: Any = error.validator_value if keyword == "enum" else [error.validator_value]
         hint = did_you_mean(str(error.instance), [str(a) for a in allowed]) if isinstance(error.instance, str) else ""
         shown = ", ".join(json.dumps(a, ensure_ascii=False) for a in allowed[:12])
         yield Diagnostic("RW105", f"{json.dumps(error.instance, ensure_ascii=False)[:80]} is not allowed here",
