@@ -1,0 +1,38 @@
+"""Who does something: the actor of every decision, transition and audit record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SYSTEM", "Actor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A user (or the system) acting: an id, the roles held, and free attributes (department, entity...)."""
+
+    id: str
+    roles: tuple[str, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: Actor | str | Mapping[str, Any]) -> Actor:
+        """Accept an Actor, a plain id, or a mapping ``{id, roles, ...}``."""
+        if isinstance(value, Actor):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        data = dict(value)
+        actor_id = str(data.pop("id"))
+        roles = tuple(str(r) for r in data.pop("roles", ()) or ())
+        return cls(actor_id, roles, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for audit rows and condition scopes."""
+        return {"id": self.id, "roles": list(self.roles), **dict(self.attributes)}
+
+
+#: The engine itself (timers, schedules, migrations started by an administrator's command).
+SYSTEM = Actor("system", ("system",))
