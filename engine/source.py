@@ -318,6 +318,7 @@ class _Abort(Exception):
 class _Frame:
     node: YMap | YSeq
     size: int = 1
+    height: int = 1
     anchor: str | None = None
     key: str | None = None
     key_loc: Location | None = None
@@ -328,12 +329,18 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
     """Parse every YAML document in ``text``; return the mapping documents and all problems found."""
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
-    loader = yaml.SafeLoader(text)
+    if len(text) > limits.max_file_bytes:  # characters <= bytes: callers that skip read_source stay bounded
+        return [], [Diagnostic("RW005", f"file is larger than {limits.max_file_bytes} bytes", file, 1, 1,
+                               hint="split the definitions over several files in the bundle directory")]
+    try:
+        loader = yaml.SafeLoader(text)  # checks every character up front (control characters)
+    except yaml.reader.ReaderError as exc:
+        return [], [_reader_diagnostic(exc, text, file)]
 
     def loc(mark: Any) -> Location:
         return Location(file, mark.line + 1, mark.column + 1)
 
-    anchors: dict[str, tuple[Any, int]] = {}
+    anchors: dict[str, tuple[Any, int, int]] = {}  # value, expanded size, nesting height
     alias_count = 0
     expanded = 0
     stack: list[_Frame] = []
@@ -347,12 +354,13 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
                                     file, value_loc.line, value_loc.column,
                                     hint="aliases that nest other aliases multiply; write the data out"))
 
-    def attach(value: Any, value_loc: Location, size: int) -> None:
+    def attach(value: Any, value_loc: Location, size: int, height: int = 0) -> None:
         if not stack:
             root.append((value, value_loc))
             return
         frame = stack[-1]
         frame.size += size
+        frame.height = max(frame.height, height + 1)
         if isinstance(frame.node, YSeq):
             frame.node.push(value, value_loc)
             return
@@ -418,9 +426,13 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
                 if event.anchor not in anchors:
                     raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
                                             mark_loc.line, mark_loc.column))
-                value, size = anchors[event.anchor]
+                value, size, height = anchors[event.anchor]
+                if len(stack) + height > limits.max_depth:
+                    # an alias nests its whole anchor here: aliases of aliases must not bypass the depth limit
+                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels "
+                                            f"(through alias *{event.anchor})", file, mark_loc.line, mark_loc.column))
                 count(size, mark_loc)
-                attach(value, mark_loc, size)
+                attach(value, mark_loc, size, height)
                 continue
             if isinstance(event, ScalarEvent):
                 expecting_key = bool(stack) and isinstance(stack[-1].node, YMap) and stack[-1].key is None
@@ -434,7 +446,7 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
                 if expecting_key and not isinstance(value, str):
                     value = event.value
                 if event.anchor:
-                    anchors[event.anchor] = (value, 1)
+                    anchors[event.anchor] = (value, 1, 0)
                 count(1, mark_loc)
                 attach(value, mark_loc, 1)
                 continue
@@ -461,9 +473,9 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
                                 frame.node.put(k, v, source.key_locs.get(k, merge_loc),
                                                source.value_locs.get(k, merge_loc))
                 if frame.anchor:
-                    anchors[frame.anchor] = (frame.node, frame.size)
+                    anchors[frame.anchor] = (frame.node, frame.size, frame.height)
                 count(1, frame.node.loc)
-                attach(frame.node, frame.node.loc, frame.size)
+                attach(frame.node, frame.node.loc, frame.size, frame.height)
                 continue
     except _Abort as abort:
         diagnostics.append(abort.diagnostic)
@@ -478,6 +490,16 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
         diagnostics.append(Diagnostic("RW007", "nesting too deep to parse", file, 1, 1))
         return [], diagnostics
     return documents, diagnostics
+
+
+def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, file: str) -> Diagnostic:
+    position = exc.position if isinstance(exc.position, int) else 0
+    before = text[:position]
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else 0
+    return Diagnostic("RW004", f"file contains the control character U+{char:04X}, which YAML does not allow",
+                      file, line, column, hint="remove the character (or save the file as plain UTF-8 text)")
 
 
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:

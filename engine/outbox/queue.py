@@ -1,0 +1,106 @@
+"""Writing to and reading from the outbox: always on a connection the caller's transaction owns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.templates.model import RenderedMail
+
+__all__ = ["OutboxMessage", "enqueue", "erase_subjects", "list_messages", "to_utc", "utc_naive"]
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """A moment as naive UTC (how the outbox and recruitment tables store time)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def to_utc(moment: datetime | None) -> datetime | None:
+    """A stored naive-UTC moment as an aware UTC datetime."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One outbox row as a value."""
+
+    id: str
+    created_at: datetime
+    template: str
+    subject_ref: str | None
+    instance_id: str | None
+    recipient: str
+    sender: str | None
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> OutboxMessage:
+        """Build from a SQLAlchemy row of ``rw_outbox``."""
+        m = row._mapping
+        return cls(m["id"], to_utc(m["created_at"]) or m["created_at"], m["template"], m["subject_ref"],
+                   m["instance_id"], m["recipient"], m["sender"], m["subject"], m["body"], m["status"],
+                   m["attempts"], to_utc(m["next_attempt_at"]) or m["next_attempt_at"], to_utc(m["sent_at"]),
+                   m["last_error"])
+
+
+def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetime, sender: str | None = None,
+            subject_ref: str | None = None, instance_id: str | None = None,
+            new_id: Callable[[], str] | None = None) -> str:
+    """Insert a pending message using ``connection`` (inside the caller's transaction); return its id.
+
+    Nothing is committed here: if the caller's transaction rolls back, the message never existed.
+    """
+    from engine.outbox.tables import outbox
+
+    if not recipient or "\n" in recipient or "\r" in recipient:
+        from engine.errors import InvalidData
+
+        raise InvalidData(f"not a usable recipient address: {recipient!r}")
+    message_id = (new_id or (lambda: uuid.uuid4().hex))()
+    stamp = utc_naive(now)
+    connection.execute(outbox.insert().values(
+        id=message_id, created_at=stamp, template=mail.template, subject_ref=subject_ref,
+        instance_id=instance_id, recipient=recipient, sender=sender, subject=mail.subject, body=mail.body,
+        status="pending", attempts=0, next_attempt_at=stamp,
+    ))
+    return message_id
+
+
+def list_messages(connection: Any, *, status: str | None = None, subject_ref: str | None = None,
+                  recipient: str | None = None) -> list[OutboxMessage]:
+    """Messages in creation order, optionally filtered."""
+    from engine.outbox.tables import outbox
+
+    query = outbox.select().order_by(outbox.c.created_at, outbox.c.id)
+    if status is not None:
+        query = query.where(outbox.c.status == status)
+    if subject_ref is not None:
+        query = query.where(outbox.c.subject_ref == subject_ref)
+    if recipient is not None:
+        query = query.where(outbox.c.recipient == recipient)
+    return [OutboxMessage.from_row(row) for row in connection.execute(query)]
+
+
+def erase_subjects(connection: Any, subject_refs: Iterable[str], chunk: int = 500) -> int:
+    """Delete every message about these data subjects (AVG erasure); return how many rows went."""
+    from engine.outbox.tables import outbox
+
+    refs: Sequence[str] = list(subject_refs)
+    total = 0
+    for start in range(0, len(refs), chunk):
+        part = refs[start:start + chunk]
+        total += connection.execute(outbox.delete().where(outbox.c.subject_ref.in_(part))).rowcount or 0
+    return total

@@ -1,0 +1,33 @@
+"""The outbox table: mails written in the same transaction as the state change that caused them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+
+from engine.store.tables import metadata
+
+__all__ = ["outbox"]
+
+outbox = Table(
+    "rw_outbox",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(), nullable=False),
+    Column("template", String(200), nullable=False, server_default=""),
+    # The data subject the mail is about ("candidate:<id>"): what an AVG erasure deletes by.
+    Column("subject_ref", String(200), nullable=True),
+    Column("instance_id", String(64), nullable=True),
+    Column("recipient", String(320), nullable=False),
+    Column("sender", String(320), nullable=True),
+    Column("subject", Text(), nullable=False),
+    Column("body", Text(), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer(), nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(), nullable=False),
+    Column("claimed_at", DateTime(), nullable=True),
+    Column("sent_at", DateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Index("ix_rw_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_rw_outbox_subject_ref", "subject_ref"),
+)
+"""Times are stored as naive UTC (portable between SQLite and PostgreSQL)."""

@@ -1,0 +1,118 @@
+"""The ``Template`` and ``MailContext`` kinds: schemas, ids, references and compilers.
+
+Diagnostic codes (documented in docs/templates.md):
+
+- RW900 template syntax error (reported at the line inside the YAML block).
+- RW901 a template uses a field its context does not provide.
+- RW902 a mail context cannot extend the one named (it has errors or extends this one).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.diagnostics import Diagnostic, did_you_mean
+from engine.registry import IdDecl, KindSpec, RefDecl, Registry
+from engine.source import YMap, locate
+from engine.templates._syntax import TextTemplate, parse_text
+from engine.templates.model import MailContext, MailField, Template
+
+if TYPE_CHECKING:
+    from engine.compiler import CompileContext
+    from engine.source import SourceDocument
+
+__all__ = ["compile_mail_context", "compile_template", "register", "text_position"]
+
+
+def text_position(parent: Any, key: str, text: str, offset: int) -> tuple[str, int, int]:
+    """File, line and column of ``offset`` inside the scalar ``parent[key]``.
+
+    Multi-line values are block scalars (``|``): their text starts on the line after the
+    indicator, indented (by convention) two columns deeper than the key. Single-line values
+    start at the scalar itself.
+    """
+    value_loc = parent.value_locs.get(key) if isinstance(parent, YMap) else None
+    key_loc = parent.key_locs.get(key) if isinstance(parent, YMap) else None
+    if value_loc is None:
+        return "", 0, 0
+    before = text[:offset]
+    line_in_text = before.count("\n")
+    column_in_line = offset - (before.rfind("\n") + 1)
+    if "\n" in text.rstrip("\n"):
+        indent = (key_loc.column + 2) if key_loc is not None else 1
+        return value_loc.file, value_loc.line + 1 + line_in_text, indent + column_in_line
+    return value_loc.file, value_loc.line, value_loc.column + column_in_line
+
+
+def _parse(ctx: CompileContext, spec: Any, key: str, pointer: str) -> TextTemplate:
+    text = spec[key]
+    parsed, problems = parse_text(text)
+    for problem in problems:
+        file, line, column = text_position(spec, key, text, problem.offset)
+        if not file and ctx.doc is not None:
+            where = locate(ctx.doc.data, pointer)
+            file, line, column = where.file, where.line, where.column
+        ctx.diagnostics.append(Diagnostic("RW900", f"template syntax error: {problem.message}", file, line, column,
+                                          pointer, problem.hint))
+    return parsed
+
+
+def compile_mail_context(ctx: CompileContext, doc: SourceDocument) -> MailContext:
+    """Compile a MailContext (its own fields plus those of the context it extends)."""
+    spec = doc.spec
+    fields: dict[str, MailField] = {}
+    parent_name = spec.get("extends")
+    if parent_name:
+        parent = ctx.compiled("MailContext", parent_name)
+        if parent is None and any(d.name == parent_name for d in ctx.documents("MailContext")):
+            ctx.report("RW902", f"mail context {parent_name!r} cannot be used (it has errors or extends this one)",
+                       "/spec/extends")
+        if parent is not None:
+            fields.update({f.path: f for f in parent.fields})
+    for item in spec.get("fields", []):
+        path = item["path"]
+        fields[path] = MailField(path, item.get("label", ""), bool(item.get("optional", False)))
+    return MailContext(doc.name, spec.get("label", doc.name), tuple(sorted(fields.values(), key=lambda f: f.path)))
+
+
+def compile_template(ctx: CompileContext, doc: SourceDocument) -> Template:
+    """Compile a Template: parse subject and body, check every field against the declared context."""
+    spec = doc.spec
+    subject = _parse(ctx, spec, "subject", "/spec/subject")
+    body = _parse(ctx, spec, "body", "/spec/body")
+    context: MailContext | None = ctx.compiled("MailContext", spec["context"])
+    optional: set[str] = set()
+    if context is not None:
+        known = context.paths
+        for key, parsed in (("subject", subject), ("body", body)):
+            for placeholder in parsed.placeholders:
+                declared = context.field(placeholder.path)
+                if declared is None:
+                    file, line, column = text_position(spec, key, spec[key], placeholder.offset)
+                    hint = did_you_mean(placeholder.path, known) or ("fields of this context: " + ", ".join(known))
+                    ctx.diagnostics.append(Diagnostic(
+                        "RW901", f"field {placeholder.path!r} is not provided by mail context {context.name!r}",
+                        file, line, column, f"/spec/{key}", hint))
+                elif declared.optional:
+                    optional.add(declared.path)
+    return Template(doc.name, spec.get("label", doc.name), spec["context"], spec.get("purpose", "general"),
+                    subject, body, frozenset(optional))
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the Template and MailContext kinds."""
+    from engine.validation import load_shipped_schema
+
+    registry.add_kind(KindSpec(
+        kind="MailContext", plugin=plugin, schema=load_shipped_schema("mailcontext.json"),
+        compile=compile_mail_context, ids=(IdDecl("/spec/fields/*/path", "field"),),
+        refs=(RefDecl("/spec/extends", kind="MailContext"),),
+        description="the fields a kind of e-mail may use (candidate, vacancy, company, sender...)",
+        schema_file="mailcontext.json",
+    ))
+    registry.add_kind(KindSpec(
+        kind="Template", plugin=plugin, schema=load_shipped_schema("template.json"), compile=compile_template,
+        refs=(RefDecl("/spec/context", kind="MailContext"),),
+        description="an e-mail template (subject and body with {{ field }} placeholders)",
+        schema_file="template.json",
+    ))

@@ -1,0 +1,103 @@
+"""Compiled mail templates and mail contexts: frozen values, rendering without code execution."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InvalidData
+from engine.templates._syntax import TextTemplate, format_value
+
+__all__ = ["MailContext", "MailField", "RenderedMail", "Template", "TemplateRenderError"]
+
+
+class TemplateRenderError(InvalidData):
+    """The values handed to a template lack fields its context promised (a host bug, not an author's)."""
+
+    code = "template_render"
+
+    def __init__(self, template: str, missing: tuple[str, ...]) -> None:
+        self.template = template
+        self.missing = missing
+        super().__init__(f"template {template!r} cannot be rendered: no value for {', '.join(missing)}",
+                         errors=[{"field": m, "message": "missing"} for m in missing])
+
+
+@dataclass(frozen=True, slots=True)
+class MailField:
+    """One field a mail context provides (``candidate.first_name``), optional ones may be empty."""
+
+    path: str
+    label: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MailContext:
+    """The fields a kind of mail can use (declared in data, e.g. ``candidate_mail``)."""
+
+    name: str
+    label: str
+    fields: tuple[MailField, ...]
+
+    def field(self, path: str) -> MailField | None:
+        """The declared field at ``path``, if any."""
+        for item in self.fields:
+            if item.path == path:
+                return item
+        return None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every declared field path, sorted."""
+        return tuple(sorted(f.path for f in self.fields))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMail:
+    """A rendered subject and body (plain text)."""
+
+    template: str
+    subject: str
+    body: str
+
+
+def _lookup(values: Mapping[str, Any], path: str) -> Any:
+    from engine.conditions import resolve_path
+
+    return resolve_path(values, path.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A compiled e-mail template: subject and body over one mail context."""
+
+    name: str
+    label: str
+    context: str
+    purpose: str
+    subject: TextTemplate
+    body: TextTemplate
+    optional: frozenset[str] = frozenset()
+
+    def fields(self) -> tuple[str, ...]:
+        """Every field path the subject or body uses, sorted."""
+        return tuple(sorted(set(self.subject.fields()) | set(self.body.fields())))
+
+    def render(self, values: Mapping[str, Any]) -> RenderedMail:
+        """Fill in the fields; a missing required value raises ``TemplateRenderError`` (never a blank)."""
+        formatted: dict[str, str] = {}
+        missing: list[str] = []
+        for path in self.fields():
+            value = _lookup(values, path)
+            if (value is None or value == "") and path not in self.optional:
+                missing.append(path)
+                continue
+            formatted[path] = format_value(value)
+        if missing:
+            raise TemplateRenderError(self.name, tuple(missing))
+        # A subject is a mail header: no value may smuggle a line break (header injection).
+        subject_values = {k: " ".join(v.split()) for k, v in formatted.items()}
+        subject = " ".join(self.subject.render(subject_values).split())
+        return RenderedMail(self.name, subject, self.body.render(formatted))
