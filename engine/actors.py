@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SYSTEM", "Actor"]
+__all__ = ["SYSTEM", "Actor", "actor_from_facts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +36,20 @@ class Actor:
 
 #: The engine itself (timers, schedules, migrations started by an administrator's command).
 SYSTEM = Actor("system", ("system",))
+
+
+def actor_from_facts(value: Actor | str | Mapping[str, Any] | None, facts: Mapping[str, Any],
+                     extra_roles: tuple[str, ...] = ()) -> Actor:
+    """An actor by id, with roles and attributes from ``facts["actors"][id]`` (the scenario and CLI
+    convention), or from an inline mapping; ``None`` is the system."""
+    if value is None:
+        return SYSTEM
+    if isinstance(value, (Actor, Mapping)):
+        actor = Actor.of(value)
+    else:
+        actor_id = str(value)
+        known = (facts.get("actors") or {}).get(actor_id)
+        actor = Actor.of({"id": actor_id, **dict(known)}) if isinstance(known, Mapping) else Actor(actor_id)
+    if extra_roles:
+        actor = Actor(actor.id, tuple(dict.fromkeys(actor.roles + extra_roles)), actor.attributes)
+    return actor

@@ -204,6 +204,15 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
                                                   "this bundle.yaml"))
         bundle.documents = docs
         return bundle
+    if str(base_path.resolve()) in seen + (resolved,) and manifest is not None:
+        where = locate(manifest, "/spec/extends")
+        chain = " -> ".join(_display(Path(p)) for p in seen + (resolved, str(base_path.resolve())))
+        bundle.diagnostics.append(Diagnostic("RW203", f"extends cycle: {chain}", where.file, where.line,
+                                             where.column, "/spec/extends",
+                                             hint="a bundle may extend another only if that one does not "
+                                                  "extend it back"))
+        bundle.documents = docs
+        return bundle
     base = _load(base_path, limits, seen + (resolved,))
     bundle.diagnostics.extend(base.diagnostics)
     bundle.chain = base.chain + (bundle.name,)
@@ -317,7 +326,7 @@ def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnost
             out.put(key, value, base.key_locs[key], base.value_locs[key])
         for key, value in patch.items():
             if key == "metadata" and pointer == "":
-                value = {k: v for k, v in value.items() if k != "merge"} if isinstance(value, dict) else value
+                value = _without(value, "merge")  # keeps locations; base labels/description survive the patch
             if value is None:
                 continue  # RFC 7396: null removes the key
             if key in base:
@@ -326,7 +335,8 @@ def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnost
                 out.put(key, merged, patch.key_locs[key], patch.value_locs[key] if not isinstance(merged, YMap)
                         else merged.loc)
             else:
-                out.put(key, value, patch.key_locs[key], patch.value_locs[key])
+                cleaned, _ = merge_patch(None, value, f"{pointer}/{key}")
+                out.put(key, cleaned, patch.key_locs[key], patch.value_locs[key])
         # keep the base's key order where possible
         ordered = YMap(out.loc)
         for key in list(base.keys()) + [k for k in out if k not in base]:
@@ -355,7 +365,7 @@ def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnost
                 continue
             clean = _without(item, REMOVE_MARK)
             if target is None:
-                appended.append((clean, loc))
+                appended.append((merge_patch(None, clean, f"{pointer}/{j}")[0], loc))
             else:
                 merged, more = merge_patch(base[target], clean, f"{pointer}/{target}")
                 problems.extend(more)
@@ -371,6 +381,9 @@ def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnost
         for value, loc in appended:
             out_seq.push(value, loc)
         return out_seq, problems
+    if isinstance(patch, YMap):
+        # RFC 7396: a patch mapping that meets no mapping in the base still has its nulls removed
+        return merge_patch(YMap(patch.loc), patch, pointer)
     return patch, problems
 
 

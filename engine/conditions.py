@@ -205,6 +205,9 @@ def resolve_path(scope: Any, path: Sequence[str]) -> Any:
 
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# the extended ISO-8601 forms of common.json#/$defs/dateTime; Python 3.11's fromisoformat would also take
+# basic forms such as "20260228", which are as likely to be employee numbers as dates
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
 
 def to_temporal(value: Any) -> date | datetime | None:
@@ -217,6 +220,8 @@ def to_temporal(value: Any) -> date | datetime | None:
         try:
             if _DATE_RE.match(value):
                 return date.fromisoformat(value)
+            if not _DATETIME_RE.match(value):
+                return None
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
@@ -248,9 +253,19 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
             ta = ta.date() if isinstance(ta, datetime) else ta
             tb = tb.date() if isinstance(tb, datetime) else tb
         return ta, tb
+    if isinstance(a, str) and isinstance(b, str) and _looks_temporal(a) and _looks_temporal(b):
+        # two ISO strings (dates stay strings in YAML 1.2) compare as moments, not letter by letter
+        pair = _align(to_temporal(a), to_temporal(b))
+        return pair if pair is not None and None not in pair else (a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return tuple(a), tuple(b)  # a YAML list literal compiles to a tuple
     if isinstance(a, bool) != isinstance(b, bool):
         return None if (a is not None and b is not None and not isinstance(a, str)) else (a, b)
     return a, b
+
+
+def _looks_temporal(text: str) -> bool:
+    return bool(_DATE_RE.match(text) or _DATETIME_RE.match(text))
 
 
 def _order(op: str) -> Callable[[Any, Any], bool]:
@@ -435,8 +450,10 @@ class Condition:
             failing: list[str] = []
             ok = True
             for item in node.items:
-                if not self._explain(item, scope, now, failing):
+                reasons: list[str] = []
+                if not self._explain(item, scope, now, reasons):
                     ok = False
+                    failing.extend(reasons)  # only the items that made it false explain a false
             out.extend(failing if not ok else [describe(node)])
             return ok
         if isinstance(node, AnyOf):

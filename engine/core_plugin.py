@@ -23,6 +23,11 @@ class CorePlugin:
         scenarios.register_core_steps(registry, self.name)
         functions.register(registry, self.name)
         # Each core area registers itself here (one line each).
+        from engine.rules import kind as rules; rules.register(registry, self.name)  # noqa: E702
+        from engine.scheduling import kind as scheduling; scheduling.register(registry, self.name)  # noqa: E702
+        from engine.workflows import kind as workflows; workflows.register(registry, self.name)  # noqa: E702
+        from engine.permissions import kind as permissions; permissions.register(registry, self.name)  # noqa: E702
+        from engine.outbox import registration as outbox; outbox.register(registry, self.name)  # noqa: E702
 
 
 plugin = CorePlugin()

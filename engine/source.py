@@ -38,6 +38,8 @@ __all__ = [
     "SourceDocument",
     "YMap",
     "YSeq",
+    "decode_source",
+    "dump_yaml",
     "escape_pointer",
     "iter_pattern",
     "load_text",
@@ -200,6 +202,29 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's dumper resolves scalars by YAML 1.1; quote every string our 1.2 loader would not read back."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    node = dumper.represent_str(value)
+    if any(ch in value for ch in "\x85\u2028\u2029"):
+        node.style = '"'  # YAML 1.1 line breaks: only the double-quoted style escapes them (as \N, \L, \P)
+    elif node.style is None and _plain_scalar(value) != value:  # e.g. "0o17" or "1e3": numbers in YAML 1.2
+        node.style = "'"
+    return node
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(documents: list[Any]) -> str:
+    """Plain data (see ``to_plain``) as a YAML stream that ``load_text`` reads back to the same values."""
+    text: str = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                              default_flow_style=False)
+    return text
+
+
 def read_source(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
     """Read a file as UTF-8 text without reading more than the size limit."""
     try:
@@ -269,6 +294,12 @@ class _TagError(ValueError):
     pass
 
 
+def _short_tag(tag: str | None) -> str:
+    """``tag:yaml.org,2002:python/object`` as the author wrote it: ``!!python/object``."""
+    text = tag or ""
+    return "!!" + text[len("tag:yaml.org,2002:"):] if text.startswith("tag:yaml.org,2002:") else text
+
+
 def _plain_scalar(text: str) -> Any:
     if _NULL.match(text):
         return None
@@ -293,18 +324,20 @@ def _plain_scalar(text: str) -> Any:
 
 def _scalar(event: ScalarEvent) -> Any:
     tag = event.tag
-    if tag in (None, "!"):
-        if event.implicit[0] and event.style is None:
+    if tag == "!":
+        return event.value  # the non-specific tag "!" makes a scalar a string (YAML 1.2, 6.9.1)
+    if tag is None:
+        if event.implicit[0] and not event.style:  # plain: None from PyYAML, "" from libyaml
             return _plain_scalar(event.value)
         return event.value
     if tag not in _STANDARD_TAGS:
-        raise _TagError(tag)
+        raise _TagError(_short_tag(tag))
     if tag == "tag:yaml.org,2002:str":
         return event.value
     value = _plain_scalar(event.value)
     expected = _TAG_TYPES.get(tag)
     if expected is not None and not isinstance(value, expected):
-        raise _TagError(f"{tag} cannot hold {event.value!r}")
+        raise _TagError(f"{_short_tag(tag)} cannot hold {event.value!r}")
     return float(value) if tag == "tag:yaml.org,2002:float" else value
 
 
@@ -325,17 +358,52 @@ class _Frame:
     merges: list[tuple[YMap, Location]] = field(default_factory=list)
 
 
+#: libyaml's event parser, when PyYAML was built with it (about ten times faster than the pure-Python one)
+_CParser: Any
+try:
+    from yaml._yaml import CParser as _CParser  # yaml.cyaml's re-export is not in its __all__
+except ImportError:  # pragma: no cover - PyYAML built without libyaml: the pure-Python parser does it all
+    _CParser = None
+
+
+# libyaml and PyYAML differ on tabs (libyaml accepts them as separators), on byte order marks after the
+# start and on YAML 1.1 line breaks; text with any of them takes the pure-Python parser, whose behaviour
+# the tests pin down
+_SLOW_PATH_CHARS = re.compile("[\t\ufeff\x85\u2028\u2029]")
+
+
+class _Fallback(Exception):
+    """The fast parser met a YAML error: rerun the pure-Python parser for its exact, tested diagnostics."""
+
+
 def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SourceDocument], list[Diagnostic]]:
     """Parse every YAML document in ``text``; return the mapping documents and all problems found."""
-    documents: list[SourceDocument] = []
-    diagnostics: list[Diagnostic] = []
+    return _load_text(text, file, limits, fast=_CParser is not None)
+
+
+def _load_text(text: str, file: str, limits: Limits, fast: bool) -> tuple[list[SourceDocument], list[Diagnostic]]:
     if len(text) > limits.max_file_bytes:  # characters <= bytes: callers that skip read_source stay bounded
         return [], [Diagnostic("RW005", f"file is larger than {limits.max_file_bytes} bytes", file, 1, 1,
                                hint="split the definitions over several files in the bundle directory")]
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)  # the same check for both parsers, before parsing
+    if bad is not None:
+        return [], [_control_diagnostic(text, bad.start(), file)]
+    if fast and not _SLOW_PATH_CHARS.search(text):
+        try:
+            return _parse(text, file, limits, _CParser(text), fast=True)
+        except _Fallback:
+            pass
     try:
-        loader = yaml.SafeLoader(text)  # checks every character up front (control characters)
+        loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:
         return [], [_reader_diagnostic(exc, text, file)]
+    return _parse(text, file, limits, loader, fast=False)
+
+
+def _parse(text: str, file: str, limits: Limits, loader: Any,
+           fast: bool) -> tuple[list[SourceDocument], list[Diagnostic]]:
+    documents: list[SourceDocument] = []
+    diagnostics: list[Diagnostic] = []
 
     def loc(mark: Any) -> Location:
         return Location(file, mark.line + 1, mark.column + 1)
@@ -391,7 +459,7 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
 
     try:
         while True:
-            event = loader.get_event()  # type: ignore[no-untyped-call]
+            event = loader.get_event()
             if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
                 continue
             if isinstance(event, StreamEndEvent):
@@ -452,7 +520,7 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
                 continue
             if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
                 if event.tag not in (None, "!") and event.tag not in _STANDARD_TAGS:
-                    diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {event.tag}", file,
+                    diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {_short_tag(event.tag)}", file,
                                                   mark_loc.line, mark_loc.column,
                                                   hint="only plain YAML data is allowed; remove the tag"))
                 if stack and isinstance(stack[-1].node, YMap) and stack[-1].key is None:
@@ -481,9 +549,13 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
         diagnostics.append(abort.diagnostic)
         return [], diagnostics
     except yaml.MarkedYAMLError as exc:
+        if fast:
+            raise _Fallback from exc
         diagnostics.append(_syntax_diagnostic(exc, file))
         return [], diagnostics
     except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
+        if fast:
+            raise _Fallback from exc
         diagnostics.append(Diagnostic("RW001", f"YAML error: {exc}", file, 1, 1))
         return [], diagnostics
     except RecursionError:
@@ -494,10 +566,14 @@ def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[li
 
 def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, file: str) -> Diagnostic:
     position = exc.position if isinstance(exc.position, int) else 0
+    return _control_diagnostic(text, position, file)
+
+
+def _control_diagnostic(text: str, position: int, file: str) -> Diagnostic:
     before = text[:position]
     line = before.count("\n") + 1
     column = position - (before.rfind("\n") + 1) + 1
-    char = exc.character if isinstance(exc.character, int) else 0
+    char = ord(text[position]) if position < len(text) else 0
     return Diagnostic("RW004", f"file contains the control character U+{char:04X}, which YAML does not allow",
                       file, line, column, hint="remove the character (or save the file as plain UTF-8 text)")
 

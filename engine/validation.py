@@ -90,14 +90,19 @@ class SchemaSet:
             resources_.append((SCHEMA_BASE + schema_file_name(spec),
                                Resource.from_contents(document_schema(spec), DRAFT202012)))
         self._refs: RefRegistry[Any] = RefRegistry().with_resources(resources_)
+        self._files: dict[str, Any] = {name[len(SCHEMA_BASE):]: resource.contents for name, resource in resources_}
         self._validators: dict[str, Draft202012Validator] = {}
 
     def validator(self, kind: str) -> Draft202012Validator:
-        """The validator of one kind."""
+        """The validator of one kind (its ``$ref``s inlined when possible: about twice as fast)."""
         if kind not in self._validators:
             spec = self.registry.kinds[kind]
-            schema = {"$ref": SCHEMA_BASE + schema_file_name(spec)}
-            self._validators[kind] = Draft202012Validator(schema, registry=self._refs)
+            inlined = inline_refs(schema_file_name(spec), self._files)
+            if inlined is not None:
+                self._validators[kind] = Draft202012Validator(inlined)
+            else:
+                schema = {"$ref": SCHEMA_BASE + schema_file_name(spec)}
+                self._validators[kind] = Draft202012Validator(schema, registry=self._refs)
         return self._validators[kind]
 
     def check_envelope(self, doc: SourceDocument) -> list[Diagnostic]:
@@ -111,7 +116,7 @@ class SchemaSet:
             out.append(Diagnostic("RW100", message, where.file, where.line, where.column, "/apiVersion",
                                   hint=f"use 'apiVersion: {API_VERSION}'"))
         kind = data.get("kind")
-        if kind not in self.registry.kinds:
+        if not isinstance(kind, str) or kind not in self.registry.kinds:  # a list or mapping is unhashable
             where = locate(data, "/kind") if "kind" in data else data.loc
             known = sorted(self.registry.kinds)
             message = "missing kind" if kind is None else f"unknown kind {kind!r}"
@@ -129,6 +134,80 @@ class SchemaSet:
         for error in validator.iter_errors(doc.data):
             out.extend(_translate(error, doc))
         return out
+
+
+_ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "default", "deprecated"})
+
+
+def inline_refs(name: str, files: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The schema ``files[name]`` with every ``$ref`` replaced by its target (recursive refs become cycles).
+
+    Looking references up through ``referencing`` costs about half of all validation time; an inlined
+    schema validates the same way. None when a reference cannot be inlined (another URL, ``$dynamicRef``):
+    the caller then validates through the reference registry.
+    """
+    memo: dict[tuple[str, str], dict[str, Any]] = {}
+    filling: set[tuple[str, str]] = set()
+
+    class _CannotInline(Exception):
+        pass
+
+    def resolve(base: str, ref: str) -> dict[str, Any]:
+        target, _, fragment = ref.partition("#")
+        target = target[len(SCHEMA_BASE):] if target.startswith(SCHEMA_BASE) else target
+        file = target or base
+        if file not in files or (fragment and not fragment.startswith("/")):
+            raise _CannotInline(ref)
+        key = (file, fragment)
+        if key in memo:
+            return memo[key]
+        node: Any = files[file]
+        for token in (t for t in fragment.split("/") if t):
+            token = token.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, Mapping) or token not in node:
+                raise _CannotInline(ref)
+            node = node[token]
+        if not isinstance(node, Mapping):
+            raise _CannotInline(ref)
+        out: dict[str, Any] = {}
+        memo[key] = out  # filled below; a recursive reference meets this same dict
+        filling.add(key)
+        out.update(walk(file, node))
+        filling.discard(key)
+        return out
+
+    def walk(base: str, node: Any) -> Any:
+        if isinstance(node, Mapping):
+            if "$dynamicRef" in node or "$recursiveRef" in node:
+                raise _CannotInline("$dynamicRef")
+            if "$ref" in node and isinstance(node["$ref"], str):
+                ref = node["$ref"]
+                target = resolve(base, ref)
+                rest = {k: walk(base, v) for k, v in node.items() if k not in ("$ref", "$schema", "$id")}
+                if not rest:
+                    return target
+                key = _ref_key(base, ref)
+                if key not in filling and set(rest) & set(target) <= _ANNOTATIONS:
+                    return {**target, **rest}
+                return {"allOf": [target], **rest}
+            return {k: walk(base, v) for k, v in node.items() if not (k == "$id" and node is not files[base])}
+        if isinstance(node, list):
+            return [walk(base, v) for v in node]
+        return node
+
+    def _ref_key(base: str, ref: str) -> tuple[str, str]:
+        target, _, fragment = ref.partition("#")
+        target = target[len(SCHEMA_BASE):] if target.startswith(SCHEMA_BASE) else target
+        return (target or base, fragment)
+
+    if name not in files:
+        return None
+    try:
+        root: dict[str, Any] = walk(name, files[name])
+    except _CannotInline:
+        return None
+    root.pop("$id", None)
+    return root
 
 
 def _pointer(path: Any) -> str:
@@ -152,11 +231,9 @@ def _type_word(value: Any) -> str:
 
 
 def _deepest(error: ValidationError) -> ValidationError:
-    if error.context:
-        best = best_match(error.context)
-        if best is not None and len(best.absolute_path) >= len(error.absolute_path):
-            return _deepest(best)
-    return error
+    # best_match's descent into anyOf/oneOf context prefers the deepest error of the branch whose type
+    # matches the instance (a condition mapping is judged as a mapping, not as "expected boolean")
+    return best_match([error]) or error
 
 
 def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnostic]:
@@ -192,6 +269,14 @@ def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnost
         yield Diagnostic("RW102", f"expected {' or '.join(words)}, got {_type_word(error.instance)}",
                          where.file, where.line, where.column, pointer)
         return
+    if keyword in ("anyOf", "oneOf") and error.context and all(e.validator == "type" for e in error.context):
+        # every alternative failed on its type alone: say which types fit
+        words = sorted({str(w) for e in error.context
+                        for w in (e.validator_value if isinstance(e.validator_value, list) else [e.validator_value])})
+        yield Diagnostic("RW102", f"expected {' or '.join(words)}, got {_type_word(error.instance)}",
+                         where.file, where.line, where.column, pointer,
+                         hint=str(schema.get("description", ""))[:200])
+        return
     if keyword in ("enum", "const"):
         allowed: Any = error.validator_value if keyword == "enum" else [error.validator_value]
         hint = did_you_mean(str(error.instance), [str(a) for a in allowed]) if isinstance(error.instance, str) else ""
@@ -199,6 +284,12 @@ def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnost
         yield Diagnostic("RW105", f"{json.dumps(error.instance, ensure_ascii=False)[:80]} is not allowed here",
                          where.file, where.line, where.column, pointer,
                          hint=hint or f"allowed: {shown}")
+        return
+    if keyword == "pattern" and isinstance(error.instance, str):
+        description = str(schema.get("description", ""))
+        yield Diagnostic("RW105", f"{json.dumps(error.instance, ensure_ascii=False)[:80]} does not have the "
+                         "required form", where.file, where.line, where.column, pointer,
+                         hint=description[:200] or f"it must match {error.validator_value}")
         return
     message = error.message
     if len(message) > 200:

@@ -1,1 +1,32 @@
-"""rules (work in progress)."""
+"""Event-condition-action rules (the ``RuleSet`` kind) on durable-rules, behind regelwerk's own port.
+
+Only :mod:`engine.rules.port` imports ``durable`` (lazily, when a port is created).
+Public API: ``RuleEngine(...).post(model, event, context) -> RuleOutcome``; the pure
+translator ``to_durable_ruleset(model)``; the port ``RulesPort`` / ``DurableRules``.
+"""
+
+from __future__ import annotations
+
+from engine.rules.model import ActionCall, Rule, RuleSetModel
+from engine.rules.port import DurableRules, RulesEngineError, RuleSetLimit, RulesPort
+from engine.rules.runtime import ActionContext, FiredRule, RuleEngine, RuleHooks, RuleOutcome, WorkflowHooks
+from engine.rules.translate import durable_limits, durable_name, to_durable_ruleset
+
+__all__ = [
+    "ActionCall",
+    "ActionContext",
+    "DurableRules",
+    "FiredRule",
+    "Rule",
+    "RuleEngine",
+    "RuleHooks",
+    "RuleOutcome",
+    "RuleSetLimit",
+    "RuleSetModel",
+    "RulesEngineError",
+    "RulesPort",
+    "WorkflowHooks",
+    "durable_limits",
+    "durable_name",
+    "to_durable_ruleset",
+]

@@ -1,1 +1,39 @@
-"""store (work in progress)."""
+"""Persistence: the ``Store`` port, the SQLAlchemy store (SQLite/PostgreSQL), an in-memory store.
+
+``open_store(url)`` picks the implementation from the URL: ``memory://`` for the in-memory reference
+store, any SQLAlchemy URL (``sqlite:///file``, ``postgresql+psycopg://...``) for :class:`SqlStore`.
+Heavy imports (SQLAlchemy) happen only when a SQL store is opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.store.base import Store, StoreTx
+from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+
+__all__ = [
+    "AuditEntry",
+    "DefinitionRecord",
+    "HistoryEntry",
+    "InstanceRecord",
+    "Store",
+    "StoreTx",
+    "TimerRecord",
+    "open_store",
+]
+
+
+def open_store(url: str, registry: Any = None, **options: Any) -> Store:
+    """A store for a URL: ``memory://``, a registered ``StoreSpec`` scheme, or a SQLAlchemy URL."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme == "memory":
+        from engine.store.memory import MemoryStore
+
+        return MemoryStore(url)
+    if registry is not None and scheme in getattr(registry, "stores", {}):
+        store: Store = registry.stores[scheme].factory(url)
+        return store
+    from engine.store.sql import SqlStore
+
+    return SqlStore(url, **options)

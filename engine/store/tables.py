@@ -27,6 +27,11 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: Modules that declare tables on ``metadata`` (each area adds its module here, one line each).
 TABLE_MODULES: list[str] = [
+    "engine.store.workflow_tables",
+    "engine.scheduling.tables",
+    "engine.permissions.tables",
+    "engine.outbox.tables",
+    "plugins.recruitment.tables",
 ]
 
 

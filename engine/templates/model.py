@@ -64,9 +64,13 @@ class RenderedMail:
 
 
 def _lookup(values: Mapping[str, Any], path: str) -> Any:
-    from engine.conditions import resolve_path
-
-    return resolve_path(values, path.split("."))
+    """Follow a dotted path through mappings only: no attribute access, no indexing, no calls."""
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,57 @@
-"""hroffice (work in progress)."""
+"""HROffice pack: Super Admin for whoever creates the account, invitations valid for 48 hours, support access.
+
+The matrix is shipped as YAML (``definitions/standard/permissions/hroffice.yaml``). This pack adds
+:func:`create_account` (the creator becomes Super Admin through a ``has_role`` fact), :func:`invitations`
+(an invitation store with the matrix's validity) and the scenario step ``create_account``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.registry import Registry, StepSpec
+
+__all__ = ["MATRIX", "HROfficePlugin", "create_account", "invitations", "plugin"]
+
+MATRIX = "hroffice"
+
+
+def create_account(relationships: Any, creator: str, account: str, now: datetime) -> None:
+    """Record that ``creator`` made ``account``: they become its Super Admin."""
+    relationships.relate("has_role", creator, "super_admin", valid_from=now.date(), by=creator, now=now)
+    relationships.relate("authored", creator, account, by=creator, now=now)
+
+
+def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
+    """An invitation store using the matrix's ``invitations.valid_for`` (SQL when a URL/engine is given)."""
+    from engine.permissions.invitations import MemoryInvitations, SqlInvitations
+
+    valid_for = matrix.invitation_valid_for or "PT48H"
+    if url_or_engine is None:
+        return MemoryInvitations(valid_for, **kwargs)
+    return SqlInvitations(url_or_engine, valid_for, **kwargs)
+
+
+def step_create_account(ctx: Any, args: Any, info: Any) -> None:
+    """Scenario step: ``actor`` creates the HROffice account ``account``."""
+    from engine.permissions.relations import relations_from_facts
+
+    rel = ctx.service("permissions.relations", lambda c: relations_from_facts(c.facts))
+    create_account(rel, str(args["actor"]), str(args.get("account", "account")), ctx.now)
+
+
+class HROfficePlugin:
+    """Registers the HROffice pack's scenario step."""
+
+    name = "hroffice"
+
+    def register(self, registry: Registry) -> None:
+        """Add the ``create_account`` step."""
+        registry.add_step(StepSpec("create_account", self.name, step_create_account, {
+            "type": "object", "required": ["actor"], "additionalProperties": False,
+            "properties": {"actor": {"type": "string"}, "account": {"type": "string"}},
+        }, "HROffice: someone creates the account and so becomes Super Admin"))
+
+
+plugin = HROfficePlugin()

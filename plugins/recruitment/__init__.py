@@ -1,1 +1,30 @@
-"""recruitment (work in progress)."""
+"""The recruitment pack: candidate statuses and groups, recruitment workflows, organisation structure,
+vacancies and applications, mail templates through the outbox, and AVG retention.
+
+HROffice Recruitment and step2HR's vacancies made declarative; see docs/recruitment.md and
+docs/packs/recruitment.md.
+"""
+
+from __future__ import annotations
+
+from engine.registry import Registry
+
+__all__ = ["RecruitmentPlugin", "plugin"]
+
+
+class RecruitmentPlugin:
+    """Registers the recruitment kinds, actions, scenario steps and CLI commands."""
+
+    name = "recruitment"
+
+    def register(self, registry: Registry) -> None:
+        """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
+        from plugins.recruitment import actions, commands, kinds, steps
+
+        kinds.register_kinds(registry, self.name)
+        actions.register_actions(registry, self.name)
+        steps.register_steps(registry, self.name)
+        registry.add_command(commands.retention_group)
+
+
+plugin = RecruitmentPlugin()

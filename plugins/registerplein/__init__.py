@@ -1,1 +1,56 @@
-"""registerplein (work in progress)."""
+"""Registerplein pack: consent-based access of employers and managers (seed 003_ce1df3da22612629.txt).
+
+The matrix is shipped as YAML (``definitions/standard/permissions/registerplein.yaml``): the professional
+creates every link (an explicit deny stops anyone else), a manager sees only the professionals who chose
+him or her until the link ends or is withdrawn, and the employer can remove a professional who does not
+belong. This pack adds :func:`remove_professional`: the employer's "prullenbak" ends the professional's
+link to the organisation and to the organisation's managers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.registry import Registry
+
+__all__ = ["MATRIX", "RegisterpleinPlugin", "plugin", "remove_professional"]
+
+MATRIX = "registerplein"
+
+
+def remove_professional(port: Any, employer: Any, professional: str, organisation: str, now: datetime) -> list[Any]:
+    """End ``professional``'s consent links to ``organisation`` and to managers in its branches.
+
+    ``port`` is a :class:`~engine.permissions.MatrixPermissions` over the Registerplein matrix; the
+    employer's ``remove`` on ``consent_link`` is checked (and a refusal audited) first.
+    """
+    ended = list(port.unlink(employer, professional, organisation, action="remove", context={"now": now}))
+    rel = port.relationships
+    branches = {r.object for r in rel.relations("member_of") if r.active(now)}
+    org_branches = {b for b in branches if b == organisation or b.startswith(organisation + "-")}
+    for link in rel.relations("consent", subject=professional):
+        if link.withdrawn_at is not None or not link.active(now) or link.object == organisation:
+            continue
+        if not rel.groups_of(link.object, now).isdisjoint(org_branches):
+            ended += rel.unrelate("consent", professional, link.object, at=now, by=port_actor_id(employer))
+    return ended
+
+
+def port_actor_id(actor: Any) -> str:
+    """The id of an actor given as an Actor, a mapping or a plain id."""
+    from engine.actors import Actor
+
+    return Actor.of(actor).id
+
+
+class RegisterpleinPlugin:
+    """The Registerplein pack (its norms and progress categories are shipped as decision tables)."""
+
+    name = "registerplein"
+
+    def register(self, registry: Registry) -> None:
+        """Nothing beyond the shipped YAML yet: the core kinds carry the pack."""
+
+
+plugin = RegisterpleinPlugin()

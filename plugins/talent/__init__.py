@@ -1,1 +1,233 @@
-"""talent (work in progress)."""
+"""The talent pack (AFAS Profit Talentmanagement made declarative).
+
+Kinds: WorkYearCalendar, TalentCompetency, TalentCompetencyProfile, TalentRole,
+DevelopmentCycle (an item source for the scheduler's tick), FeedbackRound, TalentMatrix.
+Steps: talent_changes, apply_competencies, place_in_matrix. Commands: ``regelwerk talent ...``.
+See docs/packs/talent.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.registry import IdDecl, KindSpec, RefDecl, Registry, StepSpec
+from engine.scenarios import ScenarioContext, StepFailure
+
+__all__ = ["TalentPlugin", "plugin"]
+
+
+def step_talent_changes(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Expect the unprocessed changes: ``{expect: [{cycle, work_year, role, trajectories?, added?, removed?}]}``."""
+    from engine.scheduling.kind import scenario_target
+    from plugins.talent.changes import pending_changes
+
+    actual = [c.to_dict() for c in pending_changes(scenario_target(ctx), ctx.compiled)]
+    expected = args.get("expect", [])
+    problems = []
+    for want in expected:
+        match = [a for a in actual if all(a.get(k) == v for k, v in want.items())]
+        if not match:
+            problems.append(f"no pending change like {want}")
+    if len(actual) != len(expected):
+        problems.append(f"expected {len(expected)} pending change(s), found {len(actual)}")
+    if problems:
+        raise StepFailure("; ".join(problems) + f"\nfound: {json.dumps(actual)}")
+
+
+def step_apply_competencies(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """'Bijwerken competenties': apply pending changes of a cycle's work year: ``{cycle, work_year, role?, expect?}``."""
+    from engine.actors import SYSTEM, Actor
+    from engine.scheduling.kind import scenario_target
+    from plugins.talent.changes import apply_changes
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    count = apply_changes(scenario_target(ctx), ctx.compiled, args["cycle"], str(args["work_year"]),
+                          args.get("role"), actor, ctx.now)
+    if "expect" in args and count != args["expect"]:
+        raise StepFailure(f"expected {args['expect']} trajectories updated, got {count}")
+
+
+def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Place an appraisal in the organisation's talent matrix: ``{performance, potential, expect}``."""
+    matrices = ctx.compiled.of_kind("TalentMatrix")
+    if len(matrices) != 1:
+        raise StepFailure(f"expected one TalentMatrix in the bundle, found {len(matrices)}")
+    matrix = next(iter(matrices.values()))
+    try:
+        placement = matrix.place(args["performance"], args["potential"])
+    except ValueError as exc:
+        if "expect_error" in args:
+            return
+        raise StepFailure(str(exc)) from None
+    if "expect_error" in args:
+        raise StepFailure(f"expected an error, got {placement.profile}")
+    if placement.profile != args.get("expect", placement.profile):
+        raise StepFailure(f"expected profile {args['expect']!r}, got {placement.profile!r} "
+                          f"({placement.performance} x {placement.potential})")
+
+
+def _commands() -> list[Any]:
+    import click
+
+    @click.group("talent")
+    def talent() -> None:
+        """Talent management: unprocessed changes, 'Bijwerken competenties', the matrix, roles from functions."""
+
+    @talent.command("changes")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--store", "store_url", required=True)
+    @click.option("--cycle", default=None)
+    @click.option("--work-year", default=None)
+    def changes(path: str, store_url: str, cycle: str | None, work_year: str | None) -> None:
+        """Show unprocessed competency changes per cycle and work year (exit 1 when there are any)."""
+        import sqlalchemy as sa
+
+        from engine.cli import load_compiled
+        from plugins.talent.changes import pending_changes
+
+        sa_engine = sa.create_engine(store_url)
+        try:
+            found = pending_changes(sa_engine, load_compiled(path), cycle, work_year)
+        finally:
+            sa_engine.dispose()
+        for c in found:
+            click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) behind; "
+                       f"added {', '.join(c.added) or '-'}; removed {', '.join(c.removed) or '-'}")
+        if not found:
+            click.echo("no unprocessed changes")
+        raise SystemExit(1 if found else 0)
+
+    @talent.command("apply")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--store", "store_url", required=True)
+    @click.option("--cycle", required=True)
+    @click.option("--work-year", required=True)
+    @click.option("--role", default=None)
+    @click.option("--actor", default="admin", show_default=True, help="Who applies (audited).")
+    def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str) -> None:
+        """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
+        import sqlalchemy as sa
+
+        from engine.actors import Actor
+        from engine.cli import load_compiled
+        from plugins.talent.changes import apply_changes
+
+        sa_engine = sa.create_engine(store_url)
+        try:
+            count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
+        finally:
+            sa_engine.dispose()
+        click.echo(f"{count} trajectorie(s) updated")
+
+    @talent.command("place")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--performance", required=True)
+    @click.option("--potential", required=True)
+    def place(path: str, performance: str, potential: str) -> None:
+        """Place an appraisal (levels or 1-5 scores) in the organisation's talent matrix."""
+        from engine.cli import load_compiled
+
+        matrices = load_compiled(path).of_kind("TalentMatrix")
+        if len(matrices) != 1:
+            raise click.UsageError(f"the bundle holds {len(matrices)} TalentMatrix documents; one is needed")
+
+        def value(text: str) -> Any:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+
+        try:
+            placement = next(iter(matrices.values())).place(value(performance), value(potential))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(json.dumps(placement.to_dict(), ensure_ascii=False))
+
+    @talent.command("roles")
+    @click.option("--store", "store_url", required=True)
+    @click.option("--profile", default=None, help="Link every generated role to this competency profile.")
+    def roles(store_url: str, profile: str | None) -> None:
+        """Print TalentRole documents generated from the employees' functions (origin: function)."""
+        import sqlalchemy as sa
+        import yaml
+
+        from engine.scheduling.tables import employees
+
+        sa_engine = sa.create_engine(store_url)
+        try:
+            with sa_engine.connect() as conn:
+                functions = sorted(f for (f,) in conn.execute(sa.select(employees.c.function).distinct()) if f)
+        finally:
+            sa_engine.dispose()
+        docs = []
+        for function in functions:
+            name = "".join(ch if ch.isalnum() else "-" for ch in function.lower()).strip("-") or "role"
+            spec: dict[str, Any] = {"label": function, "origin": "function", "functions": [function]}
+            spec.update({"profile": profile} if profile else {"competencies": []})
+            docs.append({"apiVersion": "regelwerk/v1", "kind": "TalentRole",
+                         "metadata": {"name": f"function-{name}"}, "spec": spec})
+        click.echo(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), nl=False)
+
+    return [talent]
+
+
+class TalentPlugin:
+    """Registers the talent kinds, steps and commands."""
+
+    name = "talent"
+
+    def register(self, registry: Registry) -> None:
+        """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
+        from engine.validation import load_shipped_schema
+        from plugins.talent import kinds
+
+        def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
+                 refs: tuple[RefDecl, ...] = ()) -> KindSpec:
+            return KindSpec(kind=kind, plugin=self.name, schema=load_shipped_schema(f"{kind.lower()}.json"),
+                            compile=compile_fn, ids=ids, refs=refs, description=description)
+
+        registry.add_kind(spec("WorkYearCalendar", kinds.compile_calendar,
+                               "the period table: work years as calendar or school years"))
+        registry.add_kind(spec("TalentCompetency", kinds.compile_competency,
+                               "a competency with an explanation per score (1-5 stars), optional ESCO URI"))
+        registry.add_kind(spec("TalentCompetencyProfile", kinds.compile_profile, "competencies bundled for roles",
+                               refs=(RefDecl("/spec/competencies", kind="TalentCompetency"),)))
+        registry.add_kind(spec("TalentRole", kinds.compile_role,
+                               "a role (from functions or by hand), blockable, with a profile or competencies",
+                               refs=(RefDecl("/spec/profile", kind="TalentCompetencyProfile"),
+                                     RefDecl("/spec/competencies", kind="TalentCompetency"))))
+        registry.add_kind(spec("FeedbackRound", kinds.compile_feedback_round,
+                               "a 360-degree feedback round (before a moment, continuous, fixed)",
+                               ids=(IdDecl("/spec/questions/*/id", "question"),)))
+        registry.add_kind(spec("DevelopmentCycle", kinds.compile_cycle,
+                               "a development cycle: trajectories per work year and role, conversation moments",
+                               ids=(IdDecl("/spec/moments/*/id", "moment"),),
+                               refs=(RefDecl("/spec/calendar", kind="WorkYearCalendar"),
+                                     RefDecl("/spec/roles", kind="TalentRole"),
+                                     RefDecl("/spec/work_years/*/roles", kind="TalentRole"),
+                                     RefDecl("/spec/feedback_rounds", kind="FeedbackRound"),
+                                     RefDecl("/spec/moments/*/feedback_round", kind="FeedbackRound"))))
+        registry.add_kind(spec("TalentMatrix", kinds.compile_matrix,
+                               "the organisation's talent matrix: HR3P or 9-GRID with its cell-to-profile mapping",
+                               ids=(IdDecl("/spec/profiles/*/id", "profile"), IdDecl("/spec/performance/*/id", "level"),
+                                    IdDecl("/spec/potential/*/id", "level"))))
+        registry.add_step(StepSpec("talent_changes", self.name, step_talent_changes, {
+            "type": "object", "additionalProperties": False,
+            "properties": {"expect": {"type": "array", "items": {"type": "object"}}},
+        }, "expect the unprocessed competency changes per cycle, work year and role"))
+        registry.add_step(StepSpec("apply_competencies", self.name, step_apply_competencies, {
+            "type": "object", "required": ["cycle", "work_year"], "additionalProperties": False,
+            "properties": {"cycle": {"type": "string"}, "work_year": {"type": ["string", "integer"]},
+                           "role": {"type": "string"}, "actor": {}, "expect": {"type": "integer"}},
+        }, "'Bijwerken competenties': apply pending changes to a work year"))
+        registry.add_step(StepSpec("place_in_matrix", self.name, step_place_in_matrix, {
+            "type": "object", "required": ["performance", "potential"], "additionalProperties": False,
+            "properties": {"performance": {"type": ["string", "number"]}, "potential": {"type": ["string", "number"]},
+                           "expect": {"type": "string"}, "expect_error": {"type": "boolean"}},
+        }, "place an appraisal in the talent matrix"))
+        for command in _commands():
+            registry.add_command(command)
+
+
+plugin = TalentPlugin()

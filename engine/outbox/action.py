@@ -1,0 +1,61 @@
+"""The core ``send_template`` action: render a Template and write it to the outbox in the caller's transaction.
+
+Usable from any workflow (``on_enter``, transition ``actions``) and from rules. Parameters::
+
+    {action: send_template, with: {template: afwijzing, to: data.email, about: data.employee_id}}
+
+``to`` (default ``data.email``) and ``about`` (optional: the data subject, used for AVG erasure)
+are dotted paths into the action scope (``data``, ``actor``, ``instance``, ``event``); the
+template is rendered over that same scope, so its MailContext lists ``data.*`` fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import InvalidData, UsageError
+
+__all__ = ["PARAMS_SCHEMA", "compiled_bundle_of", "send_template"]
+
+PARAMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["template"],
+    "additionalProperties": False,
+    "properties": {
+        "template": {"type": "string", "description": "The Template to render."},
+        "to": {"type": "string", "description": "Dotted path of the recipient address (default data.email)."},
+        "about": {"type": "string", "description": "Dotted path of the data subject's id (for AVG erasure)."},
+        "from": {"type": "string", "description": "The sender address (default: the sender's configured address)."},
+    },
+}
+
+
+def compiled_bundle_of(engine: Any) -> Any:
+    """The compiled bundle an engine runs (``engine.compiled``)."""
+    compiled = getattr(engine, "compiled", None) or getattr(engine, "bundle", None)
+    if compiled is None:
+        raise UsageError("send_template needs an engine that exposes its compiled bundle as .compiled")
+    return compiled
+
+
+def send_template(ctx: Any) -> None:
+    """Render ``params.template`` over the action scope and enqueue it in the transition's transaction."""
+    from engine.conditions import resolve_path
+    from engine.outbox.queue import enqueue
+
+    params = ctx.params
+    name = params.get("template")
+    if not isinstance(name, str) or not name:
+        raise UsageError("send_template needs 'template' (a Template name)")
+    template = compiled_bundle_of(ctx.engine).get("Template", name)
+    scope = ctx.scope()
+    recipient = resolve_path(scope, str(params.get("to", "data.email")).split("."))
+    if not isinstance(recipient, str) or not recipient:
+        raise InvalidData(f"send_template: no recipient address at {params.get('to', 'data.email')!r}")
+    about = resolve_path(scope, str(params["about"]).split(".")) if params.get("about") else None
+    mail = template.render(scope)
+    connection = getattr(ctx.tx, "connection", None)
+    if connection is None:
+        raise UsageError("send_template needs a SQL store (the outbox is written in the transition's transaction)")
+    enqueue(connection, mail, recipient=recipient, now=ctx.now, sender=params.get("from"),
+            subject_ref=str(about) if about is not None else None, instance_id=ctx.instance.id)

@@ -1,0 +1,20 @@
+"""How the templates and outbox part joins the core plugin (one line in engine/core_plugin.py)."""
+
+from __future__ import annotations
+
+from engine.registry import Registry
+
+__all__ = ["register"]
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the Template and MailContext kinds, the ``send_template`` action and ``regelwerk outbox``."""
+    from engine.outbox import action, commands
+    from engine.registry import ActionSpec
+    from engine.templates import kind
+
+    kind.register(registry, plugin)
+    registry.add_action(ActionSpec("send_template", plugin, action.send_template,
+                                   "render a Template and put it in the outbox, in the transition's transaction",
+                                   action.PARAMS_SCHEMA))
+    registry.add_command(commands.outbox_group)

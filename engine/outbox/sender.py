@@ -1,0 +1,204 @@
+"""Delivering the outbox over SMTP: claim, send, mark sent; retry with backoff; give up after a limit.
+
+Every message is claimed with a conditional UPDATE before sending (so two senders never send
+the same row twice in the normal case) and its outcome is written in its own short
+transaction. A claim whose sender died is retried after ``RetryPolicy.lease``: delivery is
+at-least-once, and every mail carries ``X-Regelwerk-Outbox-Id`` so a receiver can deduplicate.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from types import TracebackType
+from typing import Any, Protocol
+
+from engine.outbox.queue import OutboxMessage, to_utc, utc_naive
+
+__all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SmtpTransport", "Transport", "deliver_pending",
+           "to_email"]
+
+
+class PermanentFailure(Exception):
+    """The receiving side refused the mail for good (5xx): retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how late to retry: exponential backoff, a cap, a maximum number of attempts."""
+
+    max_attempts: int = 5
+    initial_delay: timedelta = timedelta(minutes=1)
+    factor: float = 4.0
+    max_delay: timedelta = timedelta(hours=6)
+    lease: timedelta = timedelta(minutes=10)
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait before the next try after ``attempts`` failed tries (1, 4, 16, 64 minutes... capped)."""
+        seconds = self.initial_delay.total_seconds() * (self.factor ** max(attempts - 1, 0))
+        return min(timedelta(seconds=seconds), self.max_delay)
+
+
+class Transport(Protocol):
+    """Something that delivers one e-mail or raises (``PermanentFailure`` for a definite refusal)."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message."""
+
+
+class SmtpTransport:
+    """SMTP via smtplib: one connection reused for a run, reopened when the server hangs up."""
+
+    def __init__(self, host: str, port: int = 25, *, timeout: float = 10.0, starttls: bool = False,
+                 username: str | None = None, password: str | None = None, local_hostname: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.starttls = starttls
+        self.username = username
+        self.password = password
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+        if self.starttls:
+            smtp.starttls()
+        if self.username:
+            smtp.login(self.username, self.password or "")
+        return smtp
+
+    def send(self, message: EmailMessage) -> None:
+        """Send one message; SMTP 5xx answers become ``PermanentFailure``."""
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            self.close()
+            if codes and all(code >= 500 for code in codes):
+                raise PermanentFailure(f"recipient refused: {exc.recipients}") from exc
+            raise
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            if exc.smtp_code >= 500:
+                raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise
+        except (smtplib.SMTPException, OSError):
+            self.close()
+            raise
+        if refused:
+            raise PermanentFailure(f"recipient refused: {refused}")
+
+    def close(self) -> None:
+        """Quit the connection (if open)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    def __enter__(self) -> SmtpTransport:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did."""
+
+    sent: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (f"sent {len(self.sent)}, to retry {len(self.retried)}, failed {len(self.failed)}"
+                + (f", skipped {self.skipped} (claimed elsewhere)" if self.skipped else ""))
+
+
+def to_email(message: OutboxMessage, default_sender: str, domain: str | None = None) -> EmailMessage:
+    """The RFC 5322 message for an outbox row."""
+    mail = EmailMessage()
+    mail["From"] = message.sender or default_sender
+    mail["To"] = message.recipient
+    mail["Subject"] = message.subject
+    mail["Date"] = format_datetime(to_utc(message.created_at) or message.created_at)
+    mail["Message-ID"] = make_msgid(idstring=message.id, domain=domain)
+    mail["X-Regelwerk-Outbox-Id"] = message.id
+    mail.set_content(message.body)
+    return mail
+
+
+def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Callable[[], datetime],
+                    default_sender: str, policy: RetryPolicy | None = None, limit: int = 100,
+                    domain: str | None = None) -> DeliveryReport:
+    """Send due messages (pending and due, or claimed longer than the lease ago); return what happened."""
+    import sqlalchemy as sa
+
+    from engine.outbox.tables import outbox
+
+    policy = policy or RetryPolicy()
+    clock: Callable[[], datetime] = now if callable(now) else (lambda: now)
+    start = utc_naive(clock())
+    report = DeliveryReport()
+    due = sa.or_(
+        sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= start),
+        sa.and_(outbox.c.status == "sending", outbox.c.claimed_at <= start - policy.lease),
+    )
+    with sa_engine.begin() as conn:
+        rows = conn.execute(outbox.select().where(due).order_by(outbox.c.next_attempt_at, outbox.c.id)
+                            .limit(limit)).fetchall()
+    for row in rows:
+        message = OutboxMessage.from_row(row)
+        moment = utc_naive(clock())
+        with sa_engine.begin() as conn:
+            claimed = conn.execute(outbox.update().where(
+                outbox.c.id == message.id, outbox.c.status == row._mapping["status"],
+                outbox.c.attempts == message.attempts,
+            ).values(status="sending", claimed_at=moment)).rowcount
+        if claimed != 1:
+            report.skipped += 1
+            continue
+        attempts = message.attempts + 1
+        try:
+            transport.send(to_email(message, default_sender, domain))
+        except PermanentFailure as exc:
+            _finish(sa_engine, message.id, status="failed", attempts=attempts, error=str(exc), moment=moment)
+            report.failed.append(message.id)
+            continue
+        except Exception as exc:  # noqa: BLE001 - any transport failure is retried; the error text is kept
+            error = f"{type(exc).__name__}: {exc}"
+            if attempts >= policy.max_attempts:
+                _finish(sa_engine, message.id, status="failed", attempts=attempts, error=error, moment=moment)
+                report.failed.append(message.id)
+            else:
+                _finish(sa_engine, message.id, status="pending", attempts=attempts, error=error, moment=moment,
+                        next_attempt=moment + policy.delay(attempts))
+                report.retried.append(message.id)
+            continue
+        _finish(sa_engine, message.id, status="sent", attempts=attempts, error=None, moment=moment, sent=True)
+        report.sent.append(message.id)
+    return report
+
+
+def _finish(sa_engine: Any, message_id: str, *, status: str, attempts: int, error: str | None, moment: datetime,
+            next_attempt: datetime | None = None, sent: bool = False) -> None:
+    from engine.outbox.tables import outbox
+
+    values: dict[str, Any] = {"status": status, "attempts": attempts, "last_error": error, "claimed_at": None}
+    if next_attempt is not None:
+        values["next_attempt_at"] = next_attempt
+    if sent:
+        values["sent_at"] = moment
+    with sa_engine.begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.id == message_id, outbox.c.status == "sending").values(**values))

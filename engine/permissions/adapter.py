@@ -1,0 +1,130 @@
+"""The permission port the workflow runtime and hosts call: ``check(actor, action, resource_type, resource, context)``.
+
+:class:`MatrixPermissions` binds one compiled matrix to a relationship store and an audit sink. Every
+denied *write* (an action that is not one of the resource's read actions) is passed to the audit sink;
+:func:`store_audit` writes those to the workflow store's audit table (``rw_audit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.actors import Actor
+from engine.errors import PermissionDenied
+from engine.permissions.model import Decision, PermissionMatrix
+from engine.permissions.relations import Relation, Relationships
+
+__all__ = ["AuditSink", "MatrixPermissions", "store_audit"]
+
+#: Receives one plain record per audited decision:
+#: ``{at, actor, action: "permission.denied", detail: {action, resource_type, resource_id, explain}}``.
+AuditSink = Callable[[Mapping[str, Any]], None]
+
+
+def store_audit(store: Any) -> AuditSink:
+    """An audit sink writing to a workflow store's audit table (``store.transaction().add_audit``)."""
+    from engine.store.records import AuditEntry
+
+    def sink(record: Mapping[str, Any]) -> None:
+        with store.transaction() as tx:
+            tx.add_audit(AuditEntry(at=record["at"], actor=record["actor"], action=record["action"],
+                                    instance_id=record.get("instance_id"), detail=record["detail"]))
+
+    return sink
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MatrixPermissions:
+    """A permission port over one compiled ``PermissionMatrix``.
+
+    ``bundle_or_matrix`` is a ``CompiledBundle`` (the matrix is looked up by ``matrix_name``) or a
+    compiled :class:`PermissionMatrix`. ``context["now"]`` overrides the clock for one question;
+    ``context["instance_id"]`` is copied into audit records.
+    """
+
+    def __init__(self, bundle_or_matrix: Any, relationships: Relationships, matrix_name: str = "",
+                 audit: AuditSink | None = None, clock: Callable[[], datetime] = _now,
+                 audit_reads: bool = False) -> None:
+        if isinstance(bundle_or_matrix, PermissionMatrix):
+            self.matrix = bundle_or_matrix
+        else:
+            self.matrix = bundle_or_matrix.get("PermissionMatrix", matrix_name)
+        self.relationships = relationships
+        self.audit = audit
+        self.clock = clock
+        self.audit_reads = audit_reads
+        self.audited: list[Mapping[str, Any]] = []  # the last records (kept when no sink is given)
+
+    def check(self, actor: Actor | str | Mapping[str, Any], action: str, resource_type: str,
+              resource: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> Decision:
+        """Decide (with a full explanation when denied); audit a denied write."""
+        context = context or {}
+        actor = Actor.of(actor)
+        now = context.get("now") or self.clock()
+        field_group = context.get("field_group")
+        decision = self.matrix.decide(actor, action, resource_type, resource, self.relationships, now, context,
+                                      field_group=field_group)
+        if not decision.allowed:
+            decision = self.matrix.decide(actor, action, resource_type, resource, self.relationships, now, context,
+                                          field_group=field_group, explain=True)
+            if self.audit_reads or self.matrix.is_write(resource_type, action):
+                self._audit(actor, action, resource_type, resource, context, now, decision)
+        return decision
+
+    def require(self, actor: Actor | str | Mapping[str, Any], action: str, resource_type: str,
+                resource: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> Decision:
+        """Like :meth:`check`, but raise :class:`~engine.errors.PermissionDenied` when not allowed."""
+        decision = self.check(actor, action, resource_type, resource, context)
+        if not decision.allowed:
+            rid = (resource or {}).get("id")
+            raise PermissionDenied(Actor.of(actor).id, action, resource_type + (f":{rid}" if rid is not None else ""),
+                                   dict(decision.explain))
+        return decision
+
+    def _audit(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any] | None,
+               context: Mapping[str, Any], now: datetime, decision: Decision) -> None:
+        record = {
+            "at": now, "actor": actor.id, "action": "permission.denied",
+            "instance_id": context.get("instance_id"),
+            "detail": {"action": action, "resource_type": resource_type,
+                       "resource_id": (resource or {}).get("id"), "roles": list(actor.roles),
+                       "by": decision.by, "reason": decision.explain.get("reason", ""),
+                       "matrix": self.matrix.name},
+        }
+        self.audited.append(record)
+        del self.audited[:-100]
+        if self.audit is not None:
+            self.audit(record)
+
+    # --- consent links through the matrix (the professional's initiative is enforced here) -------
+
+    def link(self, actor: Actor | str | Mapping[str, Any], subject: str, target: str, *, valid_from: Any = None,
+             valid_to: Any = None, kind: str = "consent", resource_type: str = "consent_link",
+             context: Mapping[str, Any] | None = None) -> Relation:
+        """Create a relation after checking ``create`` on ``resource_type`` (e.g. only the professional links)."""
+        context = dict(context or {})
+        now = context.get("now") or self.clock()
+        context["now"] = now
+        actor = Actor.of(actor)
+        resource = {"subject": subject, "target": target, "valid_from": valid_from, "valid_to": valid_to,
+                    **dict(context.get("resource") or {})}
+        self.require(actor, "create", resource_type, resource, context)
+        return self.relationships.relate(kind, subject, target, valid_from=valid_from, valid_to=valid_to,
+                                         by=actor.id, now=now)
+
+    def unlink(self, actor: Actor | str | Mapping[str, Any], subject: str, target: str, *, action: str = "withdraw",
+               kind: str = "consent", resource_type: str = "consent_link",
+               context: Mapping[str, Any] | None = None) -> list[Relation]:
+        """End a relation after checking ``action`` (``withdraw`` by the professional, ``remove`` by the employer)."""
+        context = dict(context or {})
+        now = context.get("now") or self.clock()
+        context["now"] = now
+        actor = Actor.of(actor)
+        resource = {"subject": subject, "target": target, **dict(context.get("resource") or {})}
+        self.require(actor, action, resource_type, resource, context)
+        return self.relationships.unrelate(kind, subject, target, at=now, by=actor.id)

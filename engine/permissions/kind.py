@@ -1,0 +1,225 @@
+"""The ``PermissionMatrix`` kind: schema, declared ids and references, and the compiler.
+
+Diagnostic codes (RW7xx, documented in docs/kinds/permissionmatrix.md):
+
+- RW701 a role inherits from itself (directly or through other roles)
+- RW702 a grant or deny names an action its resource does not have
+- RW703 a field group its resource does not have
+- RW704 the same rule id is used twice across grants, denies and rights
+- RW705 valid_to before valid_from in user_rights
+- RW706 ``read_actions`` names an action the resource does not have
+- RW707 a condition reads something other than actor.*, resource.* or context.* (warning)
+
+Undefined roles, resources, actions and rights are reported by the core (RW301) from the
+references declared here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.compiler import CompileContext
+from engine.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
+from engine.diagnostics import did_you_mean
+from engine.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
+from engine.permissions.relations import as_date
+from engine.registry import IdDecl, KindSpec, RefDecl, Registry
+from engine.source import SourceDocument
+
+__all__ = ["DEFAULT_READ_ACTIONS", "KIND", "compile_matrix", "kind_spec", "register"]
+
+KIND = "PermissionMatrix"
+DEFAULT_READ_ACTIONS = ("read", "view", "list", "consult", "export")
+_ROOTS = ("actor", "resource", "context")
+
+
+def _field_roots(node: Any) -> set[str]:
+    roots: set[str] = set()
+    if isinstance(node, (AllOf, AnyOf)):
+        for item in node.items:
+            roots |= _field_roots(item)
+    elif isinstance(node, NotOf):
+        roots |= _field_roots(node.item)
+    elif isinstance(node, Compare):
+        for operand in (node.left, node.right):
+            if isinstance(operand, FieldRef) and operand.path:
+                roots.add(operand.path[0])
+    return roots
+
+
+def _rule(ctx: CompileContext, data: Any, pointer: str, effect: str, resources: dict[str, ResourceType],
+          right: str = "") -> Rule | None:
+    resource = resources.get(str(data["resource"]))
+    actions = tuple(str(a) for a in data["actions"])
+    # names defined nowhere are reported by the core (RW301); here: defined, but not on this resource
+    all_actions = {a for r in resources.values() for a in r.actions}
+    all_groups = {g for r in resources.values() for g in r.field_groups}
+    if resource is not None:
+        for i, action in enumerate(actions):
+            if action != "*" and action not in resource.actions and action in all_actions:
+                ctx.report("RW702", f"resource {resource.id!r} has no action {action!r}", f"{pointer}/actions/{i}",
+                           hint=did_you_mean(action, resource.actions) or "actions: " + ", ".join(resource.actions))
+        for i, group in enumerate(data.get("field_groups", [])):
+            if group not in resource.field_groups and group in all_groups:
+                ctx.report("RW703", f"resource {resource.id!r} has no field group {group!r}",
+                           f"{pointer}/field_groups/{i}",
+                           hint=did_you_mean(group, resource.field_groups) or
+                           ("field groups: " + ", ".join(resource.field_groups) if resource.field_groups
+                            else "the resource defines no field_groups"))
+    condition = None
+    if "condition" in data:
+        condition = ctx.condition(data["condition"], f"{pointer}/condition")
+        odd = sorted(_field_roots(condition.model) - set(_ROOTS))
+        if odd:
+            ctx.warn("RW707", f"the condition reads {', '.join(odd)}: only actor.*, resource.* and context.* "
+                              "are set in permission conditions", f"{pointer}/condition")
+    return Rule(
+        id=str(data["id"]), effect=effect, resource=str(data["resource"]), actions=actions,
+        roles=tuple(str(r) for r in data.get("roles", ())), scope=str(data.get("scope", "organisation")),
+        of=str(data.get("of", "")), condition=condition,
+        field_groups=tuple(str(g) for g in data.get("field_groups", ())),
+        except_scope=str(data.get("except", "")), except_roles=tuple(str(r) for r in data.get("except_roles", ())),
+        label=str(data.get("label", "")), reason=str(data.get("reason", "")), right=right,
+    )
+
+
+def _effective_roles(ctx: CompileContext, roles: dict[str, Role],
+                     pointers: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    reported: set[str] = set()
+
+    def walk(role: str, path: tuple[str, ...]) -> tuple[str, ...]:
+        if role in out:
+            return out[role]
+        if role in path:
+            if role not in reported:
+                reported.add(role)
+                ctx.report("RW701", f"role {role!r} inherits from itself: {' -> '.join(path + (role,))}",
+                           pointers[role] + "/inherits")
+            return ()
+        result = [role]
+        for parent in roles[role].inherits if role in roles else ():
+            for r in walk(parent, path + (role,)):
+                if r not in result:
+                    result.append(r)
+        out[role] = tuple(result)
+        return out[role]
+
+    for role in roles:
+        walk(role, ())
+    return out
+
+
+def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix:
+    """Compile a PermissionMatrix document into its frozen model."""
+    spec = doc.spec
+    roles: dict[str, Role] = {}
+    pointers: dict[str, str] = {}
+    for i, item in enumerate(spec["roles"]):
+        roles[item["id"]] = Role(item["id"], item.get("label", item["id"]), tuple(item.get("inherits", ())),
+                                 tuple(item.get("rights", ())), item.get("description", ""))
+        pointers[item["id"]] = f"/spec/roles/{i}"
+    resources: dict[str, ResourceType] = {}
+    for i, item in enumerate(spec["resources"]):
+        actions = tuple(item["actions"])
+        if "read_actions" in item:
+            reads = tuple(item["read_actions"])
+            for j, action in enumerate(reads):
+                if action not in actions:
+                    ctx.report("RW706", f"read action {action!r} is not one of the resource's actions",
+                               f"/spec/resources/{i}/read_actions/{j}",
+                               hint=did_you_mean(action, actions) or "actions: " + ", ".join(actions))
+        else:
+            reads = tuple(a for a in actions if a in DEFAULT_READ_ACTIONS)
+        resources[item["id"]] = ResourceType(
+            id=item["id"], label=item.get("label", item["id"]), actions=actions, read_actions=reads,
+            subject_field=item.get("subject", "subject"), author_field=item.get("author", "author"),
+            department_field=item.get("department", "department"),
+            field_groups={g["id"]: tuple(g.get("fields", ())) for g in item.get("field_groups", ())},
+            action_labels=dict(item.get("action_labels", {})), description=item.get("description", ""),
+        )
+    seen: dict[str, str] = {}
+
+    def unique(rule_id: str, pointer: str) -> None:
+        if rule_id in seen:
+            ctx.report("RW704", f"rule id {rule_id!r} is used twice (first at {seen[rule_id]})", f"{pointer}/id",
+                       hint="grants, denies and the grants of rights share one id space: explanations name them")
+        else:
+            seen[rule_id] = pointer
+
+    grants: list[Rule] = []
+    for i, item in enumerate(spec.get("grants", [])):
+        unique(item["id"], f"/spec/grants/{i}")
+        rule = _rule(ctx, item, f"/spec/grants/{i}", "allow", resources)
+        if rule is not None:
+            grants.append(rule)
+    denies: list[Rule] = []
+    for i, item in enumerate(spec.get("denies", [])):
+        unique(item["id"], f"/spec/denies/{i}")
+        rule = _rule(ctx, item, f"/spec/denies/{i}", "deny", resources)
+        if rule is not None:
+            denies.append(rule)
+    rights: dict[str, Right] = {}
+    for i, item in enumerate(spec.get("rights", [])):
+        rule_list: list[Rule] = []
+        for j, grant in enumerate(item["grants"]):
+            unique(grant["id"], f"/spec/rights/{i}/grants/{j}")
+            rule = _rule(ctx, grant, f"/spec/rights/{i}/grants/{j}", "allow", resources, right=item["id"])
+            if rule is not None:
+                rule_list.append(rule)
+        rights[item["id"]] = Right(item["id"], item.get("label", item["id"]), tuple(rule_list),
+                                   item.get("description", ""))
+    user_rights: list[UserRight] = []
+    for i, item in enumerate(spec.get("user_rights", [])):
+        start, end = as_date(item.get("valid_from")), as_date(item.get("valid_to"))
+        if start is not None and end is not None and end < start:
+            ctx.report("RW705", f"valid_to {end} is before valid_from {start}", f"/spec/user_rights/{i}/valid_to")
+        user_rights.append(UserRight(str(item["user"]), str(item["right"]), start, end))
+    effective = _effective_roles(ctx, roles, pointers)
+    invitations = spec.get("invitations") or {}
+    return PermissionMatrix(
+        name=doc.name, roles=roles, resources=resources, grants=tuple(grants), denies=tuple(denies),
+        rights=rights, user_rights=tuple(user_rights), effective_roles=effective,
+        invitation_valid_for=str(invitations.get("valid_for", "")), label=str(spec.get("label", doc.name)),
+    )
+
+
+def kind_spec(plugin: str) -> KindSpec:
+    """The KindSpec of PermissionMatrix (ids and references are checked by the core)."""
+    from engine.validation import load_shipped_schema
+
+    role_ids = "/spec/roles/*/id"
+    resource_ids = "/spec/resources/*/id"
+    actions = "/spec/resources/*/actions/*"
+    groups = "/spec/resources/*/field_groups/*/id"
+    rights = "/spec/rights/*/id"
+    refs = [
+        RefDecl("/spec/roles/*/inherits", target=role_ids, what="role"),
+        RefDecl("/spec/roles/*/rights", target=rights, what="right"),
+        RefDecl("/spec/user_rights/*/right", target=rights, what="right"),
+    ]
+    for section in ("grants", "denies", "rights/*/grants"):
+        base = f"/spec/{section}/*"
+        refs += [
+            RefDecl(f"{base}/resource", target=resource_ids, what="resource"),
+            RefDecl(f"{base}/actions", target=actions, what="action", allow=("*",)),
+            RefDecl(f"{base}/field_groups", target=groups, what="field group"),
+        ]
+        if section != "rights/*/grants":
+            refs.append(RefDecl(f"{base}/roles", target=role_ids, what="role", allow=("*",)))
+    refs.append(RefDecl("/spec/denies/*/except_roles", target=role_ids, what="role"))
+    return KindSpec(
+        kind=KIND, plugin=plugin, schema=load_shipped_schema("permissionmatrix.json"), compile=compile_matrix,
+        ids=(IdDecl(role_ids, "role"), IdDecl(resource_ids, "resource"), IdDecl(rights, "right")),
+        refs=tuple(refs),
+        description="who may see and do what: roles, scopes, consent, explicit denies and per-user rights",
+    )
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the kind, its scenario steps and its CLI commands (called from the core plugin)."""
+    from engine.permissions import cli, steps
+
+    registry.add_kind(kind_spec(plugin))
+    steps.register(registry, plugin)
+    cli.register(registry)

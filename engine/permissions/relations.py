@@ -1,0 +1,426 @@
+"""Relationship facts that permission scopes read: reporting lines, departments, consent links, roles, rights.
+
+The host application feeds them (from its own HR data) through a :class:`Relationships` store.
+Decisions never walk the reporting tree: :class:`RelationIndex` keeps, per person, the frozen set of
+everyone above them in the line (an ancestor/closure index) and updates it incrementally when a
+``reports_to`` fact is added or ended: only the moved person's subtree is recomputed.
+
+Relation kinds the permission scopes understand (others are stored and listed, but not interpreted):
+
+- ``reports_to``   subject reports to object (the direct manager); current-state (end it with ``unrelate``).
+- ``member_of``    subject belongs to the group object (a department, a branch, an organisation).
+- ``represents``   subject acts for the organisation object (the employer account's contact person).
+- ``consent``      subject (the professional) gives object (a person or an organisation) insight.
+- ``has_role``     subject holds the role object (per user, optionally dated).
+- ``has_right``    subject holds the extra right object (per user, optionally dated).
+- ``authored``     subject wrote the resource object (when the resource does not carry its author).
+
+``valid_from`` and ``valid_to`` are dates and both inclusive (a link "until 31 March" still holds on
+31 March and no longer on 1 April, compared with the local date of ``now``); ``withdrawn_at`` is a
+moment: the relation ends at that instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from engine.conditions import to_temporal
+
+__all__ = [
+    "INDEXED_KINDS",
+    "NO_EXTRAS",
+    "MemoryRelationships",
+    "Relation",
+    "RelationIndex",
+    "Relationships",
+    "as_date",
+    "relations_from_facts",
+]
+
+#: Relation kinds with a meaning for the permission scopes.
+INDEXED_KINDS = ("reports_to", "member_of", "represents", "consent", "has_role", "has_right", "authored")
+
+_EMPTY: frozenset[str] = frozenset()
+#: What :meth:`Relationships.personal` returns for someone without per-user roles or rights.
+NO_EXTRAS: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+
+def as_date(value: Any) -> date | None:
+    """A date from a date, a datetime (its own local date) or ISO text; None stays None."""
+    if value is None or value == "":
+        return None
+    temporal = to_temporal(value)
+    if temporal is None:
+        raise ValueError(f"not an ISO date: {value!r}")
+    return temporal.date() if isinstance(temporal, datetime) else temporal
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One relationship fact, with its validity window and (if ended early) the moment it was withdrawn."""
+
+    id: int
+    kind: str
+    subject: str
+    object: str
+    valid_from: date | None = None
+    valid_to: date | None = None
+    withdrawn_at: datetime | None = None
+    created_by: str = "system"
+    created_at: datetime | None = None
+    withdrawn_by: str = ""
+
+    def active(self, now: datetime) -> bool:
+        """True when the relation holds at ``now`` (dates inclusive, withdrawal exclusive)."""
+        if self.withdrawn_at is not None and now >= self.withdrawn_at:
+            return False
+        if self.valid_from is None and self.valid_to is None:
+            return True
+        today = now.date()
+        if self.valid_from is not None and today < self.valid_from:
+            return False
+        return self.valid_to is None or today <= self.valid_to
+
+    def why_inactive(self, now: datetime) -> str:
+        """Why the relation does not hold at ``now`` (empty when it does)."""
+        if self.withdrawn_at is not None and now >= self.withdrawn_at:
+            return f"withdrawn at {self.withdrawn_at.isoformat()}" + (f" by {self.withdrawn_by}"
+                                                                       if self.withdrawn_by else "")
+        today = now.date()
+        if self.valid_from is not None and today < self.valid_from:
+            return f"starts on {self.valid_from.isoformat()}"
+        if self.valid_to is not None and today > self.valid_to:
+            return f"ended on {self.valid_to.isoformat()}"
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for explanations, the CLI and audit rows)."""
+        return {
+            "id": self.id, "kind": self.kind, "subject": self.subject, "object": self.object,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "withdrawn_at": self.withdrawn_at.isoformat() if self.withdrawn_at else None,
+            "created_by": self.created_by,
+        }
+
+
+@runtime_checkable
+class Relationships(Protocol):
+    """The port permission decisions read relationship facts through (and hosts write them into).
+
+    The query methods are called on every decision and must be cheap (no I/O, no tree walks).
+    """
+
+    def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
+               by: str = "system", now: datetime | None = None) -> Relation:
+        """Add a fact."""
+
+    def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
+        """End the active facts ``kind(subject, object)`` at the moment ``at`` (withdrawal); returns them."""
+
+    def relations(self, kind: str | None = None, subject: str | None = None,
+                  object: str | None = None) -> list[Relation]:
+        """Every stored fact matching the filters (active or not), oldest first."""
+
+    def managers_of(self, person: str) -> frozenset[str]:
+        """The direct managers of ``person`` (current reporting line)."""
+
+    def ancestors(self, person: str) -> frozenset[str]:
+        """Everyone above ``person`` in the reporting line (from the closure index, no walk)."""
+
+    def groups_of(self, person: str, now: datetime) -> frozenset[str]:
+        """The groups (departments, branches) ``person`` is a member of at ``now``."""
+
+    def represented_by(self, person: str, now: datetime) -> frozenset[str]:
+        """The organisations ``person`` represents at ``now``."""
+
+    def consent_link(self, subject: str, targets: Iterable[str], now: datetime) -> Relation | None:
+        """An active consent link from ``subject`` to one of ``targets`` at ``now``, if any."""
+
+    def consent_links(self, subject: str, target: str) -> list[Relation]:
+        """Every consent link (active or not) from ``subject`` to ``target`` (for explanations)."""
+
+    def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Roles assigned to ``person`` through ``has_role`` facts active at ``now`` (sorted)."""
+
+    def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Extra rights assigned to ``person`` through ``has_right`` facts active at ``now`` (sorted)."""
+
+    def authored(self, person: str, resource: str) -> bool:
+        """True when an ``authored`` fact says ``person`` wrote ``resource``."""
+
+    def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(roles_of, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked per decision."""
+
+
+class RelationIndex:
+    """In-memory indexes over relations, shared by every :class:`Relationships` implementation.
+
+    ``ancestors`` is a closure index: ``person -> frozenset(everyone above)``. Adding or ending a
+    ``reports_to`` edge recomputes only the subtree below the moved person (``O(subtree x depth)``).
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Relation] = {}
+        self._managers: dict[str, dict[str, int]] = {}  # person -> {manager: count of active edges}
+        self._children: dict[str, set[str]] = {}
+        self._ancestors: dict[str, frozenset[str]] = {}
+        self._by_subject: dict[tuple[str, str], list[Relation]] = {}  # (kind, subject) -> relations
+        self._consent: dict[tuple[str, str], list[Relation]] = {}
+        self._authored: set[tuple[str, str]] = set()
+        self._personal: set[str] = set()  # people with has_role / has_right facts
+        self.recomputed = 0  # closure entries recomputed so far (reported by the benchmark)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def add(self, relation: Relation) -> None:
+        """Index a relation (new or loaded from storage)."""
+        self.by_id[relation.id] = relation
+        self._by_subject.setdefault((relation.kind, relation.subject), []).append(relation)
+        if relation.kind in ("has_role", "has_right"):
+            self._personal.add(relation.subject)
+        if relation.kind == "consent":
+            self._consent.setdefault((relation.subject, relation.object), []).append(relation)
+        elif relation.kind == "authored" and relation.withdrawn_at is None:
+            self._authored.add((relation.subject, relation.object))
+        elif relation.kind == "reports_to" and relation.withdrawn_at is None:
+            edges = self._managers.setdefault(relation.subject, {})
+            edges[relation.object] = edges.get(relation.object, 0) + 1
+            self._children.setdefault(relation.object, set()).add(relation.subject)
+            self._recompute_below(relation.subject)
+
+    def end(self, relation: Relation, ended: Relation) -> None:
+        """Replace ``relation`` by its ended form ``ended`` in every index."""
+        self.by_id[ended.id] = ended
+        for table, key in ((self._by_subject, (relation.kind, relation.subject)),
+                           (self._consent, (relation.subject, relation.object))):
+            items = table.get(key)
+            if items is not None:
+                table[key] = [ended if r.id == relation.id else r for r in items]
+        if relation.kind == "authored":
+            self._authored.discard((relation.subject, relation.object))
+        if relation.kind == "reports_to" and relation.withdrawn_at is None:
+            edges = self._managers.get(relation.subject, {})
+            count = edges.get(relation.object, 0) - 1
+            if count <= 0:
+                edges.pop(relation.object, None)
+                self._children.get(relation.object, set()).discard(relation.subject)
+            else:
+                edges[relation.object] = count
+            self._recompute_below(relation.subject)
+
+    def _recompute_below(self, person: str) -> None:
+        affected: list[str] = []
+        seen: set[str] = set()
+        stack = [person]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            affected.append(current)
+            stack.extend(self._children.get(current, ()))
+        for node in affected:
+            self._ancestors.pop(node, None)
+        for node in affected:
+            self._compute(node, set())
+
+    def _compute(self, person: str, visiting: set[str]) -> frozenset[str]:
+        cached = self._ancestors.get(person)
+        if cached is not None:
+            return cached
+        if person in visiting:  # a cycle in the data: stop rather than loop
+            return _EMPTY
+        visiting.add(person)
+        result: set[str] = set()
+        for manager in self._managers.get(person, {}):
+            result.add(manager)
+            result.update(self._compute(manager, visiting))
+        result.discard(person)
+        frozen = frozenset(result)
+        self._ancestors[person] = frozen
+        self.recomputed += 1
+        return frozen
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def managers_of(self, person: str) -> frozenset[str]:
+        """Direct managers."""
+        edges = self._managers.get(person)
+        return frozenset(edges) if edges else _EMPTY
+
+    def ancestors(self, person: str) -> frozenset[str]:
+        """Everyone above in the line (closure index lookup)."""
+        return self._ancestors.get(person, _EMPTY)
+
+    def _objects(self, kind: str, person: str, now: datetime) -> frozenset[str]:
+        items = self._by_subject.get((kind, person))
+        if not items:
+            return _EMPTY
+        return frozenset(r.object for r in items if r.active(now))
+
+    def groups_of(self, person: str, now: datetime) -> frozenset[str]:
+        """Active ``member_of`` groups."""
+        return self._objects("member_of", person, now)
+
+    def represented_by(self, person: str, now: datetime) -> frozenset[str]:
+        """Active ``represents`` organisations."""
+        return self._objects("represents", person, now)
+
+    def consent_link(self, subject: str, targets: Iterable[str], now: datetime) -> Relation | None:
+        """An active consent link to any target."""
+        for target in targets:
+            for relation in self._consent.get((subject, target), ()):
+                if relation.active(now):
+                    return relation
+        return None
+
+    def consent_links(self, subject: str, target: str) -> list[Relation]:
+        """Every consent link between the two."""
+        return list(self._consent.get((subject, target), ()))
+
+    def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Active per-user roles."""
+        items = self._by_subject.get(("has_role", person))
+        return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
+
+    def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Active per-user rights."""
+        items = self._by_subject.get(("has_right", person))
+        return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
+
+    def authored(self, person: str, resource: str) -> bool:
+        """An ``authored`` fact exists."""
+        return (person, resource) in self._authored
+
+    def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Per-user roles and rights at ``now``."""
+        if person not in self._personal:
+            return NO_EXTRAS
+        roles, rights = self.roles_of(person, now), self.rights_of(person, now)
+        return (roles, rights) if roles or rights else NO_EXTRAS
+
+    def select(self, kind: str | None, subject: str | None, object: str | None) -> list[Relation]:
+        """Filter every indexed relation."""
+        return [r for _, r in sorted(self.by_id.items())
+                if (kind is None or r.kind == kind) and (subject is None or r.subject == subject)
+                and (object is None or r.object == object)]
+
+
+class _IndexedQueries:
+    """The query half of :class:`Relationships`, delegating to a :class:`RelationIndex`.
+
+    :meth:`_bind` copies the index's hot query methods onto the instance, so a decision calls the
+    index directly (one call less per scope check).
+    """
+
+    index: RelationIndex
+
+    def _bind(self) -> None:
+        index = self.index
+        self.ancestors = index.ancestors  # type: ignore[method-assign]
+        self.managers_of = index.managers_of  # type: ignore[method-assign]
+        self.personal = index.personal  # type: ignore[method-assign]
+        self.consent_link = index.consent_link  # type: ignore[method-assign]
+        self.groups_of = index.groups_of  # type: ignore[method-assign]
+        self.represented_by = index.represented_by  # type: ignore[method-assign]
+
+    def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Per-user roles and rights at ``now``."""
+        return self.index.personal(person, now)
+
+    def managers_of(self, person: str) -> frozenset[str]:
+        """The direct managers of ``person``."""
+        return self.index.managers_of(person)
+
+    def ancestors(self, person: str) -> frozenset[str]:
+        """Everyone above ``person`` (closure index)."""
+        return self.index.ancestors(person)
+
+    def groups_of(self, person: str, now: datetime) -> frozenset[str]:
+        """Groups of ``person`` at ``now``."""
+        return self.index.groups_of(person, now)
+
+    def represented_by(self, person: str, now: datetime) -> frozenset[str]:
+        """Organisations ``person`` represents at ``now``."""
+        return self.index.represented_by(person, now)
+
+    def consent_link(self, subject: str, targets: Iterable[str], now: datetime) -> Relation | None:
+        """An active consent link from ``subject`` to one of ``targets``."""
+        return self.index.consent_link(subject, targets, now)
+
+    def consent_links(self, subject: str, target: str) -> list[Relation]:
+        """Every consent link from ``subject`` to ``target``."""
+        return self.index.consent_links(subject, target)
+
+    def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Per-user roles at ``now``."""
+        return self.index.roles_of(person, now)
+
+    def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Per-user rights at ``now``."""
+        return self.index.rights_of(person, now)
+
+    def authored(self, person: str, resource: str) -> bool:
+        """True when ``person`` wrote ``resource`` (an ``authored`` fact)."""
+        return self.index.authored(person, resource)
+
+    def relations(self, kind: str | None = None, subject: str | None = None,
+                  object: str | None = None) -> list[Relation]:
+        """Every fact matching the filters, oldest first."""
+        return self.index.select(kind, subject, object)
+
+
+def _check_window(valid_from: date | None, valid_to: date | None) -> None:
+    if valid_from is not None and valid_to is not None and valid_to < valid_from:
+        raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
+
+
+class MemoryRelationships(_IndexedQueries):
+    """An in-memory :class:`Relationships` store (tests, scenarios, the CLI's ``--facts``)."""
+
+    def __init__(self, relations: Iterable[Mapping[str, Any]] = ()) -> None:
+        self.index = RelationIndex()
+        self._bind()
+        self._next = 1
+        for item in relations:
+            self.relate(str(item["kind"]), str(item["subject"]), str(item["object"]),
+                        valid_from=item.get("valid_from", item.get("from")),
+                        valid_to=item.get("valid_to", item.get("until")), by=str(item.get("by", "system")))
+
+    def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
+               by: str = "system", now: datetime | None = None) -> Relation:
+        """Add a fact."""
+        start, end = as_date(valid_from), as_date(valid_to)
+        _check_window(start, end)
+        relation = Relation(self._next, kind, subject, object, start, end, None, by,
+                            _aware(now) if now is not None else None)
+        self._next += 1
+        self.index.add(relation)
+        return relation
+
+    def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
+        """Withdraw the active facts at ``at``."""
+        at = _aware(at)
+        ended = []
+        for relation in self.index.select(kind, subject, object):
+            if relation.withdrawn_at is None and relation.active(at):
+                new = replace(relation, withdrawn_at=at, withdrawn_by=by)
+                self.index.end(relation, new)
+                ended.append(new)
+        return ended
+
+
+def relations_from_facts(facts: Mapping[str, Any]) -> MemoryRelationships:
+    """Build an in-memory store from facts data: ``{relations: [{kind, subject, object, from, until}]}``."""
+    items = facts.get("relations") or []
+    if not isinstance(items, list):
+        raise ValueError("facts 'relations' must be a list of {kind, subject, object, from, until}")
+    return MemoryRelationships(items)

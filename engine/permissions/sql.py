@@ -1,0 +1,110 @@
+"""Relationship facts in SQL (SQLite or PostgreSQL), table ``rw_relations``.
+
+Every write goes to the database first and then into an in-memory :class:`RelationIndex`, so a
+decision never queries the database and never walks the reporting tree. On open the index is built
+from the table (one query; cost measured in benchmarks/bench_permissions.py). A host running several
+processes calls :meth:`SqlRelationships.refresh` when another process changed facts (or after its own
+change notification).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.errors import RegelwerkError
+from engine.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date
+from engine.permissions.tables import rw_relations
+
+__all__ = ["RelationStoreError", "SqlRelationships"]
+
+
+class RelationStoreError(RegelwerkError):
+    """The relationship store could not read or write (database problem)."""
+
+    code = "relation_store"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _row(row: Any) -> Relation:
+    return Relation(
+        id=int(row["id"]), kind=row["kind"], subject=row["subject"], object=row["object"],
+        valid_from=row["valid_from"], valid_to=row["valid_to"], withdrawn_at=_utc(row["withdrawn_at"]),
+        created_by=row["created_by"], created_at=_utc(row["created_at"]), withdrawn_by=row["withdrawn_by"] or "",
+    )
+
+
+class SqlRelationships(_IndexedQueries):
+    """A :class:`~engine.permissions.relations.Relationships` store on ``rw_relations``."""
+
+    def __init__(self, url_or_engine: str | sa.Engine, create: bool = False) -> None:
+        self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self._owns_engine = isinstance(url_or_engine, str)
+        if create:
+            rw_relations.create(self.engine, checkfirst=True)
+        self.index = RelationIndex()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the in-memory index from the table."""
+        index = RelationIndex()
+        try:
+            with self.engine.connect() as conn:
+                for row in conn.execute(sa.select(rw_relations).order_by(rw_relations.c.id)).mappings():
+                    index.add(_row(row))
+        except SQLAlchemyError as exc:
+            raise RelationStoreError(f"cannot load relationship facts: {exc}") from exc
+        self.index = index
+        self._bind()
+
+    def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
+               by: str = "system", now: datetime | None = None) -> Relation:
+        """Insert a fact and index it."""
+        start, end = as_date(valid_from), as_date(valid_to)
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"valid_to {end} is before valid_from {start}")
+        values = {"kind": kind, "subject": subject, "object": object, "valid_from": start, "valid_to": end,
+                  "withdrawn_at": None, "withdrawn_by": "", "created_by": by, "created_at": _utc(now)}
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(rw_relations.insert().returning(rw_relations.c.id), values).scalar_one()
+        except SQLAlchemyError as exc:
+            raise RelationStoreError(f"cannot store relation {kind}({subject}, {object}): {exc}") from exc
+        relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now))
+        self.index.add(relation)
+        return relation
+
+    def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
+        """Withdraw the active facts at ``at`` (rows are kept: the history stays auditable)."""
+        moment = _utc(at)
+        assert moment is not None
+        targets = [r for r in self.index.select(kind, subject, object)
+                   if r.withdrawn_at is None and r.active(moment)]
+        if not targets:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(rw_relations.update().where(rw_relations.c.id.in_([r.id for r in targets]))
+                             .values(withdrawn_at=moment, withdrawn_by=by))
+        except SQLAlchemyError as exc:
+            raise RelationStoreError(f"cannot end relation {kind}({subject}, {object}): {exc}") from exc
+        ended = []
+        for relation in targets:
+            new = Relation(relation.id, relation.kind, relation.subject, relation.object, relation.valid_from,
+                           relation.valid_to, moment, relation.created_by, relation.created_at, by)
+            self.index.end(relation, new)
+            ended.append(new)
+        return ended
+
+    def close(self) -> None:
+        """Dispose of the engine if this store created it."""
+        if self._owns_engine:
+            self.engine.dispose()

@@ -1,0 +1,338 @@
+"""Employee facts the scheduler plans for: fed by the host through :class:`EmployeeDirectory` or imported.
+
+The host calls :meth:`EmployeeDirectory.upsert` whenever facts change (hire, function,
+roles, leaving date...). Every change clears the employee's plan stamp, so the next tick
+plans that employee again (and cancels moments that no longer apply, e.g. after leaving).
+
+``import_employees`` reads a CSV or XLSX sheet (step2HR: "alle gegevens behalve die voor de
+organisatie kunnen met een Excel sheet worden ingelezen"): every row is checked first; when
+any row is wrong, the errors are reported with their row numbers and nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EMPLOYEE_COLUMNS",
+    "EmployeeDirectory",
+    "EmployeeFacts",
+    "ImportResult",
+    "RowError",
+    "import_employees",
+    "parse_employee",
+    "read_rows",
+]
+
+EMPLOYEE_COLUMNS = ("id", "name", "hire_date", "leaving_date", "function", "department", "manager", "roles", "groups")
+_LIST_SEPARATORS = (";", "|", ",")
+
+
+@dataclass(frozen=True, slots=True)
+class EmployeeFacts:
+    """What the scheduler knows about one employee."""
+
+    id: str
+    hire_date: date | None = None
+    leaving_date: date | None = None
+    function: str | None = None
+    department: str | None = None
+    manager: str | None = None
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    name: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (dates as dates) for condition scopes: ``{employee: ...}``."""
+        return {
+            **dict(self.attributes),
+            "id": self.id, "name": self.name, "hire_date": self.hire_date, "leaving_date": self.leaving_date,
+            "function": self.function, "department": self.department, "manager": self.manager,
+            "roles": list(self.roles), "groups": list(self.groups),
+        }
+
+    def employed_on(self, day: date) -> bool:
+        """True when ``day`` lies within the employment (hire date inclusive, leaving date exclusive)."""
+        if self.hire_date is not None and day < self.hire_date:
+            return False
+        return not (self.leaving_date is not None and day >= self.leaving_date)
+
+
+def _as_date(value: Any, what: str) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in ("%d-%m-%Y", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{what}: {text!r} is not a date (YYYY-MM-DD or DD-MM-YYYY)")
+
+
+def _as_list(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    text = str(value)
+    for sep in _LIST_SEPARATORS:
+        if sep in text:
+            return tuple(p.strip() for p in text.split(sep) if p.strip())
+    return (text.strip(),)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))  # spreadsheets turn employee numbers into floats
+    return text or None
+
+
+def parse_employee(record: Mapping[str, Any]) -> EmployeeFacts:
+    """Check and convert one record; ``ValueError`` lists every problem of the record."""
+    problems: list[str] = []
+    ident = _as_text(record.get("id"))
+    if not ident:
+        problems.append("id: missing")
+    dates: dict[str, date | None] = {}
+    for key in ("hire_date", "leaving_date"):
+        try:
+            dates[key] = _as_date(record.get(key), key)
+        except ValueError as exc:
+            problems.append(str(exc))
+            dates[key] = None
+    if dates["hire_date"] and dates["leaving_date"] and dates["leaving_date"] < dates["hire_date"]:
+        problems.append("leaving_date: before hire_date")
+    if problems:
+        raise ValueError("; ".join(problems))
+    known = set(EMPLOYEE_COLUMNS) | {"attributes"}
+    extra = {str(k): v for k, v in record.items() if k not in known and v not in (None, "")}
+    extra.update(dict(record.get("attributes") or {}))
+    return EmployeeFacts(
+        id=str(ident), name=_as_text(record.get("name")), hire_date=dates["hire_date"],
+        leaving_date=dates["leaving_date"], function=_as_text(record.get("function")),
+        department=_as_text(record.get("department")), manager=_as_text(record.get("manager")),
+        roles=_as_list(record.get("roles")), groups=_as_list(record.get("groups")),
+        attributes={k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in sorted(extra.items())},
+    )
+
+
+def _row_of(facts: EmployeeFacts, now: datetime) -> dict[str, Any]:
+    return {
+        "id": facts.id, "name": facts.name, "hire_date": facts.hire_date, "leaving_date": facts.leaving_date,
+        "function": facts.function, "department": facts.department, "manager": facts.manager,
+        "roles": list(facts.roles), "groups": list(facts.groups), "attributes": dict(facts.attributes),
+        "plan_version": None, "next_due": None, "updated_at": now.astimezone(UTC).replace(tzinfo=None),
+    }
+
+
+def facts_of_row(row: Any) -> EmployeeFacts:
+    """An ``EmployeeFacts`` from a ``rw_employees`` row."""
+    m = row._mapping if hasattr(row, "_mapping") else row
+    return EmployeeFacts(
+        id=m["id"], name=m["name"], hire_date=m["hire_date"], leaving_date=m["leaving_date"], function=m["function"],
+        department=m["department"], manager=m["manager"], roles=tuple(m["roles"] or ()),
+        groups=tuple(m["groups"] or ()), attributes=dict(m["attributes"] or {}),
+    )
+
+
+def dialect_insert(conn: Any, table: Any) -> Any:
+    """``INSERT`` with ON CONFLICT support for the connection's dialect (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+class EmployeeDirectory:
+    """The employee facts in ``rw_employees``: the API the host feeds (upsert, get, stream)."""
+
+    def __init__(self, sa_engine: Any) -> None:
+        self.sa_engine = sa_engine
+
+    def setup(self) -> None:
+        """Create the scheduler's tables when missing (tests and first use; production uses migrations)."""
+        from engine.scheduling import tables
+
+        for table in (tables.employees, tables.scheduled_items, tables.scheduled_events):
+            table.create(self.sa_engine, checkfirst=True)
+
+    def upsert(self, records: Iterable[EmployeeFacts | Mapping[str, Any]], now: datetime | None = None,
+               connection: Any = None) -> int:
+        """Insert or replace employees (all in one transaction); their plans are redone on the next tick."""
+        moment = now or datetime.now(UTC)
+        rows = [_row_of(r if isinstance(r, EmployeeFacts) else parse_employee(r), moment) for r in records]
+        if not rows:
+            return 0
+        if connection is not None:
+            self._upsert(connection, rows)
+        else:
+            with self.sa_engine.begin() as conn:
+                self._upsert(conn, rows)
+        return len(rows)
+
+    @staticmethod
+    def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
+        from engine.scheduling.tables import employees
+
+        stmt = dialect_insert(conn, employees)
+        updated = {c: stmt.excluded[c] for c in rows[0] if c != "id"}
+        for start in range(0, len(rows), 1000):
+            conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updated), rows[start:start + 1000])
+
+    def get(self, employee_id: str) -> EmployeeFacts | None:
+        """One employee's facts, or None."""
+        from sqlalchemy import select
+
+        from engine.scheduling.tables import employees
+
+        with self.sa_engine.connect() as conn:
+            row = conn.execute(select(employees).where(employees.c.id == employee_id)).first()
+        return facts_of_row(row) if row is not None else None
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[EmployeeFacts]:
+        """Every employee, sorted by id, read in batches (never all at once)."""
+        from sqlalchemy import select
+
+        from engine.scheduling.tables import employees
+
+        last = ""
+        while True:
+            with self.sa_engine.connect() as conn:
+                rows = conn.execute(select(employees).where(employees.c.id > last)
+                                    .order_by(employees.c.id).limit(batch_size)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield facts_of_row(row)
+            last = rows[-1].id
+
+    def count(self) -> int:
+        """How many employees are stored."""
+        from sqlalchemy import func, select
+
+        from engine.scheduling.tables import employees
+
+        with self.sa_engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(employees)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A problem in one row of an import file (row 1 is the header)."""
+
+    row: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did: the number of employees written, or the errors (and nothing written)."""
+
+    imported: int
+    errors: tuple[RowError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was imported."""
+        return not self.errors
+
+
+def _normalise_header(name: Any) -> str:
+    text = str(name or "").strip().lower().replace(" ", "_").replace("-", "_")
+    aliases = {"employee": "id", "employee_id": "id", "personeelsnummer": "id", "medewerker": "id",
+               "naam": "name", "datum_in_dienst": "hire_date", "in_dienst": "hire_date",
+               "datum_uit_dienst": "leaving_date", "uit_dienst": "leaving_date", "functie": "function",
+               "afdeling": "department", "leidinggevende": "manager", "rollen": "roles", "groepen": "groups"}
+    return aliases.get(text, text)
+
+
+def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV (``,`` or ``;``) or XLSX file as ``(row number, record)``; the header is row 1."""
+    file = Path(path)
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            from openpyxl import load_workbook
+        except ImportError as exc:  # pragma: no cover - openpyxl is a dependency
+            raise ValueError("reading .xlsx needs openpyxl (pip install regelwerk[xlsx])") from exc
+        workbook = load_workbook(file, read_only=True, data_only=True)
+        try:
+            sheet = workbook.worksheets[0]
+            rows = sheet.iter_rows(values_only=True)
+            header = [_normalise_header(h) for h in next(rows, ())]
+            for number, values in enumerate(rows, start=2):
+                if values is None or all(v is None or str(v).strip() == "" for v in values):
+                    continue
+                yield number, dict(zip(header, values, strict=False))
+        finally:
+            workbook.close()
+        return
+    text = file.read_text(encoding="utf-8-sig")
+    try:
+        dialect: Any = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    header = [_normalise_header(h) for h in next(reader, [])]
+    for number, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(header):
+            yield number, {"__error__": f"{len(values)} values for {len(header)} columns"}
+            continue
+        yield number, dict(zip(header, values, strict=False))
+
+
+def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
+                     ) -> ImportResult:
+    """Import a CSV/XLSX file: every row is checked first; on any error nothing is written."""
+    errors: list[RowError] = []
+    parsed: list[EmployeeFacts] = []
+    seen: dict[str, int] = {}
+    try:
+        for number, record in read_rows(path):
+            if "__error__" in record:
+                errors.append(RowError(number, str(record["__error__"])))
+                continue
+            try:
+                facts = parse_employee(record)
+            except ValueError as exc:
+                errors.append(RowError(number, str(exc)))
+                continue
+            if facts.id in seen:
+                errors.append(RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}"))
+                continue
+            seen[facts.id] = number
+            parsed.append(facts)
+    except (OSError, UnicodeDecodeError, StopIteration) as exc:
+        return ImportResult(0, (RowError(0, f"cannot read {path}: {exc}"),))
+    if not parsed and not errors:
+        errors.append(RowError(1, "the file holds no employees"))
+    if errors:
+        return ImportResult(0, tuple(errors))
+    directory.upsert(parsed, now)  # one transaction: all rows or none
+    return ImportResult(len(parsed))

@@ -1,0 +1,394 @@
+"""Registration of the scheduler: the ``Schedule`` kind, the scenario steps and the CLI commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.registry import KindSpec, Registry, StepSpec
+from engine.scenarios import ScenarioContext, StepFailure, parse_moment
+from engine.source import SourceDocument
+
+__all__ = ["compile_schedule_document", "local_moment", "register", "scenario_target", "sync_employees"]
+
+
+def compile_schedule_document(ctx: Any, doc: SourceDocument) -> Any:
+    """A named ``Schedule`` document."""
+    from engine.scheduling.schedule import compile_schedule
+
+    return compile_schedule(doc.spec, "/spec", lambda code, msg, ptr, hint: ctx.report(code, msg, ptr, hint))
+
+
+# --- scenario steps --------------------------------------------------------------------------
+
+
+def _plain_store(ctx: ScenarioContext) -> Any:
+    import sqlalchemy as sa
+
+    from engine.scheduling.employees import EmployeeDirectory
+
+    workdir = Path(tempfile.mkdtemp(prefix="regelwerk-schedule-"))
+    sa_engine = sa.create_engine(f"sqlite:///{workdir / 'schedule.sqlite'}")
+    EmployeeDirectory(sa_engine).setup()
+
+    def cleanup() -> None:
+        sa_engine.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    ctx.cleanups.append(cleanup)
+    return sa_engine
+
+
+def scenario_target(ctx: ScenarioContext) -> Any:
+    """What the scenario ticks: the workflow ``engine`` service when workflows are installed, else a SQLite file."""
+    if "Workflow" in ctx.registry.kinds:
+        from engine.workflows.steps import get_engine
+
+        return get_engine(ctx)
+    return ctx.service("schedule_store", _plain_store)
+
+
+def _sa_engine(target: Any) -> Any:
+    from engine.scheduling.tick import resolve_target
+
+    return resolve_target(target).sa_engine
+
+
+def sync_employees(ctx: ScenarioContext, target: Any) -> None:
+    """Store the scenario fact ``employees`` (a list of records); only changed records are written."""
+    from engine.scheduling.employees import EmployeeDirectory
+
+    seen: dict[str, str] = ctx.services.setdefault("schedule_employee_hashes", {})
+    changed = []
+    for record in ctx.facts.get("employees") or []:
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+        if seen.get(str(record.get("id"))) != digest:
+            changed.append(record)
+            seen[str(record.get("id"))] = digest
+    if changed:
+        EmployeeDirectory(_sa_engine(target)).upsert(changed, ctx.now)
+
+
+def _items(target: Any, keys: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    from sqlalchemy import select
+
+    from engine.scheduling.tables import scheduled_items as items
+
+    query = select(items.c.key, items.c.status, items.c.item_type, items.c.due_at, items.c.instance_id)
+    if keys is not None:
+        query = query.where(items.c.key.in_(keys))
+    with _sa_engine(target).connect() as conn:
+        return {r.key: dict(r._mapping) for r in conn.execute(query)}
+
+
+def _check_keys(what: str, expected: list[str], actual: list[str], exactly: bool) -> list[str]:
+    problems = []
+    missing = [k for k in expected if k not in actual]
+    if missing:
+        problems.append(f"expected {what} but not: {', '.join(missing)}")
+    if exactly:
+        extra = sorted(set(actual) - set(expected))
+        if extra:
+            problems.append(f"{what} but not expected: {', '.join(extra[:20])}" + (" ..." if len(extra) > 20 else ""))
+    return problems
+
+
+def step_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Move the clock to ``at`` and tick; compare what was created/started with the expectations."""
+    from engine.scheduling.tick import tick
+
+    if "at" in args:
+        ctx.now = local_moment(args["at"])
+    target = scenario_target(ctx)
+    sync_employees(ctx, target)
+    summary = tick(target, ctx.compiled, ctx.now, collect_keys=True)
+    ctx.services["last_tick"] = summary
+    problems: list[str] = []
+    exactly = bool(args.get("exactly", False))
+    if "created" in args:
+        problems += _check_keys("created", list(args["created"]), summary.created_keys, exactly)
+    if "activated" in args:
+        problems += _check_keys("activated", list(args["activated"]), summary.activated_keys, exactly)
+    for key, wanted in (args.get("counts") or {}).items():
+        actual = {"cancelled": summary.cancelled, "skipped": summary.skipped, "reinstated": summary.reinstated,
+                  "created": summary.total_created}.get(key, summary.created.get(key, summary.activated.get(key, 0)))
+        if actual != wanted:
+            problems.append(f"expected {wanted} {key}, got {actual}")
+    for key, status in (args.get("status") or {}).items():
+        found = _items(target, [key]).get(key)
+        if found is None or found["status"] != status:
+            problems.append(f"expected {key} {status}, found {found['status'] if found else 'nothing'}")
+    if problems:
+        raise StepFailure("; ".join(problems) + "\n" + "\n".join(summary.lines()))
+
+
+def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Preview items due in ``[from, to)`` for the scenario's employees (nothing stored); compare keys and dates."""
+    from engine.scheduling.preview import preview
+
+    rows = preview(ctx.compiled, ctx.facts.get("employees") or [], local_moment(args["from"]),
+                   local_moment(args["to"]))
+    by_key = {r.key: r for r in rows}
+    problems = []
+    for want in args.get("expect", []):
+        row = by_key.get(want["key"])
+        if row is None:
+            problems.append(f"{want['key']} does not arise")
+            continue
+        if "date" in want:
+            from zoneinfo import ZoneInfo
+
+            day = row.due_at.astimezone(ZoneInfo(want.get("timezone", "Europe/Amsterdam"))).date().isoformat()
+            if day != want["date"]:
+                problems.append(f"{want['key']} arises on {day}, expected {want['date']}")
+    for key in args.get("absent", []):
+        if key in by_key:
+            problems.append(f"{key} arises on {by_key[key].due_at.isoformat()}, expected it not to")
+    if "count" in args and len(rows) != args["count"]:
+        problems.append(f"expected {args['count']} item(s), previewed {len(rows)}")
+    if problems:
+        raise StepFailure("; ".join(problems) + "\npreviewed:\n" + "\n".join(
+            f"  {r.due_at.isoformat()} {r.key}" for r in rows[:60]))
+
+
+def step_start_item(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Start a ready (manual-start) item by hand: ``{key, actor?}``."""
+    from engine.actors import SYSTEM, Actor
+    from engine.scheduling.tick import start_item
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    start_item(scenario_target(ctx), args["key"], ctx.now, actor)
+
+
+def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Compare stored items: ``{key: status}`` or ``{key: status/workflow state}``; ``absent``: no such item."""
+    target = scenario_target(ctx)
+    found = _items(target, list(args))
+    problems = []
+    for key, wanted in args.items():
+        status, _, state = str(wanted).partition("/")
+        item = found.get(key, {})
+        actual = item.get("status", "absent")
+        if state and item.get("instance_id") and hasattr(target, "get"):
+            actual += "/" + target.get(item["instance_id"]).state
+        if actual != (f"{status}/{state}" if state else status):
+            problems.append(f"{key}: expected {wanted}, found {actual}")
+    if problems:
+        raise StepFailure("; ".join(problems))
+
+
+def step_use_bundle(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Switch the scenario to another bundle (relative path): definitions change, the stored work stays."""
+    ctx.bundle_path = ctx.resolve(str(args))
+    ctx._compiled = None
+    _ = ctx.compiled
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def local_moment(value: Any, timezone: str = "Europe/Amsterdam") -> datetime:
+    """A scenario/CLI moment; a plain date means local midnight in ``timezone`` (not UTC)."""
+    if isinstance(value, str) and len(value.strip()) == 10:
+        from datetime import date, time
+        from zoneinfo import ZoneInfo
+
+        day = date.fromisoformat(value.strip())
+        return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    return parse_moment(value)
+
+
+def _moment(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    return local_moment(value)
+
+
+def _commands() -> list[Any]:
+    import click
+
+    @click.command("tick")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--store", "store_url", required=True, help="Database URL (sqlite:///file, postgresql+psycopg://...).")
+    @click.option("--at", "at", default=None, help="The moment to tick at (ISO date or date-time; default now).")
+    @click.option("--batch", default=500, show_default=True, help="Employees/items per transaction.")
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+    def tick_command(path: str, store_url: str, at: str | None, batch: int, fmt: str, quiet: bool) -> None:
+        """Generate what the schedules call for, start what is due and fire due workflow timers."""
+        from engine.cli import load_compiled
+        from engine.scheduling.tick import tick
+
+        compiled = load_compiled(path)
+        try:
+            now = _moment(at)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if not quiet:
+                click.echo(f"{phase}: {done}/{total}", err=True)
+
+        target: Any
+        if "Workflow" in {k for k, _ in compiled.objects} or compiled.of_kind("Workflow"):
+            from engine.runtime import Engine
+
+            target = Engine(compiled, store=store_url, clock=lambda: now)
+        else:
+            from engine.store.sql import SqlStore
+
+            target = SqlStore(store_url)
+        try:
+            summary = tick(target, compiled, now, progress=progress, batch_size=batch)
+        finally:
+            target.close()
+        if fmt == "json":
+            click.echo(json.dumps(summary.as_dict(), indent=2))
+        else:
+            click.echo("\n".join(summary.lines()))
+
+    @click.group("schedule")
+    def schedule_group() -> None:
+        """Schedules: preview what would arise when."""
+
+    @schedule_group.command("preview")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--from", "start", required=True, help="First day (ISO date).")
+    @click.option("--to", "end", required=True, help="Day after the last (ISO date).")
+    @click.option("--facts", "facts_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="YAML/JSON file with `employees: [...]`.")
+    @click.option("--store", "store_url", default=None, help="Read the employees from this store instead.")
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    def preview_command(path: str, start: str, end: str, facts_file: str | None, store_url: str | None,
+                        fmt: str) -> None:
+        """What would arise between --from and --to (writing nothing)."""
+        from engine.cli import load_compiled
+        from engine.scheduling.preview import preview, preview_schedules
+
+        compiled = load_compiled(path)
+        try:
+            begin, finish = local_moment(start), local_moment(end)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        employees: Any = []
+        if facts_file:
+            employees = _read_facts(facts_file).get("employees") or []
+        elif store_url:
+            import sqlalchemy as sa
+
+            from engine.scheduling.employees import EmployeeDirectory
+
+            employees = EmployeeDirectory(sa.create_engine(store_url)).iter_all()
+        try:
+            rows = preview(compiled, employees, begin, finish)
+        except ValueError as exc:
+            raise click.UsageError(f"facts: {exc}") from None
+        named = preview_schedules(compiled, begin, finish)
+        if fmt == "json":
+            click.echo(json.dumps({"items": [r.to_dict() for r in rows],
+                                   "schedules": [{"schedule": n, "at": m.isoformat()} for n, m in named]}, indent=2))
+            return
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo("Europe/Amsterdam")
+        for row in rows:
+            click.echo(f"{row.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {row.item_type:<16} {row.subject:<10} "
+                       f"{row.label}  [{row.start_mode}] {row.key}")
+        for name, moment in named:
+            click.echo(f"{moment.astimezone(tz):%Y-%m-%d %H:%M}  schedule         {name}")
+        click.echo(f"{len(rows)} item(s), {len(named)} schedule occurrence(s)", err=True)
+
+    @click.group("import")
+    def import_group() -> None:
+        """Import data into a store."""
+
+    @import_group.command("employees")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--store", "store_url", required=True, help="Database URL.")
+    def import_command(file: str, store_url: str) -> None:
+        """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
+        import sqlalchemy as sa
+
+        from engine.scheduling.employees import EmployeeDirectory, import_employees
+
+        sa_engine = sa.create_engine(store_url)
+        try:
+            directory = EmployeeDirectory(sa_engine)
+            directory.setup()
+            result = import_employees(directory, file)
+        finally:
+            sa_engine.dispose()
+        if not result.ok:
+            for error in result.errors:
+                click.echo(f"{file}: {error}", err=True)
+            click.echo(f"{file}: nothing imported ({len(result.errors)} error(s))", err=True)
+            raise SystemExit(1)
+        click.echo(f"{file}: {result.imported} employee(s) imported")
+
+    return [tick_command, schedule_group, import_group]
+
+
+def _read_facts(path: str) -> Mapping[str, Any]:
+    from engine.source import load_text, read_source, to_plain
+
+    text, problems = read_source(path, path)
+    if text is None:
+        raise SystemExit(f"error: cannot read {path}: {problems[0].message if problems else ''}")
+    docs, problems = load_text(text, path)
+    if problems or not docs:
+        raise SystemExit(f"error: {path}: " + "; ".join(p.message for p in problems) if problems else "empty")
+    data: Mapping[str, Any] = to_plain(docs[0].data)
+    return data
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Add the Schedule kind, the scheduler's scenario steps and its commands."""
+    from engine.validation import load_shipped_schema
+
+    registry.add_kind(KindSpec(
+        kind="Schedule", plugin=plugin, schema=load_shipped_schema("schedule.json"),
+        compile=compile_schedule_document, schema_file="schedule.json",
+        description="a named schedule (cron, relative date or fixed dates); the fragment other kinds $ref",
+    ))
+    keys = {"type": "array", "items": {"type": "string"}}
+    registry.add_step(StepSpec("tick", plugin, step_tick, {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "at": {"$ref": "common.json#/$defs/dateTime", "description": "Move the clock here first."},
+            "created": {**keys, "description": "Keys this tick must create."},
+            "activated": {**keys, "description": "Keys this tick must activate (start, ready, active)."},
+            "exactly": {"type": "boolean", "description": "Nothing else may be created/activated."},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                       "description": "Created per item type (trajectory, moment, feedback_request), activated "
+                                      "per status (started, ready, active), or cancelled/skipped/reinstated/created."},
+            "status": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }, "tick the scheduler at a moment; expect items created, activated, cancelled (by key)"))
+    registry.add_step(StepSpec("preview", plugin, step_preview, {
+        "type": "object", "required": ["from", "to"], "additionalProperties": False,
+        "properties": {
+            "from": {"$ref": "common.json#/$defs/dateTime"}, "to": {"$ref": "common.json#/$defs/dateTime"},
+            "count": {"type": "integer"}, "absent": keys,
+            "expect": {"type": "array", "items": {
+                "type": "object", "required": ["key"], "additionalProperties": False,
+                "properties": {"key": {"type": "string"}, "date": {"$ref": "common.json#/$defs/date"},
+                               "timezone": {"type": "string"}}}},
+        },
+    }, "preview what would arise in a window (nothing stored)"))
+    registry.add_step(StepSpec("start_item", plugin, step_start_item, {
+        "type": "object", "required": ["key"], "additionalProperties": False,
+        "properties": {"key": {"type": "string"}, "actor": {}},
+    }, "start a manual-start item by hand"))
+    registry.add_step(StepSpec("expect_items", plugin, step_expect_items, {
+        "type": "object", "additionalProperties": {"type": "string"},
+    }, "expect stored scheduled items in a status (or absent)"))
+    registry.add_step(StepSpec("use_bundle", plugin, step_use_bundle, {"type": "string"},
+                               "switch to another bundle (a definition change between ticks)"))
+    for command in _commands():
+        registry.add_command(command)

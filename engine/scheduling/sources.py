@@ -1,0 +1,87 @@
+"""What schedules call for: the generic hook between kinds and the tick.
+
+Any compiled object that implements :class:`ItemSource` (a ``source_id`` and a pure
+``plan(employee, now)``) is planned by the tick for every employee; the talent pack's
+``DevelopmentCycle`` is one. A plan lists every item that has arisen by ``now`` (a source
+may plan ahead, e.g. a whole work year a month before it starts) with a deterministic key,
+plus ``next_due``: when the same employee must be planned again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.scheduling.employees import EmployeeFacts
+
+__all__ = ["ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "item_sources"]
+
+#: planned: created, not yet due; active: a due item without a workflow (a trajectory);
+#: ready: due, waits for someone to start it by hand; started: its workflow instance runs;
+#: skipped: missed during downtime and dropped by the catch-up policy; cancelled: no longer
+#: applies (left employment, facts or definitions changed) before it was due.
+ITEM_STATUSES = ("planned", "active", "ready", "started", "skipped", "cancelled")
+START_MODES = ("automatic", "manual", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    """One item a schedule calls for; ``key`` is deterministic and unique across the store."""
+
+    key: str
+    source: str
+    item_type: str
+    subject: str
+    due_at: datetime
+    period: str = ""
+    parent_key: str | None = None
+    series: str = ""
+    start_mode: str = "automatic"
+    catch_up: str = "once"
+    grace_seconds: int = 86400
+    workflow: str | None = None
+    version: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The ``rw_scheduled_items`` row (naive UTC times)."""
+        stamp = now.astimezone(UTC).replace(tzinfo=None)
+        return {
+            "key": self.key, "source": self.source, "item_type": self.item_type, "subject": self.subject,
+            "period": self.period, "parent_key": self.parent_key, "series": self.series or self.key,
+            "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
+            "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
+            "workflow": self.workflow, "instance_id": None, "version": self.version,
+            "payload": json.dumps(dict(self.payload), sort_keys=True, separators=(",", ":"), default=str),
+            "created_at": stamp, "updated_at": stamp,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every item arisen for one employee by ``now``, and when to plan again (None: only on change)."""
+
+    items: tuple[PlannedItem, ...] = ()
+    next_due: datetime | None = None
+
+
+@runtime_checkable
+class ItemSource(Protocol):
+    """A compiled definition that generates items per employee (implemented by pack kinds)."""
+
+    source_id: str
+
+    def plan(self, employee: EmployeeFacts, now: datetime) -> Plan:
+        """Pure: the items that have arisen for ``employee`` by ``now`` (plan-ahead included)."""
+
+
+def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list[ItemSource]:
+    """The item sources among compiled objects, sorted by ``source_id``."""
+    values = objects.values() if isinstance(objects, Mapping) else objects
+    found = {obj.source_id: obj for obj in values if isinstance(obj, ItemSource)}
+    return [found[k] for k in sorted(found)]

@@ -1,0 +1,368 @@
+"""``tick``: do everything that is due, exactly once, also with several processes at a time.
+
+Three phases, each in small transactions (a crash loses at most one uncommitted batch,
+which the next tick redoes):
+
+1. **plan**: employees whose plan is stale (new, facts changed, definitions changed, or
+   ``next_due`` reached) are read in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+   concurrent ticks share the work); every item their sources call for is inserted with
+   ``INSERT .. ON CONFLICT (key) DO NOTHING``; planned items that no longer apply are
+   cancelled, cancelled ones that apply again are reinstated; the employee gets a new plan
+   stamp and ``next_due``.
+2. **activate**: items that are due (``status = planned, due_at <= now``) are claimed in
+   batches (again SKIP LOCKED); the catch-up policy drops occurrences missed during downtime;
+   the rest become ``active`` (no workflow), ``ready`` (manual start) or ``started`` (a
+   workflow instance is started through the workflow runtime, in the same transaction).
+3. **timers**: the workflow runtime's ``fire_due_timers(now)``.
+
+On SQLite every batch transaction starts with a write so that it holds the database's
+write lock from its first read (SQLite has no row locks); ticks there run one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import time as _time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.actors import SYSTEM, Actor
+
+__all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
+
+#: ``progress(phase, done, total)`` after every batch (phase: "plan" or "activate").
+Progress = Callable[[str, int, int], None]
+#: ``starter(unit, item, now) -> instance id``: starts the workflow of a due item inside the tick's
+#: transaction (``unit`` is an :class:`engine.scheduling.workflows.TxUnit`).
+Starter = Callable[[Any, Mapping[str, Any], datetime], str]
+
+
+@dataclass
+class TickSummary:
+    """What one tick did."""
+
+    now: datetime
+    employees_planned: int = 0
+    created: Counter[str] = field(default_factory=Counter)
+    created_keys: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    reinstated: int = 0
+    activated: Counter[str] = field(default_factory=Counter)
+    activated_keys: list[str] = field(default_factory=list)
+    skipped: int = 0
+    timers_fired: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total_created(self) -> int:
+        """How many items were created."""
+        return sum(self.created.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (keys left out)."""
+        return {
+            "now": self.now.isoformat(), "employees_planned": self.employees_planned,
+            "created": dict(sorted(self.created.items())), "cancelled": self.cancelled,
+            "reinstated": self.reinstated, "activated": dict(sorted(self.activated.items())),
+            "skipped": self.skipped, "timers_fired": self.timers_fired, "seconds": round(self.seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines."""
+        created = ", ".join(f"{n} {t}" for t, n in sorted(self.created.items())) or "nothing"
+        activated = ", ".join(f"{n} {s}" for s, n in sorted(self.activated.items())) or "nothing"
+        return [
+            f"tick at {self.now.isoformat()}: {self.employees_planned} employee(s) planned",
+            f"  created: {created}",
+            f"  activated: {activated}; skipped (catch-up): {self.skipped}",
+            f"  cancelled: {self.cancelled}; reinstated: {self.reinstated}; timers fired: {self.timers_fired}",
+            f"  took {self.seconds:.2f} s",
+        ]
+
+
+def _naive(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def plan_stamp(sources: Sequence[Any], fallback: str) -> str:
+    """The stamp an employee's plan carries: changes whenever a source's definition changes."""
+    from engine.compiler import content_hash
+
+    return content_hash(sorted(f"{s.source_id}@{getattr(s, 'version', '') or fallback}" for s in sources))
+
+
+@dataclass
+class _Target:
+    sa_engine: Any
+    workflow_engine: Any = None
+    starter: Starter | None = None
+    owned: bool = False
+
+
+def resolve_target(target: Any, starter: Starter | None = None) -> _Target:
+    """Accept a URL, a SQLAlchemy engine, a store (with ``sa_engine``/``engine``) or a workflow engine."""
+    import sqlalchemy as sa
+
+    if isinstance(target, str):
+        return _Target(sa.create_engine(target), None, starter, owned=True)
+    if isinstance(target, sa.engine.Engine):
+        return _Target(target, None, starter)
+    workflow_engine = target if hasattr(target, "fire_due_timers") else None
+    store = getattr(target, "store", target)
+    for attr in ("engine", "sa_engine"):
+        candidate = getattr(store, attr, None)
+        if isinstance(candidate, sa.engine.Engine):
+            if starter is None and workflow_engine is not None:
+                from engine.scheduling.workflows import engine_starter
+
+                starter = engine_starter(workflow_engine)
+            return _Target(candidate, workflow_engine, starter)
+    raise TypeError(f"cannot tick {type(target).__name__}: pass a database URL, a SQLAlchemy engine, "
+                    "a SQL store or a workflow Engine on a SQL store")
+
+
+def _take_write_lock(conn: Any) -> None:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE rw_scheduled_items SET id = id WHERE id = -1"))
+
+
+def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None = None, batch_size: int = 500,
+         actor: Actor = SYSTEM, starter: Starter | None = None, collect_keys: bool = False) -> TickSummary:
+    """Generate what the schedules call for, activate what is due and fire due workflow timers.
+
+    ``target``: a database URL, a SQLAlchemy engine, a SQL store, or the workflow ``Engine``
+    (then due items start their workflows through it and its timers are fired). Idempotent
+    and safe to run in several processes at once (see the module docstring).
+    """
+    from engine.scheduling.sources import item_sources
+
+    started = _time.perf_counter()
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    summary = TickSummary(now=now)
+    resolved = resolve_target(target, starter)
+    try:
+        sources = item_sources(compiled.objects)
+        if sources:
+            _plan_phase(resolved.sa_engine, sources, plan_stamp(sources, compiled.version), now, batch_size,
+                        summary, progress, actor, collect_keys)
+        _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys)
+        if resolved.workflow_engine is not None:
+            fired = resolved.workflow_engine.fire_due_timers(now)
+            summary.timers_fired = fired if isinstance(fired, int) else len(list(fired or ()))
+    finally:
+        if resolved.owned:
+            resolved.sa_engine.dispose()
+    summary.seconds = _time.perf_counter() - started
+    return summary
+
+
+def _stale_employees(version: str, now_naive: datetime) -> Any:
+    from sqlalchemy import or_
+
+    from engine.scheduling.tables import employees as emp
+
+    return or_(emp.c.plan_version.is_(None), emp.c.plan_version != version, emp.c.next_due <= now_naive)
+
+
+def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
+                summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+    from sqlalchemy import bindparam, func, select, update
+
+    from engine.scheduling.employees import dialect_insert, facts_of_row
+    from engine.scheduling.tables import employees as emp
+    from engine.scheduling.tables import scheduled_items as items
+
+    now_naive = _naive(now)
+    stale = _stale_employees(version, now_naive)
+    with sa_engine.connect() as conn:
+        total = int(conn.execute(select(func.count()).select_from(emp).where(stale)).scalar_one())
+    if not total:
+        return
+    pg = sa_engine.dialect.name == "postgresql"
+    done = 0
+    last_id = ""
+    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), emp.c.updated_at == bindparam("b_seen"))
+                    .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next")))
+    while True:
+        with sa_engine.begin() as conn:
+            _take_write_lock(conn)
+            query = select(emp).where(stale, emp.c.id > last_id).order_by(emp.c.id).limit(batch_size)
+            if pg:
+                query = query.with_for_update(skip_locked=True, of=emp)
+            rows = conn.execute(query).all()
+            if not rows:
+                break
+            last_id = rows[-1].id
+            desired: dict[str, dict[str, Any]] = {}
+            stamps = []
+            people = [facts_of_row(row) for row in rows]
+            next_due: list[datetime | None] = [None] * len(rows)
+            for source in sources:
+                batch = getattr(source, "plan_batch", None)
+                plans = batch(people, now) if batch is not None else [source.plan(p, now) for p in people]
+                for i, plan in enumerate(plans):
+                    for item in plan.items:
+                        desired[item.key] = item.row(now)
+                    due = plan.next_due
+                    if due is not None and (next_due[i] is None or due < next_due[i]):  # type: ignore[operator]
+                        next_due[i] = due
+            for row, due in zip(rows, next_due, strict=True):
+                stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version,
+                               "b_next": _naive(due) if due is not None else None})
+            subjects = [r.id for r in rows]
+            existing = conn.execute(
+                select(items.c.key, items.c.status).where(
+                    items.c.subject.in_(subjects), items.c.status.in_(("planned", "cancelled")),
+                    items.c.due_at > now_naive)).all()
+            cancel = [k for k, s in existing if s == "planned" and k not in desired]
+            reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
+            if desired:
+                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
+                values = list(desired.values())
+                if collect_keys:
+                    result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
+                    created = result.all()
+                    summary.created.update(t for _, t in created)
+                    summary.created_keys.extend(k for k, _ in created)
+                else:
+                    # plain executemany (no RETURNING): count what was inserted per item type by rowcount
+                    by_type: dict[str, list[dict[str, Any]]] = {}
+                    for value in values:
+                        by_type.setdefault(value["item_type"], []).append(value)
+                    for item_type, group in sorted(by_type.items()):
+                        summary.created[item_type] += max(conn.execute(stmt, group).rowcount, 0)
+            for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
+                if keys:
+                    _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
+                                "reinstate")
+            summary.cancelled += len(cancel)
+            summary.reinstated += len(reinstate)
+            conn.execute(stamp_update, stamps)
+            done += len(rows)
+            summary.employees_planned += len(rows)
+        if progress is not None:
+            progress("plan", done, total)
+
+
+def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime, actor: Actor, event: str,
+                detail: Mapping[str, Any] | None = None) -> None:
+    from sqlalchemy import update
+
+    from engine.scheduling.tables import scheduled_events as events
+    from engine.scheduling.tables import scheduled_items as items
+
+    keys = list(keys)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        conn.execute(update(items).where(items.c.key.in_(chunk)).values(status=status, updated_at=now_naive))
+    text = json.dumps(dict(detail or {}), sort_keys=True, default=str)
+    conn.execute(events.insert(), [{"item_key": k, "event": event, "actor": actor.id, "at": now_naive,
+                                    "detail": text} for k in keys])
+
+
+def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: TickSummary,
+                    progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+    from sqlalchemy import bindparam, func, select, update
+
+    from engine.scheduling.tables import scheduled_events as events
+    from engine.scheduling.tables import scheduled_items as items
+    from engine.scheduling.workflows import unit_of_work
+
+    sa_engine = target.sa_engine
+    now_naive = _naive(now)
+    due = (items.c.status == "planned") & (items.c.due_at <= now_naive)
+    with sa_engine.connect() as conn:
+        total = int(conn.execute(select(func.count()).select_from(items).where(due)).scalar_one())
+    if not total:
+        return
+    pg = sa_engine.dialect.name == "postgresql"
+    done = 0
+    change = (update(items).where(items.c.key == bindparam("b_key"), items.c.status == "planned")
+              .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"), updated_at=now_naive))
+    while True:
+        with unit_of_work(sa_engine, target.workflow_engine) as unit:
+            conn = unit.connection
+            _take_write_lock(conn)
+            query = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(batch_size)
+            if pg:
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r._mapping) for r in conn.execute(query).all()]
+            if not rows:
+                break
+            late_once = {r["series"] for r in rows if r["catch_up"] == "once"
+                         and r["due_at"] < now_naive - timedelta(seconds=r["grace_seconds"])}
+            latest: dict[str, datetime] = {}
+            if late_once:
+                found = conn.execute(select(items.c.series, func.max(items.c.due_at))
+                                     .where(items.c.series.in_(sorted(late_once)), items.c.due_at <= now_naive)
+                                     .group_by(items.c.series)).all()
+                latest = {s: d for s, d in found}
+            changes, audit = [], []
+            for row in rows:
+                late = row["due_at"] < now_naive - timedelta(seconds=row["grace_seconds"])
+                instance = None
+                if late and (row["catch_up"] == "skip" or (
+                        row["catch_up"] == "once" and row["due_at"] < latest.get(row["series"], row["due_at"]))):
+                    status, event = "skipped", "skip"
+                    summary.skipped += 1
+                elif row["start_mode"] == "none" or not row["workflow"]:
+                    status, event = "active", "activate"
+                elif row["start_mode"] == "manual" or target.starter is None:
+                    status, event = "ready", "ready"
+                else:
+                    instance = target.starter(unit, row, now)
+                    status, event = "started", "start"
+                if status != "skipped":
+                    summary.activated[status] += 1
+                    if collect_keys:
+                        summary.activated_keys.append(row["key"])
+                changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
+                audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
+                              "detail": json.dumps({"instance": instance} if instance else {})})
+            conn.execute(change, changes)
+            conn.execute(events.insert(), audit)
+            done += len(rows)
+        if progress is not None:
+            progress("activate", done, total)
+
+
+def start_item(target: Any, key: str, now: datetime, actor: Actor = SYSTEM, starter: Starter | None = None) -> str:
+    """Start a ``ready`` item (a manual-start moment) by hand; returns the workflow instance id."""
+    from sqlalchemy import select, update
+
+    from engine.errors import UsageError
+    from engine.scheduling.tables import scheduled_events as events
+    from engine.scheduling.tables import scheduled_items as items
+    from engine.scheduling.workflows import unit_of_work
+
+    resolved = resolve_target(target, starter)
+    if resolved.starter is None:
+        raise UsageError("starting an item needs the workflow engine", hint="pass the Engine as target")
+    now_naive = _naive(now)
+    try:
+        with unit_of_work(resolved.sa_engine, resolved.workflow_engine) as unit:
+            conn = unit.connection
+            _take_write_lock(conn)
+            query = select(items).where(items.c.key == key)
+            if resolved.sa_engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise UsageError(f"no scheduled item {key!r}")
+            if row.status != "ready":
+                raise UsageError(f"item {key!r} is {row.status}, not ready to start",
+                                 hint="only items with start: manual wait in status 'ready'")
+            instance = resolved.starter(unit, dict(row._mapping), now)
+            conn.execute(update(items).where(items.c.key == key)
+                         .values(status="started", instance_id=instance, updated_at=now_naive))
+            conn.execute(events.insert().values(item_key=key, event="start", actor=actor.id, at=now_naive,
+                                                detail=json.dumps({"instance": instance, "manual": True})))
+    finally:
+        if resolved.owned:
+            resolved.sa_engine.dispose()
+    return instance

@@ -1,0 +1,250 @@
+"""The store contract: one test class every Store implementation must pass.
+
+Subclass it in your own test module and implement ``make_store``::
+
+    from engine.store.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        def make_store(self):
+            return MyStore(...)
+
+pytest collects the inherited ``test_*`` methods (the class itself is not collected: its name does
+not start with ``Test``). The tests use only the :class:`~engine.store.base.Store` protocol.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.errors import ConflictError, UnknownInstance
+from engine.store.base import Store
+from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+
+__all__ = ["StoreContract"]
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _record(instance_id: str = "i1", state: str = "draft", version: int = 1, **data: Any) -> InstanceRecord:
+    return InstanceRecord(instance_id, "declaration", "v1", state, {"amount": 10, **data}, version, T0, T0, "anna")
+
+
+class _Boom(Exception):
+    pass
+
+
+class StoreContract:
+    """Behaviour every store must show (persistence, version checks, atomicity, timers, audit)."""
+
+    def make_store(self) -> Store:
+        """Return a fresh, empty store (tables created)."""
+        raise NotImplementedError
+
+    def _open(self) -> Iterator[Store]:
+        store = self.make_store()
+        store.setup()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def _store(self) -> Store:
+        gen = self._open()
+        store = next(gen)
+        self._cleanups = [*getattr(self, "_cleanups", []), gen]
+        return store
+
+    def teardown_method(self, method: Any = None) -> None:
+        """Close the stores a test opened."""
+        for gen in getattr(self, "_cleanups", []):
+            for _ in gen:
+                pass
+        self._cleanups = []
+
+    # --- instances -----------------------------------------------------------------------------
+
+    def test_insert_and_get_round_trip(self) -> None:
+        store = self._store()
+        rec = _record(nested={"a": [1, 2, {"b": "é"}]})
+        with store.transaction() as tx:
+            tx.insert(rec)
+        with store.read() as tx:
+            got = tx.get("i1")
+        assert got is not None
+        assert got.state == "draft" and got.version == 1 and got.workflow == "declaration"
+        assert dict(got.data) == {"amount": 10, "nested": {"a": [1, 2, {"b": "é"}]}}
+        assert got.created_at == T0 and got.created_at.tzinfo is not None
+        assert got.created_by == "anna"
+
+    def test_get_missing_is_none(self) -> None:
+        store = self._store()
+        with store.read() as tx:
+            assert tx.get("nope") is None
+
+    def test_insert_duplicate_is_a_conflict(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        try:
+            with store.transaction() as tx:
+                tx.insert(_record())
+        except ConflictError as exc:
+            assert exc.instance_id == "i1"
+        else:
+            raise AssertionError("a duplicate insert must raise ConflictError")
+
+    def test_update_checks_the_version(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        with store.transaction() as tx:
+            tx.update(_record(state="submitted", version=2), expected_version=1)
+        try:
+            with store.transaction() as tx:
+                tx.update(_record(state="approved", version=2), expected_version=1)
+        except ConflictError as exc:
+            assert (exc.expected_version, exc.current_version, exc.current_state) == (1, 2, "submitted")
+        else:
+            raise AssertionError("a stale update must raise ConflictError")
+        with store.read() as tx:
+            got = tx.get("i1")
+        assert got is not None and got.state == "submitted" and got.version == 2
+
+    def test_update_of_missing_instance(self) -> None:
+        store = self._store()
+        try:
+            with store.transaction() as tx:
+                tx.update(_record("ghost", version=2), expected_version=1)
+        except UnknownInstance as exc:
+            assert exc.instance_id == "ghost"
+        else:
+            raise AssertionError("updating a missing instance must raise UnknownInstance")
+
+    def test_instances_filters_and_order(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record("b", state="draft"))
+            tx.insert(_record("a", state="submitted"))
+            tx.insert(_record("c", state="draft"))
+        with store.read() as tx:
+            assert [r.id for r in tx.instances()] == ["a", "b", "c"]
+            assert [r.id for r in tx.instances(state="draft")] == ["b", "c"]
+            assert [r.id for r in tx.instances(workflow="other")] == []
+            assert [r.id for r in tx.instances(definition_version="v1", limit=2)] == ["a", "b"]
+
+    # --- atomicity -----------------------------------------------------------------------------
+
+    def test_a_failed_unit_of_work_leaves_nothing(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        try:
+            with store.transaction() as tx:
+                tx.update(_record(state="submitted", version=2), expected_version=1)
+                tx.add_history(HistoryEntry("i1", "submit", "draft", "submitted", "anna", T0, "v1", 2))
+                tx.add_timer(TimerRecord("i1", "submitted", "expire", T0 + timedelta(days=14)))
+                tx.add_audit(AuditEntry(T0, "anna", "x", "i1"))
+                raise _Boom
+        except _Boom:
+            pass
+        with store.read() as tx:
+            got = tx.get("i1")
+            assert got is not None and got.state == "draft" and got.version == 1
+            assert tx.history("i1") == []
+            assert tx.timers("i1") == []
+            assert tx.audit("i1") == []
+
+    def test_history_in_order_with_explanation(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.add_history(HistoryEntry("i1", "$start", "", "draft", "anna", T0, "v1", 1))
+            tx.add_history(HistoryEntry("i1", "submit", "draft", "submitted", "anna", T0 + timedelta(hours=1),
+                                        "v1", 2, {"guard": "amount le 50", "permission": {"allowed": True}}))
+        with store.read() as tx:
+            rows = tx.history("i1")
+        assert [(h.event, h.from_state, h.to_state, h.version) for h in rows] == [
+            ("$start", "", "draft", 1), ("submit", "draft", "submitted", 2)]
+        assert rows[1].explain["permission"] == {"allowed": True}
+        assert rows[1].at == T0 + timedelta(hours=1)
+
+    # --- timers --------------------------------------------------------------------------------
+
+    def test_timers_due_claim_finish_cancel(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.insert(_record("i2"))
+            tx.add_timer(TimerRecord("i1", "submitted", "expire", T0 + timedelta(days=14), {"why": "late"}))
+            tx.add_timer(TimerRecord("i2", "submitted", "expire", T0 + timedelta(days=1)))
+        with store.transaction() as tx:
+            assert tx.claim_due_timer(T0) is None
+            first = tx.claim_due_timer(T0 + timedelta(days=20))
+            assert first is not None and first.instance_id == "i2" and first.id is not None
+            tx.finish_timer(first.id, "fired", T0 + timedelta(days=20))
+        with store.transaction() as tx:
+            second = tx.claim_due_timer(T0 + timedelta(days=20))
+            assert second is not None and second.instance_id == "i1" and dict(second.data) == {"why": "late"}
+            assert tx.cancel_timers("i1", T0) == 1
+            assert tx.cancel_timers("i1", T0) == 0
+            assert tx.claim_due_timer(T0 + timedelta(days=20)) is None
+        with store.read() as tx:
+            assert [t.status for t in tx.timers("i2")] == ["fired"]
+            assert [t.status for t in tx.timers("i1")] == ["cancelled"]
+
+    # --- audit and definitions -----------------------------------------------------------------
+
+    def test_audit_rows(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.add_audit(AuditEntry(T0, "anna", "workflow.permission_denied", "i1", {"action": "approve"}))
+            tx.add_audit(AuditEntry(T0, "root", "workflow.migrate", None, {}))
+        with store.read() as tx:
+            assert [a.action for a in tx.audit()] == ["workflow.permission_denied", "workflow.migrate"]
+            only = tx.audit("i1")
+        assert len(only) == 1 and only[0].actor == "anna" and only[0].detail == {"action": "approve"}
+
+    def test_definitions_are_kept_once(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.put_definition(DefinitionRecord("Workflow", "declaration", "v1", {"states": ["a"]}, T0))
+            tx.put_definition(DefinitionRecord("Workflow", "declaration", "v1", {"states": ["b"]}, T0))
+        with store.read() as tx:
+            got = tx.get_definition("Workflow", "declaration", "v1")
+            assert tx.get_definition("Workflow", "declaration", "v2") is None
+        assert got is not None and dict(got.source) == {"states": ["a"]}
+
+    # --- concurrency ---------------------------------------------------------------------------
+
+    def test_concurrent_updates_one_wins(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def worker(state: str) -> None:
+            barrier.wait()
+            try:
+                with store.transaction() as tx:
+                    tx.update(_record(state=state, version=2), expected_version=1)
+                result = "won"
+            except ConflictError as exc:
+                result = f"conflict:{exc.current_state}"
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=worker, args=(s,)) for s in ("approved", "rejected")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(o.split(":")[0] for o in outcomes) == ["conflict", "won"], outcomes
+        with store.read() as tx:
+            got = tx.get("i1")
+        assert got is not None and got.version == 2
+        assert outcomes[[o.startswith("conflict") for o in outcomes].index(True)] == f"conflict:{got.state}"

@@ -1,0 +1,330 @@
+"""The SQLAlchemy 2.x store: a SQLite file (the embedded default, WAL mode) or PostgreSQL.
+
+Concurrency:
+
+- Every write goes through ``UPDATE ... WHERE id = :id AND version = :expected``; zero rows means
+  someone else won and a ``ConflictError`` carries the version and state that won.
+- SQLite: write units start with ``BEGIN IMMEDIATE`` (writers queue on the database lock with a
+  busy timeout instead of failing late); reads use a deferred transaction and never block writers
+  (WAL). PostgreSQL: READ COMMITTED; the version check in the UPDATE decides, and due timers are
+  claimed with ``FOR UPDATE SKIP LOCKED`` so several schedulers can run side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, Row
+
+from engine.errors import ConflictError, UnknownInstance
+from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from engine.store.workflow_tables import rw_audit, rw_definitions, rw_history, rw_instances, rw_timers
+
+__all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def create_sa_engine(url: str, **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine with regelwerk's connection settings (SQLite: WAL, busy timeout, explicit BEGIN)."""
+    sa_url = sa.make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(sa_url, **kwargs)
+    if sa_url.database in (None, "", ":memory:"):
+        kwargs.setdefault("poolclass", sa.pool.StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+    engine = sa.create_engine(sa_url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is too late)
+        cursor = dbapi_connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN " + str(conn.get_execution_options().get("regelwerk_begin", "IMMEDIATE")))
+
+    return engine
+
+
+def _instance(row: Row[Any]) -> InstanceRecord:
+    m = row._mapping
+    return InstanceRecord(m["id"], m["workflow"], m["definition_version"], m["state"], m["data"], m["version"],
+                          _aware(m["created_at"]), _aware(m["updated_at"]), m["created_by"],
+                          bool(m["timers_pending"]))
+
+
+def _history(row: Row[Any]) -> HistoryEntry:
+    m = row._mapping
+    return HistoryEntry(m["instance_id"], m["event"], m["from_state"], m["to_state"], m["actor"], _aware(m["at"]),
+                        m["definition_version"], m["version"], m["explain"], m["id"])
+
+
+def _timer(row: Row[Any]) -> TimerRecord:
+    m = row._mapping
+    return TimerRecord(m["instance_id"], m["state"], m["event"], _aware(m["due_at"]), m["data"], m["status"],
+                       m["id"], _utc(m["fired_at"]), m["note"])
+
+
+_I = rw_instances.c
+_GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
+_UPDATE = (rw_instances.update()
+           .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
+           .values(state=sa.bindparam("state"), data=sa.bindparam("data"), version=sa.bindparam("version"),
+                   definition_version=sa.bindparam("definition_version"),
+                   timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
+_UPDATE_NO_DATA = (rw_instances.update()
+                   .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
+                   .values(state=sa.bindparam("state"), version=sa.bindparam("version"),
+                           definition_version=sa.bindparam("definition_version"),
+                           timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
+_INSERT_HISTORY = rw_history.insert()
+
+
+class SqlTx:
+    """A unit of work on one SQLAlchemy ``Connection`` (``tx.connection``)."""
+
+    __slots__ = ("_postgres", "connection")
+
+    def __init__(self, connection: Connection, postgres: bool) -> None:
+        self.connection = connection
+        self._postgres = postgres
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        """The instance, or None."""
+        row = self.connection.execute(_GET, {"p_id": instance_id}).first()
+        return _instance(row) if row is not None else None
+
+    def insert(self, record: InstanceRecord) -> None:
+        """Add a new instance (``ConflictError`` when the id exists)."""
+        existing = self.get(record.id)
+        if existing is not None:
+            raise ConflictError(record.id, 0, existing.version, existing.state)
+        try:
+            self.connection.execute(rw_instances.insert(), {
+                "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
+                "state": record.state, "data": dict(record.data), "version": record.version,
+                "timers_pending": record.timers_pending, "created_by": record.created_by,
+                "created_at": _utc(record.created_at), "updated_at": _utc(record.updated_at)})
+        except sa.exc.IntegrityError as exc:  # inserted concurrently between our check and our insert
+            raise ConflictError(record.id, 0, 1, "") from exc
+
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+        """Version-checked replace (``data_changed=False``: the data column is left as it is)."""
+        params = {"p_id": record.id, "p_expected": expected_version, "state": record.state,
+                  "version": record.version, "definition_version": record.definition_version,
+                  "timers_pending": record.timers_pending, "updated_at": _utc(record.updated_at)}
+        if data_changed:
+            params["data"] = dict(record.data)
+        result = self.connection.execute(_UPDATE if data_changed else _UPDATE_NO_DATA, params)
+        if result.rowcount != 1:
+            current = self.get(record.id)
+            if current is None:
+                raise UnknownInstance(record.id)
+            raise ConflictError(record.id, expected_version, current.version, current.state)
+
+    def instances(self, workflow: str | None = None, state: str | None = None,
+                  definition_version: str | None = None, limit: int | None = None) -> list[InstanceRecord]:
+        """Matching instances, by id."""
+        query = sa.select(rw_instances).order_by(_I.id)
+        if workflow is not None:
+            query = query.where(_I.workflow == workflow)
+        if state is not None:
+            query = query.where(_I.state == state)
+        if definition_version is not None:
+            query = query.where(_I.definition_version == definition_version)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_instance(r) for r in self.connection.execute(query)]
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        """Append a history row."""
+        self.connection.execute(_INSERT_HISTORY, {
+            "instance_id": entry.instance_id, "version": entry.version, "event": entry.event,
+            "from_state": entry.from_state, "to_state": entry.to_state, "actor": entry.actor,
+            "at": _utc(entry.at), "definition_version": entry.definition_version, "explain": dict(entry.explain)})
+
+    def history(self, instance_id: str) -> list[HistoryEntry]:
+        """History of one instance, oldest first."""
+        query = (sa.select(rw_history).where(rw_history.c.instance_id == instance_id)
+                 .order_by(rw_history.c.version, rw_history.c.id))
+        return [_history(r) for r in self.connection.execute(query)]
+
+    def add_timer(self, timer: TimerRecord) -> None:
+        """Store a pending timer."""
+        self.connection.execute(rw_timers.insert(), {
+            "instance_id": timer.instance_id, "state": timer.state, "event": timer.event, "data": dict(timer.data),
+            "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
+
+    def cancel_timers(self, instance_id: str, at: datetime) -> int:
+        """Cancel the instance's pending timers."""
+        t = rw_timers.c
+        result = self.connection.execute(
+            rw_timers.update().where(t.instance_id == instance_id, t.status == "pending")
+            .values(status="cancelled", fired_at=_utc(at)))
+        return int(result.rowcount)
+
+    def timers(self, instance_id: str) -> list[TimerRecord]:
+        """Every timer of an instance."""
+        query = sa.select(rw_timers).where(rw_timers.c.instance_id == instance_id).order_by(rw_timers.c.id)
+        return [_timer(r) for r in self.connection.execute(query)]
+
+    def claim_due_timer(self, now: datetime) -> TimerRecord | None:
+        """The oldest due pending timer, row-locked (SKIP LOCKED on PostgreSQL)."""
+        t = rw_timers.c
+        query = (sa.select(rw_timers).where(t.status == "pending", t.due_at <= _utc(now))
+                 .order_by(t.due_at, t.id).limit(1))
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        row = self.connection.execute(query).first()
+        return _timer(row) if row is not None else None
+
+    def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
+        """Mark a timer fired or failed."""
+        self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
+                                .values(status=status, fired_at=_utc(at), note=note))
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Append an audit row."""
+        self.connection.execute(rw_audit.insert(), {
+            "at": _utc(entry.at), "actor": entry.actor, "action": entry.action, "instance_id": entry.instance_id,
+            "detail": dict(entry.detail)})
+
+    def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
+        """Audit rows, oldest first."""
+        query = sa.select(rw_audit).order_by(rw_audit.c.id)
+        if instance_id is not None:
+            query = query.where(rw_audit.c.instance_id == instance_id)
+        return [AuditEntry(_aware(m["at"]), m["actor"], m["action"], m["instance_id"], m["detail"], m["id"])
+                for m in (r._mapping for r in self.connection.execute(query))]
+
+    def put_definition(self, record: DefinitionRecord) -> None:
+        """Keep a definition version (idempotent)."""
+        if self.get_definition(record.kind, record.name, record.version) is not None:
+            return
+        self.connection.execute(rw_definitions.insert(), {
+            "kind": record.kind, "name": record.name, "version": record.version, "source": dict(record.source),
+            "created_at": _utc(record.created_at)})
+
+    def get_definition(self, kind: str, name: str, version: str) -> DefinitionRecord | None:
+        """A stored definition version."""
+        d = rw_definitions.c
+        row = self.connection.execute(sa.select(rw_definitions).where(
+            d.kind == kind, d.name == name, d.version == version)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return DefinitionRecord(m["kind"], m["name"], m["version"], m["source"], _aware(m["created_at"]))
+
+
+class _Unit:
+    """Context manager: a connection, a transaction, a SqlTx; commit on success, roll back on error."""
+
+    __slots__ = ("_begin", "_conn", "_store")
+
+    def __init__(self, store: SqlStore, begin: str) -> None:
+        self._store = store
+        self._begin = begin
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> SqlTx:
+        conn = self._store.engine.connect()
+        if self._store.sqlite and self._begin != "IMMEDIATE":
+            conn = conn.execution_options(regelwerk_begin=self._begin)
+        conn.begin()
+        self._conn = conn
+        return SqlTx(conn, self._store.postgres)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            if exc_type is None:
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            conn.close()
+            self._conn = None
+
+
+class SqlStore:
+    """The SQLAlchemy store for ``sqlite:///file`` and ``postgresql+psycopg://...`` URLs."""
+
+    def __init__(self, url: str, create_tables: bool = True, engine_options: Mapping[str, Any] | None = None,
+                 engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine if engine is not None else create_sa_engine(url, **dict(engine_options or {}))
+        backend = self.engine.dialect.name
+        self.sqlite = backend == "sqlite"
+        self.postgres = backend == "postgresql"
+        if create_tables:
+            self.setup()
+
+    def transaction(self) -> _Unit:
+        """A read-write unit of work."""
+        return _Unit(self, "IMMEDIATE")
+
+    def read(self) -> _Unit:
+        """A read-only unit of work (deferred on SQLite: does not take the write lock)."""
+        return _Unit(self, "DEFERRED")
+
+    def setup(self) -> None:
+        """Create every regelwerk table that is missing (``engine.store.tables.all_tables``)."""
+        from engine.store.tables import all_tables
+
+        all_tables().create_all(self.engine, checkfirst=True)
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+
+def migrations_path() -> str:
+    """The Alembic script directory shipped inside the package."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent / "migrations")
+
+
+def alembic_config(url: str) -> Any:
+    """An Alembic ``Config`` for the shipped migrations and this database URL (no ini file needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", migrations_path())
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring a database's regelwerk tables to ``revision`` (``regelwerk db upgrade URL``)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

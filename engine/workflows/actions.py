@@ -1,0 +1,138 @@
+"""Workflow actions: the context they receive, and the generic core actions.
+
+An action is registered as ``ActionSpec(name, plugin, run)`` and called as ``run(ctx)`` with an
+:class:`ActionContext`, INSIDE the transition's transaction: whatever it writes through ``ctx.tx``
+(for SQL stores ``ctx.tx.connection`` is the SQLAlchemy ``Connection``) commits together with the
+state change or not at all. Raising any exception rolls the whole transition back.
+
+Core actions:
+
+- ``workflow.set``: ``{field: a.b, value: X}`` or ``{field: a.b, now: true}`` sets a field of the
+  instance data (validated with the rest of the data before commit).
+- ``workflow.log``: ``{message: text}`` writes a log line (logger ``regelwerk.workflow``).
+- ``workflow.audit``: ``{action: name, detail: {...}}`` writes an audit row in the same transaction.
+- ``workflow.fire``: ``{event: e, instance: id}`` or ``{event: e, instance_field: data.parent}`` fires an
+  event on another instance after this transaction committed (as the same actor).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.actors import Actor
+from engine.conditions import parse_duration, resolve_path
+from engine.errors import UsageError
+from engine.registry import ActionSpec, Registry
+from engine.store.base import StoreTx
+from engine.store.records import AuditEntry, InstanceRecord, TimerRecord
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
+
+__all__ = ["ActionContext", "register"]
+
+log = logging.getLogger("regelwerk.workflow")
+
+
+@dataclass
+class ActionContext:
+    """What an action gets: the engine, the instance, the event, who, when, its params, and the transaction."""
+
+    engine: Engine
+    instance: InstanceRecord
+    event: str
+    actor: Actor
+    now: datetime
+    params: Mapping[str, Any]
+    tx: StoreTx
+    source: str
+    dest: str
+    phase: str
+    data: dict[str, Any]
+    timers: list[TimerRecord] = field(default_factory=list)
+    post_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def schedule_timer(self, event: str, at: datetime | None = None, after: str | None = None,
+                       data: Mapping[str, Any] | None = None) -> None:
+        """Fire ``event`` at ``at`` (or ``after`` an ISO duration); cancelled when the state is left."""
+        if at is None:
+            duration = parse_duration(after or "")
+            if duration is None:
+                raise UsageError(f"schedule_timer needs at= or after= (an ISO-8601 duration), got {after!r}")
+            at = self.now + duration.delta()
+        self.timers.append(TimerRecord(self.instance.id, self.dest, event, at, dict(data or {})))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction committed (never if it rolled back)."""
+        self.post_commit.append(callback)
+
+    def audit(self, action: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Write an audit row in this transaction."""
+        self.tx.add_audit(AuditEntry(self.now, self.actor.id, action, self.instance.id, dict(detail or {})))
+
+    def scope(self) -> dict[str, Any]:
+        """The data an action may read by dotted path: data, actor, instance, event."""
+        return {"data": self.data, "actor": self.actor.to_dict(), "event": self.event,
+                "instance": {"id": self.instance.id, "workflow": self.instance.workflow, "state": self.dest}}
+
+
+def _set(ctx: ActionContext) -> None:
+    path = str(ctx.params.get("field", ""))
+    parts = [p for p in path.removeprefix("data.").split(".") if p]
+    if not parts:
+        raise UsageError("workflow.set needs 'field' (a dotted path in the instance data)")
+    value = ctx.now.isoformat() if ctx.params.get("now") else ctx.params.get("value")
+    node = ctx.data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _log(ctx: ActionContext) -> None:
+    log.info("%s %s: %s -> %s by %s: %s", ctx.instance.workflow, ctx.instance.id, ctx.source, ctx.dest,
+             ctx.actor.id, ctx.params.get("message", ctx.event))
+
+
+def _audit(ctx: ActionContext) -> None:
+    ctx.audit(str(ctx.params.get("action", f"workflow.{ctx.event}")),
+              {"from": ctx.source, "to": ctx.dest, **dict(ctx.params.get("detail") or {})})
+
+
+def _fire(ctx: ActionContext) -> None:
+    event = str(ctx.params.get("event", ""))
+    target = ctx.params.get("instance")
+    if target is None and ctx.params.get("instance_field"):
+        target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
+    if not event or not isinstance(target, str):
+        raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
+    engine, actor = ctx.engine, ctx.actor
+
+    def fire_later() -> None:
+        engine.fire(target, event, actor)
+
+    ctx.after_commit(fire_later)
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the core workflow actions."""
+    obj: dict[str, Any] = {"type": "object"}
+    for name, run, description, schema in (
+        ("workflow.set", _set, "set a field of the instance data",
+         {**obj, "required": ["field"], "properties": {"field": {"type": "string"}, "value": {},
+                                                       "now": {"type": "boolean"}}}),
+        ("workflow.log", _log, "write a log line", {**obj, "properties": {"message": {"type": "string"}}}),
+        ("workflow.audit", _audit, "write an audit row in the transition's transaction",
+         {**obj, "properties": {"action": {"type": "string"}, "detail": {"type": "object"}}}),
+        ("workflow.fire", _fire, "fire an event on another instance after commit",
+         {**obj, "required": ["event"], "properties": {"event": {"type": "string"}, "instance": {"type": "string"},
+                                                       "instance_field": {"type": "string"}}}),
+    ):
+        registry.add_action(ActionSpec(name, plugin, run, description, schema))

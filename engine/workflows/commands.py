@@ -1,0 +1,215 @@
+"""CLI commands: ``regelwerk instance``, ``render``, ``db`` and ``migrate`` (contributed through the registry)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from engine.registry import Registry
+
+__all__ = ["register"]
+
+DEFAULT_STORE = "sqlite:///regelwerk.sqlite"
+
+
+def _emit(data: Any) -> None:
+    import click
+
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _actor(value: str, roles: Sequence[str]) -> Any:
+    from engine.actors import Actor
+
+    actor = Actor.of(json.loads(value)) if value.strip().startswith("{") else Actor(value)
+    return Actor(actor.id, tuple(actor.roles) + tuple(roles), actor.attributes) if roles else actor
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    from engine.cli import fail
+
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--data is not JSON: {exc}", 2)
+    if not isinstance(data, dict):
+        fail("--data must be a JSON object", 2)
+    return data
+
+
+@contextmanager
+def _engine(path: str, store: str) -> Iterator[Any]:
+    """An engine for the CLI; runtime refusals print as JSON and exit 1 (usage errors exit 2)."""
+    from engine.cli import load_compiled, registry
+    from engine.errors import RegelwerkError, UsageError
+    from engine.runtime import Engine
+
+    compiled = load_compiled(path)
+    engine = Engine(compiled, store=store, registry=registry())
+    try:
+        yield engine
+    except RegelwerkError as exc:
+        _emit(exc.to_dict())
+        sys.exit(2 if isinstance(exc, UsageError) else 1)
+    finally:
+        engine.close()
+
+
+def _commands() -> list[Any]:
+    import click
+
+    store_option = click.option("--store", default=DEFAULT_STORE, show_default=True, help="Store URL.")
+    actor_option = click.option("--actor", default="system", show_default=True,
+                                help="Actor id, or a JSON object {id, roles, ...}.")
+    role_option = click.option("--role", "roles", multiple=True, help="A role of the actor (repeatable).")
+    path_argument = click.argument("path", type=click.Path(exists=True))
+
+    @click.group("instance")
+    def instance() -> None:
+        """Workflow instances in a store: start, fire, show, history."""
+
+    @instance.command("start")
+    @store_option
+    @path_argument
+    @click.argument("workflow")
+    @click.option("--data", default=None, help="Instance data as a JSON object.")
+    @actor_option
+    @role_option
+    @click.option("--id", "instance_id", default=None, help="The instance id (default: generated).")
+    def start(store: str, path: str, workflow: str, data: str | None, actor: str, roles: Sequence[str],
+              instance_id: str | None) -> None:
+        """Start an instance of WORKFLOW from the bundle at PATH."""
+        with _engine(path, store) as engine:
+            _emit(engine.start(workflow, _json_object(data), _actor(actor, roles), instance_id).to_dict())
+
+    @instance.command("fire")
+    @store_option
+    @path_argument
+    @click.argument("instance_id")
+    @click.argument("event")
+    @click.option("--data", default=None, help="Event data (merged into the instance data) as JSON.")
+    @actor_option
+    @role_option
+    @click.option("--expected-version", type=int, default=None, help="Refuse if the instance changed since.")
+    def fire(store: str, path: str, instance_id: str, event: str, data: str | None, actor: str,
+             roles: Sequence[str], expected_version: int | None) -> None:
+        """Fire EVENT on INSTANCE_ID."""
+        with _engine(path, store) as engine:
+            _emit(engine.fire(instance_id, event, _actor(actor, roles), _json_object(data) or None,
+                              expected_version).to_dict())
+
+    @instance.command("show")
+    @store_option
+    @path_argument
+    @click.argument("instance_id")
+    @actor_option
+    @role_option
+    def show(store: str, path: str, instance_id: str, actor: str, roles: Sequence[str]) -> None:
+        """Show an instance and the events ACTOR may fire now (with reasons for the others)."""
+        with _engine(path, store) as engine:
+            record = engine.get(instance_id)
+            _emit({**record.to_dict(),
+                   "events": [o.to_dict() for o in engine.available_events(instance_id, _actor(actor, roles))],
+                   "timers": [{"event": t.event, "due_at": t.due_at.isoformat(), "status": t.status}
+                              for t in engine.timers(instance_id)]})
+
+    @instance.command("history")
+    @store_option
+    @path_argument
+    @click.argument("instance_id")
+    def history(store: str, path: str, instance_id: str) -> None:
+        """Every state change of an instance."""
+        with _engine(path, store) as engine:
+            _emit([h.to_dict() for h in engine.history(instance_id)])
+
+    @click.group("render")
+    def render_group() -> None:
+        """Diagrams of definitions."""
+
+    @render_group.command("workflow")
+    @click.argument("name")
+    @path_argument
+    @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+    def render_workflow(name: str, path: str, fmt: str) -> None:
+        """Print the diagram of workflow NAME from the bundle at PATH."""
+        from engine.cli import fail, load_compiled
+        from engine.errors import UnknownDefinition
+        from engine.workflows.render import render
+
+        compiled = load_compiled(path)
+        try:
+            model = compiled.get("Workflow", name)
+        except UnknownDefinition as exc:
+            fail(str(exc), 1)
+        click.echo(render(model, fmt), nl=False)
+
+    @click.group("db")
+    def db() -> None:
+        """Database schema management (Alembic migrations shipped in the package)."""
+
+    @db.command("upgrade")
+    @click.argument("url")
+    @click.option("--revision", default="head", show_default=True)
+    def upgrade(url: str, revision: str) -> None:
+        """Bring the regelwerk tables of the database at URL to REVISION."""
+        from engine.store.sql import upgrade as run_upgrade
+
+        run_upgrade(url, revision)
+        click.echo(f"{url}: upgraded to {revision}", err=True)
+
+    def _mapping(items: Sequence[str]) -> dict[str, str]:
+        from engine.cli import fail
+
+        out = {}
+        for item in items:
+            if "=" not in item:
+                fail(f"--map takes OLD=NEW, got {item!r}", 2)
+            old, new = item.split("=", 1)
+            out[old.strip()] = new.strip()
+        return out
+
+    @click.group("migrate")
+    def migrate() -> None:
+        """Move running instances to the current definition version (explicit, audited)."""
+
+    map_option = click.option("--map", "maps", multiple=True, help="A state mapping OLD=NEW (repeatable).")
+    workflow_option = click.option("--workflow", default=None, help="Only this workflow.")
+
+    @migrate.command("plan")
+    @store_option
+    @path_argument
+    @workflow_option
+    @map_option
+    def plan(store: str, path: str, workflow: str | None, maps: Sequence[str]) -> None:
+        """List instances on older versions and what apply would do; exit 1 if any is blocked."""
+        with _engine(path, store) as engine:
+            items = engine.migrate_plan(workflow, _mapping(maps))
+            _emit([i.to_dict() for i in items])
+        sys.exit(1 if any(i.problems for i in items) else 0)
+
+    @migrate.command("apply")
+    @store_option
+    @path_argument
+    @workflow_option
+    @map_option
+    @actor_option
+    def apply(store: str, path: str, workflow: str | None, maps: Sequence[str], actor: str) -> None:
+        """Move the instances that fit (blocked ones stay); exit 1 if any was blocked."""
+        with _engine(path, store) as engine:
+            items = engine.migrate_apply(workflow, _mapping(maps), _actor(actor, ()))
+            _emit([i.to_dict() for i in items])
+        sys.exit(1 if any(i.problems for i in items) else 0)
+
+    commands: list[Callable[..., Any]] = [instance, render_group, db, migrate]
+    return commands
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Contribute the commands to the ``regelwerk`` CLI."""
+    for command in _commands():
+        registry.add_command(command)

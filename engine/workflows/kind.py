@@ -1,0 +1,217 @@
+"""The ``Workflow`` kind: schema, declared ids/references, compiler and validation diagnostics.
+
+Diagnostic codes (documented in docs/kinds/workflow.md):
+
+- RW501 error: no initial state, or more than one.
+- RW502 error: ``data_schema`` is not a valid JSON Schema.
+- RW503 error: a state's timeout names an event that cannot fire from that state.
+- RW511 warning: a state cannot be reached from the initial state.
+- RW512 warning: a state that is not final has no way out.
+- RW513 warning: an event can never fire (all its source states are unreachable, or its guard is ``false``).
+- RW514 error: two transitions for the same event leave the same state with overlapping guards
+  (the later one would never fire).
+- RW515 warning: a transition leaves a final state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.compiler import CompileContext
+from engine.conditions import AllOf, Condition, Const, parse_duration
+from engine.diagnostics import did_you_mean
+from engine.registry import IdDecl, KindSpec, RefDecl, Registry
+from engine.source import SourceDocument, to_plain
+from engine.workflows.model import ActionRef, State, TimerSpec, Transition, Workflow
+
+__all__ = ["KIND", "compile_workflow", "kind_spec", "register"]
+
+KIND = "Workflow"
+
+
+def kind_spec(plugin: str) -> KindSpec:
+    """The KindSpec of ``Workflow`` (schema ``schemas/v1/workflow.json``)."""
+    from engine.validation import load_shipped_schema
+
+    return KindSpec(
+        kind=KIND,
+        plugin=plugin,
+        schema=load_shipped_schema("workflow.json"),
+        compile=compile_workflow,
+        ids=(IdDecl("/spec/states/*/id", "state"),),
+        refs=(
+            RefDecl("/spec/transitions/*/from", target="/spec/states/*/id", allow=("*",), what="state"),
+            RefDecl("/spec/transitions/*/to", target="/spec/states/*/id", what="state"),
+            RefDecl("/spec/states/*/after/*/event", target="/spec/transitions/*/id", what="event"),
+        ),
+        description="a state machine with guards, permissions, actions and timeouts",
+        schema_file="workflow.json",
+    )
+
+
+def _actions(ctx: CompileContext, items: Any, pointer: str) -> tuple[ActionRef, ...]:
+    out = []
+    for i, item in enumerate(items or ()):
+        if isinstance(item, str):
+            ctx.check_action(item, f"{pointer}/{i}")
+            out.append(ActionRef(item))
+        else:
+            ctx.check_action(item["action"], f"{pointer}/{i}/action")
+            out.append(ActionRef(str(item["action"]), to_plain(item.get("with") or {})))
+    return tuple(out)
+
+
+def _always_true(guard: Condition | None) -> bool:
+    if guard is None:
+        return True
+    model = guard.model
+    return (isinstance(model, Const) and model.value) or (isinstance(model, AllOf) and not model.items)
+
+
+def _always_false(guard: Condition | None) -> bool:
+    return guard is not None and isinstance(guard.model, Const) and not guard.model.value
+
+
+def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | None:
+    """Compile a Workflow document (schema, ids and references were checked by the core)."""
+    spec = doc.spec
+    states: list[State] = []
+    for i, raw in enumerate(spec["states"]):
+        pointer = f"/spec/states/{i}"
+        timers = []
+        for j, timer in enumerate(raw.get("after") or ()):
+            duration = parse_duration(timer["duration"])
+            if duration is None:  # the schema pattern already rejects it; keep the compiler total
+                ctx.report("RW402", f"{timer['duration']!r} is not an ISO-8601 duration", f"{pointer}/after/{j}")
+                continue
+            timers.append(TimerSpec(duration, str(timer["event"]), to_plain(timer.get("data") or {})))
+        states.append(State(
+            id=str(raw["id"]), label=str(raw.get("label") or raw["id"]), group=str(raw.get("group", "")),
+            tags=tuple(str(t) for t in raw.get("tags") or ()), initial=bool(raw.get("initial", False)),
+            final=bool(raw.get("final", False)), archive=bool(raw.get("archive", False)),
+            on_enter=_actions(ctx, raw.get("on_enter"), f"{pointer}/on_enter"),
+            on_exit=_actions(ctx, raw.get("on_exit"), f"{pointer}/on_exit"),
+            after=tuple(timers),
+        ))
+    known = {s.id for s in states}
+    non_final = tuple(s.id for s in states if not s.final)
+    pointer_of_state = {str(raw["id"]): f"/spec/states/{i}" for i, raw in enumerate(spec["states"])}
+
+    initials = [s for s in states if s.initial]
+    if len(initials) != 1:
+        where = "/spec/states" if not initials else f"{pointer_of_state[initials[1].id]}/initial"
+        ctx.report("RW501", "a workflow needs exactly one initial state"
+                   + (f" (found {', '.join(s.id for s in initials)})" if initials else " (none is marked)"),
+                   where, hint="mark one state with 'initial: true'")
+        return None
+
+    transitions: list[Transition] = []
+    for i, raw in enumerate(spec["transitions"]):
+        pointer = f"/spec/transitions/{i}"
+        source = raw["from"]
+        sources = non_final if source == "*" else tuple(str(s) for s in ([source] if isinstance(source, str)
+                                                                           else source))
+        sources = tuple(s for s in dict.fromkeys(sources) if s in known)
+        dest = str(raw["to"])
+        if dest not in known or not sources:
+            continue  # the core reported the dangling reference (RW301)
+        guard = ctx.condition(raw["guard"], f"{pointer}/guard") if "guard" in raw else None
+        transitions.append(Transition(
+            index=len(transitions), event=str(raw["id"]), sources=sources, dest=dest,
+            label=str(raw.get("label") or raw["id"]), guard=guard, permission=str(raw.get("permission", "")),
+            actions=_actions(ctx, raw.get("actions"), f"{pointer}/actions"), pointer=pointer,
+            guard_source=to_plain(raw["guard"]) if "guard" in raw else None,
+        ))
+
+    data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
+    if data_schema is not None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(data_schema)
+        except SchemaError as exc:
+            inner = "".join(f"/{p}" for p in exc.absolute_path)
+            ctx.report("RW502", f"data_schema is not a valid JSON Schema: {exc.message[:160]}",
+                       f"/spec/data_schema{inner}")
+
+    groups = tuple((str(g["id"]), str(g.get("label") or g["id"])) for g in spec.get("groups") or ())
+    if groups:
+        known_groups = {g for g, _ in groups}
+        for i, raw in enumerate(spec["states"]):
+            if raw.get("group") and raw["group"] not in known_groups:
+                ctx.report("RW301", f"group {raw['group']!r} does not exist", f"/spec/states/{i}/group",
+                           hint=did_you_mean(str(raw["group"]), known_groups) or
+                           "known groups: " + ", ".join(sorted(known_groups)))
+    model = Workflow(
+        name=doc.name, label=str(spec.get("label") or doc.name), initial=initials[0].id, states=tuple(states),
+        transitions=tuple(transitions), resource_type=str(spec.get("resource_type") or doc.name),
+        data_schema=data_schema, description=str(spec.get("description", "")), groups=groups,
+    )
+    _check_graph(ctx, model, pointer_of_state)
+    return model
+
+
+def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping[str, str]) -> None:
+    """Reachability, dead ends, events that never fire, overlapping guards, timer events."""
+    reachable = {model.initial}
+    frontier = [model.initial]
+    while frontier:
+        current = frontier.pop()
+        targets = [t.dest for t in model.transitions if current in t.sources and not _always_false(t.guard)]
+        for dest in targets:
+            if dest not in reachable:
+                reachable.add(dest)
+                frontier.append(dest)
+    for state in model.states:
+        pointer = pointer_of_state[state.id]
+        if state.id not in reachable:
+            ctx.warn("RW511", f"state {state.id!r} cannot be reached from the initial state {model.initial!r}",
+                     f"{pointer}/id", hint="add a transition into it, or remove it")
+        leaves = model.transitions_from(state.id)
+        if not state.final and not leaves:
+            ctx.warn("RW512", f"state {state.id!r} has no way out and is not final", f"{pointer}/id",
+                     hint="mark it 'final: true' or add a transition from it")
+        for timer_index, timer in enumerate(state.after):
+            if timer.event in model.events and not model.transitions_from(state.id, timer.event):
+                ctx.report("RW503", f"timeout event {timer.event!r} cannot fire from state {state.id!r}",
+                           f"{pointer}/after/{timer_index}/event",
+                           hint=f"add {state.id!r} to the 'from' of a transition {timer.event!r}")
+    for t in model.transitions:
+        if _always_false(t.guard):
+            ctx.warn("RW513", f"event {t.event!r} can never fire: its guard is always false", f"{t.pointer}/guard")
+        elif not any(s in reachable for s in t.sources):
+            ctx.warn("RW513", f"event {t.event!r} can never fire: none of its source states can be reached",
+                     f"{t.pointer}/from")
+        finals = [s for s in t.sources if model.state(s).final]
+        if finals and t.pointer:
+            ctx.warn("RW515", f"transition {t.event!r} leaves final state(s) {', '.join(finals)}",
+                     f"{t.pointer}/from")
+    seen_pairs: set[tuple[int, int]] = set()
+    for state in model.states:
+        for event in model.events:
+            candidates = model.transitions_from(state.id, event)
+            for i, first in enumerate(candidates):
+                for later in candidates[i + 1:]:
+                    if (first.index, later.index) in seen_pairs:
+                        continue
+                    same_guard = first.guard is not None and later.guard is not None and first.guard == later.guard
+                    shadows = (_always_true(first.guard) or same_guard) and (
+                        not first.permission or first.permission == later.permission)
+                    if shadows:
+                        seen_pairs.add((first.index, later.index))
+                        ctx.report("RW514", f"event {event!r} from state {state.id!r} has overlapping guards: "
+                                   f"the transition at {first.pointer} always wins, so this one never fires",
+                                   f"{later.pointer}/id",
+                                   hint="give the earlier transition a guard that excludes this one's case")
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the Workflow kind, its core actions, scenario steps and CLI commands."""
+    from engine.workflows import actions, commands, steps
+
+    registry.add_kind(kind_spec(plugin))
+    actions.register(registry, plugin)
+    steps.register(registry, plugin)
+    commands.register(registry, plugin)

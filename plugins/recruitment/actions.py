@@ -1,0 +1,170 @@
+"""Recruitment actions (run INSIDE the transition's transaction, see engine.workflows.actions).
+
+- ``recruitment.sync_status``: keeps ``rw_candidates`` in step with the workflow (added to every state by
+  the compiler; on start it stores the applicant, whose data never stays in the instance data).
+- ``recruitment.on_apply``: runs the workflow's ``on_apply`` actions, only when an application arrives.
+- ``recruitment.send_mail``: ``{purpose: receipt}`` or ``{template: name}``: the vacancy's template for the
+  purpose, else the nearest entity's, else the default; written to the outbox in the same transaction.
+- ``recruitment.send_questionnaire``: step2HR's questionnaire about the competencies of the vacancy's
+  function and department (``CompetencyProfile`` named in the settings).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import UsageError
+from engine.outbox.queue import enqueue, utc_naive
+from engine.registry import ActionSpec, Registry
+from plugins.recruitment.kinds import WORKFLOW_PREFIX
+from plugins.recruitment.mail import candidate_values, resolve_template, settings_of
+from plugins.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
+from plugins.recruitment.tables import candidates, questionnaires, vacancies
+
+__all__ = ["mail_candidate", "recruitment_workflow", "register_actions"]
+
+START_EVENT = "$start"
+
+
+def recruitment_workflow(compiled: Any, workflow_name: str) -> RecruitmentWorkflow:
+    """The RecruitmentWorkflow behind an emitted core Workflow name (``recruitment.<name>``)."""
+    if not workflow_name.startswith(WORKFLOW_PREFIX):
+        raise UsageError(f"workflow {workflow_name!r} is not a recruitment workflow")
+    return compiled.get("RecruitmentWorkflow", workflow_name[len(WORKFLOW_PREFIX):])  # type: ignore[no-any-return]
+
+
+def _row(connection: Any, table: sa.Table, column: Any, value: Any) -> dict[str, Any] | None:
+    row = connection.execute(sa.select(table).where(column == value)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def mail_candidate(connection: Any, compiled: Any, settings: RecruitmentSettings, candidate: Mapping[str, Any],
+                   vacancy: Mapping[str, Any], template_name: str, now: datetime,
+                   extra: Mapping[str, Any] | None = None) -> str:
+    """Render ``template_name`` for a candidate and put it in the outbox on ``connection``; the message id."""
+    template = compiled.get("Template", template_name)
+    workflow = compiled.get("RecruitmentWorkflow", vacancy["workflow"])
+    try:
+        label = workflow.status(candidate["status"]).label
+    except KeyError:
+        label = str(candidate["status"])
+    values = candidate_values(compiled, settings, candidate, vacancy, label)
+    values.update(extra or {})
+    mail = template.render(values)
+    return enqueue(connection, mail, recipient=str(candidate["email"]), now=now, sender=settings.sender_address,
+                   subject_ref=f"candidate:{candidate['id']}", instance_id=str(candidate["instance_id"]))
+
+
+def _compiled(ctx: Any) -> Any:
+    return ctx.engine.bundle
+
+
+def _connection(ctx: Any) -> Any:
+    connection = getattr(ctx.tx, "connection", None)
+    if connection is None:
+        raise UsageError("recruitment needs a SQL store (candidates live in rw_candidates)")
+    return connection
+
+
+def sync_status(ctx: Any) -> None:
+    """Store the applicant (on start) or the new status (on a move) in ``rw_candidates``."""
+    connection = _connection(ctx)
+    workflow = recruitment_workflow(_compiled(ctx), ctx.instance.workflow)
+    status = workflow.status(ctx.dest)
+    moment = utc_naive(ctx.now)
+    values = {"status": status.id, "status_group": status.group, "archived": status.archive,
+              "status_since": moment}
+    if ctx.event == START_EVENT:
+        applicant = ctx.data.pop("applicant", None)
+        if not isinstance(applicant, Mapping):
+            raise UsageError("recruitment instances start through Recruitment.apply (no applicant data)")
+        connection.execute(candidates.insert().values(
+            **dict(applicant), instance_id=ctx.instance.id, applied_at=moment,
+            consent_at=moment if applicant.get("consent") else None, **values))
+        return
+    connection.execute(candidates.update().where(candidates.c.instance_id == ctx.instance.id).values(**values))
+
+
+def on_apply(ctx: Any) -> None:
+    """Run the workflow's on_apply actions, only for the start of an application."""
+    if ctx.event != START_EVENT:
+        return
+    for item in ctx.params.get("actions", ()):
+        spec = ctx.engine.registry.actions.get(item["action"])
+        if spec is None:
+            raise UsageError(f"action {item['action']!r} is not registered")
+        spec.run(replace(ctx, params=dict(item.get("with") or {})))
+
+
+def _candidate_and_vacancy(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    connection = _connection(ctx)
+    candidate = _row(connection, candidates, candidates.c.instance_id, ctx.instance.id)
+    if candidate is None:
+        raise UsageError(f"no candidate for instance {ctx.instance.id!r}")
+    vacancy = _row(connection, vacancies, vacancies.c.id, candidate["vacancy_id"])
+    if vacancy is None:
+        raise UsageError(f"no vacancy {candidate['vacancy_id']!r}")
+    return candidate, vacancy
+
+
+def send_mail(ctx: Any) -> None:
+    """Mail the candidate: the template for ``purpose`` (vacancy, entity, default) or the named ``template``."""
+    compiled = _compiled(ctx)
+    settings = settings_of(compiled)
+    candidate, vacancy = _candidate_and_vacancy(ctx)
+    purpose = str(ctx.params.get("purpose", "general"))
+    name = ctx.params.get("template") or resolve_template(compiled, settings, vacancy, purpose)
+    if not name:
+        ctx.audit("recruitment.mail_skipped", {"purpose": purpose, "reason": "no template for this purpose"})
+        return
+    mail_candidate(_connection(ctx), compiled, settings, candidate, vacancy, str(name), ctx.now)
+
+
+def send_questionnaire(ctx: Any) -> None:
+    """step2HR: send the questionnaire about the competencies of the vacancy's function and department."""
+    compiled = _compiled(ctx)
+    settings = settings_of(compiled)
+    candidate, vacancy = _candidate_and_vacancy(ctx)
+    if not settings.competencies:
+        ctx.audit("recruitment.questionnaire_skipped", {"reason": "no CompetencyProfile in the settings"})
+        return
+    profile = compiled.get("CompetencyProfile", settings.competencies)
+    chosen = profile.for_vacancy(vacancy["function"], vacancy["department"])
+    if not chosen:
+        ctx.audit("recruitment.questionnaire_skipped", {"reason": "no competencies for this function/department"})
+        return
+    name = ctx.params.get("template") or resolve_template(compiled, settings, vacancy, "questionnaire")
+    if not name:
+        raise UsageError("no questionnaire template: set templates.questionnaire in the RecruitmentSettings")
+    questions = [q for c in chosen for q in c.questions]
+    _connection(ctx).execute(questionnaires.insert().values(
+        id=uuid.uuid4().hex, candidate_id=candidate["id"], vacancy_id=vacancy["id"],
+        competencies=[c.id for c in chosen], sent_at=utc_naive(ctx.now)))
+    extra = {"questionnaire": {
+        "competencies": ", ".join(c.label for c in chosen),
+        "questions": [f"{i}. {q}" for i, q in enumerate(questions, 1)],
+    }}
+    mail_candidate(_connection(ctx), compiled, settings, candidate, vacancy, str(name), ctx.now, extra)
+
+
+def register_actions(registry: Registry, plugin: str) -> None:
+    """Register the recruitment actions."""
+    obj: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    mail = {**obj, "properties": {"purpose": {"type": "string"}, "template": {"type": "string"}}}
+    for name, run, description, schema in (
+        ("recruitment.sync_status", sync_status, "keep rw_candidates in step with the workflow (automatic)", obj),
+        ("recruitment.on_apply", on_apply, "run the on_apply actions when an application arrives (automatic)",
+         {**obj, "properties": {"actions": {"type": "array"}}}),
+        ("recruitment.send_mail", send_mail, "mail the candidate (template by purpose or name) via the outbox",
+         mail),
+        ("recruitment.send_questionnaire", send_questionnaire,
+         "step2HR: mail the questionnaire about the competencies of function and department",
+         {**obj, "properties": {"template": {"type": "string"}}}),
+    ):
+        registry.add_action(ActionSpec(name, plugin, run, description, schema))

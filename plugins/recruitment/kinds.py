@@ -1,0 +1,344 @@
+"""Recruitment kinds: schemas, ids, references and compilers (pure).
+
+Diagnostic codes (documented in docs/recruitment.md):
+
+- RW910 a status is not in the workflow's status set (or not in the workflow).
+- RW911 a status is listed twice in a workflow.
+- RW912 an archive status is listed as active, or an active status as archive.
+- RW913 the initial status is not an active status of the workflow.
+- RW920 the organisation tree has a cycle.
+- RW921 the organisation tree needs exactly one top entity.
+- RW930 warning: a template is used for another purpose than it declares.
+- RW931 a template's mail context cannot be filled by the recruitment pack.
+- RW932 a mail context declares a field the recruitment pack cannot provide.
+- RW940 warning: renew_before on a rule that does not require consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine.conditions import Duration, parse_duration
+from engine.diagnostics import did_you_mean
+from engine.registry import IdDecl, KindSpec, RefDecl, Registry
+from plugins.recruitment.model import (
+    GROUP_LABELS,
+    GROUPS,
+    CandidateStatus,
+    Competency,
+    CompetencyProfile,
+    Entity,
+    Move,
+    OrganisationStructure,
+    RecruitmentSettings,
+    RecruitmentWorkflow,
+    RetentionPolicy,
+    RetentionRule,
+    StatusSet,
+)
+
+if TYPE_CHECKING:
+    from engine.compiler import CompileContext
+    from engine.source import SourceDocument
+
+__all__ = ["PROVIDED_FIELDS", "WORKFLOW_PREFIX", "register_kinds"]
+
+#: The emitted core Workflow of RecruitmentWorkflow ``x`` is named ``recruitment.x``.
+WORKFLOW_PREFIX = "recruitment."
+
+_CANDIDATE_FIELDS = (
+    "candidate.first_name", "candidate.last_name", "candidate.full_name", "candidate.email", "candidate.phone",
+    "candidate.status", "candidate.applied_on",
+    "vacancy.title", "vacancy.function", "vacancy.department", "vacancy.manager", "vacancy.deadline",
+    "vacancy.reference", "entity.label",
+    "company.name", "company.website", "company.phone",
+    "sender.name", "sender.email", "sender.signature",
+)
+#: What the recruitment pack can fill in, per mail context it knows (the contexts themselves are data).
+PROVIDED_FIELDS: Mapping[str, frozenset[str]] = {
+    "candidate_mail": frozenset(_CANDIDATE_FIELDS),
+    "consent_mail": frozenset(_CANDIDATE_FIELDS + ("consent.given_on", "consent.until")),
+    "questionnaire_mail": frozenset(_CANDIDATE_FIELDS + ("questionnaire.competencies", "questionnaire.questions")),
+}
+
+
+def _duration(text: str) -> Duration:
+    parsed = parse_duration(text)
+    if parsed is None:  # the schema's pattern already rejected it; keep the type honest
+        raise ValueError(text)
+    return parsed
+
+
+def compile_status_set(ctx: CompileContext, doc: SourceDocument) -> StatusSet:
+    """Compile a CandidateStatusSet."""
+    spec = doc.spec
+    labels = dict(GROUP_LABELS)
+    for group, item in (spec.get("groups") or {}).items():
+        labels[group] = item["label"]
+    statuses = tuple(CandidateStatus(s["id"], s.get("label", s["id"]), s["group"], bool(s.get("archive", False)))
+                     for s in spec["statuses"])
+    return StatusSet(doc.name, statuses, labels)
+
+
+def _status_list(value: Any, universe: tuple[str, ...]) -> tuple[str, ...]:
+    return universe if value == "*" else tuple(value)
+
+
+def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> RecruitmentWorkflow | None:
+    """Compile a RecruitmentWorkflow and emit the core Workflow ``recruitment.<name>`` it runs as."""
+    from engine.workflows.model import ActionRef, State, Transition, Workflow
+
+    spec = doc.spec
+    status_set: StatusSet | None = ctx.compiled("CandidateStatusSet", spec["statuses"])
+    if status_set is None:
+        return None
+    known = {s.id: s for s in status_set.statuses}
+    chosen: list[CandidateStatus] = []
+    seen: set[str] = set()
+    for part, archive in (("active", False), ("archive", True)):
+        for i, status_id in enumerate(spec.get(part, [])):
+            pointer = f"/spec/{part}/{i}"
+            status = known.get(status_id)
+            if status is None:
+                ctx.report("RW910", f"status {status_id!r} is not in status set {status_set.name!r}", pointer,
+                           hint=did_you_mean(status_id, known) or "known: " + ", ".join(known))
+                continue
+            if status_id in seen:
+                ctx.report("RW911", f"status {status_id!r} is listed twice", pointer)
+                continue
+            if status.archive != archive:
+                ctx.report("RW912", f"status {status_id!r} is {'an archive' if status.archive else 'an active'} "
+                                    f"status; list it under {'archive' if status.archive else 'active'}", pointer)
+            seen.add(status_id)
+            chosen.append(status)
+    ids = tuple(s.id for s in chosen)
+    initial = spec.get("initial") or (spec["active"][0] if spec.get("active") else "")
+    if initial not in ids or known.get(initial, CandidateStatus("", "", "", True)).archive:
+        ctx.report("RW913", f"initial status {initial!r} is not an active status of this workflow",
+                   "/spec/initial" if "initial" in spec else "/spec/active")
+
+    def check_in_workflow(value: Any, pointer: str) -> None:
+        if value == "*":
+            return
+        for i, status_id in enumerate(value):
+            if status_id not in ids:
+                ctx.report("RW910", f"status {status_id!r} is not in this workflow", f"{pointer}/{i}",
+                           hint=did_you_mean(status_id, ids) or "in the workflow: " + ", ".join(ids))
+
+    raw_moves = spec.get("moves") or [{"from": "*", "to": "*", "by": ["team"]}]
+    moves: list[Move] = []
+    for i, raw in enumerate(raw_moves):
+        check_in_workflow(raw["from"], f"/spec/moves/{i}/from")
+        check_in_workflow(raw["to"], f"/spec/moves/{i}/to")
+        moves.append(Move(_status_list(raw["from"], ids), _status_list(raw["to"], ids),
+                          tuple(raw.get("by") or ("team",)), raw.get("label", "")))
+    on_enter = spec.get("on_enter") or {}
+    for status_id in on_enter:
+        if status_id not in ids:
+            ctx.report("RW910", f"status {status_id!r} is not in this workflow", f"/spec/on_enter/{status_id}",
+                       hint=did_you_mean(status_id, ids), key=True)
+
+    def actions(items: Any, pointer: str) -> tuple[ActionRef, ...]:
+        out = []
+        for i, item in enumerate(items or ()):
+            name = item if isinstance(item, str) else item["action"]
+            params = {} if isinstance(item, str) else dict(item.get("with") or {})
+            ctx.check_action(name, f"{pointer}/{i}")
+            out.append(ActionRef(name, params))
+        return tuple(out)
+
+    on_apply_raw = spec.get("on_apply")
+    on_apply = actions(on_apply_raw, "/spec/on_apply") if on_apply_raw is not None else (
+        ActionRef("recruitment.send_mail", {"purpose": "receipt"}),)
+    model = RecruitmentWorkflow(doc.name, spec.get("label", doc.name), WORKFLOW_PREFIX + doc.name, status_set.name,
+                                tuple(chosen), initial, tuple(moves), on_apply)
+    sync = ActionRef("recruitment.sync_status", {})
+    applied = ActionRef("recruitment.on_apply", {"actions": [{"action": a.name, "with": dict(a.params)}
+                                                             for a in on_apply]})
+    for i, item in enumerate(on_apply_raw or ()):
+        _check_mail_action(ctx, item, f"/spec/on_apply/{i}")
+    for status_id, items in on_enter.items():
+        for i, item in enumerate(items or ()):
+            _check_mail_action(ctx, item, f"/spec/on_enter/{status_id}/{i}")
+    states = tuple(
+        State(id=s.id, label=s.label, group=s.group, tags=("archive" if s.archive else "active",),
+              initial=s.id == initial, archive=s.archive,
+              on_enter=(sync,) + ((applied,) if s.id == initial and on_apply else ())
+              + actions(on_enter.get(s.id), f"/spec/on_enter/{s.id}"))
+        for s in chosen)
+    transitions: list[Transition] = []
+    for target in chosen:
+        by_parties: dict[tuple[str, ...], list[str]] = {}
+        for source in ids:
+            parties = model.who_may_move(source, target.id)
+            if parties is not None:
+                by_parties.setdefault(parties, []).append(source)
+        for parties, sources in by_parties.items():
+            source = _party_condition(parties)
+            transitions.append(Transition(
+                index=len(transitions), event=f"to_{target.id}", sources=tuple(sources), dest=target.id,
+                label=f"Naar {target.label}", guard=ctx.condition(source, "/spec/moves"), permission="",
+                pointer="/spec/moves", guard_source=source,
+            ))
+    used_groups = {s.group for s in chosen}
+    workflow = Workflow(
+        name=model.workflow, label=model.label, initial=initial, states=states, transitions=tuple(transitions),
+        resource_type="candidate", data_schema=None, description=spec.get("description", ""),
+        groups=tuple((g, status_set.group_labels.get(g, g)) for g in
+                     [*GROUPS, *sorted(set(status_set.group_labels) - set(GROUPS))] if g in used_groups),
+    )
+    ctx.emit("Workflow", model.workflow, workflow)
+    return model
+
+
+def _party_condition(parties: tuple[str, ...]) -> dict[str, Any]:
+    """Who may move: ``team`` (data.team), ``manager`` (data.manager) or a role the actor holds."""
+    checks: list[dict[str, Any]] = []
+    for party in parties:
+        if party == "team":
+            checks.append({"field": "actor.id", "in": {"field": "data.team"}})
+        elif party == "manager":
+            checks.append({"field": "actor.id", "eq": {"field": "data.manager"}})
+        else:
+            checks.append({"field": "actor.roles", "contains": party})
+    return {"any": checks}
+
+
+def _check_mail_action(ctx: CompileContext, item: Any, pointer: str) -> None:
+    if isinstance(item, Mapping) and item.get("action") in ("recruitment.send_mail", "recruitment.send_questionnaire"):
+        params = item.get("with") or {}
+        if params.get("template"):
+            _check_template(ctx, str(params["template"]), params.get("purpose"), f"{pointer}/with/template")
+
+
+def compile_organisation(ctx: CompileContext, doc: SourceDocument) -> OrganisationStructure | None:
+    """Compile an OrganisationStructure: one top entity, no cycles."""
+    entities = tuple(Entity(e["id"], e.get("label", e["id"]), e.get("type", ""), e.get("parent"),
+                            dict(e.get("templates") or {}), e.get("workflow")) for e in doc.spec["entities"])
+    roots = [i for i, e in enumerate(entities) if e.parent is None]
+    if len(roots) != 1:
+        ctx.report("RW921", f"the organisation needs exactly one top entity (without parent), found {len(roots)}",
+                   f"/spec/entities/{roots[1]}/id" if len(roots) > 1 else "/spec/entities",
+                   hint="start with the head office and give every other entity a parent")
+    for i, raw in enumerate(doc.spec["entities"]):
+        for purpose, name in (raw.get("templates") or {}).items():
+            _check_template(ctx, name, purpose, f"/spec/entities/{i}/templates/{purpose}")
+    parents = {e.id: e.parent for e in entities}
+    for i, entity in enumerate(entities):
+        seen = {entity.id}
+        current = entity.parent
+        while current is not None and current in parents:
+            if current in seen:
+                ctx.report("RW920", f"entity {entity.id!r} is its own ancestor", f"/spec/entities/{i}/parent")
+                break
+            seen.add(current)
+            current = parents[current]
+    return OrganisationStructure(doc.name, entities)
+
+
+def compile_retention(ctx: CompileContext, doc: SourceDocument) -> RetentionPolicy:
+    """Compile a RetentionPolicy."""
+    rules = []
+    for i, raw in enumerate(doc.spec["rules"]):
+        consent = raw.get("consent")
+        if "renew_before" in raw and consent is not True:
+            ctx.warn("RW940", "renew_before only applies to candidates who consented: add 'consent: true'",
+                     f"/spec/rules/{i}/renew_before")
+        if raw.get("renew_template"):
+            _check_template(ctx, raw["renew_template"], None, f"/spec/rules/{i}/renew_template")
+        rules.append(RetentionRule(
+            raw["id"], raw.get("label", raw["id"]), tuple(raw.get("groups", ())), tuple(raw.get("statuses", ())),
+            consent, _duration(raw["keep"]), raw.get("from", "status"),
+            _duration(raw["renew_before"]) if "renew_before" in raw else None, raw.get("renew_template"),
+        ))
+    return RetentionPolicy(doc.name, doc.spec.get("label", doc.name), tuple(rules))
+
+
+def compile_competencies(ctx: CompileContext, doc: SourceDocument) -> CompetencyProfile:
+    """Compile a CompetencyProfile."""
+    spec = doc.spec
+    return CompetencyProfile(
+        doc.name,
+        tuple(Competency(c["id"], c.get("label", c["id"]), tuple(c["questions"])) for c in spec["competencies"]),
+        {k: tuple(v) for k, v in (spec.get("functions") or {}).items()},
+        {k: tuple(v) for k, v in (spec.get("departments") or {}).items()},
+    )
+
+
+def _check_template(ctx: CompileContext, name: str, purpose: str | None, pointer: str) -> None:
+    template = ctx.compiled("Template", name)
+    if template is None:
+        return
+    if purpose is not None and template.purpose != purpose:
+        ctx.warn("RW930", f"template {name!r} is for {template.purpose!r}, used here for {purpose!r}", pointer)
+    provided = PROVIDED_FIELDS.get(template.context)
+    if provided is None:
+        ctx.report("RW931", f"template {name!r} uses mail context {template.context!r}, which recruitment cannot "
+                            "fill", pointer, hint="use one of: " + ", ".join(sorted(PROVIDED_FIELDS)))
+        return
+    context = ctx.compiled("MailContext", template.context)
+    if context is None:
+        return
+    for field_ in context.fields:
+        if field_.path not in provided:
+            ctx.report("RW932", f"mail context {context.name!r} declares {field_.path!r}, which recruitment cannot "
+                                f"provide (template {name!r})", pointer,
+                       hint=did_you_mean(field_.path, provided) or "provided: " + ", ".join(sorted(provided)))
+
+
+def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSettings:
+    """Compile RecruitmentSettings; check that every template it or the organisation uses can be filled."""
+    spec = doc.spec
+    templates = dict(spec.get("templates") or {})
+    for purpose, name in templates.items():
+        _check_template(ctx, name, purpose, f"/spec/templates/{purpose}")
+    organisation = spec.get("organisation")
+    retention = spec.get("retention")
+    sender = spec["sender"]
+    return RecruitmentSettings(
+        doc.name, dict(spec["company"]), sender["address"], sender.get("name", spec["company"]["name"]),
+        sender.get("signature", ""), spec["workflow"], organisation, templates, retention,
+        spec.get("competencies"), tuple(spec.get("vacancy_admins") or ("beheerder", "administrator")),
+    )
+
+
+def register_kinds(registry: Registry, plugin: str) -> None:
+    """Register the recruitment kinds."""
+    from engine.validation import load_shipped_schema
+
+    def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
+             refs: tuple[RefDecl, ...] = ()) -> KindSpec:
+        file = kind.lower() + ".json"
+        return KindSpec(kind=kind, plugin=plugin, schema=load_shipped_schema(file), compile=compile_fn, ids=ids,
+                        refs=refs, description=description, schema_file=file)
+
+    registry.add_kind(spec("CandidateStatusSet", compile_status_set,
+                           "candidate statuses, each in one status group, active or archive",
+                           ids=(IdDecl("/spec/statuses/*/id", "status"),)))
+    registry.add_kind(spec("RecruitmentWorkflow", compile_recruitment_workflow,
+                           "a recruitment workflow over candidate statuses (emits a core Workflow)",
+                           refs=(RefDecl("/spec/statuses", kind="CandidateStatusSet"),)))
+    registry.add_kind(spec("OrganisationStructure", compile_organisation,
+                           "the organisation as a tree of entities with their own templates",
+                           ids=(IdDecl("/spec/entities/*/id", "entity"),),
+                           refs=(RefDecl("/spec/entities/*/parent", target="/spec/entities/*/id", what="entity"),
+                                 RefDecl("/spec/entities/*/templates/*", kind="Template"),
+                                 RefDecl("/spec/entities/*/workflow", kind="RecruitmentWorkflow"))))
+    registry.add_kind(spec("RecruitmentSettings", compile_settings,
+                           "the recruitment company profile: defaults for every vacancy",
+                           refs=(RefDecl("/spec/workflow", kind="RecruitmentWorkflow"),
+                                 RefDecl("/spec/organisation", kind="OrganisationStructure"),
+                                 RefDecl("/spec/templates/*", kind="Template"),
+                                 RefDecl("/spec/retention", kind="RetentionPolicy"),
+                                 RefDecl("/spec/competencies", kind="CompetencyProfile"))))
+    registry.add_kind(spec("RetentionPolicy", compile_retention,
+                           "AVG retention of candidate data per status group or status",
+                           ids=(IdDecl("/spec/rules/*/id", "rule"),),
+                           refs=(RefDecl("/spec/rules/*/renew_template", kind="Template"),)))
+    registry.add_kind(spec("CompetencyProfile", compile_competencies,
+                           "competencies per function and department, with questionnaire questions",
+                           ids=(IdDecl("/spec/competencies/*/id", "competency"),),
+                           refs=(RefDecl("/spec/functions/*", target="/spec/competencies/*/id", what="competency"),
+                                 RefDecl("/spec/departments/*", target="/spec/competencies/*/id",
+                                         what="competency"))))

@@ -1,0 +1,214 @@
+"""The compiled recruitment model: statuses and groups, workflows, organisation, settings, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.conditions import Duration
+from engine.workflows.model import ActionRef
+
+__all__ = [
+    "GROUPS",
+    "GROUP_LABELS",
+    "CandidateStatus",
+    "Competency",
+    "CompetencyProfile",
+    "Entity",
+    "Move",
+    "OrganisationStructure",
+    "RecruitmentSettings",
+    "RecruitmentWorkflow",
+    "RetentionPolicy",
+    "RetentionRule",
+    "StatusSet",
+]
+
+#: The standard status groups (ids are what rules and reports key on; labels are Dutch and may be relabelled).
+GROUPS: tuple[str, ...] = ("new", "in_progress", "interview", "offer", "hired", "rejected", "other")
+GROUP_LABELS: Mapping[str, str] = {
+    "new": "Nieuw", "in_progress": "In behandeling", "interview": "Interview", "offer": "Aanbieding",
+    "hired": "Aangenomen", "rejected": "Afgewezen", "other": "Overig",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateStatus:
+    """One candidate status: in exactly one group, active or archive."""
+
+    id: str
+    label: str
+    group: str
+    archive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSet:
+    """A customer's candidate statuses and (possibly relabelled) groups."""
+
+    name: str
+    statuses: tuple[CandidateStatus, ...]
+    group_labels: Mapping[str, str]
+
+    def status(self, status_id: str) -> CandidateStatus:
+        """The status with this id (KeyError if unknown)."""
+        for status in self.statuses:
+            if status.id == status_id:
+                return status
+        raise KeyError(status_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Allowed moves: from these statuses to these, by these parties (team, manager or role names)."""
+
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    by: tuple[str, ...]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecruitmentWorkflow:
+    """A compiled recruitment workflow; ``workflow`` names the core Workflow it was compiled into."""
+
+    name: str
+    label: str
+    workflow: str
+    status_set: str
+    statuses: tuple[CandidateStatus, ...]
+    initial: str
+    moves: tuple[Move, ...]
+    on_apply: tuple[ActionRef, ...] = ()
+
+    def status(self, status_id: str) -> CandidateStatus:
+        """The status with this id (KeyError if not in this workflow)."""
+        for status in self.statuses:
+            if status.id == status_id:
+                return status
+        raise KeyError(status_id)
+
+    def who_may_move(self, source: str, target: str) -> tuple[str, ...] | None:
+        """The parties allowed to move from ``source`` to ``target`` (None when the move is not allowed)."""
+        for move in self.moves:
+            if source in move.sources and target in move.targets and source != target:
+                return move.by
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One entity of the organisation tree with its own templates (by purpose) and workflow."""
+
+    id: str
+    label: str
+    type: str
+    parent: str | None
+    templates: Mapping[str, str] = field(default_factory=dict)
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationStructure:
+    """The organisation as a tree of entities."""
+
+    name: str
+    entities: tuple[Entity, ...]
+
+    def entity(self, entity_id: str) -> Entity:
+        """The entity with this id (KeyError if unknown)."""
+        for entity in self.entities:
+            if entity.id == entity_id:
+                return entity
+        raise KeyError(entity_id)
+
+    def path_up(self, entity_id: str) -> tuple[Entity, ...]:
+        """The entity and its ancestors, nearest first."""
+        out: list[Entity] = []
+        current: str | None = entity_id
+        while current is not None and len(out) <= len(self.entities):
+            entity = self.entity(current)
+            out.append(entity)
+            current = entity.parent
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    """How long data of candidates matching this rule may be kept."""
+
+    id: str
+    label: str
+    groups: tuple[str, ...]
+    statuses: tuple[str, ...]
+    consent: bool | None
+    keep: Duration
+    counts_from: str = "status"
+    renew_before: Duration | None = None
+    renew_template: str | None = None
+
+    def matches(self, status: str, group: str, consent: bool) -> bool:
+        """Does this rule cover a candidate in ``status`` (of ``group``) with/without consent?"""
+        if self.consent is not None and self.consent != consent:
+            return False
+        if not self.groups and not self.statuses:
+            return True
+        return group in self.groups or status in self.statuses
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """AVG retention rules; the first matching rule decides."""
+
+    name: str
+    label: str
+    rules: tuple[RetentionRule, ...]
+
+    def rule_for(self, status: str, group: str, consent: bool) -> RetentionRule | None:
+        """The deciding rule, or None when no rule applies (the data is kept)."""
+        for rule in self.rules:
+            if rule.matches(status, group, consent):
+                return rule
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Competency:
+    """A competency with its questionnaire questions."""
+
+    id: str
+    label: str
+    questions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompetencyProfile:
+    """Competencies linked to functions and departments (step2HR questionnaires)."""
+
+    name: str
+    competencies: tuple[Competency, ...]
+    functions: Mapping[str, tuple[str, ...]]
+    departments: Mapping[str, tuple[str, ...]]
+
+    def for_vacancy(self, function: str | None, department: str | None) -> tuple[Competency, ...]:
+        """The competencies of a function and department (function's first, no duplicates)."""
+        wanted = list(self.functions.get(function or "", ())) + list(self.departments.get(department or "", ()))
+        by_id = {c.id: c for c in self.competencies}
+        return tuple(by_id[c] for c in dict.fromkeys(wanted) if c in by_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RecruitmentSettings:
+    """The company profile: defaults for every vacancy."""
+
+    name: str
+    company: Mapping[str, str]
+    sender_address: str
+    sender_name: str
+    signature: str
+    workflow: str
+    organisation: str | None
+    templates: Mapping[str, str]
+    retention: str | None
+    competencies: str | None
+    vacancy_admins: tuple[str, ...]

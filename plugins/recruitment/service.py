@@ -1,0 +1,303 @@
+"""The recruitment API a host calls: vacancies, applications (by hand or from the web form), moves,
+visibility, consent, retention. Every change runs through the workflow engine's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.actors import SYSTEM, Actor
+from engine.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
+from engine.outbox.queue import utc_naive
+from plugins.recruitment.actions import mail_candidate
+from plugins.recruitment.kinds import PROVIDED_FIELDS
+from plugins.recruitment.mail import resolve_template, resolve_workflow, settings_of
+from plugins.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
+from plugins.recruitment.retention import RetentionPlan, RetentionReport, erase_candidates, overview, plan_retention
+from plugins.recruitment.tables import candidates, vacancies, vacancy_audit
+
+__all__ = ["Recruitment"]
+
+ActorLike = Actor | str | Mapping[str, Any]
+WEB_FORM = Actor("web-form", ("intake",))
+
+
+class Recruitment:
+    """Recruitment on top of an ``engine.runtime.Engine`` whose store is a SQL store.
+
+    ``permissions`` is the permission port (``check(actor, action, resource_type, resource, context)``)
+    asked for ``open``/``close``/``view``/``delete`` on ``vacancy``/``candidate``; without one, the
+    settings' ``vacancy_admins`` roles (beheerder, administrator) may do them (deny by default).
+    """
+
+    def __init__(self, engine: Any, *, settings: str | None = None, permissions: Any = None,
+                 id_factory: Callable[[], str] | None = None) -> None:
+        from engine.workflows.ports import RoleTable
+
+        self.engine = engine
+        self.compiled = engine.bundle
+        self.settings: RecruitmentSettings = settings_of(self.compiled, settings)
+        admins = self.settings.vacancy_admins
+        self.permissions = permissions if permissions is not None else RoleTable(
+            {"open": admins, "close": admins, "view": admins, "delete": admins, "move": admins})
+        self.id_factory = id_factory or (lambda: uuid.uuid4().hex)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        moment: datetime = self.engine.clock()
+        return moment
+
+    def _sa(self) -> Any:
+        return self.engine.store
+
+    def _require(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any]) -> None:
+        decision = self.permissions.check(actor, action, resource_type, dict(resource), {"now": self._now()})
+        if not decision.allowed:
+            raise PermissionDenied(actor.id, action, f"{resource_type}:{resource.get('id', '')}", decision.explain)
+
+    def _audit(self, connection: Any, actor: Actor, action: str, vacancy_id: str, detail: Mapping[str, Any]) -> None:
+        connection.execute(vacancy_audit.insert().values(at=utc_naive(self._now()), actor=actor.id, action=action,
+                                                         vacancy_id=vacancy_id, detail=dict(detail)))
+
+    def vacancy(self, vacancy_id: str) -> dict[str, Any]:
+        """A vacancy as plain data (``UsageError`` if unknown)."""
+        with self.engine.store.read() as tx:
+            row = tx.connection.execute(sa.select(vacancies).where(vacancies.c.id == vacancy_id)).mappings().first()
+        if row is None:
+            raise UsageError(f"no vacancy {vacancy_id!r}")
+        return dict(row)
+
+    def candidate(self, candidate_id: str) -> dict[str, Any]:
+        """A candidate as plain data (``UnknownInstance`` if unknown or deleted)."""
+        with self.engine.store.read() as tx:
+            row = tx.connection.execute(sa.select(candidates).where(candidates.c.id == candidate_id)).mappings().first()
+        if row is None:
+            raise UnknownInstance(candidate_id)
+        return dict(row)
+
+    def workflow_of(self, vacancy: Mapping[str, Any]) -> RecruitmentWorkflow:
+        """The vacancy's recruitment workflow."""
+        return self.compiled.get("RecruitmentWorkflow", vacancy["workflow"])  # type: ignore[no-any-return]
+
+    # --- vacancies ----------------------------------------------------------------------------
+
+    def open_vacancy(self, actor: ActorLike, *, title: str, function: str, department: str, manager: str,
+                     deadline: date | str | None = None, entity: str | None = None, workflow: str | None = None,
+                     templates: Mapping[str, str] | None = None, team: Iterable[str] = (),
+                     vacancy_id: str | None = None) -> str:
+        """Open a vacancy (needs the ``open`` right: beheerder/administrator by default); its id."""
+        who = Actor.of(actor)
+        vid = vacancy_id or self.id_factory()
+        self._require(who, "open", "vacancy", {"id": vid, "department": department, "entity": entity})
+        if entity is not None and self.settings.organisation:
+            self.compiled.get("OrganisationStructure", self.settings.organisation).entity(entity)
+        chosen = resolve_workflow(self.compiled, self.settings, entity, workflow)
+        own = dict(templates or {})
+        for purpose, name in own.items():
+            template = self.compiled.get("Template", name)
+            if template.context not in PROVIDED_FIELDS:
+                raise UsageError(f"template {name!r} ({purpose}) uses mail context {template.context!r}, "
+                                 "which recruitment cannot fill")
+        day = date.fromisoformat(deadline) if isinstance(deadline, str) else deadline
+        members = sorted(set(team) | {manager})
+        with self.engine.store.transaction() as tx:
+            tx.connection.execute(vacancies.insert().values(
+                id=vid, title=title, function=function, department=department, manager=manager, deadline=day,
+                entity=entity, workflow=chosen, templates=own, team=members, status="open",
+                opened_at=utc_naive(self._now()), opened_by=who.id))
+            self._audit(tx.connection, who, "vacancy.open", vid, {"workflow": chosen})
+        return vid
+
+    def close_vacancy(self, actor: ActorLike, vacancy_id: str) -> None:
+        """Close a vacancy (needs the ``close`` right); applications are refused afterwards."""
+        who = Actor.of(actor)
+        vacancy = self.vacancy(vacancy_id)
+        self._require(who, "close", "vacancy", vacancy)
+        with self.engine.store.transaction() as tx:
+            tx.connection.execute(vacancies.update().where(vacancies.c.id == vacancy_id).values(
+                status="closed", closed_at=utc_naive(self._now()), closed_by=who.id))
+            self._audit(tx.connection, who, "vacancy.close", vacancy_id, {})
+
+    def set_team(self, actor: ActorLike, vacancy_id: str, team: Iterable[str]) -> None:
+        """Replace the vacancy's team (who sees and moves its candidates)."""
+        who = Actor.of(actor)
+        vacancy = self.vacancy(vacancy_id)
+        self._require(who, "open", "vacancy", vacancy)
+        members = sorted(set(team) | {vacancy["manager"]})
+        with self.engine.store.transaction() as tx:
+            tx.connection.execute(vacancies.update().where(vacancies.c.id == vacancy_id).values(team=members))
+            self._audit(tx.connection, who, "vacancy.team", vacancy_id, {"team": members})
+
+    # --- applications -------------------------------------------------------------------------
+
+    def apply(self, vacancy_id: str, *, first_name: str, last_name: str, email: str, phone: str | None = None,
+              consent: bool = False, details: Mapping[str, Any] | None = None, source: str = "web",
+              actor: ActorLike | None = None, candidate_id: str | None = None) -> str:
+        """An application arrives (``source`` web: the host's intake form; manual: entered by a user).
+
+        The candidate row, the workflow instance and the receipt confirmation in the outbox are written
+        in ONE transaction. Returns the candidate id.
+        """
+        who = Actor.of(actor) if actor is not None else WEB_FORM
+        vacancy = self.vacancy(vacancy_id)
+        if vacancy["status"] != "open":
+            raise UsageError(f"vacancy {vacancy_id!r} is closed")
+        if source == "manual" and who.id not in vacancy["team"]:
+            self._require(who, "move", "candidate", {"vacancy": vacancy_id})
+        if "@" not in email or any(c in email for c in "\r\n "):
+            raise InvalidData(f"not an e-mail address: {email!r}", "/email")
+        if not first_name.strip():
+            raise InvalidData("first_name is empty", "/first_name")
+        cid = candidate_id or self.id_factory()
+        applicant = {"id": cid, "vacancy_id": vacancy_id, "first_name": first_name, "last_name": last_name,
+                     "email": email, "phone": phone, "details": dict(details or {}), "source": source,
+                     "consent": consent}
+        workflow = self.workflow_of(vacancy)
+        data = {"candidate_id": cid, "vacancy_id": vacancy_id, "team": list(vacancy["team"]),
+                "manager": vacancy["manager"], "applicant": applicant}
+        self.engine.start(workflow.workflow, data, actor=who, instance_id=f"cand-{cid}")
+        return cid
+
+    def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
+        """Move a candidate to ``status`` (allowed moves and who may make them come from the workflow)."""
+        who = Actor.of(actor)
+        candidate = self.candidate(candidate_id)
+        vacancy = self.vacancy(candidate["vacancy_id"])
+        workflow = self.workflow_of(vacancy)
+        try:
+            workflow.status(status)
+        except KeyError:
+            raise UsageError(f"status {status!r} is not in workflow {workflow.name!r}",
+                             hint="statuses: " + ", ".join(s.id for s in workflow.statuses)) from None
+        data: dict[str, Any] = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
+        if note:
+            data["note"] = note
+        record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
+        return str(record.state)
+
+    def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
+        """The vacancy's candidates, for its team (and the vacancy admins) only."""
+        who = Actor.of(actor)
+        vacancy = self.vacancy(vacancy_id)
+        if who.id not in vacancy["team"]:
+            self._require(who, "view", "vacancy", vacancy)
+        with self.engine.store.read() as tx:
+            rows = tx.connection.execute(sa.select(candidates).where(candidates.c.vacancy_id == vacancy_id)
+                                         .order_by(candidates.c.applied_at, candidates.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def send(self, actor: ActorLike, candidate_id: str, template: str) -> str:
+        """Send a template by hand (e.g. the general mail); the outbox message id."""
+        who = Actor.of(actor)
+        candidate = self.candidate(candidate_id)
+        vacancy = self.vacancy(candidate["vacancy_id"])
+        if who.id not in vacancy["team"]:
+            self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
+        with self.engine.store.transaction() as tx:
+            return mail_candidate(tx.connection, self.compiled, self.settings, candidate, vacancy, template,
+                                  self._now())
+
+    def give_consent(self, candidate_id: str, actor: ActorLike = SYSTEM) -> None:
+        """The candidate consents (again) to longer storage: the retention period restarts now."""
+        self.candidate(candidate_id)
+        with self.engine.store.transaction() as tx:
+            tx.connection.execute(candidates.update().where(candidates.c.id == candidate_id).values(
+                consent=True, consent_at=utc_naive(self._now()), renewal_requested_at=None))
+
+    # --- retention ----------------------------------------------------------------------------
+
+    def policy(self) -> RetentionPolicy | None:
+        """The retention policy of the settings (None: nothing is deleted automatically)."""
+        if not self.settings.retention:
+            return None
+        return self.compiled.get("RetentionPolicy", self.settings.retention)  # type: ignore[no-any-return]
+
+    def retention_overview(self) -> list[dict[str, Any]]:
+        """How long candidates have been kept, per status group."""
+        with self.engine.store.read() as tx:
+            return overview(tx.connection, self._now())
+
+    def retention_preview(self, candidate_ids: Sequence[str] | None = None) -> RetentionPlan:
+        """What the sweep would delete or ask now (nothing changes)."""
+        policy = self.policy()
+        if policy is None:
+            return RetentionPlan("", self._now())
+        with self.engine.store.read() as tx:
+            return plan_retention(tx.connection, policy, self._now(), candidate_ids)
+
+    def retention_sweep(self, actor: ActorLike = SYSTEM, chunk: int = 1000) -> RetentionReport:
+        """Apply the policy now: delete what is due (in chunks), ask consent renewals; the report."""
+        return retention_sweep(self.engine, self.compiled, self._now(), actor=actor, chunk=chunk,
+                               settings=self.settings)
+
+    def bulk_delete(self, actor: ActorLike, candidate_ids: Sequence[str], *, preview: bool = True) -> list[str]:
+        """Delete candidates by hand (AVG bulk action); ``preview`` only lists who would go."""
+        who = Actor.of(actor)
+        self._require(who, "delete", "candidate", {"ids": list(candidate_ids)})
+        from engine.outbox.queue import to_utc
+        from plugins.recruitment.retention import RetentionItem
+
+        with self.engine.store.transaction() as tx:
+            rows = tx.connection.execute(sa.select(candidates).where(candidates.c.id.in_(list(candidate_ids)))
+                                         .order_by(candidates.c.id)).mappings().all()
+            if preview:
+                return [str(r["id"]) for r in rows]
+            now = self._now()
+            items = [RetentionItem(r["id"], r["vacancy_id"], r["instance_id"], r["status"], r["status_group"],
+                                   "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]
+            erase_candidates(tx.connection, items, now=now, actor=who, policy="manual", reason="bulk_delete")
+        return [i.candidate_id for i in items]
+
+
+def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLike = SYSTEM, chunk: int = 1000,
+                    settings: RecruitmentSettings | None = None) -> RetentionReport:
+    """The scheduler hook: enforce the settings' RetentionPolicy at ``now`` on the engine's store.
+
+    Deletions go in chunks of ``chunk`` candidates, each chunk in its own transaction; consent-renewal
+    requests are written to the outbox and marked, in one transaction each.
+    """
+    from engine.outbox.queue import to_utc
+
+    who = Actor.of(actor)
+    settings = settings or settings_of(compiled)
+    report = RetentionReport()
+    if not settings.retention:
+        return report
+    policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
+    with engine.store.read() as tx:
+        plan = plan_retention(tx.connection, policy, now)
+    report.preview = plan
+    for start in range(0, len(plan.deletions), chunk):
+        with engine.store.transaction() as tx:
+            deleted, outbox_rows = erase_candidates(tx.connection, plan.deletions[start:start + chunk], now=now,
+                                                    actor=who, policy=policy.name)
+        report.deleted += deleted
+        report.outbox_rows_erased += outbox_rows
+    rules = {r.id: r for r in policy.rules}
+    for item in plan.renewals:
+        rule = rules[item.rule]
+        with engine.store.transaction() as tx:
+            conn = tx.connection
+            candidate = conn.execute(sa.select(candidates).where(candidates.c.id == item.candidate_id)
+                                     ).mappings().first()
+            if candidate is None:
+                continue
+            vacancy = conn.execute(sa.select(vacancies).where(vacancies.c.id == candidate["vacancy_id"])
+                                   ).mappings().one()
+            name = rule.renew_template or resolve_template(compiled, settings, vacancy, "consent_renewal")
+            if name:
+                given = to_utc(candidate["consent_at"]) or now
+                mail_candidate(conn, compiled, settings, candidate, vacancy, name, now,
+                               {"consent": {"given_on": given.date(), "until": item.due.date()}})
+            conn.execute(candidates.update().where(candidates.c.id == item.candidate_id)
+                         .values(renewal_requested_at=utc_naive(now)))
+        report.renewals_requested += 1
+    return report
+
+

@@ -1,0 +1,119 @@
+"""Unprocessed changes per work year and the explicit apply action ("Bijwerken competenties").
+
+A trajectory keeps the competencies of its role as they were when it arose (its ``version`` is
+the role's content version: role, profile and competencies). Later changes to profiles or
+roles reach a running work year only when an administrator applies them; until then
+:func:`pending_changes` lists them per cycle, work year and role.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.actors import SYSTEM, Actor
+
+__all__ = ["PendingChange", "apply_changes", "pending_changes"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """Trajectories of one cycle, work year and role whose competencies are behind the definitions."""
+
+    cycle: str
+    work_year: str
+    role: str
+    trajectories: int
+    stored_version: str
+    current_version: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"cycle": self.cycle, "work_year": self.work_year, "role": self.role,
+                "trajectories": self.trajectories, "from": self.stored_version, "to": self.current_version,
+                "added": list(self.added), "removed": list(self.removed)}
+
+
+def _sa(target: Any) -> Any:
+    from engine.scheduling.tick import resolve_target
+
+    return resolve_target(target).sa_engine
+
+
+def pending_changes(target: Any, compiled: Any, cycle: str | None = None,
+                    work_year: str | None = None) -> list[PendingChange]:
+    """Per cycle, work year and role: trajectories whose competencies differ from the current definitions."""
+    from sqlalchemy import func, select
+
+    from engine.scheduling.tables import scheduled_items as items
+
+    cycles = compiled.of_kind("DevelopmentCycle")
+    out: list[PendingChange] = []
+    with _sa(target).connect() as conn:
+        for name, model in cycles.items():
+            if cycle is not None and name != cycle:
+                continue
+            query = (select(items.c.period, items.c.series, items.c.version, func.count(), func.min(items.c.key))
+                     .where(items.c.source == model.source_id, items.c.item_type == "trajectory")
+                     .group_by(items.c.period, items.c.series, items.c.version))
+            if work_year is not None:
+                query = query.where(items.c.period == work_year)
+            for period, series, version, count, sample in conn.execute(query).all():
+                role_name = str(series).rsplit("/", 1)[-1]
+                role = model.roles.get(role_name) or compiled.objects.get(("TalentRole", role_name))
+                if role is None or role.version == version:
+                    continue
+                payload = conn.execute(select(items.c.payload).where(items.c.key == sample)).scalar_one()
+                before = set(json.loads(payload).get("competencies", []))
+                now_set = set(role.competencies)
+                out.append(PendingChange(name, period, role_name, int(count), version, role.version,
+                                         tuple(sorted(now_set - before)), tuple(sorted(before - now_set))))
+    return sorted(out, key=lambda c: (c.cycle, c.work_year, c.role))
+
+
+def apply_changes(target: Any, compiled: Any, cycle: str, work_year: str, role: str | None = None,
+                  actor: Actor = SYSTEM, now: datetime | None = None) -> int:
+    """Bring the trajectories of one cycle and work year (optionally one role) up to date; audited per item.
+
+    Returns the number of trajectories updated. Conversation moments that already run keep
+    their workflow instance (workflow definition changes go through the runtime's migration).
+    """
+    from sqlalchemy import bindparam, select, update
+
+    from engine.scheduling.tables import scheduled_events as events
+    from engine.scheduling.tables import scheduled_items as items
+
+    model = compiled.get("DevelopmentCycle", cycle)
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    changes = [c for c in pending_changes(target, compiled, cycle, work_year) if role is None or c.role == role]
+    updated = 0
+    with _sa(target).begin() as conn:
+        for change in changes:
+            current = model.roles.get(change.role) or compiled.get("TalentRole", change.role)
+            rows = conn.execute(select(items.c.key, items.c.payload).where(
+                items.c.source == model.source_id, items.c.item_type == "trajectory",
+                items.c.period == work_year, items.c.series == f"talent/{cycle}/{work_year}/role/{change.role}",
+                items.c.version == change.stored_version)).all()
+            if not rows:
+                continue
+            params = []
+            for key, payload in rows:
+                data = json.loads(payload)
+                data["competencies"] = list(current.competencies)
+                data["profile"] = current.profile
+                params.append({"b_key": key, "b_payload": json.dumps(data, sort_keys=True, separators=(",", ":")),
+                               "b_version": current.version})
+            conn.execute(update(items).where(items.c.key == bindparam("b_key"))
+                         .values(payload=bindparam("b_payload"), version=bindparam("b_version"), updated_at=moment),
+                         params)
+            conn.execute(update(items).where(items.c.parent_key.in_([r.key for r in rows]))
+                         .values(version=current.version, updated_at=moment))
+            detail = json.dumps(change.to_dict(), sort_keys=True)
+            conn.execute(events.insert(), [{"item_key": r.key, "event": "apply_changes", "actor": actor.id,
+                                            "at": moment, "detail": detail} for r in rows])
+            updated += len(rows)
+    return updated

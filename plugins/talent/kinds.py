@@ -1,0 +1,227 @@
+"""Compilers of the talent kinds (schemas in schemas/v1/, models in plugins.talent.model).
+
+Diagnostic codes (RW8xx, see docs/packs/talent.md): RW810 work year does not fit the
+calendar, RW811 moment/feedback round mismatch, RW812 unknown workflow, RW813 matrix cell
+problems, RW814 more than one TalentMatrix (one choice per organisation), RW815 role
+without competencies. Schedule codes RW801-RW804 come from engine.scheduling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.compiler import content_hash
+from engine.conditions import Duration, parse_duration
+from engine.scheduling.schedule import Schedule, compile_schedule
+from engine.source import SourceDocument, to_plain
+from plugins.talent.model import (
+    DEFAULT_CONVERSATION_WORKFLOW,
+    DEFAULT_FEEDBACK_WORKFLOW,
+    Competency,
+    CompetencyProfile,
+    ConversationMoment,
+    DevelopmentCycle,
+    FeedbackRound,
+    TalentMatrix,
+    TalentRole,
+    WorkYearCalendar,
+    WorkYearSpec,
+)
+
+__all__ = [
+    "compile_calendar",
+    "compile_competency",
+    "compile_cycle",
+    "compile_feedback_round",
+    "compile_matrix",
+    "compile_profile",
+    "compile_role",
+]
+
+
+def _schedule(ctx: Any, data: Any, pointer: str) -> Schedule | None:
+    return compile_schedule(data, pointer, lambda code, msg, ptr, hint: ctx.report(code, msg, ptr, hint))
+
+
+def _doc_data(ctx: Any, kind: str, name: str) -> Any:
+    for doc in ctx.documents(kind):
+        if doc.name == name:
+            return to_plain(doc.data)
+    return None
+
+
+def compile_calendar(ctx: Any, doc: SourceDocument) -> WorkYearCalendar:
+    """A WorkYearCalendar."""
+    spec = doc.spec
+    start = 1 if spec["type"] == "calendar" else int(spec.get("start_month", 9))
+    if spec["type"] == "calendar" and spec.get("start_month", 1) != 1:
+        ctx.report("RW810", "calendar years start in January", "/spec/start_month",
+                   "use type: school for years that start in another month")
+    if spec["type"] == "school" and start == 1:
+        ctx.report("RW810", "a school year starting in January is a calendar year", "/spec/start_month",
+                   "use type: calendar")
+    return WorkYearCalendar(doc.name, spec["type"], start, str(spec.get("label", doc.name)))
+
+
+def compile_competency(ctx: Any, doc: SourceDocument) -> Competency:
+    """A TalentCompetency."""
+    spec = doc.spec
+    return Competency(doc.name, spec["label"], spec["type"], {int(k): v for k, v in sorted(spec["scores"].items())},
+                      str(spec.get("description", "")), str(spec.get("esco_uri", "")))
+
+
+def compile_profile(ctx: Any, doc: SourceDocument) -> CompetencyProfile:
+    """A TalentCompetencyProfile."""
+    return CompetencyProfile(doc.name, doc.spec["label"], tuple(doc.spec["competencies"]))
+
+
+def compile_role(ctx: Any, doc: SourceDocument) -> TalentRole:
+    """A TalentRole with its competencies resolved (profile first, then its own) and a content version."""
+    spec = doc.spec
+    competencies: list[str] = []
+    profile = spec.get("profile")
+    used: list[Any] = [to_plain(doc.data)]
+    if profile:
+        compiled = ctx.compiled("TalentCompetencyProfile", profile)
+        if compiled is not None:
+            competencies.extend(compiled.competencies)
+            used.append(_doc_data(ctx, "TalentCompetencyProfile", profile))
+    competencies.extend(c for c in spec.get("competencies", []) if c not in competencies)
+    for name in competencies:
+        used.append(_doc_data(ctx, "TalentCompetency", name))
+    if spec["origin"] == "function" and not spec.get("functions"):
+        ctx.report("RW815", "a role generated from functions needs 'functions'", "/spec/origin",
+                   "list the function codes, or use origin: manual")
+    return TalentRole(doc.name, spec["label"], spec["origin"], tuple(spec.get("functions", [])),
+                      bool(spec.get("blocked", False)), profile, tuple(competencies), content_hash(used))
+
+
+def compile_feedback_round(ctx: Any, doc: SourceDocument) -> FeedbackRound | None:
+    """A FeedbackRound."""
+    spec = doc.spec
+    timing = spec["timing"]
+    arises = _schedule(ctx, spec["arises"], "/spec/arises") if "arises" in spec else None
+    if timing == "before_moment" and not spec.get("moment"):
+        ctx.report("RW811", "a round before a moment names the 'moment'", "/spec/timing", "")
+    if timing == "fixed" and "arises" not in spec:
+        ctx.report("RW811", "a fixed round needs 'arises' (a schedule)", "/spec/timing", "")
+    if timing != "fixed" and "arises" in spec:
+        ctx.report("RW811", "'arises' only applies to timing: fixed", "/spec/arises", "")
+    workflow = str(spec.get("request_workflow", DEFAULT_FEEDBACK_WORKFLOW))
+    _check_workflow(ctx, workflow, "/spec/request_workflow")
+    return FeedbackRound(doc.name, spec["label"], timing, spec.get("moment"), int(spec.get("days_ahead", 14)), arises,
+                         tuple(spec["invite"]), tuple(dict(q) for q in spec.get("questions", [])), workflow,
+                         str(spec.get("start", "automatic")))
+
+
+def _check_workflow(ctx: Any, name: str, pointer: str) -> None:
+    if "Workflow" not in ctx.registry.kinds:
+        return  # the workflow runtime is not installed: nothing to check against
+    if not any(d.name == name for d in ctx.documents("Workflow")):
+        known = sorted(d.name for d in ctx.documents("Workflow"))
+        ctx.report("RW812", f"workflow {name!r} does not exist", pointer,
+                   "known: " + ", ".join(known) if known else "add the talent pack's standard workflows")
+
+
+def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
+    """A DevelopmentCycle: work years, roles (resolved), moments and feedback rounds."""
+    spec = doc.spec
+    calendar = ctx.compiled("WorkYearCalendar", spec["calendar"])
+    if calendar is None:
+        return None
+    used: list[Any] = [to_plain(doc.data), _doc_data(ctx, "WorkYearCalendar", spec["calendar"])]
+    roles: dict[str, TalentRole] = {}
+    default_roles = tuple(spec.get("roles", []))
+    years: list[WorkYearSpec] = []
+    for i, entry in enumerate(spec["work_years"]):
+        ident = entry.get("year") or entry.get("from")
+        year = calendar.parse(str(ident))
+        if year is None:
+            ctx.report("RW810", f"work year {ident!r} does not fit calendar {calendar.name!r} ({calendar.type})",
+                       f"/spec/work_years/{i}/{'year' if 'year' in entry else 'from'}",
+                       "calendar years look like 2026, school years like 2026-2027")
+            continue
+        role_names = tuple(entry.get("roles", default_roles))
+        if not role_names:
+            ctx.report("RW815", "no roles are linked to this work year", f"/spec/work_years/{i}",
+                       "add roles here or at spec.roles")
+        for name in role_names:
+            role = ctx.compiled("TalentRole", name)
+            if role is not None:
+                roles[name] = role
+                used.append(role.version)
+        years.append(WorkYearSpec(year if "year" in entry else None, year if "from" in entry else None, role_names))
+    rounds: dict[str, FeedbackRound] = {}
+    for i, name in enumerate(spec.get("feedback_rounds", [])):
+        fround = ctx.compiled("FeedbackRound", name)
+        if fround is not None:
+            rounds[name] = fround
+            used.append(_doc_data(ctx, "FeedbackRound", name))
+            if fround.timing == "before_moment" and fround.moment not in {m["id"] for m in spec["moments"]}:
+                ctx.report("RW811", f"feedback round {name!r} prepares moment {fround.moment!r}, which this cycle "
+                           "does not have", f"/spec/feedback_rounds/{i}", "")
+    moments: list[ConversationMoment] = []
+    linked: dict[str, FeedbackRound] = dict(rounds)
+    for i, moment in enumerate(spec["moments"]):
+        arises = _schedule(ctx, moment["arises"], f"/spec/moments/{i}/arises")
+        workflow = str(moment.get("workflow", DEFAULT_CONVERSATION_WORKFLOW))
+        _check_workflow(ctx, workflow, f"/spec/moments/{i}/workflow")
+        fname = moment.get("feedback_round")
+        if fname:
+            fround = ctx.compiled("FeedbackRound", fname)
+            if fround is not None:
+                linked[fname] = fround
+                used.append(_doc_data(ctx, "FeedbackRound", fname))
+        if arises is None:
+            continue
+        moments.append(ConversationMoment(
+            moment["id"], moment["label"], moment["dossier_item_type"],
+            str(moment.get("creation_profile", moment["dossier_item_type"])), arises,
+            str(moment.get("start", "automatic")), workflow, str(moment.get("before_hire", "skip")),
+            str(moment.get("after_leaving", "skip")), fname))
+    plan_ahead: Duration = parse_duration(str(spec.get("plan_ahead", "P1M"))) or Duration(months=1, text="P1M")
+    when = ctx.condition(spec["when"], "/spec/when") if "when" in spec else None
+    return DevelopmentCycle(
+        name=doc.name, label=spec["label"], calendar=calendar, groups=tuple(spec.get("groups", [])), when=when,
+        plan_ahead=plan_ahead, work_years=tuple(years), moments=tuple(moments), roles=roles,
+        feedback_rounds=tuple(rounds[k] for k in sorted(rounds)), version=content_hash(used),
+        rounds_by_name=linked,
+    )
+
+
+def compile_matrix(ctx: Any, doc: SourceDocument) -> TalentMatrix | None:
+    """A TalentMatrix: every cell of the grid maps to a known profile; one matrix per organisation."""
+    spec = doc.spec
+    others = [d for d in ctx.documents("TalentMatrix") if d.name != doc.name]
+    if others and doc.name > min(d.name for d in others):
+        ctx.report("RW814", f"more than one TalentMatrix ({', '.join(sorted([doc.name] + [d.name for d in others]))})"
+                   "; the matrix is one choice per organisation", "/metadata/name",
+                   "keep one (an overlay can replace the standard with merge: replace)")
+    def levels(axis: str) -> tuple[tuple[str, str, float | None], ...]:
+        return tuple((lv["id"], lv["label"], lv.get("min_score")) for lv in spec[axis])
+    perf, pot = levels("performance"), levels("potential")
+    profiles = {p["id"]: p["label"] for p in spec["profiles"]}
+    cells: dict[tuple[str, str], tuple[str, str]] = {}
+    perf_ids, pot_ids = [p[0] for p in perf], [p[0] for p in pot]
+    for i, cell in enumerate(spec["cells"]):
+        where = f"/spec/cells/{i}"
+        for axis, ids in (("performance", perf_ids), ("potential", pot_ids)):
+            if cell[axis] not in ids:
+                ctx.report("RW813", f"{axis} level {cell[axis]!r} is not defined", f"{where}/{axis}",
+                           "known: " + ", ".join(ids))
+        if cell["profile"] not in profiles:
+            ctx.report("RW813", f"profile {cell['profile']!r} is not defined", f"{where}/profile",
+                       "known: " + ", ".join(sorted(profiles)))
+        key = (cell["performance"], cell["potential"])
+        if key in cells:
+            ctx.report("RW813", f"cell {key[0]} x {key[1]} is mapped twice", where, "")
+        cells[key] = (cell["profile"], str(cell.get("label", "")))
+    missing = [f"{a} x {b}" for a in perf_ids for b in pot_ids if (a, b) not in cells]
+    if missing:
+        ctx.report("RW813", f"cells without a profile: {', '.join(missing)}", "/spec/cells",
+                   "map every performance x potential combination")
+    expected = {"HR3P": 5, "9-GRID": 9}[spec["model"]]
+    used = len(set(p for p, _ in cells.values()))
+    if used != expected:
+        ctx.warn("RW813", f"{spec['model']} usually has {expected} profiles; this matrix uses {used}", "/spec/profiles")
+    return TalentMatrix(doc.name, spec["model"], perf, pot, profiles, cells, str(spec.get("label", doc.name)))

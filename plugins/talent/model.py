@@ -1,0 +1,444 @@
+"""The talent pack's compiled models and the planning of trajectories, moments and feedback requests.
+
+Everything here is pure: ``DevelopmentCycle.plan(employee, now)`` says which items have
+arisen for one employee by ``now`` (the scheduler's ``ItemSource`` hook); the tick stores them.
+
+Keys (deterministic, unique in ``rw_scheduled_items``)::
+
+    talent/<cycle>/<work year>/<employee>/<role>                         trajectory
+    talent/<cycle>/<work year>/<employee>/<role>/<moment>[/<date>]       conversation moment
+    .../<moment>/feedback/<round>/<invitee>                              feedback before a moment
+    talent/<cycle>/<work year>/<employee>/<role>/feedback/<round>/<date>/<invitee>   fixed round
+
+Rules for people who do not work the whole year (docs/packs/talent.md):
+- a trajectory exists for every work year in which the employee is employed at least one day;
+  it arises at the later of the work-year start and the hire date;
+- a moment only arises inside its work year; a moment falling before the hire date is
+  skipped (``before_hire: skip``, the default) or moved to the hire date (``move``); a moment on
+  or after the leaving date is skipped (default) or moved to the last working day; moments
+  already planned are cancelled when a leaving date is registered later;
+- 29 February: dates are shifted with calendar arithmetic, so hire date + P1Y of 29 February
+  2028 is 28 February 2029 (and each anniversary is computed from the hire date).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from engine.conditions import Condition, Duration
+from engine.scheduling.employees import EmployeeFacts
+from engine.scheduling.schedule import Schedule, local_to_utc
+from engine.scheduling.sources import Plan, PlannedItem
+
+__all__ = [
+    "Competency",
+    "CompetencyProfile",
+    "ConversationMoment",
+    "DevelopmentCycle",
+    "FeedbackRound",
+    "MatrixPlacement",
+    "TalentMatrix",
+    "TalentRole",
+    "WorkYear",
+    "WorkYearCalendar",
+    "WorkYearSpec",
+]
+
+DEFAULT_CONVERSATION_WORKFLOW = "talent-conversation"
+DEFAULT_FEEDBACK_WORKFLOW = "talent-feedback-request"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkYear:
+    """One work year: its id (2026 or 2026-2027), first day, middle and last day."""
+
+    id: str
+    start: date
+    end: date
+    middle: date
+
+    def facts(self) -> dict[str, Any]:
+        """The ``work_year`` facts schedules anchor on."""
+        return {"id": self.id, "start": self.start, "middle": self.middle, "end": self.end}
+
+    def contains(self, day: date) -> bool:
+        """True when ``day`` lies in this work year."""
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class WorkYearCalendar:
+    """The period table: calendar years (start_month 1) or school years (e.g. start_month 9)."""
+
+    name: str
+    type: str
+    start_month: int
+    label: str = ""
+
+    def year(self, first_year: int) -> WorkYear:
+        """The work year starting in ``first_year``."""
+        start = date(first_year, self.start_month, 1)
+        after = start + relativedelta(years=1)
+        # the middle: half the months on (1 July, 1 March for Sep-Aug)
+        middle = start + relativedelta(months=6)
+        ident = str(first_year) if self.start_month == 1 else f"{first_year}-{first_year + 1}"
+        return WorkYear(ident, start, after - timedelta(days=1), middle)
+
+    def year_of(self, day: date) -> WorkYear:
+        """The work year containing ``day``."""
+        first = day.year if day.month >= self.start_month else day.year - 1
+        return self.year(first)
+
+    def parse(self, ident: str) -> WorkYear | None:
+        """A work year by id (``2026`` or ``2026-2027``), None when the id does not fit this calendar."""
+        parts = ident.split("-")
+        if self.start_month == 1:
+            return self.year(int(parts[0])) if len(parts) == 1 else None
+        if len(parts) != 2 or int(parts[1]) != int(parts[0]) + 1:
+            return None
+        return self.year(int(parts[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class Competency:
+    """A competency with its explanation per score (1-5 stars) and optional ESCO concept."""
+
+    name: str
+    label: str
+    type: str
+    scores: Mapping[int, str]
+    description: str = ""
+    esco_uri: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompetencyProfile:
+    """Competencies bundled for reuse by roles."""
+
+    name: str
+    label: str
+    competencies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TalentRole:
+    """A role: generated from functions or added by hand; blockable; with its competencies resolved."""
+
+    name: str
+    label: str
+    origin: str
+    functions: tuple[str, ...]
+    blocked: bool
+    profile: str | None
+    competencies: tuple[str, ...]
+    version: str = ""
+
+    def held_by(self, employee: EmployeeFacts) -> bool:
+        """True when the employee holds this role (by function, or listed in the ``roles`` fact)."""
+        if self.blocked:
+            return False
+        if self.name in employee.roles:
+            return True
+        if self.origin != "function":
+            return False
+        return "*" in self.functions or (employee.function is not None and employee.function in self.functions)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRound:
+    """A 360-degree feedback round."""
+
+    name: str
+    label: str
+    timing: str
+    moment: str | None
+    days_ahead: int
+    arises: Schedule | None
+    invite: tuple[str, ...]
+    questions: tuple[Mapping[str, str], ...]
+    workflow: str
+    start: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationMoment:
+    """A conversation moment of a cycle (nulmeting, doelstellingsgesprek...)."""
+
+    id: str
+    label: str
+    dossier_item_type: str
+    creation_profile: str
+    arises: Schedule
+    start: str
+    workflow: str
+    before_hire: str
+    after_leaving: str
+    feedback_round: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkYearSpec:
+    """A work year (``year``) or every year from one on (``from_year``), with its roles."""
+
+    year: WorkYear | None
+    from_year: WorkYear | None
+    roles: tuple[str, ...]
+
+
+def role_series(cycle: str, year: str, role: str) -> str:
+    """The ``series`` of a cycle's trajectories for one work year and role (used to list unapplied changes)."""
+    return f"talent/{cycle}/{year}/role/{role}"
+
+
+@lru_cache(maxsize=4096)
+def _day_at(day: date, tz_name: str, at: time = time(0, 0)) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return local_to_utc(day, at, ZoneInfo(tz_name))
+
+
+def _days(duration: Duration | None) -> relativedelta:
+    return duration.delta() if duration is not None else relativedelta()
+
+
+@dataclass(frozen=True, slots=True)
+class DevelopmentCycle:
+    """A development cycle; implements the scheduler's ``ItemSource``."""
+
+    name: str
+    label: str
+    calendar: WorkYearCalendar
+    groups: tuple[str, ...]
+    when: Condition | None
+    plan_ahead: Duration
+    work_years: tuple[WorkYearSpec, ...]
+    moments: tuple[ConversationMoment, ...]
+    roles: Mapping[str, TalentRole]
+    feedback_rounds: tuple[FeedbackRound, ...]
+    version: str = ""
+    timezone: str = "Europe/Amsterdam"
+    rounds_by_name: Mapping[str, FeedbackRound] = field(default_factory=dict)
+
+    @property
+    def source_id(self) -> str:
+        """The scheduler's name for this source."""
+        return f"DevelopmentCycle/{self.name}"
+
+    def applies_to(self, employee: EmployeeFacts, now: datetime) -> bool:
+        """The cycle's groups and condition hold for the employee."""
+        if self.groups and not set(self.groups) & set(employee.groups):
+            return False
+        return self.when is None or bool(self.when({"employee": employee.to_dict()}, now))
+
+    def plan_moment(self, year: WorkYear) -> datetime:
+        """When a work year's items are planned (its start minus ``plan_ahead``)."""
+        return _day_at(year.start - self.plan_ahead.delta(), self.timezone)
+
+    def years_until(self, now: datetime) -> tuple[list[tuple[WorkYear, tuple[str, ...]]], datetime | None]:
+        """Work years to plan at ``now`` (planning moment reached, not yet over) and the next planning moment."""
+        today = now.astimezone(UTC).date()
+        out: dict[str, tuple[WorkYear, tuple[str, ...]]] = {}
+        next_due: datetime | None = None
+        for spec in self.work_years:
+            if spec.year is not None:
+                candidates = [spec.year]
+            else:
+                assert spec.from_year is not None
+                first = spec.from_year.start.year
+                current = self.calendar.year_of(today).start.year
+                candidates = [self.calendar.year(y) for y in range(first, max(first, current) + 2)]
+            for year in candidates:
+                moment = self.plan_moment(year)
+                if moment <= now:
+                    if year.end >= today - timedelta(days=1):
+                        out.setdefault(year.id, (year, spec.roles))
+                elif next_due is None or moment < next_due:
+                    next_due = moment
+        return [out[k] for k in sorted(out)], next_due
+
+    def plan(self, employee: EmployeeFacts, now: datetime) -> Plan:
+        """Trajectories, moments and feedback requests arisen for ``employee`` by ``now``."""
+        return self.plan_batch([employee], now)[0]
+
+    def plan_batch(self, employees: Sequence[EmployeeFacts], now: datetime) -> list[Plan]:
+        """``plan`` for many employees; the work years and fact-independent occurrences are computed once."""
+        years, next_due = self.years_until(now)
+        cache: dict[tuple[str, str], list[datetime]] = {}
+        return [self._plan_one(e, now, years, next_due, cache) for e in employees]
+
+    def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...]]],
+                  next_due: datetime | None, cache: dict[tuple[str, str], list[datetime]]) -> Plan:
+        if not years or not self.applies_to(employee, now):
+            return Plan((), next_due)
+        items: list[PlannedItem] = []
+        for year, role_names in years:
+            if employee.hire_date is not None and employee.hire_date > year.end:
+                continue
+            if employee.leaving_date is not None and employee.leaving_date <= year.start:
+                continue
+            for role_name in role_names:
+                role = self.roles.get(role_name)
+                if role is None or not role.held_by(employee):
+                    continue
+                items.extend(self._trajectory(employee, year, role, cache))
+        return Plan(tuple(items), next_due)
+
+    @staticmethod
+    def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
+                     facts: Mapping[str, Any], cache: dict[tuple[str, str], list[datetime]]) -> list[datetime]:
+        # cron, fixed dates and work-year anchors do not depend on the employee: compute once per batch
+        shared = schedule.form != "anchor" or schedule.anchor[0] == "work_year"
+        if shared and cache_key in cache:
+            return cache[cache_key]
+        found = list(schedule.occurrences(start, end, facts))
+        if shared:
+            cache[cache_key] = found
+        return found
+
+    def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
+                    cache: dict[tuple[str, str], list[datetime]]) -> list[PlannedItem]:
+        key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
+        first_day = max(year.start, employee.hire_date or year.start)
+        common = {"employee": employee.id, "manager": employee.manager, "role": role.name, "work_year": year.id,
+                  "cycle": self.name}
+        out = [PlannedItem(
+            key=key, source=self.source_id, item_type="trajectory", subject=employee.id,
+            due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
+            series=role_series(self.name, year.id, role.name),
+            version=role.version, label=f"{self.label} {year.id}",
+            payload={**common, "title": f"{self.label} {year.id}", "profile": role.profile,
+                     "competencies": list(role.competencies)},
+        )]
+        facts = {"employee": {"hire_date": employee.hire_date, "leaving_date": employee.leaving_date,
+                              **employee.attributes}, "work_year": year.facts()}
+        window_start = _day_at(year.start, self.timezone)
+        window_end = _day_at(year.end + timedelta(days=1), self.timezone)
+        for moment in self.moments:
+            schedule = moment.arises
+            repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
+            for when in self._occurrences(schedule, (year.id, moment.id), window_start, window_end, facts, cache):
+                when = self._employment_adjusted(moment.before_hire, moment.after_leaving, when, employee, year,
+                                                 schedule)
+                if when is None:
+                    continue
+                day = when.astimezone(schedule.tz).date()
+                mkey = f"{key}/{moment.id}" + (f"/{day.isoformat()}" if repeating else "")
+                out.append(PlannedItem(
+                    key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=when,
+                    period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
+                    catch_up=schedule.catch_up, grace_seconds=int(schedule.grace_delta.total_seconds()),
+                    workflow=moment.workflow, version=role.version, label=moment.label,
+                    payload={**common, "moment": moment.id, "label": moment.label,
+                             "dossier_item_type": moment.dossier_item_type,
+                             "creation_profile": moment.creation_profile, "trajectory": key,
+                             "date": day.isoformat()},
+                ))
+                rounds = [self.rounds_by_name[moment.feedback_round]] if moment.feedback_round else []
+                rounds += [r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == moment.id
+                           and r.name != moment.feedback_round]
+                for fround in rounds:
+                    ask = when - timedelta(days=fround.days_ahead)
+                    out.extend(self._requests(fround, f"{mkey}/feedback/{fround.name}", ask, employee, year, key,
+                                              common, schedule))
+        for fround in self.feedback_rounds:
+            if fround.timing != "fixed" or fround.arises is None:
+                continue
+            for when in self._occurrences(fround.arises, (year.id, f"feedback/{fround.name}"), window_start,
+                                          window_end, facts, cache):
+                if not employee.employed_on(when.astimezone(fround.arises.tz).date()):
+                    continue
+                day = when.astimezone(fround.arises.tz).date().isoformat()
+                out.extend(self._requests(fround, f"{key}/feedback/{fround.name}/{day}", when, employee, year, key,
+                                          common, fround.arises))
+        return out
+
+    def _requests(self, fround: FeedbackRound, prefix: str, when: datetime, employee: EmployeeFacts, year: WorkYear,
+                  trajectory: str, common: Mapping[str, Any], schedule: Schedule) -> list[PlannedItem]:
+        out = []
+        for who in fround.invite:
+            invitee = employee.manager if who == "manager" else employee.id
+            if not invitee:
+                continue
+            out.append(PlannedItem(
+                key=f"{prefix}/{who}", source=self.source_id, item_type="feedback_request", subject=employee.id,
+                due_at=when, period=year.id, parent_key=trajectory, series=f"{prefix}/{who}",
+                start_mode=fround.start, catch_up=schedule.catch_up,
+                grace_seconds=int(schedule.grace_delta.total_seconds()), workflow=fround.workflow,
+                label=f"{fround.label} ({who})",
+                payload={**common, "round": fround.name, "invitee": invitee, "invitee_role": who,
+                         "questions": [dict(q) for q in fround.questions], "trajectory": trajectory},
+            ))
+        return out
+
+    def _employment_adjusted(self, before_hire: str, after_leaving: str, when: datetime, employee: EmployeeFacts,
+                             year: WorkYear, schedule: Schedule) -> datetime | None:
+        day = when.astimezone(schedule.tz).date()
+        if employee.hire_date is not None and day < employee.hire_date:
+            if before_hire != "move":
+                return None
+            day = employee.hire_date
+        if employee.leaving_date is not None and day >= employee.leaving_date:
+            if after_leaving != "move":
+                return None
+            day = employee.leaving_date - timedelta(days=1)
+        if not year.contains(day) or not employee.employed_on(day):
+            return None
+        if day == when.astimezone(schedule.tz).date():
+            return when
+        return local_to_utc(day, schedule.at, schedule.tz)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixPlacement:
+    """Where an appraisal lands: the levels on both axes, the cell and its profile."""
+
+    performance: str
+    potential: str
+    profile: str
+    profile_label: str
+    cell_label: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain data."""
+        return {"performance": self.performance, "potential": self.potential, "profile": self.profile,
+                "profile_label": self.profile_label, "cell_label": self.cell_label}
+
+
+@dataclass(frozen=True, slots=True)
+class TalentMatrix:
+    """HR3P or 9-GRID: levels per axis (low to high, with minimum scores), profiles and the cell mapping."""
+
+    name: str
+    model: str
+    performance: tuple[tuple[str, str, float | None], ...]
+    potential: tuple[tuple[str, str, float | None], ...]
+    profiles: Mapping[str, str]
+    cells: Mapping[tuple[str, str], tuple[str, str]]
+    label: str = ""
+
+    @staticmethod
+    def _level(levels: tuple[tuple[str, str, float | None], ...], value: Any, axis: str) -> str:
+        ids = [lid for lid, _, _ in levels]
+        if isinstance(value, str) and value in ids:
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            chosen = None
+            for lid, _, minimum in levels:
+                if minimum is None or value >= minimum:
+                    chosen = lid
+            if chosen is not None:
+                return chosen
+        raise ValueError(f"{axis} {value!r} is not a level ({', '.join(ids)}) or a score within the levels")
+
+    def place(self, performance: Any, potential: Any) -> MatrixPlacement:
+        """The decision: an appraisal's performance and potential (level ids or 1-5 scores) -> its cell."""
+        perf = self._level(self.performance, performance, "performance")
+        pot = self._level(self.potential, potential, "potential")
+        profile, cell_label = self.cells[(perf, pot)]
+        return MatrixPlacement(perf, pot, profile, self.profiles[profile], cell_label or self.profiles[profile])

@@ -1,0 +1,161 @@
+"""The outbox: written in the caller's transaction, delivered to a real SMTP server, retried, given up."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.outbox.queue import enqueue, list_messages
+from engine.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
+from engine.store.tables import all_tables
+from engine.templates.model import RenderedMail
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+MAIL = RenderedMail("afwijzing", "Je sollicitatie: Kok", "Beste Anna,\n\nHelaas.\n")
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message; refuses recipients at refused.example."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.endswith("@refused.example"):
+            return "550 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sa.Engine]:
+    url = f"sqlite:///{tmp_path / 'outbox.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = sa.create_engine(url)
+    all_tables().create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_rolled_back_change_sends_nothing_committed_change_loses_nothing(db: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+        raise RuntimeError("the state change failed")
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW, subject_ref="candidate:1")
+    with db.connect() as conn:
+        rows = list_messages(conn)
+    assert [(m.recipient, m.status, m.subject_ref) for m in rows] == [("anna@example.nl", "pending", "candidate:1")]
+
+
+def test_delivers_over_real_smtp(db: sa.Engine, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    with db.begin() as conn:
+        message_id = enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=NOW, default_sender="vacatures@example.nl")
+    assert report.sent == [message_id]
+    [mail] = inbox.messages
+    assert mail["To"] == "anna@example.nl" and mail["From"] == "vacatures@example.nl"
+    assert mail["Subject"] == "Je sollicitatie: Kok" and mail["X-Regelwerk-Outbox-Id"] == message_id
+    assert "Helaas." in mail.get_payload(decode=True).decode()
+    with db.connect() as conn:
+        [row] = list_messages(conn)
+    assert (row.status, row.attempts, row.sent_at) == ("sent", 1, NOW)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        assert deliver_pending(db, transport, now=NOW, default_sender="x@example.nl").sent == []
+    assert len(inbox.messages) == 1
+
+
+def test_unreachable_server_is_retried_with_backoff_then_given_up(db: sa.Engine) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    policy = RetryPolicy(max_attempts=3, initial_delay=timedelta(minutes=1), factor=4)
+    transport = SmtpTransport("127.0.0.1", dead_port, timeout=2)
+    moment = NOW
+    outcomes = []
+    for _ in range(4):
+        report = deliver_pending(db, transport, now=moment, default_sender="x@example.nl", policy=policy)
+        outcomes.append((len(report.retried), len(report.failed)))
+        with db.connect() as conn:
+            [row] = list_messages(conn)
+        moment = row.next_attempt_at
+        if row.status == "failed":
+            break
+        assert row.status == "pending" and row.last_error
+    assert outcomes == [(1, 0), (1, 0), (0, 1)]
+    assert row.attempts == 3 and row.next_attempt_at == NOW + timedelta(minutes=1) + timedelta(minutes=4)
+    assert deliver_pending(db, transport, now=moment + timedelta(days=1), default_sender="x@example.nl").failed == []
+
+
+def test_not_due_yet_is_left_alone(db: sa.Engine, smtp: tuple[Inbox, int]) -> None:
+    _, port = smtp
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    report = deliver_pending(db, SmtpTransport("127.0.0.1", port), now=NOW - timedelta(seconds=1),
+                             default_sender="x@example.nl")
+    assert report.sent == [] and report.retried == []
+
+
+def test_refused_recipient_fails_at_once(db: sa.Engine, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="ghost@refused.example", now=NOW)
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW + timedelta(seconds=1))
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=NOW + timedelta(minutes=1), default_sender="x@example.nl")
+    assert len(report.failed) == 1 and len(report.sent) == 1
+    assert [m["To"] for m in inbox.messages] == ["anna@example.nl"]
+
+
+def test_recipient_with_line_break_is_refused(db: sa.Engine) -> None:
+    from engine.errors import InvalidData
+
+    with pytest.raises(InvalidData), db.begin() as conn:
+        enqueue(conn, MAIL, recipient="a@example.nl\r\nBcc: b@example.nl", now=NOW)
+
+
+def test_cli_send(tmp_path: Any, smtp: tuple[Inbox, int]) -> None:
+    from click.testing import CliRunner
+
+    from engine.outbox.commands import outbox_group
+
+    inbox, port = smtp
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    engine = sa.create_engine(url)
+    all_tables().create_all(engine)
+    with engine.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    engine.dispose()
+    result = CliRunner().invoke(outbox_group, ["send", "--store", url, "--smtp", f"127.0.0.1:{port}",
+                                               "--from", "vacatures@example.nl"])
+    assert result.exit_code == 0, result.output
+    assert "sent 1" in result.output and len(inbox.messages) == 1
+    listed = CliRunner().invoke(outbox_group, ["list", "--store", url, "--format", "json"])
+    assert '"status": "sent"' in listed.output

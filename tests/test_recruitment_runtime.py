@@ -1,0 +1,230 @@
+"""Recruitment on the workflow engine: one transaction per change, visibility, real erasure (SQLite + PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.bundle import load_bundle
+from engine.compiler import compile_bundle
+from engine.diagnostics import DefinitionError
+from engine.errors import PermissionDenied
+from engine.runtime import Engine
+from engine.store.sql import SqlStore
+from plugins.recruitment.service import Recruitment
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDARD = ROOT / "definitions" / "standard" / "recruitment"
+BEA = {"id": "bea", "roles": ["beheerder"]}
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, registry: Any) -> Iterator[tuple[Recruitment, Clock]]:
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    yield from _world(url, registry, STANDARD)
+
+
+def _world(url: str, registry: Any, bundle: Path) -> Iterator[tuple[Recruitment, Clock]]:
+    store = SqlStore(url)
+    store.setup()
+    clock = Clock()
+    engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock)
+    counter = iter(range(1, 1000))
+    yield Recruitment(engine, id_factory=lambda: f"id{next(counter)}"), clock
+    store.close()
+
+
+def _dump(rec: Recruitment) -> str:
+    """Every row of every table, as text (to look for personal data anywhere)."""
+    from engine.store.tables import all_tables
+
+    out = []
+    with rec.engine.store.read() as tx:
+        for table in all_tables().sorted_tables:
+            for row in tx.connection.execute(sa.select(table)):
+                out.append(json.dumps([str(v) for v in row]))
+    return "\n".join(out)
+
+
+def test_the_whole_change_is_one_transaction(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("smtp table full")
+
+    monkeypatch.setattr("plugins.recruitment.actions.enqueue", broken)
+    with pytest.raises(RuntimeError):
+        rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    dump = _dump(rec)
+    assert "anna@example.nl" not in dump and "Jansen" not in dump
+    assert rec.engine.instances() == []
+    monkeypatch.undo()
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    assert rec.candidate("anna")["status"] == "new"
+    assert "Bedankt voor je sollicitatie: Kok" in _dump(rec)
+
+
+def test_erasure_removes_personal_data_everywhere_and_logs_anonymously(world: Any) -> None:
+    rec, clock = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Zoë", last_name="Uniekenaam", email="zoe@example.nl", phone="0612345678",
+              candidate_id="zoe")
+    rec.move("tom", "zoe", "interview_1", note="Zoë Uniekenaam belt terug op 0612345678")
+    rec.move("tom", "zoe", "rejected")
+    assert "Uniekenaam" in _dump(rec)
+    clock.now = START + timedelta(weeks=4, days=1)
+    preview = rec.retention_preview()
+    assert [(i.candidate_id, i.rule) for i in preview.deletions] == [("zoe", "rejected")]
+    report = rec.retention_sweep()
+    assert (report.deleted, report.outbox_rows_erased) == (1, 3)
+    dump = _dump(rec)
+    for personal in ("Uniekenaam", "zoe@example.nl", "0612345678", "Zoë"):
+        assert personal not in dump, personal
+    with rec.engine.store.read() as tx:
+        log = tx.connection.execute(sa.text("SELECT action, rule, status_group, kept_days FROM rw_retention_log"))
+        assert [tuple(r) for r in log] == [("retention", "rejected", "rejected", 29)]
+
+
+def test_team_decides_visibility_and_admins_open_vacancies(world: Any) -> None:
+    rec, _ = world
+    with pytest.raises(PermissionDenied):
+        rec.open_vacancy("tom", title="Kok", function="kok", department="keuken", manager="mo")
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl")
+    assert len(rec.candidates("tom", vid)) == 1
+    assert len(rec.candidates(BEA, vid)) == 1
+    with pytest.raises(PermissionDenied):
+        rec.candidates("eve", vid)
+    with pytest.raises(PermissionDenied):
+        rec.close_vacancy("tom", vid)
+    rec.close_vacancy(BEA, vid)
+    from engine.errors import UsageError
+
+    with pytest.raises(UsageError):
+        rec.apply(vid, first_name="Late", last_name="X", email="late@example.nl")
+
+
+def test_bulk_delete_previews_then_deletes(world: Any) -> None:
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo")
+    a = rec.apply(vid, first_name="A", last_name="A", email="a@example.nl")
+    b = rec.apply(vid, first_name="B", last_name="B", email="b@example.nl")
+    with pytest.raises(PermissionDenied):
+        rec.bulk_delete("mo", [a])
+    assert rec.bulk_delete(BEA, [a, b, "nobody"]) == sorted([a, b])
+    assert len(rec.candidates(BEA, vid)) == 2
+    rec.bulk_delete(BEA, [a], preview=False)
+    assert [c["id"] for c in rec.candidates(BEA, vid)] == [b]
+
+
+def test_questionnaire_asks_about_function_and_department(tmp_path: Path, registry: Any) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(STANDARD, bundle)
+    (bundle / "competencies.yaml").write_text("""\
+apiVersion: regelwerk/v1
+kind: CompetencyProfile
+metadata: {name: standard}
+spec:
+  competencies:
+    - {id: klantgerichtheid, label: Klantgerichtheid, questions: ["Hoe help je een boze klant?"]}
+    - {id: samenwerken, label: Samenwerken, questions: ["Wanneer werkte je goed samen?"]}
+    - {id: visie, label: Visie, questions: ["Waar sta je over vijf jaar?"]}
+  functions: {verkoper: [klantgerichtheid]}
+  departments: {sales: [samenwerken, klantgerichtheid]}
+""", encoding="utf-8")
+    settings = (bundle / "settings.yaml").read_text(encoding="utf-8")
+    (bundle / "settings.yaml").write_text(settings.replace("  retention: standard\n",
+                                                           "  retention: standard\n  competencies: standard\n"))
+    workflow = (bundle / "workflow.yaml").read_text(encoding="utf-8")
+    (bundle / "workflow.yaml").write_text(workflow.replace(
+        "  on_enter:\n", "  on_enter:\n    screening:\n      - recruitment.send_questionnaire\n"))
+    rec, _ = next(_world(f"sqlite:///{tmp_path / 'q.sqlite'}", registry, bundle))
+    vid = rec.open_vacancy(BEA, title="Verkoper", function="verkoper", department="sales", manager="mo")
+    cid = rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl")
+    rec.move("mo", cid, "screening")
+    from engine.outbox import list_messages
+
+    with rec.engine.store.read() as tx:
+        [mail] = [m for m in list_messages(tx.connection) if m.template == "vragenlijst-competenties"]
+    assert "Klantgerichtheid, Samenwerken" in mail.body
+    assert "1. Hoe help je een boze klant?\n2. Wanneer werkte je goed samen?" in mail.body
+    assert "Visie" not in mail.body
+
+
+@pytest.mark.parametrize(("patch", "code"), [
+    (("workflow.yaml", "active: [new,", "active: [nieuw,"), "RW910"),
+    (("workflow.yaml", "archive: [hired,", "archive: [screening, hired,"), "RW911"),
+    (("workflow.yaml", "active: [new, screening,", "active: [new, rejected, screening,"), "RW912"),
+    (("templates.yaml", "context: consent_mail", "context: unknown_ctx"), "RW302"),
+    (("settings.yaml", "receipt: ontvangstbevestiging", "receipt: toestemming-verlengen"), "RW930"),
+])
+def test_definition_problems_are_diagnostics(tmp_path: Path, registry: Any, patch: tuple[str, str, str],
+                                             code: str) -> None:
+    bundle = tmp_path / "b"
+    shutil.copytree(STANDARD, bundle)
+    file, old, new = patch
+    text = (bundle / file).read_text(encoding="utf-8")
+    assert old in text
+    (bundle / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+    try:
+        compiled = compile_bundle(load_bundle(bundle), registry)
+        found = [d.code for d in compiled.warnings]
+    except DefinitionError as exc:
+        found = [d.code for d in exc.diagnostics]
+    assert code in found
+
+
+def test_organisation_cycle_and_unfillable_context(tmp_path: Path, registry: Any) -> None:
+    bundle = tmp_path / "b"
+    shutil.copytree(STANDARD, bundle)
+    (bundle / "org.yaml").write_text("""\
+apiVersion: regelwerk/v1
+kind: OrganisationStructure
+metadata: {name: org}
+spec:
+  entities:
+    - {id: hq}
+    - {id: a, parent: b}
+    - {id: b, parent: a, templates: {receipt: eigen}}
+---
+apiVersion: regelwerk/v1
+kind: MailContext
+metadata: {name: salaris_mail}
+spec:
+  fields: [{path: salary.amount}]
+---
+apiVersion: regelwerk/v1
+kind: Template
+metadata: {name: eigen}
+spec: {context: salaris_mail, purpose: receipt, subject: x, body: "{{ salary.amount }}"}
+""", encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        compile_bundle(load_bundle(bundle), registry)
+    codes = sorted({d.code for d in caught.value.diagnostics})
+    assert codes == ["RW920", "RW931"]
+
+
+def test_emitted_workflow_carries_status_groups(registry: Any) -> None:
+    compiled = compile_bundle(load_bundle(STANDARD), registry)
+    workflow = compiled.get("Workflow", "recruitment.standard")
+    groups = {s.id: s.group for s in workflow.states}
+    assert groups["screening"] == "in_progress" and groups["rejected"] == "rejected"
+    assert {s.id for s in workflow.states if s.archive} == {"hired", "rejected", "withdrawn", "talent_pool"}
+    assert workflow.initial == "new"

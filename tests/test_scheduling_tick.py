@@ -1,0 +1,207 @@
+"""tick: idempotent, crash-safe, catch-up, cancellation, workflows started once; SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.bundle import load_bundle
+from engine.compiler import CompiledBundle, compile_bundle
+from engine.scheduling.employees import EmployeeDirectory
+from engine.scheduling.preview import preview
+from engine.scheduling.tables import scheduled_events, scheduled_items
+from engine.scheduling.tick import tick
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHOOL = ROOT / "tests" / "scenarios" / "talent" / "schooljaar"
+PLAN_AT = datetime(2026, 8, 20, tzinfo=UTC)  # planning moment of 2026-2027 passed, nothing due yet
+
+
+@pytest.fixture(scope="module")
+def compiled(registry: Any) -> CompiledBundle:
+    return compile_bundle(load_bundle(SCHOOL), registry)
+
+
+def teachers(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"id": f"t{i:05d}", "hire_date": "2015-08-01", "function": "docent", "manager": "dir",
+             "groups": ["onderwijzend"], **extra} for i in range(n)]
+
+
+def expected_keys(compiled: CompiledBundle, people: list[dict[str, Any]], now: datetime) -> set[str]:
+    # everything planned by ``now`` (the whole 2026-2027 year), independent of the tick
+    return {r.key for r in preview(compiled, people, datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: Any, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tick.sqlite'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def make_engine(compiled: CompiledBundle, url: str, registry: Any) -> Any:
+    from engine.runtime import Engine
+
+    return Engine(compiled, store=url, registry=registry, clock=lambda: PLAN_AT)
+
+
+def stored(url: str) -> list[tuple[str, str]]:
+    sa_engine = sa.create_engine(url)
+    try:
+        with sa_engine.connect() as conn:
+            return [(k, s) for k, s in conn.execute(sa.select(scheduled_items.c.key, scheduled_items.c.status))]
+    finally:
+        sa_engine.dispose()
+
+
+def test_tick_twice_creates_nothing_twice(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        people = teachers(30)
+        EmployeeDirectory(engine.store.engine).upsert(people, PLAN_AT)
+        phases: list[tuple[str, int, int]] = []
+        first = tick(engine, compiled, PLAN_AT, batch_size=7, progress=lambda *p: phases.append(p))
+        second = tick(engine, compiled, PLAN_AT, batch_size=7)
+        assert first.total_created == len(expected_keys(compiled, people, PLAN_AT)) > 30
+        assert first.employees_planned == 30
+        assert phases[-1] == ("plan", 30, 30) and len(phases) == 5
+        assert second.total_created == 0 and second.employees_planned == 0 and not second.activated
+        keys = [k for k, _ in stored(db_url)]
+        assert sorted(keys) == sorted(expected_keys(compiled, people, PLAN_AT))
+        # at the start of the year: trajectories become active; on 1 October goal-setting waits for a manual start
+        october = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+        summary = tick(engine, compiled, october)
+        assert summary.activated == {"active": 30, "ready": 30}
+    finally:
+        engine.close()
+
+
+def test_crash_half_way_then_rerun_misses_nothing(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        people = teachers(25)
+        EmployeeDirectory(engine.store.engine).upsert(people, PLAN_AT)
+        cycle = compiled.get("DevelopmentCycle", "docenten")
+        calls = {"n": 0}
+
+        class Crashing:
+            source_id = cycle.source_id
+            version = cycle.version
+
+            def plan(self, employee: Any, now: datetime) -> Any:
+                calls["n"] += 1
+                if calls["n"] == 15:
+                    raise RuntimeError("power cut")
+                return cycle.plan(employee, now)
+
+        crashing = CompiledBundle("x", {("DevelopmentCycle", "docenten"): Crashing()}, {}, (), version=compiled.version)
+        with pytest.raises(RuntimeError):
+            tick(engine, crashing, PLAN_AT, batch_size=10)
+        partial = stored(db_url)
+        assert 0 < len(partial) < len(expected_keys(compiled, people, PLAN_AT))  # the first batch committed
+        again = tick(engine, compiled, PLAN_AT, batch_size=10)
+        assert again.employees_planned == 15
+        assert sorted(k for k, _ in stored(db_url)) == sorted(expected_keys(compiled, people, PLAN_AT))
+    finally:
+        engine.close()
+
+
+def test_workflows_start_once_and_catch_up_policies(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(3), PLAN_AT)
+        tick(engine, compiled, PLAN_AT)
+        # down from 2 October until 2 April: the fixed feedback (1 Feb) and mid-year review (1 Mar) run once now
+        late = datetime(2027, 4, 2, 8, 0, tzinfo=UTC)
+        summary = tick(engine, compiled, late)
+        assert summary.activated["started"] == 6
+        again = tick(engine, compiled, late)
+        assert not again.activated
+        started = [k for k, s in stored(db_url) if s == "started"]
+        assert len(started) == 6
+        assert len(engine.instances()) == 6  # one instance per started item, ids derived from the keys
+        with engine.store.engine.connect() as conn:
+            events = conn.execute(sa.select(sa.func.count()).select_from(scheduled_events)
+                                  .where(scheduled_events.c.event == "start")).scalar_one()
+        assert events == 6
+    finally:
+        engine.close()
+
+
+def test_skip_policy_drops_missed_occurrences_and_once_keeps_the_latest(tmp_path: Path, registry: Any) -> None:
+    from engine.scheduling.sources import Plan, PlannedItem
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    sa_engine = sa.create_engine(url)
+    EmployeeDirectory(sa_engine).setup()
+    EmployeeDirectory(sa_engine).upsert([{"id": "e1"}])
+
+    class Weekly:
+        source_id = "Test/weekly"
+        version = "1"
+
+        def plan(self, employee: Any, now: datetime) -> Plan:
+            items = []
+            for policy in ("once", "skip", "all"):
+                for week in range(4):
+                    due = datetime(2026, 1, 5 + 7 * week, 9, tzinfo=UTC)
+                    items.append(PlannedItem(f"w/{policy}/{week}", self.source_id, "reminder", employee.id, due,
+                                             series=f"w/{policy}", catch_up=policy, start_mode="none"))
+            return Plan(tuple(items))
+
+    bundle = CompiledBundle("t", {("Test", "weekly"): Weekly()}, {}, ())
+    tick(sa_engine, bundle, datetime(2026, 1, 1, tzinfo=UTC))
+    summary = tick(sa_engine, bundle, datetime(2026, 1, 30, tzinfo=UTC))  # after all four weeks
+    status = dict(stored(url))
+    assert [status[f"w/once/{w}"] for w in range(4)] == ["skipped", "skipped", "skipped", "active"]
+    assert [status[f"w/skip/{w}"] for w in range(4)] == ["skipped", "skipped", "skipped", "skipped"]
+    assert [status[f"w/all/{w}"] for w in range(4)] == ["active"] * 4
+    assert summary.skipped == 7
+    sa_engine.dispose()
+
+
+def _tick_process(url: str, bundle: str, barrier: Any, out: Any) -> None:
+    from engine.registry import load_registry
+    from engine.runtime import Engine
+
+    registry = load_registry()
+    compiled = compile_bundle(load_bundle(bundle), registry)
+    moment = datetime(2026, 10, 2, 9, tzinfo=UTC)
+    engine = Engine(compiled, store=url, registry=registry, clock=lambda: moment)
+    barrier.wait()
+    summary = tick(engine, compiled, moment, batch_size=20)
+    out.put((summary.total_created, summary.employees_planned, sum(summary.activated.values())))
+    engine.close()
+
+
+@pytest.mark.postgres
+def test_four_processes_tick_at_once_on_postgresql(compiled: CompiledBundle, pg_url: str, registry: Any) -> None:
+    people = teachers(400)
+    engine = make_engine(compiled, pg_url, registry)
+    EmployeeDirectory(engine.store.engine).upsert(people, PLAN_AT)
+    engine.close()
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_tick_process, args=(pg_url, str(SCHOOL), barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    results = [out.get(timeout=5) for _ in procs]
+    expected = expected_keys(compiled, people, PLAN_AT)
+    keys = [k for k, _ in stored(pg_url)]
+    assert len(keys) == len(set(keys)) == len(expected)
+    assert set(keys) == expected
+    assert sum(r[0] for r in results) == len(expected)  # every item created by exactly one process
+    assert sum(r[1] for r in results) == 400  # every employee planned by exactly one process
+    assert sum(1 for r in results if r[1]) >= 2  # the work was shared
+    # activated: 400 trajectories + 400 goal-setting conversations (ready), each by one process
+    assert sum(r[2] for r in results) == 800

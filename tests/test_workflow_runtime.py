@@ -1,0 +1,304 @@
+"""The workflow runtime (Engine) on the memory store and a SQLite file."""
+
+from __future__ import annotations
+
+import gc
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.actors import Actor
+from engine.bundle import load_bundle
+from engine.compiler import CompiledBundle, compile_bundle
+from engine.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
+from engine.registry import ActionSpec, Registry, load_registry
+from engine.runtime import Engine
+from engine.store.memory import MemoryStore
+from engine.workflows.ports import RoleTable
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDARD_WORKFLOWS = ROOT / "definitions" / "standard" / "workflows"
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ANNA = Actor("anna", ("medewerker",))
+BERT = Actor("bert", ("leidinggevende",))
+PERMS = RoleTable({"declaration.submit": ["medewerker"], "declaration.approve": ["leidinggevende"]})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def core() -> Registry:
+    return load_registry(use_entry_points=False)
+
+
+@pytest.fixture(scope="module")
+def declaration(core: Registry) -> CompiledBundle:
+    return compile_bundle(load_bundle(STANDARD_WORKFLOWS), core)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def engine(request: Any, declaration: CompiledBundle, core: Registry, sqlite_url: str) -> Any:
+    store = "memory://" if request.param == "memory" else sqlite_url
+    eng = Engine(declaration, store=store, registry=core, clock=Clock(), permissions=PERMS)
+    yield eng
+    eng.close()
+
+
+def compile_text(tmp_path: Path, text: str, registry: Registry, name: str = "wf") -> CompiledBundle:
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    (folder / "wf.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return compile_bundle(load_bundle(folder), registry)
+
+
+def test_start_fire_and_history(engine: Engine) -> None:
+    inst = engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "d1")
+    assert (inst.state, inst.version, inst.definition_version) == ("draft", 1, engine.current_version("declaration"))
+    done = engine.fire("d1", "submit", ANNA)
+    assert done.state == "submitted" and done.version == 2
+    assert done.data["submitted_at"] == T0.isoformat()  # on_enter action workflow.set
+    engine.fire("d1", "approve", BERT)
+    rows = engine.history("d1")
+    assert [(h.event, h.from_state, h.to_state, h.actor) for h in rows] == [
+        ("$start", "", "draft", "anna"), ("submit", "draft", "submitted", "anna"),
+        ("approve", "submitted", "approved", "bert")]
+    approve = rows[-1]
+    assert approve.explain["permission"]["action"] == "declaration.approve"
+    assert approve.explain["permission"]["explain"]["roles"] == ["leidinggevende"]
+    assert rows[1].explain["guard"].startswith("(data.amount le 50 or")
+    assert all(h.definition_version == inst.definition_version for h in rows)
+    assert [a.action for a in engine.audit("d1")] == ["declaration.approved"]
+
+
+def test_guard_refusal_has_reasons(engine: Engine) -> None:
+    engine.start("declaration", {"employee": "anna", "amount": 120}, ANNA, "d1")
+    with pytest.raises(TransitionNotAllowed) as info:
+        engine.fire("d1", "submit", ANNA)
+    assert info.value.state == "draft" and info.value.event == "submit"
+    assert "data.receipt eq True is false" in " ".join(info.value.reasons)
+    assert engine.get("d1").version == 1
+    assert engine.fire("d1", "submit", ANNA, {"receipt": True}).state == "submitted"
+
+
+def test_wrong_state_and_unknown_event(engine: Engine) -> None:
+    engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "d1")
+    with pytest.raises(TransitionNotAllowed, match="fires from: submitted"):
+        engine.fire("d1", "approve", BERT)
+    with pytest.raises(TransitionNotAllowed, match="no event 'fly'"):
+        engine.fire("d1", "fly", BERT)
+    with pytest.raises(UnknownInstance):
+        engine.fire("nope", "submit", ANNA)
+
+
+def test_permission_denied_is_audited_and_changes_nothing(engine: Engine) -> None:
+    engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "d1")
+    engine.fire("d1", "submit", ANNA)
+    with pytest.raises(PermissionDenied) as info:
+        engine.fire("d1", "approve", ANNA)
+    assert info.value.action == "declaration.approve" and info.value.actor == "anna"
+    assert info.value.explanation["needs_one_of"] == ["leidinggevende"]
+    assert engine.get("d1").state == "submitted"
+    denied = [a for a in engine.audit("d1") if a.action == "workflow.permission_denied"]
+    assert len(denied) == 1 and denied[0].actor == "anna" and denied[0].detail["event"] == "approve"
+
+
+def test_invalid_data_has_a_pointer(engine: Engine) -> None:
+    with pytest.raises(InvalidData) as info:
+        engine.start("declaration", {"employee": "anna", "amount": -5}, ANNA)
+    assert info.value.pointer == "/amount"
+    engine.start("declaration", {"employee": "anna", "amount": 5}, ANNA, "d1")
+    with pytest.raises(InvalidData) as info:
+        engine.fire("d1", "submit", ANNA, {"receipt": "yes"})
+    assert info.value.pointer == "/receipt"
+
+
+def test_available_events_and_explain(engine: Engine) -> None:
+    engine.start("declaration", {"employee": "anna", "amount": 120}, ANNA, "d1")
+    options = {o.event: o for o in engine.available_events("d1", ANNA)}
+    assert set(options) == {"submit", "withdraw"}
+    assert not options["submit"].allowed and "data.receipt" in options["submit"].reasons[0]
+    assert options["withdraw"].allowed and options["withdraw"].to == "withdrawn"
+    as_bert = {o.event: o for o in engine.available_events("d1", BERT)}
+    assert not as_bert["withdraw"].allowed and "lacks permission" in as_bert["withdraw"].reasons[0]
+    explained = engine.explain("d1", "submit", ANNA, {"receipt": True})
+    assert explained["allowed"] and explained["to"] == "submitted"
+    assert explained["candidates"][0]["permission"]["allowed"] is True
+    assert not engine.explain("d1", "approve", BERT)["allowed"]
+
+
+def test_expected_version_conflict(engine: Engine) -> None:
+    engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "d1")
+    engine.fire("d1", "submit", ANNA, expected_version=1)
+    with pytest.raises(ConflictError) as info:
+        engine.fire("d1", "withdraw", ANNA, expected_version=1)
+    assert (info.value.current_version, info.value.current_state) == (2, "submitted")
+
+
+def test_timer_fires_once_and_is_cancelled_on_leaving(engine: Engine) -> None:
+    clock: Clock = engine.clock  # type: ignore[assignment]
+    engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "late")
+    engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "quick")
+    engine.fire("late", "submit", ANNA)
+    engine.fire("quick", "submit", ANNA)
+    engine.fire("quick", "approve", BERT)
+    assert engine.fire_due_timers(T0 + timedelta(days=13)) == []
+    fired = engine.fire_due_timers(T0 + timedelta(days=14))
+    assert [(o.instance_id, o.event, o.status) for o in fired] == [("late", "expire", "fired")]
+    assert engine.fire_due_timers(T0 + timedelta(days=30)) == []
+    assert engine.get("late").state == "draft"
+    assert engine.history("late")[-1].actor == "system"
+    assert [t.status for t in engine.timers("quick")] == ["cancelled"]
+    assert clock.now == T0
+
+
+def test_batch_is_one_unit_of_work(engine: Engine) -> None:
+    for i in range(3):
+        engine.start("declaration", {"employee": "anna", "amount": 20}, ANNA, f"d{i}")
+    records = engine.fire_batch([("d0", "submit", ANNA), {"instance": "d1", "event": "submit", "actor": ANNA}])
+    assert [r.state for r in records] == ["submitted", "submitted"]
+    with pytest.raises(TransitionNotAllowed) as info:
+        engine.fire_batch([("d2", "submit", ANNA), ("d0", "submit", ANNA)])
+    assert info.value.batch_index == 1  # type: ignore[attr-defined]
+    assert engine.get("d2").state == "draft"  # rolled back with the failing item
+    assert [h.event for h in engine.history("d2")] == ["$start"]
+
+
+def test_failing_action_rolls_everything_back(tmp_path: Path, core: Registry) -> None:
+    registry = Registry()
+    for table in ("kinds", "actions", "functions", "steps", "stores"):
+        getattr(registry, table).update(getattr(core, table))
+    writes: list[str] = []
+
+    def explode(ctx: Any) -> None:
+        ctx.audit("before.explosion")
+        ctx.schedule_timer("go", after="P1D")
+        writes.append(ctx.phase)
+        raise RuntimeError("boom")
+
+    registry.add_action(ActionSpec("test.explode", "test", explode))
+    bundle = compile_text(tmp_path, """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: boom}
+        spec:
+          states:
+            - {id: a, initial: true}
+            - {id: b, final: true, on_enter: [test.explode]}
+          transitions:
+            - {id: go, from: a, to: b}
+    """, registry)
+    for store in ("memory://", f"sqlite:///{tmp_path / 'boom.sqlite'}"):
+        with Engine(bundle, store=store, registry=registry, clock=Clock()) as eng:
+            eng.start("boom", {}, "u", "x")
+            with pytest.raises(RuntimeError):
+                eng.fire("x", "go", "u")
+            assert eng.get("x").state == "a" and eng.get("x").version == 1
+            assert eng.audit("x") == [] and eng.timers("x") == []
+            assert [h.event for h in eng.history("x")] == ["$start"]
+    assert writes == ["enter", "enter"]
+
+
+WF_V1 = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: review}
+    spec:
+      states:
+        - {id: open, initial: true}
+        - {id: checking}
+        - {id: done, final: true}
+      transitions:
+        - {id: check, from: open, to: checking}
+        - {id: finish, from: checking, to: done}
+"""
+WF_V2 = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: review}
+    spec:
+      data_schema: {type: object, required: [owner]}
+      states:
+        - {id: open, initial: true}
+        - {id: reviewing}
+        - {id: done, final: true}
+      transitions:
+        - {id: review, from: open, to: reviewing}
+        - {id: finish, from: reviewing, to: done}
+"""
+
+
+def test_pinned_versions_and_migration(tmp_path: Path, core: Registry) -> None:
+    url = f"sqlite:///{tmp_path / 'pin.sqlite'}"
+    v1 = compile_text(tmp_path, WF_V1, core, "v1")
+    with Engine(v1, store=url, registry=core, clock=Clock()) as eng:
+        eng.start("review", {"owner": "x"}, "u", "a")
+        eng.start("review", {"owner": "x"}, "u", "b")
+        eng.fire("b", "check", "u")
+        eng.start("review", {}, "u", "c")
+    v2 = compile_text(tmp_path, WF_V2, core, "v2")
+    with Engine(v2, store=url, registry=core, clock=Clock()) as eng:
+        old = eng.get("a").definition_version
+        assert old != eng.current_version("review")
+        # a running instance keeps its version: it still fires v1's events
+        assert eng.fire("a", "check", "u").state == "checking"
+        assert eng.fire("a", "finish", "u").state == "done"
+        plan = {i.instance_id: i for i in eng.migrate_plan("review")}
+        assert plan["b"].action == "blocked" and "checking" in plan["b"].problems[0]
+        assert plan["c"].action == "blocked" and "owner" in plan["c"].problems[0]
+        assert plan["a"].action == "keep"
+        mapped = {i.instance_id: i for i in eng.migrate_plan("review", {"checking": "reviewing"})}
+        assert mapped["b"].action == "map" and mapped["b"].target_state == "reviewing"
+        applied = {i.instance_id: i for i in eng.migrate_apply("review", {"checking": "reviewing"}, actor="admin")}
+        assert applied["b"].applied and applied["a"].applied and not applied["c"].applied
+        b = eng.get("b")
+        assert b.definition_version == eng.current_version("review") and b.state == "reviewing"
+        assert eng.history("b")[-1].event == "$migrate" and eng.history("b")[-1].actor == "admin"
+        assert [a.action for a in eng.audit("b")] == ["workflow.migrate"]
+        assert eng.fire("b", "finish", "u").state == "done"
+        assert eng.get("c").definition_version == old
+        assert [i.instance_id for i in eng.migrate_plan("review")] == ["c"]
+
+
+def test_one_machine_per_version_and_no_models(tmp_path: Path, declaration: CompiledBundle, core: Registry) -> None:
+    eng = Engine(declaration, store=MemoryStore(), registry=core, clock=Clock())
+    for i in range(200):
+        eng.start("declaration", {"employee": "e", "amount": 1}, ANNA, f"d{i}")
+        eng.fire(f"d{i}", "submit", ANNA)
+    assert len(eng._runtimes) == 1
+    machine = next(iter(eng._runtimes.values())).machine.machine
+    assert machine.models == []
+    gc.collect()
+
+
+def test_thread_safety_of_fire(tmp_path: Path, declaration: CompiledBundle, core: Registry) -> None:
+    import threading
+
+    eng = Engine(declaration, store=f"sqlite:///{tmp_path / 't.sqlite'}", registry=core, clock=Clock())
+    for i in range(20):
+        eng.start("declaration", {"employee": "e", "amount": 1}, ANNA, f"d{i}")
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for i in range(offset, 20, 4):
+                eng.fire(f"d{i}", "submit", ANNA)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {r.state for r in eng.instances("declaration")} == {"submitted"}
+    eng.close()
