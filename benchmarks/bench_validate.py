@@ -36,6 +36,8 @@ def plugin_env(tmp: Path) -> dict[str, str]:
     (info / "entry_points.txt").write_text("[regelwerk.plugins]\nchecklist = regelwerk_checklist:plugin\n",
                                            encoding="utf-8")
     env = dict(os.environ)
+    # Measure an installed program as users run it: with bytecode caches (a fresh checkout compiles once).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp / "site"), str(EXAMPLE), env.get("PYTHONPATH", "")])
     return env
 

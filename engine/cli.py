@@ -94,11 +94,9 @@ def validate(paths: Sequence[str], fmt: str) -> None:
 @click.option("--kind", default=None, help="Only documents of this kind.")
 def show(path: str, effective: bool, kind: str | None) -> None:
     """Print a bundle's documents as YAML (``--effective``: after merging overlays)."""
-    import yaml
-
     from engine.bundle import load_bundle
     from engine.diagnostics import format_diagnostics
-    from engine.source import to_plain
+    from engine.source import dump_yaml, to_plain
 
     bundle = load_bundle(path)
     errors = [d for d in bundle.diagnostics if d.is_error]
@@ -107,8 +105,7 @@ def show(path: str, effective: bool, kind: str | None) -> None:
         sys.exit(1)
     docs = [d for d in bundle.documents if kind is None or d.kind == kind]
     header = f"# effective bundle {bundle.name}: {' -> '.join(bundle.chain)}\n" if effective else ""
-    click.echo(header + yaml.safe_dump_all([to_plain(d.data) for d in docs], sort_keys=False,
-                                           allow_unicode=True, default_flow_style=False), nl=False)
+    click.echo(header + dump_yaml([to_plain(d.data) for d in docs]), nl=False)
 
 
 @cli.command()

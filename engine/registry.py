@@ -27,6 +27,7 @@ __all__ = [
     "Registry",
     "StepSpec",
     "StoreSpec",
+    "lazy",
     "load_registry",
 ]
 
@@ -116,6 +117,28 @@ class StoreSpec:
     plugin: str
     factory: Callable[[str], Any]
     description: str = ""
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """A callable for ``"package.module:name"`` that imports the module on its first call.
+
+    Plugins register actions, functions and steps with it so that loading the registry (every CLI start)
+    does not import what only running needs (SQLAlchemy, durable-rules...).
+    """
+    module_name, _, attr = target.partition(":")
+    resolved: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not resolved:
+            import importlib
+
+            resolved.append(getattr(importlib.import_module(module_name), attr))
+        return resolved[0](*args, **kwargs)
+
+    call.__name__ = attr
+    call.__qualname__ = attr
+    call.__doc__ = f"{target} (imported on first use)"
+    return call
 
 
 class Plugin(Protocol):

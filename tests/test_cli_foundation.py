@@ -117,8 +117,6 @@ def test_show_effective_merges_the_overlay() -> None:
     assert [t["id"] for t in doc["spec"]["tasks"]] == ["contract", "badge"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine/cli.py `show` dumps with yaml.safe_dump (YAML 1.1): '0o17' comes "
-                   "out unquoted and reads back as 15; the lead switches it to engine.source.dump_yaml")
 def test_show_effective_output_reads_back_unchanged() -> None:
     from engine.source import load_text, to_plain
 

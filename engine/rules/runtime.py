@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -136,16 +136,25 @@ class RuleOutcome:
 
 @dataclass(slots=True)
 class ActionContext:
-    """What an action gets: the rule, the event, the scope, the clock, the actor and the outcome."""
+    """What an action gets: the rule, the event, the scope, the clock, the actor, its parameters, the outcome.
+
+    Every registered action, for workflows and rules alike, is called as ``run(ctx)`` and reads its
+    parameters (the definition's ``with:``) from ``ctx.params`` and the data it may read from ``ctx.scope()``.
+    """
 
     ruleset: RuleSetModel
     rule: Rule
     event: Mapping[str, Any]
-    scope: Mapping[str, Any]
+    values: Mapping[str, Any]
     now: datetime
     actor: Actor
     outcome: RuleOutcome
     hooks: RuleHooks | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def scope(self) -> Mapping[str, Any]:
+        """The data a rule's conditions and actions read (``event`` and the posted context)."""
+        return self.values
 
     def signal(self, name: str, **data: Any) -> None:
         """Raise a signal (a named notice for the caller: a warning, a flag)."""
@@ -201,24 +210,31 @@ def _jsonable(value: Any) -> Any:
 # --- the built-in actions ------------------------------------------------------------------------
 
 
-def action_set(ctx: ActionContext, field: str, value: Any = None) -> None:
+def _split(params: Mapping[str, Any], *names: str) -> tuple[list[Any], dict[str, Any]]:
+    """The named parameters (None when absent) and the rest."""
+    return [params.get(n) for n in names], {k: v for k, v in params.items() if k not in names}
+
+
+def action_set(ctx: ActionContext) -> None:
     """Set a field (``with: {field: path, value: ...}``)."""
-    ctx.set(field, value)
+    ctx.set(ctx.params["field"], ctx.params.get("value"))
 
 
-def action_emit(ctx: ActionContext, event: str, **data: Any) -> None:
+def action_emit(ctx: ActionContext) -> None:
     """Emit an event (``with: {event: type, ...data}``)."""
+    (event,), data = _split(ctx.params, "event")
     ctx.emit(event, **data)
 
 
-def action_signal(ctx: ActionContext, signal: str, **data: Any) -> None:
+def action_signal(ctx: ActionContext) -> None:
     """Raise a signal (``with: {signal: name, message: ..., ...}``)."""
+    (signal,), data = _split(ctx.params, "signal")
     ctx.signal(signal, **data)
 
 
-def action_fire_workflow(ctx: ActionContext, workflow: str, event: str, instance: str | None = None,
-                         **data: Any) -> Any:
+def action_fire_workflow(ctx: ActionContext) -> Any:
     """Fire a workflow event through the hook (recorded in ``outcome.workflow_events`` either way)."""
+    (workflow, event, instance), data = _split(ctx.params, "workflow", "event", "instance")
     request = {"workflow": workflow, "event": event, "instance": instance, "data": data, "rule": ctx.rule.id}
     ctx.outcome.workflow_events.append(request)
     if ctx.hooks is not None:
@@ -226,8 +242,9 @@ def action_fire_workflow(ctx: ActionContext, workflow: str, event: str, instance
     return None
 
 
-def action_send_template(ctx: ActionContext, template: str, to: Any = None, **data: Any) -> Any:
+def action_send_template(ctx: ActionContext) -> Any:
     """Send a template through the hook (recorded in ``outcome.templates`` either way)."""
+    (template, to), data = _split(ctx.params, "template", "to")
     ctx.outcome.templates.append({"template": template, "to": to, "data": data, "rule": ctx.rule.id})
     if ctx.hooks is not None:
         return ctx.hooks.send_template(template, to, data, ctx.actor)
@@ -248,8 +265,8 @@ BUILTIN_ACTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...], str]] = {
 class RuleEngine:
     """Posts events into compiled RuleSets; one rules port (one durable Host) per engine.
 
-    ``actions`` maps action names to callables ``fn(ctx: ActionContext, **params)`` (by default the
-    registry's actions, which include the built-in ``rules.*`` ones).
+    ``actions`` maps action names to callables ``run(ctx: ActionContext)`` (parameters in ``ctx.params``; by
+    default the registry's actions, which include the built-in ``rules.*`` ones).
     """
 
     def __init__(self, actions: Mapping[str, Callable[..., Any]] | None = None, port: RulesPort | None = None,
@@ -301,12 +318,13 @@ class RuleEngine:
                 continue
             fired = FiredRule(rule, scope, moment)
             outcome.fired.append(fired)
-            ctx = ActionContext(model, rule, event, scope, moment, who, outcome, self.hooks)
             plan = plans.get(rule.id)
             if plan is None:
                 plan = plans[rule.id] = self._plan(rule)
             for action_name, fn, params, dynamic in plan:
-                outcome.results.append(fn(ctx, **(_resolve(params, scope) if dynamic else params)))
+                ctx = ActionContext(model, rule, event, scope, moment, who, outcome, self.hooks,
+                                    _resolve(params, scope) if dynamic else params)
+                outcome.results.append(fn(ctx))
                 fired.actions.append(action_name)
         return outcome
 

@@ -19,10 +19,10 @@ class RecruitmentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
-        from plugins.recruitment import actions, commands, kinds, steps
+        from plugins.recruitment import commands, kinds, registration, steps
 
         kinds.register_kinds(registry, self.name)
-        actions.register_actions(registry, self.name)
+        registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)
 

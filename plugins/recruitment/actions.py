@@ -21,13 +21,12 @@ import sqlalchemy as sa
 
 from engine.errors import UsageError
 from engine.outbox.queue import enqueue, utc_naive
-from engine.registry import ActionSpec, Registry
 from plugins.recruitment.kinds import WORKFLOW_PREFIX
 from plugins.recruitment.mail import candidate_values, resolve_template, settings_of
 from plugins.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
 from plugins.recruitment.tables import candidates, questionnaires, vacancies
 
-__all__ = ["mail_candidate", "recruitment_workflow", "register_actions"]
+__all__ = ["mail_candidate", "on_apply", "recruitment_workflow", "send_mail", "send_questionnaire", "sync_status"]
 
 START_EVENT = "$start"
 
@@ -151,20 +150,3 @@ def send_questionnaire(ctx: Any) -> None:
         "questions": [f"{i}. {q}" for i, q in enumerate(questions, 1)],
     }}
     mail_candidate(_connection(ctx), compiled, settings, candidate, vacancy, str(name), ctx.now, extra)
-
-
-def register_actions(registry: Registry, plugin: str) -> None:
-    """Register the recruitment actions."""
-    obj: dict[str, Any] = {"type": "object", "additionalProperties": False}
-    mail = {**obj, "properties": {"purpose": {"type": "string"}, "template": {"type": "string"}}}
-    for name, run, description, schema in (
-        ("recruitment.sync_status", sync_status, "keep rw_candidates in step with the workflow (automatic)", obj),
-        ("recruitment.on_apply", on_apply, "run the on_apply actions when an application arrives (automatic)",
-         {**obj, "properties": {"actions": {"type": "array"}}}),
-        ("recruitment.send_mail", send_mail, "mail the candidate (template by purpose or name) via the outbox",
-         mail),
-        ("recruitment.send_questionnaire", send_questionnaire,
-         "step2HR: mail the questionnaire about the competencies of function and department",
-         {**obj, "properties": {"template": {"type": "string"}}}),
-    ):
-        registry.add_action(ActionSpec(name, plugin, run, description, schema))
