@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import resource
 import sys
 import tempfile
@@ -56,17 +57,21 @@ spec:
 NOW = datetime(2026, 12, 10, tzinfo=UTC)  # planning moment of 2027 passed, nothing due
 
 
-def compiled_bundle(workdir: Path) -> Any:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
-
+def write_bundle(workdir: Path) -> None:
+    """Write the benchmark bundle once, in the parent (tick processes only read it)."""
     bundle = workdir / "bundle"
     bundle.mkdir(exist_ok=True)
     (bundle / "bench.yaml").write_text(BUNDLE, encoding="utf-8")
     standard = Path(__file__).resolve().parent.parent / "definitions" / "standard" / "talent" / "workflows.yaml"
     (bundle / "workflows.yaml").write_text(standard.read_text(encoding="utf-8"), encoding="utf-8")
-    return compile_bundle(load_bundle(bundle), load_registry())
+
+
+def compiled_bundle(workdir: Path) -> Any:
+    from engine.bundle import load_bundle
+    from engine.compiler import compile_bundle
+    from engine.registry import load_registry
+
+    return compile_bundle(load_bundle(workdir / "bundle"), load_registry())
 
 
 def employees(n: int) -> list[dict[str, Any]]:
@@ -91,7 +96,7 @@ def _tick_child(url: str, workdir: str, barrier: Any, out: Any) -> None:
 
     compiled = compiled_bundle(Path(workdir))
     if barrier is not None:
-        barrier.wait()
+        barrier.wait(timeout=120)
     started = time.perf_counter()
     summary = tick(url, compiled, NOW, batch_size=1000)
     seconds = time.perf_counter() - started
@@ -106,11 +111,19 @@ def run_ticks(url: str, workdir: Path, processes: int) -> list[tuple[float, int,
     procs = [ctx.Process(target=_tick_child, args=(url, str(workdir), barrier, out)) for _ in range(processes)]
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
+    results = []
+    deadline = time.monotonic() + 3600
+    while len(results) < processes:
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                raise SystemExit(f"a tick process failed (exit codes {failed})") from None
     for p in procs:
         p.join()
-        if p.exitcode != 0:
-            raise SystemExit(f"tick process failed with exit code {p.exitcode}")
     return results
 
 
@@ -179,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| measurement | value | target |", "|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        write_bundle(workdir)
         compiled = compiled_bundle(workdir)
         url = f"sqlite:///{workdir / 'tick.sqlite'}"
         prepare(url, n)

@@ -39,7 +39,7 @@ __all__ = [
 
 BUNDLE_MANIFEST = "bundle.yaml"
 #: Documents of these kinds live beside definitions but are not part of a bundle.
-NON_DEFINITION_KINDS = frozenset({"Scenario", "Bundle"})
+NON_DEFINITION_KINDS = frozenset({"Scenario", "Bundle", "Story"})
 REMOVE_MARK = "$remove"
 YAML_SUFFIXES = (".yaml", ".yml")
 

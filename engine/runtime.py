@@ -270,6 +270,16 @@ class Engine:
                                                  clock=self.clock)
         return port
 
+    def tick(self, now: datetime | None = None, **options: Any) -> Any:
+        """Everything that is due at ``now``: scheduled items, workflow timers and tick tasks (retention...).
+
+        See :func:`engine.scheduling.tick.tick` for the options (``progress``, ``batch_size``...); returns
+        its ``TickSummary``. Idempotent and safe in several processes on one PostgreSQL.
+        """
+        from engine.scheduling.tick import tick
+
+        return tick(self, self.bundle, now or self.clock(), **options)
+
     # --- life cycle ---------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -135,8 +136,22 @@ def test_cron_occurrences_are_increasing_and_match_next_fire(minute: int, hour: 
     start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=offset_days)
     got = list(s.occurrences(start, start + timedelta(days=5)))
     assert 4 <= len(got) <= 5
-    assert all(a < b for a, b in zip(got, got[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(got))
     assert next_fire(s, start - timedelta(microseconds=1)) == got[0]
     for moment in got:  # every occurrence shows the wall-clock time asked for, or is shifted by a gap
         wall = moment.astimezone(AMS)
         assert (wall.hour, wall.minute) == (hour, minute) or wall.utcoffset() == timedelta(hours=2)
+
+
+def test_importing_the_scheduler_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.scheduling, engine.scheduling.schedule; "
+            "print(sorted(m for m in ('sqlalchemy', 'croniter', 'openpyxl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+    from engine import scheduling
+
+    assert sorted(scheduling.__all__) == scheduling.__all__
+    assert all(getattr(scheduling, name) is not None for name in scheduling.__all__)

@@ -35,7 +35,8 @@ def teachers(n: int, **extra: Any) -> list[dict[str, Any]]:
 
 def expected_keys(compiled: CompiledBundle, people: list[dict[str, Any]], now: datetime) -> set[str]:
     # everything planned by ``now`` (the whole 2026-2027 year), independent of the tick
-    return {r.key for r in preview(compiled, people, datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))}
+    window = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+    return {r.key for r in preview(compiled, people, *window)}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

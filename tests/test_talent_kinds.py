@@ -119,8 +119,9 @@ kind: TalentMatrix
 metadata: {name: negen-vakken}
 spec:
   model: 9-GRID
-  performance: [{id: laag, label: Laag}, {id: midden, label: Midden, min_score: 2.5}, {id: hoog, label: Hoog, min_score: 4}]
-  potential: [{id: laag, label: Laag}, {id: midden, label: Midden, min_score: 2.5}, {id: hoog, label: Hoog, min_score: 4}]
+  performance: &levels
+    [{id: laag, label: Laag}, {id: midden, label: Midden, min_score: 2.5}, {id: hoog, label: Hoog, min_score: 4}]
+  potential: *levels
   profiles:
 {profiles}
   cells:

@@ -22,7 +22,7 @@ def compile_schedule_document(ctx: Any, doc: SourceDocument) -> Any:
     """A named ``Schedule`` document."""
     from engine.scheduling.schedule import compile_schedule
 
-    return compile_schedule(doc.spec, "/spec", lambda code, msg, ptr, hint: ctx.report(code, msg, ptr, hint))
+    return compile_schedule(doc.spec, "/spec", ctx.report)
 
 
 # --- scenario steps --------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def _commands() -> list[Any]:
                 click.echo(f"{phase}: {done}/{total}", err=True)
 
         target: Any
-        if "Workflow" in {k for k, _ in compiled.objects} or compiled.of_kind("Workflow"):
+        if compiled.of_kind("Workflow"):
             from engine.runtime import Engine
 
             target = Engine(compiled, store=store_url, clock=lambda: now)

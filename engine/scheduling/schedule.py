@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -46,6 +46,7 @@ CATCH_UP_POLICIES = ("once", "skip", "all")
 WORK_YEAR_ANCHORS = ("work_year.start", "work_year.middle", "work_year.end")
 _AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _MAX_REPEATS = 10_000
+ONE_DAY = Duration(days=1, text="P1D")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class Schedule:
     at: time = time(0, 0)
     timezone: str = DEFAULT_TIMEZONE
     catch_up: str = "once"
-    grace: Duration = Duration(days=1, text="P1D")
+    grace: Duration = ONE_DAY
 
     @property
     def tz(self) -> ZoneInfo:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from engine.scheduling.employees import EmployeeFacts
 
-__all__ = ["ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "item_sources"]
+__all__ = ["ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources", "tick_tasks"]
 
 #: planned: created, not yet due; active: a due item without a workflow (a trajectory);
 #: ready: due, waits for someone to start it by hand; started: its workflow instance runs;
@@ -84,4 +84,25 @@ def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list
     """The item sources among compiled objects, sorted by ``source_id``."""
     values = objects.values() if isinstance(objects, Mapping) else objects
     found = {obj.source_id: obj for obj in values if isinstance(obj, ItemSource)}
+    return [found[k] for k in sorted(found)]
+
+
+@runtime_checkable
+class TickTask(Protocol):
+    """A compiled definition with periodic work of its own, run by every tick after items and timers.
+
+    The recruitment pack's ``RetentionPolicy`` is one (the AVG sweep). ``run_tick`` must be idempotent
+    (a second tick at the same moment finds nothing left to do) and returns counts for the summary.
+    """
+
+    task_id: str
+
+    def run_tick(self, engine: Any, compiled: Any, now: datetime) -> Mapping[str, Any]:
+        """Do what is due at ``now`` through the workflow ``engine``; counts of what was done."""
+
+
+def tick_tasks(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list[TickTask]:
+    """The tick tasks among compiled objects, sorted by ``task_id``."""
+    values = objects.values() if isinstance(objects, Mapping) else objects
+    found = {obj.task_id: obj for obj in values if isinstance(obj, TickTask)}
     return [found[k] for k in sorted(found)]

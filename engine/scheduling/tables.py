@@ -56,14 +56,14 @@ employees = Table(
     Column("function", String(200), nullable=True),
     Column("department", String(200), nullable=True),
     Column("manager", String(120), nullable=True),
-    Column("roles", JSON(), nullable=False, default=list),
-    Column("groups", JSON(), nullable=False, default=list),
-    Column("attributes", JSON(), nullable=False, default=dict),
+    Column("roles", JSON(), nullable=False, default=lambda: []),
+    Column("groups", JSON(), nullable=False, default=lambda: []),
+    Column("attributes", JSON(), nullable=False, default=lambda: {}),
     Column("plan_version", String(64), nullable=True),
     Column("next_due", DateTime(), nullable=True),
     Column("updated_at", DateTime(), nullable=False),
-    Index("ix_rw_employees_next_due", "next_due"),
-    Index("ix_rw_employees_plan_version", "plan_version"),
+    # deliberately no index on plan_version/next_due: the tick walks employees in primary-key order
+    # (keyset batches) and filters; an index there makes SQLite pick it and re-sort every batch
 )
 
 #: Audit trail of every state change of an item after its creation (who, when, what).

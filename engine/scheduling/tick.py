@@ -54,6 +54,7 @@ class TickSummary:
     activated_keys: list[str] = field(default_factory=list)
     skipped: int = 0
     timers_fired: int = 0
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -67,7 +68,8 @@ class TickSummary:
             "now": self.now.isoformat(), "employees_planned": self.employees_planned,
             "created": dict(sorted(self.created.items())), "cancelled": self.cancelled,
             "reinstated": self.reinstated, "activated": dict(sorted(self.activated.items())),
-            "skipped": self.skipped, "timers_fired": self.timers_fired, "seconds": round(self.seconds, 3),
+            "skipped": self.skipped, "timers_fired": self.timers_fired, "tasks": self.tasks,
+            "seconds": round(self.seconds, 3),
         }
 
     def lines(self) -> list[str]:
@@ -79,6 +81,8 @@ class TickSummary:
             f"  created: {created}",
             f"  activated: {activated}; skipped (catch-up): {self.skipped}",
             f"  cancelled: {self.cancelled}; reinstated: {self.reinstated}; timers fired: {self.timers_fired}",
+            *(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+              for task, counts in sorted(self.tasks.items())),
             f"  took {self.seconds:.2f} s",
         ]
 
@@ -139,7 +143,7 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
     (then due items start their workflows through it and its timers are fired). Idempotent
     and safe to run in several processes at once (see the module docstring).
     """
-    from engine.scheduling.sources import item_sources
+    from engine.scheduling.sources import item_sources, tick_tasks
 
     started = _time.perf_counter()
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -154,6 +158,8 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
         if resolved.workflow_engine is not None:
             fired = resolved.workflow_engine.fire_due_timers(now)
             summary.timers_fired = fired if isinstance(fired, int) else len(list(fired or ()))
+            for task in tick_tasks(compiled.objects):
+                summary.tasks[task.task_id] = dict(task.run_tick(resolved.workflow_engine, compiled, now))
     finally:
         if resolved.owned:
             resolved.sa_engine.dispose()
@@ -209,28 +215,32 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
                     for item in plan.items:
                         desired[item.key] = item.row(now)
                     due = plan.next_due
-                    if due is not None and (next_due[i] is None or due < next_due[i]):  # type: ignore[operator]
+                    current = next_due[i]
+                    if due is not None and (current is None or due < current):
                         next_due[i] = due
             for row, due in zip(rows, next_due, strict=True):
                 stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version,
                                "b_next": _naive(due) if due is not None else None})
             subjects = [r.id for r in rows]
-            existing = conn.execute(
-                select(items.c.key, items.c.status).where(
-                    items.c.subject.in_(subjects), items.c.status.in_(("planned", "cancelled")),
-                    items.c.due_at > now_naive)).all()
+            # filter on the subject only (its index); status and due date in Python, so that SQLite does not
+            # pick the (status, due_at) index and scan every planned item of the whole store per batch
+            existing = [(k, s) for k, s, due in conn.execute(
+                select(items.c.key, items.c.status, items.c.due_at).where(items.c.subject.in_(subjects)))
+                if s in ("planned", "cancelled") and due > now_naive]
             cancel = [k for k, s in existing if s == "planned" and k not in desired]
             reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
             if desired:
                 stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
                 values = list(desired.values())
-                if collect_keys:
+                if collect_keys or pg:
+                    # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
                     result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
                     created = result.all()
                     summary.created.update(t for _, t in created)
-                    summary.created_keys.extend(k for k, _ in created)
+                    if collect_keys:
+                        summary.created_keys.extend(k for k, _ in created)
                 else:
-                    # plain executemany (no RETURNING): count what was inserted per item type by rowcount
+                    # SQLite: plain executemany (no RETURNING) is faster; sqlite3 sums the rowcount per type
                     by_type: dict[str, list[dict[str, Any]]] = {}
                     for value in values:
                         by_type.setdefault(value["item_type"], []).append(value)

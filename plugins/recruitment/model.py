@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from engine.conditions import Duration
 from engine.workflows.model import ActionRef
@@ -212,3 +214,17 @@ class RecruitmentSettings:
     retention: str | None
     competencies: str | None
     vacancy_admins: tuple[str, ...]
+
+    @property
+    def task_id(self) -> str:
+        """The scheduler's tick runs the AVG retention sweep through this (``engine.scheduling.TickTask``)."""
+        return f"recruitment.retention.{self.name}"
+
+    def run_tick(self, engine: Any, compiled: Any, now: datetime) -> Mapping[str, Any]:
+        """The retention sweep at ``now`` (idempotent: what was deleted is gone, renewals are asked once)."""
+        if not self.retention:
+            return {}
+        from plugins.recruitment.service import retention_sweep
+
+        report = retention_sweep(engine, compiled, now, settings=self)
+        return {"deleted": report.deleted, "renewals_requested": report.renewals_requested}

@@ -18,16 +18,11 @@ __all__ = ["recruitment_tick", "register_steps"]
 
 
 def recruitment_tick(engine: Any, compiled: Any, now: datetime) -> Any:
-    """What a host's periodic tick does for recruitment: the scheduler's tick, then the retention sweep."""
-    from plugins.recruitment.service import retention_sweep
+    """What a host's periodic tick does for recruitment: the scheduler's tick, whose tick tasks include the
+    retention sweep of the settings (``RecruitmentSettings.run_tick``)."""
+    from engine.scheduling.tick import tick
 
-    try:
-        from engine.scheduling.tick import tick
-    except ImportError:  # pragma: no cover - the scheduler is part of the core
-        engine.fire_due_timers(now)
-    else:
-        tick(engine, compiled, now)
-    return retention_sweep(engine, compiled, now)
+    return tick(engine, compiled, now)
 
 
 def _service(ctx: ScenarioContext) -> Any:
@@ -145,8 +140,12 @@ def step_retention_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
         if duration is None:
             raise StepFailure(f"{args['by']!r} is not an ISO-8601 duration")
         ctx.now = ctx.now + duration.delta()
-    report = recruitment_tick(get_engine(ctx), rec.compiled, ctx.now)
-    for key, actual in (("deleted", report.deleted), ("renewals", report.renewals_requested)):
+    summary = recruitment_tick(get_engine(ctx), rec.compiled, ctx.now)
+    counts: dict[str, Any] = {}
+    for task_counts in summary.tasks.values():
+        for key, value in task_counts.items():
+            counts[key] = counts.get(key, 0) + value
+    for key, actual in (("deleted", counts.get("deleted", 0)), ("renewals", counts.get("renewals_requested", 0))):
         if key in args and args[key] != actual:
             raise StepFailure(f"expected {key} {args[key]}, the sweep did {actual}")
 

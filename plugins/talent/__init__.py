@@ -36,7 +36,7 @@ def step_talent_changes(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 
 def step_apply_competencies(ctx: ScenarioContext, args: Any, info: Any) -> None:
-    """'Bijwerken competenties': apply pending changes of a cycle's work year: ``{cycle, work_year, role?, expect?}``."""
+    """'Bijwerken competenties': apply a work year's pending changes: ``{cycle, work_year, role?, expect?}``."""
     from engine.actors import SYSTEM, Actor
     from engine.scheduling.kind import scenario_target
     from plugins.talent.changes import apply_changes

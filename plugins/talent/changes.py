@@ -110,8 +110,10 @@ def apply_changes(target: Any, compiled: Any, cycle: str, work_year: str, role: 
             conn.execute(update(items).where(items.c.key == bindparam("b_key"))
                          .values(payload=bindparam("b_payload"), version=bindparam("b_version"), updated_at=moment),
                          params)
-            conn.execute(update(items).where(items.c.parent_key.in_([r.key for r in rows]))
-                         .values(version=current.version, updated_at=moment))
+            parents = [r.key for r in rows]
+            for start in range(0, len(parents), 500):
+                conn.execute(update(items).where(items.c.parent_key.in_(parents[start:start + 500]))
+                             .values(version=current.version, updated_at=moment))
             detail = json.dumps(change.to_dict(), sort_keys=True)
             conn.execute(events.insert(), [{"item_key": r.key, "event": "apply_changes", "actor": actor.id,
                                             "at": moment, "detail": detail} for r in rows])

@@ -40,7 +40,7 @@ __all__ = [
 
 
 def _schedule(ctx: Any, data: Any, pointer: str) -> Schedule | None:
-    return compile_schedule(data, pointer, lambda code, msg, ptr, hint: ctx.report(code, msg, ptr, hint))
+    return compile_schedule(data, pointer, ctx.report)
 
 
 def _doc_data(ctx: Any, kind: str, name: str) -> Any:
