@@ -31,6 +31,7 @@ __all__ = [
     "StepFailure",
     "find_scenario_files",
     "junit_xml",
+    "matches_subset",
     "parse_moment",
     "run_scenario_file",
     "run_scenarios",
@@ -40,6 +41,17 @@ __all__ = [
 
 class StepFailure(Exception):
     """A step's expectation did not hold (the message says what was expected and what happened)."""
+
+
+def matches_subset(want: Any, got: Any) -> bool:
+    """An expectation holds when every key it gives matches (extra keys in the result are fine); lists
+    match item by item and must have the same length."""
+    if isinstance(want, Mapping):
+        return isinstance(got, Mapping) and all(k in got and matches_subset(v, got[k]) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(got, list) and len(want) == len(got) and all(
+            matches_subset(w, g) for w, g in zip(want, got, strict=True))
+    return bool(want == got)
 
 
 def parse_moment(value: Any) -> datetime:

@@ -246,6 +246,30 @@ def _scope_test(scope: str, field_name: str, resource_type: ResourceType) -> Tes
     raise ValueError(f"unknown scope {scope!r}")
 
 
+def _run_steps(plan: _Plan, actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime,
+               context: Mapping[str, Any] | None) -> Decision:
+    """Walk a plan's steps (denies first, then allows); the first that applies decides, else the default."""
+    get = res.get
+    for kind, field_name, test, decision in plan.steps:
+        if kind == 2:  # _OWN (literals: the hot loop avoids global lookups)
+            if get(field_name) == aid:
+                return decision
+        elif kind == 4:  # _LINE
+            person = get(field_name)
+            if person is not None and aid in rel.ancestors(person):
+                return decision
+        elif kind == 3:  # _AUTHORED
+            person = get(field_name)
+            if person is not None:
+                if person == aid:
+                    return decision
+            elif test(actor, aid, res, rel, now, context):
+                return decision
+        elif kind == 1 or test(actor, aid, res, rel, now, context):  # 1: _ALWAYS
+            return decision
+    return plan.default
+
+
 @dataclass(frozen=True, slots=True)
 class PermissionMatrix:
     """A compiled ``PermissionMatrix`` document: ask it with :meth:`decide`."""
@@ -295,25 +319,7 @@ class PermissionMatrix:
         res = resource if resource is not None else _NO_RESOURCE
         if explain:
             return self._explained(plan, actor, action, resource_type, res, rel, now, context, field_group)
-        get = res.get
-        for kind, field_name, test, decision in plan.steps:
-            if kind == 2:  # _OWN (literals: the hot loop avoids global lookups)
-                if get(field_name) == aid:
-                    return decision
-            elif kind == 4:  # _LINE
-                person = get(field_name)
-                if person is not None and aid in rel.ancestors(person):
-                    return decision
-            elif kind == 3:  # _AUTHORED
-                person = get(field_name)
-                if person is not None:
-                    if person == aid:
-                        return decision
-                elif test(actor, aid, res, rel, now, context):
-                    return decision
-            elif kind == 1 or test(actor, aid, res, rel, now, context):  # 1: _ALWAYS
-                return decision
-        return plan.default
+        return _run_steps(plan, actor, aid, res, rel, now, context)
 
     def decider(self, resource_type: str, action: str, field_group: str | None = None
                 ) -> Callable[..., Decision]:
@@ -325,6 +331,7 @@ class PermissionMatrix:
         """
         plans: dict[Any, _Plan] = {}
         build = self._plan
+        run_steps = _run_steps
         user_rights = self.user_rights
 
         def decide_fast(actor: Actor, resource: Mapping[str, Any] | None, relations: Any, now: datetime,
@@ -342,26 +349,8 @@ class PermissionMatrix:
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = build(actor.roles + extra[0], extra[1], resource_type, action, field_group)
-            res = resource if resource is not None else _NO_RESOURCE
-            get = res.get
-            for kind, field_name, test, decision in plan.steps:
-                if kind == 2:  # _OWN (literals: the hot loop avoids global lookups)
-                    if get(field_name) == aid:
-                        return decision
-                elif kind == 4:  # _LINE
-                    person = get(field_name)
-                    if person is not None and aid in rel.ancestors(person):
-                        return decision
-                elif kind == 3:  # _AUTHORED
-                    person = get(field_name)
-                    if person is not None:
-                        if person == aid:
-                            return decision
-                    elif test(actor, aid, res, rel, now, context):
-                        return decision
-                elif kind == 1 or test(actor, aid, res, rel, now, context):  # 1: _ALWAYS
-                    return decision
-            return plan.default
+            return run_steps(plan, actor, aid, resource if resource is not None else _NO_RESOURCE, rel, now,
+                             context)
 
         return decide_fast
 

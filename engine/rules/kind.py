@@ -59,19 +59,9 @@ def _engine(ctx: Any) -> Any:
     return ctx.service("rules.engine", make)
 
 
-def _subset(want: Any, got: Any) -> bool:
-    """Expected mappings match when every given key matches (extra keys in the result are fine)."""
-    if isinstance(want, Mapping):
-        return isinstance(got, Mapping) and all(k in got and _subset(v, got[k]) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(got, list) and len(want) == len(got) and all(
-            _subset(w, g) for w, g in zip(want, got, strict=True))
-    return bool(want == got)
-
-
 def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: post an event into a RuleSet and compare fired rules, actions, signals, events."""
-    from engine.scenarios import StepFailure
+    from engine.scenarios import StepFailure, matches_subset
 
     model = ctx.compiled.get("RuleSet", args["ruleset"])
     outcome = _engine(ctx).post(model, dict(args.get("event") or {}), {**ctx.facts, **dict(args.get("context") or {})},
@@ -80,7 +70,7 @@ def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     for key, actual in (("fired", outcome.rules), ("actions", outcome.actions), ("signals", outcome.signals),
                         ("events", outcome.events), ("changes", outcome.changes),
                         ("workflow_events", outcome.workflow_events), ("templates", outcome.templates)):
-        if key in args and not _subset(args[key], actual):
+        if key in args and not matches_subset(args[key], actual):
             problems.append(f"{key}: expected {json.dumps(args[key], default=str)}, "
                             f"got {json.dumps(actual, default=str)}")
     if problems:

@@ -23,19 +23,10 @@ def _catalog(compiled: Any, name: str | None) -> Any:
     return next(iter(found.values()))
 
 
-def _subset(want: Any, got: Any) -> bool:
-    if isinstance(want, Mapping):
-        return isinstance(got, Mapping) and all(k in got and _subset(v, got[k]) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(got, list) and len(want) == len(got) and all(
-            _subset(w, g) for w, g in zip(want, got, strict=True))
-    return bool(want == got)
-
-
 def step_tier(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: activate products in order and compare tier, warnings and tier changes."""
     from engine.rules.runtime import RuleEngine
-    from engine.scenarios import StepFailure
+    from engine.scenarios import StepFailure, matches_subset
 
     catalog = _catalog(ctx.compiled, args.get("catalog"))
     engine = ctx.service("rules.engine", lambda s: _engine(s, RuleEngine))
@@ -46,7 +37,7 @@ def step_tier(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
         problems.append(f"tier: expected {args['tier']!r}, got {answer.tier!r}")
     for key, got in (("activatable", answer.activatable), ("warnings", answer.warnings), ("events", answer.events),
                      ("would_be", answer.would_be)):
-        if key in args and not _subset(args[key], got):
+        if key in args and not matches_subset(args[key], got):
             problems.append(f"{key}: expected {json.dumps(args[key], ensure_ascii=False)}, "
                             f"got {json.dumps(got, ensure_ascii=False)}")
     if problems:

@@ -115,15 +115,18 @@ class Competency:
     scores: Mapping[int, str]
     description: str = ""
     esco_uri: str = ""
+    questions: tuple[str, ...] = ()
+    """Questions for applicants (the recruitment pack's questionnaire asks them)."""
 
 
 @dataclass(frozen=True, slots=True)
 class CompetencyProfile:
-    """Competencies bundled for reuse by roles."""
+    """Competencies bundled for reuse by roles; ``departments`` link it to vacancies' questionnaires."""
 
     name: str
     label: str
     competencies: tuple[str, ...]
+    departments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +148,13 @@ class TalentRole:
             return False
         if self.name in employee.roles:
             return True
-        if self.origin != "function":
+        return self.covers_function(employee.function)
+
+    def covers_function(self, function: str | None, *, wildcard: bool = True) -> bool:
+        """True when this (unblocked) role is generated from ``function`` (``"*"`` counts unless ``wildcard=False``)."""
+        if self.blocked or self.origin != "function":
             return False
-        return "*" in self.functions or (employee.function is not None and employee.function in self.functions)
+        return (wildcard and "*" in self.functions) or (function is not None and function in self.functions)
 
 
 @dataclass(frozen=True, slots=True)
