@@ -76,6 +76,7 @@ class CompileContext:
         self._emitted_versions: dict[tuple[str, str], str] = {}
         self.doc: SourceDocument | None = None
         self.functions = registry.function_table()
+        self._action_validators: dict[str, Any] = {}
 
     def report(self, code: str, message: str, pointer: str = "", hint: str = "",
                severity: Severity = Severity.ERROR, doc: SourceDocument | None = None, key: bool = False) -> None:
@@ -113,12 +114,25 @@ class CompileContext:
         if version:
             self._emitted_versions[(kind, name)] = version
 
-    def check_action(self, name: Any, pointer: str) -> None:
-        """Report an unknown action name."""
-        if isinstance(name, str) and name not in self.registry.actions:
+    def check_action(self, name: Any, pointer: str, params: Any = None, params_pointer: str = "") -> None:
+        """Report an unknown action name, and ``with:`` parameters that do not fit the action's schema."""
+        if not isinstance(name, str) or name not in self.registry.actions:
             self.report("RW500", f"unknown action {name!r}", pointer,
-                        hint=did_you_mean(name, self.registry.actions) or
+                        hint=did_you_mean(str(name), self.registry.actions) or
                         "known actions: " + ", ".join(sorted(self.registry.actions)))
+            return
+        schema = self.registry.actions[name].params_schema
+        if params is None or not schema:
+            return
+        validator = self._action_validators.get(name)
+        if validator is None:
+            from jsonschema import Draft202012Validator
+
+            validator = self._action_validators[name] = Draft202012Validator(dict(schema))
+        for error in sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path)):
+            where = params_pointer + "".join(f"/{p}" for p in error.absolute_path)
+            self.report("RW305", f"parameters of action {name!r}: {error.message[:160]}", where or pointer,
+                        hint=str(schema.get("description", "")) or "see `regelwerk kinds` and the action's docs")
 
 
 def _values(value: Any) -> Iterator[Any]:

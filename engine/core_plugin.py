@@ -29,6 +29,7 @@ class CorePlugin:
         from engine.permissions import kind as permissions; permissions.register(registry, self.name)  # noqa: E702
         from engine.outbox import registration as outbox; outbox.register(registry, self.name)  # noqa: E702
         from engine.report import command as report; report.register(registry, self.name)  # noqa: E702
+        from engine.simulation import command as simulation; simulation.register(registry, self.name)  # noqa: E702
 
 
 plugin = CorePlugin()

@@ -149,6 +149,7 @@ CODES: dict[str, str] = {
     "RW300": "duplicate id",
     "RW301": "reference to an id that does not exist",
     "RW302": "reference to a document that does not exist",
+    "RW305": "action parameters (`with:`) do not fit the action",
     # conditions
     "RW400": "condition problem",
     "RW401": "unknown condition function",

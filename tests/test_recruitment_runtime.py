@@ -134,24 +134,43 @@ def test_bulk_delete_previews_then_deletes(world: Any) -> None:
     assert [c["id"] for c in rec.candidates(BEA, vid)] == [b]
 
 
+def _competency(name: str, label: str, questions: list[str] | None) -> str:
+    scores = "".join(f'    "{i}": {label} {i}\n' for i in range(1, 6))
+    asked = f"  questions: {json.dumps(questions)}\n" if questions else ""
+    return (f"apiVersion: regelwerk/v1\nkind: TalentCompetency\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  label: {label}\n  type: core\n  scores:\n{scores}{asked}---\n")
+
+
 def test_questionnaire_asks_about_function_and_department(tmp_path: Path, registry: Any) -> None:
+    """One competency model: the questionnaire reads the talent pack's roles, profiles and competencies."""
     bundle = tmp_path / "bundle"
     shutil.copytree(STANDARD, bundle)
-    (bundle / "competencies.yaml").write_text("""\
+    (bundle / "competencies.yaml").write_text(
+        _competency("klantgerichtheid", "Klantgerichtheid", ["Hoe help je een boze klant?"])
+        + _competency("samenwerken", "Samenwerken", ["Wanneer werkte je goed samen?"])
+        + _competency("visie", "Visie", ["Waar sta je over vijf jaar?"])
+        + _competency("stiptheid", "Stiptheid", None)  # no questions: never asked
+        + """\
 apiVersion: regelwerk/v1
-kind: CompetencyProfile
-metadata: {name: standard}
-spec:
-  competencies:
-    - {id: klantgerichtheid, label: Klantgerichtheid, questions: ["Hoe help je een boze klant?"]}
-    - {id: samenwerken, label: Samenwerken, questions: ["Wanneer werkte je goed samen?"]}
-    - {id: visie, label: Visie, questions: ["Waar sta je over vijf jaar?"]}
-  functions: {verkoper: [klantgerichtheid]}
-  departments: {sales: [samenwerken, klantgerichtheid]}
+kind: TalentCompetencyProfile
+metadata: {name: sales}
+spec: {label: Sales, competencies: [samenwerken, klantgerichtheid], departments: [sales]}
+---
+apiVersion: regelwerk/v1
+kind: TalentRole
+metadata: {name: verkoper}
+spec: {label: Verkoper, origin: function, functions: [verkoper], competencies: [klantgerichtheid, stiptheid]}
+---
+apiVersion: regelwerk/v1
+kind: TalentRole
+metadata: {name: directeur}
+spec: {label: Directeur, origin: function, functions: [directeur], competencies: [visie]}
+---
+apiVersion: regelwerk/v1
+kind: TalentRole
+metadata: {name: oud}
+spec: {label: Oud, origin: function, functions: [verkoper], blocked: true, competencies: [visie]}
 """, encoding="utf-8")
-    settings = (bundle / "settings.yaml").read_text(encoding="utf-8")
-    (bundle / "settings.yaml").write_text(settings.replace("  retention: standard\n",
-                                                           "  retention: standard\n  competencies: standard\n"))
     workflow = (bundle / "workflow.yaml").read_text(encoding="utf-8")
     (bundle / "workflow.yaml").write_text(workflow.replace(
         "  on_enter:\n", "  on_enter:\n    screening:\n      - recruitment.send_questionnaire\n"))
@@ -165,7 +184,26 @@ spec:
         [mail] = [m for m in list_messages(tx.connection) if m.template == "vragenlijst-competenties"]
     assert "Klantgerichtheid, Samenwerken" in mail.body
     assert "1. Hoe help je een boze klant?\n2. Wanneer werkte je goed samen?" in mail.body
-    assert "Visie" not in mail.body
+    assert "Visie" not in mail.body and "Stiptheid" not in mail.body
+    settings = rec.engine.bundle.get("RecruitmentSettings", "default")
+    assert [c.name for c in settings.questionnaire.for_vacancy("kassier", "sales")] == ["samenwerken",
+                                                                                      "klantgerichtheid"]
+    assert [c.name for c in settings.questionnaire.for_vacancy("directeur", "hr")] == ["visie"]
+    assert settings.questionnaire.for_vacancy("onbekend", None) == ()
+
+
+def test_questionnaire_without_talent_documents_is_skipped(tmp_path: Path, registry: Any) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(STANDARD, bundle)
+    workflow = (bundle / "workflow.yaml").read_text(encoding="utf-8")
+    (bundle / "workflow.yaml").write_text(workflow.replace(
+        "  on_enter:\n", "  on_enter:\n    screening:\n      - recruitment.send_questionnaire\n"))
+    rec, _ = next(_world(f"sqlite:///{tmp_path / 'q.sqlite'}", registry, bundle))
+    vid = rec.open_vacancy(BEA, title="Verkoper", function="verkoper", department="sales", manager="mo")
+    cid = rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl")
+    rec.move("mo", cid, "screening")
+    assert "questionnaire_skipped" in _dump(rec)
+    assert "vragenlijst-competenties" not in _dump(rec)
 
 
 @pytest.mark.parametrize(("patch", "code"), [

@@ -131,7 +131,7 @@ def nested(depth: int) -> str:
      + "]}\n  then: [{action: rules.signal, with: {signal: x}}]\n", "RW604", 7),
     ("- id: inf\n  when: {field: event.a, lt: .inf}\n  then: [{action: rules.signal, with: {signal: x}}]\n",
      "RW605", 7),
-    ("- id: noparam\n  when: {field: event.a, eq: 1}\n  then: [{action: rules.signal}]\n", "RW607", 8),
+    ("- id: noparam\n  when: {field: event.a, eq: 1}\n  then: [{action: rules.signal}]\n", "RW305", 8),
     ("- id: unknown\n  when: {field: event.a, eq: 1}\n  then: [rules.sgnal]\n", "RW500", 8),
 ])
 def test_what_durable_would_reject_is_a_diagnostic(registry: Any, rules: str, code: str, line: int) -> None:

@@ -162,3 +162,56 @@ def test_one_matrix_per_organisation_and_other_diagnostics(registry: Any, tmp_pa
         compile_bundle(load_bundle(bundle), registry)
     codes = sorted(d.code for d in err.value.diagnostics if d.is_error)
     assert codes == ["RW810", "RW812", "RW814"]
+
+
+def test_questions_and_departments_do_not_put_trajectories_behind(registry: Any, tmp_path: Path) -> None:
+    """Applicants' questions and a profile's departments serve recruitment only: the role's version ignores them."""
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(STANDARD, bundle)
+    before = compile_bundle(load_bundle(bundle), registry)
+    assert before.get("TalentCompetency", "samenwerken").questions[0].startswith("Vertel over een keer")
+    competencies = (bundle / "competencies.yaml").read_text(encoding="utf-8")
+    (bundle / "competencies.yaml").write_text(competencies.replace("Wat was jouw bijdrage?", "Wat deed jij?"),
+                                              encoding="utf-8")
+    profiles = (bundle / "profiles.yaml").read_text(encoding="utf-8")
+    (bundle / "profiles.yaml").write_text(profiles.replace("  label: Basisprofiel\n",
+                                                           "  label: Basisprofiel\n  departments: [sales]\n"))
+    after = compile_bundle(load_bundle(bundle), registry)
+    assert after.get("TalentCompetencyProfile", "basisprofiel").departments == ("sales",)
+    assert after.get("TalentRole", "medewerker").version == before.get("TalentRole", "medewerker").version
+    (bundle / "competencies.yaml").write_text(competencies.replace("Werkt vooral alleen", "Werkt alleen"),
+                                              encoding="utf-8")
+    changed = compile_bundle(load_bundle(bundle), registry)
+    assert changed.get("TalentRole", "medewerker").version != before.get("TalentRole", "medewerker").version
+
+
+def test_standard_questionnaire_comes_from_the_talent_competencies(registry: Any) -> None:
+    """In the standard bundle the recruitment questionnaire asks the core competencies' questions."""
+    compiled = compile_bundle(load_bundle(ROOT / "definitions" / "standard"), registry)
+    settings = compiled.get("RecruitmentSettings", "default")
+    asked = settings.questionnaire.for_vacancy("kok", "keuken")
+    assert [c.name for c in asked] == ["samenwerken", "klantgerichtheid", "resultaatgerichtheid", "flexibiliteit"]
+    assert all(c is compiled.get("TalentCompetency", c.name) for c in asked)
+
+
+def test_matrix_compiles_into_an_explained_decision_table(standard: CompiledBundle) -> None:
+    """The TalentMatrix emits a core DecisionTable; placements are its decisions, with the explanation."""
+    table = standard.get("DecisionTable", "talentmatrix-placement")
+    matrix = standard.get("TalentMatrix", "talentmatrix")
+    assert matrix.table is table and table.hit_policy == "UNIQUE"
+    assert len(table.rows) == 16 * 4  # every cell by ids, by either score, by both scores
+    decision = table.decide({"performance": 4.6, "potential": "op-termijn"})
+    assert dict(decision.outputs) == {"cell": "excellent/op-termijn", "performance": "excellent",
+                                      "potential": "op-termijn", "profile": "talent"}
+    assert decision.matched == ("excellent/op-termijn:performance-score",)
+    because = decision.explain["matched"][0]["because"]
+    assert because == ["performance >= 4.5", "potential = 'op-termijn'"]
+    placement = matrix.place(4.6, "op-termijn")
+    assert placement.profile == "talent" and placement.explain == decision.explain
+    assert placement.to_dict()["explain"]["table"] == "talentmatrix-placement"
+    # the score boundaries are the levels' min_score: 4.49 is still 'goed'
+    assert table.decide({"performance": 4.49, "potential": 4.5}).outputs["cell"] == "goed/direct"
+    with pytest.raises(ValueError, match="potential '7'"):
+        matrix.place("goed", "7")

@@ -143,3 +143,8 @@ def register(registry: Registry, plugin: str) -> None:
         },
     }, "decide a decision table and check outputs and matched rows"))
     registry.add_command(_command())
+    from engine.decisions.action import PARAMS_SCHEMA, decide_action
+    from engine.registry import ActionSpec
+
+    registry.add_action(ActionSpec("decisions.decide", plugin, decide_action,
+                                   "decide a DecisionTable over the instance data, store its outputs", PARAMS_SCHEMA))

@@ -15,7 +15,6 @@ __all__ = ["compile_ruleset", "register", "step_post"]
 def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
     """The kind compiler: rules with conditions and actions, checked against durable-rules' limits."""
     from engine.compiler import content_hash
-    from engine.rules.runtime import BUILTIN_ACTIONS
     from engine.rules.translate import durable_limits
 
     spec = doc.spec
@@ -29,13 +28,8 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
             pointer = f"{base}/then/{a}"
             name = item if isinstance(item, str) else item["action"]
             params = {} if isinstance(item, str) else dict(item.get("with") or {})
-            ctx.check_action(name, pointer if isinstance(item, str) else f"{pointer}/action")
-            builtin = BUILTIN_ACTIONS.get(name)
-            if builtin is not None:
-                missing = [p for p in builtin[1] if p not in params]
-                if missing:
-                    ctx.report("RW607", f"action {name} needs {', '.join(missing)}", pointer,
-                               f"write {{action: {name}, with: {{{', '.join(f'{m}: ...' for m in missing)}}}}}")
+            ctx.check_action(name, pointer if isinstance(item, str) else f"{pointer}/action", params,
+                             pointer if isinstance(item, str) else f"{pointer}/with")
             calls.append(ActionCall(name, tuple(sorted((k, freeze(v)) for k, v in params.items()))))
         rules.append(Rule(raw["id"], when, tuple(calls), int(raw.get("priority", 0)), index, str(raw.get("label", ""))))
     model = RuleSetModel(doc.name, tuple(rules), content_hash(doc.data), str(spec.get("label", "")),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.registry import KindSpec, Registry, StepSpec
+from engine.registry import KindSpec, RefDecl, Registry, StepSpec
 from engine.scenarios import ScenarioContext, StepFailure, parse_moment
 from engine.source import SourceDocument
 
@@ -19,9 +19,14 @@ __all__ = ["compile_schedule_document", "local_moment", "register", "scenario_ta
 
 
 def compile_schedule_document(ctx: Any, doc: SourceDocument) -> Any:
-    """A named ``Schedule`` document."""
+    """A named ``Schedule`` document; with ``when:`` a plan that makes items arise (``engine.scheduling.plans``)."""
     from engine.scheduling.schedule import compile_schedule
 
+    if "when" in doc.spec:
+        from engine.compiler import content_hash
+        from engine.scheduling.plans import compile_plan
+
+        return compile_plan(ctx, doc.spec, doc.name, content_hash(doc.spec))
     return compile_schedule(doc.spec, "/spec", ctx.report)
 
 
@@ -354,6 +359,7 @@ def register(registry: Registry, plugin: str) -> None:
     registry.add_kind(KindSpec(
         kind="Schedule", plugin=plugin, schema=load_shipped_schema("schedule.json"),
         compile=compile_schedule_document, schema_file="schedule.json",
+        refs=(RefDecl("/spec/start/workflow", kind="Workflow", what="workflow"),),
         description="a named schedule (cron, relative date or fixed dates); the fragment other kinds $ref",
     ))
     keys = {"type": "array", "items": {"type": "string"}}

@@ -32,6 +32,7 @@ TABLE_MODULES: list[str] = [
     "engine.permissions.tables",
     "engine.outbox.tables",
     "plugins.recruitment.tables",
+    "engine.simulation.tables",
 ]
 
 

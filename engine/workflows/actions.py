@@ -13,6 +13,10 @@ Core actions:
 - ``workflow.audit``: ``{action: name, detail: {...}}`` writes an audit row in the same transaction.
 - ``workflow.fire``: ``{event: e, instance: id}`` or ``{event: e, instance_field: data.parent}`` fires an
   event on another instance after this transaction committed (as the same actor).
+- ``workflow.schedule``: ``{event: e, schedule: {anchor: data.expires_on, minus: P90D, at: "08:00"}}`` (or the
+  name of a ``Schedule`` document) plans ``event`` at the schedule's moment, read from the instance data; like a
+  state's ``after`` timer it is cancelled when the state is left. A one-off anchor moment already passed fires
+  at the next tick (``catch_up: skip``: not at all); cron, dates and ``repeat`` plan their next occurrence.
 """
 
 from __future__ import annotations
@@ -121,6 +125,42 @@ def _fire(ctx: ActionContext) -> None:
     ctx.after_commit(fire_later)
 
 
+def _schedule(ctx: ActionContext) -> None:
+    from datetime import timedelta
+
+    from engine.scheduling.schedule import Schedule, compile_schedule
+
+    event, spec = str(ctx.params.get("event", "")), ctx.params.get("schedule")
+    if not event or not isinstance(spec, (str, Mapping)):
+        raise UsageError("workflow.schedule needs 'event' and 'schedule' (a Schedule name or an inline schedule)")
+    schedule: Schedule | None
+    if isinstance(spec, str):
+        from engine.outbox.action import compiled_bundle_of
+
+        schedule = compiled_bundle_of(ctx.engine).get("Schedule", spec)
+    else:
+        problems: list[str] = []
+        schedule = compile_schedule(spec, "/schedule", lambda code, msg, ptr, hint: problems.append(f"{code} {msg}"))
+        if schedule is None:
+            raise UsageError("workflow.schedule: " + "; ".join(problems or ["not a schedule"]))
+    assert schedule is not None
+    scope = ctx.scope()
+    if schedule.form == "anchor" and schedule.repeat is None:
+        # one moment relative to a fact of the instance (data.expires_on - P90D): a moment that has already
+        # passed fires at the next tick, unless the schedule says catch_up: skip
+        moment = next(schedule.occurrences(ctx.now - timedelta(days=366 * 200), ctx.now + timedelta(days=366 * 200),
+                                           scope), None)
+        if moment is not None and moment < ctx.now:
+            moment = None if schedule.catch_up == "skip" else ctx.now
+    else:
+        moment = schedule.next_fire(ctx.now - timedelta(microseconds=1), scope)
+    if moment is None:
+        log.info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
+                 ctx.instance.id, event)
+        return
+    ctx.schedule_timer(event, at=moment, data=ctx.params.get("data") or {})
+
+
 def register(registry: Registry, plugin: str) -> None:
     """Register the core workflow actions."""
     obj: dict[str, Any] = {"type": "object"}
@@ -134,5 +174,9 @@ def register(registry: Registry, plugin: str) -> None:
         ("workflow.fire", _fire, "fire an event on another instance after commit",
          {**obj, "required": ["event"], "properties": {"event": {"type": "string"}, "instance": {"type": "string"},
                                                        "instance_field": {"type": "string"}}}),
+        ("workflow.schedule", _schedule, "fire an event at a moment from a Schedule (e.g. data.expires_on - P90D)",
+         {**obj, "required": ["event", "schedule"], "properties": {
+             "event": {"type": "string"}, "data": {"type": "object"},
+             "schedule": {"anyOf": [{"type": "string"}, {"type": "object"}]}}}),
     ):
         registry.add_action(ActionSpec(name, plugin, run, description, schema))

@@ -54,10 +54,10 @@ def _actions(ctx: CompileContext, items: Any, pointer: str) -> tuple[ActionRef, 
     out = []
     for i, item in enumerate(items or ()):
         if isinstance(item, str):
-            ctx.check_action(item, f"{pointer}/{i}")
+            ctx.check_action(item, f"{pointer}/{i}", {}, f"{pointer}/{i}")
             out.append(ActionRef(item))
         else:
-            ctx.check_action(item["action"], f"{pointer}/{i}/action")
+            ctx.check_action(item["action"], f"{pointer}/{i}/action", item.get("with") or {}, f"{pointer}/{i}/with")
             out.append(ActionRef(str(item["action"]), to_plain(item.get("with") or {})))
     return tuple(out)
 

@@ -6,7 +6,8 @@
 - ``recruitment.send_mail``: ``{purpose: receipt}`` or ``{template: name}``: the vacancy's template for the
   purpose, else the nearest entity's, else the default; written to the outbox in the same transaction.
 - ``recruitment.send_questionnaire``: step2HR's questionnaire about the competencies of the vacancy's
-  function and department (``CompetencyProfile`` named in the settings).
+  function and department, from the talent pack's competency model (``TalentRole`` per function,
+  ``TalentCompetencyProfile.departments``, ``TalentCompetency.questions``; see ``kinds.build_questionnaire``).
 """
 
 from __future__ import annotations
@@ -130,13 +131,10 @@ def send_questionnaire(ctx: Any) -> None:
     compiled = _compiled(ctx)
     settings = settings_of(compiled)
     candidate, vacancy = _candidate_and_vacancy(ctx)
-    if not settings.competencies:
-        ctx.audit("recruitment.questionnaire_skipped", {"reason": "no CompetencyProfile in the settings"})
-        return
-    profile = compiled.get("CompetencyProfile", settings.competencies)
-    chosen = profile.for_vacancy(vacancy["function"], vacancy["department"])
+    chosen = settings.questionnaire.for_vacancy(vacancy["function"], vacancy["department"])
     if not chosen:
-        ctx.audit("recruitment.questionnaire_skipped", {"reason": "no competencies for this function/department"})
+        ctx.audit("recruitment.questionnaire_skipped",
+                  {"reason": "no competencies with questions for this function/department"})
         return
     name = ctx.params.get("template") or resolve_template(compiled, settings, vacancy, "questionnaire")
     if not name:
@@ -144,7 +142,7 @@ def send_questionnaire(ctx: Any) -> None:
     questions = [q for c in chosen for q in c.questions]
     _connection(ctx).execute(questionnaires.insert().values(
         id=uuid.uuid4().hex, candidate_id=candidate["id"], vacancy_id=vacancy["id"],
-        competencies=[c.id for c in chosen], sent_at=utc_naive(ctx.now)))
+        competencies=[c.name for c in chosen], sent_at=utc_naive(ctx.now)))
     extra = {"questionnaire": {
         "competencies": ", ".join(c.label for c in chosen),
         "questions": [f"{i}. {q}" for i, q in enumerate(questions, 1)],

@@ -26,11 +26,10 @@ from plugins.recruitment.model import (
     GROUP_LABELS,
     GROUPS,
     CandidateStatus,
-    Competency,
-    CompetencyProfile,
     Entity,
     Move,
     OrganisationStructure,
+    Questionnaire,
     RecruitmentSettings,
     RecruitmentWorkflow,
     RetentionPolicy,
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from engine.compiler import CompileContext
     from engine.source import SourceDocument
 
-__all__ = ["PROVIDED_FIELDS", "WORKFLOW_PREFIX", "register_kinds"]
+__all__ = ["PROVIDED_FIELDS", "WORKFLOW_PREFIX", "build_questionnaire", "register_kinds"]
 
 #: The emitted core Workflow of RecruitmentWorkflow ``x`` is named ``recruitment.x``.
 WORKFLOW_PREFIX = "recruitment."
@@ -144,7 +143,8 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
         for i, item in enumerate(items or ()):
             name = item if isinstance(item, str) else item["action"]
             params = {} if isinstance(item, str) else dict(item.get("with") or {})
-            ctx.check_action(name, f"{pointer}/{i}")
+            ctx.check_action(name, f"{pointer}/{i}", params, f"{pointer}/{i}" if isinstance(item, str)
+                             else f"{pointer}/{i}/with")
             out.append(ActionRef(name, params))
         return tuple(out)
 
@@ -255,15 +255,40 @@ def compile_retention(ctx: CompileContext, doc: SourceDocument) -> RetentionPoli
     return RetentionPolicy(doc.name, doc.spec.get("label", doc.name), tuple(rules))
 
 
-def compile_competencies(ctx: CompileContext, doc: SourceDocument) -> CompetencyProfile:
-    """Compile a CompetencyProfile."""
-    spec = doc.spec
-    return CompetencyProfile(
-        doc.name,
-        tuple(Competency(c["id"], c.get("label", c["id"]), tuple(c["questions"])) for c in spec["competencies"]),
-        {k: tuple(v) for k, v in (spec.get("functions") or {}).items()},
-        {k: tuple(v) for k, v in (spec.get("departments") or {}).items()},
-    )
+def build_questionnaire(ctx: CompileContext) -> Questionnaire:
+    """The questionnaire index from the talent pack's compiled competency model (one competency model).
+
+    A function's competencies are those of the talent roles generated from it (``TalentRole`` with
+    ``origin: function``, not blocked: profile first, then its own); roles for every function
+    (``functions: ["*"]``) count for every vacancy; a department's are those of the
+    ``TalentCompetencyProfile`` documents listing it under ``departments``. Only competencies with
+    ``questions`` are asked about. Without the talent pack (or its documents) the index is empty.
+    """
+    def with_questions(names: Any) -> tuple[Any, ...]:
+        found = (ctx.compiled("TalentCompetency", name) for name in names)
+        return tuple(c for c in found if c is not None and c.questions)
+
+    if "TalentRole" not in ctx.registry.kinds:
+        return Questionnaire()
+    functions: dict[str, list[str]] = {}
+    every: list[str] = []
+    for doc in ctx.documents("TalentRole"):
+        role = ctx.compiled("TalentRole", doc.name)
+        if role is None:
+            continue
+        if role.covers_function(None):  # a role for every function ("*")
+            every.extend(role.competencies)
+        for function in role.functions:
+            if function != "*" and role.covers_function(function, wildcard=False):
+                functions.setdefault(function, []).extend(role.competencies)
+    departments: dict[str, list[str]] = {}
+    for doc in ctx.documents("TalentCompetencyProfile"):
+        profile = ctx.compiled("TalentCompetencyProfile", doc.name)
+        for department in getattr(profile, "departments", ()):
+            departments.setdefault(department, []).extend(profile.competencies)
+    return Questionnaire({f: with_questions(dict.fromkeys(names)) for f, names in functions.items()},
+                         with_questions(dict.fromkeys(every)),
+                         {d: with_questions(dict.fromkeys(names)) for d, names in departments.items()})
 
 
 def _check_template(ctx: CompileContext, name: str, purpose: str | None, pointer: str) -> None:
@@ -299,7 +324,7 @@ def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSet
     return RecruitmentSettings(
         doc.name, dict(spec["company"]), sender["address"], sender.get("name", spec["company"]["name"]),
         sender.get("signature", ""), spec["workflow"], organisation, templates, retention,
-        spec.get("competencies"), tuple(spec.get("vacancy_admins") or ("beheerder", "administrator")),
+        tuple(spec.get("vacancy_admins") or ("beheerder", "administrator")), build_questionnaire(ctx),
     )
 
 
@@ -330,15 +355,8 @@ def register_kinds(registry: Registry, plugin: str) -> None:
                            refs=(RefDecl("/spec/workflow", kind="RecruitmentWorkflow"),
                                  RefDecl("/spec/organisation", kind="OrganisationStructure"),
                                  RefDecl("/spec/templates/*", kind="Template"),
-                                 RefDecl("/spec/retention", kind="RetentionPolicy"),
-                                 RefDecl("/spec/competencies", kind="CompetencyProfile"))))
+                                 RefDecl("/spec/retention", kind="RetentionPolicy"))))
     registry.add_kind(spec("RetentionPolicy", compile_retention,
                            "AVG retention of candidate data per status group or status",
                            ids=(IdDecl("/spec/rules/*/id", "rule"),),
                            refs=(RefDecl("/spec/rules/*/renew_template", kind="Template"),)))
-    registry.add_kind(spec("CompetencyProfile", compile_competencies,
-                           "competencies per function and department, with questionnaire questions",
-                           ids=(IdDecl("/spec/competencies/*/id", "competency"),),
-                           refs=(RefDecl("/spec/functions/*", target="/spec/competencies/*/id", what="competency"),
-                                 RefDecl("/spec/departments/*", target="/spec/competencies/*/id",
-                                         what="competency"))))

@@ -14,11 +14,10 @@ __all__ = [
     "GROUPS",
     "GROUP_LABELS",
     "CandidateStatus",
-    "Competency",
-    "CompetencyProfile",
     "Entity",
     "Move",
     "OrganisationStructure",
+    "Questionnaire",
     "RecruitmentSettings",
     "RecruitmentWorkflow",
     "RetentionPolicy",
@@ -175,28 +174,27 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Competency:
-    """A competency with its questionnaire questions."""
+class Questionnaire:
+    """step2HR's questionnaire, derived from the talent pack's competency model at compile time.
 
-    id: str
-    label: str
-    questions: tuple[str, ...]
+    The values are the talent pack's compiled ``TalentCompetency`` objects (``name``, ``label``,
+    ``questions``), only those with questions: ``functions`` by function (roles generated from that
+    function), ``every_function`` (roles generated from ``"*"``), ``departments`` by department
+    (``TalentCompetencyProfile.departments``).
+    """
 
+    functions: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    every_function: tuple[Any, ...] = ()
+    departments: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
-@dataclass(frozen=True, slots=True)
-class CompetencyProfile:
-    """Competencies linked to functions and departments (step2HR questionnaires)."""
-
-    name: str
-    competencies: tuple[Competency, ...]
-    functions: Mapping[str, tuple[str, ...]]
-    departments: Mapping[str, tuple[str, ...]]
-
-    def for_vacancy(self, function: str | None, department: str | None) -> tuple[Competency, ...]:
-        """The competencies of a function and department (function's first, no duplicates)."""
-        wanted = list(self.functions.get(function or "", ())) + list(self.departments.get(department or "", ()))
-        by_id = {c.id: c for c in self.competencies}
-        return tuple(by_id[c] for c in dict.fromkeys(wanted) if c in by_id)
+    def for_vacancy(self, function: str | None, department: str | None) -> tuple[Any, ...]:
+        """The competencies to ask about: the function's own, the general ones, the department's (no repeats)."""
+        chosen = (*self.functions.get(function or "", ()), *self.every_function,
+                  *self.departments.get(department or "", ()))
+        unique: dict[str, Any] = {}
+        for competency in chosen:
+            unique.setdefault(competency.name, competency)
+        return tuple(unique.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +210,8 @@ class RecruitmentSettings:
     organisation: str | None
     templates: Mapping[str, str]
     retention: str | None
-    competencies: str | None
     vacancy_admins: tuple[str, ...]
+    questionnaire: Questionnaire = field(default_factory=Questionnaire)
 
     @property
     def task_id(self) -> str:

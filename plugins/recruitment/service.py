@@ -259,10 +259,13 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
                     settings: RecruitmentSettings | None = None) -> RetentionReport:
     """The scheduler hook: enforce the settings' RetentionPolicy at ``now`` on the engine's store.
 
-    Deletions go in chunks of ``chunk`` candidates, each chunk in its own transaction; consent-renewal
-    requests are written to the outbox and marked, in one transaction each.
+    Streams: deletions go per rule in chunks of ``chunk`` candidates, each chunk erased set-based in
+    its own transaction (``retention.erase_due``); then consent-renewal requests, chunk by chunk: the
+    mails are written to the outbox and the chunk is marked asked with one UPDATE, in one transaction.
+    Idempotent: what was deleted is gone, a consent is asked to be renewed once.
     """
     from engine.outbox.queue import to_utc
+    from plugins.recruitment.retention import erase_due, next_chunk, retention_rules
 
     who = Actor.of(actor)
     settings = settings or settings_of(compiled)
@@ -270,34 +273,33 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     if not settings.retention:
         return report
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
-    with engine.store.read() as tx:
-        plan = plan_retention(tx.connection, policy, now)
-    report.preview = plan
-    for start in range(0, len(plan.deletions), chunk):
-        with engine.store.transaction() as tx:
-            deleted, outbox_rows = erase_candidates(tx.connection, plan.deletions[start:start + chunk], now=now,
-                                                    actor=who, policy=policy.name)
-        report.deleted += deleted
-        report.outbox_rows_erased += outbox_rows
-    rules = {r.id: r for r in policy.rules}
-    for item in plan.renewals:
-        rule = rules[item.rule]
-        with engine.store.transaction() as tx:
-            conn = tx.connection
-            candidate = conn.execute(sa.select(candidates).where(candidates.c.id == item.candidate_id)
-                                     ).mappings().first()
-            if candidate is None:
-                continue
-            vacancy = conn.execute(sa.select(vacancies).where(vacancies.c.id == candidate["vacancy_id"])
-                                   ).mappings().one()
-            name = rule.renew_template or resolve_template(compiled, settings, vacancy, "consent_renewal")
-            if name:
-                given = to_utc(candidate["consent_at"]) or now
-                mail_candidate(conn, compiled, settings, candidate, vacancy, name, now,
-                               {"consent": {"given_on": given.date(), "until": item.due.date()}})
-            conn.execute(candidates.update().where(candidates.c.id == item.candidate_id)
-                         .values(renewal_requested_at=utc_naive(now)))
-        report.renewals_requested += 1
+    erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
+    moment = utc_naive(now)
+    for rule, start, _due, renewal in retention_rules(policy, now):
+        if renewal is None:
+            continue
+        keep = rule.keep.delta()
+        asked: set[str] = set()  # guards against a row that still matches after being marked (clock skew)
+        while True:
+            with engine.store.transaction() as tx:
+                conn = tx.connection
+                rows = [r._mapping for r in next_chunk(conn, renewal, chunk, candidates,
+                                                       start.label("retention_start")) if r.id not in asked]
+                if not rows:
+                    break
+                asked.update(r["id"] for r in rows)
+                wanted = sorted({r["vacancy_id"] for r in rows})
+                by_id = {v["id"]: v for v in conn.execute(sa.select(vacancies).where(vacancies.c.id.in_(wanted)))
+                         .mappings()}
+                for candidate in rows:
+                    vacancy = by_id[candidate["vacancy_id"]]
+                    name = rule.renew_template or resolve_template(compiled, settings, vacancy, "consent_renewal")
+                    if name:
+                        given = to_utc(candidate["consent_at"]) or now
+                        until = (to_utc(candidate["retention_start"]) or now) + keep
+                        mail_candidate(conn, compiled, settings, candidate, vacancy, name, now,
+                                       {"consent": {"given_on": given.date(), "until": until.date()}})
+                conn.execute(candidates.update().where(candidates.c.id.in_(sa.bindparam("ids", expanding=True)))
+                             .values(renewal_requested_at=moment), {"ids": [r["id"] for r in rows]})
+            report.renewals_requested += len(rows)
     return report
-
-

@@ -8,6 +8,8 @@ without competencies. Schedule codes RW801-RW804 come from engine.scheduling.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from engine.compiler import content_hash
@@ -36,6 +38,8 @@ __all__ = [
     "compile_matrix",
     "compile_profile",
     "compile_role",
+    "placement_table_name",
+    "placement_table_spec",
 ]
 
 
@@ -43,10 +47,20 @@ def _schedule(ctx: Any, data: Any, pointer: str) -> Schedule | None:
     return compile_schedule(data, pointer, ctx.report)
 
 
+#: Spec keys that only serve the recruitment questionnaire: leaving them out of a role's content
+#: version means editing applicants' questions does not put running trajectories behind.
+_QUESTIONNAIRE_KEYS = {"TalentCompetency": ("questions",), "TalentCompetencyProfile": ("departments",)}
+
+
 def _doc_data(ctx: Any, kind: str, name: str) -> Any:
     for doc in ctx.documents(kind):
         if doc.name == name:
-            return to_plain(doc.data)
+            data = to_plain(doc.data)
+            spec = data.get("spec") if isinstance(data, dict) else None
+            if isinstance(spec, dict):
+                for key in _QUESTIONNAIRE_KEYS.get(kind, ()):
+                    spec.pop(key, None)
+            return data
     return None
 
 
@@ -67,12 +81,14 @@ def compile_competency(ctx: Any, doc: SourceDocument) -> Competency:
     """A TalentCompetency."""
     spec = doc.spec
     return Competency(doc.name, spec["label"], spec["type"], {int(k): v for k, v in sorted(spec["scores"].items())},
-                      str(spec.get("description", "")), str(spec.get("esco_uri", "")))
+                      str(spec.get("description", "")), str(spec.get("esco_uri", "")),
+                      tuple(spec.get("questions", ())))
 
 
 def compile_profile(ctx: Any, doc: SourceDocument) -> CompetencyProfile:
     """A TalentCompetencyProfile."""
-    return CompetencyProfile(doc.name, doc.spec["label"], tuple(doc.spec["competencies"]))
+    return CompetencyProfile(doc.name, doc.spec["label"], tuple(doc.spec["competencies"]),
+                             tuple(doc.spec.get("departments", ())))
 
 
 def compile_role(ctx: Any, doc: SourceDocument) -> TalentRole:
@@ -190,13 +206,24 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
 
 
 def compile_matrix(ctx: Any, doc: SourceDocument) -> TalentMatrix | None:
-    """A TalentMatrix: every cell of the grid maps to a known profile; one matrix per organisation."""
+    """A TalentMatrix: every cell maps to a known profile; one matrix per organisation.
+
+    The placement itself is a core ``DecisionTable`` (``<name>-placement``, emitted), so the generic
+    decision runtime decides and explains it (``regelwerk decide``, scenario step ``decide``).
+    """
     spec = doc.spec
+    errors: list[str] = []
+
+    def report(code: str, message: str, pointer: str, hint: str) -> None:
+        errors.append(code)
+        ctx.report(code, message, pointer, hint)
+
     others = [d for d in ctx.documents("TalentMatrix") if d.name != doc.name]
     if others and doc.name > min(d.name for d in others):
-        ctx.report("RW814", f"more than one TalentMatrix ({', '.join(sorted([doc.name] + [d.name for d in others]))})"
-                   "; the matrix is one choice per organisation", "/metadata/name",
-                   "keep one (an overlay can replace the standard with merge: replace)")
+        report("RW814", f"more than one TalentMatrix ({', '.join(sorted([doc.name] + [d.name for d in others]))})"
+               "; the matrix is one choice per organisation", "/metadata/name",
+               "keep one (an overlay can replace the standard with merge: replace)")
+
     def levels(axis: str) -> tuple[tuple[str, str, float | None], ...]:
         return tuple((lv["id"], lv["label"], lv.get("min_score")) for lv in spec[axis])
     perf, pot = levels("performance"), levels("potential")
@@ -207,21 +234,98 @@ def compile_matrix(ctx: Any, doc: SourceDocument) -> TalentMatrix | None:
         where = f"/spec/cells/{i}"
         for axis, ids in (("performance", perf_ids), ("potential", pot_ids)):
             if cell[axis] not in ids:
-                ctx.report("RW813", f"{axis} level {cell[axis]!r} is not defined", f"{where}/{axis}",
-                           "known: " + ", ".join(ids))
+                report("RW813", f"{axis} level {cell[axis]!r} is not defined", f"{where}/{axis}",
+                       "known: " + ", ".join(ids))
         if cell["profile"] not in profiles:
-            ctx.report("RW813", f"profile {cell['profile']!r} is not defined", f"{where}/profile",
-                       "known: " + ", ".join(sorted(profiles)))
+            report("RW813", f"profile {cell['profile']!r} is not defined", f"{where}/profile",
+                   "known: " + ", ".join(sorted(profiles)))
         key = (cell["performance"], cell["potential"])
         if key in cells:
-            ctx.report("RW813", f"cell {key[0]} x {key[1]} is mapped twice", where, "")
+            report("RW813", f"cell {key[0]} x {key[1]} is mapped twice", where, "")
         cells[key] = (cell["profile"], str(cell.get("label", "")))
     missing = [f"{a} x {b}" for a in perf_ids for b in pot_ids if (a, b) not in cells]
     if missing:
-        ctx.report("RW813", f"cells without a profile: {', '.join(missing)}", "/spec/cells",
-                   "map every performance x potential combination")
+        report("RW813", f"cells without a profile: {', '.join(missing)}", "/spec/cells",
+               "map every performance x potential combination")
     expected = {"HR3P": 5, "9-GRID": 9}[spec["model"]]
     used = len(set(p for p, _ in cells.values()))
     if used != expected:
         ctx.warn("RW813", f"{spec['model']} usually has {expected} profiles; this matrix uses {used}", "/spec/profiles")
-    return TalentMatrix(doc.name, spec["model"], perf, pot, profiles, cells, str(spec.get("label", doc.name)))
+    if errors:
+        return None
+    label = str(spec.get("label", doc.name))
+    from engine.decisions.compile import build_decision_table
+
+    table_name = placement_table_name(doc.name)
+    table = build_decision_table(ctx, table_name, placement_table_spec(label, perf, pot, profiles, cells))
+    if table is None:
+        return None
+    ctx.emit("DecisionTable", table_name, table, content_hash(to_plain(doc.data)))
+    return TalentMatrix(doc.name, spec["model"], perf, pot, profiles, cells, label, table)
+
+
+def placement_table_name(matrix: str) -> str:
+    """The core DecisionTable a TalentMatrix compiles into: ``<matrix>-placement``."""
+    return f"{matrix}-placement"
+
+
+def _score_ranges(levels: tuple[tuple[str, str, float | None], ...]) -> dict[str, dict[str, float]]:
+    """Each level's score range as a decision-table entry: from its ``min_score`` up to the next level's.
+
+    A level without ``min_score`` starts at any score; a level followed by one without ``min_score``
+    has no score range (only its id selects it), exactly as the levels read low to high.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for i, (level, _, minimum) in enumerate(levels):
+        later = [m for _, _, m in levels[i + 1:]]
+        higher = [m for m in later if m is not None]
+        if len(higher) < len(later):
+            continue
+        entry: dict[str, float] = {}
+        if minimum is not None:
+            entry["ge"] = minimum
+        upper = min(higher, default=None)
+        if upper is not None:
+            if minimum is not None and upper <= minimum:
+                continue  # a higher level starts at or below this one: no score selects it
+            entry["lt"] = upper
+        out[level] = entry or {"ge": -sys.float_info.max}
+    return out
+
+
+def placement_table_spec(label: str, perf: tuple[tuple[str, str, float | None], ...],
+                         pot: tuple[tuple[str, str, float | None], ...], profiles: Mapping[str, str],
+                         cells: Mapping[tuple[str, str], tuple[str, str]]) -> dict[str, Any]:
+    """The DecisionTable spec of a matrix: performance x potential (level ids or scores) -> cell -> profile.
+
+    Every cell gives up to four UNIQUE rows, one per way of naming its levels: both ids (row id
+    ``<performance>/<potential>``), a performance score (``...:performance-score``), a potential
+    score (``...:potential-score``), both scores (``...:scores``).
+    """
+    ranges = {"performance": _score_ranges(perf), "potential": _score_ranges(pot)}
+    rows = []
+    for (p, q), (profile, cell_label) in cells.items():
+        cell = f"{p}/{q}"
+        forms: list[tuple[str, Any, Any]] = [("", p, q)]
+        if p in ranges["performance"]:
+            forms.append((":performance-score", ranges["performance"][p], q))
+        if q in ranges["potential"]:
+            forms.append((":potential-score", p, ranges["potential"][q]))
+        if p in ranges["performance"] and q in ranges["potential"]:
+            forms.append((":scores", ranges["performance"][p], ranges["potential"][q]))
+        for suffix, when_p, when_q in forms:
+            rows.append({"id": cell + suffix, "description": cell_label or profiles[profile],
+                         "when": {"performance": when_p, "potential": when_q},
+                         "then": {"cell": cell, "performance": p, "potential": q, "profile": profile}})
+    return {
+        "label": f"{label}: plaatsing",
+        "description": "Prestatie x potentieel (niveau of score 1-5) -> vak -> profiel.",
+        "hitPolicy": "UNIQUE",
+        "inputs": [{"id": "performance", "label": "Prestatie", "type": "any"},
+                   {"id": "potential", "label": "Potentieel", "type": "any"}],
+        "outputs": [{"id": "cell", "label": "Vak"},
+                    {"id": "performance", "label": "Prestatieniveau", "values": [lv[0] for lv in perf]},
+                    {"id": "potential", "label": "Potentieelniveau", "values": [lv[0] for lv in pot]},
+                    {"id": "profile", "label": "Profiel", "values": list(profiles)}],
+        "rows": rows,
+    }

@@ -403,23 +403,28 @@ class DevelopmentCycle:
 
 @dataclass(frozen=True, slots=True)
 class MatrixPlacement:
-    """Where an appraisal lands: the levels on both axes, the cell and its profile."""
+    """Where an appraisal lands: the levels on both axes, the cell and its profile, and why."""
 
     performance: str
     potential: str
     profile: str
     profile_label: str
     cell_label: str
+    explain: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_dict(self) -> dict[str, str]:
-        """Plain data."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (with the decision table's explanation)."""
         return {"performance": self.performance, "potential": self.potential, "profile": self.profile,
-                "profile_label": self.profile_label, "cell_label": self.cell_label}
+                "profile_label": self.profile_label, "cell_label": self.cell_label, "explain": dict(self.explain)}
 
 
 @dataclass(frozen=True, slots=True)
 class TalentMatrix:
-    """HR3P or 9-GRID: levels per axis (low to high, with minimum scores), profiles and the cell mapping."""
+    """HR3P or 9-GRID: levels per axis (low to high, with minimum scores), profiles and the cell mapping.
+
+    ``table`` is the core ``DecisionTable`` the matrix compiled into (``<name>-placement``, also in
+    the compiled bundle): it decides and explains every placement.
+    """
 
     name: str
     model: str
@@ -428,24 +433,23 @@ class TalentMatrix:
     profiles: Mapping[str, str]
     cells: Mapping[tuple[str, str], tuple[str, str]]
     label: str = ""
-
-    @staticmethod
-    def _level(levels: tuple[tuple[str, str, float | None], ...], value: Any, axis: str) -> str:
-        ids = [lid for lid, _, _ in levels]
-        if isinstance(value, str) and value in ids:
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            chosen = None
-            for lid, _, minimum in levels:
-                if minimum is None or value >= minimum:
-                    chosen = lid
-            if chosen is not None:
-                return chosen
-        raise ValueError(f"{axis} {value!r} is not a level ({', '.join(ids)}) or a score within the levels")
+    table: Any = None
 
     def place(self, performance: Any, potential: Any) -> MatrixPlacement:
-        """The decision: an appraisal's performance and potential (level ids or 1-5 scores) -> its cell."""
-        perf = self._level(self.performance, performance, "performance")
-        pot = self._level(self.potential, potential, "potential")
-        profile, cell_label = self.cells[(perf, pot)]
-        return MatrixPlacement(perf, pot, profile, self.profiles[profile], cell_label or self.profiles[profile])
+        """The decision: an appraisal's performance and potential (level ids or 1-5 scores) -> its cell.
+
+        ``ValueError`` names the axis whose value is neither a level nor a score within the levels.
+        """
+        decision = self.table.decide({"performance": performance, "potential": potential})
+        outputs = decision.outputs
+        if outputs["profile"] is None:
+            for axis, value, levels in (("performance", performance, self.performance),
+                                        ("potential", potential, self.potential)):
+                probe = {"performance": self.performance[0][0], "potential": self.potential[0][0], axis: value}
+                if self.table.decide(probe).outputs["profile"] is None:
+                    raise ValueError(f"{axis} {value!r} is not a level ({', '.join(lv for lv, _, _ in levels)}) "
+                                     "or a score within the levels")
+        profile = str(outputs["profile"])
+        _, cell_label = self.cells[(outputs["performance"], outputs["potential"])]
+        return MatrixPlacement(str(outputs["performance"]), str(outputs["potential"]), profile,
+                               self.profiles[profile], cell_label or self.profiles[profile], decision.explain)

@@ -1,0 +1,62 @@
+"""The simulation's tables: its progress, the events it applied, and employers' product activations.
+
+Declared on the shared :data:`engine.store.tables.metadata` (listed in ``TABLE_MODULES``); times are
+naive UTC, days are dates.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table, UniqueConstraint
+
+from engine.store.tables import metadata
+
+__all__ = ["employer_products", "simulation_events", "simulations"]
+
+#: One row per simulated customer (keyed by the bundle's name): how far the calendar was played.
+simulations = Table(
+    "rw_simulations",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("bundle_version", String(64), nullable=False),
+    Column("first_day", Date(), nullable=False),
+    Column("last_day", Date(), nullable=True),
+    Column("data_imported", Boolean(), nullable=False, default=False),
+    Column("totals", JSON(), nullable=False, default=lambda: {}),  # cumulative counters (renewals asked...)
+    Column("updated_at", DateTime(), nullable=False),
+)
+
+#: Every dated event the simulation applied (data rows and story events), once: ``key`` is
+#: ``story:<index>`` or ``data:<file>:<id>``; ``status`` applied | refused.
+simulation_events = Table(
+    "rw_simulation_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("simulation", String(200), nullable=False),
+    Column("key", String(300), nullable=False),
+    Column("day", Date(), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", String(1000), nullable=False, default=""),
+    Column("detail", JSON(), nullable=False, default=lambda: {}),
+    Column("applied_at", DateTime(), nullable=False),
+    UniqueConstraint("simulation", "key"),
+    Index("ix_rw_simulation_events_simulation_status", "simulation", "status"),
+)
+
+#: An employer's product catalogue history (MijnLoket): activations and signed addenda, with the tier
+#: before and after each activation. The current state is the replay of these rows.
+employer_products = Table(
+    "rw_employer_products",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("employer", String(200), nullable=False),
+    Column("catalog", String(200), nullable=False),
+    Column("action", String(20), nullable=False),  # activate | sign_addendum
+    Column("product", String(200), nullable=False, default=""),
+    Column("tier_before", String(60), nullable=False, default=""),
+    Column("tier_after", String(60), nullable=False, default=""),
+    Column("detail", JSON(), nullable=False, default=lambda: {}),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(), nullable=False),
+    Index("ix_rw_employer_products_employer_catalog", "employer", "catalog"),
+)

@@ -1,0 +1,174 @@
+"""regelwerk simulate: the fixture customer played over four months, resume, JSON, bad stories, usage errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from engine.diagnostics import DefinitionError
+from engine.errors import UsageError
+from engine.simulation import simulate
+from engine.simulation.command import simulate_command
+from engine.simulation.story import parse_story
+
+FIXTURE = Path(__file__).parent / "fixtures" / "simulation"
+START, END = date(2026, 1, 1), date(2026, 4, 30)
+
+
+def _cli(*args: str, cwd: Path | None = None) -> Any:
+    """``regelwerk simulate ...`` (the command object itself), optionally from another directory."""
+    import os
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(simulate_command, list(args[1:]), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def _expect_fixture_summary(summary: dict[str, Any]) -> None:
+    # 5 employees imported + e4 hired on 2026-02-02; one trajectory each in work year 2026
+    assert summary["employees"] == 6
+    assert summary["trajectories"] == 6
+    moments = summary["moments"]
+    # doelstelling (1 Jan) for the 4 employed then; voortgang, beoordeling for all 6; nulmeting for e3 and e4
+    assert moments["by_type"] == {"Beoordelingsgesprek": 6, "Doelstellingsgesprek": 4, "Nulmeting": 2,
+                                  "Voortgangsgesprek": 6}
+    # e2 leaves on 2026-04-01: her voortgang and beoordeling are cancelled; 4 doelstelling + 2 nulmeting started
+    assert moments["by_status"] == {"cancelled": 2, "planned": 10, "started": 6}
+    assert summary["feedback_requests"] == 11
+    # c1 (rejected 6 Jan, +4 weeks), c2 (consent until 20 Mar), c4 (rejected 3 Mar, +4 weeks) are erased
+    assert summary["retention"] == {"deleted": 3, "renewals_requested": 1}
+    assert summary["candidates"] == {"total": 1, "by_group": {"interview": 1}}
+    # what remains of c3: the receipt and the interview invitation; the rest was erased with its candidates
+    assert summary["mails"] == {"total": 2, "by_template": {"ontvangstbevestiging": 1, "uitnodiging-interview": 1}}
+    assert [(t["employer"], t["from"], t["to"], t["day"]) for t in summary["tier_changes"]] == [
+        ("testbedrijf", "Start", "Plus", "2026-02-06")]
+    events = summary["events"]
+    assert (events["applied"], events["refused"], events["data_rows_applied"]) == (11, 2, 6)
+    assert [(r["day"], r["type"]) for r in events["refusals"]] == [("2026-02-04", "move"), ("2026-02-11", "link")]
+    assert events["refusals"][0]["where"].endswith("story.yaml:17")
+
+
+def test_fixture_customer_four_months_on_sqlite(tmp_path: Path) -> None:
+    result = simulate(FIXTURE, START, END, store=f"sqlite:///{tmp_path / 'sim.sqlite'}")
+    assert result.days == 120
+    _expect_fixture_summary(result.summary)
+    kinds = [(e["day"], e["kind"]) for e in result.timeline]
+    assert ("2026-01-01", "import") in kinds
+    assert ("2026-02-03", "deleted") in kinds  # c1: rejected on 6 January, erased four weeks later
+    assert ("2026-02-20", "renewal") in kinds  # c2: consent until 20 March, renewal asked four weeks ahead
+    assert ("2026-02-06", "tier") in kinds
+    due = [e for e in result.timeline if e["kind"] == "due" and e["day"] == "2026-02-26"]
+    assert due and due[0]["by_type"] == {"Nulmeting": 1}  # e3 hired 15 January + 6 weeks
+    text = "\n".join(result.lines())
+    assert "tier changes: 1 (testbedrijf Start -> Plus on 2026-02-06)" in text
+    assert "deletions under retention: 3" in text
+
+
+def test_resume_continues_and_the_same_run_again_does_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    calls: list[tuple[int, int]] = []
+    first = simulate(FIXTURE, START, date(2026, 2, 28), store=url, progress=lambda done, total: calls.append((done,
+                                                                                                             total)))
+    assert first.days == 59 and first.resumed_after is None
+    assert calls[0] == (1, 59) and calls[-1] == (59, 59) and len(calls) == 59
+    assert first.summary["retention"]["deleted"] == 1
+    second = simulate(FIXTURE, START, END, store=url)
+    assert second.resumed_after == date(2026, 2, 28)
+    assert second.days == 61 and second.first_day == date(2026, 3, 1)
+    assert all(e["day"] >= "2026-03-01" for e in second.timeline)
+    _expect_fixture_summary(second.summary)  # the same as one run over the whole period
+    again = simulate(FIXTURE, START, END, store=url)
+    assert again.days == 0 and again.timeline == []
+    assert again.summary == second.summary
+    assert "nothing new to simulate" in "\n".join(again.lines())
+
+
+def test_cli_text_json_and_default_store_under_the_current_directory(tmp_path: Path) -> None:
+    result = _cli("simulate", str(FIXTURE), "--from", "2026-01-01", "--to", "2026-01-31", "--format", "json",
+                  cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data) >= {"timeline", "summary"}
+    assert data["summary"]["trajectories"] == 5
+    assert data["timeline"][0]["kind"] == "import"
+    assert (tmp_path / ".regelwerk" / "sim-fixture.sqlite").exists()
+    text = _cli("simulate", str(FIXTURE), "--from", "2026-01-01", "--to", "2026-02-10", cwd=tmp_path)
+    assert text.exit_code == 0
+    assert "resuming sim-fixture: days up to 2026-01-31" in text.output
+    assert "2026-02-06  tier of testbedrijf: Start -> Plus" in text.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "2026-13-01", "--to", "2026-12-31"], "is not a date"),
+    (["--from", "2026-05-01", "--to", "2026-04-30"], "before --from"),
+    (["--to", "2026-04-30"], "Missing option '--from'"),
+])
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _cli("simulate", str(FIXTURE), *args, "--store", f"sqlite:///{tmp_path / 's.sqlite'}")
+    assert result.exit_code == 2
+    assert message in result.output
+    with pytest.raises(UsageError):
+        simulate(FIXTURE, END, START, store=f"sqlite:///{tmp_path / 's.sqlite'}")
+
+
+BAD_STORY = """\
+apiVersion: regelwerk/v1
+kind: Story
+metadata: {name: bad}
+spec:
+  events:
+    - on: 2026-01-05
+      hire: {id: x1, name: X}
+    - on: 2026-01-06
+      hier: {id: x2}
+    - on: 2026-01-07
+      move: {candidate: c1, to: rejected, actr: hr1}
+    - on: 2026-02-30
+      leave: {employee: x1}
+"""
+
+
+def test_bad_story_is_exit_1_with_file_line_diagnostics(tmp_path: Path) -> None:
+    story = tmp_path / "story.yaml"
+    story.write_text(BAD_STORY, encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        parse_story(BAD_STORY, "story.yaml")
+    found = {(d.code, d.line) for d in caught.value.diagnostics}
+    assert ("RW104", 9) in found  # unknown key 'hier' (did you mean 'hire'?)
+    assert any(d.line == 11 and "actr" in d.message for d in caught.value.diagnostics)
+    assert ("SIM003", 12) in found  # 30 February
+    result = _cli("simulate", str(FIXTURE), "--from", "2026-01-01", "--to", "2026-01-31", "--story", str(story),
+                  "--store", f"sqlite:///{tmp_path / 's.sqlite'}")
+    assert result.exit_code == 1
+    assert "story.yaml:9:7: error RW104: unknown key 'hier'" in result.output
+    assert "did you mean 'hire'?" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "s.sqlite").exists()  # nothing is written for a bad story
+
+
+def test_bad_data_row_is_a_diagnostic(tmp_path: Path) -> None:
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    with (customer / "data" / "candidates.csv").open("a", encoding="utf-8") as handle:
+        handle.write("c9,v9,Piet,Pan,piet@example.nl,,2026-01-03,misschien,\n")
+    result = _cli("simulate", str(customer), "--from", "2026-01-01", "--to", "2026-01-31", "--store",
+                  f"sqlite:///{tmp_path / 's.sqlite'}")
+    assert result.exit_code == 1
+    assert "candidates.csv:6:1: error SIM010: 'misschien' is not ja or nee" in result.output
+
+
+def test_fixture_customer_on_postgresql(pg_url: str) -> None:
+    result = simulate(FIXTURE, START, END, store=pg_url)
+    _expect_fixture_summary(result.summary)
+    again = simulate(FIXTURE, START, END, store=pg_url)
+    assert again.days == 0 and again.summary == result.summary
