@@ -5,8 +5,9 @@ Each rule is a SQL predicate: a rule covers the candidates it matches and no ear
 candidates (locked ``FOR UPDATE`` where the database supports it) and erases them set-based in
 the same transaction, one statement per table for the whole chunk. Removed: outbox rows about the
 candidate, questionnaires, workflow payloads (instance data, history explanations, audit details,
-timers) and finally the candidate row; an anonymous row in ``rw_retention_log`` records that it happened, under which rule and how long the data had been
-kept. Nothing in that row identifies the person. Only one chunk is ever held in memory.
+timers) and finally the candidate row; an anonymous row in ``rw_retention_log`` records that it
+happened, under which rule and how long the data had been kept. Nothing in that row identifies
+the person. Only one chunk is ever held in memory.
 """
 
 from __future__ import annotations
@@ -167,8 +168,8 @@ def _erase(connection: Any, ids: Sequence[str], instance_ids: Sequence[str]) -> 
     """
     from engine.outbox.tables import outbox
 
-    refs = sa.bindparam("refs", expanding=True)
-    found = sa.bindparam("ids", expanding=True)
+    refs: Any = sa.bindparam("refs", expanding=True)
+    found: Any = sa.bindparam("ids", expanding=True)
     outbox_rows = connection.execute(outbox.delete().where(outbox.c.subject_ref.in_(refs)),
                                      {"refs": [f"candidate:{cid}" for cid in ids]}).rowcount or 0
     connection.execute(questionnaires.delete().where(questionnaires.c.candidate_id.in_(found)), {"ids": ids})
