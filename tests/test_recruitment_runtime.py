@@ -107,11 +107,11 @@ def test_sweep_streams_in_chunks_and_asks_renewal_once(world: Any) -> None:
     rec, clock = world
     vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
     for i in range(7):
-        rec.apply(vid, first_name=f"Weg{i}", last_name="Afgewezen", email=f"weg{i}@example.nl",
+        rec.apply(vid, first_name=f"Weg{i}", last_name="Wegnaam", email=f"weg{i}@example.nl",
                   candidate_id=f"r{i}")
         rec.move("tom", f"r{i}", "rejected")
     for i in range(5):
-        rec.apply(vid, first_name=f"Pool{i}", last_name="Toestemming", email=f"pool{i}@example.nl",
+        rec.apply(vid, first_name=f"Pool{i}", last_name="Poolnaam", email=f"pool{i}@example.nl",
                   consent=True, candidate_id=f"p{i}")
         rec.move("tom", f"p{i}", "rejected")
     rec.apply(vid, first_name="Blijft", last_name="Actief", email="blijft@example.nl", candidate_id="busy")
@@ -120,8 +120,8 @@ def test_sweep_streams_in_chunks_and_asks_renewal_once(world: Any) -> None:
     assert (report.deleted, report.renewals_requested, report.by_rule) == (7, 5, {"rejected": 7})
     assert rec.retention_sweep(chunk=2).renewals_requested == 0  # asked once per consent
     dump = _dump(rec)
-    assert "Afgewezen" not in dump and "weg3@example.nl" not in dump
-    assert "Toestemming" in dump and "Blijft" in dump
+    assert "Wegnaam" not in dump and "weg3@example.nl" not in dump
+    assert "Poolnaam" in dump and "Blijft" in dump
     with rec.engine.store.read() as tx:
         log = list(tx.connection.execute(sa.text("SELECT rule, status FROM rw_retention_log")))
         asked = tx.connection.execute(sa.text(
@@ -129,7 +129,7 @@ def test_sweep_streams_in_chunks_and_asks_renewal_once(world: Any) -> None:
     assert sorted(tuple(r) for r in log) == [("rejected", "rejected")] * 7 and asked == 5
     clock.now = START + timedelta(weeks=53)  # the consent year is over: the pool goes too
     assert rec.retention_sweep(chunk=3).by_rule == {"consented": 5}
-    assert "Toestemming" not in _dump(rec)
+    assert "Poolnaam" not in _dump(rec)
 
 
 def test_team_decides_visibility_and_admins_open_vacancies(world: Any) -> None:
