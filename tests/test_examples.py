@@ -217,7 +217,22 @@ def test_story_refers_to_known_ids(name: str, registry: Any) -> None:
     vacancies = {row["id"] for row in _rows(data / "vacancies.csv")[1]}
     candidates = {row["id"] for row in _rows(data / "candidates.csv")[1]}
     workflows = set(compiled.of_kind("Workflow"))
-    statuses = {s.id for s in compiled.get("CandidateStatusSet", "standard").statuses}
+    settings = compiled.get("RecruitmentSettings", "default")
+    entities = {e.id: e for e in compiled.get("OrganisationStructure", settings.organisation).entities}
+
+    def statuses_of(vacancy_entity: str) -> set[str]:
+        """The statuses of the recruitment workflow a vacancy of this entity runs (nearest entity, else default)."""
+        entity = entities.get(vacancy_entity)
+        while entity is not None and not entity.workflow:
+            entity = entities.get(entity.parent) if entity.parent else None
+        workflow = compiled.get("Workflow", "recruitment." + (entity.workflow if entity else settings.workflow))
+        return {state.id for state in workflow.states}
+
+    vacancy_rows = _rows(data / "vacancies.csv")[1]
+    candidate_rows = _rows(data / "candidates.csv")[1]
+    entity_of = {row["id"]: row["entity"] for row in vacancy_rows}
+    vacancy_of = {row["id"]: row["vacancy"] for row in candidate_rows}
+    consent_until = {row["id"]: row["consent_until"] for row in candidate_rows}
     instances: set[str] = set()
     for event in _story(name)["spec"]["events"]:
         kind, body = next((k, v) for k, v in event.items() if k != "on")
@@ -230,17 +245,21 @@ def test_story_refers_to_known_ids(name: str, registry: Any) -> None:
             assert body.get("employee", body.get("id")) in employees
         elif kind == "open_vacancy":
             vacancies.add(body["id"])
+            entity_of[body["id"]] = body.get("entity", "")
         elif kind == "close_vacancy":
             assert body["vacancy"] in vacancies
         elif kind == "apply":
             assert body["vacancy"] in vacancies and body["id"] not in candidates
             assert body["email"].endswith(("@example.org", "@example.com"))
             candidates.add(body["id"])
+            vacancy_of[body["id"]] = body["vacancy"]
         elif kind in ("move", "consent"):
             assert body["candidate"] in candidates, body
             if kind == "move":
-                assert body["to"] in statuses, body
+                assert body["to"] in statuses_of(entity_of[vacancy_of[body["candidate"]]]), body
                 assert body["actor"] in employees, body
+            elif consent_until.get(body["candidate"]):  # renewed before the data is deleted
+                assert str(event["on"]) <= consent_until[body["candidate"]], event
         elif kind == "start":
             assert body["workflow"] in workflows
             instances.add(body["id"])
