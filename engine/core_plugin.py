@@ -1,4 +1,4 @@
-"""The core plugin: the generic kinds, actions, functions and scenario steps regelwerk ships.
+"""The core plugin: the generic kinds, actions, functions, scenario steps and commands regelwerk ships.
 
 It registers through the same entry-point group as every other plugin
 (``regelwerk.plugins``), so the core has no privileges an outside plugin lacks.
@@ -6,30 +6,38 @@ It registers through the same entry-point group as every other plugin
 
 from __future__ import annotations
 
+import importlib
+
 from engine.registry import Registry
 
-__all__ = ["CorePlugin", "plugin"]
+__all__ = ["CORE_AREAS", "CorePlugin", "plugin"]
+
+#: Each core area's module with a ``register(registry, plugin_name)`` function, in registration order
+#: (workflows before permissions: the ``render`` command group is the workflows' and permissions join it).
+CORE_AREAS = (
+    "engine.functions",
+    "engine.workflows.kind",
+    "engine.rules.kind",
+    "engine.permissions.kind",
+    "engine.scheduling.kind",
+    "engine.outbox.registration",
+    "engine.report.command",
+    "engine.simulation.command",
+)
 
 
 class CorePlugin:
-    """Registers the core kinds (workflows, rules, decision tables, permissions, schedules)."""
+    """Registers the core areas (workflows, rules, decision tables, permissions, schedules, templates...)."""
 
     name = "core"
 
     def register(self, registry: Registry) -> None:
-        """Add the core's kinds, actions, functions and steps."""
-        from engine import functions, scenarios
+        """Add every core area's kinds, actions, functions, steps and commands."""
+        from engine import scenarios
 
         scenarios.register_core_steps(registry, self.name)
-        functions.register(registry, self.name)
-        # Each core area registers itself here (one line each).
-        from engine.rules import kind as rules; rules.register(registry, self.name)  # noqa: E702
-        from engine.scheduling import kind as scheduling; scheduling.register(registry, self.name)  # noqa: E702
-        from engine.workflows import kind as workflows; workflows.register(registry, self.name)  # noqa: E702
-        from engine.permissions import kind as permissions; permissions.register(registry, self.name)  # noqa: E702
-        from engine.outbox import registration as outbox; outbox.register(registry, self.name)  # noqa: E702
-        from engine.report import command as report; report.register(registry, self.name)  # noqa: E702
-        from engine.simulation import command as simulation; simulation.register(registry, self.name)  # noqa: E702
+        for module in CORE_AREAS:
+            importlib.import_module(module).register(registry, self.name)
 
 
 plugin = CorePlugin()

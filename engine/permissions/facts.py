@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.actors import Actor, actor_from_facts
+from engine.actors import actor_from_facts
 from engine.errors import UsageError
 
 __all__ = ["actor_from_facts", "parse_resource", "pick_matrix", "resource_from_facts"]

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from engine.scheduling.employees import EmployeeFacts
 
-__all__ = ["ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources", "tick_tasks"]
+__all__ = [
+    "ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources", "tick_tasks",
+]
 
 #: planned: created, not yet due; active: a due item without a workflow (a trajectory);
 #: ready: due, waits for someone to start it by hand; started: its workflow instance runs;
