@@ -111,9 +111,11 @@ def show(path: str, effective: bool, kind: str | None) -> None:
 @cli.command()
 @click.argument("kind", required=False)
 def schema(kind: str | None) -> None:
-    """Print the JSON Schema of a kind (or the umbrella schema of every kind; ``Scenario`` for scenarios)."""
+    """Print the JSON Schema of a kind (or the umbrella schema of every kind; ``Scenario`` for scenarios,
+    ``Story`` for the stories of ``regelwerk simulate``)."""
     from engine.diagnostics import did_you_mean
     from engine.scenarios import scenario_schema
+    from engine.simulation.story import story_schema
     from engine.validation import document_schema, load_shipped_schema, umbrella_schema
 
     reg = registry()
@@ -121,12 +123,14 @@ def schema(kind: str | None) -> None:
         data = umbrella_schema(reg)
     elif kind == "Scenario":
         data = scenario_schema(reg)
+    elif kind == "Story":
+        data = story_schema(reg)
     elif kind == "common":
         data = load_shipped_schema("common.json")
     elif kind in reg.kinds:
         data = document_schema(reg.kinds[kind])
     else:
-        hint = did_you_mean(kind, list(reg.kinds) + ["Scenario"])
+        hint = did_you_mean(kind, list(reg.kinds) + ["Scenario", "Story"])
         fail(f"unknown kind {kind!r}" + (f"; {hint}" if hint else ""), 2)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

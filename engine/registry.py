@@ -1,4 +1,4 @@
-"""The extension points: kinds, actions, condition functions, scenario steps and stores.
+"""The extension points: kinds, actions, condition functions, scenario steps, story events and stores.
 
 Plugins (the shipped HR packs and outside developers' packages alike) register
 through the entry-point group ``regelwerk.plugins``. Entry points are read only
@@ -25,8 +25,10 @@ __all__ = [
     "Plugin",
     "RefDecl",
     "Registry",
+    "SimulationPartSpec",
     "StepSpec",
     "StoreSpec",
+    "StoryEventSpec",
     "lazy",
     "load_registry",
 ]
@@ -110,6 +112,49 @@ class StepSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryEventSpec:
+    """A story event type for ``regelwerk simulate`` (``{on: DATE, <name>: {...}}`` in a Story).
+
+    ``run(sim, args) -> (text, detail)`` applies the event to the simulation's store: ``sim`` is an
+    ``engine.simulation.context.SimulationContext``, ``args`` the event's (schema-valid) mapping; ``text``
+    becomes the timeline line, ``detail`` (JSON data) is recorded with the event. Raise a
+    ``RegelwerkError`` (or ``ValueError``/``LookupError``) to refuse the event: the simulation records the
+    refusal and goes on. ``schema`` (JSON Schema of ``args``) becomes part of the Story schema
+    (``regelwerk schema Story``).
+    """
+
+    name: str
+    plugin: str
+    run: Callable[..., tuple[str, Mapping[str, Any]]]
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationPartSpec:
+    """A plugin's part of ``regelwerk simulate`` beyond its story events (every callable is optional).
+
+    - ``read_data(data_dir) -> (events, problems)``: the plugin's files in the customer's ``data/``
+      directory as ``engine.simulation.data.DatedEvent`` s (their ``type`` names a registered story event)
+      and ``Diagnostic`` s; read before anything is written.
+    - ``after_tick(sim, tick_summary)``: after each nightly tick (timeline notes, ``sim.totals``).
+    - ``summary(sim) -> mapping``: keys added to the run's summary (counted in the store).
+    - ``lines(summary) -> lines``: the text lines of those keys.
+
+    Parts run, and their summary lines print, in ``(order, name)`` order.
+    """
+
+    name: str
+    plugin: str
+    read_data: Callable[..., tuple[Iterable[Any], Iterable[Any]]] | None = None
+    after_tick: Callable[..., None] | None = None
+    summary: Callable[..., Mapping[str, Any]] | None = None
+    lines: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
+    order: int = 100
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSpec:
     """A store implementation selected by URL scheme."""
 
@@ -147,7 +192,7 @@ class Plugin(Protocol):
     name: str
 
     def register(self, registry: Registry) -> None:
-        """Add kinds, actions, functions, steps and stores to the registry."""
+        """Add kinds, actions, functions, steps, story events and stores to the registry."""
 
 
 class Registry:
@@ -158,6 +203,8 @@ class Registry:
         self.actions: dict[str, ActionSpec] = {}
         self.functions: dict[str, FunctionSpec] = {}
         self.steps: dict[str, StepSpec] = {}
+        self.story_events: dict[str, StoryEventSpec] = {}
+        self.simulation_parts: dict[str, SimulationPartSpec] = {}
         self.stores: dict[str, StoreSpec] = {}
         self.commands: dict[str, Any] = {}
         self.plugins: list[str] = []
@@ -182,6 +229,14 @@ class Registry:
     def add_step(self, spec: StepSpec) -> None:
         """Register a scenario step type."""
         self._add(self.steps, spec.name, spec, "scenario step")
+
+    def add_story_event(self, spec: StoryEventSpec) -> None:
+        """Register a story event type for ``regelwerk simulate``."""
+        self._add(self.story_events, spec.name, spec, "story event")
+
+    def add_simulation_part(self, spec: SimulationPartSpec) -> None:
+        """Register a simulation part (data files, nightly notes, summary section)."""
+        self._add(self.simulation_parts, spec.name, spec, "simulation part")
 
     def add_store(self, spec: StoreSpec) -> None:
         """Register a store for a URL scheme."""

@@ -33,3 +33,51 @@ def test_import_engine_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
     assert report == {"heavy": [], "threads": 1}
+
+
+
+def _pack_imports(root):  # type: ignore[no-untyped-def]
+    """``file:line: name`` for every import of ``plugins`` and every string naming a ``plugins`` module
+    (importlib, ``lazy("plugins.x:y")``) under ``root``, except the ``TABLE_MODULES`` list of store/tables.py."""
+    import ast
+    import re
+
+    module_path = re.compile(r"^plugins(\.[A-Za-z_][\w.]*)?(:\w+)?$")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        allowed: set[int] = set()
+        if path.relative_to(root).as_posix() == "store/tables.py":
+            allowed = {id(node) for stmt in tree.body if isinstance(stmt, ast.AnnAssign | ast.Assign)
+                       and "TABLE_MODULES" in ast.unparse(stmt).split("=")[0] for node in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in allowed:
+                names = [node.value]
+            found += [f"{path.relative_to(root).as_posix()}:{node.lineno}: {name}" for name in names
+                      if module_path.match(name)]
+    return found
+
+
+def test_the_core_does_not_import_the_packs() -> None:
+    """The HR packs reach the core only through the registry, like an outside plugin: nothing under engine/
+    imports ``plugins``. The one declared exception is ``TABLE_MODULES`` in engine/store/tables.py."""
+    from pathlib import Path
+
+    found = _pack_imports(Path(engine.__file__).parent)
+    assert found == [], "engine/ must not know the packs:\n" + "\n".join(found)
+
+
+def test_the_pack_import_check_finds_static_and_string_imports(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "tables.py").write_text('TABLE_MODULES = ["plugins.x.tables"]\nOTHER = "plugins.y"\n')
+    (tmp_path / "a.py").write_text(
+        '"""Docs may mention plugins.recruitment."""\nimport plugins.recruitment\nfrom plugins import mijnloket\n'
+        'import importlib\nimportlib.import_module("plugins.recruitment.service")\nX = lazy("plugins.x.y:run")\n')
+    assert _pack_imports(tmp_path) == [
+        "a.py:2: plugins.recruitment", "a.py:3: plugins", "a.py:5: plugins.recruitment.service",
+        "a.py:6: plugins.x.y:run", "store/tables.py:2: plugins.y"]

@@ -172,3 +172,88 @@ def test_fixture_customer_on_postgresql(pg_url: str) -> None:
     _expect_fixture_summary(result.summary)
     again = simulate(FIXTURE, START, END, store=pg_url)
     assert again.days == 0 and again.summary == result.summary
+
+
+def test_shipped_story_schema_is_generated_from_the_registered_story_events() -> None:
+    from engine.registry import load_registry
+    from engine.simulation.story import story_schema
+
+    registry = load_registry()
+    shipped = json.loads((Path(__file__).parent.parent / "schemas" / "v1" / "story.json").read_text(encoding="utf-8"))
+    assert shipped == story_schema(registry), (
+        "schemas/v1/story.json is stale: run `regelwerk schema Story > schemas/v1/story.json`")
+    events = shipped["properties"]["spec"]["properties"]["events"]["items"]["properties"]
+    assert set(events) == {"on", *registry.story_events}
+    plugins = {spec.plugin for spec in registry.story_events.values()}
+    assert {"core", "recruitment", "mijnloket"} <= plugins  # the packs contribute theirs like anyone else
+
+
+def test_unknown_event_type_hint_lists_the_registered_types() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse_story(BAD_STORY, "story.yaml")
+    hint = next(d.hint for d in caught.value.diagnostics if d.line == 9)
+    assert hint.startswith("did you mean 'hire'? (event types: activate_product, apply, close_vacancy")
+    assert "sign_addendum" in hint and "update_employee" in hint
+
+
+class _BadgePack:
+    """A third-party pack: a story event ``award_badge``, a data file ``badges.csv`` and a summary line."""
+
+    name = "badges"
+
+    def register(self, registry: Any) -> None:
+        from engine.registry import SimulationPartSpec, StoryEventSpec
+
+        def award(sim: Any, args: Any) -> tuple[str, dict[str, Any]]:
+            who = sim.actor(args["to"])
+            if not who.roles:
+                raise UsageError(f"{who.id} is not an employee with roles")
+            sim.totals["badges"] += 1
+            sim.note("badge", f"{who.id} has {sim.totals['badges']} badge(s) in this store")
+            return f"badge {args['badge']} for {who.id}", {"employee": who.id}
+
+        def read(data: Path) -> tuple[list[Any], list[Any]]:
+            from engine.simulation.data import DatedEvent
+
+            path = data / "badges.csv"
+            rows = path.read_text(encoding="utf-8").splitlines()[1:] if path.exists() else []
+            return [DatedEvent(f"data:badges:{n}", date.fromisoformat(day), "award_badge", {"badge": b, "to": to},
+                               f"badges.csv:{n + 2}", (0, n))
+                    for n, (day, b, to) in enumerate(r.split(",") for r in rows)], []
+
+        schema = {"type": "object", "additionalProperties": False, "required": ["badge", "to"],
+                  "properties": {"badge": {"type": "string"}, "to": {"type": "string"}}}
+        registry.add_story_event(StoryEventSpec("award_badge", self.name, award, schema, "Award a badge."))
+        registry.add_simulation_part(SimulationPartSpec(
+            "badges", self.name, read_data=read, summary=lambda sim: {"badges": int(sim.totals["badges"])},
+            lines=lambda s: [f"  badges: {s['badges']}"], order=450))
+
+
+def test_a_third_party_pack_adds_a_story_event_a_data_file_and_a_summary_line(tmp_path: Path) -> None:
+    from engine.registry import load_registry
+    from engine.simulation.story import story_schema
+
+    registry = load_registry(extra=[_BadgePack()])
+    assert "award_badge" in story_schema(registry)["properties"]["spec"]["properties"]["events"]["items"][
+        "properties"]
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    (customer / "data" / "badges.csv").write_text("day,badge,to\n2026-01-02,welkom,e1\n", encoding="utf-8")
+    story = (customer / "story.yaml").read_text(encoding="utf-8")
+    (customer / "story.yaml").write_text(story + "    - on: 2026-01-07\n      award_badge: {badge: held, to: e3}\n"
+                                                 "    - on: 2026-01-08\n      award_badge: {badge: held, to: x9}\n",
+                                         encoding="utf-8")
+    result = simulate(customer, START, date(2026, 1, 31), store=f"sqlite:///{tmp_path / 's.sqlite'}",
+                      registry=registry)
+    texts = [(e["day"], e["kind"], e["text"]) for e in result.timeline]
+    assert ("2026-01-02", "badge", "e1 has 1 badge(s) in this store") in texts
+    at = texts.index(("2026-01-07", "event", "badge held for e3"))
+    assert texts[at + 1] == ("2026-01-07", "badge", "e3 has 2 badge(s) in this store")  # after its event's line
+    assert result.summary["badges"] == 2
+    assert result.summary["events"]["refusals"][-1]["message"] == "x9 is not an employee with roles"
+    lines = result.lines()
+    assert lines.index("  badges: 2") == lines.index(next(x for x in lines if "deletions under retention" in x)) + 1
+    # the story is validated against the registry the run uses: without the pack, award_badge is unknown
+    with pytest.raises(DefinitionError) as caught:
+        simulate(customer, START, date(2026, 1, 31), store=f"sqlite:///{tmp_path / 't.sqlite'}")
+    assert any("award_badge" in d.message for d in caught.value.diagnostics)

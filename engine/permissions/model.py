@@ -246,30 +246,6 @@ def _scope_test(scope: str, field_name: str, resource_type: ResourceType) -> Tes
     raise ValueError(f"unknown scope {scope!r}")
 
 
-def _run_steps(plan: _Plan, actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime,
-               context: Mapping[str, Any] | None) -> Decision:
-    """Walk a plan's steps (denies first, then allows); the first that applies decides, else the default."""
-    get = res.get
-    for kind, field_name, test, decision in plan.steps:
-        if kind == 2:  # _OWN (literals: the hot loop avoids global lookups)
-            if get(field_name) == aid:
-                return decision
-        elif kind == 4:  # _LINE
-            person = get(field_name)
-            if person is not None and aid in rel.ancestors(person):
-                return decision
-        elif kind == 3:  # _AUTHORED
-            person = get(field_name)
-            if person is not None:
-                if person == aid:
-                    return decision
-            elif test(actor, aid, res, rel, now, context):
-                return decision
-        elif kind == 1 or test(actor, aid, res, rel, now, context):  # 1: _ALWAYS
-            return decision
-    return plan.default
-
-
 @dataclass(frozen=True, slots=True)
 class PermissionMatrix:
     """A compiled ``PermissionMatrix`` document: ask it with :meth:`decide`."""
@@ -285,6 +261,8 @@ class PermissionMatrix:
     invitation_valid_for: str = ""
     label: str = ""
     _plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    _deciders: dict[tuple[Any, ...], Callable[..., Decision]] = field(default_factory=dict, compare=False,
+                                                                       repr=False, hash=False)
 
     # --- the question ------------------------------------------------------------------------
 
@@ -299,6 +277,12 @@ class PermissionMatrix:
         (``context.*``); ``field_group`` asks about one part of the resource. ``explain=True`` returns a
         full explanation listing every rule considered.
         """
+        if not explain:
+            key0 = (resource_type, action, field_group)
+            fast = self._deciders.get(key0)
+            if fast is None:
+                fast = self._deciders[key0] = self.decider(resource_type, action, field_group)
+            return fast(actor, resource, relations, now, context)
         if type(actor) is not Actor:
             actor = Actor.of(actor)
         rel: Any = relations if relations is not None else _EMPTY_RELATIONS
@@ -317,9 +301,7 @@ class PermissionMatrix:
             plan = self._plan(actor.roles + extra[0], extra[1], resource_type, action, field_group)
             self._plans[key] = plan
         res = resource if resource is not None else _NO_RESOURCE
-        if explain:
-            return self._explained(plan, actor, action, resource_type, res, rel, now, context, field_group)
-        return _run_steps(plan, actor, aid, res, rel, now, context)
+        return self._explained(plan, actor, action, resource_type, res, rel, now, context, field_group)
 
     def decider(self, resource_type: str, action: str, field_group: str | None = None
                 ) -> Callable[..., Decision]:
@@ -331,7 +313,6 @@ class PermissionMatrix:
         """
         plans: dict[Any, _Plan] = {}
         build = self._plan
-        run_steps = _run_steps
         user_rights = self.user_rights
 
         def decide_fast(actor: Actor, resource: Mapping[str, Any] | None, relations: Any, now: datetime,
@@ -349,8 +330,28 @@ class PermissionMatrix:
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = build(actor.roles + extra[0], extra[1], resource_type, action, field_group)
-            return run_steps(plan, actor, aid, resource if resource is not None else _NO_RESOURCE, rel, now,
-                             context)
+            # The one place the plan's steps are walked (denies first, then allows; the first that applies
+            # decides). Inlined with literal kinds: this loop is the hot path of every decision.
+            res = resource if resource is not None else _NO_RESOURCE
+            get = res.get
+            for kind, field_name, test, decision in plan.steps:
+                if kind == 2:  # _OWN
+                    if get(field_name) == aid:
+                        return decision
+                elif kind == 4:  # _LINE
+                    person = get(field_name)
+                    if person is not None and aid in rel.ancestors(person):
+                        return decision
+                elif kind == 3:  # _AUTHORED
+                    person = get(field_name)
+                    if person is not None:
+                        if person == aid:
+                            return decision
+                    elif test(actor, aid, res, rel, now, context):
+                        return decision
+                elif kind == 1 or test(actor, aid, res, rel, now, context):  # 1: _ALWAYS
+                    return decision
+            return plan.default
 
         return decide_fast
 

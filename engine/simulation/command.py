@@ -78,5 +78,8 @@ def simulate_command(path: str, start: str, end: str, store_url: str | None, sto
 
 
 def register(registry: Registry, plugin: str) -> None:
-    """Add ``regelwerk simulate``."""
+    """Add ``regelwerk simulate`` and the core's story events."""
+    from engine.simulation import events
+
     registry.add_command(simulate_command)
+    events.register(registry, plugin)

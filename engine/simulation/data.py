@@ -1,17 +1,18 @@
-"""A customer directory's data files: vacancies, candidates and relations as dated events and facts.
+"""A customer directory's data files: employees, relations, and the plugins' files as dated events.
 
 ``data/employees.csv`` is imported by the scheduler's own importer (``import_employees``);
-``data/vacancies.csv`` and ``data/candidates.csv`` become dated events (``open_vacancy`` on
-``opened_on``, ``apply`` on ``applied_on``) so they enter the calendar on their day;
-``data/relations.csv`` holds permission relationship facts. Every row is checked first; problems are
-diagnostics at ``file:row`` (nothing is written).
+``data/relations.csv`` holds permission relationship facts. Plugins read their own files through a
+``SimulationPartSpec.read_data(data_dir) -> (events, problems)`` (the recruitment pack:
+``vacancies.csv`` and ``candidates.csv`` as ``open_vacancy``/``apply`` events on their day), with the
+helpers here (:func:`read_table`, :func:`parse_day`, :func:`as_bool`, :func:`split_list`). Every row
+is checked first; problems are diagnostics at ``file:row`` (nothing is written).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,18 @@ from typing import Any
 from engine.diagnostics import DefinitionError, Diagnostic
 
 __all__ = [
-    "CANDIDATE_COLUMNS",
     "RELATION_COLUMNS",
-    "VACANCY_COLUMNS",
     "CustomerData",
+    "DataReader",
     "DatedEvent",
+    "as_bool",
+    "display_path",
+    "parse_day",
     "read_customer_data",
+    "read_table",
     "split_list",
 ]
 
-VACANCY_COLUMNS = ("id", "title", "function", "department", "entity", "manager", "deadline", "team", "opened_on")
-CANDIDATE_COLUMNS = ("id", "vacancy", "first_name", "last_name", "email", "phone", "applied_on", "consent",
-                     "consent_until")
 RELATION_COLUMNS = ("kind", "subject", "object", "valid_from", "valid_to")
 _YES = {"ja", "j", "yes", "y", "true", "1", "waar"}
 _NO = {"nee", "n", "no", "false", "0", "onwaar", ""}
@@ -38,14 +39,23 @@ _NO = {"nee", "n", "no", "false", "0", "onwaar", ""}
 
 @dataclass(frozen=True, slots=True)
 class DatedEvent:
-    """An event the simulation applies on ``day`` (``None``: the first simulated day), once (by ``key``)."""
+    """An event the simulation applies on ``day`` (``None``: the first simulated day), once (by ``key``).
+
+    ``type`` names a registered story event; ``key`` is unique per customer (``data:<file>:<id>`` for data
+    rows, ``story:<index>`` for story events); ``where`` is ``file:line``; events of one day are applied in
+    ``order`` (a plugin's events after the parts before it, story events last).
+    """
 
     key: str
     day: date | None
     type: str
     args: Mapping[str, Any]
     where: str
-    order: tuple[int, int]
+    order: tuple[int, ...]
+
+
+#: A plugin's data reader: ``read_data(data_dir) -> (events, problems)``.
+DataReader = Callable[[Path], tuple[Iterable[DatedEvent], Iterable[Diagnostic]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,8 @@ def as_bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not ja or nee")
 
 
-def _day(value: Any, column: str) -> date | None:
+def parse_day(value: Any, column: str) -> date | None:
+    """A ``YYYY-MM-DD`` cell as a date (empty: None); ``ValueError`` naming the column otherwise."""
     text = str(value or "").strip()
     if not text:
         return None
@@ -88,18 +99,20 @@ def _day(value: Any, column: str) -> date | None:
         raise ValueError(f"{column}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """``path`` relative to the current directory when possible (how diagnostics show files)."""
     try:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
 
 
-def _rows(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
-          problems: list[Diagnostic]) -> list[tuple[int, dict[str, Any]]]:
+def read_table(path: Path, columns: Sequence[str], required: Sequence[str],
+               problems: list[Diagnostic]) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV file as ``(row number, record)``; problems (SIM010, SIM011) go to ``problems``."""
     from engine.scheduling.employees import read_rows
 
-    shown = _display(path)
+    shown = display_path(path)
     out: list[tuple[int, dict[str, Any]]] = []
     try:
         for number, record in read_rows(path):
@@ -121,69 +134,24 @@ def _rows(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
     return out
 
 
-def read_customer_data(root: str | Path) -> CustomerData:
-    """Read and check ``root/data/*.csv``; ``DefinitionError`` with every row problem."""
+def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> CustomerData:
+    """Read and check ``root/data/*.csv`` (``readers``: the plugins' parts, in order); ``DefinitionError``
+    with every row problem. The events of the ``n``-th reader get ``order`` ``(n, *their order)``."""
     data = Path(root) / "data"
     problems: list[Diagnostic] = []
     events: list[DatedEvent] = []
     employees = data / "employees.csv"
-    seen: dict[str, dict[str, int]] = {"vacancies": {}, "candidates": {}}
-
-    def once(kind: str, ident: str, number: int, shown: str) -> bool:
-        if ident in seen[kind]:
-            problems.append(Diagnostic("SIM012", f"id {ident!r} also in row {seen[kind][ident]}", shown, number, 1))
-            return False
-        seen[kind][ident] = number
-        return True
-
-    vacancies = data / "vacancies.csv"
-    if vacancies.exists():
-        shown = _display(vacancies)
-        for number, row in _rows(vacancies, VACANCY_COLUMNS, ("id", "title", "function", "department", "manager"),
-                                 problems):
-            try:
-                opened = _day(row.get("opened_on"), "opened_on")
-                deadline = _day(row.get("deadline"), "deadline")
-            except ValueError as exc:
-                problems.append(Diagnostic("SIM010", str(exc), shown, number, 1))
-                continue
-            if not once("vacancies", str(row["id"]), number, shown):
-                continue
-            args = {"id": row["id"], "title": row["title"], "function": row["function"],
-                    "department": row["department"], "manager": row["manager"],
-                    "entity": row.get("entity") or None, "deadline": deadline.isoformat() if deadline else None,
-                    "team": split_list(row.get("team"))}
-            events.append(DatedEvent(f"data:vacancies:{row['id']}", opened, "open_vacancy", args,
-                                     f"{shown}:{number}", (0, number)))
-    candidates = data / "candidates.csv"
-    if candidates.exists():
-        shown = _display(candidates)
-        for number, row in _rows(candidates, CANDIDATE_COLUMNS, ("id", "vacancy", "first_name", "email"), problems):
-            try:
-                applied = _day(row.get("applied_on"), "applied_on")
-                until = _day(row.get("consent_until"), "consent_until")
-                consent = as_bool(row.get("consent"))
-            except ValueError as exc:
-                problems.append(Diagnostic("SIM010", str(exc), shown, number, 1))
-                continue
-            if row["vacancy"] not in seen["vacancies"]:
-                problems.append(Diagnostic("SIM013", f"vacancy {row['vacancy']!r} is not in vacancies.csv", shown,
-                                           number, 1))
-                continue
-            if not once("candidates", str(row["id"]), number, shown):
-                continue
-            args = {"id": row["id"], "vacancy": row["vacancy"], "first_name": row["first_name"],
-                    "last_name": row.get("last_name") or "", "email": row["email"], "phone": row.get("phone") or None,
-                    "consent": consent, "consent_until": until.isoformat() if until else None}
-            events.append(DatedEvent(f"data:candidates:{row['id']}", applied, "apply", args, f"{shown}:{number}",
-                                     (1, number)))
+    for rank, read in enumerate(readers):
+        found, trouble = read(data)
+        events.extend(replace(e, order=(rank, *e.order)) for e in found)
+        problems.extend(trouble)
     relations: list[Mapping[str, Any]] = []
     relation_file = data / "relations.csv"
     if relation_file.exists():
-        shown = _display(relation_file)
-        for number, row in _rows(relation_file, RELATION_COLUMNS, ("kind", "subject", "object"), problems):
+        shown = display_path(relation_file)
+        for number, row in read_table(relation_file, RELATION_COLUMNS, ("kind", "subject", "object"), problems):
             try:
-                start, end = _day(row.get("valid_from"), "valid_from"), _day(row.get("valid_to"), "valid_to")
+                start, end = parse_day(row.get("valid_from"), "valid_from"), parse_day(row.get("valid_to"), "valid_to")
             except ValueError as exc:
                 problems.append(Diagnostic("SIM010", str(exc), shown, number, 1))
                 continue

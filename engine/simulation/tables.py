@@ -1,4 +1,4 @@
-"""The simulation's tables: its progress, the events it applied, and employers' product activations.
+"""The simulation's tables: its progress and the events it applied.
 
 Declared on the shared :data:`engine.store.tables.metadata` (listed in ``TABLE_MODULES``); times are
 naive UTC, days are dates.
@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, St
 
 from engine.store.tables import metadata
 
-__all__ = ["employer_products", "simulation_events", "simulations"]
+__all__ = ["simulation_events", "simulations"]
 
 #: One row per simulated customer (keyed by the bundle's name): how far the calendar was played.
 simulations = Table(
@@ -41,22 +41,4 @@ simulation_events = Table(
     Column("applied_at", DateTime(), nullable=False),
     UniqueConstraint("simulation", "key"),
     Index("ix_rw_simulation_events_simulation_status", "simulation", "status"),
-)
-
-#: An employer's product catalogue history (MijnLoket): activations and signed addenda, with the tier
-#: before and after each activation. The current state is the replay of these rows.
-employer_products = Table(
-    "rw_employer_products",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("employer", String(200), nullable=False),
-    Column("catalog", String(200), nullable=False),
-    Column("action", String(20), nullable=False),  # activate | sign_addendum
-    Column("product", String(200), nullable=False, default=""),
-    Column("tier_before", String(60), nullable=False, default=""),
-    Column("tier_after", String(60), nullable=False, default=""),
-    Column("detail", JSON(), nullable=False, default=lambda: {}),
-    Column("actor", String(200), nullable=False),
-    Column("at", DateTime(), nullable=False),
-    Index("ix_rw_employer_products_employer_catalog", "employer", "catalog"),
 )

@@ -33,6 +33,7 @@ TABLE_MODULES: list[str] = [
     "engine.outbox.tables",
     "plugins.recruitment.tables",
     "engine.simulation.tables",
+    "plugins.mijnloket.tables",
 ]
 
 

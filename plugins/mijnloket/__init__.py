@@ -8,15 +8,17 @@ __all__ = ["MijnLoketPlugin", "plugin"]
 
 
 class MijnLoketPlugin:
-    """Registers the ProductCatalog kind, the ``tier`` scenario step and ``regelwerk tier``."""
+    """Registers the ProductCatalog kind, the ``tier`` scenario step, ``regelwerk tier`` and the
+    ``sign_addendum``/``activate_product`` story events of ``regelwerk simulate``."""
 
     name = "mijnloket"
 
     def register(self, registry: Registry) -> None:
-        """Add the pack's kind, step and command."""
-        from plugins.mijnloket import kind
+        """Add the pack's kind, step, command and story events."""
+        from plugins.mijnloket import kind, simulation
 
         kind.register(registry, self.name)
+        simulation.register(registry, self.name)
 
 
 plugin = MijnLoketPlugin()

@@ -19,9 +19,10 @@ class RecruitmentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
-        from plugins.recruitment import commands, kinds, registration, steps
+        from plugins.recruitment import commands, kinds, registration, simulation, steps
 
         kinds.register_kinds(registry, self.name)
+        simulation.register(registry, self.name)
         registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)

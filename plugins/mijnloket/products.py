@@ -1,9 +1,10 @@
-"""Employers' product activations, kept in the store (``rw_employer_products``).
+"""Employers' product activations, kept in the store (``rw_employer_products``, ``plugins/mijnloket/tables.py``).
 
-The MijnLoket pack decides tiers in memory (``plugins.mijnloket.catalog.Employer``); this is the
-smallest persistent record around it: every activation and signed addendum is a row, and an
-employer's state (active products, addendum signed, tier) is the replay of its rows. Works for any
-``ProductCatalog`` of the bundle.
+The pack decides tiers in memory (:class:`plugins.mijnloket.catalog.Employer`); this is the smallest
+persistent record around it: every activation and signed addendum is a row, and an employer's state
+(active products, addendum signed, tier) is the replay of its rows. Works for any ``ProductCatalog`` of
+the bundle. ``regelwerk simulate`` uses it for the ``sign_addendum`` and ``activate_product`` story
+events (``plugins/mijnloket/simulation.py``); a host application may use it the same way.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class EmployerProducts:
         """The employer's active product ids (in activation order) and whether the addendum is signed."""
         import sqlalchemy as sa
 
-        from engine.simulation.tables import employer_products as t
+        from plugins.mijnloket.tables import employer_products as t
 
         with self.sa_engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.action, t.c.product).where(t.c.employer == employer,
@@ -93,7 +94,7 @@ class EmployerProducts:
     def activate(self, employer: str, product: str, catalog: str | None = None, actor: Actor = SYSTEM,
                  now: datetime | None = None) -> Activation:
         """Activate a product (id or label): refused without a required addendum; the tier is decided again."""
-        import importlib
+        from plugins.mijnloket.catalog import Employer
 
         model = self.catalog(catalog)
         item = model.resolve(product)
@@ -102,8 +103,7 @@ class EmployerProducts:
             raise AddendumMissing(f"{model.label} cannot be activated for {employer!r}: the addendum is not signed",
                                   hint=model.addendum)
         moment = now or datetime.now(UTC)
-        employer_class = importlib.import_module("plugins.mijnloket.catalog").Employer
-        runner = employer_class(model, addendum_signed=signed, employer_id=employer)
+        runner = Employer(model, addendum_signed=signed, employer_id=employer)
         try:
             runner.active = list(active)
             outcome = runner.activate(item.id, actor=actor, now=moment)
@@ -118,7 +118,7 @@ class EmployerProducts:
 
     def _write(self, employer: str, catalog: str, action: str, product: str, before: str, after: str,
                detail: Mapping[str, Any], actor: Actor, now: datetime | None) -> None:
-        from engine.simulation.tables import employer_products as t
+        from plugins.mijnloket.tables import employer_products as t
 
         with self.sa_engine.begin() as conn:
             conn.execute(t.insert().values(employer=employer, catalog=catalog, action=action, product=product,

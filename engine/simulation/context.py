@@ -1,0 +1,171 @@
+"""What a plugin's story events, data import and summary section see of a running simulation.
+
+A story event is ``run(sim, args) -> (text, detail)`` (``engine.registry.StoryEventSpec``); a
+simulation part's ``after_tick(sim, tick_summary)`` and ``summary(sim)`` get the same ``sim``
+(``engine.registry.SimulationPartSpec``). ``sim`` is a :class:`SimulationContext`:
+
+- ``sim.engine`` the workflow ``Engine`` on the simulation's store, ``sim.sa`` its SQLAlchemy engine,
+  ``sim.compiled`` the customer's compiled bundle, ``sim.registry`` the plugin registry;
+- ``sim.now`` the simulated clock (09:00 Europe/Amsterdam for events, 23:59 for the tick), ``sim.day``;
+- ``sim.actor(value, default)`` an actor from an employee id (roles and attributes from the employee
+  data) or ``{id, roles}``; ``sim.forget_actor(id)`` after the employee's facts changed;
+- ``sim.directory`` the ``EmployeeDirectory``; ``sim.relations`` the relationship facts and
+  ``sim.permissions`` the bundle's permission matrices (see :class:`SimulationPermissions`);
+- ``sim.note(kind, text, **detail)`` a timeline line of the current day (lines noted while an event
+  runs follow the event's own line);
+- ``sim.service(name, factory)`` a per-run object (a pack's service over ``sim.engine``), created once;
+  ``sim.cleanups`` run when the run ends;
+- ``sim.totals`` cumulative counters kept in the store across runs (``rw_simulations.totals``).
+
+Importing this module is light (the runtime is imported when a run starts).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from engine.actors import SYSTEM, Actor
+
+__all__ = [
+    "EVENT_TIME",
+    "IMPORT_ACTOR_ID",
+    "TICK_TIME",
+    "TIMEZONE",
+    "SimulationContext",
+    "SimulationPermissions",
+    "local_time",
+    "naive_utc",
+]
+
+TIMEZONE = ZoneInfo("Europe/Amsterdam")
+#: Story and data events happen at this local time of their day.
+EVENT_TIME = dtime(9, 0)
+#: The nightly tick of every simulated day.
+TICK_TIME = dtime(23, 59)
+#: The actor of imported data (packs add the roles an import needs, e.g. recruitment's vacancy admins).
+IMPORT_ACTOR_ID = "regelwerk-simulate"
+
+T = TypeVar("T")
+
+
+def local_time(day: date, at: dtime) -> datetime:
+    """``day`` at ``at`` in Europe/Amsterdam."""
+    return datetime.combine(day, at, TIMEZONE)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A moment as naive UTC (how the tables store times)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+class SimulationPermissions:
+    """The simulation's permission port: the bundle's matrices that declare the resource type decide.
+
+    No matrix declares it: allowed (like the engine's default). Several do: allowed when one allows.
+    ``ports`` maps each ``PermissionMatrix`` name to its ``MatrixPermissions``.
+    """
+
+    def __init__(self, compiled: Any, relations: Any, audit: Any, clock: Callable[[], datetime]) -> None:
+        from engine.permissions.adapter import MatrixPermissions
+
+        self.ports = {name: MatrixPermissions(matrix, relations, audit=audit, clock=clock)
+                      for name, matrix in sorted(compiled.of_kind("PermissionMatrix").items())}
+
+    def declaring(self, resource_type: str) -> list[str]:
+        """The matrices that declare ``resource_type``."""
+        return [name for name, port in self.ports.items() if resource_type in port.matrix.resources]
+
+    def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
+              context: Mapping[str, Any]) -> Any:
+        """The engine's ``PermissionPort.check``."""
+        from engine.workflows.ports import Decision
+
+        names = self.declaring(resource_type)
+        if not names:
+            return Decision(True, {"rule": "no matrix declares " + resource_type})
+        first = None
+        for name in names:
+            decision = self.ports[name].check(actor, action, resource_type, resource, context)
+            if decision.allowed:
+                return decision
+            first = first or decision
+        return first
+
+
+class SimulationContext:
+    """The running simulation as story events and simulation parts see it (see the module's docstring)."""
+
+    def __init__(self, compiled: Any, name: str, store_url: str, registry: Any) -> None:
+        from engine.permissions.adapter import store_audit
+        from engine.runtime import Engine
+        from engine.scheduling.employees import EmployeeDirectory
+
+        self.compiled = compiled
+        self.name = name
+        self.registry = registry
+        self.now = datetime.now(UTC)
+        self.day = self.now.date()
+        self.engine = Engine(compiled, store=store_url, registry=registry, clock=lambda: self.now)
+        self.sa: Any = self.engine.store.engine  # type: ignore[attr-defined]
+        self.directory = EmployeeDirectory(self.sa)
+        self.relations: Any = None
+        self.permissions: SimulationPermissions | None = None
+        self.audit = store_audit(self.engine.store)
+        self.timeline: list[dict[str, Any]] = []
+        self.totals: Counter[str] = Counter()
+        self.services: dict[str, Any] = {}
+        self.cleanups: list[Callable[[], None]] = []
+        self._actors: dict[str, Actor] = {}
+        self._pending: list[dict[str, Any]] | None = None
+
+    def at(self, day: date, moment: dtime) -> None:
+        """Set the clock to ``moment`` (local time) of ``day``."""
+        self.day = day
+        self.now = local_time(day, moment)
+
+    def service(self, name: str, factory: Callable[[SimulationContext], T]) -> T:
+        """A per-run object created on first use (e.g. a pack's service over ``self.engine``)."""
+        if name not in self.services:
+            self.services[name] = factory(self)
+        value: T = self.services[name]
+        return value
+
+    def actor(self, value: Any, default: Actor | None = None) -> Actor:
+        """An id (roles and attributes from the employee data), a mapping ``{id, roles}``, or the default."""
+        if value is None or value == "":
+            return default or SYSTEM
+        if isinstance(value, Mapping):
+            return Actor.of(dict(value))
+        ident = str(value)
+        if ident not in self._actors:
+            facts = self.directory.get(ident)
+            if facts is None:
+                self._actors[ident] = Actor(ident)
+            else:
+                attrs = {k: v for k, v in {"department": facts.department, "function": facts.function,
+                                           "manager": facts.manager, "groups": list(facts.groups)}.items() if v}
+                self._actors[ident] = Actor(ident, tuple(facts.roles), attrs)
+        return self._actors[ident]
+
+    def forget_actor(self, ident: str) -> None:
+        """Drop a cached actor (the employee's roles or facts changed)."""
+        self._actors.pop(ident, None)
+
+    def note(self, kind: str, text: str, **detail: Any) -> None:
+        """A timeline line of the current day (``kind`` as in docs/simulation.md, e.g. ``tier``, ``warning``)."""
+        entry = {"day": self.day.isoformat(), "kind": kind, "text": text, **detail}
+        (self._pending if self._pending is not None else self.timeline).append(entry)
+
+    def close(self) -> None:
+        """Run the cleanups (in reverse order) and close the engine."""
+        try:
+            while self.cleanups:
+                self.cleanups.pop()()
+        finally:
+            self.services.clear()
+            self.engine.close()

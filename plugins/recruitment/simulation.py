@@ -1,0 +1,285 @@
+"""The recruitment pack's part of ``regelwerk simulate`` (docs/simulation.md).
+
+Story events ``open_vacancy``, ``close_vacancy``, ``apply``, ``move``, ``consent`` through
+``Recruitment`` (one per run: ``sim.service("recruitment", ...)``); the customer's
+``data/vacancies.csv`` and ``data/candidates.csv`` as dated ``open_vacancy``/``apply`` events; the
+retention notes of the nightly tick; the summary's vacancies, candidates per status group and
+retention counts. Registered with ``StoryEventSpec``/``SimulationPartSpec`` like any plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from engine.actors import Actor
+from engine.registry import Registry, SimulationPartSpec, StoryEventSpec
+from engine.simulation.story import ACTOR_SCHEMA, DATE_SCHEMA, ID_SCHEMA, LIST_SCHEMA
+
+__all__ = ["CANDIDATE_COLUMNS", "VACANCY_COLUMNS", "read_data", "register"]
+
+VACANCY_COLUMNS = ("id", "title", "function", "department", "entity", "manager", "deadline", "team", "opened_on")
+CANDIDATE_COLUMNS = ("id", "vacancy", "first_name", "last_name", "email", "phone", "applied_on", "consent",
+                     "consent_until")
+Result = tuple[str, dict[str, Any]]
+
+
+# --- story events ---------------------------------------------------------------------------------
+
+
+def recruitment(sim: Any) -> Any:
+    """The run's ``Recruitment`` service over the simulation's engine."""
+    def make(sim: Any) -> Any:
+        from plugins.recruitment.service import Recruitment
+
+        return Recruitment(sim.engine)
+
+    return sim.service("recruitment", make)
+
+
+def admin(sim: Any) -> Actor:
+    """The actor of imported data: an administrator of the customer's recruitment."""
+    from engine.simulation.context import IMPORT_ACTOR_ID
+
+    roles: tuple[str, ...] = ("system",)
+    if sim.compiled.of_kind("RecruitmentSettings"):
+        roles = tuple(recruitment(sim).settings.vacancy_admins) + roles
+    return Actor(IMPORT_ACTOR_ID, roles)
+
+
+def open_vacancy(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.open_vacancy`` (default actor: the import administrator)."""
+    from engine.simulation.data import split_list
+
+    vid = recruitment(sim).open_vacancy(
+        sim.actor(a.get("actor"), admin(sim)), title=str(a["title"]), function=str(a["function"]),
+        department=str(a["department"]), manager=str(a["manager"]), deadline=a.get("deadline"),
+        entity=a.get("entity") or None, workflow=a.get("workflow"), templates=a.get("templates"),
+        team=split_list(a.get("team")), vacancy_id=str(a["id"]))
+    return f"vacancy {vid} opened: {a['title']}", {"vacancy": vid}
+
+
+def close_vacancy(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.close_vacancy``."""
+    recruitment(sim).close_vacancy(sim.actor(a.get("actor"), admin(sim)), str(a["vacancy"]))
+    return f"vacancy {a['vacancy']} closed", {"vacancy": str(a["vacancy"])}
+
+
+def apply(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.apply`` (+ consent, dated with ``consent_until``)."""
+    from engine.simulation.data import as_bool
+
+    consent = as_bool(a.get("consent", False))
+    cid = recruitment(sim).apply(
+        str(a["vacancy"]), first_name=str(a["first_name"]), last_name=str(a.get("last_name") or ""),
+        email=str(a["email"]), phone=str(a["phone"]) if a.get("phone") else None, consent=consent,
+        source=str(a.get("source") or "web"), actor=sim.actor(a.get("actor")) if a.get("actor") else None,
+        candidate_id=str(a["id"]))
+    if consent:
+        _consent(sim, cid, a.get("consent_until"))
+    return f"candidate {cid} applied for {a['vacancy']}", {"candidate": cid}
+
+
+def move(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.move``: the workflow's moves decide who may."""
+    state = recruitment(sim).move(sim.actor(a["actor"]), str(a["candidate"]), str(a["to"]), a.get("note"))
+    return f"candidate {a['candidate']} moved to {state} by {sim.actor(a['actor']).id}", {
+        "candidate": str(a["candidate"]), "status": state}
+
+
+def consent(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.give_consent`` (dated with ``until``)."""
+    _consent(sim, str(a["candidate"]), a.get("until"))
+    return f"candidate {a['candidate']} consents" + (f" until {a['until']}" if a.get("until") else ""), {
+        "candidate": str(a["candidate"])}
+
+
+def _consent(sim: Any, candidate: str, until: Any) -> None:
+    """Consent (again); with ``until``, the policy's consent period is made to end on that day."""
+    from datetime import time
+
+    import sqlalchemy as sa
+
+    from engine.simulation.context import local_time, naive_utc
+    from plugins.recruitment.tables import candidates
+
+    service = recruitment(sim)
+    service.give_consent(candidate)
+    if not until:
+        return
+    end = date.fromisoformat(str(until))
+    policy = service.policy()
+    keep = next((r.keep for r in (policy.rules if policy else ()) if r.consent is True
+                 and r.counts_from == "consent"), None)
+    if keep is None:
+        return
+    start = local_time(end, time(0, 0)) + keep.delta(-1)
+    with sim.engine.store.transaction() as tx:
+        tx.connection.execute(sa.update(candidates).where(candidates.c.id == candidate).values(
+            consent_at=naive_utc(start)))
+
+
+# --- data files -----------------------------------------------------------------------------------
+
+
+def read_data(data: Path) -> tuple[list[Any], list[Any]]:
+    """``vacancies.csv`` and ``candidates.csv`` as ``open_vacancy``/``apply`` events (SIM010..SIM013)."""
+    from engine.diagnostics import Diagnostic
+    from engine.simulation.data import DatedEvent, as_bool, display_path, parse_day, read_table, split_list
+
+    problems: list[Diagnostic] = []
+    events: list[DatedEvent] = []
+    seen: dict[str, dict[str, int]] = {"vacancies": {}, "candidates": {}}
+
+    def once(kind: str, ident: str, number: int, shown: str) -> bool:
+        if ident in seen[kind]:
+            problems.append(Diagnostic("SIM012", f"id {ident!r} also in row {seen[kind][ident]}", shown, number, 1))
+            return False
+        seen[kind][ident] = number
+        return True
+
+    vacancies = data / "vacancies.csv"
+    if vacancies.exists():
+        shown = display_path(vacancies)
+        for number, row in read_table(vacancies, VACANCY_COLUMNS, ("id", "title", "function", "department",
+                                                                   "manager"), problems):
+            try:
+                opened = parse_day(row.get("opened_on"), "opened_on")
+                deadline = parse_day(row.get("deadline"), "deadline")
+            except ValueError as exc:
+                problems.append(Diagnostic("SIM010", str(exc), shown, number, 1))
+                continue
+            if not once("vacancies", str(row["id"]), number, shown):
+                continue
+            args = {"id": row["id"], "title": row["title"], "function": row["function"],
+                    "department": row["department"], "manager": row["manager"],
+                    "entity": row.get("entity") or None, "deadline": deadline.isoformat() if deadline else None,
+                    "team": split_list(row.get("team"))}
+            events.append(DatedEvent(f"data:vacancies:{row['id']}", opened, "open_vacancy", args,
+                                     f"{shown}:{number}", (0, number)))
+    candidates = data / "candidates.csv"
+    if candidates.exists():
+        shown = display_path(candidates)
+        for number, row in read_table(candidates, CANDIDATE_COLUMNS, ("id", "vacancy", "first_name", "email"),
+                                      problems):
+            try:
+                applied = parse_day(row.get("applied_on"), "applied_on")
+                until = parse_day(row.get("consent_until"), "consent_until")
+                consent = as_bool(row.get("consent"))
+            except ValueError as exc:
+                problems.append(Diagnostic("SIM010", str(exc), shown, number, 1))
+                continue
+            if row["vacancy"] not in seen["vacancies"]:
+                problems.append(Diagnostic("SIM013", f"vacancy {row['vacancy']!r} is not in vacancies.csv", shown,
+                                           number, 1))
+                continue
+            if not once("candidates", str(row["id"]), number, shown):
+                continue
+            args = {"id": row["id"], "vacancy": row["vacancy"], "first_name": row["first_name"],
+                    "last_name": row.get("last_name") or "", "email": row["email"], "phone": row.get("phone") or None,
+                    "consent": consent, "consent_until": until.isoformat() if until else None}
+            events.append(DatedEvent(f"data:candidates:{row['id']}", applied, "apply", args, f"{shown}:{number}",
+                                     (1, number)))
+    return events, problems
+
+
+# --- summary and the nightly retention notes ------------------------------------------------------
+
+
+def summary(sim: Any) -> dict[str, Any]:
+    """Vacancies and candidates per status group, counted in the store."""
+    import sqlalchemy as sa
+
+    from plugins.recruitment.tables import candidates, vacancies
+
+    with sim.sa.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(vacancies)).scalar_one()
+        groups = dict(conn.execute(sa.select(candidates.c.status_group, sa.func.count())
+                                   .group_by(candidates.c.status_group)).all())
+    return {"vacancies": count, "candidates": {"total": sum(groups.values()), "by_group": dict(sorted(groups.items()))}}
+
+
+def lines(s: Mapping[str, Any]) -> list[str]:
+    """``vacancies: N`` and ``candidates: N (group n, ...)``."""
+    groups = s["candidates"]
+    return [f"  vacancies: {s['vacancies']}",
+            f"  candidates: {groups['total']}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in groups["by_group"].items()) + ")" if groups["by_group"] else "")]
+
+
+def after_tick(sim: Any, tick: Any) -> None:
+    """Note the retention task's deletions and consent-renewal requests (and count the renewals)."""
+    for task, counts in sorted(tick.tasks.items()):
+        deleted = int(counts.get("deleted", 0) or 0)
+        renewals = int(counts.get("renewals_requested", 0) or 0)
+        if deleted:
+            sim.note("deleted", f"retention: {deleted} candidate(s) deleted", task=task, deleted=deleted)
+        sim.totals["renewals_requested"] += renewals
+        if renewals:
+            sim.note("renewal", f"retention: consent renewal asked of {renewals} candidate(s)", task=task,
+                     renewals=renewals)
+
+
+def retention_summary(sim: Any) -> dict[str, Any]:
+    """Candidates deleted under retention (in the store) and consent renewals asked (over all runs)."""
+    import sqlalchemy as sa
+
+    from plugins.recruitment.tables import retention_log
+
+    with sim.sa.connect() as conn:
+        deleted = conn.execute(sa.select(sa.func.count()).select_from(retention_log)
+                               .where(retention_log.c.action != "bulk_delete")).scalar_one()
+    return {"retention": {"deleted": int(deleted),
+                          "renewals_requested": int(sim.totals.get("renewals_requested", 0))}}
+
+
+def retention_lines(s: Mapping[str, Any]) -> list[str]:
+    """``deletions under retention: N; consent renewals asked: M``."""
+    return [f"  deletions under retention: {s['retention']['deleted']}; consent renewals asked: "
+            f"{s['retention']['renewals_requested']}"]
+
+
+# --- registration ---------------------------------------------------------------------------------
+
+
+def _object(properties: Mapping[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": dict(properties),
+            "required": list(required)}
+
+
+def register(registry: Registry, plugin: str) -> None:
+    """Register the story events and the two simulation parts (recruitment, recruitment.retention)."""
+    text = {"type": "string", "minLength": 1}
+    for name, run, schema, description in (
+        ("open_vacancy", open_vacancy, _object({
+            "id": ID_SCHEMA, "title": text, "function": text, "department": text, "entity": {"type": "string"},
+            "manager": ID_SCHEMA, "deadline": DATE_SCHEMA, "team": LIST_SCHEMA, "workflow": {"type": "string"},
+            "templates": {"type": "object", "additionalProperties": {"type": "string"}}, "actor": ACTOR_SCHEMA,
+            "opened_on": {**DATE_SCHEMA,
+                          "description": "As in vacancies.csv; the vacancy opens on the event's day (`on`)."},
+        }, ("id", "title", "function", "department", "manager")), "Open a vacancy (the columns of data/vacancies.csv)."),
+        ("close_vacancy", close_vacancy, _object({"vacancy": ID_SCHEMA, "actor": ACTOR_SCHEMA}, ("vacancy",)), "Close a vacancy."),
+        ("apply", apply, _object({
+            "id": ID_SCHEMA, "vacancy": ID_SCHEMA, "first_name": text, "last_name": {"type": "string"},
+            "email": text, "phone": {"type": ["string", "integer"]},
+            "consent": {"anyOf": [{"type": "boolean"}, {"enum": ["ja", "nee", "yes", "no"]}]},
+            "consent_until": DATE_SCHEMA, "source": {"enum": ["web", "manual"]}, "actor": ACTOR_SCHEMA,
+            "applied_on": {**DATE_SCHEMA,
+                           "description": "As in candidates.csv; the application arrives on the event's day (`on`)."},
+        }, ("id", "vacancy", "first_name", "email")), "An application (the columns of data/candidates.csv)."),
+        ("move", move, _object({"candidate": ID_SCHEMA, "to": text, "actor": ACTOR_SCHEMA, "note": {"type": "string"}},
+                         ("candidate", "to", "actor")),
+         "Move a candidate to another status (the workflow decides who may)."),
+        ("consent", consent, _object({"candidate": ID_SCHEMA, "until": DATE_SCHEMA}, ("candidate",)),
+         "The candidate consents to longer storage (until a date)."),
+    ):
+        registry.add_story_event(StoryEventSpec(name, plugin, run, schema, description))
+    registry.add_simulation_part(SimulationPartSpec(
+        "recruitment", plugin, read_data=read_data, summary=summary, lines=lines, order=200,
+        description="vacancies.csv and candidates.csv; vacancies and candidates per status group"))
+    registry.add_simulation_part(SimulationPartSpec(
+        "recruitment.retention", plugin, after_tick=after_tick, summary=retention_summary, lines=retention_lines,
+        order=400,
+        description="AVG retention: deletions and consent renewals per night and in total"))
