@@ -259,8 +259,10 @@ def register(registry: Registry, plugin: str) -> None:
             "templates": {"type": "object", "additionalProperties": {"type": "string"}}, "actor": ACTOR_SCHEMA,
             "opened_on": {**DATE_SCHEMA,
                           "description": "As in vacancies.csv; the vacancy opens on the event's day (`on`)."},
-        }, ("id", "title", "function", "department", "manager")), "Open a vacancy (the columns of data/vacancies.csv)."),
-        ("close_vacancy", close_vacancy, _object({"vacancy": ID_SCHEMA, "actor": ACTOR_SCHEMA}, ("vacancy",)), "Close a vacancy."),
+        }, ("id", "title", "function", "department", "manager")),
+         "Open a vacancy (the columns of data/vacancies.csv)."),
+        ("close_vacancy", close_vacancy, _object({"vacancy": ID_SCHEMA, "actor": ACTOR_SCHEMA}, ("vacancy",)),
+         "Close a vacancy."),
         ("apply", apply, _object({
             "id": ID_SCHEMA, "vacancy": ID_SCHEMA, "first_name": text, "last_name": {"type": "string"},
             "email": text, "phone": {"type": ["string", "integer"]},
