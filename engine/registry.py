@@ -207,6 +207,7 @@ class Registry:
         self.simulation_parts: dict[str, SimulationPartSpec] = {}
         self.stores: dict[str, StoreSpec] = {}
         self.commands: dict[str, Any] = {}
+        self.table_modules: list[str] = []
         self.plugins: list[str] = []
 
     def _add(self, table: dict[str, Any], key: str, value: Any, what: str) -> None:
@@ -241,6 +242,12 @@ class Registry:
     def add_store(self, spec: StoreSpec) -> None:
         """Register a store for a URL scheme."""
         self._add(self.stores, spec.scheme, spec, "store")
+
+    def add_table_module(self, module: str) -> None:
+        """Name a module that declares tables on ``engine.store.tables.metadata`` (imported by the store's
+        setup, ``all_tables()`` and the Alembic migrations)."""
+        if module not in self.table_modules:
+            self.table_modules.append(module)
 
     def add_command(self, command: Any) -> None:
         """Add a click command to the ``regelwerk`` CLI (e.g. a pack's ``regelwerk tier``)."""

@@ -5,13 +5,18 @@ history and timers in ``engine.store``; scheduler items in ``engine.scheduling``
 in the recruitment/templates part...). :func:`all_tables` imports those modules so that
 ``create_all`` and the Alembic migrations see every table. A host application can include
 the tables in its own metadata with ``metadata.tables[...].to_metadata(host_metadata)``.
+Plugins declare their tables the same way and name the module with ``Registry.add_table_module``.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from sqlalchemy import MetaData
+
+if TYPE_CHECKING:
+    from engine.registry import Registry
 
 __all__ = ["TABLE_MODULES", "all_tables", "metadata"]
 
@@ -25,20 +30,22 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-#: Modules that declare tables on ``metadata`` (each area adds its module here, one line each).
-TABLE_MODULES: list[str] = [
+#: The core's modules that declare tables on ``metadata``. Plugins add theirs with
+#: ``registry.add_table_module("package.tables")`` (the recruitment and MijnLoket packs do).
+TABLE_MODULES: tuple[str, ...] = (
     "engine.store.workflow_tables",
     "engine.scheduling.tables",
     "engine.permissions.tables",
     "engine.outbox.tables",
-    "plugins.recruitment.tables",
     "engine.simulation.tables",
-    "plugins.mijnloket.tables",
-]
+)
 
 
-def all_tables() -> MetaData:
-    """Import every table module and return the shared metadata."""
-    for module in TABLE_MODULES:
+def all_tables(registry: Registry | None = None) -> MetaData:
+    """Import every table module (the core's and the plugins') and return the shared metadata."""
+    from engine.registry import load_registry
+
+    plugin_modules = (registry if registry is not None else load_registry()).table_modules
+    for module in (*TABLE_MODULES, *plugin_modules):
         importlib.import_module(module)
     return metadata

@@ -19,6 +19,7 @@ class MijnLoketPlugin:
 
         kind.register(registry, self.name)
         simulation.register(registry, self.name)
+        registry.add_table_module("plugins.mijnloket.tables")
 
 
 plugin = MijnLoketPlugin()

@@ -23,6 +23,7 @@ class RecruitmentPlugin:
 
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)
+        registry.add_table_module("plugins.recruitment.tables")
         registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)
