@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 
 from engine.bundle import load_bundle
 from engine.compiler import compile_bundle
-from engine.errors import UsageError
+from engine.errors import InvalidData, TransitionNotAllowed, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "definitions" / "standard" / "mijnloket"
@@ -126,25 +128,117 @@ def test_without_addendum_mijnloket_cannot_be_activated(catalog: Any) -> None:
     assert answer.warnings[0]["code"] == "addendum_required"
 
 
-def test_employer_records_activations_and_tier_changes(catalog: Any) -> None:
-    from plugins.mijnloket.catalog import Employer
+@pytest.fixture
+def products(compiled: Any, registry: Any, sqlite_url: str) -> Iterator[Any]:
+    from engine.runtime import Engine
+    from engine.store import open_store
+    from plugins.mijnloket.products import EmployerProducts
 
-    records: list[dict[str, Any]] = []
-    employer = Employer(catalog, employer_id="werkgever-1", recorder=records.append)
-    try:
-        first = employer.activate("MijnLoket - Verlofaanvragen", actor="consultant")
-        assert (first["tier_before"], first["tier_after"]) == ("Start", "Plus")
-        second = employer.activate("MijnLoket - Preboarding", actor="consultant")
-        assert second["events"][0]["to"] == "Pro"
-        third = employer.activate("Documenten")
-        assert third["events"] == []
-        assert employer.tier == "Pro"
-        assert [(r["product"], r["tier_after"], r["actor"]) for r in records] == [
-            ("verlofaanvragen", "Plus", "consultant"), ("preboarding", "Pro", "consultant"),
-            ("documenten", "Pro", "system")]
-        assert all(r["at"] for r in records)
-    finally:
-        employer.close()
+    clock = {"now": datetime(2027, 2, 1, 9, 0, tzinfo=UTC)}
+    store = open_store(sqlite_url, registry)
+    engine = Engine(compiled, store=store, registry=registry, clock=lambda: clock["now"])
+    yield EmployerProducts(engine)
+    engine.close()
+    store.close()
+
+
+def test_compiles_into_an_employer_workflow(compiled: Any) -> None:
+    from engine.workflows.model import workflow_from_dict, workflow_to_dict
+
+    workflow = compiled.get("Workflow", "mijnloket-employer")
+    assert [(s.id, s.label) for s in workflow.states] == [
+        ("not_activated", "Niet geactiveerd"), ("start", "Start"), ("plus", "Plus"), ("pro", "Pro")]
+    assert workflow.initial == "not_activated"
+    assert set(workflow.events) == {"sign_addendum", "activate", "deactivate"}
+    # guards come from the table's rows: the Pro rows are exactly the seed's Pro products
+    to_pro = next(t for t in workflow.transitions if t.event == "activate" and t.dest == "pro")
+    assert to_pro.sources == ("start", "plus")
+    assert to_pro.guard_source["args"][2] == ["assistent", "preboarding", "assistent_bedrijfsregelingen",
+                                              "management_self_service"]
+    assert compiled.get("ProductCatalog", "mijnloket").workflow == "mijnloket-employer"
+    # a stored definition version reloads (guards over registered functions)
+    from engine.registry import load_registry
+
+    again = workflow_from_dict(workflow_to_dict(workflow), load_registry().function_table())
+    assert workflow_to_dict(again) == workflow_to_dict(workflow)
+
+
+def test_employer_history_is_the_audit_trail(products: Any) -> None:
+    werkgever = products.employer("werkgever-1")
+    assert werkgever.tier is None and werkgever.history() == []
+    with pytest.raises(TransitionNotAllowed) as refused:
+        werkgever.activate("MijnLoket - Verlofaanvragen", actor="consultant")
+    assert refused.value.state == "not_activated"
+    assert "Er dient eerst een addendum ondertekend te worden voordat MijnLoket geactiveerd kan worden" \
+        in refused.value.reasons[0]
+    assert werkgever.activate("Verlofregistratie", actor="consultant").tier_after is None  # supporting: allowed
+    werkgever.sign_addendum(actor="consultant")
+    first = werkgever.activate("MijnLoket - Verlofaanvragen", actor="consultant")
+    assert (first.tier_before, first.tier_after, first.tier_changed) == ("Start", "Plus", True)
+    assert [(w["product"], w["supporting"]) for w in first.warnings] == [("verlofaanvragen", "verlofregeling")]
+    second = werkgever.activate("preboarding", actor="consultant")
+    assert (second.tier_before, second.tier_after) == ("Plus", "Pro")
+    third = werkgever.activate("Documenten")
+    assert not third.tier_changed and werkgever.tier == "Pro"
+    assert werkgever.active == ["verlofregistratie", "verlofaanvragen", "preboarding", "documenten"]
+    rows = [(h.event, h.from_state, h.to_state, h.actor, (h.explain.get("input") or {}).get("product"))
+            for h in werkgever.history()]
+    assert rows == [
+        ("$start", "", "not_activated", "consultant", None),
+        ("activate", "not_activated", "not_activated", "consultant", "verlofregistratie"),
+        ("sign_addendum", "not_activated", "start", "consultant", None),
+        ("activate", "start", "plus", "consultant", "verlofaanvragen"),
+        ("activate", "plus", "pro", "consultant", "preboarding"),
+        ("activate", "pro", "pro", "system", "documenten"),
+    ]
+    assert all(h.at == datetime(2027, 2, 1, 9, 0, tzinfo=UTC) for h in werkgever.history())
+    assert [(c.product, c.tier_before, c.tier_after) for c in products.tier_changes()] == [
+        ("verlofaanvragen", "Start", "Plus"), ("preboarding", "Plus", "Pro")]
+    audit = [a for a in products.engine.audit(werkgever.instance_id) if a.action == "mijnloket.activate"]
+    assert audit[1].detail["decision"] == {"table": "mijnloket-tier", "tier": "Plus", "matched": ["verlofaanvragen"]}
+    assert audit[1].detail["events"][0]["to"] == "Plus"
+    # open warnings live on the instance: Verlofregeling and the Preboarding module are missing
+    assert {(w["product"], w["supporting"]) for w in werkgever.warnings} == {
+        ("verlofaanvragen", "verlofregeling"), ("preboarding", "preboarding_module"), ("documenten", "dossiervorming")}
+    werkgever.activate("Verlofregeling")
+    assert ("verlofaanvragen", "verlofregeling") not in {(w["product"], w["supporting"]) for w in werkgever.warnings}
+
+
+def test_deactivating_goes_back_to_what_the_rest_demands(products: Any) -> None:
+    werkgever = products.employer("werkgever-2")
+    werkgever.sign_addendum()
+    werkgever.activate("Verlofaanvragen")
+    werkgever.activate("Preboarding")
+    down = werkgever.deactivate("Preboarding", actor="consultant")
+    assert (down.tier_before, down.tier_after, down.change) == ("Pro", "Plus", "deactivate")
+    assert werkgever.deactivate("Verlofaanvragen").tier_after == "Start"
+    with pytest.raises(UsageError, match="is not active"):
+        werkgever.deactivate("Verlofaanvragen")
+    assert [(c.change, c.tier_before, c.tier_after) for c in products.tier_changes()] == [
+        ("activate", "Start", "Plus"), ("activate", "Plus", "Pro"), ("deactivate", "Pro", "Plus"),
+        ("deactivate", "Plus", "Start")]
+
+
+def test_employer_refusals_are_typed(products: Any) -> None:
+    werkgever = products.employer("werkgever-3")
+    with pytest.raises(UsageError) as unknown:
+        werkgever.activate("Verlofaanvraag")
+    assert "did you mean 'MijnLoket - Verlofaanvragen'" in unknown.value.hint
+    assert werkgever.history() == []  # nothing was started for a usage error
+    werkgever.sign_addendum()
+    with pytest.raises(TransitionNotAllowed):
+        werkgever.sign_addendum()  # once
+    # a raw fire with a name that is not an id is refused by the workflow's data schema
+    with pytest.raises(InvalidData):
+        products.engine.fire(werkgever.instance_id, "activate", "x", {"product": "Verlofaanvragen"})
+    assert werkgever.tier == "Start"
+
+
+def test_instance_id_is_derived_from_the_employer(products: Any) -> None:
+    catalog = products.catalog()
+    assert products.instance_id("123", catalog) == "mijnloket-employer:123"
+    long = products.instance_id("x" * 80, catalog)
+    assert len(long) <= 64 and long == products.instance_id("x" * 80, catalog)
 
 
 def test_cli_tier_json() -> None:

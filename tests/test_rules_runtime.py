@@ -339,3 +339,182 @@ def test_workflow_hooks_fire_or_start_through_the_workflow_runtime(registry: Any
     finally:
         rule_engine.close()
     assert workflows.calls == [("fire", "e3", "submit", "hr-2")]
+
+
+# --- sessions of facts and join rules ---------------------------------------------------------------------------
+
+JOINS = """\
+apiVersion: regelwerk/v1
+kind: RuleSet
+metadata: {name: certs}
+spec:
+  rules:
+    - id: expiring
+      priority: 5
+      match:
+        cert: {all: [{field: type, eq: certificate}, {field: expires_on, lt: {now: {plus: P30D}}}]}
+        shift: {all: [{field: type, eq: shift}, {field: employee, eq: {field: cert.employee}}]}
+      then: [{action: rules.signal, with: {signal: uncovered_shift, employee: {field: cert.employee}}}]
+    - id: logged
+      when: {field: event.type, eq: shift}
+      then: [{action: rules.emit, with: {event: logged}}]
+"""
+
+
+@pytest.fixture
+def joins(registry: Any) -> RuleSetModel:
+    result: RuleSetModel = compile_text(JOINS, registry).get("RuleSet", "certs")
+    return result
+
+
+def at(day: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2026, 5, day, tzinfo=UTC)
+
+
+def test_join_fires_per_combination_and_rechecks_in_python(engine: RuleEngine, joins: RuleSetModel) -> None:
+    with engine.session() as session:
+        cert = session.assert_fact(joins, {"type": "certificate", "employee": "e1", "expires_on": "2026-05-20"},
+                                   now=at(1))
+        assert cert.rules == [] and cert.fact == 1
+        other = session.assert_fact(joins, {"type": "shift", "employee": "e2"}, now=at(1))
+        assert other.rules == [] and other.rejected == []  # durable's join key already kept it out
+        shift = session.assert_fact(joins, {"type": "shift", "employee": "e1"}, now=at(1))
+        assert shift.rules == ["expiring"]
+        assert shift.signals == [{"signal": "uncovered_shift", "rule": "expiring", "employee": "e1"}]
+        fired = shift.explain()["fired"][0]
+        assert fired["facts"] == {"cert": 1, "shift": 3}
+        assert fired["because"][0].startswith("cert: ")
+        # a second valid certificate joins with both shifts of e1 (one each), not with e2's
+        late = session.assert_fact(joins, {"type": "certificate", "employee": "e1", "expires_on": "2027-01-01"},
+                                   now=at(1))
+        assert late.rules == [] and [r["rule"] for r in late.rejected] == ["expiring"]  # the clock: re-checked
+
+
+def test_identical_facts_are_two_facts_and_retract_removes_one(engine: RuleEngine, joins: RuleSetModel) -> None:
+    shift = {"type": "shift", "employee": "e1"}
+    with engine.session() as session:
+        first = session.assert_fact(joins, shift)
+        second = session.assert_fact(joins, shift)
+        assert first.fact != second.fact
+        cert = session.assert_fact(joins, {"type": "certificate", "employee": "e1", "expires_on": "2026-05-20"},
+                                   now=at(1))
+        assert [f.facts["shift"] for f in cert.fired] == [first.fact, second.fact]
+        assert session.retract_fact(joins, shift)  # the oldest equal fact
+        assert session.retract_fact(joins, cert.fact or 0)
+        assert not session.retract_fact(joins, {"type": "nothing"})
+        again = session.assert_fact(joins, {"type": "certificate", "employee": "e1", "expires_on": "2026-05-21"},
+                                    now=at(1))
+        assert [f.facts["shift"] for f in again.fired] == [second.fact]
+
+
+def test_posted_event_joins_but_is_not_kept(engine: RuleEngine, joins: RuleSetModel) -> None:
+    with engine.session() as session:
+        session.assert_fact(joins, {"type": "certificate", "employee": "e1", "expires_on": "2026-05-20"}, now=at(1))
+        outcome = session.post(joins, {"type": "shift", "employee": "e1"}, now=at(1))
+        assert outcome.rules == ["logged", "expiring"]
+        assert len(session.facts(joins)) == 1
+        # plain RuleEngine.post has no facts: only the when-rules
+        assert engine.post(joins, {"type": "shift", "employee": "e1"}, now=at(1)).rules == ["logged"]
+
+
+def test_sessions_are_bounded_and_closing_frees_durable_sids(registry: Any, joins: RuleSetModel) -> None:
+    """durable holds at most 1024 live sids per ruleset: sessions come from a bounded pool, closed ones return."""
+    from engine.rules import SessionLimit
+
+    port = DurableRules(max_sessions=3)
+    rule_engine = RuleEngine.from_registry(registry, port=port)
+    try:
+        open_ = [rule_engine.session() for _ in range(3)]
+        for session in open_:
+            session.assert_fact(joins, {"type": "shift", "employee": "e1"})
+        with pytest.raises(SessionLimit):
+            rule_engine.session().assert_fact(joins, {"type": "shift"})
+        for session in open_:
+            session.close()
+        assert port.open_sessions(durable_name(joins)) == 0
+        for n in range(1100):  # more sessions over time than durable's 1024 live sids
+            with rule_engine.session() as session:
+                session.assert_fact(joins, {"type": "certificate", "employee": f"e{n}", "expires_on": "2026-05-02"},
+                                    now=at(1))
+                assert session.assert_fact(joins, {"type": "shift", "employee": f"e{n}"}, now=at(1)).rules == \
+                    ["expiring"]
+    finally:
+        rule_engine.close()
+
+
+def test_closing_sessions_with_partial_joins_does_not_crash(registry: Any, joins: RuleSetModel) -> None:
+    """durable's delete_state segfaults on a session where nothing fired (a lone fact of a join): contained."""
+    port = DurableRules(max_sessions=2)
+    rule_engine = RuleEngine.from_registry(registry, port=port)
+    try:
+        for n in range(1100):
+            with rule_engine.session() as session:
+                session.assert_fact(joins, {"type": "certificate", "employee": f"e{n}", "expires_on": "2026-05-02"},
+                                    now=at(1))  # a cert without a shift: a partial join in durable
+                session.assert_fact(joins, {"type": "shift", "employee": f"other{n}"})
+        left_open = rule_engine.session()
+        left_open.assert_fact(joins, {"type": "certificate", "employee": "e", "expires_on": "2026-05-02"}, now=at(1))
+    finally:
+        rule_engine.close()  # closes the sessions left open before releasing the ruleset
+
+
+def test_flushing_a_scratch_session_where_nothing_fired_does_not_crash(model: RuleSetModel) -> None:
+    """The scratch session is deleted every flush_every messages, also when none of them matched anything."""
+    with DurableRules(flush_every=4) as port:
+        name = durable_name(model)
+        port.load(name, to_durable_ruleset(model))
+        for n in range(20):
+            assert port.match(name, {"rw_message": 1, "rw": {"event": {"type": f"nothing-{n}"}}}) == []
+
+
+def test_raw_durable_really_crashes_deleting_a_session_where_nothing_fired() -> None:
+    """The edge exists (so the tests above mean something); run in a child process, it kills the process."""
+    code = textwrap.dedent("""
+        import durable.engine as de
+        class H(de.Host):
+            def _run(self): pass
+            def get_action(self, name): return lambda c: None
+        h = H()
+        h.register_rulesets({"j": {"r": {"all": [{"a": {"t": "c"}}, {"b": {"t": "s"}}], "run": "x"}}})
+        try:
+            h.assert_fact("j", {"sid": "1", "t": "nothing matches this"})
+        except de.MessageNotHandledException:
+            pass
+        h.delete_state("j", "1")  # no action ever fired in sid 1
+        print("survived")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "survived" not in out.stdout
+
+
+def test_a_closed_session_is_a_usage_error(engine: RuleEngine, joins: RuleSetModel) -> None:
+    from engine.errors import UsageError
+
+    session = engine.session()
+    session.close()
+    with pytest.raises(UsageError):
+        session.assert_fact(joins, {"type": "shift"})
+
+
+def test_concurrent_sessions_are_serialised(engine: RuleEngine, joins: RuleSetModel) -> None:
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            with engine.session() as session:
+                for n in range(50):
+                    session.assert_fact(joins, {"type": "certificate", "employee": f"{k}-{n}",
+                                                "expires_on": "2026-05-02"}, now=at(1))
+                    assert session.post(joins, {"type": "shift", "employee": f"{k}-{n}"}, now=at(1)).rules == \
+                        ["logged", "expiring"]
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

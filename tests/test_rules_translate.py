@@ -153,3 +153,126 @@ def test_what_is_accepted_loads_into_durable(registry: Any) -> None:
     model = compile_text(ruleset_yaml(rules), registry).get("RuleSet", "bad")
     with DurableRules() as port:
         assert port.load("ok", to_durable_ruleset(model))
+
+
+# --- join rules (match: named patterns over a session's facts) -----------------------------------------------
+
+def join_rule(rule_id: str, first: Any, second: Any, index: int = 0) -> Rule:
+    from engine.conditions import Condition, Const
+    from engine.rules.model import Pattern
+    from engine.rules.translate import field_paths
+
+    second_cond = cond(second)
+    refs = tuple(sorted({p[0] for p in field_paths(second_cond.model) if p[0] == "a"}))
+    return Rule(rule_id, Condition(Const(True), {}), (), index=index,
+                patterns=(Pattern("a", cond(first)), Pattern("b", second_cond, refs)))
+
+
+def test_golden_join_translation() -> None:
+    rule = join_rule("j", {"field": "type", "eq": "cert"},
+                     {"all": [{"field": "type", "eq": "shift"}, {"field": "employee", "eq": {"field": "a.employee"}},
+                              {"field": "a.day", "le": {"field": "day"}}]})
+    model = RuleSetModel("r", (rule,), "v")
+    assert to_durable_ruleset(model) == {"j": {
+        "all": [{"a": {"rf.type": "cert"}},
+                {"b": {"$and": [{"rf.type": "shift"}, {"rfk.k0": {"a": "rfk.k0"}}]}}],
+        "pri": 0, "run": "r@v/j#join"}}
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (1, 1.0), ("2026-01-01", "2026-01-01T10:00:00Z"), ("2026-01-01T23:00:00-05:00", "2026-01-02T04:00:00Z"),
+    (None, None), ([1], [1.0]), ({"x": 1}, {"x": 1.0}), ("e1", "e1"), (True, True),
+])
+def test_join_key_agrees_with_regelwerk_equality(a: Any, b: Any) -> None:
+    from engine.rules.translate import join_key
+
+    equal = cond({"field": "x", "eq": {"field": "y"}})({"x": a, "y": b}, datetime(2026, 1, 1, tzinfo=UTC))
+    assert equal and join_key(a) == join_key(b)
+
+
+JOIN_VALUES = [1, 2, 2.0, "1", "a", "b", True, False, None, "2026-01-01", "2026-01-01T10:00:00Z", [1], {"k": 1}]
+JOIN_LEAVES = [
+    {"field": "n", "eq": {"field": "a.n"}}, {"field": "a.s", "eq": {"field": "s"}},
+    {"field": "n", "ne": {"field": "a.n"}}, {"field": "n", "lt": {"field": "a.n"}},
+    {"field": "s", "eq": {"field": "a.n"}}, {"field": "a.s", "eq": "a"},
+]
+
+
+def random_join_condition(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth < 2 and roll < 0.25:
+        return {"all": [random_join_condition(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if depth < 2 and roll < 0.4:
+        return {"any": [random_join_condition(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if depth < 2 and roll < 0.45:
+        return {"not": random_join_condition(rng, depth + 1)}
+    return rng.choice(JOIN_LEAVES + LEAVES_FACT)
+
+
+LEAVES_FACT = [{"field": "n", "ge": 2}, {"field": "s", "in": ["a", "b"]}, {"field": "n", "exists": True}]
+
+
+def test_durable_join_prefilter_never_loses_a_match() -> None:
+    """Random join rules over random facts: every combination regelwerk accepts, durable completed too."""
+    from engine.rules.translate import FACT_KEYS, FACT_MARKER, FACT_PAYLOAD, fact_keys, join_paths
+
+    rng = random.Random(11)
+    rules = tuple(join_rule(f"j{i}", random_condition_fact(rng), random_join_condition(rng), i) for i in range(40))
+    model = RuleSetModel("joins", rules, "v1")
+    keys = join_paths(model)
+    assert keys  # the property covers durable-side joins, not only the re-check
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with DurableRules() as port:
+        port.load("joins", to_durable_ruleset(model))
+        for _round in range(6):
+            sid = port.open_session("joins")
+            facts: dict[int, dict[str, Any]] = {}
+            seen: set[tuple[str, int, int]] = set()
+            for seq in range(1, 16):
+                fact = {k: rng.choice(JOIN_VALUES) for k in ("n", "s") if rng.random() < 0.85}
+                facts[seq] = fact
+                for rule_id, bound in port.assert_fact("joins", sid, {FACT_MARKER: 1, "rw_seq": seq,
+                                                                      FACT_PAYLOAD: fact,
+                                                                      FACT_KEYS: fact_keys(fact, keys)}):
+                    seen.add((rule_id, bound["a"], bound["b"]))
+            for rule in rules:
+                first, second = rule.patterns
+                for x, fa in facts.items():
+                    for y, fb in facts.items():
+                        if x != y and first.when(fa, now) and second.when({**fb, "a": fa}, now):
+                            assert (rule.id, x, y) in seen, (rule.id, fa, fb, to_durable_ruleset(model)[rule.id])
+            port.close_session("joins", sid)
+
+
+def random_condition_fact(rng: random.Random) -> Any:
+    return rng.choice([{"field": "n", "ge": 2}, {"field": "s", "eq": "a"}, {"field": "n", "exists": True},
+                       {"not": {"field": "s", "eq": "b"}}])
+
+
+def join_yaml(match: str, then: str = "[{action: rules.signal, with: {signal: x}}]") -> str:
+    return ruleset_yaml(f"- id: j\n  match:\n{textwrap.indent(textwrap.dedent(match), '    ')}  then: {then}\n")
+
+
+@pytest.mark.parametrize(("text", "code", "line"), [
+    (join_yaml("a: {field: b.x, eq: 1}\nb: {field: y, eq: 1}\n"), "RW608", 8),
+    (join_yaml("a: {field: x, eq: 1}\nb: {field: b.y, eq: 1}\n"), "RW608", 9),
+    (join_yaml("a: {field: x, eq: 1}\nb: {field: y, eq: {field: a.x}}\n",
+               "[{action: rules.signal, with: {signal: x, who: {field: c.y}}}]"), "RW609", 10),
+    (join_yaml("".join(f"p{n}: {{field: x, eq: {n}}}\n" for n in range(5))), "RW607", 8),
+    (join_yaml("a: {field: $x, eq: 1}\n"), "RW603", 8),
+    (ruleset_yaml("- id: j\n  when: {field: event.a, eq: 1}\n  match: {a: {field: x, eq: 1}}\n"
+                  "  then: [{action: rules.signal, with: {signal: x}}]\n"), "RW610", 6),
+    (ruleset_yaml("- id: j\n  then: [{action: rules.signal, with: {signal: x}}]\n"), "RW610", 6),
+])
+def test_join_rules_are_checked_at_the_yaml_line(registry: Any, text: str, code: str, line: int) -> None:
+    diags = diagnostics_of(text, registry)
+    assert [(d.code, d.line) for d in diags] == [(code, line)], [d.format() for d in diags]
+
+
+def test_the_largest_accepted_join_loads_into_durable(registry: Any) -> None:
+    match = "".join(f"p{n}: {{all: [{{field: x, eq: {n}}}"
+                    + (f", {{field: y, eq: {{field: p{n - 1}.y}}}}" if n else "") + "]}\n" for n in range(4))
+    model = compile_text(join_yaml(match), registry).get("RuleSet", "bad")
+    assert len(model.rules[0].patterns) == 4
+    with DurableRules() as port:
+        assert port.load("ok", to_durable_ruleset(model))

@@ -1,15 +1,24 @@
 """Event-condition-action rules (the ``RuleSet`` kind) on durable-rules, behind regelwerk's own port.
 
 Only :mod:`engine.rules.port` imports ``durable`` (lazily, when a port is created).
-Public API: ``RuleEngine(...).post(model, event, context) -> RuleOutcome``; the pure
+Public API: ``RuleEngine(...).post(model, event, context) -> RuleOutcome``; ``RuleEngine.session()``
+(a ``RuleSession`` of facts for join rules); the pure
 translator ``to_durable_ruleset(model)``; the port ``RulesPort`` / ``DurableRules``.
 """
 
 from __future__ import annotations
 
-from engine.rules.model import ActionCall, Rule, RuleSetModel
-from engine.rules.port import DurableRules, RulesEngineError, RuleSetLimit, RulesPort
-from engine.rules.runtime import ActionContext, FiredRule, RuleEngine, RuleHooks, RuleOutcome, WorkflowHooks
+from engine.rules.model import ActionCall, Pattern, Rule, RuleSetModel
+from engine.rules.port import DurableRules, RulesEngineError, RuleSetLimit, RulesPort, SessionLimit
+from engine.rules.runtime import (
+    ActionContext,
+    FiredRule,
+    RuleEngine,
+    RuleHooks,
+    RuleOutcome,
+    RuleSession,
+    WorkflowHooks,
+)
 from engine.rules.translate import durable_limits, durable_name, to_durable_ruleset
 
 __all__ = [
@@ -17,14 +26,17 @@ __all__ = [
     "ActionContext",
     "DurableRules",
     "FiredRule",
+    "Pattern",
     "Rule",
     "RuleEngine",
     "RuleHooks",
     "RuleOutcome",
+    "RuleSession",
     "RuleSetLimit",
     "RuleSetModel",
     "RulesEngineError",
     "RulesPort",
+    "SessionLimit",
     "WorkflowHooks",
     "durable_limits",
     "durable_name",

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.registry import ActionSpec, IdDecl, KindSpec, Registry, StepSpec
-from engine.rules.model import ActionCall, Rule, RuleSetModel, freeze
+from engine.rules.model import ActionCall, Pattern, Rule, RuleSetModel, freeze
 
-__all__ = ["compile_ruleset", "register", "step_post"]
+__all__ = ["compile_ruleset", "register", "step_assert_fact", "step_post", "step_retract_fact"]
 
 
 def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
@@ -22,7 +22,7 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
     errors_before = len([d for d in ctx.diagnostics if d.is_error])
     for index, raw in enumerate(spec["rules"]):
         base = f"/spec/rules/{index}"
-        when = ctx.condition(raw["when"], f"{base}/when")
+        when, patterns = _condition_or_patterns(ctx, raw, base)
         calls = []
         for a, item in enumerate(raw["then"]):
             pointer = f"{base}/then/{a}"
@@ -30,16 +30,67 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
             params = {} if isinstance(item, str) else dict(item.get("with") or {})
             ctx.check_action(name, pointer if isinstance(item, str) else f"{pointer}/action", params,
                              pointer if isinstance(item, str) else f"{pointer}/with")
+            if "match" in raw:
+                _check_join_params(ctx, params, {p.name for p in patterns}, f"{pointer}/with")
             calls.append(ActionCall(name, tuple(sorted((k, freeze(v)) for k, v in params.items()))))
-        rules.append(Rule(raw["id"], when, tuple(calls), int(raw.get("priority", 0)), index, str(raw.get("label", ""))))
+        rules.append(Rule(raw["id"], when, tuple(calls), int(raw.get("priority", 0)), index, str(raw.get("label", "")),
+                          patterns))
     model = RuleSetModel(doc.name, tuple(rules), content_hash(doc.data), str(spec.get("label", "")),
                          str(spec.get("description", "")))
     for problem in durable_limits(model):
-        pointer = "/spec/rules" if problem.rule is None else f"/spec/rules/{problem.rule}/when"
+        pointer = "/spec/rules" if problem.rule is None else f"/spec/rules/{problem.rule}/{problem.at}"
         ctx.report(problem.code, problem.message, pointer, problem.hint)
     if len([d for d in ctx.diagnostics if d.is_error]) > errors_before:
         return None
     return model
+
+
+def _condition_or_patterns(ctx: Any, raw: Any, base: str) -> tuple[Any, tuple[Pattern, ...]]:
+    """A rule's ``when`` (one event), or its ``match`` patterns (a join over a session's facts), checked."""
+    from engine.conditions import Condition, Const
+    from engine.rules.translate import field_paths
+
+    if ("when" in raw) == ("match" in raw):
+        ctx.report("RW610", "a rule needs either 'when' (one event) or 'match' (a join over facts), not "
+                   + ("both" if "when" in raw else "neither"), base,
+                   "use 'when' for a condition on the posted event, 'match' for named patterns over facts")
+    if "match" not in raw:
+        return ctx.condition(raw.get("when", {"all": []}), f"{base}/when"), ()
+    names = list(raw["match"])
+    patterns = []
+    for position, (name, data) in enumerate(raw["match"].items()):
+        pointer = f"{base}/match/{name}"
+        when = ctx.condition(data, pointer)
+        refs: set[str] = set()
+        for path in field_paths(when.model):
+            if path[0] in names[:position]:
+                refs.add(path[0])
+            elif path[0] in names:
+                ctx.report("RW608", f"pattern {name!r} refers to {'itself' if path[0] == name else 'a later pattern'} "
+                           f"({'.'.join(path)!r}); a pattern sees its own fact's fields directly and the facts of "
+                           "the patterns before it by name", pointer,
+                           f"write {'.'.join(path[1:])!r}" if path[0] == name else "reorder the patterns")
+        patterns.append(Pattern(name, when, tuple(sorted(refs))))
+    return Condition(Const(True), {}), tuple(patterns)
+
+
+def _check_join_params(ctx: Any, params: Any, names: set[str], pointer: str) -> None:
+    """In a join rule's actions, ``{field: x.y}`` must start with a pattern name (the scope is the matched facts)."""
+    if isinstance(params, Mapping):
+        if set(params) == {"field"} and isinstance(params["field"], str):
+            head = params["field"].split(".")[0]
+            if head not in names:
+                from engine.diagnostics import did_you_mean
+
+                ctx.report("RW609", f"{params['field']!r}: {head!r} is not a pattern of this rule; a join rule's "
+                           "actions read the matched facts by pattern name", f"{pointer}/field",
+                           did_you_mean(head, names) or "patterns: " + ", ".join(sorted(names)))
+            return
+        for key, value in params.items():
+            _check_join_params(ctx, value, names, f"{pointer}/{key}")
+    elif isinstance(params, list):
+        for n, value in enumerate(params):
+            _check_join_params(ctx, value, names, f"{pointer}/{n}")
 
 
 def _engine(ctx: Any) -> Any:
@@ -53,13 +104,21 @@ def _engine(ctx: Any) -> Any:
     return ctx.service("rules.engine", make)
 
 
-def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
-    """Scenario step: post an event into a RuleSet and compare fired rules, actions, signals, events."""
+def _session(ctx: Any) -> Any:
+    """The scenario's fact session (join rules): one per scenario, closed at its end."""
+    engine = _engine(ctx)
+
+    def make(scenario: Any) -> Any:
+        session = engine.session()
+        scenario.cleanups.append(session.close)
+        return session
+
+    return ctx.service("rules.session", make)
+
+
+def _expect(args: Mapping[str, Any], outcome: Any) -> None:
     from engine.scenarios import StepFailure, matches_subset
 
-    model = ctx.compiled.get("RuleSet", args["ruleset"])
-    outcome = _engine(ctx).post(model, dict(args.get("event") or {}), {**ctx.facts, **dict(args.get("context") or {})},
-                                now=ctx.now, actor=args.get("actor", "scenario"))
     problems = []
     for key, actual in (("fired", outcome.rules), ("actions", outcome.actions), ("signals", outcome.signals),
                         ("events", outcome.events), ("changes", outcome.changes),
@@ -69,6 +128,32 @@ def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
                             f"got {json.dumps(actual, default=str)}")
     if problems:
         raise StepFailure("; ".join(problems) + f" (explain: {json.dumps(outcome.explain(), default=str)})")
+
+
+def step_assert_fact(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
+    """Scenario step: assert a fact into the scenario's session and compare the join rules that fired."""
+    model = ctx.compiled.get("RuleSet", args["ruleset"])
+    outcome = _session(ctx).assert_fact(model, dict(args["fact"]), now=ctx.now, actor=args.get("actor", "scenario"))
+    _expect(args, outcome)
+
+
+def step_retract_fact(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
+    """Scenario step: retract the oldest fact equal to ``fact`` from the scenario's session."""
+    from engine.scenarios import StepFailure
+
+    model = ctx.compiled.get("RuleSet", args["ruleset"])
+    if not _session(ctx).retract_fact(model, dict(args["fact"])):
+        raise StepFailure(f"no fact {json.dumps(args['fact'], default=str)} to retract in {args['ruleset']!r}")
+
+
+def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
+    """Scenario step: post an event into a RuleSet and compare fired rules, actions, signals, events."""
+    model = ctx.compiled.get("RuleSet", args["ruleset"])
+    # through the scenario's session, so join rules see the facts asserted before (when-rules: as before)
+    poster = _session(ctx) if model.has_joins else _engine(ctx)
+    outcome = poster.post(model, dict(args.get("event") or {}), {**ctx.facts, **dict(args.get("context") or {})},
+                          now=ctx.now, actor=args.get("actor", "scenario"))
+    _expect(args, outcome)
 
 
 def register(registry: Registry, plugin: str) -> None:
@@ -103,3 +188,28 @@ def register(registry: Registry, plugin: str) -> None:
             "templates": expected_list,
         },
     }, "post an event into a rule set and check what fired"))
+    expectations = {
+        "actor": {"type": "string"},
+        "fired": {"type": "array", "items": {"type": "string"}, "description": "Expected join rule ids, in order."},
+        "actions": {"type": "array", "items": {"type": "string"}, "description": "Expected action names."},
+        "signals": {**expected_list, "description": "Expected signals (each: the keys given must match)."},
+        "events": {**expected_list, "description": "Expected emitted events."},
+        "changes": {"type": "object", "description": "Expected field changes."},
+        "workflow_events": expected_list,
+        "templates": expected_list,
+    }
+    registry.add_step(StepSpec("assert_fact", plugin, step_assert_fact, {
+        "type": "object", "required": ["ruleset", "fact"], "additionalProperties": False,
+        "properties": {
+            "ruleset": {"type": "string", "description": "The RuleSet's metadata.name."},
+            "fact": {"type": "object", "description": "The fact asserted into the scenario's session."},
+            **expectations,
+        },
+    }, "assert a fact into the scenario's rule session and check which join rules fired"))
+    registry.add_step(StepSpec("retract_fact", plugin, step_retract_fact, {
+        "type": "object", "required": ["ruleset", "fact"], "additionalProperties": False,
+        "properties": {
+            "ruleset": {"type": "string", "description": "The RuleSet's metadata.name."},
+            "fact": {"type": "object", "description": "The fact to retract (the oldest equal one)."},
+        },
+    }, "retract a fact from the scenario's rule session"))

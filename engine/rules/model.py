@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.conditions import Condition
 
-__all__ = ["ActionCall", "Rule", "RuleSetModel"]
+__all__ = ["ActionCall", "Pattern", "Rule", "RuleSetModel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +26,24 @@ class ActionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Pattern:
+    """One named pattern of a join rule: a condition over a candidate fact and the facts matched before it.
+
+    ``refs`` are the earlier patterns' names this pattern's condition reads (``cert.employee``).
+    """
+
+    name: str
+    when: Condition
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule: fires when ``when`` holds for a posted event; runs ``then`` in order."""
+    """One rule: fires when ``when`` holds for a posted event; runs ``then`` in order.
+
+    A join rule has ``patterns`` instead (``match:`` in YAML; ``when`` is then always true): it fires once
+    per combination of distinct facts of a session, one per pattern, that satisfies every pattern in order.
+    """
 
     id: str
     when: Condition
@@ -35,6 +51,12 @@ class Rule:
     priority: int = 0
     index: int = 0
     label: str = ""
+    patterns: tuple[Pattern, ...] = ()
+
+    @property
+    def joins(self) -> bool:
+        """True for a join rule (``match:``), evaluated over a session's facts."""
+        return bool(self.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +70,11 @@ class RuleSetModel:
     description: str = ""
 
     by_id: Mapping[str, Rule] = field(init=False, repr=False, compare=False, hash=False)
+    has_joins: bool = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", MappingProxyType({r.id: r for r in self.rules}))
+        object.__setattr__(self, "has_joins", any(r.patterns for r in self.rules))
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError when unknown)."""

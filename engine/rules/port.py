@@ -16,6 +16,13 @@ Every sharp edge of durable-rules 2.0.28 is contained here (see docs/rules.md):
   is never reached whatever the number of employees; each message carries a sequence number
   so durable's de-duplication of identical facts (``MessageObservedException``) cannot trigger,
   and the session's state is deleted every ``flush_every`` messages so it stays small;
+- sessions of facts (join rules) get a sid each, from a bounded pool per ruleset (``max_sessions``, below
+  durable's 1024; ``SessionLimit`` beyond it) whose state is deleted when the session closes; their facts
+  carry a sequence number too, so identical facts are two facts; the port keeps every live fact and
+  retracts them all before deleting a session (and closes every session before the port);
+- durable's ``delete_state`` crashes the process (segmentation fault) on a session in which no action
+  has fired yet (measured: a lone fact of a join, or only messages that matched nothing): every ruleset
+  gets one more rule, ``rw:close``, and the port asserts its sentinel fact just before deleting a state;
 - ``post_batch`` is never used (it runs only the first sid's actions in the caller);
 - the C extension has no locks: every call into the host holds the port's lock;
 - durable's bare ``Exception('... error code: N')`` becomes :class:`RulesEngineError` with the code.
@@ -32,9 +39,16 @@ from typing import Any, Protocol
 
 from engine.errors import RegelwerkError
 
-__all__ = ["DurableRules", "RuleSetLimit", "RulesEngineError", "RulesPort"]
+__all__ = ["DurableRules", "RuleSetLimit", "RulesEngineError", "RulesPort", "SessionLimit"]
 
 SID = "rw"
+#: A rule the port adds to every ruleset, fired by a sentinel fact just before ``delete_state``.
+CLOSE_RULE = "rw:close"
+CLOSE_FIELD = "rw_close"
+#: A join rule's action name ends with this (engine.rules.translate.JOIN): its recorder keeps the facts too.
+JOIN = "#join"
+#: The facts a join rule matched: ``(rule id, {pattern name: fact sequence number})``.
+Join = tuple[str, dict[str, int]]
 _CODE = re.compile(r"error code: (\d+)")
 
 
@@ -68,6 +82,18 @@ class RuleSetLimit(RegelwerkError):
                          "cannot unload any; restart the engine (or raise max_rulesets) after definition changes")
 
 
+class SessionLimit(RegelwerkError):
+    """More open fact sessions on one rule set than durable-rules can hold (its 1024-sid limit)."""
+
+    code = "session_limit"
+
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit = limit
+        self.name = name
+        super().__init__(f"cannot open another fact session on {name!r}: {limit} are open; close sessions "
+                         "you no longer need (RuleSession.close)")
+
+
 class RulesPort(Protocol):
     """What the rules runtime needs from a rules engine."""
 
@@ -83,8 +109,29 @@ class RulesPort(Protocol):
     def match_many(self, name: str, messages: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         """``match`` for several messages, one after the other."""
 
+    def open_session(self, name: str) -> str:
+        """A fresh session id for facts on ruleset ``name`` (bounded; release it with ``close_session``)."""
+
+    def assert_fact(self, name: str, sid: str, message: Mapping[str, Any]) -> list[Join]:
+        """Assert a fact (it carries ``rw_seq``); the join rules that fired with the facts they matched."""
+
+    def retract_fact(self, name: str, sid: str, message: Mapping[str, Any]) -> None:
+        """Retract a fact asserted before (the same message)."""
+
+    def close_session(self, name: str, sid: str) -> None:
+        """Delete the session's state and free its id."""
+
     def close(self) -> None:
         """Release the engine's resources."""
+
+
+def _join_recorder(record: Callable[[Join], None], rule_id: str) -> Callable[[Any], None]:
+    """Like :func:`_one_argument`, also recording each matched fact's sequence number by pattern name."""
+
+    def fired(c: Any) -> None:
+        record((rule_id, {name: fact.get("rw_seq") for name, fact in dict(c._m).items()}))
+
+    return fired
 
 
 def _one_argument(record: Callable[[str], None], rule_id: str) -> Callable[[Any], None]:
@@ -99,7 +146,7 @@ def _one_argument(record: Callable[[str], None], rule_id: str) -> Callable[[Any]
 class DurableRules:
     """The durable-rules implementation of :class:`RulesPort` (one Host, no timer threads)."""
 
-    def __init__(self, max_rulesets: int = 1000, flush_every: int = 64) -> None:
+    def __init__(self, max_rulesets: int = 1000, flush_every: int = 64, max_sessions: int = 1000) -> None:
         import durable.engine as durable_engine
 
         self._engine = durable_engine
@@ -110,8 +157,14 @@ class DurableRules:
         self._loaded: set[str] = set()
         self.max_rulesets = max_rulesets
         self.flush_every = max(1, flush_every)
+        # durable holds at most 1024 live sids per ruleset; one is the scratch session
+        self.max_sessions = max(1, min(max_sessions, 1000))
+        self._sessions: dict[str, dict[str, dict[Any, dict[str, Any]]]] = {}  # name -> sid -> live facts
+        self._next_sid = 0
+        self._joins: list[Join] = []
         self._closed = False
         record = self._fired.append
+        record_join = self._joins.append
 
         class _Host(durable_engine.Host):  # type: ignore[misc]  # durable ships no type hints
             """A Host that starts no timer threads and resolves actions to recorders."""
@@ -121,6 +174,8 @@ class DurableRules:
 
             def get_action(self, action_name: str) -> Callable[[Any], None]:
                 rule_id = action_name.rsplit("/", 1)[-1]
+                if rule_id.endswith(JOIN):
+                    return _join_recorder(record_join, rule_id[: -len(JOIN)])
                 return _one_argument(record, rule_id)
 
             def load_ruleset(self, ruleset_name: str) -> Any:
@@ -137,7 +192,9 @@ class DurableRules:
             if len(self._loaded) >= self.max_rulesets:
                 raise RuleSetLimit(self.max_rulesets, name)
             try:
-                self._host.register_rulesets({name: copy.deepcopy(dict(ruleset))})
+                definition = copy.deepcopy(dict(ruleset))
+                definition[CLOSE_RULE] = {"all": [{"m": {CLOSE_FIELD: 1}}], "run": f"{name}/{CLOSE_RULE}"}
+                self._host.register_rulesets({name: definition})
             except Exception as exc:
                 raise RulesEngineError("create the ruleset", name, str(exc)) from exc
             self._loaded.add(name)
@@ -181,17 +238,106 @@ class DurableRules:
         """One ``match`` per message (never durable's post_batch, whose later sids fire in a background thread)."""
         return [self.match(name, message) for message in messages]
 
-    def session_size(self, name: str) -> int:
-        """How many facts the ruleset's scratch session holds now (bounded by ``flush_every``)."""
+    def open_session(self, name: str) -> str:
+        """A fresh sid for a fact session on ``name``; at most ``max_sessions`` open at once (``SessionLimit``)."""
+        with self._lock:
+            self._check_open()
+            if name not in self._loaded:
+                raise RulesEngineError("open a session", name, "ruleset not loaded")
+            live = self._sessions.setdefault(name, {})
+            if len(live) >= self.max_sessions:
+                raise SessionLimit(self.max_sessions, name)
+            self._next_sid += 1
+            sid = f"s{self._next_sid}"
+            live[sid] = {}
+            return sid
+
+    def assert_fact(self, name: str, sid: str, message: Mapping[str, Any]) -> list[Join]:
+        """Assert ``message`` in session ``sid``; every join rule combination that became complete."""
+        engine = self._engine
+        with self._lock:
+            facts = self._session(name, sid)
+            joins = self._joins
+            joins.clear()
+            fact = {**message, "sid": sid}
+            facts[fact.get("rw_seq")] = fact
+            try:
+                self._host.assert_fact(name, fact)
+            except (engine.MessageNotHandledException, engine.MessageObservedException):
+                pass  # nothing matched (identical facts cannot happen: every fact has its rw_seq)
+            except Exception as exc:
+                joins.clear()
+                facts.pop(fact.get("rw_seq"), None)
+                raise RulesEngineError("assert a fact", name, str(exc)) from exc
+            result = list(joins)
+            joins.clear()
+            self._fired.clear()  # single-message rules never match a fact message; keep the list empty anyway
+            return result
+
+    def retract_fact(self, name: str, sid: str, message: Mapping[str, Any]) -> None:
+        """Retract a fact asserted with exactly this ``message``."""
+        engine = self._engine
+        with self._lock:
+            self._session(name, sid).pop(message.get("rw_seq"), None)
+            try:
+                self._host.retract_fact(name, {**message, "sid": sid})
+            except (engine.MessageNotHandledException, engine.MessageObservedException):
+                pass
+            except Exception as exc:
+                raise RulesEngineError("retract a fact", name, str(exc)) from exc
+            finally:
+                self._joins.clear()
+                self._fired.clear()
+
+    def close_session(self, name: str, sid: str) -> None:
+        """Delete the session's facts in durable and free its sid (no-op when closed already)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._close_session(name, sid)
+
+    def _close_session(self, name: str, sid: str) -> None:
+        facts = self._sessions.get(name, {}).pop(sid, None)
+        if facts is None:
+            return
+        # delete_state on a session holding a partly matched join crashes durable (segmentation fault):
+        # retract every live fact first, then delete the (now empty) state to free the sid
+        for fact in facts.values():
+            with contextlib.suppress(Exception):
+                self._host.retract_fact(name, fact)
+        self._delete_state(name, sid)
+
+    def open_sessions(self, name: str) -> int:
+        """How many fact sessions are open on ruleset ``name``."""
+        return len(self._sessions.get(name, ()))
+
+    def _session(self, name: str, sid: str) -> dict[Any, dict[str, Any]]:
+        self._check_open()
+        facts = self._sessions.get(name, {}).get(sid)
+        if facts is None:
+            raise RulesEngineError("use a session", name, f"session {sid!r} is not open")
+        return facts
+
+    def session_size(self, name: str, sid: str = SID) -> int:
+        """How many facts a session holds now (the scratch session: bounded by ``flush_every``)."""
         with self._lock:
             try:
-                return len(self._host.get_facts(name, SID))
+                return len(self._host.get_facts(name, sid))
             except Exception:  # noqa: BLE001 - durable: "Could not get facts" when the session is empty
                 return 0
 
     def _flush(self, name: str) -> None:
+        self._delete_state(name, SID)
+
+    def _delete_state(self, name: str, sid: str) -> None:
+        """Delete a session's state; first fire ``rw:close`` in it (delete_state segfaults where nothing fired)."""
+        self._seq += 1
+        with contextlib.suppress(Exception):  # MessageObserved/NotHandled cannot matter here
+            self._host.assert_fact(name, {"sid": sid, CLOSE_FIELD: 1, "rw_seq": self._seq})
+        self._fired.clear()
+        self._joins.clear()
         with contextlib.suppress(Exception):  # deleting a session that is already gone is fine
-            self._host.delete_state(name, SID)
+            self._host.delete_state(name, sid)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -202,6 +348,9 @@ class DurableRules:
         with self._lock:
             if self._closed:
                 return
+            for name, sessions in sorted(self._sessions.items()):
+                for sid in sorted(sessions):
+                    self._close_session(name, sid)
             self._closed = True
             native = self._engine.durable_rules_engine  # the C extension durable.engine wraps
 

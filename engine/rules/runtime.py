@@ -5,12 +5,19 @@ which rules' pre-filters matched, re-checks each rule's full condition with the 
 condition language, orders the confirmed rules (higher ``priority`` first, then file order)
 and runs their actions in regelwerk, outside the host. The result says what fired, what
 durable matched but regelwerk's check rejected, and every action's effect.
+
+Join rules (``match:``) run in a :class:`RuleSession`: the facts of one caller scope (an employee's
+certificates and shifts, an employer's records), asserted and retracted one by one. Asserting a fact
+(or posting an event into the session, a fact for the duration of the post) asks the port which
+combinations of facts durable's pre-filter completed; regelwerk re-checks every pattern of each
+combination in Python and runs the confirmed rules' actions.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -19,10 +26,21 @@ from engine.actors import SYSTEM, Actor
 from engine.conditions import resolve_path
 from engine.errors import UsageError
 from engine.rules.model import Rule, RuleSetModel
-from engine.rules.port import DurableRules, RulesPort
-from engine.rules.translate import MARKER, PAYLOAD, durable_name, to_durable_ruleset
+from engine.rules.port import DurableRules, Join, RulesPort
+from engine.rules.translate import (
+    FACT_KEYS,
+    FACT_MARKER,
+    FACT_PAYLOAD,
+    MARKER,
+    PAYLOAD,
+    durable_name,
+    fact_keys,
+    join_paths,
+    to_durable_ruleset,
+)
 
-__all__ = ["BUILTIN_ACTIONS", "ActionContext", "FiredRule", "RuleEngine", "RuleHooks", "RuleOutcome", "WorkflowHooks"]
+__all__ = ["BUILTIN_ACTIONS", "ActionContext", "FiredRule", "RuleEngine", "RuleHooks", "RuleOutcome", "RuleSession",
+           "WorkflowHooks"]
 
 
 class RuleHooks(Protocol):
@@ -65,22 +83,30 @@ class WorkflowHooks:
 class FiredRule:
     """A rule that fired, with the actions it ran; ``because`` (the deciding conditions) is computed on request."""
 
-    __slots__ = ("_because", "_now", "_scope", "_when", "actions", "priority", "rule")
+    __slots__ = ("_because", "_now", "_patterns", "_scope", "_when", "actions", "facts", "priority", "rule")
 
-    def __init__(self, rule: Rule, scope: Mapping[str, Any], now: datetime) -> None:
+    def __init__(self, rule: Rule, scope: Mapping[str, Any], now: datetime,
+                 facts: Mapping[str, int] | None = None, scopes: Sequence[Mapping[str, Any]] | None = None) -> None:
         self.rule = rule.id
         self.priority = rule.priority
         self.actions: list[str] = []
+        #: for a join rule: the sequence number of the fact each pattern matched
+        self.facts: dict[str, int] = dict(facts or {})
         self._when = rule.when
+        self._patterns = list(zip(rule.patterns, scopes or (), strict=False))
         self._scope = scope
         self._now = now
         self._because: list[str] | None = None
 
     @property
     def because(self) -> list[str]:
-        """The leaf conditions that made the rule fire."""
+        """The leaf conditions that made the rule fire (for a join rule: per pattern, ``name: ...``)."""
         if self._because is None:
-            self._because = self._when.explain(self._scope, self._now)[1]
+            if self._patterns:
+                self._because = [f"{p.name}: {line}" for p, scope in self._patterns
+                                 for line in p.when.explain(scope, self._now)[1]]
+            else:
+                self._because = self._when.explain(self._scope, self._now)[1]
         return self._because
 
     def __repr__(self) -> str:
@@ -90,11 +116,13 @@ class FiredRule:
 class RuleOutcome:
     """What one posted event did: fired rules, rejected pre-filter matches and every action's effect."""
 
-    __slots__ = ("changes", "events", "fired", "rejected", "results", "ruleset", "signals", "templates",
+    __slots__ = ("changes", "events", "fact", "fired", "rejected", "results", "ruleset", "signals", "templates",
                  "version", "workflow_events")
 
     def __init__(self, ruleset: str, version: str) -> None:
         self.ruleset = ruleset
+        #: the sequence number of the fact asserted (RuleSession.assert_fact), else None
+        self.fact: int | None = None
         self.version = version
         self.fired: list[FiredRule] = []
         self.rejected: list[dict[str, Any]] = []
@@ -123,8 +151,8 @@ class RuleOutcome:
         return {
             "ruleset": self.ruleset,
             "version": self.version,
-            "fired": [{"rule": f.rule, "priority": f.priority, "because": f.because, "actions": f.actions}
-                      for f in self.fired],
+            "fired": [{"rule": f.rule, "priority": f.priority, "because": f.because, "actions": f.actions,
+                       **({"facts": f.facts} if f.facts else {})} for f in self.fired],
             "rejected": self.rejected,
         }
 
@@ -328,6 +356,47 @@ class RuleEngine:
                 fired.actions.append(action_name)
         return outcome
 
+    def session(self) -> RuleSession:
+        """A new session of facts for join rules (close it when the caller scope ends)."""
+        return RuleSession(self)
+
+    def _joins(self, model: RuleSetModel, name: str, joins: list[Join], facts: Mapping[int, Mapping[str, Any]],
+               event: Mapping[str, Any], outcome: RuleOutcome, now: datetime | None, actor: Any) -> None:
+        """Re-check each combination durable's pre-filter completed; run the confirmed ones' actions."""
+        if not joins:
+            return
+        moment = now or datetime.now(UTC)
+        who = actor if type(actor) is Actor else Actor.of(actor)
+        by_id = model.by_id
+        candidates = []
+        for rule_id, bound in joins:
+            rule = by_id.get(rule_id)
+            if rule is None or not rule.patterns or any(facts.get(seq) is None for seq in bound.values()):
+                continue  # a retracted fact, or not a join rule: nothing to confirm
+            candidates.append((rule, {p.name: bound[p.name] for p in rule.patterns}))
+        candidates.sort(key=lambda c: (-c[0].priority, c[0].index, tuple(c[1].values())))
+        plans = self._plans.setdefault(name, {})
+        for rule, bound in candidates:
+            matched = {n: facts[seq] for n, seq in bound.items()}
+            scopes = list(_pattern_scopes(rule, matched))
+            if not all(p.when(scope, moment) for p, scope in zip(rule.patterns, scopes, strict=True)):
+                outcome.rejected.append({
+                    "rule": rule.id, "facts": bound,
+                    "because": [f"{p.name}: {line}" for p, scope in zip(rule.patterns, scopes, strict=True)
+                                for line in p.when.explain(scope, moment)[1]],
+                    "note": "durable-rules matched the pre-filter; a pattern's full condition is false"})
+                continue
+            fired = FiredRule(rule, matched, moment, bound, scopes)
+            outcome.fired.append(fired)
+            plan = plans.get(rule.id)
+            if plan is None:
+                plan = plans[rule.id] = self._plan(rule)
+            for action_name, fn, params, dynamic in plan:
+                ctx = ActionContext(model, rule, event, matched, moment, who, outcome, self.hooks,
+                                    _resolve(params, matched) if dynamic else params)
+                outcome.results.append(fn(ctx))
+                fired.actions.append(action_name)
+
     def _plan(self, rule: Rule) -> list[tuple[str, Callable[..., Any], dict[str, Any], bool]]:
         """Each action of a rule resolved once: (name, function, parameters, reads the scope)."""
         plan = []
@@ -343,3 +412,136 @@ class RuleEngine:
     def close(self) -> None:
         """Release the port."""
         self.port.close()
+
+
+def _pattern_scopes(rule: Rule, matched: Mapping[str, Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """What each pattern's condition sees: its fact's fields, and the earlier facts it refers to by name."""
+    for pattern in rule.patterns:
+        fact = matched[pattern.name]
+        yield {**fact, **{ref: matched[ref] for ref in pattern.refs}} if pattern.refs else dict(fact)
+
+
+class _Facts:
+    """One rule set's facts in a session: its durable sid, the facts by sequence number, their messages."""
+
+    __slots__ = ("facts", "keys", "messages", "model", "name", "sid")
+
+    def __init__(self, model: RuleSetModel, name: str, sid: str) -> None:
+        self.model = model
+        self.name = name
+        self.sid = sid
+        self.keys = join_paths(model)
+        self.facts: dict[int, dict[str, Any]] = {}
+        self.messages: dict[int, dict[str, Any]] = {}
+
+
+class RuleSession:
+    """The facts of one caller scope (an employee, an employer, a request) for the join rules of rule sets.
+
+    ``assert_fact`` adds a fact and runs the join rules it completes; ``retract_fact`` removes one;
+    ``post`` posts an event (the ``when`` rules as :meth:`RuleEngine.post`, then the join rules with the
+    event as a fact for the duration of the post). Each rule set used gets one durable session id,
+    deleted by :meth:`close`: keep sessions as long as the scope lives, not one per request forever.
+    Facts are stored as JSON data (dates become ISO text); identical facts are distinct facts, each
+    with its own sequence number (``outcome.fact``).
+    """
+
+    def __init__(self, engine: RuleEngine) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+        self._states: dict[str, _Facts] = {}
+        self._seq = itertools.count(1)
+        self._closed = False
+
+    def _state(self, model: RuleSetModel) -> _Facts:
+        if self._closed:
+            raise UsageError("the rule session is closed", "open a new one with RuleEngine.session()")
+        name = self.engine.load(model)
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = _Facts(model, name, self.engine.port.open_session(name))
+        return state
+
+    def _assert(self, state: _Facts, fact: Mapping[str, Any]) -> tuple[int, list[Join]]:
+        if not isinstance(fact, Mapping):
+            raise UsageError(f"a fact is a mapping of fields, not {type(fact).__name__}")
+        seq = next(self._seq)
+        data = _jsonable(fact)
+        message = {FACT_MARKER: 1, "rw_seq": seq, FACT_PAYLOAD: data, FACT_KEYS: fact_keys(data, state.keys)}
+        state.facts[seq] = data
+        state.messages[seq] = message
+        return seq, self.engine.port.assert_fact(state.name, state.sid, message)
+
+    def _retract(self, state: _Facts, seq: int) -> None:
+        message = state.messages.pop(seq)
+        del state.facts[seq]
+        self.engine.port.retract_fact(state.name, state.sid, message)
+
+    def assert_fact(self, model: RuleSetModel, fact: Mapping[str, Any], now: datetime | None = None,
+                    actor: Actor | str | Mapping[str, Any] = SYSTEM) -> RuleOutcome:
+        """Add a fact; the join rules it completed (``outcome.fact`` is its sequence number)."""
+        with self._lock:
+            state = self._state(model)
+            outcome = RuleOutcome(model.name, model.version)
+            if not model.has_joins:
+                outcome.fact = next(self._seq)  # nothing can join: kept in regelwerk only
+                state.facts[outcome.fact] = _jsonable(fact)
+                return outcome
+            seq, joins = self._assert(state, fact)
+            outcome.fact = seq
+            self.engine._joins(model, state.name, joins, state.facts, state.facts[seq], outcome, now, actor)
+            return outcome
+
+    def retract_fact(self, model: RuleSetModel, fact: int | Mapping[str, Any]) -> bool:
+        """Remove a fact by sequence number, or the oldest fact equal to ``fact``; False when there is none."""
+        with self._lock:
+            state = self._state(model)
+            if isinstance(fact, int):
+                seq: int | None = fact if fact in state.facts else None
+            else:
+                data = _jsonable(fact)
+                seq = next((n for n, f in state.facts.items() if f == data), None)
+            if seq is None:
+                return False
+            if seq in state.messages:
+                self._retract(state, seq)
+            else:
+                del state.facts[seq]
+            return True
+
+    def facts(self, model: RuleSetModel) -> dict[int, dict[str, Any]]:
+        """The session's facts for ``model`` by sequence number (a copy)."""
+        with self._lock:
+            state = self._states.get(durable_name(model))
+            return dict(state.facts) if state is not None else {}
+
+    def post(self, model: RuleSetModel, event: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+             now: datetime | None = None, actor: Actor | str | Mapping[str, Any] = SYSTEM) -> RuleOutcome:
+        """Post an event: its ``when`` rules first (as RuleEngine.post), then the join rules it completes."""
+        outcome = self.engine.post(model, event, context, now, actor)
+        if not model.has_joins:
+            return outcome
+        with self._lock:
+            state = self._state(model)
+            seq, joins = self._assert(state, event)
+            try:
+                self.engine._joins(model, state.name, joins, state.facts, state.facts[seq], outcome, now, actor)
+            finally:
+                self._retract(state, seq)
+        return outcome
+
+    def close(self) -> None:
+        """Delete the session's facts in durable and free its session ids."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for state in self._states.values():
+                self.engine.port.close_session(state.name, state.sid)
+            self._states.clear()
+
+    def __enter__(self) -> RuleSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,8 +8,10 @@ __all__ = ["MijnLoketPlugin", "plugin"]
 
 
 class MijnLoketPlugin:
-    """Registers the ProductCatalog kind, the ``tier`` scenario step, ``regelwerk tier`` and the
-    ``sign_addendum``/``activate_product`` story events of ``regelwerk simulate``."""
+    """Registers the ProductCatalog kind (with its employer workflow's action and guard functions), the
+    ``tier`` scenario step, ``regelwerk tier`` and the ``sign_addendum``/``activate_product`` story events
+    of ``regelwerk simulate``. The pack has no tables of its own: employers' activations are workflow
+    instances (``<catalog>-employer``)."""
 
     name = "mijnloket"
 
@@ -19,7 +21,6 @@ class MijnLoketPlugin:
 
         kind.register(registry, self.name)
         simulation.register(registry, self.name)
-        registry.add_table_module("plugins.mijnloket.tables")
 
 
 plugin = MijnLoketPlugin()

@@ -7,9 +7,13 @@ A catalog compiles into
   matching means the lowest tier (Start);
 - a core ``RuleSet`` ``<name>-rules``: on ``product_activated`` it signals every supporting
   product the product needs that is not active, signals a missing addendum, and emits
-  ``tier_changed`` when the activation changes the tier.
+  ``tier_changed`` when the activation changes the tier;
+- a core ``Workflow`` ``<name>-employer`` (:mod:`plugins.mijnloket.workflow`): one instance per
+  employer, states ``not_activated`` and one per tier, events ``sign_addendum``, ``activate`` and
+  ``deactivate``, guards derived from the table and actions deciding through it; the record of every
+  employer's activations and tier changes (:mod:`plugins.mijnloket.products` is its Python API).
 
-Both are emitted with ``ctx.emit`` so they are ordinary objects of the compiled bundle.
+All three are emitted with ``ctx.emit`` so they are ordinary objects of the compiled bundle.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from engine.rules.model import ActionCall, Rule, RuleSetModel, freeze
 
 __all__ = [
     "CatalogItem",
-    "Employer",
     "ProductCatalog",
     "TierAnswer",
+    "TierRun",
     "compile_catalog",
 ]
 
@@ -107,6 +111,7 @@ class ProductCatalog:
     where: str
     table: DecisionTable
     ruleset: RuleSetModel
+    workflow: str = ""
 
     @property
     def products(self) -> tuple[CatalogItem, ...]:
@@ -153,7 +158,7 @@ class ProductCatalog:
                                  "use one of: " + ", ".join(f"{i.id} ({i.label})" for i in found))
         from engine.diagnostics import did_you_mean
 
-        names = {}
+        names: dict[str, CatalogItem] = {}
         for item in self.items:
             for form in (item.id.casefold(), item.label.casefold(), strip(item.label)):
                 names.setdefault(form, item)
@@ -179,7 +184,7 @@ class ProductCatalog:
         """
         items = [self.resolve(p) for p in products]
         ids = list(dict.fromkeys(i.id for i in items))
-        employer = Employer(self, engine=engine, addendum_signed=addendum_signed)
+        employer = TierRun(self, engine=engine, addendum_signed=addendum_signed)
         try:
             for item_id in ids:
                 employer.activate(item_id, now=now)
@@ -197,7 +202,7 @@ class ProductCatalog:
             explain.append(f"geen product vraagt meer dan {lowest.label}")
         order = " > ".join(reversed([t.label for t in self.tiers]))
         explain.append(f"de hoogste variant die een product vraagt geldt ({order}): {tier}")
-        warnings = self._final_warnings(employer.warnings, set(ids))
+        warnings = self.open_warnings(employer.warnings, set(ids))
         if self.requires_addendum and not addendum_signed:
             explain.insert(0, f"{self.label} kan niet worden geactiveerd: het addendum is niet ondertekend. "
                            + self.addendum)
@@ -205,7 +210,7 @@ class ProductCatalog:
                               decision=decision.to_dict())
         return TierAnswer(tier, True, ids, explain, warnings, employer.events, decision=decision.to_dict())
 
-    def _final_warnings(self, raised: Sequence[Mapping[str, Any]], active: set[str]) -> list[dict[str, Any]]:
+    def open_warnings(self, raised: Sequence[Mapping[str, Any]], active: set[str]) -> list[dict[str, Any]]:
         """The warnings that still hold once every product is active (a need met later is no warning)."""
         out: list[dict[str, Any]] = []
         seen: set[tuple[Any, ...]] = set()
@@ -223,27 +228,23 @@ class ProductCatalog:
         return out
 
 
-class Employer:
-    """One employer's MijnLoket: activations in order, the tier after each, warnings and an audit trail.
+class TierRun:
+    """Activations in order, in memory, for :meth:`ProductCatalog.tier`: the tier after each, warnings, events.
 
-    Each activation is posted into the catalog's rule set. ``recorder`` (optional) receives every
-    audit record, e.g. to store it through the workflow runtime.
+    Each activation is posted into the catalog's rule set. The persistent record of an employer is the
+    ``<catalog>-employer`` workflow instead (:class:`plugins.mijnloket.products.EmployerProducts`).
     """
 
-    def __init__(self, catalog: ProductCatalog, engine: Any = None, addendum_signed: bool = True,
-                 employer_id: str = "", recorder: Any = None) -> None:
+    def __init__(self, catalog: ProductCatalog, engine: Any = None, addendum_signed: bool = True) -> None:
         from engine.rules.runtime import RuleEngine
 
         self.catalog = catalog
-        self.employer_id = employer_id
         self.addendum_signed = addendum_signed
         self._own_engine = engine is None
         self.engine = engine if engine is not None else RuleEngine()
         self.active: list[str] = []
         self.warnings: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        self.recorder = recorder
 
     @property
     def tier(self) -> str:
@@ -264,16 +265,10 @@ class Employer:
             {"active": list(self.active), "tier_before": before, "tier_after": after,
              "addendum_signed": self.addendum_signed},
             now=moment, actor=actor)
-        warnings = [s for s in outcome.signals]
-        events = [e for e in outcome.events]
+        warnings = list(outcome.signals)
+        events = list(outcome.events)
         self.warnings.extend(warnings)
         self.events.extend(events)
-        record = {"employer": self.employer_id, "action": "activate", "product": item.id,
-                  "tier_before": before, "tier_after": after, "actor": Actor.of(actor).id,
-                  "at": moment.isoformat(), "rules": outcome.rules}
-        self.history.append(record)
-        if self.recorder is not None:
-            self.recorder(record)
         return {"tier_before": before, "tier_after": after, "warnings": warnings, "events": events}
 
     def close(self) -> None:
@@ -339,6 +334,7 @@ def compile_catalog(ctx: Any, doc: Any) -> ProductCatalog | None:
     from engine.compiler import content_hash
     from engine.decisions.compile import build_decision_table
     from engine.diagnostics import did_you_mean
+    from engine.workflows.model import workflow_to_dict
 
     spec = doc.spec
     errors = 0
@@ -403,12 +399,32 @@ def compile_catalog(ctx: Any, doc: Any) -> ProductCatalog | None:
                               bool(activation.get("requiresAddendum", False)))
     ctx.emit("DecisionTable", table_name, table, version)
     ctx.emit("RuleSet", ruleset.name, ruleset, version)
+    workflow = _employer_workflow(ctx, doc.name, spec["label"], tiers, table, all_items,
+                                  bool(activation.get("requiresAddendum", False)))
+    # the workflow's version is its own content: instances pin it, and a change of the derivation
+    # (not only of the catalog document) is a new definition version
+    ctx.emit("Workflow", workflow.name, workflow, content_hash(workflow_to_dict(workflow)))
     rights = tuple(Right(r["id"], r["label"], str(r.get("description", "")), tuple(r.get("grantableTo", ())))
                    for r in spec.get("rights", []))
     return ProductCatalog(doc.name, spec["label"], str(spec.get("labelPrefix", "")), tiers, all_items, rights,
                           bool(activation.get("requiresAddendum", False)), " ".join(
                               str(activation.get(k, "")) for k in ("addendum", "confirmation")).strip(),
-                          str(activation.get("where", "")), table, ruleset)
+                          str(activation.get("where", "")), table, ruleset, workflow.name)
+
+
+def _employer_workflow(ctx: Any, name: str, label: str, tiers: Sequence[Tier], table: DecisionTable,
+                       items: Sequence[CatalogItem], requires_addendum: bool) -> Any:
+    from plugins.mijnloket.workflow import derived_workflow
+
+    def condition(data: Any) -> Any:
+        compiled, problems = compile_condition(data, "/derived", ctx.functions)
+        if problems:  # pragma: no cover - the derived guards are fixed shapes over registered functions
+            raise ValueError(problems)
+        return compiled
+
+    supporting = [i.id for i in items if i.kind != "product"]
+    return derived_workflow(name, label, [(t.id, t.label) for t in tiers], table, supporting,
+                            [i.id for i in items], requires_addendum, condition)
 
 
 def catalogs(compiled: Any) -> Mapping[str, ProductCatalog]:

@@ -86,7 +86,10 @@ def _command() -> Any:
 def register(registry: Registry, plugin: str) -> None:
     """Add the ProductCatalog kind, the ``tier`` step and the ``tier`` command."""
     from engine.validation import load_shipped_schema
+    from plugins.mijnloket import workflow
     from plugins.mijnloket.catalog import compile_catalog
+
+    workflow.register(registry, plugin)
 
     registry.add_kind(KindSpec(
         kind="ProductCatalog", plugin=plugin, schema=load_shipped_schema("productcatalog.json"),

@@ -1,9 +1,10 @@
 """The MijnLoket pack's part of ``regelwerk simulate`` (docs/simulation.md, docs/kinds/productcatalog.md).
 
-Story events ``sign_addendum`` and ``activate_product`` on the employer's persistent record
-(:class:`~plugins.mijnloket.products.EmployerProducts`, table ``rw_employer_products``); an activation
-that changes the tier adds a ``tier`` line to the timeline, the catalog's warnings ``warning`` lines;
-the summary's ``tier_changes``. Registered with ``StoryEventSpec``/``SimulationPartSpec`` like any plugin's.
+Story events ``sign_addendum`` and ``activate_product`` on the employer's workflow instance
+(:class:`~plugins.mijnloket.products.EmployerProducts` over the run's workflow engine; workflow
+``<catalog>-employer``); an activation that changes the tier adds a ``tier`` line to the timeline, the
+catalog's warnings ``warning`` lines; the summary's ``tier_changes`` are read from the workflow history.
+Registered with ``StoryEventSpec``/``SimulationPartSpec`` like any plugin's.
 """
 
 from __future__ import annotations
@@ -22,25 +23,25 @@ Result = tuple[str, dict[str, Any]]
 
 
 def products(sim: Any) -> Any:
-    """The run's ``EmployerProducts`` on the simulation's store and bundle."""
+    """The run's ``EmployerProducts`` on the simulation's workflow engine."""
     def make(sim: Any) -> Any:
         from plugins.mijnloket.products import EmployerProducts
 
-        return EmployerProducts(sim.sa, sim.compiled)
+        return EmployerProducts(sim.engine)
 
     return sim.service("mijnloket.products", make)
 
 
 def sign_addendum(sim: Any, a: Mapping[str, Any]) -> Result:
     """Record that the employer signed the catalog's addendum."""
-    products(sim).sign_addendum(str(a["employer"]), a.get("catalog"), sim.actor(a.get("actor")), sim.now)
+    products(sim).sign_addendum(str(a["employer"]), a.get("catalog"), sim.actor(a.get("actor")))
     return f"{a['employer']} signed the addendum", {"employer": str(a["employer"])}
 
 
 def activate_product(sim: Any, a: Mapping[str, Any]) -> Result:
     """Activate a product: refused without a required addendum; the tier is decided again."""
     done = products(sim).activate(str(a["employer"]), str(a["product"]), a.get("catalog"),
-                                  sim.actor(a.get("actor")), sim.now)
+                                  sim.actor(a.get("actor")))
     warnings = [json.loads(json.dumps(w, default=str)) for w in done.warnings]
     if done.tier_changed:
         sim.note("tier", f"tier of {done.employer}: {done.tier_before} -> {done.tier_after}",
@@ -53,19 +54,16 @@ def activate_product(sim: Any, a: Mapping[str, Any]) -> Result:
 
 
 def summary(sim: Any) -> dict[str, Any]:
-    """Every activation that changed an employer's tier, in order."""
-    import sqlalchemy as sa
-
+    """Every activation that changed an employer's tier, in order (the employer workflows' history)."""
     from engine.simulation.context import TIMEZONE
-    from plugins.mijnloket.tables import employer_products as t
 
-    with sim.sa.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.action == "activate", t.c.tier_before != t.c.tier_after)
-                            .order_by(t.c.id)).all()
-    return {"tier_changes": [{"employer": r.employer, "catalog": r.catalog, "product": r.product,
-                              "from": r.tier_before, "to": r.tier_after,
-                              "day": r.at.replace(tzinfo=UTC).astimezone(TIMEZONE).date().isoformat()}
-                             for r in rows]}
+    if not sim.compiled.of_kind("ProductCatalog"):
+        return {"tier_changes": []}
+    changes = products(sim).tier_changes()
+    return {"tier_changes": [{"employer": c.employer, "catalog": c.catalog, "product": c.product,
+                              "from": c.tier_before, "to": c.tier_after,
+                              "day": (c.at if c.at.tzinfo else c.at.replace(tzinfo=UTC)).astimezone(TIMEZONE)
+                              .date().isoformat()} for c in changes]}
 
 
 def lines(s: Mapping[str, Any]) -> list[str]:
