@@ -172,22 +172,6 @@ def register(registry: Registry, plugin: str) -> None:
         registry.add_action(ActionSpec(name, plugin, fn, description, {
             "type": "object", "required": list(required)}))
     expected_list = {"type": "array"}
-    registry.add_step(StepSpec("post", plugin, step_post, {
-        "type": "object", "required": ["ruleset", "event"], "additionalProperties": False,
-        "properties": {
-            "ruleset": {"type": "string", "description": "The RuleSet's metadata.name."},
-            "event": {"type": "object", "description": "The event posted (the scope's 'event')."},
-            "context": {"type": "object", "description": "More scope next to 'event' (merged over the facts)."},
-            "actor": {"type": "string"},
-            "fired": {"type": "array", "items": {"type": "string"}, "description": "Expected rule ids, in order."},
-            "actions": {"type": "array", "items": {"type": "string"}, "description": "Expected action names."},
-            "signals": {**expected_list, "description": "Expected signals (each: the keys given must match)."},
-            "events": {**expected_list, "description": "Expected emitted events."},
-            "changes": {"type": "object", "description": "Expected field changes."},
-            "workflow_events": expected_list,
-            "templates": expected_list,
-        },
-    }, "post an event into a rule set and check what fired"))
     expectations = {
         "actor": {"type": "string"},
         "fired": {"type": "array", "items": {"type": "string"}, "description": "Expected join rule ids, in order."},
@@ -198,6 +182,16 @@ def register(registry: Registry, plugin: str) -> None:
         "workflow_events": expected_list,
         "templates": expected_list,
     }
+    registry.add_step(StepSpec("post", plugin, step_post, {
+        "type": "object", "required": ["ruleset", "event"], "additionalProperties": False,
+        "properties": {
+            "ruleset": {"type": "string", "description": "The RuleSet's metadata.name."},
+            "event": {"type": "object", "description": "The event posted (the scope's 'event')."},
+            "context": {"type": "object", "description": "More scope next to 'event' (merged over the facts)."},
+            **expectations,
+            "fired": {"type": "array", "items": {"type": "string"}, "description": "Expected rule ids, in order."},
+        },
+    }, "post an event into a rule set and check what fired"))
     registry.add_step(StepSpec("assert_fact", plugin, step_assert_fact, {
         "type": "object", "required": ["ruleset", "fact"], "additionalProperties": False,
         "properties": {

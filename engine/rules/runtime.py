@@ -346,15 +346,21 @@ class RuleEngine:
                 continue
             fired = FiredRule(rule, scope, moment)
             outcome.fired.append(fired)
-            plan = plans.get(rule.id)
-            if plan is None:
-                plan = plans[rule.id] = self._plan(rule)
-            for action_name, fn, params, dynamic in plan:
-                ctx = ActionContext(model, rule, event, scope, moment, who, outcome, self.hooks,
-                                    _resolve(params, scope) if dynamic else params)
-                outcome.results.append(fn(ctx))
-                fired.actions.append(action_name)
+            self._run_actions(plans, model, rule, event, scope, moment, who, outcome, fired)
         return outcome
+
+    def _run_actions(self, plans: dict[str, Any], model: RuleSetModel, rule: Rule, event: Mapping[str, Any],
+                     values: Mapping[str, Any], moment: datetime, who: Actor, outcome: RuleOutcome,
+                     fired: FiredRule) -> None:
+        """Run a confirmed rule's actions in order (parameters may read ``values``), recording each."""
+        plan = plans.get(rule.id)
+        if plan is None:
+            plan = plans[rule.id] = self._plan(rule)
+        for action_name, fn, params, dynamic in plan:
+            ctx = ActionContext(model, rule, event, values, moment, who, outcome, self.hooks,
+                                _resolve(params, values) if dynamic else params)
+            outcome.results.append(fn(ctx))
+            fired.actions.append(action_name)
 
     def session(self) -> RuleSession:
         """A new session of facts for join rules (close it when the caller scope ends)."""
@@ -388,14 +394,7 @@ class RuleEngine:
                 continue
             fired = FiredRule(rule, matched, moment, bound, scopes)
             outcome.fired.append(fired)
-            plan = plans.get(rule.id)
-            if plan is None:
-                plan = plans[rule.id] = self._plan(rule)
-            for action_name, fn, params, dynamic in plan:
-                ctx = ActionContext(model, rule, event, matched, moment, who, outcome, self.hooks,
-                                    _resolve(params, matched) if dynamic else params)
-                outcome.results.append(fn(ctx))
-                fired.actions.append(action_name)
+            self._run_actions(plans, model, rule, event, matched, moment, who, outcome, fired)
 
     def _plan(self, rule: Rule) -> list[tuple[str, Callable[..., Any], dict[str, Any], bool]]:
         """Each action of a rule resolved once: (name, function, parameters, reads the scope)."""
