@@ -160,6 +160,16 @@ class Relationships(Protocol):
         """``(roles_of, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked per decision."""
 
 
+class _Closure(dict[str, frozenset[str]]):
+    """The ancestor index: a missing person has no one above (answered without storing the key), so
+    ``closure.__getitem__`` can serve as a C-level ``ancestors`` function on the decision path."""
+
+    __slots__ = ()
+
+    def __missing__(self, person: str) -> frozenset[str]:
+        return _EMPTY
+
+
 class RelationIndex:
     """In-memory indexes over relations, shared by every :class:`Relationships` implementation.
 
@@ -171,7 +181,7 @@ class RelationIndex:
         self.by_id: dict[int, Relation] = {}
         self._managers: dict[str, dict[str, int]] = {}  # person -> {manager: count of active edges}
         self._children: dict[str, set[str]] = {}
-        self._ancestors: dict[str, frozenset[str]] = {}
+        self._ancestors: _Closure = _Closure()
         self._by_subject: dict[tuple[str, str], list[Relation]] = {}  # (kind, subject) -> relations
         self._consent: dict[tuple[str, str], list[Relation]] = {}
         self._authored: set[tuple[str, str]] = set()
@@ -325,7 +335,7 @@ class _IndexedQueries:
 
     def _bind(self) -> None:
         index = self.index
-        self.ancestors = index.ancestors  # type: ignore[method-assign]
+        self.ancestors = index._ancestors.__getitem__  # type: ignore[method-assign]
         self.managers_of = index.managers_of  # type: ignore[method-assign]
         self.personal = index.personal  # type: ignore[method-assign]
         self.consent_link = index.consent_link  # type: ignore[method-assign]
