@@ -335,7 +335,7 @@ class _IndexedQueries:
 
     def _bind(self) -> None:
         index = self.index
-        self.ancestors = index._ancestors.__getitem__  # type: ignore[method-assign]
+        self.ancestors = index._ancestors.__getitem__  # type: ignore[method-assign,assignment]
         self.managers_of = index.managers_of  # type: ignore[method-assign]
         self.personal = index.personal  # type: ignore[method-assign]
         self.consent_link = index.consent_link  # type: ignore[method-assign]
