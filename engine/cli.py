@@ -59,6 +59,18 @@ def load_compiled(path: str) -> Any:
         sys.exit(1)
 
 
+def load_definition(path: str, kind: str, name: str) -> Any:
+    """The compiled ``kind`` named ``name`` of the bundle at ``path``: exit 1 with every diagnostic when the
+    bundle is invalid, exit 2 (a usage error, with the known names) when it has no such definition."""
+    from engine.errors import UnknownDefinition
+
+    compiled = load_compiled(path)
+    try:
+        return compiled.get(kind, name)
+    except UnknownDefinition as exc:
+        fail(str(exc), 2)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")

@@ -116,7 +116,7 @@ def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: py
     out = runner.invoke(cli, ["render", "workflow", "declaration", str(WORKFLOWS), "--format", "dot"])
     assert out.exit_code == 0 and out.output.startswith("digraph")
     out = runner.invoke(cli, ["render", "workflow", "nope", str(WORKFLOWS)])
-    assert out.exit_code == 1
+    assert out.exit_code == 2 and "known: declaration" in out.output  # an unknown name is a usage error
 
 
 def test_cli_db_upgrade(tmp_path: Path, core: Registry) -> None:

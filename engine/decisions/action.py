@@ -65,6 +65,7 @@ def _inputs(ctx: Any) -> dict[str, Any]:
 def decide_action(ctx: Any) -> None:
     """Decide ``params.table`` over the instance data (plus ``inputs``) and store the outputs."""
     from engine.outbox.action import compiled_bundle_of
+    from engine.workflows.actions import set_path
 
     name = ctx.params.get("table")
     if not isinstance(name, str) or not name:
@@ -72,17 +73,6 @@ def decide_action(ctx: Any) -> None:
     table = compiled_bundle_of(ctx.engine).get("DecisionTable", name)
     decision = table.decide(_inputs(ctx), ctx.now)
     outputs = {str(k): _plain(v) for k, v in decision.outputs.items()}
-    into = str(ctx.params.get("into") or "").removeprefix("data.")
-    if into:
-        node = ctx.data
-        parts = [p for p in into.split(".") if p]
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = outputs
-    else:
+    if not set_path(ctx.data, str(ctx.params.get("into") or ""), outputs):
         ctx.data.update(outputs)
     ctx.audit(f"decision.{name}", {"table": name, "outputs": outputs, "matched": list(decision.matched)})

@@ -84,9 +84,9 @@ def _command() -> Any:
         """Evaluate decision table TABLE of the bundle at PATH and explain the result."""
         import sys
 
-        from engine.cli import fail, load_compiled
+        from engine.cli import fail, load_definition
         from engine.decisions.table import DecisionConflict
-        from engine.errors import UnknownDefinition, UsageError
+        from engine.errors import UsageError
         from engine.scenarios import parse_moment
 
         try:
@@ -94,11 +94,7 @@ def _command() -> Any:
             moment = parse_moment(now) if now else None
         except (UsageError, ValueError) as exc:
             fail(str(exc), 2)
-        compiled = load_compiled(path)
-        try:
-            model = compiled.get("DecisionTable", table)
-        except UnknownDefinition as exc:
-            fail(str(exc), 2)
+        model = load_definition(path, "DecisionTable", table)
         try:
             decision = model.decide(inputs, moment)
         except DecisionConflict as exc:

@@ -89,16 +89,10 @@ def render_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
 def render_matrix(name: str, path: str, fmt: str) -> None:
     """Print the PermissionMatrix NAME of the bundle at PATH as a table."""
-    from engine.cli import load_compiled
-    from engine.errors import UnknownDefinition
+    from engine.cli import load_definition
     from engine.permissions.render import render_html, render_markdown
 
-    compiled = load_compiled(path)
-    try:
-        matrix = compiled.get("PermissionMatrix", name)
-    except UnknownDefinition as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    matrix = load_definition(path, "PermissionMatrix", name)
     click.echo(render_markdown(matrix) if fmt == "markdown" else render_html(matrix), nl=False)
 
 

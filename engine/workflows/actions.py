@@ -37,7 +37,7 @@ from engine.store.records import AuditEntry, InstanceRecord, TimerRecord
 if TYPE_CHECKING:
     from engine.runtime import Engine
 
-__all__ = ["ActionContext", "register"]
+__all__ = ["ActionContext", "register", "set_path"]
 
 log = logging.getLogger("regelwerk.workflow")
 
@@ -84,13 +84,13 @@ class ActionContext:
                 "instance": {"id": self.instance.id, "workflow": self.instance.workflow, "state": self.dest}}
 
 
-def _set(ctx: ActionContext) -> None:
-    path = str(ctx.params.get("field", ""))
+def set_path(data: dict[str, Any], path: str, value: Any) -> bool:
+    """Set ``value`` at a dotted path in instance data (``data.`` prefix optional), creating mappings on the
+    way; False when the path is empty."""
     parts = [p for p in path.removeprefix("data.").split(".") if p]
     if not parts:
-        raise UsageError("workflow.set needs 'field' (a dotted path in the instance data)")
-    value = ctx.now.isoformat() if ctx.params.get("now") else ctx.params.get("value")
-    node = ctx.data
+        return False
+    node = data
     for part in parts[:-1]:
         child = node.get(part)
         if not isinstance(child, dict):
@@ -98,6 +98,13 @@ def _set(ctx: ActionContext) -> None:
             node[part] = child
         node = child
     node[parts[-1]] = value
+    return True
+
+
+def _set(ctx: ActionContext) -> None:
+    value = ctx.now.isoformat() if ctx.params.get("now") else ctx.params.get("value")
+    if not set_path(ctx.data, str(ctx.params.get("field", "")), value):
+        raise UsageError("workflow.set needs 'field' (a dotted path in the instance data)")
 
 
 def _log(ctx: ActionContext) -> None:

@@ -137,15 +137,10 @@ def _commands() -> list[Any]:
     @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
     def render_workflow(name: str, path: str, fmt: str) -> None:
         """Print the diagram of workflow NAME from the bundle at PATH."""
-        from engine.cli import fail, load_compiled
-        from engine.errors import UnknownDefinition
+        from engine.cli import load_definition
         from engine.workflows.render import render
 
-        compiled = load_compiled(path)
-        try:
-            model = compiled.get("Workflow", name)
-        except UnknownDefinition as exc:
-            fail(str(exc), 1)
+        model = load_definition(path, "Workflow", name)
         click.echo(render(model, fmt), nl=False)
 
     @click.group("db")
