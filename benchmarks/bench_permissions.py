@@ -30,11 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.actors import Actor  # noqa: E402
-from engine.bundle import load_bundle  # noqa: E402
-from engine.compiler import compile_bundle  # noqa: E402
-from engine.permissions import MemoryRelationships  # noqa: E402
-from engine.registry import load_registry  # noqa: E402
+from regelwerk.actors import Actor  # noqa: E402
+from regelwerk.bundle import load_bundle  # noqa: E402
+from regelwerk.compiler import compile_bundle  # noqa: E402
+from regelwerk.permissions import MemoryRelationships  # noqa: E402
+from regelwerk.registry import load_registry  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 LEVEL_SIZES = (1, 5, 20, 80, 300, 1000, 2600, 5994)  # 10,000 people, 8 levels
@@ -194,12 +194,11 @@ m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act && (r.author == r.sub ||
     moved_entries = rel.index.recomputed - before
 
     # the same relations from SQLite: load + index build
-    from engine.permissions.sql import SqlRelationships
+    from regelwerk.permissions.sql import SqlRelationships
 
     with tempfile.TemporaryDirectory() as tmp:
         import sqlalchemy as sa
-
-        from engine.permissions.tables import rw_relations
+        from regelwerk.permissions.tables import rw_relations
 
         engine = sa.create_engine(f"sqlite:///{tmp}/rel.sqlite")
         rw_relations.create(engine)

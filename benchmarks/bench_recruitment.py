@@ -48,7 +48,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
 def raw_engine(path: Path) -> sa.engine.Engine:
     """A plain SQLAlchemy engine on a SQLite file with the same pragmas as the engine's store (WAL,
     synchronous=NORMAL, ...), so that the baseline pays the same durability cost per commit."""
-    from engine.store.sql import SQLITE_PRAGMAS
+    from regelwerk.store.sql import SQLITE_PRAGMAS
 
     engine = sa.create_engine(f"sqlite:///{path}")
 
@@ -63,13 +63,13 @@ def raw_engine(path: Path) -> sa.engine.Engine:
 
 
 def bench_transitions(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
-    from engine.runtime import Engine
-    from engine.store.sql import SqlStore
-    from plugins.recruitment.service import Recruitment
-    from plugins.recruitment.tables import candidates
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+    from regelwerk.runtime import Engine
+    from regelwerk.store.sql import SqlStore
+    from regelwerk_packs.recruitment.service import Recruitment
+    from regelwerk_packs.recruitment.tables import candidates
 
     registry = load_registry()
     compiled = compile_bundle(load_bundle(STANDARD), registry)
@@ -95,7 +95,7 @@ def bench_transitions(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
     store.close()
 
     raw = raw_engine(workdir / "raw.sqlite")
-    from engine.store.tables import all_tables
+    from regelwerk.store.tables import all_tables
 
     all_tables().create_all(raw)
     moment = START.replace(tzinfo=None)
@@ -129,10 +129,10 @@ def bench_transitions(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
 
 def seed(path: Path, n: int) -> None:
     """n rejected candidates (5 weeks ago), each with an instance, two history rows and one outbox mail."""
-    from engine.outbox.tables import outbox
-    from engine.store.tables import all_tables
-    from engine.store.workflow_tables import rw_history, rw_instances
-    from plugins.recruitment.tables import candidates
+    from regelwerk.outbox.tables import outbox
+    from regelwerk.store.tables import all_tables
+    from regelwerk.store.workflow_tables import rw_history, rw_instances
+    from regelwerk_packs.recruitment.tables import candidates
 
     engine = sa.create_engine(f"sqlite:///{path}")
     all_tables().create_all(engine)
@@ -160,15 +160,15 @@ def seed(path: Path, n: int) -> None:
 
 
 def bench_retention(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.outbox.tables import outbox
-    from engine.registry import load_registry
-    from engine.runtime import Engine
-    from engine.store.sql import SqlStore
-    from engine.store.workflow_tables import rw_history, rw_instances
-    from plugins.recruitment.service import retention_sweep
-    from plugins.recruitment.tables import candidates
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.outbox.tables import outbox
+    from regelwerk.registry import load_registry
+    from regelwerk.runtime import Engine
+    from regelwerk.store.sql import SqlStore
+    from regelwerk.store.workflow_tables import rw_history, rw_instances
+    from regelwerk_packs.recruitment.service import retention_sweep
+    from regelwerk_packs.recruitment.tables import candidates
 
     base = workdir / "seed.sqlite"
     seed(base, n)

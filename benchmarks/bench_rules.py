@@ -30,9 +30,9 @@ def best_rates(fns: list[Callable[[], int]], repeat: int) -> list[float]:
 
 
 def load_catalog() -> Any:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
 
     compiled = compile_bundle(load_bundle(ROOT / "definitions" / "standard" / "mijnloket"), load_registry())
     return compiled, compiled.get("ProductCatalog", "mijnloket")
@@ -103,12 +103,11 @@ spec:
 
 def bench_events(n: int, repeat: int) -> list[tuple[str, float, str]]:
     import durable.engine
-
-    from engine.bundle import Bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
-    from engine.rules import RuleEngine
-    from engine.source import load_text
+    from regelwerk.bundle import Bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+    from regelwerk.rules import RuleEngine
+    from regelwerk.source import load_text
 
     docs, _ = load_text(RULES, "bench.yaml")
     model = compile_bundle(Bundle("bench", ".", documents=docs), load_registry()).get("RuleSet", "bench")
@@ -156,11 +155,11 @@ def bench_events(n: int, repeat: int) -> list[tuple[str, float, str]]:
 
 
 def bench_idle(customers: int, seconds: float) -> list[tuple[str, float, str]]:
-    from engine.bundle import Bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
-    from engine.rules import RuleEngine
-    from engine.source import load_text
+    from regelwerk.bundle import Bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+    from regelwerk.rules import RuleEngine
+    from regelwerk.source import load_text
 
     registry = load_registry()
     engine = RuleEngine.from_registry(registry)

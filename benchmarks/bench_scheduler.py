@@ -67,9 +67,9 @@ def write_bundle(workdir: Path) -> None:
 
 
 def compiled_bundle(workdir: Path) -> Any:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
 
     return compile_bundle(load_bundle(workdir / "bundle"), load_registry())
 
@@ -80,8 +80,7 @@ def employees(n: int) -> list[dict[str, Any]]:
 
 def prepare(url: str, n: int) -> None:
     import sqlalchemy as sa
-
-    from engine.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.employees import EmployeeDirectory
 
     sa_engine = sa.create_engine(url)
     directory = EmployeeDirectory(sa_engine)
@@ -92,7 +91,7 @@ def prepare(url: str, n: int) -> None:
 
 
 def _tick_child(url: str, workdir: str, barrier: Any, out: Any) -> None:
-    from engine.scheduling.tick import tick
+    from regelwerk.scheduling.tick import tick
 
     compiled = compiled_bundle(Path(workdir))
     if barrier is not None:
@@ -130,9 +129,8 @@ def run_ticks(url: str, workdir: Path, processes: int) -> list[tuple[float, int,
 def baseline_insert(url: str, compiled: Any, n: int) -> tuple[float, int]:
     """The same rows, inserted directly with Core executemany (only the inserts are timed)."""
     import sqlalchemy as sa
-
-    from engine.scheduling.employees import EmployeeFacts
-    from engine.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.employees import EmployeeFacts
+    from regelwerk.scheduling.tables import scheduled_items
 
     sa_engine = sa.create_engine(url)
     scheduled_items.create(sa_engine, checkfirst=True)
@@ -152,8 +150,7 @@ def baseline_insert(url: str, compiled: Any, n: int) -> tuple[float, int]:
 
 def count_items(url: str) -> tuple[int, int]:
     import sqlalchemy as sa
-
-    from engine.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.tables import scheduled_items
 
     sa_engine = sa.create_engine(url)
     with sa_engine.connect() as conn:

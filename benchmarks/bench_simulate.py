@@ -89,7 +89,7 @@ def _one(path: str, url: str, start: date, end: date, profile: bool) -> dict[str
     import io
     import pstats
 
-    from engine.simulation import simulate
+    from regelwerk.simulation import simulate
 
     profiler = cProfile.Profile() if profile else None
     began = time.perf_counter()

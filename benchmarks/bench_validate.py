@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 20 s)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 9
-    regelwerk = [sys.executable, "-c", "import sys; from engine.cli import main; main(sys.argv[1:])"]
+    regelwerk = [sys.executable, "-c", "import sys; from regelwerk.cli import main; main(sys.argv[1:])"]
     rows: list[tuple[str, str, str, str]] = []
 
     with tempfile.TemporaryDirectory() as raw:
@@ -110,7 +110,7 @@ def main() -> None:
                      "ok (<= 3x)" if cold <= 3 * baseline else "OVER 3x target"))
 
         core_only = [sys.executable, "-c",
-                     "import sys; import engine.cli as cli; from engine.registry import load_registry; "
+                     "import sys; import regelwerk.cli as cli; from regelwerk.registry import load_registry; "
                      "from regelwerk_checklist import plugin; "
                      "cli.registry = lambda: load_registry(extra=[plugin], use_entry_points=False); "
                      "cli.main(sys.argv[1:])"]
@@ -118,7 +118,7 @@ def main() -> None:
         rows.append((f"`regelwerk validate {targets[1]}` with core + example plugin only, no packs "
                      f"(cold process, exit {code})", f"{foundation * 1000:.0f} ms", f"{foundation / baseline:.2f}x",
                      "ok (<= 3x)" if foundation <= 3 * baseline else "OVER 3x target"))
-        registry_cost = [sys.executable, "-c", "from engine.registry import load_registry; load_registry()"]
+        registry_cost = [sys.executable, "-c", "from regelwerk.registry import load_registry; load_registry()"]
         plugins, _ = timed_process(registry_cost, env, repeat)
         rows.append(("`load_registry()` with every installed plugin (cold process)", f"{plugins * 1000:.0f} ms",
                      f"{plugins / baseline:.2f}x", "(pack registration cost)"))
@@ -126,12 +126,11 @@ def main() -> None:
         bundle = tmp / "generated"
         generate_bundle(bundle)
         sys.path.insert(0, str(EXAMPLE))
+        from regelwerk.bundle import load_bundle
+        from regelwerk.compiler import validate_bundle
+        from regelwerk.registry import load_registry
+        from regelwerk.validation import SchemaSet
         from regelwerk_checklist import plugin as checklist
-
-        from engine.bundle import load_bundle
-        from engine.compiler import validate_bundle
-        from engine.registry import load_registry
-        from engine.validation import SchemaSet
 
         registry = load_registry(extra=[checklist], use_entry_points=False)
         schemas = SchemaSet(registry)

@@ -60,9 +60,9 @@ def _rate(fn: Callable[[int], None], n: int, repeat: int = 3) -> float:
 
 
 def _compiled(tmp: Path) -> Any:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
 
     folder = tmp / "wf"
     folder.mkdir(exist_ok=True)
@@ -72,11 +72,10 @@ def _compiled(tmp: Path) -> Any:
 
 
 def bench_memory(tmp: Path, n: int) -> list[tuple[str, float, float, str]]:
+    from regelwerk.runtime import Engine
+    from regelwerk.store.memory import MemoryStore
+    from regelwerk.workflows.ports import RoleTable
     from transitions import Machine
-
-    from engine.runtime import Engine
-    from engine.store.memory import MemoryStore
-    from engine.workflows.ports import RoleTable
 
     class Model:
         pass
@@ -97,7 +96,7 @@ def bench_memory(tmp: Path, n: int) -> list[tuple[str, float, float, str]]:
                     permissions=RoleTable({"bench.go": ["user"]}))
     engine.start("pingpong", {"n": 1}, "u", "x")
     actor = {"id": "u", "roles": ["user"]}
-    from engine.actors import Actor
+    from regelwerk.actors import Actor
 
     who = Actor.of(actor)
 
@@ -115,12 +114,11 @@ def bench_memory(tmp: Path, n: int) -> list[tuple[str, float, float, str]]:
 
 def _sql_rows(label: str, url: str, n: int, batch: int, tmp: Path) -> list[tuple[str, float, float, str]]:
     import sqlalchemy as sa
-
-    from engine.actors import Actor
-    from engine.runtime import Engine
-    from engine.store.sql import SqlStore
-    from engine.store.workflow_tables import rw_history, rw_instances
-    from engine.workflows.ports import RoleTable
+    from regelwerk.actors import Actor
+    from regelwerk.runtime import Engine
+    from regelwerk.store.sql import SqlStore
+    from regelwerk.store.workflow_tables import rw_history, rw_instances
+    from regelwerk.workflows.ports import RoleTable
 
     compiled, registry = _compiled(tmp)
     store = SqlStore(url)
@@ -182,11 +180,10 @@ def _sql_rows(label: str, url: str, n: int, batch: int, tmp: Path) -> list[tuple
 def bench_growth(tmp: Path, total: int, sample: int) -> list[tuple[str, float, float, str]]:
     """Start/fire cost with a small vs a large table; memory while touching many instances."""
     import sqlalchemy as sa
-
-    from engine.actors import Actor
-    from engine.runtime import Engine
-    from engine.store.sql import SqlStore
-    from engine.store.workflow_tables import rw_history, rw_instances
+    from regelwerk.actors import Actor
+    from regelwerk.runtime import Engine
+    from regelwerk.store.sql import SqlStore
+    from regelwerk.store.workflow_tables import rw_history, rw_instances
 
     compiled, registry = _compiled(tmp)
     url = f"sqlite:///{tmp / 'growth.sqlite'}"

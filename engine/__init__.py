@@ -1,6 +1,6 @@
 """regelwerk: a workflow and rules engine for HR software, driven by declarative YAML.
 
-The public names below are imported lazily: ``import engine`` loads no database,
+The public names below are imported lazily: ``import regelwerk`` loads no database,
 rules or state-machine library, starts no thread, scans no entry point and reads
 no file. Pipeline: ``load_bundle`` -> ``compile_bundle`` -> ``Engine``.
 """
@@ -31,31 +31,31 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "SYSTEM": "engine.actors",
-    "Actor": "engine.actors",
-    "CompiledBundle": "engine.compiler",
-    "compile_bundle": "engine.compiler",
-    "load_bundle": "engine.bundle",
-    "Diagnostic": "engine.diagnostics",
-    "DefinitionError": "engine.diagnostics",
-    "Registry": "engine.registry",
-    "load_registry": "engine.registry",
-    "Engine": "engine.runtime",
-    "ConflictError": "engine.errors",
-    "InvalidData": "engine.errors",
-    "PermissionDenied": "engine.errors",
-    "RegelwerkError": "engine.errors",
-    "TransitionNotAllowed": "engine.errors",
-    "UnknownDefinition": "engine.errors",
-    "UnknownInstance": "engine.errors",
+    "SYSTEM": "regelwerk.actors",
+    "Actor": "regelwerk.actors",
+    "CompiledBundle": "regelwerk.compiler",
+    "compile_bundle": "regelwerk.compiler",
+    "load_bundle": "regelwerk.bundle",
+    "Diagnostic": "regelwerk.diagnostics",
+    "DefinitionError": "regelwerk.diagnostics",
+    "Registry": "regelwerk.registry",
+    "load_registry": "regelwerk.registry",
+    "Engine": "regelwerk.runtime",
+    "ConflictError": "regelwerk.errors",
+    "InvalidData": "regelwerk.errors",
+    "PermissionDenied": "regelwerk.errors",
+    "RegelwerkError": "regelwerk.errors",
+    "TransitionNotAllowed": "regelwerk.errors",
+    "UnknownDefinition": "regelwerk.errors",
+    "UnknownInstance": "regelwerk.errors",
 }
 
 if TYPE_CHECKING:
-    from engine.actors import SYSTEM, Actor
-    from engine.bundle import load_bundle
-    from engine.compiler import CompiledBundle, compile_bundle
-    from engine.diagnostics import DefinitionError, Diagnostic
-    from engine.errors import (
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import CompiledBundle, compile_bundle
+    from regelwerk.diagnostics import DefinitionError, Diagnostic
+    from regelwerk.errors import (
         ConflictError,
         InvalidData,
         PermissionDenied,
@@ -64,8 +64,8 @@ if TYPE_CHECKING:
         UnknownDefinition,
         UnknownInstance,
     )
-    from engine.registry import Registry, load_registry
-    from engine.runtime import Engine
+    from regelwerk.registry import Registry, load_registry
+    from regelwerk.runtime import Engine
 
 
 def __getattr__(name: str) -> Any:

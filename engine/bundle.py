@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import Diagnostic
-from engine.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, load_text, locate, read_source
+from regelwerk.diagnostics import Diagnostic
+from regelwerk.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, load_text, locate, read_source
 
 __all__ = [
     "BUNDLE_MANIFEST",
@@ -69,7 +69,7 @@ class Bundle:
 
 def shipped_standard() -> Path:
     """The shipped standard bundle directory (``definitions/standard``), via importlib.resources."""
-    return Path(str(resources.files("engine.definitions") / "standard"))
+    return Path(str(resources.files("regelwerk.definitions") / "standard"))
 
 
 def _display(path: Path) -> str:
@@ -139,7 +139,7 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
     allowed = {"extends", "include", "exclude", "description"}
     for key in spec:
         if key not in allowed:
-            from engine.diagnostics import did_you_mean
+            from regelwerk.diagnostics import did_you_mean
 
             where = locate(data, f"/spec/{key}", key=True)
             problems.append(Diagnostic("RW104", f"unknown key {key!r}", where.file, where.line, where.column,

@@ -41,16 +41,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def registry() -> Any:
     """The plugin registry (entry points loaded here, not at import)."""
-    from engine.registry import load_registry
+    from regelwerk.registry import load_registry
 
     return load_registry()
 
 
 def load_compiled(path: str) -> Any:
     """Load and compile a bundle or exit 1 printing every diagnostic."""
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.diagnostics import DefinitionError, format_diagnostics
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.diagnostics import DefinitionError, format_diagnostics
 
     try:
         return compile_bundle(load_bundle(path), registry())
@@ -62,7 +62,7 @@ def load_compiled(path: str) -> Any:
 def load_definition(path: str, kind: str, name: str) -> Any:
     """The compiled ``kind`` named ``name`` of the bundle at ``path``: exit 1 with every diagnostic when the
     bundle is invalid, exit 2 (a usage error, with the known names) when it has no such definition."""
-    from engine.errors import UnknownDefinition
+    from regelwerk.errors import UnknownDefinition
 
     compiled = load_compiled(path)
     try:
@@ -76,10 +76,10 @@ def load_definition(path: str, kind: str, name: str) -> Any:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 def validate(paths: Sequence[str], fmt: str) -> None:
     """Validate bundles (directories) or definition files; report every problem at once."""
-    from engine.bundle import load_bundle
-    from engine.compiler import validate_bundle
-    from engine.diagnostics import format_diagnostics
-    from engine.validation import SchemaSet
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import validate_bundle
+    from regelwerk.diagnostics import format_diagnostics
+    from regelwerk.validation import SchemaSet
 
     reg = registry()
     schemas = SchemaSet(reg)
@@ -106,9 +106,9 @@ def validate(paths: Sequence[str], fmt: str) -> None:
 @click.option("--kind", default=None, help="Only documents of this kind.")
 def show(path: str, effective: bool, kind: str | None) -> None:
     """Print a bundle's documents as YAML (``--effective``: after merging overlays)."""
-    from engine.bundle import load_bundle
-    from engine.diagnostics import format_diagnostics
-    from engine.source import dump_yaml, to_plain
+    from regelwerk.bundle import load_bundle
+    from regelwerk.diagnostics import format_diagnostics
+    from regelwerk.source import dump_yaml, to_plain
 
     bundle = load_bundle(path)
     errors = [d for d in bundle.diagnostics if d.is_error]
@@ -125,10 +125,10 @@ def show(path: str, effective: bool, kind: str | None) -> None:
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of a kind (or the umbrella schema of every kind; ``Scenario`` for scenarios,
     ``Story`` for the stories of ``regelwerk simulate``)."""
-    from engine.diagnostics import did_you_mean
-    from engine.scenarios import scenario_schema
-    from engine.simulation.story import story_schema
-    from engine.validation import document_schema, load_shipped_schema, umbrella_schema
+    from regelwerk.diagnostics import did_you_mean
+    from regelwerk.scenarios import scenario_schema
+    from regelwerk.simulation.story import story_schema
+    from regelwerk.validation import document_schema, load_shipped_schema, umbrella_schema
 
     reg = registry()
     if kind is None:
@@ -167,7 +167,7 @@ def kinds(fmt: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
 def test_command(paths: Sequence[str], junit: str | None, quiet: bool) -> None:
     """Run scenario files (``kind: Scenario``) found under PATHS."""
-    from engine.scenarios import iter_results_lines, junit_xml, run_scenarios
+    from regelwerk.scenarios import iter_results_lines, junit_xml, run_scenarios
 
     results = run_scenarios(paths, registry())
     if not results:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from engine.bundle import Bundle
-from engine.conditions import Condition, compile_condition
-from engine.diagnostics import DefinitionError, Diagnostic, Severity, did_you_mean, sort_diagnostics
-from engine.registry import KindSpec, Registry
-from engine.source import SourceDocument, iter_pattern, locate, to_plain
-from engine.validation import SchemaSet
+from regelwerk.bundle import Bundle
+from regelwerk.conditions import Condition, compile_condition
+from regelwerk.diagnostics import DefinitionError, Diagnostic, Severity, did_you_mean, sort_diagnostics
+from regelwerk.registry import KindSpec, Registry
+from regelwerk.source import SourceDocument, iter_pattern, locate, to_plain
+from regelwerk.validation import SchemaSet
 
 __all__ = ["CompileContext", "CompiledBundle", "compile_bundle", "content_hash", "validate_bundle"]
 
@@ -55,7 +55,7 @@ class CompiledBundle:
         try:
             return self.objects[(kind, name)]
         except KeyError:
-            from engine.errors import UnknownDefinition
+            from regelwerk.errors import UnknownDefinition
 
             raise UnknownDefinition(kind, name, [n for k, n in self.objects if k == kind]) from None
 

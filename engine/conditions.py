@@ -564,7 +564,7 @@ def _parse_node(data: Any, pointer: str, functions: Mapping[str, Any], problems:
         _no_extra(data, {"fn", "args"} | allowed_extra, pointer, problems)
         name = data["fn"]
         if name not in functions:
-            from engine.diagnostics import did_you_mean
+            from regelwerk.diagnostics import did_you_mean
 
             problems.append(ConditionProblem("RW401", f"unknown condition function {name!r}", f"{pointer}/fn",
                                              hint=did_you_mean(str(name), functions)))
@@ -601,7 +601,7 @@ def _parse_node(data: Any, pointer: str, functions: Mapping[str, Any], problems:
 def _no_extra(data: Mapping[str, Any], allowed: set[str], pointer: str, problems: list[ConditionProblem]) -> None:
     extra = sorted(set(data) - allowed)
     for key in extra:
-        from engine.diagnostics import did_you_mean
+        from regelwerk.diagnostics import did_you_mean
 
         problems.append(ConditionProblem("RW400", f"unexpected key {key!r} in this condition", f"{pointer}/{key}",
                                          hint=did_you_mean(key, allowed)))

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import importlib
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["CORE_AREAS", "CorePlugin", "plugin"]
 
 #: Each core area's module with a ``register(registry, plugin_name)`` function, in registration order
 #: (workflows before permissions: the ``render`` command group is the workflows' and permissions join it).
 CORE_AREAS = (
-    "engine.functions",
-    "engine.workflows.kind",
-    "engine.rules.kind",
-    "engine.permissions.kind",
-    "engine.scheduling.kind",
-    "engine.outbox.registration",
-    "engine.report.command",
-    "engine.simulation.command",
+    "regelwerk.functions",
+    "regelwerk.workflows.kind",
+    "regelwerk.rules.kind",
+    "regelwerk.permissions.kind",
+    "regelwerk.scheduling.kind",
+    "regelwerk.outbox.registration",
+    "regelwerk.report.command",
+    "regelwerk.simulation.command",
 )
 
 
@@ -33,7 +33,7 @@ class CorePlugin:
 
     def register(self, registry: Registry) -> None:
         """Add every core area's kinds, actions, functions, steps and commands."""
-        from engine import scenarios
+        from regelwerk import scenarios
 
         scenarios.register_core_steps(registry, self.name)
         for module in CORE_AREAS:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from engine.conditions import to_temporal
-from engine.registry import FunctionSpec, Registry
+from regelwerk.conditions import to_temporal
+from regelwerk.registry import FunctionSpec, Registry
 
 __all__ = ["register"]
 

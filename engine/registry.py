@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from engine.compiler import CompileContext
-    from engine.source import SourceDocument
+    from regelwerk.compiler import CompileContext
+    from regelwerk.source import SourceDocument
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -116,7 +116,7 @@ class StoryEventSpec:
     """A story event type for ``regelwerk simulate`` (``{on: DATE, <name>: {...}}`` in a Story).
 
     ``run(sim, args) -> (text, detail)`` applies the event to the simulation's store: ``sim`` is an
-    ``engine.simulation.context.SimulationContext``, ``args`` the event's (schema-valid) mapping; ``text``
+    ``regelwerk.simulation.context.SimulationContext``, ``args`` the event's (schema-valid) mapping; ``text``
     becomes the timeline line, ``detail`` (JSON data) is recorded with the event. Raise a
     ``RegelwerkError`` (or ``ValueError``/``LookupError``) to refuse the event: the simulation records the
     refusal and goes on. ``schema`` (JSON Schema of ``args``) becomes part of the Story schema
@@ -135,7 +135,7 @@ class SimulationPartSpec:
     """A plugin's part of ``regelwerk simulate`` beyond its story events (every callable is optional).
 
     - ``read_data(data_dir) -> (events, problems)``: the plugin's files in the customer's ``data/``
-      directory as ``engine.simulation.data.DatedEvent`` s (their ``type`` names a registered story event)
+      directory as ``regelwerk.simulation.data.DatedEvent`` s (their ``type`` names a registered story event)
       and ``Diagnostic`` s; read before anything is written.
     - ``after_tick(sim, tick_summary)``: after each nightly tick (timeline notes, ``sim.totals``).
     - ``summary(sim) -> mapping``: keys added to the run's summary (counted in the store).
@@ -244,7 +244,7 @@ class Registry:
         self._add(self.stores, spec.scheme, spec, "store")
 
     def add_table_module(self, module: str) -> None:
-        """Name a module that declares tables on ``engine.store.tables.metadata`` (imported by the store's
+        """Name a module that declares tables on ``regelwerk.store.tables.metadata`` (imported by the store's
         setup, ``all_tables()`` and the Alembic migrations)."""
         if module not in self.table_modules:
             self.table_modules.append(module)
@@ -290,7 +290,7 @@ def load_registry(extra: Iterable[Plugin] = (), use_entry_points: bool = True) -
             names.add(entry_point.name)
             registry.register_plugin(entry_point.load())
     else:
-        from engine.core_plugin import plugin as core
+        from regelwerk.core_plugin import plugin as core
 
         registry.register_plugin(core)
     for plugin in extra:

@@ -2,7 +2,7 @@
 
 ::
 
-    from engine.runtime import Engine
+    from regelwerk.runtime import Engine
 
     with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite") as engine:
         inst = engine.start("declaration", {"amount": 120}, actor="u1")
@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from engine.actors import SYSTEM, Actor
-from engine.compiler import CompiledBundle
-from engine.errors import (
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.compiler import CompiledBundle
+from regelwerk.errors import (
     ConflictError,
     InvalidData,
     PermissionDenied,
@@ -36,13 +36,13 @@ from engine.errors import (
     UnknownInstance,
     UsageError,
 )
-from engine.registry import Registry
-from engine.store.base import Store, StoreTx
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
-from engine.workflows.actions import ActionContext
-from engine.workflows.machine import WorkflowMachine
-from engine.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
-from engine.workflows.ports import AllowAll, PermissionPort
+from regelwerk.registry import Registry
+from regelwerk.store.base import Store, StoreTx
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.workflows.actions import ActionContext
+from regelwerk.workflows.machine import WorkflowMachine
+from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
+from regelwerk.workflows.ports import AllowAll, PermissionPort
 
 __all__ = ["Engine", "EventOption", "MigrationItem", "TimerOutcome"]
 
@@ -222,18 +222,18 @@ class Engine:
                  registry: Registry | None = None, clock: Callable[[], datetime] | None = None,
                  permissions: PermissionPort | str | None = None, id_factory: Callable[[], str] | None = None,
                  cache_size: int = 10_000) -> None:
-        from engine.registry import load_registry
+        from regelwerk.registry import load_registry
 
         self.registry = registry if registry is not None else load_registry()
         if isinstance(bundle, CompiledBundle):
             self.bundle = bundle
         else:
-            from engine.bundle import load_bundle
-            from engine.compiler import compile_bundle
+            from regelwerk.bundle import load_bundle
+            from regelwerk.compiler import compile_bundle
 
             self.bundle = compile_bundle(load_bundle(bundle), self.registry)
         if isinstance(store, str):
-            from engine.store import open_store
+            from regelwerk.store import open_store
 
             self.store: Store = open_store(store, self.registry)
             self._owns_store = True
@@ -260,9 +260,9 @@ class Engine:
         Denied writes are audited in the store's audit table. With a SQL store the facts are read from
         its ``rw_relations`` table (fed by the host); with the memory store they live in memory.
         """
-        from engine.permissions.adapter import MatrixPermissions, store_audit
-        from engine.permissions.relations import MemoryRelationships, Relationships
-        from engine.permissions.sql import SqlRelationships
+        from regelwerk.permissions.adapter import MatrixPermissions, store_audit
+        from regelwerk.permissions.relations import MemoryRelationships, Relationships
+        from regelwerk.permissions.sql import SqlRelationships
 
         sa_engine = getattr(self.store, "engine", None)
         relations: Relationships = SqlRelationships(sa_engine) if sa_engine is not None else MemoryRelationships()
@@ -273,10 +273,10 @@ class Engine:
     def tick(self, now: datetime | None = None, **options: Any) -> Any:
         """Everything that is due at ``now``: scheduled items, workflow timers and tick tasks (retention...).
 
-        See :func:`engine.scheduling.tick.tick` for the options (``progress``, ``batch_size``...); returns
+        See :func:`regelwerk.scheduling.tick.tick` for the options (``progress``, ``batch_size``...); returns
         its ``TickSummary``. Idempotent and safe in several processes on one PostgreSQL.
         """
-        from engine.scheduling.tick import tick
+        from regelwerk.scheduling.tick import tick
 
         return tick(self, self.bundle, now or self.clock(), **options)
 

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.bundle import load_bundle
-from engine.compiler import CompiledBundle, compile_bundle
-from engine.conditions import to_temporal
-from engine.diagnostics import DefinitionError, Diagnostic, format_diagnostics
-from engine.registry import Registry, StepSpec
-from engine.source import SourceDocument, YMap, load_text, locate, read_source, to_plain
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import CompiledBundle, compile_bundle
+from regelwerk.conditions import to_temporal
+from regelwerk.diagnostics import DefinitionError, Diagnostic, format_diagnostics
+from regelwerk.registry import Registry, StepSpec
+from regelwerk.source import SourceDocument, YMap, load_text, locate, read_source, to_plain
 
 __all__ = [
     "ScenarioContext",
@@ -231,8 +231,7 @@ def _validate_scenario(doc: SourceDocument, registry: Registry) -> list[str]:
     from referencing import Registry as RefRegistry
     from referencing import Resource
     from referencing.jsonschema import DRAFT202012
-
-    from engine.validation import SCHEMA_BASE, load_shipped_schema
+    from regelwerk.validation import SCHEMA_BASE, load_shipped_schema
 
     refs: RefRegistry[Any] = RefRegistry().with_resource(
         SCHEMA_BASE + "common.json", Resource.from_contents(load_shipped_schema("common.json"), DRAFT202012))
@@ -246,7 +245,7 @@ def _validate_scenario(doc: SourceDocument, registry: Registry) -> list[str]:
         kinds = [k for k in step if k not in ("name", "description")] if isinstance(step, dict) else []
         unknown = [k for k in kinds if k not in registry.steps]
         if len(kinds) != 1 or unknown:
-            from engine.diagnostics import did_you_mean
+            from regelwerk.diagnostics import did_you_mean
 
             hint = did_you_mean(unknown[0], registry.steps) if unknown else ""
             messages.append(f"{where.file}:{where.line}:{where.column}: a step needs exactly one known step type"
@@ -295,7 +294,7 @@ def run_scenario(path: Path, doc: SourceDocument, registry: Registry) -> Scenari
                 result.steps.append(StepOutcome(index, kind, line, False, str(exc)))
                 break
             except Exception as exc:  # noqa: BLE001 - a crashing step is a failure with its type, not a crash
-                from engine.errors import RegelwerkError
+                from regelwerk.errors import RegelwerkError
 
                 label = type(exc).__name__
                 result.steps.append(StepOutcome(index, kind, line, False,

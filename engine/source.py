@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from regelwerk.diagnostics import Diagnostic, Location
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -30,8 +31,6 @@ from yaml.events import (
     StreamEndEvent,
     StreamStartEvent,
 )
-
-from engine.diagnostics import Diagnostic, Location
 
 __all__ = [
     "Limits",

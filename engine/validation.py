@@ -19,10 +19,9 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry as RefRegistry
 from referencing import Resource
 from referencing.jsonschema import DRAFT202012
-
-from engine.diagnostics import Diagnostic, did_you_mean
-from engine.registry import KindSpec, Registry
-from engine.source import SourceDocument, escape_pointer, locate
+from regelwerk.diagnostics import Diagnostic, did_you_mean
+from regelwerk.registry import KindSpec, Registry
+from regelwerk.source import SourceDocument, escape_pointer, locate
 
 __all__ = [
     "API_VERSION",
@@ -40,7 +39,7 @@ SCHEMA_BASE = "https://schemas.regelwerk.invalid/v1/"
 @cache
 def load_shipped_schema(name: str) -> dict[str, Any]:
     """Read ``schemas/v1/<name>`` from the installed package."""
-    text = (resources.files("engine.schemas") / "v1" / name).read_text(encoding="utf-8")
+    text = (resources.files("regelwerk.schemas") / "v1" / name).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

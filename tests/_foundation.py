@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from engine.registry import Registry, load_registry
+from regelwerk.registry import Registry, load_registry
 
 
 @cache

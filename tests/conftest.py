@@ -19,9 +19,8 @@ PG_ENV = "REGELWERK_TEST_PG_URL"
 @pytest.fixture(scope="session")
 def registry():  # type: ignore[no-untyped-def]
     """Every installed plugin plus the example checklist plugin."""
+    from regelwerk.registry import load_registry
     from regelwerk_checklist import plugin as checklist
-
-    from engine.registry import load_registry
 
     base = load_registry()
     if "Checklist" in base.kinds:

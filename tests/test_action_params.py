@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
 
 WORKFLOW = """\
 apiVersion: regelwerk/v1

@@ -4,7 +4,7 @@ Each directory under ``tests/broken/`` holds the broken file(s) and an ``expecte
 
     description: what the case shows
     bundle: klant                       # optional: what to validate, relative to the case (default ".")
-    limits: {max_file_bytes: 256}       # optional: lowered loader limits (engine.source.Limits fields)
+    limits: {max_file_bytes: 256}       # optional: lowered loader limits (regelwerk.source.Limits fields)
     diagnostics:
       - {code: RW002, file: checklist.yaml, line: 9, column: 7, pointer: ""}
 
@@ -25,11 +25,10 @@ from typing import Any
 import pytest
 import yaml
 from _foundation import foundation_registry
-
-from engine.bundle import load_bundle
-from engine.compiler import validate_bundle
-from engine.registry import Registry
-from engine.source import Limits, load_text, to_plain
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import validate_bundle
+from regelwerk.registry import Registry
+from regelwerk.source import Limits, load_text, to_plain
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def _draft(name: str) -> None:  # pragma: no cover - a maintenance helper, run b
     import tempfile
 
     sys.path.insert(0, str(CORPUS.parent.parent / "examples" / "plugin-checklist"))
-    from engine.registry import load_registry
+    from regelwerk.registry import load_registry
 
     case = CORPUS / name
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,12 +10,11 @@ import pytest
 import yaml
 from _foundation import foundation_registry
 from click.testing import CliRunner
-
-from engine.bundle import Bundle, load_bundle, merge_patch, shipped_standard
-from engine.compiler import compile_bundle, validate_bundle
-from engine.diagnostics import Diagnostic
-from engine.registry import Registry
-from engine.source import load_text, locate, to_plain
+from regelwerk.bundle import Bundle, load_bundle, merge_patch, shipped_standard
+from regelwerk.compiler import compile_bundle, validate_bundle
+from regelwerk.diagnostics import Diagnostic
+from regelwerk.registry import Registry
+from regelwerk.source import load_text, locate, to_plain
 
 
 @pytest.fixture(scope="module")
@@ -387,7 +386,7 @@ def test_a_clean_overlay_compiles(registry: Any) -> None:
 
 
 def test_show_effective_prints_the_merged_bundle() -> None:
-    from engine.cli import cli
+    from regelwerk.cli import cli
 
     base_and_overlay(PATCH)
     result = CliRunner().invoke(cli, ["show", "--effective", "klant"])
@@ -403,7 +402,7 @@ def test_show_effective_prints_the_merged_bundle() -> None:
 
 
 def test_show_refuses_a_bundle_that_does_not_load() -> None:
-    from engine.cli import cli
+    from regelwerk.cli import cli
 
     write("b/x.yaml", "a: 1\na: 2\n")
     result = CliRunner().invoke(cli, ["show", "--effective", "b"])

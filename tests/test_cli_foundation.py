@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import regelwerk.cli
 import yaml
 from _foundation import foundation_registry
 from click.testing import CliRunner, Result
-
-import engine.cli
-from engine.cli import cli
+from regelwerk.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plugin-checklist"
@@ -29,7 +28,7 @@ BAD = ("apiVersion: regelwerk/v1\nkind: Checklist\nmetadata:\n  name: onboarding
 @pytest.fixture(autouse=True)
 def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(engine.cli, "registry", foundation_registry)
+    monkeypatch.setattr(regelwerk.cli, "registry", foundation_registry)
 
 
 def run(*args: str) -> Result:
@@ -118,7 +117,7 @@ def test_show_effective_merges_the_overlay() -> None:
 
 
 def test_show_effective_output_reads_back_unchanged() -> None:
-    from engine.source import load_text, to_plain
+    from regelwerk.source import load_text, to_plain
 
     write("b/a.yaml", GOOD.replace("    - id: contract\n", "    - id: contract\n      label: '0o17'\n"))
     result = run("show", "--effective", "b")
@@ -252,7 +251,7 @@ def test_console_script_in_a_real_process(tmp_path: Path) -> None:
 
 
 def test_main_with_argv_in_a_subprocess(tmp_path: Path) -> None:
-    code = "import sys; from engine.cli import main; main(sys.argv[1:])"
+    code = "import sys; from regelwerk.cli import main; main(sys.argv[1:])"
     result = subprocess.run([sys.executable, "-c", code, "schema", "Nope"], capture_output=True, text=True,
                             env=plugin_env(tmp_path), timeout=120, check=False)
     assert result.returncode == 2

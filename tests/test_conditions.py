@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.conditions import (
+from regelwerk.conditions import (
     AllOf,
     AnyOf,
     Call,
@@ -26,7 +25,7 @@ from engine.conditions import (
     resolve_path,
     to_temporal,
 )
-from engine.functions import is_empty, is_weekday, same_date, within_days
+from regelwerk.functions import is_empty, is_weekday, same_date, within_days
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 FUNCTIONS = {"is_weekday": is_weekday, "within_days": within_days, "is_empty": is_empty, "same_date": same_date}
@@ -227,7 +226,7 @@ def test_the_compiled_model_is_a_frozen_value() -> None:
     d1 = parse_duration("P1D")
     d2 = parse_duration("P2W")
     assert d1 is not None and d2 is not None
-    from engine.conditions import Shift
+    from regelwerk.conditions import Shift
 
     assert model == AllOf((
         Compare(FieldRef(("a", "b"), Shift(1, d1)), "ge", NowRef(Shift(-1, d2))),

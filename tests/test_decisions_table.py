@@ -6,12 +6,11 @@ import textwrap
 from typing import Any
 
 import pytest
-
-from engine.bundle import Bundle
-from engine.compiler import compile_bundle
-from engine.decisions import DecisionConflict, DecisionTable
-from engine.diagnostics import DefinitionError
-from engine.source import load_text
+from regelwerk.bundle import Bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.decisions import DecisionConflict, DecisionTable
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.source import load_text
 
 
 def compile_table(text: str, registry: Any, name: str = "t") -> DecisionTable:

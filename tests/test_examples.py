@@ -14,11 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.scheduling.employees import EMPLOYEE_COLUMNS, parse_employee
-from engine.source import load_text, to_plain
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.scheduling.employees import EMPLOYEE_COLUMNS, parse_employee
+from regelwerk.source import load_text, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("scholengroep-horizon", "retail-noorderlicht")
@@ -117,9 +116,8 @@ def test_employees_csv(name: str) -> None:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_employees_import(name: str, tmp_path: Path) -> None:
+    from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
     from sqlalchemy import create_engine
-
-    from engine.scheduling.employees import EmployeeDirectory, import_employees
 
     directory = EmployeeDirectory(create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}"))
     directory.setup()
@@ -294,7 +292,7 @@ def test_retail_story_activates_mijnloket_plus(registry: Any) -> None:
 ])
 def test_named_schedules(name: str, schedule: str, expected: list[str], registry: Any) -> None:
     """Named Schedule documents have no scenario step; check their occurrences here."""
-    from engine.scheduling.preview import preview_schedules
+    from regelwerk.scheduling.preview import preview_schedules
 
     compiled = compile_bundle(load_bundle(ROOT / "examples" / name), registry)
     zone = ZoneInfo("Europe/Amsterdam")

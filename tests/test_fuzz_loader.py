@@ -11,12 +11,11 @@ import yaml
 from _foundation import foundation_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from engine.bundle import Bundle, load_bundle
-from engine.compiler import validate_bundle
-from engine.diagnostics import CODES, Diagnostic
-from engine.registry import Registry
-from engine.source import (
+from regelwerk.bundle import Bundle, load_bundle
+from regelwerk.compiler import validate_bundle
+from regelwerk.diagnostics import CODES, Diagnostic
+from regelwerk.registry import Registry
+from regelwerk.source import (
     Limits,
     SourceDocument,
     YMap,
@@ -203,8 +202,7 @@ def test_parsers_agree_on_positions_of_real_yaml(data: dict[str, Any]) -> None:
 @given(st.lists(documents, min_size=1, max_size=3))
 def test_inlined_schemas_validate_like_referenced_ones(registry: Registry, docs: list[dict[str, Any]]) -> None:
     from jsonschema import Draft202012Validator
-
-    from engine.validation import SCHEMA_BASE, SchemaSet
+    from regelwerk.validation import SCHEMA_BASE, SchemaSet
 
     schemas = SchemaSet(registry)
     referenced = Draft202012Validator({"$ref": SCHEMA_BASE + "checklist.json"}, registry=schemas._refs)

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -50,7 +49,7 @@ spec:
 
 @pytest.mark.parametrize("catch_up", ["once", "skip"])
 def test_schedule_action_plans_from_instance_data(tmp_path: Path, registry, catch_up: str) -> None:  # type: ignore[no-untyped-def]
-    from engine.runtime import Engine
+    from regelwerk.runtime import Engine
 
     compiled = compile_bundle(load_bundle(_write(tmp_path, WORKFLOW % catch_up)), registry)
     with Engine(compiled, store="memory://", registry=registry, clock=lambda: NOW) as engine:
@@ -100,7 +99,7 @@ spec:
 
 
 def test_schedule_plan_items_per_matching_employee(tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
-    from engine.scheduling.employees import parse_employee
+    from regelwerk.scheduling.employees import parse_employee
 
     text = """
 apiVersion: regelwerk/v1

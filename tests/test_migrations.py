@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
-from engine.store.sql import upgrade
-from engine.store.tables import all_tables
+from regelwerk.store.sql import upgrade
+from regelwerk.store.tables import all_tables
 
 
 def _differences(url: str) -> list[object]:

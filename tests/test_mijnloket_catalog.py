@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.errors import InvalidData, TransitionNotAllowed, UsageError
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.errors import InvalidData, TransitionNotAllowed, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "definitions" / "standard" / "mijnloket"
@@ -30,8 +29,8 @@ def catalog(compiled: Any) -> Any:
 
 
 def invoke(*args: str) -> Any:
-    from engine.cli import cli
-    from engine.registry import load_registry
+    from regelwerk.cli import cli
+    from regelwerk.registry import load_registry
 
     for name, command in load_registry().commands.items():
         if name not in cli.commands:
@@ -130,9 +129,9 @@ def test_without_addendum_mijnloket_cannot_be_activated(catalog: Any) -> None:
 
 @pytest.fixture
 def products(compiled: Any, registry: Any, sqlite_url: str) -> Iterator[Any]:
-    from engine.runtime import Engine
-    from engine.store import open_store
-    from plugins.mijnloket.products import EmployerProducts
+    from regelwerk.runtime import Engine
+    from regelwerk.store import open_store
+    from regelwerk_packs.mijnloket.products import EmployerProducts
 
     clock = {"now": datetime(2027, 2, 1, 9, 0, tzinfo=UTC)}
     store = open_store(sqlite_url, registry)
@@ -143,7 +142,7 @@ def products(compiled: Any, registry: Any, sqlite_url: str) -> Iterator[Any]:
 
 
 def test_compiles_into_an_employer_workflow(compiled: Any) -> None:
-    from engine.workflows.model import workflow_from_dict, workflow_to_dict
+    from regelwerk.workflows.model import workflow_from_dict, workflow_to_dict
 
     workflow = compiled.get("Workflow", "mijnloket-employer")
     assert [(s.id, s.label) for s in workflow.states] == [
@@ -157,7 +156,7 @@ def test_compiles_into_an_employer_workflow(compiled: Any) -> None:
                                               "management_self_service"]
     assert compiled.get("ProductCatalog", "mijnloket").workflow == "mijnloket-employer"
     # a stored definition version reloads (guards over registered functions)
-    from engine.registry import load_registry
+    from regelwerk.registry import load_registry
 
     again = workflow_from_dict(workflow_to_dict(workflow), load_registry().function_table())
     assert workflow_to_dict(again) == workflow_to_dict(workflow)

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from engine.outbox.queue import enqueue, list_messages
-from engine.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
-from engine.store.tables import all_tables
-from engine.templates.model import RenderedMail
+from regelwerk.outbox.queue import enqueue, list_messages
+from regelwerk.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
+from regelwerk.store.tables import all_tables
+from regelwerk.templates.model import RenderedMail
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MAIL = RenderedMail("afwijzing", "Je sollicitatie: Kok", "Beste Anna,\n\nHelaas.\n")
@@ -135,7 +134,7 @@ def test_refused_recipient_fails_at_once(db: sa.Engine, smtp: tuple[Inbox, int])
 
 
 def test_recipient_with_line_break_is_refused(db: sa.Engine) -> None:
-    from engine.errors import InvalidData
+    from regelwerk.errors import InvalidData
 
     with pytest.raises(InvalidData), db.begin() as conn:
         enqueue(conn, MAIL, recipient="a@example.nl\r\nBcc: b@example.nl", now=NOW)
@@ -143,8 +142,7 @@ def test_recipient_with_line_break_is_refused(db: sa.Engine) -> None:
 
 def test_cli_send(tmp_path: Any, smtp: tuple[Inbox, int]) -> None:
     from click.testing import CliRunner
-
-    from engine.outbox.commands import outbox_group
+    from regelwerk.outbox.commands import outbox_group
 
     inbox, port = smtp
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from engine.actors import Actor
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.permissions import MemoryRelationships, PermissionMatrix
-from engine.permissions.render import render_html, render_markdown
-from engine.registry import load_registry
+from regelwerk.actors import Actor
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.permissions import MemoryRelationships, PermissionMatrix
+from regelwerk.permissions.render import render_html, render_markdown
+from regelwerk.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "definitions" / "standard" / "permissions"
@@ -173,7 +172,7 @@ def test_render_markdown_and_html(step2hr: PermissionMatrix) -> None:
 
 
 def test_cli_can_and_render(tmp_path: Path) -> None:
-    from engine.permissions.cli import can_command, render_group
+    from regelwerk.permissions.cli import can_command, render_group
 
     facts = tmp_path / "facts.yaml"
     facts.write_text("""

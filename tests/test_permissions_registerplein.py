@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.registry import load_registry
-from engine.scenarios import run_scenario_file
+from regelwerk.registry import load_registry
+from regelwerk.scenarios import run_scenario_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_registerplein_tables_scenario() -> None:
-    kind = pytest.importorskip("engine.decisions.kind")
+    kind = pytest.importorskip("regelwerk.decisions.kind")
     registry = load_registry(use_entry_points=False)
     if "DecisionTable" not in registry.kinds:  # until the core plugin registers the kind itself
         registry = load_registry(use_entry_points=False, extra=[_DecisionTables()])
@@ -27,6 +26,6 @@ class _DecisionTables:
     name = "decisiontables-under-test"
 
     def register(self, registry) -> None:  # type: ignore[no-untyped-def]
-        from engine.decisions import kind
+        from regelwerk.decisions import kind
 
         kind.register(registry, self.name)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.actors import Actor
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.errors import PermissionDenied
-from engine.permissions import MatrixPermissions, MemoryRelationships, RelationIndex, Relationships
-from engine.permissions.invitations import (
+from regelwerk.actors import Actor
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.errors import PermissionDenied
+from regelwerk.permissions import MatrixPermissions, MemoryRelationships, RelationIndex, Relationships
+from regelwerk.permissions.invitations import (
     InvitationExpired,
     InvitationSuperseded,
     InvitationUsed,
@@ -22,14 +21,14 @@ from engine.permissions.invitations import (
     SqlInvitations,
     UnknownInvitation,
 )
-from engine.registry import load_registry
+from regelwerk.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def _sql(url: str) -> Any:
-    from engine.permissions.sql import SqlRelationships
+    from regelwerk.permissions.sql import SqlRelationships
 
     return SqlRelationships(url, create=True)
 
@@ -181,8 +180,8 @@ def test_adapter_audits_denied_writes_only(compiled: Any) -> None:
 
 
 def test_store_audit_writes_to_the_workflow_store(compiled: Any) -> None:
-    memory = pytest.importorskip("engine.store.memory")
-    from engine.permissions import store_audit
+    memory = pytest.importorskip("regelwerk.store.memory")
+    from regelwerk.permissions import store_audit
 
     store = memory.MemoryStore()
     port = MatrixPermissions(compiled, MemoryRelationships(), "step2hr", audit=store_audit(store), clock=lambda: NOW)
@@ -193,7 +192,7 @@ def test_store_audit_writes_to_the_workflow_store(compiled: Any) -> None:
 
 
 def test_link_is_the_professionals_initiative(compiled: Any) -> None:
-    from plugins.registerplein import remove_professional
+    from regelwerk_packs.registerplein import remove_professional
 
     rel = MemoryRelationships([{"kind": "represents", "subject": "wendy", "object": "zorg-bv"},
                                {"kind": "member_of", "subject": "mo", "object": "zorg-bv-utrecht"}])

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.registry import load_registry
-from engine.scenarios import find_scenario_files, run_scenario_file
+from regelwerk.registry import load_registry
+from regelwerk.scenarios import find_scenario_files, run_scenario_file
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = find_scenario_files([ROOT / "tests" / "scenarios" / "permissions"])
@@ -15,11 +14,12 @@ FILES = find_scenario_files([ROOT / "tests" / "scenarios" / "permissions"])
 
 @pytest.fixture(scope="module")
 def packs_registry():  # type: ignore[no-untyped-def]
-    import plugins.hroffice
-    import plugins.registerplein
-    import plugins.step2hr
+    import regelwerk_packs.hroffice
+    import regelwerk_packs.registerplein
+    import regelwerk_packs.step2hr
 
-    return load_registry(extra=[plugins.step2hr.plugin, plugins.hroffice.plugin, plugins.registerplein.plugin],
+    return load_registry(extra=[regelwerk_packs.step2hr.plugin, regelwerk_packs.hroffice.plugin,
+                                regelwerk_packs.registerplein.plugin],
                          use_entry_points=False)
 
 

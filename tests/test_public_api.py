@@ -1,4 +1,4 @@
-"""The public face: ``__all__`` is pinned and ``import engine`` stays light."""
+"""The public face: ``__all__`` is pinned and ``import regelwerk`` stays light."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 import subprocess
 import sys
 
-import engine
+import regelwerk
 
 
 def test_all_is_pinned() -> None:
-    assert engine.__all__ == sorted(engine.__all__, key=lambda n: (not n.isupper(), n))
-    assert set(engine.__all__) == {
+    assert regelwerk.__all__ == sorted(regelwerk.__all__, key=lambda n: (not n.isupper(), n))
+    assert set(regelwerk.__all__) == {
         "SYSTEM", "Actor", "CompiledBundle", "ConflictError", "DefinitionError", "Diagnostic", "Engine",
         "InvalidData", "PermissionDenied", "RegelwerkError", "Registry", "TransitionNotAllowed",
         "UnknownDefinition", "UnknownInstance", "compile_bundle", "load_bundle", "load_registry",
@@ -19,13 +19,13 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_public_name_resolves() -> None:
-    for name in engine.__all__:
-        assert getattr(engine, name) is not None, name
+    for name in regelwerk.__all__:
+        assert getattr(regelwerk, name) is not None, name
 
 
 def test_import_engine_is_light() -> None:
     code = (
-        "import sys, threading, json; import engine; "
+        "import sys, threading, json; import regelwerk; "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('sqlalchemy', 'durable', 'transitions', 'croniter', 'jsonschema', 'alembic', 'click', 'yaml')); "
         "print(json.dumps({'heavy': heavy, 'threads': threading.active_count()}))"
@@ -42,7 +42,7 @@ def _pack_imports(root):  # type: ignore[no-untyped-def]
     import ast
     import re
 
-    module_path = re.compile(r"^plugins(\.[A-Za-z_][\w.]*)?(:\w+)?$")
+    module_path = re.compile(r"^regelwerk_packs(\.[A-Za-z_][\w.]*)?(:\w+)?$")
     found = []
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -64,16 +64,20 @@ def test_the_core_does_not_import_the_packs() -> None:
     imports ``plugins`` or names a pack module (tables too: packs add them with ``Registry.add_table_module``)."""
     from pathlib import Path
 
-    found = _pack_imports(Path(engine.__file__).parent)
+    found = _pack_imports(Path(regelwerk.__file__).parent)
     assert found == [], "engine/ must not know the packs:\n" + "\n".join(found)
 
 
 def test_the_pack_import_check_finds_static_and_string_imports(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "store").mkdir()
-    (tmp_path / "store" / "tables.py").write_text('TABLE_MODULES = ["plugins.x.tables"]\nOTHER = "plugins.y"\n')
+    (tmp_path / "store" / "tables.py").write_text(
+        'TABLE_MODULES = ["regelwerk_packs.x.tables"]\nOTHER = "regelwerk_packs.y"\n')
     (tmp_path / "a.py").write_text(
-        '"""Docs may mention plugins.recruitment."""\nimport plugins.recruitment\nfrom plugins import mijnloket\n'
-        'import importlib\nimportlib.import_module("plugins.recruitment.service")\nX = lazy("plugins.x.y:run")\n')
+        '"""Docs may mention regelwerk_packs.recruitment."""\nimport regelwerk_packs.recruitment\n'
+        'from regelwerk_packs import mijnloket\n'
+        'import importlib\nimportlib.import_module("regelwerk_packs.recruitment.service")\n'
+        'X = lazy("regelwerk_packs.x.y:run")\n')
     assert _pack_imports(tmp_path) == [
-        "a.py:2: plugins.recruitment", "a.py:3: plugins", "a.py:5: plugins.recruitment.service",
-        "a.py:6: plugins.x.y:run", "store/tables.py:1: plugins.x.tables", "store/tables.py:2: plugins.y"]
+        "a.py:2: regelwerk_packs.recruitment", "a.py:3: regelwerk_packs", "a.py:5: regelwerk_packs.recruitment.service",
+        "a.py:6: regelwerk_packs.x.y:run", "store/tables.py:1: regelwerk_packs.x.tables",
+        "store/tables.py:2: regelwerk_packs.y"]

@@ -28,8 +28,7 @@ def test_the_tour_overlay_reports_what_the_readme_shows(tmp_path: Path) -> None:
     import re
 
     from click.testing import CliRunner
-
-    from engine.cli import cli
+    from regelwerk.cli import cli
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)

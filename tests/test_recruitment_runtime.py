@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
-from engine.errors import PermissionDenied
-from engine.runtime import Engine
-from engine.store.sql import SqlStore
-from plugins.recruitment.service import Recruitment
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.errors import PermissionDenied
+from regelwerk.runtime import Engine
+from regelwerk.store.sql import SqlStore
+from regelwerk_packs.recruitment.service import Recruitment
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDARD = ROOT / "definitions" / "standard" / "recruitment"
@@ -52,7 +51,7 @@ def _world(url: str, registry: Any, bundle: Path) -> Iterator[tuple[Recruitment,
 
 def _dump(rec: Recruitment) -> str:
     """Every row of every table, as text (to look for personal data anywhere)."""
-    from engine.store.tables import all_tables
+    from regelwerk.store.tables import all_tables
 
     out = []
     with rec.engine.store.read() as tx:
@@ -69,7 +68,7 @@ def test_the_whole_change_is_one_transaction(world: Any, monkeypatch: pytest.Mon
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("smtp table full")
 
-    monkeypatch.setattr("plugins.recruitment.actions.enqueue", broken)
+    monkeypatch.setattr("regelwerk_packs.recruitment.actions.enqueue", broken)
     with pytest.raises(RuntimeError):
         rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
     dump = _dump(rec)
@@ -145,7 +144,7 @@ def test_team_decides_visibility_and_admins_open_vacancies(world: Any) -> None:
     with pytest.raises(PermissionDenied):
         rec.close_vacancy("tom", vid)
     rec.close_vacancy(BEA, vid)
-    from engine.errors import UsageError
+    from regelwerk.errors import UsageError
 
     with pytest.raises(UsageError):
         rec.apply(vid, first_name="Late", last_name="X", email="late@example.nl")
@@ -208,7 +207,7 @@ spec: {label: Oud, origin: function, functions: [verkoper], blocked: true, compe
     vid = rec.open_vacancy(BEA, title="Verkoper", function="verkoper", department="sales", manager="mo")
     cid = rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl")
     rec.move("mo", cid, "screening")
-    from engine.outbox import list_messages
+    from regelwerk.outbox import list_messages
 
     with rec.engine.store.read() as tx:
         [mail] = [m for m in list_messages(tx.connection) if m.template == "vragenlijst-competenties"]

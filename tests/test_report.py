@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from engine.bundle import load_bundle
-from engine.cli import cli
-from engine.report.command import build_report, report_command
-from engine.report.diff import base_path, diff_documents, load_base, overlay_differences, root_base_path
+from regelwerk.bundle import load_bundle
+from regelwerk.cli import cli
+from regelwerk.report.command import build_report, report_command
+from regelwerk.report.diff import base_path, diff_documents, load_base, overlay_differences, root_base_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 3, 15)
@@ -144,7 +143,7 @@ def test_diff_ignores_the_merge_mode_and_reports_removed_list_items() -> None:
 
 
 def test_base_of_an_overlay_is_the_shipped_standard(overlay: Path) -> None:
-    from engine.bundle import shipped_standard
+    from regelwerk.bundle import shipped_standard
 
     assert base_path(overlay) == shipped_standard()
     assert root_base_path(overlay) == shipped_standard()
@@ -153,7 +152,7 @@ def test_base_of_an_overlay_is_the_shipped_standard(overlay: Path) -> None:
 
 
 def test_root_base_follows_a_chain_of_overlays(tmp_path: Path) -> None:
-    from engine.bundle import shipped_standard
+    from regelwerk.bundle import shipped_standard
 
     first = write_overlay(tmp_path, "regio")
     second = tmp_path / "vestiging"
@@ -204,7 +203,7 @@ def test_report_highlights_the_overlay(page: str) -> None:
 
 
 def test_report_shows_every_section_of_the_effective_configuration(page: str, overlay: Path, registry: Any) -> None:
-    from engine.compiler import compile_bundle
+    from regelwerk.compiler import compile_bundle
 
     compiled = compile_bundle(load_bundle(overlay), registry)
     for section in ("statussen", "workflows", "ontwikkelcyclus", "feedback", "rechten", "mijnloket",
@@ -224,7 +223,7 @@ def test_report_shows_every_section_of_the_effective_configuration(page: str, ov
 
 
 def test_report_of_the_standard_has_no_differences(registry: Any) -> None:
-    from engine.bundle import shipped_standard
+    from regelwerk.bundle import shipped_standard
 
     html, compiled = build_report(shipped_standard(), registry, DAY)
     assert "dit is de standaardconfiguratie" in html

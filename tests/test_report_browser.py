@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from regelwerk.report.command import write_report
 from test_report import write_overlay
-
-from engine.report.command import write_report
 
 CHROMIUM = os.environ.get("REGELWERK_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -54,8 +53,8 @@ def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_report_renders_in_chromium(browser_page: Any, registry: Any, tmp_path: Path,
                                     request: pytest.FixtureRequest) -> None:
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
 
     bundle = write_overlay(tmp_path)
     index = write_report(bundle, tmp_path / "report", registry, date(2026, 3, 15))

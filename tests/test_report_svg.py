@@ -7,10 +7,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-
-from engine.report.svg import is_wildcard, layer_states, layout_workflow, workflow_svg
-from engine.report.timeline import cycle_rows, reference_year, timeline_svg
-from engine.workflows.model import State, Transition, Workflow
+from regelwerk.report.svg import is_wildcard, layer_states, layout_workflow, workflow_svg
+from regelwerk.report.timeline import cycle_rows, reference_year, timeline_svg
+from regelwerk.workflows.model import State, Transition, Workflow
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -28,8 +27,8 @@ def chain(n: int) -> Workflow:
 
 @pytest.fixture(scope="module")
 def standard(registry: Any) -> Any:
-    from engine.bundle import load_bundle, shipped_standard
-    from engine.compiler import compile_bundle
+    from regelwerk.bundle import load_bundle, shipped_standard
+    from regelwerk.compiler import compile_bundle
 
     return compile_bundle(load_bundle(shipped_standard()), registry)
 

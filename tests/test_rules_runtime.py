@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 import pytest
-
-from engine.bundle import Bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
-from engine.rules import (
+from regelwerk.bundle import Bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.rules import (
     DurableRules,
     RuleEngine,
     RulesEngineError,
@@ -25,7 +24,7 @@ from engine.rules import (
     durable_name,
     to_durable_ruleset,
 )
-from engine.source import load_text
+from regelwerk.source import load_text
 
 RULESET = """\
 apiVersion: regelwerk/v1
@@ -264,7 +263,7 @@ def test_match_many_runs_every_message_in_the_caller(model: RuleSetModel) -> Non
 
 
 def test_importing_the_rules_package_does_not_import_durable() -> None:
-    code = "import sys, engine.rules, engine.rules.kind; print(sorted(m for m in sys.modules if 'durable' in m))"
+    code = "import sys, regelwerk.rules, regelwerk.rules.kind; print(sorted(m for m in sys.modules if 'durable' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -306,7 +305,7 @@ def test_hooks_receive_workflow_events_and_templates(registry: Any, model: RuleS
 
 
 def test_an_action_missing_from_the_engine_is_a_usage_error(model: RuleSetModel) -> None:
-    from engine.errors import UsageError
+    from regelwerk.errors import UsageError
 
     rule_engine = RuleEngine(actions={})
     try:
@@ -317,9 +316,9 @@ def test_an_action_missing_from_the_engine_is_a_usage_error(model: RuleSetModel)
 
 
 def test_workflow_hooks_fire_or_start_through_the_workflow_runtime(registry: Any, model: RuleSetModel) -> None:
-    from engine.rules import WorkflowHooks
+    from regelwerk.rules import WorkflowHooks
 
-    class FakeWorkflows:  # the two methods of engine.runtime.Engine that the hook uses
+    class FakeWorkflows:  # the two methods of regelwerk.runtime.Engine that the hook uses
         def __init__(self) -> None:
             self.calls: list[tuple[Any, ...]] = []
 
@@ -421,7 +420,7 @@ def test_posted_event_joins_but_is_not_kept(engine: RuleEngine, joins: RuleSetMo
 
 def test_sessions_are_bounded_and_closing_frees_durable_sids(registry: Any, joins: RuleSetModel) -> None:
     """durable holds at most 1024 live sids per ruleset: sessions come from a bounded pool, closed ones return."""
-    from engine.rules import SessionLimit
+    from regelwerk.rules import SessionLimit
 
     port = DurableRules(max_sessions=3)
     rule_engine = RuleEngine.from_registry(registry, port=port)
@@ -490,7 +489,7 @@ def test_raw_durable_really_crashes_deleting_a_session_where_nothing_fired() -> 
 
 
 def test_a_closed_session_is_a_usage_error(engine: RuleEngine, joins: RuleSetModel) -> None:
-    from engine.errors import UsageError
+    from regelwerk.errors import UsageError
 
     session = engine.session()
     session.close()

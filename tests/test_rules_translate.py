@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-from engine.bundle import Bundle
-from engine.compiler import compile_bundle
-from engine.conditions import compile_condition
-from engine.diagnostics import DefinitionError
-from engine.rules import DurableRules, Rule, RuleSetModel, to_durable_ruleset
-from engine.rules.translate import MARKER, PAYLOAD, durable_condition
-from engine.source import load_text
+from regelwerk.bundle import Bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.conditions import compile_condition
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.rules import DurableRules, Rule, RuleSetModel, to_durable_ruleset
+from regelwerk.rules.translate import MARKER, PAYLOAD, durable_condition
+from regelwerk.source import load_text
 
 
 def compile_text(text: str, registry: Any) -> Any:
@@ -158,9 +157,9 @@ def test_what_is_accepted_loads_into_durable(registry: Any) -> None:
 # --- join rules (match: named patterns over a session's facts) -----------------------------------------------
 
 def join_rule(rule_id: str, first: Any, second: Any, index: int = 0) -> Rule:
-    from engine.conditions import Condition, Const
-    from engine.rules.model import Pattern
-    from engine.rules.translate import field_paths
+    from regelwerk.conditions import Condition, Const
+    from regelwerk.rules.model import Pattern
+    from regelwerk.rules.translate import field_paths
 
     second_cond = cond(second)
     refs = tuple(sorted({p[0] for p in field_paths(second_cond.model) if p[0] == "a"}))
@@ -184,7 +183,7 @@ def test_golden_join_translation() -> None:
     (None, None), ([1], [1.0]), ({"x": 1}, {"x": 1.0}), ("e1", "e1"), (True, True),
 ])
 def test_join_key_agrees_with_regelwerk_equality(a: Any, b: Any) -> None:
-    from engine.rules.translate import join_key
+    from regelwerk.rules.translate import join_key
 
     equal = cond({"field": "x", "eq": {"field": "y"}})({"x": a, "y": b}, datetime(2026, 1, 1, tzinfo=UTC))
     assert equal and join_key(a) == join_key(b)
@@ -214,7 +213,7 @@ LEAVES_FACT = [{"field": "n", "ge": 2}, {"field": "s", "in": ["a", "b"]}, {"fiel
 
 def test_durable_join_prefilter_never_loses_a_match() -> None:
     """Random join rules over random facts: every combination regelwerk accepts, durable completed too."""
-    from engine.rules.translate import FACT_KEYS, FACT_MARKER, FACT_PAYLOAD, fact_keys, join_paths
+    from regelwerk.rules.translate import FACT_KEYS, FACT_MARKER, FACT_PAYLOAD, fact_keys, join_paths
 
     rng = random.Random(11)
     rules = tuple(join_rule(f"j{i}", random_condition_fact(rng), random_join_condition(rng), i) for i in range(40))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.scenarios import find_scenario_files, run_scenario_file
+from regelwerk.scenarios import find_scenario_files, run_scenario_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = find_scenario_files([ROOT / "tests" / "scenarios", ROOT / "definitions", ROOT / "examples"])

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-
-from engine.scheduling.employees import EmployeeDirectory, import_employees, parse_employee
+from regelwerk.scheduling.employees import EmployeeDirectory, import_employees, parse_employee
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHOOL = ROOT / "tests" / "scenarios" / "talent" / "schooljaar"
@@ -85,8 +84,8 @@ def test_xlsx_import(directory: Any, tmp_path: Path) -> None:
 
 
 def test_cli_import_tick_and_preview(tmp_path: Path) -> None:
-    from engine.cli import cli, main
-    from engine.registry import load_registry
+    from regelwerk.cli import cli, main
+    from regelwerk.registry import load_registry
 
     for name, command in load_registry().commands.items():
         if name not in cli.commands:

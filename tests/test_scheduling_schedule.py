@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.scheduling.schedule import Schedule, compile_schedule, local_to_utc, next_fire, occurrences
+from regelwerk.scheduling.schedule import Schedule, compile_schedule, local_to_utc, next_fire, occurrences
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -147,11 +146,11 @@ def test_importing_the_scheduler_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, engine.scheduling, engine.scheduling.schedule; "
+    code = ("import sys, regelwerk.scheduling, regelwerk.scheduling.schedule; "
             "print(sorted(m for m in ('sqlalchemy', 'croniter', 'openpyxl') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
-    from engine import scheduling
+    from regelwerk import scheduling
 
     assert sorted(scheduling.__all__) == scheduling.__all__
     assert all(getattr(scheduling, name) is not None for name in scheduling.__all__)

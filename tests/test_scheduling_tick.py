@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from engine.bundle import load_bundle
-from engine.compiler import CompiledBundle, compile_bundle
-from engine.scheduling.employees import EmployeeDirectory
-from engine.scheduling.preview import preview
-from engine.scheduling.tables import scheduled_events, scheduled_items
-from engine.scheduling.tick import tick
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import CompiledBundle, compile_bundle
+from regelwerk.scheduling.employees import EmployeeDirectory
+from regelwerk.scheduling.preview import preview
+from regelwerk.scheduling.tables import scheduled_events, scheduled_items
+from regelwerk.scheduling.tick import tick
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHOOL = ROOT / "tests" / "scenarios" / "talent" / "schooljaar"
@@ -48,7 +47,7 @@ def db_url(request: Any, tmp_path: Path) -> Iterator[str]:
 
 
 def make_engine(compiled: CompiledBundle, url: str, registry: Any) -> Any:
-    from engine.runtime import Engine
+    from regelwerk.runtime import Engine
 
     return Engine(compiled, store=url, registry=registry, clock=lambda: PLAN_AT)
 
@@ -137,7 +136,7 @@ def test_workflows_start_once_and_catch_up_policies(compiled: CompiledBundle, db
 
 
 def test_skip_policy_drops_missed_occurrences_and_once_keeps_the_latest(tmp_path: Path, registry: Any) -> None:
-    from engine.scheduling.sources import Plan, PlannedItem
+    from regelwerk.scheduling.sources import Plan, PlannedItem
 
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
     sa_engine = sa.create_engine(url)
@@ -169,8 +168,8 @@ def test_skip_policy_drops_missed_occurrences_and_once_keeps_the_latest(tmp_path
 
 
 def _tick_process(url: str, bundle: str, barrier: Any, out: Any) -> None:
-    from engine.registry import load_registry
-    from engine.runtime import Engine
+    from regelwerk.registry import load_registry
+    from regelwerk.runtime import Engine
 
     registry = load_registry()
     compiled = compile_bundle(load_bundle(bundle), registry)

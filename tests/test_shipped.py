@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError, format_diagnostics
-from engine.scenarios import scenario_schema
-from engine.validation import umbrella_schema
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError, format_diagnostics
+from regelwerk.scenarios import scenario_schema
+from regelwerk.validation import umbrella_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_BUNDLES = sorted(p.parent for p in (ROOT / "examples").glob("*/bundle.yaml"))
@@ -38,7 +37,7 @@ def test_example_plugin_definitions_compile(registry) -> None:  # type: ignore[n
 
 
 def _shipped_registry():  # type: ignore[no-untyped-def]
-    from engine.registry import load_registry
+    from regelwerk.registry import load_registry
 
     return load_registry()
 
@@ -56,7 +55,7 @@ def test_scenario_schema_is_current() -> None:
 
 
 def test_every_kind_schema_is_shipped() -> None:
-    from engine.validation import document_schema, schema_file_name
+    from regelwerk.validation import document_schema, schema_file_name
 
     registry = _shipped_registry()
     for spec in registry.kinds.values():

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from engine.diagnostics import DefinitionError
-from engine.errors import UsageError
-from engine.simulation import simulate
-from engine.simulation.command import simulate_command
-from engine.simulation.story import parse_story
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.errors import UsageError
+from regelwerk.simulation import simulate
+from regelwerk.simulation.command import simulate_command
+from regelwerk.simulation.story import parse_story
 
 FIXTURE = Path(__file__).parent / "fixtures" / "simulation"
 START, END = date(2026, 1, 1), date(2026, 4, 30)
@@ -175,8 +174,8 @@ def test_fixture_customer_on_postgresql(pg_url: str) -> None:
 
 
 def test_shipped_story_schema_is_generated_from_the_registered_story_events() -> None:
-    from engine.registry import load_registry
-    from engine.simulation.story import story_schema
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.story import story_schema
 
     registry = load_registry()
     shipped = json.loads((Path(__file__).parent.parent / "schemas" / "v1" / "story.json").read_text(encoding="utf-8"))
@@ -202,7 +201,7 @@ class _BadgePack:
     name = "badges"
 
     def register(self, registry: Any) -> None:
-        from engine.registry import SimulationPartSpec, StoryEventSpec
+        from regelwerk.registry import SimulationPartSpec, StoryEventSpec
 
         def award(sim: Any, args: Any) -> tuple[str, dict[str, Any]]:
             who = sim.actor(args["to"])
@@ -213,7 +212,7 @@ class _BadgePack:
             return f"badge {args['badge']} for {who.id}", {"employee": who.id}
 
         def read(data: Path) -> tuple[list[Any], list[Any]]:
-            from engine.simulation.data import DatedEvent
+            from regelwerk.simulation.data import DatedEvent
 
             path = data / "badges.csv"
             rows = path.read_text(encoding="utf-8").splitlines()[1:] if path.exists() else []
@@ -230,8 +229,8 @@ class _BadgePack:
 
 
 def test_a_third_party_pack_adds_a_story_event_a_data_file_and_a_summary_line(tmp_path: Path) -> None:
-    from engine.registry import load_registry
-    from engine.simulation.story import story_schema
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.story import story_schema
 
     registry = load_registry(extra=[_BadgePack()])
     assert "award_badge" in story_schema(registry)["properties"]["spec"]["properties"]["events"]["items"][

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from engine.diagnostics import Diagnostic
-from engine.source import (
+from regelwerk.diagnostics import Diagnostic
+from regelwerk.source import (
     DEFAULT_LIMITS,
     Limits,
     SourceDocument,

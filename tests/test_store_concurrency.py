@@ -13,14 +13,14 @@ WORKFLOWS = str(ROOT / "definitions" / "standard" / "workflows")
 
 
 def _engine(url: str) -> Any:
-    from engine.registry import load_registry
-    from engine.runtime import Engine
+    from regelwerk.registry import load_registry
+    from regelwerk.runtime import Engine
 
     return Engine(WORKFLOWS, store=url, registry=load_registry(use_entry_points=False))
 
 
 def _racer(url: str, event: str, barrier: Any, results: Any) -> None:
-    from engine.errors import ConflictError
+    from regelwerk.errors import ConflictError
 
     engine = _engine(url)
     try:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.store.base import Store
-from engine.store.contract import StoreContract
-from engine.store.memory import MemoryStore
-from engine.store.sql import SqlStore
+from regelwerk.store.base import Store
+from regelwerk.store.contract import StoreContract
+from regelwerk.store.memory import MemoryStore
+from regelwerk.store.sql import SqlStore
 
 
 class TestMemoryStore(StoreContract):

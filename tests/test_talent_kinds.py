@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import CompiledBundle, compile_bundle
-from engine.diagnostics import DefinitionError
-from engine.scheduling.employees import EmployeeFacts
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import CompiledBundle, compile_bundle
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.scheduling.employees import EmployeeFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDARD = ROOT / "definitions" / "standard" / "talent"

@@ -6,11 +6,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
-from engine.templates import Placeholder, TemplateRenderError, parse_text
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.templates import Placeholder, TemplateRenderError, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDARD = ROOT / "definitions" / "standard" / "recruitment"

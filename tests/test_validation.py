@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from _foundation import foundation_registry
 from jsonschema import Draft202012Validator
-
-from engine.bundle import Bundle
-from engine.compiler import compile_bundle, validate_bundle
-from engine.diagnostics import (
+from regelwerk.bundle import Bundle
+from regelwerk.compiler import compile_bundle, validate_bundle
+from regelwerk.diagnostics import (
     CODES,
     DefinitionError,
     Diagnostic,
@@ -17,9 +16,9 @@ from engine.diagnostics import (
     format_diagnostics,
     sort_diagnostics,
 )
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry
-from engine.source import load_text
-from engine.validation import API_VERSION, SchemaSet, load_shipped_schema, umbrella_schema
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk.source import load_text
+from regelwerk.validation import API_VERSION, SchemaSet, load_shipped_schema, umbrella_schema
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +282,7 @@ def test_every_code_is_documented() -> None:
 
 
 def test_inline_refs_makes_recursive_schemas_cyclic_and_falls_back_when_it_must() -> None:
-    from engine.validation import inline_refs
+    from regelwerk.validation import inline_refs
 
     files = {
         "a.json": {"$schema": "x", "type": "object", "properties": {"c": {"$ref": "common.json#/$defs/c",

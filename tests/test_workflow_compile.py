@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from engine.bundle import load_bundle
-from engine.compiler import CompiledBundle, compile_bundle
-from engine.registry import Registry, load_registry
-from engine.workflows.machine import WorkflowMachine, to_transitions_config
-from engine.workflows.model import Workflow, workflow_from_dict, workflow_to_dict
-from engine.workflows.render import render
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import CompiledBundle, compile_bundle
+from regelwerk.registry import Registry, load_registry
+from regelwerk.workflows.machine import WorkflowMachine, to_transitions_config
+from regelwerk.workflows.model import Workflow, workflow_from_dict, workflow_to_dict
+from regelwerk.workflows.render import render
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "definitions" / "standard" / "workflows"
@@ -54,7 +53,7 @@ def test_model_round_trips_through_stored_form(compiled: CompiledBundle, core: R
 
 
 def test_machine_translates_machine_error(compiled: CompiledBundle) -> None:
-    from engine.errors import TransitionNotAllowed
+    from regelwerk.errors import TransitionNotAllowed
 
     machine = WorkflowMachine(compiled.get("Workflow", "declaration"), "v")
 
@@ -81,7 +80,7 @@ def test_render_mermaid_and_dot(compiled: CompiledBundle) -> None:
 
 
 def _cli(core: Registry) -> object:
-    from engine.cli import cli
+    from regelwerk.cli import cli
 
     for name, command in core.commands.items():
         if name not in cli.commands:
@@ -90,9 +89,9 @@ def _cli(core: Registry) -> object:
 
 
 def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.cli
+    import regelwerk.cli
 
-    monkeypatch.setattr(engine.cli, "registry", lambda: core)
+    monkeypatch.setattr(regelwerk.cli, "registry", lambda: core)
     cli = _cli(core)
     runner = CliRunner()
     store = f"sqlite:///{tmp_path / 'cli.sqlite'}"
@@ -134,9 +133,8 @@ def test_cli_db_upgrade(tmp_path: Path, core: Registry) -> None:
 def test_migration_matches_the_metadata(tmp_path: Path) -> None:
     """The shipped Alembic revision creates the same workflow tables as the metadata (columns and indexes)."""
     import sqlalchemy as sa
-
-    from engine.store import workflow_tables
-    from engine.store.sql import upgrade
+    from regelwerk.store import workflow_tables
+    from regelwerk.store.sql import upgrade
 
     url = f"sqlite:///{tmp_path / 'm.sqlite'}"
     upgrade(url)

@@ -6,12 +6,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from engine.bundle import load_bundle
-from engine.compiler import compile_bundle
-from engine.diagnostics import DefinitionError
-from engine.workflows.model import workflow_from_dict, workflow_to_dict
-from engine.workflows.render import render
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.diagnostics import DefinitionError
+from regelwerk.workflows.model import workflow_from_dict, workflow_to_dict
+from regelwerk.workflows.render import render
 
 WORKFLOW = """\
 apiVersion: regelwerk/v1

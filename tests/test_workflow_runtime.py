@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.actors import Actor
-from engine.bundle import load_bundle
-from engine.compiler import CompiledBundle, compile_bundle
-from engine.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
-from engine.registry import ActionSpec, Registry, load_registry
-from engine.runtime import Engine
-from engine.store.memory import MemoryStore
-from engine.workflows.ports import RoleTable
+from regelwerk.actors import Actor
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import CompiledBundle, compile_bundle
+from regelwerk.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
+from regelwerk.registry import ActionSpec, Registry, load_registry
+from regelwerk.runtime import Engine
+from regelwerk.store.memory import MemoryStore
+from regelwerk.workflows.ports import RoleTable
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDARD_WORKFLOWS = ROOT / "definitions" / "standard" / "workflows"

@@ -6,7 +6,7 @@ answer ``decide(inputs, now=None) -> Decision`` with ``.outputs``, ``.matched`` 
 
 from __future__ import annotations
 
-from engine.decisions.table import (
+from regelwerk.decisions.table import (
     AGGREGATIONS,
     HIT_POLICIES,
     Decision,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.errors import UsageError
+from regelwerk.errors import UsageError
 
 __all__ = ["PARAMS_SCHEMA", "decide_action"]
 
@@ -48,7 +48,7 @@ def _plain(value: Any) -> Any:
 
 
 def _inputs(ctx: Any) -> dict[str, Any]:
-    from engine.conditions import resolve_path
+    from regelwerk.conditions import resolve_path
 
     inputs: dict[str, Any] = dict(ctx.data)
     extra = ctx.params.get("inputs") or {}
@@ -64,8 +64,8 @@ def _inputs(ctx: Any) -> dict[str, Any]:
 
 def decide_action(ctx: Any) -> None:
     """Decide ``params.table`` over the instance data (plus ``inputs``) and store the outputs."""
-    from engine.outbox.action import compiled_bundle_of
-    from engine.workflows.actions import set_path
+    from regelwerk.outbox.action import compiled_bundle_of
+    from regelwerk.workflows.actions import set_path
 
     name = ctx.params.get("table")
     if not isinstance(name, str) or not name:

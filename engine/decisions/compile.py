@@ -1,4 +1,4 @@
-"""Compile a ``DecisionTable`` document into a :class:`~engine.decisions.table.DecisionTable`.
+"""Compile a ``DecisionTable`` document into a :class:`~regelwerk.decisions.table.DecisionTable`.
 
 Each entry becomes either a fast test on the input's value (literal, list and range tests on
 strings, numbers and booleans) or a node of the row's condition (everything else: field
@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.conditions import AllOf, Compare, Condition, FieldRef, Literal, Node, compile_condition, describe
-from engine.decisions.table import (
+from regelwerk.conditions import AllOf, Compare, Condition, FieldRef, Literal, Node, compile_condition, describe
+from regelwerk.decisions.table import (
     DecisionTable,
     Entry,
     InputColumn,
@@ -22,7 +22,7 @@ from engine.decisions.table import (
     Row,
     Test,
 )
-from engine.diagnostics import did_you_mean
+from regelwerk.diagnostics import did_you_mean
 
 __all__ = ["build_decision_table", "compile_decision_table", "find_overlaps"]
 
@@ -401,7 +401,7 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
 
 
 def _line(doc: Any, row: int) -> int:
-    from engine.source import YMap, locate
+    from regelwerk.source import YMap, locate
 
     return locate(doc.data, f"/spec/rows/{row}").line if isinstance(doc.data, YMap) else row + 1
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.registry import IdDecl, KindSpec, Registry, StepSpec
+from regelwerk.registry import IdDecl, KindSpec, Registry, StepSpec
 
 __all__ = ["parse_inputs", "register", "step_decide"]
 
@@ -24,7 +24,7 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            from engine.errors import UsageError
+            from regelwerk.errors import UsageError
 
             raise UsageError(f"--input {pair!r} is not key=value", "write e.g. --input amount=1200")
         key, raw = pair.split("=", 1)
@@ -45,8 +45,8 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
 
 def step_decide(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: decide a table for inputs and compare outputs, matched rows or the error."""
-    from engine.decisions.table import DecisionConflict
-    from engine.scenarios import StepFailure
+    from regelwerk.decisions.table import DecisionConflict
+    from regelwerk.scenarios import StepFailure
 
     table = ctx.compiled.get("DecisionTable", args["table"])
     inputs = {**ctx.facts, **dict(args.get("inputs") or {})}
@@ -84,10 +84,10 @@ def _command() -> Any:
         """Evaluate decision table TABLE of the bundle at PATH and explain the result."""
         import sys
 
-        from engine.cli import fail, load_definition
-        from engine.decisions.table import DecisionConflict
-        from engine.errors import UsageError
-        from engine.scenarios import parse_moment
+        from regelwerk.cli import fail, load_definition
+        from regelwerk.decisions.table import DecisionConflict
+        from regelwerk.errors import UsageError
+        from regelwerk.scenarios import parse_moment
 
         try:
             inputs = parse_inputs(pairs)
@@ -118,8 +118,8 @@ def _command() -> Any:
 
 def register(registry: Registry, plugin: str) -> None:
     """Add the DecisionTable kind, the ``decide`` scenario step and ``regelwerk decide``."""
-    from engine.decisions.compile import compile_decision_table
-    from engine.validation import load_shipped_schema
+    from regelwerk.decisions.compile import compile_decision_table
+    from regelwerk.validation import load_shipped_schema
 
     registry.add_kind(KindSpec(
         kind="DecisionTable", plugin=plugin, schema=load_shipped_schema("decisiontable.json"),
@@ -139,8 +139,8 @@ def register(registry: Registry, plugin: str) -> None:
         },
     }, "decide a decision table and check outputs and matched rows"))
     registry.add_command(_command())
-    from engine.decisions.action import PARAMS_SCHEMA, decide_action
-    from engine.registry import ActionSpec
+    from regelwerk.decisions.action import PARAMS_SCHEMA, decide_action
+    from regelwerk.registry import ActionSpec
 
     registry.add_action(ActionSpec("decisions.decide", plugin, decide_action,
                                    "decide a DecisionTable over the instance data, store its outputs", PARAMS_SCHEMA))

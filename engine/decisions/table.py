@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from engine.conditions import Condition, Node, resolve_path
-from engine.errors import RegelwerkError
+from regelwerk.conditions import Condition, Node, resolve_path
+from regelwerk.errors import RegelwerkError
 
 __all__ = [
     "AGGREGATIONS",

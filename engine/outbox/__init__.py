@@ -5,6 +5,6 @@ See docs/templates.md.
 
 from __future__ import annotations
 
-from engine.outbox.queue import OutboxMessage, enqueue, erase_subjects, list_messages
+from regelwerk.outbox.queue import OutboxMessage, enqueue, erase_subjects, list_messages
 
 __all__ = ["OutboxMessage", "enqueue", "erase_subjects", "list_messages"]

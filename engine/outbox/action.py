@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import InvalidData, UsageError
+from regelwerk.errors import InvalidData, UsageError
 
 __all__ = ["PARAMS_SCHEMA", "compiled_bundle_of", "send_template"]
 
@@ -40,8 +40,8 @@ def compiled_bundle_of(engine: Any) -> Any:
 
 def send_template(ctx: Any) -> None:
     """Render ``params.template`` over the action scope and enqueue it in the transition's transaction."""
-    from engine.conditions import resolve_path
-    from engine.outbox.queue import enqueue
+    from regelwerk.conditions import resolve_path
+    from regelwerk.outbox.queue import enqueue
 
     params = ctx.params
     name = params.get("template")

@@ -15,7 +15,7 @@ __all__ = ["outbox_group"]
 
 def _sa_engine(url: str) -> Any:
     try:
-        from engine.store.sql import create_sa_engine
+        from regelwerk.store.sql import create_sa_engine
     except ImportError:  # pragma: no cover - the SQL store is part of the core
         import sqlalchemy as sa
 
@@ -40,7 +40,7 @@ def outbox_group() -> None:
 def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempts: int, starttls: bool,
                  user: str | None) -> None:
     """Deliver due messages; failed tries are retried later with backoff."""
-    from engine.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
+    from regelwerk.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
 
     host, _, port = smtp.rpartition(":")
     if not host or not port.isdigit():
@@ -63,7 +63,7 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_command(store_url: str, status: str | None, fmt: str) -> None:
     """Show the outbox (newest last)."""
-    from engine.outbox.queue import list_messages
+    from regelwerk.outbox.queue import list_messages
 
     sa_engine = _sa_engine(store_url)
     with sa_engine.connect() as conn:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.templates.model import RenderedMail
+from regelwerk.templates.model import RenderedMail
 
 __all__ = ["OutboxMessage", "enqueue", "erase_subjects", "list_messages", "to_utc", "utc_naive"]
 
@@ -63,10 +63,10 @@ def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetim
 
     Nothing is committed here: if the caller's transaction rolls back, the message never existed.
     """
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     if not recipient or "\n" in recipient or "\r" in recipient:
-        from engine.errors import InvalidData
+        from regelwerk.errors import InvalidData
 
         raise InvalidData(f"not a usable recipient address: {recipient!r}")
     message_id = (new_id or (lambda: uuid.uuid4().hex))()
@@ -82,7 +82,7 @@ def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetim
 def list_messages(connection: Any, *, status: str | None = None, subject_ref: str | None = None,
                   recipient: str | None = None) -> list[OutboxMessage]:
     """Messages in creation order, optionally filtered."""
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     query = outbox.select().order_by(outbox.c.created_at, outbox.c.id)
     if status is not None:
@@ -96,7 +96,7 @@ def list_messages(connection: Any, *, status: str | None = None, subject_ref: st
 
 def erase_subjects(connection: Any, subject_refs: Iterable[str], chunk: int = 500) -> int:
     """Delete every message about these data subjects (AVG erasure); return how many rows went."""
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     refs: Sequence[str] = list(subject_refs)
     total = 0

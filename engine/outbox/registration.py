@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["register"]
 
 
 def register(registry: Registry, plugin: str) -> None:
     """Register the Template and MailContext kinds, the ``send_template`` action and ``regelwerk outbox``."""
-    from engine.outbox import action, commands
-    from engine.registry import ActionSpec
-    from engine.templates import kind
+    from regelwerk.outbox import action, commands
+    from regelwerk.registry import ActionSpec
+    from regelwerk.templates import kind
 
     kind.register(registry, plugin)
     registry.add_action(ActionSpec("send_template", plugin, action.send_template,

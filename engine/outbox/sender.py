@@ -17,7 +17,7 @@ from email.utils import format_datetime, make_msgid
 from types import TracebackType
 from typing import Any, Protocol
 
-from engine.outbox.queue import OutboxMessage, to_utc, utc_naive
+from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
 
 __all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SmtpTransport", "Transport", "deliver_pending",
            "to_email"]
@@ -144,8 +144,7 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
                     domain: str | None = None) -> DeliveryReport:
     """Send due messages (pending and due, or claimed longer than the lease ago); return what happened."""
     import sqlalchemy as sa
-
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     policy = policy or RetryPolicy()
     clock: Callable[[], datetime] = now if callable(now) else (lambda: now)
@@ -193,7 +192,7 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
 
 def _finish(sa_engine: Any, message_id: str, *, status: str, attempts: int, error: str | None, moment: datetime,
             next_attempt: datetime | None = None, sent: bool = False) -> None:
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     values: dict[str, Any] = {"status": status, "attempts": attempts, "last_error": error, "claimed_at": None}
     if next_attempt is not None:

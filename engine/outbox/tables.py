@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from regelwerk.store.tables import metadata
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
-
-from engine.store.tables import metadata
 
 __all__ = ["outbox"]
 

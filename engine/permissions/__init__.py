@@ -1,7 +1,7 @@
 """Permission matrices: roles, scopes, consent, explicit denies and per-user rights.
 
-Public API (import from here; SQL stores from :mod:`engine.permissions.sql` and
-:mod:`engine.permissions.invitations`, which import SQLAlchemy lazily)::
+Public API (import from here; SQL stores from :mod:`regelwerk.permissions.sql` and
+:mod:`regelwerk.permissions.invitations`, which import SQLAlchemy lazily)::
 
     matrix = compiled.get("PermissionMatrix", "step2hr")
     decision = matrix.decide(actor, "read", "manager_log", {"subject": "bram", "author": "anna"}, relations, now)
@@ -13,9 +13,9 @@ Public API (import from here; SQL stores from :mod:`engine.permissions.sql` and
 
 from __future__ import annotations
 
-from engine.permissions.adapter import AuditSink, MatrixPermissions, store_audit
-from engine.permissions.model import SCOPES, Decision, PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
-from engine.permissions.relations import MemoryRelationships, Relation, RelationIndex, Relationships
+from regelwerk.permissions.adapter import AuditSink, MatrixPermissions, store_audit
+from regelwerk.permissions.model import SCOPES, Decision, PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
+from regelwerk.permissions.relations import MemoryRelationships, Relation, RelationIndex, Relationships
 
 __all__ = [
     "SCOPES",

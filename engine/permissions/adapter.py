@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.actors import Actor
-from engine.errors import PermissionDenied
-from engine.permissions.model import Decision, PermissionMatrix
-from engine.permissions.relations import Relation, Relationships
+from regelwerk.actors import Actor
+from regelwerk.errors import PermissionDenied
+from regelwerk.permissions.model import Decision, PermissionMatrix
+from regelwerk.permissions.relations import Relation, Relationships
 
 __all__ = ["AuditSink", "MatrixPermissions", "store_audit"]
 
@@ -25,7 +25,7 @@ AuditSink = Callable[[Mapping[str, Any]], None]
 
 def store_audit(store: Any) -> AuditSink:
     """An audit sink writing to a workflow store's audit table (``store.transaction().add_audit``)."""
-    from engine.store.records import AuditEntry
+    from regelwerk.store.records import AuditEntry
 
     def sink(record: Mapping[str, Any]) -> None:
         with store.transaction() as tx:
@@ -78,7 +78,7 @@ class MatrixPermissions:
 
     def require(self, actor: Actor | str | Mapping[str, Any], action: str, resource_type: str,
                 resource: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> Decision:
-        """Like :meth:`check`, but raise :class:`~engine.errors.PermissionDenied` when not allowed."""
+        """Like :meth:`check`, but raise :class:`~regelwerk.errors.PermissionDenied` when not allowed."""
         decision = self.check(actor, action, resource_type, resource, context)
         if not decision.allowed:
             rid = (resource or {}).get("id")

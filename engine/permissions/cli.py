@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["can_command", "register", "render_group"]
 
@@ -17,8 +16,8 @@ __all__ = ["can_command", "register", "render_group"]
 def _facts(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
-    from engine.diagnostics import format_diagnostics
-    from engine.source import load_text, read_source, to_plain
+    from regelwerk.diagnostics import format_diagnostics
+    from regelwerk.source import load_text, read_source, to_plain
 
     text, problems = read_source(path, path)
     docs: list[Any] = []
@@ -48,11 +47,11 @@ def can_command(path: str, actor_id: str, roles: tuple[str, ...], action: str, r
                 field_group: str | None, facts_path: str | None, matrix: str | None, at: str | None,
                 fmt: str) -> None:
     """May ACTOR do ACTION on RESOURCE? Prints {"allowed": bool, "explain": ...}; exit 0 allowed, 1 denied."""
-    from engine.cli import load_compiled
-    from engine.errors import RegelwerkError
-    from engine.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
-    from engine.permissions.relations import relations_from_facts
-    from engine.scenarios import parse_moment
+    from regelwerk.cli import load_compiled
+    from regelwerk.errors import RegelwerkError
+    from regelwerk.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
+    from regelwerk.permissions.relations import relations_from_facts
+    from regelwerk.scenarios import parse_moment
 
     facts = _facts(facts_path)
     compiled = load_compiled(path)
@@ -89,8 +88,8 @@ def render_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
 def render_matrix(name: str, path: str, fmt: str) -> None:
     """Print the PermissionMatrix NAME of the bundle at PATH as a table."""
-    from engine.cli import load_definition
-    from engine.permissions.render import render_html, render_markdown
+    from regelwerk.cli import load_definition
+    from regelwerk.permissions.render import render_html, render_markdown
 
     matrix = load_definition(path, "PermissionMatrix", name)
     click.echo(render_markdown(matrix) if fmt == "markdown" else render_html(matrix), nl=False)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.actors import actor_from_facts
-from engine.errors import UsageError
+from regelwerk.actors import actor_from_facts
+from regelwerk.errors import UsageError
 
 __all__ = ["actor_from_facts", "parse_resource", "pick_matrix", "resource_from_facts"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from engine.conditions import parse_duration
-from engine.errors import RegelwerkError
+from regelwerk.conditions import parse_duration
+from regelwerk.errors import RegelwerkError
 
 __all__ = [
     "Invitation",
@@ -195,8 +195,7 @@ class SqlInvitations(_Base):
     def __init__(self, url_or_engine: Any, valid_for: str | timedelta = "PT48H",
                  token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32), create: bool = False) -> None:
         import sqlalchemy as sa
-
-        from engine.permissions.tables import rw_invitations
+        from regelwerk.permissions.tables import rw_invitations
 
         super().__init__(valid_for, token_factory)
         self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine

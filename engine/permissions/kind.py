@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.compiler import CompileContext
-from engine.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
-from engine.diagnostics import did_you_mean
-from engine.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
-from engine.permissions.relations import as_date
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry
-from engine.source import SourceDocument
+from regelwerk.compiler import CompileContext
+from regelwerk.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
+from regelwerk.diagnostics import did_you_mean
+from regelwerk.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
+from regelwerk.permissions.relations import as_date
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk.source import SourceDocument
 
 __all__ = ["DEFAULT_READ_ACTIONS", "KIND", "compile_matrix", "kind_spec", "register"]
 
@@ -186,7 +186,7 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
 
 def kind_spec(plugin: str) -> KindSpec:
     """The KindSpec of PermissionMatrix (ids and references are checked by the core)."""
-    from engine.validation import load_shipped_schema
+    from regelwerk.validation import load_shipped_schema
 
     role_ids = "/spec/roles/*/id"
     resource_ids = "/spec/resources/*/id"
@@ -218,7 +218,7 @@ def kind_spec(plugin: str) -> KindSpec:
 
 def register(registry: Registry, plugin: str) -> None:
     """Register the kind, its scenario steps and its CLI commands (called from the core plugin)."""
-    from engine.permissions import cli, steps
+    from regelwerk.permissions import cli, steps
 
     registry.add_kind(kind_spec(plugin))
     steps.register(registry, plugin)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from engine.actors import Actor
-from engine.conditions import Condition
-from engine.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships
+from regelwerk.actors import Actor
+from regelwerk.conditions import Condition
+from regelwerk.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships
 
 __all__ = [
     "SCOPES",
@@ -35,7 +35,7 @@ __all__ = [
     "UserRight",
 ]
 
-#: Scopes relating the actor to the resource (see the module docs of engine.permissions).
+#: Scopes relating the actor to the resource (see the module docs of regelwerk.permissions).
 SCOPES = ("own", "authored", "direct_reports", "all_reports", "department", "organisation", "consent")
 
 _EMPTY_RELATIONS = MemoryRelationships()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from engine.conditions import to_temporal
+from regelwerk.conditions import to_temporal
 
 __all__ = [
     "INDEXED_KINDS",

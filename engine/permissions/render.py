@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from engine.permissions.model import PermissionMatrix, Rule
+from regelwerk.permissions.model import PermissionMatrix, Rule
 
 __all__ = ["matrix_rows", "render_html", "render_markdown"]
 

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from regelwerk.errors import RegelwerkError
+from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date
+from regelwerk.permissions.tables import rw_relations
 from sqlalchemy.exc import SQLAlchemyError
-
-from engine.errors import RegelwerkError
-from engine.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date
-from engine.permissions.tables import rw_relations
 
 __all__ = ["RelationStoreError", "SqlRelationships"]
 
@@ -43,7 +42,7 @@ def _row(row: Any) -> Relation:
 
 
 class SqlRelationships(_IndexedQueries):
-    """A :class:`~engine.permissions.relations.Relationships` store on ``rw_relations``."""
+    """A :class:`~regelwerk.permissions.relations.Relationships` store on ``rw_relations``."""
 
     def __init__(self, url_or_engine: str | sa.Engine, create: bool = False) -> None:
         self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine

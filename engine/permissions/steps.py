@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import PermissionDenied, RegelwerkError
-from engine.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
-from engine.permissions.model import Decision, PermissionMatrix
-from engine.permissions.relations import MemoryRelationships, relations_from_facts
-from engine.registry import Registry, StepSpec
-from engine.scenarios import ScenarioContext, StepFailure, parse_moment
+from regelwerk.errors import PermissionDenied, RegelwerkError
+from regelwerk.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
+from regelwerk.permissions.model import Decision, PermissionMatrix
+from regelwerk.permissions.relations import MemoryRelationships, relations_from_facts
+from regelwerk.registry import Registry, StepSpec
+from regelwerk.scenarios import ScenarioContext, StepFailure, parse_moment
 
 __all__ = ["register"]
 
@@ -38,7 +38,7 @@ def _matrix(ctx: ScenarioContext, args: Any) -> PermissionMatrix:
 
 
 def _ports(ctx: ScenarioContext, args: Any) -> Any:
-    from engine.permissions.adapter import MatrixPermissions
+    from regelwerk.permissions.adapter import MatrixPermissions
 
     matrix = _matrix(ctx, args)
     return ctx.service(f"permissions.port.{matrix.name}",
@@ -134,7 +134,7 @@ def step_unrelate(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 
 def _invitations(ctx: ScenarioContext, args: Any) -> Any:
-    from engine.permissions.invitations import MemoryInvitations
+    from regelwerk.permissions.invitations import MemoryInvitations
 
     matrix = _matrix(ctx, args)
     counter = iter(range(1, 1_000_000))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
-from engine.store.tables import metadata
+from regelwerk.store.tables import metadata
 
 __all__ = ["rw_invitations", "rw_relations"]
 

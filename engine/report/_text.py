@@ -7,7 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
-from engine.conditions import Duration
+from regelwerk.conditions import Duration
 
 __all__ = ["MONTHS", "dutch_date", "esc", "human_duration", "short_json", "text_width", "wrap"]
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["build_report", "derived_changes", "register", "report_command", "write_report"]
 
@@ -36,11 +35,11 @@ def derived_changes(compiled: Any, base_compiled: Any | None) -> dict[tuple[str,
 
 def build_report(path: str | Path, registry: Registry, today: date) -> tuple[str, Any]:
     """The report page of the bundle at ``path`` and its compiled bundle (``DefinitionError`` if invalid)."""
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.diagnostics import DefinitionError
-    from engine.report.diff import load_base, overlay_differences
-    from engine.report.page import ReportData, render_report
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.diagnostics import DefinitionError
+    from regelwerk.report.diff import load_base, overlay_differences
+    from regelwerk.report.page import ReportData, render_report
 
     compiled = compile_bundle(load_bundle(path), registry)
     base = load_base(path)
@@ -77,8 +76,8 @@ def write_report(path: str | Path, out_dir: str | Path, registry: Registry, toda
               help="Date printed on the report; also picks the work year of the timelines. Default: today.")
 def report_command(path: str, out_dir: str, on: str | None) -> None:
     """Write a static HTML report of a bundle's effective configuration for the customer's sign-off."""
-    from engine.cli import fail, registry
-    from engine.diagnostics import DefinitionError, format_diagnostics
+    from regelwerk.cli import fail, registry
+    from regelwerk.diagnostics import DefinitionError, format_diagnostics
 
     try:
         today = date.fromisoformat(on) if on else date.today()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.bundle import BUNDLE_MANIFEST, Bundle, load_bundle, shipped_standard
-from engine.source import SourceDocument, load_text, read_source, to_plain
+from regelwerk.bundle import BUNDLE_MANIFEST, Bundle, load_bundle, shipped_standard
+from regelwerk.source import SourceDocument, load_text, read_source, to_plain
 
 __all__ = ["DocumentChange", "FieldChange", "base_path", "diff_documents", "load_base", "overlay_differences",
            "root_base_path"]

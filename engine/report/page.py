@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from engine.report._text import dutch_date, esc, human_duration, short_json
-from engine.report.diff import DocumentChange
-from engine.report.svg import is_wildcard, workflow_svg
-from engine.report.timeline import describe_schedule, reference_year, timeline_svg
+from regelwerk.report._text import dutch_date, esc, human_duration, short_json
+from regelwerk.report.diff import DocumentChange
+from regelwerk.report.svg import is_wildcard, workflow_svg
+from regelwerk.report.timeline import describe_schedule, reference_year, timeline_svg
 
 __all__ = ["CHANGE_LABELS", "ReportData", "render_report"]
 
@@ -318,7 +318,7 @@ class _Page:
         return "".join(parts)
 
     def permissions(self) -> str:
-        from engine.permissions.render import _extras, matrix_rows
+        from regelwerk.permissions.render import _extras, matrix_rows
 
         parts = []
         for name, matrix in self.of_kind("PermissionMatrix").items():

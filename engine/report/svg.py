@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from engine.report._text import esc, human_duration, text_width, wrap
-from engine.workflows.model import State, Transition, Workflow
+from regelwerk.report._text import esc, human_duration, text_width, wrap
+from regelwerk.workflows.model import State, Transition, Workflow
 
 __all__ = ["Box", "EdgeLine", "Layout", "layer_states", "layout_workflow", "workflow_svg"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from engine.report._text import dutch_date, esc, human_duration, text_width
+from regelwerk.report._text import dutch_date, esc, human_duration, text_width
 
 __all__ = ["TimelineRow", "cycle_rows", "reference_year", "timeline_svg"]
 

@@ -1,6 +1,6 @@
 """Event-condition-action rules (the ``RuleSet`` kind) on durable-rules, behind regelwerk's own port.
 
-Only :mod:`engine.rules.port` imports ``durable`` (lazily, when a port is created).
+Only :mod:`regelwerk.rules.port` imports ``durable`` (lazily, when a port is created).
 Public API: ``RuleEngine(...).post(model, event, context) -> RuleOutcome``; ``RuleEngine.session()``
 (a ``RuleSession`` of facts for join rules); the pure
 translator ``to_durable_ruleset(model)``; the port ``RulesPort`` / ``DurableRules``.
@@ -8,9 +8,9 @@ translator ``to_durable_ruleset(model)``; the port ``RulesPort`` / ``DurableRule
 
 from __future__ import annotations
 
-from engine.rules.model import ActionCall, Pattern, Rule, RuleSetModel
-from engine.rules.port import DurableRules, RulesEngineError, RuleSetLimit, RulesPort, SessionLimit
-from engine.rules.runtime import (
+from regelwerk.rules.model import ActionCall, Pattern, Rule, RuleSetModel
+from regelwerk.rules.port import DurableRules, RulesEngineError, RuleSetLimit, RulesPort, SessionLimit
+from regelwerk.rules.runtime import (
     ActionContext,
     FiredRule,
     RuleEngine,
@@ -19,7 +19,7 @@ from engine.rules.runtime import (
     RuleSession,
     WorkflowHooks,
 )
-from engine.rules.translate import durable_limits, durable_name, to_durable_ruleset
+from regelwerk.rules.translate import durable_limits, durable_name, to_durable_ruleset
 
 __all__ = [
     "ActionCall",

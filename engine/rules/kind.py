@@ -6,16 +6,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.registry import ActionSpec, IdDecl, KindSpec, Registry, StepSpec
-from engine.rules.model import ActionCall, Pattern, Rule, RuleSetModel, freeze
+from regelwerk.registry import ActionSpec, IdDecl, KindSpec, Registry, StepSpec
+from regelwerk.rules.model import ActionCall, Pattern, Rule, RuleSetModel, freeze
 
 __all__ = ["compile_ruleset", "register", "step_assert_fact", "step_post", "step_retract_fact"]
 
 
 def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
     """The kind compiler: rules with conditions and actions, checked against durable-rules' limits."""
-    from engine.compiler import content_hash
-    from engine.rules.translate import durable_limits
+    from regelwerk.compiler import content_hash
+    from regelwerk.rules.translate import durable_limits
 
     spec = doc.spec
     rules = []
@@ -47,8 +47,8 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
 
 def _condition_or_patterns(ctx: Any, raw: Any, base: str) -> tuple[Any, tuple[Pattern, ...]]:
     """A rule's ``when`` (one event), or its ``match`` patterns (a join over a session's facts), checked."""
-    from engine.conditions import Condition, Const
-    from engine.rules.translate import field_paths
+    from regelwerk.conditions import Condition, Const
+    from regelwerk.rules.translate import field_paths
 
     if ("when" in raw) == ("match" in raw):
         ctx.report("RW610", "a rule needs either 'when' (one event) or 'match' (a join over facts), not "
@@ -80,7 +80,7 @@ def _check_join_params(ctx: Any, params: Any, names: set[str], pointer: str) -> 
         if set(params) == {"field"} and isinstance(params["field"], str):
             head = params["field"].split(".")[0]
             if head not in names:
-                from engine.diagnostics import did_you_mean
+                from regelwerk.diagnostics import did_you_mean
 
                 ctx.report("RW609", f"{params['field']!r}: {head!r} is not a pattern of this rule; a join rule's "
                            "actions read the matched facts by pattern name", f"{pointer}/field",
@@ -94,7 +94,7 @@ def _check_join_params(ctx: Any, params: Any, names: set[str], pointer: str) -> 
 
 
 def _engine(ctx: Any) -> Any:
-    from engine.rules.runtime import RuleEngine
+    from regelwerk.rules.runtime import RuleEngine
 
     def make(scenario: Any) -> Any:
         engine = RuleEngine.from_registry(scenario.registry)
@@ -117,7 +117,7 @@ def _session(ctx: Any) -> Any:
 
 
 def _expect(args: Mapping[str, Any], outcome: Any) -> None:
-    from engine.scenarios import StepFailure, matches_subset
+    from regelwerk.scenarios import StepFailure, matches_subset
 
     problems = []
     for key, actual in (("fired", outcome.rules), ("actions", outcome.actions), ("signals", outcome.signals),
@@ -139,7 +139,7 @@ def step_assert_fact(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
 
 def step_retract_fact(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: retract the oldest fact equal to ``fact`` from the scenario's session."""
-    from engine.scenarios import StepFailure
+    from regelwerk.scenarios import StepFailure
 
     model = ctx.compiled.get("RuleSet", args["ruleset"])
     if not _session(ctx).retract_fact(model, dict(args["fact"])):
@@ -158,9 +158,9 @@ def step_post(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
 
 def register(registry: Registry, plugin: str) -> None:
     """Add the RuleSet and DecisionTable kinds with their steps, actions and commands."""
-    from engine.decisions import kind as decisions
-    from engine.rules.runtime import BUILTIN_ACTIONS
-    from engine.validation import load_shipped_schema
+    from regelwerk.decisions import kind as decisions
+    from regelwerk.rules.runtime import BUILTIN_ACTIONS
+    from regelwerk.validation import load_shipped_schema
 
     decisions.register(registry, plugin)
     registry.add_kind(KindSpec(

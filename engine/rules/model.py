@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from engine.conditions import Condition
+from regelwerk.conditions import Condition
 
 __all__ = ["ActionCall", "Pattern", "Rule", "RuleSetModel"]
 

@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from engine.errors import RegelwerkError
+from regelwerk.errors import RegelwerkError
 
 __all__ = ["DurableRules", "RuleSetLimit", "RulesEngineError", "RulesPort", "SessionLimit"]
 
@@ -45,7 +45,7 @@ SID = "rw"
 #: A rule the port adds to every ruleset, fired by a sentinel fact just before ``delete_state``.
 CLOSE_RULE = "rw:close"
 CLOSE_FIELD = "rw_close"
-#: A join rule's action name ends with this (engine.rules.translate.JOIN): its recorder keeps the facts too.
+#: A join rule's action name ends with this (regelwerk.rules.translate.JOIN): its recorder keeps the facts too.
 JOIN = "#join"
 #: The facts a join rule matched: ``(rule id, {pattern name: fact sequence number})``.
 Join = tuple[str, dict[str, int]]

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from engine.actors import SYSTEM, Actor
-from engine.conditions import resolve_path
-from engine.errors import UsageError
-from engine.rules.model import Rule, RuleSetModel
-from engine.rules.port import DurableRules, Join, RulesPort
-from engine.rules.translate import (
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.conditions import resolve_path
+from regelwerk.errors import UsageError
+from regelwerk.rules.model import Rule, RuleSetModel
+from regelwerk.rules.port import DurableRules, Join, RulesPort
+from regelwerk.rules.translate import (
     FACT_KEYS,
     FACT_MARKER,
     FACT_PAYLOAD,
@@ -59,7 +59,7 @@ class RuleHooks(Protocol):
 
 
 class WorkflowHooks:
-    """:class:`RuleHooks` on the workflow runtime (``engine.runtime.Engine``) and, optionally, a template sender.
+    """:class:`RuleHooks` on the workflow runtime (``regelwerk.runtime.Engine``) and, optionally, a template sender.
 
     ``rules.fire_workflow`` with an ``instance`` fires ``event`` on it; without one it starts ``workflow``.
     """

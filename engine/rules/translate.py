@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from engine.conditions import (
+from regelwerk.conditions import (
     AllOf,
     AnyOf,
     Call,
@@ -43,7 +43,7 @@ from engine.conditions import (
     resolve_path,
     to_temporal,
 )
-from engine.rules.model import Rule, RuleSetModel
+from regelwerk.rules.model import Rule, RuleSetModel
 
 __all__ = [
     "FACT_KEYS",

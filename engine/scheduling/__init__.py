@@ -1,6 +1,6 @@
 """The scheduler: the ``Schedule`` construct, employee facts, and ``tick`` (everything that is due, once).
 
-Public names are imported lazily (``import engine.scheduling`` loads neither SQLAlchemy nor croniter).
+Public names are imported lazily (``import regelwerk.scheduling`` loads neither SQLAlchemy nor croniter).
 See docs/scheduling.md.
 """
 
@@ -27,24 +27,24 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "Schedule": "engine.scheduling.schedule",
-    "compile_schedule": "engine.scheduling.schedule",
-    "next_fire": "engine.scheduling.schedule",
-    "occurrences": "engine.scheduling.schedule",
-    "EmployeeDirectory": "engine.scheduling.employees",
-    "EmployeeFacts": "engine.scheduling.employees",
-    "import_employees": "engine.scheduling.employees",
-    "ItemSource": "engine.scheduling.sources",
-    "Plan": "engine.scheduling.sources",
-    "PlannedItem": "engine.scheduling.sources",
-    "TickSummary": "engine.scheduling.tick",
-    "tick": "engine.scheduling.tick",
-    "start_item": "engine.scheduling.tick",
-    "preview": "engine.scheduling.preview",
+    "Schedule": "regelwerk.scheduling.schedule",
+    "compile_schedule": "regelwerk.scheduling.schedule",
+    "next_fire": "regelwerk.scheduling.schedule",
+    "occurrences": "regelwerk.scheduling.schedule",
+    "EmployeeDirectory": "regelwerk.scheduling.employees",
+    "EmployeeFacts": "regelwerk.scheduling.employees",
+    "import_employees": "regelwerk.scheduling.employees",
+    "ItemSource": "regelwerk.scheduling.sources",
+    "Plan": "regelwerk.scheduling.sources",
+    "PlannedItem": "regelwerk.scheduling.sources",
+    "TickSummary": "regelwerk.scheduling.tick",
+    "tick": "regelwerk.scheduling.tick",
+    "start_item": "regelwerk.scheduling.tick",
+    "preview": "regelwerk.scheduling.preview",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'engine.scheduling' has no attribute {name!r}")
+    raise AttributeError(f"module 'regelwerk.scheduling' has no attribute {name!r}")

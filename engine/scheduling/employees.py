@@ -173,7 +173,7 @@ class EmployeeDirectory:
 
     def setup(self) -> None:
         """Create the scheduler's tables when missing (tests and first use; production uses migrations)."""
-        from engine.scheduling import tables
+        from regelwerk.scheduling import tables
 
         for table in (tables.employees, tables.scheduled_items, tables.scheduled_events):
             table.create(self.sa_engine, checkfirst=True)
@@ -194,7 +194,7 @@ class EmployeeDirectory:
 
     @staticmethod
     def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
-        from engine.scheduling.tables import employees
+        from regelwerk.scheduling.tables import employees
 
         stmt = dialect_insert(conn, employees)
         updated = {c: stmt.excluded[c] for c in rows[0] if c != "id"}
@@ -203,9 +203,8 @@ class EmployeeDirectory:
 
     def get(self, employee_id: str) -> EmployeeFacts | None:
         """One employee's facts, or None."""
+        from regelwerk.scheduling.tables import employees
         from sqlalchemy import select
-
-        from engine.scheduling.tables import employees
 
         with self.sa_engine.connect() as conn:
             row = conn.execute(select(employees).where(employees.c.id == employee_id)).first()
@@ -213,9 +212,8 @@ class EmployeeDirectory:
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[EmployeeFacts]:
         """Every employee, sorted by id, read in batches (never all at once)."""
+        from regelwerk.scheduling.tables import employees
         from sqlalchemy import select
-
-        from engine.scheduling.tables import employees
 
         last = ""
         while True:
@@ -230,9 +228,8 @@ class EmployeeDirectory:
 
     def count(self) -> int:
         """How many employees are stored."""
+        from regelwerk.scheduling.tables import employees
         from sqlalchemy import func, select
-
-        from engine.scheduling.tables import employees
 
         with self.sa_engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(employees)).scalar_one())

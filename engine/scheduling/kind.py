@@ -11,20 +11,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.registry import KindSpec, RefDecl, Registry, StepSpec
-from engine.scenarios import ScenarioContext, StepFailure, parse_moment
-from engine.source import SourceDocument
+from regelwerk.registry import KindSpec, RefDecl, Registry, StepSpec
+from regelwerk.scenarios import ScenarioContext, StepFailure, parse_moment
+from regelwerk.source import SourceDocument
 
 __all__ = ["compile_schedule_document", "local_moment", "register", "scenario_target", "sync_employees"]
 
 
 def compile_schedule_document(ctx: Any, doc: SourceDocument) -> Any:
-    """A named ``Schedule`` document; with ``when:`` a plan that makes items arise (``engine.scheduling.plans``)."""
-    from engine.scheduling.schedule import compile_schedule
+    """A named ``Schedule`` document; with ``when:`` a plan that makes items arise (``regelwerk.scheduling.plans``)."""
+    from regelwerk.scheduling.schedule import compile_schedule
 
     if "when" in doc.spec:
-        from engine.compiler import content_hash
-        from engine.scheduling.plans import compile_plan
+        from regelwerk.compiler import content_hash
+        from regelwerk.scheduling.plans import compile_plan
 
         return compile_plan(ctx, doc.spec, doc.name, content_hash(doc.spec))
     return compile_schedule(doc.spec, "/spec", ctx.report)
@@ -35,8 +35,7 @@ def compile_schedule_document(ctx: Any, doc: SourceDocument) -> Any:
 
 def _plain_store(ctx: ScenarioContext) -> Any:
     import sqlalchemy as sa
-
-    from engine.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.employees import EmployeeDirectory
 
     workdir = Path(tempfile.mkdtemp(prefix="regelwerk-schedule-"))
     sa_engine = sa.create_engine(f"sqlite:///{workdir / 'schedule.sqlite'}")
@@ -53,21 +52,21 @@ def _plain_store(ctx: ScenarioContext) -> Any:
 def scenario_target(ctx: ScenarioContext) -> Any:
     """What the scenario ticks: the workflow ``engine`` service when workflows are installed, else a SQLite file."""
     if "Workflow" in ctx.registry.kinds:
-        from engine.workflows.steps import get_engine
+        from regelwerk.workflows.steps import get_engine
 
         return get_engine(ctx)
     return ctx.service("schedule_store", _plain_store)
 
 
 def _sa_engine(target: Any) -> Any:
-    from engine.scheduling.tick import resolve_target
+    from regelwerk.scheduling.tick import resolve_target
 
     return resolve_target(target).sa_engine
 
 
 def sync_employees(ctx: ScenarioContext, target: Any) -> None:
     """Store the scenario fact ``employees`` (a list of records); only changed records are written."""
-    from engine.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.employees import EmployeeDirectory
 
     seen: dict[str, str] = ctx.services.setdefault("schedule_employee_hashes", {})
     changed = []
@@ -81,9 +80,8 @@ def sync_employees(ctx: ScenarioContext, target: Any) -> None:
 
 
 def _items(target: Any, keys: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import select
-
-    from engine.scheduling.tables import scheduled_items as items
 
     query = select(items.c.key, items.c.status, items.c.item_type, items.c.due_at, items.c.instance_id)
     if keys is not None:
@@ -106,7 +104,7 @@ def _check_keys(what: str, expected: list[str], actual: list[str], exactly: bool
 
 def step_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Move the clock to ``at`` and tick; compare what was created/started with the expectations."""
-    from engine.scheduling.tick import tick
+    from regelwerk.scheduling.tick import tick
 
     if "at" in args:
         ctx.now = local_moment(args["at"])
@@ -135,7 +133,7 @@ def step_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Preview items due in ``[from, to)`` for the scenario's employees (nothing stored); compare keys and dates."""
-    from engine.scheduling.preview import preview
+    from regelwerk.scheduling.preview import preview
 
     rows = preview(ctx.compiled, ctx.facts.get("employees") or [], local_moment(args["from"]),
                    local_moment(args["to"]))
@@ -164,8 +162,8 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_start_item(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Start a ready (manual-start) item by hand: ``{key, actor?}``."""
-    from engine.actors import SYSTEM, Actor
-    from engine.scheduling.tick import start_item
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.tick import start_item
 
     actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
     start_item(scenario_target(ctx), args["key"], ctx.now, actor)
@@ -227,8 +225,8 @@ def _commands() -> list[Any]:
     @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
     def tick_command(path: str, store_url: str, at: str | None, batch: int, fmt: str, quiet: bool) -> None:
         """Generate what the schedules call for, start what is due and fire due workflow timers."""
-        from engine.cli import load_compiled
-        from engine.scheduling.tick import tick
+        from regelwerk.cli import load_compiled
+        from regelwerk.scheduling.tick import tick
 
         compiled = load_compiled(path)
         try:
@@ -242,11 +240,11 @@ def _commands() -> list[Any]:
 
         target: Any
         if compiled.of_kind("Workflow"):
-            from engine.runtime import Engine
+            from regelwerk.runtime import Engine
 
             target = Engine(compiled, store=store_url, clock=lambda: now)
         else:
-            from engine.store.sql import SqlStore
+            from regelwerk.store.sql import SqlStore
 
             target = SqlStore(store_url)
         try:
@@ -273,8 +271,8 @@ def _commands() -> list[Any]:
     def preview_command(path: str, start: str, end: str, facts_file: str | None, store_url: str | None,
                         fmt: str) -> None:
         """What would arise between --from and --to (writing nothing)."""
-        from engine.cli import load_compiled
-        from engine.scheduling.preview import preview, preview_schedules
+        from regelwerk.cli import load_compiled
+        from regelwerk.scheduling.preview import preview, preview_schedules
 
         compiled = load_compiled(path)
         try:
@@ -286,8 +284,7 @@ def _commands() -> list[Any]:
             employees = _read_facts(facts_file).get("employees") or []
         elif store_url:
             import sqlalchemy as sa
-
-            from engine.scheduling.employees import EmployeeDirectory
+            from regelwerk.scheduling.employees import EmployeeDirectory
 
             employees = EmployeeDirectory(sa.create_engine(store_url)).iter_all()
         try:
@@ -319,8 +316,7 @@ def _commands() -> list[Any]:
     def import_command(file: str, store_url: str) -> None:
         """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
         import sqlalchemy as sa
-
-        from engine.scheduling.employees import EmployeeDirectory, import_employees
+        from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
         sa_engine = sa.create_engine(store_url)
         try:
@@ -340,7 +336,7 @@ def _commands() -> list[Any]:
 
 
 def _read_facts(path: str) -> Mapping[str, Any]:
-    from engine.source import load_text, read_source, to_plain
+    from regelwerk.source import load_text, read_source, to_plain
 
     text, problems = read_source(path, path)
     if text is None:
@@ -354,7 +350,7 @@ def _read_facts(path: str) -> Mapping[str, Any]:
 
 def register(registry: Registry, plugin: str) -> None:
     """Add the Schedule kind, the scheduler's scenario steps and its commands."""
-    from engine.validation import load_shipped_schema
+    from regelwerk.validation import load_shipped_schema
 
     registry.add_kind(KindSpec(
         kind="Schedule", plugin=plugin, schema=load_shipped_schema("schedule.json"),

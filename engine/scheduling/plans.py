@@ -2,7 +2,7 @@
 
 A plain ``kind: Schedule`` document only names a moment. With ``when:`` (the schedule) and optionally
 ``applies_to:`` (a condition over ``employee``) and ``start:`` (a workflow and its data) it becomes an
-:class:`~engine.scheduling.sources.ItemSource`: the tick creates one item per occurrence and employee
+:class:`~regelwerk.scheduling.sources.ItemSource`: the tick creates one item per occurrence and employee
 and starts the workflow when it is due. This is how a consultant plans work for individuals,
 departments or functions from YAML alone (step2HR: "Toetsen inplannen voor individuele medewerkers,
 afdelingen en medewerkers met bepaalde functies")::
@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.conditions import Condition, resolve_path
-from engine.scheduling.schedule import Schedule
-from engine.scheduling.sources import Plan, PlannedItem
+from regelwerk.conditions import Condition, resolve_path
+from regelwerk.scheduling.schedule import Schedule
+from regelwerk.scheduling.sources import Plan, PlannedItem
 
 if TYPE_CHECKING:
-    from engine.scheduling.employees import EmployeeFacts
+    from regelwerk.scheduling.employees import EmployeeFacts
 
 __all__ = ["LOOK_BACK", "PLAN_AHEAD", "SchedulePlan", "compile_plan"]
 
@@ -93,14 +93,14 @@ class SchedulePlan:
 
 def compile_plan(ctx: Any, spec: Mapping[str, Any], name: str, version: str) -> SchedulePlan | None:
     """Compile the plan form of a ``Schedule`` document (``when``, ``applies_to``, ``start``)."""
-    from engine.scheduling.schedule import compile_schedule
+    from regelwerk.scheduling.schedule import compile_schedule
 
     schedule = compile_schedule(spec["when"], "/spec/when", ctx.report)
     applies_to = ctx.condition(spec["applies_to"], "/spec/applies_to") if "applies_to" in spec else None
     start = spec.get("start") or {}
     if schedule is None:
         return None
-    from engine.source import to_plain
+    from regelwerk.source import to_plain
 
     return SchedulePlan(name=name, schedule=schedule, applies_to=applies_to, workflow=start.get("workflow"),
                         start_mode=str(start.get("mode", "automatic")), data=to_plain(start.get("data") or {}),

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.scheduling.employees import EmployeeFacts, parse_employee
-from engine.scheduling.schedule import describe
-from engine.scheduling.sources import PlannedItem, item_sources
+from regelwerk.scheduling.employees import EmployeeFacts, parse_employee
+from regelwerk.scheduling.schedule import describe
+from regelwerk.scheduling.sources import PlannedItem, item_sources
 
 __all__ = ["PreviewRow", "preview", "preview_schedules"]
 

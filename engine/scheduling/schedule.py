@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.conditions import Duration, parse_duration, resolve_path, to_temporal
+from regelwerk.conditions import Duration, parse_duration, resolve_path, to_temporal
 
 __all__ = [
     "CATCH_UP_POLICIES",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from engine.scheduling.employees import EmployeeFacts
+    from regelwerk.scheduling.employees import EmployeeFacts
 
 __all__ = [
     "ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources", "tick_tasks",

@@ -1,14 +1,13 @@
 """The scheduler's tables: generated items (unique deterministic keys), employee facts, audit.
 
-Declared on the shared :data:`engine.store.tables.metadata` (listed in ``TABLE_MODULES``).
+Declared on the shared :data:`regelwerk.store.tables.metadata` (listed in ``TABLE_MODULES``).
 Times are stored as naive UTC (portable between SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
+from regelwerk.store.tables import metadata
 from sqlalchemy import JSON, Column, Date, DateTime, Index, Integer, String, Table, Text, UniqueConstraint
-
-from engine.store.tables import metadata
 
 __all__ = ["employees", "scheduled_events", "scheduled_items"]
 

@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.actors import SYSTEM, Actor
+from regelwerk.actors import SYSTEM, Actor
 
 __all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
 
 #: ``progress(phase, done, total)`` after every batch (phase: "plan" or "activate").
 Progress = Callable[[str, int, int], None]
 #: ``starter(unit, item, now) -> instance id``: starts the workflow of a due item inside the tick's
-#: transaction (``unit`` is an :class:`engine.scheduling.workflows.TxUnit`).
+#: transaction (``unit`` is an :class:`regelwerk.scheduling.workflows.TxUnit`).
 Starter = Callable[[Any, Mapping[str, Any], datetime], str]
 
 
@@ -93,7 +93,7 @@ def _naive(moment: datetime) -> datetime:
 
 def plan_stamp(sources: Sequence[Any], fallback: str) -> str:
     """The stamp an employee's plan carries: changes whenever a source's definition changes."""
-    from engine.compiler import content_hash
+    from regelwerk.compiler import content_hash
 
     return content_hash(sorted(f"{s.source_id}@{getattr(s, 'version', '') or fallback}" for s in sources))
 
@@ -120,7 +120,7 @@ def resolve_target(target: Any, starter: Starter | None = None) -> _Target:
         candidate = getattr(store, attr, None)
         if isinstance(candidate, sa.engine.Engine):
             if starter is None and workflow_engine is not None:
-                from engine.scheduling.workflows import engine_starter
+                from regelwerk.scheduling.workflows import engine_starter
 
                 starter = engine_starter(workflow_engine)
             return _Target(candidate, workflow_engine, starter)
@@ -143,7 +143,7 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
     (then due items start their workflows through it and its timers are fired). Idempotent
     and safe to run in several processes at once (see the module docstring).
     """
-    from engine.scheduling.sources import item_sources, tick_tasks
+    from regelwerk.scheduling.sources import item_sources, tick_tasks
 
     started = _time.perf_counter()
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -168,20 +168,18 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
 
 
 def _stale_employees(version: str, now_naive: datetime) -> Any:
+    from regelwerk.scheduling.tables import employees as emp
     from sqlalchemy import or_
-
-    from engine.scheduling.tables import employees as emp
 
     return or_(emp.c.plan_version.is_(None), emp.c.plan_version != version, emp.c.next_due <= now_naive)
 
 
 def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+    from regelwerk.scheduling.employees import dialect_insert, facts_of_row
+    from regelwerk.scheduling.tables import employees as emp
+    from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import bindparam, func, select, update
-
-    from engine.scheduling.employees import dialect_insert, facts_of_row
-    from engine.scheduling.tables import employees as emp
-    from engine.scheduling.tables import scheduled_items as items
 
     now_naive = _naive(now)
     stale = _stale_employees(version, now_naive)
@@ -261,10 +259,9 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
 
 def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime, actor: Actor, event: str,
                 detail: Mapping[str, Any] | None = None) -> None:
+    from regelwerk.scheduling.tables import scheduled_events as events
+    from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import update
-
-    from engine.scheduling.tables import scheduled_events as events
-    from engine.scheduling.tables import scheduled_items as items
 
     keys = list(keys)
     for start in range(0, len(keys), 500):
@@ -277,11 +274,10 @@ def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime
 
 def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: TickSummary,
                     progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+    from regelwerk.scheduling.tables import scheduled_events as events
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.scheduling.workflows import unit_of_work
     from sqlalchemy import bindparam, func, select, update
-
-    from engine.scheduling.tables import scheduled_events as events
-    from engine.scheduling.tables import scheduled_items as items
-    from engine.scheduling.workflows import unit_of_work
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
@@ -343,12 +339,11 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
 
 def start_item(target: Any, key: str, now: datetime, actor: Actor = SYSTEM, starter: Starter | None = None) -> str:
     """Start a ``ready`` item (a manual-start moment) by hand; returns the workflow instance id."""
+    from regelwerk.errors import UsageError
+    from regelwerk.scheduling.tables import scheduled_events as events
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.scheduling.workflows import unit_of_work
     from sqlalchemy import select, update
-
-    from engine.errors import UsageError
-    from engine.scheduling.tables import scheduled_events as events
-    from engine.scheduling.tables import scheduled_items as items
-    from engine.scheduling.workflows import unit_of_work
 
     resolved = resolve_target(target, starter)
     if resolved.starter is None:

@@ -1,4 +1,4 @@
-"""The bridge from due items to the workflow runtime (``engine.runtime.Engine``).
+"""The bridge from due items to the workflow runtime (``regelwerk.runtime.Engine``).
 
 A due item with a workflow starts one instance, **inside the tick's transaction** (the store's
 unit of work; the tick's own statements run on its ``connection``), so the item's status and
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from engine.actors import SYSTEM
+from regelwerk.actors import SYSTEM
 
 __all__ = ["TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 

@@ -3,7 +3,7 @@
 ::
 
     from datetime import date
-    from engine.simulation import simulate
+    from regelwerk.simulation import simulate
 
     result = simulate("examples/scholengroep-horizon", date(2026, 8, 1), date(2027, 7, 31))
     print("\\n".join(result.lines()))
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.simulation.runner import Progress, SimulationResult
-    from engine.simulation.story import Story, load_story
+    from regelwerk.simulation.runner import Progress, SimulationResult
+    from regelwerk.simulation.story import Story, load_story
 
 __all__ = ["SimulationResult", "Story", "load_story", "simulate"]
 
-_LAZY = {"SimulationResult": "engine.simulation.runner", "Story": "engine.simulation.story",
-         "load_story": "engine.simulation.story"}
+_LAZY = {"SimulationResult": "regelwerk.simulation.runner", "Story": "regelwerk.simulation.story",
+         "load_story": "regelwerk.simulation.story"}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,7 +39,7 @@ def __getattr__(name: str) -> Any:
 def simulate(path: str | Path, start: date, end: date, *, store: str | None = None, story: str | Path | None = None,
              progress: Progress | None = None, registry: Any = None, cwd: str | Path | None = None
              ) -> SimulationResult:
-    """Simulate the customer directory ``path`` from ``start`` to ``end`` (see ``engine.simulation.runner``)."""
-    from engine.simulation import runner
+    """Simulate the customer directory ``path`` from ``start`` to ``end`` (see ``regelwerk.simulation.runner``)."""
+    from regelwerk.simulation import runner
 
     return runner.simulate(path, start, end, store=store, story=story, progress=progress, registry=registry, cwd=cwd)

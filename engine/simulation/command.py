@@ -1,4 +1,4 @@
-"""``regelwerk simulate PATH --from DATE --to DATE``: the command over :func:`engine.simulation.simulate`."""
+"""``regelwerk simulate PATH --from DATE --to DATE``: the command over :func:`regelwerk.simulation.simulate`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import date
 from typing import Any
 
 import click
-
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["register", "simulate_command"]
 
@@ -38,9 +37,9 @@ def simulate_command(path: str, start: str, end: str, store_url: str | None, sto
     Prints a timeline and a summary. Re-running on the same store continues after the last simulated day.
     Exit codes: 0 done, 1 definition/story/data problems, 2 usage errors.
     """
-    from engine.diagnostics import DefinitionError, format_diagnostics
-    from engine.errors import RegelwerkError, UsageError
-    from engine.simulation.runner import simulate
+    from regelwerk.diagnostics import DefinitionError, format_diagnostics
+    from regelwerk.errors import RegelwerkError, UsageError
+    from regelwerk.simulation.runner import simulate
 
     first, last = _day(start, "--from"), _day(end, "--to")
     if last < first:
@@ -79,7 +78,7 @@ def simulate_command(path: str, start: str, end: str, store_url: str | None, sto
 
 def register(registry: Registry, plugin: str) -> None:
     """Add ``regelwerk simulate`` and the core's story events."""
-    from engine.simulation import events
+    from regelwerk.simulation import events
 
     registry.add_command(simulate_command)
     events.register(registry, plugin)

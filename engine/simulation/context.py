@@ -1,8 +1,8 @@
 """What a plugin's story events, data import and summary section see of a running simulation.
 
-A story event is ``run(sim, args) -> (text, detail)`` (``engine.registry.StoryEventSpec``); a
+A story event is ``run(sim, args) -> (text, detail)`` (``regelwerk.registry.StoryEventSpec``); a
 simulation part's ``after_tick(sim, tick_summary)`` and ``summary(sim)`` get the same ``sim``
-(``engine.registry.SimulationPartSpec``). ``sim`` is a :class:`SimulationContext`:
+(``regelwerk.registry.SimulationPartSpec``). ``sim`` is a :class:`SimulationContext`:
 
 - ``sim.engine`` the workflow ``Engine`` on the simulation's store, ``sim.sa`` its SQLAlchemy engine,
   ``sim.compiled`` the customer's compiled bundle, ``sim.registry`` the plugin registry;
@@ -29,7 +29,7 @@ from datetime import time as dtime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from engine.actors import SYSTEM, Actor
+from regelwerk.actors import SYSTEM, Actor
 
 __all__ = [
     "EVENT_TIME",
@@ -71,7 +71,7 @@ class SimulationPermissions:
     """
 
     def __init__(self, compiled: Any, relations: Any, audit: Any, clock: Callable[[], datetime]) -> None:
-        from engine.permissions.adapter import MatrixPermissions
+        from regelwerk.permissions.adapter import MatrixPermissions
 
         self.ports = {name: MatrixPermissions(matrix, relations, audit=audit, clock=clock)
                       for name, matrix in sorted(compiled.of_kind("PermissionMatrix").items())}
@@ -83,7 +83,7 @@ class SimulationPermissions:
     def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
               context: Mapping[str, Any]) -> Any:
         """The engine's ``PermissionPort.check``."""
-        from engine.workflows.ports import Decision
+        from regelwerk.workflows.ports import Decision
 
         names = self.declaring(resource_type)
         if not names:
@@ -101,9 +101,9 @@ class SimulationContext:
     """The running simulation as story events and simulation parts see it (see the module's docstring)."""
 
     def __init__(self, compiled: Any, name: str, store_url: str, registry: Any) -> None:
-        from engine.permissions.adapter import store_audit
-        from engine.runtime import Engine
-        from engine.scheduling.employees import EmployeeDirectory
+        from regelwerk.permissions.adapter import store_audit
+        from regelwerk.runtime import Engine
+        from regelwerk.scheduling.employees import EmployeeDirectory
 
         self.compiled = compiled
         self.name = name

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import DefinitionError, Diagnostic
+from regelwerk.diagnostics import DefinitionError, Diagnostic
 
 __all__ = [
     "RELATION_COLUMNS",
@@ -110,7 +110,7 @@ def display_path(path: Path) -> str:
 def read_table(path: Path, columns: Sequence[str], required: Sequence[str],
                problems: list[Diagnostic]) -> list[tuple[int, dict[str, Any]]]:
     """The rows of a CSV file as ``(row number, record)``; problems (SIM010, SIM011) go to ``problems``."""
-    from engine.scheduling.employees import read_rows
+    from regelwerk.scheduling.employees import read_rows
 
     shown = display_path(path)
     out: list[tuple[int, dict[str, Any]]] = []

@@ -1,7 +1,7 @@
 """The core's story events (employees, consent links, any workflow) and the outbox's summary section.
 
 Registered through the same extension points as a plugin's (``StoryEventSpec``, ``SimulationPartSpec``);
-each event is ``run(sim, args) -> (text, detail)`` on a :class:`~engine.simulation.context.SimulationContext`.
+each event is ``run(sim, args) -> (text, detail)`` on a :class:`~regelwerk.simulation.context.SimulationContext`.
 Importing this module is light: the runtime is imported when an event runs.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import UsageError
-from engine.registry import Registry, SimulationPartSpec, StoryEventSpec
-from engine.simulation.story import ACTOR_SCHEMA, DATE_SCHEMA, ID_SCHEMA, LIST_SCHEMA
+from regelwerk.errors import UsageError
+from regelwerk.registry import Registry, SimulationPartSpec, StoryEventSpec
+from regelwerk.simulation.story import ACTOR_SCHEMA, DATE_SCHEMA, ID_SCHEMA, LIST_SCHEMA
 
 if TYPE_CHECKING:
-    from engine.simulation.context import SimulationContext
+    from regelwerk.simulation.context import SimulationContext
 
 __all__ = ["fire", "hire", "leave", "link", "register", "start", "unlink", "update_employee"]
 
@@ -35,7 +35,7 @@ def _object(properties: Mapping[str, Any], required: tuple[str, ...]) -> dict[st
 
 
 def _employee(sim: SimulationContext, a: Mapping[str, Any], hire: bool) -> Result:
-    from engine.simulation.context import IMPORT_ACTOR_ID
+    from regelwerk.simulation.context import IMPORT_ACTOR_ID
 
     ident = str(a["id"])
     current = sim.directory.get(ident)
@@ -135,8 +135,7 @@ def start(sim: SimulationContext, args: Mapping[str, Any]) -> Result:
 def outbox_summary(sim: SimulationContext) -> dict[str, Any]:
     """The mails in the outbox per template."""
     import sqlalchemy as sa
-
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     with sim.sa.connect() as conn:
         mails = dict(conn.execute(sa.select(outbox.c.template, sa.func.count()).group_by(outbox.c.template)).all())

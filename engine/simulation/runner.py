@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RegelwerkError, UsageError
-from engine.simulation.context import (
+from regelwerk.errors import RegelwerkError, UsageError
+from regelwerk.simulation.context import (
     EVENT_TIME,
     IMPORT_ACTOR_ID,
     TICK_TIME,
@@ -29,8 +29,8 @@ from engine.simulation.context import (
     SimulationPermissions,
     naive_utc,
 )
-from engine.simulation.data import DatedEvent
-from engine.simulation.story import Story
+from regelwerk.simulation.data import DatedEvent
+from regelwerk.simulation.story import Story
 
 __all__ = ["EVENT_TIME", "TICK_TIME", "TIMEZONE", "SimulationResult", "default_store_url", "simulate"]
 
@@ -113,7 +113,7 @@ class _Run(SimulationContext):
     """One simulation run: the context the events see, plus the applied-event bookkeeping and the timeline."""
 
     def open_relations(self) -> None:
-        from engine.permissions.sql import SqlRelationships
+        from regelwerk.permissions.sql import SqlRelationships
 
         self.relations = SqlRelationships(self.sa)
         self.permissions = SimulationPermissions(self.compiled, self.relations, self.audit, lambda: self.now)
@@ -123,16 +123,14 @@ class _Run(SimulationContext):
 
     def progress_row(self) -> Any:
         import sqlalchemy as sa
-
-        from engine.simulation.tables import simulations
+        from regelwerk.simulation.tables import simulations
 
         with self.sa.connect() as conn:
             return conn.execute(sa.select(simulations).where(simulations.c.name == self.name)).first()
 
     def save_progress(self, first_day: date, last_day: date | None, imported: bool) -> None:
         import sqlalchemy as sa
-
-        from engine.simulation.tables import simulations as t
+        from regelwerk.simulation.tables import simulations as t
 
         values = {"bundle_version": self.compiled.version, "first_day": first_day, "last_day": last_day,
                   "data_imported": imported, "totals": dict(sorted(self.totals.items())),
@@ -144,14 +142,13 @@ class _Run(SimulationContext):
 
     def applied_keys(self) -> set[str]:
         import sqlalchemy as sa
-
-        from engine.simulation.tables import simulation_events as t
+        from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.connect() as conn:
             return set(conn.execute(sa.select(t.c.key).where(t.c.simulation == self.name)).scalars())
 
     def record(self, event: DatedEvent, day: date, status: str, message: str, detail: Mapping[str, Any]) -> None:
-        from engine.simulation.tables import simulation_events as t
+        from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.begin() as conn:
             conn.execute(t.insert().values(simulation=self.name, key=event.key, day=day, type=event.type,
@@ -162,9 +159,9 @@ class _Run(SimulationContext):
     # --- the import --------------------------------------------------------------------------
 
     def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date) -> None:
-        from engine.diagnostics import DefinitionError, Diagnostic
-        from engine.permissions.tables import rw_relations
-        from engine.scheduling.employees import import_employees
+        from regelwerk.diagnostics import DefinitionError, Diagnostic
+        from regelwerk.permissions.tables import rw_relations
+        from regelwerk.scheduling.employees import import_employees
 
         self.at(day, EVENT_TIME)
         imported = 0
@@ -243,8 +240,7 @@ class _Run(SimulationContext):
 
     def _activated_today(self, now: datetime) -> dict[str, int]:
         import sqlalchemy as sa
-
-        from engine.scheduling.tables import scheduled_items as items
+        from regelwerk.scheduling.tables import scheduled_items as items
 
         stamp = _naive(now)
         counts: Counter[str] = Counter()
@@ -280,9 +276,8 @@ def _item_label(item_type: str, payload: str) -> str:
 def summarise(run: _Run) -> dict[str, Any]:
     """Counts over the whole store: what the simulation has produced so far (plus each part's section)."""
     import sqlalchemy as sa
-
-    from engine.scheduling.tables import employees, scheduled_items
-    from engine.simulation.tables import simulation_events, simulations
+    from regelwerk.scheduling.tables import employees, scheduled_items
+    from regelwerk.simulation.tables import simulation_events, simulations
 
     out: dict[str, Any] = {}
     with run.sa.connect() as conn:
@@ -337,11 +332,11 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
     ``UsageError`` (``end`` before ``start``). A second call on the same store continues where the first
     stopped; events are applied once.
     """
-    from engine.bundle import load_bundle
-    from engine.compiler import compile_bundle
-    from engine.registry import load_registry
-    from engine.simulation.data import read_customer_data
-    from engine.simulation.story import load_story
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.data import read_customer_data
+    from regelwerk.simulation.story import load_story
 
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}")

@@ -4,8 +4,8 @@ A story file holds ONE document ``apiVersion: regelwerk/v1, kind: Story``; ``spe
 ``{on: DATE, <type>: {...}}`` with exactly one type key. The event types are the registered story events
 (``Registry.story_events``: the core's and the plugins'); the schema (:func:`story_schema`, shipped as
 ``schemas/v1/story.json``, ``regelwerk schema Story``) is generated from them. Problems
-are :class:`~engine.diagnostics.Diagnostic` s (schema codes RW1xx from the shared translation, the
-story's own SIM0xx codes), raised together as one :class:`~engine.diagnostics.DefinitionError`.
+are :class:`~regelwerk.diagnostics.Diagnostic` s (schema codes RW1xx from the shared translation, the
+story's own SIM0xx codes), raised together as one :class:`~regelwerk.diagnostics.DefinitionError`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.diagnostics import DefinitionError, Diagnostic, did_you_mean
+from regelwerk.diagnostics import DefinitionError, Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
-    from engine.registry import Registry
+    from regelwerk.registry import Registry
 
 __all__ = [
     "ACTOR_SCHEMA",
@@ -135,8 +135,7 @@ def _validator(registry: Registry) -> Any:
     """A validator of the registry's Story schema (one per registry)."""
     if registry not in _VALIDATORS:
         from jsonschema import Draft202012Validator
-
-        from engine.validation import inline_refs, load_shipped_schema
+        from regelwerk.validation import inline_refs, load_shipped_schema
 
         files = {"common.json": load_shipped_schema("common.json"), "story.json": story_schema(registry)}
         schema = inline_refs("story.json", files)
@@ -144,8 +143,7 @@ def _validator(registry: Registry) -> Any:
             from referencing import Registry as RefRegistry
             from referencing import Resource
             from referencing.jsonschema import DRAFT202012
-
-            from engine.validation import SCHEMA_BASE
+            from regelwerk.validation import SCHEMA_BASE
 
             refs: RefRegistry[Any] = RefRegistry().with_resource(
                 SCHEMA_BASE + "common.json", Resource.from_contents(files["common.json"], DRAFT202012))
@@ -164,7 +162,7 @@ def _type_hint(word: str, types: list[str]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    from engine.source import to_plain
+    from regelwerk.source import to_plain
 
     return to_plain(value)
 
@@ -174,11 +172,11 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
 
     The event types are those of ``registry`` (default: the installed plugins' registry).
     """
-    from engine.source import load_text, locate
-    from engine.validation import _translate
+    from regelwerk.source import load_text, locate
+    from regelwerk.validation import _translate
 
     if registry is None:
-        from engine.registry import load_registry
+        from regelwerk.registry import load_registry
 
         registry = load_registry()
     types = event_types(registry)
@@ -243,7 +241,7 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
 
 def load_story(path: str | Path, display: str | None = None, registry: Registry | None = None) -> Story:
     """Read and validate a story file (``DefinitionError`` with file:line diagnostics)."""
-    from engine.source import read_source
+    from regelwerk.source import read_source
 
     shown = display or str(path)
     text, problems = read_source(str(path), shown)

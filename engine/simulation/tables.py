@@ -1,14 +1,13 @@
 """The simulation's tables: its progress and the events it applied.
 
-Declared on the shared :data:`engine.store.tables.metadata` (listed in ``TABLE_MODULES``); times are
+Declared on the shared :data:`regelwerk.store.tables.metadata` (listed in ``TABLE_MODULES``); times are
 naive UTC, days are dates.
 """
 
 from __future__ import annotations
 
+from regelwerk.store.tables import metadata
 from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table, UniqueConstraint
-
-from engine.store.tables import metadata
 
 __all__ = ["simulation_events", "simulations"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.store.base import Store, StoreTx
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.base import Store, StoreTx
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 
 __all__ = [
     "AuditEntry",
@@ -28,12 +28,12 @@ def open_store(url: str, registry: Any = None, **options: Any) -> Store:
     """A store for a URL: ``memory://``, a registered ``StoreSpec`` scheme, or a SQLAlchemy URL."""
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme == "memory":
-        from engine.store.memory import MemoryStore
+        from regelwerk.store.memory import MemoryStore
 
         return MemoryStore(url)
     if registry is not None and scheme in getattr(registry, "stores", {}):
         store: Store = registry.stores[scheme].factory(url)
         return store
-    from engine.store.sql import SqlStore
+    from regelwerk.store.sql import SqlStore
 
     return SqlStore(url, **options)

@@ -1,7 +1,7 @@
 """The store port: what the workflow runtime needs from persistence.
 
 A host application can implement :class:`Store` against its own database; every implementation
-must pass :class:`engine.store.contract.StoreContract`.
+must pass :class:`regelwerk.store.contract.StoreContract`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 
 __all__ = ["Store", "StoreTx"]
 

@@ -2,14 +2,14 @@
 
 Subclass it in your own test module and implement ``make_store``::
 
-    from engine.store.contract import StoreContract
+    from regelwerk.store.contract import StoreContract
 
     class TestMyStore(StoreContract):
         def make_store(self):
             return MyStore(...)
 
 pytest collects the inherited ``test_*`` methods (the class itself is not collected: its name does
-not start with ``Test``). The tests use only the :class:`~engine.store.base.Store` protocol.
+not start with ``Test``). The tests use only the :class:`~regelwerk.store.base.Store` protocol.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.errors import ConflictError, UnknownInstance
-from engine.store.base import Store
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.errors import ConflictError, UnknownInstance
+from regelwerk.store.base import Store
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 
 __all__ = ["StoreContract"]
 

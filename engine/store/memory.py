@@ -12,8 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from engine.errors import ConflictError, UnknownInstance
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.errors import ConflictError, UnknownInstance
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 
 __all__ = ["MemoryStore", "MemoryTx"]
 

@@ -18,12 +18,11 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
+from regelwerk.errors import ConflictError, UnknownInstance
+from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.workflow_tables import rw_audit, rw_definitions, rw_history, rw_instances, rw_timers
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, Row
-
-from engine.errors import ConflictError, UnknownInstance
-from engine.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
-from engine.store.workflow_tables import rw_audit, rw_definitions, rw_history, rw_instances, rw_timers
 
 __all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
 
@@ -296,8 +295,8 @@ class SqlStore:
         return _Unit(self, "DEFERRED")
 
     def setup(self) -> None:
-        """Create every regelwerk table that is missing (``engine.store.tables.all_tables``)."""
-        from engine.store.tables import all_tables
+        """Create every regelwerk table that is missing (``regelwerk.store.tables.all_tables``)."""
+        from regelwerk.store.tables import all_tables
 
         all_tables().create_all(self.engine, checkfirst=True)
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
-from engine.store.tables import metadata
+from regelwerk.store.tables import metadata
 
 __all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_instances", "rw_timers"]
 

@@ -7,8 +7,8 @@ the template's line, never a blank in a sent mail. See docs/templates.md.
 
 from __future__ import annotations
 
-from engine.templates._syntax import Placeholder, SyntaxProblem, TextTemplate, format_value, parse_text
-from engine.templates.model import MailContext, MailField, RenderedMail, Template, TemplateRenderError
+from regelwerk.templates._syntax import Placeholder, SyntaxProblem, TextTemplate, format_value, parse_text
+from regelwerk.templates.model import MailContext, MailField, RenderedMail, Template, TemplateRenderError
 
 __all__ = [
     "MailContext",

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.diagnostics import Diagnostic, did_you_mean
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry
-from engine.source import YMap, locate
-from engine.templates._syntax import TextTemplate, parse_text
-from engine.templates.model import MailContext, MailField, Template
+from regelwerk.diagnostics import Diagnostic, did_you_mean
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk.source import YMap, locate
+from regelwerk.templates._syntax import TextTemplate, parse_text
+from regelwerk.templates.model import MailContext, MailField, Template
 
 if TYPE_CHECKING:
-    from engine.compiler import CompileContext
-    from engine.source import SourceDocument
+    from regelwerk.compiler import CompileContext
+    from regelwerk.source import SourceDocument
 
 __all__ = ["compile_mail_context", "compile_template", "register", "text_position"]
 
@@ -101,7 +101,7 @@ def compile_template(ctx: CompileContext, doc: SourceDocument) -> Template:
 
 def register(registry: Registry, plugin: str) -> None:
     """Register the Template and MailContext kinds."""
-    from engine.validation import load_shipped_schema
+    from regelwerk.validation import load_shipped_schema
 
     registry.add_kind(KindSpec(
         kind="MailContext", plugin=plugin, schema=load_shipped_schema("mailcontext.json"),

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import InvalidData
-from engine.templates._syntax import TextTemplate, format_value
+from regelwerk.errors import InvalidData
+from regelwerk.templates._syntax import TextTemplate, format_value
 
 __all__ = ["MailContext", "MailField", "RenderedMail", "Template", "TemplateRenderError"]
 

@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.actors import Actor
-from engine.conditions import parse_duration, resolve_path
-from engine.errors import UsageError
-from engine.registry import ActionSpec, Registry
-from engine.store.base import StoreTx
-from engine.store.records import AuditEntry, InstanceRecord, TimerRecord
+from regelwerk.actors import Actor
+from regelwerk.conditions import parse_duration, resolve_path
+from regelwerk.errors import UsageError
+from regelwerk.registry import ActionSpec, Registry
+from regelwerk.store.base import StoreTx
+from regelwerk.store.records import AuditEntry, InstanceRecord, TimerRecord
 
 if TYPE_CHECKING:
-    from engine.runtime import Engine
+    from regelwerk.runtime import Engine
 
 __all__ = ["ActionContext", "register", "set_path"]
 
@@ -135,14 +135,14 @@ def _fire(ctx: ActionContext) -> None:
 def _schedule(ctx: ActionContext) -> None:
     from datetime import timedelta
 
-    from engine.scheduling.schedule import Schedule, compile_schedule
+    from regelwerk.scheduling.schedule import Schedule, compile_schedule
 
     event, spec = str(ctx.params.get("event", "")), ctx.params.get("schedule")
     if not event or not isinstance(spec, (str, Mapping)):
         raise UsageError("workflow.schedule needs 'event' and 'schedule' (a Schedule name or an inline schedule)")
     schedule: Schedule | None
     if isinstance(spec, str):
-        from engine.outbox.action import compiled_bundle_of
+        from regelwerk.outbox.action import compiled_bundle_of
 
         schedule = compiled_bundle_of(ctx.engine).get("Schedule", spec)
     else:

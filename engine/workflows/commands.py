@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["register"]
 
@@ -22,14 +22,14 @@ def _emit(data: Any) -> None:
 
 
 def _actor(value: str, roles: Sequence[str]) -> Any:
-    from engine.actors import Actor
+    from regelwerk.actors import Actor
 
     actor = Actor.of(json.loads(value)) if value.strip().startswith("{") else Actor(value)
     return Actor(actor.id, tuple(actor.roles) + tuple(roles), actor.attributes) if roles else actor
 
 
 def _json_object(text: str | None) -> dict[str, Any]:
-    from engine.cli import fail
+    from regelwerk.cli import fail
 
     if not text:
         return {}
@@ -45,9 +45,9 @@ def _json_object(text: str | None) -> dict[str, Any]:
 @contextmanager
 def _engine(path: str, store: str) -> Iterator[Any]:
     """An engine for the CLI; runtime refusals print as JSON and exit 1 (usage errors exit 2)."""
-    from engine.cli import load_compiled, registry
-    from engine.errors import RegelwerkError, UsageError
-    from engine.runtime import Engine
+    from regelwerk.cli import load_compiled, registry
+    from regelwerk.errors import RegelwerkError, UsageError
+    from regelwerk.runtime import Engine
 
     compiled = load_compiled(path)
     engine = Engine(compiled, store=store, registry=registry())
@@ -137,8 +137,8 @@ def _commands() -> list[Any]:
     @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
     def render_workflow(name: str, path: str, fmt: str) -> None:
         """Print the diagram of workflow NAME from the bundle at PATH."""
-        from engine.cli import load_definition
-        from engine.workflows.render import render
+        from regelwerk.cli import load_definition
+        from regelwerk.workflows.render import render
 
         model = load_definition(path, "Workflow", name)
         click.echo(render(model, fmt), nl=False)
@@ -152,13 +152,13 @@ def _commands() -> list[Any]:
     @click.option("--revision", default="head", show_default=True)
     def upgrade(url: str, revision: str) -> None:
         """Bring the regelwerk tables of the database at URL to REVISION."""
-        from engine.store.sql import upgrade as run_upgrade
+        from regelwerk.store.sql import upgrade as run_upgrade
 
         run_upgrade(url, revision)
         click.echo(f"{url}: upgraded to {revision}", err=True)
 
     def _mapping(items: Sequence[str]) -> dict[str, str]:
-        from engine.cli import fail
+        from regelwerk.cli import fail
 
         out = {}
         for item in items:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.compiler import CompileContext
-from engine.conditions import AllOf, Condition, Const, parse_duration
-from engine.diagnostics import did_you_mean
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry
-from engine.source import SourceDocument, to_plain
-from engine.workflows.model import ActionRef, State, TimerSpec, Transition, Workflow
+from regelwerk.compiler import CompileContext
+from regelwerk.conditions import AllOf, Condition, Const, parse_duration
+from regelwerk.diagnostics import did_you_mean
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk.source import SourceDocument, to_plain
+from regelwerk.workflows.model import ActionRef, State, TimerSpec, Transition, Workflow
 
 __all__ = ["KIND", "compile_workflow", "kind_spec", "register"]
 
@@ -32,7 +32,7 @@ KIND = "Workflow"
 
 def kind_spec(plugin: str) -> KindSpec:
     """The KindSpec of ``Workflow`` (schema ``schemas/v1/workflow.json``)."""
-    from engine.validation import load_shipped_schema
+    from regelwerk.validation import load_shipped_schema
 
     return KindSpec(
         kind=KIND,
@@ -209,7 +209,7 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
 
 def register(registry: Registry, plugin: str) -> None:
     """Register the Workflow kind, its core actions, scenario steps and CLI commands."""
-    from engine.workflows import actions, commands, steps
+    from regelwerk.workflows import actions, commands, steps
 
     registry.add_kind(kind_spec(plugin))
     actions.register(registry, plugin)

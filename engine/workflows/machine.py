@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from engine.errors import TransitionNotAllowed
-from engine.workflows.model import Transition, Workflow
+from regelwerk.errors import TransitionNotAllowed
+from regelwerk.workflows.model import Transition, Workflow
 
 __all__ = ["Gate", "WorkflowMachine", "to_transitions_config"]
 

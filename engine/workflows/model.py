@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.conditions import Condition, Duration, compile_condition, parse_duration
+from regelwerk.conditions import Condition, Duration, compile_condition, parse_duration
 
 __all__ = ["ActionRef", "State", "TimerSpec", "Transition", "Workflow", "workflow_from_dict", "workflow_to_dict"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from engine.actors import Actor
+from regelwerk.actors import Actor
 
 __all__ = ["AllowAll", "Decision", "DecisionLike", "PermissionPort", "RoleTable"]
 

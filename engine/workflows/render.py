@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from engine.workflows.model import State, Transition, Workflow
+from regelwerk.workflows.model import State, Transition, Workflow
 
 __all__ = ["render", "to_dot", "to_mermaid"]
 

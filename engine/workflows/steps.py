@@ -1,7 +1,7 @@
 """Scenario steps for workflows: start, fire, expect_state, expect_history, advance_clock.
 
 Every step works on the per-scenario service ``"engine"`` created by :func:`scenario_engine`
-(an :class:`engine.runtime.Engine` on a temporary SQLite file, with the scenario clock). Other
+(an :class:`regelwerk.runtime.Engine` on a temporary SQLite file, with the scenario clock). Other
 areas reuse the same service name so their steps see the same instances.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.conditions import parse_duration
-from engine.errors import RegelwerkError
-from engine.registry import Registry, StepSpec
-from engine.scenarios import ScenarioContext, StepFailure, parse_moment
+from regelwerk.conditions import parse_duration
+from regelwerk.errors import RegelwerkError
+from regelwerk.registry import Registry, StepSpec
+from regelwerk.scenarios import ScenarioContext, StepFailure, parse_moment
 
 __all__ = ["get_engine", "register", "scenario_engine"]
 
@@ -28,11 +28,11 @@ def scenario_engine(ctx: ScenarioContext) -> Any:
     """Factory for ``ctx.service("engine", scenario_engine)``: an Engine on a temp SQLite file.
 
     Permissions: the service ``"permissions"`` if another step registered one, else a
-    :class:`~engine.workflows.ports.RoleTable` from the scenario fact ``permissions`` (action -> roles),
+    :class:`~regelwerk.workflows.ports.RoleTable` from the scenario fact ``permissions`` (action -> roles),
     else allow-all.
     """
-    from engine.runtime import Engine
-    from engine.workflows.ports import RoleTable
+    from regelwerk.runtime import Engine
+    from regelwerk.workflows.ports import RoleTable
 
     workdir = Path(tempfile.mkdtemp(prefix="regelwerk-scenario-"))
     permissions = ctx.services.get("permissions")
@@ -57,7 +57,7 @@ def get_engine(ctx: ScenarioContext) -> Any:
 
 
 def _actor(ctx: ScenarioContext, value: Any) -> Any:
-    from engine.actors import actor_from_facts
+    from regelwerk.actors import actor_from_facts
 
     return actor_from_facts(value, ctx.facts)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.registry import Registry, StepSpec
+from regelwerk.registry import Registry, StepSpec
 
 __all__ = ["MATRIX", "HROfficePlugin", "create_account", "invitations", "plugin"]
 
@@ -25,7 +25,7 @@ def create_account(relationships: Any, creator: str, account: str, now: datetime
 
 def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
     """An invitation store using the matrix's ``invitations.valid_for`` (SQL when a URL/engine is given)."""
-    from engine.permissions.invitations import MemoryInvitations, SqlInvitations
+    from regelwerk.permissions.invitations import MemoryInvitations, SqlInvitations
 
     valid_for = matrix.invitation_valid_for or "PT48H"
     if url_or_engine is None:
@@ -35,7 +35,7 @@ def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
 
 def step_create_account(ctx: Any, args: Any, info: Any) -> None:
     """Scenario step: ``actor`` creates the HROffice account ``account``."""
-    from engine.permissions.relations import relations_from_facts
+    from regelwerk.permissions.relations import relations_from_facts
 
     rel = ctx.service("permissions.relations", lambda c: relations_from_facts(c.facts))
     create_account(rel, str(args["actor"]), str(args.get("account", "account")), ctx.now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["MijnLoketPlugin", "plugin"]
 
@@ -17,7 +17,7 @@ class MijnLoketPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's kind, step, command and story events."""
-        from plugins.mijnloket import kind, simulation
+        from regelwerk_packs.mijnloket import kind, simulation
 
         kind.register(registry, self.name)
         simulation.register(registry, self.name)

@@ -8,10 +8,10 @@ A catalog compiles into
 - a core ``RuleSet`` ``<name>-rules``: on ``product_activated`` it signals every supporting
   product the product needs that is not active, signals a missing addendum, and emits
   ``tier_changed`` when the activation changes the tier;
-- a core ``Workflow`` ``<name>-employer`` (:mod:`plugins.mijnloket.workflow`): one instance per
+- a core ``Workflow`` ``<name>-employer`` (:mod:`regelwerk_packs.mijnloket.workflow`): one instance per
   employer, states ``not_activated`` and one per tier, events ``sign_addendum``, ``activate`` and
   ``deactivate``, guards derived from the table and actions deciding through it; the record of every
-  employer's activations and tier changes (:mod:`plugins.mijnloket.products` is its Python API).
+  employer's activations and tier changes (:mod:`regelwerk_packs.mijnloket.products` is its Python API).
 
 All three are emitted with ``ctx.emit`` so they are ordinary objects of the compiled bundle.
 """
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.actors import SYSTEM, Actor
-from engine.conditions import compile_condition
-from engine.decisions.table import DecisionTable
-from engine.errors import UsageError
-from engine.rules.model import ActionCall, Rule, RuleSetModel, freeze
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.conditions import compile_condition
+from regelwerk.decisions.table import DecisionTable
+from regelwerk.errors import UsageError
+from regelwerk.rules.model import ActionCall, Rule, RuleSetModel, freeze
 
 __all__ = [
     "CatalogItem",
@@ -156,7 +156,7 @@ class ProductCatalog:
             if len(found) > 1:
                 raise UsageError(f"product {name!r} is ambiguous",
                                  "use one of: " + ", ".join(f"{i.id} ({i.label})" for i in found))
-        from engine.diagnostics import did_you_mean
+        from regelwerk.diagnostics import did_you_mean
 
         names: dict[str, CatalogItem] = {}
         for item in self.items:
@@ -180,7 +180,7 @@ class ProductCatalog:
              now: datetime | None = None) -> TierAnswer:
         """The tier for activating ``products`` (ids or labels) in that order, with warnings and tier changes.
 
-        ``engine`` is a :class:`engine.rules.RuleEngine` (one is created and closed when omitted).
+        ``engine`` is a :class:`regelwerk.rules.RuleEngine` (one is created and closed when omitted).
         """
         items = [self.resolve(p) for p in products]
         ids = list(dict.fromkeys(i.id for i in items))
@@ -232,11 +232,11 @@ class TierRun:
     """Activations in order, in memory, for :meth:`ProductCatalog.tier`: the tier after each, warnings, events.
 
     Each activation is posted into the catalog's rule set. The persistent record of an employer is the
-    ``<catalog>-employer`` workflow instead (:class:`plugins.mijnloket.products.EmployerProducts`).
+    ``<catalog>-employer`` workflow instead (:class:`regelwerk_packs.mijnloket.products.EmployerProducts`).
     """
 
     def __init__(self, catalog: ProductCatalog, engine: Any = None, addendum_signed: bool = True) -> None:
-        from engine.rules.runtime import RuleEngine
+        from regelwerk.rules.runtime import RuleEngine
 
         self.catalog = catalog
         self.addendum_signed = addendum_signed
@@ -331,10 +331,10 @@ def derived_ruleset(name: str, version: str, label: str, items: Sequence[Catalog
 
 def compile_catalog(ctx: Any, doc: Any) -> ProductCatalog | None:
     """The kind compiler: checks tiers, products and needs; emits the table and the rule set."""
-    from engine.compiler import content_hash
-    from engine.decisions.compile import build_decision_table
-    from engine.diagnostics import did_you_mean
-    from engine.workflows.model import workflow_to_dict
+    from regelwerk.compiler import content_hash
+    from regelwerk.decisions.compile import build_decision_table
+    from regelwerk.diagnostics import did_you_mean
+    from regelwerk.workflows.model import workflow_to_dict
 
     spec = doc.spec
     errors = 0
@@ -414,7 +414,7 @@ def compile_catalog(ctx: Any, doc: Any) -> ProductCatalog | None:
 
 def _employer_workflow(ctx: Any, name: str, label: str, tiers: Sequence[Tier], table: DecisionTable,
                        items: Sequence[CatalogItem], requires_addendum: bool) -> Any:
-    from plugins.mijnloket.workflow import derived_workflow
+    from regelwerk_packs.mijnloket.workflow import derived_workflow
 
     def condition(data: Any) -> Any:
         compiled, problems = compile_condition(data, "/derived", ctx.functions)

@@ -6,13 +6,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.registry import IdDecl, KindSpec, Registry, StepSpec
+from regelwerk.registry import IdDecl, KindSpec, Registry, StepSpec
 
 __all__ = ["register", "step_tier"]
 
 
 def _catalog(compiled: Any, name: str | None) -> Any:
-    from engine.errors import UsageError
+    from regelwerk.errors import UsageError
 
     found = compiled.of_kind("ProductCatalog")
     if name:
@@ -25,8 +25,8 @@ def _catalog(compiled: Any, name: str | None) -> Any:
 
 def step_tier(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: activate products in order and compare tier, warnings and tier changes."""
-    from engine.rules.runtime import RuleEngine
-    from engine.scenarios import StepFailure, matches_subset
+    from regelwerk.rules.runtime import RuleEngine
+    from regelwerk.scenarios import StepFailure, matches_subset
 
     catalog = _catalog(ctx.compiled, args.get("catalog"))
     engine = ctx.service("rules.engine", lambda s: _engine(s, RuleEngine))
@@ -62,8 +62,8 @@ def _command() -> Any:
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     def tier(path: str, products: Sequence[str], addendum_signed: bool, catalog: str | None, fmt: str) -> None:
         """The MijnLoket variant (Start, Plus, Pro) for the activated products, with warnings."""
-        from engine.cli import fail, load_compiled
-        from engine.errors import UnknownDefinition, UsageError
+        from regelwerk.cli import fail, load_compiled
+        from regelwerk.errors import UnknownDefinition, UsageError
 
         compiled = load_compiled(path)
         try:
@@ -85,9 +85,9 @@ def _command() -> Any:
 
 def register(registry: Registry, plugin: str) -> None:
     """Add the ProductCatalog kind, the ``tier`` step and the ``tier`` command."""
-    from engine.validation import load_shipped_schema
-    from plugins.mijnloket import workflow
-    from plugins.mijnloket.catalog import compile_catalog
+    from regelwerk.validation import load_shipped_schema
+    from regelwerk_packs.mijnloket import workflow
+    from regelwerk_packs.mijnloket.catalog import compile_catalog
 
     workflow.register(registry, plugin)
 

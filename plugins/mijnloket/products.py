@@ -2,8 +2,8 @@
 
 ::
 
-    from engine.runtime import Engine
-    from plugins.mijnloket.products import EmployerProducts
+    from regelwerk.runtime import Engine
+    from regelwerk_packs.mijnloket.products import EmployerProducts
 
     with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite") as engine:
         products = EmployerProducts(engine)
@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.actors import SYSTEM, Actor
-from engine.errors import ConflictError, TransitionNotAllowed, UnknownInstance, UsageError
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.errors import ConflictError, TransitionNotAllowed, UnknownInstance, UsageError
 
 __all__ = ["Activation", "Employer", "EmployerProducts", "TierChange"]
 
@@ -72,12 +72,12 @@ class TierChange:
 
 
 class EmployerProducts:
-    """Every employer's MijnLoket on a workflow :class:`engine.runtime.Engine` (whose bundle has the catalog)."""
+    """Every employer's MijnLoket on a workflow :class:`regelwerk.runtime.Engine` (whose bundle has the catalog)."""
 
     def __init__(self, engine: Any, rules: Any = None) -> None:
         self.engine = engine
         if rules is not None:
-            from plugins.mijnloket.workflow import rules_for
+            from regelwerk_packs.mijnloket.workflow import rules_for
 
             rules_for(engine, rules)
 

@@ -1,7 +1,7 @@
 """The MijnLoket pack's part of ``regelwerk simulate`` (docs/simulation.md, docs/kinds/productcatalog.md).
 
 Story events ``sign_addendum`` and ``activate_product`` on the employer's workflow instance
-(:class:`~plugins.mijnloket.products.EmployerProducts` over the run's workflow engine; workflow
+(:class:`~regelwerk_packs.mijnloket.products.EmployerProducts` over the run's workflow engine; workflow
 ``<catalog>-employer``); an activation that changes the tier adds a ``tier`` line to the timeline, the
 catalog's warnings ``warning`` lines; the summary's ``tier_changes`` are read from the workflow history.
 Registered with ``StoryEventSpec``/``SimulationPartSpec`` like any plugin's.
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from engine.registry import Registry, SimulationPartSpec, StoryEventSpec
-from engine.simulation.story import ACTOR_SCHEMA, ID_SCHEMA
+from regelwerk.registry import Registry, SimulationPartSpec, StoryEventSpec
+from regelwerk.simulation.story import ACTOR_SCHEMA, ID_SCHEMA
 
 __all__ = ["activate_product", "register", "sign_addendum", "summary"]
 
@@ -25,7 +25,7 @@ Result = tuple[str, dict[str, Any]]
 def products(sim: Any) -> Any:
     """The run's ``EmployerProducts`` on the simulation's workflow engine."""
     def make(sim: Any) -> Any:
-        from plugins.mijnloket.products import EmployerProducts
+        from regelwerk_packs.mijnloket.products import EmployerProducts
 
         return EmployerProducts(sim.engine)
 
@@ -55,7 +55,7 @@ def activate_product(sim: Any, a: Mapping[str, Any]) -> Result:
 
 def summary(sim: Any) -> dict[str, Any]:
     """Every activation that changed an employer's tier, in order (the employer workflows' history)."""
-    from engine.simulation.context import TIMEZONE
+    from regelwerk.simulation.context import TIMEZONE
 
     if not sim.compiled.of_kind("ProductCatalog"):
         return {"tier_changes": []}

@@ -26,11 +26,11 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import UsageError
-from engine.workflows.model import ActionRef, State, Transition, Workflow
+from regelwerk.errors import UsageError
+from regelwerk.workflows.model import ActionRef, State, Transition, Workflow
 
 if TYPE_CHECKING:
-    from engine.decisions.table import DecisionTable
+    from regelwerk.decisions.table import DecisionTable
 
 __all__ = [
     "ACTION",
@@ -153,7 +153,7 @@ _rules_lock = threading.Lock()
 
 
 def rules_for(engine: Any, rules: Any = None) -> Any:
-    """The :class:`engine.rules.RuleEngine` used for ``engine``'s employer workflows (one durable host each).
+    """The :class:`regelwerk.rules.RuleEngine` used for ``engine``'s employer workflows (one durable host each).
 
     With ``rules`` the caller supplies it (and closes it); otherwise one is created on first use and closed
     when the workflow engine is garbage-collected.
@@ -164,7 +164,7 @@ def rules_for(engine: Any, rules: Any = None) -> Any:
             return rules
         found = _rules.get(engine)
         if found is None:
-            from engine.rules.runtime import RuleEngine
+            from regelwerk.rules.runtime import RuleEngine
 
             found = _rules[engine] = RuleEngine()
             weakref.finalize(engine, found.close)
@@ -176,7 +176,7 @@ def rules_for(engine: Any, rules: Any = None) -> Any:
 
 def _open_warnings(catalog: Any, raised: Iterable[Mapping[str, Any]], active: Sequence[str]) -> list[dict[str, Any]]:
     """Missing-supporting-product warnings that still hold for ``active`` (plain JSON)."""
-    from plugins.mijnloket.catalog import MISSING_SUPPORT
+    from regelwerk_packs.mijnloket.catalog import MISSING_SUPPORT
 
     keep = [dict(w, signal=MISSING_SUPPORT) for w in raised
             if w.get("code") == MISSING_SUPPORT and w.get("product") in active]
@@ -193,7 +193,7 @@ def _plain(value: Any) -> Any:
 
 def apply_change(ctx: Any) -> None:
     """``mijnloket.apply``: sign the addendum, activate or deactivate ``data.product``; decide and warn."""
-    from engine.outbox.action import compiled_bundle_of
+    from regelwerk.outbox.action import compiled_bundle_of
 
     name = str(ctx.params.get("catalog", ""))
     change = str(ctx.params.get("change", ""))
@@ -263,7 +263,7 @@ def apply_change(ctx: Any) -> None:
 
 def register(registry: Any, plugin: str) -> None:
     """Register the ``mijnloket.apply`` action and the two guard functions."""
-    from engine.registry import ActionSpec, FunctionSpec
+    from regelwerk.registry import ActionSpec, FunctionSpec
 
     registry.add_action(ActionSpec(ACTION, plugin, apply_change,
                                    "MijnLoket employer workflow: sign the addendum, (de)activate data.product",

@@ -7,7 +7,7 @@ docs/packs/recruitment.md.
 
 from __future__ import annotations
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["RecruitmentPlugin", "plugin"]
 
@@ -19,11 +19,11 @@ class RecruitmentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
-        from plugins.recruitment import commands, kinds, registration, simulation, steps
+        from regelwerk_packs.recruitment import commands, kinds, registration, simulation, steps
 
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)
-        registry.add_table_module("plugins.recruitment.tables")
+        registry.add_table_module("regelwerk_packs.recruitment.tables")
         registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)

@@ -1,4 +1,4 @@
-"""Recruitment actions (run INSIDE the transition's transaction, see engine.workflows.actions).
+"""Recruitment actions (run INSIDE the transition's transaction, see regelwerk.workflows.actions).
 
 - ``recruitment.sync_status``: keeps ``rw_candidates`` in step with the workflow (added to every state by
   the compiler; on start it stores the applicant, whose data never stays in the instance data).
@@ -19,13 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from engine.errors import UsageError
-from engine.outbox.queue import enqueue, utc_naive
-from plugins.recruitment.kinds import WORKFLOW_PREFIX
-from plugins.recruitment.mail import candidate_values, resolve_template, settings_of
-from plugins.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
-from plugins.recruitment.tables import candidates, questionnaires, vacancies
+from regelwerk.errors import UsageError
+from regelwerk.outbox.queue import enqueue, utc_naive
+from regelwerk_packs.recruitment.kinds import WORKFLOW_PREFIX
+from regelwerk_packs.recruitment.mail import candidate_values, resolve_template, settings_of
+from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
+from regelwerk_packs.recruitment.tables import candidates, questionnaires, vacancies
 
 __all__ = ["mail_candidate", "on_apply", "recruitment_workflow", "send_mail", "send_questionnaire", "sync_status"]
 

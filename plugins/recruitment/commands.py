@@ -13,9 +13,9 @@ __all__ = ["retention_group"]
 
 
 def _recruitment(path: str, store_url: str) -> Any:
-    from engine.cli import load_compiled, registry
-    from engine.runtime import Engine
-    from plugins.recruitment.service import Recruitment
+    from regelwerk.cli import load_compiled, registry
+    from regelwerk.runtime import Engine
+    from regelwerk_packs.recruitment.service import Recruitment
 
     engine = Engine(load_compiled(path), store=store_url, registry=registry())
     engine.store.setup()
@@ -71,7 +71,7 @@ def preview_command(store_url: str, path: str, fmt: str) -> None:
 @click.option("--yes", is_flag=True, help="Really delete (without it: the preview only).")
 def apply_command(store_url: str, path: str, yes: bool) -> None:
     """Delete what is due and send the consent-renewal requests."""
-    from plugins.recruitment.service import retention_sweep
+    from regelwerk_packs.recruitment.service import retention_sweep
 
     rec = _recruitment(path, store_url)
     try:

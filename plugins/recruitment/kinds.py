@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.conditions import Duration, parse_duration
-from engine.diagnostics import did_you_mean
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry
-from plugins.recruitment.model import (
+from regelwerk.conditions import Duration, parse_duration
+from regelwerk.diagnostics import did_you_mean
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk_packs.recruitment.model import (
     GROUP_LABELS,
     GROUPS,
     CandidateStatus,
@@ -38,8 +38,8 @@ from plugins.recruitment.model import (
 )
 
 if TYPE_CHECKING:
-    from engine.compiler import CompileContext
-    from engine.source import SourceDocument
+    from regelwerk.compiler import CompileContext
+    from regelwerk.source import SourceDocument
 
 __all__ = ["PROVIDED_FIELDS", "WORKFLOW_PREFIX", "build_questionnaire", "register_kinds"]
 
@@ -86,7 +86,7 @@ def _status_list(value: Any, universe: tuple[str, ...]) -> tuple[str, ...]:
 
 def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> RecruitmentWorkflow | None:
     """Compile a RecruitmentWorkflow and emit the core Workflow ``recruitment.<name>`` it runs as."""
-    from engine.workflows.model import ActionRef, State, Transition, Workflow
+    from regelwerk.workflows.model import ActionRef, State, Transition, Workflow
 
     spec = doc.spec
     status_set: StatusSet | None = ctx.compiled("CandidateStatusSet", spec["statuses"])
@@ -330,7 +330,7 @@ def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSet
 
 def register_kinds(registry: Registry, plugin: str) -> None:
     """Register the recruitment kinds."""
-    from engine.validation import load_shipped_schema
+    from regelwerk.validation import load_shipped_schema
 
     def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
              refs: tuple[RefDecl, ...] = ()) -> KindSpec:

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.errors import UsageError
-from engine.outbox.queue import to_utc
-from plugins.recruitment.model import OrganisationStructure, RecruitmentSettings
+from regelwerk.errors import UsageError
+from regelwerk.outbox.queue import to_utc
+from regelwerk_packs.recruitment.model import OrganisationStructure, RecruitmentSettings
 
 __all__ = ["candidate_values", "resolve_template", "resolve_workflow", "settings_of"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.conditions import Duration
-from engine.workflows.model import ActionRef
+from regelwerk.conditions import Duration
+from regelwerk.workflows.model import ActionRef
 
 __all__ = [
     "GROUPS",
@@ -215,14 +215,14 @@ class RecruitmentSettings:
 
     @property
     def task_id(self) -> str:
-        """The scheduler's tick runs the AVG retention sweep through this (``engine.scheduling.TickTask``)."""
+        """The scheduler's tick runs the AVG retention sweep through this (``regelwerk.scheduling.TickTask``)."""
         return f"recruitment.retention.{self.name}"
 
     def run_tick(self, engine: Any, compiled: Any, now: datetime) -> Mapping[str, Any]:
         """The retention sweep at ``now`` (idempotent: what was deleted is gone, renewals are asked once)."""
         if not self.retention:
             return {}
-        from plugins.recruitment.service import retention_sweep
+        from regelwerk_packs.recruitment.service import retention_sweep
 
         report = retention_sweep(engine, compiled, now, settings=self)
         return {"deleted": report.deleted, "renewals_requested": report.renewals_requested}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.registry import ActionSpec, Registry, lazy
+from regelwerk.registry import ActionSpec, Registry, lazy
 
 __all__ = ["register_actions"]
 
-_ACTIONS = "plugins.recruitment.actions"
+_ACTIONS = "regelwerk_packs.recruitment.actions"
 
 
 def register_actions(registry: Registry, plugin: str) -> None:

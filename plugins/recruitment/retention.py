@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from engine.actors import SYSTEM, Actor
-from engine.outbox.queue import utc_naive
-from plugins.recruitment.model import GROUPS, RetentionPolicy, RetentionRule
-from plugins.recruitment.tables import candidates, questionnaires, retention_log
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.outbox.queue import utc_naive
+from regelwerk_packs.recruitment.model import GROUPS, RetentionPolicy, RetentionRule
+from regelwerk_packs.recruitment.tables import candidates, questionnaires, retention_log
 
 __all__ = [
     "RetentionItem",
@@ -166,7 +165,7 @@ def _erase(connection: Any, ids: Sequence[str], instance_ids: Sequence[str]) -> 
     Returns (candidates deleted, outbox rows erased). The candidate rows go last. The id lists are
     expanding bound parameters, so the statements compile once and are cached.
     """
-    from engine.outbox.tables import outbox
+    from regelwerk.outbox.tables import outbox
 
     refs: Any = sa.bindparam("refs", expanding=True)
     found: Any = sa.bindparam("ids", expanding=True)
@@ -181,7 +180,7 @@ def _erase(connection: Any, ids: Sequence[str], instance_ids: Sequence[str]) -> 
 def _erase_workflow_payloads(connection: Any, instance_ids: Sequence[str]) -> None:
     """Scrub the workflow store's copies: instance data, history explanations, audit details, timers."""
     try:
-        from engine.store.workflow_tables import rw_audit, rw_history, rw_instances, rw_timers
+        from regelwerk.store.workflow_tables import rw_audit, rw_history, rw_instances, rw_timers
     except ImportError:  # a host without the SQL workflow store has nothing to scrub here
         return
     ids: Any = sa.bindparam("instances", expanding=True)

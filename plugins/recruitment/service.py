@@ -10,16 +10,21 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from engine.actors import SYSTEM, Actor
-from engine.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
-from engine.outbox.queue import utc_naive
-from plugins.recruitment.actions import mail_candidate
-from plugins.recruitment.kinds import PROVIDED_FIELDS
-from plugins.recruitment.mail import resolve_template, resolve_workflow, settings_of
-from plugins.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
-from plugins.recruitment.retention import RetentionPlan, RetentionReport, erase_candidates, overview, plan_retention
-from plugins.recruitment.tables import candidates, vacancies, vacancy_audit
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
+from regelwerk.outbox.queue import utc_naive
+from regelwerk_packs.recruitment.actions import mail_candidate
+from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
+from regelwerk_packs.recruitment.mail import resolve_template, resolve_workflow, settings_of
+from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
+from regelwerk_packs.recruitment.retention import (
+    RetentionPlan,
+    RetentionReport,
+    erase_candidates,
+    overview,
+    plan_retention,
+)
+from regelwerk_packs.recruitment.tables import candidates, vacancies, vacancy_audit
 
 __all__ = ["Recruitment"]
 
@@ -28,7 +33,7 @@ WEB_FORM = Actor("web-form", ("intake",))
 
 
 class Recruitment:
-    """Recruitment on top of an ``engine.runtime.Engine`` whose store is a SQL store.
+    """Recruitment on top of an ``regelwerk.runtime.Engine`` whose store is a SQL store.
 
     ``permissions`` is the permission port (``check(actor, action, resource_type, resource, context)``)
     asked for ``open``/``close``/``view``/``delete`` on ``vacancy``/``candidate``; without one, the
@@ -37,7 +42,7 @@ class Recruitment:
 
     def __init__(self, engine: Any, *, settings: str | None = None, permissions: Any = None,
                  id_factory: Callable[[], str] | None = None) -> None:
-        from engine.workflows.ports import RoleTable
+        from regelwerk.workflows.ports import RoleTable
 
         self.engine = engine
         self.compiled = engine.bundle
@@ -240,8 +245,8 @@ class Recruitment:
         """Delete candidates by hand (AVG bulk action); ``preview`` only lists who would go."""
         who = Actor.of(actor)
         self._require(who, "delete", "candidate", {"ids": list(candidate_ids)})
-        from engine.outbox.queue import to_utc
-        from plugins.recruitment.retention import RetentionItem
+        from regelwerk.outbox.queue import to_utc
+        from regelwerk_packs.recruitment.retention import RetentionItem
 
         with self.engine.store.transaction() as tx:
             rows = tx.connection.execute(sa.select(candidates).where(candidates.c.id.in_(list(candidate_ids)))
@@ -264,8 +269,8 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     mails are written to the outbox and the chunk is marked asked with one UPDATE, in one transaction.
     Idempotent: what was deleted is gone, a consent is asked to be renewed once.
     """
-    from engine.outbox.queue import to_utc
-    from plugins.recruitment.retention import erase_due, next_chunk, retention_rules
+    from regelwerk.outbox.queue import to_utc
+    from regelwerk_packs.recruitment.retention import erase_due, next_chunk, retention_rules
 
     who = Actor.of(actor)
     settings = settings or settings_of(compiled)

@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.actors import Actor
-from engine.registry import Registry, SimulationPartSpec, StoryEventSpec
-from engine.simulation.story import ACTOR_SCHEMA, DATE_SCHEMA, ID_SCHEMA, LIST_SCHEMA
+from regelwerk.actors import Actor
+from regelwerk.registry import Registry, SimulationPartSpec, StoryEventSpec
+from regelwerk.simulation.story import ACTOR_SCHEMA, DATE_SCHEMA, ID_SCHEMA, LIST_SCHEMA
 
 __all__ = ["CANDIDATE_COLUMNS", "VACANCY_COLUMNS", "read_data", "register"]
 
@@ -32,7 +32,7 @@ Result = tuple[str, dict[str, Any]]
 def recruitment(sim: Any) -> Any:
     """The run's ``Recruitment`` service over the simulation's engine."""
     def make(sim: Any) -> Any:
-        from plugins.recruitment.service import Recruitment
+        from regelwerk_packs.recruitment.service import Recruitment
 
         return Recruitment(sim.engine)
 
@@ -41,7 +41,7 @@ def recruitment(sim: Any) -> Any:
 
 def admin(sim: Any) -> Actor:
     """The actor of imported data: an administrator of the customer's recruitment."""
-    from engine.simulation.context import IMPORT_ACTOR_ID
+    from regelwerk.simulation.context import IMPORT_ACTOR_ID
 
     roles: tuple[str, ...] = ("system",)
     if sim.compiled.of_kind("RecruitmentSettings"):
@@ -51,7 +51,7 @@ def admin(sim: Any) -> Actor:
 
 def open_vacancy(sim: Any, a: Mapping[str, Any]) -> Result:
     """``Recruitment.open_vacancy`` (default actor: the import administrator)."""
-    from engine.simulation.data import split_list
+    from regelwerk.simulation.data import split_list
 
     vid = recruitment(sim).open_vacancy(
         sim.actor(a.get("actor"), admin(sim)), title=str(a["title"]), function=str(a["function"]),
@@ -69,7 +69,7 @@ def close_vacancy(sim: Any, a: Mapping[str, Any]) -> Result:
 
 def apply(sim: Any, a: Mapping[str, Any]) -> Result:
     """``Recruitment.apply`` (+ consent, dated with ``consent_until``)."""
-    from engine.simulation.data import as_bool
+    from regelwerk.simulation.data import as_bool
 
     consent = as_bool(a.get("consent", False))
     cid = recruitment(sim).apply(
@@ -101,9 +101,8 @@ def _consent(sim: Any, candidate: str, until: Any) -> None:
     from datetime import time
 
     import sqlalchemy as sa
-
-    from engine.simulation.context import local_time, naive_utc
-    from plugins.recruitment.tables import candidates
+    from regelwerk.simulation.context import local_time, naive_utc
+    from regelwerk_packs.recruitment.tables import candidates
 
     service = recruitment(sim)
     service.give_consent(candidate)
@@ -126,8 +125,8 @@ def _consent(sim: Any, candidate: str, until: Any) -> None:
 
 def read_data(data: Path) -> tuple[list[Any], list[Any]]:
     """``vacancies.csv`` and ``candidates.csv`` as ``open_vacancy``/``apply`` events (SIM010..SIM013)."""
-    from engine.diagnostics import Diagnostic
-    from engine.simulation.data import DatedEvent, as_bool, display_path, parse_day, read_table, split_list
+    from regelwerk.diagnostics import Diagnostic
+    from regelwerk.simulation.data import DatedEvent, as_bool, display_path, parse_day, read_table, split_list
 
     problems: list[Diagnostic] = []
     events: list[DatedEvent] = []
@@ -191,8 +190,7 @@ def read_data(data: Path) -> tuple[list[Any], list[Any]]:
 def summary(sim: Any) -> dict[str, Any]:
     """Vacancies and candidates per status group, counted in the store."""
     import sqlalchemy as sa
-
-    from plugins.recruitment.tables import candidates, vacancies
+    from regelwerk_packs.recruitment.tables import candidates, vacancies
 
     with sim.sa.connect() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(vacancies)).scalar_one()
@@ -225,8 +223,7 @@ def after_tick(sim: Any, tick: Any) -> None:
 def retention_summary(sim: Any) -> dict[str, Any]:
     """Candidates deleted under retention (in the store) and consent renewals asked (over all runs)."""
     import sqlalchemy as sa
-
-    from plugins.recruitment.tables import retention_log
+    from regelwerk_packs.recruitment.tables import retention_log
 
     with sim.sa.connect() as conn:
         deleted = conn.execute(sa.select(sa.func.count()).select_from(retention_log)

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.errors import RegelwerkError
-from engine.registry import Registry, StepSpec
-from engine.scenarios import ScenarioContext, StepFailure
+from regelwerk.errors import RegelwerkError
+from regelwerk.registry import Registry, StepSpec
+from regelwerk.scenarios import ScenarioContext, StepFailure
 
 __all__ = ["recruitment_tick", "register_steps"]
 
@@ -20,15 +20,15 @@ __all__ = ["recruitment_tick", "register_steps"]
 def recruitment_tick(engine: Any, compiled: Any, now: datetime) -> Any:
     """What a host's periodic tick does for recruitment: the scheduler's tick, whose tick tasks include the
     retention sweep of the settings (``RecruitmentSettings.run_tick``)."""
-    from engine.scheduling.tick import tick
+    from regelwerk.scheduling.tick import tick
 
     return tick(engine, compiled, now)
 
 
 def _service(ctx: ScenarioContext) -> Any:
     def make(ctx: ScenarioContext) -> Any:
-        from engine.workflows.steps import get_engine
-        from plugins.recruitment.service import Recruitment
+        from regelwerk.workflows.steps import get_engine
+        from regelwerk_packs.recruitment.service import Recruitment
 
         engine = get_engine(ctx)
         engine.store.setup()
@@ -39,7 +39,7 @@ def _service(ctx: ScenarioContext) -> Any:
 
 
 def _actor(value: Any) -> Any:
-    from engine.actors import SYSTEM, Actor
+    from regelwerk.actors import SYSTEM, Actor
 
     return SYSTEM if value is None else Actor.of(value)
 
@@ -93,7 +93,7 @@ def step_give_consent(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_expect_candidate(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """A candidate's status and group, or that their data is gone (``deleted: true``)."""
-    from engine.errors import UnknownInstance
+    from regelwerk.errors import UnknownInstance
 
     rec = _service(ctx)
     try:
@@ -113,7 +113,7 @@ def step_expect_candidate(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_expect_mails(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """The outbox holds exactly these templates for a recipient (in order), optionally with text checks."""
-    from engine.outbox.queue import list_messages
+    from regelwerk.outbox.queue import list_messages
 
     rec = _service(ctx)
     with rec.engine.store.read() as tx:
@@ -131,8 +131,8 @@ def step_expect_mails(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_retention_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Advance the clock (``by`` a duration) and run the tick with the retention sweep."""
-    from engine.conditions import parse_duration
-    from engine.workflows.steps import get_engine
+    from regelwerk.conditions import parse_duration
+    from regelwerk.workflows.steps import get_engine
 
     rec = _service(ctx)
     if args.get("by"):

@@ -8,8 +8,7 @@ payloads), so an AVG erasure knows where to look.
 from __future__ import annotations
 
 import sqlalchemy as sa
-
-from engine.store.tables import metadata
+from regelwerk.store.tables import metadata
 
 __all__ = ["candidates", "questionnaires", "retention_log", "vacancies", "vacancy_audit"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.registry import Registry
+from regelwerk.registry import Registry
 
 __all__ = ["MATRIX", "RegisterpleinPlugin", "plugin", "remove_professional"]
 
@@ -22,7 +22,7 @@ MATRIX = "registerplein"
 def remove_professional(port: Any, employer: Any, professional: str, organisation: str, now: datetime) -> list[Any]:
     """End ``professional``'s consent links to ``organisation`` and to managers in its branches.
 
-    ``port`` is a :class:`~engine.permissions.MatrixPermissions` over the Registerplein matrix; the
+    ``port`` is a :class:`~regelwerk.permissions.MatrixPermissions` over the Registerplein matrix; the
     employer's ``remove`` on ``consent_link`` is checked (and a refusal audited) first.
     """
     ended = list(port.unlink(employer, professional, organisation, action="remove", context={"now": now}))
@@ -39,7 +39,7 @@ def remove_professional(port: Any, employer: Any, professional: str, organisatio
 
 def port_actor_id(actor: Any) -> str:
     """The id of an actor given as an Actor, a mapping or a plain id."""
-    from engine.actors import Actor
+    from regelwerk.actors import Actor
 
     return Actor.of(actor).id
 

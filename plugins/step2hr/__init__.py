@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.registry import Registry, StepSpec
+from regelwerk.registry import Registry, StepSpec
 
 __all__ = ["MATRIX", "NOTE_TYPES", "Step2HRPlugin", "plugin", "visible_notes"]
 
@@ -30,9 +30,9 @@ def visible_notes(matrix: Any, actor: Any, notes: Iterable[Mapping[str, Any]], r
 
 def step_visible_notes(ctx: Any, args: Any, info: Any) -> None:
     """Scenario step: the notes (from facts.resources of the three note types) an actor sees."""
-    from engine.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
-    from engine.permissions.relations import relations_from_facts
-    from engine.scenarios import StepFailure
+    from regelwerk.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
+    from regelwerk.permissions.relations import relations_from_facts
+    from regelwerk.scenarios import StepFailure
 
     matrix = pick_matrix(ctx.compiled, args.get("matrix", MATRIX))
     notes = []

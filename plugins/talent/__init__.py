@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.registry import IdDecl, KindSpec, RefDecl, Registry, StepSpec
-from engine.scenarios import ScenarioContext, StepFailure
+from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry, StepSpec
+from regelwerk.scenarios import ScenarioContext, StepFailure
 
 __all__ = ["TalentPlugin", "plugin"]
 
 
 def step_talent_changes(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Expect the unprocessed changes: ``{expect: [{cycle, work_year, role, trajectories?, added?, removed?}]}``."""
-    from engine.scheduling.kind import scenario_target
-    from plugins.talent.changes import pending_changes
+    from regelwerk.scheduling.kind import scenario_target
+    from regelwerk_packs.talent.changes import pending_changes
 
     actual = [c.to_dict() for c in pending_changes(scenario_target(ctx), ctx.compiled)]
     expected = args.get("expect", [])
@@ -37,9 +37,9 @@ def step_talent_changes(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_apply_competencies(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """'Bijwerken competenties': apply a work year's pending changes: ``{cycle, work_year, role?, expect?}``."""
-    from engine.actors import SYSTEM, Actor
-    from engine.scheduling.kind import scenario_target
-    from plugins.talent.changes import apply_changes
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.kind import scenario_target
+    from regelwerk_packs.talent.changes import apply_changes
 
     actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
     count = apply_changes(scenario_target(ctx), ctx.compiled, args["cycle"], str(args["work_year"]),
@@ -82,9 +82,8 @@ def _commands() -> list[Any]:
     def changes(path: str, store_url: str, cycle: str | None, work_year: str | None) -> None:
         """Show unprocessed competency changes per cycle and work year (exit 1 when there are any)."""
         import sqlalchemy as sa
-
-        from engine.cli import load_compiled
-        from plugins.talent.changes import pending_changes
+        from regelwerk.cli import load_compiled
+        from regelwerk_packs.talent.changes import pending_changes
 
         sa_engine = sa.create_engine(store_url)
         try:
@@ -108,10 +107,9 @@ def _commands() -> list[Any]:
     def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str) -> None:
         """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
         import sqlalchemy as sa
-
-        from engine.actors import Actor
-        from engine.cli import load_compiled
-        from plugins.talent.changes import apply_changes
+        from regelwerk.actors import Actor
+        from regelwerk.cli import load_compiled
+        from regelwerk_packs.talent.changes import apply_changes
 
         sa_engine = sa.create_engine(store_url)
         try:
@@ -126,7 +124,7 @@ def _commands() -> list[Any]:
     @click.option("--potential", required=True)
     def place(path: str, performance: str, potential: str) -> None:
         """Place an appraisal (levels or 1-5 scores) in the organisation's talent matrix."""
-        from engine.cli import load_compiled
+        from regelwerk.cli import load_compiled
 
         matrices = load_compiled(path).of_kind("TalentMatrix")
         if len(matrices) != 1:
@@ -151,8 +149,7 @@ def _commands() -> list[Any]:
         """Print TalentRole documents generated from the employees' functions (origin: function)."""
         import sqlalchemy as sa
         import yaml
-
-        from engine.scheduling.tables import employees
+        from regelwerk.scheduling.tables import employees
 
         sa_engine = sa.create_engine(store_url)
         try:
@@ -179,8 +176,8 @@ class TalentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
-        from engine.validation import load_shipped_schema
-        from plugins.talent import kinds
+        from regelwerk.validation import load_shipped_schema
+        from regelwerk_packs.talent import kinds
 
         def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
                  refs: tuple[RefDecl, ...] = ()) -> KindSpec:

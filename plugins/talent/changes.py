@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.actors import SYSTEM, Actor
+from regelwerk.actors import SYSTEM, Actor
 
 __all__ = ["PendingChange", "apply_changes", "pending_changes"]
 
@@ -39,7 +39,7 @@ class PendingChange:
 
 
 def _sa(target: Any) -> Any:
-    from engine.scheduling.tick import resolve_target
+    from regelwerk.scheduling.tick import resolve_target
 
     return resolve_target(target).sa_engine
 
@@ -47,9 +47,8 @@ def _sa(target: Any) -> Any:
 def pending_changes(target: Any, compiled: Any, cycle: str | None = None,
                     work_year: str | None = None) -> list[PendingChange]:
     """Per cycle, work year and role: trajectories whose competencies differ from the current definitions."""
+    from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import func, select
-
-    from engine.scheduling.tables import scheduled_items as items
 
     cycles = compiled.of_kind("DevelopmentCycle")
     out: list[PendingChange] = []
@@ -82,10 +81,9 @@ def apply_changes(target: Any, compiled: Any, cycle: str, work_year: str, role: 
     Returns the number of trajectories updated. Conversation moments that already run keep
     their workflow instance (workflow definition changes go through the runtime's migration).
     """
+    from regelwerk.scheduling.tables import scheduled_events as events
+    from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import bindparam, select, update
-
-    from engine.scheduling.tables import scheduled_events as events
-    from engine.scheduling.tables import scheduled_items as items
 
     model = compiled.get("DevelopmentCycle", cycle)
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)

@@ -1,9 +1,9 @@
-"""Compilers of the talent kinds (schemas in schemas/v1/, models in plugins.talent.model).
+"""Compilers of the talent kinds (schemas in schemas/v1/, models in regelwerk_packs.talent.model).
 
 Diagnostic codes (RW8xx, see docs/packs/talent.md): RW810 work year does not fit the
 calendar, RW811 moment/feedback round mismatch, RW812 unknown workflow, RW813 matrix cell
 problems, RW814 more than one TalentMatrix (one choice per organisation), RW815 role
-without competencies. Schedule codes RW801-RW804 come from engine.scheduling.
+without competencies. Schedule codes RW801-RW804 come from regelwerk.scheduling.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from engine.compiler import content_hash
-from engine.conditions import Duration, parse_duration
-from engine.scheduling.schedule import Schedule, compile_schedule
-from engine.source import SourceDocument, to_plain
-from plugins.talent.model import (
+from regelwerk.compiler import content_hash
+from regelwerk.conditions import Duration, parse_duration
+from regelwerk.scheduling.schedule import Schedule, compile_schedule
+from regelwerk.source import SourceDocument, to_plain
+from regelwerk_packs.talent.model import (
     DEFAULT_CONVERSATION_WORKFLOW,
     DEFAULT_FEEDBACK_WORKFLOW,
     Competency,
@@ -254,7 +254,7 @@ def compile_matrix(ctx: Any, doc: SourceDocument) -> TalentMatrix | None:
     if errors:
         return None
     label = str(spec.get("label", doc.name))
-    from engine.decisions.compile import build_decision_table
+    from regelwerk.decisions.compile import build_decision_table
 
     table_name = placement_table_name(doc.name)
     table = build_decision_table(ctx, table_name, placement_table_spec(label, perf, pot, profiles, cells))

@@ -30,11 +30,10 @@ from functools import lru_cache
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-
-from engine.conditions import Condition, Duration
-from engine.scheduling.employees import EmployeeFacts
-from engine.scheduling.schedule import Schedule, local_to_utc
-from engine.scheduling.sources import Plan, PlannedItem
+from regelwerk.conditions import Condition, Duration
+from regelwerk.scheduling.employees import EmployeeFacts
+from regelwerk.scheduling.schedule import Schedule, local_to_utc
+from regelwerk.scheduling.sources import Plan, PlannedItem
 
 __all__ = [
     "Competency",

@@ -7,9 +7,8 @@ The version table is ``rw_alembic_version`` so a host application's own Alembic 
 from __future__ import annotations
 
 from alembic import context
-
-from engine.store.sql import create_sa_engine
-from engine.store.tables import all_tables
+from regelwerk.store.sql import create_sa_engine
+from regelwerk.store.tables import all_tables
 
 VERSION_TABLE = "rw_alembic_version"
 config = context.config

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from engine.conditions import Condition
-from engine.registry import ActionSpec, FunctionSpec, IdDecl, KindSpec, RefDecl, Registry, StepSpec
-from engine.scenarios import StepFailure
+from regelwerk.conditions import Condition
+from regelwerk.registry import ActionSpec, FunctionSpec, IdDecl, KindSpec, RefDecl, Registry, StepSpec
+from regelwerk.scenarios import StepFailure
 
 __all__ = ["Checklist", "ChecklistPlugin", "Task", "plugin"]
 

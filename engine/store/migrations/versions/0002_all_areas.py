@@ -1,7 +1,7 @@
 """Every other area's tables: permissions (relations, invitations), scheduling (items, employees),
 outbox, recruitment (vacancies, candidates, questionnaires, retention log), simulation.
 
-Generated with Alembic's autogenerate from ``engine.store.tables.all_tables()`` and checked by
+Generated with Alembic's autogenerate from ``regelwerk.store.tables.all_tables()`` and checked by
 tests/test_migrations.py (which compares the upgraded database with the metadata on SQLite and PostgreSQL).
 
 Revision ID: 0002_all_areas
