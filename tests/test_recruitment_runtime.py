@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from regelwerk.workflows.ports import RoleTable
 import sqlalchemy as sa
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
@@ -43,7 +44,10 @@ def _world(url: str, registry: Any, bundle: Path) -> Iterator[tuple[Recruitment,
     store = SqlStore(url)
     store.setup()
     clock = Clock()
-    engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock)
+    # the web form (role intake) registers candidates; everything else is the service's own checks
+    intake = RoleTable({"recruitment.standard.start": ["intake"]})
+    engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock,
+                    permissions=intake)
     counter = iter(range(1, 1000))
     yield Recruitment(engine, id_factory=lambda: f"id{next(counter)}"), clock
     store.close()
