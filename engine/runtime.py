@@ -36,13 +36,13 @@ from regelwerk.errors import (
     UnknownInstance,
     UsageError,
 )
+from regelwerk.permissions.policies import NoPolicy
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 from regelwerk.workflows.actions import ActionContext
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
-from regelwerk.permissions.policies import NoPolicy
 from regelwerk.workflows.ports import PermissionPort
 
 __all__ = ["Engine", "EventOption", "MigrationItem", "TimerOutcome"]

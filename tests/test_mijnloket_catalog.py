@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
-from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.errors import InvalidData, TransitionNotAllowed, UsageError
+from regelwerk.permissions.policies import UnsafeAllowAll
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "definitions" / "standard" / "mijnloket"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regelwerk.workflows.ports import RoleTable
 import sqlalchemy as sa
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
@@ -18,6 +17,7 @@ from regelwerk.diagnostics import DefinitionError
 from regelwerk.errors import PermissionDenied
 from regelwerk.runtime import Engine
 from regelwerk.store.sql import SqlStore
+from regelwerk.workflows.ports import RoleTable
 from regelwerk_packs.recruitment.service import Recruitment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _world(url: str, registry: Any, bundle: Path) -> Iterator[tuple[Recruitment,
     store.setup()
     clock = Clock()
     # the web form (role intake) registers candidates; everything else is the service's own checks
-    intake = RoleTable({"recruitment.standard.start": ["intake"]})
+    intake = RoleTable({"register": ["intake"]})
     engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock,
                     permissions=intake)
     counter = iter(range(1, 1000))

@@ -13,10 +13,10 @@ from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
 from regelwerk.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
+from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, Registry, load_registry
 from regelwerk.runtime import Engine
 from regelwerk.store.memory import MemoryStore
-from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.workflows.ports import RoleTable
 
 ROOT = Path(__file__).resolve().parent.parent
