@@ -4,9 +4,13 @@
 
     from regelwerk.runtime import Engine
 
-    with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite") as engine:
-        inst = engine.start("declaration", {"amount": 120}, actor="u1")
-        engine.fire(inst.id, "submit", actor="u1")
+    with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite", permissions="declaration") as engine:
+        anna = {"id": "anna", "roles": ["medewerker"]}
+        inst = engine.start("declaration", {"employee": "anna", "amount": 20}, actor=anna)
+        engine.fire(inst.id, "submit", actor=anna)
+
+Deny by default: without ``permissions=`` every permission-guarded start and event is refused; the
+policy decides on the stored instance (see docs/permissions.md, "The runtime: deny by default").
 
 Every instance is pinned to the content hash of the definition it started under; the engine keeps
 each definition version's compiled form in the store (``rw_definitions``), so a changed file does not
