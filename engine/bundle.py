@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 BUNDLE_MANIFEST = "bundle.yaml"
+#: The organisation's time zone when no bundle.yaml declares ``timezone``.
+DEFAULT_TIMEZONE = "Europe/Amsterdam"
 #: Documents of these kinds live beside definitions but are not part of a bundle.
 NON_DEFINITION_KINDS = frozenset({"Scenario", "Bundle", "Story"})
 REMOVE_MARK = "$remove"
@@ -54,6 +56,9 @@ class Bundle:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     chain: tuple[str, ...] = ()
     overlay_changes: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: The organisation's IANA time zone (bundle.yaml ``spec.timezone``; an overlay inherits its base's);
+    #: empty when no manifest declares one (then :data:`DEFAULT_TIMEZONE`).
+    timezone: str = ""
 
     def find(self, kind: str, name: str) -> SourceDocument | None:
         """The document of this kind and name, if any."""
@@ -136,7 +141,7 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
         problems.append(Diagnostic("RW202", "spec of a Bundle must be a mapping", where.file, where.line,
                                    where.column, "/spec"))
         return {}, data, problems
-    allowed = {"extends", "include", "exclude", "description"}
+    allowed = {"extends", "include", "exclude", "description", "timezone"}
     for key in spec:
         if key not in allowed:
             from regelwerk.diagnostics import did_you_mean
@@ -150,12 +155,33 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
             where = locate(data, f"/spec/{key}")
             problems.append(Diagnostic("RW102", f"{key} must be a list of glob patterns", where.file, where.line,
                                        where.column, f"/spec/{key}"))
+    timezone = spec.get("timezone")
+    if timezone is not None and not _known_zone(timezone):
+        where = locate(data, "/spec/timezone")
+        problems.append(Diagnostic("RW202", f"timezone {timezone!r} is not a known IANA time zone", where.file,
+                                   where.line, where.column, "/spec/timezone",
+                                   hint=f"for example {DEFAULT_TIMEZONE}"))
     extends = spec.get("extends")
     if extends is not None and not isinstance(extends, str):
         where = locate(data, "/spec/extends")
         problems.append(Diagnostic("RW102", "extends must be a string: 'standard' or a path", where.file,
                                    where.line, where.column, "/spec/extends"))
-    return dict(spec), data, problems
+    out = dict(spec)
+    if timezone is not None and not _known_zone(timezone):
+        out.pop("timezone")
+    return out, data, problems
+
+
+def _known_zone(name: Any) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def load_bundle(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Bundle:
@@ -184,6 +210,7 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
     if manifest is not None and isinstance(manifest.get("metadata"), dict):
         name = manifest["metadata"].get("name")
         bundle.name = name if isinstance(name, str) else bundle.name
+    bundle.timezone = str(spec.get("timezone") or "")
     include = spec.get("include") or []
     exclude = spec.get("exclude") or []
     docs, problems = _load_files(_files_of(path, include if isinstance(include, list) else [],
@@ -216,6 +243,7 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
     base = _load(base_path, limits, seen + (resolved,))
     bundle.diagnostics.extend(base.diagnostics)
     bundle.chain = base.chain + (bundle.name,)
+    bundle.timezone = bundle.timezone or base.timezone
     bundle.overlay_changes = dict(base.overlay_changes)
     bundle.documents = list(base.documents)
     _apply_overlay(bundle, docs)

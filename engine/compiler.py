@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from regelwerk.bundle import Bundle
+from regelwerk.bundle import DEFAULT_TIMEZONE, Bundle
 from regelwerk.conditions import Condition, compile_condition
 from regelwerk.diagnostics import DefinitionError, Diagnostic, Severity, did_you_mean, sort_diagnostics
 from regelwerk.registry import KindSpec, Registry
@@ -49,6 +49,9 @@ class CompiledBundle:
     version: str = ""
     chain: tuple[str, ...] = ()
     overlay_changes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: The organisation's IANA time zone (bundle.yaml ``timezone``, default Europe/Amsterdam): dates of
+    #: validity (consent, rights, invitations) are evaluated in it.
+    timezone: str = "Europe/Amsterdam"
 
     def get(self, kind: str, name: str) -> Any:
         """The compiled object of one document; ``UnknownDefinition`` if there is none."""
@@ -278,4 +281,5 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
         version=bundle_version,
         chain=bundle.chain,
         overlay_changes=dict(bundle.overlay_changes),
+        timezone=bundle.timezone or DEFAULT_TIMEZONE,
     )

@@ -272,7 +272,9 @@ class Engine:
         from regelwerk.permissions.sql import SqlRelationships
 
         sa_engine = getattr(self.store, "engine", None)
-        relations: Relationships = SqlRelationships(sa_engine) if sa_engine is not None else MemoryRelationships()
+        tz = self.bundle.timezone  # consent, right and membership dates count in the organisation's zone
+        relations: Relationships = (SqlRelationships(sa_engine, timezone=tz) if sa_engine is not None
+                                    else MemoryRelationships(timezone=tz))
         port: PermissionPort = MatrixPermissions(self.bundle, relations, matrix, clock=self.clock)
         return port
 

@@ -64,9 +64,11 @@ class TestRelationshipsContract:
     def test_consent_window_inclusive_end_and_withdrawal(self, store: Any) -> None:
         link = store.relate("consent", "pim", "mo", valid_from="2026-03-01", valid_to="2026-03-31", by="pim", now=NOW)
         assert link.valid_to == date(2026, 3, 31)
-        assert store.consent_link("pim", ["mo"], datetime(2026, 3, 31, 23, 59, tzinfo=UTC)) is not None
-        assert store.consent_link("pim", ["mo"], datetime(2026, 4, 1, tzinfo=UTC)) is None
-        assert store.consent_link("pim", ["mo"], datetime(2026, 2, 28, tzinfo=UTC)) is None
+        # dates count in the organisation's zone (Europe/Amsterdam, summer time from 29 March)
+        assert store.consent_link("pim", ["mo"], datetime(2026, 3, 31, 21, 59, 59, tzinfo=UTC)) is not None
+        assert store.consent_link("pim", ["mo"], datetime(2026, 3, 31, 22, 0, tzinfo=UTC)) is None
+        assert store.consent_link("pim", ["mo"], datetime(2026, 2, 28, 22, 59, 59, tzinfo=UTC)) is None
+        assert store.consent_link("pim", ["mo"], datetime(2026, 2, 28, 23, 0, tzinfo=UTC)) is not None
         ended = store.unrelate("consent", "pim", "mo", at=datetime(2026, 3, 10, tzinfo=UTC), by="pim")
         assert len(ended) == 1 and ended[0].withdrawn_by == "pim"
         assert store.consent_link("pim", ["mo"], datetime(2026, 3, 9, tzinfo=UTC)) is not None
@@ -79,7 +81,8 @@ class TestRelationshipsContract:
         store.relate("member_of", "u", "sales")
         store.relate("represents", "w", "org")
         assert store.rights_of("u", NOW) == ("r1",)
-        assert store.rights_of("u", datetime(2026, 4, 1, tzinfo=UTC)) == ()
+        assert store.rights_of("u", datetime(2026, 3, 31, 21, 59, 59, tzinfo=UTC)) == ("r1",)
+        assert store.rights_of("u", datetime(2026, 3, 31, 22, 0, tzinfo=UTC)) == ()
         assert store.roles_of("u", NOW) == ("admin",)
         assert store.groups_of("u", NOW) == {"sales"}
         assert store.represented_by("w", NOW) == {"org"}

@@ -60,7 +60,7 @@ def can_command(path: str, actor_id: str, roles: tuple[str, ...], action: str, r
         actor = actor_from_facts(actor_id, facts, roles)
         resource_type, data = resource_from_facts(resource, facts)
         now = parse_moment(at) if at else datetime.now(UTC)
-        relations = relations_from_facts(facts)
+        relations = relations_from_facts(facts, compiled.timezone)
     except (RegelwerkError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

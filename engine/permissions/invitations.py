@@ -2,7 +2,10 @@
 
 Only a hash of the token is stored. Accepting checks, in this order: the token exists, it was not
 superseded by a re-sent invitation, it was not used before, and it has not expired
-(``now >= expires_at`` is expired). Each refusal is its own typed error carrying the data a host needs
+(``now >= expires_at`` is expired). A validity in hours (``PT48H``) is that many hours; one in days
+(``P2D``) counts calendar days on the organisation's wall clock (``timezone``, default Europe/Amsterdam),
+so an invitation sent on the Saturday before the clocks go back at 12:00 expires on Monday at 12:00
+(49 hours). Each refusal is its own typed error carrying the data a host needs
 to show a clear message. Re-sending makes a new token and supersedes the old one.
 """
 
@@ -12,11 +15,12 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from regelwerk.conditions import parse_duration
 from regelwerk.errors import RegelwerkError
+from regelwerk.permissions.relations import zone
 
 __all__ = [
     "Invitation",
@@ -126,9 +130,23 @@ class _Base:
     """The rules shared by the memory and SQL stores."""
 
     def __init__(self, valid_for: str | timedelta = "PT48H",
-                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> None:
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+                 timezone: str | tzinfo | None = None) -> None:
         self.valid_for = valid_for if isinstance(valid_for, timedelta) else validity(valid_for)
+        self.zone = zone(timezone)
+        # calendar days (on the organisation's wall clock) and the exact rest (hours, minutes, seconds)
+        parsed = None if isinstance(valid_for, timedelta) else parse_duration(valid_for)
+        self._days = 0 if parsed is None else parsed.weeks * 7 + parsed.days  # PT48H: no calendar days
+        self._rest = self.valid_for - timedelta(days=self._days)
         self.token_factory = token_factory
+
+    def expires(self, now: datetime) -> datetime:
+        """When an invitation made at ``now`` expires (UTC): calendar days in the zone, then exact time."""
+        start = _utc(now)
+        if self._days:
+            wall = start.astimezone(self.zone).replace(tzinfo=None) + timedelta(days=self._days)
+            start = wall.replace(tzinfo=self.zone).astimezone(UTC)
+        return start + self._rest
 
     @staticmethod
     def check(invitation: Invitation | None, now: datetime) -> Invitation:
@@ -151,8 +169,9 @@ class MemoryInvitations(_Base):
     """Invitations in memory (scenarios and tests)."""
 
     def __init__(self, valid_for: str | timedelta = "PT48H",
-                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> None:
-        super().__init__(valid_for, token_factory)
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+                 timezone: str | tzinfo | None = None) -> None:
+        super().__init__(valid_for, token_factory, timezone)
         self._items: dict[int, Invitation] = {}
         self._by_hash: dict[str, int] = {}
 
@@ -160,7 +179,7 @@ class MemoryInvitations(_Base):
         """Create an invitation."""
         token = self.token_factory()
         now = _utc(now)
-        invitation = Invitation(len(self._items) + 1, email, role, account, invited_by, now, now + self.valid_for)
+        invitation = Invitation(len(self._items) + 1, email, role, account, invited_by, now, self.expires(now))
         self._items[invitation.id] = invitation
         self._by_hash[_hash(token)] = invitation.id
         return replace(invitation, token=token)
@@ -193,11 +212,12 @@ class SqlInvitations(_Base):
     """Invitations in ``rw_invitations`` (SQLite or PostgreSQL)."""
 
     def __init__(self, url_or_engine: Any, valid_for: str | timedelta = "PT48H",
-                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32), create: bool = False) -> None:
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32), create: bool = False,
+                 timezone: str | tzinfo | None = None) -> None:
         import sqlalchemy as sa
         from regelwerk.permissions.tables import rw_invitations
 
-        super().__init__(valid_for, token_factory)
+        super().__init__(valid_for, token_factory, timezone)
         self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.table = rw_invitations
         if create:
@@ -213,10 +233,11 @@ class SqlInvitations(_Base):
                 now: datetime) -> Invitation:
         token = self.token_factory()
         now = _utc(now)
+        expires_at = self.expires(now)
         values = {"token_hash": _hash(token), "email": email, "role": role, "account": account,
-                  "invited_by": invited_by, "created_at": now, "expires_at": now + self.valid_for, "status": "open"}
+                  "invited_by": invited_by, "created_at": now, "expires_at": expires_at, "status": "open"}
         new_id = conn.execute(self.table.insert().returning(self.table.c.id), values).scalar_one()
-        return Invitation(int(new_id), email, role, account, invited_by, now, now + self.valid_for, token=token)
+        return Invitation(int(new_id), email, role, account, invited_by, now, expires_at, token=token)
 
     def invite(self, email: str, role: str, account: str, invited_by: str, now: datetime) -> Invitation:
         """Create an invitation."""

@@ -22,7 +22,7 @@ from regelwerk.compiler import CompileContext
 from regelwerk.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
-from regelwerk.permissions.relations import as_date
+from regelwerk.permissions.relations import DEFAULT_TIMEZONE, as_date, zone
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument
 
@@ -169,18 +169,20 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
                 rule_list.append(rule)
         rights[item["id"]] = Right(item["id"], item.get("label", item["id"]), tuple(rule_list),
                                    item.get("description", ""))
+    timezone = getattr(ctx.bundle, "timezone", "") or DEFAULT_TIMEZONE
     user_rights: list[UserRight] = []
     for i, item in enumerate(spec.get("user_rights", [])):
         start, end = as_date(item.get("valid_from")), as_date(item.get("valid_to"))
         if start is not None and end is not None and end < start:
             ctx.report("RW705", f"valid_to {end} is before valid_from {start}", f"/spec/user_rights/{i}/valid_to")
-        user_rights.append(UserRight(str(item["user"]), str(item["right"]), start, end))
+        user_rights.append(UserRight(str(item["user"]), str(item["right"]), start, end, zone(timezone)))
     effective = _effective_roles(ctx, roles, pointers)
     invitations = spec.get("invitations") or {}
     return PermissionMatrix(
         name=doc.name, roles=roles, resources=resources, grants=tuple(grants), denies=tuple(denies),
         rights=rights, user_rights=tuple(user_rights), effective_roles=effective,
         invitation_valid_for=str(invitations.get("valid_for", "")), label=str(spec.get("label", doc.name)),
+        timezone=timezone,
     )
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from regelwerk.actors import Actor
 from regelwerk.conditions import Condition
-from regelwerk.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships
+from regelwerk.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships, local_date
+from regelwerk.permissions.relations import zone as relation_zone
 
 __all__ = [
     "SCOPES",
@@ -142,16 +143,17 @@ class Right:
 
 @dataclass(frozen=True, slots=True)
 class UserRight:
-    """A right given to one user in the matrix itself, optionally between two dates (inclusive)."""
+    """A right given to one user in the matrix itself, optionally between two dates (inclusive, in ``zone``)."""
 
     user: str
     right: str
     valid_from: date | None = None
     valid_to: date | None = None
+    zone: tzinfo = field(default_factory=lambda: relation_zone(None), compare=False, repr=False)
 
     def active(self, now: datetime) -> bool:
-        """True when the right holds at ``now``."""
-        today = now.date()
+        """True when the right holds at ``now`` (the dates are days in the organisation's time zone)."""
+        today = local_date(now, self.zone)
         return (self.valid_from is None or self.valid_from <= today) and (
             self.valid_to is None or today <= self.valid_to)
 
@@ -260,6 +262,8 @@ class PermissionMatrix:
     effective_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     invitation_valid_for: str = ""
     label: str = ""
+    #: The organisation's IANA time zone (the bundle's): user rights' dates and invitation days count in it.
+    timezone: str = "Europe/Amsterdam"
     _plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict, compare=False, repr=False, hash=False)
     _deciders: dict[tuple[Any, ...], Callable[..., Decision]] = field(default_factory=dict, compare=False,
                                                                        repr=False, hash=False)

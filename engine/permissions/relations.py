@@ -15,21 +15,24 @@ Relation kinds the permission scopes understand (others are stored and listed, b
 - ``has_right``    subject holds the extra right object (per user, optionally dated).
 - ``authored``     subject wrote the resource object (when the resource does not carry its author).
 
-``valid_from`` and ``valid_to`` are dates and both inclusive (a link "until 31 March" still holds on
-31 March and no longer on 1 April, compared with the local date of ``now``); ``withdrawn_at`` is a
-moment: the relation ends at that instant.
+``valid_from`` and ``valid_to`` are dates and both inclusive, in the organisation's time zone (the
+bundle's ``timezone``, default Europe/Amsterdam; each store is given it): a link "until 31 March" holds
+until 31 March 23:59:59 there and no longer at 1 April 00:00, whatever time zone the caller's ``now``
+carries (a naive ``now`` is UTC). ``withdrawn_at`` is a moment: the relation ends at that instant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from regelwerk.conditions import to_temporal
 
 __all__ = [
+    "DEFAULT_TIMEZONE",
     "INDEXED_KINDS",
     "NO_EXTRAS",
     "MemoryRelationships",
@@ -37,8 +40,26 @@ __all__ = [
     "RelationIndex",
     "Relationships",
     "as_date",
+    "local_date",
     "relations_from_facts",
+    "zone",
 ]
+
+#: The organisation's time zone when the bundle declares none.
+DEFAULT_TIMEZONE = "Europe/Amsterdam"
+_DEFAULT_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def zone(name: str | tzinfo | None) -> tzinfo:
+    """The time zone named ``name`` (a tzinfo passes through; None or "" is the default zone)."""
+    if isinstance(name, tzinfo):
+        return name
+    return ZoneInfo(name) if name else _DEFAULT_ZONE
+
+
+def local_date(now: datetime, tz: tzinfo) -> date:
+    """The date at ``now`` in the organisation's time zone ``tz`` (a naive ``now`` is taken as UTC)."""
+    return (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).astimezone(tz).date()
 
 #: Relation kinds with a meaning for the permission scopes.
 INDEXED_KINDS = ("reports_to", "member_of", "represents", "consent", "has_role", "has_right", "authored")
@@ -76,24 +97,25 @@ class Relation:
     created_by: str = "system"
     created_at: datetime | None = None
     withdrawn_by: str = ""
+    zone: tzinfo = field(default=_DEFAULT_ZONE, compare=False, repr=False)
 
     def active(self, now: datetime) -> bool:
-        """True when the relation holds at ``now`` (dates inclusive, withdrawal exclusive)."""
-        if self.withdrawn_at is not None and now >= self.withdrawn_at:
+        """True when the relation holds at ``now`` (dates inclusive in :attr:`zone`, withdrawal exclusive)."""
+        if self.withdrawn_at is not None and _aware(now) >= self.withdrawn_at:
             return False
         if self.valid_from is None and self.valid_to is None:
             return True
-        today = now.date()
+        today = local_date(now, self.zone)
         if self.valid_from is not None and today < self.valid_from:
             return False
         return self.valid_to is None or today <= self.valid_to
 
     def why_inactive(self, now: datetime) -> str:
         """Why the relation does not hold at ``now`` (empty when it does)."""
-        if self.withdrawn_at is not None and now >= self.withdrawn_at:
+        if self.withdrawn_at is not None and _aware(now) >= self.withdrawn_at:
             return f"withdrawn at {self.withdrawn_at.isoformat()}" + (f" by {self.withdrawn_by}"
                                                                        if self.withdrawn_by else "")
-        today = now.date()
+        today = local_date(now, self.zone)
         if self.valid_from is not None and today < self.valid_from:
             return f"starts on {self.valid_from.isoformat()}"
         if self.valid_to is not None and today > self.valid_to:
@@ -396,7 +418,8 @@ def _check_window(valid_from: date | None, valid_to: date | None) -> None:
 class MemoryRelationships(_IndexedQueries):
     """An in-memory :class:`Relationships` store (tests, scenarios, the CLI's ``--facts``)."""
 
-    def __init__(self, relations: Iterable[Mapping[str, Any]] = ()) -> None:
+    def __init__(self, relations: Iterable[Mapping[str, Any]] = (), timezone: str | tzinfo | None = None) -> None:
+        self.zone = zone(timezone)
         self.index = RelationIndex()
         self._bind()
         self._next = 1
@@ -411,7 +434,7 @@ class MemoryRelationships(_IndexedQueries):
         start, end = as_date(valid_from), as_date(valid_to)
         _check_window(start, end)
         relation = Relation(self._next, kind, subject, object, start, end, None, by,
-                            _aware(now) if now is not None else None)
+                            _aware(now) if now is not None else None, zone=self.zone)
         self._next += 1
         self.index.add(relation)
         return relation
@@ -428,9 +451,12 @@ class MemoryRelationships(_IndexedQueries):
         return ended
 
 
-def relations_from_facts(facts: Mapping[str, Any]) -> MemoryRelationships:
-    """Build an in-memory store from facts data: ``{relations: [{kind, subject, object, from, until}]}``."""
+def relations_from_facts(facts: Mapping[str, Any], timezone: str | tzinfo | None = None) -> MemoryRelationships:
+    """Build an in-memory store from facts data: ``{relations: [{kind, subject, object, from, until}]}``.
+
+    Dates are evaluated in ``timezone`` (the bundle's; default Europe/Amsterdam).
+    """
     items = facts.get("relations") or []
     if not isinstance(items, list):
         raise ValueError("facts 'relations' must be a list of {kind, subject, object, from, until}")
-    return MemoryRelationships(items)
+    return MemoryRelationships(items, timezone)

@@ -9,12 +9,13 @@ change notification).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.errors import RegelwerkError
-from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date
+from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date, zone
 from regelwerk.permissions.tables import rw_relations
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,7 +45,9 @@ def _row(row: Any) -> Relation:
 class SqlRelationships(_IndexedQueries):
     """A :class:`~regelwerk.permissions.relations.Relationships` store on ``rw_relations``."""
 
-    def __init__(self, url_or_engine: str | sa.Engine, create: bool = False) -> None:
+    def __init__(self, url_or_engine: str | sa.Engine, create: bool = False,
+                 timezone: str | tzinfo | None = None) -> None:
+        self.zone = zone(timezone)
         self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._owns_engine = isinstance(url_or_engine, str)
         if create:
@@ -58,7 +61,7 @@ class SqlRelationships(_IndexedQueries):
         try:
             with self.engine.connect() as conn:
                 for row in conn.execute(sa.select(rw_relations).order_by(rw_relations.c.id)).mappings():
-                    index.add(_row(row))
+                    index.add(replace(_row(row), zone=self.zone))
         except SQLAlchemyError as exc:
             raise RelationStoreError(f"cannot load relationship facts: {exc}") from exc
         self.index = index
@@ -77,7 +80,7 @@ class SqlRelationships(_IndexedQueries):
                 new_id = conn.execute(rw_relations.insert().returning(rw_relations.c.id), values).scalar_one()
         except SQLAlchemyError as exc:
             raise RelationStoreError(f"cannot store relation {kind}({subject}, {object}): {exc}") from exc
-        relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now))
+        relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now), zone=self.zone)
         self.index.add(relation)
         return relation
 
@@ -97,8 +100,7 @@ class SqlRelationships(_IndexedQueries):
             raise RelationStoreError(f"cannot end relation {kind}({subject}, {object}): {exc}") from exc
         ended = []
         for relation in targets:
-            new = Relation(relation.id, relation.kind, relation.subject, relation.object, relation.valid_from,
-                           relation.valid_to, moment, relation.created_by, relation.created_at, by)
+            new = replace(relation, withdrawn_at=moment, withdrawn_by=by)
             self.index.end(relation, new)
             ended.append(new)
         return ended

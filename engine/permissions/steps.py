@@ -18,15 +18,20 @@ from regelwerk.permissions.relations import MemoryRelationships, relations_from_
 from regelwerk.registry import Registry, StepSpec
 from regelwerk.scenarios import ScenarioContext, StepFailure, parse_moment
 
-__all__ = ["register"]
+__all__ = ["register", "scenario_relations"]
 
 _NAME = {"type": "string", "minLength": 1}
 _DATE = {"$ref": "common.json#/$defs/dateTime"}
 
 
-def _relations(ctx: ScenarioContext) -> MemoryRelationships:
-    rel: MemoryRelationships = ctx.service("permissions.relations", lambda c: relations_from_facts(c.facts))
+def scenario_relations(ctx: ScenarioContext) -> MemoryRelationships:
+    """The scenario's relationship facts (service ``permissions.relations``), dated in the bundle's zone."""
+    rel: MemoryRelationships = ctx.service(
+        "permissions.relations", lambda c: relations_from_facts(c.facts, getattr(c.compiled, "timezone", None)))
     return rel
+
+
+_relations = scenario_relations
 
 
 def _matrix(ctx: ScenarioContext, args: Any) -> PermissionMatrix:

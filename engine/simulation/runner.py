@@ -115,7 +115,7 @@ class _Run(SimulationContext):
     def open_relations(self) -> None:
         from regelwerk.permissions.sql import SqlRelationships
 
-        self.relations = SqlRelationships(self.sa)
+        self.relations = SqlRelationships(self.sa, timezone=self.compiled.timezone)
         self.permissions = SimulationPermissions(self.compiled, self.relations, self.audit, lambda: self.now)
         self.engine.permissions = self.permissions
 

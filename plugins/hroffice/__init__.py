@@ -19,7 +19,10 @@ MATRIX = "hroffice"
 
 def create_account(relationships: Any, creator: str, account: str, now: datetime) -> None:
     """Record that ``creator`` made ``account``: they become its Super Admin."""
-    relationships.relate("has_role", creator, "super_admin", valid_from=now.date(), by=creator, now=now)
+    from regelwerk.permissions.relations import local_date, zone
+
+    today = local_date(now, getattr(relationships, "zone", None) or zone(None))  # the organisation's date
+    relationships.relate("has_role", creator, "super_admin", valid_from=today, by=creator, now=now)
     relationships.relate("authored", creator, account, by=creator, now=now)
 
 
@@ -28,6 +31,7 @@ def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
     from regelwerk.permissions.invitations import MemoryInvitations, SqlInvitations
 
     valid_for = matrix.invitation_valid_for or "PT48H"
+    kwargs.setdefault("timezone", matrix.timezone)  # day-based validity counts days in the organisation's zone
     if url_or_engine is None:
         return MemoryInvitations(valid_for, **kwargs)
     return SqlInvitations(url_or_engine, valid_for, **kwargs)
@@ -35,9 +39,9 @@ def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
 
 def step_create_account(ctx: Any, args: Any, info: Any) -> None:
     """Scenario step: ``actor`` creates the HROffice account ``account``."""
-    from regelwerk.permissions.relations import relations_from_facts
+    from regelwerk.permissions.steps import scenario_relations
 
-    rel = ctx.service("permissions.relations", lambda c: relations_from_facts(c.facts))
+    rel = scenario_relations(ctx)
     create_account(rel, str(args["actor"]), str(args.get("account", "account")), ctx.now)
 
 

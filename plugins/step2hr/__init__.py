@@ -31,7 +31,7 @@ def visible_notes(matrix: Any, actor: Any, notes: Iterable[Mapping[str, Any]], r
 def step_visible_notes(ctx: Any, args: Any, info: Any) -> None:
     """Scenario step: the notes (from facts.resources of the three note types) an actor sees."""
     from regelwerk.permissions.facts import actor_from_facts, pick_matrix, resource_from_facts
-    from regelwerk.permissions.relations import relations_from_facts
+    from regelwerk.permissions.steps import scenario_relations
     from regelwerk.scenarios import StepFailure
 
     matrix = pick_matrix(ctx.compiled, args.get("matrix", MATRIX))
@@ -40,7 +40,7 @@ def step_visible_notes(ctx: Any, args: Any, info: Any) -> None:
         note_type, resource = resource_from_facts(key, ctx.facts)
         if note_type in NOTE_TYPES:
             notes.append({**resource, "type": note_type})
-    rel = ctx.service("permissions.relations", lambda c: relations_from_facts(c.facts))
+    rel = scenario_relations(ctx)
     actual = visible_notes(matrix, actor_from_facts(args["actor"], ctx.facts), notes, rel, ctx.now)
     if sorted(actual) != sorted(args["expect"]):
         raise StepFailure(f"expected {args['actor']} to see {sorted(args['expect'])}, got {sorted(actual)}")
