@@ -311,16 +311,29 @@ def _contains(a: Any, item: Any) -> bool:
     return False
 
 
+def _known(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Fail closed on missing data (DMN): a comparison with a missing or null operand is not true.
+
+    ``exists`` is the way to ask about absence; ``ne``/``not_in`` with a missing value are false too.
+    """
+    def known(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        return compare(a, b)
+
+    return known
+
+
 _BINARY: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": _equal,
-    "ne": lambda a, b: not _equal(a, b),
+    "eq": _known(_equal),
+    "ne": _known(lambda a, b: not _equal(a, b)),
     "lt": _order("lt"),
     "le": _order("le"),
     "gt": _order("gt"),
     "ge": _order("ge"),
-    "in": _member,
-    "not_in": lambda a, b: not _member(a, b),
-    "contains": _contains,
+    "in": _known(_member),
+    "not_in": _known(lambda a, b: not _member(a, b)),
+    "contains": _known(_contains),
 }
 
 Evaluator = Callable[[Mapping[str, Any], datetime], bool]

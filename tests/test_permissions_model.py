@@ -95,7 +95,7 @@ def test_fast_and_explained_decisions_agree(step2hr: PermissionMatrix, line: Mem
                                            ("hanna", "beheerder")]]
     resources = [("manager_log", {"subject": "eva", "author": "mark"}), ("personal_log", {"author": "eva"}),
                  ("p_and_o_note", {"subject": "eva"}), ("employee", {"subject": "eva"}),
-                 ("training_record", {"subject": "eva", "status": "approved"})]
+                 ("training_record", {"subject": "eva", "state": "approved"})]
     checked = 0
     for actor in actors:
         for rtype, res in resources:
