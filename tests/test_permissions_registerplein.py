@@ -29,3 +29,21 @@ class _DecisionTables:
         from regelwerk.decisions import kind
 
         kind.register(registry, self.name)
+
+
+def test_a_missing_norm_is_unknown_and_the_explanation_names_it() -> None:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    compiled = compile_bundle(load_bundle(ROOT / "definitions" / "standard" / "registerplein"),
+                              load_registry(use_entry_points=False))
+    table = compiled.get("DecisionTable", "registerplein_status")
+    for norm in (None, "missing"):
+        inputs = {"registration_type": "Register", "lines_short": 0, "points": 40}
+        if norm is None:
+            inputs["norm"] = None
+        decision = table.decide(inputs)
+        assert decision["status"] == "onbekend" and decision.matched == ("unknown",)
+        assert decision.explain["missing_inputs"] == ["norm"]
+    # Basis: the norm passed in does not count (0 points), whatever it is
+    assert table.decide({"registration_type": "Basis", "lines_short": 0, "points": 0, "norm": 160})["status"] == "groen"

@@ -382,6 +382,8 @@ class DecisionTable:
     def explain(self, inputs: Mapping[str, Any], matched: Sequence[int], outputs: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON-friendly account of one decision."""
         used = {c.id: _plain(resolve_path(inputs, c.path)) for c in self.inputs}
+        # fail closed: a missing or null input satisfies no test (DMN); the explanation names each one
+        missing = [c.id for c in self.inputs if used[c.id] is None]
         rows = []
         for i in matched:
             row = self.rows[i]
@@ -395,7 +397,8 @@ class DecisionTable:
             })
         policy = self.hit_policy
         if not matched:
-            chose = "no row matched: every output takes its default"
+            chose = "no row matched: every output takes its default" + (
+                f" (missing input: {', '.join(missing)})" if missing else "")
         elif policy == "FIRST":
             chose = f"FIRST: the first matching row ({self.rows[matched[0]].id}) decides"
         elif policy == "UNIQUE":
@@ -420,6 +423,7 @@ class DecisionTable:
             "matched": rows,
             "chose": chose,
             "outputs": {k: _plain(v) for k, v in outputs.items()},
+            **({"missing_inputs": missing} if missing else {}),
         }
 
 
