@@ -198,6 +198,7 @@ def test_link_is_the_professionals_initiative(compiled: Any) -> None:
     from regelwerk_packs.registerplein import remove_professional
 
     rel = MemoryRelationships([{"kind": "represents", "subject": "wendy", "object": "zorg-bv"},
+                               {"kind": "member_of", "subject": "zorg-bv-utrecht", "object": "zorg-bv"},
                                {"kind": "member_of", "subject": "mo", "object": "zorg-bv-utrecht"}])
     port = MatrixPermissions(compiled, rel, "registerplein", clock=lambda: NOW)
     wendy = Actor("wendy", ("employer",), {"employer_status": "approved"})
@@ -212,3 +213,26 @@ def test_link_is_the_professionals_initiative(compiled: Any) -> None:
     ended = remove_professional(port, wendy, "pim", "zorg-bv", NOW)
     assert sorted(r.object for r in ended) == ["mo", "zorg-bv"]
     assert not port.check(Actor("mo", ("manager",)), "read", "dossier", {"subject": "pim"}).allowed
+
+
+def test_which_branches_belong_to_the_organisation_is_a_relation(compiled: Any) -> None:
+    """No id prefix: a branch counts when the store says it is (transitively) member_of the organisation."""
+    from regelwerk_packs.registerplein import remove_professional
+
+    rel = MemoryRelationships([
+        {"kind": "represents", "subject": "wendy", "object": "zorg-bv"},
+        {"kind": "member_of", "subject": "regio-oost", "object": "zorg-bv"},
+        {"kind": "member_of", "subject": "vestiging-deventer", "object": "regio-oost"},  # nested, other name
+        {"kind": "member_of", "subject": "max", "object": "vestiging-deventer"},
+        {"kind": "member_of", "subject": "zorg-bv-nep", "object": "ander-bv"},  # the prefix lies
+        {"kind": "member_of", "subject": "nina", "object": "zorg-bv-nep"},
+    ])
+    port = MatrixPermissions(compiled, rel, "registerplein", clock=lambda: NOW)
+    pim = Actor("pim", ("professional",))
+    for target in ("zorg-bv", "max", "nina"):
+        port.link(pim, "pim", target)
+    ended = remove_professional(port, Actor("wendy", ("employer",), {"employer_status": "approved"}), "pim",
+                                "zorg-bv", NOW)
+    assert sorted(r.object for r in ended) == ["max", "zorg-bv"]
+    assert not port.check(Actor("max", ("manager",)), "read", "dossier", {"subject": "pim"}).allowed
+    assert port.check(Actor("nina", ("manager",)), "read", "dossier", {"subject": "pim"}).allowed

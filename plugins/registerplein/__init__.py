@@ -14,7 +14,7 @@ from typing import Any
 
 from regelwerk.registry import Registry
 
-__all__ = ["MATRIX", "RegisterpleinPlugin", "plugin", "remove_professional"]
+__all__ = ["MATRIX", "RegisterpleinPlugin", "groups_within", "plugin", "remove_professional"]
 
 MATRIX = "registerplein"
 
@@ -23,18 +23,32 @@ def remove_professional(port: Any, employer: Any, professional: str, organisatio
     """End ``professional``'s consent links to ``organisation`` and to managers in its branches.
 
     ``port`` is a :class:`~regelwerk.permissions.MatrixPermissions` over the Registerplein matrix; the
-    employer's ``remove`` on ``consent_link`` is checked (and a refusal audited) first.
+    employer's ``remove`` on ``consent_link`` is checked (and a refusal audited) first. Which branches
+    belong to the organisation is a relation in the store (``member_of(branch, organisation)``, nested
+    groups followed), never the spelling of an id.
     """
     ended = list(port.unlink(employer, professional, organisation, action="remove", context={"now": now}))
     rel = port.relationships
-    branches = {r.object for r in rel.relations("member_of") if r.active(now)}
-    org_branches = {b for b in branches if b == organisation or b.startswith(organisation + "-")}
+    org_branches = groups_within(rel, organisation, now)
     for link in rel.relations("consent", subject=professional):
         if link.withdrawn_at is not None or not link.active(now) or link.object == organisation:
             continue
         if not rel.groups_of(link.object, now).isdisjoint(org_branches):
             ended += rel.unrelate("consent", professional, link.object, at=now, by=port_actor_id(employer))
     return ended
+
+
+def groups_within(relationships: Any, organisation: str, now: datetime) -> set[str]:
+    """``organisation`` and every group that is (transitively) ``member_of`` it at ``now``."""
+    found = {organisation}
+    frontier = [organisation]
+    while frontier:
+        group = frontier.pop()
+        for relation in relationships.relations("member_of", object=group):
+            if relation.active(now) and relation.subject not in found:
+                found.add(relation.subject)
+                frontier.append(relation.subject)
+    return found
 
 
 def port_actor_id(actor: Any) -> str:
