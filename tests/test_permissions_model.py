@@ -196,3 +196,40 @@ resources:
     assert result.exit_code == 2 and "name the matrix" in result.output
     result = runner.invoke(render_group, ["matrix", "mijnloket", str(SHIPPED), "--format", "markdown"])
     assert result.exit_code == 0 and "Raadplegen MijnLoket e-mailadres" in result.output
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("relations:\n  - {kind: reports_to, subject: bram}\n", ":2:5: error RW710: relation 1 needs a non-empty"),
+    ("relations:\n  - {kind: reports_to, subject: bram, object: ''}\n", ":2:47: error RW710: relation 1 needs"),
+    ("relations:\n  - {kind: consent, subject: p, object: m, until: morgen}\n", ":2:51: error RW710: relation 1: until"),
+    ("relations:\n  - {kind: consent, subject: p, object: m, from: 2026-03-02, until: 2026-03-01}\n",
+     "error RW710: relation 1: ends (2026-03-01) before it starts (2026-03-02)"),
+    ("relations:\n  - just-text\n", ":2:5: error RW710: relation 1 must be a mapping"),
+    ("relations: {kind: consent}\n", ":1:12: error RW710: relations must be a list"),
+    ("actors:\n  anna: [leidinggevende]\n", ":2:9: error RW710: actor 'anna' must be a mapping"),
+    ("actors:\n  anna: {roles: leidinggevende}\n", "error RW710: roles of actor 'anna' must be a list"),
+    ("resources:\n  manager_log:n1: [1, 2]\n", "error RW710: resource 'manager_log:n1' must be a mapping"),
+    ("relatons: []\n", ":1:1: error RW710: unknown section 'relatons'"),
+    ("- a\n", "error RW008"),
+])
+def test_cli_can_bad_facts_are_diagnostics_not_tracebacks(tmp_path: Path, text: str, expected: str) -> None:
+    """A malformed facts file is a usage error (exit 2) with file:line:col, never a traceback (exit 1)."""
+    from regelwerk.permissions.cli import can_command
+
+    facts = tmp_path / "facts.yaml"
+    facts.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(can_command, [str(SHIPPED), "--matrix", "step2hr", "--as", "dirk", "--action", "read",
+                                              "--resource", "manager_log:n1", "--facts", str(facts)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_relations_from_facts_name_the_row() -> None:
+    from regelwerk.permissions.relations import relations_from_facts
+
+    with pytest.raises(ValueError, match="relation 2 needs a non-empty 'object'"):
+        relations_from_facts({"relations": [{"kind": "a", "subject": "b", "object": "c"},
+                                            {"kind": "a", "subject": "b"}]})
+    with pytest.raises(ValueError, match="relation 1 must be a mapping"):
+        relations_from_facts({"relations": ["x"]})

@@ -27,6 +27,12 @@ def _facts(path: str | None) -> dict[str, Any]:
     if problems or len(docs) != 1:
         click.echo(format_diagnostics(problems) or f"error: {path} must hold one mapping of facts", err=True)
         sys.exit(2)
+    from regelwerk.permissions.facts import check_facts
+
+    problems = check_facts(docs[0].data, path)
+    if problems:
+        click.echo(format_diagnostics(problems), err=True)
+        sys.exit(2)
     data: dict[str, Any] = to_plain(docs[0].data)
     return data
 

@@ -459,4 +459,11 @@ def relations_from_facts(facts: Mapping[str, Any], timezone: str | tzinfo | None
     items = facts.get("relations") or []
     if not isinstance(items, list):
         raise ValueError("facts 'relations' must be a list of {kind, subject, object, from, until}")
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"relation {i} must be a mapping {{kind, subject, object, from, until}}, got {item!r}")
+        for key in ("kind", "subject", "object"):
+            value = item.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"relation {i} needs a non-empty {key!r}: {dict(item)!r}")
     return MemoryRelationships(items, timezone)
