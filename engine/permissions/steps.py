@@ -144,7 +144,8 @@ def _invitations(ctx: ScenarioContext, args: Any) -> Any:
     matrix = _matrix(ctx, args)
     counter = iter(range(1, 1_000_000))
     return ctx.service(f"permissions.invitations.{matrix.name}", lambda c: MemoryInvitations(
-        matrix.invitation_valid_for or "PT48H", token_factory=lambda: f"token-{next(counter)}"))
+        matrix.invitation_valid_for or "PT48H", token_factory=lambda: f"token-{next(counter)}",
+        timezone=matrix.timezone))
 
 
 def step_invite(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -201,7 +202,10 @@ def step_use_permissions(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 
 def register(registry: Registry, plugin: str) -> None:
-    """Add the permission steps."""
+    """Add the permission steps (and the test tables of :mod:`regelwerk.permissions.policytests`)."""
+    from regelwerk.permissions import policytests
+
+    policytests.register(registry, plugin)
     registry.add_step(StepSpec("use_permissions", plugin, step_use_permissions, {
         "type": "object", "additionalProperties": False, "properties": {"matrix": _NAME},
     }, "workflow transitions in this scenario are decided by this permission matrix"))
