@@ -219,6 +219,7 @@ class Registry:
         self.stores: dict[str, StoreSpec] = {}
         self.commands: dict[str, Any] = {}
         self.table_modules: list[str] = []
+        self.migration_locations: list[str] = []
         self.plugins: list[str] = []
 
     def _add(self, table: dict[str, Any], key: str, value: Any, what: str) -> None:
@@ -259,6 +260,13 @@ class Registry:
         setup, ``all_tables()`` and the Alembic migrations)."""
         if module not in self.table_modules:
             self.table_modules.append(module)
+
+    def add_migrations(self, versions_dir: str) -> None:
+        """Name a folder of Alembic revisions for the plugin's own tables: a branch of its own (a base revision
+        with ``down_revision = None`` and a ``branch_labels`` entry), applied by ``regelwerk db upgrade`` with the
+        core's revisions."""
+        if versions_dir not in self.migration_locations:
+            self.migration_locations.append(versions_dir)
 
     def add_command(self, command: Any) -> None:
         """Add a click command to the ``regelwerk`` CLI (e.g. a pack's ``regelwerk tier``)."""
