@@ -55,3 +55,12 @@ def register(registry: Registry, plugin: str) -> None:
         description="the columns a spreadsheet import accepts (Dutch and English headers, types, extras)",
         schema_file="import.json",
     ))
+    from regelwerk.imports.command import organisation_command
+
+    group = registry.commands.get("import")
+    if group is None:  # the scheduler's area adds the group with `import employees`; stand alone without it
+        import click
+
+        group = click.Group("import", help="Import data into a store.")
+        registry.add_command(group)
+    group.add_command(organisation_command)
