@@ -165,3 +165,12 @@ def test_xlsx_numbers_dates_and_values_without_header(tmp_path: Path) -> None:
     assert "name: 2020-01-01T00:00:00 is a date cell" in got[1][1]["__error__"]
     assert "hire_date: '2020-W01-1' is not a date" in got[1][1]["__error__"]
     assert got[2] == (4, {"__error__": "a value in column 4, which has no header"})
+
+
+def test_docs_list_every_standard_column_and_alias() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "imports.md").read_text(encoding="utf-8")
+    for name, spec in standard_imports().items():
+        section = doc.split(f"### {spec.label} (`{name}`)", 1)[1].split("\n#", 1)[0]
+        for column in spec.columns:
+            row = next(line for line in section.splitlines() if line.startswith(f"| `{column.id}` | {column.label} |"))
+            assert ", ".join(column.aliases) in row, (name, column.id)
