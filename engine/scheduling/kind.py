@@ -313,16 +313,24 @@ def _commands() -> list[Any]:
     @import_group.command("employees")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
     @click.option("--store", "store_url", required=True, help="Database URL.")
-    def import_command(file: str, store_url: str) -> None:
+    @click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
+                  help="The customer's bundle (its `Import employees` declares extra attributes).")
+    def import_command(file: str, store_url: str, bundle_path: str | None) -> None:
         """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
         import sqlalchemy as sa
+        from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
+        spec = None
+        if bundle_path:
+            from regelwerk.cli import load_compiled
+
+            spec = import_spec("employees", load_compiled(bundle_path))
         sa_engine = sa.create_engine(store_url)
         try:
             directory = EmployeeDirectory(sa_engine)
             directory.setup()
-            result = import_employees(directory, file)
+            result = import_employees(directory, file, spec=spec)
         finally:
             sa_engine.dispose()
         if not result.ok:

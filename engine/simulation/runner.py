@@ -160,13 +160,14 @@ class _Run(SimulationContext):
 
     def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date) -> None:
         from regelwerk.diagnostics import DefinitionError, Diagnostic
+        from regelwerk.imports.specs import import_spec
         from regelwerk.permissions.tables import rw_relations
         from regelwerk.scheduling.employees import import_employees
 
         self.at(day, EVENT_TIME)
         imported = 0
         if employees is not None:
-            result = import_employees(self.directory, employees, self.now)
+            result = import_employees(self.directory, employees, self.now, import_spec("employees", self.compiled))
             if not result.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
                                        for e in result.errors])
