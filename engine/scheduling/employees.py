@@ -25,6 +25,8 @@ __all__ = [
     "EmployeeFacts",
     "ImportResult",
     "RowError",
+    "check_employees",
+    "employee_chunks",
     "import_employees",
     "parse_employee",
     "read_rows",
@@ -304,29 +306,69 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, dict(zip(header, values, strict=False))
 
 
+def _parsed(path: str | Path) -> Iterator[EmployeeFacts | RowError]:
+    """Every row of the file as facts or as the row's error (a repeated id is an error of the later row)."""
+    seen: dict[str, int] = {}
+    try:
+        for number, record in read_rows(path):
+            if "__error__" in record:
+                yield RowError(number, str(record["__error__"]))
+                continue
+            try:
+                facts = parse_employee(record)
+            except ValueError as exc:
+                yield RowError(number, str(exc))
+                continue
+            if facts.id in seen:
+                yield RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}")
+                continue
+            seen[facts.id] = number
+            yield facts
+    except (OSError, UnicodeDecodeError, StopIteration) as exc:
+        yield RowError(0, f"cannot read {path}: {exc}")
+
+
+def check_employees(path: str | Path) -> ImportResult:
+    """Check a CSV/XLSX file without writing: ``imported`` is the number of employees it holds, or the errors.
+
+    Streams the file (memory: the ids seen, not the rows).
+    """
+    errors: list[RowError] = []
+    count = 0
+    for item in _parsed(path):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            count += 1
+    if not count and not errors:
+        errors.append(RowError(1, "the file holds no employees"))
+    return ImportResult(0, tuple(errors)) if errors else ImportResult(count)
+
+
+def employee_chunks(path: str | Path, size: int = 1000) -> Iterator[list[EmployeeFacts]]:
+    """The employees of a checked file (:func:`check_employees`) in chunks of ``size``, in file order."""
+    chunk: list[EmployeeFacts] = []
+    for item in _parsed(path):
+        if isinstance(item, RowError):
+            raise ValueError(str(item))
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
                      ) -> ImportResult:
     """Import a CSV/XLSX file: every row is checked first; on any error nothing is written."""
     errors: list[RowError] = []
     parsed: list[EmployeeFacts] = []
-    seen: dict[str, int] = {}
-    try:
-        for number, record in read_rows(path):
-            if "__error__" in record:
-                errors.append(RowError(number, str(record["__error__"])))
-                continue
-            try:
-                facts = parse_employee(record)
-            except ValueError as exc:
-                errors.append(RowError(number, str(exc)))
-                continue
-            if facts.id in seen:
-                errors.append(RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}"))
-                continue
-            seen[facts.id] = number
-            parsed.append(facts)
-    except (OSError, UnicodeDecodeError, StopIteration) as exc:
-        return ImportResult(0, (RowError(0, f"cannot read {path}: {exc}"),))
+    for item in _parsed(path):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            parsed.append(item)
     if not parsed and not errors:
         errors.append(RowError(1, "the file holds no employees"))
     if errors:
