@@ -119,7 +119,8 @@ def step_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
     if "activated" in args:
         problems += _check_keys("activated", list(args["activated"]), summary.activated_keys, exactly)
     for key, wanted in (args.get("counts") or {}).items():
-        actual = {"cancelled": summary.cancelled, "skipped": summary.skipped, "reinstated": summary.reinstated,
+        actual = {"cancelled": summary.cancelled, "closed": summary.closed, "skipped": summary.skipped,
+                  "reinstated": summary.reinstated,
                   "created": summary.total_created}.get(key, summary.created.get(key, summary.activated.get(key, 0)))
         if actual != wanted:
             problems.append(f"expected {wanted} {key}, got {actual}")
@@ -144,12 +145,14 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
         if row is None:
             problems.append(f"{want['key']} does not arise")
             continue
-        if "date" in want:
-            from zoneinfo import ZoneInfo
+        from zoneinfo import ZoneInfo
 
-            day = row.due_at.astimezone(ZoneInfo(want.get("timezone", "Europe/Amsterdam"))).date().isoformat()
-            if day != want["date"]:
-                problems.append(f"{want['key']} arises on {day}, expected {want['date']}")
+        tz = ZoneInfo(want.get("timezone", "Europe/Amsterdam"))
+        for field_name, moment, verb in (("date", row.due_at, "arises"), ("due", row.due, "is due")):
+            if field_name in want:
+                day = moment.astimezone(tz).date().isoformat()
+                if day != want[field_name]:
+                    problems.append(f"{want['key']} {verb} on {day}, expected {want[field_name]}")
     for key in args.get("absent", []):
         if key in by_key:
             problems.append(f"{key} arises on {by_key[key].due_at.isoformat()}, expected it not to")
@@ -157,7 +160,7 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
         problems.append(f"expected {args['count']} item(s), previewed {len(rows)}")
     if problems:
         raise StepFailure("; ".join(problems) + "\npreviewed:\n" + "\n".join(
-            f"  {r.due_at.isoformat()} {r.key}" for r in rows[:60]))
+            f"  {r.due_at.isoformat()} (due {r.due.date().isoformat()}) {r.key}" for r in rows[:60]))
 
 
 def step_start_item(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -300,10 +303,10 @@ def _commands() -> list[Any]:
 
         tz = ZoneInfo("Europe/Amsterdam")
         for row in rows:
-            click.echo(f"{row.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {row.item_type:<16} {row.subject:<10} "
-                       f"{row.label}  [{row.start_mode}] {row.key}")
+            click.echo(f"{row.due_at.astimezone(tz):%Y-%m-%d %H:%M}  due {row.due.astimezone(tz):%Y-%m-%d}  "
+                       f"{row.item_type:<16} {row.subject:<10} {row.label}  [{row.start_mode}] {row.key}")
         for name, moment in named:
-            click.echo(f"{moment.astimezone(tz):%Y-%m-%d %H:%M}  schedule         {name}")
+            click.echo(f"{moment.astimezone(tz):%Y-%m-%d %H:%M}                  schedule         {name}")
         click.echo(f"{len(rows)} item(s), {len(named)} schedule occurrence(s)", err=True)
 
     @click.group("import")
@@ -379,7 +382,9 @@ def register(registry: Registry, plugin: str) -> None:
             "count": {"type": "integer"}, "absent": keys,
             "expect": {"type": "array", "items": {
                 "type": "object", "required": ["key"], "additionalProperties": False,
-                "properties": {"key": {"type": "string"}, "date": {"$ref": "common.json#/$defs/date"},
+                "properties": {"key": {"type": "string"},
+                               "date": {"$ref": "common.json#/$defs/date", "description": "The day it appears."},
+                               "due": {"$ref": "common.json#/$defs/date", "description": "The day it is due."},
                                "timezone": {"type": "string"}}}},
         },
     }, "preview what would arise in a window (nothing stored)"))
