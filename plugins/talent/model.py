@@ -350,6 +350,12 @@ class DevelopmentCycle:
                     next_due = moment
         return [out[k] for k in sorted(out)], next_due
 
+    def covers(self, day: date) -> bool:
+        """True when the work year containing ``day`` is one of this cycle's work years."""
+        year = self.calendar.year_of(day)
+        return any((spec.year is not None and spec.year.id == year.id)
+                   or (spec.from_year is not None and spec.from_year.start <= year.start) for spec in self.work_years)
+
     def _hire_anchored(self) -> bool:
         return any(m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date") for m in self.moments)
 
@@ -455,7 +461,8 @@ class DevelopmentCycle:
             repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
             hire_anchored = schedule.form == "anchor" and schedule.anchor == ("employee", "hire_date")
             start, end = window_start, window_end
-            if hire_anchored and self.policies.hire_year == "hire":
+            if hire_anchored and self.policies.hire_year == "hire" and (
+                    hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))):
                 if not hire_in_year:
                     continue  # the moment belongs to the trajectory of the hire year
                 end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
