@@ -124,7 +124,8 @@ def test_diagnostics_of_invitee_sets(registry: Any, tmp_path: Path) -> None:
     (bundle / "bundle.yaml").write_text((VENSTERS / "bundle.yaml").read_text(encoding="utf-8").replace(
         "extends: standard", f"extends: {ROOT / 'definitions' / 'standard'}"), encoding="utf-8")
     text = (bundle / "cycle.yaml").read_text(encoding="utf-8")
-    text = text.replace("{set: colleagues, same: team, min: 3, max: 4}", "{set: colleagues, same: team, min: 5, max: 4}")
+    text = text.replace("{set: colleagues, same: team, min: 3, max: 4}",
+                        "{set: colleagues, same: team, min: 5, max: 4}")
     text = text.replace("    nominated: [subject, manager]", "    nominees: [subject]")
     text = text.replace("appears_before: P3W", "appears_before: drie weken")
     (bundle / "cycle.yaml").write_text(text, encoding="utf-8")
