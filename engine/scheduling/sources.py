@@ -2,7 +2,7 @@
 
 Any compiled object that implements :class:`ItemSource` (a ``source_id`` and a pure
 ``plan(employee, now)``) is planned by the tick for every employee; the talent pack's
-``DevelopmentCycle`` is one. A plan lists every item that has arisen by ``now`` (a source
+development cycles are one. A plan lists every item that has arisen by ``now`` (a source
 may plan ahead, e.g. a whole work year a month before it starts) with a deterministic key,
 plus ``next_due``: when the same employee must be planned again.
 """
@@ -134,7 +134,7 @@ def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list
 class TickTask(Protocol):
     """A compiled definition with periodic work of its own, run by every tick after items and timers.
 
-    The recruitment pack's ``RetentionPolicy`` is one (the AVG sweep). ``run_tick`` must be idempotent
+    The recruitment pack's retention policies are one (the AVG sweep). ``run_tick`` must be idempotent
     (a second tick at the same moment finds nothing left to do) and returns counts for the summary.
     """
 

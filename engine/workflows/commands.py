@@ -149,7 +149,8 @@ def _commands() -> list[Any]:
 
     @db.command("upgrade")
     @click.argument("url")
-    @click.option("--revision", default="head", show_default=True)
+    @click.option("--revision", default="heads", show_default=True,
+                  help="Target revision; 'heads' is the core's and every installed pack's latest.")
     def upgrade(url: str, revision: str) -> None:
         """Bring the regelwerk tables of the database at URL to REVISION."""
         from regelwerk.store.sql import upgrade as run_upgrade
