@@ -136,8 +136,15 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Preview items due in ``[from, to)`` for the scenario's employees (nothing stored); compare keys and dates."""
     from regelwerk.scheduling.preview import preview
 
-    rows = preview(ctx.compiled, ctx.facts.get("employees") or [], local_moment(args["from"]),
-                   local_moment(args["to"]))
+    employees: Any = ctx.facts.get("employees") or []
+    if ctx.services.get("schedule_imported"):
+        # employees imported from a file (step import_employees) are previewed as stored, facts on top
+        from regelwerk.scheduling.employees import EmployeeDirectory, parse_employee
+
+        stored = {e.id: e for e in EmployeeDirectory(_sa_engine(scenario_target(ctx))).iter_all()}
+        stored.update({(p := parse_employee(r)).id: p for r in employees})
+        employees = list(stored.values())
+    rows = preview(ctx.compiled, employees, local_moment(args["from"]), local_moment(args["to"]))
     by_key = {r.key: r for r in rows}
     problems = []
     for want in args.get("expect", []):
@@ -187,6 +194,25 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
             problems.append(f"{key}: expected {wanted}, found {actual}")
     if problems:
         raise StepFailure("; ".join(problems))
+
+
+def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
+    ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
+
+    path = ctx.resolve(str(args["file"]))
+    if not path.is_relative_to(ctx.file.parent.resolve().parent):
+        raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
+    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now)
+    ctx.services["schedule_imported"] = True
+    errors = [str(e) for e in result.errors]
+    wanted = list(args.get("expect_errors") or [])
+    missing = [w for w in wanted if not any(w in e for e in errors)]
+    if missing or (errors and not wanted):
+        raise StepFailure(f"import errors {errors}, expected {wanted}")
+    if "expect" in args and result.imported != args["expect"]:
+        raise StepFailure(f"expected {args['expect']} employee(s) imported, got {result.imported}")
 
 
 def step_use_bundle(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -395,6 +421,11 @@ def register(registry: Registry, plugin: str) -> None:
     registry.add_step(StepSpec("expect_items", plugin, step_expect_items, {
         "type": "object", "additionalProperties": {"type": "string"},
     }, "expect stored scheduled items in a status (or absent)"))
+    registry.add_step(StepSpec("import_employees", plugin, step_import_employees, {
+        "type": "object", "required": ["file"], "additionalProperties": False,
+        "properties": {"file": {"type": "string"}, "expect": {"type": "integer"},
+                       "expect_errors": {"type": "array", "items": {"type": "string"}}},
+    }, "import employees from a CSV/XLSX file into the scenario's store"))
     registry.add_step(StepSpec("use_bundle", plugin, step_use_bundle, {"type": "string"},
                                "switch to another bundle (a definition change between ticks)"))
     for command in _commands():
