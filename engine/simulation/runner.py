@@ -308,8 +308,12 @@ class _Run(SimulationContext):
             rows = conn.execute(sa.select(items.c.item_type, items.c.payload).where(
                 items.c.status.in_(("started", "active", "ready")), items.c.due_at <= stamp,
                 items.c.updated_at == stamp))
+            day = now.date().isoformat()
             for item_type, payload in rows:
-                counts[_item_label(item_type, payload)] += 1
+                label = _item_label(item_type, payload)
+                due = _due_date(payload)
+                # an item that appears before it is due shows both dates
+                counts[f"{label} (due {due})" if due and due > day else label] += 1
         return dict(counts)
 
 
@@ -318,6 +322,14 @@ def _plural(item_type: str, n: int) -> str:
              "feedback_request": ("feedback request", "feedback requests")}
     one, many = words.get(item_type, (item_type, item_type))
     return one if n == 1 else many
+
+
+def _due_date(payload: str) -> str:
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        return ""
+    return str(data.get("due_date") or "") if isinstance(data, dict) else ""
 
 
 def _item_label(item_type: str, payload: str) -> str:
