@@ -122,27 +122,36 @@ def show(path: str, effective: bool, kind: str | None) -> None:
 
 @cli.command()
 @click.argument("kind", required=False)
-def schema(kind: str | None) -> None:
-    """Print the JSON Schema of a kind (or the umbrella schema of every kind; ``Scenario`` for scenarios,
-    ``Story`` for the stories of ``regelwerk simulate``)."""
+@click.option("--write", "write_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write every schema (the umbrella, each kind and its patch form, Bundle, Scenario, Story, "
+                   "common) into DIR and print the modeline to put at the top of YAML files.")
+def schema(kind: str | None, write_dir: str | None) -> None:
+    """Print the JSON Schema of a kind (or the umbrella schema of every document; ``Scenario``, ``Story`` and
+    ``Bundle`` too), or write the whole set for an editor with ``--write DIR``."""
     from regelwerk.diagnostics import did_you_mean
-    from regelwerk.scenarios import scenario_schema
-    from regelwerk.simulation.story import story_schema
-    from regelwerk.validation import document_schema, load_shipped_schema, umbrella_schema
+    from regelwerk.schemafiles import UMBRELLA_FILE, modeline, partial_file_name, schema_files, write_schema_set
+    from regelwerk.validation import schema_file_name
 
     reg = registry()
+    if write_dir is not None:
+        if kind is not None:
+            fail("give either KIND or --write DIR", 2)
+        written = write_schema_set(reg, write_dir)
+        click.echo(f"wrote {len(written)} schema files to {write_dir}", err=True)
+        click.echo(modeline(write_dir))
+        click.echo(f"(relative to the YAML file: from a sub-directory use the path to {Path(write_dir) / UMBRELLA_FILE}"
+                   " as seen from there)", err=True)
+        return
+    files = schema_files(reg)
+    names = {"Bundle": "bundle.json", "Scenario": "scenario.json", "Story": "story.json", "common": "common.json"}
+    names.update({k: schema_file_name(s) for k, s in reg.kinds.items()})
+    names.update({f"{k}.patch": partial_file_name(schema_file_name(s)) for k, s in reg.kinds.items()})
     if kind is None:
-        data = umbrella_schema(reg)
-    elif kind == "Scenario":
-        data = scenario_schema(reg)
-    elif kind == "Story":
-        data = story_schema(reg)
-    elif kind == "common":
-        data = load_shipped_schema("common.json")
-    elif kind in reg.kinds:
-        data = document_schema(reg.kinds[kind])
+        data = files[UMBRELLA_FILE]
+    elif kind in names:
+        data = files[names[kind]]
     else:
-        hint = did_you_mean(kind, list(reg.kinds) + ["Scenario", "Story"])
+        hint = did_you_mean(kind, sorted(names))
         fail(f"unknown kind {kind!r}" + (f"; {hint}" if hint else ""), 2)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
