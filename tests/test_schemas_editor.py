@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regelwerk.schemafiles import UMBRELLA_FILE, schema_files, write_schema_set
+from regelwerk.schemafiles import UMBRELLA_FILE, schema_files
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from regelwerk.cli import ISO_DATE, format_option
 from regelwerk.registry import Registry
 
 __all__ = ["build_report", "derived_changes", "register", "report_command", "write_report"]
@@ -59,38 +60,61 @@ def build_report(path: str | Path, registry: Registry, today: date) -> tuple[str
 
 
 def write_report(path: str | Path, out_dir: str | Path, registry: Registry, today: date) -> Path:
-    """Build the report and write ``DIR/index.html`` (the directory is created); returns the file."""
+    """Build the report and write ``DIR/index.html``; returns the file.
+
+    Atomic: the page is built first (a definition error leaves everything as it was), written into a temporary
+    directory beside ``DIR`` and moved into place; a previous report is replaced whole, never left truncated.
+    """
+    import os
+    import shutil
+    import tempfile
+
     page, _ = build_report(path, registry, today)
     target = Path(out_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    out = target / REPORT_FILE
-    out.write_text(page, encoding="utf-8")
-    return out
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} is not a directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        (staging / REPORT_FILE).write_text(page, encoding="utf-8")
+        os.chmod(staging, 0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            old.rmdir()
+            target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / REPORT_FILE
 
 
 @click.command("report")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, writable=True),
-              help="Directory to write index.html into (created when missing).")
-@click.option("--date", "on", default=None, metavar="YYYY-MM-DD",
+              help="Directory to write index.html into (created when missing; replaced whole).")
+@click.option("--date", "on", default=None, type=ISO_DATE,
               help="Date printed on the report; also picks the work year of the timelines. Default: today.")
-def report_command(path: str, out_dir: str, on: str | None) -> None:
+@format_option()
+def report_command(path: str, out_dir: str, on: date | None, fmt: str) -> None:
     """Write a static HTML report of a bundle's effective configuration for the customer's sign-off."""
-    from regelwerk.cli import fail, registry
+    from regelwerk.cli import echo_json, fail, registry
     from regelwerk.diagnostics import DefinitionError, format_diagnostics
 
     try:
-        today = date.fromisoformat(on) if on else date.today()
-    except ValueError:
-        fail(f"--date {on!r} is not a date (YYYY-MM-DD)", 2)
-    try:
-        written = write_report(path, out_dir, registry(), today)
+        written = write_report(path, out_dir, registry(), on or date.today())
     except DefinitionError as exc:
         click.echo(format_diagnostics(exc.diagnostics), err=True)
         sys.exit(1)
     except OSError as exc:
         fail(f"cannot write the report to {out_dir}: {exc}", 2)
-    click.echo(f"wrote {written}")
+    if fmt == "json":
+        echo_json({"report": str(written)})
+    else:
+        click.echo(f"wrote {written}")
 
 
 def register(registry: Registry, plugin: str) -> None:

@@ -79,8 +79,8 @@ def to_mermaid(model: Workflow) -> str:
 def to_dot(model: Workflow) -> str:
     """A Graphviz digraph (``dot -Tsvg``)."""
     # newrank: the ranking that copes with clusters and many edges between them (else "trouble in init_rank")
-    lines = [f'digraph "{_quote(model.name)}" {{', "    rankdir=LR; newrank=true;", '    node [shape=box, style=rounded];',
-             '    __start [shape=point, label=""];']
+    lines = [f'digraph "{_quote(model.name)}" {{', "    rankdir=LR; newrank=true;",
+             '    node [shape=box, style=rounded];', '    __start [shape=point, label=""];']
     for index, (group, states) in enumerate(_grouped(model)):
         indent = "        " if group else "    "
         if group:
