@@ -151,6 +151,11 @@ def bundle_schema() -> dict[str, Any]:
                     "exclude": {"type": "array", "items": {"type": "string"},
                                 "description": "Glob patterns of files to leave out."},
                     "description": {"type": "string"},
+                    "customer": {"type": "string", "description": "The customer's name, on the report's cover."},
+                    "uses": {"type": "array", "items": {"type": "string"},
+                             "description": "The parts of the base bundle the customer uses, as paths inside it "
+                                            "(`recruitment`, `permissions/hroffice.yaml`); the report shows only "
+                                            "these and what the customer changed (docs/report.md)."},
                 },
             },
         },

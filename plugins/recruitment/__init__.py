@@ -19,7 +19,9 @@ class RecruitmentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
-        from regelwerk_packs.recruitment import commands, kinds, registration, simulation, steps
+        from regelwerk_packs.recruitment import commands, kinds, registration, report, simulation, steps
+
+        report.register(registry, self.name)
 
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)
