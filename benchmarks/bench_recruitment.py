@@ -68,6 +68,7 @@ def bench_transitions(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
     from regelwerk.registry import load_registry
     from regelwerk.runtime import Engine
     from regelwerk.store.sql import SqlStore
+    from regelwerk.workflows.ports import RoleTable
     from regelwerk_packs.recruitment.service import Recruitment
     from regelwerk_packs.recruitment.tables import candidates
 
@@ -75,7 +76,9 @@ def bench_transitions(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
     compiled = compile_bundle(load_bundle(STANDARD), registry)
     store = SqlStore(f"sqlite:///{workdir / 'engine.sqlite'}")
     store.setup()
-    engine = Engine(compiled, store=store, registry=registry, clock=lambda: START)
+    # the web form (role intake) registers candidates; the service checks everything else itself
+    engine = Engine(compiled, store=store, registry=registry, clock=lambda: START,
+                    permissions=RoleTable({"register": ["intake"]}))
     rec = Recruitment(engine)
     vid = rec.open_vacancy({"id": "bea", "roles": ["beheerder"]}, title="Kok", function="kok",
                            department="keuken", manager="mo", team=["tom"])

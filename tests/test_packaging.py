@@ -106,7 +106,7 @@ def test_host_with_its_own_engine_and_plugins_packages(tmp_path: Path, wheel: Pa
     (host / "defs" / "leave.yaml").write_text(textwrap.dedent(HOST_WORKFLOW))
     (host / "main.py").write_text(textwrap.dedent(HOST_MAIN))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run([str(python), "main.py"], cwd=host, capture_output=True, text=True, env=env, timeout=120,
-                            check=False)
+    result = subprocess.run([str(python), "main.py"], check=False, cwd=host, capture_output=True, text=True, env=env,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["host-engine", "host-plugins", "approved", "True"]
