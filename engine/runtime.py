@@ -21,16 +21,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.compiler import CompiledBundle
 from regelwerk.errors import (
+    ActionFailed,
     ConflictError,
     InvalidData,
     PermissionDenied,
+    PluginError,
     RegelwerkError,
     TransitionNotAllowed,
     UnknownInstance,
@@ -38,13 +40,21 @@ from regelwerk.errors import (
 )
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
-from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    HistoryEntry,
+    IncidentRecord,
+    InstanceRecord,
+    TimerRecord,
+)
+from regelwerk.store.unit import UnitOfWork, current_unit
 from regelwerk.workflows.actions import ActionContext
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import AllowAll, PermissionPort
 
-__all__ = ["Engine", "EventOption", "MigrationItem", "TimerOutcome"]
+__all__ = ["Engine", "EventOption", "MigrationItem", "RetryPolicy", "TimerOutcome"]
 
 START_EVENT = "$start"
 MIGRATE_EVENT = "$migrate"
@@ -76,6 +86,26 @@ class TimerOutcome:
     event: str
     status: str
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a failing timer is tried (``attempts`` in all) and how long to wait before each retry.
+
+    The n-th retry waits ``backoff * factor ** (n - 1)``, at most ``max_backoff``. After the last attempt
+    the timer is ``failed`` and its incident waits for a person (``regelwerk incidents retry``).
+    """
+
+    attempts: int = 5
+    backoff: timedelta = timedelta(minutes=1)
+    factor: float = 4.0
+    max_backoff: timedelta = timedelta(hours=6)
+
+    def delay(self, attempt: int) -> timedelta | None:
+        """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
+        if attempt >= self.attempts:
+            return None
+        return min(self.backoff * (self.factor ** (attempt - 1)), self.max_backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +251,7 @@ class Engine:
     def __init__(self, bundle: CompiledBundle | str | os.PathLike[str], store: Store | str = "sqlite:///regelwerk.sqlite",
                  registry: Registry | None = None, clock: Callable[[], datetime] | None = None,
                  permissions: PermissionPort | str | None = None, id_factory: Callable[[], str] | None = None,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, retry: RetryPolicy | None = None) -> None:
         from regelwerk.registry import load_registry
 
         self.registry = registry if registry is not None else load_registry()
@@ -245,6 +275,7 @@ class Engine:
             permissions = self._matrix_permissions(permissions)
         self.permissions: PermissionPort = permissions if permissions is not None else AllowAll()
         self.id_factory: Callable[[], str] = id_factory or (lambda: uuid.uuid4().hex)
+        self.retry = retry if retry is not None else RetryPolicy()
         self._lock = threading.Lock()
         self._runtimes: dict[tuple[str, str], _Runtime] = {}
         self._stored_versions: set[tuple[str, str]] = set()
@@ -257,15 +288,16 @@ class Engine:
     def _matrix_permissions(self, matrix: str) -> PermissionPort:
         """The bundle's ``PermissionMatrix`` named ``matrix`` over the store's relationship facts.
 
-        Denied writes are audited in the store's audit table. With a SQL store the facts are read from
-        its ``rw_relations`` table (fed by the host); with the memory store they live in memory.
+        Denied writes are audited once in the store's audit table, inside the refused fire's unit of work.
+        The facts come from the store (``store.relationships()``: ``rw_relations`` on a SQL store, fed by the
+        host; the memory store keeps its own); a store without facts gets an empty memory set.
         """
         from regelwerk.permissions.adapter import MatrixPermissions, store_audit
         from regelwerk.permissions.relations import MemoryRelationships, Relationships
-        from regelwerk.permissions.sql import SqlRelationships
 
-        sa_engine = getattr(self.store, "engine", None)
-        relations: Relationships = SqlRelationships(sa_engine) if sa_engine is not None else MemoryRelationships()
+        # a store may offer its own relationship facts (the SQL store: rw_relations; the memory store: its own)
+        offered = getattr(self.store, "relationships", None)
+        relations: Relationships = offered() if callable(offered) else MemoryRelationships()
         port: PermissionPort = MatrixPermissions(self.bundle, relations, matrix, audit=store_audit(self.store),
                                                  clock=self.clock)
         return port
@@ -350,13 +382,25 @@ class Engine:
         # permission matrix's scopes and conditions read them directly; the engine's own keys win.
         resource = {**data, "id": rec.id, "workflow": rec.workflow, "state": rec.state, "data": data,
                     "created_by": rec.created_by}
-        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now}
+        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now,
+                   "instance_id": rec.id}
         return self.permissions.check(actor, action, model.resource_type, resource, context)
 
-    def _audit_denial(self, exc: PermissionDenied, instance_id: str, event: str, now: datetime) -> None:
-        with self.store.transaction() as tx:
-            tx.add_audit(AuditEntry(now, exc.actor, "workflow.permission_denied", instance_id,
-                                    {"event": event, "action": exc.action, "explain": _jsonable(exc.explanation)}))
+    @staticmethod
+    def _refused(uow: UnitOfWork, mark: int, exc: PermissionDenied, instance_id: str, event: str,
+                 now: datetime) -> None:
+        """Audit a denied fire exactly once, as a refusal of its unit of work (kept when the unit rolls back).
+
+        A permission port that audits (``store_audit``) has already put its row in the unit since
+        ``mark``: that row gets the event; otherwise the engine writes ``workflow.permission_denied``.
+        """
+        added = uow.refusals[mark:]
+        if added:
+            uow.refusals[mark:] = [replace(entry, instance_id=entry.instance_id or instance_id,
+                                           detail={**entry.detail, "event": event}) for entry in added]
+            return
+        uow.refuse(AuditEntry(now, exc.actor, "workflow.permission_denied", instance_id,
+                              {"event": event, "action": exc.action, "explain": _jsonable(exc.explanation)}))
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -369,7 +413,12 @@ class Engine:
                 raise UsageError(f"action {call.name!r} is not registered (is its plugin installed?)")
             ctx = ActionContext(self, rec, event, actor, now, call.params, tx, source, rec.state, phase, data,
                                 timers, post)
-            spec.run(ctx)
+            try:
+                spec.run(ctx)
+            except RegelwerkError:
+                raise
+            except Exception as exc:  # a plugin bug: typed at the boundary, the original chained
+                raise ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event) from exc
 
     @staticmethod
     def _run_post(post: list[Callable[[], None]]) -> None:
@@ -399,13 +448,18 @@ class Engine:
         """Create an instance in the workflow's initial state (on_enter actions and timers included)."""
         who = Actor.of(actor)
         now = self.clock()
-        post: list[Callable[[], None]] = []
         rt = self._current(workflow)
-        with self.store.transaction() as tx:
-            record = self._start_tx(tx, rt, dict(data or {}), who, instance_id, now, post)
+        new_id = instance_id or self.id_factory()
+        try:
+            with UnitOfWork(self.store) as uow:
+                record = self._start_tx(uow.tx, rt, dict(data or {}), who, new_id, now, uow.post)
+        except PluginError as exc:
+            # the data is not kept: no instance exists that an AVG erasure would find it by
+            self._fire_incident(exc, new_id, START_EVENT, who, {"workflow": workflow}, now)
+            raise
         self._stored_versions.add((rt.model.name, rt.version))
         self._remember((record,))
-        self._run_post(post)
+        uow.run_post()
         return record
 
     def _start_tx(self, tx: StoreTx, rt: _Runtime, data: dict[str, Any], actor: Actor, instance_id: str | None,
@@ -460,19 +514,24 @@ class Engine:
         """
         who = Actor.of(actor)
         now = self.clock()
-        post: list[Callable[[], None]] = []
+        uow = UnitOfWork(self.store)
         try:
-            with self.store.transaction() as tx:
-                record = self._fire_tx(tx, instance_id, event, who, data, now, expected_version, post, True)
-        except PermissionDenied as exc:
+            with uow:
+                try:
+                    record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
+                                           True)
+                except PermissionDenied as exc:
+                    self._refused(uow, 0, exc, instance_id, event, now)
+                    raise
+        except PluginError as exc:
             self._forget((instance_id,))
-            self._audit_denial(exc, instance_id, event, now)
+            self._fire_incident(exc, instance_id, event, who, data, now)
             raise
         except BaseException:
             self._forget((instance_id,))
             raise
         self._remember((record,))
-        self._run_post(post)
+        uow.run_post()
         return record
 
     def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
@@ -482,12 +541,12 @@ class Engine:
         tuple ``(instance_id, event, actor[, data])``. The raised error has ``batch_index`` set.
         """
         now = self.clock()
-        post: list[Callable[[], None]] = []
         results: list[InstanceRecord] = []
         touched: list[str] = []
         index = -1
+        uow = UnitOfWork(self.store)
         try:
-            with self.store.transaction() as tx:
+            with uow:
                 for position, item in enumerate(items):
                     index = position
                     if isinstance(item, Mapping):
@@ -497,18 +556,21 @@ class Engine:
                         iid, ev, who = item[0], item[1], item[2]
                         payload, expected = (item[3] if len(item) > 3 else None), None
                     touched.append(str(iid))
-                    results.append(self._fire_tx(tx, str(iid), str(ev), Actor.of(who), payload, now, expected,
-                                                 post, True))
+                    mark = len(uow.refusals)
+                    try:
+                        results.append(self._fire_tx(uow.tx, str(iid), str(ev), Actor.of(who), payload, now,
+                                                     expected, uow.post, True))
+                    except PermissionDenied as exc:
+                        self._refused(uow, mark, exc, str(iid), str(ev), now)
+                        raise
         except BaseException as exc:
             self._forget(touched)
             if not isinstance(exc, RegelwerkError):
                 raise
             exc.batch_index = index  # type: ignore[attr-defined]
-            if isinstance(exc, PermissionDenied):
-                self._audit_denial(exc, str(exc.resource).split(":", 1)[-1], "", now)
             raise
         self._remember(results)
-        self._run_post(post)
+        uow.run_post()
         return results
 
     def _fire_tx(self, tx: StoreTx, instance_id: str, event: str, actor: Actor, data: Mapping[str, Any] | None,
@@ -518,13 +580,17 @@ class Engine:
         if rec is not None and expected_version is not None and rec.version != expected_version:
             rec = None
         if rec is not None:
+            unit = current_unit(self.store)
+            mark = len(unit.refusals) if unit is not None else 0
             try:
                 decided = self._decide(tx, rec, event, actor, data, now, check_permission)
-            except (TransitionNotAllowed, PermissionDenied, InvalidData):
+            except (TransitionNotAllowed, PermissionDenied, InvalidData) as exc:
                 fresh = tx.get(instance_id)
                 if fresh is not None and fresh.version == rec.version:
                     raise  # the cached record was current: the refusal stands
                 decided = None
+                if isinstance(exc, PermissionDenied) and unit is not None:
+                    del unit.refusals[mark:]  # decided on a stale read: decide again, audit once
             if decided is not None:
                 try:
                     return self._apply(tx, rec, decided, event, actor, data, now, post)
@@ -693,39 +759,152 @@ class Engine:
 
     # --- timers -------------------------------------------------------------------------------
 
-    def fire_due_timers(self, now: datetime | None = None, limit: int | None = None) -> list[TimerOutcome]:
+    def fire_due_timers(self, now: datetime | None = None, limit: int | None = None,
+                        batch_size: int = 100) -> list[TimerOutcome]:
         """Fire every pending timer due at ``now`` (idempotent: each timer fires once; safe to run in parallel).
 
         Timers fire as the system actor; guards apply, permission checks are skipped (recorded as such).
-        A refused timer is marked ``failed`` with the reason (and audited); the others go on.
+        They are claimed ``batch_size`` at a time, one unit of work per batch, each timer in its own
+        savepoint: a refused timer (a guard, a state left) is marked ``failed`` and audited; a timer whose
+        action raises is rolled back alone, recorded as an incident and retried later (``retry``); the
+        others go on either way. Outcomes: ``fired``, ``failed``, ``incident``.
         """
         moment = now or self.clock()
         outcomes: list[TimerOutcome] = []
         while limit is None or len(outcomes) < limit:
-            post: list[Callable[[], None]] = []
-            claimed: TimerRecord | None = None
-            try:
-                with self.store.transaction() as tx:
-                    claimed = tx.claim_due_timer(moment)
-                    if claimed is None:
-                        break
-                    assert claimed.id is not None
-                    tx.finish_timer(claimed.id, "fired", moment)
-                    self._fire_tx(tx, claimed.instance_id, claimed.event, SYSTEM, claimed.data or None,
-                                  claimed.due_at, None, post, False)
-            except RegelwerkError as exc:
-                if claimed is None or claimed.id is None:
-                    raise
-                with self.store.transaction() as tx:
-                    tx.finish_timer(claimed.id, "failed", moment, str(exc)[:500])
-                    tx.add_audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", claimed.instance_id,
-                                            {"timer": claimed.id, "event": claimed.event, "error": exc.to_dict()}))
-                outcomes.append(TimerOutcome(claimed.id, claimed.instance_id, claimed.event, "failed", str(exc)))
-                continue
-            self._forget((claimed.instance_id,))
-            self._run_post(post)
-            outcomes.append(TimerOutcome(claimed.id or 0, claimed.instance_id, claimed.event, "fired"))
+            want = batch_size if limit is None else min(batch_size, limit - len(outcomes))
+            with UnitOfWork(self.store) as uow:
+                claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
+            if not claimed:
+                break
+            self._forget(timer.instance_id for timer in claimed)
+            outcomes.extend(batch)
+            uow.run_post()
         return outcomes
+
+    def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
+        """One claimed timer inside the batch's unit of work (its own savepoint)."""
+        assert timer.id is not None
+        try:
+            with uow.savepoint() as tx:
+                tx.finish_timer(timer.id, "fired", moment)
+                self._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
+                              uow.post, False)
+                if timer.note.startswith("retry"):
+                    for incident in tx.incidents("open", timer.instance_id):
+                        if incident.timer_id == timer.id and incident.id is not None:
+                            tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+        except PluginError as exc:
+            return self._timer_incident(uow.tx, timer, exc, moment)
+        except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
+            uow.tx.finish_timer(timer.id, "failed", moment, str(exc)[:500])
+            uow.audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", timer.instance_id,
+                                 {"timer": timer.id, "event": timer.event, "error": exc.to_dict()}))
+            return TimerOutcome(timer.id, timer.instance_id, timer.event, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001  # a condition function or engine fault: never blocks the others
+            return self._timer_incident(uow.tx, timer, PluginError.wrap(f"timer {timer.event!r}", exc,
+                                                                        timer.instance_id, timer.event), moment)
+        return TimerOutcome(timer.id, timer.instance_id, timer.event, "fired")
+
+    def _timer_incident(self, tx: StoreTx, timer: TimerRecord, exc: PluginError, moment: datetime) -> TimerOutcome:
+        assert timer.id is not None
+        known = [i for i in tx.incidents("open", timer.instance_id) if i.timer_id == timer.id]
+        attempt = (known[0].attempts + 1) if known else 1
+        delay = self.retry.delay(attempt)
+        retry_at = moment + delay if delay is not None else None
+        if retry_at is not None:
+            tx.reschedule_timer(timer.id, retry_at, f"retry {attempt}: {exc.error_type}")
+        else:
+            tx.finish_timer(timer.id, "failed", moment, f"incident after {attempt} attempts: {exc}"[:500])
+        tx.add_incident(IncidentRecord(timer.instance_id, timer.event, exc.error_type, exc.error_message, moment,
+                                       moment, attempt, "open", timer.id, SYSTEM.id, dict(timer.data), retry_at,
+                                       str(exc)[:500]))
+        return TimerOutcome(timer.id, timer.instance_id, timer.event, "incident", str(exc))
+
+    # --- incidents ----------------------------------------------------------------------------
+
+    def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
+                       data: Mapping[str, Any] | None, now: datetime) -> None:
+        """A fire whose action raised was rolled back; record the incident in its own unit of work."""
+        from regelwerk.workflows.incidents import record_incident
+
+        exc.instance_id, exc.event = instance_id, event
+        record_incident(self.store, exc, now, actor.id, dict(data or {}))
+
+    def record_incident(self, error: PluginError, now: datetime | None = None) -> IncidentRecord:
+        """Record a failure of plugin code outside a fire (a tick task: event ``tick:<task id>``)."""
+        from regelwerk.workflows.incidents import record_incident
+
+        return record_incident(self.store, error, now or self.clock())
+
+    def incidents(self, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
+        """Incidents (``open`` by default; ``None``: all), oldest first."""
+        from regelwerk.workflows.incidents import list_incidents
+
+        return list_incidents(self.store, status, instance_id)
+
+    def incident(self, incident_id: int) -> IncidentRecord:
+        """One incident (``UnknownIncident`` if there is none)."""
+        from regelwerk.workflows.incidents import get_incident
+
+        return get_incident(self.store, incident_id)
+
+    def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
+        """Try the failed work again now (after the cause was fixed); the incident as it is afterwards.
+
+        A timer's incident puts the timer back to pending, due now, and fires due timers; a fire's
+        incident fires the event again as the actor who asked. Success resolves the incident; another
+        failure counts one more attempt.
+        """
+        who = Actor.of(actor)
+        incident = self.incident(incident_id)
+        if incident.status != "open":
+            raise UsageError(f"incident {incident_id} is {incident.status}, not open")
+        now = self.clock()
+        if incident.timer_id is not None:
+            with UnitOfWork(self.store) as uow:
+                uow.tx.reschedule_timer(incident.timer_id, now, f"retry by {who.id}")
+                uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now)
+                uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+            self.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)
+            return self.incident(incident_id)
+        try:
+            if incident.event.startswith("tick:"):
+                self._run_tick_task(incident.event.removeprefix("tick:"), now)
+            elif incident.event == START_EVENT:
+                raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
+                                 f"{incident.data.get('workflow')!r} again, then resolve the incident")
+            else:
+                self.fire(incident.instance_id, incident.event, incident.actor or who, incident.data or None)
+        except PluginError as exc:
+            if incident.event.startswith("tick:"):
+                self.record_incident(exc, now)
+            return self.incident(incident_id)
+        with UnitOfWork(self.store) as uow:
+            uow.tx.set_incident(incident_id, "resolved", now, f"fired on retry by {who.id}")
+            uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+        return self.incident(incident_id)
+
+    def _run_tick_task(self, task_id: str, now: datetime) -> None:
+        from regelwerk.scheduling.sources import tick_tasks
+
+        for task in tick_tasks(self.bundle.objects):
+            if task.task_id == task_id:
+                try:
+                    task.run_tick(self, self.bundle, now)
+                except RegelwerkError:
+                    raise
+                except Exception as exc:  # plugin code, typed at the boundary
+                    raise PluginError.wrap(f"tick task {task_id!r}", exc, "", f"tick:{task_id}") from exc
+                return
+        raise UsageError(f"no tick task {task_id!r} in this bundle")
+
+    def resolve_incident(self, incident_id: int, actor: ActorLike = SYSTEM, note: str = "") -> IncidentRecord:
+        """Close an incident by hand (the work is not retried; a failed timer stays failed); audited."""
+        from regelwerk.workflows.incidents import resolve_incident
+
+        return resolve_incident(self.store, incident_id, Actor.of(actor), self.clock(), note)
 
     # --- migration ----------------------------------------------------------------------------
 
@@ -768,24 +947,25 @@ class Engine:
                 continue
             now = self.clock()
             rt = self._current(item.workflow)
-            with self.store.transaction() as tx:
+            with UnitOfWork(self.store) as uow:
+                tx = uow.tx
                 rec = tx.get(item.instance_id)
                 if rec is None or rec.definition_version != item.from_version or rec.state != item.state:
                     done.append(replace(item, problems=("changed while planning; plan again",)))
                     continue
                 self._remember_definition(tx, rt, now)
                 state = rt.machine.state(item.target_state)
-                if rec.timers_pending:
-                    tx.cancel_timers(rec.id, now)
                 record = replace(rec, definition_version=rt.version, state=item.target_state,
                                  version=rec.version + 1, updated_at=now, timers_pending=bool(state.after))
-                tx.update(record, rec.version)
+                tx.update(record, rec.version)  # the lock order: the instance row first, then its timers
+                if rec.timers_pending:
+                    tx.cancel_timers(rec.id, now)
                 self._schedule(tx, record, state.after, now)
                 detail = {"from_version": item.from_version, "to_version": rt.version, "from": rec.state,
                           "to": item.target_state, "mapping": dict(mapping or {})}
                 tx.add_history(HistoryEntry(rec.id, MIGRATE_EVENT, rec.state, item.target_state, who.id, now,
                                             rt.version, record.version, detail))
-                tx.add_audit(AuditEntry(now, who.id, "workflow.migrate", rec.id, detail))
+                uow.audit(AuditEntry(now, who.id, "workflow.migrate", rec.id, detail))
             self._stored_versions.add((rt.model.name, rt.version))
             self._forget((item.instance_id,))
             done.append(replace(item, applied=True))

@@ -256,7 +256,7 @@ class Recruitment:
             now = self._now()
             items = [RetentionItem(r["id"], r["vacancy_id"], r["instance_id"], r["status"], r["status_group"],
                                    "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]
-            erase_candidates(tx.connection, items, now=now, actor=who, policy="manual", reason="bulk_delete")
+            erase_candidates(tx, items, now=now, actor=who, policy="manual", reason="bulk_delete")
         return [i.candidate_id for i in items]
 
 
@@ -278,6 +278,9 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     if not settings.retention:
         return report
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
+    with engine.store.read() as tx:
+        if tx.connection is None:  # a store without the pack's tables (memory) holds no candidates
+            return report
     erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
     moment = utc_naive(now)
     for rule, start, _due, renewal in retention_rules(policy, now):
