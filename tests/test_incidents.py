@@ -167,7 +167,8 @@ def test_incidents_cli(bundle: CompiledBundle, registry: Registry, tmp_path: Pat
     listed = runner.invoke(group, ["list", "--store", url, "--format", "json"])
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.output)
-    assert (row["instance"], row["event"], row["error_type"], row["attempts"]) == ("c", "remind", "builtins.KeyError", 1)
+    assert (row["instance"], row["event"], row["error_type"], row["attempts"]) == (
+        "c", "remind", "builtins.KeyError", 1)
     text = runner.invoke(group, ["list", "--store", url])
     assert "builtins.KeyError" in text.output and "c" in text.output
     missing = runner.invoke(group, ["resolve", "999", "--store", url])
