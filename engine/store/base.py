@@ -6,7 +6,7 @@ must pass :class:`regelwerk.store.contract.StoreContract`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -22,7 +22,31 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 
-__all__ = ["Store", "StoreTx"]
+__all__ = ["Rows", "Store", "StoreTx"]
+
+
+@runtime_checkable
+class Rows(Protocol):
+    """Rows of one table in a transaction, by column equality (a list value matches any of its items).
+
+    How a pack reads and writes its own rows without touching SQL: the SQL store runs Core statements
+    on the table its module declared on ``regelwerk.store.tables.metadata``; the memory store keeps dicts.
+    """
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Every matching row (ordered by a column, if given)."""
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change the matching rows; how many."""
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove the matching rows; how many."""
 
 
 @runtime_checkable
@@ -98,6 +122,9 @@ class StoreTx(Protocol):
 
     def get_definition(self, kind: str, name: str, version: str) -> DefinitionRecord | None:
         """A stored definition version."""
+
+    def rows(self, table: str) -> Rows:
+        """A pack's own table (declared on the shared metadata), by equality filters, in this transaction."""
 
     def savepoint(self) -> AbstractContextManager[Any]:
         """A nested part of this transaction: an exception inside rolls back only that part."""

@@ -293,6 +293,33 @@ class StoreContract:
             assert [i.instance_id for i in tx.incidents(None, "i2")] == ["i2"]
             assert tx.get_incident(999) is None
 
+    def test_rows_of_a_declared_table_by_equality(self) -> None:
+        store = self._store()
+        table = "rw_definitions"  # any table declared on the shared metadata; packs name their own
+        with store.transaction() as tx:
+            rows = tx.rows(table)
+            for name in ("b", "a", "c"):
+                rows.insert({"kind": "Workflow", "name": name, "version": "v1", "source": {"n": name},
+                             "created_at": T0})
+        with store.transaction() as tx:
+            rows = tx.rows(table)
+            assert [r["name"] for r in rows.find({"kind": "Workflow"}, order_by="name")] == ["a", "b", "c"]
+            assert [r["name"] for r in rows.find({"name": ["a", "c"]}, order_by="name")] == ["a", "c"]
+            found = rows.first({"name": "b"})
+            assert found is not None and found["source"] == {"n": "b"}
+            assert rows.first({"name": "zz"}) is None
+            assert rows.update({"name": "a"}, {"version": "v2"}) == 1
+            assert rows.delete({"name": "c"}) == 1
+        try:
+            with store.transaction() as tx:
+                tx.rows(table).update({"name": "b"}, {"version": "v9"})
+                tx.rows(table).delete({"name": "a"})
+                raise _Boom
+        except _Boom:
+            pass
+        with store.read() as tx:
+            assert sorted((r["name"], r["version"]) for r in tx.rows(table).find()) == [("a", "v2"), ("b", "v1")]
+
     def test_audit_rows(self) -> None:
         store = self._store()
         with store.transaction() as tx:

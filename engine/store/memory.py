@@ -7,7 +7,7 @@ transition, its history row and its timers are kept together or not at all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -26,7 +26,64 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 
-__all__ = ["MemoryStore", "MemoryTx"]
+__all__ = ["MemoryRows", "MemoryStore", "MemoryTx"]
+
+
+def _matches(row: Mapping[str, Any], match: Mapping[str, Any] | None) -> bool:
+    for name, value in (match or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if row.get(name) not in value:
+                return False
+        elif row.get(name) != value:
+            return False
+    return True
+
+
+class MemoryRows:
+    """:class:`~regelwerk.store.base.Rows` as a list of dicts, undone with the transaction."""
+
+    __slots__ = ("_rows", "_tx")
+
+    def __init__(self, tx: MemoryTx, rows: list[dict[str, Any]]) -> None:
+        self._tx = tx
+        self._rows = rows
+
+    def _snapshot(self) -> None:
+        rows = self._rows
+        old = [dict(r) for r in rows]
+        self._tx._undo.append(lambda: rows.__setitem__(slice(None), old))
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+        self._rows.append(dict(values))
+        self._tx._undo.append(self._rows.pop)
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Matching rows."""
+        found = [dict(r) for r in self._rows if _matches(r, match)]
+        return sorted(found, key=lambda r: (r.get(order_by) is None, r.get(order_by))) if order_by else found
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+        return next((dict(r) for r in self._rows if _matches(r, match)), None)
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change matching rows."""
+        hits = [r for r in self._rows if _matches(r, match)]
+        if hits:
+            self._snapshot()
+            for row in (r for r in self._rows if _matches(r, match)):
+                row.update(values)
+        return len(hits)
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove matching rows."""
+        kept = [r for r in self._rows if not _matches(r, match)]
+        gone = len(self._rows) - len(kept)
+        if gone:
+            self._snapshot()
+            self._rows[:] = kept
+        return gone
 
 
 class MemoryTx:
@@ -161,6 +218,10 @@ class MemoryTx:
     def get_definition(self, kind: str, name: str, version: str) -> DefinitionRecord | None:
         """A stored definition version."""
         return self._store._definitions.get((kind, name, version))
+
+    def rows(self, table: str) -> MemoryRows:
+        """A pack's own table, kept in memory by name."""
+        return MemoryRows(self, self._store._tables.setdefault(table, []))
 
     # savepoints, timers in batches
     @contextmanager
@@ -297,6 +358,7 @@ class MemoryStore:
         self._incidents: dict[int, IncidentRecord] = {}
         self._incident_seq = 0
         self._relationships: Any = None
+        self._tables: dict[str, list[dict[str, Any]]] = {}
 
     def transaction(self) -> MemoryTx:
         """A unit of work (holds the store lock until it ends)."""

@@ -43,7 +43,7 @@ from regelwerk.store.workflow_tables import (
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, Row
 
-__all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
+__all__ = ["SqlRows", "SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: switching to WAL needs the lock another connection may hold
@@ -133,6 +133,51 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            definition_version=sa.bindparam("definition_version"),
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
+
+
+class SqlRows:
+    """:class:`~regelwerk.store.base.Rows` on one declared table, on the transaction's connection."""
+
+    __slots__ = ("_conn", "_table")
+
+    def __init__(self, connection: Connection, table: sa.Table) -> None:
+        self._conn = connection
+        self._table = table
+
+    def _where(self, match: Mapping[str, Any] | None) -> list[Any]:
+        clauses = []
+        for name, value in (match or {}).items():
+            column = self._table.c[name]
+            if isinstance(value, (list, tuple, set, frozenset)):
+                clauses.append(column.in_(list(value)))
+            else:
+                clauses.append(column.is_(None) if value is None else column == value)
+        return clauses
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+        self._conn.execute(self._table.insert().values(**dict(values)))
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Matching rows."""
+        query = sa.select(self._table).where(*self._where(match))
+        if order_by is not None:
+            query = query.order_by(self._table.c[order_by])
+        return [dict(row) for row in self._conn.execute(query).mappings()]
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+        row = self._conn.execute(sa.select(self._table).where(*self._where(match)).limit(1)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change matching rows."""
+        return int(self._conn.execute(self._table.update().where(*self._where(match)).values(**dict(values)))
+                   .rowcount or 0)
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove matching rows."""
+        return int(self._conn.execute(self._table.delete().where(*self._where(match))).rowcount or 0)
 
 
 class SqlTx:
@@ -265,6 +310,17 @@ class SqlTx:
         """Back to pending, due at ``due_at``."""
         self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
                                 .values(status="pending", due_at=_utc(due_at), fired_at=None, note=note))
+
+    def rows(self, table: str) -> SqlRows:
+        """A pack's own table by name (declared on the shared metadata)."""
+        from regelwerk.store.tables import metadata
+
+        found = metadata.tables.get(table)
+        if found is None:
+            from regelwerk.errors import UsageError
+
+            raise UsageError(f"no table {table!r} is declared (is its plugin's table module registered?)")
+        return SqlRows(self.connection, found)
 
     def savepoint(self) -> Any:
         """A SAVEPOINT (``Connection.begin_nested``): rolls back alone on an exception."""

@@ -52,24 +52,23 @@ class UnitOfWork:
         self.tx: StoreTx = None  # type: ignore[assignment]  # set by __enter__
 
     def __enter__(self) -> UnitOfWork:
-        self._cm = self.store.transaction()
-        self.tx = self._cm.__enter__()
+        cm = self._cm = self.store.transaction()
+        self.tx = cm.__enter__()
         self._token = _CURRENT.set(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._token is not None:
-            _CURRENT.reset(self._token)
-            self._token = None
+        _CURRENT.reset(self._token)  # type: ignore[arg-type]  # set by __enter__
         refusals = self.refusals
         if exc_type is None:
-            try:
-                for entry in refusals:
-                    self.tx.add_audit(entry)
-            except BaseException as error:
-                self._cm.__exit__(type(error), error, error.__traceback__)
-                raise
+            if refusals:
+                try:
+                    for entry in refusals:
+                        self.tx.add_audit(entry)
+                except BaseException as error:
+                    self._cm.__exit__(type(error), error, error.__traceback__)
+                    raise
             self._cm.__exit__(None, None, None)
             return
         self._cm.__exit__(exc_type, exc, tb)
@@ -95,9 +94,10 @@ class UnitOfWork:
 
     def run_post(self) -> None:
         """Run (and forget) the after-commit callbacks; call after the ``with`` block ended normally."""
-        post, self.post = self.post, []
-        for callback in post:
-            callback()
+        if self.post:
+            post, self.post = self.post, []
+            for callback in post:
+                callback()
 
     @contextmanager
     def savepoint(self) -> Iterator[StoreTx]:
