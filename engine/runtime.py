@@ -580,8 +580,6 @@ class Engine:
         if rec is not None and expected_version is not None and rec.version != expected_version:
             rec = None
         if rec is not None:
-            unit = current_unit(self.store)
-            mark = len(unit.refusals) if unit is not None else 0
             try:
                 decided = self._decide(tx, rec, event, actor, data, now, check_permission)
             except (TransitionNotAllowed, PermissionDenied, InvalidData) as exc:
@@ -589,8 +587,11 @@ class Engine:
                 if fresh is not None and fresh.version == rec.version:
                     raise  # the cached record was current: the refusal stands
                 decided = None
+                unit = current_unit(self.store)
                 if isinstance(exc, PermissionDenied) and unit is not None:
-                    del unit.refusals[mark:]  # decided on a stale read: decide again, audit once
+                    # decided on a stale read: drop its refusals (the tail, about this instance), decide again
+                    while unit.refusals and unit.refusals[-1].instance_id == instance_id:
+                        unit.refusals.pop()
             if decided is not None:
                 try:
                     return self._apply(tx, rec, decided, event, actor, data, now, post)
@@ -616,7 +617,12 @@ class Engine:
             rt.check_data(merged)
             new_data = merged
         gate = _Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
-        dest = rt.machine.step(rec.id, rec.state, event, gate)
+        try:
+            dest = rt.machine.step(rec.id, rec.state, event, gate)
+        except RegelwerkError:
+            raise
+        except Exception as exc:  # a condition function or permission port raised: typed at the boundary
+            raise PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event) from exc
         if dest is None or gate.chosen is None:
             raise gate.refusal()
         return rt, gate, dest, new_data
