@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from regelwerk.compiler import CompiledBundle
-from regelwerk.registry import ActionSpec, Registry
+from regelwerk.registry import ActionSpec, FunctionSpec, Registry
 from regelwerk.runtime import Engine, RetryPolicy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -34,6 +34,24 @@ spec:
 """
 
 
+GUARDED = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: guarded}
+spec:
+  states:
+    - {id: open, initial: true}
+    - {id: done, final: true}
+  transitions:
+    - {id: close, from: open, to: done, guard: {fn: test.explodes, args: []}}
+"""
+
+
+def explodes() -> bool:
+    """A condition function with a bug."""
+    raise ValueError("no such employee")
+
+
 def remind(ctx: Any) -> None:
     """Fails with a KeyError for the instances in BROKEN (a plugin bug), else audits."""
     if ctx.instance.id in BROKEN:
@@ -46,6 +64,7 @@ class _Plugin:
 
     def register(self, registry: Registry) -> None:
         registry.add_action(ActionSpec("test.remind", self.name, remind))
+        registry.add_function(FunctionSpec("test.explodes", self.name, explodes))
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +87,7 @@ def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Comp
         spec: {extends: standard}
     """), encoding="utf-8")
     (folder / "reminder.yaml").write_text(REMINDER, encoding="utf-8")
+    (folder / "guarded.yaml").write_text(GUARDED, encoding="utf-8")
     return compile_bundle(load_bundle(folder), registry)
 
 
@@ -179,3 +199,16 @@ def test_incidents_cli(bundle: CompiledBundle, registry: Registry, tmp_path: Pat
     assert json.loads(done.output)["status"] == "resolved"
     empty = runner.invoke(group, ["list", "--store", url, "--format", "json"])
     assert json.loads(empty.output) == []
+
+
+def test_a_condition_function_that_raises_is_typed_and_recorded(bundle: CompiledBundle, registry: Registry) -> None:
+    from regelwerk.errors import PluginError
+
+    with Engine(bundle, store="memory://", registry=registry, clock=Clock()) as engine:
+        engine.start("guarded", {}, "hr", "g1")
+        with pytest.raises(PluginError) as failed:
+            engine.fire("g1", "close", "hr")
+        assert isinstance(failed.value.__cause__, ValueError)
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.error_type) == ("g1", "close", "builtins.ValueError")
+        assert engine.get("g1").state == "open"
