@@ -101,6 +101,10 @@ class RetryPolicy:
     factor: float = 4.0
     max_backoff: timedelta = timedelta(hours=6)
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff <= timedelta(0) or self.factor < 1:
+            raise ValueError("RetryPolicy needs attempts >= 1, a positive backoff and factor >= 1")
+
     def delay(self, attempt: int) -> timedelta | None:
         """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
         if attempt >= self.attempts:
