@@ -42,10 +42,12 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def _engine(folder: str, url: str) -> Any:
     from regelwerk.bundle import load_bundle
     from regelwerk.compiler import compile_bundle
+    from regelwerk.permissions.policies import UnsafeAllowAll
     from regelwerk.registry import load_registry
     from regelwerk.runtime import Engine
 
-    return Engine(compile_bundle(load_bundle(folder), load_registry()), store=url, clock=lambda: T0)
+    return Engine(compile_bundle(load_bundle(folder), load_registry()), store=url, clock=lambda: T0,
+                  permissions=UnsafeAllowAll())
 
 
 def _is_deadlock(exc: BaseException) -> bool:

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from regelwerk.compiler import CompiledBundle
+from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, FunctionSpec, Registry
 from regelwerk.runtime import Engine, RetryPolicy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
 BROKEN: set[str] = set()
 
 REMINDER = """
@@ -114,7 +116,7 @@ def test_a_poison_timer_blocks_nothing_and_is_retried(bundle: CompiledBundle, re
     policy = RetryPolicy(attempts=3, backoff=timedelta(minutes=10), factor=2.0)
     BROKEN.clear()
     BROKEN.add("r0")  # the oldest timer: claimed first, every time
-    with Engine(bundle, store=url, registry=registry, clock=clock, retry=policy) as engine:
+    with Engine(bundle, store=url, registry=registry, clock=clock, retry=policy, permissions=ALLOW) as engine:
         for n in range(6):
             engine.start("reminder", {}, "hr", f"r{n}")
         clock.now = T0 + timedelta(days=2)
@@ -156,7 +158,7 @@ def test_a_failing_fire_is_an_incident_that_can_be_retried_or_resolved(bundle: C
     clock = Clock()
     BROKEN.clear()
     BROKEN.update({"a", "b"})
-    with Engine(bundle, store="memory://", registry=registry, clock=clock) as engine:
+    with Engine(bundle, store="memory://", registry=registry, clock=clock, permissions=ALLOW) as engine:
         engine.start("reminder", {}, "hr", "a")
         engine.start("reminder", {}, "hr", "b")
         with pytest.raises(ActionFailed) as failed:
@@ -180,7 +182,7 @@ def test_incidents_cli(bundle: CompiledBundle, registry: Registry, tmp_path: Pat
     BROKEN.clear()
     BROKEN.add("c")
     clock = Clock()
-    with Engine(bundle, store=url, registry=registry, clock=clock) as engine:
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
         engine.start("reminder", {}, "hr", "c")
         engine.fire_due_timers(T0 + timedelta(days=2))
     runner = CliRunner()
@@ -204,7 +206,7 @@ def test_incidents_cli(bundle: CompiledBundle, registry: Registry, tmp_path: Pat
 def test_a_condition_function_that_raises_is_typed_and_recorded(bundle: CompiledBundle, registry: Registry) -> None:
     from regelwerk.errors import PluginError
 
-    with Engine(bundle, store="memory://", registry=registry, clock=Clock()) as engine:
+    with Engine(bundle, store="memory://", registry=registry, clock=Clock(), permissions=ALLOW) as engine:
         engine.start("guarded", {}, "hr", "g1")
         with pytest.raises(PluginError) as failed:
             engine.fire("g1", "close", "hr")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from regelwerk.compiler import CompiledBundle
 from regelwerk.errors import PermissionDenied
+from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.runtime import Engine
 from regelwerk.store.memory import MemoryStore
 from regelwerk.store.records import AuditEntry
@@ -102,7 +103,7 @@ def test_refusals_survive_the_rollback_and_callbacks_do_not() -> None:
 
 def test_tick_timers_and_migrations_run_on_the_memory_store(standard: CompiledBundle) -> None:
     clock = {"now": NOW}
-    engine = Engine(standard, store=MemoryStore(), clock=lambda: clock["now"])
+    engine = Engine(standard, store=MemoryStore(), clock=lambda: clock["now"], permissions=UnsafeAllowAll())
     engine.start("certificate", {"subject": "eva", "title": "BHV", "expires_on": "2026-04-01"}, "hanna", "c1")
     pending = [t for t in engine.timers("c1") if t.status == "pending"]
     assert pending, "the certificate plans its expiry"

@@ -116,6 +116,7 @@ class OutboxEntry:
     subject_ref: str | None = None
     instance_id: str | None = None
     status: str = "pending"
+    secret: str | None = None  # made only at delivery (the body holds the outbox's SECRET_MARKER)
 
 
 @dataclass(frozen=True, slots=True)

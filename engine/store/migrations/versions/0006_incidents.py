@@ -1,7 +1,7 @@
 """Incidents: failures of actions and timers, isolated, retried with backoff, listed for people.
 
-Revision ID: 0004_incidents
-Revises: 0003_drop_employer_products
+Revision ID: 0006_incidents
+Revises: 0005_simulation_leases
 Create Date: 2026-12-04
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004_incidents'
-down_revision = '0003_drop_employer_products'
+revision = '0006_incidents'
+down_revision = '0005_simulation_leases'
 branch_labels = None
 depends_on = None
 
