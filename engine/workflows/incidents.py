@@ -12,15 +12,17 @@ These functions work on any store; ``Engine.incidents/retry_incident/resolve_inc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from regelwerk.actors import Actor
-from regelwerk.errors import PluginError, UnknownIncident
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError
 from regelwerk.store.base import Store
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
-__all__ = ["get_incident", "list_incidents", "record_incident", "resolve_incident"]
+__all__ = ["IncidentService", "get_incident", "list_incidents", "record_incident", "resolve_incident"]
 
 
 def list_incidents(store: Store, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
@@ -57,3 +59,67 @@ def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime
         uow.audit(AuditEntry(now, actor.id, "incident.resolve", incident.instance_id or None,
                              {"incident": incident_id, "note": note}))
     return get_incident(store, incident_id)
+
+
+if TYPE_CHECKING:
+    from regelwerk.runtime import Engine
+
+ActorLike = Actor | str | Mapping[str, Any]
+START_EVENT = "$start"
+
+
+class IncidentService:
+    """Retries an incident's failed work through the engine front (fire, due timers, tick tasks)."""
+
+    def __init__(self, front: Engine) -> None:
+        self.front = front
+
+    def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
+        """Try the failed work again now (after the cause was fixed); the incident as it is afterwards.
+
+        A timer's incident puts the timer back to pending, due now, and fires due timers; a fire's
+        incident fires the event again as the actor who asked. Success resolves the incident; another
+        failure counts one more attempt.
+        """
+        who = Actor.of(actor)
+        incident = self.front.incident(incident_id)
+        if incident.status != "open":
+            raise UsageError(f"incident {incident_id} is {incident.status}, not open")
+        now = self.front.clock()
+        if incident.timer_id is not None:
+            with UnitOfWork(self.front.store) as uow:
+                uow.tx.reschedule_timer(incident.timer_id, now, f"retry by {who.id}")
+                uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now)
+                uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+            self.front.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)
+            return self.front.incident(incident_id)
+        try:
+            if incident.event.startswith("tick:"):
+                self._run_tick_task(incident.event.removeprefix("tick:"), now)
+            elif incident.event == START_EVENT:
+                raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
+                                 f"{incident.data.get('workflow')!r} again, then resolve the incident")
+            else:
+                self.front.fire(incident.instance_id, incident.event, incident.actor or who, incident.data or None)
+        except PluginError as exc:
+            if incident.event.startswith("tick:"):
+                self.front.record_incident(exc, now)
+            return self.front.incident(incident_id)
+        with UnitOfWork(self.front.store) as uow:
+            uow.tx.set_incident(incident_id, "resolved", now, f"fired on retry by {who.id}")
+            uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+        return self.front.incident(incident_id)
+
+    def _run_tick_task(self, task_id: str, now: datetime) -> None:
+        from regelwerk.scheduling.sources import tick_tasks
+
+        for task in tick_tasks(self.front.bundle.objects):
+            if task.task_id == task_id:
+                try:
+                    task.run_tick(self.front, self.front.bundle, now)
+                except RegelwerkError:
+                    raise
+                except Exception as exc:  # plugin code, typed at the boundary
+                    raise PluginError.wrap(f"tick task {task_id!r}", exc, "", f"tick:{task_id}") from exc
+                return
+        raise UsageError(f"no tick task {task_id!r} in this bundle")
