@@ -69,6 +69,13 @@ class StoreTx(Protocol):
     def insert(self, record: InstanceRecord) -> None:
         """Add a new instance; ``ConflictError`` (expected version 0) when the id exists."""
 
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances (one query per chunk on SQL)."""
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """Add new instances (known not to exist), then history rows, then pending timers, in bulk."""
+
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Replace the instance if its stored version is ``expected_version``; else ``ConflictError``
         carrying the current version and state (``UnknownInstance`` when it is gone).

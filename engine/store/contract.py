@@ -320,6 +320,20 @@ class StoreContract:
         with store.read() as tx:
             assert sorted((r["name"], r["version"]) for r in tx.rows(table).find()) == [("a", "v2"), ("b", "v1")]
 
+    def test_bulk_insert_and_existing(self) -> None:
+        store = self._store()
+        records = [_record(f"b{n}") for n in range(3)]
+        history = [HistoryEntry(r.id, "$start", "", "draft", "anna", T0, "v1", 1) for r in records]
+        timers = [TimerRecord(r.id, "draft", "expire", T0 + timedelta(days=1)) for r in records]
+        with store.transaction() as tx:
+            tx.insert(_record("a0"))
+            tx.insert_many(records, history, timers)
+        with store.read() as tx:
+            assert tx.existing(["a0", "b1", "b2", "zz"]) == {"a0", "b1", "b2"}
+            assert [h.event for h in tx.history("b2")] == ["$start"]
+            assert [t.status for t in tx.timers("b0")] == ["pending"]
+            assert [r.id for r in tx.instances()] == ["a0", "b0", "b1", "b2"]
+
     def test_audit_rows(self) -> None:
         store = self._store()
         with store.transaction() as tx:

@@ -124,6 +124,20 @@ class MemoryTx:
         instances[record.id] = record
         self._undo.append(lambda: instances.pop(record.id, None))
 
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances."""
+        return {i for i in instance_ids if i in self._store._instances}
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """One by one (the memory store has no round trips to save)."""
+        for record in records:
+            self.insert(record)
+        for entry in history:
+            self.add_history(entry)
+        for timer in timers:
+            self.add_timer(timer)
+
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Replace the instance if the stored version matches."""
         instances = self._store._instances

@@ -208,6 +208,35 @@ class SqlTx:
         except sa.exc.IntegrityError as exc:  # inserted concurrently between our check and our insert
             raise ConflictError(record.id, 0, 1, "") from exc
 
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances (one query per 500 ids)."""
+        wanted = sorted(set(instance_ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update(self.connection.execute(sa.select(_I.id).where(_I.id.in_(chunk))).scalars())
+        return found
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """Instances, then history, then timers: one ``executemany`` per table."""
+        conn = self.connection
+        if records:
+            conn.execute(rw_instances.insert(), [{
+                "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
+                "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
+                "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
+                for r in records])
+        if history:
+            conn.execute(_INSERT_HISTORY, [{
+                "instance_id": e.instance_id, "version": e.version, "event": e.event, "from_state": e.from_state,
+                "to_state": e.to_state, "actor": e.actor, "at": _utc(e.at),
+                "definition_version": e.definition_version, "explain": dict(e.explain)} for e in history])
+        if timers:
+            conn.execute(rw_timers.insert(), [{
+                "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
+                "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
+
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Version-checked replace (``data_changed=False``: the data column is left as it is)."""
         params = {"p_id": record.id, "p_expected": expected_version, "state": record.state,
