@@ -93,9 +93,9 @@ def bench_memory(tmp: Path, n: int) -> list[tuple[str, float, float, str]]:
 
     compiled, registry = _compiled(tmp)
     engine = Engine(compiled, store=MemoryStore(), registry=registry, clock=lambda: NOW,
-                    permissions=RoleTable({"pingpong.start": ["user"], "bench.go": ["user"]}))
-    engine.start("pingpong", {"n": 1}, {"id": "u", "roles": ["user"]}, "x")
+                    permissions=RoleTable({"bench.go": ["user"], "pingpong.start": ["user"]}))
     actor = {"id": "u", "roles": ["user"]}
+    engine.start("pingpong", {"n": 1}, actor, "x")
     from regelwerk.actors import Actor
 
     who = Actor.of(actor)
@@ -123,7 +123,7 @@ def _sql_rows(label: str, url: str, n: int, batch: int, tmp: Path) -> list[tuple
     compiled, registry = _compiled(tmp)
     store = SqlStore(url)
     engine = Engine(compiled, store=store, registry=registry, clock=lambda: NOW,
-                    permissions=RoleTable({"pingpong.start": ["user"], "bench.go": ["user"]}))
+                    permissions=RoleTable({"bench.go": ["user"], "pingpong.start": ["user"]}))
     who = Actor("u", ("user",))
     ours_id = f"ours-{uuid.uuid4().hex[:8]}"
     raw_id = f"raw-{uuid.uuid4().hex[:8]}"
@@ -191,7 +191,7 @@ def bench_growth(tmp: Path, total: int, sample: int) -> list[tuple[str, float, f
     store = SqlStore(url)
     # the record cache is bounded (cache_size): memory must stay flat however many instances are touched
     engine = Engine(compiled, store=store, registry=registry, clock=lambda: NOW, cache_size=sample // 2,
-                    permissions=RoleTable({"pingpong.start": ["user"], "bench.go": ["user"]}))
+                    permissions=RoleTable({"bench.go": ["user"], "pingpong.start": ["user"]}))
     who = Actor("u", ("user",))
     version = engine.current_version("pingpong")
 

@@ -6,12 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "ActionFailed",
     "ConflictError",
     "InvalidData",
     "PermissionDenied",
+    "PluginError",
     "RegelwerkError",
     "TransitionNotAllowed",
     "UnknownDefinition",
+    "UnknownIncident",
     "UnknownInstance",
     "UsageError",
 ]
@@ -129,3 +132,51 @@ class InvalidData(RegelwerkError):
     def to_dict(self) -> dict[str, Any]:
         """Include the JSON pointer and every schema error."""
         return {**super().to_dict(), "pointer": self.pointer, "errors": [dict(e) for e in self.errors]}
+
+
+class PluginError(RegelwerkError):
+    """Plugin code (an action, a condition function, a tick task) raised something that is not a refusal.
+
+    The original exception is chained (``__cause__``) and named in ``error_type``; the change it was part
+    of was rolled back. The runtime records it as an incident instead of letting it block other work.
+    """
+
+    code = "plugin_error"
+
+    def __init__(self, where: str, original: BaseException, instance_id: str = "", event: str = "") -> None:
+        self.where = where
+        self.instance_id = instance_id
+        self.event = event
+        self.error_type = f"{type(original).__module__}.{type(original).__qualname__}"
+        self.error_message = str(original)[:1000]
+        super().__init__(f"{where} raised {type(original).__name__}: {self.error_message}")
+
+    @classmethod
+    def wrap(cls, where: str, original: BaseException, instance_id: str = "", event: str = "") -> PluginError:
+        """Wrap ``original`` (chained); a ``PluginError`` passes through unchanged."""
+        if isinstance(original, PluginError):
+            return original
+        error = cls(where, original, instance_id, event)
+        error.__cause__ = original
+        return error
+
+    def to_dict(self) -> dict[str, Any]:
+        """Include where, the original type and message."""
+        return {**super().to_dict(), "where": self.where, "error_type": self.error_type,
+                "error_message": self.error_message, "instance": self.instance_id, "event": self.event}
+
+
+class ActionFailed(PluginError):
+    """A registered action raised; its transition was rolled back and an incident recorded."""
+
+    code = "action_failed"
+
+
+class UnknownIncident(RegelwerkError):
+    """No incident with this id."""
+
+    code = "unknown_incident"
+
+    def __init__(self, incident_id: int) -> None:
+        self.incident_id = incident_id
+        super().__init__(f"no incident {incident_id}")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.diagnostics import DefinitionError
-from regelwerk.errors import PermissionDenied
+from regelwerk.errors import ActionFailed, PermissionDenied
 from regelwerk.runtime import Engine
 from regelwerk.store.sql import SqlStore
 from regelwerk.workflows.ports import RoleTable
@@ -73,8 +73,9 @@ def test_the_whole_change_is_one_transaction(world: Any, monkeypatch: pytest.Mon
         raise RuntimeError("smtp table full")
 
     monkeypatch.setattr("regelwerk_packs.recruitment.actions.enqueue", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ActionFailed) as failed:
         rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    assert isinstance(failed.value.__cause__, RuntimeError)
     dump = _dump(rec)
     assert "anna@example.nl" not in dump and "Jansen" not in dump
     assert rec.engine.instances() == []

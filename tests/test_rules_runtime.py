@@ -517,3 +517,19 @@ def test_concurrent_sessions_are_serialised(engine: RuleEngine, joins: RuleSetMo
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_an_action_that_raises_is_typed_with_the_original_chained(model: RuleSetModel) -> None:
+    from regelwerk.errors import ActionFailed
+
+    def broken(ctx: Any) -> None:
+        raise KeyError("employee")
+
+    rule_engine = RuleEngine(actions={"rules.signal": broken, "rules.emit": broken, "rules.set": broken,
+                                      "rules.fire_workflow": broken, "rules.send_template": broken})
+    try:
+        with pytest.raises(ActionFailed) as failed:
+            rule_engine.post(model, {"type": "leave_requested", "days": 1}, {"employee": {"department": "x"}})
+    finally:
+        rule_engine.close()
+    assert isinstance(failed.value.__cause__, KeyError) and failed.value.error_type == "builtins.KeyError"

@@ -12,7 +12,14 @@ import pytest
 from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
-from regelwerk.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
+from regelwerk.errors import (
+    ActionFailed,
+    ConflictError,
+    InvalidData,
+    PermissionDenied,
+    TransitionNotAllowed,
+    UnknownInstance,
+)
 from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, Registry, load_registry
 from regelwerk.runtime import Engine
@@ -200,11 +207,16 @@ def test_failing_action_rolls_everything_back(tmp_path: Path, core: Registry) ->
     for store in ("memory://", f"sqlite:///{tmp_path / 'boom.sqlite'}"):
         with Engine(bundle, store=store, registry=registry, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
             eng.start("boom", {}, "u", "x")
-            with pytest.raises(RuntimeError):
+            with pytest.raises(ActionFailed) as failed:
                 eng.fire("x", "go", "u")
+            assert isinstance(failed.value.__cause__, RuntimeError)
+            assert failed.value.error_type == "builtins.RuntimeError"
             assert eng.get("x").state == "a" and eng.get("x").version == 1
             assert eng.audit("x") == [] and eng.timers("x") == []
             assert [h.event for h in eng.history("x")] == ["$start"]
+            [incident] = eng.incidents()
+            assert (incident.instance_id, incident.event, incident.error_type, incident.message, incident.attempts,
+                    incident.actor) == ("x", "go", "builtins.RuntimeError", "boom", 1, "u")
     assert writes == ["enter", "enter"]
 
 

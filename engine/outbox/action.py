@@ -54,8 +54,5 @@ def send_template(ctx: Any) -> None:
         raise InvalidData(f"send_template: no recipient address at {params.get('to', 'data.email')!r}")
     about = resolve_path(scope, str(params["about"]).split(".")) if params.get("about") else None
     mail = template.render(scope)
-    connection = getattr(ctx.tx, "connection", None)
-    if connection is None:
-        raise UsageError("send_template needs a SQL store (the outbox is written in the transition's transaction)")
-    enqueue(connection, mail, recipient=recipient, now=ctx.now, sender=params.get("from"),
+    enqueue(ctx.tx, mail, recipient=recipient, now=ctx.now, sender=params.get("from"),
             subject_ref=str(about) if about is not None else None, instance_id=ctx.instance.id)

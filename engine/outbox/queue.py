@@ -63,9 +63,11 @@ class OutboxMessage:
 def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetime, sender: str | None = None,
             subject_ref: str | None = None, instance_id: str | None = None,
             new_id: Callable[[], str] | None = None, secret: str | None = None) -> str:
-    """Insert a pending message using ``connection`` (inside the caller's transaction); return its id.
+    """Queue a pending message in the caller's transaction; return its id.
 
-    Nothing is committed here: if the caller's transaction rolls back, the message never existed.
+    ``connection`` is the store's transaction (a ``StoreTx``: ``add_outbox``, any store) or, for a pack's
+    own SQL code, a SQLAlchemy connection. Nothing is committed here: if the caller's transaction
+    rolls back, the message never existed.
     ``secret`` names a value made only when the mail is sent (the body holds :data:`SECRET_MARKER`).
     """
     from regelwerk.outbox.tables import outbox
@@ -75,6 +77,12 @@ def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetim
 
         raise InvalidData(f"not a usable recipient address: {recipient!r}")
     message_id = (new_id or (lambda: uuid.uuid4().hex))()
+    if hasattr(connection, "add_outbox"):
+        from regelwerk.store.records import OutboxEntry
+
+        connection.add_outbox(OutboxEntry(message_id, now, recipient, mail.subject, mail.body, mail.template,
+                                          sender, subject_ref, instance_id, secret=secret))
+        return message_id
     stamp = utc_naive(now)
     connection.execute(outbox.insert().values(
         id=message_id, created_at=stamp, template=mail.template, subject_ref=subject_ref,

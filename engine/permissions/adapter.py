@@ -24,13 +24,24 @@ AuditSink = Callable[[Mapping[str, Any]], None]
 
 
 def store_audit(store: Any) -> AuditSink:
-    """An audit sink writing to a workflow store's audit table (``store.transaction().add_audit``)."""
+    """An audit sink writing to a workflow store's audit table.
+
+    Inside a unit of work on ``store`` (a refused fire) the row joins that unit as a refusal: written
+    once, kept when the unit rolls back, and never in a second write transaction while the first is
+    open. Outside one it gets its own transaction.
+    """
     from regelwerk.store.records import AuditEntry
+    from regelwerk.store.unit import current_unit
 
     def sink(record: Mapping[str, Any]) -> None:
+        entry = AuditEntry(at=record["at"], actor=record["actor"], action=record["action"],
+                           instance_id=record.get("instance_id"), detail=record["detail"])
+        unit = current_unit(store)
+        if unit is not None:
+            unit.refuse(entry)
+            return
         with store.transaction() as tx:
-            tx.add_audit(AuditEntry(at=record["at"], actor=record["actor"], action=record["action"],
-                                    instance_id=record.get("instance_id"), detail=record["detail"]))
+            tx.add_audit(entry)
 
     return sink
 

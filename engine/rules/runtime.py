@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.conditions import resolve_path
-from regelwerk.errors import UsageError
+from regelwerk.errors import ActionFailed, RegelwerkError, UsageError
 from regelwerk.rules.model import Rule, RuleSetModel
 from regelwerk.rules.port import DurableRules, Join, RulesPort
 from regelwerk.rules.translate import (
@@ -359,7 +359,12 @@ class RuleEngine:
         for action_name, fn, params, dynamic in plan:
             ctx = ActionContext(model, rule, event, values, moment, who, outcome, self.hooks,
                                 _resolve(params, values) if dynamic else params)
-            outcome.results.append(fn(ctx))
+            try:
+                outcome.results.append(fn(ctx))
+            except RegelwerkError:
+                raise
+            except Exception as exc:  # plugin code: typed at the boundary, the original chained
+                raise ActionFailed(f"action {action_name!r} of rule {rule.id!r}", exc, "", str(rule.id)) from exc
             fired.actions.append(action_name)
 
     def session(self) -> RuleSession:

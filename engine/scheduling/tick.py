@@ -126,6 +126,8 @@ def resolve_target(target: Any, starter: Starter | None = None) -> _Target:
 
                 starter = engine_starter(workflow_engine)
             return _Target(candidate, workflow_engine, starter)
+    if workflow_engine is not None:  # a store without SQL (memory): timers and tick tasks, no planned items
+        return _Target(None, workflow_engine, starter)
     raise TypeError(f"cannot tick {type(target).__name__}: pass a database URL, a SQLAlchemy engine, "
                     "a SQL store or a workflow Engine on a SQL store")
 
@@ -153,20 +155,38 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
     resolved = resolve_target(target, starter)
     try:
         sources = item_sources(compiled.objects)
-        if sources:
-            _plan_phase(resolved.sa_engine, sources, plan_stamp(sources, compiled.version), now, batch_size,
-                        summary, progress, actor, collect_keys)
-        _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys)
+        if resolved.sa_engine is not None:
+            if sources:
+                _plan_phase(resolved.sa_engine, sources, plan_stamp(sources, compiled.version), now, batch_size,
+                            summary, progress, actor, collect_keys)
+            _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys)
         if resolved.workflow_engine is not None:
             fired = resolved.workflow_engine.fire_due_timers(now)
             summary.timers_fired = fired if isinstance(fired, int) else len(list(fired or ()))
             for task in tick_tasks(compiled.objects):
-                summary.tasks[task.task_id] = dict(task.run_tick(resolved.workflow_engine, compiled, now))
+                summary.tasks[task.task_id] = _run_task(resolved.workflow_engine, task, compiled, now)
     finally:
         if resolved.owned:
             resolved.sa_engine.dispose()
     summary.seconds = _time.perf_counter() - started
     return summary
+
+
+def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> dict[str, Any]:
+    """One tick task; a task that raises is recorded as an incident and does not stop the tick."""
+    from regelwerk.errors import PluginError, RegelwerkError
+
+    try:
+        return dict(task.run_tick(workflow_engine, compiled, now))
+    except RegelwerkError:
+        raise
+    except Exception as exc:  # plugin code: isolated as an incident, the tick goes on
+        error = PluginError.wrap(f"tick task {task.task_id!r}", exc, "", f"tick:{task.task_id}")
+        record = getattr(workflow_engine, "record_incident", None)
+        if record is None:
+            raise error from exc
+        record(error, now)
+        return {"incident": error.error_type}
 
 
 def _stale_employees(version: str, now_naive: datetime) -> Any:

@@ -41,10 +41,12 @@ class TxUnit:
 def unit_of_work(sa_engine: Any, workflow_engine: Any = None) -> Iterator[TxUnit]:
     """One transaction: the workflow store's unit of work when there is an engine, else the SQLAlchemy engine's."""
     if workflow_engine is not None:
+        from regelwerk.store.unit import UnitOfWork
+
         unit = TxUnit(None)
         try:
-            with workflow_engine.store.transaction() as tx:
-                unit.connection, unit.store_tx = tx.connection, tx
+            with UnitOfWork(workflow_engine.store) as uow:  # the runtime's unit: refusals audited once, in it
+                unit.connection, unit.store_tx = uow.tx.connection, uow.tx
                 yield unit
         except BaseException:
             for undo in unit.on_rollback:

@@ -6,22 +6,59 @@ must pass :class:`regelwerk.store.contract.StoreContract`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    ErasureCount,
+    HistoryEntry,
+    IncidentRecord,
+    InstanceRecord,
+    OutboxEntry,
+    TimerRecord,
+)
 
-__all__ = ["Store", "StoreTx"]
+__all__ = ["Rows", "Store", "StoreTx"]
+
+
+@runtime_checkable
+class Rows(Protocol):
+    """Rows of one table in a transaction, by column equality (a list value matches any of its items).
+
+    How a pack reads and writes its own rows without touching SQL: the SQL store runs Core statements
+    on the table its module declared on ``regelwerk.store.tables.metadata``; the memory store keeps dicts.
+    """
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Every matching row (ordered by a column, if given)."""
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change the matching rows; how many."""
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove the matching rows; how many."""
 
 
 @runtime_checkable
 class StoreTx(Protocol):
-    """One unit of work: everything written through it commits together or not at all.
+    """One transaction: everything written through it commits together or not at all.
 
-    ``connection`` is the SQLAlchemy ``Connection`` for SQL stores (other areas write their rows in the
-    same transaction through it) and None for stores without one.
+    The runtime wraps it in a :class:`~regelwerk.store.unit.UnitOfWork`. Lock order (every store,
+    every caller): an instance row first, then its timers; never the other way round.
+
+    ``connection`` is the SQLAlchemy ``Connection`` for SQL stores and None for others. It is there
+    for a pack's own tables only; the core's rows (instances, history, timers, audit, outbox,
+    incidents) and erasure of personal data go through the methods below.
     """
 
     connection: Any
@@ -31,6 +68,13 @@ class StoreTx(Protocol):
 
     def insert(self, record: InstanceRecord) -> None:
         """Add a new instance; ``ConflictError`` (expected version 0) when the id exists."""
+
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances (one query per chunk on SQL)."""
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """Add new instances (known not to exist), then history rows, then pending timers, in bulk."""
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Replace the instance if its stored version is ``expected_version``; else ``ConflictError``
@@ -61,6 +105,16 @@ class StoreTx(Protocol):
     def claim_due_timer(self, now: datetime) -> TimerRecord | None:
         """The oldest pending timer due at ``now``, locked for this transaction (others skip it)."""
 
+    def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
+        """Up to ``limit`` pending timers due at ``now``, oldest first, locked for this transaction.
+
+        In the lock order: their instances are locked first (instances another transaction holds are
+        skipped, not waited for), then the timers. Several workers claim disjoint batches.
+        """
+
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
+        """Put a timer back to pending, due at ``due_at`` (a retry after a failure)."""
+
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a claimed timer ``fired`` or ``failed``."""
 
@@ -75,6 +129,37 @@ class StoreTx(Protocol):
 
     def get_definition(self, kind: str, name: str, version: str) -> DefinitionRecord | None:
         """A stored definition version."""
+
+    def rows(self, table: str) -> Rows:
+        """A pack's own table (declared on the shared metadata), by equality filters, in this transaction."""
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A nested part of this transaction: an exception inside rolls back only that part."""
+
+    def add_outbox(self, entry: OutboxEntry) -> None:
+        """Queue a message (sent after commit by the outbox sender)."""
+
+    def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
+        """Queued messages (about one data subject / of one instance, if given), oldest first."""
+
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
+        """AVG erasure: scrub these instances' data, history explanations, audit details and incidents,
+        delete their timers and every message about them or about ``subject_refs``. The rows that say
+        *that* something happened stay (state, event, time, actor); what it was about goes."""
+
+    def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
+        """Record a failure. An open incident of the same instance, event and timer is updated instead
+        (attempts + 1, the new error and retry time); the stored incident is returned."""
+
+    def incidents(self, status: str | None = None, instance_id: str | None = None) -> list[IncidentRecord]:
+        """Incidents (filtered), oldest first."""
+
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        """One incident."""
+
+    def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
+                     next_retry_at: datetime | None = None) -> None:
+        """Change an incident's status (``open``/``resolved``), note and next retry time."""
 
 
 @runtime_checkable

@@ -21,7 +21,15 @@ from typing import Any
 
 from regelwerk.errors import ConflictError, UnknownInstance
 from regelwerk.store.base import Store
-from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    HistoryEntry,
+    IncidentRecord,
+    InstanceRecord,
+    OutboxEntry,
+    TimerRecord,
+)
 
 __all__ = ["StoreContract"]
 
@@ -196,6 +204,135 @@ class StoreContract:
             assert [t.status for t in tx.timers("i1")] == ["cancelled"]
 
     # --- audit and definitions -----------------------------------------------------------------
+
+    def test_timers_claimed_in_batches_and_rescheduled(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            for n in range(5):
+                tx.insert(_record(f"i{n}"))
+                tx.add_timer(TimerRecord(f"i{n}", "draft", "expire", T0 + timedelta(hours=n)))
+        with store.transaction() as tx:
+            batch = tx.claim_due_timers(T0 + timedelta(hours=3), 3)
+            assert [t.instance_id for t in batch] == ["i0", "i1", "i2"]
+            assert batch[0].id is not None
+            tx.finish_timer(batch[0].id, "fired", T0)
+            tx.reschedule_timer(batch[1].id or 0, T0 + timedelta(days=1), "retry 1: KeyError")
+        with store.transaction() as tx:
+            assert [t.instance_id for t in tx.claim_due_timers(T0 + timedelta(hours=3), 10)] == ["i2", "i3"]
+            [moved] = tx.timers("i1")
+            assert (moved.status, moved.due_at, moved.note) == ("pending", T0 + timedelta(days=1), "retry 1: KeyError")
+
+    def test_a_savepoint_rolls_back_alone(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record("i1"))
+            try:
+                with tx.savepoint():
+                    tx.update(_record("i1", state="submitted", version=2), 1)
+                    tx.add_audit(AuditEntry(T0, "anna", "inner", "i1"))
+                    raise _Boom
+            except _Boom:
+                pass
+            tx.add_audit(AuditEntry(T0, "anna", "outer", "i1"))
+        with store.read() as tx:
+            got = tx.get("i1")
+            assert got is not None and got.version == 1 and got.state == "draft"
+            assert [a.action for a in tx.audit("i1")] == ["outer"]
+
+    def test_outbox_and_erasure_of_personal_data(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record("i1", name="Anna Jansen"))
+            tx.insert(_record("i2", name="Bob"))
+            tx.add_history(HistoryEntry("i1", "submit", "draft", "submitted", "anna", T0, "v1", 2,
+                                        {"input": {"name": "Anna Jansen"}}))
+            tx.add_audit(AuditEntry(T0, "anna", "note", "i1", {"name": "Anna Jansen"}))
+            tx.add_timer(TimerRecord("i1", "draft", "expire", T0 + timedelta(days=1), {"name": "Anna Jansen"}))
+            tx.add_outbox(OutboxEntry("m1", T0, "anna@example.nl", "Hallo Anna", "body", "welkom",
+                                      subject_ref="candidate:anna", instance_id="i1"))
+            tx.add_outbox(OutboxEntry("m2", T0, "anna@example.nl", "Nog eens", "body", subject_ref="candidate:anna"))
+            tx.add_outbox(OutboxEntry("m3", T0, "bob@example.nl", "Hallo Bob", "body", instance_id="i2"))
+            tx.add_incident(IncidentRecord("i1", "submit", "builtins.KeyError", "'Anna Jansen'", T0, T0,
+                                           data={"name": "Anna Jansen"}))
+        with store.read() as tx:
+            assert [m.id for m in tx.outbox(subject_ref="candidate:anna")] == ["m1", "m2"]
+            assert [m.subject for m in tx.outbox(instance_id="i2")] == ["Hallo Bob"]
+        with store.transaction() as tx:
+            counts = tx.erase_personal_data(["i1"], ["candidate:anna"])
+        assert (counts.instances, counts.history, counts.audit, counts.timers, counts.outbox, counts.incidents) == (
+            1, 1, 1, 1, 2, 1)
+        with store.read() as tx:
+            kept = tx.get("i1")
+            assert kept is not None and "Anna Jansen" not in repr(kept.data)
+            assert [(h.event, dict(h.explain)) for h in tx.history("i1")] == [("submit", {})]
+            assert [(a.action, dict(a.detail)) for a in tx.audit("i1")] == [("note", {})]
+            assert tx.timers("i1") == []
+            assert [m.id for m in tx.outbox()] == ["m3"]
+            [incident] = tx.incidents()
+            assert "Anna" not in incident.message and dict(incident.data) == {}
+            other = tx.get("i2")
+            assert other is not None and other.data["name"] == "Bob"
+
+    def test_incidents_count_attempts_and_resolve(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            first = tx.add_incident(IncidentRecord("i1", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=7,
+                                                   next_retry_at=T0 + timedelta(minutes=1)))
+            later = T0 + timedelta(minutes=1)
+            again = tx.add_incident(IncidentRecord("i1", "expire", "builtins.KeyError", "'y'", later, later,
+                                                   timer_id=7))
+            other = tx.add_incident(IncidentRecord("i2", "go", "builtins.ValueError", "v", T0, T0, actor="anna"))
+        assert first.id == again.id and again.attempts == 2 and other.id != first.id
+        with store.transaction() as tx:
+            stored = tx.get_incident(first.id or 0)
+            assert stored is not None and (stored.attempts, stored.message, stored.first_at) == (2, "'y'", T0)
+            tx.set_incident(other.id or 0, "resolved", T0 + timedelta(hours=1), "fixed")
+        with store.read() as tx:
+            assert [i.id for i in tx.incidents("open")] == [first.id]
+            assert [(i.status, i.note) for i in tx.incidents("resolved")] == [("resolved", "fixed")]
+            assert [i.instance_id for i in tx.incidents(None, "i2")] == ["i2"]
+            assert tx.get_incident(999) is None
+
+    def test_rows_of_a_declared_table_by_equality(self) -> None:
+        store = self._store()
+        table = "rw_definitions"  # any table declared on the shared metadata; packs name their own
+        with store.transaction() as tx:
+            rows = tx.rows(table)
+            for name in ("b", "a", "c"):
+                rows.insert({"kind": "Workflow", "name": name, "version": "v1", "source": {"n": name},
+                             "created_at": T0})
+        with store.transaction() as tx:
+            rows = tx.rows(table)
+            assert [r["name"] for r in rows.find({"kind": "Workflow"}, order_by="name")] == ["a", "b", "c"]
+            assert [r["name"] for r in rows.find({"name": ["a", "c"]}, order_by="name")] == ["a", "c"]
+            found = rows.first({"name": "b"})
+            assert found is not None and found["source"] == {"n": "b"}
+            assert rows.first({"name": "zz"}) is None
+            assert rows.update({"name": "a"}, {"version": "v2"}) == 1
+            assert rows.delete({"name": "c"}) == 1
+        try:
+            with store.transaction() as tx:
+                tx.rows(table).update({"name": "b"}, {"version": "v9"})
+                tx.rows(table).delete({"name": "a"})
+                raise _Boom
+        except _Boom:
+            pass
+        with store.read() as tx:
+            assert sorted((r["name"], r["version"]) for r in tx.rows(table).find()) == [("a", "v2"), ("b", "v1")]
+
+    def test_bulk_insert_and_existing(self) -> None:
+        store = self._store()
+        records = [_record(f"b{n}") for n in range(3)]
+        history = [HistoryEntry(r.id, "$start", "", "draft", "anna", T0, "v1", 1) for r in records]
+        timers = [TimerRecord(r.id, "draft", "expire", T0 + timedelta(days=1)) for r in records]
+        with store.transaction() as tx:
+            tx.insert(_record("a0"))
+            tx.insert_many(records, history, timers)
+        with store.read() as tx:
+            assert tx.existing(["a0", "b1", "b2", "zz"]) == {"a0", "b1", "b2"}
+            assert [h.event for h in tx.history("b2")] == ["$start"]
+            assert [t.status for t in tx.timers("b0")] == ["pending"]
+            assert [r.id for r in tx.instances()] == ["a0", "b0", "b1", "b2"]
 
     def test_audit_rows(self) -> None:
         store = self._store()

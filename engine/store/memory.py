@@ -7,15 +7,83 @@ transition, its history row and its timers are kept together or not at all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from regelwerk.errors import ConflictError, UnknownInstance
-from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    ErasureCount,
+    HistoryEntry,
+    IncidentRecord,
+    InstanceRecord,
+    OutboxEntry,
+    TimerRecord,
+)
 
-__all__ = ["MemoryStore", "MemoryTx"]
+__all__ = ["MemoryRows", "MemoryStore", "MemoryTx"]
+
+
+def _matches(row: Mapping[str, Any], match: Mapping[str, Any] | None) -> bool:
+    for name, value in (match or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if row.get(name) not in value:
+                return False
+        elif row.get(name) != value:
+            return False
+    return True
+
+
+class MemoryRows:
+    """:class:`~regelwerk.store.base.Rows` as a list of dicts, undone with the transaction."""
+
+    __slots__ = ("_rows", "_tx")
+
+    def __init__(self, tx: MemoryTx, rows: list[dict[str, Any]]) -> None:
+        self._tx = tx
+        self._rows = rows
+
+    def _snapshot(self) -> None:
+        rows = self._rows
+        old = [dict(r) for r in rows]
+        self._tx._undo.append(lambda: rows.__setitem__(slice(None), old))
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+        self._rows.append(dict(values))
+        self._tx._undo.append(self._rows.pop)
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Matching rows."""
+        found = [dict(r) for r in self._rows if _matches(r, match)]
+        return sorted(found, key=lambda r: (r.get(order_by) is None, r.get(order_by))) if order_by else found
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+        return next((dict(r) for r in self._rows if _matches(r, match)), None)
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change matching rows."""
+        hits = [r for r in self._rows if _matches(r, match)]
+        if hits:
+            self._snapshot()
+            for row in (r for r in self._rows if _matches(r, match)):
+                row.update(values)
+        return len(hits)
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove matching rows."""
+        kept = [r for r in self._rows if not _matches(r, match)]
+        gone = len(self._rows) - len(kept)
+        if gone:
+            self._snapshot()
+            self._rows[:] = kept
+        return gone
 
 
 class MemoryTx:
@@ -56,6 +124,20 @@ class MemoryTx:
         instances[record.id] = record
         self._undo.append(lambda: instances.pop(record.id, None))
 
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances."""
+        return {i for i in instance_ids if i in self._store._instances}
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """One by one (the memory store has no round trips to save)."""
+        for record in records:
+            self.insert(record)
+        for entry in history:
+            self.add_history(entry)
+        for timer in timers:
+            self.add_timer(timer)
+
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Replace the instance if the stored version matches."""
         instances = self._store._instances
@@ -91,7 +173,6 @@ class MemoryTx:
     # timers
     def add_timer(self, timer: TimerRecord) -> None:
         """Store a pending timer (ids are assigned here)."""
-        from dataclasses import replace
 
         store = self._store
         store._timer_seq += 1
@@ -107,7 +188,6 @@ class MemoryTx:
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
         """Cancel the instance's pending timers."""
-        from dataclasses import replace
 
         count = 0
         for timer_id, timer in list(self._store._timers.items()):
@@ -127,7 +207,6 @@ class MemoryTx:
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a timer fired or failed."""
-        from dataclasses import replace
 
         self._set_timer(timer_id, replace(self._store._timers[timer_id], status=status, fired_at=at, note=note))
 
@@ -154,6 +233,127 @@ class MemoryTx:
         """A stored definition version."""
         return self._store._definitions.get((kind, name, version))
 
+    def rows(self, table: str) -> MemoryRows:
+        """A pack's own table, kept in memory by name."""
+        return MemoryRows(self, self._store._tables.setdefault(table, []))
+
+    # savepoints, timers in batches
+    @contextmanager
+    def savepoint(self) -> Iterator[MemoryTx]:
+        """Undo only what was done inside when it raises."""
+        mark = len(self._undo)
+        try:
+            yield self
+        except BaseException:
+            while len(self._undo) > mark:
+                self._undo.pop()()
+            raise
+
+    def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
+        """The oldest pending due timers (the store lock already excludes others)."""
+        due = [t for t in self._store._timers.values() if t.status == "pending" and t.due_at <= now]
+        return sorted(due, key=lambda t: (t.due_at, t.id or 0))[:limit]
+
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
+        """Back to pending at ``due_at``."""
+        self._set_timer(timer_id, replace(self._store._timers[timer_id], status="pending", due_at=due_at,
+                                          fired_at=None, note=note))
+
+    # outbox
+    def add_outbox(self, entry: OutboxEntry) -> None:
+        """Queue a message."""
+        rows = self._store._outbox
+        rows.append(entry)
+        self._undo.append(rows.pop)
+
+    def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
+        """Queued messages, oldest first."""
+        return [m for m in self._store._outbox if (subject_ref is None or m.subject_ref == subject_ref)
+                and (instance_id is None or m.instance_id == instance_id)]
+
+    # erasure
+    def _replace_list(self, rows: list[Any], new: list[Any]) -> None:
+        old = list(rows)
+        rows[:] = new
+        self._undo.append(lambda: rows.__setitem__(slice(None), old))
+
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
+        """Scrub instance data, history explanations, audit details and incidents; drop timers and messages."""
+        store = self._store
+        ids, refs = set(instance_ids), set(subject_refs)
+        instances = history = audit = timers = incidents = 0
+        for iid in sorted(ids):
+            rec = store._instances.get(iid)
+            if rec is not None:
+                self.update(replace(rec, data={"erased": True}), rec.version)
+                instances += 1
+            rows = store._history.get(iid)
+            if rows:
+                self._replace_list(rows, [replace(h, explain={}) for h in rows])
+                history += len(rows)
+        gone = {k: t for k, t in store._timers.items() if t.instance_id in ids}
+        for timer_id in gone:
+            del store._timers[timer_id]
+        timers = len(gone)
+        if gone:
+            self._undo.append(lambda: store._timers.update(gone))
+        scrubbed = [replace(a, detail={}) if a.instance_id in ids else a for a in store._audit]
+        audit = sum(1 for a in store._audit if a.instance_id in ids)
+        if audit:
+            self._replace_list(store._audit, scrubbed)
+        for incident_id, incident in list(store._incidents.items()):
+            if incident.instance_id in ids:
+                self._set_incident(incident_id, replace(incident, data={}, message="(erased)"))
+                incidents += 1
+        kept = [m for m in store._outbox if m.instance_id not in ids and m.subject_ref not in refs]
+        sent = len(store._outbox) - len(kept)
+        if sent:
+            self._replace_list(store._outbox, kept)
+        return ErasureCount(instances, history, audit, timers, sent, incidents)
+
+    # incidents
+    def _set_incident(self, incident_id: int, new: IncidentRecord) -> None:
+        incidents = self._store._incidents
+        old = incidents.get(incident_id)
+        incidents[incident_id] = new
+
+        def undo() -> None:
+            if old is None:
+                incidents.pop(incident_id, None)
+            else:
+                incidents[incident_id] = old
+
+        self._undo.append(undo)
+
+    def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
+        """Insert, or update the open incident of the same instance, event and timer."""
+        for stored in self._store._incidents.values():
+            if (stored.status == "open" and stored.instance_id == incident.instance_id
+                    and stored.event == incident.event and stored.timer_id == incident.timer_id):
+                assert stored.id is not None
+                new = replace(incident, id=stored.id, attempts=stored.attempts + 1, first_at=stored.first_at)
+                self._set_incident(stored.id, new)
+                return new
+        self._store._incident_seq += 1
+        new = replace(incident, id=self._store._incident_seq)
+        self._set_incident(self._store._incident_seq, new)
+        return new
+
+    def incidents(self, status: str | None = None, instance_id: str | None = None) -> list[IncidentRecord]:
+        """Incidents, oldest first."""
+        return [i for _, i in sorted(self._store._incidents.items())
+                if (status is None or i.status == status) and (instance_id is None or i.instance_id == instance_id)]
+
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        """One incident."""
+        return self._store._incidents.get(incident_id)
+
+    def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
+                     next_retry_at: datetime | None = None) -> None:
+        """Change status, note and next retry."""
+        self._set_incident(incident_id, replace(self._store._incidents[incident_id], status=status, last_at=at,
+                                                note=note, next_retry_at=next_retry_at))
+
 
 class MemoryStore:
     """Everything in dicts, guarded by one lock; ``memory://`` in URLs."""
@@ -168,6 +368,11 @@ class MemoryStore:
         self._timer_seq = 0
         self._audit: list[AuditEntry] = []
         self._definitions: dict[tuple[str, str, str], DefinitionRecord] = {}
+        self._outbox: list[OutboxEntry] = []
+        self._incidents: dict[int, IncidentRecord] = {}
+        self._incident_seq = 0
+        self._relationships: Any = None
+        self._tables: dict[str, list[dict[str, Any]]] = {}
 
     def transaction(self) -> MemoryTx:
         """A unit of work (holds the store lock until it ends)."""
@@ -176,6 +381,15 @@ class MemoryStore:
     def read(self) -> MemoryTx:
         """Same as a transaction: reads see a consistent state under the lock."""
         return MemoryTx(self)
+
+    def relationships(self, timezone: Any = None) -> Any:
+        """The permission relationship facts this store keeps (one set per store, in memory); dates count in
+        ``timezone`` (the organisation's) from the first call on."""
+        if self._relationships is None:
+            from regelwerk.permissions.relations import MemoryRelationships
+
+            self._relationships = MemoryRelationships(timezone=timezone)
+        return self._relationships
 
     def setup(self) -> None:
         """Nothing to create."""

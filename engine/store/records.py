@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AuditEntry", "DefinitionRecord", "HistoryEntry", "InstanceRecord", "TimerRecord"]
+__all__ = [
+    "AuditEntry",
+    "DefinitionRecord",
+    "ErasureCount",
+    "HistoryEntry",
+    "IncidentRecord",
+    "InstanceRecord",
+    "OutboxEntry",
+    "TimerRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +100,66 @@ class DefinitionRecord:
     version: str
     source: Mapping[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A message to send, written in the transaction of the change that caused it."""
+
+    id: str
+    created_at: datetime
+    recipient: str
+    subject: str
+    body: str
+    template: str = ""
+    sender: str | None = None
+    subject_ref: str | None = None
+    instance_id: str | None = None
+    status: str = "pending"
+    secret: str | None = None  # made only at delivery (the body holds the outbox's SECRET_MARKER)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """A failure isolated from other work: an action or timer that raised, with its retries.
+
+    ``status`` is ``open`` (waiting for an automatic retry at ``next_retry_at``, or for a person when
+    that is None) or ``resolved``. ``timer_id`` is set for a failed timer, which stays pending until
+    its retries are used up; ``actor`` and ``data`` let a failed fire be retried as it was asked.
+    """
+
+    instance_id: str
+    event: str
+    error_type: str
+    message: str
+    first_at: datetime
+    last_at: datetime
+    attempts: int = 1
+    status: str = "open"
+    timer_id: int | None = None
+    actor: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    next_retry_at: datetime | None = None
+    note: str = ""
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly data."""
+        return {"id": self.id, "instance": self.instance_id, "event": self.event, "timer": self.timer_id,
+                "error_type": self.error_type, "message": self.message, "attempts": self.attempts,
+                "status": self.status, "actor": self.actor, "data": dict(self.data),
+                "first_at": self.first_at.isoformat(), "last_at": self.last_at.isoformat(),
+                "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
+                "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureCount:
+    """What an erasure of personal data touched, per kind of row."""
+
+    instances: int = 0
+    history: int = 0
+    audit: int = 0
+    timers: int = 0
+    outbox: int = 0
+    incidents: int = 0

@@ -8,23 +8,42 @@ Concurrency:
   busy timeout instead of failing late); reads use a deferred transaction and never block writers
   (WAL). PostgreSQL: READ COMMITTED; the version check in the UPDATE decides, and due timers are
   claimed with ``FOR UPDATE SKIP LOCKED`` so several schedulers can run side by side.
+- Lock order: an instance row, then its timers. A fire updates the instance (row lock) before it
+  cancels or adds timers; a timer worker locks the due timers' instances first (``SKIP LOCKED``:
+  a busy instance is left for the next round), then the timers. No cycle, so no deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.errors import ConflictError, UnknownInstance
-from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
-from regelwerk.store.workflow_tables import rw_audit, rw_definitions, rw_history, rw_instances, rw_timers
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    ErasureCount,
+    HistoryEntry,
+    IncidentRecord,
+    InstanceRecord,
+    OutboxEntry,
+    TimerRecord,
+)
+from regelwerk.store.workflow_tables import (
+    rw_audit,
+    rw_definitions,
+    rw_history,
+    rw_incidents,
+    rw_instances,
+    rw_timers,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, Row
 
-__all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
+__all__ = ["SqlRows", "SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: switching a file to WAL needs the lock, so it must be able to wait
@@ -78,6 +97,17 @@ def _instance(row: Row[Any]) -> InstanceRecord:
                           bool(m["timers_pending"]))
 
 
+def _naive(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _incident(row: Row[Any]) -> IncidentRecord:
+    m = row._mapping
+    return IncidentRecord(m["instance_id"], m["event"], m["error_type"], m["message"], _aware(m["first_at"]),
+                          _aware(m["last_at"]), m["attempts"], m["status"], m["timer_id"], m["actor"], m["data"],
+                          _utc(m["next_retry_at"]), m["note"], m["id"])
+
+
 def _history(row: Row[Any]) -> HistoryEntry:
     m = row._mapping
     return HistoryEntry(m["instance_id"], m["event"], m["from_state"], m["to_state"], m["actor"], _aware(m["at"]),
@@ -103,6 +133,51 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            definition_version=sa.bindparam("definition_version"),
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
+
+
+class SqlRows:
+    """:class:`~regelwerk.store.base.Rows` on one declared table, on the transaction's connection."""
+
+    __slots__ = ("_conn", "_table")
+
+    def __init__(self, connection: Connection, table: sa.Table) -> None:
+        self._conn = connection
+        self._table = table
+
+    def _where(self, match: Mapping[str, Any] | None) -> list[Any]:
+        clauses = []
+        for name, value in (match or {}).items():
+            column = self._table.c[name]
+            if isinstance(value, (list, tuple, set, frozenset)):
+                clauses.append(column.in_(list(value)))
+            else:
+                clauses.append(column.is_(None) if value is None else column == value)
+        return clauses
+
+    def insert(self, values: Mapping[str, Any]) -> None:
+        """Add a row."""
+        self._conn.execute(self._table.insert().values(**dict(values)))
+
+    def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
+        """Matching rows."""
+        query = sa.select(self._table).where(*self._where(match))
+        if order_by is not None:
+            query = query.order_by(self._table.c[order_by])
+        return [dict(row) for row in self._conn.execute(query).mappings()]
+
+    def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching row, or None."""
+        row = self._conn.execute(sa.select(self._table).where(*self._where(match)).limit(1)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Change matching rows."""
+        return int(self._conn.execute(self._table.update().where(*self._where(match)).values(**dict(values)))
+                   .rowcount or 0)
+
+    def delete(self, match: Mapping[str, Any]) -> int:
+        """Remove matching rows."""
+        return int(self._conn.execute(self._table.delete().where(*self._where(match))).rowcount or 0)
 
 
 class SqlTx:
@@ -132,6 +207,35 @@ class SqlTx:
                 "created_at": _utc(record.created_at), "updated_at": _utc(record.updated_at)})
         except sa.exc.IntegrityError as exc:  # inserted concurrently between our check and our insert
             raise ConflictError(record.id, 0, 1, "") from exc
+
+    def existing(self, instance_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are instances (one query per 500 ids)."""
+        wanted = sorted(set(instance_ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update(self.connection.execute(sa.select(_I.id).where(_I.id.in_(chunk))).scalars())
+        return found
+
+    def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
+                    timers: Sequence[TimerRecord] = ()) -> None:
+        """Instances, then history, then timers: one ``executemany`` per table."""
+        conn = self.connection
+        if records:
+            conn.execute(rw_instances.insert(), [{
+                "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
+                "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
+                "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
+                for r in records])
+        if history:
+            conn.execute(_INSERT_HISTORY, [{
+                "instance_id": e.instance_id, "version": e.version, "event": e.event, "from_state": e.from_state,
+                "to_state": e.to_state, "actor": e.actor, "at": _utc(e.at),
+                "definition_version": e.definition_version, "explain": dict(e.explain)} for e in history])
+        if timers:
+            conn.execute(rw_timers.insert(), [{
+                "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
+                "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
         """Version-checked replace (``data_changed=False``: the data column is left as it is)."""
@@ -207,6 +311,146 @@ class SqlTx:
         """Mark a timer fired or failed."""
         self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
                                 .values(status=status, fired_at=_utc(at), note=note))
+
+    def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
+        """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
+        t = rw_timers.c
+        due = (sa.select(t.id, t.instance_id).where(t.status == "pending", t.due_at <= _utc(now))
+               .order_by(t.due_at, t.id).limit(limit))
+        candidates = self.connection.execute(due).all()
+        if not candidates:
+            return []
+        if self._postgres:
+            wanted = sorted({row[1] for row in candidates})
+            locked = set(self.connection.execute(
+                sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
+                .with_for_update(skip_locked=True)).scalars())
+            ids = [row[0] for row in candidates if row[1] in locked]
+            if not ids:
+                return []
+            query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending")
+                     .order_by(t.due_at, t.id).with_for_update())
+        else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
+            query = (sa.select(rw_timers).where(t.id.in_([row[0] for row in candidates]), t.status == "pending")
+                     .order_by(t.due_at, t.id))
+        return [_timer(r) for r in self.connection.execute(query)]
+
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
+        """Back to pending, due at ``due_at``."""
+        self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
+                                .values(status="pending", due_at=_utc(due_at), fired_at=None, note=note))
+
+    def rows(self, table: str) -> SqlRows:
+        """A pack's own table by name (declared on the shared metadata)."""
+        from regelwerk.store.tables import metadata
+
+        found = metadata.tables.get(table)
+        if found is None:
+            from regelwerk.errors import UsageError
+
+            raise UsageError(f"no table {table!r} is declared (is its plugin's table module registered?)")
+        return SqlRows(self.connection, found)
+
+    def savepoint(self) -> Any:
+        """A SAVEPOINT (``Connection.begin_nested``): rolls back alone on an exception."""
+        return self.connection.begin_nested()
+
+    def add_outbox(self, entry: OutboxEntry) -> None:
+        """Queue a message in ``rw_outbox`` (times as naive UTC, like the sender reads them)."""
+        from regelwerk.outbox.tables import outbox
+
+        stamp = _naive(entry.created_at)
+        self.connection.execute(outbox.insert().values(
+            id=entry.id, created_at=stamp, template=entry.template, subject_ref=entry.subject_ref,
+            instance_id=entry.instance_id, recipient=entry.recipient, sender=entry.sender, subject=entry.subject,
+            body=entry.body, status=entry.status, attempts=0, next_attempt_at=stamp, secret=entry.secret))
+
+    def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
+        """Queued messages, oldest first."""
+        from regelwerk.outbox.tables import outbox
+
+        query = outbox.select().order_by(outbox.c.created_at, outbox.c.id)
+        if subject_ref is not None:
+            query = query.where(outbox.c.subject_ref == subject_ref)
+        if instance_id is not None:
+            query = query.where(outbox.c.instance_id == instance_id)
+        return [OutboxEntry(m["id"], _aware(m["created_at"]), m["recipient"], m["subject"], m["body"], m["template"],
+                            m["sender"], m["subject_ref"], m["instance_id"], m["status"], m["secret"])
+                for m in (r._mapping for r in self.connection.execute(query))]
+
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
+        """Set-based scrub, one statement per table, in the lock order (instances before timers)."""
+        from regelwerk.outbox.tables import outbox
+
+        ids = list(instance_ids)
+        refs = list(subject_refs)
+        if not ids and not refs:
+            return ErasureCount()
+        conn = self.connection
+        many: Any = sa.bindparam("ids", expanding=True)
+        params = {"ids": ids}
+        instances = history = audit = timers = incidents = 0
+        if ids:
+            instances = conn.execute(rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
+                                     params).rowcount or 0
+            timers = conn.execute(rw_timers.delete().where(rw_timers.c.instance_id.in_(many)), params).rowcount or 0
+            history = conn.execute(rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
+                                   params).rowcount or 0
+            audit = conn.execute(rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
+                                 params).rowcount or 0
+            incidents = conn.execute(rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
+                                     .values(data={}, message="(erased)"), params).rowcount or 0
+        sent = 0
+        if ids:
+            sent += conn.execute(outbox.delete().where(outbox.c.instance_id.in_(many)), params).rowcount or 0
+        if refs:
+            sent += conn.execute(outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
+                                 {"refs": refs}).rowcount or 0
+        return ErasureCount(instances, history, audit, timers, sent, incidents)
+
+    def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
+        """Insert, or update the open incident of the same instance, event and timer."""
+        from dataclasses import replace
+
+        i = rw_incidents.c
+        timer_match = i.timer_id.is_(None) if incident.timer_id is None else i.timer_id == incident.timer_id
+        row = self.connection.execute(
+            sa.select(rw_incidents).where(i.status == "open", i.instance_id == incident.instance_id,
+                                          i.event == incident.event, timer_match).order_by(i.id).limit(1)).first()
+        values = {"error_type": incident.error_type[:200], "message": incident.message[:2000],
+                  "last_at": _utc(incident.last_at), "next_retry_at": _utc(incident.next_retry_at),
+                  "note": incident.note, "actor": incident.actor, "data": dict(incident.data)}
+        if row is not None:
+            stored = _incident(row)
+            attempts = stored.attempts + 1
+            self.connection.execute(rw_incidents.update().where(i.id == stored.id).values(attempts=attempts, **values))
+            return replace(incident, id=stored.id, attempts=attempts, first_at=stored.first_at)
+        new_id = self.connection.execute(rw_incidents.insert().returning(i.id).values(
+            instance_id=incident.instance_id, event=incident.event, timer_id=incident.timer_id,
+            attempts=incident.attempts, status=incident.status, first_at=_utc(incident.first_at), **values)
+        ).scalar_one()
+        return replace(incident, id=int(new_id))
+
+    def incidents(self, status: str | None = None, instance_id: str | None = None) -> list[IncidentRecord]:
+        """Incidents, oldest first."""
+        i = rw_incidents.c
+        query = sa.select(rw_incidents).order_by(i.id)
+        if status is not None:
+            query = query.where(i.status == status)
+        if instance_id is not None:
+            query = query.where(i.instance_id == instance_id)
+        return [_incident(r) for r in self.connection.execute(query)]
+
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        """One incident."""
+        row = self.connection.execute(sa.select(rw_incidents).where(rw_incidents.c.id == incident_id)).first()
+        return _incident(row) if row is not None else None
+
+    def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
+                     next_retry_at: datetime | None = None) -> None:
+        """Change status, note and next retry."""
+        self.connection.execute(rw_incidents.update().where(rw_incidents.c.id == incident_id).values(
+            status=status, last_at=_utc(at), note=note, next_retry_at=_utc(next_retry_at)))
 
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""
@@ -299,6 +543,13 @@ class SqlStore:
         from regelwerk.store.tables import all_tables
 
         all_tables().create_all(self.engine, checkfirst=True)
+
+    def relationships(self, timezone: Any = None) -> Any:
+        """The permission relationship facts kept in this database (``rw_relations``), indexed in memory; dates
+        count in ``timezone`` (the organisation's)."""
+        from regelwerk.permissions.sql import SqlRelationships
+
+        return SqlRelationships(self.engine, timezone=timezone)
 
     def close(self) -> None:
         """Dispose of the connection pool."""

@@ -1,11 +1,11 @@
-"""The workflow runtime's tables: instances, history, timers, audit and definition versions."""
+"""The workflow runtime's tables: instances, history, timers, audit, incidents and definition versions."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from regelwerk.store.tables import metadata
 
-__all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_instances", "rw_timers"]
+__all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_incidents", "rw_instances", "rw_timers"]
 
 _TS = sa.DateTime(timezone=True)
 
@@ -73,4 +73,24 @@ rw_definitions = sa.Table(
     sa.Column("version", sa.String(64), primary_key=True),
     sa.Column("source", sa.JSON, nullable=False),
     sa.Column("created_at", _TS, nullable=False),
+)
+
+rw_incidents = sa.Table(
+    "rw_incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("timer_id", sa.Integer, nullable=True),
+    sa.Column("error_type", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("first_at", _TS, nullable=False),
+    sa.Column("last_at", _TS, nullable=False),
+    sa.Column("next_retry_at", _TS, nullable=True),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Index("ix_rw_incidents_status_next_retry_at", "status", "next_retry_at"),
+    sa.Index("ix_rw_incidents_instance_id", "instance_id"),
 )

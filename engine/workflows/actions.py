@@ -1,9 +1,11 @@
 """Workflow actions: the context they receive, and the generic core actions.
 
 An action is registered as ``ActionSpec(name, plugin, run)`` and called as ``run(ctx)`` with an
-:class:`ActionContext`, INSIDE the transition's transaction: whatever it writes through ``ctx.tx``
-(for SQL stores ``ctx.tx.connection`` is the SQLAlchemy ``Connection``) commits together with the
-state change or not at all. Raising any exception rolls the whole transition back.
+:class:`ActionContext`, INSIDE the transition's unit of work: whatever it writes through ``ctx.tx``
+(the store port: ``ctx.tx.rows(table)`` for the pack's own rows, ``ctx.tx.add_outbox`` for mail)
+commits together with the state change or not at all. Raising any exception rolls the whole
+transition back; an exception that is not a ``RegelwerkError`` is wrapped in ``ActionFailed`` (the
+original chained) and recorded as an incident.
 
 Core actions:
 

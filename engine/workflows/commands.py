@@ -1,4 +1,4 @@
-"""CLI commands: ``regelwerk instance``, ``render``, ``db`` and ``migrate`` (contributed through the registry)."""
+"""CLI commands: ``regelwerk instance``, ``render``, ``db``, ``migrate`` and ``incidents`` (through the registry)."""
 
 from __future__ import annotations
 
@@ -238,7 +238,83 @@ def _commands() -> list[Any]:
             _emit([i.to_dict() for i in items], fmt)
         sys.exit(1 if any(i.problems for i in items) else 0)
 
-    commands: list[Callable[..., Any]] = [instance, render_group, db, migrate]
+    @click.group("incidents")
+    def incidents() -> None:
+        """Failures of actions, timers and tick tasks: list them, retry after a fix, or resolve by hand."""
+
+    text_option = format_option()
+
+    def _show(rows: Sequence[Any], fmt: str) -> None:
+        if fmt == "json":
+            _emit([r.to_dict() for r in rows])
+            return
+        if not rows:
+            click.echo("no incidents")
+        for r in rows:
+            retry = f"next retry {r.next_retry_at.isoformat()}" if r.next_retry_at else "waits for a person"
+            click.echo(f"#{r.id} {r.status} {r.instance_id or '-'} {r.event}: {r.error_type}: {r.message} "
+                       f"(attempts {r.attempts}; {retry}; last {r.last_at.isoformat()})")
+
+    @contextmanager
+    def _incident_store(url: str) -> Iterator[Any]:
+        from regelwerk.cli import fail
+        from regelwerk.errors import RegelwerkError
+        from regelwerk.store import open_store
+
+        store = open_store(url)
+        try:
+            yield store
+        except RegelwerkError as exc:
+            fail(str(exc), 1)
+        finally:
+            store.close()
+
+    @incidents.command("list")
+    @store_option
+    @click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True)
+    @click.option("--instance", "instance_id", default=None, help="Only this instance's incidents.")
+    @text_option
+    def incidents_list(store: str, status: str, instance_id: str | None, fmt: str) -> None:
+        """List incidents, oldest first."""
+        from regelwerk.workflows.incidents import list_incidents
+
+        with _incident_store(store) as opened:
+            _show(list_incidents(opened, None if status == "all" else status, instance_id), fmt)
+
+    @incidents.command("retry")
+    @store_option
+    @click.argument("incident_id", type=int)
+    @click.option("--bundle", "path", required=True, type=click.Path(exists=True),
+                  help="The bundle the instance runs (to fire its event again).")
+    @actor_option
+    @text_option
+    def incidents_retry(store: str, incident_id: int, path: str, actor: str, fmt: str) -> None:
+        """Try the failed work of INCIDENT_ID again now; exit 1 if it failed again."""
+        with _engine(path, store) as engine:
+            after = engine.retry_incident(incident_id, _actor(actor, ()))
+            _show([after], fmt)
+        sys.exit(0 if after.status == "resolved" else 1)
+
+    @incidents.command("resolve")
+    @store_option
+    @click.argument("incident_id", type=int)
+    @click.option("--note", default="", help="Why it is closed (kept with the incident and in the audit).")
+    @actor_option
+    @text_option
+    def incidents_resolve(store: str, incident_id: int, note: str, actor: str, fmt: str) -> None:
+        """Close INCIDENT_ID by hand (its work is not retried); audited."""
+        from datetime import UTC, datetime
+
+        from regelwerk.workflows.incidents import resolve_incident
+
+        with _incident_store(store) as opened:
+            done = resolve_incident(opened, incident_id, _actor(actor, ()), datetime.now(UTC), note)
+        if fmt == "json":
+            _emit(done.to_dict())
+        else:
+            _show([done], fmt)
+
+    commands: list[Callable[..., Any]] = [instance, render_group, db, migrate, incidents]
     return commands
 
 

@@ -18,7 +18,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from regelwerk.errors import UsageError
 from regelwerk.outbox.queue import enqueue, utc_naive
 from regelwerk_packs.recruitment.kinds import WORKFLOW_PREFIX
@@ -38,15 +37,13 @@ def recruitment_workflow(compiled: Any, workflow_name: str) -> RecruitmentWorkfl
     return compiled.get("RecruitmentWorkflow", workflow_name[len(WORKFLOW_PREFIX):])  # type: ignore[no-any-return]
 
 
-def _row(connection: Any, table: sa.Table, column: Any, value: Any) -> dict[str, Any] | None:
-    row = connection.execute(sa.select(table).where(column == value)).mappings().first()
-    return dict(row) if row is not None else None
-
-
 def mail_candidate(connection: Any, compiled: Any, settings: RecruitmentSettings, candidate: Mapping[str, Any],
                    vacancy: Mapping[str, Any], template_name: str, now: datetime,
                    extra: Mapping[str, Any] | None = None) -> str:
-    """Render ``template_name`` for a candidate and put it in the outbox on ``connection``; the message id."""
+    """Render ``template_name`` for a candidate and queue it in the outbox; the message id.
+
+    ``connection`` is the store's transaction (``StoreTx``) or, for older callers, a SQLAlchemy connection.
+    """
     template = compiled.get("Template", template_name)
     workflow = compiled.get("RecruitmentWorkflow", vacancy["workflow"])
     try:
@@ -64,16 +61,9 @@ def _compiled(ctx: Any) -> Any:
     return ctx.engine.bundle
 
 
-def _connection(ctx: Any) -> Any:
-    connection = getattr(ctx.tx, "connection", None)
-    if connection is None:
-        raise UsageError("recruitment needs a SQL store (candidates live in rw_candidates)")
-    return connection
-
-
 def sync_status(ctx: Any) -> None:
     """Store the applicant (on start) or the new status (on a move) in ``rw_candidates``."""
-    connection = _connection(ctx)
+    rows = ctx.tx.rows(candidates.name)
     workflow = recruitment_workflow(_compiled(ctx), ctx.instance.workflow)
     status = workflow.status(ctx.dest)
     moment = utc_naive(ctx.now)
@@ -83,11 +73,10 @@ def sync_status(ctx: Any) -> None:
         applicant = ctx.data.pop("applicant", None)
         if not isinstance(applicant, Mapping):
             raise UsageError("recruitment instances start through Recruitment.apply (no applicant data)")
-        connection.execute(candidates.insert().values(
-            **dict(applicant), instance_id=ctx.instance.id, applied_at=moment,
-            consent_at=moment if applicant.get("consent") else None, **values))
+        rows.insert({**dict(applicant), "instance_id": ctx.instance.id, "applied_at": moment,
+                     "consent_at": moment if applicant.get("consent") else None, **values})
         return
-    connection.execute(candidates.update().where(candidates.c.instance_id == ctx.instance.id).values(**values))
+    rows.update({"instance_id": ctx.instance.id}, values)
 
 
 def on_apply(ctx: Any) -> None:
@@ -102,11 +91,10 @@ def on_apply(ctx: Any) -> None:
 
 
 def _candidate_and_vacancy(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    connection = _connection(ctx)
-    candidate = _row(connection, candidates, candidates.c.instance_id, ctx.instance.id)
+    candidate = ctx.tx.rows(candidates.name).first({"instance_id": ctx.instance.id})
     if candidate is None:
         raise UsageError(f"no candidate for instance {ctx.instance.id!r}")
-    vacancy = _row(connection, vacancies, vacancies.c.id, candidate["vacancy_id"])
+    vacancy = ctx.tx.rows(vacancies.name).first({"id": candidate["vacancy_id"]})
     if vacancy is None:
         raise UsageError(f"no vacancy {candidate['vacancy_id']!r}")
     return candidate, vacancy
@@ -122,7 +110,7 @@ def send_mail(ctx: Any) -> None:
     if not name:
         ctx.audit("recruitment.mail_skipped", {"purpose": purpose, "reason": "no template for this purpose"})
         return
-    mail_candidate(_connection(ctx), compiled, settings, candidate, vacancy, str(name), ctx.now)
+    mail_candidate(ctx.tx, compiled, settings, candidate, vacancy, str(name), ctx.now)
 
 
 def send_questionnaire(ctx: Any) -> None:
@@ -139,11 +127,11 @@ def send_questionnaire(ctx: Any) -> None:
     if not name:
         raise UsageError("no questionnaire template: set templates.questionnaire in the RecruitmentSettings")
     questions = [q for c in chosen for q in c.questions]
-    _connection(ctx).execute(questionnaires.insert().values(
-        id=uuid.uuid4().hex, candidate_id=candidate["id"], vacancy_id=vacancy["id"],
-        competencies=[c.name for c in chosen], sent_at=utc_naive(ctx.now)))
+    ctx.tx.rows(questionnaires.name).insert({
+        "id": uuid.uuid4().hex, "candidate_id": candidate["id"], "vacancy_id": vacancy["id"],
+        "competencies": [c.name for c in chosen], "sent_at": utc_naive(ctx.now)})
     extra = {"questionnaire": {
         "competencies": ", ".join(c.label for c in chosen),
         "questions": [f"{i}. {q}" for i, q in enumerate(questions, 1)],
     }}
-    mail_candidate(_connection(ctx), compiled, settings, candidate, vacancy, str(name), ctx.now, extra)
+    mail_candidate(ctx.tx, compiled, settings, candidate, vacancy, str(name), ctx.now, extra)

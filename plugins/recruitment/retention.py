@@ -4,8 +4,9 @@ Each rule is a SQL predicate: a rule covers the candidates it matches and no ear
 (the first matching rule decides). The sweep streams: per rule it takes the next ``chunk`` due
 candidates (locked ``FOR UPDATE`` where the database supports it) and erases them set-based in
 the same transaction, one statement per table for the whole chunk. Removed: outbox rows about the
-candidate, questionnaires, workflow payloads (instance data, history explanations, audit details,
-timers) and finally the candidate row; an anonymous row in ``rw_retention_log`` records that it
+candidate and workflow payloads (instance data, history explanations, audit details, timers,
+incidents) through the store port's ``erase_personal_data``, questionnaires and finally the
+candidate row; an anonymous row in ``rw_retention_log`` records that it
 happened, under which rule and how long the data had been kept. Nothing in that row identifies
 the person. Only one chunk is ever held in memory.
 """
@@ -159,37 +160,20 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _erase(connection: Any, ids: Sequence[str], instance_ids: Sequence[str]) -> tuple[int, int]:
+def _erase(tx: Any, ids: Sequence[str], instance_ids: Sequence[str]) -> tuple[int, int]:
     """Erase these candidates and what was derived from them, set-based (one statement per table).
 
-    Returns (candidates deleted, outbox rows erased). The candidate rows go last. The id lists are
-    expanding bound parameters, so the statements compile once and are cached.
+    ``tx`` is the store's transaction: the workflow store's copies (instance data, history explanations,
+    audit details, timers, incidents) and the outbox messages about the candidates go through the store
+    port (``erase_personal_data``); the pack's own tables (questionnaires, then the candidate rows) on
+    the same transaction. Returns (candidates deleted, outbox rows erased).
     """
-    from regelwerk.outbox.tables import outbox
-
-    refs: Any = sa.bindparam("refs", expanding=True)
+    connection = tx.connection
     found: Any = sa.bindparam("ids", expanding=True)
-    outbox_rows = connection.execute(outbox.delete().where(outbox.c.subject_ref.in_(refs)),
-                                     {"refs": [f"candidate:{cid}" for cid in ids]}).rowcount or 0
+    erased = tx.erase_personal_data(list(instance_ids), [f"candidate:{cid}" for cid in ids])
     connection.execute(questionnaires.delete().where(questionnaires.c.candidate_id.in_(found)), {"ids": ids})
-    _erase_workflow_payloads(connection, instance_ids)
     deleted = connection.execute(candidates.delete().where(_C.id.in_(found)), {"ids": ids}).rowcount or 0
-    return deleted, outbox_rows
-
-
-def _erase_workflow_payloads(connection: Any, instance_ids: Sequence[str]) -> None:
-    """Scrub the workflow store's copies: instance data, history explanations, audit details, timers."""
-    try:
-        from regelwerk.store.workflow_tables import rw_audit, rw_history, rw_instances, rw_timers
-    except ImportError:  # a host without the SQL workflow store has nothing to scrub here
-        return
-    ids: Any = sa.bindparam("instances", expanding=True)
-    params = {"instances": list(instance_ids)}
-    connection.execute(rw_timers.delete().where(rw_timers.c.instance_id.in_(ids)), params)
-    connection.execute(rw_instances.update().where(rw_instances.c.id.in_(ids)).values(data={"erased": True}),
-                       params)
-    connection.execute(rw_history.update().where(rw_history.c.instance_id.in_(ids)).values(explain={}), params)
-    connection.execute(rw_audit.update().where(rw_audit.c.instance_id.in_(ids)).values(detail={}), params)
+    return deleted, int(erased.outbox)
 
 
 def _log_rows(rows: Iterable[tuple[str, str, str, str, datetime]], *, now: datetime, actor: Actor, policy: str,
@@ -202,9 +186,9 @@ def _log_rows(rows: Iterable[tuple[str, str, str, str, datetime]], *, now: datet
             for rule, vacancy_id, status, group, applied in rows]
 
 
-def erase_candidates(connection: Any, items: Iterable[RetentionItem], *, now: datetime, actor: Actor = SYSTEM,
+def erase_candidates(tx: Any, items: Iterable[RetentionItem], *, now: datetime, actor: Actor = SYSTEM,
                      policy: str = "", reason: str = "retention") -> tuple[int, int]:
-    """Really delete these candidates' personal data (in the caller's transaction); log anonymously.
+    """Really delete these candidates' personal data (in the caller's store transaction); log anonymously.
 
     Returns (candidates deleted, outbox rows erased). Used for hand-picked candidates (bulk delete);
     the sweep uses :func:`erase_due`, which shares the erasure itself.
@@ -212,8 +196,8 @@ def erase_candidates(connection: Any, items: Iterable[RetentionItem], *, now: da
     batch = list(items)
     if not batch:
         return 0, 0
-    deleted, outbox_rows = _erase(connection, [i.candidate_id for i in batch], [i.instance_id for i in batch])
-    connection.execute(retention_log.insert(), _log_rows(
+    deleted, outbox_rows = _erase(tx, [i.candidate_id for i in batch], [i.instance_id for i in batch])
+    tx.connection.execute(retention_log.insert(), _log_rows(
         ((i.rule, i.vacancy_id, i.status, i.group, i.applied_at) for i in batch), now=now, actor=actor,
         policy=policy, reason=reason))
     return deleted, outbox_rows
@@ -234,7 +218,7 @@ def erase_due(store: Any, policy: RetentionPolicy, now: datetime, *, actor: Acto
                 rows = next_chunk(connection, due, chunk, *columns)
                 if not rows:
                     break
-                deleted, outbox_rows = _erase(connection, [r[0] for r in rows], [r[1] for r in rows])
+                deleted, outbox_rows = _erase(tx, [r[0] for r in rows], [r[1] for r in rows])
                 connection.execute(retention_log.insert(), _log_rows(
                     ((rule.id, *r[2:]) for r in rows), now=now, actor=actor, policy=policy.name,
                     reason="retention"))

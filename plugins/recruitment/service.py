@@ -66,14 +66,14 @@ class Recruitment:
         if not decision.allowed:
             raise PermissionDenied(actor.id, action, f"{resource_type}:{resource.get('id', '')}", decision.explain)
 
-    def _audit(self, connection: Any, actor: Actor, action: str, vacancy_id: str, detail: Mapping[str, Any]) -> None:
-        connection.execute(vacancy_audit.insert().values(at=utc_naive(self._now()), actor=actor.id, action=action,
-                                                         vacancy_id=vacancy_id, detail=dict(detail)))
+    def _audit(self, tx: Any, actor: Actor, action: str, vacancy_id: str, detail: Mapping[str, Any]) -> None:
+        tx.rows(vacancy_audit.name).insert({"at": utc_naive(self._now()), "actor": actor.id, "action": action,
+                                            "vacancy_id": vacancy_id, "detail": dict(detail)})
 
     def vacancy(self, vacancy_id: str) -> dict[str, Any]:
         """A vacancy as plain data (``UsageError`` if unknown)."""
         with self.engine.store.read() as tx:
-            row = tx.connection.execute(sa.select(vacancies).where(vacancies.c.id == vacancy_id)).mappings().first()
+            row = tx.rows(vacancies.name).first({"id": vacancy_id})
         if row is None:
             raise UsageError(f"no vacancy {vacancy_id!r}")
         return dict(row)
@@ -81,7 +81,7 @@ class Recruitment:
     def candidate(self, candidate_id: str) -> dict[str, Any]:
         """A candidate as plain data (``UnknownInstance`` if unknown or deleted)."""
         with self.engine.store.read() as tx:
-            row = tx.connection.execute(sa.select(candidates).where(candidates.c.id == candidate_id)).mappings().first()
+            row = tx.rows(candidates.name).first({"id": candidate_id})
         if row is None:
             raise UnknownInstance(candidate_id)
         return dict(row)
@@ -112,11 +112,11 @@ class Recruitment:
         day = date.fromisoformat(deadline) if isinstance(deadline, str) else deadline
         members = sorted(set(team) | {manager})
         with self.engine.store.transaction() as tx:
-            tx.connection.execute(vacancies.insert().values(
-                id=vid, title=title, function=function, department=department, manager=manager, deadline=day,
-                entity=entity, workflow=chosen, templates=own, team=members, status="open",
-                opened_at=utc_naive(self._now()), opened_by=who.id))
-            self._audit(tx.connection, who, "vacancy.open", vid, {"workflow": chosen})
+            tx.rows(vacancies.name).insert({
+                "id": vid, "title": title, "function": function, "department": department, "manager": manager,
+                "deadline": day, "entity": entity, "workflow": chosen, "templates": own, "team": members,
+                "status": "open", "opened_at": utc_naive(self._now()), "opened_by": who.id})
+            self._audit(tx, who, "vacancy.open", vid, {"workflow": chosen})
         return vid
 
     def close_vacancy(self, actor: ActorLike, vacancy_id: str) -> None:
@@ -125,9 +125,9 @@ class Recruitment:
         vacancy = self.vacancy(vacancy_id)
         self._require(who, "close", "vacancy", vacancy)
         with self.engine.store.transaction() as tx:
-            tx.connection.execute(vacancies.update().where(vacancies.c.id == vacancy_id).values(
-                status="closed", closed_at=utc_naive(self._now()), closed_by=who.id))
-            self._audit(tx.connection, who, "vacancy.close", vacancy_id, {})
+            tx.rows(vacancies.name).update({"id": vacancy_id}, {
+                "status": "closed", "closed_at": utc_naive(self._now()), "closed_by": who.id})
+            self._audit(tx, who, "vacancy.close", vacancy_id, {})
 
     def set_team(self, actor: ActorLike, vacancy_id: str, team: Iterable[str]) -> None:
         """Replace the vacancy's team (who sees and moves its candidates)."""
@@ -136,8 +136,8 @@ class Recruitment:
         self._require(who, "open", "vacancy", vacancy)
         members = sorted(set(team) | {vacancy["manager"]})
         with self.engine.store.transaction() as tx:
-            tx.connection.execute(vacancies.update().where(vacancies.c.id == vacancy_id).values(team=members))
-            self._audit(tx.connection, who, "vacancy.team", vacancy_id, {"team": members})
+            tx.rows(vacancies.name).update({"id": vacancy_id}, {"team": members})
+            self._audit(tx, who, "vacancy.team", vacancy_id, {"team": members})
 
     # --- applications -------------------------------------------------------------------------
 
@@ -205,15 +205,15 @@ class Recruitment:
         if who.id not in vacancy["team"]:
             self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
         with self.engine.store.transaction() as tx:
-            return mail_candidate(tx.connection, self.compiled, self.settings, candidate, vacancy, template,
+            return mail_candidate(tx, self.compiled, self.settings, candidate, vacancy, template,
                                   self._now())
 
     def give_consent(self, candidate_id: str, actor: ActorLike = SYSTEM) -> None:
         """The candidate consents (again) to longer storage: the retention period restarts now."""
         self.candidate(candidate_id)
         with self.engine.store.transaction() as tx:
-            tx.connection.execute(candidates.update().where(candidates.c.id == candidate_id).values(
-                consent=True, consent_at=utc_naive(self._now()), renewal_requested_at=None))
+            tx.rows(candidates.name).update({"id": candidate_id}, {
+                "consent": True, "consent_at": utc_naive(self._now()), "renewal_requested_at": None})
 
     # --- retention ----------------------------------------------------------------------------
 
@@ -256,7 +256,7 @@ class Recruitment:
             now = self._now()
             items = [RetentionItem(r["id"], r["vacancy_id"], r["instance_id"], r["status"], r["status_group"],
                                    "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]
-            erase_candidates(tx.connection, items, now=now, actor=who, policy="manual", reason="bulk_delete")
+            erase_candidates(tx, items, now=now, actor=who, policy="manual", reason="bulk_delete")
         return [i.candidate_id for i in items]
 
 
@@ -278,6 +278,9 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     if not settings.retention:
         return report
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
+    with engine.store.read() as tx:
+        if tx.connection is None:  # a store without the pack's tables (memory) holds no candidates
+            return report
     erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
     moment = utc_naive(now)
     for rule, start, _due, renewal in retention_rules(policy, now):

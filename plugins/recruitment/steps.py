@@ -113,11 +113,9 @@ def step_expect_candidate(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_expect_mails(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """The outbox holds exactly these templates for a recipient (in order), optionally with text checks."""
-    from regelwerk.outbox.queue import list_messages
-
     rec = _service(ctx)
     with rec.engine.store.read() as tx:
-        messages = list_messages(tx.connection, recipient=args.get("to"))
+        messages = [m for m in tx.outbox() if args.get("to") is None or m.recipient == args.get("to")]
     actual = [m.template for m in messages]
     if "templates" in args and sorted(actual) != sorted(args["templates"]):
         raise StepFailure(f"expected mails {args['templates']} to {args.get('to', 'anyone')}, outbox has {actual}")

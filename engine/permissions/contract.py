@@ -1,0 +1,116 @@
+"""The Relationships contract: one test class every relationship store must pass.
+
+Subclass it and implement ``make_relationships`` (and ``reopen`` when the store persists)::
+
+    from regelwerk.permissions.contract import RelationshipsContract
+
+    class TestMyRelationships(RelationshipsContract):
+        def make_relationships(self):
+            return MyRelationships(...)
+
+pytest collects the inherited ``test_*`` methods; they use only the
+:class:`~regelwerk.permissions.relations.Relationships` protocol.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from regelwerk.permissions.relations import NO_EXTRAS, Relationships
+
+__all__ = ["RelationshipsContract"]
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class RelationshipsContract:
+    """Behaviour every relationship store shows: facts, validity windows, withdrawal, the closure index."""
+
+    def make_relationships(self) -> Relationships:
+        """A fresh, empty store."""
+        raise NotImplementedError
+
+    def reopen(self, store: Relationships) -> Relationships | None:
+        """The same facts read back by a new instance (persistent stores); None for memory-only stores."""
+        return None
+
+    def _store(self) -> Relationships:
+        store = self.make_relationships()
+        assert isinstance(store, Relationships)
+        return store
+
+    def test_relate_and_list_in_order(self) -> None:
+        store = self._store()
+        first = store.relate("reports_to", "eva", "mark", by="hr", now=T0)
+        store.relate("member_of", "eva", "keuken", valid_from="2026-01-01")
+        store.relate("reports_to", "mark", "lotte")
+        assert first.kind == "reports_to" and first.created_by == "hr" and first.withdrawn_at is None
+        assert [(r.subject, r.object) for r in store.relations("reports_to")] == [("eva", "mark"), ("mark", "lotte")]
+        assert [r.object for r in store.relations(subject="eva")] == ["mark", "keuken"]
+        assert [r.subject for r in store.relations(object="lotte")] == ["mark"]
+        assert store.relations(kind="consent") == []
+
+    def test_the_reporting_line_and_its_closure(self) -> None:
+        store = self._store()
+        store.relate("reports_to", "eva", "mark")
+        store.relate("reports_to", "mark", "lotte")
+        store.relate("reports_to", "lotte", "ceo")
+        assert store.managers_of("eva") == frozenset({"mark"})
+        assert store.ancestors("eva") == frozenset({"mark", "lotte", "ceo"})
+        assert store.ancestors("nobody") == frozenset()
+        store.unrelate("reports_to", "mark", "lotte", at=T0)
+        store.relate("reports_to", "mark", "piet")
+        assert store.ancestors("eva") == frozenset({"mark", "piet"})
+        assert store.ancestors("lotte") == frozenset({"ceo"})
+
+    def test_validity_windows_are_inclusive_dates(self) -> None:
+        store = self._store()
+        store.relate("member_of", "eva", "keuken", valid_from="2026-03-01", valid_to=date(2026, 3, 31))
+        assert store.groups_of("eva", datetime(2026, 2, 28, 12, tzinfo=UTC)) == frozenset()
+        assert store.groups_of("eva", datetime(2026, 3, 31, 23, tzinfo=UTC)) == frozenset({"keuken"})
+        assert store.groups_of("eva", datetime(2026, 4, 1, 8, tzinfo=UTC)) == frozenset()
+        try:
+            store.relate("member_of", "eva", "bar", valid_from="2026-04-01", valid_to="2026-03-01")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a window that ends before it starts must be refused")
+        assert store.relations(object="bar") == []
+
+    def test_withdrawal_ends_at_a_moment_and_keeps_the_row(self) -> None:
+        store = self._store()
+        store.relate("consent", "eva", "bakkerij", valid_from="2026-01-01")
+        assert store.consent_link("eva", ["elders", "bakkerij"], T0) is not None
+        ended = store.unrelate("consent", "eva", "bakkerij", at=T0, by="eva")
+        assert [(r.withdrawn_at, r.withdrawn_by) for r in ended] == [(T0, "eva")]
+        assert store.consent_link("eva", ["bakkerij"], T0 - timedelta(seconds=1)) is not None
+        assert store.consent_link("eva", ["bakkerij"], T0) is None
+        assert [r.withdrawn_at for r in store.consent_links("eva", "bakkerij")] == [T0]
+        assert store.unrelate("consent", "eva", "bakkerij", at=T0 + timedelta(days=1)) == []
+
+    def test_roles_rights_representation_and_authorship(self) -> None:
+        store = self._store()
+        assert store.personal("eva", T0) == NO_EXTRAS
+        store.relate("has_role", "eva", "beheerder", valid_from="2026-03-01")
+        store.relate("has_right", "eva", "approve_training")
+        store.relate("has_role", "eva", "auditor", valid_to="2026-02-01")
+        store.relate("represents", "bea", "bakkerij")
+        store.relate("authored", "eva", "doc-1")
+        assert store.roles_of("eva", T0) == ("beheerder",)
+        assert store.rights_of("eva", T0) == ("approve_training",)
+        assert store.personal("eva", T0) == (("beheerder",), ("approve_training",))
+        assert store.represented_by("bea", T0) == frozenset({"bakkerij"})
+        assert store.authored("eva", "doc-1") and not store.authored("eva", "doc-2")
+
+    def test_facts_persist(self) -> None:
+        store = self._store()
+        store.relate("reports_to", "eva", "mark", now=T0)
+        store.relate("consent", "eva", "bakkerij")
+        store.unrelate("consent", "eva", "bakkerij", at=T0)
+        again: Any = self.reopen(store)
+        if again is None:
+            return
+        assert again.ancestors("eva") == frozenset({"mark"})
+        assert [(r.kind, r.withdrawn_at) for r in again.relations(subject="eva")] == [
+            ("reports_to", None), ("consent", T0)]

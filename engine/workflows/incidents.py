@@ -1,0 +1,125 @@
+"""Incidents: failures of plugin code (an action, a timer, a tick task), isolated from other work.
+
+A failing action rolls back only its own change (its fire, or its timer's savepoint inside a batch);
+the failure is then recorded here as an :class:`~regelwerk.store.records.IncidentRecord` (instance,
+event, error type and message, attempts). A failed timer is retried automatically with the engine's
+:class:`~regelwerk.runtime.RetryPolicy` backoff until its attempts are used up; a failed fire (the
+caller got the error at once) and a tick task wait for a person. People see them with
+``regelwerk incidents list`` and act with ``retry`` (after fixing the cause) or ``resolve``.
+
+These functions work on any store; ``Engine.incidents/retry_incident/resolve_incident`` are the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError
+from regelwerk.store.base import Store
+from regelwerk.store.records import AuditEntry, IncidentRecord
+from regelwerk.store.unit import UnitOfWork
+
+__all__ = ["IncidentService", "get_incident", "list_incidents", "record_incident", "resolve_incident"]
+
+
+def list_incidents(store: Store, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
+    """Incidents (``open`` by default; None: all), oldest first."""
+    with store.read() as tx:
+        return tx.incidents(status, instance_id)
+
+
+def get_incident(store: Store, incident_id: int) -> IncidentRecord:
+    """One incident (``UnknownIncident`` if there is none)."""
+    with store.read() as tx:
+        found = tx.get_incident(incident_id)
+    if found is None:
+        raise UnknownIncident(incident_id)
+    return found
+
+
+def record_incident(store: Store, error: PluginError, now: datetime, actor: str = "system",
+                    data: dict[str, object] | None = None) -> IncidentRecord:
+    """Record a failure in its own unit of work (after the failed change rolled back)."""
+    with UnitOfWork(store) as uow:
+        return uow.tx.add_incident(IncidentRecord(error.instance_id, error.event, error.error_type,
+                                                  error.error_message, now, now, 1, "open", None, actor,
+                                                  dict(data or {}), None, str(error)[:500]))
+
+
+def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime, note: str = "") -> IncidentRecord:
+    """Close an incident by hand (its work is not retried; a timer waiting for a retry is marked failed); audited."""
+    incident = get_incident(store, incident_id)
+    with UnitOfWork(store) as uow:
+        uow.tx.set_incident(incident_id, "resolved", now, note or f"resolved by {actor.id}")
+        if incident.timer_id is not None and incident.next_retry_at is not None:
+            uow.tx.finish_timer(incident.timer_id, "failed", now, f"incident {incident_id} resolved by hand")
+        uow.audit(AuditEntry(now, actor.id, "incident.resolve", incident.instance_id or None,
+                             {"incident": incident_id, "note": note}))
+    return get_incident(store, incident_id)
+
+
+if TYPE_CHECKING:
+    from regelwerk.runtime import Engine
+
+ActorLike = Actor | str | Mapping[str, Any]
+START_EVENT = "$start"
+
+
+class IncidentService:
+    """Retries an incident's failed work through the engine front (fire, due timers, tick tasks)."""
+
+    def __init__(self, front: Engine) -> None:
+        self.front = front
+
+    def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
+        """Try the failed work again now (after the cause was fixed); the incident as it is afterwards.
+
+        A timer's incident puts the timer back to pending, due now, and fires due timers; a fire's
+        incident fires the event again as the actor who asked. Success resolves the incident; another
+        failure counts one more attempt.
+        """
+        who = Actor.of(actor)
+        incident = self.front.incident(incident_id)
+        if incident.status != "open":
+            raise UsageError(f"incident {incident_id} is {incident.status}, not open")
+        now = self.front.clock()
+        if incident.timer_id is not None:
+            with UnitOfWork(self.front.store) as uow:
+                uow.tx.reschedule_timer(incident.timer_id, now, f"retry by {who.id}")
+                uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now)
+                uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+            self.front.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)
+            return self.front.incident(incident_id)
+        try:
+            if incident.event.startswith("tick:"):
+                self._run_tick_task(incident.event.removeprefix("tick:"), now)
+            elif incident.event == START_EVENT:
+                raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
+                                 f"{incident.data.get('workflow')!r} again, then resolve the incident")
+            else:
+                self.front.fire(incident.instance_id, incident.event, incident.actor or who, incident.data or None)
+        except PluginError as exc:
+            if incident.event.startswith("tick:"):
+                self.front.record_incident(exc, now)
+            return self.front.incident(incident_id)
+        with UnitOfWork(self.front.store) as uow:
+            uow.tx.set_incident(incident_id, "resolved", now, f"fired on retry by {who.id}")
+            uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+        return self.front.incident(incident_id)
+
+    def _run_tick_task(self, task_id: str, now: datetime) -> None:
+        from regelwerk.scheduling.sources import tick_tasks
+
+        for task in tick_tasks(self.front.bundle.objects):
+            if task.task_id == task_id:
+                try:
+                    task.run_tick(self.front, self.front.bundle, now)
+                except RegelwerkError:
+                    raise
+                except Exception as exc:  # plugin code, typed at the boundary
+                    raise PluginError.wrap(f"tick task {task_id!r}", exc, "", f"tick:{task_id}") from exc
+                return
+        raise UsageError(f"no tick task {task_id!r} in this bundle")

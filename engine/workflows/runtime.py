@@ -1,0 +1,578 @@
+"""The workflow runtime: start, fire and read instances, one unit of work per change.
+
+Definition versions (``Version``), guards and permissions (``Gate``) live in ``gate.py``; timers,
+migrations and incidents are services of their own beside it; ``regelwerk.runtime.Engine`` is the front.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from regelwerk.actors import SYSTEM, Actor
+from regelwerk.compiler import CompiledBundle
+from regelwerk.errors import (
+    ActionFailed,
+    ConflictError,
+    InvalidData,
+    PermissionDenied,
+    PluginError,
+    RegelwerkError,
+    TransitionNotAllowed,
+    UnknownInstance,
+    UsageError,
+)
+from regelwerk.registry import Registry
+from regelwerk.store.base import Store, StoreTx
+from regelwerk.store.records import (
+    AuditEntry,
+    DefinitionRecord,
+    HistoryEntry,
+    InstanceRecord,
+    TimerRecord,
+)
+from regelwerk.store.unit import UnitOfWork, current_unit
+from regelwerk.workflows.actions import ActionContext
+from regelwerk.workflows.gate import Gate, Version
+from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
+from regelwerk.workflows.ports import PermissionPort
+
+__all__ = ["START_EVENT", "EventOption", "WorkflowRuntime"]
+
+START_EVENT = "$start"
+ActorLike = Actor | str | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventOption:
+    """An event possible from the instance's state: whether this actor may fire it now, and why not."""
+
+    event: str
+    label: str
+    allowed: bool
+    to: str | None
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"event": self.event, "label": self.label, "allowed": self.allowed, "to": self.to,
+                "reasons": list(self.reasons)}
+
+
+class WorkflowRuntime:
+    """Starts, fires and reads workflow instances of one bundle on one store."""
+
+    def __init__(self, front: Any, registry: Registry, bundle: CompiledBundle, store: Store,
+                 clock: Callable[[], datetime], permissions: PermissionPort, id_factory: Callable[[], str],
+                 cache_size: int = 10_000) -> None:
+        self.front = front  # what actions see as ctx.engine (the Engine)
+        self.registry = registry
+        self.bundle = bundle
+        self.store = store
+        self.clock = clock
+        self.permissions = permissions
+        self.id_factory = id_factory
+        self._lock = threading.Lock()
+        self._runtimes: dict[tuple[str, str], Version] = {}
+        self._stored_versions: set[tuple[str, str]] = set()
+        # A bounded cache of the records this engine last committed: a fire can skip the SELECT and
+        # go straight to the version-checked UPDATE. A stale entry (another process changed the row)
+        # fails that check and the fire is redone once on a fresh read in the same transaction.
+        self._cache: dict[str, InstanceRecord] = {}
+        self._cache_size = cache_size
+
+    def workflows(self) -> dict[str, Workflow]:
+        """The bundle's workflows by name."""
+        return dict(self.bundle.of_kind("Workflow"))
+
+    def current_version(self, workflow: str) -> str:
+        """The content hash of the bundle's definition of ``workflow``."""
+        self.bundle.get("Workflow", workflow)
+        return self.bundle.versions[("Workflow", workflow)]
+
+    def _current(self, workflow: str) -> Version:
+        model: Workflow = self.bundle.get("Workflow", workflow)
+        version = self.bundle.versions[("Workflow", workflow)]
+        key = (workflow, version)
+        rt = self._runtimes.get(key)
+        if rt is None:
+            with self._lock:
+                rt = self._runtimes.get(key)
+                if rt is None:
+                    rt = Version(model, version)
+                    self._runtimes[key] = rt
+        return rt
+
+    def _runtime(self, tx: StoreTx, workflow: str, version: str) -> Version:
+        rt = self._runtimes.get((workflow, version))
+        if rt is not None:
+            return rt
+        if self.bundle.versions.get(("Workflow", workflow)) == version:
+            return self._current(workflow)
+        stored = tx.get_definition("Workflow", workflow, version)
+        if stored is None:
+            raise UsageError(f"definition version {version} of workflow {workflow!r} is not in the store",
+                             hint="run 'regelwerk migrate apply' to move its instances to the current version")
+        try:
+            model = workflow_from_dict(stored.source, self.registry.function_table())
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"stored definition {workflow}@{version} cannot be loaded: {exc}") from exc
+        with self._lock:
+            rt = self._runtimes.setdefault((workflow, version), Version(model, version))
+        return rt
+
+    def _remember_definition(self, tx: StoreTx, rt: Version, now: datetime) -> None:
+        key = (rt.model.name, rt.version)
+        if key in self._stored_versions:
+            return
+        tx.put_definition(DefinitionRecord("Workflow", rt.model.name, rt.version, workflow_to_dict(rt.model), now))
+
+    def _check(self, actor: Actor, action: str, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
+               transition: Transition, now: datetime) -> Any:
+        """Decide ``action`` against the STORED instance; event data that changes fields is decided too.
+
+        Facts come from the store, not the caller: the scopes and conditions read ``rec.data``. When
+        ``data`` (the instance as the event would leave it) changes fields, the same action is decided
+        again on the changed resource and both must allow, so a payload can never move a resource into
+        or out of a scope (e.g. ``{"subject": "nobody"}`` on a self-approval).
+        """
+        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now,
+                   "instance_id": rec.id}
+        decision = self._ask(actor, action, model, rec, rec.data, context)
+        if not decision.allowed or data is rec.data:
+            return decision
+        changed = sorted(k for k in {*data, *rec.data} if data.get(k) != rec.data.get(k))
+        if not changed:
+            return decision
+        after = self._ask(actor, action, model, rec, data, {**context, "changes": changed})
+        if after.allowed:
+            return decision
+        from regelwerk.permissions.policies import PolicyDecision
+
+        return PolicyDecision(False, {
+            "decision": "deny", "by": "guarded-change", "action": action, "changed_fields": changed,
+            "reason": f"the event data changes {', '.join(changed)}; {action!r} is allowed on the stored instance "
+                      f"but not on the changed one, so the change is refused",
+            "stored": _jsonable(decision.explain), "changed": _jsonable(after.explain)})
+
+    def _ask(self, actor: Actor, action: str, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
+             context: Mapping[str, Any]) -> Any:
+        # The instance's data fields are the resource's fields (subject, author, department...), so a
+        # permission matrix's scopes and conditions read them directly; the engine's own keys win.
+        resource = {**data, "id": rec.id, "workflow": rec.workflow, "state": rec.state, "data": data,
+                    "created_by": rec.created_by}
+        return self.permissions.check(actor, action, model.resource_type, resource, context)
+
+    def _check_start(self, actor: Actor, rt: Version, data: Mapping[str, Any], instance_id: str | None,
+                     now: datetime) -> None:
+        """Starting is an action like any other: refused (typed; audited by the caller's unit) unless allowed."""
+        model = rt.model
+        action = model.start_action
+        resource = {**data, "id": instance_id, "workflow": model.name, "state": model.initial, "data": data,
+                    "created_by": actor.id}
+        context = {"event": START_EVENT, "from": "", "to": model.initial, "now": now, "instance_id": instance_id}
+        decision = self.permissions.check(actor, action, model.resource_type, resource, context)
+        if not decision.allowed:
+            raise PermissionDenied(actor.id, action, f"{model.resource_type}:{instance_id or '(new)'}",
+                                   _jsonable(decision.explain))
+
+    @staticmethod
+    def _refused(uow: UnitOfWork, mark: int, exc: PermissionDenied, instance_id: str, event: str,
+                 now: datetime) -> None:
+        """Audit a denied start or fire exactly once, as a refusal of its unit of work (kept when it rolls back).
+
+        A permission port that audits (``store_audit``) has already put its row in the unit since
+        ``mark``: that row gets the event; otherwise the engine writes ``workflow.permission_denied``.
+        """
+        added = uow.refusals[mark:]
+        if added:
+            uow.refusals[mark:] = [replace(entry, instance_id=entry.instance_id or instance_id,
+                                           detail={**entry.detail, "event": event}) for entry in added]
+            return
+        uow.refuse(AuditEntry(now, exc.actor, "workflow.permission_denied", instance_id,
+                              {"event": event, "action": exc.action, "explain": _jsonable(exc.explanation)}))
+
+    def _run_actions(self, calls: Iterable[tuple[str, ActionRef]], tx: StoreTx, rec: InstanceRecord, event: str,
+                     actor: Actor, now: datetime, source: str, data: dict[str, Any], timers: list[TimerRecord],
+                     post: list[Callable[[], None]]) -> None:
+        for phase, call in calls:
+            spec = self.registry.actions.get(call.name)
+            if spec is None:
+                raise UsageError(f"action {call.name!r} is not registered (is its plugin installed?)")
+            ctx = ActionContext(self.front, rec, event, actor, now, call.params, tx, source, rec.state, phase, data,
+                                timers, post)
+            try:
+                spec.run(ctx)
+            except RegelwerkError:
+                raise
+            except Exception as exc:  # a plugin bug: typed at the boundary, the original chained
+                raise ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event) from exc
+
+    @staticmethod
+    def _run_post(post: list[Callable[[], None]]) -> None:
+        for callback in post:
+            callback()
+
+    def _remember(self, records: Iterable[InstanceRecord]) -> None:
+        if self._cache_size <= 0:
+            return
+        cache = self._cache
+        with self._lock:
+            for record in records:
+                cache.pop(record.id, None)
+                cache[record.id] = record
+            while len(cache) > self._cache_size:
+                del cache[next(iter(cache))]
+
+    def _forget(self, instance_ids: Iterable[str]) -> None:
+        with self._lock:
+            for instance_id in instance_ids:
+                self._cache.pop(instance_id, None)
+
+    def start(self, workflow: str, data: Mapping[str, Any] | None = None, actor: ActorLike = SYSTEM,
+              instance_id: str | None = None) -> InstanceRecord:
+        """Create an instance in the workflow's initial state (on_enter actions and timers included).
+
+        Starting needs the workflow's start permission (``start_permission``, else ``<workflow>.start``):
+        refused with ``PermissionDenied`` (audited) unless the policy allows it. Scheduled starts (the
+        engine's own, like timers) do not pass here.
+        """
+        who = Actor.of(actor)
+        now = self.clock()
+        rt = self._current(workflow)
+        new_id = instance_id or self.id_factory()
+        try:
+            with UnitOfWork(self.store) as uow:
+                try:
+                    self._check_start(who, rt, dict(data or {}), instance_id, now)
+                except PermissionDenied as exc:
+                    self._refused(uow, 0, exc, instance_id or "", START_EVENT, now)
+                    raise
+                record = self._start_tx(uow.tx, rt, dict(data or {}), who, new_id, now, uow.post)
+        except PluginError as exc:
+            # the data is not kept: no instance exists that an AVG erasure would find it by
+            self._fire_incident(exc, new_id, START_EVENT, who, {"workflow": workflow}, now)
+            raise
+        self._stored_versions.add((rt.model.name, rt.version))
+        self._remember((record,))
+        uow.run_post()
+        return record
+
+    def _start_tx(self, tx: StoreTx, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str | None,
+                  now: datetime, post: list[Callable[[], None]]) -> InstanceRecord:
+        rt.check_data(data)
+        self._remember_definition(tx, rt, now)
+        model = rt.model
+        initial = rt.machine.state(model.initial)
+        record = InstanceRecord(instance_id or self.id_factory(), model.name, rt.version, model.initial, data, 1,
+                                now, now, actor.id, bool(initial.after))
+        tx.insert(record)
+        timers: list[TimerRecord] = []
+        if initial.on_enter:
+            work = dict(data)
+            self._run_actions((("enter", a) for a in initial.on_enter), tx, record, START_EVENT, actor, now, "",
+                              work, timers, post)
+            record = self._save_after_actions(tx, rt, record, work, timers)
+        self._schedule(tx, record, initial.after, now)
+        tx.add_history(HistoryEntry(record.id, START_EVENT, "", model.initial, actor.id, now, rt.version, 1,
+                                    {"actor": actor.to_dict()}))
+        return record
+
+    def _save_after_actions(self, tx: StoreTx, rt: Version, record: InstanceRecord, work: dict[str, Any],
+                            timers: list[TimerRecord]) -> InstanceRecord:
+        changed = work != record.data
+        if changed:
+            rt.check_data(work)
+        for timer in timers:
+            tx.add_timer(timer)
+        if changed or (timers and not record.timers_pending):
+            updated = replace(record, data=work, timers_pending=record.timers_pending or bool(timers))
+            tx.update(updated, record.version)
+            return updated
+        return record
+
+    @staticmethod
+    def _schedule(tx: StoreTx, record: InstanceRecord, timers: Sequence[Any], now: datetime) -> None:
+        for spec in timers:
+            tx.add_timer(TimerRecord(record.id, record.state, spec.event, now + spec.duration.delta(),
+                                     dict(spec.data)))
+
+    def fire(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None = None,
+             expected_version: int | None = None) -> InstanceRecord:
+        """Fire ``event`` on an instance as ``actor``; the updated instance.
+
+        ``data`` is merged (shallowly) into the instance data and validated. With ``expected_version`` the
+        fire only happens if nobody changed the instance since the caller read it (else ``ConflictError``).
+        Refusals: ``UnknownInstance``, ``TransitionNotAllowed``, ``PermissionDenied`` (audited),
+        ``InvalidData``, ``ConflictError``.
+        """
+        who = Actor.of(actor)
+        now = self.clock()
+        uow = UnitOfWork(self.store)
+        try:
+            with uow:
+                try:
+                    record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
+                                           True)
+                except PermissionDenied as exc:
+                    self._refused(uow, 0, exc, instance_id, event, now)
+                    raise
+        except PluginError as exc:
+            self._forget((instance_id,))
+            self._fire_incident(exc, instance_id, event, who, data, now)
+            raise
+        except BaseException:
+            self._forget((instance_id,))
+            raise
+        self._remember((record,))
+        uow.run_post()
+        return record
+
+    def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
+        """Fire many events in ONE unit of work: all commit, or none (the first refusal is raised).
+
+        Each item is ``{"instance": id, "event": e, "actor": a, "data": {...}, "expected_version": n}`` or a
+        tuple ``(instance_id, event, actor[, data])``. The raised error has ``batch_index`` set.
+        """
+        now = self.clock()
+        results: list[InstanceRecord] = []
+        touched: list[str] = []
+        index = -1
+        uow = UnitOfWork(self.store)
+        try:
+            with uow:
+                for position, item in enumerate(items):
+                    index = position
+                    if isinstance(item, Mapping):
+                        iid, ev, who = item["instance"], item["event"], item.get("actor", SYSTEM)
+                        payload, expected = item.get("data"), item.get("expected_version")
+                    else:
+                        iid, ev, who = item[0], item[1], item[2]
+                        payload, expected = (item[3] if len(item) > 3 else None), None
+                    touched.append(str(iid))
+                    mark = len(uow.refusals)
+                    try:
+                        results.append(self._fire_tx(uow.tx, str(iid), str(ev), Actor.of(who), payload, now,
+                                                     expected, uow.post, True))
+                    except PermissionDenied as exc:
+                        self._refused(uow, mark, exc, str(iid), str(ev), now)
+                        raise
+        except BaseException as exc:
+            self._forget(touched)
+            if not isinstance(exc, RegelwerkError):
+                raise
+            exc.batch_index = index  # type: ignore[attr-defined]
+            raise
+        self._remember(results)
+        uow.run_post()
+        return results
+
+    def _fire_tx(self, tx: StoreTx, instance_id: str, event: str, actor: Actor, data: Mapping[str, Any] | None,
+                 now: datetime, expected_version: int | None, post: list[Callable[[], None]],
+                 check_permission: bool) -> InstanceRecord:
+        rec = self._cache.get(instance_id) if check_permission else None
+        if rec is not None and expected_version is not None and rec.version != expected_version:
+            rec = None
+        if rec is not None:
+            try:
+                decided = self._decide(tx, rec, event, actor, data, now, check_permission)
+            except (TransitionNotAllowed, PermissionDenied, InvalidData) as exc:
+                fresh = tx.get(instance_id)
+                if fresh is not None and fresh.version == rec.version:
+                    raise  # the cached record was current: the refusal stands
+                decided = None
+                unit = current_unit(self.store)
+                if isinstance(exc, PermissionDenied) and unit is not None:
+                    # decided on a stale read: drop its refusals (the tail, about this instance), decide again
+                    while unit.refusals and unit.refusals[-1].instance_id == instance_id:
+                        unit.refusals.pop()
+            if decided is not None:
+                try:
+                    return self._apply(tx, rec, decided, event, actor, data, now, post)
+                except ConflictError:
+                    if expected_version is not None:
+                        raise
+            # the cached record was stale (another process changed the row): decide again on a fresh read
+        fresh = tx.get(instance_id)
+        if fresh is None:
+            raise UnknownInstance(instance_id)
+        if expected_version is not None and fresh.version != expected_version:
+            raise ConflictError(instance_id, expected_version, fresh.version, fresh.state)
+        decided = self._decide(tx, fresh, event, actor, data, now, check_permission)
+        return self._apply(tx, fresh, decided, event, actor, data, now, post)
+
+    def _decide(self, tx: StoreTx, rec: InstanceRecord, event: str, actor: Actor, data: Mapping[str, Any] | None,
+                now: datetime, check_permission: bool) -> tuple[Version, Gate, str, Mapping[str, Any]]:
+        """Guards, permission and target state; writes nothing."""
+        rt = self._runtime(tx, rec.workflow, rec.definition_version)
+        new_data: Mapping[str, Any] = rec.data
+        if data:
+            merged = {**rec.data, **data}
+            rt.check_data(merged)
+            new_data = merged
+        gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
+        try:
+            dest = rt.machine.step(rec.id, rec.state, event, gate)
+        except RegelwerkError:
+            raise
+        except Exception as exc:  # a condition function or permission port raised: typed at the boundary
+            raise PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event) from exc
+        if dest is None or gate.chosen is None:
+            raise gate.refusal()
+        return rt, gate, dest, new_data
+
+    def _apply(self, tx: StoreTx, rec: InstanceRecord, decided: tuple[Version, Gate, str, Mapping[str, Any]],
+               event: str, actor: Actor, data: Mapping[str, Any] | None, now: datetime,
+               post: list[Callable[[], None]]) -> InstanceRecord:
+        """Claim (version-checked update), cancel and schedule timers, run actions, write history."""
+        rt, gate, dest, new_data = decided
+        transition = gate.chosen
+        assert transition is not None
+        instance_id = rec.id
+        leaving = rt.machine.state(rec.state)
+        entering = rt.machine.state(dest)
+        record = InstanceRecord(rec.id, rec.workflow, rec.definition_version, dest, new_data, rec.version + 1,
+                                rec.created_at, now, rec.created_by, bool(entering.after))
+        # the version check: claim the change before any side effect
+        tx.update(record, rec.version, new_data is not rec.data)
+        if rec.timers_pending:
+            tx.cancel_timers(instance_id, now)
+        if leaving.on_exit or entering.on_enter or transition.actions:
+            work = dict(new_data)
+            timers: list[TimerRecord] = []
+            calls = [*(("exit", a) for a in leaving.on_exit), *(("enter", a) for a in entering.on_enter),
+                     *(("after", a) for a in transition.actions)]
+            self._run_actions(calls, tx, record, event, actor, now, rec.state, work, timers, post)
+            record = self._save_after_actions(tx, rt, record, work, timers)
+        if entering.after:
+            self._schedule(tx, record, entering.after, now)
+        explain = gate.explain
+        explain["actor"] = {"id": actor.id, "roles": list(actor.roles)}
+        if data:
+            explain["input"] = dict(data)
+        tx.add_history(HistoryEntry(instance_id, event, rec.state, dest, actor.id, now, rec.definition_version,
+                                    record.version, explain))
+        return record
+
+    def get(self, instance_id: str) -> InstanceRecord:
+        """The instance (``UnknownInstance`` if there is none)."""
+        with self.store.read() as tx:
+            rec = tx.get(instance_id)
+        if rec is None:
+            raise UnknownInstance(instance_id)
+        return rec
+
+    def history(self, instance_id: str) -> list[HistoryEntry]:
+        """Every state change of the instance, oldest first."""
+        with self.store.read() as tx:
+            if tx.get(instance_id) is None:
+                raise UnknownInstance(instance_id)
+            return tx.history(instance_id)
+
+    def timers(self, instance_id: str) -> list[TimerRecord]:
+        """Every timer of the instance (pending, fired, cancelled, failed)."""
+        with self.store.read() as tx:
+            return tx.timers(instance_id)
+
+    def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
+        """Audit rows (of one instance, if given)."""
+        with self.store.read() as tx:
+            return tx.audit(instance_id)
+
+    def instances(self, workflow: str | None = None, state: str | None = None) -> list[InstanceRecord]:
+        """Instances, optionally filtered."""
+        with self.store.read() as tx:
+            return tx.instances(workflow=workflow, state=state)
+
+    def _evaluate(self, tx: StoreTx, instance_id: str, actor: Actor, data: Mapping[str, Any] | None,
+                  now: datetime) -> tuple[InstanceRecord, Version, Mapping[str, Any]]:
+        rec = tx.get(instance_id)
+        if rec is None:
+            raise UnknownInstance(instance_id)
+        rt = self._runtime(tx, rec.workflow, rec.definition_version)
+        merged = {**rec.data, **data} if data else rec.data
+        return rec, rt, merged
+
+    def explain(self, instance_id: str, event: str, actor: ActorLike,
+                data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Why ``event`` would (not) fire now for ``actor``: every candidate's guard and permission."""
+        who = Actor.of(actor)
+        now = self.clock()
+        with self.store.read() as tx:
+            rec, rt, merged = self._evaluate(tx, instance_id, who, data, now)
+        return self._explain(rec, rt, merged, event, who, data or {}, now)
+
+    def _explain(self, rec: InstanceRecord, rt: Version, merged: Mapping[str, Any], event: str, actor: Actor,
+                 input_data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        candidates = rt.machine.candidates(rec.state, event) if rec.state in rt.model.state_ids else ()
+        gate = Gate(self, rt, rec, event, actor, merged, input_data, now, True)
+        out: dict[str, Any] = {"instance": rec.id, "state": rec.state, "event": event, "allowed": False,
+                               "to": None, "candidates": [], "reasons": []}
+        if not candidates:
+            froms = sorted({s for t in rt.model.transitions if t.event == event for s in t.sources})
+            out["reasons"] = [f"{event!r} cannot fire from state {rec.state!r}"
+                              + (f"; it fires from: {', '.join(froms)}" if froms else f"; {rec.workflow} has no "
+                                                                                       f"such event")]
+            return out
+        for transition in candidates:
+            item: dict[str, Any] = {"to": transition.dest, "label": transition.label}
+            passed = True
+            if transition.guard is not None:
+                ok, parts = transition.guard.explain(gate.scope, now)
+                item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
+                passed = ok
+            if transition.permission:
+                decision = self._check(actor, transition.permission, rt.model, rec, merged, transition, now)
+                item["permission"] = {"action": transition.permission, "allowed": bool(decision.allowed),
+                                      "explain": _jsonable(decision.explain)}
+                passed = passed and bool(decision.allowed)
+            item["passed"] = passed
+            out["candidates"].append(item)
+            if passed and not out["allowed"]:
+                out["allowed"], out["to"] = True, transition.dest
+        if not out["allowed"]:
+            for item in out["candidates"]:
+                if "guard" in item and not item["guard"]["passed"]:
+                    out["reasons"].append(f"guard of {event} -> {item['to']} failed: "
+                                          + "; ".join(item["guard"]["reasons"]))
+                if "permission" in item and not item["permission"]["allowed"]:
+                    out["reasons"].append(f"{actor.id!r} lacks permission {item['permission']['action']!r}")
+        return out
+
+    def available_events(self, instance_id: str, actor: ActorLike) -> list[EventOption]:
+        """Every event possible from the instance's state, whether ``actor`` may fire it now, and why not."""
+        who = Actor.of(actor)
+        now = self.clock()
+        with self.store.read() as tx:
+            rec, rt, merged = self._evaluate(tx, instance_id, who, None, now)
+        options = []
+        for event in rt.model.events:
+            if rec.state not in rt.model.state_ids or not rt.machine.candidates(rec.state, event):
+                continue
+            result = self._explain(rec, rt, merged, event, who, {}, now)
+            label = rt.machine.candidates(rec.state, event)[0].label
+            options.append(EventOption(event, label, bool(result["allowed"]), result["to"],
+                                       tuple(result["reasons"])))
+        return options
+
+    def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
+                       data: Mapping[str, Any] | None, now: datetime) -> None:
+        """A fire whose action raised was rolled back; record the incident in its own unit of work."""
+        from regelwerk.workflows.incidents import record_incident
+
+        exc.instance_id, exc.event = instance_id, event
+        record_incident(self.store, exc, now, actor.id, dict(data or {}))
+
+
+def _jsonable(value: Any) -> Any:
+    """Best-effort JSON-able copy of a permission explanation."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

@@ -1,0 +1,128 @@
+"""Durable timers: claimed in bounded batches in the lock order, fired each in a savepoint, retried as incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from regelwerk.actors import SYSTEM
+from regelwerk.errors import (
+    PluginError,
+    RegelwerkError,
+)
+from regelwerk.store.base import StoreTx
+from regelwerk.store.records import (
+    AuditEntry,
+    IncidentRecord,
+    TimerRecord,
+)
+from regelwerk.store.unit import UnitOfWork
+from regelwerk.workflows.runtime import WorkflowRuntime
+
+__all__ = ["RetryPolicy", "TimerOutcome", "TimerService"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerOutcome:
+    """What happened to one due timer."""
+
+    timer_id: int
+    instance_id: str
+    event: str
+    status: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a failing timer is tried (``attempts`` in all) and how long to wait before each retry.
+
+    The n-th retry waits ``backoff * factor ** (n - 1)``, at most ``max_backoff``. After the last attempt
+    the timer is ``failed`` and its incident waits for a person (``regelwerk incidents retry``).
+    """
+
+    attempts: int = 5
+    backoff: timedelta = timedelta(minutes=1)
+    factor: float = 4.0
+    max_backoff: timedelta = timedelta(hours=6)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff <= timedelta(0) or self.factor < 1:
+            raise ValueError("RetryPolicy needs attempts >= 1, a positive backoff and factor >= 1")
+
+    def delay(self, attempt: int) -> timedelta | None:
+        """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
+        if attempt >= self.attempts:
+            return None
+        return min(self.backoff * (self.factor ** (attempt - 1)), self.max_backoff)
+
+
+class TimerService:
+    """Fires due timers through the workflow runtime."""
+
+    def __init__(self, runtime: WorkflowRuntime, retry: RetryPolicy) -> None:
+        self.runtime = runtime
+        self.retry = retry
+
+    def fire_due_timers(self, now: datetime | None = None, limit: int | None = None,
+                        batch_size: int = 100) -> list[TimerOutcome]:
+        """Fire every pending timer due at ``now`` (idempotent: each timer fires once; safe to run in parallel).
+
+        Timers fire as the system actor; guards apply, permission checks are skipped (recorded as such).
+        They are claimed ``batch_size`` at a time, one unit of work per batch, each timer in its own
+        savepoint: a refused timer (a guard, a state left) is marked ``failed`` and audited; a timer whose
+        action raises is rolled back alone, recorded as an incident and retried later (``retry``); the
+        others go on either way. Outcomes: ``fired``, ``failed``, ``incident``.
+        """
+        moment = now or self.runtime.clock()
+        outcomes: list[TimerOutcome] = []
+        while limit is None or len(outcomes) < limit:
+            want = batch_size if limit is None else min(batch_size, limit - len(outcomes))
+            with UnitOfWork(self.runtime.store) as uow:
+                claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
+            if not claimed:
+                break
+            self.runtime._forget(timer.instance_id for timer in claimed)
+            outcomes.extend(batch)
+            uow.run_post()
+        return outcomes
+
+    def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
+        """One claimed timer inside the batch's unit of work (its own savepoint)."""
+        assert timer.id is not None
+        try:
+            with uow.savepoint() as tx:
+                tx.finish_timer(timer.id, "fired", moment)
+                self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
+                                      timer.due_at, None, uow.post, False)
+                if timer.note.startswith("retry"):
+                    for incident in tx.incidents("open", timer.instance_id):
+                        if incident.timer_id == timer.id and incident.id is not None:
+                            tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+        except PluginError as exc:
+            return self._timer_incident(uow.tx, timer, exc, moment)
+        except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
+            uow.tx.finish_timer(timer.id, "failed", moment, str(exc)[:500])
+            uow.audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", timer.instance_id,
+                                 {"timer": timer.id, "event": timer.event, "error": exc.to_dict()}))
+            return TimerOutcome(timer.id, timer.instance_id, timer.event, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001  # a condition function or engine fault: never blocks the others
+            return self._timer_incident(uow.tx, timer, PluginError.wrap(f"timer {timer.event!r}", exc,
+                                                                        timer.instance_id, timer.event), moment)
+        return TimerOutcome(timer.id, timer.instance_id, timer.event, "fired")
+
+    def _timer_incident(self, tx: StoreTx, timer: TimerRecord, exc: PluginError, moment: datetime) -> TimerOutcome:
+        assert timer.id is not None
+        known = [i for i in tx.incidents("open", timer.instance_id) if i.timer_id == timer.id]
+        attempt = (known[0].attempts + 1) if known else 1
+        delay = self.retry.delay(attempt)
+        retry_at = moment + delay if delay is not None else None
+        if retry_at is not None:
+            tx.reschedule_timer(timer.id, retry_at, f"retry {attempt}: {exc.error_type}")
+        else:
+            tx.finish_timer(timer.id, "failed", moment, f"incident after {attempt} attempts: {exc}"[:500])
+        tx.add_incident(IncidentRecord(timer.instance_id, timer.event, exc.error_type, exc.error_message, moment,
+                                       moment, attempt, "open", timer.id, SYSTEM.id, dict(timer.data), retry_at,
+                                       str(exc)[:500]))
+        return TimerOutcome(timer.id, timer.instance_id, timer.event, "incident", str(exc))

@@ -1,0 +1,216 @@
+"""Failures as incidents: a poison timer is rolled back alone, retried with backoff, and never blocks other work."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from regelwerk.compiler import CompiledBundle
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import ActionSpec, FunctionSpec, Registry
+from regelwerk.runtime import Engine, RetryPolicy
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
+BROKEN: set[str] = set()
+
+REMINDER = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: reminder}
+spec:
+  states:
+    - id: waiting
+      initial: true
+      after:
+        - {duration: P1D, event: remind}
+    - {id: reminded, final: true, on_enter: [test.remind]}
+  transitions:
+    - {id: remind, from: waiting, to: reminded}
+"""
+
+
+GUARDED = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: guarded}
+spec:
+  states:
+    - {id: open, initial: true}
+    - {id: done, final: true}
+  transitions:
+    - {id: close, from: open, to: done, guard: {fn: test.explodes, args: []}}
+"""
+
+
+def explodes() -> bool:
+    """A condition function with a bug."""
+    raise ValueError("no such employee")
+
+
+def remind(ctx: Any) -> None:
+    """Fails with a KeyError for the instances in BROKEN (a plugin bug), else audits."""
+    if ctx.instance.id in BROKEN:
+        raise KeyError(ctx.instance.id)
+    ctx.audit("reminded")
+
+
+class _Plugin:
+    name = "test-incidents"
+
+    def register(self, registry: Registry) -> None:
+        registry.add_action(ActionSpec("test.remind", self.name, remind))
+        registry.add_function(FunctionSpec("test.explodes", self.name, explodes))
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    from regelwerk.registry import load_registry
+
+    return load_registry(extra=[_Plugin()])
+
+
+@pytest.fixture(scope="module")
+def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    folder = tmp_path_factory.mktemp("poison")
+    (folder / "bundle.yaml").write_text(textwrap.dedent("""
+        apiVersion: regelwerk/v1
+        kind: Bundle
+        metadata: {name: poison}
+        spec: {extends: standard}
+    """), encoding="utf-8")
+    (folder / "reminder.yaml").write_text(REMINDER, encoding="utf-8")
+    (folder / "guarded.yaml").write_text(GUARDED, encoding="utf-8")
+    return compile_bundle(load_bundle(folder), registry)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'poison.sqlite'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def test_a_poison_timer_blocks_nothing_and_is_retried(bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    clock = Clock()
+    policy = RetryPolicy(attempts=3, backoff=timedelta(minutes=10), factor=2.0)
+    BROKEN.clear()
+    BROKEN.add("r0")  # the oldest timer: claimed first, every time
+    with Engine(bundle, store=url, registry=registry, clock=clock, retry=policy, permissions=ALLOW) as engine:
+        for n in range(6):
+            engine.start("reminder", {}, "hr", f"r{n}")
+        clock.now = T0 + timedelta(days=2)
+        summary = engine.tick(clock.now)
+        assert summary.timers_fired == 6
+        assert {i.id: i.state for i in engine.instances("reminder")} == {
+            "r0": "waiting", **{f"r{n}": "reminded" for n in range(1, 6)}}
+        assert "recruitment" in " ".join(summary.tasks)  # the retention sweep ran after the timers
+        assert all("incident" not in result for result in summary.tasks.values())
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.error_type, incident.attempts) == (
+            "r0", "remind", "builtins.KeyError", 1)
+        assert incident.message == "'r0'" and incident.next_retry_at == clock.now + timedelta(minutes=10)
+        assert [a.action for a in engine.audit("r0")] == []  # the failed action's writes were rolled back
+        assert engine.history("r0")[-1].event == "$start"
+
+        # retried with backoff: not before it is due, then 10 and 20 minutes later; then it waits for a person
+        assert engine.fire_due_timers(clock.now + timedelta(minutes=9)) == []
+        clock.now += timedelta(minutes=10)
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["incident"]
+        clock.now += timedelta(minutes=20)
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["incident"]
+        [incident] = engine.incidents()
+        assert incident.attempts == 3 and incident.next_retry_at is None
+        assert [t.status for t in engine.timers("r0")] == ["failed"]
+        assert engine.fire_due_timers(clock.now + timedelta(days=30)) == []
+
+        BROKEN.clear()  # the bug is fixed
+        after = engine.retry_incident(incident.id or 0, actor="ops")
+        assert after.status == "resolved"
+        assert engine.get("r0").state == "reminded" and engine.incidents() == []
+        assert [a.action for a in engine.audit("r0")] == ["incident.retry", "reminded"]
+
+
+def test_a_failing_fire_is_an_incident_that_can_be_retried_or_resolved(bundle: CompiledBundle,
+                                                                       registry: Registry) -> None:
+    from regelwerk.errors import ActionFailed
+
+    clock = Clock()
+    BROKEN.clear()
+    BROKEN.update({"a", "b"})
+    with Engine(bundle, store="memory://", registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "a")
+        engine.start("reminder", {}, "hr", "b")
+        with pytest.raises(ActionFailed) as failed:
+            engine.fire("a", "remind", "anna", {"note": "x"})
+        assert isinstance(failed.value.__cause__, KeyError)
+        with pytest.raises(ActionFailed):
+            engine.fire("b", "remind", "bert")
+        first, second = engine.incidents()
+        assert (first.instance_id, first.actor, dict(first.data), first.timer_id) == ("a", "anna", {"note": "x"}, None)
+        BROKEN.discard("a")
+        assert engine.retry_incident(first.id or 0).status == "resolved"
+        assert engine.history("a")[-1].actor == "anna"
+        assert engine.resolve_incident(second.id or 0, "ops", "handled by hand").status == "resolved"
+        assert engine.incidents() == [] and len(engine.incidents(None)) == 2
+        assert engine.get("b").state == "waiting"
+
+
+def test_incidents_cli(bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    group = registry.commands["incidents"]
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    BROKEN.clear()
+    BROKEN.add("c")
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "c")
+        engine.fire_due_timers(T0 + timedelta(days=2))
+    runner = CliRunner()
+    listed = runner.invoke(group, ["list", "--store", url, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["instance"], row["event"], row["error_type"], row["attempts"]) == (
+        "c", "remind", "builtins.KeyError", 1)
+    text = runner.invoke(group, ["list", "--store", url])
+    assert "builtins.KeyError" in text.output and "c" in text.output
+    missing = runner.invoke(group, ["resolve", "999", "--store", url])
+    assert missing.exit_code != 0 and "no incident 999" in missing.output
+    done = runner.invoke(group, ["resolve", str(row["id"]), "--store", url, "--note", "known",
+                                "--format", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["status"] == "resolved"
+    empty = runner.invoke(group, ["list", "--store", url, "--format", "json"])
+    assert json.loads(empty.output) == []
+
+
+def test_a_condition_function_that_raises_is_typed_and_recorded(bundle: CompiledBundle, registry: Registry) -> None:
+    from regelwerk.errors import PluginError
+
+    with Engine(bundle, store="memory://", registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("guarded", {}, "hr", "g1")
+        with pytest.raises(PluginError) as failed:
+            engine.fire("g1", "close", "hr")
+        assert isinstance(failed.value.__cause__, ValueError)
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.error_type) == ("g1", "close", "builtins.ValueError")
+        assert engine.get("g1").state == "open"
