@@ -278,7 +278,7 @@ class _Run(SimulationContext):
 
     def tick(self, day: date) -> None:
         self.at(day, TICK_TIME)
-        summary = self.engine.tick(self.now)
+        summary = self.engine.tick(self.now, collect_activated=True)
         created = {t: n for t, n in sorted(summary.created.items()) if n}
         if created:
             parts = ", ".join(f"{n} {_plural(t, n)}" for t, n in created.items())
@@ -287,7 +287,7 @@ class _Run(SimulationContext):
             self.note("cancelled", f"{summary.cancelled} planned item(s) cancelled (changed facts, e.g. leaving)",
                       cancelled=summary.cancelled)
         if sum(summary.activated.values()):
-            by_type = self._activated_today(self.now)
+            by_type = dict(Counter(_item_label(t, p) for t, p in summary.activated_items))
             parts = ", ".join(f"{n} {_plural(label, n)}" for label, n in sorted(by_type.items()))
             self.note("due", f"due today: {parts}", activated=dict(summary.activated), by_type=by_type)
         if summary.skipped:
@@ -295,20 +295,6 @@ class _Run(SimulationContext):
         for part in _parts(self.registry):
             if part.after_tick is not None:
                 part.after_tick(self, summary)
-
-    def _activated_today(self, now: datetime) -> dict[str, int]:
-        import sqlalchemy as sa
-        from regelwerk.scheduling.tables import scheduled_items as items
-
-        stamp = _naive(now)
-        counts: Counter[str] = Counter()
-        with self.sa.connect() as conn:
-            rows = conn.execute(sa.select(items.c.item_type, items.c.payload).where(
-                items.c.status.in_(("started", "active", "ready")), items.c.due_at <= stamp,
-                items.c.updated_at == stamp))
-            for item_type, payload in rows:
-                counts[_item_label(item_type, payload)] += 1
-        return dict(counts)
 
 
 def _plural(item_type: str, n: int) -> str:
