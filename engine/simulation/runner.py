@@ -174,17 +174,19 @@ class _Run(SimulationContext):
         chunks are skipped, so a resume after a crash imports every row once.
         """
         from regelwerk.diagnostics import DefinitionError, Diagnostic
+        from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import check_employees, employee_chunks
 
         self.at(day, EVENT_TIME)
         imported = 0
         if employees is not None:
-            checked = check_employees(employees)
+            spec = import_spec("employees", self.compiled)
+            checked = check_employees(employees, spec)
             if not checked.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
                                        for e in checked.errors])
             imported = checked.imported
-            for number, chunk in enumerate(employee_chunks(employees, IMPORT_CHUNK)):
+            for number, chunk in enumerate(employee_chunks(employees, IMPORT_CHUNK, spec)):
                 key = f"import:employees:{number}"
                 if key in done:
                     continue
@@ -287,7 +289,7 @@ class _Run(SimulationContext):
             self.note("cancelled", f"{summary.cancelled} planned item(s) cancelled (changed facts, e.g. leaving)",
                       cancelled=summary.cancelled)
         if sum(summary.activated.values()):
-            by_type = dict(Counter(_item_label(t, p) for t, p in summary.activated_items))
+            by_type = _activated_labels(summary.activated_items, self.now.date().isoformat())
             parts = ", ".join(f"{n} {_plural(label, n)}" for label, n in sorted(by_type.items()))
             self.note("due", f"due today: {parts}", activated=dict(summary.activated), by_type=by_type)
         if summary.skipped:
@@ -302,6 +304,24 @@ def _plural(item_type: str, n: int) -> str:
              "feedback_request": ("feedback request", "feedback requests")}
     one, many = words.get(item_type, (item_type, item_type))
     return one if n == 1 else many
+
+
+def _activated_labels(items: list[tuple[str, str]], day: str) -> dict[str, int]:
+    """The activated items per label; an item that appears before it is due shows both dates."""
+    counts: Counter[str] = Counter()
+    for item_type, payload in items:
+        label = _item_label(item_type, payload)
+        due = _due_date(payload)
+        counts[f"{label} (due {due})" if due and due > day else label] += 1
+    return dict(counts)
+
+
+def _due_date(payload: str) -> str:
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        return ""
+    return str(data.get("due_date") or "") if isinstance(data, dict) else ""
 
 
 def _item_label(item_type: str, payload: str) -> str:
