@@ -54,8 +54,11 @@ def _core(source: str, target: str) -> dict[str, Any]:
     metadata = all_tables()
     engine = sa.create_engine(source)
     data: list[tuple[Any, list[dict[str, Any]]]] = []
+    present = set(sa.inspect(engine).get_table_names())
     with engine.connect() as conn:
         for table in metadata.sorted_tables:
+            if table.name not in present:
+                continue
             rows = [dict(r._mapping) for r in conn.execute(sa.select(table))]
             if rows:
                 data.append((table, rows))
