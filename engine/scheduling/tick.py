@@ -57,6 +57,8 @@ class TickSummary:
     timers_fired: int = 0
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: ``(item_type, payload)`` of every item activated (started, active, ready), with ``collect_activated``
+    activated_items: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def total_created(self) -> int:
@@ -140,12 +142,14 @@ def _take_write_lock(conn: Any) -> None:
 
 
 def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None = None, batch_size: int = 500,
-         actor: Actor = SYSTEM, starter: Starter | None = None, collect_keys: bool = False) -> TickSummary:
+         actor: Actor = SYSTEM, starter: Starter | None = None, collect_keys: bool = False,
+         collect_activated: bool = False) -> TickSummary:
     """Generate what the schedules call for, activate what is due and fire due workflow timers.
 
     ``target``: a database URL, a SQLAlchemy engine, a SQL store, or the workflow ``Engine``
     (then due items start their workflows through it and its timers are fired). Idempotent
-    and safe to run in several processes at once (see the module docstring).
+    and safe to run in several processes at once (see the module docstring). ``collect_keys``: the
+    created and activated keys in the summary; ``collect_activated``: the activated items' type and payload.
     """
     from regelwerk.scheduling.sources import item_sources, tick_tasks
 
@@ -159,7 +163,7 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
             if sources:
                 _plan_phase(resolved.sa_engine, sources, plan_stamp(sources, compiled.version), now, batch_size,
                             summary, progress, actor, collect_keys)
-            _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys)
+            _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys, collect_activated)
         if resolved.workflow_engine is not None:
             fired = resolved.workflow_engine.fire_due_timers(now)
             summary.timers_fired = fired if isinstance(fired, int) else len(list(fired or ()))
@@ -253,14 +257,15 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             subjects = [r.id for r in rows]
             # filter on the subject only (its index); status and due date in Python, so that SQLite does not
             # pick the (status, due_at) index and scan every planned item of the whole store per batch
-            existing = [(k, s) for k, s, due in conn.execute(
-                select(items.c.key, items.c.status, items.c.due_at).where(items.c.subject.in_(subjects)))
-                if s in ("planned", "cancelled") and due > now_naive]
+            found = conn.execute(select(items.c.key, items.c.status, items.c.due_at)
+                                 .where(items.c.subject.in_(subjects))).all()
+            existing = [(k, s) for k, s, due in found if s in ("planned", "cancelled") and due > now_naive]
             cancel = [k for k, s in existing if s == "planned" and k not in desired]
             reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
-            if desired:
+            present = {k for k, _, _ in found}
+            values = [row for key, row in desired.items() if key not in present]  # only what is new
+            if values:
                 stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
-                values = list(desired.values())
                 if collect_keys or pg:
                     # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
                     result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
@@ -310,7 +315,8 @@ def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime
 
 
 def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: TickSummary,
-                    progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+                    progress: Progress | None, actor: Actor, collect_keys: bool, collect_activated: bool = False
+                    ) -> None:
     from regelwerk.scheduling.tables import scheduled_events as events
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
@@ -367,6 +373,8 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                     summary.activated[status] += 1
                     if collect_keys:
                         summary.activated_keys.append(row["key"])
+                    if collect_activated:
+                        summary.activated_items.append((row["item_type"], row["payload"]))
                 changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
                 audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                               "detail": json.dumps({"instance": instance} if instance else {})})

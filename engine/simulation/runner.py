@@ -280,7 +280,7 @@ class _Run(SimulationContext):
 
     def tick(self, day: date) -> None:
         self.at(day, TICK_TIME)
-        summary = self.engine.tick(self.now)
+        summary = self.engine.tick(self.now, collect_activated=True)
         created = {t: n for t, n in sorted(summary.created.items()) if n}
         if created:
             parts = ", ".join(f"{n} {_plural(t, n)}" for t, n in created.items())
@@ -289,7 +289,7 @@ class _Run(SimulationContext):
             self.note("cancelled", f"{summary.cancelled} planned item(s) cancelled (changed facts, e.g. leaving)",
                       cancelled=summary.cancelled)
         if sum(summary.activated.values()):
-            by_type = self._activated_today(self.now)
+            by_type = _activated_labels(summary.activated_items, self.now.date().isoformat())
             parts = ", ".join(f"{n} {_plural(label, n)}" for label, n in sorted(by_type.items()))
             self.note("due", f"due today: {parts}", activated=dict(summary.activated), by_type=by_type)
         if summary.skipped:
@@ -298,30 +298,22 @@ class _Run(SimulationContext):
             if part.after_tick is not None:
                 part.after_tick(self, summary)
 
-    def _activated_today(self, now: datetime) -> dict[str, int]:
-        import sqlalchemy as sa
-        from regelwerk.scheduling.tables import scheduled_items as items
-
-        stamp = _naive(now)
-        counts: Counter[str] = Counter()
-        with self.sa.connect() as conn:
-            rows = conn.execute(sa.select(items.c.item_type, items.c.payload).where(
-                items.c.status.in_(("started", "active", "ready")), items.c.due_at <= stamp,
-                items.c.updated_at == stamp))
-            day = now.date().isoformat()
-            for item_type, payload in rows:
-                label = _item_label(item_type, payload)
-                due = _due_date(payload)
-                # an item that appears before it is due shows both dates
-                counts[f"{label} (due {due})" if due and due > day else label] += 1
-        return dict(counts)
-
 
 def _plural(item_type: str, n: int) -> str:
     words = {"trajectory": ("trajectory", "trajectories"), "moment": ("conversation moment", "conversation moments"),
              "feedback_request": ("feedback request", "feedback requests")}
     one, many = words.get(item_type, (item_type, item_type))
     return one if n == 1 else many
+
+
+def _activated_labels(items: list[tuple[str, str]], day: str) -> dict[str, int]:
+    """The activated items per label; an item that appears before it is due shows both dates."""
+    counts: Counter[str] = Counter()
+    for item_type, payload in items:
+        label = _item_label(item_type, payload)
+        due = _due_date(payload)
+        counts[f"{label} (due {due})" if due and due > day else label] += 1
+    return dict(counts)
 
 
 def _due_date(payload: str) -> str:

@@ -32,6 +32,7 @@ _ATTR = "_regelwerk_shared"
 class _Shared(threading.local):
     connection: Any = None
     label = ""
+    savepoints = 0
 
 
 class _SavepointTx:
@@ -62,27 +63,41 @@ class _SavepointTx:
 
 
 class _Joined:
-    """What ``engine.connect()`` returns while a shared unit is open (delegates to the unit's connection)."""
+    """What ``engine.connect()`` returns while a shared unit is open (delegates to the unit's connection).
 
-    def __init__(self, connection: Any, label: str) -> None:
+    Savepoints are sent straight to the driver (``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO``): the
+    shared transaction stays SQLAlchemy's, the savepoints inside it are ours (named ``rw_sp<n>``).
+    """
+
+    def __init__(self, connection: Any, shared: _Shared) -> None:
         self._connection = connection
-        self._label = label
-        self.savepoint: Any = None
+        self._shared = shared
+        self.savepoint: str | None = None
+
+    def _driver(self, sql: str) -> None:
+        cursor = self._connection.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
 
     def begin(self) -> _SavepointTx:
-        self.savepoint = self._connection.begin_nested()
+        self._shared.savepoints += 1
+        self.savepoint = f"rw_sp{self._shared.savepoints}"
+        self._driver(f"SAVEPOINT {self.savepoint}")
         return _SavepointTx(self)
 
     def commit(self) -> None:
         savepoint, self.savepoint = self.savepoint, None
-        if savepoint is not None and savepoint.is_active:
-            boundary(f"savepoint:{self._label}")
-            savepoint.commit()
+        if savepoint is not None:
+            boundary(f"savepoint:{self._shared.label}")
+            self._driver(f"RELEASE SAVEPOINT {savepoint}")
 
     def rollback(self) -> None:
         savepoint, self.savepoint = self.savepoint, None
-        if savepoint is not None and savepoint.is_active:
-            savepoint.rollback()
+        if savepoint is not None:
+            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            self._driver(f"RELEASE SAVEPOINT {savepoint}")
 
     def close(self) -> None:
         self.rollback()
@@ -114,7 +129,7 @@ def joinable(sa_engine: Any) -> _Shared:
 
     def connect() -> Any:
         connection = shared.connection
-        return original() if connection is None else _Joined(connection, shared.label)
+        return original() if connection is None else _Joined(connection, shared)
 
     sa_engine.connect = connect
     setattr(sa_engine, _ATTR, shared)
