@@ -273,6 +273,35 @@ def _special_entry(column: InputColumn, raw: Mapping[str, Any], pointer: str, ct
     return Entry(column.id, op, (), describe(model), model), None, [model]
 
 
+_COLUMN_TYPES = {"date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
+                 "time": {"type": "string", "format": "time"}, "duration": {"type": "string", "format": "duration"},
+                 "number": {"type": "number"}, "string": {"type": "string"}, "boolean": {"type": "boolean"},
+                 "list": {"type": "array"}}
+
+
+def _check_entry_types(column: InputColumn, raw: Any, pointer: str, problems: _Problems) -> None:
+    """An entry's literals must be of the input's declared type (RW411), as in any other place."""
+    from regelwerk.facts import check_value
+
+    schema = _COLUMN_TYPES.get(column.type)
+    if schema is None or raw == ANY:
+        return
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            check_value(item, schema, column.id, f"{pointer}/{i}", problems.report)
+    elif not isinstance(raw, Mapping):
+        check_value(raw, schema, column.id, pointer, problems.report)
+    else:
+        for op, value in raw.items():
+            if op == "not":
+                _check_entry_types(column, value, f"{pointer}/not", problems)
+            elif op in ("eq", "ne", "lt", "le", "gt", "ge") and not isinstance(value, Mapping):
+                check_value(value, schema, column.id, f"{pointer}/{op}", problems.report)
+            elif op in ("in", "not_in") and isinstance(value, list):
+                for i, item in enumerate(value):
+                    check_value(item, schema, column.id, f"{pointer}/{op}/{i}", problems.report)
+
+
 def _contains_test(lit: str) -> Test:
     return lambda v: isinstance(v, _CONTAINERS) and lit in v
 
@@ -423,6 +452,7 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
                 problems.report("RW621", f"unknown input {key!r}", pointer,
                                 did_you_mean(key, by_input) or "inputs: " + ", ".join(by_input))
                 continue
+            _check_entry_types(found, value, pointer, problems)
             entry, test, more = _entry(found, value, pointer, ctx, problems)
             if found.values and entry.op in ("eq", "in"):
                 for literal in entry.literals:
