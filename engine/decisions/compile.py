@@ -24,6 +24,7 @@ from regelwerk.conditions import (
     describe,
     typed_literal,
 )
+from regelwerk.decisions.expression import is_expression
 from regelwerk.decisions.table import (
     DecisionTable,
     Entry,
@@ -418,9 +419,16 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
     if aggregation and policy != "COLLECT":
         problems.report("RW624", f"aggregation {aggregation} needs hitPolicy COLLECT", "/spec/aggregation")
     inputs = tuple(
-        InputColumn(i["id"], tuple(str(i.get("field", i["id"])).split(".")), i.get("label", ""),
-                    i.get("type", "any"), tuple(i.get("values", ())))
+        InputColumn(i["id"], (str(i["id"]),) if "from" in i else tuple(str(i.get("field", i["id"])).split(".")),
+                    i.get("label", ""), i.get("type", "any"), tuple(i.get("values", ())))
         for i in spec["inputs"])
+    requires: list[Any] = []
+    if any("from" in i for i in spec["inputs"]):
+        from regelwerk.decisions.graph import required_inputs
+
+        requires, ok = required_inputs(ctx, doc)
+        if not ok:
+            problems.count += 1
     outputs = tuple(
         OutputColumn(o["id"], o.get("label", ""), tuple(o.get("values", ())), o.get("default"))
         for o in spec["outputs"])
@@ -479,6 +487,9 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
                 problems.report("RW622", f"unknown output {key!r}", pointer,
                                 did_you_mean(key, by_output) or "outputs: " + ", ".join(by_output))
                 continue
+            if is_expression(value):
+                row_outputs.append((key, _output_expression(value, pointer, by_input, problems)))
+                continue
             if target.values and value not in target.values:
                 problems.report("RW623", f"{value!r} is not one of the values of output {key!r}", pointer,
                                 did_you_mean(str(value), map(str, target.values))
@@ -502,7 +513,23 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
             return None
     return DecisionTable(doc.name, policy, inputs, outputs, rows, all_tests, aggregation=aggregation,
                          label=str(spec.get("label", "")), description=str(spec.get("description", "")),
-                         index=_choose_index(inputs, rows))
+                         index=_choose_index(inputs, rows), requires=requires)
+
+
+def _output_expression(value: Any, pointer: str, by_input: Mapping[str, InputColumn], problems: _Problems
+                       ) -> Any:
+    """An output computed from the inputs (``{concat: [{field: symptom}, ...]}``): its paths must read inputs."""
+    from regelwerk.decisions.expression import compile_expression
+
+    expression, found = compile_expression(value, pointer)
+    for problem in found:
+        problems.report(problem.code, problem.message, problem.pointer, problem.hint)
+    known = {c.path[0] for c in by_input.values()} | set(by_input)
+    for path, where in expression.paths:
+        if path[0] not in known:
+            problems.report("RW410", f"the output expression reads {'.'.join(path)!r}, which is not an input",
+                            where, did_you_mean(path[0], known) or "inputs: " + ", ".join(sorted(by_input)))
+    return expression
 
 
 def _line(doc: Any, row: int) -> int:
