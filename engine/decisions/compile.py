@@ -387,7 +387,8 @@ def _choose_index(columns: Sequence[InputColumn], rows: Sequence[Row]
                 wild.append(row.index)
                 continue
             contains = entry.op == "contains"
-            if entry.op not in ("eq", "in", "contains") or not all(_plain_str(v) for v in entry.literals):
+            if entry.op not in ("eq", "in", "contains") or not all(
+                    _plain_str(v) or (_number(v) and entry.op != "contains") for v in entry.literals):
                 ok = False
                 break
             if mode is None:

@@ -16,7 +16,8 @@ from typing import Any
 
 from regelwerk.diagnostics import did_you_mean
 
-__all__ = ["DECISION_KINDS", "Calculation", "Computed", "compile_calculation", "decision_of", "required_inputs"]
+__all__ = ["DECISION_KINDS", "Calculation", "Computed", "build_plan", "compile_calculation", "decision_of",
+           "required_inputs", "run_plan"]
 
 DECISION_KINDS = ("DecisionTable", "Calculation")
 
@@ -34,19 +35,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def evaluate_requirements(requires: Sequence[Requirement], inputs: Mapping[str, Any], now: datetime | None,
-                          memo: dict[str, Any] | None) -> tuple[dict[str, Any], list[Any]]:
-    """The inputs with every required decision's output filled in, and the decisions taken (in order)."""
-    memo = {} if memo is None else memo
-    values = dict(inputs)
-    steps = []
-    for input_id, decision, output in requires:
-        taken = memo.get(decision.name)
-        if taken is None:
-            taken = memo[decision.name] = decision.decide(inputs, now, memo)
-            steps.append(taken)
-        values[input_id] = taken.outputs.get(output)
-    return values, steps
+Plan = tuple[tuple[tuple[Any, tuple[tuple[str, int, str], ...]], ...], tuple[tuple[str, int, str], ...]]
+
+
+def build_plan(requires: Sequence[Requirement]) -> Plan:
+    """Every decision a decision needs, transitively, once each and in dependency order, with the bindings
+    (input id, index of the decision in the order, output) of each and of the decision itself."""
+    order: list[tuple[Any, tuple[tuple[str, int, str], ...]]] = []
+    index: dict[int, int] = {}
+
+    def visit(decision: Any) -> int:
+        key = id(decision)
+        if key not in index:
+            binds = tuple((input_id, visit(dep), output) for input_id, dep, output in decision.requires)
+            order.append((decision, binds))
+            index[key] = len(order) - 1
+        return index[key]
+
+    top = tuple((input_id, visit(dep), output) for input_id, dep, output in requires)
+    return tuple(order), top
+
+
+def run_plan(plan: Plan, inputs: Mapping[str, Any], now: datetime | None) -> tuple[dict[str, Any], list[Any]]:
+    """Take every required decision in order; the inputs completed with their outputs, and the decisions."""
+    from regelwerk.decisions.table import _OWN
+
+    order, top = plan
+    results: list[Any] = []
+    for decision, binds in order:
+        values: Mapping[str, Any] = inputs
+        if binds:
+            values = dict(inputs)
+            for input_id, j, output in binds:
+                values[input_id] = results[j].outputs.get(output)
+        results.append(decision.decide(values, now, _OWN))
+    completed = dict(inputs)
+    for input_id, j, output in top:
+        completed[input_id] = results[j].outputs.get(output)
+    return completed, results
 
 
 class Computed:
@@ -84,7 +110,8 @@ class Computed:
 class Calculation:
     """A decision whose one output is computed by an expression over its inputs."""
 
-    __slots__ = ("description", "expression", "input_ids", "inputs", "label", "name", "output", "requires")
+    __slots__ = ("_plan", "description", "expression", "input_ids", "inputs", "label", "name", "output",
+                 "requires")
 
     def __init__(self, name: str, inputs: Sequence[tuple[str, tuple[str, ...]]], output: str, expression: Any,
                  requires: Sequence[Requirement] = (), label: str = "", description: str = "") -> None:
@@ -94,6 +121,7 @@ class Calculation:
         self.output = output
         self.expression = expression
         self.requires = tuple(requires)
+        self._plan = build_plan(self.requires) if self.requires else None
         self.label = label
         self.description = description
 
@@ -104,8 +132,12 @@ class Calculation:
                memo: dict[str, Any] | None = None) -> Computed:
         """Compute the output for ``inputs`` (required decisions first)."""
         from regelwerk.conditions import resolve_path
+        from regelwerk.decisions.table import _OWN
 
-        values, steps = evaluate_requirements(self.requires, inputs, now, memo) if self.requires else (inputs, [])
+        values: Mapping[str, Any] = inputs
+        steps: list[Any] = []
+        if self._plan is not None and memo is not _OWN:
+            values, steps = run_plan(self._plan, inputs, now)
         scope = dict(values)
         for input_id, path in self.inputs:
             scope[input_id] = values.get(input_id) if path == (input_id,) else resolve_path(values, path)

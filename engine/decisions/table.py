@@ -36,6 +36,18 @@ AGGREGATIONS = ("SUM", "MIN", "MAX", "COUNT")
 SINGLE_POLICIES = frozenset({"UNIQUE", "FIRST", "PRIORITY", "ANY"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``memo`` value meaning "the required decisions are already in the inputs: decide this table only".
+_OWN: dict[str, Any] = {}
+_RUN_PLAN: list[Callable[..., tuple[dict[str, Any], list[Any]]]] = []
+
+
+def _run_plan() -> Callable[..., tuple[dict[str, Any], list[Any]]]:
+    """The graph evaluator (imported once, by the first decision that needs it)."""
+    if not _RUN_PLAN:
+        from regelwerk.decisions.graph import run_plan
+
+        _RUN_PLAN.append(run_plan)
+    return _RUN_PLAN[0]
 
 
 class DecisionConflict(RegelwerkError):
@@ -175,8 +187,8 @@ class DecisionTable:
     """
 
     __slots__ = ("_all_tests", "_candidates", "_computed", "_fast", "_index", "_index_contains", "_index_path",
-                 "_rank", "_resolve", "_wild", "aggregation", "description", "hit_policy", "inputs", "label", "name",
-                 "outputs", "requires", "rows")
+                 "_plan", "_rank", "_resolve", "_wild", "aggregation", "description", "hit_policy", "inputs", "label",
+                 "name", "outputs", "requires", "rows")
 
     def __init__(self, name: str, hit_policy: str, inputs: Sequence[InputColumn], outputs: Sequence[OutputColumn],
                  rows: Sequence[Row], tests: Sequence[Sequence[tuple[tuple[str, ...], Test]]],
@@ -186,6 +198,11 @@ class DecisionTable:
                  requires: Sequence[tuple[str, Any, str]] = ()) -> None:
         self.name = name
         self.requires = tuple(requires)
+        self._plan: Any = None
+        if self.requires:
+            from regelwerk.decisions.graph import build_plan
+
+            self._plan = build_plan(self.requires)
         self.hit_policy = hit_policy
         self.aggregation = aggregation
         self.inputs = tuple(inputs)
@@ -200,7 +217,7 @@ class DecisionTable:
             column = next(c for c in self.inputs if c.id == input_id)
             self._index_path: tuple[str, ...] | None = column.path
             self._index_contains = contains
-            self._index: dict[str, tuple[int, ...]] = dict(mapping)
+            self._index: dict[Any, tuple[int, ...]] = dict(mapping)
             self._wild = wild
         else:
             self._index_path, self._index_contains, self._index, self._wild = None, False, {}, ()
@@ -283,7 +300,8 @@ class DecisionTable:
                     if hit:
                         found.update(hit)
             return sorted(found)
-        if type(value) is str:
+        kind = type(value)
+        if kind is str or kind is int or kind is float:  # never bool: True is not 1 here
             return index.get(value, self._wild)
         return self._wild
 
@@ -317,14 +335,12 @@ class DecisionTable:
                memo: dict[str, Any] | None = None) -> Decision:
         """Evaluate the table for ``inputs``; ``DecisionConflict`` for a UNIQUE overlap or ANY disagreement.
 
-        A table whose inputs come ``from`` other decisions takes those first (each once per call, shared
-        through ``memo``); the result's ``steps`` are the decisions taken.
+        A table whose inputs come ``from`` other decisions takes those first (each once per call, in
+        dependency order); the result's ``steps`` are the decisions taken. ``memo`` is internal.
         """
-        if self.requires:
-            from regelwerk.decisions.graph import evaluate_requirements
-
-            values, steps = evaluate_requirements(self.requires, inputs, now, memo)
-            decision = self.decide(values, now)
+        if self._plan is not None and memo is not _OWN:
+            values, steps = _run_plan()(self._plan, inputs, now)
+            decision = self.decide(values, now, _OWN)  # this table itself, over the completed inputs
             decision.steps = steps
             return decision
         fast = self._fast
@@ -343,7 +359,7 @@ class DecisionTable:
                                 pick = hit
                     return Decision(self, inputs, None, defaults if pick is None else outputs[pick[-1]], now)
             else:
-                if kind is str:
+                if kind is str or kind is int or kind is float:
                     pick = best.get(value, wild)
                 return Decision(self, inputs, None, defaults if pick is None else outputs[pick[-1]], now)
         policy = self.hit_policy
