@@ -10,7 +10,7 @@ import pytest
 from regelwerk.registry import load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from bench_decisions import GRAPH, compile_text  # noqa: E402
+from bench_decisions import GRAPH, compile_text
 
 
 @pytest.fixture(scope="module")
