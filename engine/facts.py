@@ -7,7 +7,7 @@ integer, boolean, array, object), ``format`` (date, date-time, time, duration), 
 an object without ``properties`` is open.
 
 A *place* is where a definition reads data: a DecisionTable's rows, a Workflow's guards, a
-DevelopmentCycle's ``when``... Its *scope* is an object type whose properties are the roots a path starts
+pack kind's ``when``... Its *scope* is an object type whose properties are the roots a path starts
 with (``employee``, ``data``, ``actor``). Kinds register their places and plugins their fact types through
 the registry (:meth:`~regelwerk.registry.Registry.add_fact`, :meth:`~regelwerk.registry.Registry.add_place`);
 a customer declares extra attributes of a fact type with a ``Facts`` document named after it.

@@ -122,14 +122,17 @@ def compile_facts(ctx: Any, doc: Any) -> dict[str, Any] | None:
     """A ``Facts`` document names a registered fact type and adds attributes its standard fields lack."""
     from regelwerk.diagnostics import did_you_mean
 
+    from regelwerk.facts import CORE_FACTS
+
     name = doc.name
-    base = ctx.registry.facts.get(name)
+    spec = ctx.registry.facts.get(name)
+    base = spec.schema if spec is not None else CORE_FACTS.get(name)
     if base is None:
-        registered = sorted(ctx.registry.facts)
+        registered = sorted(set(ctx.registry.facts) | set(CORE_FACTS))
         ctx.report("RW413", f"there is no fact type {name!r} to declare attributes of", "/metadata/name",
                    did_you_mean(name, registered) or "fact types: " + ", ".join(registered))
         return None
-    standard = set(base.schema.get("properties") or {})
+    standard = set(base.get("properties") or {})
     for key in doc.spec.get("attributes", {}):
         if key in standard:
             ctx.report("RW414", f"{key!r} is a standard field of {name}; declare only extra attributes",

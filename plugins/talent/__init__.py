@@ -48,6 +48,40 @@ def step_apply_competencies(ctx: ScenarioContext, args: Any, info: Any) -> None:
         raise StepFailure(f"expected {args['expect']} trajectories updated, got {count}")
 
 
+def step_apply_timing(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Apply changed lead times to a running work year: ``{cycle, work_year, expect?}``."""
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.kind import scenario_target
+    from regelwerk_packs.talent.changes import apply_timing
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    count = apply_timing(scenario_target(ctx), ctx.compiled, args["cycle"], str(args["work_year"]), actor, ctx.now)
+    if "expect" in args and count != args["expect"]:
+        raise StepFailure(f"expected {args['expect']} trajectories updated, got {count}")
+
+
+def step_request_feedback(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """An on-demand feedback request: ``{cycle, round, employee, invitees, expect_refused?}``."""
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.kind import scenario_target, sync_employees
+    from regelwerk_packs.talent.feedback import FeedbackRefused, request_feedback
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    target = scenario_target(ctx)
+    sync_employees(ctx, target)
+    try:
+        keys = request_feedback(target, ctx.compiled, args["cycle"], args["round"], str(args["employee"]),
+                                [str(i) for i in args["invitees"]], ctx.now, actor)
+    except FeedbackRefused as exc:
+        if "expect_refused" in args:
+            if args["expect_refused"] not in exc.reason:
+                raise StepFailure(f"refused for another reason: {exc.reason}") from None
+            return
+        raise StepFailure(str(exc)) from None
+    if "expect_refused" in args:
+        raise StepFailure(f"expected a refusal ({args['expect_refused']}), got {keys}")
+
+
 def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Place an appraisal in the organisation's talent matrix: ``{performance, potential, expect}``."""
     matrices = ctx.compiled.of_kind("TalentMatrix")
@@ -69,6 +103,7 @@ def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def _commands() -> list[Any]:
     import click
+    from regelwerk.cli import echo_json, format_option
 
     @click.group("talent")
     def talent() -> None:
@@ -79,7 +114,8 @@ def _commands() -> list[Any]:
     @click.option("--store", "store_url", required=True)
     @click.option("--cycle", default=None)
     @click.option("--work-year", default=None)
-    def changes(path: str, store_url: str, cycle: str | None, work_year: str | None) -> None:
+    @format_option()
+    def changes(path: str, store_url: str, cycle: str | None, work_year: str | None, fmt: str) -> None:
         """Show unprocessed competency changes per cycle and work year (exit 1 when there are any)."""
         import sqlalchemy as sa
         from regelwerk.cli import load_compiled
@@ -90,7 +126,15 @@ def _commands() -> list[Any]:
             found = pending_changes(sa_engine, load_compiled(path), cycle, work_year)
         finally:
             sa_engine.dispose()
+        if fmt == "json":
+            echo_json([c.to_dict() for c in found])
+            raise SystemExit(1 if found else 0)
         for c in found:
+            if c.change == "timing":
+                moved = ", ".join(f"{m} {a} -> {b}" for m, a, b in c.timing)
+                click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) on old lead times; "
+                           f"{moved} (apply with --timing)")
+                continue
             click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) behind; "
                        f"added {', '.join(c.added) or '-'}; removed {', '.join(c.removed) or '-'}")
         if not found:
@@ -104,25 +148,35 @@ def _commands() -> list[Any]:
     @click.option("--work-year", required=True)
     @click.option("--role", default=None)
     @click.option("--actor", default="admin", show_default=True, help="Who applies (audited).")
-    def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str) -> None:
+    @click.option("--timing", is_flag=True, help="Apply changed lead times (appears_before) instead of competencies.")
+    @format_option()
+    def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str,
+              timing: bool, fmt: str) -> None:
         """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
         import sqlalchemy as sa
         from regelwerk.actors import Actor
         from regelwerk.cli import load_compiled
-        from regelwerk_packs.talent.changes import apply_changes
+        from regelwerk_packs.talent.changes import apply_changes, apply_timing
 
         sa_engine = sa.create_engine(store_url)
         try:
-            count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
+            if timing:
+                count = apply_timing(sa_engine, load_compiled(path), cycle, work_year, Actor.of(actor))
+            else:
+                count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
         finally:
             sa_engine.dispose()
+        if fmt == "json":
+            echo_json({"updated": count})
+            return
         click.echo(f"{count} trajectorie(s) updated")
 
     @talent.command("place")
     @click.argument("path", type=click.Path(exists=True))
     @click.option("--performance", required=True)
     @click.option("--potential", required=True)
-    def place(path: str, performance: str, potential: str) -> None:
+    @format_option(default="json")
+    def place(path: str, performance: str, potential: str, fmt: str) -> None:
         """Place an appraisal (levels or 1-5 scores) in the organisation's talent matrix."""
         from regelwerk.cli import load_compiled
 
@@ -140,12 +194,17 @@ def _commands() -> list[Any]:
             placement = next(iter(matrices.values())).place(value(performance), value(potential))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        click.echo(json.dumps(placement.to_dict(), ensure_ascii=False))
+        if fmt == "json":
+            click.echo(json.dumps(placement.to_dict(), ensure_ascii=False))
+            return
+        click.echo(f"{placement.profile} ({placement.performance} x {placement.potential})")
 
     @talent.command("roles")
     @click.option("--store", "store_url", required=True)
     @click.option("--profile", default=None, help="Link every generated role to this competency profile.")
-    def roles(store_url: str, profile: str | None) -> None:
+    @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+                  help="Output: YAML documents (a definition file) or JSON.")
+    def roles(store_url: str, profile: str | None, fmt: str) -> None:
         """Print TalentRole documents generated from the employees' functions (origin: function)."""
         import sqlalchemy as sa
         import yaml
@@ -164,6 +223,9 @@ def _commands() -> list[Any]:
             spec.update({"profile": profile} if profile else {"competencies": []})
             docs.append({"apiVersion": "regelwerk/v1", "kind": "TalentRole",
                          "metadata": {"name": f"function-{name}"}, "spec": spec})
+        if fmt == "json":
+            echo_json(docs)
+            return
         click.echo(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), nl=False)
 
     return [talent]
@@ -197,7 +259,9 @@ class TalentPlugin:
     def register(self, registry: Registry) -> None:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
         from regelwerk.validation import load_shipped_schema
-        from regelwerk_packs.talent import kinds
+        from regelwerk_packs.talent import kinds, report
+
+        report.register(registry, self.name)
 
         def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
                  refs: tuple[RefDecl, ...] = ()) -> KindSpec:
@@ -239,6 +303,18 @@ class TalentPlugin:
             "properties": {"cycle": {"type": "string"}, "work_year": {"type": ["string", "integer"]},
                            "role": {"type": "string"}, "actor": {}, "expect": {"type": "integer"}},
         }, "'Bijwerken competenties': apply pending changes to a work year"))
+        registry.add_step(StepSpec("apply_timing", self.name, step_apply_timing, {
+            "type": "object", "required": ["cycle", "work_year"], "additionalProperties": False,
+            "properties": {"cycle": {"type": "string"}, "work_year": {"type": ["string", "integer"]},
+                           "actor": {}, "expect": {"type": "integer"}},
+        }, "apply changed lead times (appears_before) to a running work year"))
+        registry.add_step(StepSpec("request_feedback", self.name, step_request_feedback, {
+            "type": "object", "required": ["cycle", "round", "employee", "invitees"], "additionalProperties": False,
+            "properties": {"cycle": {"type": "string"}, "round": {"type": "string"},
+                           "employee": {"type": ["string", "integer"]},
+                           "invitees": {"type": "array", "items": {"type": ["string", "integer"]}},
+                           "actor": {}, "expect_refused": {"type": "string"}},
+        }, "request feedback on demand (a continuous round); refused outside employment"))
         registry.add_step(StepSpec("place_in_matrix", self.name, step_place_in_matrix, {
             "type": "object", "required": ["performance", "potential"], "additionalProperties": False,
             "properties": {"performance": {"type": ["string", "number"]}, "potential": {"type": ["string", "number"]},
