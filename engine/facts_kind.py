@@ -121,7 +121,6 @@ def resolve_scope(scope: Mapping[str, Any], data: Any) -> dict[str, Any]:
 def compile_facts(ctx: Any, doc: Any) -> dict[str, Any] | None:
     """A ``Facts`` document names a registered fact type and adds attributes its standard fields lack."""
     from regelwerk.diagnostics import did_you_mean
-
     from regelwerk.facts import CORE_FACTS
 
     name = doc.name
