@@ -366,14 +366,27 @@ def kinds(fmt: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
+@click.option("--coverage", "coverage_on", is_flag=True,
+              help="Report which states, transitions, guards, table rows and rules the scenarios exercised.")
+@click.option("--coverage-format", "coverage_fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="The coverage report's format.")
+@click.option("--coverage-file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the coverage report as JSON to this file.")
+@click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
+              help="Fail (exit 1) when the coverage is below this percentage.")
 @format_option()
-def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str) -> None:
+def test_command(paths: Sequence[str], junit: str | None, quiet: bool, coverage_on: bool, coverage_fmt: str,
+                 coverage_file: str | None, min_coverage: float | None, fmt: str) -> None:
     """Run scenario files (``kind: Scenario``) found under PATHS (none found: exit 0 with a note)."""
+    from contextlib import nullcontext
     from dataclasses import asdict
 
+    from regelwerk import coverage
     from regelwerk.scenarios import iter_results_lines, junit_xml, run_scenarios
 
-    results = run_scenarios(paths, registry())
+    wanted = coverage_on or coverage_file is not None or min_coverage is not None
+    with coverage.collecting() if wanted else nullcontext() as collector:
+        results = run_scenarios(paths, registry())
     if fmt == "json":
         echo_json({"passed": all(r.passed for r in results),
                    "scenarios": [{**asdict(r), "passed": r.passed} for r in results]})
@@ -386,7 +399,21 @@ def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str)
         click.echo(line)
     if junit:
         Path(junit).write_text(junit_xml(results), encoding="utf-8")
-    sys.exit(0 if all(r.passed for r in results) else 1)
+    ok = all(r.passed for r in results)
+    if collector is not None:
+        report = coverage.report(collector)
+        if coverage_file:
+            Path(coverage_file).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False),
+                                           encoding="utf-8")
+        if coverage_on and coverage_fmt == "json":
+            click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        elif coverage_on or min_coverage is not None:
+            for line in report.lines():
+                click.echo(line)
+        if min_coverage is not None and report.percent < min_coverage:
+            click.echo(f"coverage {report.percent:.1f} % is below the minimum of {min_coverage:g} %", err=True)
+            ok = False
+    sys.exit(0 if ok else 1)
 
 
 def build_cli() -> click.Group:

@@ -80,6 +80,7 @@ class CompileContext:
         self.doc: SourceDocument | None = None
         self.functions = registry.function_table()
         self._action_validators: dict[str, Any] = {}
+        self._facts: Any = None
 
     def report(self, code: str, message: str, pointer: str = "", hint: str = "",
                severity: Severity = Severity.ERROR, doc: SourceDocument | None = None, key: bool = False) -> None:
@@ -96,12 +97,39 @@ class CompileContext:
         """Record a warning at ``pointer`` of the current document."""
         self.report(code, message, pointer, hint, Severity.WARNING)
 
-    def condition(self, data: Any, pointer: str) -> Condition:
-        """Compile a condition of the current document; problems become diagnostics."""
+    @property
+    def facts(self) -> Any:
+        """The bundle's fact model (:class:`regelwerk.facts.FactModel`): registered types plus ``Facts`` documents."""
+        if self._facts is None:
+            from regelwerk.facts_kind import bundle_fact_model
+
+            self._facts = bundle_fact_model(self.registry, self.bundle.documents)
+        return self._facts
+
+    def condition(self, data: Any, pointer: str, scope: Mapping[str, Any] | None = None) -> Condition:
+        """Compile a condition of the current document; problems become diagnostics.
+
+        Its field paths are checked against ``scope`` (an object type of the roots), or else against the
+        scope of the registered place of the document's kind whose pointer pattern matches ``pointer``.
+        """
         compiled, problems = compile_condition(data, pointer, self.functions)
         for problem in problems:
             self.report(problem.code, problem.message, problem.pointer, problem.hint)
+        if not problems:
+            self.check_facts(data, pointer, scope)
         return compiled
+
+    def check_facts(self, data: Any, pointer: str, scope: Mapping[str, Any] | None = None) -> None:
+        """Check a condition's field paths and comparisons against its place's fact types (RW410-RW412)."""
+        from regelwerk.facts import check_condition
+        from regelwerk.facts_kind import place_for, resolve_scope
+
+        doc = self.doc
+        if scope is None and doc is not None:
+            place = place_for(self.registry, doc.kind, pointer)
+            scope = resolve_scope(place.scope, doc.data) if place is not None else None
+        if scope is not None:
+            check_condition(to_plain(data), pointer, self.facts, scope, self.report, self.warn)
 
     def compiled(self, kind: str, name: str) -> Any:
         """The compiled form of another document (compiled on demand); None if it failed or is missing."""
@@ -153,7 +181,7 @@ def _values(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _check_ids_and_refs(bundle: Bundle, registry: Registry, valid: set[int]) -> list[Diagnostic]:
+def _check_ids_and_refs(bundle: Bundle, registry: Registry, checkable: list[SourceDocument]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     names_by_kind: dict[str, set[str]] = {}
     for doc in bundle.documents:
@@ -169,9 +197,7 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, valid: set[int]) -> 
             ids_by_kind[key] = found
         return ids_by_kind[key]
 
-    for doc in bundle.documents:
-        if id(doc) not in valid:
-            continue
+    for doc in checkable:
         spec: KindSpec = registry.kinds[doc.kind]
         for decl in spec.ids:
             seen: dict[str, str] = {}
@@ -211,6 +237,12 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, valid: set[int]) -> 
     return out
 
 
+def _under_pruned(diagnostic: Diagnostic, pruned: list[tuple[str, str]]) -> bool:
+    """A compiler diagnostic about a part pruned for a schema error (or an ancestor of it) says nothing new."""
+    pointer = diagnostic.pointer
+    return any(pointer == p or p.startswith(pointer + "/") or pointer.startswith(p + "/") for _, p in pruned)
+
+
 def validate_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None) -> list[Diagnostic]:
     """Every diagnostic of loading, schema, references and compiling (empty when valid)."""
     try:
@@ -224,19 +256,27 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     """Validate and compile; raises ``DefinitionError`` with every problem, or returns the frozen model."""
     schemas = schemas or SchemaSet(registry)
     diagnostics: list[Diagnostic] = list(bundle.diagnostics)
-    valid: set[int] = set()
+    checkable: list[SourceDocument] = []  # schema-valid documents, and the rest of those with schema errors
+    pruned_at: list[tuple[str, str]] = []  # (file, pointer) of the parts pruned for schema errors
     for doc in bundle.documents:
         problems = schemas.check(doc)
         diagnostics.extend(problems)
         if not any(p.is_error for p in problems):
-            valid.add(id(doc))
-    diagnostics.extend(_check_ids_and_refs(bundle, registry, valid))
+            checkable.append(doc)
+        elif doc.kind in registry.kinds and not any(p.code in ("RW100", "RW101") for p in problems):
+            from regelwerk.validation import pruned_for_checks
+
+            pruned = pruned_for_checks(doc, schemas.validator(doc.kind))
+            if pruned is not None:
+                checkable.append(pruned[0])
+                pruned_at.extend((pruned[0].file, p) for p in pruned[1])
+    diagnostics.extend(_check_ids_and_refs(bundle, registry, checkable))
 
     results: dict[tuple[str, str], Any] = {}
     versions: dict[tuple[str, str], str] = {}
     in_progress: set[tuple[str, str]] = set()
     failed: set[tuple[str, str]] = set()
-    by_key = {(d.kind, d.name): d for d in bundle.documents if id(d) in valid}
+    by_key = {(d.kind, d.name): d for d in checkable}
     ctx_holder: list[CompileContext] = []
 
     def compile_one(kind: str, name: str) -> Any:
@@ -272,7 +312,11 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     ctx_holder.append(ctx)
     for kind, name in by_key:
         compile_one(kind, name)
-    diagnostics.extend(ctx.diagnostics)
+    if registry.places:
+        from regelwerk.facts_kind import check_path_places
+
+        check_path_places(ctx, by_key.values())
+    diagnostics.extend(d for d in ctx.diagnostics if not _under_pruned(d, pruned_at))
     for key, obj in ctx._emitted.items():
         results.setdefault(key, obj)
         versions.setdefault(key, ctx._emitted_versions.get(key) or content_hash(repr(obj)))

@@ -16,6 +16,7 @@ __all__ = ["CORE_AREAS", "CorePlugin", "plugin"]
 #: (workflows before permissions: the ``render`` command group is the workflows' and permissions join it).
 CORE_AREAS = (
     "regelwerk.functions",
+    "regelwerk.facts_kind",
     "regelwerk.workflows.kind",
     "regelwerk.rules.kind",
     "regelwerk.permissions.kind",

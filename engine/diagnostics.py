@@ -156,6 +156,12 @@ CODES: dict[str, str] = {
     "RW401": "unknown condition function",
     "RW402": "invalid ISO-8601 duration",
     "RW403": "invalid regular expression",
+    # the fact model (what each place can read)
+    "RW410": "unknown fact path",
+    "RW411": "values of incompatible types compared",
+    "RW412": "an optional fact read where its absence changes the answer",
+    "RW413": "Facts for a fact type that does not exist",
+    "RW414": "Facts redeclares a standard field",
     # compile (kind specific codes are documented by the kinds: RW5xx workflows, RW6xx rules,
     # RW7xx permissions, RW8xx schedules/talent, RW9xx recruitment and templates)
     "RW500": "compile problem",

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ActionSpec",
+    "FactSpec",
     "FunctionSpec",
     "IdDecl",
     "KindSpec",
+    "PlaceSpec",
     "Plugin",
     "RefDecl",
     "Registry",
@@ -111,6 +113,39 @@ class FunctionSpec:
     plugin: str
     fn: Callable[..., Any]
     description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FactSpec:
+    """A fact type (``employee``, ``vacancy``...): a JSON-Schema-like type of what a place may read of it.
+
+    See :mod:`regelwerk.facts` for the type language; ``{"$fact": name}`` uses another fact type.
+    """
+
+    name: str
+    plugin: str
+    schema: Mapping[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceSpec:
+    """A place of a kind that reads data (a Workflow's ``guard``, a cycle's ``when``...).
+
+    ``place`` is a pointer pattern (``*`` for one step) into the kind's documents. ``scope`` is an object type
+    whose properties are the roots a field path starts with; the compiler checks every path read there against
+    it (``regelwerk facts KIND`` lists it). ``form`` says what sits at the place: ``condition`` (checked when
+    the kind compiles it with ``ctx.condition``) or ``path`` (a dotted field path such as a schedule's anchor,
+    checked by the compiler after the kind compiled; ``want`` names the type it must have, e.g. ``date``).
+    """
+
+    kind: str
+    place: str
+    plugin: str
+    scope: Mapping[str, Any]
+    description: str = ""
+    form: str = "condition"
+    want: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +283,8 @@ class Registry:
         self.table_modules: list[str] = []
         self.migration_locations: list[str] = []
         self.plugins: list[str] = []
+        self.facts: dict[str, FactSpec] = {}
+        self.places: dict[tuple[str, str], PlaceSpec] = {}
 
     def _add(self, table: dict[str, Any], key: str, value: Any, what: str) -> None:
         if key in table:
@@ -285,6 +322,17 @@ class Registry:
     def add_store(self, spec: StoreSpec) -> None:
         """Register a store for a URL scheme."""
         self._add(self.stores, spec.scheme, spec, "store")
+
+    def add_fact(self, spec: FactSpec) -> None:
+        """Register a fact type that places may read (see :mod:`regelwerk.facts`)."""
+        self._add(self.facts, spec.name, spec, "fact type")
+
+    def add_place(self, spec: PlaceSpec) -> None:
+        """Register a place of a kind that reads data, with the scope the compiler checks its paths against."""
+        key = (spec.kind, spec.place)
+        if key in self.places:
+            raise ValueError(f"place {spec.place!r} of {spec.kind} registered twice")
+        self.places[key] = spec
 
     def add_table_module(self, module: str) -> None:
         """Name a module that declares tables on ``regelwerk.store.tables.metadata`` (imported by the store's

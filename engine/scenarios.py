@@ -315,9 +315,28 @@ def run_scenario(path: Path, doc: SourceDocument, registry: Registry) -> Scenari
                 break
             result.steps.append(StepOutcome(index, kind, line, True))
     finally:
+        _collect_coverage(ctx)
         ctx.close()
         result.seconds = time.perf_counter() - started
     return result
+
+
+def _collect_coverage(ctx: ScenarioContext) -> None:
+    """With coverage on: count the bundle's items and read the workflow transitions from the store."""
+    from regelwerk import coverage
+
+    collector = coverage.current()
+    if collector is None or ctx._compiled is None:
+        return
+    try:
+        key = os.path.relpath(ctx.bundle_path)
+    except ValueError:
+        key = str(ctx.bundle_path)
+    collector.add_bundle(key, ctx._compiled)
+    engine = ctx.services.get("engine")
+    store = getattr(engine, "store", None)
+    if store is not None:
+        collector.hits.update(coverage.workflow_hits(ctx._compiled, store))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from referencing import Resource
 from referencing.jsonschema import DRAFT202012
 from regelwerk.diagnostics import Diagnostic, did_you_mean
 from regelwerk.registry import KindSpec, Registry
-from regelwerk.source import SourceDocument, escape_pointer, locate
+from regelwerk.source import SourceDocument, YMap, YSeq, escape_pointer, locate
 
 __all__ = [
     "API_VERSION",
@@ -117,6 +117,84 @@ class SchemaSet:
         for error in validator.iter_errors(doc.data):
             out.extend(_translate(error, doc))
         return out
+
+
+def _copy(node: Any) -> Any:
+    """A deep copy of loaded data that keeps every location (so diagnostics still point at the source)."""
+    if isinstance(node, YMap):
+        out = YMap(node.loc)
+        for key, value in node.items():
+            out.put(key, _copy(value), node.key_locs.get(key, node.loc), node.value_locs.get(key, node.loc))
+        return out
+    if isinstance(node, YSeq):
+        seq = YSeq(node.loc)
+        for value, loc in zip(node, node.item_locs, strict=False):
+            seq.push(_copy(value), loc)
+        return seq
+    return node
+
+
+def _remove(root: Any, path: list[Any]) -> bool:
+    """Remove the mapping key at ``path`` (or the last item of a list); False when that cannot be done."""
+    while path:
+        parent: Any = root
+        for token in path[:-1]:
+            parent = parent[token]
+        last = path[-1]
+        if isinstance(parent, YMap) and last in parent:
+            del parent[last]
+            parent.key_locs.pop(last, None)
+            parent.value_locs.pop(last, None)
+            return True
+        if isinstance(parent, YSeq) and isinstance(last, int) and last == len(parent) - 1 and len(parent) > 1:
+            parent.pop()
+            parent.item_locs.pop()
+            return True  # only the last item: removing another would shift the pointers of the rest
+        path = path[:-1]  # remove the item's nearest removable ancestor key instead
+        if len(path) < 2:
+            return False  # never remove spec, metadata or the envelope
+    return False
+
+
+_MAX_PRUNE_ROUNDS = 8
+
+
+def _cut(path: list[Any]) -> list[Any]:
+    """Where to prune for an error at ``path``: the key right under the nearest list item (a transition's
+    whole ``guard``, a task's unknown key), or the key right under ``spec`` when no list item is on the way."""
+    items = [i for i, token in enumerate(path) if isinstance(token, int)]
+    keep = items[-1] + 2 if items else 2
+    return path[:keep]
+
+
+def pruned_for_checks(doc: SourceDocument, validator: Draft202012Validator) -> tuple[SourceDocument, list[str]] | None:
+    """The document without the parts its schema errors are in, when that makes it schema-valid.
+
+    The rest of the document is then still checked (references, the graph, facts, the kind compiler), so one
+    schema error does not hide the other problems. Returns the pruned document and the pointers removed;
+    None when pruning cannot make it valid.
+    """
+    data = _copy(doc.data)
+    removed: list[str] = []
+    for _ in range(_MAX_PRUNE_ROUNDS):
+        errors = list(validator.iter_errors(data))
+        if not errors:
+            return SourceDocument(doc.file, doc.index, data, doc.origin), removed
+        error = _deepest(max(errors, key=lambda e: len(e.absolute_path)))
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            known = set(error.schema.get("properties", {})) if isinstance(error.schema, Mapping) else set()
+            path += [k for k in error.instance if k not in known][:1]
+        cut = _cut(path)
+        if len(cut) < 2 or cut[0] != "spec":
+            return None
+        try:
+            if not _remove(data, cut):
+                return None
+        except (KeyError, IndexError, TypeError):
+            return None
+        removed.append(_pointer(cut))
+    return None
 
 
 _ANNOTATIONS = frozenset({"description", "title", "$comment", "examples", "default", "deprecated"})
@@ -219,8 +297,64 @@ def _deepest(error: ValidationError) -> ValidationError:
     return best_match([error]) or error
 
 
-def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnostic]:
+def _branch_keys(schema: Any) -> set[str]:
+    """The keys a oneOf/anyOf branch knows (its properties, also under allOf)."""
+    if not isinstance(schema, Mapping):
+        return set()
+    keys = set(schema.get("properties") or {}) | set(schema.get("required") or ())
+    for part in schema.get("allOf") or ():
+        keys |= _branch_keys(part)
+    return keys
+
+
+def _branch_type_fails(errors: list[ValidationError], depth: int) -> bool:
+    return any(e.validator == "type" and len(e.absolute_path) == depth for e in errors)
+
+
+def likely_branch(error: ValidationError) -> list[ValidationError] | None:
+    """The errors of the oneOf/anyOf branch the author most likely meant, or None when no branch stands out.
+
+    A branch is more likely when the instance has its type and shares more keys with it (the keys the author
+    wrote name the form they meant: ``{anchor: ..., lead: ...}`` is the anchor form with a bad key), then
+    when it has fewer problems.
+    """
+    branches = error.validator_value if isinstance(error.validator_value, list) else []
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or ():
+        index = sub.relative_schema_path[0] if sub.relative_schema_path else None
+        if isinstance(index, int):
+            by_branch.setdefault(index, []).append(sub)
+    if not by_branch or len(by_branch) < len(branches):
+        return None  # some branch passed (oneOf: more than one matched): nothing to reduce to
+    instance = error.instance
+    keys = set(instance) if isinstance(instance, Mapping) else set()
+    depth = len(error.absolute_path)
+
+    def score(index: int) -> tuple[int, int, int]:
+        errors = by_branch[index]
+        schema = branches[index] if index < len(branches) else {}
+        return (0 if _branch_type_fails(errors, depth) else 1, len(keys & _branch_keys(schema)), -len(errors))
+
+    ranked = sorted(by_branch, key=score, reverse=True)
+    if len(ranked) > 1 and score(ranked[0]) == score(ranked[1]):
+        return None
+    return by_branch[ranked[0]]
+
+
+def _translate(error: ValidationError, doc: SourceDocument, in_branch: bool = False) -> Iterator[Diagnostic]:
     error = _deepest(error)
+    if error.validator in ("anyOf", "oneOf") and error.context and not all(
+            e.validator == "type" for e in error.context):
+        chosen = likely_branch(error)
+        if chosen is not None:
+            seen: set[tuple[str, str, str]] = set()
+            for sub in chosen:
+                for diagnostic in _translate(sub, doc, in_branch=True):
+                    key = (diagnostic.code, diagnostic.pointer, diagnostic.message)
+                    if key not in seen:
+                        seen.add(key)
+                        yield diagnostic
+            return
     pointer = _pointer(error.absolute_path)
     data = doc.data
     keyword = error.validator
@@ -234,9 +368,15 @@ def _translate(error: ValidationError, doc: SourceDocument) -> Iterator[Diagnost
             if key in known or any(re.search(p, key) for p in patterns):
                 continue
             where = locate(data, f"{pointer}/{escape_pointer(key)}", key=True)
-            yield Diagnostic("RW104", f"unknown key {key!r}", where.file, where.line, where.column,
+            message = f"unknown key {key!r}"
+            if in_branch:  # name the place and the form's keys: the author picked this form by its other keys
+                parent = next((str(p) for p in reversed(list(error.absolute_path)) if not isinstance(p, int)),
+                              "this item")
+                message += f" in {parent}; allowed: {', '.join(sorted(known))}"
+            yield Diagnostic("RW104", message, where.file, where.line, where.column,
                              f"{pointer}/{escape_pointer(key)}",
-                             hint=did_you_mean(key, known) or ("allowed keys: " + ", ".join(sorted(known))))
+                             hint=did_you_mean(key, known)
+                             or ("" if in_branch else "allowed keys: " + ", ".join(sorted(known))))
         return
     where = locate(data, pointer)
     if keyword == "required":

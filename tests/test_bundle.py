@@ -359,7 +359,8 @@ def test_diagnostics_point_at_the_overlay_when_it_caused_them(registry: Any) -> 
                               "  merge: patch\nspec:\n  tasks:\n    - id: laptop\n      depends_on: [contrakt]\n"
                               "    - id: extra\n      lable: x\n")
     problems = validate_bundle(bundle, registry)
-    assert [where(d) for d in problems] == [("RW104", "klant/overlay.yaml", 11, 7, "/spec/tasks/3/lable")]
+    assert [where(d) for d in problems] == [("RW301", "klant/overlay.yaml", 9, 20, "/spec/tasks/1/depends_on/0"),
+                                            ("RW104", "klant/overlay.yaml", 11, 7, "/spec/tasks/3/lable")]
     bundle = base_and_overlay("apiVersion: regelwerk/v1\nkind: Checklist\nmetadata:\n  name: onboarding\n"
                               "  merge: patch\nspec:\n  tasks:\n    - id: laptop\n      depends_on: [contrakt]\n")
     problems = validate_bundle(bundle, registry)

@@ -59,7 +59,8 @@ def test_validate_text_format_exits_1_with_every_problem() -> None:
     lines = result.output.splitlines()
     assert lines[0] == "b/a.yaml:8:7: error RW104: unknown key 'lable' [at /spec/tasks/0/lable]"
     assert lines[1] == "    hint: did you mean 'label'?"
-    assert lines[-1] == "b: invalid (1 error(s), 0 warning(s))"
+    assert "b/a.yaml:10:20: error RW301: task 'contrakt' does not exist [at /spec/tasks/1/depends_on/0]" in lines
+    assert lines[-1] == "b: invalid (2 error(s), 0 warning(s))"  # the unknown key no longer hides the reference
 
 
 def test_validate_json_format() -> None:
@@ -80,7 +81,9 @@ def test_validate_github_format() -> None:
     result = run("validate", "--format", "github", "b")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "::error file=b/a.yaml,line=8,col=7,title=RW104::RW104: unknown key 'lable' (hint: did you mean 'label'?)"]
+        "::error file=b/a.yaml,line=8,col=7,title=RW104::RW104: unknown key 'lable' (hint: did you mean 'label'?)",
+        "::error file=b/a.yaml,line=10,col=20,title=RW301::RW301: task 'contrakt' does not exist "
+        "(hint: did you mean 'contract'?)"]
 
 
 def test_validate_several_paths_reports_all() -> None:

@@ -172,7 +172,7 @@ def test_every_problem_of_a_run_at_once_sorted(registry: Registry) -> None:
     assert [(d.file, d.line, d.column, d.code) for d in problems] == [
         ("a.yaml", 1, 1, "RW100"), ("a.yaml", 1, 1, "RW101"), ("a.yaml", 2, 1, "RW002"),
         ("a.yaml", 2, 7, "RW101"), ("a.yaml", 11, 20, "RW301"),
-        ("b.yaml", 8, 7, "RW104"),
+        ("b.yaml", 8, 7, "RW104"), ("b.yaml", 9, 11, "RW300"),  # the schema error no longer hides the duplicate
     ]
     assert problems == sort_diagnostics(problems)
 
@@ -305,3 +305,48 @@ def test_inline_refs_makes_recursive_schemas_cyclic_and_falls_back_when_it_must(
     assert inline_refs("bad.json", files) is None
     assert inline_refs("dyn.json", files) is None
     assert inline_refs("missing.json", files) is None
+
+
+# --- issue 13: all problems at once, named plainly ------------------------------------------------------
+
+
+def _messages(text: str, registry: Registry) -> list[tuple[str, int, str]]:
+    docs, problems = load_text(text, "doc.yaml")
+    assert problems == []
+    return [(d.code, d.line, d.message) for d in validate_bundle(Bundle("t", ".", documents=docs), registry)]
+
+
+def test_a_one_of_failure_names_the_key_of_the_form_the_author_meant() -> None:
+    from regelwerk.registry import load_registry
+
+    found = _messages("""\
+apiVersion: regelwerk/v1
+kind: DevelopmentCycle
+metadata: {name: c}
+spec:
+  label: C
+  calendar: kalender
+  moments:
+    - {id: m, label: M, dossier_item_type: gesprek, arises: {anchor: work_year.start, lead: P1M}}
+""", load_registry())
+    assert ("RW104", 8, "unknown key 'lead' in arises; allowed: anchor, at, catch_up, description, grace, minus, "
+                        "plus, repeat, timezone") in found
+    assert not any(code == "RW106" for code, _, _ in found)
+
+
+def test_a_schema_error_does_not_hide_the_rest_of_the_document(registry: Registry) -> None:
+    found = _messages("""\
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: w}
+spec:
+  states:
+    - {id: a, initial: true}
+    - {id: b, final: true}
+  transitions:
+    - {id: go, from: a, to: b, guard: {field: data.x, eqq: 1}}
+    - {id: back, from: b, to: c}
+""", registry)
+    codes = [(code, line) for code, line, _ in found]
+    assert ("RW104", 9) in codes and ("RW301", 10) in codes
+    assert not any(code == "RW400" for code, _ in codes)  # nothing about the pruned guard itself

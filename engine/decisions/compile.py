@@ -24,6 +24,7 @@ from regelwerk.conditions import (
     describe,
     typed_literal,
 )
+from regelwerk.decisions.expression import is_expression
 from regelwerk.decisions.table import (
     DecisionTable,
     Entry,
@@ -273,6 +274,35 @@ def _special_entry(column: InputColumn, raw: Mapping[str, Any], pointer: str, ct
     return Entry(column.id, op, (), describe(model), model), None, [model]
 
 
+_COLUMN_TYPES = {"date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
+                 "time": {"type": "string", "format": "time"}, "duration": {"type": "string", "format": "duration"},
+                 "number": {"type": "number"}, "string": {"type": "string"}, "boolean": {"type": "boolean"},
+                 "list": {"type": "array"}}
+
+
+def _check_entry_types(column: InputColumn, raw: Any, pointer: str, problems: _Problems) -> None:
+    """An entry's literals must be of the input's declared type (RW411), as in any other place."""
+    from regelwerk.facts import check_value
+
+    schema = _COLUMN_TYPES.get(column.type)
+    if schema is None or raw == ANY:
+        return
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            check_value(item, schema, column.id, f"{pointer}/{i}", problems.report)
+    elif not isinstance(raw, Mapping):
+        check_value(raw, schema, column.id, pointer, problems.report)
+    else:
+        for op, value in raw.items():
+            if op == "not":
+                _check_entry_types(column, value, f"{pointer}/not", problems)
+            elif op in ("eq", "ne", "lt", "le", "gt", "ge") and not isinstance(value, Mapping):
+                check_value(value, schema, column.id, f"{pointer}/{op}", problems.report)
+            elif op in ("in", "not_in") and isinstance(value, list):
+                for i, item in enumerate(value):
+                    check_value(item, schema, column.id, f"{pointer}/{op}/{i}", problems.report)
+
+
 def _contains_test(lit: str) -> Test:
     return lambda v: isinstance(v, _CONTAINERS) and lit in v
 
@@ -357,7 +387,8 @@ def _choose_index(columns: Sequence[InputColumn], rows: Sequence[Row]
                 wild.append(row.index)
                 continue
             contains = entry.op == "contains"
-            if entry.op not in ("eq", "in", "contains") or not all(_plain_str(v) for v in entry.literals):
+            if entry.op not in ("eq", "in", "contains") or not all(
+                    _plain_str(v) or (_number(v) and entry.op != "contains") for v in entry.literals):
                 ok = False
                 break
             if mode is None:
@@ -389,9 +420,16 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
     if aggregation and policy != "COLLECT":
         problems.report("RW624", f"aggregation {aggregation} needs hitPolicy COLLECT", "/spec/aggregation")
     inputs = tuple(
-        InputColumn(i["id"], tuple(str(i.get("field", i["id"])).split(".")), i.get("label", ""),
-                    i.get("type", "any"), tuple(i.get("values", ())))
+        InputColumn(i["id"], (str(i["id"]),) if "from" in i else tuple(str(i.get("field", i["id"])).split(".")),
+                    i.get("label", ""), i.get("type", "any"), tuple(i.get("values", ())))
         for i in spec["inputs"])
+    requires: list[Any] = []
+    if any("from" in i for i in spec["inputs"]):
+        from regelwerk.decisions.graph import required_inputs
+
+        requires, ok = required_inputs(ctx, doc)
+        if not ok:
+            problems.count += 1
     outputs = tuple(
         OutputColumn(o["id"], o.get("label", ""), tuple(o.get("values", ())), o.get("default"))
         for o in spec["outputs"])
@@ -423,6 +461,7 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
                 problems.report("RW621", f"unknown input {key!r}", pointer,
                                 did_you_mean(key, by_input) or "inputs: " + ", ".join(by_input))
                 continue
+            _check_entry_types(found, value, pointer, problems)
             entry, test, more = _entry(found, value, pointer, ctx, problems)
             if found.values and entry.op in ("eq", "in"):
                 for literal in entry.literals:
@@ -449,6 +488,9 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
                 problems.report("RW622", f"unknown output {key!r}", pointer,
                                 did_you_mean(key, by_output) or "outputs: " + ", ".join(by_output))
                 continue
+            if is_expression(value):
+                row_outputs.append((key, _output_expression(value, pointer, by_input, problems)))
+                continue
             if target.values and value not in target.values:
                 problems.report("RW623", f"{value!r} is not one of the values of output {key!r}", pointer,
                                 did_you_mean(str(value), map(str, target.values))
@@ -472,7 +514,23 @@ def compile_decision_table(ctx: Any, doc: Any) -> DecisionTable | None:
             return None
     return DecisionTable(doc.name, policy, inputs, outputs, rows, all_tests, aggregation=aggregation,
                          label=str(spec.get("label", "")), description=str(spec.get("description", "")),
-                         index=_choose_index(inputs, rows))
+                         index=_choose_index(inputs, rows), requires=requires)
+
+
+def _output_expression(value: Any, pointer: str, by_input: Mapping[str, InputColumn], problems: _Problems
+                       ) -> Any:
+    """An output computed from the inputs (``{concat: [{field: symptom}, ...]}``): its paths must read inputs."""
+    from regelwerk.decisions.expression import compile_expression
+
+    expression, found = compile_expression(value, pointer)
+    for problem in found:
+        problems.report(problem.code, problem.message, problem.pointer, problem.hint)
+    known = {c.path[0] for c in by_input.values()} | set(by_input)
+    for path, where in expression.paths:
+        if path[0] not in known:
+            problems.report("RW410", f"the output expression reads {'.'.join(path)!r}, which is not an input",
+                            where, did_you_mean(path[0], known) or "inputs: " + ", ".join(sorted(by_input)))
+    return expression
 
 
 def _line(doc: Any, row: int) -> int:

@@ -43,12 +43,20 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def decision_named(compiled: Any, name: str) -> Any:
+    """The compiled DecisionTable or Calculation called ``name`` (UnknownDefinition names the tables)."""
+    if ("Calculation", name) in compiled.objects:
+        return compiled.objects[("Calculation", name)]
+    return compiled.get("DecisionTable", name)
+
+
 def step_decide(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     """Scenario step: decide a table for inputs and compare outputs, matched rows or the error."""
+    from regelwerk.conditions import compare
     from regelwerk.decisions.table import DecisionConflict
     from regelwerk.scenarios import StepFailure
 
-    table = ctx.compiled.get("DecisionTable", args["table"])
+    table = decision_named(ctx.compiled, args["table"])
     inputs = {**ctx.facts, **dict(args.get("inputs") or {})}
     try:
         decision = table.decide(inputs, ctx.now)
@@ -62,12 +70,29 @@ def step_decide(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
     for key, want in (args.get("outputs") or {}).items():
         got = decision.outputs.get(key)
         got = list(got) if isinstance(got, tuple) else got
-        if got != want:
+        if got != want and compare("eq", got, want) is not True:  # typed values compare as what they are
             problems.append(f"output {key}: expected {want!r}, got {got!r}")
     if "matched" in args and list(decision.matched) != list(args["matched"]):
         problems.append(f"matched rows: expected {list(args['matched'])}, got {list(decision.matched)}")
     if problems:
         raise StepFailure("; ".join(problems) + f" (explain: {json.dumps(decision.explain, default=str)})")
+
+
+def explain_lines(explain: Mapping[str, Any], depth: int = 0) -> list[str]:
+    """The steps of a decision, required decisions first (indented), as text lines."""
+    pad = "  " * depth
+    lines = []
+    for step in explain.get("requires") or ():
+        lines.extend(explain_lines(step, depth + 1))
+    name = explain.get("table") or explain.get("decision")
+    outputs = ", ".join(f"{k} = {v}" for k, v in (explain.get("outputs") or {}).items())
+    if "expression" in explain:
+        lines.append(f"{pad}{name}: {explain['expression']} -> {outputs}")
+        return lines
+    lines.append(f"{pad}{name}: {explain['hit_policy']} -- {explain['chose']} -> {outputs}")
+    for row in explain["matched"]:
+        lines.append(f"{pad}  matched {row['row']}: {'; '.join(row['because'])}")
+    return lines
 
 
 def _command() -> Any:
@@ -86,7 +111,7 @@ def _command() -> Any:
         """Evaluate decision table TABLE of the bundle at PATH and explain the result."""
         import sys
 
-        from regelwerk.cli import fail, load_definition
+        from regelwerk.cli import fail
         from regelwerk.decisions.table import DecisionConflict
         from regelwerk.errors import UsageError
         from regelwerk.scenarios import parse_moment
@@ -96,7 +121,14 @@ def _command() -> Any:
             moment = parse_moment(now) if now else None
         except (UsageError, ValueError) as exc:
             fail(str(exc), 2)
-        model = load_definition(path, "DecisionTable", table)
+        from regelwerk.cli import load_compiled
+        from regelwerk.errors import UnknownDefinition
+
+        compiled = load_compiled(path)
+        try:
+            model = decision_named(compiled, table)
+        except UnknownDefinition as exc:
+            fail(str(exc), 2)
         try:
             decision = model.decide(inputs, moment)
         except DecisionConflict as exc:
@@ -108,12 +140,10 @@ def _command() -> Any:
         if fmt == "json":
             click.echo(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False, default=str))
             return
-        explain = decision.explain
+        for line in explain_lines(decision.explain):
+            click.echo(line)
         for key, value in decision.outputs.items():
             click.echo(f"{key}: {value}")
-        click.echo(f"hit policy: {explain['hit_policy']} -- {explain['chose']}")
-        for row in explain["matched"]:
-            click.echo(f"  matched {row['row']}: {'; '.join(row['because'])}")
 
     return decide
 
@@ -129,6 +159,14 @@ def register(registry: Registry, plugin: str) -> None:
         ids=(IdDecl("/spec/inputs/*/id", "input"), IdDecl("/spec/outputs/*/id", "output"),
              IdDecl("/spec/rows/*/id", "row")),
         description="a DMN decision table (inputs, outputs, rows, hit policy)",
+    ))
+    from regelwerk.decisions.graph import compile_calculation
+
+    registry.add_kind(KindSpec(
+        kind="Calculation", plugin=plugin, schema=load_shipped_schema("calculation.json"),
+        compile=compile_calculation, ids=(IdDecl("/spec/inputs/*/id", "input"),),
+        description="a decision computed by an expression (DMN literal expression); inputs may come from "
+                    "other decisions",
     ))
     registry.add_step(StepSpec("decide", plugin, step_decide, {
         "type": "object", "required": ["table"], "additionalProperties": False,

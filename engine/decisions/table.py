@@ -16,6 +16,7 @@ from typing import Any
 
 from regelwerk.conditions import Condition, Node, resolve_path
 from regelwerk.errors import RegelwerkError
+from regelwerk.values import DaysTime, YearsMonths
 
 __all__ = [
     "AGGREGATIONS",
@@ -35,6 +36,18 @@ AGGREGATIONS = ("SUM", "MIN", "MAX", "COUNT")
 SINGLE_POLICIES = frozenset({"UNIQUE", "FIRST", "PRIORITY", "ANY"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``memo`` value meaning "the required decisions are already in the inputs: decide this table only".
+_OWN: dict[str, Any] = {}
+_RUN_PLAN: list[Callable[..., tuple[dict[str, Any], list[Any]]]] = []
+
+
+def _run_plan() -> Callable[..., tuple[dict[str, Any], list[Any]]]:
+    """The graph evaluator (imported once, by the first decision that needs it)."""
+    if not _RUN_PLAN:
+        from regelwerk.decisions.graph import run_plan
+
+        _RUN_PLAN.append(run_plan)
+    return _RUN_PLAN[0]
 
 
 class DecisionConflict(RegelwerkError):
@@ -112,15 +125,16 @@ class Decision:
     outputs pays nothing for them.
     """
 
-    __slots__ = ("_explain", "_inputs", "_matched_idx", "_now", "_table", "outputs")
+    __slots__ = ("_explain", "_inputs", "_matched_idx", "_now", "_table", "outputs", "steps")
 
     def __init__(self, table: DecisionTable, inputs: Mapping[str, Any], matched_idx: Sequence[int] | None,
-                 outputs: Mapping[str, Any], now: datetime | None = None) -> None:
-        # unset slots stand for "not computed yet" (a decision on the fast path sets four attributes only)
+                 outputs: Mapping[str, Any], now: datetime | None = None, steps: Sequence[Any] = ()) -> None:
+        # unset slots stand for "not computed yet" (a decision on the fast path sets five attributes only)
         self._table = table
         self._inputs = inputs
         self._now = now
         self.outputs = outputs
+        self.steps = steps
         if matched_idx is not None:
             self._matched_idx: Sequence[int] = matched_idx
 
@@ -151,12 +165,14 @@ class Decision:
             return self._explain
         except AttributeError:
             self._explain: dict[str, Any] = self._table.explain(self._inputs, self._indices(), self.outputs)
+            if self.steps:
+                self._explain["requires"] = [step.explain for step in self.steps]
             return self._explain
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: outputs, matched rows and the explanation."""
-        return {"table": self._table.name, "outputs": dict(self.outputs), "matched": list(self.matched),
-                "explain": self.explain}
+        return {"table": self._table.name, "outputs": {k: _plain(v) for k, v in self.outputs.items()},
+                "matched": list(self.matched), "explain": self.explain}
 
 
 Test = Callable[[Any], bool]
@@ -170,16 +186,23 @@ class DecisionTable:
     plus ``now`` (injected; default the current time, only read when a condition uses it).
     """
 
-    __slots__ = ("_all_tests", "_candidates", "_fast", "_index", "_index_contains", "_index_path", "_rank",
-                 "_resolve", "_wild", "aggregation", "description", "hit_policy", "inputs", "label", "name",
-                 "outputs", "rows")
+    __slots__ = ("_all_tests", "_candidates", "_computed", "_fast", "_index", "_index_contains", "_index_path",
+                 "_plan", "_rank", "_resolve", "_wild", "aggregation", "description", "hit_policy", "inputs", "label",
+                 "name", "outputs", "requires", "rows")
 
     def __init__(self, name: str, hit_policy: str, inputs: Sequence[InputColumn], outputs: Sequence[OutputColumn],
                  rows: Sequence[Row], tests: Sequence[Sequence[tuple[tuple[str, ...], Test]]],
                  conditions_need_now: bool = False, aggregation: str | None = None, label: str = "",
                  description: str = "", index: tuple[str, bool, Mapping[str, tuple[int, ...]],
-                                                     tuple[int, ...]] | None = None) -> None:
+                                                     tuple[int, ...]] | None = None,
+                 requires: Sequence[tuple[str, Any, str]] = ()) -> None:
         self.name = name
+        self.requires = tuple(requires)
+        self._plan: Any = None
+        if self.requires:
+            from regelwerk.decisions.graph import build_plan
+
+            self._plan = build_plan(self.requires)
         self.hit_policy = hit_policy
         self.aggregation = aggregation
         self.inputs = tuple(inputs)
@@ -194,12 +217,14 @@ class DecisionTable:
             column = next(c for c in self.inputs if c.id == input_id)
             self._index_path: tuple[str, ...] | None = column.path
             self._index_contains = contains
-            self._index: dict[str, tuple[int, ...]] = dict(mapping)
+            self._index: dict[Any, tuple[int, ...]] = dict(mapping)
             self._wild = wild
         else:
             self._index_path, self._index_contains, self._index, self._wild = None, False, {}, ()
         self._candidates = tuple(range(len(self.rows)))
-        self._fast = self._fast_plan()
+        self._computed = frozenset(i for i, row in enumerate(self.rows)
+                                   if any(callable(v) for _, v in row.outputs))
+        self._fast = None if self._computed else self._fast_plan()
         del conditions_need_now
 
     def __repr__(self) -> str:
@@ -275,7 +300,8 @@ class DecisionTable:
                     if hit:
                         found.update(hit)
             return sorted(found)
-        if type(value) is str:
+        kind = type(value)
+        if kind is str or kind is int or kind is float:  # never bool: True is not 1 here
             return index.get(value, self._wild)
         return self._wild
 
@@ -305,8 +331,18 @@ class DecisionTable:
                     break
         return matched
 
-    def decide(self, inputs: Mapping[str, Any], now: datetime | None = None) -> Decision:
-        """Evaluate the table for ``inputs``; ``DecisionConflict`` for a UNIQUE overlap or ANY disagreement."""
+    def decide(self, inputs: Mapping[str, Any], now: datetime | None = None,
+               memo: dict[str, Any] | None = None) -> Decision:
+        """Evaluate the table for ``inputs``; ``DecisionConflict`` for a UNIQUE overlap or ANY disagreement.
+
+        A table whose inputs come ``from`` other decisions takes those first (each once per call, in
+        dependency order); the result's ``steps`` are the decisions taken. ``memo`` is internal.
+        """
+        if self._plan is not None and memo is not _OWN:
+            values, steps = _run_plan()(self._plan, inputs, now)
+            decision = self.decide(values, now, _OWN)  # this table itself, over the completed inputs
+            decision.steps = steps
+            return decision
         fast = self._fast
         if fast is not None:
             key, contains, best, wild, outputs, defaults = fast
@@ -323,7 +359,7 @@ class DecisionTable:
                                 pick = hit
                     return Decision(self, inputs, None, defaults if pick is None else outputs[pick[-1]], now)
             else:
-                if kind is str:
+                if kind is str or kind is int or kind is float:
                     pick = best.get(value, wild)
                 return Decision(self, inputs, None, defaults if pick is None else outputs[pick[-1]], now)
         policy = self.hit_policy
@@ -346,8 +382,8 @@ class DecisionTable:
                 if any(rows[i].outputs != first for i in matched[1:]):
                     raise DecisionConflict(self.name, policy, [rows[i].id for i in matched], inputs)
                 chosen = matched[0]
-            return Decision(self, inputs, matched, MappingProxyType(self._row_outputs(chosen)), now)
-        return Decision(self, inputs, matched, MappingProxyType(self._multi(matched)), now)
+            return Decision(self, inputs, matched, MappingProxyType(self._row_outputs(chosen, inputs, now)), now)
+        return Decision(self, inputs, matched, MappingProxyType(self._multi(matched, inputs, now)), now)
 
     def evaluate(self, inputs: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
         """Only the outputs of :meth:`decide` (same rules), as a fresh dict."""
@@ -356,12 +392,19 @@ class DecisionTable:
     def _defaults(self) -> dict[str, Any]:
         return {c.id: c.default for c in self.outputs}
 
-    def _row_outputs(self, index: int) -> dict[str, Any]:
+    def _row_outputs(self, index: int, inputs: Mapping[str, Any] | None = None,
+                     now: datetime | None = None) -> dict[str, Any]:
         out = {c.id: c.default for c in self.outputs}
         out.update(self.rows[index].outputs)
+        if index in self._computed:  # outputs computed by an expression over the inputs
+            clock = now or datetime.now(UTC)
+            for key, value in self.rows[index].outputs:
+                if callable(value):
+                    out[key] = value(inputs or {}, clock)
         return out
 
-    def _multi(self, matched: list[int]) -> dict[str, Any]:
+    def _multi(self, matched: list[int], inputs: Mapping[str, Any] | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
         policy = self.hit_policy
         order = matched
         if policy == "OUTPUT ORDER":
@@ -369,7 +412,7 @@ class DecisionTable:
             order = sorted(matched, key=lambda i: (rank[i], i))
         values: dict[str, list[Any]] = {c.id: [] for c in self.outputs}
         for i in order:
-            row = self._row_outputs(i)
+            row = self._row_outputs(i, inputs, now)
             for key, items in values.items():
                 items.append(row[key])
         if policy != "COLLECT" or self.aggregation is None:
@@ -428,12 +471,16 @@ class DecisionTable:
 
 
 def _plain(value: Any) -> Any:
+    if callable(value) and hasattr(value, "text"):
+        return f"= {value.text}"  # a computed output: its expression
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     if isinstance(value, tuple):
         return list(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, (YearsMonths, DaysTime)):
+        return str(value)
     return value
 
 

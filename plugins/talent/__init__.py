@@ -231,6 +231,26 @@ def _commands() -> list[Any]:
     return [talent]
 
 
+def _register_facts(registry: Registry, plugin: str) -> None:
+    """The work year and the places of a DevelopmentCycle that read facts (checked at compile time)."""
+    from regelwerk.registry import FactSpec, PlaceSpec
+
+    day = {"type": "string", "format": "date"}
+    registry.add_fact(FactSpec("work_year", plugin, {
+        "type": "object", "required": ["start", "middle", "end"], "additionalProperties": False,
+        "description": "A work year of the cycle's calendar (calendar or school year).",
+        "properties": {"start": {**day, "description": "its first day"}, "middle": {**day, "description": "its middle"},
+                       "end": {**day, "description": "its last day"}}}, "a work year of a WorkYearCalendar"))
+    employee = {"$fact": "employee"}
+    registry.add_place(PlaceSpec("DevelopmentCycle", "/spec/when", plugin, {
+        "type": "object", "additionalProperties": False, "required": ["employee"],
+        "properties": {"employee": employee}}, "which employees the cycle follows"))
+    registry.add_place(PlaceSpec("DevelopmentCycle", "/spec/moments/*/arises/anchor", plugin, {
+        "type": "object", "additionalProperties": False, "required": ["employee", "work_year"],
+        "properties": {"employee": employee, "work_year": {"$fact": "work_year"}}},
+        "the date a conversation moment counts from", form="path", want="date"))
+
+
 class TalentPlugin:
     """Registers the talent kinds, steps and commands."""
 
@@ -261,6 +281,7 @@ class TalentPlugin:
         registry.add_kind(spec("FeedbackRound", kinds.compile_feedback_round,
                                "a 360-degree feedback round (before a moment, continuous, fixed)",
                                ids=(IdDecl("/spec/questions/*/id", "question"),)))
+        _register_facts(registry, self.name)
         registry.add_kind(spec("DevelopmentCycle", kinds.compile_cycle,
                                "a development cycle: trajectories per work year and role, conversation moments",
                                ids=(IdDecl("/spec/moments/*/id", "moment"),),
