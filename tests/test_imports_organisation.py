@@ -263,3 +263,25 @@ def test_organisation_import_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert ("reports_to", "e3", "e2") in active(sa_engine)
     finally:
         sa_engine.dispose()
+
+
+def test_simulate_imports_the_organisation_workbook_of_a_customer(tmp_path: Path) -> None:
+    from datetime import date as day
+
+    from regelwerk.simulation.runner import simulate
+
+    root = tmp_path / "zorg"
+    (root / "data").mkdir(parents=True)
+    (root / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: zorg}\n"
+                                      f"spec: {{extends: {ROOT / 'definitions' / 'standard'}}}\n", encoding="utf-8")
+    workbook(root / "data" / "organisatie.xlsx", sheets_with())
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    result = simulate(root, day(2027, 1, 4), day(2027, 1, 5), store=url)
+    texts = [e["text"] for e in result.timeline if e["kind"] == "import"]
+    assert texts[0].startswith("organisation workbook: 3 departments, 3 functions, 3 roles, 2 tasks, 3 employees")
+    sa_engine = sa.create_engine(url)
+    try:
+        links = active(sa_engine, "reports_to")
+        assert links == {("reports_to", "e2", "1"), ("reports_to", "e3", "e2")}  # written once, not also derived
+    finally:
+        sa_engine.dispose()

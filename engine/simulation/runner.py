@@ -113,9 +113,14 @@ class _Run(SimulationContext):
     """One simulation run: the context the events see, plus the applied-event bookkeeping and the timeline."""
 
     def open_relations(self) -> None:
+        from regelwerk.imports.organisation import IMPORT_ACTOR
         from regelwerk.permissions.sql import SqlRelationships
 
         self.relations = SqlRelationships(self.sa)
+        self.organisation_ids = {r.subject for r in self.relations.relations("member_of")
+                                 if r.created_by == IMPORT_ACTOR} | {
+            r.subject for r in self.relations.relations("has_function") if r.created_by == IMPORT_ACTOR}
+        self._actors.clear()
         self.permissions = SimulationPermissions(self.compiled, self.relations, self.audit, lambda: self.now)
         self.engine.permissions = self.permissions
 
@@ -158,7 +163,8 @@ class _Run(SimulationContext):
 
     # --- the import --------------------------------------------------------------------------
 
-    def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date) -> None:
+    def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date,
+                    organisation: Path | None = None) -> None:
         from regelwerk.diagnostics import DefinitionError, Diagnostic
         from regelwerk.imports.specs import import_spec
         from regelwerk.permissions.tables import rw_relations
@@ -166,14 +172,25 @@ class _Run(SimulationContext):
 
         self.at(day, EVENT_TIME)
         imported = 0
+        from_workbook: set[str] = set()
+        if organisation is not None:
+            from regelwerk.imports.organisation import import_organisation
+
+            done = import_organisation(self.sa, [organisation], compiled=self.compiled, now=self.now)
+            if not done.ok:
+                raise DefinitionError([Diagnostic("SIM014", e.message, e.file, e.row, 1) for e in done.errors])
+            imported = done.imported["employees"]
+            from_workbook = {f.id for f in self.directory.iter_all()}  # their reporting lines are written already
+            self.note("import", f"organisation workbook: {', '.join(f'{n} {e}' for e, n in done.imported.items())}, "
+                                f"{done.relations_added} relation(s)", **{k: v for k, v in done.imported.items()})
         if employees is not None:
             result = import_employees(self.directory, employees, self.now, import_spec("employees", self.compiled))
             if not result.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
                                        for e in result.errors])
-            imported = result.imported
+            imported += result.imported
         rows = [dict(r) for r in relations]
-        explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"}
+        explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"} | from_workbook
         derived = [{"kind": "reports_to", "subject": f.id, "object": f.manager, "valid_from": None,
                     "valid_to": None} for f in self.directory.iter_all() if f.manager and f.id not in explicit]
         facts = rows + derived
@@ -380,7 +397,7 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
         run.totals.update({k: int(v) for k, v in dict(row.totals or {}).items()})
     first_day = start if row is None else row.first_day
     if row is None or not row.data_imported:
-        run.import_data(data.employees, data.relations, start)
+        run.import_data(data.employees, data.relations, start, getattr(data, "organisation", None))
         run.save_progress(first_day, row.last_day if row is not None else None, True)
     run.open_relations()
     last_done: date | None = row.last_day if row is not None else None
