@@ -273,7 +273,7 @@ def test_simulate_imports_the_organisation_workbook_of_a_customer(tmp_path: Path
     root = tmp_path / "zorg"
     (root / "data").mkdir(parents=True)
     (root / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: zorg}\n"
-                                      f"spec: {{extends: {ROOT / 'definitions' / 'standard'}}}\n", encoding="utf-8")
+                                      "spec: {extends: standard}\n", encoding="utf-8")
     workbook(root / "data" / "organisatie.xlsx", sheets_with())
     url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
     result = simulate(root, day(2027, 1, 4), day(2027, 1, 5), store=url)

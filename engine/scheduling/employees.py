@@ -23,6 +23,8 @@ __all__ = [
     "EmployeeFacts",
     "ImportResult",
     "RowError",
+    "check_employees",
+    "employee_chunks",
     "import_employees",
     "parse_employee",
     "read_rows",
@@ -280,6 +282,69 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield 1, {"__error__": exc.message + (f" ({exc.hint})" if exc.hint else "")}
 
 
+def _parsed(path: str | Path, spec: Any = None) -> Iterator[EmployeeFacts | RowError]:
+    """Every row of the file as facts or as the row's error, against the ``Import``'s declared columns
+    (default: the standard's ``employees``); a repeated id is an error of the later row."""
+    from regelwerk.imports.reader import FileError
+    from regelwerk.imports.records import read_records
+    from regelwerk.imports.specs import import_spec
+
+    seen: dict[str, int] = {}
+    try:
+        for number, record in read_records(path, spec or import_spec("employees")):
+            if "__error__" in record:
+                yield RowError(number, str(record["__error__"]))
+                continue
+            if record.get("access"):
+                yield RowError(number, "access: rights levels are imported with `regelwerk import organisation`, "
+                                       "not with the employee import")
+                continue
+            try:
+                facts = parse_employee(record)
+            except ValueError as exc:
+                yield RowError(number, str(exc))
+                continue
+            if facts.id in seen:
+                yield RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}")
+                continue
+            seen[facts.id] = number
+            yield facts
+    except FileError as exc:
+        yield RowError(1 if exc.message.startswith("row 1") else 0,
+                       exc.message + (f" ({exc.hint})" if exc.hint else ""))
+
+
+def check_employees(path: str | Path, spec: Any = None) -> ImportResult:
+    """Check a CSV/XLSX file without writing: ``imported`` is the number of employees it holds, or the errors.
+
+    Streams the file (memory: the ids seen, not the rows).
+    """
+    errors: list[RowError] = []
+    count = 0
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            count += 1
+    if not count and not errors:
+        errors.append(RowError(1, "the file holds no employees"))
+    return ImportResult(0, tuple(errors)) if errors else ImportResult(count)
+
+
+def employee_chunks(path: str | Path, size: int = 1000, spec: Any = None) -> Iterator[list[EmployeeFacts]]:
+    """The employees of a checked file (:func:`check_employees`) in chunks of ``size``, in file order."""
+    chunk: list[EmployeeFacts] = []
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            raise ValueError(str(item))
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
                      spec: Any = None) -> ImportResult:
     """Import a CSV/XLSX file: every row is checked first; on any error nothing is written.
@@ -287,35 +352,13 @@ def import_employees(directory: EmployeeDirectory, path: str | Path, now: dateti
     ``spec`` is the ``Import`` whose declared columns the file must use (default: the standard's
     ``employees``, or pass a customer bundle's with its extra attributes).
     """
-    from regelwerk.imports.reader import FileError
-    from regelwerk.imports.records import read_records
-    from regelwerk.imports.specs import import_spec
-
     errors: list[RowError] = []
     parsed: list[EmployeeFacts] = []
-    seen: dict[str, int] = {}
-    try:
-        for number, record in read_records(path, spec or import_spec("employees")):
-            if "__error__" in record:
-                errors.append(RowError(number, str(record["__error__"])))
-                continue
-            if record.get("access"):
-                errors.append(RowError(number, "access: rights levels are imported with "
-                                               "`regelwerk import organisation`, not with the employee import"))
-                continue
-            try:
-                facts = parse_employee(record)
-            except ValueError as exc:
-                errors.append(RowError(number, str(exc)))
-                continue
-            if facts.id in seen:
-                errors.append(RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}"))
-                continue
-            seen[facts.id] = number
-            parsed.append(facts)
-    except FileError as exc:
-        return ImportResult(0, (RowError(1 if exc.message.startswith("row 1") else 0,
-                                         exc.message + (f" ({exc.hint})" if exc.hint else "")),))
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            parsed.append(item)
     if not parsed and not errors:
         errors.append(RowError(1, "the file holds no employees"))
     if errors:
