@@ -263,3 +263,59 @@ def test_organisation_import_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert ("reports_to", "e3", "e2") in active(sa_engine)
     finally:
         sa_engine.dispose()
+
+
+def test_simulate_imports_the_organisation_workbook_of_a_customer(tmp_path: Path) -> None:
+    from datetime import date as day
+
+    from regelwerk.simulation.runner import simulate
+
+    root = tmp_path / "zorg"
+    (root / "data").mkdir(parents=True)
+    (root / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: zorg}\n"
+                                      "spec: {extends: standard}\n", encoding="utf-8")
+    workbook(root / "data" / "organisatie.xlsx", sheets_with())
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    result = simulate(root, day(2027, 1, 4), day(2027, 1, 5), store=url)
+    texts = [e["text"] for e in result.timeline if e["kind"] == "import"]
+    assert texts[0].startswith("organisation workbook: 3 departments, 3 functions, 3 roles, 2 tasks, 3 employees")
+    sa_engine = sa.create_engine(url)
+    try:
+        links = active(sa_engine, "reports_to")
+        assert links == {("reports_to", "e2", "1"), ("reports_to", "e3", "e2")}  # written once, not also derived
+    finally:
+        sa_engine.dispose()
+
+
+def test_roles_of_several_functions_task_rows_per_employee_and_partial_files(engine: Any, tmp_path: Path) -> None:
+    """The shapes customers keep: Rollen as (functie, rol) pairs, Taken as (personeelsnummer, taak) rows,
+    sheets without names; a later file with fewer columns keeps what it does not speak about."""
+    assert import_organisation(engine, [workbook(tmp_path / "org.xlsx", sheets_with())], now=NOW).ok
+    pairs = {
+        "Rollen": [["functie", "rol"], ["verpleegkundige", "zorgmedewerker"], ["teamleider", "zorgmedewerker"],
+                   ["teamleider", "roosteraar"]],
+        "Taken": [["personeelsnummer", "taak"], ["e3", "BHV-er"], ["e2", "BHV-er"], ["e2", "lid OR"]],
+        "Medewerkers": [["personeelsnummer", "rollen"], ["e3", "zorgmedewerker"], ["e2", "zorgmedewerker; roosteraar"]],
+    }
+    result = import_organisation(engine, [workbook(tmp_path / "pairs.xlsx", pairs)], now=NOW)
+    assert result.ok, result.lines()
+    with engine.connect() as conn:
+        role = conn.execute(sa.select(org_units).where(org_units.c.id == "zorgmedewerker")).one()
+    assert (role.name, role.parent, role.attributes) == ("zorgmedewerker", None,
+                                                          {"functions": ["teamleider", "verpleegkundige"]})
+    links = active(engine)
+    assert {("has_task", "e3", "BHV-er"), ("has_task", "e2", "BHV-er"), ("has_task", "e2", "lid OR")} <= links
+    assert ("has_task", "e3", "or") not in links  # the Taken sheet now says which tasks e3 has
+    # columns the file does not have keep their stored values and links
+    facts = EmployeeDirectory(engine).get("e3")
+    assert facts is not None and facts.hire_date == date(2020, 9, 1) and facts.function == "verpleegkundige"
+    assert facts.roles == ("zorgmedewerker",) and facts.attributes["tasks"] == ["BHV-er"]
+    assert {("reports_to", "e3", "e2"), ("member_of", "e3", "wijk"), ("manages", "e2", "zorg")} <= links
+    # a role given to someone whose function it does not belong to
+    wrong = {"Medewerkers": [["personeelsnummer", "functie", "rollen"], ["e3", "verpleegkundige", "roosteraar"]]}
+    refused = import_organisation(engine, [workbook(tmp_path / "wrong.xlsx", wrong)], now=NOW)
+    assert [e.message for e in refused.errors] == [
+        "roles: 'roosteraar' is a role of function 'teamleider', not of 'verpleegkundige'"]
+    duplicate = {"Taken": [["personeelsnummer", "taak"], ["e3", "BHV-er"], ["e3", "BHV-er"]]}
+    refused = import_organisation(engine, [workbook(tmp_path / "dup.xlsx", duplicate)], now=NOW)
+    assert [e.message for e in refused.errors] == ["id: 'BHV-er' with employee 'e3' also in row 2"]

@@ -83,6 +83,17 @@ def test_workbook_without_cells_and_missing_file(tmp_path: Path) -> None:
         pass
     with pytest.raises(FileError, match="no such file"), open_tables(tmp_path / "nope.csv"):
         pass
+    book = Workbook()
+    book.active.append(["id", "naam"])
+    book.active.append(["1", "Anna"])
+    whole = tmp_path / "heel.xlsx"
+    book.save(whole)
+    for cut in (100, len(whole.read_bytes()) // 2, len(whole.read_bytes()) - 30):
+        broken = tmp_path / f"kapot{cut}.xlsx"
+        broken.write_bytes(whole.read_bytes()[:cut])
+        with pytest.raises(FileError), open_tables(broken) as sheets:
+            for sheet in sheets:
+                list(sheet.rows)
 
 
 def test_dates_are_iso_or_dutch_only() -> None:
@@ -174,3 +185,32 @@ def test_docs_list_every_standard_column_and_alias() -> None:
         for column in spec.columns:
             row = next(line for line in section.splitlines() if line.startswith(f"| `{column.id}` | {column.label} |"))
             assert ", ".join(column.aliases) in row, (name, column.id)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.text(alphabet=st.sampled_from(list('id;,naam"\n\r\x00 x1-2027W') + ["é", "\ufeff"]), max_size=200)
+    .map(lambda t: ("id;naam;datum in dienst\n" + t).encode("utf-8")),
+))
+def test_any_csv_bytes_give_records_row_problems_or_a_file_error(tmp_path_factory: Any, content: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "medewerkers.csv"
+    path.write_bytes(content)
+    try:
+        for number, record in read_records(path, import_spec("employees")):
+            assert number >= 2 and isinstance(record, dict)
+    except FileError as exc:
+        assert exc.message
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_xlsx_bytes_give_a_file_error_not_a_traceback(tmp_path_factory: Any, content: bytes) -> None:
+    import zipfile
+
+    path = tmp_path_factory.mktemp("fuzz") / "org.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:  # a zip that looks like a workbook part by part
+        archive.writestr("[Content_Types].xml", content)
+        archive.writestr("xl/workbook.xml", content[::-1])
+    with pytest.raises(FileError):
+        list(read_records(path, import_spec("employees")))

@@ -157,6 +157,12 @@ class _Known:
 
     units: dict[str, dict[str, tuple[str | None, str | None]]]  # kind -> id -> (parent, manager)
     employees: dict[str, str | None]  # id -> manager
+    role_functions: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> its functions
+    functions: dict[str, str | None] = field(default_factory=dict)  # employee -> function
+
+
+#: Rows of these imports may repeat an id: a role per function it belongs to, a task per employee it is given to.
+_PAIRED = {"roles": "function", "tasks": "employee"}
 
 
 def _intern(value: Any) -> Any:
@@ -173,6 +179,8 @@ class OrganisationImport:
         self.access_roles = frozenset(access_roles) if access_roles is not None else None
         self.sources: list[_Source] = []
         self.rows: dict[str, list[_Row]] = {name: [] for name in ENTITIES}
+        self.columns: dict[str, set[str]] = {name: set() for name in ENTITIES}  # the columns the files have
+        self._role_map: dict[str, set[str]] = {}
         self.file_errors: list[Problem] = []
 
     # --- reading -------------------------------------------------------------------------------
@@ -214,6 +222,7 @@ class OrganisationImport:
             return
         spec = self.specs[entity]
         try:
+            self.columns[entity].update(c.id for c in spec.match_header(sheet.header) if c is not None)
             records = spec.records(sheet)
             self.sources.append(_Source(str(path), shown, sheet.name))
             source = len(self.sources) - 1
@@ -235,14 +244,17 @@ class OrganisationImport:
     def check(self, known: _Known) -> None:
         """Find every problem of every row (references against the file and the store)."""
         for entity in ENTITIES:
-            seen: dict[str, int] = {}
+            seen: dict[tuple[str, Any], int] = {}
+            pair = _PAIRED.get(entity)
             for row in self.rows[entity]:
                 if row.problems:
                     continue
-                if row.id in seen:
-                    row.problems.append(f"id: {row.id!r} also in row {seen[row.id]}")
+                key = (row.id, row.values.get(pair) if pair else None)
+                if key in seen:
+                    also = f" with {pair} {key[1]!r}" if pair and key[1] is not None else ""
+                    row.problems.append(f"id: {row.id!r}{also} also in row {seen[key]}")
                 else:
-                    seen[row.id] = row.row
+                    seen[key] = row.row
         if self.skip_invalid:
             while self._check_references(known, cascade=True):
                 pass
@@ -281,7 +293,7 @@ class OrganisationImport:
             return False
 
         for entity in ENTITIES:
-            for row in (list(rows[entity].values()) if cascade else self.rows[entity]):
+            for row in ([r for r in self.rows[entity] if not r.problems] if cascade else self.rows[entity]):
                 if not row.values:
                     continue  # the row could not be read at all: its problem is reported already
                 before = len(row.problems)
@@ -307,6 +319,8 @@ class OrganisationImport:
         elif row.entity == "roles":
             refer(row, "function", "functions")
             self._check_access(row, values.get("access", ()))
+        elif row.entity == "tasks":
+            refer(row, "employee", "employees")
         elif row.entity == "employees":
             if values.get("manager") is not None and values["manager"] == row.id:
                 self._reject(row, "manager: an employee cannot be their own manager")
@@ -320,24 +334,28 @@ class OrganisationImport:
                         for message in single.problems:
                             self._reject(row, message, single.cascaded)
                         continue
-                    owner = self._role_function(item, rows, known) if kind == "roles" else None
-                    function = values.get("function")
-                    if owner and owner != function:
-                        self._reject(row, f"roles: {item!r} is a role of function {owner!r}, "
+                    owners = self._role_functions(item, known) if kind == "roles" else frozenset()
+                    function = (values.get("function") if "function" in self.columns["employees"]
+                                else known.functions.get(row.id))
+                    if owners and function not in owners:
+                        self._reject(row, f"roles: {item!r} is a role of function {', '.join(sorted(owners))!r}, "
                                           f"not of {function or 'no function'!r}")
             self._check_access(row, values.get("access", ()))
             hired, left = values.get("hire_date"), values.get("leaving_date")
             if isinstance(hired, date) and isinstance(left, date) and left < hired:
                 self._reject(row, "leaving_date: before hire_date")
 
-    @staticmethod
-    def _role_function(role: str, rows: Mapping[str, Mapping[str, _Row]], known: _Known) -> str | None:
-        found = rows["roles"].get(role)
-        if found is not None:
-            owner = found.values.get("function")
-            return str(owner) if owner is not None else None
-        stored = known.units["role"].get(role)
-        return stored[0] if stored else None
+    def _role_functions(self, role: str, known: _Known) -> frozenset[str]:
+        """The functions a role belongs to: its rows in this import (any of them), else the store's."""
+        if not self._role_map and self.rows["roles"]:
+            for r in self.rows["roles"]:
+                if r.id:
+                    functions = self._role_map.setdefault(r.id, set())
+                    if r.values.get("function") is not None:
+                        functions.add(str(r.values["function"]))
+        if role in self._role_map:
+            return frozenset(self._role_map[role])
+        return known.role_functions.get(role, frozenset())
 
     def _check_access(self, row: _Row, access: Iterable[str]) -> None:
         if self.access_roles is None:
@@ -437,11 +455,19 @@ def _load_known(conn: Any) -> _Known:
     from regelwerk.scheduling.tables import employees
 
     units: dict[str, dict[str, tuple[str | None, str | None]]] = {k: {} for k in _UNIT.values()}
-    for kind, ident, parent, manager in conn.execute(sa.select(org_units.c.kind, org_units.c.id, org_units.c.parent,
-                                                               org_units.c.manager)):
+    role_functions: dict[str, frozenset[str]] = {}
+    for kind, ident, parent, manager, attributes in conn.execute(sa.select(
+            org_units.c.kind, org_units.c.id, org_units.c.parent, org_units.c.manager, org_units.c.attributes)):
         units.setdefault(kind, {})[ident] = (parent, manager)
-    people = {ident: manager for ident, manager in conn.execute(sa.select(employees.c.id, employees.c.manager))}
-    return _Known(units, people)
+        if kind == "role":
+            role_functions[ident] = frozenset((attributes or {}).get("functions") or ([parent] if parent else []))
+    people: dict[str, str | None] = {}
+    functions: dict[str, str | None] = {}
+    for ident, manager, function in conn.execute(sa.select(employees.c.id, employees.c.manager,
+                                                           employees.c.function)):
+        people[ident] = manager
+        functions[ident] = function
+    return _Known(units, people, role_functions, functions)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -449,19 +475,36 @@ def _naive(moment: datetime) -> datetime:
 
 
 def _write_units(conn: Any, run: OrganisationImport, now: datetime) -> dict[str, int]:
+    """Upsert the units; a role on several rows (one per function) or a task on several (one per employee) is
+    one unit: its functions (``attributes.functions``; ``parent`` when there is one) and Rechtenniveaus merged."""
     from regelwerk.imports.tables import org_units
     from regelwerk.scheduling.employees import dialect_insert
 
+    parent_column = {"departments": "parent", "functions": "department", "roles": "function"}
     counts: dict[str, int] = {}
     for entity, kind in _UNIT.items():
-        rows = []
+        units: dict[str, dict[str, Any]] = {}
         for row in run.valid(entity):
             v = row.values
-            parent = v.get({"departments": "parent", "functions": "department", "roles": "function"}.get(entity, ""))
-            rows.append({"kind": kind, "id": row.id, "name": v.get("name") or row.id, "parent": parent,
-                         "manager": v.get("manager") if entity == "departments" else None,
-                         "access": list(v.get("access", ())), "attributes": _plain(v.get("attributes") or {}),
-                         "updated_at": _naive(now)})
+            unit = units.get(row.id)
+            if unit is None:
+                unit = units[row.id] = {
+                    "kind": kind, "id": row.id, "name": v.get("name") or row.id, "parent": None,
+                    "manager": v.get("manager") if entity == "departments" else None, "access": [],
+                    "attributes": _plain(v.get("attributes") or {}), "updated_at": _naive(now), "_parents": []}
+            elif v.get("name") and unit["name"] == row.id:
+                unit["name"] = v["name"]
+            parent = v.get(parent_column.get(entity, ""))
+            if parent is not None and parent not in unit["_parents"]:
+                unit["_parents"].append(parent)
+            unit["access"] = sorted(set(unit["access"]) | set(v.get("access", ())))
+        rows = []
+        for unit in units.values():
+            parents = unit.pop("_parents")
+            unit["parent"] = parents[0] if len(parents) == 1 else None
+            if entity == "roles" and parents:
+                unit["attributes"] = {**unit["attributes"], "functions": sorted(parents)}
+            rows.append(unit)
         counts[entity] = len(rows)
         if not rows:
             continue
@@ -478,21 +521,43 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in sorted(values.items())}
 
 
+_Links = tuple[str, frozenset[str], set[tuple[str, str]]]
+
+
 def _desired_relations(run: OrganisationImport, managers: Mapping[str, str | None],
-                       role_access: Mapping[str, tuple[str, ...]]) -> Iterator[tuple[str, set[tuple[str, str]]]]:
-    """Per subject the ``(kind, object)`` links the import says (departments first, then employees)."""
+                       role_access: Mapping[str, tuple[str, ...]]) -> Iterator[_Links]:
+    """Per subject: the relation kinds this import speaks about for it (its *scope*) and the ``(kind, object)``
+    links it says. Only links of kinds in scope are compared with what the import wrote before, so a file
+    without a Taken column does not take tasks away, and a manager who is not in the file keeps their lines."""
+    seen = run.columns
     for row in run.valid("departments"):
         links: set[tuple[str, str]] = set()
         if row.values.get("parent") is not None:
             links.add(("part_of", str(row.values["parent"])))
-        yield row.id, links
+        yield row.id, frozenset({"part_of"} if "parent" in seen["departments"] else ()), links
     heads: dict[str, set[tuple[str, str]]] = {}
     for row in run.valid("departments"):
         if row.values.get("manager") is not None:
             heads.setdefault(str(row.values["manager"]), set()).add(("manages", row.id))
+    given: dict[str, set[tuple[str, str]]] = {}  # tasks given on the Taken sheet (a row per employee and task)
+    for row in run.valid("tasks"):
+        if row.values.get("employee") is not None:
+            given.setdefault(str(row.values["employee"]), set()).add(("has_task", row.id))
+    employee_columns = seen["employees"]
+    scope = {"reports_to"} if {"manager", "department"} & employee_columns else set()
+    scope.update(kind for column, kind in (("department", "member_of"), ("function", "has_function"),
+                                           ("roles", "has_function_role"), ("tasks", "has_task"))
+                 if column in employee_columns)
+    if "access" in employee_columns or "roles" in employee_columns:
+        scope.add("has_role")
+    if "employee" in seen["tasks"]:
+        scope.add("has_task")
+    if "manager" in seen["departments"]:
+        scope.add("manages")
+    employee_scope = frozenset(scope)
     for row in run.valid("employees"):
         v = row.values
-        links = set(heads.pop(row.id, set()))
+        links = heads.pop(row.id, set()) | given.pop(row.id, set())
         manager = managers.get(row.id)
         if manager is not None:
             links.add(("reports_to", manager))
@@ -505,23 +570,25 @@ def _desired_relations(run: OrganisationImport, managers: Mapping[str, str | Non
         for role in v.get("roles", ()):
             access.update(role_access.get(role, ()))
         links.update(("has_role", a) for a in access)
-        yield row.id, links
-    for manager, links in heads.items():  # managers of departments who are not in this file
-        yield manager, links
+        yield row.id, employee_scope, links
+    # people who are not in this file but whom it gives a department or a task: only those kinds
+    for person in sorted(set(heads) | set(given)):
+        links = heads.get(person, set()) | given.get(person, set())
+        yield person, frozenset({k for k, _ in links}), links
 
 
-def _write_relations(conn: Any, subjects: Iterable[tuple[str, set[tuple[str, str]]]], now: datetime,
-                     actor: str) -> tuple[int, int]:
+def _write_relations(conn: Any, subjects: Iterable[_Links], now: datetime, actor: str) -> tuple[int, int]:
     import sqlalchemy as sa
     from regelwerk.permissions.tables import rw_relations as t
 
     added = withdrawn = 0
     moment = now.astimezone(UTC)
-    batch: list[tuple[str, set[tuple[str, str]]]] = []
+    batch: list[_Links] = []
 
     def flush() -> None:
         nonlocal added, withdrawn
-        wanted = {subject: links for subject, links in batch}
+        wanted = {subject: links for subject, _, links in batch}
+        scopes = {subject: scope for subject, scope, _ in batch}
         existing: dict[str, dict[tuple[str, str], list[int]]] = {}
         query = sa.select(t.c.id, t.c.kind, t.c.subject, t.c.object).where(
             t.c.subject.in_(list(wanted)), t.c.kind.in_(RELATION_KINDS), t.c.created_by == actor,
@@ -533,7 +600,7 @@ def _write_relations(conn: Any, subjects: Iterable[tuple[str, set[tuple[str, str
         for subject, links in wanted.items():
             have = existing.get(subject, {})
             for link, ids in have.items():
-                if link not in links:
+                if link not in links and link[0] in scopes[subject]:
                     gone.extend(ids)
             new.extend({"kind": k, "subject": subject, "object": o, "valid_from": None, "valid_to": None,
                         "withdrawn_at": None, "withdrawn_by": "", "created_by": actor, "created_at": moment}
@@ -555,29 +622,70 @@ def _write_relations(conn: Any, subjects: Iterable[tuple[str, set[tuple[str, str
     return added, withdrawn
 
 
-def _write_employees(conn: Any, run: OrganisationImport, managers: Mapping[str, str | None], now: datetime) -> int:
-    from regelwerk.scheduling.employees import EmployeeDirectory, EmployeeFacts, _row_of
+_FACT_COLUMNS = ("name", "hire_date", "leaving_date", "function", "department", "roles", "groups")
+_ATTRIBUTE_COLUMNS = ("email", "tasks", "access")
 
+
+def _write_employees(conn: Any, run: OrganisationImport, managers: Mapping[str, str | None], now: datetime) -> int:
+    """Upsert the employees' facts; a column the files do not have keeps the stored value (a row replaces what
+    its columns say, not what they do not)."""
+    import sqlalchemy as sa
+    from regelwerk.scheduling.employees import EmployeeDirectory, EmployeeFacts, _row_of, facts_of_row
+    from regelwerk.scheduling.tables import employees
+
+    columns = run.columns["employees"]
+    extras = {c.id for c in run.specs["employees"].extra}
+    given: dict[str, list[str]] = {}
+    if "employee" in run.columns["tasks"]:
+        for row in run.valid("tasks"):
+            if row.values.get("employee") is not None:
+                given.setdefault(str(row.values["employee"]), []).append(row.id)
     count = 0
-    chunk: list[dict[str, Any]] = []
+
+    def flush(chunk: list[Any]) -> None:
+        ids = [row.id for row in chunk]
+        stored = {r.id: facts_of_row(r) for r in conn.execute(sa.select(employees).where(employees.c.id.in_(ids)))}
+        out = []
+        for row in chunk:
+            v = dict(row.values)
+            old = stored.get(row.id)
+            if row.id in given:
+                v["tasks"] = tuple(dict.fromkeys([*v.get("tasks", ()), *given[row.id]]))
+                columns_here = columns | {"tasks"}
+            else:
+                columns_here = columns
+            attributes = dict(old.attributes) if old is not None else {}
+            for key in [*_ATTRIBUTE_COLUMNS, *extras]:
+                if key in columns_here:
+                    attributes.pop(key, None)
+            attributes.update(v.get("attributes") or {})
+            for key in _ATTRIBUTE_COLUMNS:
+                if v.get(key):
+                    attributes[key] = v[key]
+            facts: dict[str, Any] = {key: v.get(key) for key in _FACT_COLUMNS}
+            if old is not None:
+                for key in _FACT_COLUMNS:
+                    if key not in columns_here:
+                        facts[key] = getattr(old, key)
+            manager = managers.get(row.id)
+            if manager is None and old is not None and not {"manager", "department"} & columns_here:
+                manager = old.manager
+            out.append(_row_of(EmployeeFacts(
+                id=row.id, name=facts["name"], hire_date=facts["hire_date"], leaving_date=facts["leaving_date"],
+                function=facts["function"], department=facts["department"], manager=manager,
+                roles=tuple(facts["roles"] or ()), groups=tuple(facts["groups"] or ()),
+                attributes=_plain(attributes)), now))
+        EmployeeDirectory._upsert(conn, out)
+
+    chunk: list[_Row] = []
     for row in run.valid("employees"):
-        v = row.values
-        attributes = dict(v.get("attributes") or {})
-        for key in ("email", "tasks", "access"):
-            if v.get(key):
-                attributes[key] = v[key]
-        facts = EmployeeFacts(id=row.id, name=v.get("name"), hire_date=v.get("hire_date"),
-                              leaving_date=v.get("leaving_date"), function=v.get("function"),
-                              department=v.get("department"), manager=managers.get(row.id),
-                              roles=tuple(v.get("roles", ())), groups=tuple(v.get("groups", ())),
-                              attributes=_plain(attributes))
-        chunk.append(_row_of(facts, now))
+        chunk.append(row)
         count += 1
         if len(chunk) >= _CHUNK:
-            EmployeeDirectory._upsert(conn, chunk)
+            flush(chunk)
             chunk = []
     if chunk:
-        EmployeeDirectory._upsert(conn, chunk)
+        flush(chunk)
     return count
 
 

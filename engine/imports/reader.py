@@ -190,9 +190,12 @@ def _open_workbook(path: Path, shown: str) -> tuple[Any, list[Sheet]]:
     except (BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         raise FileError(shown, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})",
                         "save the file from Excel as 'Excel-werkmap (.xlsx)'") from None
+    except Exception as exc:  # noqa: BLE001 - damaged workbook XML surfaces as ParseError, TypeError, ...
+        raise FileError(shown, f"the workbook is damaged ({type(exc).__name__}: {exc})",
+                        "save the file from Excel as 'Excel-werkmap (.xlsx)'") from None
     sheets: list[Sheet] = []
     try:
-        for worksheet in book.worksheets:
+        for worksheet in _worksheets(book, shown):
             if hasattr(worksheet, "reset_dimensions"):
                 worksheet.reset_dimensions()  # trust the cells, not the stored (often wrong) dimensions
             rows = worksheet.iter_rows(values_only=True)
@@ -211,6 +214,13 @@ def _open_workbook(path: Path, shown: str) -> tuple[Any, list[Sheet]]:
         book.close()
         raise FileError(shown, "the workbook holds no rows (every sheet is empty)")
     return book, sheets
+
+
+def _worksheets(book: Any, shown: str) -> list[Any]:
+    try:
+        return list(book.worksheets)
+    except Exception as exc:  # noqa: BLE001 - same as in _open_workbook
+        raise FileError(shown, f"the workbook is damaged ({type(exc).__name__}: {exc})") from None
 
 
 @contextmanager

@@ -129,6 +129,9 @@ class SimulationContext:
         self.services: dict[str, Any] = {}
         self.cleanups: list[Callable[[], None]] = []
         self._actors: dict[str, Actor] = {}
+        # employees from the organisation workbook: their Rollen are function roles; their permission roles come
+        # only from has_role facts (Rechtenniveau), which the matrix reads through the relationships
+        self.organisation_ids: set[str] = set()
         self._pending: list[dict[str, Any]] | None = None
 
     def at(self, day: date, moment: dtime) -> None:
@@ -157,7 +160,8 @@ class SimulationContext:
             else:
                 attrs = {k: v for k, v in {"department": facts.department, "function": facts.function,
                                            "manager": facts.manager, "groups": list(facts.groups)}.items() if v}
-                self._actors[ident] = Actor(ident, tuple(facts.roles), attrs)
+                roles = () if ident in self.organisation_ids else tuple(facts.roles)
+                self._actors[ident] = Actor(ident, roles, attrs)
         return self._actors[ident]
 
     def forget_actor(self, ident: str) -> None:

@@ -1,5 +1,7 @@
 """A customer directory's data files: employees, relations, and the plugins' files as dated events.
 
+``data/organisatie.xlsx`` (or ``organisation.xlsx``) is imported first by ``regelwerk import organisation``'s
+importer (afdelingen, functies, rollen, taken, medewerkers and their relations);
 ``data/employees.csv`` is imported by the scheduler's own importer (``import_employees``);
 ``data/relations.csv`` holds permission relationship facts. Plugins read their own files through a
 ``SimulationPartSpec.read_data(data_dir) -> (events, problems)`` (the recruitment pack:
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 RELATION_COLUMNS = ("kind", "subject", "object", "valid_from", "valid_to")
+#: The organisation workbook's names in ``data/`` (the first that exists is imported).
+ORGANISATION_FILES = ("organisatie.xlsx", "organisation.xlsx")
 _YES = {"ja", "j", "yes", "y", "true", "1", "waar"}
 _NO = {"nee", "n", "no", "false", "0", "onwaar", ""}
 
@@ -65,6 +69,7 @@ class CustomerData:
     employees: Path | None
     events: tuple[DatedEvent, ...]
     relations: tuple[Mapping[str, Any], ...]
+    organisation: Path | None = None
 
 
 def split_list(value: Any) -> list[str]:
@@ -162,4 +167,5 @@ def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> 
                               "valid_from": start, "valid_to": end})
     if problems:
         raise DefinitionError(problems)
-    return CustomerData(employees if employees.exists() else None, tuple(events), tuple(relations))
+    workbook = next((data / n for n in ORGANISATION_FILES if (data / n).exists()), None)
+    return CustomerData(employees if employees.exists() else None, tuple(events), tuple(relations), workbook)

@@ -117,9 +117,14 @@ class _Run(SimulationContext):
     """One simulation run: the context the events see, plus the applied-event bookkeeping and the timeline."""
 
     def open_relations(self) -> None:
+        from regelwerk.imports.organisation import IMPORT_ACTOR
         from regelwerk.permissions.sql import SqlRelationships
 
         self.relations = SqlRelationships(self.sa, timezone=self.compiled.timezone)
+        self.organisation_ids = {r.subject for r in self.relations.relations("member_of")
+                                 if r.created_by == IMPORT_ACTOR} | {
+            r.subject for r in self.relations.relations("has_function") if r.created_by == IMPORT_ACTOR}
+        self._actors.clear()
         self.permissions = SimulationPermissions(self.compiled, self.relations, self.audit, lambda: self.now)
         self.engine.permissions = self.permissions
 
@@ -167,7 +172,7 @@ class _Run(SimulationContext):
     # --- the import --------------------------------------------------------------------------
 
     def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date,
-                    done: set[str], lease: Lease | None = None) -> None:
+                    done: set[str], lease: Lease | None = None, organisation: Path | None = None) -> None:
         """Import employees, then relations, in chunks: each chunk is written and recorded in one transaction.
 
         ``done`` holds the keys recorded before (``import:employees:<n>``, ``import:relations:<n>``): those
@@ -179,13 +184,33 @@ class _Run(SimulationContext):
 
         self.at(day, EVENT_TIME)
         imported = 0
+        from_workbook: set[str] = set()
+        if organisation is not None:
+            from regelwerk.imports.organisation import import_organisation
+
+            # one transaction; re-importing the same workbook changes nothing, so a resume after a crash between
+            # the import and its key imports it again without writing anything twice
+            if "import:organisation" not in done:
+                result = import_organisation(self.sa, [organisation], compiled=self.compiled, now=self.now)
+                if not result.ok:
+                    raise DefinitionError([Diagnostic("SIM014", e.message, e.file, e.row, 1) for e in result.errors])
+                with shared_unit(self.sa, "import:organisation") as conn:
+                    self.record_key("import:organisation", "import", day, "applied", "organisation workbook",
+                                    dict(result.imported))
+                    if lease is not None:
+                        lease.renew(conn)
+                imported = result.imported["employees"]
+                self.note("import", "organisation workbook: "
+                          + ", ".join(f"{n} {e}" for e, n in result.imported.items())
+                          + f", {result.relations_added} relation(s)", **dict(result.imported))
+            from_workbook = {f.id for f in self.directory.iter_all()}  # their reporting lines are written already
         if employees is not None:
             spec = import_spec("employees", self.compiled)
             checked = check_employees(employees, spec)
             if not checked.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
                                        for e in checked.errors])
-            imported = checked.imported
+            imported += checked.imported
             for number, chunk in enumerate(employee_chunks(employees, IMPORT_CHUNK, spec)):
                 key = f"import:employees:{number}"
                 if key in done:
@@ -197,7 +222,7 @@ class _Run(SimulationContext):
                     if lease is not None:
                         lease.renew(conn)
         rows = [dict(r) for r in relations]
-        explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"}
+        explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"} | from_workbook
         derived = 0
         chunk_rows: list[dict[str, Any]] = []
         number = 0
@@ -449,7 +474,7 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
     first_day = start if row is None else row.first_day
     applied = run.applied_keys()
     if row is None or not row.data_imported:
-        run.import_data(data.employees, data.relations, start, applied, lease)
+        run.import_data(data.employees, data.relations, start, applied, lease, getattr(data, "organisation", None))
         with shared_unit(run.sa, "import:done") as conn:
             run.save_progress(first_day, row.last_day if row is not None else None, True)
             lease.renew(conn)
