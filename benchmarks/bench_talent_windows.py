@@ -52,7 +52,8 @@ spec:
   roles: [medewerker]
   work_years: [{year: "2027"}]
   moments:
-    - {id: nulmeting, label: Nulmeting, dossier_item_type: n, arises: {anchor: employee.hire_date, plus: P6W, at: "09:00"},
+    - {id: nulmeting, label: Nulmeting, dossier_item_type: n,
+       arises: {anchor: employee.hire_date, plus: P6W, at: "09:00"},
        appears_before: P3W, when: {field: employee.contract_hours, ge: 8}}
     - {id: doelstelling, label: Doelstelling, dossier_item_type: d, arises: {anchor: work_year.start, at: "09:00"},
        appears_before: P3W}
@@ -105,6 +106,7 @@ def _tick_child(url: str, workdir: str, out: Any) -> None:
 
     compiled = compiled_bundle(Path(workdir))
     phases: dict[str, float] = {}
+    cpu = time.process_time()
     started = time.perf_counter()
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -112,9 +114,10 @@ def _tick_child(url: str, workdir: str, out: Any) -> None:
 
     summary = tick(url, compiled, NOW, batch_size=1000, progress=progress)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put((seconds, summary.total_created, dict(summary.created), dict(summary.activated), peak_mb,
-             phases.get("plan", 0.0)))
+             phases.get("plan", 0.0), cpu))
 
 
 def run_tick(url: str, workdir: Path) -> tuple[Any, ...]:
@@ -133,16 +136,27 @@ def run_tick(url: str, workdir: Path) -> tuple[Any, ...]:
     return tuple(result)
 
 
-def baseline_insert(url: str, compiled: Any, n: int) -> tuple[float, int]:
-    """The rows the tick leaves behind (what has appeared, in its final status), inserted with executemany."""
+def baseline_insert(url: str, compiled: Any, n: int, with_bookkeeping: bool = False) -> tuple[float, int, float]:
+    """The rows the tick leaves behind (what has appeared, in its final status), inserted with executemany.
+
+    ``with_bookkeeping``: also what else the tick writes - one audit event per activated item and the
+    employees' plan stamps (an executemany UPDATE), so the comparison covers every row written.
+    """
     import sqlalchemy as sa
     from regelwerk.scheduling.employees import parse_employee
-    from regelwerk.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.tables import employees as emp
+    from regelwerk.scheduling.tables import scheduled_events, scheduled_items
 
+    if with_bookkeeping:
+        prepare(url, n)
     sa_engine = sa.create_engine(url)
     scheduled_items.create(sa_engine, checkfirst=True)
+    scheduled_events.create(sa_engine, checkfirst=True)
     cycle = compiled.get("DevelopmentCycle", "bench")
-    elapsed, rows_total = 0.0, 0
+    stamp = NOW.replace(tzinfo=None)
+    stamp_update = (sa.update(emp).where(emp.c.id == sa.bindparam("b_id"))
+                    .values(plan_version=sa.bindparam("b_v"), next_due=sa.bindparam("b_next")))
+    elapsed, rows_total, cpu = 0.0, 0, 0.0
     for start in range(0, n, 1000):
         people = [parse_employee(employee(i)) for i in range(start, min(n, start + 1000))]
         rows = []
@@ -154,13 +168,20 @@ def baseline_insert(url: str, compiled: Any, n: int) -> tuple[float, int]:
                 if item.due_at <= NOW:
                     row["status"] = "active" if item.item_type == "trajectory" else "ready"
                 rows.append(row)
-        began = time.perf_counter()
+        events = [{"item_key": r["key"], "event": "activate", "actor": "system", "at": stamp, "detail": "{}"}
+                  for r in rows if r["status"] != "planned"] if with_bookkeeping else []
+        stamps = [{"b_id": p.id, "b_v": "v", "b_next": stamp} for p in people] if with_bookkeeping else []
+        began, began_cpu = time.perf_counter(), time.process_time()
         with sa_engine.begin() as conn:
             conn.execute(scheduled_items.insert(), rows)
+            if events:
+                conn.execute(scheduled_events.insert(), events)
+                conn.execute(stamp_update, stamps)
         elapsed += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
         rows_total += len(rows)
     sa_engine.dispose()
-    return elapsed, rows_total
+    return elapsed, rows_total, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,9 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         compiled = compiled_bundle(workdir)
         url = f"sqlite:///{workdir / 'tick.sqlite'}"
         prepare(url, n)
-        seconds, created, by_type, activated, peak_mb, plan_seconds = run_tick(url, workdir)
-        base_seconds, base_rows = baseline_insert(f"sqlite:///{workdir / 'baseline.sqlite'}", compiled, n)
+        seconds, created, by_type, activated, peak_mb, plan_seconds, tick_cpu = run_tick(url, workdir)
+        base_seconds, base_rows, base_cpu = baseline_insert(f"sqlite:///{workdir / 'baseline.sqlite'}", compiled, n)
+        full_seconds, _, full_cpu = baseline_insert(f"sqlite:///{workdir / 'baseline2.sqlite'}", compiled, n, True)
     ratio = seconds / base_seconds if base_seconds else float("inf")
+    full_ratio = seconds / full_seconds if full_seconds else float("inf")
     kinds = ", ".join(f"{v:,} {k}" for k, v in sorted(by_type.items()) if v)
     lines = [
         "| measurement | value | target |", "|---|---|---|",
@@ -185,9 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         f"| first tick of 2027 (09:00, 1 January): rows created | {created:,} ({kinds}) | = baseline rows "
         f"({base_rows:,}) |",
         f"| activated by the same tick | {', '.join(f'{v:,} {k}' for k, v in sorted(activated.items()))} | |",
-        f"| first tick | {seconds:.2f} s ({created / seconds:,.0f} rows/s; plan phase {plan_seconds:.2f} s) | |",
-        f"| Core executemany of the same rows | {base_seconds:.2f} s ({base_rows / base_seconds:,.0f} rows/s) | |",
-        f"| ratio tick / executemany | {ratio:.2f}x | <= 3x |",
+        f"| first tick | {seconds:.2f} s ({created / seconds:,.0f} rows/s; plan phase {plan_seconds:.2f} s); "
+        f"CPU {tick_cpu:.2f} s | |",
+        f"| Core executemany of the same rows | {base_seconds:.2f} s ({base_rows / base_seconds:,.0f} rows/s); "
+        f"CPU {base_cpu:.2f} s | |",
+        f"| ratio tick / executemany | {ratio:.2f}x (CPU {tick_cpu / base_cpu:.2f}x) | <= 3x |",
+        f"| executemany of the same rows + one audit event per activated item + the plan stamps | "
+        f"{full_seconds:.2f} s; CPU {full_cpu:.2f} s | |",
+        f"| ratio tick / executemany of everything it writes | {full_ratio:.2f}x (CPU {tick_cpu / full_cpu:.2f}x) | |",
         f"| peak RSS of the tick process | {peak_mb:.0f} MB | < 300 MB |",
     ]
     print("\n".join(lines))

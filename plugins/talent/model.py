@@ -390,7 +390,7 @@ class DevelopmentCycle:
         times its trajectories pinned until they are applied (``regelwerk talent apply --timing``).
         """
         years, next_due = self.years_until(now)
-        cache: dict[tuple[str, str], list[datetime]] = {}
+        cache: dict[Any, list[datetime]] = {}
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
@@ -402,7 +402,7 @@ class DevelopmentCycle:
         return [self._plan_one(e, now, years, next_due, cache, people, stored, prep) for e in employees]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
-                  next_due: datetime | None, cache: dict[tuple[str, str], list[datetime]], directory: Directory,
+                  next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
                   stored: Mapping[str, Mapping[str, Any]], prep: _Prepared) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
@@ -435,14 +435,19 @@ class DevelopmentCycle:
 
     @staticmethod
     def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
-                     facts: Mapping[str, Any], cache: dict[tuple[str, str], list[datetime]]) -> list[datetime]:
-        # cron, fixed dates and work-year anchors do not depend on the employee: compute once per batch
-        shared = schedule.form != "anchor" or schedule.anchor[0] == "work_year"
-        if shared and cache_key in cache:
-            return cache[cache_key]
+                     facts: Mapping[str, Any], cache: dict[Any, list[datetime]]) -> list[datetime]:
+        # cron, fixed dates and work-year anchors do not depend on the employee: computed once per batch;
+        # an employee anchor depends only on its value (most people share a few hire dates)
+        key: Any = cache_key
+        if schedule.form == "anchor" and schedule.anchor[0] != "work_year":
+            value = facts
+            for part in schedule.anchor:
+                value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
+            key = (cache_key, str(value), start, end)
+        if key in cache:
+            return cache[key]
         found = list(schedule.occurrences(start, end, facts))
-        if shared:
-            cache[cache_key] = found
+        cache[key] = found
         return found
 
     def _role_start(self, employee: EmployeeFacts, year: WorkYear) -> date:
@@ -459,7 +464,7 @@ class DevelopmentCycle:
         return first
 
     def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
-                    cache: dict[tuple[str, str], list[datetime]], directory: Directory,
+                    cache: dict[Any, list[datetime]], directory: Directory,
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
                     soon: list[datetime] | None = None) -> list[PlannedItem]:
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
