@@ -281,6 +281,40 @@ def _day_at(day: date, tz_name: str, at: time = time(0, 0)) -> datetime:
     return local_to_utc(day, at, ZoneInfo(tz_name))
 
 
+@lru_cache(maxsize=16384)
+def _local_date(moment: datetime, tz_name: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(tz_name)).date()
+
+
+class _LazyFacts(Mapping[str, Any]):
+    """The facts a schedule anchors on (``employee``, ``work_year``), built only when a schedule reads them."""
+
+    __slots__ = ("_data", "_employee", "_year")
+
+    def __init__(self, employee: EmployeeFacts, year: WorkYear) -> None:
+        self._employee = employee
+        self._year = year
+        self._data: dict[str, Any] | None = None
+
+    def _built(self) -> dict[str, Any]:
+        if self._data is None:
+            e = self._employee
+            self._data = {"employee": {"hire_date": e.hire_date, "leaving_date": e.leaving_date, **e.attributes},
+                          "work_year": self._year.facts()}
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
 @lru_cache(maxsize=1024)
 def _calendar_year(start_month: int, first_year: int) -> WorkYear:
     return WorkYearCalendar("", "", start_month)._year(first_year)
@@ -483,8 +517,7 @@ class DevelopmentCycle:
         )]
         if pinned is not None:
             timing = {**timing, **{k: str(v) for k, v in pinned.items()}}
-        facts = {"employee": {"hire_date": employee.hire_date, "leaving_date": employee.leaving_date,
-                              **employee.attributes}, "work_year": year.facts()}
+        facts = _LazyFacts(employee, year)
         window_start = _day_at(year.start, self.timezone)
         window_end = _day_at(year.end + timedelta(days=1), self.timezone)
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
@@ -509,7 +542,7 @@ class DevelopmentCycle:
                                                 stretch=end != window_end)
                 if due is None:
                     continue
-                day = due.astimezone(schedule.tz).date()
+                day = _local_date(due, schedule.timezone)
                 appear_day = max(day - _lead(timing.get(moment.id, "P0D")), first_day)
                 appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
                 appear = max(appear, planned_at)
@@ -560,7 +593,7 @@ class DevelopmentCycle:
     def _employment_adjusted(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts,
                              year: WorkYear, schedule: Schedule, first_day: date, stretch: bool = False
                              ) -> datetime | None:
-        day = when.astimezone(schedule.tz).date()
+        day = original = _local_date(when, schedule.timezone)
         start = first_day
         if day < start:
             if moment.before_hire != "move":
@@ -576,9 +609,9 @@ class DevelopmentCycle:
             return None
         if leaving != "keep" and not employee.employed_on(day):
             return None
-        if day == when.astimezone(schedule.tz).date():
+        if day == original:
             return when
-        return local_to_utc(day, schedule.at, schedule.tz)
+        return _day_at(day, schedule.timezone, schedule.at)
 
 
 #: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
