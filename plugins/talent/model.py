@@ -432,6 +432,10 @@ class DevelopmentCycle:
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
+            # moments of leavers that appeared before the leaving date was registered: the policy decides
+            leavers = [e.id for e in employees if e.leaving_date is not None]
+            if leavers:
+                stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
         people = MemoryDirectory(employees) if directory is None else directory
         return [self._plan_one(e, now, years, next_due, cache, people, stored, prep) for e in employees]
 
@@ -460,9 +464,14 @@ class DevelopmentCycle:
                 pinned = stored.get(key, {}).get("timing")
                 items.extend(self._trajectory(employee, year, role, cache, directory,
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon))
+            prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
-                prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
-                closes.extend(k for k in stored if k.startswith(prefix) and k[len(prefix):] not in held)
+                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" not in v
+                              and k[len(prefix):] not in held)
+            if employee.leaving_date is not None and not late:
+                wanted = {i.key for i in items}
+                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" in v
+                              and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
         return Plan(tuple(items), next_due, tuple(sorted(closes)))
