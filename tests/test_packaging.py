@@ -79,7 +79,7 @@ HOST_MAIN = """\
 
     here = Path(__file__).parent
     compiled = regelwerk.compile_bundle(regelwerk.load_bundle(here / "defs"), regelwerk.load_registry())
-    policy = RoleTable({"leave.approve": ["hr"]})
+    policy = RoleTable({"leave.start": ["hr"], "leave.approve": ["hr"]})
     eng = regelwerk.Engine(compiled, store=f"sqlite:///{here / 'host.sqlite'}", permissions=policy)
     inst = eng.start("leave", {}, actor=regelwerk.Actor("hr", ("hr",)))
     done = eng.fire(inst.id, "approve", regelwerk.Actor("hr", ("hr",)))

@@ -72,7 +72,7 @@ def test_render_mermaid_and_dot(compiled: CompiledBundle) -> None:
     mermaid = render(model, "mermaid")
     assert mermaid.startswith("stateDiagram-v2")
     assert "[*] --> draft" in mermaid and "submitted --> approved: Goedkeuren (declaration.approve)" in mermaid
-    assert "note right of submitted: na P14D -> expire" in mermaid
+    assert "note right of submitted: na P14D naar expire" in mermaid
     dot = render(model, "dot")
     assert dot.startswith('digraph "declaration"') and '"draft" -> "withdrawn"' in dot and "peripheries=2" in dot
     with pytest.raises(ValueError):
@@ -98,11 +98,26 @@ def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: py
     base = ["--store", store, str(WORKFLOWS)]
     out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data",
                               '{"employee": "anna", "amount": 20}', "--actor", "anna", "--id", "d1"])
+    assert out.exit_code == 1 and json.loads(out.output)["error"] == "permission_denied"  # no role: refused
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data",
+                              '{"employee": "bram", "amount": 20}', "--actor", "anna", "--role", "medewerker"])
+    assert out.exit_code == 1 and "declaration_own" in out.output  # not her own declaration
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data", '{"employee": "anna", "amount": 20}',
+                              "--actor", "anna", "--role", "medewerker", "--id", "d1", "--matrix", "declaration"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["state"] == "draft"
-    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna"])
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "bram", "--role", "medewerker",
+                              "--data", '{"employee": "bram"}'])
+    assert out.exit_code == 1 and json.loads(out.output)["error"] == "permission_denied"  # the stored employee counts
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data", "{}", "--matrix", "nope"])
+    assert out.exit_code == 2 and "known: declaration" in out.output
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna", "--role", "medewerker"])
     assert out.exit_code == 0 and json.loads(out.output)["state"] == "submitted"
-    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna"])
+    for attempt in ([], ["--data", '{"employee": "bram"}']):  # payload cannot lift the no-self-approval deny
+        out = runner.invoke(cli, ["instance", "fire", *base, "d1", "approve", "--actor", "anna", "--role",
+                                  "leidinggevende", *attempt])
+        assert out.exit_code == 1 and "declaration_no_self_approval" in out.output, out.output
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna", "--role", "medewerker"])
     assert out.exit_code == 1 and json.loads(out.output)["error"] == "transition_not_allowed"
     out = runner.invoke(cli, ["instance", "show", *base, "d1", "--actor", "bert", "--role", "leidinggevende"])
     shown = json.loads(out.output)
@@ -112,9 +127,9 @@ def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: py
     assert [h["event"] for h in json.loads(out.output)] == ["$start", "submit"]
     out = runner.invoke(cli, ["migrate", "plan", *base])
     assert out.exit_code == 0 and json.loads(out.output) == []
-    out = runner.invoke(cli, ["render", "workflow", "declaration", str(WORKFLOWS), "--format", "dot"])
+    out = runner.invoke(cli, ["render", "workflow", str(WORKFLOWS), "declaration", "--format", "dot"])
     assert out.exit_code == 0 and out.output.startswith("digraph")
-    out = runner.invoke(cli, ["render", "workflow", "nope", str(WORKFLOWS)])
+    out = runner.invoke(cli, ["render", "workflow", str(WORKFLOWS), "nope"])
     assert out.exit_code == 2 and "known: declaration" in out.output  # an unknown name is a usage error
 
 

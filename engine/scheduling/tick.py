@@ -325,6 +325,9 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                                      .where(items.c.series.in_(sorted(late_once)), items.c.due_at <= now_naive)
                                      .group_by(items.c.series)).all()
                 latest = {s: d for s, d in found}
+            prepare = getattr(target.starter, "prepare", None)
+            if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
+                prepare(unit, [r for r in rows if r["start_mode"] not in ("none", "manual") and r["workflow"]])
             changes, audit = [], []
             for row in rows:
                 late = row["due_at"] < now_naive - timedelta(seconds=row["grace_seconds"])
@@ -347,6 +350,9 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
                 audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                               "detail": json.dumps({"instance": instance} if instance else {})})
+            finish = getattr(target.starter, "finish", None)
+            if finish is not None:
+                finish(unit)
             conn.execute(change, changes)
             conn.execute(events.insert(), audit)
             done += len(rows)

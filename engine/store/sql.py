@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection, Engine, Row
 __all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
 
 SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",  # first: switching a file to WAL needs the lock, so it must be able to wait
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=30000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
 )
