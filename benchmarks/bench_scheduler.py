@@ -2,7 +2,8 @@
 
     python benchmarks/bench_scheduler.py [--quick] [--employees N] [--pg-employees N] [--pg-url URL]
 
-SQLite: first tick for N employees (1 trajectory + 4 moments each), peak memory of the tick
+SQLite: first tick for N employees (1 trajectory each: since issue 14 a moment is created when it
+appears, see bench_talent_windows.py for a year's first day with moments), peak memory of the tick
 process (ru_maxrss), a second tick with nothing due, and the baseline: the same rows inserted
 directly with Core executemany (insert time only, the rows prepared beforehand in batches).
 PostgreSQL (REGELWERK_TEST_PG_URL or --pg-url): 1, 2 and 4 concurrent tick processes; items/s
@@ -138,7 +139,8 @@ def baseline_insert(url: str, compiled: Any, n: int) -> tuple[float, int]:
     elapsed, rows_total = 0.0, 0
     for start in range(0, n, 1000):
         rows = [item.row(NOW) for i in range(start, min(n, start + 1000))
-                for item in cycle.plan(EmployeeFacts(f"e{i:07d}", function="medewerker", manager="m"), NOW).items]
+                for item in cycle.plan(EmployeeFacts(f"e{i:07d}", function="medewerker", manager="m"), NOW).items
+                if item.appears_at is None or item.appears_at <= NOW]  # what the tick stores at NOW
         began = time.perf_counter()
         with sa_engine.begin() as conn:
             conn.execute(scheduled_items.insert(), rows)

@@ -60,3 +60,19 @@ def test_the_medewerkers_sheet_imports_with_its_extra_facts(tmp_path: Path) -> N
         assert fenna is not None and fenna.hire_date == date(2027, 3, 31)
     finally:
         sa_engine.dispose()
+
+
+def test_the_whole_workbook_imports_top_down(tmp_path: Path) -> None:
+    """Afdelingen, functies, rollen, taken and medewerkers, with the customer's declared extra columns."""
+    from click.testing import CliRunner
+    from regelwerk.cli import cli
+    from regelwerk.registry import load_registry
+
+    for name, command in load_registry().commands.items():
+        if name not in cli.commands:
+            cli.add_command(command, name)
+    url = f"sqlite:///{tmp_path / 'linde.sqlite'}"
+    result = CliRunner().invoke(cli, ["import", "organisation", str(EXAMPLE / "data" / "organisatie.xlsx"),
+                                      "--store", url, "--bundle", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "4 departments, 9 functions, 10 roles, 2 tasks, 20 employees" in result.output

@@ -111,15 +111,19 @@ class ItemSource(Protocol):
         """Pure: the items that have arisen for ``employee`` by ``now`` (plan-ahead included)."""
 
 
-def plan_with(source: Any, employees: Sequence[EmployeeFacts], now: datetime,
-              directory: Directory | None) -> list[Plan]:
-    """Plan ``employees`` through ``source``: its ``plan_batch`` when it has one (with the ``directory`` when
-    the source declares ``uses_directory = True``), else ``plan`` one by one."""
+def plan_with(source: Any, employees: Sequence[EmployeeFacts], now: datetime, directory: Directory | None,
+              appeared_only: bool = False) -> list[Plan]:
+    """Plan ``employees`` through ``source``: its ``plan_batch`` when it has one, else ``plan`` one by one.
+
+    A source that declares ``uses_directory = True`` gets the ``directory`` and ``appeared_only`` (the tick
+    passes True): it may then leave out items that appear after ``now`` (the tick would not store them
+    yet) as long as its plan's ``next_due`` is no later than the first of them.
+    """
     batch = getattr(source, "plan_batch", None)
     if batch is None:
         return [source.plan(p, now) for p in employees]
     if directory is not None and getattr(source, "uses_directory", False):
-        return list(batch(employees, now, directory=directory))
+        return list(batch(employees, now, directory=directory, appeared_only=appeared_only))
     return list(batch(employees, now))
 
 

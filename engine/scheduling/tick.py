@@ -237,7 +237,7 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             directory = StoreDirectory(conn)
             closes: list[str] = []
             for source in sources:
-                plans = plan_with(source, people, now, directory)
+                plans = plan_with(source, people, now, directory, appeared_only=True)
                 for i, plan in enumerate(plans):
                     closes.extend(plan.closes)
                     for item in plan.items:

@@ -23,6 +23,7 @@ Rules for people who do not work the whole year (docs/packs/talent.md):
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -86,6 +87,9 @@ class WorkYearCalendar:
 
     def year(self, first_year: int) -> WorkYear:
         """The work year starting in ``first_year``."""
+        return _calendar_year(self.start_month, first_year)
+
+    def _year(self, first_year: int) -> WorkYear:
         start = date(first_year, self.start_month, 1)
         after = start + relativedelta(years=1)
         # the middle: half the months on (1 July, 1 March for Sep-Aug)
@@ -209,6 +213,11 @@ class FeedbackRound:
         """How long before the prepared moment the requests appear."""
         return self.appears_before.delta() if self.appears_before is not None else relativedelta(days=self.days_ahead)
 
+    @property
+    def lead_text(self) -> str:
+        """The lead time as ISO text."""
+        return self.appears_before.text if self.appears_before is not None else f"P{self.days_ahead}D"
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationMoment:
@@ -265,11 +274,55 @@ def role_series(cycle: str, year: str, role: str) -> str:
     return f"talent/{cycle}/{year}/role/{role}"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _day_at(day: date, tz_name: str, at: time = time(0, 0)) -> datetime:
     from zoneinfo import ZoneInfo
 
     return local_to_utc(day, at, ZoneInfo(tz_name))
+
+
+@lru_cache(maxsize=16384)
+def _local_date(moment: datetime, tz_name: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(tz_name)).date()
+
+
+class _LazyFacts(Mapping[str, Any]):
+    """The facts a schedule anchors on (``employee``, ``work_year``), built only when a schedule reads them."""
+
+    __slots__ = ("_data", "_employee", "_year")
+
+    def __init__(self, employee: EmployeeFacts, year: WorkYear) -> None:
+        self._employee = employee
+        self._year = year
+        self._data: dict[str, Any] | None = None
+
+    def _built(self) -> dict[str, Any]:
+        if self._data is None:
+            e = self._employee
+            self._data = {"employee": {"hire_date": e.hire_date, "leaving_date": e.leaving_date, **e.attributes},
+                          "work_year": self._year.facts()}
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._built()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
+@lru_cache(maxsize=1024)
+def _calendar_year(start_month: int, first_year: int) -> WorkYear:
+    return WorkYearCalendar("", "", start_month)._year(first_year)
+
+
+@lru_cache(maxsize=256)
+def _plan_at(start: date, ahead: Duration, tz_name: str) -> datetime:
+    return _day_at(start - ahead.delta(), tz_name)
 
 
 def _days(duration: Duration | None) -> relativedelta:
@@ -319,7 +372,7 @@ class DevelopmentCycle:
 
     def plan_moment(self, year: WorkYear) -> datetime:
         """When a work year's items are planned (its start minus ``plan_ahead``)."""
-        return _day_at(year.start - self.plan_ahead.delta(), self.timezone)
+        return _plan_at(year.start, self.plan_ahead, self.timezone)
 
     def years_until(self, now: datetime) -> tuple[list[tuple[WorkYear, tuple[str, ...], bool]], datetime | None]:
         """Work years to plan at ``now`` (planning moment reached, not yet over) and the next planning moment.
@@ -364,27 +417,36 @@ class DevelopmentCycle:
         return self.plan_batch([employee], now)[0]
 
     def plan_batch(self, employees: Sequence[EmployeeFacts], now: datetime,
-                   directory: Directory | None = None) -> list[Plan]:
+                   directory: Directory | None = None, appeared_only: bool = False) -> list[Plan]:
         """``plan`` for many employees; the work years and fact-independent occurrences are computed once.
 
         With a ``directory`` (the tick's), colleagues can be invited and a running year keeps the lead
         times its trajectories pinned until they are applied (``regelwerk talent apply --timing``).
         """
         years, next_due = self.years_until(now)
-        cache: dict[tuple[str, str], list[datetime]] = {}
+        cache: dict[Any, list[datetime]] = {}
+        prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
+            m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
+            + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
+                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None)
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
+            # moments of leavers that appeared before the leaving date was registered: the policy decides
+            leavers = [e.id for e in employees if e.leaving_date is not None]
+            if leavers:
+                stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
         people = MemoryDirectory(employees) if directory is None else directory
-        return [self._plan_one(e, now, years, next_due, cache, people, stored) for e in employees]
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep) for e in employees]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
-                  next_due: datetime | None, cache: dict[tuple[str, str], list[datetime]], directory: Directory,
-                  stored: Mapping[str, Mapping[str, Any]]) -> Plan:
+                  next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
+                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
         closes: list[str] = []
+        soon: list[datetime] = []
         for year, role_names, late in years:
             if late and (employee.hire_date is None or not year.contains(employee.hire_date)):
                 continue
@@ -401,22 +463,34 @@ class DevelopmentCycle:
                 key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
                 pinned = stored.get(key, {}).get("timing")
                 items.extend(self._trajectory(employee, year, role, cache, directory,
-                                              pinned if isinstance(pinned, Mapping) else None, late))
+                                              pinned if isinstance(pinned, Mapping) else None, prep, late, soon))
+            prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
-                prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
-                closes.extend(k for k in stored if k.startswith(prefix) and k[len(prefix):] not in held)
+                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" not in v
+                              and k[len(prefix):] not in held)
+            if employee.leaving_date is not None and not late:
+                wanted = {i.key for i in items}
+                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" in v
+                              and k not in wanted)
+        if soon:
+            next_due = min(soon) if next_due is None else min(next_due, *soon)
         return Plan(tuple(items), next_due, tuple(sorted(closes)))
 
     @staticmethod
     def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
-                     facts: Mapping[str, Any], cache: dict[tuple[str, str], list[datetime]]) -> list[datetime]:
-        # cron, fixed dates and work-year anchors do not depend on the employee: compute once per batch
-        shared = schedule.form != "anchor" or schedule.anchor[0] == "work_year"
-        if shared and cache_key in cache:
-            return cache[cache_key]
+                     facts: Mapping[str, Any], cache: dict[Any, list[datetime]]) -> list[datetime]:
+        # cron, fixed dates and work-year anchors do not depend on the employee: computed once per batch;
+        # an employee anchor depends only on its value (most people share a few hire dates)
+        key: Any = cache_key
+        if schedule.form == "anchor" and schedule.anchor[0] != "work_year":
+            value = facts
+            for part in schedule.anchor:
+                value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
+            key = (cache_key, str(value), start, end)
+        if key in cache:
+            return cache[key]
         found = list(schedule.occurrences(start, end, facts))
-        if shared:
-            cache[cache_key] = found
+        cache[key] = found
         return found
 
     def _role_start(self, employee: EmployeeFacts, year: WorkYear) -> date:
@@ -433,11 +507,13 @@ class DevelopmentCycle:
         return first
 
     def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
-                    cache: dict[tuple[str, str], list[datetime]], directory: Directory,
-                    pinned: Mapping[str, Any] | None, late: bool = False) -> list[PlannedItem]:
+                    cache: dict[Any, list[datetime]], directory: Directory,
+                    pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
+                    soon: list[datetime] | None = None) -> list[PlannedItem]:
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
         first_day = self._role_start(employee, year)
-        timing = self.timing()
+        timing = prep.timing
+        soon = [] if soon is None else soon
         common = {"employee": employee.id, "manager": employee.manager, "role": role.name, "work_year": year.id,
                   "cycle": self.name}
         out = [PlannedItem(
@@ -450,19 +526,21 @@ class DevelopmentCycle:
         )]
         if pinned is not None:
             timing = {**timing, **{k: str(v) for k, v in pinned.items()}}
-        facts = {"employee": {"hire_date": employee.hire_date, "leaving_date": employee.leaving_date,
-                              **employee.attributes}, "work_year": year.facts()}
+        facts = _LazyFacts(employee, year)
         window_start = _day_at(year.start, self.timezone)
         window_end = _day_at(year.end + timedelta(days=1), self.timezone)
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
-        planned_at = self.plan_moment(year)
+        planned_at = prep.planned_at[year.id]
+        hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
+        employee_scope: dict[str, Any] | None = None
         for moment in self.moments:
             schedule = moment.arises
             repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
             hire_anchored = schedule.form == "anchor" and schedule.anchor == ("employee", "hire_date")
             start, end = window_start, window_end
-            if hire_anchored and self.policies.hire_year == "hire" and (
-                    hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))):
+            if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns is None:
+                hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
+            if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns:
                 if not hire_in_year:
                     continue  # the moment belongs to the trajectory of the hire year
                 end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
@@ -473,14 +551,23 @@ class DevelopmentCycle:
                                                 stretch=end != window_end)
                 if due is None:
                     continue
-                day = due.astimezone(schedule.tz).date()
-                if moment.when is not None and not moment.when(
-                        moment_scope(employee, year, moment.id, day), due):
-                    continue
-                lead = parse_duration(timing.get(moment.id, "P0D")) or _NO_LEAD
-                appear_day = max(day - lead.delta(), first_day)
-                appear = local_to_utc(appear_day, schedule.at, schedule.tz) if appear_day != day else due
+                day = _local_date(due, schedule.timezone)
+                appear_day = max(day - _lead(timing.get(moment.id, "P0D")), first_day)
+                appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
                 appear = max(appear, planned_at)
+                if prep.now is not None:
+                    # the tick asks only for what has appeared: a moment still to come (with its rounds) only
+                    # says when to plan this employee again - no condition, no items
+                    first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
+                                                   schedule.at) for r in prep.rounds[moment.id])])
+                    if max(first, planned_at) > prep.now:
+                        soon.append(max(first, planned_at))
+                        continue
+                if moment.when is not None:
+                    if employee_scope is None:
+                        employee_scope = employee.to_dict()
+                    if not moment.when(moment_scope(employee, year, moment.id, day, employee_scope), due):
+                        continue
                 mkey = f"{key}/{moment.id}" + (f"/{day.isoformat()}" if repeating else "")
                 out.append(PlannedItem(
                     key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
@@ -494,10 +581,7 @@ class DevelopmentCycle:
                              "date": day.isoformat(), "due_date": day.isoformat(),
                              "appears": appear.astimezone(schedule.tz).date().isoformat()},
                 ))
-                rounds = [self.rounds_by_name[moment.feedback_round]] if moment.feedback_round else []
-                rounds += [r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == moment.id
-                           and r.name != moment.feedback_round]
-                for fround in rounds:
+                for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", due, employee, year, key,
                                           common, schedule, directory, first_day=first_day))
         for fround in self.feedback_rounds:
@@ -518,7 +602,7 @@ class DevelopmentCycle:
     def _employment_adjusted(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts,
                              year: WorkYear, schedule: Schedule, first_day: date, stretch: bool = False
                              ) -> datetime | None:
-        day = when.astimezone(schedule.tz).date()
+        day = original = _local_date(when, schedule.timezone)
         start = first_day
         if day < start:
             if moment.before_hire != "move":
@@ -534,9 +618,9 @@ class DevelopmentCycle:
             return None
         if leaving != "keep" and not employee.employed_on(day):
             return None
-        if day == when.astimezone(schedule.tz).date():
+        if day == original:
             return when
-        return local_to_utc(day, schedule.at, schedule.tz)
+        return _day_at(day, schedule.timezone, schedule.at)
 
 
 #: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
@@ -544,7 +628,40 @@ _HIRE_MOMENT_REACH = timedelta(days=366)
 _NO_LEAD = Duration(text="P0D")
 
 
-def moment_scope(employee: EmployeeFacts, year: WorkYear, moment: str, due: date) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a batch computes once: the lead times, each year's planning moment, the rounds per moment."""
+
+    timing: Mapping[str, str]
+    planned_at: Mapping[str, datetime]
+    rounds: Mapping[str, tuple[FeedbackRound, ...]]
+    now: datetime | None = None
+    """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
+
+
+@lru_cache(maxsize=256)
+def _lead(text: str) -> timedelta | relativedelta:
+    """A lead time as a delta: a plain timedelta for weeks and days (fast), calendar-aware otherwise."""
+    found = parse_duration(text) or _NO_LEAD
+    if not (found.years or found.months or found.has_time):
+        return timedelta(weeks=found.weeks, days=found.days)
+    return found.delta()
+
+
+def _whole_months(start: date, end: date) -> int:
+    """Whole calendar months from ``start`` to ``end`` (month ends clipped, as relativedelta counts them)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    while months > 0:
+        year, month = divmod(start.month - 1 + months, 12)
+        last = monthrange(start.year + year, month + 1)[1]
+        if date(start.year + year, month + 1, min(start.day, last)) <= end:
+            break
+        months -= 1
+    return max(months, 0)
+
+
+def moment_scope(employee: EmployeeFacts, year: WorkYear, moment: str, due: date,
+                 employee_scope: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a moment's ``when`` reads: ``employee``, ``work_year``, ``moment`` and ``employment`` facts.
 
     ``employment`` is computed for the due date: ``days_in_work_year`` / ``months_in_work_year`` (employed
@@ -557,16 +674,10 @@ def moment_scope(employee: EmployeeFacts, year: WorkYear, moment: str, due: date
     if employee.leaving_date is not None:
         last = min(last, employee.leaving_date - timedelta(days=1))
     days = max((last - start).days + 1, 0)
-    months = 0
-    if days:
-        span = relativedelta(last + timedelta(days=1), start)
-        months = span.years * 12 + span.months
-    service = 0
-    if hire is not None and hire <= due:
-        span = relativedelta(due, hire)
-        service = span.years * 12 + span.months
+    months = _whole_months(start, last + timedelta(days=1)) if days else 0
+    service = _whole_months(hire, due) if hire is not None and hire <= due else 0
     return {
-        "employee": employee.to_dict(), "work_year": year.facts(),
+        "employee": employee.to_dict() if employee_scope is None else employee_scope, "work_year": year.facts(),
         "moment": {"id": moment, "due_date": due},
         "employment": {"days_in_work_year": days, "months_in_work_year": months, "months_of_service": service,
                        "employed_on_due_date": employee.employed_on(due)},
