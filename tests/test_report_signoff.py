@@ -185,3 +185,22 @@ def test_a_failed_write_leaves_the_previous_report(tmp_path: Path, monkeypatch: 
     assert (out / "index.html").read_text(encoding="utf-8") == "vorige versie"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rapport"]
     shutil.rmtree(out)
+
+
+def test_a_workflow_wider_than_the_page_is_laid_out_by_graphviz(reports: dict[str, str]) -> None:
+    from regelwerk.report.graphviz import graphviz_available
+    from regelwerk.report.sections import PAGE_WIDTH
+
+    if not graphviz_available():
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("Graphviz (dot) is missing -- must not skip in CI")
+        pytest.skip("Graphviz (dot) is not installed (apt-get install graphviz)")
+    page = reports["school"]
+    svg = page.split('data-workflow="recruitment.standard"')[0].rsplit("<svg", 1)[1] + \
+        page.split('data-workflow="recruitment.standard"')[1].split("</svg>")[0]
+    assert "graphviz" in svg
+    width = float(re.search(r'width="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    assert width <= PAGE_WIDTH
+    assert svg.count('<g class="state node"') == 11
