@@ -122,10 +122,10 @@ def graphviz_svg(model: Workflow, id_prefix: str, max_width: float = float("inf"
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", id_prefix)
     svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
     # points as pixels: the text keeps the size it was laid out with (11-12.5 px), never scaled below it
+    head = (f'<svg class="diagram workflow-diagram" data-layout="graphviz" data-workflow="{esc(model.name)}" '
+            f'role="img" aria-label="{esc(model.label or model.name)}" ')
     svg = re.sub(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"',
-                 lambda m: (f'<svg class="diagram workflow-diagram" data-layout="graphviz" '
-                            f'data-workflow="{esc(model.name)}" role="img" '
-                            f'aria-label="{esc(model.label or model.name)}" width="{m.group(1)}" height="{m.group(2)}"'), svg, count=1)
+                 lambda m: f'{head}width="{m.group(1)}" height="{m.group(2)}"', svg, count=1)
     states = {f"s{i}": s.id for i, s in enumerate(model.states)}
 
     def mark(match: re.Match[str]) -> str:
