@@ -96,7 +96,7 @@ def _commands() -> list[Any]:
             echo_json([c.to_dict() for c in found])
             raise SystemExit(1 if found else 0)
         for c in found:
-            click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) behind; "
+            click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectory(ies) behind; "
                        f"added {', '.join(c.added) or '-'}; removed {', '.join(c.removed) or '-'}")
         if not found:
             click.echo("no unprocessed changes")
@@ -126,7 +126,7 @@ def _commands() -> list[Any]:
         if fmt == "json":
             echo_json({"updated": count})
             return
-        click.echo(f"{count} trajectorie(s) updated")
+        click.echo(f"{count} trajectory(ies) updated")
 
     @talent.command("place")
     @click.argument("path", type=click.Path(exists=True))
