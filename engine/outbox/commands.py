@@ -43,6 +43,7 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
                  user: str | None, fmt: str) -> None:
     """Deliver due messages; failed tries are retried later with backoff."""
     from regelwerk.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
+    from regelwerk.permissions.accounts import Accounts
 
     host, _, port = smtp.rpartition(":")
     if not host or not port.isdigit():
@@ -53,7 +54,7 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
     with SmtpTransport(host, int(port), starttls=starttls, username=user,
                        password=os.environ.get("REGELWERK_SMTP_PASSWORD")) as transport:
         report = deliver_pending(sa_engine, transport, now=lambda: datetime.now(UTC), default_sender=sender,
-                                 policy=policy, limit=limit)
+                                 policy=policy, limit=limit, secrets=Accounts(sa_engine).resolve_secret)
     sa_engine.dispose()
     if fmt == "json":
         echo_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
