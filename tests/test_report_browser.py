@@ -108,7 +108,8 @@ def test_report_renders_in_chromium(browser_page: Any, registry: Any, tmp_path: 
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".ci" / "artifacts"
-EXAMPLES = {"scholengroep-horizon": date(2026, 10, 1), "retail-noorderlicht": date(2027, 3, 1)}
+EXAMPLES = {"scholengroep-horizon": date(2026, 10, 1), "retail-noorderlicht": date(2027, 3, 1),
+            "zorggroep-de-linde": date(2027, 5, 1)}
 
 MEASURE = """() => {
   const small = [];
