@@ -368,7 +368,7 @@ def kinds(fmt: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
-@format_option()
+@format_option("github")
 def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str) -> None:
     """Run scenario files (``kind: Scenario``) found under PATHS (none found: exit 0 with a note)."""
     from dataclasses import asdict
@@ -379,7 +379,14 @@ def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str)
     if fmt == "json":
         echo_json({"passed": all(r.passed for r in results),
                    "scenarios": [{**asdict(r), "passed": r.passed} for r in results]})
-    elif not results:
+    elif fmt == "github":
+        for r in results:
+            failed = [(r.line, r.error)] if r.error else []
+            failed += [(s.line, f"step {s.index + 1} ({s.kind}): {s.message}") for s in r.steps if not s.passed]
+            for line, message in failed:
+                text = f"{r.name}: {message}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+                click.echo(f"::error file={r.file},line={line},title=scenario failed::{text}")
+    if fmt != "json" and not results:
         click.echo("note: no scenario files (kind: Scenario) under " + ", ".join(paths) + "; nothing to test",
                    err=True)
     for line in iter_results_lines(results) if fmt == "text" and results else ():
