@@ -189,8 +189,6 @@ def cli(bases: Sequence[str]) -> None:
     2 (usage or input errors) or 3 (internal error; details in a log file). See docs/cli.md.
     """
     if bases:
-        import os
-
         from regelwerk.bundle import BASES_ENV
 
         pairs = []
@@ -383,9 +381,9 @@ def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str)
         for r in results:
             failed = [(r.line, r.error)] if r.error else []
             failed += [(s.line, f"step {s.index + 1} ({s.kind}): {s.message}") for s in r.steps if not s.passed]
-            for line, message in failed:
+            for at, message in failed:
                 text = f"{r.name}: {message}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-                click.echo(f"::error file={r.file},line={line},title=scenario failed::{text}")
+                click.echo(f"::error file={r.file},line={at},title=scenario failed::{text}")
     if fmt != "json" and not results:
         click.echo("note: no scenario files (kind: Scenario) under " + ", ".join(paths) + "; nothing to test",
                    err=True)

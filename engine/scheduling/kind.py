@@ -199,12 +199,14 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
 def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
     ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    from regelwerk.imports.specs import import_spec
     from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
     path = ctx.resolve(str(args["file"]))
     if not path.is_relative_to(ctx.file.parent.resolve().parent):
         raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
-    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now)
+    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now,
+                              import_spec("employees", ctx.compiled))
     ctx.services["schedule_imported"] = True
     errors = [str(e) for e in result.errors]
     wanted = list(args.get("expect_errors") or [])
