@@ -165,7 +165,7 @@ def test_example_reports_are_readable_in_chromium(browser_page: Any, registry: A
     page.emulate_media(media="print")
     printed = page.evaluate(MEASURE)
     assert printed["overlaps"] == []
-    page.emulate_media(media="screen")
+    page.emulate_media(media=None)  # back to the browser's default (print for pdf(), screen otherwise)
 
 
 def test_the_printed_report_has_page_numbers(browser_page: Any, registry: Any, tmp_path: Path) -> None:
@@ -180,7 +180,9 @@ def test_the_printed_report_has_page_numbers(browser_page: Any, registry: Any, t
     index = write_report(ROOT / "examples" / "retail-noorderlicht", tmp_path / "report", registry, date(2027, 3, 1))
     browser_page.goto(index.as_uri(), wait_until="load")
     pdf = tmp_path / "rapport.pdf"
+    browser_page.emulate_media(media="print")
     browser_page.pdf(path=str(pdf), prefer_css_page_size=True)
+    browser_page.emulate_media(media=None)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     numbers = [(int(a), int(b)) for a, b in re.findall(r"Pagina (\d+) van (\d+)", text)]
     total = numbers[0][1]
