@@ -374,7 +374,7 @@ def kinds(fmt: str) -> None:
               help="Also write the coverage report as JSON to this file.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
               help="Fail (exit 1) when the coverage is below this percentage.")
-@format_option()
+@format_option("github")
 def test_command(paths: Sequence[str], junit: str | None, quiet: bool, coverage_on: bool, coverage_fmt: str,
                  coverage_file: str | None, min_coverage: float | None, fmt: str) -> None:
     """Run scenario files (``kind: Scenario``) found under PATHS (none found: exit 0 with a note)."""
@@ -390,7 +390,14 @@ def test_command(paths: Sequence[str], junit: str | None, quiet: bool, coverage_
     if fmt == "json":
         echo_json({"passed": all(r.passed for r in results),
                    "scenarios": [{**asdict(r), "passed": r.passed} for r in results]})
-    elif not results:
+    elif fmt == "github":
+        for r in results:
+            failed = [(r.line, r.error)] if r.error else []
+            failed += [(s.line, f"step {s.index + 1} ({s.kind}): {s.message}") for s in r.steps if not s.passed]
+            for at, message in failed:
+                text = f"{r.name}: {message}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+                click.echo(f"::error file={r.file},line={at},title=scenario failed::{text}")
+    if fmt != "json" and not results:
         click.echo("note: no scenario files (kind: Scenario) under " + ", ".join(paths) + "; nothing to test",
                    err=True)
     for line in iter_results_lines(results) if fmt == "text" and results else ():

@@ -169,3 +169,12 @@ def test_an_internal_error_exits_3_with_a_short_message_and_a_log_file(tmp_path:
     logs = list(tmp_path.glob("regelwerk-*.log"))
     assert len(logs) == 1 and str(logs[0]) in result.stderr
     assert "Traceback" in logs[0].read_text(encoding="utf-8")
+
+
+def test_test_reports_failures_as_github_annotations(tmp_path: Path) -> None:
+    (tmp_path / "x.scenario.yaml").write_text(
+        f"apiVersion: regelwerk/v1\nkind: Scenario\nmetadata: {{name: faalt}}\nspec:\n  bundle: {STANDARD}\n"
+        "  steps:\n    - decide: {table: nope}\n", encoding="utf-8")
+    result = run("test", str(tmp_path), "--format", "github")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("::error file=") and ",line=7," in result.stdout

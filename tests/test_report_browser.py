@@ -108,7 +108,8 @@ def test_report_renders_in_chromium(browser_page: Any, registry: Any, tmp_path: 
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".ci" / "artifacts"
-EXAMPLES = {"scholengroep-horizon": date(2026, 10, 1), "retail-noorderlicht": date(2027, 3, 1)}
+EXAMPLES = {"scholengroep-horizon": date(2026, 10, 1), "retail-noorderlicht": date(2027, 3, 1),
+            "zorggroep-de-linde": date(2027, 5, 1)}
 
 MEASURE = """() => {
   const small = [];
@@ -164,4 +165,26 @@ def test_example_reports_are_readable_in_chromium(browser_page: Any, registry: A
     page.emulate_media(media="print")
     printed = page.evaluate(MEASURE)
     assert printed["overlaps"] == []
-    page.emulate_media(media="screen")
+    page.emulate_media(media=None)  # back to the browser's default (print for pdf(), screen otherwise)
+
+
+def test_the_printed_report_has_page_numbers(browser_page: Any, registry: Any, tmp_path: Path) -> None:
+    """"Afdrukken als PDF": Chromium's own PDF of the report numbers its pages ("Pagina 2 van 30")."""
+    import re
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext missing (apt-get install poppler-utils) -- must not skip in CI")
+        pytest.skip("pdftotext is not installed (apt-get install poppler-utils)")
+    index = write_report(ROOT / "examples" / "retail-noorderlicht", tmp_path / "report", registry, date(2027, 3, 1))
+    browser_page.goto(index.as_uri(), wait_until="load")
+    pdf = tmp_path / "rapport.pdf"
+    browser_page.emulate_media(media="print")
+    browser_page.pdf(path=str(pdf), prefer_css_page_size=True)
+    browser_page.emulate_media(media=None)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    numbers = [(int(a), int(b)) for a, b in re.findall(r"Pagina (\d+) van (\d+)", text)]
+    total = numbers[0][1]
+    assert total > 5 and numbers == [(n, total) for n in range(1, total + 1)]
+    assert "Technische details voor de consultant" not in text  # the consultant's detail is not printed

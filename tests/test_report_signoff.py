@@ -19,6 +19,7 @@ from regelwerk.report.command import build_report, write_report
 ROOT = Path(__file__).resolve().parent.parent
 SCHOOL = ROOT / "examples" / "scholengroep-horizon"
 RETAIL = ROOT / "examples" / "retail-noorderlicht"
+CARE = ROOT / "examples" / "zorggroep-de-linde"
 POINTER = re.compile(r"(?<![\w.:/])/(spec|metadata|kind|apiVersion)(/[\w~.-]+)*")
 RAW_JSON = re.compile(r'[{\[]\s*"[^"]*"\s*[:,\]]|"\s*:\s*[{\["\d]')
 
@@ -54,10 +55,11 @@ def visible_text(page: str) -> str:
 def reports() -> dict[str, str]:
     registry = load_registry()
     return {"school": build_report(SCHOOL, registry, date(2026, 10, 1))[0],
-            "retail": build_report(RETAIL, registry, date(2027, 3, 1))[0]}
+            "retail": build_report(RETAIL, registry, date(2027, 3, 1))[0],
+            "care": build_report(CARE, registry, date(2027, 5, 1))[0]}
 
 
-@pytest.mark.parametrize("name", ["school", "retail"])
+@pytest.mark.parametrize("name", ["school", "retail", "care"])
 def test_no_json_pointer_or_raw_json_outside_the_consultant_detail(reports: dict[str, str], name: str) -> None:
     page = reports[name]
     text = visible_text(page)
@@ -81,7 +83,7 @@ def test_differences_read_as_sentences(reports: dict[str, str]) -> None:
 def test_cover_names_the_customer_and_the_standard_version(reports: dict[str, str]) -> None:
     assert "<h1>Stichting Scholengroep Horizon</h1>" in reports["school"]
     assert "<title>Configuratierapport Noorderlicht Wonen B.V.</title>" in reports["retail"]
-    for page in reports.values():
+    for page in (reports["school"], reports["retail"]):
         assert re.search(r"<dt>Standaard</dt><dd>de standaard \(versie regelwerk [\w.]+, inhoud [0-9a-f]{16}\)", page)
 
 
@@ -185,3 +187,22 @@ def test_a_failed_write_leaves_the_previous_report(tmp_path: Path, monkeypatch: 
     assert (out / "index.html").read_text(encoding="utf-8") == "vorige versie"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rapport"]
     shutil.rmtree(out)
+
+
+def test_a_workflow_wider_than_the_page_is_laid_out_by_graphviz(reports: dict[str, str]) -> None:
+    from regelwerk.report.graphviz import graphviz_available
+    from regelwerk.report.sections import PAGE_WIDTH
+
+    if not graphviz_available():
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("Graphviz (dot) is missing -- must not skip in CI")
+        pytest.skip("Graphviz (dot) is not installed (apt-get install graphviz)")
+    page = reports["school"]
+    svg = page.split('data-workflow="recruitment.standard"')[0].rsplit("<svg", 1)[1] + \
+        page.split('data-workflow="recruitment.standard"')[1].split("</svg>")[0]
+    assert "graphviz" in svg
+    width = float(re.search(r'width="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    assert width <= PAGE_WIDTH
+    assert svg.count('<g class="state node"') == 11

@@ -56,6 +56,9 @@ def test_every_shipped_yaml_file_starts_with_a_modeline_to_an_existing_schema() 
         match = MODELINE.match(first)
         assert match, f"{path.relative_to(ROOT)}: the first line must be the yaml-language-server modeline"
         assert (path.parent / match.group(1)).is_file(), f"{path.relative_to(ROOT)}: {match.group(1)} missing"
+        # the umbrella checks every document of a file by its kind, and a merge: patch document by its partial form
+        assert match.group(1).endswith("/regelwerk.json"), (
+            f"{path.relative_to(ROOT)}: name the umbrella schema, not {match.group(1)} (docs/authoring.md)")
 
 
 def test_every_shipped_document_is_valid_for_an_independent_validator() -> None:

@@ -98,9 +98,9 @@ ul.changes{margin:6px 0 10px;padding-left:22px}ul.changes li{margin:3px 0}
 details.tech{margin:8px 0 4px;font-size:13px}details.tech summary{cursor:pointer;color:var(--muted)}
 .unused{color:var(--muted);font-size:13.5px}
 @page{size:A4;margin:16mm 14mm 18mm;@bottom-right{content:"Pagina " counter(page) " van " counter(pages);
-font-size:10px;color:#5b6b7e}@bottom-left{content:string(customer);font-size:10px;color:#5b6b7e}}
+font-size:10px;color:#5b6b7e;font-family:"Segoe UI","Helvetica Neue",Arial,"Liberation Sans",sans-serif}}
 @media print{html{font-size:12px}body{background:#fff}.page{box-shadow:none;max-width:none}section{break-inside:auto}
-header.cover h1{string-set:customer content()}h2{break-after:avoid}nav.toc{break-after:page}
+h2{break-after:avoid}nav.toc{break-after:page}
 .item{break-inside:avoid}header.cover{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 details.tech{display:none}.diagram-wrap{overflow:visible;border:0;padding:0}.diagram-wrap svg{max-width:100%}
 main{padding:0 4px}footer{padding:8px 4px}}

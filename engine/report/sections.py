@@ -21,6 +21,8 @@ ACTION_WORDS = {"read": "inzien", "write": "wijzigen", "create": "aanmaken", "up
                 "edit": "wijzigen", "sign": "ondertekenen", "assign": "toewijzen", "archive": "archiveren",
                 "publish": "publiceren", "move": "verplaatsen", "download": "downloaden", "upload": "uploaden",
                 "invite": "uitnodigen", "start": "starten", "close": "sluiten", "open": "openen"}
+#: The width a diagram has on the page (the report's content column) before it would need scrolling.
+PAGE_WIDTH = 1080.0
 SCOPE_WORDS = {"own": "eigen", "authored": "eigen aantekening", "direct_reports": "directe medewerkers",
                "all_reports": "hele lijn eronder", "department": "afdeling", "organisation": "hele organisatie",
                "consent": "met toestemming"}
@@ -36,8 +38,9 @@ def _legend(wildcards: bool) -> str:
 
 def workflows(page: ReportPage) -> str:
     """Every workflow: a diagram, its transitions and timers in words."""
+    from regelwerk.report.graphviz import graphviz_svg
     from regelwerk.report.page import esc
-    from regelwerk.report.svg import is_wildcard, workflow_svg
+    from regelwerk.report.svg import is_wildcard, layout_workflow, workflow_svg
 
     parts = []
     for index, (name, wf) in enumerate(page.of_kind("Workflow").items()):
@@ -46,7 +49,10 @@ def workflows(page: ReportPage) -> str:
         body = f'<p class="meta">{" · ".join(meta)}</p>'
         if wf.description:
             body += f'<p class="desc">{esc(wf.description)}</p>'
-        body += f'<div class="diagram-wrap">{workflow_svg(wf, f"wf{index}")}</div>'
+        # wider than the page: let Graphviz rank it top to bottom rather than scale the text down
+        wide = layout_workflow(wf).width > PAGE_WIDTH
+        svg = (graphviz_svg(wf, f"wf{index}", PAGE_WIDTH) if wide else None) or workflow_svg(wf, f"wf{index}")
+        body += f'<div class="diagram-wrap">{svg}</div>'
         body += _legend(any(is_wildcard(wf, t) for t in wf.transitions))
         rows = []
         for t in wf.transitions:

@@ -26,7 +26,7 @@ from itertools import pairwise
 from regelwerk.report._text import esc, human_duration, text_width, wrap
 from regelwerk.workflows.model import State, Transition, Workflow
 
-__all__ = ["Box", "EdgeLine", "Layout", "layer_states", "layout_workflow", "workflow_svg"]
+__all__ = ["Box", "EdgeLine", "Layout", "edge_label", "is_wildcard", "layer_states", "layout_workflow", "workflow_svg"]
 
 PAD = 20.0
 START_ROOM = 34.0
@@ -241,7 +241,8 @@ def _columns(model: Workflow, layer: dict[str, int]) -> tuple[list[list[State]],
     return [c for c in cols if c], []
 
 
-def _edge_label(model: Workflow, t: Transition, source: str) -> str:
+def edge_label(model: Workflow, t: Transition, source: str) -> str:
+    """An arrow's label: the transition's label (or event), with the timer that fires it ("(na 14 dagen)")."""
     text = t.label or t.event
     if source in model.state_ids:
         for timer in model.state(source).after:
@@ -313,7 +314,7 @@ def layout_workflow(model: Workflow) -> Layout:
     kinds = [_kind(col_of, row_of, a, b) for a, b, _ in raw]
     need = [56.0 if grouped else 64.0] * max(len(cols) - 1, 0)
     for (a, b, t), kind in zip(raw, kinds, strict=True):
-        width = text_width(_clip(_edge_label(model, t, a)), EDGE_FONT) + 40
+        width = text_width(_clip(edge_label(model, t, a)), EDGE_FONT) + 40
         if kind == "fwd":
             for g in range(col_of[a], col_of[b]):
                 need[g] = max(need[g], 90.0 if g != col_of[a] else width)
@@ -375,7 +376,7 @@ def layout_workflow(model: Workflow) -> Layout:
     arc_depth: dict[int, int] = {}
     for i, ((a, b, t), kind) in enumerate(zip(raw, kinds, strict=True)):
         ba, bb = boxes[a], boxes[b]
-        label = _edge_label(model, t, a)
+        label = edge_label(model, t, a)
         tip = _tooltip(t, [a])
         if kind == "self":
             x0, y0 = ba.x + ba.w - 24, ba.y

@@ -84,12 +84,12 @@ def _commands() -> list[Any]:
                                 help="Actor id, or a JSON object {id, roles, ...}.")
     role_option = click.option("--role", "roles", multiple=True, help="A role of the actor (repeatable).")
     path_argument = click.argument("path", type=click.Path(exists=True))
-    matrix_option = click.option("--matrix", default=None,
-                                 help="The bundle's PermissionMatrix that decides (default: its only one; "
-                                      "without one every permission-guarded start and event is refused).")
     from regelwerk.cli import format_option
 
     fmt_option = format_option(default="json")
+    matrix_option = click.option("--matrix", default=None,
+                                 help="The bundle's PermissionMatrix that decides (default: its only one; "
+                                      "without one every permission-guarded start and event is refused).")
 
     @click.group("instance")
     def instance() -> None:

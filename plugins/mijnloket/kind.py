@@ -74,7 +74,7 @@ def _command() -> Any:
         if fmt == "json":
             click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
             return
-        click.echo(f"variant: {answer.tier if answer.activatable else 'niet te activeren'}")
+        click.echo(f"tier: {answer.tier if answer.activatable else 'cannot be activated'}")
         for line in answer.explain:
             click.echo(f"  - {line}")
         for warning in answer.warnings:

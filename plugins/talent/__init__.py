@@ -132,10 +132,10 @@ def _commands() -> list[Any]:
         for c in found:
             if c.change == "timing":
                 moved = ", ".join(f"{m} {a} -> {b}" for m, a, b in c.timing)
-                click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) on old lead times; "
+                click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectory(ies) on old lead times; "
                            f"{moved} (apply with --timing)")
                 continue
-            click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) behind; "
+            click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectory(ies) behind; "
                        f"added {', '.join(c.added) or '-'}; removed {', '.join(c.removed) or '-'}")
         if not found:
             click.echo("no unprocessed changes")
@@ -169,7 +169,7 @@ def _commands() -> list[Any]:
         if fmt == "json":
             echo_json({"updated": count})
             return
-        click.echo(f"{count} trajectorie(s) updated")
+        click.echo(f"{count} trajectory(ies) updated")
 
     @talent.command("place")
     @click.argument("path", type=click.Path(exists=True))
