@@ -179,6 +179,7 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
     from regelwerk.scheduling.employees import dialect_insert, facts_of_row
     from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.tenancy.rls import conflict_columns
     from sqlalchemy import bindparam, func, select, update
 
     now_naive = _naive(now)
@@ -228,7 +229,9 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             cancel = [k for k, s in existing if s == "planned" and k not in desired]
             reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
             if desired:
-                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
+                # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
+                target = conflict_columns(conn, ["key"])
+                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=target)
                 values = list(desired.values())
                 if collect_keys or pg:
                     # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
