@@ -23,6 +23,7 @@ CORE_AREAS = (
     "regelwerk.outbox.registration",
     "regelwerk.report.command",
     "regelwerk.simulation.command",
+    "regelwerk.service.command",
 )
 
 

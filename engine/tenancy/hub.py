@@ -136,6 +136,21 @@ class TenantRuntime:
     permissions: Any
     audit: DeferredAudit
     checked: float = field(default=0.0)
+    ports: dict[str, Any] = field(default_factory=dict)
+
+    def port(self, matrix: str | None) -> Any:
+        """The permission port of ``matrix`` (None: the deployment's), sharing the tenant's relationship facts."""
+        if not matrix or matrix == self.matrix:
+            if not self.matrix:
+                raise UsageError("the tenant's bundle has no PermissionMatrix: every permission is denied")
+            return self.permissions
+        found = self.ports.get(matrix)
+        if found is None:
+            from regelwerk.permissions.adapter import MatrixPermissions
+
+            found = MatrixPermissions(self.compiled, self.permissions.relationships, matrix, audit=self.audit.sink)
+            self.ports[matrix] = found
+        return found
 
 
 def _diag_dict(diagnostic: Diagnostic, root: str) -> dict[str, Any]:
@@ -421,22 +436,25 @@ class TenantHub:
 
     @staticmethod
     def _pick_matrix(compiled: Any, matrix: str) -> str:
+        """The named matrix; else the only one; else the one declaring the most of the workflows' resource types."""
         matrices = compiled.of_kind("PermissionMatrix")
+
+        def rejected(message: str) -> DeploymentRejected:
+            return DeploymentRejected([{"code": "RW301", "severity": "error", "message": message, "file": "",
+                                        "line": 0, "column": 0, "pointer": "",
+                                        "hint": "matrices: " + (", ".join(matrices) or "none")}])
+
         if matrix:
             if matrix not in matrices:
-                raise DeploymentRejected([{
-                    "code": "RW301", "severity": "error", "message": f"no PermissionMatrix named {matrix!r}",
-                    "file": "", "line": 0, "column": 0, "pointer": "",
-                    "hint": "matrices: " + (", ".join(matrices) or "none")}])
+                raise rejected(f"no PermissionMatrix named {matrix!r}")
             return matrix
-        if len(matrices) == 1:
-            return str(next(iter(matrices)))
-        if matrices:
-            raise DeploymentRejected([{
-                "code": "RW301", "severity": "error",
-                "message": "the bundle has several PermissionMatrix documents: name the one that guards workflows",
-                "file": "", "line": 0, "column": 0, "pointer": "", "hint": "matrices: " + ", ".join(matrices)}])
-        return ""
+        if len(matrices) <= 1:
+            return str(next(iter(matrices), ""))
+        guarded = {w.resource_type for w in compiled.of_kind("Workflow").values()}
+        scores = sorted(((len(guarded & set(m.resources)), name) for name, m in matrices.items()), reverse=True)
+        if scores[0][0] > 0 and scores[0][0] > scores[1][0]:
+            return str(scores[0][1])
+        raise rejected("the bundle has several PermissionMatrix documents: name the one that guards workflows")
 
     def deployments(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's stored versions, newest first, the active one marked."""
@@ -486,11 +504,11 @@ class TenantHub:
             raise DeploymentRejected(diagnostics)
         store = self.store(tenant)
         audit = DeferredAudit(store)
+        from regelwerk.permissions.adapter import MatrixPermissions
+        from regelwerk.permissions.sql import SqlRelationships
+
         permissions: Any = RoleTable({})  # no matrix: deny every guarded transition
         if row.matrix:
-            from regelwerk.permissions.adapter import MatrixPermissions
-            from regelwerk.permissions.sql import SqlRelationships
-
             permissions = MatrixPermissions(compiled, SqlRelationships(store.engine), row.matrix, audit=audit.sink)
         engine = Engine(compiled, store=store, registry=self.registry, permissions=permissions)
         return TenantRuntime(tenant, version, compiled, engine, row.matrix, permissions, audit)
