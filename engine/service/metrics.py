@@ -62,7 +62,8 @@ class Metrics:
                     lines.append(f'regelwerk_http_request_seconds_bucket{{route="{route}",le="{bound}"}} '
                                  f'{self.buckets[(route, bound)]}')
                 lines.append(f'regelwerk_http_request_seconds_bucket{{route="{route}",le="+Inf"}} {counts[route]}')
-                lines.append(f'regelwerk_http_request_seconds_sum{{route="{route}"}} {self.seconds.get(route, 0.0):.6f}')
+                total = self.seconds.get(route, 0.0)
+                lines.append(f'regelwerk_http_request_seconds_sum{{route="{route}"}} {total:.6f}')
                 lines.append(f'regelwerk_http_request_seconds_count{{route="{route}"}} {counts[route]}')
             lines += ["# HELP regelwerk_decisions_total Permission decisions by outcome.",
                       "# TYPE regelwerk_decisions_total counter",
