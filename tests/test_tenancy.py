@@ -113,6 +113,11 @@ def test_permissions_deny_by_default_through_the_tenants_matrix(hub: TenantHub) 
     assert runtime.audit.flush() == 1
     assert [a.detail["action"] for a in engine.audit() if a.action == "permission.denied"] == ["close"]
     assert engine.fire("r", "close", actor=MANAGER).state == "closed"
+    for resource in ("x", "y", "z"):  # a batch of questions: each denial once, in one row
+        assert not runtime.port(None).check(EMPLOYEE, "close", "reminder", {"id": resource}).allowed
+    assert runtime.audit.flush() == 3
+    batch = [a for a in engine.audit() if a.action == "permission.denied.batch"]
+    assert [d["resource_id"] for d in batch[0].detail["decisions"]] == ["x", "y", "z"] and len(batch) == 1
 
 
 def test_keys_are_hashed_rotatable_and_revocable(hub: TenantHub, tmp_path: Path) -> None:

@@ -110,17 +110,29 @@ class DeferredAudit:
         pending.append(record)
 
     def flush(self) -> int:
-        """Write this thread's kept records in one transaction; how many."""
+        """Write this thread's kept records in one transaction; how many decisions were written.
+
+        One record is one ``permission.denied`` row, as the port writes it. Several (a batch of questions) are
+        one ``permission.denied.batch`` row whose ``detail.decisions`` lists each denial once: one insert per
+        call instead of one per question.
+        """
         from regelwerk.store.records import AuditEntry
 
         pending: list[Mapping[str, Any]] = getattr(self._local, "pending", None) or []
         if not pending:
             return 0
         self._local.pending = []
+        first = pending[0]
+        if len(pending) == 1:
+            entry = AuditEntry(at=first["at"], actor=first["actor"], action=first["action"],
+                               instance_id=first.get("instance_id"), detail=first["detail"])
+        else:
+            entry = AuditEntry(at=first["at"], actor=first["actor"], action="permission.denied.batch",
+                               detail={"count": len(pending),
+                                       "decisions": [{"actor": r["actor"], "instance_id": r.get("instance_id"),
+                                                      **r["detail"]} for r in pending]})
         with self._store.transaction() as tx:
-            for record in pending:
-                tx.add_audit(AuditEntry(at=record["at"], actor=record["actor"], action=record["action"],
-                                        instance_id=record.get("instance_id"), detail=record["detail"]))
+            tx.add_audit(entry)
         return len(pending)
 
 
