@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,9 +30,12 @@ from regelwerk.diagnostics import Diagnostic
 from regelwerk.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, load_text, locate, read_source
 
 __all__ = [
+    "BASES_ENV",
     "BUNDLE_MANIFEST",
     "NON_DEFINITION_KINDS",
     "Bundle",
+    "base_directory",
+    "env_bases",
     "load_bundle",
     "merge_patch",
     "shipped_standard",
@@ -42,6 +46,9 @@ BUNDLE_MANIFEST = "bundle.yaml"
 NON_DEFINITION_KINDS = frozenset({"Scenario", "Bundle", "Story"})
 REMOVE_MARK = "$remove"
 YAML_SUFFIXES = (".yaml", ".yml")
+#: ``NAME=PATH`` pairs separated by ``os.pathsep``: the bases a bundle may extend by name besides ``standard``
+#: (``regelwerk --base NAME=PATH`` sets it for one command).
+BASES_ENV = "REGELWERK_BASES"
 
 
 @dataclass
@@ -80,11 +87,35 @@ def _display(path: Path) -> str:
     return rel if not rel.startswith("../../..") else str(path)
 
 
-def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]) -> list[Path]:
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]
+              ) -> tuple[list[Path], list[Diagnostic]]:
+    """The YAML files of a bundle: regular files inside its root only (links out, FIFOs, devices: RW012)."""
     include = list(include)
     exclude = list(exclude)
+    root = directory.resolve()
     found: list[Path] = []
+    refused: list[Diagnostic] = []
+
+    def refuse(path: Path, why: str) -> None:
+        refused.append(Diagnostic("RW012", why, _display(path), 1, 1,
+                                  hint="a bundle reads only regular files inside its own directory; copy the file "
+                                       "in, or extend a base by name"))
+
     for current, dirs, files in os.walk(directory):
+        for name in list(dirs):
+            path = Path(current) / name
+            if path.is_symlink():
+                dirs.remove(name)  # never followed: what it holds is either inside (read there) or outside (refused)
+                if not _inside(path.resolve(), root) and not name.startswith("."):
+                    refuse(path, f"the folder link {name!r} leads outside the bundle: not read")
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.endswith(YAML_SUFFIXES) or name == BUNDLE_MANIFEST:
@@ -95,8 +126,18 @@ def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]) -
                 continue
             if any(fnmatch.fnmatch(rel, pat) for pat in exclude):
                 continue
-            found.append(path)
-    return found
+            try:
+                mode = os.stat(path).st_mode  # follows a link: what would be read
+            except OSError:
+                refuse(path, f"{name!r} is a broken link: not read")
+                continue
+            if path.is_symlink() and not _inside(path.resolve(), root):
+                refuse(path, f"{name!r} is a link to {path.resolve()}, outside the bundle: not read")
+            elif not stat.S_ISREG(mode):
+                refuse(path, f"{name!r} is not a regular file (a FIFO, device or socket): not read")
+            else:
+                found.append(path)
+    return found, refused
 
 
 def _load_files(paths: Iterable[Path], limits: Limits) -> tuple[list[SourceDocument], list[Diagnostic]]:
@@ -119,6 +160,9 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
     if not path.exists():
         return {}, None, []
     display = _display(path)
+    if path.is_symlink() and not _inside(path.resolve(), directory.resolve()):
+        return {}, None, [Diagnostic("RW012", f"bundle.yaml is a link to {path.resolve()}, outside the bundle: "
+                                     "not read", display, 1, 1)]
     text, problems = read_source(str(path), display, limits)
     if text is None:
         return {}, None, problems
@@ -158,12 +202,47 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
     return dict(spec), data, problems
 
 
-def load_bundle(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Bundle:
-    """Load a file or a bundle directory (following ``extends``) into its effective documents."""
-    return _load(Path(path), limits, ())
+def load_bundle(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS, *,
+                bases: Mapping[str, str | os.PathLike[str]] | None = None) -> Bundle:
+    """Load a file or a bundle directory (following ``extends``) into its effective documents.
+
+    A bundle reads only regular files inside its own directory and the directories of the bases it extends by
+    name: ``standard`` (the shipped one) or a name in ``bases`` (default: the ``REGELWERK_BASES`` environment
+    variable, ``NAME=PATH`` pairs separated by ``os.pathsep``). ``extends`` never takes a path (RW205).
+    """
+    named = env_bases() if bases is None else {name: Path(p) for name, p in bases.items()}
+    return _load(Path(path), limits, (), named)
 
 
-def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
+def env_bases() -> dict[str, Path]:
+    """The named bases of the ``REGELWERK_BASES`` environment variable."""
+    out: dict[str, Path] = {}
+    for pair in os.environ.get(BASES_ENV, "").split(os.pathsep):
+        name, sep, where = pair.partition("=")
+        if sep and name.strip() and where.strip():
+            out[name.strip()] = Path(where.strip())
+    return out
+
+
+def base_directory(extends: str, bases: Mapping[str, str | os.PathLike[str]] | None = None) -> Path | None:
+    """The folder a bundle's ``extends`` name stands for (None for a path or an unknown name)."""
+    named = env_bases() if bases is None else {name: Path(p) for name, p in bases.items()}
+    found = _base_of(extends, named)
+    return found if isinstance(found, Path) else None
+
+
+def _base_of(extends: str, named: Mapping[str, Path]) -> Path | str:
+    """The directory a name extends, or why it cannot be extended."""
+    if extends in named:
+        return named[extends]
+    if extends == "standard":
+        return shipped_standard()
+    if os.path.isabs(extends) or "/" in extends or "\\" in extends or extends in (".", ".."):
+        return "path"
+    return "unknown"
+
+
+def _load(path: Path, limits: Limits, seen: tuple[str, ...], named: Mapping[str, Path]) -> Bundle:
     resolved = str(path.resolve())
     bundle = Bundle(name=path.stem if path.is_file() else path.resolve().name, root=str(path))
     if resolved in seen:
@@ -173,7 +252,7 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
     if not path.exists():
         bundle.diagnostics.append(Diagnostic("RW009", f"no such file or directory: {path}", _display(path), 0, 0))
         return bundle
-    if path.is_file():
+    if not path.is_dir():
         docs, problems = _load_files([path], limits)
         bundle.documents = docs
         bundle.diagnostics = problems
@@ -186,8 +265,10 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
         bundle.name = name if isinstance(name, str) else bundle.name
     include = spec.get("include") or []
     exclude = spec.get("exclude") or []
-    docs, problems = _load_files(_files_of(path, include if isinstance(include, list) else [],
-                                           exclude if isinstance(exclude, list) else []), limits)
+    files, refused = _files_of(path, include if isinstance(include, list) else [],
+                               exclude if isinstance(exclude, list) else [])
+    bundle.diagnostics.extend(refused)
+    docs, problems = _load_files(files, limits)
     bundle.diagnostics.extend(problems)
     extends = spec.get("extends")
     if not isinstance(extends, str):
@@ -195,16 +276,26 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
         bundle.chain = (bundle.name,)
         _check_duplicates(bundle)
         return bundle
-    base_path = shipped_standard() if extends == "standard" else (path / extends)
-    if not base_path.exists() and manifest is not None:
+    assert manifest is not None  # extends comes from the manifest
+    base_path = _base_of(extends, named)
+    if isinstance(base_path, str) or not base_path.exists():
         where = locate(manifest, "/spec/extends")
-        bundle.diagnostics.append(Diagnostic("RW202", f"extends names {extends!r}, which does not exist",
-                                             where.file, where.line, where.column, "/spec/extends",
-                                             hint="use 'standard' for the shipped base or a path relative to "
-                                                  "this bundle.yaml"))
+        known = ", ".join(sorted({"standard", *named})) or "standard"
+        if base_path == "path":
+            bundle.diagnostics.append(Diagnostic(
+                "RW205", f"extends names a path ({extends!r}); a bundle extends a base by name", where.file,
+                where.line, where.column, "/spec/extends",
+                hint=f"use one of: {known}; pass another base explicitly: regelwerk --base NAME=PATH, "
+                     "or load_bundle(..., bases={NAME: PATH})"))
+        else:
+            what = "which is not a known base" if base_path == "unknown" else f"whose folder {base_path} does not exist"
+            bundle.diagnostics.append(Diagnostic(
+                "RW202", f"extends names {extends!r}, {what}", where.file, where.line, where.column,
+                "/spec/extends", hint=f"known bases: {known}; pass another base explicitly: regelwerk --base "
+                                      "NAME=PATH, or load_bundle(..., bases={NAME: PATH})"))
         bundle.documents = docs
         return bundle
-    if str(base_path.resolve()) in seen + (resolved,) and manifest is not None:
+    if str(base_path.resolve()) in seen + (resolved,):
         where = locate(manifest, "/spec/extends")
         chain = " -> ".join(_display(Path(p)) for p in seen + (resolved, str(base_path.resolve())))
         bundle.diagnostics.append(Diagnostic("RW203", f"extends cycle: {chain}", where.file, where.line,
@@ -213,7 +304,7 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...]) -> Bundle:
                                                   "extend it back"))
         bundle.documents = docs
         return bundle
-    base = _load(base_path, limits, seen + (resolved,))
+    base = _load(base_path, limits, seen + (resolved,), named)
     bundle.diagnostics.extend(base.diagnostics)
     bundle.chain = base.chain + (bundle.name,)
     bundle.overlay_changes = dict(base.overlay_changes)

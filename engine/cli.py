@@ -23,8 +23,25 @@ FORMATS = click.Choice(["text", "json", "github"])
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="regelwerk")
-def cli() -> None:
+@click.option("--base", "bases", multiple=True, metavar="NAME=PATH",
+              help="A base a bundle may extend by name besides 'standard' (repeatable).")
+def cli(bases: Sequence[str]) -> None:
     """regelwerk: HR workflows and rules from declarative YAML."""
+    if bases:
+        import os
+
+        from regelwerk.bundle import BASES_ENV
+
+        pairs = []
+        for pair in bases:
+            name, sep, where = pair.partition("=")
+            if not sep or not name or not where:
+                raise click.BadParameter(f"{pair!r} is not NAME=PATH", param_hint="--base")
+            if not Path(where).is_dir():
+                raise click.BadParameter(f"{where!r} is not a folder", param_hint="--base")
+            pairs.append(f"{name}={Path(where).resolve()}")
+        # every command of this process loads bundles through load_bundle, which reads the named bases here
+        os.environ[BASES_ENV] = os.pathsep.join(pairs)
 
 
 def subcommand(*args: Any, **kwargs: Any) -> Callable[[F], F]:

@@ -114,12 +114,20 @@ class CompileContext:
         if version:
             self._emitted_versions[(kind, name)] = version
 
-    def check_action(self, name: Any, pointer: str, params: Any = None, params_pointer: str = "") -> None:
-        """Report an unknown action name, and ``with:`` parameters that do not fit the action's schema."""
+    def check_action(self, name: Any, pointer: str, params: Any = None, params_pointer: str = "",
+                     runs_in: str = "workflows") -> None:
+        """Report an unknown action name, an action that does not run in this kind of definition (``runs_in``:
+        ``workflows`` or ``rules``), and ``with:`` parameters that do not fit the action's schema."""
+        usable = {n for n, spec in self.registry.actions.items() if runs_in in spec.runs_in}
         if not isinstance(name, str) or name not in self.registry.actions:
             self.report("RW500", f"unknown action {name!r}", pointer,
-                        hint=did_you_mean(str(name), self.registry.actions) or
-                        "known actions: " + ", ".join(sorted(self.registry.actions)))
+                        hint=did_you_mean(str(name), usable) or "known actions: " + ", ".join(sorted(usable)))
+            return
+        spec = self.registry.actions[name]
+        if runs_in not in spec.runs_in:
+            where = " and ".join(sorted(spec.runs_in)) or "nowhere"
+            self.report("RW306", f"action {name!r} runs in {where}, not in {runs_in}", pointer,
+                        hint=f"actions for {runs_in}: " + ", ".join(sorted(usable)))
             return
         schema = self.registry.actions[name].params_schema
         if params is None or not schema:
@@ -269,13 +277,16 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     if any(d.is_error for d in ordered):
         raise DefinitionError(ordered)
     bundle_version = content_hash(sorted(f"{k}/{n}@{v}" for (k, n), v in versions.items()))
+    from regelwerk.frozen import FrozenDict, deep_freeze
+
+    # compiled means immutable: shared by every caller, so nothing reachable from it can be changed in place
     return CompiledBundle(
         name=bundle.name,
-        objects=dict(sorted(results.items())),
-        versions=dict(sorted(versions.items())),
+        objects=FrozenDict({key: deep_freeze(obj) for key, obj in sorted(results.items())}),
+        versions=FrozenDict(sorted(versions.items())),
         documents=tuple(bundle.documents),
         warnings=tuple(d for d in ordered if not d.is_error),
         version=bundle_version,
         chain=bundle.chain,
-        overlay_changes=dict(bundle.overlay_changes),
+        overlay_changes=FrozenDict(bundle.overlay_changes),
     )

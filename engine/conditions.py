@@ -20,10 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from regelwerk.values import DaysTime, YearsMonths, parse_typed
 
 __all__ = [
     "OPERATORS",
@@ -39,10 +40,12 @@ __all__ = [
     "Literal",
     "NotOf",
     "NowRef",
+    "compare",
     "compile_condition",
     "parse_duration",
     "resolve_path",
     "to_temporal",
+    "typed_literal",
 ]
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "exists", "matches")
@@ -241,22 +244,50 @@ def _shifted(value: Any, shift: Shift | None) -> Any:
     return moment + shift.duration.delta(shift.sign)
 
 
+_TYPED = (date, time, YearsMonths, DaysTime)  # datetime is a date
+
+
+def _as_value(x: Any) -> Any:
+    """A typed value, or None when ``x`` is neither typed nor ISO text of a typed value."""
+    if isinstance(x, _TYPED):
+        if isinstance(x, datetime) and x.tzinfo is None:
+            return x.replace(tzinfo=UTC)
+        return x
+    if isinstance(x, str):
+        return parse_typed(x)
+    return None
+
+
+def _meet(ta: Any, tb: Any) -> tuple[Any, Any] | None:
+    """Two typed values made comparable: a date meets a date-time at the date; other kinds never meet."""
+    a_dt, b_dt = isinstance(ta, datetime), isinstance(tb, datetime)
+    if a_dt != b_dt and isinstance(ta, date) and isinstance(tb, date):
+        da = ta.date() if isinstance(ta, datetime) else ta
+        db = tb.date() if isinstance(tb, datetime) else tb
+        return da, db
+    if type(ta) is not type(tb) and not (a_dt and b_dt):
+        return None
+    return ta, tb
+
+
 def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
-    """Make two values comparable: temporal values meet at the coarser precision."""
-    a_t = isinstance(a, (date, datetime))
-    b_t = isinstance(b, (date, datetime))
+    """Make two values comparable, or None when they are not (DMN: the comparison is null, never true).
+
+    Dates, date-times, times of day and durations compare as values, also when written as ISO text:
+    ``PT8H < PT10H``, ``P9M < P10M``, ``P1D = PT24H``, and equal instants with different offsets are equal.
+    """
+    a_t = isinstance(a, _TYPED)
+    b_t = isinstance(b, _TYPED)
     if a_t or b_t:
-        ta, tb = to_temporal(a), to_temporal(b)
+        ta, tb = _as_value(a), _as_value(b)
         if ta is None or tb is None:
             return None
-        if isinstance(ta, datetime) != isinstance(tb, datetime):
-            ta = ta.date() if isinstance(ta, datetime) else ta
-            tb = tb.date() if isinstance(tb, datetime) else tb
-        return ta, tb
-    if isinstance(a, str) and isinstance(b, str) and _looks_temporal(a) and _looks_temporal(b):
-        # two ISO strings (dates stay strings in YAML 1.2) compare as moments, not letter by letter
-        pair = _align(to_temporal(a), to_temporal(b))
-        return pair if pair is not None and None not in pair else (a, b)
+        return _meet(ta, tb)
+    if isinstance(a, str) and isinstance(b, str):
+        ta, tb = parse_typed(a), parse_typed(b)
+        if ta is not None and tb is not None:
+            return _meet(ta, tb)
+        return a, b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return tuple(a), tuple(b)  # a YAML list literal compiles to a tuple
     if isinstance(a, bool) != isinstance(b, bool):
@@ -264,17 +295,13 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
     return a, b
 
 
-def _looks_temporal(text: str) -> bool:
-    return bool(_DATE_RE.match(text) or _DATETIME_RE.match(text))
-
-
-def _order(op: str) -> Callable[[Any, Any], bool]:
-    def compare(a: Any, b: Any) -> bool:
+def _order(op: str) -> Callable[[Any, Any], bool | None]:
+    def compare(a: Any, b: Any) -> bool | None:
         if a is None or b is None:
-            return False
+            return None
         pair = _align(a, b)
         if pair is None:
-            return False
+            return None
         x, y = pair
         try:
             if op == "lt":
@@ -285,45 +312,83 @@ def _order(op: str) -> Callable[[Any, Any], bool]:
                 return bool(x > y)
             return bool(x >= y)
         except TypeError:
-            return False
+            return None
 
     return compare
 
 
-def _equal(a: Any, b: Any) -> bool:
+def _equal(a: Any, b: Any) -> bool | None:
+    """Equality of two values; None (unknown) when one is missing or they are of different kinds.
+
+    ``{eq: null}`` and ``{ne: null}`` written as literals test absence and presence instead (see _to_callable).
+    """
+    if a is None or b is None:
+        return None
     pair = _align(a, b)
     if pair is None:
-        return False
+        return None
     return bool(pair[0] == pair[1])
 
 
-def _member(a: Any, container: Any) -> bool:
-    if not isinstance(container, (list, tuple, set, frozenset)):
-        return False
-    return any(_equal(a, item) for item in container)
+def _not_equal(a: Any, b: Any) -> bool | None:
+    same = _equal(a, b)
+    return None if same is None else not same
 
 
-def _contains(a: Any, item: Any) -> bool:
+def _member(a: Any, container: Any) -> bool | None:
+    if a is None or not isinstance(container, (list, tuple, set, frozenset)):
+        return None
+    return any(_equal(a, item) is True for item in container)
+
+
+def _not_member(a: Any, container: Any) -> bool | None:
+    found = _member(a, container)
+    return None if found is None else not found
+
+
+def _contains(a: Any, item: Any) -> bool | None:
+    if a is None or item is None:
+        return None
     if isinstance(a, (list, tuple, set, frozenset)):
-        return any(_equal(x, item) for x in a)
+        return any(_equal(x, item) is True for x in a)
     if isinstance(a, str) and isinstance(item, str):
         return item in a
-    return False
+    return None
 
 
-_BINARY: dict[str, Callable[[Any, Any], bool]] = {
+_BINARY: dict[str, Callable[[Any, Any], bool | None]] = {
     "eq": _equal,
-    "ne": lambda a, b: not _equal(a, b),
+    "ne": _not_equal,
     "lt": _order("lt"),
     "le": _order("le"),
     "gt": _order("gt"),
     "ge": _order("ge"),
     "in": _member,
-    "not_in": lambda a, b: not _member(a, b),
+    "not_in": _not_member,
     "contains": _contains,
 }
 
+
+def compare(op: str, a: Any, b: Any) -> bool | None:
+    """``a <op> b`` with the condition language's value semantics (three-valued: None when unknown)."""
+    return _BINARY[op](a, b)
+
+
+def typed_literal(value: Any) -> Any:
+    """A literal as the value it stands for: ISO text of a date, time or duration becomes that value."""
+    if isinstance(value, str):
+        typed = parse_typed(value)
+        return value if typed is None else typed
+    if isinstance(value, tuple):
+        return tuple(typed_literal(v) for v in value)
+    return value
+
+
 Evaluator = Callable[[Mapping[str, Any], datetime], bool]
+#: A compiled node answers True, False or None: unknown, because a value it compares is missing or of
+#: another kind (DMN's null). ``all``/``any``/``not`` combine them as three-valued logic and a condition
+#: holds only when its answer is True, so missing data never satisfies a comparison, not even under 'not'.
+Truth = Callable[[Mapping[str, Any], datetime], bool | None]
 ValueFn = Callable[[Mapping[str, Any], datetime], Any]
 
 
@@ -343,19 +408,55 @@ def _operand_fn(operand: Operand) -> ValueFn:
     return lambda scope, now: _shifted(resolve_path(scope, path), shift)
 
 
-def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Evaluator:
+def _all_of(items: tuple[Truth, ...]) -> Truth:
+    def run(scope: Mapping[str, Any], now: datetime) -> bool | None:
+        unknown = False
+        for item in items:
+            result = item(scope, now)
+            if result is False:
+                return False
+            if result is None:
+                unknown = True
+        return None if unknown else True
+
+    return run
+
+
+def _any_of(items: tuple[Truth, ...]) -> Truth:
+    def run(scope: Mapping[str, Any], now: datetime) -> bool | None:
+        unknown = False
+        for item in items:
+            result = item(scope, now)
+            if result is True:
+                return True
+            if result is None:
+                unknown = True
+        return None if unknown else False
+
+    return run
+
+
+def _not(inner: Truth) -> Truth:
+    def run(scope: Mapping[str, Any], now: datetime) -> bool | None:
+        result = inner(scope, now)
+        return None if result is None else not result
+
+    return run
+
+
+_TYPED_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"})
+
+
+def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Truth:
     if isinstance(node, Const):
         value = node.value
         return lambda scope, now: value
     if isinstance(node, AllOf):
-        items = tuple(_to_callable(i, functions) for i in node.items)
-        return lambda scope, now: all(item(scope, now) for item in items)
+        return _all_of(tuple(_to_callable(i, functions) for i in node.items))
     if isinstance(node, AnyOf):
-        items = tuple(_to_callable(i, functions) for i in node.items)
-        return lambda scope, now: any(item(scope, now) for item in items)
+        return _any_of(tuple(_to_callable(i, functions) for i in node.items))
     if isinstance(node, NotOf):
-        inner = _to_callable(node.item, functions)
-        return lambda scope, now: not inner(scope, now)
+        return _not(_to_callable(node.item, functions))
     if isinstance(node, Call):
         fn = functions[node.name]
         args = tuple(_operand_fn(a) for a in node.args)
@@ -369,22 +470,28 @@ def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Eva
         if pattern is None:
             right_fn = _operand_fn(node.right)
             return lambda scope, now: _safe_search(right_fn(scope, now), left(scope, now))
-        def search(scope: Mapping[str, Any], now: datetime) -> bool:
+
+        def search(scope: Mapping[str, Any], now: datetime) -> bool | None:
             value = left(scope, now)
-            return value is not None and pattern.search(str(value)) is not None
+            return None if value is None else pattern.search(str(value)) is not None
 
         return search
     op = _BINARY[node.op]
     if isinstance(node.right, Literal):
         constant = node.right.value
+        if constant is None and node.op in ("eq", "ne"):
+            absent = node.op == "eq"  # {eq: null} tests absence, {ne: null} presence
+            return lambda scope, now: (left(scope, now) is None) is absent
+        if node.op in _TYPED_OPS:
+            constant = typed_literal(constant)
         return lambda scope, now: op(left(scope, now), constant)
     right = _operand_fn(node.right)
     return lambda scope, now: op(left(scope, now), right(scope, now))
 
 
-def _safe_search(pattern: Any, value: Any) -> bool:
+def _safe_search(pattern: Any, value: Any) -> bool | None:
     if value is None or not isinstance(pattern, str):
-        return False
+        return None
     try:
         return re.search(pattern, str(value)) is not None
     except re.error:
@@ -428,6 +535,10 @@ class Condition:
         self.text = describe(model)
 
     def __call__(self, scope: Mapping[str, Any], now: datetime) -> bool:
+        return self._fn(scope, now) is True
+
+    def truth(self, scope: Mapping[str, Any], now: datetime) -> bool | None:
+        """The three-valued answer: True, False, or None when a compared value is missing or of another kind."""
         return self._fn(scope, now)
 
     def __repr__(self) -> str:
@@ -443,41 +554,54 @@ class Condition:
         """The outcome and the leaf conditions that decided it (the failing ones when false)."""
         reasons: list[str] = []
         result = self._explain(self.model, scope, now, reasons)
-        return result, reasons
+        return result is True, reasons
 
-    def _explain(self, node: Node, scope: Mapping[str, Any], now: datetime, out: list[str]) -> bool:
+    def _explain(self, node: Node, scope: Mapping[str, Any], now: datetime, out: list[str]) -> bool | None:
         if isinstance(node, AllOf):
             failing: list[str] = []
-            ok = True
+            results = []
             for item in node.items:
                 reasons: list[str] = []
-                if not self._explain(item, scope, now, reasons):
-                    ok = False
-                    failing.extend(reasons)  # only the items that made it false explain a false
-            out.extend(failing if not ok else [describe(node)])
+                result = self._explain(item, scope, now, reasons)
+                results.append(result)
+                if result is not True:
+                    failing.extend(reasons)  # only the items that kept it from true explain a false
+            ok = _kleene_all(results)
+            out.extend(failing if ok is not True else [describe(node)])
             return ok
         if isinstance(node, AnyOf):
             collected: list[str] = []
+            results = []
             for item in node.items:
                 sub: list[str] = []
-                if self._explain(item, scope, now, sub):
+                result = self._explain(item, scope, now, sub)
+                if result is True:
                     out.extend(sub)
                     return True
+                results.append(result)
                 collected.extend(sub)
             out.append("none of: " + "; ".join(collected) if collected else "false (empty any)")
-            return False
+            return None if None in results else False
         if isinstance(node, NotOf):
             sub = []
             inner = self._explain(node.item, scope, now, sub)
             out.append(f"not ({'; '.join(sub)})")
-            return not inner
+            return None if inner is None else not inner
         value = _to_callable(node, self._functions)(scope, now)
+        verdict = "false (unknown: a value is missing or of another kind)" if value is None else (
+            "true" if value else "false")
         if isinstance(node, Compare):
             actual = _operand_fn(node.left)(scope, now)
-            out.append(f"{describe(node)} is {'true' if value else 'false'} ({'.'.join(node.left.path)} = {actual!r})")
+            out.append(f"{describe(node)} is {verdict} ({'.'.join(node.left.path)} = {actual!r})")
         else:
-            out.append(f"{describe(node)} is {'true' if value else 'false'}")
+            out.append(f"{describe(node)} is {verdict}")
         return value
+
+
+def _kleene_all(results: Sequence[bool | None]) -> bool | None:
+    if False in results:
+        return False
+    return None if None in results else True
 
 
 # --- compiling YAML data into the model ---------------------------------------------------

@@ -21,6 +21,7 @@ CORE_AREAS = (
     "regelwerk.permissions.kind",
     "regelwerk.scheduling.kind",
     "regelwerk.outbox.registration",
+    "regelwerk.imports.kind",
     "regelwerk.report.command",
     "regelwerk.simulation.command",
     "regelwerk.service.command",

@@ -150,6 +150,7 @@ CODES: dict[str, str] = {
     "RW301": "reference to an id that does not exist",
     "RW302": "reference to a document that does not exist",
     "RW305": "action parameters (`with:`) do not fit the action",
+    "RW306": "action used in a kind of definition it does not run in (workflows or rules)",
     # conditions
     "RW400": "condition problem",
     "RW401": "unknown condition function",

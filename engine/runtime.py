@@ -4,9 +4,13 @@
 
     from regelwerk.runtime import Engine
 
-    with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite") as engine:
-        inst = engine.start("declaration", {"amount": 120}, actor="u1")
-        engine.fire(inst.id, "submit", actor="u1")
+    with Engine("definitions/standard", store="sqlite:///regelwerk.sqlite", permissions="declaration") as engine:
+        anna = {"id": "anna", "roles": ["medewerker"]}
+        inst = engine.start("declaration", {"employee": "anna", "amount": 20}, actor=anna)
+        engine.fire(inst.id, "submit", actor=anna)
+
+Deny by default: without ``permissions=`` every permission-guarded start and event is refused; the
+policy decides on the stored instance (see docs/permissions.md, "The runtime: deny by default").
 
 Every instance is pinned to the content hash of the definition it started under; the engine keeps
 each definition version's compiled form in the store (``rw_definitions``), so a changed file does not
@@ -36,13 +40,14 @@ from regelwerk.errors import (
     UnknownInstance,
     UsageError,
 )
+from regelwerk.permissions.policies import NoPolicy
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, DefinitionRecord, HistoryEntry, InstanceRecord, TimerRecord
 from regelwerk.workflows.actions import ActionContext
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
-from regelwerk.workflows.ports import AllowAll, PermissionPort
+from regelwerk.workflows.ports import PermissionPort
 
 __all__ = ["Engine", "EventOption", "MigrationItem", "TimerOutcome"]
 
@@ -243,7 +248,8 @@ class Engine:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         if isinstance(permissions, str):
             permissions = self._matrix_permissions(permissions)
-        self.permissions: PermissionPort = permissions if permissions is not None else AllowAll()
+        # No policy, no access: without one every permission-guarded start and event is refused.
+        self.permissions: PermissionPort = permissions if permissions is not None else NoPolicy()
         self.id_factory: Callable[[], str] = id_factory or (lambda: uuid.uuid4().hex)
         self._lock = threading.Lock()
         self._runtimes: dict[tuple[str, str], _Runtime] = {}
@@ -257,17 +263,17 @@ class Engine:
     def _matrix_permissions(self, matrix: str) -> PermissionPort:
         """The bundle's ``PermissionMatrix`` named ``matrix`` over the store's relationship facts.
 
-        Denied writes are audited in the store's audit table. With a SQL store the facts are read from
-        its ``rw_relations`` table (fed by the host); with the memory store they live in memory.
+        The engine audits every refused start and fire itself (once), so the port gets no audit sink of
+        its own. With a SQL store the facts are read from its ``rw_relations`` table (fed by the host);
+        with the memory store they live in memory.
         """
-        from regelwerk.permissions.adapter import MatrixPermissions, store_audit
+        from regelwerk.permissions.adapter import MatrixPermissions
         from regelwerk.permissions.relations import MemoryRelationships, Relationships
         from regelwerk.permissions.sql import SqlRelationships
 
         sa_engine = getattr(self.store, "engine", None)
         relations: Relationships = SqlRelationships(sa_engine) if sa_engine is not None else MemoryRelationships()
-        port: PermissionPort = MatrixPermissions(self.bundle, relations, matrix, audit=store_audit(self.store),
-                                                 clock=self.clock)
+        port: PermissionPort = MatrixPermissions(self.bundle, relations, matrix, clock=self.clock)
         return port
 
     def tick(self, now: datetime | None = None, **options: Any) -> Any:
@@ -346,12 +352,53 @@ class Engine:
 
     def _check(self, actor: Actor, action: str, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
                transition: Transition, now: datetime) -> Any:
+        """Decide ``action`` against the STORED instance; event data that changes fields is decided too.
+
+        Facts come from the store, not the caller: the scopes and conditions read ``rec.data``. When
+        ``data`` (the instance as the event would leave it) changes fields, the same action is decided
+        again on the changed resource and both must allow, so a payload can never move a resource into
+        or out of a scope (e.g. ``{"subject": "nobody"}`` on a self-approval).
+        """
+        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now}
+        decision = self._ask(actor, action, model, rec, rec.data, context)
+        if not decision.allowed or data is rec.data:
+            return decision
+        changed = sorted(k for k in {*data, *rec.data} if data.get(k) != rec.data.get(k))
+        if not changed:
+            return decision
+        after = self._ask(actor, action, model, rec, data, {**context, "changes": changed})
+        if after.allowed:
+            return decision
+        from regelwerk.permissions.policies import PolicyDecision
+
+        return PolicyDecision(False, {
+            "decision": "deny", "by": "guarded-change", "action": action, "changed_fields": changed,
+            "reason": f"the event data changes {', '.join(changed)}; {action!r} is allowed on the stored instance "
+                      f"but not on the changed one, so the change is refused",
+            "stored": _jsonable(decision.explain), "changed": _jsonable(after.explain)})
+
+    def _ask(self, actor: Actor, action: str, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
+             context: Mapping[str, Any]) -> Any:
         # The instance's data fields are the resource's fields (subject, author, department...), so a
         # permission matrix's scopes and conditions read them directly; the engine's own keys win.
         resource = {**data, "id": rec.id, "workflow": rec.workflow, "state": rec.state, "data": data,
                     "created_by": rec.created_by}
-        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now}
         return self.permissions.check(actor, action, model.resource_type, resource, context)
+
+    def _check_start(self, actor: Actor, rt: _Runtime, data: Mapping[str, Any], instance_id: str | None,
+                     now: datetime) -> None:
+        """Starting is an action like any other: refused (typed, audited) unless the policy allows it."""
+        model = rt.model
+        action = model.start_action
+        resource = {**data, "id": instance_id, "workflow": model.name, "state": model.initial, "data": data,
+                    "created_by": actor.id}
+        context = {"event": START_EVENT, "from": "", "to": model.initial, "now": now}
+        decision = self.permissions.check(actor, action, model.resource_type, resource, context)
+        if not decision.allowed:
+            exc = PermissionDenied(actor.id, action, f"{model.resource_type}:{instance_id or '(new)'}",
+                                   _jsonable(decision.explain))
+            self._audit_denial(exc, instance_id or "", START_EVENT, now)
+            raise exc
 
     def _audit_denial(self, exc: PermissionDenied, instance_id: str, event: str, now: datetime) -> None:
         with self.store.transaction() as tx:
@@ -396,11 +443,17 @@ class Engine:
 
     def start(self, workflow: str, data: Mapping[str, Any] | None = None, actor: ActorLike = SYSTEM,
               instance_id: str | None = None) -> InstanceRecord:
-        """Create an instance in the workflow's initial state (on_enter actions and timers included)."""
+        """Create an instance in the workflow's initial state (on_enter actions and timers included).
+
+        Starting needs the workflow's start permission (``start_permission``, else ``<workflow>.start``):
+        refused with ``PermissionDenied`` (audited) unless the policy allows it. Scheduled starts (the
+        engine's own, like timers) do not pass here.
+        """
         who = Actor.of(actor)
         now = self.clock()
         post: list[Callable[[], None]] = []
         rt = self._current(workflow)
+        self._check_start(who, rt, dict(data or {}), instance_id, now)
         with self.store.transaction() as tx:
             record = self._start_tx(tx, rt, dict(data or {}), who, instance_id, now, post)
         self._stored_versions.add((rt.model.name, rt.version))

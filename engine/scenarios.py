@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regelwerk.bundle import load_bundle
+from regelwerk.bundle import Bundle, env_bases, load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
 from regelwerk.conditions import to_temporal
 from regelwerk.diagnostics import DefinitionError, Diagnostic, format_diagnostics
@@ -77,16 +77,22 @@ class ScenarioContext:
     workdir: Path | None = None
     _compiled: CompiledBundle | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    #: Named bases the scenario's bundles may extend (``spec.bases``, paths relative to the scenario file).
+    bases: dict[str, Path] = field(default_factory=dict)
 
     def resolve(self, path: str) -> Path:
         """A path relative to the scenario file."""
         return (self.file.parent / path).resolve()
 
+    def load(self, path: Path) -> Bundle:
+        """Load a bundle of this scenario: the caller's named bases plus the scenario's own."""
+        return load_bundle(path, bases={**env_bases(), **self.bases})
+
     @property
     def compiled(self) -> CompiledBundle:
         """The scenario's bundle, compiled once; a StepFailure lists the diagnostics if it does not compile."""
         if self._compiled is None:
-            bundle = load_bundle(self.bundle_path)
+            bundle = self.load(self.bundle_path)
             try:
                 self._compiled = compile_bundle(bundle, self.registry)
             except DefinitionError as exc:
@@ -197,6 +203,9 @@ def scenario_schema(registry: Registry) -> dict[str, Any]:
                 "properties": {
                     "bundle": {"type": "string", "description": "The bundle under test, relative to this file "
                                                                 "(default: this file's directory)."},
+                    "bases": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "Bases the bundles may extend by name besides 'standard': name -> "
+                                             "folder relative to this file."},
                     "now": {"$ref": "common.json#/$defs/dateTime", "description": "The fixed clock."},
                     "facts": {"type": "object", "description": "Initial facts (relationships, employees...)."},
                     "steps": {"type": "array", "items": {"anyOf": step_variants} if step_variants else {}},
@@ -281,7 +290,9 @@ def run_scenario(path: Path, doc: SourceDocument, registry: Registry) -> Scenari
         result.error = str(exc)
         return result
     bundle_path = (path.parent / spec.get("bundle", ".")).resolve()
-    ctx = ScenarioContext(path.resolve(), registry, bundle_path, now, facts=to_plain(spec.get("facts") or {}))
+    bases = {str(name): (path.parent / str(where)).resolve() for name, where in (spec.get("bases") or {}).items()}
+    ctx = ScenarioContext(path.resolve(), registry, bundle_path, now, facts=to_plain(spec.get("facts") or {}),
+                          bases=bases)
     try:
         for index, step in enumerate(spec["steps"]):
             kinds = [k for k in step if k not in ("name", "description")]
@@ -361,7 +372,7 @@ def _diag_matches(diag: Diagnostic, expected: Mapping[str, Any], base: Path) -> 
 def step_expect_diagnostics(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Load a bundle that must fail (or warn) and compare its diagnostics with the expected ones."""
     target = ctx.resolve(args.get("bundle", ".")) if args.get("bundle") else ctx.bundle_path
-    bundle = load_bundle(target)
+    bundle = ctx.load(target)
     try:
         compiled = compile_bundle(bundle, ctx.registry)
         diagnostics = list(compiled.warnings)

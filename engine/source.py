@@ -12,7 +12,9 @@ strings, and dates stay ISO strings).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,8 @@ from yaml.events import (
 )
 
 __all__ = [
+    "DATA_LIMITS",
+    "DEFAULT_LIMITS",
     "Limits",
     "SourceDocument",
     "YMap",
@@ -60,6 +64,10 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+#: Data files (stories, employee and organisation files) are read with the same guards but a much larger size and
+#: node budget than definitions: a 50,000-employee story is data, not a definition.
+DATA_LIMITS = Limits(max_file_bytes=256 * 1024 * 1024, max_expanded_nodes=50_000_000, max_aliases=1000,
+                     max_documents=2000)
 
 
 class YMap(dict[str, Any]):
@@ -227,10 +235,25 @@ def dump_yaml(documents: list[Any]) -> str:
 def read_source(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
     """Read a file as UTF-8 text without reading more than the size limit."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO named *.yaml must not block; fstat then refuses anything but a regular file
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return None, [Diagnostic("RW009", f"cannot read file: {exc.strerror or exc}", display, 1, 1)]
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return None, [Diagnostic("RW009", "cannot read file: it is a directory", display, 1, 1)]
+        if not stat.S_ISREG(mode):
+            return None, [Diagnostic("RW012", "not a regular file (a FIFO, device or socket): not read", display, 1, 1,
+                                     hint="definitions and data are read from regular files only")]
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
             raw = handle.read(limits.max_file_bytes + 1)
     except OSError as exc:
         return None, [Diagnostic("RW009", f"cannot read file: {exc.strerror or exc}", display, 1, 1)]
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(raw) > limits.max_file_bytes:
         return None, [Diagnostic(
             "RW005", f"file is larger than {limits.max_file_bytes} bytes", display, 1, 1,

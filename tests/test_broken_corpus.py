@@ -57,7 +57,8 @@ def actual_diagnostics(case: Path, registry: Registry, workdir: Path) -> list[di
     previous = Path.cwd()
     os.chdir(copy)
     try:
-        problems = validate_bundle(load_bundle(spec.get("bundle", "."), limits), registry)
+        bases = {name: copy / where for name, where in spec.get("bases", {}).items()}
+        problems = validate_bundle(load_bundle(spec.get("bundle", "."), limits, bases=bases), registry)
     finally:
         os.chdir(previous)
     return [{key: getattr(d, key) for key in FIELDS} | ({"severity": "warning"} if not d.is_error else {})
@@ -81,7 +82,7 @@ def test_every_loading_code_is_exercised_by_the_corpus() -> None:
     seen = {d["code"] for case in CASES for d in expected_of(case)["diagnostics"]}
     wanted = {"RW001", "RW002", "RW003", "RW004", "RW005", "RW006", "RW007", "RW008", "RW010", "RW011",
               "RW100", "RW101", "RW102", "RW103", "RW104", "RW105", "RW106",
-              "RW200", "RW201", "RW202", "RW203", "RW204", "RW300", "RW301", "RW400", "RW401", "RW403"}
+              "RW200", "RW201", "RW202", "RW203", "RW204", "RW205", "RW300", "RW301", "RW400", "RW401", "RW403"}
     assert wanted - seen == set()
 
 
@@ -96,7 +97,7 @@ def _draft(name: str) -> None:  # pragma: no cover - a maintenance helper, run b
         rows = actual_diagnostics(case, load_registry(), Path(tmp))
     spec = expected_of(case)
     out = [f"description: {json.dumps(spec['description'], ensure_ascii=False)}"]
-    out += [f"{key}: {json.dumps(spec[key])}" for key in ("bundle", "limits") if key in spec]
+    out += [f"{key}: {json.dumps(spec[key])}" for key in ("bundle", "bases", "limits") if key in spec]
     out.append("diagnostics:")
     out += ["  - {" + ", ".join(f"{k}: {yaml.safe_dump(v, default_style=None).strip().removesuffix('...').strip()}"
                                 if k != "pointer" else f"{k}: {v!r}".replace("'", '"')

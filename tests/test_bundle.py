@@ -26,6 +26,8 @@ def registry() -> Registry:
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # diagnostics name files relative to the working directory
+    # the folders these tests create are bases by name (a bundle never extends a path)
+    monkeypatch.setenv("REGELWERK_BASES", ":".join(f"{n}={tmp_path / n}" for n in ("a", "b", "base", "mid")))
 
 
 def write(path: str, text: str) -> Path:
@@ -133,15 +135,15 @@ def test_manifest_spec_must_be_a_mapping() -> None:
 
 
 def test_extends_a_path_that_does_not_exist() -> None:
-    write("b/bundle.yaml", manifest("b", extends="../basis"))
+    write("b/bundle.yaml", manifest("b", extends="basis"))
     bundle = load_bundle("b")
     assert [where(d) for d in bundle.diagnostics] == [("RW202", "b/bundle.yaml", 6, 12, "/spec/extends")]
-    assert "'../basis'" in bundle.diagnostics[0].message
+    assert "not a known base" in bundle.diagnostics[0].message
 
 
 def test_extends_cycle_is_reported_not_followed_forever() -> None:
-    write("a/bundle.yaml", manifest("a", extends="../b"))
-    write("b/bundle.yaml", manifest("b", extends="../a"))
+    write("a/bundle.yaml", manifest("a", extends="b"))
+    write("b/bundle.yaml", manifest("b", extends="a"))
     write("a/x.yaml", checklist("x", "t"))
     bundle = load_bundle("a")
     assert [d.code for d in bundle.diagnostics] == ["RW203"]
@@ -149,7 +151,7 @@ def test_extends_cycle_is_reported_not_followed_forever() -> None:
 
 
 def test_a_bundle_extending_itself() -> None:
-    write("a/bundle.yaml", manifest("a", extends="."))
+    write("a/bundle.yaml", manifest("a", extends="a"))
     assert [d.code for d in load_bundle("a").diagnostics] == ["RW203"]
 
 
@@ -168,7 +170,7 @@ def base_and_overlay(overlay: str) -> Bundle:
     write("base/lists.yaml", checklist("onboarding", "contract", "laptop", "intro",
                                        extra="  description: basis\n  labels: {team: hr}\n")
           + "---\n" + checklist("offboarding", "exit"))
-    write("klant/bundle.yaml", manifest("klant", extends="../base"))
+    write("klant/bundle.yaml", manifest("klant", extends="base"))
     write("klant/overlay.yaml", overlay)
     return load_bundle("klant")
 
@@ -300,10 +302,10 @@ def test_patch_item_without_id() -> None:
 
 def test_overlay_of_an_overlay() -> None:
     write("base/a.yaml", checklist("lijst", "a", "b"))
-    write("mid/bundle.yaml", manifest("mid", extends="../base"))
+    write("mid/bundle.yaml", manifest("mid", extends="base"))
     write("mid/p.yaml", "apiVersion: regelwerk/v1\nkind: Checklist\nmetadata: {name: lijst, merge: patch}\n"
                         "spec:\n  tasks:\n    - {id: c}\n")
-    write("top/bundle.yaml", manifest("top", extends="../mid"))
+    write("top/bundle.yaml", manifest("top", extends="mid"))
     write("top/p.yaml", "apiVersion: regelwerk/v1\nkind: Checklist\nmetadata: {name: lijst, merge: patch}\n"
                         "spec:\n  tasks:\n    - {id: a, $remove: true}\n")
     bundle = load_bundle("top")
@@ -367,7 +369,7 @@ def test_diagnostics_point_at_the_overlay_when_it_caused_them(registry: Any) -> 
 
 def test_diagnostics_point_at_the_base_when_it_caused_them(registry: Any) -> None:
     write("base/a.yaml", checklist("lijst", "a") + "      depends_on: [ontbreekt]\n")
-    write("klant/bundle.yaml", manifest("klant", extends="../base"))
+    write("klant/bundle.yaml", manifest("klant", extends="base"))
     write("klant/o.yaml", "apiVersion: regelwerk/v1\nkind: Checklist\nmetadata: {name: lijst, merge: patch}\n"
                           "spec:\n  tasks:\n    - {id: b}\n")
     problems = validate_bundle(load_bundle("klant"), registry)
@@ -408,3 +410,92 @@ def test_show_refuses_a_bundle_that_does_not_load() -> None:
     result = CliRunner().invoke(cli, ["show", "--effective", "b"])
     assert result.exit_code == 1
     assert "b/x.yaml:2:1: error RW002" in result.output
+
+
+# --- safe loading: only regular files inside the bundle and its named bases -----------------------
+
+
+@pytest.mark.parametrize("target", ["/", "..", "../base", "/etc", "sub/dir", "."])
+def test_extends_never_takes_a_path(target: str) -> None:
+    write("base/x.yaml", checklist("x", "t"))
+    write("klant/bundle.yaml", manifest("klant", extends=target))
+    bundle = load_bundle("klant")
+    assert [where(d) for d in bundle.diagnostics] == [("RW205", "klant/bundle.yaml", 6, 12, "/spec/extends")]
+    assert bundle.documents == []
+
+
+def test_named_bases_passed_by_the_caller(tmp_path: Path) -> None:
+    write("elsewhere/corporate/x.yaml", checklist("x", "t"))
+    write("klant/bundle.yaml", manifest("klant", extends="corporate"))
+    bundle = load_bundle("klant", bases={"corporate": tmp_path / "elsewhere" / "corporate"})
+    assert bundle.diagnostics == [] and [d.name for d in bundle.documents] == ["x"]
+
+
+def test_a_linked_file_from_outside_is_refused_with_a_word(tmp_path: Path) -> None:
+    write("outside/secret.yaml", checklist("secret", "t"))
+    write("klant/own.yaml", checklist("own", "t"))
+    write("klant/inner/real.yaml", checklist("inner", "t"))
+    Path("klant/stolen.yaml").symlink_to(tmp_path / "outside" / "secret.yaml")
+    Path("klant/alias.yaml").symlink_to(tmp_path / "klant" / "own.yaml")  # inside: fine
+    Path("klant/linked-dir").symlink_to(tmp_path / "outside")
+    Path("klant/inner-link").symlink_to(tmp_path / "klant" / "inner")  # inside: not followed, read at its place
+    bundle = load_bundle("klant")
+    assert sorted(d.name for d in bundle.documents if d.name != "own") == ["inner"]
+    assert sorted((d.code, d.file) for d in bundle.diagnostics if d.code != "RW200") == [
+        ("RW012", "klant/linked-dir"), ("RW012", "klant/stolen.yaml")]
+    assert all("outside the bundle" in d.message for d in bundle.diagnostics if d.code == "RW012")
+
+
+def test_a_fifo_named_yaml_is_refused_not_waited_on() -> None:
+    import os
+    import threading
+
+    write("klant/own.yaml", checklist("own", "t"))
+    os.mkfifo("klant/pipe.yaml")
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(load_bundle("klant")), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert result, "loading blocked on a FIFO"
+    assert [(d.code, d.file) for d in result[0].diagnostics] == [("RW012", "klant/pipe.yaml")]
+    direct: list[Any] = []
+    worker = threading.Thread(target=lambda: direct.append(load_bundle("klant/pipe.yaml")), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert direct and [d.code for d in direct[0].diagnostics] == ["RW012"]
+
+
+def test_a_linked_manifest_from_outside_is_refused(tmp_path: Path) -> None:
+    write("outside/bundle.yaml", manifest("evil", extends="standard"))
+    Path("klant").mkdir()
+    Path("klant/bundle.yaml").symlink_to(tmp_path / "outside" / "bundle.yaml")
+    assert [d.code for d in load_bundle("klant").diagnostics] == ["RW012"]
+
+
+def test_the_cli_takes_named_bases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry) -> None:
+    import regelwerk.cli
+    from regelwerk.cli import cli
+
+    monkeypatch.setattr(regelwerk.cli, "registry", lambda: registry)
+    monkeypatch.delenv("REGELWERK_BASES")
+    write("corp/x.yaml", checklist("x", "t"))
+    write("klant/bundle.yaml", manifest("klant", extends="corp"))
+    write("klant/y.yaml", checklist("y", "t"))
+    without = CliRunner().invoke(cli, ["validate", "klant"])
+    assert without.exit_code == 1 and "RW202" in without.output
+    bad = CliRunner().invoke(cli, ["--base", "corp", "validate", "klant"])
+    assert bad.exit_code == 2
+    ok = CliRunner().invoke(cli, ["--base", f"corp={tmp_path / 'corp'}", "validate", "klant"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_data_files_have_their_own_larger_limit() -> None:
+    from regelwerk.source import DATA_LIMITS, DEFAULT_LIMITS, read_source
+
+    big = "people:\n" + "".join(f"  - {{id: e{i}, name: Medewerker {i}}}\n" for i in range(80_000))
+    Path("story.yaml").write_text(big, encoding="utf-8")
+    assert len(big) > DEFAULT_LIMITS.max_file_bytes
+    text, problems = read_source("story.yaml", "story.yaml")
+    assert text is None and [p.code for p in problems] == ["RW005"]
+    text, problems = read_source("story.yaml", "story.yaml", DATA_LIMITS)
+    assert problems == [] and text == big

@@ -106,10 +106,10 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 def test_show_effective_merges_the_overlay() -> None:
     write("base/a.yaml", GOOD)
     write("klant/bundle.yaml", "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: klant}\n"
-                               "spec: {extends: ../base}\n")
+                               "spec: {extends: base}\n")
     write("klant/o.yaml", "apiVersion: regelwerk/v1\nkind: Checklist\nmetadata: {name: onboarding, merge: patch}\n"
                           "spec:\n  tasks:\n    - {id: laptop, $remove: true}\n    - {id: badge, label: '0o17'}\n")
-    result = run("show", "--effective", "klant")
+    result = run("--base", "base=base", "show", "--effective", "klant")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("# effective bundle klant: base -> klant\n")
     (doc,) = yaml.safe_load_all(result.output)

@@ -69,12 +69,16 @@ def test_every_operator(op: str, right: Any, value: Any, expected: bool) -> None
 
 
 @pytest.mark.parametrize(("op", "right", "expected"), [
-    ("eq", 1, False), ("ne", 1, True), ("lt", 1, False), ("le", 1, False), ("gt", 1, False), ("ge", 1, False),
-    ("in", [1], False), ("not_in", [1], True), ("contains", 1, False), ("exists", True, False),
-    ("exists", False, True), ("matches", ".*", False), ("eq", None, True),
+    ("eq", 1, False), ("ne", 1, False), ("lt", 1, False), ("le", 1, False), ("gt", 1, False), ("ge", 1, False),
+    ("in", [1], False), ("not_in", [1], False), ("contains", 1, False), ("exists", True, False),
+    ("exists", False, True), ("matches", ".*", False), ("eq", None, True), ("ne", None, False),
 ])
 def test_missing_fields(op: str, right: Any, expected: bool) -> None:
+    """DMN null semantics: a missing value never satisfies a comparison (only exists and eq/ne null test it)."""
     assert check({"field": "nope.deeper", op: right}, {"other": 1}) is expected
+    if op not in ("exists",) and right is not None:
+        # not even negated: not(unknown) is unknown
+        assert check({"not": {"field": "nope.deeper", op: right}}, {"other": 1}) is False
 
 
 def test_field_paths_walk_mappings_lists_and_attributes() -> None:
@@ -331,15 +335,20 @@ scopes = st.fixed_dictionaries({}, optional={"x": scalars})
 @settings(max_examples=150, deadline=None)
 @given(conditions, scopes)
 def test_not_inverts(data: Any, scope: dict[str, Any]) -> None:
-    assert check({"not": data}, scope) is (not check(data, scope))
+    """Three-valued: not(unknown) is unknown, so 'not' holds only when the inner condition is false."""
+    truth = cond(data).truth(scope, NOW)
+    assert cond({"not": data}).truth(scope, NOW) is (None if truth is None else not truth)
+    assert check({"not": data}, scope) is (truth is False)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(conditions, max_size=4), scopes)
 def test_all_and_any_agree_with_python(items: list[Any], scope: dict[str, Any]) -> None:
-    values = [check(item, scope) for item in items]
-    assert check({"all": items}, scope) is all(values)
-    assert check({"any": items}, scope) is any(values)
+    values = [cond(item).truth(scope, NOW) for item in items]
+    kleene_all = False if False in values else (None if None in values else True)
+    kleene_any = True if True in values else (None if None in values else False)
+    assert cond({"all": items}).truth(scope, NOW) is kleene_all
+    assert cond({"any": items}).truth(scope, NOW) is kleene_any
     assert check({"not": {"any": items}}, scope) is check({"all": [{"not": i} for i in items]}, scope)
 
 
@@ -359,4 +368,6 @@ def test_ordering_operators_are_consistent(a: Any, b: Any) -> None:
     lt, ge = check({"field": "x", "lt": b}, scope), check({"field": "x", "ge": b}, scope)
     assert not (lt and ge)
     eq, ne = check({"field": "x", "eq": b}, scope), check({"field": "x", "ne": b}, scope)
-    assert eq is not ne
+    assert not (eq and ne)
+    if cond({"field": "x", "eq": b}).truth(scope, NOW) is not None:
+        assert eq is not ne

@@ -152,9 +152,9 @@ def test_overlays_only_yield_diagnostics(registry: Registry, tmp_path_factory: A
     (root / "klant").mkdir()
     (root / "base" / "a.yaml").write_text(yaml.safe_dump_all(base), encoding="utf-8")
     (root / "klant" / "bundle.yaml").write_text(
-        "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: k}\nspec: {extends: ../base}\n", encoding="utf-8")
+        "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: k}\nspec: {extends: base}\n", encoding="utf-8")
     (root / "klant" / "b.yaml").write_text(yaml.safe_dump_all(overlay), encoding="utf-8")
-    for d in validate_bundle(load_bundle(root / "klant"), registry):
+    for d in validate_bundle(load_bundle(root / "klant", bases={"base": root / "base"}), registry):
         assert d.code in CODES or d.code == "CHK001", d
         assert d.line >= 1 and d.file.endswith(".yaml"), d
 

@@ -50,9 +50,11 @@ spec:
 @pytest.mark.parametrize("catch_up", ["once", "skip"])
 def test_schedule_action_plans_from_instance_data(tmp_path: Path, registry, catch_up: str) -> None:  # type: ignore[no-untyped-def]
     from regelwerk.runtime import Engine
+    from regelwerk.workflows.ports import RoleTable
 
     compiled = compile_bundle(load_bundle(_write(tmp_path, WORKFLOW % catch_up)), registry)
-    with Engine(compiled, store="memory://", registry=registry, clock=lambda: NOW) as engine:
+    system_starts = RoleTable({"cert.start": ["system"]})  # the system (no actor given) may start, nobody else
+    with Engine(compiled, store="memory://", registry=registry, clock=lambda: NOW, permissions=system_starts) as engine:
         future = engine.start("cert", {"expires_on": "2026-12-31", "days": 3}, instance_id="f")
         past = engine.start("cert", {"expires_on": "2026-04-01"}, instance_id="p")
         missing = engine.start("cert", {}, instance_id="m")

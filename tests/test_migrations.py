@@ -38,4 +38,37 @@ def test_upgrade_twice_is_a_no_op(sqlite_url: str) -> None:
     with engine.connect() as conn:
         versions = conn.execute(sa.text("select version_num from rw_alembic_version")).scalars().all()
     engine.dispose()
-    assert len(versions) == 1
+    assert sorted(versions) == ["0003_drop_employer_products", "recruitment_0001"]  # the core's head, the pack's
+
+
+def test_each_pack_keeps_its_tables_in_a_branch_of_its_own() -> None:
+    """The core's revisions create only the core's tables; a pack's tables come from the pack's own branch."""
+    from alembic.script import ScriptDirectory
+    from regelwerk.registry import load_registry
+    from regelwerk.store.sql import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert set(script.get_heads()) == {"0003_drop_employer_products", "recruitment_0001"}
+    assert script.get_revision("recruitment_0001").branch_labels == {"recruitment"}
+    core_only = ScriptDirectory.from_config(alembic_config("sqlite://", load_registry(use_entry_points=False)))
+    assert core_only.get_heads() == ["0003_drop_employer_products"]
+
+
+def test_a_database_from_before_the_pack_branches_is_adopted(sqlite_url: str) -> None:
+    """Databases upgraded when the core's revision 0002 still created the recruitment tables keep them: the
+    pack's first revision adopts them (if_not_exists) instead of failing."""
+    from regelwerk_packs.recruitment import tables
+
+    engine = sa.create_engine(sqlite_url)
+    tables.vacancies.create(engine)
+    tables.candidates.create(engine)
+    with engine.begin() as conn:
+        conn.execute(tables.vacancies.insert().values(
+            id="v1", title="Docent", function="docent", department="onderwijs", manager="m", workflow="w",
+            templates={}, team=[], status="open", opened_at=sa.func.current_timestamp(), opened_by="hr"))
+    engine.dispose()
+    assert _differences(sqlite_url) == []
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select id from rw_vacancies")).scalars().all() == ["v1"]
+    engine.dispose()

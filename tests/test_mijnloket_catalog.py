@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.errors import InvalidData, TransitionNotAllowed, UsageError
+from regelwerk.permissions.policies import UnsafeAllowAll
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "definitions" / "standard" / "mijnloket"
@@ -135,7 +136,8 @@ def products(compiled: Any, registry: Any, sqlite_url: str) -> Iterator[Any]:
 
     clock = {"now": datetime(2027, 2, 1, 9, 0, tzinfo=UTC)}
     store = open_store(sqlite_url, registry)
-    engine = Engine(compiled, store=store, registry=registry, clock=lambda: clock["now"])
+    engine = Engine(compiled, store=store, registry=registry, clock=lambda: clock["now"],
+                    permissions=UnsafeAllowAll())  # the catalog's own checks are under test here
     yield EmployerProducts(engine)
     engine.close()
     store.close()

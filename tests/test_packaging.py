@@ -79,7 +79,8 @@ HOST_MAIN = """\
 
     here = Path(__file__).parent
     compiled = regelwerk.compile_bundle(regelwerk.load_bundle(here / "defs"), regelwerk.load_registry())
-    eng = regelwerk.Engine(compiled, store=f"sqlite:///{here / 'host.sqlite'}", permissions=RoleTable({"leave.approve": ["hr"]}))
+    policy = RoleTable({"leave.start": ["hr"], "leave.approve": ["hr"]})
+    eng = regelwerk.Engine(compiled, store=f"sqlite:///{here / 'host.sqlite'}", permissions=policy)
     inst = eng.start("leave", {}, actor=regelwerk.Actor("hr", ("hr",)))
     done = eng.fire(inst.id, "approve", regelwerk.Actor("hr", ("hr",)))
     eng.close()
@@ -105,6 +106,7 @@ def test_host_with_its_own_engine_and_plugins_packages(tmp_path: Path, wheel: Pa
     (host / "defs" / "leave.yaml").write_text(textwrap.dedent(HOST_WORKFLOW))
     (host / "main.py").write_text(textwrap.dedent(HOST_MAIN))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run([str(python), "main.py"], cwd=host, capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([str(python), "main.py"], check=False, cwd=host, capture_output=True, text=True, env=env,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["host-engine", "host-plugins", "approved", "True"]

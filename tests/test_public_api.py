@@ -81,3 +81,35 @@ def test_the_pack_import_check_finds_static_and_string_imports(tmp_path) -> None
         "a.py:2: regelwerk_packs.recruitment", "a.py:3: regelwerk_packs", "a.py:5: regelwerk_packs.recruitment.service",
         "a.py:6: regelwerk_packs.x.y:run", "store/tables.py:1: regelwerk_packs.x.tables",
         "store/tables.py:2: regelwerk_packs.y"]
+
+
+#: engine/report/page.py still lays out the packs' sections itself until the report takes them from the packs
+#: through the registry (issue 17's report extension point); nothing else under engine/ may name a pack's parts.
+_PENDING = {"report/page.py"}
+
+
+def test_the_core_names_no_pack_kind_or_table() -> None:
+    """Nothing under engine/ names a kind or a table that a pack registers (code, strings, docs, migrations):
+    the packs plug in through the same extension points outside developers get."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    import sqlalchemy as sa
+    from regelwerk.registry import load_registry
+
+    registry = load_registry()
+    pack_kinds = {kind for kind, spec in registry.kinds.items() if spec.plugin != "core"}
+    pack_tables = {value.name for module in registry.table_modules
+                   for value in vars(importlib.import_module(module)).values() if isinstance(value, sa.Table)}
+    assert pack_kinds and pack_tables, "the check must have something to look for"
+    names = re.compile(r"\b(" + "|".join(sorted(map(re.escape, pack_kinds | pack_tables))) + r")\b")
+    root = Path(regelwerk.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in names.finditer(line):
+                found.append(f"{rel}:{number}: {match.group(1)}")
+    offenders = [row for row in found if row.split(":")[0] not in _PENDING]
+    assert offenders == [], "engine/ must not name the packs' kinds or tables:\n" + "\n".join(offenders)

@@ -17,6 +17,7 @@ from regelwerk.diagnostics import DefinitionError
 from regelwerk.errors import PermissionDenied
 from regelwerk.runtime import Engine
 from regelwerk.store.sql import SqlStore
+from regelwerk.workflows.ports import RoleTable
 from regelwerk_packs.recruitment.service import Recruitment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,10 @@ def _world(url: str, registry: Any, bundle: Path) -> Iterator[tuple[Recruitment,
     store = SqlStore(url)
     store.setup()
     clock = Clock()
-    engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock)
+    # the web form (role intake) registers candidates; everything else is the service's own checks
+    intake = RoleTable({"register": ["intake"]})
+    engine = Engine(compile_bundle(load_bundle(bundle), registry), store=store, registry=registry, clock=clock,
+                    permissions=intake)
     counter = iter(range(1, 1000))
     yield Recruitment(engine, id_factory=lambda: f"id{next(counter)}"), clock
     store.close()

@@ -151,15 +151,17 @@ def test_base_of_an_overlay_is_the_shipped_standard(overlay: Path) -> None:
     assert load_base(shipped_standard()) is None
 
 
-def test_root_base_follows_a_chain_of_overlays(tmp_path: Path) -> None:
+def test_root_base_follows_a_chain_of_overlays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from regelwerk.bundle import shipped_standard
 
     first = write_overlay(tmp_path, "regio")
     second = tmp_path / "vestiging"
     second.mkdir()
     (second / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata:\n  name: vestiging\n"
-                                        "spec:\n  extends: ../regio\n", encoding="utf-8")
-    assert base_path(second) == second / "../regio"
+                                        "spec:\n  extends: regio\n", encoding="utf-8")
+    assert base_path(second) is None  # an unknown base
+    monkeypatch.setenv("REGELWERK_BASES", f"regio={first}")
+    assert base_path(second) == first
     assert root_base_path(second) == shipped_standard()
     assert first.exists()
 

@@ -109,7 +109,8 @@ def test_cli_import_tick_and_preview(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["schedule", "preview", str(SCHOOL), "--from", "2026-09-01", "--to", "2026-11-01",
                                  "--facts", str(facts)])
     assert result.exit_code == 0, result.output
-    assert "2026-10-01 09:00  moment" in result.output and "talent/docenten/2026-2027/d1/docent" in result.output
+    assert "2026-10-01 09:00  due 2026-10-01  moment" in result.output
+    assert "talent/docenten/2026-2027/d1/docent" in result.output
     result = runner.invoke(cli, ["tick", str(SCHOOL), "--store", url, "--at", "2026-09-01", "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
     assert '"trajectory": 1' in result.output

@@ -243,7 +243,9 @@ def test_read_source_reads_no_more_than_the_limit(tmp_path: Path, monkeypatch: p
     path = tmp_path / "big.yaml"
     path.write_bytes(b"x" * 10_000)
     sizes: list[int] = []
-    real_open = open
+    import os
+
+    real_fdopen = os.fdopen
 
     class Spy:
         def __init__(self, handle: object) -> None:
@@ -259,10 +261,10 @@ def test_read_source_reads_no_more_than_the_limit(tmp_path: Path, monkeypatch: p
             sizes.append(size)
             return self.handle.read(size)  # type: ignore[attr-defined,no-any-return]
 
-    def spy_open(file: str, mode: str = "r", *args: object, **kwargs: object) -> object:
-        return Spy(real_open(file, mode, *args, **kwargs))  # type: ignore[call-overload]
+    def spy_fdopen(fd: int, mode: str = "r", *args: object, **kwargs: object) -> object:
+        return Spy(real_fdopen(fd, mode, *args, **kwargs))  # type: ignore[call-overload]
 
-    monkeypatch.setattr("builtins.open", spy_open)
+    monkeypatch.setattr(os, "fdopen", spy_fdopen)
     _, problems = read_source(str(path), "big.yaml", Limits(max_file_bytes=1000))
     assert [p.code for p in problems] == ["RW005"]
     assert sizes == [1001]

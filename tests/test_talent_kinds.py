@@ -69,10 +69,14 @@ def test_mid_year_hire_and_hire_on_29_february(standard: CompiledBundle) -> None
     assert got["medewerker"] == "2028-02-29" and got["medewerker/nulmeting"] == "2028-04-11"
     late = EmployeeFacts("late", hire_date=date(2026, 12, 15))
     assert plan_keys(standard, late, datetime(2026, 12, 1, tzinfo=UTC))["medewerker"] == "2026-12-15"
-    # hired in December: the nulmeting (hire + 6 weeks) arises in the next work year's trajectory
-    assert "medewerker/nulmeting" not in plan_keys(standard, late, datetime(2026, 12, 2, tzinfo=UTC))
+    # hired in December: the nulmeting (hire + 6 weeks) belongs to the hire year's trajectory (policy hire_year:
+    # hire, the default), although it is due in January
+    assert plan_keys(standard, late, datetime(2026, 12, 2, tzinfo=UTC))["medewerker/nulmeting"] == "2027-01-26"
     next_year = plan_keys(standard, late, datetime(2026, 12, 2, tzinfo=UTC), "2027")
-    assert next_year["medewerker/nulmeting"] == "2027-01-26" and next_year["medewerker"] == "2027-01-01"
+    assert "medewerker/nulmeting" not in next_year and next_year["medewerker"] == "2027-01-01"
+    # a year that has ended still plans the nulmeting of people hired in it, and nothing else
+    january = plan_keys(standard, late, datetime(2027, 1, 20, tzinfo=UTC))
+    assert january == {"medewerker": "2026-12-15", "medewerker/nulmeting": "2027-01-26"}
 
 
 def test_leaving_before_a_moment(standard: CompiledBundle) -> None:

@@ -98,11 +98,26 @@ def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: py
     base = ["--store", store, str(WORKFLOWS)]
     out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data",
                               '{"employee": "anna", "amount": 20}', "--actor", "anna", "--id", "d1"])
+    assert out.exit_code == 1 and json.loads(out.output)["error"] == "permission_denied"  # no role: refused
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data",
+                              '{"employee": "bram", "amount": 20}', "--actor", "anna", "--role", "medewerker"])
+    assert out.exit_code == 1 and "declaration_own" in out.output  # not her own declaration
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data", '{"employee": "anna", "amount": 20}',
+                              "--actor", "anna", "--role", "medewerker", "--id", "d1", "--matrix", "declaration"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["state"] == "draft"
-    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna"])
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "bram", "--role", "medewerker",
+                              "--data", '{"employee": "bram"}'])
+    assert out.exit_code == 1 and json.loads(out.output)["error"] == "permission_denied"  # the stored employee counts
+    out = runner.invoke(cli, ["instance", "start", *base, "declaration", "--data", "{}", "--matrix", "nope"])
+    assert out.exit_code == 2 and "known: declaration" in out.output
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna", "--role", "medewerker"])
     assert out.exit_code == 0 and json.loads(out.output)["state"] == "submitted"
-    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna"])
+    for attempt in ([], ["--data", '{"employee": "bram"}']):  # payload cannot lift the no-self-approval deny
+        out = runner.invoke(cli, ["instance", "fire", *base, "d1", "approve", "--actor", "anna", "--role",
+                                  "leidinggevende", *attempt])
+        assert out.exit_code == 1 and "declaration_no_self_approval" in out.output, out.output
+    out = runner.invoke(cli, ["instance", "fire", *base, "d1", "submit", "--actor", "anna", "--role", "medewerker"])
     assert out.exit_code == 1 and json.loads(out.output)["error"] == "transition_not_allowed"
     out = runner.invoke(cli, ["instance", "show", *base, "d1", "--actor", "bert", "--role", "leidinggevende"])
     shown = json.loads(out.output)

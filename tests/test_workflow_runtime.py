@@ -13,6 +13,7 @@ from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
 from regelwerk.errors import ConflictError, InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
+from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, Registry, load_registry
 from regelwerk.runtime import Engine
 from regelwerk.store.memory import MemoryStore
@@ -23,7 +24,8 @@ STANDARD_WORKFLOWS = ROOT / "definitions" / "standard" / "workflows"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANNA = Actor("anna", ("medewerker",))
 BERT = Actor("bert", ("leidinggevende",))
-PERMS = RoleTable({"declaration.submit": ["medewerker"], "declaration.approve": ["leidinggevende"]})
+PERMS = RoleTable({"declaration.start": ["medewerker"], "declaration.submit": ["medewerker"],
+                   "declaration.approve": ["leidinggevende"]})
 
 
 class Clock:
@@ -196,7 +198,7 @@ def test_failing_action_rolls_everything_back(tmp_path: Path, core: Registry) ->
             - {id: go, from: a, to: b}
     """, registry)
     for store in ("memory://", f"sqlite:///{tmp_path / 'boom.sqlite'}"):
-        with Engine(bundle, store=store, registry=registry, clock=Clock()) as eng:
+        with Engine(bundle, store=store, registry=registry, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
             eng.start("boom", {}, "u", "x")
             with pytest.raises(RuntimeError):
                 eng.fire("x", "go", "u")
@@ -238,13 +240,13 @@ WF_V2 = """
 def test_pinned_versions_and_migration(tmp_path: Path, core: Registry) -> None:
     url = f"sqlite:///{tmp_path / 'pin.sqlite'}"
     v1 = compile_text(tmp_path, WF_V1, core, "v1")
-    with Engine(v1, store=url, registry=core, clock=Clock()) as eng:
+    with Engine(v1, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         eng.start("review", {"owner": "x"}, "u", "a")
         eng.start("review", {"owner": "x"}, "u", "b")
         eng.fire("b", "check", "u")
         eng.start("review", {}, "u", "c")
     v2 = compile_text(tmp_path, WF_V2, core, "v2")
-    with Engine(v2, store=url, registry=core, clock=Clock()) as eng:
+    with Engine(v2, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         old = eng.get("a").definition_version
         assert old != eng.current_version("review")
         # a running instance keeps its version: it still fires v1's events
@@ -268,7 +270,7 @@ def test_pinned_versions_and_migration(tmp_path: Path, core: Registry) -> None:
 
 
 def test_one_machine_per_version_and_no_models(tmp_path: Path, declaration: CompiledBundle, core: Registry) -> None:
-    eng = Engine(declaration, store=MemoryStore(), registry=core, clock=Clock())
+    eng = Engine(declaration, store=MemoryStore(), registry=core, clock=Clock(), permissions=PERMS)
     for i in range(200):
         eng.start("declaration", {"employee": "e", "amount": 1}, ANNA, f"d{i}")
         eng.fire(f"d{i}", "submit", ANNA)
@@ -281,7 +283,8 @@ def test_one_machine_per_version_and_no_models(tmp_path: Path, declaration: Comp
 def test_thread_safety_of_fire(tmp_path: Path, declaration: CompiledBundle, core: Registry) -> None:
     import threading
 
-    eng = Engine(declaration, store=f"sqlite:///{tmp_path / 't.sqlite'}", registry=core, clock=Clock())
+    eng = Engine(declaration, store=f"sqlite:///{tmp_path / 't.sqlite'}", registry=core, clock=Clock(),
+                 permissions=PERMS)
     for i in range(20):
         eng.start("declaration", {"employee": "e", "amount": 1}, ANNA, f"d{i}")
     errors: list[BaseException] = []

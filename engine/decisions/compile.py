@@ -9,11 +9,21 @@ condition language so both paths mean exactly the same thing.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from regelwerk.conditions import AllOf, Compare, Condition, FieldRef, Literal, Node, compile_condition, describe
+from regelwerk.conditions import (
+    AllOf,
+    Compare,
+    Condition,
+    FieldRef,
+    Literal,
+    Node,
+    compare,
+    compile_condition,
+    describe,
+    typed_literal,
+)
 from regelwerk.decisions.table import (
     DecisionTable,
     Entry,
@@ -23,20 +33,27 @@ from regelwerk.decisions.table import (
     Test,
 )
 from regelwerk.diagnostics import did_you_mean
+from regelwerk.values import TEMPORAL_TYPES, parse_typed, type_name
 
 __all__ = ["build_decision_table", "compile_decision_table", "find_overlaps"]
 
 ANY = "-"
 _COLLECTIONS = (list, tuple, set, frozenset)
 _CONTAINERS = (list, tuple, set, frozenset, str)
-_TEMPORAL = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _RANGE_OPS = ("lt", "le", "gt", "ge")
-_ENTRY_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "exists", "matches", "condition")
+_ENTRY_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "exists", "matches", "condition", "not",
+              "field")
+_REF_KEYS = ("field", "plus", "minus")
 
 
 def _plain_str(value: Any) -> bool:
-    """A string compared as text (not one the condition language would read as a date)."""
-    return isinstance(value, str) and not _TEMPORAL.match(value)
+    """A string compared as text (not one the condition language reads as a date, time or duration)."""
+    return isinstance(value, str) and parse_typed(value) is None
+
+
+def _typed(value: Any) -> bool:
+    """A literal that stands for a date, date-time, time of day or duration."""
+    return isinstance(value, str) and parse_typed(value) is not None
 
 
 def _number(value: Any) -> bool:
@@ -49,6 +66,9 @@ def _key(value: Any) -> tuple[bool, Any]:
 
 
 def _eq_test(lit: Any) -> Test | None:
+    if _typed(lit):
+        value = typed_literal(lit)
+        return lambda v: compare("eq", v, value) is True
     if _plain_str(lit):
         return lambda v: v == lit
     if isinstance(lit, bool):
@@ -59,6 +79,9 @@ def _eq_test(lit: Any) -> Test | None:
 
 
 def _in_test(items: Sequence[Any]) -> Test | None:
+    if items and all(_typed(i) for i in items):
+        values = tuple(typed_literal(i) for i in items)
+        return lambda v: compare("in", v, values) is True
     if items and all(_plain_str(i) for i in items):
         members = frozenset(items)
         return lambda v: isinstance(v, str) and v in members
@@ -70,6 +93,8 @@ def _in_test(items: Sequence[Any]) -> Test | None:
 
 def _range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test | None:
     bounds = [b for b in (low, high) if b is not None]
+    if bounds and all(isinstance(b, TEMPORAL_TYPES) for b in bounds):
+        return _typed_range_test(low, low_open, high, high_open)
     if bounds and all(_number(b) for b in bounds):
         kinds: tuple[type, ...] = (int, float)
     elif bounds and all(_plain_str(b) for b in bounds):
@@ -83,6 +108,19 @@ def _range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test | 
         if low is not None and (v <= low if low_open else v < low):
             return False
         return not (high is not None and (v >= high if high_open else v > high))
+
+    return test
+
+
+def _typed_range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test:
+    """A range over dates, times or durations: the value is read as that kind, never compared as text."""
+    low_op = "gt" if low_open else "ge"
+    high_op = "lt" if high_open else "le"
+
+    def test(v: Any) -> bool:
+        if low is not None and compare(low_op, v, low) is not True:
+            return False
+        return high is None or compare(high_op, v, high) is True
 
     return test
 
@@ -123,6 +161,8 @@ def _entry(column: InputColumn, raw: Any, pointer: str, ctx: Any, problems: _Pro
         problems.report("RW625", f"unknown entry operator {key!r}", f"{pointer}/{key}",
                         did_you_mean(str(key), _ENTRY_OPS) or "operators: " + ", ".join(_ENTRY_OPS))
     nodes: list[Node] = []
+    if "not" in raw or "field" in raw:
+        return _special_entry(column, raw, pointer, ctx, problems)
     if "condition" in raw:
         if len(raw) > 1:
             problems.report("RW625", "'condition' stands alone in an entry", pointer,
@@ -139,17 +179,18 @@ def _entry(column: InputColumn, raw: Any, pointer: str, ctx: Any, problems: _Pro
             if op in ("gt", "ge"):
                 if low is not None:
                     problems.report("RW625", "two lower bounds in one entry", f"{pointer}/{op}")
-                low, low_open = value, op == "gt"
+                low, low_open = typed_literal(value), op == "gt"
             else:
                 if high is not None:
                     problems.report("RW625", "two upper bounds in one entry", f"{pointer}/{op}")
-                high, high_open = value, op == "lt"
+                high, high_open = typed_literal(value), op == "lt"
         if low is not None and high is not None:
             try:
                 empty = low > high or (low == high and (low_open or high_open))
             except TypeError:
-                empty = True
-                problems.report("RW625", "the bounds of a range must be of the same type", pointer)
+                empty = False
+                problems.report("RW625", f"the bounds of a range must be of the same type, not "
+                                         f"{type_name(low)} and {type_name(high)}", pointer)
             if empty:
                 problems.report("RW625", f"this range can never match ({low!r} .. {high!r})", pointer,
                                 "check the bounds: the lower bound must be below the upper bound")
@@ -196,6 +237,40 @@ def _entry(column: InputColumn, raw: Any, pointer: str, ctx: Any, problems: _Pro
         frozen = tuple(tests)
         combined = _all_test(frozen)
     return Entry(name, "ops", (), " and ".join(texts)), combined, nodes
+
+
+def _entry_condition(path: str, raw: Any) -> Any:
+    """An entry as condition-language data over the input at ``path`` (for not(...) and references)."""
+    if raw == ANY:
+        return True
+    if isinstance(raw, list):
+        return {"field": path, "in": raw}
+    if not isinstance(raw, Mapping):
+        return {"field": path, "eq": raw}
+    if "field" in raw:
+        return {"field": path, "eq": dict(raw)}
+    if "not" in raw:
+        return {"not": _entry_condition(path, raw["not"])}
+    if "condition" in raw:
+        return raw["condition"]
+    return {"all": [{"field": path, op: value} for op, value in raw.items()]}
+
+
+def _special_entry(column: InputColumn, raw: Mapping[str, Any], pointer: str, ctx: Any, problems: _Problems
+                   ) -> tuple[Entry, Test | None, list[Node]]:
+    """``{not: entry}`` (DMN not(...): true when the entry is false, unknown when it is unknown) and
+    ``{field: path}`` (DMN's bare expression entry: the input equals that value)."""
+    if ("not" in raw and len(raw) > 1) or ("field" in raw and set(raw) - set(_REF_KEYS)):
+        problems.report("RW625", "'not' and a bare 'field' reference stand alone in an entry", pointer,
+                        "write {not: {ge: 10}} or {field: other.value}; combine others inside the not")
+    data = _entry_condition(".".join(column.path), raw)
+    compiled, found = compile_condition(data, pointer, ctx.functions)
+    for problem in found:
+        problems.report(problem.code if problem.code != "RW400" else "RW625", problem.message, problem.pointer,
+                        problem.hint)
+    model = compiled.model
+    op = "not" if "not" in raw else "eq"
+    return Entry(column.id, op, (), describe(model), model), None, [model]
 
 
 def _contains_test(lit: str) -> Test:

@@ -41,6 +41,7 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
                  user: str | None) -> None:
     """Deliver due messages; failed tries are retried later with backoff."""
     from regelwerk.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
+    from regelwerk.permissions.accounts import Accounts
 
     host, _, port = smtp.rpartition(":")
     if not host or not port.isdigit():
@@ -51,7 +52,7 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
     with SmtpTransport(host, int(port), starttls=starttls, username=user,
                        password=os.environ.get("REGELWERK_SMTP_PASSWORD")) as transport:
         report = deliver_pending(sa_engine, transport, now=lambda: datetime.now(UTC), default_sender=sender,
-                                 policy=policy, limit=limit)
+                                 policy=policy, limit=limit, secrets=Accounts(sa_engine).resolve_secret)
     sa_engine.dispose()
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)

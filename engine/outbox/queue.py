@@ -10,7 +10,10 @@ from typing import Any
 
 from regelwerk.templates.model import RenderedMail
 
-__all__ = ["OutboxMessage", "enqueue", "erase_subjects", "list_messages", "to_utc", "utc_naive"]
+__all__ = ["SECRET_MARKER", "OutboxMessage", "enqueue", "erase_subjects", "list_messages", "to_utc", "utc_naive"]
+
+#: Stands in a stored body for a secret made only at delivery (see the ``secrets`` of ``deliver_pending``).
+SECRET_MARKER = "[[regelwerk:secret]]"
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -45,6 +48,7 @@ class OutboxMessage:
     next_attempt_at: datetime
     sent_at: datetime | None
     last_error: str | None
+    secret: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxMessage:
@@ -53,15 +57,16 @@ class OutboxMessage:
         return cls(m["id"], to_utc(m["created_at"]) or m["created_at"], m["template"], m["subject_ref"],
                    m["instance_id"], m["recipient"], m["sender"], m["subject"], m["body"], m["status"],
                    m["attempts"], to_utc(m["next_attempt_at"]) or m["next_attempt_at"], to_utc(m["sent_at"]),
-                   m["last_error"])
+                   m["last_error"], m.get("secret"))
 
 
 def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetime, sender: str | None = None,
             subject_ref: str | None = None, instance_id: str | None = None,
-            new_id: Callable[[], str] | None = None) -> str:
+            new_id: Callable[[], str] | None = None, secret: str | None = None) -> str:
     """Insert a pending message using ``connection`` (inside the caller's transaction); return its id.
 
     Nothing is committed here: if the caller's transaction rolls back, the message never existed.
+    ``secret`` names a value made only when the mail is sent (the body holds :data:`SECRET_MARKER`).
     """
     from regelwerk.outbox.tables import outbox
 
@@ -74,7 +79,7 @@ def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetim
     connection.execute(outbox.insert().values(
         id=message_id, created_at=stamp, template=mail.template, subject_ref=subject_ref,
         instance_id=instance_id, recipient=recipient, sender=sender, subject=mail.subject, body=mail.body,
-        status="pending", attempts=0, next_attempt_at=stamp,
+        status="pending", attempts=0, next_attempt_at=stamp, secret=secret,
     ))
     return message_id
 

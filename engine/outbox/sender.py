@@ -19,8 +19,12 @@ from typing import Any, Protocol
 
 from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
 
-__all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SmtpTransport", "Transport", "deliver_pending",
-           "to_email"]
+__all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SecretResolver", "SmtpTransport", "Transport",
+           "deliver_pending", "to_email"]
+
+#: Makes the secret a message names (``"password:anna"``) at the moment it is sent, e.g. a fresh password whose
+#: hash it stores: ``resolver(secret, now) -> text``. The text goes into the mail and nowhere else.
+SecretResolver = Callable[[str, datetime], str]
 
 
 class PermanentFailure(Exception):
@@ -126,8 +130,9 @@ class DeliveryReport:
                 + (f", skipped {self.skipped} (claimed elsewhere)" if self.skipped else ""))
 
 
-def to_email(message: OutboxMessage, default_sender: str, domain: str | None = None) -> EmailMessage:
-    """The RFC 5322 message for an outbox row."""
+def to_email(message: OutboxMessage, default_sender: str, domain: str | None = None,
+             secret: str | None = None) -> EmailMessage:
+    """The RFC 5322 message for an outbox row (``secret`` replaces the body's ``SECRET_MARKER``)."""
     mail = EmailMessage()
     mail["From"] = message.sender or default_sender
     mail["To"] = message.recipient
@@ -135,14 +140,23 @@ def to_email(message: OutboxMessage, default_sender: str, domain: str | None = N
     mail["Date"] = format_datetime(to_utc(message.created_at) or message.created_at)
     mail["Message-ID"] = make_msgid(idstring=message.id, domain=domain)
     mail["X-Regelwerk-Outbox-Id"] = message.id
-    mail.set_content(message.body)
+    if secret is not None:
+        from regelwerk.outbox.queue import SECRET_MARKER
+
+        mail.set_content(message.body.replace(SECRET_MARKER, secret))
+    else:
+        mail.set_content(message.body)
     return mail
 
 
 def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Callable[[], datetime],
                     default_sender: str, policy: RetryPolicy | None = None, limit: int = 100,
-                    domain: str | None = None) -> DeliveryReport:
-    """Send due messages (pending and due, or claimed longer than the lease ago); return what happened."""
+                    domain: str | None = None, secrets: SecretResolver | None = None) -> DeliveryReport:
+    """Send due messages (pending and due, or claimed longer than the lease ago); return what happened.
+
+    A message that names a secret gets it from ``secrets`` right before it is sent; without a resolver,
+    or when the resolver refuses (``LookupError``: the account is gone), the message fails for good.
+    """
     import sqlalchemy as sa
     from regelwerk.outbox.tables import outbox
 
@@ -170,7 +184,15 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
             continue
         attempts = message.attempts + 1
         try:
-            transport.send(to_email(message, default_sender, domain))
+            secret = None
+            if message.secret:
+                if secrets is None:
+                    raise PermanentFailure(f"no resolver for the secret {message.secret.split(':')[0]!r}")
+                try:
+                    secret = secrets(message.secret, clock())
+                except LookupError as exc:
+                    raise PermanentFailure(f"secret {message.secret!r}: {exc}") from None
+            transport.send(to_email(message, default_sender, domain, secret))
         except PermanentFailure as exc:
             _finish(sa_engine, message.id, status="failed", attempts=attempts, error=str(exc), moment=moment)
             report.failed.append(message.id)

@@ -26,6 +26,9 @@ outbox = Table(
     Column("claimed_at", DateTime(), nullable=True),
     Column("sent_at", DateTime(), nullable=True),
     Column("last_error", Text(), nullable=True),
+    # A secret filled in only when the mail is delivered ("password:<username>", "reset:<username>"): the body
+    # holds SECRET_MARKER in its place, so the store never holds the password or the reset link.
+    Column("secret", String(200), nullable=True),
     Index("ix_rw_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_rw_outbox_subject_ref", "subject_ref"),
 )

@@ -234,17 +234,31 @@ class SqlInvitations(_Base):
 
     def accept(self, token: str, now: datetime) -> Invitation:
         """Use a token once (the status update is conditional, so two concurrent accepts cannot both win)."""
+        with self.engine.begin() as conn:
+            return self.accept_in(conn, token, now)
+
+    def accept_in(self, conn: Any, token: str, now: datetime) -> Invitation:
+        """:meth:`accept` on the caller's connection (so using the token commits with what it unlocks)."""
         import sqlalchemy as sa
 
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(self.table).where(self.table.c.token_hash == _hash(token))).mappings().first()
-            invitation = self.check(self._from_row(row) if row is not None else None, now)
-            done = conn.execute(self.table.update().where(self.table.c.id == invitation.id,
-                                                          self.table.c.status == "open")
-                                .values(status="used", used_at=_utc(now)))
-            if done.rowcount != 1:
-                raise InvitationUsed("this invitation link was used already", invitation.id)
-            return replace(invitation, status="used", used_at=_utc(now))
+        row = conn.execute(sa.select(self.table).where(self.table.c.token_hash == _hash(token))).mappings().first()
+        invitation = self.check(self._from_row(row) if row is not None else None, now)
+        done = conn.execute(self.table.update().where(self.table.c.id == invitation.id,
+                                                      self.table.c.status == "open")
+                            .values(status="used", used_at=_utc(now)))
+        if done.rowcount != 1:
+            raise InvitationUsed("this invitation link was used already", invitation.id)
+        return replace(invitation, status="used", used_at=_utc(now))
+
+    def invite_in(self, conn: Any, email: str, role: str, account: str, invited_by: str,
+                  now: datetime) -> Invitation:
+        """:meth:`invite` on the caller's connection; earlier open invitations with the same role for the same
+        account are superseded (only the newest link works)."""
+        new = self._insert(conn, email, role, account, invited_by, now)
+        conn.execute(self.table.update().where(self.table.c.account == account, self.table.c.role == role,
+                                               self.table.c.status == "open", self.table.c.id != new.id)
+                     .values(status="superseded", superseded_by=new.id))
+        return new
 
     def _get(self, conn: Any, invitation_id: int) -> Invitation:
         import sqlalchemy as sa

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from regelwerk.store.tables import metadata
 
-__all__ = ["rw_invitations", "rw_relations"]
+__all__ = ["rw_accounts", "rw_invitations", "rw_relations"]
 
 _TS = sa.DateTime(timezone=True)
 
@@ -41,4 +41,20 @@ rw_invitations = sa.Table(
     sa.Column("used_at", _TS, nullable=True),
     sa.Column("superseded_by", sa.Integer, nullable=True),
     sa.Index("ix_rw_invitations_email", "email"),
+)
+
+#: User accounts (step2HR: "Wanneer een nieuwe gebruiker wordt aangemaakt, wordt automatisch een wachtwoord
+#: voor die gebruiker aangemaakt"): only an Argon2id hash of the password is kept, never the password.
+rw_accounts = sa.Table(
+    "rw_accounts", metadata,
+    sa.Column("username", sa.String(200), primary_key=True),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(300), nullable=True),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("password_set_at", _TS, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Index("ix_rw_accounts_email", "email"),
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regelwerk.bundle import BUNDLE_MANIFEST, Bundle, load_bundle, shipped_standard
+from regelwerk.bundle import BUNDLE_MANIFEST, Bundle, base_directory, load_bundle
 from regelwerk.source import SourceDocument, load_text, read_source, to_plain
 
 __all__ = ["DocumentChange", "FieldChange", "base_path", "diff_documents", "load_base", "overlay_differences",
@@ -60,7 +60,7 @@ def base_path(bundle_dir: str | Path) -> Path | None:
         spec = doc.data.get("spec")
         extends = spec.get("extends") if isinstance(spec, dict) else None
         if isinstance(extends, str):
-            return shipped_standard() if extends == "standard" else (directory / extends)
+            return base_directory(extends)
     return None
 
 

@@ -1,6 +1,6 @@
 """A development cycle as a timeline over one work year (SVG, pure Python).
 
-The cycle is read by its attributes (the talent pack's compiled ``DevelopmentCycle``), so the
+The cycle is read by its attributes (the talent pack's compiled development cycle), so the
 engine does not import the pack: a bundle without talent definitions simply has no timeline.
 """
 

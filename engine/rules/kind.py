@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from regelwerk.registry import ActionSpec, IdDecl, KindSpec, Registry, StepSpec
+from regelwerk.registry import RUNS_IN_RULES, ActionSpec, IdDecl, KindSpec, Registry, StepSpec
 from regelwerk.rules.model import ActionCall, Pattern, Rule, RuleSetModel, freeze
 
 __all__ = ["compile_ruleset", "register", "step_assert_fact", "step_post", "step_retract_fact"]
@@ -29,7 +29,7 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
             name = item if isinstance(item, str) else item["action"]
             params = {} if isinstance(item, str) else dict(item.get("with") or {})
             ctx.check_action(name, pointer if isinstance(item, str) else f"{pointer}/action", params,
-                             pointer if isinstance(item, str) else f"{pointer}/with")
+                             pointer if isinstance(item, str) else f"{pointer}/with", runs_in=RUNS_IN_RULES)
             if "match" in raw:
                 _check_join_params(ctx, params, {p.name for p in patterns}, f"{pointer}/with")
             calls.append(ActionCall(name, tuple(sorted((k, freeze(v)) for k, v in params.items()))))
@@ -170,7 +170,7 @@ def register(registry: Registry, plugin: str) -> None:
     ))
     for name, (fn, required, description) in BUILTIN_ACTIONS.items():
         registry.add_action(ActionSpec(name, plugin, fn, description, {
-            "type": "object", "required": list(required)}))
+            "type": "object", "required": list(required)}, runs_in=frozenset({RUNS_IN_RULES})))
     expected_list = {"type": "array"}
     expectations = {
         "actor": {"type": "string"},

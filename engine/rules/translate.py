@@ -44,6 +44,7 @@ from regelwerk.conditions import (
     to_temporal,
 )
 from regelwerk.rules.model import Rule, RuleSetModel
+from regelwerk.values import parse_typed
 
 __all__ = [
     "FACT_KEYS",
@@ -126,7 +127,7 @@ def join_key(value: Any) -> str:
     """A text key with: regelwerk ``a eq b`` implies ``join_key(a) == join_key(b)`` (the converse need not hold).
 
     Missing and null are one key; numbers meet as floats (``1`` eq ``1.0``), booleans stay apart from
-    numbers; every moment (a date, a date-time, an ISO string) shares one key, because regelwerk compares
+    numbers; every moment and duration (a date, a date-time, a time, an ISO string) shares one key: regelwerk compares
     a date with a date-time by day and two date-times by instant; lists and objects share one key each.
     """
     if value is None:
@@ -136,7 +137,7 @@ def join_key(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"d{float(value)!r}" if abs(value) < 2**53 else "d"
     if isinstance(value, str):
-        return "t" if _DATE_LIKE.match(value) else "s" + value
+        return "t" if _DATE_LIKE.match(value) or parse_typed(value) is not None else "s" + value
     if isinstance(value, date):
         return "t"
     if isinstance(value, (list, tuple, set, frozenset)):

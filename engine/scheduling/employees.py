@@ -11,8 +11,6 @@ any row is wrong, the errors are reported with their row numbers and nothing is 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +23,8 @@ __all__ = [
     "EmployeeFacts",
     "ImportResult",
     "RowError",
+    "check_employees",
+    "employee_chunks",
     "import_employees",
     "parse_employee",
     "read_rows",
@@ -68,21 +68,12 @@ class EmployeeFacts:
 def _as_date(value: Any, what: str) -> date | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value).strip()
+    from regelwerk.imports.values import parse_date  # ISO or dd-mm-jjjj only, shared with every import
+
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    for fmt in ("%d-%m-%Y", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{what}: {text!r} is not a date (YYYY-MM-DD or DD-MM-YYYY)")
+        return parse_date(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 def _as_list(value: Any) -> tuple[str, ...]:
@@ -272,64 +263,105 @@ def _normalise_header(name: Any) -> str:
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV (``,`` or ``;``) or XLSX file as ``(row number, record)``; the header is row 1."""
-    file = Path(path)
-    if file.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            from openpyxl import load_workbook
-        except ImportError as exc:  # pragma: no cover - openpyxl is a dependency
-            raise ValueError("reading .xlsx needs openpyxl (pip install regelwerk[xlsx])") from exc
-        workbook = load_workbook(file, read_only=True, data_only=True)
-        try:
-            sheet = workbook.worksheets[0]
-            rows = sheet.iter_rows(values_only=True)
-            header = [_normalise_header(h) for h in next(rows, ())]
-            for number, values in enumerate(rows, start=2):
-                if values is None or all(v is None or str(v).strip() == "" for v in values):
-                    continue
-                yield number, dict(zip(header, values, strict=False))
-        finally:
-            workbook.close()
-        return
-    text = file.read_text(encoding="utf-8-sig")
+    """Rows of a CSV (``,`` or ``;``) or XLSX file as ``(row number, record)``; the header is row 1.
+
+    Headers are only normalised here (the importers check them against their declared columns); a row
+    that cannot be read, or a file that cannot, is ``{"__error__": message}``.
+    """
+    from regelwerk.imports.reader import FileError, RowProblem, open_tables
+
     try:
-        dialect: Any = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = [_normalise_header(h) for h in next(reader, [])]
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(header):
-            yield number, {"__error__": f"{len(values)} values for {len(header)} columns"}
-            continue
-        yield number, dict(zip(header, values, strict=False))
+        with open_tables(path) as sheets:
+            sheet = sheets[0]
+            header = [_normalise_header(h) for h in sheet.header]
+            for item in sheet.rows:
+                if isinstance(item, RowProblem):
+                    yield item.row, {"__error__": item.message}
+                elif len(item.values) > len(header) and any(str(v).strip() for v in item.values[len(header):]):
+                    yield item.row, {"__error__": f"{len(item.values)} values for {len(header)} columns"}
+                else:
+                    yield item.row, dict(zip(header, item.values, strict=False))
+    except FileError as exc:
+        yield 1, {"__error__": exc.message + (f" ({exc.hint})" if exc.hint else "")}
 
 
-def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
-                     ) -> ImportResult:
-    """Import a CSV/XLSX file: every row is checked first; on any error nothing is written."""
-    errors: list[RowError] = []
-    parsed: list[EmployeeFacts] = []
+def _parsed(path: str | Path, spec: Any = None) -> Iterator[EmployeeFacts | RowError]:
+    """Every row of the file as facts or as the row's error, against the ``Import``'s declared columns
+    (default: the standard's ``employees``); a repeated id is an error of the later row."""
+    from regelwerk.imports.reader import FileError
+    from regelwerk.imports.records import read_records
+    from regelwerk.imports.specs import import_spec
+
     seen: dict[str, int] = {}
     try:
-        for number, record in read_rows(path):
+        for number, record in read_records(path, spec or import_spec("employees")):
             if "__error__" in record:
-                errors.append(RowError(number, str(record["__error__"])))
+                yield RowError(number, str(record["__error__"]))
+                continue
+            if record.get("access"):
+                yield RowError(number, "access: rights levels are imported with `regelwerk import organisation`, "
+                                       "not with the employee import")
                 continue
             try:
                 facts = parse_employee(record)
             except ValueError as exc:
-                errors.append(RowError(number, str(exc)))
+                yield RowError(number, str(exc))
                 continue
             if facts.id in seen:
-                errors.append(RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}"))
+                yield RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}")
                 continue
             seen[facts.id] = number
-            parsed.append(facts)
-    except (OSError, UnicodeDecodeError, StopIteration) as exc:
-        return ImportResult(0, (RowError(0, f"cannot read {path}: {exc}"),))
+            yield facts
+    except FileError as exc:
+        yield RowError(1 if exc.message.startswith("row 1") else 0,
+                       exc.message + (f" ({exc.hint})" if exc.hint else ""))
+
+
+def check_employees(path: str | Path, spec: Any = None) -> ImportResult:
+    """Check a CSV/XLSX file without writing: ``imported`` is the number of employees it holds, or the errors.
+
+    Streams the file (memory: the ids seen, not the rows).
+    """
+    errors: list[RowError] = []
+    count = 0
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            count += 1
+    if not count and not errors:
+        errors.append(RowError(1, "the file holds no employees"))
+    return ImportResult(0, tuple(errors)) if errors else ImportResult(count)
+
+
+def employee_chunks(path: str | Path, size: int = 1000, spec: Any = None) -> Iterator[list[EmployeeFacts]]:
+    """The employees of a checked file (:func:`check_employees`) in chunks of ``size``, in file order."""
+    chunk: list[EmployeeFacts] = []
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            raise ValueError(str(item))
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
+                     spec: Any = None) -> ImportResult:
+    """Import a CSV/XLSX file: every row is checked first; on any error nothing is written.
+
+    ``spec`` is the ``Import`` whose declared columns the file must use (default: the standard's
+    ``employees``, or pass a customer bundle's with its extra attributes).
+    """
+    errors: list[RowError] = []
+    parsed: list[EmployeeFacts] = []
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            parsed.append(item)
     if not parsed and not errors:
         errors.append(RowError(1, "the file holds no employees"))
     if errors:

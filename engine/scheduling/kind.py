@@ -119,7 +119,8 @@ def step_tick(ctx: ScenarioContext, args: Any, info: Any) -> None:
     if "activated" in args:
         problems += _check_keys("activated", list(args["activated"]), summary.activated_keys, exactly)
     for key, wanted in (args.get("counts") or {}).items():
-        actual = {"cancelled": summary.cancelled, "skipped": summary.skipped, "reinstated": summary.reinstated,
+        actual = {"cancelled": summary.cancelled, "closed": summary.closed, "skipped": summary.skipped,
+                  "reinstated": summary.reinstated,
                   "created": summary.total_created}.get(key, summary.created.get(key, summary.activated.get(key, 0)))
         if actual != wanted:
             problems.append(f"expected {wanted} {key}, got {actual}")
@@ -135,8 +136,15 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Preview items due in ``[from, to)`` for the scenario's employees (nothing stored); compare keys and dates."""
     from regelwerk.scheduling.preview import preview
 
-    rows = preview(ctx.compiled, ctx.facts.get("employees") or [], local_moment(args["from"]),
-                   local_moment(args["to"]))
+    employees: Any = ctx.facts.get("employees") or []
+    if ctx.services.get("schedule_imported"):
+        # employees imported from a file (step import_employees) are previewed as stored, facts on top
+        from regelwerk.scheduling.employees import EmployeeDirectory, parse_employee
+
+        stored = {e.id: e for e in EmployeeDirectory(_sa_engine(scenario_target(ctx))).iter_all()}
+        stored.update({(p := parse_employee(r)).id: p for r in employees})
+        employees = list(stored.values())
+    rows = preview(ctx.compiled, employees, local_moment(args["from"]), local_moment(args["to"]))
     by_key = {r.key: r for r in rows}
     problems = []
     for want in args.get("expect", []):
@@ -144,12 +152,14 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
         if row is None:
             problems.append(f"{want['key']} does not arise")
             continue
-        if "date" in want:
-            from zoneinfo import ZoneInfo
+        from zoneinfo import ZoneInfo
 
-            day = row.due_at.astimezone(ZoneInfo(want.get("timezone", "Europe/Amsterdam"))).date().isoformat()
-            if day != want["date"]:
-                problems.append(f"{want['key']} arises on {day}, expected {want['date']}")
+        tz = ZoneInfo(want.get("timezone", "Europe/Amsterdam"))
+        for field_name, moment, verb in (("date", row.due_at, "arises"), ("due", row.due, "is due")):
+            if field_name in want:
+                day = moment.astimezone(tz).date().isoformat()
+                if day != want[field_name]:
+                    problems.append(f"{want['key']} {verb} on {day}, expected {want[field_name]}")
     for key in args.get("absent", []):
         if key in by_key:
             problems.append(f"{key} arises on {by_key[key].due_at.isoformat()}, expected it not to")
@@ -157,7 +167,7 @@ def step_preview(ctx: ScenarioContext, args: Any, info: Any) -> None:
         problems.append(f"expected {args['count']} item(s), previewed {len(rows)}")
     if problems:
         raise StepFailure("; ".join(problems) + "\npreviewed:\n" + "\n".join(
-            f"  {r.due_at.isoformat()} {r.key}" for r in rows[:60]))
+            f"  {r.due_at.isoformat()} (due {r.due.date().isoformat()}) {r.key}" for r in rows[:60]))
 
 
 def step_start_item(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -184,6 +194,25 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
             problems.append(f"{key}: expected {wanted}, found {actual}")
     if problems:
         raise StepFailure("; ".join(problems))
+
+
+def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
+    ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
+
+    path = ctx.resolve(str(args["file"]))
+    if not path.is_relative_to(ctx.file.parent.resolve().parent):
+        raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
+    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now)
+    ctx.services["schedule_imported"] = True
+    errors = [str(e) for e in result.errors]
+    wanted = list(args.get("expect_errors") or [])
+    missing = [w for w in wanted if not any(w in e for e in errors)]
+    if missing or (errors and not wanted):
+        raise StepFailure(f"import errors {errors}, expected {wanted}")
+    if "expect" in args and result.imported != args["expect"]:
+        raise StepFailure(f"expected {args['expect']} employee(s) imported, got {result.imported}")
 
 
 def step_use_bundle(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -300,10 +329,10 @@ def _commands() -> list[Any]:
 
         tz = ZoneInfo("Europe/Amsterdam")
         for row in rows:
-            click.echo(f"{row.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {row.item_type:<16} {row.subject:<10} "
-                       f"{row.label}  [{row.start_mode}] {row.key}")
+            click.echo(f"{row.due_at.astimezone(tz):%Y-%m-%d %H:%M}  due {row.due.astimezone(tz):%Y-%m-%d}  "
+                       f"{row.item_type:<16} {row.subject:<10} {row.label}  [{row.start_mode}] {row.key}")
         for name, moment in named:
-            click.echo(f"{moment.astimezone(tz):%Y-%m-%d %H:%M}  schedule         {name}")
+            click.echo(f"{moment.astimezone(tz):%Y-%m-%d %H:%M}                  schedule         {name}")
         click.echo(f"{len(rows)} item(s), {len(named)} schedule occurrence(s)", err=True)
 
     @click.group("import")
@@ -313,16 +342,24 @@ def _commands() -> list[Any]:
     @import_group.command("employees")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
     @click.option("--store", "store_url", required=True, help="Database URL.")
-    def import_command(file: str, store_url: str) -> None:
+    @click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
+                  help="The customer's bundle (its `Import employees` declares extra attributes).")
+    def import_command(file: str, store_url: str, bundle_path: str | None) -> None:
         """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
         import sqlalchemy as sa
+        from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
+        spec = None
+        if bundle_path:
+            from regelwerk.cli import load_compiled
+
+            spec = import_spec("employees", load_compiled(bundle_path))
         sa_engine = sa.create_engine(store_url)
         try:
             directory = EmployeeDirectory(sa_engine)
             directory.setup()
-            result = import_employees(directory, file)
+            result = import_employees(directory, file, spec=spec)
         finally:
             sa_engine.dispose()
         if not result.ok:
@@ -379,7 +416,9 @@ def register(registry: Registry, plugin: str) -> None:
             "count": {"type": "integer"}, "absent": keys,
             "expect": {"type": "array", "items": {
                 "type": "object", "required": ["key"], "additionalProperties": False,
-                "properties": {"key": {"type": "string"}, "date": {"$ref": "common.json#/$defs/date"},
+                "properties": {"key": {"type": "string"},
+                               "date": {"$ref": "common.json#/$defs/date", "description": "The day it appears."},
+                               "due": {"$ref": "common.json#/$defs/date", "description": "The day it is due."},
                                "timezone": {"type": "string"}}}},
         },
     }, "preview what would arise in a window (nothing stored)"))
@@ -390,6 +429,11 @@ def register(registry: Registry, plugin: str) -> None:
     registry.add_step(StepSpec("expect_items", plugin, step_expect_items, {
         "type": "object", "additionalProperties": {"type": "string"},
     }, "expect stored scheduled items in a status (or absent)"))
+    registry.add_step(StepSpec("import_employees", plugin, step_import_employees, {
+        "type": "object", "required": ["file"], "additionalProperties": False,
+        "properties": {"file": {"type": "string"}, "expect": {"type": "integer"},
+                       "expect_errors": {"type": "array", "items": {"type": "string"}}},
+    }, "import employees from a CSV/XLSX file into the scenario's store"))
     registry.add_step(StepSpec("use_bundle", plugin, step_use_bundle, {"type": "string"},
                                "switch to another bundle (a definition change between ticks)"))
     for command in _commands():

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from regelwerk.scheduling.directory import MemoryDirectory
 from regelwerk.scheduling.employees import EmployeeFacts, parse_employee
 from regelwerk.scheduling.schedule import describe
-from regelwerk.scheduling.sources import PlannedItem, item_sources
+from regelwerk.scheduling.sources import PlannedItem, item_sources, plan_with
 
 __all__ = ["PreviewRow", "preview", "preview_schedules"]
 
@@ -25,16 +26,25 @@ class PreviewRow:
     label: str
     start_mode: str
     workflow: str | None
+    deadline: datetime | None = None
+    """When the work is due (a conversation's due date); None: at ``due_at``."""
+
+    @property
+    def due(self) -> datetime:
+        """The due date of the work itself (``deadline``, else ``due_at``)."""
+        return self.deadline or self.due_at
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data."""
-        return {"due_at": self.due_at.isoformat(), "key": self.key, "item_type": self.item_type,
-                "subject": self.subject, "label": self.label, "start_mode": self.start_mode,
-                "workflow": self.workflow}
+        """Plain data: ``due_at`` is when the item appears (the tick creates and activates it), ``due`` when the
+        work is due."""
+        return {"due_at": self.due_at.isoformat(), "due": self.due.isoformat(), "key": self.key,
+                "item_type": self.item_type, "subject": self.subject, "label": self.label,
+                "start_mode": self.start_mode, "workflow": self.workflow}
 
 
 def _row(item: PlannedItem) -> PreviewRow:
-    return PreviewRow(item.due_at, item.key, item.item_type, item.subject, item.label, item.start_mode, item.workflow)
+    return PreviewRow(item.due_at, item.key, item.item_type, item.subject, item.label, item.start_mode, item.workflow,
+                      item.deadline)
 
 
 def preview(compiled: Any, employees: Iterable[EmployeeFacts | Mapping[str, Any]], start: datetime,
@@ -48,13 +58,14 @@ def preview(compiled: Any, employees: Iterable[EmployeeFacts | Mapping[str, Any]
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
     sources = item_sources(compiled.objects)
     rows: dict[str, PreviewRow] = {}
-    for raw in employees:
-        facts = raw if isinstance(raw, EmployeeFacts) else parse_employee(raw)
+    people = [raw if isinstance(raw, EmployeeFacts) else parse_employee(raw) for raw in employees]
+    directory = MemoryDirectory(people)
+    for facts in people:
         for source in sources:
             # plan at every year boundary in the window so years that have ended by ``end`` show too
             moment = start
             while True:
-                for item in source.plan(facts, min(moment, end)).items:
+                for item in plan_with(source, [facts], min(moment, end), directory)[0].items:
                     if start <= item.due_at < end:
                         rows.setdefault(item.key, _row(item))
                 if moment >= end:

@@ -2,7 +2,7 @@
 
 Any compiled object that implements :class:`ItemSource` (a ``source_id`` and a pure
 ``plan(employee, now)``) is planned by the tick for every employee; the talent pack's
-``DevelopmentCycle`` is one. A plan lists every item that has arisen by ``now`` (a source
+development cycles are one. A plan lists every item that has arisen by ``now`` (a source
 may plan ahead, e.g. a whole work year a month before it starts) with a deterministic key,
 plus ``next_due``: when the same employee must be planned again.
 """
@@ -10,7 +10,7 @@ plus ``next_due``: when the same employee must be planned again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -19,14 +19,16 @@ if TYPE_CHECKING:
     from regelwerk.scheduling.employees import EmployeeFacts
 
 __all__ = [
-    "ITEM_STATUSES", "START_MODES", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources", "tick_tasks",
+    "ITEM_STATUSES", "START_MODES", "Directory", "ItemSource", "Plan", "PlannedItem", "TickTask", "item_sources",
+    "plan_with", "tick_tasks",
 ]
 
 #: planned: created, not yet due; active: a due item without a workflow (a trajectory);
 #: ready: due, waits for someone to start it by hand; started: its workflow instance runs;
 #: skipped: missed during downtime and dropped by the catch-up policy; cancelled: no longer
-#: applies (left employment, facts or definitions changed) before it was due.
-ITEM_STATUSES = ("planned", "active", "ready", "started", "skipped", "cancelled")
+#: applies (left employment, facts or definitions changed) before it was due; closed: an active item
+#: its source ended early (a plan's ``closes``).
+ITEM_STATUSES = ("planned", "active", "ready", "started", "skipped", "cancelled", "closed")
 START_MODES = ("automatic", "manual", "none")
 
 
@@ -49,6 +51,11 @@ class PlannedItem:
     version: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    appears_at: datetime | None = None
+    """When the tick creates the item (None: as soon as it is planned); a source plans it earlier so that
+    previews show it, the tick leaves it out of the store until then and plans the employee again."""
+    deadline: datetime | None = None
+    """When the work itself is due, shown beside ``due_at`` (when the scheduler activates it); None: the same."""
 
     def row(self, now: datetime) -> dict[str, Any]:
         """The ``rw_scheduled_items`` row (naive UTC times)."""
@@ -70,6 +77,28 @@ class Plan:
 
     items: tuple[PlannedItem, ...] = ()
     next_due: datetime | None = None
+    closes: tuple[str, ...] = ()
+    """Keys of stored items that no longer apply although they already run (e.g. the trajectory of a role the
+    employee left mid-year): the tick sets ``planned``, ``ready`` and ``active`` ones to ``closed``."""
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """Other employees a plan may need (colleagues, the manager's manager, holders of a role).
+
+    The tick passes a store-backed directory (read in the batch's transaction), ``preview`` one over
+    the employees it previews. Results are sorted by id.
+    """
+
+    def get(self, employee_id: str) -> EmployeeFacts | None:
+        """One employee, None when unknown."""
+
+    def where(self, field_name: str, value: str) -> Sequence[EmployeeFacts]:
+        """Employees whose ``field_name`` (department, manager, function, or a list fact: roles, groups) holds
+        ``value``."""
+
+    def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """Payloads of stored items of ``source`` and ``item_type`` for ``subjects``, by key (preview: none)."""
 
 
 @runtime_checkable
@@ -80,6 +109,18 @@ class ItemSource(Protocol):
 
     def plan(self, employee: EmployeeFacts, now: datetime) -> Plan:
         """Pure: the items that have arisen for ``employee`` by ``now`` (plan-ahead included)."""
+
+
+def plan_with(source: Any, employees: Sequence[EmployeeFacts], now: datetime,
+              directory: Directory | None) -> list[Plan]:
+    """Plan ``employees`` through ``source``: its ``plan_batch`` when it has one (with the ``directory`` when
+    the source declares ``uses_directory = True``), else ``plan`` one by one."""
+    batch = getattr(source, "plan_batch", None)
+    if batch is None:
+        return [source.plan(p, now) for p in employees]
+    if directory is not None and getattr(source, "uses_directory", False):
+        return list(batch(employees, now, directory=directory))
+    return list(batch(employees, now))
 
 
 def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list[ItemSource]:
@@ -93,7 +134,7 @@ def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list
 class TickTask(Protocol):
     """A compiled definition with periodic work of its own, run by every tick after items and timers.
 
-    The recruitment pack's ``RetentionPolicy`` is one (the AVG sweep). ``run_tick`` must be idempotent
+    The recruitment pack's retention policies are one (the AVG sweep). ``run_tick`` must be idempotent
     (a second tick at the same moment finds nothing left to do) and returns counts for the summary.
     """
 

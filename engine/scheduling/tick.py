@@ -49,6 +49,7 @@ class TickSummary:
     created: Counter[str] = field(default_factory=Counter)
     created_keys: list[str] = field(default_factory=list)
     cancelled: int = 0
+    closed: int = 0
     reinstated: int = 0
     activated: Counter[str] = field(default_factory=Counter)
     activated_keys: list[str] = field(default_factory=list)
@@ -67,7 +68,7 @@ class TickSummary:
         return {
             "now": self.now.isoformat(), "employees_planned": self.employees_planned,
             "created": dict(sorted(self.created.items())), "cancelled": self.cancelled,
-            "reinstated": self.reinstated, "activated": dict(sorted(self.activated.items())),
+            "reinstated": self.reinstated, "closed": self.closed, "activated": dict(sorted(self.activated.items())),
             "skipped": self.skipped, "timers_fired": self.timers_fired, "tasks": self.tasks,
             "seconds": round(self.seconds, 3),
         }
@@ -80,7 +81,8 @@ class TickSummary:
             f"tick at {self.now.isoformat()}: {self.employees_planned} employee(s) planned",
             f"  created: {created}",
             f"  activated: {activated}; skipped (catch-up): {self.skipped}",
-            f"  cancelled: {self.cancelled}; reinstated: {self.reinstated}; timers fired: {self.timers_fired}",
+            f"  cancelled: {self.cancelled}; closed: {self.closed}; reinstated: {self.reinstated}; "
+            f"timers fired: {self.timers_fired}",
             *(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
               for task, counts in sorted(self.tasks.items())),
             f"  took {self.seconds:.2f} s",
@@ -176,7 +178,9 @@ def _stale_employees(version: str, now_naive: datetime) -> Any:
 
 def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+    from regelwerk.scheduling.directory import StoreDirectory
     from regelwerk.scheduling.employees import dialect_insert, facts_of_row
+    from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.tenancy.rls import conflict_columns
@@ -207,11 +211,18 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             stamps = []
             people = [facts_of_row(row) for row in rows]
             next_due: list[datetime | None] = [None] * len(rows)
+            directory = StoreDirectory(conn)
+            closes: list[str] = []
             for source in sources:
-                batch = getattr(source, "plan_batch", None)
-                plans = batch(people, now) if batch is not None else [source.plan(p, now) for p in people]
+                plans = plan_with(source, people, now, directory)
                 for i, plan in enumerate(plans):
+                    closes.extend(plan.closes)
                     for item in plan.items:
+                        if item.appears_at is not None and item.appears_at > now:
+                            # not yet: the employee is planned again when it appears
+                            if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
+                                next_due[i] = item.appears_at
+                            continue
                         desired[item.key] = item.row(now)
                     due = plan.next_due
                     current = next_due[i]
@@ -251,6 +262,12 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
                 if keys:
                     _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
                                 "reinstate")
+            if closes:
+                open_keys = [k for (k,) in conn.execute(select(items.c.key).where(
+                    items.c.key.in_(closes), items.c.status.in_(("planned", "ready", "active"))))]
+                if open_keys:
+                    _set_status(conn, open_keys, "closed", now_naive, actor, "close")
+                summary.closed += len(open_keys)
             summary.cancelled += len(cancel)
             summary.reinstated += len(reinstate)
             conn.execute(stamp_update, stamps)
@@ -311,6 +328,9 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                                      .where(items.c.series.in_(sorted(late_once)), items.c.due_at <= now_naive)
                                      .group_by(items.c.series)).all()
                 latest = {s: d for s, d in found}
+            prepare = getattr(target.starter, "prepare", None)
+            if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
+                prepare(unit, [r for r in rows if r["start_mode"] not in ("none", "manual") and r["workflow"]])
             changes, audit = [], []
             for row in rows:
                 late = row["due_at"] < now_naive - timedelta(seconds=row["grace_seconds"])
@@ -333,6 +353,9 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
                 audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                               "detail": json.dumps({"instance": instance} if instance else {})})
+            finish = getattr(target.starter, "finish", None)
+            if finish is not None:
+                finish(unit)
             conn.execute(change, changes)
             conn.execute(events.insert(), audit)
             done += len(rows)

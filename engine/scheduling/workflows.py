@@ -16,7 +16,7 @@ from typing import Any
 
 from regelwerk.actors import SYSTEM
 
-__all__ = ["TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
+__all__ = ["EngineStarter", "TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 
 
 def instance_id_for(key: str) -> str:
@@ -31,15 +31,25 @@ class TxUnit:
         self.connection = connection
         self.store_tx = store_tx
         self.after_commit: list[Callable[[], None]] = []
+        self.on_rollback: list[Callable[[], None]] = []
+        #: set by a starter's ``prepare`` for a batch: the write-behind transaction and the ids that exist
+        self.buffer: Any = None
+        self.existing: set[str] | None = None
 
 
 @contextmanager
 def unit_of_work(sa_engine: Any, workflow_engine: Any = None) -> Iterator[TxUnit]:
     """One transaction: the workflow store's unit of work when there is an engine, else the SQLAlchemy engine's."""
     if workflow_engine is not None:
-        with workflow_engine.store.transaction() as tx:
-            unit = TxUnit(tx.connection, tx)
-            yield unit
+        unit = TxUnit(None)
+        try:
+            with workflow_engine.store.transaction() as tx:
+                unit.connection, unit.store_tx = tx.connection, tx
+                yield unit
+        except BaseException:
+            for undo in unit.on_rollback:
+                undo()
+            raise
         for callback in unit.after_commit:
             callback()
         return
@@ -47,33 +57,63 @@ def unit_of_work(sa_engine: Any, workflow_engine: Any = None) -> Iterator[TxUnit
         yield TxUnit(conn)
 
 
-def engine_starter(workflow_engine: Any) -> Callable[[TxUnit, Mapping[str, Any], datetime], str]:
-    """A starter that starts the item's workflow through ``workflow_engine`` in the tick's transaction.
+class EngineStarter:
+    """Starts the due items' workflows through ``workflow_engine`` inside the tick's transaction.
 
-    Uses ``Engine.start_in(tx, workflow, data, actor, instance_id, now)`` when the runtime offers
-    it; otherwise the runtime's internal ``_current``/``_start_tx`` pair (the same code ``start``
-    runs, minus opening its own transaction).
+    ``prepare(unit, items)`` before a batch asks once which instances exist and opens a
+    :class:`~regelwerk.scheduling.batch.StartBuffer`; each call then runs the runtime's own start
+    (``Engine.start_in(tx, ...)`` when the runtime offers it, else its ``_start_tx``) against that
+    buffer; ``finish(unit)`` writes the batch's instances, history and timers with ``executemany``.
+    Without ``prepare`` every call checks and writes on its own (one item at a time).
     """
 
-    def start(unit: TxUnit, item: Mapping[str, Any], now: datetime) -> str:
+    def __init__(self, workflow_engine: Any) -> None:
+        self.workflow_engine = workflow_engine
+
+    def prepare(self, unit: TxUnit, items: list[Mapping[str, Any]]) -> None:
+        """Open the batch: one existence query, a write-behind transaction."""
+        from regelwerk.scheduling.batch import StartBuffer, existing_ids
+
+        if unit.store_tx is None:
+            return
+        unit.existing = existing_ids(unit.store_tx, [instance_id_for(str(i["key"])) for i in items])
+        unit.buffer = StartBuffer(unit.store_tx)
+
+    @staticmethod
+    def finish(unit: TxUnit) -> None:
+        """Write the batch (before the tick's own statements of the same transaction)."""
+        if unit.buffer is not None:
+            unit.buffer.flush()
+
+    def __call__(self, unit: TxUnit, item: Mapping[str, Any], now: datetime) -> str:
         import json
 
+        engine = self.workflow_engine
         data = dict(json.loads(item["payload"] or "{}"))
         data["scheduled_item"] = item["key"]
         instance_id = instance_id_for(str(item["key"]))
-        tx = unit.store_tx
+        tx = unit.buffer if unit.buffer is not None else unit.store_tx
         if tx is None:
             raise RuntimeError("starting a workflow needs the workflow store's transaction")
-        if tx.get(instance_id) is not None:
+        exists = instance_id in unit.existing if unit.existing is not None else tx.get(instance_id) is not None
+        if exists:
             return instance_id  # started before a crash or by another ticker: never twice
-        start_in = getattr(workflow_engine, "start_in", None)
+        start_in = getattr(engine, "start_in", None)
         if start_in is not None:
             start_in(tx, item["workflow"], data, SYSTEM, instance_id, now)
             return instance_id
-        runtime = workflow_engine._current(item["workflow"])
+        runtime = engine._current(item["workflow"])
         post: list[Callable[[], None]] = []
-        workflow_engine._start_tx(tx, runtime, data, SYSTEM, instance_id, now, post)
+        engine._start_tx(tx, runtime, data, SYSTEM, instance_id, now, post)
+        stored = getattr(engine, "_stored_versions", None)
+        key = (runtime.model.name, runtime.version)
+        if isinstance(stored, set) and key not in stored:  # its definition row is written once per batch
+            stored.add(key)
+            unit.on_rollback.append(lambda: stored.discard(key))
         unit.after_commit.extend(post)
         return instance_id
 
-    return start
+
+def engine_starter(workflow_engine: Any) -> Callable[[TxUnit, Mapping[str, Any], datetime], str]:
+    """A starter that starts the item's workflow through ``workflow_engine`` in the tick's transaction."""
+    return EngineStarter(workflow_engine)

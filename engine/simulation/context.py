@@ -110,8 +110,16 @@ class SimulationContext:
         self.registry = registry
         self.now = datetime.now(UTC)
         self.day = self.now.date()
-        self.engine = Engine(compiled, store=store_url, registry=registry, clock=lambda: self.now)
-        self.sa: Any = self.engine.store.engine  # type: ignore[attr-defined]
+        from regelwerk.simulation.lease import create_tables
+        from regelwerk.simulation.shared import joinable
+        from regelwerk.store.sql import SqlStore
+
+        store = SqlStore(store_url, create_tables=False)
+        self._store = store
+        create_tables(store.engine, registry)  # under a lock: two runs starting at once do not race
+        self.engine = Engine(compiled, store=store, registry=registry, clock=lambda: self.now)
+        self.sa: Any = store.engine
+        joinable(self.sa)  # every port's connection joins the step's shared transaction (simulation/shared.py)
         self.directory = EmployeeDirectory(self.sa)
         self.relations: Any = None
         self.permissions: SimulationPermissions | None = None
@@ -169,3 +177,12 @@ class SimulationContext:
         finally:
             self.services.clear()
             self.engine.close()
+            self._store.close()
+
+    def forget_memory(self) -> None:
+        """Drop what this process remembers of the store (after a step was rolled back)."""
+        self._actors.clear()
+        for name in ("_cache", "_stored_versions"):  # the workflow engine's caches of committed rows
+            remembered = getattr(self.engine, name, None)
+            if remembered is not None:
+                remembered.clear()

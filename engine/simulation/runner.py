@@ -30,10 +30,14 @@ from regelwerk.simulation.context import (
     naive_utc,
 )
 from regelwerk.simulation.data import DatedEvent
+from regelwerk.simulation.lease import Lease
+from regelwerk.simulation.shared import shared_unit
 from regelwerk.simulation.story import Story
 
 __all__ = ["EVENT_TIME", "TICK_TIME", "TIMEZONE", "SimulationResult", "default_store_url", "simulate"]
 
+#: Rows per import transaction (employees, relations).
+IMPORT_CHUNK = 1000
 #: ``progress(days_done, days_total)`` after every simulated day.
 Progress = Callable[[int, int], None]
 
@@ -148,57 +152,113 @@ class _Run(SimulationContext):
             return set(conn.execute(sa.select(t.c.key).where(t.c.simulation == self.name)).scalars())
 
     def record(self, event: DatedEvent, day: date, status: str, message: str, detail: Mapping[str, Any]) -> None:
+        self.record_key(event.key, event.type, day, status, message, {**detail, "where": event.where})
+
+    def record_key(self, key: str, kind: str, day: date, status: str, message: str,
+                   detail: Mapping[str, Any]) -> None:
+        """Record a step as done (in the step's own transaction: a second insert of the key fails)."""
         from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.begin() as conn:
-            conn.execute(t.insert().values(simulation=self.name, key=event.key, day=day, type=event.type,
-                                           status=status, message=message[:1000],
-                                           detail={**detail, "where": event.where},
+            conn.execute(t.insert().values(simulation=self.name, key=key, day=day, type=kind, status=status,
+                                           message=message[:1000], detail=dict(detail),
                                            applied_at=_naive(datetime.now(UTC))))
 
     # --- the import --------------------------------------------------------------------------
 
-    def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date) -> None:
+    def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date,
+                    done: set[str], lease: Lease | None = None) -> None:
+        """Import employees, then relations, in chunks: each chunk is written and recorded in one transaction.
+
+        ``done`` holds the keys recorded before (``import:employees:<n>``, ``import:relations:<n>``): those
+        chunks are skipped, so a resume after a crash imports every row once.
+        """
         from regelwerk.diagnostics import DefinitionError, Diagnostic
-        from regelwerk.permissions.tables import rw_relations
-        from regelwerk.scheduling.employees import import_employees
+        from regelwerk.imports.specs import import_spec
+        from regelwerk.scheduling.employees import check_employees, employee_chunks
 
         self.at(day, EVENT_TIME)
         imported = 0
         if employees is not None:
-            result = import_employees(self.directory, employees, self.now)
-            if not result.ok:
+            spec = import_spec("employees", self.compiled)
+            checked = check_employees(employees, spec)
+            if not checked.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
-                                       for e in result.errors])
-            imported = result.imported
+                                       for e in checked.errors])
+            imported = checked.imported
+            for number, chunk in enumerate(employee_chunks(employees, IMPORT_CHUNK, spec)):
+                key = f"import:employees:{number}"
+                if key in done:
+                    continue
+                with shared_unit(self.sa, key) as conn:
+                    self.directory.upsert(chunk, self.now, connection=conn)
+                    self.record_key(key, "import", day, "applied", f"{len(chunk)} employee(s)",
+                                    {"employees": len(chunk)})
+                    if lease is not None:
+                        lease.renew(conn)
         rows = [dict(r) for r in relations]
         explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"}
-        derived = [{"kind": "reports_to", "subject": f.id, "object": f.manager, "valid_from": None,
-                    "valid_to": None} for f in self.directory.iter_all() if f.manager and f.id not in explicit]
-        facts = rows + derived
-        if facts:
-            moment = self.now.astimezone(UTC)
-            with self.sa.begin() as conn:
-                conn.execute(rw_relations.insert(), [{**r, "withdrawn_at": None, "withdrawn_by": "",
-                                                      "created_by": IMPORT_ACTOR_ID, "created_at": moment}
-                                                     for r in facts])
+        derived = 0
+        chunk_rows: list[dict[str, Any]] = []
+        number = 0
+
+        def flush() -> None:
+            nonlocal chunk_rows, number
+            key = f"import:relations:{number}"
+            if chunk_rows and key not in done:
+                self._import_relations(key, chunk_rows, day, lease)
+            chunk_rows, number = [], number + 1
+
+        for row in rows:
+            chunk_rows.append(row)
+            if len(chunk_rows) >= IMPORT_CHUNK:
+                flush()
+        for facts in self.directory.iter_all():
+            if facts.manager and facts.id not in explicit:
+                derived += 1
+                chunk_rows.append({"kind": "reports_to", "subject": facts.id, "object": facts.manager,
+                                   "valid_from": None, "valid_to": None})
+                if len(chunk_rows) >= IMPORT_CHUNK:
+                    flush()
+        flush()
         self.note("import", f"imported {imported} employee(s), {len(rows)} relation(s) "
-                            f"(+{len(derived)} reporting lines from the employees' managers)",
-                  employees=imported, relations=len(rows), reporting_lines=len(derived))
+                            f"(+{derived} reporting lines from the employees' managers)",
+                  employees=imported, relations=len(rows), reporting_lines=derived)
+
+    def _import_relations(self, key: str, rows: list[dict[str, Any]], day: date, lease: Lease | None) -> None:
+        from regelwerk.permissions.tables import rw_relations
+
+        moment = self.now.astimezone(UTC)
+        with shared_unit(self.sa, key) as conn:
+            conn.execute(rw_relations.insert(), [{**r, "withdrawn_at": None, "withdrawn_by": "",
+                                                  "created_by": IMPORT_ACTOR_ID, "created_at": moment}
+                                                 for r in rows])
+            self.record_key(key, "import", day, "applied", f"{len(rows)} relation(s)", {"relations": len(rows)})
+            if lease is not None:
+                lease.renew(conn)
 
     # --- events ------------------------------------------------------------------------------
 
     def apply(self, event: DatedEvent, day: date) -> None:
-        """Apply one event through its registered story event; a refusal is recorded and the run goes on."""
+        """Apply one event through its registered story event and record it, in one transaction.
+
+        A refusal rolls the event's transaction back as a whole, then records the refusal (its own
+        transaction) and the run goes on.
+        """
         self.at(day, EVENT_TIME)
         self._pending = []
+        totals = Counter(self.totals)
         try:
             spec = self.registry.story_events.get(event.type)
             if spec is None:
                 raise UsageError(f"unknown event type {event.type!r}")
-            message, result = spec.run(self, dict(event.args))
-            detail = dict(result)
+            with shared_unit(self.sa, event.key):
+                message, result = spec.run(self, dict(event.args))
+                detail = dict(result)
+                self.record(event, day, "applied", message, detail)
         except (RegelwerkError, ValueError, KeyError, LookupError) as exc:
+            self.totals = totals
+            self.forget_memory()
             message = str(exc) or type(exc).__name__
             reason = getattr(exc, "to_dict", None)
             detail = {"error": type(exc).__name__}
@@ -206,12 +266,12 @@ class _Run(SimulationContext):
                 with contextlib.suppress(TypeError, ValueError):
                     detail["detail"] = json.loads(json.dumps(reason(), default=str))
             self._pending = None
-            self.record(event, day, "refused", message, detail)
+            with shared_unit(self.sa, event.key + ":refused"):
+                self.record(event, day, "refused", message, detail)
             self.note("refused", f"refused {event.type} ({event.where}): {message}", type=event.type,
                       where=event.where, reason=type(exc).__name__)
             return
         following, self._pending = self._pending, None
-        self.record(event, day, "applied", message, detail)
         if not event.key.startswith("data:"):
             self.note("event", message, type=event.type, where=event.where)
         self.timeline.extend(following)
@@ -248,8 +308,12 @@ class _Run(SimulationContext):
             rows = conn.execute(sa.select(items.c.item_type, items.c.payload).where(
                 items.c.status.in_(("started", "active", "ready")), items.c.due_at <= stamp,
                 items.c.updated_at == stamp))
+            day = now.date().isoformat()
             for item_type, payload in rows:
-                counts[_item_label(item_type, payload)] += 1
+                label = _item_label(item_type, payload)
+                due = _due_date(payload)
+                # an item that appears before it is due shows both dates
+                counts[f"{label} (due {due})" if due and due > day else label] += 1
         return dict(counts)
 
 
@@ -258,6 +322,14 @@ def _plural(item_type: str, n: int) -> str:
              "feedback_request": ("feedback request", "feedback requests")}
     one, many = words.get(item_type, (item_type, item_type))
     return one if n == 1 else many
+
+
+def _due_date(payload: str) -> str:
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        return ""
+    return str(data.get("due_date") or "") if isinstance(data, dict) else ""
 
 
 def _item_label(item_type: str, payload: str) -> str:
@@ -358,7 +430,12 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
     url = store or default_store_url(name, cwd)
     run = _Run(compiled, name, url, registry)
     try:
-        return _play(run, data, events, start, end, progress, url, started)
+        lease = Lease(run.sa, name)
+        lease.acquire()  # SimulationBusy when another run is live on this store (nothing written)
+        try:
+            return _play(run, data, events, start, end, progress, url, started, lease)
+        finally:
+            lease.release()
     finally:
         run.close()
 
@@ -373,18 +450,20 @@ def _shown(path: Path) -> str:
 
 
 def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date, progress: Progress | None,
-          url: str, started: float) -> SimulationResult:
+          url: str, started: float, lease: Lease) -> SimulationResult:
     row = run.progress_row()
     if row is not None:
         run.totals.update({k: int(v) for k, v in dict(row.totals or {}).items()})
     first_day = start if row is None else row.first_day
+    applied = run.applied_keys()
     if row is None or not row.data_imported:
-        run.import_data(data.employees, data.relations, start)
-        run.save_progress(first_day, row.last_day if row is not None else None, True)
+        run.import_data(data.employees, data.relations, start, applied, lease)
+        with shared_unit(run.sa, "import:done") as conn:
+            run.save_progress(first_day, row.last_day if row is not None else None, True)
+            lease.renew(conn)
     run.open_relations()
     last_done: date | None = row.last_day if row is not None else None
     play_from = start if last_done is None else max(start, last_done + timedelta(days=1))
-    applied = run.applied_keys()
     pending = sorted((e for e in events if e.key not in applied), key=lambda e: (e.day or first_day, e.order))
     days = (end - play_from).days + 1 if play_from <= end else 0
     # what is dated before the first day to play (history, or a story extended backwards) goes first
@@ -401,8 +480,11 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
         day = play_from + timedelta(days=number)
         for event in by_day.get(day, ()):
             run.apply(event, day)
-        run.tick(day)
-        run.save_progress(first_day, day, True)
+        # the day's tick, what the parts note of it and the progress row: one transaction
+        with shared_unit(run.sa, f"tick:{day.isoformat()}") as conn:
+            lease.renew(conn)
+            run.tick(day)
+            run.save_progress(first_day, day, True)
         if progress is not None:
             progress(number + 1, days)
     summary = summarise(run)

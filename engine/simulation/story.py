@@ -172,7 +172,7 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
 
     The event types are those of ``registry`` (default: the installed plugins' registry).
     """
-    from regelwerk.source import load_text, locate
+    from regelwerk.source import DATA_LIMITS, load_text, locate
     from regelwerk.validation import _translate
 
     if registry is None:
@@ -181,7 +181,7 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
         registry = load_registry()
     types = event_types(registry)
 
-    documents, problems = load_text(text, file)
+    documents, problems = load_text(text, file, DATA_LIMITS)
     if problems:
         raise DefinitionError(problems)
     stories = [d for d in documents if d.kind == "Story"]
@@ -241,10 +241,10 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
 
 def load_story(path: str | Path, display: str | None = None, registry: Registry | None = None) -> Story:
     """Read and validate a story file (``DefinitionError`` with file:line diagnostics)."""
-    from regelwerk.source import read_source
+    from regelwerk.source import DATA_LIMITS, read_source
 
     shown = display or str(path)
-    text, problems = read_source(str(path), shown)
+    text, problems = read_source(str(path), shown, DATA_LIMITS)
     if text is None:
         raise DefinitionError(problems)
     return parse_story(text, shown, registry)

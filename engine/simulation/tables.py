@@ -9,7 +9,7 @@ from __future__ import annotations
 from regelwerk.store.tables import metadata
 from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Index, Integer, String, Table, UniqueConstraint
 
-__all__ = ["simulation_events", "simulations"]
+__all__ = ["simulation_events", "simulation_leases", "simulations"]
 
 #: One row per simulated customer (keyed by the bundle's name): how far the calendar was played.
 simulations = Table(
@@ -40,4 +40,17 @@ simulation_events = Table(
     Column("applied_at", DateTime(), nullable=False),
     UniqueConstraint("simulation", "key"),
     Index("ix_rw_simulation_events_simulation_status", "simulation", "status"),
+)
+
+#: Who is simulating a store right now: one row per simulated customer while a run holds it. A second run
+#: refuses while the lease is live; a run takes over a stale lease (expired, or its process is gone).
+simulation_leases = Table(
+    "rw_simulation_leases",
+    metadata,
+    Column("simulation", String(200), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
 )

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection, Engine, Row
 __all__ = ["SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
 
 SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",  # first: switching a file to WAL needs the lock, so it must be able to wait
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=30000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
 )
@@ -312,18 +312,29 @@ def migrations_path() -> str:
     return str(Path(__file__).resolve().parent / "migrations")
 
 
-def alembic_config(url: str) -> Any:
-    """An Alembic ``Config`` for the shipped migrations and this database URL (no ini file needed)."""
-    from alembic.config import Config
+def alembic_config(url: str, registry: Any = None) -> Any:
+    """An Alembic ``Config`` for the shipped migrations and this database URL (no ini file needed): the core's
+    revisions plus every plugin's own branch (``Registry.add_migrations``)."""
+    import os
+    from pathlib import Path
 
+    from alembic.config import Config
+    from regelwerk.registry import load_registry
+
+    plugins = (registry if registry is not None else load_registry()).migration_locations
     config = Config()
     config.set_main_option("script_location", migrations_path())
+    config.set_main_option("path_separator", "os")  # Alembic >= 1.16
+    config.set_main_option("version_path_separator", "os")  # older Alembic
+    config.set_main_option("version_locations", os.pathsep.join(
+        [str(Path(migrations_path()) / "versions"), *plugins]).replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring a database's regelwerk tables to ``revision`` (``regelwerk db upgrade URL``)."""
+def upgrade(url: str, revision: str = "heads", registry: Any = None) -> None:
+    """Bring a database's regelwerk tables to ``revision`` (``regelwerk db upgrade URL``; by default the heads of
+    the core's branch and of every plugin's branch)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, registry), revision)

@@ -38,6 +38,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "regelwerk.permissions.tables",
     "regelwerk.outbox.tables",
     "regelwerk.simulation.tables",
+    "regelwerk.imports.tables",
 )
 
 

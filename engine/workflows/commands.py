@@ -42,15 +42,31 @@ def _json_object(text: str | None) -> dict[str, Any]:
     return data
 
 
+def _policy(compiled: Any, matrix: str | None) -> str | None:
+    """The bundle's matrix named ``matrix``; without a name the bundle's only matrix, else none (refuses)."""
+    from regelwerk.cli import fail
+
+    names = sorted(compiled.of_kind("PermissionMatrix"))
+    if matrix is None:
+        return names[0] if len(names) == 1 else None
+    if matrix not in names:
+        fail(f"--matrix {matrix!r}: the bundle has no such PermissionMatrix; known: {', '.join(names) or 'none'}", 2)
+    return matrix
+
+
 @contextmanager
-def _engine(path: str, store: str) -> Iterator[Any]:
-    """An engine for the CLI; runtime refusals print as JSON and exit 1 (usage errors exit 2)."""
+def _engine(path: str, store: str, matrix: str | None = None) -> Iterator[Any]:
+    """An engine for the CLI; runtime refusals print as JSON and exit 1 (usage errors exit 2).
+
+    Permissions come from the bundle's PermissionMatrix ``matrix`` (see :func:`_policy`); with none every
+    permission-guarded start and event is refused, with the explanation.
+    """
     from regelwerk.cli import load_compiled, registry
     from regelwerk.errors import RegelwerkError, UsageError
     from regelwerk.runtime import Engine
 
     compiled = load_compiled(path)
-    engine = Engine(compiled, store=store, registry=registry())
+    engine = Engine(compiled, store=store, registry=registry(), permissions=_policy(compiled, matrix))
     try:
         yield engine
     except RegelwerkError as exc:
@@ -68,6 +84,9 @@ def _commands() -> list[Any]:
                                 help="Actor id, or a JSON object {id, roles, ...}.")
     role_option = click.option("--role", "roles", multiple=True, help="A role of the actor (repeatable).")
     path_argument = click.argument("path", type=click.Path(exists=True))
+    matrix_option = click.option("--matrix", default=None,
+                                 help="The bundle's PermissionMatrix that decides (default: its only one; "
+                                      "without one every permission-guarded start and event is refused).")
 
     @click.group("instance")
     def instance() -> None:
@@ -81,10 +100,11 @@ def _commands() -> list[Any]:
     @actor_option
     @role_option
     @click.option("--id", "instance_id", default=None, help="The instance id (default: generated).")
+    @matrix_option
     def start(store: str, path: str, workflow: str, data: str | None, actor: str, roles: Sequence[str],
-              instance_id: str | None) -> None:
-        """Start an instance of WORKFLOW from the bundle at PATH."""
-        with _engine(path, store) as engine:
+              instance_id: str | None, matrix: str | None) -> None:
+        """Start an instance of WORKFLOW from the bundle at PATH (needs the workflow's start permission)."""
+        with _engine(path, store, matrix) as engine:
             _emit(engine.start(workflow, _json_object(data), _actor(actor, roles), instance_id).to_dict())
 
     @instance.command("fire")
@@ -96,10 +116,11 @@ def _commands() -> list[Any]:
     @actor_option
     @role_option
     @click.option("--expected-version", type=int, default=None, help="Refuse if the instance changed since.")
+    @matrix_option
     def fire(store: str, path: str, instance_id: str, event: str, data: str | None, actor: str,
-             roles: Sequence[str], expected_version: int | None) -> None:
-        """Fire EVENT on INSTANCE_ID."""
-        with _engine(path, store) as engine:
+             roles: Sequence[str], expected_version: int | None, matrix: str | None) -> None:
+        """Fire EVENT on INSTANCE_ID (decided by the bundle's permission matrix)."""
+        with _engine(path, store, matrix) as engine:
             _emit(engine.fire(instance_id, event, _actor(actor, roles), _json_object(data) or None,
                               expected_version).to_dict())
 
@@ -109,9 +130,10 @@ def _commands() -> list[Any]:
     @click.argument("instance_id")
     @actor_option
     @role_option
-    def show(store: str, path: str, instance_id: str, actor: str, roles: Sequence[str]) -> None:
+    @matrix_option
+    def show(store: str, path: str, instance_id: str, actor: str, roles: Sequence[str], matrix: str | None) -> None:
         """Show an instance and the events ACTOR may fire now (with reasons for the others)."""
-        with _engine(path, store) as engine:
+        with _engine(path, store, matrix) as engine:
             record = engine.get(instance_id)
             _emit({**record.to_dict(),
                    "events": [o.to_dict() for o in engine.available_events(instance_id, _actor(actor, roles))],
@@ -149,7 +171,8 @@ def _commands() -> list[Any]:
 
     @db.command("upgrade")
     @click.argument("url")
-    @click.option("--revision", default="head", show_default=True)
+    @click.option("--revision", default="heads", show_default=True,
+                  help="Target revision; 'heads' is the core's and every installed pack's latest.")
     def upgrade(url: str, revision: str) -> None:
         """Bring the regelwerk tables of the database at URL to REVISION."""
         from regelwerk.store.sql import upgrade as run_upgrade

@@ -148,6 +148,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         name=doc.name, label=str(spec.get("label") or doc.name), initial=initials[0].id, states=tuple(states),
         transitions=tuple(transitions), resource_type=str(spec.get("resource_type") or doc.name),
         data_schema=data_schema, description=str(spec.get("description", "")), groups=groups,
+        start_permission=str(spec.get("start_permission") or ""),
     )
     _check_graph(ctx, model, pointer_of_state)
     return model

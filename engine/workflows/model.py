@@ -77,6 +77,12 @@ class Workflow:
     data_schema: Mapping[str, Any] | None = None
     description: str = ""
     groups: tuple[tuple[str, str], ...] = ()
+    start_permission: str = ""
+
+    @property
+    def start_action(self) -> str:
+        """The permission action that starting an instance needs: ``start_permission``, else ``<name>.start``."""
+        return self.start_permission or f"{self.name}.start"
 
     def group_label(self, group: str) -> str:
         """The label of a state group (its id when the definition gives none)."""
@@ -113,7 +119,7 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
     """Plain JSON data of a compiled workflow (stored per definition version, see ``workflow_from_dict``)."""
     return {
         "name": model.name, "label": model.label, "initial": model.initial, "resource_type": model.resource_type,
-        "description": model.description, "data_schema": model.data_schema,
+        "description": model.description, "data_schema": model.data_schema, "start_permission": model.start_permission,
         "groups": [{"id": g, "label": label} for g, label in model.groups],
         "states": [{"id": s.id, "label": s.label, "group": s.group, "tags": list(s.tags), "initial": s.initial,
                     "final": s.final, "archive": s.archive, "on_enter": [_action_dict(a) for a in s.on_enter],
@@ -159,4 +165,5 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
                                       t.get("pointer", ""), t.get("guard")))
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
-                    tuple((g["id"], g["label"]) for g in data.get("groups") or ()))
+                    tuple((g["id"], g["label"]) for g in data.get("groups") or ()),
+                    str(data.get("start_permission") or ""))

@@ -1,8 +1,8 @@
 """The permission port: how the workflow runtime asks "may this actor do this?".
 
-The permissions area (engine/permissions) provides the real matrix; until it is wired in, the
-engine uses :class:`AllowAll`. :class:`RoleTable` is a tiny deny-by-default port (action -> roles)
-for scenarios, tests and simple hosts.
+The permissions area (engine/permissions) provides the real matrix; without a port the engine uses
+:class:`~regelwerk.permissions.policies.NoPolicy` (refuses everything guarded). :class:`RoleTable` is a
+tiny deny-by-default port (action -> roles) for scenarios, tests and simple hosts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from regelwerk.actors import Actor
 
-__all__ = ["AllowAll", "Decision", "DecisionLike", "PermissionPort", "RoleTable"]
+__all__ = ["Decision", "DecisionLike", "PermissionPort", "RoleTable"]
 
 
 class DecisionLike(Protocol):
@@ -43,18 +43,6 @@ class PermissionPort(Protocol):
     def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
               context: Mapping[str, Any]) -> DecisionLike:
         """Decide; never raise for a plain "no" (return ``allowed=False`` with an explanation)."""
-
-
-_ALLOW = Decision(True, "allow-all: no permission port configured")
-
-
-class AllowAll:
-    """Permits everything (the default until a real permission port is configured)."""
-
-    def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
-              context: Mapping[str, Any]) -> Decision:
-        """Always allowed."""
-        return _ALLOW
 
 
 class RoleTable:

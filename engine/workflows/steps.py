@@ -29,7 +29,7 @@ def scenario_engine(ctx: ScenarioContext) -> Any:
 
     Permissions: the service ``"permissions"`` if another step registered one, else a
     :class:`~regelwerk.workflows.ports.RoleTable` from the scenario fact ``permissions`` (action -> roles),
-    else allow-all.
+    else none: every permission-guarded start and event is refused (deny by default).
     """
     from regelwerk.runtime import Engine
     from regelwerk.workflows.ports import RoleTable

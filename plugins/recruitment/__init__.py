@@ -19,11 +19,14 @@ class RecruitmentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
+        from pathlib import Path
+
         from regelwerk_packs.recruitment import commands, kinds, registration, simulation, steps
 
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)
         registry.add_table_module("regelwerk_packs.recruitment.tables")
+        registry.add_migrations(str(Path(__file__).resolve().parent / "migrations" / "versions"))
         registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)

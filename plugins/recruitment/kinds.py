@@ -184,7 +184,8 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
     used_groups = {s.group for s in chosen}
     workflow = Workflow(
         name=model.workflow, label=model.label, initial=initial, states=states, transitions=tuple(transitions),
-        resource_type="candidate", data_schema=None, description=spec.get("description", ""),
+        resource_type="candidate", start_permission="register", data_schema=None,
+        description=spec.get("description", ""),
         groups=tuple((g, status_set.group_labels.get(g, g)) for g in
                      [*GROUPS, *sorted(set(status_set.group_labels) - set(GROUPS))] if g in used_groups),
     )

@@ -1,8 +1,9 @@
-"""step2HR pack: the four rights levels and the notes' visibility (seed 000_1dc775011ec2e028.txt).
+"""step2HR pack: the rights levels, the notes' visibility and the e-learning catalog (seed 000_1dc775011ec2e028.txt).
 
 The matrix itself is shipped as YAML (``definitions/standard/permissions/step2hr.yaml``); this pack
 adds what a host needs around it: filtering lists of notes to the ones an actor may see, as a helper
-and as the scenario step ``visible_notes``.
+and as the scenario step ``visible_notes``; and the ``ElearningCatalog`` kind (modules and their quizzes'
+answer keys, :mod:`regelwerk_packs.step2hr.elearning`) with its workflow action ``elearning.require_key``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from regelwerk.registry import Registry, StepSpec
+from regelwerk.registry import ActionSpec, IdDecl, KindSpec, Registry, StepSpec
 
 __all__ = ["MATRIX", "NOTE_TYPES", "Step2HRPlugin", "plugin", "visible_notes"]
 
@@ -52,7 +53,21 @@ class Step2HRPlugin:
     name = "step2hr"
 
     def register(self, registry: Registry) -> None:
-        """Add the ``visible_notes`` step."""
+        """Add the ``visible_notes`` step, the ElearningCatalog kind and ``elearning.require_key``."""
+        from regelwerk.validation import load_shipped_schema
+        from regelwerk_packs.step2hr.elearning import compile_elearning, require_key
+
+        registry.add_kind(KindSpec(
+            kind="ElearningCatalog", plugin=self.name, schema=load_shipped_schema("elearningcatalog.json"),
+            compile=compile_elearning, ids=(IdDecl("/spec/modules/*/id", "module"),),
+            description="step2HR e-learning modules, their workbooks and their quizzes' answer keys",
+            schema_file="elearningcatalog.json",
+        ))
+        registry.add_action(ActionSpec(
+            "elearning.require_key", self.name, require_key,
+            "refuse a test of a module whose answer key the customer has not delivered yet",
+            {"type": "object", "additionalProperties": False, "properties": {}},
+        ))
         registry.add_step(StepSpec("visible_notes", self.name, step_visible_notes, {
             "type": "object", "required": ["actor", "expect"], "additionalProperties": False,
             "properties": {"matrix": {"type": "string"}, "actor": {"type": "string"},

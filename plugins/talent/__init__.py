@@ -48,6 +48,40 @@ def step_apply_competencies(ctx: ScenarioContext, args: Any, info: Any) -> None:
         raise StepFailure(f"expected {args['expect']} trajectories updated, got {count}")
 
 
+def step_apply_timing(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Apply changed lead times to a running work year: ``{cycle, work_year, expect?}``."""
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.kind import scenario_target
+    from regelwerk_packs.talent.changes import apply_timing
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    count = apply_timing(scenario_target(ctx), ctx.compiled, args["cycle"], str(args["work_year"]), actor, ctx.now)
+    if "expect" in args and count != args["expect"]:
+        raise StepFailure(f"expected {args['expect']} trajectories updated, got {count}")
+
+
+def step_request_feedback(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """An on-demand feedback request: ``{cycle, round, employee, invitees, expect_refused?}``."""
+    from regelwerk.actors import SYSTEM, Actor
+    from regelwerk.scheduling.kind import scenario_target, sync_employees
+    from regelwerk_packs.talent.feedback import FeedbackRefused, request_feedback
+
+    actor = Actor.of(args["actor"]) if "actor" in args else SYSTEM
+    target = scenario_target(ctx)
+    sync_employees(ctx, target)
+    try:
+        keys = request_feedback(target, ctx.compiled, args["cycle"], args["round"], str(args["employee"]),
+                                [str(i) for i in args["invitees"]], ctx.now, actor)
+    except FeedbackRefused as exc:
+        if "expect_refused" in args:
+            if args["expect_refused"] not in exc.reason:
+                raise StepFailure(f"refused for another reason: {exc.reason}") from None
+            return
+        raise StepFailure(str(exc)) from None
+    if "expect_refused" in args:
+        raise StepFailure(f"expected a refusal ({args['expect_refused']}), got {keys}")
+
+
 def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Place an appraisal in the organisation's talent matrix: ``{performance, potential, expect}``."""
     matrices = ctx.compiled.of_kind("TalentMatrix")
@@ -91,6 +125,11 @@ def _commands() -> list[Any]:
         finally:
             sa_engine.dispose()
         for c in found:
+            if c.change == "timing":
+                moved = ", ".join(f"{m} {a} -> {b}" for m, a, b in c.timing)
+                click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) on old lead times; "
+                           f"{moved} (apply with --timing)")
+                continue
             click.echo(f"{c.cycle} {c.work_year} {c.role}: {c.trajectories} trajectorie(s) behind; "
                        f"added {', '.join(c.added) or '-'}; removed {', '.join(c.removed) or '-'}")
         if not found:
@@ -104,16 +143,21 @@ def _commands() -> list[Any]:
     @click.option("--work-year", required=True)
     @click.option("--role", default=None)
     @click.option("--actor", default="admin", show_default=True, help="Who applies (audited).")
-    def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str) -> None:
+    @click.option("--timing", is_flag=True, help="Apply changed lead times (appears_before) instead of competencies.")
+    def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str,
+              timing: bool) -> None:
         """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
         import sqlalchemy as sa
         from regelwerk.actors import Actor
         from regelwerk.cli import load_compiled
-        from regelwerk_packs.talent.changes import apply_changes
+        from regelwerk_packs.talent.changes import apply_changes, apply_timing
 
         sa_engine = sa.create_engine(store_url)
         try:
-            count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
+            if timing:
+                count = apply_timing(sa_engine, load_compiled(path), cycle, work_year, Actor.of(actor))
+            else:
+                count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
         finally:
             sa_engine.dispose()
         click.echo(f"{count} trajectorie(s) updated")
@@ -218,6 +262,18 @@ class TalentPlugin:
             "properties": {"cycle": {"type": "string"}, "work_year": {"type": ["string", "integer"]},
                            "role": {"type": "string"}, "actor": {}, "expect": {"type": "integer"}},
         }, "'Bijwerken competenties': apply pending changes to a work year"))
+        registry.add_step(StepSpec("apply_timing", self.name, step_apply_timing, {
+            "type": "object", "required": ["cycle", "work_year"], "additionalProperties": False,
+            "properties": {"cycle": {"type": "string"}, "work_year": {"type": ["string", "integer"]},
+                           "actor": {}, "expect": {"type": "integer"}},
+        }, "apply changed lead times (appears_before) to a running work year"))
+        registry.add_step(StepSpec("request_feedback", self.name, step_request_feedback, {
+            "type": "object", "required": ["cycle", "round", "employee", "invitees"], "additionalProperties": False,
+            "properties": {"cycle": {"type": "string"}, "round": {"type": "string"},
+                           "employee": {"type": ["string", "integer"]},
+                           "invitees": {"type": "array", "items": {"type": ["string", "integer"]}},
+                           "actor": {}, "expect_refused": {"type": "string"}},
+        }, "request feedback on demand (a continuous round); refused outside employment"))
         registry.add_step(StepSpec("place_in_matrix", self.name, step_place_in_matrix, {
             "type": "object", "required": ["performance", "potential"], "additionalProperties": False,
             "properties": {"performance": {"type": ["string", "number"]}, "potential": {"type": ["string", "number"]},

@@ -3,7 +3,8 @@
 Diagnostic codes (RW8xx, see docs/packs/talent.md): RW810 work year does not fit the
 calendar, RW811 moment/feedback round mismatch, RW812 unknown workflow, RW813 matrix cell
 problems, RW814 more than one TalentMatrix (one choice per organisation), RW815 role
-without competencies. Schedule codes RW801-RW804 come from regelwerk.scheduling.
+without competencies, RW816 feedback invitee sets and visibility. Schedule codes
+RW801-RW804 come from regelwerk.scheduling.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from regelwerk_packs.talent.model import (
     Competency,
     CompetencyProfile,
     ConversationMoment,
+    CyclePolicies,
     DevelopmentCycle,
     FeedbackRound,
+    InviteeSet,
     TalentMatrix,
     TalentRole,
     WorkYearCalendar,
@@ -112,6 +115,36 @@ def compile_role(ctx: Any, doc: SourceDocument) -> TalentRole:
                       bool(spec.get("blocked", False)), profile, tuple(competencies), content_hash(used))
 
 
+def _invitee_sets(ctx: Any, entries: Any) -> tuple[InviteeSet, ...]:
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            out.append(InviteeSet(entry))
+            continue
+        where = f"/spec/invite/{i}"
+        minimum, maximum = int(entry.get("min", 0)), entry.get("max")
+        if maximum is not None and int(maximum) < minimum:
+            ctx.report("RW816", f"invitee set {entry['set']!r}: max {maximum} is below min {minimum}", where, "")
+        if entry["set"] == "role" and not entry.get("role"):
+            ctx.report("RW816", "an invitee set of a role names the 'role'", where, "add role: <TalentRole name>")
+        out.append(InviteeSet(entry["set"], str(entry.get("same", "department")), str(entry.get("role", "")),
+                              str(entry.get("fact", "feedback_peers")), minimum,
+                              None if maximum is None else int(maximum)))
+    names = [s.name for s in out]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        ctx.report("RW816", f"invitee set {name!r} is listed twice", "/spec/invite", "merge them into one set")
+    return tuple(out)
+
+
+def _duration(ctx: Any, text: Any, pointer: str) -> Duration | None:
+    if text is None:
+        return None
+    found = parse_duration(str(text))
+    if found is None:
+        ctx.report("RW804", f"{text!r} is not an ISO 8601 duration", pointer, "e.g. P3W, P1M, P10D")
+    return found
+
+
 def compile_feedback_round(ctx: Any, doc: SourceDocument) -> FeedbackRound | None:
     """A FeedbackRound."""
     spec = doc.spec
@@ -123,11 +156,30 @@ def compile_feedback_round(ctx: Any, doc: SourceDocument) -> FeedbackRound | Non
         ctx.report("RW811", "a fixed round needs 'arises' (a schedule)", "/spec/timing", "")
     if timing != "fixed" and "arises" in spec:
         ctx.report("RW811", "'arises' only applies to timing: fixed", "/spec/arises", "")
+    if "days_ahead" in spec and "appears_before" in spec:
+        ctx.report("RW811", "say 'appears_before' or 'days_ahead', not both", "/spec/days_ahead", "")
     workflow = str(spec.get("request_workflow", DEFAULT_FEEDBACK_WORKFLOW))
     _check_workflow(ctx, workflow, "/spec/request_workflow")
+    reminder_workflow = spec.get("reminder_workflow")
+    if reminder_workflow:
+        _check_workflow(ctx, str(reminder_workflow), "/spec/reminder_workflow")
+    invite = _invitee_sets(ctx, spec["invite"])
+    sets = {s.name for s in invite} | {"on_demand"}
+    visibility: dict[str, tuple[str, ...]] = {}
+    for name, readers in (spec.get("visibility") or {}).items():
+        if name not in sets:
+            ctx.report("RW816", f"visibility for {name!r}, which is not an invitee set of this round",
+                       f"/spec/visibility/{name}", "known: " + ", ".join(sorted(sets)))
+        visibility[str(name)] = tuple(readers)
+    reminders = tuple(d for i, r in enumerate(spec.get("reminders", []))
+                      if (d := _duration(ctx, r, f"/spec/reminders/{i}")) is not None)
     return FeedbackRound(doc.name, spec["label"], timing, spec.get("moment"), int(spec.get("days_ahead", 14)), arises,
-                         tuple(spec["invite"]), tuple(dict(q) for q in spec.get("questions", [])), workflow,
-                         str(spec.get("start", "automatic")))
+                         invite, tuple(dict(q) for q in spec.get("questions", [])), workflow,
+                         str(spec.get("start", "automatic")),
+                         appears_before=_duration(ctx, spec.get("appears_before"), "/spec/appears_before"),
+                         reminders=reminders,
+                         answer_within=_duration(ctx, spec.get("answer_within"), "/spec/answer_within"),
+                         visibility=visibility, reminder_workflow=str(reminder_workflow) if reminder_workflow else None)
 
 
 def _check_workflow(ctx: Any, name: str, pointer: str) -> None:
@@ -190,18 +242,28 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
                 used.append(_doc_data(ctx, "FeedbackRound", fname))
         if arises is None:
             continue
+        lead = _duration(ctx, moment.get("appears_before"), f"/spec/moments/{i}/appears_before")
+        condition = ctx.condition(moment["when"], f"/spec/moments/{i}/when") if "when" in moment else None
+        leaving = str(moment.get("after_leaving", "default"))
         moments.append(ConversationMoment(
             moment["id"], moment["label"], moment["dossier_item_type"],
             str(moment.get("creation_profile", moment["dossier_item_type"])), arises,
             str(moment.get("start", "automatic")), workflow, str(moment.get("before_hire", "skip")),
-            str(moment.get("after_leaving", "skip")), fname))
+            "cancel" if leaving == "skip" else leaving, fname, lead, condition))
     plan_ahead: Duration = parse_duration(str(spec.get("plan_ahead", "P1M"))) or Duration(months=1, text="P1M")
     when = ctx.condition(spec["when"], "/spec/when") if "when" in spec else None
+    policy = spec.get("policies") or {}
+    transfer = policy.get("transfer") or {}
+    policies = CyclePolicies(hire_year=str(policy.get("hire_year", "hire")),
+                             leaving=str(policy.get("leaving", "cancel")),
+                             transfer=str(transfer.get("policy", "close_and_open")),
+                             transfer_fact=str(transfer.get("fact", "role_since")))
     return DevelopmentCycle(
         name=doc.name, label=spec["label"], calendar=calendar, groups=tuple(spec.get("groups", [])), when=when,
         plan_ahead=plan_ahead, work_years=tuple(years), moments=tuple(moments), roles=roles,
         feedback_rounds=tuple(rounds[k] for k in sorted(rounds)), version=content_hash(used),
-        rounds_by_name=linked,
+        rounds_by_name=linked, appears_before=_duration(ctx, spec.get("appears_before"), "/spec/appears_before"),
+        policies=policies,
     )
 
 

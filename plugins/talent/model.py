@@ -27,26 +27,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from dateutil.relativedelta import relativedelta
-from regelwerk.conditions import Condition, Duration
+from regelwerk.conditions import Condition, Duration, parse_duration
+from regelwerk.scheduling.directory import MemoryDirectory
 from regelwerk.scheduling.employees import EmployeeFacts
 from regelwerk.scheduling.schedule import Schedule, local_to_utc
-from regelwerk.scheduling.sources import Plan, PlannedItem
+from regelwerk.scheduling.sources import Directory, Plan, PlannedItem
 
 __all__ = [
     "Competency",
     "CompetencyProfile",
     "ConversationMoment",
+    "CyclePolicies",
     "DevelopmentCycle",
     "FeedbackRound",
+    "InviteeSet",
     "MatrixPlacement",
     "TalentMatrix",
     "TalentRole",
     "WorkYear",
     "WorkYearCalendar",
     "WorkYearSpec",
+    "moment_scope",
 ]
 
 DEFAULT_CONVERSATION_WORKFLOW = "talent-conversation"
@@ -157,6 +161,27 @@ class TalentRole:
 
 
 @dataclass(frozen=True, slots=True)
+class InviteeSet:
+    """Who a feedback round asks about an employee: one set with its minimum and maximum.
+
+    ``kind``: self, manager, managers_manager, colleagues (``same``: department or team = same manager),
+    nominated (the peers listed in the employee fact ``fact``), role (holders of ``role``).
+    """
+
+    kind: str
+    same: str = "department"
+    role: str = ""
+    fact: str = "feedback_peers"
+    minimum: int = 0
+    maximum: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The set's name in keys and payloads (``role-<role>`` for a role)."""
+        return f"role-{self.role}" if self.kind == "role" else self.kind
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackRound:
     """A 360-degree feedback round."""
 
@@ -166,15 +191,32 @@ class FeedbackRound:
     moment: str | None
     days_ahead: int
     arises: Schedule | None
-    invite: tuple[str, ...]
+    invite: tuple[InviteeSet, ...]
     questions: tuple[Mapping[str, str], ...]
     workflow: str
     start: str
+    appears_before: Duration | None = None
+    """Requests appear this long before the moment they prepare (default: ``days_ahead`` days)."""
+    reminders: tuple[Duration, ...] = ()
+    """A reminder item this long before the requests are due (the moment's due date, or ``answer_within``)."""
+    answer_within: Duration | None = None
+    """Fixed and on-demand requests: due this long after they appear (default P14D)."""
+    visibility: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per invitee set: who may read its answers (subject, manager, managers_manager, hr, invitee)."""
+    reminder_workflow: str | None = None
+
+    def lead(self) -> relativedelta:
+        """How long before the prepared moment the requests appear."""
+        return self.appears_before.delta() if self.appears_before is not None else relativedelta(days=self.days_ahead)
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationMoment:
-    """A conversation moment of a cycle (nulmeting, doelstellingsgesprek...)."""
+    """A conversation moment of a cycle (nulmeting, doelstellingsgesprek...).
+
+    ``arises`` is when it is *due*; it *appears* (the tick creates and starts it) ``appears_before``
+    earlier (default: the cycle's), and only for employees for whom ``when`` holds.
+    """
 
     id: str
     label: str
@@ -186,6 +228,27 @@ class ConversationMoment:
     before_hire: str
     after_leaving: str
     feedback_round: str | None = None
+    appears_before: Duration | None = None
+    when: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePolicies:
+    """What a cycle does where work-year boundaries bite (docs/packs/talent.md, "Policies").
+
+    ``hire_year``: a moment anchored on the hire date belongs to the work year of the hire (``hire``,
+    default: the nulmeting of someone hired on 31 December is part of that year's trajectory) or of its
+    due date (``due``). ``leaving``: a moment due on or after the leaving date is cancelled (``cancel``,
+    default), kept (``keep``) or moved to the last working day (``move``); a moment's own
+    ``after_leaving`` overrides it. ``transfer``: on a role change, close the old role's trajectory and
+    open the new one from the date in the employee fact ``transfer_fact`` (``close_and_open``, default), or
+    let the new trajectory start with the work year (``whole_year``).
+    """
+
+    hire_year: str = "hire"
+    leaving: str = "cancel"
+    transfer: str = "close_and_open"
+    transfer_fact: str = "role_since"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +278,7 @@ def _days(duration: Duration | None) -> relativedelta:
 
 @dataclass(frozen=True, slots=True)
 class DevelopmentCycle:
-    """A development cycle; implements the scheduler's ``ItemSource``."""
+    """A development cycle; implements the scheduler's ``ItemSource`` (with a directory of colleagues)."""
 
     name: str
     label: str
@@ -230,11 +293,23 @@ class DevelopmentCycle:
     version: str = ""
     timezone: str = "Europe/Amsterdam"
     rounds_by_name: Mapping[str, FeedbackRound] = field(default_factory=dict)
+    appears_before: Duration | None = None
+    policies: CyclePolicies = field(default_factory=CyclePolicies)
+
+    uses_directory: ClassVar[bool] = True
 
     @property
     def source_id(self) -> str:
         """The scheduler's name for this source."""
         return f"DevelopmentCycle/{self.name}"
+
+    def timing(self) -> dict[str, str]:
+        """Each moment's lead time as ISO text: what a trajectory pins when it arises."""
+        out = {}
+        for moment in self.moments:
+            lead = moment.appears_before or self.appears_before
+            out[moment.id] = lead.text if lead is not None else "P0D"
+        return out
 
     def applies_to(self, employee: EmployeeFacts, now: datetime) -> bool:
         """The cycle's groups and condition hold for the employee."""
@@ -246,10 +321,15 @@ class DevelopmentCycle:
         """When a work year's items are planned (its start minus ``plan_ahead``)."""
         return _day_at(year.start - self.plan_ahead.delta(), self.timezone)
 
-    def years_until(self, now: datetime) -> tuple[list[tuple[WorkYear, tuple[str, ...]]], datetime | None]:
-        """Work years to plan at ``now`` (planning moment reached, not yet over) and the next planning moment."""
+    def years_until(self, now: datetime) -> tuple[list[tuple[WorkYear, tuple[str, ...], bool]], datetime | None]:
+        """Work years to plan at ``now`` (planning moment reached, not yet over) and the next planning moment.
+
+        The flag says the year is over but still reaches hire-anchored moments of people hired in it
+        (policy ``hire_year: hire``).
+        """
         today = now.astimezone(UTC).date()
-        out: dict[str, tuple[WorkYear, tuple[str, ...]]] = {}
+        out: dict[str, tuple[WorkYear, tuple[str, ...], bool]] = {}
+        reach = _HIRE_MOMENT_REACH if self.policies.hire_year == "hire" and self._hire_anchored() else timedelta(0)
         next_due: datetime | None = None
         for spec in self.work_years:
             if spec.year is not None:
@@ -263,37 +343,69 @@ class DevelopmentCycle:
                 moment = self.plan_moment(year)
                 if moment <= now:
                     if year.end >= today - timedelta(days=1):
-                        out.setdefault(year.id, (year, spec.roles))
+                        out.setdefault(year.id, (year, spec.roles, False))
+                    elif year.end >= today - timedelta(days=1) - reach:
+                        out.setdefault(year.id, (year, spec.roles, True))
                 elif next_due is None or moment < next_due:
                     next_due = moment
         return [out[k] for k in sorted(out)], next_due
+
+    def covers(self, day: date) -> bool:
+        """True when the work year containing ``day`` is one of this cycle's work years."""
+        year = self.calendar.year_of(day)
+        return any((spec.year is not None and spec.year.id == year.id)
+                   or (spec.from_year is not None and spec.from_year.start <= year.start) for spec in self.work_years)
+
+    def _hire_anchored(self) -> bool:
+        return any(m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date") for m in self.moments)
 
     def plan(self, employee: EmployeeFacts, now: datetime) -> Plan:
         """Trajectories, moments and feedback requests arisen for ``employee`` by ``now``."""
         return self.plan_batch([employee], now)[0]
 
-    def plan_batch(self, employees: Sequence[EmployeeFacts], now: datetime) -> list[Plan]:
-        """``plan`` for many employees; the work years and fact-independent occurrences are computed once."""
+    def plan_batch(self, employees: Sequence[EmployeeFacts], now: datetime,
+                   directory: Directory | None = None) -> list[Plan]:
+        """``plan`` for many employees; the work years and fact-independent occurrences are computed once.
+
+        With a ``directory`` (the tick's), colleagues can be invited and a running year keeps the lead
+        times its trajectories pinned until they are applied (``regelwerk talent apply --timing``).
+        """
         years, next_due = self.years_until(now)
         cache: dict[tuple[str, str], list[datetime]] = {}
-        return [self._plan_one(e, now, years, next_due, cache) for e in employees]
+        stored: Mapping[str, Mapping[str, Any]] = {}
+        if directory is not None and years and hasattr(directory, "stored"):
+            stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
+        people = MemoryDirectory(employees) if directory is None else directory
+        return [self._plan_one(e, now, years, next_due, cache, people, stored) for e in employees]
 
-    def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...]]],
-                  next_due: datetime | None, cache: dict[tuple[str, str], list[datetime]]) -> Plan:
+    def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
+                  next_due: datetime | None, cache: dict[tuple[str, str], list[datetime]], directory: Directory,
+                  stored: Mapping[str, Mapping[str, Any]]) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
-        for year, role_names in years:
+        closes: list[str] = []
+        for year, role_names, late in years:
+            if late and (employee.hire_date is None or not year.contains(employee.hire_date)):
+                continue
             if employee.hire_date is not None and employee.hire_date > year.end:
                 continue
             if employee.leaving_date is not None and employee.leaving_date <= year.start:
                 continue
+            held = []
             for role_name in role_names:
                 role = self.roles.get(role_name)
                 if role is None or not role.held_by(employee):
                     continue
-                items.extend(self._trajectory(employee, year, role, cache))
-        return Plan(tuple(items), next_due)
+                held.append(role.name)
+                key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
+                pinned = stored.get(key, {}).get("timing")
+                items.extend(self._trajectory(employee, year, role, cache, directory,
+                                              pinned if isinstance(pinned, Mapping) else None, late))
+            if self.policies.transfer == "close_and_open" and not late:
+                prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
+                closes.extend(k for k in stored if k.startswith(prefix) and k[len(prefix):] not in held)
+        return Plan(tuple(items), next_due, tuple(sorted(closes)))
 
     @staticmethod
     def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
@@ -307,10 +419,25 @@ class DevelopmentCycle:
             cache[cache_key] = found
         return found
 
+    def _role_start(self, employee: EmployeeFacts, year: WorkYear) -> date:
+        """The first day of a trajectory: year start, hire date or (transfer policy) the date of the role."""
+        first = max(year.start, employee.hire_date or year.start)
+        since = employee.attributes.get(self.policies.transfer_fact)
+        if since:
+            try:
+                day = since if isinstance(since, date) else date.fromisoformat(str(since))
+            except ValueError:
+                day = None
+            if day is not None and year.contains(day):
+                first = max(first, day)
+        return first
+
     def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
-                    cache: dict[tuple[str, str], list[datetime]]) -> list[PlannedItem]:
+                    cache: dict[tuple[str, str], list[datetime]], directory: Directory,
+                    pinned: Mapping[str, Any] | None, late: bool = False) -> list[PlannedItem]:
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
-        first_day = max(year.start, employee.hire_date or year.start)
+        first_day = self._role_start(employee, year)
+        timing = self.timing()
         common = {"employee": employee.id, "manager": employee.manager, "role": role.name, "work_year": year.id,
                   "cycle": self.name}
         out = [PlannedItem(
@@ -319,85 +446,131 @@ class DevelopmentCycle:
             series=role_series(self.name, year.id, role.name),
             version=role.version, label=f"{self.label} {year.id}",
             payload={**common, "title": f"{self.label} {year.id}", "profile": role.profile,
-                     "competencies": list(role.competencies)},
+                     "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
         )]
+        if pinned is not None:
+            timing = {**timing, **{k: str(v) for k, v in pinned.items()}}
         facts = {"employee": {"hire_date": employee.hire_date, "leaving_date": employee.leaving_date,
                               **employee.attributes}, "work_year": year.facts()}
         window_start = _day_at(year.start, self.timezone)
         window_end = _day_at(year.end + timedelta(days=1), self.timezone)
+        hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
+        planned_at = self.plan_moment(year)
         for moment in self.moments:
             schedule = moment.arises
             repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
-            for when in self._occurrences(schedule, (year.id, moment.id), window_start, window_end, facts, cache):
-                when = self._employment_adjusted(moment.before_hire, moment.after_leaving, when, employee, year,
-                                                 schedule)
-                if when is None:
+            hire_anchored = schedule.form == "anchor" and schedule.anchor == ("employee", "hire_date")
+            start, end = window_start, window_end
+            if hire_anchored and self.policies.hire_year == "hire" and (
+                    hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))):
+                if not hire_in_year:
+                    continue  # the moment belongs to the trajectory of the hire year
+                end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
+            elif late:
+                continue  # an ended year only still reaches its hire-anchored moments
+            for when in self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache):
+                due = self._employment_adjusted(moment, when, employee, year, schedule, first_day,
+                                                stretch=end != window_end)
+                if due is None:
                     continue
-                day = when.astimezone(schedule.tz).date()
+                day = due.astimezone(schedule.tz).date()
+                if moment.when is not None and not moment.when(
+                        moment_scope(employee, year, moment.id, day), due):
+                    continue
+                lead = parse_duration(timing.get(moment.id, "P0D")) or _NO_LEAD
+                appear_day = max(day - lead.delta(), first_day)
+                appear = local_to_utc(appear_day, schedule.at, schedule.tz) if appear_day != day else due
+                appear = max(appear, planned_at)
                 mkey = f"{key}/{moment.id}" + (f"/{day.isoformat()}" if repeating else "")
                 out.append(PlannedItem(
-                    key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=when,
+                    key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
                     period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
                     catch_up=schedule.catch_up, grace_seconds=int(schedule.grace_delta.total_seconds()),
                     workflow=moment.workflow, version=role.version, label=moment.label,
+                    appears_at=appear, deadline=due,
                     payload={**common, "moment": moment.id, "label": moment.label,
                              "dossier_item_type": moment.dossier_item_type,
                              "creation_profile": moment.creation_profile, "trajectory": key,
-                             "date": day.isoformat()},
+                             "date": day.isoformat(), "due_date": day.isoformat(),
+                             "appears": appear.astimezone(schedule.tz).date().isoformat()},
                 ))
                 rounds = [self.rounds_by_name[moment.feedback_round]] if moment.feedback_round else []
                 rounds += [r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == moment.id
                            and r.name != moment.feedback_round]
                 for fround in rounds:
-                    ask = when - timedelta(days=fround.days_ahead)
-                    out.extend(self._requests(fround, f"{mkey}/feedback/{fround.name}", ask, employee, year, key,
-                                              common, schedule))
+                    out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", due, employee, year, key,
+                                          common, schedule, directory, first_day=first_day))
         for fround in self.feedback_rounds:
-            if fround.timing != "fixed" or fround.arises is None:
+            if late or fround.timing != "fixed" or fround.arises is None:
                 continue
             for when in self._occurrences(fround.arises, (year.id, f"feedback/{fround.name}"), window_start,
                                           window_end, facts, cache):
-                if not employee.employed_on(when.astimezone(fround.arises.tz).date()):
+                day = when.astimezone(fround.arises.tz).date()
+                if not employee.employed_on(day) or day < first_day:
                     continue
-                day = when.astimezone(fround.arises.tz).date().isoformat()
-                out.extend(self._requests(fround, f"{key}/feedback/{fround.name}/{day}", when, employee, year, key,
-                                          common, fround.arises))
+                within = fround.answer_within.delta() if fround.answer_within is not None else relativedelta(days=14)
+                deadline = local_to_utc(day + within, fround.arises.at, fround.arises.tz)
+                out.extend(plan_round(self, fround, f"{key}/feedback/{fround.name}/{day.isoformat()}", deadline,
+                                      employee, year, key, common, fround.arises, directory, ask_at=when,
+                                      first_day=first_day))
         return out
 
-    def _requests(self, fround: FeedbackRound, prefix: str, when: datetime, employee: EmployeeFacts, year: WorkYear,
-                  trajectory: str, common: Mapping[str, Any], schedule: Schedule) -> list[PlannedItem]:
-        out = []
-        for who in fround.invite:
-            invitee = employee.manager if who == "manager" else employee.id
-            if not invitee:
-                continue
-            out.append(PlannedItem(
-                key=f"{prefix}/{who}", source=self.source_id, item_type="feedback_request", subject=employee.id,
-                due_at=when, period=year.id, parent_key=trajectory, series=f"{prefix}/{who}",
-                start_mode=fround.start, catch_up=schedule.catch_up,
-                grace_seconds=int(schedule.grace_delta.total_seconds()), workflow=fround.workflow,
-                label=f"{fround.label} ({who})",
-                payload={**common, "round": fround.name, "invitee": invitee, "invitee_role": who,
-                         "questions": [dict(q) for q in fround.questions], "trajectory": trajectory},
-            ))
-        return out
-
-    def _employment_adjusted(self, before_hire: str, after_leaving: str, when: datetime, employee: EmployeeFacts,
-                             year: WorkYear, schedule: Schedule) -> datetime | None:
+    def _employment_adjusted(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts,
+                             year: WorkYear, schedule: Schedule, first_day: date, stretch: bool = False
+                             ) -> datetime | None:
         day = when.astimezone(schedule.tz).date()
-        if employee.hire_date is not None and day < employee.hire_date:
-            if before_hire != "move":
+        start = first_day
+        if day < start:
+            if moment.before_hire != "move":
                 return None
-            day = employee.hire_date
+            day = start
+        leaving = moment.after_leaving if moment.after_leaving != "default" else self.policies.leaving
         if employee.leaving_date is not None and day >= employee.leaving_date:
-            if after_leaving != "move":
+            if leaving == "move":
+                day = employee.leaving_date - timedelta(days=1)
+            elif leaving != "keep":
                 return None
-            day = employee.leaving_date - timedelta(days=1)
-        if not year.contains(day) or not employee.employed_on(day):
+        if not (year.contains(day) or (stretch and day > year.end)):
+            return None
+        if leaving != "keep" and not employee.employed_on(day):
             return None
         if day == when.astimezone(schedule.tz).date():
             return when
         return local_to_utc(day, schedule.at, schedule.tz)
+
+
+#: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
+_HIRE_MOMENT_REACH = timedelta(days=366)
+_NO_LEAD = Duration(text="P0D")
+
+
+def moment_scope(employee: EmployeeFacts, year: WorkYear, moment: str, due: date) -> dict[str, Any]:
+    """What a moment's ``when`` reads: ``employee``, ``work_year``, ``moment`` and ``employment`` facts.
+
+    ``employment`` is computed for the due date: ``days_in_work_year`` / ``months_in_work_year`` (employed
+    days / whole months of the work year up to and including the due date), ``months_of_service`` (whole
+    months since the hire date), ``employed_on_due_date``.
+    """
+    hire = employee.hire_date
+    start = max(year.start, hire) if hire is not None else year.start
+    last = due
+    if employee.leaving_date is not None:
+        last = min(last, employee.leaving_date - timedelta(days=1))
+    days = max((last - start).days + 1, 0)
+    months = 0
+    if days:
+        span = relativedelta(last + timedelta(days=1), start)
+        months = span.years * 12 + span.months
+    service = 0
+    if hire is not None and hire <= due:
+        span = relativedelta(due, hire)
+        service = span.years * 12 + span.months
+    return {
+        "employee": employee.to_dict(), "work_year": year.facts(),
+        "moment": {"id": moment, "due_date": due},
+        "employment": {"days_in_work_year": days, "months_in_work_year": months, "months_of_service": service,
+                       "employed_on_due_date": employee.employed_on(due)},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,3 +625,6 @@ class TalentMatrix:
         _, cell_label = self.cells[(outputs["performance"], outputs["potential"])]
         return MatrixPlacement(str(outputs["performance"]), str(outputs["potential"]), profile,
                                self.profiles[profile], cell_label or self.profiles[profile], decision.explain)
+
+
+from regelwerk_packs.talent.feedback import plan_round  # noqa: E402  (feedback reads the models above)

@@ -1,5 +1,7 @@
-"""Every other area's tables: permissions (relations, invitations), scheduling (items, employees),
-outbox, recruitment (vacancies, candidates, questionnaires, retention log), simulation.
+"""Every other core area's tables: permissions (relations, invitations), scheduling (items, employees),
+outbox, simulation. (The packs' tables live in the packs' own Alembic branches, e.g. the recruitment pack's
+``plugins/recruitment/migrations``; databases created before that keep those tables, which the pack's first
+revision adopts.)
 
 Generated with Alembic's autogenerate from ``regelwerk.store.tables.all_tables()`` and checked by
 tests/test_migrations.py (which compares the upgraded database with the metadata on SQLite and PostgreSQL).
@@ -21,32 +23,6 @@ depends_on = None
 
 def upgrade() -> None:
     """Create the tables and their indexes."""
-    op.create_table('rw_candidates',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('vacancy_id', sa.String(length=64), nullable=False),
-    sa.Column('instance_id', sa.String(length=64), nullable=False),
-    sa.Column('first_name', sa.String(length=200), nullable=False),
-    sa.Column('last_name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('phone', sa.String(length=64), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('status', sa.String(length=200), nullable=False),
-    sa.Column('status_group', sa.String(length=32), nullable=False),
-    sa.Column('archived', sa.Boolean(), nullable=False),
-    sa.Column('status_since', sa.DateTime(), nullable=False),
-    sa.Column('applied_at', sa.DateTime(), nullable=False),
-    sa.Column('consent', sa.Boolean(), nullable=False),
-    sa.Column('consent_at', sa.DateTime(), nullable=True),
-    sa.Column('renewal_requested_at', sa.DateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_candidates'))
-    )
-    with op.batch_alter_table('rw_candidates', schema=None) as batch_op:
-        batch_op.create_index('ix_rw_candidates_instance_id', ['instance_id'], unique=False)
-        batch_op.create_index('ix_rw_candidates_status_group_status_since', ['status_group', 'status_since'],
-                              unique=False)
-        batch_op.create_index('ix_rw_candidates_vacancy_id', ['vacancy_id'], unique=False)
-
     op.create_table('rw_employees',
     sa.Column('id', sa.String(length=120), nullable=False),
     sa.Column('name', sa.String(length=300), nullable=True),
@@ -63,22 +39,6 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_employees'))
     )
-    op.create_table('rw_employer_products',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('employer', sa.String(length=200), nullable=False),
-    sa.Column('catalog', sa.String(length=200), nullable=False),
-    sa.Column('action', sa.String(length=20), nullable=False),
-    sa.Column('product', sa.String(length=200), nullable=False),
-    sa.Column('tier_before', sa.String(length=60), nullable=False),
-    sa.Column('tier_after', sa.String(length=60), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=False),
-    sa.Column('actor', sa.String(length=200), nullable=False),
-    sa.Column('at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_employer_products'))
-    )
-    with op.batch_alter_table('rw_employer_products', schema=None) as batch_op:
-        batch_op.create_index('ix_rw_employer_products_employer_catalog', ['employer', 'catalog'], unique=False)
-
     op.create_table('rw_invitations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -119,17 +79,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_rw_outbox_status_next', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_rw_outbox_subject_ref', ['subject_ref'], unique=False)
 
-    op.create_table('rw_questionnaires',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('candidate_id', sa.String(length=64), nullable=False),
-    sa.Column('vacancy_id', sa.String(length=64), nullable=False),
-    sa.Column('competencies', sa.JSON(), nullable=False),
-    sa.Column('sent_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_questionnaires'))
-    )
-    with op.batch_alter_table('rw_questionnaires', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_rw_questionnaires_candidate_id'), ['candidate_id'], unique=False)
-
     op.create_table('rw_relations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
@@ -147,20 +96,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_rw_relations_kind_object', ['kind', 'object'], unique=False)
         batch_op.create_index('ix_rw_relations_kind_subject', ['kind', 'subject'], unique=False)
 
-    op.create_table('rw_retention_log',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('at', sa.DateTime(), nullable=False),
-    sa.Column('actor', sa.String(length=200), nullable=False),
-    sa.Column('action', sa.String(length=32), nullable=False),
-    sa.Column('policy', sa.String(length=200), nullable=False),
-    sa.Column('rule', sa.String(length=200), nullable=False),
-    sa.Column('status', sa.String(length=200), nullable=False),
-    sa.Column('status_group', sa.String(length=32), nullable=False),
-    sa.Column('vacancy_id', sa.String(length=64), nullable=True),
-    sa.Column('applied_month', sa.String(length=7), nullable=False),
-    sa.Column('kept_days', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_retention_log'))
-    )
     op.create_table('rw_scheduled_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('item_key', sa.String(length=400), nullable=False),
@@ -227,39 +162,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_rw_simulations'))
     )
-    op.create_table('rw_vacancies',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('title', sa.String(length=300), nullable=False),
-    sa.Column('function', sa.String(length=200), nullable=False),
-    sa.Column('department', sa.String(length=200), nullable=False),
-    sa.Column('manager', sa.String(length=200), nullable=False),
-    sa.Column('deadline', sa.Date(), nullable=True),
-    sa.Column('entity', sa.String(length=200), nullable=True),
-    sa.Column('workflow', sa.String(length=200), nullable=False),
-    sa.Column('templates', sa.JSON(), nullable=False),
-    sa.Column('team', sa.JSON(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('opened_at', sa.DateTime(), nullable=False),
-    sa.Column('opened_by', sa.String(length=200), nullable=False),
-    sa.Column('closed_at', sa.DateTime(), nullable=True),
-    sa.Column('closed_by', sa.String(length=200), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_vacancies'))
-    )
-    op.create_table('rw_vacancy_audit',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('at', sa.DateTime(), nullable=False),
-    sa.Column('actor', sa.String(length=200), nullable=False),
-    sa.Column('action', sa.String(length=64), nullable=False),
-    sa.Column('vacancy_id', sa.String(length=64), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rw_vacancy_audit'))
-    )
-
-
 def downgrade() -> None:
     """Drop them again."""
-    op.drop_table('rw_vacancy_audit')
-    op.drop_table('rw_vacancies')
     op.drop_table('rw_simulations')
     with op.batch_alter_table('rw_simulation_events', schema=None) as batch_op:
         batch_op.drop_index('ix_rw_simulation_events_simulation_status')
@@ -275,16 +179,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_rw_scheduled_events_item_key')
 
     op.drop_table('rw_scheduled_events')
-    op.drop_table('rw_retention_log')
     with op.batch_alter_table('rw_relations', schema=None) as batch_op:
         batch_op.drop_index('ix_rw_relations_kind_subject')
         batch_op.drop_index('ix_rw_relations_kind_object')
 
     op.drop_table('rw_relations')
-    with op.batch_alter_table('rw_questionnaires', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_rw_questionnaires_candidate_id'))
-
-    op.drop_table('rw_questionnaires')
     with op.batch_alter_table('rw_outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_rw_outbox_subject_ref')
         batch_op.drop_index('ix_rw_outbox_status_next')
@@ -294,14 +193,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_rw_invitations_email')
 
     op.drop_table('rw_invitations')
-    with op.batch_alter_table('rw_employer_products', schema=None) as batch_op:
-        batch_op.drop_index('ix_rw_employer_products_employer_catalog')
-
-    op.drop_table('rw_employer_products')
     op.drop_table('rw_employees')
-    with op.batch_alter_table('rw_candidates', schema=None) as batch_op:
-        batch_op.drop_index('ix_rw_candidates_vacancy_id')
-        batch_op.drop_index('ix_rw_candidates_status_group_status_since')
-        batch_op.drop_index('ix_rw_candidates_instance_id')
-
-    op.drop_table('rw_candidates')

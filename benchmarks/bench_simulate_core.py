@@ -1,0 +1,156 @@
+"""``regelwerk simulate`` next to the same rows written with SQLAlchemy Core ``executemany``.
+
+    python benchmarks/bench_simulate_core.py                   # 10,000 employees, 2,000 candidates, one year
+    python benchmarks/bench_simulate_core.py --quick           # 500 employees, 100 candidates, three months
+    python benchmarks/bench_simulate_core.py --rss 100000 --rss-days 31   # + peak RSS of a large SQLite run
+
+Per backend (SQLite, and PostgreSQL when ``REGELWERK_TEST_PG_URL`` is set), in one run, each side in its
+own child process measured the same way (wall time around the work, ``ru_maxrss`` of the child):
+
+- **simulate**: ``regelwerk.simulation.simulate`` on a fresh store (the generated customer of
+  ``bench_simulate.py``);
+- **core**: every row that simulation left in the store, read back beforehand (not timed), written into
+  a fresh store with the same tables and indexes with SQLAlchemy Core ``executemany``, 1,000 rows per
+  transaction, tables in dependency order: the disk-speed floor for those rows.
+
+Prints a markdown table with the ratio simulate / core (target: <= 2 on both backends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_simulate import _drop_schema, _pg_schema_url, generate  # noqa: E402
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _simulate(path: str, url: str, first: str, last: str) -> dict[str, Any]:
+    from regelwerk.simulation import simulate
+
+    began = time.perf_counter()
+    result = simulate(path, date.fromisoformat(first), date.fromisoformat(last), store=url)
+    return {"seconds": time.perf_counter() - began, "rss_mb": _rss_mb(), "days": result.days}
+
+
+def _core(source: str, target: str) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from regelwerk.store.tables import all_tables
+
+    metadata = all_tables()
+    engine = sa.create_engine(source)
+    data: list[tuple[Any, list[dict[str, Any]]]] = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(table))]
+            if rows:
+                data.append((table, rows))
+    engine.dispose()
+    from regelwerk.store.sql import create_sa_engine
+
+    out = create_sa_engine(target)  # the same connection settings as the store (SQLite: WAL, synchronous=NORMAL)
+    metadata.create_all(out)
+    began = time.perf_counter()
+    count = 0
+    for table, rows in data:
+        for start in range(0, len(rows), 1000):
+            with out.begin() as conn:
+                conn.execute(table.insert(), rows[start:start + 1000])
+        count += len(rows)
+    seconds = time.perf_counter() - began
+    out.dispose()
+    return {"seconds": seconds, "rss_mb": _rss_mb(), "rows": count,
+            "tables": {t.name: len(r) for t, r in data}}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--child", *args], check=False, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"child {args[0]} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _store(backend: str, tmp: Path, name: str) -> tuple[str, str]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / (name + '.sqlite')}", ""
+    return _pg_schema_url(os.environ["REGELWERK_TEST_PG_URL"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="500 employees, 100 candidates, three months")
+    parser.add_argument("--employees", type=int)
+    parser.add_argument("--candidates", type=int)
+    parser.add_argument("--days", type=int)
+    parser.add_argument("--rss", type=int, default=0, metavar="EMPLOYEES",
+                        help="also simulate this many employees on SQLite and report the peak RSS")
+    parser.add_argument("--rss-days", type=int, default=365)
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        print(json.dumps(_simulate(*rest) if kind == "simulate" else _core(*rest)))
+        return
+    employees = args.employees or (500 if args.quick else 10_000)
+    candidates = args.candidates or (100 if args.quick else 2_000)
+    days = args.days or (90 if args.quick else 365)
+    start = date(2026, 1, 1)
+    end = start + timedelta(days=days - 1)
+    backends = ["sqlite"] + (["postgresql"] if os.environ.get("REGELWERK_TEST_PG_URL") and not args.sqlite_only
+                             else [])
+    table = []
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        customer = tmp / "customer"
+        generate(customer, employees, candidates, start, days)
+        for backend in backends:
+            url, schema = _store(backend, tmp, "sim")
+            copy, copy_schema = _store(backend, tmp, "core")
+            try:
+                sim = _child("simulate", str(customer), url, start.isoformat(), end.isoformat())
+                print(f"{backend} simulate: {sim['seconds']:.1f} s", file=sys.stderr)
+                core = _child("core", url, copy)
+                print(f"{backend} core: {core['seconds']:.1f} s ({core['rows']} rows)", file=sys.stderr)
+            finally:
+                for s in (schema, copy_schema):
+                    if s:
+                        _drop_schema(os.environ["REGELWERK_TEST_PG_URL"], s)
+            table.append((backend, sim, core))
+        large = None
+        if args.rss:
+            big = tmp / "large"
+            generate(big, args.rss, args.rss // 5, start, args.rss_days)
+            last = start + timedelta(days=args.rss_days - 1)
+            large = _child("simulate", str(big), f"sqlite:///{tmp / 'large.sqlite'}", start.isoformat(),
+                           last.isoformat())
+    print(f"\n### simulate vs Core executemany: {employees} employees, {candidates} candidates, {days} days\n")
+    print("| store | rows | simulate s | Core executemany s | ratio | simulate peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for backend, sim, core in table:
+        print(f"| {backend} | {core['rows']:,} | {sim['seconds']:.1f} | {core['seconds']:.1f} "
+              f"| {sim['seconds'] / core['seconds']:.2f}x | {sim['rss_mb']:.0f} |")
+    if table:
+        print("\nrows per table: " + ", ".join(f"{k} {v:,}" for k, v in sorted(table[0][2]["tables"].items())))
+    if large is not None:
+        print(f"\n{args.rss:,} employees, {args.rss // 5:,} candidates, {args.rss_days} days on SQLite: "
+              f"{large['seconds']:.1f} s, peak RSS {large['rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Read-only containers for compiled definitions: a compiled bundle is shared by every caller of an Engine, so
+nothing reachable from it may be changed in place (an action that edits its ``ctx.params`` would change the
+definition for every later call).
+
+``FrozenDict`` and ``FrozenList`` subclass ``dict`` and ``list`` so that ``isinstance`` checks, ``json.dumps``
+equality and ``repr`` (content hashes of compiled objects) keep working; every mutating method raises
+:class:`TypeError`. :func:`deep_freeze` converts
+plain dicts, lists and sets inside a value, recursing into dataclass instances (public fields only: fields whose
+name starts with ``_`` are a compiled object's private caches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, NoReturn, SupportsIndex, TypeVar
+
+__all__ = ["FrozenDict", "FrozenList", "deep_freeze"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(f"compiled definitions are read-only: {type(self).__name__} cannot be changed")
+
+
+class FrozenDict(dict[K, V]):
+    """A dict that refuses writes."""
+
+    __slots__ = ()
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    __ior__ = _refuse
+    clear = _refuse
+    pop = _refuse
+    popitem = _refuse
+    setdefault = _refuse
+    update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict[K, V]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict[K, V]:
+        return self
+
+
+class FrozenList(list[T]):
+    """A list that refuses writes."""
+
+    __slots__ = ()
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    __iadd__ = _refuse
+    __imul__ = _refuse
+    append = _refuse
+    extend = _refuse
+    insert = _refuse
+    remove = _refuse
+    clear = _refuse
+    sort = _refuse
+    reverse = _refuse
+
+    def pop(self, index: SupportsIndex = -1) -> T:
+        _refuse(self)
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        list.extend(self, items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+    def __copy__(self) -> FrozenList[T]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList[T]:
+        return self
+
+
+def deep_freeze(value: Any, _seen: set[int] | None = None) -> Any:
+    """``value`` with every plain dict, list and set inside it made read-only (dataclass fields in place)."""
+    seen = set() if _seen is None else _seen
+    kind = type(value)
+    if kind is dict:
+        return FrozenDict({k: deep_freeze(v, seen) for k, v in value.items()})
+    if kind is FrozenDict:
+        return value
+    if kind is list:
+        return FrozenList(deep_freeze(v, seen) for v in value)
+    if kind is tuple:
+        items = tuple(deep_freeze(v, seen) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if kind is set:
+        return frozenset(deep_freeze(v, seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if id(value) in seen:
+            return value
+        seen.add(id(value))
+        for field in dataclasses.fields(value):
+            if field.name.startswith("_"):
+                continue
+            try:
+                old = getattr(value, field.name)
+            except AttributeError:
+                continue
+            new = deep_freeze(old, seen)
+            if new is not old:
+                object.__setattr__(value, field.name, new)
+    return value

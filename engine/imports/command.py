@@ -1,0 +1,59 @@
+"""``regelwerk import organisation``: the CLI over :func:`regelwerk.imports.organisation.import_organisation`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["organisation_command"]
+
+
+@click.command("organisation")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--store", "store_url", required=True, help="Database URL (sqlite:///file, postgresql+psycopg://...).")
+@click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
+              help="The customer's bundle: its Import declarations (extra attributes) and permission roles.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Import the valid rows; write the rejected ones with their errors to --rejected.")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False), default=None,
+              help="Where --skip-invalid writes the rejected rows (default: <first file>.afgekeurd.xlsx or .csv).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def organisation_command(files: tuple[str, ...], store_url: str, bundle_path: str | None, skip_invalid: bool,
+                         rejected_path: str | None, fmt: str) -> None:
+    """Import afdelingen, functies, rollen, taken and medewerkers from CSV files (named after what they hold)
+    or the sheets of one XLSX workbook. All rows or none, unless --skip-invalid."""
+    import sqlalchemy as sa
+    from regelwerk.imports.organisation import ENTITIES, import_organisation, write_rejected
+    from regelwerk.imports.specs import import_spec
+
+    compiled: Any = None
+    if bundle_path:
+        from regelwerk.cli import load_compiled
+
+        compiled = load_compiled(bundle_path)
+    sa_engine = sa.create_engine(store_url)
+    try:
+        result = import_organisation(sa_engine, list(files), compiled=compiled, skip_invalid=skip_invalid)
+    finally:
+        sa_engine.dispose()
+    written: list[Path] = []
+    if result.rejected:
+        first = Path(files[0])
+        suffix = ".xlsx" if first.suffix.lower() in (".xlsx", ".xlsm") or len(files) > 1 else ".csv"
+        target = Path(rejected_path) if rejected_path else first.with_name(f"{first.stem}.afgekeurd{suffix}")
+        written = write_rejected(result, target, {e: import_spec(e, compiled) for e in ENTITIES})
+    if fmt == "json":
+        click.echo(json.dumps({**result.to_dict(), "rejected_file": [str(p) for p in written]}, indent=2,
+                              ensure_ascii=False))
+    else:
+        lines = result.lines()
+        for line in lines[:-1]:
+            click.echo(line, err=True)
+        click.echo(lines[-1], err=not result.ok)
+        for path in written:
+            click.echo(f"rejected rows written to {path} (fix them and import that file again)")
+    if not result.ok:
+        raise SystemExit(1)

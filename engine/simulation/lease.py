@@ -1,0 +1,129 @@
+"""One live ``regelwerk simulate`` per store and customer: a lease row, and table creation under a lock.
+
+A run takes the lease (a row in ``rw_simulation_leases``) before it writes anything else and renews it
+in every day's transaction. A second run on the same store and customer refuses with
+:class:`SimulationBusy` (who holds it, since when, until when) and changes nothing. A lease is stale when
+it expired (``LEASE_SECONDS`` after its last renewal) or when its process is gone (same host, the pid no
+longer runs, e.g. after ``kill -9``); a new run takes a stale lease over and resumes.
+
+The tables are created under a lock (PostgreSQL: a transaction-scoped advisory lock; SQLite: the
+database's write lock), so two runs starting at once do not both issue ``CREATE TABLE``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from regelwerk.errors import RegelwerkError
+
+__all__ = ["LEASE_SECONDS", "Lease", "SimulationBusy", "create_tables"]
+
+#: A lease not renewed for this long is stale (a day's transaction renews it).
+LEASE_SECONDS = 600
+_SETUP_LOCK = 0x7265_6777  # "regw": the advisory lock id of table creation
+
+
+class SimulationBusy(RegelwerkError):
+    """Another ``simulate`` holds the store's lease for this customer (nothing was changed)."""
+
+    code = "simulation_busy"
+
+    def __init__(self, name: str, host: str, pid: int, since: datetime, until: datetime) -> None:
+        self.name, self.host, self.pid, self.since, self.until = name, host, pid, since, until
+        super().__init__(f"simulation {name!r} is running in process {pid} on {host} (since {since:%Y-%m-%d %H:%M:%S} "
+                         f"UTC; its lease runs until {until:%H:%M:%S} UTC): wait for it to finish, or use "
+                         "another --store")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The refusal with the holder's data."""
+        return {**super().to_dict(), "simulation": self.name, "host": self.host, "pid": self.pid,
+                "since": self.since.isoformat(), "until": self.until.isoformat()}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def create_tables(sa_engine: Any, registry: Any = None) -> None:
+    """Create every missing regelwerk table, one process at a time."""
+    from regelwerk.store.tables import all_tables
+
+    metadata = all_tables(registry)
+    with sa_engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (the write lock) via the store's engine
+        if conn.dialect.name == "postgresql":
+            import sqlalchemy as sa
+
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SETUP_LOCK)))
+        metadata.create_all(conn, checkfirst=True)
+
+
+def _process_gone(host: str, pid: int) -> bool:
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class Lease:
+    """This run's lease on ``name`` (see the module docstring)."""
+
+    sa_engine: Any
+    name: str
+    owner: str = ""
+    took_over: str = ""
+
+    def acquire(self) -> None:
+        """Take the lease, or a stale one over; :class:`SimulationBusy` when a live run holds it."""
+        import sqlalchemy as sa
+        from regelwerk.simulation.tables import simulation_leases as t
+
+        self.owner = uuid.uuid4().hex
+        now = _now()
+        mine = {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": now,
+                "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
+        with self.sa_engine.begin() as conn:
+            query = sa.select(t).where(t.c.simulation == self.name)
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SETUP_LOCK + 1)))
+            row = conn.execute(query).first()
+            if row is None:
+                conn.execute(t.insert().values(simulation=self.name, **mine))
+                return
+            if row.expires_at > now and not _process_gone(row.host, row.pid):
+                raise SimulationBusy(self.name, row.host, row.pid, row.acquired_at, row.expires_at)
+            conn.execute(t.update().where(t.c.simulation == self.name).values(**mine))
+            self.took_over = f"process {row.pid} on {row.host}"
+
+    def renew(self, conn: Any) -> None:
+        """Extend the lease in the caller's transaction; raises :class:`SimulationBusy` when it was taken over."""
+        import sqlalchemy as sa
+        from regelwerk.simulation.tables import simulation_leases as t
+
+        done = conn.execute(t.update().where(t.c.simulation == self.name, t.c.owner == self.owner)
+                            .values(expires_at=_now() + timedelta(seconds=LEASE_SECONDS))).rowcount
+        if done != 1:
+            row = conn.execute(sa.select(t).where(t.c.simulation == self.name)).first()
+            if row is None:
+                raise SimulationBusy(self.name, "?", 0, _now(), _now())
+            raise SimulationBusy(self.name, row.host, row.pid, row.acquired_at, row.expires_at)
+
+    def release(self) -> None:
+        """Give the lease back (the run ended, also after an error)."""
+        from regelwerk.simulation.tables import simulation_leases as t
+
+        if not self.owner:
+            return
+        with self.sa_engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.simulation == self.name, t.c.owner == self.owner))
+        self.owner = ""

@@ -1,0 +1,68 @@
+"""Compiled means immutable: a compiled bundle and everything reachable from it refuse writes, and every
+``load_registry()`` call builds a registry of its own (issue 17)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.frozen import FrozenDict, FrozenList, deep_freeze
+from regelwerk.registry import ActionSpec, load_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compiled():  # type: ignore[no-untyped-def]
+    return compile_bundle(load_bundle(ROOT / "definitions" / "standard"), load_registry())
+
+
+def test_the_compiled_bundle_refuses_writes(compiled) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TypeError, match="read-only"):
+        compiled.objects[("Workflow", "x")] = object()
+    with pytest.raises(TypeError):
+        compiled.versions.clear()
+    with pytest.raises(TypeError):
+        compiled.overlay_changes.update({("a", "b"): "added"})
+
+
+def test_action_params_deep_inside_a_workflow_refuse_writes(compiled) -> None:  # type: ignore[no-untyped-def]
+    workflow = compiled.get("Workflow", "declaration")
+    submitted = next(s for s in workflow.states.values() if s.id == "submitted") if isinstance(
+        workflow.states, dict) else next(s for s in workflow.states if s.id == "submitted")
+    params = submitted.on_enter[0].params
+    assert params["field"] == "submitted_at"
+    with pytest.raises(TypeError):
+        params["field"] = "amount"  # type: ignore[index]
+    with pytest.raises((TypeError, AttributeError)):  # a tuple or a FrozenList
+        submitted.on_enter.append(None)
+    assert compiled.get("Workflow", "declaration").states  # unchanged, still readable
+
+
+def test_frozen_containers_behave_as_their_plain_kinds_for_readers() -> None:
+    frozen = deep_freeze({"a": [1, {"b": 2}], "c": {3}})
+    assert isinstance(frozen, dict) and isinstance(frozen["a"], list) and isinstance(frozen["a"][1], dict)
+    assert frozen == {"a": [1, {"b": 2}], "c": frozenset({3})}
+    assert json.loads(json.dumps({"a": frozen["a"]})) == {"a": [1, {"b": 2}]}
+    assert repr(frozen["a"]) == "[1, {'b': 2}]"  # content hashes of compiled objects use repr
+    assert copy.deepcopy(frozen) is frozen and pickle.loads(pickle.dumps(frozen)) == frozen
+    items, inner = frozen["a"], frozen["a"][1]
+    for mutate in (lambda: items.append(3), items.pop, lambda: frozen.pop("a"), lambda: frozen.setdefault("z", 1),
+                   items.sort, inner.clear):
+        with pytest.raises(TypeError):
+            mutate()
+    assert isinstance(frozen, FrozenDict) and isinstance(frozen["a"], FrozenList)
+
+
+def test_every_load_registry_call_builds_its_own_registry() -> None:
+    first = load_registry()
+    first.add_action(ActionSpec("leak.test", "tests", lambda ctx: None))
+    second = load_registry()
+    assert first is not second
+    assert "leak.test" in first.actions and "leak.test" not in second.actions
+    assert sorted(first.kinds) == sorted(second.kinds)

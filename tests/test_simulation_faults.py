@@ -1,0 +1,178 @@
+"""kill -9 at transaction boundaries of ``simulate``: the resumed store equals an uninterrupted run's.
+
+The harness (``regelwerk.simulation.faults``) numbers every transaction boundary of a run: before and
+after the commit of each import chunk, story event (also a refused one) and day's tick, and every
+savepoint inside them (the scheduler's batches, each workflow timer, each port's own transaction). A
+forked child process runs the fixture customer with a hook that sends itself a real ``SIGKILL`` at the
+N-th boundary; a second child resumes with the same command; then every table of the store is compared
+row by row (every column, so a duplicated or missing row fails) with the store of an uninterrupted run.
+Only what is not the simulation's to decide is left out: surrogate integer ids, random outbox ids, and
+wall-clock bookkeeping times. Boundaries are sampled (a fixed seed), every kind of boundary at least once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+FIXTURE = Path(__file__).parent / "fixtures" / "simulation"
+START, END = date(2026, 1, 1), date(2026, 3, 31)
+#: Columns whose values are not the simulation's to decide (wall clock, random or sequence ids).
+IGNORED = {"rw_outbox": {"id"}, "rw_simulation_events": {"applied_at"}, "rw_simulations": {"updated_at"}}
+SKIPPED_TABLES = {"rw_simulation_leases"}  # released at the end of every finished run
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the harness forks child processes")
+
+
+def _simulate(url: str, kill_at: int | None) -> None:
+    from regelwerk.simulation import faults, simulate
+
+    if kill_at is not None:
+        def hook(number: int, _label: str) -> None:
+            if number == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        faults.set_hook(hook)
+    simulate(FIXTURE, START, END, store=url)
+
+
+def _child(url: str, kill_at: int | None) -> int:
+    """Run the simulation in a forked child; its exit code (-9 when it was killed)."""
+    process = multiprocessing.get_context("fork").Process(target=_simulate, args=(url, kill_at))
+    process.start()
+    process.join(120)
+    assert process.exitcode is not None, "the child hangs"
+    return process.exitcode
+
+
+def _labels(url: str) -> list[str]:
+    """The boundaries of an uninterrupted run, in order (run in a child, so this process stays clean)."""
+    queue: Any = multiprocessing.get_context("fork").Queue()
+
+    def run() -> None:
+        from regelwerk.simulation import faults, simulate
+
+        seen: list[str] = []
+        faults.set_hook(lambda _n, label: seen.append(label))
+        simulate(FIXTURE, START, END, store=url)
+        queue.put(seen)
+
+    process = multiprocessing.get_context("fork").Process(target=run)
+    process.start()
+    labels: list[str] = queue.get(timeout=120)
+    process.join(30)
+    assert process.exitcode == 0
+    return labels
+
+
+def _dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    from regelwerk.store.tables import all_tables
+
+    engine = sa.create_engine(url)
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    try:
+        with engine.connect() as conn:
+            for table in all_tables().sorted_tables:
+                if table.name in SKIPPED_TABLES:
+                    continue
+                auto = table.autoincrement_column
+                columns = [c for c in table.columns if c is not auto and c.name not in IGNORED.get(table.name, ())]
+                out[table.name] = sorted((tuple(repr(v) for v in row) for row in
+                                          conn.execute(sa.select(*columns))), key=repr)
+    finally:
+        engine.dispose()
+    return out
+
+
+def _difference(expected: dict[str, list[tuple[Any, ...]]], got: dict[str, list[tuple[Any, ...]]]) -> list[str]:
+    problems = []
+    for name, rows in expected.items():
+        want, have = Counter(rows), Counter(got.get(name, []))
+        missing, extra = want - have, have - want
+        if missing or extra:
+            problems.append(f"{name}: missing {sorted(missing.elements())[:3]}, extra (duplicated or wrong) "
+                            f"{sorted(extra.elements())[:3]}")
+    return problems
+
+
+def _sample(labels: list[str], size: int, seed: int) -> list[int]:
+    """Boundary numbers to kill at: one of every kind of boundary, then random ones (fixed seed)."""
+    rnd = random.Random(seed)
+    kinds: dict[str, list[int]] = {}
+    for number, label in enumerate(labels, start=1):
+        where, _, step = label.partition(":")
+        kind = step.split(":")[0]
+        if step.startswith("story:") and step.endswith(":refused"):
+            kind = "refused"
+        kinds.setdefault(f"{where}:{kind}", []).append(number)
+    chosen = {rnd.choice(numbers) for _, numbers in sorted(kinds.items())}
+    rest = [n for n in range(1, len(labels) + 1) if n not in chosen]
+    chosen.update(rnd.sample(rest, max(0, min(len(rest), size - len(chosen)))))
+    return sorted(chosen)
+
+
+def _check_kills(fresh: Any, size: int, seed: int) -> None:
+    reference_url = fresh()
+    labels = _labels(reference_url)
+    kinds = {label.split(":")[0] + ":" + label.split(":")[1] for label in labels}
+    assert {"before-commit:import", "after-commit:story", "savepoint:tick", "before-commit:tick"} <= kinds
+    expected = _dump(reference_url)
+    assert expected["rw_simulation_events"] and expected["rw_relations"] and expected["rw_history"]
+    failures = []
+    for number in _sample(labels, size, seed):
+        url = fresh()
+        assert _child(url, number) == -signal.SIGKILL, f"boundary {number} ({labels[number - 1]}) did not kill"
+        assert _child(url, None) == 0, f"the resume after boundary {number} failed"
+        problems = _difference(expected, _dump(url))
+        if problems:
+            failures.append(f"killed at boundary {number} ({labels[number - 1]}):\n  " + "\n  ".join(problems))
+    assert not failures, "\n".join(failures)
+
+
+def test_kill_at_sampled_boundaries_then_resume_equals_an_uninterrupted_run_on_sqlite(tmp_path: Path) -> None:
+    counter = iter(range(1000))
+
+    def fresh() -> str:
+        return f"sqlite:///{tmp_path / f'store-{next(counter)}.sqlite'}"
+
+    _check_kills(fresh, size=14, seed=17)
+
+
+@pytest.mark.postgres
+def test_kill_at_sampled_boundaries_then_resume_equals_an_uninterrupted_run_on_postgresql(pg_url: str) -> None:
+    from regelwerk.store.tables import all_tables
+
+    def fresh() -> str:
+        engine = sa.create_engine(pg_url)
+        try:
+            all_tables().drop_all(engine)
+        finally:
+            engine.dispose()
+        return pg_url
+
+    _check_kills(fresh, size=8, seed=23)
+
+
+def test_the_hook_counts_boundaries_and_kills_from_the_environment(tmp_path: Path) -> None:
+    """``REGELWERK_FAULT_AT`` / ``REGELWERK_FAULT_TRACE``: the CLI's way to the same harness."""
+    import subprocess
+    import sys
+
+    trace = tmp_path / "trace.tsv"
+    env = {**os.environ, "REGELWERK_FAULT_AT": "40", "REGELWERK_FAULT_TRACE": str(trace)}
+    cli = [sys.executable, "-c", "from regelwerk.cli import main; main()", "simulate", str(FIXTURE)]
+    done = subprocess.run([*cli, "--from", "2026-01-01", "--to", "2026-01-31", "--store",
+                           f"sqlite:///{tmp_path / 's.sqlite'}", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    lines = trace.read_text(encoding="utf-8").splitlines()
+    assert [int(line.split("\t")[0]) for line in lines] == list(range(1, 41))
