@@ -35,6 +35,7 @@ metadata: {name: toggle}
 spec:
   label: Schakelaar
   resource_type: reminder
+  start_permission: create
   states:
     - {id: off, label: Uit, initial: true}
     - {id: on, label: Aan}
