@@ -229,3 +229,23 @@ def test_metrics_in_prometheus_text_format(service: Service) -> None:
                for line in lines)
     assert "# TYPE regelwerk_http_request_seconds histogram" in lines
     assert any(line.startswith("regelwerk_tenants_loaded ") for line in lines)
+
+
+def test_serve_a_bundle_with_one_command_prints_its_key_once(tmp_path: Path) -> None:
+    bundle = ROOT / "examples" / "scholengroep-horizon"
+    data = str(tmp_path / "data")
+    log = tmp_path / "serve.log"
+    with running_server(data, str(bundle), log=log) as base:
+        lines = log.read_text().splitlines()
+        key = next(line.split()[-1] for line in lines if line.startswith("API key of tenant scholengroep-horizon"))
+        assert any(line.startswith("admin key") for line in lines)
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(base + "/v1/whoami", headers=headers).json()["tenant"] == "scholengroep-horizon"
+        decided = httpx.post(base + "/v1/decide", headers=headers, json={
+            "table": "training-repayment", "inputs": {"leaving_reason": "resignation", "completed_on": "2026-09-01"},
+            "at": "2027-03-01T00:00:00Z"}).json()
+        assert decided["outputs"] == {"repayment_percentage": 100} and decided["matched"] == ["year_1"]
+        tier = httpx.post(base + "/v1/tier", headers=headers, json={"products": ["declaraties"]}).json()
+        assert tier["tier"] == "Plus"
+    with running_server(data, str(bundle), log=log):  # a second start: same tenant, no new key printed
+        assert not any(line.startswith("API key") for line in log.read_text().splitlines())

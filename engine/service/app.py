@@ -15,7 +15,8 @@
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -108,10 +109,18 @@ def _moment(value: datetime | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def create_app(hub: TenantHub) -> FastAPI:
-    """The application over ``hub`` (see the module docstring)."""
+def create_app(hub: TenantHub, threads: int = 40) -> FastAPI:
+    """The application over ``hub`` (see the module docstring); ``threads`` request threads at most."""
     metrics = Metrics()
-    app = FastAPI(title="regelwerk", version=API_VERSION,
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title="regelwerk", version=API_VERSION, lifespan=lifespan,
                   description="Decisions and workflows for every tenant of an HR vendor: permission questions "
                               "(single and batch), decision tables, workflow instances, schedules, deployments. "
                               "Authenticate with `Authorization: Bearer <key>`; errors are problem+json.")

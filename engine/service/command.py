@@ -81,14 +81,7 @@ def serve_command(bundle: str | None, data: str | None, database: str | None, te
     hub = _hub(data, database, cache_seconds)
     if bundle:
         _bootstrap(hub, bundle, tenant, matrix)
-    app = create_app(hub)
-
-    @app.on_event("startup")
-    async def _threads() -> None:
-        import anyio.to_thread
-
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-
+    app = create_app(hub, threads)
     click.echo(f"regelwerk serving on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)", err=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
