@@ -5,6 +5,7 @@ reading or writing another tenant's rows, whatever SQL it sends."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,14 @@ def test_the_hub_refuses_a_database_without_row_level_security(pg_tenants: tuple
     engine.dispose()
     with pytest.raises(UsageError, match="rw_outbox"):
         TenantHub(app)
+
+
+def test_relationship_facts_added_in_one_process_reach_another(hub: TenantHub, tmp_path: Path) -> None:
+    question = ({"id": "m9", "roles": ["leidinggevende"]}, "read", "note", {"author": "e9"})
+    with TenantHub(str(tmp_path / "data"), cache_seconds=0.0) as other:
+        assert not other.runtime("a").port(None).check(*question).allowed
+        hub.runtime("a").port(None).relationships.relate("reports_to", "e9", "m9")
+        assert other.runtime("a").port(None).check(*question).allowed
+        hub.runtime("a").port(None).relationships.unrelate("reports_to", "e9", "m9", at=datetime.now(UTC))
+        assert not other.runtime("a").port(None).check(*question).allowed
+        assert not other.runtime("b").port(None).check(*question).allowed

@@ -149,6 +149,30 @@ class TenantRuntime:
     audit: DeferredAudit
     checked: float = field(default=0.0)
     ports: dict[str, Any] = field(default_factory=dict)
+    relations_seen: tuple[Any, ...] = ()
+
+    def refresh_relations(self) -> bool:
+        """Reload the relationship facts when another process changed them (True when reloaded).
+
+        The index lives in this process's memory; a cheap signature of ``rw_relations`` (rows, newest id,
+        withdrawals) read on the cache interval tells whether anyone added or withdrew a fact since.
+        """
+        relationships = getattr(self.permissions, "relationships", None)
+        if relationships is None:
+            return False
+        from regelwerk.permissions.tables import rw_relations
+
+        r = rw_relations.c
+        with relationships.engine.connect() as conn:
+            seen = tuple(conn.execute(sa.select(sa.func.count(), sa.func.max(r.id), sa.func.count(r.withdrawn_at),
+                                                sa.func.max(r.withdrawn_at))).one())
+        if seen == self.relations_seen:
+            return False
+        first = not self.relations_seen
+        self.relations_seen = seen
+        if not first:
+            relationships.refresh()
+        return not first
 
     def port(self, matrix: str | None) -> Any:
         """The permission port of ``matrix`` (None: the deployment's), sharing the tenant's relationship facts."""
@@ -490,6 +514,7 @@ class TenantHub:
         if active is None:
             raise UsageError(f"tenant {tenant!r} has no deployed bundle", hint="POST /v1/deployments first")
         if found is not None and found.version == active:
+            found.refresh_relations()
             found.checked = now
             return found
         with self._lock:
@@ -498,6 +523,7 @@ class TenantHub:
                 found.checked = now
                 return found
             loaded = self._load(tenant, active)
+            loaded.refresh_relations()  # remembers the signature the fresh index was loaded at
             loaded.checked = now
             self._runtimes[tenant] = loaded
             return loaded
