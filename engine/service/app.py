@@ -179,7 +179,7 @@ def create_app(hub: TenantHub, threads: int = 40) -> FastAPI:
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the control plane's reachability")
     def healthz() -> dict[str, Any]:
-        hub.tenants()
+        hub.ping()
         return {"status": "ok", "tenants_loaded": len(hub.loaded())}
 
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse,

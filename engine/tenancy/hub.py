@@ -338,6 +338,11 @@ class TenantHub:
         return {"id": row["id"], "name": row["name"], "active_version": row["active_version"],
                 "created_at": row["created_at"].isoformat()}
 
+    def ping(self) -> None:
+        """One round trip to the control plane (health checks)."""
+        with self._control().connect() as conn:
+            conn.execute(sa.select(1))
+
     def tenants(self) -> list[dict[str, Any]]:
         """Every tenant, by id."""
         with self._control().connect() as conn:
