@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from regelwerk.errors import RegelwerkError
@@ -143,26 +144,36 @@ def create_app(hub: TenantHub, threads: int = 40) -> FastAPI:
 
     # --- authentication ----------------------------------------------------------------------
 
-    def principal(request: Request) -> Principal:
+    # The dependencies are coroutines: on the hot path they answer from this process's caches without a
+    # thread hop; a cache miss (a key lookup, loading a tenant's version) goes to the thread pool.
+
+    async def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         presented = header[7:] if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
-        found = hub.authenticate(presented) if presented else None
+        found: Principal | None = None
+        if presented:
+            fresh, found = hub.cached_principal(presented)
+            if not fresh:
+                found = await run_in_threadpool(hub.authenticate, presented)
         if found is None:
             raise ApiError("unauthenticated", "a valid API key is required (Authorization: Bearer <key>)")
         return found
 
-    def tenant_of(who: Annotated[Principal, Depends(principal)]) -> str:
+    async def tenant_of(who: Annotated[Principal, Depends(principal)]) -> str:
         if who.tenant is None:
             raise ApiError("forbidden", "an admin key cannot act as a tenant; use the tenant's key")
         return who.tenant
 
-    def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.admin:
             raise ApiError("forbidden", "this needs an admin key")
         return who
 
-    def runtime(tenant: Annotated[str, Depends(tenant_of)]) -> TenantRuntime:
-        return hub.runtime(tenant)
+    async def runtime(tenant: Annotated[str, Depends(tenant_of)]) -> TenantRuntime:
+        found = hub.cached_runtime(tenant)
+        if found is not None:
+            return found
+        return await run_in_threadpool(hub.runtime, tenant)
 
     Tenant = Annotated[str, Depends(tenant_of)]
     Runtime = Annotated[TenantRuntime, Depends(runtime)]

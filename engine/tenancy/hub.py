@@ -383,6 +383,21 @@ class TenantHub:
                           if entry[0] is None or entry[0].key_id != key_id}
         return bool(result.rowcount)
 
+    def cached_principal(self, presented: str) -> tuple[bool, Principal | None]:
+        """``(True, principal)`` when this process's answer for the key is fresh; ``(False, None)`` otherwise
+        (no I/O: the service's event loop asks this first and only goes to a thread for a lookup)."""
+        cached = self._keys.get(presented)
+        if cached is not None and time.monotonic() - cached[1] < self.cache_seconds:
+            return True, cached[0]
+        return False, None
+
+    def cached_runtime(self, tenant: str) -> TenantRuntime | None:
+        """The tenant's runtime when this process's view of its active version is fresh (no I/O)."""
+        found = self._runtimes.get(tenant)
+        if found is not None and time.monotonic() - found.checked < self.cache_seconds:
+            return found
+        return None
+
     def authenticate(self, presented: str) -> Principal | None:
         """The principal of a presented key, or None (unknown, wrong secret, revoked)."""
         cached = self._keys.get(presented)
