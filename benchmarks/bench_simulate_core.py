@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_simulate import _drop_schema, _pg_schema_url, generate  # noqa: E402
+from bench_simulate import _drop_schema, _pg_schema_url, generate
 
 
 def _rss_mb() -> float:

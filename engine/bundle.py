@@ -180,7 +180,7 @@ def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | N
         problems.append(Diagnostic("RW202", "spec of a Bundle must be a mapping", where.file, where.line,
                                    where.column, "/spec"))
         return {}, data, problems
-    allowed = {"extends", "include", "exclude", "description"}
+    allowed = {"extends", "include", "exclude", "description", "customer", "uses"}  # the last two: the report
     for key in spec:
         if key not in allowed:
             from regelwerk.diagnostics import did_you_mean

@@ -1,35 +1,194 @@
-"""The ``regelwerk`` command line (click).
+"""The ``regelwerk`` command line (click): one grammar, one exit-code table (docs/cli.md).
 
-Exit codes for every command: 0 success, 1 a definition or runtime problem was found,
-2 a usage error (bad flag, missing path).
+Grammar: ``regelwerk VERB [SUBVERB] PATH [NAME...] [options]``; the bundle path comes first, then the names
+inside it. Exit codes for every command:
+
+- 0 ok;
+- 1 findings or refusals (definition errors, failed scenarios, a denied permission, a refused event);
+- 2 usage or input errors (bad flag or value, a date outside 0001-9998, a missing file, an unknown name);
+- 3 internal errors: one short line on stderr and the traceback in a log file, never a bare traceback.
+
+Shared pieces for every command (the engine's and the packs'): ``format_option``, ``ISO_DATE`` and
+``ISO_MOMENT``, ``echo_json``, ``fail``, ``load_compiled``, ``load_definition``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-__all__ = ["cli", "main", "subcommand"]
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ISO_DATE",
+    "ISO_MOMENT",
+    "build_cli",
+    "cli",
+    "echo_json",
+    "echo_result",
+    "fail",
+    "format_option",
+    "main",
+    "subcommand",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+#: Dates a command accepts: four-digit years, with room for a day's arithmetic at the end.
+FIRST_DATE = date(1, 1, 1)
+LAST_DATE = date(9998, 12, 31)
+LOG_DIR_ENV = "REGELWERK_LOG_DIR"
 
 FORMATS = click.Choice(["text", "json", "github"])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def format_option(*extra: str, default: str = "text") -> Callable[[F], F]:
+    """``--format text|json`` (plus ``extra`` choices, e.g. ``github`` where findings have files)."""
+    choices = ["text", "json", *extra]
+    help_text = "Output: text for people, json for tools" + (
+        ", github for GitHub Actions annotations" if "github" in extra else "") + "."
+    decorator: Callable[[F], F] = click.option("--format", "fmt", type=click.Choice(choices), default=default,
+                                               show_default=True, help=help_text)
+    return decorator
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (dates and other values as strings)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_result(data: Any, fmt: str, text: Callable[[Any], str] | None = None) -> None:
+    """Print a command's result: JSON for ``json``; for ``text`` the command's own rendering, else plain YAML."""
+    if fmt == "json":
+        echo_json(data)
+        return
+    if text is not None:
+        click.echo(text(data))
+        return
+    import yaml
+    from regelwerk.source import to_plain
+
+    plain = json.loads(json.dumps(to_plain(data), default=str))
+    click.echo(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+
+
+def _in_range(value: date, text: str) -> None:
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"{text!r} is outside the supported dates ({FIRST_DATE} to {LAST_DATE})")
+
+
+class IsoDate(click.ParamType[date, Any]):
+    """A ``YYYY-MM-DD`` date between 0001-01-01 and 9998-12-31 (a usage error otherwise)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            day = date.fromisoformat(str(value))
+            _in_range(day, str(value))
+        except ValueError as exc:
+            self.fail(str(exc) if "outside" in str(exc) else f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+        return day
+
+
+class IsoMoment(click.ParamType[str, Any]):
+    """An ISO date or date-time between 0001 and 9998, passed on as the text given (commands parse it)."""
+
+    name = "ISO"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            _in_range(moment.date(), text)
+        except ValueError as exc:
+            self.fail(str(exc) if "outside" in str(exc) else f"{text!r} is not an ISO date or date-time", param, ctx)
+        return text
+
+
+ISO_DATE = IsoDate()
+ISO_MOMENT = IsoMoment()
+
+
+def _log_internal_error(exc: BaseException) -> Path | None:
+    directory = Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "regelwerk")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f"regelwerk-{datetime.now():%Y%m%d-%H%M%S}-", suffix=".log",
+                                        dir=directory)
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
+            log.write("regelwerk " + " ".join(sys.argv[1:]) + "\n\n")
+            log.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return Path(name)
+
+
+class RegelwerkGroup(click.Group):
+    """The command group that maps every exception to the exit-code table (module docstring)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from regelwerk.diagnostics import DefinitionError, format_diagnostics
+        from regelwerk.errors import RegelwerkError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except DefinitionError as exc:
+            click.echo(format_diagnostics(exc.diagnostics), err=True)
+            ctx.exit(EXIT_FINDINGS)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except RegelwerkError as exc:
+            click.echo(f"refused: {exc}", err=True)
+            ctx.exit(EXIT_FINDINGS)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except OverflowError as exc:  # date arithmetic past year 9999 on a value the user gave
+            click.echo(f"error: a date is out of range ({exc})", err=True)
+            ctx.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the last resort: a short line, the traceback in a log file
+            log = _log_internal_error(exc)
+            where = f" (details in {log})" if log else ""
+            click.echo(f"internal error: {type(exc).__name__}: {exc}{where}", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=RegelwerkGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="regelwerk")
 @click.option("--base", "bases", multiple=True, metavar="NAME=PATH",
               help="A base a bundle may extend by name besides 'standard' (repeatable).")
 def cli(bases: Sequence[str]) -> None:
-    """regelwerk: HR workflows and rules from declarative YAML."""
-    if bases:
-        import os
+    """regelwerk: HR workflows and rules from declarative YAML.
 
+    Every command reads `regelwerk VERB PATH [NAME] [options]` and exits 0 (ok), 1 (findings or refusals),
+    2 (usage or input errors) or 3 (internal error; details in a log file). See docs/cli.md.
+    """
+    if bases:
         from regelwerk.bundle import BASES_ENV
 
         pairs = []
@@ -50,8 +209,8 @@ def subcommand(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     return decorator
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print an error to stderr and exit."""
+def fail(message: str, code: int = EXIT_FINDINGS) -> NoReturn:
+    """Print an error to stderr and exit with ``code`` (``EXIT_USAGE`` for usage and input errors)."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -73,7 +232,7 @@ def load_compiled(path: str) -> Any:
         return compile_bundle(load_bundle(path), registry())
     except DefinitionError as exc:
         click.echo(format_diagnostics(exc.diagnostics), err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDINGS)
 
 
 def load_definition(path: str, kind: str, name: str) -> Any:
@@ -85,7 +244,18 @@ def load_definition(path: str, kind: str, name: str) -> Any:
     try:
         return compiled.get(kind, name)
     except UnknownDefinition as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
+
+
+def path_then_name(path: str, name: str, verb: str) -> tuple[str, str]:
+    """``PATH NAME`` as the grammar has it; the old ``NAME PATH`` order still works, with a warning."""
+    if not Path(path).exists() and Path(name).exists():
+        click.echo(f"warning: `regelwerk {verb} NAME PATH` is deprecated; write `regelwerk {verb} PATH NAME`",
+                   err=True)
+        return name, path
+    if not Path(path).exists():
+        fail(f"no such file or directory: {path}", EXIT_USAGE)
+    return path, name
 
 
 @cli.command()
@@ -121,7 +291,9 @@ def validate(paths: Sequence[str], fmt: str) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--effective", is_flag=True, help="Print the merged bundle (base plus overlays).")
 @click.option("--kind", default=None, help="Only documents of this kind.")
-def show(path: str, effective: bool, kind: str | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="Output: YAML (reads back as a bundle) or JSON.")
+def show(path: str, effective: bool, kind: str | None, fmt: str) -> None:
     """Print a bundle's documents as YAML (``--effective``: after merging overlays)."""
     from regelwerk.bundle import load_bundle
     from regelwerk.diagnostics import format_diagnostics
@@ -133,39 +305,51 @@ def show(path: str, effective: bool, kind: str | None) -> None:
         click.echo(format_diagnostics(errors), err=True)
         sys.exit(1)
     docs = [d for d in bundle.documents if kind is None or d.kind == kind]
+    if fmt == "json":
+        echo_json([to_plain(d.data) for d in docs])
+        return
     header = f"# effective bundle {bundle.name}: {' -> '.join(bundle.chain)}\n" if effective else ""
     click.echo(header + dump_yaml([to_plain(d.data) for d in docs]), nl=False)
 
 
 @cli.command()
 @click.argument("kind", required=False)
-def schema(kind: str | None) -> None:
-    """Print the JSON Schema of a kind (or the umbrella schema of every kind; ``Scenario`` for scenarios,
-    ``Story`` for the stories of ``regelwerk simulate``)."""
+@click.option("--write", "write_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write every schema (the umbrella, each kind and its patch form, Bundle, Scenario, Story, "
+                   "common) into DIR and print the modeline to put at the top of YAML files.")
+def schema(kind: str | None, write_dir: str | None) -> None:
+    """Print the JSON Schema of a kind (or the umbrella schema of every document; ``Scenario``, ``Story`` and
+    ``Bundle`` too), or write the whole set for an editor with ``--write DIR``."""
     from regelwerk.diagnostics import did_you_mean
-    from regelwerk.scenarios import scenario_schema
-    from regelwerk.simulation.story import story_schema
-    from regelwerk.validation import document_schema, load_shipped_schema, umbrella_schema
+    from regelwerk.schemafiles import UMBRELLA_FILE, modeline, partial_file_name, schema_files, write_schema_set
+    from regelwerk.validation import schema_file_name
 
     reg = registry()
+    if write_dir is not None:
+        if kind is not None:
+            fail("give either KIND or --write DIR", 2)
+        written = write_schema_set(reg, write_dir)
+        click.echo(f"wrote {len(written)} schema files to {write_dir}", err=True)
+        click.echo(modeline(write_dir))
+        click.echo(f"(relative to the YAML file: from a sub-directory use the path to {Path(write_dir) / UMBRELLA_FILE}"
+                   " as seen from there)", err=True)
+        return
+    files = schema_files(reg)
+    names = {"Bundle": "bundle.json", "Scenario": "scenario.json", "Story": "story.json", "common": "common.json"}
+    names.update({k: schema_file_name(s) for k, s in reg.kinds.items()})
+    names.update({f"{k}.patch": partial_file_name(schema_file_name(s)) for k, s in reg.kinds.items()})
     if kind is None:
-        data = umbrella_schema(reg)
-    elif kind == "Scenario":
-        data = scenario_schema(reg)
-    elif kind == "Story":
-        data = story_schema(reg)
-    elif kind == "common":
-        data = load_shipped_schema("common.json")
-    elif kind in reg.kinds:
-        data = document_schema(reg.kinds[kind])
+        data = files[UMBRELLA_FILE]
+    elif kind in names:
+        data = files[names[kind]]
     else:
-        hint = did_you_mean(kind, list(reg.kinds) + ["Scenario", "Story"])
+        hint = did_you_mean(kind, sorted(names))
         fail(f"unknown kind {kind!r}" + (f"; {hint}" if hint else ""), 2)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option()
 def kinds(fmt: str) -> None:
     """List the document kinds with the plugin that provides each."""
     reg = registry()
@@ -182,14 +366,21 @@ def kinds(fmt: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
-def test_command(paths: Sequence[str], junit: str | None, quiet: bool) -> None:
-    """Run scenario files (``kind: Scenario``) found under PATHS."""
+@format_option()
+def test_command(paths: Sequence[str], junit: str | None, quiet: bool, fmt: str) -> None:
+    """Run scenario files (``kind: Scenario``) found under PATHS (none found: exit 0 with a note)."""
+    from dataclasses import asdict
+
     from regelwerk.scenarios import iter_results_lines, junit_xml, run_scenarios
 
     results = run_scenarios(paths, registry())
-    if not results:
-        fail("no scenario files found under " + ", ".join(paths), 1)
-    for line in iter_results_lines(results):
+    if fmt == "json":
+        echo_json({"passed": all(r.passed for r in results),
+                   "scenarios": [{**asdict(r), "passed": r.passed} for r in results]})
+    elif not results:
+        click.echo("note: no scenario files (kind: Scenario) under " + ", ".join(paths) + "; nothing to test",
+                   err=True)
+    for line in iter_results_lines(results) if fmt == "text" and results else ():
         if quiet and line.startswith("PASS"):
             continue
         click.echo(line)
@@ -198,9 +389,14 @@ def test_command(paths: Sequence[str], junit: str | None, quiet: bool) -> None:
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: plugins' commands (``Registry.commands``) join the group here."""
+def build_cli() -> click.Group:
+    """The ``regelwerk`` group with the plugins' commands (``Registry.commands``) joined."""
     for name, command in registry().commands.items():
         if name not in cli.commands:
             cli.add_command(command, name)
-    cli.main(args=list(argv) if argv is not None else None, prog_name="regelwerk")
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    build_cli().main(args=list(argv) if argv is not None else None, prog_name="regelwerk")

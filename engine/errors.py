@@ -37,8 +37,8 @@ class UsageError(RegelwerkError):
         super().__init__(message + (f" (hint: {hint})" if hint else ""))
 
 
-class UnknownDefinition(RegelwerkError):
-    """A kind/name that the loaded bundle does not define."""
+class UnknownDefinition(UsageError):
+    """A kind/name that the loaded bundle does not define (a usage error: exit 2 in the CLI)."""
 
     code = "unknown_definition"
 

@@ -1,4 +1,5 @@
-"""The extension points: kinds, actions, condition functions, scenario steps, story events and stores.
+"""The extension points: kinds, actions, condition functions, scenario steps, story events, report sections and
+stores.
 
 Plugins (the shipped HR packs and outside developers' packages alike) register
 through the entry-point group ``regelwerk.plugins``. Entry points are read only
@@ -25,6 +26,7 @@ __all__ = [
     "Plugin",
     "RefDecl",
     "Registry",
+    "ReportSectionSpec",
     "SimulationPartSpec",
     "StepSpec",
     "StoreSpec",
@@ -166,6 +168,30 @@ class SimulationPartSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSectionSpec:
+    """A section of the configuration report (``regelwerk report``, docs/report.md).
+
+    ``render(page) -> html`` gets a ``regelwerk.report.page.ReportPage`` (the compiled bundle, the overlay's
+    changes, helpers for items, tables and badges) and returns the section's HTML, or ``""`` to leave the
+    section out (the bundle has nothing of it, or the customer does not use it). ``kinds`` are the document
+    kinds it shows: they are not listed again under "Overige definities". Sections appear in
+    ``(order, name)`` order; ``title`` is the Dutch heading, ``name`` the anchor. ``glossary`` gives the Dutch
+    names of the section's fields for the plain-language differences (``{"keep": "de bewaartermijn"}``; a list
+    key names one item: ``{"moments": "gespreksmoment"}``; a value with ``{new}`` and ``{old}`` is the whole
+    sentence after the subject: ``{"arises": "valt {new} in plaats van {old}"}``).
+    """
+
+    name: str
+    plugin: str
+    title: str
+    render: Callable[[Any], str]
+    kinds: tuple[str, ...] = ()
+    order: int = 100
+    glossary: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSpec:
     """A store implementation selected by URL scheme."""
 
@@ -216,6 +242,7 @@ class Registry:
         self.steps: dict[str, StepSpec] = {}
         self.story_events: dict[str, StoryEventSpec] = {}
         self.simulation_parts: dict[str, SimulationPartSpec] = {}
+        self.report_sections: dict[str, ReportSectionSpec] = {}
         self.stores: dict[str, StoreSpec] = {}
         self.commands: dict[str, Any] = {}
         self.table_modules: list[str] = []
@@ -250,6 +277,10 @@ class Registry:
     def add_simulation_part(self, spec: SimulationPartSpec) -> None:
         """Register a simulation part (data files, nightly notes, summary section)."""
         self._add(self.simulation_parts, spec.name, spec, "simulation part")
+
+    def add_report_section(self, spec: ReportSectionSpec) -> None:
+        """Register a section of the configuration report."""
+        self._add(self.report_sections, spec.name, spec, "report section")
 
     def add_store(self, spec: StoreSpec) -> None:
         """Register a store for a URL scheme."""

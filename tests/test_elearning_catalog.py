@@ -19,7 +19,7 @@ def customer(tmp_path: Path, *documents: str) -> Path:
     root = tmp_path / "klant"
     root.mkdir()
     (root / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: klant}\n"
-                                      f"spec: {{extends: {STANDARD}}}\n", encoding="utf-8")
+                                      "spec: {extends: standard}\n", encoding="utf-8")
     (root / "lms.yaml").write_text("---\n".join(documents), encoding="utf-8")
     return root
 

@@ -40,13 +40,18 @@ def test_committed_workbook_holds_the_generated_rows() -> None:
 
 def test_the_medewerkers_sheet_imports_with_its_extra_facts(tmp_path: Path) -> None:
     import sqlalchemy as sa
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.imports.specs import import_spec
+    from regelwerk.registry import load_registry
     from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
     sa_engine = sa.create_engine(f"sqlite:///{tmp_path / 'linde.sqlite'}")
     try:
         directory = EmployeeDirectory(sa_engine)
         directory.setup()
-        result = import_employees(directory, EXAMPLE / "data" / "organisatie.xlsx")
+        spec = import_spec("employees", compile_bundle(load_bundle(EXAMPLE), load_registry()))
+        result = import_employees(directory, EXAMPLE / "data" / "organisatie.xlsx", spec=spec)
         assert result.ok and result.imported == 20
         anouk = directory.get("L011")
         assert anouk is not None and anouk.manager == "L010" and anouk.roles == ("praktijkopleider",)

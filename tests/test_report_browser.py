@@ -104,3 +104,64 @@ def test_report_renders_in_chromium(browser_page: Any, registry: Any, tmp_path: 
     keep = Path(str(request.config.getoption("basetemp") or tmp_path.parent))
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, keep / "report-screenshot.png")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / ".ci" / "artifacts"
+EXAMPLES = {"scholengroep-horizon": date(2026, 10, 1), "retail-noorderlicht": date(2027, 3, 1)}
+
+MEASURE = """() => {
+  const small = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.textContent.trim()) continue;
+    const el = node.parentElement;
+    if (el.closest('details:not([open])') || el.closest('title')) continue;
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden') continue;
+    let size = parseFloat(style.fontSize);
+    const svgText = el.closest('text');
+    if (svgText && svgText.getScreenCTM) {
+      const m = svgText.getScreenCTM();
+      size = size * Math.sqrt(m.a * m.a + m.b * m.b);
+    }
+    if (size < 10 - 1e-6) small.push({text: node.textContent.trim().slice(0, 40), size});
+  }
+  const overlaps = [];
+  for (const svg of document.querySelectorAll('svg')) {
+    const boxes = Array.from(svg.querySelectorAll('text'))
+      .map(t => ({t: t.textContent.trim(), r: t.getBoundingClientRect()}))
+      .filter(b => b.t && b.r.width > 0);
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i].r, b = boxes[j].r;
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > 1 && h > 1) overlaps.push([svg.dataset.workflow || svg.getAttribute('class'), boxes[i].t, boxes[j].t]);
+    }
+  }
+  return {small, overlaps};
+}"""
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_example_reports_are_readable_in_chromium(browser_page: Any, registry: Any, tmp_path: Path,
+                                                  example: str) -> None:
+    index = write_report(ROOT / "examples" / example, tmp_path / "report", registry, EXAMPLES[example])
+    page = browser_page
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(index.as_uri(), wait_until="load")
+    assert errors == []
+    found = page.evaluate(MEASURE)
+    assert found["small"] == [], found["small"][:10]  # no text under 10 px
+    assert found["overlaps"] == [], found["overlaps"][:10]  # no label covers another
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"report-{example}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    page.emulate_media(media="print")
+    printed = page.evaluate(MEASURE)
+    assert printed["overlaps"] == []
+    page.emulate_media(media="screen")

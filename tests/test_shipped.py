@@ -10,6 +10,7 @@ from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.diagnostics import DefinitionError, format_diagnostics
 from regelwerk.scenarios import scenario_schema
+from regelwerk.schemafiles import with_id
 from regelwerk.validation import umbrella_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,13 +46,13 @@ def _shipped_registry():  # type: ignore[no-untyped-def]
 def test_umbrella_schema_is_current() -> None:
     shipped = json.loads((ROOT / "schemas" / "v1" / "regelwerk.json").read_text(encoding="utf-8"))
     assert shipped == umbrella_schema(_shipped_registry()), (
-        "schemas/v1/regelwerk.json is stale: run `regelwerk schema > schemas/v1/regelwerk.json`")
+        "schemas/v1/regelwerk.json is stale: run `regelwerk schema --write schemas/v1`")
 
 
 def test_scenario_schema_is_current() -> None:
     shipped = json.loads((ROOT / "schemas" / "v1" / "scenario.json").read_text(encoding="utf-8"))
-    assert shipped == scenario_schema(_shipped_registry()), (
-        "schemas/v1/scenario.json is stale: run `regelwerk schema Scenario > schemas/v1/scenario.json`")
+    assert shipped == with_id(scenario_schema(_shipped_registry()), "scenario.json"), (
+        "schemas/v1/scenario.json is stale: run `regelwerk schema --write schemas/v1`")
 
 
 def test_every_kind_schema_is_shipped() -> None:

@@ -235,8 +235,10 @@ def test_shipped_schemas_are_valid_draft_2020_12(registry: Registry) -> None:
 def test_umbrella_schema_dispatches_on_kind(registry: Registry) -> None:
     umbrella = umbrella_schema(registry)
     assert "Checklist" in umbrella["properties"]["kind"]["enum"]
-    assert {"if": {"properties": {"kind": {"const": "Checklist"}}, "required": ["kind"]},
-            "then": {"$ref": "checklist.json"}} in umbrella["allOf"]
+    branch = next(b for b in umbrella["allOf"] if b["if"] == {"properties": {"kind": {"const": "Checklist"}},
+                                                              "required": ["kind"]})
+    assert branch["then"]["then"] == {"$ref": "checklist.patch.json"}  # merge: patch | remove
+    assert branch["then"]["else"] == {"$ref": "checklist.json"}
 
 
 def test_schema_set_reuses_validators(registry: Registry) -> None:

@@ -72,7 +72,7 @@ def test_render_mermaid_and_dot(compiled: CompiledBundle) -> None:
     mermaid = render(model, "mermaid")
     assert mermaid.startswith("stateDiagram-v2")
     assert "[*] --> draft" in mermaid and "submitted --> approved: Goedkeuren (declaration.approve)" in mermaid
-    assert "note right of submitted: na P14D -> expire" in mermaid
+    assert "note right of submitted: na P14D naar expire" in mermaid
     dot = render(model, "dot")
     assert dot.startswith('digraph "declaration"') and '"draft" -> "withdrawn"' in dot and "peripheries=2" in dot
     with pytest.raises(ValueError):
@@ -127,9 +127,9 @@ def test_cli_instance_life_cycle(tmp_path: Path, core: Registry, monkeypatch: py
     assert [h["event"] for h in json.loads(out.output)] == ["$start", "submit"]
     out = runner.invoke(cli, ["migrate", "plan", *base])
     assert out.exit_code == 0 and json.loads(out.output) == []
-    out = runner.invoke(cli, ["render", "workflow", "declaration", str(WORKFLOWS), "--format", "dot"])
+    out = runner.invoke(cli, ["render", "workflow", str(WORKFLOWS), "declaration", "--format", "dot"])
     assert out.exit_code == 0 and out.output.startswith("digraph")
-    out = runner.invoke(cli, ["render", "workflow", "nope", str(WORKFLOWS)])
+    out = runner.invoke(cli, ["render", "workflow", str(WORKFLOWS), "nope"])
     assert out.exit_code == 2 and "known: declaration" in out.output  # an unknown name is a usage error
 
 

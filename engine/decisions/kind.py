@@ -72,13 +72,15 @@ def step_decide(ctx: Any, args: Mapping[str, Any], info: Any) -> None:
 
 def _command() -> Any:
     import click
+    from regelwerk.cli import ISO_MOMENT
 
     @click.command("decide")
     @click.argument("path", type=click.Path(exists=True))
     @click.argument("table")
     @click.option("--input", "-i", "pairs", multiple=True, metavar="KEY=VALUE",
                   help="An input value (JSON or text); repeat a key for a list; a.b=x nests.")
-    @click.option("--now", default=None, help="The clock for conditions that use it (ISO date-time).")
+    @click.option("--now", default=None, type=ISO_MOMENT,
+                  help="The clock for conditions that use it (ISO date-time).")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     def decide(path: str, table: str, pairs: Sequence[str], now: str | None, fmt: str) -> None:
         """Evaluate decision table TABLE of the bundle at PATH and explain the result."""

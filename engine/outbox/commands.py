@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from regelwerk.cli import echo_json, format_option
 
 __all__ = ["outbox_group"]
 
@@ -37,8 +38,9 @@ def outbox_group() -> None:
 @click.option("--max-attempts", default=5, show_default=True, help="Give a message up after this many tries.")
 @click.option("--starttls", is_flag=True, help="Upgrade the connection with STARTTLS.")
 @click.option("--user", default=None, help="SMTP user (the password comes from $REGELWERK_SMTP_PASSWORD).")
+@format_option()
 def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempts: int, starttls: bool,
-                 user: str | None) -> None:
+                 user: str | None, fmt: str) -> None:
     """Deliver due messages; failed tries are retried later with backoff."""
     from regelwerk.outbox.sender import RetryPolicy, SmtpTransport, deliver_pending
     from regelwerk.permissions.accounts import Accounts
@@ -54,7 +56,11 @@ def send_command(store_url: str, smtp: str, sender: str, limit: int, max_attempt
         report = deliver_pending(sa_engine, transport, now=lambda: datetime.now(UTC), default_sender=sender,
                                  policy=policy, limit=limit, secrets=Accounts(sa_engine).resolve_secret)
     sa_engine.dispose()
-    click.echo(report.summary())
+    if fmt == "json":
+        echo_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
+                   "skipped": report.skipped, "summary": report.summary()})
+    else:
+        click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
 
 

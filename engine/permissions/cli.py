@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from regelwerk.cli import ISO_MOMENT
 from regelwerk.registry import Registry
 
 __all__ = ["can_command", "register", "render_group"]
@@ -41,7 +42,7 @@ def _facts(path: str | None) -> dict[str, Any]:
 @click.option("--facts", "facts_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML/JSON with actors, relations, resources and context.")
 @click.option("--matrix", default=None, help="The PermissionMatrix name (needed when the bundle has several).")
-@click.option("--at", "at", default=None, help="The moment to decide at (ISO; default now).")
+@click.option("--at", "at", default=None, type=ISO_MOMENT, help="The moment to decide at (ISO; default now).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True)
 def can_command(path: str, actor_id: str, roles: tuple[str, ...], action: str, resource: str,
                 field_group: str | None, facts_path: str | None, matrix: str | None, at: str | None,
@@ -83,14 +84,15 @@ def render_group() -> None:
 
 
 @render_group.command("matrix")
+@click.argument("path")
 @click.argument("name")
-@click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
-def render_matrix(name: str, path: str, fmt: str) -> None:
+def render_matrix(path: str, name: str, fmt: str) -> None:
     """Print the PermissionMatrix NAME of the bundle at PATH as a table."""
-    from regelwerk.cli import load_definition
+    from regelwerk.cli import load_definition, path_then_name
     from regelwerk.permissions.render import render_html, render_markdown
 
+    path, name = path_then_name(path, name, "render matrix")
     matrix = load_definition(path, "PermissionMatrix", name)
     click.echo(render_markdown(matrix) if fmt == "markdown" else render_html(matrix), nl=False)
 

@@ -434,8 +434,11 @@ def layout_workflow(model: Workflow) -> Layout:
         ib = boxes[model.initial]
         start = ((ib.x - 28, ib.cy), (ib.x, ib.cy))
 
-    # label placement: nudge vertically away from boxes and earlier labels
+    # label placement: nudge vertically away from boxes, the bands' titles and earlier labels
     obstacles = [(b.x - 2, b.y - 2, b.x + b.w + 2, b.y + b.h + 2) for b in boxes.values()]
+    for band in bands:
+        half = text_width(band.label, 12.0) / 2 + 4
+        obstacles.append((band.x + band.w / 2 - half, band.y + 4, band.x + band.w / 2 + half, band.y + 26))
     placed: list[tuple[float, float, float, float]] = []
     final_edges: list[EdgeLine] = []
     for edge in edges:
@@ -447,7 +450,7 @@ def layout_workflow(model: Workflow) -> Layout:
         h = 15.0
         cx, cy = edge.label_at
         chosen = (cx, cy)
-        for dy in (0, -13, 13, -26, 26, -39, 39, -52, 52):
+        for dy in (0, -13, 13, -26, 26, -39, 39, -52, 52, -65, 65, -78, 78):
             rect = (cx - w / 2, cy + dy - h / 2, cx + w / 2, cy + dy + h / 2)
             if not any(_overlap(rect, o) for o in obstacles + placed):
                 chosen = (cx, cy + dy)

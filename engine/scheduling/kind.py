@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,12 +199,14 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
 def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
     ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    from regelwerk.imports.specs import import_spec
     from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
     path = ctx.resolve(str(args["file"]))
     if not path.is_relative_to(ctx.file.parent.resolve().parent):
         raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
-    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now)
+    result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now,
+                              import_spec("employees", ctx.compiled))
     ctx.services["schedule_imported"] = True
     errors = [str(e) for e in result.errors]
     wanted = list(args.get("expect_errors") or [])
@@ -244,11 +246,13 @@ def _moment(value: str | None) -> datetime:
 
 def _commands() -> list[Any]:
     import click
+    from regelwerk.cli import ISO_DATE, ISO_MOMENT, format_option
 
     @click.command("tick")
     @click.argument("path", type=click.Path(exists=True))
     @click.option("--store", "store_url", required=True, help="Database URL (sqlite:///file, postgresql+psycopg://...).")
-    @click.option("--at", "at", default=None, help="The moment to tick at (ISO date or date-time; default now).")
+    @click.option("--at", "at", default=None, type=ISO_MOMENT,
+                  help="The moment to tick at (ISO date or date-time; default now).")
     @click.option("--batch", default=500, show_default=True, help="Employees/items per transaction.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
@@ -291,21 +295,23 @@ def _commands() -> list[Any]:
 
     @schedule_group.command("preview")
     @click.argument("path", type=click.Path(exists=True))
-    @click.option("--from", "start", required=True, help="First day (ISO date).")
-    @click.option("--to", "end", required=True, help="Day after the last (ISO date).")
+    @click.option("--from", "start", required=True, type=ISO_DATE, help="First day (ISO date).")
+    @click.option("--to", "end", required=True, type=ISO_DATE, help="Last day, inclusive (ISO date).")
     @click.option("--facts", "facts_file", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="YAML/JSON file with `employees: [...]`.")
     @click.option("--store", "store_url", default=None, help="Read the employees from this store instead.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-    def preview_command(path: str, start: str, end: str, facts_file: str | None, store_url: str | None,
+    def preview_command(path: str, start: date, end: date, facts_file: str | None, store_url: str | None,
                         fmt: str) -> None:
-        """What would arise between --from and --to (writing nothing)."""
+        """What would arise from --from to --to, both days included (writing nothing)."""
         from regelwerk.cli import load_compiled
         from regelwerk.scheduling.preview import preview, preview_schedules
 
+        if end < start:
+            raise click.UsageError(f"--to {end} is before --from {start}")
         compiled = load_compiled(path)
-        try:
-            begin, finish = local_moment(start), local_moment(end)
+        try:  # --to is inclusive, as everywhere in the CLI: the window ends at the start of the next day
+            begin, finish = local_moment(start.isoformat()), local_moment((end + timedelta(days=1)).isoformat())
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         employees: Any = []
@@ -344,7 +350,8 @@ def _commands() -> list[Any]:
     @click.option("--store", "store_url", required=True, help="Database URL.")
     @click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
                   help="The customer's bundle (its `Import employees` declares extra attributes).")
-    def import_command(file: str, store_url: str, bundle_path: str | None) -> None:
+    @format_option()
+    def import_command(file: str, store_url: str, bundle_path: str | None, fmt: str) -> None:
         """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
         import sqlalchemy as sa
         from regelwerk.imports.specs import import_spec
@@ -362,6 +369,10 @@ def _commands() -> list[Any]:
             result = import_employees(directory, file, spec=spec)
         finally:
             sa_engine.dispose()
+        if fmt == "json":
+            click.echo(json.dumps({"file": file, "imported": result.imported if result.ok else 0,
+                                   "errors": [str(e) for e in result.errors]}, indent=2, ensure_ascii=False))
+            raise SystemExit(0 if result.ok else 1)
         if not result.ok:
             for error in result.errors:
                 click.echo(f"{file}: {error}", err=True)

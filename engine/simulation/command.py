@@ -14,10 +14,12 @@ __all__ = ["register", "simulate_command"]
 
 
 def _day(value: str, flag: str) -> date:
+    from regelwerk.cli import ISO_DATE
+
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=flag) from None
+        return ISO_DATE.convert(value, None, None)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint=flag) from None
 
 
 @click.command("simulate")

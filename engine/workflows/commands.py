@@ -15,10 +15,10 @@ __all__ = ["register"]
 DEFAULT_STORE = "sqlite:///regelwerk.sqlite"
 
 
-def _emit(data: Any) -> None:
-    import click
+def _emit(data: Any, fmt: str = "json") -> None:
+    from regelwerk.cli import echo_result
 
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    echo_result(data, fmt)
 
 
 def _actor(value: str, roles: Sequence[str]) -> Any:
@@ -87,6 +87,9 @@ def _commands() -> list[Any]:
     matrix_option = click.option("--matrix", default=None,
                                  help="The bundle's PermissionMatrix that decides (default: its only one; "
                                       "without one every permission-guarded start and event is refused).")
+    from regelwerk.cli import format_option
+
+    fmt_option = format_option(default="json")
 
     @click.group("instance")
     def instance() -> None:
@@ -101,11 +104,12 @@ def _commands() -> list[Any]:
     @role_option
     @click.option("--id", "instance_id", default=None, help="The instance id (default: generated).")
     @matrix_option
+    @fmt_option
     def start(store: str, path: str, workflow: str, data: str | None, actor: str, roles: Sequence[str],
-              instance_id: str | None, matrix: str | None) -> None:
+              instance_id: str | None, matrix: str | None, fmt: str) -> None:
         """Start an instance of WORKFLOW from the bundle at PATH (needs the workflow's start permission)."""
         with _engine(path, store, matrix) as engine:
-            _emit(engine.start(workflow, _json_object(data), _actor(actor, roles), instance_id).to_dict())
+            _emit(engine.start(workflow, _json_object(data), _actor(actor, roles), instance_id).to_dict(), fmt)
 
     @instance.command("fire")
     @store_option
@@ -117,12 +121,13 @@ def _commands() -> list[Any]:
     @role_option
     @click.option("--expected-version", type=int, default=None, help="Refuse if the instance changed since.")
     @matrix_option
+    @fmt_option
     def fire(store: str, path: str, instance_id: str, event: str, data: str | None, actor: str,
-             roles: Sequence[str], expected_version: int | None, matrix: str | None) -> None:
+             roles: Sequence[str], expected_version: int | None, matrix: str | None, fmt: str) -> None:
         """Fire EVENT on INSTANCE_ID (decided by the bundle's permission matrix)."""
         with _engine(path, store, matrix) as engine:
             _emit(engine.fire(instance_id, event, _actor(actor, roles), _json_object(data) or None,
-                              expected_version).to_dict())
+                              expected_version).to_dict(), fmt)
 
     @instance.command("show")
     @store_option
@@ -131,37 +136,41 @@ def _commands() -> list[Any]:
     @actor_option
     @role_option
     @matrix_option
-    def show(store: str, path: str, instance_id: str, actor: str, roles: Sequence[str], matrix: str | None) -> None:
+    @fmt_option
+    def show(store: str, path: str, instance_id: str, actor: str, roles: Sequence[str], matrix: str | None,
+             fmt: str) -> None:
         """Show an instance and the events ACTOR may fire now (with reasons for the others)."""
         with _engine(path, store, matrix) as engine:
             record = engine.get(instance_id)
             _emit({**record.to_dict(),
                    "events": [o.to_dict() for o in engine.available_events(instance_id, _actor(actor, roles))],
                    "timers": [{"event": t.event, "due_at": t.due_at.isoformat(), "status": t.status}
-                              for t in engine.timers(instance_id)]})
+                              for t in engine.timers(instance_id)]}, fmt)
 
     @instance.command("history")
     @store_option
     @path_argument
     @click.argument("instance_id")
-    def history(store: str, path: str, instance_id: str) -> None:
+    @fmt_option
+    def history(store: str, path: str, instance_id: str, fmt: str) -> None:
         """Every state change of an instance."""
         with _engine(path, store) as engine:
-            _emit([h.to_dict() for h in engine.history(instance_id)])
+            _emit([h.to_dict() for h in engine.history(instance_id)], fmt)
 
     @click.group("render")
     def render_group() -> None:
         """Diagrams of definitions."""
 
     @render_group.command("workflow")
+    @click.argument("path")
     @click.argument("name")
-    @path_argument
     @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-    def render_workflow(name: str, path: str, fmt: str) -> None:
+    def render_workflow(path: str, name: str, fmt: str) -> None:
         """Print the diagram of workflow NAME from the bundle at PATH."""
-        from regelwerk.cli import load_definition
+        from regelwerk.cli import load_definition, path_then_name
         from regelwerk.workflows.render import render
 
+        path, name = path_then_name(path, name, "render workflow")
         model = load_definition(path, "Workflow", name)
         click.echo(render(model, fmt), nl=False)
 
@@ -173,12 +182,16 @@ def _commands() -> list[Any]:
     @click.argument("url")
     @click.option("--revision", default="heads", show_default=True,
                   help="Target revision; 'heads' is the core's and every installed pack's latest.")
-    def upgrade(url: str, revision: str) -> None:
+    @format_option()
+    def upgrade(url: str, revision: str, fmt: str) -> None:
         """Bring the regelwerk tables of the database at URL to REVISION."""
         from regelwerk.store.sql import upgrade as run_upgrade
 
         run_upgrade(url, revision)
-        click.echo(f"{url}: upgraded to {revision}", err=True)
+        if fmt == "json":
+            _emit({"store": url, "revision": revision})
+        else:
+            click.echo(f"{url}: upgraded to {revision}", err=True)
 
     def _mapping(items: Sequence[str]) -> dict[str, str]:
         from regelwerk.cli import fail
@@ -203,11 +216,12 @@ def _commands() -> list[Any]:
     @path_argument
     @workflow_option
     @map_option
-    def plan(store: str, path: str, workflow: str | None, maps: Sequence[str]) -> None:
+    @fmt_option
+    def plan(store: str, path: str, workflow: str | None, maps: Sequence[str], fmt: str) -> None:
         """List instances on older versions and what apply would do; exit 1 if any is blocked."""
         with _engine(path, store) as engine:
             items = engine.migrate_plan(workflow, _mapping(maps))
-            _emit([i.to_dict() for i in items])
+            _emit([i.to_dict() for i in items], fmt)
         sys.exit(1 if any(i.problems for i in items) else 0)
 
     @migrate.command("apply")
@@ -216,11 +230,12 @@ def _commands() -> list[Any]:
     @workflow_option
     @map_option
     @actor_option
-    def apply(store: str, path: str, workflow: str | None, maps: Sequence[str], actor: str) -> None:
+    @fmt_option
+    def apply(store: str, path: str, workflow: str | None, maps: Sequence[str], actor: str, fmt: str) -> None:
         """Move the instances that fit (blocked ones stay); exit 1 if any was blocked."""
         with _engine(path, store) as engine:
             items = engine.migrate_apply(workflow, _mapping(maps), _actor(actor, ()))
-            _emit([i.to_dict() for i in items])
+            _emit([i.to_dict() for i in items], fmt)
         sys.exit(1 if any(i.problems for i in items) else 0)
 
     commands: list[Callable[..., Any]] = [instance, render_group, db, migrate]

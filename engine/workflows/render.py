@@ -23,13 +23,26 @@ def _edge_label(t: Transition) -> str:
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """Text inside a double-quoted dot string: backslashes and quotes escaped, line breaks as dot's ``\\n``."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return re.sub(r"\r\n|[\r\n\v\f\u2028\u2029]", "\\\\n", text)
+
+
+#: Characters Mermaid's state-diagram grammar reads as syntax inside a label, as its entity codes (``#35;``).
+_MERMAID_SYNTAX = re.compile(r'[#;"{}<>%|:\\]|-(?=-)')
+
+
+def _mermaid_text(text: str) -> str:
+    """One line of label text for Mermaid: every line break and tab becomes a space (a newline would start a new
+    statement, e.g. a fake transition), syntax characters become Mermaid entity codes."""
+    flat = " ".join(text.split())
+    return _MERMAID_SYNTAX.sub(lambda m: f"#{ord(m.group(0))};", flat)
 
 
 def _grouped(model: Workflow) -> list[tuple[str, list[State]]]:
     """States by group, groups in the definition's order (ungrouped states last, under "")."""
-    order = [g for g, _ in model.groups]
-    order += [s.group for s in model.states if s.group and s.group not in order]
+    # dict keys keep the first occurrence: each group once, declared groups first
+    order = list(dict.fromkeys([g for g, _ in model.groups] + [s.group for s in model.states if s.group]))
     out = [(g, [s for s in model.states if s.group == g]) for g in order]
     out = [(g, states) for g, states in out if states]
     rest = [s for s in model.states if not s.group]
@@ -38,25 +51,26 @@ def _grouped(model: Workflow) -> list[tuple[str, list[State]]]:
 
 def to_mermaid(model: Workflow) -> str:
     """A Mermaid state diagram (paste into Markdown); grouped states become composite states."""
-    lines = ["stateDiagram-v2", f"    %% {model.name}: {model.label}"]
+    lines = ["stateDiagram-v2", f"    %% {' '.join(f'{model.name}: {model.label}'.split())}"]
     for group, states in _grouped(model):
         indent = "        " if group else "    "
         if group:
-            lines.append(f'    state "{model.group_label(group).replace(":", " ")}" as group_{_mermaid_id(group)} {{')
+            lines.append(f'    state "{_mermaid_text(model.group_label(group))}" as group_{_mermaid_id(group)} {{')
         for state in states:
             sid = _mermaid_id(state.id)
-            label = state.label.replace(":", " ")
+            label = _mermaid_text(state.label)
             lines.append(f"{indent}{sid}: {label}" if label != state.id else f"{indent}{sid}")
         if group:
             lines.append("    }")
     lines.append(f"    [*] --> {_mermaid_id(model.initial)}")
     for t in model.transitions:
-        label = _edge_label(t).replace(":", " ")
+        label = _mermaid_text(_edge_label(t))
         for source in t.sources:
             lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(t.dest)}: {label}")
     for state in model.states:
         for timer in state.after:
-            lines.append(f"    note right of {_mermaid_id(state.id)}: na {timer.duration.text} -> {timer.event}")
+            lines.append(f"    note right of {_mermaid_id(state.id)}: "
+                         + _mermaid_text(f"na {timer.duration.text} naar {timer.event}"))
         if state.final:
             lines.append(f"    {_mermaid_id(state.id)} --> [*]")
     return "\n".join(lines) + "\n"
@@ -64,8 +78,9 @@ def to_mermaid(model: Workflow) -> str:
 
 def to_dot(model: Workflow) -> str:
     """A Graphviz digraph (``dot -Tsvg``)."""
-    lines = [f'digraph "{_quote(model.name)}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];',
-             '    __start [shape=point, label=""];']
+    # newrank: the ranking that copes with clusters and many edges between them (else "trouble in init_rank")
+    lines = [f'digraph "{_quote(model.name)}" {{', "    rankdir=LR; newrank=true;",
+             '    node [shape=box, style=rounded];', '    __start [shape=point, label=""];']
     for index, (group, states) in enumerate(_grouped(model)):
         indent = "        " if group else "    "
         if group:

@@ -17,7 +17,9 @@ class MijnLoketPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the pack's kind, step, command and story events."""
-        from regelwerk_packs.mijnloket import kind, simulation
+        from regelwerk_packs.mijnloket import kind, report, simulation
+
+        report.register(registry, self.name)
 
         kind.register(registry, self.name)
         simulation.register(registry, self.name)

@@ -21,7 +21,9 @@ class RecruitmentPlugin:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
         from pathlib import Path
 
-        from regelwerk_packs.recruitment import commands, kinds, registration, simulation, steps
+        from regelwerk_packs.recruitment import commands, kinds, registration, report, simulation, steps
+
+        report.register(registry, self.name)
 
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from regelwerk.cli import echo_json, format_option
 
 __all__ = ["retention_group"]
 
@@ -34,13 +35,17 @@ def retention_group() -> None:
 
 @retention_group.command("overview")
 @_store_option
-def overview_command(store_url: str, path: str) -> None:
+@format_option()
+def overview_command(store_url: str, path: str, fmt: str) -> None:
     """How long candidates have been kept, per status group."""
     rec = _recruitment(path, store_url)
     try:
         rows = rec.retention_overview()
     finally:
         rec.engine.close()
+    if fmt == "json":
+        echo_json(rows)
+        return
     click.echo(f"{'group':<12} {'candidates':>10} {'consent':>8}  {'oldest':<10}  {'days':>5}")
     for r in rows:
         click.echo(f"{r['group']:<12} {r['candidates']:>10} {r['with_consent']:>8}  "
@@ -69,7 +74,8 @@ def preview_command(store_url: str, path: str, fmt: str) -> None:
 @retention_group.command("apply")
 @_store_option
 @click.option("--yes", is_flag=True, help="Really delete (without it: the preview only).")
-def apply_command(store_url: str, path: str, yes: bool) -> None:
+@format_option()
+def apply_command(store_url: str, path: str, yes: bool, fmt: str) -> None:
     """Delete what is due and send the consent-renewal requests."""
     from regelwerk_packs.recruitment.service import retention_sweep
 
@@ -77,10 +83,17 @@ def apply_command(store_url: str, path: str, yes: bool) -> None:
     try:
         if not yes:
             plan = rec.retention_preview()
-            click.echo(f"would delete {len(plan.deletions)}, ask {len(plan.renewals)}; add --yes to apply")
+            if fmt == "json":
+                echo_json({"applied": False, "would_delete": len(plan.deletions), "would_ask": len(plan.renewals)})
+            else:
+                click.echo(f"would delete {len(plan.deletions)}, ask {len(plan.renewals)}; add --yes to apply")
             sys.exit(1 if plan.deletions else 0)
         report = retention_sweep(rec.engine, rec.compiled, datetime.now(UTC))
     finally:
         rec.engine.close()
+    if fmt == "json":
+        echo_json({"applied": True, "deleted": report.deleted, "outbox_rows_erased": report.outbox_rows_erased,
+                   "renewals_requested": report.renewals_requested})
+        return
     click.echo(f"deleted {report.deleted} candidate(s) ({report.outbox_rows_erased} outbox rows), "
                f"asked {report.renewals_requested} to renew consent")

@@ -103,6 +103,7 @@ def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def _commands() -> list[Any]:
     import click
+    from regelwerk.cli import echo_json, format_option
 
     @click.group("talent")
     def talent() -> None:
@@ -113,7 +114,8 @@ def _commands() -> list[Any]:
     @click.option("--store", "store_url", required=True)
     @click.option("--cycle", default=None)
     @click.option("--work-year", default=None)
-    def changes(path: str, store_url: str, cycle: str | None, work_year: str | None) -> None:
+    @format_option()
+    def changes(path: str, store_url: str, cycle: str | None, work_year: str | None, fmt: str) -> None:
         """Show unprocessed competency changes per cycle and work year (exit 1 when there are any)."""
         import sqlalchemy as sa
         from regelwerk.cli import load_compiled
@@ -124,6 +126,9 @@ def _commands() -> list[Any]:
             found = pending_changes(sa_engine, load_compiled(path), cycle, work_year)
         finally:
             sa_engine.dispose()
+        if fmt == "json":
+            echo_json([c.to_dict() for c in found])
+            raise SystemExit(1 if found else 0)
         for c in found:
             if c.change == "timing":
                 moved = ", ".join(f"{m} {a} -> {b}" for m, a, b in c.timing)
@@ -144,8 +149,9 @@ def _commands() -> list[Any]:
     @click.option("--role", default=None)
     @click.option("--actor", default="admin", show_default=True, help="Who applies (audited).")
     @click.option("--timing", is_flag=True, help="Apply changed lead times (appears_before) instead of competencies.")
+    @format_option()
     def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str,
-              timing: bool) -> None:
+              timing: bool, fmt: str) -> None:
         """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
         import sqlalchemy as sa
         from regelwerk.actors import Actor
@@ -160,13 +166,17 @@ def _commands() -> list[Any]:
                 count = apply_changes(sa_engine, load_compiled(path), cycle, work_year, role, Actor.of(actor))
         finally:
             sa_engine.dispose()
+        if fmt == "json":
+            echo_json({"updated": count})
+            return
         click.echo(f"{count} trajectorie(s) updated")
 
     @talent.command("place")
     @click.argument("path", type=click.Path(exists=True))
     @click.option("--performance", required=True)
     @click.option("--potential", required=True)
-    def place(path: str, performance: str, potential: str) -> None:
+    @format_option(default="json")
+    def place(path: str, performance: str, potential: str, fmt: str) -> None:
         """Place an appraisal (levels or 1-5 scores) in the organisation's talent matrix."""
         from regelwerk.cli import load_compiled
 
@@ -184,12 +194,17 @@ def _commands() -> list[Any]:
             placement = next(iter(matrices.values())).place(value(performance), value(potential))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        click.echo(json.dumps(placement.to_dict(), ensure_ascii=False))
+        if fmt == "json":
+            click.echo(json.dumps(placement.to_dict(), ensure_ascii=False))
+            return
+        click.echo(f"{placement.profile} ({placement.performance} x {placement.potential})")
 
     @talent.command("roles")
     @click.option("--store", "store_url", required=True)
     @click.option("--profile", default=None, help="Link every generated role to this competency profile.")
-    def roles(store_url: str, profile: str | None) -> None:
+    @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+                  help="Output: YAML documents (a definition file) or JSON.")
+    def roles(store_url: str, profile: str | None, fmt: str) -> None:
         """Print TalentRole documents generated from the employees' functions (origin: function)."""
         import sqlalchemy as sa
         import yaml
@@ -208,6 +223,9 @@ def _commands() -> list[Any]:
             spec.update({"profile": profile} if profile else {"competencies": []})
             docs.append({"apiVersion": "regelwerk/v1", "kind": "TalentRole",
                          "metadata": {"name": f"function-{name}"}, "spec": spec})
+        if fmt == "json":
+            echo_json(docs)
+            return
         click.echo(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True), nl=False)
 
     return [talent]
@@ -221,7 +239,9 @@ class TalentPlugin:
     def register(self, registry: Registry) -> None:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
         from regelwerk.validation import load_shipped_schema
-        from regelwerk_packs.talent import kinds
+        from regelwerk_packs.talent import kinds, report
+
+        report.register(registry, self.name)
 
         def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
                  refs: tuple[RefDecl, ...] = ()) -> KindSpec:

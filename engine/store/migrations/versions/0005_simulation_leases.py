@@ -1,7 +1,7 @@
 """Add ``rw_simulation_leases``: one live ``regelwerk simulate`` per store and customer.
 
-Revision ID: 0004_simulation_leases
-Revises: 0003_drop_employer_products
+Revision ID: 0005_simulation_leases
+Revises: 0004_organisation
 Create Date: 2026-12-04
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004_simulation_leases'
-down_revision = '0003_drop_employer_products'
+revision = '0005_simulation_leases'
+down_revision = '0004_organisation'
 branch_labels = None
 depends_on = None
 
