@@ -25,6 +25,7 @@ CORE_AREAS = (
     "regelwerk.imports.kind",
     "regelwerk.report.command",
     "regelwerk.simulation.command",
+    "regelwerk.service.command",
 )
 
 

@@ -186,11 +186,14 @@ class EmployeeDirectory:
     @staticmethod
     def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
         from regelwerk.scheduling.tables import employees
+        from regelwerk.tenancy.rls import conflict_columns
 
         stmt = dialect_insert(conn, employees)
         updated = {c: stmt.excluded[c] for c in rows[0] if c != "id"}
         for start in range(0, len(rows), 1000):
-            conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updated), rows[start:start + 1000])
+            # tenant-bound connections (regelwerk.tenancy) key employees by (tenant, id)
+            target = conflict_columns(conn, ["id"])
+            conn.execute(stmt.on_conflict_do_update(index_elements=target, set_=updated), rows[start:start + 1000])
 
     def get(self, employee_id: str) -> EmployeeFacts | None:
         """One employee's facts, or None."""

@@ -207,6 +207,7 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
     from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.tenancy.rls import conflict_columns
     from sqlalchemy import bindparam, func, select, update
 
     now_naive = _naive(now)
@@ -265,7 +266,9 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             present = {k for k, _, _ in found}
             values = [row for key, row in desired.items() if key not in present]  # only what is new
             if values:
-                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
+                # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
+                target = conflict_columns(conn, ["key"])
+                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=target)
                 if collect_keys or pg:
                     # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
                     result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)

@@ -1,0 +1,178 @@
+"""The request and response bodies of the HTTP API (pydantic: validation and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn", "ExplainIn",
+    "FireIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn", "SchedulePreviewIn",
+    "StartIn", "TenantIn", "TickIn", "TierIn",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActorIn(_Strict):
+    """Who acts: the host application's user (the API key says which tenant and application asks)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(default_factory=list, max_length=100)
+    attributes: dict[str, Any] = Field(default_factory=dict, description="department, entity, ... (read by rules)")
+
+    def plain(self) -> dict[str, Any]:
+        """The engine's actor mapping."""
+        return {**self.attributes, "id": self.id, "roles": list(self.roles)}
+
+
+class ResourceIn(_Strict):
+    """What the question is about: its type and its fields (subject, author, department...)."""
+
+    type: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def plain(self) -> dict[str, Any]:
+        """The permission matrix's resource mapping."""
+        return {**self.data, "id": self.id} if self.id is not None else dict(self.data)
+
+
+class CanIn(_Strict):
+    """May ``actor`` do ``action`` on ``resource``?"""
+
+    actor: ActorIn
+    action: str = Field(min_length=1, max_length=200)
+    resource: ResourceIn
+    field_group: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    at: datetime | None = Field(default=None, description="decide at this moment (default: now)")
+    matrix: str | None = Field(default=None, description="another PermissionMatrix of the bundle (default: the "
+                                                         "deployment's)")
+    explain: bool = Field(default=False, description="always explain (a denial is always explained)")
+
+
+class BatchResourceIn(ResourceIn):
+    """One resource of a batch and the actions asked about it."""
+
+    actions: list[str] = Field(min_length=1, max_length=100)
+
+
+class BatchCanIn(_Strict):
+    """Many questions for one actor in one call (as Cerbos' CheckResources): every action on every resource."""
+
+    actor: ActorIn
+    resources: list[BatchResourceIn] = Field(min_length=1, max_length=1000)
+    context: dict[str, Any] = Field(default_factory=dict)
+    at: datetime | None = None
+    matrix: str | None = None
+
+
+class DecideIn(_Strict):
+    """Decide a DecisionTable for inputs."""
+
+    table: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    at: datetime | None = None
+
+
+class TierIn(_Strict):
+    """The tier a product catalog demands for activating products in order."""
+
+    products: list[str] = Field(max_length=200)
+    addendum_signed: bool = True
+    catalog: str | None = None
+
+
+class StartIn(_Strict):
+    """Start a workflow instance."""
+
+    workflow: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    actor: ActorIn
+    id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class FireIn(_Strict):
+    """Fire an event on an instance."""
+
+    event: str
+    actor: ActorIn
+    data: dict[str, Any] = Field(default_factory=dict)
+    expected_version: int | None = Field(default=None, description="refuse with 409 when the instance moved on")
+
+
+class ExplainIn(_Strict):
+    """Why would (not) ``event`` fire now for ``actor``?"""
+
+    event: str
+    actor: ActorIn
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AvailableIn(_Strict):
+    """Which events may ``actor`` fire now?"""
+
+    actor: ActorIn
+
+
+class SchedulePreviewIn(_Strict):
+    """Occurrences of the bundle's Schedule documents in ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class TickIn(_Strict):
+    """Run everything due for this tenant now (workers do this for every tenant)."""
+
+    now: datetime | None = None
+
+
+class DeployIn(_Strict):
+    """A bundle version: its files (relative path -> text) and the PermissionMatrix that guards its workflows."""
+
+    files: dict[str, str] = Field(min_length=1)
+    matrix: str = Field(default="", description="needed when the bundle has several PermissionMatrix documents")
+
+
+class MigrateIn(_Strict):
+    """Move instances of older definition versions to the active one (plan first, then apply)."""
+
+    workflow: str | None = None
+    mapping: dict[str, str] = Field(default_factory=dict, description="old state -> new state")
+    instances: list[str] | None = None
+
+
+class RelationIn(_Strict):
+    """A relationship fact (manager_of, member_of, consent...)."""
+
+    kind: str
+    subject: str
+    object: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+
+
+class RelationsIn(_Strict):
+    """Facts to add."""
+
+    relations: list[RelationIn] = Field(min_length=1, max_length=10_000)
+
+
+class TenantIn(_Strict):
+    """A new tenant."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = ""
+
+
+class KeyIn(_Strict):
+    """A new API key."""
+
+    label: str = Field(default="", max_length=200)

@@ -1,0 +1,251 @@
+"""``regelwerk serve`` over real HTTP (a uvicorn subprocess on 127.0.0.1), on SQLite and PostgreSQL:
+tenant A's key never reaches tenant B's data through any endpoint, a broken deployment leaves the running
+version serving, refusals are problem+json with the typed exceptions' codes and data, the OpenAPI document in
+docs/ is the one served."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _service_server import running_server
+from _tenancy_pg import tenant_schema
+from regelwerk.tenancy.hub import TenantHub
+from test_tenancy import EMPLOYEE, MANAGER, bundle_files
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Service:
+    """A running server and the keys of tenants a and b and of an admin."""
+
+    base: str
+    keys: dict[str, str]
+
+    def client(self, who: str) -> httpx.Client:
+        """An HTTP client presenting ``who``'s key."""
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.keys[who]}"}, timeout=30)
+
+
+def _prepare(location: str) -> dict[str, str]:
+    with TenantHub(location) as hub:
+        keys = {"admin": hub.issue_key(None, "test admin")[0]}
+        for tenant in ("a", "b"):
+            hub.create_tenant(tenant)
+            hub.deploy(tenant, bundle_files(), matrix="service")
+            keys[tenant] = hub.issue_key(tenant, "test")[0]
+    return keys
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], scope="module")
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The server with tenants a and b deployed (module-scoped: starting it is the slow part)."""
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    if request.param == "sqlite":
+        location = str(tmp_path_factory.mktemp("service") / "data")
+        keys = _prepare(location)
+        with running_server(location, log=log) as base:
+            yield Service(base, keys)
+        return
+    with tenant_schema(request.getfixturevalue("pg_server_url")) as (_owner, app):
+        keys = _prepare(app)
+        with running_server(app, log=log) as base:
+            yield Service(base, keys)
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code and body["status"] == status and body["type"].endswith(code)
+    return body
+
+
+def test_a_tenants_key_never_reaches_another_tenants_data(service: Service) -> None:
+    exercised: set[tuple[str, str]] = set()
+
+    def call(client: httpx.Client, method: str, template: str, path: str | None = None, **kw: Any) -> httpx.Response:
+        exercised.add((method.lower(), template))
+        return client.request(method, path or template, **kw)
+
+    with service.client("a") as a, service.client("b") as b, service.client("admin") as admin:
+        # tenant b's data
+        made = call(b, "POST", "/v1/instances", json={"workflow": "reminder", "data": {"secret": "B"},
+                                                      "actor": EMPLOYEE, "id": "shared-id"})
+        assert made.status_code == 201, made.text
+        fact = {"kind": "reports_to", "subject": "e-b", "object": "m-b"}
+        call(b, "POST", "/v1/relations", json={"relations": [fact]})
+        b_key_id = b.get("/v1/keys").json()[0]["id"]
+        # tenant a with the same instance id: its own row
+        made = call(a, "POST", "/v1/instances", json={"workflow": "reminder", "data": {"secret": "A"},
+                                                      "actor": EMPLOYEE, "id": "shared-id"})
+        assert made.json()["data"] == {"secret": "A"}
+        call(b, "POST", "/v1/instances", json={"workflow": "reminder", "data": {}, "actor": EMPLOYEE, "id": "only-b"})
+        for method, template, body in (
+            ("GET", "/v1/instances/{instance_id}", None),
+            ("POST", "/v1/instances/{instance_id}/fire", {"event": "close", "actor": MANAGER}),
+            ("POST", "/v1/instances/{instance_id}/available", {"actor": MANAGER}),
+            ("POST", "/v1/instances/{instance_id}/explain", {"event": "close", "actor": MANAGER}),
+            ("GET", "/v1/instances/{instance_id}/history", None),
+        ):
+            response = call(a, method, template, template.replace("{instance_id}", "only-b"), json=body)
+            _problem(response, 404, "unknown_instance")
+        listed = call(a, "GET", "/v1/instances").json()
+        assert [(i["id"], i["data"]) for i in listed] == [("shared-id", {"secret": "A"})]
+        assert call(a, "GET", "/v1/instances/{instance_id}", "/v1/instances/shared-id").json()["data"] == {
+            "secret": "A"}
+        # b's instance is untouched by a's attempts
+        assert b.get("/v1/instances/only-b").json()["state"] == "waiting"
+        assert [h["event"] for h in b.get("/v1/instances/only-b/history").json()] == ["$start"]
+        # keys: a cannot see or revoke b's, nor act as admin
+        assert b_key_id not in {k["id"] for k in call(a, "GET", "/v1/keys").json()}
+        _problem(call(a, "DELETE", "/v1/keys/{key_id}", f"/v1/keys/{b_key_id}"), 404, "unknown_key")
+        assert b.get("/v1/whoami").json()["tenant"] == "b"  # b's key still works
+        for method, template, path, body in (
+            ("GET", "/v1/tenants", None, None),
+            ("POST", "/v1/tenants", None, {"id": "c"}),
+            ("POST", "/v1/tenants/{tenant}/keys", "/v1/tenants/b/keys", {}),
+            ("DELETE", "/v1/tenants/{tenant}/keys/{key_id}", f"/v1/tenants/b/keys/{b_key_id}", None),
+            ("GET", "/metrics", None, None),
+        ):
+            _problem(call(a, method, template, path, json=body), 403, "forbidden")
+        # the admin key is no tenant
+        _problem(admin.get("/v1/instances"), 403, "forbidden")
+        # deployments, migrations, tick and decisions only see a's own
+        versions = call(a, "GET", "/v1/deployments").json()
+        assert len(versions) == 1 and versions[0]["active"]
+        assert call(a, "POST", "/v1/migrations/plan", json={}).json() == []
+        assert call(a, "POST", "/v1/migrations/apply", json={}).json() == []
+        tick = call(a, "POST", "/v1/tick", json={"now": "2100-01-01T00:00:00Z"}).json()
+        assert tick["timers_fired"] == 1  # a's one reminder; b's two are b's
+        assert b.get("/v1/instances/only-b").json()["state"] == "waiting"
+        # relation facts are per tenant: e-b reports to m-b in b, not in a
+        question = {"actor": {"id": "m-b", "roles": ["leidinggevende"]}, "action": "read",
+                    "resource": {"type": "note", "data": {"author": "e-b"}}}
+        assert b.post("/v1/can", json=question).json()["allowed"] is True
+        assert call(a, "POST", "/v1/can", json=question).json()["allowed"] is False
+        call(a, "POST", "/v1/can/batch", json={"actor": EMPLOYEE, "resources": [{"type": "reminder",
+                                                                               "actions": ["read"]}]})
+        _problem(call(a, "POST", "/v1/decide", json={"table": "no-such-table"}), 404, "unknown_definition")
+        _problem(call(a, "POST", "/v1/tier", json={"products": [], "catalog": "none"}), 400, "usage")
+        preview = call(a, "POST", "/v1/schedules/preview", json={"start": "2027-01-01T00:00:00Z",
+                                                                 "end": "2027-02-01T00:00:00Z"})
+        assert preview.status_code == 200
+        validated = call(a, "POST", "/v1/deployments/validate", json={"files": bundle_files()}).json()
+        assert validated["valid"] is True
+        rotated = call(a, "POST", "/v1/keys", json={"label": "rotated"}).json()
+        assert httpx.get(service.base + "/v1/whoami", headers={"X-API-Key": rotated["key"]}).json()["tenant"] == "a"
+        exercised.add(("get", "/v1/whoami"))
+        deployed = call(a, "POST", "/v1/deployments", json={"files": bundle_files(), "matrix": "service"})
+        assert deployed.status_code == 201
+        assert b.get("/v1/deployments").json()[0]["version"] == deployed.json()["version"]  # same content, b's row
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    every = {(method, path) for path, ops in document["paths"].items() for method in ops} - {("get", "/healthz")}
+    assert every - exercised == set(), "endpoints the isolation test does not try"
+
+
+def test_a_broken_deployment_leaves_the_running_version_serving(service: Service) -> None:
+    with service.client("a") as a:
+        before = [d["version"] for d in a.get("/v1/deployments").json() if d["active"]]
+        started = a.post("/v1/instances", json={"workflow": "reminder", "actor": EMPLOYEE}).json()
+        broken = bundle_files()
+        broken["reminder.yaml"] = broken["reminder.yaml"].replace("label: Wacht", "lable: Wacht").replace(
+            "label: Gesloten", "labl: Gesloten")
+        body = _problem(a.post("/v1/deployments", json={"files": broken, "matrix": "service"}), 422,
+                        "definition_error")
+        assert {(d["code"], d["file"]) for d in body["diagnostics"]} == {("RW104", "reminder.yaml")}
+        assert len(body["diagnostics"]) == 2 and all(d["line"] > 0 for d in body["diagnostics"])
+        assert [d["version"] for d in a.get("/v1/deployments").json() if d["active"]] == before
+        fired = a.post(f"/v1/instances/{started['id']}/fire", json={"event": "close", "actor": MANAGER})
+        assert fired.status_code == 200 and fired.json()["state"] == "closed"
+        assert a.post("/v1/deployments/validate", json={"files": broken}).json()["valid"] is False
+
+
+def test_refusals_are_problems_with_the_typed_errors_data(service: Service) -> None:
+    with service.client("a") as a:
+        inst = a.post("/v1/instances", json={"workflow": "reminder", "actor": EMPLOYEE}).json()
+        denied = _problem(a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "close", "actor": EMPLOYEE}),
+                          403, "permission_denied")
+        assert denied["action"] == "close" and denied["actor"] == EMPLOYEE["id"]
+        assert "deny by default" in denied["explain"]["reason"]
+        options = {o["event"]: o for o in a.post(f"/v1/instances/{inst['id']}/available",
+                                                  json={"actor": EMPLOYEE}).json()}
+        assert options["close"]["allowed"] is False and options["remind"]["allowed"] is True
+        why = a.post(f"/v1/instances/{inst['id']}/explain", json={"event": "close", "actor": EMPLOYEE}).json()
+        assert why["allowed"] is False and why["candidates"][0]["permission"]["allowed"] is False
+        _problem(a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "close", "actor": MANAGER,
+                                                                  "expected_version": 7}), 409, "conflict")
+        closed = a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "close", "actor": MANAGER}).json()
+        assert closed["state"] == "closed"
+        refused = _problem(a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "remind", "actor": MANAGER}),
+                           409, "transition_not_allowed")
+        assert refused["state"] == "closed" and refused["reasons"]
+        _problem(a.post("/v1/instances", json={"workflow": "nope", "actor": EMPLOYEE}), 404, "unknown_definition")
+        bad = _problem(a.post("/v1/instances", json={"workflow": "reminder"}), 422, "invalid_request")
+        assert bad["errors"][0]["pointer"] == "/actor"
+        _problem(httpx.get(service.base + "/v1/instances"), 401, "unauthenticated")
+
+
+def test_batch_answers_what_single_questions_answer(service: Service) -> None:
+    actors = [EMPLOYEE, MANAGER, {"id": "n1", "roles": []}]
+    resources = [{"type": "reminder", "id": f"r{i}", "actions": ["read", "close"]} for i in range(3)]
+    resources += [{"type": "note", "id": "n", "data": {"author": "e1"}, "actions": ["read", "write"]}]
+    with service.client("a") as a:
+        for actor in actors:
+            batch = a.post("/v1/can/batch", json={"actor": actor, "resources": resources}).json()["results"]
+            for resource, result in zip(resources, batch, strict=True):
+                for action in resource["actions"]:
+                    single = a.post("/v1/can", json={"actor": actor, "action": action, "resource": {
+                        k: v for k, v in resource.items() if k != "actions"}}).json()
+                    assert result["actions"][action]["allowed"] == single["allowed"], (actor, resource, action)
+                    if not single["allowed"]:
+                        assert result["actions"][action]["explain"]["reason"] == single["explain"]["reason"]
+        assert a.post("/v1/can", json={"actor": MANAGER, "action": "close", "resource": {"type": "reminder"},
+                                       "explain": True}).json()["explain"]["by"] != "default"
+
+
+def test_openapi_document_is_shipped_current_and_served(service: Service) -> None:
+    from regelwerk.service.app import openapi_document
+
+    shipped = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert shipped == json.loads(json.dumps(openapi_document())), "run: regelwerk openapi -o docs/openapi.json"
+    assert httpx.get(service.base + "/openapi.json").json() == shipped
+
+
+def test_metrics_in_prometheus_text_format(service: Service) -> None:
+    with service.client("a") as a:
+        a.get("/v1/whoami")
+    with service.client("admin") as admin:
+        response = admin.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert any(line.startswith('regelwerk_http_requests_total{method="GET",route="/v1/whoami",status="200"}')
+               for line in lines)
+    assert "# TYPE regelwerk_http_request_seconds histogram" in lines
+    assert any(line.startswith("regelwerk_tenants_loaded ") for line in lines)
+
+
+def test_serve_a_bundle_with_one_command_prints_its_key_once(tmp_path: Path) -> None:
+    bundle = ROOT / "examples" / "scholengroep-horizon"
+    data = str(tmp_path / "data")
+    log = tmp_path / "serve.log"
+    with running_server(data, str(bundle), log=log) as base:
+        lines = log.read_text().splitlines()
+        key = next(line.split()[-1] for line in lines if line.startswith("API key of tenant scholengroep-horizon"))
+        assert any(line.startswith("admin key") for line in lines)
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(base + "/v1/whoami", headers=headers).json()["tenant"] == "scholengroep-horizon"
+        decided = httpx.post(base + "/v1/decide", headers=headers, json={
+            "table": "training-repayment", "inputs": {"leaving_reason": "resignation", "completed_on": "2026-09-01"},
+            "at": "2027-03-01T00:00:00Z"}).json()
+        assert decided["outputs"] == {"repayment_percentage": 100} and decided["matched"] == ["year_1"]
+        tier = httpx.post(base + "/v1/tier", headers=headers, json={"products": ["declaraties"]}).json()
+        assert tier["tier"] == "Plus"
+    with running_server(data, str(bundle), log=log):  # a second start: same tenant, no new key printed
+        assert not any(line.startswith("API key") for line in log.read_text().splitlines())
