@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHOOL = str(ROOT / "examples" / "scholengroep-horizon")
 STANDARD = str(ROOT / "definitions" / "standard")
 #: Commands whose output is a document in its own notation rather than a result (documented in docs/cli.md).
-DOCUMENT_OUTPUT = {"render workflow": {"mermaid", "dot"}, "render matrix": {"markdown", "html"}, "schema": set()}
+DOCUMENT_OUTPUT = {"render workflow": {"mermaid", "dot"}, "render matrix": {"markdown", "html"}, "schema": set(),
+                   "openapi": set(),  # the OpenAPI document is JSON by definition
+                   "serve": set()}  # a long-running server: it prints where it listens and the keys, once
 
 
 def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:

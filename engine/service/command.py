@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from regelwerk.cli import echo_result, format_option
 from regelwerk.registry import Registry
 
 __all__ = ["register"]
@@ -95,8 +96,9 @@ def serve_command(bundle: str | None, data: str | None, database: str | None, te
 @click.option("--poll", default=1.0, show_default=True, type=float, help="Seconds to wait when nothing is due.")
 @click.option("--once", is_flag=True, help="Tick every due tenant once and exit.")
 @click.option("--name", default=None, help="This worker's name in rw_tenant_ticks (default host:pid).")
+@format_option(default="json")
 def worker_command(data: str | None, database: str | None, interval: float, poll: float, once: bool,
-                   name: str | None) -> None:
+                   name: str | None, fmt: str) -> None:
     """Tick every tenant's due work; run several against one PostgreSQL (SIGTERM: finish the tenant, then stop)."""
     from regelwerk.tenancy.worker import Worker
 
@@ -108,7 +110,7 @@ def worker_command(data: str | None, database: str | None, interval: float, poll
         done = worker.run(once=once)
     finally:
         hub.close()
-    click.echo(json.dumps({"worker": worker.name, "ticked": done}))
+    echo_result({"worker": worker.name, "ticked": done}, fmt, json.dumps)
 
 
 @click.group("tenants")
@@ -119,19 +121,22 @@ def tenants_group() -> None:
 @tenants_group.command("upgrade")
 @click.argument("owner_url")
 @click.option("--app-role", default=None, help="Grant this role (the service's login) access to every table.")
-def tenants_upgrade(owner_url: str, app_role: str | None) -> None:
+@format_option()
+def tenants_upgrade(owner_url: str, app_role: str | None, fmt: str) -> None:
     """Create or upgrade every table, and on PostgreSQL enforce tenant isolation with row-level security."""
     from regelwerk.tenancy.hub import upgrade_all
 
     changed = upgrade_all(owner_url, app_role)
-    click.echo(f"upgraded; row-level security added to {len(changed)} table(s)")
+    echo_result({"upgraded": True, "protected_tables": [str(c) for c in changed]}, fmt,
+                lambda d: f"upgraded; row-level security added to {len(d['protected_tables'])} table(s)")
 
 
 @tenants_group.command("create")
 @click.argument("tenant")
 @_location_options
 @click.option("--name", default="")
-def tenants_create(tenant: str, data: str | None, database: str | None, name: str) -> None:
+@format_option()
+def tenants_create(tenant: str, data: str | None, database: str | None, name: str, fmt: str) -> None:
     """Add a tenant and print its first API key (once)."""
     from regelwerk.errors import UsageError
 
@@ -144,29 +149,31 @@ def tenants_create(tenant: str, data: str | None, database: str | None, name: st
         sys.exit(2)
     finally:
         hub.close()
-    click.echo(key)
+    echo_result({"tenant": tenant, "key": key}, fmt, lambda d: str(d["key"]))
 
 
 @tenants_group.command("admin-key")
 @_location_options
 @click.option("--label", default="")
-def tenants_admin_key(data: str | None, database: str | None, label: str) -> None:
+@format_option()
+def tenants_admin_key(data: str | None, database: str | None, label: str, fmt: str) -> None:
     """Issue an admin key (tenant management, /metrics) and print it once."""
     hub = _hub(data, database)
     try:
         key, _ = hub.issue_key(None, label)
     finally:
         hub.close()
-    click.echo(key)
+    echo_result({"key": key}, fmt, lambda d: str(d["key"]))
 
 
 @tenants_group.command("list")
 @_location_options
-def tenants_list(data: str | None, database: str | None) -> None:
+@format_option(default="json")
+def tenants_list(data: str | None, database: str | None, fmt: str) -> None:
     """Every tenant with its active version."""
     hub = _hub(data, database)
     try:
-        click.echo(json.dumps(hub.tenants(), indent=2))
+        echo_result(hub.tenants(), fmt)
     finally:
         hub.close()
 
@@ -177,8 +184,9 @@ def tenants_list(data: str | None, database: str | None) -> None:
 @_location_options
 @click.option("--workflow", default=None)
 @click.option("--map", "pairs", multiple=True, metavar="OLD=NEW", help="Map an old state to a new one.")
+@format_option(default="json")
 def tenants_migrate(tenant: str, step: str, data: str | None, database: str | None, workflow: str | None,
-                    pairs: tuple[str, ...]) -> None:
+                    pairs: tuple[str, ...], fmt: str) -> None:
     """Plan or apply moving a tenant's instances to its active version."""
     mapping = dict(p.split("=", 1) for p in pairs)
     hub = _hub(data, database)
@@ -187,7 +195,7 @@ def tenants_migrate(tenant: str, step: str, data: str | None, database: str | No
         items = engine.migrate_plan(workflow, mapping) if step == "plan" else engine.migrate_apply(workflow, mapping)
     finally:
         hub.close()
-    click.echo(json.dumps([i.to_dict() for i in items], indent=2))
+    echo_result([i.to_dict() for i in items], fmt)
 
 
 @click.command("openapi")
