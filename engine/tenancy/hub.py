@@ -19,7 +19,9 @@ Other processes notice a switch (and a revoked key) within ``cache_seconds`` (de
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -192,8 +194,11 @@ class TenantRuntime:
 def _diag_dict(diagnostic: Diagnostic, root: str) -> dict[str, Any]:
     data = dict(diagnostic.to_dict())
     name = str(data.get("file") or "")
-    if name.startswith(root):
-        data["file"] = name[len(root):].lstrip("/")
+    if name:
+        # diagnostics name files relative to the working directory where that is short: resolve either form
+        where = Path(name) if os.path.isabs(name) else Path.cwd() / name
+        with contextlib.suppress(ValueError):  # a file outside the upload keeps its name
+            data["file"] = where.resolve().relative_to(Path(root).resolve()).as_posix()
     return data
 
 
