@@ -176,8 +176,8 @@ def block(page: ReportPage, kind: str, name: str) -> str:
 
     run = page.data.coverage
     items = _doc_items(page, kind, name)
-    if run is None or not items:
-        return ""
+    if run is None or not run.scenarios or not items:
+        return ""  # nothing measured: the overview says so once, the cards stay quiet
     untested = [i for i in items if not run.covered(i)]
     parts = [f'<div class="coverage"><p class="meta"><b>Door de scenario\'s getest:</b> '
              f"{esc(summary(page, items))}</p>"]
