@@ -174,3 +174,8 @@ def test_no_scenarios_is_said_plainly(tmp_path: Path, registry: Any) -> None:
     page, _ = build_report(SCHOOL, registry, DAY, scenarios=[empty])
     text = visible_text(page)
     assert "geen scenario's (testgevallen) gevonden" in text and "Door de scenario's getest" not in text
+
+
+def test_the_report_with_coverage_is_deterministic(school: tuple[str, Any], registry: Any) -> None:
+    again, _ = build_report(SCHOOL, registry, DAY, scenarios=[SCHOOL])
+    assert again == school[0]  # with --date, byte for byte the same, coverage included

@@ -217,13 +217,14 @@ def overview(page: ReportPage, carded: set[str]) -> str:
     covered = sum(run.covered(i) for i in every)
     total = len(every)
     count = len(run.scenarios)
-    parts = [f'<p class="desc">De consultant heeft deze configuratie getest met {count} '
-             f"{'scenario' if count == 1 else 'scenario’s'} (testgevallen met een verwacht resultaat). "]
+    what = ("1 scenario (een testgeval met een verwacht resultaat)" if count == 1
+            else f"{count} scenario’s (testgevallen met een verwacht resultaat)")
+    parts = [f'<p class="desc">De consultant heeft deze configuratie getest met {what}. ']
     if run.failed:
         parts.append(f"<b>Let op:</b> {len(run.failed)} van de {count} slagen niet: "
                      f"{esc(', '.join(run.failed))}.</p>")
     else:
-        parts.append("Ze slagen allemaal.</p>")
+        parts.append("Het slaagt.</p>" if count == 1 else "Ze slagen allemaal.</p>")
     parts.append(f'<p class="coverage-total"><b>Door de scenario\'s getest: {covered} van {total} onderdelen '
                  f"({percent(covered, total)})</b></p>")
     rows = []
