@@ -6,6 +6,7 @@ docs/ is the one served."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from _service_server import running_server
 from _tenancy_pg import tenant_schema
 from regelwerk.tenancy.hub import TenantHub
@@ -27,6 +29,7 @@ class Service:
 
     base: str
     keys: dict[str, str]
+    location: str = ""  # the SQLite data directory ("" on PostgreSQL)
 
     def client(self, who: str) -> httpx.Client:
         """An HTTP client presenting ``who``'s key."""
@@ -51,7 +54,7 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         location = str(tmp_path_factory.mktemp("service") / "data")
         keys = _prepare(location)
         with running_server(location, log=log) as base:
-            yield Service(base, keys)
+            yield Service(base, keys, location)
         return
     with tenant_schema(request.getfixturevalue("pg_server_url")) as (_owner, app):
         keys = _prepare(app)
@@ -199,15 +202,41 @@ def test_batch_answers_what_single_questions_answer(service: Service) -> None:
     with service.client("a") as a:
         for actor in actors:
             batch = a.post("/v1/can/batch", json={"actor": actor, "resources": resources}).json()["results"]
-            for resource, result in zip(resources, batch, strict=True):
+            full = a.post("/v1/can/batch", json={"actor": actor, "resources": resources,
+                                                 "explain": True}).json()["results"]
+            for resource, result, explained in zip(resources, batch, full, strict=True):
                 for action in resource["actions"]:
                     single = a.post("/v1/can", json={"actor": actor, "action": action, "resource": {
                         k: v for k, v in resource.items() if k != "actions"}}).json()
                     assert result["actions"][action]["allowed"] == single["allowed"], (actor, resource, action)
-                    if not single["allowed"]:
-                        assert result["actions"][action]["explain"]["reason"] == single["explain"]["reason"]
+                    assert explained["actions"][action]["allowed"] == single["allowed"]
+                    if not single["allowed"]:  # the deciding rule always; every rule considered when asked
+                        short = result["actions"][action]["explain"]
+                        assert set(short) == {"by", "reason"} and short["by"] == single["explain"]["by"]
+                        assert single["explain"]["reason"].startswith(short["reason"])
+                        assert explained["actions"][action]["explain"]["reason"] == single["explain"]["reason"]
+                        assert "considered" in explained["actions"][action]["explain"]
         assert a.post("/v1/can", json={"actor": MANAGER, "action": "close", "resource": {"type": "reminder"},
                                        "explain": True}).json()["explain"]["by"] != "default"
+
+
+def test_batch_denials_are_audited_once_each_with_actor_and_time(service: Service) -> None:
+    if not service.location:
+        pytest.skip("reads the tenant's SQLite file; PostgreSQL rows are covered by row-level security tests")
+    probe = {"id": f"probe-{uuid.uuid4().hex[:8]}", "roles": ["medewerker"]}
+    resources = [{"type": "reminder", "id": f"r{i}", "actions": ["read", "close"]} for i in range(3)]
+    with service.client("a") as a:
+        results = a.post("/v1/can/batch", json={"actor": probe, "resources": resources}).json()["results"]
+    denied = [(r["id"], action) for r in results for action, answer in r["actions"].items() if not answer["allowed"]]
+    assert denied == [(f"r{i}", "close") for i in range(3)]
+    engine = sa.create_engine(f"sqlite:///{Path(service.location) / 'tenants' / 'a.sqlite'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select action, at, detail from rw_audit where actor = :a order by id"),
+                            {"a": probe["id"]}).all()
+    engine.dispose()
+    assert [(r.action, json.loads(r.detail)["resource_id"], json.loads(r.detail)["action"]) for r in rows] == [
+        ("permission.denied", f"r{i}", "close") for i in range(3)]
+    assert all(r.at for r in rows)
 
 
 def test_openapi_document_is_shipped_current_and_served(service: Service) -> None:

@@ -23,7 +23,7 @@ carries (a naive ``now`` is UTC). ``withdrawn_at`` is a moment: the relation end
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
@@ -180,6 +180,11 @@ class Relationships(Protocol):
 
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``(roles_of, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked per decision."""
+
+    #: Everyone who may have per-user roles or rights (``has_role``/``has_right`` facts, active or not),
+    #: kept current as facts are added. A superset is allowed, never a subset: a decision asks
+    #: :meth:`personal` only for people in it, so someone missing here would lose their own roles and rights.
+    personal_holders: Container[str]
 
 
 class _Closure(dict[str, frozenset[str]]):
@@ -354,6 +359,7 @@ class _IndexedQueries:
     """
 
     index: RelationIndex
+    personal_holders: Container[str]
 
     def _bind(self) -> None:
         index = self.index
@@ -363,6 +369,7 @@ class _IndexedQueries:
         self.consent_link = index.consent_link  # type: ignore[method-assign]
         self.groups_of = index.groups_of  # type: ignore[method-assign]
         self.represented_by = index.represented_by  # type: ignore[method-assign]
+        self.personal_holders = index._personal  # the index's live set: later facts are in it
 
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Per-user roles and rights at ``now``."""

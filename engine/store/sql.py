@@ -458,6 +458,14 @@ class SqlTx:
             "at": _utc(entry.at), "actor": entry.actor, "action": entry.action, "instance_id": entry.instance_id,
             "detail": dict(entry.detail)})
 
+    def add_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Append several audit rows in order: one executemany."""
+        if not entries:
+            return
+        self.connection.execute(rw_audit.insert(), [
+            {"at": _utc(e.at), "actor": e.actor, "action": e.action, "instance_id": e.instance_id,
+             "detail": dict(e.detail)} for e in entries])
+
     def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
         """Audit rows, oldest first."""
         query = sa.select(rw_audit).order_by(rw_audit.c.id)
