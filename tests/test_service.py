@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from _service_server import running_server
 from _tenancy_pg import tenant_schema
 from regelwerk.tenancy.hub import TenantHub
@@ -29,7 +28,7 @@ class Service:
 
     base: str
     keys: dict[str, str]
-    location: str = ""  # the SQLite data directory ("" on PostgreSQL)
+    location: str = ""  # what TenantHub opens: the SQLite data directory or the PostgreSQL app URL
 
     def client(self, who: str) -> httpx.Client:
         """An HTTP client presenting ``who``'s key."""
@@ -59,7 +58,7 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     with tenant_schema(request.getfixturevalue("pg_server_url")) as (_owner, app):
         keys = _prepare(app)
         with running_server(app, log=log) as base:
-            yield Service(base, keys)
+            yield Service(base, keys, app)
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -221,22 +220,17 @@ def test_batch_answers_what_single_questions_answer(service: Service) -> None:
 
 
 def test_batch_denials_are_audited_once_each_with_actor_and_time(service: Service) -> None:
-    if not service.location:
-        pytest.skip("reads the tenant's SQLite file; PostgreSQL rows are covered by row-level security tests")
     probe = {"id": f"probe-{uuid.uuid4().hex[:8]}", "roles": ["medewerker"]}
     resources = [{"type": "reminder", "id": f"r{i}", "actions": ["read", "close"]} for i in range(3)]
     with service.client("a") as a:
         results = a.post("/v1/can/batch", json={"actor": probe, "resources": resources}).json()["results"]
     denied = [(r["id"], action) for r in results for action, answer in r["actions"].items() if not answer["allowed"]]
     assert denied == [(f"r{i}", "close") for i in range(3)]
-    engine = sa.create_engine(f"sqlite:///{Path(service.location) / 'tenants' / 'a.sqlite'}")
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("select action, at, detail from rw_audit where actor = :a order by id"),
-                            {"a": probe["id"]}).all()
-    engine.dispose()
-    assert [(r.action, json.loads(r.detail)["resource_id"], json.loads(r.detail)["action"]) for r in rows] == [
+    with TenantHub(service.location) as hub:  # the tenant's own store, as the server wrote it
+        rows = [a for a in hub.runtime("a").engine.audit() if a.actor == probe["id"]]
+    assert [(a.action, a.detail["resource_id"], a.detail["action"]) for a in rows] == [
         ("permission.denied", f"r{i}", "close") for i in range(3)]
-    assert all(r.at for r in rows)
+    assert all(a.at is not None for a in rows)
 
 
 def test_openapi_document_is_shipped_current_and_served(service: Service) -> None:

@@ -17,6 +17,7 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 from regelwerk.store.unit import UnitOfWork
+from regelwerk.workflows.model import RetrySpec
 from regelwerk.workflows.runtime import WorkflowRuntime
 
 __all__ = ["RetryPolicy", "TimerOutcome", "TimerService"]
@@ -49,6 +50,16 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.backoff <= timedelta(0) or self.factor < 1:
             raise ValueError("RetryPolicy needs attempts >= 1, a positive backoff and factor >= 1")
+
+    def declared(self, spec: RetrySpec | None) -> RetryPolicy:
+        """This policy with a workflow's declared limits (``spec.retry``) over it."""
+        if spec is None:
+            return self
+        return RetryPolicy(spec.attempts if spec.attempts is not None else self.attempts,
+                           spec.backoff if spec.backoff is not None else self.backoff,
+                           spec.factor if spec.factor is not None else self.factor,
+                           spec.max_backoff if spec.max_backoff is not None else max(self.max_backoff,
+                                                                                    spec.backoff or self.backoff))
 
     def delay(self, attempt: int) -> timedelta | None:
         """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
@@ -112,11 +123,22 @@ class TimerService:
                                                                         timer.instance_id, timer.event), moment)
         return TimerOutcome(timer.id, timer.instance_id, timer.event, "fired")
 
+    def policy_for(self, tx: StoreTx, instance_id: str) -> RetryPolicy:
+        """The retry policy of the instance's workflow version: its declared ``retry`` over the engine's."""
+        rec = tx.get(instance_id)
+        if rec is None:
+            return self.retry
+        try:
+            model = self.runtime._runtime(tx, rec.workflow, rec.definition_version).model
+        except RegelwerkError:
+            return self.retry
+        return self.retry.declared(model.retry)
+
     def _timer_incident(self, tx: StoreTx, timer: TimerRecord, exc: PluginError, moment: datetime) -> TimerOutcome:
         assert timer.id is not None
         known = [i for i in tx.incidents("open", timer.instance_id) if i.timer_id == timer.id]
         attempt = (known[0].attempts + 1) if known else 1
-        delay = self.retry.delay(attempt)
+        delay = self.policy_for(tx, timer.instance_id).delay(attempt)
         retry_at = moment + delay if delay is not None else None
         if retry_at is not None:
             tx.reschedule_timer(timer.id, retry_at, f"retry {attempt}: {exc.error_type}")
