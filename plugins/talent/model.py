@@ -23,6 +23,7 @@ Rules for people who do not work the whole year (docs/packs/talent.md):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from calendar import monthrange
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -437,11 +438,12 @@ class DevelopmentCycle:
             if leavers:
                 stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
         people = MemoryDirectory(employees) if directory is None else directory
-        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep) for e in employees]
+        keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys) for e in employees]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
-                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared) -> Plan:
+                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared, keys: Sequence[str] = ()) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
@@ -466,12 +468,11 @@ class DevelopmentCycle:
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon))
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
-                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" not in v
+                closes.extend(k for k in _prefixed(keys, prefix) if "moment" not in stored[k]
                               and k[len(prefix):] not in held)
             if employee.leaving_date is not None and not late:
                 wanted = {i.key for i in items}
-                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" in v
-                              and k not in wanted)
+                closes.extend(k for k in _prefixed(keys, prefix) if "moment" in stored[k] and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
         return Plan(tuple(items), next_due, tuple(sorted(closes)))
@@ -637,6 +638,16 @@ class _Prepared:
     rounds: Mapping[str, tuple[FeedbackRound, ...]]
     now: datetime | None = None
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
+
+
+def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
+    """The keys starting with ``prefix``, from sorted ``keys`` (one bisect and the run of matches)."""
+    out: list[str] = []
+    for i in range(bisect_left(keys, prefix), len(keys)):
+        if not keys[i].startswith(prefix):
+            break
+        out.append(keys[i])
+    return out
 
 
 @lru_cache(maxsize=256)
