@@ -68,6 +68,10 @@ class RetryPolicy:
         return min(self.backoff * (self.factor ** (attempt - 1)), self.max_backoff)
 
 
+class _Isolate(Exception):  # control flow inside fire_due_timers, never raised to callers
+    """A timer of a straight-through batch failed: roll the attempt back and isolate each timer."""
+
+
 class TimerService:
     """Fires due timers through the workflow runtime."""
 
@@ -80,7 +84,9 @@ class TimerService:
         """Fire every pending timer due at ``now`` (idempotent: each timer fires once; safe to run in parallel).
 
         Timers fire as the system actor; guards apply, permission checks are skipped (recorded as such).
-        They are claimed ``batch_size`` at a time, one unit of work per batch, each timer in its own
+        They are claimed ``batch_size`` at a time, one unit of work per batch. A batch is first fired straight
+        through (no savepoint per timer: most batches have nothing to isolate); if any timer raises or is
+        refused, that attempt is rolled back whole and the batch is fired again with each timer in its own
         savepoint: a refused timer (a guard, a state left) is marked ``failed`` and audited; a timer whose
         action raises is rolled back alone, recorded as an incident and retried later (``retry``); the
         others go on either way. Outcomes: ``fired``, ``failed``, ``incident``.
@@ -89,14 +95,40 @@ class TimerService:
         outcomes: list[TimerOutcome] = []
         while limit is None or len(outcomes) < limit:
             want = batch_size if limit is None else min(batch_size, limit - len(outcomes))
-            with UnitOfWork(self.runtime.store) as uow:
-                claimed = uow.tx.claim_due_timers(moment, max(want, 1))
-                batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
+            try:
+                with UnitOfWork(self.runtime.store) as uow:
+                    claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                    batch = self._fire_straight(uow, claimed, moment)
+            except _Isolate:  # nothing of the attempt was kept: fire the batch again, each timer on its own
+                self.runtime._forget(timer.instance_id for timer in claimed)
+                with UnitOfWork(self.runtime.store) as uow:
+                    claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                    batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
             if not claimed:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
             outcomes.extend(batch)
             uow.run_post()
+        return outcomes
+
+    def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
+        """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
+        outcomes = []
+        for timer in claimed:
+            assert timer.id is not None
+            try:
+                uow.tx.finish_timer(timer.id, "fired", moment)
+                self.runtime._fire_tx(uow.tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
+                                      timer.due_at, None, uow.post, False)
+                if timer.note.startswith("retry"):
+                    for incident in uow.tx.incidents("open", timer.instance_id):
+                        if incident.timer_id == timer.id and incident.id is not None:
+                            uow.tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+            except Exception as exc:  # refused or raised: redo the batch timer by timer
+                uow.refusals.clear()  # the isolated run decides (and audits) again
+                uow.post.clear()
+                raise _Isolate from exc
+            outcomes.append(TimerOutcome(timer.id, timer.instance_id, timer.event, "fired"))
         return outcomes
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
