@@ -42,6 +42,8 @@ CORE_GLOSSARY: Mapping[str, str] = {
     "actions_labels": "de namen van de handelingen", "valid_from": "geldig vanaf", "valid_to": "geldig tot en met",
     "calendar": "de werkjaarkalender", "year": "jaar", "user_rights": "toegekend extra recht", "user": "gebruiker",
     "right": "recht", "feedback_rounds": "feedbackronde",
+    "kind:Schedule": "Planning", "kind:Calculation": "Berekening", "kind:Workflow": "Workflow",
+    "kind:DecisionTable": "Beslistabel", "kind:RuleSet": "Regelset", "kind:PermissionMatrix": "Rechtenmatrix",
     # values of the core's enumerations ("=value")
     "=manual": "handmatig", "=automatic": "automatisch", "=none": "geen", "=allow": "toestaan", "=deny": "weigeren",
     "=self": "de medewerker zelf", "=manager": "de leidinggevende", "=first": "de eerste passende regel",

@@ -173,6 +173,10 @@ def _schedule(ctx: ActionContext) -> None:
         log.info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
                  ctx.instance.id, event)
         return
+    if isinstance(spec, str):
+        from regelwerk import coverage
+
+        coverage.hit("Schedule", spec, "schedule moments", spec)
     ctx.schedule_timer(event, at=moment, data=ctx.params.get("data") or {})
 
 

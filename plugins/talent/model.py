@@ -357,6 +357,20 @@ class DevelopmentCycle:
         """The scheduler's name for this source."""
         return f"DevelopmentCycle/{self.name}"
 
+    def coverage_moments(self) -> tuple[tuple[str, str], ...]:
+        """What scenario coverage counts of this cycle: each conversation moment and each feedback round."""
+        return (tuple((m.id, m.label) for m in self.moments)
+                + tuple((f"feedback/{r.name}", r.label) for r in self.feedback_rounds))
+
+    @staticmethod
+    def coverage_moment(item_type: str, payload: Mapping[str, Any]) -> str | None:
+        """The moment (or ``feedback/<round>``) a fired item of this cycle stands for; None for a trajectory."""
+        if item_type == "moment" and payload.get("moment"):
+            return str(payload["moment"])
+        if item_type == "feedback_request" and payload.get("round"):
+            return f"feedback/{payload['round']}"
+        return None
+
     def timing(self) -> dict[str, str]:
         """Each moment's lead time as ISO text: what a trajectory pins when it arises."""
         out = {}
