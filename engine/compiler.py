@@ -122,12 +122,12 @@ class CompileContext:
     def check_facts(self, data: Any, pointer: str, scope: Mapping[str, Any] | None = None) -> None:
         """Check a condition's field paths and comparisons against its place's fact types (RW410-RW412)."""
         from regelwerk.facts import check_condition
-        from regelwerk.facts_kind import place_for, resolve_scope
+        from regelwerk.facts_kind import place_for, place_scope
 
         doc = self.doc
         if scope is None and doc is not None:
             place = place_for(self.registry, doc.kind, pointer)
-            scope = resolve_scope(place.scope, doc.data) if place is not None else None
+            scope = place_scope(place, doc.data, pointer) if place is not None else None
         if scope is not None:
             check_condition(to_plain(data), pointer, self.facts, scope, self.report, self.warn)
 
