@@ -276,6 +276,23 @@ def _facts_command() -> Any:
     return facts
 
 
+def _for_actions(names: tuple[str, ...], scope: Mapping[str, Any]) -> Any:
+    """A ``scope_of`` that checks a parameter only on the named actions (``.../N/with/param``)."""
+
+    def scope_of(data: Any, pointer: str) -> Mapping[str, Any] | None:
+        node: Any = data
+        for part in pointer.strip("/").split("/")[:-2]:
+            if isinstance(node, Mapping):
+                node = node.get(part)
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
+        return scope if isinstance(node, Mapping) and node.get("action") in names else None
+
+    return scope_of
+
+
 def register(registry: Registry, plugin: str) -> None:
     """Add the ``Facts`` kind, the core fact types and places, and ``regelwerk facts``."""
     from regelwerk.facts import CORE_FACTS
@@ -299,6 +316,12 @@ def register(registry: Registry, plugin: str) -> None:
         registry.add_place(PlaceSpec("Workflow", pattern, plugin, guard_scope,
                                      "a value an action reads from its scope ({field: path} in decisions.decide "
                                      "inputs)", form="path"))
+    for param, actions in (("to", ("send_template",)), ("about", ("send_template",)),
+                           ("instance_field", ("workflow.fire",))):
+        for base in ("/spec/states/*/on_enter/*", "/spec/states/*/on_exit/*", "/spec/transitions/*/actions/*"):
+            registry.add_place(PlaceSpec("Workflow", f"{base}/with/{param}", plugin, guard_scope,
+                                         f"a path an action reads from its scope ({', '.join(actions)}: {param})",
+                                         form="path", scope_of=_for_actions(actions, guard_scope)))
     registry.add_place(PlaceSpec("Schedule", "/spec/when/anchor", plugin, CORE_PLACES[1][2],
                                  "the anchor a schedule counts from", form="path", want="date"))
     registry.add_command(_facts_command())
