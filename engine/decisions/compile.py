@@ -26,6 +26,12 @@ from regelwerk.conditions import (
 )
 from regelwerk.decisions.expression import is_expression
 from regelwerk.decisions.table import (
+    INLINE_EQ,
+    INLINE_GE,
+    INLINE_GT,
+    INLINE_IN,
+    INLINE_LE,
+    INLINE_LT,
     DecisionTable,
     Entry,
     InputColumn,
@@ -71,7 +77,7 @@ def _eq_test(lit: Any) -> Test | None:
         value = typed_literal(lit)
         return lambda v: compare("eq", v, value) is True
     if _plain_str(lit):
-        return lambda v: v == lit
+        return _inline(lambda v: v == lit, INLINE_EQ, lit)
     if isinstance(lit, bool):
         return lambda v: v is lit
     if _number(lit):
@@ -85,7 +91,7 @@ def _in_test(items: Sequence[Any]) -> Test | None:
         return lambda v: compare("in", v, values) is True
     if items and all(_plain_str(i) for i in items):
         members = frozenset(items)
-        return lambda v: isinstance(v, str) and v in members
+        return _inline(lambda v: isinstance(v, str) and v in members, INLINE_IN, members)
     if items and all(_number(i) for i in items):
         numbers = frozenset(items)
         return lambda v: type(v) is not bool and isinstance(v, (int, float)) and v in numbers
@@ -110,6 +116,16 @@ def _range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test | 
             return False
         return not (high is not None and (v >= high if high_open else v > high))
 
+    if kinds == (int, float) and (low is None) != (high is None):  # one numeric bound: inlined by graphs
+        if low is not None:
+            return _inline(test, INLINE_GT if low_open else INLINE_GE, low)
+        return _inline(test, INLINE_LT if high_open else INLINE_LE, high)
+    return test
+
+
+def _inline(test: Test, op: int, operand: Any) -> Test:
+    """Mark a test as one a compiled decision graph evaluates inline: ``(op, operand)`` (see INLINE_*)."""
+    test.inline = (op, operand)  # type: ignore[attr-defined]
     return test
 
 
