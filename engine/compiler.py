@@ -212,6 +212,7 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, checkable: list[Sour
                                           where.file, where.line, where.column, pointer))
                 else:
                     seen[text] = pointer
+        targets: dict[str, set[str]] = {}  # the ids of this document at a target pattern, collected once
         for ref in spec.refs:
             for pointer, value in iter_pattern(doc.data, ref.path):
                 for i, item in enumerate(_values(value)):
@@ -223,7 +224,10 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, checkable: list[Sour
                         known = names_by_kind.get(ref.kind, set())
                         code, what = "RW302", f"{ref.kind} {text!r}"
                     elif ref.kind is None and ref.target is not None:
-                        known = {str(v) for _, v in iter_pattern(doc.data, ref.target) if isinstance(v, (str, int))}
+                        if ref.target not in targets:
+                            targets[ref.target] = {str(v) for _, v in iter_pattern(doc.data, ref.target)
+                                                   if isinstance(v, (str, int))}
+                        known = targets[ref.target]
                         code, what = "RW301", f"{ref.what} {text!r}"
                     else:
                         known = ids_of_kind(ref.kind or "", ref.target or "")
