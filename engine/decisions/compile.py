@@ -9,7 +9,7 @@ condition language so both paths mean exactly the same thing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from regelwerk.conditions import (
@@ -349,17 +349,19 @@ def _in_range(value: Any, entry: Entry) -> bool | None:
         return None
 
 
-def _disjoint(a: Entry | None, b: Entry | None) -> bool | None:
+def _disjoint(a: Entry | None, b: Entry | None, literals: Callable[[Entry], set[tuple[bool, Any]] | None] | None = None
+              ) -> bool | None:
     """True when no value satisfies both entries, False when some value does, None when unknown."""
     if a is None or b is None or a.op == "any" or b.op == "any":
         return False
-    sa, sb = _literal_set(a), _literal_set(b)
+    literal_set = literals or _literal_set
+    sa, sb = literal_set(a), literal_set(b)
     if sa is not None and sb is not None:
         return not (sa & sb)
     if sa is not None and b.op == "range":
         return not any(not is_bool and _in_range(v, b) is True for is_bool, v in sa)
     if sb is not None and a.op == "range":
-        return _disjoint(b, a)
+        return _disjoint(b, a, literals)
     if a.op == "range" and b.op == "range":
         try:
             lo_a, hi_a, lo_b, hi_b = a.low, a.high, b.low, b.high
@@ -376,16 +378,29 @@ def _disjoint(a: Entry | None, b: Entry | None) -> bool | None:
 def find_overlaps(rows: Sequence[Row]) -> list[tuple[int, int, bool]]:
     """Pairs of rows that can match the same inputs: ``(i, j, certain)``; certain is False when unknown."""
     out = []
+    entries = [{e.input: e for e in row.entries} for row in rows]
+    sets: dict[int, set[tuple[bool, Any]] | None] = {}
+
+    def literals(entry: Entry) -> set[tuple[bool, Any]] | None:  # each entry's literal set, computed once
+        key = id(entry)
+        if key not in sets:
+            sets[key] = _literal_set(entry)
+        return sets[key]
+
     for i, a in enumerate(rows):
-        entries_a = {e.input: e for e in a.entries}
+        entries_a = entries[i]
         for j in range(i + 1, len(rows)):
             b = rows[j]
-            entries_b = {e.input: e for e in b.entries}
-            verdicts = [_disjoint(entries_a.get(k), entries_b.get(k)) for k in set(entries_a) | set(entries_b)]
-            if any(v is True for v in verdicts):
-                continue
-            certain = all(v is False for v in verdicts) and a.condition is None and b.condition is None
-            out.append((i, j, certain))
+            entries_b = entries[j]
+            certain = a.condition is None and b.condition is None
+            for key in entries_a.keys() | entries_b.keys():
+                verdict = _disjoint(entries_a.get(key), entries_b.get(key), literals)
+                if verdict is True:
+                    break
+                if verdict is None:
+                    certain = False
+            else:
+                out.append((i, j, certain))
     return out
 
 
