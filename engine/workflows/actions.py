@@ -24,7 +24,6 @@ Core actions:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,15 +33,23 @@ from regelwerk.actors import Actor
 from regelwerk.conditions import parse_duration, resolve_path
 from regelwerk.errors import UsageError
 from regelwerk.registry import ActionSpec, Registry
-from regelwerk.store.base import StoreTx
-from regelwerk.store.records import AuditEntry, InstanceRecord, TimerRecord
 
 if TYPE_CHECKING:
+    import logging
+
     from regelwerk.runtime import Engine
+    from regelwerk.store.base import StoreTx
+    from regelwerk.store.records import InstanceRecord, TimerRecord
 
 __all__ = ["ActionContext", "register", "set_path"]
 
-log = logging.getLogger("regelwerk.workflow")
+
+
+def _logger() -> logging.Logger:
+    """The workflow logger (logging is imported when an action first logs: not by loading the registry)."""
+    import logging
+
+    return logging.getLogger("regelwerk.workflow")
 
 
 @dataclass
@@ -73,6 +80,8 @@ class ActionContext:
             if duration is None:
                 raise UsageError(f"schedule_timer needs at= or after= (an ISO-8601 duration), got {after!r}")
             at = self.now + duration.delta()
+        from regelwerk.store.records import TimerRecord
+
         self.timers.append(TimerRecord(self.instance.id, self.dest, event, at, dict(data or {})))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -81,6 +90,8 @@ class ActionContext:
 
     def audit(self, action: str, detail: Mapping[str, Any] | None = None) -> None:
         """Write an audit row in this transaction."""
+        from regelwerk.store.records import AuditEntry
+
         self.tx.add_audit(AuditEntry(self.now, self.actor.id, action, self.instance.id, dict(detail or {})))
 
     def scope(self) -> dict[str, Any]:
@@ -113,7 +124,7 @@ def _set(ctx: ActionContext) -> None:
 
 
 def _log(ctx: ActionContext) -> None:
-    log.info("%s %s: %s -> %s by %s: %s", ctx.instance.workflow, ctx.instance.id, ctx.source, ctx.dest,
+    _logger().info("%s %s: %s -> %s by %s: %s", ctx.instance.workflow, ctx.instance.id, ctx.source, ctx.dest,
              ctx.actor.id, ctx.params.get("message", ctx.event))
 
 
@@ -170,7 +181,7 @@ def _schedule(ctx: ActionContext) -> None:
     else:
         moment = schedule.next_fire(ctx.now - timedelta(microseconds=1), scope)
     if moment is None:
-        log.info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
+        _logger().info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
                  ctx.instance.id, event)
         return
     if isinstance(spec, str):

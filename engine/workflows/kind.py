@@ -74,6 +74,47 @@ def _always_false(guard: Condition | None) -> bool:
     return guard is not None and isinstance(guard.model, Const) and not guard.model.value
 
 
+_SIMPLE_TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
+_TEXT_KEYWORDS = frozenset({"format", "title", "description"})
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+_COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
+
+
+def _plainly_valid(schema: Any, depth: int = 0) -> bool:
+    """True when a data_schema uses only plain keywords with well-formed values, so it is valid against the
+    2020-12 metaschema without building that validator (a few ms per workflow); anything else (and every
+    invalid schema) is left to the full metaschema check, which names the problem."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or depth > 32:
+        return False
+    for key, value in schema.items():
+        if key == "type":
+            names = [value] if isinstance(value, str) else value
+            ok = (isinstance(names, list) and bool(names) and all(isinstance(n, str) and n in _SIMPLE_TYPES
+                                                                  for n in names) and len(set(names)) == len(names))
+        elif key == "properties":
+            ok = isinstance(value, dict) and all(isinstance(k, str) and _plainly_valid(v, depth + 1)
+                                                 for k, v in value.items())
+        elif key in ("items", "additionalProperties"):
+            ok = _plainly_valid(value, depth + 1)
+        elif key == "required":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value) and len(set(value)) == len(value)
+        elif key == "enum":
+            ok = isinstance(value, list)
+        elif key in _TEXT_KEYWORDS:
+            ok = isinstance(value, str)
+        elif key in _BOUNDS:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif key in _COUNTS:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = key in ("default", "const")
+        if not ok:
+            return False
+    return True
+
+
 def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | None:
     """Compile a Workflow document (schema, ids and references were checked by the core)."""
     spec = doc.spec
@@ -126,7 +167,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         ))
 
     data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
-    if data_schema is not None:
+    if data_schema is not None and not _plainly_valid(data_schema):
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
