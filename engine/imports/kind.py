@@ -49,7 +49,8 @@ def compile_import(ctx: CompileContext, doc: SourceDocument) -> ImportSpec:
 def step_import_organisation(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Import an organisation (``regelwerk import organisation``) into the scenario's store: ``{file | files,
     expect?: {departments|functions|roles|tasks|employees|relations: count}, expect_errors?: [text],
-    skip_invalid?: bool}``. The files lie beside the scenario's folder; the import runs at the scenario's clock."""
+    skip_invalid?: bool, absent?: keep|end|report, expect_absent?: [id]}``. The files lie beside the scenario's
+    folder; the import runs at the scenario's clock."""
     from regelwerk.imports.organisation import import_organisation
     from regelwerk.scenarios import StepFailure
     from regelwerk.scheduling.kind import _sa_engine, scenario_target
@@ -64,7 +65,8 @@ def step_import_organisation(ctx: ScenarioContext, args: Any, info: Any) -> None
             raise StepFailure(f"{name}: only files beside the scenario's folder can be imported")
         paths.append(path)
     result = import_organisation(_sa_engine(scenario_target(ctx)), paths, compiled=ctx.compiled,
-                                 skip_invalid=bool(args.get("skip_invalid", False)), now=ctx.now)
+                                 skip_invalid=bool(args.get("skip_invalid", False)), now=ctx.now,
+                                 absent=str(args.get("absent", "keep")))
     ctx.services["schedule_imported"] = True
     errors = [str(e) for e in result.errors] + [f"row {r.row}: {'; '.join(r.errors)}" for r in result.rejected]
     wanted = [str(w) for w in args.get("expect_errors") or ()]
@@ -74,6 +76,10 @@ def step_import_organisation(ctx: ScenarioContext, args: Any, info: Any) -> None
     counts = {**dict(result.imported), "relations": result.relations_added}
     wrong = [f"{what}: expected {n}, got {counts.get(what, 0)}" for what, n in dict(args.get("expect") or {}).items()
              if counts.get(what, 0) != n]
+    if "expect_absent" in args:
+        found = sorted(a.id for a in result.absent)
+        if found != sorted(str(i) for i in args["expect_absent"]):
+            wrong.append(f"absent: expected {sorted(args['expect_absent'])}, found {found}")
     if wrong:
         raise StepFailure("import_organisation: " + "; ".join(wrong))
 
@@ -97,6 +103,10 @@ def register(registry: Registry, plugin: str) -> None:
             "files": {"type": "array", "items": {"type": "string"}, "minItems": 1,
                       "description": "CSV files named after what they hold (afdelingen.csv, ...)."},
             "skip_invalid": {"type": "boolean"},
+            "absent": {"enum": ["keep", "end", "report"],
+                       "description": "What happens to employees and units the store has and the files do not."},
+            "expect_absent": {"type": "array", "items": {"type": "string"},
+                              "description": "The ids the import finds absent (with absent: report or end)."},
             "expect": {"type": "object", "additionalProperties": False, "properties": {
                 name: counts for name in ("departments", "functions", "roles", "tasks", "employees", "relations")}},
             "expect_errors": {"type": "array", "items": {"type": "string"}},

@@ -246,6 +246,7 @@ class ImportResult:
 
     imported: int
     errors: tuple[RowError, ...] = ()
+    absent: tuple[Any, ...] = ()  # ``absent="report"|"end"``: regelwerk.imports.absent.Absent per employee
 
     @property
     def ok(self) -> bool:
@@ -349,12 +350,19 @@ def employee_chunks(path: str | Path, size: int = 1000, spec: Any = None) -> Ite
 
 
 def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
-                     spec: Any = None) -> ImportResult:
+                     spec: Any = None, *, absent: str = "keep", timezone: Any = None) -> ImportResult:
     """Import a CSV/XLSX file: every row is checked first; on any error nothing is written.
 
     ``spec`` is the ``Import`` whose declared columns the file must use (default: the standard's
-    ``employees``, or pass a customer bundle's with its extra attributes).
+    ``employees``, or pass a customer bundle's with its extra attributes). ``absent``: what happens to the
+    stored employees the file does not have (``keep``, ``report``, ``end`` as of the import date in
+    ``timezone``; :mod:`regelwerk.imports.absent`), in the same transaction.
     """
+    from regelwerk.imports.absent import ABSENT_CHOICES, end_absent, find_absent, import_day
+    from regelwerk.imports.organisation import IMPORT_ACTOR
+
+    if absent not in ABSENT_CHOICES:
+        raise ValueError(f"absent must be one of {', '.join(ABSENT_CHOICES)}, not {absent!r}")
     errors: list[RowError] = []
     parsed: list[EmployeeFacts] = []
     for item in _parsed(path, spec):
@@ -366,5 +374,12 @@ def import_employees(directory: EmployeeDirectory, path: str | Path, now: dateti
         errors.append(RowError(1, "the file holds no employees"))
     if errors:
         return ImportResult(0, tuple(errors))
-    directory.upsert(parsed, now)  # one transaction: all rows or none
-    return ImportResult(len(parsed))
+    moment = now or datetime.now(UTC)
+    with directory.sa_engine.begin() as conn:  # one transaction: all rows or none, and who is absent
+        day = import_day(moment, timezone)
+        missing = find_absent(conn, {"employee": {p.id for p in parsed}}, day) if absent != "keep" else []
+        directory.upsert(parsed, moment, connection=conn)
+        if absent == "end":
+            # the relations `import organisation` made for them end too (those the host made are its own)
+            missing = end_absent(conn, missing, day, moment, IMPORT_ACTOR)
+    return ImportResult(len(parsed), absent=tuple(missing))
