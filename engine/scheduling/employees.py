@@ -11,6 +11,7 @@ any row is wrong, the errors are reported with their row numbers and nothing is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ __all__ = [
     "RowError",
     "check_employees",
     "employee_chunks",
+    "employee_columns",
     "import_employees",
     "parse_employee",
     "read_rows",
@@ -135,13 +137,36 @@ def _row_of(facts: EmployeeFacts, now: datetime) -> dict[str, Any]:
     }
 
 
+_EMPTY_JSON: dict[str, Any] = {"[]": (), "{}": {}, "null": None}
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column read as text (:func:`employee_columns`): empty lists and objects without a parse."""
+    if not isinstance(value, str):
+        return value  # a driver that decodes JSON itself (psycopg), or NULL
+    if value in _EMPTY_JSON:
+        empty = _EMPTY_JSON[value]
+        return dict(empty) if isinstance(empty, dict) else empty
+    return json.loads(value)
+
+
+def employee_columns() -> list[Any]:
+    """The columns of ``rw_employees`` to select for :func:`facts_of_row`, the JSON ones as text: most employees
+    have no roles or groups, and the tick reads every employee, so ``[]`` is not parsed a hundred thousand times."""
+    from regelwerk.scheduling.tables import employees
+    from sqlalchemy import Text, type_coerce
+
+    return [type_coerce(c, Text).label(c.name) if c.name in ("roles", "groups", "attributes") else c
+            for c in employees.c]
+
+
 def facts_of_row(row: Any) -> EmployeeFacts:
     """An ``EmployeeFacts`` from a ``rw_employees`` row."""
     m = row._mapping if hasattr(row, "_mapping") else row
     return EmployeeFacts(
         id=m["id"], name=m["name"], hire_date=m["hire_date"], leaving_date=m["leaving_date"], function=m["function"],
-        department=m["department"], manager=m["manager"], roles=tuple(m["roles"] or ()),
-        groups=tuple(m["groups"] or ()), attributes=dict(m["attributes"] or {}),
+        department=m["department"], manager=m["manager"], roles=tuple(_json_value(m["roles"]) or ()),
+        groups=tuple(_json_value(m["groups"]) or ()), attributes=dict(_json_value(m["attributes"]) or {}),
     )
 
 

@@ -204,10 +204,9 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
                 collect_activated: bool = False) -> None:
     from regelwerk.scheduling.directory import StoreDirectory
-    from regelwerk.scheduling.employees import dialect_insert, facts_of_row
+    from regelwerk.scheduling.employees import dialect_insert, employee_columns, facts_of_row
     from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import employees as emp
-    from regelwerk.scheduling.tables import scheduled_events as events
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
     from regelwerk.tenancy.rls import conflict_columns
@@ -229,7 +228,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
         with unit_of_work(sa_engine, target.workflow_engine) as unit:
             conn = unit.connection
             _take_write_lock(conn)
-            query = select(emp).where(stale, emp.c.id > last_id).order_by(emp.c.id).limit(batch_size)
+            query = select(*employee_columns()).where(stale, emp.c.id > last_id).order_by(emp.c.id).limit(batch_size)
             if pg:
                 query = query.with_for_update(skip_locked=True, of=emp)
             rows = conn.execute(query).all()
@@ -271,10 +270,11 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             present = {k for k, _, _ in found}
             values = [row for key, row in desired.items() if key not in present]  # only what is new
             if values:
-                # what is due already goes in in its final status (active, ready, started, skipped), with its
-                # audit event: one INSERT per item instead of an INSERT, an UPDATE and a read-back
-                audit = _activate_new(conn, values, now_naive, target.starter is not None, summary, actor,
-                                      collect_keys, collect_activated)
+                # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
+                # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
+                # with is no change: rw_scheduled_events audits the changes after creation)
+                _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
+                              collect_activated)
                 starts = [v for v in values if v["status"] == "started"]
                 # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
                 conflict = conflict_columns(conn, ["key"])
@@ -288,7 +288,6 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                         summary.created_keys.extend(k for k, _ in created)
                     if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
                         inserted = {k for k, _ in created}
-                        audit = [a for a in audit if a["item_key"] in inserted]
                         starts = [v for v in starts if v["key"] in inserted]
                 else:
                     # SQLite: plain executemany (no RETURNING) is faster; sqlite3 sums the rowcount per type.
@@ -299,9 +298,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                     for item_type, group in sorted(by_type.items()):
                         summary.created[item_type] += max(conn.execute(stmt, group).rowcount, 0)
                 if starts:
-                    _start_new(target, unit, starts, now, audit)
-                if audit:
-                    conn.execute(events.insert(), audit)
+                    _start_new(target, unit, starts, now)
             for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
                 if keys:
                     _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
@@ -358,38 +355,32 @@ def _latest_of_late_series(conn: Any, rows: Sequence[Mapping[str, Any]], now_nai
 
 
 def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, can_start: bool,
-                  summary: TickSummary, actor: Actor, collect_keys: bool, collect_activated: bool
-                  ) -> list[dict[str, Any]]:
+                  summary: TickSummary, collect_keys: bool, collect_activated: bool) -> None:
     """Give the new rows that are due their final status (what the activate phase would give them in the same
-    tick) and return their audit events; a row to start gets ``started`` and its instance id here, the
-    workflow is started by :func:`_start_new` once the rows are written."""
+    tick); a row to start gets ``started`` and its instance id here, its workflow is started by
+    :func:`_start_new` once the rows are written."""
     from regelwerk.scheduling.workflows import instance_id_for
 
     due = [v for v in values if v["due_at"] <= now_naive]
     if not due:
-        return []
+        return
     latest = _latest_of_late_series(conn, due, now_naive, due)
-    audit = []
     for row in due:
-        status, event = _final_status(row, now_naive, latest, can_start)
+        status, _ = _final_status(row, now_naive, latest, can_start)
         row["status"] = status
         if status == "started":
             row["instance_id"] = instance_id_for(str(row["key"]))
         if status == "skipped":
             summary.skipped += 1
-        else:
-            summary.activated[status] += 1
-            if collect_keys:
-                summary.activated_keys.append(row["key"])
-            if collect_activated:
-                summary.activated_items.append((row["item_type"], row["payload"]))
-        audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
-                      "detail": json.dumps({"instance": row["instance_id"]} if status == "started" else {})})
-    return audit
+            continue
+        summary.activated[status] += 1
+        if collect_keys:
+            summary.activated_keys.append(row["key"])
+        if collect_activated:
+            summary.activated_items.append((row["item_type"], row["payload"]))
 
 
-def _start_new(target: _Target, unit: Any, starts: list[dict[str, Any]], now: datetime,
-               audit: list[dict[str, Any]]) -> None:
+def _start_new(target: _Target, unit: Any, starts: list[dict[str, Any]], now: datetime) -> None:
     """Start the workflows of new rows written as ``started`` (in the batch's transaction, as the activate phase
     does); a starter that names another instance than the deterministic one has its id written back."""
     from regelwerk.scheduling.tables import scheduled_items as items
@@ -412,9 +403,6 @@ def _start_new(target: _Target, unit: Any, starts: list[dict[str, Any]], now: da
         unit.connection.execute(update(items).where(items.c.key == bindparam("b_key"))
                                 .values(instance_id=bindparam("b_instance")),
                                 [{"b_key": k, "b_instance": v} for k, v in moved.items()])
-        for event in audit:
-            if event["item_key"] in moved:
-                event["detail"] = json.dumps({"instance": moved[event["item_key"]]})
 
 
 def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime, actor: Actor, event: str,
