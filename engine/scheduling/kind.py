@@ -350,35 +350,49 @@ def _commands() -> list[Any]:
     @click.option("--store", "store_url", required=True, help="Database URL.")
     @click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
                   help="The customer's bundle (its `Import employees` declares extra attributes).")
+    @click.option("--absent", type=click.Choice(["keep", "end", "report"]), default="keep", show_default=True,
+                  help="Stored employees the file does not have: keep them, report them, or end their "
+                       "employment (and imported relations) as of the import date; nothing is deleted.")
+    @click.option("--at", default=None, type=ISO_MOMENT,
+                  help="The moment of the import (default now): its date is the date --absent end ends on.")
     @format_option()
-    def import_command(file: str, store_url: str, bundle_path: str | None, fmt: str) -> None:
-        """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
+    def import_command(file: str, store_url: str, bundle_path: str | None, absent: str, at: str | None,
+                       fmt: str) -> None:
+        """Import employees from CSV or XLSX (all rows or none; errors by row number). An import adds and
+        updates; whoever the file leaves out stays, unless --absent says otherwise."""
         import sqlalchemy as sa
         from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
         spec = None
+        timezone = None
         if bundle_path:
             from regelwerk.cli import load_compiled
 
-            spec = import_spec("employees", load_compiled(bundle_path))
+            compiled = load_compiled(bundle_path)
+            spec = import_spec("employees", compiled)
+            timezone = compiled.timezone
         sa_engine = sa.create_engine(store_url)
         try:
             directory = EmployeeDirectory(sa_engine)
             directory.setup()
-            result = import_employees(directory, file, spec=spec)
+            result = import_employees(directory, file, _moment(at), spec=spec, absent=absent, timezone=timezone)
         finally:
             sa_engine.dispose()
         if fmt == "json":
             click.echo(json.dumps({"file": file, "imported": result.imported if result.ok else 0,
-                                   "errors": [str(e) for e in result.errors]}, indent=2, ensure_ascii=False))
+                                   "errors": [str(e) for e in result.errors],
+                                   "absent": [a.to_dict() for a in result.absent]}, indent=2, ensure_ascii=False))
             raise SystemExit(0 if result.ok else 1)
         if not result.ok:
             for error in result.errors:
                 click.echo(f"{file}: {error}", err=True)
             click.echo(f"{file}: nothing imported ({len(result.errors)} error(s))", err=True)
             raise SystemExit(1)
-        click.echo(f"{file}: {result.imported} employee(s) imported")
+        for item in result.absent:
+            click.echo(f"{file}: {item}")
+        click.echo(f"{file}: {result.imported} employee(s) imported"
+                   + (f"; {len(result.absent)} absent from the file" if result.absent else ""))
 
     return [tick_command, schedule_group, import_group]
 
