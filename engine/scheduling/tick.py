@@ -57,8 +57,10 @@ class TickSummary:
     timers_fired: int = 0
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
-    #: ``(item_type, payload)`` of every item activated (started, active, ready), with ``collect_activated``
-    activated_items: list[tuple[str, str]] = field(default_factory=list)
+    #: With ``collect_activated``: how many items were activated (started, active, ready) per
+    #: ``(item_type, label, due_date)`` read from their payloads (a count, not the payloads: a first tick of a
+    #: large organisation activates hundreds of thousands of items)
+    activated_items: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     @property
     def total_created(self) -> int:
@@ -377,7 +379,19 @@ def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, 
         if collect_keys:
             summary.activated_keys.append(row["key"])
         if collect_activated:
-            summary.activated_items.append((row["item_type"], row["payload"]))
+            summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
+
+
+def activated_label(item_type: str, payload: str | None) -> tuple[str, str, str]:
+    """``(item_type, label, due_date)`` of an item's payload: its moment's label (or name) and its due date."""
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    label = str(data.get("label") or data.get("moment") or "moment") if item_type == "moment" else item_type
+    return item_type, label, str(data.get("due_date") or "")
 
 
 def _start_new(target: _Target, unit: Any, starts: list[dict[str, Any]], now: datetime) -> None:
@@ -467,7 +481,7 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                     if collect_keys:
                         summary.activated_keys.append(row["key"])
                     if collect_activated:
-                        summary.activated_items.append((row["item_type"], row["payload"]))
+                        summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
                 changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
                 audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                               "detail": json.dumps({"instance": instance} if instance else {})})
