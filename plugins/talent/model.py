@@ -428,7 +428,10 @@ class DevelopmentCycle:
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
-                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None)
+                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None,
+            tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
+                   m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
+                   int(m.arises.grace_delta.total_seconds())) for m in self.moments))
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
@@ -533,10 +536,8 @@ class DevelopmentCycle:
         planned_at = prep.planned_at[year.id]
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
-        for moment in self.moments:
+        for moment, repeating, hire_anchored, grace in prep.moments:
             schedule = moment.arises
-            repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
-            hire_anchored = schedule.form == "anchor" and schedule.anchor == ("employee", "hire_date")
             start, end = window_start, window_end
             if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns is None:
                 hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
@@ -558,8 +559,9 @@ class DevelopmentCycle:
                 if prep.now is not None:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
+                    rounds = prep.rounds[moment.id]
                     first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
-                                                   schedule.at) for r in prep.rounds[moment.id])])
+                                                   schedule.at) for r in rounds)]) if rounds else appear
                     if max(first, planned_at) > prep.now:
                         soon.append(max(first, planned_at))
                         continue
@@ -572,7 +574,7 @@ class DevelopmentCycle:
                 out.append(PlannedItem(
                     key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
                     period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
-                    catch_up=schedule.catch_up, grace_seconds=int(schedule.grace_delta.total_seconds()),
+                    catch_up=schedule.catch_up, grace_seconds=grace,
                     workflow=moment.workflow, version=role.version, label=moment.label,
                     appears_at=appear, deadline=due,
                     payload={**common, "moment": moment.id, "label": moment.label,
@@ -637,6 +639,8 @@ class _Prepared:
     rounds: Mapping[str, tuple[FeedbackRound, ...]]
     now: datetime | None = None
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
+    moments: tuple[tuple[Any, bool, bool, int], ...] = ()
+    """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds)``."""
 
 
 @lru_cache(maxsize=256)
