@@ -244,3 +244,22 @@ def test_end_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert all(r.withdrawn_at == LATER for r in relations_of(sa_engine, "L013"))
     finally:
         sa_engine.dispose()
+
+
+def test_a_rejected_row_is_not_absent(store: Any, tmp_path: Path) -> None:
+    """With --skip-invalid, someone whose row is rejected is still in the file: end leaves them alone."""
+    from openpyxl import load_workbook
+
+    sa_engine, compiled = store
+    path = without(tmp_path / "fout.xlsx", employees=("L013",))
+    book = load_workbook(path)
+    sheet = book["Medewerkers"]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[0].value == "L012":
+            row[header.index("datum_in_dienst")].value = "2018-W03-1"
+    book.save(path)
+    result = import_organisation(sa_engine, [path], compiled=compiled, now=LATER, absent="end", skip_invalid=True)
+    assert result.ok and [r.row for r in result.rejected] and [a.id for a in result.absent] == ["L013"]
+    kees = EmployeeDirectory(sa_engine).get("L012")
+    assert kees is not None and kees.leaving_date is None and kees.hire_date == date(2018, 1, 15)
