@@ -547,15 +547,21 @@ class DevelopmentCycle:
                 end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
             elif late:
                 continue  # an ended year only still reaches its hire-anchored moments
+            stretch = end != window_end
+            lead_text = timing.get(moment.id, "P0D")
             for when in self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache):
-                due = self._employment_adjusted(moment, when, employee, year, schedule, first_day,
-                                                stretch=end != window_end)
-                if due is None:
+                # the dates of an occurrence depend only on these (most employees share them): computed once per
+                # batch. `when` is keyed by identity: it is one of the batch cache's occurrences, alive till the end
+                memo_key = (moment.id, id(when), year.id, first_day, employee.hire_date, employee.leaving_date,
+                            stretch, lead_text)
+                dates = prep.memo.get(memo_key, _MISS)
+                if dates is _MISS:
+                    dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
+                                                   lead_text, planned_at)
+                    prep.memo[memo_key] = dates
+                if dates is None:
                     continue
-                day = _local_date(due, schedule.timezone)
-                appear_day = max(day - _lead(timing.get(moment.id, "P0D")), first_day)
-                appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
-                appear = max(appear, planned_at)
+                due, day, appear = dates
                 if prep.now is not None:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
@@ -601,6 +607,18 @@ class DevelopmentCycle:
                                       first_day=first_day))
         return out
 
+    def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
+                          schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime
+                          ) -> tuple[datetime, date, datetime] | None:
+        """``(due moment, due day, appearance moment)`` of one occurrence for this employee, or None."""
+        due = self._employment_adjusted(moment, when, employee, year, schedule, first_day, stretch=stretch)
+        if due is None:
+            return None
+        day = _local_date(due, schedule.timezone)
+        appear_day = max(day - _lead(lead_text), first_day)
+        appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
+        return due, day, max(appear, planned_at)
+
     def _employment_adjusted(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts,
                              year: WorkYear, schedule: Schedule, first_day: date, stretch: bool = False
                              ) -> datetime | None:
@@ -625,6 +643,7 @@ class DevelopmentCycle:
         return _day_at(day, schedule.timezone, schedule.at)
 
 
+_MISS = object()
 #: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
 _HIRE_MOMENT_REACH = timedelta(days=366)
 _NO_LEAD = Duration(text="P0D")
@@ -641,6 +660,8 @@ class _Prepared:
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
     moments: tuple[tuple[Any, bool, bool, int], ...] = ()
     """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds)``."""
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """The dates of occurrences, by what they depend on (``_trajectory``); one batch long."""
 
 
 @lru_cache(maxsize=256)
