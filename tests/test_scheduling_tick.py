@@ -263,8 +263,8 @@ def test_a_first_tick_after_the_due_dates_starts_each_workflow_once(compiled: Co
         summary = tick(engine, compiled, late, collect_keys=True)
         started = sorted(k for k, s in stored(db_url) if s == "started")
         assert started and summary.activated["started"] == len(started) == len(engine.instances())
-        assert sorted(summary.activated_keys) == sorted(k for k, s in stored(db_url) if s != "planned"
-                                                        and s != "skipped" and s != "cancelled")
+        assert sorted(summary.activated_keys) == sorted(k for k, s in stored(db_url)
+                                                        if s not in {"planned", "skipped", "cancelled"})
         with engine.store.engine.connect() as conn:
             ids = dict(conn.execute(sa.select(scheduled_items.c.key, scheduled_items.c.instance_id)
                                     .where(scheduled_items.c.status == "started")).all())
