@@ -210,6 +210,7 @@ spec:
     - import_organisation: {{file: ../data/organisatie.xlsx}}
     - tick: {{at: "2026-04-10T10:00:00+02:00"}}
     - expect_items: {{{year}/L013/zorgmedewerker/doelstellingsgesprek: started/planned}}
+    - import_employees: {{file: ../data/zonder-sanne.xlsx, absent: report, expect_absent: [L013]}}
     - import_organisation: {{file: ../data/zonder-sanne.xlsx, absent: end, expect_absent: [L013]}}
     - tick: {{at: "2026-09-20T10:00:00+02:00"}}
     - expect_items:
@@ -220,8 +221,8 @@ spec:
     (result,) = run_scenario_file(path, load_registry())
     assert result.passed, [s.message for s in result.steps if not s.passed] or result.error
     # the same scenario without `absent: end` plans her voortgangsgesprek: the step above is what ended it
-    path.write_text(path.read_text(encoding="utf-8").replace("absent: end", "absent: keep")
-                    .replace("expect_absent: [L013]", "expect_absent: []"), encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8").replace("absent: end, expect_absent: [L013]",
+                                                             "absent: keep, expect_absent: []"), encoding="utf-8")
     (kept,) = run_scenario_file(path, load_registry())
     assert not kept.passed and any("L013/zorgmedewerker/voortgangsgesprek: expected absent" in s.message
                                    for s in kept.steps)
@@ -244,3 +245,22 @@ def test_end_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert all(r.withdrawn_at == LATER for r in relations_of(sa_engine, "L013"))
     finally:
         sa_engine.dispose()
+
+
+def test_a_rejected_row_is_not_absent(store: Any, tmp_path: Path) -> None:
+    """With --skip-invalid, someone whose row is rejected is still in the file: end leaves them alone."""
+    from openpyxl import load_workbook
+
+    sa_engine, compiled = store
+    path = without(tmp_path / "fout.xlsx", employees=("L013",))
+    book = load_workbook(path)
+    sheet = book["Medewerkers"]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[0].value == "L012":
+            row[header.index("datum_in_dienst")].value = "2018-W03-1"
+    book.save(path)
+    result = import_organisation(sa_engine, [path], compiled=compiled, now=LATER, absent="end", skip_invalid=True)
+    assert result.ok and [r.row for r in result.rejected] and [a.id for a in result.absent] == ["L013"]
+    kees = EmployeeDirectory(sa_engine).get("L012")
+    assert kees is not None and kees.leaving_date is None and kees.hire_date == date(2018, 1, 15)

@@ -272,5 +272,6 @@ def test_a_first_tick_after_the_due_dates_starts_each_workflow_once(compiled: Co
         assert {i.id for i in engine.instances()} == set(ids.values())
         again = tick(engine, compiled, late)
         assert not again.activated and not again.total_created and len(engine.instances()) == len(started)
+        assert again.employees_planned == 0  # the plan stamps were written (their updated_at guard matched)
     finally:
         engine.close()

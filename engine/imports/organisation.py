@@ -236,7 +236,10 @@ class OrganisationImport:
             target = self.rows[entity]
             for item in records:
                 if isinstance(item, RowProblem):
-                    target.append(_Row(entity, source, item.row, {}, [item.message]))
+                    # a row whose id could be read is rejected as that row (rows naming it say so; it is not
+                    # absent); one without is not known at all
+                    target.append(_Row(entity, source, item.row, {"id": _intern(item.id)} if item.id else {},
+                                       [item.message]))
                 else:
                     values = {k: _intern(v) for k, v in item.values.items()}
                     target.append(_Row(entity, source, item.row, values))

@@ -150,14 +150,15 @@ def _json_value(value: Any) -> Any:
     return json.loads(value)
 
 
-def employee_columns() -> list[Any]:
+def employee_columns(*raw: str) -> list[Any]:
     """The columns of ``rw_employees`` to select for :func:`facts_of_row`, the JSON ones as text: most employees
-    have no roles or groups, and the tick reads every employee, so ``[]`` is not parsed a hundred thousand times."""
+    have no roles or groups, and the tick reads every employee, so ``[]`` is not parsed a hundred thousand times.
+    ``raw``: more columns read as the driver gives them (the tick's ``updated_at``, only compared again)."""
     from regelwerk.scheduling.tables import employees
     from sqlalchemy import Text, type_coerce
 
-    return [type_coerce(c, Text).label(c.name) if c.name in ("roles", "groups", "attributes") else c
-            for c in employees.c]
+    as_text = {"roles", "groups", "attributes", *raw}
+    return [type_coerce(c, Text).label(c.name) if c.name in as_text else c for c in employees.c]
 
 
 def facts_of_row(row: Any) -> EmployeeFacts:

@@ -198,7 +198,8 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
-    ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    ``{file, expect?: count, expect_errors?: [text], absent?: keep|end|report, expect_absent?: [id]}`` (all rows
+    or none, as ``regelwerk import employees``)."""
     from regelwerk.imports.specs import import_spec
     from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
@@ -206,7 +207,8 @@ def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     if not path.is_relative_to(ctx.file.parent.resolve().parent):
         raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
     result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now,
-                              import_spec("employees", ctx.compiled))
+                              import_spec("employees", ctx.compiled), absent=str(args.get("absent", "keep")),
+                              timezone=getattr(ctx.compiled, "timezone", None))
     ctx.services["schedule_imported"] = True
     errors = [str(e) for e in result.errors]
     wanted = list(args.get("expect_errors") or [])
@@ -215,6 +217,10 @@ def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
         raise StepFailure(f"import errors {errors}, expected {wanted}")
     if "expect" in args and result.imported != args["expect"]:
         raise StepFailure(f"expected {args['expect']} employee(s) imported, got {result.imported}")
+    if "expect_absent" in args:
+        found = sorted(a.id for a in result.absent)
+        if found != sorted(str(i) for i in args["expect_absent"]):
+            raise StepFailure(f"absent: expected {sorted(args['expect_absent'])}, found {found}")
 
 
 def step_use_bundle(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -457,7 +463,10 @@ def register(registry: Registry, plugin: str) -> None:
     registry.add_step(StepSpec("import_employees", plugin, step_import_employees, {
         "type": "object", "required": ["file"], "additionalProperties": False,
         "properties": {"file": {"type": "string"}, "expect": {"type": "integer"},
-                       "expect_errors": {"type": "array", "items": {"type": "string"}}},
+                       "expect_errors": {"type": "array", "items": {"type": "string"}},
+                       "absent": {"enum": ["keep", "end", "report"],
+                                  "description": "What happens to stored employees the file does not have."},
+                       "expect_absent": {"type": "array", "items": {"type": "string"}}},
     }, "import employees from a CSV/XLSX file into the scenario's store"))
     registry.add_step(StepSpec("use_bundle", plugin, step_use_bundle, {"type": "string"},
                                "switch to another bundle (a definition change between ticks)"))

@@ -68,9 +68,13 @@ class PlannedItem:
             "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
             "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
             "workflow": self.workflow, "instance_id": None, "version": self.version,
-            "payload": json.dumps(dict(self.payload), sort_keys=True, separators=(",", ":"), default=str),
+            "payload": _PAYLOAD.encode(dict(self.payload)),
             "created_at": stamp, "updated_at": stamp,
         }
+
+
+#: How payloads are written (one encoder: ``json.dumps`` with options builds a new one per call).
+_PAYLOAD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
     from regelwerk.tenancy.rls import conflict_columns
-    from sqlalchemy import bindparam, func, select, update
+    from sqlalchemy import String, bindparam, func, select, type_coerce, update
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
@@ -224,13 +224,19 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
     pg = sa_engine.dialect.name == "postgresql"
     done = 0
     last_id = ""
-    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), emp.c.updated_at == bindparam("b_seen"))
+    # SQLite keeps time stamps as text: the guard compares updated_at as read, without parsing and formatting a
+    # hundred thousand of them in Python (PostgreSQL's driver converts them natively)
+    raw = () if pg else ("updated_at",)
+    seen = (emp.c.updated_at == bindparam("b_seen")) if pg else (
+        type_coerce(emp.c.updated_at, String) == type_coerce(bindparam("b_seen"), String))
+    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), seen)
                     .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next")))
     while True:
         with unit_of_work(sa_engine, target.workflow_engine) as unit:
             conn = unit.connection
             _take_write_lock(conn)
-            query = select(*employee_columns()).where(stale, emp.c.id > last_id).order_by(emp.c.id).limit(batch_size)
+            query = (select(*employee_columns(*raw)).where(stale, emp.c.id > last_id).order_by(emp.c.id)
+                     .limit(batch_size))
             if pg:
                 query = query.with_for_update(skip_locked=True, of=emp)
             rows = conn.execute(query).all()
