@@ -209,7 +209,11 @@ class RelationIndex:
         self._managers: dict[str, dict[str, int]] = {}  # person -> {manager: count of active edges}
         self._children: dict[str, set[str]] = {}
         self._ancestors: _Closure = _Closure()
-        self._by_subject: dict[tuple[str, str], list[Relation]] = {}  # (kind, subject) -> relations
+        # manager -> frozenset({manager} | everyone above the manager): what each of the manager's direct reports
+        # with no other manager has above them, shared by all of them (one set per manager, not per person)
+        self._under: dict[str, frozenset[str]] = {}
+        # kind -> subject -> relations (nested rather than keyed by (kind, subject): no tuple per person)
+        self._by_subject: dict[str, dict[str, list[Relation]]] = {}
         self._consent: dict[tuple[str, str], list[Relation]] = {}
         self._authored: set[tuple[str, str]] = set()
         self._personal: set[str] = set()  # people with has_role / has_right facts
@@ -220,7 +224,7 @@ class RelationIndex:
     def add(self, relation: Relation) -> None:
         """Index a relation (new or loaded from storage)."""
         self.by_id[relation.id] = relation
-        self._by_subject.setdefault((relation.kind, relation.subject), []).append(relation)
+        self._by_subject.setdefault(relation.kind, {}).setdefault(relation.subject, []).append(relation)
         if relation.kind in ("has_role", "has_right"):
             self._personal.add(relation.subject)
         if relation.kind == "consent":
@@ -236,11 +240,12 @@ class RelationIndex:
     def end(self, relation: Relation, ended: Relation) -> None:
         """Replace ``relation`` by its ended form ``ended`` in every index."""
         self.by_id[ended.id] = ended
-        for table, key in ((self._by_subject, (relation.kind, relation.subject)),
-                           (self._consent, (relation.subject, relation.object))):
-            items = table.get(key)
-            if items is not None:
-                table[key] = [ended if r.id == relation.id else r for r in items]
+        by_subject = self._by_subject.get(relation.kind, {})
+        if relation.subject in by_subject:
+            by_subject[relation.subject] = [ended if r.id == relation.id else r for r in by_subject[relation.subject]]
+        key = (relation.subject, relation.object)
+        if key in self._consent:
+            self._consent[key] = [ended if r.id == relation.id else r for r in self._consent[key]]
         if relation.kind == "authored":
             self._authored.discard((relation.subject, relation.object))
         if relation.kind == "reports_to" and relation.withdrawn_at is None:
@@ -266,6 +271,7 @@ class RelationIndex:
             stack.extend(self._children.get(current, ()))
         for node in affected:
             self._ancestors.pop(node, None)
+            self._under.pop(node, None)
         for node in affected:
             self._compute(node, set())
 
@@ -276,8 +282,19 @@ class RelationIndex:
         if person in visiting:  # a cycle in the data: stop rather than loop
             return _EMPTY
         visiting.add(person)
+        managers = self._managers.get(person, {})
+        if len(managers) == 1:  # the common case: share the set with the manager's other direct reports
+            (manager,) = managers
+            shared = self._under.get(manager)
+            if shared is None:
+                shared = frozenset({manager, *self._compute(manager, visiting)})
+                self._under[manager] = shared
+            if person not in shared:  # (in a cycle the person would be above itself: computed on its own)
+                self._ancestors[person] = shared
+                self.recomputed += 1
+                return shared
         result: set[str] = set()
-        for manager in self._managers.get(person, {}):
+        for manager in managers:
             result.add(manager)
             result.update(self._compute(manager, visiting))
         result.discard(person)
@@ -298,7 +315,7 @@ class RelationIndex:
         return self._ancestors.get(person, _EMPTY)
 
     def _objects(self, kind: str, person: str, now: datetime) -> frozenset[str]:
-        items = self._by_subject.get((kind, person))
+        items = self._by_subject.get(kind, {}).get(person)
         if not items:
             return _EMPTY
         return frozenset(r.object for r in items if r.active(now))
@@ -325,12 +342,12 @@ class RelationIndex:
 
     def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user roles."""
-        items = self._by_subject.get(("has_role", person))
+        items = self._by_subject.get("has_role", {}).get(person)
         return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
 
     def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user rights."""
-        items = self._by_subject.get(("has_right", person))
+        items = self._by_subject.get("has_right", {}).get(person)
         return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
 
     def authored(self, person: str, resource: str) -> bool:
