@@ -435,3 +435,7 @@ def build_cli() -> click.Group:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     build_cli().main(args=list(argv) if argv is not None else None, prog_name="regelwerk")
+
+
+if __name__ == "__main__":
+    main()

@@ -122,12 +122,12 @@ class CompileContext:
     def check_facts(self, data: Any, pointer: str, scope: Mapping[str, Any] | None = None) -> None:
         """Check a condition's field paths and comparisons against its place's fact types (RW410-RW412)."""
         from regelwerk.facts import check_condition
-        from regelwerk.facts_kind import place_for, resolve_scope
+        from regelwerk.facts_kind import place_for, place_scope
 
         doc = self.doc
         if scope is None and doc is not None:
             place = place_for(self.registry, doc.kind, pointer)
-            scope = resolve_scope(place.scope, doc.data) if place is not None else None
+            scope = place_scope(place, doc.data, pointer) if place is not None else None
         if scope is not None:
             check_condition(to_plain(data), pointer, self.facts, scope, self.report, self.warn)
 
@@ -212,6 +212,7 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, checkable: list[Sour
                                           where.file, where.line, where.column, pointer))
                 else:
                     seen[text] = pointer
+        targets: dict[str, set[str]] = {}  # the ids of this document at a target pattern, collected once
         for ref in spec.refs:
             for pointer, value in iter_pattern(doc.data, ref.path):
                 for i, item in enumerate(_values(value)):
@@ -223,7 +224,10 @@ def _check_ids_and_refs(bundle: Bundle, registry: Registry, checkable: list[Sour
                         known = names_by_kind.get(ref.kind, set())
                         code, what = "RW302", f"{ref.kind} {text!r}"
                     elif ref.kind is None and ref.target is not None:
-                        known = {str(v) for _, v in iter_pattern(doc.data, ref.target) if isinstance(v, (str, int))}
+                        if ref.target not in targets:
+                            targets[ref.target] = {str(v) for _, v in iter_pattern(doc.data, ref.target)
+                                                   if isinstance(v, (str, int))}
+                        known = targets[ref.target]
                         code, what = "RW301", f"{ref.what} {text!r}"
                     else:
                         known = ids_of_kind(ref.kind or "", ref.target or "")

@@ -78,7 +78,7 @@ def collecting() -> Iterator[Collector]:
 
 
 def _instrument() -> list[tuple[type, str, Any]]:
-    from regelwerk.decisions.graph import Calculation
+    from regelwerk.decisions.graph import Calculation, Computed
     from regelwerk.decisions.table import DecisionTable
     from regelwerk.permissions.model import PermissionMatrix
     from regelwerk.rules.runtime import RuleEngine, RuleSession
@@ -98,12 +98,23 @@ def _instrument() -> list[tuple[type, str, Any]]:
         setattr(cls, attr, wrapper)
         patches.append((cls, attr, original))
 
+    def required(result: Any) -> None:
+        # a decision graph takes its required decisions through its compiled program, not their decide
+        for step in result.steps:
+            if isinstance(step, Computed):
+                hit("Calculation", step._calc.name, "calculations", step._calc.output)
+            else:
+                for row in step.matched:
+                    hit("DecisionTable", step._table.name, "rows", row)
+
     def table(self: Any, result: Any, args: Any) -> None:
         for row in result.matched:
             hit("DecisionTable", self.name, "rows", row)
+        required(result)
 
     def calculation(self: Any, result: Any, args: Any) -> None:
         hit("Calculation", self.name, "calculations", self.output)
+        required(result)
 
     def permission(self: Any, result: Any, args: Any) -> None:
         hit("PermissionMatrix", self.name, "permission rules", result.by)

@@ -31,11 +31,13 @@ __all__ = [
     "FactModel",
     "PathType",
     "check_condition",
+    "check_params",
     "check_path",
     "check_value",
     "describe_type",
     "fact_paths",
     "literal_kind",
+    "param_paths",
     "schema_kind",
 ]
 
@@ -244,6 +246,27 @@ def check_condition(data: Any, pointer: str, model: FactModel, scope: Mapping[st
                     warn: Report | None = None) -> None:
     """Check every field path and comparison of condition ``data`` against ``scope``; report problems."""
     _walk(data, pointer, model, scope, report, warn, negated=False, guarded=frozenset())
+
+
+def param_paths(value: Any, pointer: str) -> list[tuple[str, str]]:
+    """Every ``{field: path}`` value reference inside action parameters: ``(pointer to 'field', path)``."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        if set(value) == {"field"} and isinstance(value["field"], str):
+            return [(f"{pointer}/field", value["field"])]
+        for key, item in value.items():
+            out.extend(param_paths(item, f"{pointer}/{key}"))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out.extend(param_paths(item, f"{pointer}/{i}"))
+    return out
+
+
+def check_params(value: Any, pointer: str, model: FactModel, scope: Mapping[str, Any], report: Report) -> None:
+    """Check every ``{field: path}`` an action's parameters read against ``scope`` (RW410)."""
+    for where, text in param_paths(value, pointer):
+        if text and all(text.split(".")):
+            _resolve(tuple(text.split(".")), where, model, scope, report)
 
 
 def _exists_paths(items: Sequence[Any]) -> frozenset[str]:

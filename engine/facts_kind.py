@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from regelwerk.facts import FactModel, fact_paths
 from regelwerk.registry import FactSpec, KindSpec, PlaceSpec, Registry
 
-__all__ = ["attribute_schema", "bundle_fact_model", "place_for", "register", "resolve_scope"]
+__all__ = ["attribute_schema", "attributes_type", "bundle_fact_model", "place_for", "place_scope", "register",
+           "resolve_scope"]
 
 _OPEN: dict[str, Any] = {"type": "object"}
 _TYPE_FORMS: dict[str, dict[str, Any]] = {
@@ -39,6 +40,21 @@ def attribute_schema(decl: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def attributes_type(attributes: Any, description: str = "", required: bool = False) -> dict[str, Any]:
+    """A closed object type from a mapping of attribute declarations (as in a ``Facts`` document).
+
+    With ``required`` every attribute is always present unless it says ``optional: true`` (an event's).
+    """
+    declared = {str(k): v for k, v in (attributes or {}).items() if isinstance(v, Mapping)}
+    properties = {k: attribute_schema(v) for k, v in declared.items()}
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = [k for k, v in declared.items() if not v.get("optional")]
+    if description:
+        out["description"] = description
+    return out
+
+
 def declared_attributes(documents: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(fact type, {attribute: type})`` of every ``Facts`` document."""
     from regelwerk.source import to_plain
@@ -53,10 +69,35 @@ def declared_attributes(documents: Iterable[Any]) -> list[tuple[str, dict[str, A
     return out
 
 
+#: The Import whose ``extra_attributes`` are the employee's (an imported employee keeps them as attributes).
+EMPLOYEE_IMPORT = "employees"
+_IMPORT_TYPES = {"text": "string", "integer": "integer", "number": "number", "boolean": "boolean", "date": "date",
+                 "list": "list"}
+
+
+def imported_attributes(documents: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The employee attributes the ``employees`` Import declares as ``extra_attributes``."""
+    from regelwerk.source import to_plain
+
+    out = []
+    for doc in documents:
+        spec = to_plain(doc.data).get("spec") or {}
+        extras = spec.get("extra_attributes") if isinstance(spec, Mapping) else None
+        if doc.name == EMPLOYEE_IMPORT and isinstance(extras, list):
+            out.append(("employee", {str(e["id"]): attribute_schema({
+                "type": _IMPORT_TYPES.get(str(e.get("type", "text")), "string"),
+                **{k: e[k] for k in ("label", "description", "aliases") if k in e}})
+                for e in extras if isinstance(e, Mapping) and e.get("id")}))
+    return out
+
+
 def bundle_fact_model(registry: Registry, documents: Iterable[Any]) -> FactModel:
-    """The fact model of a bundle: the registered fact types and the bundle's ``Facts`` declarations."""
+    """The fact model of a bundle: the registered fact types, the bundle's ``Facts`` declarations and the
+    employee attributes its ``employees`` Import keeps (``extra_attributes``)."""
+    documents = list(documents)
     return FactModel.build({name: spec.schema for name, spec in registry.facts.items()},
-                           declared_attributes(d for d in documents if d.kind == "Facts"))
+                           imported_attributes(d for d in documents if d.kind == "Import")
+                           + declared_attributes(d for d in documents if d.kind == "Facts"))
 
 
 @lru_cache(maxsize=256)
@@ -72,22 +113,39 @@ def place_for(registry: Registry, kind: str, pointer: str) -> PlaceSpec | None:
     return None
 
 
+def place_scope(place: PlaceSpec, data: Any, pointer: str) -> dict[str, Any] | None:
+    """The scope one occurrence of ``place`` is checked against (None: not checked)."""
+    if place.scope_of is not None:
+        found = place.scope_of(data, pointer)
+        return resolve_scope(found, data) if found is not None else None
+    return resolve_scope(place.scope, data)
+
+
 def check_path_places(ctx: Any, documents: Iterable[Any]) -> None:
-    """Check every field path at a registered ``path`` place (anchors...) of ``documents`` (RW410/RW411)."""
-    from regelwerk.facts import check_path, describe_type, schema_kind
+    """Check every field path at a registered ``path`` or ``params`` place of ``documents`` (RW410/RW411)."""
+    from regelwerk.facts import check_params, check_path, describe_type, schema_kind
     from regelwerk.source import iter_pattern
 
-    places = [p for p in ctx.registry.places.values() if p.form == "path"]
+    places = [p for p in ctx.registry.places.values() if p.form in ("path", "params")]
     for doc in documents:
         for place in places:
             if place.kind != doc.kind:
                 continue
             scope: dict[str, Any] | None = None
             for pointer, value in iter_pattern(doc.data, place.place):
+                if place.form == "params":
+                    found_scope = place_scope(place, doc.data, pointer)
+                    if found_scope is not None:
+                        from regelwerk.source import to_plain
+
+                        check_params(to_plain(value), pointer, ctx.facts, found_scope, partial(ctx.report, doc=doc))
+                    continue
                 if not isinstance(value, str) or not value or any(not p for p in value.split(".")):
                     continue
-                if scope is None:
-                    scope = resolve_scope(place.scope, doc.data)
+                if scope is None or place.scope_of is not None:
+                    scope = place_scope(place, doc.data, pointer)
+                    if scope is None:
+                        continue
                 found = check_path(ctx.facts, scope, value.split("."))
                 if found.error:
                     ctx.report("RW410", f"{found.error} (in {value})", pointer, found.hint, doc=doc)
@@ -218,6 +276,23 @@ def _facts_command() -> Any:
     return facts
 
 
+def _for_actions(names: tuple[str, ...], scope: Mapping[str, Any]) -> Any:
+    """A ``scope_of`` that checks a parameter only on the named actions (``.../N/with/param``)."""
+
+    def scope_of(data: Any, pointer: str) -> Mapping[str, Any] | None:
+        node: Any = data
+        for part in pointer.strip("/").split("/")[:-2]:
+            if isinstance(node, Mapping):
+                node = node.get(part)
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
+        return scope if isinstance(node, Mapping) and node.get("action") in names else None
+
+    return scope_of
+
+
 def register(registry: Registry, plugin: str) -> None:
     """Add the ``Facts`` kind, the core fact types and places, and ``regelwerk facts``."""
     from regelwerk.facts import CORE_FACTS
@@ -241,6 +316,12 @@ def register(registry: Registry, plugin: str) -> None:
         registry.add_place(PlaceSpec("Workflow", pattern, plugin, guard_scope,
                                      "a value an action reads from its scope ({field: path} in decisions.decide "
                                      "inputs)", form="path"))
+    for param, actions in (("to", ("send_template",)), ("about", ("send_template",)),
+                           ("instance_field", ("workflow.fire",))):
+        for base in ("/spec/states/*/on_enter/*", "/spec/states/*/on_exit/*", "/spec/transitions/*/actions/*"):
+            registry.add_place(PlaceSpec("Workflow", f"{base}/with/{param}", plugin, guard_scope,
+                                         f"a path an action reads from its scope ({', '.join(actions)}: {param})",
+                                         form="path", scope_of=_for_actions(actions, guard_scope)))
     registry.add_place(PlaceSpec("Schedule", "/spec/when/anchor", plugin, CORE_PLACES[1][2],
                                  "the anchor a schedule counts from", form="path", want="date"))
     registry.add_command(_facts_command())

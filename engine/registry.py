@@ -136,7 +136,11 @@ class PlaceSpec:
     whose properties are the roots a field path starts with; the compiler checks every path read there against
     it (``regelwerk facts KIND`` lists it). ``form`` says what sits at the place: ``condition`` (checked when
     the kind compiles it with ``ctx.condition``) or ``path`` (a dotted field path such as a schedule's anchor,
-    checked by the compiler after the kind compiled; ``want`` names the type it must have, e.g. ``date``).
+    checked by the compiler after the kind compiled; ``want`` names the type it must have, e.g. ``date``) or
+    ``params`` (action parameters: every ``{field: path}`` value inside is a path read from the scope).
+    ``scope_of`` (optional) computes the scope of one occurrence from the document's plain data and the
+    occurrence's pointer (a RuleSet's declared event, a permission rule's resource); it returns None when
+    the occurrence is not checked (nothing declared). ``scope`` is then what ``regelwerk facts`` lists.
     """
 
     kind: str
@@ -146,6 +150,7 @@ class PlaceSpec:
     description: str = ""
     form: str = "condition"
     want: str = ""
+    scope_of: Callable[[Any, str], Mapping[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -365,6 +364,8 @@ def run_scenarios(paths: Iterable[str | os.PathLike[str]], registry: Registry) -
 
 def junit_xml(results: Iterable[ScenarioResult]) -> str:
     """A JUnit XML report of scenario results (for CI systems)."""
+    import xml.etree.ElementTree as ET  # imported when a report is asked for
+
     results = list(results)
     suite = ET.Element("testsuite", name="regelwerk", tests=str(len(results)),
                        failures=str(sum(not r.passed for r in results)),

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import validate_bundle
-from regelwerk.facts import FactModel, check_path
-from regelwerk.facts_kind import bundle_fact_model, resolve_scope
+from regelwerk.facts import FactModel, check_path, param_paths
+from regelwerk.facts_kind import bundle_fact_model, place_scope
 from regelwerk.registry import Registry, load_registry
 from regelwerk.source import iter_pattern, locate, to_plain
 
@@ -108,6 +108,71 @@ def test_declared_attributes_and_the_facts_command(tmp_path: Path, full_registry
     assert CliRunner().invoke(facts, ["Nope"]).exit_code == 2
 
 
+def test_pack_places_and_fact_types(tmp_path: Path, full_registry: Registry) -> None:
+    """The packs' fact types (vacancy, candidate, trajectory) and places: a moment's when, the mail contexts
+    recruitment fills, a RuleSet's declared context and a permission resource's fact type."""
+    bundle = tmp_path / "klant"
+    bundle.mkdir()
+    (bundle / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: klant}\n"
+                                        "spec: {extends: standard}\n")
+    mail = (ROOT / "definitions" / "standard" / "recruitment" / "mail-contexts.yaml").read_text(encoding="utf-8")
+    first = mail.split("---")[0].replace("name: candidate_mail\n", "name: candidate_mail\n  merge: replace\n")
+    (bundle / "mail.yaml").write_text(first.replace("candidate.last_name", "candidate.last_nam"), encoding="utf-8")
+    (bundle / "defs.yaml").write_text(textwrap.dedent("""\
+        apiVersion: regelwerk/v1
+        kind: DevelopmentCycle
+        metadata: {name: standaard-ontwikkelcyclus, merge: patch}
+        spec:
+          moments:
+            - id: doelstellingsgesprek
+              when: {field: employment.months_in_werkjaar, ge: 4}
+        ---
+        apiVersion: regelwerk/v1
+        kind: RuleSet
+        metadata: {name: werving}
+        spec:
+          event: {type: {type: string}}
+          context: {vacancy: vacancy, candidate: candidate, trajectory: trajectory}
+          rules:
+            - id: r
+              when:
+                all:
+                  - {field: vacancy.titel, eq: x}
+                  - {field: candidate.status_group, eq: hird}
+                  - {field: trajectory.opened, lt: 3}
+              then: [{action: rules.signal, with: {signal: s, jaar: {field: trajectory.work_yaer}}}]
+        ---
+        apiVersion: regelwerk/v1
+        kind: PermissionMatrix
+        metadata: {name: kandidaten}
+        spec:
+          roles: [{id: recruiter}]
+          resources: [{id: candidate, actions: [read], fact: candidate}]
+          grants:
+            - {id: g, roles: [recruiter], resource: candidate, actions: [read],
+               condition: {field: resource.consnt, eq: true}}
+        """))
+    found = [(d.code, Path(d.file).name, d.line, d.message, d.hint) for d in errors_of(bundle, full_registry)]
+    assert ("RW410", "mail.yaml", 14, "'candidate' has no field 'last_nam' (in candidate.last_nam): not a field "
+            "recruitment fills in its mails", "did you mean 'last_name'?") in found
+    assert ("RW410", "defs.yaml", 7, "'employment' has no field 'months_in_werkjaar' (in "
+            "employment.months_in_werkjaar)", "did you mean 'months_in_work_year'?") in found
+    assert ("RW410", "defs.yaml", 19, "'vacancy' has no field 'titel' (in vacancy.titel)",
+            "did you mean 'title'?") in found
+    assert any(c == "RW411" and line == 20 and h == "did you mean 'hired'?" for c, _, line, _, h in found), found
+    assert any(c == "RW411" and line == 21 for c, _, line, _, _ in found), found
+    assert ("RW410", "defs.yaml", 22, "'trajectory' has no field 'work_yaer' (in trajectory.work_yaer)",
+            "did you mean 'work_year'?") in found
+    assert ("RW410", "defs.yaml", 32, "'resource' has no field 'consnt' (in resource.consnt)",
+            "did you mean 'consent'?") in found
+    assert len(found) == 7, found
+    listing = CliRunner().invoke(full_registry.commands["facts"], ["types", "--format", "json"])
+    types = json.loads(listing.output)
+    assert {"vacancy", "candidate", "trajectory"} <= set(types)
+    assert {"path": "candidate.status_group", "type": "string (one of new, in_progress, interview, offer, hired, "
+            "rejected, other)", "optional": False, "description": ""} in types["candidate"]
+
+
 def test_check_path_reports_the_first_unknown_part() -> None:
     model = FactModel.build({})
     scope = {"type": "object", "additionalProperties": False, "required": ["employee"],
@@ -160,10 +225,12 @@ def checked_occurrences(path: Path, registry: Registry) -> tuple[list[tuple[Path
         for place in registry.places.values():
             if place.kind != doc.kind:
                 continue
-            scope = resolve_scope(place.scope, doc.data)
             for pointer, value in iter_pattern(doc.data, place.place):
-                pairs = [(pointer, value)] if place.form == "path" else list(_condition_paths(to_plain(value),
-                                                                                               pointer))
+                scope = place_scope(place, doc.data, pointer)
+                if scope is None:
+                    continue  # nothing declared there (a RuleSet without spec.event)
+                pairs = ([(pointer, value)] if place.form == "path" else param_paths(to_plain(value), pointer)
+                         if place.form == "params" else list(_condition_paths(to_plain(value), pointer)))
                 for where, text in pairs:
                     if not isinstance(text, str):
                         continue

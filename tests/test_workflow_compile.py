@@ -160,3 +160,39 @@ def test_migration_matches_the_metadata(tmp_path: Path) -> None:
         assert [c["name"] for c in inspector.get_columns(table.name)] == [c.name for c in table.columns]
         assert {i["name"] for i in inspector.get_indexes(table.name)} == {i.name for i in table.indexes}
     engine.dispose()
+
+
+def test_a_data_schema_skips_the_metaschema_only_when_it_is_plainly_valid() -> None:
+    """The compiler skips the 2020-12 metaschema check for plain data schemas (cold validate speed): every
+    schema it skips must pass that check, and every invalid one must still reach it (RW502 names it)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from regelwerk.workflows.kind import _plainly_valid
+
+    plain = [
+        {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "minimum": 0},
+                                                                  "kind": {"type": "string", "enum": ["a", "b"]},
+                                                                  "due": {"type": "string", "format": "date"},
+                                                                  "tags": {"type": "array", "items": {"type": "string"},
+                                                                           "maxItems": 3}}},
+        {"type": ["string", "null"], "minLength": 1, "description": "x", "default": None},
+        True, {"additionalProperties": False}, {"properties": {"x": False}}, {"const": 3, "title": "t"},
+    ]
+    for schema in plain:
+        assert _plainly_valid(schema), schema
+        Draft202012Validator.check_schema(schema)
+    left_to_the_metaschema = [
+        {"type": "text"}, {"type": ["string", "string"]}, {"type": []}, {"required": ["a", "a"]},
+        {"required": "a"}, {"minLength": -1}, {"minLength": 1.5}, {"minimum": "3"}, {"enum": "a"},
+        {"properties": {"x": {"type": "nope"}}}, {"items": [{"type": "string"}]}, {"format": 3},
+        {"pattern": "("}, {"minLength": True}, {"$ref": "#/x"}, {"allOf": [{"type": "string"}]}, 3,
+    ]
+    for schema in left_to_the_metaschema:
+        assert not _plainly_valid(schema), schema
+    invalid = [s for s in left_to_the_metaschema if s not in ({"$ref": "#/x"}, {"allOf": [{"type": "string"}]})]
+    for schema in invalid:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError:
+            continue
+        raise AssertionError(f"{schema} is valid: the list above is wrong")

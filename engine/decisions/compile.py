@@ -9,7 +9,7 @@ condition language so both paths mean exactly the same thing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from regelwerk.conditions import (
@@ -26,6 +26,12 @@ from regelwerk.conditions import (
 )
 from regelwerk.decisions.expression import is_expression
 from regelwerk.decisions.table import (
+    INLINE_EQ,
+    INLINE_GE,
+    INLINE_GT,
+    INLINE_IN,
+    INLINE_LE,
+    INLINE_LT,
     DecisionTable,
     Entry,
     InputColumn,
@@ -71,7 +77,7 @@ def _eq_test(lit: Any) -> Test | None:
         value = typed_literal(lit)
         return lambda v: compare("eq", v, value) is True
     if _plain_str(lit):
-        return lambda v: v == lit
+        return _inline(lambda v: v == lit, INLINE_EQ, lit)
     if isinstance(lit, bool):
         return lambda v: v is lit
     if _number(lit):
@@ -85,7 +91,7 @@ def _in_test(items: Sequence[Any]) -> Test | None:
         return lambda v: compare("in", v, values) is True
     if items and all(_plain_str(i) for i in items):
         members = frozenset(items)
-        return lambda v: isinstance(v, str) and v in members
+        return _inline(lambda v: isinstance(v, str) and v in members, INLINE_IN, members)
     if items and all(_number(i) for i in items):
         numbers = frozenset(items)
         return lambda v: type(v) is not bool and isinstance(v, (int, float)) and v in numbers
@@ -110,6 +116,16 @@ def _range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test | 
             return False
         return not (high is not None and (v >= high if high_open else v > high))
 
+    if kinds == (int, float) and (low is None) != (high is None):  # one numeric bound: inlined by graphs
+        if low is not None:
+            return _inline(test, INLINE_GT if low_open else INLINE_GE, low)
+        return _inline(test, INLINE_LT if high_open else INLINE_LE, high)
+    return test
+
+
+def _inline(test: Test, op: int, operand: Any) -> Test:
+    """Mark a test as one a compiled decision graph evaluates inline: ``(op, operand)`` (see INLINE_*)."""
+    test.inline = (op, operand)  # type: ignore[attr-defined]
     return test
 
 
@@ -333,17 +349,19 @@ def _in_range(value: Any, entry: Entry) -> bool | None:
         return None
 
 
-def _disjoint(a: Entry | None, b: Entry | None) -> bool | None:
+def _disjoint(a: Entry | None, b: Entry | None, literals: Callable[[Entry], set[tuple[bool, Any]] | None] | None = None
+              ) -> bool | None:
     """True when no value satisfies both entries, False when some value does, None when unknown."""
     if a is None or b is None or a.op == "any" or b.op == "any":
         return False
-    sa, sb = _literal_set(a), _literal_set(b)
+    literal_set = literals or _literal_set
+    sa, sb = literal_set(a), literal_set(b)
     if sa is not None and sb is not None:
         return not (sa & sb)
     if sa is not None and b.op == "range":
         return not any(not is_bool and _in_range(v, b) is True for is_bool, v in sa)
     if sb is not None and a.op == "range":
-        return _disjoint(b, a)
+        return _disjoint(b, a, literals)
     if a.op == "range" and b.op == "range":
         try:
             lo_a, hi_a, lo_b, hi_b = a.low, a.high, b.low, b.high
@@ -360,16 +378,29 @@ def _disjoint(a: Entry | None, b: Entry | None) -> bool | None:
 def find_overlaps(rows: Sequence[Row]) -> list[tuple[int, int, bool]]:
     """Pairs of rows that can match the same inputs: ``(i, j, certain)``; certain is False when unknown."""
     out = []
+    entries = [{e.input: e for e in row.entries} for row in rows]
+    sets: dict[int, set[tuple[bool, Any]] | None] = {}
+
+    def literals(entry: Entry) -> set[tuple[bool, Any]] | None:  # each entry's literal set, computed once
+        key = id(entry)
+        if key not in sets:
+            sets[key] = _literal_set(entry)
+        return sets[key]
+
     for i, a in enumerate(rows):
-        entries_a = {e.input: e for e in a.entries}
+        entries_a = entries[i]
         for j in range(i + 1, len(rows)):
             b = rows[j]
-            entries_b = {e.input: e for e in b.entries}
-            verdicts = [_disjoint(entries_a.get(k), entries_b.get(k)) for k in set(entries_a) | set(entries_b)]
-            if any(v is True for v in verdicts):
-                continue
-            certain = all(v is False for v in verdicts) and a.condition is None and b.condition is None
-            out.append((i, j, certain))
+            entries_b = entries[j]
+            certain = a.condition is None and b.condition is None
+            for key in entries_a.keys() | entries_b.keys():
+                verdict = _disjoint(entries_a.get(key), entries_b.get(key), literals)
+                if verdict is True:
+                    break
+                if verdict is None:
+                    certain = False
+            else:
+                out.append((i, j, certain))
     return out
 
 

@@ -5,6 +5,12 @@ A bundle's DecisionTables and Calculations form a graph (DMN's decision requirem
 ``base-vacation-days``. Compiling checks that the decision and its output exist (RW631, RW632), that the
 graph has no cycle (RW630) and that the output's values fit the input's declared type (RW411).
 ``decide`` evaluates the required decisions first (each once per call) and explains every step.
+
+A decision's requirements are compiled once into a flat program (:func:`compile_plan`): the decisions in
+dependency order, each reading its keys from where they come from (the caller's inputs or an earlier
+output) without copying the inputs, lookup tables folded into the tables they feed, number and text
+tests inline. The Decision objects of the steps, the completed inputs and every explanation are built
+only when read, from the inputs and the outputs the run kept.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from typing import Any
 
 from regelwerk.diagnostics import did_you_mean
 
-__all__ = ["DECISION_KINDS", "Calculation", "Computed", "build_plan", "compile_calculation", "decision_of",
-           "required_inputs", "run_plan"]
+__all__ = ["DECISION_KINDS", "Calculation", "Computed", "build_plan", "build_steps", "compile_calculation",
+           "compile_plan", "decision_of", "required_inputs", "run_program"]
 
 DECISION_KINDS = ("DecisionTable", "Calculation")
 
@@ -56,36 +62,264 @@ def build_plan(requires: Sequence[Requirement]) -> Plan:
     return tuple(order), top
 
 
-def run_plan(plan: Plan, inputs: Mapping[str, Any], now: datetime | None) -> tuple[dict[str, Any], list[Any]]:
-    """Take every required decision in order; the inputs completed with their outputs, and the decisions."""
-    from regelwerk.decisions.table import _OWN
+_LOOKUP, _SCAN, _CALL = 0, 1, 2
 
-    order, top = plan
-    results: list[Any] = []
-    for decision, binds in order:
+
+def _step(decision: Any, binds: Sequence[tuple[str, int, str]]) -> tuple[Any, ...]:
+    """One decision as a step of a compiled graph (a Calculation is always a call of its bound outputs)."""
+    if isinstance(decision, Calculation):
+        return ("call", decision._out, tuple(binds))
+    return decision.program_step(binds)  # type: ignore[no-any-return]
+
+
+def _keyable(value: Any) -> bool:
+    kind = type(value)
+    return kind is str or kind is int or kind is float  # never bool: True is not 1 here
+
+
+class _Fused:
+    """A step of a compiled graph covering the original steps ``start``..``end``; its entries (a tuple of the
+    outputs of the steps from ``entry_start`` on, one per way it can end) are what a run appends."""
+
+    def __init__(self, kind: int, start: int, entry_start: int, data: dict[str, Any]) -> None:
+        self.kind = kind
+        self.start = start
+        self.entry_start = entry_start
+        self.end = start
+        self.data = data
+
+    def entries(self) -> list[str]:
+        """The names of its entry collections (each an entry or a mapping/tuple of entries)."""
+        return ["table", "other"] if self.kind == _LOOKUP else ["rows", "default"]
+
+    def extend(self, position: int, source: int, key: str, table: Mapping[Any, Any], otherwise: Any) -> None:
+        """Fold a following lookup table (reading output ``key`` of step ``source`` of this one) into every
+        entry: the lookup is made once, here, for each way this step can end."""
+        offset = source - self.entry_start
+
+        def grow(entry: tuple[Any, ...]) -> tuple[Any, ...]:
+            value = entry[offset].get(key)
+            return (*entry, table.get(value, otherwise) if _keyable(value) else otherwise)
+
+        data = self.data
+        if self.kind == _LOOKUP:
+            data["table"] = {k: grow(v) for k, v in data["table"].items()}
+            data["other"] = grow(data["other"])
+        else:
+            data["rows"] = tuple(grow(e) for e in data["rows"])
+            data["default"] = grow(data["default"])
+        self.end = position
+
+
+def _fuse(raw: Sequence[tuple[Any, ...]]) -> list[_Fused]:
+    """The raw steps, with a lookup that reads the step before it folded into that step's entries, and a
+    lookup whose output indexes the next table's rows folded into that table's index."""
+    fused: list[_Fused] = []
+    for position, step in enumerate(raw):
+        last = fused[-1] if fused else None
+        if step[0] == "lookup":
+            _, source, key, table, otherwise = step
+            if last is not None and last.kind != _CALL and last.entry_start <= source <= last.end:
+                last.extend(position, source, key, table, otherwise)
+                continue
+            fused.append(_Fused(_LOOKUP, position, position, {
+                "source": source, "key": key, "table": {k: (v,) for k, v in table.items()}, "other": (otherwise,)}))
+        elif step[0] == "scan":
+            _, source, key, index, wild, tests, row_outputs, defaults = step
+            data = {"tests": tests, "rows": tuple((o,) for o in row_outputs), "default": (defaults,)}
+
+            def rows_for(value: Any, index: Any = index, wild: Any = wild) -> Any:
+                return index.get(value, wild) if _keyable(value) else wild
+
+            reads_lookup = last is not None and any(last.start <= test[0] <= last.end for row in tests for test in row)
+            if (index is not None and source >= 0 and last is not None and last.kind == _LOOKUP
+                    and last.start <= source <= last.end and not reads_lookup):
+                # the index key is a lookup's output: index on what the lookup reads, once for every value
+                offset, item = source - last.start, last.data
+                data.update(source=item["source"], key=item["key"],
+                            pre={k: (e, rows_for(e[offset].get(key))) for k, e in item["table"].items()},
+                            pre_other=(item["other"], rows_for(item["other"][offset].get(key))))
+                fused[-1] = _Fused(_SCAN, last.start, position, data)
+                fused[-1].end = position
+                continue
+            data.update(source=source, key=key, pre={k: ((), rows) for k, rows in (index or {}).items()},
+                        pre_other=((), wild))
+            fused.append(_Fused(_SCAN, position, position, data))
+        else:
+            _, out, binds = step
+            fused.append(_Fused(_CALL, position, position, {"out": out, "binds": binds}))
+    return fused
+
+
+def compile_plan(plan: Plan, top: Any = None) -> tuple[Any, ...]:
+    """A plan compiled once to a flat program: step functions ``step(inputs, outs, now)`` that append the
+    outputs of every original step to ``outs``, in order (:func:`run_program`).
+
+    The steps are the required decisions in dependency order and, when given, the ``top`` decision itself
+    last. Each step reads every key from where it comes from, resolved at compile time (the caller's inputs
+    or an earlier step's output), so a run copies nothing: a lookup table is one dict lookup, a FIRST table
+    a scan of its candidate rows with the compiled tests (comparisons of numbers and texts inline), anything
+    else a call of the decision's bound outputs function over the inputs and its own bindings. A lookup
+    that reads the step before it, or whose output indexes the next table, is folded into that step at
+    compile time. No Decision objects and no explanations are built: :func:`build_steps` builds them from
+    the inputs and the outputs when they are read.
+    """
+    order, top_binds = plan
+    raw = [_step(decision, binds) for decision, binds in order] + ([_step(top, top_binds)] if top is not None else [])
+    return tuple(_compile_step(item) for item in _fuse(raw))
+
+
+def run_program(program: Sequence[Any], inputs: Mapping[str, Any], now: datetime | None
+                ) -> list[Mapping[str, Any]]:
+    """Run a compiled plan: the outputs of every original step, in order."""
+    outs: list[Mapping[str, Any]] = []
+    for step in program:
+        step(inputs, outs, now)
+    return outs
+
+
+def _compile_step(item: _Fused) -> Any:
+    """One fused step as a function ``step(inputs, outs, now)`` that appends its outputs to ``outs``."""
+    from regelwerk.conditions import resolve_path
+
+    data = item.data
+    if item.kind == _LOOKUP:
+        j, key, get, otherwise = data["source"], data["key"], data["table"].get, data["other"]
+
+        def lookup(inputs: Mapping[str, Any], outs: list[Mapping[str, Any]], now: datetime | None) -> None:
+            value = outs[j].get(key) if j >= 0 else inputs.get(key)
+            vtype = type(value)
+            outs += get(value, otherwise) if vtype is str or vtype is int or vtype is float else otherwise
+
+        return lookup
+    if item.kind == _CALL:
+        out, binds = data["out"], data["binds"]
+
+        def call(inputs: Mapping[str, Any], outs: list[Mapping[str, Any]], now: datetime | None) -> None:
+            values: Mapping[str, Any] = inputs
+            if binds:
+                values = dict(inputs)
+                for input_id, j, output in binds:
+                    values[input_id] = outs[j].get(output)
+            outs.append(out(values, now))
+
+        return call
+    tests, entries, default = data["tests"], data["rows"], data["default"]
+    paths = any(path is not None for row in tests for _, _, path, _, _, _ in row)
+
+    def candidates(pre: tuple[Any, ...], rows: Sequence[int]) -> tuple[tuple[tuple[Any, Any], ...], Any]:
+        """Candidate rows as (tests, outputs) pairs, the outputs of the folded lookups before them included,
+        and the outputs when none matches. A test is (source, key, op, operand, test), or with its path
+        (source, key, path, op, operand, test) when some test reads a dotted path."""
+        return tuple((tuple((tj, tkey, path, op, operand, test) if paths else (tj, tkey, op, operand, test)
+                            for tj, tkey, path, test, op, operand in tests[i]), pre + entries[i])
+                     for i in rows), pre + default
+
+    source, key = data["source"], data["key"]
+    pre_get = {k: candidates(pre, rows) for k, (pre, rows) in data["pre"].items()}.get
+    pre_other = candidates(*data["pre_other"])
+    numbers = (int, float)
+
+    def scan(inputs: Mapping[str, Any], outs: list[Mapping[str, Any]], now: datetime | None) -> None:
+        if source == -2:
+            rows, otherwise = pre_other
+        else:
+            value = outs[source].get(key) if source >= 0 else inputs.get(key)
+            vtype = type(value)
+            rows, otherwise = (pre_get(value, pre_other) if vtype is str or vtype is int or vtype is float
+                               else pre_other)
+        for row_tests, entry in rows:
+            for tj, tkey, op, operand, test in row_tests:
+                value = outs[tj].get(tkey) if tj >= 0 else inputs.get(tkey)
+                if op:
+                    vtype = type(value)
+                    if op <= 4:  # a number against one bound (never a bool)
+                        if not (vtype is int or vtype is float or (vtype is not bool and isinstance(value, numbers))):
+                            break
+                        if op == 1:
+                            if value < operand:
+                                break
+                        elif op == 2:
+                            if value <= operand:
+                                break
+                        elif op == 3:
+                            if value > operand:
+                                break
+                        elif value >= operand:
+                            break
+                    elif op == 5:  # a text equal to the operand
+                        if value != operand:
+                            break
+                    elif vtype is not str or value not in operand:  # a text in the operand
+                        break
+                elif not test(value):
+                    break
+            else:
+                outs += entry
+                return
+        outs += otherwise
+
+    def scan_paths(inputs: Mapping[str, Any], outs: list[Mapping[str, Any]], now: datetime | None) -> None:
+        if source == -2:
+            rows, otherwise = pre_other
+        else:
+            value = outs[source].get(key) if source >= 0 else inputs.get(key)
+            rows, otherwise = pre_get(value, pre_other) if _keyable(value) else pre_other
+        for row_tests, entry in rows:
+            for tj, tkey, path, _, _, test in row_tests:
+                value = outs[tj].get(tkey) if tj >= 0 else inputs.get(tkey)
+                if path is not None:
+                    value = resolve_path({path[0]: value}, path)
+                if not test(value):
+                    break
+            else:
+                outs += entry
+                return
+        outs += otherwise
+
+    return scan_paths if paths else scan
+
+
+def build_steps(order: Any, inputs: Mapping[str, Any], outs: Sequence[Mapping[str, Any]], now: datetime | None
+                ) -> tuple[Any, ...]:
+    """The Decision (or Computed) of every required decision of a graph run: each over the caller's inputs
+    and its own bindings (as it read them), with the outputs the run computed."""
+    from regelwerk.decisions.table import Decision
+
+    steps: list[Any] = []
+    for (decision, binds), outputs in zip(order, outs, strict=False):
         values: Mapping[str, Any] = inputs
         if binds:
             values = dict(inputs)
             for input_id, j, output in binds:
-                values[input_id] = results[j].outputs.get(output)
-        results.append(decision.decide(values, now, _OWN))
-    completed = dict(inputs)
-    for input_id, j, output in top:
-        completed[input_id] = results[j].outputs.get(output)
-    return completed, results
+                values[input_id] = outs[j].get(output)
+        steps.append(Computed(decision, decision.scope(values), outputs, ()) if isinstance(decision, Calculation)
+                     else Decision(decision, values, None, outputs, now))
+    return tuple(steps)
 
 
 class Computed:
     """The result of a Calculation: ``outputs``, the required decisions taken (``steps``), ``explain``."""
 
-    __slots__ = ("_calc", "inputs", "outputs", "steps")
+    __slots__ = ("_calc", "_now", "_steps", "_values", "inputs", "outputs")
 
     def __init__(self, calc: Calculation, inputs: Mapping[str, Any], outputs: Mapping[str, Any],
-                 steps: Sequence[Any]) -> None:
+                 steps: Sequence[Any], values: Mapping[str, Any] | None = None, now: datetime | None = None) -> None:
         self._calc = calc
         self.inputs = inputs
         self.outputs = outputs
-        self.steps = tuple(steps)
+        self._steps = steps
+        self._values = values
+        self._now = now
+
+    @property
+    def steps(self) -> tuple[Any, ...]:
+        """The required decisions taken first; after a graph run built when first read."""
+        steps = self._steps
+        plan = self._calc._plan
+        if isinstance(steps, list) and plan is not None:  # the outputs of a graph run
+            self._steps = steps = build_steps(plan[0], self._values or self.inputs, steps, self._now)
+        return tuple(steps)
 
     matched: tuple[str, ...] = ()
 
@@ -110,8 +344,8 @@ class Computed:
 class Calculation:
     """A decision whose one output is computed by an expression over its inputs."""
 
-    __slots__ = ("_plan", "description", "expression", "input_ids", "inputs", "label", "name", "output",
-                 "requires")
+    __slots__ = ("_graph", "_out", "_plan", "description", "expression", "input_ids", "inputs", "label", "name",
+                 "output", "requires")
 
     def __init__(self, name: str, inputs: Sequence[tuple[str, tuple[str, ...]]], output: str, expression: Any,
                  requires: Sequence[Requirement] = (), label: str = "", description: str = "") -> None:
@@ -122,8 +356,24 @@ class Calculation:
         self.expression = expression
         self.requires = tuple(requires)
         self._plan = build_plan(self.requires) if self.requires else None
+        self._graph = compile_plan(self._plan) if self._plan is not None else None
         self.label = label
         self.description = description
+        key = self.output
+
+        def out(values: Mapping[str, Any], now: datetime | None) -> Mapping[str, Any]:
+            return MappingProxyType({key: expression(self.scope(values), now or datetime.now(UTC))})
+
+        self._out = out
+
+    def scope(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """What the expression reads: the values with each input read from its path."""
+        from regelwerk.conditions import resolve_path
+
+        scope = dict(values)
+        for input_id, path in self.inputs:
+            scope[input_id] = values.get(input_id) if path == (input_id,) else resolve_path(values, path)
+        return scope
 
     def __repr__(self) -> str:
         return f"Calculation({self.name!r}: {self.output} = {self.expression.text})"
@@ -131,18 +381,16 @@ class Calculation:
     def decide(self, inputs: Mapping[str, Any], now: datetime | None = None,
                memo: dict[str, Any] | None = None) -> Computed:
         """Compute the output for ``inputs`` (required decisions first)."""
-        from regelwerk.conditions import resolve_path
-        from regelwerk.decisions.table import _OWN
-
         values: Mapping[str, Any] = inputs
-        steps: list[Any] = []
-        if self._plan is not None and memo is not _OWN:
-            values, steps = run_plan(self._plan, inputs, now)
-        scope = dict(values)
-        for input_id, path in self.inputs:
-            scope[input_id] = values.get(input_id) if path == (input_id,) else resolve_path(values, path)
+        steps: Any = ()
+        if self._graph is not None and self._plan is not None and memo is None:
+            steps = run_program(self._graph, inputs, now)
+            values = dict(inputs)
+            for input_id, j, output in self._plan[1]:
+                values[input_id] = steps[j].get(output)
+        scope = self.scope(values)
         result = self.expression(scope, now or datetime.now(UTC))
-        return Computed(self, scope, MappingProxyType({self.output: result}), steps)
+        return Computed(self, scope, MappingProxyType({self.output: result}), steps, inputs, now)
 
     def evaluate(self, inputs: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
         """Only the outputs, as a fresh dict."""

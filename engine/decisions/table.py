@@ -36,18 +36,11 @@ AGGREGATIONS = ("SUM", "MIN", "MAX", "COUNT")
 SINGLE_POLICIES = frozenset({"UNIQUE", "FIRST", "PRIORITY", "ANY"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Tests a compiled decision graph evaluates inline (a test function's ``inline`` attribute): a number
+#: >=, >, <=, < the operand (never a bool), a text equal to the operand, a text in the operand (a set).
+INLINE_GE, INLINE_GT, INLINE_LE, INLINE_LT, INLINE_EQ, INLINE_IN = 1, 2, 3, 4, 5, 6
 #: ``memo`` value meaning "the required decisions are already in the inputs: decide this table only".
 _OWN: dict[str, Any] = {}
-_RUN_PLAN: list[Callable[..., tuple[dict[str, Any], list[Any]]]] = []
-
-
-def _run_plan() -> Callable[..., tuple[dict[str, Any], list[Any]]]:
-    """The graph evaluator (imported once, by the first decision that needs it)."""
-    if not _RUN_PLAN:
-        from regelwerk.decisions.graph import run_plan
-
-        _RUN_PLAN.append(run_plan)
-    return _RUN_PLAN[0]
 
 
 class DecisionConflict(RegelwerkError):
@@ -125,18 +118,48 @@ class Decision:
     outputs pays nothing for them.
     """
 
-    __slots__ = ("_explain", "_inputs", "_matched_idx", "_now", "_table", "outputs", "steps")
+    __slots__ = ("_explain", "_inputs", "_matched_idx", "_now", "_steps", "_table", "outputs")
 
     def __init__(self, table: DecisionTable, inputs: Mapping[str, Any], matched_idx: Sequence[int] | None,
-                 outputs: Mapping[str, Any], now: datetime | None = None, steps: Sequence[Any] = ()) -> None:
+                 outputs: Mapping[str, Any], now: datetime | None = None, steps: Any = ()) -> None:
         # unset slots stand for "not computed yet" (a decision on the fast path sets five attributes only)
         self._table = table
         self._inputs = inputs
         self._now = now
         self.outputs = outputs
-        self.steps = steps
+        self._steps = steps
         if matched_idx is not None:
             self._matched_idx: Sequence[int] = matched_idx
+
+    def _materialize(self) -> None:
+        """After a graph run (``_steps`` holds the outputs of every step): the completed inputs and the steps."""
+        from regelwerk.decisions.graph import build_steps
+
+        outs = self._steps
+        order, top = self._table._plan
+        completed = dict(self._inputs)
+        for input_id, j, output in top:
+            completed[input_id] = outs[j].get(output)
+        self._steps = build_steps(order, self._inputs, outs[:len(order)], self._now)
+        self._inputs = completed
+
+    @property
+    def inputs(self) -> Mapping[str, Any]:
+        """What the table decided over: the caller's inputs completed with the required decisions' outputs."""
+        if isinstance(self._steps, list):
+            self._materialize()
+        return self._inputs
+
+    @property
+    def steps(self) -> Sequence[Any]:
+        """The required decisions taken first (decision graphs), in dependency order; built when first read."""
+        if isinstance(self._steps, list):
+            self._materialize()
+        return self._steps  # type: ignore[no-any-return]
+
+    @steps.setter
+    def steps(self, value: Sequence[Any]) -> None:
+        self._steps = value
 
     def __repr__(self) -> str:
         return f"Decision(outputs={dict(self.outputs)!r}, matched={self.matched!r})"
@@ -149,7 +172,7 @@ class Decision:
             return self._matched_idx
         except AttributeError:
             table = self._table
-            self._matched_idx = table.matching_rows(self._inputs, self._now, table.hit_policy == "FIRST")
+            self._matched_idx = table.matching_rows(self.inputs, self._now, table.hit_policy == "FIRST")
             return self._matched_idx
 
     @property
@@ -164,7 +187,7 @@ class Decision:
         try:
             return self._explain
         except AttributeError:
-            self._explain: dict[str, Any] = self._table.explain(self._inputs, self._indices(), self.outputs)
+            self._explain: dict[str, Any] = self._table.explain(self.inputs, self._indices(), self.outputs)
             if self.steps:
                 self._explain["requires"] = [step.explain for step in self.steps]
             return self._explain
@@ -173,6 +196,21 @@ class Decision:
         """JSON-friendly: outputs, matched rows and the explanation."""
         return {"table": self._table.name, "outputs": {k: _plain(v) for k, v in self.outputs.items()},
                 "matched": list(self.matched), "explain": self.explain}
+
+
+class _GraphDecision(Decision):
+    """A decision of a compiled graph: ``outs`` are the outputs of every step (this table's last); the
+    completed inputs, the matched rows, the steps and the explanation are built when first read."""
+
+    __slots__ = ()
+
+    def __init__(self, table: DecisionTable, inputs: Mapping[str, Any], outs: list[Mapping[str, Any]],
+                 now: datetime | None) -> None:
+        self._table = table
+        self._inputs = inputs
+        self._now = now
+        self.outputs = outs[-1]
+        self._steps = outs
 
 
 Test = Callable[[Any], bool]
@@ -186,9 +224,9 @@ class DecisionTable:
     plus ``now`` (injected; default the current time, only read when a condition uses it).
     """
 
-    __slots__ = ("_all_tests", "_candidates", "_computed", "_fast", "_index", "_index_contains", "_index_path",
-                 "_plan", "_rank", "_resolve", "_wild", "aggregation", "description", "hit_policy", "inputs", "label",
-                 "name", "outputs", "requires", "rows")
+    __slots__ = ("_all_tests", "_candidates", "_computed", "_fast", "_graph", "_index", "_index_contains",
+                 "_index_path", "_out", "_plan", "_rank", "_resolve", "_wild", "aggregation", "description",
+                 "hit_policy", "inputs", "label", "name", "outputs", "requires", "rows")
 
     def __init__(self, name: str, hit_policy: str, inputs: Sequence[InputColumn], outputs: Sequence[OutputColumn],
                  rows: Sequence[Row], tests: Sequence[Sequence[tuple[tuple[str, ...], Test]]],
@@ -225,6 +263,12 @@ class DecisionTable:
         self._computed = frozenset(i for i, row in enumerate(self.rows)
                                    if any(callable(v) for _, v in row.outputs))
         self._fast = None if self._computed else self._fast_plan()
+        self._out: Callable[[Mapping[str, Any], datetime | None], Mapping[str, Any]] = self._bind_outputs()
+        self._graph: Any = None
+        if self._plan is not None:
+            from regelwerk.decisions.graph import compile_plan
+
+            self._graph = compile_plan(self._plan, self)
         del conditions_need_now
 
     def __repr__(self) -> str:
@@ -270,6 +314,55 @@ class DecisionTable:
             best = {k: min(v, wild) for k, v in best.items()}
         outputs = tuple(MappingProxyType(self._row_outputs(i)) for i in range(len(self.rows)))
         return path[0], self._index_contains, best, wild, outputs, MappingProxyType(self._defaults())
+
+    def _bind_outputs(self) -> Callable[[Mapping[str, Any], datetime | None], Mapping[str, Any]]:
+        """This table's outputs for some inputs (its required decisions' outputs among them), as one bound
+        function: what a compiled graph calls for a table it cannot evaluate inline."""
+        decide = self.decide
+
+        def outputs(values: Mapping[str, Any], now: datetime | None) -> Mapping[str, Any]:
+            return decide(values, now, _OWN).outputs
+
+        return outputs
+
+    def program_step(self, binds: Sequence[tuple[str, int, str]]) -> tuple[Any, ...]:
+        """This table as one step of a compiled decision graph (:func:`regelwerk.decisions.graph.compile_plan`).
+
+        ``binds`` are the table's inputs taken from earlier steps: ``(input id, step, output)``. Every key the
+        step reads is resolved here to where it comes from, ``(step, output)`` or ``(-1, key)`` (the caller's
+        inputs), so a graph runs without copying the inputs:
+
+        - a lookup table: ``("lookup", source, key, {value: outputs}, otherwise)``;
+        - a FIRST table without row conditions or computed outputs: ``("scan", source, key, {value: rows} or
+          None, other rows, tests per row, outputs per row, defaults)``; each test is ``(source, key, path or
+          None, test, inline op, operand)``;
+        - any other table: ``("call", outputs function, binds)``.
+        """
+        bound = {input_id: (j, output) for input_id, j, output in binds}
+
+        def source(key: str) -> tuple[int, str]:
+            return bound.get(key, (-1, key))
+
+        fast = self._fast
+        if fast is not None and not fast[1]:
+            key, _, best, wild, outputs, defaults = fast
+            return ("lookup", *source(key), {k: outputs[v[-1]] for k, v in best.items()},
+                    defaults if wild is None else outputs[wild[-1]])
+        if self.hit_policy != "FIRST" or self._computed or any(r.condition is not None for r in self.rows) or (
+                self._index_contains):
+            return ("call", self._out, tuple(binds))
+        index_path = self._index_path
+        skip_index = (index_path is not None and len(index_path) == 1
+                      and sum(c.path == index_path for c in self.inputs) == 1)
+        tests = tuple(tuple((*source(path[0]), path if len(path) > 1 else None, test,
+                             *getattr(test, "inline", (0, None))) for path, test in row
+                            if not (skip_index and path == index_path))
+                      for row in self._all_tests)
+        row_outputs = tuple(MappingProxyType(self._row_outputs(i)) for i in range(len(self.rows)))
+        defaults = MappingProxyType(self._defaults())
+        if index_path is None or len(index_path) != 1:
+            return ("scan", -2, "", None, self._candidates, tests, row_outputs, defaults)
+        return ("scan", *source(index_path[0]), dict(self._index), self._wild, tests, row_outputs, defaults)
 
     def _ranks(self) -> tuple[tuple[int, ...], ...]:
         """Per row: the priority rank of each output value (0 = highest), for PRIORITY / OUTPUT ORDER."""
@@ -336,13 +429,17 @@ class DecisionTable:
         """Evaluate the table for ``inputs``; ``DecisionConflict`` for a UNIQUE overlap or ANY disagreement.
 
         A table whose inputs come ``from`` other decisions takes those first (each once per call, in
-        dependency order); the result's ``steps`` are the decisions taken. ``memo`` is internal.
+        dependency order); the result's ``steps`` are the decisions taken. ``memo`` is internal (any value:
+        this table only, its required decisions' outputs being in ``inputs`` already).
         """
-        if self._plan is not None and memo is not _OWN:
-            values, steps = _run_plan()(self._plan, inputs, now)
-            decision = self.decide(values, now, _OWN)  # this table itself, over the completed inputs
-            decision.steps = steps
-            return decision
+        program = self._graph
+        if program is not None and memo is None:
+            # the compiled graph: every required decision and this table, flat and in order, without copies
+            # of the inputs; the completed inputs, the steps and explanations are built only when asked
+            outs: list[Mapping[str, Any]] = []
+            for step in program:
+                step(inputs, outs, now)
+            return _GraphDecision(self, inputs, outs, now)
         fast = self._fast
         if fast is not None:
             key, contains, best, wild, outputs, defaults = fast

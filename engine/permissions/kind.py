@@ -16,6 +16,7 @@ references declared here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from regelwerk.compiler import CompileContext
@@ -45,6 +46,41 @@ def _field_roots(node: Any) -> set[str]:
             if isinstance(operand, FieldRef) and operand.path:
                 roots.add(operand.path[0])
     return roots
+
+
+def _resource_type(item: Any) -> dict[str, Any]:
+    """What ``resource.*`` is in a condition on rules of this resource: its fact type, its declared fields
+    (plus the fields naming its id, subject, author and department), or open."""
+    from regelwerk.facts_kind import attributes_type
+
+    if not isinstance(item, Mapping):
+        return {"type": "object"}
+    if item.get("fact"):
+        return {"$fact": str(item["fact"])}
+    if not isinstance(item.get("fields"), Mapping):
+        return {"type": "object", "description": "open: declare the resource's fact or fields to check it"}
+    out = attributes_type(item["fields"], f"resource {item.get('id', '')}")
+    for key, default in (("", "id"), ("subject", "subject"), ("author", "author"), ("department", "department")):
+        name = str(item.get(key, default)) if key else default
+        out["properties"].setdefault(name, {"type": "string"})
+    return out
+
+
+def condition_scope(data: Any, pointer: str) -> dict[str, Any]:
+    """What a grant's or deny's ``condition`` reads: ``actor`` (the actor fact type), ``resource`` (the
+    resource's fact type or declared fields) and ``context`` (open: what the host passes). Other roots are
+    left to RW707."""
+    spec = data.get("spec") if isinstance(data, Mapping) else None
+    node: Any = spec
+    for part in pointer.strip("/").split("/")[1:-1]:  # the rule holding the condition
+        node = node.get(part) if isinstance(node, Mapping) else (
+            node[int(part)] if isinstance(node, list) and part.isdigit() and int(part) < len(node) else None)
+    resource_id = node.get("resource") if isinstance(node, Mapping) else None
+    resources = spec.get("resources") if isinstance(spec, Mapping) else None
+    item = next((r for r in resources or () if isinstance(r, Mapping) and r.get("id") == resource_id), None)
+    return {"type": "object", "additionalProperties": True, "required": ["actor", "resource"],
+            "properties": {"actor": {"$fact": "actor"}, "resource": _resource_type(item),
+                           "context": {"type": "object", "description": "what the host passes (open)"}}}
 
 
 def _rule(ctx: CompileContext, data: Any, pointer: str, effect: str, resources: dict[str, ResourceType],
@@ -131,6 +167,13 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
                                hint=did_you_mean(action, actions) or "actions: " + ", ".join(actions))
         else:
             reads = tuple(a for a in actions if a in DEFAULT_READ_ACTIONS)
+        if item.get("fact") and ctx.facts.fact(str(item["fact"])) is None:
+            known = sorted(ctx.facts.types)
+            ctx.report("RW413", f"there is no fact type {item['fact']!r}", f"/spec/resources/{i}/fact",
+                       hint=did_you_mean(str(item["fact"]), known) or "fact types: " + ", ".join(known))
+        if item.get("fact") and item.get("fields"):
+            ctx.report("RW413", "a resource names its fact type or declares its fields, not both",
+                       f"/spec/resources/{i}/fields", hint="drop 'fields' or 'fact'")
         resources[item["id"]] = ResourceType(
             id=item["id"], label=item.get("label", item["id"]), actions=actions, read_actions=reads,
             subject_field=item.get("subject", "subject"), author_field=item.get("author", "author"),
@@ -221,7 +264,13 @@ def kind_spec(plugin: str) -> KindSpec:
 def register(registry: Registry, plugin: str) -> None:
     """Register the kind, its scenario steps and its CLI commands (called from the core plugin)."""
     from regelwerk.permissions import cli, steps
+    from regelwerk.registry import PlaceSpec
 
     registry.add_kind(kind_spec(plugin))
+    scope = condition_scope({}, "/spec/grants/0/condition")
+    for pattern in ("/spec/grants/*/condition", "/spec/denies/*/condition", "/spec/rights/*/grants/*/condition"):
+        registry.add_place(PlaceSpec(KIND, pattern, plugin, scope, "a rule's condition: the actor, the resource "
+                                     "(its 'fact' or 'fields'; else open) and the host's context",
+                                     scope_of=condition_scope))
     steps.register(registry, plugin)
     cli.register(registry)

@@ -11,6 +11,8 @@ from regelwerk.rules.model import ActionCall, Pattern, Rule, RuleSetModel, freez
 
 __all__ = ["compile_ruleset", "register", "step_assert_fact", "step_post", "step_retract_fact"]
 
+_OPEN_ROOT: dict[str, Any] = {"type": "object"}
+
 
 def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
     """The kind compiler: rules with conditions and actions, checked against durable-rules' limits."""
@@ -35,6 +37,7 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
             calls.append(ActionCall(name, tuple(sorted((k, freeze(v)) for k, v in params.items()))))
         rules.append(Rule(raw["id"], when, tuple(calls), int(raw.get("priority", 0)), index, str(raw.get("label", "")),
                           patterns))
+    _check_context(ctx, spec)
     model = RuleSetModel(doc.name, tuple(rules), content_hash(doc.data), str(spec.get("label", "")),
                          str(spec.get("description", "")))
     for problem in durable_limits(model):
@@ -43,6 +46,79 @@ def compile_ruleset(ctx: Any, doc: Any) -> RuleSetModel | None:
     if len([d for d in ctx.diagnostics if d.is_error]) > errors_before:
         return None
     return model
+
+
+def _check_context(ctx: Any, spec: Mapping[str, Any]) -> None:
+    """Every root of a declared ``context`` names a fact type (RW413)."""
+    from regelwerk.diagnostics import did_you_mean
+
+    for root, fact in (spec.get("context") or {}).items():
+        if ctx.facts.fact(str(fact)) is None:
+            known = sorted(ctx.facts.types)
+            ctx.report("RW413", f"there is no fact type {fact!r} (context {root!r})", f"/spec/context/{root}",
+                       did_you_mean(str(fact), known) or "fact types: " + ", ".join(known))
+
+
+def _spec_of(data: Any) -> Mapping[str, Any]:
+    spec = data.get("spec") if isinstance(data, Mapping) else None
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def event_scope(data: Any, pointer: str = "") -> dict[str, Any] | None:
+    """What a rule's ``when`` and actions read when the RuleSet declares its ``event``: the event and the
+    declared context roots (None when nothing is declared: the host's data is then unchecked)."""
+    from regelwerk.facts_kind import attributes_type
+
+    spec = _spec_of(data)
+    if not isinstance(spec.get("event"), Mapping):
+        return None
+    context = spec.get("context")
+    roots = {str(root): {"$fact": str(fact)} for root, fact in (context.items() if isinstance(context, Mapping)
+                                                                 else ())}
+    return {"type": "object", "additionalProperties": False, "required": ["event", *roots],
+            "properties": {"event": attributes_type(spec["event"], "the posted event", required=True), **roots}}
+
+
+def _rule_of(data: Any, pointer: str) -> Mapping[str, Any]:
+    parts = pointer.strip("/").split("/")
+    rules = _spec_of(data).get("rules")
+    if len(parts) > 2 and parts[2].isdigit() and isinstance(rules, list) and int(parts[2]) < len(rules):
+        rule = rules[int(parts[2])]
+        return rule if isinstance(rule, Mapping) else {}
+    return {}
+
+
+def pattern_scope(data: Any, pointer: str) -> dict[str, Any] | None:
+    """What a join pattern reads when the RuleSet declares its ``facts``: the fact's fields directly and the
+    facts of the earlier patterns by name (a pattern name shadows a field)."""
+    from regelwerk.facts_kind import attributes_type
+    spec = _spec_of(data)
+    if not isinstance(spec.get("facts"), Mapping):
+        return None
+    fact = attributes_type(spec["facts"], "a fact of the session")
+    match = _rule_of(data, pointer).get("match")
+    name = pointer.rstrip("/").rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+    earlier: list[str] = []
+    for other in (match if isinstance(match, Mapping) else {}):
+        if other == name:
+            break
+        earlier.append(str(other))
+    return {**fact, "properties": {**fact["properties"], **{n: fact for n in earlier}}}
+
+
+def action_scope(data: Any, pointer: str) -> dict[str, Any] | None:
+    """What a rule's action parameters read: the event scope (``when`` rules) or the matched facts by
+    pattern name (join rules; an unknown pattern name is RW609's)."""
+    from regelwerk.facts_kind import attributes_type
+
+    rule = _rule_of(data, pointer)
+    if "match" not in rule:
+        return event_scope(data)
+    spec = _spec_of(data)
+    if not isinstance(spec.get("facts"), Mapping) or not isinstance(rule.get("match"), Mapping):
+        return None
+    fact = attributes_type(spec["facts"], "a fact of the session")
+    return {"type": "object", "additionalProperties": True, "properties": {str(n): fact for n in rule["match"]}}
 
 
 def _condition_or_patterns(ctx: Any, raw: Any, base: str) -> tuple[Any, tuple[Pattern, ...]]:
@@ -168,6 +244,19 @@ def register(registry: Registry, plugin: str) -> None:
         ids=(IdDecl("/spec/rules/*/id", "rule"),),
         description="event-condition-action rules (evaluated on durable-rules)",
     ))
+    from regelwerk.registry import PlaceSpec
+
+    roots = {"type": "object", "additionalProperties": True, "required": ["event"],
+             "properties": {"event": {"type": "object", "description": "the posted event (declare spec.event)"}}}
+    registry.add_place(PlaceSpec("RuleSet", "/spec/rules/*/when", plugin, roots,
+                                 "a rule's condition: the posted event and the context (checked when the RuleSet "
+                                 "declares spec.event and spec.context)", scope_of=event_scope))
+    registry.add_place(PlaceSpec("RuleSet", "/spec/rules/*/match/*", plugin, {"type": "object"},
+                                 "a join pattern: the fact's fields and the earlier patterns by name (checked "
+                                 "when the RuleSet declares spec.facts)", scope_of=pattern_scope))
+    registry.add_place(PlaceSpec("RuleSet", "/spec/rules/*/then/*/with", plugin, roots,
+                                 "{field: path} in a rule's action parameters (as the rule's condition)",
+                                 form="params", scope_of=action_scope))
     for name, (fn, required, description) in BUILTIN_ACTIONS.items():
         registry.add_action(ActionSpec(name, plugin, fn, description, {
             "type": "object", "required": list(required)}, runs_in=frozenset({RUNS_IN_RULES})))

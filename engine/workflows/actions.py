@@ -14,7 +14,8 @@ Core actions:
 - ``workflow.log``: ``{message: text}`` writes a log line (logger ``regelwerk.workflow``).
 - ``workflow.audit``: ``{action: name, detail: {...}}`` writes an audit row in the same transaction.
 - ``workflow.fire``: ``{event: e, instance: id}`` or ``{event: e, instance_field: data.parent}`` fires an
-  event on another instance after this transaction committed (as the same actor).
+  event on another instance after this transaction committed, as the same actor and decided by the policy
+  for that actor; inside a transition a timer fired, as the system (no person to decide for; guards apply).
 - ``workflow.schedule``: ``{event: e, schedule: {anchor: data.expires_on, minus: P90D, at: "08:00"}}`` (or the
   name of a ``Schedule`` document) plans ``event`` at the schedule's moment, read from the instance data; like a
   state's ``after`` timer it is cancelled when the state is left. A one-off anchor moment already passed fires
@@ -23,7 +24,6 @@ Core actions:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,15 +33,23 @@ from regelwerk.actors import Actor
 from regelwerk.conditions import parse_duration, resolve_path
 from regelwerk.errors import UsageError
 from regelwerk.registry import ActionSpec, Registry
-from regelwerk.store.base import StoreTx
-from regelwerk.store.records import AuditEntry, InstanceRecord, TimerRecord
 
 if TYPE_CHECKING:
+    import logging
+
     from regelwerk.runtime import Engine
+    from regelwerk.store.base import StoreTx
+    from regelwerk.store.records import InstanceRecord, TimerRecord
 
 __all__ = ["ActionContext", "register", "set_path"]
 
-log = logging.getLogger("regelwerk.workflow")
+
+
+def _logger() -> logging.Logger:
+    """The workflow logger (logging is imported when an action first logs: not by loading the registry)."""
+    import logging
+
+    return logging.getLogger("regelwerk.workflow")
 
 
 @dataclass
@@ -61,6 +69,8 @@ class ActionContext:
     data: dict[str, Any]
     timers: list[TimerRecord] = field(default_factory=list)
     post_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: True when the system fired this transition (a timer): no person's permission was decided
+    system: bool = False
 
     def schedule_timer(self, event: str, at: datetime | None = None, after: str | None = None,
                        data: Mapping[str, Any] | None = None) -> None:
@@ -70,6 +80,8 @@ class ActionContext:
             if duration is None:
                 raise UsageError(f"schedule_timer needs at= or after= (an ISO-8601 duration), got {after!r}")
             at = self.now + duration.delta()
+        from regelwerk.store.records import TimerRecord
+
         self.timers.append(TimerRecord(self.instance.id, self.dest, event, at, dict(data or {})))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -78,6 +90,8 @@ class ActionContext:
 
     def audit(self, action: str, detail: Mapping[str, Any] | None = None) -> None:
         """Write an audit row in this transaction."""
+        from regelwerk.store.records import AuditEntry
+
         self.tx.add_audit(AuditEntry(self.now, self.actor.id, action, self.instance.id, dict(detail or {})))
 
     def scope(self) -> dict[str, Any]:
@@ -110,7 +124,7 @@ def _set(ctx: ActionContext) -> None:
 
 
 def _log(ctx: ActionContext) -> None:
-    log.info("%s %s: %s -> %s by %s: %s", ctx.instance.workflow, ctx.instance.id, ctx.source, ctx.dest,
+    _logger().info("%s %s: %s -> %s by %s: %s", ctx.instance.workflow, ctx.instance.id, ctx.source, ctx.dest,
              ctx.actor.id, ctx.params.get("message", ctx.event))
 
 
@@ -126,10 +140,13 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
-    engine, actor = ctx.engine, ctx.actor
+    engine, actor, system = ctx.engine, ctx.actor, ctx.system
 
     def fire_later() -> None:
-        engine.fire(target, event, actor)
+        if system:  # chained from a timer's transition: the system goes on, guards still apply
+            engine.runtime.fire_as_system(target, event)
+        else:  # a person's fire: the chained event is decided for the same person
+            engine.fire(target, event, actor)
 
     ctx.after_commit(fire_later)
 
@@ -164,7 +181,7 @@ def _schedule(ctx: ActionContext) -> None:
     else:
         moment = schedule.next_fire(ctx.now - timedelta(microseconds=1), scope)
     if moment is None:
-        log.info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
+        _logger().info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
                  ctx.instance.id, event)
         return
     if isinstance(spec, str):

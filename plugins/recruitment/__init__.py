@@ -21,10 +21,11 @@ class RecruitmentPlugin:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
         from pathlib import Path
 
-        from regelwerk_packs.recruitment import commands, kinds, registration, report, simulation, steps
+        from regelwerk_packs.recruitment import commands, facts, kinds, registration, report, simulation, steps
 
         report.register(registry, self.name)
 
+        facts.register_facts(registry, self.name)
         kinds.register_kinds(registry, self.name)
         simulation.register(registry, self.name)
         registry.add_table_module("regelwerk_packs.recruitment.tables")

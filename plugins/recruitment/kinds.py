@@ -10,7 +10,7 @@ Diagnostic codes (documented in docs/recruitment.md):
 - RW921 the organisation tree needs exactly one top entity.
 - RW930 warning: a template is used for another purpose than it declares.
 - RW931 a template's mail context cannot be filled by the recruitment pack.
-- RW932 a mail context declares a field the recruitment pack cannot provide.
+- RW410 a mail context recruitment fills declares a field the pack cannot provide (the fact model's code).
 - RW940 warning: renew_before on a rule that does not require consent.
 """
 
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from regelwerk.conditions import Duration, parse_duration
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk_packs.recruitment.facts import MAIL_SCOPES, mail_fields
 from regelwerk_packs.recruitment.model import (
     GROUP_LABELS,
     GROUPS,
@@ -46,20 +47,9 @@ __all__ = ["PROVIDED_FIELDS", "WORKFLOW_PREFIX", "build_questionnaire", "registe
 #: The emitted core Workflow of RecruitmentWorkflow ``x`` is named ``recruitment.x``.
 WORKFLOW_PREFIX = "recruitment."
 
-_CANDIDATE_FIELDS = (
-    "candidate.first_name", "candidate.last_name", "candidate.full_name", "candidate.email", "candidate.phone",
-    "candidate.status", "candidate.applied_on",
-    "vacancy.title", "vacancy.function", "vacancy.department", "vacancy.manager", "vacancy.deadline",
-    "vacancy.reference", "entity.label",
-    "company.name", "company.website", "company.phone",
-    "sender.name", "sender.email", "sender.signature",
-)
-#: What the recruitment pack can fill in, per mail context it knows (the contexts themselves are data).
-PROVIDED_FIELDS: Mapping[str, frozenset[str]] = {
-    "candidate_mail": frozenset(_CANDIDATE_FIELDS),
-    "consent_mail": frozenset(_CANDIDATE_FIELDS + ("consent.given_on", "consent.until")),
-    "questionnaire_mail": frozenset(_CANDIDATE_FIELDS + ("questionnaire.competencies", "questionnaire.questions")),
-}
+#: What the recruitment pack can fill in, per mail context it knows (the contexts themselves are data);
+#: derived from the mail scopes of :mod:`regelwerk_packs.recruitment.facts`.
+PROVIDED_FIELDS: Mapping[str, frozenset[str]] = {name: mail_fields(name) for name in MAIL_SCOPES}
 
 
 def _duration(text: str) -> Duration:
@@ -306,11 +296,37 @@ def _check_template(ctx: CompileContext, name: str, purpose: str | None, pointer
     context = ctx.compiled("MailContext", template.context)
     if context is None:
         return
-    for field_ in context.fields:
-        if field_.path not in provided:
-            ctx.report("RW932", f"mail context {context.name!r} declares {field_.path!r}, which recruitment cannot "
-                                f"provide (template {name!r})", pointer,
-                       hint=did_you_mean(field_.path, provided) or "provided: " + ", ".join(sorted(provided)))
+    _check_mail_context(ctx, template.context)
+
+
+def _check_mail_context(ctx: CompileContext, name: str) -> None:
+    """Every field a mail context recruitment fills declares (itself or through ``extends``) is one the pack
+    provides: else RW410 at the field's line, with did-you-mean (once per field)."""
+    from regelwerk.facts import check_path
+    from regelwerk.source import locate
+
+    scope = MAIL_SCOPES[name]
+    seen: set[str] = set()
+    current: str | None = name
+    while current and current not in seen:
+        seen.add(current)
+        doc = next((d for d in ctx.documents("MailContext") if d.name == current), None)
+        if doc is None:
+            return
+        for i, item in enumerate(doc.spec.get("fields") or ()):
+            path = str(item.get("path", "")) if isinstance(item, Mapping) else ""
+            if not path or not all(path.split(".")):
+                continue
+            found = check_path(ctx.facts, scope, path.split("."))
+            if found.error:
+                pointer = f"/spec/fields/{i}/path"
+                at = locate(doc.data, pointer)
+                if not any(d.code == "RW410" and d.pointer == pointer and (d.file, d.line, d.column) ==
+                           (at.file or doc.file, at.line, at.column) for d in ctx.diagnostics):
+                    ctx.report("RW410", f"{found.error} (in {path}): not a field recruitment fills in its mails",
+                               pointer, found.hint, doc=doc)
+        extends = doc.spec.get("extends")
+        current = str(extends) if extends else None
 
 
 def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSettings:

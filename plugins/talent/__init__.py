@@ -241,7 +241,39 @@ def _register_facts(registry: Registry, plugin: str) -> None:
         "description": "A work year of the cycle's calendar (calendar or school year).",
         "properties": {"start": {**day, "description": "its first day"}, "middle": {**day, "description": "its middle"},
                        "end": {**day, "description": "its last day"}}}, "a work year of a WorkYearCalendar"))
+    registry.add_fact(FactSpec("trajectory", plugin, {
+        "type": "object", "additionalProperties": False,
+        "description": "A trajectory: one employee's development in one role and one work year of a cycle.",
+        "required": ["employee", "role", "work_year", "cycle", "title", "competencies", "opened"],
+        "properties": {
+            "employee": {"type": "string", "description": "the employee's id"},
+            "manager": {"type": "string", "description": "the manager's employee id"},
+            "role": {"type": "string", "description": "the TalentRole"},
+            "work_year": {"type": "string", "description": "the work year's id (e.g. 2026 or 2026-2027)"},
+            "cycle": {"type": "string", "description": "the DevelopmentCycle"},
+            "title": {"type": "string"},
+            "profile": {"type": "string", "description": "the competency profile of the role"},
+            "competencies": {"type": "array", "items": {"type": "string"}},
+            "opened": {**day, "description": "its first day (year start, hire date or role date)"},
+            "timing": {"type": "object", "description": "each moment's lead time as ISO text (open)"}}},
+        "a trajectory of the talent pack (DevelopmentCycle)"))
     employee = {"$fact": "employee"}
+    whole = {"type": "integer"}
+    registry.add_place(PlaceSpec("DevelopmentCycle", "/spec/moments/*/when", plugin, {
+        "type": "object", "additionalProperties": False, "required": ["employee", "work_year", "moment", "employment"],
+        "properties": {
+            "employee": employee, "work_year": {"$fact": "work_year"},
+            "moment": {"type": "object", "additionalProperties": False, "required": ["id", "due_date"],
+                       "properties": {"id": {"type": "string"}, "due_date": {**day, "description": "its due date"}}},
+            "employment": {
+                "type": "object", "additionalProperties": False,
+                "required": ["days_in_work_year", "months_in_work_year", "months_of_service", "employed_on_due_date"],
+                "properties": {
+                    "days_in_work_year": {**whole, "description": "employed days of the work year up to the due date"},
+                    "months_in_work_year": {**whole, "description": "whole months of it up to the due date"},
+                    "months_of_service": {**whole, "description": "whole months since the hire date"},
+                    "employed_on_due_date": {"type": "boolean"}}}}},
+        "whether a moment arises for an employee (checked for its due date)"))
     registry.add_place(PlaceSpec("DevelopmentCycle", "/spec/when", plugin, {
         "type": "object", "additionalProperties": False, "required": ["employee"],
         "properties": {"employee": employee}}, "which employees the cycle follows"))
