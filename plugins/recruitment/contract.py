@@ -22,7 +22,7 @@ from typing import Any
 from regelwerk.conditions import Duration
 from regelwerk.store.base import Store
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
-from regelwerk_packs.recruitment.ports import CandidateStore, candidate_store
+from regelwerk_packs.recruitment.ports import CandidateStore, RetentionLogRow, candidate_store
 
 __all__ = ["CandidateStoreContract"]
 
@@ -310,9 +310,10 @@ class CandidateStoreContract:
 
     def test_retention_log_counts_deletions_not_by_hand(self) -> None:
         store = self._store(seeded=False)
-        row = {"at": NOW, "actor": "system", "action": "retention", "policy": "avg", "rule": "afgewezen",
-               "status": "rejected", "status_group": "rejected", "vacancy_id": "v1", "applied_month": "2026-04",
-               "kept_days": 40}
+        row: RetentionLogRow = {
+            "at": NOW, "actor": "system", "action": "retention", "policy": "avg", "rule": "afgewezen",
+            "status": "rejected", "status_group": "rejected", "vacancy_id": "v1", "applied_month": "2026-04",
+            "kept_days": 40}
         with store.transaction() as tx:
             port = self._port(tx)
             port.log_retention([])
