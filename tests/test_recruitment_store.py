@@ -129,3 +129,41 @@ def test_no_sql_outside_the_pack_store(module: str) -> None:
     problems = offences((PACK / module).read_text(encoding="utf-8"))
     assert not problems, (f"plugins/recruitment/{module} reaches SQL itself ({', '.join(problems)}): "
                           "add what it needs to ports.CandidateStore and implement it in sqlstore.py")
+
+
+def test_retention_commands_through_the_port(tmp_path: Path, registry: Any) -> None:
+    """``regelwerk retention overview|preview|apply`` on a SQLite store: the CLI reaches the pack's port."""
+    import json
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+    from regelwerk.bundle import load_bundle
+    from regelwerk.cli import build_cli
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.runtime import Engine
+    from regelwerk.workflows.ports import RoleTable
+    from regelwerk_packs.recruitment.service import Recruitment
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    store = SqlStore(url)
+    then = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # long enough ago for the rejected rule at any test date
+    engine = Engine(compile_bundle(load_bundle(STANDARD), registry), store=store, registry=registry,
+                    clock=lambda: then, permissions=RoleTable({"register": ["intake"]}))
+    rec = Recruitment(engine)
+    vid = rec.open_vacancy({"id": "bea", "roles": ["beheerder"]}, title="Kok", function="kok",
+                           department="keuken", manager="mo", team=["tom"])
+    for cid in ("weg", "blijft"):
+        rec.apply(vid, first_name=cid, last_name="Test", email=f"{cid}@example.nl", candidate_id=cid)
+    rec.move("tom", "weg", "rejected")
+    store.close()
+    cli = build_cli()
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["retention", *args, "--store", url, str(STANDARD), "--format", "json"],
+                                    catch_exceptions=False)
+        return json.loads(result.stdout)
+
+    assert {r["group"]: r["candidates"] for r in run("overview")} == {"new": 1, "rejected": 1}
+    assert [(r["candidate"], r["action"]) for r in run("preview")] == [("weg", "delete")]
+    assert run("apply", "--yes")["deleted"] == 1
+    assert {r["group"]: r["candidates"] for r in run("overview")} == {"new": 1}
