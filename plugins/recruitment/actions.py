@@ -37,12 +37,12 @@ def recruitment_workflow(compiled: Any, workflow_name: str) -> RecruitmentWorkfl
     return compiled.get("RecruitmentWorkflow", workflow_name[len(WORKFLOW_PREFIX):])  # type: ignore[no-any-return]
 
 
-def mail_candidate(connection: Any, compiled: Any, settings: RecruitmentSettings, candidate: Mapping[str, Any],
+def mail_candidate(tx: Any, compiled: Any, settings: RecruitmentSettings, candidate: Mapping[str, Any],
                    vacancy: Mapping[str, Any], template_name: str, now: datetime,
                    extra: Mapping[str, Any] | None = None) -> str:
     """Render ``template_name`` for a candidate and queue it in the outbox; the message id.
 
-    ``connection`` is the store's transaction (``StoreTx``) or, for older callers, a SQLAlchemy connection.
+    ``tx`` is the store's transaction (``StoreTx``): the message commits with it.
     """
     template = compiled.get("Template", template_name)
     workflow = compiled.get("RecruitmentWorkflow", vacancy["workflow"])
@@ -53,7 +53,7 @@ def mail_candidate(connection: Any, compiled: Any, settings: RecruitmentSettings
     values = candidate_values(compiled, settings, candidate, vacancy, label)
     values.update(extra or {})
     mail = template.render(values)
-    return enqueue(connection, mail, recipient=str(candidate["email"]), now=now, sender=settings.sender_address,
+    return enqueue(tx, mail, recipient=str(candidate["email"]), now=now, sender=settings.sender_address,
                    subject_ref=f"candidate:{candidate['id']}", instance_id=str(candidate["instance_id"]))
 
 

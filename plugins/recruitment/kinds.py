@@ -165,11 +165,11 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
             if parties is not None:
                 by_parties.setdefault(parties, []).append(source)
         for parties, sources in by_parties.items():
-            source = _party_condition(parties)
+            condition = _party_condition(parties)
             transitions.append(Transition(
                 index=len(transitions), event=f"to_{target.id}", sources=tuple(sources), dest=target.id,
-                label=f"Naar {target.label}", guard=ctx.condition(source, "/spec/moves"), permission="",
-                pointer="/spec/moves", guard_source=source,
+                label=f"Naar {target.label}", guard=ctx.condition(condition, "/spec/moves"), permission="",
+                pointer="/spec/moves", guard_source=condition,
             ))
     used_groups = {s.group for s in chosen}
     workflow = Workflow(

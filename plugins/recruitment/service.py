@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
 from regelwerk.outbox.queue import utc_naive
@@ -17,6 +16,7 @@ from regelwerk_packs.recruitment.actions import mail_candidate
 from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
 from regelwerk_packs.recruitment.mail import resolve_template, resolve_workflow, settings_of
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
+from regelwerk_packs.recruitment.ports import CandidateStore, candidate_store
 from regelwerk_packs.recruitment.retention import (
     RetentionPlan,
     RetentionReport,
@@ -58,9 +58,6 @@ class Recruitment:
         moment: datetime = self.engine.clock()
         return moment
 
-    def _sa(self) -> Any:
-        return self.engine.store
-
     def _require(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any]) -> None:
         decision = self.permissions.check(actor, action, resource_type, dict(resource), {"now": self._now()})
         if not decision.allowed:
@@ -69,6 +66,15 @@ class Recruitment:
     def _audit(self, tx: Any, actor: Actor, action: str, vacancy_id: str, detail: Mapping[str, Any]) -> None:
         tx.rows(vacancy_audit.name).insert({"at": utc_naive(self._now()), "actor": actor.id, "action": action,
                                             "vacancy_id": vacancy_id, "detail": dict(detail)})
+
+    @staticmethod
+    def _candidates(tx: Any) -> CandidateStore:
+        """The pack's store port in this transaction (``UsageError`` on a store without one: memory)."""
+        found = candidate_store(tx)
+        if found is None:
+            raise UsageError("this recruitment query needs a SQL store (the pack's candidate store port)",
+                             hint="use a sqlite:/// or postgresql+psycopg:// store")
+        return found
 
     def vacancy(self, vacancy_id: str) -> dict[str, Any]:
         """A vacancy as plain data (``UsageError`` if unknown)."""
@@ -193,9 +199,7 @@ class Recruitment:
         if who.id not in vacancy["team"]:
             self._require(who, "view", "vacancy", vacancy)
         with self.engine.store.read() as tx:
-            rows = tx.connection.execute(sa.select(candidates).where(candidates.c.vacancy_id == vacancy_id)
-                                         .order_by(candidates.c.applied_at, candidates.c.id)).mappings().all()
-        return [dict(r) for r in rows]
+            return self._candidates(tx).candidates_of_vacancy(vacancy_id)
 
     def send(self, actor: ActorLike, candidate_id: str, template: str) -> str:
         """Send a template by hand (e.g. the general mail); the outbox message id."""
@@ -226,7 +230,7 @@ class Recruitment:
     def retention_overview(self) -> list[dict[str, Any]]:
         """How long candidates have been kept, per status group."""
         with self.engine.store.read() as tx:
-            return overview(tx.connection, self._now())
+            return overview(self._candidates(tx), self._now())
 
     def retention_preview(self, candidate_ids: Sequence[str] | None = None) -> RetentionPlan:
         """What the sweep would delete or ask now (nothing changes)."""
@@ -234,7 +238,7 @@ class Recruitment:
         if policy is None:
             return RetentionPlan("", self._now())
         with self.engine.store.read() as tx:
-            return plan_retention(tx.connection, policy, self._now(), candidate_ids)
+            return plan_retention(self._candidates(tx), policy, self._now(), candidate_ids)
 
     def retention_sweep(self, actor: ActorLike = SYSTEM, chunk: int = 1000) -> RetentionReport:
         """Apply the policy now: delete what is due (in chunks), ask consent renewals; the report."""
@@ -249,8 +253,7 @@ class Recruitment:
         from regelwerk_packs.recruitment.retention import RetentionItem
 
         with self.engine.store.transaction() as tx:
-            rows = tx.connection.execute(sa.select(candidates).where(candidates.c.id.in_(list(candidate_ids)))
-                                         .order_by(candidates.c.id)).mappings().all()
+            rows = self._candidates(tx).candidates_by_id(candidate_ids)
             if preview:
                 return [str(r["id"]) for r in rows]
             now = self._now()
@@ -270,7 +273,7 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     Idempotent: what was deleted is gone, a consent is asked to be renewed once.
     """
     from regelwerk.outbox.queue import to_utc
-    from regelwerk_packs.recruitment.retention import erase_due, next_chunk, retention_rules
+    from regelwerk_packs.recruitment.retention import erase_due
 
     who = Actor.of(actor)
     settings = settings or settings_of(compiled)
@@ -279,35 +282,30 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
         return report
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
     with engine.store.read() as tx:
-        if tx.connection is None:  # a store without the pack's tables (memory) holds no candidates
+        if candidate_store(tx) is None:  # a store without the pack's candidate store (memory): nothing to sweep
             return report
     erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
-    moment = utc_naive(now)
-    for rule, start, _due, renewal in retention_rules(policy, now):
-        if renewal is None:
+    for rule in policy.rules:
+        if rule.renew_before is None or rule.consent is not True:
             continue
         keep = rule.keep.delta()
         asked: set[str] = set()  # guards against a row that still matches after being marked (clock skew)
         while True:
             with engine.store.transaction() as tx:
-                conn = tx.connection
-                rows = [r._mapping for r in next_chunk(conn, renewal, chunk, candidates,
-                                                       start.label("retention_start")) if r.id not in asked]
+                store = Recruitment._candidates(tx)
+                rows = [r for r in store.next_renewals(policy, rule, now, chunk) if r["id"] not in asked]
                 if not rows:
                     break
                 asked.update(r["id"] for r in rows)
-                wanted = sorted({r["vacancy_id"] for r in rows})
-                by_id = {v["id"]: v for v in conn.execute(sa.select(vacancies).where(vacancies.c.id.in_(wanted)))
-                         .mappings()}
+                by_id = store.vacancies_by_id(sorted({r["vacancy_id"] for r in rows}))
                 for candidate in rows:
                     vacancy = by_id[candidate["vacancy_id"]]
                     name = rule.renew_template or resolve_template(compiled, settings, vacancy, "consent_renewal")
                     if name:
                         given = to_utc(candidate["consent_at"]) or now
                         until = (to_utc(candidate["retention_start"]) or now) + keep
-                        mail_candidate(conn, compiled, settings, candidate, vacancy, name, now,
+                        mail_candidate(tx, compiled, settings, candidate, vacancy, name, now,
                                        {"consent": {"given_on": given.date(), "until": until.date()}})
-                conn.execute(candidates.update().where(candidates.c.id.in_(sa.bindparam("ids", expanding=True)))
-                             .values(renewal_requested_at=moment), {"ids": [r["id"] for r in rows]})
+                store.mark_renewal_requested([r["id"] for r in rows], now)
             report.renewals_requested += len(rows)
     return report

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import Actor
 from regelwerk.registry import Registry, SimulationPartSpec, StoryEventSpec
@@ -24,6 +24,9 @@ VACANCY_COLUMNS = ("id", "title", "function", "department", "entity", "manager",
 CANDIDATE_COLUMNS = ("id", "vacancy", "first_name", "last_name", "email", "phone", "applied_on", "consent",
                      "consent_until")
 Result = tuple[str, dict[str, Any]]
+
+if TYPE_CHECKING:
+    from regelwerk_packs.recruitment.ports import CandidateStore
 
 
 # --- story events ---------------------------------------------------------------------------------
@@ -100,9 +103,7 @@ def _consent(sim: Any, candidate: str, until: Any) -> None:
     """Consent (again); with ``until``, the policy's consent period is made to end on that day."""
     from datetime import time
 
-    import sqlalchemy as sa
-    from regelwerk.simulation.context import local_time, naive_utc
-    from regelwerk_packs.recruitment.tables import candidates
+    from regelwerk.simulation.context import local_time
 
     service = recruitment(sim)
     service.give_consent(candidate)
@@ -116,8 +117,7 @@ def _consent(sim: Any, candidate: str, until: Any) -> None:
         return
     start = local_time(end, time(0, 0)) + keep.delta(-1)
     with sim.engine.store.transaction() as tx:
-        tx.connection.execute(sa.update(candidates).where(candidates.c.id == candidate).values(
-            consent_at=naive_utc(start)))
+        _store(tx).set_consent_at(candidate, start)
 
 
 # --- data files -----------------------------------------------------------------------------------
@@ -187,15 +187,25 @@ def read_data(data: Path) -> tuple[list[Any], list[Any]]:
 # --- summary and the nightly retention notes ------------------------------------------------------
 
 
+def _store(tx: Any) -> CandidateStore:
+    """The pack's candidate store in the simulation's (SQL) store transaction."""
+    from regelwerk_packs.recruitment.ports import candidate_store
+
+    store = candidate_store(tx)
+    if store is None:
+        from regelwerk.errors import UsageError
+
+        raise UsageError("the recruitment simulation needs a SQL store")
+    return store
+
+
+
 def summary(sim: Any) -> dict[str, Any]:
     """Vacancies and candidates per status group, counted in the store."""
-    import sqlalchemy as sa
-    from regelwerk_packs.recruitment.tables import candidates, vacancies
-
-    with sim.sa.connect() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(vacancies)).scalar_one()
-        groups = dict(conn.execute(sa.select(candidates.c.status_group, sa.func.count())
-                                   .group_by(candidates.c.status_group)).all())
+    with sim.engine.store.read() as tx:
+        store = _store(tx)
+        count = store.vacancy_count()
+        groups = {row.group: row.candidates for row in store.kept_per_group()}
     return {"vacancies": count, "candidates": {"total": sum(groups.values()), "by_group": dict(sorted(groups.items()))}}
 
 
@@ -222,12 +232,8 @@ def after_tick(sim: Any, tick: Any) -> None:
 
 def retention_summary(sim: Any) -> dict[str, Any]:
     """Candidates deleted under retention (in the store) and consent renewals asked (over all runs)."""
-    import sqlalchemy as sa
-    from regelwerk_packs.recruitment.tables import retention_log
-
-    with sim.sa.connect() as conn:
-        deleted = conn.execute(sa.select(sa.func.count()).select_from(retention_log)
-                               .where(retention_log.c.action != "bulk_delete")).scalar_one()
+    with sim.engine.store.read() as tx:
+        deleted = _store(tx).retention_deletions()
     return {"retention": {"deleted": int(deleted),
                           "renewals_requested": int(sim.totals.get("renewals_requested", 0))}}
 

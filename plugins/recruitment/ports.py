@@ -1,0 +1,127 @@
+"""The recruitment pack's store port: what its service, retention sweep and simulation need of its own tables.
+
+The core's :class:`~regelwerk.store.base.StoreTx` keeps the workflow's rows (instances, history, timers, audit,
+outbox) and erases personal data from them (``erase_personal_data``); simple reads and writes of the pack's
+tables go through ``tx.rows(table)``. What ``Rows`` cannot say (ordered lists, aggregates, the retention
+rules as set-based predicates, chunks locked for update, bulk erasure) is a :class:`CandidateStore`, bound to
+one store transaction and obtained with :func:`candidate_store`. The one implementation,
+:mod:`regelwerk_packs.recruitment.sqlstore`, is the only module of the pack that builds queries; every
+implementation must pass :class:`regelwerk_packs.recruitment.contract.CandidateStoreContract`.
+
+Times are naive UTC, as stored (``regelwerk.outbox.queue.utc_naive``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
+
+from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
+
+__all__ = ["CandidateStore", "DueCandidate", "GroupKept", "RetentionLogRow", "candidate_store"]
+
+
+class DueCandidate(NamedTuple):
+    """A candidate a retention rule acts on: what the sweep, the preview and the anonymous log need."""
+
+    id: str
+    instance_id: str
+    vacancy_id: str
+    status: str
+    status_group: str
+    applied_at: datetime
+    retention_start: datetime
+    """The moment the rule's keeping time counts from (status change, application or consent)."""
+
+
+class GroupKept(NamedTuple):
+    """Candidates of one status group: how many, how many consented, the oldest application."""
+
+    group: str
+    candidates: int
+    with_consent: int
+    oldest_application: datetime | None
+
+
+class RetentionLogRow(TypedDict):
+    """One anonymous ``rw_retention_log`` row: nothing in it identifies the person."""
+
+    at: datetime
+    actor: str
+    action: str
+    policy: str
+    rule: str
+    status: str
+    status_group: str
+    vacancy_id: str | None
+    applied_month: str
+    kept_days: int
+
+
+@runtime_checkable
+class CandidateStore(Protocol):
+    """The pack's tables (vacancies, candidates, questionnaires, retention log) in one store transaction.
+
+    A retention rule is named by the policy and the rule itself: a rule decides for the candidates it
+    matches that no earlier rule of the policy matches (the first matching rule decides). *Due*: the rule's
+    keeping time is over at ``now``. *Renewal*: a consent rule with ``renew_before``, inside that window
+    and not yet asked for this consent.
+    """
+
+    def candidates_of_vacancy(self, vacancy_id: str) -> list[dict[str, Any]]:
+        """The vacancy's candidates (every column), in order of application, then id."""
+
+    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Those of these candidates that exist (every column), by id."""
+
+    def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Those of these vacancies that exist (every column), keyed by id."""
+
+    def vacancy_count(self) -> int:
+        """How many vacancies there are (open or closed)."""
+
+    def kept_per_group(self) -> list[GroupKept]:
+        """Per status group that has candidates: count, with consent, oldest application (by group)."""
+
+    def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                      among: Sequence[str] | None = None) -> list[DueCandidate]:
+        """Every candidate (among these ids, if given) the rule deletes at ``now``, by id (for previews)."""
+
+    def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                    among: Sequence[str] | None = None) -> list[DueCandidate]:
+        """Every candidate the rule asks to renew consent at ``now``, by id (none for a rule without renewal)."""
+
+    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
+        """Up to ``limit`` candidates the rule deletes at ``now``, locked for this transaction (``FOR UPDATE``
+        where the database has it), in no particular order. The caller erases them in the same transaction,
+        so the next call finds the next ones."""
+
+    def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                      limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` candidates (every column, plus ``retention_start``) the rule asks to renew consent
+        at ``now``, locked like :meth:`next_due`; the caller marks them asked in the same transaction."""
+
+    def erase(self, candidate_ids: Sequence[str]) -> int:
+        """Delete these candidates and their questionnaires, set-based (one statement per table); how many
+        candidates went. The workflow's copies go through ``StoreTx.erase_personal_data``."""
+
+    def log_retention(self, rows: Sequence[RetentionLogRow]) -> None:
+        """Append anonymous retention-log rows (one statement)."""
+
+    def retention_deletions(self) -> int:
+        """How many candidates were deleted under a retention policy (logged, not by hand)."""
+
+    def mark_renewal_requested(self, candidate_ids: Sequence[str], at: datetime) -> int:
+        """Record that these candidates were asked to renew consent at ``at`` (one statement); how many."""
+
+    def set_consent_at(self, candidate_id: str, at: datetime) -> int:
+        """Date the candidate's consent (the retention period of consent rules counts from it); how many."""
+
+
+def candidate_store(tx: Any) -> CandidateStore | None:
+    """The pack's :class:`CandidateStore` in this store transaction, or None for a store that is not SQL (the
+    memory store: its candidate rows are reachable only through ``tx.rows``; the retention sweep skips it)."""
+    from regelwerk_packs.recruitment.sqlstore import sql_candidate_store
+
+    return sql_candidate_store(tx)

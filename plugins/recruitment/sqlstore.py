@@ -1,0 +1,183 @@
+"""The SQL :class:`~regelwerk_packs.recruitment.ports.CandidateStore`: the only module of the pack that builds queries.
+
+It runs SQLAlchemy Core statements on the pack's tables (``tables.py``) on the store transaction's
+connection, so they commit or roll back with everything else of that transaction. Each retention rule
+becomes SQL predicates (the first matching rule decides: ``NOT`` the earlier rules' matches); chunks are
+taken with ``LIMIT ... FOR UPDATE`` (PostgreSQL; SQLite serialises writers anyway) and no ORDER BY, and
+erased with one statement per table and chunk (expanding bound parameters, compiled once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from regelwerk.outbox.queue import utc_naive
+from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
+from regelwerk_packs.recruitment.ports import DueCandidate, GroupKept, RetentionLogRow
+from regelwerk_packs.recruitment.tables import candidates, questionnaires, retention_log, vacancies
+
+__all__ = ["SqlCandidateStore", "rule_predicates", "sql_candidate_store"]
+
+_C = candidates.c
+_IDS: Any = sa.bindparam("ids", expanding=True)
+_DUE_COLUMNS = (_C.id, _C.instance_id, _C.vacancy_id, _C.status, _C.status_group, _C.applied_at)
+_OF_VACANCY = sa.select(candidates).where(_C.vacancy_id == sa.bindparam("vacancy_id")).order_by(_C.applied_at, _C.id)
+_BY_ID = sa.select(candidates).where(_C.id.in_(_IDS)).order_by(_C.id)
+_VACANCIES = sa.select(vacancies).where(vacancies.c.id.in_(_IDS))
+_VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
+_PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
+                        sa.func.min(_C.applied_at))
+              .group_by(_C.status_group).order_by(_C.status_group))
+_ERASE_QUESTIONNAIRES = questionnaires.delete().where(questionnaires.c.candidate_id.in_(_IDS))
+_ERASE_CANDIDATES = candidates.delete().where(_C.id.in_(_IDS))
+_MARK_ASKED = candidates.update().where(_C.id.in_(_IDS)).values(renewal_requested_at=sa.bindparam("at"))
+_SET_CONSENT_AT = candidates.update().where(_C.id == sa.bindparam("cid")).values(consent_at=sa.bindparam("at"))
+_RETENTION_DELETIONS = (sa.select(sa.func.count()).select_from(retention_log)
+                        .where(retention_log.c.action != "bulk_delete"))
+
+
+def sql_candidate_store(tx: Any) -> SqlCandidateStore | None:
+    """The store for a SQL store transaction (one with a ``connection``), else None."""
+    connection = getattr(tx, "connection", None)
+    return SqlCandidateStore(connection) if connection is not None else None
+
+
+def _start(rule: RetentionRule) -> Any:
+    if rule.counts_from == "applied":
+        return _C.applied_at
+    if rule.counts_from == "consent":
+        return sa.func.coalesce(_C.consent_at, _C.applied_at)
+    return _C.status_since
+
+
+def _match(rule: RetentionRule) -> Any:
+    parts: list[Any] = []
+    if rule.consent is not None:
+        parts.append(_C.consent.is_(sa.true()) if rule.consent else _C.consent.is_(sa.false()))
+    scope: list[Any] = []
+    if rule.groups:
+        scope.append(_C.status_group.in_(rule.groups))
+    if rule.statuses:
+        scope.append(_C.status.in_(rule.statuses))
+    if scope:
+        parts.append(sa.or_(*scope))
+    return sa.and_(sa.true(), *parts)
+
+
+def rule_predicates(policy: RetentionPolicy, rule: RetentionRule, now: datetime) -> tuple[Any, Any, Any | None]:
+    """``(start column, due predicate, renewal predicate or None)`` of one rule of the policy at ``now``.
+
+    ``due``: the rule decides for the candidate (no earlier rule matches) and the keeping time is over.
+    ``renewal``: consent rules with ``renew_before``: inside the window and not yet asked for this consent.
+    """
+    earlier: list[Any] = []
+    for candidate in policy.rules:
+        if candidate is rule or candidate == rule:
+            break
+        earlier.append(_match(candidate))
+    else:
+        raise ValueError(f"rule {rule.id!r} is not a rule of retention policy {policy.name!r}")
+    match = _match(rule)
+    base = sa.and_(match, sa.not_(sa.or_(*earlier))) if earlier else match
+    start = _start(rule)
+    cutoff = utc_naive(now) - rule.keep.delta()
+    renewal = None
+    if rule.renew_before is not None and rule.consent is True:
+        window = cutoff + rule.renew_before.delta()
+        not_asked = sa.or_(_C.renewal_requested_at.is_(None), _C.renewal_requested_at < start)
+        renewal = sa.and_(base, start > cutoff, start <= window, not_asked)
+    return start, sa.and_(base, start <= cutoff), renewal
+
+
+class SqlCandidateStore:
+    """:class:`~regelwerk_packs.recruitment.ports.CandidateStore` on one SQLAlchemy connection (in a transaction)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, connection: Any) -> None:
+        self._conn = connection
+
+    def candidates_of_vacancy(self, vacancy_id: str) -> list[dict[str, Any]]:
+        """The vacancy's candidates, in order of application, then id."""
+        return [dict(r) for r in self._conn.execute(_OF_VACANCY, {"vacancy_id": vacancy_id}).mappings()]
+
+    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Those of these candidates that exist, by id."""
+        return [dict(r) for r in self._conn.execute(_BY_ID, {"ids": list(candidate_ids)}).mappings()]
+
+    def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Those of these vacancies that exist, keyed by id."""
+        return {r["id"]: dict(r) for r in self._conn.execute(_VACANCIES, {"ids": list(vacancy_ids)}).mappings()}
+
+    def vacancy_count(self) -> int:
+        """How many vacancies there are."""
+        return int(self._conn.execute(_VACANCY_COUNT).scalar_one())
+
+    def kept_per_group(self) -> list[GroupKept]:
+        """Count, with consent and oldest application per status group."""
+        return [GroupKept(r[0], int(r[1]), int(r[2] or 0), r[3]) for r in self._conn.execute(_PER_GROUP)]
+
+    def _listed(self, predicate: Any, start: Any, among: Sequence[str] | None) -> list[DueCandidate]:
+        query = sa.select(*_DUE_COLUMNS, start).where(predicate).order_by(_C.id)
+        if among is not None:
+            query = query.where(_C.id.in_(list(among)))
+        return [DueCandidate._make(r) for r in self._conn.execute(query)]
+
+    def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                      among: Sequence[str] | None = None) -> list[DueCandidate]:
+        """Every candidate the rule deletes at ``now``, by id."""
+        start, due, _renewal = rule_predicates(policy, rule, now)
+        return self._listed(due, start, among)
+
+    def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                    among: Sequence[str] | None = None) -> list[DueCandidate]:
+        """Every candidate the rule asks to renew consent at ``now``, by id."""
+        start, _due, renewal = rule_predicates(policy, rule, now)
+        return self._listed(renewal, start, among) if renewal is not None else []
+
+    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
+        """Up to ``limit`` due candidates, locked for update, in no particular order."""
+        start, due, _renewal = rule_predicates(policy, rule, now)
+        query = sa.select(*_DUE_COLUMNS, start).where(due).limit(limit).with_for_update()
+        return [DueCandidate._make(r) for r in self._conn.execute(query)]
+
+    def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                      limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` candidates to ask for consent renewal (with ``retention_start``), locked for update."""
+        start, _due, renewal = rule_predicates(policy, rule, now)
+        if renewal is None:
+            return []
+        query = (sa.select(candidates, start.label("retention_start")).where(renewal).limit(limit)
+                 .with_for_update())
+        return [dict(r) for r in self._conn.execute(query).mappings()]
+
+    def erase(self, candidate_ids: Sequence[str]) -> int:
+        """Delete the candidates' questionnaires, then the candidates (one statement each)."""
+        params = {"ids": list(candidate_ids)}
+        if not params["ids"]:
+            return 0
+        self._conn.execute(_ERASE_QUESTIONNAIRES, params)
+        return int(self._conn.execute(_ERASE_CANDIDATES, params).rowcount or 0)
+
+    def log_retention(self, rows: Sequence[RetentionLogRow]) -> None:
+        """Append anonymous log rows (executemany)."""
+        if rows:
+            self._conn.execute(retention_log.insert(), list(rows))
+
+    def retention_deletions(self) -> int:
+        """Logged deletions that were not by hand."""
+        return int(self._conn.execute(_RETENTION_DELETIONS).scalar_one())
+
+    def mark_renewal_requested(self, candidate_ids: Sequence[str], at: datetime) -> int:
+        """Set ``renewal_requested_at`` of these candidates (one statement)."""
+        ids = list(candidate_ids)
+        if not ids:
+            return 0
+        return int(self._conn.execute(_MARK_ASKED, {"ids": ids, "at": utc_naive(at)}).rowcount or 0)
+
+    def set_consent_at(self, candidate_id: str, at: datetime) -> int:
+        """Set the candidate's ``consent_at``."""
+        return int(self._conn.execute(_SET_CONSENT_AT, {"cid": candidate_id, "at": utc_naive(at)}).rowcount or 0)

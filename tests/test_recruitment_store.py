@@ -1,0 +1,169 @@
+"""The recruitment pack's store port: its contract on SQLite and PostgreSQL, the memory store without one,
+row locks on PostgreSQL, and no SQL in the pack outside its one implementation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from regelwerk.store.base import Store
+from regelwerk.store.memory import MemoryStore
+from regelwerk.store.sql import SqlStore
+from regelwerk_packs.recruitment.contract import NOW, POLICY, REJECTED, SEEDED, CandidateStoreContract
+from regelwerk_packs.recruitment.ports import candidate_store
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK = ROOT / "plugins" / "recruitment"
+STANDARD = ROOT / "definitions" / "standard" / "recruitment"
+
+
+class TestSqliteCandidateStore(CandidateStoreContract):
+    @pytest.fixture(autouse=True)
+    def _url(self, sqlite_url: str) -> None:
+        self.url = sqlite_url
+
+    def make_store(self) -> Store:
+        return SqlStore(self.url)
+
+
+@pytest.mark.postgres
+class TestPostgresCandidateStore(CandidateStoreContract):
+    @pytest.fixture(autouse=True)
+    def _url(self, pg_url: str) -> None:
+        self.url = pg_url
+
+    def make_store(self) -> Store:
+        return SqlStore(self.url)
+
+
+@pytest.mark.postgres
+def test_a_chunk_stays_locked_until_its_transaction_ends_on_postgresql(pg_url: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    store = SqlStore(pg_url)
+    try:
+        with store.transaction() as tx:
+            for row in SEEDED:
+                tx.rows("rw_candidates").insert(row)
+        with store.transaction() as holder:
+            port = candidate_store(holder)
+            assert port is not None
+            [taken] = port.next_due(POLICY, REJECTED, NOW, 1)
+            for attempt in ("take", "delete"):
+                with pytest.raises(OperationalError, match="lock timeout"), store.transaction() as other:
+                    other.connection.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+                    rival = candidate_store(other)
+                    assert rival is not None
+                    if attempt == "take":
+                        rival.next_due(POLICY, REJECTED, NOW, 5)  # FOR UPDATE waits for the held row
+                    else:
+                        rival.erase([taken.id])
+            assert port.erase([taken.id]) == 1
+        with store.transaction() as tx:  # committed: the next chunk is the other due candidate
+            port = candidate_store(tx)
+            assert port is not None
+            assert [r.id for r in port.next_due(POLICY, REJECTED, NOW, 5)] == [{"c1": "c3", "c3": "c1"}[taken.id]]
+    finally:
+        store.close()
+
+
+def test_the_memory_store_has_no_candidate_store_and_the_sweep_skips_it(registry: Any) -> None:
+    from datetime import UTC, datetime
+
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.errors import UsageError
+    from regelwerk.runtime import Engine
+    from regelwerk_packs.recruitment.service import Recruitment, retention_sweep
+
+    store = MemoryStore()
+    with store.read() as tx:
+        assert candidate_store(tx) is None
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    engine = Engine(compile_bundle(load_bundle(STANDARD), registry), store=store, registry=registry,
+                    clock=lambda: now)
+    report = retention_sweep(engine, engine.bundle, now)
+    assert (report.deleted, report.renewals_requested, report.by_rule) == (0, 0, {})
+    rec = Recruitment(engine)
+    vid = rec.open_vacancy({"id": "bea", "roles": ["beheerder"]}, title="Kok", function="kok", department="keuken",
+                           manager="mo")
+    with pytest.raises(UsageError, match="SQL store"):
+        rec.candidates("mo", vid)
+    with pytest.raises(UsageError, match="SQL store"):
+        rec.retention_overview()
+
+
+# --- no SQL in the pack outside its store implementation ----------------------------------------------------
+
+ALLOWED = {"sqlstore.py", "tables.py"}  # and migrations/, which the scan does not enter
+FORBIDDEN = (
+    ("tx.connection", re.compile(r"\btx\.connection\b")),
+    (".connection.execute", re.compile(r"\.connection\.execute\b")),
+    ("sa.select/update/delete/insert", re.compile(r"\bsa\.(?:select|update|delete|insert)\s*\(")),
+    ("imports sqlalchemy", re.compile(r"^\s*(?:import sqlalchemy\b|from sqlalchemy\b)", re.MULTILINE)),
+)
+
+
+def offences(text: str) -> list[str]:
+    """What a module's source does that only the pack's store implementation may do, with line numbers."""
+    found = []
+    for label, pattern in FORBIDDEN:
+        for match in pattern.finditer(text):
+            found.append(f"{text.count(chr(10), 0, match.start()) + 1}: {label}")
+    return found
+
+
+def test_the_scan_finds_sql() -> None:
+    source = ("import sqlalchemy as sa\n\ndef f(tx):\n"
+              "    tx.connection.execute(sa.select(t))\n    conn.execute(sa.update(t).values(a=1))\n")
+    assert offences(source) == ["4: tx.connection", "4: .connection.execute", "4: sa.select/update/delete/insert",
+                                "5: sa.select/update/delete/insert", "1: imports sqlalchemy"]
+    assert offences((PACK / "sqlstore.py").read_text(encoding="utf-8"))  # the implementation does build queries
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in PACK.glob("*.py") if p.name not in ALLOWED))
+def test_no_sql_outside_the_pack_store(module: str) -> None:
+    problems = offences((PACK / module).read_text(encoding="utf-8"))
+    assert not problems, (f"plugins/recruitment/{module} reaches SQL itself ({', '.join(problems)}): "
+                          "add what it needs to ports.CandidateStore and implement it in sqlstore.py")
+
+
+def test_retention_commands_through_the_port(tmp_path: Path, registry: Any) -> None:
+    """``regelwerk retention overview|preview|apply`` on a SQLite store: the CLI reaches the pack's port."""
+    import json
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+    from regelwerk.bundle import load_bundle
+    from regelwerk.cli import build_cli
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.runtime import Engine
+    from regelwerk.workflows.ports import RoleTable
+    from regelwerk_packs.recruitment.service import Recruitment
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    store = SqlStore(url)
+    then = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)  # long enough ago for the rejected rule at any test date
+    engine = Engine(compile_bundle(load_bundle(STANDARD), registry), store=store, registry=registry,
+                    clock=lambda: then, permissions=RoleTable({"register": ["intake"]}))
+    rec = Recruitment(engine)
+    vid = rec.open_vacancy({"id": "bea", "roles": ["beheerder"]}, title="Kok", function="kok",
+                           department="keuken", manager="mo", team=["tom"])
+    for cid in ("weg", "blijft"):
+        rec.apply(vid, first_name=cid, last_name="Test", email=f"{cid}@example.nl", candidate_id=cid)
+    rec.move("tom", "weg", "rejected")
+    store.close()
+    cli = build_cli()
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["retention", *args, "--store", url, str(STANDARD), "--format", "json"],
+                                    catch_exceptions=False)
+        return json.loads(result.stdout)
+
+    assert {r["group"]: r["candidates"] for r in run("overview")} == {"new": 1, "rejected": 1}
+    assert [(r["candidate"], r["action"]) for r in run("preview")] == [("weg", "delete")]
+    assert run("apply", "--yes")["deleted"] == 1
+    assert {r["group"]: r["candidates"] for r in run("overview")} == {"new": 1}
