@@ -367,7 +367,8 @@ def kinds(fmt: str) -> None:
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the summary.")
 @click.option("--coverage", "coverage_on", is_flag=True,
-              help="Report which states, transitions, guards, table rows and rules the scenarios exercised.")
+              help="Report which states, transitions, guard outcomes (true and false), table rows, rules, permission "
+                   "rules and schedule moments the scenarios exercised.")
 @click.option("--coverage-format", "coverage_fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="The coverage report's format.")
 @click.option("--coverage-file", type=click.Path(dir_okay=False), default=None,
@@ -454,3 +455,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if enabled:
             gc.enable()
     group.main(args=list(argv) if argv is not None else None, prog_name="regelwerk")
+
+
+if __name__ == "__main__":
+    main()

@@ -97,6 +97,10 @@ class Engine:
         self.start = self.runtime.start  # type: ignore[method-assign]
         self.fire = self.runtime.fire  # type: ignore[method-assign]
         self.fire_batch = self.runtime.fire_batch  # type: ignore[method-assign]
+        # the runtime's memory of committed rows, shared (the same objects): the tick's starter marks a definition
+        # version stored once per batch, and the simulation clears both after a rolled-back step
+        self._stored_versions = self.runtime._stored_versions
+        self._cache = self.runtime._cache
 
     @property
     def permissions(self) -> PermissionPort:

@@ -321,7 +321,8 @@ def run_scenario(path: Path, doc: SourceDocument, registry: Registry) -> Scenari
 
 
 def _collect_coverage(ctx: ScenarioContext) -> None:
-    """With coverage on: count the bundle's items and read the workflow transitions from the store."""
+    """With coverage on: count the bundle's items; read the workflow transitions and fired schedule moments from the
+    scenario's store."""
     from regelwerk import coverage
 
     collector = coverage.current()
@@ -336,6 +337,9 @@ def _collect_coverage(ctx: ScenarioContext) -> None:
     store = getattr(engine, "store", None)
     if store is not None:
         collector.hits.update(coverage.workflow_hits(ctx._compiled, store))
+    for target in (engine, ctx.services.get("schedule_store")):
+        if target is not None:
+            collector.hits.update(coverage.schedule_hits(ctx._compiled, target))
 
 
 @dataclass(frozen=True)

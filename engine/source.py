@@ -232,6 +232,20 @@ def dump_yaml(documents: list[Any]) -> str:
     return text
 
 
+def _read_bounded(handle: Any, most: int) -> bytes:
+    """Up to ``most`` bytes, in 1 MiB chunks: ``read(most)`` would allocate ``most`` bytes up front, and the
+    data limit is 256 MiB (a 200 KB story file cost a 256 MiB buffer and seconds of page faults)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < most:
+        chunk = handle.read(min(1 << 20, most - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 def read_source(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
     """Read a file as UTF-8 text without reading more than the size limit."""
     try:
@@ -248,7 +262,7 @@ def read_source(path: str, display: str, limits: Limits = DEFAULT_LIMITS) -> tup
                                      hint="definitions and data are read from regular files only")]
         with os.fdopen(fd, "rb") as handle:
             fd = -1
-            raw = handle.read(limits.max_file_bytes + 1)
+            raw = _read_bounded(handle, limits.max_file_bytes + 1)
     except OSError as exc:
         return None, [Diagnostic("RW009", f"cannot read file: {exc.strerror or exc}", display, 1, 1)]
     finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import yaml
 from click.testing import CliRunner
 from regelwerk import coverage
 from regelwerk.cli import cli
@@ -13,6 +15,8 @@ from regelwerk.decisions.table import DecisionTable
 ROOT = Path(__file__).resolve().parent.parent
 LEAVE = str(ROOT / "tests" / "scenarios" / "workflow" / "leave.scenario.yaml")
 TCK = str(ROOT / "tests" / "scenarios" / "dmn-tck" / "0020-vacation-days")
+PLANNING = str(ROOT / "tests" / "scenarios" / "lms" / "elearning_planning.yaml")
+TALENT = str(ROOT / "tests" / "scenarios" / "talent" / "kalenderjaar.scenario.yaml")
 
 
 def test_coverage_reports_what_ran_and_what_did_not(tmp_path: Path) -> None:
@@ -49,3 +53,76 @@ def test_json_format_and_no_cost_when_off() -> None:
     text = result.output[result.output.index("{"):]
     assert json.loads(text)["percent"] == 100.0
     assert DecisionTable.__dict__["decide"] is original and coverage.current() is None
+
+
+def _coverage_of(tmp_path: Path, *paths: str) -> dict[str, Any]:
+    out = tmp_path / "coverage.json"
+    result = CliRunner().invoke(cli, ["test", "-q", "--coverage-file", str(out), *paths])
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return data
+
+
+def _bundle(report: dict[str, Any], suffix: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(v for k, v in report["bundles"].items() if k.endswith(suffix))
+    return found
+
+
+def _trimmed(tmp_path: Path, scenario: str, keep: int) -> str:
+    """A copy of ``scenario`` with only its first ``keep`` steps, pointing at the same bundle."""
+    source = Path(scenario)
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    doc["spec"]["bundle"] = str((source.parent / doc["spec"].get("bundle", ".")).resolve())
+    doc["spec"]["steps"] = doc["spec"]["steps"][:keep]
+    out = tmp_path / "trimmed" / source.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(out)
+
+
+def test_both_branches_of_every_guard_are_counted(tmp_path: Path) -> None:
+    leave = _bundle(_coverage_of(tmp_path, LEAVE), "workflow/leave")
+    # remind's guard held once and was refused once (the second reminder); auto_approve's only ever held
+    assert leave["Workflow guard branches"]["total"] == 4
+    assert leave["Workflow guard branches"]["uncovered"] == ["leave: auto_approve: requested -> approved [false]"]
+    # without the step where the guard refuses the second reminder, its false branch is untested
+    steps = yaml.safe_load(Path(LEAVE).read_text(encoding="utf-8"))["spec"]["steps"]
+    cut = next(i for i, s in enumerate(steps) if "tweede herinnering" in str(s.get("name", "")))
+    short = _bundle(_coverage_of(tmp_path, _trimmed(tmp_path, LEAVE, cut)), "workflow/leave")
+    assert "leave: remind: requested -> requested [false]" in short["Workflow guard branches"]["uncovered"]
+    assert "leave: remind: requested -> requested [true]" not in short["Workflow guard branches"]["uncovered"]
+
+
+def test_schedule_moments_count_when_the_tick_fired_them(tmp_path: Path) -> None:
+    plans = ["toets-luisteren-teamleiders", "toets-samenwerken-verkoop", "toets-time-management-kees"]
+    full = _bundle(_coverage_of(tmp_path, PLANNING), "lms/planning")["Schedule schedule moments"]
+    assert not any(p in u for u in full["uncovered"] for p in plans)
+    # the items are created a month ahead but only fire (start their workflow) on 1 April
+    steps = yaml.safe_load(Path(PLANNING).read_text(encoding="utf-8"))["spec"]["steps"]
+    before = next(i for i, s in enumerate(steps) if "1 April" in str(s.get("name", "")))
+    early = _bundle(_coverage_of(tmp_path, _trimmed(tmp_path, PLANNING, before)), "lms/planning")
+    assert all(f"{p}: {p}" in early["Schedule schedule moments"]["uncovered"] for p in plans)
+
+
+def test_a_cycles_moments_and_feedback_rounds_are_schedule_moments(tmp_path: Path) -> None:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+
+    compiled = compile_bundle(load_bundle(ROOT / "definitions" / "standard"), load_registry())
+    moments = [c for c in coverage.coverables(compiled) if c.category == "schedule moments"]
+    cycle = [c.item for c in moments if c.kind == "DevelopmentCycle"]
+    assert "beoordelingsgesprek" in cycle and any(m.startswith("feedback/") for m in cycle)
+    # named Schedules count only where a workflow.schedule action uses them (the certificate's reminders)
+    assert sorted(c.item for c in moments if c.kind == "Schedule") == [
+        "certificate-expiry", "certificate-expiry-30d", "certificate-expiry-90d"]
+    whole = _bundle(_coverage_of(tmp_path, TALENT), "talent/kalenderjaar")["DevelopmentCycle schedule moments"]
+    assert whole["covered"] == whole["total"] == 5 and whole["uncovered"] == []
+    # stopped before the feedback requests start: the round's moment and the appraisal are untested
+    steps = yaml.safe_load(Path(TALENT).read_text(encoding="utf-8"))["spec"]["steps"]
+    cut = next(i for i, s in enumerate(steps) if "anna leaves" in str(s.get("name", "")))
+    early = _bundle(_coverage_of(tmp_path, _trimmed(tmp_path, TALENT, cut)), "talent/kalenderjaar")
+    untested = early["DevelopmentCycle schedule moments"]["uncovered"]
+    assert any(u.endswith(": feedback/feedback-voor-beoordeling") for u in untested)
+    assert any(u.endswith(": beoordelingsgesprek") for u in untested)
+    assert not any(u.endswith(": doelstellingsgesprek") for u in untested)

@@ -214,3 +214,62 @@ def test_a_condition_function_that_raises_is_typed_and_recorded(bundle: Compiled
         [incident] = engine.incidents()
         assert (incident.instance_id, incident.event, incident.error_type) == ("g1", "close", "builtins.ValueError")
         assert engine.get("g1").state == "open"
+
+
+DECLARED = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: declared}
+spec:
+  retry: {attempts: 2, backoff: PT2H}
+  states:
+    - id: waiting
+      initial: true
+      after:
+        - {duration: P1D, event: remind}
+    - {id: reminded, final: true, on_enter: [test.remind]}
+  transitions:
+    - {id: remind, from: waiting, to: reminded}
+"""
+
+
+def test_retry_limits_are_declared_in_the_workflow(registry: Registry, tmp_path: Path) -> None:
+    """A workflow's ``retry`` overrides the engine's policy for its own timers; the others keep the engine's."""
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    (tmp_path / "declared.yaml").write_text(DECLARED, encoding="utf-8")
+    (tmp_path / "reminder.yaml").write_text(REMINDER, encoding="utf-8")
+    compiled = compile_bundle(load_bundle(tmp_path), registry)
+    clock = Clock()
+    BROKEN.clear()
+    BROKEN.update({"d", "r"})
+    engine_policy = RetryPolicy(attempts=5, backoff=timedelta(minutes=10))
+    url = f"sqlite:///{tmp_path / 'declared.sqlite'}"
+    with Engine(compiled, store=url, registry=registry, clock=clock, retry=engine_policy, permissions=ALLOW) as eng:
+        eng.start("declared", {}, "hr", "d")
+        eng.start("reminder", {}, "hr", "r")
+        clock.now = T0 + timedelta(days=2)
+        eng.fire_due_timers(clock.now)
+        retry_at = {i.instance_id: i.next_retry_at for i in eng.incidents()}
+        assert retry_at == {"d": clock.now + timedelta(hours=2), "r": clock.now + timedelta(minutes=10)}
+        clock.now += timedelta(hours=2)
+        eng.fire_due_timers(clock.now)
+        by_instance = {i.instance_id: i for i in eng.incidents()}
+        assert by_instance["d"].attempts == 2 and by_instance["d"].next_retry_at is None  # 2 attempts in all
+        assert [t.status for t in eng.timers("d")] == ["failed"]
+        assert by_instance["r"].attempts == 2 and by_instance["r"].next_retry_at is not None  # the engine's 5
+    BROKEN.clear()
+
+
+def test_retry_waits_must_have_a_fixed_length(registry: Registry, tmp_path: Path) -> None:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.diagnostics import DefinitionError
+
+    (tmp_path / "declared.yaml").write_text(DECLARED.replace("backoff: PT2H", "backoff: P1M, max_backoff: PT1H"),
+                                            encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        compile_bundle(load_bundle(tmp_path), registry)
+    codes = [(d.code, d.pointer) for d in caught.value.diagnostics]
+    assert ("RW517", "/spec/retry/backoff") in codes

@@ -236,3 +236,46 @@ def test_which_branches_belong_to_the_organisation_is_a_relation(compiled: Any) 
     assert sorted(r.object for r in ended) == ["max", "zorg-bv"]
     assert not port.check(Actor("max", ("manager",)), "read", "dossier", {"subject": "pim"}).allowed
     assert port.check(Actor("nina", ("manager",)), "read", "dossier", {"subject": "pim"}).allowed
+
+
+def test_closure_index_stays_exact_through_moves_with_shared_sets() -> None:
+    """Direct reports of one manager share one ancestor set; every move (and a cycle) keeps each set exact."""
+    import random
+    from datetime import UTC, datetime
+
+    from regelwerk.permissions import MemoryRelationships
+
+    rnd = random.Random(11)
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    people = [f"p{i}" for i in range(120)]
+    store = MemoryRelationships()
+    manager: dict[str, str] = {}
+    for i, person in enumerate(people[1:], 1):
+        manager[person] = people[rnd.randrange(0, max(1, i // 3))]
+        store.relate("reports_to", person, manager[person])
+
+    def naive(person: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [m for s, m in manager.items() if s == person]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            todo.extend(m for s, m in manager.items() if s == current)
+        seen.discard(person)
+        return seen
+
+    for step in range(60):
+        mover = rnd.choice(people[1:])
+        target = rnd.choice(people)
+        if target == mover:
+            continue
+        store.unrelate("reports_to", mover, manager[mover], at=at)
+        manager[mover] = target  # may make a cycle: the index must stop, not loop, and stay exact elsewhere
+        store.relate("reports_to", mover, target)
+        for person in people:
+            assert set(store.ancestors(person)) == naive(person), (step, person)
+    siblings = [p for p in people if manager.get(p) == manager[people[-1]]]
+    if len(siblings) > 1:  # the same object, not equal copies
+        assert len({id(store.ancestors(p)) for p in siblings if people[-1] not in naive(p)}) <= 2

@@ -148,7 +148,8 @@ MEASURE = """() => {
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_example_reports_are_readable_in_chromium(browser_page: Any, registry: Any, tmp_path: Path,
                                                   example: str) -> None:
-    index = write_report(ROOT / "examples" / example, tmp_path / "report", registry, EXAMPLES[example])
+    bundle = ROOT / "examples" / example
+    index = write_report(bundle, tmp_path / "report", registry, EXAMPLES[example], scenarios=[bundle])
     page = browser_page
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -158,6 +159,7 @@ def test_example_reports_are_readable_in_chromium(browser_page: Any, registry: A
     found = page.evaluate(MEASURE)
     assert found["small"] == [], found["small"][:10]  # no text under 10 px
     assert found["overlaps"] == [], found["overlaps"][:10]  # no label covers another
+    assert page.locator("#getest").count() == 1  # the scenario coverage is part of what was measured
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"report-{example}.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -177,7 +179,8 @@ def test_the_printed_report_has_page_numbers(browser_page: Any, registry: Any, t
         if os.environ.get("CI"):
             pytest.fail("pdftotext missing (apt-get install poppler-utils) -- must not skip in CI")
         pytest.skip("pdftotext is not installed (apt-get install poppler-utils)")
-    index = write_report(ROOT / "examples" / "retail-noorderlicht", tmp_path / "report", registry, date(2027, 3, 1))
+    retail = ROOT / "examples" / "retail-noorderlicht"
+    index = write_report(retail, tmp_path / "report", registry, date(2027, 3, 1), scenarios=[retail])
     browser_page.goto(index.as_uri(), wait_until="load")
     pdf = tmp_path / "rapport.pdf"
     browser_page.emulate_media(media="print")

@@ -54,9 +54,10 @@ def visible_text(page: str) -> str:
 @pytest.fixture(scope="module")
 def reports() -> dict[str, str]:
     registry = load_registry()
-    return {"school": build_report(SCHOOL, registry, date(2026, 10, 1))[0],
-            "retail": build_report(RETAIL, registry, date(2027, 3, 1))[0],
-            "care": build_report(CARE, registry, date(2027, 5, 1))[0]}
+    # with the scenarios' coverage, as `regelwerk report` writes it by default
+    return {"school": build_report(SCHOOL, registry, date(2026, 10, 1), scenarios=[SCHOOL])[0],
+            "retail": build_report(RETAIL, registry, date(2027, 3, 1), scenarios=[RETAIL])[0],
+            "care": build_report(CARE, registry, date(2027, 5, 1), scenarios=[CARE])[0]}
 
 
 @pytest.mark.parametrize("name", ["school", "retail", "care"])
@@ -69,6 +70,8 @@ def test_no_json_pointer_or_raw_json_outside_the_consultant_detail(reports: dict
     assert not re.search(r"\b(le|ge|eq|ne|lt|gt) (True|False|\d)", text)  # conditions in words, not code
     details = re.findall(r"<details class=\"tech\">.*?</details>", page, re.S)
     assert details and all("JSON pointer" in d for d in details)  # the detail is there, folded
+    untested = re.findall(r"<details class=\"tech coverage\">.*?</details>", page, re.S)
+    assert untested and all("Kenmerk" in d for d in untested)  # and the coverage's ids too
 
 
 def test_differences_read_as_sentences(reports: dict[str, str]) -> None:

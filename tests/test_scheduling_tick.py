@@ -132,7 +132,7 @@ def test_workflows_start_once_and_catch_up_policies(compiled: CompiledBundle, db
         with engine.store.engine.connect() as conn:
             events = conn.execute(sa.select(sa.func.count()).select_from(scheduled_events)
                                   .where(scheduled_events.c.event == "start")).scalar_one()
-        assert events == 6
+        assert events == 0  # the six appeared after the first tick: inserted as started, no change to audit
     finally:
         engine.close()
 
@@ -207,3 +207,71 @@ def test_four_processes_tick_at_once_on_postgresql(compiled: CompiledBundle, pg_
     assert sum(1 for r in results if r[1]) >= 2  # the work was shared
     # activated: 400 trajectories + 400 goal-setting conversations (ready), each by one process
     assert sum(r[2] for r in results) == 800
+
+
+def test_items_due_when_they_arise_are_inserted_in_their_final_status(tmp_path: Path, registry: Any) -> None:
+    """A first tick after the due dates: the same statuses as a tick before them and one after, written with one
+    INSERT per item (no planned row updated later, no audit event: nothing changed after creation)."""
+    from regelwerk.scheduling.sources import Plan, PlannedItem
+
+    class Weekly:
+        source_id = "Test/weekly"
+        version = "1"
+
+        def plan(self, employee: Any, now: datetime) -> Plan:
+            items = [PlannedItem(f"w/{policy}/{week}", self.source_id, "reminder", employee.id,
+                                 datetime(2026, 1, 5 + 7 * week, 9, tzinfo=UTC), series=f"w/{policy}", catch_up=policy,
+                                 start_mode=mode, workflow="wf" if mode != "none" else None)
+                     for policy in ("once", "skip", "all") for week in range(4) for mode in ("none",)]
+            items.append(PlannedItem("w/manual", self.source_id, "reminder", employee.id,
+                                     datetime(2026, 1, 29, 9, tzinfo=UTC), start_mode="manual", workflow="wf"))
+            items.append(PlannedItem("w/later", self.source_id, "reminder", employee.id,
+                                     datetime(2026, 3, 1, 9, tzinfo=UTC), start_mode="none"))
+            return Plan(tuple(items))
+
+    bundle = CompiledBundle("t", {("Test", "weekly"): Weekly()}, {}, ())
+    results = []
+    for name, moments in (("two", [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 30, tzinfo=UTC)]),
+                          ("one", [datetime(2026, 1, 30, tzinfo=UTC)])):
+        url = f"sqlite:///{tmp_path / (name + '.sqlite')}"
+        sa_engine = sa.create_engine(url)
+        EmployeeDirectory(sa_engine).setup()
+        EmployeeDirectory(sa_engine).upsert([{"id": "e1"}])
+        summaries = [tick(sa_engine, bundle, moment, collect_keys=True) for moment in moments]
+        with sa_engine.connect() as conn:
+            events = [tuple(r) for r in conn.execute(sa.select(scheduled_events.c.item_key, scheduled_events.c.event))]
+        results.append((dict(stored(url)), summaries[-1], events))
+        sa_engine.dispose()
+    (two, last_of_two, events_two), (one, only, events_one) = results
+    assert one == two
+    assert [one[f"w/once/{w}"] for w in range(4)] == ["skipped", "skipped", "skipped", "active"]
+    assert one["w/manual"] == "ready" and one["w/later"] == "planned"
+    assert (only.skipped, dict(only.activated)) == (last_of_two.skipped, dict(last_of_two.activated)) == (
+        7, {"active": 5, "ready": 1})
+    assert sorted(only.activated_keys) == sorted(last_of_two.activated_keys)
+    assert len(events_two) == 13 and events_one == []  # planned first: 13 status changes; born final: none
+
+
+def test_a_first_tick_after_the_due_dates_starts_each_workflow_once(compiled: CompiledBundle, db_url: str,
+                                                                    registry: Any) -> None:
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(3), PLAN_AT)
+        late = datetime(2027, 4, 2, 8, 0, tzinfo=UTC)
+        summary = tick(engine, compiled, late, collect_keys=True)
+        started = sorted(k for k, s in stored(db_url) if s == "started")
+        assert started and summary.activated["started"] == len(started) == len(engine.instances())
+        assert sorted(summary.activated_keys) == sorted(k for k, s in stored(db_url)
+                                                        if s not in {"planned", "skipped", "cancelled"})
+        with engine.store.engine.connect() as conn:
+            ids = dict(conn.execute(sa.select(scheduled_items.c.key, scheduled_items.c.instance_id)
+                                    .where(scheduled_items.c.status == "started")).all())
+        assert ids == {k: instance_id_for(k) for k in started}
+        assert {i.id for i in engine.instances()} == set(ids.values())
+        again = tick(engine, compiled, late)
+        assert not again.activated and not again.total_created and len(engine.instances()) == len(started)
+        assert again.employees_planned == 0  # the plan stamps were written (their updated_at guard matched)
+    finally:
+        engine.close()

@@ -6,6 +6,7 @@ docs/ is the one served."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class Service:
 
     base: str
     keys: dict[str, str]
+    location: str = ""  # what TenantHub opens: the SQLite data directory or the PostgreSQL app URL
 
     def client(self, who: str) -> httpx.Client:
         """An HTTP client presenting ``who``'s key."""
@@ -51,12 +53,12 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         location = str(tmp_path_factory.mktemp("service") / "data")
         keys = _prepare(location)
         with running_server(location, log=log) as base:
-            yield Service(base, keys)
+            yield Service(base, keys, location)
         return
     with tenant_schema(request.getfixturevalue("pg_server_url")) as (_owner, app):
         keys = _prepare(app)
         with running_server(app, log=log) as base:
-            yield Service(base, keys)
+            yield Service(base, keys, app)
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -199,15 +201,36 @@ def test_batch_answers_what_single_questions_answer(service: Service) -> None:
     with service.client("a") as a:
         for actor in actors:
             batch = a.post("/v1/can/batch", json={"actor": actor, "resources": resources}).json()["results"]
-            for resource, result in zip(resources, batch, strict=True):
+            full = a.post("/v1/can/batch", json={"actor": actor, "resources": resources,
+                                                 "explain": True}).json()["results"]
+            for resource, result, explained in zip(resources, batch, full, strict=True):
                 for action in resource["actions"]:
                     single = a.post("/v1/can", json={"actor": actor, "action": action, "resource": {
                         k: v for k, v in resource.items() if k != "actions"}}).json()
                     assert result["actions"][action]["allowed"] == single["allowed"], (actor, resource, action)
-                    if not single["allowed"]:
-                        assert result["actions"][action]["explain"]["reason"] == single["explain"]["reason"]
+                    assert explained["actions"][action]["allowed"] == single["allowed"]
+                    if not single["allowed"]:  # the deciding rule always; every rule considered when asked
+                        short = result["actions"][action]["explain"]
+                        assert set(short) == {"by", "reason"} and short["by"] == single["explain"]["by"]
+                        assert single["explain"]["reason"].startswith(short["reason"])
+                        assert explained["actions"][action]["explain"]["reason"] == single["explain"]["reason"]
+                        assert "considered" in explained["actions"][action]["explain"]
         assert a.post("/v1/can", json={"actor": MANAGER, "action": "close", "resource": {"type": "reminder"},
                                        "explain": True}).json()["explain"]["by"] != "default"
+
+
+def test_batch_denials_are_audited_once_each_with_actor_and_time(service: Service) -> None:
+    probe = {"id": f"probe-{uuid.uuid4().hex[:8]}", "roles": ["medewerker"]}
+    resources = [{"type": "reminder", "id": f"r{i}", "actions": ["read", "close"]} for i in range(3)]
+    with service.client("a") as a:
+        results = a.post("/v1/can/batch", json={"actor": probe, "resources": resources}).json()["results"]
+    denied = [(r["id"], action) for r in results for action, answer in r["actions"].items() if not answer["allowed"]]
+    assert denied == [(f"r{i}", "close") for i in range(3)]
+    with TenantHub(service.location) as hub:  # the tenant's own store, as the server wrote it
+        rows = [a for a in hub.runtime("a").engine.audit() if a.actor == probe["id"]]
+    assert [(a.action, a.detail["resource_id"], a.detail["action"]) for a in rows] == [
+        ("permission.denied", f"r{i}", "close") for i in range(3)]
+    assert all(a.at is not None for a in rows)
 
 
 def test_openapi_document_is_shipped_current_and_served(service: Service) -> None:

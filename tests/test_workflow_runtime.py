@@ -316,3 +316,73 @@ def test_thread_safety_of_fire(tmp_path: Path, declaration: CompiledBundle, core
     assert errors == []
     assert {r.state for r in eng.instances("declaration")} == {"submitted"}
     eng.close()
+
+
+CHAIN = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: parent}
+spec:
+  start_permission: parent.start
+  data_schema:
+    type: object
+    properties: {child: {type: string}}
+  states:
+    - {id: open, initial: true, after: [{duration: P7D, event: expire}]}
+    - id: expired
+      final: true
+      on_enter:
+        - {action: workflow.fire, with: {event: close, instance_field: data.child}}
+    - {id: done, final: true}
+  transitions:
+    - {id: expire, from: open, to: expired}
+    - id: finish
+      from: open
+      to: done
+      permission: parent.finish
+      actions:
+        - {action: workflow.fire, with: {event: close, instance_field: data.child}}
+---
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: child}
+spec:
+  start_permission: child.start
+  states:
+    - {id: open, initial: true}
+    - {id: closed, final: true}
+  transitions:
+    - {id: close, from: open, to: closed, permission: child.close}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_workflow_fire_chained_from_a_timer_runs_as_the_system(tmp_path: Path, core: Registry, store: str) -> None:
+    """A timer's transition has no person to decide for: its chained fire goes on as the system."""
+    bundle = compile_text(tmp_path, CHAIN, core)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/chain.sqlite"
+    policy = RoleTable({"parent.start": ["medewerker"], "child.start": ["medewerker"],
+                        "parent.finish": ["medewerker"]})  # nobody may close a child by hand
+    clock = Clock()
+    with Engine(bundle, store=url, registry=core, clock=clock, permissions=policy) as eng:
+        eng.start("child", {}, ANNA, "c1")
+        eng.start("parent", {"child": "c1"}, ANNA, "p1")
+        clock.now = T0 + timedelta(days=8)
+        eng.fire_due_timers(clock.now)
+        assert eng.get("p1").state == "expired"
+        assert eng.get("c1").state == "closed"
+        assert [(h.event, h.actor) for h in eng.history("c1")][-1] == ("close", "system")
+        # a person's fire chains as that person, decided by the policy: refused, the child stays open
+        eng.start("child", {}, ANNA, "c2")
+        eng.start("parent", {"child": "c2"}, ANNA, "p2")
+        with pytest.raises(PermissionDenied):
+            eng.fire("p2", "finish", ANNA)
+        assert eng.get("p2").state == "done"  # the parent's own change committed before the chained fire
+        assert eng.get("c2").state == "open"
+    if store == "memory":
+        return
+    # the same store under an engine without any policy: a person's fire is refused
+    with Engine(bundle, store=url, registry=core, clock=clock) as bare:
+        assert bare.runtime.permissions.__class__.__name__ == "NoPolicy"
+        with pytest.raises(PermissionDenied):
+            bare.fire("c2", "close", ANNA)

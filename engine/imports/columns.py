@@ -136,7 +136,18 @@ class ImportSpec:
             try:
                 yield self._convert(item, columns, ignored)
             except ValueError as exc:
-                yield RowProblem(item.row, str(exc))
+                yield RowProblem(item.row, str(exc), self._id_of(item, columns))
+
+    @staticmethod
+    def _id_of(row: RawRow, columns: Sequence[Column | None]) -> str | None:
+        """The id of a row that cannot be converted as a whole, when its id cell can."""
+        for index, column in enumerate(columns):
+            if column is not None and column.id == "id" and index < len(row.values) and not is_blank(row.values[index]):
+                try:
+                    return str(convert(row.values[index], column.type, column.max_length))
+                except ValueError:
+                    return None
+        return None
 
     def _convert(self, row: RawRow, columns: Sequence[Column | None], ignored: Iterable[int]) -> Record:
         values: dict[str, Any] = {}

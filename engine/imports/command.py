@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from regelwerk.cli import ISO_MOMENT
+from regelwerk.imports.absent import ABSENT_CHOICES
 
 __all__ = ["organisation_command"]
 
@@ -20,11 +22,17 @@ __all__ = ["organisation_command"]
               help="Import the valid rows; write the rejected ones with their errors to --rejected.")
 @click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False), default=None,
               help="Where --skip-invalid writes the rejected rows (default: <first file>.afgekeurd.xlsx or .csv).")
+@click.option("--absent", type=click.Choice(list(ABSENT_CHOICES)), default="keep", show_default=True,
+              help="Employees and units the store has and the files do not: keep them, report them, or end them "
+                   "as of the import date (their employment and relations end; nothing is deleted).")
+@click.option("--at", default=None, type=ISO_MOMENT, help="The moment of the import (default now): its date is "
+                                                           "the import date --absent end ends on.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def organisation_command(files: tuple[str, ...], store_url: str, bundle_path: str | None, skip_invalid: bool,
-                         rejected_path: str | None, fmt: str) -> None:
+                         rejected_path: str | None, absent: str, at: str | None, fmt: str) -> None:
     """Import afdelingen, functies, rollen, taken and medewerkers from CSV files (named after what they hold)
-    or the sheets of one XLSX workbook. All rows or none, unless --skip-invalid."""
+    or the sheets of one XLSX workbook. All rows or none, unless --skip-invalid. An import adds and updates;
+    whoever the files leave out stays, unless --absent says otherwise."""
     import sqlalchemy as sa
     from regelwerk.imports.organisation import ENTITIES, import_organisation, write_rejected
     from regelwerk.imports.specs import import_spec
@@ -36,7 +44,13 @@ def organisation_command(files: tuple[str, ...], store_url: str, bundle_path: st
         compiled = load_compiled(bundle_path)
     sa_engine = sa.create_engine(store_url)
     try:
-        result = import_organisation(sa_engine, list(files), compiled=compiled, skip_invalid=skip_invalid)
+        now = None
+        if at is not None:
+            from regelwerk.scheduling.kind import local_moment
+
+            now = local_moment(at)
+        result = import_organisation(sa_engine, list(files), compiled=compiled, skip_invalid=skip_invalid,
+                                     absent=absent, now=now)
     finally:
         sa_engine.dispose()
     written: list[Path] = []
@@ -50,8 +64,9 @@ def organisation_command(files: tuple[str, ...], store_url: str, bundle_path: st
                               ensure_ascii=False))
     else:
         lines = result.lines()
-        for line in lines[:-1]:
-            click.echo(line, err=True)
+        absent_lines = {str(a) for a in result.absent}
+        for line in lines[:-1]:  # rejected rows are problems (stderr); who is absent is a result (stdout)
+            click.echo(line, err=line not in absent_lines)
         click.echo(lines[-1], err=not result.ok)
         for path in written:
             click.echo(f"rejected rows written to {path} (fix them and import that file again)")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from regelwerk.diagnostics import did_you_mean
+from regelwerk.imports.absent import ABSENT_CHOICES, Absent, end_absent, find_absent, import_day
 from regelwerk.imports.columns import HeaderError, ImportSpec, normalise
 from regelwerk.imports.reader import FileError, RowProblem, Sheet, open_tables
 
@@ -105,6 +106,7 @@ class OrganisationResult:
     errors: tuple[Problem, ...] = ()
     rejected: tuple[Rejected, ...] = ()
     written: bool = False
+    absent: tuple[Absent, ...] = ()  # ``absent="report"|"end"``: who and what the store has and the files do not
 
     @property
     def ok(self) -> bool:
@@ -116,7 +118,7 @@ class OrganisationResult:
         return {"written": self.written, "imported": dict(self.imported), "relations_added": self.relations_added,
                 "relations_withdrawn": self.relations_withdrawn, "errors": [e.to_dict() for e in self.errors],
                 "rejected": [{"import": r.entity, "file": r.file, "row": r.row, "errors": list(r.errors)}
-                             for r in self.rejected]}
+                             for r in self.rejected], "absent": [a.to_dict() for a in self.absent]}
 
     def lines(self) -> list[str]:
         """A short text report."""
@@ -124,9 +126,11 @@ class OrganisationResult:
         if not self.written:
             return [str(e) for e in self.errors] + [f"nothing imported ({len(self.errors)} error(s))"]
         out = [f"{r.file} [{r.entity}] row {r.row}: rejected: {'; '.join(r.errors)}" for r in self.rejected]
+        out.extend(str(a) for a in self.absent)
         out.append(f"imported {counts}; relations: {self.relations_added} added, "
                    f"{self.relations_withdrawn} withdrawn" + (f"; {len(self.rejected)} row(s) rejected"
-                                                              if self.rejected else ""))
+                                                              if self.rejected else "")
+                   + (f"; {len(self.absent)} absent from the file" if self.absent else ""))
         return out
 
 
@@ -159,6 +163,7 @@ class _Known:
     employees: dict[str, str | None]  # id -> manager
     role_functions: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> its functions
     functions: dict[str, str | None] = field(default_factory=dict)  # employee -> function
+    ended: set[tuple[str, str]] = field(default_factory=set)  # (kind, id) of units an earlier --absent end ended
 
 
 #: Rows of these imports may repeat an id: a role per function it belongs to, a task per employee it is given to.
@@ -182,6 +187,7 @@ class OrganisationImport:
         self.columns: dict[str, set[str]] = {name: set() for name in ENTITIES}  # the columns the files have
         self._role_map: dict[str, set[str]] = {}
         self.file_errors: list[Problem] = []
+        self.present: set[str] = set()  # the imports a file or sheet was read for
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -224,12 +230,16 @@ class OrganisationImport:
         try:
             self.columns[entity].update(c.id for c in spec.match_header(sheet.header) if c is not None)
             records = spec.records(sheet)
+            self.present.add(entity)
             self.sources.append(_Source(str(path), shown, sheet.name))
             source = len(self.sources) - 1
             target = self.rows[entity]
             for item in records:
                 if isinstance(item, RowProblem):
-                    target.append(_Row(entity, source, item.row, {}, [item.message]))
+                    # a row whose id could be read is rejected as that row (rows naming it say so; it is not
+                    # absent); one without is not known at all
+                    target.append(_Row(entity, source, item.row, {"id": _intern(item.id)} if item.id else {},
+                                       [item.message]))
                 else:
                     values = {k: _intern(v) for k, v in item.values.items()}
                     target.append(_Row(entity, source, item.row, values))
@@ -456,9 +466,12 @@ def _load_known(conn: Any) -> _Known:
 
     units: dict[str, dict[str, tuple[str | None, str | None]]] = {k: {} for k in _UNIT.values()}
     role_functions: dict[str, frozenset[str]] = {}
+    ended: set[tuple[str, str]] = set()
     for kind, ident, parent, manager, attributes in conn.execute(sa.select(
             org_units.c.kind, org_units.c.id, org_units.c.parent, org_units.c.manager, org_units.c.attributes)):
         units.setdefault(kind, {})[ident] = (parent, manager)
+        if (attributes or {}).get("ended_on"):
+            ended.add((kind, ident))
         if kind == "role":
             role_functions[ident] = frozenset((attributes or {}).get("functions") or ([parent] if parent else []))
     people: dict[str, str | None] = {}
@@ -467,7 +480,7 @@ def _load_known(conn: Any) -> _Known:
                                                            employees.c.function)):
         people[ident] = manager
         functions[ident] = function
-    return _Known(units, people, role_functions, functions)
+    return _Known(units, people, role_functions, functions, ended)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -689,17 +702,46 @@ def _write_employees(conn: Any, run: OrganisationImport, managers: Mapping[str, 
     return count
 
 
+def _without(known: _Known, absent: Sequence[Absent]) -> _Known:
+    """What the store holds once the absent are ended: a file row may no longer refer to them (nor to units an
+    earlier ``end`` ended)."""
+    gone: dict[str, set[str]] = {}
+    for item in absent:
+        gone.setdefault(item.kind, set()).add(item.id)
+    for kind, ident in known.ended:
+        gone.setdefault(kind, set()).add(ident)
+    people = gone.get("employee", set())
+    units = {kind: {k: v for k, v in stored.items() if k not in gone.get(kind, set())}
+             for kind, stored in known.units.items()}
+    return _Known(units, {k: v for k, v in known.employees.items() if k not in people},
+                  {k: v for k, v in known.role_functions.items() if k not in gone.get("role", set())},
+                  {k: v for k, v in known.functions.items() if k not in people}, known.ended)
+
+
+def _present_ids(run: OrganisationImport) -> dict[str, set[str]]:
+    """Per unit kind (and ``employee``) of the imports the files hold: every id a row names, valid or not (a
+    rejected row's person is not absent)."""
+    out: dict[str, set[str]] = {}
+    for entity in run.present:
+        out[_UNIT.get(entity, "employee")] = {r.id for r in run.rows[entity] if r.id}
+    return out
+
+
 def import_organisation(sa_engine: Any, paths: Sequence[str | Path], *, compiled: Any = None,
                         skip_invalid: bool = False, now: datetime | None = None,
-                        actor: str = IMPORT_ACTOR) -> OrganisationResult:
+                        actor: str = IMPORT_ACTOR, absent: str = "keep") -> OrganisationResult:
     """Read, check and (when allowed) write an organisation from ``paths`` in one transaction.
 
     ``compiled``: the customer's bundle (its ``Import`` declarations and, to check ``Rechtenniveau``,
     the roles of its permission matrices); without it the standard's declarations apply and any
-    permission role is accepted.
+    permission role is accepted. ``absent``: what happens to employees and units the store has and the files
+    do not (``keep``, ``report`` or ``end``; :mod:`regelwerk.imports.absent`). With ``end`` a row may not
+    refer to what is ended, and a row that cannot be read at all refuses the import (who it was is unknown).
     """
     from regelwerk.imports.specs import import_spec
 
+    if absent not in ABSENT_CHOICES:
+        raise ValueError(f"absent must be one of {', '.join(ABSENT_CHOICES)}, not {absent!r}")
     moment = now or datetime.now(UTC)
     specs = {name: import_spec(name, compiled) for name in ENTITIES}
     access: set[str] | None = None
@@ -712,9 +754,19 @@ def import_organisation(sa_engine: Any, paths: Sequence[str | Path], *, compiled
         return OrganisationResult(empty, errors=tuple(run.file_errors))
     if not any(run.rows.values()):
         return OrganisationResult(empty, errors=(Problem(", ".join(map(str, paths)), "", 0, "no rows to import"),))
+    if absent == "end":
+        unread = [Problem(run.sources[r.source].shown, run.specs[e].label, r.row,
+                          "--absent end: this row cannot be read, so who is absent from the file is not known")
+                  for e in run.present for r in run.rows[e] if not r.id]
+        if unread:
+            return OrganisationResult(empty, errors=tuple(unread))
     setup_tables(sa_engine)
     with sa_engine.begin() as conn:
         known = _load_known(conn)
+        day = import_day(moment, getattr(compiled, "timezone", None))
+        missing = find_absent(conn, _present_ids(run), day) if absent != "keep" else []
+        if absent == "end":
+            known = _without(known, missing)
         run.check(known)
         problems = run.problems()
         if problems and not skip_invalid:
@@ -728,7 +780,9 @@ def import_organisation(sa_engine: Any, paths: Sequence[str | Path], *, compiled
         for ident, (_, _) in known.units["role"].items():
             role_access.setdefault(ident, ())
         added, withdrawn = _write_relations(conn, _desired_relations(run, managers, role_access), moment, actor)
-    return OrganisationResult(counts, added, withdrawn, (), tuple(run.rejected()), True)
+        if absent == "end":
+            missing = end_absent(conn, missing, day, moment, actor)
+    return OrganisationResult(counts, added, withdrawn, (), tuple(run.rejected()), True, tuple(missing))
 
 
 # --- the file of rejected rows -----------------------------------------------------------------

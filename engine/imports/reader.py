@@ -57,6 +57,8 @@ class RowProblem:
 
     row: int
     message: str
+    id: str | None = None
+    """The row's id when that cell could be read (its other cells could not): who the row is about."""
 
 
 @dataclass(frozen=True, slots=True)

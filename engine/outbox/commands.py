@@ -15,13 +15,15 @@ __all__ = ["outbox_group"]
 
 
 def _sa_engine(url: str) -> Any:
+    """The store's engine; an SQL log never shows parameters (the password hashes and invitation digests
+    written while secrets are made on delivery, the mail bodies)."""
     try:
         from regelwerk.store.sql import create_sa_engine
     except ImportError:  # pragma: no cover - the SQL store is part of the core
         import sqlalchemy as sa
 
-        return sa.create_engine(url)
-    return create_sa_engine(url)
+        return sa.create_engine(url, hide_parameters=True)
+    return create_sa_engine(url, hide_parameters=True)
 
 
 @click.group("outbox")

@@ -139,6 +139,16 @@ class Accounts:
             row = self._row(conn, username)
         return self._account(row) if row is not None else None
 
+    def list_accounts(self) -> list[Account]:
+        """Every account, by username (never with a password or its hash)."""
+        import sqlalchemy as sa
+
+        columns = [c for c in self.table.c if c.name != "password_hash"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*columns, (self.table.c.password_hash.is_not(None)).label("has_hash"))
+                                .order_by(self.table.c.username)).mappings().all()
+        return [self._account({**row, "password_hash": True if row["has_hash"] else None}) for row in rows]
+
     def create(self, username: str, *, subject: str, email: str, by: str, now: datetime, name: str | None = None,
                connection: Any = None) -> NewAccount:
         """Create an account with a generated password (its hash stored); the password is returned once."""
@@ -199,6 +209,14 @@ class Accounts:
                  secret: str, now: datetime) -> str:
         from regelwerk.outbox.queue import SECRET_MARKER, enqueue
 
+        # the marker becomes a password (welcome) or a token (reset): a template must show the one its mail
+        # makes and never the other, so a reset token is never shown as a password (or a password as a link)
+        shown, other = ("account.password", "reset.link") if secret.startswith("password:") else (
+            "reset.link", "account.password")
+        used = set(template.fields())
+        if other in used or shown not in used:
+            raise InvalidData(f"template {template.name!r} must show {shown} and not {other} "
+                              f"(it is a {'welcome' if shown == 'account.password' else 'password reset'} mail)")
         scope = {**values, "account": {"username": account["username"], "name": account["name"] or account["username"],
                                        "email": account["email"], "password": SECRET_MARKER}}
         reset = dict(values.get("reset") or {})
@@ -242,10 +260,25 @@ class Accounts:
             ).order_by(self.table.c.username)).mappings().first()
             if row is None:
                 return False
-            extra = dict(values or {})
-            extra["reset"] = {**dict(extra.get("reset") or {}), "base_url": base_url}
-            self._enqueue(conn, template, dict(row), extra, f"reset:{row['username']}", now)
+            self._enqueue_reset(conn, template, dict(row), base_url, values, now)
         return True
+
+    def send_reset(self, username: str, template: Any, *, base_url: str, now: datetime,
+                   values: Mapping[str, Any] | None = None) -> str:
+        """The administrator's reset: queue a reset mail to the account ``username`` (its own address);
+        :class:`InvalidData` when there is no such active account. Returns the outbox message id. The token is
+        made when the mail is delivered, exactly as for :meth:`request_reset`."""
+        with self.engine.begin() as conn:
+            row = self._row(conn, username)
+            if row is None or row["status"] != "active":
+                raise InvalidData(f"no active account {username!r}")
+            return self._enqueue_reset(conn, template, row, base_url, values, now)
+
+    def _enqueue_reset(self, conn: Any, template: Any, row: Mapping[str, Any], base_url: str,
+                       values: Mapping[str, Any] | None, now: datetime) -> str:
+        extra = dict(values or {})
+        extra["reset"] = {**dict(extra.get("reset") or {}), "base_url": base_url}
+        return self._enqueue(conn, template, row, extra, f"reset:{row['username']}", now)
 
     def reset_password(self, token: str, new_password: str, now: datetime) -> Account:
         """Use a reset link once and set the new password (one transaction); the invitation errors

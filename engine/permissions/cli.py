@@ -106,6 +106,9 @@ def render_matrix(path: str, name: str, fmt: str) -> None:
 def register(registry: Registry) -> None:
     """Add the commands; ``render`` may already exist (another area's render subcommands): then join it."""
     registry.add_command(can_command)
+    from regelwerk.permissions.accounts_cli import accounts_group
+
+    registry.add_command(accounts_group)
     existing = registry.commands.get("render")
     if existing is None:
         registry.add_command(render_group)

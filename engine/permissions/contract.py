@@ -104,6 +104,21 @@ class RelationshipsContract:
         assert store.represented_by("bea", T0) == frozenset({"bakkerij"})
         assert store.authored("eva", "doc-1") and not store.authored("eva", "doc-2")
 
+    def test_personal_holders_cover_everyone_with_roles_or_rights(self) -> None:
+        # decisions ask personal() only for holders: a holder missing here would lose their own roles
+        store = self._store()
+        holders = store.personal_holders
+        store.relate("has_role", "eva", "beheerder")
+        store.relate("has_right", "piet", "approve_training", valid_from="2026-03-01")
+        store.relate("reports_to", "kees", "mark")
+        assert "eva" in store.personal_holders and "piet" in store.personal_holders
+        assert "eva" in holders, "personal_holders must stay current as facts are added"
+        for person in ("kees", "mark", "nobody"):
+            assert person in store.personal_holders or store.personal(person, T0) == NO_EXTRAS
+        again: Any = self.reopen(store)
+        if again is not None:
+            assert "eva" in again.personal_holders and "piet" in again.personal_holders
+
     def test_facts_persist(self) -> None:
         store = self._store()
         store.relate("reports_to", "eva", "mark", now=T0)

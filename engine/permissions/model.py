@@ -37,7 +37,11 @@ __all__ = [
 ]
 
 #: Scopes relating the actor to the resource (see the module docs of regelwerk.permissions).
-SCOPES = ("own", "authored", "direct_reports", "all_reports", "department", "organisation", "consent")
+SCOPES = ("own", "authored", "direct_reports", "all_reports", "department", "organisation", "consent",
+          "represented")
+
+#: How far ``represented`` follows ``member_of`` upwards (branch -> region -> organisation ...).
+MAX_UNIT_DEPTH = 16
 
 _EMPTY_RELATIONS = MemoryRelationships()
 
@@ -177,7 +181,7 @@ class _Step:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    steps: tuple[tuple[int, str, Test, Decision], ...]  # denies first, then allows, in document order
+    steps: tuple[_StepRow, ...]  # denies first, then allows, in document order (adjacent pairs fused)
     denies: tuple[_Step, ...]
     allows: tuple[_Step, ...]
     default: Decision
@@ -189,11 +193,17 @@ class _Plan:
 def _person(scope: str, of: str, resource_type: ResourceType) -> str:
     if of:
         return of
+    if scope == "represented":  # the field naming the organisation unit, not a person
+        return resource_type.department_field
     return resource_type.author_field if scope == "authored" else resource_type.subject_field
 
 
 # Step kinds the decision loop evaluates inline (no function call) when a rule is nothing but its scope.
-_GENERIC, _ALWAYS, _OWN, _AUTHORED, _LINE = 0, 1, 2, 3, 4
+_GENERIC, _ALWAYS, _OWN, _AUTHORED, _LINE, _SELF_OR_LINE = 0, 1, 2, 3, 4, 5
+
+# (kind, person field, test, decision, second decision): ``second`` is the fused all_reports step's decision
+# for _SELF_OR_LINE and the step's own decision otherwise.
+_StepRow = tuple[int, str, "Test", "Decision", "Decision"]
 
 
 def _always(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
@@ -245,7 +255,47 @@ def _scope_test(scope: str, field_name: str, resource_type: ResourceType) -> Tes
                 return False
             return rel.consent_link(person, (aid, *sorted(rel.represented_by(aid, now))), now) is not None
         return consent
+    if scope == "represented":
+        def represented(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
+            unit = res.get(field_name)
+            if not isinstance(unit, str) or not unit:
+                return False
+            mine = rel.represented_by(aid, now)
+            return bool(mine) and _within(unit, mine, rel, now)
+        return represented
     raise ValueError(f"unknown scope {scope!r}")
+
+
+def _within(unit: str, organisations: frozenset[str], rel: Any, now: datetime) -> bool:
+    """True when ``unit`` is one of ``organisations`` or part of one through active ``member_of`` relations."""
+    seen = {unit}
+    frontier = [unit]
+    for _ in range(MAX_UNIT_DEPTH):
+        if not organisations.isdisjoint(frontier):
+            return True
+        frontier = [g for u in frontier for g in rel.groups_of(u, now) if g not in seen]
+        if not frontier:
+            return False
+        seen.update(frontier)
+    return False
+
+
+def _fuse(rows: list[_StepRow]) -> tuple[_StepRow, ...]:
+    """Peephole: an ``authored`` allow directly followed by an ``all_reports`` allow on the same person field
+    becomes one _SELF_OR_LINE step (one field lookup, one loop turn). Both are allows and adjacent, so the
+    first that applies still decides, with its own decision; denies are never fused."""
+    out: list[_StepRow] = []
+    i = 0
+    while i < len(rows):
+        kind, field_name, test, decision, _ = rows[i]
+        if (kind == _AUTHORED and i + 1 < len(rows) and rows[i + 1][0] == _LINE
+                and rows[i + 1][1] == field_name and decision.allowed and rows[i + 1][3].allowed):
+            out.append((_SELF_OR_LINE, field_name, test, decision, rows[i + 1][3]))
+            i += 2
+            continue
+        out.append(rows[i])
+        i += 1
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +357,14 @@ class PermissionMatrix:
         res = resource if resource is not None else _NO_RESOURCE
         return self._explained(plan, actor, action, resource_type, res, rel, now, context, field_group)
 
+    def bound(self, resource_type: str, action: str, field_group: str | None = None) -> Callable[..., Decision]:
+        """The matrix's own cached :meth:`decider` for one question (built once, shared by every caller)."""
+        key = (resource_type, action, field_group)
+        fast = self._deciders.get(key)
+        if fast is None:
+            fast = self._deciders[key] = self.decider(resource_type, action, field_group)
+        return fast
+
     def decider(self, resource_type: str, action: str, field_group: str | None = None
                 ) -> Callable[..., Decision]:
         """A compiled decision function for one question, ``fn(actor, resource, relations, now, context=None)``.
@@ -325,7 +383,7 @@ class PermissionMatrix:
                 actor = Actor.of(actor)
             rel = relations if relations is not None else _EMPTY_RELATIONS
             aid = actor.id
-            extra = rel.personal(aid, now)
+            extra = rel.personal(aid, now) if aid in rel.personal_holders else NO_EXTRAS
             if user_rights:
                 mine = tuple(u.right for u in user_rights if u.user == aid and u.active(now))
                 if mine:
@@ -338,9 +396,18 @@ class PermissionMatrix:
             # decides). Inlined with literal kinds: this loop is the hot path of every decision.
             res = resource if resource is not None else _NO_RESOURCE
             get = res.get
-            for kind, field_name, test, decision in plan.steps:
+            for kind, field_name, test, decision, second in plan.steps:
                 if kind == 2:  # _OWN
                     if get(field_name) == aid:
+                        return decision
+                elif kind == 5:  # _SELF_OR_LINE: an authored step fused with the all_reports step after it
+                    person = get(field_name)
+                    if person is not None:
+                        if person == aid:
+                            return decision
+                        if aid in rel.ancestors(person):
+                            return second
+                    elif test(actor, aid, res, rel, now, context):
                         return decision
                 elif kind == 4:  # _LINE
                     person = get(field_name)
@@ -435,7 +502,8 @@ class PermissionMatrix:
                 f" (field group {field_group})" if field_group else "") + " (deny by default)"
         default = Decision(False, {**base, "decision": "deny", "by": "default", "reason": reason,
                                    "candidates": [s.rule.id for s in allows]})
-        steps = tuple((self._kind(s), s.person_field, s.test, s.decision) for s in denies + tuple(allows))
+        steps = _fuse([(self._kind(s), s.person_field, s.test, s.decision, s.decision)
+                       for s in denies + tuple(allows)])
         return _Plan(steps, denies, tuple(allows), default, rt, effective, tuple(all_rights))
 
     # --- explanations --------------------------------------------------------------------------
@@ -510,6 +578,8 @@ class PermissionMatrix:
             text += f", managers of {person}: {sorted(rel.managers_of(person))}"
         elif scope == "all_reports":
             text += f", above {person}: {sorted(rel.ancestors(person))}"
+        elif scope == "represented":
+            text += f", represents: {sorted(rel.represented_by(aid, now))}"
         elif scope == "consent":
             targets = [aid, *sorted(rel.represented_by(aid, now))]
             link = rel.consent_link(person, targets, now)

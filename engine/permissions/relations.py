@@ -23,7 +23,7 @@ carries (a naive ``now`` is UTC). ``withdrawn_at`` is a moment: the relation end
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
@@ -181,6 +181,11 @@ class Relationships(Protocol):
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``(roles_of, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked per decision."""
 
+    #: Everyone who may have per-user roles or rights (``has_role``/``has_right`` facts, active or not),
+    #: kept current as facts are added. A superset is allowed, never a subset: a decision asks
+    #: :meth:`personal` only for people in it, so someone missing here would lose their own roles and rights.
+    personal_holders: Container[str]
+
 
 class _Closure(dict[str, frozenset[str]]):
     """The ancestor index: a missing person has no one above (answered without storing the key), so
@@ -204,7 +209,11 @@ class RelationIndex:
         self._managers: dict[str, dict[str, int]] = {}  # person -> {manager: count of active edges}
         self._children: dict[str, set[str]] = {}
         self._ancestors: _Closure = _Closure()
-        self._by_subject: dict[tuple[str, str], list[Relation]] = {}  # (kind, subject) -> relations
+        # manager -> frozenset({manager} | everyone above the manager): what each of the manager's direct reports
+        # with no other manager has above them, shared by all of them (one set per manager, not per person)
+        self._under: dict[str, frozenset[str]] = {}
+        # kind -> subject -> relations (nested rather than keyed by (kind, subject): no tuple per person)
+        self._by_subject: dict[str, dict[str, list[Relation]]] = {}
         self._consent: dict[tuple[str, str], list[Relation]] = {}
         self._authored: set[tuple[str, str]] = set()
         self._personal: set[str] = set()  # people with has_role / has_right facts
@@ -215,7 +224,7 @@ class RelationIndex:
     def add(self, relation: Relation) -> None:
         """Index a relation (new or loaded from storage)."""
         self.by_id[relation.id] = relation
-        self._by_subject.setdefault((relation.kind, relation.subject), []).append(relation)
+        self._by_subject.setdefault(relation.kind, {}).setdefault(relation.subject, []).append(relation)
         if relation.kind in ("has_role", "has_right"):
             self._personal.add(relation.subject)
         if relation.kind == "consent":
@@ -231,11 +240,12 @@ class RelationIndex:
     def end(self, relation: Relation, ended: Relation) -> None:
         """Replace ``relation`` by its ended form ``ended`` in every index."""
         self.by_id[ended.id] = ended
-        for table, key in ((self._by_subject, (relation.kind, relation.subject)),
-                           (self._consent, (relation.subject, relation.object))):
-            items = table.get(key)
-            if items is not None:
-                table[key] = [ended if r.id == relation.id else r for r in items]
+        by_subject = self._by_subject.get(relation.kind, {})
+        if relation.subject in by_subject:
+            by_subject[relation.subject] = [ended if r.id == relation.id else r for r in by_subject[relation.subject]]
+        key = (relation.subject, relation.object)
+        if key in self._consent:
+            self._consent[key] = [ended if r.id == relation.id else r for r in self._consent[key]]
         if relation.kind == "authored":
             self._authored.discard((relation.subject, relation.object))
         if relation.kind == "reports_to" and relation.withdrawn_at is None:
@@ -261,6 +271,7 @@ class RelationIndex:
             stack.extend(self._children.get(current, ()))
         for node in affected:
             self._ancestors.pop(node, None)
+            self._under.pop(node, None)
         for node in affected:
             self._compute(node, set())
 
@@ -271,8 +282,19 @@ class RelationIndex:
         if person in visiting:  # a cycle in the data: stop rather than loop
             return _EMPTY
         visiting.add(person)
+        managers = self._managers.get(person, {})
+        if len(managers) == 1:  # the common case: share the set with the manager's other direct reports
+            (manager,) = managers
+            shared = self._under.get(manager)
+            if shared is None:
+                shared = frozenset({manager, *self._compute(manager, visiting)})
+                self._under[manager] = shared
+            if person not in shared:  # (in a cycle the person would be above itself: computed on its own)
+                self._ancestors[person] = shared
+                self.recomputed += 1
+                return shared
         result: set[str] = set()
-        for manager in self._managers.get(person, {}):
+        for manager in managers:
             result.add(manager)
             result.update(self._compute(manager, visiting))
         result.discard(person)
@@ -293,7 +315,7 @@ class RelationIndex:
         return self._ancestors.get(person, _EMPTY)
 
     def _objects(self, kind: str, person: str, now: datetime) -> frozenset[str]:
-        items = self._by_subject.get((kind, person))
+        items = self._by_subject.get(kind, {}).get(person)
         if not items:
             return _EMPTY
         return frozenset(r.object for r in items if r.active(now))
@@ -320,12 +342,12 @@ class RelationIndex:
 
     def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user roles."""
-        items = self._by_subject.get(("has_role", person))
+        items = self._by_subject.get("has_role", {}).get(person)
         return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
 
     def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user rights."""
-        items = self._by_subject.get(("has_right", person))
+        items = self._by_subject.get("has_right", {}).get(person)
         return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
 
     def authored(self, person: str, resource: str) -> bool:
@@ -354,6 +376,7 @@ class _IndexedQueries:
     """
 
     index: RelationIndex
+    personal_holders: Container[str]
 
     def _bind(self) -> None:
         index = self.index
@@ -363,6 +386,7 @@ class _IndexedQueries:
         self.consent_link = index.consent_link  # type: ignore[method-assign]
         self.groups_of = index.groups_of  # type: ignore[method-assign]
         self.represented_by = index.represented_by  # type: ignore[method-assign]
+        self.personal_holders = index._personal  # the index's live set: later facts are in it
 
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Per-user roles and rights at ``now``."""

@@ -13,10 +13,11 @@ from regelwerk.permissions.model import PermissionMatrix, Rule
 
 __all__ = ["matrix_rows", "render_html", "render_markdown"]
 
+#: Dutch words for the scopes: the one map the matrix rendering and the sign-off report share.
 SCOPE_LABELS = {
     "own": "eigen", "authored": "eigen aantekening", "direct_reports": "directe medewerkers",
-    "all_reports": "hele lijn eronder", "department": "afdeling", "organisation": "organisatie",
-    "consent": "met toestemming",
+    "all_reports": "hele lijn eronder", "department": "afdeling", "organisation": "hele organisatie",
+    "consent": "met toestemming", "represented": "eigen organisatie(onderdeel)",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from regelwerk.cli import ISO_DATE, format_option
+from regelwerk.coverage import ScenarioRun, run_scenarios
 from regelwerk.registry import Registry
 
 __all__ = ["build_report", "derived_changes", "register", "report_command", "write_report"]
@@ -111,8 +112,13 @@ def _in_use(compiled: Any, changes: Mapping[tuple[str, str], str], root: Path | 
     return frozenset(hidden), [u.replace(".yaml", "") for u in unused]
 
 
-def build_report(path: str | Path, registry: Registry, today: date) -> tuple[str, Any]:
-    """The report page of the bundle at ``path`` and its compiled bundle (``DefinitionError`` if invalid)."""
+def build_report(path: str | Path, registry: Registry, today: date,
+                 scenarios: Sequence[str | Path] | ScenarioRun | None = None) -> tuple[str, Any]:
+    """The report page of the bundle at ``path`` and its compiled bundle (``DefinitionError`` if invalid).
+
+    ``scenarios``: run the scenario files under these paths with coverage on (or take such a run) and show, per
+    definition, what they tested ("Door de scenario's getest"); None leaves coverage out of the report.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     from regelwerk.bundle import load_bundle
@@ -124,6 +130,8 @@ def build_report(path: str | Path, registry: Registry, today: date) -> tuple[str
     from regelwerk.source import to_plain
 
     compiled = compile_bundle(load_bundle(path), registry)
+    tested = scenarios if isinstance(scenarios, ScenarioRun) or scenarios is None else \
+        run_scenarios(scenarios, registry)
     base = load_base(path)
     base_compiled = None
     if base is not None:
@@ -153,12 +161,15 @@ def build_report(path: str | Path, registry: Registry, today: date) -> tuple[str
         base_documents={(d.kind, d.name): to_plain(d.data) for d in (base.documents if base is not None else ())},
         effective_documents={(d.kind, d.name): to_plain(d.data) for d in compiled.documents},
         words=Words(functions=registry.function_table(), labels=_labels(compiled), glossary=glossary),
+        coverage=tested,
     )
     return render_report(data, registry), compiled
 
 
-def write_report(path: str | Path, out_dir: str | Path, registry: Registry, today: date) -> Path:
-    """Build the report and write ``DIR/index.html``; returns the file.
+def write_report(path: str | Path, out_dir: str | Path, registry: Registry, today: date,
+                 scenarios: Sequence[str | Path] | ScenarioRun | None = None) -> Path:
+    """Build the report (with the coverage of ``scenarios``, see :func:`build_report`) and write
+    ``DIR/index.html``; returns the file.
 
     Atomic: the page is built first (a definition error leaves everything as it was), written into a temporary
     directory beside ``DIR`` and moved into place; a previous report is replaced whole, never left truncated.
@@ -167,7 +178,7 @@ def write_report(path: str | Path, out_dir: str | Path, registry: Registry, toda
     import shutil
     import tempfile
 
-    page, _ = build_report(path, registry, today)
+    page, _ = build_report(path, registry, today, scenarios)
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target} is not a directory")
@@ -196,21 +207,35 @@ def write_report(path: str | Path, out_dir: str | Path, registry: Registry, toda
               help="Directory to write index.html into (created when missing; replaced whole).")
 @click.option("--date", "on", default=None, type=ISO_DATE,
               help="Date printed on the report; also picks the work year of the timelines. Default: today.")
+@click.option("--scenarios", "scenario_paths", multiple=True, type=click.Path(exists=True),
+              help="Where the scenarios are whose coverage the report shows (repeatable). Default: PATH itself.")
+@click.option("--no-coverage", is_flag=True, help="Do not run the scenarios; the report shows no coverage.")
 @format_option()
-def report_command(path: str, out_dir: str, on: date | None, fmt: str) -> None:
-    """Write a static HTML report of a bundle's effective configuration for the customer's sign-off."""
+def report_command(path: str, out_dir: str, on: date | None, scenario_paths: Sequence[str], no_coverage: bool,
+                   fmt: str) -> None:
+    """Write a static HTML report of a bundle's effective configuration for the customer's sign-off.
+
+    The bundle's scenarios (the scenario files under PATH, or under --scenarios) are run first, and the report
+    shows per section what they tested; --no-coverage skips that.
+    """
     from regelwerk.cli import echo_json, fail, registry
     from regelwerk.diagnostics import DefinitionError, format_diagnostics
 
+    tested = None if no_coverage else run_scenarios(list(scenario_paths or [path]), registry())
+    if tested is not None and tested.failed:
+        click.echo(f"warning: {len(tested.failed)} of {len(tested.scenarios)} scenarios failed "
+                   f"({', '.join(tested.failed)}); the report says so", err=True)
     try:
-        written = write_report(path, out_dir, registry(), on or date.today())
+        written = write_report(path, out_dir, registry(), on or date.today(), tested)
     except DefinitionError as exc:
         click.echo(format_diagnostics(exc.diagnostics), err=True)
         sys.exit(1)
     except OSError as exc:
         fail(f"cannot write the report to {out_dir}: {exc}", 2)
     if fmt == "json":
-        echo_json({"report": str(written)})
+        echo_json({"report": str(written),
+                   "scenarios": None if tested is None else {"run": len(tested.scenarios),
+                                                             "failed": list(tested.failed)}})
     else:
         click.echo(f"wrote {written}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from regelwerk.coverage import Coverable, ScenarioRun
 from regelwerk.report._text import dutch_date, esc, human_duration, short_json
 from regelwerk.report.diff import DocumentChange, FieldChange
 from regelwerk.report.words import Words, sentence_for
@@ -97,6 +98,9 @@ footer{color:var(--muted);font-size:12px;padding:16px 48px;border-top:1px solid 
 ul.changes{margin:6px 0 10px;padding-left:22px}ul.changes li{margin:3px 0}
 details.tech{margin:8px 0 4px;font-size:13px}details.tech summary{cursor:pointer;color:var(--muted)}
 .unused{color:var(--muted);font-size:13.5px}
+.coverage{margin:12px 0 0;padding:8px 12px;border-top:1px dashed var(--line);background:#fbfcfe}
+.coverage .meta{margin:2px 0}ul.untested{margin:2px 0 6px;padding-left:22px;font-size:13px;color:var(--ink)}
+ul.untested li{margin:2px 0}.coverage-total{font-size:16px;margin:8px 0}
 @page{size:A4;margin:16mm 14mm 18mm;@bottom-right{content:"Pagina " counter(page) " van " counter(pages);
 font-size:10px;color:#5b6b7e;font-family:"Segoe UI","Helvetica Neue",Arial,"Liberation Sans",sans-serif}}
 @media print{html{font-size:12px}body{background:#fff}.page{box-shadow:none;max-width:none}section{break-inside:auto}
@@ -124,6 +128,7 @@ class ReportData:
     base_documents: Mapping[tuple[str, str], Any] = field(default_factory=dict)  # plain data of the base's
     effective_documents: Mapping[tuple[str, str], Any] = field(default_factory=dict)  # ... and the effective ones
     words: Words = field(default_factory=Words)
+    coverage: ScenarioRun | None = None  # the bundle's scenarios run with coverage on; None: not measured
 
 
 class ReportPage:
@@ -139,6 +144,7 @@ class ReportPage:
         self.today = data.today
         self.words = data.words
         self.sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
+        self.coverage_items: dict[tuple[str, str], list[Coverable]] | None = None  # coverable items per definition
 
     def of_kind(self, kind: str) -> dict[str, Any]:
         """The compiled objects of one kind the report shows (the customer uses them), by name."""
@@ -201,8 +207,10 @@ class ReportPage:
             more = (f"<li>en {len(sentences) - 6} andere wijzigingen (zie Afwijkingen)</li>"
                     if len(sentences) > 6 else "")
             note = f'<p class="meta">Anders dan de standaard:</p><ul class="changes">{shown}{more}</ul>'
+        from regelwerk.report.coverage import block
+
         return (f'<div class="item{changed}"{ident} data-kind="{esc(kind)}" data-name="{esc(name)}">'
-                f"<h3>{esc(title or name)}{self.badge(kind, name)}</h3>{note}{body}</div>")
+                f"<h3>{esc(title or name)}{self.badge(kind, name)}</h3>{note}{body}{block(self, kind, name)}</div>")
 
     @staticmethod
     def table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
@@ -367,6 +375,12 @@ def render_report(data: ReportData, registry: Any) -> str:
         page.add(spec.name, spec.title, spec.render(page))
         shown.update(spec.kinds)
     page.add("overig", "Overige onderdelen", others(page, shown))
+    if data.coverage is not None:
+        from regelwerk.report.coverage import overview
+
+        tested = overview(page, shown)
+        if tested:  # right after the differences: what the customer signs was tested this far
+            page.sections.insert(1, ("getest", "Getest met scenario's", tested))
     if data.unused:
         page.add("niet-gebruikt", "Niet in gebruik",
                  '<p class="unused">Deze onderdelen van de standaard gebruikt de klant niet; ze staan niet in dit '

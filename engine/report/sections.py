@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from regelwerk.permissions.render import SCOPE_LABELS
 from regelwerk.registry import Registry, ReportSectionSpec
 
 if TYPE_CHECKING:
@@ -23,9 +24,7 @@ ACTION_WORDS = {"read": "inzien", "write": "wijzigen", "create": "aanmaken", "up
                 "invite": "uitnodigen", "start": "starten", "close": "sluiten", "open": "openen"}
 #: The width a diagram has on the page (the report's content column) before it would need scrolling.
 PAGE_WIDTH = 1080.0
-SCOPE_WORDS = {"own": "eigen", "authored": "eigen aantekening", "direct_reports": "directe medewerkers",
-               "all_reports": "hele lijn eronder", "department": "afdeling", "organisation": "hele organisatie",
-               "consent": "met toestemming"}
+SCOPE_WORDS = SCOPE_LABELS
 
 
 def _legend(wildcards: bool) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Const, FieldRef, Literal, NotOf, NowRef, parse_duration
+from regelwerk.permissions.render import SCOPE_LABELS
 from regelwerk.report._text import dutch_date, human_duration
 
 __all__ = ["CORE_GLOSSARY", "Words", "sentence_for"]
@@ -41,6 +42,8 @@ CORE_GLOSSARY: Mapping[str, str] = {
     "actions_labels": "de namen van de handelingen", "valid_from": "geldig vanaf", "valid_to": "geldig tot en met",
     "calendar": "de werkjaarkalender", "year": "jaar", "user_rights": "toegekend extra recht", "user": "gebruiker",
     "right": "recht", "feedback_rounds": "feedbackronde",
+    "kind:Schedule": "Planning", "kind:Calculation": "Berekening", "kind:Workflow": "Workflow",
+    "kind:DecisionTable": "Beslistabel", "kind:RuleSet": "Regelset", "kind:PermissionMatrix": "Rechtenmatrix",
     # values of the core's enumerations ("=value")
     "=manual": "handmatig", "=automatic": "automatisch", "=none": "geen", "=allow": "toestaan", "=deny": "weigeren",
     "=self": "de medewerker zelf", "=manager": "de leidinggevende", "=first": "de eerste passende regel",
@@ -64,8 +67,7 @@ ANCHORS = {
     "employee.birth_date": "de geboortedatum", "work_year.start": "het begin van het werkjaar",
     "work_year.middle": "het midden van het werkjaar", "work_year.end": "het einde van het werkjaar",
 }
-_SCOPES = {"own": "eigen", "direct_reports": "directe medewerkers", "all_reports": "hele lijn eronder",
-           "department": "afdeling", "organisation": "hele organisatie", "consent": "met toestemming"}
+_SCOPES = SCOPE_LABELS
 
 
 def _yes_no(value: bool) -> str:

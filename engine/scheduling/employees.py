@@ -11,6 +11,7 @@ any row is wrong, the errors are reported with their row numbers and nothing is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ __all__ = [
     "RowError",
     "check_employees",
     "employee_chunks",
+    "employee_columns",
     "import_employees",
     "parse_employee",
     "read_rows",
@@ -135,13 +137,37 @@ def _row_of(facts: EmployeeFacts, now: datetime) -> dict[str, Any]:
     }
 
 
+_EMPTY_JSON: dict[str, Any] = {"[]": (), "{}": {}, "null": None}
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column read as text (:func:`employee_columns`): empty lists and objects without a parse."""
+    if not isinstance(value, str):
+        return value  # a driver that decodes JSON itself (psycopg), or NULL
+    if value in _EMPTY_JSON:
+        empty = _EMPTY_JSON[value]
+        return dict(empty) if isinstance(empty, dict) else empty
+    return json.loads(value)
+
+
+def employee_columns(*raw: str) -> list[Any]:
+    """The columns of ``rw_employees`` to select for :func:`facts_of_row`, the JSON ones as text: most employees
+    have no roles or groups, and the tick reads every employee, so ``[]`` is not parsed a hundred thousand times.
+    ``raw``: more columns read as the driver gives them (the tick's ``updated_at``, only compared again)."""
+    from regelwerk.scheduling.tables import employees
+    from sqlalchemy import Text, type_coerce
+
+    as_text = {"roles", "groups", "attributes", *raw}
+    return [type_coerce(c, Text).label(c.name) if c.name in as_text else c for c in employees.c]
+
+
 def facts_of_row(row: Any) -> EmployeeFacts:
     """An ``EmployeeFacts`` from a ``rw_employees`` row."""
     m = row._mapping if hasattr(row, "_mapping") else row
     return EmployeeFacts(
         id=m["id"], name=m["name"], hire_date=m["hire_date"], leaving_date=m["leaving_date"], function=m["function"],
-        department=m["department"], manager=m["manager"], roles=tuple(m["roles"] or ()),
-        groups=tuple(m["groups"] or ()), attributes=dict(m["attributes"] or {}),
+        department=m["department"], manager=m["manager"], roles=tuple(_json_value(m["roles"]) or ()),
+        groups=tuple(_json_value(m["groups"]) or ()), attributes=dict(_json_value(m["attributes"]) or {}),
     )
 
 
@@ -246,6 +272,7 @@ class ImportResult:
 
     imported: int
     errors: tuple[RowError, ...] = ()
+    absent: tuple[Any, ...] = ()  # ``absent="report"|"end"``: regelwerk.imports.absent.Absent per employee
 
     @property
     def ok(self) -> bool:
@@ -349,12 +376,19 @@ def employee_chunks(path: str | Path, size: int = 1000, spec: Any = None) -> Ite
 
 
 def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
-                     spec: Any = None) -> ImportResult:
+                     spec: Any = None, *, absent: str = "keep", timezone: Any = None) -> ImportResult:
     """Import a CSV/XLSX file: every row is checked first; on any error nothing is written.
 
     ``spec`` is the ``Import`` whose declared columns the file must use (default: the standard's
-    ``employees``, or pass a customer bundle's with its extra attributes).
+    ``employees``, or pass a customer bundle's with its extra attributes). ``absent``: what happens to the
+    stored employees the file does not have (``keep``, ``report``, ``end`` as of the import date in
+    ``timezone``; :mod:`regelwerk.imports.absent`), in the same transaction.
     """
+    from regelwerk.imports.absent import ABSENT_CHOICES, end_absent, find_absent, import_day
+    from regelwerk.imports.organisation import IMPORT_ACTOR
+
+    if absent not in ABSENT_CHOICES:
+        raise ValueError(f"absent must be one of {', '.join(ABSENT_CHOICES)}, not {absent!r}")
     errors: list[RowError] = []
     parsed: list[EmployeeFacts] = []
     for item in _parsed(path, spec):
@@ -366,5 +400,12 @@ def import_employees(directory: EmployeeDirectory, path: str | Path, now: dateti
         errors.append(RowError(1, "the file holds no employees"))
     if errors:
         return ImportResult(0, tuple(errors))
-    directory.upsert(parsed, now)  # one transaction: all rows or none
-    return ImportResult(len(parsed))
+    moment = now or datetime.now(UTC)
+    with directory.sa_engine.begin() as conn:  # one transaction: all rows or none, and who is absent
+        day = import_day(moment, timezone)
+        missing = find_absent(conn, {"employee": {p.id for p in parsed}}, day) if absent != "keep" else []
+        directory.upsert(parsed, moment, connection=conn)
+        if absent == "end":
+            # the relations `import organisation` made for them end too (those the host made are its own)
+            missing = end_absent(conn, missing, day, moment, IMPORT_ACTOR)
+    return ImportResult(len(parsed), absent=tuple(missing))

@@ -198,7 +198,8 @@ def step_expect_items(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Import a CSV/XLSX file of employees (relative to the scenario) into the scenario's store:
-    ``{file, expect?: count, expect_errors?: [text]}`` (all rows or none, as ``regelwerk import employees``)."""
+    ``{file, expect?: count, expect_errors?: [text], absent?: keep|end|report, expect_absent?: [id]}`` (all rows
+    or none, as ``regelwerk import employees``)."""
     from regelwerk.imports.specs import import_spec
     from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
@@ -206,7 +207,8 @@ def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
     if not path.is_relative_to(ctx.file.parent.resolve().parent):
         raise StepFailure(f"{args['file']}: only files beside the scenario's folder can be imported")
     result = import_employees(EmployeeDirectory(_sa_engine(scenario_target(ctx))), path, ctx.now,
-                              import_spec("employees", ctx.compiled))
+                              import_spec("employees", ctx.compiled), absent=str(args.get("absent", "keep")),
+                              timezone=getattr(ctx.compiled, "timezone", None))
     ctx.services["schedule_imported"] = True
     errors = [str(e) for e in result.errors]
     wanted = list(args.get("expect_errors") or [])
@@ -215,6 +217,10 @@ def step_import_employees(ctx: ScenarioContext, args: Any, info: Any) -> None:
         raise StepFailure(f"import errors {errors}, expected {wanted}")
     if "expect" in args and result.imported != args["expect"]:
         raise StepFailure(f"expected {args['expect']} employee(s) imported, got {result.imported}")
+    if "expect_absent" in args:
+        found = sorted(a.id for a in result.absent)
+        if found != sorted(str(i) for i in args["expect_absent"]):
+            raise StepFailure(f"absent: expected {sorted(args['expect_absent'])}, found {found}")
 
 
 def step_use_bundle(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -350,35 +356,49 @@ def _commands() -> list[Any]:
     @click.option("--store", "store_url", required=True, help="Database URL.")
     @click.option("--bundle", "bundle_path", type=click.Path(exists=True), default=None,
                   help="The customer's bundle (its `Import employees` declares extra attributes).")
+    @click.option("--absent", type=click.Choice(["keep", "end", "report"]), default="keep", show_default=True,
+                  help="Stored employees the file does not have: keep them, report them, or end their "
+                       "employment (and imported relations) as of the import date; nothing is deleted.")
+    @click.option("--at", default=None, type=ISO_MOMENT,
+                  help="The moment of the import (default now): its date is the date --absent end ends on.")
     @format_option()
-    def import_command(file: str, store_url: str, bundle_path: str | None, fmt: str) -> None:
-        """Import employees from CSV or XLSX (all rows or none; errors by row number)."""
+    def import_command(file: str, store_url: str, bundle_path: str | None, absent: str, at: str | None,
+                       fmt: str) -> None:
+        """Import employees from CSV or XLSX (all rows or none; errors by row number). An import adds and
+        updates; whoever the file leaves out stays, unless --absent says otherwise."""
         import sqlalchemy as sa
         from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
 
         spec = None
+        timezone = None
         if bundle_path:
             from regelwerk.cli import load_compiled
 
-            spec = import_spec("employees", load_compiled(bundle_path))
+            compiled = load_compiled(bundle_path)
+            spec = import_spec("employees", compiled)
+            timezone = compiled.timezone
         sa_engine = sa.create_engine(store_url)
         try:
             directory = EmployeeDirectory(sa_engine)
             directory.setup()
-            result = import_employees(directory, file, spec=spec)
+            result = import_employees(directory, file, _moment(at), spec=spec, absent=absent, timezone=timezone)
         finally:
             sa_engine.dispose()
         if fmt == "json":
             click.echo(json.dumps({"file": file, "imported": result.imported if result.ok else 0,
-                                   "errors": [str(e) for e in result.errors]}, indent=2, ensure_ascii=False))
+                                   "errors": [str(e) for e in result.errors],
+                                   "absent": [a.to_dict() for a in result.absent]}, indent=2, ensure_ascii=False))
             raise SystemExit(0 if result.ok else 1)
         if not result.ok:
             for error in result.errors:
                 click.echo(f"{file}: {error}", err=True)
             click.echo(f"{file}: nothing imported ({len(result.errors)} error(s))", err=True)
             raise SystemExit(1)
-        click.echo(f"{file}: {result.imported} employee(s) imported")
+        for item in result.absent:
+            click.echo(f"{file}: {item}")
+        click.echo(f"{file}: {result.imported} employee(s) imported"
+                   + (f"; {len(result.absent)} absent from the file" if result.absent else ""))
 
     return [tick_command, schedule_group, import_group]
 
@@ -443,7 +463,10 @@ def register(registry: Registry, plugin: str) -> None:
     registry.add_step(StepSpec("import_employees", plugin, step_import_employees, {
         "type": "object", "required": ["file"], "additionalProperties": False,
         "properties": {"file": {"type": "string"}, "expect": {"type": "integer"},
-                       "expect_errors": {"type": "array", "items": {"type": "string"}}},
+                       "expect_errors": {"type": "array", "items": {"type": "string"}},
+                       "absent": {"enum": ["keep", "end", "report"],
+                                  "description": "What happens to stored employees the file does not have."},
+                       "expect_absent": {"type": "array", "items": {"type": "string"}}},
     }, "import employees from a CSV/XLSX file into the scenario's store"))
     registry.add_step(StepSpec("use_bundle", plugin, step_use_bundle, {"type": "string"},
                                "switch to another bundle (a definition change between ticks)"))

@@ -10,10 +10,12 @@ plus ``next_due``: when the same employee must be planned again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from regelwerk.frozen import FrozenDict
 
 if TYPE_CHECKING:
     from regelwerk.scheduling.employees import EmployeeFacts
@@ -66,9 +68,13 @@ class PlannedItem:
             "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
             "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
             "workflow": self.workflow, "instance_id": None, "version": self.version,
-            "payload": json.dumps(dict(self.payload), sort_keys=True, separators=(",", ":"), default=str),
+            "payload": _PAYLOAD.encode(dict(self.payload)),
             "created_at": stamp, "updated_at": stamp,
         }
+
+
+#: How payloads are written (one encoder: ``json.dumps`` with options builds a new one per call).
+_PAYLOAD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +133,32 @@ def plan_with(source: Any, employees: Sequence[EmployeeFacts], now: datetime, di
     return list(batch(employees, now))
 
 
+# What a compiled bundle's (frozen, so unchanging) objects hold, found once: the tick asks every day, and a
+# Protocol isinstance check over every object is costly. Bounded; only frozen mappings are remembered.
+_FOUND: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
+
+
+def _found(what: str, objects: Any, compute: Callable[[], list[Any]]) -> list[Any]:
+    key = (what, id(objects))
+    hit = _FOUND.get(key)
+    if hit is not None and hit[0] is objects:
+        return list(hit[1])
+    result = compute()
+    if isinstance(objects, FrozenDict):
+        if len(_FOUND) >= 64:
+            _FOUND.clear()
+        _FOUND[key] = (objects, result)
+    return list(result)
+
+
 def item_sources(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list[ItemSource]:
     """The item sources among compiled objects, sorted by ``source_id``."""
-    values = objects.values() if isinstance(objects, Mapping) else objects
-    found = {obj.source_id: obj for obj in values if isinstance(obj, ItemSource)}
-    return [found[k] for k in sorted(found)]
+    def compute() -> list[Any]:
+        values = objects.values() if isinstance(objects, Mapping) else objects
+        found = {obj.source_id: obj for obj in values if isinstance(obj, ItemSource)}
+        return [found[k] for k in sorted(found)]
+
+    return _found("sources", objects, compute)
 
 
 @runtime_checkable
@@ -150,6 +177,9 @@ class TickTask(Protocol):
 
 def tick_tasks(objects: Mapping[tuple[str, str], Any] | Iterable[Any]) -> list[TickTask]:
     """The tick tasks among compiled objects, sorted by ``task_id``."""
-    values = objects.values() if isinstance(objects, Mapping) else objects
-    found = {obj.task_id: obj for obj in values if isinstance(obj, TickTask)}
-    return [found[k] for k in sorted(found)]
+    def compute() -> list[Any]:
+        values = objects.values() if isinstance(objects, Mapping) else objects
+        found = {obj.task_id: obj for obj in values if isinstance(obj, TickTask)}
+        return [found[k] for k in sorted(found)]
+
+    return _found("tasks", objects, compute)

@@ -57,8 +57,10 @@ class TickSummary:
     timers_fired: int = 0
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
-    #: ``(item_type, payload)`` of every item activated (started, active, ready), with ``collect_activated``
-    activated_items: list[tuple[str, str]] = field(default_factory=list)
+    #: With ``collect_activated``: how many items were activated (started, active, ready) per
+    #: ``(item_type, label, due_date)`` read from their payloads (a count, not the payloads: a first tick of a
+    #: large organisation activates hundreds of thousands of items)
+    activated_items: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     @property
     def total_created(self) -> int:
@@ -161,8 +163,8 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
         sources = item_sources(compiled.objects)
         if resolved.sa_engine is not None:
             if sources:
-                _plan_phase(resolved.sa_engine, sources, plan_stamp(sources, compiled.version), now, batch_size,
-                            summary, progress, actor, collect_keys)
+                _plan_phase(resolved, sources, plan_stamp(sources, compiled.version), now, batch_size,
+                            summary, progress, actor, collect_keys, collect_activated)
             _activate_phase(resolved, now, batch_size, summary, progress, actor, collect_keys, collect_activated)
         if resolved.workflow_engine is not None:
             fired = resolved.workflow_engine.fire_due_timers(now)
@@ -200,16 +202,19 @@ def _stale_employees(version: str, now_naive: datetime) -> Any:
     return or_(emp.c.plan_version.is_(None), emp.c.plan_version != version, emp.c.next_due <= now_naive)
 
 
-def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
-                summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool) -> None:
+def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
+                summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
+                collect_activated: bool = False) -> None:
     from regelwerk.scheduling.directory import StoreDirectory
-    from regelwerk.scheduling.employees import dialect_insert, facts_of_row
+    from regelwerk.scheduling.employees import dialect_insert, employee_columns, facts_of_row
     from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.scheduling.workflows import unit_of_work
     from regelwerk.tenancy.rls import conflict_columns
-    from sqlalchemy import bindparam, func, select, update
+    from sqlalchemy import String, bindparam, func, select, type_coerce, update
 
+    sa_engine = target.sa_engine
     now_naive = _naive(now)
     stale = _stale_employees(version, now_naive)
     with sa_engine.connect() as conn:
@@ -219,12 +224,19 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
     pg = sa_engine.dialect.name == "postgresql"
     done = 0
     last_id = ""
-    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), emp.c.updated_at == bindparam("b_seen"))
+    # SQLite keeps time stamps as text: the guard compares updated_at as read, without parsing and formatting a
+    # hundred thousand of them in Python (PostgreSQL's driver converts them natively)
+    raw = () if pg else ("updated_at",)
+    seen = (emp.c.updated_at == bindparam("b_seen")) if pg else (
+        type_coerce(emp.c.updated_at, String) == type_coerce(bindparam("b_seen"), String))
+    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), seen)
                     .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next")))
     while True:
-        with sa_engine.begin() as conn:
+        with unit_of_work(sa_engine, target.workflow_engine) as unit:
+            conn = unit.connection
             _take_write_lock(conn)
-            query = select(emp).where(stale, emp.c.id > last_id).order_by(emp.c.id).limit(batch_size)
+            query = (select(*employee_columns(*raw)).where(stale, emp.c.id > last_id).order_by(emp.c.id)
+                     .limit(batch_size))
             if pg:
                 query = query.with_for_update(skip_locked=True, of=emp)
             rows = conn.execute(query).all()
@@ -266,9 +278,15 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             present = {k for k, _, _ in found}
             values = [row for key, row in desired.items() if key not in present]  # only what is new
             if values:
+                # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
+                # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
+                # with is no change: rw_scheduled_events audits the changes after creation)
+                _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
+                              collect_activated)
+                starts = [v for v in values if v["status"] == "started"]
                 # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
-                target = conflict_columns(conn, ["key"])
-                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=target)
+                conflict = conflict_columns(conn, ["key"])
+                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
                 if collect_keys or pg:
                     # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
                     result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
@@ -276,13 +294,19 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
                     summary.created.update(t for _, t in created)
                     if collect_keys:
                         summary.created_keys.extend(k for k, _ in created)
+                    if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
+                        inserted = {k for k, _ in created}
+                        starts = [v for v in starts if v["key"] in inserted]
                 else:
-                    # SQLite: plain executemany (no RETURNING) is faster; sqlite3 sums the rowcount per type
+                    # SQLite: plain executemany (no RETURNING) is faster; sqlite3 sums the rowcount per type.
+                    # The batch holds the database's write lock and read the employees' keys: all are new.
                     by_type: dict[str, list[dict[str, Any]]] = {}
                     for value in values:
                         by_type.setdefault(value["item_type"], []).append(value)
                     for item_type, group in sorted(by_type.items()):
                         summary.created[item_type] += max(conn.execute(stmt, group).rowcount, 0)
+                if starts:
+                    _start_new(target, unit, starts, now)
             for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
                 if keys:
                     _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
@@ -300,6 +324,105 @@ def _plan_phase(sa_engine: Any, sources: Sequence[Any], version: str, now: datet
             summary.employees_planned += len(rows)
         if progress is not None:
             progress("plan", done, total)
+
+
+def _final_status(row: Mapping[str, Any], now_naive: datetime, latest: Mapping[str, datetime],
+                  can_start: bool) -> tuple[str, str]:
+    """``(status, audit event)`` of a due item: skipped (caught up), active, ready or started."""
+    late = row["due_at"] < now_naive - timedelta(seconds=row["grace_seconds"])
+    if late and (row["catch_up"] == "skip" or (
+            row["catch_up"] == "once" and row["due_at"] < latest.get(row["series"], row["due_at"]))):
+        return "skipped", "skip"
+    if row["start_mode"] == "none" or not row["workflow"]:
+        return "active", "activate"
+    if row["start_mode"] == "manual" or not can_start:
+        return "ready", "ready"
+    return "started", "start"
+
+
+def _latest_of_late_series(conn: Any, rows: Sequence[Mapping[str, Any]], now_naive: datetime,
+                           extra: Sequence[Mapping[str, Any]] = ()) -> dict[str, datetime]:
+    """For ``catch_up: once``: the latest due moment (up to now) of every series with a late item in ``rows``,
+    over the stored items and ``extra`` (items of the same transaction not yet stored)."""
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from sqlalchemy import func, select
+
+    late_once = {r["series"] for r in rows if r["catch_up"] == "once"
+                 and r["due_at"] < now_naive - timedelta(seconds=r["grace_seconds"])}
+    if not late_once:
+        return {}
+    found = conn.execute(select(items.c.series, func.max(items.c.due_at))
+                         .where(items.c.series.in_(sorted(late_once)), items.c.due_at <= now_naive)
+                         .group_by(items.c.series)).all()
+    latest: dict[str, datetime] = {s: d for s, d in found}
+    for r in extra:
+        series = r["series"]
+        if series in late_once and r["due_at"] <= now_naive and (series not in latest or r["due_at"] > latest[series]):
+            latest[series] = r["due_at"]
+    return latest
+
+
+def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, can_start: bool,
+                  summary: TickSummary, collect_keys: bool, collect_activated: bool) -> None:
+    """Give the new rows that are due their final status (what the activate phase would give them in the same
+    tick); a row to start gets ``started`` and its instance id here, its workflow is started by
+    :func:`_start_new` once the rows are written."""
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    due = [v for v in values if v["due_at"] <= now_naive]
+    if not due:
+        return
+    latest = _latest_of_late_series(conn, due, now_naive, due)
+    for row in due:
+        status, _ = _final_status(row, now_naive, latest, can_start)
+        row["status"] = status
+        if status == "started":
+            row["instance_id"] = instance_id_for(str(row["key"]))
+        if status == "skipped":
+            summary.skipped += 1
+            continue
+        summary.activated[status] += 1
+        if collect_keys:
+            summary.activated_keys.append(row["key"])
+        if collect_activated:
+            summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
+
+
+def activated_label(item_type: str, payload: str | None) -> tuple[str, str, str]:
+    """``(item_type, label, due_date)`` of an item's payload: its moment's label (or name) and its due date."""
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    label = str(data.get("label") or data.get("moment") or "moment") if item_type == "moment" else item_type
+    return item_type, label, str(data.get("due_date") or "")
+
+
+def _start_new(target: _Target, unit: Any, starts: list[dict[str, Any]], now: datetime) -> None:
+    """Start the workflows of new rows written as ``started`` (in the batch's transaction, as the activate phase
+    does); a starter that names another instance than the deterministic one has its id written back."""
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from sqlalchemy import bindparam, update
+
+    starter = target.starter
+    assert starter is not None
+    prepare = getattr(starter, "prepare", None)
+    if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
+        prepare(unit, starts)
+    moved: dict[str, str] = {}
+    for row in starts:
+        instance = starter(unit, row, now)
+        if instance != row["instance_id"]:
+            moved[str(row["key"])] = instance
+    finish = getattr(starter, "finish", None)
+    if finish is not None:
+        finish(unit)
+    if moved:
+        unit.connection.execute(update(items).where(items.c.key == bindparam("b_key"))
+                                .values(instance_id=bindparam("b_instance")),
+                                [{"b_key": k, "b_instance": v} for k, v in moved.items()])
 
 
 def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime, actor: Actor, event: str,
@@ -346,38 +469,25 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
             rows = [dict(r._mapping) for r in conn.execute(query).all()]
             if not rows:
                 break
-            late_once = {r["series"] for r in rows if r["catch_up"] == "once"
-                         and r["due_at"] < now_naive - timedelta(seconds=r["grace_seconds"])}
-            latest: dict[str, datetime] = {}
-            if late_once:
-                found = conn.execute(select(items.c.series, func.max(items.c.due_at))
-                                     .where(items.c.series.in_(sorted(late_once)), items.c.due_at <= now_naive)
-                                     .group_by(items.c.series)).all()
-                latest = {s: d for s, d in found}
+            latest = _latest_of_late_series(conn, rows, now_naive)
             prepare = getattr(target.starter, "prepare", None)
             if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
                 prepare(unit, [r for r in rows if r["start_mode"] not in ("none", "manual") and r["workflow"]])
             changes, audit = [], []
             for row in rows:
-                late = row["due_at"] < now_naive - timedelta(seconds=row["grace_seconds"])
                 instance = None
-                if late and (row["catch_up"] == "skip" or (
-                        row["catch_up"] == "once" and row["due_at"] < latest.get(row["series"], row["due_at"]))):
-                    status, event = "skipped", "skip"
-                    summary.skipped += 1
-                elif row["start_mode"] == "none" or not row["workflow"]:
-                    status, event = "active", "activate"
-                elif row["start_mode"] == "manual" or target.starter is None:
-                    status, event = "ready", "ready"
-                else:
+                status, event = _final_status(row, now_naive, latest, target.starter is not None)
+                if status == "started":
+                    assert target.starter is not None
                     instance = target.starter(unit, row, now)
-                    status, event = "started", "start"
+                elif status == "skipped":
+                    summary.skipped += 1
                 if status != "skipped":
                     summary.activated[status] += 1
                     if collect_keys:
                         summary.activated_keys.append(row["key"])
                     if collect_activated:
-                        summary.activated_items.append((row["item_type"], row["payload"]))
+                        summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
                 changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
                 audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                               "detail": json.dumps({"instance": instance} if instance else {})})

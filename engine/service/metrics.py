@@ -38,6 +38,12 @@ class Metrics:
         """One permission decision."""
         self.decisions[allowed] += 1
 
+    def decisions_made(self, allowed: int, denied: int) -> None:
+        """A batch's decisions, counted at once."""
+        with self._lock:
+            self.decisions[True] += allowed
+            self.decisions[False] += denied
+
     def tick(self, seconds: float) -> None:
         """One tick through the API."""
         with self._lock:

@@ -70,6 +70,8 @@ class BatchCanIn(_Strict):
     context: dict[str, Any] = Field(default_factory=dict)
     at: datetime | None = None
     matrix: str | None = None
+    explain: bool = Field(default=False, description="explain every denial in full (every rule considered); "
+                                                     "by default a denial names its deciding rule and reason")
 
 
 class DecideIn(_Strict):

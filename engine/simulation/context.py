@@ -66,13 +66,17 @@ def naive_utc(moment: datetime) -> datetime:
 class SimulationPermissions:
     """The simulation's permission port: the bundle's matrices that declare the resource type decide.
 
-    No matrix declares it: allowed (like the engine's default). Several do: allowed when one allows.
-    ``ports`` maps each ``PermissionMatrix`` name to its ``MatrixPermissions``.
+    Deny by default, like every other path: a resource type no matrix declares is refused (and
+    audited). Several matrices declare it: allowed when one allows; a refusal is explained by the first
+    and audited once, not once per matrix. ``ports`` maps each ``PermissionMatrix`` name to its
+    ``MatrixPermissions``.
     """
 
     def __init__(self, compiled: Any, relations: Any, audit: Any, clock: Callable[[], datetime]) -> None:
         from regelwerk.permissions.adapter import MatrixPermissions
 
+        self.audit = audit
+        self.clock = clock
         self.ports = {name: MatrixPermissions(matrix, relations, audit=audit, clock=clock)
                       for name, matrix in sorted(compiled.of_kind("PermissionMatrix").items())}
 
@@ -87,14 +91,29 @@ class SimulationPermissions:
 
         names = self.declaring(resource_type)
         if not names:
-            return Decision(True, {"rule": "no matrix declares " + resource_type})
-        first = None
-        for name in names:
-            decision = self.ports[name].check(actor, action, resource_type, resource, context)
+            who = Actor.of(actor)
+            now = context.get("now") or self.clock()
+            declared = sorted({r for port in self.ports.values() for r in port.matrix.resources})
+            reason = (f"no PermissionMatrix of the bundle declares resource type {resource_type!r} "
+                      f"(deny by default); declared: {', '.join(declared) or 'none'}")
+            explain = {"decision": "deny", "by": "default", "resource": resource_type, "action": action,
+                       "actor": who.id, "reason": reason}
+            if self.audit is not None:
+                self.audit({"at": now, "actor": who.id, "action": "permission.denied",
+                            "instance_id": context.get("instance_id"),
+                            "detail": {"action": action, "resource_type": resource_type,
+                                       "resource_id": (resource or {}).get("id"), "roles": list(who.roles),
+                                       "by": "default", "reason": reason, "matrix": None}})
+            return Decision(False, explain)
+        for name in names:  # a quiet first pass: the first allow decides, nothing audited
+            port = self.ports[name]
+            now = context.get("now") or self.clock()
+            decision = port.matrix.decide(actor, action, resource_type, resource, port.relationships, now, context,
+                                          field_group=context.get("field_group"))
             if decision.allowed:
                 return decision
-            first = first or decision
-        return first
+        # every matrix refused: the first explains and audits, once
+        return self.ports[names[0]].check(actor, action, resource_type, resource, context)
 
 
 class SimulationContext:

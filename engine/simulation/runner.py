@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from regelwerk.errors import RegelwerkError, UsageError
+from regelwerk.scheduling.tick import activated_label
 from regelwerk.simulation.context import (
     EVENT_TIME,
     IMPORT_ACTOR_ID,
@@ -331,32 +332,13 @@ def _plural(item_type: str, n: int) -> str:
     return one if n == 1 else many
 
 
-def _activated_labels(items: list[tuple[str, str]], day: str) -> dict[str, int]:
+
+def _activated_labels(items: Mapping[tuple[str, str, str], int], day: str) -> dict[str, int]:
     """The activated items per label; an item that appears before it is due shows both dates."""
     counts: Counter[str] = Counter()
-    for item_type, payload in items:
-        label = _item_label(item_type, payload)
-        due = _due_date(payload)
-        counts[f"{label} (due {due})" if due and due > day else label] += 1
+    for (_item_type, label, due), n in items.items():
+        counts[f"{label} (due {due})" if due and due > day else label] += n
     return dict(counts)
-
-
-def _due_date(payload: str) -> str:
-    try:
-        data = json.loads(payload or "{}")
-    except ValueError:
-        return ""
-    return str(data.get("due_date") or "") if isinstance(data, dict) else ""
-
-
-def _item_label(item_type: str, payload: str) -> str:
-    if item_type == "moment":
-        try:
-            data = json.loads(payload or "{}")
-        except ValueError:
-            data = {}
-        return str(data.get("label") or data.get("moment") or "moment")
-    return item_type
 
 
 # --- the summary (the state of the store) ---------------------------------------------------------
@@ -382,7 +364,7 @@ def summarise(run: _Run) -> dict[str, Any]:
         by_status: Counter[str] = Counter()
         for payload, status in conn.execute(sa.select(scheduled_items.c.payload, scheduled_items.c.status)
                                             .where(scheduled_items.c.item_type == "moment")):
-            by_type[_item_label("moment", payload)] += 1
+            by_type[activated_label("moment", payload)[1]] += 1
             by_status[status] += 1
         out["moments"] = {"total": int(per_type.get("moment", 0)), "by_type": dict(sorted(by_type.items())),
                           "by_status": dict(sorted(by_status.items()))}

@@ -121,6 +121,9 @@ class StoreTx(Protocol):
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""
 
+    def add_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Append several audit rows in order (one statement where the driver allows: executemany)."""
+
     def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
         """Audit rows (of one instance, if given), oldest first."""
 

@@ -344,6 +344,23 @@ class StoreContract:
             only = tx.audit("i1")
         assert len(only) == 1 and only[0].actor == "anna" and only[0].detail == {"action": "approve"}
 
+    def test_audit_rows_in_bulk_keep_their_order_and_roll_back(self) -> None:
+        store = self._store()
+        rows = [AuditEntry(T0 + timedelta(seconds=i), f"u{i}", "permission.denied", None, {"n": i}) for i in range(5)]
+        with store.transaction() as tx:
+            tx.add_audits(rows[:3])
+            tx.add_audits([])
+        try:
+            with store.transaction() as tx:
+                tx.add_audits(rows[3:])
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        with store.read() as tx:
+            got = tx.audit()
+        assert [(a.actor, a.detail["n"], a.at) for a in got] == [(f"u{i}", i, T0 + timedelta(seconds=i))
+                                                                  for i in range(3)]
+
     def test_definitions_are_kept_once(self) -> None:
         store = self._store()
         with store.transaction() as tx:

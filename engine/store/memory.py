@@ -217,6 +217,11 @@ class MemoryTx:
         rows.append(entry)
         self._undo.append(rows.pop)
 
+    def add_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Append several audit rows in order."""
+        for entry in entries:
+            self.add_audit(entry)
+
     def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
         """Audit rows, oldest first."""
         return [a for a in self._store._audit if instance_id is None or a.instance_id == instance_id]

@@ -133,6 +133,12 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            definition_version=sa.bindparam("definition_version"),
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
+_T = rw_timers.c
+# Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
+_CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_instance"), _T.status == "pending")
+                  .values(status="cancelled", fired_at=sa.bindparam("p_at")))
+_FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
+                 .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
 
 
 class SqlRows:
@@ -286,10 +292,7 @@ class SqlTx:
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
         """Cancel the instance's pending timers."""
-        t = rw_timers.c
-        result = self.connection.execute(
-            rw_timers.update().where(t.instance_id == instance_id, t.status == "pending")
-            .values(status="cancelled", fired_at=_utc(at)))
+        result = self.connection.execute(_CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
         return int(result.rowcount)
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
@@ -309,8 +312,8 @@ class SqlTx:
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a timer fired or failed."""
-        self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
-                                .values(status=status, fired_at=_utc(at), note=note))
+        self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
+                                                "p_note": note})
 
     def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
         """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
@@ -457,6 +460,14 @@ class SqlTx:
         self.connection.execute(rw_audit.insert(), {
             "at": _utc(entry.at), "actor": entry.actor, "action": entry.action, "instance_id": entry.instance_id,
             "detail": dict(entry.detail)})
+
+    def add_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Append several audit rows in order: one executemany."""
+        if not entries:
+            return
+        self.connection.execute(rw_audit.insert(), [
+            {"at": _utc(e.at), "actor": e.actor, "action": e.action, "instance_id": e.instance_id,
+             "detail": dict(e.detail)} for e in entries])
 
     def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
         """Audit rows, oldest first."""

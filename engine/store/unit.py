@@ -64,8 +64,7 @@ class UnitOfWork:
         if exc_type is None:
             if refusals:
                 try:
-                    for entry in refusals:
-                        self.tx.add_audit(entry)
+                    self.tx.add_audits(refusals)
                 except BaseException as error:
                     self._cm.__exit__(type(error), error, error.__traceback__)
                     raise
@@ -75,8 +74,7 @@ class UnitOfWork:
         self.post.clear()
         if refusals:
             with self.store.transaction() as tx:
-                for entry in refusals:
-                    tx.add_audit(entry)
+                tx.add_audits(refusals)
 
     # --- what rides with the transaction ------------------------------------------------------
 

@@ -93,19 +93,33 @@ class Principal:
 
 
 class DeferredAudit:
-    """An audit sink that keeps a thread's denied-decision records until :meth:`flush` writes them.
+    """The service's audit sink for denied decisions: every denial is one row, written once.
 
-    The permission port audits a denied write while the engine's transaction is still open; on SQLite a second
-    write transaction from the same thread would wait for the first one's lock (until the busy timeout). The
-    service flushes after every call, in its own transaction, once the engine's unit of work has ended.
+    A denial inside the engine's unit of work (a refused start or fire) joins that unit (no second write
+    transaction beside the first, which on SQLite would wait for its own lock). A denial outside one (``can``,
+    ``can/batch``) is kept per thread until :meth:`flush`, which the service calls after the request's
+    decisions, in one transaction with one executemany.
     """
 
     def __init__(self, store: Any) -> None:
         self._local = threading.local()
         self._store = store
+        engine = getattr(store, "engine", None)
+        dialect = getattr(getattr(engine, "dialect", None), "name", "")
+        self._serial: threading.Lock | None = threading.Lock() if dialect == "sqlite" else None
 
     def sink(self, record: Mapping[str, Any]) -> None:
-        """Keep one record (the port's ``audit``)."""
+        """The port's ``audit``: inside the engine's unit of work (a refused start or fire) the row joins that
+        unit as its refusal (written exactly once, also when the unit rolls back); otherwise (``can``, a batch)
+        it is kept for :meth:`flush`."""
+        from regelwerk.store.records import AuditEntry
+        from regelwerk.store.unit import current_unit
+
+        unit = current_unit(self._store)
+        if unit is not None:
+            unit.refuse(AuditEntry(at=record["at"], actor=record["actor"], action=record["action"],
+                                   instance_id=record.get("instance_id"), detail=record["detail"]))
+            return
         pending: list[Mapping[str, Any]] | None = getattr(self._local, "pending", None)
         if pending is None:
             pending = self._local.pending = []
@@ -114,9 +128,9 @@ class DeferredAudit:
     def flush(self) -> int:
         """Write this thread's kept records in one transaction; how many decisions were written.
 
-        One record is one ``permission.denied`` row, as the port writes it. Several (a batch of questions) are
-        one ``permission.denied.batch`` row whose ``detail.decisions`` lists each denial once: one insert per
-        call instead of one per question.
+        Every denial is its own ``permission.denied`` row with its actor and time, as the port writes it (a batch
+        of questions gives one row per denied question, inserted with one executemany). On SQLite the writes of
+        the service's threads take turns on a process lock instead of waiting on the file lock.
         """
         from regelwerk.store.records import AuditEntry
 
@@ -124,18 +138,15 @@ class DeferredAudit:
         if not pending:
             return 0
         self._local.pending = []
-        first = pending[0]
-        if len(pending) == 1:
-            entry = AuditEntry(at=first["at"], actor=first["actor"], action=first["action"],
-                               instance_id=first.get("instance_id"), detail=first["detail"])
+        entries = [AuditEntry(at=r["at"], actor=r["actor"], action=r["action"], instance_id=r.get("instance_id"),
+                              detail=r["detail"]) for r in pending]
+        if self._serial is not None:
+            with self._serial, self._store.transaction() as tx:
+                tx.add_audits(entries)
         else:
-            entry = AuditEntry(at=first["at"], actor=first["actor"], action="permission.denied.batch",
-                               detail={"count": len(pending),
-                                       "decisions": [{"actor": r["actor"], "instance_id": r.get("instance_id"),
-                                                      **r["detail"]} for r in pending]})
-        with self._store.transaction() as tx:
-            tx.add_audit(entry)
-        return len(pending)
+            with self._store.transaction() as tx:
+                tx.add_audits(entries)
+        return len(entries)
 
 
 @dataclass(slots=True)

@@ -14,7 +14,8 @@ Core actions:
 - ``workflow.log``: ``{message: text}`` writes a log line (logger ``regelwerk.workflow``).
 - ``workflow.audit``: ``{action: name, detail: {...}}`` writes an audit row in the same transaction.
 - ``workflow.fire``: ``{event: e, instance: id}`` or ``{event: e, instance_field: data.parent}`` fires an
-  event on another instance after this transaction committed (as the same actor).
+  event on another instance after this transaction committed, as the same actor and decided by the policy
+  for that actor; inside a transition a timer fired, as the system (no person to decide for; guards apply).
 - ``workflow.schedule``: ``{event: e, schedule: {anchor: data.expires_on, minus: P90D, at: "08:00"}}`` (or the
   name of a ``Schedule`` document) plans ``event`` at the schedule's moment, read from the instance data; like a
   state's ``after`` timer it is cancelled when the state is left. A one-off anchor moment already passed fires
@@ -68,6 +69,8 @@ class ActionContext:
     data: dict[str, Any]
     timers: list[TimerRecord] = field(default_factory=list)
     post_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: True when the system fired this transition (a timer): no person's permission was decided
+    system: bool = False
 
     def schedule_timer(self, event: str, at: datetime | None = None, after: str | None = None,
                        data: Mapping[str, Any] | None = None) -> None:
@@ -137,10 +140,13 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
-    engine, actor = ctx.engine, ctx.actor
+    engine, actor, system = ctx.engine, ctx.actor, ctx.system
 
     def fire_later() -> None:
-        engine.fire(target, event, actor)
+        if system:  # chained from a timer's transition: the system goes on, guards still apply
+            engine.runtime.fire_as_system(target, event)
+        else:  # a person's fire: the chained event is decided for the same person
+            engine.fire(target, event, actor)
 
     ctx.after_commit(fire_later)
 
@@ -178,6 +184,10 @@ def _schedule(ctx: ActionContext) -> None:
         _logger().info("%s %s: workflow.schedule %s: no moment (anchor missing or passed)", ctx.instance.workflow,
                  ctx.instance.id, event)
         return
+    if isinstance(spec, str):
+        from regelwerk import coverage
+
+        coverage.hit("Schedule", spec, "schedule moments", spec)
     ctx.schedule_timer(event, at=moment, data=ctx.params.get("data") or {})
 
 

@@ -16,6 +16,7 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from regelwerk.compiler import CompileContext
@@ -23,7 +24,7 @@ from regelwerk.conditions import AllOf, Condition, Const, parse_duration
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument, to_plain
-from regelwerk.workflows.model import ActionRef, State, TimerSpec, Transition, Workflow
+from regelwerk.workflows.model import ActionRef, RetrySpec, State, TimerSpec, Transition, Workflow
 
 __all__ = ["KIND", "compile_workflow", "kind_spec", "register"]
 
@@ -189,10 +190,39 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         name=doc.name, label=str(spec.get("label") or doc.name), initial=initials[0].id, states=tuple(states),
         transitions=tuple(transitions), resource_type=str(spec.get("resource_type") or doc.name),
         data_schema=data_schema, description=str(spec.get("description", "")), groups=groups,
-        start_permission=str(spec.get("start_permission") or ""),
+        start_permission=str(spec.get("start_permission") or ""), retry=_retry(ctx, spec.get("retry")),
     )
     _check_graph(ctx, model, pointer_of_state)
     return model
+
+
+def _retry(ctx: CompileContext, raw: Any) -> RetrySpec | None:
+    """``spec.retry``: the waits must be exact (weeks, days, hours...; a month or a year has no fixed length)."""
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    waits: dict[str, timedelta | None] = {}
+    for key in ("backoff", "max_backoff"):
+        text = raw.get(key)
+        duration = parse_duration(str(text)) if text is not None else None
+        if text is None or duration is None:  # absent, or a schema error reported already
+            waits[key] = None
+            continue
+        if duration.years or duration.months:
+            ctx.report("RW517", f"retry {key} {text!r} has months or years, which have no fixed length",
+                       f"/spec/retry/{key}", hint="write it in weeks, days or hours (P4W, P30D, PT6H)")
+            waits[key] = None
+            continue
+        waits[key] = timedelta(weeks=duration.weeks, days=duration.days, hours=duration.hours,
+                               minutes=duration.minutes, seconds=duration.seconds)
+    backoff, longest = waits["backoff"], waits["max_backoff"]
+    if backoff is not None and longest is not None and longest < backoff:
+        ctx.report("RW517", f"retry max_backoff {raw.get('max_backoff')!r} is shorter than backoff "
+                            f"{raw.get('backoff')!r}", "/spec/retry/max_backoff",
+                   hint="the longest wait must be at least the first")
+    attempts = raw.get("attempts")
+    factor = raw.get("factor")
+    return RetrySpec(int(attempts) if isinstance(attempts, int) else None, backoff,
+                     float(factor) if isinstance(factor, (int, float)) else None, longest)
 
 
 def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from regelwerk.conditions import Condition, Duration, compile_condition, parse_duration
@@ -65,6 +66,38 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """A workflow's declared retry limits for its failing timers (``spec.retry``); None: the engine's default."""
+
+    attempts: int | None = None
+    backoff: timedelta | None = None
+    factor: float | None = None
+    max_backoff: timedelta | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (seconds for the waits), as stored with the definition version."""
+        out: dict[str, Any] = {}
+        if self.attempts is not None:
+            out["attempts"] = self.attempts
+        if self.backoff is not None:
+            out["backoff_seconds"] = self.backoff.total_seconds()
+        if self.factor is not None:
+            out["factor"] = self.factor
+        if self.max_backoff is not None:
+            out["max_backoff_seconds"] = self.max_backoff.total_seconds()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RetrySpec | None:
+        """The inverse of :meth:`to_dict` (None for no data)."""
+        if not data:
+            return None
+        backoff, longest = data.get("backoff_seconds"), data.get("max_backoff_seconds")
+        return cls(data.get("attempts"), timedelta(seconds=backoff) if backoff is not None else None,
+                   data.get("factor"), timedelta(seconds=longest) if longest is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Workflow:
     """A compiled workflow definition (one per definition version)."""
 
@@ -78,6 +111,7 @@ class Workflow:
     description: str = ""
     groups: tuple[tuple[str, str], ...] = ()
     start_permission: str = ""
+    retry: RetrySpec | None = None
 
     @property
     def start_action(self) -> str:
@@ -120,6 +154,7 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
     return {
         "name": model.name, "label": model.label, "initial": model.initial, "resource_type": model.resource_type,
         "description": model.description, "data_schema": model.data_schema, "start_permission": model.start_permission,
+        "retry": model.retry.to_dict() if model.retry is not None else None,
         "groups": [{"id": g, "label": label} for g, label in model.groups],
         "states": [{"id": s.id, "label": s.label, "group": s.group, "tags": list(s.tags), "initial": s.initial,
                     "final": s.final, "archive": s.archive, "on_enter": [_action_dict(a) for a in s.on_enter],
@@ -166,4 +201,4 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),
-                    str(data.get("start_permission") or ""))
+                    str(data.get("start_permission") or ""), RetrySpec.from_dict(data.get("retry")))

@@ -197,13 +197,13 @@ class WorkflowRuntime:
 
     def _run_actions(self, calls: Iterable[tuple[str, ActionRef]], tx: StoreTx, rec: InstanceRecord, event: str,
                      actor: Actor, now: datetime, source: str, data: dict[str, Any], timers: list[TimerRecord],
-                     post: list[Callable[[], None]]) -> None:
+                     post: list[Callable[[], None]], system: bool = False) -> None:
         for phase, call in calls:
             spec = self.registry.actions.get(call.name)
             if spec is None:
                 raise UsageError(f"action {call.name!r} is not registered (is its plugin installed?)")
             ctx = ActionContext(self.front, rec, event, actor, now, call.params, tx, source, rec.state, phase, data,
-                                timers, post)
+                                timers, post, system=system)
             try:
                 spec.run(ctx)
             except RegelwerkError:
@@ -331,6 +331,30 @@ class WorkflowRuntime:
         uow.run_post()
         return record
 
+    def fire_as_system(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None
+                       ) -> InstanceRecord:
+        """Fire ``event`` as the system, without a permission check (guards still apply).
+
+        Only for work the system itself started: a ``workflow.fire`` action inside a transition that a timer
+        fired (no person to decide for). Not on the Engine's front: a host's call always names an actor and
+        is decided by the policy.
+        """
+        now = self.clock()
+        uow = UnitOfWork(self.store)
+        try:
+            with uow:
+                record = self._fire_tx(uow.tx, instance_id, event, SYSTEM, data, now, None, uow.post, False)
+        except PluginError as exc:
+            self._forget((instance_id,))
+            self._fire_incident(exc, instance_id, event, SYSTEM, data, now)
+            raise
+        except BaseException:
+            self._forget((instance_id,))
+            raise
+        self._remember((record,))
+        uow.run_post()
+        return record
+
     def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
         """Fire many events in ONE unit of work: all commit, or none (the first refusal is raised).
 
@@ -445,7 +469,8 @@ class WorkflowRuntime:
             timers: list[TimerRecord] = []
             calls = [*(("exit", a) for a in leaving.on_exit), *(("enter", a) for a in entering.on_enter),
                      *(("after", a) for a in transition.actions)]
-            self._run_actions(calls, tx, record, event, actor, now, rec.state, work, timers, post)
+            self._run_actions(calls, tx, record, event, actor, now, rec.state, work, timers, post,
+                              system=not gate.check_permission)
             record = self._save_after_actions(tx, rt, record, work, timers)
         if entering.after:
             self._schedule(tx, record, entering.after, now)

@@ -17,6 +17,7 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 from regelwerk.store.unit import UnitOfWork
+from regelwerk.workflows.model import RetrySpec
 from regelwerk.workflows.runtime import WorkflowRuntime
 
 __all__ = ["RetryPolicy", "TimerOutcome", "TimerService"]
@@ -50,11 +51,25 @@ class RetryPolicy:
         if self.attempts < 1 or self.backoff <= timedelta(0) or self.factor < 1:
             raise ValueError("RetryPolicy needs attempts >= 1, a positive backoff and factor >= 1")
 
+    def declared(self, spec: RetrySpec | None) -> RetryPolicy:
+        """This policy with a workflow's declared limits (``spec.retry``) over it."""
+        if spec is None:
+            return self
+        return RetryPolicy(spec.attempts if spec.attempts is not None else self.attempts,
+                           spec.backoff if spec.backoff is not None else self.backoff,
+                           spec.factor if spec.factor is not None else self.factor,
+                           spec.max_backoff if spec.max_backoff is not None else max(self.max_backoff,
+                                                                                    spec.backoff or self.backoff))
+
     def delay(self, attempt: int) -> timedelta | None:
         """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
         if attempt >= self.attempts:
             return None
         return min(self.backoff * (self.factor ** (attempt - 1)), self.max_backoff)
+
+
+class _Isolate(Exception):  # control flow inside fire_due_timers, never raised to callers
+    """A timer of a straight-through batch failed: roll the attempt back and isolate each timer."""
 
 
 class TimerService:
@@ -69,7 +84,9 @@ class TimerService:
         """Fire every pending timer due at ``now`` (idempotent: each timer fires once; safe to run in parallel).
 
         Timers fire as the system actor; guards apply, permission checks are skipped (recorded as such).
-        They are claimed ``batch_size`` at a time, one unit of work per batch, each timer in its own
+        They are claimed ``batch_size`` at a time, one unit of work per batch. A batch is first fired straight
+        through (no savepoint per timer: most batches have nothing to isolate); if any timer raises or is
+        refused, that attempt is rolled back whole and the batch is fired again with each timer in its own
         savepoint: a refused timer (a guard, a state left) is marked ``failed`` and audited; a timer whose
         action raises is rolled back alone, recorded as an incident and retried later (``retry``); the
         others go on either way. Outcomes: ``fired``, ``failed``, ``incident``.
@@ -78,14 +95,40 @@ class TimerService:
         outcomes: list[TimerOutcome] = []
         while limit is None or len(outcomes) < limit:
             want = batch_size if limit is None else min(batch_size, limit - len(outcomes))
-            with UnitOfWork(self.runtime.store) as uow:
-                claimed = uow.tx.claim_due_timers(moment, max(want, 1))
-                batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
+            try:
+                with UnitOfWork(self.runtime.store) as uow:
+                    claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                    batch = self._fire_straight(uow, claimed, moment)
+            except _Isolate:  # nothing of the attempt was kept: fire the batch again, each timer on its own
+                self.runtime._forget(timer.instance_id for timer in claimed)
+                with UnitOfWork(self.runtime.store) as uow:
+                    claimed = uow.tx.claim_due_timers(moment, max(want, 1))
+                    batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
             if not claimed:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
             outcomes.extend(batch)
             uow.run_post()
+        return outcomes
+
+    def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
+        """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
+        outcomes = []
+        for timer in claimed:
+            assert timer.id is not None
+            try:
+                uow.tx.finish_timer(timer.id, "fired", moment)
+                self.runtime._fire_tx(uow.tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
+                                      timer.due_at, None, uow.post, False)
+                if timer.note.startswith("retry"):
+                    for incident in uow.tx.incidents("open", timer.instance_id):
+                        if incident.timer_id == timer.id and incident.id is not None:
+                            uow.tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+            except Exception as exc:  # refused or raised: redo the batch timer by timer
+                uow.refusals.clear()  # the isolated run decides (and audits) again
+                uow.post.clear()
+                raise _Isolate from exc
+            outcomes.append(TimerOutcome(timer.id, timer.instance_id, timer.event, "fired"))
         return outcomes
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
@@ -112,11 +155,22 @@ class TimerService:
                                                                         timer.instance_id, timer.event), moment)
         return TimerOutcome(timer.id, timer.instance_id, timer.event, "fired")
 
+    def policy_for(self, tx: StoreTx, instance_id: str) -> RetryPolicy:
+        """The retry policy of the instance's workflow version: its declared ``retry`` over the engine's."""
+        rec = tx.get(instance_id)
+        if rec is None:
+            return self.retry
+        try:
+            model = self.runtime._runtime(tx, rec.workflow, rec.definition_version).model
+        except RegelwerkError:
+            return self.retry
+        return self.retry.declared(model.retry)
+
     def _timer_incident(self, tx: StoreTx, timer: TimerRecord, exc: PluginError, moment: datetime) -> TimerOutcome:
         assert timer.id is not None
         known = [i for i in tx.incidents("open", timer.instance_id) if i.timer_id == timer.id]
         attempt = (known[0].attempts + 1) if known else 1
-        delay = self.retry.delay(attempt)
+        delay = self.policy_for(tx, timer.instance_id).delay(attempt)
         retry_at = moment + delay if delay is not None else None
         if retry_at is not None:
             tx.reschedule_timer(timer.id, retry_at, f"retry {attempt}: {exc.error_type}")

@@ -23,6 +23,7 @@ Rules for people who do not work the whole year (docs/packs/talent.md):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from calendar import monthrange
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -356,6 +357,20 @@ class DevelopmentCycle:
         """The scheduler's name for this source."""
         return f"DevelopmentCycle/{self.name}"
 
+    def coverage_moments(self) -> tuple[tuple[str, str], ...]:
+        """What scenario coverage counts of this cycle: each conversation moment and each feedback round."""
+        return (tuple((m.id, m.label) for m in self.moments)
+                + tuple((f"feedback/{r.name}", r.label) for r in self.feedback_rounds))
+
+    @staticmethod
+    def coverage_moment(item_type: str, payload: Mapping[str, Any]) -> str | None:
+        """The moment (or ``feedback/<round>``) a fired item of this cycle stands for; None for a trajectory."""
+        if item_type == "moment" and payload.get("moment"):
+            return str(payload["moment"])
+        if item_type == "feedback_request" and payload.get("round"):
+            return f"feedback/{payload['round']}"
+        return None
+
     def timing(self) -> dict[str, str]:
         """Each moment's lead time as ISO text: what a trajectory pins when it arises."""
         out = {}
@@ -428,7 +443,10 @@ class DevelopmentCycle:
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
-                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None)
+                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None,
+            tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
+                   m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
+                   int(m.arises.grace_delta.total_seconds())) for m in self.moments))
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
@@ -437,11 +455,12 @@ class DevelopmentCycle:
             if leavers:
                 stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
         people = MemoryDirectory(employees) if directory is None else directory
-        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep) for e in employees]
+        keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys) for e in employees]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
-                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared) -> Plan:
+                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared, keys: Sequence[str] = ()) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
@@ -466,12 +485,11 @@ class DevelopmentCycle:
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon))
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
-                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" not in v
+                closes.extend(k for k in _prefixed(keys, prefix) if "moment" not in stored[k]
                               and k[len(prefix):] not in held)
             if employee.leaving_date is not None and not late:
                 wanted = {i.key for i in items}
-                closes.extend(k for k, v in stored.items() if k.startswith(prefix) and "moment" in v
-                              and k not in wanted)
+                closes.extend(k for k in _prefixed(keys, prefix) if "moment" in stored[k] and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
         return Plan(tuple(items), next_due, tuple(sorted(closes)))
@@ -533,10 +551,8 @@ class DevelopmentCycle:
         planned_at = prep.planned_at[year.id]
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
-        for moment in self.moments:
+        for moment, repeating, hire_anchored, grace in prep.moments:
             schedule = moment.arises
-            repeating = schedule.form == "cron" or schedule.repeat is not None or len(schedule.dates) > 1
-            hire_anchored = schedule.form == "anchor" and schedule.anchor == ("employee", "hire_date")
             start, end = window_start, window_end
             if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns is None:
                 hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
@@ -546,20 +562,27 @@ class DevelopmentCycle:
                 end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
             elif late:
                 continue  # an ended year only still reaches its hire-anchored moments
+            stretch = end != window_end
+            lead_text = timing.get(moment.id, "P0D")
             for when in self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache):
-                due = self._employment_adjusted(moment, when, employee, year, schedule, first_day,
-                                                stretch=end != window_end)
-                if due is None:
+                # the dates of an occurrence depend only on these (most employees share them): computed once per
+                # batch. `when` is keyed by identity: it is one of the batch cache's occurrences, alive till the end
+                memo_key = (moment.id, id(when), year.id, first_day, employee.hire_date, employee.leaving_date,
+                            stretch, lead_text)
+                dates = prep.memo.get(memo_key, _MISS)
+                if dates is _MISS:
+                    dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
+                                                   lead_text, planned_at)
+                    prep.memo[memo_key] = dates
+                if dates is None:
                     continue
-                day = _local_date(due, schedule.timezone)
-                appear_day = max(day - _lead(timing.get(moment.id, "P0D")), first_day)
-                appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
-                appear = max(appear, planned_at)
+                due, day, appear = dates
                 if prep.now is not None:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
+                    rounds = prep.rounds[moment.id]
                     first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
-                                                   schedule.at) for r in prep.rounds[moment.id])])
+                                                   schedule.at) for r in rounds)]) if rounds else appear
                     if max(first, planned_at) > prep.now:
                         soon.append(max(first, planned_at))
                         continue
@@ -572,7 +595,7 @@ class DevelopmentCycle:
                 out.append(PlannedItem(
                     key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
                     period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
-                    catch_up=schedule.catch_up, grace_seconds=int(schedule.grace_delta.total_seconds()),
+                    catch_up=schedule.catch_up, grace_seconds=grace,
                     workflow=moment.workflow, version=role.version, label=moment.label,
                     appears_at=appear, deadline=due,
                     payload={**common, "moment": moment.id, "label": moment.label,
@@ -599,6 +622,18 @@ class DevelopmentCycle:
                                       first_day=first_day))
         return out
 
+    def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
+                          schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime
+                          ) -> tuple[datetime, date, datetime] | None:
+        """``(due moment, due day, appearance moment)`` of one occurrence for this employee, or None."""
+        due = self._employment_adjusted(moment, when, employee, year, schedule, first_day, stretch=stretch)
+        if due is None:
+            return None
+        day = _local_date(due, schedule.timezone)
+        appear_day = max(day - _lead(lead_text), first_day)
+        appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
+        return due, day, max(appear, planned_at)
+
     def _employment_adjusted(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts,
                              year: WorkYear, schedule: Schedule, first_day: date, stretch: bool = False
                              ) -> datetime | None:
@@ -623,6 +658,7 @@ class DevelopmentCycle:
         return _day_at(day, schedule.timezone, schedule.at)
 
 
+_MISS = object()
 #: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
 _HIRE_MOMENT_REACH = timedelta(days=366)
 _NO_LEAD = Duration(text="P0D")
@@ -637,6 +673,20 @@ class _Prepared:
     rounds: Mapping[str, tuple[FeedbackRound, ...]]
     now: datetime | None = None
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
+    moments: tuple[tuple[Any, bool, bool, int], ...] = ()
+    """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds)``."""
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """The dates of occurrences, by what they depend on (``_trajectory``); one batch long."""
+
+
+def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
+    """The keys starting with ``prefix``, from sorted ``keys`` (one bisect and the run of matches)."""
+    out: list[str] = []
+    for i in range(bisect_left(keys, prefix), len(keys)):
+        if not keys[i].startswith(prefix):
+            break
+        out.append(keys[i])
+    return out
 
 
 @lru_cache(maxsize=256)

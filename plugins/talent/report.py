@@ -11,7 +11,23 @@ if TYPE_CHECKING:
 
 __all__ = ["GLOSSARY", "register"]
 
-INVITEE_LABELS = {"self": "medewerker zelf", "manager": "leidinggevende"}
+INVITEE_LABELS = {"self": "medewerker zelf", "manager": "leidinggevende",
+                  "managers_manager": "leidinggevende van de leidinggevende", "nominated": "voorgedragen collega's"}
+SAME_LABELS = {"department": "collega's van de afdeling", "team": "collega's van het team"}
+
+
+def invitee_text(page: ReportPage, invitee: Any) -> str:
+    """An invitee set in words ("collega's van de afdeling (ten minste 2, ten hoogste 4)")."""
+    kind = str(getattr(invitee, "kind", invitee))
+    if kind == "colleagues":
+        text = SAME_LABELS.get(str(getattr(invitee, "same", "")), "collega's")
+    elif kind == "role":
+        text = f"rol {page.words.label(getattr(invitee, 'role', ''))}"
+    else:
+        text = INVITEE_LABELS.get(kind, kind)
+    low, high = getattr(invitee, "minimum", 0) or 0, getattr(invitee, "maximum", None)
+    bounds = ([f"ten minste {low}"] if low else []) + ([f"ten hoogste {high}"] if high is not None else [])
+    return text + (f" ({', '.join(bounds)})" if bounds else "")
 START_LABELS = {"automatic": "automatisch", "manual": "handmatig", "none": "geen"}
 GLOSSARY = {
     "moments": "gespreksmoment", "plan_ahead": "de planning vooraf", "start": "de start",
@@ -72,7 +88,7 @@ def feedback(page: ReportPage) -> str:
             when = esc(describe_schedule(fround.arises))
         else:
             when = esc(fround.timing)
-        invite = ", ".join(esc(INVITEE_LABELS.get(w, w)) for w in fround.invite)
+        invite = ", ".join(esc(invitee_text(page, w)) for w in fround.invite)
         body = (f'<p class="meta">{when} · uitgenodigd: {invite} · start: '
                 f"{esc(START_LABELS.get(fround.start, fround.start))} · workflow "
                 f"{esc(page.label_of('Workflow', fround.workflow))}</p>")
