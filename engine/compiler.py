@@ -250,14 +250,16 @@ def _under_pruned(diagnostic: Diagnostic, pruned: list[tuple[str, str]]) -> bool
 def validate_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None) -> list[Diagnostic]:
     """Every diagnostic of loading, schema, references and compiling (empty when valid)."""
     try:
-        compiled = compile_bundle(bundle, registry, schemas)
+        compiled = compile_bundle(bundle, registry, schemas, freeze=False)  # only its diagnostics are read
     except DefinitionError as exc:
         return list(exc.diagnostics)
     return list(compiled.warnings)
 
 
-def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None) -> CompiledBundle:
-    """Validate and compile; raises ``DefinitionError`` with every problem, or returns the frozen model."""
+def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None = None, *,
+                   freeze: bool = True) -> CompiledBundle:
+    """Validate and compile; raises ``DefinitionError`` with every problem, or returns the frozen model
+    (``freeze=False``: the compiled objects as the kinds built them, for a caller that only checks)."""
     schemas = schemas or SchemaSet(registry)
     diagnostics: list[Diagnostic] = list(bundle.diagnostics)
     checkable: list[SourceDocument] = []  # schema-valid documents, and the rest of those with schema errors
@@ -333,7 +335,7 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     # compiled means immutable: shared by every caller, so nothing reachable from it can be changed in place
     return CompiledBundle(
         name=bundle.name,
-        objects=FrozenDict({key: deep_freeze(obj) for key, obj in sorted(results.items())}),
+        objects=FrozenDict({key: deep_freeze(obj) if freeze else obj for key, obj in sorted(results.items())}),
         versions=FrozenDict(sorted(versions.items())),
         documents=tuple(bundle.documents),
         warnings=tuple(d for d in ordered if not d.is_error),

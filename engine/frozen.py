@@ -81,10 +81,15 @@ class FrozenList(list[T]):
         return self
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def deep_freeze(value: Any, _seen: set[int] | None = None) -> Any:
     """``value`` with every plain dict, list and set inside it made read-only (dataclass fields in place)."""
-    seen = set() if _seen is None else _seen
     kind = type(value)
+    if kind in _SCALARS:  # most of a compiled bundle: nothing to freeze
+        return value
+    seen = set() if _seen is None else _seen
     if kind is dict:
         return FrozenDict({k: deep_freeze(v, seen) for k, v in value.items()})
     if kind is FrozenDict:

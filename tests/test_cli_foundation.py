@@ -259,3 +259,29 @@ def test_main_with_argv_in_a_subprocess(tmp_path: Path) -> None:
                             env=plugin_env(tmp_path), timeout=120, check=False)
     assert result.returncode == 2
     assert "unknown kind 'Nope'" in result.stderr
+
+
+def test_plugins_are_found_as_importlib_metadata_finds_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry reads entry_points.txt itself (a cold validate does not import importlib.metadata): the
+    same entry points, the first distribution of a name on the path winning, other groups and comments
+    ignored, extras dropped."""
+    from regelwerk import registry
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for site, target in ((first, "regelwerk_checklist:plugin [extra]"), (second, "elsewhere:plugin")):
+        info = site / "Regelwerk.Checklist_Example-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Regelwerk.Checklist-Example\nVersion: 0.1\n",
+                                       encoding="utf-8")
+        (info / "entry_points.txt").write_text(
+            f"# a comment\n[console_scripts]\nchecklist = nope:main\n\n[regelwerk.plugins]\n"
+            f"checklist = {target}\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(second))
+    monkeypatch.syspath_prepend(str(first))
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    found = registry._discover()
+    assert found == registry._discover_with_metadata()
+    assert ("checklist", "regelwerk_checklist:plugin [extra]") in found
+    assert not any(value == "elsewhere:plugin" for _, value in found)
+    assert found[0][0] == "core"
+    assert registry._load_entry_point("regelwerk_checklist:plugin [extra]").name == "checklist"
