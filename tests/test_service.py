@@ -178,7 +178,10 @@ def test_refusals_are_problems_with_the_typed_errors_data(service: Service) -> N
         assert "deny by default" in denied["explain"]["reason"]
         options = {o["event"]: o for o in a.post(f"/v1/instances/{inst['id']}/available",
                                                   json={"actor": EMPLOYEE}).json()}
-        assert options["close"]["allowed"] is False and options["remind"]["allowed"] is True
+        assert options["close"]["allowed"] is False and "remind" not in options  # remind: the timer's alone
+        system = _problem(a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "remind", "actor": MANAGER}),
+                          403, "permission_denied")
+        assert system["explain"]["by"] == "system-only"
         why = a.post(f"/v1/instances/{inst['id']}/explain", json={"event": "close", "actor": EMPLOYEE}).json()
         assert why["allowed"] is False and why["candidates"][0]["permission"]["allowed"] is False
         _problem(a.post(f"/v1/instances/{inst['id']}/fire", json={"event": "close", "actor": MANAGER,

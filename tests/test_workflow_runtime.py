@@ -386,3 +386,31 @@ def test_workflow_fire_chained_from_a_timer_runs_as_the_system(tmp_path: Path, c
         assert bare.runtime.permissions.__class__.__name__ == "NoPolicy"
         with pytest.raises(PermissionDenied):
             bare.fire("c2", "close", ANNA)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_system_only_event_is_the_timers_alone(tmp_path: Path, declaration: CompiledBundle, core: Registry,
+                                                  store: str) -> None:
+    """declaration.expire (system_only): no person fires it, whatever the policy grants; the timer still does."""
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/system.sqlite"
+    everyone = RoleTable({"declaration.start": ["medewerker"], "declaration.submit": ["medewerker"],
+                          "declaration.approve": ["leidinggevende"], "declaration.expire": ["medewerker",
+                                                                                            "leidinggevende"]})
+    clock = Clock()
+    with Engine(declaration, store=url, registry=core, clock=clock, permissions=everyone) as eng:
+        eng.start("declaration", {"employee": "anna", "amount": 20}, ANNA, "d1")
+        eng.fire("d1", "submit", ANNA)
+        with pytest.raises(PermissionDenied) as refused:
+            eng.fire("d1", "expire", BERT)
+        assert refused.value.explanation["by"] == "system-only"
+        assert eng.get("d1").state == "submitted" and eng.get("d1").version == 2
+        denials = [a for a in eng.audit("d1") if a.action == "workflow.permission_denied"]
+        assert [(a.actor, a.detail["event"]) for a in denials] == [("bert", "expire")]
+        assert "expire" not in [o.event for o in eng.available_events("d1", BERT)]
+        explained = eng.explain("d1", "expire", BERT)
+        assert not explained["allowed"] and "only the system" in explained["reasons"][0]
+        with pytest.raises(PermissionDenied):  # nor inside a batch
+            eng.fire_batch([("d1", "expire", ANNA)])
+        fired = eng.fire_due_timers(T0 + timedelta(days=14))
+        assert [(o.instance_id, o.event, o.status) for o in fired] == [("d1", "expire", "fired")]
+        assert eng.get("d1").state == "draft" and eng.history("d1")[-1].actor == "system"

@@ -98,6 +98,10 @@ class Gate:
         return self._scope
 
     def admit(self, transition: Transition) -> bool:
+        if transition.system_only and self.check_permission:  # a person's fire of a system-only event
+            self.refused.append((transition, "permission", system_only_explain(self.rt.model.name, transition,
+                                                                               self.actor.id)))
+            return False
         guard = transition.guard
         if guard is not None and not guard(self.scope, self.now):
             self.refused.append((transition, "guard", None))
@@ -125,7 +129,7 @@ class Gate:
         denied = [(t, why) for t, kind, why in self.refused if kind == "permission"]
         if denied:
             transition, why = denied[0]
-            return PermissionDenied(self.actor.id, transition.permission,
+            return PermissionDenied(self.actor.id, transition.permission or f"{self.rt.model.name}.{transition.event}",
                                     f"{self.rt.model.resource_type}:{self.rec.id}", why)
         reasons = []
         for transition, _kind, _why in self.refused:
@@ -133,3 +137,10 @@ class Gate:
             _ok, parts = transition.guard.explain(self.scope, self.now)
             reasons.append(f"guard of {transition.event} -> {transition.dest} failed: " + "; ".join(parts))
         return TransitionNotAllowed(self.rec.id, self.rec.state, self.event, reasons or ["no transition passed"])
+
+
+def system_only_explain(workflow: str, transition: Transition, actor: str) -> dict[str, Any]:
+    """Why a person may not fire a ``system_only`` event (the refusal's explanation, audited)."""
+    return {"decision": "deny", "by": "system-only", "actor": actor, "event": transition.event,
+            "reason": f"only the system fires {workflow}.{transition.event} (a timer, or a workflow.fire "
+                      "chained from one); no person may, whatever the policy grants"}

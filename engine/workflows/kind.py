@@ -164,6 +164,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
             label=str(raw.get("label") or raw["id"]), guard=guard, permission=str(raw.get("permission", "")),
             actions=_actions(ctx, raw.get("actions"), f"{pointer}/actions"), pointer=pointer,
             guard_source=to_plain(raw["guard"]) if "guard" in raw else None,
+            system_only=bool(raw.get("system_only", False)),
         ))
 
     data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
@@ -250,6 +251,12 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
                 ctx.report("RW503", f"timeout event {timer.event!r} cannot fire from state {state.id!r}",
                            f"{pointer}/after/{timer_index}/event",
                            hint=f"add {state.id!r} to the 'from' of a transition {timer.event!r}")
+    timed = {(state.id, timer.event) for state in model.states for timer in state.after}
+    for t in model.transitions:
+        if not t.permission and not t.system_only and any((s, t.event) in timed for s in t.sources):
+            ctx.warn("RW516", f"timer event {t.event!r} can also be fired by anyone: it has no permission and "
+                              "is not system_only", f"{t.pointer}/id",
+                     hint="add 'system_only: true' when only the timer fires it, or a 'permission' for people")
     for t in model.transitions:
         if _always_false(t.guard):
             ctx.warn("RW513", f"event {t.event!r} can never fire: its guard is always false", f"{t.pointer}/guard")

@@ -63,6 +63,8 @@ class Transition:
     actions: tuple[ActionRef, ...] = ()
     pointer: str = ""
     guard_source: Any = None
+    #: Only the system fires it (a timer, a scheduled start, a chained fire from one): a person's fire is refused.
+    system_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,8 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
         "transitions": [{"index": t.index, "event": t.event, "sources": list(t.sources), "dest": t.dest,
                          "label": t.label, "guard": t.guard_source,
                          "guard_missing": t.guard is not None and t.guard_source is None, "permission": t.permission,
-                         "actions": [_action_dict(a) for a in t.actions], "pointer": t.pointer}
+                         "actions": [_action_dict(a) for a in t.actions], "pointer": t.pointer,
+                         "system_only": t.system_only}
                         for t in model.transitions],
     }
 
@@ -197,7 +200,7 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
                 raise ValueError(f"stored guard of {t['event']!r} does not compile: {problems[0].message}")
         transitions.append(Transition(int(t["index"]), t["event"], tuple(t["sources"]), t["dest"], t.get("label", ""),
                                       guard, t.get("permission", ""), _action_refs(t.get("actions")),
-                                      t.get("pointer", ""), t.get("guard")))
+                                      t.get("pointer", ""), t.get("guard"), bool(t.get("system_only"))))
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),

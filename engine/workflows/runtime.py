@@ -36,7 +36,7 @@ from regelwerk.store.records import (
 )
 from regelwerk.store.unit import UnitOfWork, current_unit
 from regelwerk.workflows.actions import ActionContext
-from regelwerk.workflows.gate import Gate, Version
+from regelwerk.workflows.gate import Gate, Version, system_only_explain
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import PermissionPort
 
@@ -534,6 +534,13 @@ class WorkflowRuntime:
             return out
         for transition in candidates:
             item: dict[str, Any] = {"to": transition.dest, "label": transition.label}
+            if transition.system_only:  # never a person's event: not offered, explained as such
+                item["permission"] = {"action": transition.permission or f"{rt.model.name}.{transition.event}",
+                                      "allowed": False,
+                                      "explain": system_only_explain(rt.model.name, transition, actor.id)}
+                item["passed"] = False
+                out["candidates"].append(item)
+                continue
             passed = True
             if transition.guard is not None:
                 ok, parts = transition.guard.explain(gate.scope, now)
@@ -554,7 +561,9 @@ class WorkflowRuntime:
                     out["reasons"].append(f"guard of {event} -> {item['to']} failed: "
                                           + "; ".join(item["guard"]["reasons"]))
                 if "permission" in item and not item["permission"]["allowed"]:
-                    out["reasons"].append(f"{actor.id!r} lacks permission {item['permission']['action']!r}")
+                    why = item["permission"]["explain"]
+                    out["reasons"].append(why["reason"] if isinstance(why, dict) and why.get("by") == "system-only"
+                                          else f"{actor.id!r} lacks permission {item['permission']['action']!r}")
         return out
 
     def available_events(self, instance_id: str, actor: ActorLike) -> list[EventOption]:
@@ -567,6 +576,8 @@ class WorkflowRuntime:
         for event in rt.model.events:
             if rec.state not in rt.model.state_ids or not rt.machine.candidates(rec.state, event):
                 continue
+            if all(t.system_only for t in rt.machine.candidates(rec.state, event)):
+                continue  # the system's own event (a timer's): never offered to a person
             result = self._explain(rec, rt, merged, event, who, {}, now)
             label = rt.machine.candidates(rec.state, event)[0].label
             options.append(EventOption(event, label, bool(result["allowed"]), result["to"],
