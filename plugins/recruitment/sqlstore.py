@@ -154,6 +154,18 @@ class SqlCandidateStore:
                  .with_for_update())
         return [dict(r) for r in self._conn.execute(query).mappings()]
 
+    def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
+        """One query over every rule's deletion and renewal predicates (``LIMIT 1``, no lock)."""
+        wanted: list[Any] = []
+        for rule in policy.rules:
+            _start_column, due, renewal = rule_predicates(policy, rule, now)
+            wanted.append(due)
+            if renewal is not None:
+                wanted.append(renewal)
+        if not wanted:
+            return False
+        return self._conn.execute(sa.select(_C.id).where(sa.or_(*wanted)).limit(1)).first() is not None
+
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete the candidates' questionnaires, then the candidates (one statement each)."""
         params = {"ids": list(candidate_ids)}
