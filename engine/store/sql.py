@@ -141,6 +141,29 @@ _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
 
 
+_ROWS_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+"""Built statements of :class:`SqlRows` by (table, operation, shape of the match and values): a pack's hot
+lookups (``first({"id": ...})``) are built and compiled once, their values bound per call."""
+
+
+def _match_shape(match: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    shape = []
+    for name, value in (match or {}).items():
+        kind = ("in" if isinstance(value, (list, tuple, set, frozenset)) else "null" if value is None else "eq")
+        shape.append((name, kind))
+    return tuple(shape)
+
+
+def _match_params(match: Mapping[str, Any] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, value in (match or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            params[f"m_{name}"] = list(value)
+        elif value is not None:
+            params[f"m_{name}"] = value
+    return params
+
+
 class SqlRows:
     """:class:`~regelwerk.store.base.Rows` on one declared table, on the transaction's connection."""
 
@@ -150,40 +173,65 @@ class SqlRows:
         self._conn = connection
         self._table = table
 
-    def _where(self, match: Mapping[str, Any] | None) -> list[Any]:
-        clauses = []
-        for name, value in (match or {}).items():
+    def _where(self, shape: tuple[tuple[str, str], ...]) -> list[Any]:
+        clauses: list[Any] = []
+        for name, kind in shape:
             column = self._table.c[name]
-            if isinstance(value, (list, tuple, set, frozenset)):
-                clauses.append(column.in_(list(value)))
+            if kind == "in":
+                clauses.append(column.in_(sa.bindparam(f"m_{name}", expanding=True)))
             else:
-                clauses.append(column.is_(None) if value is None else column == value)
+                clauses.append(column.is_(None) if kind == "null" else column == sa.bindparam(f"m_{name}"))
         return clauses
+
+    def _statement(self, op: str, match: Mapping[str, Any] | None, extra: tuple[Any, ...] = ()) -> Any:
+        shape = _match_shape(match)
+        key = (self._table, op, shape, extra)
+        stmt = _ROWS_STATEMENTS.get(key)
+        if stmt is None:
+            where = self._where(shape)
+            if op == "find":
+                stmt = sa.select(self._table).where(*where)
+                if extra[0] is not None:
+                    stmt = stmt.order_by(self._table.c[extra[0]])
+            elif op == "first":
+                stmt = sa.select(self._table).where(*where).limit(1)
+            elif op == "update":
+                stmt = self._table.update().where(*where).values(
+                    {self._table.c[name]: sa.bindparam(f"v_{name}", type_=self._table.c[name].type)
+                     for name in extra})
+            else:
+                stmt = self._table.delete().where(*where)
+            if len(_ROWS_STATEMENTS) > 1024:  # shapes come from code, not data; bounded all the same
+                _ROWS_STATEMENTS.clear()
+            _ROWS_STATEMENTS[key] = stmt
+        return stmt
 
     def insert(self, values: Mapping[str, Any]) -> None:
         """Add a row."""
-        self._conn.execute(self._table.insert().values(**dict(values)))
+        self._conn.execute(self._table.insert(), dict(values))
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""
-        query = sa.select(self._table).where(*self._where(match))
-        if order_by is not None:
-            query = query.order_by(self._table.c[order_by])
-        return [dict(row) for row in self._conn.execute(query).mappings()]
+        query = self._statement("find", match, (order_by,))
+        return [dict(row) for row in self._conn.execute(query, _match_params(match)).mappings()]
 
     def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
         """One matching row, or None."""
-        row = self._conn.execute(sa.select(self._table).where(*self._where(match)).limit(1)).mappings().first()
+        row = self._conn.execute(self._statement("first", match), _match_params(match)).mappings().first()
         return dict(row) if row is not None else None
 
     def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
         """Change matching rows."""
-        return int(self._conn.execute(self._table.update().where(*self._where(match)).values(**dict(values)))
-                   .rowcount or 0)
+        if not values:  # nothing to change: how many match (as the memory store counts)
+            return len(self.find(match))
+        stmt = self._statement("update", match, tuple(values))
+        params = _match_params(match)
+        params.update({f"v_{name}": value for name, value in values.items()})
+        return int(self._conn.execute(stmt, params).rowcount or 0)
 
     def delete(self, match: Mapping[str, Any]) -> int:
         """Remove matching rows."""
-        return int(self._conn.execute(self._table.delete().where(*self._where(match))).rowcount or 0)
+        return int(self._conn.execute(self._statement("delete", match), _match_params(match)).rowcount or 0)
 
 
 class SqlTx:
