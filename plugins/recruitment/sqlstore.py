@@ -195,7 +195,7 @@ class SqlCandidateStore:
 
     def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
         """Up to ``limit`` due candidates, locked for update, in no particular order."""
-        cutoff, window = _moments(rule, now)
+        cutoff, _window = _moments(rule, now)
         query = _sweep_statement(policy, rule, "due")
         return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff, "lim": limit})]
 
