@@ -166,9 +166,9 @@ class _Run(SimulationContext):
         from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.begin() as conn:
-            conn.execute(t.insert().values(simulation=self.name, key=key, day=day, type=kind, status=status,
-                                           message=message[:1000], detail=dict(detail),
-                                           applied_at=_naive(datetime.now(UTC))))
+            conn.execute(t.insert(), {"simulation": self.name, "key": key, "day": day, "type": kind,
+                                      "status": status, "message": message[:1000], "detail": dict(detail),
+                                      "applied_at": _naive(datetime.now(UTC))})
 
     # --- the import --------------------------------------------------------------------------
 

@@ -133,12 +133,19 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            definition_version=sa.bindparam("definition_version"),
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
+_INSERT_INSTANCE = rw_instances.insert()
+_INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
 _CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_instance"), _T.status == "pending")
                   .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
+_DUE_TIMERS = (sa.select(_T.id, _T.instance_id).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
+               .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
+_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending")
+                 .order_by(_T.due_at, _T.id))
+_OUTBOX_INSERT: list[Any] = []
 
 
 _ROWS_STATEMENTS: dict[tuple[Any, ...], Any] = {}
@@ -254,7 +261,7 @@ class SqlTx:
         if existing is not None:
             raise ConflictError(record.id, 0, existing.version, existing.state)
         try:
-            self.connection.execute(rw_instances.insert(), {
+            self.connection.execute(_INSERT_INSTANCE, {
                 "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
                 "state": record.state, "data": dict(record.data), "version": record.version,
                 "timers_pending": record.timers_pending, "created_by": record.created_by,
@@ -276,7 +283,7 @@ class SqlTx:
         """Instances, then history, then timers: one ``executemany`` per table."""
         conn = self.connection
         if records:
-            conn.execute(rw_instances.insert(), [{
+            conn.execute(_INSERT_INSTANCE, [{
                 "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
                 "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
                 "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
@@ -287,7 +294,7 @@ class SqlTx:
                 "to_state": e.to_state, "actor": e.actor, "at": _utc(e.at),
                 "definition_version": e.definition_version, "explain": dict(e.explain)} for e in history])
         if timers:
-            conn.execute(rw_timers.insert(), [{
+            conn.execute(_INSERT_TIMER, [{
                 "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
                 "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
 
@@ -334,7 +341,7 @@ class SqlTx:
 
     def add_timer(self, timer: TimerRecord) -> None:
         """Store a pending timer."""
-        self.connection.execute(rw_timers.insert(), {
+        self.connection.execute(_INSERT_TIMER, {
             "instance_id": timer.instance_id, "state": timer.state, "event": timer.event, "data": dict(timer.data),
             "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
 
@@ -366,9 +373,7 @@ class SqlTx:
     def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
         """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
         t = rw_timers.c
-        due = (sa.select(t.id, t.instance_id).where(t.status == "pending", t.due_at <= _utc(now))
-               .order_by(t.due_at, t.id).limit(limit))
-        candidates = self.connection.execute(due).all()
+        candidates = self.connection.execute(_DUE_TIMERS, {"p_now": _utc(now), "p_limit": limit}).all()
         if not candidates:
             return []
         if self._postgres:
@@ -382,8 +387,8 @@ class SqlTx:
             query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending")
                      .order_by(t.due_at, t.id).with_for_update())
         else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-            query = (sa.select(rw_timers).where(t.id.in_([row[0] for row in candidates]), t.status == "pending")
-                     .order_by(t.due_at, t.id))
+            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE,
+                                                               {"p_ids": [row[0] for row in candidates]})]
         return [_timer(r) for r in self.connection.execute(query)]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
@@ -411,10 +416,13 @@ class SqlTx:
         from regelwerk.outbox.tables import outbox
 
         stamp = _naive(entry.created_at)
-        self.connection.execute(outbox.insert().values(
-            id=entry.id, created_at=stamp, template=entry.template, subject_ref=entry.subject_ref,
-            instance_id=entry.instance_id, recipient=entry.recipient, sender=entry.sender, subject=entry.subject,
-            body=entry.body, status=entry.status, attempts=0, next_attempt_at=stamp, secret=entry.secret))
+        if not _OUTBOX_INSERT:
+            _OUTBOX_INSERT.append(outbox.insert())
+        self.connection.execute(_OUTBOX_INSERT[0], {
+            "id": entry.id, "created_at": stamp, "template": entry.template, "subject_ref": entry.subject_ref,
+            "instance_id": entry.instance_id, "recipient": entry.recipient, "sender": entry.sender,
+            "subject": entry.subject, "body": entry.body, "status": entry.status, "attempts": 0,
+            "next_attempt_at": stamp, "secret": entry.secret})
 
     def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
         """Queued messages, oldest first."""
