@@ -122,6 +122,7 @@ def _timer(row: Row[Any]) -> TimerRecord:
 
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
+_GET_MANY = sa.select(rw_instances).where(_I.id.in_(sa.bindparam("p_ids", expanding=True)))
 _UPDATE = (rw_instances.update()
            .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
            .values(state=sa.bindparam("state"), data=sa.bindparam("data"), version=sa.bindparam("version"),
@@ -369,6 +370,22 @@ class SqlTx:
         """Mark a timer fired or failed."""
         self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
                                                 "p_note": note})
+
+    def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
+        """:meth:`finish_timer` for many ``(timer id, status, at, note)``: one ``executemany``."""
+        if finished:
+            self.connection.execute(_FINISH_TIMER, [{"p_id": i, "p_status": s, "p_at": _utc(at), "p_note": note}
+                                                    for i, s, at, note in finished])
+
+    def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """Those of these instances that exist, by id (one query per 500 ids)."""
+        wanted = sorted(set(instance_ids))
+        found: dict[str, InstanceRecord] = {}
+        for start in range(0, len(wanted), 500):
+            for row in self.connection.execute(_GET_MANY, {"p_ids": wanted[start:start + 500]}):
+                record = _instance(row)
+                found[record.id] = record
+        return found
 
     def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
         """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
