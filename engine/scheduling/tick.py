@@ -265,7 +265,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             if not rows:
                 break
             last_id = rows[-1].id
-            desired: dict[str, dict[str, Any]] = {}
+            desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
             stamps = []
             people = [facts_of_row(row) for row in rows]
             next_due: list[datetime | None] = [None] * len(rows)
@@ -281,7 +281,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                             if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
                                 next_due[i] = item.appears_at
                             continue
-                        desired[item.key] = item.row(now)
+                        desired[item.key] = item
                     due = plan.next_due
                     current = next_due[i]
                     if due is not None and (current is None or due < current):
@@ -297,7 +297,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             cancel = [k for k, s in existing if s == "planned" and k not in desired]
             reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
             present = {k for k, _, _ in found}
-            values = [row for key, row in desired.items() if key not in present]  # only what is new
+            values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
                 # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
