@@ -242,6 +242,28 @@ class SqlRows:
         return int(self._conn.execute(self._statement("delete", match), _match_params(match)).rowcount or 0)
 
 
+_ERASE: dict[str, Any] = {}
+
+
+def _erase_statements() -> dict[str, Any]:
+    """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
+    if not _ERASE:
+        from regelwerk.outbox.tables import outbox
+
+        many: Any = sa.bindparam("ids", expanding=True)
+        _ERASE.update({
+            "instances": rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
+            "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
+            "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
+            "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
+            "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
+            .values(data={}, message="(erased)"),
+            "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
+            "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
+        })
+    return _ERASE
+
+
 class SqlTx:
     """A unit of work on one SQLAlchemy ``Connection`` (``tx.connection``)."""
 
@@ -456,32 +478,26 @@ class SqlTx:
 
     def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
         """Set-based scrub, one statement per table, in the lock order (instances before timers)."""
-        from regelwerk.outbox.tables import outbox
 
         ids = list(instance_ids)
         refs = list(subject_refs)
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
-        many: Any = sa.bindparam("ids", expanding=True)
+        erase = _erase_statements()
         params = {"ids": ids}
         instances = history = audit = timers = incidents = 0
         if ids:
-            instances = conn.execute(rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
-                                     params).rowcount or 0
-            timers = conn.execute(rw_timers.delete().where(rw_timers.c.instance_id.in_(many)), params).rowcount or 0
-            history = conn.execute(rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
-                                   params).rowcount or 0
-            audit = conn.execute(rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
-                                 params).rowcount or 0
-            incidents = conn.execute(rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
-                                     .values(data={}, message="(erased)"), params).rowcount or 0
+            instances = conn.execute(erase["instances"], params).rowcount or 0
+            timers = conn.execute(erase["timers"], params).rowcount or 0
+            history = conn.execute(erase["history"], params).rowcount or 0
+            audit = conn.execute(erase["audit"], params).rowcount or 0
+            incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0
         if ids:
-            sent += conn.execute(outbox.delete().where(outbox.c.instance_id.in_(many)), params).rowcount or 0
+            sent += conn.execute(erase["outbox"], params).rowcount or 0
         if refs:
-            sent += conn.execute(outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
-                                 {"refs": refs}).rowcount or 0
+            sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
         return ErasureCount(instances, history, audit, timers, sent, incidents)
 
     def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
