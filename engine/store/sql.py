@@ -122,6 +122,8 @@ def _timer(row: Row[Any]) -> TimerRecord:
 
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
+_PENDING_OF = sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
+    rw_timers.c.instance_id.in_(sa.bindparam("p_ids", expanding=True)), rw_timers.c.status == "pending")
 _GET_MANY = sa.select(rw_instances).where(_I.id.in_(sa.bindparam("p_ids", expanding=True)))
 _UPDATE = (rw_instances.update()
            .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
@@ -398,6 +400,15 @@ class SqlTx:
         if finished:
             self.connection.execute(_FINISH_TIMER, [{"p_id": i, "p_status": s, "p_at": _utc(at), "p_note": note}
                                                     for i, s, at, note in finished])
+
+    def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
+        """The ids of the pending timers of these instances, by instance (one query per 500 instances)."""
+        wanted = sorted(set(instance_ids))
+        found: dict[str, set[int]] = {i: set() for i in wanted}
+        for start in range(0, len(wanted), 500):
+            for timer_id, instance_id in self.connection.execute(_PENDING_OF, {"p_ids": wanted[start:start + 500]}):
+                found[instance_id].add(timer_id)
+        return found
 
     def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """Those of these instances that exist, by id (one query per 500 ids)."""

@@ -82,13 +82,19 @@ class _TimerBuffer:
     timers run at once; every other method (and ``connection``) first writes what is kept and forgets what was
     read, so an action reading the store sees its own batch. The rows are the same as one timer at a time."""
 
-    def __init__(self, tx: Any, instance_ids: list[str]) -> None:
+    def __init__(self, tx: Any, claimed: list[TimerRecord]) -> None:
         self._tx = tx
+        instance_ids = [timer.instance_id for timer in claimed]
         get_many = getattr(tx, "get_many", None)
         self._read: dict[str, InstanceRecord] = dict(get_many(instance_ids)) if get_many is not None else {}
+        # an instance whose pending timers are all claimed by this batch: cancelling them changes no row in the
+        # end (each claimed timer's finish sets status, fired_at and note), so the UPDATE is left out
+        self._claimed = {timer.id for timer in claimed}
+        pending = getattr(tx, "pending_timers", None)
+        self._pending: dict[str, set[int]] = dict(pending(instance_ids)) if pending is not None else {}
         self._history: list[HistoryEntry] = []
         self._timers: list[TimerRecord] = []
-        self._timer_instances: set[str] = set()
+        self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
         self._finished: list[tuple[int, str, datetime, str]] = []
 
     def get(self, instance_id: str) -> InstanceRecord | None:
@@ -110,8 +116,12 @@ class _TimerBuffer:
         self._timer_instances.add(timer.instance_id)
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
-        if instance_id in self._timer_instances:  # a timer kept for this instance must be there to be cancelled
+        pending = self._pending.get(instance_id)
+        if instance_id not in self._timer_instances and pending is not None and pending <= self._claimed:
+            return len(pending)
+        if any(timer.instance_id == instance_id for timer in self._timers):  # kept: must be there to be cancelled
             self.flush()
+        self._pending.pop(instance_id, None)
         return int(self._tx.cancel_timers(instance_id, at))
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
@@ -122,13 +132,13 @@ class _TimerBuffer:
     def __getattr__(self, name: str) -> Any:
         self.flush()
         self._read.clear()
+        self._pending.clear()  # anything else may add or change timers: cancel for real from here on
         return getattr(self._tx, name)
 
     def flush(self) -> None:
         """Write what is kept: history and new timers (``insert_many``), then the timers' finish."""
         history, timers, finished = self._history, self._timers, self._finished
         self._history, self._timers, self._finished = [], [], []
-        self._timer_instances = set()
         if history or timers:
             self._tx.insert_many((), history, timers)
         if finished:
@@ -182,7 +192,7 @@ class TimerService:
     def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
-        tx: Any = _TimerBuffer(uow.tx, [timer.instance_id for timer in claimed]) if claimed else uow.tx
+        tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
         for timer in claimed:
             assert timer.id is not None
             try:
