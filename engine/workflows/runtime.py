@@ -309,27 +309,7 @@ class WorkflowRuntime:
         Refusals: ``UnknownInstance``, ``TransitionNotAllowed``, ``PermissionDenied`` (audited),
         ``InvalidData``, ``ConflictError``.
         """
-        who = Actor.of(actor)
-        now = self.clock()
-        uow = UnitOfWork(self.store)
-        try:
-            with uow:
-                try:
-                    record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
-                                           True)
-                except PermissionDenied as exc:
-                    self._refused(uow, 0, exc, instance_id, event, now)
-                    raise
-        except PluginError as exc:
-            self._forget((instance_id,))
-            self._fire_incident(exc, instance_id, event, who, data, now)
-            raise
-        except BaseException:
-            self._forget((instance_id,))
-            raise
-        self._remember((record,))
-        uow.run_post()
-        return record
+        return self._fire_one(instance_id, event, Actor.of(actor), data, expected_version, True)
 
     def fire_as_system(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None
                        ) -> InstanceRecord:
@@ -339,14 +319,24 @@ class WorkflowRuntime:
         fired (no person to decide for). Not on the Engine's front: a host's call always names an actor and
         is decided by the policy.
         """
+        return self._fire_one(instance_id, event, SYSTEM, data, None, False)
+
+    def _fire_one(self, instance_id: str, event: str, who: Actor, data: Mapping[str, Any] | None,
+                  expected_version: int | None, check_permission: bool) -> InstanceRecord:
+        """One fire in its own unit of work: a refusal audited once, a plugin failure an incident."""
         now = self.clock()
         uow = UnitOfWork(self.store)
         try:
             with uow:
-                record = self._fire_tx(uow.tx, instance_id, event, SYSTEM, data, now, None, uow.post, False)
+                try:
+                    record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
+                                           check_permission)
+                except PermissionDenied as exc:
+                    self._refused(uow, 0, exc, instance_id, event, now)
+                    raise
         except PluginError as exc:
             self._forget((instance_id,))
-            self._fire_incident(exc, instance_id, event, SYSTEM, data, now)
+            self._fire_incident(exc, instance_id, event, who, data, now)
             raise
         except BaseException:
             self._forget((instance_id,))

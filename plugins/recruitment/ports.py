@@ -129,3 +129,14 @@ def candidate_store(tx: Any) -> CandidateStore | None:
     from regelwerk_packs.recruitment.sqlstore import sql_candidate_store
 
     return sql_candidate_store(tx)
+
+
+def require_candidate_store(tx: Any) -> CandidateStore:
+    """:func:`candidate_store`, or a ``UsageError`` on a store without one (the memory store)."""
+    found = candidate_store(tx)
+    if found is None:
+        from regelwerk.errors import UsageError
+
+        raise UsageError("the recruitment pack's candidates need a SQL store (its candidate store port)",
+                         hint="use a sqlite:/// or postgresql+psycopg:// store")
+    return found

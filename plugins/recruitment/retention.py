@@ -21,7 +21,7 @@ from typing import Any
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.outbox.queue import utc_naive
 from regelwerk_packs.recruitment.model import GROUPS, RetentionPolicy
-from regelwerk_packs.recruitment.ports import CandidateStore, RetentionLogRow, candidate_store
+from regelwerk_packs.recruitment.ports import CandidateStore, RetentionLogRow, candidate_store, require_candidate_store
 
 __all__ = [
     "RetentionItem",
@@ -101,14 +101,7 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _candidates(tx: Any) -> CandidateStore:
-    found = candidate_store(tx)
-    if found is None:
-        from regelwerk.errors import UsageError
-
-        raise UsageError("the recruitment pack's retention needs a SQL store (its candidate store port)",
-                         hint="use a sqlite:/// or postgresql+psycopg:// store")
-    return found
+_candidates = require_candidate_store
 
 
 def _erase(tx: Any, candidates: CandidateStore, ids: Sequence[str], instance_ids: Sequence[str]) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from regelwerk_packs.recruitment.actions import mail_candidate
 from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
 from regelwerk_packs.recruitment.mail import resolve_template, resolve_workflow, settings_of
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
-from regelwerk_packs.recruitment.ports import CandidateStore, candidate_store
+from regelwerk_packs.recruitment.ports import candidate_store, require_candidate_store
 from regelwerk_packs.recruitment.retention import (
     RetentionPlan,
     RetentionReport,
@@ -67,14 +67,7 @@ class Recruitment:
         tx.rows(vacancy_audit.name).insert({"at": utc_naive(self._now()), "actor": actor.id, "action": action,
                                             "vacancy_id": vacancy_id, "detail": dict(detail)})
 
-    @staticmethod
-    def _candidates(tx: Any) -> CandidateStore:
-        """The pack's store port in this transaction (``UsageError`` on a store without one: memory)."""
-        found = candidate_store(tx)
-        if found is None:
-            raise UsageError("this recruitment query needs a SQL store (the pack's candidate store port)",
-                             hint="use a sqlite:/// or postgresql+psycopg:// store")
-        return found
+    _candidates = staticmethod(require_candidate_store)
 
     def vacancy(self, vacancy_id: str) -> dict[str, Any]:
         """A vacancy as plain data (``UsageError`` if unknown)."""
