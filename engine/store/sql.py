@@ -218,7 +218,12 @@ class SqlRows:
 
     def insert(self, values: Mapping[str, Any]) -> None:
         """Add a row."""
-        self._conn.execute(self._table.insert(), dict(values))
+        row = dict(values)
+        columns = self._table.c
+        if not row or not all(name in columns for name in row):  # as before: an unknown column is an error
+            self._conn.execute(self._table.insert().values(**row))
+            return
+        self._conn.execute(self._table.insert(), row)
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""
@@ -234,6 +239,10 @@ class SqlRows:
         """Change matching rows."""
         if not values:  # nothing to change: how many match (as the memory store counts)
             return len(self.find(match))
+        if not all(name in self._table.c for name in values):  # as before: an unknown column is an error
+            # (compiling it raises sqlalchemy's "Unconsumed column names"; WHERE false: it could never touch a row)
+            return int(self._conn.execute(self._table.update().where(sa.false()).values(**dict(values))).rowcount
+                       or 0)
         stmt = self._statement("update", match, tuple(values))
         params = _match_params(match)
         params.update({f"v_{name}": value for name, value in values.items()})
