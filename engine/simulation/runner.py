@@ -477,8 +477,14 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
             by_day.setdefault(when, []).append(event)
     for number in range(days):
         day = play_from + timedelta(days=number)
-        for event in by_day.get(day, ()):
-            run.apply(event, day)
+        todays = by_day.get(day, ())
+        if todays:
+            # the day's story events: one transaction, each event (applied and recorded) in a savepoint of its
+            # own, so a refusal rolls back that event alone; a kill before the commit leaves none of them
+            # recorded and the resume applies them all once
+            with shared_unit(run.sa, f"story:{day.isoformat()}"):
+                for event in todays:
+                    run.apply(event, day)
         # the day's tick, what the parts note of it and the progress row: one transaction
         with shared_unit(run.sa, f"tick:{day.isoformat()}") as conn:
             lease.renew(conn)
