@@ -266,7 +266,8 @@ class _Run(SimulationContext):
     # --- events ------------------------------------------------------------------------------
 
     def apply(self, event: DatedEvent, day: date) -> None:
-        """Apply one event through its registered story event and record it, in one transaction.
+        """Apply one event through its registered story event and record it, in one transaction (a savepoint of
+        the day's unit when :func:`_play` runs the day's events in one).
 
         A refusal rolls the event's transaction back as a whole, then records the refusal (its own
         transaction) and the run goes on.
