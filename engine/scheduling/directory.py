@@ -17,6 +17,8 @@ __all__ = ["LIST_FIELDS", "SCALAR_FIELDS", "MemoryDirectory", "StoreDirectory"]
 
 SCALAR_FIELDS = ("department", "manager", "function", "id")
 LIST_FIELDS = ("roles", "groups")
+_WHERE_QUERIES: dict[str, Any] = {}
+"""``StoreDirectory.where``'s query per field, built once (the value a bound parameter)."""
 
 
 def _holds(employee: EmployeeFacts, field_name: str, value: str) -> bool:
@@ -89,14 +91,19 @@ class StoreDirectory:
     def _query(self, field_name: str, value: str) -> list[EmployeeFacts]:
         from regelwerk.scheduling.employees import facts_of_row
         from regelwerk.scheduling.tables import employees as emp
-        from sqlalchemy import String, cast, select
+        from sqlalchemy import String, bindparam, cast, select
 
-        query = select(emp)
-        if field_name in SCALAR_FIELDS:
-            query = query.where(emp.c[field_name] == value)
-        else:
-            # lists and free attributes are JSON: narrow with a text match, decide exactly in Python
-            column = emp.c[field_name] if field_name in LIST_FIELDS else emp.c.attributes
-            query = query.where(cast(column, String).contains(value))
-        people = [facts_of_row(row) for row in self._conn.execute(query.order_by(emp.c.id))]
+        query = _WHERE_QUERIES.get(field_name)
+        if query is None:
+            query = select(emp)
+            if field_name in SCALAR_FIELDS:
+                query = query.where(emp.c[field_name] == bindparam("p_value"))
+            else:
+                # lists and free attributes are JSON: narrow with a text match, decide exactly in Python
+                column = emp.c[field_name] if field_name in LIST_FIELDS else emp.c.attributes
+                query = query.where(cast(column, String).contains(bindparam("p_value", type_=String)))
+            query = query.order_by(emp.c.id)
+            if len(_WHERE_QUERIES) < 256:
+                _WHERE_QUERIES[field_name] = query
+        people = [facts_of_row(row) for row in self._conn.execute(query, {"p_value": value})]
         return [p for p in people if _holds(p, field_name, value)]

@@ -195,55 +195,77 @@ def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> 
         return {"incident": error.error_type}
 
 
-def _stale_employees(version: str, now_naive: datetime) -> Any:
-    from regelwerk.scheduling.tables import employees as emp
-    from sqlalchemy import or_
+_PLAN_STATEMENTS: dict[bool, dict[str, Any]] = {}
 
-    return or_(emp.c.plan_version.is_(None), emp.c.plan_version != version, emp.c.next_due <= now_naive)
+
+def _plan_statements(pg: bool) -> dict[str, Any]:
+    """The plan phase's statements, built once per dialect family (version, moment, last id and batch size as
+    bound parameters): the tick runs them every day."""
+    found = _PLAN_STATEMENTS.get(pg)
+    if found is not None:
+        return found
+    from regelwerk.scheduling.employees import employee_columns
+    from regelwerk.scheduling.tables import employees as emp
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from sqlalchemy import String, bindparam, func, or_, select, type_coerce, update
+
+    stale = or_(emp.c.plan_version.is_(None), emp.c.plan_version != bindparam("p_version"),
+                emp.c.next_due <= bindparam("p_now"))
+    # SQLite keeps time stamps as text: the guard compares updated_at as read, without parsing and formatting a
+    # hundred thousand of them in Python (PostgreSQL's driver converts them natively)
+    raw = () if pg else ("updated_at",)
+    seen = (emp.c.updated_at == bindparam("b_seen")) if pg else (
+        type_coerce(emp.c.updated_at, String) == type_coerce(bindparam("b_seen"), String))
+    batch = (select(*employee_columns(*raw)).where(stale, emp.c.id > bindparam("p_last")).order_by(emp.c.id)
+             .limit(bindparam("p_limit")))
+    if pg:
+        batch = batch.with_for_update(skip_locked=True, of=emp)
+    found = {
+        "count": select(func.count()).select_from(emp).where(stale),
+        "batch": batch,
+        "stamp": (update(emp).where(emp.c.id == bindparam("b_id"), seen)
+                  .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next"))),
+        "items": select(items.c.key, items.c.status, items.c.due_at).where(
+            items.c.subject.in_(bindparam("p_subjects", expanding=True))),
+        "open": select(items.c.key).where(items.c.key.in_(bindparam("p_keys", expanding=True)),
+                                          items.c.status.in_(("planned", "ready", "active"))),
+    }
+    _PLAN_STATEMENTS[pg] = found
+    return found
 
 
 def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
                 collect_activated: bool = False) -> None:
     from regelwerk.scheduling.directory import StoreDirectory
-    from regelwerk.scheduling.employees import dialect_insert, employee_columns, facts_of_row
+    from regelwerk.scheduling.employees import dialect_insert, facts_of_row
     from regelwerk.scheduling.sources import plan_with
-    from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
     from regelwerk.tenancy.rls import conflict_columns
-    from sqlalchemy import String, bindparam, func, select, type_coerce, update
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
-    stale = _stale_employees(version, now_naive)
+    pg = sa_engine.dialect.name == "postgresql"
+    statements = _plan_statements(pg)
+    stale_params = {"p_version": version, "p_now": now_naive}
     with sa_engine.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(emp).where(stale)).scalar_one())
+        total = int(conn.execute(statements["count"], stale_params).scalar_one())
     if not total:
         return
-    pg = sa_engine.dialect.name == "postgresql"
     done = 0
     last_id = ""
-    # SQLite keeps time stamps as text: the guard compares updated_at as read, without parsing and formatting a
-    # hundred thousand of them in Python (PostgreSQL's driver converts them natively)
-    raw = () if pg else ("updated_at",)
-    seen = (emp.c.updated_at == bindparam("b_seen")) if pg else (
-        type_coerce(emp.c.updated_at, String) == type_coerce(bindparam("b_seen"), String))
-    stamp_update = (update(emp).where(emp.c.id == bindparam("b_id"), seen)
-                    .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next")))
+    stamp_update = statements["stamp"]
     while True:
         with unit_of_work(sa_engine, target.workflow_engine) as unit:
             conn = unit.connection
             _take_write_lock(conn)
-            query = (select(*employee_columns(*raw)).where(stale, emp.c.id > last_id).order_by(emp.c.id)
-                     .limit(batch_size))
-            if pg:
-                query = query.with_for_update(skip_locked=True, of=emp)
-            rows = conn.execute(query).all()
+            rows = conn.execute(statements["batch"], {**stale_params, "p_last": last_id,
+                                                      "p_limit": batch_size}).all()
             if not rows:
                 break
             last_id = rows[-1].id
-            desired: dict[str, dict[str, Any]] = {}
+            desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
             stamps = []
             people = [facts_of_row(row) for row in rows]
             next_due: list[datetime | None] = [None] * len(rows)
@@ -259,7 +281,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                             if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
                                 next_due[i] = item.appears_at
                             continue
-                        desired[item.key] = item.row(now)
+                        desired[item.key] = item
                     due = plan.next_due
                     current = next_due[i]
                     if due is not None and (current is None or due < current):
@@ -270,13 +292,12 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             subjects = [r.id for r in rows]
             # filter on the subject only (its index); status and due date in Python, so that SQLite does not
             # pick the (status, due_at) index and scan every planned item of the whole store per batch
-            found = conn.execute(select(items.c.key, items.c.status, items.c.due_at)
-                                 .where(items.c.subject.in_(subjects))).all()
+            found = conn.execute(statements["items"], {"p_subjects": subjects}).all()
             existing = [(k, s) for k, s, due in found if s in ("planned", "cancelled") and due > now_naive]
             cancel = [k for k, s in existing if s == "planned" and k not in desired]
             reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
             present = {k for k, _, _ in found}
-            values = [row for key, row in desired.items() if key not in present]  # only what is new
+            values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
                 # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
@@ -312,8 +333,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                     _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
                                 "reinstate")
             if closes:
-                open_keys = [k for (k,) in conn.execute(select(items.c.key).where(
-                    items.c.key.in_(closes), items.c.status.in_(("planned", "ready", "active"))))]
+                open_keys = [k for (k,) in conn.execute(statements["open"], {"p_keys": closes})]
                 if open_keys:
                     _set_status(conn, open_keys, "closed", now_naive, actor, "close")
                 summary.closed += len(open_keys)

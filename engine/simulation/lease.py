@@ -26,6 +26,7 @@ __all__ = ["LEASE_SECONDS", "Lease", "SimulationBusy", "create_tables"]
 #: A lease not renewed for this long is stale (a day's transaction renews it).
 LEASE_SECONDS = 600
 _SETUP_LOCK = 0x7265_6777  # "regw": the advisory lock id of table creation
+_RENEW: list[Any] = []  # the lease renewal, built once (it runs with every step of a run)
 
 
 class SimulationBusy(RegelwerkError):
@@ -110,8 +111,12 @@ class Lease:
         import sqlalchemy as sa
         from regelwerk.simulation.tables import simulation_leases as t
 
-        done = conn.execute(t.update().where(t.c.simulation == self.name, t.c.owner == self.owner)
-                            .values(expires_at=_now() + timedelta(seconds=LEASE_SECONDS))).rowcount
+        if not _RENEW:
+            _RENEW.append(t.update()
+                          .where(t.c.simulation == sa.bindparam("p_name"), t.c.owner == sa.bindparam("p_owner"))
+                          .values(expires_at=sa.bindparam("p_expires")))
+        done = conn.execute(_RENEW[0], {"p_name": self.name, "p_owner": self.owner,
+                                        "p_expires": _now() + timedelta(seconds=LEASE_SECONDS)}).rowcount
         if done != 1:
             row = conn.execute(sa.select(t).where(t.c.simulation == self.name)).first()
             if row is None:

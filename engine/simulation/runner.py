@@ -166,9 +166,9 @@ class _Run(SimulationContext):
         from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.begin() as conn:
-            conn.execute(t.insert().values(simulation=self.name, key=key, day=day, type=kind, status=status,
-                                           message=message[:1000], detail=dict(detail),
-                                           applied_at=_naive(datetime.now(UTC))))
+            conn.execute(t.insert(), {"simulation": self.name, "key": key, "day": day, "type": kind,
+                                      "status": status, "message": message[:1000], "detail": dict(detail),
+                                      "applied_at": _naive(datetime.now(UTC))})
 
     # --- the import --------------------------------------------------------------------------
 
@@ -266,7 +266,8 @@ class _Run(SimulationContext):
     # --- events ------------------------------------------------------------------------------
 
     def apply(self, event: DatedEvent, day: date) -> None:
-        """Apply one event through its registered story event and record it, in one transaction.
+        """Apply one event through its registered story event and record it, in one transaction (a savepoint of
+        the day's unit when :func:`_play` runs the day's events in one).
 
         A refusal rolls the event's transaction back as a whole, then records the refusal (its own
         transaction) and the run goes on.
@@ -477,8 +478,14 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
             by_day.setdefault(when, []).append(event)
     for number in range(days):
         day = play_from + timedelta(days=number)
-        for event in by_day.get(day, ()):
-            run.apply(event, day)
+        todays = by_day.get(day, ())
+        if todays:
+            # the day's story events: one transaction, each event (applied and recorded) in a savepoint of its
+            # own, so a refusal rolls back that event alone; a kill before the commit leaves none of them
+            # recorded and the resume applies them all once
+            with shared_unit(run.sa, f"story:{day.isoformat()}"):
+                for event in todays:
+                    run.apply(event, day)
         # the day's tick, what the parts note of it and the progress row: one transaction
         with shared_unit(run.sa, f"tick:{day.isoformat()}") as conn:
             lease.renew(conn)

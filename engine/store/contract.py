@@ -320,6 +320,29 @@ class StoreContract:
         with store.read() as tx:
             assert sorted((r["name"], r["version"]) for r in tx.rows(table).find()) == [("a", "v2"), ("b", "v1")]
 
+    def test_rows_the_same_shape_with_other_values(self) -> None:
+        # a store may build a statement once per shape of match and values: the values must still decide
+        store = self._store()
+        table = "rw_definitions"
+        with store.transaction() as tx:
+            rows = tx.rows(table)
+            for name, version in (("a", "v1"), ("b", "v1"), ("c", "v2")):
+                rows.insert({"kind": "Workflow", "name": name, "version": version, "source": {}, "created_at": T0})
+            for _ in range(2):  # the second round runs what the first built
+                assert [r["name"] for r in rows.find({"version": "v1"}, order_by="name")] == ["a", "b"]
+                assert [r["name"] for r in rows.find({"version": "v2"}, order_by="name")] == ["c"]
+                assert [r["name"] for r in rows.find({"name": ["c"]})] == ["c"]
+                assert [r["name"] for r in rows.find({"name": ["a", "b", "c"]}, order_by="name")] == ["a", "b", "c"]
+                first = rows.first({"name": "c"})
+                assert first is not None and first["version"] == "v2"
+            assert rows.update({"name": "a"}, {"version": "v3"}) == 1
+            assert rows.update({"name": "b"}, {"version": "v4"}) == 1
+            assert rows.update({"name": "zz"}, {"version": "v5"}) == 0
+            assert sorted((r["name"], r["version"]) for r in rows.find()) == [("a", "v3"), ("b", "v4"), ("c", "v2")]
+            assert rows.delete({"name": ["a"]}) == 1
+            assert rows.delete({"name": ["b", "c"]}) == 2
+            assert rows.find() == []
+
     def test_bulk_insert_and_existing(self) -> None:
         store = self._store()
         records = [_record(f"b{n}") for n in range(3)]

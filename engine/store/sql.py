@@ -122,6 +122,9 @@ def _timer(row: Row[Any]) -> TimerRecord:
 
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
+_PENDING_OF = sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
+    rw_timers.c.instance_id.in_(sa.bindparam("p_ids", expanding=True)), rw_timers.c.status == "pending")
+_GET_MANY = sa.select(rw_instances).where(_I.id.in_(sa.bindparam("p_ids", expanding=True)))
 _UPDATE = (rw_instances.update()
            .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
            .values(state=sa.bindparam("state"), data=sa.bindparam("data"), version=sa.bindparam("version"),
@@ -133,12 +136,42 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            definition_version=sa.bindparam("definition_version"),
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
+_INSERT_INSTANCE = rw_instances.insert()
+_INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
 _CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_instance"), _T.status == "pending")
                   .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
+_DUE_TIMERS = (sa.select(_T.id, _T.instance_id).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
+               .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
+_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending")
+                 .order_by(_T.due_at, _T.id))
+_OUTBOX_INSERT: list[Any] = []
+
+
+_ROWS_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+"""Built statements of :class:`SqlRows` by (table, operation, shape of the match and values): a pack's hot
+lookups (``first({"id": ...})``) are built and compiled once, their values bound per call."""
+
+
+def _match_shape(match: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    shape = []
+    for name, value in (match or {}).items():
+        kind = ("in" if isinstance(value, (list, tuple, set, frozenset)) else "null" if value is None else "eq")
+        shape.append((name, kind))
+    return tuple(shape)
+
+
+def _match_params(match: Mapping[str, Any] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, value in (match or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            params[f"m_{name}"] = list(value)
+        elif value is not None:
+            params[f"m_{name}"] = value
+    return params
 
 
 class SqlRows:
@@ -150,40 +183,96 @@ class SqlRows:
         self._conn = connection
         self._table = table
 
-    def _where(self, match: Mapping[str, Any] | None) -> list[Any]:
-        clauses = []
-        for name, value in (match or {}).items():
+    def _where(self, shape: tuple[tuple[str, str], ...]) -> list[Any]:
+        clauses: list[Any] = []
+        for name, kind in shape:
             column = self._table.c[name]
-            if isinstance(value, (list, tuple, set, frozenset)):
-                clauses.append(column.in_(list(value)))
+            if kind == "in":
+                clauses.append(column.in_(sa.bindparam(f"m_{name}", expanding=True)))
             else:
-                clauses.append(column.is_(None) if value is None else column == value)
+                clauses.append(column.is_(None) if kind == "null" else column == sa.bindparam(f"m_{name}"))
         return clauses
+
+    def _statement(self, op: str, match: Mapping[str, Any] | None, extra: tuple[Any, ...] = ()) -> Any:
+        shape = _match_shape(match)
+        key = (self._table, op, shape, extra)
+        stmt = _ROWS_STATEMENTS.get(key)
+        if stmt is None:
+            where = self._where(shape)
+            if op == "find":
+                stmt = sa.select(self._table).where(*where)
+                if extra[0] is not None:
+                    stmt = stmt.order_by(self._table.c[extra[0]])
+            elif op == "first":
+                stmt = sa.select(self._table).where(*where).limit(1)
+            elif op == "update":
+                stmt = self._table.update().where(*where).values(
+                    {self._table.c[name]: sa.bindparam(f"v_{name}", type_=self._table.c[name].type)
+                     for name in extra})
+            else:
+                stmt = self._table.delete().where(*where)
+            if len(_ROWS_STATEMENTS) > 1024:  # shapes come from code, not data; bounded all the same
+                _ROWS_STATEMENTS.clear()
+            _ROWS_STATEMENTS[key] = stmt
+        return stmt
 
     def insert(self, values: Mapping[str, Any]) -> None:
         """Add a row."""
-        self._conn.execute(self._table.insert().values(**dict(values)))
+        row = dict(values)
+        columns = self._table.c
+        if not row or not all(name in columns for name in row):  # as before: an unknown column is an error
+            self._conn.execute(self._table.insert().values(**row))
+            return
+        self._conn.execute(self._table.insert(), row)
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""
-        query = sa.select(self._table).where(*self._where(match))
-        if order_by is not None:
-            query = query.order_by(self._table.c[order_by])
-        return [dict(row) for row in self._conn.execute(query).mappings()]
+        query = self._statement("find", match, (order_by,))
+        return [dict(row) for row in self._conn.execute(query, _match_params(match)).mappings()]
 
     def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
         """One matching row, or None."""
-        row = self._conn.execute(sa.select(self._table).where(*self._where(match)).limit(1)).mappings().first()
+        row = self._conn.execute(self._statement("first", match), _match_params(match)).mappings().first()
         return dict(row) if row is not None else None
 
     def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
         """Change matching rows."""
-        return int(self._conn.execute(self._table.update().where(*self._where(match)).values(**dict(values)))
-                   .rowcount or 0)
+        if not values:  # nothing to change: how many match (as the memory store counts)
+            return len(self.find(match))
+        if not all(name in self._table.c for name in values):  # as before: an unknown column is an error
+            # (compiling it raises sqlalchemy's "Unconsumed column names"; WHERE false: it could never touch a row)
+            return int(self._conn.execute(self._table.update().where(sa.false()).values(**dict(values))).rowcount
+                       or 0)
+        stmt = self._statement("update", match, tuple(values))
+        params = _match_params(match)
+        params.update({f"v_{name}": value for name, value in values.items()})
+        return int(self._conn.execute(stmt, params).rowcount or 0)
 
     def delete(self, match: Mapping[str, Any]) -> int:
         """Remove matching rows."""
-        return int(self._conn.execute(self._table.delete().where(*self._where(match))).rowcount or 0)
+        return int(self._conn.execute(self._statement("delete", match), _match_params(match)).rowcount or 0)
+
+
+_ERASE: dict[str, Any] = {}
+
+
+def _erase_statements() -> dict[str, Any]:
+    """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
+    if not _ERASE:
+        from regelwerk.outbox.tables import outbox
+
+        many: Any = sa.bindparam("ids", expanding=True)
+        _ERASE.update({
+            "instances": rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
+            "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
+            "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
+            "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
+            "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
+            .values(data={}, message="(erased)"),
+            "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
+            "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
+        })
+    return _ERASE
 
 
 class SqlTx:
@@ -206,7 +295,7 @@ class SqlTx:
         if existing is not None:
             raise ConflictError(record.id, 0, existing.version, existing.state)
         try:
-            self.connection.execute(rw_instances.insert(), {
+            self.connection.execute(_INSERT_INSTANCE, {
                 "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
                 "state": record.state, "data": dict(record.data), "version": record.version,
                 "timers_pending": record.timers_pending, "created_by": record.created_by,
@@ -228,7 +317,7 @@ class SqlTx:
         """Instances, then history, then timers: one ``executemany`` per table."""
         conn = self.connection
         if records:
-            conn.execute(rw_instances.insert(), [{
+            conn.execute(_INSERT_INSTANCE, [{
                 "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
                 "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
                 "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
@@ -239,7 +328,7 @@ class SqlTx:
                 "to_state": e.to_state, "actor": e.actor, "at": _utc(e.at),
                 "definition_version": e.definition_version, "explain": dict(e.explain)} for e in history])
         if timers:
-            conn.execute(rw_timers.insert(), [{
+            conn.execute(_INSERT_TIMER, [{
                 "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
                 "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
 
@@ -286,7 +375,7 @@ class SqlTx:
 
     def add_timer(self, timer: TimerRecord) -> None:
         """Store a pending timer."""
-        self.connection.execute(rw_timers.insert(), {
+        self.connection.execute(_INSERT_TIMER, {
             "instance_id": timer.instance_id, "state": timer.state, "event": timer.event, "data": dict(timer.data),
             "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
 
@@ -315,12 +404,35 @@ class SqlTx:
         self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
                                                 "p_note": note})
 
+    def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
+        """:meth:`finish_timer` for many ``(timer id, status, at, note)``: one ``executemany``."""
+        if finished:
+            self.connection.execute(_FINISH_TIMER, [{"p_id": i, "p_status": s, "p_at": _utc(at), "p_note": note}
+                                                    for i, s, at, note in finished])
+
+    def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
+        """The ids of the pending timers of these instances, by instance (one query per 500 instances)."""
+        wanted = sorted(set(instance_ids))
+        found: dict[str, set[int]] = {i: set() for i in wanted}
+        for start in range(0, len(wanted), 500):
+            for timer_id, instance_id in self.connection.execute(_PENDING_OF, {"p_ids": wanted[start:start + 500]}):
+                found[instance_id].add(timer_id)
+        return found
+
+    def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """Those of these instances that exist, by id (one query per 500 ids)."""
+        wanted = sorted(set(instance_ids))
+        found: dict[str, InstanceRecord] = {}
+        for start in range(0, len(wanted), 500):
+            for row in self.connection.execute(_GET_MANY, {"p_ids": wanted[start:start + 500]}):
+                record = _instance(row)
+                found[record.id] = record
+        return found
+
     def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
         """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
         t = rw_timers.c
-        due = (sa.select(t.id, t.instance_id).where(t.status == "pending", t.due_at <= _utc(now))
-               .order_by(t.due_at, t.id).limit(limit))
-        candidates = self.connection.execute(due).all()
+        candidates = self.connection.execute(_DUE_TIMERS, {"p_now": _utc(now), "p_limit": limit}).all()
         if not candidates:
             return []
         if self._postgres:
@@ -334,8 +446,8 @@ class SqlTx:
             query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending")
                      .order_by(t.due_at, t.id).with_for_update())
         else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-            query = (sa.select(rw_timers).where(t.id.in_([row[0] for row in candidates]), t.status == "pending")
-                     .order_by(t.due_at, t.id))
+            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE,
+                                                               {"p_ids": [row[0] for row in candidates]})]
         return [_timer(r) for r in self.connection.execute(query)]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
@@ -363,10 +475,13 @@ class SqlTx:
         from regelwerk.outbox.tables import outbox
 
         stamp = _naive(entry.created_at)
-        self.connection.execute(outbox.insert().values(
-            id=entry.id, created_at=stamp, template=entry.template, subject_ref=entry.subject_ref,
-            instance_id=entry.instance_id, recipient=entry.recipient, sender=entry.sender, subject=entry.subject,
-            body=entry.body, status=entry.status, attempts=0, next_attempt_at=stamp, secret=entry.secret))
+        if not _OUTBOX_INSERT:
+            _OUTBOX_INSERT.append(outbox.insert())
+        self.connection.execute(_OUTBOX_INSERT[0], {
+            "id": entry.id, "created_at": stamp, "template": entry.template, "subject_ref": entry.subject_ref,
+            "instance_id": entry.instance_id, "recipient": entry.recipient, "sender": entry.sender,
+            "subject": entry.subject, "body": entry.body, "status": entry.status, "attempts": 0,
+            "next_attempt_at": stamp, "secret": entry.secret})
 
     def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
         """Queued messages, oldest first."""
@@ -383,32 +498,26 @@ class SqlTx:
 
     def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
         """Set-based scrub, one statement per table, in the lock order (instances before timers)."""
-        from regelwerk.outbox.tables import outbox
 
         ids = list(instance_ids)
         refs = list(subject_refs)
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
-        many: Any = sa.bindparam("ids", expanding=True)
+        erase = _erase_statements()
         params = {"ids": ids}
         instances = history = audit = timers = incidents = 0
         if ids:
-            instances = conn.execute(rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
-                                     params).rowcount or 0
-            timers = conn.execute(rw_timers.delete().where(rw_timers.c.instance_id.in_(many)), params).rowcount or 0
-            history = conn.execute(rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
-                                   params).rowcount or 0
-            audit = conn.execute(rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
-                                 params).rowcount or 0
-            incidents = conn.execute(rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
-                                     .values(data={}, message="(erased)"), params).rowcount or 0
+            instances = conn.execute(erase["instances"], params).rowcount or 0
+            timers = conn.execute(erase["timers"], params).rowcount or 0
+            history = conn.execute(erase["history"], params).rowcount or 0
+            audit = conn.execute(erase["audit"], params).rowcount or 0
+            incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0
         if ids:
-            sent += conn.execute(outbox.delete().where(outbox.c.instance_id.in_(many)), params).rowcount or 0
+            sent += conn.execute(erase["outbox"], params).rowcount or 0
         if refs:
-            sent += conn.execute(outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
-                                 {"refs": refs}).rowcount or 0
+            sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
         return ErasureCount(instances, history, audit, timers, sent, incidents)
 
     def add_incident(self, incident: IncidentRecord) -> IncidentRecord:

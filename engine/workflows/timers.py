@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from regelwerk.actors import SYSTEM
 from regelwerk.errors import (
@@ -13,7 +14,9 @@ from regelwerk.errors import (
 from regelwerk.store.base import StoreTx
 from regelwerk.store.records import (
     AuditEntry,
+    HistoryEntry,
     IncidentRecord,
+    InstanceRecord,
     TimerRecord,
 )
 from regelwerk.store.unit import UnitOfWork
@@ -72,6 +75,81 @@ class _Isolate(Exception):  # control flow inside fire_due_timers, never raised 
     """A timer of a straight-through batch failed: roll the attempt back and isolate each timer."""
 
 
+class _TimerBuffer:
+    """The batch's ``StoreTx`` while a claimed batch fires straight through: the writes nothing in the batch reads
+    back (history rows, the timers' own finish, new timers) are kept and written in bulk when the batch ends; the
+    batch's instances are read in one query. The instance update (its version check) and the cancel of pending
+    timers run at once; every other method (and ``connection``) first writes what is kept and forgets what was
+    read, so an action reading the store sees its own batch. The rows are the same as one timer at a time."""
+
+    def __init__(self, tx: Any, claimed: list[TimerRecord]) -> None:
+        self._tx = tx
+        instance_ids = [timer.instance_id for timer in claimed]
+        get_many = getattr(tx, "get_many", None)
+        self._read: dict[str, InstanceRecord] = dict(get_many(instance_ids)) if get_many is not None else {}
+        # an instance whose pending timers are all claimed by this batch: cancelling them changes no row in the
+        # end (each claimed timer's finish sets status, fired_at and note), so the UPDATE is left out
+        self._claimed = {timer.id for timer in claimed}
+        pending = getattr(tx, "pending_timers", None)
+        self._pending: dict[str, set[int]] = dict(pending(instance_ids)) if pending is not None else {}
+        self._history: list[HistoryEntry] = []
+        self._timers: list[TimerRecord] = []
+        self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
+        self._finished: list[tuple[int, str, datetime, str]] = []
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        found = self._read.get(instance_id)
+        if found is not None:
+            return found
+        result: InstanceRecord | None = self._tx.get(instance_id)
+        return result
+
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+        self._read.pop(record.id, None)
+        self._tx.update(record, expected_version, data_changed)
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        self._history.append(entry)
+
+    def add_timer(self, timer: TimerRecord) -> None:
+        self._timers.append(timer)
+        self._timer_instances.add(timer.instance_id)
+
+    def cancel_timers(self, instance_id: str, at: datetime) -> int:
+        pending = self._pending.get(instance_id)
+        if instance_id not in self._timer_instances and pending is not None and pending <= self._claimed:
+            return len(pending)
+        if any(timer.instance_id == instance_id for timer in self._timers):  # kept: must be there to be cancelled
+            self.flush()
+        self._pending.pop(instance_id, None)
+        return int(self._tx.cancel_timers(instance_id, at))
+
+    def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
+        # the timer's own row: a cancel of its instance's pending timers before this is written leaves the same
+        # row (status, fired_at and note are all set here)
+        self._finished.append((timer_id, status, at, note))
+
+    def __getattr__(self, name: str) -> Any:
+        self.flush()
+        self._read.clear()
+        self._pending.clear()  # anything else may add or change timers: cancel for real from here on
+        return getattr(self._tx, name)
+
+    def flush(self) -> None:
+        """Write what is kept: history and new timers (``insert_many``), then the timers' finish."""
+        history, timers, finished = self._history, self._timers, self._finished
+        self._history, self._timers, self._finished = [], [], []
+        if history or timers:
+            self._tx.insert_many((), history, timers)
+        if finished:
+            bulk = getattr(self._tx, "finish_timers", None)
+            if bulk is not None:
+                bulk(finished)
+            else:
+                for timer_id, status, at, note in finished:
+                    self._tx.finish_timer(timer_id, status, at, note)
+
+
 class TimerService:
     """Fires due timers through the workflow runtime."""
 
@@ -114,21 +192,29 @@ class TimerService:
     def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
+        tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
         for timer in claimed:
             assert timer.id is not None
             try:
-                uow.tx.finish_timer(timer.id, "fired", moment)
-                self.runtime._fire_tx(uow.tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
+                tx.finish_timer(timer.id, "fired", moment)
+                self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
                                       timer.due_at, None, uow.post, False)
                 if timer.note.startswith("retry"):
-                    for incident in uow.tx.incidents("open", timer.instance_id):
+                    for incident in tx.incidents("open", timer.instance_id):
                         if incident.timer_id == timer.id and incident.id is not None:
-                            uow.tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+                            tx.set_incident(incident.id, "resolved", moment, "fired on retry")
             except Exception as exc:  # refused or raised: redo the batch timer by timer
                 uow.refusals.clear()  # the isolated run decides (and audits) again
                 uow.post.clear()
                 raise _Isolate from exc
             outcomes.append(TimerOutcome(timer.id, timer.instance_id, timer.event, "fired"))
+        if isinstance(tx, _TimerBuffer):
+            try:
+                tx.flush()
+            except Exception as exc:  # the bulk write failed: redo the batch timer by timer
+                uow.refusals.clear()
+                uow.post.clear()
+                raise _Isolate from exc
         return outcomes
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:

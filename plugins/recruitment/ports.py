@@ -102,6 +102,10 @@ class CandidateStore(Protocol):
         """Up to ``limit`` candidates (every column, plus ``retention_start``) the rule asks to renew consent
         at ``now``, locked like :meth:`next_due`; the caller marks them asked in the same transaction."""
 
+    def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
+        """True when some rule of the policy has a candidate to delete or to ask to renew consent at ``now``
+        (one cheap read: the daily sweep skips its per-rule write transactions when nothing is due)."""
+
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete these candidates and their questionnaires, set-based (one statement per table); how many
         candidates went. The workflow's copies go through ``StoreTx.erase_personal_data``."""

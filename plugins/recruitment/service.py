@@ -275,7 +275,11 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
         return report
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
     with engine.store.read() as tx:
-        if candidate_store(tx) is None:  # a store without the pack's candidate store (memory): nothing to sweep
+        candidates = candidate_store(tx)
+        if candidates is None:  # a store without the pack's candidate store (memory): nothing to sweep
+            return report
+        # most days nothing is due: one read instead of a write transaction per rule (and per consent rule)
+        if not candidates.anything_due(policy, now):
             return report
     erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
     for rule in policy.rules:

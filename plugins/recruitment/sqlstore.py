@@ -67,12 +67,7 @@ def _match(rule: RetentionRule) -> Any:
     return sa.and_(sa.true(), *parts)
 
 
-def rule_predicates(policy: RetentionPolicy, rule: RetentionRule, now: datetime) -> tuple[Any, Any, Any | None]:
-    """``(start column, due predicate, renewal predicate or None)`` of one rule of the policy at ``now``.
-
-    ``due``: the rule decides for the candidate (no earlier rule matches) and the keeping time is over.
-    ``renewal``: consent rules with ``renew_before``: inside the window and not yet asked for this consent.
-    """
+def _rule_parts(policy: RetentionPolicy, rule: RetentionRule, cutoff: Any, window: Any) -> tuple[Any, Any, Any | None]:
     earlier: list[Any] = []
     for candidate in policy.rules:
         if candidate is rule or candidate == rule:
@@ -83,13 +78,73 @@ def rule_predicates(policy: RetentionPolicy, rule: RetentionRule, now: datetime)
     match = _match(rule)
     base = sa.and_(match, sa.not_(sa.or_(*earlier))) if earlier else match
     start = _start(rule)
-    cutoff = utc_naive(now) - rule.keep.delta()
     renewal = None
     if rule.renew_before is not None and rule.consent is True:
-        window = cutoff + rule.renew_before.delta()
         not_asked = sa.or_(_C.renewal_requested_at.is_(None), _C.renewal_requested_at < start)
         renewal = sa.and_(base, start > cutoff, start <= window, not_asked)
     return start, sa.and_(base, start <= cutoff), renewal
+
+
+def _moments(rule: RetentionRule, now: datetime) -> tuple[datetime, datetime | None]:
+    """``(cutoff, renewal window end)`` of a rule at ``now``: started on or before the cutoff is due."""
+    cutoff = utc_naive(now) - rule.keep.delta()
+    window = cutoff + rule.renew_before.delta() if rule.renew_before is not None else None
+    return cutoff, window
+
+
+def rule_predicates(policy: RetentionPolicy, rule: RetentionRule, now: datetime) -> tuple[Any, Any, Any | None]:
+    """``(start column, due predicate, renewal predicate or None)`` of one rule of the policy at ``now``.
+
+    ``due``: the rule decides for the candidate (no earlier rule matches) and the keeping time is over.
+    ``renewal``: consent rules with ``renew_before``: inside the window and not yet asked for this consent.
+    """
+    cutoff, window = _moments(rule, now)
+    return _rule_parts(policy, rule, cutoff, window)
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _built(key: tuple[Any, ...], build: Any) -> Any:
+    """The sweep's statements, built once per policy and rule with the moments as bound parameters (the sweep
+    runs every day: building and compiling them per call cost more than running them)."""
+    try:
+        found = _STATEMENTS.get(key)
+    except TypeError:  # an unhashable policy (not frozen): built per call
+        return build()
+    if found is None:
+        found = build()
+        if len(_STATEMENTS) > 256:
+            _STATEMENTS.clear()
+        _STATEMENTS[key] = found
+    return found
+
+
+def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) -> Any:
+    def build() -> Any:
+        start, due, renewal = _rule_parts(policy, rule, sa.bindparam("cutoff"), sa.bindparam("window"))
+        if kind == "due":
+            return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim")).with_for_update()
+        if renewal is None:
+            return None
+        return (sa.select(candidates, start.label("retention_start")).where(renewal).limit(sa.bindparam("lim"))
+                .with_for_update())
+
+    return _built((policy, rule, kind), build)
+
+
+def _anything_statement(policy: RetentionPolicy) -> Any:
+    def build() -> Any:
+        wanted: list[Any] = []
+        for i, rule in enumerate(policy.rules):
+            _start_column, due, renewal = _rule_parts(policy, rule, sa.bindparam(f"cutoff_{i}"),
+                                                      sa.bindparam(f"window_{i}"))
+            wanted.append(due)
+            if renewal is not None:
+                wanted.append(renewal)
+        return sa.select(_C.id).where(sa.or_(*wanted)).limit(1) if wanted else None
+
+    return _built((policy, "anything"), build)
 
 
 class SqlCandidateStore:
@@ -140,19 +195,29 @@ class SqlCandidateStore:
 
     def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
         """Up to ``limit`` due candidates, locked for update, in no particular order."""
-        start, due, _renewal = rule_predicates(policy, rule, now)
-        query = sa.select(*_DUE_COLUMNS, start).where(due).limit(limit).with_for_update()
-        return [DueCandidate._make(r) for r in self._conn.execute(query)]
+        cutoff, _window = _moments(rule, now)
+        query = _sweep_statement(policy, rule, "due")
+        return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff, "lim": limit})]
 
     def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                       limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` candidates to ask for consent renewal (with ``retention_start``), locked for update."""
-        start, _due, renewal = rule_predicates(policy, rule, now)
-        if renewal is None:
+        query = _sweep_statement(policy, rule, "renewal")
+        if query is None:
             return []
-        query = (sa.select(candidates, start.label("retention_start")).where(renewal).limit(limit)
-                 .with_for_update())
-        return [dict(r) for r in self._conn.execute(query).mappings()]
+        cutoff, window = _moments(rule, now)
+        return [dict(r) for r in self._conn.execute(query, {"cutoff": cutoff, "window": window, "lim": limit})
+                .mappings()]
+
+    def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
+        """One query over every rule's deletion and renewal predicates (``LIMIT 1``, no lock)."""
+        query = _anything_statement(policy)
+        if query is None:
+            return False
+        params: dict[str, Any] = {}
+        for i, rule in enumerate(policy.rules):
+            params[f"cutoff_{i}"], params[f"window_{i}"] = _moments(rule, now)
+        return self._conn.execute(query, params).first() is not None
 
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete the candidates' questionnaires, then the candidates (one statement each)."""
