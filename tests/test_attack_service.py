@@ -1,0 +1,31 @@
+"""Attacks on ``regelwerk serve`` over real HTTP (the running server of ``test_service``): bodies the API must
+refuse as problems, never a 500 with a traceback in the server's log, and never half-applied."""
+
+from __future__ import annotations
+
+import test_service
+from regelwerk.tenancy.hub import TenantHub
+from test_service import Service, _problem
+
+service = test_service.service  # the module-scoped running server (SQLite and PostgreSQL)
+
+
+def _stored(service: Service, subject: str) -> int:
+    with TenantHub(service.location) as hub:
+        return len(hub.runtime("a").permissions.relationships.relations(subject=subject))
+
+
+def test_relations_with_a_bad_date_are_refused_whole_as_a_problem(service: Service) -> None:
+    with service.client("a") as a:
+        for n, bad in enumerate(({"valid_from": "garbage"}, {"valid_to": "2026-13-45"},
+                                 {"valid_from": "2026-05-01", "valid_to": "2026-04-01"}, {"valid_to": 17})):
+            body = {"relations": [{"kind": "member_of", "subject": f"probe-ok{n}", "object": "probe-unit"},
+                                  {"kind": "member_of", "subject": "probe-bad", "object": "probe-unit", **bad}]}
+            problem = _problem(a.post("/v1/relations", json=body), 422, "invalid_request")
+            assert problem["errors"][0]["pointer"].startswith("/relations/1"), problem
+            assert _stored(service, f"probe-ok{n}") == 0  # the valid fact before the bad one was not stored
+        ok = a.post("/v1/relations", json={"relations": [
+            {"kind": "member_of", "subject": "probe-good", "object": "probe-unit", "valid_from": "2026-01-01",
+             "valid_to": "2026-12-31"}]})
+        assert ok.status_code == 201, ok.text
+        assert _stored(service, "probe-good") == 1
