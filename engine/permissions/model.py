@@ -629,6 +629,16 @@ class PermissionMatrix:
                      if self.decide(actor, action, resource_type, resource, relations, now, context,
                                     field_group=g).allowed)
 
+    def scope_fields(self, resource_type: str) -> tuple[str, ...]:
+        """The resource fields the scopes of ``resource_type`` read: its subject, author and department fields and
+        every field a grant or deny names with ``of`` (sorted)."""
+        rt = self.resources.get(resource_type)
+        if rt is None:
+            return ()
+        named = {rule.of for rule in (*self.grants, *self.denies)
+                 if rule.of and rule.resource in (resource_type, "*", "")}
+        return tuple(sorted({rt.subject_field, rt.author_field, rt.department_field, *named}))
+
     def is_write(self, resource_type: str, action: str) -> bool:
         """True when ``action`` changes a resource of this type (unknown types count as writes)."""
         rt = self.resources.get(resource_type)

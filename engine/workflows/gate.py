@@ -103,6 +103,11 @@ class Gate:
             self.refused.append((transition, "guard", None))
             return False
         decision_explain: Any = None
+        if not transition.permission and self.check_permission:
+            refused = self.engine._check_unguarded(self.actor, self.rt.model, self.rec, self._data, transition)
+            if refused is not None:
+                self.refused.append((transition, "permission", refused.explain))
+                return False
         if transition.permission:
             if self.check_permission:
                 decision = self.engine._check(self.actor, transition.permission, self.rt.model, self.rec,
@@ -125,7 +130,7 @@ class Gate:
         denied = [(t, why) for t, kind, why in self.refused if kind == "permission"]
         if denied:
             transition, why = denied[0]
-            return PermissionDenied(self.actor.id, transition.permission,
+            return PermissionDenied(self.actor.id, transition.permission or transition.event,
                                     f"{self.rt.model.resource_type}:{self.rec.id}", why)
         reasons = []
         for transition, _kind, _why in self.refused:
