@@ -16,7 +16,7 @@ import pytest
 from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
-from regelwerk.errors import PermissionDenied
+from regelwerk.errors import PermissionDenied, TransitionNotAllowed
 from regelwerk.registry import Registry, load_registry
 from regelwerk.runtime import Engine
 
@@ -77,3 +77,21 @@ def test_a_stranger_cannot_take_over_a_vog_case_through_its_reminder(engine: Any
     # the event itself (no permission: the timer's) still fires without a payload that moves the case
     assert engine.fire("v1", "remind", STRANGER).state == "reminded"
     assert engine.get("v1").data["subject"] == "eva"
+
+
+def test_a_payload_cannot_pass_a_who_guard_by_renaming_the_subject(engine: Any) -> None:
+    """'Nobody signs both sides' is the guard ``actor.id ne data.subject`` on sign_employer; the beheerder may
+    sign for any employer, so both permission decisions allow: the guard must read the stored subject."""
+    engine.start("training_agreement", {"subject": "hanna", "training": "VCA", "costs": 400}, HANNA, "oo3")
+    assert engine.fire("oo3", "sign_employee", HANNA).state == "signed_by_employee"
+    before = engine.get("oo3")
+    for payload in (None, {"subject": "nobody"}, {"subject": "piet"}):
+        with pytest.raises(TransitionNotAllowed) as caught:
+            engine.fire("oo3", "sign_employer", HANNA, payload)
+        assert "actor.id ne data.subject" in str(caught.value)
+    after = engine.get("oo3")
+    assert (after.state, after.version, after.data) == (before.state, before.version, before.data)
+    assert engine.explain("oo3", "sign_employer", HANNA, {"subject": "nobody"})["allowed"] is False
+    # another beheerder signs for the employer, and may correct a field no scope reads while doing so
+    other = Actor("henk", ("beheerder",))
+    assert engine.fire("oo3", "sign_employer", other, {"training": "VCA-VOL"}).state == "active"

@@ -569,7 +569,8 @@ class WorkflowRuntime:
             item: dict[str, Any] = {"to": transition.dest, "label": transition.label}
             passed = True
             if transition.guard is not None:
-                ok, parts = transition.guard.explain(gate.scope, now)
+                _passed, where = gate.guard_passes(transition.guard)
+                ok, parts = transition.guard.explain(where, now)
                 item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
                 passed = ok
             if transition.permission:
