@@ -29,3 +29,20 @@ def test_relations_with_a_bad_date_are_refused_whole_as_a_problem(service: Servi
              "valid_to": "2026-12-31"}]})
         assert ok.status_code == 201, ok.text
         assert _stored(service, "probe-good") == 1
+
+
+def test_resource_fields_that_are_not_ids_are_denials_not_500s(service: Service) -> None:
+    """A note whose author (its subject field) is a list or an object (``direct_reports`` looks the manager
+    up by it) was a 500 with ``TypeError: unhashable type`` in the server log; it names nobody: no scope holds."""
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with service.client("a") as a:
+        for subject in (["e1"], {"id": "e1"}, 7, True):
+            resource = {"type": "note", "data": {"author": subject}}  # the note's subject field
+            for explain in (False, True):
+                single = a.post("/v1/can", json={"actor": manager, "action": "read", "resource": resource,
+                                                 "explain": explain})
+                assert single.status_code == 200 and single.json()["allowed"] is False, single.text
+            batch = a.post("/v1/can/batch", json={"actor": manager, "explain": True,
+                                                  "resources": [{**resource, "actions": ["read", "write"]}]})
+            assert batch.status_code == 200, batch.text
+            assert not any(v["allowed"] for v in batch.json()["results"][0]["actions"].values())
