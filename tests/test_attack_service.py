@@ -3,6 +3,8 @@ refuse as problems, never a 500 with a traceback in the server's log, and never 
 
 from __future__ import annotations
 
+from typing import Any
+
 import test_service
 from regelwerk.tenancy.hub import TenantHub
 from test_service import Service, _problem
@@ -46,3 +48,24 @@ def test_resource_fields_that_are_not_ids_are_denials_not_500s(service: Service)
                                                   "resources": [{**resource, "actions": ["read", "write"]}]})
             assert batch.status_code == 200, batch.text
             assert not any(v["allowed"] for v in batch.json()["results"][0]["actions"].values())
+
+
+def test_every_error_of_the_http_layer_is_a_problem(service: Service) -> None:
+    """Unknown routes, wrong methods, bodies that are no JSON (nested 100 000 deep) and oversized bodies were
+    FastAPI's plain ``{"detail": ...}`` (or nothing: a body of any size was read into memory)."""
+    with service.client("a") as a:
+        _problem(a.get("/v1/nope"), 404, "not_found")
+        _problem(a.delete("/v1/can"), 405, "method_not_allowed")
+        deep = b'{"actor":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        _problem(a.post("/v1/can", content=deep, headers={"content-type": "application/json"}), 400, "usage")
+        huge = b'{"relations": [' + b",".join([b'{"kind":"member_of","subject":"s","object":"o"}'] * 700_000) + b"]}"
+        assert len(huge) > 32 * 1024 * 1024
+        _problem(a.post("/v1/relations", content=huge, headers={"content-type": "application/json"}), 413,
+                 "payload_too_large")
+        # the same without a Content-Length (chunked): counted while it streams
+        def chunks() -> Any:
+            for start in range(0, len(huge), 1 << 20):
+                yield huge[start:start + (1 << 20)]
+        _problem(a.post("/v1/relations", content=chunks(), headers={"content-type": "application/json"}), 413,
+                 "payload_too_large")
+        assert a.get("/v1/whoami").status_code == 200  # the server is still serving
