@@ -95,3 +95,17 @@ def test_a_payload_cannot_pass_a_who_guard_by_renaming_the_subject(engine: Any) 
     # another beheerder signs for the employer, and may correct a field no scope reads while doing so
     other = Actor("henk", ("beheerder",))
     assert engine.fire("oo3", "sign_employer", other, {"training": "VCA-VOL"}).state == "active"
+
+
+@pytest.mark.parametrize("item", [{"event": "submit"}, {"instance": "v1"}, 5, None, ("v1",), "v1"])
+def test_a_malformed_fire_batch_item_is_a_typed_usage_error(engine: Any, item: Any) -> None:
+    """fire_batch raised a bare KeyError or TypeError for an item without 'instance' or 'event'."""
+    from regelwerk.errors import UsageError
+
+    po = Actor("p1", ("po_adviseur",))
+    engine.start("vog", {"subject": "eva", "first_name": "Eva", "email": "eva@horizon.nl", "school": "De Wissel",
+                         "start_date": "2026-04-01"}, po, "v1")
+    with pytest.raises(UsageError) as caught:
+        engine.fire_batch([(  "v1", "submit", EVA), item])
+    assert caught.value.batch_index == 1  # type: ignore[attr-defined]
+    assert engine.get("v1").state == "requested"  # nothing of the batch was applied

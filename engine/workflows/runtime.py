@@ -393,12 +393,15 @@ class WorkflowRuntime:
             with uow:
                 for position, item in enumerate(items):
                     index = position
-                    if isinstance(item, Mapping):
+                    if isinstance(item, Mapping) and "instance" in item and "event" in item:
                         iid, ev, who = item["instance"], item["event"], item.get("actor", SYSTEM)
                         payload, expected = item.get("data"), item.get("expected_version")
-                    else:
+                    elif isinstance(item, (list, tuple)) and 3 <= len(item) <= 4:
                         iid, ev, who = item[0], item[1], item[2]
                         payload, expected = (item[3] if len(item) > 3 else None), None
+                    else:
+                        raise UsageError(f"fire_batch item {position} is not {{instance, event, actor, data}} nor "
+                                         f"(instance, event, actor[, data]): {item!r}"[:300])
                     touched.append(str(iid))
                     mark = len(uow.refusals)
                     try:
