@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from regelwerk.errors import UsageError
+
 __all__ = ["SYSTEM", "Actor", "actor_from_facts"]
 
 
@@ -25,9 +27,15 @@ class Actor:
         if isinstance(value, str):
             return cls(value)
         data = dict(value)
-        actor_id = str(data.pop("id"))
-        roles = tuple(str(r) for r in data.pop("roles", ()) or ())
-        return cls(actor_id, roles, data)
+        raw_id = data.pop("id", None)
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
+            raise UsageError(f"an actor needs an 'id' (a non-empty text), not {raw_id!r}",
+                             hint='an actor is {"id": "...", "roles": ["..."], attributes...}')
+        raw_roles = data.pop("roles", None) or ()
+        if not isinstance(raw_roles, (list, tuple)) or not all(isinstance(r, str) for r in raw_roles):
+            raise UsageError(f"the roles of actor {raw_id!r} must be a list of role ids, not {raw_roles!r}",
+                             hint='an actor is {"id": "...", "roles": ["..."], attributes...}')
+        return cls(str(raw_id), tuple(raw_roles), data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for audit rows and condition scopes."""
@@ -49,7 +57,7 @@ def actor_from_facts(value: Actor | str | Mapping[str, Any] | None, facts: Mappi
     else:
         actor_id = str(value)
         known = (facts.get("actors") or {}).get(actor_id)
-        actor = Actor.of({"id": actor_id, **dict(known)}) if isinstance(known, Mapping) else Actor(actor_id)
+        actor = Actor.of({**dict(known), "id": actor_id}) if isinstance(known, Mapping) else Actor(actor_id)
     if extra_roles:
         actor = Actor(actor.id, tuple(dict.fromkeys(actor.roles + extra_roles)), actor.attributes)
     return actor

@@ -87,6 +87,12 @@ class MatrixPermissions:
                 self._audit(actor, action, resource_type, resource, context, now, decision)
         return decision
 
+    def scope_fields(self, resource_type: str) -> tuple[str, ...]:
+        """The resource fields this matrix's scopes read for ``resource_type`` (its subject, author and department
+        fields, and the fields rules name with ``of``); the workflow runtime keeps payloads from changing them
+        through transitions no permission decides."""
+        return self.matrix.scope_fields(resource_type)
+
     def check_many(self, actor: Actor | str | Mapping[str, Any],
                    questions: Sequence[tuple[str, str, Mapping[str, Any] | None]],
                    context: Mapping[str, Any] | None = None, *, explain: bool = False) -> list[Decision]:

@@ -230,12 +230,12 @@ def _scope_test(scope: str, field_name: str, resource_type: ResourceType) -> Tes
     if scope == "direct_reports":
         def direct(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
             person = res.get(field_name)
-            return person is not None and aid in rel.managers_of(person)
+            return isinstance(person, str) and aid in rel.managers_of(person)
         return direct
     if scope == "all_reports":
         def line(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
             person = res.get(field_name)
-            return person is not None and aid in rel.ancestors(person)
+            return isinstance(person, str) and aid in rel.ancestors(person)
         return line
     if scope == "department":
         def department(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
@@ -243,15 +243,15 @@ def _scope_test(scope: str, field_name: str, resource_type: ResourceType) -> Tes
             if not mine:
                 return False
             dept = res.get(department_field)
-            if dept is not None:
-                return dept in mine
+            if dept is not None:  # an id; anything else (a list, a mapping) names no group: no scope
+                return isinstance(dept, str) and dept in mine
             person = res.get(field_name)
-            return person is not None and not mine.isdisjoint(rel.groups_of(person, now))
+            return isinstance(person, str) and not mine.isdisjoint(rel.groups_of(person, now))
         return department
     if scope == "consent":
         def consent(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
             person = res.get(field_name)
-            if person is None:
+            if not isinstance(person, str):
                 return False
             return rel.consent_link(person, (aid, *sorted(rel.represented_by(aid, now))), now) is not None
         return consent
@@ -405,13 +405,13 @@ class PermissionMatrix:
                     if person is not None:
                         if person == aid:
                             return decision
-                        if aid in rel.ancestors(person):
+                        if type(person) is str and aid in rel.ancestors(person):
                             return second
                     elif test(actor, aid, res, rel, now, context):
                         return decision
                 elif kind == 4:  # _LINE
                     person = get(field_name)
-                    if person is not None and aid in rel.ancestors(person):
+                    if type(person) is str and aid in rel.ancestors(person):
                         return decision
                 elif kind == 3:  # _AUTHORED
                     person = get(field_name)
@@ -573,6 +573,8 @@ class PermissionMatrix:
         verdict = "holds" if ok else "does not hold"
         if person is None:
             return f"scope {scope} {verdict}: the resource has no {person_field!r}"
+        if not isinstance(person, str):
+            return f"scope {scope} {verdict}: {person_field} = {person!r} is not an id"
         text = f"scope {scope} {verdict} ({person_field} = {person!r}, actor = {aid!r}"
         if scope == "direct_reports":
             text += f", managers of {person}: {sorted(rel.managers_of(person))}"
@@ -628,6 +630,16 @@ class PermissionMatrix:
         return tuple(g for g in rt.field_groups
                      if self.decide(actor, action, resource_type, resource, relations, now, context,
                                     field_group=g).allowed)
+
+    def scope_fields(self, resource_type: str) -> tuple[str, ...]:
+        """The resource fields the scopes of ``resource_type`` read: its subject, author and department fields and
+        every field a grant or deny names with ``of`` (sorted)."""
+        rt = self.resources.get(resource_type)
+        if rt is None:
+            return ()
+        named = {rule.of for rule in (*self.grants, *self.denies)
+                 if rule.of and rule.resource in (resource_type, "*", "")}
+        return tuple(sorted({rt.subject_field, rt.author_field, rt.department_field, *named}))
 
     def is_write(self, resource_type: str, action: str) -> bool:
         """True when ``action`` changes a resource of this type (unknown types count as writes)."""

@@ -44,10 +44,14 @@ from regelwerk.service.models import (
     TierIn,
 )
 from regelwerk.tenancy.hub import Principal, TenantHub, TenantRuntime
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["API_VERSION", "STATUS", "create_app", "openapi_document"]
+__all__ = ["API_VERSION", "MAX_BODY_BYTES", "STATUS", "create_app", "openapi_document"]
 
 API_VERSION = "1.0.0"
+#: The largest request body read (a deployment's files are at most 10 MB; JSON escaping adds some).
+MAX_BODY_BYTES = 32 * 1024 * 1024
 T = TypeVar("T")
 
 #: HTTP status per error code (anything else that is a RegelwerkError: 400).
@@ -66,7 +70,14 @@ STATUS: dict[str, int] = {
     "invalid_data": 422,
     "definition_error": 422,
     "invalid_request": 422,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "payload_too_large": 413,
+    "internal": 500,
 }
+
+#: The code of an error of the HTTP layer (routing, body parsing, body size) by its status.
+HTTP_CODES: dict[int, str] = {400: "usage", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 PROBLEM_TYPE = "https://regelwerk.dev/problems/"
 
@@ -113,8 +124,43 @@ def _moment(value: datetime | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def create_app(hub: TenantHub, threads: int = 40) -> FastAPI:
-    """The application over ``hub`` (see the module docstring); ``threads`` request threads at most."""
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (413) before they are read into memory: at once by their
+    ``Content-Length``, else while they stream (chunked)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await problem(413, "payload_too_large", "PayloadTooLarge",
+                          {"message": self._message()})(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"the request body is larger than {self.limit} bytes"
+
+
+def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The application over ``hub`` (see the module docstring); ``threads`` request threads at most, request
+    bodies of ``max_body_bytes`` at most."""
     metrics = Metrics()
 
     @asynccontextmanager
@@ -131,11 +177,23 @@ def create_app(hub: TenantHub, threads: int = 40) -> FastAPI:
     app.state.hub = hub
     app.state.metrics = metrics
     app.add_middleware(metrics.middleware_class())
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(RegelwerkError)
     def _regelwerk_error(_request: Request, exc: RegelwerkError) -> JSONResponse:
         data = exc.to_dict()
         return problem(STATUS.get(exc.code, 400), exc.code, type(exc).__name__, data)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "usage" if exc.status_code < 500 else "internal")
+        return problem(exc.status_code, code, type(exc).__name__, {"message": str(exc.detail)})
+
+    @app.exception_handler(Exception)
+    def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        # the traceback goes to the server's log (uvicorn logs it); the client gets no internals
+        return problem(500, "internal", "InternalError",
+                       {"message": f"internal error ({type(exc).__name__}); the server's log has the details"})
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

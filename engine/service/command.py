@@ -70,8 +70,10 @@ def _bootstrap(hub: Any, bundle: str, tenant: str | None, matrix: str) -> None:
 @click.option("--cache-seconds", default=1.0, show_default=True, type=float,
               help="How long a process trusts its view of keys and active versions.")
 @click.option("--threads", default=40, show_default=True, type=int, help="Worker threads for requests.")
+@click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
+              help="Refuse larger request bodies (413) before reading them.")
 def serve_command(bundle: str | None, data: str | None, database: str | None, tenant: str | None, matrix: str,
-                  host: str, port: int, cache_seconds: float, threads: int) -> None:
+                  host: str, port: int, cache_seconds: float, threads: int, max_body_bytes: int) -> None:
     """Run the HTTP/JSON API (OpenAPI at /docs); with BUNDLE, deploy it as one tenant and print its key once."""
     try:
         import uvicorn
@@ -82,7 +84,7 @@ def serve_command(bundle: str | None, data: str | None, database: str | None, te
     hub = _hub(data, database, cache_seconds)
     if bundle:
         _bootstrap(hub, bundle, tenant, matrix)
-    app = create_app(hub, threads)
+    app = create_app(hub, threads, max_body_bytes)
     click.echo(f"regelwerk serving on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)", err=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn", "ExplainIn",
@@ -157,8 +157,30 @@ class RelationIn(_Strict):
     kind: str
     subject: str
     object: str
-    valid_from: str | None = None
-    valid_to: str | None = None
+    valid_from: str | None = Field(default=None, description="ISO date (YYYY-MM-DD)")
+    valid_to: str | None = Field(default=None, description="ISO date (YYYY-MM-DD), on or after valid_from")
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        """Refuse what is not a date before any fact of the request is stored."""
+        from regelwerk.permissions.relations import as_date
+
+        try:
+            as_date(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not an ISO date: {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RelationIn:
+        """``valid_to`` on or after ``valid_from``."""
+        from regelwerk.permissions.relations import as_date
+
+        start, end = as_date(self.valid_from), as_date(self.valid_to)
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"valid_to {end} is before valid_from {start}")
+        return self
 
 
 class RelationsIn(_Strict):

@@ -65,11 +65,21 @@ def _aware(value: datetime) -> datetime:
 
 
 def create_sa_engine(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine with regelwerk's connection settings (SQLite: WAL, busy timeout, explicit BEGIN)."""
-    sa_url = sa.make_url(url)
-    if sa_url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(sa_url, **kwargs)
+    """A SQLAlchemy engine with regelwerk's connection settings (SQLite: WAL, busy timeout, explicit BEGIN).
+
+    A URL that is no database URL, or names a database driver that is not installed, is a ``UsageError``."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        sa_url = sa.make_url(url)
+        if sa_url.get_backend_name() != "sqlite":
+            kwargs.setdefault("pool_pre_ping", True)
+            return sa.create_engine(sa_url, **kwargs)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        from regelwerk.errors import UsageError
+
+        raise UsageError(f"not a usable store URL: {url!r} ({exc})",
+                         hint="memory://, sqlite:///path/to/file.sqlite or postgresql+psycopg://user@host/db") from exc
     if sa_url.database in (None, "", ":memory:"):
         kwargs.setdefault("poolclass", sa.pool.StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})

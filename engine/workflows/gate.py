@@ -58,6 +58,7 @@ class Gate:
 
     __slots__ = (
         "_data",
+        "_pinned",
         "_scope",
         "actor",
         "check_permission",
@@ -87,6 +88,7 @@ class Gate:
         self.refused: list[tuple[Transition, str, Any]] = []
         self._scope: dict[str, Any] | None = None
         self._data = data
+        self._pinned: dict[str, Any] | bool | None = False  # not computed yet
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -97,15 +99,51 @@ class Gate:
                                                              "state": rec.state, "version": rec.version}}
         return self._scope
 
+    @property
+    def pinned(self) -> dict[str, Any] | None:
+        """The guard scope with the fields the permission scopes read at their STORED values, when a person's
+        payload changes any of them (None otherwise). A guard must pass on both: a guard about who acts
+        (``actor.id ne data.subject``) cannot be passed by renaming the subject in the payload."""
+        if self._pinned is False:
+            self._pinned = None
+            if self.check_permission and self._data is not self.rec.data:
+                from regelwerk.workflows.runtime import scope_fields
+
+                stored = self.rec.data
+                changed = [k for k in scope_fields(self.engine.permissions, self.rt.model.resource_type)
+                           if self._data.get(k) != stored.get(k)]
+                if changed:
+                    data = {k: v for k, v in self._data.items() if k not in changed}
+                    data.update({k: stored[k] for k in changed if k in stored})
+                    self._pinned = {**self.scope, "data": data}
+        return self._pinned if isinstance(self._pinned, dict) else None
+
+    def guard_passes(self, guard: Any) -> tuple[bool, dict[str, Any]]:
+        """Whether ``guard`` passes on the event's data and (see :attr:`pinned`) on the stored scope fields;
+        the scope it failed on."""
+        if not guard(self.scope, self.now):
+            return False, self.scope
+        pinned = self.pinned
+        if pinned is not None and not guard(pinned, self.now):
+            return False, pinned
+        return True, self.scope
+
     def admit(self, transition: Transition) -> bool:
         if transition.system_only and self.check_permission:  # a person's fire of a system-only event
             self.refused.append((transition, "permission", system_only_explain(self.rt.model.name, transition,
                                                                                self.actor.id)))
             return False
         guard = transition.guard
-        if guard is not None and not guard(self.scope, self.now):
-            self.refused.append((transition, "guard", None))
-            return False
+        if not transition.permission and self.check_permission:
+            refused = self.engine._check_unguarded(self.actor, self.rt.model, self.rec, self._data, transition)
+            if refused is not None:
+                self.refused.append((transition, "permission", refused.explain))
+                return False
+        if guard is not None:
+            passed, where = self.guard_passes(guard)
+            if not passed:
+                self.refused.append((transition, "guard", where))
+                return False
         decision_explain: Any = None
         if transition.permission:
             if self.check_permission:
@@ -132,9 +170,9 @@ class Gate:
             return PermissionDenied(self.actor.id, transition.permission or f"{self.rt.model.name}.{transition.event}",
                                     f"{self.rt.model.resource_type}:{self.rec.id}", why)
         reasons = []
-        for transition, _kind, _why in self.refused:
+        for transition, _kind, where in self.refused:
             assert transition.guard is not None
-            _ok, parts = transition.guard.explain(self.scope, self.now)
+            _ok, parts = transition.guard.explain(where or self.scope, self.now)
             reasons.append(f"guard of {transition.event} -> {transition.dest} failed: " + "; ".join(parts))
         return TransitionNotAllowed(self.rec.id, self.rec.state, self.event, reasons or ["no transition passed"])
 

@@ -158,6 +158,29 @@ class WorkflowRuntime:
                       f"but not on the changed one, so the change is refused",
             "stored": _jsonable(decision.explain), "changed": _jsonable(after.explain)})
 
+    def _check_unguarded(self, actor: Actor, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
+                         transition: Transition) -> Any:
+        """A transition without a permission may not let a person's payload change whom the instance is about.
+
+        No policy decides such a transition, so nothing could decide the change: a payload that changes a
+        field the policy's scopes read (the resource type's subject, author and department fields; see
+        :func:`scope_fields`) is refused (``by: guarded-change``). Otherwise a stranger would sign a
+        colleague's agreement through a guard ``actor.id eq data.subject`` by sending ``{"subject": "me"}``.
+        Returns None when the payload changes none of them.
+        """
+        if data is rec.data:
+            return None
+        fields = scope_fields(self.permissions, model.resource_type)
+        changed = [k for k in fields if data.get(k) != rec.data.get(k)]
+        if not changed:
+            return None
+        from regelwerk.permissions.policies import PolicyDecision
+
+        return PolicyDecision(False, {
+            "decision": "deny", "by": "guarded-change", "action": transition.event, "changed_fields": changed,
+            "reason": f"the event data changes {', '.join(changed)}, which the permission scopes read; "
+                      f"{transition.event!r} has no permission that could allow the change, so it is refused"})
+
     def _ask(self, actor: Actor, action: str, model: Workflow, rec: InstanceRecord, data: Mapping[str, Any],
              context: Mapping[str, Any]) -> Any:
         # The instance's data fields are the resource's fields (subject, author, department...), so a
@@ -360,12 +383,15 @@ class WorkflowRuntime:
             with uow:
                 for position, item in enumerate(items):
                     index = position
-                    if isinstance(item, Mapping):
+                    if isinstance(item, Mapping) and "instance" in item and "event" in item:
                         iid, ev, who = item["instance"], item["event"], item.get("actor", SYSTEM)
                         payload, expected = item.get("data"), item.get("expected_version")
-                    else:
+                    elif isinstance(item, (list, tuple)) and 3 <= len(item) <= 4:
                         iid, ev, who = item[0], item[1], item[2]
                         payload, expected = (item[3] if len(item) > 3 else None), None
+                    else:
+                        raise UsageError(f"fire_batch item {position} is not {{instance, event, actor, data}} nor "
+                                         f"(instance, event, actor[, data]): {item!r}"[:300])
                     touched.append(str(iid))
                     mark = len(uow.refusals)
                     try:
@@ -543,7 +569,8 @@ class WorkflowRuntime:
                 continue
             passed = True
             if transition.guard is not None:
-                ok, parts = transition.guard.explain(gate.scope, now)
+                _passed, where = gate.guard_passes(transition.guard)
+                ok, parts = transition.guard.explain(where, now)
                 item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
                 passed = ok
             if transition.permission:
@@ -551,6 +578,12 @@ class WorkflowRuntime:
                 item["permission"] = {"action": transition.permission, "allowed": bool(decision.allowed),
                                       "explain": _jsonable(decision.explain)}
                 passed = passed and bool(decision.allowed)
+            else:
+                refused = self._check_unguarded(actor, rt.model, rec, merged, transition)
+                if refused is not None:
+                    item["permission"] = {"action": transition.event, "allowed": False,
+                                          "explain": _jsonable(refused.explain)}
+                    passed = False
             item["passed"] = passed
             out["candidates"].append(item)
             if passed and not out["allowed"]:
@@ -591,6 +624,18 @@ class WorkflowRuntime:
 
         exc.instance_id, exc.event = instance_id, event
         record_incident(self.store, exc, now, actor.id, dict(data or {}))
+
+
+#: The fields that place a resource in a scope when the policy does not say (``PermissionMatrix`` defaults).
+DEFAULT_SCOPE_FIELDS = ("author", "department", "subject")
+
+
+def scope_fields(port: Any, resource_type: str) -> tuple[str, ...]:
+    """The instance fields ``port``'s scopes read for ``resource_type``: the port's ``scope_fields`` when it has
+    one, always together with the defaults (subject, author, department)."""
+    own = getattr(port, "scope_fields", None)
+    extra: Iterable[str] = own(resource_type) if callable(own) else ()
+    return tuple(sorted({*DEFAULT_SCOPE_FIELDS, *extra}))
 
 
 def _jsonable(value: Any) -> Any:

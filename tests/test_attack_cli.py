@@ -1,0 +1,53 @@
+"""Attacks on the CLI (exit codes: 0 ok, 1 refusal, 2 usage, 3 internal with a log, never a traceback):
+a hostile ``--actor`` object and a store URL that is not one are usage errors, not internal errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from regelwerk.actors import Actor
+from regelwerk.cli import EXIT_USAGE, build_cli
+from regelwerk.errors import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHOOL = str(ROOT / "examples" / "scholengroep-horizon")
+VOG = json.dumps({"subject": "eva", "first_name": "E", "email": "e@x.nl", "school": "s", "start_date": "2026-04-01"})
+CLI = build_cli()
+
+
+@pytest.mark.parametrize("actor", ['{"roles": ["po_adviseur"]}', '{"id": "", "roles": ["po_adviseur"]}',
+                                   '{"id": {"a": 1}, "roles": ["po_adviseur"]}',
+                                   '{"id": "p1", "roles": "po_adviseur"}', '{"id": "p1", "roles": [["po_adviseur"]]}'])
+def test_a_malformed_actor_object_is_a_usage_error(actor: str, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 's.sqlite'}"
+    result = CliRunner().invoke(CLI, ["instance", "start", SCHOOL, "vog", "--store", store, "--data", VOG,
+                                      "--actor", actor, "--matrix", "step2hr"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert "actor" in result.output
+
+
+def test_actor_of_refuses_what_is_not_an_actor() -> None:
+    for value in ({"roles": []}, {"id": None}, {"id": ""}, {"id": "x", "roles": "beheerder"},
+                  {"id": "x", "roles": [1]}):
+        with pytest.raises(UsageError):
+            Actor.of(value)  # type: ignore[arg-type]
+    assert Actor.of({"id": "x", "roles": ["a"], "department": "d"}) == Actor("x", ("a",), {"department": "d"})
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "not a url"])
+def test_a_store_url_that_is_not_one_is_a_usage_error(url: str) -> None:
+    result = CliRunner().invoke(CLI, ["instance", "start", SCHOOL, "vog", "--store", url, "--data", VOG,
+                                      "--actor", "p1", "--role", "po_adviseur", "--matrix", "step2hr"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "internal error" not in result.output
+
+
+def test_a_facts_files_actor_entry_cannot_rename_the_actor(tmp_path: Path) -> None:
+    """``--as x`` decides for x: an ``id`` inside the facts file's entry for x does not make it someone else."""
+    from regelwerk.actors import actor_from_facts
+
+    assert actor_from_facts("x", {"actors": {"x": {"id": "y", "roles": ["beheerder"]}}}).id == "x"

@@ -1,0 +1,71 @@
+"""Attacks on ``regelwerk serve`` over real HTTP (the running server of ``test_service``): bodies the API must
+refuse as problems, never a 500 with a traceback in the server's log, and never half-applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import test_service
+from regelwerk.tenancy.hub import TenantHub
+from test_service import Service, _problem
+
+service = test_service.service  # the module-scoped running server (SQLite and PostgreSQL)
+
+
+def _stored(service: Service, subject: str) -> int:
+    with TenantHub(service.location) as hub:
+        return len(hub.runtime("a").permissions.relationships.relations(subject=subject))
+
+
+def test_relations_with_a_bad_date_are_refused_whole_as_a_problem(service: Service) -> None:
+    with service.client("a") as a:
+        for n, bad in enumerate(({"valid_from": "garbage"}, {"valid_to": "2026-13-45"},
+                                 {"valid_from": "2026-05-01", "valid_to": "2026-04-01"}, {"valid_to": 17})):
+            body = {"relations": [{"kind": "member_of", "subject": f"probe-ok{n}", "object": "probe-unit"},
+                                  {"kind": "member_of", "subject": "probe-bad", "object": "probe-unit", **bad}]}
+            problem = _problem(a.post("/v1/relations", json=body), 422, "invalid_request")
+            assert problem["errors"][0]["pointer"].startswith("/relations/1"), problem
+            assert _stored(service, f"probe-ok{n}") == 0  # the valid fact before the bad one was not stored
+        ok = a.post("/v1/relations", json={"relations": [
+            {"kind": "member_of", "subject": "probe-good", "object": "probe-unit", "valid_from": "2026-01-01",
+             "valid_to": "2026-12-31"}]})
+        assert ok.status_code == 201, ok.text
+        assert _stored(service, "probe-good") == 1
+
+
+def test_resource_fields_that_are_not_ids_are_denials_not_500s(service: Service) -> None:
+    """A note whose author (its subject field) is a list or an object (``direct_reports`` looks the manager
+    up by it) was a 500 with ``TypeError: unhashable type`` in the server log; it names nobody: no scope holds."""
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with service.client("a") as a:
+        for subject in (["e1"], {"id": "e1"}, 7, True):
+            resource = {"type": "note", "data": {"author": subject}}  # the note's subject field
+            for explain in (False, True):
+                single = a.post("/v1/can", json={"actor": manager, "action": "read", "resource": resource,
+                                                 "explain": explain})
+                assert single.status_code == 200 and single.json()["allowed"] is False, single.text
+            batch = a.post("/v1/can/batch", json={"actor": manager, "explain": True,
+                                                  "resources": [{**resource, "actions": ["read", "write"]}]})
+            assert batch.status_code == 200, batch.text
+            assert not any(v["allowed"] for v in batch.json()["results"][0]["actions"].values())
+
+
+def test_every_error_of_the_http_layer_is_a_problem(service: Service) -> None:
+    """Unknown routes, wrong methods, bodies that are no JSON (nested 100 000 deep) and oversized bodies were
+    FastAPI's plain ``{"detail": ...}`` (or nothing: a body of any size was read into memory)."""
+    with service.client("a") as a:
+        _problem(a.get("/v1/nope"), 404, "not_found")
+        _problem(a.delete("/v1/can"), 405, "method_not_allowed")
+        deep = b'{"actor":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        _problem(a.post("/v1/can", content=deep, headers={"content-type": "application/json"}), 400, "usage")
+        huge = b'{"relations": [' + b",".join([b'{"kind":"member_of","subject":"s","object":"o"}'] * 700_000) + b"]}"
+        assert len(huge) > 32 * 1024 * 1024
+        _problem(a.post("/v1/relations", content=huge, headers={"content-type": "application/json"}), 413,
+                 "payload_too_large")
+        # the same without a Content-Length (chunked): counted while it streams
+        def chunks() -> Any:
+            for start in range(0, len(huge), 1 << 20):
+                yield huge[start:start + (1 << 20)]
+        _problem(a.post("/v1/relations", content=chunks(), headers={"content-type": "application/json"}), 413,
+                 "payload_too_large")
+        assert a.get("/v1/whoami").status_code == 200  # the server is still serving
