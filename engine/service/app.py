@@ -17,14 +17,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from regelwerk.errors import RegelwerkError
+from regelwerk.errors import RegelwerkError, UsageError
 from regelwerk.service.metrics import Metrics
 from regelwerk.service.models import (
     AvailableIn,
@@ -114,6 +114,9 @@ def _iso(value: Any) -> Any:
         return value.isoformat()
     return str(value)
 
+
+#: How far a tick's ``now`` may run ahead of the server's clock (clock skew between a host and the service).
+TICK_SKEW = timedelta(minutes=1)
 
 _ALLOWED: dict[str, Any] = {"allowed": True}  # one shared answer (serialized, never changed)
 
@@ -458,8 +461,13 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
 
     @app.post("/v1/tick", tags=["schedules"], summary="Run this tenant's due work now (workers do it for all)")
     def tick(body: TickIn, rt: Runtime) -> dict[str, Any]:
+        moment = _moment(body.now)
+        if moment > datetime.now(UTC) + TICK_SKEW:
+            # a tick "in the future" would fire timers and run the AVG retention sweep early: deletions
+            raise UsageError(f"a tick's now may not be later than the server's clock (asked {moment.isoformat()})",
+                             hint="leave 'now' out; rehearse the future with 'regelwerk simulate'")
         started = time.perf_counter()
-        summary = rt.engine.tick(_moment(body.now))
+        summary = rt.engine.tick(moment)
         metrics.tick(time.perf_counter() - started)
         result: dict[str, Any] = summary.as_dict()
         return result

@@ -133,7 +133,8 @@ class SchedulePreviewIn(_Strict):
 class TickIn(_Strict):
     """Run everything due for this tenant now (workers do this for every tenant)."""
 
-    now: datetime | None = None
+    now: datetime | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
+                                                           "minute ahead of the server's clock (usage error)")
 
 
 class DeployIn(_Strict):
