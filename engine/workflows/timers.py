@@ -196,13 +196,7 @@ class TimerService:
         for timer in claimed:
             assert timer.id is not None
             try:
-                tx.finish_timer(timer.id, "fired", moment)
-                self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
-                                      timer.due_at, None, uow.post, False)
-                if timer.note.startswith("retry"):
-                    for incident in tx.incidents("open", timer.instance_id):
-                        if incident.timer_id == timer.id and incident.id is not None:
-                            tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+                self._fire_on(tx, uow, timer, moment)
             except Exception as exc:  # refused or raised: redo the batch timer by timer
                 uow.refusals.clear()  # the isolated run decides (and audits) again
                 uow.post.clear()
@@ -217,18 +211,23 @@ class TimerService:
                 raise _Isolate from exc
         return outcomes
 
+    def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> None:
+        """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident."""
+        assert timer.id is not None
+        tx.finish_timer(timer.id, "fired", moment)
+        self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
+                              uow.post, False)
+        if timer.note.startswith("retry"):
+            for incident in tx.incidents("open", timer.instance_id):
+                if incident.timer_id == timer.id and incident.id is not None:
+                    tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
         """One claimed timer inside the batch's unit of work (its own savepoint)."""
         assert timer.id is not None
         try:
             with uow.savepoint() as tx:
-                tx.finish_timer(timer.id, "fired", moment)
-                self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None,
-                                      timer.due_at, None, uow.post, False)
-                if timer.note.startswith("retry"):
-                    for incident in tx.incidents("open", timer.instance_id):
-                        if incident.timer_id == timer.id and incident.id is not None:
-                            tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+                self._fire_on(tx, uow, timer, moment)
         except PluginError as exc:
             return self._timer_incident(uow.tx, timer, exc, moment)
         except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
