@@ -414,3 +414,35 @@ def test_a_system_only_event_is_the_timers_alone(tmp_path: Path, declaration: Co
         fired = eng.fire_due_timers(T0 + timedelta(days=14))
         assert [(o.instance_id, o.event, o.status) for o in fired] == [("d1", "expire", "fired")]
         assert eng.get("d1").state == "draft" and eng.history("d1")[-1].actor == "system"
+
+
+TWO_TIMERS = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: nudge}
+spec:
+  states:
+    - id: waiting
+      initial: true
+      after: [{duration: P1D, event: remind}, {duration: P2D, event: expire}]
+    - {id: reminded}
+    - {id: expired, final: true}
+  transitions:
+    - {id: remind, from: waiting, to: reminded, system_only: true}
+    - {id: expire, from: [waiting, reminded], to: expired, system_only: true}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_timer_whose_state_was_left_in_the_same_batch_does_not_fire(tmp_path: Path, core: Registry,
+                                                                       store: str) -> None:
+    """Both timers of 'waiting' are due when the tick comes late: remind leaves the state, so expire (a timer of
+    'waiting') is cancelled, not fired on 'reminded' (leaving a state cancels its timers)."""
+    bundle = compile_text(tmp_path, TWO_TIMERS, core)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/nudge.sqlite"
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("nudge", {}, ANNA, "n1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=3))
+        assert [(o.event, o.status) for o in outcomes] == [("remind", "fired"), ("expire", "cancelled")]
+        assert eng.get("n1").state == "reminded"
+        assert sorted(t.status for t in eng.timers("n1")) == ["cancelled", "fired"]

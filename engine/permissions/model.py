@@ -633,12 +633,12 @@ class PermissionMatrix:
 
     def scope_fields(self, resource_type: str) -> tuple[str, ...]:
         """The resource fields the scopes of ``resource_type`` read: its subject, author and department fields and
-        every field a grant or deny names with ``of`` (sorted)."""
+        every field a grant, deny or right's grant names with ``of`` (sorted)."""
         rt = self.resources.get(resource_type)
         if rt is None:
             return ()
-        named = {rule.of for rule in (*self.grants, *self.denies)
-                 if rule.of and rule.resource in (resource_type, "*", "")}
+        rules = (*self.grants, *self.denies, *(rule for right in self.rights.values() for rule in right.grants))
+        named = {rule.of for rule in rules if rule.of and rule.resource in (resource_type, "*", "")}
         return tuple(sorted({rt.subject_field, rt.author_field, rt.department_field, *named}))
 
     def is_write(self, resource_type: str, action: str) -> bool:

@@ -84,6 +84,11 @@ class SimulationPermissions:
         """The matrices that declare ``resource_type``."""
         return [name for name, port in self.ports.items() if resource_type in port.matrix.resources]
 
+    def scope_fields(self, resource_type: str) -> tuple[str, ...]:
+        """The fields the declaring matrices' scopes read (the runtime keeps payloads from moving them)."""
+        return tuple(sorted({f for name in self.declaring(resource_type)
+                             for f in self.ports[name].scope_fields(resource_type)}))
+
     def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
               context: Mapping[str, Any]) -> Any:
         """The engine's ``PermissionPort.check``."""

@@ -106,12 +106,10 @@ class Gate:
         (``actor.id ne data.subject``) cannot be passed by renaming the subject in the payload."""
         if self._pinned is False:
             self._pinned = None
-            if self.check_permission and self._data is not self.rec.data:
-                from regelwerk.workflows.runtime import scope_fields
-
+            if self.check_permission:
                 stored = self.rec.data
-                changed = [k for k in scope_fields(self.engine.permissions, self.rt.model.resource_type)
-                           if self._data.get(k) != stored.get(k)]
+                changed = changed_scope_fields(self.engine.permissions, self.rt.model.resource_type, self._data,
+                                               stored)
                 if changed:
                     data = {k: v for k, v in self._data.items() if k not in changed}
                     data.update({k: stored[k] for k in changed if k in stored})
@@ -182,3 +180,18 @@ def system_only_explain(workflow: str, transition: Transition, actor: str) -> di
     return {"decision": "deny", "by": "system-only", "actor": actor, "event": transition.event,
             "reason": f"only the system fires {workflow}.{transition.event} (a timer, or a workflow.fire "
                       "chained from one); no person may, whatever the policy grants"}
+
+
+#: The fields that place a resource in a scope when the policy does not say (``PermissionMatrix`` defaults).
+DEFAULT_SCOPE_FIELDS = ("author", "department", "subject")
+
+
+def changed_scope_fields(port: Any, resource_type: str, data: Mapping[str, Any],
+                         stored: Mapping[str, Any]) -> list[str]:
+    """The fields ``port``'s scopes read for ``resource_type`` (its ``scope_fields`` when it has one, always with
+    the defaults subject, author and department) whose value in ``data`` differs from the ``stored`` one."""
+    if data is stored:
+        return []
+    own = getattr(port, "scope_fields", None)
+    fields = {*DEFAULT_SCOPE_FIELDS, *(own(resource_type) if callable(own) else ())}
+    return sorted(k for k in fields if data.get(k) != stored.get(k))

@@ -36,7 +36,7 @@ from regelwerk.store.records import (
 )
 from regelwerk.store.unit import UnitOfWork, current_unit
 from regelwerk.workflows.actions import ActionContext
-from regelwerk.workflows.gate import Gate, Version, system_only_explain
+from regelwerk.workflows.gate import Gate, Version, changed_scope_fields, system_only_explain
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import PermissionPort
 
@@ -164,14 +164,12 @@ class WorkflowRuntime:
 
         No policy decides such a transition, so nothing could decide the change: a payload that changes a
         field the policy's scopes read (the resource type's subject, author and department fields; see
-        :func:`scope_fields`) is refused (``by: guarded-change``). Otherwise a stranger would sign a
-        colleague's agreement through a guard ``actor.id eq data.subject`` by sending ``{"subject": "me"}``.
+        :func:`~regelwerk.workflows.gate.changed_scope_fields`) is refused (``by: guarded-change``). Otherwise a
+        stranger would sign a colleague's agreement through a guard ``actor.id eq data.subject`` by sending
+        ``{"subject": "me"}``.
         Returns None when the payload changes none of them.
         """
-        if data is rec.data:
-            return None
-        fields = scope_fields(self.permissions, model.resource_type)
-        changed = [k for k in fields if data.get(k) != rec.data.get(k)]
+        changed = changed_scope_fields(self.permissions, model.resource_type, data, rec.data)
         if not changed:
             return None
         from regelwerk.permissions.policies import PolicyDecision
@@ -624,18 +622,6 @@ class WorkflowRuntime:
 
         exc.instance_id, exc.event = instance_id, event
         record_incident(self.store, exc, now, actor.id, dict(data or {}))
-
-
-#: The fields that place a resource in a scope when the policy does not say (``PermissionMatrix`` defaults).
-DEFAULT_SCOPE_FIELDS = ("author", "department", "subject")
-
-
-def scope_fields(port: Any, resource_type: str) -> tuple[str, ...]:
-    """The instance fields ``port``'s scopes read for ``resource_type``: the port's ``scope_fields`` when it has
-    one, always together with the defaults (subject, author, department)."""
-    own = getattr(port, "scope_fields", None)
-    extra: Iterable[str] = own(resource_type) if callable(own) else ()
-    return tuple(sorted({*DEFAULT_SCOPE_FIELDS, *extra}))
 
 
 def _jsonable(value: Any) -> Any:

@@ -196,12 +196,12 @@ class TimerService:
         for timer in claimed:
             assert timer.id is not None
             try:
-                self._fire_on(tx, uow, timer, moment)
+                status = self._fire_on(tx, uow, timer, moment)
             except Exception as exc:  # refused or raised: redo the batch timer by timer
                 uow.refusals.clear()  # the isolated run decides (and audits) again
                 uow.post.clear()
                 raise _Isolate from exc
-            outcomes.append(TimerOutcome(timer.id, timer.instance_id, timer.event, "fired"))
+            outcomes.append(TimerOutcome(timer.id, timer.instance_id, timer.event, status))
         if isinstance(tx, _TimerBuffer):
             try:
                 tx.flush()
@@ -211,9 +211,17 @@ class TimerService:
                 raise _Isolate from exc
         return outcomes
 
-    def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> None:
-        """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident."""
+    def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> str:
+        """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident.
+
+        A timer whose state the instance has left meanwhile (an earlier timer of the same batch moved it on) is
+        cancelled instead, as leaving the state would have cancelled it: ``cancelled``; otherwise ``fired``.
+        """
         assert timer.id is not None
+        current = tx.get(timer.instance_id)
+        if current is not None and timer.state and current.state != timer.state:
+            tx.finish_timer(timer.id, "cancelled", moment, f"state {timer.state!r} left before it fired")
+            return "cancelled"
         tx.finish_timer(timer.id, "fired", moment)
         self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
                               uow.post, False)
@@ -221,13 +229,14 @@ class TimerService:
             for incident in tx.incidents("open", timer.instance_id):
                 if incident.timer_id == timer.id and incident.id is not None:
                     tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+        return "fired"
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
         """One claimed timer inside the batch's unit of work (its own savepoint)."""
         assert timer.id is not None
         try:
             with uow.savepoint() as tx:
-                self._fire_on(tx, uow, timer, moment)
+                status = self._fire_on(tx, uow, timer, moment)
         except PluginError as exc:
             return self._timer_incident(uow.tx, timer, exc, moment)
         except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
@@ -238,7 +247,7 @@ class TimerService:
         except Exception as exc:  # noqa: BLE001  # a condition function or engine fault: never blocks the others
             return self._timer_incident(uow.tx, timer, PluginError.wrap(f"timer {timer.event!r}", exc,
                                                                         timer.instance_id, timer.event), moment)
-        return TimerOutcome(timer.id, timer.instance_id, timer.event, "fired")
+        return TimerOutcome(timer.id, timer.instance_id, timer.event, status)
 
     def policy_for(self, tx: StoreTx, instance_id: str) -> RetryPolicy:
         """The retry policy of the instance's workflow version: its declared ``retry`` over the engine's."""
