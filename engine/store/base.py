@@ -116,7 +116,16 @@ class StoreTx(Protocol):
         """Put a timer back to pending, due at ``due_at`` (a retry after a failure)."""
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
-        """Mark a claimed timer ``fired`` or ``failed``."""
+        """Mark a claimed timer ``fired``, ``failed`` or ``cancelled``."""
+
+    def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
+        """:meth:`finish_timer` for many ``(timer id, status, at, note)`` (one ``executemany`` on SQL)."""
+
+    def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
+        """The ids of these instances' pending timers, by instance (every asked instance is a key)."""
+
+    def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """Those of these instances that exist, by id."""
 
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""

@@ -203,6 +203,24 @@ class StoreContract:
             assert [t.status for t in tx.timers("i2")] == ["fired"]
             assert [t.status for t in tx.timers("i1")] == ["cancelled"]
 
+    def test_a_timer_batch_in_bulk(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.insert(_record("i2"))
+            for day in (1, 2):
+                tx.add_timer(TimerRecord("i1", "submitted", "expire", T0 + timedelta(days=day)))
+        with store.transaction() as tx:
+            assert set(tx.get_many(["i1", "i2", "nobody"])) == {"i1", "i2"}
+            pending = tx.pending_timers(["i1", "i2"])
+            assert set(pending) == {"i1", "i2"} and len(pending["i1"]) == 2 and pending["i2"] == set()
+            first, second = sorted(pending["i1"])
+            tx.finish_timers([(first, "fired", T0, ""), (second, "cancelled", T0, "state left")])
+            tx.finish_timers([])
+        with store.read() as tx:
+            assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("cancelled", "state left")]
+            assert tx.pending_timers(["i1"]) == {"i1": set()}
+
     # --- audit and definitions -----------------------------------------------------------------
 
     def test_timers_claimed_in_batches_and_rescheduled(self) -> None:

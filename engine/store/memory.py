@@ -206,9 +206,26 @@ class MemoryTx:
         return min(due, key=lambda t: (t.due_at, t.id or 0)) if due else None
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
-        """Mark a timer fired or failed."""
-
+        """Mark a timer fired, failed or cancelled."""
         self._set_timer(timer_id, replace(self._store._timers[timer_id], status=status, fired_at=at, note=note))
+
+    def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
+        """:meth:`finish_timer` for many."""
+        for timer_id, status, at, note in finished:
+            self.finish_timer(timer_id, status, at, note)
+
+    def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
+        """The ids of these instances' pending timers, by instance."""
+        found: dict[str, set[int]] = {i: set() for i in instance_ids}
+        for timer_id, timer in self._store._timers.items():
+            if timer.status == "pending" and timer.instance_id in found:
+                found[timer.instance_id].add(timer_id)
+        return found
+
+    def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """Those of these instances that exist, by id."""
+        instances = self._store._instances
+        return {i: instances[i] for i in instance_ids if i in instances}
 
     # audit and definitions
     def add_audit(self, entry: AuditEntry) -> None:

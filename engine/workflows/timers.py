@@ -85,13 +85,11 @@ class _TimerBuffer:
     def __init__(self, tx: Any, claimed: list[TimerRecord]) -> None:
         self._tx = tx
         instance_ids = [timer.instance_id for timer in claimed]
-        get_many = getattr(tx, "get_many", None)
-        self._read: dict[str, InstanceRecord] = dict(get_many(instance_ids)) if get_many is not None else {}
+        self._read: dict[str, InstanceRecord] = dict(tx.get_many(instance_ids))
         # an instance whose pending timers are all claimed by this batch: cancelling them changes no row in the
         # end (each claimed timer's finish sets status, fired_at and note), so the UPDATE is left out
         self._claimed = {timer.id for timer in claimed}
-        pending = getattr(tx, "pending_timers", None)
-        self._pending: dict[str, set[int]] = dict(pending(instance_ids)) if pending is not None else {}
+        self._pending: dict[str, set[int]] = dict(tx.pending_timers(instance_ids))
         self._history: list[HistoryEntry] = []
         self._timers: list[TimerRecord] = []
         self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
@@ -142,12 +140,7 @@ class _TimerBuffer:
         if history or timers:
             self._tx.insert_many((), history, timers)
         if finished:
-            bulk = getattr(self._tx, "finish_timers", None)
-            if bulk is not None:
-                bulk(finished)
-            else:
-                for timer_id, status, at, note in finished:
-                    self._tx.finish_timer(timer_id, status, at, note)
+            self._tx.finish_timers(finished)
 
 
 class TimerService:
