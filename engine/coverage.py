@@ -124,9 +124,15 @@ def _instrument() -> list[tuple[type, str, Any]]:
         if transition is None or transition.guard is None:
             return
         refused = self.refused
-        failed = not result and bool(refused) and refused[-1][0] is transition and refused[-1][1] == "guard"
-        hit("Workflow", self.rt.model.name, "guard branches",
-            f"{transition_key(transition)} [{'false' if failed else 'true'}]")
+        if result:
+            outcome = "true"
+        elif refused and refused[-1][0] is transition and refused[-1][1] == "guard":
+            outcome = "false"
+        elif transition.permission and not transition.system_only:
+            outcome = "true"  # the guard held; the permission decided afterwards
+        else:
+            return  # refused before its guard ran (system_only, or a payload no permission could allow)
+        hit("Workflow", self.rt.model.name, "guard branches", f"{transition_key(transition)} [{outcome}]")
 
     def rules(self: Any, result: Any, args: Any) -> None:
         model = args[0] if args else None

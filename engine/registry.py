@@ -396,7 +396,7 @@ def _discover() -> list[tuple[str, str]]:
         except OSError:
             continue
         for name in names:
-            if not name.endswith((".dist-info", ".egg-info")):
+            if not name.lower().endswith((".dist-info", ".egg-info")):
                 continue
             distribution = re.sub(r"[-_.]+", "_", name.rsplit(".", 1)[0].split("-", 1)[0]).lower()
             if distribution in distributions:
@@ -408,6 +408,8 @@ def _discover() -> list[tuple[str, str]]:
             except OSError:
                 continue
             found.extend(_entry_points(text))
+    if not any(name == "core" for name, _ in found):  # distributions found another way (an import hook): ask
+        return _discover_with_metadata()              # importlib.metadata rather than lose the core plugin
     return sorted(found, key=lambda ep: (ep[0] != "core", ep[0]))
 
 

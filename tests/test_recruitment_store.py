@@ -94,6 +94,14 @@ def test_the_memory_store_has_no_candidate_store_and_the_sweep_skips_it(registry
         rec.candidates("mo", vid)
     with pytest.raises(UsageError, match="SQL store"):
         rec.retention_overview()
+    # a memory store that holds candidates (the pack's rows through tx.rows): the AVG sweep never skips silently
+    from regelwerk_packs.recruitment.tables import candidates
+
+    with store.transaction() as tx:
+        tx.rows(candidates.name).insert({"id": "c1", "vacancy_id": vid, "instance_id": "i1", "status": "new",
+                                         "status_group": "new"})
+    with pytest.raises(UsageError, match="SQL store"):
+        retention_sweep(engine, engine.bundle, now)
 
 
 # --- no SQL in the pack outside its store implementation ----------------------------------------------------

@@ -179,3 +179,16 @@ def test_no_scenarios_is_said_plainly(tmp_path: Path, registry: Any) -> None:
 def test_the_report_with_coverage_is_deterministic(school: tuple[str, Any], registry: Any) -> None:
     again, _ = build_report(SCHOOL, registry, DAY, scenarios=[SCHOOL])
     assert again == school[0]  # with --date, byte for byte the same, coverage included
+
+
+def test_a_broken_bundle_is_reported_before_any_scenario_runs(tmp_path: Path) -> None:
+    import shutil
+
+    customer = tmp_path / "klant"
+    shutil.copytree(RETAIL, customer)
+    path = customer / "workflows" / "ruilverzoek.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("kind: Workflow", "kind: Werkflow", 1), encoding="utf-8")
+    result = CliRunner().invoke(report_command, [str(customer), "-o", str(tmp_path / "out"), "--date", "2026-10-01"])
+    assert result.exit_code == 1
+    assert "RW10" in result.output and "scenarios failed" not in result.output
+    assert not (tmp_path / "out").exists()

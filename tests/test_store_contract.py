@@ -45,3 +45,21 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert tx.connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert tx.connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     store.close()
+
+
+def test_a_pack_row_with_an_unknown_column_is_a_typed_error_naming_it(sqlite_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from regelwerk.errors import UsageError
+
+    store = SqlStore(sqlite_url)
+    row = {"kind": "Workflow", "name": "a", "version": "v1", "source": {}, "created_at": datetime.now(UTC)}
+    with store.transaction() as tx:
+        tx.rows("rw_definitions").insert(row)
+        with pytest.raises(UsageError, match=r"no column.*colour"):
+            tx.rows("rw_definitions").insert({**row, "name": "b", "colour": "red"})
+        with pytest.raises(UsageError, match=r"no column.*colour"):
+            tx.rows("rw_definitions").update({"name": "a"}, {"colour": "red"})
+    with store.read() as tx:
+        assert [r["name"] for r in tx.rows("rw_definitions").find()] == ["a"]
+    store.close()

@@ -61,12 +61,11 @@ class Absent:
 
 
 def import_day(now: datetime, timezone: Any = None) -> date:
-    """The import date: ``now`` as a calendar date in the organisation's time zone (default Europe/Amsterdam)."""
-    from zoneinfo import ZoneInfo
+    """The import date: ``now`` as a calendar date in the organisation's time zone (default Europe/Amsterdam),
+    the same way every other date-valued rule reads a moment (a naive ``now`` is UTC)."""
+    from regelwerk.permissions.relations import local_date, zone
 
-    zone = timezone if timezone is not None and not isinstance(timezone, str) else ZoneInfo(
-        timezone or "Europe/Amsterdam")
-    return now.astimezone(zone).date()
+    return local_date(now, zone(timezone))
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

@@ -33,16 +33,16 @@ def organisation_command(files: tuple[str, ...], store_url: str, bundle_path: st
     """Import afdelingen, functies, rollen, taken and medewerkers from CSV files (named after what they hold)
     or the sheets of one XLSX workbook. All rows or none, unless --skip-invalid. An import adds and updates;
     whoever the files leave out stays, unless --absent says otherwise."""
-    import sqlalchemy as sa
     from regelwerk.imports.organisation import ENTITIES, import_organisation, write_rejected
     from regelwerk.imports.specs import import_spec
+    from regelwerk.store.sql import create_sa_engine
 
     compiled: Any = None
     if bundle_path:
         from regelwerk.cli import load_compiled
 
         compiled = load_compiled(bundle_path)
-    sa_engine = sa.create_engine(store_url)
+    sa_engine = create_sa_engine(store_url)  # SQLite: explicit BEGIN, so the checks and the writes are one unit
     try:
         now = None
         if at is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "ALPHABET",
     "RESET_ROLE",
     "Account",
+    "AccountExists",
     "Accounts",
     "InvalidCredentials",
     "NewAccount",
@@ -63,6 +64,16 @@ class InvalidCredentials(RegelwerkError):
 
     def __init__(self) -> None:
         super().__init__("unknown user or wrong password")
+
+
+class AccountExists(InvalidData):
+    """The username is taken (a finding, not a usage error: exit 1 on the CLI)."""
+
+    code = "account_exists"
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        super().__init__(f"username: {username!r} exists already")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +184,7 @@ class Accounts:
                 with self.engine.begin() as conn:
                     conn.execute(self.table.insert(), values)
         except sa.exc.IntegrityError:
-            raise InvalidData(f"username: {username!r} exists already") from None
+            raise AccountExists(username) from None
         account = Account(username, subject, email, name, "active", True, _utc(now))
         return NewAccount(account, password)
 

@@ -89,7 +89,7 @@ def create_command(path: str, username: str, store_url: str, subject: str, email
     """Create the account USERNAME with a generated password (only its Argon2id hash is stored) and queue the
     welcome mail from the bundle at PATH. Exit 1 when the username is taken, 2 for a bad address or template."""
     from regelwerk.errors import InvalidData
-    from regelwerk.permissions.accounts import Accounts
+    from regelwerk.permissions.accounts import AccountExists, Accounts
 
     template = _template(path, template_name, "welkomstbericht") if welcome else None
     now = _now(at)
@@ -104,8 +104,10 @@ def create_command(path: str, username: str, store_url: str, subject: str, email
                                           connection=conn).account
                 message = (accounts.send_welcome(username, template, now=now, values=_values(company, sender),
                                                  connection=conn) if template is not None else None)
+        except AccountExists as exc:
+            fail(str(exc), EXIT_FINDINGS)
         except InvalidData as exc:
-            fail(str(exc), EXIT_FINDINGS if "exists already" in str(exc) else EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
     finally:
         sa_engine.dispose()
     if fmt == "json":

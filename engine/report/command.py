@@ -221,6 +221,15 @@ def report_command(path: str, out_dir: str, on: date | None, scenario_paths: Seq
     from regelwerk.cli import echo_json, fail, registry
     from regelwerk.diagnostics import DefinitionError, format_diagnostics
 
+    if not no_coverage:  # a broken bundle is reported as such, before any scenario runs against it
+        from regelwerk.bundle import load_bundle
+        from regelwerk.compiler import compile_bundle
+
+        try:
+            compile_bundle(load_bundle(path), registry())
+        except DefinitionError as exc:
+            click.echo(format_diagnostics(exc.diagnostics), err=True)
+            sys.exit(1)
     tested = None if no_coverage else run_scenarios(list(scenario_paths or [path]), registry())
     if tested is not None and tested.failed:
         click.echo(f"warning: {len(tested.failed)} of {len(tested.scenarios)} scenarios failed "

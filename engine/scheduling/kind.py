@@ -366,9 +366,9 @@ def _commands() -> list[Any]:
                        fmt: str) -> None:
         """Import employees from CSV or XLSX (all rows or none; errors by row number). An import adds and
         updates; whoever the file leaves out stays, unless --absent says otherwise."""
-        import sqlalchemy as sa
         from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import EmployeeDirectory, import_employees
+        from regelwerk.store.sql import create_sa_engine
 
         spec = None
         timezone = None
@@ -378,7 +378,7 @@ def _commands() -> list[Any]:
             compiled = load_compiled(bundle_path)
             spec = import_spec("employees", compiled)
             timezone = compiled.timezone
-        sa_engine = sa.create_engine(store_url)
+        sa_engine = create_sa_engine(store_url)  # SQLite: explicit BEGIN, so the absent check and writes are one unit
         try:
             directory = EmployeeDirectory(sa_engine)
             directory.setup()

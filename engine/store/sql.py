@@ -75,7 +75,7 @@ def create_sa_engine(url: str, **kwargs: Any) -> Engine:
         if sa_url.get_backend_name() != "sqlite":
             kwargs.setdefault("pool_pre_ping", True)
             return sa.create_engine(sa_url, **kwargs)
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # ImportError: a driver not installed
         from regelwerk.errors import UsageError
 
         raise UsageError(f"not a usable store URL: {url!r} ({exc})",
@@ -226,12 +226,21 @@ class SqlRows:
             _ROWS_STATEMENTS[key] = stmt
         return stmt
 
+    def _known(self, names: Mapping[str, Any]) -> None:
+        """A column the table does not have is a typed error naming it (never silently dropped)."""
+        unknown = sorted(name for name in names if name not in self._table.c)
+        if unknown:
+            from regelwerk.errors import UsageError
+
+            raise UsageError(f"table {self._table.name} has no column(s) {', '.join(unknown)}",
+                             hint="columns: " + ", ".join(c.name for c in self._table.c))
+
     def insert(self, values: Mapping[str, Any]) -> None:
         """Add a row."""
         row = dict(values)
-        columns = self._table.c
-        if not row or not all(name in columns for name in row):  # as before: an unknown column is an error
-            self._conn.execute(self._table.insert().values(**row))
+        self._known(row)
+        if not row:
+            self._conn.execute(self._table.insert().values())
             return
         self._conn.execute(self._table.insert(), row)
 
@@ -249,10 +258,7 @@ class SqlRows:
         """Change matching rows."""
         if not values:  # nothing to change: how many match (as the memory store counts)
             return len(self.find(match))
-        if not all(name in self._table.c for name in values):  # as before: an unknown column is an error
-            # (compiling it raises sqlalchemy's "Unconsumed column names"; WHERE false: it could never touch a row)
-            return int(self._conn.execute(self._table.update().where(sa.false()).values(**dict(values))).rowcount
-                       or 0)
+        self._known(values)
         stmt = self._statement("update", match, tuple(values))
         params = _match_params(match)
         params.update({f"v_{name}": value for name, value in values.items()})

@@ -25,6 +25,7 @@ from regelwerk_packs.recruitment.retention import (
     plan_retention,
 )
 from regelwerk_packs.recruitment.tables import candidates, vacancies, vacancy_audit
+from regelwerk_packs.recruitment.tables import candidates as candidates_table
 
 __all__ = ["Recruitment"]
 
@@ -276,7 +277,9 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     policy: RetentionPolicy = compiled.get("RetentionPolicy", settings.retention)
     with engine.store.read() as tx:
         candidates = candidate_store(tx)
-        if candidates is None:  # a store without the pack's candidate store (memory): nothing to sweep
+        if candidates is None:  # a store without the pack's candidate store (memory)
+            if tx.rows(candidates_table.name).first({}) is not None:  # it holds candidates: never skip silently
+                require_candidate_store(tx)  # UsageError: the AVG sweep cannot run on this store
             return report
         # most days nothing is due: one read instead of a write transaction per rule (and per consent rule)
         if not candidates.anything_due(policy, now):
