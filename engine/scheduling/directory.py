@@ -44,6 +44,9 @@ class MemoryDirectory:
         """Employees whose ``field_name`` holds ``value``, sorted by id."""
         return sorted((e for e in self._by_id.values() if _holds(e, field_name, value)), key=lambda e: e.id)
 
+    def prefetch(self, field_name: str, values: Iterable[str]) -> None:
+        """Everything is in memory already."""
+
     def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """Nothing is stored in a preview."""
         return {}
@@ -56,17 +59,48 @@ class StoreDirectory:
         self._conn = conn
         self._cache: dict[tuple[str, str], tuple[EmployeeFacts, ...]] = {}
 
+    def know(self, people: Iterable[EmployeeFacts]) -> None:
+        """Employees read in the same transaction already (the tick's batch): asked for by id, no query."""
+        for person in people:
+            self._cache.setdefault(("id", person.id), (person,))
+
+    def prefetch(self, field_name: str, values: Iterable[str]) -> None:
+        """Answer ``where(field_name, v)`` for each of ``values`` ahead, in one query per 500 values (a scalar field:
+        department, manager, function, id); a plan for a batch of employees asks for their managers and teams."""
+        from regelwerk.scheduling.employees import facts_of_row
+        from regelwerk.scheduling.tables import employees as emp
+        from sqlalchemy import select
+
+        if field_name not in SCALAR_FIELDS:
+            return
+        wanted = sorted({v for v in values if v and (field_name, v) not in self._cache})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found: dict[str, list[EmployeeFacts]] = {v: [] for v in chunk}
+            column = emp.c[field_name]
+            for row in self._conn.execute(select(emp).where(column.in_(chunk)).order_by(emp.c.id)):
+                person = facts_of_row(row)
+                found[str(getattr(person, field_name))].append(person)
+            for value, people in found.items():
+                self._cache[(field_name, value)] = tuple(people)
+                if field_name != "id":
+                    self.know(people)
+
     def get(self, employee_id: str) -> EmployeeFacts | None:
         """One employee, None when unknown."""
         found = self.where("id", employee_id)
         return found[0] if found else None
 
     def where(self, field_name: str, value: str) -> Sequence[EmployeeFacts]:
-        """Employees whose ``field_name`` holds ``value``, sorted by id."""
+        """Employees whose ``field_name`` holds ``value``, sorted by id (each found one known by id from then on:
+        a round that invites the colleagues asks for each of them)."""
         key = (field_name, value)
-        if key not in self._cache:
-            self._cache[key] = tuple(self._query(field_name, value))
-        return self._cache[key]
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = tuple(self._query(field_name, value))
+            if field_name != "id":
+                self.know(found)
+        return found
 
     def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """Payloads of stored items (not cancelled) of ``source`` and ``item_type`` for ``subjects``, by key."""
@@ -81,10 +115,12 @@ class StoreDirectory:
             # filter on the subject only (its index) and the rest in Python: with `source = ?` in the query
             # SQLite picks the (source, period, item_type) index and reads every item of the source for each
             # batch of a tick - quadratic in the number of employees
-            query = select(items.c.key, items.c.payload, items.c.source, items.c.item_type, items.c.status).where(
-                items.c.subject.in_(ids[start:start + 500]))
-            for key, payload, found_source, found_type, status in self._conn.execute(query):
-                if found_source == source and found_type == item_type and status not in ("cancelled", "closed"):
+            # (the item type is no index's first column, so naming it leaves the subject's index the only choice;
+            # it keeps the other items' payloads off the wire)
+            query = select(items.c.key, items.c.payload, items.c.source, items.c.status).where(
+                items.c.subject.in_(ids[start:start + 500]), items.c.item_type == item_type)
+            for key, payload, found_source, status in self._conn.execute(query):
+                if found_source == source and status not in ("cancelled", "closed"):
                     out[key] = json.loads(payload)
         return out
 

@@ -106,6 +106,9 @@ class Directory(Protocol):
     def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """Payloads of stored items of ``source`` and ``item_type`` for ``subjects``, by key (preview: none)."""
 
+    def prefetch(self, field_name: str, values: Iterable[str]) -> None:
+        """A hint: ``where(field_name, v)`` will be asked for many of ``values`` (a store reads them at once)."""
+
 
 @runtime_checkable
 class ItemSource(Protocol):

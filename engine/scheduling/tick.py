@@ -270,6 +270,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             people = [facts_of_row(row) for row in rows]
             next_due: list[datetime | None] = [None] * len(rows)
             directory = StoreDirectory(conn)
+            directory.know(people)
             closes: list[str] = []
             for source in sources:
                 plans = plan_with(source, people, now, directory, appeared_only=True)
@@ -308,8 +309,8 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
                 conflict = conflict_columns(conn, ["key"])
                 stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
-                if collect_keys or pg:
-                    # PostgreSQL batches INSERT .. RETURNING into multi-row statements (insertmanyvalues)
+                if collect_keys:
+                    # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
                     result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
                     created = result.all()
                     summary.created.update(t for _, t in created)
@@ -319,13 +320,16 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                         inserted = {k for k, _ in created}
                         starts = [v for v in starts if v["key"] in inserted]
                 else:
-                    # SQLite: plain executemany (no RETURNING) is faster; sqlite3 sums the rowcount per type.
-                    # The batch holds the database's write lock and read the employees' keys: all are new.
+                    # plain executemany (no RETURNING) is faster; the drivers sum the rowcount per type. The batch
+                    # holds the database's write lock (SQLite) or its employees' rows (PostgreSQL: FOR UPDATE) and
+                    # read their keys: all are new.
                     by_type: dict[str, list[dict[str, Any]]] = {}
                     for value in values:
                         by_type.setdefault(value["item_type"], []).append(value)
                     for item_type, group in sorted(by_type.items()):
-                        summary.created[item_type] += max(conn.execute(stmt, group).rowcount, 0)
+                        written = conn.execute(stmt, group).rowcount
+                        # psycopg's pipelined executemany does not count (-1): all are new, as said above
+                        summary.created[item_type] += written if written >= 0 else len(group)
                 if starts:
                     _start_new(target, unit, starts, now)
             for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -220,6 +221,39 @@ class StoreContract:
         with store.read() as tx:
             assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("cancelled", "state left")]
             assert tx.pending_timers(["i1"]) == {"i1": set()}
+
+    def test_many_instances_updated_at_once(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.insert(_record("i2"))
+        with store.transaction() as tx:
+            one, two = tx.get("i1"), tx.get("i2")
+            assert one is not None and two is not None
+            tx.update_many([(replace(one, state="approved", version=2), 1, False),
+                            (replace(two, data={"x": 2}, version=2), 1, True)])
+            tx.update_many([])
+        with store.read() as tx:
+            got_one, got_two = tx.get("i1"), tx.get("i2")
+            assert got_one is not None and got_one.state == "approved" and got_one.version == 2
+            assert got_two is not None and dict(got_two.data) == {"x": 2} and got_two.version == 2
+        try:
+            with store.transaction() as tx:
+                tx.update_many([(replace(got_one, version=3), 2, False), (replace(got_two, version=3), 1, True)])
+        except ConflictError as exc:
+            assert (exc.instance_id, exc.expected_version, exc.current_version) == ("i2", 1, 2)
+        else:
+            raise AssertionError("a stale update_many must raise ConflictError")
+        try:
+            with store.transaction() as tx:
+                tx.update_many([(replace(got_one, id="nobody", version=3), 2, False)])
+        except UnknownInstance as exc:
+            assert exc.instance_id == "nobody"
+        else:
+            raise AssertionError("update_many of an unknown instance must raise UnknownInstance")
+        with store.read() as tx:  # the failed units changed nothing
+            after = tx.get("i1")
+            assert after is not None and after.version == 2
 
     # --- audit and definitions -----------------------------------------------------------------
 

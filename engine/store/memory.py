@@ -222,6 +222,11 @@ class MemoryTx:
                 found[timer.instance_id].add(timer_id)
         return found
 
+    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]]) -> None:
+        """:meth:`update` for each, in order."""
+        for record, expected, data_changed in updates:
+            self.update(record, expected, data_changed)
+
     def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """Those of these instances that exist, by id."""
         instances = self._store._instances

@@ -362,6 +362,33 @@ class SqlTx:
                 raise UnknownInstance(record.id)
             raise ConflictError(record.id, expected_version, current.version, current.state)
 
+    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]]) -> None:
+        """Version-checked replaces: one ``executemany`` per shape (with and without the data column); when the
+        rows changed fall short, the first instance not at its expected version is the error."""
+        shapes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for record, expected, data_changed in updates:
+            params = {"p_id": record.id, "p_expected": expected, "state": record.state, "version": record.version,
+                      "definition_version": record.definition_version, "timers_pending": record.timers_pending,
+                      "updated_at": _utc(record.updated_at)}
+            if data_changed:
+                params["data"] = dict(record.data)
+            shapes[data_changed].append(params)
+        for data_changed, rows in shapes.items():
+            if not rows:
+                continue
+            result = self.connection.execute(_UPDATE if data_changed else _UPDATE_NO_DATA, rows)
+            if result.rowcount == len(rows):
+                continue
+            # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
+            # instance must now be at its new version (the ids are unique within one call)
+            versions = self.get_many([row["p_id"] for row in rows])
+            for row in rows:
+                current = versions.get(row["p_id"])
+                if current is None:
+                    raise UnknownInstance(row["p_id"])
+                if current.version != row["version"]:  # not written: it was not at the expected version
+                    raise ConflictError(row["p_id"], row["p_expected"], current.version, current.state)
+
     def instances(self, workflow: str | None = None, state: str | None = None,
                   definition_version: str | None = None, limit: int | None = None) -> list[InstanceRecord]:
         """Matching instances, by id."""

@@ -78,9 +78,10 @@ class _Isolate(Exception):  # control flow inside fire_due_timers, never raised 
 class _TimerBuffer:
     """The batch's ``StoreTx`` while a claimed batch fires straight through: the writes nothing in the batch reads
     back (history rows, the timers' own finish, new timers) are kept and written in bulk when the batch ends; the
-    batch's instances are read in one query. The instance update (its version check) and the cancel of pending
-    timers run at once; every other method (and ``connection``) first writes what is kept and forgets what was
-    read, so an action reading the store sees its own batch. The rows are the same as one timer at a time."""
+    batch's instances are read in one query, and their updates (version-checked, the instances locked by the claim)
+    are written together at the end. The cancel of pending timers runs at once; every other method (and
+    ``connection``) first writes what is kept and forgets what was read, so an action reading the store sees its own
+    batch. The rows are the same as one timer at a time."""
 
     def __init__(self, tx: Any, claimed: list[TimerRecord]) -> None:
         self._tx = tx
@@ -94,6 +95,7 @@ class _TimerBuffer:
         self._timers: list[TimerRecord] = []
         self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
         self._finished: list[tuple[int, str, datetime, str]] = []
+        self._updates: dict[str, tuple[InstanceRecord, int, bool]] = {}  # id -> (latest, first expected, data?)
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         found = self._read.get(instance_id)
@@ -103,8 +105,19 @@ class _TimerBuffer:
         return result
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
-        self._read.pop(record.id, None)
-        self._tx.update(record, expected_version, data_changed)
+        # the batch's instances are locked (claim_due_timers): the version-checked update is kept and written with
+        # the others when the batch ends; two changes of one instance in the batch are one update
+        known = self._read.get(record.id)
+        if known is None or known.version != expected_version:
+            self._read.pop(record.id, None)
+            self._tx.update(record, expected_version, data_changed)
+            return
+        first = self._updates.get(record.id)
+        if first is None:
+            self._updates[record.id] = (record, expected_version, data_changed)
+        else:
+            self._updates[record.id] = (record, first[1], first[2] or data_changed)
+        self._read[record.id] = record
 
     def add_history(self, entry: HistoryEntry) -> None:
         self._history.append(entry)
@@ -134,9 +147,12 @@ class _TimerBuffer:
         return getattr(self._tx, name)
 
     def flush(self) -> None:
-        """Write what is kept: history and new timers (``insert_many``), then the timers' finish."""
-        history, timers, finished = self._history, self._timers, self._finished
-        self._history, self._timers, self._finished = [], [], []
+        """Write what is kept: the instances' updates (``update_many``), history and new timers (``insert_many``),
+        then the timers' finish."""
+        history, timers, finished, updates = self._history, self._timers, self._finished, self._updates
+        self._history, self._timers, self._finished, self._updates = [], [], [], {}
+        if updates:
+            self._tx.update_many(list(updates.values()))
         if history or timers:
             self._tx.insert_many((), history, timers)
         if finished:

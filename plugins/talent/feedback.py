@@ -99,6 +99,25 @@ def _candidates(spec: InviteeSet, employee: EmployeeFacts, directory: Directory)
     return []
 
 
+def prefetch_invitees(rounds: Sequence[FeedbackRound], employees: Sequence[EmployeeFacts], directory: Directory
+                      ) -> None:
+    """Tell ``directory`` whom the rounds may ask about ``employees`` (their managers, their managers' managers,
+    their teams): a store reads them in a few queries for the whole batch instead of one per employee."""
+    prefetch = getattr(directory, "prefetch", None)
+    if prefetch is None:
+        return
+    kinds = {(spec.kind, spec.same) for fround in rounds for spec in fround.invite}
+    managers = {e.manager for e in employees if e.manager}
+    if any(kind in ("manager", "managers_manager") for kind, _ in kinds):
+        prefetch("id", managers)
+    if any(kind == "managers_manager" for kind, _ in kinds):
+        prefetch("id", {m.manager for m in (directory.get(i) for i in managers) if m is not None and m.manager})
+    if any(kind == "colleagues" and same != "department" for kind, same in kinds):
+        prefetch("manager", managers)
+    if ("colleagues", "department") in kinds:
+        prefetch("department", {e.department for e in employees if e.department})
+
+
 def invitees(fround: FeedbackRound, employee: EmployeeFacts, day: date, period: str,
              directory: Directory) -> tuple[list[Invitation], list[dict[str, Any]]]:
     """Who is asked on ``day`` and, per set short of its minimum, a shortfall record."""

@@ -455,6 +455,8 @@ class DevelopmentCycle:
             if leavers:
                 stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
         people = MemoryDirectory(employees) if directory is None else directory
+        if directory is not None and years and self.feedback_rounds:
+            prefetch_invitees(self.feedback_rounds, employees, directory)
         keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
         return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys) for e in employees]
 
@@ -788,4 +790,4 @@ class TalentMatrix:
                                self.profiles[profile], cell_label or self.profiles[profile], decision.explain)
 
 
-from regelwerk_packs.talent.feedback import plan_round  # noqa: E402  (feedback reads the models above)
+from regelwerk_packs.talent.feedback import plan_round, prefetch_invitees  # noqa: E402  (feedback reads the models above)
