@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -71,16 +72,21 @@ class Duration:
     text: str = ""
 
     def delta(self, sign: int = 1) -> relativedelta:
-        """The calendar-aware delta (month ends are clipped: 31 Jan + P1M = 28/29 Feb)."""
-        return relativedelta(
-            years=sign * self.years, months=sign * self.months, weeks=sign * self.weeks, days=sign * self.days,
-            hours=sign * self.hours, minutes=sign * self.minutes, seconds=sign * self.seconds,
-        )
+        """The calendar-aware delta (month ends are clipped: 31 Jan + P1M = 28/29 Feb); one shared instance per
+        duration and sign (schedules and timers ask for it per employee and per instance; nobody changes it)."""
+        return _delta(self.years, self.months, self.weeks, self.days, self.hours, self.minutes, self.seconds, sign)
 
     @property
     def has_time(self) -> bool:
         """True when the duration has hours, minutes or seconds."""
         return bool(self.hours or self.minutes or self.seconds)
+
+
+@lru_cache(maxsize=1024)
+def _delta(years: int, months: int, weeks: int, days: int, hours: int, minutes: int, seconds: int,
+           sign: int) -> relativedelta:
+    return relativedelta(years=sign * years, months=sign * months, weeks=sign * weeks, days=sign * days,
+                         hours=sign * hours, minutes=sign * minutes, seconds=sign * seconds)
 
 
 def parse_duration(text: str) -> Duration | None:

@@ -19,6 +19,9 @@ SCALAR_FIELDS = ("department", "manager", "function", "id")
 LIST_FIELDS = ("roles", "groups")
 _WHERE_QUERIES: dict[str, Any] = {}
 """``StoreDirectory.where``'s query per field, built once (the value a bound parameter)."""
+_STORED: dict[bool, Any] = {}
+_PREFETCH: dict[tuple[str, bool], Any] = {}
+"""``stored`` and ``prefetch``'s queries, built once per dialect family (PostgreSQL: a list as one array)."""
 
 
 def _holds(employee: EmployeeFacts, field_name: str, value: str) -> bool:
@@ -69,16 +72,21 @@ class StoreDirectory:
         department, manager, function, id); a plan for a batch of employees asks for their managers and teams."""
         from regelwerk.scheduling.employees import facts_of_row
         from regelwerk.scheduling.tables import employees as emp
+        from regelwerk.store.sql import one_of
         from sqlalchemy import select
 
         if field_name not in SCALAR_FIELDS:
             return
         wanted = sorted({v for v in values if v and (field_name, v) not in self._cache})
+        pg = self._conn.dialect.name == "postgresql"
+        query = _PREFETCH.get((field_name, pg))
+        if query is None:
+            query = _PREFETCH[(field_name, pg)] = select(emp).where(one_of(emp.c[field_name], "p_values", pg)
+                                                                    ).order_by(emp.c.id)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             found: dict[str, list[EmployeeFacts]] = {v: [] for v in chunk}
-            column = emp.c[field_name]
-            for row in self._conn.execute(select(emp).where(column.in_(chunk)).order_by(emp.c.id)):
+            for row in self._conn.execute(query, {"p_values": chunk}):
                 person = facts_of_row(row)
                 found[str(getattr(person, field_name))].append(person)
             for value, people in found.items():
@@ -107,19 +115,23 @@ class StoreDirectory:
         import json
 
         from regelwerk.scheduling.tables import scheduled_items as items
-        from sqlalchemy import select
+        from regelwerk.store.sql import one_of
+        from sqlalchemy import bindparam, select
 
         out: dict[str, Mapping[str, Any]] = {}
         ids = list(subjects)
+        pg = self._conn.dialect.name == "postgresql"
+        query = _STORED.get(pg)
+        if query is None:
+            # filter on the subject (its index) and the item type, the source in Python: with `source = ?` in the
+            # query SQLite picks the (source, period, item_type) index and reads every item of the source for each
+            # batch of a tick - quadratic in the number of employees (the item type is no index's first column;
+            # naming it keeps the other items' payloads off the wire)
+            query = _STORED[pg] = select(items.c.key, items.c.payload, items.c.source, items.c.status).where(
+                one_of(items.c.subject, "p_ids", pg), items.c.item_type == bindparam("p_type"))
         for start in range(0, len(ids), 500):
-            # filter on the subject only (its index) and the rest in Python: with `source = ?` in the query
-            # SQLite picks the (source, period, item_type) index and reads every item of the source for each
-            # batch of a tick - quadratic in the number of employees
-            # (the item type is no index's first column, so naming it leaves the subject's index the only choice;
-            # it keeps the other items' payloads off the wire)
-            query = select(items.c.key, items.c.payload, items.c.source, items.c.status).where(
-                items.c.subject.in_(ids[start:start + 500]), items.c.item_type == item_type)
-            for key, payload, found_source, status in self._conn.execute(query):
+            params = {"p_ids": ids[start:start + 500], "p_type": item_type}
+            for key, payload, found_source, status in self._conn.execute(query, params):
                 if found_source == source and status not in ("cancelled", "closed"):
                     out[key] = json.loads(payload)
         return out

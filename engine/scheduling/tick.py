@@ -207,7 +207,8 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
     from regelwerk.scheduling.employees import employee_columns
     from regelwerk.scheduling.tables import employees as emp
     from regelwerk.scheduling.tables import scheduled_items as items
-    from sqlalchemy import String, bindparam, func, or_, select, type_coerce, update
+    from regelwerk.store.sql import one_of
+    from sqlalchemy import String, and_, bindparam, case, func, or_, select, type_coerce, update
 
     stale = or_(emp.c.plan_version.is_(None), emp.c.plan_version != bindparam("p_version"),
                 emp.c.next_due <= bindparam("p_now"))
@@ -225,9 +226,13 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         "batch": batch,
         "stamp": (update(emp).where(emp.c.id == bindparam("b_id"), seen)
                   .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next"))),
-        "items": select(items.c.key, items.c.status, items.c.due_at).where(
-            items.c.subject.in_(bindparam("p_subjects", expanding=True))),
-        "open": select(items.c.key).where(items.c.key.in_(bindparam("p_keys", expanding=True)),
+        # every item of the batch's employees: its key, and its status when it is still to come (planned or
+        # cancelled, due after now: what the plan may cancel or reinstate). The database compares the times, so
+        # the thousands of rows of a batch are not parsed into datetimes
+        "items": select(items.c.key, case((and_(items.c.status.in_(("planned", "cancelled")),
+                                                items.c.due_at > bindparam("p_now")), items.c.status),
+                                          else_=None)).where(one_of(items.c.subject, "p_subjects", pg)),
+        "open": select(items.c.key).where(one_of(items.c.key, "p_keys", pg),
                                           items.c.status.in_(("planned", "ready", "active"))),
     }
     _PLAN_STATEMENTS[pg] = found
@@ -293,11 +298,10 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             subjects = [r.id for r in rows]
             # filter on the subject only (its index); status and due date in Python, so that SQLite does not
             # pick the (status, due_at) index and scan every planned item of the whole store per batch
-            found = conn.execute(statements["items"], {"p_subjects": subjects}).all()
-            existing = [(k, s) for k, s, due in found if s in ("planned", "cancelled") and due > now_naive]
-            cancel = [k for k, s in existing if s == "planned" and k not in desired]
-            reinstate = [k for k, s in existing if s == "cancelled" and k in desired]
-            present = {k for k, _, _ in found}
+            found = conn.execute(statements["items"], {"p_subjects": subjects, "p_now": now_naive}).all()
+            cancel = [k for k, s in found if s == "planned" and k not in desired]
+            reinstate = [k for k, s in found if s == "cancelled" and k in desired]
+            present = {k for k, _ in found}
             values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT

@@ -130,11 +130,23 @@ def _timer(row: Row[Any]) -> TimerRecord:
                        m["id"], _utc(m["fired_at"]), m["note"])
 
 
+def one_of(column: Any, name: str, postgres: bool) -> Any:
+    """``column IN (<the list bound as name>)``. On PostgreSQL ``column = ANY(<array>)``: one parameter however long
+    the list, so the statement's text stays the same and psycopg prepares it once (an IN of 500 parameters is
+    parsed and planned again on every call); elsewhere an expanding IN."""
+    if postgres:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
-_PENDING_OF = sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
-    rw_timers.c.instance_id.in_(sa.bindparam("p_ids", expanding=True)), rw_timers.c.status == "pending")
-_GET_MANY = sa.select(rw_instances).where(_I.id.in_(sa.bindparam("p_ids", expanding=True)))
+_PENDING_OF = {pg: sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
+    one_of(rw_timers.c.instance_id, "p_ids", pg), rw_timers.c.status == "pending") for pg in (False, True)}
+_GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
+_EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 _UPDATE = (rw_instances.update()
            .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
            .values(state=sa.bindparam("state"), data=sa.bindparam("data"), version=sa.bindparam("version"),
@@ -325,7 +337,7 @@ class SqlTx:
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            found.update(self.connection.execute(sa.select(_I.id).where(_I.id.in_(chunk))).scalars())
+            found.update(self.connection.execute(_EXISTING[self._postgres], {"p_ids": chunk}).scalars())
         return found
 
     def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
@@ -458,7 +470,8 @@ class SqlTx:
         wanted = sorted(set(instance_ids))
         found: dict[str, set[int]] = {i: set() for i in wanted}
         for start in range(0, len(wanted), 500):
-            for timer_id, instance_id in self.connection.execute(_PENDING_OF, {"p_ids": wanted[start:start + 500]}):
+            chunk = {"p_ids": wanted[start:start + 500]}
+            for timer_id, instance_id in self.connection.execute(_PENDING_OF[self._postgres], chunk):
                 found[instance_id].add(timer_id)
         return found
 
@@ -467,7 +480,8 @@ class SqlTx:
         wanted = sorted(set(instance_ids))
         found: dict[str, InstanceRecord] = {}
         for start in range(0, len(wanted), 500):
-            for row in self.connection.execute(_GET_MANY, {"p_ids": wanted[start:start + 500]}):
+            for row in self.connection.execute(_GET_MANY[self._postgres], {"p_ids": wanted[start:start + 500]}
+                                               ):
                 record = _instance(row)
                 found[record.id] = record
         return found

@@ -439,7 +439,7 @@ class DevelopmentCycle:
         times its trajectories pinned until they are applied (``regelwerk talent apply --timing``).
         """
         years, next_due = self.years_until(now)
-        cache: dict[Any, list[datetime]] = {}
+        cache = _occurrence_cache(self)
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
@@ -679,6 +679,26 @@ class _Prepared:
     """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds)``."""
     memo: dict[Any, Any] = field(default_factory=dict)
     """The dates of occurrences, by what they depend on (``_trajectory``); one batch long."""
+
+
+_OCCURRENCE_CACHES: dict[int, tuple[DevelopmentCycle, dict[Any, list[datetime]]]] = {}
+_OCCURRENCE_LIMIT = 100_000
+
+
+def _occurrence_cache(cycle: DevelopmentCycle) -> dict[Any, list[datetime]]:
+    """The occurrences ``cycle`` computed (of its schedules per work year, of an employee anchor per value): pure
+    functions of its definition, kept across batches and ticks (a tick re-plans most employees a few times a year).
+
+    The entry holds the cycle itself, so its ``id`` stays unique while cached. A full cache is replaced, never
+    emptied: a batch keeps the dictionary it started with, whose lists ``_trajectory`` memoises by identity.
+    """
+    found = _OCCURRENCE_CACHES.get(id(cycle))
+    if found is None or found[0] is not cycle or len(found[1]) > _OCCURRENCE_LIMIT:
+        if found is None and len(_OCCURRENCE_CACHES) >= 16:
+            _OCCURRENCE_CACHES.pop(next(iter(_OCCURRENCE_CACHES)), None)
+        found = (cycle, {})
+        _OCCURRENCE_CACHES[id(cycle)] = found
+    return found[1]
 
 
 def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
