@@ -308,7 +308,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
                 # with is no change: rw_scheduled_events audits the changes after creation)
                 _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
-                              collect_activated)
+                              collect_activated, desired)
                 starts = [v for v in values if v["status"] == "started"]
                 # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
                 conflict = conflict_columns(conn, ["key"])
@@ -391,7 +391,8 @@ def _latest_of_late_series(conn: Any, rows: Sequence[Mapping[str, Any]], now_nai
 
 
 def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, can_start: bool,
-                  summary: TickSummary, collect_keys: bool, collect_activated: bool) -> None:
+                  summary: TickSummary, collect_keys: bool, collect_activated: bool,
+                  planned: Mapping[str, Any] | None = None) -> None:
     """Give the new rows that are due their final status (what the activate phase would give them in the same
     tick); a row to start gets ``started`` and its instance id here, its workflow is started by
     :func:`_start_new` once the rows are written."""
@@ -413,16 +414,20 @@ def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, 
         if collect_keys:
             summary.activated_keys.append(row["key"])
         if collect_activated:
-            summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
+            # the planned item's payload as planned (``planned``: by key), not its JSON parsed back
+            item = planned.get(row["key"]) if planned is not None else None
+            summary.activated_items[activated_label(row["item_type"], item.payload if item is not None
+                                                    else row["payload"])] += 1
 
 
-def activated_label(item_type: str, payload: str | None) -> tuple[str, str, str]:
-    """``(item_type, label, due_date)`` of an item's payload: its moment's label (or name) and its due date."""
+def activated_label(item_type: str, payload: str | Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """``(item_type, label, due_date)`` of an item's payload (JSON text or the mapping): its moment's label (or
+    name) and its due date."""
     try:
-        data = json.loads(payload or "{}")
+        data = payload if isinstance(payload, Mapping) else json.loads(payload or "{}")
     except ValueError:
         data = {}
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         data = {}
     label = str(data.get("label") or data.get("moment") or "moment") if item_type == "moment" else item_type
     return item_type, label, str(data.get("due_date") or "")
