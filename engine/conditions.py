@@ -201,7 +201,7 @@ def resolve_path(scope: Any, path: Sequence[str]) -> Any:
     """Follow a dotted path through mappings, lists (by index) and attributes; None when missing."""
     node = scope
     for part in path:
-        if isinstance(node, Mapping):
+        if type(node) is dict or isinstance(node, Mapping):  # a plain dict first: the ABC check is slow
             node = node.get(part, _MISSING)
         elif isinstance(node, (list, tuple)) and part.lstrip("-").isdigit():
             index = int(part)
@@ -282,6 +282,9 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
     Dates, date-times, times of day and durations compare as values, also when written as ISO text:
     ``PT8H < PT10H``, ``P9M < P10M``, ``P1D = PT24H``, and equal instants with different offsets are equal.
     """
+    kind = type(a)
+    if kind is type(b) and (kind is int or kind is float):  # the common case, first (bool is neither)
+        return a, b
     a_t = isinstance(a, _TYPED)
     b_t = isinstance(b, _TYPED)
     if a_t or b_t:
