@@ -550,6 +550,12 @@ class Condition:
         """The three-valued answer: True, False, or None when a compared value is missing or of another kind."""
         return self._fn(scope, now)
 
+    @property
+    def timeless(self) -> bool:
+        """True when the outcome depends on the scope alone: no comparison with ``now`` and no function call
+        (a registered function may read the clock)."""
+        return _timeless(self.model)
+
     def __repr__(self) -> str:
         return f"Condition({self.text})"
 
@@ -605,6 +611,16 @@ class Condition:
         else:
             out.append(f"{describe(node)} is {verdict}")
         return value
+
+
+def _timeless(node: Node) -> bool:
+    if isinstance(node, (AllOf, AnyOf)):
+        return all(_timeless(item) for item in node.items)
+    if isinstance(node, NotOf):
+        return _timeless(node.item)
+    if isinstance(node, Compare):
+        return not isinstance(node.right, NowRef)
+    return not isinstance(node, Call)
 
 
 def _kleene_all(results: Sequence[bool | None]) -> bool | None:

@@ -70,7 +70,7 @@ class StoreDirectory:
     def prefetch(self, field_name: str, values: Iterable[str]) -> None:
         """Answer ``where(field_name, v)`` for each of ``values`` ahead, in one query per 500 values (a scalar field:
         department, manager, function, id); a plan for a batch of employees asks for their managers and teams."""
-        from regelwerk.scheduling.employees import facts_of_row
+        from regelwerk.scheduling.employees import employee_columns, facts_of_row
         from regelwerk.scheduling.tables import employees as emp
         from regelwerk.store.sql import one_of
         from sqlalchemy import select
@@ -81,8 +81,8 @@ class StoreDirectory:
         pg = self._conn.dialect.name == "postgresql"
         query = _PREFETCH.get((field_name, pg))
         if query is None:
-            query = _PREFETCH[(field_name, pg)] = select(emp).where(one_of(emp.c[field_name], "p_values", pg)
-                                                                    ).order_by(emp.c.id)
+            query = _PREFETCH[(field_name, pg)] = select(*employee_columns()).where(
+                one_of(emp.c[field_name], "p_values", pg)).order_by(emp.c.id)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             found: dict[str, list[EmployeeFacts]] = {v: [] for v in chunk}
@@ -137,13 +137,13 @@ class StoreDirectory:
         return out
 
     def _query(self, field_name: str, value: str) -> list[EmployeeFacts]:
-        from regelwerk.scheduling.employees import facts_of_row
+        from regelwerk.scheduling.employees import employee_columns, facts_of_row
         from regelwerk.scheduling.tables import employees as emp
         from sqlalchemy import String, bindparam, cast, select
 
         query = _WHERE_QUERIES.get(field_name)
         if query is None:
-            query = select(emp)
+            query = select(*employee_columns())  # the JSON columns as text: facts_of_row parses what is not empty
             if field_name in SCALAR_FIELDS:
                 query = query.where(emp.c[field_name] == bindparam("p_value"))
             else:

@@ -86,6 +86,10 @@ class Plan:
     closes: tuple[str, ...] = ()
     """Keys of stored items that no longer apply although they already run (e.g. the trajectory of a role the
     employee left mid-year): the tick sets ``planned``, ``ready`` and ``active`` ones to ``closed``."""
+    partial: bool = False
+    """The items that appeared before the ``since`` the tick gave are left out (they were planned before): the
+    tick then neither cancels this source's stored items of the employee that the plan does not name, nor
+    expects ``closes`` (see :func:`plan_with`)."""
 
 
 @runtime_checkable
@@ -121,17 +125,24 @@ class ItemSource(Protocol):
 
 
 def plan_with(source: Any, employees: Sequence[EmployeeFacts], now: datetime, directory: Directory | None,
-              appeared_only: bool = False) -> list[Plan]:
+              appeared_only: bool = False, since: Sequence[datetime | None] | None = None) -> list[Plan]:
     """Plan ``employees`` through ``source``: its ``plan_batch`` when it has one, else ``plan`` one by one.
 
     A source that declares ``uses_directory = True`` gets the ``directory`` and ``appeared_only`` (the tick
     passes True): it may then leave out items that appear after ``now`` (the tick would not store them
     yet) as long as its plan's ``next_due`` is no later than the first of them.
+
+    ``since`` (the tick's, one per employee; None for an employee whose facts or definitions changed since it
+    was last planned): every item that appeared before it was planned by an earlier plan with the same facts
+    and definitions (it is the ``next_due`` that plan gave). A source that declares ``plans_since = True`` gets
+    it and may leave those items out, marking the plan ``partial``; most re-plans then build only what is new.
     """
     batch = getattr(source, "plan_batch", None)
     if batch is None:
         return [source.plan(p, now) for p in employees]
     if directory is not None and getattr(source, "uses_directory", False):
+        if since is not None and getattr(source, "plans_since", False):
+            return list(batch(employees, now, directory=directory, appeared_only=appeared_only, since=since))
         return list(batch(employees, now, directory=directory, appeared_only=appeared_only))
     return list(batch(employees, now))
 

@@ -231,7 +231,8 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         # the thousands of rows of a batch are not parsed into datetimes
         "items": select(items.c.key, case((and_(items.c.status.in_(("planned", "cancelled")),
                                                 items.c.due_at > bindparam("p_now")), items.c.status),
-                                          else_=None)).where(one_of(items.c.subject, "p_subjects", pg)),
+                                          else_=None), items.c.source, items.c.subject
+                       ).where(one_of(items.c.subject, "p_subjects", pg)),
         "open": select(items.c.key).where(one_of(items.c.key, "p_keys", pg),
                                           items.c.status.in_(("planned", "ready", "active"))),
     }
@@ -277,9 +278,16 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             directory = StoreDirectory(conn)
             directory.know(people)
             closes: list[str] = []
+            # an employee planned before with the same facts and definitions, again because its next_due came:
+            # what appeared before that next_due was planned then (sources that can, build only what is new)
+            since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
+                     else None for row in rows]
+            partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
             for source in sources:
-                plans = plan_with(source, people, now, directory, appeared_only=True)
+                plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
                 for i, plan in enumerate(plans):
+                    if plan.partial:
+                        partial.add((rows[i].id, source.source_id))
                     closes.extend(plan.closes)
                     for item in plan.items:
                         if item.appears_at is not None and item.appears_at > now:
@@ -299,9 +307,10 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             # filter on the subject only (its index); status and due date in Python, so that SQLite does not
             # pick the (status, due_at) index and scan every planned item of the whole store per batch
             found = conn.execute(statements["items"], {"p_subjects": subjects, "p_now": now_naive}).all()
-            cancel = [k for k, s in found if s == "planned" and k not in desired]
-            reinstate = [k for k, s in found if s == "cancelled" and k in desired]
-            present = {k for k, _ in found}
+            cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
+                      and (subject, source_id) not in partial]
+            reinstate = [k for k, s, _, _ in found if s == "cancelled" and k in desired]
+            present = {k for k, _, _, _ in found}
             values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
+from regelwerk.conditions import Duration
 from regelwerk.errors import RegelwerkError
 from regelwerk.scheduling.employees import EmployeeFacts
 from regelwerk.scheduling.schedule import Schedule, local_to_utc
@@ -151,15 +153,32 @@ def visible_to(fround: FeedbackRound, set_name: str) -> list[str]:
     return list(fround.visibility.get(set_name, DEFAULT_VISIBILITY.get(set_name, ("hr",))))
 
 
+@lru_cache(maxsize=256)
+def _delta_of(duration: Duration) -> timedelta | relativedelta:
+    """A duration as a delta: a plain timedelta for weeks and days (date arithmetic with it is fast), else the
+    calendar-aware one."""
+    if duration.years or duration.months or duration.has_time:
+        return duration.delta()
+    return timedelta(weeks=duration.weeks, days=duration.days)
+
+
+def _lead_of(fround: FeedbackRound) -> timedelta | relativedelta:
+    """How long before the prepared moment the round's requests appear (``FeedbackRound.lead``, as a fast delta)."""
+    return _delta_of(fround.appears_before) if fround.appears_before is not None else timedelta(days=fround.days_ahead)
+
+
 def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, deadline: datetime, employee: EmployeeFacts,
                year: WorkYear, trajectory: str, common: Mapping[str, Any], schedule: Schedule,
-               directory: Directory, ask_at: datetime | None = None, first_day: date | None = None
-               ) -> list[PlannedItem]:
-    """The requests (one per invitee), reminders and shortfall reports of one round before ``deadline``."""
+               directory: Directory, ask_at: datetime | None = None, first_day: date | None = None,
+               since: datetime | None = None) -> list[PlannedItem]:
+    """The requests (one per invitee), reminders and shortfall reports of one round before ``deadline``.
+
+    ``since`` (the tick's partial plan): nothing when every item of the round appeared before it (the requests
+    and the last reminder), so the invitees are not looked up again."""
     tz = schedule.tz
     due_day = deadline.astimezone(tz).date()
     if ask_at is None:
-        ask_day = due_day - fround.lead()
+        ask_day = due_day - _lead_of(fround)
         start = first_day or employee.hire_date
         if start is not None and ask_day < start:
             ask_day = start  # never before employment: ask on the first day instead
@@ -170,6 +189,11 @@ def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, dead
     if not employee.employed_on(ask_day):
         return []
     ask_at = max(ask_at, cycle.plan_moment(year))
+    reminder_days = [day for day in (due_day - _delta_of(before) for before in fround.reminders)
+                     if ask_day < day < due_day and employee.employed_on(day)]
+    if since is not None and ask_at < since and all(local_to_utc(day, schedule.at, tz) < since
+                                                    for day in reminder_days):
+        return []
     chosen, shortfalls = invitees(fround, employee, ask_day, year.id, directory)
     base = dict(common, round=fround.name, trajectory=trajectory, due_date=due_day.isoformat(),
                 appears=ask_day.isoformat())
@@ -195,10 +219,7 @@ def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, dead
             appears_at=ask_at, deadline=deadline, payload={**base, **shortfall},
         ))
     if chosen:
-        for before in fround.reminders:
-            day = due_day - before.delta()
-            if not ask_day < day < due_day or not employee.employed_on(day):
-                continue
+        for day in reminder_days:
             at = local_to_utc(day, schedule.at, tz)
             out.append(PlannedItem(
                 key=f"{prefix}/reminder/{day.isoformat()}", source=cycle.source_id, item_type="feedback_reminder",

@@ -351,6 +351,7 @@ class DevelopmentCycle:
     policies: CyclePolicies = field(default_factory=CyclePolicies)
 
     uses_directory: ClassVar[bool] = True
+    plans_since: ClassVar[bool] = True
 
     @property
     def source_id(self) -> str:
@@ -432,11 +433,15 @@ class DevelopmentCycle:
         return self.plan_batch([employee], now)[0]
 
     def plan_batch(self, employees: Sequence[EmployeeFacts], now: datetime,
-                   directory: Directory | None = None, appeared_only: bool = False) -> list[Plan]:
+                   directory: Directory | None = None, appeared_only: bool = False,
+                   since: Sequence[datetime | None] | None = None) -> list[Plan]:
         """``plan`` for many employees; the work years and fact-independent occurrences are computed once.
 
         With a ``directory`` (the tick's), colleagues can be invited and a running year keeps the lead
         times its trajectories pinned until they are applied (``regelwerk talent apply --timing``).
+        With ``since`` (the tick's, per employee; see ``plan_with``) a plan leaves out the trajectories planned
+        before it and the moment occurrences (with their rounds and reminders) whose last item appeared before
+        it, unless the cycle's condition reads the clock (then whether it applies may have changed).
         """
         years, next_due = self.years_until(now)
         cache = _occurrence_cache(self)
@@ -458,11 +463,15 @@ class DevelopmentCycle:
         if directory is not None and years and self.feedback_rounds:
             prefetch_invitees(self.feedback_rounds, employees, directory)
         keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
-        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys) for e in employees]
+        partial_ok = appeared_only and since is not None and (self.when is None or self.when.timeless)
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys,
+                               since[i] if partial_ok and since is not None else None)
+                for i, e in enumerate(employees)]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
-                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared, keys: Sequence[str] = ()) -> Plan:
+                  stored: Mapping[str, Mapping[str, Any]], prep: _Prepared, keys: Sequence[str] = (),
+                  since: datetime | None = None) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
@@ -484,7 +493,10 @@ class DevelopmentCycle:
                 key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
                 pinned = stored.get(key, {}).get("timing")
                 items.extend(self._trajectory(employee, year, role, cache, directory,
-                                              pinned if isinstance(pinned, Mapping) else None, prep, late, soon))
+                                              pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
+                                              since))
+            if since is not None:
+                continue  # facts and definitions as at the last plan, which closed what they no longer call for
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
                 closes.extend(k for k in _prefixed(keys, prefix) if "moment" not in stored[k]
@@ -494,7 +506,7 @@ class DevelopmentCycle:
                 closes.extend(k for k in _prefixed(keys, prefix) if "moment" in stored[k] and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
-        return Plan(tuple(items), next_due, tuple(sorted(closes)))
+        return Plan(tuple(items), next_due, tuple(sorted(closes)), partial=since is not None)
 
     @staticmethod
     def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
@@ -529,14 +541,15 @@ class DevelopmentCycle:
     def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
                     cache: dict[Any, list[datetime]], directory: Directory,
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
-                    soon: list[datetime] | None = None) -> list[PlannedItem]:
+                    soon: list[datetime] | None = None, since: datetime | None = None) -> list[PlannedItem]:
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
         first_day = self._role_start(employee, year)
         timing = prep.timing
         soon = [] if soon is None else soon
         common = {"employee": employee.id, "manager": employee.manager, "role": role.name, "work_year": year.id,
                   "cycle": self.name}
-        out = [PlannedItem(
+        planned_at = prep.planned_at[year.id]
+        out = [] if since is not None and planned_at < since else [PlannedItem(
             key=key, source=self.source_id, item_type="trajectory", subject=employee.id,
             due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
             series=role_series(self.name, year.id, role.name),
@@ -550,7 +563,6 @@ class DevelopmentCycle:
         window_start = _day_at(year.start, self.timezone)
         window_end = _day_at(year.end + timedelta(days=1), self.timezone)
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
-        planned_at = prep.planned_at[year.id]
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
         for moment, repeating, hire_anchored, grace in prep.moments:
@@ -579,6 +591,10 @@ class DevelopmentCycle:
                 if dates is None:
                     continue
                 due, day, appear = dates
+                if since is not None and max(_day_at(day + timedelta(days=1), schedule.timezone), planned_at) < since:
+                    # every item of this occurrence (the moment, its rounds' requests and reminders: all on or
+                    # before its due day) appeared before the last plan's next_due: that plan made them
+                    continue
                 if prep.now is not None:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
@@ -608,7 +624,7 @@ class DevelopmentCycle:
                 ))
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", due, employee, year, key,
-                                          common, schedule, directory, first_day=first_day))
+                                          common, schedule, directory, first_day=first_day, since=since))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None:
                 continue
@@ -619,9 +635,11 @@ class DevelopmentCycle:
                     continue
                 within = fround.answer_within.delta() if fround.answer_within is not None else relativedelta(days=14)
                 deadline = local_to_utc(day + within, fround.arises.at, fround.arises.tz)
+                if since is not None and max(deadline + timedelta(days=1), planned_at) < since:
+                    continue  # its requests and reminders (all before the deadline) were planned before
                 out.extend(plan_round(self, fround, f"{key}/feedback/{fround.name}/{day.isoformat()}", deadline,
                                       employee, year, key, common, fround.arises, directory, ask_at=when,
-                                      first_day=first_day))
+                                      first_day=first_day, since=since))
         return out
 
     def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
@@ -711,6 +729,7 @@ def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=256)
 @lru_cache(maxsize=256)
 def _lead(text: str) -> timedelta | relativedelta:
     """A lead time as a delta: a plain timedelta for weeks and days (fast), calendar-aware otherwise."""
