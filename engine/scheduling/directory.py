@@ -19,7 +19,7 @@ SCALAR_FIELDS = ("department", "manager", "function", "id")
 LIST_FIELDS = ("roles", "groups")
 _WHERE_QUERIES: dict[str, Any] = {}
 """``StoreDirectory.where``'s query per field, built once (the value a bound parameter)."""
-_STORED: dict[bool, Any] = {}
+_STORED: dict[tuple[bool, tuple[str, ...] | None], Any] = {}
 _PREFETCH: dict[tuple[str, bool], Any] = {}
 """``stored`` and ``prefetch``'s queries, built once per dialect family (PostgreSQL: a list as one array)."""
 
@@ -31,6 +31,34 @@ def _holds(employee: EmployeeFacts, field_name: str, value: str) -> bool:
         return bool(getattr(employee, field_name) == value)
     found = employee.attributes.get(field_name)
     return bool(value in found) if isinstance(found, (list, tuple)) else bool(found == value)
+
+
+def _stored_query(pg: bool, fields: tuple[str, ...] | None) -> Any:
+    """``StoreDirectory.stored``'s query: the whole payload, or each of ``fields`` as JSON text (NULL or ``null``
+    when the payload has none).
+
+    It filters on the subject (its index) and the item type, the source in Python: with ``source = ?`` in the
+    query SQLite picks the (source, period, item_type) index and reads every item of the source for each batch of
+    a tick - quadratic in the number of employees (the item type is no index's first column)."""
+    import re
+
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.store.sql import one_of
+    from sqlalchemy import Text, bindparam, cast, func, literal, select
+
+    columns: list[Any] = [items.c.key, items.c.source, items.c.status]
+    if fields is None:
+        columns.append(items.c.payload)
+    for name in fields or ():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"not a payload field name: {name!r}")
+        if pg:
+            from sqlalchemy.dialects.postgresql import JSON
+
+            columns.append(cast(cast(items.c.payload, JSON).op("->")(literal(name)), Text))
+        else:
+            columns.append(func.json_quote(func.json_extract(items.c.payload, f'$."{name}"')))
+    return select(*columns).where(one_of(items.c.subject, "p_ids", pg), items.c.item_type == bindparam("p_type"))
 
 
 class MemoryDirectory:
@@ -50,7 +78,8 @@ class MemoryDirectory:
     def prefetch(self, field_name: str, values: Iterable[str]) -> None:
         """Everything is in memory already."""
 
-    def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+    def stored(self, source: str, item_type: str, subjects: Sequence[str],
+               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
         """Nothing is stored in a preview."""
         return {}
 
@@ -61,6 +90,7 @@ class StoreDirectory:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._cache: dict[tuple[str, str], tuple[EmployeeFacts, ...]] = {}
+        self._wanted: dict[str, set[str]] = {}  # prefetch hints not read yet, per field
 
     def know(self, people: Iterable[EmployeeFacts]) -> None:
         """Employees read in the same transaction already (the tick's batch): asked for by id, no query."""
@@ -68,16 +98,20 @@ class StoreDirectory:
             self._cache.setdefault(("id", person.id), (person,))
 
     def prefetch(self, field_name: str, values: Iterable[str]) -> None:
-        """Answer ``where(field_name, v)`` for each of ``values`` ahead, in one query per 500 values (a scalar field:
-        department, manager, function, id); a plan for a batch of employees asks for their managers and teams."""
+        """A hint that ``where(field_name, v)`` will be asked for many of ``values`` (a scalar field: department,
+        manager, function, id): the first such question that is not answered yet reads them all, in one query
+        per 500 values. A plan for a batch of employees names their managers and teams; a batch whose plans
+        ask nobody (partial plans, rounds not yet due) reads nothing."""
+        if field_name in SCALAR_FIELDS:
+            self._wanted.setdefault(field_name, set()).update(v for v in values if v)
+
+    def _read_wanted(self, field_name: str) -> None:
         from regelwerk.scheduling.employees import employee_columns, facts_of_row
         from regelwerk.scheduling.tables import employees as emp
         from regelwerk.store.sql import one_of
         from sqlalchemy import select
 
-        if field_name not in SCALAR_FIELDS:
-            return
-        wanted = sorted({v for v in values if v and (field_name, v) not in self._cache})
+        wanted = sorted(v for v in self._wanted.pop(field_name, ()) if (field_name, v) not in self._cache)
         pg = self._conn.dialect.name == "postgresql"
         query = _PREFETCH.get((field_name, pg))
         if query is None:
@@ -104,36 +138,39 @@ class StoreDirectory:
         a round that invites the colleagues asks for each of them)."""
         key = (field_name, value)
         found = self._cache.get(key)
+        if found is None and value in self._wanted.get(field_name, ()):
+            self._read_wanted(field_name)
+            found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = tuple(self._query(field_name, value))
             if field_name != "id":
                 self.know(found)
         return found
 
-    def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
-        """Payloads of stored items (not cancelled) of ``source`` and ``item_type`` for ``subjects``, by key."""
+    def stored(self, source: str, item_type: str, subjects: Sequence[str],
+               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
+        """Payloads of stored items (not cancelled) of ``source`` and ``item_type`` for ``subjects``, by key; with
+        ``fields`` only those top-level entries of each payload (those it has), picked out by the database so the
+        rest of the payloads stay off the wire."""
         import json
-
-        from regelwerk.scheduling.tables import scheduled_items as items
-        from regelwerk.store.sql import one_of
-        from sqlalchemy import bindparam, select
 
         out: dict[str, Mapping[str, Any]] = {}
         ids = list(subjects)
         pg = self._conn.dialect.name == "postgresql"
-        query = _STORED.get(pg)
+        wanted = tuple(fields) if fields is not None else None
+        query = _STORED.get((pg, wanted))
         if query is None:
-            # filter on the subject (its index) and the item type, the source in Python: with `source = ?` in the
-            # query SQLite picks the (source, period, item_type) index and reads every item of the source for each
-            # batch of a tick - quadratic in the number of employees (the item type is no index's first column;
-            # naming it keeps the other items' payloads off the wire)
-            query = _STORED[pg] = select(items.c.key, items.c.payload, items.c.source, items.c.status).where(
-                one_of(items.c.subject, "p_ids", pg), items.c.item_type == bindparam("p_type"))
+            query = _STORED[(pg, wanted)] = _stored_query(pg, wanted)
         for start in range(0, len(ids), 500):
             params = {"p_ids": ids[start:start + 500], "p_type": item_type}
-            for key, payload, found_source, status in self._conn.execute(query, params):
-                if found_source == source and status not in ("cancelled", "closed"):
-                    out[key] = json.loads(payload)
+            for key, found_source, status, *payload in self._conn.execute(query, params):
+                if found_source != source or status in ("cancelled", "closed"):
+                    continue
+                if wanted is None:
+                    out[key] = json.loads(payload[0])
+                    continue
+                picked = {name: json.loads(text) for name, text in zip(wanted, payload, strict=True) if text}
+                out[key] = {name: value for name, value in picked.items() if value is not None}
         return out
 
     def _query(self, field_name: str, value: str) -> list[EmployeeFacts]:

@@ -107,8 +107,10 @@ class Directory(Protocol):
         """Employees whose ``field_name`` (department, manager, function, or a list fact: roles, groups) holds
         ``value``."""
 
-    def stored(self, source: str, item_type: str, subjects: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
-        """Payloads of stored items of ``source`` and ``item_type`` for ``subjects``, by key (preview: none)."""
+    def stored(self, source: str, item_type: str, subjects: Sequence[str],
+               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
+        """Payloads of stored items of ``source`` and ``item_type`` for ``subjects``, by key (preview: none); with
+        ``fields``, only those top-level entries of each payload."""
 
     def prefetch(self, field_name: str, values: Iterable[str]) -> None:
         """A hint: ``where(field_name, v)`` will be asked for many of ``values`` (a store reads them at once)."""

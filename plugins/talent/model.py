@@ -454,11 +454,12 @@ class DevelopmentCycle:
                    int(m.arises.grace_delta.total_seconds())) for m in self.moments))
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
-            stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees])
+            # what the plan reads of them: a trajectory's pinned lead times; that a moment is one
+            stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees], fields=("timing",))
             # moments of leavers that appeared before the leaving date was registered: the policy decides
             leavers = [e.id for e in employees if e.leaving_date is not None]
             if leavers:
-                stored = {**stored, **directory.stored(self.source_id, "moment", leavers)}
+                stored = {**stored, **directory.stored(self.source_id, "moment", leavers, fields=("moment",))}
         people = MemoryDirectory(employees) if directory is None else directory
         if directory is not None and years and self.feedback_rounds:
             prefetch_invitees(self.feedback_rounds, employees, directory)
