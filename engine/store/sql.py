@@ -633,7 +633,9 @@ class _Unit:
 
     def __enter__(self) -> SqlTx:
         conn = self._store.engine.connect()
-        if self._store.sqlite and self._begin != "IMMEDIATE":
+        if self._begin != "IMMEDIATE":
+            # SQLite: BEGIN DEFERRED (no write lock); any backend: a read unit joined to a simulation's shared
+            # transaction needs no savepoint of its own (simulation/shared.py)
             conn = conn.execution_options(regelwerk_begin=self._begin)
         conn.begin()
         self._conn = conn
