@@ -300,3 +300,62 @@ def test_emitted_workflow_carries_status_groups(registry: Any) -> None:
     assert groups["screening"] == "in_progress" and groups["rejected"] == "rejected"
     assert {s.id for s in workflow.states if s.archive} == {"hired", "rejected", "withdrawn", "talent_pool"}
     assert workflow.initial == "new"
+
+
+def test_a_move_reads_candidate_and_vacancy_once_and_its_mail_sees_the_new_status(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's rows are handed to the fire's mail action (known_rows) instead of being read again."""
+    from regelwerk_packs.recruitment import actions
+
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    mailed: list[tuple[str, str]] = []
+    original = actions.mail_candidate
+
+    def spy(tx: Any, compiled: Any, settings: Any, candidate: Any, vacancy: Any, template: str, *rest: Any) -> str:
+        mailed.append((str(candidate["status"]), str(vacancy["title"])))
+        return original(tx, compiled, settings, candidate, vacancy, template, *rest)
+
+    monkeypatch.setattr(actions, "mail_candidate", spy)
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    engine = rec.engine.store.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert rec.move("tom", "anna", "interview_1") == "interview_1"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert mailed == [("interview_1", "Kok")]
+    assert sum("FROM rw_candidates" in s for s in selects) == 1
+    assert sum("FROM rw_vacancies" in s for s in selects) == 1
+    with rec.engine.store.read() as tx:
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 2  # receipt + interview invitation
+
+
+def test_a_candidate_gone_between_the_services_read_and_the_fire_is_not_mailed(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handed-over candidate counts only once sync_status found its row in the fire's own transaction."""
+    from regelwerk.errors import UsageError
+
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    read = Recruitment.candidate
+
+    def read_then_erase(self: Recruitment, candidate_id: str) -> dict[str, Any]:
+        row = read(self, candidate_id)
+        with self.engine.store.transaction() as tx:  # e.g. another process's retention sweep, just now
+            tx.rows("rw_candidates").delete({"id": candidate_id})
+        return row
+
+    monkeypatch.setattr(Recruitment, "candidate", read_then_erase)
+    with pytest.raises(UsageError, match="no candidate for instance"):
+        rec.move("tom", "anna", "interview_1")
+    with rec.engine.store.read() as tx:
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 1  # the receipt only
+        assert tx.get("cand-anna").state != "interview_1"

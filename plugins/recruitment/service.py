@@ -12,7 +12,7 @@ from typing import Any
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
 from regelwerk.outbox.queue import utc_naive
-from regelwerk_packs.recruitment.actions import mail_candidate
+from regelwerk_packs.recruitment.actions import known_rows, mail_candidate
 from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
 from regelwerk_packs.recruitment.mail import resolve_template, resolve_workflow, settings_of
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
@@ -166,7 +166,9 @@ class Recruitment:
         workflow = self.workflow_of(vacancy)
         data = {"candidate_id": cid, "vacancy_id": vacancy_id, "team": list(vacancy["team"]),
                 "manager": vacancy["manager"], "applicant": applicant}
-        self.engine.start(workflow.workflow, data, actor=who, instance_id=f"cand-{cid}")
+        instance_id = f"cand-{cid}"
+        with known_rows(instance_id, vacancy):  # the on_apply mail reuses the vacancy read above
+            self.engine.start(workflow.workflow, data, actor=who, instance_id=instance_id)
         return cid
 
     def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
@@ -183,7 +185,8 @@ class Recruitment:
         data: dict[str, Any] = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
         if note:
             data["note"] = note
-        record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
+        with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
+            record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
         return str(record.state)
 
     def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
@@ -207,11 +210,14 @@ class Recruitment:
                                   self._now())
 
     def give_consent(self, candidate_id: str, actor: ActorLike = SYSTEM) -> None:
-        """The candidate consents (again) to longer storage: the retention period restarts now."""
-        self.candidate(candidate_id)
+        """The candidate consents (again) to longer storage: the retention period restarts now.
+
+        ``UnknownInstance`` if there is no such candidate (the update matched no row: nothing changed)."""
         with self.engine.store.transaction() as tx:
-            tx.rows(candidates.name).update({"id": candidate_id}, {
+            matched = tx.rows(candidates.name).update({"id": candidate_id}, {
                 "consent": True, "consent_at": utc_naive(self._now()), "renewal_requested_at": None})
+            if not matched:
+                raise UnknownInstance(candidate_id)
 
     # --- retention ----------------------------------------------------------------------------
 
