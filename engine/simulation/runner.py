@@ -190,15 +190,19 @@ class _Run(SimulationContext):
         """
         from regelwerk.simulation.tables import simulation_events as t
 
-        with shared_unit(self.sa, label) as conn:
-            records: list[dict[str, Any]] = []
-            self._records = records
-            try:
-                yield conn
-            finally:
-                self._records = None
-            if records:
-                conn.execute(t.insert(), records)
+        self.forget_step()
+        try:
+            with shared_unit(self.sa, label) as conn:
+                records: list[dict[str, Any]] = []
+                self._records = records
+                try:
+                    yield conn
+                finally:
+                    self._records = None
+                if records:
+                    conn.execute(t.insert(), records)
+        finally:
+            self.forget_step()  # what was read in this transaction is not reused after it
 
     # --- the import --------------------------------------------------------------------------
 

@@ -42,10 +42,14 @@ class Recruitment:
     """
 
     def __init__(self, engine: Any, *, settings: str | None = None, permissions: Any = None,
-                 id_factory: Callable[[], str] | None = None) -> None:
+                 id_factory: Callable[[], str] | None = None,
+                 vacancy_memo: dict[str, dict[str, Any]] | None = None) -> None:
         from regelwerk.workflows.ports import RoleTable
 
         self.engine = engine
+        # vacancy rows by id, reused while the caller's transaction lasts (the simulation's step memo, which it
+        # empties when the transaction ends); this service's own writes drop their entry
+        self._vacancy_memo = vacancy_memo
         self.compiled = engine.bundle
         self.settings: RecruitmentSettings = settings_of(self.compiled, settings)
         admins = self.settings.vacancy_admins
@@ -72,11 +76,20 @@ class Recruitment:
 
     def vacancy(self, vacancy_id: str) -> dict[str, Any]:
         """A vacancy as plain data (``UsageError`` if unknown)."""
-        with self.engine.store.read() as tx:
-            row = tx.rows(vacancies.name).first({"id": vacancy_id})
+        memo = self._vacancy_memo
+        row = memo.get(vacancy_id) if memo is not None else None
         if row is None:
-            raise UsageError(f"no vacancy {vacancy_id!r}")
+            with self.engine.store.read() as tx:
+                row = tx.rows(vacancies.name).first({"id": vacancy_id})
+            if row is None:
+                raise UsageError(f"no vacancy {vacancy_id!r}")
+            if memo is not None:
+                memo[vacancy_id] = row
         return dict(row)
+
+    def _forget_vacancy(self, vacancy_id: str) -> None:
+        if self._vacancy_memo is not None:
+            self._vacancy_memo.pop(vacancy_id, None)
 
     def candidate(self, candidate_id: str) -> dict[str, Any]:
         """A candidate as plain data (``UnknownInstance`` if unknown or deleted)."""
@@ -117,6 +130,7 @@ class Recruitment:
                 "deadline": day, "entity": entity, "workflow": chosen, "templates": own, "team": members,
                 "status": "open", "opened_at": utc_naive(self._now()), "opened_by": who.id})
             self._audit(tx, who, "vacancy.open", vid, {"workflow": chosen})
+        self._forget_vacancy(vid)
         return vid
 
     def close_vacancy(self, actor: ActorLike, vacancy_id: str) -> None:
@@ -128,6 +142,7 @@ class Recruitment:
             tx.rows(vacancies.name).update({"id": vacancy_id}, {
                 "status": "closed", "closed_at": utc_naive(self._now()), "closed_by": who.id})
             self._audit(tx, who, "vacancy.close", vacancy_id, {})
+        self._forget_vacancy(vacancy_id)
 
     def set_team(self, actor: ActorLike, vacancy_id: str, team: Iterable[str]) -> None:
         """Replace the vacancy's team (who sees and moves its candidates)."""
@@ -138,6 +153,7 @@ class Recruitment:
         with self.engine.store.transaction() as tx:
             tx.rows(vacancies.name).update({"id": vacancy_id}, {"team": members})
             self._audit(tx, who, "vacancy.team", vacancy_id, {"team": members})
+        self._forget_vacancy(vacancy_id)
 
     # --- applications -------------------------------------------------------------------------
 
