@@ -18,6 +18,12 @@ shared transaction unusable: on SQLite for every unit, on PostgreSQL (where a fa
 transaction up to the last savepoint) only for read units (``store.read()``); there a failed read leaves
 the enclosing step's savepoint to roll back to, as a failed statement on a plain connection would.
 
+A committed unit's ``RELEASE`` is deferred too: it goes with the next ``SAVEPOINT`` (PostgreSQL: in the
+same round trip), and is not sent at all when an enclosing savepoint is released first (which releases
+what was made inside it), rolled back, or the shared transaction commits. Until then the released
+savepoint merely stays on the database's savepoint stack, which changes nothing of what commits or
+rolls back; at most one such savepoint per nesting level is kept.
+
 Every begin/commit inside and around the unit is a transaction boundary of
 :mod:`regelwerk.simulation.faults` (the kill -9 harness).
 """
@@ -44,11 +50,14 @@ class _Shared(threading.local):
     savepoints = 0
     #: the open joined units that hold a savepoint (sent or pending), outermost first
     open: list[_Joined]
+    #: numbers of committed savepoints whose RELEASE is deferred (sent with the next SAVEPOINT)
+    released: list[int]
     #: every unit may defer its savepoint (SQLite); else only read units do
     lazy_all = False
 
     def __init__(self) -> None:
         self.open = []
+        self.released = []
 
 
 class _SavepointTx:
@@ -99,29 +108,43 @@ class _Joined:
         self._connection = connection
         self._shared = shared
         self.savepoint: str | None = None
+        self.number = 0
         self.sent = False
         self._read = False
 
-    def _driver(self, sql: str) -> None:
+    def _driver(self, *statements: str) -> None:
+        """Send savepoint commands (PostgreSQL: in one round trip; SQLite's driver takes one at a time)."""
         cursor = self._connection.connection.dbapi_connection.cursor()
         try:
-            cursor.execute(sql)
+            if self._shared.lazy_all:
+                for sql in statements:
+                    cursor.execute(sql)
+            else:
+                cursor.execute("; ".join(statements))
         finally:
             cursor.close()
 
     def _send_pending(self) -> None:
-        """Send every pending savepoint of the open units, outermost first (before a statement that may write)."""
-        for joined in self._shared.open:
+        """Send every pending savepoint of the open units, outermost first (before a statement that may write),
+        after the deferred releases."""
+        shared = self._shared
+        # the oldest deferred release covers the later ones: they were made after it, so inside it
+        statements = [f"RELEASE SAVEPOINT rw_sp{min(shared.released)}"] if shared.released else []
+        shared.released.clear()
+        for joined in shared.open:
             if not joined.sent and joined.savepoint is not None:
-                joined._driver(f"SAVEPOINT {joined.savepoint}")
+                statements.append(f"SAVEPOINT {joined.savepoint}")
                 joined.sent = True
+        if statements:
+            self._driver(*statements)
 
     def _pending(self) -> bool:
         return any(not j.sent for j in self._shared.open)
 
     def begin(self) -> _SavepointTx:
         self._shared.savepoints += 1
-        self.savepoint = f"rw_sp{self._shared.savepoints}"
+        self.number = self._shared.savepoints
+        self.savepoint = f"rw_sp{self.number}"
         self.sent = False
         self._shared.open.append(self)
         if not (self._shared.lazy_all or self._read):
@@ -140,13 +163,19 @@ class _Joined:
         if savepoint is not None:
             boundary(f"savepoint:{self._shared.label}")
             if sent:
-                self._driver(f"RELEASE SAVEPOINT {savepoint}")
+                # RELEASE is deferred: sent with the next SAVEPOINT (one round trip), or made unnecessary by
+                # the release or rollback of an enclosing savepoint or by the commit; savepoints made after
+                # this one (inside it) are released with it
+                released = self._shared.released
+                released[:] = [n for n in released if n < self.number]
+                released.append(self.number)
 
     def rollback(self) -> None:
         savepoint, sent = self._close_savepoint()
         if sent:
-            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}")
-            self._driver(f"RELEASE SAVEPOINT {savepoint}")
+            released = self._shared.released
+            released[:] = [n for n in released if n < self.number]  # undone with it
+            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
 
     def close(self) -> None:
         self.rollback()
@@ -223,7 +252,7 @@ def shared_unit(sa_engine: Any, label: str) -> Iterator[Any]:
     conn = type(sa_engine).connect(sa_engine)  # a connection of its own (the class's, not the joining one)
     try:
         conn.begin()
-        shared.connection, shared.label, shared.open = conn, label, []
+        shared.connection, shared.label, shared.open, shared.released = conn, label, [], []
         try:
             yield conn
             boundary(f"before-commit:{label}")
