@@ -99,6 +99,23 @@ class Recruitment:
             raise UnknownInstance(candidate_id)
         return dict(row)
 
+    def _candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`candidate` and its :meth:`vacancy`, in one read where the store has the candidate port."""
+        with self.engine.store.read() as tx:
+            port = candidate_store(tx)
+            found = port.candidate_with_vacancy(candidate_id) if port is not None else None
+        if port is None:
+            candidate = self.candidate(candidate_id)
+            return candidate, self.vacancy(candidate["vacancy_id"])
+        if found is None:
+            raise UnknownInstance(candidate_id)
+        candidate, vacancy = found
+        if vacancy is None:
+            raise UsageError(f"no vacancy {candidate['vacancy_id']!r}")
+        if self._vacancy_memo is not None:
+            self._vacancy_memo[vacancy["id"]] = vacancy
+        return candidate, dict(vacancy)
+
     def workflow_of(self, vacancy: Mapping[str, Any]) -> RecruitmentWorkflow:
         """The vacancy's recruitment workflow."""
         return self.compiled.get("RecruitmentWorkflow", vacancy["workflow"])  # type: ignore[no-any-return]
@@ -190,8 +207,7 @@ class Recruitment:
     def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
         """Move a candidate to ``status`` (allowed moves and who may make them come from the workflow)."""
         who = Actor.of(actor)
-        candidate = self.candidate(candidate_id)
-        vacancy = self.vacancy(candidate["vacancy_id"])
+        candidate, vacancy = self._candidate_with_vacancy(candidate_id)
         workflow = self.workflow_of(vacancy)
         try:
             workflow.status(status)
