@@ -359,3 +359,29 @@ def test_a_candidate_gone_between_the_services_read_and_the_fire_is_not_mailed(
     with rec.engine.store.read() as tx:
         assert len(tx.outbox(subject_ref="candidate:anna")) == 1  # the receipt only
         assert tx.get("cand-anna").state != "interview_1"
+
+
+def test_an_application_never_writes_the_applicant_into_the_instance(world: Any) -> None:
+    """Recruitment.apply hands the applicant to sync_status: the instance row is inserted without it, so there
+    is no UPDATE to take it out again (and the personal data never reaches rw_instances, not even in the WAL)."""
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    seen: list[tuple[str, str]] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "rw_instances" in statement:
+            seen.append((statement.split()[0], str(parameters)))
+
+    engine = rec.engine.store.engine
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    try:
+        rec.apply(vid, first_name="Anna", last_name="Uniekenaam", email="anna@example.nl", candidate_id="anna")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", spy)
+    assert [kind for kind, _ in seen] == ["INSERT"]
+    assert "Uniekenaam" not in seen[0][1] and "anna@example.nl" not in seen[0][1]
+    assert rec.candidate("anna")["last_name"] == "Uniekenaam"
+    with rec.engine.store.read() as tx:
+        instance = tx.get("cand-anna")
+        assert instance is not None and "applicant" not in instance.data
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 1  # the receipt

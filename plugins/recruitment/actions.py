@@ -1,7 +1,8 @@
 """Recruitment actions (run INSIDE the transition's transaction, see regelwerk.workflows.actions).
 
 - ``recruitment.sync_status``: keeps ``rw_candidates`` in step with the workflow (added to every state by
-  the compiler; on start it stores the applicant, whose data never stays in the instance data).
+  the compiler; on start it stores the applicant, whose data is never part of the instance data: handed over
+  by ``Recruitment.apply``, or taken out of a start's data before the instance is saved).
 - ``recruitment.on_apply``: runs the workflow's ``on_apply`` actions, only when an application arrives.
 - ``recruitment.send_mail``: ``{purpose: receipt}`` or ``{template: name}``: the vacancy's template for the
   purpose, else the nearest entity's, else the default; written to the outbox in the same transaction.
@@ -50,16 +51,20 @@ class KnownRows:
     candidate: dict[str, Any] | None = None
     #: ``sync_status`` wrote the candidate's row in the fire's transaction (``candidate`` is that row)
     confirmed: bool = False
+    #: the application's data for the start (``Recruitment.apply``): never part of the instance data
+    applicant: dict[str, Any] | None = None
 
 
 _KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_rows", default=None)
 
 
 @contextmanager
-def known_rows(instance_id: str, vacancy: Mapping[str, Any],
-               candidate: Mapping[str, Any] | None = None) -> Iterator[KnownRows]:
-    """Hand the vacancy (and candidate) just read to the actions of the fire made inside the block."""
-    known = KnownRows(instance_id, dict(vacancy), dict(candidate) if candidate is not None else None)
+def known_rows(instance_id: str, vacancy: Mapping[str, Any], candidate: Mapping[str, Any] | None = None,
+               applicant: Mapping[str, Any] | None = None) -> Iterator[KnownRows]:
+    """Hand the vacancy (and candidate) just read to the actions of the fire made inside the block; on a start,
+    the applicant's data for ``sync_status``."""
+    known = KnownRows(instance_id, dict(vacancy), dict(candidate) if candidate is not None else None,
+                      applicant=dict(applicant) if applicant is not None else None)
     token = _KNOWN.set(known)
     try:
         yield known
@@ -113,7 +118,9 @@ def sync_status(ctx: Any) -> None:
               "status_since": moment}
     known = _known(ctx)
     if ctx.event == START_EVENT:
-        applicant = ctx.data.pop("applicant", None)
+        # from Recruitment.apply (never in the instance data), else from the start's data (removed from it)
+        applicant = known.applicant if known is not None and known.applicant is not None else \
+            ctx.data.pop("applicant", None)
         if not isinstance(applicant, Mapping):
             raise UsageError("recruitment instances start through Recruitment.apply (no applicant data)")
         row = {**dict(applicant), "instance_id": ctx.instance.id, "applied_at": moment,

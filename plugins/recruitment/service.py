@@ -198,9 +198,10 @@ class Recruitment:
                      "consent": consent}
         workflow = self.workflow_of(vacancy)
         data = {"candidate_id": cid, "vacancy_id": vacancy_id, "team": list(vacancy["team"]),
-                "manager": vacancy["manager"], "applicant": applicant}
+                "manager": vacancy["manager"]}
         instance_id = f"cand-{cid}"
-        with known_rows(instance_id, vacancy):  # the on_apply mail reuses the vacancy read above
+        # sync_status stores the applicant (its data never enters the instance), the on_apply mail reuses the vacancy
+        with known_rows(instance_id, vacancy, applicant=applicant):
             self.engine.start(workflow.workflow, data, actor=who, instance_id=instance_id)
         return cid
 
