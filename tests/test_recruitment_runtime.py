@@ -370,7 +370,7 @@ def test_an_application_never_writes_the_applicant_into_the_instance(world: Any)
 
     def spy(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
         if "rw_instances" in statement:
-            seen.append((statement.split()[0], str(parameters)))
+            seen.append((statement.split(maxsplit=1)[0], str(parameters)))
 
     engine = rec.engine.store.engine
     sa.event.listen(engine, "before_cursor_execute", spy)
