@@ -300,3 +300,88 @@ def test_emitted_workflow_carries_status_groups(registry: Any) -> None:
     assert groups["screening"] == "in_progress" and groups["rejected"] == "rejected"
     assert {s.id for s in workflow.states if s.archive} == {"hired", "rejected", "withdrawn", "talent_pool"}
     assert workflow.initial == "new"
+
+
+def test_a_move_reads_candidate_and_vacancy_once_and_its_mail_sees_the_new_status(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's rows are handed to the fire's mail action (known_rows) instead of being read again."""
+    from regelwerk_packs.recruitment import actions
+
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    mailed: list[tuple[str, str]] = []
+    original = actions.mail_candidate
+
+    def spy(tx: Any, compiled: Any, settings: Any, candidate: Any, vacancy: Any, template: str, *rest: Any) -> str:
+        mailed.append((str(candidate["status"]), str(vacancy["title"])))
+        return original(tx, compiled, settings, candidate, vacancy, template, *rest)
+
+    monkeypatch.setattr(actions, "mail_candidate", spy)
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    engine = rec.engine.store.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert rec.move("tom", "anna", "interview_1") == "interview_1"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert mailed == [("interview_1", "Kok")]
+    # one read of both (the candidate port's outer join), none in the fire
+    assert sum("rw_candidates" in s or "rw_vacancies" in s for s in selects) == 1
+    with rec.engine.store.read() as tx:
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 2  # receipt + interview invitation
+
+
+def test_a_candidate_gone_between_the_services_read_and_the_fire_is_not_mailed(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handed-over candidate counts only once sync_status found its row in the fire's own transaction."""
+    from regelwerk.errors import UsageError
+
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl", candidate_id="anna")
+    read = Recruitment._candidate_with_vacancy
+
+    def read_then_erase(self: Recruitment, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        rows = read(self, candidate_id)
+        with self.engine.store.transaction() as tx:  # e.g. another process's retention sweep, just now
+            tx.rows("rw_candidates").delete({"id": candidate_id})
+        return rows
+
+    monkeypatch.setattr(Recruitment, "_candidate_with_vacancy", read_then_erase)
+    with pytest.raises(UsageError, match="no candidate for instance"):
+        rec.move("tom", "anna", "interview_1")
+    with rec.engine.store.read() as tx:
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 1  # the receipt only
+        assert tx.get("cand-anna").state != "interview_1"
+
+
+def test_an_application_never_writes_the_applicant_into_the_instance(world: Any) -> None:
+    """Recruitment.apply hands the applicant to sync_status: the instance row is inserted without it, so there
+    is no UPDATE to take it out again (and the personal data never reaches rw_instances, not even in the WAL)."""
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    seen: list[tuple[str, str]] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "rw_instances" in statement:
+            seen.append((statement.split(maxsplit=1)[0], str(parameters)))
+
+    engine = rec.engine.store.engine
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    try:
+        rec.apply(vid, first_name="Anna", last_name="Uniekenaam", email="anna@example.nl", candidate_id="anna")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", spy)
+    assert [kind for kind, _ in seen] == ["INSERT"]
+    assert "Uniekenaam" not in seen[0][1] and "anna@example.nl" not in seen[0][1]
+    assert rec.candidate("anna")["last_name"] == "Uniekenaam"
+    with rec.engine.store.read() as tx:
+        instance = tx.get("cand-anna")
+        assert instance is not None and "applicant" not in instance.data
+        assert len(tx.outbox(subject_ref="candidate:anna")) == 1  # the receipt

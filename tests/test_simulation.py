@@ -255,3 +255,23 @@ def test_a_third_party_pack_adds_a_story_event_a_data_file_and_a_summary_line(tm
     with pytest.raises(DefinitionError) as caught:
         simulate(customer, START, date(2026, 1, 31), store=f"sqlite:///{tmp_path / 't.sqlite'}")
     assert any("award_badge" in d.message for d in caught.value.diagnostics)
+
+
+def test_a_vacancy_closed_during_a_day_refuses_that_days_later_applications(tmp_path: Path) -> None:
+    """The day's events share one transaction and reuse the vacancy rows read in it (the step memo); closing
+    the vacancy drops its row, so a later application on the same day sees it closed."""
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    (customer / "story.yaml").write_text("\n".join([
+        "apiVersion: regelwerk/v1", "kind: Story", "metadata: {name: closing-day}", "spec:", "  events:",
+        "    - on: 2026-01-07",
+        "      apply: {id: c8, vacancy: v1, first_name: Eva, email: eva@example.nl}",
+        "    - on: 2026-01-07",
+        "      close_vacancy: {vacancy: v1, actor: hr1}",
+        "    - on: 2026-01-07",
+        "      apply: {id: c9, vacancy: v1, first_name: Piet, email: piet@example.nl}",
+        ""]), encoding="utf-8")
+    result = simulate(customer, START, date(2026, 1, 8), store=f"sqlite:///{tmp_path / 's.sqlite'}")
+    events = result.summary["events"]
+    assert [(r["day"], r["message"]) for r in events["refusals"]] == [("2026-01-07", "vacancy 'v1' is closed")]
+    assert events["applied"] == 2

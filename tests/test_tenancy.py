@@ -172,6 +172,11 @@ def test_row_level_security_stops_direct_sql_across_tenants(pg_tenants: tuple[st
             hub.engine(tenant).start("reminder", {"owner": tenant}, actor=EMPLOYEE, instance_id="same-id")
         assert hub.engine("a").get("same-id").data == {"owner": "a"}
         assert hub.engine("b").get("same-id").data == {"owner": "b"}
+        from regelwerk.errors import ConflictError
+
+        with pytest.raises(ConflictError) as taken:  # within one tenant the id is taken
+            hub.engine("a").start("reminder", {"owner": "a2"}, actor=EMPLOYEE, instance_id="same-id")
+        assert (taken.value.current_version, taken.value.current_state) == (1, hub.engine("a").get("same-id").state)
     engine = sa.create_engine(app)
     try:
         with engine.begin() as conn:

@@ -15,6 +15,8 @@ simulation part's ``after_tick(sim, tick_summary)`` and ``summary(sim)`` get the
   runs follow the event's own line);
 - ``sim.service(name, factory)`` a per-run object (a pack's service over ``sim.engine``), created once;
   ``sim.cleanups`` run when the run ends;
+- ``sim.step_memo(name)`` a dict for rows read in the current step's transaction and reused in it
+  (emptied whenever that transaction begins, ends or an event of it is rolled back);
 - ``sim.totals`` cumulative counters kept in the store across runs (``rw_simulations.totals``).
 
 Importing this module is light (the runtime is imported when a run starts).
@@ -157,6 +159,7 @@ class SimulationContext:
         # only from has_role facts (Rechtenniveau), which the matrix reads through the relationships
         self.organisation_ids: set[str] = set()
         self._pending: list[dict[str, Any]] | None = None
+        self._step_memos: dict[str, dict[Any, Any]] = {}
 
     def at(self, day: date, moment: dtime) -> None:
         """Set the clock to ``moment`` (local time) of ``day``."""
@@ -207,8 +210,24 @@ class SimulationContext:
             self.engine.close()
             self._store.close()
 
+    def step_memo(self, name: str) -> dict[Any, Any]:
+        """A dict (one per ``name``) for rows a port read in the current step's transaction and reuses in it.
+
+        Emptied in place when a step's transaction begins and ends and when an event is rolled back
+        (:meth:`forget_step`), so it never outlives the transaction it was read in. Only for rows that
+        change solely through the port that keeps the memo (it updates or drops its entries when it
+        writes them): e.g. the recruitment pack's vacancy rows, read once per day instead of per move.
+        """
+        return self._step_memos.setdefault(name, {})
+
+    def forget_step(self) -> None:
+        """Empty the step memos (a step's transaction began, ended or was partly rolled back)."""
+        for memo in self._step_memos.values():
+            memo.clear()
+
     def forget_memory(self) -> None:
         """Drop what this process remembers of the store (after a step was rolled back)."""
+        self.forget_step()
         self._actors.clear()
         for name in ("_cache", "_stored_versions"):  # the workflow engine's caches of committed rows
             remembered = getattr(self.engine, name, None)

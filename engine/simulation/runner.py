@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -117,6 +117,9 @@ class SimulationResult:
 class _Run(SimulationContext):
     """One simulation run: the context the events see, plus the applied-event bookkeeping and the timeline."""
 
+    #: the records of the open :meth:`recording` batch (None: each record is written at once)
+    _records: list[dict[str, Any]] | None = None
+
     def open_relations(self) -> None:
         from regelwerk.imports.organisation import IMPORT_ACTOR
         from regelwerk.permissions.sql import SqlRelationships
@@ -162,13 +165,44 @@ class _Run(SimulationContext):
 
     def record_key(self, key: str, kind: str, day: date, status: str, message: str,
                    detail: Mapping[str, Any]) -> None:
-        """Record a step as done (in the step's own transaction: a second insert of the key fails)."""
+        """Record a step as done, in the step's own transaction (a second insert of the key fails).
+
+        Inside :meth:`recording` the row is kept in memory and written with the batch's other records
+        at the end of the batch's transaction (still before its commit).
+        """
+        row = {"simulation": self.name, "key": key, "day": day, "type": kind, "status": status,
+               "message": message[:1000], "detail": dict(detail), "applied_at": _naive(datetime.now(UTC))}
+        if self._records is not None:
+            self._records.append(row)
+            return
         from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.begin() as conn:
-            conn.execute(t.insert(), {"simulation": self.name, "key": key, "day": day, "type": kind,
-                                      "status": status, "message": message[:1000], "detail": dict(detail),
-                                      "applied_at": _naive(datetime.now(UTC))})
+            conn.execute(t.insert(), row)
+
+    @contextlib.contextmanager
+    def recording(self, label: str) -> Iterator[Any]:
+        """One transaction (:func:`shared_unit`) for several steps whose records are written together.
+
+        Each :meth:`record_key` inside it is kept in memory; the rows are written with one executemany
+        just before the transaction commits, so a step's effects and its record still commit together or
+        not at all (a kill before the commit leaves neither).
+        """
+        from regelwerk.simulation.tables import simulation_events as t
+
+        self.forget_step()
+        try:
+            with shared_unit(self.sa, label) as conn:
+                records: list[dict[str, Any]] = []
+                self._records = records
+                try:
+                    yield conn
+                finally:
+                    self._records = None
+                if records:
+                    conn.execute(t.insert(), records)
+        finally:
+            self.forget_step()  # what was read in this transaction is not reused after it
 
     # --- the import --------------------------------------------------------------------------
 
@@ -266,12 +300,17 @@ class _Run(SimulationContext):
     # --- events ------------------------------------------------------------------------------
 
     def apply(self, event: DatedEvent, day: date) -> None:
-        """Apply one event through its registered story event and record it, in one transaction (a savepoint of
-        the day's unit when :func:`_play` runs the day's events in one).
+        """Apply one event through its registered story event and record it, in one transaction: the event
+        runs in a savepoint of a :meth:`recording` batch (the day's, when :func:`_play` runs the day's events
+        in one; else one of its own), and its record is written with the batch's before the commit.
 
-        A refusal rolls the event's transaction back as a whole, then records the refusal (its own
-        transaction) and the run goes on.
+        A refusal rolls the event's savepoint back as a whole; its record is then the refusal row alone,
+        written with the batch's, and the run goes on.
         """
+        if self._records is None:  # not inside a day's batch: a transaction of its own
+            with self.recording(event.key):
+                self.apply(event, day)
+            return
         self.at(day, EVENT_TIME)
         self._pending = []
         totals = Counter(self.totals)
@@ -282,7 +321,6 @@ class _Run(SimulationContext):
             with shared_unit(self.sa, event.key):
                 message, result = spec.run(self, dict(event.args))
                 detail = dict(result)
-                self.record(event, day, "applied", message, detail)
         except (RegelwerkError, ValueError, KeyError, LookupError) as exc:
             self.totals = totals
             self.forget_memory()
@@ -293,11 +331,11 @@ class _Run(SimulationContext):
                 with contextlib.suppress(TypeError, ValueError):
                     detail["detail"] = json.loads(json.dumps(reason(), default=str))
             self._pending = None
-            with shared_unit(self.sa, event.key + ":refused"):
-                self.record(event, day, "refused", message, detail)
+            self.record(event, day, "refused", message, detail)  # kept with the batch's records
             self.note("refused", f"refused {event.type} ({event.where}): {message}", type=event.type,
                       where=event.where, reason=type(exc).__name__)
             return
+        self.record(event, day, "applied", message, detail)  # after its savepoint was released
         following, self._pending = self._pending, None
         if not event.key.startswith("data:"):
             self.note("event", message, type=event.type, where=event.where)
@@ -480,10 +518,10 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
         day = play_from + timedelta(days=number)
         todays = by_day.get(day, ())
         if todays:
-            # the day's story events: one transaction, each event (applied and recorded) in a savepoint of its
-            # own, so a refusal rolls back that event alone; a kill before the commit leaves none of them
-            # recorded and the resume applies them all once
-            with shared_unit(run.sa, f"story:{day.isoformat()}"):
+            # the day's story events: one transaction, each event in a savepoint of its own, so a refusal rolls
+            # back that event alone; their records are written with one executemany before the commit, so a kill
+            # before the commit leaves none of them applied nor recorded and the resume applies them all once
+            with run.recording(f"story:{day.isoformat()}"):
                 for event in todays:
                     run.apply(event, day)
         # the day's tick, what the parts note of it and the progress row: one transaction

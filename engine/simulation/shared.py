@@ -10,12 +10,27 @@ goes on, such as the timers marking a timer failed, still undoes only its own pa
 leaves the shared connection open. The shared transaction commits when the ``with`` block ends and
 rolls back as a whole when it raises: then nothing of the step is in the store, its record included.
 
+A joined unit takes its savepoint lazily: the ``SAVEPOINT`` is sent just before the first statement that
+can write (anything but a plain ``SELECT`` without ``FOR UPDATE``; an enclosing unit's pending savepoint
+first), so a unit that only reads, or that is refused before it writes, costs no savepoint round trips.
+Rolling back such a unit has nothing to undo. This is done where a failed statement cannot leave the
+shared transaction unusable: on SQLite for every unit, on PostgreSQL (where a failed statement aborts the
+transaction up to the last savepoint) only for read units (``store.read()``); there a failed read leaves
+the enclosing step's savepoint to roll back to, as a failed statement on a plain connection would.
+
+A committed unit's ``RELEASE`` is deferred too: it goes with the next ``SAVEPOINT`` (PostgreSQL: in the
+same round trip), and is not sent at all when an enclosing savepoint is released first (which releases
+what was made inside it), rolled back, or the shared transaction commits. Until then the released
+savepoint merely stays on the database's savepoint stack, which changes nothing of what commits or
+rolls back; at most one such savepoint per nesting level is kept.
+
 Every begin/commit inside and around the unit is a transaction boundary of
 :mod:`regelwerk.simulation.faults` (the kill -9 harness).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +48,16 @@ class _Shared(threading.local):
     connection: Any = None
     label = ""
     savepoints = 0
+    #: the open joined units that hold a savepoint (sent or pending), outermost first
+    open: list[_Joined]
+    #: numbers of committed savepoints whose RELEASE is deferred (sent with the next SAVEPOINT)
+    released: list[int]
+    #: every unit may defer its savepoint (SQLite); else only read units do
+    lazy_all = False
+
+    def __init__(self) -> None:
+        self.open = []
+        self.released = []
 
 
 class _SavepointTx:
@@ -62,42 +87,95 @@ class _SavepointTx:
             self.rollback()
 
 
+#: attributes of the shared connection that neither read nor write (no savepoint needed to hand them out)
+_INERT = frozenset({"dialect", "engine", "info", "closed", "invalidated", "default_isolation_level"})
+
+
+def _reads_only(statement: Any) -> bool:
+    """A plain SELECT (no row locks): running it needs no savepoint."""
+    return bool(getattr(statement, "is_select", False)) and getattr(statement, "_for_update_arg", None) is None
+
+
 class _Joined:
     """What ``engine.connect()`` returns while a shared unit is open (delegates to the unit's connection).
 
     Savepoints are sent straight to the driver (``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO``): the
     shared transaction stays SQLAlchemy's, the savepoints inside it are ours (named ``rw_sp<n>``).
+    A savepoint is sent lazily (see the module docstring): ``sent`` tells whether it was.
     """
 
     def __init__(self, connection: Any, shared: _Shared) -> None:
         self._connection = connection
         self._shared = shared
         self.savepoint: str | None = None
+        self.number = 0
+        self.sent = False
+        self._read = False
 
-    def _driver(self, sql: str) -> None:
+    def _driver(self, *statements: str) -> None:
+        """Send savepoint commands (PostgreSQL: in one round trip; SQLite's driver takes one at a time)."""
         cursor = self._connection.connection.dbapi_connection.cursor()
         try:
-            cursor.execute(sql)
+            if self._shared.lazy_all:
+                for sql in statements:
+                    cursor.execute(sql)
+            else:
+                cursor.execute("; ".join(statements))
         finally:
             cursor.close()
 
+    def _send_pending(self) -> None:
+        """Send every pending savepoint of the open units, outermost first (before a statement that may write),
+        after the deferred releases."""
+        shared = self._shared
+        # the oldest deferred release covers the later ones: they were made after it, so inside it
+        statements = [f"RELEASE SAVEPOINT rw_sp{min(shared.released)}"] if shared.released else []
+        shared.released.clear()
+        for joined in shared.open:
+            if not joined.sent and joined.savepoint is not None:
+                statements.append(f"SAVEPOINT {joined.savepoint}")
+                joined.sent = True
+        if statements:
+            self._driver(*statements)
+
+    def _pending(self) -> bool:
+        return any(not j.sent for j in self._shared.open)
+
     def begin(self) -> _SavepointTx:
         self._shared.savepoints += 1
-        self.savepoint = f"rw_sp{self._shared.savepoints}"
-        self._driver(f"SAVEPOINT {self.savepoint}")
+        self.number = self._shared.savepoints
+        self.savepoint = f"rw_sp{self.number}"
+        self.sent = False
+        self._shared.open.append(self)
+        if not (self._shared.lazy_all or self._read):
+            self._send_pending()
         return _SavepointTx(self)
 
+    def _close_savepoint(self) -> tuple[str | None, bool]:
+        savepoint, sent, self.savepoint, self.sent = self.savepoint, self.sent, None, False
+        if savepoint is not None:
+            with contextlib.suppress(ValueError):
+                self._shared.open.remove(self)
+        return savepoint, sent
+
     def commit(self) -> None:
-        savepoint, self.savepoint = self.savepoint, None
+        savepoint, sent = self._close_savepoint()
         if savepoint is not None:
             boundary(f"savepoint:{self._shared.label}")
-            self._driver(f"RELEASE SAVEPOINT {savepoint}")
+            if sent:
+                # RELEASE is deferred: sent with the next SAVEPOINT (one round trip), or made unnecessary by
+                # the release or rollback of an enclosing savepoint or by the commit; savepoints made after
+                # this one (inside it) are released with it
+                released = self._shared.released
+                released[:] = [n for n in released if n < self.number]
+                released.append(self.number)
 
     def rollback(self) -> None:
-        savepoint, self.savepoint = self.savepoint, None
-        if savepoint is not None:
-            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}")
-            self._driver(f"RELEASE SAVEPOINT {savepoint}")
+        savepoint, sent = self._close_savepoint()
+        if sent:
+            released = self._shared.released
+            released[:] = [n for n in released if n < self.number]  # undone with it
+            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
 
     def close(self) -> None:
         self.rollback()
@@ -105,8 +183,29 @@ class _Joined:
     def in_transaction(self) -> bool:
         return True
 
-    def execution_options(self, **_options: Any) -> _Joined:
-        return self  # the shared transaction already began (with the write lock on SQLite)
+    def execution_options(self, **options: Any) -> _Joined:
+        # the shared transaction already began (with the write lock on SQLite); a read unit
+        # (``regelwerk_begin=DEFERRED``, see store/sql.py) may defer its savepoint
+        if options.get("regelwerk_begin", "IMMEDIATE") != "IMMEDIATE":
+            self._read = True
+        return self
+
+    # --- statements: a pending savepoint is sent before anything that may write -----------------
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _reads_only(statement) and self._pending():
+            self._send_pending()
+        return self._connection.execute(statement, *args, **kwargs)
+
+    def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _reads_only(statement) and self._pending():
+            self._send_pending()
+        return self._connection.scalar(statement, *args, **kwargs)
+
+    def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _reads_only(statement) and self._pending():
+            self._send_pending()
+        return self._connection.scalars(statement, *args, **kwargs)
 
     def __enter__(self) -> _Joined:
         return self
@@ -116,6 +215,8 @@ class _Joined:
         self.close()
 
     def __getattr__(self, name: str) -> Any:
+        if name not in _INERT and self._pending():
+            self._send_pending()  # driver-level SQL, nested transactions...: could write
         return getattr(self._connection, name)
 
 
@@ -125,6 +226,7 @@ def joinable(sa_engine: Any) -> _Shared:
     if shared is not None:
         return shared
     shared = _Shared()
+    shared.lazy_all = sa_engine.dialect.name == "sqlite"
     original = sa_engine.connect
 
     def connect() -> Any:
@@ -150,7 +252,7 @@ def shared_unit(sa_engine: Any, label: str) -> Iterator[Any]:
     conn = type(sa_engine).connect(sa_engine)  # a connection of its own (the class's, not the joining one)
     try:
         conn.begin()
-        shared.connection, shared.label = conn, label
+        shared.connection, shared.label, shared.open, shared.released = conn, label, [], []
         try:
             yield conn
             boundary(f"before-commit:{label}")

@@ -105,6 +105,22 @@ class StoreContract:
         else:
             raise AssertionError("a duplicate insert must raise ConflictError")
 
+    def test_a_duplicate_insert_names_the_existing_instance_and_leaves_the_transaction_usable(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record(state="submitted", version=3))
+        with store.transaction() as tx:
+            try:
+                tx.insert(_record())
+            except ConflictError as exc:
+                assert (exc.instance_id, exc.current_version, exc.current_state) == ("i1", 3, "submitted")
+            else:
+                raise AssertionError("a duplicate insert must raise ConflictError")
+            tx.insert(_record(instance_id="i2"))  # the caller may go on in the same transaction
+        with store.read() as tx:
+            first, second = tx.get("i1"), tx.get("i2")
+        assert first is not None and first.version == 3 and second is not None and second.version == 1
+
     def test_update_checks_the_version(self) -> None:
         store = self._store()
         with store.transaction() as tx:

@@ -159,6 +159,19 @@ _UPDATE_NO_DATA = (rw_instances.update()
                            timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
 _INSERT_HISTORY = rw_history.insert()
 _INSERT_INSTANCE = rw_instances.insert()
+
+
+def _insert_new_instance() -> dict[bool, Any]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` per backend (key: PostgreSQL): a taken key inserts and
+    returns no row (an INSERT's rowcount is not reliable across drivers). No conflict target: with tenancy the
+    key is the tenant's and the id."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return {pg: (postgresql if pg else sqlite).insert(rw_instances).on_conflict_do_nothing().returning(_I.id)
+            for pg in (False, True)}
+
+
+_INSERT_NEW_INSTANCE = _insert_new_instance()
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
@@ -318,18 +331,23 @@ class SqlTx:
         return _instance(row) if row is not None else None
 
     def insert(self, record: InstanceRecord) -> None:
-        """Add a new instance (``ConflictError`` when the id exists)."""
-        existing = self.get(record.id)
-        if existing is not None:
-            raise ConflictError(record.id, 0, existing.version, existing.state)
+        """Add a new instance (``ConflictError`` when the id exists).
+
+        One statement when the id is free: ``ON CONFLICT DO NOTHING``, and only when it inserted no row
+        the existing instance is read for the error (no failed statement, so no aborted PostgreSQL transaction).
+        """
         try:
-            self.connection.execute(_INSERT_INSTANCE, {
+            inserted = self.connection.execute(_INSERT_NEW_INSTANCE[self._postgres], {
                 "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
                 "state": record.state, "data": dict(record.data), "version": record.version,
                 "timers_pending": record.timers_pending, "created_by": record.created_by,
-                "created_at": _utc(record.created_at), "updated_at": _utc(record.updated_at)})
-        except sa.exc.IntegrityError as exc:  # inserted concurrently between our check and our insert
+                "created_at": _utc(record.created_at), "updated_at": _utc(record.updated_at)}).first()
+        except sa.exc.IntegrityError as exc:  # another constraint of the row
             raise ConflictError(record.id, 0, 1, "") from exc
+        if inserted is None:
+            existing = self.get(record.id)
+            raise ConflictError(record.id, 0, existing.version if existing is not None else 1,
+                                existing.state if existing is not None else "")
 
     def existing(self, instance_ids: Sequence[str]) -> set[str]:
         """Which of these ids are instances (one query per 500 ids)."""
@@ -674,7 +692,9 @@ class _Unit:
 
     def __enter__(self) -> SqlTx:
         conn = self._store.engine.connect()
-        if self._store.sqlite and self._begin != "IMMEDIATE":
+        if self._begin != "IMMEDIATE":
+            # SQLite: BEGIN DEFERRED (no write lock); any backend: a read unit joined to a simulation's shared
+            # transaction needs no savepoint of its own (simulation/shared.py)
             conn = conn.execution_options(regelwerk_begin=self._begin)
         conn.begin()
         self._conn = conn

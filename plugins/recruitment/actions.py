@@ -1,20 +1,31 @@
 """Recruitment actions (run INSIDE the transition's transaction, see regelwerk.workflows.actions).
 
 - ``recruitment.sync_status``: keeps ``rw_candidates`` in step with the workflow (added to every state by
-  the compiler; on start it stores the applicant, whose data never stays in the instance data).
+  the compiler; on start it stores the applicant, whose data is never part of the instance data: handed over
+  by ``Recruitment.apply``, or taken out of a start's data before the instance is saved).
 - ``recruitment.on_apply``: runs the workflow's ``on_apply`` actions, only when an application arrives.
 - ``recruitment.send_mail``: ``{purpose: receipt}`` or ``{template: name}``: the vacancy's template for the
   purpose, else the nearest entity's, else the default; written to the outbox in the same transaction.
 - ``recruitment.send_questionnaire``: step2HR's questionnaire about the competencies of the vacancy's
   function and department, from the talent pack's competency model (``TalentRole`` per function,
   ``TalentCompetencyProfile.departments``, ``TalentCompetency.questions``; see ``kinds.build_questionnaire``).
+
+The mail actions need the candidate and its vacancy. ``Recruitment.move``/``apply`` have just read them for
+the fire they make, so they hand them over (:func:`known_rows`) instead of the actions reading them again:
+the vacancy as the service read it (what a mail reads of it, its workflow, templates, entity, title,
+function, department, manager and deadline, is fixed when the vacancy opens), the candidate only once
+``sync_status`` has written its row in the fire's own transaction (inserted on start; on a move, updated
+with the new status, one row matched), so its status is this transaction's and it still exists. Any other
+fire (a timer, ``workflow.fire``, another instance) reads the rows as before.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +36,45 @@ from regelwerk_packs.recruitment.mail import candidate_values, resolve_template,
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
 from regelwerk_packs.recruitment.tables import candidates, questionnaires, vacancies
 
-__all__ = ["mail_candidate", "on_apply", "recruitment_workflow", "send_mail", "send_questionnaire", "sync_status"]
+__all__ = ["KnownRows", "known_rows", "mail_candidate", "on_apply", "recruitment_workflow", "send_mail",
+           "send_questionnaire", "sync_status"]
 
 START_EVENT = "$start"
+
+
+@dataclass(slots=True)
+class KnownRows:
+    """The rows the service read for the fire it is making on ``instance_id`` (see the module docstring)."""
+
+    instance_id: str
+    vacancy: dict[str, Any]
+    candidate: dict[str, Any] | None = None
+    #: ``sync_status`` wrote the candidate's row in the fire's transaction (``candidate`` is that row)
+    confirmed: bool = False
+    #: the application's data for the start (``Recruitment.apply``): never part of the instance data
+    applicant: dict[str, Any] | None = None
+
+
+_KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_rows", default=None)
+
+
+@contextmanager
+def known_rows(instance_id: str, vacancy: Mapping[str, Any], candidate: Mapping[str, Any] | None = None,
+               applicant: Mapping[str, Any] | None = None) -> Iterator[KnownRows]:
+    """Hand the vacancy (and candidate) just read to the actions of the fire made inside the block; on a start,
+    the applicant's data for ``sync_status``."""
+    known = KnownRows(instance_id, dict(vacancy), dict(candidate) if candidate is not None else None,
+                      applicant=dict(applicant) if applicant is not None else None)
+    token = _KNOWN.set(known)
+    try:
+        yield known
+    finally:
+        _KNOWN.reset(token)
+
+
+def _known(ctx: Any) -> KnownRows | None:
+    known = _KNOWN.get()
+    return known if known is not None and known.instance_id == ctx.instance.id else None
 
 
 def recruitment_workflow(compiled: Any, workflow_name: str) -> RecruitmentWorkflow:
@@ -69,14 +116,22 @@ def sync_status(ctx: Any) -> None:
     moment = utc_naive(ctx.now)
     values = {"status": status.id, "status_group": status.group, "archived": status.archive,
               "status_since": moment}
+    known = _known(ctx)
     if ctx.event == START_EVENT:
-        applicant = ctx.data.pop("applicant", None)
+        # from Recruitment.apply (never in the instance data), else from the start's data (removed from it)
+        applicant = known.applicant if known is not None and known.applicant is not None else \
+            ctx.data.pop("applicant", None)
         if not isinstance(applicant, Mapping):
             raise UsageError("recruitment instances start through Recruitment.apply (no applicant data)")
-        rows.insert({**dict(applicant), "instance_id": ctx.instance.id, "applied_at": moment,
-                     "consent_at": moment if applicant.get("consent") else None, **values})
+        row = {**dict(applicant), "instance_id": ctx.instance.id, "applied_at": moment,
+               "consent_at": moment if applicant.get("consent") else None, **values}
+        rows.insert(row)
+        if known is not None:
+            known.candidate, known.confirmed = row, True
         return
-    rows.update({"instance_id": ctx.instance.id}, values)
+    changed = rows.update({"instance_id": ctx.instance.id}, values)
+    if known is not None and known.candidate is not None and changed == 1:
+        known.candidate, known.confirmed = {**known.candidate, **values}, True
 
 
 def on_apply(ctx: Any) -> None:
@@ -91,7 +146,13 @@ def on_apply(ctx: Any) -> None:
 
 
 def _candidate_and_vacancy(ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    candidate = ctx.tx.rows(candidates.name).first({"instance_id": ctx.instance.id})
+    known = _known(ctx)
+    if known is not None and known.confirmed and known.candidate is not None:
+        candidate = known.candidate
+        if known.vacancy.get("id") == candidate["vacancy_id"]:
+            return candidate, known.vacancy
+    else:
+        candidate = ctx.tx.rows(candidates.name).first({"instance_id": ctx.instance.id})
     if candidate is None:
         raise UsageError(f"no candidate for instance {ctx.instance.id!r}")
     vacancy = ctx.tx.rows(vacancies.name).first({"id": candidate["vacancy_id"]})

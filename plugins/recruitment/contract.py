@@ -153,6 +153,24 @@ class CandidateStoreContract:
             assert port.vacancy_count() == 2
         assert list(found) == ["v2"] and found["v2"]["team"] == ["mo"] and found["v2"]["title"] == "Vacature v2"
 
+    def test_candidate_with_vacancy_in_one_read(self) -> None:
+        store = self._store()
+        with store.read() as tx:
+            port = self._port(tx)
+            found = port.candidate_with_vacancy("c2")
+            assert port.candidate_with_vacancy("gone") is None
+            tx.rows("rw_candidates").insert({**SEEDED[0], "id": "orphan", "instance_id": "cand-orphan",
+                                             "vacancy_id": "v9"})
+            orphan = port.candidate_with_vacancy("orphan")
+        assert found is not None
+        candidate, vacancy = found
+        seeded = next(r for r in SEEDED if r["id"] == "c2")
+        assert candidate["id"] == "c2" and candidate["email"] == seeded["email"]
+        assert candidate["status"] == seeded["status"] and candidate["details"] == {}
+        assert vacancy is not None and vacancy["id"] == seeded["vacancy_id"] == candidate["vacancy_id"]
+        assert vacancy["title"] == f"Vacature {vacancy['id']}" and vacancy["status"] == "open"
+        assert orphan is not None and orphan[0]["id"] == "orphan" and orphan[1] is None
+
     def test_kept_per_group(self) -> None:
         store = self._store()
         with store.read() as tx:

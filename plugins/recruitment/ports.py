@@ -78,6 +78,10 @@ class CandidateStore(Protocol):
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist (every column), keyed by id."""
 
+    def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The candidate (every column) and its vacancy (every column; None if it is gone) in one read, or None
+        when there is no such candidate (a move needs both)."""
+
     def vacancy_count(self) -> int:
         """How many vacancies there are (open or closed)."""
 

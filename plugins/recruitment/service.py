@@ -12,7 +12,7 @@ from typing import Any
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
 from regelwerk.outbox.queue import utc_naive
-from regelwerk_packs.recruitment.actions import mail_candidate
+from regelwerk_packs.recruitment.actions import known_rows, mail_candidate
 from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
 from regelwerk_packs.recruitment.mail import resolve_template, resolve_workflow, settings_of
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow, RetentionPolicy
@@ -42,10 +42,14 @@ class Recruitment:
     """
 
     def __init__(self, engine: Any, *, settings: str | None = None, permissions: Any = None,
-                 id_factory: Callable[[], str] | None = None) -> None:
+                 id_factory: Callable[[], str] | None = None,
+                 vacancy_memo: dict[str, dict[str, Any]] | None = None) -> None:
         from regelwerk.workflows.ports import RoleTable
 
         self.engine = engine
+        # vacancy rows by id, reused while the caller's transaction lasts (the simulation's step memo, which it
+        # empties when the transaction ends); this service's own writes drop their entry
+        self._vacancy_memo = vacancy_memo
         self.compiled = engine.bundle
         self.settings: RecruitmentSettings = settings_of(self.compiled, settings)
         admins = self.settings.vacancy_admins
@@ -72,11 +76,20 @@ class Recruitment:
 
     def vacancy(self, vacancy_id: str) -> dict[str, Any]:
         """A vacancy as plain data (``UsageError`` if unknown)."""
-        with self.engine.store.read() as tx:
-            row = tx.rows(vacancies.name).first({"id": vacancy_id})
+        memo = self._vacancy_memo
+        row = memo.get(vacancy_id) if memo is not None else None
         if row is None:
-            raise UsageError(f"no vacancy {vacancy_id!r}")
+            with self.engine.store.read() as tx:
+                row = tx.rows(vacancies.name).first({"id": vacancy_id})
+            if row is None:
+                raise UsageError(f"no vacancy {vacancy_id!r}")
+            if memo is not None:
+                memo[vacancy_id] = row
         return dict(row)
+
+    def _forget_vacancy(self, vacancy_id: str) -> None:
+        if self._vacancy_memo is not None:
+            self._vacancy_memo.pop(vacancy_id, None)
 
     def candidate(self, candidate_id: str) -> dict[str, Any]:
         """A candidate as plain data (``UnknownInstance`` if unknown or deleted)."""
@@ -85,6 +98,23 @@ class Recruitment:
         if row is None:
             raise UnknownInstance(candidate_id)
         return dict(row)
+
+    def _candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`candidate` and its :meth:`vacancy`, in one read where the store has the candidate port."""
+        with self.engine.store.read() as tx:
+            port = candidate_store(tx)
+            found = port.candidate_with_vacancy(candidate_id) if port is not None else None
+        if port is None:
+            candidate = self.candidate(candidate_id)
+            return candidate, self.vacancy(candidate["vacancy_id"])
+        if found is None:
+            raise UnknownInstance(candidate_id)
+        candidate, vacancy = found
+        if vacancy is None:
+            raise UsageError(f"no vacancy {candidate['vacancy_id']!r}")
+        if self._vacancy_memo is not None:
+            self._vacancy_memo[vacancy["id"]] = vacancy
+        return candidate, dict(vacancy)
 
     def workflow_of(self, vacancy: Mapping[str, Any]) -> RecruitmentWorkflow:
         """The vacancy's recruitment workflow."""
@@ -117,6 +147,7 @@ class Recruitment:
                 "deadline": day, "entity": entity, "workflow": chosen, "templates": own, "team": members,
                 "status": "open", "opened_at": utc_naive(self._now()), "opened_by": who.id})
             self._audit(tx, who, "vacancy.open", vid, {"workflow": chosen})
+        self._forget_vacancy(vid)
         return vid
 
     def close_vacancy(self, actor: ActorLike, vacancy_id: str) -> None:
@@ -128,6 +159,7 @@ class Recruitment:
             tx.rows(vacancies.name).update({"id": vacancy_id}, {
                 "status": "closed", "closed_at": utc_naive(self._now()), "closed_by": who.id})
             self._audit(tx, who, "vacancy.close", vacancy_id, {})
+        self._forget_vacancy(vacancy_id)
 
     def set_team(self, actor: ActorLike, vacancy_id: str, team: Iterable[str]) -> None:
         """Replace the vacancy's team (who sees and moves its candidates)."""
@@ -138,6 +170,7 @@ class Recruitment:
         with self.engine.store.transaction() as tx:
             tx.rows(vacancies.name).update({"id": vacancy_id}, {"team": members})
             self._audit(tx, who, "vacancy.team", vacancy_id, {"team": members})
+        self._forget_vacancy(vacancy_id)
 
     # --- applications -------------------------------------------------------------------------
 
@@ -165,15 +198,17 @@ class Recruitment:
                      "consent": consent}
         workflow = self.workflow_of(vacancy)
         data = {"candidate_id": cid, "vacancy_id": vacancy_id, "team": list(vacancy["team"]),
-                "manager": vacancy["manager"], "applicant": applicant}
-        self.engine.start(workflow.workflow, data, actor=who, instance_id=f"cand-{cid}")
+                "manager": vacancy["manager"]}
+        instance_id = f"cand-{cid}"
+        # sync_status stores the applicant (its data never enters the instance), the on_apply mail reuses the vacancy
+        with known_rows(instance_id, vacancy, applicant=applicant):
+            self.engine.start(workflow.workflow, data, actor=who, instance_id=instance_id)
         return cid
 
     def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
         """Move a candidate to ``status`` (allowed moves and who may make them come from the workflow)."""
         who = Actor.of(actor)
-        candidate = self.candidate(candidate_id)
-        vacancy = self.vacancy(candidate["vacancy_id"])
+        candidate, vacancy = self._candidate_with_vacancy(candidate_id)
         workflow = self.workflow_of(vacancy)
         try:
             workflow.status(status)
@@ -183,7 +218,8 @@ class Recruitment:
         data: dict[str, Any] = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
         if note:
             data["note"] = note
-        record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
+        with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
+            record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
         return str(record.state)
 
     def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
@@ -207,11 +243,14 @@ class Recruitment:
                                   self._now())
 
     def give_consent(self, candidate_id: str, actor: ActorLike = SYSTEM) -> None:
-        """The candidate consents (again) to longer storage: the retention period restarts now."""
-        self.candidate(candidate_id)
+        """The candidate consents (again) to longer storage: the retention period restarts now.
+
+        ``UnknownInstance`` if there is no such candidate (the update matched no row: nothing changed)."""
         with self.engine.store.transaction() as tx:
-            tx.rows(candidates.name).update({"id": candidate_id}, {
+            matched = tx.rows(candidates.name).update({"id": candidate_id}, {
                 "consent": True, "consent_at": utc_naive(self._now()), "renewal_requested_at": None})
+            if not matched:
+                raise UnknownInstance(candidate_id)
 
     # --- retention ----------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ def recruitment(sim: Any) -> Any:
     def make(sim: Any) -> Any:
         from regelwerk_packs.recruitment.service import Recruitment
 
-        return Recruitment(sim.engine)
+        # vacancy rows are read once per day's transaction (the step memo), not once per move or application
+        return Recruitment(sim.engine, vacancy_memo=sim.step_memo("recruitment.vacancies"))
 
     return sim.service("recruitment", make)
 

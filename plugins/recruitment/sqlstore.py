@@ -28,6 +28,9 @@ _OF_VACANCY = sa.select(candidates).where(_C.vacancy_id == sa.bindparam("vacancy
 _BY_ID = sa.select(candidates).where(_C.id.in_(_IDS)).order_by(_C.id)
 _VACANCIES = sa.select(vacancies).where(vacancies.c.id.in_(_IDS))
 _VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
+_WITH_VACANCY = (sa.select(candidates, vacancies)
+                 .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
+                 .where(_C.id == sa.bindparam("cid")))
 _PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
                         sa.func.min(_C.applied_at))
               .group_by(_C.status_group).order_by(_C.status_group))
@@ -166,6 +169,15 @@ class SqlCandidateStore:
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist, keyed by id."""
         return {r["id"]: dict(r) for r in self._conn.execute(_VACANCIES, {"ids": list(vacancy_ids)}).mappings()}
+
+    def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The candidate and its vacancy (None if gone) in one statement (an outer join), or None."""
+        row = self._conn.execute(_WITH_VACANCY, {"cid": candidate_id}).first()
+        if row is None:
+            return None
+        m = row._mapping
+        vacancy = {c.name: m[c] for c in vacancies.c} if m[vacancies.c.id] is not None else None
+        return {c.name: m[c] for c in candidates.c}, vacancy
 
     def vacancy_count(self) -> int:
         """How many vacancies there are."""
