@@ -81,29 +81,32 @@ def test_two_workers_tick_fifty_tenants_exactly_once(pg_app: str, tmp_path: Path
 
 @pytest.mark.postgres
 def test_a_worker_killed_mid_tick_loses_and_duplicates_nothing(pg_app: str, tmp_path: Path) -> None:
-    names = _populate(pg_app, 12, 200)
+    names = _populate(pg_app, 12, 400)
     partial: list[str] = []
-    # a kill between two tenants is a valid crash too, but the test wants one inside a tenant's tick: the
-    # moment is a matter of timing on a shared machine, so try again (each attempt kills a fresh worker)
-    for attempt, pause in enumerate((0.1, 0.05, 0.2, 0.03, 0.3, 0.15)):
+    # a kill between two tenants is a valid crash too, but the test wants one inside a tenant's tick (four batches
+    # of 100 timers, a few hundredths of a second): the moment is a matter of timing on a shared machine, so try
+    # again (each attempt kills a fresh worker, soon after it has ticked its first tenant)
+    for attempt, pause in enumerate((0.02, 0.05, 0.01, 0.1, 0.03, 0.15)):
         log = tmp_path / f"doomed-{attempt}.log"
         first = _worker(pg_app, f"doomed-{attempt}", log=log)
         deadline = time.monotonic() + 60
         while " ticked " not in log.read_text() and first.poll() is None:
             assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.02)
-        if first.poll() is not None:
-            break  # nothing left to tick
-        time.sleep(pause)  # inside the next tenant's tick, usually (200 timers take far longer than the claim)
+            time.sleep(0.005)
+        if first.poll() is not None or log.read_text().count(" ticked ") >= len(names):
+            first.kill()
+            first.wait()
+            break  # nothing left to tick: an idle worker never exits on its own
+        time.sleep(pause)  # inside the next tenant's tick, usually (400 timers take far longer than the claim)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-        partial = [n for n, (reminded, _h, _f) in _count_fired(pg_app, names).items() if 0 < reminded < 200]
+        partial = [n for n, (reminded, _h, _f) in _count_fired(pg_app, names).items() if 0 < reminded < 400]
         if partial:
             break
     assert partial, "no kill landed inside a tenant's tick in six attempts"
     second = _worker(pg_app, "rescuer", "--once", log=tmp_path / "rescuer.log")
     assert second.wait(timeout=120) == 0, (tmp_path / "rescuer.log").read_text()
-    assert _count_fired(pg_app, names) == {name: (200, 200, 200) for name in names}
+    assert _count_fired(pg_app, names) == {name: (400, 400, 400) for name in names}
 
 
 def test_sigterm_stops_a_worker_after_the_tenant_at_hand(tmp_path: Path) -> None:
