@@ -210,6 +210,8 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
     from regelwerk.store.sql import one_of
     from sqlalchemy import String, and_, bindparam, case, func, or_, select, type_coerce, update
 
+    open_status = case((and_(items.c.status.in_(("planned", "cancelled")), items.c.due_at > bindparam("p_now")),
+                        items.c.status), else_=None)
     stale = or_(emp.c.plan_version.is_(None), emp.c.plan_version != bindparam("p_version"),
                 emp.c.next_due <= bindparam("p_now"))
     # SQLite keeps time stamps as text: the guard compares updated_at as read, without parsing and formatting a
@@ -226,13 +228,13 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         "batch": batch,
         "stamp": (update(emp).where(emp.c.id == bindparam("b_id"), seen)
                   .values(plan_version=bindparam("b_version"), next_due=bindparam("b_next"))),
-        # every item of the batch's employees: its key, and its status when it is still to come (planned or
-        # cancelled, due after now: what the plan may cancel or reinstate). The database compares the times, so
+        # every item of the (fully planned) employees: its key, and its status when it is still to come (planned
+        # or cancelled, due after now: what the plan may cancel or reinstate). The database compares the times, so
         # the thousands of rows of a batch are not parsed into datetimes
-        "items": select(items.c.key, case((and_(items.c.status.in_(("planned", "cancelled")),
-                                                items.c.due_at > bindparam("p_now")), items.c.status),
-                                          else_=None), items.c.source, items.c.subject
-                       ).where(one_of(items.c.subject, "p_subjects", pg)),
+        "items": select(items.c.key, open_status, items.c.source, items.c.subject
+                        ).where(one_of(items.c.subject, "p_subjects", pg)),
+        # the planned items that are stored already (by their unique key), with the same status
+        "desired": select(items.c.key, open_status).where(one_of(items.c.key, "p_keys", pg)),
         "open": select(items.c.key).where(one_of(items.c.key, "p_keys", pg),
                                           items.c.status.in_(("planned", "ready", "active"))),
     }
@@ -283,11 +285,14 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
                      else None for row in rows]
             partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
+            planned_fully: set[str] = set()  # employees with a full plan of some source: what to cancel is looked up
             for source in sources:
                 plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
                 for i, plan in enumerate(plans):
                     if plan.partial:
                         partial.add((rows[i].id, source.source_id))
+                    else:
+                        planned_fully.add(rows[i].id)
                     closes.extend(plan.closes)
                     for item in plan.items:
                         if item.appears_at is not None and item.appears_at > now:
@@ -303,14 +308,24 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             for row, due in zip(rows, next_due, strict=True):
                 stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version,
                                "b_next": _naive(due) if due is not None else None})
-            subjects = [r.id for r in rows]
-            # filter on the subject only (its index); status and due date in Python, so that SQLite does not
-            # pick the (status, due_at) index and scan every planned item of the whole store per batch
-            found = conn.execute(statements["items"], {"p_subjects": subjects, "p_now": now_naive}).all()
-            cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
-                      and (subject, source_id) not in partial]
-            reinstate = [k for k, s, _, _ in found if s == "cancelled" and k in desired]
-            present = {k for k, _, _, _ in found}
+            # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
+            wanted = list(desired)
+            stored: dict[str, str | None] = {}
+            for start in range(0, len(wanted), 500):
+                stored.update(conn.execute(statements["desired"], {"p_keys": wanted[start:start + 500],
+                                                                   "p_now": now_naive}).all())
+            reinstate = [k for k, s in stored.items() if s == "cancelled"]
+            present = stored.keys()
+            # what a full plan no longer calls for: the employee's planned items not in it (a partial plan left out
+            # what appeared before its since, so nothing of its source is cancelled). Filter on the subject only
+            # (its index), status and due date by CASE, so that SQLite does not pick the (status, due_at) index and
+            # scan every planned item of the whole store per batch
+            full = sorted(planned_fully)
+            cancel: list[str] = []
+            if full:
+                found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
+                cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
+                          and (subject, source_id) not in partial]
             values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
