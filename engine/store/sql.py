@@ -74,7 +74,10 @@ def create_sa_engine(url: str, **kwargs: Any) -> Engine:
         sa_url = sa.make_url(url)
         if sa_url.get_backend_name() != "sqlite":
             kwargs.setdefault("pool_pre_ping", True)
-            return sa.create_engine(sa_url, **kwargs)
+            engine = sa.create_engine(sa_url, **kwargs)
+            if sa_url.get_backend_name() == "postgresql":
+                event.listen(engine, "connect", _custom_plans)
+            return engine
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # ImportError: a driver not installed
         from regelwerk.errors import UsageError
 
@@ -98,6 +101,19 @@ def create_sa_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN " + str(conn.get_execution_options().get("regelwerk_begin", "IMMEDIATE")))
 
     return engine
+
+
+def _custom_plans(dbapi_connection: Any, _record: Any) -> None:
+    """PostgreSQL plans every statement for its parameters. psycopg prepares a statement after five runs, and
+    the server may then keep one generic plan for every later list bound as an array (``one_of``); a plan made
+    while a table was small (a seq scan) stayed for the connection's life: the year's timer lookups took 19 ms
+    each instead of 1.4 ms."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _instance(row: Row[Any]) -> InstanceRecord:
