@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -76,6 +76,12 @@ class Duration:
         duration and sign (schedules and timers ask for it per employee and per instance; nobody changes it)."""
         return _delta(self.years, self.months, self.weeks, self.days, self.hours, self.minutes, self.seconds, sign)
 
+    def after(self, moment: datetime) -> datetime:
+        """``moment`` plus this duration (calendar-aware; a plain timedelta when there are no years or months)."""
+        if self.years or self.months:
+            return moment + self.delta()
+        return moment + _fixed(self.weeks, self.days, self.hours, self.minutes, self.seconds)
+
     @property
     def has_time(self) -> bool:
         """True when the duration has hours, minutes or seconds."""
@@ -87,6 +93,11 @@ def _delta(years: int, months: int, weeks: int, days: int, hours: int, minutes: 
            sign: int) -> relativedelta:
     return relativedelta(years=sign * years, months=sign * months, weeks=sign * weeks, days=sign * days,
                          hours=sign * hours, minutes=sign * minutes, seconds=sign * seconds)
+
+
+@lru_cache(maxsize=1024)
+def _fixed(weeks: int, days: int, hours: int, minutes: int, seconds: int) -> timedelta:
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def parse_duration(text: str) -> Duration | None:

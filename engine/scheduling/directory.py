@@ -161,6 +161,7 @@ class StoreDirectory:
         query = _STORED.get((pg, wanted))
         if query is None:
             query = _STORED[(pg, wanted)] = _stored_query(pg, wanted)
+        parsed: dict[str, Any] = {}  # most employees share the same entries (the cycle's lead times): parsed once
         for start in range(0, len(ids), 500):
             params = {"p_ids": ids[start:start + 500], "p_type": item_type}
             for key, found_source, status, *payload in self._conn.execute(query, params):
@@ -169,7 +170,8 @@ class StoreDirectory:
                 if wanted is None:
                     out[key] = json.loads(payload[0])
                     continue
-                picked = {name: json.loads(text) for name, text in zip(wanted, payload, strict=True) if text}
+                picked = {name: parsed[text] if text in parsed else parsed.setdefault(text, json.loads(text))
+                          for name, text in zip(wanted, payload, strict=True) if text}
                 out[key] = {name: value for name, value in picked.items() if value is not None}
         return out
 

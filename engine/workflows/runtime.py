@@ -318,7 +318,7 @@ class WorkflowRuntime:
     @staticmethod
     def _schedule(tx: StoreTx, record: InstanceRecord, timers: Sequence[Any], now: datetime) -> None:
         for spec in timers:
-            tx.add_timer(TimerRecord(record.id, record.state, spec.event, now + spec.duration.delta(),
+            tx.add_timer(TimerRecord(record.id, record.state, spec.event, spec.duration.after(now),
                                      dict(spec.data)))
 
     def fire(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None = None,
