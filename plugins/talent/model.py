@@ -588,23 +588,30 @@ class DevelopmentCycle:
                 if dates is _MISS:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
                                                    lead_text, planned_at)
+                    if dates is not None:
+                        # and, as they depend on the same: when its last item appears (all are on or before the
+                        # due day) and when it is first due to be planned (the moment or a round, not before the
+                        # year's planning moment)
+                        due, day, appear = dates
+                        rounds = prep.rounds[moment.id]
+                        first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
+                                                       schedule.at) for r in rounds)]) if rounds else appear
+                        dates = (due, day, appear,
+                                 max(_day_at(day + timedelta(days=1), schedule.timezone), planned_at),
+                                 max(first, planned_at))
                     prep.memo[memo_key] = dates
                 if dates is None:
                     continue
-                due, day, appear = dates
-                if since is not None and max(_day_at(day + timedelta(days=1), schedule.timezone), planned_at) < since:
-                    # every item of this occurrence (the moment, its rounds' requests and reminders: all on or
-                    # before its due day) appeared before the last plan's next_due: that plan made them
+                due, day, appear, last, ready = dates
+                if since is not None and last < since:
+                    # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
+                    # before the last plan's next_due: that plan made them
                     continue
-                if prep.now is not None:
+                if prep.now is not None and ready > prep.now:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
-                    rounds = prep.rounds[moment.id]
-                    first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
-                                                   schedule.at) for r in rounds)]) if rounds else appear
-                    if max(first, planned_at) > prep.now:
-                        soon.append(max(first, planned_at))
-                        continue
+                    soon.append(ready)
+                    continue
                 if moment.when is not None:
                     if employee_scope is None:
                         employee_scope = employee.to_dict()
