@@ -38,6 +38,7 @@ __all__ = [
     "DATA_LIMITS",
     "DEFAULT_LIMITS",
     "Limits",
+    "ParsedFile",
     "SourceDocument",
     "YMap",
     "YSeq",
@@ -138,6 +139,33 @@ class SourceDocument:
     def location(self) -> Location:
         """Where the document starts."""
         return self.data.loc
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """A file's text and the documents :func:`load_text` made of it without any diagnostic.
+
+    Kept so that a second reader of the same file (``regelwerk simulate`` loads the customer directory as a
+    bundle, which parses ``story.yaml`` to see its kind, and then the story) need not parse it again.
+    """
+
+    text: str
+    file: str
+    limits: Limits
+    documents: tuple[SourceDocument, ...]
+
+    def serves(self, text: str, limits: Limits) -> bool:
+        """Whether ``load_text(text, name, limits)`` gives these documents (shown as ``file``) and no diagnostic.
+
+        The text is the same, and every limit is at least the one this parse kept within (a parse that stayed
+        within smaller limits gives the same documents under larger ones). The locations name ``file``.
+        """
+        mine, theirs = self.limits, limits
+        return (self.text == text
+                and theirs.max_file_bytes >= mine.max_file_bytes and theirs.max_depth >= mine.max_depth
+                and theirs.max_aliases >= mine.max_aliases
+                and theirs.max_expanded_nodes >= mine.max_expanded_nodes
+                and theirs.max_documents >= mine.max_documents)
 
 
 def escape_pointer(token: str | int) -> str:

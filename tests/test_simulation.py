@@ -154,6 +154,32 @@ def test_bad_story_is_exit_1_with_file_line_diagnostics(tmp_path: Path) -> None:
     assert not (tmp_path / "s.sqlite").exists()  # nothing is written for a bad story
 
 
+def test_the_story_parse_of_the_bundle_is_reused_with_the_same_result_and_diagnostics(tmp_path: Path) -> None:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.simulation.story import load_story
+
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    bundle = load_bundle(str(customer))
+    key = str((customer / "story.yaml").resolve())
+    assert set(bundle.set_aside) == {key}  # the story: parsed to see its kind, kept out of the bundle
+    assert not any(d.kind == "Story" for d in bundle.documents)
+    fresh = load_story(customer / "story.yaml", "shown/story.yaml")
+    reused = load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert reused == fresh and reused.events and all(e.file == "shown/story.yaml" for e in reused.events)
+    # the file changed after the bundle read it: the parse is not reused
+    (customer / "story.yaml").write_text(BAD_STORY, encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert {(d.file, d.code, d.line) for d in caught.value.diagnostics} >= {("shown/story.yaml", "RW104", 9)}
+    # a bad story parsed by the bundle under another name: the diagnostics name the story's own display
+    bundle = load_bundle(str(customer))
+    assert bundle.set_aside  # no YAML problem: kept, though the story does not validate
+    with pytest.raises(DefinitionError) as again:
+        load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert again.value.diagnostics == caught.value.diagnostics
+
+
 def test_bad_data_row_is_a_diagnostic(tmp_path: Path) -> None:
     customer = tmp_path / "klant"
     shutil.copytree(FIXTURE, customer)

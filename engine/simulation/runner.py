@@ -459,7 +459,9 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
     story_path = Path(story) if story is not None else root / "story.yaml"
     loaded: Story | None = None
     if story is not None or story_path.exists():
-        loaded = load_story(story_path, _shown(story_path), registry)
+        # the bundle parsed story.yaml already (to see that it is no definition): that parse is reused
+        loaded = load_story(story_path, _shown(story_path), registry, bundle.set_aside)
+    bundle.set_aside.clear()
     parts = _parts(registry)
     data = read_customer_data(root, [p.read_data for p in parts if p.read_data is not None])
     events = list(data.events)

@@ -22,6 +22,7 @@ from regelwerk.diagnostics import DefinitionError, Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
     from regelwerk.registry import Registry
+    from regelwerk.source import ParsedFile, SourceDocument
 
 __all__ = [
     "ACTOR_SCHEMA",
@@ -168,23 +169,37 @@ def _plain(value: Any) -> Any:
     return to_plain(value)
 
 
-def parse_story(text: str, file: str, registry: Registry | None = None) -> Story:
+def parse_story(text: str, file: str, registry: Registry | None = None, parsed: ParsedFile | None = None) -> Story:
     """Parse and validate a story's text; ``DefinitionError`` with every problem at its line.
 
-    The event types are those of ``registry`` (default: the installed plugins' registry).
+    The event types are those of ``registry`` (default: the installed plugins' registry). ``parsed``: the
+    documents another reader made of the same file (:attr:`regelwerk.bundle.Bundle.set_aside`), used instead of
+    parsing ``text`` again when it :meth:`~regelwerk.source.ParsedFile.serves` it; a story with problems is
+    parsed again, so its diagnostics name ``file`` exactly as a fresh parse does.
     """
-    from regelwerk.source import DATA_LIMITS, load_text, locate
-    from regelwerk.validation import _translate
+    from regelwerk.source import DATA_LIMITS, load_text
 
     if registry is None:
         from regelwerk.registry import load_registry
 
         registry = load_registry()
-    types = event_types(registry)
-
+    if parsed is not None and parsed.serves(text, DATA_LIMITS):
+        try:
+            return _story_of(list(parsed.documents), file, registry)
+        except DefinitionError:
+            pass  # parsed under another shown name: the diagnostics come from a parse of our own
     documents, problems = load_text(text, file, DATA_LIMITS)
     if problems:
         raise DefinitionError(problems)
+    return _story_of(documents, file, registry)
+
+
+def _story_of(documents: list[SourceDocument], file: str, registry: Registry) -> Story:
+    """The story of a file's documents (``DefinitionError`` with every problem)."""
+    from regelwerk.source import YMap, locate
+    from regelwerk.validation import _translate
+
+    types = event_types(registry)
     stories = [d for d in documents if d.kind == "Story"]
     if len(documents) != 1 or len(stories) != 1:
         where = documents[0].location if documents else None
@@ -205,10 +220,10 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
         if not isinstance(raw, Mapping):
             continue
         pointer = f"/spec/events/{index}"
-        where = locate(doc.data, pointer)
         kinds = [k for k in raw if k != "on"]
         known = [k for k in kinds if k in registry.story_events]
         if len(known) != 1 or len(kinds) != 1:
+            where = locate(doc.data, pointer)
             unknown = [k for k in kinds if k not in registry.story_events]
             hint = _type_hint(unknown[0], types) if unknown else "event types: " + ", ".join(types)
             if not diagnostics or not any(d.pointer.startswith(pointer) for d in diagnostics):
@@ -224,8 +239,10 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
         body = raw[kind]
         if not isinstance(body, Mapping):
             continue
-        body_where = locate(doc.data, f"{pointer}/{kind}")
-        events.append(StoryEvent(index, day, kind, _plain(body), where.file, body_where.line))
+        # the body's line straight from the parse (what locate(doc.data, f"{pointer}/{kind}") walks to)
+        line = (raw.value_locs[kind].line if isinstance(raw, YMap) and kind in raw.value_locs
+                else locate(doc.data, f"{pointer}/{kind}").line)
+        events.append(StoryEvent(index, day, kind, _plain(body), file, line))
     for index, raw in enumerate(raw_events if isinstance(raw_events, list) else []):
         on = raw.get("on") if isinstance(raw, Mapping) else None
         if isinstance(on, str) and len(on) == 10:
@@ -240,12 +257,18 @@ def parse_story(text: str, file: str, registry: Registry | None = None) -> Story
     return Story(doc.name, file, tuple(events))
 
 
-def load_story(path: str | Path, display: str | None = None, registry: Registry | None = None) -> Story:
-    """Read and validate a story file (``DefinitionError`` with file:line diagnostics)."""
+def load_story(path: str | Path, display: str | None = None, registry: Registry | None = None,
+               parsed: Mapping[str, ParsedFile] | None = None) -> Story:
+    """Read and validate a story file (``DefinitionError`` with file:line diagnostics).
+
+    ``parsed``: files parsed before, by resolved path (:attr:`regelwerk.bundle.Bundle.set_aside`); the file is
+    still read, and its parse reused only when the text is the same (:func:`parse_story`).
+    """
     from regelwerk.source import DATA_LIMITS, read_source
 
     shown = display or str(path)
     text, problems = read_source(str(path), shown, DATA_LIMITS)
     if text is None:
         raise DefinitionError(problems)
-    return parse_story(text, shown, registry)
+    before = parsed.get(str(Path(path).resolve())) if parsed else None
+    return parse_story(text, shown, registry, before)
