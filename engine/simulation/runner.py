@@ -215,7 +215,7 @@ class _Run(SimulationContext):
         """
         from regelwerk.diagnostics import DefinitionError, Diagnostic
         from regelwerk.imports.specs import import_spec
-        from regelwerk.scheduling.employees import check_employees, employee_chunks
+        from regelwerk.scheduling.employees import checked_employee_chunks
 
         self.at(day, EVENT_TIME)
         imported = 0
@@ -241,12 +241,13 @@ class _Run(SimulationContext):
             from_workbook = {f.id for f in self.directory.iter_all()}  # their reporting lines are written already
         if employees is not None:
             spec = import_spec("employees", self.compiled)
-            checked = check_employees(employees, spec)
+            # checked whole before anything is written; the chunks come from the same read (up to KEEP_CHECKED)
+            checked, chunks = checked_employee_chunks(employees, IMPORT_CHUNK, spec)
             if not checked.ok:
                 raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
                                        for e in checked.errors])
             imported += checked.imported
-            for number, chunk in enumerate(employee_chunks(employees, IMPORT_CHUNK, spec)):
+            for number, chunk in enumerate(chunks):
                 key = f"import:employees:{number}"
                 if key in done:
                     continue
