@@ -364,7 +364,14 @@ def _short_tag(tag: str | None) -> str:
     return "!!" + text[len("tag:yaml.org,2002:"):] if text.startswith("tag:yaml.org,2002:") else text
 
 
+#: The first characters of every plain scalar that is not a string in the core schema (null ``~``/``null``,
+#: booleans, numbers, ``.inf``/``.nan``); any other plain scalar is a string without trying the patterns.
+_NOT_TEXT_START = frozenset("~nNtTfF0123456789+-.")
+
+
 def _plain_scalar(text: str) -> Any:
+    if text and text[0] not in _NOT_TEXT_START:
+        return text
     if _NULL.match(text):
         return None
     if _BOOL_TRUE.match(text):
@@ -524,49 +531,9 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
     try:
         while True:
             event = loader.get_event()
-            if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
-                continue
-            if isinstance(event, StreamEndEvent):
-                break
-            if isinstance(event, DocumentEndEvent):
-                anchors.clear()
-                alias_count = 0
-                expanded = 0
-                for value, value_loc in root:
-                    index = len(documents)
-                    if len(documents) >= limits.max_documents:
-                        raise _Abort(Diagnostic("RW011", f"more than {limits.max_documents} documents in one file",
-                                                file, value_loc.line, value_loc.column))
-                    if value is None:
-                        continue
-                    if not isinstance(value, YMap):
-                        diagnostics.append(Diagnostic(
-                            "RW008", f"a definition document must be a mapping, not {_type_name(value)}",
-                            file, value_loc.line, value_loc.column,
-                            hint="start with 'apiVersion: regelwerk/v1' and 'kind: ...'",
-                        ))
-                        continue
-                    documents.append(SourceDocument(file, index, value))
-                root.clear()
-                continue
-            mark_loc = loc(event.start_mark)
-            if isinstance(event, AliasEvent):
-                alias_count += 1
-                if alias_count > limits.max_aliases:
-                    raise _Abort(Diagnostic("RW006", f"more than {limits.max_aliases} aliases in one document",
-                                            file, mark_loc.line, mark_loc.column))
-                if event.anchor not in anchors:
-                    raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
-                                            mark_loc.line, mark_loc.column))
-                value, size, height = anchors[event.anchor]
-                if len(stack) + height > limits.max_depth:
-                    # an alias nests its whole anchor here: aliases of aliases must not bypass the depth limit
-                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels "
-                                            f"(through alias *{event.anchor})", file, mark_loc.line, mark_loc.column))
-                count(size, mark_loc)
-                attach(value, mark_loc, size, height)
-                continue
+            # the most frequent events first (scalars, then collections); the classes are disjoint
             if isinstance(event, ScalarEvent):
+                mark_loc = loc(event.start_mark)
                 expecting_key = bool(stack) and isinstance(stack[-1].node, YMap) and stack[-1].key is None
                 try:
                     value = event.value if expecting_key and event.tag is None else _scalar(event)
@@ -583,6 +550,7 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                 attach(value, mark_loc, 1)
                 continue
             if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                mark_loc = loc(event.start_mark)
                 if event.tag not in (None, "!") and event.tag not in _STANDARD_TAGS:
                     diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {_short_tag(event.tag)}", file,
                                                   mark_loc.line, mark_loc.column,
@@ -608,6 +576,48 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     anchors[frame.anchor] = (frame.node, frame.size, frame.height)
                 count(1, frame.node.loc)
                 attach(frame.node, frame.node.loc, frame.size, frame.height)
+                continue
+            if isinstance(event, AliasEvent):
+                mark_loc = loc(event.start_mark)
+                alias_count += 1
+                if alias_count > limits.max_aliases:
+                    raise _Abort(Diagnostic("RW006", f"more than {limits.max_aliases} aliases in one document",
+                                            file, mark_loc.line, mark_loc.column))
+                if event.anchor not in anchors:
+                    raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
+                                            mark_loc.line, mark_loc.column))
+                value, size, height = anchors[event.anchor]
+                if len(stack) + height > limits.max_depth:
+                    # an alias nests its whole anchor here: aliases of aliases must not bypass the depth limit
+                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels "
+                                            f"(through alias *{event.anchor})", file, mark_loc.line, mark_loc.column))
+                count(size, mark_loc)
+                attach(value, mark_loc, size, height)
+                continue
+            if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
+                continue
+            if isinstance(event, StreamEndEvent):
+                break
+            if isinstance(event, DocumentEndEvent):
+                anchors.clear()
+                alias_count = 0
+                expanded = 0
+                for value, value_loc in root:
+                    index = len(documents)
+                    if len(documents) >= limits.max_documents:
+                        raise _Abort(Diagnostic("RW011", f"more than {limits.max_documents} documents in one file",
+                                                file, value_loc.line, value_loc.column))
+                    if value is None:
+                        continue
+                    if not isinstance(value, YMap):
+                        diagnostics.append(Diagnostic(
+                            "RW008", f"a definition document must be a mapping, not {_type_name(value)}",
+                            file, value_loc.line, value_loc.column,
+                            hint="start with 'apiVersion: regelwerk/v1' and 'kind: ...'",
+                        ))
+                        continue
+                    documents.append(SourceDocument(file, index, value))
+                root.clear()
                 continue
     except _Abort as abort:
         diagnostics.append(abort.diagnostic)
