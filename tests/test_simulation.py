@@ -180,6 +180,51 @@ def test_the_story_parse_of_the_bundle_is_reused_with_the_same_result_and_diagno
     assert again.value.diagnostics == caught.value.diagnostics
 
 
+def test_the_compiled_story_check_agrees_with_jsonschema_on_every_variant() -> None:
+    import copy
+    import itertools
+
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.story import _check, _validator
+    from regelwerk.source import DATA_LIMITS, load_text, to_plain
+
+    registry = load_registry()
+    check, validator = _check(registry), _validator(registry)
+    assert check is not None  # the shipped story schema is inlined: the fast path is taken
+    docs, problems = load_text((FIXTURE / "story.yaml").read_text(encoding="utf-8"), "story.yaml", DATA_LIMITS)
+    bad, more = load_text(BAD_STORY, "bad.yaml", DATA_LIMITS)
+    assert not problems and not more
+    base = to_plain(docs[0].data)
+    odd: list[object] = [None, True, 0, 1.5, 2.0, "", "x", "2026-02-30", "2026-1-1", [], ["a"], [1], {}, {"id": "a"},
+                         {"id": ""}, {"roles": ["r"]}, {"id": "a", "roles": [""]}, {"id": "a", "roles": "r"}]
+    variants: list[object] = [base, {}, [], None, {**base, "kind": "Scenario"}, {**base, "extra": 1},
+                              {**base, "spec": {"events": []}}, {**base, "spec": {"events": None}},
+                              {**base, "spec": {"events": [], "x": 1}}, {**base, "metadata": {}}, docs[0].data,
+                              bad[0].data]
+    for index, event in enumerate(base["spec"]["events"]):
+        for key in event:
+            for value in odd:
+                variant = copy.deepcopy(base)
+                variant["spec"]["events"][index][key] = value
+                variants.append(variant)
+            body = event[key]
+            if isinstance(body, dict):
+                for field_name, value in itertools.product([*body, "unknown", "id", "actor", "roles"], odd):
+                    variant = copy.deepcopy(base)
+                    variant["spec"]["events"][index][key][field_name] = value
+                    variants.append(variant)
+                for field_name in body:
+                    variant = copy.deepcopy(base)
+                    del variant["spec"]["events"][index][key][field_name]
+                    variants.append(variant)
+    valid = 0
+    for variant in variants:
+        expected = not any(True for _ in validator.iter_errors(variant))
+        assert check(variant) == expected, variant
+        valid += expected
+    assert 100 < valid < len(variants) - 100  # both outcomes are exercised
+
+
 def test_bad_data_row_is_a_diagnostic(tmp_path: Path) -> None:
     customer = tmp_path / "klant"
     shutil.copytree(FIXTURE, customer)
