@@ -129,12 +129,14 @@ def parse_employee(record: Mapping[str, Any]) -> EmployeeFacts:
     )
 
 
-def _row_of(facts: EmployeeFacts, now: datetime) -> dict[str, Any]:
+def _row_of(facts: EmployeeFacts, now: datetime, updated_at: datetime | None = None) -> dict[str, Any]:
+    """The ``rw_employees`` row of ``facts``; ``updated_at``: ``now`` as naive UTC, when the caller made it once."""
     return {
         "id": facts.id, "name": facts.name, "hire_date": facts.hire_date, "leaving_date": facts.leaving_date,
         "function": facts.function, "department": facts.department, "manager": facts.manager,
         "roles": list(facts.roles), "groups": list(facts.groups), "attributes": dict(facts.attributes),
-        "plan_version": None, "next_due": None, "updated_at": now.astimezone(UTC).replace(tzinfo=None),
+        "plan_version": None, "next_due": None,
+        "updated_at": updated_at if updated_at is not None else now.astimezone(UTC).replace(tzinfo=None),
     }
 
 
@@ -200,7 +202,8 @@ class EmployeeDirectory:
                connection: Any = None) -> int:
         """Insert or replace employees (all in one transaction); their plans are redone on the next tick."""
         moment = now or datetime.now(UTC)
-        rows = [_row_of(r if isinstance(r, EmployeeFacts) else parse_employee(r), moment) for r in records]
+        stamp = moment.astimezone(UTC).replace(tzinfo=None)  # one conversion for all the rows
+        rows = [_row_of(r if isinstance(r, EmployeeFacts) else parse_employee(r), moment, stamp) for r in records]
         if not rows:
             return 0
         if connection is not None:

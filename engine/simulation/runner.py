@@ -238,7 +238,7 @@ class _Run(SimulationContext):
                 self.note("import", "organisation workbook: "
                           + ", ".join(f"{n} {e}" for e, n in result.imported.items())
                           + f", {result.relations_added} relation(s)", **dict(result.imported))
-            from_workbook = {f.id for f in self.directory.iter_all()}  # their reporting lines are written already
+            from_workbook = {i for i, _ in self._managers()}  # their reporting lines are written already
         if employees is not None:
             spec = import_spec("employees", self.compiled)
             # checked whole before anything is written; the chunks come from the same read (up to KEEP_CHECKED)
@@ -274,10 +274,10 @@ class _Run(SimulationContext):
             chunk_rows.append(row)
             if len(chunk_rows) >= IMPORT_CHUNK:
                 flush()
-        for facts in self.directory.iter_all():
-            if facts.manager and facts.id not in explicit:
+        for ident, manager in self._managers():
+            if manager and ident not in explicit:
                 derived += 1
-                chunk_rows.append({"kind": "reports_to", "subject": facts.id, "object": facts.manager,
+                chunk_rows.append({"kind": "reports_to", "subject": ident, "object": manager,
                                    "valid_from": None, "valid_to": None})
                 if len(chunk_rows) >= IMPORT_CHUNK:
                     flush()
@@ -285,6 +285,22 @@ class _Run(SimulationContext):
         self.note("import", f"imported {imported} employee(s), {len(rows)} relation(s) "
                             f"(+{derived} reporting lines from the employees' managers)",
                   employees=imported, relations=len(rows), reporting_lines=derived)
+
+    def _managers(self, batch_size: int = 1000) -> Iterator[tuple[str, str | None]]:
+        """``(id, manager)`` of every stored employee, sorted by id, in batches: what the import reads of
+        ``directory.iter_all()`` without reading (and decoding) the rest of the rows."""
+        import sqlalchemy as sa
+        from regelwerk.scheduling.tables import employees
+
+        last = ""
+        while True:
+            with self.sa.connect() as conn:
+                rows = conn.execute(sa.select(employees.c.id, employees.c.manager).where(employees.c.id > last)
+                                    .order_by(employees.c.id).limit(batch_size)).all()
+            if not rows:
+                return
+            yield from ((ident, manager) for ident, manager in rows)
+            last = rows[-1][0]
 
     def _import_relations(self, key: str, rows: list[dict[str, Any]], day: date, lease: Lease | None) -> None:
         from regelwerk.permissions.tables import rw_relations
