@@ -72,6 +72,49 @@ def test_fixture_customer_four_months_on_sqlite(tmp_path: Path) -> None:
     assert "deletions under retention: 3" in text
 
 
+def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payload(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from regelwerk.registry import load_registry
+    from regelwerk.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.tick import activated_label
+    from regelwerk.simulation.runner import _Run, summarise
+
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    result = simulate(FIXTURE, START, date(2026, 1, 31), store=url)
+    engine = sa.create_engine(url)
+    odd = ['{"label": "Eigen", "moment": "x"}', '{"moment": "alleen-moment"}', '{"label": "", "moment": "leeg"}',
+           '{"label": null, "moment": null}', "{}", "", "niet json", "[1, 2]", '"tekst"', '{"label": 7}',
+           '{"label": 1.5}', '{"label": true}', '{"label": ["a", 1]}', '{"label": {"b": 2}}', '{"label": NaN}',
+           '{"moment": "\\u00e9t\\u00e9"}', ' {"label": "spaties"} ', "null", '{"label": 1e400}']
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(scheduled_items).where(scheduled_items.c.item_type == "moment")).first()
+                   ._mapping)
+        for n, payload in enumerate(odd):
+            conn.execute(scheduled_items.insert(), {**row, "id": None, "key": f"odd-{n}", "payload": payload,
+                                                    "status": "planned" if n % 2 else row["status"]})
+        expected_types: dict[str, int] = {}
+        expected_status: dict[str, int] = {}
+        for payload, status in conn.execute(sa.select(scheduled_items.c.payload, scheduled_items.c.status)
+                                            .where(scheduled_items.c.item_type == "moment")):
+            label = activated_label("moment", payload)[1]
+            expected_types[label] = expected_types.get(label, 0) + 1
+            expected_status[status] = expected_status.get(status, 0) + 1
+    engine.dispose()
+    registry = load_registry()
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    run = _Run(compile_bundle(load_bundle(str(FIXTURE)), registry), result.name, url, registry)
+    try:
+        moments = summarise(run)["moments"]
+    finally:
+        run.close()
+    assert moments["by_type"] == dict(sorted(expected_types.items()))
+    assert moments["by_status"] == dict(sorted(expected_status.items()))
+    assert {"inf", "7", "1.5", "True", "['a', 1]", "{'b': 2}", "Eigen", "alleen-moment", "leeg", "été", "spaties",
+            "moment"} <= set(moments["by_type"])
+
+
 def test_resume_continues_and_the_same_run_again_does_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
     calls: list[tuple[int, int]] = []
