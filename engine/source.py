@@ -535,7 +535,7 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
             event = loader.get_event()
             # the most frequent events first (scalars, then collections); the classes are disjoint
             if isinstance(event, ScalarEvent):
-                mark = event.start_mark
+                mark: Any = event.start_mark
                 mark_loc = Location(file, mark.line + 1, mark.column + 1)
                 expecting_key = bool(stack) and isinstance(stack[-1].node, YMap) and stack[-1].key is None
                 try:
@@ -554,23 +554,23 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     count(0, mark_loc)  # raises RW006
                 if stack:  # what attach() does with a scalar inside a collection, without the calls
                     frame = stack[-1]
-                    node = frame.node
+                    into = frame.node
                     if expecting_key:  # a key (a string, see above); a frame's height is at least 1 already
                         frame.size += 1
                         frame.key, frame.key_loc = value, mark_loc
                         continue
-                    if isinstance(node, YSeq):
+                    if isinstance(into, YSeq):
                         frame.size += 1
-                        node.append(value)
-                        node.item_locs.append(mark_loc)
+                        into.append(value)
+                        into.item_locs.append(mark_loc)
                         continue
                     key = frame.key
-                    if key is not None and key not in node:  # not a duplicate (a scalar is never merged)
+                    if key is not None and key not in into:  # not a duplicate (a scalar is never merged)
                         frame.size += 1
                         frame.key = None
-                        node[key] = value
-                        node.key_locs[key] = frame.key_loc or mark_loc
-                        node.value_locs[key] = mark_loc
+                        into[key] = value
+                        into.key_locs[key] = frame.key_loc or mark_loc
+                        into.value_locs[key] = mark_loc
                         continue
                 attach(value, mark_loc, 1)
                 continue
