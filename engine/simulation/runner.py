@@ -501,19 +501,20 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}")
     started = time.perf_counter()
-    registry = registry if registry is not None else load_registry()
-    root = Path(path)
-    bundle = load_bundle(str(root))
-    compiled = compile_bundle(bundle, registry)
-    name = bundle.name or root.resolve().name
-    story_path = Path(story) if story is not None else root / "story.yaml"
-    loaded: Story | None = None
-    if story is not None or story_path.exists():
-        # the bundle parsed story.yaml already (to see that it is no definition): that parse is reused
-        loaded = load_story(story_path, _shown(story_path), registry, bundle.set_aside)
-    bundle.set_aside.clear()
-    parts = _parts(registry)
-    data = read_customer_data(root, [p.read_data for p in parts if p.read_data is not None])
+    with _collection_paused():
+        registry = registry if registry is not None else load_registry()
+        root = Path(path)
+        bundle = load_bundle(str(root))
+        compiled = compile_bundle(bundle, registry)
+        name = bundle.name or root.resolve().name
+        story_path = Path(story) if story is not None else root / "story.yaml"
+        loaded: Story | None = None
+        if story is not None or story_path.exists():
+            # the bundle parsed story.yaml already (to see that it is no definition): that parse is reused
+            loaded = load_story(story_path, _shown(story_path), registry, bundle.set_aside)
+        bundle.set_aside.clear()
+        parts = _parts(registry)
+        data = read_customer_data(root, [p.read_data for p in parts if p.read_data is not None])
     events = list(data.events)
     for item in (loaded.events if loaded else ()):
         events.append(DatedEvent(item.key, item.day, item.type, item.args, item.where(), (len(parts), item.index)))
@@ -523,11 +524,55 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
         lease = Lease(run.sa, name)
         lease.acquire()  # SimulationBusy when another run is live on this store (nothing written)
         try:
-            return _play(run, data, events, start, end, progress, url, started, lease)
+            with _long_lived_frozen():
+                return _play(run, data, events, start, end, progress, url, started, lease)
         finally:
             lease.release()
     finally:
         run.close()
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while the definitions, story and data are read and imported.
+
+    Reading them makes hundreds of thousands of objects that stay alive (parsed YAML, story events, the
+    registry and compiled bundle, the relation index), and each counts towards the collector's next full pass
+    over the whole heap: 0.1 s of passes at 10,000 employees that found nothing to collect. The collector
+    runs as before after this (it is left alone when it was off already).
+    """
+    import gc
+
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    """The objects that live through the whole run (modules, registry, compiled bundle, story, events) kept out
+    of the collector's passes while the data is imported and the days are played (``gc.freeze``), and handed
+    back after.
+
+    Every full pass of the cyclic collector walked them again: 20 full passes in a year at 10,000 employees,
+    1.4 s of CPU. What the days make is collected as before; garbage among the frozen objects waits until the
+    run ends. A process that froze objects itself (a pre-forking server) is left as it is.
+    """
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _shown(path: Path) -> str:
@@ -546,12 +591,14 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
         run.totals.update({k: int(v) for k, v in dict(row.totals or {}).items()})
     first_day = start if row is None else row.first_day
     applied = run.applied_keys()
-    if row is None or not row.data_imported:
-        run.import_data(data.employees, data.relations, start, applied, lease, getattr(data, "organisation", None))
-        with shared_unit(run.sa, "import:done") as conn:
-            run.save_progress(first_day, row.last_day if row is not None else None, True)
-            lease.renew(conn)
-    run.open_relations()
+    with _collection_paused():
+        if row is None or not row.data_imported:
+            run.import_data(data.employees, data.relations, start, applied, lease,
+                            getattr(data, "organisation", None))
+            with shared_unit(run.sa, "import:done") as conn:
+                run.save_progress(first_day, row.last_day if row is not None else None, True)
+                lease.renew(conn)
+        run.open_relations()
     last_done: date | None = row.last_day if row is not None else None
     play_from = start if last_done is None else max(start, last_done + timedelta(days=1))
     pending = sorted((e for e in events if e.key not in applied), key=lambda e: (e.day or first_day, e.order))
