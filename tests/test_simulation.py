@@ -72,26 +72,32 @@ def test_fixture_customer_four_months_on_sqlite(tmp_path: Path) -> None:
     assert "deletions under retention: 3" in text
 
 
-def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payload(tmp_path: Path) -> None:
+#: Moment payloads the database must label as activated_label does (all valid JSON), and ones that are not JSON.
+ODD_JSON = ['{"label": "Eigen", "moment": "x"}', '{"moment": "alleen-moment"}', '{"label": "", "moment": "leeg"}',
+            '{"label": null, "moment": null}', "{}", "[1, 2]", '"tekst"', '{"label": 7}', '{"label": 1.5}',
+            '{"label": true}', '{"label": ["a", 1]}', '{"label": {"b": 2}}', '{"moment": "\\u00e9t\\u00e9"}',
+            ' {"label": "spaties"} ', "null", '{"label": 1e400}']
+NOT_JSON = ["", "niet json", '{"label": NaN}']
+
+
+def _summary_moments_match_activated_label(url: str, payloads: list[str]) -> dict[str, Any]:
     import sqlalchemy as sa
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
     from regelwerk.registry import load_registry
     from regelwerk.scheduling.tables import scheduled_items
     from regelwerk.scheduling.tick import activated_label
     from regelwerk.simulation.runner import _Run, summarise
 
-    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
-    result = simulate(FIXTURE, START, date(2026, 1, 31), store=url)
     engine = sa.create_engine(url)
-    odd = ['{"label": "Eigen", "moment": "x"}', '{"moment": "alleen-moment"}', '{"label": "", "moment": "leeg"}',
-           '{"label": null, "moment": null}', "{}", "", "niet json", "[1, 2]", '"tekst"', '{"label": 7}',
-           '{"label": 1.5}', '{"label": true}', '{"label": ["a", 1]}', '{"label": {"b": 2}}', '{"label": NaN}',
-           '{"moment": "\\u00e9t\\u00e9"}', ' {"label": "spaties"} ', "null", '{"label": 1e400}']
     with engine.begin() as conn:
-        row = dict(conn.execute(sa.select(scheduled_items).where(scheduled_items.c.item_type == "moment")).first()
-                   ._mapping)
-        for n, payload in enumerate(odd):
-            conn.execute(scheduled_items.insert(), {**row, "id": None, "key": f"odd-{n}", "payload": payload,
-                                                    "status": "planned" if n % 2 else row["status"]})
+        row = dict(conn.execute(sa.select(scheduled_items).where(scheduled_items.c.item_type == "moment")
+                                .order_by(scheduled_items.c.id)).first()._mapping)
+        row.pop("id")
+        for n, payload in enumerate(payloads):
+            status = "planned" if n % 2 else row["status"]
+            conn.execute(scheduled_items.insert(), {**row, "key": f"odd-{len(payload)}-{n}-{payload[:8]}",
+                                                    "payload": payload, "status": status})
         expected_types: dict[str, int] = {}
         expected_status: dict[str, int] = {}
         for payload, status in conn.execute(sa.select(scheduled_items.c.payload, scheduled_items.c.status)
@@ -101,18 +107,48 @@ def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payloa
             expected_status[status] = expected_status.get(status, 0) + 1
     engine.dispose()
     registry = load_registry()
-    from regelwerk.bundle import load_bundle
-    from regelwerk.compiler import compile_bundle
-
-    run = _Run(compile_bundle(load_bundle(str(FIXTURE)), registry), result.name, url, registry)
+    run = _Run(compile_bundle(load_bundle(str(FIXTURE)), registry), "sim-fixture", url, registry)
     try:
-        moments = summarise(run)["moments"]
+        moments: dict[str, Any] = summarise(run)["moments"]
     finally:
         run.close()
     assert moments["by_type"] == dict(sorted(expected_types.items()))
     assert moments["by_status"] == dict(sorted(expected_status.items()))
+    return moments
+
+
+def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payload(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    simulate(FIXTURE, START, date(2026, 1, 31), store=url)
+    moments = _summary_moments_match_activated_label(url, ODD_JSON + NOT_JSON)
+    import sqlalchemy as sa
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.simulation.runner import _moment_pairs
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+        assert counted and rest is not None
+        assert len(conn.execute(sa.select(items.c.payload).where(rest)).all()) == len(NOT_JSON)  # read in Python
+    engine.dispose()
     assert {"inf", "7", "1.5", "True", "['a', 1]", "{'b': 2}", "Eigen", "alleen-moment", "leeg", "été", "spaties",
             "moment"} <= set(moments["by_type"])
+
+
+def test_the_summary_counts_moment_labels_on_postgresql_too(pg_url: str) -> None:
+    simulate(FIXTURE, START, date(2026, 1, 31), store=pg_url)
+    moments = _summary_moments_match_activated_label(pg_url, ODD_JSON)  # counted by PostgreSQL
+    import sqlalchemy as sa
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.simulation.runner import _moment_pairs
+
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+    engine.dispose()
+    assert counted and rest is None  # nothing left to read in Python
+    assert {"inf", "7", "['a', 1]", "{'b': 2}", "Eigen", "été", "spaties"} <= set(moments["by_type"])
+    _summary_moments_match_activated_label(pg_url, NOT_JSON)  # one payload is not JSON: all read in Python
 
 
 def test_resume_continues_and_the_same_run_again_does_nothing(tmp_path: Path) -> None:

@@ -419,21 +419,15 @@ def summarise(run: _Run) -> dict[str, Any]:
         by_type: Counter[str] = Counter()
         by_status: Counter[str] = Counter()
         moments = scheduled_items.c.item_type == "moment"
-        payload = scheduled_items.c.payload
-        if _json_in_database(conn):
-            # SQLite: label and moment taken out of each payload by the database (one parse there, no payload
-            # fetched) and counted per pair; a payload that is not valid JSON is read and labelled here
-            valid = sa.func.coalesce(sa.func.json_valid(payload), 0) == 1
-            pair = sa.case((valid, sa.func.json_extract(payload, "$.label", "$.moment")), else_=None)
-            for pair_text, status, n in conn.execute(sa.select(pair, scheduled_items.c.status, sa.func.count())
-                                                     .where(moments).group_by(pair, scheduled_items.c.status)):
-                if pair_text is None:
-                    continue
-                label, moment = json.loads(pair_text)  # [label, moment]: null when absent or not an object
-                by_type[str(label or moment or "moment")] += n  # activated_label's choice
-                by_status[status] += n
-            moments = sa.and_(moments, sa.not_(valid))
-        for payload_text, status in conn.execute(sa.select(payload, scheduled_items.c.status).where(moments)):
+        payload, status_column = scheduled_items.c.payload, scheduled_items.c.status
+        # label and moment taken out of each payload by the database and counted per pair (no payload fetched);
+        # what it cannot read as JSON is read and labelled here, as before
+        counted, rest = _moment_pairs(conn, payload, status_column, moments)
+        for label, moment, status, n in counted:
+            by_type[str(label or moment or "moment")] += n  # activated_label's choice
+            by_status[status] += n
+        for payload_text, status in (conn.execute(sa.select(payload, status_column).where(rest))
+                                     if rest is not None else ()):
             by_type[activated_label("moment", payload_text)[1]] += 1
             by_status[status] += 1
         out["moments"] = {"total": int(per_type.get("moment", 0)), "by_type": dict(sorted(by_type.items())),
@@ -462,16 +456,45 @@ def summarise(run: _Run) -> dict[str, Any]:
     return out
 
 
-def _json_in_database(conn: Any) -> bool:
-    """SQLite 3.38+ (JSON functions built in), whose ``json_extract`` with several paths returns them as one
-    JSON array: the summary's moment labels are counted there (PostgreSQL stores payloads as text whose
-    JSON it cannot check before version 16, so it sends them). The label is the one :func:`activated_label`
-    gives for every payload (a test compares them on odd ones) but a JSON object that repeats ``label`` or
-    ``moment``, where SQLite takes the first and Python the last: the scheduler writes payloads with
-    ``json.dumps``, which never repeats a key."""
+def _moment_pairs(conn: Any, payload: Any, status: Any, moments: Any) -> tuple[list[Any], Any]:
+    """``(label, moment, status, count)`` per pair of the payloads' values (None when absent), counted by the
+    database, and the condition of the moments it could not read (None: none left; their payloads are read
+    and labelled by :func:`activated_label`).
+
+    SQLite 3.38+: ``json_extract(payload, '$.label', '$.moment')`` (one JSON array) of the valid payloads
+    (``json_valid`` first, in a CASE, which evaluates in order); PostgreSQL: ``payload::json -> 'label'`` for
+    all of them, and when one payload is not JSON the query fails (inside a savepoint) and every payload is
+    read as before. The label is the one :func:`activated_label` gives (a test compares them on odd payloads)
+    but for a JSON object that repeats ``label`` or ``moment`` on SQLite, which takes the first where Python
+    and PostgreSQL take the last: the scheduler writes payloads with ``json.dumps``, which never repeats a
+    key. Other databases: every payload is read.
+    """
     import sqlite3
 
-    return bool(conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38))
+    import sqlalchemy as sa
+
+    dialect = conn.dialect.name
+    if dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
+        valid = sa.func.coalesce(sa.func.json_valid(payload), 0) == 1
+        pair = sa.case((valid, sa.func.json_extract(payload, "$.label", "$.moment")), else_=None)
+        rows = conn.execute(sa.select(pair, status, sa.func.count()).where(moments, valid)
+                            .group_by(pair, status)).all()
+        # [label, moment]: null when absent or when the payload is no object
+        return [(*json.loads(text), state, n) for text, state, n in rows], sa.and_(moments, sa.not_(valid))
+    if dialect == "postgresql":
+        document = sa.cast(payload, sa.JSON)
+        label = sa.cast(document.op("->")(sa.literal_column("'label'")), sa.Text)
+        moment = sa.cast(document.op("->")(sa.literal_column("'moment'")), sa.Text)
+        try:
+            with conn.begin_nested():
+                rows = conn.execute(sa.select(label, moment, status, sa.func.count()).where(moments)
+                                    .group_by(label, moment, status)).all()
+        except sa.exc.DBAPIError:  # a payload that is not JSON: read them all
+            return [], moments
+        # the values as JSON text (None: absent, or the payload is no object)
+        return [(json.loads(a) if a is not None else None, json.loads(b) if b is not None else None, state, n)
+                for a, b, state, n in rows], None
+    return [], moments
 
 
 def section_lines(registry: Any, summary: Mapping[str, Any]) -> list[str]:
