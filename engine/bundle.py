@@ -79,7 +79,7 @@ class Bundle:
     #: The files of this bundle's own directory that hold only documents of :data:`NON_DEFINITION_KINDS`
     #: (a story, scenarios) and parsed without a diagnostic, by resolved path: their readers (``regelwerk
     #: simulate``'s story) take the parse from here instead of parsing the file again.
-    set_aside: dict[str, ParsedFile] = field(default_factory=dict, repr=False)
+    set_aside: dict[str, ParsedFile] = field(default_factory=dict, repr=False, compare=False)
 
     def find(self, kind: str, name: str) -> SourceDocument | None:
         """The document of this kind and name, if any."""
