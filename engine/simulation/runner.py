@@ -477,10 +477,11 @@ def _moment_pairs(conn: Any, payload: Any, status: Any, moments: Any) -> tuple[l
     if dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
         valid = sa.func.coalesce(sa.func.json_valid(payload), 0) == 1
         pair = sa.case((valid, sa.func.json_extract(payload, "$.label", "$.moment")), else_=None)
-        rows = conn.execute(sa.select(pair, status, sa.func.count()).where(moments, valid)
-                            .group_by(pair, status)).all()
+        # counted here, not by GROUP BY: SQLite sorts for it, in memory (temp_store=MEMORY), 16 MB at 100,000
+        counts: Counter[tuple[str, str]] = Counter(conn.execute(sa.select(pair, status).where(moments, valid)))
         # [label, moment]: null when absent or when the payload is no object
-        return [(*json.loads(text), state, n) for text, state, n in rows], sa.and_(moments, sa.not_(valid))
+        return ([(*json.loads(text), state, n) for (text, state), n in counts.items()],
+                sa.and_(moments, sa.not_(valid)))
     if dialect == "postgresql":
         document = sa.cast(payload, sa.JSON)
         label = sa.cast(document.op("->")(sa.literal_column("'label'")), sa.Text)
