@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from regelwerk.diagnostics import Diagnostic
-from regelwerk.source import DEFAULT_LIMITS, Limits, SourceDocument, YMap, YSeq, load_text, locate, read_source
+from regelwerk.source import (
+    DEFAULT_LIMITS,
+    Limits,
+    ParsedFile,
+    SourceDocument,
+    YMap,
+    YSeq,
+    load_text,
+    locate,
+    read_source,
+)
 
 __all__ = [
     "BASES_ENV",
@@ -66,6 +76,10 @@ class Bundle:
     #: The organisation's IANA time zone (bundle.yaml ``spec.timezone``; an overlay inherits its base's);
     #: empty when no manifest declares one (then :data:`DEFAULT_TIMEZONE`).
     timezone: str = ""
+    #: The files of this bundle's own directory that hold only documents of :data:`NON_DEFINITION_KINDS`
+    #: (a story, scenarios) and parsed without a diagnostic, by resolved path: their readers (``regelwerk
+    #: simulate``'s story) take the parse from here instead of parsing the file again.
+    set_aside: dict[str, ParsedFile] = field(default_factory=dict, repr=False, compare=False)
 
     def find(self, kind: str, name: str) -> SourceDocument | None:
         """The document of this kind and name, if any."""
@@ -145,7 +159,8 @@ def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]
     return found, refused
 
 
-def _load_files(paths: Iterable[Path], limits: Limits) -> tuple[list[SourceDocument], list[Diagnostic]]:
+def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFile] | None = None
+                ) -> tuple[list[SourceDocument], list[Diagnostic]]:
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
     for path in paths:
@@ -156,7 +171,10 @@ def _load_files(paths: Iterable[Path], limits: Limits) -> tuple[list[SourceDocum
             continue
         docs, problems = load_text(text, display, limits)
         diagnostics.extend(problems)
-        documents.extend(d for d in docs if d.kind not in NON_DEFINITION_KINDS)
+        kept = [d for d in docs if d.kind not in NON_DEFINITION_KINDS]
+        documents.extend(kept)
+        if aside is not None and docs and not kept and not problems:  # nothing of it enters the bundle
+            aside[str(path.resolve())] = ParsedFile(text, display, limits, tuple(docs))
     return documents, diagnostics
 
 
@@ -296,7 +314,7 @@ def _load(path: Path, limits: Limits, seen: tuple[str, ...], named: Mapping[str,
     files, refused = _files_of(path, include if isinstance(include, list) else [],
                                exclude if isinstance(exclude, list) else [])
     bundle.diagnostics.extend(refused)
-    docs, problems = _load_files(files, limits)
+    docs, problems = _load_files(files, limits, bundle.set_aside)
     bundle.diagnostics.extend(problems)
     extends = spec.get("extends")
     if not isinstance(extends, str):

@@ -38,6 +38,7 @@ __all__ = [
     "DATA_LIMITS",
     "DEFAULT_LIMITS",
     "Limits",
+    "ParsedFile",
     "SourceDocument",
     "YMap",
     "YSeq",
@@ -138,6 +139,33 @@ class SourceDocument:
     def location(self) -> Location:
         """Where the document starts."""
         return self.data.loc
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """A file's text and the documents :func:`load_text` made of it without any diagnostic.
+
+    Kept so that a second reader of the same file (``regelwerk simulate`` loads the customer directory as a
+    bundle, which parses ``story.yaml`` to see its kind, and then the story) need not parse it again.
+    """
+
+    text: str
+    file: str
+    limits: Limits
+    documents: tuple[SourceDocument, ...]
+
+    def serves(self, text: str, limits: Limits) -> bool:
+        """Whether ``load_text(text, name, limits)`` gives these documents (shown as ``file``) and no diagnostic.
+
+        The text is the same, and every limit is at least the one this parse kept within (a parse that stayed
+        within smaller limits gives the same documents under larger ones). The locations name ``file``.
+        """
+        mine, theirs = self.limits, limits
+        return (self.text == text
+                and theirs.max_file_bytes >= mine.max_file_bytes and theirs.max_depth >= mine.max_depth
+                and theirs.max_aliases >= mine.max_aliases
+                and theirs.max_expanded_nodes >= mine.max_expanded_nodes
+                and theirs.max_documents >= mine.max_documents)
 
 
 def escape_pointer(token: str | int) -> str:
@@ -336,7 +364,14 @@ def _short_tag(tag: str | None) -> str:
     return "!!" + text[len("tag:yaml.org,2002:"):] if text.startswith("tag:yaml.org,2002:") else text
 
 
+#: The first characters of every plain scalar that is not a string in the core schema (null ``~``/``null``,
+#: booleans, numbers, ``.inf``/``.nan``); any other plain scalar is a string without trying the patterns.
+_NOT_TEXT_START = frozenset("~nNtTfF0123456789+-.")
+
+
 def _plain_scalar(text: str) -> Any:
+    if text and text[0] not in _NOT_TEXT_START:
+        return text
     if _NULL.match(text):
         return None
     if _BOOL_TRUE.match(text):
@@ -450,6 +485,8 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
     stack: list[_Frame] = []
     root: list[tuple[Any, Location]] = []
 
+    max_nodes = limits.max_expanded_nodes
+
     def count(size: int, value_loc: Location) -> None:
         nonlocal expanded
         expanded += size
@@ -496,49 +533,10 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
     try:
         while True:
             event = loader.get_event()
-            if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
-                continue
-            if isinstance(event, StreamEndEvent):
-                break
-            if isinstance(event, DocumentEndEvent):
-                anchors.clear()
-                alias_count = 0
-                expanded = 0
-                for value, value_loc in root:
-                    index = len(documents)
-                    if len(documents) >= limits.max_documents:
-                        raise _Abort(Diagnostic("RW011", f"more than {limits.max_documents} documents in one file",
-                                                file, value_loc.line, value_loc.column))
-                    if value is None:
-                        continue
-                    if not isinstance(value, YMap):
-                        diagnostics.append(Diagnostic(
-                            "RW008", f"a definition document must be a mapping, not {_type_name(value)}",
-                            file, value_loc.line, value_loc.column,
-                            hint="start with 'apiVersion: regelwerk/v1' and 'kind: ...'",
-                        ))
-                        continue
-                    documents.append(SourceDocument(file, index, value))
-                root.clear()
-                continue
-            mark_loc = loc(event.start_mark)
-            if isinstance(event, AliasEvent):
-                alias_count += 1
-                if alias_count > limits.max_aliases:
-                    raise _Abort(Diagnostic("RW006", f"more than {limits.max_aliases} aliases in one document",
-                                            file, mark_loc.line, mark_loc.column))
-                if event.anchor not in anchors:
-                    raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
-                                            mark_loc.line, mark_loc.column))
-                value, size, height = anchors[event.anchor]
-                if len(stack) + height > limits.max_depth:
-                    # an alias nests its whole anchor here: aliases of aliases must not bypass the depth limit
-                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels "
-                                            f"(through alias *{event.anchor})", file, mark_loc.line, mark_loc.column))
-                count(size, mark_loc)
-                attach(value, mark_loc, size, height)
-                continue
+            # the most frequent events first (scalars, then collections); the classes are disjoint
             if isinstance(event, ScalarEvent):
+                mark: Any = event.start_mark
+                mark_loc = Location(file, mark.line + 1, mark.column + 1)
                 expecting_key = bool(stack) and isinstance(stack[-1].node, YMap) and stack[-1].key is None
                 try:
                     value = event.value if expecting_key and event.tag is None else _scalar(event)
@@ -551,10 +549,33 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     value = event.value
                 if event.anchor:
                     anchors[event.anchor] = (value, 1, 0)
-                count(1, mark_loc)
+                expanded += 1
+                if expanded > max_nodes:
+                    count(0, mark_loc)  # raises RW006
+                if stack:  # what attach() does with a scalar inside a collection, without the calls
+                    frame = stack[-1]
+                    into = frame.node
+                    if expecting_key:  # a key (a string, see above); a frame's height is at least 1 already
+                        frame.size += 1
+                        frame.key, frame.key_loc = value, mark_loc
+                        continue
+                    if isinstance(into, YSeq):
+                        frame.size += 1
+                        into.append(value)
+                        into.item_locs.append(mark_loc)
+                        continue
+                    key = frame.key
+                    if key is not None and key not in into:  # not a duplicate (a scalar is never merged)
+                        frame.size += 1
+                        frame.key = None
+                        into[key] = value
+                        into.key_locs[key] = frame.key_loc or mark_loc
+                        into.value_locs[key] = mark_loc
+                        continue
                 attach(value, mark_loc, 1)
                 continue
             if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                mark_loc = loc(event.start_mark)
                 if event.tag not in (None, "!") and event.tag not in _STANDARD_TAGS:
                     diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {_short_tag(event.tag)}", file,
                                                   mark_loc.line, mark_loc.column,
@@ -580,6 +601,48 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     anchors[frame.anchor] = (frame.node, frame.size, frame.height)
                 count(1, frame.node.loc)
                 attach(frame.node, frame.node.loc, frame.size, frame.height)
+                continue
+            if isinstance(event, AliasEvent):
+                mark_loc = loc(event.start_mark)
+                alias_count += 1
+                if alias_count > limits.max_aliases:
+                    raise _Abort(Diagnostic("RW006", f"more than {limits.max_aliases} aliases in one document",
+                                            file, mark_loc.line, mark_loc.column))
+                if event.anchor not in anchors:
+                    raise _Abort(Diagnostic("RW001", f"unknown alias *{event.anchor}", file,
+                                            mark_loc.line, mark_loc.column))
+                value, size, height = anchors[event.anchor]
+                if len(stack) + height > limits.max_depth:
+                    # an alias nests its whole anchor here: aliases of aliases must not bypass the depth limit
+                    raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels "
+                                            f"(through alias *{event.anchor})", file, mark_loc.line, mark_loc.column))
+                count(size, mark_loc)
+                attach(value, mark_loc, size, height)
+                continue
+            if isinstance(event, (StreamStartEvent, DocumentStartEvent)):
+                continue
+            if isinstance(event, StreamEndEvent):
+                break
+            if isinstance(event, DocumentEndEvent):
+                anchors.clear()
+                alias_count = 0
+                expanded = 0
+                for value, value_loc in root:
+                    index = len(documents)
+                    if len(documents) >= limits.max_documents:
+                        raise _Abort(Diagnostic("RW011", f"more than {limits.max_documents} documents in one file",
+                                                file, value_loc.line, value_loc.column))
+                    if value is None:
+                        continue
+                    if not isinstance(value, YMap):
+                        diagnostics.append(Diagnostic(
+                            "RW008", f"a definition document must be a mapping, not {_type_name(value)}",
+                            file, value_loc.line, value_loc.column,
+                            hint="start with 'apiVersion: regelwerk/v1' and 'kind: ...'",
+                        ))
+                        continue
+                    documents.append(SourceDocument(file, index, value))
+                root.clear()
                 continue
     except _Abort as abort:
         diagnostics.append(abort.diagnostic)

@@ -60,6 +60,30 @@ def test_csv_import_all_or_nothing(directory: Any, tmp_path: Path) -> None:
     assert [e.id for e in directory.iter_all(batch_size=1)] == ["1", "2"]
 
 
+def test_checked_chunks_read_once_are_the_check_and_the_chunks_of_two_reads(tmp_path: Path) -> None:
+    from regelwerk.scheduling.employees import check_employees, checked_employee_chunks, employee_chunks
+
+    good = tmp_path / "good.csv"
+    good.write_text("id,name,hire_date\n" + "".join(f"e{n},N {n},2020-01-0{1 + n % 9}\n" for n in range(7)),
+                    encoding="utf-8")
+    two_reads = list(employee_chunks(good, 3))
+    assert [len(c) for c in two_reads] == [3, 3, 1]
+    for keep in (100, 7, 6, 0):  # kept from the check, or (more than keep) read again
+        checked, chunks = checked_employee_chunks(good, 3, keep=keep)
+        assert checked == check_employees(good) and checked.imported == 7
+        assert isinstance(chunks, list) == (keep >= 7)
+        assert list(chunks) == two_reads
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,name,hire_date\ne1,A,2020-01-01\ne2,B,31-02-2020\ne1,C,2020-01-01\n", encoding="utf-8")
+    checked, chunks = checked_employee_chunks(bad, 3)
+    assert checked == check_employees(bad) and not checked.ok and len(checked.errors) == 2
+    assert list(chunks) == []
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,name\n", encoding="utf-8")
+    checked, chunks = checked_employee_chunks(empty, 3)
+    assert checked == check_employees(empty) and not checked.ok and list(chunks) == []
+
+
 def test_xlsx_import(directory: Any, tmp_path: Path) -> None:
     from datetime import datetime
 

@@ -72,6 +72,85 @@ def test_fixture_customer_four_months_on_sqlite(tmp_path: Path) -> None:
     assert "deletions under retention: 3" in text
 
 
+#: Moment payloads the database must label as activated_label does (all valid JSON), and ones that are not JSON.
+ODD_JSON = ['{"label": "Eigen", "moment": "x"}', '{"moment": "alleen-moment"}', '{"label": "", "moment": "leeg"}',
+            '{"label": null, "moment": null}', "{}", "[1, 2]", '"tekst"', '{"label": 7}', '{"label": 1.5}',
+            '{"label": true}', '{"label": ["a", 1]}', '{"label": {"b": 2}}', '{"moment": "\\u00e9t\\u00e9"}',
+            ' {"label": "spaties"} ', "null", '{"label": 1e400}']
+NOT_JSON = ["", "niet json", '{"label": NaN}']
+
+
+def _summary_moments_match_activated_label(url: str, payloads: list[str]) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.registry import load_registry
+    from regelwerk.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.tick import activated_label
+    from regelwerk.simulation.runner import _Run, summarise
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(scheduled_items).where(scheduled_items.c.item_type == "moment")
+                                .order_by(scheduled_items.c.id)).first()._mapping)
+        row.pop("id")
+        for n, payload in enumerate(payloads):
+            status = "planned" if n % 2 else row["status"]
+            conn.execute(scheduled_items.insert(), {**row, "key": f"odd-{len(payload)}-{n}-{payload[:8]}",
+                                                    "payload": payload, "status": status})
+        expected_types: dict[str, int] = {}
+        expected_status: dict[str, int] = {}
+        for payload, status in conn.execute(sa.select(scheduled_items.c.payload, scheduled_items.c.status)
+                                            .where(scheduled_items.c.item_type == "moment")):
+            label = activated_label("moment", payload)[1]
+            expected_types[label] = expected_types.get(label, 0) + 1
+            expected_status[status] = expected_status.get(status, 0) + 1
+    engine.dispose()
+    registry = load_registry()
+    run = _Run(compile_bundle(load_bundle(str(FIXTURE)), registry), "sim-fixture", url, registry)
+    try:
+        moments: dict[str, Any] = summarise(run)["moments"]
+    finally:
+        run.close()
+    assert moments["by_type"] == dict(sorted(expected_types.items()))
+    assert moments["by_status"] == dict(sorted(expected_status.items()))
+    return moments
+
+
+def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payload(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    simulate(FIXTURE, START, date(2026, 1, 31), store=url)
+    moments = _summary_moments_match_activated_label(url, ODD_JSON + NOT_JSON)
+    import sqlalchemy as sa
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.simulation.runner import _moment_pairs
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+        assert counted and rest is not None
+        assert len(conn.execute(sa.select(items.c.payload).where(rest)).all()) == len(NOT_JSON)  # read in Python
+    engine.dispose()
+    assert {"inf", "7", "1.5", "True", "['a', 1]", "{'b': 2}", "Eigen", "alleen-moment", "leeg", "été", "spaties",
+            "moment"} <= set(moments["by_type"])
+
+
+def test_the_summary_counts_moment_labels_on_postgresql_too(pg_url: str) -> None:
+    simulate(FIXTURE, START, date(2026, 1, 31), store=pg_url)
+    moments = _summary_moments_match_activated_label(pg_url, ODD_JSON)  # counted by PostgreSQL
+    import sqlalchemy as sa
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.simulation.runner import _moment_pairs
+
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+    engine.dispose()
+    assert counted and rest is None  # nothing left to read in Python
+    assert {"inf", "7", "['a', 1]", "{'b': 2}", "Eigen", "été", "spaties"} <= set(moments["by_type"])
+    _summary_moments_match_activated_label(pg_url, NOT_JSON)  # one payload is not JSON: all read in Python
+
+
 def test_resume_continues_and_the_same_run_again_does_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
     calls: list[tuple[int, int]] = []
@@ -152,6 +231,77 @@ def test_bad_story_is_exit_1_with_file_line_diagnostics(tmp_path: Path) -> None:
     assert "did you mean 'hire'?" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "s.sqlite").exists()  # nothing is written for a bad story
+
+
+def test_the_story_parse_of_the_bundle_is_reused_with_the_same_result_and_diagnostics(tmp_path: Path) -> None:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.simulation.story import load_story
+
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    bundle = load_bundle(str(customer))
+    key = str((customer / "story.yaml").resolve())
+    assert set(bundle.set_aside) == {key}  # the story: parsed to see its kind, kept out of the bundle
+    assert not any(d.kind == "Story" for d in bundle.documents)
+    fresh = load_story(customer / "story.yaml", "shown/story.yaml")
+    reused = load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert reused == fresh and reused.events and all(e.file == "shown/story.yaml" for e in reused.events)
+    # the file changed after the bundle read it: the parse is not reused
+    (customer / "story.yaml").write_text(BAD_STORY, encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert {(d.file, d.code, d.line) for d in caught.value.diagnostics} >= {("shown/story.yaml", "RW104", 9)}
+    # a bad story parsed by the bundle under another name: the diagnostics name the story's own display
+    bundle = load_bundle(str(customer))
+    assert bundle.set_aside  # no YAML problem: kept, though the story does not validate
+    with pytest.raises(DefinitionError) as again:
+        load_story(customer / "story.yaml", "shown/story.yaml", parsed=bundle.set_aside)
+    assert again.value.diagnostics == caught.value.diagnostics
+
+
+def test_the_compiled_story_check_agrees_with_jsonschema_on_every_variant() -> None:
+    import copy
+    import itertools
+
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.story import _check, _validator
+    from regelwerk.source import DATA_LIMITS, load_text, to_plain
+
+    registry = load_registry()
+    check, validator = _check(registry), _validator(registry)
+    assert check is not None  # the shipped story schema is inlined: the fast path is taken
+    docs, problems = load_text((FIXTURE / "story.yaml").read_text(encoding="utf-8"), "story.yaml", DATA_LIMITS)
+    bad, more = load_text(BAD_STORY, "bad.yaml", DATA_LIMITS)
+    assert not problems and not more
+    base = to_plain(docs[0].data)
+    odd: list[object] = [None, True, 0, 1.5, 2.0, "", "x", "2026-02-30", "2026-1-1", [], ["a"], [1], {}, {"id": "a"},
+                         {"id": ""}, {"roles": ["r"]}, {"id": "a", "roles": [""]}, {"id": "a", "roles": "r"}]
+    variants: list[object] = [base, {}, [], None, {**base, "kind": "Scenario"}, {**base, "extra": 1},
+                              {**base, "spec": {"events": []}}, {**base, "spec": {"events": None}},
+                              {**base, "spec": {"events": [], "x": 1}}, {**base, "metadata": {}}, docs[0].data,
+                              bad[0].data]
+    for index, event in enumerate(base["spec"]["events"]):
+        for key in event:
+            for value in odd:
+                variant = copy.deepcopy(base)
+                variant["spec"]["events"][index][key] = value
+                variants.append(variant)
+            body = event[key]
+            if isinstance(body, dict):
+                for field_name, value in itertools.product([*body, "unknown", "id", "actor", "roles"], odd):
+                    variant = copy.deepcopy(base)
+                    variant["spec"]["events"][index][key][field_name] = value
+                    variants.append(variant)
+                for field_name in body:
+                    variant = copy.deepcopy(base)
+                    del variant["spec"]["events"][index][key][field_name]
+                    variants.append(variant)
+    valid = 0
+    for variant in variants:
+        expected = not any(True for _ in validator.iter_errors(variant))
+        assert check(variant) == expected, variant
+        valid += expected
+    assert 100 < valid < len(variants) - 100  # both outcomes are exercised
 
 
 def test_bad_data_row_is_a_diagnostic(tmp_path: Path) -> None:

@@ -464,3 +464,36 @@ def test_tag_messages_show_the_tag_as_written() -> None:
 
 def test_the_non_specific_tag_makes_a_string() -> None:
     assert one("a: ! 5\nb: ! true\n") == {"a": "5", "b": "true"}
+
+
+def test_the_first_character_shortcut_resolves_plain_scalars_like_the_patterns() -> None:
+    from regelwerk import source
+
+    def by_patterns(text: str) -> object:  # the core schema, every pattern tried in order
+        for pattern, value in ((source._NULL, None), (source._BOOL_TRUE, True), (source._BOOL_FALSE, False)):
+            if pattern.match(text):
+                return value
+        if source._INT.match(text):
+            return int(text)
+        if source._INT_OCT.match(text):
+            return int(text[2:], 8)
+        if source._INT_HEX.match(text):
+            return int(text[2:], 16)
+        if source._FLOAT.match(text) or source._INF.match(text):
+            return float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+        if source._NAN.match(text):
+            return "nan"
+        return text
+
+    firsts = [chr(c) for c in range(32, 127)] + ["é", "ß", "\u00a0"]
+    rests = ["", "1", "12", "ull", "ULL", "rue", "RUE", "alse", "inf", "nan", "NaN", "o17", "x1f", ".5", "e3",
+             "1e3", "abc", "-1"]
+    for first in firsts:
+        for rest in rests:
+            text = first + rest
+            got = source._plain_scalar(text)
+            want = by_patterns(text)
+            if want == "nan":
+                assert isinstance(got, float) and math.isnan(got), text
+            else:
+                assert got == want and type(got) is type(want), text

@@ -25,6 +25,7 @@ __all__ = [
     "ImportResult",
     "RowError",
     "check_employees",
+    "checked_employee_chunks",
     "employee_chunks",
     "employee_columns",
     "import_employees",
@@ -128,12 +129,14 @@ def parse_employee(record: Mapping[str, Any]) -> EmployeeFacts:
     )
 
 
-def _row_of(facts: EmployeeFacts, now: datetime) -> dict[str, Any]:
+def _row_of(facts: EmployeeFacts, now: datetime, updated_at: datetime | None = None) -> dict[str, Any]:
+    """The ``rw_employees`` row of ``facts``; ``updated_at``: ``now`` as naive UTC, when the caller made it once."""
     return {
         "id": facts.id, "name": facts.name, "hire_date": facts.hire_date, "leaving_date": facts.leaving_date,
         "function": facts.function, "department": facts.department, "manager": facts.manager,
         "roles": list(facts.roles), "groups": list(facts.groups), "attributes": dict(facts.attributes),
-        "plan_version": None, "next_due": None, "updated_at": now.astimezone(UTC).replace(tzinfo=None),
+        "plan_version": None, "next_due": None,
+        "updated_at": updated_at if updated_at is not None else now.astimezone(UTC).replace(tzinfo=None),
     }
 
 
@@ -199,7 +202,8 @@ class EmployeeDirectory:
                connection: Any = None) -> int:
         """Insert or replace employees (all in one transaction); their plans are redone on the next tick."""
         moment = now or datetime.now(UTC)
-        rows = [_row_of(r if isinstance(r, EmployeeFacts) else parse_employee(r), moment) for r in records]
+        stamp = moment.astimezone(UTC).replace(tzinfo=None)  # one conversion for all the rows
+        rows = [_row_of(r if isinstance(r, EmployeeFacts) else parse_employee(r), moment, stamp) for r in records]
         if not rows:
             return 0
         if connection is not None:
@@ -373,6 +377,48 @@ def employee_chunks(path: str | Path, size: int = 1000, spec: Any = None) -> Ite
             chunk = []
     if chunk:
         yield chunk
+
+
+#: Employees :func:`checked_employee_chunks` keeps from its check for the writes (about 0.6 KB each); a larger
+#: file is read a second time for them instead, so memory stays the ids seen, not the rows.
+KEEP_CHECKED = 25_000
+
+
+def checked_employee_chunks(path: str | Path, size: int = 1000, spec: Any = None, keep: int = KEEP_CHECKED
+                            ) -> tuple[ImportResult, Iterable[list[EmployeeFacts]]]:
+    """:func:`check_employees` and then :func:`employee_chunks` of the same file, reading it once when it holds
+    at most ``keep`` employees (the chunks of the check are kept); a larger file is read again for the chunks.
+
+    The chunks are empty when the check found errors.
+    """
+    errors: list[RowError] = []
+    chunks: list[list[EmployeeFacts]] | None = []
+    chunk: list[EmployeeFacts] = []
+    count = 0
+    for item in _parsed(path, spec):
+        if isinstance(item, RowError):
+            errors.append(item)
+            chunks = None  # nothing is written: keep no rows
+            continue
+        count += 1
+        if chunks is None:
+            continue
+        if count > keep:
+            chunks, chunk = None, []
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            chunks.append(chunk)
+            chunk = []
+    if not count and not errors:
+        errors.append(RowError(1, "the file holds no employees"))
+    if errors:
+        return ImportResult(0, tuple(errors)), ()
+    if chunks is None:
+        return ImportResult(count), employee_chunks(path, size, spec)
+    if chunk:
+        chunks.append(chunk)
+    return ImportResult(count), chunks
 
 
 def import_employees(directory: EmployeeDirectory, path: str | Path, now: datetime | None = None,
