@@ -82,6 +82,13 @@ class Duration:
             return moment + self.delta()
         return moment + _fixed(self.weeks, self.days, self.hours, self.minutes, self.seconds)
 
+    def day_delta(self) -> timedelta | relativedelta:
+        """The delta to add to or take from a date: a plain timedelta for weeks and days (date arithmetic with it is
+        fast), the calendar-aware one when the duration has years, months or a time part."""
+        if self.years or self.months or self.has_time:
+            return self.delta()
+        return _fixed(self.weeks, self.days, 0, 0, 0)
+
     @property
     def has_time(self) -> bool:
         """True when the duration has hours, minutes or seconds."""

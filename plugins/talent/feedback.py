@@ -12,11 +12,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
-from regelwerk.conditions import Duration
 from regelwerk.errors import RegelwerkError
 from regelwerk.scheduling.employees import EmployeeFacts
 from regelwerk.scheduling.schedule import Schedule, local_to_utc
@@ -153,18 +151,9 @@ def visible_to(fround: FeedbackRound, set_name: str) -> list[str]:
     return list(fround.visibility.get(set_name, DEFAULT_VISIBILITY.get(set_name, ("hr",))))
 
 
-@lru_cache(maxsize=256)
-def _delta_of(duration: Duration) -> timedelta | relativedelta:
-    """A duration as a delta: a plain timedelta for weeks and days (date arithmetic with it is fast), else the
-    calendar-aware one."""
-    if duration.years or duration.months or duration.has_time:
-        return duration.delta()
-    return timedelta(weeks=duration.weeks, days=duration.days)
-
-
 def _lead_of(fround: FeedbackRound) -> timedelta | relativedelta:
     """How long before the prepared moment the round's requests appear (``FeedbackRound.lead``, as a fast delta)."""
-    return _delta_of(fround.appears_before) if fround.appears_before is not None else timedelta(days=fround.days_ahead)
+    return fround.appears_before.day_delta() if fround.appears_before is not None else timedelta(days=fround.days_ahead)
 
 
 def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, deadline: datetime, employee: EmployeeFacts,
@@ -189,7 +178,7 @@ def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, dead
     if not employee.employed_on(ask_day):
         return []
     ask_at = max(ask_at, cycle.plan_moment(year))
-    reminder_days = [day for day in (due_day - _delta_of(before) for before in fround.reminders)
+    reminder_days = [day for day in (due_day - before.day_delta() for before in fround.reminders)
                      if ask_day < day < due_day and employee.employed_on(day)]
     if since is not None and ask_at < since and all(local_to_utc(day, schedule.at, tz) < since
                                                     for day in reminder_days):

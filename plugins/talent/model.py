@@ -738,13 +738,9 @@ def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-@lru_cache(maxsize=256)
 def _lead(text: str) -> timedelta | relativedelta:
-    """A lead time as a delta: a plain timedelta for weeks and days (fast), calendar-aware otherwise."""
-    found = parse_duration(text) or _NO_LEAD
-    if not (found.years or found.months or found.has_time):
-        return timedelta(weeks=found.weeks, days=found.days)
-    return found.delta()
+    """A lead time as a delta to take from a date (``Duration.day_delta``)."""
+    return (parse_duration(text) or _NO_LEAD).day_delta()
 
 
 def _whole_months(start: date, end: date) -> int:
