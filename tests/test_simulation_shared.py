@@ -1,8 +1,8 @@
 """The simulation's shared unit of work: lazy savepoints and deferred releases keep what commits and rolls back.
 
 ``shared_unit`` joins every ``connect()``/``begin()`` of the engine to one transaction, a port's unit being a
-savepoint. A savepoint is sent only before the first statement that may write (SQLite: every unit;
-PostgreSQL: read units), and a committed savepoint's RELEASE goes with the next SAVEPOINT. These tests
+savepoint. A savepoint is sent only before the first statement that may write, and a committed savepoint's
+RELEASE goes with the next SAVEPOINT. These tests
 check the statements sent and, on both backends, that exactly the right rows survive.
 """
 
@@ -60,10 +60,53 @@ def test_a_unit_that_only_reads_sends_no_savepoint(engine: Any, sent: list[str])
             assert conn.execute(sa.select(sa.func.count()).select_from(ROWS)).scalar_one() == 0
         with engine.connect() as conn:
             conn.execute(sa.select(ROWS.c.id)).all()
-    if engine.dialect.name == "sqlite":
-        assert sent == []
-    else:  # PostgreSQL: only read units (store.read()) defer theirs; a begin() takes its savepoint at once
-        assert sent[0].startswith("SAVEPOINT")
+    assert sent == []
+
+
+def test_the_pending_savepoints_of_nested_units_go_in_one_round_trip_before_the_first_write(
+        engine: Any, sent: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    trips: list[tuple[str, ...]] = []
+    spy = shared._Joined._driver
+
+    def count(self: Any, *statements: str) -> None:
+        trips.append(statements)
+        spy(self, *statements)
+
+    monkeypatch.setattr(shared._Joined, "_driver", count)
+    # a step, an event in it, a port's unit in that: reads, then writes
+    with shared_unit(engine, "t"), engine.begin(), engine.begin() as conn:
+        conn.execute(sa.select(ROWS.c.id)).all()
+        assert trips == []
+        conn.execute(ROWS.insert(), {"id": 1})
+    assert trips == [("SAVEPOINT rw_sp1", "SAVEPOINT rw_sp2")]
+    assert _ids(engine) == [1]
+
+
+def test_a_failed_write_rolls_back_its_own_unit_and_the_step_goes_on(engine: Any) -> None:
+    with shared_unit(engine, "t"):
+        _insert(engine, 1)
+        with engine.begin():  # an event
+            _insert(engine, 2)
+            with pytest.raises(sa.exc.IntegrityError):
+                _insert(engine, 1)  # a port's unit whose write fails: its savepoint was sent before the write
+            _insert(engine, 3)
+    assert _ids(engine) == [1, 2, 3]
+
+
+def test_a_failed_read_without_a_savepoint_rolls_the_whole_step_back_on_postgresql(pg_url: str) -> None:
+    # (SQLite: a failed statement does not abort the transaction)
+    engine = create_sa_engine(pg_url)
+    ROWS.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(ROWS.delete())
+    with pytest.raises(shared.StepAborted) as caught, shared_unit(engine, "day:2026-03-01"):
+        _insert(engine, 1)
+        with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:  # reads only: no savepoint of its own
+            conn.execute(sa.select(sa.cast(sa.literal("not a number"), sa.Integer))).all()
+        # a port that swallowed its failure: PostgreSQL would turn the COMMIT into a silent rollback
+    assert caught.value.to_dict()["step"] == "day:2026-03-01"
+    assert _ids(engine) == []
+    engine.dispose()
 
 
 def test_nested_units_commit_and_roll_back_exactly_their_own_rows(engine: Any, sent: list[str]) -> None:
