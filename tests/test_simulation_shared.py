@@ -19,6 +19,9 @@ from regelwerk.simulation.shared import shared_unit
 from regelwerk.store.sql import create_sa_engine
 
 ROWS = sa.Table("rw_test_rows", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+OTHER = sa.Table("rw_test_other", ROWS.metadata, sa.Column("id", sa.Integer, primary_key=True))
+#: written behind as the store's history and outbox rows are: one statement object, so the rows go in one executemany
+INSERT_ROW = ROWS.insert()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,13 +37,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every savepoint command sent to the driver, in order."""
     seen: list[str] = []
-    original = shared._Joined._driver
+    original = shared._driver
 
-    def spy(self: Any, *statements: str) -> None:
+    def spy(state: Any, *statements: str) -> None:
         seen.extend(statements)
-        original(self, *statements)
+        original(state, *statements)
 
-    monkeypatch.setattr(shared._Joined, "_driver", spy)
+    monkeypatch.setattr(shared, "_driver", spy)
     return seen
 
 
@@ -66,13 +69,13 @@ def test_a_unit_that_only_reads_sends_no_savepoint(engine: Any, sent: list[str])
 def test_the_pending_savepoints_of_nested_units_go_in_one_round_trip_before_the_first_write(
         engine: Any, sent: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     trips: list[tuple[str, ...]] = []
-    spy = shared._Joined._driver
+    spy = shared._driver
 
-    def count(self: Any, *statements: str) -> None:
+    def count(state: Any, *statements: str) -> None:
         trips.append(statements)
-        spy(self, *statements)
+        spy(state, *statements)
 
-    monkeypatch.setattr(shared._Joined, "_driver", count)
+    monkeypatch.setattr(shared, "_driver", count)
     # a step, an event in it, a port's unit in that: reads, then writes
     with shared_unit(engine, "t"), engine.begin(), engine.begin() as conn:
         conn.execute(sa.select(ROWS.c.id)).all()
@@ -159,3 +162,117 @@ def test_the_whole_step_rolls_back_when_it_raises(engine: Any) -> None:
         _insert(engine, 1)
         raise RuntimeError("killed")
     assert _ids(engine) == []
+
+
+# --- rows written behind (history, outbox): kept until the step commits or their table is touched -----------
+
+
+@pytest.fixture
+def inserts(engine: Any) -> Iterator[list[int]]:
+    """The number of rows of every INSERT into rw_test_rows that reaches the driver."""
+    seen: list[int] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO rw_test_rows"):
+            seen.append(len(parameters) if executemany else 1)
+
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    yield seen
+    sa.event.remove(engine, "before_cursor_execute", spy)
+
+
+def _behind(engine: Any, row_id: int) -> None:
+    """A port's unit that writes a row behind (as SqlTx.add_history does)."""
+    with engine.begin() as conn:
+        assert conn.defer(INSERT_ROW, {"id": row_id})
+
+
+def test_rows_written_behind_go_in_one_executemany_at_the_commit(engine: Any, inserts: list[int]) -> None:
+    with shared_unit(engine, "t"):
+        for row_id in (1, 2, 3):
+            with engine.begin():  # an event
+                _behind(engine, row_id)
+                with engine.begin() as conn:  # another table is read and written meanwhile: no flush
+                    conn.execute(OTHER.insert(), {"id": row_id})
+                    assert conn.execute(sa.select(sa.func.count()).select_from(OTHER)).scalar_one() == row_id
+        assert inserts == []
+    assert inserts == [3]
+    assert _ids(engine) == [1, 2, 3]
+
+
+def test_a_statement_on_their_table_sees_the_rows_written_behind(engine: Any, inserts: list[int]) -> None:
+    with shared_unit(engine, "t"):
+        _behind(engine, 1)
+        _behind(engine, 2)
+        with engine.connect() as conn:
+            assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 2]
+        _behind(engine, 3)
+        with engine.connect() as conn:  # SQL text cannot be told apart: it sees them too
+            assert conn.execute(sa.text("SELECT count(*) FROM rw_test_rows")).scalar_one() == 3
+    assert inserts == [2, 1]
+
+
+def test_a_rolled_back_unit_drops_its_rows_written_behind_and_those_of_units_inside_it(engine: Any) -> None:
+    with shared_unit(engine, "t"):
+        _behind(engine, 1)
+        with pytest.raises(RuntimeError), engine.begin():  # a refused event
+            _behind(engine, 2)  # committed inside it, still behind
+            with engine.begin():
+                _behind(engine, 3)
+            raise RuntimeError("refused")
+        with engine.begin():
+            _behind(engine, 4)
+            with pytest.raises(RuntimeError), engine.begin():  # a port's part that fails alone
+                _behind(engine, 5)
+                raise RuntimeError("fails alone")
+            _behind(engine, 6)
+    assert _ids(engine) == [1, 4, 6]
+
+
+def test_a_nested_transaction_takes_in_no_row_written_behind_before_it(engine: Any) -> None:
+    with shared_unit(engine, "t"), engine.begin() as conn:
+        _behind(engine, 1)
+        nested = conn.begin_nested()  # SQLAlchemy's own savepoint: the rows behind are written first
+        assert not conn.defer(INSERT_ROW, {"id": 2})  # inside it: written at once
+        conn.execute(ROWS.insert(), {"id": 2})
+        nested.rollback()
+    assert _ids(engine) == [1]
+
+
+def test_a_step_that_raises_writes_none_of_its_rows_behind(engine: Any) -> None:
+    with pytest.raises(RuntimeError), shared_unit(engine, "t"):
+        _behind(engine, 1)
+        raise RuntimeError("killed")
+    with shared_unit(engine, "t"):
+        _behind(engine, 2)
+    assert _ids(engine) == [2]
+
+
+def test_history_and_outbox_rows_of_a_store_are_written_behind_in_a_shared_unit(engine: Any) -> None:
+    from datetime import UTC, datetime
+
+    from regelwerk.store.records import HistoryEntry, OutboxEntry
+    from regelwerk.store.sql import SqlStore
+
+    store = SqlStore(engine.url.render_as_string(hide_password=False), engine=engine)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def step(version: int) -> HistoryEntry:
+        return HistoryEntry("i1", "go", "a", "b", "u", at, "v1", version, {"why": version})
+
+    with shared_unit(engine, "t"):
+        with store.transaction() as tx:
+            tx.add_history(step(1))
+            tx.add_outbox(OutboxEntry("m1", at, "a@example.org", "Hello", "Body", instance_id="i1"))
+            assert len(shared.joinable(engine).deferred) == 2  # kept
+            assert [h.version for h in tx.history("i1")] == [1]  # and seen by a read of its table
+            assert [m.id for m in tx.outbox(instance_id="i1")] == ["m1"]
+        with store.transaction() as tx:
+            tx.add_history(step(2))
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.add_history(step(3))
+            tx.add_outbox(OutboxEntry("m2", at, "a@example.org", "Hello", "Body", instance_id="i1"))
+            raise RuntimeError("refused")
+    with store.transaction() as tx:
+        assert [(h.version, dict(h.explain)) for h in tx.history("i1")] == [(1, {"why": 1}), (2, {"why": 2})]
+        assert [m.id for m in tx.outbox(instance_id="i1")] == ["m1"]

@@ -44,6 +44,7 @@ from typing import Any
 
 from regelwerk.errors import RegelwerkError
 from regelwerk.simulation.faults import boundary
+from sqlalchemy import event
 
 __all__ = ["StepAborted", "joinable", "shared_unit"]
 
@@ -81,9 +82,17 @@ class _Shared(threading.local):
     #: the driver takes one statement at a time (SQLite); else the savepoint commands go in one round trip
     one_by_one = False
 
+    #: rows written behind (:meth:`_Joined.defer`): (number of the innermost open unit, statement, parameters)
+    deferred: list[tuple[int, Any, dict[str, Any]]]
+    #: the tables of the rows written behind: a statement that touches one first writes them
+    deferred_tables: set[str]
+    flushing = False
+
     def __init__(self) -> None:
         self.open = []
         self.released = []
+        self.deferred = []
+        self.deferred_tables = set()
 
 
 class _SavepointTx:
@@ -122,6 +131,81 @@ def _reads_only(statement: Any) -> bool:
     return bool(getattr(statement, "is_select", False)) and getattr(statement, "_for_update_arg", None) is None
 
 
+def _driver(shared: _Shared, *statements: str) -> None:
+    """Send savepoint commands (PostgreSQL: in one round trip; SQLite's driver takes one at a time)."""
+    cursor = shared.connection.connection.dbapi_connection.cursor()
+    try:
+        if shared.one_by_one:
+            for sql in statements:
+                cursor.execute(sql)
+        else:
+            cursor.execute("; ".join(statements))
+    finally:
+        cursor.close()
+
+
+def _send_pending(shared: _Shared) -> None:
+    """Send every pending savepoint of the open units, outermost first (before a statement that may write),
+    after the deferred releases."""
+    # the oldest deferred release covers the later ones: they were made after it, so inside it
+    statements = [f"RELEASE SAVEPOINT rw_sp{min(shared.released)}"] if shared.released else []
+    shared.released.clear()
+    for joined in shared.open:
+        if not joined.sent and joined.savepoint is not None:
+            statements.append(f"SAVEPOINT {joined.savepoint}")
+            joined.sent = True
+    if statements:
+        _driver(shared, *statements)
+
+
+#: statement -> the names of the tables it reads or writes (None: cannot tell, e.g. SQL text); keyed by id, the
+#: statement kept alive beside its entry (most are module constants; the cache is emptied when it grows)
+_TABLES: dict[int, tuple[Any, frozenset[str] | None]] = {}
+
+
+def _tables_of(statement: Any) -> frozenset[str] | None:
+    found = _TABLES.get(id(statement))
+    if found is not None and found[0] is statement:
+        return found[1]
+    from sqlalchemy.sql.elements import ClauseElement, TextClause
+    from sqlalchemy.sql.expression import TableClause
+    from sqlalchemy.sql.util import find_tables
+
+    names: frozenset[str] | None = None
+    if isinstance(statement, ClauseElement) and not isinstance(statement, TextClause):
+        try:
+            names = frozenset(t.name for t in find_tables(statement, include_aliases=True, include_joins=True,
+                                                          include_crud=True, check_columns=True)
+                              if isinstance(t, TableClause))
+        except Exception:  # noqa: BLE001 - an element find_tables does not know: treat it as touching anything
+            names = None
+    if len(_TABLES) > 2048:
+        _TABLES.clear()
+    _TABLES[id(statement)] = (statement, names)
+    return names
+
+
+def _flush(shared: _Shared) -> None:
+    """Write the rows written behind, in order, one ``executemany`` per run of the same statement (the pending
+    savepoints first: the rows belong inside them)."""
+    rows, shared.deferred = shared.deferred, []
+    shared.deferred_tables = set()
+    if not rows:
+        return
+    shared.flushing = True
+    try:
+        _send_pending(shared)
+        start = 0
+        while start < len(rows):
+            statement, end = rows[start][1], start + 1
+            while end < len(rows) and rows[end][1] is statement:
+                end += 1
+            shared.connection.execute(statement, [row[2] for row in rows[start:end]])
+            start = end
+    finally:
+        shared.flushing = False
+
+
 class _Joined:
     """What ``engine.connect()`` returns while a shared unit is open (delegates to the unit's connection).
 
@@ -139,30 +223,10 @@ class _Joined:
         self._read = False
 
     def _driver(self, *statements: str) -> None:
-        """Send savepoint commands (PostgreSQL: in one round trip; SQLite's driver takes one at a time)."""
-        cursor = self._connection.connection.dbapi_connection.cursor()
-        try:
-            if self._shared.one_by_one:
-                for sql in statements:
-                    cursor.execute(sql)
-            else:
-                cursor.execute("; ".join(statements))
-        finally:
-            cursor.close()
+        _driver(self._shared, *statements)
 
     def _send_pending(self) -> None:
-        """Send every pending savepoint of the open units, outermost first (before a statement that may write),
-        after the deferred releases."""
-        shared = self._shared
-        # the oldest deferred release covers the later ones: they were made after it, so inside it
-        statements = [f"RELEASE SAVEPOINT rw_sp{min(shared.released)}"] if shared.released else []
-        shared.released.clear()
-        for joined in shared.open:
-            if not joined.sent and joined.savepoint is not None:
-                statements.append(f"SAVEPOINT {joined.savepoint}")
-                joined.sent = True
-        if statements:
-            self._driver(*statements)
+        _send_pending(self._shared)
 
     def _pending(self) -> bool:
         return any(not j.sent for j in self._shared.open)
@@ -198,6 +262,10 @@ class _Joined:
 
     def rollback(self) -> None:
         savepoint, sent = self._close_savepoint()
+        deferred = self._shared.deferred
+        if savepoint is not None and deferred and deferred[-1][0] >= self.number:
+            # rows written behind in this unit or a unit inside it (numbered after it) go with it
+            deferred[:] = [row for row in deferred if row[0] < self.number]
         if sent:
             released = self._shared.released
             released[:] = [n for n in released if n < self.number]  # undone with it
@@ -217,6 +285,18 @@ class _Joined:
         return self
 
     # --- statements: a pending savepoint is sent before anything that may write -----------------
+
+    def defer(self, statement: Any, parameters: dict[str, Any]) -> bool:
+        """Write an INSERT's row behind: kept until the step commits or a statement touches its table, then
+        written with the others of its statement in one ``executemany``; dropped when its unit (or one it is
+        in) rolls back. False (write it now) inside a SQLAlchemy savepoint (``begin_nested``), which would not
+        drop it."""
+        if self._connection.in_nested_transaction():
+            return False
+        shared = self._shared
+        shared.deferred.append((shared.open[-1].number if shared.open else 0, statement, parameters))
+        shared.deferred_tables.add(statement.table.name)
+        return True
 
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
@@ -241,8 +321,11 @@ class _Joined:
         self.close()
 
     def __getattr__(self, name: str) -> Any:
-        if name not in _INERT and self._pending():
-            self._send_pending()  # driver-level SQL, nested transactions...: could write
+        if name not in _INERT:
+            if self._pending():
+                self._send_pending()  # driver-level SQL, nested transactions...: could write
+            if self._shared.deferred and not self._shared.flushing:
+                _flush(self._shared)  # e.g. a begin_nested() savepoint must not take in rows written before it
         return getattr(self._connection, name)
 
 
@@ -262,6 +345,16 @@ def joinable(sa_engine: Any) -> _Shared:
 
     sa_engine.connect = connect
     setattr(sa_engine, _ATTR, shared)
+
+    def before_execute(conn: Any, statement: Any, *_: Any) -> None:
+        # a statement of the shared transaction that reads or writes a table with rows written behind (or that
+        # cannot be told: SQL text) sees them: they are written first
+        if shared.deferred and not shared.flushing and conn is shared.connection:
+            names = _tables_of(statement)
+            if names is None or not names.isdisjoint(shared.deferred_tables):
+                _flush(shared)
+
+    event.listen(sa_engine, "before_execute", before_execute)
     return shared
 
 
@@ -289,13 +382,16 @@ def shared_unit(sa_engine: Any, label: str) -> Iterator[Any]:
     try:
         conn.begin()
         shared.connection, shared.label, shared.open, shared.released = conn, label, [], []
+        shared.deferred, shared.deferred_tables = [], set()
         try:
             yield conn
+            _flush(shared)
             if _aborted(conn):
                 raise StepAborted(label)
             boundary(f"before-commit:{label}")
         finally:
             shared.connection = None
+            shared.deferred, shared.deferred_tables = [], set()
         conn.commit()
     finally:
         conn.close()  # rolls back what was not committed
