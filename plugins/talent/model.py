@@ -581,9 +581,10 @@ class DevelopmentCycle:
             lead_text = timing.get(moment.id, "P0D")
             for when in self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache):
                 # the dates of an occurrence depend only on these (most employees share them): computed once per
-                # batch. `when` is keyed by identity: it is one of the batch cache's occurrences, alive till the end
-                memo_key = (moment.id, id(when), year.id, first_day, employee.hire_date, employee.leaving_date,
-                            stretch, lead_text)
+                # batch. `when` is keyed by identity: it is one of the batch cache's occurrences, alive till the end.
+                # The hire date counts only through first_day (never before it: no day of the trajectory is before
+                # the hire), so people hired before the year share one entry
+                memo_key = (moment.id, id(when), year.id, first_day, employee.leaving_date, stretch, lead_text)
                 dates = prep.memo.get(memo_key, _MISS)
                 if dates is _MISS:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
