@@ -200,6 +200,25 @@ def test_rows_written_behind_go_in_one_executemany_at_the_commit(engine: Any, in
     assert _ids(engine) == [1, 2, 3]
 
 
+def test_rows_of_two_statements_written_behind_go_in_one_executemany_each(engine: Any, inserts: list[int]) -> None:
+    other: list[int] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO rw_test_other"):
+            other.append(len(parameters) if executemany else 1)
+
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    insert_other = OTHER.insert()
+    with shared_unit(engine, "t"):
+        for row_id in (1, 2, 3):  # interleaved, as a move's history row and its mail are
+            _behind(engine, row_id)
+            with engine.begin() as conn:
+                assert conn.defer(insert_other, {"id": row_id})
+    sa.event.remove(engine, "before_cursor_execute", spy)
+    assert (inserts, other) == ([3], [3])
+    assert _ids(engine) == [1, 2, 3]
+
+
 def test_a_statement_on_their_table_sees_the_rows_written_behind(engine: Any, inserts: list[int]) -> None:
     with shared_unit(engine, "t"):
         _behind(engine, 1)

@@ -186,8 +186,8 @@ def _tables_of(statement: Any) -> frozenset[str] | None:
 
 
 def _flush(shared: _Shared) -> None:
-    """Write the rows written behind, in order, one ``executemany`` per run of the same statement (the pending
-    savepoints first: the rows belong inside them)."""
+    """Write the rows written behind, one ``executemany`` per statement (the pending savepoints first: the rows
+    belong inside them)."""
     rows, shared.deferred = shared.deferred, []
     shared.deferred_tables = set()
     if not rows:
@@ -195,13 +195,13 @@ def _flush(shared: _Shared) -> None:
     shared.flushing = True
     try:
         _send_pending(shared)
-        start = 0
-        while start < len(rows):
-            statement, end = rows[start][1], start + 1
-            while end < len(rows) and rows[end][1] is statement:
-                end += 1
-            shared.connection.execute(statement, [row[2] for row in rows[start:end]])
-            start = end
+        # one executemany per statement, in the order the statements first came; each keeps its rows' order
+        # (the rows written behind are append-only rows of tables that do not refer to each other)
+        by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+        for _tag, statement, parameters in rows:
+            by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
+        for statement, parameters_list in by_statement.values():
+            shared.connection.execute(statement, parameters_list)
     finally:
         shared.flushing = False
 
