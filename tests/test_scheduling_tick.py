@@ -85,6 +85,28 @@ def test_tick_twice_creates_nothing_twice(compiled: CompiledBundle, db_url: str,
         engine.close()
 
 
+def test_the_plan_phase_stops_after_a_short_batch(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
+    engine = make_engine(compiled, db_url, registry)
+    batches: list[str] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "rw_employees.id >" in statement:
+            batches.append(statement)
+
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(30), PLAN_AT)
+        sa.event.listen(engine.store.engine, "before_cursor_execute", spy)
+        assert tick(engine, compiled, PLAN_AT, batch_size=7).employees_planned == 30
+        assert len(batches) == 5  # 7, 7, 7, 7 and 2: the short one was the last, the table is not walked again
+        EmployeeDirectory(engine.store.engine).upsert(teachers(30, function="leraar"), PLAN_AT)  # all stale again
+        batches.clear()
+        assert tick(engine, compiled, PLAN_AT, batch_size=10).employees_planned == 30
+        assert len(batches) == 4  # three full batches, then one that finds nothing
+    finally:
+        sa.event.remove(engine.store.engine, "before_cursor_execute", spy)
+        engine.close()
+
+
 def test_crash_half_way_then_rerun_misses_nothing(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
     engine = make_engine(compiled, db_url, registry)
     try:

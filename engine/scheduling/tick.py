@@ -278,6 +278,9 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             if not rows:
                 break
             last_id = rows[-1].id
+            # a short batch was the last: the query walked every employee after the previous batch (not asking
+            # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
+            more = len(rows) >= batch_size
             desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
             stamps = []
             people = [facts_of_row(row) for row in rows]
@@ -381,6 +384,8 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             summary.employees_planned += len(rows)
         if progress is not None:
             progress("plan", done, total)
+        if not more:
+            break
 
 
 def _final_status(row: Mapping[str, Any], now_naive: datetime, latest: Mapping[str, datetime],
