@@ -51,13 +51,14 @@ class StartBuffer:
             raise ConflictError(record.id, 0, self._new[record.id].version, self._new[record.id].state)
         self._new[record.id] = record
 
-    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
+               definition_changed: bool = True) -> None:
         kept = self._new.get(record.id)
         if kept is not None and kept.version == expected_version:
             self._new[record.id] = record
             return
         self.flush()
-        self._tx.update(record, expected_version, data_changed)
+        self._tx.update(record, expected_version, data_changed, definition_changed=definition_changed)
 
     def add_history(self, entry: HistoryEntry) -> None:
         self._history.append(entry)

@@ -76,11 +76,15 @@ class StoreTx(Protocol):
                     timers: Sequence[TimerRecord] = ()) -> None:
         """Add new instances (known not to exist), then history rows, then pending timers, in bulk."""
 
-    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
+               definition_changed: bool = True) -> None:
         """Replace the instance if its stored version is ``expected_version``; else ``ConflictError``
         carrying the current version and state (``UnknownInstance`` when it is gone).
 
-        ``data_changed=False`` promises that ``record.data`` equals the stored data (a store may skip it).
+        ``data_changed=False`` promises that ``record.data`` equals the stored data, ``definition_changed=False``
+        that ``record.definition_version`` equals the stored one (a transition: only a migration moves an
+        instance to another version); a store may skip writing them (SQL: an indexed column left out of the
+        UPDATE is an index entry SQLite does not rewrite).
         """
 
     def instances(self, workflow: str | None = None, state: str | None = None,

@@ -138,6 +138,31 @@ class StoreContract:
             got = tx.get("i1")
         assert got is not None and got.state == "submitted" and got.version == 2
 
+    def test_a_transition_update_keeps_the_definition_version_and_a_migration_changes_it(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        with store.transaction() as tx:  # a transition: data and definition version as stored
+            tx.update(_record(state="submitted", version=2), 1, False, definition_changed=False)
+        with store.read() as tx:
+            got = tx.get("i1")
+        assert got is not None and (got.state, got.version, got.definition_version, dict(got.data)) == (
+            "submitted", 2, "v1", {"amount": 10})
+        with store.transaction() as tx:  # a migration: another definition version
+            tx.update(replace(_record(state="approved", version=3), definition_version="v2"), 2)
+        with store.read() as tx:
+            got = tx.get("i1")
+            moved = tx.instances(definition_version="v2")
+        assert got is not None and (got.state, got.version, got.definition_version) == ("approved", 3, "v2")
+        assert [r.id for r in moved] == ["i1"]
+        try:
+            with store.transaction() as tx:
+                tx.update(_record(state="draft", version=4), 2, definition_changed=False)
+        except ConflictError as exc:
+            assert exc.current_version == 3
+        else:
+            raise AssertionError("a stale transition update must raise ConflictError")
+
     def test_update_of_missing_instance(self) -> None:
         store = self._store()
         try:

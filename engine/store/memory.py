@@ -138,7 +138,8 @@ class MemoryTx:
         for timer in timers:
             self.add_timer(timer)
 
-    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
+               definition_changed: bool = True) -> None:
         """Replace the instance if the stored version matches."""
         instances = self._store._instances
         current = instances.get(record.id)

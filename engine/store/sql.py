@@ -189,16 +189,14 @@ _PENDING_OF = {pg: sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
     one_of(rw_timers.c.instance_id, "p_ids", pg), rw_timers.c.status == "pending") for pg in (False, True)}
 _GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 _EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
-_UPDATE = (rw_instances.update()
-           .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
-           .values(state=sa.bindparam("state"), data=sa.bindparam("data"), version=sa.bindparam("version"),
-                   definition_version=sa.bindparam("definition_version"),
-                   timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
-_UPDATE_NO_DATA = (rw_instances.update()
-                   .where(_I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected"))
-                   .values(state=sa.bindparam("state"), version=sa.bindparam("version"),
-                           definition_version=sa.bindparam("definition_version"),
-                           timers_pending=sa.bindparam("timers_pending"), updated_at=sa.bindparam("updated_at")))
+#: a transition's update, by (data changed, definition version changed): what is left out is not written (and
+#: an index over it, such as (workflow, definition_version), is not touched)
+_UPDATES = {(data, definition): rw_instances.update().where(
+    _I.id == sa.bindparam("p_id"), _I.version == sa.bindparam("p_expected")).values(
+    state=sa.bindparam("state"), version=sa.bindparam("version"), timers_pending=sa.bindparam("timers_pending"),
+    updated_at=sa.bindparam("updated_at"), **({"data": sa.bindparam("data")} if data else {}),
+    **({"definition_version": sa.bindparam("definition_version")} if definition else {}))
+    for data in (True, False) for definition in (True, False)}
 _INSERT_HISTORY = rw_history.insert()
 _INSERT_INSTANCE = rw_instances.insert()
 
@@ -420,14 +418,18 @@ class SqlTx:
                 "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
                 "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
 
-    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
-        """Version-checked replace (``data_changed=False``: the data column is left as it is)."""
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
+               definition_changed: bool = True) -> None:
+        """Version-checked replace (``data_changed=False``: the data column is left as it is;
+        ``definition_changed=False``: the definition version too)."""
         params = {"p_id": record.id, "p_expected": expected_version, "state": record.state,
-                  "version": record.version, "definition_version": record.definition_version,
-                  "timers_pending": record.timers_pending, "updated_at": _utc(record.updated_at)}
+                  "version": record.version, "timers_pending": record.timers_pending,
+                  "updated_at": _utc(record.updated_at)}
+        if definition_changed:
+            params["definition_version"] = record.definition_version
         if data_changed:
             params["data"] = dict(record.data)
-        result = self.connection.execute(_UPDATE if data_changed else _UPDATE_NO_DATA, params)
+        result = self.connection.execute(_UPDATES[data_changed, definition_changed], params)
         if result.rowcount != 1:
             current = self.get(record.id)
             if current is None:
@@ -448,7 +450,7 @@ class SqlTx:
         for data_changed, rows in shapes.items():
             if not rows:
                 continue
-            result = self.connection.execute(_UPDATE if data_changed else _UPDATE_NO_DATA, rows)
+            result = self.connection.execute(_UPDATES[data_changed, True], rows)
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every

@@ -475,7 +475,7 @@ class WorkflowRuntime:
         record = InstanceRecord(rec.id, rec.workflow, rec.definition_version, dest, new_data, rec.version + 1,
                                 rec.created_at, now, rec.created_by, bool(entering.after))
         # the version check: claim the change before any side effect
-        tx.update(record, rec.version, new_data is not rec.data)
+        tx.update(record, rec.version, new_data is not rec.data, definition_changed=False)
         if rec.timers_pending:
             tx.cancel_timers(instance_id, now)
         if leaving.on_exit or entering.on_enter or transition.actions:

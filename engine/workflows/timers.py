@@ -104,13 +104,14 @@ class _TimerBuffer:
         result: InstanceRecord | None = self._tx.get(instance_id)
         return result
 
-    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True) -> None:
+    def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
+               definition_changed: bool = True) -> None:
         # the batch's instances are locked (claim_due_timers): the version-checked update is kept and written with
         # the others when the batch ends; two changes of one instance in the batch are one update
         known = self._read.get(record.id)
         if known is None or known.version != expected_version:
             self._read.pop(record.id, None)
-            self._tx.update(record, expected_version, data_changed)
+            self._tx.update(record, expected_version, data_changed, definition_changed=definition_changed)
             return
         first = self._updates.get(record.id)
         if first is None:
