@@ -272,7 +272,7 @@ class StoreContract:
             one, two = tx.get("i1"), tx.get("i2")
             assert one is not None and two is not None
             tx.update_many([(replace(one, state="approved", version=2), 1, False),
-                            (replace(two, data={"x": 2}, version=2), 1, True)])
+                            (replace(two, data={"x": 2}, version=2), 1, True)], definition_changed=False)
             tx.update_many([])
         with store.read() as tx:
             got_one, got_two = tx.get("i1"), tx.get("i2")

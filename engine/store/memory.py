@@ -223,7 +223,8 @@ class MemoryTx:
                 found[timer.instance_id].add(timer_id)
         return found
 
-    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]]) -> None:
+    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]], *,
+                    definition_changed: bool = True) -> None:
         """:meth:`update` for each, in order."""
         for record, expected, data_changed in updates:
             self.update(record, expected, data_changed)

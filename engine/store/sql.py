@@ -436,21 +436,23 @@ class SqlTx:
                 raise UnknownInstance(record.id)
             raise ConflictError(record.id, expected_version, current.version, current.state)
 
-    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]]) -> None:
+    def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]], *,
+                    definition_changed: bool = True) -> None:
         """Version-checked replaces: one ``executemany`` per shape (with and without the data column); when the
         rows changed fall short, the first instance not at its expected version is the error."""
         shapes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for record, expected, data_changed in updates:
             params = {"p_id": record.id, "p_expected": expected, "state": record.state, "version": record.version,
-                      "definition_version": record.definition_version, "timers_pending": record.timers_pending,
-                      "updated_at": _utc(record.updated_at)}
+                      "timers_pending": record.timers_pending, "updated_at": _utc(record.updated_at)}
+            if definition_changed:
+                params["definition_version"] = record.definition_version
             if data_changed:
                 params["data"] = dict(record.data)
             shapes[data_changed].append(params)
         for data_changed, rows in shapes.items():
             if not rows:
                 continue
-            result = self.connection.execute(_UPDATES[data_changed, True], rows)
+            result = self.connection.execute(_UPDATES[data_changed, definition_changed], rows)
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every

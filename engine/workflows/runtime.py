@@ -311,7 +311,7 @@ class WorkflowRuntime:
             tx.add_timer(timer)
         if changed or (timers and not record.timers_pending):
             updated = replace(record, data=work, timers_pending=record.timers_pending or bool(timers))
-            tx.update(updated, record.version)
+            tx.update(updated, record.version, changed, definition_changed=False)
             return updated
         return record
 

@@ -96,6 +96,7 @@ class _TimerBuffer:
         self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
         self._finished: list[tuple[int, str, datetime, str]] = []
         self._updates: dict[str, tuple[InstanceRecord, int, bool]] = {}  # id -> (latest, first expected, data?)
+        self._definition_changed = False  # whether any kept update moves an instance to another definition version
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         found = self._read.get(instance_id)
@@ -113,6 +114,7 @@ class _TimerBuffer:
             self._read.pop(record.id, None)
             self._tx.update(record, expected_version, data_changed, definition_changed=definition_changed)
             return
+        self._definition_changed = self._definition_changed or definition_changed
         first = self._updates.get(record.id)
         if first is None:
             self._updates[record.id] = (record, expected_version, data_changed)
@@ -152,8 +154,9 @@ class _TimerBuffer:
         then the timers' finish."""
         history, timers, finished, updates = self._history, self._timers, self._finished, self._updates
         self._history, self._timers, self._finished, self._updates = [], [], [], {}
+        definition_changed, self._definition_changed = self._definition_changed, False
         if updates:
-            self._tx.update_many(list(updates.values()))
+            self._tx.update_many(list(updates.values()), definition_changed=definition_changed)
         if history or timers:
             self._tx.insert_many((), history, timers)
         if finished:
