@@ -579,31 +579,31 @@ class DevelopmentCycle:
                 continue  # an ended year only still reaches its hire-anchored moments
             stretch = end != window_end
             lead_text = timing.get(moment.id, "P0D")
-            for when in self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache):
-                # the dates of an occurrence depend only on these (most employees share them): computed once per
-                # batch. `when` is keyed by identity: it is one of the batch cache's occurrences, alive till the end.
-                # The hire date counts only through first_day (never before it: no day of the trajectory is before
-                # the hire), so people hired before the year share one entry
-                memo_key = (moment.id, id(when), year.id, first_day, employee.leaving_date, stretch, lead_text)
-                dates = prep.memo.get(memo_key, _MISS)
-                if dates is _MISS:
+            occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
+            # the dates of its occurrences depend only on these (most employees share them): computed once per
+            # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
+            # The hire date counts only through first_day (never before it: no day of the trajectory is before
+            # the hire), so people hired before the year share one entry
+            group_key = (moment.id, id(occurrences), year.id, first_day, employee.leaving_date, stretch, lead_text)
+            entries = prep.memo.get(group_key)
+            if entries is None:
+                entries = []
+                rounds = prep.rounds[moment.id]
+                for when in occurrences:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
                                                    lead_text, planned_at)
-                    if dates is not None:
-                        # and, as they depend on the same: when its last item appears (all are on or before the
-                        # due day) and when it is first due to be planned (the moment or a round, not before the
-                        # year's planning moment)
-                        due, day, appear = dates
-                        rounds = prep.rounds[moment.id]
-                        first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
-                                                       schedule.at) for r in rounds)]) if rounds else appear
-                        dates = (due, day, appear,
-                                 max(_day_at(day + timedelta(days=1), schedule.timezone), planned_at),
-                                 max(first, planned_at))
-                    prep.memo[memo_key] = dates
-                if dates is None:
-                    continue
-                due, day, appear, last, ready = dates
+                    if dates is None:
+                        continue
+                    # and, as they depend on the same: when its last item appears (all are on or before the due
+                    # day) and when it is first due to be planned (the moment or a round, not before the year's
+                    # planning moment)
+                    due, day, appear = dates
+                    first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
+                                                   schedule.at) for r in rounds)]) if rounds else appear
+                    entries.append((due, day, appear, max(_day_at(day + timedelta(days=1), schedule.timezone),
+                                                          planned_at), max(first, planned_at)))
+                prep.memo[group_key] = entries
+            for due, day, appear, last, ready in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -687,7 +687,6 @@ class DevelopmentCycle:
         return _day_at(day, schedule.timezone, schedule.at)
 
 
-_MISS = object()
 #: how far after its work year a moment anchored on a hire in that year may fall (policy hire_year: hire)
 _HIRE_MOMENT_REACH = timedelta(days=366)
 _NO_LEAD = Duration(text="P0D")
