@@ -248,6 +248,32 @@ def test_a_rolled_back_unit_drops_its_rows_written_behind_and_those_of_units_ins
     assert _ids(engine) == [1, 4, 6]
 
 
+def test_rows_written_behind_then_read_are_still_undone_with_their_unit(engine: Any) -> None:
+    with shared_unit(engine, "t"):
+        _behind(engine, 1)
+        with pytest.raises(RuntimeError), engine.begin() as conn:  # a refused event
+            assert conn.defer(INSERT_ROW, {"id": 2})
+            # its read writes what is behind first, inside the event's savepoint (sent before that write)
+            assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 2]
+            raise RuntimeError("refused")
+        with engine.connect() as conn:  # driver-level SQL on a joined connection sees them too
+            _behind(engine, 3)
+            assert conn.exec_driver_sql("SELECT count(*) FROM rw_test_rows").scalar_one() == 2
+    assert _ids(engine) == [1, 3]
+
+
+def test_rows_written_inside_a_unit_that_commits_and_then_an_enclosing_one_rolls_back(engine: Any) -> None:
+    with shared_unit(engine, "t"):
+        _behind(engine, 1)  # the step's own
+        with pytest.raises(RuntimeError), engine.begin():  # a refused event
+            _behind(engine, 2)  # its port's unit, committed inside it
+            with engine.begin() as conn:  # another port's unit reads the table: 1 and 2 are written in here
+                assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 2]
+            raise RuntimeError("refused")  # undoes 1 and 2: 1 is kept behind again, 2 was the event's
+        _behind(engine, 3)
+    assert _ids(engine) == [1, 3]
+
+
 def test_a_nested_transaction_takes_in_no_row_written_behind_before_it(engine: Any) -> None:
     with shared_unit(engine, "t"), engine.begin() as conn:
         _behind(engine, 1)

@@ -186,24 +186,32 @@ def _tables_of(statement: Any) -> frozenset[str] | None:
 
 
 def _flush(shared: _Shared) -> None:
-    """Write the rows written behind, one ``executemany`` per statement (the pending savepoints first: the rows
-    belong inside them)."""
+    """Write the rows written behind (the pending savepoints first: rows kept in a unit belong inside it)."""
     rows, shared.deferred = shared.deferred, []
     shared.deferred_tables = set()
-    if not rows:
-        return
-    shared.flushing = True
-    try:
+    if rows:
         _send_pending(shared)
-        # one executemany per statement, in the order the statements first came; each keeps its rows' order
-        # (the rows written behind are append-only rows of tables that do not refer to each other)
-        by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
-        for _tag, statement, parameters in rows:
-            by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
+        _write_rows(shared, rows)
+
+
+def _write_rows(shared: _Shared, rows: list[tuple[int, Any, dict[str, Any]]]) -> None:
+    """One ``executemany`` per statement, in the order the statements first came; each keeps its rows' order (the
+    rows written behind are append-only rows of tables that do not refer to each other).
+
+    The rows are now inside the innermost open unit's savepoint, also those kept before it began (in a unit
+    that has committed since, or outside any): the unit remembers them, and if it rolls back, the rows that were
+    not its own are kept behind again (its rollback undid them)."""
+    by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+    for _tag, statement, parameters in rows:
+        by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
+    flushing, shared.flushing = shared.flushing, True
+    try:
         for statement, parameters_list in by_statement.values():
             shared.connection.execute(statement, parameters_list)
     finally:
-        shared.flushing = False
+        shared.flushing = flushing
+    if shared.open:
+        shared.open[-1].written.extend(rows)
 
 
 class _Joined:
@@ -221,6 +229,8 @@ class _Joined:
         self.number = 0
         self.sent = False
         self._read = False
+        #: rows written behind that were written while this unit was the innermost open one (see _write_rows)
+        self.written: list[tuple[int, Any, dict[str, Any]]] = []
 
     def _driver(self, *statements: str) -> None:
         _driver(self._shared, *statements)
@@ -250,6 +260,10 @@ class _Joined:
 
     def commit(self) -> None:
         savepoint, sent = self._close_savepoint()
+        if self.written:  # now inside the enclosing unit's savepoint (or the step's transaction)
+            if self._shared.open:
+                self._shared.open[-1].written.extend(self.written)
+            self.written = []
         if savepoint is not None:
             boundary(f"savepoint:{self._shared.label}")
             if sent:
@@ -262,10 +276,18 @@ class _Joined:
 
     def rollback(self) -> None:
         savepoint, sent = self._close_savepoint()
-        deferred = self._shared.deferred
-        if savepoint is not None and deferred and deferred[-1][0] >= self.number:
+        shared = self._shared
+        deferred = shared.deferred
+        if savepoint is not None and deferred and any(row[0] >= self.number for row in deferred):
             # rows written behind in this unit or a unit inside it (numbered after it) go with it
             deferred[:] = [row for row in deferred if row[0] < self.number]
+        if self.written:
+            # its ROLLBACK undoes what was written inside it: the rows kept before it began are kept behind again
+            again = [row for row in self.written if row[0] < self.number]
+            self.written = []
+            if again:
+                deferred.extend(again)
+                shared.deferred_tables.update(row[1].table.name for row in again)
         if sent:
             released = self._shared.released
             released[:] = [n for n in released if n < self.number]  # undone with it
