@@ -28,6 +28,13 @@ from typing import Any
 
 BUNDLE = """
 apiVersion: regelwerk/v1
+kind: Facts
+metadata: {name: employee}
+spec:
+  attributes:
+    contract_hours: {type: number, label: Contracturen}
+---
+apiVersion: regelwerk/v1
 kind: WorkYearCalendar
 metadata: {name: kalenderjaar}
 spec: {type: calendar}
