@@ -29,6 +29,13 @@ what was made inside it), rolled back, or the shared transaction commits. Until 
 savepoint merely stays on the database's savepoint stack, which changes nothing of what commits or
 rolls back; at most one such savepoint per nesting level is kept.
 
+Rows written behind: a port may hand an append-only row to the unit (:meth:`_Joined.defer`; the workflow
+store does so for history rows and outbox messages) instead of inserting it. The kept rows are written with
+one ``executemany`` per statement before the step commits, or as soon as a statement of the step touches
+their table (or cannot be told: SQL text), or a SQLAlchemy savepoint (``begin_nested``) begins. A unit that
+rolls back drops the rows kept in it and in the units inside it; rows written inside a unit's savepoint that
+were kept before it began are kept behind again when it rolls back (its rollback undid them).
+
 Every begin/commit inside and around the unit is a transaction boundary of
 :mod:`regelwerk.simulation.faults` (the kill -9 harness).
 """
