@@ -561,16 +561,13 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                         continue
                     if isinstance(into, YSeq):
                         frame.size += 1
-                        into.append(value)
-                        into.item_locs.append(mark_loc)
+                        into.push(value, mark_loc)
                         continue
                     key = frame.key
                     if key is not None and key not in into:  # not a duplicate (a scalar is never merged)
                         frame.size += 1
                         frame.key = None
-                        into[key] = value
-                        into.key_locs[key] = frame.key_loc or mark_loc
-                        into.value_locs[key] = mark_loc
+                        into.put(key, value, frame.key_loc or mark_loc, mark_loc)
                         continue
                 attach(value, mark_loc, 1)
                 continue

@@ -82,10 +82,6 @@ class _Shared(threading.local):
     open: list[_Joined]
     #: numbers of committed savepoints whose RELEASE is deferred (sent with the next SAVEPOINT)
     released: list[int]
-    #: every unit may defer its savepoint (else only read units do)
-    lazy_all = True
-    #: the driver takes one statement at a time (SQLite); else the savepoint commands go in one round trip
-    one_by_one = False
     #: the driver takes one statement at a time (SQLite); else the savepoint commands go in one round trip
     one_by_one = False
 
@@ -235,7 +231,6 @@ class _Joined:
         self.savepoint: str | None = None
         self.number = 0
         self.sent = False
-        self._read = False
         #: rows written behind that were written while this unit was the innermost open one (see _write_rows)
         self.written: list[tuple[int, Any, dict[str, Any]]] = []
 
@@ -253,9 +248,7 @@ class _Joined:
         self.number = self._shared.savepoints
         self.savepoint = f"rw_sp{self.number}"
         self.sent = False
-        self._shared.open.append(self)
-        if not (self._shared.lazy_all or self._read):
-            self._send_pending()
+        self._shared.open.append(self)  # its SAVEPOINT is sent before its first write (the module docstring)
         return _SavepointTx(self)
 
     def _close_savepoint(self) -> tuple[str | None, bool]:
@@ -307,10 +300,8 @@ class _Joined:
         return True
 
     def execution_options(self, **options: Any) -> _Joined:
-        # the shared transaction already began (with the write lock on SQLite); a read unit
-        # (``regelwerk_begin=DEFERRED``, see store/sql.py) may defer its savepoint
-        if options.get("regelwerk_begin", "IMMEDIATE") != "IMMEDIATE":
-            self._read = True
+        # the shared transaction already began (with the write lock on SQLite): a read unit's
+        # ``regelwerk_begin=DEFERRED`` (see store/sql.py) changes nothing here
         return self
 
     # --- statements: a pending savepoint is sent before anything that may write -----------------
@@ -365,7 +356,6 @@ def joinable(sa_engine: Any) -> _Shared:
         return shared
     shared = _Shared()
     shared.one_by_one = sa_engine.dialect.name == "sqlite"
-    shared.lazy_all = True
     original = sa_engine.connect
 
     def connect() -> Any:
