@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +144,21 @@ def test_cli_import_tick_and_preview(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "no unprocessed changes" in result.output
     result = runner.invoke(cli, ["talent", "roles", "--store", url, "--profile", "docentprofiel"])
     assert "name: function-docent" in result.output
+
+
+def test_facts_of_rows_by_position_equal_facts_of_row_by_name(directory: Any) -> None:
+    """The tick's positional read of employee rows gives the same facts as the read by name, and falls back to
+    names when the columns are in another order."""
+    from regelwerk.scheduling.employees import EmployeeFacts, employee_columns, facts_of_row, facts_of_rows
+    from regelwerk.scheduling.tables import employees
+
+    people = [EmployeeFacts("a", hire_date=date(2020, 1, 1), function="f", department="d", manager="m",
+                            roles=("bhv-er",), groups=("kantoor", "noord"), name="Anna", attributes={"badge": "A1"}),
+              EmployeeFacts("b", leaving_date=date(2027, 1, 1))]
+    directory.upsert(people, datetime(2026, 1, 1, tzinfo=UTC))
+    with directory.sa_engine.connect() as conn:
+        rows = conn.execute(sa.select(*employee_columns("updated_at")).order_by(employees.c.id)).all()
+        shuffled = conn.execute(sa.select(*reversed(employee_columns())).order_by(employees.c.id)).all()
+    assert facts_of_rows(rows) == [facts_of_row(r) for r in rows] == people
+    assert facts_of_rows(shuffled) == people
+    assert facts_of_rows([]) == []

@@ -59,16 +59,19 @@ class PlannedItem:
     deadline: datetime | None = None
     """When the work itself is due, shown beside ``due_at`` (when the scheduler activates it); None: the same."""
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        """The ``rw_scheduled_items`` row (naive UTC times)."""
-        stamp = now.astimezone(UTC).replace(tzinfo=None)
+    def row(self, now: datetime, stamp: datetime | None = None) -> dict[str, Any]:
+        """The ``rw_scheduled_items`` row (naive UTC times); ``stamp``: ``now`` as naive UTC, when the caller
+        made it once for many rows."""
+        if stamp is None:
+            stamp = now.astimezone(UTC).replace(tzinfo=None)
+        payload = self.payload
         return {
             "key": self.key, "source": self.source, "item_type": self.item_type, "subject": self.subject,
             "period": self.period, "parent_key": self.parent_key, "series": self.series or self.key,
             "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
             "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
             "workflow": self.workflow, "instance_id": None, "version": self.version,
-            "payload": _PAYLOAD.encode(dict(self.payload)),
+            "payload": _PAYLOAD.encode(payload if type(payload) is dict else dict(payload)),
             "created_at": stamp, "updated_at": stamp,
         }
 

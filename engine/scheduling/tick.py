@@ -248,7 +248,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
                 collect_activated: bool = False) -> None:
     from regelwerk.scheduling.directory import StoreDirectory
-    from regelwerk.scheduling.employees import dialect_insert, facts_of_row
+    from regelwerk.scheduling.employees import dialect_insert, facts_of_rows
     from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
@@ -283,7 +283,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             more = len(rows) >= batch_size
             desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
             stamps = []
-            people = [facts_of_row(row) for row in rows]
+            people = facts_of_rows(rows)
             next_due: list[datetime | None] = [None] * len(rows)
             directory = StoreDirectory(conn)
             directory.know(people)
@@ -334,7 +334,8 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
                 cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
                           and (subject, source_id) not in partial]
-            values = [item.row(now) for key, item in desired.items() if key not in present]  # only what is new
+            stamp_at = now.astimezone(UTC).replace(tzinfo=None)
+            values = [item.row(now, stamp_at) for key, item in desired.items() if key not in present]  # only new
             if values:
                 # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
                 # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born

@@ -452,7 +452,8 @@ class DevelopmentCycle:
                     and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None,
             tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
                    m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
-                   int(m.arises.grace_delta.total_seconds())) for m in self.moments))
+                   int(m.arises.grace_delta.total_seconds()),
+                   not (m.arises.form == "anchor" and m.arises.anchor[0] != "work_year")) for m in self.moments))
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             # what the plan reads of them: a trajectory's pinned lead times; that a moment is one
@@ -497,7 +498,7 @@ class DevelopmentCycle:
                 items.extend(self._trajectory(employee, year, role, cache, directory,
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
                                               since))
-            if since is not None:
+            if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
             if self.policies.transfer == "close_and_open" and not late:
@@ -508,7 +509,7 @@ class DevelopmentCycle:
                 closes.extend(k for k in _prefixed(keys, prefix) if "moment" in stored[k] and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
-        return Plan(tuple(items), next_due, tuple(sorted(closes)), partial=since is not None)
+        return Plan(tuple(items), next_due, tuple(sorted(closes)) if closes else (), partial=since is not None)
 
     @staticmethod
     def _occurrences(schedule: Schedule, cache_key: tuple[str, str], start: datetime, end: datetime,
@@ -551,36 +552,45 @@ class DevelopmentCycle:
         common = {"employee": employee.id, "manager": employee.manager, "role": role.name, "work_year": year.id,
                   "cycle": self.name}
         planned_at = prep.planned_at[year.id]
+        # what depends on the year (and role) alone, once per batch: its window and reach, the title, the series
+        per_year = prep.memo.get(("year", year.id, role.name))
+        if per_year is None:
+            per_year = prep.memo[("year", year.id, role.name)] = (
+                _day_at(year.start, self.timezone), _day_at(year.end + timedelta(days=1), self.timezone),
+                _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone),
+                f"{self.label} {year.id}", role_series(self.name, year.id, role.name))
+        window_start, window_end, hire_end, title, series = per_year
         out = [] if since is not None and planned_at < since else [PlannedItem(
             key=key, source=self.source_id, item_type="trajectory", subject=employee.id,
             due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
-            series=role_series(self.name, year.id, role.name),
-            version=role.version, label=f"{self.label} {year.id}",
-            payload={**common, "title": f"{self.label} {year.id}", "profile": role.profile,
+            series=series, version=role.version, label=title,
+            payload={**common, "title": title, "profile": role.profile,
                      "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
         )]
         if pinned is not None:
             timing = {**timing, **{k: str(v) for k, v in pinned.items()}}
         facts = _LazyFacts(employee, year)
-        window_start = _day_at(year.start, self.timezone)
-        window_end = _day_at(year.end + timedelta(days=1), self.timezone)
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
+        hire_policy = self.policies.hire_year == "hire"
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
-        for moment, repeating, hire_anchored, grace in prep.moments:
+        for moment, repeating, hire_anchored, grace, same_for_all in prep.moments:
             schedule = moment.arises
             start, end = window_start, window_end
-            if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns is None:
+            if hire_anchored and hire_policy and hire_year_owns is None:
                 hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
-            if hire_anchored and self.policies.hire_year == "hire" and hire_year_owns:
+            if hire_anchored and hire_policy and hire_year_owns:
                 if not hire_in_year:
                     continue  # the moment belongs to the trajectory of the hire year
-                end = _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone)
+                end = hire_end
             elif late:
                 continue  # an ended year only still reaches its hire-anchored moments
             stretch = end != window_end
             lead_text = timing.get(moment.id, "P0D")
-            occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
+            # what does not depend on the employee was computed for an earlier one (the same cache entry)
+            occurrences = cache.get((year.id, moment.id)) if same_for_all else None
+            if occurrences is None:
+                occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
             # the dates of its occurrences depend only on these (most employees share them): computed once per
             # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
             # The hire date counts only through first_day (never before it: no day of the trajectory is before
@@ -702,8 +712,9 @@ class _Prepared:
     rounds: Mapping[str, tuple[FeedbackRound, ...]]
     now: datetime | None = None
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
-    moments: tuple[tuple[Any, bool, bool, int], ...] = ()
-    """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds)``."""
+    moments: tuple[tuple[Any, bool, bool, int, bool], ...] = ()
+    """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds,
+    whether its occurrences are the same for every employee)``."""
     memo: dict[Any, Any] = field(default_factory=dict)
     """The dates of occurrences, by what they depend on (``_trajectory``); one batch long."""
 
