@@ -117,7 +117,10 @@ def resolve_target(target: Any, starter: Starter | None = None) -> _Target:
     import sqlalchemy as sa
 
     if isinstance(target, str):
-        return _Target(sa.create_engine(target), None, starter, owned=True)
+        from regelwerk.store.sql import create_sa_engine
+
+        # the store's connection settings: SQLite's busy timeout and WAL, PostgreSQL's custom plans
+        return _Target(create_sa_engine(target), None, starter, owned=True)
     if isinstance(target, sa.engine.Engine):
         return _Target(target, None, starter)
     workflow_engine = target if hasattr(target, "fire_due_timers") else None
