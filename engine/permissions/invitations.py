@@ -214,11 +214,11 @@ class SqlInvitations(_Base):
     def __init__(self, url_or_engine: Any, valid_for: str | timedelta = "PT48H",
                  token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32), create: bool = False,
                  timezone: str | tzinfo | None = None) -> None:
-        import sqlalchemy as sa
         from regelwerk.permissions.tables import rw_invitations
+        from regelwerk.store.sql import create_sa_engine
 
         super().__init__(valid_for, token_factory, timezone)
-        self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.engine = create_sa_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.table = rw_invitations
         if create:
             rw_invitations.create(self.engine, checkfirst=True)

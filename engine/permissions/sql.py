@@ -48,7 +48,10 @@ class SqlRelationships(_IndexedQueries):
     def __init__(self, url_or_engine: str | sa.Engine, create: bool = False,
                  timezone: str | tzinfo | None = None) -> None:
         self.zone = zone(timezone)
-        self.engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        from regelwerk.store.sql import create_sa_engine
+
+        # a URL: the store's connection settings (SQLite's busy timeout and WAL, PostgreSQL's custom plans)
+        self.engine = create_sa_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._owns_engine = isinstance(url_or_engine, str)
         if create:
             rw_relations.create(self.engine, checkfirst=True)

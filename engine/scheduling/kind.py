@@ -324,10 +324,10 @@ def _commands() -> list[Any]:
         if facts_file:
             employees = _read_facts(facts_file).get("employees") or []
         elif store_url:
-            import sqlalchemy as sa
             from regelwerk.scheduling.employees import EmployeeDirectory
+            from regelwerk.store.sql import create_sa_engine
 
-            employees = EmployeeDirectory(sa.create_engine(store_url)).iter_all()
+            employees = EmployeeDirectory(create_sa_engine(store_url)).iter_all()
         try:
             rows = preview(compiled, employees, begin, finish)
         except ValueError as exc:

@@ -117,11 +117,11 @@ def _commands() -> list[Any]:
     @format_option()
     def changes(path: str, store_url: str, cycle: str | None, work_year: str | None, fmt: str) -> None:
         """Show unprocessed competency changes per cycle and work year (exit 1 when there are any)."""
-        import sqlalchemy as sa
         from regelwerk.cli import load_compiled
+        from regelwerk.store.sql import create_sa_engine
         from regelwerk_packs.talent.changes import pending_changes
 
-        sa_engine = sa.create_engine(store_url)
+        sa_engine = create_sa_engine(store_url)
         try:
             found = pending_changes(sa_engine, load_compiled(path), cycle, work_year)
         finally:
@@ -153,12 +153,12 @@ def _commands() -> list[Any]:
     def apply(path: str, store_url: str, cycle: str, work_year: str, role: str | None, actor: str,
               timing: bool, fmt: str) -> None:
         """'Bijwerken competenties': apply the changes to the work year's trajectories now."""
-        import sqlalchemy as sa
         from regelwerk.actors import Actor
         from regelwerk.cli import load_compiled
+        from regelwerk.store.sql import create_sa_engine
         from regelwerk_packs.talent.changes import apply_changes, apply_timing
 
-        sa_engine = sa.create_engine(store_url)
+        sa_engine = create_sa_engine(store_url)
         try:
             if timing:
                 count = apply_timing(sa_engine, load_compiled(path), cycle, work_year, Actor.of(actor))
@@ -209,8 +209,9 @@ def _commands() -> list[Any]:
         import sqlalchemy as sa
         import yaml
         from regelwerk.scheduling.tables import employees
+        from regelwerk.store.sql import create_sa_engine
 
-        sa_engine = sa.create_engine(store_url)
+        sa_engine = create_sa_engine(store_url)
         try:
             with sa_engine.connect() as conn:
                 functions = sorted(f for (f,) in conn.execute(sa.select(employees.c.function).distinct()) if f)
