@@ -316,9 +316,9 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                     current = next_due[i]
                     if due is not None and (current is None or due < current):
                         next_due[i] = due
-            naive: dict[datetime | None, datetime | None] = {None: None}  # most employees share a few next_dues
+            naive: dict[datetime, datetime] = {}  # most employees share a few next_dues
             for row, due in zip(rows, next_due, strict=True):
-                stamp = naive[due] if due in naive else naive.setdefault(due, _naive(due))  # type: ignore[arg-type]
+                stamp = None if due is None else naive.get(due) or naive.setdefault(due, _naive(due))
                 stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version, "b_next": stamp})
             # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
             wanted = list(desired)

@@ -234,12 +234,6 @@ class _Joined:
         #: rows written behind that were written while this unit was the innermost open one (see _write_rows)
         self.written: list[tuple[int, Any, dict[str, Any]]] = []
 
-    def _driver(self, *statements: str) -> None:
-        _driver(self._shared, *statements)
-
-    def _send_pending(self) -> None:
-        _send_pending(self._shared)
-
     def _pending(self) -> bool:
         return any(not j.sent for j in self._shared.open)
 
@@ -291,7 +285,7 @@ class _Joined:
         if sent:
             released = self._shared.released
             released[:] = [n for n in released if n < self.number]  # undone with it
-            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
+            _driver(shared, f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
 
     def close(self) -> None:
         self.rollback()
@@ -320,17 +314,17 @@ class _Joined:
 
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
-            self._send_pending()
+            _send_pending(self._shared)
         return self._connection.execute(statement, *args, **kwargs)
 
     def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
-            self._send_pending()
+            _send_pending(self._shared)
         return self._connection.scalar(statement, *args, **kwargs)
 
     def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
-            self._send_pending()
+            _send_pending(self._shared)
         return self._connection.scalars(statement, *args, **kwargs)
 
     def __enter__(self) -> _Joined:
@@ -343,7 +337,7 @@ class _Joined:
     def __getattr__(self, name: str) -> Any:
         if name not in _INERT:
             if self._pending():
-                self._send_pending()  # driver-level SQL, nested transactions...: could write
+                _send_pending(self._shared)  # driver-level SQL, nested transactions...: could write
             if self._shared.deferred and not self._shared.flushing:
                 _flush(self._shared)  # e.g. a begin_nested() savepoint must not take in rows written before it
         return getattr(self._connection, name)
