@@ -17,13 +17,37 @@ __all__ = [
     "UnknownIncident",
     "UnknownInstance",
     "UsageError",
+    "storable_text",
 ]
+
+
+def storable_text(value: object, limit: int = 1000) -> str:
+    """``str(value)`` as text every store can keep: at most ``limit`` characters, NUL (PostgreSQL refuses it)
+    and lone surrogates (no encoding takes them) escaped, and a ``__str__`` that raises replaced by a note.
+
+    Error messages of plugin code are written into incidents, timer notes and audit rows; one odd character
+    must not make that write fail (it would block the work the incident is meant to isolate).
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception as exc:  # noqa: BLE001  # a broken __str__ of a plugin's exception
+        text = f"<{type(value).__name__} whose message could not be read: {type(exc).__name__}>"
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
 
 
 class RegelwerkError(Exception):
     """Base class of every runtime error regelwerk raises on purpose."""
 
     code = "error"
+    #: True for an error that leaves the current transaction or run unusable (the work around it must stop
+    #: rather than isolate it and go on): a step whose transaction aborted, a simulation's lease taken over
+    stops_work = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description for CLIs and host applications."""
@@ -148,7 +172,9 @@ class PluginError(RegelwerkError):
         self.instance_id = instance_id
         self.event = event
         self.error_type = f"{type(original).__module__}.{type(original).__qualname__}"
-        self.error_message = str(original)[:1000]
+        self.error_message = storable_text(original)
+        #: the id of the incident recorded for this error (None: not recorded yet)
+        self.incident_id: int | None = None
         super().__init__(f"{where} raised {type(original).__name__}: {self.error_message}")
 
     @classmethod

@@ -187,9 +187,9 @@ def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> 
 
     try:
         return dict(task.run_tick(workflow_engine, compiled, now))
-    except RegelwerkError:
-        raise
-    except Exception as exc:  # plugin code: isolated as an incident, the tick goes on
+    except Exception as exc:  # plugin code: isolated as an incident, the tick goes on (a refusal inside a task too)
+        if isinstance(exc, RegelwerkError) and exc.stops_work:
+            raise  # the tick's own transaction or run is unusable (an aborted step, a lost simulation lease)
         error = PluginError.wrap(f"tick task {task.task_id!r}", exc, "", f"tick:{task.task_id}")
         record = getattr(workflow_engine, "record_incident", None)
         if record is None:

@@ -52,8 +52,10 @@ def unit_of_work(sa_engine: Any, workflow_engine: Any = None) -> Iterator[TxUnit
             for undo in unit.on_rollback:
                 undo()
             raise
-        for callback in unit.after_commit:
-            callback()
+        from regelwerk.store.unit import run_after_commit
+
+        runtime = getattr(workflow_engine, "runtime", workflow_engine)  # the Engine front's workflow runtime
+        run_after_commit(unit.after_commit, getattr(runtime, "post_failed", None))
         return
     with sa_engine.begin() as conn:
         yield TxUnit(conn)

@@ -33,6 +33,7 @@ class SimulationBusy(RegelwerkError):
     """Another ``simulate`` holds the store's lease for this customer (nothing was changed)."""
 
     code = "simulation_busy"
+    stops_work = True
 
     def __init__(self, name: str, host: str, pid: int, since: datetime, until: datetime) -> None:
         self.name, self.host, self.pid, self.since, self.until = name, host, pid, since, until

@@ -63,6 +63,7 @@ class StepAborted(RegelwerkError):
     step's transaction is unusable and is rolled back as a whole."""
 
     code = "step_aborted"
+    stops_work = True
 
     def __init__(self, label: str) -> None:
         self.label = label

@@ -219,8 +219,12 @@ _CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_ins
                   .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
-_DUE_TIMERS = (sa.select(_T.id, _T.instance_id).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
+_DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
+               .where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
                .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
+#: the next page of due timers after (due_at, id) (PostgreSQL: when the instances of a page were all locked)
+_DUE_TIMERS_AFTER = _DUE_TIMERS.where(sa.tuple_(_T.due_at, _T.id) > sa.tuple_(sa.bindparam("p_due"),
+                                                                               sa.bindparam("p_id")))
 _CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending")
                  .order_by(_T.due_at, _T.id))
 _OUTBOX_INSERT: list[Any] = []
@@ -558,13 +562,25 @@ class SqlTx:
         if not candidates:
             return []
         if self._postgres:
-            wanted = sorted({row[1] for row in candidates})
-            locked = set(self.connection.execute(
-                sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
-                .with_for_update(skip_locked=True)).scalars())
-            ids = [row[0] for row in candidates if row[1] in locked]
+            # the instances of the oldest due timers, those another worker holds skipped; when that leaves too few,
+            # the next page of due timers (else a worker busy with the oldest ones would hide every later one)
+            ids: list[int] = []
+            while True:
+                wanted = sorted({row[1] for row in candidates})
+                locked = set(self.connection.execute(
+                    sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
+                    .with_for_update(skip_locked=True)).scalars())
+                ids.extend(row[0] for row in candidates if row[1] in locked)
+                if len(ids) >= limit or len(candidates) < limit:
+                    break
+                last = candidates[-1]
+                candidates = self.connection.execute(_DUE_TIMERS_AFTER, {
+                    "p_now": _utc(now), "p_limit": limit, "p_due": last[2], "p_id": last[0]}).all()
+                if not candidates:
+                    break
             if not ids:
                 return []
+            ids = ids[:limit]
             query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending")
                      .order_by(t.due_at, t.id).with_for_update())
         else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock

@@ -27,9 +27,30 @@ from typing import Any
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry
 
-__all__ = ["UnitOfWork", "current_unit"]
+__all__ = ["UnitOfWork", "current_unit", "run_after_commit"]
 
 _CURRENT: ContextVar[UnitOfWork | None] = ContextVar("regelwerk_unit_of_work", default=None)
+
+
+def run_after_commit(callbacks: list[Callable[[], None]], failed: Callable[[Exception], None] | None) -> None:
+    """Run every after-commit callback, in order, also when one raises.
+
+    The unit committed: a callback's failure (a chained fire refused or raising) must neither look like a
+    failure of the committed change to its caller nor keep the later callbacks from running. Each failure
+    goes to ``failed`` (the runtime records it as an incident; it may re-raise what must stop the work);
+    without ``failed``, the first failure is raised once all callbacks ran.
+    """
+    first: Exception | None = None
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001  # isolated: handed to ``failed`` (or raised after the others ran)
+            if failed is not None:
+                failed(exc)
+            elif first is None:
+                first = exc
+    if first is not None:
+        raise first
 
 
 def current_unit(store: Any) -> UnitOfWork | None:
@@ -90,12 +111,14 @@ class UnitOfWork:
         """Audit an act that is part of the change (rolled back with it)."""
         self.tx.add_audit(entry)
 
-    def run_post(self) -> None:
-        """Run (and forget) the after-commit callbacks; call after the ``with`` block ended normally."""
+    def run_post(self, failed: Callable[[Exception], None] | None = None) -> None:
+        """Run (and forget) the after-commit callbacks; call after the ``with`` block ended normally.
+
+        See :func:`run_after_commit`: every callback runs, each failure goes to ``failed``.
+        """
         if self.post:
             post, self.post = self.post, []
-            for callback in post:
-                callback()
+            run_after_commit(post, failed)
 
     @contextmanager
     def savepoint(self) -> Iterator[StoreTx]:

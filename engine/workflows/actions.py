@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import Actor
 from regelwerk.conditions import parse_duration, resolve_path
-from regelwerk.errors import UsageError
+from regelwerk.errors import PluginError, RegelwerkError, UsageError
 from regelwerk.registry import ActionSpec, Registry
 
 if TYPE_CHECKING:
@@ -140,13 +140,26 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
-    engine, actor, system = ctx.engine, ctx.actor, ctx.system
+    engine, actor, system, after = ctx.engine, ctx.actor, ctx.system, ctx.event
 
     def fire_later() -> None:
-        if system:  # chained from a timer's transition: the system goes on, guards still apply
-            engine.runtime.fire_as_system(target, event)
-        else:  # a person's fire: the chained event is decided for the same person
-            engine.fire(target, event, actor)
+        try:
+            if system:  # chained from a timer's transition: the system goes on, guards still apply
+                engine.runtime.fire_as_system(target, event)
+            else:  # a person's fire: the chained event is decided for the same person
+                engine.fire(target, event, actor)
+        except RegelwerkError as exc:
+            # the fire it follows committed: a refused or failed chained fire is an incident on its target (the
+            # retry fires it again as the same actor), never an error of the committed fire
+            if exc.stops_work or (isinstance(exc, PluginError) and exc.incident_id is not None):
+                raise
+            from regelwerk.workflows.incidents import record_incident
+
+            error = PluginError.wrap(f"workflow.fire {event!r} after {after!r}", exc, target, event)
+            record_incident(engine.store, error, engine.clock(), actor.id)
+            if error is exc:
+                raise
+            raise error from exc
 
     ctx.after_commit(fire_later)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ class Version:
     def check_data(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise InvalidData("instance data must be a JSON object", "")
+        odd = not_json(data)
+        if odd is not None:
+            raise InvalidData(f"instance data must be JSON: {odd[1]} is not", odd[0])
         if self.validator is None:
             return
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -51,6 +55,44 @@ class Version:
                      for e in errors]
             raise InvalidData(f"data does not fit {self.model.name}: {items[0]['message']}", items[0]["pointer"],
                               items)
+
+
+def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:
+    """``(JSON pointer, type name)`` of the first part of ``value`` that is not JSON data (objects with string
+    keys, arrays, strings, finite numbers, true/false, null), or None when all of it is.
+
+    Instance data is stored as JSON: a value a store cannot write (a set, a date, NaN) is refused as
+    :class:`InvalidData` before anything is written, the same on every store.
+    """
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (pointer, repr(value))
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{pointer}/{key}", f"a {type(key).__name__} key"
+            odd = not_json(item, f"{pointer}/{key}")
+            if odd is not None:
+                return odd
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            odd = not_json(item, f"{pointer}/{index}")
+            if odd is not None:
+                return odd
+        return None
+    return pointer, f"a {type(value).__name__}"
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (objects and arrays copied, everything else shared): what actions change in place
+    must not reach the stored record until the runtime saves it."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) if isinstance(item, (dict, list)) else item for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) if isinstance(item, (dict, list)) else item for item in value]
+    return value
 
 
 class Gate:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError
+from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError, storable_text
 from regelwerk.store.base import Store
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
@@ -44,9 +44,11 @@ def record_incident(store: Store, error: PluginError, now: datetime, actor: str 
                     data: dict[str, object] | None = None) -> IncidentRecord:
     """Record a failure in its own unit of work (after the failed change rolled back)."""
     with UnitOfWork(store) as uow:
-        return uow.tx.add_incident(IncidentRecord(error.instance_id, error.event, error.error_type,
-                                                  error.error_message, now, now, 1, "open", None, actor,
-                                                  dict(data or {}), None, str(error)[:500]))
+        record = uow.tx.add_incident(IncidentRecord(error.instance_id, error.event, error.error_type,
+                                                    error.error_message, now, now, 1, "open", None, actor,
+                                                    dict(data or {}), None, storable_text(error, 500)))
+    error.incident_id = record.id
+    return record
 
 
 def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime, note: str = "") -> IncidentRecord:

@@ -36,7 +36,14 @@ from regelwerk.store.records import (
 )
 from regelwerk.store.unit import UnitOfWork, current_unit
 from regelwerk.workflows.actions import ActionContext
-from regelwerk.workflows.gate import Gate, Version, changed_scope_fields, system_only_explain
+from regelwerk.workflows.gate import (
+    Gate,
+    Version,
+    changed_scope_fields,
+    json_copy,
+    not_json,
+    system_only_explain,
+)
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import PermissionPort
 
@@ -232,10 +239,20 @@ class WorkflowRuntime:
             except Exception as exc:  # a plugin bug: typed at the boundary, the original chained
                 raise ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event) from exc
 
-    @staticmethod
-    def _run_post(post: list[Callable[[], None]]) -> None:
-        for callback in post:
-            callback()
+    def post_failed(self, exc: Exception) -> None:
+        """An after-commit callback raised (see :func:`~regelwerk.store.unit.run_after_commit`): the change it
+        followed stays committed and the other callbacks run; the failure becomes an incident (once: a fire
+        that recorded its own is not recorded again). An error that must stop the work is raised."""
+        from regelwerk.workflows.incidents import record_incident
+
+        if isinstance(exc, RegelwerkError) and exc.stops_work:
+            raise exc
+        if isinstance(exc, PluginError) and exc.incident_id is not None:
+            return
+        error = PluginError.wrap("after-commit work", exc, str(getattr(exc, "instance_id", "") or ""),
+                                 str(getattr(exc, "event", "") or ""))
+        error.__cause__ = exc
+        record_incident(self.store, error, self.clock())
 
     def _remember(self, records: Iterable[InstanceRecord]) -> None:
         if self._cache_size <= 0:
@@ -279,7 +296,7 @@ class WorkflowRuntime:
             raise
         self._stored_versions.add((rt.model.name, rt.version))
         self._remember((record,))
-        uow.run_post()
+        uow.run_post(self.post_failed)
         return record
 
     def _start_tx(self, tx: StoreTx, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str | None,
@@ -293,7 +310,7 @@ class WorkflowRuntime:
         tx.insert(record)
         timers: list[TimerRecord] = []
         if initial.on_enter:
-            work = dict(data)
+            work = json_copy(data)
             self._run_actions((("enter", a) for a in initial.on_enter), tx, record, START_EVENT, actor, now, "",
                               work, timers, post)
             record = self._save_after_actions(tx, rt, record, work, timers)
@@ -306,6 +323,10 @@ class WorkflowRuntime:
                             timers: list[TimerRecord]) -> InstanceRecord:
         changed = work != record.data
         if changed:
+            odd = not_json(work)
+            if odd is not None:  # an action put a value no store can write: a plugin bug (an incident), not a refusal
+                raise PluginError(f"actions of {record.workflow}", InvalidData(
+                    f"an action left instance data that is not JSON: {odd[1]} is not", odd[0]), record.id)
             rt.check_data(work)
         for timer in timers:
             tx.add_timer(timer)
@@ -363,7 +384,7 @@ class WorkflowRuntime:
             self._forget((instance_id,))
             raise
         self._remember((record,))
-        uow.run_post()
+        uow.run_post(self.post_failed)
         return record
 
     def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
@@ -376,6 +397,7 @@ class WorkflowRuntime:
         results: list[InstanceRecord] = []
         touched: list[str] = []
         index = -1
+        failed: tuple[str, str, Actor, Any] | None = None  # the item whose plugin code raised
         uow = UnitOfWork(self.store)
         try:
             with uow:
@@ -398,14 +420,19 @@ class WorkflowRuntime:
                     except PermissionDenied as exc:
                         self._refused(uow, mark, exc, str(iid), str(ev), now)
                         raise
+                    except PluginError:
+                        failed = (str(iid), str(ev), Actor.of(who), payload)
+                        raise
         except BaseException as exc:
             self._forget(touched)
             if not isinstance(exc, RegelwerkError):
                 raise
             exc.batch_index = index  # type: ignore[attr-defined]
+            if isinstance(exc, PluginError) and failed is not None:  # the batch rolled back: as a fire, an incident
+                self._fire_incident(exc, *failed, now)
             raise
         self._remember(results)
-        uow.run_post()
+        uow.run_post(self.post_failed)
         return results
 
     def _fire_tx(self, tx: StoreTx, instance_id: str, event: str, actor: Actor, data: Mapping[str, Any] | None,
@@ -479,7 +506,7 @@ class WorkflowRuntime:
         if rec.timers_pending:
             tx.cancel_timers(instance_id, now)
         if leaving.on_exit or entering.on_enter or transition.actions:
-            work = dict(new_data)
+            work = json_copy(new_data)
             timers: list[TimerRecord] = []
             calls = [*(("exit", a) for a in leaving.on_exit), *(("enter", a) for a in entering.on_enter),
                      *(("after", a) for a in transition.actions)]

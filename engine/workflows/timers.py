@@ -7,10 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from regelwerk.actors import SYSTEM
-from regelwerk.errors import (
-    PluginError,
-    RegelwerkError,
-)
+from regelwerk.errors import PluginError, RegelwerkError, storable_text
 from regelwerk.store.base import StoreTx
 from regelwerk.store.records import (
     AuditEntry,
@@ -199,7 +196,7 @@ class TimerService:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
             outcomes.extend(batch)
-            uow.run_post()
+            uow.run_post(self.runtime.post_failed)
         return outcomes
 
     def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
@@ -253,7 +250,7 @@ class TimerService:
         except PluginError as exc:
             return self._timer_incident(uow.tx, timer, exc, moment)
         except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
-            uow.tx.finish_timer(timer.id, "failed", moment, str(exc)[:500])
+            uow.tx.finish_timer(timer.id, "failed", moment, storable_text(exc, 500))
             uow.audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", timer.instance_id,
                                  {"timer": timer.id, "event": timer.event, "error": exc.to_dict()}))
             return TimerOutcome(timer.id, timer.instance_id, timer.event, "failed", str(exc))
@@ -282,8 +279,8 @@ class TimerService:
         if retry_at is not None:
             tx.reschedule_timer(timer.id, retry_at, f"retry {attempt}: {exc.error_type}")
         else:
-            tx.finish_timer(timer.id, "failed", moment, f"incident after {attempt} attempts: {exc}"[:500])
+            tx.finish_timer(timer.id, "failed", moment, storable_text(f"incident after {attempt} attempts: {exc}", 500))
         tx.add_incident(IncidentRecord(timer.instance_id, timer.event, exc.error_type, exc.error_message, moment,
                                        moment, attempt, "open", timer.id, SYSTEM.id, dict(timer.data), retry_at,
-                                       str(exc)[:500]))
+                                       storable_text(exc, 500)))
         return TimerOutcome(timer.id, timer.instance_id, timer.event, "incident", str(exc))

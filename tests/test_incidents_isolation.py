@@ -1,0 +1,295 @@
+"""What plugin code can do wrong, and what the runtime keeps safe, on the memory store, SQLite and PostgreSQL.
+
+Found by attacking the runtime: an error message a store cannot write, an exception whose ``__str__`` raises,
+a chained fire that fails after its fire committed, a tick task that raises a refusal, a batch fire whose
+action raises, an action that changes nested data in place, and data that is not JSON.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from regelwerk.compiler import CompiledBundle
+from regelwerk.errors import ActionFailed, ConflictError, InvalidData, PluginError
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import ActionSpec, Registry
+from regelwerk.runtime import Engine
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
+#: instance id -> what the action does for it (raise, change data)
+BEHAVIOUR: dict[str, Callable[[Any], None]] = {}
+
+WORKFLOWS = {
+    "reminder.yaml": """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: reminder}
+        spec:
+          states:
+            - id: waiting
+              initial: true
+              after:
+                - {duration: P1D, event: remind}
+            - {id: reminded, on_enter: [iso.act]}
+          transitions:
+            - {id: remind, from: waiting, to: reminded}
+    """,
+    "chain.yaml": """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: chain}
+        spec:
+          states:
+            - id: waiting
+              initial: true
+              after:
+                - {duration: P1D, event: remind}
+            - id: reminded
+              on_enter:
+                - {action: workflow.fire, with: {event: remind, instance_field: data.target}}
+          transitions:
+            - {id: remind, from: waiting, to: reminded}
+    """,
+}
+
+
+def act(ctx: Any) -> None:
+    behaviour = BEHAVIOUR.get(ctx.instance.id)
+    if behaviour is not None:
+        behaviour(ctx)
+
+
+class _Plugin:
+    name = "test-isolation"
+
+    def register(self, registry: Registry) -> None:
+        registry.add_action(ActionSpec("iso.act", self.name, act))
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    from regelwerk.registry import load_registry
+
+    return load_registry(extra=[_Plugin()])
+
+
+@pytest.fixture(scope="module")
+def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    folder = tmp_path_factory.mktemp("isolation")
+    (folder / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: iso}\n",
+                                        encoding="utf-8")
+    for name, text in WORKFLOWS.items():
+        (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return compile_bundle(load_bundle(folder), registry)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    BEHAVIOUR.clear()
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'isolation.sqlite'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def _raise(exc: BaseException) -> Callable[[Any], None]:
+    def behaviour(ctx: Any) -> None:
+        raise exc
+    return behaviour
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+@pytest.mark.parametrize("error", [ValueError("bad\x00byte"), ValueError("bad\ud800surrogate"), _Unprintable()],
+                         ids=["nul", "surrogate", "broken-str"])
+def test_an_error_message_no_store_can_write_still_becomes_an_incident(bundle: CompiledBundle, registry: Registry,
+                                                                       url: str, error: Exception) -> None:
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        for n in range(3):
+            engine.start("reminder", {}, "hr", f"r{n}")
+        BEHAVIOUR["r0"] = _raise(error)  # the oldest timer is the poison
+        clock.now = T0 + timedelta(days=2)
+        outcomes = engine.fire_due_timers(clock.now)
+        assert [o.status for o in outcomes] == ["incident", "fired", "fired"]
+        [incident] = engine.incidents()
+        assert incident.error_type.endswith(type(error).__qualname__)  # the original type, not the __str__'s
+        assert "\x00" not in incident.message and incident.message.encode("utf-8")
+        engine.start("reminder", {}, "hr", "f")  # the same through a person's fire
+        BEHAVIOUR["f"] = _raise(error)
+        with pytest.raises(ActionFailed):
+            engine.fire("f", "remind", "anna")
+        assert engine.get("f").state == "waiting"
+        assert [i.instance_id for i in engine.incidents("open", "f")] == ["f"]
+
+
+def test_a_chained_fire_that_fails_after_commit_is_an_incident_not_an_error_of_the_committed_fire(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    ran: list[datetime] = []
+
+    class Task:
+        task_id = "z-task"
+
+        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
+            ran.append(now)
+            return {"ran": 1}
+
+    with_task = replace(bundle, objects={**bundle.objects, ("Test", "task"): Task()})
+    clock = Clock()
+    with Engine(with_task, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        clock.now = T0 + timedelta(days=5)
+        for n in range(1, 4):
+            engine.start("reminder", {}, "hr", f"h{n}")  # healthy targets (their own timers not due yet)
+        clock.now = T0
+        engine.start("chain", {"target": "missing"}, "hr", "c0")  # its chained fire names no instance
+        for n in range(1, 4):
+            engine.start("chain", {"target": f"h{n}"}, "hr", f"c{n}")
+        engine.start("chain", {"target": "gone"}, "hr", "p")
+        # a person's fire: committed, so it returns; the failed chained fire is an incident on its target
+        assert engine.fire("p", "remind", "anna").state == "reminded"
+        assert [h.event for h in engine.history("p")] == ["$start", "remind"]
+        [person] = engine.incidents("open", "gone")
+        assert (person.event, person.actor, person.error_type) == ("remind", "anna",
+                                                                   "regelwerk.errors.UnknownInstance")
+        # the timers' chained fires: the failing one does not keep the others from running, nor the tick tasks
+        clock.now = T0 + timedelta(days=2)
+        summary = engine.tick(clock.now)
+        assert summary.timers_fired == 4 and len(ran) == 1
+        assert {i.id: i.state for i in engine.instances() if i.id.startswith("h")} == {
+            "h1": "reminded", "h2": "reminded", "h3": "reminded"}
+        assert [i.instance_id for i in engine.incidents("open", "missing")] == ["missing"]
+
+
+def test_a_tick_task_that_raises_a_refusal_is_an_incident_and_the_next_task_runs(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    ran: list[str] = []
+
+    class Bad:
+        task_id = "a-bad"
+
+        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
+            ran.append(self.task_id)
+            raise ConflictError("x", 1, 2, "waiting")
+
+    class Good:
+        task_id = "z-good"
+
+        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
+            ran.append(self.task_id)
+            return {"done": 1}
+
+    tasks = replace(bundle, objects={**bundle.objects, ("Test", "bad"): Bad(), ("Test", "good"): Good()})
+    with Engine(tasks, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        summary = engine.tick(T0)
+        assert ran == ["a-bad", "z-good"]
+        assert summary.tasks["a-bad"] == {"incident": "regelwerk.errors.ConflictError"}
+        assert summary.tasks["z-good"] == {"done": 1}
+        assert [i.event for i in engine.incidents()] == ["tick:a-bad"]
+
+
+def test_a_batch_fire_whose_action_raises_rolls_back_whole_and_is_an_incident(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "b1")
+        engine.start("reminder", {}, "hr", "b2")
+        BEHAVIOUR["b2"] = _raise(KeyError("b2"))
+        with pytest.raises(ActionFailed) as caught:
+            engine.fire_batch([("b1", "remind", "anna"), ("b2", "remind", "anna")])
+        assert caught.value.batch_index == 1  # type: ignore[attr-defined]
+        assert (engine.get("b1").state, engine.get("b2").state) == ("waiting", "waiting")
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.actor) == ("b2", "remind", "anna")
+
+
+def test_nested_data_an_action_changes_in_place_is_saved_and_rolled_back_with_its_fire(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    def level_up(ctx: Any) -> None:
+        ctx.data["profile"]["level"] = 2
+
+    def level_up_then_fail(ctx: Any) -> None:
+        level_up(ctx)
+        raise KeyError("after the change")
+
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {"profile": {"level": 1}}, "hr", "ok")
+        engine.start("reminder", {"profile": {"level": 1}}, "hr", "bad")
+        BEHAVIOUR.update({"ok": level_up, "bad": level_up_then_fail})
+        assert engine.fire("ok", "remind", "anna").data["profile"] == {"level": 2}
+        with pytest.raises(ActionFailed):
+            engine.fire("bad", "remind", "anna")
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as again:
+        if url != "memory://":  # a new engine reads the store: what was saved, not a cache
+            assert again.get("ok").data["profile"] == {"level": 2}
+            assert again.get("bad").data["profile"] == {"level": 1}
+        else:
+            assert engine.get("ok").data["profile"] == {"level": 2}
+            assert engine.get("bad").data["profile"] == {"level": 1}
+            assert engine.get("bad").state == "waiting"
+
+
+def test_data_that_is_not_json_is_refused_from_callers_and_an_incident_from_actions(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        with pytest.raises(InvalidData) as refused:
+            engine.start("reminder", {"when": datetime(2026, 1, 1)}, "hr", "s")
+        assert refused.value.pointer == "/when"
+        engine.start("reminder", {}, "hr", "d")
+        for odd in ({"x": {1, 2}}, {"x": float("nan")}, {"x": [{"y": object()}]}):
+            with pytest.raises(InvalidData):
+                engine.fire("d", "remind", "anna", odd)
+        assert engine.get("d").state == "waiting" and engine.get("d").data == {}
+        BEHAVIOUR["d"] = lambda ctx: ctx.data.update(seen={"a", "b"})
+        with pytest.raises(PluginError) as failed:
+            engine.fire("d", "remind", "anna")
+        assert failed.value.error_type == "regelwerk.errors.InvalidData"
+        assert engine.get("d").state == "waiting"
+        assert [i.instance_id for i in engine.incidents()] == ["d"]
+
+
+@pytest.mark.postgres
+def test_a_worker_holding_the_oldest_due_timers_hides_no_later_timer_from_another(
+        bundle: CompiledBundle, registry: Registry, pg_url: str) -> None:
+    """PostgreSQL: the instances of the oldest due timers are locked by another transaction (a worker busy with
+    them); a second worker claims the next due timers instead of finding nothing."""
+    import sqlalchemy as sa
+
+    clock = Clock()
+    with Engine(bundle, store=pg_url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        for n in range(5):
+            engine.start("reminder", {}, "hr", f"busy{n}")
+        clock.now = T0 + timedelta(minutes=1)
+        engine.start("reminder", {}, "hr", "later")  # due a minute after the others
+        clock.now = T0 + timedelta(days=2)
+        holder = sa.create_engine(pg_url)
+        try:
+            with holder.begin() as conn:  # another worker's transaction on the five oldest timers' instances
+                conn.execute(sa.text("SELECT id FROM rw_instances WHERE id LIKE 'busy%' FOR UPDATE"))
+                fired = engine.fire_due_timers(clock.now, batch_size=5)
+                assert [(o.instance_id, o.status) for o in fired] == [("later", "fired")]
+        finally:
+            holder.dispose()
+        assert sorted(o.instance_id for o in engine.fire_due_timers(clock.now, batch_size=5)) == [
+            f"busy{n}" for n in range(5)]
