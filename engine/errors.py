@@ -17,8 +17,20 @@ __all__ = [
     "UnknownIncident",
     "UnknownInstance",
     "UsageError",
+    "is_plugin_fault",
     "storable_text",
 ]
+
+
+def is_plugin_fault(exc: BaseException) -> bool:
+    """True for what plugin code raised that the runtime isolates as a plugin failure: every ``Exception`` and every
+    other ``BaseException`` (``GeneratorExit``, a plugin's own subclass) except those that stop the process or
+    task on purpose (``KeyboardInterrupt``, ``SystemExit``, ``asyncio.CancelledError``), which pass through."""
+    if isinstance(exc, Exception):
+        return True
+    import asyncio
+
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError))
 
 
 def storable_text(value: object, limit: int = 1000) -> str:

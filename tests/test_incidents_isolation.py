@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from regelwerk.compiler import CompiledBundle
-from regelwerk.errors import ActionFailed, ConflictError, InvalidData, PluginError
+from regelwerk.errors import ActionFailed, ConflictError, InvalidData, PluginError, UsageError
 from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, Registry
-from regelwerk.runtime import Engine
+from regelwerk.runtime import Engine, RetryPolicy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
@@ -38,8 +38,10 @@ WORKFLOWS = {
               after:
                 - {duration: P1D, event: remind}
             - {id: reminded, on_enter: [iso.act]}
+            - {id: elsewhere}
           transitions:
             - {id: remind, from: waiting, to: reminded}
+            - {id: away, from: waiting, to: elsewhere}
     """,
     "chain.yaml": """
         apiVersion: regelwerk/v1
@@ -123,8 +125,13 @@ class _Unprintable(Exception):
         raise RuntimeError("no message")
 
 
-@pytest.mark.parametrize("error", [ValueError("bad\x00byte"), ValueError("bad\ud800surrogate"), _Unprintable()],
-                         ids=["nul", "surrogate", "broken-str"])
+class _PluginStop(BaseException):
+    """A plugin's own BaseException subclass (not a process stop: isolated like any plugin failure)."""
+
+
+@pytest.mark.parametrize("error", [ValueError("bad\x00byte"), ValueError("bad\ud800surrogate"), _Unprintable(),
+                                   GeneratorExit("closed"), _PluginStop("stop")],
+                         ids=["nul", "surrogate", "broken-str", "generator-exit", "own-base-exception"])
 def test_an_error_message_no_store_can_write_still_becomes_an_incident(bundle: CompiledBundle, registry: Registry,
                                                                        url: str, error: Exception) -> None:
     clock = Clock()
@@ -293,3 +300,52 @@ def test_a_worker_holding_the_oldest_due_timers_hides_no_later_timer_from_anothe
             holder.dispose()
         assert sorted(o.instance_id for o in engine.fire_due_timers(clock.now, batch_size=5)) == [
             f"busy{n}" for n in range(5)]
+
+
+def test_an_incident_is_resolved_once_and_never_rewrites_what_its_timer_did(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    clock = Clock()
+    retry = RetryPolicy(attempts=3, backoff=timedelta(minutes=10), factor=2.0)
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW, retry=retry) as engine:
+        for name in ("fixed", "moved", "twice"):
+            engine.start("reminder", {}, "hr", name)
+            BEHAVIOUR[name] = _raise(KeyError(name))
+        clock.now = T0 + timedelta(days=2)
+        assert {o.status for o in engine.fire_due_timers(clock.now)} == {"incident"}
+        incidents = {i.instance_id: i for i in engine.incidents()}
+        # the cause is fixed and the retry fires it: resolving by hand afterwards is refused, the timer stays fired
+        del BEHAVIOUR["fixed"]
+        clock.now += timedelta(hours=1)
+        engine.fire_due_timers(clock.now)
+        with pytest.raises(UsageError, match="not open"):
+            engine.resolve_incident(incidents["fixed"].id or 0, "ops")
+        assert [t.status for t in engine.timers("fixed")] == ["fired"]
+        # the instance moved on (its retry timer cancelled): a retry is refused with a hint, resolving works
+        BEHAVIOUR["moved"] = _raise(KeyError("still broken"))
+        engine.fire("moved", "away", "anna")
+        with pytest.raises(UsageError, match="cancelled"):
+            engine.retry_incident(incidents["moved"].id or 0, "ops")
+        assert engine.resolve_incident(incidents["moved"].id or 0, "ops").status == "resolved"
+        assert [t.status for t in engine.timers("moved")] == ["cancelled"]
+        # resolved once: the second is refused and audited nowhere
+        assert engine.resolve_incident(incidents["twice"].id or 0, "ops").status == "resolved"
+        assert [t.status for t in engine.timers("twice")] == ["failed"]
+        with pytest.raises(UsageError, match="not open"):
+            engine.resolve_incident(incidents["twice"].id or 0, "ops2")
+        resolved = [a.actor for a in engine.audit() if a.action == "incident.resolve"]
+        assert resolved == ["ops", "ops"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_process_stop_from_plugin_code_passes_through_and_leaves_the_timer_pending(
+        bundle: CompiledBundle, registry: Registry, url: str, stop: type[BaseException]) -> None:
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "s")
+        BEHAVIOUR["s"] = _raise(stop())
+        clock.now = T0 + timedelta(days=2)
+        with pytest.raises(stop):
+            engine.fire_due_timers(clock.now)
+        assert engine.get("s").state == "waiting" and not engine.incidents()
+        del BEHAVIOUR["s"]  # the next run (after the restart) fires it
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["fired"]

@@ -183,12 +183,12 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
 
 def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> dict[str, Any]:
     """One tick task; a task that raises is recorded as an incident and does not stop the tick."""
-    from regelwerk.errors import PluginError, RegelwerkError
+    from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 
     try:
         return dict(task.run_tick(workflow_engine, compiled, now))
-    except Exception as exc:  # plugin code: isolated as an incident, the tick goes on (a refusal inside a task too)
-        if isinstance(exc, RegelwerkError) and exc.stops_work:
+    except BaseException as exc:  # plugin code: isolated as an incident, the tick goes on (a refusal in a task too)
+        if not is_plugin_fault(exc) or (isinstance(exc, RegelwerkError) and exc.stops_work):
             raise  # the tick's own transaction or run is unusable (an aborted step, a lost simulation lease)
         error = PluginError.wrap(f"tick task {task.task_id!r}", exc, "", f"tick:{task.task_id}")
         record = getattr(workflow_engine, "record_incident", None)

@@ -125,6 +125,10 @@ class StoreTx(Protocol):
     def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
         """:meth:`finish_timer` for many ``(timer id, status, at, note)`` (one ``executemany`` on SQL)."""
 
+    def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
+        """Mark a timer ``failed`` only if it is still ``pending`` (a person resolved the incident it waits to retry);
+        False, and nothing changed, when it fired, was cancelled or failed meanwhile."""
+
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of these instances' pending timers, by instance (every asked instance is a key)."""
 

@@ -245,6 +245,22 @@ class StoreContract:
             assert [t.status for t in tx.timers("i2")] == ["fired"]
             assert [t.status for t in tx.timers("i1")] == ["cancelled"]
 
+    def test_a_timer_is_given_up_only_while_it_is_pending(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.add_timer(TimerRecord("i1", "submitted", "expire", T0))
+            tx.add_timer(TimerRecord("i1", "submitted", "remind", T0))
+        with store.transaction() as tx:
+            fired, waiting = tx.timers("i1")
+            assert fired.id is not None and waiting.id is not None
+            tx.finish_timer(fired.id, "fired", T0)
+            assert tx.give_up_timer(fired.id, T0, "too late") is False
+            assert tx.give_up_timer(waiting.id, T0, "resolved by hand") is True
+            assert tx.give_up_timer(waiting.id, T0, "twice") is False
+        with store.read() as tx:
+            assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("failed", "resolved by hand")]
+
     def test_a_timer_batch_in_bulk(self) -> None:
         store = self._store()
         with store.transaction() as tx:

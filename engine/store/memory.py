@@ -215,6 +215,14 @@ class MemoryTx:
         for timer_id, status, at, note in finished:
             self.finish_timer(timer_id, status, at, note)
 
+    def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
+        """Mark a still pending timer failed; False when it is not pending."""
+        timer = self._store._timers.get(timer_id)
+        if timer is None or timer.status != "pending":
+            return False
+        self.finish_timer(timer_id, "failed", at, note)
+        return True
+
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of these instances' pending timers, by instance."""
         found: dict[str, set[int]] = {i: set() for i in instance_ids}

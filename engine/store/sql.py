@@ -528,6 +528,13 @@ class SqlTx:
         self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
                                                 "p_note": note})
 
+    def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
+        """Mark a still pending timer failed (one conditional UPDATE); False when it is not pending."""
+        result = self.connection.execute(
+            rw_timers.update().where(_T.id == timer_id, _T.status == "pending")
+            .values(status="failed", fired_at=_utc(at), note=note))
+        return bool(result.rowcount == 1)
+
     def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
         """:meth:`finish_timer` for many ``(timer id, status, at, note)``: one ``executemany``."""
         if finished:

@@ -287,10 +287,12 @@ def _commands() -> list[Any]:
     @click.option("--bundle", "path", required=True, type=click.Path(exists=True),
                   help="The bundle the instance runs (to fire its event again).")
     @actor_option
+    @matrix_option
     @text_option
-    def incidents_retry(store: str, incident_id: int, path: str, actor: str, fmt: str) -> None:
-        """Try the failed work of INCIDENT_ID again now; exit 1 if it failed again."""
-        with _engine(path, store) as engine:
+    def incidents_retry(store: str, incident_id: int, path: str, actor: str, matrix: str | None, fmt: str) -> None:
+        """Try the failed work of INCIDENT_ID again now, decided by the bundle's permission matrix (a fire's
+        incident fires its event again as the actor who asked); exit 1 if it failed again."""
+        with _engine(path, store, matrix) as engine:
             after = engine.retry_incident(incident_id, _actor(actor, ()))
             _show([after], fmt)
         sys.exit(0 if after.status == "resolved" else 1)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError, storable_text
-from regelwerk.store.base import Store
+from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
@@ -51,13 +51,30 @@ def record_incident(store: Store, error: PluginError, now: datetime, actor: str 
     return record
 
 
+def _open_incident(tx: StoreTx, incident_id: int) -> IncidentRecord:
+    """The incident as the unit of work sees it; ``UnknownIncident``, or ``UsageError`` when it is not open."""
+    incident = tx.get_incident(incident_id)
+    if incident is None:
+        raise UnknownIncident(incident_id)
+    if incident.status != "open":
+        raise UsageError(f"incident {incident_id} is {incident.status}, not open")
+    return incident
+
+
 def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime, note: str = "") -> IncidentRecord:
-    """Close an incident by hand (its work is not retried; a timer waiting for a retry is marked failed); audited."""
-    incident = get_incident(store, incident_id)
+    """Close an open incident by hand (its work is not retried; a timer still waiting for a retry is marked
+    failed); audited once. ``UsageError`` when it is not open (resolved already, or its timer's retry fired it).
+
+    In the lock order of the timers (instance, timer, then incident): the timer is given up before the incident
+    is written, and only while it is pending, so a worker firing the retry at the same moment is waited for,
+    never overwritten and never deadlocked with.
+    """
     with UnitOfWork(store) as uow:
+        incident = _open_incident(uow.tx, incident_id)
+        if incident.timer_id is not None and not uow.tx.give_up_timer(
+                incident.timer_id, now, f"incident {incident_id} resolved by hand"):
+            incident = _open_incident(uow.tx, incident_id)  # the retry may have fired it meanwhile
         uow.tx.set_incident(incident_id, "resolved", now, note or f"resolved by {actor.id}")
-        if incident.timer_id is not None and incident.next_retry_at is not None:
-            uow.tx.finish_timer(incident.timer_id, "failed", now, f"incident {incident_id} resolved by hand")
         uow.audit(AuditEntry(now, actor.id, "incident.resolve", incident.instance_id or None,
                              {"incident": incident_id, "note": note}))
     return get_incident(store, incident_id)
@@ -90,7 +107,13 @@ class IncidentService:
         now = self.front.clock()
         if incident.timer_id is not None:
             with UnitOfWork(self.front.store) as uow:
-                uow.tx.reschedule_timer(incident.timer_id, now, f"retry by {who.id}")
+                incident = _open_incident(uow.tx, incident_id)
+                timer = next((t for t in uow.tx.timers(incident.instance_id) if t.id == incident.timer_id), None)
+                if timer is None or timer.id is None or timer.status == "cancelled":  # the instance left its state
+                    raise UsageError(f"incident {incident_id}: its timer was cancelled (the instance left the "
+                                     "state it belonged to), so there is nothing to retry",
+                                     hint=f"regelwerk incidents resolve {incident_id}")
+                uow.tx.reschedule_timer(timer.id, now, f"retry by {who.id}")
                 uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now)
                 uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
             self.front.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)

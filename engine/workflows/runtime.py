@@ -24,6 +24,7 @@ from regelwerk.errors import (
     TransitionNotAllowed,
     UnknownInstance,
     UsageError,
+    is_plugin_fault,
 )
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
@@ -236,7 +237,9 @@ class WorkflowRuntime:
                 spec.run(ctx)
             except RegelwerkError:
                 raise
-            except Exception as exc:  # a plugin bug: typed at the boundary, the original chained
+            except BaseException as exc:  # a plugin bug: typed at the boundary, the original chained
+                if not is_plugin_fault(exc):
+                    raise
                 raise ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event) from exc
 
     def post_failed(self, exc: Exception) -> None:
@@ -483,7 +486,9 @@ class WorkflowRuntime:
             dest = rt.machine.step(rec.id, rec.state, event, gate)
         except RegelwerkError:
             raise
-        except Exception as exc:  # a condition function or permission port raised: typed at the boundary
+        except BaseException as exc:  # a condition function or permission port raised: typed at the boundary
+            if not is_plugin_fault(exc):
+                raise
             raise PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event) from exc
         if dest is None or gate.chosen is None:
             raise gate.refusal()
