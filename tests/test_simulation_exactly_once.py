@@ -83,7 +83,7 @@ def test_a_second_process_refuses_cleanly_while_the_first_runs(tmp_path: Path) -
          "from regelwerk.simulation import faults, simulate\n"
          f"flag = pathlib.Path({str(flag)!r})\n"
          "def hook(n, label):\n"
-         "    if label == 'after-commit:tick:2026-01-03':  # between transactions: the lease is held\n"
+         "    if label == 'after-commit:day:2026-01-03':  # between transactions: the lease is held\n"
          "        flag.write_text('x'); time.sleep(4)\n"
          "faults.set_hook(hook)\n"
          f"simulate({str(FIXTURE)!r}, date(2026, 1, 1), date(2026, 1, 31), store={url!r})\n"],

@@ -126,7 +126,7 @@ def _sample(labels: list[str], size: int, seed: int, refused_days: set[str]) -> 
     for number, label in enumerate(labels, start=1):
         where, _, step = label.partition(":")
         kind = step.split(":")[0]
-        if step.startswith("story:") and step.partition(":")[2] in refused_days:
+        if step.startswith("day:") and step.partition(":")[2] in refused_days:
             kind = "refused"
         kinds.setdefault(f"{where}:{kind}", []).append(number)
     chosen = {rnd.choice(numbers) for _, numbers in sorted(kinds.items())}
@@ -139,7 +139,7 @@ def _check_kills(fresh: Any, size: int, seed: int) -> None:
     reference_url = fresh()
     labels = _labels(reference_url)
     kinds = {label.split(":")[0] + ":" + label.split(":")[1] for label in labels}
-    assert {"before-commit:import", "after-commit:story", "savepoint:tick", "before-commit:tick"} <= kinds
+    assert {"before-commit:import", "savepoint:day", "before-commit:day", "after-commit:day"} <= kinds
     expected = _dump(reference_url)
     assert expected["rw_simulation_events"] and expected["rw_relations"] and expected["rw_history"]
     refused = _refused_days(reference_url)

@@ -66,7 +66,7 @@ def reset() -> None:
 
 
 def boundary(label: str) -> None:
-    """One transaction boundary (``label`` e.g. ``before-commit:story:3``)."""
+    """One transaction boundary (``label`` e.g. ``before-commit:day:2026-03-02``)."""
     hook = _state.hook
     if hook is None:
         if not _state.env_read:

@@ -639,17 +639,14 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
             by_day.setdefault(when, []).append(event)
     for number in range(days):
         day = play_from + timedelta(days=number)
-        todays = by_day.get(day, ())
-        if todays:
-            # the day's story events: one transaction, each event in a savepoint of its own, so a refusal rolls
-            # back that event alone; their records are written with one executemany before the commit, so a kill
-            # before the commit leaves none of them applied nor recorded and the resume applies them all once
-            with run.recording(f"story:{day.isoformat()}"):
-                for event in todays:
-                    run.apply(event, day)
-        # the day's tick, what the parts note of it and the progress row: one transaction
-        with shared_unit(run.sa, f"tick:{day.isoformat()}") as conn:
+        # a day is one transaction: its story events (each in a savepoint of its own, so a refusal rolls back that
+        # event alone; their records written with one executemany before the commit), then its tick, what the
+        # parts note of it and the progress row. A kill before the commit leaves nothing of the day; the resume
+        # plays it again, once. One commit a day, not two (a commit is a disk sync on PostgreSQL)
+        with run.recording(f"day:{day.isoformat()}") as conn:
             lease.renew(conn)
+            for event in by_day.get(day, ()):
+                run.apply(event, day)
             run.tick(day)
             run.save_progress(first_day, day, True)
         if progress is not None:
