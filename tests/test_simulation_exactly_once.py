@@ -50,14 +50,88 @@ def _hold_lease(url: str, pid: int, host: str, expires_in: float) -> None:
 
 
 def test_a_live_lease_refuses_a_second_run_and_changes_nothing(sqlite_url: str) -> None:
-    _hold_lease(sqlite_url, os.getpid(), socket.gethostname(), 600)  # this very process: alive
-    with pytest.raises(SimulationBusy) as caught:
-        simulate(FIXTURE, START, date(2026, 1, 31), store=sqlite_url)
-    assert caught.value.pid == os.getpid() and caught.value.to_dict()["error"] == "simulation_busy"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _hold_lease(sqlite_url, alive.pid, socket.gethostname(), 600)  # another process that runs
+        with pytest.raises(SimulationBusy) as caught:
+            simulate(FIXTURE, START, date(2026, 1, 31), store=sqlite_url)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert caught.value.pid == alive.pid and caught.value.to_dict()["error"] == "simulation_busy"
     assert "is running in process" in str(caught.value)
     assert _rows(sqlite_url, "SELECT count(*) FROM rw_simulation_events")[0][0] == 0
     assert _rows(sqlite_url, "SELECT count(*) FROM rw_employees")[0][0] == 0
     assert _rows(sqlite_url, "SELECT owner FROM rw_simulation_leases") == [("other",)]
+
+
+def test_a_lease_of_this_pid_not_held_here_or_of_a_zombie_is_stale(tmp_path: Path) -> None:
+    """The same pid on the same host but not this process's lease: a dead earlier process whose pid was reused (a
+    restarted container's job is pid 1 again). A killed process not yet reaped (a zombie) runs no more either."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        for name, pid in (("reused", os.getpid()), ("zombie", zombie.pid)):
+            url = f"sqlite:///{tmp_path / (name + '.sqlite')}"
+            _hold_lease(url, pid, socket.gethostname(), 600)
+            assert simulate(FIXTURE, START, date(2026, 1, 10), store=url).days == 10
+    finally:
+        zombie.wait()
+
+
+def test_a_run_whose_lease_was_taken_over_stops_before_its_next_import_chunk_writes(sqlite_url: str) -> None:
+    """Paused during its import, its stale lease taken over: woken, it refuses cleanly before writing more."""
+    from regelwerk.simulation import faults
+    from regelwerk.simulation.tables import simulation_events as events
+    from regelwerk.simulation.tables import simulation_leases as t
+
+    def steal(number: int, label: str) -> None:
+        if label == "after-commit:import:employees:0":  # between two import transactions
+            engine = sa.create_engine(sqlite_url)
+            try:
+                with engine.begin() as conn:  # the run that took over has done the next chunk already
+                    conn.execute(t.update().values(owner="thief"))
+                    conn.execute(events.insert().values(
+                        simulation="sim-fixture", key="import:relations:0", day=START, type="import",
+                        status="applied", message="by the run that took over", detail={},
+                        applied_at=datetime.now(UTC).replace(tzinfo=None)))
+            finally:
+                engine.dispose()
+
+    faults.set_hook(steal)
+    try:
+        with pytest.raises(SimulationBusy):
+            simulate(FIXTURE, START, date(2026, 1, 10), store=sqlite_url)
+    finally:
+        faults.set_hook(None)
+    assert _rows(sqlite_url, "SELECT count(*) FROM rw_relations")[0][0] == 0  # the next chunk wrote nothing
+
+
+def test_a_story_changed_under_a_resume_is_refused_with_every_changed_event(tmp_path: Path) -> None:
+    from regelwerk.diagnostics import DefinitionError
+
+    folder = tmp_path / "customer"
+    shutil.copytree(FIXTURE, folder)
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    simulate(folder, START, date(2026, 2, 15), store=url)
+    before = _rows(url, "SELECT count(*) FROM rw_simulation_events")[0][0]
+    story = folder / "story.yaml"
+    text = story.read_text(encoding="utf-8")
+    # one event inserted at the front: every later story index shifts by one (those played now name other events)
+    hire = ("    - on: 2026-01-02\n"
+            "      hire: {id: e9, name: Eva Smit, function: verkoper, department: verkoop, manager: m1, "
+            "roles: [medewerker]}\n")
+    assert "  events:\n" in text
+    story.write_text(text.replace("  events:\n", "  events:\n" + hire, 1), encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        simulate(folder, START, date(2026, 3, 31), store=url)
+    codes = {d.code for d in caught.value.diagnostics}
+    assert codes == {"SIM004"} and len(caught.value.diagnostics) >= 2
+    assert all(d.file.endswith("story.yaml") and d.line > 0 and d.hint for d in caught.value.diagnostics)
+    assert _rows(url, "SELECT count(*) FROM rw_simulation_events")[0][0] == before  # nothing played
 
 
 def test_a_stale_lease_is_taken_over_dead_process_or_expired(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 A run takes the lease (a row in ``rw_simulation_leases``) before it writes anything else and renews it
 in every day's transaction. A second run on the same store and customer refuses with
 :class:`SimulationBusy` (who holds it, since when, until when) and changes nothing. A lease is stale when
-it expired (``LEASE_SECONDS`` after its last renewal) or when its process is gone (same host, the pid no
-longer runs, e.g. after ``kill -9``); a new run takes a stale lease over and resumes.
+it expired (``LEASE_SECONDS`` after its last renewal) or when its process is gone (same host, and the pid no
+longer runs, e.g. after ``kill -9``, or is a zombie not yet reaped, or is this very process, which does not hold
+that lease: the pid was reused, as a restarted container's job is pid 1 again); a new run takes a stale lease
+over and resumes.
 
 The tables are created under a lock (PostgreSQL: a transaction-scoped advisory lock; SQLite: the
 database's write lock), so two runs starting at once do not both issue ``CREATE TABLE``.
@@ -37,6 +39,10 @@ class SimulationBusy(RegelwerkError):
 
     def __init__(self, name: str, host: str, pid: int, since: datetime, until: datetime) -> None:
         self.name, self.host, self.pid, self.since, self.until = name, host, pid, since, until
+        if not pid:  # the run that took this one's lease over has finished and given it back
+            super().__init__(f"simulation {name!r}: another run took this run's lease over (it was stale) and has "
+                             "finished since; this run stopped without writing: run it again to go on")
+            return
         super().__init__(f"simulation {name!r} is running in process {pid} on {host} (since {since:%Y-%m-%d %H:%M:%S} "
                          f"UTC; its lease runs until {until:%H:%M:%S} UTC): wait for it to finish, or use "
                          "another --store")
@@ -64,16 +70,29 @@ def create_tables(sa_engine: Any, registry: Any = None) -> None:
         metadata.create_all(conn, checkfirst=True)
 
 
-def _process_gone(host: str, pid: int) -> bool:
+#: the owners of the leases this process holds now (a lease naming this pid and none of them is a dead
+#: earlier process that had the same pid: a restarted container's job is pid 1 again)
+_HELD: set[str] = set()
+
+
+def _process_gone(host: str, pid: int, owner: str = "") -> bool:
+    """True when the lease's process certainly no longer runs: same host, and the pid is free, a zombie (killed,
+    not yet reaped), or this very process without that lease (the pid was reused after a restart)."""
     if host != socket.gethostname():
         return False
+    if pid == os.getpid():
+        return owner not in _HELD
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
-    return False
+    try:  # Linux: a zombie still has its pid but runs no more
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[:1] == ["Z"]
+    except OSError:
+        return False
 
 
 @dataclass
@@ -101,11 +120,12 @@ class Lease:
             row = conn.execute(query).first()
             if row is None:
                 conn.execute(t.insert().values(simulation=self.name, **mine))
-                return
-            if row.expires_at > now and not _process_gone(row.host, row.pid):
+            elif row.expires_at > now and not _process_gone(row.host, row.pid, row.owner):
                 raise SimulationBusy(self.name, row.host, row.pid, row.acquired_at, row.expires_at)
-            conn.execute(t.update().where(t.c.simulation == self.name).values(**mine))
-            self.took_over = f"process {row.pid} on {row.host}"
+            else:
+                conn.execute(t.update().where(t.c.simulation == self.name).values(**mine))
+                self.took_over = f"process {row.pid} on {row.host}"
+        _HELD.add(self.owner)
 
     def renew(self, conn: Any) -> None:
         """Extend the lease in the caller's transaction; raises :class:`SimulationBusy` when it was taken over."""
@@ -130,6 +150,9 @@ class Lease:
 
         if not self.owner:
             return
-        with self.sa_engine.begin() as conn:
-            conn.execute(t.delete().where(t.c.simulation == self.name, t.c.owner == self.owner))
-        self.owner = ""
+        try:
+            with self.sa_engine.begin() as conn:
+                conn.execute(t.delete().where(t.c.simulation == self.name, t.c.owner == self.owner))
+        finally:
+            _HELD.discard(self.owner)
+            self.owner = ""

@@ -153,15 +153,20 @@ class _Run(SimulationContext):
             if not done:
                 conn.execute(t.insert().values(name=self.name, **values))
 
-    def applied_keys(self) -> set[str]:
+    def recorded(self) -> dict[str, str | None]:
+        """Every recorded step's key, with the fingerprint of the event it applied (None: no event, or a record
+        written before fingerprints were)."""
         import sqlalchemy as sa
         from regelwerk.simulation.tables import simulation_events as t
 
         with self.sa.connect() as conn:
-            return set(conn.execute(sa.select(t.c.key).where(t.c.simulation == self.name)).scalars())
+            rows = conn.execute(sa.select(t.c.key, t.c.detail).where(t.c.simulation == self.name)).all()
+        return {key: (detail or {}).get("fingerprint") if isinstance(detail, Mapping) else None
+                for key, detail in rows}
 
     def record(self, event: DatedEvent, day: date, status: str, message: str, detail: Mapping[str, Any]) -> None:
-        self.record_key(event.key, event.type, day, status, message, {**detail, "where": event.where})
+        self.record_key(event.key, event.type, day, status, message,
+                        {**detail, "where": event.where, "fingerprint": fingerprint(event)})
 
     def record_key(self, key: str, kind: str, day: date, status: str, message: str,
                    detail: Mapping[str, Any]) -> None:
@@ -230,10 +235,10 @@ class _Run(SimulationContext):
                 if not result.ok:
                     raise DefinitionError([Diagnostic("SIM014", e.message, e.file, e.row, 1) for e in result.errors])
                 with shared_unit(self.sa, "import:organisation") as conn:
+                    if lease is not None:  # first: a run whose lease was taken over stops before it writes
+                        lease.renew(conn)
                     self.record_key("import:organisation", "import", day, "applied", "organisation workbook",
                                     dict(result.imported))
-                    if lease is not None:
-                        lease.renew(conn)
                 imported = result.imported["employees"]
                 self.note("import", "organisation workbook: "
                           + ", ".join(f"{n} {e}" for e, n in result.imported.items())
@@ -252,11 +257,11 @@ class _Run(SimulationContext):
                 if key in done:
                     continue
                 with shared_unit(self.sa, key) as conn:
+                    if lease is not None:  # first: a run whose lease was taken over stops before it writes
+                        lease.renew(conn)
                     self.directory.upsert(chunk, self.now, connection=conn)
                     self.record_key(key, "import", day, "applied", f"{len(chunk)} employee(s)",
                                     {"employees": len(chunk)})
-                    if lease is not None:
-                        lease.renew(conn)
         rows = [dict(r) for r in relations]
         explicit = {r["subject"] for r in rows if r["kind"] == "reports_to"} | from_workbook
         derived = 0
@@ -307,12 +312,12 @@ class _Run(SimulationContext):
 
         moment = self.now.astimezone(UTC)
         with shared_unit(self.sa, key) as conn:
+            if lease is not None:  # first: a run whose lease was taken over stops before it writes
+                lease.renew(conn)
             conn.execute(rw_relations.insert(), [{**r, "withdrawn_at": None, "withdrawn_by": "",
                                                   "created_by": IMPORT_ACTOR_ID, "created_at": moment}
                                                  for r in rows])
             self.record_key(key, "import", day, "applied", f"{len(rows)} relation(s)", {"relations": len(rows)})
-            if lease is not None:
-                lease.renew(conn)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -613,14 +618,16 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
     if row is not None:
         run.totals.update({k: int(v) for k, v in dict(row.totals or {}).items()})
     first_day = start if row is None else row.first_day
-    applied = run.applied_keys()
+    recorded = run.recorded()
+    _refuse_changed_events(events, recorded)
+    applied = set(recorded)
     with _collection_paused():
         if row is None or not row.data_imported:
             run.import_data(data.employees, data.relations, start, applied, lease,
                             getattr(data, "organisation", None))
             with shared_unit(run.sa, "import:done") as conn:
-                run.save_progress(first_day, row.last_day if row is not None else None, True)
                 lease.renew(conn)
+                run.save_progress(first_day, row.last_day if row is not None else None, True)
         run.open_relations()
     freeze()  # what lives through the days (see _long_lived_frozen)
     last_done: date | None = row.last_day if row is not None else None
@@ -655,6 +662,35 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
     return SimulationResult(run.name, _redact(url), start, end, play_from if days else None, days, last_done,
                             run.timeline, summary, time.perf_counter() - started,
                             section_lines(run.registry, summary))
+
+
+def fingerprint(event: DatedEvent) -> str:
+    """What an event does (type, day, arguments), hashed: stored with its record, compared on a resume."""
+    import hashlib
+
+    text = json.dumps([event.type, event.day.isoformat() if event.day else None, event.args], sort_keys=True,
+                      default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
+def _refuse_changed_events(events: Iterable[DatedEvent], recorded: Mapping[str, str | None]) -> None:
+    """A resume whose story or data rows differ from what this store applied under the same keys is refused
+    (``SIM004``, every such event at once): events are keyed by their position (story) or id (data rows), so an
+    event inserted in the middle or edited after it was applied would silently run twice or never."""
+    from regelwerk.diagnostics import DefinitionError, Diagnostic
+
+    problems = []
+    for event in events:
+        stored = recorded.get(event.key)
+        if stored is not None and stored != fingerprint(event):
+            file, _, line = event.where.rpartition(":")
+            problems.append(Diagnostic(
+                "SIM004", f"{event.key} ({event.type}) is not the event this store applied under that key",
+                file or event.where, int(line) if line.isdigit() else 0, 1,
+                hint="events already played must stay as they were: add new story events at the end of the story "
+                     "(or new data rows), or simulate on a new --store"))
+    if problems:
+        raise DefinitionError(problems)
 
 
 def _redact(url: str) -> str:
