@@ -107,12 +107,23 @@ def _fixed(weeks: int, days: int, hours: int, minutes: int, seconds: int) -> tim
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+#: The longest duration a definition may name (100 years): longer ones cannot be added to a date (year 9999
+#: is the last) and no HR rule needs them, so the compiler refuses them rather than the runtime overflowing.
+MAX_DURATION_DAYS = 36_525
+
+
 def parse_duration(text: str) -> Duration | None:
-    """Parse ``P6W``, ``P3M``, ``P1Y2M``, ``PT48H``...; None when it is not a valid duration."""
+    """Parse ``P6W``, ``P3M``, ``P1Y2M``, ``PT48H``...; None when it is not a valid duration or is longer than
+    :data:`MAX_DURATION_DAYS`."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
         return None
     parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    approx_days = (parts.get("years", 0) * 366 + parts.get("months", 0) * 31 + parts.get("weeks", 0) * 7
+                   + parts.get("days", 0) + parts.get("hours", 0) / 24 + parts.get("minutes", 0) / 1440
+                   + parts.get("seconds", 0) / 86400)
+    if approx_days > MAX_DURATION_DAYS:
+        return None
     return Duration(text=text, **parts)
 
 
@@ -661,7 +672,7 @@ def _parse_shift(data: Mapping[str, Any], pointer: str, problems: list[Condition
     duration = parse_duration(data[key])
     if duration is None:
         problems.append(ConditionProblem(
-            "RW402", f"{data[key]!r} is not an ISO-8601 duration", f"{pointer}/{key}",
+            "RW402", f"{data[key]!r} is not an ISO-8601 duration of at most 100 years", f"{pointer}/{key}",
             hint="write durations like P6W (6 weeks), P3M (3 months), P1Y, P14D or PT48H",
         ))
         return None

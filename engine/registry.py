@@ -274,6 +274,15 @@ class Plugin(Protocol):
         """Add kinds, actions, functions, steps, story events and stores to the registry."""
 
 
+def _own(spec: Any, *fields: str) -> Any:
+    """``spec`` with its own deep copies of the mutable ``fields`` (schemas, scopes): a plugin's module-level
+    dict is shared by every registry built from it, so one registry changing it would change them all."""
+    import copy
+    from dataclasses import replace
+
+    return replace(spec, **{name: copy.deepcopy(getattr(spec, name)) for name in fields})
+
+
 class Registry:
     """Everything the plugins contributed; built explicitly, never at import time."""
 
@@ -300,11 +309,11 @@ class Registry:
 
     def add_kind(self, spec: KindSpec) -> None:
         """Register a document kind."""
-        self._add(self.kinds, spec.kind, spec, "kind")
+        self._add(self.kinds, spec.kind, _own(spec, "schema"), "kind")
 
     def add_action(self, spec: ActionSpec) -> None:
         """Register a named action."""
-        self._add(self.actions, spec.name, spec, "action")
+        self._add(self.actions, spec.name, _own(spec, "params_schema"), "action")
 
     def add_function(self, spec: FunctionSpec) -> None:
         """Register a condition function."""
@@ -312,7 +321,7 @@ class Registry:
 
     def add_step(self, spec: StepSpec) -> None:
         """Register a scenario step type."""
-        self._add(self.steps, spec.name, spec, "scenario step")
+        self._add(self.steps, spec.name, _own(spec, "schema"), "scenario step")
 
     def add_story_event(self, spec: StoryEventSpec) -> None:
         """Register a story event type for ``regelwerk simulate``."""
@@ -332,14 +341,14 @@ class Registry:
 
     def add_fact(self, spec: FactSpec) -> None:
         """Register a fact type that places may read (see :mod:`regelwerk.facts`)."""
-        self._add(self.facts, spec.name, spec, "fact type")
+        self._add(self.facts, spec.name, _own(spec, "schema"), "fact type")
 
     def add_place(self, spec: PlaceSpec) -> None:
         """Register a place of a kind that reads data, with the scope the compiler checks its paths against."""
         key = (spec.kind, spec.place)
         if key in self.places:
             raise ValueError(f"place {spec.place!r} of {spec.kind} registered twice")
-        self.places[key] = spec
+        self.places[key] = _own(spec, "scope")
 
     def add_table_module(self, module: str) -> None:
         """Name a module that declares tables on ``regelwerk.store.tables.metadata`` (imported by the store's

@@ -154,8 +154,11 @@ def find_scenario_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     found: set[Path] = set()
     for raw in paths:
         path = Path(raw)
+        root = path.resolve()
+        # regular files only, and no link that leads out of the folder searched (a FIFO would block the read)
         candidates = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+            and (not p.is_symlink() or root in p.resolve().parents))
         for candidate in candidates:
             try:
                 with open(candidate, "rb") as handle:

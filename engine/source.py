@@ -241,11 +241,18 @@ class _Dumper(yaml.SafeDumper):
     """PyYAML's dumper resolves scalars by YAML 1.1; quote every string our 1.2 loader would not read back."""
 
 
+def _reads_back_otherwise(value: str) -> bool:
+    try:
+        return bool(_plain_scalar(value) != value)
+    except _NumberError:
+        return True
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     node = dumper.represent_str(value)
     if any(ch in value for ch in "\x85\u2028\u2029"):
         node.style = '"'  # YAML 1.1 line breaks: only the double-quoted style escapes them (as \N, \L, \P)
-    elif node.style is None and _plain_scalar(value) != value:  # e.g. "0o17" or "1e3": numbers in YAML 1.2
+    elif node.style is None and _reads_back_otherwise(value):  # e.g. "0o17" or "1e3": numbers in YAML 1.2
         node.style = "'"
     return node
 
@@ -369,9 +376,19 @@ def _short_tag(tag: str | None) -> str:
 _NOT_TEXT_START = frozenset("~nNtTfF0123456789+-.")
 
 
+#: The most digits a plain integer may have (Python refuses to convert more than 4,300; no HR value needs 100).
+MAX_INT_DIGITS = 1000
+
+
+class _NumberError(ValueError):
+    """A plain integer too long to be a value (``RW013``)."""
+
+
 def _plain_scalar(text: str) -> Any:
     if text and text[0] not in _NOT_TEXT_START:
         return text
+    if len(text) > MAX_INT_DIGITS and (_INT.match(text) or _INT_OCT.match(text) or _INT_HEX.match(text)):
+        raise _NumberError(f"an integer of {len(text)} characters (at most {MAX_INT_DIGITS})")
     if _NULL.match(text):
         return None
     if _BOOL_TRUE.match(text):
@@ -544,6 +561,10 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     diagnostics.append(Diagnostic("RW010", f"unsupported YAML tag: {exc}", file,
                                                   mark_loc.line, mark_loc.column,
                                                   hint="only plain YAML data is allowed; remove the tag"))
+                    value = event.value
+                except _NumberError as exc:
+                    diagnostics.append(Diagnostic("RW013", f"number too long: {exc}", file, mark_loc.line,
+                                                  mark_loc.column, hint="quote it if it is text (an id or a code)"))
                     value = event.value
                 if expecting_key and not isinstance(value, str):
                     value = event.value

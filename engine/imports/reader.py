@@ -239,6 +239,10 @@ def open_tables(path: str | Path, shown: str | None = None) -> Iterator[Sequence
         raise FileError(name, "no such file")
     if file.is_dir():
         raise FileError(name, "is a folder, not a file")
+    import stat
+
+    if not stat.S_ISREG(file.stat().st_mode):  # a FIFO would block the read, a device never end
+        raise FileError(name, "not a regular file (a FIFO, device or socket)")
     if file.suffix.lower() in WORKBOOK_SUFFIXES:
         book, sheets = _open_workbook(file, name)
         try:

@@ -9,6 +9,7 @@ Diagnostic codes (RW7xx, documented in docs/kinds/permissionmatrix.md):
 - RW705 valid_to before valid_from in user_rights
 - RW706 ``read_actions`` names an action the resource does not have
 - RW707 a condition reads something other than actor.*, resource.* or context.* (warning)
+- RW708 a valid_from or valid_to in user_rights that is no calendar date
 
 Undefined roles, resources, actions and rights are reported by the core (RW301) from the
 references declared here.
@@ -17,6 +18,7 @@ references declared here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from regelwerk.compiler import CompileContext
@@ -215,7 +217,15 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
     timezone = getattr(ctx.bundle, "timezone", "") or DEFAULT_TIMEZONE
     user_rights: list[UserRight] = []
     for i, item in enumerate(spec.get("user_rights", [])):
-        start, end = as_date(item.get("valid_from")), as_date(item.get("valid_to"))
+        days: dict[str, date | None] = {}
+        for key in ("valid_from", "valid_to"):
+            try:
+                days[key] = as_date(item.get(key))
+            except ValueError:  # the schema's pattern lets 2027-02-30 through: no such day
+                ctx.report("RW708", f"{key} {item.get(key)!r} is not a calendar date",
+                           f"/spec/user_rights/{i}/{key}", hint="a date as YYYY-MM-DD that exists")
+                days[key] = None
+        start, end = days["valid_from"], days["valid_to"]
         if start is not None and end is not None and end < start:
             ctx.report("RW705", f"valid_to {end} is before valid_from {start}", f"/spec/user_rights/{i}/valid_to")
         user_rights.append(UserRight(str(item["user"]), str(item["right"]), start, end, zone(timezone)))

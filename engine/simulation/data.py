@@ -139,10 +139,45 @@ def read_table(path: Path, columns: Sequence[str], required: Sequence[str],
     return out
 
 
+def unsafe_data_files(root: Path, data: Path) -> list[Diagnostic]:
+    """RW012 for every entry of ``data`` (and ``data`` itself) that a bundle must not read: a link that leads
+    outside ``root``, or anything that is not a regular file or folder (a FIFO, device or socket). The same rule
+    as for the definitions (:func:`regelwerk.bundle.load_bundle`): a bundle reads regular files inside its root."""
+    import os
+    import stat
+
+    inside = root.resolve()
+    problems: list[Diagnostic] = []
+    entries = [data] + (sorted(data.iterdir()) if data.is_dir() and not data.is_symlink() else [])
+    if data.is_symlink() and data.is_dir():
+        entries += sorted(data.iterdir())
+    for path in entries:
+        if not os.path.lexists(path):
+            continue
+        shown = display_path(path)
+        target = path.resolve()
+        if path.is_symlink() and not (target == inside or inside in target.parents):
+            problems.append(Diagnostic("RW012", f"a link to {target}, outside the bundle: not read", shown, 1, 1,
+                                       hint="copy the file into the bundle's data folder"))
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            problems.append(Diagnostic("RW012", f"cannot be read: {exc.strerror or exc}", shown, 1, 1))
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            problems.append(Diagnostic("RW012", "not a regular file (a FIFO, device or socket): not read", shown, 1, 1,
+                                       hint="put a regular file (CSV or workbook) there"))
+    return problems
+
+
 def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> CustomerData:
     """Read and check ``root/data/*.csv`` (``readers``: the plugins' parts, in order); ``DefinitionError``
     with every row problem. The events of the ``n``-th reader get ``order`` ``(n, *their order)``."""
     data = Path(root) / "data"
+    unsafe = unsafe_data_files(Path(root), data)
+    if unsafe:  # before anything is opened: a FIFO would block the read, a link could show a file from elsewhere
+        raise DefinitionError(unsafe)
     problems: list[Diagnostic] = []
     events: list[DatedEvent] = []
     employees = data / "employees.csv"

@@ -124,8 +124,9 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         timers = []
         for j, timer in enumerate(raw.get("after") or ()):
             duration = parse_duration(timer["duration"])
-            if duration is None:  # the schema pattern already rejects it; keep the compiler total
-                ctx.report("RW402", f"{timer['duration']!r} is not an ISO-8601 duration", f"{pointer}/after/{j}")
+            if duration is None:  # not ISO-8601 (the schema pattern rejects that too), or longer than 100 years
+                ctx.report("RW402", f"{timer['duration']!r} is not an ISO-8601 duration of at most 100 years",
+                           f"{pointer}/after/{j}")
                 continue
             timers.append(TimerSpec(duration, str(timer["event"]), to_plain(timer.get("data") or {})))
         states.append(State(
