@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
+from regelwerk.frozen import Sealed
 from regelwerk.values import DaysTime, YearsMonths, parse_typed
 
 __all__ = [
@@ -561,7 +562,7 @@ def describe(node: Node) -> str:
     return f"{_describe_operand(node.left)} {node.op} {_describe_operand(node.right)}"
 
 
-class Condition:
+class Condition(Sealed):
     """A compiled condition: call it with ``(scope, now)``; ``explain`` says which parts decided."""
 
     __slots__ = ("_fn", "_functions", "model", "text")
@@ -571,6 +572,7 @@ class Condition:
         self._functions = functions
         self._fn = _to_callable(model, functions)
         self.text = describe(model)
+        self._seal()
 
     def __call__(self, scope: Mapping[str, Any], now: datetime) -> bool:
         return self._fn(scope, now) is True

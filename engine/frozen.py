@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, NoReturn, SupportsIndex, TypeVar
 
-__all__ = ["FrozenDict", "FrozenList", "deep_freeze"]
+__all__ = ["FrozenDict", "FrozenList", "Sealed", "deep_freeze"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -82,6 +82,28 @@ class FrozenList(list[T]):
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+class Sealed:
+    """A compiled object whose attributes are set by its ``__init__`` only (it ends with ``self._seal()``): after
+    that, setting or deleting an attribute raises ``AttributeError``. For the compiled parts that are plain
+    classes with ``__slots__`` rather than frozen dataclasses (decision tables, calculations, expressions,
+    conditions): a compiled bundle is shared by every caller, so a write by one must not reach the others."""
+
+    __slots__ = ("_sealed",)
+
+    def _seal(self) -> None:
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"{type(self).__name__} is compiled and immutable: {name!r} cannot be set")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"{type(self).__name__} is compiled and immutable: {name!r} cannot be deleted")
+        object.__delattr__(self, name)
 
 
 def deep_freeze(value: Any, _seen: set[int] | None = None) -> Any:

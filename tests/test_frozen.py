@@ -66,3 +66,43 @@ def test_every_load_registry_call_builds_its_own_registry() -> None:
     assert first is not second
     assert "leak.test" in first.actions and "leak.test" not in second.actions
     assert sorted(first.kinds) == sorted(second.kinds)
+
+
+def test_compiled_decisions_and_conditions_refuse_attribute_writes(compiled) -> None:  # type: ignore[no-untyped-def]
+    """Decision tables, calculations, expressions and conditions are plain classes with slots, not dataclasses:
+    sealed once built, so no caller can swap a table's rows or a guard's function for everybody."""
+    from regelwerk.conditions import Condition
+    from regelwerk.decisions.expression import Expression
+    from regelwerk.decisions.graph import Calculation
+    from regelwerk.decisions.table import DecisionTable
+
+    sealed: dict[type, object] = {}
+    seen: set[int] = set()
+
+    def walk(value: object, depth: int = 0) -> None:
+        if id(value) in seen or depth > 12 or isinstance(value, (str, bytes, int, float)):
+            return
+        seen.add(id(value))
+        if isinstance(value, (DecisionTable, Calculation, Expression, Condition)):
+            sealed.setdefault(type(value), value)
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item, depth + 1)
+        elif isinstance(value, (list, tuple, frozenset)):
+            for item in value:
+                walk(item, depth + 1)
+        elif hasattr(value, "__dataclass_fields__"):
+            for name in value.__dataclass_fields__:
+                walk(getattr(value, name, None), depth + 1)
+        elif hasattr(type(value), "__slots__"):
+            for name in getattr(type(value), "__slots__", ()):
+                walk(getattr(value, name, None), depth + 1)
+
+    walk(dict(compiled.objects))
+    assert {DecisionTable, Condition} <= set(sealed), sorted(t.__name__ for t in sealed)
+    for kind, value in sealed.items():
+        name = "name" if kind in (DecisionTable, Calculation) else "text"
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(value, name, "changed")
+        with pytest.raises(AttributeError, match="immutable"):
+            delattr(value, name)

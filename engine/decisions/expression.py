@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from regelwerk.conditions import ConditionProblem, FieldRef, NowRef, _parse_operand, typed_literal
+from regelwerk.frozen import Sealed
 from regelwerk.values import add, subtract
 
 __all__ = ["EXPRESSION_OPS", "Expression", "compile_expression", "is_expression", "referenced_paths"]
@@ -126,7 +127,7 @@ _OPERATIONS: dict[str, Callable[[list[Any]], Any]] = {
 }
 
 
-class Expression:
+class Expression(Sealed):
     """A compiled expression: call it with ``(scope, now)``; ``text`` renders it; ``paths`` are the field paths
     it reads, each with its pointer."""
 
@@ -136,6 +137,7 @@ class Expression:
         self._fn = fn
         self.text = text
         self.paths = paths
+        self._seal()
 
     def __call__(self, scope: Mapping[str, Any], now: datetime) -> Any:
         return self._fn(scope, now)

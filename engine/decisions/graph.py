@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from regelwerk.diagnostics import did_you_mean
+from regelwerk.frozen import Sealed
 
 __all__ = ["DECISION_KINDS", "Calculation", "Computed", "build_plan", "build_steps", "compile_calculation",
            "compile_plan", "decision_of", "required_inputs", "run_program"]
@@ -341,7 +342,7 @@ class Computed:
                 "matched": [], "explain": self.explain}
 
 
-class Calculation:
+class Calculation(Sealed):
     """A decision whose one output is computed by an expression over its inputs."""
 
     __slots__ = ("_graph", "_out", "_plan", "description", "expression", "input_ids", "inputs", "label", "name",
@@ -365,6 +366,7 @@ class Calculation:
             return MappingProxyType({key: expression(self.scope(values), now or datetime.now(UTC))})
 
         self._out = out
+        self._seal()
 
     def scope(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """What the expression reads: the values with each input read from its path."""

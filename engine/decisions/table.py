@@ -16,6 +16,7 @@ from typing import Any
 
 from regelwerk.conditions import Condition, Node, resolve_path
 from regelwerk.errors import RegelwerkError
+from regelwerk.frozen import Sealed
 from regelwerk.values import DaysTime, YearsMonths
 
 __all__ = [
@@ -216,7 +217,7 @@ class _GraphDecision(Decision):
 Test = Callable[[Any], bool]
 
 
-class DecisionTable:
+class DecisionTable(Sealed):
     """A compiled decision table. ``decide(inputs)`` returns a :class:`Decision`.
 
     ``inputs`` is a mapping; each input column reads its value by its dotted ``field`` path
@@ -270,6 +271,7 @@ class DecisionTable:
 
             self._graph = compile_plan(self._plan, self)
         del conditions_need_now
+        self._seal()
 
     def __repr__(self) -> str:
         return f"DecisionTable({self.name!r}, {self.hit_policy}, rows={len(self.rows)})"
