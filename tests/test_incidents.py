@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import STORES, T0, Clock, compile_texts, store_urls
 from click.testing import CliRunner
 from regelwerk.compiler import CompiledBundle
 from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, FunctionSpec, Registry
 from regelwerk.runtime import Engine, RetryPolicy
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
 BROKEN: set[str] = set()
 
@@ -78,37 +77,20 @@ def registry() -> Registry:
 
 @pytest.fixture(scope="module")
 def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
-    from regelwerk.bundle import load_bundle
-    from regelwerk.compiler import compile_bundle
-
-    folder = tmp_path_factory.mktemp("poison")
-    (folder / "bundle.yaml").write_text(textwrap.dedent("""
+    bundle = """
         apiVersion: regelwerk/v1
         kind: Bundle
         metadata: {name: poison}
         spec: {extends: standard}
-    """), encoding="utf-8")
-    (folder / "reminder.yaml").write_text(REMINDER, encoding="utf-8")
-    (folder / "guarded.yaml").write_text(GUARDED, encoding="utf-8")
-    return compile_bundle(load_bundle(folder), registry)
+    """
+    return compile_texts(tmp_path_factory.mktemp("poison"),  # type: ignore[return-value]
+                         {"bundle.yaml": bundle, "reminder.yaml": REMINDER, "guarded.yaml": GUARDED}, registry)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
 
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'poison.sqlite'}"
-    else:
-        yield request.getfixturevalue("pg_url")
+    yield from store_urls(request, tmp_path, "poison")
 
 
 def test_a_poison_timer_blocks_nothing_and_is_retried(bundle: CompiledBundle, registry: Registry, url: str) -> None:

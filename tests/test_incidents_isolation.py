@@ -7,21 +7,20 @@ action raises, an action that changes nested data in place, and data that is not
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import STORES, T0, Clock, compile_texts, store_urls
 from regelwerk.compiler import CompiledBundle
 from regelwerk.errors import ActionFailed, ConflictError, InvalidData, PluginError, UsageError
 from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import ActionSpec, Registry
 from regelwerk.runtime import Engine, RetryPolicy
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ALLOW = UnsafeAllowAll()  # these tests are about failures, not permissions
 #: instance id -> what the action does for it (raise, change data)
 BEHAVIOUR: dict[str, Callable[[Any], None]] = {}
@@ -84,34 +83,15 @@ def registry() -> Registry:
 
 @pytest.fixture(scope="module")
 def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
-    from regelwerk.bundle import load_bundle
-    from regelwerk.compiler import compile_bundle
-
-    folder = tmp_path_factory.mktemp("isolation")
-    (folder / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: iso}\n",
-                                        encoding="utf-8")
-    for name, text in WORKFLOWS.items():
-        (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
-    return compile_bundle(load_bundle(folder), registry)
+    files = {"bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: iso}\n", **WORKFLOWS}
+    return compile_texts(tmp_path_factory.mktemp("isolation"), files, registry)  # type: ignore[return-value]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
 
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     BEHAVIOUR.clear()
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'isolation.sqlite'}"
-    else:
-        yield request.getfixturevalue("pg_url")
+    yield from store_urls(request, tmp_path, "isolation")
 
 
 def _raise(exc: BaseException) -> Callable[[Any], None]:

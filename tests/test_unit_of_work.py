@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _stores import STORES, store_urls
 from regelwerk.compiler import CompiledBundle
 from regelwerk.errors import PermissionDenied
 from regelwerk.permissions.policies import UnsafeAllowAll
@@ -32,14 +33,9 @@ def standard() -> CompiledBundle:
     return compile_bundle(load_bundle(Path(definitions_init).parent / "standard"), load_registry())
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'uow.sqlite'}"
-    else:
-        yield request.getfixturevalue("pg_url")
+    yield from store_urls(request, tmp_path, "uow")
 
 
 def _engine(bundle: CompiledBundle, url: str) -> Engine:
