@@ -145,18 +145,28 @@ def _files_of(directory: Path, include: Iterable[str], exclude: Iterable[str]
                 continue
             if any(fnmatch.fnmatch(rel, pat) for pat in exclude):
                 continue
-            try:
-                mode = os.stat(path).st_mode  # follows a link: what would be read
-            except OSError:
-                refuse(path, f"{name!r} is a broken link: not read")
-                continue
-            if path.is_symlink() and not _inside(path.resolve(), root):
-                refuse(path, f"{name!r} is a link to {path.resolve()}, outside the bundle: not read")
-            elif not stat.S_ISREG(mode):
-                refuse(path, f"{name!r} is not a regular file (a FIFO, device or socket): not read")
+            why = why_not_read(path, root)
+            if why is not None:
+                refuse(path, why)
             else:
                 found.append(path)
     return found, refused
+
+
+def why_not_read(path: Path, root: Path) -> str | None:
+    """Why a bundle whose (resolved) folder is ``root`` must not read the file ``path`` (``RW012``): a broken
+    link, a link that leads outside ``root``, or not a regular file (a FIFO would block the read, a device never
+    end); None when it may. Used for the definitions and for the customer's ``data/`` files alike."""
+    name = path.name
+    try:
+        mode = os.stat(path).st_mode  # follows a link: what would be read
+    except OSError:
+        return f"{name!r} is a broken link: not read"
+    if path.is_symlink() and not _inside(path.resolve(), root):
+        return f"{name!r} is a link to {path.resolve()}, outside the bundle: not read"
+    if not stat.S_ISREG(mode):
+        return f"{name!r} is not a regular file (a FIFO, device or socket): not read"
+    return None
 
 
 def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFile] | None = None

@@ -37,14 +37,10 @@ SCHEMA_BASE = "https://schemas.regelwerk.invalid/v1/"
 
 
 @cache
-def _shipped_schema_text(name: str) -> str:
-    return (resources.files("regelwerk.schemas") / "v1" / name).read_text(encoding="utf-8")
-
-
 def load_shipped_schema(name: str) -> dict[str, Any]:
-    """Read ``schemas/v1/<name>`` from the installed package: a fresh dict per call (a registry that changes
-    its kinds' schemas changes its own copy, never what the next caller or registry gets)."""
-    data: dict[str, Any] = json.loads(_shipped_schema_text(name))
+    """Read ``schemas/v1/<name>`` from the installed package."""
+    text = (resources.files("regelwerk.schemas") / "v1" / name).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
     return data
 
 

@@ -100,6 +100,23 @@ def _raise(exc: BaseException) -> Callable[[Any], None]:
     return behaviour
 
 
+class _Task:
+    """A tick task that notes its run in ``ran`` and then raises ``fails`` (when given)."""
+
+    def __init__(self, task_id: str, ran: list[str], fails: Exception | None = None) -> None:
+        self.task_id, self.ran, self.fails = task_id, ran, fails
+
+    def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
+        self.ran.append(self.task_id)
+        if self.fails is not None:
+            raise self.fails
+        return {"ran": 1}
+
+
+def _with_tasks(bundle: CompiledBundle, *tasks: _Task) -> CompiledBundle:
+    return replace(bundle, objects={**bundle.objects, **{("Test", t.task_id): t for t in tasks}})
+
+
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no message")
@@ -135,16 +152,8 @@ def test_an_error_message_no_store_can_write_still_becomes_an_incident(bundle: C
 
 def test_a_chained_fire_that_fails_after_commit_is_an_incident_not_an_error_of_the_committed_fire(
         bundle: CompiledBundle, registry: Registry, url: str) -> None:
-    ran: list[datetime] = []
-
-    class Task:
-        task_id = "z-task"
-
-        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
-            ran.append(now)
-            return {"ran": 1}
-
-    with_task = replace(bundle, objects={**bundle.objects, ("Test", "task"): Task()})
+    ran: list[str] = []
+    with_task = _with_tasks(bundle, _Task("z-task", ran))
     clock = Clock()
     with Engine(with_task, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
         clock.now = T0 + timedelta(days=5)
@@ -173,27 +182,12 @@ def test_a_chained_fire_that_fails_after_commit_is_an_incident_not_an_error_of_t
 def test_a_tick_task_that_raises_a_refusal_is_an_incident_and_the_next_task_runs(
         bundle: CompiledBundle, registry: Registry, url: str) -> None:
     ran: list[str] = []
-
-    class Bad:
-        task_id = "a-bad"
-
-        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
-            ran.append(self.task_id)
-            raise ConflictError("x", 1, 2, "waiting")
-
-    class Good:
-        task_id = "z-good"
-
-        def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
-            ran.append(self.task_id)
-            return {"done": 1}
-
-    tasks = replace(bundle, objects={**bundle.objects, ("Test", "bad"): Bad(), ("Test", "good"): Good()})
+    tasks = _with_tasks(bundle, _Task("a-bad", ran, ConflictError("x", 1, 2, "waiting")), _Task("z-good", ran))
     with Engine(tasks, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
         summary = engine.tick(T0)
         assert ran == ["a-bad", "z-good"]
         assert summary.tasks["a-bad"] == {"incident": "regelwerk.errors.ConflictError"}
-        assert summary.tasks["z-good"] == {"done": 1}
+        assert summary.tasks["z-good"] == {"ran": 1}
         assert [i.event for i in engine.incidents()] == ["tick:a-bad"]
 
 

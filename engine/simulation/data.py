@@ -140,34 +140,24 @@ def read_table(path: Path, columns: Sequence[str], required: Sequence[str],
 
 
 def unsafe_data_files(root: Path, data: Path) -> list[Diagnostic]:
-    """RW012 for every entry of ``data`` (and ``data`` itself) that a bundle must not read: a link that leads
-    outside ``root``, or anything that is not a regular file or folder (a FIFO, device or socket). The same rule
-    as for the definitions (:func:`regelwerk.bundle.load_bundle`): a bundle reads regular files inside its root."""
-    import os
-    import stat
+    """RW012 for what a bundle must not read in its ``data`` folder, before anything there is opened: the rule of
+    the definitions (:func:`regelwerk.bundle.why_not_read`: regular files inside the bundle's root only), for
+    every file of the folder, and for the folder itself when it is a link that leads outside."""
+    from regelwerk.bundle import why_not_read
 
     inside = root.resolve()
-    problems: list[Diagnostic] = []
-    entries = [data] + (sorted(data.iterdir()) if data.is_dir() and not data.is_symlink() else [])
-    if data.is_symlink() and data.is_dir():
-        entries += sorted(data.iterdir())
-    for path in entries:
-        if not os.path.lexists(path):
-            continue
-        shown = display_path(path)
-        target = path.resolve()
-        if path.is_symlink() and not (target == inside or inside in target.parents):
-            problems.append(Diagnostic("RW012", f"a link to {target}, outside the bundle: not read", shown, 1, 1,
-                                       hint="copy the file into the bundle's data folder"))
-            continue
-        try:
-            mode = os.stat(path).st_mode
-        except OSError as exc:
-            problems.append(Diagnostic("RW012", f"cannot be read: {exc.strerror or exc}", shown, 1, 1))
-            continue
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            problems.append(Diagnostic("RW012", "not a regular file (a FIFO, device or socket): not read", shown, 1, 1,
-                                       hint="put a regular file (CSV or workbook) there"))
+    hint = "a bundle reads only regular files inside its own directory; copy the file into its data folder"
+    target = data.resolve()
+    if data.is_symlink() and not (target == inside or inside in target.parents):
+        return [Diagnostic("RW012", f"the folder link 'data' leads to {target}, outside the bundle: not read",
+                           display_path(data), 1, 1, hint=hint)]
+    if not data.is_dir():
+        return []
+    problems = []
+    for path in sorted(data.iterdir()):
+        why = None if path.is_dir() else why_not_read(path, inside)  # sub-folders are not read
+        if why is not None:
+            problems.append(Diagnostic("RW012", why, display_path(path), 1, 1, hint=hint))
     return problems
 
 

@@ -253,8 +253,7 @@ class WorkflowRuntime:
         if isinstance(exc, PluginError) and exc.incident_id is not None:
             return
         error = PluginError.wrap("after-commit work", exc, str(getattr(exc, "instance_id", "") or ""),
-                                 str(getattr(exc, "event", "") or ""))
-        error.__cause__ = exc
+                                 str(getattr(exc, "event", "") or ""))  # the original chained (or passed on)
         record_incident(self.store, error, self.clock())
 
     def _remember(self, records: Iterable[InstanceRecord]) -> None:
