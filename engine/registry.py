@@ -195,6 +195,9 @@ class SimulationPartSpec:
     - ``after_tick(sim, tick_summary)``: after each nightly tick (timeline notes, ``sim.totals``).
     - ``summary(sim) -> mapping``: keys added to the run's summary (counted in the store).
     - ``lines(summary) -> lines``: the text lines of those keys.
+    - ``item_words``: how the timeline names the plugin's scheduled item types, ``{item_type: (one, many)}``
+      (``{"interview": ("job interview", "job interviews")}``); an item type no part names is
+      shown as its type.
 
     Parts run, and their summary lines print, in ``(order, name)`` order.
     """
@@ -207,6 +210,7 @@ class SimulationPartSpec:
     lines: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
     order: int = 100
     description: str = ""
+    item_words: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,3 +107,22 @@ def test_the_core_names_no_pack_kind_or_table() -> None:
             for match in names.finditer(line):
                 found.append(f"{rel}:{number}: {match.group(1)}")
     assert found == [], "engine/ must not name the packs' kinds or tables:\n" + "\n".join(found)
+
+
+def test_the_core_names_no_pack_item_type() -> None:
+    """The scheduled item types a pack names (its simulation part's ``item_words``: trajectories, conversation
+    moments, feedback requests) appear in no string under engine/: the pack counts and names them itself."""
+    import re
+    from pathlib import Path
+
+    from regelwerk.registry import load_registry
+
+    item_types = {t for part in load_registry().simulation_parts.values() for t in part.item_words}
+    assert {"trajectory", "moment", "feedback_request"} <= item_types, "the check must have something to look for"
+    quoted = re.compile(r"""["'](""" + "|".join(sorted(map(re.escape, item_types))) + r""")["']""")
+    root = Path(regelwerk.__file__).parent
+    found = [f"{path.relative_to(root).as_posix()}:{number}: {match.group(1)}"
+             for path in sorted(root.rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             for match in quoted.finditer(line)]
+    assert found == [], "engine/ must not name the packs' item types:\n" + "\n".join(found)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from regelwerk.report.svg import is_wildcard, layer_states, layout_workflow, workflow_svg
-from regelwerk.report.timeline import cycle_rows, reference_year, timeline_svg
 from regelwerk.workflows.model import State, Transition, Workflow
+from regelwerk_packs.talent.timeline import cycle_rows, reference_year, timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

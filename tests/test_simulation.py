@@ -123,16 +123,17 @@ def test_the_summary_counts_moment_labels_as_activated_label_does_for_any_payloa
     moments = _summary_moments_match_activated_label(url, ODD_JSON + NOT_JSON)
     import sqlalchemy as sa
     from regelwerk.scheduling.tables import scheduled_items as items
-    from regelwerk.simulation.runner import _moment_pairs
+    from regelwerk_packs.talent.simulation import moment_labels
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+        counted, rest = moment_labels(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
         assert counted and rest is not None
         assert len(conn.execute(sa.select(items.c.payload).where(rest)).all()) == len(NOT_JSON)  # read in Python
     engine.dispose()
-    assert {"inf", "7", "1.5", "True", "['a', 1]", "{'b': 2}", "Eigen", "alleen-moment", "leeg", "été", "spaties",
-            "moment"} <= set(moments["by_type"])
+    # the payload's label, else the item type (a payload's "moment" id is no label)
+    assert {"inf", "7", "1.5", "True", "['a', 1]", "{'b': 2}", "Eigen", "spaties", "moment"} <= set(moments["by_type"])
+    assert not {"alleen-moment", "leeg", "été"} & set(moments["by_type"])
 
 
 def test_the_summary_counts_moment_labels_on_postgresql_too(pg_url: str) -> None:
@@ -140,14 +141,14 @@ def test_the_summary_counts_moment_labels_on_postgresql_too(pg_url: str) -> None
     moments = _summary_moments_match_activated_label(pg_url, ODD_JSON)  # counted by PostgreSQL
     import sqlalchemy as sa
     from regelwerk.scheduling.tables import scheduled_items as items
-    from regelwerk.simulation.runner import _moment_pairs
+    from regelwerk_packs.talent.simulation import moment_labels
 
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
-        counted, rest = _moment_pairs(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
+        counted, rest = moment_labels(conn, items.c.payload, items.c.status, items.c.item_type == "moment")
     engine.dispose()
     assert counted and rest is None  # nothing left to read in Python
-    assert {"inf", "7", "['a', 1]", "{'b': 2}", "Eigen", "été", "spaties"} <= set(moments["by_type"])
+    assert {"inf", "7", "['a', 1]", "{'b': 2}", "Eigen", "spaties", "moment"} <= set(moments["by_type"])
     _summary_moments_match_activated_label(pg_url, NOT_JSON)  # one payload is not JSON: all read in Python
 
 
@@ -425,3 +426,39 @@ def test_a_vacancy_closed_during_a_day_refuses_that_days_later_applications(tmp_
     events = result.summary["events"]
     assert [(r["day"], r["message"]) for r in events["refusals"]] == [("2026-01-07", "vacancy 'v1' is closed")]
     assert events["applied"] == 2
+
+
+def test_every_data_file_problem_is_shown_at_once_and_nothing_is_written(tmp_path: Path) -> None:
+    """An employee row, a relation row and a pack's row that are wrong: one run shows all three (the employee
+    file is checked with the others, before the store is touched)."""
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    data = customer / "data"
+    with (data / "employees.csv").open("a", encoding="utf-8") as handle:
+        handle.write("e99,Eva Fout,geen-datum,,docent,verkoop,m1,medewerker,\n")
+    with (data / "relations.csv").open("a", encoding="utf-8") as handle:
+        handle.write("represents,hr1,testbedrijf,2026-05-01,2026-04-01\n")
+    with (data / "candidates.csv").open("a", encoding="utf-8") as handle:
+        handle.write("c9,v9,Piet,Pan,piet@example.nl,,2026-01-03,misschien,\n")
+    store = tmp_path / "s.sqlite"
+    result = _cli("simulate", str(customer), "--from", "2026-01-01", "--to", "2026-01-31", "--store",
+                  f"sqlite:///{store}")
+    assert result.exit_code == 1
+    employees_row = len((data / "employees.csv").read_text(encoding="utf-8").splitlines())
+    relations_row = len((data / "relations.csv").read_text(encoding="utf-8").splitlines())
+    assert f"employees.csv:{employees_row}:1: error SIM014:" in result.output
+    assert f"relations.csv:{relations_row}:1: error SIM010: valid_to is before valid_from" in result.output
+    assert "candidates.csv:6:1: error SIM010: 'misschien' is not ja or nee" in result.output
+    assert not store.exists() or _tables_empty(store)
+
+
+def _tables_empty(store: Path) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{store}")
+    try:
+        with engine.connect() as conn:
+            names = [n for n in sa.inspect(conn).get_table_names() if n in ("rw_employees", "rw_relations")]
+            return all(conn.execute(sa.text(f"SELECT count(*) FROM {n}")).scalar_one() == 0 for n in names)
+    finally:
+        engine.dispose()

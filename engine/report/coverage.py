@@ -102,7 +102,7 @@ def _permission_rule(page: ReportPage, matrix: Any, rule: Any) -> str:
 
 def item_label(page: ReportPage, item: Coverable) -> str:
     """An item the way the person who signs knows it: its labels, never its id (the id is folded away)."""
-    from regelwerk.report.timeline import describe_schedule
+    from regelwerk.report.schedules import describe_schedule
 
     obj = page.compiled.objects.get((item.kind, item.document))
     ref = item.ref

@@ -15,11 +15,13 @@ from datetime import date
 from typing import Any
 
 from regelwerk.coverage import Coverable, ScenarioRun
-from regelwerk.report._text import dutch_date, esc, human_duration, short_json
+from regelwerk.report._text import dutch_date, esc, human_duration, short_json, text_width
 from regelwerk.report.diff import DocumentChange, FieldChange
 from regelwerk.report.words import Words, sentence_for
 
-__all__ = ["CHANGE_LABELS", "ReportData", "ReportPage", "esc", "render_report"]
+# dutch_date, esc, human_duration, text_width: text helpers for the plugins' report sections
+__all__ = ["CHANGE_LABELS", "ReportData", "ReportPage", "dutch_date", "esc", "human_duration", "render_report",
+           "text_width"]
 
 CHANGE_LABELS = {"added": "Toegevoegd", "replaced": "Vervangen", "patched": "Aangepast", "removed": "Verwijderd",
                  "changed": "Gewijzigd"}

@@ -460,15 +460,15 @@ def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, 
 
 
 def activated_label(item_type: str, payload: str | Mapping[str, Any] | None) -> tuple[str, str, str]:
-    """``(item_type, label, due_date)`` of an item's payload (JSON text or the mapping): its moment's label (or
-    name) and its due date."""
+    """``(item_type, label, due_date)`` of an item's payload (JSON text or the mapping): the payload's ``label``
+    when it has one (a conversation moment's name), else the item type, and its ``due_date``."""
     try:
         data = payload if isinstance(payload, Mapping) else json.loads(payload or "{}")
     except ValueError:
         data = {}
     if not isinstance(data, Mapping):
         data = {}
-    label = str(data.get("label") or data.get("moment") or "moment") if item_type == "moment" else item_type
+    label = str(data.get("label") or item_type)
     return item_type, label, str(data.get("due_date") or "")
 
 

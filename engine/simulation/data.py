@@ -13,7 +13,7 @@ is checked first; problems are diagnostics at ``file:row`` (nothing is written).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -60,6 +60,8 @@ class DatedEvent:
 
 #: A plugin's data reader: ``read_data(data_dir) -> (events, problems)``.
 DataReader = Callable[[Path], tuple[Iterable[DatedEvent], Iterable[Diagnostic]]]
+#: The employee file's check: ``check(path) -> (problems, count, chunks)``; the chunks are what the import writes.
+EmployeeCheck = Callable[[Path], tuple[list[Diagnostic], int, Iterable[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,9 @@ class CustomerData:
     events: tuple[DatedEvent, ...]
     relations: tuple[Mapping[str, Any], ...]
     organisation: Path | None = None
+    #: the checked employees (``check_employees``): how many, and their chunks, handed over once
+    employee_count: int = 0
+    employee_chunks: Iterable[Any] = ()
 
 
 def split_list(value: Any) -> list[str]:
@@ -161,9 +166,12 @@ def unsafe_data_files(root: Path, data: Path) -> list[Diagnostic]:
     return problems
 
 
-def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> CustomerData:
-    """Read and check ``root/data/*.csv`` (``readers``: the plugins' parts, in order); ``DefinitionError``
-    with every row problem. The events of the ``n``-th reader get ``order`` ``(n, *their order)``."""
+def read_customer_data(root: str | Path, readers: Iterable[DataReader] = (),
+                       check_employees: EmployeeCheck | None = None) -> CustomerData:
+    """Read and check ``root/data/*.csv`` (``readers``: the plugins' parts, in order; ``check_employees``: the
+    employee file's check against the bundle's import columns); ``DefinitionError`` with every problem of every
+    file at once, before anything is written. The events of the ``n``-th reader get ``order``
+    ``(n, *their order)``."""
     data = Path(root) / "data"
     unsafe = unsafe_data_files(Path(root), data)
     if unsafe:  # before anything is opened: a FIFO would block the read, a link could show a file from elsewhere
@@ -171,6 +179,11 @@ def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> 
     problems: list[Diagnostic] = []
     events: list[DatedEvent] = []
     employees = data / "employees.csv"
+    count = 0
+    chunks: Iterable[Any] = ()
+    if check_employees is not None and employees.exists():
+        wrong, count, chunks = check_employees(employees)
+        problems.extend(wrong)
     for rank, read in enumerate(readers):
         found, trouble = read(data)
         events.extend(replace(e, order=(rank, *e.order)) for e in found)
@@ -193,4 +206,15 @@ def read_customer_data(root: str | Path, readers: Iterable[DataReader] = ()) -> 
     if problems:
         raise DefinitionError(problems)
     workbook = next((data / n for n in ORGANISATION_FILES if (data / n).exists()), None)
-    return CustomerData(employees if employees.exists() else None, tuple(events), tuple(relations), workbook)
+    return CustomerData(employees if employees.exists() else None, tuple(events), tuple(relations), workbook,
+                        count, _handed_over(chunks))
+
+
+def _handed_over(chunks: Iterable[Any]) -> Iterator[Any]:
+    """The chunks, each let go once it was handed on: the checked rows do not stay alive for the whole run."""
+    kept = chunks if isinstance(chunks, list) else None
+    if kept is None:
+        yield from chunks
+        return
+    while kept:
+        yield kept.pop(0)

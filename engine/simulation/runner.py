@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from regelwerk.errors import RegelwerkError, UsageError
-from regelwerk.scheduling.tick import activated_label
 from regelwerk.simulation.context import (
     EVENT_TIME,
     IMPORT_ACTOR_ID,
@@ -98,14 +97,6 @@ class SimulationResult:
         out.append(f"summary of {self.name} ({s['first_day']} .. {s['last_day']}, {self.days} day(s) played in "
                    f"{self.seconds:.1f} s; store {self.store})")
         out.append(f"  employees: {s['employees']}")
-        out.append(f"  trajectories: {s['trajectories']}")
-        moments = s["moments"]
-        out.append(f"  conversation moments: {moments['total']}"
-                   + (" (" + ", ".join(f"{k} {v}" for k, v in moments["by_type"].items()) + ")"
-                      if moments["by_type"] else "")
-                   + (", by status: " + ", ".join(f"{k} {v}" for k, v in moments["by_status"].items())
-                      if moments["by_status"] else ""))
-        out.append(f"  feedback requests: {s['feedback_requests']}")
         out += self.section_lines
         out.append(f"  story events applied: {s['events']['applied']}; refused: {s['events']['refused']}; "
                    f"data rows applied: {s['events']['data_rows_applied']}")
@@ -211,16 +202,15 @@ class _Run(SimulationContext):
 
     # --- the import --------------------------------------------------------------------------
 
-    def import_data(self, employees: Path | None, relations: Iterable[Mapping[str, Any]], day: date,
-                    done: set[str], lease: Lease | None = None, organisation: Path | None = None) -> None:
-        """Import employees, then relations, in chunks: each chunk is written and recorded in one transaction.
+    def import_data(self, employees: tuple[int, Iterable[Any]] | None, relations: Iterable[Mapping[str, Any]],
+                    day: date, done: set[str], lease: Lease | None = None, organisation: Path | None = None) -> None:
+        """Import employees (``(count, chunks)`` of the checked file), then relations, in chunks: each chunk is
+        written and recorded in one transaction.
 
         ``done`` holds the keys recorded before (``import:employees:<n>``, ``import:relations:<n>``): those
         chunks are skipped, so a resume after a crash imports every row once.
         """
         from regelwerk.diagnostics import DefinitionError, Diagnostic
-        from regelwerk.imports.specs import import_spec
-        from regelwerk.scheduling.employees import checked_employee_chunks
 
         self.at(day, EVENT_TIME)
         imported = 0
@@ -245,13 +235,9 @@ class _Run(SimulationContext):
                           + f", {result.relations_added} relation(s)", **dict(result.imported))
             from_workbook = {i for i, _ in self._managers()}  # their reporting lines are written already
         if employees is not None:
-            spec = import_spec("employees", self.compiled)
-            # checked whole before anything is written; the chunks come from the same read (up to KEEP_CHECKED)
-            checked, chunks = checked_employee_chunks(employees, IMPORT_CHUNK, spec)
-            if not checked.ok:
-                raise DefinitionError([Diagnostic("SIM014", e.message, str(employees), e.row, 1)
-                                       for e in checked.errors])
-            imported += checked.imported
+            # checked whole with the other data files before anything was written (read_customer_data)
+            count, chunks = employees
+            imported += count
             for number, chunk in enumerate(chunks):
                 key = f"import:employees:{number}"
                 if key in done:
@@ -370,14 +356,16 @@ class _Run(SimulationContext):
         summary = self.engine.tick(self.now, collect_activated=True)
         created = {t: n for t, n in sorted(summary.created.items()) if n}
         if created:
-            parts = ", ".join(f"{n} {_plural(t, n)}" for t, n in created.items())
+            words = _item_words(self.registry)
+            parts = ", ".join(f"{n} {_plural(words, t, n)}" for t, n in created.items())
             self.note("created", f"created {parts}", created=created)
         if summary.cancelled:
             self.note("cancelled", f"{summary.cancelled} planned item(s) cancelled (changed facts, e.g. leaving)",
                       cancelled=summary.cancelled)
         if sum(summary.activated.values()):
             by_type = _activated_labels(summary.activated_items, self.now.date().isoformat())
-            parts = ", ".join(f"{n} {_plural(label, n)}" for label, n in sorted(by_type.items()))
+            words = _item_words(self.registry)
+            parts = ", ".join(f"{n} {_plural(words, label, n)}" for label, n in sorted(by_type.items()))
             self.note("due", f"due today: {parts}", activated=dict(summary.activated), by_type=by_type)
         if summary.skipped:
             self.note("skipped", f"{summary.skipped} missed item(s) skipped (catch-up policy)")
@@ -386,12 +374,14 @@ class _Run(SimulationContext):
                 part.after_tick(self, summary)
 
 
-def _plural(item_type: str, n: int) -> str:
-    words = {"trajectory": ("trajectory", "trajectories"), "moment": ("conversation moment", "conversation moments"),
-             "feedback_request": ("feedback request", "feedback requests")}
+def _item_words(registry: Any) -> dict[str, tuple[str, str]]:
+    """How the parts name their item types in the timeline: ``{item_type: (one, many)}``."""
+    return {t: w for part in _parts(registry) for t, w in part.item_words.items()}
+
+
+def _plural(words: Mapping[str, tuple[str, str]], item_type: str, n: int) -> str:
     one, many = words.get(item_type, (item_type, item_type))
     return one if n == 1 else many
-
 
 
 def _activated_labels(items: Mapping[tuple[str, str, str], int], day: str) -> dict[str, int]:
@@ -408,7 +398,7 @@ def _activated_labels(items: Mapping[tuple[str, str, str], int], day: str) -> di
 def summarise(run: _Run) -> dict[str, Any]:
     """Counts over the whole store: what the simulation has produced so far (plus each part's section)."""
     import sqlalchemy as sa
-    from regelwerk.scheduling.tables import employees, scheduled_items
+    from regelwerk.scheduling.tables import employees
     from regelwerk.simulation.tables import simulation_events, simulations
 
     out: dict[str, Any] = {}
@@ -417,26 +407,6 @@ def summarise(run: _Run) -> dict[str, Any]:
         out["first_day"] = row.first_day.isoformat() if row is not None else None
         out["last_day"] = row.last_day.isoformat() if row is not None and row.last_day else None
         out["employees"] = conn.execute(sa.select(sa.func.count()).select_from(employees)).scalar_one()
-        per_type = dict(conn.execute(sa.select(scheduled_items.c.item_type, sa.func.count())
-                                     .group_by(scheduled_items.c.item_type)).all())
-        out["trajectories"] = int(per_type.get("trajectory", 0))
-        out["feedback_requests"] = int(per_type.get("feedback_request", 0))
-        by_type: Counter[str] = Counter()
-        by_status: Counter[str] = Counter()
-        moments = scheduled_items.c.item_type == "moment"
-        payload, status_column = scheduled_items.c.payload, scheduled_items.c.status
-        # label and moment taken out of each payload by the database and counted per pair (no payload fetched);
-        # what it cannot read as JSON is read and labelled here, as before
-        counted, rest = _moment_pairs(conn, payload, status_column, moments)
-        for label, moment, status, n in counted:
-            by_type[str(label or moment or "moment")] += n  # activated_label's choice
-            by_status[status] += n
-        for payload_text, status in (conn.execute(sa.select(payload, status_column).where(rest))
-                                     if rest is not None else ()):
-            by_type[activated_label("moment", payload_text)[1]] += 1
-            by_status[status] += 1
-        out["moments"] = {"total": int(per_type.get("moment", 0)), "by_type": dict(sorted(by_type.items())),
-                          "by_status": dict(sorted(by_status.items()))}
         t = simulation_events
         # counted in the database per (prefix of the key, status); only the refused rows are read
         prefix = sa.case((sa.func.substr(t.c.key, 1, 6) == "story:", "story"),
@@ -459,48 +429,6 @@ def summarise(run: _Run) -> dict[str, Any]:
                      for e in refused],  # data rows too
     }
     return out
-
-
-def _moment_pairs(conn: Any, payload: Any, status: Any, moments: Any) -> tuple[list[Any], Any]:
-    """``(label, moment, status, count)`` per pair of the payloads' values (None when absent), counted by the
-    database, and the condition of the moments it could not read (None: none left; their payloads are read
-    and labelled by :func:`activated_label`).
-
-    SQLite 3.38+: ``json_extract(payload, '$.label', '$.moment')`` (one JSON array) of the valid payloads
-    (``json_valid`` first, in a CASE, which evaluates in order); PostgreSQL: ``payload::json -> 'label'`` for
-    all of them, and when one payload is not JSON the query fails (inside a savepoint) and every payload is
-    read as before. The label is the one :func:`activated_label` gives (a test compares them on odd payloads)
-    but for a JSON object that repeats ``label`` or ``moment`` on SQLite, which takes the first where Python
-    and PostgreSQL take the last: the scheduler writes payloads with ``json.dumps``, which never repeats a
-    key. Other databases: every payload is read.
-    """
-    import sqlite3
-
-    import sqlalchemy as sa
-
-    dialect = conn.dialect.name
-    if dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
-        valid = sa.func.coalesce(sa.func.json_valid(payload), 0) == 1
-        pair = sa.case((valid, sa.func.json_extract(payload, "$.label", "$.moment")), else_=None)
-        # counted here, not by GROUP BY: SQLite sorts for it, in memory (temp_store=MEMORY), 16 MB at 100,000
-        counts: Counter[tuple[str, str]] = Counter(conn.execute(sa.select(pair, status).where(moments, valid)))
-        # [label, moment]: null when absent or when the payload is no object
-        return ([(*json.loads(text), state, n) for (text, state), n in counts.items()],
-                sa.and_(moments, sa.not_(valid)))
-    if dialect == "postgresql":
-        document = sa.cast(payload, sa.JSON)
-        label = sa.cast(document.op("->")(sa.literal_column("'label'")), sa.Text)
-        moment = sa.cast(document.op("->")(sa.literal_column("'moment'")), sa.Text)
-        try:
-            with conn.begin_nested():
-                rows = conn.execute(sa.select(label, moment, status, sa.func.count()).where(moments)
-                                    .group_by(label, moment, status)).all()
-        except sa.exc.DBAPIError:  # a payload that is not JSON: read them all
-            return [], moments
-        # the values as JSON text (None: absent, or the payload is no object)
-        return [(json.loads(a) if a is not None else None, json.loads(b) if b is not None else None, state, n)
-                for a, b, state, n in rows], None
-    return [], moments
 
 
 def section_lines(registry: Any, summary: Mapping[str, Any]) -> list[str]:
@@ -543,7 +471,8 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
             loaded = load_story(story_path, _shown(story_path), registry, bundle.set_aside)
         bundle.set_aside.clear()
         parts = _parts(registry)
-        data = read_customer_data(root, [p.read_data for p in parts if p.read_data is not None])
+        data = read_customer_data(root, [p.read_data for p in parts if p.read_data is not None],
+                                  _employee_check(compiled))
     events = list(data.events)
     for item in (loaded.events if loaded else ()):
         events.append(DatedEvent(item.key, item.day, item.type, item.args, item.where(), (len(parts), item.index)))
@@ -559,6 +488,20 @@ def simulate(path: str | Path, start: date, end: date, *, store: str | None = No
             lease.release()
     finally:
         run.close()
+
+
+def _employee_check(compiled: Any) -> Callable[[Path], tuple[list[Any], int, Iterable[Any]]]:
+    """The employee file checked whole against the bundle's import columns (``SIM014`` per row), with the other
+    data files' problems; the chunks come from the same read (up to ``KEEP_CHECKED`` employees)."""
+    def check(path: Path) -> tuple[list[Any], int, Iterable[Any]]:
+        from regelwerk.diagnostics import Diagnostic
+        from regelwerk.imports.specs import import_spec
+        from regelwerk.scheduling.employees import checked_employee_chunks
+
+        checked, chunks = checked_employee_chunks(path, IMPORT_CHUNK, import_spec("employees", compiled))
+        problems = [Diagnostic("SIM014", e.message, str(path), e.row, 1) for e in checked.errors]
+        return problems, checked.imported, chunks
+    return check
 
 
 @contextlib.contextmanager
@@ -623,8 +566,8 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
     applied = set(recorded)
     with _collection_paused():
         if row is None or not row.data_imported:
-            run.import_data(data.employees, data.relations, start, applied, lease,
-                            getattr(data, "organisation", None))
+            run.import_data((data.employee_count, data.employee_chunks) if data.employees is not None else None,
+                            data.relations, start, applied, lease, getattr(data, "organisation", None))
             with shared_unit(run.sa, "import:done") as conn:
                 lease.renew(conn)
                 run.save_progress(first_day, row.last_day if row is not None else None, True)

@@ -292,9 +292,10 @@ class TalentPlugin:
     def register(self, registry: Registry) -> None:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
         from regelwerk.validation import load_shipped_schema
-        from regelwerk_packs.talent import kinds, report
+        from regelwerk_packs.talent import kinds, report, simulation
 
         report.register(registry, self.name)
+        simulation.register(registry, self.name)
 
         def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
                  refs: tuple[RefDecl, ...] = ()) -> KindSpec:

@@ -46,7 +46,8 @@ GLOSSARY = {
 def cycles(page: ReportPage) -> str:
     """Each development cycle: its calendar, a timeline over the work year and its conversation moments."""
     from regelwerk.report.page import esc
-    from regelwerk.report.timeline import describe_schedule, reference_year, timeline_svg
+    from regelwerk.report.schedules import describe_schedule
+    from regelwerk_packs.talent.timeline import reference_year, timeline_svg
 
     parts = []
     for index, (name, cycle) in enumerate(page.of_kind("DevelopmentCycle").items()):
@@ -78,7 +79,7 @@ def cycles(page: ReportPage) -> str:
 def feedback(page: ReportPage) -> str:
     """Each feedback round: when, who is invited, its questions."""
     from regelwerk.report.page import esc
-    from regelwerk.report.timeline import describe_schedule
+    from regelwerk.report.schedules import describe_schedule
 
     parts = []
     for name, fround in page.of_kind("FeedbackRound").items():

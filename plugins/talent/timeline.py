@@ -1,8 +1,5 @@
-"""A development cycle as a timeline over one work year (SVG, pure Python).
-
-The cycle is read by its attributes (the talent pack's compiled development cycle), so the
-engine does not import the pack: a bundle without talent definitions simply has no timeline.
-"""
+"""A development cycle as a timeline over one work year (SVG, pure Python), for the talent pack's report
+section (docs/report.md)."""
 
 from __future__ import annotations
 
@@ -10,15 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from regelwerk.report._text import dutch_date, esc, human_duration, text_width
+from regelwerk.report.page import dutch_date, esc, human_duration, text_width
+from regelwerk.report.schedules import describe_schedule
 
 __all__ = ["TimelineRow", "cycle_rows", "reference_year", "timeline_svg"]
 
-ANCHOR_LABELS = {
-    "employee.hire_date": "datum in dienst", "employee.leaving_date": "datum uit dienst",
-    "employee.birth_date": "geboortedatum", "work_year.start": "begin werkjaar", "work_year.middle": "midden werkjaar",
-    "work_year.end": "einde werkjaar",
-}
 MAX_MARKS = 24
 MONTH_ABBR = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 
@@ -31,24 +24,6 @@ class TimelineRow:
     label: str
     dates: tuple[date, ...]
     when: str
-
-
-def describe_schedule(schedule: Any) -> str:
-    """A Dutch description of when a schedule fires."""
-    form = getattr(schedule, "form", "")
-    if form == "cron":
-        return f"volgens rooster {schedule.cron} ({schedule.timezone})"
-    if form == "dates":
-        return "op " + ", ".join(dutch_date(d) for d in schedule.dates)
-    anchor = ".".join(schedule.anchor)
-    text = ANCHOR_LABELS.get(anchor, anchor)
-    if schedule.offset is not None and human_duration(schedule.offset):
-        text = f"{human_duration(schedule.offset)} {'na' if schedule.sign > 0 else 'vóór'} {text}"
-    else:
-        text = f"op {text}"
-    if schedule.repeat is not None:
-        text += f", daarna elke {human_duration(schedule.repeat)}"
-    return text + f", om {schedule.at.strftime('%H:%M')}"
 
 
 def _employee_relative(schedule: Any) -> bool:
