@@ -42,6 +42,23 @@ WORKFLOWS = {
             - {id: remind, from: waiting, to: reminded}
             - {id: away, from: waiting, to: elsewhere}
     """,
+    "two_timers.yaml": """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: two_timers}
+        spec:
+          states:
+            - id: waiting
+              initial: true
+              after:
+                - {duration: P1D, event: remind}
+                - {duration: P3D, event: away}
+            - {id: reminded, on_enter: [iso.act]}
+            - {id: elsewhere}
+          transitions:
+            - {id: remind, from: waiting, to: reminded}
+            - {id: away, from: waiting, to: elsewhere}
+    """,
     "chain.yaml": """
         apiVersion: regelwerk/v1
         kind: Workflow
@@ -294,20 +311,24 @@ def test_an_incident_is_resolved_once_and_never_rewrites_what_its_timer_did(
         with pytest.raises(UsageError, match="not open"):
             engine.resolve_incident(incidents["fixed"].id or 0, "ops")
         assert [t.status for t in engine.timers("fixed")] == ["fired"]
-        # the instance moved on (its retry timer cancelled): a retry is refused with a hint, resolving works
+        # the instance moved on: its retry timer is cancelled and the incident resolved with it, in the same
+        # unit of work (audited once, by who moved it); retrying or resolving it afterwards is refused
         BEHAVIOUR["moved"] = _raise(KeyError("still broken"))
         engine.fire("moved", "away", "anna")
-        with pytest.raises(UsageError, match="cancelled"):
-            engine.retry_incident(incidents["moved"].id or 0, "ops")
-        assert engine.resolve_incident(incidents["moved"].id or 0, "ops").status == "resolved"
+        moved = engine.incident(incidents["moved"].id or 0)
+        assert (moved.status, moved.note) == ("resolved", "its timer was cancelled: moved left waiting by away")
         assert [t.status for t in engine.timers("moved")] == ["cancelled"]
+        assert [i.instance_id for i in engine.incidents()] == ["twice"]
+        for act_on in (engine.retry_incident, engine.resolve_incident):
+            with pytest.raises(UsageError, match="not open"):
+                act_on(incidents["moved"].id or 0, "ops")
         # resolved once: the second is refused and audited nowhere
         assert engine.resolve_incident(incidents["twice"].id or 0, "ops").status == "resolved"
         assert [t.status for t in engine.timers("twice")] == ["failed"]
         with pytest.raises(UsageError, match="not open"):
             engine.resolve_incident(incidents["twice"].id or 0, "ops2")
-        resolved = [a.actor for a in engine.audit() if a.action == "incident.resolve"]
-        assert resolved == ["ops", "ops"]
+        resolved = [(a.actor, a.instance_id) for a in engine.audit() if a.action == "incident.resolve"]
+        assert resolved == [("anna", "moved"), ("ops", "twice")]
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
@@ -323,3 +344,28 @@ def test_a_process_stop_from_plugin_code_passes_through_and_leaves_the_timer_pen
         assert engine.get("s").state == "waiting" and not engine.incidents()
         del BEHAVIOUR["s"]  # the next run (after the restart) fires it
         assert [o.status for o in engine.fire_due_timers(clock.now)] == ["fired"]
+
+
+def test_a_timer_that_leaves_the_state_resolves_the_incident_of_a_retry_that_will_not_come(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The timer path: a failing reminder waits for its retry when a later timer moves the instance on. The retry
+    is cancelled, and its incident resolved with it (by the system, audited once), not left open for good."""
+    clock = Clock()
+    retry = RetryPolicy(attempts=5, backoff=timedelta(days=2, hours=2), factor=1.0, max_backoff=timedelta(days=5))
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW, retry=retry) as engine:
+        engine.start("two_timers", {}, "hr", "t")
+        engine.start("two_timers", {}, "hr", "other")
+        BEHAVIOUR["t"] = _raise(KeyError("broken"))
+        clock.now = T0 + timedelta(days=1, hours=1)
+        assert sorted(o.status for o in engine.fire_due_timers(clock.now)) == ["fired", "incident"]
+        (incident,) = engine.incidents()
+        # one batch: "away" (day 3) moves it on, then the retry (day 3, a few hours later) finds its state left
+        clock.now = T0 + timedelta(days=3, hours=4)
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["fired", "cancelled"]
+        assert engine.get("t").state == "elsewhere"
+        assert sorted(t.status for t in engine.timers("t")) == ["cancelled", "fired"]
+        done = engine.incident(incident.id or 0)
+        assert done.status == "resolved" and done.note.startswith("its timer was cancelled"), done
+        assert engine.incidents() == []
+        resolved = [(a.actor, a.instance_id) for a in engine.audit() if a.action == "incident.resolve"]
+        assert resolved == [("system", "t")]

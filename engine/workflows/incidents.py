@@ -12,7 +12,7 @@ These functions work on any store; ``Engine.incidents/retry_incident/resolve_inc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,8 @@ from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
-__all__ = ["IncidentService", "get_incident", "list_incidents", "record_incident", "resolve_incident"]
+__all__ = ["IncidentService", "cancel_timers", "get_incident", "list_incidents", "record_incident",
+           "resolve_incident", "resolve_timer_incidents"]
 
 
 def list_incidents(store: Store, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
@@ -78,6 +79,35 @@ def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime
         uow.audit(AuditEntry(now, actor.id, "incident.resolve", incident.instance_id or None,
                              {"incident": incident_id, "note": note}))
     return get_incident(store, incident_id)
+
+
+def cancel_timers(tx: StoreTx, instance_id: str, now: datetime, actor_id: str, why: str) -> int:
+    """Cancel the instance's pending timers (the state they wait in was left) and resolve the open incidents of
+    those timers in the same unit of work (:func:`resolve_timer_incidents`): their retries will not come, so
+    nobody has to close them by hand. Returns how many timers were cancelled; incidents are looked up only
+    when any was."""
+    cancelled = tx.cancel_timers(instance_id, now)
+    if cancelled:
+        resolve_timer_incidents(tx, instance_id, None, now, actor_id, f"its timer was cancelled: {why}")
+    return cancelled
+
+
+def resolve_timer_incidents(tx: StoreTx, instance_id: str, timer_ids: Collection[int] | None, now: datetime,
+                            actor_id: str, note: str) -> int:
+    """Resolve the open incidents of the instance's cancelled timers (``timer_ids``: of these timers, which the
+    caller cancelled; None: of every cancelled timer of the instance), each audited once as
+    ``incident.resolve`` by ``actor_id``. How many were resolved."""
+    waiting = [i for i in tx.incidents("open", instance_id)
+               if i.id is not None and i.timer_id is not None and (timer_ids is None or i.timer_id in timer_ids)]
+    if waiting and timer_ids is None:
+        cancelled = {t.id for t in tx.timers(instance_id) if t.status == "cancelled"}
+        waiting = [i for i in waiting if i.timer_id in cancelled]
+    for incident in waiting:
+        assert incident.id is not None
+        tx.set_incident(incident.id, "resolved", now, note)
+        tx.add_audit(AuditEntry(now, actor_id, "incident.resolve", instance_id,
+                                {"incident": incident.id, "note": note}))
+    return len(waiting)
 
 
 if TYPE_CHECKING:

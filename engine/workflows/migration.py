@@ -17,6 +17,7 @@ from regelwerk.store.records import (
 )
 from regelwerk.store.unit import UnitOfWork
 from regelwerk.workflows.gate import Version
+from regelwerk.workflows.incidents import cancel_timers
 from regelwerk.workflows.runtime import WorkflowRuntime
 
 __all__ = ["MIGRATE_EVENT", "MigrationItem", "MigrationService"]
@@ -109,7 +110,7 @@ class MigrationService:
                                  version=rec.version + 1, updated_at=now, timers_pending=bool(state.after))
                 tx.update(record, rec.version)  # the lock order: the instance row first, then its timers
                 if rec.timers_pending:
-                    tx.cancel_timers(rec.id, now)
+                    cancel_timers(tx, rec.id, now, who.id, f"{rec.id} was migrated to {rt.version}")
                 self.runtime._schedule(tx, record, state.after, now)
                 detail = {"from_version": item.from_version, "to_version": rt.version, "from": rec.state,
                           "to": item.target_state, "mapping": dict(mapping or {})}

@@ -45,6 +45,7 @@ from regelwerk.workflows.gate import (
     not_json,
     system_only_explain,
 )
+from regelwerk.workflows.incidents import cancel_timers
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import PermissionPort
 
@@ -508,7 +509,7 @@ class WorkflowRuntime:
         # the version check: claim the change before any side effect
         tx.update(record, rec.version, new_data is not rec.data, definition_changed=False)
         if rec.timers_pending:
-            tx.cancel_timers(instance_id, now)
+            cancel_timers(tx, instance_id, now, actor.id, f"{instance_id} left {rec.state} by {event}")
         if leaving.on_exit or entering.on_enter or transition.actions:
             work = json_copy(new_data)
             timers: list[TimerRecord] = []

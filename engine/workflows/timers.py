@@ -17,6 +17,7 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 from regelwerk.store.unit import UnitOfWork
+from regelwerk.workflows.incidents import resolve_timer_incidents
 from regelwerk.workflows.model import RetrySpec
 from regelwerk.workflows.runtime import WorkflowRuntime
 
@@ -129,11 +130,23 @@ class _TimerBuffer:
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
         pending = self._pending.get(instance_id)
         if instance_id not in self._timer_instances and pending is not None and pending <= self._claimed:
-            return len(pending)
+            # each is a claimed timer of this batch, which finishes it itself (fired, or cancelled as its state was
+            # left: _fire_on): nothing is cancelled here
+            return 0
         if any(timer.instance_id == instance_id for timer in self._timers):  # kept: must be there to be cancelled
             self.flush()
         self._pending.pop(instance_id, None)
         return int(self._tx.cancel_timers(instance_id, at))
+
+    def incidents(self, status: str | None = None, instance_id: str | None = None) -> list[IncidentRecord]:
+        # incidents are never kept here: read as they are, and what is kept stays valid (a read changes nothing)
+        found: list[IncidentRecord] = self._tx.incidents(status, instance_id)
+        return found
+
+    def timers(self, instance_id: str) -> list[TimerRecord]:
+        self.flush()  # the kept timers and finishes first; what is cached stays valid (a read changes nothing)
+        found: list[TimerRecord] = self._tx.timers(instance_id)
+        return found
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         # the timer's own row: a cancel of its instance's pending timers before this is written leaves the same
@@ -230,7 +243,11 @@ class TimerService:
         assert timer.id is not None
         current = tx.get(timer.instance_id)
         if current is not None and timer.state and current.state != timer.state:
-            tx.finish_timer(timer.id, "cancelled", moment, f"state {timer.state!r} left before it fired")
+            left = f"state {timer.state!r} left before it fired"
+            tx.finish_timer(timer.id, "cancelled", moment, left)
+            if timer.note.startswith("retry"):  # a retry that will not come: its incident is resolved with it
+                resolve_timer_incidents(tx, timer.instance_id, {timer.id}, moment, SYSTEM.id,
+                                        f"its timer was cancelled: {left}")
             return "cancelled"
         tx.finish_timer(timer.id, "fired", moment)
         self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
