@@ -103,6 +103,16 @@ def test_a_tenants_key_never_reaches_another_tenants_data(service: Service) -> N
         assert [(i["id"], i["data"]) for i in listed] == [("shared-id", {"secret": "A"})]
         assert call(a, "GET", "/v1/instances/{instance_id}", "/v1/instances/shared-id").json()["data"] == {
             "secret": "A"}
+        # b's incident is b's: a lists none, and reaches it by no id
+        b_incident = _record_fire_incident(service, "b", "only-b", "close")
+        assert call(a, "GET", "/v1/incidents", params={"status": "all"}).json() == []
+        assert [i["id"] for i in b.get("/v1/incidents").json()] == [b_incident]
+        for method, template, body in (("GET", "/v1/incidents/{incident_id}", None),
+                                       ("POST", "/v1/incidents/{incident_id}/retry", {"actor": MANAGER}),
+                                       ("POST", "/v1/incidents/{incident_id}/resolve", {"actor": MANAGER})):
+            response = call(a, method, template, template.replace("{incident_id}", str(b_incident)), json=body)
+            _problem(response, 404, "unknown_incident")
+        assert b.get(f"/v1/incidents/{b_incident}").json()["status"] == "open"
         # b's instance is untouched by a's attempts
         assert b.get("/v1/instances/only-b").json()["state"] == "waiting"
         assert [h["event"] for h in b.get("/v1/instances/only-b/history").json()] == ["$start"]
@@ -158,6 +168,51 @@ def test_a_tenants_key_never_reaches_another_tenants_data(service: Service) -> N
     document = json.loads((ROOT / "docs" / "openapi.json").read_text())
     every = {(method, path) for path, ops in document["paths"].items() for method in ops} - {("get", "/healthz")}
     assert every - exercised == set(), "endpoints the isolation test does not try"
+
+
+def _record_fire_incident(service: Service, tenant: str, instance_id: str, event: str) -> int:
+    """An incident as a failing action of a fire leaves it (recorded through the tenant's engine)."""
+    from regelwerk.errors import PluginError
+
+    with TenantHub(service.location) as hub:
+        record = hub.engine(tenant).record_incident(PluginError("action 'x'", KeyError("broken"), instance_id, event))
+    assert record.id is not None
+    return record.id
+
+
+def test_incidents_are_listed_retried_as_the_actor_who_asks_and_resolved_once(service: Service) -> None:
+    with service.client("a") as a:
+        inst = a.post("/v1/instances", json={"workflow": "reminder", "actor": EMPLOYEE}).json()["id"]
+        first = _record_fire_incident(service, "a", inst, "close")
+        listed = a.get("/v1/incidents", params={"instance": inst}).json()
+        assert [(i["id"], i["status"], i["event"], i["error_type"]) for i in listed] == [
+            (first, "open", "close", "builtins.KeyError")]
+        # a retry fires the event as the actor who asks it: the employee may not close, so it is refused (audited),
+        # and the incident stays open; the manager may
+        denied = _problem(a.post(f"/v1/incidents/{first}/retry", json={"actor": EMPLOYEE}), 403, "permission_denied")
+        assert denied["action"] == "close" and denied["actor"] == EMPLOYEE["id"]
+        assert a.get(f"/v1/incidents/{first}").json()["status"] == "open"
+        retried = a.post(f"/v1/incidents/{first}/retry", json={"actor": MANAGER})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "resolved" and retried.json()["note"] == f"fired on retry by {MANAGER['id']}"
+        assert a.get(f"/v1/instances/{inst}").json()["state"] == "closed"
+        assert a.get(f"/v1/instances/{inst}/history").json()[-1]["actor"] == MANAGER["id"]
+        # resolved by hand once; the second time, and a retry afterwards, are refused
+        second = _record_fire_incident(service, "a", inst, "close")
+        done = a.post(f"/v1/incidents/{second}/resolve", json={"actor": MANAGER, "note": "fixed in the HR system"})
+        assert (done.json()["status"], done.json()["note"]) == ("resolved", "fixed in the HR system")
+        for action in ("resolve", "retry"):
+            _problem(a.post(f"/v1/incidents/{second}/{action}", json={"actor": MANAGER}), 400, "usage")
+        assert a.get("/v1/incidents", params={"instance": inst}).json() == []
+        assert {i["id"] for i in a.get("/v1/incidents", params={"instance": inst, "status": "all"}).json()} == {
+            first, second}
+        _problem(a.get("/v1/incidents", params={"status": "broken"}), 422, "invalid_request")
+        _problem(a.post(f"/v1/incidents/{second}/resolve", json={}), 422, "invalid_request")  # who resolves
+    with TenantHub(service.location) as hub:
+        audit = [(e.actor, e.action) for e in hub.engine("a").audit() if e.instance_id == inst]
+    assert (EMPLOYEE["id"], "permission.denied") in audit
+    assert [x for x in audit if x[1].startswith("incident.")] == [(MANAGER["id"], "incident.retry"),
+                                                                 (MANAGER["id"], "incident.resolve")]
 
 
 def test_a_broken_deployment_leaves_the_running_version_serving(service: Service) -> None:

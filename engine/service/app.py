@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,6 +34,7 @@ from regelwerk.service.models import (
     DeployIn,
     ExplainIn,
     FireIn,
+    IncidentActIn,
     KeyIn,
     MigrateIn,
     RelationsIn,
@@ -62,6 +63,7 @@ STATUS: dict[str, int] = {
     "permission_denied": 403,
     "unknown_definition": 404,
     "unknown_instance": 404,
+    "unknown_incident": 404,
     "unknown_tenant": 404,
     "unknown_key": 404,
     "transition_not_allowed": 409,
@@ -449,6 +451,31 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
     @app.get("/v1/instances/{instance_id}/history", tags=["workflows"], summary="Every state change, oldest first")
     def history(instance_id: str, rt: Runtime) -> list[dict[str, Any]]:
         return [h.to_dict() for h in rt.engine.history(instance_id)]
+
+    # --- incidents ------------------------------------------------------------------------------
+
+    @app.get("/v1/incidents", tags=["incidents"], summary="Failures of plugin code (actions, timers, tick tasks)")
+    def incidents(rt: Runtime, status: Literal["open", "resolved", "all"] = "open",
+                  instance: str | None = None) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in rt.engine.incidents(None if status == "all" else status, instance)]
+
+    @app.get("/v1/incidents/{incident_id}", tags=["incidents"], summary="One incident")
+    def get_incident(incident_id: int, rt: Runtime) -> dict[str, Any]:
+        result: dict[str, Any] = rt.engine.incident(incident_id).to_dict()
+        return result
+
+    @app.post("/v1/incidents/{incident_id}/retry", tags=["incidents"],
+              summary="Try the failed work again now (a fire runs as the actor who retries, by their permission)")
+    def retry_incident(incident_id: int, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
+        result: dict[str, Any] = audited(rt, lambda: rt.engine.retry_incident(incident_id, body.actor.plain())
+                                         ).to_dict()
+        return result
+
+    @app.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"],
+              summary="Close an open incident by hand, once (its work is not retried); audited")
+    def resolve_incident(incident_id: int, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
+        result: dict[str, Any] = rt.engine.resolve_incident(incident_id, body.actor.plain(), body.note).to_dict()
+        return result
 
     # --- schedules and relations --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn", "ExplainIn",
-    "FireIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn", "SchedulePreviewIn",
+    "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn", "SchedulePreviewIn",
     "StartIn", "TenantIn", "TickIn", "TierIn",
 ]
 
@@ -142,6 +142,13 @@ class DeployIn(_Strict):
 
     files: dict[str, str] = Field(min_length=1)
     matrix: str = Field(default="", description="needed when the bundle has several PermissionMatrix documents")
+
+
+class IncidentActIn(_Strict):
+    """Who retries or resolves an incident (audited with the incident; a retried fire runs as this actor)."""
+
+    actor: ActorIn
+    note: str = Field(default="", max_length=2000, description="why it is resolved (resolve only)")
 
 
 class MigrateIn(_Strict):

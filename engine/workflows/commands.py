@@ -291,7 +291,7 @@ def _commands() -> list[Any]:
     @text_option
     def incidents_retry(store: str, incident_id: int, path: str, actor: str, matrix: str | None, fmt: str) -> None:
         """Try the failed work of INCIDENT_ID again now, decided by the bundle's permission matrix (a fire's
-        incident fires its event again as the actor who asked); exit 1 if it failed again."""
+        incident fires its event again as --actor, whose own permission decides); exit 1 if it failed again."""
         with _engine(path, store, matrix) as engine:
             after = engine.retry_incident(incident_id, _actor(actor, ()))
             _show([after], fmt)

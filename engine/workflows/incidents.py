@@ -126,9 +126,11 @@ class IncidentService:
     def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
         """Try the failed work again now (after the cause was fixed); the incident as it is afterwards.
 
-        A timer's incident puts the timer back to pending, due now, and fires due timers; a fire's
-        incident fires the event again as the actor who asked. Success resolves the incident; another
-        failure counts one more attempt.
+        A timer's incident puts the timer back to pending, due now, and fires due timers (as the system, as
+        timers fire); a fire's incident fires its event again as ``actor``, the one who retries it, whose own
+        permission decides (never as the incident's first actor: a retry is no way to act in someone else's
+        name, and the incident keeps only that actor's id, not the roles a policy reads). Success resolves
+        the incident; another failure counts one more attempt.
         """
         who = Actor.of(actor)
         incident = self.front.incident(incident_id)
@@ -155,7 +157,7 @@ class IncidentService:
                 raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
                                  f"{incident.data.get('workflow')!r} again, then resolve the incident")
             else:
-                self.front.fire(incident.instance_id, incident.event, incident.actor or who, incident.data or None)
+                self.front.fire(incident.instance_id, incident.event, who, incident.data or None)
         except PluginError as exc:
             if incident.event.startswith("tick:"):
                 self.front.record_incident(exc, now)
