@@ -369,3 +369,24 @@ def test_a_timer_that_leaves_the_state_resolves_the_incident_of_a_retry_that_wil
         assert engine.incidents() == []
         resolved = [(a.actor, a.instance_id) for a in engine.audit() if a.action == "incident.resolve"]
         assert resolved == [("system", "t")]
+
+
+def test_the_json_check_finds_what_the_walk_with_pointers_finds() -> None:
+    """``not_json`` walks plain data without pointers first: same answers as the walk that names the part."""
+    from collections import OrderedDict
+    from datetime import date
+
+    from regelwerk.workflows.gate import _first_not_json, not_json
+
+    class Text(str):
+        pass
+
+    cases: list[Any] = [
+        None, "x", 1, True, 1.5, float("nan"), float("inf"), [], {}, {"a": [1, {"b": None}]},
+        {"a": {"b": [1, 2, {"c": float("-inf")}]}}, {1: "int key"}, {"a": {2: "deep int key"}}, ("tuple", 1),
+        {"a": ("t", date(2026, 1, 1))}, {"a": {1, 2}}, OrderedDict(a=1), {"a": OrderedDict(b=date.today())},
+        Text("sub"), {"a": [Text("sub")]}, [1, [2, [3, [b"bytes"]]]], {"ok": [1.0, -2, "é"], "bad": object()},
+    ]
+    for value in cases:
+        assert not_json(value, "/p") == _first_not_json(value, "/p"), value
+    assert not_json({"a": {"b": [1, 2, {"c": float("nan")}]}}) == ("/a/b/2/c", "nan")

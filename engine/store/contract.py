@@ -279,6 +279,22 @@ class StoreContract:
             assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("cancelled", "state left")]
             assert tx.pending_timers(["i1"]) == {"i1": set()}
 
+    def test_many_timers_finished_at_once_in_chunks_and_in_order(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record("i2"))
+            for minute in range(601):  # more than one chunk of ids
+                tx.add_timer(TimerRecord("i2", "submitted", "expire", T0 + timedelta(minutes=minute)))
+        with store.transaction() as tx:
+            ids = sorted(tx.pending_timers(["i2"])["i2"])
+            tx.finish_timers([(i, "fired", T0, "") for i in ids[:-1]])
+            # a list that names a timer twice: the last word counts, as written in order
+            tx.finish_timers([(ids[-1], "fired", T0, ""), (ids[-1], "cancelled", T0, "state left")])
+        with store.read() as tx:
+            timers = tx.timers("i2")
+            assert [t.status for t in timers[:-1]] == ["fired"] * 600 and timers[-1].status == "cancelled"
+            assert {t.fired_at for t in timers} == {T0} and timers[-1].note == "state left"
+
     def test_many_instances_updated_at_once(self) -> None:
         store = self._store()
         with store.transaction() as tx:

@@ -219,6 +219,10 @@ _CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_ins
                   .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
+#: many timers with the same outcome in one statement (a batch's timers all fire at one moment)
+_FINISH_TIMERS = {pg: rw_timers.update().where(one_of(_T.id, "p_ids", pg)).values(
+    status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note"))
+    for pg in (False, True)}
 _DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
                .where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
                .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
@@ -536,10 +540,23 @@ class SqlTx:
         return bool(result.rowcount == 1)
 
     def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:
-        """:meth:`finish_timer` for many ``(timer id, status, at, note)``: one ``executemany``."""
-        if finished:
+        """:meth:`finish_timer` for many ``(timer id, status, at, note)``: one ``UPDATE ... WHERE id IN (...)`` per
+        outcome (status, moment and note; up to 500 ids each), as a batch's timers mostly share one; a list that
+        names a timer twice is written in its order (one ``executemany``)."""
+        if not finished:
+            return
+        if len({i for i, _s, _at, _note in finished}) < len(finished):
             self.connection.execute(_FINISH_TIMER, [{"p_id": i, "p_status": s, "p_at": _utc(at), "p_note": note}
                                                     for i, s, at, note in finished])
+            return
+        outcomes: dict[tuple[str, datetime, str], list[int]] = {}
+        for timer_id, status, at, note in finished:
+            outcomes.setdefault((status, at, note), []).append(timer_id)
+        statement = _FINISH_TIMERS[self._postgres]
+        for (status, at, note), ids in outcomes.items():
+            for start in range(0, len(ids), 500):
+                self.connection.execute(statement, {"p_ids": ids[start:start + 500], "p_status": status,
+                                                    "p_at": _utc(at), "p_note": note})
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of the pending timers of these instances, by instance (one query per 500 instances)."""

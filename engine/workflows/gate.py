@@ -62,8 +62,38 @@ def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:
     keys, arrays, strings, finite numbers, true/false, null), or None when all of it is.
 
     Instance data is stored as JSON: a value a store cannot write (a set, a date, NaN) is refused as
-    :class:`InvalidData` before anything is written, the same on every store.
+    :class:`InvalidData` before anything is written, the same on every store. Plain dicts, lists and scalars
+    (nearly all data) are walked without building pointers; the pointer is made only for what is found.
     """
+    if _plain_json(value):
+        return None
+    return _first_not_json(value, pointer)
+
+
+def _plain_json(value: Any) -> bool:
+    """True when ``value`` is JSON made of exact dicts, lists, str, int, bool, None and finite floats (no
+    subclasses, tuples or other mappings: those take the walk with pointers, which says what they are)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if not _plain_json(item):
+                return False
+        return True
+    if kind is list:
+        return all(_plain_json(item) for item in value)
+    if kind is float:
+        return math.isfinite(value)
+    return False
+
+
+def _first_not_json(value: Any, pointer: str) -> tuple[str, str] | None:
     if value is None or isinstance(value, (str, int)):  # bool is an int
         return None
     if isinstance(value, float):
@@ -72,13 +102,13 @@ def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{pointer}/{key}", f"a {type(key).__name__} key"
-            odd = not_json(item, f"{pointer}/{key}")
+            odd = _first_not_json(item, f"{pointer}/{key}")
             if odd is not None:
                 return odd
         return None
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            odd = not_json(item, f"{pointer}/{index}")
+            odd = _first_not_json(item, f"{pointer}/{index}")
             if odd is not None:
                 return odd
         return None
