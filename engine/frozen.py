@@ -12,10 +12,10 @@ name starts with ``_`` are a compiled object's private caches).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn, SupportsIndex, TypeVar
 
-__all__ = ["FrozenDict", "FrozenList", "Sealed", "deep_freeze"]
+__all__ = ["FrozenDict", "FrozenList", "Sealed", "deep_freeze", "freeze_json"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 
 def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
-    raise TypeError(f"compiled definitions are read-only: {type(self).__name__} cannot be changed")
+    raise TypeError(f"{type(self).__name__} is read-only: compiled definitions and the data of an instance record "
+                    "cannot be changed in place (a fire with data= changes an instance)")
 
 
 class FrozenDict(dict[K, V]):
@@ -104,6 +105,27 @@ class Sealed:
         if getattr(self, "_sealed", False):
             raise AttributeError(f"{type(self).__name__} is compiled and immutable: {name!r} cannot be deleted")
         object.__delattr__(self, name)
+
+
+def freeze_json(value: Any) -> Any:
+    """JSON data (dicts, lists, scalars) made read-only throughout; a ``FrozenDict`` or ``FrozenList`` is taken as
+    frozen already. The data of the instance records the runtime hands out and keeps: a caller that changes a
+    returned record's data in place gets a ``TypeError`` instead of changing the engine's cached copy (which the
+    next fire would write) or the memory store's row."""
+    kind = type(value)
+    if kind is dict:
+        return FrozenDict({k: v if type(v) in _SCALARS else freeze_json(v) for k, v in value.items()})
+    if kind is list:
+        return FrozenList([v if type(v) in _SCALARS else freeze_json(v) for v in value])
+    if kind in _SCALARS or kind is FrozenDict or kind is FrozenList:
+        return value
+    if isinstance(value, Mapping):  # another mapping (an OrderedDict a caller passed): a read-only copy too
+        return FrozenDict({k: freeze_json(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList([freeze_json(v) for v in value])
+    if isinstance(value, tuple):
+        return tuple(freeze_json(v) for v in value)
+    return value
 
 
 def deep_freeze(value: Any, _seen: set[int] | None = None) -> Any:

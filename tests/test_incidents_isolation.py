@@ -7,6 +7,7 @@ action raises, an action that changes nested data in place, and data that is not
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -390,3 +391,23 @@ def test_the_json_check_finds_what_the_walk_with_pointers_finds() -> None:
     for value in cases:
         assert not_json(value, "/p") == _first_not_json(value, "/p"), value
     assert not_json({"a": {"b": [1, 2, {"c": float("nan")}]}}) == ("/a/b/2/c", "nan")
+
+
+def test_a_returned_record_cannot_change_what_the_engine_keeps(bundle: CompiledBundle, registry: Registry,
+                                                               url: str) -> None:
+    """The data of a record that start and fire hand out is read-only (and so is everything the memory store
+    returns): changing it in place raises, instead of changing the engine's cached copy, which the next fire
+    with a payload would have written without a check (on SQLite) or the memory store's row itself."""
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        started = engine.start("reminder", {"n": {"k": 1}, "tags": ["a"]}, "hr", "r")
+        for change in (lambda: started.data["n"].__setitem__("k", 666), lambda: started.data.pop("n"),
+                       lambda: started.data["tags"].append("b"), lambda: started.data.update(x=1)):
+            with pytest.raises(TypeError, match="read-only"):
+                change()
+        fired = engine.fire("r", "away", "anna", {"extra": 1})
+        with pytest.raises(TypeError, match="read-only"):
+            fired.data["n"]["k"] = 666
+        assert engine.get("r").data == {"n": {"k": 1}, "tags": ["a"], "extra": 1}
+        assert engine.history("r")[-1].to_state == "elsewhere"
+        # read-only, and still plain JSON data to a caller
+        assert json.loads(json.dumps(fired.data)) == {"n": {"k": 1}, "tags": ["a"], "extra": 1}

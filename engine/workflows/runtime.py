@@ -26,6 +26,7 @@ from regelwerk.errors import (
     UsageError,
     is_plugin_fault,
 )
+from regelwerk.frozen import FrozenDict, freeze_json
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
@@ -305,6 +306,7 @@ class WorkflowRuntime:
     def _start_tx(self, tx: StoreTx, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str | None,
                   now: datetime, post: list[Callable[[], None]]) -> InstanceRecord:
         rt.check_data(data)
+        data = freeze_json(data)  # what the record hands out and the engine keeps: read-only (frozen.freeze_json)
         self._remember_definition(tx, rt, now)
         model = rt.model
         initial = rt.machine.state(model.initial)
@@ -334,7 +336,8 @@ class WorkflowRuntime:
         for timer in timers:
             tx.add_timer(timer)
         if changed or (timers and not record.timers_pending):
-            updated = replace(record, data=work, timers_pending=record.timers_pending or bool(timers))
+            updated = replace(record, data=freeze_json(work) if changed else record.data,
+                              timers_pending=record.timers_pending or bool(timers))
             tx.update(updated, record.version, changed, definition_changed=False)
             return updated
         return record
@@ -476,11 +479,13 @@ class WorkflowRuntime:
                 now: datetime, check_permission: bool) -> tuple[Version, Gate, str, Mapping[str, Any]]:
         """Guards, permission and target state; writes nothing."""
         rt = self._runtime(tx, rec.workflow, rec.definition_version)
-        new_data: Mapping[str, Any] = rec.data
+        # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
+        # cannot change what the engine keeps and writes next
+        new_data: Mapping[str, Any] = rec.data if type(rec.data) is FrozenDict else freeze_json(rec.data)
         if data:
             merged = {**rec.data, **data}
             rt.check_data(merged)
-            new_data = merged
+            new_data = freeze_json(merged)
         gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
         try:
             dest = rt.machine.step(rec.id, rec.state, event, gate)
@@ -507,7 +512,7 @@ class WorkflowRuntime:
         record = InstanceRecord(rec.id, rec.workflow, rec.definition_version, dest, new_data, rec.version + 1,
                                 rec.created_at, now, rec.created_by, bool(entering.after))
         # the version check: claim the change before any side effect
-        tx.update(record, rec.version, new_data is not rec.data, definition_changed=False)
+        tx.update(record, rec.version, bool(data), definition_changed=False)  # the data changes with a payload only
         if rec.timers_pending:
             cancel_timers(tx, instance_id, now, actor.id, f"{instance_id} left {rec.state} by {event}")
         if leaving.on_exit or entering.on_enter or transition.actions:
