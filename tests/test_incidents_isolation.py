@@ -43,23 +43,6 @@ WORKFLOWS = {
             - {id: remind, from: waiting, to: reminded}
             - {id: away, from: waiting, to: elsewhere}
     """,
-    "two_timers.yaml": """
-        apiVersion: regelwerk/v1
-        kind: Workflow
-        metadata: {name: two_timers}
-        spec:
-          states:
-            - id: waiting
-              initial: true
-              after:
-                - {duration: P1D, event: remind}
-                - {duration: P3D, event: away}
-            - {id: reminded, on_enter: [iso.act]}
-            - {id: elsewhere}
-          transitions:
-            - {id: remind, from: waiting, to: reminded}
-            - {id: away, from: waiting, to: elsewhere}
-    """,
     "chain.yaml": """
         apiVersion: regelwerk/v1
         kind: Workflow
@@ -77,6 +60,10 @@ WORKFLOWS = {
             - {id: remind, from: waiting, to: reminded}
     """,
 }
+#: the reminder with a second timer in its first state: "away" after three days
+_REMIND = "- {duration: P1D, event: remind}"
+WORKFLOWS["two_timers.yaml"] = WORKFLOWS["reminder.yaml"].replace("{name: reminder}", "{name: two_timers}").replace(
+    _REMIND, _REMIND + "\n                - {duration: P3D, event: away}")
 
 
 def act(ctx: Any) -> None:
