@@ -197,7 +197,9 @@ class SimulationPartSpec:
     - ``lines(summary) -> lines``: the text lines of those keys.
     - ``item_words``: how the timeline names the plugin's scheduled item types, ``{item_type: (one, many)}``
       (``{"interview": ("job interview", "job interviews")}``); an item type no part names is
-      shown as its type.
+      shown as its type. One part names an item type (a second is refused when it registers).
+    - ``labelled``: the plugin's item types whose due items the timeline lists by their payload's ``label``
+      (a conversation moment's name) rather than by their words.
 
     Parts run, and their summary lines print, in ``(order, name)`` order.
     """
@@ -211,6 +213,7 @@ class SimulationPartSpec:
     order: int = 100
     description: str = ""
     item_words: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    labelled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +335,19 @@ class Registry:
         self._add(self.story_events, spec.name, spec, "story event")
 
     def add_simulation_part(self, spec: SimulationPartSpec) -> None:
-        """Register a simulation part (data files, nightly notes, summary section)."""
+        """Register a simulation part (data files, nightly notes, summary section); its ``item_words`` must be
+        ``{item type: (one, many)}`` texts, for item types no other part names (``ValueError`` otherwise)."""
+        for item_type, words in dict(spec.item_words).items():
+            if not (isinstance(item_type, str) and isinstance(words, tuple) and len(words) == 2
+                    and all(isinstance(w, str) and w for w in words)):
+                raise ValueError(f"simulation part {spec.name!r} ({spec.plugin}): item_words[{item_type!r}] must be "
+                                 f"a pair of texts (one, many), not {words!r}")
+            for other in self.simulation_parts.values():
+                if item_type in other.item_words:
+                    raise ValueError(f"item type {item_type!r} is named by simulation parts {other.name!r} "
+                                     f"({other.plugin}) and {spec.name!r} ({spec.plugin})")
+        if not all(isinstance(t, str) for t in spec.labelled):
+            raise ValueError(f"simulation part {spec.name!r} ({spec.plugin}): labelled must be item type names")
         self._add(self.simulation_parts, spec.name, spec, "simulation part")
 
     def add_report_section(self, spec: ReportSectionSpec) -> None:

@@ -102,7 +102,7 @@ def _summary_moments_match_activated_label(url: str, payloads: list[str]) -> dic
         expected_status: dict[str, int] = {}
         for payload, status in conn.execute(sa.select(scheduled_items.c.payload, scheduled_items.c.status)
                                             .where(scheduled_items.c.item_type == "moment")):
-            label = activated_label("moment", payload)[1]
+            label = activated_label("moment", payload)[1] or "moment"
             expected_types[label] = expected_types.get(label, 0) + 1
             expected_status[status] = expected_status.get(status, 0) + 1
     engine.dispose()
@@ -450,6 +450,53 @@ def test_every_data_file_problem_is_shown_at_once_and_nothing_is_written(tmp_pat
     assert f"relations.csv:{relations_row}:1: error SIM010: valid_to is before valid_from" in result.output
     assert "candidates.csv:6:1: error SIM010: 'misschien' is not ja or nee" in result.output
     assert not store.exists() or _tables_empty(store)
+    # every file shown the same way (one folder, as display_path gives it)
+    folders = {line.split(":", 1)[0].rsplit("/", 1)[0] for line in result.output.splitlines() if ".csv:" in line}
+    assert len(folders) == 1, result.output
+
+
+def test_due_items_are_named_by_their_words_and_only_labelled_types_by_their_payload_label() -> None:
+    """A plan of a Schedule carries its workflow's data as payload: a ``label`` there names nothing (it is no
+    conversation moment's name); only the item types a part lists in ``labelled`` are named by it."""
+    from regelwerk.simulation.runner import _activated_labels
+
+    named = _activated_labels({("toets", "7", ""): 5, ("toets", "trajectory", ""): 2, ("trajectory", "", ""): 4,
+                               ("moment", "Doelstellingsgesprek", ""): 3, ("moment", "", ""): 1,
+                               ("moment", "Nulmeting", "2026-03-01"): 2}, "2026-02-01", {"moment"})
+    assert named == {("toets", ("toets", "", "")): 7, ("trajectory", ("trajectory", "", "")): 4,
+                     ("Doelstellingsgesprek", ("", "Doelstellingsgesprek", "")): 3, ("moment", ("moment", "", "")): 1,
+                     ("Nulmeting (due 2026-03-01)", ("", "Nulmeting", "2026-03-01")): 2}
+
+
+def test_a_simulation_part_names_its_item_types_once_and_with_two_texts() -> None:
+    from regelwerk.registry import Registry, SimulationPartSpec, load_registry
+
+    registry: Registry = load_registry()
+    with pytest.raises(ValueError, match="pair of texts"):
+        registry.add_simulation_part(SimulationPartSpec("x", "x", item_words={"toets": "toetsen"}))  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="named by simulation parts 'talent'"):
+        registry.add_simulation_part(SimulationPartSpec("y", "y", item_words={"moment": ("gesprek", "gesprekken")}))
+    registry.add_simulation_part(SimulationPartSpec("z", "z", item_words={"toets": ("toets", "toetsen")}))
+
+
+def test_checked_employee_rows_are_let_go_when_closed_unused() -> None:
+    """A resume does not import the employees again: the rows its check kept are let go at once."""
+    import gc
+    import weakref
+
+    from regelwerk.simulation.data import _handed_over
+
+    class Chunks(list):  # type: ignore[type-arg]
+        pass
+
+    chunks = Chunks([[1], [2]])
+    alive = weakref.ref(chunks)
+    handed = _handed_over(chunks)
+    del chunks
+    assert alive() is not None
+    handed.close()
+    gc.collect()
+    assert alive() is None
 
 
 def _tables_empty(store: Path) -> bool:

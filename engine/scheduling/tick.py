@@ -461,14 +461,16 @@ def _activate_new(conn: Any, values: list[dict[str, Any]], now_naive: datetime, 
 
 def activated_label(item_type: str, payload: str | Mapping[str, Any] | None) -> tuple[str, str, str]:
     """``(item_type, label, due_date)`` of an item's payload (JSON text or the mapping): the payload's ``label``
-    when it has one (a conversation moment's name), else the item type, and its ``due_date``."""
+    as text ("" when it has none) and its ``due_date``. Whether the label names the item is the reader's choice
+    (``regelwerk simulate`` uses it for the item types a simulation part lists in ``labelled``): for a plan of a
+    ``Schedule`` the payload is the workflow's data, whose ``label`` may mean anything."""
     try:
         data = payload if isinstance(payload, Mapping) else json.loads(payload or "{}")
     except ValueError:
         data = {}
     if not isinstance(data, Mapping):
         data = {}
-    label = str(data.get("label") or item_type)
+    label = str(data.get("label") or "")
     return item_type, label, str(data.get("due_date") or "")
 
 

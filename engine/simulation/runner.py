@@ -363,9 +363,12 @@ class _Run(SimulationContext):
             self.note("cancelled", f"{summary.cancelled} planned item(s) cancelled (changed facts, e.g. leaving)",
                       cancelled=summary.cancelled)
         if sum(summary.activated.values()):
-            by_type = _activated_labels(summary.activated_items, self.now.date().isoformat())
             words = _item_words(self.registry)
-            parts = ", ".join(f"{n} {_plural(words, label, n)}" for label, n in sorted(by_type.items()))
+            named = _activated_labels(summary.activated_items, self.now.date().isoformat(),
+                                      {t for part in _parts(self.registry) for t in part.labelled})
+            by_type = {key: n for (key, _text), n in named.items()}
+            parts = ", ".join(f"{n} {_plural(words, item_type, n) if item_type else label}" + (
+                f" (due {due})" if due else "") for (_key, (item_type, label, due)), n in sorted(named.items()))
             self.note("due", f"due today: {parts}", activated=dict(summary.activated), by_type=by_type)
         if summary.skipped:
             self.note("skipped", f"{summary.skipped} missed item(s) skipped (catch-up policy)")
@@ -384,11 +387,18 @@ def _plural(words: Mapping[str, tuple[str, str]], item_type: str, n: int) -> str
     return one if n == 1 else many
 
 
-def _activated_labels(items: Mapping[tuple[str, str, str], int], day: str) -> dict[str, int]:
-    """The activated items per label; an item that appears before it is due shows both dates."""
-    counts: Counter[str] = Counter()
-    for (_item_type, label, due), n in items.items():
-        counts[f"{label} (due {due})" if due and due > day else label] += n
+def _activated_labels(items: Mapping[tuple[str, str, str], int], day: str, labelled: set[str]
+                      ) -> dict[tuple[str, tuple[str, str, str]], int]:
+    """The activated items counted per ``(key, (item type or "", label or "", due date or ""))``: an item of a
+    ``labelled`` type with a payload label is counted by that label, any other by its item type (its words are
+    chosen by the caller); an item that appears before it is due keeps its due date. ``key`` is the note's
+    ``by_type`` key (the label or item type, with " (due <date>)" when it is not due today)."""
+    counts: Counter[tuple[str, tuple[str, str, str]]] = Counter()
+    for (item_type, label, due), n in items.items():
+        later = due if due and due > day else ""
+        text = (label, "") if item_type in labelled and label else ("", item_type)
+        base = text[0] or text[1]
+        counts[(f"{base} (due {later})" if later else base, (text[1], text[0], later))] += n
     return dict(counts)
 
 
@@ -497,9 +507,11 @@ def _employee_check(compiled: Any) -> Callable[[Path], tuple[list[Any], int, Ite
         from regelwerk.diagnostics import Diagnostic
         from regelwerk.imports.specs import import_spec
         from regelwerk.scheduling.employees import checked_employee_chunks
+        from regelwerk.simulation.data import display_path
 
         checked, chunks = checked_employee_chunks(path, IMPORT_CHUNK, import_spec("employees", compiled))
-        problems = [Diagnostic("SIM014", e.message, str(path), e.row, 1) for e in checked.errors]
+        shown = display_path(path)  # as the other data files' problems are shown
+        problems = [Diagnostic("SIM014", e.message, shown, e.row, 1) for e in checked.errors]
         return problems, checked.imported, chunks
     return check
 
@@ -571,6 +583,10 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
             with shared_unit(run.sa, "import:done") as conn:
                 lease.renew(conn)
                 run.save_progress(first_day, row.last_day if row is not None else None, True)
+        else:  # imported by an earlier run: the checked rows are let go now, not kept for the whole run
+            close = getattr(data.employee_chunks, "close", None)
+            if close is not None:
+                close()
         run.open_relations()
     freeze()  # what lives through the days (see _long_lived_frozen)
     last_done: date | None = row.last_day if row is not None else None

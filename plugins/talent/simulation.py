@@ -45,7 +45,7 @@ def summary(sim: Any) -> dict[str, Any]:
             by_status[status] += n
         for payload_text, status in (conn.execute(sa.select(payload, status_column).where(rest))
                                      if rest is not None else ()):
-            by_type[activated_label("moment", payload_text)[1]] += 1
+            by_type[activated_label("moment", payload_text)[1] or "moment"] += 1
             by_status[status] += 1
     return {"trajectories": int(per_type.get("trajectory", 0)),
             "feedback_requests": int(per_type.get("feedback_request", 0)),
@@ -104,5 +104,5 @@ def lines(s: Mapping[str, Any]) -> list[str]:
 def register(registry: Registry, plugin: str) -> None:
     """The summary section (before the other packs' sections) and the item types' words."""
     registry.add_simulation_part(SimulationPartSpec(
-        "talent", plugin, summary=summary, lines=lines, order=100, item_words=ITEM_WORDS,
+        "talent", plugin, summary=summary, lines=lines, order=100, item_words=ITEM_WORDS, labelled=("moment",),
         description="trajectories, conversation moments (per label and status) and feedback requests"))
