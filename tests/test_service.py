@@ -207,6 +207,9 @@ def test_incidents_are_listed_retried_as_the_actor_who_asks_and_resolved_once(se
         assert {i["id"] for i in a.get("/v1/incidents", params={"instance": inst, "status": "all"}).json()} == {
             first, second}
         _problem(a.get("/v1/incidents", params={"status": "broken"}), 422, "invalid_request")
+        for huge in ("2147483648", "9223372036854775808"):  # beyond the id column: a clean 422, never a 500
+            _problem(a.get(f"/v1/incidents/{huge}"), 422, "invalid_request")
+            _problem(a.post(f"/v1/incidents/{huge}/resolve", json={"actor": MANAGER}), 422, "invalid_request")
         _problem(a.post(f"/v1/incidents/{second}/resolve", json={}), 422, "invalid_request")  # who resolves
     with TenantHub(service.location) as hub:
         audit = [(e.actor, e.action) for e in hub.engine("a").audit() if e.instance_id == inst]

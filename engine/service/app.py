@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -454,26 +455,29 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
 
     # --- incidents ------------------------------------------------------------------------------
 
+    # an incident id is a positive 32-bit integer (the column on PostgreSQL): a larger one is a 422, never a 500
+    IncidentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
     @app.get("/v1/incidents", tags=["incidents"], summary="Failures of plugin code (actions, timers, tick tasks)")
     def incidents(rt: Runtime, status: Literal["open", "resolved", "all"] = "open",
                   instance: str | None = None) -> list[dict[str, Any]]:
         return [i.to_dict() for i in rt.engine.incidents(None if status == "all" else status, instance)]
 
     @app.get("/v1/incidents/{incident_id}", tags=["incidents"], summary="One incident")
-    def get_incident(incident_id: int, rt: Runtime) -> dict[str, Any]:
+    def get_incident(incident_id: IncidentId, rt: Runtime) -> dict[str, Any]:
         result: dict[str, Any] = rt.engine.incident(incident_id).to_dict()
         return result
 
     @app.post("/v1/incidents/{incident_id}/retry", tags=["incidents"],
               summary="Try the failed work again now (a fire runs as the actor who retries, by their permission)")
-    def retry_incident(incident_id: int, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
+    def retry_incident(incident_id: IncidentId, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
         result: dict[str, Any] = audited(rt, lambda: rt.engine.retry_incident(incident_id, body.actor.plain())
                                          ).to_dict()
         return result
 
     @app.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"],
               summary="Close an open incident by hand, once (its work is not retried); audited")
-    def resolve_incident(incident_id: int, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
+    def resolve_incident(incident_id: IncidentId, body: IncidentActIn, rt: Runtime) -> dict[str, Any]:
         result: dict[str, Any] = rt.engine.resolve_incident(incident_id, body.actor.plain(), body.note).to_dict()
         return result
 
