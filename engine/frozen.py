@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn, SupportsIndex, TypeVar
 
-__all__ = ["FrozenDict", "FrozenList", "Sealed", "deep_freeze", "freeze_json"]
+__all__ = ["FrozenDict", "FrozenList", "Sealed", "deep_freeze", "freeze_json", "thaw"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -43,11 +43,11 @@ class FrozenDict(dict[K, V]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (dict(self),))
 
-    def __copy__(self) -> FrozenDict[K, V]:
-        return self
+    def __copy__(self) -> dict[K, V]:  # a copy is the caller's own, to change: a plain dict (as ``dict(d)``)
+        return dict(self)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict[K, V]:
-        return self
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:  # the caller's own, all the way down
+        return thaw(self)
 
 
 class FrozenList(list[T]):
@@ -75,11 +75,11 @@ class FrozenList(list[T]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (list(self),))
 
-    def __copy__(self) -> FrozenList[T]:
-        return self
+    def __copy__(self) -> list[T]:
+        return list(self)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList[T]:
-        return self
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return thaw(self)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
@@ -107,25 +107,68 @@ class Sealed:
         object.__delattr__(self, name)
 
 
+class _JsonDict(FrozenDict[K, V]):
+    """Made by :func:`freeze_json` only: read-only all the way down, so it is taken as it is. A ``FrozenDict``
+    anyone else made may hold a plain dict that its maker still changes: that one is walked."""
+
+    __slots__ = ()
+
+
+class _JsonList(FrozenList[T]):
+    """The list counterpart of :class:`_JsonDict`."""
+
+    __slots__ = ()
+
+
 def freeze_json(value: Any) -> Any:
-    """JSON data (dicts, lists, scalars) made read-only throughout; a ``FrozenDict`` or ``FrozenList`` is taken as
-    frozen already. The data of the instance records the runtime hands out and keeps: a caller that changes a
-    returned record's data in place gets a ``TypeError`` instead of changing the engine's cached copy (which the
-    next fire would write) or the memory store's row."""
+    """JSON data (dicts, lists, scalars) made read-only throughout; what an earlier call returned is taken as it
+    is. The data of the instance records the runtime hands out and keeps: a caller that changes a returned
+    record's data in place gets a ``TypeError`` instead of changing the engine's cached copy (which the next fire
+    would write) or the memory store's row. ``copy.copy`` of it is a plain dict or list, ``copy.deepcopy`` and
+    :func:`thaw` plain all the way down."""
     kind = type(value)
-    if kind is dict:
-        return FrozenDict({k: v if type(v) in _SCALARS else freeze_json(v) for k, v in value.items()})
-    if kind is list:
-        return FrozenList([v if type(v) in _SCALARS else freeze_json(v) for v in value])
-    if kind in _SCALARS or kind is FrozenDict or kind is FrozenList:
+    if kind is _JsonDict or kind is _JsonList or kind in _SCALARS:
         return value
-    if isinstance(value, Mapping):  # another mapping (an OrderedDict a caller passed): a read-only copy too
-        return FrozenDict({k: freeze_json(v) for k, v in value.items()})
+    if kind is dict:
+        return _JsonDict({k: v if type(v) in _SCALARS else freeze_json(v) for k, v in value.items()})
+    if kind is list:
+        return _JsonList([v if type(v) in _SCALARS else freeze_json(v) for v in value])
+    if isinstance(value, Mapping):  # another mapping (a FrozenDict or OrderedDict a caller made): walked too
+        return _JsonDict({k: freeze_json(v) for k, v in value.items()})
     if isinstance(value, list):
-        return FrozenList([freeze_json(v) for v in value])
+        return _JsonList([freeze_json(v) for v in value])
     if isinstance(value, tuple):
         return tuple(freeze_json(v) for v in value)
     return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain, changeable deep copy of read-only data (dicts and lists; tuples stay tuples, scalars as they are):
+    what a host edits or hands to a library that knows only ``dict`` and ``list``."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(thaw(v) for v in value)
+    return value
+
+
+def _register_yaml() -> None:
+    """``yaml.safe_dump`` (and ``yaml.dump``) write read-only data as the mappings and sequences it is."""
+    import yaml
+
+    dumpers = [yaml.SafeDumper, yaml.Dumper, getattr(yaml, "CSafeDumper", None), getattr(yaml, "CDumper", None)]
+    for dumper in dumpers:
+        if dumper is None:
+            continue
+        for mapping in (FrozenDict, _JsonDict):
+            dumper.add_representer(mapping, yaml.representer.SafeRepresenter.represent_dict)
+        for sequence in (FrozenList, _JsonList):
+            dumper.add_representer(sequence, yaml.representer.SafeRepresenter.represent_list)
+
+
+_register_yaml()
 
 
 def deep_freeze(value: Any, _seen: set[int] | None = None) -> Any:

@@ -50,7 +50,13 @@ def test_frozen_containers_behave_as_their_plain_kinds_for_readers() -> None:
     assert frozen == {"a": [1, {"b": 2}], "c": frozenset({3})}
     assert json.loads(json.dumps({"a": frozen["a"]})) == {"a": [1, {"b": 2}]}
     assert repr(frozen["a"]) == "[1, {'b': 2}]"  # content hashes of compiled objects use repr
-    assert copy.deepcopy(frozen) is frozen and pickle.loads(pickle.dumps(frozen)) == frozen
+    assert pickle.loads(pickle.dumps(frozen)) == frozen
+    # a copy is the caller's own: copy.copy changeable at the top, copy.deepcopy all the way down
+    shallow, deep = copy.copy(frozen), copy.deepcopy(frozen)
+    assert type(shallow) is dict and shallow == frozen and shallow["a"] is frozen["a"]
+    assert deep == frozen and type(deep) is dict and type(deep["a"]) is list and type(deep["a"][1]) is dict
+    deep["a"][1]["b"] = 3
+    assert frozen["a"][1]["b"] == 2 and type(copy.copy(frozen["a"])) is list
     items, inner = frozen["a"], frozen["a"][1]
     for mutate in (lambda: items.append(3), items.pop, lambda: frozen.pop("a"), lambda: frozen.setdefault("z", 1),
                    items.sort, inner.clear):

@@ -398,3 +398,151 @@ def test_a_returned_record_cannot_change_what_the_engine_keeps(bundle: CompiledB
         assert engine.history("r")[-1].to_state == "elsewhere"
         # read-only, and still plain JSON data to a caller
         assert json.loads(json.dumps(fired.data)) == {"n": {"k": 1}, "tags": ["a"], "extra": 1}
+
+
+LOOP = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: loop}
+    spec:
+      states:
+        - {id: open, initial: true}
+      transitions:
+        - {id: ping, from: open, to: open, actions: [iso.act]}
+"""
+
+
+def _fire_incident(engine: Engine, instance_id: str) -> int:
+    """An open incident of a failed ``ping`` on a new ``loop`` instance (its action fixed afterwards)."""
+    engine.start("loop", {}, "hr", instance_id)
+    BEHAVIOUR[instance_id] = _raise(KeyError("broken"))
+    with pytest.raises(ActionFailed):
+        engine.fire(instance_id, "ping", "hr")
+    del BEHAVIOUR[instance_id]
+    (incident,) = engine.incidents(instance_id=instance_id)
+    return incident.id or 0
+
+
+@pytest.fixture(scope="module")
+def loop_bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
+    files = {"bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: loop}\n", "loop.yaml": LOOP}
+    return compile_texts(tmp_path_factory.mktemp("loop"), files, registry)  # type: ignore[return-value]
+
+
+def test_a_retry_whose_incident_was_resolved_meanwhile_runs_nothing(loop_bundle: CompiledBundle, registry: Registry,
+                                                                    url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry of a failed fire checks the incident is open in the fire's own unit of work: a retry that read it
+    open just before another one resolved it (the race of two retries at once) is refused and its fire rolled back,
+    so the event runs once. Made deterministic here by handing the retry the stale read."""
+    with Engine(loop_bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        incident_id = _fire_incident(engine, "i")
+        stale = engine.incident(incident_id)
+        assert engine.retry_incident(incident_id, "u1").status == "resolved"
+        assert [h.event for h in engine.history("i")].count("ping") == 1
+        monkeypatch.setattr(engine, "incident", lambda _id: stale)  # the second retry read it before the commit
+        with pytest.raises(UsageError, match="resolved, not open"):
+            engine.retry_incident(incident_id, "u2")
+        monkeypatch.undo()
+        assert [h.event for h in engine.history("i")].count("ping") == 1 and engine.get("i").version == 2
+        retried = [a.actor for a in engine.audit("i") if a.action == "incident.retry"]
+        assert retried == ["u1"]
+
+
+@pytest.mark.postgres
+def test_two_people_acting_on_one_incident_at_once_act_once(loop_bundle: CompiledBundle, registry: Registry,
+                                                            pg_url: str) -> None:
+    """PostgreSQL, two engines (two processes' connections), two threads released together: of two resolves of
+    one incident one succeeds and is audited; of two retries the event runs once. Before, both passed the check
+    that the incident is open, so both resolved it (two audits) or both fired the event."""
+    import threading
+    from functools import partial
+
+    def race(first: Callable[[], object], second: Callable[[], object]) -> list[str]:
+        barrier, outcomes = threading.Barrier(2), []
+
+        def run(act_on: Callable[[], object]) -> None:
+            barrier.wait()
+            try:
+                act_on()
+                outcomes.append("done")
+            except (UsageError, ConflictError):  # found it resolved; or its fire read the instance before the other
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=run, args=(f,)) for f in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sorted(outcomes)
+
+    with Engine(loop_bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as one, \
+            Engine(loop_bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as two:
+        for n in range(8):
+            resolving, retrying = _fire_incident(one, f"res{n}"), _fire_incident(one, f"ret{n}")
+            assert race(partial(one.resolve_incident, resolving, "u1"),
+                        partial(two.resolve_incident, resolving, "u2")) == ["done", "refused"]
+            assert race(partial(one.retry_incident, retrying, "u1"),
+                        partial(two.retry_incident, retrying, "u2")) == ["done", "refused"]
+            assert [h.event for h in one.history(f"ret{n}")].count("ping") == 1, n
+            assert one.incident(retrying).status == "resolved"
+        actions = [a.action for a in one.audit() if a.action.startswith("incident.")]
+        assert actions.count("incident.resolve") == 8 and actions.count("incident.retry") == 8
+
+
+def test_the_incident_of_a_timer_out_of_attempts_ends_when_its_state_is_left(bundle: CompiledBundle,
+                                                                             registry: Registry, url: str) -> None:
+    """A timer that used up its attempts waits (failed) for a person. When the instance leaves its state, by a
+    person's fire or by another timer in a batch, that timer is cancelled and its incident resolved with it;
+    a retry of it afterwards is refused instead of firing the old state's event in the new one."""
+    clock = Clock()
+    retry = RetryPolicy(attempts=1, backoff=timedelta(minutes=10))
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW, retry=retry) as engine:
+        for name in ("by_hand", "by_timer"):
+            engine.start("two_timers", {}, "hr", name)
+            BEHAVIOUR[name] = _raise(KeyError(name))
+        clock.now = T0 + timedelta(days=1, hours=1)
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["incident", "incident"]
+        incidents = {i.instance_id: i.id or 0 for i in engine.incidents()}
+        assert {t.status for name in incidents for t in engine.timers(name) if t.event == "remind"} == {"failed"}
+        BEHAVIOUR.clear()
+        engine.fire("by_hand", "away", "anna")
+        clock.now = T0 + timedelta(days=3, hours=1)  # the second timer moves "by_timer" on
+        assert [(o.instance_id, o.status) for o in engine.fire_due_timers(clock.now)] == [("by_timer", "fired")]
+        for name, actor in (("by_hand", "anna"), ("by_timer", "system")):
+            assert engine.get(name).state == "elsewhere"
+            done = engine.incident(incidents[name])
+            assert (done.status, done.note.startswith("its timer was cancelled")) == ("resolved", True), done
+            assert [t.status for t in engine.timers(name) if t.event == "remind"] == ["cancelled"]
+            assert [a.actor for a in engine.audit(name) if a.action == "incident.resolve"] == [actor]
+            with pytest.raises(UsageError, match="not open"):
+                engine.retry_incident(incidents[name], "ops")
+            assert engine.get(name).state == "elsewhere" and engine.get(name).version == 2
+
+
+def test_copies_of_a_record_are_the_callers_own_and_inner_data_a_caller_keeps_is_copied(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """``copy.copy``/``copy.deepcopy`` and ``to_dict()`` of read-only data give plain, changeable data;
+    ``yaml.safe_dump`` writes it. Data handed in as a ``FrozenDict`` holding a plain dict is copied like any
+    other: the caller's later change of that inner dict reaches neither the engine's cache nor the store."""
+    import copy
+
+    import yaml
+    from regelwerk.frozen import FrozenDict, thaw
+
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        inner = {"salary": 1000}
+        started = engine.start("reminder", {"pay": FrozenDict({"current": inner}), "tags": ["a"]}, "hr", "r")
+        inner["salary"] = 999999
+        assert started.data["pay"]["current"]["salary"] == 1000
+        engine.fire("r", "away", "anna", {"note": "x"})  # writes the data it keeps
+        assert engine.get("r").data["pay"] == {"current": {"salary": 1000}}
+        data = engine.get("r").data
+        deep = copy.deepcopy(data)
+        deep["pay"]["current"]["salary"] = 1
+        shallow = copy.copy(data)
+        shallow["extra"] = 1
+        as_dict = engine.get("r").to_dict()["data"]
+        as_dict["tags"].append("b")
+        assert engine.get("r").data == {"pay": {"current": {"salary": 1000}}, "tags": ["a"], "note": "x"}
+        assert yaml.safe_load(yaml.safe_dump(data)) == thaw(data) == {"pay": {"current": {"salary": 1000}},
+                                                                     "tags": ["a"], "note": "x"}

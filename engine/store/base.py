@@ -101,7 +101,8 @@ class StoreTx(Protocol):
         """Store a pending timer."""
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
-        """Cancel the instance's pending timers; how many were cancelled."""
+        """Cancel the instance's pending timers, and its failed timers whose incident is still open (their retry
+        belongs to the state being left); how many were cancelled."""
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
         """Every timer of an instance (any status), oldest first."""
@@ -130,7 +131,8 @@ class StoreTx(Protocol):
         False, and nothing changed, when it fired, was cancelled or failed meanwhile."""
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
-        """The ids of these instances' pending timers, by instance (every asked instance is a key)."""
+        """The ids of the timers :meth:`cancel_timers` would change for these instances (pending, and failed with
+        an open incident), by instance (every asked instance is a key)."""
 
     def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """Those of these instances that exist, by id."""
@@ -185,8 +187,10 @@ class StoreTx(Protocol):
         """One incident."""
 
     def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
-                     next_retry_at: datetime | None = None) -> None:
-        """Change an incident's status (``open``/``resolved``), note and next retry time."""
+                     next_retry_at: datetime | None = None, expected: str | None = None) -> bool:
+        """Change an incident's status (``open``/``resolved``), note and next retry time; with ``expected``, only
+        while its status is still that (one conditional write: of two units that resolve the same open incident,
+        the one that comes second changes nothing). Whether it changed."""
 
 
 @runtime_checkable

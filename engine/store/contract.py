@@ -417,6 +417,36 @@ class StoreContract:
             assert [(i.status, i.note) for i in tx.incidents("resolved")] == [("resolved", "fixed")]
             assert [i.instance_id for i in tx.incidents(None, "i2")] == ["i2"]
             assert tx.get_incident(999) is None
+        # a conditional change: only while the status is the expected one (of two resolvers, one changes it)
+        with store.transaction() as tx:
+            assert tx.set_incident(other.id or 0, "resolved", T0, "again", expected="open") is False
+            assert tx.set_incident(first.id or 0, "resolved", T0, "by ops", expected="open") is True
+            assert tx.set_incident(first.id or 0, "resolved", T0, "by ops2", expected="open") is False
+            assert tx.set_incident(999, "resolved", T0, "nobody", expected="open") is False
+        with store.read() as tx:
+            assert [(i.id, i.note) for i in tx.incidents("resolved")] == [(first.id, "by ops"), (other.id, "fixed")]
+
+    def test_a_cancel_ends_the_failed_timers_that_wait_for_a_person(self) -> None:
+        """A failed timer with an open incident waits for a retry in its state: cancelling the instance's timers
+        (its state is left) cancels it too; a failed timer whose incident is closed, or without one, stays."""
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+            for day in (1, 2, 3):
+                tx.add_timer(TimerRecord("i1", "submitted", "expire", T0 + timedelta(days=day)))
+        with store.transaction() as tx:
+            waiting, closed, refused = sorted(t.id or 0 for t in tx.timers("i1"))
+            tx.finish_timers([(t, "failed", T0, "") for t in (waiting, closed, refused)])
+            tx.add_incident(IncidentRecord("i1", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=waiting))
+            gone = tx.add_incident(IncidentRecord("i1", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=closed))
+            tx.set_incident(gone.id or 0, "resolved", T0, "by hand")
+            tx.add_incident(IncidentRecord("i2", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=refused))
+            tx.add_timer(TimerRecord("i1", "submitted", "expire", T0 + timedelta(days=4)))
+            assert tx.pending_timers(["i1"]) == {"i1": {waiting, max(t.id or 0 for t in tx.timers("i1"))}}
+            assert tx.cancel_timers("i1", T0) == 2
+            assert tx.cancel_timers("i1", T0) == 0
+        with store.read() as tx:
+            assert [t.status for t in tx.timers("i1")] == ["cancelled", "failed", "failed", "cancelled"]
 
     def test_rows_of_a_declared_table_by_equality(self) -> None:
         store = self._store()

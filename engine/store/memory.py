@@ -188,11 +188,14 @@ class MemoryTx:
         self._undo.append(lambda: timers.__setitem__(timer_id, old))
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
-        """Cancel the instance's pending timers."""
+        """Cancel the instance's pending timers and its failed timers waiting for a person (an open incident)."""
 
         count = 0
+        waiting = {i.timer_id for i in self._store._incidents.values()
+                   if i.instance_id == instance_id and i.status == "open" and i.timer_id is not None}
         for timer_id, timer in list(self._store._timers.items()):
-            if timer.instance_id == instance_id and timer.status == "pending":
+            if timer.instance_id == instance_id and (
+                    timer.status == "pending" or (timer.status == "failed" and timer_id in waiting)):
                 self._set_timer(timer_id, replace(timer, status="cancelled", fired_at=at))
                 count += 1
         return count
@@ -224,10 +227,13 @@ class MemoryTx:
         return True
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
-        """The ids of these instances' pending timers, by instance."""
+        """The ids of these instances' timers a cancel would change (pending; failed with an open incident)."""
         found: dict[str, set[int]] = {i: set() for i in instance_ids}
+        waiting = {(i.instance_id, i.timer_id) for i in self._store._incidents.values()
+                   if i.status == "open" and i.timer_id is not None}
         for timer_id, timer in self._store._timers.items():
-            if timer.status == "pending" and timer.instance_id in found:
+            if timer.instance_id in found and (timer.status == "pending" or (
+                    timer.status == "failed" and (timer.instance_id, timer_id) in waiting)):
                 found[timer.instance_id].add(timer_id)
         return found
 
@@ -386,10 +392,14 @@ class MemoryTx:
         return self._store._incidents.get(incident_id)
 
     def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
-                     next_retry_at: datetime | None = None) -> None:
-        """Change status, note and next retry."""
-        self._set_incident(incident_id, replace(self._store._incidents[incident_id], status=status, last_at=at,
-                                                note=note, next_retry_at=next_retry_at))
+                     next_retry_at: datetime | None = None, expected: str | None = None) -> bool:
+        """Change status, note and next retry (only while the status is ``expected``, if given)."""
+        stored = self._store._incidents.get(incident_id)
+        if stored is None or (expected is not None and stored.status != expected):
+            return False
+        self._set_incident(incident_id, replace(stored, status=status, last_at=at, note=note,
+                                                next_retry_at=next_retry_at))
+        return True
 
 
 class MemoryStore:

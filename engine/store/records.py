@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from regelwerk.frozen import thaw
+
 __all__ = [
     "AuditEntry",
     "DefinitionRecord",
@@ -37,7 +39,7 @@ class InstanceRecord:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly data."""
         return {"id": self.id, "workflow": self.workflow, "definition_version": self.definition_version,
-                "state": self.state, "data": dict(self.data), "version": self.version,
+                "state": self.state, "data": thaw(self.data), "version": self.version,
                 "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
                 "created_by": self.created_by}
 
@@ -61,7 +63,7 @@ class HistoryEntry:
         """Plain JSON-friendly data."""
         return {"instance": self.instance_id, "event": self.event, "from": self.from_state, "to": self.to_state,
                 "actor": self.actor, "at": self.at.isoformat(), "definition_version": self.definition_version,
-                "version": self.version, "explain": dict(self.explain)}
+                "version": self.version, "explain": thaw(self.explain)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,7 @@ class IncidentRecord:
         """Plain JSON-friendly data."""
         return {"id": self.id, "instance": self.instance_id, "event": self.event, "timer": self.timer_id,
                 "error_type": self.error_type, "message": self.message, "attempts": self.attempts,
-                "status": self.status, "actor": self.actor, "data": dict(self.data),
+                "status": self.status, "actor": self.actor, "data": thaw(self.data),
                 "first_at": self.first_at.isoformat(), "last_at": self.last_at.isoformat(),
                 "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
                 "note": self.note}

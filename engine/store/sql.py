@@ -186,7 +186,13 @@ def one_of(column: Any, name: str, postgres: bool) -> Any:
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
 _PENDING_OF = {pg: sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
-    one_of(rw_timers.c.instance_id, "p_ids", pg), rw_timers.c.status == "pending") for pg in (False, True)}
+    one_of(rw_timers.c.instance_id, "p_ids", pg),
+    sa.or_(rw_timers.c.status == "pending",
+           sa.and_(rw_timers.c.status == "failed", rw_timers.c.id.in_(
+               sa.select(rw_incidents.c.timer_id).where(one_of(rw_incidents.c.instance_id, "p_ids", pg),
+                                                        rw_incidents.c.status == "open",
+                                                        rw_incidents.c.timer_id.is_not(None))))))
+    for pg in (False, True)}
 _GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 _EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 #: a transition's update, by (data changed, definition version changed): what is left out is not written (and
@@ -215,8 +221,16 @@ _INSERT_NEW_INSTANCE = _insert_new_instance()
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
-_CANCEL_TIMERS = (rw_timers.update().where(_T.instance_id == sa.bindparam("p_instance"), _T.status == "pending")
-                  .values(status="cancelled", fired_at=sa.bindparam("p_at")))
+#: the pending timers of an instance, and its timers that used up their attempts and wait for a person (failed,
+#: with an open incident): neither may fire once the state they belong to is left
+_CANCEL_TIMERS = (rw_timers.update().where(
+    _T.instance_id == sa.bindparam("p_instance"),
+    sa.or_(_T.status == "pending",
+           sa.and_(_T.status == "failed", _T.id.in_(
+               sa.select(rw_incidents.c.timer_id).where(rw_incidents.c.instance_id == sa.bindparam("p_instance"),
+                                                        rw_incidents.c.status == "open",
+                                                        rw_incidents.c.timer_id.is_not(None))))))
+    .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
 #: many timers with the same outcome in one statement (a batch's timers all fire at one moment)
@@ -508,7 +522,7 @@ class SqlTx:
             "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
-        """Cancel the instance's pending timers."""
+        """Cancel the instance's pending timers and its failed timers waiting for a person (an open incident)."""
         result = self.connection.execute(_CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
         return int(result.rowcount)
 
@@ -559,7 +573,8 @@ class SqlTx:
                                                     "p_at": _utc(at), "p_note": note})
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
-        """The ids of the pending timers of these instances, by instance (one query per 500 instances)."""
+        """The ids of the timers a cancel of these instances would change (pending, and failed with an open
+        incident), by instance (one query per 500 instances)."""
         wanted = sorted(set(instance_ids))
         found: dict[str, set[int]] = {i: set() for i in wanted}
         for start in range(0, len(wanted), 500):
@@ -722,10 +737,17 @@ class SqlTx:
         return _incident(row) if row is not None else None
 
     def set_incident(self, incident_id: int, status: str, at: datetime, note: str = "",
-                     next_retry_at: datetime | None = None) -> None:
-        """Change status, note and next retry."""
-        self.connection.execute(rw_incidents.update().where(rw_incidents.c.id == incident_id).values(
-            status=status, last_at=_utc(at), note=note, next_retry_at=_utc(next_retry_at)))
+                     next_retry_at: datetime | None = None, expected: str | None = None) -> bool:
+        """Change status, note and next retry (only while the status is ``expected``, if given). PostgreSQL
+        evaluates the condition again after waiting for a concurrent writer's row lock, so of two resolvers the
+        second finds the incident resolved; SQLite's write units are serial anyway."""
+        i = rw_incidents.c
+        query = rw_incidents.update().where(i.id == incident_id)
+        if expected is not None:
+            query = query.where(i.status == expected)
+        result = self.connection.execute(query.values(status=status, last_at=_utc(at), note=note,
+                                                      next_retry_at=_utc(next_retry_at)))
+        return bool(result.rowcount)
 
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""

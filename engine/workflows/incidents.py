@@ -75,7 +75,8 @@ def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime
         if incident.timer_id is not None and not uow.tx.give_up_timer(
                 incident.timer_id, now, f"incident {incident_id} resolved by hand"):
             incident = _open_incident(uow.tx, incident_id)  # the retry may have fired it meanwhile
-        uow.tx.set_incident(incident_id, "resolved", now, note or f"resolved by {actor.id}")
+        if not uow.tx.set_incident(incident_id, "resolved", now, note or f"resolved by {actor.id}", expected="open"):
+            _open_incident(uow.tx, incident_id)  # another unit resolved it first: says how it ended
         uow.audit(AuditEntry(now, actor.id, "incident.resolve", incident.instance_id or None,
                              {"incident": incident_id, "note": note}))
     return get_incident(store, incident_id)
@@ -102,12 +103,14 @@ def resolve_timer_incidents(tx: StoreTx, instance_id: str, timer_ids: Collection
     if waiting and timer_ids is None:
         cancelled = {t.id for t in tx.timers(instance_id) if t.status == "cancelled"}
         waiting = [i for i in waiting if i.timer_id in cancelled]
+    resolved = 0
     for incident in waiting:
         assert incident.id is not None
-        tx.set_incident(incident.id, "resolved", now, note)
-        tx.add_audit(AuditEntry(now, actor_id, "incident.resolve", instance_id,
-                                {"incident": incident.id, "note": note}))
-    return len(waiting)
+        if tx.set_incident(incident.id, "resolved", now, note, expected="open"):  # not if a person was first
+            tx.add_audit(AuditEntry(now, actor_id, "incident.resolve", instance_id,
+                                    {"incident": incident.id, "note": note}))
+            resolved += 1
+    return resolved
 
 
 if TYPE_CHECKING:
@@ -141,12 +144,15 @@ class IncidentService:
             with UnitOfWork(self.front.store) as uow:
                 incident = _open_incident(uow.tx, incident_id)
                 timer = next((t for t in uow.tx.timers(incident.instance_id) if t.id == incident.timer_id), None)
-                if timer is None or timer.id is None or timer.status == "cancelled":  # the instance left its state
+                current = uow.tx.get(incident.instance_id)
+                if (timer is None or timer.id is None or timer.status == "cancelled" or current is None
+                        or (timer.state and current.state != timer.state)):  # the instance left its state
                     raise UsageError(f"incident {incident_id}: its timer was cancelled (the instance left the "
                                      "state it belonged to), so there is nothing to retry",
                                      hint=f"regelwerk incidents resolve {incident_id}")
                 uow.tx.reschedule_timer(timer.id, now, f"retry by {who.id}")
-                uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now)
+                if not uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now, expected="open"):
+                    _open_incident(uow.tx, incident_id)
                 uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
             self.front.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)
             return self.front.incident(incident_id)
@@ -157,15 +163,29 @@ class IncidentService:
                 raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
                                  f"{incident.data.get('workflow')!r} again, then resolve the incident")
             else:
-                self.front.fire(incident.instance_id, incident.event, who, incident.data or None)
+                # the fire and the incident's resolution are one unit of work: of two retries at once, the second
+                # finds the incident resolved and its fire is rolled back (the event runs once)
+                self.front.runtime.fire_settling(incident.instance_id, incident.event, who, incident.data or None,
+                                                 lambda uow: self._resolve_retried(uow, incident_id, who, now))
+                return self.front.incident(incident_id)
         except PluginError as exc:
             if incident.event.startswith("tick:"):
                 self.front.record_incident(exc, now)
             return self.front.incident(incident_id)
         with UnitOfWork(self.front.store) as uow:
-            uow.tx.set_incident(incident_id, "resolved", now, f"fired on retry by {who.id}")
-            uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
+            self._resolve_retried(uow, incident_id, who, now)
         return self.front.incident(incident_id)
+
+    @staticmethod
+    def _resolve_retried(uow: UnitOfWork, incident_id: int, who: Actor, now: datetime) -> None:
+        """In the retried work's unit of work: resolve the incident, only while it is open (else ``UsageError``,
+        and the unit rolls back), audited once."""
+        if not uow.tx.set_incident(incident_id, "resolved", now, f"fired on retry by {who.id}", expected="open"):
+            _open_incident(uow.tx, incident_id)
+            raise UsageError(f"incident {incident_id} changed while it was retried")
+        found = uow.tx.get_incident(incident_id)
+        uow.audit(AuditEntry(now, who.id, "incident.retry", found.instance_id if found else None,
+                             {"incident": incident_id}))
 
     def _run_tick_task(self, task_id: str, now: datetime) -> None:
         from regelwerk.scheduling.sources import tick_tasks

@@ -26,7 +26,7 @@ from regelwerk.errors import (
     UsageError,
     is_plugin_fault,
 )
-from regelwerk.frozen import FrozenDict, freeze_json
+from regelwerk.frozen import freeze_json
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
@@ -369,8 +369,16 @@ class WorkflowRuntime:
         """
         return self._fire_one(instance_id, event, SYSTEM, data, None, False)
 
+    def fire_settling(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None,
+                      settle: Callable[[UnitOfWork], None]) -> InstanceRecord:
+        """:meth:`fire`, with ``settle`` run in the fire's unit of work after the transition (before commit): what
+        else must commit with the fire or not at all, e.g. the retried incident's resolution. An error raised by
+        ``settle`` rolls the fire back."""
+        return self._fire_one(instance_id, event, Actor.of(actor), data, None, True, settle)
+
     def _fire_one(self, instance_id: str, event: str, who: Actor, data: Mapping[str, Any] | None,
-                  expected_version: int | None, check_permission: bool) -> InstanceRecord:
+                  expected_version: int | None, check_permission: bool,
+                  settle: Callable[[UnitOfWork], None] | None = None) -> InstanceRecord:
         """One fire in its own unit of work: a refusal audited once, a plugin failure an incident."""
         now = self.clock()
         uow = UnitOfWork(self.store)
@@ -382,6 +390,8 @@ class WorkflowRuntime:
                 except PermissionDenied as exc:
                     self._refused(uow, 0, exc, instance_id, event, now)
                     raise
+                if settle is not None:
+                    settle(uow)
         except PluginError as exc:
             self._forget((instance_id,))
             self._fire_incident(exc, instance_id, event, who, data, now)
@@ -481,7 +491,7 @@ class WorkflowRuntime:
         rt = self._runtime(tx, rec.workflow, rec.definition_version)
         # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
         # cannot change what the engine keeps and writes next
-        new_data: Mapping[str, Any] = rec.data if type(rec.data) is FrozenDict else freeze_json(rec.data)
+        new_data: Mapping[str, Any] = freeze_json(rec.data)
         if data:
             merged = {**rec.data, **data}
             rt.check_data(merged)

@@ -255,7 +255,7 @@ class TimerService:
         if timer.note.startswith("retry"):
             for incident in tx.incidents("open", timer.instance_id):
                 if incident.timer_id == timer.id and incident.id is not None:
-                    tx.set_incident(incident.id, "resolved", moment, "fired on retry")
+                    tx.set_incident(incident.id, "resolved", moment, "fired on retry", expected="open")
         return "fired"
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
