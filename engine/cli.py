@@ -146,7 +146,7 @@ class RegelwerkGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from regelwerk.diagnostics import DefinitionError, format_diagnostics
-        from regelwerk.errors import RegelwerkError, UsageError
+        from regelwerk.errors import RegelwerkError, UsageError, is_plugin_fault, storable_text
 
         try:
             return super().invoke(ctx)
@@ -170,10 +170,13 @@ class RegelwerkGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # noqa: BLE001 - the last resort: a short line, the traceback in a log file
+        except BaseException as exc:  # the last resort: a short line, the traceback in a log file
+            if not is_plugin_fault(exc):
+                raise
             log = _log_internal_error(exc)
             where = f" (details in {log})" if log else ""
-            click.echo(f"internal error: {type(exc).__name__}: {exc}{where}", err=True)
+            # the message as the stores keep it: bounded, and a __str__ that raises does not raise again here
+            click.echo(f"internal error: {type(exc).__name__}: {storable_text(exc, 300)}{where}", err=True)
             ctx.exit(EXIT_INTERNAL)
 
 

@@ -51,3 +51,34 @@ def test_a_facts_files_actor_entry_cannot_rename_the_actor(tmp_path: Path) -> No
     from regelwerk.actors import actor_from_facts
 
     assert actor_from_facts("x", {"actors": {"x": {"id": "y", "roles": ["beheerder"]}}}).id == "x"
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize("raised", [_Unprintable(), GeneratorExit("closed"), ValueError("x" * 2_000_000)],
+                         ids=["str-raises", "generator-exit", "2-MB-message"])
+def test_what_plugin_code_raises_is_one_short_line_and_the_internal_exit_code(
+        raised: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: an exception whose ``__str__`` raises, or a GeneratorExit, escaped as a traceback (exit 1); a 2 MB
+    message was echoed whole."""
+    import click
+    from regelwerk.cli import EXIT_INTERNAL, LOG_DIR_ENV, RegelwerkGroup
+
+    monkeypatch.setenv(LOG_DIR_ENV, str(tmp_path))
+
+    @click.group(cls=RegelwerkGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def boom() -> None:
+        raise raised
+
+    result = CliRunner().invoke(group, ["boom"])
+    assert result.exit_code == EXIT_INTERNAL, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("internal error: ") and len(lines[0]) < 600, lines[:2]
+    assert "Traceback" not in result.output and list(tmp_path.glob("regelwerk-*.log"))

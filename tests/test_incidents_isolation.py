@@ -60,6 +60,18 @@ WORKFLOWS = {
             - {id: remind, from: waiting, to: reminded}
     """,
 }
+#: a workflow whose first state runs the action (a scheduled start that fails)
+WORKFLOWS["entering.yaml"] = """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: entering}
+        spec:
+          states:
+            - {id: begun, initial: true, on_enter: [iso.act]}
+            - {id: done}
+          transitions:
+            - {id: finish, from: begun, to: done}
+    """
 #: the reminder with a second timer in its first state: "away" after three days
 _REMIND = "- {duration: P1D, event: remind}"
 WORKFLOWS["two_timers.yaml"] = WORKFLOWS["reminder.yaml"].replace("{name: reminder}", "{name: two_timers}").replace(
@@ -546,3 +558,286 @@ def test_copies_of_a_record_are_the_callers_own_and_inner_data_a_caller_keeps_is
         assert engine.get("r").data == {"pay": {"current": {"salary": 1000}}, "tags": ["a"], "note": "x"}
         assert yaml.safe_load(yaml.safe_dump(data)) == thaw(data) == {"pay": {"current": {"salary": 1000}},
                                                                      "tags": ["a"], "note": "x"}
+
+
+# --- found by attacking the runtime again (session of 6 Dec): a conflict raised by an action, an after-commit
+# callback raising GeneratorExit, a rule condition's function raising, an item source or a scheduled start
+# raising in the tick, a retry claimed by a second worker before its backoff, a migration racing a fire
+
+
+def test_a_conflict_an_action_raises_fails_the_fire_once_and_leaves_the_store_as_it_was(bundle: CompiledBundle,
+                                                                                         registry: Registry,
+                                                                                         url: str) -> None:
+    """An action's own version-checked write elsewhere lost (a ``ConflictError``): the fire is not decided again on
+    top of its own claim (which ran the action twice and kept the first run's audit): it fails as a whole."""
+    runs: list[int] = []
+
+    def conflicting(ctx: Any) -> None:
+        runs.append(1)
+        ctx.audit("first-run", {"run": len(runs)})
+        raise ConflictError("another-row", 1, 2, "elsewhere")
+
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "c1")  # kept in the engine's cache: the fire starts from it
+        BEHAVIOUR["c1"] = conflicting
+        before = (engine.get("c1"), len(engine.history("c1")), len(engine.audit("c1")))
+        with pytest.raises(ConflictError) as raised:
+            engine.fire("c1", "remind", "hr")
+        assert raised.value.instance_id == "another-row"
+        assert runs == [1]
+        assert (engine.get("c1"), len(engine.history("c1")), len(engine.audit("c1"))) == before
+
+
+def test_an_after_commit_callback_raising_generator_exit_is_an_incident_and_the_others_run(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    later: list[str] = []
+
+    def with_callbacks(ctx: Any) -> None:
+        def closed() -> None:
+            raise GeneratorExit("callback closed")
+        ctx.after_commit(closed)
+        ctx.after_commit(lambda: later.append(ctx.instance.id))
+
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "g1")
+        BEHAVIOUR["g1"] = with_callbacks
+        assert engine.fire("g1", "remind", "hr").state == "reminded"  # committed: not an error of the fire
+        assert later == ["g1"]
+        assert [i.error_type for i in engine.incidents()] == ["builtins.GeneratorExit"]
+
+
+def test_a_rule_condition_function_that_raises_is_a_plugin_error(tmp_path: Path) -> None:
+    from regelwerk.registry import FunctionSpec, load_registry
+    from regelwerk.rules.runtime import RuleEngine
+
+    def broken(*args: Any) -> bool:
+        raise ZeroDivisionError("bug in a condition function")
+
+    class _Functions:
+        name = "test-rule-functions"
+
+        def register(self, registry: Registry) -> None:
+            registry.add_function(FunctionSpec("iso.broken", self.name, broken))
+
+    registry = load_registry(extra=[_Functions()])
+    compiled: Any = compile_texts(tmp_path, {
+        "bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: r}\n",
+        "rules.yaml": """
+            apiVersion: regelwerk/v1
+            kind: RuleSet
+            metadata: {name: r}
+            spec:
+              rules:
+                - id: one
+                  when: {fn: iso.broken, args: [{field: event.x}]}
+                  then: [{action: rules.signal, with: {signal: seen}}]
+        """}, registry)
+    rules = RuleEngine.from_registry(registry)
+    try:
+        with pytest.raises(PluginError) as raised:
+            rules.post(compiled.get("RuleSet", "r"), {"x": 1}, now=T0, actor="hr")
+    finally:
+        rules.close()
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+    assert raised.value.error_type == "builtins.ZeroDivisionError"
+
+
+class _Source:
+    """An item source: one moment per employee, due at once, starting the reminder workflow; it raises for the
+    employees in ``fails`` (a plugin bug for some people)."""
+
+    source_id = "iso-source"
+
+    def __init__(self) -> None:
+        self.fails: set[str] = set()
+
+    def plan(self, employee: Any, now: datetime) -> Any:
+        from regelwerk.scheduling.sources import Plan, PlannedItem
+
+        if employee.id in self.fails:
+            raise LookupError(f"no cycle for {employee.id}")
+        return Plan(items=(PlannedItem(key=f"iso/{employee.id}", source=self.source_id, item_type="moment",
+                                       subject=employee.id, due_at=now - timedelta(hours=1),
+                                       workflow="entering"),))
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_one_employee_whose_plan_or_start_fails_is_an_incident_and_the_tick_goes_on(
+        bundle: CompiledBundle, registry: Registry, store: str, tmp_path: Path, request: pytest.FixtureRequest
+        ) -> None:
+    """A source that raises for one employee, and a scheduled start whose action raises for another: both are
+    skipped with an incident each (``tick:plan``, the employee); the others are planned and started, the tick's
+    timers fire and its tasks run, on every tick; once the bug is gone, the next tick plans them and resolves the
+    incidents."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    source, ran = _Source(), []
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source,
+                                        ("Test", "task"): _Task("probe", ran)})
+    source.fails = {"e2"}
+    BEHAVIOUR.clear()
+    BEHAVIOUR[instance_id_for("iso/e4")] = _raise(ValueError("on_enter bug"))
+    clock = Clock()
+    url = next(store_urls(_Param(store, request), tmp_path, "tickiso"))
+    with Engine(compiled, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 7)], T0)
+        engine.start("reminder", {}, "hr", "other")  # an unrelated timer, due tomorrow
+        clock.now = T0 + timedelta(days=2)
+        for attempt in (1, 2):
+            summary = engine.tick(clock.now, batch_size=4)
+            assert summary.incidents == 2 and summary.tasks["probe"] == {"ran": 1}
+            assert sorted(summary.activated_keys if summary.activated_keys else []) == []
+            assert summary.employees_planned == (4 if attempt == 1 else 0)
+            open_ = engine.incidents()
+            assert sorted((i.instance_id, i.event, i.error_type, i.attempts) for i in open_) == [
+                ("e2", "tick:plan", "builtins.LookupError", attempt), ("e4", "tick:plan", "builtins.ValueError",
+                                                                      attempt)]
+        assert engine.get("other").state == "reminded" and len(ran) == 2
+        started = {i.id for i in engine.instances("entering")}
+        assert {instance_id_for(f"iso/e{n}") for n in (1, 3, 5, 6)} <= started
+        assert not {instance_id_for(f"iso/e{n}") for n in (2, 4)} & started
+        # fixed: the next tick plans and starts them, and resolves their incidents in that batch
+        source.fails.clear()
+        BEHAVIOUR.clear()
+        retried = engine.retry_incident(open_[0].id or 0, "ops")
+        assert retried.status == "resolved"
+        assert engine.incidents() == []
+        assert {instance_id_for(f"iso/e{n}") for n in (2, 4)} <= {i.id for i in engine.instances("entering")}
+        audit = [a.action for a in engine.audit() if a.action.startswith("incident.")]
+        assert audit.count("incident.retry") == 1 and audit.count("incident.resolve") == 2
+
+
+class _Param:
+    """A stand-in for a parametrised request: ``store_urls`` reads ``param``."""
+
+    def __init__(self, param: str, request: pytest.FixtureRequest) -> None:
+        self.param = param
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+@pytest.mark.postgres
+def test_a_timer_retry_another_worker_listed_before_it_failed_waits_for_its_backoff(
+        bundle: CompiledBundle, registry: Registry, pg_url: str) -> None:
+    """Worker B lists the due timers; worker A fires one, its action fails, A reschedules it a minute later and
+    commits; B then claims what it listed. Before, B's claim checked only ``pending`` and fired the retry at once."""
+    import threading
+
+    import sqlalchemy as sa
+
+    retry = RetryPolicy(attempts=5, backoff=timedelta(minutes=1), factor=1.0)
+    fails = [2]
+
+    def flaky(ctx: Any) -> None:
+        if fails[0]:
+            fails[0] -= 1
+            raise ValueError("not yet")
+
+    with Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW, retry=retry) as a, \
+            Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW, retry=retry) as b:
+        a.start("reminder", {}, "hr", "r1")
+        BEHAVIOUR["r1"] = flaky
+        moment = T0 + timedelta(days=1)
+        listed, fired = threading.Event(), threading.Event()
+
+        @sa.event.listens_for(b.store.engine, "after_cursor_execute")
+        def pause(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "FROM rw_timers" in statement and "LIMIT" in statement and not listed.is_set():
+                listed.set()
+                fired.wait(10)
+
+        out: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: out.__setitem__("b", b.fire_due_timers(moment)))
+        worker.start()
+        listed.wait(10)
+        out["a"] = a.fire_due_timers(moment)
+        fired.set()
+        worker.join()
+        assert [o.status for o in out["b"]] == []
+        timer = next(t for t in a.timers("r1") if t.event == "remind")
+        assert timer.status == "pending" and timer.due_at == moment + timedelta(minutes=1)
+        assert a.get("r1").state == "waiting"
+
+
+@pytest.mark.postgres
+def test_a_migration_that_loses_a_race_with_a_fire_reports_it_and_migrates_the_others(
+        registry: Registry, pg_url: str, tmp_path: Path) -> None:
+    """Another process fires (same state, new version) between the migration's read and its update: that instance
+    is reported "changed while planning", the others are migrated; before, ``ConflictError`` ended the run."""
+    import threading
+
+    import sqlalchemy as sa
+
+    loop = """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: loopy%s}
+        spec:
+          states:
+            - {id: a, initial: true}
+          transitions:
+            - {id: poke, from: a, to: a}
+    """
+    head = "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: mig}\n"
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    v1: Any = compile_texts(tmp_path / "v1", {"bundle.yaml": head, "w.yaml": loop % ""}, registry)
+    v2: Any = compile_texts(tmp_path / "v2", {"bundle.yaml": head, "w.yaml": loop.replace(
+        "{id: poke, from: a, to: a}", "{id: poke, from: a, to: a}\n            - {id: poke2, from: a, to: a}")
+        % ""}, registry)
+    with Engine(v1, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as old:
+        for n in range(5):
+            old.start("loopy", {}, "hr", f"m{n}")
+        with Engine(v2, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as new:
+            poked = threading.Event()
+            seen = [0]
+
+            @sa.event.listens_for(new.store.engine, "after_cursor_execute")
+            def race(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+                if statement.lstrip().startswith("SELECT") and "rw_instances" in statement and "m0" in str(params):
+                    seen[0] += 1
+                    if seen[0] == 1 and not poked.is_set():  # the apply's read of m0 (the plan reads them all)
+                        poked.set()
+                        threading.Thread(target=old.fire, args=("m0", "poke", "hr")).start()
+                        import time
+                        time.sleep(0.5)
+
+            items = new.migrate_apply("loopy")
+        by_id = {i.instance_id: i for i in items}
+        assert by_id["m0"].applied is False and by_id["m0"].problems == ("changed while planning; plan again",)
+        assert all(by_id[f"m{n}"].applied for n in range(1, 5))
+        assert old.get("m0").version == 2 and old.get("m0").definition_version == by_id["m0"].from_version
+
+
+def test_a_plugin_store_factory_or_report_section_that_raises_is_a_plugin_error(tmp_path: Path) -> None:
+    from datetime import date
+
+    from regelwerk.registry import ReportSectionSpec, StoreSpec, load_registry
+    from regelwerk.report.command import write_report
+    from regelwerk.store import open_store
+
+    def bad_store(url: str) -> Any:
+        raise ValueError(f"bad url {url}")
+
+    def bad_section(page: Any) -> str:
+        raise ZeroDivisionError("a section's bug")
+
+    class _Broken:
+        name = "test-broken-parts"
+
+        def register(self, registry: Registry) -> None:
+            registry.add_store(StoreSpec("brokenstore", self.name, bad_store))
+            registry.add_report_section(ReportSectionSpec("broken", self.name, "Broken", bad_section, (), 999))
+
+    registry = load_registry(extra=[_Broken()])
+    with pytest.raises(PluginError) as raised:
+        open_store("brokenstore://x", registry)
+    assert isinstance(raised.value.__cause__, ValueError) and "test-broken-parts" in str(raised.value)
+    example = Path(__file__).resolve().parent.parent / "examples" / "scholengroep-horizon"
+    with pytest.raises(PluginError) as raised:
+        write_report(example, tmp_path / "out", registry, date(2026, 3, 2))
+    assert isinstance(raised.value.__cause__, ZeroDivisionError) and "'broken'" in str(raised.value)

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from regelwerk.coverage import Coverable, ScenarioRun
+from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 from regelwerk.report._text import dutch_date, esc, human_duration, short_json, text_width
 from regelwerk.report.diff import DocumentChange, FieldChange
 from regelwerk.report.words import Words, sentence_for
@@ -374,7 +375,15 @@ def render_report(data: ReportData, registry: Any) -> str:
     page.add("afwijkingen", "Afwijkingen van de standaard", differences(page))
     shown: set[str] = set()
     for spec in sorted(registry.report_sections.values(), key=lambda s: (s.order, s.name)):
-        page.add(spec.name, spec.title, spec.render(page))
+        try:
+            html = spec.render(page)
+        except RegelwerkError:
+            raise
+        except BaseException as exc:  # a pack's section: typed at the boundary, the original chained
+            if not is_plugin_fault(exc):
+                raise
+            raise PluginError(f"report section {spec.name!r}", exc) from exc
+        page.add(spec.name, spec.title, html)
         shown.update(spec.kinds)
     page.add("overig", "Overige onderdelen", others(page, shown))
     if data.coverage is not None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.conditions import resolve_path
-from regelwerk.errors import ActionFailed, RegelwerkError, UsageError
+from regelwerk.errors import ActionFailed, PluginError, RegelwerkError, UsageError, is_plugin_fault
 from regelwerk.rules.model import Rule, RuleSetModel
 from regelwerk.rules.port import DurableRules, Join, RulesPort
 from regelwerk.rules.translate import (
@@ -340,7 +340,7 @@ class RuleEngine:
             candidates.sort(key=lambda r: (-r.priority, r.index))
         plans = self._plans.setdefault(name, {})
         for rule in candidates:
-            if not rule.when(scope, moment):
+            if not _holds(rule.when, scope, moment, rule):
                 outcome.rejected.append({"rule": rule.id, "because": rule.when.explain(scope, moment)[1],
                                          "note": "durable-rules matched the pre-filter; the full condition is false"})
                 continue
@@ -363,7 +363,9 @@ class RuleEngine:
                 outcome.results.append(fn(ctx))
             except RegelwerkError:
                 raise
-            except Exception as exc:  # plugin code: typed at the boundary, the original chained
+            except BaseException as exc:  # plugin code: typed at the boundary, the original chained
+                if not is_plugin_fault(exc):
+                    raise
                 raise ActionFailed(f"action {action_name!r} of rule {rule.id!r}", exc, "", str(rule.id)) from exc
             fired.actions.append(action_name)
 
@@ -390,7 +392,7 @@ class RuleEngine:
         for rule, bound in candidates:
             matched = {n: facts[seq] for n, seq in bound.items()}
             scopes = list(_pattern_scopes(rule, matched))
-            if not all(p.when(scope, moment) for p, scope in zip(rule.patterns, scopes, strict=True)):
+            if not all(_holds(p.when, scope, moment, rule) for p, scope in zip(rule.patterns, scopes, strict=True)):
                 outcome.rejected.append({
                     "rule": rule.id, "facts": bound,
                     "because": [f"{p.name}: {line}" for p, scope in zip(rule.patterns, scopes, strict=True)
@@ -549,3 +551,17 @@ class RuleSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _holds(condition: Callable[[Mapping[str, Any], datetime], Any], scope: Mapping[str, Any], moment: datetime,
+           rule: Rule) -> Any:
+    """A rule's full condition on ``scope``; what a function it calls raises (plugin code) is a ``PluginError``
+    with the original chained, as for a workflow's guards."""
+    try:
+        return condition(scope, moment)
+    except RegelwerkError:
+        raise
+    except BaseException as exc:
+        if not is_plugin_fault(exc):
+            raise
+        raise PluginError(f"condition of rule {rule.id!r}", exc, "", str(rule.id)) from exc

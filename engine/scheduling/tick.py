@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
+from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 
 __all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
 
@@ -56,6 +57,9 @@ class TickSummary:
     skipped: int = 0
     timers_fired: int = 0
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: employees (plan) and due items (activate) whose plugin code failed: skipped this tick, each an incident
+    #: (event ``tick:plan`` / ``tick:activate``) resolved by the tick that plans or starts them again
+    incidents: int = 0
     seconds: float = 0.0
     #: With ``collect_activated``: how many items were activated (started, active, ready) per
     #: ``(item_type, label, due_date)`` read from their payloads (a count, not the payloads: a first tick of a
@@ -183,7 +187,6 @@ def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None
 
 def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> dict[str, Any]:
     """One tick task; a task that raises is recorded as an incident and does not stop the tick."""
-    from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 
     try:
         return dict(task.run_tick(workflow_engine, compiled, now))
@@ -247,6 +250,117 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
     return found
 
 
+#: what a batch adds to a tick's summary (undone when the batch rolls back)
+_COUNTED = ("employees_planned", "created", "created_keys", "cancelled", "closed", "reinstated", "activated",
+            "activated_keys", "skipped", "activated_items")
+
+
+class _Faults:
+    """Plugin failures in a phase's batches, isolated (``_plan_phase``, ``_activate_phase``).
+
+    A batch that fails with a plugin's error (a ``PluginError``; a payload that does not fit its workflow; an
+    action that is not registered) rolled back. Its members are then run one per batch; the one that fails
+    again is skipped for this tick and recorded as an incident (``event``: ``tick:plan`` with the employee, or
+    ``tick:activate`` with the instance its item would start), so one bug stops neither the others nor the
+    tick's timers and tasks. The tick that later runs it without failing resolves its incident in that batch's
+    unit of work. Without a workflow engine (a tick of the schedules alone) there is nowhere to record an
+    incident: the error is raised, as before.
+    """
+
+    def __init__(self, target: _Target, event: str, now: datetime) -> None:
+        self.engine = target.workflow_engine
+        self.event = event
+        self.now = now
+        #: the members (employee ids, item keys) of the batch being run, and the cursor before it
+        self.batch: list[str] = []
+        self.start = ""
+        self.singles = 0  # members of a failed batch still to run one per batch
+        self.skipped: list[str] = []
+        self._open: dict[str, int] | None = None
+        self._mark: dict[str, Any] = {}
+
+    def mark(self, summary: TickSummary) -> None:
+        """Before a batch: what the summary says, to undo a batch that rolls back."""
+        self._mark = {name: (value.copy() if isinstance(value, Counter) else len(value) if isinstance(value, list)
+                             else value) for name, value in vars(summary).items() if name in _COUNTED}
+
+    def restore(self, summary: TickSummary) -> None:
+        """After a batch rolled back: the summary as before it."""
+        for name, value in self._mark.items():
+            if isinstance(value, Counter):
+                setattr(summary, name, value)
+            elif isinstance(value, int) and isinstance(getattr(summary, name), list):
+                del getattr(summary, name)[value:]
+            else:
+                setattr(summary, name, value)
+
+    def isolate(self, exc: BaseException) -> bool:
+        """Whether ``exc`` of the batch just rolled back is a member's own failure (else: raise it)."""
+        from regelwerk.errors import InvalidData, UsageError
+
+        if self.engine is None or not self.batch or not hasattr(self.engine, "store"):
+            return False
+        if isinstance(exc, RegelwerkError) and exc.stops_work:
+            return False
+        return isinstance(exc, (PluginError, InvalidData, UsageError))
+
+    def after_failure(self, exc: BaseException, summary: TickSummary) -> str:
+        """Run the failed batch's members one by one; a lone member that failed is skipped with its incident.
+        The cursor to go on from."""
+        from regelwerk.workflows.incidents import record_incident
+
+        if len(self.batch) > 1:
+            self.singles = len(self.batch)
+            return self.start
+        member = self.batch[0]
+        subject, data = self.subject(member)
+        # the member's own incident (its subject and phase), naming what the plugin code raised
+        original = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ is not None else exc
+        error = PluginError(f"{self.event.removeprefix('tick:')} of {member!r}", original, subject, self.event)
+        error.__cause__ = exc
+        record_incident(self.engine.store, error, self.now, data=data)
+        self.skipped.append(member)
+        summary.incidents += 1
+        self.singles = max(self.singles - 1, 0)
+        return member
+
+    def size(self, batch_size: int) -> int:
+        """The next batch's size: one while members of a failed batch are left, else ``batch_size``."""
+        return 1 if self.singles else batch_size
+
+    def succeeded(self, batch_size: int) -> int:
+        """A batch committed (a member of a failed batch, on its own, did not fail again); the next size."""
+        self.singles = max(self.singles - 1, 0)
+        return self.size(batch_size)
+
+    def subject(self, member: str) -> tuple[str, dict[str, object]]:
+        """The incident's instance id and data for a member."""
+        if self.event == "tick:activate":
+            from regelwerk.scheduling.workflows import instance_id_for
+
+            return instance_id_for(member), {"item": member}
+        return member, {"employee": member}
+
+    def resolve_done(self, unit: Any) -> None:
+        """In a batch's unit of work: resolve the open incidents of its members (they ran without failing)."""
+        if self.engine is None or unit.store_tx is None:
+            return
+        if self._open is None:
+            self._open = {i.instance_id: i.id for i in self.engine.incidents("open")
+                          if i.event == self.event and i.id is not None}
+        if not self._open:
+            return
+        from regelwerk.store.records import AuditEntry
+
+        for member in self.batch:
+            subject, _ = self.subject(member)
+            incident_id = self._open.pop(subject, None)
+            if incident_id is not None and unit.store_tx.set_incident(
+                    incident_id, "resolved", self.now, "ran by the tick without failing", expected="open"):
+                unit.store_tx.add_audit(AuditEntry(self.now, "system", "incident.resolve", subject,
+                                                   {"incident": incident_id, "note": "ran by the tick"}))
+
+
 def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
                 collect_activated: bool = False) -> None:
@@ -272,121 +386,147 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
     done = 0
     last_id = ""
     stamp_update = statements["stamp"]
+    faults = _Faults(target, "tick:plan", now)
+    size = batch_size
     while True:
-        with unit_of_work(sa_engine, target.workflow_engine) as unit:
-            conn = unit.connection
-            _take_write_lock(conn)
-            rows = conn.execute(statements["batch"], {**stale_params, "p_last": last_id,
-                                                      "p_limit": batch_size}).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
-            # a short batch was the last: the query walked every employee after the previous batch (not asking
-            # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
-            more = len(rows) >= batch_size
-            desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
-            stamps = []
-            people = facts_of_rows(rows)
-            next_due: list[datetime | None] = [None] * len(rows)
-            directory = StoreDirectory(conn)
-            directory.know(people)
-            closes: list[str] = []
-            # an employee planned before with the same facts and definitions, again because its next_due came:
-            # what appeared before that next_due was planned then (sources that can, build only what is new)
-            since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
-                     else None for row in rows]
-            partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
-            planned_fully: set[str] = set()  # employees with a full plan of some source: what to cancel is looked up
-            for source in sources:
-                plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
-                for i, plan in enumerate(plans):
-                    if plan.partial:
-                        partial.add((rows[i].id, source.source_id))
-                    else:
-                        planned_fully.add(rows[i].id)
-                    closes.extend(plan.closes)
-                    for item in plan.items:
-                        if item.appears_at is not None and item.appears_at > now:
-                            # not yet: the employee is planned again when it appears
-                            if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
-                                next_due[i] = item.appears_at
-                            continue
-                        desired[item.key] = item
-                    due = plan.next_due
-                    current = next_due[i]
-                    if due is not None and (current is None or due < current):
-                        next_due[i] = due
-            naive: dict[datetime, datetime] = {}  # most employees share a few next_dues
-            for row, due in zip(rows, next_due, strict=True):
-                stamp = None if due is None else naive.get(due) or naive.setdefault(due, _naive(due))
-                stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version, "b_next": stamp})
-            # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
-            wanted = list(desired)
-            stored: dict[str, str | None] = {}
-            for start in range(0, len(wanted), 500):
-                stored.update(conn.execute(statements["desired"], {"p_keys": wanted[start:start + 500],
-                                                                   "p_now": now_naive}).all())
-            reinstate = [k for k, s in stored.items() if s == "cancelled"]
-            present = stored.keys()
-            # what a full plan no longer calls for: the employee's planned items not in it (a partial plan left out
-            # what appeared before its since, so nothing of its source is cancelled). Filter on the subject only
-            # (its index), status and due date by CASE, so that SQLite does not pick the (status, due_at) index and
-            # scan every planned item of the whole store per batch
-            full = sorted(planned_fully)
-            cancel: list[str] = []
-            if full:
-                found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
-                cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
-                          and (subject, source_id) not in partial]
-            stamp_at = now.astimezone(UTC).replace(tzinfo=None)
-            values = [item.row(now, stamp_at) for key, item in desired.items() if key not in present]  # only new
-            if values:
-                # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
-                # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
-                # with is no change: rw_scheduled_events audits the changes after creation)
-                _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
-                              collect_activated, desired)
-                starts = [v for v in values if v["status"] == "started"]
-                # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
-                conflict = conflict_columns(conn, ["key"])
-                stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
-                if collect_keys:
-                    # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
-                    result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
-                    created = result.all()
-                    summary.created.update(t for _, t in created)
+        faults.batch, faults.start = [], last_id
+        faults.mark(summary)
+        try:
+            with unit_of_work(sa_engine, target.workflow_engine) as unit:
+                conn = unit.connection
+                _take_write_lock(conn)
+                rows = conn.execute(statements["batch"], {**stale_params, "p_last": last_id,
+                                                          "p_limit": size}).all()
+                if not rows:
+                    break
+                faults.batch = [row.id for row in rows]
+                last_id = rows[-1].id
+                # a short batch was the last: the query walked every employee after the previous batch (not asking
+                # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
+                more = len(rows) >= size
+                desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
+                stamps = []
+                people = facts_of_rows(rows)
+                next_due: list[datetime | None] = [None] * len(rows)
+                directory = StoreDirectory(conn)
+                directory.know(people)
+                closes: list[str] = []
+                # an employee planned before with the same facts and definitions, again because its next_due came:
+                # what appeared before that next_due was planned then (sources that can, build only what is new)
+                since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
+                         else None for row in rows]
+                partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
+                planned_fully: set[str] = set()  # employees with a full plan of a source: what to cancel is looked up
+                for source in sources:
+                    try:
+                        plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
+                    except RegelwerkError:
+                        raise
+                    except BaseException as exc:  # plugin code (an item source), typed at the boundary
+                        if not is_plugin_fault(exc):
+                            raise
+                        raise PluginError.wrap(f"item source {source.source_id!r}", exc) from exc
+                    for i, plan in enumerate(plans):
+                        if plan.partial:
+                            partial.add((rows[i].id, source.source_id))
+                        else:
+                            planned_fully.add(rows[i].id)
+                        closes.extend(plan.closes)
+                        for item in plan.items:
+                            if item.appears_at is not None and item.appears_at > now:
+                                # not yet: the employee is planned again when it appears
+                                if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
+                                    next_due[i] = item.appears_at
+                                continue
+                            desired[item.key] = item
+                        due = plan.next_due
+                        current = next_due[i]
+                        if due is not None and (current is None or due < current):
+                            next_due[i] = due
+                naive: dict[datetime, datetime] = {}  # most employees share a few next_dues
+                for row, due in zip(rows, next_due, strict=True):
+                    stamp = None if due is None else naive.get(due) or naive.setdefault(due, _naive(due))
+                    stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version, "b_next": stamp})
+                # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
+                wanted = list(desired)
+                stored: dict[str, str | None] = {}
+                for start in range(0, len(wanted), 500):
+                    stored.update(conn.execute(statements["desired"], {"p_keys": wanted[start:start + 500],
+                                                                       "p_now": now_naive}).all())
+                reinstate = [k for k, s in stored.items() if s == "cancelled"]
+                present = stored.keys()
+                # what a full plan no longer calls for: the employee's planned items not in it (a partial plan left out
+                # what appeared before its since, so nothing of its source is cancelled). Filter on the subject only
+                # (its index), status and due date by CASE, so that SQLite does not pick the (status, due_at) index and
+                # scan every planned item of the whole store per batch
+                full = sorted(planned_fully)
+                cancel: list[str] = []
+                if full:
+                    found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
+                    cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
+                              and (subject, source_id) not in partial]
+                stamp_at = now.astimezone(UTC).replace(tzinfo=None)
+                values = [item.row(now, stamp_at) for key, item in desired.items() if key not in present]  # only new
+                if values:
+                    # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
+                    # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
+                    # with is no change: rw_scheduled_events audits the changes after creation)
+                    _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
+                                  collect_activated, desired)
+                    starts = [v for v in values if v["status"] == "started"]
+                    # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
+                    conflict = conflict_columns(conn, ["key"])
+                    stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
                     if collect_keys:
-                        summary.created_keys.extend(k for k, _ in created)
-                    if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
-                        inserted = {k for k, _ in created}
-                        starts = [v for v in starts if v["key"] in inserted]
-                else:
-                    # plain executemany (no RETURNING) is faster; the drivers sum the rowcount per type. The batch
-                    # holds the database's write lock (SQLite) or its employees' rows (PostgreSQL: FOR UPDATE) and
-                    # read their keys: all are new.
-                    by_type: dict[str, list[dict[str, Any]]] = {}
-                    for value in values:
-                        by_type.setdefault(value["item_type"], []).append(value)
-                    for item_type, group in sorted(by_type.items()):
-                        written = conn.execute(stmt, group).rowcount
-                        # psycopg's pipelined executemany does not count (-1): all are new, as said above
-                        summary.created[item_type] += written if written >= 0 else len(group)
-                if starts:
-                    _start_new(target, unit, starts, now)
-            for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
-                if keys:
-                    _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
-                                "reinstate")
-            if closes:
-                open_keys = [k for (k,) in conn.execute(statements["open"], {"p_keys": closes})]
-                if open_keys:
-                    _set_status(conn, open_keys, "closed", now_naive, actor, "close")
-                summary.closed += len(open_keys)
-            summary.cancelled += len(cancel)
-            summary.reinstated += len(reinstate)
-            conn.execute(stamp_update, stamps)
-            done += len(rows)
-            summary.employees_planned += len(rows)
+                        # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
+                        result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
+                        created = result.all()
+                        summary.created.update(t for _, t in created)
+                        if collect_keys:
+                            summary.created_keys.extend(k for k, _ in created)
+                        if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
+                            inserted = {k for k, _ in created}
+                            starts = [v for v in starts if v["key"] in inserted]
+                    else:
+                        # plain executemany (no RETURNING) is faster; the drivers sum the rowcount per type. The batch
+                        # holds the database's write lock (SQLite) or its employees' rows (PostgreSQL: FOR UPDATE) and
+                        # read their keys: all are new.
+                        by_type: dict[str, list[dict[str, Any]]] = {}
+                        for value in values:
+                            by_type.setdefault(value["item_type"], []).append(value)
+                        for item_type, group in sorted(by_type.items()):
+                            written = conn.execute(stmt, group).rowcount
+                            # psycopg's pipelined executemany does not count (-1): all are new, as said above
+                            summary.created[item_type] += written if written >= 0 else len(group)
+                    if starts:
+                        _start_new(target, unit, starts, now)
+                for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
+                    if keys:
+                        _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
+                                    "reinstate")
+                if closes:
+                    open_keys = [k for (k,) in conn.execute(statements["open"], {"p_keys": closes})]
+                    if open_keys:
+                        _set_status(conn, open_keys, "closed", now_naive, actor, "close")
+                    summary.closed += len(open_keys)
+                summary.cancelled += len(cancel)
+                summary.reinstated += len(reinstate)
+                conn.execute(stamp_update, stamps)
+                faults.resolve_done(unit)
+                done += len(rows)
+                summary.employees_planned += len(rows)
+        except (PluginError, RegelwerkError) as exc:
+            # plugin code failed for someone in the batch (a source's plan, a start's action, a payload that does
+            # not fit its workflow): the batch rolled back; it is planned again one employee at a time, and the
+            # one that fails is skipped (an incident; planned again by the next tick), so the others are planned
+            # and the tick goes on to its timers and tasks
+            if not faults.isolate(exc):
+                raise
+            faults.restore(summary)
+            last_id = faults.after_failure(exc, summary)
+            size, more = faults.size(batch_size), True
+            continue
+        size = faults.succeeded(batch_size)
         if progress is not None:
             progress("plan", done, total)
         if not more:
@@ -533,44 +673,59 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
     done = 0
     change = (update(items).where(items.c.key == bindparam("b_key"), items.c.status == "planned")
               .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"), updated_at=now_naive))
+    faults = _Faults(target, "tick:activate", now)
     while True:
-        with unit_of_work(sa_engine, target.workflow_engine) as unit:
-            conn = unit.connection
-            _take_write_lock(conn)
-            query = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(batch_size)
-            if pg:
-                query = query.with_for_update(skip_locked=True)
-            rows = [dict(r._mapping) for r in conn.execute(query).all()]
-            if not rows:
-                break
-            latest = _latest_of_late_series(conn, rows, now_naive)
-            prepare = getattr(target.starter, "prepare", None)
-            if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
-                prepare(unit, [r for r in rows if r["start_mode"] not in ("none", "manual") and r["workflow"]])
-            changes, audit = [], []
-            for row in rows:
-                instance = None
-                status, event = _final_status(row, now_naive, latest, target.starter is not None)
-                if status == "started":
-                    assert target.starter is not None
-                    instance = target.starter(unit, row, now)
-                elif status == "skipped":
-                    summary.skipped += 1
-                if status != "skipped":
-                    summary.activated[status] += 1
-                    if collect_keys:
-                        summary.activated_keys.append(row["key"])
-                    if collect_activated:
-                        summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
-                changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
-                audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
-                              "detail": json.dumps({"instance": instance} if instance else {})})
-            finish = getattr(target.starter, "finish", None)
-            if finish is not None:
-                finish(unit)
-            conn.execute(change, changes)
-            conn.execute(events.insert(), audit)
-            done += len(rows)
+        faults.batch = []
+        faults.mark(summary)
+        try:
+            with unit_of_work(sa_engine, target.workflow_engine) as unit:
+                conn = unit.connection
+                _take_write_lock(conn)
+                query = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(faults.size(batch_size))
+                if faults.skipped:  # failed this tick (incidents): left planned for the next
+                    query = query.where(items.c.key.not_in(faults.skipped))
+                if pg:
+                    query = query.with_for_update(skip_locked=True)
+                rows = [dict(r._mapping) for r in conn.execute(query).all()]
+                if not rows:
+                    break
+                faults.batch = [r["key"] for r in rows]
+                latest = _latest_of_late_series(conn, rows, now_naive)
+                prepare = getattr(target.starter, "prepare", None)
+                if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
+                    prepare(unit, [r for r in rows if r["start_mode"] not in ("none", "manual") and r["workflow"]])
+                changes, audit = [], []
+                for row in rows:
+                    instance = None
+                    status, event = _final_status(row, now_naive, latest, target.starter is not None)
+                    if status == "started":
+                        assert target.starter is not None
+                        instance = target.starter(unit, row, now)
+                    elif status == "skipped":
+                        summary.skipped += 1
+                    if status != "skipped":
+                        summary.activated[status] += 1
+                        if collect_keys:
+                            summary.activated_keys.append(row["key"])
+                        if collect_activated:
+                            summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
+                    changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
+                    audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
+                                  "detail": json.dumps({"instance": instance} if instance else {})})
+                finish = getattr(target.starter, "finish", None)
+                if finish is not None:
+                    finish(unit)
+                conn.execute(change, changes)
+                conn.execute(events.insert(), audit)
+                faults.resolve_done(unit)
+                done += len(rows)
+        except (PluginError, RegelwerkError) as exc:  # as in the plan phase (``_Faults``)
+            if not faults.isolate(exc):
+                raise
+            faults.restore(summary)
+            faults.after_failure(exc, summary)
+            continue
+        faults.succeeded(batch_size)
         if progress is not None:
             progress("activate", done, total)
 

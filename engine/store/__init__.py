@@ -32,7 +32,17 @@ def open_store(url: str, registry: Any = None, **options: Any) -> Store:
 
         return MemoryStore(url)
     if registry is not None and scheme in getattr(registry, "stores", {}):
-        store: Store = registry.stores[scheme].factory(url)
+        from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+
+        spec = registry.stores[scheme]
+        try:
+            store: Store = spec.factory(url)
+        except RegelwerkError:
+            raise
+        except BaseException as exc:  # a plugin's store factory: typed at the boundary, the original chained
+            if not is_plugin_fault(exc):
+                raise
+            raise PluginError(f"store {scheme!r} of plugin {spec.plugin!r}", exc) from exc
         return store
     from regelwerk.store.sql import SqlStore
 

@@ -243,7 +243,10 @@ _DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
 #: the next page of due timers after (due_at, id) (PostgreSQL: when the instances of a page were all locked)
 _DUE_TIMERS_AFTER = _DUE_TIMERS.where(sa.tuple_(_T.due_at, _T.id) > sa.tuple_(sa.bindparam("p_due"),
                                                                                sa.bindparam("p_id")))
-_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending")
+#: still pending and still due when claimed: a timer another worker failed and rescheduled (its backoff) between
+#: the list above and the claim must not fire before its new due moment
+_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending",
+                                            _T.due_at <= sa.bindparam("p_now"))
                  .order_by(_T.due_at, _T.id))
 _OUTBOX_INSERT: list[Any] = []
 
@@ -620,11 +623,11 @@ class SqlTx:
             if not ids:
                 return []
             ids = ids[:limit]
-            query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending")
+            query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending", t.due_at <= _utc(now))
                      .order_by(t.due_at, t.id).with_for_update())
         else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE,
-                                                               {"p_ids": [row[0] for row in candidates]})]
+            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {
+                "p_ids": [row[0] for row in candidates], "p_now": _utc(now)})]
         return [_timer(r) for r in self.connection.execute(query)]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:

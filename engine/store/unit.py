@@ -40,15 +40,21 @@ def run_after_commit(callbacks: list[Callable[[], None]], failed: Callable[[Exce
     goes to ``failed`` (the runtime records it as an incident; it may re-raise what must stop the work);
     without ``failed``, the first failure is raised once all callbacks ran.
     """
+    from regelwerk.errors import PluginError, is_plugin_fault
+
     first: Exception | None = None
     for callback in callbacks:
         try:
             callback()
-        except Exception as exc:  # noqa: BLE001  # isolated: handed to ``failed`` (or raised after the others ran)
+        except BaseException as exc:  # isolated: handed to ``failed`` (or raised after the others ran)
+            if not is_plugin_fault(exc):
+                raise  # KeyboardInterrupt, SystemExit: the process stops
+            # a plugin's GeneratorExit or own BaseException is a plugin failure like any other (typed, chained)
+            error = exc if isinstance(exc, Exception) else PluginError.wrap("after-commit work", exc)
             if failed is not None:
-                failed(exc)
+                failed(error)
             elif first is None:
-                first = exc
+                first = error
     if first is not None:
         raise first
 

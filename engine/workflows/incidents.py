@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError, storable_text
+from regelwerk.errors import PluginError, RegelwerkError, UnknownIncident, UsageError, is_plugin_fault, storable_text
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
@@ -157,6 +157,15 @@ class IncidentService:
             self.front.fire_due_timers(now)  # its success resolves the incident (the timer's note says retry)
             return self.front.incident(incident_id)
         try:
+            if incident.event in ("tick:plan", "tick:activate"):
+                # an employee's plan or an item's start that failed in a tick: the next tick runs it again, and
+                # resolves the incident in that batch when it no longer fails
+                with UnitOfWork(self.front.store) as uow:
+                    _open_incident(uow.tx, incident_id)
+                    uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id,
+                                         {"incident": incident_id}))
+                self.front.tick(now)
+                return self.front.incident(incident_id)
             if incident.event.startswith("tick:"):
                 self._run_tick_task(incident.event.removeprefix("tick:"), now)
             elif incident.event == START_EVENT:
@@ -196,7 +205,9 @@ class IncidentService:
                     task.run_tick(self.front, self.front.bundle, now)
                 except RegelwerkError:
                     raise
-                except Exception as exc:  # plugin code, typed at the boundary
+                except BaseException as exc:  # plugin code, typed at the boundary (as the tick does)
+                    if not is_plugin_fault(exc):
+                        raise
                     raise PluginError.wrap(f"tick task {task_id!r}", exc, "", f"tick:{task_id}") from exc
                 return
         raise UsageError(f"no tick task {task_id!r} in this bundle")

@@ -7,9 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import (
-    InvalidData,
-)
+from regelwerk.errors import ConflictError, InvalidData
 from regelwerk.store.records import (
     AuditEntry,
     HistoryEntry,
@@ -23,6 +21,7 @@ from regelwerk.workflows.runtime import WorkflowRuntime
 __all__ = ["MIGRATE_EVENT", "MigrationItem", "MigrationService"]
 
 MIGRATE_EVENT = "$migrate"
+_CHANGED = "changed while planning; plan again"
 ActorLike = Actor | str | Mapping[str, Any]
 
 
@@ -98,25 +97,32 @@ class MigrationService:
                 continue
             now = self.runtime.clock()
             rt = self.runtime._current(item.workflow)
-            with UnitOfWork(self.runtime.store) as uow:
-                tx = uow.tx
-                rec = tx.get(item.instance_id)
-                if rec is None or rec.definition_version != item.from_version or rec.state != item.state:
-                    done.append(replace(item, problems=("changed while planning; plan again",)))
-                    continue
-                self.runtime._remember_definition(tx, rt, now)
-                state = rt.machine.state(item.target_state)
-                record = replace(rec, definition_version=rt.version, state=item.target_state,
-                                 version=rec.version + 1, updated_at=now, timers_pending=bool(state.after))
-                tx.update(record, rec.version)  # the lock order: the instance row first, then its timers
-                if rec.timers_pending:
-                    cancel_timers(tx, rec.id, now, who.id, f"{rec.id} was migrated to {rt.version}")
-                self.runtime._schedule(tx, record, state.after, now)
-                detail = {"from_version": item.from_version, "to_version": rt.version, "from": rec.state,
-                          "to": item.target_state, "mapping": dict(mapping or {})}
-                tx.add_history(HistoryEntry(rec.id, MIGRATE_EVENT, rec.state, item.target_state, who.id, now,
-                                            rt.version, record.version, detail))
-                uow.audit(AuditEntry(now, who.id, "workflow.migrate", rec.id, detail))
+            try:
+                with UnitOfWork(self.runtime.store) as uow:
+                    tx = uow.tx
+                    rec = tx.get(item.instance_id)
+                    if rec is None or rec.definition_version != item.from_version or rec.state != item.state:
+                        done.append(replace(item, problems=(_CHANGED,)))
+                        continue
+                    self.runtime._remember_definition(tx, rt, now)
+                    state = rt.machine.state(item.target_state)
+                    record = replace(rec, definition_version=rt.version, state=item.target_state,
+                                     version=rec.version + 1, updated_at=now, timers_pending=bool(state.after))
+                    tx.update(record, rec.version)  # the lock order: the instance row first, then its timers
+                    if rec.timers_pending:
+                        cancel_timers(tx, rec.id, now, who.id, f"{rec.id} was migrated to {rt.version}")
+                    self.runtime._schedule(tx, record, state.after, now)
+                    detail = {"from_version": item.from_version, "to_version": rt.version, "from": rec.state,
+                              "to": item.target_state, "mapping": dict(mapping or {})}
+                    tx.add_history(HistoryEntry(rec.id, MIGRATE_EVENT, rec.state, item.target_state, who.id, now,
+                                                rt.version, record.version, detail))
+                    uow.audit(AuditEntry(now, who.id, "workflow.migrate", rec.id, detail))
+            except ConflictError:
+                # another fire (another process) changed it between the read and the version-checked update:
+                # rolled back, reported like a change seen at the read; the other instances are still migrated
+                self.runtime._forget((item.instance_id,))
+                done.append(replace(item, problems=(_CHANGED,)))
+                continue
             self.runtime._stored_versions.add((rt.model.name, rt.version))
             self.runtime._forget((item.instance_id,))
             done.append(replace(item, applied=True))

@@ -471,10 +471,14 @@ class WorkflowRuntime:
                     while unit.refusals and unit.refusals[-1].instance_id == instance_id:
                         unit.refusals.pop()
             if decided is not None:
+                claimed: list[InstanceRecord] = []
                 try:
-                    return self._apply(tx, rec, decided, event, actor, data, now, post)
+                    return self._apply(tx, rec, decided, event, actor, data, now, post, claimed)
                 except ConflictError:
-                    if expected_version is not None:
+                    if expected_version is not None or claimed:
+                        # an expected version was named; or the claim was written and an action (its own
+                        # version-checked write elsewhere) lost: the fire fails as a whole and rolls back, never
+                        # decided again on top of its own claim (which would run the actions twice)
                         raise
             # the cached record was stale (another process changed the row): decide again on a fresh read
         fresh = tx.get(instance_id)
@@ -511,8 +515,9 @@ class WorkflowRuntime:
 
     def _apply(self, tx: StoreTx, rec: InstanceRecord, decided: tuple[Version, Gate, str, Mapping[str, Any]],
                event: str, actor: Actor, data: Mapping[str, Any] | None, now: datetime,
-               post: list[Callable[[], None]]) -> InstanceRecord:
-        """Claim (version-checked update), cancel and schedule timers, run actions, write history."""
+               post: list[Callable[[], None]], claimed: list[InstanceRecord] | None = None) -> InstanceRecord:
+        """Claim (version-checked update), cancel and schedule timers, run actions, write history. ``claimed``
+        gets the claimed record once the claim is written (a conflict after it is not a stale read)."""
         rt, gate, dest, new_data = decided
         transition = gate.chosen
         assert transition is not None
@@ -523,6 +528,8 @@ class WorkflowRuntime:
                                 rec.created_at, now, rec.created_by, bool(entering.after))
         # the version check: claim the change before any side effect
         tx.update(record, rec.version, bool(data), definition_changed=False)  # the data changes with a payload only
+        if claimed is not None:
+            claimed.append(record)
         if rec.timers_pending:
             cancel_timers(tx, instance_id, now, actor.id, f"{instance_id} left {rec.state} by {event}")
         if leaving.on_exit or entering.on_enter or transition.actions:
