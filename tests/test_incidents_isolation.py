@@ -841,3 +841,46 @@ def test_a_plugin_store_factory_or_report_section_that_raises_is_a_plugin_error(
     with pytest.raises(PluginError) as raised:
         write_report(example, tmp_path / "out", registry, date(2026, 3, 2))
     assert isinstance(raised.value.__cause__, ZeroDivisionError) and "'broken'" in str(raised.value)
+
+
+class _LaterSource(_Source):
+    """Items due a day after the plan: stored as planned, started by a later tick's activate phase."""
+
+    source_id = "iso-later"
+
+    def plan(self, employee: Any, now: datetime) -> Any:
+        from regelwerk.scheduling.sources import Plan, PlannedItem
+
+        return Plan(items=(PlannedItem(key=f"later/{employee.id}", source=self.source_id, item_type="moment",
+                                       subject=employee.id, due_at=T0 + timedelta(days=1), workflow="entering"),))
+
+
+def test_an_item_whose_start_fails_when_it_comes_due_is_an_incident_and_the_others_start(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """The activate phase (items planned earlier, due now): the item whose workflow's action raises is left planned
+    with an incident (``tick:activate``, the instance it would start), the rest of its batch starts; fixed, the next
+    tick starts it and resolves the incident."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "later"): _LaterSource()})
+    BEHAVIOUR.clear()
+    failing = instance_id_for("later/e3")
+    clock = Clock()
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'later.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 8)], T0)
+        assert engine.tick(T0).total_created == 7  # planned, due tomorrow
+        BEHAVIOUR[failing] = _raise(KeyError("no such field"))
+        for attempt in (1, 2):
+            summary = engine.tick(T0 + timedelta(days=2), batch_size=3)
+            assert summary.incidents == 1 and summary.activated["started"] == (6 if attempt == 1 else 0)
+            assert [(i.instance_id, i.event, i.error_type, i.attempts, dict(i.data)) for i in engine.incidents()] == [
+                (failing, "tick:activate", "builtins.KeyError", attempt, {"item": "later/e3"})]
+        started = {i.id for i in engine.instances("entering")}
+        assert started == {instance_id_for(f"later/e{n}") for n in (1, 2, 4, 5, 6, 7)}
+        BEHAVIOUR.clear()
+        summary = engine.tick(T0 + timedelta(days=3))
+        assert summary.incidents == 0 and summary.activated["started"] == 1
+        assert engine.incidents() == [] and engine.get(failing).state == "begun"
