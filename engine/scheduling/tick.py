@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+from regelwerk.errors import InvalidData, PluginError, RegelwerkError, UsageError, is_plugin_fault
 
 __all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
 
@@ -280,24 +280,25 @@ class _Faults:
         self._mark: dict[str, Any] = {}
 
     def mark(self, summary: TickSummary) -> None:
-        """Before a batch: what the summary says, to undo a batch that rolls back."""
-        self._mark = {name: (value.copy() if isinstance(value, Counter) else len(value) if isinstance(value, list)
-                             else value) for name, value in vars(summary).items() if name in _COUNTED}
+        """Before a batch: what the summary says, to undo a batch that rolls back (a list's length, a counter's
+        copy, a number)."""
+        self._mark = {}
+        for name in _COUNTED:
+            value = getattr(summary, name)
+            self._mark[name] = len(value) if isinstance(value, list) else value.copy() if isinstance(
+                value, Counter) else value
 
     def restore(self, summary: TickSummary) -> None:
         """After a batch rolled back: the summary as before it."""
-        for name, value in self._mark.items():
-            if isinstance(value, Counter):
-                setattr(summary, name, value)
-            elif isinstance(value, int) and isinstance(getattr(summary, name), list):
-                del getattr(summary, name)[value:]
+        for name, kept in self._mark.items():
+            current = getattr(summary, name)
+            if isinstance(current, list):
+                del current[kept:]
             else:
-                setattr(summary, name, value)
+                setattr(summary, name, kept)
 
     def isolate(self, exc: BaseException) -> bool:
         """Whether ``exc`` of the batch just rolled back is a member's own failure (else: raise it)."""
-        from regelwerk.errors import InvalidData, UsageError
-
         if self.engine is None or not self.batch or not hasattr(self.engine, "store"):
             return False
         if isinstance(exc, RegelwerkError) and exc.stops_work:
@@ -343,33 +344,151 @@ class _Faults:
 
     def resolve_done(self, unit: Any) -> None:
         """In a batch's unit of work: resolve the open incidents of its members (they ran without failing)."""
-        if self.engine is None or unit.store_tx is None:
+        tx = unit.store_tx
+        if self.engine is None or tx is None:
             return
-        if self._open is None:
-            self._open = {i.instance_id: i.id for i in self.engine.incidents("open")
+        if self._open is None:  # read once a phase, in the batch's own transaction
+            self._open = {i.instance_id: i.id for i in tx.incidents("open")
                           if i.event == self.event and i.id is not None}
         if not self._open:
             return
-        from regelwerk.store.records import AuditEntry
+        from regelwerk.workflows.incidents import resolve_open
 
         for member in self.batch:
             subject, _ = self.subject(member)
             incident_id = self._open.pop(subject, None)
-            if incident_id is not None and unit.store_tx.set_incident(
-                    incident_id, "resolved", self.now, "ran by the tick without failing", expected="open"):
-                unit.store_tx.add_audit(AuditEntry(self.now, "system", "incident.resolve", subject,
-                                                   {"incident": incident_id, "note": "ran by the tick"}))
+            if incident_id is not None:
+                resolve_open(tx, incident_id, subject, SYSTEM.id, self.now, "ran by the tick without failing")
+
+
+def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequence[Any], version: str,
+               now: datetime, statements: Mapping[str, Any], summary: TickSummary, actor: Actor,
+               collect_keys: bool, collect_activated: bool) -> None:
+    """Plan one batch of stale employees (``rows``) in the batch's unit of work: their items written (the due ones
+    in their final status, workflows started), what their plans no longer call for cancelled or closed, and their
+    plan stamps."""
+    from regelwerk.scheduling.directory import StoreDirectory
+    from regelwerk.scheduling.employees import dialect_insert, facts_of_rows
+    from regelwerk.scheduling.sources import plan_with
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.tenancy.rls import conflict_columns
+
+    conn = unit.connection
+    now_naive = _naive(now)
+    desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
+    stamps = []
+    people = facts_of_rows(rows)
+    next_due: list[datetime | None] = [None] * len(rows)
+    directory = StoreDirectory(conn)
+    directory.know(people)
+    closes: list[str] = []
+    # an employee planned before with the same facts and definitions, again because its next_due came:
+    # what appeared before that next_due was planned then (sources that can, build only what is new)
+    since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
+             else None for row in rows]
+    partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
+    planned_fully: set[str] = set()  # employees with a full plan of a source: what to cancel is looked up
+    for source in sources:
+        try:
+            plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
+        except RegelwerkError:
+            raise
+        except BaseException as exc:  # plugin code (an item source), typed at the boundary
+            if not is_plugin_fault(exc):
+                raise
+            raise PluginError.wrap(f"item source {source.source_id!r}", exc) from exc
+        for i, plan in enumerate(plans):
+            if plan.partial:
+                partial.add((rows[i].id, source.source_id))
+            else:
+                planned_fully.add(rows[i].id)
+            closes.extend(plan.closes)
+            for item in plan.items:
+                if item.appears_at is not None and item.appears_at > now:
+                    # not yet: the employee is planned again when it appears
+                    if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
+                        next_due[i] = item.appears_at
+                    continue
+                desired[item.key] = item
+            due = plan.next_due
+            current = next_due[i]
+            if due is not None and (current is None or due < current):
+                next_due[i] = due
+    naive: dict[datetime, datetime] = {}  # most employees share a few next_dues
+    for row, due in zip(rows, next_due, strict=True):
+        stamp = None if due is None else naive.get(due) or naive.setdefault(due, _naive(due))
+        stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version, "b_next": stamp})
+    # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
+    wanted = list(desired)
+    stored: dict[str, str | None] = {}
+    for start in range(0, len(wanted), 500):
+        stored.update(conn.execute(statements["desired"], {"p_keys": wanted[start:start + 500],
+                                                           "p_now": now_naive}).all())
+    reinstate = [k for k, s in stored.items() if s == "cancelled"]
+    present = stored.keys()
+    # what a full plan no longer calls for: the employee's planned items not in it (a partial plan left out
+    # what appeared before its since, so nothing of its source is cancelled). Filter on the subject only
+    # (its index), status and due date by CASE, so that SQLite does not pick the (status, due_at) index and
+    # scan every planned item of the whole store per batch
+    full = sorted(planned_fully)
+    cancel: list[str] = []
+    if full:
+        found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
+        cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
+                  and (subject, source_id) not in partial]
+    stamp_at = now.astimezone(UTC).replace(tzinfo=None)
+    values = [item.row(now, stamp_at) for key, item in desired.items() if key not in present]  # only new
+    if values:
+        # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
+        # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
+        # with is no change: rw_scheduled_events audits the changes after creation)
+        _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
+                      collect_activated, desired)
+        starts = [v for v in values if v["status"] == "started"]
+        # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
+        conflict = conflict_columns(conn, ["key"])
+        stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
+        if collect_keys:
+            # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
+            result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
+            created = result.all()
+            summary.created.update(t for _, t in created)
+            if collect_keys:
+                summary.created_keys.extend(k for k, _ in created)
+            if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
+                inserted = {k for k, _ in created}
+                starts = [v for v in starts if v["key"] in inserted]
+        else:
+            # plain executemany (no RETURNING) is faster; the drivers sum the rowcount per type. The batch
+            # holds the database's write lock (SQLite) or its employees' rows (PostgreSQL: FOR UPDATE) and
+            # read their keys: all are new.
+            by_type: dict[str, list[dict[str, Any]]] = {}
+            for value in values:
+                by_type.setdefault(value["item_type"], []).append(value)
+            for item_type, group in sorted(by_type.items()):
+                written = conn.execute(stmt, group).rowcount
+                # psycopg's pipelined executemany does not count (-1): all are new, as said above
+                summary.created[item_type] += written if written >= 0 else len(group)
+        if starts:
+            _start_new(target, unit, starts, now)
+    for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
+        if keys:
+            _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
+                        "reinstate")
+    if closes:
+        open_keys = [k for (k,) in conn.execute(statements["open"], {"p_keys": closes})]
+        if open_keys:
+            _set_status(conn, open_keys, "closed", now_naive, actor, "close")
+        summary.closed += len(open_keys)
+    summary.cancelled += len(cancel)
+    summary.reinstated += len(reinstate)
+    conn.execute(statements["stamp"], stamps)
 
 
 def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
                 summary: TickSummary, progress: Progress | None, actor: Actor, collect_keys: bool,
                 collect_activated: bool = False) -> None:
-    from regelwerk.scheduling.directory import StoreDirectory
-    from regelwerk.scheduling.employees import dialect_insert, facts_of_rows
-    from regelwerk.scheduling.sources import plan_with
-    from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
-    from regelwerk.tenancy.rls import conflict_columns
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
@@ -385,7 +504,6 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
         return
     done = 0
     last_id = ""
-    stamp_update = statements["stamp"]
     faults = _Faults(target, "tick:plan", now)
     size = batch_size
     while True:
@@ -404,114 +522,8 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 # a short batch was the last: the query walked every employee after the previous batch (not asking
                 # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
                 more = len(rows) >= size
-                desired: dict[str, Any] = {}  # key -> planned item; its row is built only when it is new
-                stamps = []
-                people = facts_of_rows(rows)
-                next_due: list[datetime | None] = [None] * len(rows)
-                directory = StoreDirectory(conn)
-                directory.know(people)
-                closes: list[str] = []
-                # an employee planned before with the same facts and definitions, again because its next_due came:
-                # what appeared before that next_due was planned then (sources that can, build only what is new)
-                since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
-                         else None for row in rows]
-                partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
-                planned_fully: set[str] = set()  # employees with a full plan of a source: what to cancel is looked up
-                for source in sources:
-                    try:
-                        plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
-                    except RegelwerkError:
-                        raise
-                    except BaseException as exc:  # plugin code (an item source), typed at the boundary
-                        if not is_plugin_fault(exc):
-                            raise
-                        raise PluginError.wrap(f"item source {source.source_id!r}", exc) from exc
-                    for i, plan in enumerate(plans):
-                        if plan.partial:
-                            partial.add((rows[i].id, source.source_id))
-                        else:
-                            planned_fully.add(rows[i].id)
-                        closes.extend(plan.closes)
-                        for item in plan.items:
-                            if item.appears_at is not None and item.appears_at > now:
-                                # not yet: the employee is planned again when it appears
-                                if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
-                                    next_due[i] = item.appears_at
-                                continue
-                            desired[item.key] = item
-                        due = plan.next_due
-                        current = next_due[i]
-                        if due is not None and (current is None or due < current):
-                            next_due[i] = due
-                naive: dict[datetime, datetime] = {}  # most employees share a few next_dues
-                for row, due in zip(rows, next_due, strict=True):
-                    stamp = None if due is None else naive.get(due) or naive.setdefault(due, _naive(due))
-                    stamps.append({"b_id": row.id, "b_seen": row.updated_at, "b_version": version, "b_next": stamp})
-                # what the plans call for that is stored already (and whether it is cancelled, to reinstate it)
-                wanted = list(desired)
-                stored: dict[str, str | None] = {}
-                for start in range(0, len(wanted), 500):
-                    stored.update(conn.execute(statements["desired"], {"p_keys": wanted[start:start + 500],
-                                                                       "p_now": now_naive}).all())
-                reinstate = [k for k, s in stored.items() if s == "cancelled"]
-                present = stored.keys()
-                # what a full plan no longer calls for: the employee's planned items not in it (a partial plan left out
-                # what appeared before its since, so nothing of its source is cancelled). Filter on the subject only
-                # (its index), status and due date by CASE, so that SQLite does not pick the (status, due_at) index and
-                # scan every planned item of the whole store per batch
-                full = sorted(planned_fully)
-                cancel: list[str] = []
-                if full:
-                    found = conn.execute(statements["items"], {"p_subjects": full, "p_now": now_naive}).all()
-                    cancel = [k for k, s, source_id, subject in found if s == "planned" and k not in desired
-                              and (subject, source_id) not in partial]
-                stamp_at = now.astimezone(UTC).replace(tzinfo=None)
-                values = [item.row(now, stamp_at) for key, item in desired.items() if key not in present]  # only new
-                if values:
-                    # what is due already goes in in its final status (active, ready, started, skipped): one INSERT
-                    # per item instead of an INSERT, a read-back, an UPDATE and an audit row (a status it is born
-                    # with is no change: rw_scheduled_events audits the changes after creation)
-                    _activate_new(conn, values, now_naive, target.starter is not None, summary, collect_keys,
-                                  collect_activated, desired)
-                    starts = [v for v in values if v["status"] == "started"]
-                    # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
-                    conflict = conflict_columns(conn, ["key"])
-                    stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
-                    if collect_keys:
-                        # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
-                        result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
-                        created = result.all()
-                        summary.created.update(t for _, t in created)
-                        if collect_keys:
-                            summary.created_keys.extend(k for k, _ in created)
-                        if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
-                            inserted = {k for k, _ in created}
-                            starts = [v for v in starts if v["key"] in inserted]
-                    else:
-                        # plain executemany (no RETURNING) is faster; the drivers sum the rowcount per type. The batch
-                        # holds the database's write lock (SQLite) or its employees' rows (PostgreSQL: FOR UPDATE) and
-                        # read their keys: all are new.
-                        by_type: dict[str, list[dict[str, Any]]] = {}
-                        for value in values:
-                            by_type.setdefault(value["item_type"], []).append(value)
-                        for item_type, group in sorted(by_type.items()):
-                            written = conn.execute(stmt, group).rowcount
-                            # psycopg's pipelined executemany does not count (-1): all are new, as said above
-                            summary.created[item_type] += written if written >= 0 else len(group)
-                    if starts:
-                        _start_new(target, unit, starts, now)
-                for keys, status in ((cancel, "cancelled"), (reinstate, "planned")):
-                    if keys:
-                        _set_status(conn, keys, status, now_naive, actor, "cancel" if status == "cancelled" else
-                                    "reinstate")
-                if closes:
-                    open_keys = [k for (k,) in conn.execute(statements["open"], {"p_keys": closes})]
-                    if open_keys:
-                        _set_status(conn, open_keys, "closed", now_naive, actor, "close")
-                    summary.closed += len(open_keys)
-                summary.cancelled += len(cancel)
-                summary.reinstated += len(reinstate)
-                conn.execute(stamp_update, stamps)
+                _plan_rows(unit, rows, target, sources, version, now, statements, summary, actor, collect_keys,
+                           collect_activated)
                 faults.resolve_done(unit)
                 done += len(rows)
                 summary.employees_planned += len(rows)

@@ -106,11 +106,17 @@ def resolve_timer_incidents(tx: StoreTx, instance_id: str, timer_ids: Collection
     resolved = 0
     for incident in waiting:
         assert incident.id is not None
-        if tx.set_incident(incident.id, "resolved", now, note, expected="open"):  # not if a person was first
-            tx.add_audit(AuditEntry(now, actor_id, "incident.resolve", instance_id,
-                                    {"incident": incident.id, "note": note}))
-            resolved += 1
+        resolved += resolve_open(tx, incident.id, instance_id, actor_id, now, note)  # not if a person was first
     return resolved
+
+
+def resolve_open(tx: StoreTx, incident_id: int, instance_id: str, actor_id: str, now: datetime, note: str) -> bool:
+    """In ``tx``: resolve the incident while it is still open, audited once (``incident.resolve`` by
+    ``actor_id``); False when it was not open (someone else resolved it first)."""
+    if not tx.set_incident(incident_id, "resolved", now, note, expected="open"):
+        return False
+    tx.add_audit(AuditEntry(now, actor_id, "incident.resolve", instance_id, {"incident": incident_id, "note": note}))
+    return True
 
 
 if TYPE_CHECKING:
