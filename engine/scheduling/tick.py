@@ -371,6 +371,7 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
     from regelwerk.scheduling.employees import dialect_insert, facts_of_rows
     from regelwerk.scheduling.sources import plan_with
     from regelwerk.scheduling.tables import scheduled_items as items
+    from regelwerk.store.bulk import executemany
     from regelwerk.tenancy.rls import conflict_columns
 
     conn = unit.connection
@@ -466,7 +467,7 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
             for value in values:
                 by_type.setdefault(value["item_type"], []).append(value)
             for item_type, group in sorted(by_type.items()):
-                written = conn.execute(stmt, group).rowcount
+                written = executemany(conn, stmt, group).rowcount
                 # psycopg's pipelined executemany does not count (-1): all are new, as said above
                 summary.created[item_type] += written if written >= 0 else len(group)
         if starts:
@@ -482,7 +483,7 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
         summary.closed += len(open_keys)
     summary.cancelled += len(cancel)
     summary.reinstated += len(reinstate)
-    conn.execute(statements["stamp"], stamps)
+    executemany(conn, statements["stamp"], stamps)
 
 
 def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,

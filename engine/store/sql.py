@@ -426,20 +426,22 @@ class SqlTx:
     def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
                     timers: Sequence[TimerRecord] = ()) -> None:
         """Instances, then history, then timers: one ``executemany`` per table."""
+        from regelwerk.store.bulk import executemany
+
         conn = self.connection
         if records:
-            conn.execute(_INSERT_INSTANCE, [{
+            executemany(conn, _INSERT_INSTANCE, [{
                 "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
                 "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
                 "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
                 for r in records])
         if history:
-            conn.execute(_INSERT_HISTORY, [{
+            executemany(conn, _INSERT_HISTORY, [{
                 "instance_id": e.instance_id, "version": e.version, "event": e.event, "from_state": e.from_state,
                 "to_state": e.to_state, "actor": e.actor, "at": _utc(e.at),
                 "definition_version": e.definition_version, "explain": dict(e.explain)} for e in history])
         if timers:
-            conn.execute(_INSERT_TIMER, [{
+            executemany(conn, _INSERT_TIMER, [{
                 "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
                 "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
 

@@ -1,0 +1,128 @@
+"""``regelwerk.store.bulk.executemany``: the same rows as ``Connection.execute`` writes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from regelwerk.store import bulk
+from regelwerk.store.sql import create_sa_engine
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+
+def _table(metadata: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(
+        name, metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(40), nullable=False, unique=True),
+        sa.Column("at", sa.DateTime(), nullable=True),
+        sa.Column("at_tz", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("day", sa.Date(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=True),
+        sa.Column("flag", sa.Boolean(), nullable=True),
+        sa.Column("status", sa.String(20), nullable=True),
+    )
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    base = datetime(2026, 3, 1, 9, 30, 0, 123456)
+    return [{
+        "key": f"k{i}",
+        # naive, aware UTC, aware in another zone (its own fields are stored, as SQLAlchemy does), no microseconds,
+        # a date where a datetime goes, a year below 1000, None
+        "at": [base + timedelta(hours=i), (base + timedelta(hours=i)).replace(tzinfo=UTC),
+               base.replace(tzinfo=timezone(timedelta(hours=2))), base.replace(microsecond=0), date(2026, 1, 2),
+               datetime(999, 1, 1), None][i % 7],
+        "at_tz": (base + timedelta(days=i)).replace(tzinfo=UTC) if i % 3 else None,
+        "day": date(2026, 1, 1) + timedelta(days=i) if i % 4 else None,
+        # JSON: a mapping, a list, a string, and None (JSON null, as SQLAlchemy's JSON type writes it)
+        "data": [{"n": i, "s": "é"}, [1, 2], "text", None][i % 4],
+        "flag": [True, False, None][i % 3],
+        "status": "new",
+    } for i in range(n)]
+
+
+def _contents(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        # the stored text as well as the values read back: the same bytes, not only equal values
+        raw = conn.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id").all() if engine.dialect.name == \
+            "sqlite" else []
+        return [tuple(r) for r in conn.execute(sa.select(table).order_by(table.c.id))] + [tuple(r) for r in raw]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bulk.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    made = create_sa_engine(url)
+    yield made
+    made.dispose()
+
+
+def test_insert_writes_what_execute_writes(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    ours, theirs = _table(metadata, "t_bulk_ours"), _table(metadata, "t_bulk_theirs")
+    metadata.create_all(engine)
+    rows = _rows(50)
+    with engine.begin() as conn:
+        result = bulk.executemany(conn, ours.insert(), rows)
+        conn.execute(theirs.insert(), rows)
+    assert result.rowcount in (50, -1)
+    assert _contents(engine, ours) == _contents(engine, theirs)
+    # the fast path was taken on SQLite (a compiled plan cached), PostgreSQL's dialect batches the rows itself
+    planned = [p for p in bulk._PLANS.values() if p is not None and p[0] is not None and
+               getattr(p[0], "table", None) is ours]
+    assert bool(planned) == (engine.dialect.name == "sqlite")
+
+
+def test_update_with_fixed_values_and_bound_keys(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    ours, theirs = _table(metadata, "t_bulk_upd_ours"), _table(metadata, "t_bulk_upd_theirs")
+    metadata.create_all(engine)
+    rows = _rows(20)
+    stamp = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    changes = [{"b_key": f"k{i}", "b_data": {"changed": i}} for i in range(0, 20, 2)]
+    changes.append({"b_key": "missing", "b_data": None})  # matches no row
+    with engine.begin() as conn:
+        for table in (ours, theirs):
+            conn.execute(table.insert(), rows)
+    for table, run in ((ours, bulk.executemany), (theirs, lambda c, s, r: c.execute(s, r))):
+        statement = (sa.update(table).where(table.c.key == sa.bindparam("b_key"), table.c.status == "new")
+                     .values(data=sa.bindparam("b_data"), at=stamp, status="seen"))
+        with engine.begin() as conn:
+            result = run(conn, statement, changes)
+        assert result.rowcount in (10, -1)
+    assert _contents(engine, ours) == _contents(engine, theirs)
+
+
+def test_what_the_fast_path_leaves_to_sqlalchemy(tmp_path: Any) -> None:
+    engine = create_sa_engine(f"sqlite:///{tmp_path / 'bulk.sqlite'}")
+    metadata = sa.MetaData()
+    table = _table(metadata, "t_bulk_other")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        # RETURNING: SQLAlchemy's result rows
+        returned = bulk.executemany(conn, table.insert().returning(table.c.key), _rows(3)).all()
+        assert sorted(k for (k,) in returned) == ["k0", "k1", "k2"]
+        # ON CONFLICT DO NOTHING: the driver's rowcount counts what was inserted
+        again = bulk.executemany(conn, sqlite_insert(table).on_conflict_do_nothing(index_elements=["key"]),
+                                 _rows(5))
+        assert again.rowcount == 2
+        # an expanding IN: SQLAlchemy's own refusal (no executemany of it), not a different statement
+        with pytest.raises(sa.exc.StatementError, match="expanding"):
+            bulk.executemany(conn, sa.delete(table).where(table.c.key.in_(sa.bindparam("b_keys", expanding=True))),
+                             [{"b_keys": ["k0", "k1"]}, {"b_keys": ["k2"]}])
+        conn.execute(sa.delete(table).where(table.c.key.in_(["k0", "k1", "k2"])))
+        # a bind no row gives: SQLAlchemy's own error, nothing written
+        with pytest.raises(sa.exc.StatementError):
+            bulk.executemany(conn, sa.update(table).where(table.c.key == sa.bindparam("b_key"))
+                             .values(status=sa.bindparam("b_status")), [{"b_key": "k3"}, {"b_key": "k4"}])
+        # one row: a plain execute
+        assert bulk.executemany(conn, table.insert(), [{**_rows(1)[0], "key": "single"}]).rowcount == 1
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(table.c.key)).scalars()) == ["k3", "k4", "single"]
+    engine.dispose()
