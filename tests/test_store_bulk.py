@@ -54,10 +54,7 @@ def _contents(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bulk.sqlite'}"
-    else:
-        url = request.getfixturevalue("pg_url")
+    url = f"sqlite:///{tmp_path / 'bulk.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     made = create_sa_engine(url)
     yield made
     made.dispose()

@@ -202,6 +202,8 @@ def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> 
 
 
 _PLAN_STATEMENTS: dict[bool, dict[str, Any]] = {}
+#: ``INSERT .. ON CONFLICT DO NOTHING`` of new items, by dialect and conflict target
+_INSERT_ITEMS: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 
 def _plan_statements(pg: bool) -> dict[str, Any]:
@@ -447,8 +449,11 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
                       collect_activated, desired)
         starts = [v for v in values if v["status"] == "started"]
         # tenant-bound connections (regelwerk.tenancy) key items by (tenant, key)
-        conflict = conflict_columns(conn, ["key"])
-        stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=conflict)
+        conflict = tuple(conflict_columns(conn, ["key"]))
+        stmt = _INSERT_ITEMS.get((conn.dialect.name, conflict))
+        if stmt is None:  # built once: a statement's compiled form is cached by the statement
+            stmt = _INSERT_ITEMS[conn.dialect.name, conflict] = dialect_insert(conn, items).on_conflict_do_nothing(
+                index_elements=list(conflict))
         if collect_keys:
             # INSERT .. RETURNING (PostgreSQL batches it into multi-row statements: insertmanyvalues)
             result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
