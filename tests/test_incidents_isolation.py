@@ -884,3 +884,183 @@ def test_an_item_whose_start_fails_when_it_comes_due_is_an_incident_and_the_othe
         summary = engine.tick(T0 + timedelta(days=3))
         assert summary.incidents == 0 and summary.activated["started"] == 1
         assert engine.incidents() == [] and engine.get(failing).state == "begun"
+
+
+@pytest.mark.parametrize("phase", ["plan", "activate"])
+def test_a_failed_batch_is_run_again_in_halves_not_member_by_member(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path, phase: str) -> None:
+    """One failing member in a batch of 64: the batch is run again in halves, and only the half that fails is
+    halved again, so the tick commits about log2(64) batches on the way to the member (not 63 single ones); the
+    other 63 are planned (or started) once and the one is an incident."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    source = _Source() if phase == "plan" else _LaterSource()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    BEHAVIOUR.clear()
+    ids = [f"e{n:02d}" for n in range(64)]
+    committed: list[int] = []
+
+    def progress(name: str, done: int, total: int) -> None:
+        if name == phase:
+            committed.append(done)
+
+    clock = Clock()
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'halves.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert([{"id": i, "hire_date": "2020-01-01"} for i in ids], T0)
+        prefix = "iso" if phase == "plan" else "later"
+        if phase == "plan":
+            source.fails = {"e41"}
+        else:
+            assert engine.tick(T0).total_created == 64  # planned, due tomorrow
+            BEHAVIOUR[instance_id_for("later/e41")] = _raise(KeyError("no such field"))
+        summary = engine.tick(T0 + timedelta(days=2), batch_size=64, progress=progress)
+        assert summary.incidents == 1
+        assert [(i.instance_id, i.event) for i in engine.incidents()] == [
+            ("e41" if phase == "plan" else instance_id_for("later/e41"), f"tick:{phase}")]
+        started = {i.id for i in engine.instances("entering")}
+        assert started == {instance_id_for(f"{prefix}/{i}") for i in ids if i != "e41"}
+        # 64 -> 32 (ok) + 32 -> 16 (ok) + 16 -> 8 + 8 -> ... -> 1 (the incident): at most two commits per halving
+        assert 1 <= len(committed) <= 2 * 6, committed
+        assert committed[-1] == 63
+
+
+def test_an_incident_another_tick_recorded_meanwhile_is_resolved_by_the_batch_that_plans_its_member(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """The open incidents a batch resolves are read in that batch's transaction: one that another tick recorded
+    after this tick began (here: between two of its batches) is resolved when this tick plans its member."""
+    from regelwerk.errors import PluginError
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.workflows.incidents import record_incident
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    clock = Clock()
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'meanwhile.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 5)], T0)
+        now = T0 + timedelta(days=2)
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name == "plan" and done == 1:  # after the first batch: "another tick" failed on e3
+                record_incident(engine.store, PluginError("plan of 'e3'", LookupError("flaky"), "e3", "tick:plan"),
+                                now, data={"employee": "e3"})
+
+        summary = engine.tick(now, batch_size=1, progress=progress)
+        assert summary.employees_planned == 4 and summary.incidents == 0
+        assert engine.incidents() == []
+        [incident] = engine.incidents("resolved")
+        assert (incident.instance_id, incident.note) == ("e3", "ran by the tick without failing")
+
+
+def test_the_tick_summary_says_how_many_members_it_skipped_with_an_incident(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """``regelwerk tick`` prints the summary: its JSON and its lines name the incidents."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+
+    source = _Source()
+    source.fails = {"e2"}
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'summary.sqlite'}", registry=registry, clock=Clock(),
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 4)], T0)
+        summary = engine.tick(T0 + timedelta(days=2))
+    assert summary.as_dict()["incidents"] == 1
+    assert any("incidents: 1" in line and "regelwerk incidents list" in line for line in summary.lines())
+    assert summary.as_dict()["employees_planned"] == 2
+
+
+@pytest.mark.postgres
+def test_two_units_recording_the_same_failure_at_once_keep_one_open_incident(
+        bundle: CompiledBundle, registry: Registry, pg_url: str) -> None:
+    """Two ticks (here: two units in two threads) fail on the same member at the same time: the second waits for
+    the first's commit and counts an attempt on its incident instead of adding a second open one (which no tick
+    would ever resolve)."""
+    import threading
+
+    from regelwerk.store.records import IncidentRecord
+    from regelwerk.store.unit import UnitOfWork
+
+    def record(at: datetime) -> IncidentRecord:
+        return IncidentRecord("e7", "tick:plan", "builtins.LookupError", "no cycle", at, at, 1, "open", None,
+                              "system", {"employee": "e7"}, None, "")
+
+    with Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as first, \
+            Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as second:
+        added, release, errors = threading.Event(), threading.Event(), []
+
+        def hold() -> None:
+            try:
+                with UnitOfWork(first.store) as uow:
+                    uow.tx.add_incident(record(T0))
+                    added.set()
+                    release.wait(10)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+                added.set()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert added.wait(10)
+        other = threading.Thread(target=lambda: _in_unit(second, record(T0 + timedelta(seconds=1))))
+        other.start()
+        other.join(0.5)
+        waited = other.is_alive()  # the second recording waits for the first unit
+        release.set()
+        holder.join(10)
+        other.join(10)
+        assert not errors and waited
+        [incident] = second.incidents()
+        assert incident.attempts == 2 and incident.instance_id == "e7"
+
+
+def _in_unit(engine: Engine, incident: Any) -> None:
+    from regelwerk.store.unit import UnitOfWork
+
+    with UnitOfWork(engine.store) as uow:
+        uow.tx.add_incident(incident)
+
+
+@pytest.mark.postgres
+def test_two_units_storing_the_same_definition_version_at_once_both_succeed(
+        bundle: CompiledBundle, registry: Registry, pg_url: str) -> None:
+    """The first start of a workflow version in two processes at once: both store its definition, neither fails
+    (the second's insert waits for the first and then does nothing)."""
+    import threading
+
+    from regelwerk.store.records import DefinitionRecord
+    from regelwerk.store.unit import UnitOfWork
+
+    definition = DefinitionRecord("Workflow", "reminder", "v-race", {"states": []}, T0)
+    with Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as first, \
+            Engine(bundle, store=pg_url, registry=registry, clock=Clock(), permissions=ALLOW) as second:
+        stored, release, errors = threading.Event(), threading.Event(), []
+
+        def hold() -> None:
+            with UnitOfWork(first.store) as uow:
+                uow.tx.put_definition(definition)
+                stored.set()
+                release.wait(10)
+
+        def store_again() -> None:
+            try:
+                with UnitOfWork(second.store) as uow:
+                    uow.tx.put_definition(definition)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert stored.wait(10)
+        other = threading.Thread(target=store_again)
+        other.start()
+        other.join(0.5)
+        release.set()
+        holder.join(10)
+        other.join(10)
+        assert errors == []
+        with second.store.read() as tx:
+            assert tx.get_definition("Workflow", "reminder", "v-race") is not None

@@ -78,7 +78,7 @@ class TickSummary:
             "created": dict(sorted(self.created.items())), "cancelled": self.cancelled,
             "reinstated": self.reinstated, "closed": self.closed, "activated": dict(sorted(self.activated.items())),
             "skipped": self.skipped, "timers_fired": self.timers_fired, "tasks": self.tasks,
-            "seconds": round(self.seconds, 3),
+            "incidents": self.incidents, "seconds": round(self.seconds, 3),
         }
 
     def lines(self) -> list[str]:
@@ -93,6 +93,8 @@ class TickSummary:
             f"timers fired: {self.timers_fired}",
             *(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
               for task, counts in sorted(self.tasks.items())),
+            *([f"  incidents: {self.incidents} employee(s) or item(s) skipped because plugin code failed "
+               "(regelwerk incidents list)"] if self.incidents else []),
             f"  took {self.seconds:.2f} s",
         ]
 
@@ -261,12 +263,13 @@ class _Faults:
     """Plugin failures in a phase's batches, isolated (``_plan_phase``, ``_activate_phase``).
 
     A batch that fails with a plugin's error (a ``PluginError``; a payload that does not fit its workflow; an
-    action that is not registered) rolled back. Its members are then run one per batch; the one that fails
-    again is skipped for this tick and recorded as an incident (``event``: ``tick:plan`` with the employee, or
-    ``tick:activate`` with the instance its item would start), so one bug stops neither the others nor the
-    tick's timers and tasks. The tick that later runs it without failing resolves its incident in that batch's
-    unit of work. Without a workflow engine (a tick of the schedules alone) there is nowhere to record an
-    incident: the error is raised, as before.
+    action that is not registered) rolled back. It is then run again in halves, and a half that fails in halves
+    again (bisection: ``k`` failing members of a batch of ``B`` cost about ``k log B`` transactions, not ``B``);
+    a member that fails on its own is skipped for this tick and recorded as an incident (``event``: ``tick:plan``
+    with the employee, or ``tick:activate`` with the instance its item would start), so one bug stops neither
+    the others nor the tick's timers and tasks. The tick that later runs it without failing resolves its incident
+    in that batch's unit of work. Without a workflow engine (a tick of the schedules alone) there is nowhere to
+    record an incident: the error is raised, as before.
     """
 
     def __init__(self, target: _Target, event: str, now: datetime) -> None:
@@ -276,9 +279,9 @@ class _Faults:
         #: the members (employee ids, item keys) of the batch being run, and the cursor before it
         self.batch: list[str] = []
         self.start = ""
-        self.singles = 0  # members of a failed batch still to run one per batch
+        #: the sizes of the next batches while a failed batch is run again in parts (front first)
+        self.parts: list[int] = []
         self.skipped: list[str] = []
-        self._open: dict[str, int] | None = None
         self._mark: dict[str, Any] = {}
 
     def mark(self, summary: TickSummary) -> None:
@@ -308,12 +311,15 @@ class _Faults:
         return isinstance(exc, (PluginError, InvalidData, UsageError))
 
     def after_failure(self, exc: BaseException, summary: TickSummary) -> str:
-        """Run the failed batch's members one by one; a lone member that failed is skipped with its incident.
-        The cursor to go on from."""
+        """Run the failed batch again in two halves; a lone member that failed is skipped with its incident. The
+        cursor to go on from."""
         from regelwerk.workflows.incidents import record_incident
 
+        if self.parts:
+            self.parts.pop(0)
         if len(self.batch) > 1:
-            self.singles = len(self.batch)
+            half = (len(self.batch) + 1) // 2
+            self.parts[0:0] = [half, len(self.batch) - half]
             return self.start
         member = self.batch[0]
         subject, data = self.subject(member)
@@ -324,16 +330,16 @@ class _Faults:
         record_incident(self.engine.store, error, self.now, data=data)
         self.skipped.append(member)
         summary.incidents += 1
-        self.singles = max(self.singles - 1, 0)
         return member
 
     def size(self, batch_size: int) -> int:
-        """The next batch's size: one while members of a failed batch are left, else ``batch_size``."""
-        return 1 if self.singles else batch_size
+        """The next batch's size: the next part of a failed batch while there are any, else ``batch_size``."""
+        return self.parts[0] if self.parts else batch_size
 
     def succeeded(self, batch_size: int) -> int:
-        """A batch committed (a member of a failed batch, on its own, did not fail again); the next size."""
-        self.singles = max(self.singles - 1, 0)
+        """A batch committed (a part of a failed batch did not fail again); the next size."""
+        if self.parts:
+            self.parts.pop(0)
         return self.size(batch_size)
 
     def subject(self, member: str) -> tuple[str, dict[str, object]]:
@@ -345,22 +351,21 @@ class _Faults:
         return member, {"employee": member}
 
     def resolve_done(self, unit: Any) -> None:
-        """In a batch's unit of work: resolve the open incidents of its members (they ran without failing)."""
+        """In a batch's unit of work: resolve the open incidents of its members (they ran without failing). Read
+        for the batch's members in its own transaction, so an incident another tick recorded meanwhile is found
+        too (and every open one of a member, should there be more than one)."""
         tx = unit.store_tx
-        if self.engine is None or tx is None:
+        if self.engine is None or tx is None or not self.batch:
             return
-        if self._open is None:  # read once a phase, in the batch's own transaction
-            self._open = {i.instance_id: i.id for i in tx.incidents("open")
-                          if i.event == self.event and i.id is not None}
-        if not self._open:
+        subjects = [self.subject(member)[0] for member in self.batch]
+        found = [i for i in tx.incidents("open", instance_ids=subjects) if i.event == self.event and i.id is not None]
+        if not found:
             return
         from regelwerk.workflows.incidents import resolve_open
 
-        for member in self.batch:
-            subject, _ = self.subject(member)
-            incident_id = self._open.pop(subject, None)
-            if incident_id is not None:
-                resolve_open(tx, incident_id, subject, SYSTEM.id, self.now, "ran by the tick without failing")
+        for incident in found:
+            assert incident.id is not None
+            resolve_open(tx, incident.id, incident.instance_id, SYSTEM.id, self.now, "ran by the tick without failing")
 
 
 def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequence[Any], version: str,
@@ -678,7 +683,7 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
     from regelwerk.scheduling.tables import scheduled_events as events
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
-    from sqlalchemy import bindparam, func, select, update
+    from sqlalchemy import and_, bindparam, func, or_, select, update
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
@@ -692,6 +697,10 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
     change = (update(items).where(items.c.key == bindparam("b_key"), items.c.status == "planned")
               .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"), updated_at=now_naive))
     faults = _Faults(target, "tick:activate", now)
+    # what a batch activates is no longer due, so batches read from the start of what is due; only past an item
+    # that failed on its own (an incident; left planned for the next tick) the cursor moves: (due_at, id) after it
+    cursor: tuple[datetime, int] | None = None
+    positions: dict[str, tuple[datetime, int]] = {}
     while True:
         faults.batch = []
         faults.mark(summary)
@@ -700,14 +709,16 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 conn = unit.connection
                 _take_write_lock(conn)
                 query = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(faults.size(batch_size))
-                if faults.skipped:  # failed this tick (incidents): left planned for the next
-                    query = query.where(items.c.key.not_in(faults.skipped))
+                if cursor is not None:
+                    query = query.where(or_(items.c.due_at > cursor[0],
+                                            and_(items.c.due_at == cursor[0], items.c.id > cursor[1])))
                 if pg:
                     query = query.with_for_update(skip_locked=True)
                 rows = [dict(r._mapping) for r in conn.execute(query).all()]
                 if not rows:
                     break
                 faults.batch = [r["key"] for r in rows]
+                positions = {r["key"]: (r["due_at"], r["id"]) for r in rows}
                 latest = _latest_of_late_series(conn, rows, now_naive)
                 prepare = getattr(target.starter, "prepare", None)
                 if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
@@ -741,7 +752,7 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
             if not faults.isolate(exc):
                 raise
             faults.restore(summary)
-            faults.after_failure(exc, summary)
+            cursor = positions.get(faults.after_failure(exc, summary), cursor)
             continue
         faults.succeeded(batch_size)
         if progress is not None:

@@ -15,7 +15,7 @@ Concurrency:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -218,6 +218,17 @@ def _insert_new_instance() -> dict[bool, Any]:
 
 
 _INSERT_NEW_INSTANCE = _insert_new_instance()
+
+
+def _insert_definition() -> dict[bool, Any]:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return {pg: (postgresql if pg else sqlite).insert(rw_definitions).on_conflict_do_nothing() for pg in (False, True)}
+
+
+_INSERT_DEFINITION = _insert_definition()
+#: PostgreSQL: a lock for the transaction on one (instance, event, timer)'s open incident
+_INCIDENT_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("p_key"), 0)))
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
@@ -709,6 +720,12 @@ class SqlTx:
 
         i = rw_incidents.c
         timer_match = i.timer_id.is_(None) if incident.timer_id is None else i.timer_id == incident.timer_id
+        if self._postgres:
+            # two units recording the same failure at once (concurrent ticks): the second waits until the first
+            # commits and then finds its open incident (READ COMMITTED: the SELECT below sees it) instead of adding
+            # a second one. SQLite's write units are serial anyway
+            self.connection.execute(_INCIDENT_LOCK, {
+                "p_key": f"rw_incidents\x1f{incident.instance_id}\x1f{incident.event}\x1f{incident.timer_id}"})
         row = self.connection.execute(
             sa.select(rw_incidents).where(i.status == "open", i.instance_id == incident.instance_id,
                                           i.event == incident.event, timer_match).order_by(i.id).limit(1)).first()
@@ -726,15 +743,23 @@ class SqlTx:
         ).scalar_one()
         return replace(incident, id=int(new_id))
 
-    def incidents(self, status: str | None = None, instance_id: str | None = None) -> list[IncidentRecord]:
-        """Incidents, oldest first."""
+    def incidents(self, status: str | None = None, instance_id: str | None = None, *,
+                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
+        """Incidents, oldest first (``instance_ids``: one query per 500 of them)."""
         i = rw_incidents.c
         query = sa.select(rw_incidents).order_by(i.id)
         if status is not None:
             query = query.where(i.status == status)
         if instance_id is not None:
             query = query.where(i.instance_id == instance_id)
-        return [_incident(r) for r in self.connection.execute(query)]
+        if instance_ids is None:
+            return [_incident(r) for r in self.connection.execute(query)]
+        wanted = sorted(set(instance_ids))
+        found: list[IncidentRecord] = []
+        for start in range(0, len(wanted), 500):
+            chunk = query.where(i.instance_id.in_(wanted[start:start + 500]))
+            found.extend(_incident(r) for r in self.connection.execute(chunk))
+        return sorted(found, key=lambda incident: incident.id or 0)
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""
@@ -777,10 +802,9 @@ class SqlTx:
                 for m in (r._mapping for r in self.connection.execute(query))]
 
     def put_definition(self, record: DefinitionRecord) -> None:
-        """Keep a definition version (idempotent)."""
-        if self.get_definition(record.kind, record.name, record.version) is not None:
-            return
-        self.connection.execute(rw_definitions.insert(), {
+        """Keep a definition version (idempotent, also when two units store the same version at once: ``ON
+        CONFLICT DO NOTHING``, no target, so that with tenancy the key is the tenant's and the version's)."""
+        self.connection.execute(_INSERT_DEFINITION[self._postgres], {
             "kind": record.kind, "name": record.name, "version": record.version, "source": dict(record.source),
             "created_at": _utc(record.created_at)})
 
