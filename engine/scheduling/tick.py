@@ -357,10 +357,12 @@ class _Faults:
         tx = unit.store_tx
         if self.engine is None or tx is None or not self.batch:
             return
-        subjects = [self.subject(member)[0] for member in self.batch]
-        found = [i for i in tx.incidents("open", instance_ids=subjects) if i.event == self.event and i.id is not None]
+        # the phase's open incidents (as many as members failing now: most batches find none)
+        found = tx.incidents("open", event=self.event)
         if not found:
             return
+        subjects = {self.subject(member)[0] for member in self.batch}
+        found = [i for i in found if i.instance_id in subjects and i.id is not None]
         from regelwerk.workflows.incidents import resolve_open
 
         for incident in found:

@@ -6,7 +6,7 @@ must pass :class:`regelwerk.store.contract.StoreContract`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -181,8 +181,8 @@ class StoreTx(Protocol):
         (attempts + 1, the new error and retry time); the stored incident is returned."""
 
     def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
-        """Incidents (filtered: by status, by one instance, by any of ``instance_ids``), oldest first."""
+                  event: str | None = None) -> list[IncidentRecord]:
+        """Incidents (filtered: by status, instance, event), oldest first."""
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""

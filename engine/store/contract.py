@@ -416,11 +416,10 @@ class StoreContract:
             assert [i.id for i in tx.incidents("open")] == [first.id]
             assert [(i.status, i.note) for i in tx.incidents("resolved")] == [("resolved", "fixed")]
             assert [i.instance_id for i in tx.incidents(None, "i2")] == ["i2"]
-            # any of several instances (the tick asks for a batch's members), oldest first
-            assert [i.instance_id for i in tx.incidents(None, instance_ids=["i2", "i1", "nobody"])] == ["i1", "i2"]
-            assert [i.instance_id for i in tx.incidents("open", instance_ids=[f"x{n}" for n in range(700)] + ["i1"])
-                    ] == ["i1"]
-            assert tx.incidents(instance_ids=[]) == []
+            # by event (the tick asks for its phase's), oldest first
+            assert [i.instance_id for i in tx.incidents(None, event="go")] == ["i2"]
+            assert [i.id for i in tx.incidents("open", event="expire")] == [first.id]
+            assert tx.incidents("open", event="go") == [] and tx.incidents(event="nothing") == []
             assert tx.get_incident(999) is None
         # a conditional change: only while the status is the expected one (of two resolvers, one changes it)
         with store.transaction() as tx:

@@ -7,7 +7,7 @@ transition, its history row and its timers are kept together or not at all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -383,12 +383,11 @@ class MemoryTx:
         return new
 
     def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
+                  event: str | None = None) -> list[IncidentRecord]:
         """Incidents, oldest first."""
-        among = None if instance_ids is None else set(instance_ids)
         return [i for _, i in sorted(self._store._incidents.items())
                 if (status is None or i.status == status) and (instance_id is None or i.instance_id == instance_id)
-                and (among is None or i.instance_id in among)]
+                and (event is None or i.event == event)]
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,9 +139,9 @@ class _TimerBuffer:
         return int(self._tx.cancel_timers(instance_id, at))
 
     def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
+                  event: str | None = None) -> list[IncidentRecord]:
         # incidents are never kept here: read as they are, and what is kept stays valid (a read changes nothing)
-        found: list[IncidentRecord] = self._tx.incidents(status, instance_id, instance_ids=instance_ids)
+        found: list[IncidentRecord] = self._tx.incidents(status, instance_id, event=event)
         return found
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
