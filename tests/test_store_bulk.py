@@ -118,6 +118,14 @@ def test_what_the_fast_path_leaves_to_sqlalchemy(tmp_path: Any) -> None:
         with pytest.raises(sa.exc.StatementError):
             bulk.executemany(conn, sa.update(table).where(table.c.key == sa.bindparam("b_key"))
                              .values(status=sa.bindparam("b_status")), [{"b_key": "k3"}, {"b_key": "k4"}])
+        # a column default SQLAlchemy fills in per row for a key the rows leave out: its own executemany
+        defaults = sa.Table("t_bulk_defaults", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("k", sa.String(10)), sa.Column("roles", sa.JSON, default=lambda: []),
+                            sa.Column("n", sa.Integer, default=5))
+        defaults.create(conn)
+        bulk.executemany(conn, defaults.insert(), [{"k": "a"}, {"k": "b"}])
+        assert conn.execute(sa.select(defaults.c.k, defaults.c.roles, defaults.c.n)).all() == [("a", [], 5),
+                                                                                                ("b", [], 5)]
         # one row: a plain execute
         assert bulk.executemany(conn, table.insert(), [{**_rows(1)[0], "key": "single"}]).rowcount == 1
     with engine.connect() as conn:

@@ -37,8 +37,8 @@ def _plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
     names = compiled.positiontup
     if not names or getattr(compiled, "escaped_bind_names", None) or getattr(
             compiled, "_render_postcompile", False) or compiled.literal_execute_params or \
-            compiled.post_compile_params:
-        return None
+            compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch:
+        return None  # (prefetch: a column default SQLAlchemy computes per row for a key the rows leave out)
     getters: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
     wanted = set(keys)
     for name in names:
