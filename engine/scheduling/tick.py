@@ -259,12 +259,17 @@ _COUNTED = ("employees_planned", "created", "created_keys", "cancelled", "closed
             "activated_keys", "skipped", "activated_items")
 
 
+#: a failed batch of at most this many members is run again one member at a time, a larger one in halves
+_SINGLES = 8
+
+
 class _Faults:
     """Plugin failures in a phase's batches, isolated (``_plan_phase``, ``_activate_phase``).
 
     A batch that fails with a plugin's error (a ``PluginError``; a payload that does not fit its workflow; an
     action that is not registered) rolled back. It is then run again in halves, and a half that fails in halves
-    again (bisection: ``k`` failing members of a batch of ``B`` cost about ``k log B`` transactions, not ``B``);
+    again down to ``_SINGLES`` members, then one by one (``k`` failing members of a batch of ``B`` cost about
+    ``k log B`` transactions, not ``B``);
     a member that fails on its own is skipped for this tick and recorded as an incident (``event``: ``tick:plan``
     with the employee, or ``tick:activate`` with the instance its item would start), so one bug stops neither
     the others nor the tick's timers and tasks. The tick that later runs it without failing resolves its incident
@@ -317,9 +322,12 @@ class _Faults:
 
         if self.parts:
             self.parts.pop(0)
-        if len(self.batch) > 1:
+        if len(self.batch) > _SINGLES:
             half = (len(self.batch) + 1) // 2
             self.parts[0:0] = [half, len(self.batch) - half]
+            return self.start
+        if len(self.batch) > 1:  # a few left: one by one (halving on would cost more where most of them fail)
+            self.parts[0:0] = [1] * len(self.batch)
             return self.start
         member = self.batch[0]
         subject, data = self.subject(member)
