@@ -1064,3 +1064,27 @@ def test_two_units_storing_the_same_definition_version_at_once_both_succeed(
         assert errors == []
         with second.store.read() as tx:
             assert tx.get_definition("Workflow", "reminder", "v-race") is not None
+
+
+def test_more_open_incidents_than_a_batch_has_members_are_each_resolved_by_their_members_batch(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """Most of the employees failed (a plugin bug for everybody, now fixed): the batches, smaller than the number of
+    open incidents, read only their members' and resolve each incident once."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    ids = [f"e{n}" for n in range(1, 10)]
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'many.sqlite'}", registry=registry, clock=Clock(),
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert([{"id": i, "hire_date": "2020-01-01"} for i in ids], T0)
+        source.fails = set(ids[:7])
+        assert engine.tick(T0 + timedelta(days=2), batch_size=3).incidents == 7
+        source.fails.clear()
+        summary = engine.tick(T0 + timedelta(days=3), batch_size=2)
+        assert summary.incidents == 0 and summary.employees_planned == 7
+        assert engine.incidents() == []
+        resolved = engine.incidents("resolved")
+        assert sorted(i.instance_id for i in resolved) == ids[:7]
+        audit = [a for a in engine.audit() if a.action == "incident.resolve"]
+        assert sorted(a.instance_id or "" for a in audit) == ids[:7]

@@ -71,9 +71,55 @@ def test_insert_writes_what_execute_writes(engine: sa.Engine) -> None:
     assert result.rowcount in (50, -1)
     assert _contents(engine, ours) == _contents(engine, theirs)
     # the fast path was taken on SQLite (a compiled plan cached), PostgreSQL's dialect batches the rows itself
-    planned = [p for p in bulk._PLANS.values() if p is not None and p[0] is not None and
-               getattr(p[0], "table", None) is ours]
+    planned = [e for e in bulk._PLANS.values() if e[2] is not None and getattr(e[0], "table", None) is ours]
     assert bool(planned) == (engine.dialect.name == "sqlite")
+
+
+def test_a_plan_is_used_only_with_its_own_statement_and_dialect(tmp_path: Any, pg_url: str) -> None:
+    """The plans are keyed by the statement's and dialect's ids; an id Python reuses for another object (an engine
+    disposed, another created) never hands a SQLite plan to PostgreSQL."""
+    metadata = sa.MetaData()
+    table = _table(metadata, "t_bulk_ids")
+    statement = table.insert()
+    sqlite_engine = create_sa_engine(f"sqlite:///{tmp_path / 'ids.sqlite'}")
+    pg_engine = create_sa_engine(pg_url)
+    try:
+        for made in (sqlite_engine, pg_engine):
+            metadata.create_all(made)
+        rows = _rows(4)
+        with sqlite_engine.begin() as conn:
+            bulk.executemany(conn, statement, rows)
+        [(key, entry)] = [(k, e) for k, e in bulk._PLANS.items() if e[0] is statement]
+        assert entry[2] is not None and "?" in entry[2][0]
+        # as if the PostgreSQL dialect had been given the id the SQLite one had
+        bulk._PLANS[(id(statement), id(pg_engine.dialect), key[2])] = entry
+        with pg_engine.begin() as conn:
+            assert bulk.executemany(conn, statement, rows).rowcount in (4, -1)
+        with pg_engine.connect() as conn:
+            assert sorted(conn.execute(sa.select(table.c.key)).scalars()) == ["k0", "k1", "k2", "k3"]
+    finally:
+        sqlite_engine.dispose()
+        pg_engine.dispose()
+
+
+def test_rows_whose_key_the_database_generates_are_counted(tmp_path: Any) -> None:
+    """A primary key from a server default: compiled for executemany, no RETURNING, and the rowcount counts the
+    rows (the tick adds it to what it created)."""
+    engine = create_sa_engine(f"sqlite:///{tmp_path / 'server.sqlite'}")
+    metadata = sa.MetaData()
+    table = sa.Table("t_bulk_server", metadata,
+                     sa.Column("id", sa.String(16), primary_key=True,
+                               server_default=sa.text("(lower(hex(randomblob(8))))")),
+                     sa.Column("k", sa.String(10), nullable=False))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        assert bulk.executemany(conn, table.insert(), [{"k": "a"}, {"k": "b"}]).rowcount == 2
+    # a later row without a key the first has: SQLAlchemy's own error, nothing written
+    with pytest.raises(sa.exc.StatementError, match="A value is required"), engine.begin() as conn:
+        bulk.executemany(conn, table.insert(), [{"k": "c"}, {}])
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(table.c.k)).scalars()) == ["a", "b"]
+    engine.dispose()
 
 
 def test_update_with_fixed_values_and_bound_keys(engine: sa.Engine) -> None:

@@ -287,6 +287,7 @@ class _Faults:
         #: the sizes of the next batches while a failed batch is run again in parts (front first)
         self.parts: list[int] = []
         self.skipped: list[str] = []
+        self._many = False  # more open incidents of the phase than a batch has members: read them per member
         self._mark: dict[str, Any] = {}
 
     def mark(self, summary: TickSummary) -> None:
@@ -365,11 +366,19 @@ class _Faults:
         tx = unit.store_tx
         if self.engine is None or tx is None or not self.batch:
             return
-        # the phase's open incidents (as many as members failing now: most batches find none)
-        found = tx.incidents("open", event=self.event)
+        # the phase's open incidents: one read that most batches find empty; once it found more than a batch has
+        # members (many failing), the batch's members' only (by instance, in chunks)
+        subjects = None
+        if self._many:
+            subjects = {self.subject(member)[0] for member in self.batch}
+            found = tx.incidents("open", event=self.event, instance_ids=subjects)
+        else:
+            found = tx.incidents("open", event=self.event)
+            self._many = len(found) > len(self.batch)
         if not found:
             return
-        subjects = {self.subject(member)[0] for member in self.batch}
+        if subjects is None:
+            subjects = {self.subject(member)[0] for member in self.batch}
         found = [i for i in found if i.instance_id in subjects and i.id is not None]
         from regelwerk.workflows.incidents import resolve_open
 

@@ -6,7 +6,7 @@ must pass :class:`regelwerk.store.contract.StoreContract`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -180,9 +180,9 @@ class StoreTx(Protocol):
         """Record a failure. An open incident of the same instance, event and timer is updated instead
         (attempts + 1, the new error and retry time); the stored incident is returned."""
 
-    def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  event: str | None = None) -> list[IncidentRecord]:
-        """Incidents (filtered: by status, instance, event), oldest first."""
+    def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
+                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
+        """Incidents (filtered: by status, one instance, event, any of ``instance_ids``), oldest first."""
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""

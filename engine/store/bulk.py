@@ -22,9 +22,11 @@ from typing import Any
 
 __all__ = ["executemany"]
 
-#: (statement, dialect, bound keys) -> (the statement kept alive, SQL, one getter per position)
-_Plan = tuple[Any, str, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]]
-_PLANS: dict[tuple[int, int, tuple[str, ...]], _Plan | None] = {}
+#: the SQL and, per position, (row key, fixed value, bind processor)
+_Plan = tuple[str, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]]
+#: (id of the statement, id of the dialect, bound keys) -> (the statement and the dialect, kept alive so that
+#: their ids are not reused while the entry exists, and the plan; None: through SQLAlchemy)
+_PLANS: dict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, _Plan | None]] = {}
 _NO_DEFAULT = object()
 
 
@@ -33,12 +35,15 @@ def _plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
     None when the statement is not one this fast path handles."""
     if dialect.paramstyle != "qmark" or getattr(statement, "_returning", ()):
         return None
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     names = compiled.positiontup
     if not names or getattr(compiled, "escaped_bind_names", None) or getattr(
             compiled, "_render_postcompile", False) or compiled.literal_execute_params or \
-            compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch:
-        return None  # (prefetch: a column default SQLAlchemy computes per row for a key the rows leave out)
+            compiled.post_compile_params or compiled.insert_prefetch or compiled.update_prefetch or \
+            getattr(compiled, "effective_returning", None):
+        # prefetch: a column default SQLAlchemy computes per row for a key the rows leave out; RETURNING (a server
+        # generated key, return_defaults()): rows SQLAlchemy reads back
+        return None
     getters: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
     wanted = set(keys)
     for name in names:
@@ -52,7 +57,7 @@ def _plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
         else:
             return None  # a bind no row gives and the statement does not fix: let SQLAlchemy say so
         getters.append((name, fixed, _processor(bind.type, dialect)))
-    return statement, compiled.string, tuple(getters)
+    return compiled.string, tuple(getters)
 
 
 def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
@@ -83,22 +88,24 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     if len(rows) < 2:
         return conn.execute(statement, list(rows))
     keys = tuple(rows[0])
-    cache_key = (id(statement), id(conn.dialect), keys)
-    if cache_key in _PLANS:
-        plan = _PLANS[cache_key]
-        if plan is not None and plan[0] is not statement:  # another statement at a reused id
-            plan = _PLANS[cache_key] = _plan(statement, conn.dialect, keys)
-    else:
+    dialect = conn.dialect
+    cache_key = (id(statement), id(dialect), keys)
+    entry = _PLANS.get(cache_key)
+    if entry is None or entry[0] is not statement or entry[1] is not dialect:
         if len(_PLANS) > 512:
             _PLANS.clear()
-        plan = _PLANS[cache_key] = _plan(statement, conn.dialect, keys)
+        entry = _PLANS[cache_key] = (statement, dialect, _plan(statement, dialect, keys))
+    plan = entry[2]
     if plan is None:
         return conn.execute(statement, list(rows))
-    _, sql, getters = plan
+    sql, getters = plan
     columns: list[list[Any]] = []
-    for name, fixed, process in getters:
-        values = [row[name] for row in rows] if fixed is _NO_DEFAULT else [fixed] * len(rows)
-        if process is not None:
-            values = [process(v) for v in values]
-        columns.append(values)
+    try:
+        for name, fixed, process in getters:
+            values = [row[name] for row in rows] if fixed is _NO_DEFAULT else [fixed] * len(rows)
+            if process is not None:
+                values = [process(v) for v in values]
+            columns.append(values)
+    except KeyError:  # a later row without a key the first has: SQLAlchemy's own error
+        return conn.execute(statement, list(rows))
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))

@@ -420,6 +420,11 @@ class StoreContract:
             assert [i.instance_id for i in tx.incidents(None, event="go")] == ["i2"]
             assert [i.id for i in tx.incidents("open", event="expire")] == [first.id]
             assert tx.incidents("open", event="go") == [] and tx.incidents(event="nothing") == []
+            # any of several instances (the tick's batch members), oldest first
+            assert [i.instance_id for i in tx.incidents(None, instance_ids=["i2", "i1", "nobody"])] == ["i1", "i2"]
+            assert [i.instance_id for i in tx.incidents("open", event="expire",
+                                                        instance_ids=[f"x{n}" for n in range(700)] + ["i1"])] == ["i1"]
+            assert tx.incidents(instance_ids=[]) == []
             assert tx.get_incident(999) is None
         # a conditional change: only while the status is the expected one (of two resolvers, one changes it)
         with store.transaction() as tx:

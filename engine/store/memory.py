@@ -7,7 +7,7 @@ transition, its history row and its timers are kept together or not at all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -382,12 +382,13 @@ class MemoryTx:
         self._set_incident(self._store._incident_seq, new)
         return new
 
-    def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  event: str | None = None) -> list[IncidentRecord]:
+    def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
+                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
         """Incidents, oldest first."""
+        among = None if instance_ids is None else set(instance_ids)
         return [i for _, i in sorted(self._store._incidents.items())
                 if (status is None or i.status == status) and (instance_id is None or i.instance_id == instance_id)
-                and (event is None or i.event == event)]
+                and (event is None or i.event == event) and (among is None or i.instance_id in among)]
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""

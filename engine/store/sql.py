@@ -15,7 +15,7 @@ Concurrency:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -743,9 +743,9 @@ class SqlTx:
         ).scalar_one()
         return replace(incident, id=int(new_id))
 
-    def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  event: str | None = None) -> list[IncidentRecord]:
-        """Incidents, oldest first."""
+    def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
+                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
+        """Incidents, oldest first (``instance_ids``: one query per 500 of them)."""
         i = rw_incidents.c
         query = sa.select(rw_incidents).order_by(i.id)
         if status is not None:
@@ -754,7 +754,12 @@ class SqlTx:
             query = query.where(i.instance_id == instance_id)
         if event is not None:
             query = query.where(i.event == event)
-        return [_incident(r) for r in self.connection.execute(query)]
+        if instance_ids is None:
+            return [_incident(r) for r in self.connection.execute(query)]
+        wanted = sorted(set(instance_ids))
+        found = [_incident(r) for start in range(0, len(wanted), 500)
+                 for r in self.connection.execute(query.where(i.instance_id.in_(wanted[start:start + 500])))]
+        return sorted(found, key=lambda incident: incident.id or 0)
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         """One incident."""

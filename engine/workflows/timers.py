@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -138,10 +139,10 @@ class _TimerBuffer:
         self._pending.pop(instance_id, None)
         return int(self._tx.cancel_timers(instance_id, at))
 
-    def incidents(self, status: str | None = None, instance_id: str | None = None, *,
-                  event: str | None = None) -> list[IncidentRecord]:
+    def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
+                  instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
         # incidents are never kept here: read as they are, and what is kept stays valid (a read changes nothing)
-        found: list[IncidentRecord] = self._tx.incidents(status, instance_id, event=event)
+        found: list[IncidentRecord] = self._tx.incidents(status, instance_id, event=event, instance_ids=instance_ids)
         return found
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
