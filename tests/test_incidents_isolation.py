@@ -1088,3 +1088,57 @@ def test_more_open_incidents_than_a_batch_has_members_are_each_resolved_by_their
         assert sorted(i.instance_id for i in resolved) == ids[:7]
         audit = [a for a in engine.audit() if a.action == "incident.resolve"]
         assert sorted(a.instance_id or "" for a in audit) == ids[:7]
+
+
+def _refusal(name: str) -> BaseException:
+    from regelwerk.errors import PermissionDenied, TransitionNotAllowed, UnknownInstance
+
+    return {"UnknownInstance": lambda: UnknownInstance("elsewhere"),
+            "TransitionNotAllowed": lambda: TransitionNotAllowed("elsewhere", "s", "go", ["no"]),
+            "PermissionDenied": lambda: PermissionDenied("e9", "fire", "elsewhere"),
+            "ConflictError": lambda: ConflictError("elsewhere", 1, 2, "s")}[name]()
+
+
+class _RefusingSource(_Source):
+    """A source whose plan raises one of regelwerk's refusals for the employees in ``fails`` (plugin code that
+    calls the engine and passes its refusal on)."""
+
+    refusal = "UnknownInstance"
+
+    def plan(self, employee: Any, now: datetime) -> Any:
+        if employee.id in self.fails:
+            raise _refusal(self.refusal)
+        return super().plan(employee, now)
+
+
+@pytest.mark.parametrize("where", ["plan", "start"])
+@pytest.mark.parametrize("refusal", ["UnknownInstance", "TransitionNotAllowed", "PermissionDenied", "ConflictError"])
+def test_a_refusal_plugin_code_raises_in_a_tick_is_the_members_incident_not_a_stalled_tick(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path, where: str, refusal: str) -> None:
+    """An item source or a scheduled start's action that raises one of regelwerk's own refusals for one employee:
+    that employee is an incident, the others are planned, the due timer fires, on every tick (it used to raise
+    out of every tick from then on)."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    source = _RefusingSource()
+    source.refusal = refusal
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    BEHAVIOUR.clear()
+    if where == "plan":
+        source.fails = {"e2"}
+    else:
+        BEHAVIOUR[instance_id_for("iso/e2")] = _raise(_refusal(refusal))
+    clock = Clock()
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'refusal.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 6)], T0)
+        engine.start("reminder", {}, "hr", "other")  # an unrelated timer, due tomorrow
+        for day in (2, 3):
+            clock.now = T0 + timedelta(days=day)
+            summary = engine.tick(clock.now, batch_size=2)
+            assert summary.incidents == 1
+        assert [(i.instance_id, i.event, i.attempts) for i in engine.incidents()] == [("e2", "tick:plan", 2)]
+        assert engine.get("other").state == "reminded"
+        assert {i.id for i in engine.instances("entering")} == {instance_id_for(f"iso/e{n}") for n in (1, 3, 4, 5)}

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import InvalidData, PluginError, RegelwerkError, UsageError, is_plugin_fault
+from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 
 __all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
 
@@ -312,9 +312,10 @@ class _Faults:
         """Whether ``exc`` of the batch just rolled back is a member's own failure (else: raise it)."""
         if self.engine is None or not self.batch or not hasattr(self.engine, "store"):
             return False
-        if isinstance(exc, RegelwerkError) and exc.stops_work:
-            return False
-        return isinstance(exc, (PluginError, InvalidData, UsageError))
+        # a plugin's error, or one of regelwerk's refusals raised on the member's behalf (a payload that does not
+        # fit, an action that refuses: UnknownInstance, TransitionNotAllowed, PermissionDenied, ConflictError):
+        # the member's own; only what stops the whole run (an aborted step, a lost lease) is not
+        return isinstance(exc, RegelwerkError) and not exc.stops_work
 
     def after_failure(self, exc: BaseException, summary: TickSummary) -> str:
         """Run the failed batch again in two halves; a lone member that failed is skipped with its incident. The
