@@ -60,10 +60,16 @@ def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     made.dispose()
 
 
-def test_insert_writes_what_execute_writes(engine: sa.Engine) -> None:
+def _two_tables(engine: sa.Engine, name: str) -> tuple[sa.Table, sa.Table]:
+    """Two tables of the same shape: one written by the fast path, one by ``Connection.execute``."""
     metadata = sa.MetaData()
-    ours, theirs = _table(metadata, "t_bulk_ours"), _table(metadata, "t_bulk_theirs")
+    ours, theirs = _table(metadata, f"t_{name}_ours"), _table(metadata, f"t_{name}_theirs")
     metadata.create_all(engine)
+    return ours, theirs
+
+
+def test_insert_writes_what_execute_writes(engine: sa.Engine) -> None:
+    ours, theirs = _two_tables(engine, "bulk")
     rows = _rows(50)
     with engine.begin() as conn:
         result = bulk.executemany(conn, ours.insert(), rows)
@@ -123,9 +129,7 @@ def test_rows_whose_key_the_database_generates_are_counted(tmp_path: Any) -> Non
 
 
 def test_update_with_fixed_values_and_bound_keys(engine: sa.Engine) -> None:
-    metadata = sa.MetaData()
-    ours, theirs = _table(metadata, "t_bulk_upd_ours"), _table(metadata, "t_bulk_upd_theirs")
-    metadata.create_all(engine)
+    ours, theirs = _two_tables(engine, "bulk_upd")
     rows = _rows(20)
     stamp = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     changes = [{"b_key": f"k{i}", "b_data": {"changed": i}} for i in range(0, 20, 2)]
