@@ -3,6 +3,7 @@
     python benchmarks/bench_simulate_core.py                   # 10,000 employees, 2,000 candidates, one year
     python benchmarks/bench_simulate_core.py --quick           # 500 employees, 100 candidates, three months
     python benchmarks/bench_simulate_core.py --rss 100000 --rss-days 31   # + peak RSS of a large SQLite run
+    python benchmarks/bench_simulate_core.py --repeat 3        # three rounds per backend, the median shown
 
 Per backend (SQLite, and PostgreSQL when ``REGELWERK_TEST_PG_URL`` is set), in one run, each side in its
 own child process measured the same way (wall time around the work, ``ru_maxrss`` of the child):
@@ -111,6 +112,10 @@ def main() -> None:
                         help="also simulate this many employees on SQLite and report the peak RSS")
     parser.add_argument("--rss-days", type=int, default=365)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="N rounds per backend, simulate and Core alternating (on a shared machine whose speed "
+                             "moves, each ratio is of two runs minutes apart); the table shows the round with the "
+                             "median ratio and lists every round's")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -130,18 +135,23 @@ def main() -> None:
         customer = tmp / "customer"
         generate(customer, employees, candidates, start, days)
         for backend in backends:
-            url, schema = _store(backend, tmp, "sim")
-            copy, copy_schema = _store(backend, tmp, "core")
-            try:
-                sim = _child("simulate", str(customer), url, start.isoformat(), end.isoformat())
-                print(f"{backend} simulate: {sim['seconds']:.1f} s", file=sys.stderr)
-                core = _child("core", url, copy)
-                print(f"{backend} core: {core['seconds']:.1f} s ({core['rows']} rows)", file=sys.stderr)
-            finally:
-                for s in (schema, copy_schema):
-                    if s:
-                        _drop_schema(os.environ["REGELWERK_TEST_PG_URL"], s)
-            table.append((backend, sim, core))
+            rounds = []
+            for n in range(max(args.repeat, 1)):
+                url, schema = _store(backend, tmp, f"sim{n}")
+                copy, copy_schema = _store(backend, tmp, f"core{n}")
+                try:
+                    sim = _child("simulate", str(customer), url, start.isoformat(), end.isoformat())
+                    print(f"{backend} simulate: {sim['seconds']:.1f} s", file=sys.stderr)
+                    core = _child("core", url, copy)
+                    print(f"{backend} core: {core['seconds']:.1f} s ({core['rows']} rows)", file=sys.stderr)
+                finally:
+                    for s in (schema, copy_schema):
+                        if s:
+                            _drop_schema(os.environ["REGELWERK_TEST_PG_URL"], s)
+                rounds.append((sim, core))
+            rounds.sort(key=lambda r: r[0]["seconds"] / r[1]["seconds"])
+            sim, core = rounds[len(rounds) // 2]
+            table.append((backend, sim, core, [r[0]["seconds"] / r[1]["seconds"] for r in rounds]))
         large = None
         # the story's status moves grow with the candidates; story.yaml is read under the 2 MB definition
         # limit until data files get their own limit, so at most 5,000 candidates (about 1 MB of story)
@@ -156,10 +166,14 @@ def main() -> None:
     print("| store | rows | simulate s | Core executemany s | ratio | client CPU s (simulate / Core) | CPU ratio "
           "| simulate peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for backend, sim, core in table:
+    for backend, sim, core, _ in table:
         print(f"| {backend} | {core['rows']:,} | {sim['seconds']:.1f} | {core['seconds']:.1f} "
               f"| {sim['seconds'] / core['seconds']:.2f}x | {sim['cpu']:.1f} / {core['cpu']:.1f} "
               f"| {sim['cpu'] / core['cpu']:.2f}x | {sim['rss_mb']:.0f} |")
+    for backend, _, _, ratios in table:
+        if len(ratios) > 1:
+            print(f"\n{backend}: the median of {len(ratios)} rounds; their ratios "
+                  + ", ".join(f"{r:.2f}x" for r in ratios))
     if table:
         print("\nrows per table: " + ", ".join(f"{k} {v:,}" for k, v in sorted(table[0][2]["tables"].items())))
     if large is not None:
