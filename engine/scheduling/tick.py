@@ -266,15 +266,15 @@ _SINGLES = 8
 class _Faults:
     """Plugin failures in a phase's batches, isolated (``_plan_phase``, ``_activate_phase``).
 
-    A batch that fails with a plugin's error (a ``PluginError``; a payload that does not fit its workflow; an
-    action that is not registered) rolled back. It is then run again in halves, and a half that fails in halves
-    again down to ``_SINGLES`` members, then one by one (``k`` failing members of a batch of ``B`` cost about
-    ``k log B`` transactions, not ``B``);
-    a member that fails on its own is skipped for this tick and recorded as an incident (``event``: ``tick:plan``
-    with the employee, or ``tick:activate`` with the instance its item would start), so one bug stops neither
-    the others nor the tick's timers and tasks. The tick that later runs it without failing resolves its incident
-    in that batch's unit of work. Without a workflow engine (a tick of the schedules alone) there is nowhere to
-    record an incident: the error is raised, as before.
+    A batch that fails with a plugin's error or a refusal raised on a member's behalf (a ``PluginError``; a
+    payload that does not fit its workflow; an action that is not registered or passes on ``UnknownInstance``)
+    rolled back. It is then run again in halves, and a half that fails in halves again down to ``_SINGLES``
+    members, then one by one (``k`` failing members of a batch of ``B`` cost about ``k log B`` transactions,
+    not ``B``); a member that fails on its own is skipped for this tick and recorded as an incident (``event``:
+    ``tick:plan`` with the employee, or ``tick:activate`` with the instance its item would start), so one bug
+    stops neither the others nor the tick's timers and tasks. The tick that later runs it without failing
+    resolves its incident in that batch's unit of work. Without a workflow engine (a tick of the schedules
+    alone) there is nowhere to record an incident: the error is raised, as before.
     """
 
     def __init__(self, target: _Target, event: str, now: datetime) -> None:
@@ -286,7 +286,6 @@ class _Faults:
         self.start = ""
         #: the sizes of the next batches while a failed batch is run again in parts (front first)
         self.parts: list[int] = []
-        self.skipped: list[str] = []
         self._many = False  # more open incidents of the phase than a batch has members: read them per member
         self._mark: dict[str, Any] = {}
 
@@ -338,7 +337,6 @@ class _Faults:
         error = PluginError(f"{self.event.removeprefix('tick:')} of {member!r}", original, subject, self.event)
         error.__cause__ = exc
         record_incident(self.engine.store, error, self.now, data=data)
-        self.skipped.append(member)
         summary.incidents += 1
         return member
 
@@ -484,8 +482,7 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
             result = conn.execute(stmt.returning(items.c.key, items.c.item_type), values)
             created = result.all()
             summary.created.update(t for _, t in created)
-            if collect_keys:
-                summary.created_keys.extend(k for k, _ in created)
+            summary.created_keys.extend(k for k, _ in created)
             if len(created) < len(values):  # never for the locked employees' own keys; kept exact anyway
                 inserted = {k for k, _ in created}
                 starts = [v for v in starts if v["key"] in inserted]
@@ -558,11 +555,11 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 faults.resolve_done(unit)
                 done += len(rows)
                 summary.employees_planned += len(rows)
-        except (PluginError, RegelwerkError) as exc:
+        except RegelwerkError as exc:
             # plugin code failed for someone in the batch (a source's plan, a start's action, a payload that does
-            # not fit its workflow): the batch rolled back; it is planned again one employee at a time, and the
-            # one that fails is skipped (an incident; planned again by the next tick), so the others are planned
-            # and the tick goes on to its timers and tasks
+            # not fit its workflow): the batch rolled back; it is planned again in halves, and the one that fails
+            # on its own is skipped (an incident; planned again by the next tick), so the others are planned and
+            # the tick goes on to its timers and tasks
             if not faults.isolate(exc):
                 raise
             faults.restore(summary)
@@ -768,7 +765,7 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 conn.execute(events.insert(), audit)
                 faults.resolve_done(unit)
                 done += len(rows)
-        except (PluginError, RegelwerkError) as exc:  # as in the plan phase (``_Faults``)
+        except RegelwerkError as exc:  # as in the plan phase (``_Faults``)
             if not faults.isolate(exc):
                 raise
             faults.restore(summary)

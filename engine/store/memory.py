@@ -191,13 +191,9 @@ class MemoryTx:
         """Cancel the instance's pending timers and its failed timers waiting for a person (an open incident)."""
 
         count = 0
-        waiting = {i.timer_id for i in self._store._incidents.values()
-                   if i.instance_id == instance_id and i.status == "open" and i.timer_id is not None}
-        for timer_id, timer in list(self._store._timers.items()):
-            if timer.instance_id == instance_id and (
-                    timer.status == "pending" or (timer.status == "failed" and timer_id in waiting)):
-                self._set_timer(timer_id, replace(timer, status="cancelled", fired_at=at))
-                count += 1
+        for timer_id in self.pending_timers([instance_id])[instance_id]:
+            self._set_timer(timer_id, replace(self._store._timers[timer_id], status="cancelled", fired_at=at))
+            count += 1
         return count
 
     def timers(self, instance_id: str) -> list[TimerRecord]:

@@ -185,14 +185,21 @@ def one_of(column: Any, name: str, postgres: bool) -> Any:
 
 _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
+
+
+def _cancellable(instances: Any) -> Any:
+    """A timer a cancel of its instance changes: pending, or failed after its last attempt and waiting for a person
+    (its incident still open); neither may fire once the state it belongs to is left. ``instances`` makes the
+    caller's condition on the instances for the incidents' instance id column."""
+    return sa.or_(rw_timers.c.status == "pending", sa.and_(rw_timers.c.status == "failed", rw_timers.c.id.in_(
+        sa.select(rw_incidents.c.timer_id).where(instances(rw_incidents.c.instance_id),
+                                                 rw_incidents.c.status == "open",
+                                                 rw_incidents.c.timer_id.is_not(None)))))
+
+
 _PENDING_OF = {pg: sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
     one_of(rw_timers.c.instance_id, "p_ids", pg),
-    sa.or_(rw_timers.c.status == "pending",
-           sa.and_(rw_timers.c.status == "failed", rw_timers.c.id.in_(
-               sa.select(rw_incidents.c.timer_id).where(one_of(rw_incidents.c.instance_id, "p_ids", pg),
-                                                        rw_incidents.c.status == "open",
-                                                        rw_incidents.c.timer_id.is_not(None))))))
-    for pg in (False, True)}
+    _cancellable(lambda column, pg=pg: one_of(column, "p_ids", pg))) for pg in (False, True)}
 _GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 _EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
 #: a transition's update, by (data changed, definition version changed): what is left out is not written (and
@@ -232,15 +239,8 @@ _INCIDENT_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextende
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): the timer path runs these per timer.
-#: the pending timers of an instance, and its timers that used up their attempts and wait for a person (failed,
-#: with an open incident): neither may fire once the state they belong to is left
 _CANCEL_TIMERS = (rw_timers.update().where(
-    _T.instance_id == sa.bindparam("p_instance"),
-    sa.or_(_T.status == "pending",
-           sa.and_(_T.status == "failed", _T.id.in_(
-               sa.select(rw_incidents.c.timer_id).where(rw_incidents.c.instance_id == sa.bindparam("p_instance"),
-                                                        rw_incidents.c.status == "open",
-                                                        rw_incidents.c.timer_id.is_not(None))))))
+    _T.instance_id == sa.bindparam("p_instance"), _cancellable(lambda column: column == sa.bindparam("p_instance")))
     .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
