@@ -66,6 +66,7 @@ WORKFLOWS["entering.yaml"] = """
         kind: Workflow
         metadata: {name: entering}
         spec:
+          retry: {attempts: 3, backoff: PT10M, factor: 2}
           states:
             - {id: begun, initial: true, on_enter: [iso.act]}
             - {id: done}
@@ -694,7 +695,14 @@ def test_one_employee_whose_plan_or_start_fails_is_an_incident_and_the_tick_goes
             assert sorted((i.instance_id, i.event, i.error_type, i.attempts) for i in open_) == [
                 ("e2", "tick:plan", "builtins.LookupError", attempt), ("e4", "tick:plan", "builtins.ValueError",
                                                                       attempt)]
-        assert engine.get("other").state == "reminded" and len(ran) == 2
+            # retried with the engine's backoff (1 minute after the first attempt): a tick before then passes them
+            waits = clock.now + timedelta(minutes=1 if attempt == 1 else 4)
+            assert {i.next_retry_at for i in open_} == {waits}
+            summary = engine.tick(clock.now + timedelta(seconds=30), batch_size=4)
+            assert (summary.incidents, summary.waiting, summary.employees_planned) == (0, 2, 0)
+            assert [i.attempts for i in engine.incidents()] == [attempt, attempt]
+            clock.now = waits
+        assert engine.get("other").state == "reminded" and len(ran) == 4
         started = {i.id for i in engine.instances("entering")}
         assert {instance_id_for(f"iso/e{n}") for n in (1, 3, 5, 6)} <= started
         assert not {instance_id_for(f"iso/e{n}") for n in (2, 4)} & started
@@ -858,8 +866,10 @@ class _LaterSource(_Source):
 def test_an_item_whose_start_fails_when_it_comes_due_is_an_incident_and_the_others_start(
         bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
     """The activate phase (items planned earlier, due now): the item whose workflow's action raises is left planned
-    with an incident (``tick:activate``, the instance it would start), the rest of its batch starts; fixed, the next
-    tick starts it and resolves the incident."""
+    with an incident (``tick:activate``, the instance it would start), the rest of its batch starts. It is retried
+    with its workflow's declared backoff (10 minutes, then 20) up to its declared limit (3 attempts), the ticks in
+    between pass it over; then it waits for a person, whose retry (after the fix) starts it and resolves the
+    incident."""
     from regelwerk.scheduling.employees import EmployeeDirectory
     from regelwerk.scheduling.workflows import instance_id_for
 
@@ -873,17 +883,25 @@ def test_an_item_whose_start_fails_when_it_comes_due_is_an_incident_and_the_othe
             [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 8)], T0)
         assert engine.tick(T0).total_created == 7  # planned, due tomorrow
         BEHAVIOUR[failing] = _raise(KeyError("no such field"))
-        for attempt in (1, 2):
-            summary = engine.tick(T0 + timedelta(days=2), batch_size=3)
+        now = T0 + timedelta(days=2)
+        for attempt, wait in ((1, timedelta(minutes=10)), (2, timedelta(minutes=20)), (3, None)):
+            summary = engine.tick(now, batch_size=3)
             assert summary.incidents == 1 and summary.activated["started"] == (6 if attempt == 1 else 0)
-            assert [(i.instance_id, i.event, i.error_type, i.attempts, dict(i.data)) for i in engine.incidents()] == [
-                (failing, "tick:activate", "builtins.KeyError", attempt, {"item": "later/e3"})]
+            assert [(i.instance_id, i.event, i.error_type, i.attempts, dict(i.data), i.next_retry_at)
+                    for i in engine.incidents()] == [
+                (failing, "tick:activate", "builtins.KeyError", attempt, {"item": "later/e3"},
+                 now + wait if wait is not None else None)]
+            later = now + (wait or timedelta(days=1)) - timedelta(minutes=1)
+            summary = engine.tick(later, batch_size=3)  # before its retry is due (or, used up, ever)
+            assert (summary.incidents, summary.waiting, sum(summary.activated.values())) == (0, 1, 0)
+            now += wait or timedelta(0)
+        assert engine.incidents()[0].attempts == 3
         started = {i.id for i in engine.instances("entering")}
         assert started == {instance_id_for(f"later/e{n}") for n in (1, 2, 4, 5, 6, 7)}
         BEHAVIOUR.clear()
-        summary = engine.tick(T0 + timedelta(days=3))
-        assert summary.incidents == 0 and summary.activated["started"] == 1
-        assert engine.incidents() == [] and engine.get(failing).state == "begun"
+        clock.now = T0 + timedelta(days=3)
+        retried = engine.retry_incident(engine.incidents()[0].id or 0, "ops")
+        assert retried.status == "resolved" and engine.incidents() == [] and engine.get(failing).state == "begun"
 
 
 @pytest.mark.parametrize("phase", ["plan", "activate"])
@@ -932,7 +950,7 @@ def test_an_incident_another_tick_recorded_meanwhile_is_resolved_by_the_batch_th
     after this tick began (here: between two of its batches) is resolved when this tick plans its member."""
     from regelwerk.errors import PluginError
     from regelwerk.scheduling.employees import EmployeeDirectory
-    from regelwerk.workflows.incidents import record_incident
+    from regelwerk.workflows.incidents import record_with_backoff
 
     source = _Source()
     compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
@@ -944,9 +962,10 @@ def test_an_incident_another_tick_recorded_meanwhile_is_resolved_by_the_batch_th
         now = T0 + timedelta(days=2)
 
         def progress(name: str, done: int, total: int) -> None:
-            if name == "plan" and done == 1:  # after the first batch: "another tick" failed on e3
-                record_incident(engine.store, PluginError("plan of 'e3'", LookupError("flaky"), "e3", "tick:plan"),
-                                now, data={"employee": "e3"})
+            if name == "plan" and done == 1:  # after the first batch: "another tick" failed on e3 (an hour ago: its
+                # retry is due)
+                record_with_backoff(engine.store, PluginError("plan of 'e3'", LookupError("flaky"), "e3", "tick:plan"),
+                                    now - timedelta(hours=1), engine.retry, data={"employee": "e3"})
 
         summary = engine.tick(now, batch_size=1, progress=progress)
         assert summary.employees_planned == 4 and summary.incidents == 0
@@ -968,9 +987,83 @@ def test_the_tick_summary_says_how_many_members_it_skipped_with_an_incident(
         EmployeeDirectory(engine.store.engine).upsert(
             [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 4)], T0)
         summary = engine.tick(T0 + timedelta(days=2))
+        waited = engine.tick(T0 + timedelta(days=2, seconds=1))
     assert summary.as_dict()["incidents"] == 1
     assert any("incidents: 1" in line and "regelwerk incidents list" in line for line in summary.lines())
     assert summary.as_dict()["employees_planned"] == 2
+    assert (waited.as_dict()["waiting"], waited.as_dict()["incidents"]) == (1, 0)
+    assert any("waiting: 1" in line and "regelwerk incidents list" in line for line in waited.lines())
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_employee_whose_plan_keeps_failing_waits_for_a_person_after_the_engines_limit(
+        bundle: CompiledBundle, registry: Registry, store: str, tmp_path: Path, request: pytest.FixtureRequest
+        ) -> None:
+    """The engine's ``RetryPolicy`` bounds a failing employee's automatic retries: after its last attempt the
+    incident has no retry time, every later tick passes the employee over (it costs no transaction of its own)
+    and the others are planned as they become due; a person's retry while the bug is still there is one more
+    attempt (audited once), after the fix it plans the employee and resolves the incident."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+
+    source = _Source()
+    source.fails = {"e2"}
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    clock = Clock()
+    url = next(store_urls(_Param(store, request), tmp_path, "tickexhaust"))
+    policy = RetryPolicy(attempts=2, backoff=timedelta(hours=1))
+    with Engine(compiled, store=url, registry=registry, clock=clock, permissions=ALLOW, retry=policy) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 4)], T0)
+        clock.now = T0 + timedelta(days=2)
+        assert engine.tick(clock.now).incidents == 1
+        assert engine.tick(clock.now + timedelta(hours=1)).incidents == 1  # the second and last attempt
+        [incident] = engine.incidents()
+        assert (incident.attempts, incident.next_retry_at) == (2, None)
+        calls = []
+        source.plan = lambda employee, now, _plan=source.plan: calls.append(employee.id) or _plan(employee, now)
+        for days in (3, 30):
+            summary = engine.tick(T0 + timedelta(days=days))
+            assert (summary.incidents, summary.waiting) == (0, 1) and "e2" not in calls
+        assert engine.incidents()[0].attempts == 2
+        clock.now = T0 + timedelta(days=31)
+        after = engine.retry_incident(incident.id or 0, "ops")  # still failing: one more attempt, then a person's
+        assert (after.status, after.attempts, after.next_retry_at) == ("open", 3, None)
+        source.fails.clear()
+        assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+        assert engine.incidents() == []
+        audit = [a for a in engine.audit() if a.action.startswith("incident.")]
+        assert [(a.action, a.actor) for a in audit] == [("incident.retry", "ops"), ("incident.retry", "ops"),
+                                                        ("incident.resolve", "system")]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_members_backoff_follows_the_attempts_the_store_counted(tmp_path: Path, kind: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attempt ``n`` of a tick member waits the policy's ``n``-th delay. Two units recording the same failure at once
+    both read the open incident before either writes: the store counts the attempts under its lock, and the one
+    that finds a higher count than it read sets the wait of that attempt."""
+    from regelwerk.store.memory import MemoryStore, MemoryTx
+    from regelwerk.store.sql import SqlStore, SqlTx
+    from regelwerk.workflows.incidents import record_with_backoff
+
+    store: Any = MemoryStore() if kind == "memory" else SqlStore(f"sqlite:///{tmp_path / 'backoff.sqlite'}")
+    policy = RetryPolicy(attempts=4, backoff=timedelta(minutes=1), factor=4)
+
+    def failure() -> PluginError:
+        return PluginError("plan of 'e1'", LookupError("flaky"), "e1", "tick:plan")
+
+    first = record_with_backoff(store, failure(), T0, policy, data={"employee": "e1"})
+    assert (first.attempts, first.next_retry_at) == (1, T0 + timedelta(minutes=1))
+    # the second unit's read misses the first's incident (it read before the first committed)
+    monkeypatch.setattr(MemoryTx if kind == "memory" else SqlTx, "incidents", lambda self, *a, **k: [])
+    record_with_backoff(store, failure(), T0, policy, data={"employee": "e1"})
+    monkeypatch.undo()
+    with store.transaction() as tx:
+        [stored] = tx.incidents("open")
+    assert (stored.attempts, stored.next_retry_at) == (2, T0 + timedelta(minutes=4))
+    for attempt, wait in ((3, timedelta(minutes=16)), (4, None)):
+        again = record_with_backoff(store, failure(), T0, policy)
+        assert (again.attempts, again.next_retry_at) == (attempt, T0 + wait if wait is not None else None)
 
 
 @pytest.mark.postgres

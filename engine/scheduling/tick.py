@@ -27,10 +27,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+
+if TYPE_CHECKING:
+    from regelwerk.workflows.timers import RetryPolicy
 
 __all__ = ["Progress", "Starter", "TickSummary", "plan_stamp", "resolve_target", "start_item", "tick"]
 
@@ -60,6 +63,9 @@ class TickSummary:
     #: employees (plan) and due items (activate) whose plugin code failed: skipped this tick, each an incident
     #: (event ``tick:plan`` / ``tick:activate``) resolved by the tick that plans or starts them again
     incidents: int = 0
+    #: employees and due items passed over because their open incident waits: for its retry's backoff, or (its
+    #: attempts used up) for a person (``regelwerk incidents retry``)
+    waiting: int = 0
     seconds: float = 0.0
     #: With ``collect_activated``: how many items were activated (started, active, ready) per
     #: ``(item_type, label, due_date)`` read from their payloads (a count, not the payloads: a first tick of a
@@ -78,7 +84,7 @@ class TickSummary:
             "created": dict(sorted(self.created.items())), "cancelled": self.cancelled,
             "reinstated": self.reinstated, "closed": self.closed, "activated": dict(sorted(self.activated.items())),
             "skipped": self.skipped, "timers_fired": self.timers_fired, "tasks": self.tasks,
-            "incidents": self.incidents, "seconds": round(self.seconds, 3),
+            "incidents": self.incidents, "waiting": self.waiting, "seconds": round(self.seconds, 3),
         }
 
     def lines(self) -> list[str]:
@@ -95,8 +101,15 @@ class TickSummary:
               for task, counts in sorted(self.tasks.items())),
             *([f"  incidents: {self.incidents} employee(s) or item(s) skipped because plugin code failed "
                "(regelwerk incidents list)"] if self.incidents else []),
+            *([f"  waiting: {self.waiting} employee(s) or item(s) passed over: their incident waits for its retry "
+               "or for a person (regelwerk incidents list)"] if self.waiting else []),
             f"  took {self.seconds:.2f} s",
         ]
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (stores hand back naive UTC or aware)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -256,7 +269,7 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
 
 #: what a batch adds to a tick's summary (undone when the batch rolls back)
 _COUNTED = ("employees_planned", "created", "created_keys", "cancelled", "closed", "reinstated", "activated",
-            "activated_keys", "skipped", "activated_items")
+            "activated_keys", "skipped", "activated_items", "waiting")
 
 
 #: a failed batch of at most this many members is run again one member at a time, a larger one in halves
@@ -275,6 +288,11 @@ class _Faults:
     stops neither the others nor the tick's timers and tasks. The tick that later runs it without failing
     resolves its incident in that batch's unit of work. Without a workflow engine (a tick of the schedules
     alone) there is nowhere to record an incident: the error is raised, as before.
+
+    A member's incident is retried with backoff up to a declared limit, as a failing timer is: attempt ``n``
+    waits the engine's ``RetryPolicy`` delay (for an item's start, its workflow's declared ``retry`` over it),
+    and until then every tick passes the member over (:meth:`waiting`: counted in the summary, neither run nor
+    resolved); after the last attempt it waits for a person (``regelwerk incidents retry`` makes it due now).
     """
 
     def __init__(self, target: _Target, event: str, now: datetime) -> None:
@@ -288,6 +306,8 @@ class _Faults:
         self.parts: list[int] = []
         self._many = False  # more open incidents of the phase than a batch has members: read them per member
         self._mark: dict[str, Any] = {}
+        #: the workflow of each item of the activate phase's batch (its declared retry limits)
+        self.workflows: dict[str, str] = {}
 
     def mark(self, summary: TickSummary) -> None:
         """Before a batch: what the summary says, to undo a batch that rolls back (a list's length, a counter's
@@ -319,7 +339,7 @@ class _Faults:
     def after_failure(self, exc: BaseException, summary: TickSummary) -> str:
         """Run the failed batch again in two halves; a lone member that failed is skipped with its incident. The
         cursor to go on from."""
-        from regelwerk.workflows.incidents import record_incident
+        from regelwerk.workflows.incidents import record_with_backoff
 
         if self.parts:
             self.parts.pop(0)
@@ -336,9 +356,47 @@ class _Faults:
         original = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ is not None else exc
         error = PluginError(f"{self.event.removeprefix('tick:')} of {member!r}", original, subject, self.event)
         error.__cause__ = exc
-        record_incident(self.engine.store, error, self.now, data=data)
+        record_with_backoff(self.engine.store, error, self.now, self.policy(member), data=data)
         summary.incidents += 1
         return member
+
+    def policy(self, member: str) -> RetryPolicy:
+        """The retry policy of a member's incident: the engine's, with an item's workflow's declared ``retry``
+        over it."""
+        from regelwerk.workflows.timers import RetryPolicy
+
+        base = getattr(self.engine, "retry", None)
+        base = base if isinstance(base, RetryPolicy) else RetryPolicy()
+        workflow = self.workflows.get(member)
+        if not workflow:
+            return base
+        runtime = getattr(self.engine, "runtime", self.engine)
+        try:
+            return base.declared(runtime._current(workflow).model.retry)
+        except (RegelwerkError, AttributeError):  # not a workflow of this engine: the start failed for that
+            return base
+
+    def waiting(self, unit: Any, members: Sequence[str]) -> set[str]:
+        """Of the members just read (in the batch's unit of work), those whose open incident of this phase waits:
+        its retry is not due yet (``next_retry_at`` after now), or its attempts are used up (none: a person's)."""
+        tx = unit.store_tx
+        if self.engine is None or tx is None or not members:
+            return set()
+        found = self._open(tx, members)
+        now = self.now
+        late = {i.instance_id for i in found
+                if i.next_retry_at is None or _aware(i.next_retry_at) > now}
+        return {m for m in members if self.subject(m)[0] in late}
+
+    def _open(self, tx: Any, members: Sequence[str]) -> list[Any]:
+        """The open incidents of this phase of ``members`` (read in ``tx``): by event while the phase has few, by
+        the members once it found more than a batch has members."""
+        subjects = {self.subject(member)[0] for member in members}
+        if self._many:
+            return [i for i in tx.incidents("open", event=self.event, instance_ids=subjects) if i.id is not None]
+        found = tx.incidents("open", event=self.event)
+        self._many = len(found) > len(members)
+        return [i for i in found if i.instance_id in subjects and i.id is not None]
 
     def size(self, batch_size: int) -> int:
         """The next batch's size: the next part of a failed batch while there are any, else ``batch_size``."""
@@ -367,18 +425,9 @@ class _Faults:
             return
         # the phase's open incidents: one read that most batches find empty; once it found more than a batch has
         # members (many failing), the batch's members' only (by instance, in chunks)
-        subjects = None
-        if self._many:
-            subjects = {self.subject(member)[0] for member in self.batch}
-            found = tx.incidents("open", event=self.event, instance_ids=subjects)
-        else:
-            found = tx.incidents("open", event=self.event)
-            self._many = len(found) > len(self.batch)
+        found = self._open(tx, self.batch)
         if not found:
             return
-        if subjects is None:
-            subjects = {self.subject(member)[0] for member in self.batch}
-        found = [i for i in found if i.instance_id in subjects and i.id is not None]
         from regelwerk.workflows.incidents import resolve_open
 
         for incident in found:
@@ -545,15 +594,21 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                                                           "p_limit": size}).all()
                 if not rows:
                     break
-                faults.batch = [row.id for row in rows]
                 last_id = rows[-1].id
                 # a short batch was the last: the query walked every employee after the previous batch (not asking
                 # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
                 more = len(rows) >= size
-                _plan_rows(unit, rows, target, sources, version, now, statements, summary, actor, collect_keys,
-                           collect_activated)
+                # an employee whose incident waits (backoff, or a person) stays stale and unplanned
+                waiting = faults.waiting(unit, [row.id for row in rows])
+                if waiting:
+                    summary.waiting += len(waiting)
+                    rows = [row for row in rows if row.id not in waiting]
+                faults.batch = [row.id for row in rows]
+                if rows:
+                    _plan_rows(unit, rows, target, sources, version, now, statements, summary, actor, collect_keys,
+                               collect_activated)
                 faults.resolve_done(unit)
-                done += len(rows)
+                done += len(rows) + len(waiting)
                 summary.employees_planned += len(rows)
         except RegelwerkError as exc:
             # plugin code failed for someone in the batch (a source's plan, a start's action, a payload that does
@@ -715,9 +770,11 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
               .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"), updated_at=now_naive))
     faults = _Faults(target, "tick:activate", now)
     # what a batch activates is no longer due, so batches read from the start of what is due; only past an item
-    # that failed on its own (an incident; left planned for the next tick) the cursor moves: (due_at, id) after it
+    # that failed on its own (an incident; left planned for the next tick) or whose incident waits the cursor
+    # moves: (due_at, id) after it
     cursor: tuple[datetime, int] | None = None
     positions: dict[str, tuple[datetime, int]] = {}
+    passed: tuple[datetime, int] | None = None
     while True:
         faults.batch = []
         faults.mark(summary)
@@ -734,8 +791,15 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 rows = [dict(r._mapping) for r in conn.execute(query).all()]
                 if not rows:
                     break
-                faults.batch = [r["key"] for r in rows]
                 positions = {r["key"]: (r["due_at"], r["id"]) for r in rows}
+                faults.workflows = {r["key"]: r["workflow"] for r in rows}
+                # an item whose incident waits (backoff, or a person) stays planned; the batches go on past it
+                waiting = faults.waiting(unit, [r["key"] for r in rows])
+                passed = positions[rows[-1]["key"]] if waiting else None
+                if waiting:
+                    summary.waiting += len(waiting)
+                    rows = [r for r in rows if r["key"] not in waiting]
+                faults.batch = [r["key"] for r in rows]
                 latest = _latest_of_late_series(conn, rows, now_naive)
                 prepare = getattr(target.starter, "prepare", None)
                 if prepare is not None:  # a batch of starts: one existence query, rows written with executemany
@@ -761,16 +825,19 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 finish = getattr(target.starter, "finish", None)
                 if finish is not None:
                     finish(unit)
-                conn.execute(change, changes)
-                conn.execute(events.insert(), audit)
+                if changes:
+                    conn.execute(change, changes)
+                    conn.execute(events.insert(), audit)
                 faults.resolve_done(unit)
-                done += len(rows)
+                done += len(rows) + len(waiting)
         except RegelwerkError as exc:  # as in the plan phase (``_Faults``)
             if not faults.isolate(exc):
                 raise
             faults.restore(summary)
             cursor = positions.get(faults.after_failure(exc, summary), cursor)
             continue
+        if passed is not None:  # what the batch did is no longer due; what waits is passed by the cursor
+            cursor = passed if cursor is None or passed > cursor else cursor
         faults.succeeded(batch_size)
         if progress is not None:
             progress("activate", done, total)

@@ -2,9 +2,10 @@
 
 A failing action rolls back only its own change (its fire, or its timer's savepoint inside a batch);
 the failure is then recorded here as an :class:`~regelwerk.store.records.IncidentRecord` (instance,
-event, error type and message, attempts). A failed timer is retried automatically with the engine's
-:class:`~regelwerk.runtime.RetryPolicy` backoff until its attempts are used up; a failed fire (the
-caller got the error at once) and a tick task wait for a person. People see them with
+event, error type and message, attempts). A failed timer, and an employee's plan or an item's start that
+failed in a tick (:func:`record_with_backoff`), are retried automatically with the engine's
+:class:`~regelwerk.runtime.RetryPolicy` backoff (a workflow's declared ``retry`` over it) until their attempts
+are used up; a failed fire (the caller got the error at once) and a tick task wait for a person. People see them with
 ``regelwerk incidents list`` and act with ``retry`` (after fixing the cause) or ``resolve``.
 
 These functions work on any store; ``Engine.incidents/retry_incident/resolve_incident`` are the API.
@@ -23,7 +24,7 @@ from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
 __all__ = ["IncidentService", "cancel_timers", "get_incident", "list_incidents", "record_incident",
-           "resolve_incident", "resolve_timer_incidents"]
+           "record_with_backoff", "resolve_incident", "resolve_timer_incidents"]
 
 
 def list_incidents(store: Store, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
@@ -50,6 +51,34 @@ def record_incident(store: Store, error: PluginError, now: datetime, actor: str 
                                                     dict(data or {}), None, storable_text(error, 500)))
     error.incident_id = record.id
     return record
+
+
+def record_with_backoff(store: Store, error: PluginError, now: datetime, policy: RetryPolicy,
+                        data: dict[str, object] | None = None) -> IncidentRecord:
+    """Record a failure that is retried automatically (a tick's member: an employee's plan, an item's start), in
+    its own unit of work: attempt ``n`` (one more than the open incident of the same instance and event has)
+    waits ``policy.delay(n)`` for its retry (``next_retry_at``, before which the tick passes the member over);
+    after the last attempt ``next_retry_at`` is None, and the incident waits for a person
+    (``regelwerk incidents retry``, after fixing the cause)."""
+    with UnitOfWork(store) as uow:
+        known = [i for i in uow.tx.incidents("open", error.instance_id, event=error.event) if i.timer_id is None]
+        attempt = known[0].attempts + 1 if known else 1
+        record = uow.tx.add_incident(IncidentRecord(error.instance_id, error.event, error.error_type,
+                                                    error.error_message, now, now, attempt, "open", None, SYSTEM.id,
+                                                    dict(data or {}), _retry_at(policy, attempt, now),
+                                                    storable_text(error, 500)))
+        if record.attempts != attempt and record.id is not None:
+            # another unit recorded this failure between the read and the write (the store counts the attempts
+            # under its lock): the wait is the one of the attempt it counted
+            uow.tx.set_incident(record.id, "open", now, record.note, _retry_at(policy, record.attempts, now),
+                                expected="open")
+    error.incident_id = record.id
+    return record
+
+
+def _retry_at(policy: RetryPolicy, attempt: int, now: datetime) -> datetime | None:
+    delay = policy.delay(attempt)
+    return now + delay if delay is not None else None
 
 
 def _open_incident(tx: StoreTx, incident_id: int) -> IncidentRecord:
@@ -121,6 +150,7 @@ def resolve_open(tx: StoreTx, incident_id: int, instance_id: str, actor_id: str,
 
 if TYPE_CHECKING:
     from regelwerk.runtime import Engine
+    from regelwerk.workflows.timers import RetryPolicy
 
 ActorLike = Actor | str | Mapping[str, Any]
 START_EVENT = "$start"
@@ -166,8 +196,12 @@ class IncidentService:
             if incident.event in ("tick:plan", "tick:activate"):
                 # an employee's plan or an item's start that failed in a tick: the next tick runs it again, and
                 # resolves the incident in that batch when it no longer fails
+                # (due now: the tick passes over a member whose incident waits for its backoff or for a person)
                 with UnitOfWork(self.front.store) as uow:
                     _open_incident(uow.tx, incident_id)
+                    if not uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now,
+                                               expected="open"):
+                        _open_incident(uow.tx, incident_id)
                     uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id,
                                          {"incident": incident_id}))
                 self.front.tick(now)
