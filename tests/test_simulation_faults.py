@@ -33,7 +33,12 @@ SKIPPED_TABLES = {"rw_simulation_leases"}  # released at the end of every finish
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the harness forks child processes")
 
 
-def _simulate(url: str, kill_at: int | None) -> None:
+#: (customer, first day, last day) of a run
+_Run = tuple[Path, date, date]
+RUN: _Run = (FIXTURE, START, END)
+
+
+def _simulate(url: str, kill_at: int | None, run: _Run = RUN) -> None:
     from regelwerk.simulation import faults, simulate
 
     if kill_at is not None:
@@ -42,31 +47,31 @@ def _simulate(url: str, kill_at: int | None) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         faults.set_hook(hook)
-    simulate(FIXTURE, START, END, store=url)
+    simulate(run[0], run[1], run[2], store=url)
 
 
-def _child(url: str, kill_at: int | None) -> int:
+def _child(url: str, kill_at: int | None, run: _Run = RUN) -> int:
     """Run the simulation in a forked child; its exit code (-9 when it was killed)."""
-    process = multiprocessing.get_context("fork").Process(target=_simulate, args=(url, kill_at))
+    process = multiprocessing.get_context("fork").Process(target=_simulate, args=(url, kill_at, run))
     process.start()
     process.join(120)
     assert process.exitcode is not None, "the child hangs"
     return process.exitcode
 
 
-def _labels(url: str) -> list[str]:
+def _labels(url: str, run: _Run = RUN) -> list[str]:
     """The boundaries of an uninterrupted run, in order (run in a child, so this process stays clean)."""
     queue: Any = multiprocessing.get_context("fork").Queue()
 
-    def run() -> None:
+    def play() -> None:
         from regelwerk.simulation import faults, simulate
 
         seen: list[str] = []
         faults.set_hook(lambda _n, label: seen.append(label))
-        simulate(FIXTURE, START, END, store=url)
+        simulate(run[0], run[1], run[2], store=url)
         queue.put(seen)
 
-    process = multiprocessing.get_context("fork").Process(target=run)
+    process = multiprocessing.get_context("fork").Process(target=play)
     process.start()
     labels: list[str] = queue.get(timeout=120)
     process.join(30)
@@ -177,6 +182,50 @@ def test_kill_at_sampled_boundaries_then_resume_equals_an_uninterrupted_run_on_p
         return pg_url
 
     _check_kills(fresh, size=8, seed=23)
+
+
+def _workbook_and_csv(tmp_path: Path) -> _Run:
+    """A customer with both an organisation workbook and an ``employees.csv`` (docs/simulation.md): the
+    example's, plus three people of the file whose reporting lines come from their ``manager`` column."""
+    import shutil
+
+    root = tmp_path / "de-linde-and-csv"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "zorggroep-de-linde", root)
+    (root / "data" / "employees.csv").write_text(
+        "id,name,hire_date,function,department,manager\n"
+        "N001,Nina Een,2020-01-01,teamleider-zorg,lindehof-a,L001\n"
+        "N002,Nico Twee,2020-01-01,teamleider-zorg,lindehof-a,N001\n"
+        "N003,Noor Drie,2021-01-01,teamleider-zorg,lindehof-a,L010\n", encoding="utf-8")
+    return root, date(2026, 1, 1), date(2026, 1, 3)
+
+
+def test_a_kill_at_any_import_boundary_of_a_workbook_and_csv_customer_then_resume_equals_an_uninterrupted_run(
+        tmp_path: Path) -> None:
+    """The import of the workbook, the employee chunks and the relation chunks: every one of their boundaries.
+    A resume after the employees of ``employees.csv`` were committed derived no reporting lines for them (it
+    took every employee the store held, theirs too, for the workbook's): their ``reports_to`` facts were lost."""
+    run = _workbook_and_csv(tmp_path)
+    counter = iter(range(1000))
+
+    def fresh() -> str:
+        return f"sqlite:///{tmp_path / f'store-{next(counter)}.sqlite'}"
+
+    reference = fresh()
+    labels = _labels(reference, run)
+    expected = _dump(reference)
+    lines = {(row[1], row[2]) for row in expected["rw_relations"] if row[0] == repr("reports_to")}  # reprs
+    assert {(repr(a), repr(b)) for a, b in (("N001", "L001"), ("N002", "N001"), ("N003", "L010"))} <= lines
+    imports = [n for n, label in enumerate(labels, start=1) if ":import:" in label]
+    assert len(imports) >= 6 and any("import:employees" in labels[n - 1] for n in imports)
+    failures = []
+    for number in imports:
+        url = fresh()
+        assert _child(url, number, run) == -signal.SIGKILL
+        assert _child(url, None, run) == 0
+        problems = _difference(expected, _dump(url))
+        if problems:
+            failures.append(f"killed at boundary {number} ({labels[number - 1]}):\n  " + "\n  ".join(problems))
+    assert not failures, "\n".join(failures)
 
 
 def test_the_hook_counts_boundaries_and_kills_from_the_environment(tmp_path: Path) -> None:

@@ -107,6 +107,8 @@ class OrganisationResult:
     rejected: tuple[Rejected, ...] = ()
     written: bool = False
     absent: tuple[Absent, ...] = ()  # ``absent="report"|"end"``: who and what the store has and the files do not
+    #: the ids of the employees the import wrote (their reporting lines are the import's)
+    employee_ids: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -782,7 +784,18 @@ def import_organisation(sa_engine: Any, paths: Sequence[str | Path], *, compiled
         added, withdrawn = _write_relations(conn, _desired_relations(run, managers, role_access), moment, actor)
         if absent == "end":
             missing = end_absent(conn, missing, day, moment, actor)
-    return OrganisationResult(counts, added, withdrawn, (), tuple(run.rejected()), True, tuple(missing))
+    return OrganisationResult(counts, added, withdrawn, (), tuple(run.rejected()), True, tuple(missing),
+                              frozenset(rows["employees"]))
+
+
+def organisation_employee_ids(paths: Sequence[str | Path], *, compiled: Any = None) -> frozenset[str]:
+    """The ids of the employee rows of an organisation's files, read without checking or writing anything (what
+    :func:`import_organisation` of the same files writes, when they are valid)."""
+    from regelwerk.imports.specs import import_spec
+
+    run = OrganisationImport({name: import_spec(name, compiled) for name in ENTITIES})
+    run.read(paths)
+    return frozenset(r.id for r in run.rows.get("employees", ()) if r.id)
 
 
 # --- the file of rejected rows -----------------------------------------------------------------

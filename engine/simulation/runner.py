@@ -214,7 +214,7 @@ class _Run(SimulationContext):
 
         self.at(day, EVENT_TIME)
         imported = 0
-        from_workbook: set[str] = set()
+        from_workbook: set[str] = set()  # the workbook's employees: its import wrote their reporting lines
         if organisation is not None:
             from regelwerk.imports.organisation import import_organisation
 
@@ -224,6 +224,7 @@ class _Run(SimulationContext):
                 result = import_organisation(self.sa, [organisation], compiled=self.compiled, now=self.now)
                 if not result.ok:
                     raise DefinitionError([Diagnostic("SIM014", e.message, e.file, e.row, 1) for e in result.errors])
+                from_workbook = set(result.employee_ids)
                 with shared_unit(self.sa, "import:organisation") as conn:
                     if lease is not None:  # first: a run whose lease was taken over stops before it writes
                         lease.renew(conn)
@@ -233,7 +234,11 @@ class _Run(SimulationContext):
                 self.note("import", "organisation workbook: "
                           + ", ".join(f"{n} {e}" for e, n in result.imported.items())
                           + f", {result.relations_added} relation(s)", **dict(result.imported))
-            from_workbook = {i for i, _ in self._managers()}  # their reporting lines are written already
+            else:  # imported by the run this one resumes: read from the workbook, not the store (which may hold
+                # employees of a later step of that run too)
+                from regelwerk.imports.organisation import organisation_employee_ids
+
+                from_workbook = set(organisation_employee_ids([organisation], compiled=self.compiled))
         if employees is not None:
             # checked whole with the other data files before anything was written (read_customer_data)
             count, chunks = employees
