@@ -157,3 +157,95 @@ def test_cli_send(tmp_path: Any, smtp: tuple[Inbox, int]) -> None:
     assert "sent 1" in result.output and len(inbox.messages) == 1
     listed = CliRunner().invoke(outbox_group, ["list", "--store", url, "--format", "json"])
     assert '"status": "sent"' in listed.output
+
+
+def _send_then_die(url: str, port: int, now: datetime, policy: RetryPolicy) -> None:
+    """A sender whose process is killed (SIGKILL) right after the SMTP server accepted the mail."""
+    import os
+    import signal
+
+    class KillAfterSend(SmtpTransport):
+        def send(self, message: Any) -> None:
+            super().send(message)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    deliver_pending(sa.create_engine(url), KillAfterSend("127.0.0.1", port), now=now, default_sender="x@example.nl",
+                    policy=policy)
+
+
+def _killed_sender(db: sa.Engine, port: int, now: datetime, policy: RetryPolicy) -> None:
+    import multiprocessing
+    import signal
+
+    url = db.url.render_as_string(hide_password=False)
+    process = multiprocessing.get_context("fork").Process(target=_send_then_die, args=(url, port, now, policy))
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL
+
+
+def test_a_stale_claim_two_senders_listed_at_once_is_sent_again_once(db: sa.Engine, smtp: tuple[Inbox, int]) -> None:
+    """A sender killed after the server accepted the mail leaves its claim; once the lease is over, two senders
+    (overlapping cron runs) both list the message before either claims it. The claim counts the attempt, so only
+    one of them claims and sends it: one retry, one more mail (before, both claimed it and sent it twice, and a
+    mail with a secret made at delivery went out with two different secrets)."""
+    import threading
+
+    inbox, port = smtp
+    policy = RetryPolicy()
+    with db.begin() as conn:
+        message_id = enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    _killed_sender(db, port, NOW, policy)
+    with db.connect() as conn:
+        [row] = list_messages(conn)
+    assert (row.status, row.attempts, len(inbox.messages)) == ("sending", 1, 1)  # the attempt is counted
+    later = NOW + policy.lease + timedelta(minutes=1)
+    barrier = threading.Barrier(2)
+    reports: dict[str, Any] = {}
+
+    def run(name: str) -> None:
+        calls = iter(range(100))
+
+        def clock() -> datetime:
+            if next(calls) == 1:  # after listing the due messages, before claiming the first
+                barrier.wait(10)
+            return later
+
+        with SmtpTransport("127.0.0.1", port) as transport:
+            reports[name] = deliver_pending(db, transport, now=clock, default_sender="x@example.nl", policy=policy)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(len(r.sent) for r in reports.values()) == [0, 1]
+    assert sorted(r.skipped for r in reports.values()) == [0, 1]
+    with db.connect() as conn:
+        [row] = list_messages(conn)
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert [m["X-Regelwerk-Outbox-Id"] for m in inbox.messages] == [message_id, message_id]
+
+
+def test_a_message_whose_sender_dies_in_every_attempt_fails_after_max_attempts(db: sa.Engine,
+                                                                               smtp: tuple[Inbox, int]) -> None:
+    """Each claim is an attempt, also one whose sender is killed before it writes the outcome: after
+    ``max_attempts`` such claims the message is ``failed``, not sent again after every lease for ever."""
+    inbox, port = smtp
+    policy = RetryPolicy(max_attempts=3)
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    moment = NOW
+    for _ in range(policy.max_attempts):
+        _killed_sender(db, port, moment, policy)
+        moment += policy.lease + timedelta(seconds=1)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=moment, default_sender="x@example.nl", policy=policy)
+    assert (report.sent, len(report.failed)) == ([], 1)
+    with db.connect() as conn:
+        [row] = list_messages(conn)
+    assert (row.status, row.attempts, len(inbox.messages)) == ("failed", 3, 3)
+    assert row.last_error and "stopped during attempt 3 of 3" in row.last_error
+    with SmtpTransport("127.0.0.1", port) as transport:
+        assert deliver_pending(db, transport, now=moment + timedelta(days=1), default_sender="x@example.nl",
+                               policy=policy).failed == []

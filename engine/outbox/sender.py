@@ -1,9 +1,12 @@
 """Delivering the outbox over SMTP: claim, send, mark sent; retry with backoff; give up after a limit.
 
-Every message is claimed with a conditional UPDATE before sending (so two senders never send
-the same row twice in the normal case) and its outcome is written in its own short
-transaction. A claim whose sender died is retried after ``RetryPolicy.lease``: delivery is
-at-least-once, and every mail carries ``X-Regelwerk-Outbox-Id`` so a receiver can deduplicate.
+Every message is claimed with a conditional UPDATE before sending, which counts the attempt: the claim
+matches only the status and attempt count its sender read, and changes the count, so of two senders that
+read the same row (pending, or a stale claim) exactly one claims it, and a sender that dies during its
+attempt has used that attempt. The outcome is written in its own short transaction, only while the claim
+is still the sender's own (status ``sending`` and its attempt count). A claim whose sender died is retried
+after ``RetryPolicy.lease`` (at-least-once: every mail carries ``X-Regelwerk-Outbox-Id`` so a receiver can
+deduplicate); one that died in its last attempt is ``failed``, not sent again.
 """
 
 from __future__ import annotations
@@ -174,15 +177,28 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
     for row in rows:
         message = OutboxMessage.from_row(row)
         moment = utc_naive(clock())
+        # the claim is conditional on what was read and changes it (the attempt is counted here): of two senders
+        # that read this row, the second changes nothing
+        read = (outbox.c.id == message.id, outbox.c.status == row._mapping["status"],
+                outbox.c.attempts == message.attempts)
+        attempts = message.attempts + 1
+        if row._mapping["status"] == "sending" and message.attempts >= policy.max_attempts:
+            # its sender died during the last attempt (the lease ran out): given up, not sent once more
+            with sa_engine.begin() as conn:
+                gave_up = conn.execute(outbox.update().where(*read).values(
+                    status="failed", claimed_at=None, last_error=f"the sender stopped during attempt "
+                    f"{message.attempts} of {policy.max_attempts} (no outcome within the lease)")).rowcount
+            if gave_up == 1:
+                report.failed.append(message.id)
+            else:
+                report.skipped += 1
+            continue
         with sa_engine.begin() as conn:
-            claimed = conn.execute(outbox.update().where(
-                outbox.c.id == message.id, outbox.c.status == row._mapping["status"],
-                outbox.c.attempts == message.attempts,
-            ).values(status="sending", claimed_at=moment)).rowcount
+            claimed = conn.execute(outbox.update().where(*read).values(
+                status="sending", claimed_at=moment, attempts=attempts)).rowcount
         if claimed != 1:
             report.skipped += 1
             continue
-        attempts = message.attempts + 1
         try:
             secret = None
             if message.secret:
@@ -216,10 +232,13 @@ def _finish(sa_engine: Any, message_id: str, *, status: str, attempts: int, erro
             next_attempt: datetime | None = None, sent: bool = False) -> None:
     from regelwerk.outbox.tables import outbox
 
-    values: dict[str, Any] = {"status": status, "attempts": attempts, "last_error": error, "claimed_at": None}
+    values: dict[str, Any] = {"status": status, "last_error": error, "claimed_at": None}
     if next_attempt is not None:
         values["next_attempt_at"] = next_attempt
     if sent:
         values["sent_at"] = moment
     with sa_engine.begin() as conn:
-        conn.execute(outbox.update().where(outbox.c.id == message_id, outbox.c.status == "sending").values(**values))
+        # only while the claim is this sender's (its attempt): a sender that outlived its lease, whose message
+        # another sender claimed since, changes nothing
+        conn.execute(outbox.update().where(outbox.c.id == message_id, outbox.c.status == "sending",
+                                           outbox.c.attempts == attempts).values(**values))
