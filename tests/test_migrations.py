@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -91,3 +92,53 @@ def test_a_database_from_before_the_pack_branches_is_adopted(sqlite_url: str) ->
     with engine.connect() as conn:
         assert conn.execute(sa.text("select id from rw_vacancies")).scalars().all() == ["v1"]
     engine.dispose()
+
+
+def _at_once(url: str, what: str, count: int = 3) -> list[int | None]:
+    """Run ``what`` (``db``: ``upgrade``; ``tenants``: ``upgrade_all``; ``store``: ``SqlStore(url)``) in ``count``
+    forked processes released together; their exit codes."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+
+    def run() -> None:
+        from regelwerk.store.sql import SqlStore
+        from regelwerk.tenancy.hub import upgrade_all
+
+        go.wait(30)
+        if what == "db":
+            upgrade(url)
+        elif what == "tenants":
+            upgrade_all(url)
+        else:
+            SqlStore(url).close()
+
+    processes = [context.Process(target=run) for _ in range(count)]
+    for process in processes:
+        process.start()
+    go.set()
+    for process in processes:
+        process.join(120)
+    return [process.exitcode for process in processes]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("what", ["db", "tenants", "store"])
+def test_processes_migrating_one_postgresql_database_at_once_all_succeed(pg_url: str, what: str) -> None:
+    """Pods that run ``regelwerk db upgrade`` (or ``tenants upgrade``, or open a store that creates its missing
+    tables) as they start, on an empty database: each revision and table is made once, under one advisory lock;
+    the processes that wait find the work done. Before, one of two failed on ``CREATE TABLE`` (the row type's
+    unique index, ``pg_type_typname_nsp_index``)."""
+    assert _at_once(pg_url, what) == [0, 0, 0]
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            versions = (conn.execute(sa.text("select version_num from rw_alembic_version")).scalars().all()
+                        if what != "store" else [])
+    finally:
+        engine.dispose()
+    assert set(all_tables().tables) <= present
+    if what != "store":
+        assert sorted(versions) == sorted([_core_head(), "recruitment_0001"])

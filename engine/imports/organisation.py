@@ -456,9 +456,10 @@ def setup_tables(sa_engine: Any) -> None:
     from regelwerk.imports.tables import org_units
     from regelwerk.permissions.tables import rw_relations
     from regelwerk.scheduling import tables
+    from regelwerk.store.sql import create_missing
 
-    for table in (org_units, rw_relations, tables.employees, tables.scheduled_items, tables.scheduled_events):
-        table.create(sa_engine, checkfirst=True)
+    create_missing(sa_engine, (org_units, rw_relations, tables.employees, tables.scheduled_items,
+                               tables.scheduled_events))
 
 
 def _load_known(conn: Any) -> _Known:

@@ -121,9 +121,9 @@ class Accounts:
         self._dummy_hash = ""
         if create:
             from regelwerk.outbox.tables import outbox
+            from regelwerk.store.sql import create_missing
 
-            for table in (rw_accounts, rw_invitations, outbox):
-                table.create(sa_engine, checkfirst=True)
+            create_missing(sa_engine, (rw_accounts, rw_invitations, outbox))
 
     def _dummy(self) -> str:
         """A hash verified against for unknown users, so a wrong username takes as long as a wrong password."""

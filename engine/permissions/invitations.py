@@ -221,7 +221,9 @@ class SqlInvitations(_Base):
         self.engine = create_sa_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.table = rw_invitations
         if create:
-            rw_invitations.create(self.engine, checkfirst=True)
+            from regelwerk.store.sql import create_missing
+
+            create_missing(self.engine, (rw_invitations,))
 
     def _from_row(self, row: Any) -> Invitation:
         used = row["used_at"]

@@ -54,7 +54,9 @@ class SqlRelationships(_IndexedQueries):
         self.engine = create_sa_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self._owns_engine = isinstance(url_or_engine, str)
         if create:
-            rw_relations.create(self.engine, checkfirst=True)
+            from regelwerk.store.sql import create_missing
+
+            create_missing(self.engine, (rw_relations,))
         self.index = RelationIndex()
         self.refresh()
 

@@ -213,9 +213,9 @@ class EmployeeDirectory:
     def setup(self) -> None:
         """Create the scheduler's tables when missing (tests and first use; production uses migrations)."""
         from regelwerk.scheduling import tables
+        from regelwerk.store.sql import create_missing
 
-        for table in (tables.employees, tables.scheduled_items, tables.scheduled_events):
-            table.create(self.sa_engine, checkfirst=True)
+        create_missing(self.sa_engine, (tables.employees, tables.scheduled_items, tables.scheduled_events))
 
     def upsert(self, records: Iterable[EmployeeFacts | Mapping[str, Any]], now: datetime | None = None,
                connection: Any = None) -> int:

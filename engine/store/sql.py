@@ -43,7 +43,7 @@ from regelwerk.store.workflow_tables import (
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, Row
 
-__all__ = ["SqlRows", "SqlStore", "SqlTx", "create_sa_engine", "upgrade"]
+__all__ = ["SqlRows", "SqlStore", "SqlTx", "create_missing", "create_sa_engine", "lock_migrations", "upgrade"]
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: switching a file to WAL needs the lock, so it must be able to wait
@@ -235,6 +235,33 @@ def _insert_definition() -> dict[bool, Any]:
 
 _INSERT_DEFINITION = _insert_definition()
 #: PostgreSQL: a lock for the transaction on one (instance, event, timer)'s open incident
+#: the one lock every migration transaction takes first on PostgreSQL (the store's, the plugins' branches, the
+#: control plane's, row-level security)
+_MIGRATION_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("regelwerk migrations", 0)))
+
+
+def lock_migrations(connection: Any) -> None:
+    """In a migration's transaction, before it reads the version table: on PostgreSQL wait for any other process
+    migrating the same database (an advisory lock held until this transaction ends), so two ``db upgrade`` runs
+    at once (two pods starting) apply each revision once, the second finding the work done; SQLite serialises
+    writers itself."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_MIGRATION_LOCK)
+
+
+def create_missing(sa_engine: Any, tables: Any) -> None:
+    """Create the tables (a ``MetaData`` or a sequence of ``Table``) that are missing, in one transaction under the
+    migrations' lock: processes starting at once on an empty PostgreSQL database (``CREATE TABLE`` of the same
+    table twice fails on its row type) create each table once, the others finding it."""
+    with sa_engine.begin() as conn:
+        lock_migrations(conn)
+        if isinstance(tables, sa.MetaData):
+            tables.create_all(conn, checkfirst=True)
+        else:
+            for table in tables:
+                table.create(conn, checkfirst=True)
+
+
 _INCIDENT_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("p_key"), 0)))
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
@@ -885,7 +912,7 @@ class SqlStore:
         """Create every regelwerk table that is missing (``regelwerk.store.tables.all_tables``)."""
         from regelwerk.store.tables import all_tables
 
-        all_tables().create_all(self.engine, checkfirst=True)
+        create_missing(self.engine, all_tables())
 
     def relationships(self, timezone: Any = None) -> Any:
         """The permission relationship facts kept in this database (``rw_relations``), indexed in memory; dates

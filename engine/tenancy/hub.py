@@ -633,11 +633,13 @@ def upgrade_all(owner_url: str, app_role: str | None = None) -> list[str]:
     upgrade_control(owner_url)
     changed: list[str] = []
     if owner_url.startswith("postgresql"):
+        from regelwerk.store.sql import lock_migrations
         from regelwerk.tenancy.rls import apply_row_level_security, grant_app_role
 
         engine = create_sa_engine(owner_url)
         try:
             with engine.begin() as conn:
+                lock_migrations(conn)
                 changed = apply_row_level_security(conn)
                 if app_role:
                     grant_app_role(conn, app_role)

@@ -7,7 +7,7 @@ The version table is ``rw_alembic_version`` so a host application's own Alembic 
 from __future__ import annotations
 
 from alembic import context
-from regelwerk.store.sql import create_sa_engine
+from regelwerk.store.sql import create_sa_engine, lock_migrations
 from regelwerk.store.tables import all_tables
 
 VERSION_TABLE = "rw_alembic_version"
@@ -31,6 +31,7 @@ def run_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata, version_table=VERSION_TABLE,
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
+            lock_migrations(connection)  # another process migrating this database is waited for
             context.run_migrations()
     engine.dispose()
 

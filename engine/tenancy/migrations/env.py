@@ -7,7 +7,7 @@ Its version table is ``rw_tenancy_version``, so it runs beside the store's own h
 from __future__ import annotations
 
 from alembic import context
-from regelwerk.store.sql import create_sa_engine
+from regelwerk.store.sql import create_sa_engine, lock_migrations
 from regelwerk.tenancy.tables import control_metadata
 
 VERSION_TABLE = "rw_tenancy_version"
@@ -22,6 +22,7 @@ def run_online() -> None:
         context.configure(connection=connection, target_metadata=control_metadata, version_table=VERSION_TABLE,
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
+            lock_migrations(connection)  # another process migrating this database is waited for
             context.run_migrations()
     engine.dispose()
 
