@@ -146,19 +146,22 @@ def test_a_stale_lease_is_taken_over_dead_process_or_expired(tmp_path: Path) -> 
         assert _rows(url, "SELECT count(*) FROM rw_simulation_leases")[0][0] == 0  # released at the end
 
 
-def test_a_second_process_refuses_cleanly_while_the_first_runs(tmp_path: Path) -> None:
-    """The first run pauses between two days (the harness hook); the second one meanwhile exits 1 with a message."""
+@pytest.mark.parametrize("pause", ["after-commit:day:2026-01-03", "savepoint:day:2026-01-03"])
+def test_a_second_process_refuses_cleanly_while_the_first_runs(tmp_path: Path, pause: str) -> None:
+    """The first run pauses (the harness hook) between two days, or inside a day's transaction, where it holds
+    SQLite's write lock; the second one meanwhile exits 1 with a message, at once: before, inside a transaction it
+    waited for the write lock (the busy timeout, 30 s) and then failed with "database is locked"."""
     url = f"sqlite:///{tmp_path / 's.sqlite'}"
-    flag = tmp_path / "paused"
+    flag, woke = tmp_path / "paused", tmp_path / "woke"
     first = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time, pathlib\n"
          "from datetime import date\n"
          "from regelwerk.simulation import faults, simulate\n"
-         f"flag = pathlib.Path({str(flag)!r})\n"
+         f"flag, woke = pathlib.Path({str(flag)!r}), pathlib.Path({str(woke)!r})\n"
          "def hook(n, label):\n"
-         "    if label == 'after-commit:day:2026-01-03':  # between transactions: the lease is held\n"
-         "        flag.write_text('x'); time.sleep(4)\n"
+         f"    if label == {pause!r} and not flag.exists():  # the lease is held\n"
+         "        flag.write_text('x'); time.sleep(8); woke.write_text('x')\n"
          "faults.set_hook(hook)\n"
          f"simulate({str(FIXTURE)!r}, date(2026, 1, 1), date(2026, 1, 31), store={url!r})\n"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -169,6 +172,7 @@ def test_a_second_process_refuses_cleanly_while_the_first_runs(tmp_path: Path) -
         time.sleep(0.05)
     second = subprocess.run([*CLI, "--from", "2026-01-01", "--to", "2026-01-31", "--store", url, "--quiet"],
                             capture_output=True, text=True, timeout=120, check=False)
+    assert not woke.exists(), "the second run waited for the first"
     assert second.returncode == 1, second.stdout + second.stderr
     assert "is running in process" in second.stderr and "Traceback" not in second.stderr
     _out, err = first.communicate(timeout=120)

@@ -62,10 +62,15 @@ def create_tables(sa_engine: Any, registry: Any = None) -> None:
     from regelwerk.store.tables import all_tables
 
     metadata = all_tables(registry)
+    import sqlalchemy as sa
+
+    # a read first (a deferred transaction on SQLite: no write lock): a run on a store in use needs no lock
+    with sa_engine.connect().execution_options(regelwerk_begin="DEFERRED") as conn:
+        present = set(sa.inspect(conn).get_table_names())
+    if all(name in present for name in metadata.tables):
+        return
     with sa_engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (the write lock) via the store's engine
         if conn.dialect.name == "postgresql":
-            import sqlalchemy as sa
-
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SETUP_LOCK)))
         metadata.create_all(conn, checkfirst=True)
 
@@ -111,6 +116,13 @@ class Lease:
 
         self.owner = uuid.uuid4().hex
         now = _now()
+        # a read first (no lock: SQLite's WAL readers do not wait for its writer): a live holder is refused at
+        # once, not after waiting for the write lock that holder's day transaction has (busy_timeout, then
+        # "database is locked")
+        with self.sa_engine.connect().execution_options(regelwerk_begin="DEFERRED") as conn:
+            held = conn.execute(sa.select(t).where(t.c.simulation == self.name)).first()
+        if held is not None and held.expires_at > now and not _process_gone(held.host, held.pid, held.owner):
+            raise SimulationBusy(self.name, held.host, held.pid, held.acquired_at, held.expires_at)
         mine = {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": now,
                 "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
         with self.sa_engine.begin() as conn:
