@@ -1235,3 +1235,93 @@ def test_a_refusal_plugin_code_raises_in_a_tick_is_the_members_incident_not_a_st
         assert [(i.instance_id, i.event, i.attempts) for i in engine.incidents()] == [("e2", "tick:plan", 2)]
         assert engine.get("other").state == "reminded"
         assert {i.id for i in engine.instances("entering")} == {instance_id_for(f"iso/e{n}") for n in (1, 3, 4, 5)}
+
+
+def test_a_tick_incident_without_a_retry_time_and_with_attempts_left_is_due(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """An open ``tick:plan`` incident recorded before members were retried with backoff has no retry time: with
+    attempts left it is due (its member is planned, the incident resolved), not taken for one that waits for a
+    person."""
+    from regelwerk.errors import PluginError
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.workflows.incidents import record_incident
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'legacy.sqlite'}", registry=registry, clock=Clock(),
+                permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert([{"id": "e1", "hire_date": "2020-01-01"}], T0)
+        record_incident(engine.store, PluginError("plan of 'e1'", LookupError("old bug"), "e1", "tick:plan"), T0,
+                        data={"employee": "e1"})
+        summary = engine.tick(T0 + timedelta(days=2))
+        assert (summary.employees_planned, summary.waiting, summary.incidents) == (1, 0, 0)
+        assert engine.incidents() == []
+
+
+class _DueSource(_Source):
+    """Items of e1 due a day after T0, of e3 two days and 30 seconds after: planned at T0, due later."""
+
+    def plan(self, employee: Any, now: datetime) -> Any:
+        from regelwerk.scheduling.sources import Plan, PlannedItem
+
+        due = T0 + (timedelta(days=1) if employee.id == "e1" else timedelta(days=2, seconds=30))
+        return Plan(items=(PlannedItem(key=f"later/{employee.id}", source=self.source_id, item_type="moment",
+                                       subject=employee.id, due_at=due, workflow="entering"),))
+
+
+@pytest.mark.parametrize("phase", ["plan", "activate"])
+def test_members_passed_over_in_a_batch_that_rolled_back_are_counted_once(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path, phase: str) -> None:
+    """A batch with a member whose incident waits and a member that fails on its own rolls back, and the tick goes
+    on past both: the one passed over is still counted in ``TickSummary.waiting`` (once)."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    source = _Source() if phase == "plan" else _DueSource()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    BEHAVIOUR.clear()
+    now = T0 + timedelta(days=2)
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'counted.sqlite'}", registry=registry, clock=Clock(),
+                permissions=ALLOW) as engine:
+        directory = EmployeeDirectory(engine.store.engine)
+        if phase == "plan":
+            directory.upsert([{"id": e, "hire_date": "2020-01-01"} for e in ("e1", "e2")], T0)
+            source.fails = {"e1"}
+            assert engine.tick(now).incidents == 1  # e1 waits a minute now; e2 is planned
+            directory.upsert([{"id": "e2", "hire_date": "2020-01-02"}], now)  # e2 is stale again, and fails
+            source.fails = {"e1", "e2"}
+        else:
+            directory.upsert([{"id": e, "hire_date": "2020-01-01"} for e in ("e1", "e3")], T0)
+            assert engine.tick(T0).total_created == 2  # planned, not due yet
+            BEHAVIOUR[instance_id_for("later/e1")] = _raise(KeyError("first"))
+            assert engine.tick(now).incidents == 1  # e1 waits ten minutes; e3 is not due yet
+            BEHAVIOUR[instance_id_for("later/e3")] = _raise(KeyError("third"))
+        summary = engine.tick(now + timedelta(seconds=30))  # one batch: e1 (waits), then the other (fails alone)
+        assert (summary.waiting, summary.incidents) == (1, 1)
+        assert sorted(i.attempts for i in engine.incidents()) == [1, 1]
+
+
+def test_one_new_failure_behind_many_members_that_wait_costs_a_few_transactions(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    """The parts of a failed batch are sized by the rows a batch reads (the members passed over included), so one
+    new failure behind 200 employees that wait for a person is found in about log2 of the batch, not by reading the
+    whole batch again and again."""
+    import sqlalchemy as sa
+    from regelwerk.scheduling.employees import EmployeeDirectory
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    ids = [f"e{n:03d}" for n in range(211)]
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'cost.sqlite'}", registry=registry, clock=Clock(),
+                permissions=ALLOW, retry=RetryPolicy(attempts=1)) as engine:
+        directory = EmployeeDirectory(engine.store.engine)
+        directory.upsert([{"id": e, "hire_date": "2020-01-01"} for e in ids], T0)
+        source.fails = set(ids[:200])
+        assert engine.tick(T0 + timedelta(days=2)).incidents == 200  # used up at once: they wait for a person
+        directory.upsert([{"id": e, "hire_date": "2020-01-02"} for e in ids[200:]], T0 + timedelta(days=2))
+        source.fails = set(ids[:200]) | {ids[-1]}
+        begun: list[int] = []
+        sa.event.listen(engine.store.engine, "begin", lambda _conn: begun.append(1))
+        summary = engine.tick(T0 + timedelta(days=3), batch_size=500)
+    assert (summary.employees_planned, summary.incidents, summary.waiting) == (10, 1, 200)
+    assert len(begun) <= 30, len(begun)

@@ -95,26 +95,31 @@ def test_a_database_from_before_the_pack_branches_is_adopted(sqlite_url: str) ->
 
 
 def _at_once(url: str, what: str, count: int = 3) -> list[int | None]:
-    """Run ``what`` (``db``: ``upgrade``; ``tenants``: ``upgrade_all``; ``store``: ``SqlStore(url)``) in ``count``
-    forked processes released together; their exit codes."""
+    """Run ``what`` (``db``: ``upgrade``; ``tenants``: ``upgrade_all``; ``store``: ``SqlStore(url)``; ``mixed``: a
+    store opened and two simulations creating their tables) in ``count`` forked processes released together; their
+    exit codes."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
     go = context.Event()
 
-    def run() -> None:
-        from regelwerk.store.sql import SqlStore
+    def run(job: str) -> None:
+        from regelwerk.simulation.lease import create_tables
+        from regelwerk.store.sql import SqlStore, create_sa_engine
         from regelwerk.tenancy.hub import upgrade_all
 
         go.wait(30)
-        if what == "db":
+        if job == "db":
             upgrade(url)
-        elif what == "tenants":
+        elif job == "tenants":
             upgrade_all(url)
+        elif job == "simulate":
+            create_tables(create_sa_engine(url))
         else:
             SqlStore(url).close()
 
-    processes = [context.Process(target=run) for _ in range(count)]
+    jobs = ["store", "simulate", "simulate"] if what == "mixed" else [what] * count
+    processes = [context.Process(target=run, args=(job,)) for job in jobs]
     for process in processes:
         process.start()
     go.set()
@@ -124,7 +129,7 @@ def _at_once(url: str, what: str, count: int = 3) -> list[int | None]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("what", ["db", "tenants", "store"])
+@pytest.mark.parametrize("what", ["db", "tenants", "store", "mixed"])
 def test_processes_migrating_one_postgresql_database_at_once_all_succeed(pg_url: str, what: str) -> None:
     """Pods that run ``regelwerk db upgrade`` (or ``tenants upgrade``, or open a store that creates its missing
     tables) as they start, on an empty database: each revision and table is made once, under one advisory lock;
@@ -136,9 +141,9 @@ def test_processes_migrating_one_postgresql_database_at_once_all_succeed(pg_url:
         with engine.connect() as conn:
             present = set(sa.inspect(conn).get_table_names())
             versions = (conn.execute(sa.text("select version_num from rw_alembic_version")).scalars().all()
-                        if what != "store" else [])
+                        if what in ("db", "tenants") else [])
     finally:
         engine.dispose()
     assert set(all_tables().tables) <= present
-    if what != "store":
+    if what in ("db", "tenants"):
         assert sorted(versions) == sorted([_core_head(), "recruitment_0001"])

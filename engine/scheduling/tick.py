@@ -269,7 +269,7 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
 
 #: what a batch adds to a tick's summary (undone when the batch rolls back)
 _COUNTED = ("employees_planned", "created", "created_keys", "cancelled", "closed", "reinstated", "activated",
-            "activated_keys", "skipped", "activated_items", "waiting")
+            "activated_keys", "skipped", "activated_items")
 
 
 #: a failed batch of at most this many members is run again one member at a time, a larger one in halves
@@ -308,6 +308,9 @@ class _Faults:
         self._mark: dict[str, Any] = {}
         #: the workflow of each item of the activate phase's batch (its declared retry limits)
         self.workflows: dict[str, str] = {}
+        #: how many rows the batch read (its members and those passed over); the members passed over this tick
+        self.read = 0
+        self.passed: set[str] = set()
 
     def mark(self, summary: TickSummary) -> None:
         """Before a batch: what the summary says, to undo a batch that rolls back (a list's length, a counter's
@@ -343,12 +346,14 @@ class _Faults:
 
         if self.parts:
             self.parts.pop(0)
-        if len(self.batch) > _SINGLES:
-            half = (len(self.batch) + 1) // 2
-            self.parts[0:0] = [half, len(self.batch) - half]
-            return self.start
-        if len(self.batch) > 1:  # a few left: one by one (halving on would cost more where most of them fail)
-            self.parts[0:0] = [1] * len(self.batch)
+        if len(self.batch) > 1:
+            # the parts are sizes of reads, and a read holds the members passed over (their incident waits) too
+            size = max(self.read, len(self.batch))
+            if size > _SINGLES:
+                half = (size + 1) // 2
+                self.parts[0:0] = [half, size - half]
+            else:  # a few left: one by one (halving on would cost more where most of them fail)
+                self.parts[0:0] = [1] * size
             return self.start
         member = self.batch[0]
         subject, data = self.subject(member)
@@ -382,11 +387,22 @@ class _Faults:
         tx = unit.store_tx
         if self.engine is None or tx is None or not members:
             return set()
-        found = self._open(tx, members)
+        found = {i.instance_id: i for i in self._open(tx, members)}
         now = self.now
-        late = {i.instance_id for i in found
-                if i.next_retry_at is None or _aware(i.next_retry_at) > now}
-        return {m for m in members if self.subject(m)[0] in late}
+        waits = set()
+        for member in members:
+            incident = found.get(self.subject(member)[0])
+            if incident is None:
+                continue
+            if incident.next_retry_at is not None:
+                if _aware(incident.next_retry_at) > now:
+                    waits.add(member)
+            elif incident.attempts >= self.policy(member).attempts:
+                # used up: a person's. An incident without a retry time and with attempts left (recorded before
+                # members were retried with backoff, or the limit was raised since) is due
+                waits.add(member)
+        self.passed.update(waits)
+        return waits
 
     def _open(self, tx: Any, members: Sequence[str]) -> list[Any]:
         """The open incidents of this phase of ``members`` (read in ``tx``): by event while the phase has few, by
@@ -599,9 +615,9 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
                 # again saves a scan of the table a day; what turns stale meanwhile is the next tick's)
                 more = len(rows) >= size
                 # an employee whose incident waits (backoff, or a person) stays stale and unplanned
+                faults.read = len(rows)
                 waiting = faults.waiting(unit, [row.id for row in rows])
                 if waiting:
-                    summary.waiting += len(waiting)
                     rows = [row for row in rows if row.id not in waiting]
                 faults.batch = [row.id for row in rows]
                 if rows:
@@ -626,6 +642,7 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
             progress("plan", done, total)
         if not more:
             break
+    summary.waiting += len(faults.passed)
 
 
 def _final_status(row: Mapping[str, Any], now_naive: datetime, latest: Mapping[str, datetime],
@@ -794,10 +811,10 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 positions = {r["key"]: (r["due_at"], r["id"]) for r in rows}
                 faults.workflows = {r["key"]: r["workflow"] for r in rows}
                 # an item whose incident waits (backoff, or a person) stays planned; the batches go on past it
+                faults.read = len(rows)
                 waiting = faults.waiting(unit, [r["key"] for r in rows])
                 passed = positions[rows[-1]["key"]] if waiting else None
                 if waiting:
-                    summary.waiting += len(waiting)
                     rows = [r for r in rows if r["key"] not in waiting]
                 faults.batch = [r["key"] for r in rows]
                 latest = _latest_of_late_series(conn, rows, now_naive)
@@ -841,6 +858,7 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
         faults.succeeded(batch_size)
         if progress is not None:
             progress("activate", done, total)
+    summary.waiting += len(faults.passed)
 
 
 def start_item(target: Any, key: str, now: datetime, actor: Actor = SYSTEM, starter: Starter | None = None) -> str:

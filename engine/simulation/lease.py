@@ -8,8 +8,9 @@ longer runs, e.g. after ``kill -9``, or is a zombie not yet reaped, or is this v
 that lease: the pid was reused, as a restarted container's job is pid 1 again); a new run takes a stale lease
 over and resumes.
 
-The tables are created under a lock (PostgreSQL: a transaction-scoped advisory lock; SQLite: the
-database's write lock), so two runs starting at once do not both issue ``CREATE TABLE``.
+The tables are created under a lock (PostgreSQL: the transaction-scoped advisory lock of every migration and
+table creation, ``store.sql.create_missing``; SQLite: the database's write lock), so two runs (or a run and a
+store being opened) starting at once do not both issue ``CREATE TABLE``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["LEASE_SECONDS", "Lease", "SimulationBusy", "create_tables"]
 
 #: A lease not renewed for this long is stale (a day's transaction renews it).
 LEASE_SECONDS = 600
-_SETUP_LOCK = 0x7265_6777  # "regw": the advisory lock id of table creation
+_LEASE_LOCK = 0x7265_6778  # the advisory lock id of taking a lease
 _RENEW: list[Any] = []  # the lease renewal, built once (it runs with every step of a run)
 
 
@@ -69,10 +70,11 @@ def create_tables(sa_engine: Any, registry: Any = None) -> None:
         present = set(sa.inspect(conn).get_table_names())
     if all(name in present for name in metadata.tables):
         return
-    with sa_engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (the write lock) via the store's engine
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SETUP_LOCK)))
-        metadata.create_all(conn, checkfirst=True)
+    from regelwerk.store.sql import create_missing
+
+    # SQLite: BEGIN IMMEDIATE (the write lock) via the store's engine; PostgreSQL: the lock every creation of tables
+    # and every migration takes (a store opened or a db upgrade run at the same moment waits, or is waited for)
+    create_missing(sa_engine, metadata)
 
 
 #: the owners of the leases this process holds now (a lease naming this pid and none of them is a dead
@@ -128,7 +130,7 @@ class Lease:
         with self.sa_engine.begin() as conn:
             query = sa.select(t).where(t.c.simulation == self.name)
             if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SETUP_LOCK + 1)))
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LEASE_LOCK)))
             row = conn.execute(query).first()
             if row is None:
                 conn.execute(t.insert().values(simulation=self.name, **mine))

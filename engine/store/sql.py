@@ -234,9 +234,10 @@ def _insert_definition() -> dict[bool, Any]:
 
 
 _INSERT_DEFINITION = _insert_definition()
-#: PostgreSQL: a lock for the transaction on one (instance, event, timer)'s open incident
 #: the one lock every migration transaction takes first on PostgreSQL (the store's, the plugins' branches, the
-#: control plane's, row-level security)
+#: control plane's, row-level security) and every creation of missing tables; database-wide, held until the
+#: transaction ends. A migration must work on its own connection (``op.get_bind()``): one that opened another
+#: connection and created tables there (a ``SqlStore``) would wait for itself
 _MIGRATION_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("regelwerk migrations", 0)))
 
 
@@ -262,6 +263,7 @@ def create_missing(sa_engine: Any, tables: Any) -> None:
                 table.create(conn, checkfirst=True)
 
 
+#: PostgreSQL: a lock for the transaction on one (instance, event, timer)'s open incident
 _INCIDENT_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("p_key"), 0)))
 _INSERT_TIMER = rw_timers.insert()
 _T = rw_timers.c
