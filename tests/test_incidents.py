@@ -256,3 +256,26 @@ def test_retry_waits_must_have_a_fixed_length(registry: Registry, tmp_path: Path
         compile_bundle(load_bundle(tmp_path), registry)
     codes = [(d.code, d.pointer) for d in caught.value.diagnostics]
     assert ("RW517", "/spec/retry/backoff") in codes
+
+
+def test_a_retry_without_any_wait_is_refused_and_a_stored_one_cannot_stall_the_timers(registry: Registry,
+                                                                                      tmp_path: Path) -> None:
+    """``backoff: PT0S`` would retry at once until the attempts are used up; it is RW517 at its line. A zero wait
+    that reaches the runtime anyway (a definition stored before the check) is left out of the limits instead of
+    raising while a failure is recorded: that error rolled back every timer batch and every tick."""
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.diagnostics import DefinitionError
+    from regelwerk.runtime import RetryPolicy
+    from regelwerk.workflows.model import RetrySpec
+
+    (tmp_path / "declared.yaml").write_text(DECLARED.replace("backoff: PT2H", "backoff: PT0S, max_backoff: P0D"),
+                                            encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        compile_bundle(load_bundle(tmp_path), registry)
+    codes = [(d.code, d.pointer) for d in caught.value.diagnostics]
+    assert ("RW517", "/spec/retry/backoff") in codes and ("RW517", "/spec/retry/max_backoff") in codes
+    base = RetryPolicy()
+    stored = RetrySpec(attempts=0, backoff=timedelta(0), factor=0.5, max_backoff=timedelta(0))
+    assert base.declared(stored) == base
+    assert base.declared(RetrySpec(attempts=2, backoff=timedelta(0))) == RetryPolicy(attempts=2)

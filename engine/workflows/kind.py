@@ -214,8 +214,15 @@ def _retry(ctx: CompileContext, raw: Any) -> RetrySpec | None:
                        f"/spec/retry/{key}", hint="write it in weeks, days or hours (P4W, P30D, PT6H)")
             waits[key] = None
             continue
-        waits[key] = timedelta(weeks=duration.weeks, days=duration.days, hours=duration.hours,
-                               minutes=duration.minutes, seconds=duration.seconds)
+        wait = timedelta(weeks=duration.weeks, days=duration.days, hours=duration.hours,
+                         minutes=duration.minutes, seconds=duration.seconds)
+        if wait <= timedelta(0):
+            # no wait would retry at once, in the same run, until the attempts are used up
+            ctx.report("RW517", f"retry {key} {text!r} is no wait at all", f"/spec/retry/{key}",
+                       hint="a retry waits for the cause to be fixed: at least a minute (PT1M)")
+            waits[key] = None
+            continue
+        waits[key] = wait
     backoff, longest = waits["backoff"], waits["max_backoff"]
     if backoff is not None and longest is not None and longest < backoff:
         ctx.report("RW517", f"retry max_backoff {raw.get('max_backoff')!r} is shorter than backoff "

@@ -54,14 +54,17 @@ class RetryPolicy:
             raise ValueError("RetryPolicy needs attempts >= 1, a positive backoff and factor >= 1")
 
     def declared(self, spec: RetrySpec | None) -> RetryPolicy:
-        """This policy with a workflow's declared limits (``spec.retry``) over it."""
+        """This policy with a workflow's declared limits (``spec.retry``) over it. Never raises: a declared value
+        this policy could not hold (the compiler refuses them; a record stored before it did) is left out, so
+        recording a failure can never fail on the limits."""
         if spec is None:
             return self
-        return RetryPolicy(spec.attempts if spec.attempts is not None else self.attempts,
-                           spec.backoff if spec.backoff is not None else self.backoff,
-                           spec.factor if spec.factor is not None else self.factor,
-                           spec.max_backoff if spec.max_backoff is not None else max(self.max_backoff,
-                                                                                    spec.backoff or self.backoff))
+        attempts = spec.attempts if spec.attempts is not None and spec.attempts >= 1 else self.attempts
+        backoff = spec.backoff if spec.backoff is not None and spec.backoff > timedelta(0) else self.backoff
+        factor = spec.factor if spec.factor is not None and spec.factor >= 1 else self.factor
+        longest = spec.max_backoff if spec.max_backoff is not None and spec.max_backoff > timedelta(0) else max(
+            self.max_backoff, backoff)
+        return RetryPolicy(attempts, backoff, factor, longest)
 
     def delay(self, attempt: int) -> timedelta | None:
         """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
