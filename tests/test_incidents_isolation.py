@@ -1325,3 +1325,57 @@ def test_one_new_failure_behind_many_members_that_wait_costs_a_few_transactions(
         summary = engine.tick(T0 + timedelta(days=3), batch_size=500)
     assert (summary.employees_planned, summary.incidents, summary.waiting) == (10, 1, 200)
     assert len(begun) <= 30, len(begun)
+
+
+@pytest.mark.postgres
+def test_a_resolve_and_a_retry_of_a_used_up_timers_incident_at_once_act_once(
+        bundle: CompiledBundle, registry: Registry, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: a person resolves the incident of a timer out of attempts (``failed``) while another retries it,
+    the retry's unit committing between the resolve's look at the timer and its write of the incident. The resolve
+    locks the failed timer, so the retry waits for it and then finds the incident resolved: the timer stays failed
+    and never fires. Before, the retry put the timer back to pending, the resolve closed the incident anyway, and
+    the timer fired after the incident was closed by hand (both acted, both audited)."""
+    import threading
+
+    from regelwerk.store.sql import SqlTx
+
+    clock = Clock()
+    with Engine(bundle, store=pg_url, registry=registry, clock=clock, permissions=ALLOW,
+                retry=RetryPolicy(attempts=1)) as alice, \
+            Engine(bundle, store=pg_url, registry=registry, clock=clock, permissions=ALLOW,
+                   retry=RetryPolicy(attempts=1)) as bob:
+        alice.start("reminder", {}, "hr", "i1")
+        BEHAVIOUR["i1"] = _raise(KeyError("bug"))
+        clock.now = T0 + timedelta(days=2)
+        alice.fire_due_timers(clock.now)
+        [incident] = alice.incidents()
+        assert [t.status for t in alice.timers("i1")] == ["failed"] and incident.id is not None
+        BEHAVIOUR.clear()
+        outcome: dict[str, str] = {}
+
+        def retry() -> None:
+            try:
+                outcome["bob"] = bob.retry_incident(incident.id or 0, "bob").status
+            except UsageError:
+                outcome["bob"] = "refused"
+
+        given_up = SqlTx.give_up_timer
+        other = threading.Thread(target=retry)
+
+        def give_up(self: SqlTx, *args: Any, **kwargs: Any) -> bool:
+            done = given_up(self, *args, **kwargs)
+            if threading.current_thread() is threading.main_thread() and not other.is_alive():
+                other.start()
+                other.join(3)  # the retry waits for the failed timer this unit locked (before: it committed)
+            return done
+
+        monkeypatch.setattr(SqlTx, "give_up_timer", give_up)
+        assert alice.resolve_incident(incident.id, "alice", "wont fix").status == "resolved"
+        other.join(30)
+        assert outcome == {"bob": "refused"}
+        assert alice.get("i1").state == "waiting" and [t.status for t in alice.timers("i1")] == ["failed"]
+        clock.now += timedelta(days=1)
+        bob.fire_due_timers(clock.now)
+        assert alice.get("i1").state == "waiting"
+        assert [(a.actor, a.action) for a in alice.audit("i1") if a.action.startswith("incident.")] == [
+            ("alice", "incident.resolve")]

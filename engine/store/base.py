@@ -127,8 +127,10 @@ class StoreTx(Protocol):
         """:meth:`finish_timer` for many ``(timer id, status, at, note)`` (one ``executemany`` on SQL)."""
 
     def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
-        """Mark a timer ``failed`` only if it is still ``pending`` (a person resolved the incident it waits to retry);
-        False, and nothing changed, when it fired, was cancelled or failed meanwhile."""
+        """Mark a timer ``failed`` if it is still ``pending`` (a person resolved the incident it waits to retry); a
+        timer ``failed`` already (its attempts used up) stays as it is, but is locked all the same, so a retry of its
+        incident that would put it back to pending waits for this unit (SQL: one conditional ``UPDATE``). True when
+        the timer is failed now; False, and nothing changed, when it fired or was cancelled meanwhile."""
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of the timers :meth:`cancel_timers` would change for these instances (pending, and failed with

@@ -245,7 +245,7 @@ class StoreContract:
             assert [t.status for t in tx.timers("i2")] == ["fired"]
             assert [t.status for t in tx.timers("i1")] == ["cancelled"]
 
-    def test_a_timer_is_given_up_only_while_it_is_pending(self) -> None:
+    def test_a_timer_is_given_up_while_it_is_pending_or_failed_never_after_it_fired(self) -> None:
         store = self._store()
         with store.transaction() as tx:
             tx.insert(_record())
@@ -257,7 +257,7 @@ class StoreContract:
             tx.finish_timer(fired.id, "fired", T0)
             assert tx.give_up_timer(fired.id, T0, "too late") is False
             assert tx.give_up_timer(waiting.id, T0, "resolved by hand") is True
-            assert tx.give_up_timer(waiting.id, T0, "twice") is False
+            assert tx.give_up_timer(waiting.id, T0 + timedelta(days=1), "twice") is True  # failed: kept as it is
         with store.read() as tx:
             assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("failed", "resolved by hand")]
 

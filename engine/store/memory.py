@@ -215,11 +215,12 @@ class MemoryTx:
             self.finish_timer(timer_id, status, at, note)
 
     def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
-        """Mark a still pending timer failed; False when it is not pending."""
+        """Mark a pending timer failed (a failed one stays as it is); False when it fired or was cancelled."""
         timer = self._store._timers.get(timer_id)
-        if timer is None or timer.status != "pending":
+        if timer is None or timer.status not in ("pending", "failed"):
             return False
-        self.finish_timer(timer_id, "failed", at, note)
+        if timer.status == "pending":
+            self.finish_timer(timer_id, "failed", at, note)
         return True
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:

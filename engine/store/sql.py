@@ -592,10 +592,13 @@ class SqlTx:
                                                 "p_note": note})
 
     def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
-        """Mark a still pending timer failed (one conditional UPDATE); False when it is not pending."""
+        """Mark a pending timer failed, and lock a failed one as it is (one conditional UPDATE); False when it fired
+        or was cancelled."""
+        pending = _T.status == "pending"
         result = self.connection.execute(
-            rw_timers.update().where(_T.id == timer_id, _T.status == "pending")
-            .values(status="failed", fired_at=_utc(at), note=note))
+            rw_timers.update().where(_T.id == timer_id, _T.status.in_(("pending", "failed")))
+            .values(status="failed", fired_at=sa.case((pending, _utc(at)), else_=_T.fired_at),
+                    note=sa.case((pending, note), else_=_T.note)))
         return bool(result.rowcount == 1)
 
     def finish_timers(self, finished: Sequence[tuple[int, str, datetime, str]]) -> None:

@@ -96,8 +96,9 @@ def resolve_incident(store: Store, incident_id: int, actor: Actor, now: datetime
     failed); audited once. ``UsageError`` when it is not open (resolved already, or its timer's retry fired it).
 
     In the lock order of the timers (instance, timer, then incident): the timer is given up before the incident
-    is written, and only while it is pending, so a worker firing the retry at the same moment is waited for,
-    never overwritten and never deadlocked with.
+    is written (a pending one marked failed, a failed one locked as it is), so a worker firing the retry at the
+    same moment, or a person's retry putting a used-up timer back to pending, is waited for, never overwritten
+    and never deadlocked with.
     """
     with UnitOfWork(store) as uow:
         incident = _open_incident(uow.tx, incident_id)
