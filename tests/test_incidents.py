@@ -149,7 +149,9 @@ def test_a_failing_fire_is_an_incident_that_can_be_retried_or_resolved(bundle: C
         with pytest.raises(ActionFailed):
             engine.fire("b", "remind", "bert")
         first, second = engine.incidents()
-        assert (first.instance_id, first.actor, dict(first.data), first.timer_id) == ("a", "anna", {"note": "x"}, None)
+        # the fire's payload, and the state it failed in
+        assert (first.instance_id, first.actor, dict(first.data), first.timer_id) == (
+            "a", "anna", {"note": "x", "$state": "waiting"}, None)
         BROKEN.discard("a")
         # fired again as the one who retries it (their own permission decides), never in anna's name
         assert engine.retry_incident(first.id or 0, "ops").status == "resolved"
@@ -279,3 +281,28 @@ def test_a_retry_without_any_wait_is_refused_and_a_stored_one_cannot_stall_the_t
     stored = RetrySpec(attempts=0, backoff=timedelta(0), factor=0.5, max_backoff=timedelta(0))
     assert base.declared(stored) == base
     assert base.declared(RetrySpec(attempts=2, backoff=timedelta(0))) == RetryPolicy(attempts=2)
+
+
+def test_a_fires_incident_is_not_retried_once_the_instance_has_left_the_state_it_failed_in(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The fire failed in ``waiting``; fixed, someone fires the event by hand (the instance moves on) and the
+    incident stays open. Its retry is then refused (``UsageError`` with the hint to resolve it) and changes nothing:
+    before, it fired the event again from the new state, a step nobody asked for, and said the incident was
+    resolved."""
+    from regelwerk.errors import ActionFailed, UsageError
+
+    BROKEN.clear()
+    BROKEN.add("m")
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "m")
+        with pytest.raises(ActionFailed):
+            engine.fire("m", "remind", "anna")
+        [incident] = engine.incidents()
+        BROKEN.clear()
+        assert engine.fire("m", "remind", "anna").state == "reminded"  # by hand
+        before = [h.event for h in engine.history("m")]
+        with pytest.raises(UsageError) as refused:
+            engine.retry_incident(incident.id or 0, "ops")
+        assert "not 'waiting'" in str(refused.value) and "incidents resolve" in (refused.value.hint or "")
+        assert [h.event for h in engine.history("m")] == before and engine.incidents()[0].status == "open"
+        assert engine.resolve_incident(incident.id or 0, "ops", "done by hand").status == "resolved"

@@ -23,7 +23,7 @@ from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
-__all__ = ["IncidentService", "cancel_timers", "get_incident", "list_incidents", "record_incident",
+__all__ = ["STATE_KEY", "IncidentService", "cancel_timers", "get_incident", "list_incidents", "record_incident",
            "record_with_backoff", "resolve_incident", "resolve_timer_incidents"]
 
 
@@ -155,6 +155,8 @@ if TYPE_CHECKING:
 
 ActorLike = Actor | str | Mapping[str, Any]
 START_EVENT = "$start"
+#: in a fire's incident's data: the state the instance was in when the fire failed (the rest is the fire's payload)
+STATE_KEY = "$state"
 
 
 class IncidentService:
@@ -213,9 +215,18 @@ class IncidentService:
                 raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
                                  f"{incident.data.get('workflow')!r} again, then resolve the incident")
             else:
+                payload = {k: v for k, v in incident.data.items() if k != STATE_KEY}
+                failed_in = incident.data.get(STATE_KEY)
+                current = self.front.get(incident.instance_id)
+                if failed_in is not None and current.state != failed_in:
+                    # the instance moved on (someone fired the event, or another, since): repeating the event now
+                    # would act in a state it was never asked for
+                    raise UsageError(f"incident {incident_id}: {incident.instance_id} is in state {current.state!r} "
+                                     f"now, not {failed_in!r} where {incident.event!r} failed, so there is nothing "
+                                     "to retry", hint=f"regelwerk incidents resolve {incident_id}")
                 # the fire and the incident's resolution are one unit of work: of two retries at once, the second
                 # finds the incident resolved and its fire is rolled back (the event runs once)
-                self.front.runtime.fire_settling(incident.instance_id, incident.event, who, incident.data or None,
+                self.front.runtime.fire_settling(incident.instance_id, incident.event, who, payload or None,
                                                  lambda uow: self._resolve_retried(uow, incident_id, who, now))
                 return self.front.incident(incident_id)
         except PluginError as exc:

@@ -672,10 +672,18 @@ class WorkflowRuntime:
     def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
                        data: Mapping[str, Any] | None, now: datetime) -> None:
         """A fire whose action raised was rolled back; record the incident in its own unit of work."""
-        from regelwerk.workflows.incidents import record_incident
+        from regelwerk.workflows.incidents import STATE_KEY, record_incident
 
         exc.instance_id, exc.event = instance_id, event
-        record_incident(self.store, exc, now, actor.id, dict(data or {}))
+        kept = dict(data or {})
+        try:  # the state it failed in (the fire rolled back): a retry after the instance moved on is refused
+            with self.store.read() as tx:
+                current = tx.get(instance_id)
+        except RegelwerkError:
+            current = None
+        if current is not None:
+            kept[STATE_KEY] = current.state
+        record_incident(self.store, exc, now, actor.id, kept)
 
 
 def _jsonable(value: Any) -> Any:
