@@ -60,6 +60,10 @@ class RegelwerkError(Exception):
     #: True for an error that leaves the current transaction or run unusable (the work around it must stop
     #: rather than isolate it and go on): a step whose transaction aborted, a simulation's lease taken over
     stops_work = False
+    #: True when plugin code raised (or caused) this refusal inside a transition: an action passed it on, or the
+    #: data its actions left does not fit. Its caller still gets it as it is; work nobody waits for (a timer)
+    #: treats it as the plugin's failure (an incident, retried), not as the transition's own refusal
+    from_plugin = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description for CLIs and host applications."""

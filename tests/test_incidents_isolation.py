@@ -1379,3 +1379,33 @@ def test_a_resolve_and_a_retry_of_a_used_up_timers_incident_at_once_act_once(
         assert alice.get("i1").state == "waiting"
         assert [(a.actor, a.action) for a in alice.audit("i1") if a.action.startswith("incident.")] == [
             ("alice", "incident.resolve")]
+
+
+@pytest.mark.parametrize("raised", [ConflictError("other", 1, 2, "a"), InvalidData("no such amount", "/n"),
+                                    "unknown"], ids=["conflict", "invalid", "unknown"])
+def test_a_refusal_a_timers_action_raises_is_an_incident_retried_not_a_failed_timer(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path, raised: Any) -> None:
+    """A timer's action that passes on a refusal (a lost race, an instance it looked for, data that does not fit)
+    fails the plugin's work, not the timer's own decision: the timer is put back with backoff and the failure is an
+    incident, retried; once the cause is gone the retry fires it. Before, the timer was ``failed`` for good with
+    an audit row and no incident, and nothing retried it."""
+    from regelwerk.errors import UnknownInstance
+
+    error = UnknownInstance("elsewhere") if raised == "unknown" else raised
+    clock = Clock()
+    with Engine(bundle, store=f"sqlite:///{tmp_path / 'refused.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "t1")
+        engine.start("reminder", {}, "hr", "t2")
+        BEHAVIOUR.clear()
+        BEHAVIOUR["t1"] = _raise(error)
+        clock.now = T0 + timedelta(days=2)
+        engine.fire_due_timers(clock.now)
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.error_type) == (
+            "t1", "remind", f"regelwerk.errors.{type(error).__name__}")
+        assert [t.status for t in engine.timers("t1")] == ["pending"] and engine.get("t2").state == "reminded"
+        BEHAVIOUR.clear()
+        clock.now += timedelta(minutes=2)
+        engine.fire_due_timers(clock.now)
+        assert engine.get("t1").state == "reminded" and engine.incidents() == []

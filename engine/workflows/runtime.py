@@ -237,7 +237,8 @@ class WorkflowRuntime:
                                 timers, post, system=system)
             try:
                 spec.run(ctx)
-            except RegelwerkError:
+            except RegelwerkError as exc:  # passed on as it is, marked as the action's (a timer's incident)
+                exc.from_plugin = True
                 raise
             except BaseException as exc:  # a plugin bug: typed at the boundary, the original chained
                 if not is_plugin_fault(exc):
@@ -332,7 +333,11 @@ class WorkflowRuntime:
             if odd is not None:  # an action put a value no store can write: a plugin bug (an incident), not a refusal
                 raise PluginError(f"actions of {record.workflow}", InvalidData(
                     f"an action left instance data that is not JSON: {odd[1]} is not", odd[0]), record.id)
-            rt.check_data(work)
+            try:
+                rt.check_data(work)
+            except InvalidData as exc:  # the actions left data that does not fit: theirs, not the caller's
+                exc.from_plugin = True
+                raise
         for timer in timers:
             tx.add_timer(timer)
         if changed or (timers and not record.timers_pending):

@@ -271,7 +271,13 @@ class TimerService:
                 status = self._fire_on(tx, uow, timer, moment)
         except PluginError as exc:
             return self._timer_incident(uow.tx, timer, exc, moment)
-        except RegelwerkError as exc:  # a refusal (guard, state left): the timer is done, audited
+        except RegelwerkError as exc:
+            if exc.from_plugin and not exc.stops_work:
+                # raised by an action (a lost race, an instance it looked for), or data the actions left does not
+                # fit: the plugin's failure, retried as any other, not the timer's own refusal
+                return self._timer_incident(uow.tx, timer, PluginError.wrap(
+                    f"timer {timer.event!r}", exc, timer.instance_id, timer.event), moment)
+            # a refusal (guard, state left): the timer is done, audited
             uow.tx.finish_timer(timer.id, "failed", moment, storable_text(exc, 500))
             uow.audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", timer.instance_id,
                                  {"timer": timer.id, "event": timer.event, "error": exc.to_dict()}))
