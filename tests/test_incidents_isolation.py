@@ -607,6 +607,33 @@ def test_an_after_commit_callback_raising_generator_exit_is_an_incident_and_the_
         assert [i.error_type for i in engine.incidents()] == ["builtins.GeneratorExit"]
 
 
+def test_after_commit_failures_of_two_instances_are_two_incidents_that_name_them(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """Each failing callback is an incident of its own instance (event ``after-commit:<event>``), not one merged
+    incident without instance or event that kept only the last message; its retry is refused with the hint to
+    resolve it (the change it followed stands: firing its event again would be a second step), and it resolves."""
+    def failing(ctx: Any) -> None:
+        def lookup() -> None:
+            raise KeyError(f"mail server lookup for {ctx.instance.id}")
+        ctx.after_commit(lookup)
+
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        for name in ("a1", "a2"):
+            engine.start("reminder", {}, "hr", name)
+            BEHAVIOUR[name] = failing
+            assert engine.fire(name, "remind", "hr").state == "reminded"
+        incidents = engine.incidents()
+        assert [(i.instance_id, i.event, i.attempts) for i in incidents] == [
+            ("a1", "after-commit:remind", 1), ("a2", "after-commit:remind", 1)]
+        assert "lookup for a1" in incidents[0].message
+        with pytest.raises(UsageError) as refused:
+            engine.retry_incident(incidents[0].id or 0, "ops")
+        assert "incidents resolve" in (refused.value.hint or "")
+        assert [h.event for h in engine.history("a1")].count("remind") == 1
+        assert engine.resolve_incident(incidents[0].id or 0, "ops", "mailed by hand").status == "resolved"
+    BEHAVIOUR.clear()
+
+
 def test_a_rule_condition_function_that_raises_is_a_plugin_error(tmp_path: Path) -> None:
     from regelwerk.registry import FunctionSpec, load_registry
     from regelwerk.rules.runtime import RuleEngine

@@ -85,8 +85,30 @@ class ActionContext:
         self.timers.append(TimerRecord(self.instance.id, self.dest, event, at, dict(data or {})))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the transaction committed (never if it rolled back)."""
-        self.post_commit.append(callback)
+        """Run ``callback`` once the transaction committed (never if it rolled back). When it raises, its incident
+        names this instance and ``after-commit:<event>`` (a failure that names its own instance, a chained fire's
+        on its target, keeps that)."""
+        instance_id, event = self.instance.id, self.event
+
+        def named() -> None:
+            from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+
+            try:
+                callback()
+            except BaseException as exc:
+                if not is_plugin_fault(exc) or (isinstance(exc, RegelwerkError) and exc.stops_work):
+                    raise
+                if isinstance(exc, PluginError) and (exc.incident_id is not None or exc.instance_id):
+                    raise  # recorded already, or names its own instance
+                if isinstance(exc, PluginError):
+                    exc.instance_id, exc.event = instance_id, f"after-commit:{event}"
+                    raise
+                if getattr(exc, "instance_id", None):  # a refusal about another instance: its own
+                    raise
+                raise PluginError.wrap(f"after-commit work of {event!r}", exc, instance_id,
+                                       f"after-commit:{event}") from exc
+
+        self.post_commit.append(named)
 
     def audit(self, action: str, detail: Mapping[str, Any] | None = None) -> None:
         """Write an audit row in this transaction."""

@@ -209,6 +209,10 @@ class IncidentService:
                                          {"incident": incident_id}))
                 self.front.tick(now)
                 return self.front.incident(incident_id)
+            if incident.event.startswith("after-commit:") or not incident.instance_id:
+                raise UsageError(f"incident {incident_id}: work that ran after its change committed cannot be run "
+                                 "again from here (the change stands); do it by hand, then resolve the incident",
+                                 hint=f"regelwerk incidents resolve {incident_id}")
             if incident.event.startswith("tick:"):
                 self._run_tick_task(incident.event.removeprefix("tick:"), now)
             elif incident.event == START_EVENT:
