@@ -1436,3 +1436,40 @@ def test_a_refusal_a_timers_action_raises_is_an_incident_retried_not_a_failed_ti
         clock.now += timedelta(minutes=2)
         engine.fire_due_timers(clock.now)
         assert engine.get("t1").state == "reminded" and engine.incidents() == []
+
+
+def test_a_guard_function_that_raises_is_a_plugin_error_in_explain_and_available_events(tmp_path: Path) -> None:
+    """``explain`` and ``available_events`` (the service's read endpoints) type a raising condition function as a
+    fire does (``PluginError``, the original chained): before, the raw ``KeyError`` escaped (HTTP 500)."""
+    from regelwerk.registry import FunctionSpec, load_registry
+
+    def broken() -> bool:
+        raise KeyError("employee 7")
+
+    class _Functions:
+        name = "test-guard"
+
+        def register(self, registry: Registry) -> None:
+            registry.add_function(FunctionSpec("iso.guard", self.name, broken))
+
+    registry = load_registry(extra=[_Functions()])
+    compiled: Any = compile_texts(tmp_path, {
+        "bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: g}\n",
+        "w.yaml": """
+            apiVersion: regelwerk/v1
+            kind: Workflow
+            metadata: {name: w}
+            spec:
+              states:
+                - {id: a, initial: true}
+                - {id: b}
+              transitions:
+                - {id: go, from: a, to: b, guard: {fn: iso.guard, args: []}}
+        """}, registry)
+    with Engine(compiled, store="memory://", registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("w", {}, "hr", "i1")
+        for call in (lambda: engine.fire("i1", "go", "hr"), lambda: engine.explain("i1", "go", "hr"),
+                     lambda: engine.available_events("i1", "hr")):
+            with pytest.raises(PluginError) as raised:
+                call()
+            assert isinstance(raised.value.__cause__, KeyError)

@@ -625,22 +625,30 @@ class WorkflowRuntime:
                 out["candidates"].append(item)
                 continue
             passed = True
-            if transition.guard is not None:
-                _passed, where = gate.guard_passes(transition.guard)
-                ok, parts = transition.guard.explain(where, now)
-                item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
-                passed = ok
-            if transition.permission:
-                decision = self._check(actor, transition.permission, rt.model, rec, merged, transition, now)
+            try:
+                if transition.guard is not None:
+                    _passed, where = gate.guard_passes(transition.guard)
+                    ok, parts = transition.guard.explain(where, now)
+                    item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
+                    passed = ok
+                decision = (self._check(actor, transition.permission, rt.model, rec, merged, transition, now)
+                            if transition.permission else None)
+                refused = (self._check_unguarded(actor, rt.model, rec, merged, transition)
+                           if decision is None else None)
+            except RegelwerkError:
+                raise
+            except BaseException as exc:  # a condition function or permission port raised: typed, as a fire does
+                if not is_plugin_fault(exc):
+                    raise
+                raise PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event) from exc
+            if decision is not None:
                 item["permission"] = {"action": transition.permission, "allowed": bool(decision.allowed),
                                       "explain": _jsonable(decision.explain)}
                 passed = passed and bool(decision.allowed)
-            else:
-                refused = self._check_unguarded(actor, rt.model, rec, merged, transition)
-                if refused is not None:
-                    item["permission"] = {"action": transition.event, "allowed": False,
-                                          "explain": _jsonable(refused.explain)}
-                    passed = False
+            elif refused is not None:
+                item["permission"] = {"action": transition.event, "allowed": False,
+                                      "explain": _jsonable(refused.explain)}
+                passed = False
             item["passed"] = passed
             out["candidates"].append(item)
             if passed and not out["allowed"]:
