@@ -38,11 +38,12 @@ from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.compiler import CompiledBundle
-from regelwerk.errors import PluginError
+from regelwerk.errors import PermissionDenied, PluginError
 from regelwerk.permissions.policies import NoPolicy
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, HistoryEntry, IncidentRecord, InstanceRecord, TimerRecord
+from regelwerk.store.unit import UnitOfWork
 from regelwerk.workflows.gate import Version
 from regelwerk.workflows.incidents import IncidentService
 from regelwerk.workflows.migration import MIGRATE_EVENT, MigrationItem, MigrationService
@@ -174,10 +175,40 @@ class Engine:
         return get_incident(self.store, incident_id)
 
     def resolve_incident(self, incident_id: int, actor: ActorLike = SYSTEM, note: str = "") -> IncidentRecord:
-        """Close an incident by hand (the work is not retried; a failed timer stays failed); audited."""
+        """Close an incident by hand (the work is not retried; a failed timer stays failed); audited. Decided for
+        ``actor`` by the permission policy (action ``resolve`` on resource type ``incident``), see
+        :meth:`decide_incident`."""
         from regelwerk.workflows.incidents import resolve_incident
 
-        return resolve_incident(self.store, incident_id, Actor.of(actor), self.clock(), note)
+        who = Actor.of(actor)
+        self.decide_incident(incident_id, who, "resolve")
+        return resolve_incident(self.store, incident_id, who, self.clock(), note)
+
+    def decide_incident(self, incident_id: int, actor: Actor, action: str) -> None:
+        """Deny by default: ``actor`` may ``retry`` or ``resolve`` the incident only when the policy allows that
+        action on resource type ``incident`` (the resource: the incident's id, instance, event and the instance's
+        workflow). A refusal is ``PermissionDenied``, audited once. Only the engine's own :data:`SYSTEM` object
+        (in-process code, never an actor named in a request) is not asked."""
+        from regelwerk.workflows.runtime import _jsonable
+
+        if actor is SYSTEM:
+            return
+        incident = self.incident(incident_id)
+        now = self.clock()
+        workflow = ""
+        if incident.instance_id:
+            with self.store.read() as tx:
+                found = tx.get(incident.instance_id)
+            workflow = found.workflow if found is not None else ""
+        resource = {"id": incident_id, "instance": incident.instance_id, "event": incident.event,
+                    "workflow": workflow, "status": incident.status}
+        context = {"event": f"incident.{action}", "now": now, "instance_id": incident.instance_id}
+        with UnitOfWork(self.store) as uow:
+            decision = self.runtime.permissions.check(actor, action, "incident", resource, context)
+            if not decision.allowed:
+                exc = PermissionDenied(actor.id, action, f"incident:{incident_id}", _jsonable(decision.explain))
+                self.runtime._refused(uow, 0, exc, incident.instance_id, f"incident.{action}", now)
+                raise exc
 
     # --- the workflow runtime ------------------------------------------------------------------
 
@@ -258,5 +289,8 @@ class Engine:
         return self.migrations.migrate_apply(workflow, mapping, actor, instance_ids)
 
     def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
-        """Try an incident's failed work again now (see ``IncidentService.retry_incident``)."""
-        return self.incident_service.retry_incident(incident_id, actor)
+        """Try an incident's failed work again now (see ``IncidentService.retry_incident``), when the policy allows
+        ``actor`` to (action ``retry`` on resource type ``incident``, :meth:`decide_incident`)."""
+        who = Actor.of(actor)
+        self.decide_incident(incident_id, who, "retry")
+        return self.incident_service.retry_incident(incident_id, who)

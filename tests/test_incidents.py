@@ -306,3 +306,33 @@ def test_a_fires_incident_is_not_retried_once_the_instance_has_left_the_state_it
         assert "not 'waiting'" in str(refused.value) and "incidents resolve" in (refused.value.hint or "")
         assert [h.event for h in engine.history("m")] == before and engine.incidents()[0].status == "open"
         assert engine.resolve_incident(incident.id or 0, "ops", "done by hand").status == "resolved"
+
+
+def test_retrying_or_resolving_an_incident_is_decided_by_the_policy_deny_by_default(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """An actor may retry or resolve an incident only when the policy grants ``retry`` / ``resolve`` on resource
+    type ``incident``: without a grant both are ``PermissionDenied`` (audited once each) and change nothing. Before,
+    anyone named could close a failed timer's incident (dropping its work) or have the system fire it. The engine's
+    own ``SYSTEM`` (in-process code) is not asked."""
+    from regelwerk.errors import PermissionDenied
+    from regelwerk.workflows.ports import RoleTable
+
+    BROKEN.clear()
+    BROKEN.add("p")
+    clock = Clock()
+    policy = RoleTable({"resolve": ["beheerder"], "retry": ["beheerder"], "reminder.start": ["hr"]})
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=policy) as engine:
+        engine.start("reminder", {}, {"id": "hr", "roles": ["hr"]}, "p")
+        clock.now = T0 + timedelta(days=2)
+        engine.fire_due_timers(clock.now)
+        [incident] = engine.incidents()
+        for act in (engine.retry_incident, engine.resolve_incident):
+            with pytest.raises(PermissionDenied):
+                act(incident.id or 0, {"id": "mallory", "roles": ["medewerker"]})
+        assert engine.incident(incident.id or 0).status == "open" and engine.get("p").state == "waiting"
+        denied = [a for a in engine.audit("p") if "denied" in a.action]
+        assert [(a.actor, a.detail.get("action")) for a in denied] == [("mallory", "retry"), ("mallory", "resolve")]
+        BROKEN.clear()
+        done = engine.resolve_incident(incident.id or 0, {"id": "ops", "roles": ["beheerder"]}, "handled")
+        assert done.status == "resolved"
+    BROKEN.clear()

@@ -290,10 +290,12 @@ def _commands() -> list[Any]:
     @matrix_option
     @text_option
     def incidents_retry(store: str, incident_id: int, path: str, actor: str, matrix: str | None, fmt: str) -> None:
-        """Try the failed work of INCIDENT_ID again now, decided by the bundle's permission matrix (a fire's
-        incident fires its event again as --actor, whose own permission decides); exit 1 if it failed again."""
+        """Try the failed work of INCIDENT_ID again now (a fire's incident fires its event again as --actor, whose
+        own permission in the bundle's matrix decides that fire); exit 1 if it failed again. The command is the
+        operator's, who reaches the store itself: whether --actor may retry incidents is not asked (the Python API
+        and the service ask the policy)."""
         with _engine(path, store, matrix) as engine:
-            after = engine.retry_incident(incident_id, _actor(actor, ()))
+            after = engine.incident_service.retry_incident(incident_id, _actor(actor, ()))
             _show([after], fmt)
         sys.exit(0 if after.status == "resolved" else 1)
 
