@@ -152,6 +152,10 @@ def test_a_failing_fire_is_an_incident_that_can_be_retried_or_resolved(bundle: C
         # the fire's payload, and the state it failed in
         assert (first.instance_id, first.actor, dict(first.data), first.timer_id) == (
             "a", "anna", {"note": "x", "$state": "waiting"}, None)
+        # still broken: the retry fails again (one more attempt), and who retried is audited all the same
+        assert engine.retry_incident(first.id or 0, "ops").attempts == 2
+        assert [(a.actor, a.action, a.detail.get("failed")) for a in engine.audit("a")
+                if a.action.startswith("incident.")] == [("ops", "incident.retry", "builtins.KeyError")]
         BROKEN.discard("a")
         # fired again as the one who retries it (their own permission decides), never in anna's name
         assert engine.retry_incident(first.id or 0, "ops").status == "resolved"

@@ -236,6 +236,10 @@ class IncidentService:
         except PluginError as exc:
             if incident.event.startswith("tick:"):
                 self.front.record_incident(exc, now)
+            else:  # the retried fire rolled back, its audit with it: who retried and that it failed, on its own
+                with UnitOfWork(self.front.store) as uow:
+                    uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id,
+                                         {"incident": incident_id, "failed": exc.error_type}))
             return self.front.incident(incident_id)
         with UnitOfWork(self.front.store) as uow:
             self._resolve_retried(uow, incident_id, who, now)
