@@ -634,20 +634,27 @@ def test_after_commit_failures_of_two_instances_are_two_incidents_that_name_them
     BEHAVIOUR.clear()
 
 
-def test_a_rule_condition_function_that_raises_is_a_plugin_error(tmp_path: Path) -> None:
+def _with_function(name: str, function: Callable[..., Any]) -> Registry:
+    """A registry with the one condition function ``name`` (a plugin's, here broken)."""
     from regelwerk.registry import FunctionSpec, load_registry
+
+    class _Functions:
+        def __init__(self) -> None:
+            self.name = f"test-{name}"
+
+        def register(self, registry: Registry) -> None:
+            registry.add_function(FunctionSpec(name, self.name, function))
+
+    return load_registry(extra=[_Functions()])
+
+
+def test_a_rule_condition_function_that_raises_is_a_plugin_error(tmp_path: Path) -> None:
     from regelwerk.rules.runtime import RuleEngine
 
     def broken(*args: Any) -> bool:
         raise ZeroDivisionError("bug in a condition function")
 
-    class _Functions:
-        name = "test-rule-functions"
-
-        def register(self, registry: Registry) -> None:
-            registry.add_function(FunctionSpec("iso.broken", self.name, broken))
-
-    registry = load_registry(extra=[_Functions()])
+    registry = _with_function("iso.broken", broken)
     compiled: Any = compile_texts(tmp_path, {
         "bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: r}\n",
         "rules.yaml": """
@@ -1441,18 +1448,10 @@ def test_a_refusal_a_timers_action_raises_is_an_incident_retried_not_a_failed_ti
 def test_a_guard_function_that_raises_is_a_plugin_error_in_explain_and_available_events(tmp_path: Path) -> None:
     """``explain`` and ``available_events`` (the service's read endpoints) type a raising condition function as a
     fire does (``PluginError``, the original chained): before, the raw ``KeyError`` escaped (HTTP 500)."""
-    from regelwerk.registry import FunctionSpec, load_registry
-
     def broken() -> bool:
         raise KeyError("employee 7")
 
-    class _Functions:
-        name = "test-guard"
-
-        def register(self, registry: Registry) -> None:
-            registry.add_function(FunctionSpec("iso.guard", self.name, broken))
-
-    registry = load_registry(extra=[_Functions()])
+    registry = _with_function("iso.guard", broken)
     compiled: Any = compile_texts(tmp_path, {
         "bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: g}\n",
         "w.yaml": """
