@@ -191,6 +191,8 @@ class PluginError(RegelwerkError):
         self.error_message = storable_text(original)
         #: the id of the incident recorded for this error (None: not recorded yet)
         self.incident_id: int | None = None
+        #: the state the instance was in when its fire failed (a fire's guard, permission or action; None: unknown)
+        self.state: str | None = None
         super().__init__(f"{where} raised {type(original).__name__}: {self.error_message}")
 
     @classmethod

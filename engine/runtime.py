@@ -176,38 +176,41 @@ class Engine:
 
     def resolve_incident(self, incident_id: int, actor: ActorLike = SYSTEM, note: str = "") -> IncidentRecord:
         """Close an incident by hand (the work is not retried; a failed timer stays failed); audited. Decided for
-        ``actor`` by the permission policy (action ``resolve`` on resource type ``incident``), see
+        ``actor`` by the permission policy (action ``incident.resolve`` on resource type ``incident``), see
         :meth:`decide_incident`."""
         from regelwerk.workflows.incidents import resolve_incident
 
         who = Actor.of(actor)
-        self.decide_incident(incident_id, who, "resolve")
+        self.decide_incident(incident_id, who, "incident.resolve")
         return resolve_incident(self.store, incident_id, who, self.clock(), note)
 
     def decide_incident(self, incident_id: int, actor: Actor, action: str) -> None:
-        """Deny by default: ``actor`` may ``retry`` or ``resolve`` the incident only when the policy allows that
-        action on resource type ``incident`` (the resource: the incident's id, instance, event and the instance's
-        workflow). A refusal is ``PermissionDenied``, audited once. Only the engine's own :data:`SYSTEM` object
-        (in-process code, never an actor named in a request) is not asked."""
+        """Deny by default: ``actor`` may retry or resolve the incident only when the policy allows ``action``
+        (``incident.retry`` / ``incident.resolve``, named as ``<workflow>.start`` is, so a plain role table's
+        ``retry`` of a workflow grants nothing here) on resource type ``incident``. The resource: the instance's
+        data fields (what a matrix's scopes read: subject, department...), then the incident's ``id``,
+        ``instance``, ``event``, ``status`` and the instance's ``workflow``. A refusal is ``PermissionDenied``,
+        audited once. Only the engine's own :data:`SYSTEM` object (in-process code, never an actor named in a
+        request) is not asked."""
         from regelwerk.workflows.runtime import _jsonable
 
         if actor is SYSTEM:
             return
         incident = self.incident(incident_id)
         now = self.clock()
-        workflow = ""
+        found = None
         if incident.instance_id:
             with self.store.read() as tx:
                 found = tx.get(incident.instance_id)
-            workflow = found.workflow if found is not None else ""
-        resource = {"id": incident_id, "instance": incident.instance_id, "event": incident.event,
-                    "workflow": workflow, "status": incident.status}
-        context = {"event": f"incident.{action}", "now": now, "instance_id": incident.instance_id}
+        resource = {**(dict(found.data) if found is not None else {}), "id": incident_id,
+                    "instance": incident.instance_id, "event": incident.event, "status": incident.status,
+                    "workflow": found.workflow if found is not None else ""}
+        context = {"event": action, "now": now, "instance_id": incident.instance_id}
         with UnitOfWork(self.store) as uow:
             decision = self.runtime.permissions.check(actor, action, "incident", resource, context)
             if not decision.allowed:
                 exc = PermissionDenied(actor.id, action, f"incident:{incident_id}", _jsonable(decision.explain))
-                self.runtime._refused(uow, 0, exc, incident.instance_id, f"incident.{action}", now)
+                self.runtime._refused(uow, 0, exc, incident.instance_id, action, now)
                 raise exc
 
     # --- the workflow runtime ------------------------------------------------------------------
@@ -290,7 +293,7 @@ class Engine:
 
     def retry_incident(self, incident_id: int, actor: ActorLike = SYSTEM) -> IncidentRecord:
         """Try an incident's failed work again now (see ``IncidentService.retry_incident``), when the policy allows
-        ``actor`` to (action ``retry`` on resource type ``incident``, :meth:`decide_incident`)."""
+        ``actor`` to (action ``incident.retry`` on resource type ``incident``, :meth:`decide_incident`)."""
         who = Actor.of(actor)
-        self.decide_incident(incident_id, who, "retry")
+        self.decide_incident(incident_id, who, "incident.retry")
         return self.incident_service.retry_incident(incident_id, who)

@@ -324,7 +324,9 @@ def test_retrying_or_resolving_an_incident_is_decided_by_the_policy_deny_by_defa
     BROKEN.clear()
     BROKEN.add("p")
     clock = Clock()
-    policy = RoleTable({"resolve": ["beheerder"], "retry": ["beheerder"], "reminder.start": ["hr"]})
+    # a workflow's own "resolve" (a plain role table names actions without their resource) grants nothing here
+    policy = RoleTable({"incident.resolve": ["beheerder"], "incident.retry": ["beheerder"], "resolve": ["medewerker"],
+                        "retry": ["medewerker"], "reminder.start": ["hr"]})
     with Engine(bundle, store=url, registry=registry, clock=clock, permissions=policy) as engine:
         engine.start("reminder", {}, {"id": "hr", "roles": ["hr"]}, "p")
         clock.now = T0 + timedelta(days=2)
@@ -335,8 +337,19 @@ def test_retrying_or_resolving_an_incident_is_decided_by_the_policy_deny_by_defa
                 act(incident.id or 0, {"id": "mallory", "roles": ["medewerker"]})
         assert engine.incident(incident.id or 0).status == "open" and engine.get("p").state == "waiting"
         denied = [a for a in engine.audit("p") if "denied" in a.action]
-        assert [(a.actor, a.detail.get("action")) for a in denied] == [("mallory", "retry"), ("mallory", "resolve")]
+        assert [(a.actor, a.detail.get("action")) for a in denied] == [("mallory", "incident.retry"),
+                                                                        ("mallory", "incident.resolve")]
         BROKEN.clear()
         done = engine.resolve_incident(incident.id or 0, {"id": "ops", "roles": ["beheerder"]}, "handled")
         assert done.status == "resolved"
     BROKEN.clear()
+
+
+def test_a_retry_wait_is_capped_before_it_could_overflow() -> None:
+    """``attempts: 100`` (the schema's most) with the default factor, or a factor of 100: the n-th wait is the cap,
+    not an ``OverflowError`` raised while a failure is recorded (which rolled back every timer batch)."""
+    from regelwerk.runtime import RetryPolicy
+
+    assert RetryPolicy(attempts=100).delay(99) == timedelta(hours=6)
+    assert RetryPolicy(attempts=30, factor=100, max_backoff=timedelta(days=1)).delay(29) == timedelta(days=1)
+    assert RetryPolicy(attempts=3, backoff=timedelta(minutes=10), factor=2).delay(2) == timedelta(minutes=20)

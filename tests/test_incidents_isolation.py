@@ -73,6 +73,20 @@ WORKFLOWS["entering.yaml"] = """
           transitions:
             - {id: finish, from: begun, to: done}
     """
+#: two steps, the second's action the one that fails
+WORKFLOWS["steps.yaml"] = """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: steps}
+        spec:
+          states:
+            - {id: first, initial: true}
+            - {id: mid}
+            - {id: done, on_enter: [iso.act]}
+          transitions:
+            - {id: next, from: first, to: mid}
+            - {id: go, from: mid, to: done}
+    """
 #: the reminder with a second timer in its first state: "away" after three days
 _REMIND = "- {duration: P1D, event: remind}"
 WORKFLOWS["two_timers.yaml"] = WORKFLOWS["reminder.yaml"].replace("{name: reminder}", "{name: two_timers}").replace(
@@ -207,6 +221,33 @@ def test_a_tick_task_that_raises_a_refusal_is_an_incident_and_the_next_task_runs
         assert summary.tasks["a-bad"] == {"incident": "regelwerk.errors.ConflictError"}
         assert summary.tasks["z-good"] == {"ran": 1}
         assert [i.event for i in engine.incidents()] == ["tick:a-bad"]
+        # fixed: its retry runs the task again (a tick task's incident names no instance) and resolves it
+        tasks.objects[("Test", "a-bad")].fails = None  # type: ignore[attr-defined]
+        [incident] = engine.incidents()
+        assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+        assert ran[-1] == "a-bad" and engine.incidents() == []
+
+
+def test_a_fire_in_a_batch_fails_in_the_state_an_earlier_item_left_and_its_retry_checks_that_state(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """A batch moves an instance ``first -> mid`` and then fails on ``go`` from ``mid``: the batch rolls back (the
+    instance is in ``first`` again) and the incident keeps ``mid``, the state the failing fire saw. Its retry is
+    refused while the instance is in ``first`` (before, the state after the rollback was kept, and the retry fired
+    ``go`` from a state nobody fired it in); once it is in ``mid`` again, the retry fires and resolves it."""
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("steps", {}, "hr", "s1")
+        BEHAVIOUR["s1"] = _raise(KeyError("s1"))
+        with pytest.raises(ActionFailed):
+            engine.fire_batch([("s1", "next", "anna"), ("s1", "go", "anna")])
+        [incident] = engine.incidents()
+        assert (engine.get("s1").state, incident.event, incident.data.get("$state")) == ("first", "go", "mid")
+        BEHAVIOUR.clear()
+        with pytest.raises(UsageError):
+            engine.retry_incident(incident.id or 0, "ops")
+        assert engine.get("s1").state == "first"
+        engine.fire("s1", "next", "anna")
+        assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+        assert engine.get("s1").state == "done"
 
 
 def test_a_batch_fire_whose_action_raises_rolls_back_whole_and_is_an_incident(

@@ -195,7 +195,7 @@ def test_incidents_are_listed_retried_as_the_actor_who_asks_and_resolved_once(se
         # closing an incident by hand is the manager's only (deny by default: the matrix grants it)
         denied = _problem(a.post(f"/v1/incidents/{first}/resolve", json={"actor": EMPLOYEE}), 403,
                           "permission_denied")
-        assert denied["action"] == "resolve" and a.get(f"/v1/incidents/{first}").json()["status"] == "open"
+        assert denied["action"] == "incident.resolve" and a.get(f"/v1/incidents/{first}").json()["status"] == "open"
         retried = a.post(f"/v1/incidents/{first}/retry", json={"actor": MANAGER})
         assert retried.status_code == 200, retried.text
         assert retried.json()["status"] == "resolved" and retried.json()["note"] == f"fired on retry by {MANAGER['id']}"

@@ -258,8 +258,14 @@ class StoreContract:
             assert tx.give_up_timer(fired.id, T0, "too late") is False
             assert tx.give_up_timer(waiting.id, T0, "resolved by hand") is True
             assert tx.give_up_timer(waiting.id, T0 + timedelta(days=1), "twice") is True  # failed: kept as it is
+            tx.add_timer(TimerRecord("i1", "submitted", "later", T0))
+            cancelled = tx.timers("i1")[-1]
+            assert cancelled.id is not None
+            tx.finish_timer(cancelled.id, "cancelled", T0)
+            assert tx.give_up_timer(cancelled.id, T0, "too late") is False
         with store.read() as tx:
-            assert [(t.status, t.note) for t in tx.timers("i1")] == [("fired", ""), ("failed", "resolved by hand")]
+            assert [(t.status, t.note, t.fired_at) for t in tx.timers("i1")] == [
+                ("fired", "", T0), ("failed", "resolved by hand", T0), ("cancelled", "", T0)]
 
     def test_a_timer_batch_in_bulk(self) -> None:
         store = self._store()

@@ -209,7 +209,8 @@ class IncidentService:
                                          {"incident": incident_id}))
                 self.front.tick(now)
                 return self.front.incident(incident_id)
-            if incident.event.startswith("after-commit:") or not incident.instance_id:
+            if incident.event.startswith("after-commit:") or (
+                    not incident.instance_id and not incident.event.startswith("tick:")):
                 raise UsageError(f"incident {incident_id}: work that ran after its change committed cannot be run "
                                  "again from here (the change stands); do it by hand, then resolve the incident",
                                  hint=f"regelwerk incidents resolve {incident_id}")
@@ -231,7 +232,8 @@ class IncidentService:
                 # the fire and the incident's resolution are one unit of work: of two retries at once, the second
                 # finds the incident resolved and its fire is rolled back (the event runs once)
                 self.front.runtime.fire_settling(incident.instance_id, incident.event, who, payload or None,
-                                                 lambda uow: self._resolve_retried(uow, incident_id, who, now))
+                                                 lambda uow: self._resolve_retried(uow, incident_id, who, now),
+                                                 failed_in if isinstance(failed_in, str) else None)
                 return self.front.incident(incident_id)
         except PluginError as exc:
             if incident.event.startswith("tick:"):

@@ -219,7 +219,7 @@ def _retry(ctx: CompileContext, raw: Any) -> RetrySpec | None:
         if wait <= timedelta(0):
             # no wait would retry at once, in the same run, until the attempts are used up
             ctx.report("RW517", f"retry {key} {text!r} is no wait at all", f"/spec/retry/{key}",
-                       hint="a retry waits for the cause to be fixed: at least a minute (PT1M)")
+                       hint="a retry waits for the cause to be fixed: give a wait, e.g. PT1M")
             waits[key] = None
             continue
         waits[key] = wait

@@ -243,7 +243,9 @@ class WorkflowRuntime:
             except BaseException as exc:  # a plugin bug: typed at the boundary, the original chained
                 if not is_plugin_fault(exc):
                     raise
-                raise ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event) from exc
+                failed = ActionFailed(f"action {call.name!r} ({phase})", exc, rec.id, event)
+                failed.state = source or None  # the state the transition left ("" for a start)
+                raise failed from exc
 
     def post_failed(self, exc: Exception) -> None:
         """An after-commit callback raised (see :func:`~regelwerk.store.unit.run_after_commit`): the change it
@@ -375,15 +377,17 @@ class WorkflowRuntime:
         return self._fire_one(instance_id, event, SYSTEM, data, None, False)
 
     def fire_settling(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None,
-                      settle: Callable[[UnitOfWork], None]) -> InstanceRecord:
+                      settle: Callable[[UnitOfWork], None], expected_state: str | None = None) -> InstanceRecord:
         """:meth:`fire`, with ``settle`` run in the fire's unit of work after the transition (before commit): what
         else must commit with the fire or not at all, e.g. the retried incident's resolution. An error raised by
-        ``settle`` rolls the fire back."""
-        return self._fire_one(instance_id, event, Actor.of(actor), data, None, True, settle)
+        ``settle`` rolls the fire back. With ``expected_state`` the fire is a ``UsageError`` unless the instance,
+        as read in the fire's unit, is in that state (a retried fire after the instance moved on)."""
+        return self._fire_one(instance_id, event, Actor.of(actor), data, None, True, settle, expected_state)
 
     def _fire_one(self, instance_id: str, event: str, who: Actor, data: Mapping[str, Any] | None,
                   expected_version: int | None, check_permission: bool,
-                  settle: Callable[[UnitOfWork], None] | None = None) -> InstanceRecord:
+                  settle: Callable[[UnitOfWork], None] | None = None,
+                  expected_state: str | None = None) -> InstanceRecord:
         """One fire in its own unit of work: a refusal audited once, a plugin failure an incident."""
         now = self.clock()
         uow = UnitOfWork(self.store)
@@ -391,7 +395,7 @@ class WorkflowRuntime:
             with uow:
                 try:
                     record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
-                                           check_permission)
+                                           check_permission, expected_state=expected_state)
                 except PermissionDenied as exc:
                     self._refused(uow, 0, exc, instance_id, event, now)
                     raise
@@ -458,8 +462,9 @@ class WorkflowRuntime:
 
     def _fire_tx(self, tx: StoreTx, instance_id: str, event: str, actor: Actor, data: Mapping[str, Any] | None,
                  now: datetime, expected_version: int | None, post: list[Callable[[], None]],
-                 check_permission: bool) -> InstanceRecord:
-        rec = self._cache.get(instance_id) if check_permission else None
+                 check_permission: bool, *, expected_state: str | None = None) -> InstanceRecord:
+        # with an expected state, decided on a fresh read only (a cached record could be behind)
+        rec = self._cache.get(instance_id) if check_permission and expected_state is None else None
         if rec is not None and expected_version is not None and rec.version != expected_version:
             rec = None
         if rec is not None:
@@ -491,6 +496,9 @@ class WorkflowRuntime:
             raise UnknownInstance(instance_id)
         if expected_version is not None and fresh.version != expected_version:
             raise ConflictError(instance_id, expected_version, fresh.version, fresh.state)
+        if expected_state is not None and fresh.state != expected_state:
+            raise UsageError(f"{instance_id} is in state {fresh.state!r} now, not {expected_state!r} where "
+                             f"{event!r} was asked for")
         decided = self._decide(tx, fresh, event, actor, data, now, check_permission)
         return self._apply(tx, fresh, decided, event, actor, data, now, post)
 
@@ -513,7 +521,9 @@ class WorkflowRuntime:
         except BaseException as exc:  # a condition function or permission port raised: typed at the boundary
             if not is_plugin_fault(exc):
                 raise
-            raise PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event) from exc
+            failed = PluginError(f"guard or permission of {rec.workflow}.{event}", exc, rec.id, event)
+            failed.state = rec.state
+            raise failed from exc
         if dest is None or gate.chosen is None:
             raise gate.refusal()
         return rt, gate, dest, new_data
@@ -689,13 +699,18 @@ class WorkflowRuntime:
 
         exc.instance_id, exc.event = instance_id, event
         kept = dict(data or {})
-        try:  # the state it failed in (the fire rolled back): a retry after the instance moved on is refused
-            with self.store.read() as tx:
-                current = tx.get(instance_id)
-        except RegelwerkError:
-            current = None
-        if current is not None:
-            kept[STATE_KEY] = current.state
+        # the state it failed in (a retry after the instance moved on is refused): as the fire saw it, else (a
+        # failure that does not say) as the rollback left it
+        state = exc.state
+        if state is None:
+            try:
+                with self.store.read() as tx:
+                    current = tx.get(instance_id)
+            except RegelwerkError:
+                current = None
+            state = current.state if current is not None else None
+        if state is not None:
+            kept[STATE_KEY] = state
         record_incident(self.store, exc, now, actor.id, kept)
 
 

@@ -70,7 +70,12 @@ class RetryPolicy:
         """The wait after failed attempt number ``attempt`` (1-based); None when no attempt is left."""
         if attempt >= self.attempts:
             return None
-        return min(self.backoff * (self.factor ** (attempt - 1)), self.max_backoff)
+        # in seconds, capped before it becomes a timedelta (factor ** attempt overflows for limits the schema allows)
+        try:
+            seconds = self.backoff.total_seconds() * (self.factor ** (attempt - 1))
+        except OverflowError:
+            return self.max_backoff
+        return self.max_backoff if seconds >= self.max_backoff.total_seconds() else timedelta(seconds=seconds)
 
 
 class _Isolate(Exception):  # control flow inside fire_due_timers, never raised to callers
