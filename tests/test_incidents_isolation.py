@@ -1513,3 +1513,92 @@ def test_a_guard_function_that_raises_is_a_plugin_error_in_explain_and_available
             with pytest.raises(PluginError) as raised:
                 call()
             assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_a_second_retry_of_a_timers_incident_before_its_timer_fired_is_refused(
+        bundle: CompiledBundle, registry: Registry, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two people retry one timer's incident: alice's retry unit commits (the timer due now), then bob's whole retry
+    runs before alice's fire of the due timers. The second is refused (``UsageError``, nothing written): the event
+    fires once and the retry is audited once, by alice. Before, both were accepted and audited, and alice was
+    told "resolved" for a fire bob's call did."""
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "i1")
+        BEHAVIOUR["i1"] = _raise(KeyError("bug"))
+        clock.now = T0 + timedelta(days=2)
+        engine.fire_due_timers(clock.now)
+        [incident] = engine.incidents()
+        assert incident.id is not None and [t.status for t in engine.timers("i1")] == ["pending"]
+        BEHAVIOUR.clear()
+        fire = engine.fire_due_timers
+        refused: list[str] = []
+
+        def bob_first(now: Any = None, *args: Any, **kwargs: Any) -> Any:
+            monkeypatch.setattr(engine, "fire_due_timers", fire)
+            before = engine.timers("i1")
+            with pytest.raises(UsageError, match="a retry asked by alice is waiting") as caught:
+                engine.retry_incident(incident.id or 0, "bob")
+            refused.append(str(caught.value))
+            assert engine.timers("i1") == before  # the refused retry wrote nothing
+            return fire(now, *args, **kwargs)
+
+        monkeypatch.setattr(engine, "fire_due_timers", bob_first)
+        assert engine.retry_incident(incident.id, "alice").status == "resolved"
+        assert refused and engine.get("i1").state == "reminded"
+        assert [h.event for h in engine.history("i1")].count("remind") == 1
+        assert [(a.actor, a.action) for a in engine.audit("i1") if a.action.startswith("incident.")] == [
+            ("alice", "incident.retry")]
+        # a retry that fired and failed again may be retried again
+        engine.start("reminder", {}, "hr", "i2")
+        BEHAVIOUR["i2"] = _raise(KeyError("bug"))
+        clock.now += timedelta(days=2)
+        engine.fire_due_timers(clock.now)
+        [second] = engine.incidents()
+        assert engine.retry_incident(second.id or 0, "alice").attempts == 2
+        BEHAVIOUR.clear()
+        assert engine.retry_incident(second.id or 0, "bob").status == "resolved"
+
+
+@pytest.mark.postgres
+def test_two_retries_of_a_timers_incident_at_once_on_postgresql_reschedule_it_once(
+        bundle: CompiledBundle, registry: Registry, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: bob's retry unit reads the timer, then waits on alice's uncommitted reschedule of it; when alice
+    commits, bob's conditional write finds her note and changes nothing (refused), so one retry is audited."""
+    import threading
+
+    from regelwerk.store.sql import SqlTx
+
+    clock = Clock()
+    with Engine(bundle, store=pg_url, registry=registry, clock=clock, permissions=ALLOW) as alice, \
+            Engine(bundle, store=pg_url, registry=registry, clock=clock, permissions=ALLOW) as bob:
+        alice.start("reminder", {}, "hr", "i1")
+        BEHAVIOUR["i1"] = _raise(KeyError("bug"))
+        clock.now = T0 + timedelta(days=2)
+        alice.fire_due_timers(clock.now)
+        [incident] = alice.incidents()
+        BEHAVIOUR.clear()
+        outcome: dict[str, str] = {}
+
+        def retry() -> None:
+            try:
+                outcome["bob"] = bob.retry_incident(incident.id or 0, "bob").status
+            except UsageError as exc:
+                outcome["bob"] = f"refused: {exc}"
+
+        reschedule = SqlTx.reschedule_timer
+        other = threading.Thread(target=retry)
+
+        def held(self: SqlTx, *args: Any, **kwargs: Any) -> bool:
+            done = reschedule(self, *args, **kwargs)
+            if threading.current_thread() is threading.main_thread() and not other.is_alive():
+                other.start()
+                other.join(2)  # bob read the timer and now waits for the row alice's unit holds
+            return done
+
+        monkeypatch.setattr(SqlTx, "reschedule_timer", held)
+        assert alice.retry_incident(incident.id or 0, "alice").status == "resolved"
+        other.join(30)
+        assert outcome["bob"].startswith("refused"), outcome
+        assert [h.event for h in alice.history("i1")].count("remind") == 1
+        assert [(a.actor, a.action) for a in alice.audit("i1") if a.action.startswith("incident.")] == [
+            ("alice", "incident.retry")]

@@ -117,8 +117,11 @@ class StoreTx(Protocol):
         skipped, not waited for), then the timers. Several workers claim disjoint batches.
         """
 
-    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
-        """Put a timer back to pending, due at ``due_at`` (a retry after a failure)."""
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
+                         expected_note: str | None = None) -> bool:
+        """Put a timer back to pending, due at ``due_at`` (a retry after a failure). With ``expected_note``, only
+        while it is pending or failed with that note (one conditional write: of two units asking at once, the
+        second finds the first's note and changes nothing). False when nothing was changed."""
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a claimed timer ``fired``, ``failed`` or ``cancelled``."""

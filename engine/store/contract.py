@@ -352,6 +352,12 @@ class StoreContract:
             assert [t.instance_id for t in tx.claim_due_timers(T0 + timedelta(hours=3), 10)] == ["i2", "i3"]
             [moved] = tx.timers("i1")
             assert (moved.status, moved.due_at, moved.note) == ("pending", T0 + timedelta(days=1), "retry 1: KeyError")
+            # a conditional reschedule changes the timer only while it still has the note its caller read
+            assert not tx.reschedule_timer(moved.id or 0, T0, "retry by bob", expected_note="retry 2: KeyError")
+            assert tx.reschedule_timer(moved.id or 0, T0, "retry by alice", expected_note="retry 1: KeyError")
+            assert not tx.reschedule_timer(moved.id or 0, T0, "retry by bob", expected_note="retry 1: KeyError")
+            [moved] = tx.timers("i1")
+            assert (moved.status, moved.due_at, moved.note) == ("pending", T0, "retry by alice")
 
     def test_a_savepoint_rolls_back_alone(self) -> None:
         store = self._store()

@@ -294,10 +294,15 @@ class MemoryTx:
         due = [t for t in self._store._timers.values() if t.status == "pending" and t.due_at <= now]
         return sorted(due, key=lambda t: (t.due_at, t.id or 0))[:limit]
 
-    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
-        """Back to pending at ``due_at``."""
-        self._set_timer(timer_id, replace(self._store._timers[timer_id], status="pending", due_at=due_at,
-                                          fired_at=None, note=note))
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
+                         expected_note: str | None = None) -> bool:
+        """Back to pending at ``due_at`` (with ``expected_note``: only a pending or failed timer with that note)."""
+        timer = self._store._timers.get(timer_id)
+        if timer is None or (expected_note is not None
+                             and (timer.status not in ("pending", "failed") or timer.note != expected_note)):
+            return False
+        self._set_timer(timer_id, replace(timer, status="pending", due_at=due_at, fired_at=None, note=note))
+        return True
 
     # outbox
     def add_outbox(self, entry: OutboxEntry) -> None:

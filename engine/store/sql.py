@@ -675,10 +675,15 @@ class SqlTx:
                 "p_ids": [row[0] for row in candidates], "p_now": _utc(now)})]
         return [_timer(r) for r in self.connection.execute(query)]
 
-    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "") -> None:
-        """Back to pending, due at ``due_at``."""
-        self.connection.execute(rw_timers.update().where(rw_timers.c.id == timer_id)
-                                .values(status="pending", due_at=_utc(due_at), fired_at=None, note=note))
+    def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
+                         expected_note: str | None = None) -> bool:
+        """Back to pending, due at ``due_at`` (with ``expected_note``: only a pending or failed timer with that
+        note; PostgreSQL re-checks the condition after waiting for a concurrent writer's row lock)."""
+        stmt = rw_timers.update().where(rw_timers.c.id == timer_id)
+        if expected_note is not None:
+            stmt = stmt.where(_T.status.in_(("pending", "failed")), _T.note == expected_note)
+        result = self.connection.execute(stmt.values(status="pending", due_at=_utc(due_at), fired_at=None, note=note))
+        return bool(result.rowcount == 1)
 
     def rows(self, table: str) -> SqlRows:
         """A pack's own table by name (declared on the shared metadata)."""

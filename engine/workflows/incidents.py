@@ -155,6 +155,8 @@ if TYPE_CHECKING:
 
 ActorLike = Actor | str | Mapping[str, Any]
 START_EVENT = "$start"
+#: a timer's note while a person's retry waits for it to fire (``retry by <actor>``)
+_RETRY_NOTE = "retry by "
 #: in a fire's incident's data: the state the instance was in when the fire failed (the rest is the fire's payload)
 STATE_KEY = "$state"
 
@@ -189,7 +191,14 @@ class IncidentService:
                     raise UsageError(f"incident {incident_id}: its timer was cancelled (the instance left the "
                                      "state it belonged to), so there is nothing to retry",
                                      hint=f"regelwerk incidents resolve {incident_id}")
-                uow.tx.reschedule_timer(timer.id, now, f"retry by {who.id}")
+                waiting = timer.status == "pending" and timer.note.startswith(_RETRY_NOTE)
+                if waiting or not uow.tx.reschedule_timer(timer.id, now, f"{_RETRY_NOTE}{who.id}",
+                                                          expected_note=timer.note):
+                    # a person's retry is waiting for the timer to fire (it fires with the next due timers), or
+                    # another retry changed the timer since it was read: one retry, audited once
+                    asked = timer.note.removeprefix(_RETRY_NOTE) if timer.note.startswith(_RETRY_NOTE) else "someone"
+                    raise UsageError(f"incident {incident_id}: a retry asked by {asked} is waiting for its timer to "
+                                     "fire (with the next due timers)", hint="regelwerk tick")
                 if not uow.tx.set_incident(incident_id, "open", now, f"retry asked by {who.id}", now, expected="open"):
                     _open_incident(uow.tx, incident_id)
                 uow.audit(AuditEntry(now, who.id, "incident.retry", incident.instance_id, {"incident": incident_id}))
