@@ -249,3 +249,52 @@ def test_a_message_whose_sender_dies_in_every_attempt_fails_after_max_attempts(d
     with SmtpTransport("127.0.0.1", port) as transport:
         assert deliver_pending(db, transport, now=moment + timedelta(days=1), default_sender="x@example.nl",
                                policy=policy).failed == []
+
+
+class _Odd(BaseException):
+    """A plugin's own BaseException subclass (not a process stop)."""
+
+
+class _RaisingTransport:
+    """A custom transport (plugin code) that raises what it is given for the first recipient, sends the others."""
+
+    def __init__(self, raised: BaseException | None) -> None:
+        self.raised = raised
+        self.sent: list[str] = []
+
+    def send(self, message: Any) -> None:
+        if self.raised is not None and message["To"] == "anna@example.nl":
+            raise self.raised
+        self.sent.append(message["To"])
+
+
+@pytest.mark.parametrize("raised", [_Odd("odd\x00 text"), GeneratorExit(), KeyError("no")],
+                         ids=["own-base-exception", "generator-exit", "key-error"])
+def test_a_custom_transport_raising_any_plugin_fault_retries_that_message_and_sends_the_others(
+        db: sa.Engine, raised: BaseException) -> None:
+    """Before, a transport raising a ``BaseException`` that is not an ``Exception`` left the loop: its message
+    stayed claimed ("sending" until the lease ran out) and the messages after it were not sent by this call."""
+    with db.begin() as conn:
+        for who in ("anna", "bob", "cem"):
+            enqueue(conn, MAIL, recipient=f"{who}@example.nl", now=NOW)
+    transport = _RaisingTransport(raised)
+    report = deliver_pending(db, transport, now=NOW, default_sender="x@example.nl")
+    assert (len(report.sent), len(report.retried)) == (2, 1) and sorted(transport.sent) == [
+        "bob@example.nl", "cem@example.nl"]
+    with db.connect() as conn:
+        anna = next(m for m in list_messages(conn) if m.recipient == "anna@example.nl")
+    assert anna.status == "pending" and anna.attempts == 1 and type(raised).__name__ in (anna.last_error or "")
+    assert "\x00" not in (anna.last_error or "")
+
+
+def test_a_process_stop_from_a_transport_passes_through_and_the_lease_brings_the_message_back(db: sa.Engine) -> None:
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW)
+    with pytest.raises(KeyboardInterrupt):
+        deliver_pending(db, _RaisingTransport(KeyboardInterrupt()), now=NOW, default_sender="x@example.nl")
+    with db.connect() as conn:
+        assert [m.status for m in list_messages(conn)] == ["sending"]
+    fixed = _RaisingTransport(None)
+    later = NOW + RetryPolicy().lease + timedelta(seconds=1)
+    assert len(deliver_pending(db, fixed, now=later, default_sender="x@example.nl").sent) == 1
+    assert fixed.sent == ["anna@example.nl"]

@@ -20,6 +20,7 @@ from email.utils import format_datetime, make_msgid
 from types import TracebackType
 from typing import Any, Protocol
 
+from regelwerk.errors import is_plugin_fault, storable_text
 from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
 
 __all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SecretResolver", "SmtpTransport", "Transport",
@@ -210,11 +211,13 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
                     raise PermanentFailure(f"secret {message.secret!r}: {exc}") from None
             transport.send(to_email(message, default_sender, domain, secret))
         except PermanentFailure as exc:
-            _finish(sa_engine, message.id, status="failed", attempts=attempts, error=str(exc), moment=moment)
+            _finish(sa_engine, message.id, status="failed", attempts=attempts, error=storable_text(exc), moment=moment)
             report.failed.append(message.id)
             continue
-        except Exception as exc:  # noqa: BLE001 - any transport failure is retried; the error text is kept
-            error = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # any transport failure is retried; the error text is kept
+            if not is_plugin_fault(exc):  # a process stop passes through (the claim's lease brings it back)
+                raise
+            error = storable_text(f"{type(exc).__name__}: {exc}", 1000)
             if attempts >= policy.max_attempts:
                 _finish(sa_engine, message.id, status="failed", attempts=attempts, error=error, moment=moment)
                 report.failed.append(message.id)
