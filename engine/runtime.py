@@ -63,7 +63,8 @@ class Engine:
     def __init__(self, bundle: CompiledBundle | str | os.PathLike[str], store: Store | str = "sqlite:///regelwerk.sqlite",
                  registry: Registry | None = None, clock: Callable[[], datetime] | None = None,
                  permissions: PermissionPort | str | None = None, id_factory: Callable[[], str] | None = None,
-                 cache_size: int = 10_000, retry: RetryPolicy | None = None) -> None:
+                 cache_size: int = 10_000, retry: RetryPolicy | None = None,
+                 plugin_time_limit: float | None = None) -> None:
         from regelwerk.registry import load_registry
 
         self.registry = registry if registry is not None else load_registry()
@@ -87,6 +88,9 @@ class Engine:
             permissions = self._matrix_permissions(permissions)
         self.id_factory: Callable[[], str] = id_factory or (lambda: uuid.uuid4().hex)
         self.retry = retry if retry is not None else RetryPolicy()
+        #: seconds a single call of plugin code (an action, a guard, a tick task, an item source) may run before it
+        #: is failed as that work's incident (``regelwerk.limits``: the main thread of a POSIX process); None: none
+        self.plugin_time_limit = plugin_time_limit
         self.runtime = WorkflowRuntime(self, self.registry, self.bundle, self.store, self.clock,
                                        # no policy, no access: every permission-guarded start and event is refused
                                        permissions if permissions is not None else NoPolicy(), self.id_factory,

@@ -298,3 +298,26 @@ def test_a_process_stop_from_a_transport_passes_through_and_the_lease_brings_the
     later = NOW + RetryPolicy().lease + timedelta(seconds=1)
     assert len(deliver_pending(db, fixed, now=later, default_sender="x@example.nl").sent) == 1
     assert fixed.sent == ["anna@example.nl"]
+
+
+def test_a_custom_transport_that_hangs_fails_its_message_within_the_time_limit(db: sa.Engine) -> None:
+    import time
+
+    with db.begin() as conn:
+        for who in ("anna", "bob"):
+            enqueue(conn, MAIL, recipient=f"{who}@example.nl", now=NOW)
+
+    class Hanging(_RaisingTransport):
+        def send(self, message: Any) -> None:
+            if message["To"] == "anna@example.nl":
+                time.sleep(60)
+            self.sent.append(message["To"])
+
+    transport = Hanging(None)
+    started = time.perf_counter()
+    report = deliver_pending(db, transport, now=NOW, default_sender="x@example.nl", time_limit=0.3)
+    assert time.perf_counter() - started < 10
+    assert (len(report.sent), len(report.retried), transport.sent) == (1, 1, ["bob@example.nl"])
+    with db.connect() as conn:
+        anna = next(m for m in list_messages(conn) if m.recipient == "anna@example.nl")
+    assert anna.status == "pending" and "TimeLimitExceeded" in (anna.last_error or "")

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from regelwerk.errors import is_plugin_fault, storable_text
+from regelwerk.limits import limited
 from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
 
 __all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SecretResolver", "SmtpTransport", "Transport",
@@ -155,8 +156,12 @@ def to_email(message: OutboxMessage, default_sender: str, domain: str | None = N
 
 def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Callable[[], datetime],
                     default_sender: str, policy: RetryPolicy | None = None, limit: int = 100,
-                    domain: str | None = None, secrets: SecretResolver | None = None) -> DeliveryReport:
+                    domain: str | None = None, secrets: SecretResolver | None = None,
+                    time_limit: float | None = None) -> DeliveryReport:
     """Send due messages (pending and due, or claimed longer than the lease ago); return what happened.
+
+    ``time_limit``: seconds one send may take (:mod:`regelwerk.limits`; a custom transport that hangs fails that
+    message, retried later); ``SmtpTransport`` has its own socket timeout.
 
     A message that names a secret gets it from ``secrets`` right before it is sent; without a resolver,
     or when the resolver refuses (``LookupError``: the account is gone), the message fails for good.
@@ -209,7 +214,7 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
                     secret = secrets(message.secret, clock())
                 except LookupError as exc:
                     raise PermanentFailure(f"secret {message.secret!r}: {exc}") from None
-            transport.send(to_email(message, default_sender, domain, secret))
+            limited(time_limit, "mail transport", transport.send, to_email(message, default_sender, domain, secret))
         except PermanentFailure as exc:
             _finish(sa_engine, message.id, status="failed", attempts=attempts, error=storable_text(exc), moment=moment)
             report.failed.append(message.id)

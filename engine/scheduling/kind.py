@@ -262,7 +262,11 @@ def _commands() -> list[Any]:
     @click.option("--batch", default=500, show_default=True, help="Employees/items per transaction.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-    def tick_command(path: str, store_url: str, at: str | None, batch: int, fmt: str, quiet: bool) -> None:
+    @click.option("--plugin-time-limit", "plugin_time_limit", default=None, type=click.FloatRange(min=0, min_open=True),
+                  help="Seconds one call of plugin code (action, guard, tick task, item source) may run before it "
+                       "is failed as its work's incident (default: no limit).")
+    def tick_command(path: str, store_url: str, at: str | None, batch: int, fmt: str, quiet: bool,
+                     plugin_time_limit: float | None) -> None:
         """Generate what the schedules call for, start what is due and fire due workflow timers."""
         from regelwerk.cli import load_compiled
         from regelwerk.scheduling.tick import tick
@@ -281,7 +285,7 @@ def _commands() -> list[Any]:
         if compiled.of_kind("Workflow"):
             from regelwerk.runtime import Engine
 
-            target = Engine(compiled, store=store_url, clock=lambda: now)
+            target = Engine(compiled, store=store_url, clock=lambda: now, plugin_time_limit=plugin_time_limit)
         else:
             from regelwerk.store.sql import SqlStore
 

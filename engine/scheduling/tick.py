@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+from regelwerk.limits import limited
 
 if TYPE_CHECKING:
     from regelwerk.workflows.timers import RetryPolicy
@@ -204,7 +205,8 @@ def _run_task(workflow_engine: Any, task: Any, compiled: Any, now: datetime) -> 
     """One tick task; a task that raises is recorded as an incident and does not stop the tick."""
 
     try:
-        return dict(task.run_tick(workflow_engine, compiled, now))
+        return dict(limited(getattr(workflow_engine, "plugin_time_limit", None), f"tick task {task.task_id!r}",
+                            task.run_tick, workflow_engine, compiled, now))
     except BaseException as exc:  # plugin code: isolated as an incident, the tick goes on (a refusal in a task too)
         if not is_plugin_fault(exc) or (isinstance(exc, RegelwerkError) and exc.stops_work):
             raise  # the tick's own transaction or run is unusable (an aborted step, a lost simulation lease)
@@ -481,7 +483,9 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
     planned_fully: set[str] = set()  # employees with a full plan of a source: what to cancel is looked up
     for source in sources:
         try:
-            plans = plan_with(source, people, now, directory, appeared_only=True, since=since)
+            plans = limited(getattr(target.workflow_engine, "plugin_time_limit", None),
+                            f"item source {source.source_id!r}", plan_with, source, people, now, directory,
+                            appeared_only=True, since=since)
         except RegelwerkError:
             raise
         except BaseException as exc:  # plugin code (an item source), typed at the boundary

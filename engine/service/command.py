@@ -18,14 +18,16 @@ __all__ = ["register"]
 DEFAULT_DATA = "regelwerk-data"
 
 
-def _hub(data: str | None, database: str | None, cache_seconds: float = 1.0) -> Any:
+def _hub(data: str | None, database: str | None, cache_seconds: float = 1.0,
+         plugin_time_limit: float | None = None) -> Any:
     from regelwerk.errors import UsageError
     from regelwerk.tenancy.hub import TenantHub
 
     if data and database:
         raise click.UsageError("give --data (SQLite) or --database (PostgreSQL), not both")
     try:
-        return TenantHub(database or data or DEFAULT_DATA, cache_seconds=cache_seconds)
+        return TenantHub(database or data or DEFAULT_DATA, cache_seconds=cache_seconds,
+                         plugin_time_limit=plugin_time_limit)
     except UsageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -98,13 +100,16 @@ def serve_command(bundle: str | None, data: str | None, database: str | None, te
 @click.option("--poll", default=1.0, show_default=True, type=float, help="Seconds to wait when nothing is due.")
 @click.option("--once", is_flag=True, help="Tick every due tenant once and exit.")
 @click.option("--name", default=None, help="This worker's name in rw_tenant_ticks (default host:pid).")
+@click.option("--plugin-time-limit", "plugin_time_limit", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds one call of plugin code (action, guard, tick task, item source) may run before it is "
+                   "failed as its work's incident (default: no limit).")
 @format_option(default="json")
 def worker_command(data: str | None, database: str | None, interval: float, poll: float, once: bool,
-                   name: str | None, fmt: str) -> None:
+                   name: str | None, plugin_time_limit: float | None, fmt: str) -> None:
     """Tick every tenant's due work; run several against one PostgreSQL (SIGTERM: finish the tenant, then stop)."""
     from regelwerk.tenancy.worker import Worker
 
-    hub = _hub(data, database)
+    hub = _hub(data, database, plugin_time_limit=plugin_time_limit)
     worker = Worker(hub, interval=interval, poll=poll, name=name,
                     log=lambda line: click.echo(line, err=True))
     worker.install_signal_handlers()

@@ -269,12 +269,14 @@ class TenantHub:
     """Tenants, keys, deployments and one engine per tenant (see the module docstring)."""
 
     def __init__(self, location: str, registry: Registry | None = None, cache_seconds: float = 1.0,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, plugin_time_limit: float | None = None) -> None:
         from regelwerk.registry import load_registry
         from regelwerk.store.sql import create_sa_engine
 
         self.registry = registry if registry is not None else load_registry()
         self.cache_seconds = cache_seconds
+        #: the tenants' engines' limit for one call of plugin code (``Engine.plugin_time_limit``)
+        self.plugin_time_limit = plugin_time_limit
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.postgres = location.startswith("postgresql")
         self.location = location
@@ -584,7 +586,8 @@ class TenantHub:
         permissions: Any = RoleTable({})  # no matrix: deny every guarded transition
         if row.matrix:
             permissions = MatrixPermissions(compiled, SqlRelationships(store.engine), row.matrix, audit=audit.sink)
-        engine = Engine(compiled, store=store, registry=self.registry, permissions=permissions)
+        engine = Engine(compiled, store=store, registry=self.registry, permissions=permissions,
+                        plugin_time_limit=self.plugin_time_limit)
         return TenantRuntime(tenant, version, compiled, engine, row.matrix, permissions, audit)
 
     def engine(self, tenant: str) -> Any:

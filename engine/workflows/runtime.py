@@ -27,6 +27,7 @@ from regelwerk.errors import (
     is_plugin_fault,
 )
 from regelwerk.frozen import freeze_json
+from regelwerk.limits import limited
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
@@ -229,6 +230,7 @@ class WorkflowRuntime:
     def _run_actions(self, calls: Iterable[tuple[str, ActionRef]], tx: StoreTx, rec: InstanceRecord, event: str,
                      actor: Actor, now: datetime, source: str, data: dict[str, Any], timers: list[TimerRecord],
                      post: list[Callable[[], None]], system: bool = False) -> None:
+        limit = getattr(self.front, "plugin_time_limit", None)
         for phase, call in calls:
             spec = self.registry.actions.get(call.name)
             if spec is None:
@@ -236,7 +238,7 @@ class WorkflowRuntime:
             ctx = ActionContext(self.front, rec, event, actor, now, call.params, tx, source, rec.state, phase, data,
                                 timers, post, system=system)
             try:
-                spec.run(ctx)
+                limited(limit, f"action {call.name!r}", spec.run, ctx)
             except RegelwerkError as exc:  # passed on as it is, marked as the action's (a timer's incident)
                 exc.from_plugin = True
                 raise
@@ -515,7 +517,8 @@ class WorkflowRuntime:
             new_data = freeze_json(merged)
         gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
         try:
-            dest = rt.machine.step(rec.id, rec.state, event, gate)
+            dest = limited(getattr(self.front, "plugin_time_limit", None), f"guards of {rec.workflow}.{event}",
+                           rt.machine.step, rec.id, rec.state, event, gate)
         except RegelwerkError:
             raise
         except BaseException as exc:  # a condition function or permission port raised: typed at the boundary

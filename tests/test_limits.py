@@ -1,0 +1,255 @@
+"""A time limit for plugin code: a hanging action, guard or tick task is that work's incident, not a stalled tick."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _stores import STORES, T0, Clock, compile_texts, store_urls
+from click.testing import CliRunner
+from regelwerk.compiler import CompiledBundle
+from regelwerk.limits import TimeLimitExceeded, limited, time_limit
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import ActionSpec, FunctionSpec, Registry
+from regelwerk.runtime import Engine
+
+ALLOW = UnsafeAllowAll()
+#: instance ids whose action hangs
+HANGING: set[str] = set()
+LIMIT = 0.3
+
+REMINDER = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: reminder}
+spec:
+  states:
+    - id: waiting
+      initial: true
+      after:
+        - {duration: P1D, event: remind}
+    - {id: reminded, on_enter: [lim.act]}
+  transitions:
+    - {id: remind, from: waiting, to: reminded}
+"""
+GUARDED = """
+apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: guarded}
+spec:
+  states:
+    - id: open
+      initial: true
+      after:
+        - {duration: P1D, event: close}
+    - {id: done}
+  transitions:
+    - {id: close, from: open, to: done, guard: {fn: lim.slow, args: []}}
+"""
+
+
+def act(ctx: Any) -> None:
+    """Hangs for the instances in HANGING (a plugin bug: a call that never returns)."""
+    if ctx.instance.id in HANGING:
+        time.sleep(60)
+    while ctx.instance.id.startswith("sql-loop"):  # hangs in the database layer: statement after statement
+        ctx.tx.get("r1")
+    ctx.audit("acted")
+
+
+def slow() -> bool:
+    """A guard function that hangs, and swallows the first interruption (a bare ``except``)."""
+    try:
+        time.sleep(60)
+    except BaseException:  # noqa: BLE001 - the plugin bug this test is about
+        time.sleep(60)
+    return True
+
+
+class _Plugin:
+    name = "test-limits"
+
+    def register(self, registry: Registry) -> None:
+        registry.add_action(ActionSpec("lim.act", self.name, act))
+        registry.add_function(FunctionSpec("lim.slow", self.name, slow))
+
+
+class _Task:
+    def __init__(self, task_id: str, ran: list[str], hangs: bool = False) -> None:
+        self.task_id, self.ran, self.hangs = task_id, ran, hangs
+
+    def run_tick(self, engine: Any, compiled: Any, now: datetime) -> dict[str, int]:
+        self.ran.append(self.task_id)
+        while self.hangs:  # a busy loop: no system call to interrupt
+            pass
+        return {"ran": 1}
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    from regelwerk.registry import load_registry
+
+    return load_registry(extra=[_Plugin()])
+
+
+@pytest.fixture(scope="module")
+def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
+    files = {"bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: lim}\n",
+             "reminder.yaml": REMINDER, "guarded.yaml": GUARDED}
+    return compile_texts(tmp_path_factory.mktemp("limits"), files, registry)  # type: ignore[return-value]
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    HANGING.clear()
+    yield from store_urls(request, tmp_path, "limits")
+
+
+def test_a_limit_interrupts_a_sleep_and_a_busy_loop_and_is_raised_again_when_swallowed() -> None:
+    started = time.perf_counter()
+    with pytest.raises(TimeLimitExceeded, match=r"nap ran longer than its time limit of 0\.2 s"):
+        limited(0.2, "nap", time.sleep, 30)
+
+    def stubborn() -> None:
+        try:
+            while True:
+                pass
+        except BaseException:  # noqa: BLE001 - swallowed: the limit is raised again a second later
+            while True:
+                pass
+
+    with pytest.raises(TimeLimitExceeded):
+        limited(0.2, "stubborn", stubborn)
+    assert time.perf_counter() - started < 5
+    assert limited(None, "plain", lambda: 7) == 7  # no limit: a plain call
+
+
+def test_limits_do_not_nest_and_leave_threads_and_the_hosts_alarm_alone() -> None:
+    import signal
+
+    with time_limit(5, "outer"):
+        with time_limit(0.1, "inner"):  # the outer limit governs: no expiry after 0.1 s
+            time.sleep(0.3)
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 4  # the outer one is still armed
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    outcome: list[str] = []
+
+    def in_thread() -> None:
+        with time_limit(0.1, "thread"):  # no signal can reach a thread: not set
+            time.sleep(0.3)
+        outcome.append("ran")
+
+    worker = threading.Thread(target=in_thread)
+    worker.start()
+    worker.join(5)
+    assert outcome == ["ran"]
+
+
+def test_a_hanging_timer_action_is_its_timers_incident_and_the_other_timers_fire(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW,
+                plugin_time_limit=LIMIT) as engine:
+        for n in range(3):
+            engine.start("reminder", {}, "hr", f"r{n}")
+        HANGING.add("r0")  # the oldest timer: claimed first
+        clock.now = T0 + timedelta(days=2)
+        started = time.perf_counter()
+        summary = engine.tick(clock.now)
+        assert time.perf_counter() - started < 10
+        assert summary.timers_fired == 3
+        assert {i.id: i.state for i in engine.instances("reminder")} == {
+            "r0": "waiting", "r1": "reminded", "r2": "reminded"}
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.event, incident.error_type) == (
+            "r0", "remind", "regelwerk.limits.TimeLimitExceeded")
+        assert "action 'lim.act' ran longer than its time limit of 0.3 s" in incident.message
+        assert [a.action for a in engine.audit("r0")] == []  # its writes were rolled back
+        HANGING.clear()  # fixed: the retry fires it
+        assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+        assert engine.get("r0").state == "reminded"
+
+
+def test_a_limit_that_strikes_while_plugin_code_runs_statements_leaves_the_transaction_usable(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """Raised inside SQLAlchemy or the driver, the limit would leave the connection mid-statement (invalidated: the
+    batch's isolation could not go on in its transaction and the tick failed with ``PendingRollbackError``); it is
+    raised just after the statement instead. Round after round the looping action is its timer's incident."""
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW,
+                plugin_time_limit=LIMIT) as engine:
+        for instance_id in ("sql-loop", "r1", "r2"):
+            engine.start("reminder", {}, "hr", instance_id)
+        clock.now = T0 + timedelta(days=2)
+        for attempt in (1, 2, 3):
+            engine.tick(clock.now)
+            [incident] = engine.incidents()
+            assert (incident.instance_id, incident.attempts) == ("sql-loop", attempt)
+            assert incident.error_type == "regelwerk.limits.TimeLimitExceeded"
+            clock.now += timedelta(hours=3)
+        assert {i.id: i.state for i in engine.instances("reminder")} == {
+            "sql-loop": "waiting", "r1": "reminded", "r2": "reminded"}
+
+
+def test_a_hanging_guard_is_an_incident_even_when_it_swallows_the_first_interruption(
+        bundle: CompiledBundle, registry: Registry, tmp_path: Path) -> None:
+    clock = Clock()
+    with Engine(bundle, store=f"sqlite:///{tmp_path / 'guard.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW, plugin_time_limit=LIMIT) as engine:
+        engine.start("guarded", {}, "hr", "g1")
+        engine.start("reminder", {}, "hr", "r1")
+        clock.now = T0 + timedelta(days=2)
+        started = time.perf_counter()
+        engine.tick(clock.now)
+        assert time.perf_counter() - started < 15
+        assert engine.get("r1").state == "reminded" and engine.get("g1").state == "open"
+        [incident] = engine.incidents()
+        assert (incident.instance_id, incident.error_type) == ("g1", "regelwerk.limits.TimeLimitExceeded")
+
+
+def test_a_hanging_tick_task_is_an_incident_and_the_next_task_runs(bundle: CompiledBundle, registry: Registry,
+                                                                    url: str) -> None:
+    ran: list[str] = []
+    tasks = replace(bundle, objects={**bundle.objects, ("Test", "a-hangs"): _Task("a-hangs", ran, hangs=True),
+                                     ("Test", "z-fine"): _Task("z-fine", ran)})
+    with Engine(tasks, store=url, registry=registry, clock=Clock(), permissions=ALLOW,
+                plugin_time_limit=LIMIT) as engine:
+        summary = engine.tick(T0)
+        assert ran == ["a-hangs", "z-fine"]
+        assert summary.tasks == {"a-hangs": {"incident": "regelwerk.limits.TimeLimitExceeded"},
+                                 "z-fine": {"ran": 1}}
+        assert [i.event for i in engine.incidents()] == ["tick:a-hangs"]
+
+
+def test_without_a_limit_plugin_code_runs_as_long_as_it_takes(bundle: CompiledBundle, registry: Registry,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # "hangs" returns at once: nothing interrupts it
+    clock = Clock()
+    with Engine(bundle, store=f"sqlite:///{tmp_path / 'none.sqlite'}", registry=registry, clock=clock,
+                permissions=ALLOW) as engine:
+        assert engine.plugin_time_limit is None
+        engine.start("reminder", {}, "hr", "r0")
+        HANGING.add("r0")
+        clock.now = T0 + timedelta(days=2)
+        engine.tick(clock.now)
+        assert engine.get("r0").state == "reminded" and engine.incidents() == []
+    HANGING.clear()
+
+
+def test_the_tick_command_takes_a_plugin_time_limit(tmp_path: Path) -> None:
+    from regelwerk.cli import build_cli
+
+    main = build_cli()
+
+    store = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    result = CliRunner().invoke(main, ["tick", "definitions/standard", "--store", store, "--at", "2026-03-01",
+                                       "--plugin-time-limit", "30", "-q"])
+    assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(main, ["tick", "definitions/standard", "--store", store, "--plugin-time-limit", "0"])
+    assert refused.exit_code == 2 and "--plugin-time-limit" in refused.output
