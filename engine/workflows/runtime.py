@@ -517,8 +517,10 @@ class WorkflowRuntime:
             new_data = freeze_json(merged)
         gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
         try:
-            dest = limited(getattr(self.front, "plugin_time_limit", None), f"guards of {rec.workflow}.{event}",
-                           rt.machine.step, rec.id, rec.state, event, gate)
+            limit = getattr(self.front, "plugin_time_limit", None)
+            step = rt.machine.step
+            dest = (step(rec.id, rec.state, event, gate) if not limit else
+                    limited(limit, f"guards of {rec.workflow}.{event}", step, rec.id, rec.state, event, gate))
         except RegelwerkError:
             raise
         except BaseException as exc:  # a condition function or permission port raised: typed at the boundary
