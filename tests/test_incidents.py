@@ -312,6 +312,35 @@ def test_a_fires_incident_is_not_retried_once_the_instance_has_left_the_state_it
         assert engine.resolve_incident(incident.id or 0, "ops", "done by hand").status == "resolved"
 
 
+def test_a_fires_incident_keeps_a_payload_with_its_own_dollar_keys_whole_and_retries_with_exactly_it(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The incident keeps the state the fire failed in as ``$state`` beside the payload's keys; a payload that has a
+    ``$state`` key of its own (or any ``$`` key) is kept whole under ``$payload``. Before, the state overwrote the
+    payload's ``$state`` and the retry fired without it."""
+    from regelwerk.errors import ActionFailed
+
+    BROKEN.clear()
+    BROKEN.add("p")
+    payload = {"$state": "theirs", "$payload": [1], "note": "x"}
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("reminder", {}, "hr", "p")
+        with pytest.raises(ActionFailed):
+            engine.fire("p", "remind", "anna", payload)
+        [incident] = engine.incidents()
+        assert incident.data == {"$payload": payload, "$state": "waiting"}
+        BROKEN.clear()
+        assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+        after = engine.get("p")
+        assert after.state == "reminded" and {k: after.data[k] for k in payload} == payload
+        # a plain payload stays flat beside the state, as before
+        BROKEN.add("q")
+        engine.start("reminder", {}, "hr", "q")
+        with pytest.raises(ActionFailed):
+            engine.fire("q", "remind", "anna", {"note": "y"})
+        assert engine.incidents()[0].data == {"note": "y", "$state": "waiting"}
+        BROKEN.clear()
+
+
 def test_retrying_or_resolving_an_incident_is_decided_by_the_policy_deny_by_default(
         bundle: CompiledBundle, registry: Registry, url: str) -> None:
     """An actor may retry or resolve an incident only when the policy grants ``retry`` / ``resolve`` on resource

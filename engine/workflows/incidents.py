@@ -23,8 +23,9 @@ from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry, IncidentRecord
 from regelwerk.store.unit import UnitOfWork
 
-__all__ = ["STATE_KEY", "IncidentService", "cancel_timers", "get_incident", "list_incidents", "record_incident",
-           "record_with_backoff", "resolve_incident", "resolve_timer_incidents"]
+__all__ = ["PAYLOAD_KEY", "STATE_KEY", "IncidentService", "cancel_timers", "get_incident", "incident_data",
+           "incident_payload", "list_incidents", "record_incident", "record_with_backoff", "resolve_incident",
+           "resolve_timer_incidents"]
 
 
 def list_incidents(store: Store, status: str | None = "open", instance_id: str | None = None) -> list[IncidentRecord]:
@@ -159,6 +160,28 @@ START_EVENT = "$start"
 _RETRY_NOTE = "retry by "
 #: in a fire's incident's data: the state the instance was in when the fire failed (the rest is the fire's payload)
 STATE_KEY = "$state"
+#: in a fire's incident's data, when the payload has keys of its own that start with ``$``: the payload, whole
+PAYLOAD_KEY = "$payload"
+
+
+def incident_data(payload: Mapping[str, Any] | None, state: str | None) -> dict[str, Any]:
+    """A failed fire's incident data: its payload and the state it failed in (``STATE_KEY``). The payload's keys sit
+    beside it, unless one of them starts with ``$`` (it could be ``$state`` itself): then the payload is kept whole
+    under ``PAYLOAD_KEY``, so its retry fires with exactly the payload that failed."""
+    kept: dict[str, Any] = dict(payload or {})
+    if any(key.startswith("$") for key in kept):
+        kept = {PAYLOAD_KEY: kept}
+    if state is not None:
+        kept[STATE_KEY] = state
+    return kept
+
+
+def incident_payload(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload of a failed fire that :func:`incident_data` kept."""
+    nested = data.get(PAYLOAD_KEY)
+    if isinstance(nested, Mapping):
+        return dict(nested)
+    return {k: v for k, v in data.items() if k != STATE_KEY}
 
 
 class IncidentService:
@@ -229,7 +252,7 @@ class IncidentService:
                 raise UsageError(f"incident {incident_id}: a failed start is not kept with its data; start "
                                  f"{incident.data.get('workflow')!r} again, then resolve the incident")
             else:
-                payload = {k: v for k, v in incident.data.items() if k != STATE_KEY}
+                payload = incident_payload(incident.data)
                 failed_in = incident.data.get(STATE_KEY)
                 current = self.front.get(incident.instance_id)
                 if failed_in is not None and current.state != failed_in:

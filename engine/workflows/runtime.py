@@ -700,10 +700,9 @@ class WorkflowRuntime:
     def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
                        data: Mapping[str, Any] | None, now: datetime) -> None:
         """A fire whose action raised was rolled back; record the incident in its own unit of work."""
-        from regelwerk.workflows.incidents import STATE_KEY, record_incident
+        from regelwerk.workflows.incidents import incident_data, record_incident
 
         exc.instance_id, exc.event = instance_id, event
-        kept = dict(data or {})
         # the state it failed in (a retry after the instance moved on is refused): as the fire saw it, else (a
         # failure that does not say) as the rollback left it
         state = exc.state
@@ -714,9 +713,7 @@ class WorkflowRuntime:
             except RegelwerkError:
                 current = None
             state = current.state if current is not None else None
-        if state is not None:
-            kept[STATE_KEY] = state
-        record_incident(self.store, exc, now, actor.id, kept)
+        record_incident(self.store, exc, now, actor.id, incident_data(data, state))
 
 
 def _jsonable(value: Any) -> Any:
