@@ -76,9 +76,116 @@ def test_insert_writes_what_execute_writes(engine: sa.Engine) -> None:
         conn.execute(theirs.insert(), rows)
     assert result.rowcount in (50, -1)
     assert _contents(engine, ours) == _contents(engine, theirs)
-    # the fast path was taken on SQLite (a compiled plan cached), PostgreSQL's dialect batches the rows itself
+    # a plan was made (and cached) on both: SQLite's executemany, PostgreSQL's COPY
     planned = [e for e in bulk._PLANS.values() if e[2] is not None and getattr(e[0], "table", None) is ours]
-    assert bool(planned) == (engine.dialect.name == "sqlite")
+    assert planned
+
+
+def _copy_rows(n: int) -> list[dict[str, Any]]:
+    """Rows COPY takes (no aware datetime in a column without a time zone), with text COPY must escape."""
+    rows = _rows(n)
+    for i, row in enumerate(rows):
+        if isinstance(row["at"], datetime) and row["at"].tzinfo is not None:
+            row["at"] = row["at"].replace(tzinfo=None)
+        row["status"] = ["tab\there", "new\nline", "back\\slash", "\\N", "", "é ü"][i % 6]
+        if i % 5 == 0:
+            row["data"] = {"text": "quote \" and \\ and \t", "n": None}
+    return rows
+
+
+def test_postgresql_copies_what_execute_writes(pg_url: str) -> None:
+    """PostgreSQL: plain INSERTs of whole rows go in with COPY, and the rows read back are the ones
+    ``Connection.execute`` writes (datetimes, dates, JSON null and values, booleans, text with tabs, newlines,
+    backslashes and ``\\N``)."""
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, theirs = _two_tables(engine, "copy")
+        rows = _copy_rows(60)
+        copies: list[str] = []
+        with engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            original = type(raw.cursor()).copy
+
+            def spy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+                copies.append(str(statement))
+                return original(self, statement, *args, **kwargs)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(type(raw.cursor()), "copy", spy)
+                result = bulk.executemany(conn, ours.insert(), rows)
+            conn.execute(theirs.insert(), rows)
+        assert result.rowcount == 60
+        assert copies == ['COPY t_copy_ours (key, at, at_tz, day, data, flag, status) FROM STDIN']
+        assert _contents(engine, ours) == _contents(engine, theirs)
+        # JSON as stored, not only as parsed back: the same text
+        with engine.connect() as conn:
+            texts = [conn.exec_driver_sql(f"SELECT data::text FROM {t.name} ORDER BY id").scalars().all()
+                     for t in (ours, theirs)]
+        assert texts[0] == texts[1]
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_copy_falls_back_or_fails_as_execute_would(pg_url: str) -> None:
+    """An aware datetime for a column without a time zone goes through ``Connection.execute`` (the driver converts
+    it to the session's zone, COPY would drop the offset); a tenant-bound connection too (row-level security
+    refuses COPY FROM); a duplicate key is SQLAlchemy's ``IntegrityError`` and nothing of the COPY stays."""
+    from regelwerk.tenancy.rls import TENANT_OPTION
+
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, theirs = _two_tables(engine, "copy_fb")
+        rows = _rows(14)  # aware datetimes in "at", in another zone too
+        with engine.begin() as conn:
+            bulk.executemany(conn, ours.insert(), rows)
+            conn.execute(theirs.insert(), rows)
+        assert _contents(engine, ours) == _contents(engine, theirs)
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(ours.c.at).where(ours.c.key == "k2")).scalar_one()
+        assert stored == datetime(2026, 3, 1, 7, 30, 0, 123456)  # 09:30+02:00 as UTC (the session's zone)
+        with engine.begin() as conn:
+            bound = conn.execution_options(**{TENANT_OPTION: "acme"})
+            statement = ours.insert()
+            calls: list[Any] = []
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(bulk, "_copy", lambda *a: calls.append(a))
+                bulk.executemany(bound, statement, [{**r, "key": f"t{i}"} for i, r in enumerate(_copy_rows(3))])
+            assert calls == []
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            bulk.executemany(conn, ours.insert(), [{**r, "key": f"new{i}"} for i, r in enumerate(_copy_rows(3))])
+            bulk.executemany(conn, ours.insert(), [{**r, "key": f"dup{i % 2}"} for i, r in enumerate(_copy_rows(3))])
+        with engine.connect() as conn:
+            keys = conn.execute(sa.select(ours.c.key).where(ours.c.key.like("new%") | ours.c.key.like("dup%")))
+            assert keys.scalars().all() == []
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_copy_inside_a_shared_unit(pg_url: str) -> None:
+    """In the simulation's shared unit a COPY goes inside the unit's savepoint (its rollback drops the rows) and
+    after the rows the unit keeps behind for the same table (their order is kept)."""
+    from regelwerk.simulation.shared import shared_unit
+
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, _ = _two_tables(engine, "copy_unit")
+        with shared_unit(engine, "test") as step:
+            with engine.begin() as unit:
+                assert unit.defer(ours.insert(), {**_copy_rows(1)[0], "key": "behind"})
+                bulk.executemany(unit, ours.insert(), [{**r, "key": f"c{i}"} for i, r in enumerate(_copy_rows(3))])
+            try:
+                with engine.begin() as unit:
+                    bulk.executemany(unit, ours.insert(), [{**r, "key": f"x{i}"} for i, r in
+                                                           enumerate(_copy_rows(3))])
+                    raise RuntimeError("refused")
+            except RuntimeError:
+                pass
+            assert step is not None
+        with engine.connect() as conn:
+            keys = conn.execute(sa.select(ours.c.key).order_by(ours.c.id)).scalars().all()
+        assert keys == ["behind", "c0", "c1", "c2"]
+    finally:
+        engine.dispose()
 
 
 def test_a_plan_is_used_only_with_its_own_statement_and_dialect(tmp_path: Any, pg_url: str) -> None:

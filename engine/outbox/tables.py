@@ -31,5 +31,6 @@ outbox = Table(
     Column("secret", String(200), nullable=True),
     Index("ix_rw_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_rw_outbox_subject_ref", "subject_ref"),
+    Index("ix_rw_outbox_instance", "instance_id"),  # erasure of an instance's mails (AVG)
 )
 """Times are stored as naive UTC (portable between SQLite and PostgreSQL)."""

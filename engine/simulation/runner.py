@@ -132,14 +132,16 @@ class _Run(SimulationContext):
         with self.sa.connect() as conn:
             return conn.execute(sa.select(simulations).where(simulations.c.name == self.name)).first()
 
-    def save_progress(self, first_day: date, last_day: date | None, imported: bool) -> None:
+    def save_progress(self, first_day: date, last_day: date | None, imported: bool, step: Any = None) -> None:
+        """Write the progress row; ``step``: the step's own connection (the day's), written on it directly instead
+        of in a unit of its own (no savepoint: nothing of the step follows it that could fail alone)."""
         import sqlalchemy as sa
         from regelwerk.simulation.tables import simulations as t
 
         values = {"bundle_version": self.compiled.version, "first_day": first_day, "last_day": last_day,
                   "data_imported": imported, "totals": dict(sorted(self.totals.items())),
                   "updated_at": _naive(datetime.now(UTC))}
-        with self.sa.begin() as conn:
+        with contextlib.nullcontext(step) if step is not None else self.sa.begin() as conn:
             done = conn.execute(sa.update(t).where(t.c.name == self.name).values(**values)).rowcount
             if not done:
                 conn.execute(t.insert().values(name=self.name, **values))
@@ -619,7 +621,7 @@ def _play(run: _Run, data: Any, events: list[DatedEvent], start: date, end: date
             for event in by_day.get(day, ()):
                 run.apply(event, day)
             run.tick(day)
-            run.save_progress(first_day, day, True)
+            run.save_progress(first_day, day, True, conn)
         if progress is not None:
             progress(number + 1, days)
     summary = summarise(run)

@@ -194,7 +194,11 @@ def _flush(shared: _Shared) -> None:
     rows, shared.deferred = shared.deferred, []
     shared.deferred_tables = set()
     if rows:
-        _send_pending(shared)
+        if any(not joined.sent and joined.savepoint is not None for joined in shared.open):
+            _send_pending(shared)
+        # else no SAVEPOINT is due: a deferred RELEASE stays deferred (the rows go inside the released savepoint,
+        # which is inside the innermost open unit's: its rollback undoes them, as it must), not sent alone (one
+        # round trip on PostgreSQL before most steps' commits)
         _write_rows(shared, rows)
 
 

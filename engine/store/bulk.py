@@ -9,9 +9,19 @@ sends the driver one list of positional tuples through ``exec_driver_sql``: the 
 connection events.
 
 Only where it pays and is plainly equivalent: SQLite (``qmark``, positional) and statements whose binds are
-plain values (no expanding ``IN``, no ``RETURNING``, no escaped bind names). Anything else, and PostgreSQL
-(whose dialect batches an INSERT's rows into multi-row statements itself), goes through
-``Connection.execute`` unchanged.
+plain values (no expanding ``IN``, no ``RETURNING``, no escaped bind names).
+
+On PostgreSQL a plain ``INSERT`` of whole rows (``table.insert()``: no ``ON CONFLICT``, no ``RETURNING``, no
+fixed values, no column default SQLAlchemy computes per row) goes in with ``COPY ... FROM STDIN`` (psycopg's
+``Cursor.copy``), the values processed by the columns' own bind processors as for ``Connection.execute``: the
+server parses one stream instead of executing an ``INSERT`` per row (20,000 instance rows: 0.66 s with the
+driver's pipelined ``executemany``, 0.20-0.31 s with COPY). Its ``before_execute`` listeners are called as for
+an execute (the simulation's shared unit writes the rows it keeps behind first), a driver error is raised as
+SQLAlchemy's (``IntegrityError`` ...), and the result's ``rowcount`` is the rows copied. Not on a tenant-bound
+connection (row-level security refuses ``COPY FROM``), nor when an aware datetime goes to a column without a
+time zone (the driver converts it to the session's zone, COPY's text would drop the offset).
+
+Anything else goes through ``Connection.execute`` unchanged.
 """
 
 from __future__ import annotations
@@ -82,9 +92,88 @@ def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     return as_text
 
 
+def _copy_plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
+    """PostgreSQL: the ``COPY`` command and, per column, the row key and its bind processor (the fixed value is
+    the marker of a column without a time zone); None when the statement is not a plain INSERT of whole rows."""
+    from sqlalchemy.sql.dml import Insert
+    from sqlalchemy.types import DateTime
+
+    if not isinstance(statement, Insert) or statement._returning or statement._post_values_clause is not None \
+            or statement._values or statement._multi_values or getattr(statement, "_select_names", None) \
+            or not hasattr(dialect.loaded_dbapi, "Cursor") or not hasattr(dialect.loaded_dbapi.Cursor, "copy"):
+        return None
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    if compiled.insert_prefetch or getattr(compiled, "effective_returning", None) or compiled.post_compile_params \
+            or compiled.literal_execute_params or getattr(compiled, "escaped_bind_names", None) \
+            or set(compiled.binds) != set(keys):
+        return None  # a value SQLAlchemy adds per row (a Python default, a fixed value) or reads back
+    table = statement.table
+    prepare = dialect.identifier_preparer
+    getters: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+    for key in keys:
+        column = table.c.get(key)
+        if column is None:
+            return None
+        naive = isinstance(column.type, DateTime) and not column.type.timezone
+        getters.append((key, _NAIVE if naive else _NO_DEFAULT, column.type._cached_bind_processor(dialect)))
+    listed = ", ".join(prepare.format_column(table.c[key]) for key in keys)
+    return f"COPY {prepare.format_table(table)} ({listed}) FROM STDIN", tuple(getters)
+
+
+_NAIVE = object()
+
+
+class _Copied:
+    """What :func:`executemany` returns for rows written with ``COPY``: their count."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+
+class _Aware(Exception):
+    """An aware datetime for a column without a time zone: the rows go through ``Connection.execute``."""
+
+
+def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """Write ``rows`` with ``COPY`` (see the module); None when a value needs the driver's conversion."""
+    from sqlalchemy.exc import DBAPIError
+
+    sql, getters = plan
+    columns: list[list[Any]] = []
+    try:
+        for name, kind, process in getters:
+            values = [row[name] for row in rows]
+            if kind is _NAIVE and any(type(v) is datetime and v.tzinfo is not None for v in values):
+                raise _Aware(name)
+            if process is not None:
+                values = [process(v) for v in values]
+            columns.append(values)
+    except (KeyError, _Aware):  # a row without a key the first has (SQLAlchemy's own error), or a zone to convert
+        return None
+    # the listeners an execute of the statement would call (the simulation's shared unit: rows it keeps behind for
+    # this table are written first); on the simulation's joined connection, the attribute access below also sends
+    # the unit's pending savepoint, so the rows go inside it
+    for listener in conn.dispatch.before_execute:
+        listener(conn, statement, (), {}, {})
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor:
+            with cursor.copy(sql) as copy:
+                for record in zip(*columns, strict=True):
+                    copy.write_row(record)
+            count = cursor.rowcount
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+    return _Copied(count if count >= 0 else len(rows))
+
+
 def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
-    """``conn.execute(statement, rows)``, at the driver's ``executemany`` where that is equivalent (see the
-    module). Every row binds the same keys. Returns the result (its ``rowcount`` is the driver's)."""
+    """``conn.execute(statement, rows)``, at the driver's ``executemany`` (SQLite) or ``COPY`` (PostgreSQL) where
+    that is equivalent (see the module). Every row binds the same keys. Returns the result (its ``rowcount`` is
+    the driver's)."""
     if len(rows) < 2:
         return conn.execute(statement, list(rows))
     keys = tuple(rows[0])
@@ -94,10 +183,19 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     if entry is None or entry[0] is not statement or entry[1] is not dialect:
         if len(_PLANS) > 512:
             _PLANS.clear()
-        entry = _PLANS[cache_key] = (statement, dialect, _plan(statement, dialect, keys))
+        made = _copy_plan(statement, dialect, keys) if dialect.name == "postgresql" else _plan(statement, dialect,
+                                                                                             keys)
+        entry = _PLANS[cache_key] = (statement, dialect, made)
     plan = entry[2]
     if plan is None:
         return conn.execute(statement, list(rows))
+    if dialect.name == "postgresql":
+        from regelwerk.tenancy.rls import TENANT_OPTION
+
+        if conn.get_execution_options().get(TENANT_OPTION):  # row-level security refuses COPY FROM
+            return conn.execute(statement, list(rows))
+        copied = _copy(conn, statement, plan, rows)
+        return copied if copied is not None else conn.execute(statement, list(rows))
     sql, getters = plan
     columns: list[list[Any]] = []
     try:
