@@ -41,8 +41,9 @@ class TimeLimitExceeded(BaseException):
         self.seconds = seconds
 
 
-#: modules in which the limit is not raised (it is tried again ``_AGAIN`` seconds later): the database layers
-_DATABASE = ("sqlalchemy.", "psycopg", "sqlite3", "pg8000", "asyncpg")
+#: modules in which the limit is not raised (it is tried again ``_AGAIN`` seconds later): the database layers, and
+#: the store's bulk writer (between the rows of a PostgreSQL ``COPY`` it is the innermost frame)
+_DATABASE = ("sqlalchemy.", "psycopg", "sqlite3", "pg8000", "asyncpg", "regelwerk.store.bulk")
 _AGAIN = 0.01
 
 

@@ -253,3 +253,25 @@ def test_the_tick_command_takes_a_plugin_time_limit(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     refused = CliRunner().invoke(main, ["tick", "definitions/standard", "--store", store, "--plugin-time-limit", "0"])
     assert refused.exit_code == 2 and "--plugin-time-limit" in refused.output
+
+
+
+def test_a_limit_waits_while_the_store_writes_rows_with_copy() -> None:
+    """Between the rows of a PostgreSQL COPY the innermost frame is the store's bulk writer (``copy.write_row`` is
+    called from there), not the driver: the limit waits there too, as inside the driver (an interruption inside
+    the COPY would leave the connection mid-protocol)."""
+    import sys
+    import types
+
+    from regelwerk import limits
+    from regelwerk.store import bulk
+
+    as_bulk = types.FunctionType(_frame.__code__, {**vars(bulk), "sys": sys})  # a frame of the bulk module's code
+    assert limits._in_database(as_bulk())
+    assert not limits._in_database(_frame())  # plugin-like code: raised at once
+
+
+def _frame() -> Any:
+    import sys
+
+    return sys._getframe()
