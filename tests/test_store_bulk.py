@@ -288,3 +288,27 @@ def test_what_the_fast_path_leaves_to_sqlalchemy(tmp_path: Any) -> None:
     with engine.connect() as conn:
         assert sorted(conn.execute(sa.select(table.c.key)).scalars()) == ["k3", "k4", "single"]
     engine.dispose()
+
+
+def _count(engine: sa.Engine, name: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar_one())
+
+
+def test_postgresql_copy_on_a_connection_without_a_transaction_is_committed_with_it(pg_url: str) -> None:
+    """``Connection.execute`` on a connection that has not begun begins SQLAlchemy's transaction, which
+    ``commit()`` then commits. A COPY sent straight to the driver began only the driver's: SQLAlchemy's
+    ``commit()`` found nothing to commit and the rows were rolled back when the connection went back to the pool
+    (found by an attack on the COPY path: ``engine.connect()``, the bulk rows, ``commit()``: 0 rows of 3)."""
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, theirs = _two_tables(engine, "copy_autobegin")
+        rows = _copy_rows(3)
+        for table, run in ((ours, bulk.executemany), (theirs, lambda c, s, r: c.execute(s, r))):
+            with engine.connect() as conn:
+                run(conn, table.insert(), rows)
+                conn.commit()
+        assert _count(engine, theirs.name) == 3
+        assert _contents(engine, ours) == _contents(engine, theirs)
+    finally:
+        engine.dispose()

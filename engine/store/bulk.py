@@ -192,7 +192,9 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     if dialect.name == "postgresql":
         from regelwerk.tenancy.rls import TENANT_OPTION
 
-        if conn.get_execution_options().get(TENANT_OPTION):  # row-level security refuses COPY FROM
+        # row-level security refuses COPY FROM; a connection that has not begun: Connection.execute begins
+        # SQLAlchemy's transaction (its commit() then commits the rows), a COPY would begin only the driver's
+        if conn.get_execution_options().get(TENANT_OPTION) or not conn.in_transaction():
             return conn.execute(statement, list(rows))
         copied = _copy(conn, statement, plan, rows)
         return copied if copied is not None else conn.execute(statement, list(rows))
