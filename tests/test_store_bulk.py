@@ -312,3 +312,26 @@ def test_postgresql_copy_on_a_connection_without_a_transaction_is_committed_with
         assert _contents(engine, ours) == _contents(engine, theirs)
     finally:
         engine.dispose()
+
+
+def test_postgresql_copy_follows_the_schema_translate_map(pg_url: str) -> None:
+    """A connection with ``schema_translate_map`` (a host's engine handed to ``SqlStore(engine=...)``, one schema
+    per customer) writes where ``Connection.execute`` would: the translated schema. The COPY named the table as
+    compiled without the map and wrote the rows into the default schema's table (another customer's)."""
+    import uuid
+
+    other = f"t_other_{uuid.uuid4().hex[:10]}"
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, _ = _two_tables(engine, "copy_translate")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{other}"')
+            ours.to_metadata(sa.MetaData(), schema=other).create(conn)
+        translated = engine.execution_options(schema_translate_map={None: other})
+        with translated.begin() as conn:
+            bulk.executemany(conn, ours.insert(), _copy_rows(4))
+        assert (_count(engine, f'"{other}".{ours.name}'), _count(engine, ours.name)) == (4, 0)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+        engine.dispose()

@@ -193,8 +193,10 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
         from regelwerk.tenancy.rls import TENANT_OPTION
 
         # row-level security refuses COPY FROM; a connection that has not begun: Connection.execute begins
-        # SQLAlchemy's transaction (its commit() then commits the rows), a COPY would begin only the driver's
-        if conn.get_execution_options().get(TENANT_OPTION) or not conn.in_transaction():
+        # SQLAlchemy's transaction (its commit() then commits the rows), a COPY would begin only the driver's; a
+        # schema_translate_map: the COPY names the table as compiled without it
+        options = conn.get_execution_options()
+        if options.get(TENANT_OPTION) or options.get("schema_translate_map") or not conn.in_transaction():
             return conn.execute(statement, list(rows))
         copied = _copy(conn, statement, plan, rows)
         return copied if copied is not None else conn.execute(statement, list(rows))
