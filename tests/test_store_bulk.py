@@ -335,3 +335,31 @@ def test_postgresql_copy_follows_the_schema_translate_map(pg_url: str) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
         engine.dispose()
+
+
+def test_postgresql_rows_for_a_table_under_row_level_security_go_in_as_execute_writes_them(pg_url: str) -> None:
+    """Row-level security refuses ``COPY FROM`` whoever sets the rows' tenant: not only on a connection bound with
+    the tenant option but on any connection the policy applies to (a store opened on a session whose tenant is set
+    by the URL or the role, the tables' owner under FORCE). There ``Connection.execute`` writes the rows, so the
+    bulk rows go in that way too; before, a tick's batch of starts failed with ``NotSupportedError`` where one
+    start succeeded (found by opening a store on the service's database with ``-cregelwerk.tenant=a``)."""
+    engine = create_sa_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                                    ).scalar():
+                pytest.skip("row-level security does not apply to a superuser or a BYPASSRLS role")
+        ours, theirs = _two_tables(engine, "copy_rls")
+        with engine.begin() as conn:
+            for table in (ours, theirs):
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ENABLE ROW LEVEL SECURITY")
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} FORCE ROW LEVEL SECURITY")
+                conn.exec_driver_sql(f"CREATE POLICY p_open ON {table.name} USING (true) WITH CHECK (true)")
+        rows = _copy_rows(5)
+        for table, run in ((ours, bulk.executemany), (theirs, lambda c, s, r: c.execute(s, r))):
+            with engine.begin() as conn:
+                run(conn, table.insert(), rows)
+        assert _contents(engine, ours) == _contents(engine, theirs)
+        assert _count(engine, ours.name) == 5
+    finally:
+        engine.dispose()

@@ -18,8 +18,11 @@ server parses one stream instead of executing an ``INSERT`` per row (20,000 inst
 driver's pipelined ``executemany``, 0.20-0.31 s with COPY). Its ``before_execute`` listeners are called as for
 an execute (the simulation's shared unit writes the rows it keeps behind first), a driver error is raised as
 SQLAlchemy's (``IntegrityError`` ...), and the result's ``rowcount`` is the rows copied. Not on a tenant-bound
-connection (row-level security refuses ``COPY FROM``), nor when an aware datetime goes to a column without a
-time zone (the driver converts it to the session's zone, COPY's text would drop the offset).
+connection nor for a table whose row-level security applies to the session (it refuses ``COPY FROM``; asked once
+per connection and table), nor on a connection with a ``schema_translate_map`` (the COPY would name the table
+untranslated) or one that has not begun (SQLAlchemy's ``commit()`` would not commit it), nor when an aware datetime
+goes to a column without a time zone (the driver converts it to the session's zone, COPY's text would drop the
+offset).
 
 Anything else goes through ``Connection.execute`` unchanged.
 """
@@ -121,6 +124,24 @@ def _copy_plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | N
 
 
 _NAIVE = object()
+#: the key, in the DBAPI connection's ``info`` (kept as long as the connection), of the tables whose row-level
+#: security applies on that connection
+_ROW_SECURITY = "regelwerk.bulk.row_security"
+
+
+def _row_security(conn: Any, table: Any) -> bool:
+    """Whether row-level security applies to ``table`` on this connection (PostgreSQL's ``row_security_active``:
+    enabled and the session's user neither owns the table without FORCE nor bypasses it), when ``COPY FROM`` is
+    refused whatever sets the rows' tenant (a session setting from the URL or the role, not the tenant option):
+    asked once per connection and table."""
+    known: dict[str, bool] = conn.connection.info.setdefault(_ROW_SECURITY, {})
+    name = table.fullname
+    active = known.get(name)
+    if active is None:
+        quoted = conn.dialect.identifier_preparer.format_table(table)
+        active = known[name] = bool(conn.exec_driver_sql(
+            "SELECT row_security_active(to_regclass(%(t)s))", {"t": quoted}).scalar())
+    return active
 
 
 class _Copied:
@@ -196,7 +217,8 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
         # SQLAlchemy's transaction (its commit() then commits the rows), a COPY would begin only the driver's; a
         # schema_translate_map: the COPY names the table as compiled without it
         options = conn.get_execution_options()
-        if options.get(TENANT_OPTION) or options.get("schema_translate_map") or not conn.in_transaction():
+        if options.get(TENANT_OPTION) or options.get("schema_translate_map") or not conn.in_transaction() or \
+                _row_security(conn, statement.table):
             return conn.execute(statement, list(rows))
         copied = _copy(conn, statement, plan, rows)
         return copied if copied is not None else conn.execute(statement, list(rows))
