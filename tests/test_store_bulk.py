@@ -363,3 +363,30 @@ def test_postgresql_rows_for_a_table_under_row_level_security_go_in_as_execute_w
         assert _count(engine, ours.name) == 5
     finally:
         engine.dispose()
+
+
+def test_postgresql_copy_on_a_lost_connection_fails_as_execute_fails(pg_url: str) -> None:
+    """The server ends the connection (a restart, a failover, ``pg_terminate_backend``) just before the bulk rows:
+    as with ``Connection.execute`` the error raised is the statement's, marked ``connection_invalidated`` (the
+    connection is invalidated at once, so the unit's rollback does not talk to the dead connection), and the next
+    transaction gets a working connection. Before, the COPY's error left the connection valid and the rollback's
+    own error (``the connection is lost``, no statement) replaced it."""
+    engine = create_sa_engine(pg_url, pool_size=1, max_overflow=0)
+    admin = sa.create_engine(pg_url)
+    try:
+        ours, theirs = _two_tables(engine, "copy_lost")
+        for table, run in ((ours, bulk.executemany), (theirs, lambda c, s, r: c.execute(s, r))):
+            with engine.connect() as conn, conn.begin():  # the one pooled connection has written rows before
+                run(conn, table.insert(), _copy_rows(2))
+                conn.rollback()
+            with pytest.raises(sa.exc.OperationalError) as lost, engine.begin() as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+                with admin.begin() as other:
+                    other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+                run(conn, table.insert(), _copy_rows(3))
+            assert lost.value.connection_invalidated
+            assert f"{table.name} (key" in str(lost.value.statement)
+            assert _count(engine, table.name) == 0
+    finally:
+        admin.dispose()
+        engine.dispose()

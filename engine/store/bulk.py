@@ -187,7 +187,13 @@ def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, An
                     copy.write_row(record)
             count = cursor.rowcount
     except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        # a lost connection is invalidated at once, as Connection.execute does: the rollback that follows does not
+        # talk to it (its own error would replace this one) and the pool does not hand it out again
+        lost = bool(conn.dialect.is_disconnect(exc, raw, None))
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error, connection_invalidated=lost,
+                                  dialect=conn.dialect) from exc
     return _Copied(count if count >= 0 else len(rows))
 
 
