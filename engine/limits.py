@@ -12,7 +12,9 @@ failure, so the boundary that called the plugin types and isolates it as any oth
 The limit is never raised inside SQLAlchemy or a database driver (there it would leave the connection in the middle
 of a statement): it is raised just after the statement returns, so plugin code stuck in one database call is
 bounded by the database's own timeouts (SQLite's ``busy_timeout``, PostgreSQL's ``lock_timeout`` and
-``statement_timeout``).
+``statement_timeout``). Nor in the engine's bookkeeping that plugin code set going (a tick task's ``engine.fire``):
+raised as a unit of work opens or ends, or between a commit and the work that follows it (the fire a
+``workflow.fire`` chained), it would leave the transaction open or lose that work; it is raised just after.
 
 Limits do not nest: inside a limited call (an action a tick task fires), the outer limit governs; so does an
 alarm the host armed itself (``signal.alarm``/``setitimer``), which is never replaced.
@@ -21,16 +23,18 @@ alarm the host armed itself (``signal.alarm``/``setitimer``), which is never rep
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import CodeType, FrameType, TracebackType
+from typing import Any, ParamSpec, TypeVar
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-__all__ = ["TimeLimitExceeded", "available", "limited", "time_limit"]
+__all__ = ["TimeLimitExceeded", "available", "critical", "limited", "time_limit"]
 
 class TimeLimitExceeded(BaseException):
     """Plugin code ran longer than its limit (raised inside it, where it was when the limit expired)."""
@@ -45,6 +49,19 @@ class TimeLimitExceeded(BaseException):
 #: the store's bulk writer (between the rows of a PostgreSQL ``COPY`` it is the innermost frame)
 _DATABASE = ("sqlalchemy.", "psycopg", "sqlite3", "pg8000", "asyncpg", "regelwerk.store.bulk")
 _AGAIN = 0.01
+#: the engine's own bookkeeping, which once started must run to its end: a unit of work opening, committing or
+#: rolling back, its after-commit work (the fire a ``workflow.fire`` chained), the in-memory store's writes and their
+#: undo entries, clearing a limit. Modules here, and functions marked with :func:`critical`
+_CRITICAL_MODULES = ("regelwerk.store.unit", "regelwerk.store.memory", "regelwerk.limits")
+_CRITICAL: set[CodeType] = set()
+_STDLIB = frozenset(sys.stdlib_module_names)
+
+
+def critical(fn: _F) -> _F:
+    """Mark ``fn`` as the engine's bookkeeping that must run to its end: a limit that expires in it (or in what it
+    calls, up to plugin code it calls) waits until it has returned."""
+    _CRITICAL.add(fn.__code__)
+    return fn
 
 
 def _in_database(frame: FrameType | None) -> bool:
@@ -55,39 +72,80 @@ def _in_database(frame: FrameType | None) -> bool:
     return False
 
 
+def _in_bookkeeping(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs the engine's bookkeeping (for a plugin that called the engine, a tick task's
+    ``engine.fire``): walking out from it, a critical frame comes before plugin code. The standard library's frames
+    and the engine's other code decide nothing (their caller does); the function a limited call runs is the plugin's
+    even when it ships with regelwerk (``SmtpTransport.send``, an action of the core plugin)."""
+    while frame is not None:
+        code = frame.f_code
+        if code is _LIMITED:  # the plugin's call itself (it returned, or runs a built-in function)
+            return False
+        name = str(frame.f_globals.get("__name__", ""))
+        if code in _CRITICAL or name.startswith(_CRITICAL_MODULES):
+            return True
+        if not name.startswith("regelwerk.") and name.partition(".")[0] not in _STDLIB:
+            return False  # plugin code (or a library it called)
+        caller = frame.f_back
+        if caller is not None and caller.f_code is _LIMITED:
+            return False
+        frame = caller
+    return False
+
+
 def available() -> bool:
     """Whether a limit can be set here: a POSIX interval timer, in the process's main thread."""
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-@contextmanager
-def time_limit(seconds: float | None, what: str) -> Iterator[None]:
-    """Run the block with at most ``seconds`` of wall time (None or 0: no limit; see the module for where a limit
-    applies); past it, :class:`TimeLimitExceeded` is raised inside the block."""
-    # an armed real-time timer is an outer limit (or the host's own alarm): it governs, and is left alone
-    if not seconds or seconds <= 0 or not available() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
-        yield
-        return
+class _Limit:
+    """One armed limit (:func:`time_limit`): its handler raises only while it is armed and plugin code runs."""
 
-    def expired(signum: int, frame: FrameType | None) -> None:
-        if _in_database(frame):
+    __slots__ = ("armed", "previous", "seconds", "what")
+
+    def __init__(self, seconds: float | None, what: str) -> None:
+        self.seconds, self.what = seconds, what
+        self.armed = False
+        self.previous: Any = None
+
+    def expired(self, signum: int, frame: FrameType | None) -> None:
+        if not self.armed:  # a signal still pending as the limit was cleared: nothing left to limit
+            return
+        if _in_database(frame) or _in_bookkeeping(frame):
             # raised inside SQLAlchemy or a driver, it would leave the connection mid-statement (invalidated, its
-            # transaction unusable for the isolation that follows): tried again just after the statement
+            # transaction unusable for the isolation that follows); in the engine's bookkeeping it would leave a unit
+            # open or lose the work that follows a commit: tried again just after
             signal.setitimer(signal.ITIMER_REAL, _AGAIN, 1.0)
             return
-        raise TimeLimitExceeded(what, seconds)
+        raise TimeLimitExceeded(self.what, self.seconds or 0)
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    # raised again every second until the block has ended: plugin code that catches it (a bare ``except:`` in a
-    # loop) is interrupted again
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
-    try:
-        yield
-    finally:
-        # disarmed first (a limit that expires just as the block ends still counts: the work is failed and rolled
-        # back, which is consistent either way)
+    def __enter__(self) -> None:
+        # an armed real-time timer is an outer limit (or the host's own alarm): it governs, and is left alone
+        seconds = self.seconds
+        if not seconds or seconds <= 0 or not available() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+            return
+        self.previous = signal.signal(signal.SIGALRM, self.expired)
+        self.armed = True
+        # raised again every second until the block has ended: plugin code that catches it (a bare ``except:`` in a
+        # loop) is interrupted again
+        signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.armed:
+            return
+        # disarmed first; the handler does nothing from here on (a signal the kernel delivered just before is
+        # handled at the next check, which may be in this method: it must not re-arm the timer, nor raise before
+        # the host's handler is back). A limit that expires just as the block ends still counts: the work is
+        # failed and rolled back, which is consistent either way
+        self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def time_limit(seconds: float | None, what: str) -> AbstractContextManager[None]:
+    """Run the block with at most ``seconds`` of wall time (None or 0: no limit; see the module for where a limit
+    applies); past it, :class:`TimeLimitExceeded` is raised inside the block."""
+    return _Limit(seconds, what)
 
 
 def limited(seconds: float | None, what: str, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -96,3 +154,7 @@ def limited(seconds: float | None, what: str, fn: Callable[_P, _R], *args: _P.ar
         return fn(*args, **kwargs)
     with time_limit(seconds, what):
         return fn(*args, **kwargs)
+
+
+#: the code of :func:`limited`: the frame that calls plugin code
+_LIMITED = limited.__code__

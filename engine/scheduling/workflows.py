@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from regelwerk.actors import SYSTEM
+from regelwerk.limits import critical
 
 __all__ = ["EngineStarter", "TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 
@@ -38,6 +39,7 @@ class TxUnit:
 
 
 @contextmanager
+@critical  # opening, committing and the after-commit work: finished once begun (not the body)
 def unit_of_work(sa_engine: Any, workflow_engine: Any = None) -> Iterator[TxUnit]:
     """One transaction: the workflow store's unit of work when there is an engine, else the SQLAlchemy engine's."""
     if workflow_engine is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.errors import ConflictError, UnknownInstance
+from regelwerk.limits import critical
 from regelwerk.store.records import (
     AuditEntry,
     DefinitionRecord,
@@ -873,6 +874,7 @@ class _Unit:
         self._begin = begin
         self._conn: Connection | None = None
 
+    @critical
     def __enter__(self) -> SqlTx:
         conn = self._store.engine.connect()
         if self._begin != "IMMEDIATE":
@@ -883,6 +885,7 @@ class _Unit:
         self._conn = conn
         return SqlTx(conn, self._store.postgres)
 
+    @critical
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         conn = self._conn

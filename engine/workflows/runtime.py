@@ -27,7 +27,7 @@ from regelwerk.errors import (
     is_plugin_fault,
 )
 from regelwerk.frozen import freeze_json
-from regelwerk.limits import limited
+from regelwerk.limits import critical, limited
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
@@ -263,6 +263,7 @@ class WorkflowRuntime:
                                  str(getattr(exc, "event", "") or ""))  # the original chained (or passed on)
         record_incident(self.store, error, self.clock())
 
+    @critical  # between a fire's commit and its after-commit work
     def _remember(self, records: Iterable[InstanceRecord]) -> None:
         if self._cache_size <= 0:
             return
@@ -274,11 +275,13 @@ class WorkflowRuntime:
             while len(cache) > self._cache_size:
                 del cache[next(iter(cache))]
 
+    @critical
     def _forget(self, instance_ids: Iterable[str]) -> None:
         with self._lock:
             for instance_id in instance_ids:
                 self._cache.pop(instance_id, None)
 
+    @critical  # a unit of work, its commit and its after-commit work: finished once begun
     def start(self, workflow: str, data: Mapping[str, Any] | None = None, actor: ActorLike = SYSTEM,
               instance_id: str | None = None) -> InstanceRecord:
         """Create an instance in the workflow's initial state (on_enter actions and timers included).
@@ -386,6 +389,7 @@ class WorkflowRuntime:
         as read in the fire's unit, is in that state (a retried fire after the instance moved on)."""
         return self._fire_one(instance_id, event, Actor.of(actor), data, None, True, settle, expected_state)
 
+    @critical  # a unit of work, its commit and its after-commit work: finished once begun
     def _fire_one(self, instance_id: str, event: str, who: Actor, data: Mapping[str, Any] | None,
                   expected_version: int | None, check_permission: bool,
                   settle: Callable[[UnitOfWork], None] | None = None,
@@ -414,6 +418,7 @@ class WorkflowRuntime:
         uow.run_post(self.post_failed)
         return record
 
+    @critical  # a unit of work, its commit and its after-commit work: finished once begun
     def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
         """Fire many events in ONE unit of work: all commit, or none (the first refusal is raised).
 

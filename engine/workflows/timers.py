@@ -9,6 +9,7 @@ from typing import Any
 
 from regelwerk.actors import SYSTEM
 from regelwerk.errors import PluginError, RegelwerkError, storable_text
+from regelwerk.limits import critical
 from regelwerk.store.base import StoreTx
 from regelwerk.store.records import (
     AuditEntry,
@@ -190,6 +191,7 @@ class TimerService:
         self.runtime = runtime
         self.retry = retry
 
+    @critical  # units of work, their commits and after-commit work: finished once begun
     def fire_due_timers(self, now: datetime | None = None, limit: int | None = None,
                         batch_size: int = 100) -> list[TimerOutcome]:
         """Fire every pending timer due at ``now`` (idempotent: each timer fires once; safe to run in parallel).
