@@ -93,6 +93,21 @@ def _in_bookkeeping(frame: FrameType | None) -> bool:
     return False
 
 
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs where Python ignores what is raised (a ``__del__``, a callback of the cyclic garbage
+    collector, which may run inside any allocation): raised there, the limit would be lost (printed as an ignored
+    exception) until it is raised again a second later."""
+    import gc
+
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def available() -> bool:
     """Whether a limit can be set here: a POSIX interval timer, in the process's main thread."""
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
@@ -111,10 +126,10 @@ class _Limit:
     def expired(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:  # a signal still pending as the limit was cleared: nothing left to limit
             return
-        if _in_database(frame) or _in_bookkeeping(frame):
+        if _in_database(frame) or _in_bookkeeping(frame) or _in_finalizer(frame):
             # raised inside SQLAlchemy or a driver, it would leave the connection mid-statement (invalidated, its
             # transaction unusable for the isolation that follows); in the engine's bookkeeping it would leave a unit
-            # open or lose the work that follows a commit: tried again just after
+            # open or lose the work that follows a commit; in a finalizer it would be ignored: tried again just after
             signal.setitimer(signal.ITIMER_REAL, _AGAIN, 1.0)
             return
         raise TimeLimitExceeded(self.what, self.seconds or 0)

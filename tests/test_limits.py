@@ -363,3 +363,28 @@ def test_a_tick_tasks_limit_waits_while_the_engine_keeps_its_books(registry: Reg
             if incident.instance_id in left:
                 assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
         assert {i.state for i in engine.instances("single")} == {"b"}
+
+
+def test_a_limit_that_expires_in_a_finalizer_is_raised_just_after_it_not_a_second_later() -> None:
+    """Python ignores what a ``__del__`` (or a garbage collector callback) raises: a limit expiring there waits until
+    the finalizer has returned and strikes in the plugin's own code, instead of being lost (an ignored exception)
+    until it is raised again a second later."""
+    import warnings
+
+    class Slow:
+        def __del__(self) -> None:
+            end = time.perf_counter() + 0.25
+            while time.perf_counter() < end:
+                pass
+
+    def plugin() -> None:
+        Slow()  # dropped at once: its __del__ runs here, past the limit
+        while True:
+            pass
+
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an ignored exception in __del__ would be reported as a warning
+        with pytest.raises(TimeLimitExceeded):
+            limited(0.05, "plugin", plugin)
+    assert time.perf_counter() - began < 0.8
