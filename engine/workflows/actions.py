@@ -89,15 +89,12 @@ class ActionContext:
         names this instance and ``after-commit:<event>`` (a failure that names its own instance, a chained fire's
         on its target, keeps that)."""
         instance_id, event = self.instance.id, self.event
-        # plugin code like the action that left it: under the engine's limit (an outer one, a tick task's, governs)
-        limit = getattr(self.engine, "plugin_time_limit", None)
 
         def named() -> None:
             from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
-            from regelwerk.limits import limited
 
             try:
-                limited(limit, f"after-commit work of {event!r}", callback)
+                callback()
             except BaseException as exc:
                 if not is_plugin_fault(exc) or (isinstance(exc, RegelwerkError) and exc.stops_work):
                     raise
