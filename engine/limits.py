@@ -23,7 +23,6 @@ alarm the host armed itself (``signal.alarm``/``setitimer``), which is never rep
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -54,7 +53,6 @@ _AGAIN = 0.01
 #: undo entries, clearing a limit. Modules here, and functions marked with :func:`critical`
 _CRITICAL_MODULES = ("regelwerk.store.unit", "regelwerk.store.memory", "regelwerk.limits")
 _CRITICAL: set[CodeType] = set()
-_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def critical(fn: _F) -> _F:
@@ -74,22 +72,17 @@ def _in_database(frame: FrameType | None) -> bool:
 
 def _in_bookkeeping(frame: FrameType | None) -> bool:
     """Whether ``frame`` runs the engine's bookkeeping (for a plugin that called the engine, a tick task's
-    ``engine.fire``): walking out from it, a critical frame comes before plugin code. The standard library's frames
-    and the engine's other code decide nothing (their caller does); the function a limited call runs is the plugin's
-    even when it ships with regelwerk (``SmtpTransport.send``, an action of the core plugin)."""
+    ``engine.fire``): walking out from it to the nearest limited call (the plugin's own call), a critical frame
+    comes first. What bookkeeping calls runs to its end with it (a library such as ``transitions``, the host's
+    clock or permission port), except plugin code it calls through :func:`limited` (an action, a guard): that is
+    the plugin's, even when it ships with regelwerk (``SmtpTransport.send``, an action of the core plugin)."""
     while frame is not None:
         code = frame.f_code
-        if code is _LIMITED:  # the plugin's call itself (it returned, or runs a built-in function)
+        if code is _LIMITED:  # the plugin's call (it returned, or runs a built-in function)
             return False
-        name = str(frame.f_globals.get("__name__", ""))
-        if code in _CRITICAL or name.startswith(_CRITICAL_MODULES):
+        if code in _CRITICAL or str(frame.f_globals.get("__name__", "")).startswith(_CRITICAL_MODULES):
             return True
-        if not name.startswith("regelwerk.") and name.partition(".")[0] not in _STDLIB:
-            return False  # plugin code (or a library it called)
-        caller = frame.f_back
-        if caller is not None and caller.f_code is _LIMITED:
-            return False
-        frame = caller
+        frame = frame.f_back
     return False
 
 
