@@ -153,8 +153,26 @@ class _Copied:
         self.rowcount = rowcount
 
 
-class _Aware(Exception):
-    """An aware datetime for a column without a time zone: the rows go through ``Connection.execute``."""
+def _columns(getters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
+             rows: Sequence[Mapping[str, Any]]) -> list[list[Any]] | None:
+    """The plan's values, column by column, through their bind processors; None (the rows go through
+    ``Connection.execute``) when a later row lacks a key the first has (SQLAlchemy's own error) or an aware datetime
+    goes to a COPY's column without a time zone (the driver would convert it to the session's zone)."""
+    columns: list[list[Any]] = []
+    for name, fixed, process in getters:
+        if fixed is _NO_DEFAULT or fixed is _NAIVE:
+            try:
+                values = [row[name] for row in rows]
+            except KeyError:
+                return None
+            if fixed is _NAIVE and any(type(v) is datetime and v.tzinfo is not None for v in values):
+                return None
+        else:
+            values = [fixed] * len(rows)
+        if process is not None:
+            values = [process(v) for v in values]
+        columns.append(values)
+    return columns
 
 
 def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -162,16 +180,8 @@ def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, An
     from sqlalchemy.exc import DBAPIError
 
     sql, getters = plan
-    columns: list[list[Any]] = []
-    try:
-        for name, kind, process in getters:
-            values = [row[name] for row in rows]
-            if kind is _NAIVE and any(type(v) is datetime and v.tzinfo is not None for v in values):
-                raise _Aware(name)
-            if process is not None:
-                values = [process(v) for v in values]
-            columns.append(values)
-    except (KeyError, _Aware):  # a row without a key the first has (SQLAlchemy's own error), or a zone to convert
+    columns = _columns(getters, rows)
+    if columns is None:
         return None
     # the listeners an execute of the statement would call (the simulation's shared unit: rows it keeps behind for
     # this table are written first); on the simulation's joined connection, the attribute access below also sends
@@ -229,13 +239,7 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
         copied = _copy(conn, statement, plan, rows)
         return copied if copied is not None else conn.execute(statement, list(rows))
     sql, getters = plan
-    columns: list[list[Any]] = []
-    try:
-        for name, fixed, process in getters:
-            values = [row[name] for row in rows] if fixed is _NO_DEFAULT else [fixed] * len(rows)
-            if process is not None:
-                values = [process(v) for v in values]
-            columns.append(values)
-    except KeyError:  # a later row without a key the first has: SQLAlchemy's own error
+    columns = _columns(getters, rows)
+    if columns is None:
         return conn.execute(statement, list(rows))
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
