@@ -8,6 +8,7 @@ from typing import Any
 __all__ = [
     "ActionFailed",
     "ConflictError",
+    "IdInUse",
     "InvalidData",
     "PermissionDenied",
     "PluginError",
@@ -157,6 +158,21 @@ class ConflictError(RegelwerkError):
         """Include the versions and the state that won."""
         return {**super().to_dict(), "instance": self.instance_id, "expected_version": self.expected_version,
                 "current_version": self.current_version, "current_state": self.current_state}
+
+
+class IdInUse(ConflictError):
+    """A new instance's id is taken by an instance that is not the one being started; nothing was written."""
+
+    def __init__(self, instance_id: str, workflow: str = "", wanted: str = "") -> None:
+        self.workflow = workflow
+        self.wanted = wanted
+        ConflictError.__init__(self, instance_id, 0, 1, "")
+        found = f" (an instance of {workflow!r})" if workflow else ""
+        self.args = (f"instance id {instance_id!r} is in use{found}" + (f", not by {wanted}" if wanted else ""),)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The id and the workflow of the instance that has it."""
+        return {"error": self.code, "message": str(self), "instance": self.instance_id, "workflow": self.workflow}
 
 
 class InvalidData(RegelwerkError):

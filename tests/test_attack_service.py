@@ -69,3 +69,19 @@ def test_every_error_of_the_http_layer_is_a_problem(service: Service) -> None:
         _problem(a.post("/v1/relations", content=chunks(), headers={"content-type": "application/json"}), 413,
                  "payload_too_large")
         assert a.get("/v1/whoami").status_code == 200  # the server is still serving
+
+
+def test_a_start_may_not_take_the_id_the_engine_gives_a_scheduled_item(service: Service) -> None:
+    """``sched-...`` is the id of the instance the tick starts for a scheduled item: a caller that took one first
+    would have its instance (its data, its people) taken for someone else's moment. A usage problem, nothing
+    stored; the same start without the id is created."""
+    from test_service import EMPLOYEE
+
+    with service.client("a") as a:
+        body = {"workflow": "reminder", "data": {"scheduled_item": "probe/e1"}, "actor": EMPLOYEE,
+                "id": "sched-0123456789abcdef0123456789abcdef"}
+        problem = _problem(a.post("/v1/instances", json=body), 400, "usage")
+        assert "reserved" in problem["detail"], problem
+        _problem(a.get(f"/v1/instances/{body['id']}"), 404, "unknown_instance")
+        made = a.post("/v1/instances", json={**body, "id": "probe-not-scheduled"})
+        assert made.status_code == 201, made.text

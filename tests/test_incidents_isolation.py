@@ -1602,3 +1602,95 @@ def test_two_retries_of_a_timers_incident_at_once_on_postgresql_reschedule_it_on
         assert [h.event for h in alice.history("i1")].count("remind") == 1
         assert [(a.actor, a.action) for a in alice.audit("i1") if a.action.startswith("incident.")] == [
             ("alice", "incident.retry")]
+
+
+def test_an_id_the_engine_gives_a_scheduled_item_is_refused_to_a_start_that_names_it(bundle: CompiledBundle,
+                                                                                       registry: Registry) -> None:
+    """``sched-...`` ids are the instances the tick starts for scheduled items: a caller that could take one first
+    would have the tick take its instance (its data, its people) for another person's moment. Refused before
+    anything is written; any other id, and no id, start as before."""
+    from regelwerk.scheduling.workflows import instance_id_for
+
+    with Engine(bundle, registry=registry, permissions=ALLOW) as engine:
+        taken = instance_id_for("iso/e1")
+        with pytest.raises(UsageError, match="reserved"):
+            engine.start("entering", {"scheduled_item": "iso/e1"}, "hr", taken)
+        with pytest.raises(UsageError, match="reserved"):
+            engine.start("reminder", {}, "hr", "sched-anything")
+        assert engine.instances() == [] and engine.audit() == []
+        assert engine.start("reminder", {}, "hr", "schedule-1").id == "schedule-1"
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_instance_under_a_scheduled_items_id_that_is_not_its_own_is_not_taken_for_it(
+        bundle: CompiledBundle, registry: Registry, store: str, tmp_path: Path, request: pytest.FixtureRequest
+        ) -> None:
+    """The tick found an instance under an item's id that another workflow, or a start for another key, left there
+    (written around the engine, or before its ids were reserved): it is not taken for the item's. That member's
+    start fails with ``IdInUse`` (its incident), the instance is left as it was, and the others start."""
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+    from regelwerk.store.records import InstanceRecord
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    BEHAVIOUR.clear()
+    clock = Clock()
+    url = next(store_urls(_Param(store, request), tmp_path, "tickids"))
+    with Engine(compiled, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 5)], T0)
+        planted = {instance_id_for("iso/e2"): ("reminder", {"scheduled_item": "iso/e2"}),  # another workflow
+                   instance_id_for("iso/e3"): ("entering", {"scheduled_item": "iso/e9"})}  # another item's
+        version = engine.start("entering", {}, "hr", "probe").definition_version
+        with engine.store.transaction() as tx:
+            for iid, (workflow, data) in planted.items():
+                tx.insert(InstanceRecord(iid, workflow, version, "waiting", data, 7, T0, T0, "intruder"))
+        summary = engine.tick(T0 + timedelta(days=1), batch_size=4)
+        assert summary.incidents == 2
+        assert sorted((i.instance_id, i.error_type) for i in engine.incidents()) == [
+            ("e2", "regelwerk.errors.IdInUse"), ("e3", "regelwerk.errors.IdInUse")]
+        for iid, (workflow, data) in planted.items():  # left as they were
+            kept = engine.get(iid)
+            assert (kept.workflow, dict(kept.data), kept.version, kept.created_by) == (workflow, data, 7, "intruder")
+        started = {i.id for i in engine.instances("entering")}
+        assert {instance_id_for("iso/e1"), instance_id_for("iso/e4")} <= started
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_instance_started_between_the_ticks_existence_query_and_its_insert_stops_nothing(
+        bundle: CompiledBundle, registry: Registry, store: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start of the same id that lands after the batch asked which ids exist (a concurrent start) fails the
+    batch's insert: that is ``IdInUse`` of the batch, which rolls back and runs again in parts, not a database
+    error that stops the tick. Here the other start is the batch's own transaction's, so it rolls back too and
+    every item is then started once, without an incident."""
+    from regelwerk.scheduling import batch
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.workflows import instance_id_for
+    from regelwerk.store.records import InstanceRecord
+
+    source = _Source()
+    compiled = replace(bundle, objects={**bundle.objects, ("Test", "src"): source})
+    BEHAVIOUR.clear()
+    url = next(store_urls(_Param(store, request), tmp_path, "tickrace"))
+    real, raced = batch.existing_ids, []
+
+    def racing(tx: Any, ids: Any) -> set[str]:
+        found = real(tx, ids)
+        if not raced:  # the first batch: its second id is started by "someone else" right after the query
+            iid = sorted(set(ids))[1]
+            raced.append(iid)
+            tx.insert(InstanceRecord(iid, "entering", version, "begun", {}, 1, T0, T0, "racer"))
+        return found
+
+    monkeypatch.setattr(batch, "existing_ids", racing)
+    with Engine(compiled, store=url, registry=registry, permissions=ALLOW) as engine:
+        EmployeeDirectory(engine.store.engine).upsert(
+            [{"id": f"e{n}", "hire_date": "2020-01-01"} for n in range(1, 5)], T0)
+        version = engine.start("reminder", {}, "hr", "probe").definition_version
+        summary = engine.tick(T0 + timedelta(days=1), batch_size=4)
+        assert raced and summary.incidents == 0 and engine.incidents() == []
+        started = engine.instances("entering")
+        assert sorted(i.id for i in started) == sorted(instance_id_for(f"iso/e{n}") for n in range(1, 5))
+        assert {i.created_by for i in started} == {"system"}

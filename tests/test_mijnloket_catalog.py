@@ -277,3 +277,20 @@ def test_cli_decide() -> None:
     assert data["matched"] == ["verlofaanvragen", "preboarding"]
     assert data["explain"]["hit_policy"] == "PRIORITY"
     assert invoke("decide", str(SHIPPED), "nope").exit_code == 2
+
+
+def test_an_instance_someone_else_started_under_an_employers_id_is_not_taken_for_it(products: Any) -> None:
+    """The employer's instance id is derived (``<workflow>:<employer>``), so anyone who may start some workflow can
+    start one under it first: the pack does not take another workflow's instance, or another employer's, for the
+    employer's (its changes would land there); it says so (``IdInUse``) and leaves that instance alone."""
+    from regelwerk.errors import IdInUse
+
+    catalog = products.catalog()
+    products.engine.start(catalog.workflow, {"employer": "someone-else", "catalog": catalog.name}, "x",
+                          products.instance_id("werkgever-5", catalog))
+    with pytest.raises(IdInUse, match="werkgever-5"):
+        products.employer("werkgever-5").sign_addendum()
+    planted = products.engine.get(products.instance_id("werkgever-5", catalog))
+    assert (planted.version, planted.data["employer"]) == (1, "someone-else")
+    products.employer("werkgever-6").sign_addendum()  # its own instance, started on first use
+    assert products.tier("werkgever-6", catalog.name) == "Start"

@@ -3,7 +3,10 @@
 A due item with a workflow starts one instance, **inside the tick's transaction** (the store's
 unit of work; the tick's own statements run on its ``connection``), so the item's status and
 the new instance commit together or not at all. The instance id is derived from the item key
-(``sched-<sha256[:32]>``), so even a retried start cannot create a second instance.
+(``sched-<sha256[:32]>``), so even a retried start cannot create a second instance. That prefix is the
+engine's: a start that names its own id may not use it (``WorkflowRuntime.start``), and an instance found under an
+item's id that is not that item's (another workflow, or no ``scheduled_item`` of its key) is not taken for it: the
+start fails with ``IdInUse``, the item's incident.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from regelwerk.actors import SYSTEM
+from regelwerk.errors import IdInUse
 from regelwerk.limits import critical
+from regelwerk.workflows.runtime import ENGINE_ID_PREFIX
 
 __all__ = ["EngineStarter", "TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 
 
 def instance_id_for(key: str) -> str:
     """The deterministic workflow instance id of a scheduled item."""
-    return "sched-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return ENGINE_ID_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 class TxUnit:
@@ -103,7 +108,8 @@ class EngineStarter:
             raise RuntimeError("starting a workflow needs the workflow store's transaction")
         exists = instance_id in unit.existing if unit.existing is not None else tx.get(instance_id) is not None
         if exists:
-            return instance_id  # started before a crash or by another ticker: never twice
+            _own(tx, instance_id, item)  # started for this item before (never twice), or someone else's: refused
+            return instance_id
         start_in = getattr(engine, "start_in", None)
         if start_in is not None:
             start_in(tx, item["workflow"], data, SYSTEM, instance_id, now)
@@ -118,6 +124,16 @@ class EngineStarter:
             unit.on_rollback.append(lambda: stored.discard(key))
         unit.after_commit.extend(post)
         return instance_id
+
+
+def _own(tx: Any, instance_id: str, item: Mapping[str, Any]) -> None:
+    """The instance under an item's id is that item's: its workflow, started for its key (``scheduled_item``);
+    else ``IdInUse`` (the engine never takes another instance for the item's)."""
+    record = tx.get(instance_id)
+    if record is None:
+        return  # gone since the existence query (erased): nothing to take
+    if record.workflow != item["workflow"] or record.data.get("scheduled_item") != item["key"]:
+        raise IdInUse(instance_id, record.workflow, f"the workflow of scheduled item {item['key']!r}")
 
 
 def engine_starter(workflow_engine: Any) -> Callable[[TxUnit, Mapping[str, Any], datetime], str]:

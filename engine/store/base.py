@@ -74,7 +74,9 @@ class StoreTx(Protocol):
 
     def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
                     timers: Sequence[TimerRecord] = ()) -> None:
-        """Add new instances (known not to exist), then history rows, then pending timers, in bulk."""
+        """Add new instances (known not to exist), then history rows, then pending timers, in bulk. An id that
+        exists after all (started concurrently since it was asked) is ``ConflictError`` and the transaction
+        is not to be committed."""
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
                definition_changed: bool = True) -> None:

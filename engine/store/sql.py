@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from regelwerk.errors import ConflictError, UnknownInstance
+from regelwerk.errors import ConflictError, IdInUse, UnknownInstance
 from regelwerk.limits import critical
 from regelwerk.store.records import (
     AuditEntry,
@@ -471,11 +471,17 @@ class SqlTx:
 
         conn = self.connection
         if records:
-            executemany(conn, _INSERT_INSTANCE, [{
-                "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
-                "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
-                "created_by": r.created_by, "created_at": _utc(r.created_at), "updated_at": _utc(r.updated_at)}
-                for r in records])
+            try:
+                executemany(conn, _INSERT_INSTANCE, [{
+                    "id": r.id, "workflow": r.workflow, "definition_version": r.definition_version, "state": r.state,
+                    "data": dict(r.data), "version": r.version, "timers_pending": r.timers_pending,
+                    "created_by": r.created_by, "created_at": _utc(r.created_at),
+                    "updated_at": _utc(r.updated_at)} for r in records])
+            except sa.exc.IntegrityError as exc:
+                # an id taken since the caller asked (a concurrent start): the refusal of ``insert``, for the batch
+                # (the caller's transaction is spoilt on PostgreSQL and rolls back; the tick runs it again in parts)
+                raise IdInUse(records[0].id if len(records) == 1 else f"one of {len(records)} new instances") \
+                    from exc
         if history:
             executemany(conn, _INSERT_HISTORY, [{
                 "instance_id": e.instance_id, "version": e.version, "event": e.event, "from_state": e.from_state,

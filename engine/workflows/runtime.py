@@ -51,9 +51,12 @@ from regelwerk.workflows.incidents import cancel_timers
 from regelwerk.workflows.model import ActionRef, Transition, Workflow, workflow_from_dict, workflow_to_dict
 from regelwerk.workflows.ports import PermissionPort
 
-__all__ = ["START_EVENT", "EventOption", "WorkflowRuntime"]
+__all__ = ["ENGINE_ID_PREFIX", "START_EVENT", "EventOption", "WorkflowRuntime"]
 
 START_EVENT = "$start"
+#: instance ids the engine derives itself (a scheduled item's: ``regelwerk.scheduling.workflows.instance_id_for``); a
+#: start that names its own id may not take one, or it would be the instance the engine later finds for that item
+ENGINE_ID_PREFIX = "sched-"
 ActorLike = Actor | str | Mapping[str, Any]
 
 
@@ -288,11 +291,17 @@ class WorkflowRuntime:
 
         Starting needs the workflow's start permission (``start_permission``, else ``<workflow>.start``):
         refused with ``PermissionDenied`` (audited) unless the policy allows it. Scheduled starts (the
-        engine's own, like timers) do not pass here.
+        engine's own, like timers) do not pass here; their ids (``sched-...``) are the engine's, and a start that
+        names one is refused (``UsageError``) on every path: Python, CLI, service, simulation.
         """
         who = Actor.of(actor)
         now = self.clock()
         rt = self._current(workflow)
+        if instance_id is not None and instance_id.startswith(ENGINE_ID_PREFIX):
+            # before anything is read or written: the id of a scheduled item's instance is the engine's to give
+            raise UsageError(f"instance id {instance_id!r} is reserved: ids starting with {ENGINE_ID_PREFIX!r} are "
+                             "given by the engine to the workflows of scheduled items",
+                             hint="choose another id, or leave it out to have one generated")
         new_id = instance_id or self.id_factory()
         try:
             with UnitOfWork(self.store) as uow:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import ConflictError, TransitionNotAllowed, UnknownInstance, UsageError
+from regelwerk.errors import ConflictError, IdInUse, TransitionNotAllowed, UnknownInstance, UsageError
 
 __all__ = ["Activation", "Employer", "EmployerProducts", "TierChange"]
 
@@ -112,7 +112,7 @@ class EmployerProducts:
         model = self.catalog(catalog)
         iid = self.instance_id(employer, model)
         try:
-            return self.engine.get(iid)
+            return self._own(self.engine.get(iid), employer, model)
         except UnknownInstance:
             pass
         try:
@@ -122,7 +122,15 @@ class EmployerProducts:
                                                       else model.tiers[0].label},
                                      actor, instance_id=iid)
         except ConflictError:  # started concurrently by another process
-            return self.engine.get(iid)
+            return self._own(self.engine.get(iid), employer, model)
+
+    @staticmethod
+    def _own(record: Any, employer: str, catalog: Any) -> Any:
+        """The instance under the employer's id, when it is the employer's instance of the catalog's workflow; an
+        instance someone else started under that id (another workflow, another employer) is ``IdInUse``."""
+        if record.workflow != catalog.workflow or record.data.get("employer") != employer:
+            raise IdInUse(record.id, record.workflow, f"the {catalog.name!r} catalog of employer {employer!r}")
+        return record
 
     # --- changes -------------------------------------------------------------------------------
 
