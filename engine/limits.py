@@ -33,7 +33,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-__all__ = ["TimeLimitExceeded", "available", "critical", "limited", "time_limit"]
+__all__ = ["TimeLimitExceeded", "available", "critical", "is_critical", "limited", "time_limit"]
 
 class TimeLimitExceeded(BaseException):
     """Plugin code ran longer than its limit (raised inside it, where it was when the limit expired)."""
@@ -60,6 +60,11 @@ def critical(fn: _F) -> _F:
     calls, up to plugin code it calls) waits until it has returned."""
     _CRITICAL.add(fn.__code__)
     return fn
+
+
+def is_critical(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is marked with :func:`critical` (the engine's own work, not a plugin's)."""
+    return getattr(fn, "__code__", None) in _CRITICAL
 
 
 def _in_database(frame: FrameType | None) -> bool:

@@ -1611,7 +1611,7 @@ def test_an_id_the_engine_gives_a_scheduled_item_is_refused_to_a_start_that_name
     anything is written; any other id, and no id, start as before."""
     from regelwerk.scheduling.workflows import instance_id_for
 
-    with Engine(bundle, registry=registry, permissions=ALLOW) as engine:
+    with Engine(bundle, store="memory://", registry=registry, permissions=ALLOW) as engine:
         taken = instance_id_for("iso/e1")
         with pytest.raises(UsageError, match="reserved"):
             engine.start("entering", {"scheduled_item": "iso/e1"}, "hr", taken)

@@ -23,6 +23,8 @@ from regelwerk.runtime import Engine
 ALLOW = UnsafeAllowAll()
 #: instance ids whose action hangs
 HANGING: set[str] = set()
+#: instance ids whose action leaves after-commit work that hangs
+HANGING_AFTER: set[str] = set()
 LIMIT = 0.3
 
 REMINDER = """
@@ -59,6 +61,8 @@ def act(ctx: Any) -> None:
     """Hangs for the instances in HANGING (a plugin bug: a call that never returns)."""
     if ctx.instance.id in HANGING:
         time.sleep(60)
+    if ctx.instance.id in HANGING_AFTER:
+        ctx.after_commit(lambda: time.sleep(60))
     while ctx.instance.id.startswith("sql-loop"):  # hangs in the database layer: statement after statement
         ctx.tx.get("r1")
     ctx.audit("acted")
@@ -175,6 +179,33 @@ def test_a_hanging_timer_action_is_its_timers_incident_and_the_other_timers_fire
         HANGING.clear()  # fixed: the retry fires it
         assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
         assert engine.get("r0").state == "reminded"
+
+
+def test_hanging_after_commit_work_of_a_timers_action_is_an_incident_and_the_other_timers_fire(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """What an action leaves to run after the commit (``ctx.after_commit``) is plugin code too: under the limit, its
+    instance's incident (``after-commit:<event>``), the committed fire stays, and the batch's other fires and their
+    after-commit work go on. Before, it ran without a limit and stalled the worker's tick."""
+    clock = Clock()
+    HANGING_AFTER.clear()
+    try:
+        with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW,
+                    plugin_time_limit=LIMIT) as engine:
+            for n in range(3):
+                engine.start("reminder", {}, "hr", f"a{n}")
+            HANGING_AFTER.add("a0")
+            clock.now = T0 + timedelta(days=2)
+            started = time.perf_counter()
+            summary = engine.tick(clock.now)
+            assert time.perf_counter() - started < 10
+            assert summary.timers_fired == 3
+            assert {i.id: i.state for i in engine.instances("reminder")} == {
+                "a0": "reminded", "a1": "reminded", "a2": "reminded"}  # the fire committed before its after work
+            [incident] = engine.incidents()
+            assert (incident.instance_id, incident.event, incident.error_type) == (
+                "a0", "after-commit:remind", "regelwerk.limits.TimeLimitExceeded")
+    finally:
+        HANGING_AFTER.clear()
 
 
 def test_a_limit_that_strikes_while_plugin_code_runs_statements_leaves_the_transaction_usable(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from regelwerk.actors import Actor
 from regelwerk.conditions import parse_duration, resolve_path
 from regelwerk.errors import PluginError, RegelwerkError, UsageError
+from regelwerk.limits import critical, is_critical, limited
 from regelwerk.registry import ActionSpec, Registry
 
 if TYPE_CHECKING:
@@ -89,12 +90,19 @@ class ActionContext:
         names this instance and ``after-commit:<event>`` (a failure that names its own instance, a chained fire's
         on its target, keeps that)."""
         instance_id, event = self.instance.id, self.event
+        # plugin code like the action that left it: under the engine's limit (an outer one, a tick task's, governs).
+        # The engine's own (the fire ``workflow.fire`` chains, marked critical) is bookkeeping: called as it is, so no
+        # limit strikes between the commit and its start (it would be lost); its own actions are limited as any
+        limit = None if is_critical(callback) else getattr(self.engine, "plugin_time_limit", None)
 
         def named() -> None:
             from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
 
             try:
-                callback()
+                if limit:
+                    limited(limit, f"after-commit work of {event!r}", callback)
+                else:
+                    callback()
             except BaseException as exc:
                 if not is_plugin_fault(exc) or (isinstance(exc, RegelwerkError) and exc.stops_work):
                     raise
@@ -164,6 +172,7 @@ def _fire(ctx: ActionContext) -> None:
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
     engine, actor, system, after = ctx.engine, ctx.actor, ctx.system, ctx.event
 
+    @critical  # the engine's own after-commit work: a limit around it strikes in the chained fire's plugin code only
     def fire_later() -> None:
         try:
             if system:  # chained from a timer's transition: the system goes on, guards still apply
