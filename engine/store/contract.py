@@ -221,6 +221,27 @@ class StoreContract:
         assert rows[1].explain["permission"] == {"allowed": True}
         assert rows[1].at == T0 + timedelta(hours=1)
 
+    def test_history_and_audit_rows_read_are_copies_that_cannot_change_the_store(self) -> None:
+        """The history and the audit are the trail a decision is checked against afterwards: what a reader does to
+        the rows it got (their explanation, their detail, what it handed in) does not change what is kept."""
+        store = self._store()
+        explain = {"guard": "amount le 50", "permission": {"allowed": True, "roles": ["hr"]}}
+        detail = {"action": "approve", "roles": ["employee"]}
+        with store.transaction() as tx:
+            tx.insert(_record())
+            tx.add_history(HistoryEntry("i1", "submit", "draft", "submitted", "anna", T0, "v1", 2, explain))
+            tx.add_audit(AuditEntry(T0, "anna", "workflow.permission_denied", "i1", detail))
+        explain["permission"]["allowed"] = False  # type: ignore[index]
+        detail["roles"].append("hr")  # type: ignore[attr-defined]
+        for _ in range(2):
+            with store.read() as tx:
+                [row], [entry] = tx.history("i1"), tx.audit("i1")
+            assert row.explain == {"guard": "amount le 50", "permission": {"allowed": True, "roles": ["hr"]}}
+            assert entry.detail == {"action": "approve", "roles": ["employee"]}
+            row.explain["permission"]["roles"].append("admin")
+            row.explain["guard"] = "true"  # type: ignore[index]
+            entry.detail["roles"].clear()
+
     # --- timers --------------------------------------------------------------------------------
 
     def test_timers_due_claim_finish_cancel(self) -> None:

@@ -2,10 +2,19 @@
 
 One store-wide lock serialises units of work; an undo log rolls a failed unit back, so a
 transition, its history row and its timers are kept together or not at all.
+
+History and audit rows, which only grow, are kept packed (:func:`_pack`): a tuple of their fields with the
+mapping (a history row's ``explain``, an audit row's ``detail``) as ``marshal`` bytes. A tuple of such values is
+one the cyclic garbage collector stops tracking, so a store of a million rows is not walked by every full
+collection (a third of an in-memory fire's time was the collector walking the growing history), and every read
+hands out a fresh copy: a caller that changes a returned row's mapping no longer changes the store's audit trail
+(as with the SQL store, which reads it from its row). A mapping ``marshal`` cannot write (not plain data) is kept
+as it was given.
 """
 
 from __future__ import annotations
 
+import marshal
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +36,63 @@ from regelwerk.store.records import (
 )
 
 __all__ = ["MemoryRows", "MemoryStore", "MemoryTx"]
+
+#: a kept history or audit row: packed (a tuple, see the module), or the record as given
+_Kept = Any
+
+
+def _blob(mapping: Mapping[str, Any]) -> bytes | None:
+    """``mapping`` as ``marshal`` bytes (empty: b""); None when it holds what ``marshal`` cannot write."""
+    if not mapping:
+        return b""
+    try:
+        return marshal.dumps(mapping)  # type: ignore[arg-type]  # any value: ValueError when it cannot
+    except ValueError:  # a read-only mapping (regelwerk.frozen) or another type: as plain data, if it is
+        from regelwerk.frozen import thaw
+
+        try:
+            return marshal.dumps(thaw(mapping))
+        except ValueError:
+            return None
+
+
+def _unblob(blob: bytes) -> dict[str, Any]:
+    loaded: dict[str, Any] = marshal.loads(blob) if blob else {}
+    return loaded
+
+
+def _pack_history(entry: HistoryEntry) -> _Kept:
+    blob = _blob(entry.explain)
+    if blob is None:
+        return entry
+    return (entry.instance_id, entry.event, entry.from_state, entry.to_state, entry.actor, entry.at,
+            entry.definition_version, entry.version, blob, entry.id)
+
+
+def _history_entry(kept: _Kept) -> HistoryEntry:
+    if type(kept) is not tuple:
+        return kept  # type: ignore[no-any-return]
+    iid, event, from_state, to_state, actor, at, version_id, version, blob, row_id = kept
+    return HistoryEntry(iid, event, from_state, to_state, actor, at, version_id, version, _unblob(blob), row_id)
+
+
+def _pack_audit(entry: AuditEntry) -> _Kept:
+    blob = _blob(entry.detail)
+    if blob is None:
+        return entry
+    return (entry.at, entry.actor, entry.action, entry.instance_id, blob, entry.id)
+
+
+def _audit_entry(kept: _Kept) -> AuditEntry:
+    if type(kept) is not tuple:
+        return kept  # type: ignore[no-any-return]
+    at, actor, action, instance_id, blob, row_id = kept
+    return AuditEntry(at, actor, action, instance_id, _unblob(blob), row_id)
+
+
+def _audit_instance(kept: _Kept) -> str | None:
+    instance_id: str | None = kept[3] if type(kept) is tuple else kept.instance_id
+    return instance_id
 
 
 def _matches(row: Mapping[str, Any], match: Mapping[str, Any] | None) -> bool:
@@ -164,12 +230,12 @@ class MemoryTx:
         store = self._store
         store._history_seq += 1
         rows = store._history.setdefault(entry.instance_id, [])
-        rows.append(entry)
+        rows.append(_pack_history(entry))
         self._undo.append(rows.pop)
 
     def history(self, instance_id: str) -> list[HistoryEntry]:
         """History of one instance, oldest first."""
-        return list(self._store._history.get(instance_id, ()))
+        return [_history_entry(kept) for kept in self._store._history.get(instance_id, ())]
 
     # timers
     def add_timer(self, timer: TimerRecord) -> None:
@@ -249,7 +315,7 @@ class MemoryTx:
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""
         rows = self._store._audit
-        rows.append(entry)
+        rows.append(_pack_audit(entry))
         self._undo.append(rows.pop)
 
     def add_audits(self, entries: Sequence[AuditEntry]) -> None:
@@ -259,7 +325,7 @@ class MemoryTx:
 
     def audit(self, instance_id: str | None = None) -> list[AuditEntry]:
         """Audit rows, oldest first."""
-        return [a for a in self._store._audit if instance_id is None or a.instance_id == instance_id]
+        return [_audit_entry(a) for a in self._store._audit if instance_id is None or _audit_instance(a) == instance_id]
 
     def put_definition(self, record: DefinitionRecord) -> None:
         """Keep a definition version."""
@@ -334,7 +400,7 @@ class MemoryTx:
                 instances += 1
             rows = store._history.get(iid)
             if rows:
-                self._replace_list(rows, [replace(h, explain={}) for h in rows])
+                self._replace_list(rows, [_pack_history(replace(_history_entry(h), explain={})) for h in rows])
                 history += len(rows)
         gone = {k: t for k, t in store._timers.items() if t.instance_id in ids}
         for timer_id in gone:
@@ -342,8 +408,9 @@ class MemoryTx:
         timers = len(gone)
         if gone:
             self._undo.append(lambda: store._timers.update(gone))
-        scrubbed = [replace(a, detail={}) if a.instance_id in ids else a for a in store._audit]
-        audit = sum(1 for a in store._audit if a.instance_id in ids)
+        scrubbed = [_pack_audit(replace(_audit_entry(a), detail={})) if _audit_instance(a) in ids else a
+                    for a in store._audit]
+        audit = sum(1 for a in store._audit if _audit_instance(a) in ids)
         if audit:
             self._replace_list(store._audit, scrubbed)
         for incident_id, incident in list(store._incidents.items()):
@@ -414,11 +481,11 @@ class MemoryStore:
         self.url = url
         self._lock = threading.RLock()
         self._instances: dict[str, InstanceRecord] = {}
-        self._history: dict[str, list[HistoryEntry]] = {}
+        self._history: dict[str, list[_Kept]] = {}  # packed rows (see the module)
         self._history_seq = 0
         self._timers: dict[int, TimerRecord] = {}
         self._timer_seq = 0
-        self._audit: list[AuditEntry] = []
+        self._audit: list[_Kept] = []  # packed rows (see the module)
         self._definitions: dict[tuple[str, str, str], DefinitionRecord] = {}
         self._outbox: list[OutboxEntry] = []
         self._incidents: dict[int, IncidentRecord] = {}
