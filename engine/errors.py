@@ -176,18 +176,24 @@ class IdInUse(ConflictError):
 
 
 class InvalidData(RegelwerkError):
-    """Instance or event data does not fit the definition's JSON Schema."""
+    """Instance or event data does not fit the definition's JSON Schema, or a person's data names a field only the
+    workflow itself sets (``system_fields``: those are listed, and the refusal is audited)."""
 
     code = "invalid_data"
 
-    def __init__(self, message: str, pointer: str = "", errors: Sequence[Mapping[str, str]] = ()) -> None:
+    def __init__(self, message: str, pointer: str = "", errors: Sequence[Mapping[str, str]] = (),
+                 system_fields: Sequence[str] = ()) -> None:
         self.pointer = pointer
         self.errors = tuple(errors)
+        self.system_fields = tuple(system_fields)
         super().__init__(f"{message}" + (f" at {pointer}" if pointer else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        """Include the JSON pointer and every schema error."""
-        return {**super().to_dict(), "pointer": self.pointer, "errors": [dict(e) for e in self.errors]}
+        """Include the JSON pointer and every schema error (and the system fields a person's data named)."""
+        out = {**super().to_dict(), "pointer": self.pointer, "errors": [dict(e) for e in self.errors]}
+        if self.system_fields:
+            out["system_fields"] = list(self.system_fields)
+        return out
 
 
 class PluginError(RegelwerkError):

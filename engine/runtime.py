@@ -228,14 +228,15 @@ class Engine:
         return self.runtime.current_version(workflow)
 
     def start(self, workflow: str, data: Mapping[str, Any] | None = None, actor: ActorLike = SYSTEM,
-              instance_id: str | None = None) -> InstanceRecord:
-        """Create an instance in the workflow's initial state (on_enter actions and timers included)."""
-        return self.runtime.start(workflow, data, actor, instance_id)
+              instance_id: str | None = None, *, system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
+        """Create an instance in the workflow's initial state (on_enter actions and timers included); ``data``
+        may not name a system field, ``system_data`` (the host's own) may (see ``WorkflowRuntime.start``)."""
+        return self.runtime.start(workflow, data, actor, instance_id, system_data=system_data)
 
     def fire(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None = None,
-             expected_version: int | None = None) -> InstanceRecord:
+             expected_version: int | None = None, *, system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
         """Fire ``event`` on an instance as ``actor``; the updated instance (see ``WorkflowRuntime.fire``)."""
-        return self.runtime.fire(instance_id, event, actor, data, expected_version)
+        return self.runtime.fire(instance_id, event, actor, data, expected_version, system_data=system_data)
 
     def fire_batch(self, items: Iterable[Mapping[str, Any] | Sequence[Any]]) -> list[InstanceRecord]:
         """Fire many events in ONE unit of work: all commit, or none (see ``WorkflowRuntime.fire_batch``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import test_service
 from regelwerk.tenancy.hub import TenantHub
 from test_service import Service, _problem
@@ -85,3 +86,36 @@ def test_a_start_may_not_take_the_id_the_engine_gives_a_scheduled_item(service: 
         _problem(a.get(f"/v1/instances/{body['id']}"), 404, "unknown_instance")
         made = a.post("/v1/instances", json={**body, "id": "probe-not-scheduled"})
         assert made.status_code == 201, made.text
+
+
+def test_a_request_cannot_set_a_workflows_system_fields(service: Service) -> None:
+    """``POST /v1/instances`` and ``.../fire`` hand the body's data to the engine as a person's data: a field the
+    workflow keeps for itself (``system_fields``; here the guard of ``use`` trusts ``data.approved``) is a 422
+    ``invalid_data`` with its pointer and nothing is written. Before, the body set it: ``{"approved": true}``
+    opened a transition no policy decides."""
+    from test_attack_system_fields import APPROVAL
+
+    files = {**test_service.bundle_files(), "approval.yaml": APPROVAL}
+    files["permissions.yaml"] = files["permissions.yaml"].replace(
+        "    - {id: incident, ", "    - {id: approval, actions: [create, approve]}\n    - {id: incident, ").replace(
+        "  grants:\n", "  grants:\n    - {id: approval_create, roles: [medewerker], resource: approval, "
+                       "actions: [create]}\n")
+    with TenantHub(service.location) as hub:
+        hub.create_tenant("sysfields")
+        hub.deploy("sysfields", files, matrix="service")
+        key = hub.issue_key("sysfields", "test")[0]
+    employee = {"id": "e1", "roles": ["medewerker"]}
+    with httpx.Client(base_url=service.base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        refused = _problem(c.post("/v1/instances", json={"workflow": "approval", "id": "p1", "actor": employee,
+                                                         "data": {"subject": "e1", "approved": True}}),
+                           422, "invalid_data")
+        assert refused["pointer"] == "/approved" and refused["system_fields"] == ["approved"]
+        assert c.get("/v1/instances").json() == []
+        started = c.post("/v1/instances", json={"workflow": "approval", "id": "p1", "actor": employee,
+                                                "data": {"subject": "e1"}})
+        assert started.status_code == 201, started.text
+        fired = _problem(c.post("/v1/instances/p1/fire", json={"event": "use", "actor": employee,
+                                                               "data": {"approved": True}}), 422, "invalid_data")
+        assert fired["pointer"] == "/approved"
+        after = c.get("/v1/instances/p1").json()
+        assert (after["state"], after["version"], after["data"]) == ("open", 1, {"subject": "e1"})

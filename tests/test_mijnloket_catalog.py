@@ -286,7 +286,7 @@ def test_an_instance_someone_else_started_under_an_employers_id_is_not_taken_for
     from regelwerk.errors import IdInUse
 
     catalog = products.catalog()
-    products.engine.start(catalog.workflow, {"employer": "someone-else", "catalog": catalog.name}, "x",
+    products.engine.start(catalog.workflow, {"employer": "someone-else"}, "x",
                           products.instance_id("werkgever-5", catalog))
     with pytest.raises(IdInUse, match="werkgever-5"):
         products.employer("werkgever-5").sign_addendum()

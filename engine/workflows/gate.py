@@ -23,7 +23,7 @@ from regelwerk.workflows.model import Transition, Workflow
 if TYPE_CHECKING:
     from regelwerk.workflows.runtime import WorkflowRuntime
 
-__all__ = ["Gate", "Version"]
+__all__ = ["Gate", "Version", "system_fields_refusal"]
 
 
 class Version:
@@ -55,6 +55,24 @@ class Version:
                      for e in errors]
             raise InvalidData(f"data does not fit {self.model.name}: {items[0]['message']}", items[0]["pointer"],
                               items)
+
+
+def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None) -> InvalidData | None:
+    """The refusal of a person's start data or event payload that names one of ``model``'s ``system_fields`` (the
+    fields only the workflow's own work sets: its actions, its timers, the host's ``system_data``); None when the
+    data names none. Whatever the value, also the stored one: a person never writes these fields."""
+    fields = model.system_fields
+    if not fields or not data:
+        return None
+    named = [name for name in fields if name in data]
+    if not named:
+        return None
+    items = [{"pointer": "/" + name.replace("~", "~0").replace("/", "~1"),
+              "message": f"{name!r} is set by {model.name} itself (a system field), never by a person's data"}
+             for name in named]
+    return InvalidData(f"{', '.join(repr(n) for n in named)} of {model.name} may not be given: "
+                       f"{'it is a system field' if len(named) == 1 else 'they are system fields'}, set only by the "
+                       "workflow's actions and timers and the host's own code", items[0]["pointer"], items, named)
 
 
 def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:

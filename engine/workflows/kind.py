@@ -11,6 +11,7 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW514 error: two transitions for the same event leave the same state with overlapping guards
   (the later one would never fire).
 - RW515 warning: a transition leaves a final state.
+- RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
 """
 
 from __future__ import annotations
@@ -180,6 +181,16 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
             ctx.report("RW502", f"data_schema is not a valid JSON Schema: {exc.message[:160]}",
                        f"/spec/data_schema{inner}")
 
+    system_fields = tuple(str(f) for f in spec.get("system_fields") or ())
+    declared = data_schema.get("properties") if isinstance(data_schema, Mapping) else None
+    if isinstance(declared, Mapping):
+        for i, name in enumerate(system_fields):
+            if name not in declared:
+                ctx.warn("RW518", f"system field {name!r} is not a property of the data_schema",
+                         f"/spec/system_fields/{i}",
+                         hint=did_you_mean(name, [str(k) for k in declared])
+                         or "declare it under data_schema.properties")
+
     groups = tuple((str(g["id"]), str(g.get("label") or g["id"])) for g in spec.get("groups") or ())
     if groups:
         known_groups = {g for g, _ in groups}
@@ -193,6 +204,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         transitions=tuple(transitions), resource_type=str(spec.get("resource_type") or doc.name),
         data_schema=data_schema, description=str(spec.get("description", "")), groups=groups,
         start_permission=str(spec.get("start_permission") or ""), retry=_retry(ctx, spec.get("retry")),
+        system_fields=system_fields,
     )
     _check_graph(ctx, model, pointer_of_state)
     return model

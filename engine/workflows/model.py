@@ -114,6 +114,10 @@ class Workflow:
     groups: tuple[tuple[str, str], ...] = ()
     start_permission: str = ""
     retry: RetrySpec | None = None
+    #: Data fields only the workflow's own work sets (its actions, timers, the host's ``system_data``): a person's
+    #: start data or event payload that names one is refused (``InvalidData``), so no guard, action or host reads
+    #: a value a person chose there.
+    system_fields: tuple[str, ...] = ()
 
     @property
     def start_action(self) -> str:
@@ -153,7 +157,7 @@ def _action_dict(action: ActionRef) -> dict[str, Any]:
 
 def workflow_to_dict(model: Workflow) -> dict[str, Any]:
     """Plain JSON data of a compiled workflow (stored per definition version, see ``workflow_from_dict``)."""
-    return {
+    out: dict[str, Any] = {
         "name": model.name, "label": model.label, "initial": model.initial, "resource_type": model.resource_type,
         "description": model.description, "data_schema": model.data_schema, "start_permission": model.start_permission,
         "retry": model.retry.to_dict() if model.retry is not None else None,
@@ -170,6 +174,9 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
                          "system_only": t.system_only}
                         for t in model.transitions],
     }
+    if model.system_fields:  # only when declared: the stored form (and a derived workflow's hash) of others as before
+        out["system_fields"] = list(model.system_fields)
+    return out
 
 
 def _action_refs(items: Any) -> tuple[ActionRef, ...]:
@@ -204,4 +211,5 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),
-                    str(data.get("start_permission") or ""), RetrySpec.from_dict(data.get("retry")))
+                    str(data.get("start_permission") or ""), RetrySpec.from_dict(data.get("retry")),
+                    tuple(str(f) for f in data.get("system_fields") or ()))

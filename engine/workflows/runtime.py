@@ -45,6 +45,7 @@ from regelwerk.workflows.gate import (
     changed_scope_fields,
     json_copy,
     not_json,
+    system_fields_refusal,
     system_only_explain,
 )
 from regelwerk.workflows.incidents import cancel_timers
@@ -230,6 +231,16 @@ class WorkflowRuntime:
         uow.refuse(AuditEntry(now, exc.actor, "workflow.permission_denied", instance_id,
                               {"event": event, "action": exc.action, "explain": _jsonable(exc.explanation)}))
 
+    @staticmethod
+    def _refused_data(uow: UnitOfWork, exc: InvalidData, actor: Actor, instance_id: str, event: str,
+                      now: datetime) -> None:
+        """Audit a start or fire refused because a person's data named a system field (once, as a refusal of its unit
+        of work, kept when it rolls back); other invalid data is a mistake, not a refusal, and is not audited."""
+        if not exc.system_fields:
+            return
+        uow.refuse(AuditEntry(now, actor.id, "workflow.system_fields_refused", instance_id,
+                              {"event": event, "fields": list(exc.system_fields), "reason": str(exc)}))
+
     def _run_actions(self, calls: Iterable[tuple[str, ActionRef]], tx: StoreTx, rec: InstanceRecord, event: str,
                      actor: Actor, now: datetime, source: str, data: dict[str, Any], timers: list[TimerRecord],
                      post: list[Callable[[], None]], system: bool = False) -> None:
@@ -286,13 +297,16 @@ class WorkflowRuntime:
 
     @critical  # a unit of work, its commit and its after-commit work: finished once begun
     def start(self, workflow: str, data: Mapping[str, Any] | None = None, actor: ActorLike = SYSTEM,
-              instance_id: str | None = None) -> InstanceRecord:
+              instance_id: str | None = None, *, system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
         """Create an instance in the workflow's initial state (on_enter actions and timers included).
 
         Starting needs the workflow's start permission (``start_permission``, else ``<workflow>.start``):
         refused with ``PermissionDenied`` (audited) unless the policy allows it. Scheduled starts (the
         engine's own, like timers) do not pass here; their ids (``sched-...``) are the engine's, and a start that
-        names one is refused (``UsageError``) on every path: Python, CLI, service, simulation.
+        names one is refused (``UsageError``) on every path: Python, CLI, service, simulation. ``data`` is the
+        person's: naming one of the workflow's ``system_fields`` is ``InvalidData`` (audited, nothing written).
+        ``system_data`` is what the host's own code computed (system fields included; never what a request sent):
+        merged over ``data``, then validated and decided like the rest.
         """
         who = Actor.of(actor)
         now = self.clock()
@@ -303,14 +317,21 @@ class WorkflowRuntime:
                              "given by the engine to the workflows of scheduled items",
                              hint="choose another id, or leave it out to have one generated")
         new_id = instance_id or self.id_factory()
+        given = dict(data or {})
         try:
             with UnitOfWork(self.store) as uow:
+                refused = system_fields_refusal(rt.model, given)
+                if refused is not None:
+                    self._refused_data(uow, refused, who, instance_id or "", START_EVENT, now)
+                    raise refused
+                if system_data:
+                    given.update(system_data)
                 try:
-                    self._check_start(who, rt, dict(data or {}), instance_id, now)
+                    self._check_start(who, rt, given, instance_id, now)
                 except PermissionDenied as exc:
                     self._refused(uow, 0, exc, instance_id or "", START_EVENT, now)
                     raise
-                record = self._start_tx(uow.tx, rt, dict(data or {}), who, new_id, now, uow.post)
+                record = self._start_tx(uow.tx, rt, dict(given), who, new_id, now, uow.post)
         except PluginError as exc:
             # the data is not kept: no instance exists that an AVG erasure would find it by
             self._fire_incident(exc, new_id, START_EVENT, who, {"workflow": workflow}, now)
@@ -370,15 +391,18 @@ class WorkflowRuntime:
                                      dict(spec.data)))
 
     def fire(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None = None,
-             expected_version: int | None = None) -> InstanceRecord:
+             expected_version: int | None = None, *, system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
         """Fire ``event`` on an instance as ``actor``; the updated instance.
 
         ``data`` is merged (shallowly) into the instance data and validated. With ``expected_version`` the
         fire only happens if nobody changed the instance since the caller read it (else ``ConflictError``).
+        ``data`` is the person's: naming one of the workflow's ``system_fields`` is ``InvalidData`` (audited);
+        ``system_data`` is what the host's own code computed, merged over it (see :meth:`start`).
         Refusals: ``UnknownInstance``, ``TransitionNotAllowed``, ``PermissionDenied`` (audited),
         ``InvalidData``, ``ConflictError``.
         """
-        return self._fire_one(instance_id, event, Actor.of(actor), data, expected_version, True)
+        return self._fire_one(instance_id, event, Actor.of(actor), data, expected_version, True,
+                              system_data=system_data)
 
     def fire_as_system(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None
                        ) -> InstanceRecord:
@@ -402,17 +426,22 @@ class WorkflowRuntime:
     def _fire_one(self, instance_id: str, event: str, who: Actor, data: Mapping[str, Any] | None,
                   expected_version: int | None, check_permission: bool,
                   settle: Callable[[UnitOfWork], None] | None = None,
-                  expected_state: str | None = None) -> InstanceRecord:
-        """One fire in its own unit of work: a refusal audited once, a plugin failure an incident."""
+                  expected_state: str | None = None, *,
+                  system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
+        """One fire in its own unit of work: a refusal audited once, a plugin failure an incident (which keeps the
+        person's ``data`` only: its retry is the retrying person's fire)."""
         now = self.clock()
         uow = UnitOfWork(self.store)
         try:
             with uow:
                 try:
                     record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
-                                           check_permission, expected_state=expected_state)
+                                           check_permission, expected_state=expected_state, system_data=system_data)
                 except PermissionDenied as exc:
                     self._refused(uow, 0, exc, instance_id, event, now)
+                    raise
+                except InvalidData as exc:
+                    self._refused_data(uow, exc, who, instance_id, event, now)
                     raise
                 if settle is not None:
                     settle(uow)
@@ -461,6 +490,9 @@ class WorkflowRuntime:
                     except PermissionDenied as exc:
                         self._refused(uow, mark, exc, str(iid), str(ev), now)
                         raise
+                    except InvalidData as exc:
+                        self._refused_data(uow, exc, Actor.of(who), str(iid), str(ev), now)
+                        raise
                     except PluginError:
                         failed = (str(iid), str(ev), Actor.of(who), payload)
                         raise
@@ -478,14 +510,20 @@ class WorkflowRuntime:
 
     def _fire_tx(self, tx: StoreTx, instance_id: str, event: str, actor: Actor, data: Mapping[str, Any] | None,
                  now: datetime, expected_version: int | None, post: list[Callable[[], None]],
-                 check_permission: bool, *, expected_state: str | None = None) -> InstanceRecord:
+                 check_permission: bool, *, expected_state: str | None = None,
+                 system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
+        # a person's payload (``data``, checked for system fields when a person fires) and the host's own
+        # ``system_data`` over it: what is merged, decided, written and kept in the history as the event's input
+        person = data if check_permission else None
+        if system_data:
+            data = {**(data or {}), **system_data}
         # with an expected state, decided on a fresh read only (a cached record could be behind)
         rec = self._cache.get(instance_id) if check_permission and expected_state is None else None
         if rec is not None and expected_version is not None and rec.version != expected_version:
             rec = None
         if rec is not None:
             try:
-                decided = self._decide(tx, rec, event, actor, data, now, check_permission)
+                decided = self._decide(tx, rec, event, actor, data, now, check_permission, person)
             except (TransitionNotAllowed, PermissionDenied, InvalidData) as exc:
                 fresh = tx.get(instance_id)
                 if fresh is not None and fresh.version == rec.version:
@@ -515,13 +553,18 @@ class WorkflowRuntime:
         if expected_state is not None and fresh.state != expected_state:
             raise UsageError(f"{instance_id} is in state {fresh.state!r} now, not {expected_state!r} where "
                              f"{event!r} was asked for")
-        decided = self._decide(tx, fresh, event, actor, data, now, check_permission)
+        decided = self._decide(tx, fresh, event, actor, data, now, check_permission, person)
         return self._apply(tx, fresh, decided, event, actor, data, now, post)
 
     def _decide(self, tx: StoreTx, rec: InstanceRecord, event: str, actor: Actor, data: Mapping[str, Any] | None,
-                now: datetime, check_permission: bool) -> tuple[Version, Gate, str, Mapping[str, Any]]:
-        """Guards, permission and target state; writes nothing."""
+                now: datetime, check_permission: bool, person: Mapping[str, Any] | None = None
+                ) -> tuple[Version, Gate, str, Mapping[str, Any]]:
+        """Guards, permission and target state; writes nothing. ``person`` is the part of ``data`` a person sent:
+        it may not name a system field of the instance's definition version."""
         rt = self._runtime(tx, rec.workflow, rec.definition_version)
+        refused = system_fields_refusal(rt.model, person)
+        if refused is not None:
+            raise refused
         # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
         # cannot change what the engine keeps and writes next
         new_data: Mapping[str, Any] = freeze_json(rec.data)
@@ -630,7 +673,12 @@ class WorkflowRuntime:
         now = self.clock()
         with self.store.read() as tx:
             rec, rt, merged = self._evaluate(tx, instance_id, who, data, now)
-        return self._explain(rec, rt, merged, event, who, data or {}, now)
+        out = self._explain(rec, rt, merged, event, who, data or {}, now)
+        refused = system_fields_refusal(rt.model, data)
+        if refused is not None:  # as the fire would be: refused before any guard or permission
+            out["allowed"], out["to"] = False, None
+            out["reasons"] = [str(refused), *out["reasons"]]
+        return out
 
     def _explain(self, rec: InstanceRecord, rt: Version, merged: Mapping[str, Any], event: str, actor: Actor,
                  input_data: Mapping[str, Any], now: datetime) -> dict[str, Any]:

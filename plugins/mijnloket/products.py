@@ -116,11 +116,11 @@ class EmployerProducts:
         except UnknownInstance:
             pass
         try:
-            return self.engine.start(model.workflow, {"employer": employer, "catalog": model.name, "products": [],
-                                                      "warnings": [], "addendum_signed": False,
-                                                      "tier": None if model.requires_addendum
-                                                      else model.tiers[0].label},
-                                     actor, instance_id=iid)
+            # the person names the employer (what the start permission decides); the rest is the pack's own
+            return self.engine.start(model.workflow, {"employer": employer}, actor, instance_id=iid,
+                                     system_data={"catalog": model.name, "products": [], "warnings": [],
+                                                  "addendum_signed": False,
+                                                  "tier": None if model.requires_addendum else model.tiers[0].label})
         except ConflictError:  # started concurrently by another process
             return self._own(self.engine.get(iid), employer, model)
 

@@ -47,6 +47,11 @@ NOT_ACTIVATED = "not_activated"
 NOT_ACTIVATED_LABEL = "Niet geactiveerd"
 WITH = "mijnloket.with_product_any"
 WITHOUT = "mijnloket.without_product_any"
+#: What the pack keeps in the instance data and no person's start data or event payload may set (the core's
+#: ``system_fields``): ``mijnloket.apply`` decides them, ``EmployerProducts`` starts the instance with them
+#: (``system_data``). Before, a payload ``{"products": [...]}`` moved an employer up a tier without those
+#: products' rules, and ``{"addendum_signed": true}`` told the rules an unsigned addendum was signed.
+SYSTEM_FIELDS = ("catalog", "products", "warnings", "addendum_signed", "tier")
 
 
 # --- condition functions (registered, so stored definition versions reload) ------------------
@@ -141,7 +146,7 @@ def derived_workflow(catalog: str, label: str, tiers: Sequence[tuple[str, str]],
     return Workflow(
         name=f"{catalog}-employer", label=f"{label} per werkgever",
         initial=NOT_ACTIVATED if requires_addendum else tier_ids[0], states=tuple(states),
-        transitions=tuple(transitions), resource_type="employer", data_schema=schema,
+        transitions=tuple(transitions), resource_type="employer", data_schema=schema, system_fields=SYSTEM_FIELDS,
         description=f"De situatie van {label} bij een werkgever: addendum, variant en geactiveerde producten.",
     )
 

@@ -175,12 +175,19 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
     workflow = Workflow(
         name=model.workflow, label=model.label, initial=initial, states=states, transitions=tuple(transitions),
         resource_type="candidate", start_permission="register", data_schema=None,
+        # the guards trust data.team and data.manager: only the service (from the vacancy row) sets them
+        system_fields=SYSTEM_FIELDS,
         description=spec.get("description", ""),
         groups=tuple((g, status_set.group_labels.get(g, g)) for g in
                      [*GROUPS, *sorted(set(status_set.group_labels) - set(GROUPS))] if g in used_groups),
     )
     ctx.emit("Workflow", model.workflow, workflow)
     return model
+
+
+#: The instance data the service writes (``system_data``) and no person's data may: the moves' guards read the team
+#: and the manager, so a payload ``{"team": ["me"]}`` through the generic engine or the HTTP API would move anyone.
+SYSTEM_FIELDS = ("candidate_id", "vacancy_id", "team", "manager")
 
 
 def _party_condition(parties: tuple[str, ...]) -> dict[str, Any]:

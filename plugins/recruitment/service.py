@@ -202,7 +202,7 @@ class Recruitment:
         instance_id = f"cand-{cid}"
         # sync_status stores the applicant (its data never enters the instance), the on_apply mail reuses the vacancy
         with known_rows(instance_id, vacancy, applicant=applicant):
-            self.engine.start(workflow.workflow, data, actor=who, instance_id=instance_id)
+            self.engine.start(workflow.workflow, None, actor=who, instance_id=instance_id, system_data=data)
         return cid
 
     def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
@@ -215,11 +215,11 @@ class Recruitment:
         except KeyError:
             raise UsageError(f"status {status!r} is not in workflow {workflow.name!r}",
                              hint="statuses: " + ", ".join(s.id for s in workflow.statuses)) from None
-        data: dict[str, Any] = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
-        if note:
-            data["note"] = note
+        # team and manager come from the vacancy row (system fields: the guards trust them); the note is the person's
+        current = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
         with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
-            record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data)
+            record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, {"note": note} if note else None,
+                                      system_data=current)
         return str(record.state)
 
     def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
