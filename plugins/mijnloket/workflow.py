@@ -98,10 +98,12 @@ def derived_workflow(catalog: str, label: str, tiers: Sequence[tuple[str, str]],
     def add(event: str, sources: Sequence[str], dest: str, text: str, guard: Any = None) -> None:
         if not sources:
             return
+        # decided by the policy like the start (``<catalog>-employer.<event>``): without a permission any caller of
+        # the engine could sign an employer's addendum or change its products
         transitions.append(Transition(
             index=len(transitions), event=event, sources=tuple(sources), dest=dest, label=text,
-            guard=condition(guard) if guard is not None else None, actions=apply[event],
-            pointer=f"/derived/transitions/{len(transitions)}", guard_source=guard))
+            guard=condition(guard) if guard is not None else None, permission=f"{catalog}-employer.{event}",
+            actions=apply[event], pointer=f"/derived/transitions/{len(transitions)}", guard_source=guard))
 
     states: list[State] = []
     if requires_addendum:
