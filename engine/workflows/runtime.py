@@ -59,6 +59,9 @@ START_EVENT = "$start"
 #: start that names its own id may not take one, or it would be the instance the engine later finds for that item
 ENGINE_ID_PREFIX = "sched-"
 ActorLike = Actor | str | Mapping[str, Any]
+#: how often a fire that names no version is decided on a fresh read when other processes' fires of the same
+#: instance keep committing between its read and its claim (each time one of them made progress)
+_FRESH_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,16 +548,30 @@ class WorkflowRuntime:
                         # decided again on top of its own claim (which would run the actions twice)
                         raise
             # the cached record was stale (another process changed the row): decide again on a fresh read
-        fresh = tx.get(instance_id)
-        if fresh is None:
-            raise UnknownInstance(instance_id)
-        if expected_version is not None and fresh.version != expected_version:
-            raise ConflictError(instance_id, expected_version, fresh.version, fresh.state)
-        if expected_state is not None and fresh.state != expected_state:
-            raise UsageError(f"{instance_id} is in state {fresh.state!r} now, not {expected_state!r} where "
-                             f"{event!r} was asked for")
-        decided = self._decide(tx, fresh, event, actor, data, now, check_permission, person)
-        return self._apply(tx, fresh, decided, event, actor, data, now, post)
+        for attempt in range(_FRESH_ATTEMPTS):
+            fresh = tx.get(instance_id)
+            if fresh is None:
+                raise UnknownInstance(instance_id)
+            if expected_version is not None and fresh.version != expected_version:
+                raise ConflictError(instance_id, expected_version, fresh.version, fresh.state)
+            if expected_state is not None and fresh.state != expected_state:
+                raise UsageError(f"{instance_id} is in state {fresh.state!r} now, not {expected_state!r} where "
+                                 f"{event!r} was asked for")
+            decided = self._decide(tx, fresh, event, actor, data, now, check_permission, person)
+            claimed = []
+            try:
+                return self._apply(tx, fresh, decided, event, actor, data, now, post, claimed)
+            except ConflictError:
+                # the read takes no lock (PostgreSQL, READ COMMITTED): another process's fire of this instance
+                # committed between the read and the claim, whose UPDATE waited for it and then found the version
+                # moved on. A fire that names no version is decided again on the row that fire committed, as if
+                # the two had run one after the other (the claim is the first write: nothing else happened yet).
+                # Before, it was a ConflictError to a caller who named no version, and for a chained workflow.fire
+                # an incident waiting for a person. An expected version named, or a conflict after the claim (an
+                # action's own write lost): the fire fails as a whole.
+                if expected_version is not None or claimed or attempt == _FRESH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _decide(self, tx: StoreTx, rec: InstanceRecord, event: str, actor: Actor, data: Mapping[str, Any] | None,
                 now: datetime, check_permission: bool, person: Mapping[str, Any] | None = None
