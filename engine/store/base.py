@@ -19,6 +19,7 @@ from regelwerk.store.records import (
     IncidentRecord,
     InstanceRecord,
     OutboxEntry,
+    PendingFire,
     TimerRecord,
 )
 
@@ -182,6 +183,17 @@ class StoreTx(Protocol):
         """AVG erasure: scrub these instances' data, history explanations, audit details and incidents,
         delete their timers and every message about them or about ``subject_refs``. The rows that say
         *that* something happened stay (state, event, time, actor); what it was about goes."""
+
+    def add_pending_fire(self, fire: PendingFire) -> int:
+        """Keep a chained fire until it ran (in the transaction of the transition that chained it); its id."""
+
+    def take_pending_fire(self, fire_id: int) -> bool:
+        """Remove a kept chained fire, in the unit of work that runs it (or records its failure): True when this
+        unit took it, False when another already had (it ran, or runs now: on PostgreSQL this waits for that
+        unit and then finds it gone). The unit that gets False must not run it."""
+
+    def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
+        """Kept chained fires created before ``created_before``, oldest first (the ones whose process died)."""
 
     def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
         """Record a failure. An open incident of the same instance, event and timer is updated instead

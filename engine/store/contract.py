@@ -29,6 +29,7 @@ from regelwerk.store.records import (
     IncidentRecord,
     InstanceRecord,
     OutboxEntry,
+    PendingFire,
     TimerRecord,
 )
 
@@ -220,6 +221,42 @@ class StoreContract:
             ("$start", "", "draft", 1), ("submit", "draft", "submitted", 2)]
         assert rows[1].explain["permission"] == {"allowed": True}
         assert rows[1].at == T0 + timedelta(hours=1)
+
+    def test_a_kept_chained_fire_is_taken_once_and_rolls_back_with_its_unit(self) -> None:
+        """A chained fire kept in a transition's unit of work is there for the sweep only once that unit committed;
+        the unit that takes it gets True, every later one False; a take rolled back leaves it kept."""
+        store = self._store()
+        actor = {"id": "anna", "roles": ["employee"]}
+        try:
+            with store.transaction() as tx:
+                tx.add_pending_fire(PendingFire("t0", "go", actor, False, "s0", "submit", T0))
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        with store.transaction() as tx:
+            first = tx.add_pending_fire(PendingFire("t1", "go", actor, False, "s1", "submit", T0))
+            second = tx.add_pending_fire(PendingFire("t2", "close", {"id": "system", "roles": []}, True, "s2",
+                                                     "remind", T0 + timedelta(minutes=1)))
+        with store.read() as tx:
+            kept = tx.pending_fires(T0 + timedelta(hours=1), 10)
+            assert tx.pending_fires(T0 + timedelta(seconds=30), 10) == kept[:1]
+            assert tx.pending_fires(T0, 10) == []
+        assert [(f.id, f.target, f.event, dict(f.actor), f.system, f.source, f.after, f.created_at) for f in kept] == [
+            (first, "t1", "go", actor, False, "s1", "submit", T0),
+            (second, "t2", "close", {"id": "system", "roles": []}, True, "s2", "remind", T0 + timedelta(minutes=1))]
+        try:
+            with store.transaction() as tx:
+                assert tx.take_pending_fire(first) is True
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        with store.transaction() as tx:
+            assert tx.take_pending_fire(first) is True
+            assert tx.take_pending_fire(first) is False
+        with store.transaction() as tx:
+            assert tx.take_pending_fire(first) is False
+        with store.read() as tx:
+            assert [f.id for f in tx.pending_fires(T0 + timedelta(hours=1), 10)] == [second]
 
     def test_history_and_audit_rows_read_are_copies_that_cannot_change_the_store(self) -> None:
         """The history and the audit are the trail a decision is checked against afterwards: what a reader does to

@@ -32,6 +32,7 @@ from regelwerk.store.records import (
     IncidentRecord,
     InstanceRecord,
     OutboxEntry,
+    PendingFire,
     TimerRecord,
 )
 
@@ -437,6 +438,30 @@ class MemoryTx:
 
         self._undo.append(undo)
 
+    def add_pending_fire(self, fire: PendingFire) -> int:
+        """Keep a chained fire; its id."""
+        store = self._store
+        store._pending_seq += 1
+        fire_id = store._pending_seq
+        store._pending[fire_id] = replace(fire, actor=dict(fire.actor), id=fire_id)
+        self._undo.append(lambda: store._pending.pop(fire_id, None))
+        return fire_id
+
+    def take_pending_fire(self, fire_id: int) -> bool:
+        """Remove a kept chained fire: True when it was there."""
+        pending = self._store._pending
+        taken = pending.pop(fire_id, None)
+        if taken is None:
+            return False
+        self._undo.append(lambda: pending.__setitem__(fire_id, taken))
+        return True
+
+    def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
+        """Kept chained fires created before ``created_before``, oldest first."""
+        found = sorted((f for f in self._store._pending.values() if f.created_at < created_before),
+                       key=lambda f: (f.created_at, f.id or 0))
+        return [replace(f, actor=dict(f.actor)) for f in found[:limit]]
+
     def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
         """Insert, or update the open incident of the same instance, event and timer."""
         for stored in self._store._incidents.values():
@@ -490,6 +515,8 @@ class MemoryStore:
         self._outbox: list[OutboxEntry] = []
         self._incidents: dict[int, IncidentRecord] = {}
         self._incident_seq = 0
+        self._pending: dict[int, PendingFire] = {}
+        self._pending_seq = 0
         self._relationships: Any = None
         self._tables: dict[str, list[dict[str, Any]]] = {}
 

@@ -17,6 +17,7 @@ __all__ = [
     "IncidentRecord",
     "InstanceRecord",
     "OutboxEntry",
+    "PendingFire",
     "TimerRecord",
 ]
 
@@ -119,6 +120,26 @@ class OutboxEntry:
     instance_id: str | None = None
     status: str = "pending"
     secret: str | None = None  # made only at delivery (the body holds the outbox's SECRET_MARKER)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFire:
+    """A fire one instance's transition chained to another (``workflow.fire``), kept in that transition's unit of
+    work until the chained fire ran: whoever runs it (the committing process just after its commit, or the tick's
+    sweep when that process died) takes the row in the chained fire's own unit of work, so it runs exactly once.
+
+    ``actor`` is the person it is decided for (``{"id", "roles", ...}``); ``system`` when a timer's transition
+    chained it (guards apply, no permission); ``source`` and ``after`` name the instance and event it followed.
+    """
+
+    target: str
+    event: str
+    actor: Mapping[str, Any]
+    system: bool
+    source: str
+    after: str
+    created_at: datetime
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

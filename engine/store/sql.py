@@ -31,6 +31,7 @@ from regelwerk.store.records import (
     IncidentRecord,
     InstanceRecord,
     OutboxEntry,
+    PendingFire,
     TimerRecord,
 )
 from regelwerk.store.workflow_tables import (
@@ -39,6 +40,7 @@ from regelwerk.store.workflow_tables import (
     rw_history,
     rw_incidents,
     rw_instances,
+    rw_pending_fires,
     rw_timers,
 )
 from sqlalchemy import event
@@ -757,6 +759,26 @@ class SqlTx:
         if refs:
             sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
         return ErasureCount(instances, history, audit, timers, sent, incidents)
+
+    def add_pending_fire(self, fire: PendingFire) -> int:
+        """Keep a chained fire (in the chaining transition's transaction); its id."""
+        return int(self.connection.execute(rw_pending_fires.insert().returning(rw_pending_fires.c.id), {
+            "target": fire.target, "event": fire.event, "actor": dict(fire.actor), "system": fire.system,
+            "source": fire.source, "after": fire.after, "created_at": _utc(fire.created_at)}).scalar_one())
+
+    def take_pending_fire(self, fire_id: int) -> bool:
+        """Remove a kept chained fire: True when this transaction took it (on PostgreSQL a concurrent taker's
+        DELETE waits for this one's commit and then removes nothing)."""
+        result = self.connection.execute(rw_pending_fires.delete().where(rw_pending_fires.c.id == fire_id))
+        return bool(result.rowcount)
+
+    def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
+        """Kept chained fires created before ``created_before``, oldest first."""
+        p = rw_pending_fires.c
+        rows = self.connection.execute(sa.select(rw_pending_fires).where(p.created_at < _utc(created_before))
+                                       .order_by(p.created_at, p.id).limit(limit))
+        return [PendingFire(r.target, r.event, r.actor, bool(r.system), r.source, r.after, _aware(r.created_at), r.id)
+                for r in rows]
 
     def add_incident(self, incident: IncidentRecord) -> IncidentRecord:
         """Insert, or update the open incident of the same instance, event and timer."""

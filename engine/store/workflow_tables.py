@@ -1,11 +1,12 @@
-"""The workflow runtime's tables: instances, history, timers, audit, incidents and definition versions."""
+"""The workflow runtime's tables: instances, history, timers, audit, incidents, definition versions and the chained
+fires kept until they ran."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from regelwerk.store.tables import metadata
 
-__all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_incidents", "rw_instances", "rw_timers"]
+__all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_incidents", "rw_instances", "rw_pending_fires", "rw_timers"]
 
 _TS = sa.DateTime(timezone=True)
 
@@ -93,4 +94,20 @@ rw_incidents = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Index("ix_rw_incidents_status_next_retry_at", "status", "next_retry_at"),
     sa.Index("ix_rw_incidents_instance_id", "instance_id"),
+)
+
+#: a fire a transition chained (``workflow.fire``), kept in that transition's transaction until the chained fire's
+#: own unit of work takes it (exactly once: ``StoreTx.take_pending_fire``); the tick sweeps the ones a process that
+#: died left behind
+rw_pending_fires = sa.Table(
+    "rw_pending_fires", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("system", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("after", sa.String(200), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Index("ix_rw_pending_fires_created_at", "created_at"),
 )

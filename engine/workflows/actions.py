@@ -96,7 +96,7 @@ class ActionContext:
         limit = None if is_critical(callback) else getattr(self.engine, "plugin_time_limit", None)
 
         def named() -> None:
-            from regelwerk.errors import PluginError, RegelwerkError, is_plugin_fault
+            from regelwerk.errors import is_plugin_fault
 
             try:
                 if limit:
@@ -170,27 +170,16 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
-    engine, actor, system, after = ctx.engine, ctx.actor, ctx.system, ctx.event
+    from regelwerk.workflows import chains
+
+    # kept in this transition's unit of work, fired after its commit, exactly once (regelwerk.workflows.chains): by
+    # this process just after the commit, or by the tick's sweep when this process died before it could
+    fire = chains.keep(ctx.tx, target, event, ctx.actor, ctx.system, ctx.instance.id, ctx.event, ctx.now)
+    runtime = ctx.engine.runtime
 
     @critical  # the engine's own after-commit work: a limit around it strikes in the chained fire's plugin code only
     def fire_later() -> None:
-        try:
-            if system:  # chained from a timer's transition: the system goes on, guards still apply
-                engine.runtime.fire_as_system(target, event)
-            else:  # a person's fire: the chained event is decided for the same person
-                engine.fire(target, event, actor)
-        except RegelwerkError as exc:
-            # the fire it follows committed: a refused or failed chained fire is an incident on its target (the
-            # retry fires it again as the same actor), never an error of the committed fire
-            if exc.stops_work or (isinstance(exc, PluginError) and exc.incident_id is not None):
-                raise
-            from regelwerk.workflows.incidents import record_incident
-
-            error = PluginError.wrap(f"workflow.fire {event!r} after {after!r}", exc, target, event)
-            record_incident(engine.store, error, engine.clock(), actor.id)
-            if error is exc:
-                raise
-            raise error from exc
+        chains.run(runtime, fire)
 
     ctx.after_commit(fire_later)
 

@@ -13,7 +13,7 @@ These functions work on any store; ``Engine.incidents/retry_incident/resolve_inc
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +44,13 @@ def get_incident(store: Store, incident_id: int) -> IncidentRecord:
 
 
 def record_incident(store: Store, error: PluginError, now: datetime, actor: str = "system",
-                    data: dict[str, object] | None = None) -> IncidentRecord:
-    """Record a failure in its own unit of work (after the failed change rolled back)."""
+                    data: dict[str, object] | None = None, *,
+                    also: Callable[[StoreTx], object] | None = None) -> IncidentRecord:
+    """Record a failure in its own unit of work (after the failed change rolled back); ``also`` first, in that unit
+    (what must commit with the incident or not at all: a kept chained fire taken)."""
     with UnitOfWork(store) as uow:
+        if also is not None:
+            also(uow.tx)
         record = uow.tx.add_incident(IncidentRecord(error.instance_id, error.event, error.error_type,
                                                     error.error_message, now, now, 1, "open", None, actor,
                                                     dict(data or {}), None, storable_text(error, 500)))

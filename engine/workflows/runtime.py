@@ -430,9 +430,11 @@ class WorkflowRuntime:
                   expected_version: int | None, check_permission: bool,
                   settle: Callable[[UnitOfWork], None] | None = None,
                   expected_state: str | None = None, *,
-                  system_data: Mapping[str, Any] | None = None) -> InstanceRecord:
+                  system_data: Mapping[str, Any] | None = None,
+                  on_incident: Callable[[StoreTx], object] | None = None) -> InstanceRecord:
         """One fire in its own unit of work: a refusal audited once, a plugin failure an incident (which keeps the
-        person's ``data`` only: its retry is the retrying person's fire)."""
+        person's ``data`` only: its retry is the retrying person's fire; ``on_incident`` runs in the incident's unit
+        of work)."""
         now = self.clock()
         uow = UnitOfWork(self.store)
         try:
@@ -450,7 +452,7 @@ class WorkflowRuntime:
                     settle(uow)
         except PluginError as exc:
             self._forget((instance_id,))
-            self._fire_incident(exc, instance_id, event, who, data, now)
+            self._fire_incident(exc, instance_id, event, who, data, now, on_incident)
             raise
         except BaseException:
             self._forget((instance_id,))
@@ -777,7 +779,8 @@ class WorkflowRuntime:
         return options
 
     def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
-                       data: Mapping[str, Any] | None, now: datetime) -> None:
+                       data: Mapping[str, Any] | None, now: datetime,
+                       also: Callable[[StoreTx], object] | None = None) -> None:
         """A fire whose action raised was rolled back; record the incident in its own unit of work."""
         from regelwerk.workflows.incidents import incident_data, record_incident
 
@@ -792,7 +795,7 @@ class WorkflowRuntime:
             except RegelwerkError:
                 current = None
             state = current.state if current is not None else None
-        record_incident(self.store, exc, now, actor.id, incident_data(data, state))
+        record_incident(self.store, exc, now, actor.id, incident_data(data, state), also=also)
 
 
 def _jsonable(value: Any) -> Any:

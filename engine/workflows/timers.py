@@ -202,9 +202,15 @@ class TimerService:
         refused, that attempt is rolled back whole and the batch is fired again with each timer in its own
         savepoint: a refused timer (a guard, a state left) is marked ``failed`` and audited; a timer whose
         action raises is rolled back alone, recorded as an incident and retried later (``retry``); the
-        others go on either way. Outcomes: ``fired``, ``failed``, ``incident``.
+        others go on either way. Outcomes: ``fired``, ``failed``, ``incident``. First, the chained fires
+        (``workflow.fire``) that a process which died after its commit left (kept longer than
+        ``regelwerk.workflows.chains.GRACE``) are run, once each.
         """
         moment = now or self.runtime.clock()
+        # the chained fires (workflow.fire) a process that died after its commit left behind: run once, here
+        from regelwerk.workflows.chains import sweep
+
+        sweep(self.runtime, moment)
         outcomes: list[TimerOutcome] = []
         while limit is None or len(outcomes) < limit:
             want = batch_size if limit is None else min(batch_size, limit - len(outcomes))

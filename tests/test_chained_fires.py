@@ -1,0 +1,171 @@
+"""A fire a transition chains (``workflow.fire``) runs exactly once: also when the process is killed (a real
+SIGKILL) between the transition's commit and the chained fire, when two runners race for it, and when it fails.
+
+Found by a chaos soak on PostgreSQL: kept only in memory, the chained fire of a process killed just after its commit
+was lost without an incident (one or two in a two-minute run: a parent missed a child's ``child_done``)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _stores import STORES, T0, Clock, compile_texts, store_urls
+from regelwerk.compiler import CompiledBundle
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import ActionSpec, Registry
+from regelwerk.runtime import Engine
+
+ALLOW = UnsafeAllowAll()
+#: what the parent's action does: "raise" fails the chained fire
+PARENT: dict[str, str] = {}
+
+FILES = {
+    "bundle.yaml": "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: chains}\n",
+    "child.yaml": """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: child}
+        spec:
+          states:
+            - {id: open, initial: true}
+            - id: done
+              on_enter:
+                - {action: chain.die_after_commit}
+                - {action: workflow.fire, with: {event: child_done, instance_field: data.parent}}
+          transitions:
+            - {id: finish, from: open, to: done}
+    """,
+    "parent.yaml": """
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: parent}
+        spec:
+          states:
+            - {id: collecting, initial: true}
+          transitions:
+            - {id: child_done, from: collecting, to: collecting, actions: [chain.count]}
+    """,
+}
+
+
+def _die_after_commit(ctx: Any) -> None:
+    """Kills its own process right after the commit, before the chained fire (the callbacks run in order)."""
+    if os.environ.get("CHAIN_DIE") == "1":
+        ctx.after_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def _count(ctx: Any) -> None:
+    if PARENT.get("mode") == "raise":
+        raise LookupError("the parent's action is broken")
+    ctx.data["children"] = int(ctx.data.get("children", 0)) + 1
+
+
+class _Plugin:
+    name = "test-chains"
+
+    def register(self, registry: Registry) -> None:
+        registry.add_action(ActionSpec("chain.die_after_commit", self.name, _die_after_commit))
+        registry.add_action(ActionSpec("chain.count", self.name, _count))
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    from regelwerk.registry import load_registry
+
+    return load_registry(extra=[_Plugin()])
+
+
+@pytest.fixture(scope="module")
+def bundle(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> CompiledBundle:
+    return compile_texts(tmp_path_factory.mktemp("chains"), FILES, registry)  # type: ignore[return-value]
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from store_urls(request, tmp_path, "chains")
+
+
+def _finish_and_die(bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    os.environ["CHAIN_DIE"] = "1"
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.fire("c1", "finish", "anna")
+
+
+@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_chained_fire_whose_process_was_killed_after_the_commit_runs_once_by_the_sweep(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The child's fire commits, then its process is killed (SIGKILL) before the chained ``child_done``: the kept
+    chained fire is not run before its grace, then the next timer run runs it once, as the person it was chained
+    for; later runs find nothing."""
+    from regelwerk.workflows.chains import GRACE
+
+    PARENT.clear()
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("parent", {}, "hr", "p1")
+        engine.start("child", {"parent": "p1"}, "hr", "c1")
+        process = multiprocessing.get_context("fork").Process(target=_finish_and_die, args=(bundle, registry, url))
+        process.start()
+        process.join(60)
+        assert process.exitcode == -signal.SIGKILL
+        assert engine.get("c1").state == "done" and engine.get("p1").version == 1  # committed; the chain not run
+        engine.fire_due_timers(T0 + GRACE - timedelta(seconds=1))  # its own process may still be about to run it
+        assert engine.get("p1").version == 1
+        for _ in range(2):
+            engine.fire_due_timers(T0 + GRACE + timedelta(seconds=1))
+        parent = engine.get("p1")
+        assert (parent.version, parent.data.get("children")) == (2, 1)
+        [chained] = [h for h in engine.history("p1") if h.event == "child_done"]
+        assert chained.actor == "anna" and engine.incidents(None) == []
+
+
+def test_two_runners_of_one_chained_fire_fire_it_once(bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The committing process and the sweep (or two sweeps) run the same kept chained fire: the one that takes the
+    kept row commits the fire; the other finds it taken and rolls its fire back."""
+    from regelwerk.workflows import chains
+
+    PARENT.clear()
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("parent", {}, "hr", "p1")
+        with engine.store.transaction() as tx:
+            from regelwerk.actors import Actor
+
+            fire = chains.keep(tx, "p1", "child_done", Actor.of("anna"), False, "c9", "finish", T0)
+        chains.run(engine.runtime, fire)
+        chains.run(engine.runtime, fire)  # a second runner: nothing
+        assert engine.fire_due_timers(T0 + timedelta(hours=1)) == []  # and nothing left to sweep
+        parent = engine.get("p1")
+        assert (parent.version, parent.data.get("children")) == (2, 1)
+
+
+def test_a_failing_chained_fire_is_one_incident_that_the_sweep_does_not_repeat(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The chained fire's action raises: one incident on its target (``child_done``), recorded in the unit that takes
+    the kept fire, so no sweep runs it again; the child's committed fire stays. Its retry fires it (as the person who
+    retries, as for any failed fire)."""
+    PARENT["mode"] = "raise"
+    clock = Clock()
+    try:
+        with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+            engine.start("parent", {}, "hr", "p1")
+            engine.start("child", {"parent": "p1"}, "hr", "c1")
+            engine.fire("c1", "finish", "anna")  # the chained fire's failure is not the child's
+            assert engine.get("c1").state == "done"
+            for _ in range(2):
+                engine.fire_due_timers(T0 + timedelta(hours=1))
+            [incident] = engine.incidents()
+            assert (incident.instance_id, incident.event, incident.attempts) == ("p1", "child_done", 1)
+            PARENT.clear()
+            assert engine.retry_incident(incident.id or 0, "ops").status == "resolved"
+            assert engine.get("p1").data.get("children") == 1
+            assert [h.actor for h in engine.history("p1") if h.event == "child_done"] == ["ops"]
+    finally:
+        PARENT.clear()
