@@ -136,3 +136,42 @@ def test_diagnostics_of_invitee_sets(registry: Any, tmp_path: Path) -> None:
     assert "RW816" in codes and any("max 4 is below min 5" in m for _, m in found)
     assert any("'nominees'" in m for _, m in found)
     assert any("drie weken" in m for _, m in found)
+
+
+def test_conversation_and_feedback_request_events_are_decided_by_the_talent_matrix(registry: Any) -> None:
+    """Who may hold, sign off or cancel a conversation moment and answer or withdraw a feedback request is the
+    ``talent-feedback`` matrix's to decide (deny by default); what the tick's start gave them (who it is about,
+    the invitee, ``visible_to``) is never an answer's to change. Before, their events had no permission: anyone who
+    could call the engine held any conversation and answered any request, widening who reads the answer."""
+    from regelwerk.actors import SYSTEM
+    from regelwerk.errors import InvalidData, PermissionDenied
+    from regelwerk.runtime import Engine
+
+    standard = compile_bundle(load_bundle(ROOT / "definitions" / "standard"), registry)
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    with Engine(standard, store="memory://", registry=registry, permissions="talent-feedback",
+                clock=lambda: now) as engine:
+        engine.store.relationships().relate("reports_to", "e1", "boss")
+        with engine.store.transaction() as tx:
+            post: list[Any] = []
+            for workflow, iid, data in (
+                    ("talent-conversation", "conv", {"employee": "e1", "manager": "boss", "moment": "beoordeling"}),
+                    ("talent-feedback-request", "req", {"employee": "e1", "manager": "boss", "invitee": "e2",
+                                                        "visible_to": ["manager", "hr"]})):
+                engine._start_tx(tx, engine._current(workflow), data, SYSTEM, iid, now, post)
+        employee, colleague = {"id": "e1", "roles": ["medewerker"]}, {"id": "e2", "roles": ["medewerker"]}
+        boss, stranger = {"id": "boss", "roles": ["leidinggevende"]}, {"id": "x", "roles": ["leidinggevende"]}
+        for actor in (employee, stranger):
+            with pytest.raises(PermissionDenied):
+                engine.fire("conv", "hold", actor)
+        assert engine.fire("conv", "hold", boss).state == "held"
+        with pytest.raises(PermissionDenied):
+            engine.fire("conv", "sign_off", stranger)
+        assert engine.fire("conv", "sign_off", employee).state == "signed_off"
+        for actor in (employee, boss, stranger):
+            with pytest.raises(PermissionDenied):
+                engine.fire("req", "answer", actor)
+        with pytest.raises(InvalidData, match="visible_to"):
+            engine.fire("req", "answer", colleague, {"visible_to": ["manager", "hr", "colleagues"]})
+        answered = engine.fire("req", "answer", colleague, {"answers": {"q1": 4}})
+        assert answered.state == "answered" and answered.data["visible_to"] == ["manager", "hr"]
