@@ -11,6 +11,8 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW514 error: two transitions for the same event leave the same state with overlapping guards
   (the later one would never fire).
 - RW515 warning: a transition leaves a final state.
+- RW516 warning: a timer's event (``after``, or set by the ``workflow.schedule`` action) that a person could
+  fire too: neither a ``permission`` nor ``system_only``.
 - RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
 """
 
@@ -77,6 +79,8 @@ def _always_false(guard: Condition | None) -> bool:
 
 _SIMPLE_TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
 _TEXT_KEYWORDS = frozenset({"format", "title", "description"})
+#: the action that sets a timer from a Schedule (regelwerk.workflows.actions): its events are timer events (RW516)
+SCHEDULE_ACTION = "workflow.schedule"
 _BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
 _COUNTS = frozenset({"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"})
 
@@ -272,6 +276,12 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
                            f"{pointer}/after/{timer_index}/event",
                            hint=f"add {state.id!r} to the 'from' of a transition {timer.event!r}")
     timed = {(state.id, timer.event) for state in model.states for timer in state.after}
+    # and the timers the workflow.schedule action sets: in a state's on_enter for that state, in a transition's
+    # actions for the state it enters (both cancelled when that state is left)
+    timed.update((state.id, str(ref.params["event"])) for state in model.states for ref in state.on_enter
+                 if ref.name == SCHEDULE_ACTION and isinstance(ref.params.get("event"), str))
+    timed.update((t.dest, str(ref.params["event"])) for t in model.transitions for ref in t.actions
+                 if ref.name == SCHEDULE_ACTION and isinstance(ref.params.get("event"), str))
     for t in model.transitions:
         if not t.permission and not t.system_only and any((s, t.event) in timed for s in t.sources):
             ctx.warn("RW516", f"timer event {t.event!r} can also be fired by anyone: it has no permission and "
