@@ -214,6 +214,9 @@ _UPDATES = {(data, definition): rw_instances.update().where(
     **({"definition_version": sa.bindparam("definition_version")} if definition else {}))
     for data in (True, False) for definition in (True, False)}
 _INSERT_HISTORY = rw_history.insert()
+#: built once: a statement built per call costs its cache key each time (a chained fire writes and takes one row)
+_INSERT_PENDING_FIRE = rw_pending_fires.insert().returning(rw_pending_fires.c.id)
+_TAKE_PENDING_FIRE = rw_pending_fires.delete().where(rw_pending_fires.c.id == sa.bindparam("p_id"))
 _INSERT_INSTANCE = rw_instances.insert()
 
 
@@ -762,15 +765,14 @@ class SqlTx:
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""
-        return int(self.connection.execute(rw_pending_fires.insert().returning(rw_pending_fires.c.id), {
+        return int(self.connection.execute(_INSERT_PENDING_FIRE, {
             "target": fire.target, "event": fire.event, "actor": dict(fire.actor), "system": fire.system,
             "source": fire.source, "after": fire.after, "created_at": _utc(fire.created_at)}).scalar_one())
 
     def take_pending_fire(self, fire_id: int) -> bool:
         """Remove a kept chained fire: True when this transaction took it (on PostgreSQL a concurrent taker's
         DELETE waits for this one's commit and then removes nothing)."""
-        result = self.connection.execute(rw_pending_fires.delete().where(rw_pending_fires.c.id == fire_id))
-        return bool(result.rowcount)
+        return bool(self.connection.execute(_TAKE_PENDING_FIRE, {"p_id": fire_id}).rowcount)
 
     def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
         """Kept chained fires created before ``created_before``, oldest first."""
