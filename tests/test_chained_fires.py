@@ -38,8 +38,12 @@ FILES = {
               on_enter:
                 - {action: chain.die_after_commit}
                 - {action: workflow.fire, with: {event: child_done, instance_field: data.parent}}
+            - id: waiting
+              after: [{duration: PT1H, event: time_up}]
           transitions:
             - {id: finish, from: open, to: done}
+            - {id: wait, from: open, to: waiting}
+            - {id: time_up, from: waiting, to: done, system_only: true}
     """,
     "parent.yaml": """
         apiVersion: regelwerk/v1
@@ -169,3 +173,51 @@ def test_a_failing_chained_fire_is_one_incident_that_the_sweep_does_not_repeat(
             assert [h.actor for h in engine.history("p1") if h.event == "child_done"] == ["ops"]
     finally:
         PARENT.clear()
+
+
+def test_a_taken_chained_fire_held_by_a_late_runner_takes_no_later_fire(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """The sweep ran a kept chained fire whose process was still to run it; then another fire is kept. The late
+    runner's fire was taken: it runs nothing and leaves the new one alone. Before, SQLite gave the new row the taken
+    row's id again (the highest id plus one), so the late runner took it: the first fire ran twice, the second never
+    (its own runner found its row gone)."""
+    from regelwerk.actors import Actor
+    from regelwerk.workflows import chains
+
+    PARENT.clear()
+    clock = Clock()
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("parent", {}, "hr", "p1")
+        engine.start("parent", {}, "hr", "p2")
+        with engine.store.transaction() as tx:
+            late = chains.keep(tx, "p1", "child_done", Actor.of("anna"), False, "c1", "finish", T0)
+        engine.fire_due_timers(T0 + chains.GRACE + timedelta(seconds=1))  # the sweep runs it
+        with engine.store.transaction() as tx:
+            new = chains.keep(tx, "p2", "child_done", Actor.of("bob"), False, "c2", "finish", T0 + timedelta(minutes=1))
+        assert new.id != late.id
+        chains.run(engine.runtime, late)  # the late runner: its fire ran already
+        chains.run(engine.runtime, new)
+        assert [engine.get(p).data.get("children") for p in ("p1", "p2")] == [1, 1]
+
+
+def test_a_timers_chained_fire_is_kept_at_the_time_it_is_written(
+        bundle: CompiledBundle, registry: Registry, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timer's transition happens at its due time; the fire it chains is kept at the time it is written, so another
+    worker's tick at the same moment leaves it to the process that committed it. Before, it was kept at the timer's due
+    time: a tick catching up on a timer due hours ago kept a fire that any other tick swept at once, beside the
+    committing process's own run."""
+    from regelwerk.workflows import chains
+
+    PARENT.clear()
+    clock = Clock()
+    monkeypatch.setattr(chains, "run", lambda runtime, fire: None)  # the committing process has yet to run it
+    with Engine(bundle, store=url, registry=registry, clock=clock, permissions=ALLOW) as engine:
+        engine.start("parent", {}, "hr", "p1")
+        engine.start("child", {"parent": "p1"}, "hr", "c1")
+        engine.fire("c1", "wait", "anna")
+        clock.now = T0 + timedelta(hours=5)  # the timer was due at T0 + 1 hour
+        assert [o.status for o in engine.fire_due_timers(clock.now)] == ["fired"]
+        with engine.store.read() as tx:
+            assert tx.pending_fires(clock.now - chains.GRACE, 10) == []  # another tick now: not its to run
+            [kept] = tx.pending_fires(clock.now + timedelta(seconds=1), 10)
+        assert kept.created_at == clock.now

@@ -173,9 +173,12 @@ def _fire(ctx: ActionContext) -> None:
     from regelwerk.workflows import chains
 
     # kept in this transition's unit of work, fired after its commit, exactly once (regelwerk.workflows.chains): by
-    # this process just after the commit, or by the tick's sweep when this process died before it could
-    fire = chains.keep(ctx.tx, target, event, ctx.actor, ctx.system, ctx.instance.id, ctx.event, ctx.now)
+    # this process just after the commit, or by the tick's sweep when this process died before it could. Kept at the
+    # time it is written, not the transition's (a timer's transition happens at its due time, maybe hours ago: its
+    # chained fire was then at once older than the sweep's grace, and another worker's tick ran it beside this process)
     runtime = ctx.engine.runtime
+    fire = chains.keep(ctx.tx, target, event, ctx.actor, ctx.system, ctx.instance.id, ctx.event,
+                       max(ctx.now, runtime.clock()))
 
     @critical  # the engine's own after-commit work: a limit around it strikes in the chained fire's plugin code only
     def fire_later() -> None:
