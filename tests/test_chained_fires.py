@@ -221,3 +221,20 @@ def test_a_timers_chained_fire_is_kept_at_the_time_it_is_written(
             assert tx.pending_fires(clock.now - chains.GRACE, 10) == []  # another tick now: not its to run
             [kept] = tx.pending_fires(clock.now + timedelta(seconds=1), 10)
         assert kept.created_at == clock.now
+
+
+def test_a_chain_to_an_id_no_instance_can_have_fails_the_transition_alike_on_every_store(
+        bundle: CompiledBundle, registry: Registry, url: str) -> None:
+    """A target longer than any instance id (64 characters) is refused by the action itself: the transition rolls
+    back with a ``UsageError`` on every store. Before, PostgreSQL failed on the kept row's column (a ``DataError``,
+    the person's fire an ``ActionFailed``) while SQLite committed and left an incident it could not store there."""
+    from regelwerk.errors import UsageError
+
+    PARENT.clear()
+    with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as engine:
+        engine.start("child", {"parent": "p" * 80}, "hr", "c1")
+        with pytest.raises(UsageError, match="no instance id"):
+            engine.fire("c1", "finish", "anna")
+        assert engine.get("c1").state == "open"
+        with engine.store.read() as tx:
+            assert tx.pending_fires(T0 + timedelta(days=1), 10) == []

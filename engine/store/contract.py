@@ -449,13 +449,18 @@ class StoreContract:
             tx.add_outbox(OutboxEntry("m3", T0, "bob@example.nl", "Hallo Bob", "body", instance_id="i2"))
             tx.add_incident(IncidentRecord("i1", "submit", "builtins.KeyError", "'Anna Jansen'", T0, T0,
                                            data={"name": "Anna Jansen"}))
+            # chained fires kept from and to the erased instance (the actor's attributes may name the person)
+            person = {"id": "anna", "roles": [], "email": "anna@example.nl"}
+            tx.add_pending_fire(PendingFire("i1", "remind", person, False, "i2", "submit", T0))
+            tx.add_pending_fire(PendingFire("i2", "notify", person, False, "i1", "submit", T0))
+            bob = tx.add_pending_fire(PendingFire("i2", "notify", {"id": "bob", "roles": []}, False, "i2", "x", T0))
         with store.read() as tx:
             assert [m.id for m in tx.outbox(subject_ref="candidate:anna")] == ["m1", "m2"]
             assert [m.subject for m in tx.outbox(instance_id="i2")] == ["Hallo Bob"]
         with store.transaction() as tx:
             counts = tx.erase_personal_data(["i1"], ["candidate:anna"])
-        assert (counts.instances, counts.history, counts.audit, counts.timers, counts.outbox, counts.incidents) == (
-            1, 1, 1, 1, 2, 1)
+        assert (counts.instances, counts.history, counts.audit, counts.timers, counts.outbox, counts.incidents,
+                counts.chained) == (1, 1, 1, 1, 2, 1, 2)
         with store.read() as tx:
             kept = tx.get("i1")
             assert kept is not None and "Anna Jansen" not in repr(kept.data)
@@ -467,6 +472,7 @@ class StoreContract:
             assert "Anna" not in incident.message and dict(incident.data) == {}
             other = tx.get("i2")
             assert other is not None and other.data["name"] == "Bob"
+            assert [f.id for f in tx.pending_fires(T0 + timedelta(hours=1), 10)] == [bob]
 
     def test_incidents_count_attempts_and_resolve(self) -> None:
         store = self._store()

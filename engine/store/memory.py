@@ -403,6 +403,11 @@ class MemoryTx:
             if rows:
                 self._replace_list(rows, [_pack_history(replace(_history_entry(h), explain={})) for h in rows])
                 history += len(rows)
+        dropped = {k: f for k, f in store._pending.items() if f.target in ids or f.source in ids}
+        for fire_id in dropped:
+            del store._pending[fire_id]
+        if dropped:
+            self._undo.append(lambda: store._pending.update(dropped))
         gone = {k: t for k, t in store._timers.items() if t.instance_id in ids}
         for timer_id in gone:
             del store._timers[timer_id]
@@ -422,7 +427,7 @@ class MemoryTx:
         sent = len(store._outbox) - len(kept)
         if sent:
             self._replace_list(store._outbox, kept)
-        return ErasureCount(instances, history, audit, timers, sent, incidents)
+        return ErasureCount(instances, history, audit, timers, sent, incidents, len(dropped))
 
     # incidents
     def _set_incident(self, incident_id: int, new: IncidentRecord) -> None:

@@ -186,3 +186,5 @@ class ErasureCount:
     timers: int = 0
     outbox: int = 0
     incidents: int = 0
+    #: kept chained fires (``workflow.fire``) from or to an erased instance, dropped like its timers
+    chained: int = 0

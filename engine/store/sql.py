@@ -417,6 +417,8 @@ def _erase_statements() -> dict[str, Any]:
         _ERASE.update({
             "instances": rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
             "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
+            "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
+                                                       | rw_pending_fires.c.source.in_(many)),
             "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
             "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
             "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
@@ -749,10 +751,11 @@ class SqlTx:
         conn = self.connection
         erase = _erase_statements()
         params = {"ids": ids}
-        instances = history = audit = timers = incidents = 0
+        instances = history = audit = timers = incidents = chained = 0
         if ids:
             instances = conn.execute(erase["instances"], params).rowcount or 0
             timers = conn.execute(erase["timers"], params).rowcount or 0
+            chained = conn.execute(erase["chained"], params).rowcount or 0
             history = conn.execute(erase["history"], params).rowcount or 0
             audit = conn.execute(erase["audit"], params).rowcount or 0
             incidents = conn.execute(erase["incidents"], params).rowcount or 0
@@ -761,7 +764,7 @@ class SqlTx:
             sent += conn.execute(erase["outbox"], params).rowcount or 0
         if refs:
             sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
-        return ErasureCount(instances, history, audit, timers, sent, incidents)
+        return ErasureCount(instances, history, audit, timers, sent, incidents, chained)
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""

@@ -111,6 +111,6 @@ rw_pending_fires = sa.Table(
     sa.Column("created_at", _TS, nullable=False),
     sa.Index("ix_rw_pending_fires_created_at", "created_at"),
     # a taken fire's id is never given again (SQLite reuses the highest id of a plain INTEGER PRIMARY KEY once its
-    # row is gone: a runner still holding the taken fire would take the new one instead; revision 0010)
+    # row is gone: a runner still holding the taken fire would take the new one instead; revision 0009)
     sqlite_autoincrement=True,
 )

@@ -163,6 +163,10 @@ def _audit(ctx: ActionContext) -> None:
               {"from": ctx.source, "to": ctx.dest, **dict(ctx.params.get("detail") or {})})
 
 
+#: the longest instance id a store keeps (``rw_instances.id``)
+_MAX_ID = 64
+
+
 def _fire(ctx: ActionContext) -> None:
     event = str(ctx.params.get("event", ""))
     target = ctx.params.get("instance")
@@ -170,6 +174,8 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
+    if len(target) > _MAX_ID:  # no instance has such an id: refused here, alike on every store
+        raise UsageError(f"workflow.fire: {target[:80]!r}... is no instance id (longer than {_MAX_ID} characters)")
     from regelwerk.workflows import chains
 
     # kept in this transition's unit of work, fired after its commit, exactly once (regelwerk.workflows.chains): by

@@ -22,7 +22,6 @@ from regelwerk.store.records import PendingFire
 
 if TYPE_CHECKING:
     from regelwerk.store.base import StoreTx
-    from regelwerk.store.unit import UnitOfWork
     from regelwerk.workflows.runtime import WorkflowRuntime
 
 __all__ = ["GRACE", "keep", "run", "sweep"]
@@ -63,12 +62,11 @@ def run(runtime: WorkflowRuntime, fire: PendingFire) -> None:
     assert fire.id is not None
     take = _take(fire.id)
     actor = SYSTEM if fire.system else Actor.of(dict(fire.actor))
-
-    def settle(uow: UnitOfWork) -> None:
-        take(uow.tx)
-
     try:
-        runtime._fire_one(fire.target, fire.event, actor, None, None, not fire.system, settle, on_incident=take)
+        # the row is taken first, before the target is read: a second runner (on PostgreSQL its DELETE waits for the
+        # first's commit) finds it gone and decides nothing, so it audits no refusal of a fire that ran. Lock order:
+        # the kept row, then the target instance, as every runner takes them
+        runtime._fire_one(fire.target, fire.event, actor, None, None, not fire.system, on_incident=take, first=take)
     except _Taken:
         return
     except RegelwerkError as exc:

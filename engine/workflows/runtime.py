@@ -431,14 +431,18 @@ class WorkflowRuntime:
                   settle: Callable[[UnitOfWork], None] | None = None,
                   expected_state: str | None = None, *,
                   system_data: Mapping[str, Any] | None = None,
-                  on_incident: Callable[[StoreTx], object] | None = None) -> InstanceRecord:
+                  on_incident: Callable[[StoreTx], object] | None = None,
+                  first: Callable[[StoreTx], object] | None = None) -> InstanceRecord:
         """One fire in its own unit of work: a refusal audited once, a plugin failure an incident (which keeps the
         person's ``data`` only: its retry is the retrying person's fire; ``on_incident`` runs in the incident's unit
-        of work)."""
+        of work). ``first`` runs in the fire's unit before anything is read (a kept chained fire taken: a runner
+        that finds it taken decides nothing, audits nothing)."""
         now = self.clock()
         uow = UnitOfWork(self.store)
         try:
             with uow:
+                if first is not None:
+                    first(uow.tx)
                 try:
                     record = self._fire_tx(uow.tx, instance_id, event, who, data, now, expected_version, uow.post,
                                            check_permission, expected_state=expected_state, system_data=system_data)
