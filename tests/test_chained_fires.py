@@ -64,9 +64,18 @@ def _die_after_commit(ctx: Any) -> None:
         ctx.after_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
 
 
+#: every run of the parent's action (also the ones that roll back): a side effect outside the store
+RAN: list[str] = []
+
+
 def _count(ctx: Any) -> None:
+    RAN.append(ctx.instance.id)
     if PARENT.get("mode") == "raise":
         raise LookupError("the parent's action is broken")
+    if PARENT.get("mode") == "slow":
+        import time
+
+        time.sleep(0.3)  # holds the kept row (and the parent) while the other runner starts
     ctx.data["children"] = int(ctx.data.get("children", 0)) + 1
 
 
@@ -238,3 +247,53 @@ def test_a_chain_to_an_id_no_instance_can_have_fails_the_transition_alike_on_eve
         assert engine.get("c1").state == "open"
         with engine.store.read() as tx:
             assert tx.pending_fires(T0 + timedelta(days=1), 10) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_two_runners_at_once_run_the_chained_fires_actions_once(bundle: CompiledBundle, registry: Registry,
+                                                                 url: str) -> None:
+    """Two runners of one kept chained fire at the same moment (its own process and a sweep, two threads on two
+    engines): the first takes the kept row before it reads the target, so the second waits for that row (on
+    PostgreSQL its DELETE, on SQLite the write lock) and finds it gone: it decides nothing and runs no action. With
+    the row taken at the end instead, the second decided the fire again on the committed parent and ran its
+    actions, then rolled back: an action's effect outside the store happened twice (and a refusal it met was
+    audited for a fire that ran)."""
+    import threading
+
+    from regelwerk.actors import Actor
+    from regelwerk.workflows import chains
+
+    PARENT["mode"] = "slow"
+    RAN.clear()
+    try:
+        with Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as first, \
+                Engine(bundle, store=url, registry=registry, clock=Clock(), permissions=ALLOW) as second:
+            first.start("parent", {}, "hr", "p1")
+            with first.store.transaction() as tx:
+                fire = chains.keep(tx, "p1", "child_done", Actor.of("anna"), False, "c9", "finish", T0)
+            errors: list[BaseException] = []
+
+            def run(engine: Engine, delay: float) -> None:
+                import time
+
+                time.sleep(delay)
+                try:
+                    chains.run(engine.runtime, fire)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=(first, 0.0)),
+                       threading.Thread(target=run, args=(second, 0.1))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert errors == []
+            parent = first.get("p1")
+            assert (parent.version, parent.data.get("children")) == (2, 1)
+            assert RAN == ["p1"]  # the action ran once: the second runner never decided the fire
+            assert [a for a in first.audit() if a.action.endswith("denied")] == [] and first.incidents(None) == []
+    finally:
+        PARENT.clear()
+        RAN.clear()
+
