@@ -4,16 +4,18 @@ A transition's ``workflow.fire`` action fires another event (on another instance
 transition committed. Kept only in memory, that fire was lost without a trace when the process was killed between
 the commit and the chained fire (a chaos soak with SIGKILL on PostgreSQL: one or two per two-minute run). Now the
 action writes a :class:`~regelwerk.store.records.PendingFire` row in the transition's own unit of work, and
-:func:`run` fires it in a unit of work that also takes that row (``StoreTx.take_pending_fire``); a refused or
+:func:`run` fires it in a unit of work that first takes that row (``StoreTx.take_pending_fire``); a refused or
 failed chained fire takes it in the unit that records its incident. So the chained fire commits at most once (a
-second runner finds the row gone and rolls its fire back), and the tick's timers (``TimerService``) sweep the rows
-a dead process left behind, older than :data:`GRACE`, so it runs at least once.
+second runner finds the row gone and decides nothing), and the tick's timers (``TimerService``) sweep the rows a
+dead process left behind, older than :data:`GRACE`, so it runs at least once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.errors import PluginError, RegelwerkError
@@ -41,12 +43,11 @@ def keep(tx: StoreTx, target: str, event: str, actor: Actor, system: bool, sourc
          now: datetime) -> PendingFire:
     """Keep a chained fire in the chaining transition's transaction; the kept row (with its id)."""
     fire = PendingFire(target, event, actor.to_dict(), system, source, after, now)
-    fire_id = tx.add_pending_fire(fire)
-    return PendingFire(fire.target, fire.event, fire.actor, fire.system, fire.source, fire.after, fire.created_at,
-                       fire_id)
+    return replace(fire, id=tx.add_pending_fire(fire))
 
 
-def _take(fire_id: int) -> Any:
+def _take(fire_id: int) -> Callable[[StoreTx], None]:
+    """What takes the kept row in a unit of work; ``_Taken`` (the unit rolls back) when another already had."""
     def take(tx: StoreTx) -> None:
         if not tx.take_pending_fire(fire_id):
             raise _Taken
@@ -57,7 +58,7 @@ def _take(fire_id: int) -> Any:
 def run(runtime: WorkflowRuntime, fire: PendingFire) -> None:
     """Fire a kept chained fire, exactly once: as the system (a timer's transition chained it: guards apply) or
     decided for the person it was chained for. Refused or failed, it is an incident on its target (its retry fires
-    it again as the same actor), never an error of the committed fire it followed; raised as that
+    it again, as the person who retries it), never an error of the committed fire it followed; raised as that
     (``PluginError``) for the caller's after-commit bookkeeping. A fire another runner took: nothing."""
     assert fire.id is not None
     take = _take(fire.id)
