@@ -3,13 +3,13 @@
 One store-wide lock serialises units of work; an undo log rolls a failed unit back, so a
 transition, its history row and its timers are kept together or not at all.
 
-History and audit rows, which only grow, are kept packed (:func:`_pack`): a tuple of their fields with the
-mapping (a history row's ``explain``, an audit row's ``detail``) as ``marshal`` bytes. A tuple of such values is
-one the cyclic garbage collector stops tracking, so a store of a million rows is not walked by every full
-collection (a third of an in-memory fire's time was the collector walking the growing history), and every read
-hands out a fresh copy: a caller that changes a returned row's mapping no longer changes the store's audit trail
-(as with the SQL store, which reads it from its row). A mapping ``marshal`` cannot write (not plain data) is kept
-as it was given.
+History and audit rows, which only grow, are kept packed (:func:`_pack_history`, :func:`_pack_audit`): a tuple
+of their fields with the mapping (a history row's ``explain``, an audit row's ``detail``) as ``marshal`` bytes. A
+tuple of such values is one the cyclic garbage collector stops tracking, so a store of a million rows is not walked
+by every full collection (a third of an in-memory fire's time was the collector walking the growing history), and
+every read hands out a fresh copy: a caller that changes a returned row's mapping no longer changes the store's
+audit trail (as with the SQL store, which reads it from its row). A mapping ``marshal`` cannot write (not plain
+data) is kept as it was given.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any
 from regelwerk.frozen import thaw
 
 __all__ = [
+    "INSTANCE_ID_LENGTH",
     "AuditEntry",
     "DefinitionRecord",
     "ErasureCount",
@@ -20,6 +21,10 @@ __all__ = [
     "PendingFire",
     "TimerRecord",
 ]
+
+
+#: the longest instance id a store keeps (``rw_instances.id``): no instance has a longer one
+INSTANCE_ID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)

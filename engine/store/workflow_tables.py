@@ -4,6 +4,7 @@ fires kept until they ran."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from regelwerk.store.records import INSTANCE_ID_LENGTH
 from regelwerk.store.tables import metadata
 
 __all__ = ["rw_audit", "rw_definitions", "rw_history", "rw_incidents", "rw_instances", "rw_pending_fires", "rw_timers"]
@@ -12,7 +13,7 @@ _TS = sa.DateTime(timezone=True)
 
 rw_instances = sa.Table(
     "rw_instances", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(INSTANCE_ID_LENGTH), primary_key=True),
     sa.Column("workflow", sa.String(200), nullable=False),
     sa.Column("definition_version", sa.String(64), nullable=False),
     sa.Column("state", sa.String(200), nullable=False),
@@ -102,11 +103,11 @@ rw_incidents = sa.Table(
 rw_pending_fires = sa.Table(
     "rw_pending_fires", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(INSTANCE_ID_LENGTH), nullable=False),
     sa.Column("event", sa.String(200), nullable=False),
     sa.Column("actor", sa.JSON, nullable=False),
     sa.Column("system", sa.Boolean, nullable=False),
-    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(INSTANCE_ID_LENGTH), nullable=False),
     sa.Column("after", sa.String(200), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Index("ix_rw_pending_fires_created_at", "created_at"),

@@ -163,10 +163,6 @@ def _audit(ctx: ActionContext) -> None:
               {"from": ctx.source, "to": ctx.dest, **dict(ctx.params.get("detail") or {})})
 
 
-#: the longest instance id a store keeps (``rw_instances.id``)
-_MAX_ID = 64
-
-
 def _fire(ctx: ActionContext) -> None:
     event = str(ctx.params.get("event", ""))
     target = ctx.params.get("instance")
@@ -174,9 +170,12 @@ def _fire(ctx: ActionContext) -> None:
         target = resolve_path(ctx.scope(), str(ctx.params["instance_field"]).split("."))
     if not event or not isinstance(target, str):
         raise UsageError("workflow.fire needs 'event' and 'instance' (or 'instance_field' naming a string)")
-    if len(target) > _MAX_ID:  # no instance has such an id: refused here, alike on every store
-        raise UsageError(f"workflow.fire: {target[:80]!r}... is no instance id (longer than {_MAX_ID} characters)")
+    from regelwerk.store.records import INSTANCE_ID_LENGTH
     from regelwerk.workflows import chains
+
+    if len(target) > INSTANCE_ID_LENGTH:  # no instance has such an id: refused here, alike on every store
+        raise UsageError(f"workflow.fire: {target[:80]!r}... is no instance id (longer than {INSTANCE_ID_LENGTH} "
+                         "characters)")
 
     # kept in this transition's unit of work, fired after its commit, exactly once (regelwerk.workflows.chains): by
     # this process just after the commit, or by the tick's sweep when this process died before it could. Kept at the

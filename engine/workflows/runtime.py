@@ -407,16 +407,6 @@ class WorkflowRuntime:
         return self._fire_one(instance_id, event, Actor.of(actor), data, expected_version, True,
                               system_data=system_data)
 
-    def fire_as_system(self, instance_id: str, event: str, data: Mapping[str, Any] | None = None
-                       ) -> InstanceRecord:
-        """Fire ``event`` as the system, without a permission check (guards still apply).
-
-        Only for work the system itself started: a ``workflow.fire`` action inside a transition that a timer
-        fired (no person to decide for). Not on the Engine's front: a host's call always names an actor and
-        is decided by the policy.
-        """
-        return self._fire_one(instance_id, event, SYSTEM, data, None, False)
-
     def fire_settling(self, instance_id: str, event: str, actor: ActorLike, data: Mapping[str, Any] | None,
                       settle: Callable[[UnitOfWork], None], expected_state: str | None = None) -> InstanceRecord:
         """:meth:`fire`, with ``settle`` run in the fire's unit of work after the transition (before commit): what

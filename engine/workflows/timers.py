@@ -19,6 +19,7 @@ from regelwerk.store.records import (
     TimerRecord,
 )
 from regelwerk.store.unit import UnitOfWork
+from regelwerk.workflows.chains import sweep
 from regelwerk.workflows.incidents import resolve_timer_incidents
 from regelwerk.workflows.model import RetrySpec
 from regelwerk.workflows.runtime import WorkflowRuntime
@@ -208,8 +209,6 @@ class TimerService:
         """
         moment = now or self.runtime.clock()
         # the chained fires (workflow.fire) a process that died after its commit left behind: run once, here
-        from regelwerk.workflows.chains import sweep
-
         sweep(self.runtime, moment)
         outcomes: list[TimerOutcome] = []
         while limit is None or len(outcomes) < limit:
