@@ -14,6 +14,8 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW516 warning: a timer's event (``after``, or set by the ``workflow.schedule`` action) that a person could
   fire too: neither a ``permission`` nor ``system_only``.
 - RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
+- RW519 warning: a transition any person could fire: neither a ``permission`` nor ``system_only``, and its guard
+  does not say who acts (no comparison of ``actor`` that every way to pass it needs).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from regelwerk.compiler import CompileContext
-from regelwerk.conditions import AllOf, Condition, Const, parse_duration
+from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Condition, Const, FieldRef, Node, parse_duration
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument, to_plain
@@ -288,6 +290,13 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
                               "is not system_only", f"{t.pointer}/id",
                      hint="add 'system_only: true' when only the timer fires it, or a 'permission' for people")
     for t in model.transitions:
+        if not t.permission and not t.system_only and not any((s, t.event) in timed for s in t.sources) \
+                and not (t.guard is not None and _names_actor(t.guard.model)) and not _always_false(t.guard):
+            ctx.warn("RW519", f"event {t.event!r} can be fired by any person: it has no permission, is not "
+                              "system_only and its guard does not say who acts", f"{t.pointer}/id",
+                     hint="add a 'permission' the matrix grants, 'system_only: true' when only the engine fires "
+                          "it, or a guard on the actor (e.g. field: actor.id, eq: {field: data.subject})")
+    for t in model.transitions:
         if _always_false(t.guard):
             ctx.warn("RW513", f"event {t.event!r} can never fire: its guard is always false", f"{t.pointer}/guard")
         elif not any(s in reachable for s in t.sources):
@@ -314,6 +323,28 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
                                    f"the transition at {first.pointer} always wins, so this one never fires",
                                    f"{later.pointer}/id",
                                    hint="give the earlier transition a guard that excludes this one's case")
+
+
+#: comparisons that narrow who passes (``ne``/``not_in`` only leave one out, ``exists`` and orders nobody)
+_NARROWING = frozenset({"eq", "in", "contains", "matches"})
+
+
+def _reads_actor(operand: object) -> bool:
+    return isinstance(operand, FieldRef) and bool(operand.path) and operand.path[0] == "actor"
+
+
+def _names_actor(node: Node) -> bool:
+    """Whether every way to pass ``node`` compares the actor with something (``actor.id eq data.subject``, a role
+    in a list, a function called with the actor): a guard that says who acts. A negation says only who does not."""
+    if isinstance(node, AllOf):
+        return any(_names_actor(item) for item in node.items)
+    if isinstance(node, AnyOf):
+        return bool(node.items) and all(_names_actor(item) for item in node.items)
+    if isinstance(node, Compare):
+        return node.op in _NARROWING and (_reads_actor(node.left) or _reads_actor(node.right))
+    if isinstance(node, Call):
+        return any(_reads_actor(arg) for arg in node.args)
+    return False
 
 
 def register(registry: Registry, plugin: str) -> None:
