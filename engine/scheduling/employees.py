@@ -11,12 +11,13 @@ any row is wrong, the errors are reported with their row numbers and nothing is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from regelwerk.store import json_codec
 
 __all__ = [
     "EMPLOYEE_COLUMNS",
@@ -150,7 +151,7 @@ def _json_value(value: Any) -> Any:
     if value in _EMPTY_JSON:
         empty = _EMPTY_JSON[value]
         return dict(empty) if isinstance(empty, dict) else empty
-    return json.loads(value)
+    return json_codec.loads(value)
 
 
 def employee_columns(*raw: str) -> list[Any]:

@@ -9,13 +9,13 @@ plus ``next_due``: when the same employee must be planned again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from regelwerk.frozen import FrozenDict
+from regelwerk.store.json_codec import dumps_sorted
 
 if TYPE_CHECKING:
     from regelwerk.scheduling.employees import EmployeeFacts
@@ -71,13 +71,9 @@ class PlannedItem:
             "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
             "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
             "workflow": self.workflow, "instance_id": None, "version": self.version,
-            "payload": _PAYLOAD.encode(payload if type(payload) is dict else dict(payload)),
+            "payload": dumps_sorted(payload if type(payload) is dict else dict(payload)),
             "created_at": stamp, "updated_at": stamp,
         }
-
-
-#: How payloads are written (one encoder: ``json.dumps`` with options builds a new one per call).
-_PAYLOAD = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True, slots=True)

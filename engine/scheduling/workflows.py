@@ -97,10 +97,10 @@ class EngineStarter:
             unit.buffer.flush()
 
     def __call__(self, unit: TxUnit, item: Mapping[str, Any], now: datetime) -> str:
-        import json
+        from regelwerk.store import json_codec
 
         engine = self.workflow_engine
-        data = dict(json.loads(item["payload"] or "{}"))
+        data = dict(json_codec.loads(item["payload"] or "{}"))
         data["scheduled_item"] = item["key"]
         instance_id = instance_id_for(str(item["key"]))
         tx = unit.buffer if unit.buffer is not None else unit.store_tx

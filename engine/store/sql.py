@@ -95,8 +95,11 @@ def create_sa_engine(url: str, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine with regelwerk's connection settings (SQLite: WAL, busy timeout, explicit BEGIN).
 
     A URL that is no database URL, or names a database driver that is not installed, is a ``UsageError``."""
+    from regelwerk.store import json_codec
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    kwargs.setdefault("json_serializer", json_codec.dumps)
+    kwargs.setdefault("json_deserializer", json_codec.loads)
     try:
         sa_url = sa.make_url(url)
         if sa_url.get_backend_name() != "sqlite":
