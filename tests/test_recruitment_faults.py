@@ -1,0 +1,107 @@
+"""The recruitment pack's write paths under faults: a move racing the AVG erasure of its candidate, the retention
+sweep under concurrent workers (threads; SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from regelwerk.bundle import load_bundle
+from regelwerk.compiler import compile_bundle
+from regelwerk.errors import UsageError
+from regelwerk.runtime import Engine
+from regelwerk.store.sql import SqlStore
+from regelwerk.workflows.ports import RoleTable
+from regelwerk_packs.recruitment.service import Recruitment
+from test_recruitment_runtime import BEA, STANDARD, Clock, _dump
+
+INTAKE = RoleTable({"register": ["intake"]})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'r.sqlite'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def services(url: str, registry: Any) -> Iterator[tuple[Recruitment, Recruitment]]:
+    """Two services on one store: one engine each (two workers), sharing the compiled bundle and clock."""
+    clock = Clock()
+    compiled = compile_bundle(load_bundle(STANDARD), registry)
+    stores = [SqlStore(url), SqlStore(url)]
+    stores[0].setup()
+    pair = [Recruitment(Engine(compiled, store=store, registry=registry, clock=clock, permissions=INTAKE))
+            for store in stores]
+    yield pair[0], pair[1]
+    for store in stores:
+        store.close()
+
+
+def _move_while_erased(mover: Recruitment, eraser: Recruitment, monkeypatch: pytest.MonkeyPatch,
+                       status: str, note: str) -> BaseException | None:
+    """``mover`` moves zoe in one thread; it has read her when ``eraser`` erases her (AVG bulk delete) in another,
+    and fires after the erasure committed. The move's outcome (its exception, or None)."""
+    read, erased = threading.Event(), threading.Event()
+    original = Recruitment._candidate_with_vacancy
+
+    def reads_then_waits(self: Recruitment, candidate_id: str) -> Any:
+        found = original(self, candidate_id)
+        if self is mover:
+            read.set()
+            assert erased.wait(20)
+        return found
+
+    monkeypatch.setattr(Recruitment, "_candidate_with_vacancy", reads_then_waits)
+    outcome: list[BaseException | None] = []
+
+    def move() -> None:
+        try:
+            mover.move("tom", "zoe", status, note=note)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is the test's to judge
+            outcome.append(exc)
+
+    def erase() -> None:
+        assert read.wait(20)
+        try:
+            assert eraser.bulk_delete(BEA, ["zoe"], preview=False) == ["zoe"]
+        finally:
+            erased.set()
+
+    threads = [threading.Thread(target=move), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome, "the move did not finish"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("workers", ["one engine", "two engines"])
+@pytest.mark.parametrize("status", ["on_hold", "interview_1"], ids=["no-mail", "with-mail"])
+def test_a_move_racing_the_erasure_of_its_candidate_writes_nothing_personal_back(
+        services: tuple[Recruitment, Recruitment], monkeypatch: pytest.MonkeyPatch, workers: str,
+        status: str) -> None:
+    """A recruiter moves a candidate (with a note about her) while an administrator erases her (AVG): the move
+    read her before the erasure committed and fires after it. The move is refused (the candidate is gone) and
+    nothing of hers is in the store afterwards. Before, a move into a status without a mail was a transition on
+    the erased instance: the cached or re-read instance's version was the same, so the fire wrote its data (the
+    note) back over the erasure and kept the note in a new history row, a live instance of nobody."""
+    first, second = services
+    mover = first
+    eraser = first if workers == "one engine" else second
+    vid = first.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    first.apply(vid, first_name="Zoë", last_name="Uniekenaam", email="zoe@example.nl", candidate_id="zoe")
+    first.move("tom", "zoe", "screening")  # the mover's engine holds the instance as it was
+    outcome = _move_while_erased(mover, eraser, monkeypatch, status, note="Zoë Uniekenaam belt terug op 0612345678")
+    assert isinstance(outcome, UsageError) and "no candidate for instance" in str(outcome), outcome
+    dump = _dump(first)
+    for personal in ("Uniekenaam", "zoe@example.nl", "0612345678", "Zoë"):
+        assert personal not in dump, personal
+    [instance] = first.engine.instances()
+    assert (instance.state, dict(instance.data)) == ("screening", {"erased": True})
