@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,52 @@ def test_a_move_racing_the_erasure_of_its_candidate_writes_nothing_personal_back
         assert personal not in dump, personal
     [instance] = first.engine.instances()
     assert (instance.state, dict(instance.data)) == ("screening", {"erased": True})
+
+
+def _pool(rec: Recruitment, count: int) -> None:
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    for i in range(count):
+        rec.apply(vid, first_name=f"Pool{i}", last_name="Poolnaam", email=f"pool{i}@example.nl", consent=True,
+                  candidate_id=f"p{i}")
+        rec.move("tom", f"p{i}", "rejected")
+
+
+def _set_email(rec: Recruitment, candidate_id: str, email: str) -> None:
+    with rec.engine.store.transaction() as tx:  # a row written before the intake checked addresses (an import)
+        assert tx.rows("rw_candidates").update({"id": candidate_id}, {"email": email}) == 1
+
+
+def _renewal_mails(rec: Recruitment) -> list[str]:
+    with rec.engine.store.read() as tx:
+        return sorted(m.subject_ref or "" for m in tx.outbox() if m.template == "toestemming-verlengen")
+
+
+def test_one_candidate_whose_renewal_mail_fails_does_not_stall_the_others(
+        services: tuple[Recruitment, Recruitment]) -> None:
+    """The consent-renewal sweep (a tick task) mails a chunk of candidates in one transaction. One candidate whose
+    mail cannot be written (an address the outbox refuses, from a row imported before the intake checked them) is
+    that candidate's incident: the others of its chunk are asked, and it is tried again on the next tick, which
+    resolves the incident once it goes. Before, the whole chunk rolled back and the task was one incident, every
+    tick: nobody in that chunk was ever asked to renew."""
+    rec, _ = services
+    _pool(rec, 5)
+    _set_email(rec, "p1", "pool1@example.nl\r\nBcc: x@example.nl")
+    clock = rec.engine.clock
+    clock.now += timedelta(weeks=49)  # inside the consented rule's renewal window
+    summary = rec.engine.tick(clock.now)
+    task = next(iter(summary.tasks.values()))
+    assert task.get("renewals_requested") == 4, task
+    assert _renewal_mails(rec) == [f"candidate:p{i}" for i in (0, 2, 3, 4)]
+    [incident] = rec.engine.incidents()
+    assert (incident.instance_id, incident.event) == ("cand-p1", "recruitment:consent_renewal")
+    # the next tick tries it again (still failing: the same incident, one more attempt)
+    clock.now += timedelta(days=1)
+    rec.engine.tick(clock.now)
+    [incident] = rec.engine.incidents()
+    assert incident.attempts == 2 and len(_renewal_mails(rec)) == 4
+    _set_email(rec, "p1", "pool1@example.nl")
+    clock.now += timedelta(days=1)
+    task = next(iter(rec.engine.tick(clock.now).tasks.values()))
+    assert task.get("renewals_requested") == 1, task
+    assert _renewal_mails(rec) == [f"candidate:p{i}" for i in range(5)]
+    assert rec.engine.incidents() == []

@@ -72,6 +72,8 @@ class RetentionReport:
 
     deleted: int = 0
     renewals_requested: int = 0
+    #: candidates whose renewal mail could not be written (each an incident; asked again on the next sweep)
+    renewals_failed: int = 0
     outbox_rows_erased: int = 0
     preview: RetentionPlan | None = None
     by_rule: dict[str, int] = field(default_factory=dict)
