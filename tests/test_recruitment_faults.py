@@ -155,3 +155,42 @@ def test_one_candidate_whose_renewal_mail_fails_does_not_stall_the_others(
     assert task.get("renewals_requested") == 1, task
     assert _renewal_mails(rec) == [f"candidate:p{i}" for i in range(5)]
     assert rec.engine.incidents() == []
+
+
+def test_two_workers_sweeping_at_once_erase_and_ask_each_candidate_once(
+        services: tuple[Recruitment, Recruitment]) -> None:
+    """Two workers run the retention task at the same moment (two engines, threads, small chunks): every due
+    candidate is erased once and logged once, every consenting candidate is asked once (one mail)."""
+    first, second = services
+    vid = first.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    for i in range(12):
+        first.apply(vid, first_name=f"Weg{i}", last_name="Wegnaam", email=f"weg{i}@example.nl", candidate_id=f"r{i}")
+        first.move("tom", f"r{i}", "rejected")
+    for i in range(12):
+        first.apply(vid, first_name=f"Pool{i}", last_name="Poolnaam", email=f"pool{i}@example.nl", consent=True,
+                    candidate_id=f"p{i}")
+        first.move("tom", f"p{i}", "rejected")
+    first.engine.clock.now += timedelta(weeks=49)
+    barrier = threading.Barrier(2)
+    reports: list[Any] = []
+    errors: list[BaseException] = []
+
+    def sweep(rec: Recruitment) -> None:
+        try:
+            barrier.wait(10)
+            reports.append(rec.retention_sweep(chunk=3))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweep, args=(rec,)) for rec in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len(reports) == 2
+    assert sum(r.deleted for r in reports) == 12 and sum(r.renewals_requested for r in reports) == 12
+    with first.engine.store.read() as tx:
+        logged = tx.connection.exec_driver_sql("SELECT count(*) FROM rw_retention_log").scalar()
+    assert logged == 12
+    assert _renewal_mails(first) == sorted(f"candidate:p{i}" for i in range(12))
+    assert "Wegnaam" not in _dump(first)
