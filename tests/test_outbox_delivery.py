@@ -373,3 +373,35 @@ def test_a_mail_with_a_secret_made_at_delivery_sent_again_has_a_new_message_id(d
     first, second = inbox.messages
     assert first["Message-ID"] == f"<{message_id}.outbox.1@example.nl>"
     assert second["Message-ID"] == f"<{message_id}.outbox.2@example.nl>"
+
+
+def _send_all(url: str, port: int, now: datetime, ready: Any) -> None:
+    """One sender process: waits for the others, then delivers everything due."""
+    ready.wait(20)
+    engine = sa.create_engine(url)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        deliver_pending(engine, transport, now=now, default_sender="x@example.nl", limit=1000)
+    engine.dispose()
+
+
+def test_three_sender_processes_at_once_send_every_message_exactly_once(db: sa.Engine,
+                                                                         smtp: tuple[Inbox, int]) -> None:
+    """Overlapping cron runs: three processes list the same 60 due messages at the same moment; each message is
+    claimed by one of them and reaches the server once."""
+    import multiprocessing
+
+    inbox, port = smtp
+    with db.begin() as conn:
+        ids = [enqueue(conn, MAIL, recipient=f"p{i}@example.nl", now=NOW) for i in range(60)]
+    url = db.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(3)
+    processes = [context.Process(target=_send_all, args=(url, port, NOW, ready)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert sorted(m["X-Regelwerk-Outbox-Id"] for m in inbox.messages) == sorted(ids)
+    with db.connect() as conn:
+        assert {(m.status, m.attempts) for m in list_messages(conn)} == {("sent", 1)}

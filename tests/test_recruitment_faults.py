@@ -194,3 +194,64 @@ def test_two_workers_sweeping_at_once_erase_and_ask_each_candidate_once(
     assert logged == 12
     assert _renewal_mails(first) == sorted(f"candidate:p{i}" for i in range(12))
     assert "Wegnaam" not in _dump(first)
+
+
+def _sweep_killed_at(url: str, registry: Any, now: Any, method: str, call: int) -> None:
+    """A worker's retention sweep (chunks of 2) whose process kills itself (SIGKILL) at the ``call``-th call of
+    ``SqlCandidateStore.<method>``: inside a chunk's transaction before its commit (erase, mark_renewal_requested)
+    or at the start of the next one, after a commit (next_due, next_renewals)."""
+    import os
+    import signal
+
+    from regelwerk_packs.recruitment.sqlstore import SqlCandidateStore
+
+    original = getattr(SqlCandidateStore, method)
+    calls = iter(range(1, 1000))
+
+    def killing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if next(calls) == call:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, *args, **kwargs)
+
+    setattr(SqlCandidateStore, method, killing)
+    store = SqlStore(url)
+    clock = Clock()
+    clock.now = now
+    engine = Engine(compile_bundle(load_bundle(STANDARD), registry), store=store, registry=registry, clock=clock,
+                    permissions=INTAKE)
+    Recruitment(engine).retention_sweep(chunk=2)
+
+
+@pytest.mark.parametrize(("method", "call"), [("erase", 2), ("next_due", 3), ("mark_renewal_requested", 2),
+                                              ("next_renewals", 3)],
+                         ids=["erasure-before-commit", "erasure-after-commit", "renewal-before-commit",
+                              "renewal-after-commit"])
+def test_a_sweep_killed_mid_way_and_run_again_erases_logs_and_asks_each_candidate_once(
+        services: tuple[Recruitment, Recruitment], url: str, registry: Any, method: str, call: int) -> None:
+    """SIGKILL in a worker's retention sweep, inside a chunk's transaction or just after its commit; the next sweep
+    finishes the work: every due candidate erased and logged once, every consenting candidate mailed once."""
+    import multiprocessing
+    import signal
+
+    rec, _ = services
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    for i in range(7):
+        rec.apply(vid, first_name=f"Weg{i}", last_name="Wegnaam", email=f"weg{i}@example.nl", candidate_id=f"r{i}")
+        rec.move("tom", f"r{i}", "rejected")
+    for i in range(7):
+        rec.apply(vid, first_name=f"Pool{i}", last_name="Poolnaam", email=f"pool{i}@example.nl", consent=True,
+                  candidate_id=f"p{i}")
+        rec.move("tom", f"p{i}", "rejected")
+    rec.engine.clock.now += timedelta(weeks=49)
+    child = multiprocessing.get_context("fork").Process(
+        target=_sweep_killed_at, args=(url, registry, rec.engine.clock.now, method, call))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    rec.retention_sweep(chunk=2)
+    with rec.engine.store.read() as tx:
+        logged = tx.connection.exec_driver_sql("SELECT count(*) FROM rw_retention_log").scalar()
+        left = tx.connection.exec_driver_sql("SELECT count(*) FROM rw_candidates").scalar()
+    assert (logged, left) == (7, 7)
+    assert _renewal_mails(rec) == sorted(f"candidate:p{i}" for i in range(7))
+    assert "Wegnaam" not in _dump(rec)
