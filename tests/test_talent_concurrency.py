@@ -155,3 +155,35 @@ def test_two_timing_applies_at_once_pin_and_audit_each_trajectory_once(url: str,
     audited = _events(url, "apply_timing")
     assert len(audited) == len(set(audited)) == 3
     assert timing_changes(url, wider, work_year="2026") == []
+
+
+def test_the_same_feedback_request_twice_is_written_and_audited_once(url: str, registry: Any) -> None:
+    """An on-demand feedback request sent twice (a client that retries after a lost answer; two at the same moment):
+    the item is written once (its key is deterministic) and so is its 'request' event; the one that wrote nothing
+    returns no keys. Before, every call wrote a 'request' event and returned the keys as written."""
+    from regelwerk_packs.talent.feedback import request_feedback
+
+    windows = compile_bundle(load_bundle(WINDOWS), registry)
+    now = datetime(2026, 7, 1, 8, tzinfo=UTC)
+    engine = Engine(windows, store=url, registry=registry, clock=lambda: now)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert([
+            {"id": "mark", "hire_date": "2012-01-01", "function": "teamleider"},
+            {"id": "anna", "hire_date": "2019-04-01", "function": "adviseur", "manager": "mark"},
+            {"id": "bob", "hire_date": "2019-04-01", "function": "adviseur", "manager": "mark"}], now)
+        tick(engine, windows, now)
+    finally:
+        engine.close()
+
+    def ask(sa_engine: Any) -> int:
+        return len(request_feedback(sa_engine, windows, "standaard-ontwikkelcyclus", "feedback-op-verzoek", "anna",
+                                    ["mark", "bob"], now, Actor("anna")))
+
+    assert _at_once(url, ask) == [0, 2]
+    sa_engine = create_sa_engine(url)
+    try:
+        assert ask(sa_engine) == 0  # asked again later the same day
+    finally:
+        sa_engine.dispose()
+    requested = _events(url, "request")
+    assert len(requested) == len(set(requested)) == 2
