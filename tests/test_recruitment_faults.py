@@ -255,3 +255,51 @@ def test_a_sweep_killed_mid_way_and_run_again_erases_logs_and_asks_each_candidat
     assert (logged, left) == (7, 7)
     assert _renewal_mails(rec) == sorted(f"candidate:p{i}" for i in range(7))
     assert "Wegnaam" not in _dump(rec)
+
+
+def test_a_bulk_delete_racing_the_sweep_logs_each_erasure_once(services: tuple[Recruitment, Recruitment],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An administrator bulk-deletes candidates the retention sweep (another worker) erases at the same moment: the
+    bulk delete has read them when the sweep commits. Each erasure is in the anonymous retention log once. Before,
+    on PostgreSQL the bulk delete's DELETE found the rows gone (it read them without a lock) and logged them all
+    again, and said it had deleted them."""
+    first, second = services
+    vid = first.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    ids = [f"r{i}" for i in range(4)]
+    for cid in ids:
+        first.apply(vid, first_name="Weg", last_name="Wegnaam", email=f"{cid}@example.nl", candidate_id=cid)
+        first.move("tom", cid, "rejected")
+    first.engine.clock.now += timedelta(weeks=49)
+    read, swept = threading.Event(), threading.Event()
+    from regelwerk_packs.recruitment.sqlstore import SqlCandidateStore
+
+    original = SqlCandidateStore.candidates_by_id
+
+    def reads_then_waits(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = original(self, *args, **kwargs)
+        if threading.current_thread().name == "bulk":
+            read.set()
+            swept.wait(3)  # the sweep commits now, unless the rows this read locked make it wait
+        return rows
+
+    monkeypatch.setattr(SqlCandidateStore, "candidates_by_id", reads_then_waits)
+    outcome: dict[str, Any] = {}
+
+    def bulk() -> None:
+        outcome["bulk"] = first.bulk_delete(BEA, ids, preview=False)
+
+    def sweep() -> None:
+        assert read.wait(10)
+        outcome["sweep"] = second.retention_sweep()
+        swept.set()
+
+    threads = [threading.Thread(target=bulk, name="bulk"), threading.Thread(target=sweep, name="sweep")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(outcome["bulk"]) + outcome["sweep"].deleted == 4
+    with first.engine.store.read() as tx:
+        logged = tx.connection.exec_driver_sql("SELECT count(*) FROM rw_retention_log").scalar()
+    assert logged == 4
+    assert "Wegnaam" not in _dump(first)

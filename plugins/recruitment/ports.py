@@ -72,8 +72,10 @@ class CandidateStore(Protocol):
     def candidates_of_vacancy(self, vacancy_id: str) -> list[dict[str, Any]]:
         """The vacancy's candidates (every column), in order of application, then id."""
 
-    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Those of these candidates that exist (every column), by id."""
+    def candidates_by_id(self, candidate_ids: Sequence[str], lock: bool = False) -> list[dict[str, Any]]:
+        """Those of these candidates that exist (every column), by id; ``lock``: locked for update (in id order)
+        where the database has row locks, so a concurrent erasure waits, or this read waits for it and then
+        finds the rows it deleted gone."""
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist (every column), keyed by id."""

@@ -295,7 +295,10 @@ class Recruitment:
         from regelwerk_packs.recruitment.retention import RetentionItem
 
         with self.engine.store.transaction() as tx:
-            rows = self._candidates(tx).candidates_by_id(candidate_ids)
+            # locked when they go: a retention sweep erasing some of them at the same moment (another worker) waits,
+            # or this read waits for it and finds them gone; each erasure is logged once (PostgreSQL; SQLite's
+            # write units are serial)
+            rows = self._candidates(tx).candidates_by_id(candidate_ids, lock=not preview)
             if preview:
                 return [str(r["id"]) for r in rows]
             now = self._now()

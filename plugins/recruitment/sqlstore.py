@@ -26,6 +26,7 @@ _IDS: Any = sa.bindparam("ids", expanding=True)
 _DUE_COLUMNS = (_C.id, _C.instance_id, _C.vacancy_id, _C.status, _C.status_group, _C.applied_at)
 _OF_VACANCY = sa.select(candidates).where(_C.vacancy_id == sa.bindparam("vacancy_id")).order_by(_C.applied_at, _C.id)
 _BY_ID = sa.select(candidates).where(_C.id.in_(_IDS)).order_by(_C.id)
+_BY_ID_LOCKED = _BY_ID.with_for_update()
 _VACANCIES = sa.select(vacancies).where(vacancies.c.id.in_(_IDS))
 _VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
 _WITH_VACANCY = (sa.select(candidates, vacancies)
@@ -162,9 +163,10 @@ class SqlCandidateStore:
         """The vacancy's candidates, in order of application, then id."""
         return [dict(r) for r in self._conn.execute(_OF_VACANCY, {"vacancy_id": vacancy_id}).mappings()]
 
-    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Those of these candidates that exist, by id."""
-        return [dict(r) for r in self._conn.execute(_BY_ID, {"ids": list(candidate_ids)}).mappings()]
+    def candidates_by_id(self, candidate_ids: Sequence[str], lock: bool = False) -> list[dict[str, Any]]:
+        """Those of these candidates that exist, by id (``lock``: ``FOR UPDATE``, in id order)."""
+        query = _BY_ID_LOCKED if lock else _BY_ID
+        return [dict(r) for r in self._conn.execute(query, {"ids": list(candidate_ids)}).mappings()]
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist, keyed by id."""
