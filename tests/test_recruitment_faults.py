@@ -4,12 +4,14 @@ sweep under concurrent workers (threads; SQLite file and PostgreSQL)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.errors import UsageError
@@ -303,3 +305,54 @@ def test_a_bulk_delete_racing_the_sweep_logs_each_erasure_once(services: tuple[R
         logged = tx.connection.exec_driver_sql("SELECT count(*) FROM rw_retention_log").scalar()
     assert logged == 4
     assert "Wegnaam" not in _dump(first)
+
+
+@pytest.mark.parametrize("eraser", ["sweep", "bulk delete"])
+def test_a_move_and_an_erasure_of_its_candidate_at_once_do_not_deadlock(
+        services: tuple[Recruitment, Recruitment], eraser: str) -> None:
+    """A move has claimed the candidate's instance and is about to update the candidate row when an erasure (the
+    retention sweep or a bulk delete, another worker) starts on that candidate. Both finish: the move first, then
+    the erasure of what is still to be erased. Before, on PostgreSQL the erasure locked the candidate rows first and
+    then waited for the instance, the move waited for the candidate row: a deadlock, and the move failed as an
+    incident (``DeadlockDetected``) whose data kept the move's input after the erasure."""
+    mover, other = services
+    vid = mover.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    mover.apply(vid, first_name="Zoë", last_name="Uniekenaam", email="zoe@example.nl", candidate_id="zoe")
+    mover.move("tom", "zoe", "rejected")
+    mover.engine.clock.now += timedelta(weeks=49)
+    claimed = threading.Event()
+
+    @sa.event.listens_for(mover.engine.store.engine, "before_cursor_execute")
+    def hold(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if threading.current_thread().name == "mover" and statement.lstrip().upper().startswith("UPDATE RW_CANDIDATES"):
+            claimed.set()
+            time.sleep(1.5)  # the instance is claimed; the erasure starts now
+
+    outcome: dict[str, Any] = {}
+
+    def move() -> None:
+        try:
+            outcome["move"] = mover.move("tom", "zoe", "talent_pool", note="belt terug")
+        except BaseException as exc:  # noqa: BLE001 - judged below
+            outcome["move"] = exc
+
+    def erase() -> None:
+        assert claimed.wait(10)
+        try:
+            if eraser == "sweep":
+                outcome["erase"] = other.retention_sweep().deleted
+            else:
+                outcome["erase"] = len(other.bulk_delete(BEA, ["zoe"], preview=False))
+        except BaseException as exc:  # noqa: BLE001 - judged below
+            outcome["erase"] = exc
+
+    threads = [threading.Thread(target=move, name="mover"), threading.Thread(target=erase, name="eraser")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome["move"] == "talent_pool", outcome
+    assert outcome["erase"] in (0, 1), outcome
+    assert mover.engine.incidents() == []
+    if outcome["erase"] == 1:
+        assert "belt terug" not in _dump(mover) and "Uniekenaam" not in _dump(mover)

@@ -295,12 +295,15 @@ class Recruitment:
         from regelwerk_packs.recruitment.retention import RetentionItem
 
         with self.engine.store.transaction() as tx:
-            # locked when they go: a retention sweep erasing some of them at the same moment (another worker) waits,
-            # or this read waits for it and finds them gone; each erasure is logged once (PostgreSQL; SQLite's
-            # write units are serial)
-            rows = self._candidates(tx).candidates_by_id(candidate_ids, lock=not preview)
+            rows = self._candidates(tx).candidates_by_id(candidate_ids)
             if preview:
                 return [str(r["id"]) for r in rows]
+            # locked when they go, in the core's lock order (their instances, then the candidate rows: a move claims
+            # the instance before it updates the candidate): a retention sweep erasing some of them at the same
+            # moment (another worker) waits, or this waits for it and finds them gone; each erasure is logged once
+            # (PostgreSQL; SQLite's write units are serial)
+            tx.lock_instances(sorted({str(r["instance_id"]) for r in rows}))
+            rows = self._candidates(tx).candidates_by_id(candidate_ids, lock=True)
             now = self._now()
             items = [RetentionItem(r["id"], r["vacancy_id"], r["instance_id"], r["status"], r["status_group"],
                                    "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]

@@ -129,6 +129,8 @@ def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) ->
         start, due, renewal = _rule_parts(policy, rule, sa.bindparam("cutoff"), sa.bindparam("window"))
         if kind == "due":
             return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim")).with_for_update()
+        if kind == "due-unlocked":
+            return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim"))
         if renewal is None:
             return None
         return (sa.select(candidates, start.label("retention_start")).where(renewal).limit(sa.bindparam("lim"))
@@ -189,17 +191,20 @@ class SqlCandidateStore:
         """Count, with consent and oldest application per status group."""
         return [GroupKept(r[0], int(r[1]), int(r[2] or 0), r[3]) for r in self._conn.execute(_PER_GROUP)]
 
-    def _listed(self, predicate: Any, start: Any, among: Sequence[str] | None) -> list[DueCandidate]:
+    def _listed(self, predicate: Any, start: Any, among: Sequence[str] | None,
+                lock: bool = False) -> list[DueCandidate]:
         query = sa.select(*_DUE_COLUMNS, start).where(predicate).order_by(_C.id)
         if among is not None:
             query = query.where(_C.id.in_(list(among)))
+        if lock:
+            query = query.with_for_update()
         return [DueCandidate._make(r) for r in self._conn.execute(query)]
 
     def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
-                      among: Sequence[str] | None = None) -> list[DueCandidate]:
-        """Every candidate the rule deletes at ``now``, by id."""
+                      among: Sequence[str] | None = None, lock: bool = False) -> list[DueCandidate]:
+        """Every candidate the rule deletes at ``now``, by id (``lock``: ``FOR UPDATE``, in id order)."""
         start, due, _renewal = rule_predicates(policy, rule, now)
-        return self._listed(due, start, among)
+        return self._listed(due, start, among, lock)
 
     def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                     among: Sequence[str] | None = None) -> list[DueCandidate]:
@@ -207,10 +212,11 @@ class SqlCandidateStore:
         start, _due, renewal = rule_predicates(policy, rule, now)
         return self._listed(renewal, start, among) if renewal is not None else []
 
-    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
-        """Up to ``limit`` due candidates, locked for update, in no particular order."""
+    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int,
+                 lock: bool = True) -> list[DueCandidate]:
+        """Up to ``limit`` due candidates, locked for update (unless ``lock`` is False), in no particular order."""
         cutoff, _window = _moments(rule, now)
-        query = _sweep_statement(policy, rule, "due")
+        query = _sweep_statement(policy, rule, "due" if lock else "due-unlocked")
         return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff, "lim": limit})]
 
     def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
