@@ -321,3 +321,87 @@ def test_a_custom_transport_that_hangs_fails_its_message_within_the_time_limit(d
     with db.connect() as conn:
         anna = next(m for m in list_messages(conn) if m.recipient == "anna@example.nl")
     assert anna.status == "pending" and "TimeLimitExceeded" in (anna.last_error or "")
+
+
+def test_a_mail_sent_again_after_its_sender_was_killed_has_the_same_message_id(db: sa.Engine,
+                                                                                 smtp: tuple[Inbox, int]) -> None:
+    """At-least-once: a sender killed (SIGKILL) after the server accepted the mail and before it wrote ``sent``
+    leaves the claim, and the message goes out again once the lease is over. The second copy has the first's
+    Message-ID, so a receiver (or any mail store that deduplicates on it) can drop it. Before, the Message-ID
+    was made anew for every send (``make_msgid``: time, process id, random), and only the pack's own
+    ``X-Regelwerk-Outbox-Id`` header was the same."""
+    inbox, port = smtp
+    policy = RetryPolicy()
+    with db.begin() as conn:
+        message_id = enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW, sender="vacatures@example.nl")
+    _killed_sender(db, port, NOW, policy)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=NOW + policy.lease + timedelta(seconds=1),
+                                 default_sender="x@example.nl", policy=policy)
+    assert report.sent == [message_id]
+    first, second = inbox.messages
+    assert first["Message-ID"] == second["Message-ID"] == f"<{message_id}.outbox@example.nl>"
+
+
+def test_a_mail_with_a_secret_made_at_delivery_sent_again_has_a_new_message_id(db: sa.Engine,
+                                                                               smtp: tuple[Inbox, int]) -> None:
+    """A mail whose secret is made as it is sent (a fresh password, a reset link) is not the same mail when it
+    is sent again: the new secret replaced the first (that password no longer works). It gets a Message-ID of its
+    own attempt, so a receiver that deduplicates keeps the copy that works."""
+    inbox, port = smtp
+    policy = RetryPolicy()
+    with db.begin() as conn:
+        message_id = enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW, sender="hr@example.nl",
+                             secret="password:anna")
+    made = iter(["first-secret", "second-secret"])
+
+    def secrets(secret: str, moment: datetime) -> str:
+        return next(made)
+
+    class Killed(SmtpTransport):
+        def send(self, message: Any) -> None:
+            super().send(message)
+            raise KeyboardInterrupt  # the process stops after the server accepted the mail
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver_pending(db, Killed("127.0.0.1", port), now=NOW, default_sender="x@example.nl", policy=policy,
+                        secrets=secrets)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=NOW + policy.lease + timedelta(seconds=1),
+                                 default_sender="x@example.nl", policy=policy, secrets=secrets)
+    assert report.sent == [message_id]
+    first, second = inbox.messages
+    assert first["Message-ID"] == f"<{message_id}.outbox.1@example.nl>"
+    assert second["Message-ID"] == f"<{message_id}.outbox.2@example.nl>"
+
+
+def _send_all(url: str, port: int, now: datetime, ready: Any) -> None:
+    """One sender process: waits for the others, then delivers everything due."""
+    ready.wait(20)
+    engine = sa.create_engine(url)
+    with SmtpTransport("127.0.0.1", port) as transport:
+        deliver_pending(engine, transport, now=now, default_sender="x@example.nl", limit=1000)
+    engine.dispose()
+
+
+def test_three_sender_processes_at_once_send_every_message_exactly_once(db: sa.Engine,
+                                                                         smtp: tuple[Inbox, int]) -> None:
+    """Overlapping cron runs: three processes list the same 60 due messages at the same moment; each message is
+    claimed by one of them and reaches the server once."""
+    import multiprocessing
+
+    inbox, port = smtp
+    with db.begin() as conn:
+        ids = [enqueue(conn, MAIL, recipient=f"p{i}@example.nl", now=NOW) for i in range(60)]
+    url = db.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(3)
+    processes = [context.Process(target=_send_all, args=(url, port, NOW, ready)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert sorted(m["X-Regelwerk-Outbox-Id"] for m in inbox.messages) == sorted(ids)
+    with db.connect() as conn:
+        assert {(m.status, m.attempts) for m in list_messages(conn)} == {("sent", 1)}

@@ -5,8 +5,11 @@ matches only the status and attempt count its sender read, and changes the count
 read the same row (pending, or a stale claim) exactly one claims it, and a sender that dies during its
 attempt has used that attempt. The outcome is written in its own short transaction, only while the claim
 is still the sender's own (status ``sending`` and its attempt count). A claim whose sender died is retried
-after ``RetryPolicy.lease`` (at-least-once: every mail carries ``X-Regelwerk-Outbox-Id`` so a receiver can
-deduplicate); one that died in its last attempt is ``failed``, not sent again.
+after ``RetryPolicy.lease`` (at-least-once: a sender killed after the server accepted the mail and before it wrote
+``sent`` cannot be told from one killed before sending, so the mail goes out again; every send of a message carries
+the same Message-ID, ``<id.outbox@domain>``, and ``X-Regelwerk-Outbox-Id``, so a receiver can deduplicate; a mail
+with a secret made at delivery has a Message-ID per attempt, since a later attempt's secret replaced the earlier
+one); one that died in its last attempt is ``failed``, not sent again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, parseaddr
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -25,7 +28,7 @@ from regelwerk.limits import limited
 from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
 
 __all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SecretResolver", "SmtpTransport", "Transport",
-           "deliver_pending", "to_email"]
+           "deliver_pending", "message_id", "to_email"]
 
 #: Makes the secret a message names (``"password:anna"``) at the moment it is sent, e.g. a fresh password whose
 #: hash it stores: ``resolver(secret, now) -> text``. The text goes into the mail and nowhere else.
@@ -135,15 +138,27 @@ class DeliveryReport:
                 + (f", skipped {self.skipped} (claimed elsewhere)" if self.skipped else ""))
 
 
+def message_id(message: OutboxMessage, sender: str, domain: str | None = None, attempt: int | None = None) -> str:
+    """The Message-ID of an outbox row: the same for every send of it (a receiver deduplicates a mail sent again
+    after its sender died between the server's answer and writing ``sent``), made of the row's id and ``domain``
+    (default: the From address's domain). ``attempt`` (a mail with a secret made at delivery) makes each attempt's
+    Message-ID its own: the secret of a later attempt replaced the earlier one, so that copy is not a duplicate."""
+    host = domain or parseaddr(sender)[1].rpartition("@")[2].strip() or "regelwerk.invalid"
+    local = f"{message.id}.outbox" + (f".{attempt}" if attempt is not None else "")
+    return f"<{local}@{host}>"
+
+
 def to_email(message: OutboxMessage, default_sender: str, domain: str | None = None,
-             secret: str | None = None) -> EmailMessage:
-    """The RFC 5322 message for an outbox row (``secret`` replaces the body's ``SECRET_MARKER``)."""
+             secret: str | None = None, attempt: int | None = None) -> EmailMessage:
+    """The RFC 5322 message for an outbox row (``secret`` replaces the body's ``SECRET_MARKER``; ``attempt``: see
+    :func:`message_id`, given for a mail with a secret)."""
     mail = EmailMessage()
-    mail["From"] = message.sender or default_sender
+    sender = message.sender or default_sender
+    mail["From"] = sender
     mail["To"] = message.recipient
     mail["Subject"] = message.subject
     mail["Date"] = format_datetime(to_utc(message.created_at) or message.created_at)
-    mail["Message-ID"] = make_msgid(idstring=message.id, domain=domain)
+    mail["Message-ID"] = message_id(message, sender, domain, attempt)
     mail["X-Regelwerk-Outbox-Id"] = message.id
     if secret is not None:
         from regelwerk.outbox.queue import SECRET_MARKER
@@ -214,7 +229,8 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
                     secret = secrets(message.secret, clock())
                 except LookupError as exc:
                     raise PermanentFailure(f"secret {message.secret!r}: {exc}") from None
-            limited(time_limit, "mail transport", transport.send, to_email(message, default_sender, domain, secret))
+            limited(time_limit, "mail transport", transport.send,
+                    to_email(message, default_sender, domain, secret, attempts if message.secret else None))
         except PermanentFailure as exc:
             _finish(sa_engine, message.id, status="failed", attempts=attempts, error=storable_text(exc), moment=moment)
             report.failed.append(message.id)

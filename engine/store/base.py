@@ -145,6 +145,13 @@ class StoreTx(Protocol):
     def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """Those of these instances that exist, by id."""
 
+    def lock_instances(self, instance_ids: Sequence[str]) -> None:
+        """Lock these instances' rows until the transaction ends (in id order; missing ids are passed over), where
+        the database has row locks (PostgreSQL: ``FOR UPDATE``; SQLite's write units are serial already). The lock
+        order starts with an instance row (a fire claims its instance before its actions write a pack's rows), so a
+        pack's own work that locks its rows of these instances and then writes the instances (an AVG erasure) locks
+        the instances first: else it and a fire of one of them each wait for the other (a deadlock)."""
+
     def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]], *,
                     definition_changed: bool = True) -> None:
         """:meth:`update` for many ``(record, expected version, data changed)`` (one ``executemany`` per shape on

@@ -15,6 +15,7 @@ not start with ``Test``). The tests use only the :class:`~regelwerk.store.base.S
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -635,6 +636,37 @@ class StoreContract:
         assert got is not None and dict(got.source) == {"states": ["a"]}
 
     # --- concurrency ---------------------------------------------------------------------------
+
+    def test_locked_instances_are_not_changed_by_another_unit_until_the_locking_unit_ends(self) -> None:
+        """``lock_instances``: a unit that locked an instance (missing ids passed over) and writes it later is not
+        overtaken: another unit's version-checked update of it waits and then finds the version moved on."""
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record())
+        locked = threading.Event()
+        outcome: list[str] = []
+
+        def other() -> None:
+            assert locked.wait(10)
+            try:
+                with store.transaction() as tx:
+                    tx.update(_record(state="rejected", version=2), expected_version=1)
+                outcome.append("won")
+            except ConflictError:
+                outcome.append("conflict")
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with store.transaction() as tx:
+            tx.lock_instances(["nobody", "i1"])
+            locked.set()
+            time.sleep(0.3)  # the other unit tries now
+            tx.update(_record(state="approved", version=2), expected_version=1)
+        thread.join(30)
+        assert outcome == ["conflict"]
+        with store.read() as tx:
+            got = tx.get("i1")
+        assert got is not None and (got.state, got.version) == ("approved", 2)
 
     def test_concurrent_updates_one_wins(self) -> None:
         store = self._store()

@@ -290,6 +290,9 @@ class MemoryTx:
             self.finish_timer(timer_id, "failed", at, note)
         return True
 
+    def lock_instances(self, instance_ids: Sequence[str]) -> None:
+        """Nothing: the memory store's units hold its one lock."""
+
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of these instances' timers a cancel would change (pending; failed with an open incident)."""
         found: dict[str, set[int]] = {i: set() for i in instance_ids}

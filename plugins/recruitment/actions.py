@@ -2,7 +2,9 @@
 
 - ``recruitment.sync_status``: keeps ``rw_candidates`` in step with the workflow (added to every state by
   the compiler; on start it stores the applicant, whose data is never part of the instance data: handed over
-  by ``Recruitment.apply``, or taken out of a start's data before the instance is saved).
+  by ``Recruitment.apply``, or taken out of a start's data before the instance is saved). A move of a candidate
+  whose row is gone (erased) is refused (``UsageError``, as the mail actions refuse it): nothing is written over
+  the erased instance.
 - ``recruitment.on_apply``: runs the workflow's ``on_apply`` actions, only when an application arrives.
 - ``recruitment.send_mail``: ``{purpose: receipt}`` or ``{template: name}``: the vacancy's template for the
   purpose, else the nearest entity's, else the default; written to the outbox in the same transaction.
@@ -130,6 +132,11 @@ def sync_status(ctx: Any) -> None:
             known.candidate, known.confirmed = row, True
         return
     changed = rows.update({"instance_id": ctx.instance.id}, values)
+    if not changed:
+        # the candidate was erased (AVG: retention sweep, bulk delete), also between the caller's read and this
+        # fire (on PostgreSQL this UPDATE waits for the erasure's DELETE, then matches nothing): the move is
+        # refused and rolls back, so it cannot write its data (a note about the person) over the erased instance
+        raise UsageError(f"no candidate for instance {ctx.instance.id!r} (erased): the move is refused")
     if known is not None and known.candidate is not None and changed == 1:
         known.candidate, known.confirmed = {**known.candidate, **values}, True
 

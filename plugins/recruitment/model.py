@@ -225,4 +225,7 @@ class RecruitmentSettings:
         from regelwerk_packs.recruitment.service import retention_sweep
 
         report = retention_sweep(engine, compiled, now, settings=self)
-        return {"deleted": report.deleted, "renewals_requested": report.renewals_requested}
+        summary = {"deleted": report.deleted, "renewals_requested": report.renewals_requested}
+        if report.renewals_failed:
+            summary["renewals_failed"] = report.renewals_failed
+        return summary

@@ -72,8 +72,10 @@ class CandidateStore(Protocol):
     def candidates_of_vacancy(self, vacancy_id: str) -> list[dict[str, Any]]:
         """The vacancy's candidates (every column), in order of application, then id."""
 
-    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Those of these candidates that exist (every column), by id."""
+    def candidates_by_id(self, candidate_ids: Sequence[str], lock: bool = False) -> list[dict[str, Any]]:
+        """Those of these candidates that exist (every column), by id; ``lock``: locked for update (in id order)
+        where the database has row locks, so a concurrent erasure waits, or this read waits for it and then
+        finds the rows it deleted gone."""
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist (every column), keyed by id."""
@@ -89,17 +91,19 @@ class CandidateStore(Protocol):
         """Per status group that has candidates: count, with consent, oldest application (by group)."""
 
     def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
-                      among: Sequence[str] | None = None) -> list[DueCandidate]:
-        """Every candidate (among these ids, if given) the rule deletes at ``now``, by id (for previews)."""
+                      among: Sequence[str] | None = None, lock: bool = False) -> list[DueCandidate]:
+        """Every candidate (among these ids, if given) the rule deletes at ``now``, by id (for previews; ``lock``:
+        locked for update, in id order, for the sweep's check once it locked their instances)."""
 
     def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                     among: Sequence[str] | None = None) -> list[DueCandidate]:
         """Every candidate the rule asks to renew consent at ``now``, by id (none for a rule without renewal)."""
 
-    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
+    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int,
+                 lock: bool = True) -> list[DueCandidate]:
         """Up to ``limit`` candidates the rule deletes at ``now``, locked for this transaction (``FOR UPDATE``
-        where the database has it), in no particular order. The caller erases them in the same transaction,
-        so the next call finds the next ones."""
+        where the database has it; not with ``lock=False``), in no particular order. The caller erases them in the
+        same transaction, so the next call finds the next ones."""
 
     def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                       limit: int) -> list[dict[str, Any]]:

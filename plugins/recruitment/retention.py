@@ -72,6 +72,8 @@ class RetentionReport:
 
     deleted: int = 0
     renewals_requested: int = 0
+    #: candidates whose renewal mail could not be written (each an incident; asked again on the next sweep)
+    renewals_failed: int = 0
     outbox_rows_erased: int = 0
     preview: RetentionPlan | None = None
     by_rule: dict[str, int] = field(default_factory=dict)
@@ -159,9 +161,16 @@ def erase_due(store: Any, policy: RetentionPolicy, now: datetime, *, actor: Acto
                 candidates = candidate_store(tx)
                 if candidates is None:
                     return report
-                rows = candidates.next_due(policy, rule, now, chunk)
-                if not rows:
+                found = candidates.next_due(policy, rule, now, chunk, lock=False)
+                if not found:
                     break
+                # the core's lock order: their instances first, then the candidate rows (a move claims the instance,
+                # then its sync_status updates the candidate: locking the candidates first deadlocked with it on
+                # PostgreSQL); then only those still due once locked (a move or another worker may have come first)
+                tx.lock_instances(sorted({r.instance_id for r in found}))
+                rows = candidates.retention_due(policy, rule, now, [r.id for r in found], lock=True)
+                if not rows:
+                    continue
                 deleted, outbox_rows = _erase(tx, candidates, [r.id for r in rows], [r.instance_id for r in rows])
                 candidates.log_retention(_log_rows(
                     ((rule.id, r.vacancy_id, r.status, r.status_group, r.applied_at) for r in rows), now=now,

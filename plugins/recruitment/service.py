@@ -7,10 +7,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
-from regelwerk.errors import InvalidData, PermissionDenied, UnknownInstance, UsageError
+from regelwerk.errors import (
+    InvalidData,
+    PermissionDenied,
+    PluginError,
+    RegelwerkError,
+    UnknownInstance,
+    UsageError,
+    is_plugin_fault,
+)
 from regelwerk.outbox.queue import utc_naive
 from regelwerk_packs.recruitment.actions import known_rows, mail_candidate
 from regelwerk_packs.recruitment.kinds import PROVIDED_FIELDS
@@ -289,6 +298,12 @@ class Recruitment:
             rows = self._candidates(tx).candidates_by_id(candidate_ids)
             if preview:
                 return [str(r["id"]) for r in rows]
+            # locked when they go, in the core's lock order (their instances, then the candidate rows: a move claims
+            # the instance before it updates the candidate): a retention sweep erasing some of them at the same
+            # moment (another worker) waits, or this waits for it and finds them gone; each erasure is logged once
+            # (PostgreSQL; SQLite's write units are serial)
+            tx.lock_instances(sorted({str(r["instance_id"]) for r in rows}))
+            rows = self._candidates(tx).candidates_by_id(candidate_ids, lock=True)
             now = self._now()
             items = [RetentionItem(r["id"], r["vacancy_id"], r["instance_id"], r["status"], r["status_group"],
                                    "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]
@@ -303,9 +318,11 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
     Streams: deletions go per rule in chunks of ``chunk`` candidates, each chunk erased set-based in
     its own transaction (``retention.erase_due``); then consent-renewal requests, chunk by chunk: the
     mails are written to the outbox and the chunk is marked asked with one UPDATE, in one transaction.
-    Idempotent: what was deleted is gone, a consent is asked to be renewed once.
+    Idempotent: what was deleted is gone, a consent is asked to be renewed once. A candidate whose mail cannot be
+    written (plugin code raised: an address the outbox refuses, a template gone) rolls back alone (savepoints,
+    only once its chunk failed) and is an incident on its instance (event ``recruitment:consent_renewal``); it is
+    not marked, so the next sweep asks it again, and the sweep that asks it resolves the incident.
     """
-    from regelwerk.outbox.queue import to_utc
     from regelwerk_packs.recruitment.retention import erase_due
 
     who = Actor.of(actor)
@@ -330,6 +347,7 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
         keep = rule.keep.delta()
         asked: set[str] = set()  # guards against a row that still matches after being marked (clock skew)
         while True:
+            failures: list[tuple[dict[str, Any], BaseException]] = []
             with engine.store.transaction() as tx:
                 store = Recruitment._candidates(tx)
                 rows = [r for r in store.next_renewals(policy, rule, now, chunk) if r["id"] not in asked]
@@ -337,14 +355,77 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
                     break
                 asked.update(r["id"] for r in rows)
                 by_id = store.vacancies_by_id(sorted({r["vacancy_id"] for r in rows}))
-                for candidate in rows:
-                    vacancy = by_id[candidate["vacancy_id"]]
-                    name = rule.renew_template or resolve_template(compiled, settings, vacancy, "consent_renewal")
-                    if name:
-                        given = to_utc(candidate["consent_at"]) or now
-                        until = (to_utc(candidate["retention_start"]) or now) + keep
-                        mail_candidate(tx, compiled, settings, candidate, vacancy, name, now,
-                                       {"consent": {"given_on": given.date(), "until": until.date()}})
-                store.mark_renewal_requested([r["id"] for r in rows], now)
-            report.renewals_requested += len(rows)
+                ask = partial(_ask_renewal, tx, compiled, settings, rule.renew_template, keep, by_id, now)
+                done = _each_isolated(tx, rows, ask, failures)
+                store.mark_renewal_requested([r["id"] for r in done], now)
+                _resolve_renewal_incidents(tx, [str(r["instance_id"]) for r in done], now)
+            report.renewals_requested += len(done)
+            for candidate, exc in failures:  # after the chunk committed, each in its own unit of work
+                error = PluginError.wrap(f"consent renewal of candidate {candidate['id']!r}", exc,
+                                         str(candidate["instance_id"]), RENEWAL_EVENT)
+                record = getattr(engine, "record_incident", None)
+                if record is None:  # an engine that keeps no incidents: the sweep fails as before
+                    raise error from exc
+                record(error, now)
+                report.renewals_failed += 1
     return report
+
+
+def _ask_renewal(tx: Any, compiled: Any, settings: RecruitmentSettings, template: str | None, keep: Any,
+                 vacancies_by_id: Mapping[str, Mapping[str, Any]], now: datetime, candidate: dict[str, Any]) -> None:
+    """Write one candidate's consent-renewal mail (the rule's template, else the vacancy's) to the outbox."""
+    from regelwerk.outbox.queue import to_utc
+
+    vacancy = vacancies_by_id[candidate["vacancy_id"]]
+    name = template or resolve_template(compiled, settings, vacancy, "consent_renewal")
+    if name:
+        given = to_utc(candidate["consent_at"]) or now
+        until = (to_utc(candidate["retention_start"]) or now) + keep
+        mail_candidate(tx, compiled, settings, candidate, vacancy, name, now,
+                       {"consent": {"given_on": given.date(), "until": until.date()}})
+
+
+#: The event of a candidate's incident when its consent-renewal mail could not be written.
+RENEWAL_EVENT = "recruitment:consent_renewal"
+
+
+def _isolable(exc: BaseException) -> bool:
+    """Plugin code's failure that is one row's (not a process stop, nor an error that spoils the whole run)."""
+    return is_plugin_fault(exc) and not (isinstance(exc, RegelwerkError) and exc.stops_work)
+
+
+def _each_isolated(tx: Any, rows: list[dict[str, Any]], work: Callable[[dict[str, Any]], None],
+                   failures: list[tuple[dict[str, Any], BaseException]]) -> list[dict[str, Any]]:
+    """Run ``work`` for every row in one savepoint; when that fails, again row by row, each in its own savepoint
+    (a failing row rolls back alone, also a statement PostgreSQL refused): the rows that went. ``failures`` gets
+    each failing row with its error. One bad row (an address the outbox refuses, a template gone from the bundle)
+    so no longer stops its whole chunk, every tick."""
+    try:
+        with tx.savepoint():
+            for row in rows:
+                work(row)
+        return rows
+    except BaseException as exc:
+        if not _isolable(exc):
+            raise
+    done = []
+    for row in rows:
+        try:
+            with tx.savepoint():
+                work(row)
+        except BaseException as exc:
+            if not _isolable(exc):
+                raise
+            failures.append((row, exc))
+            continue
+        done.append(row)
+    return done
+
+
+def _resolve_renewal_incidents(tx: Any, instance_ids: Sequence[str], now: datetime) -> None:
+    """Resolve the open renewal incidents of candidates whose renewal went (in the chunk's transaction)."""
+    if not instance_ids:
+        return
+    for incident in tx.incidents("open", event=RENEWAL_EVENT, instance_ids=list(instance_ids)):
+        if incident.id is not None:
+            tx.set_incident(incident.id, "resolved", now, "consent renewal asked on a later tick", expected="open")

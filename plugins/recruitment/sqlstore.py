@@ -26,6 +26,7 @@ _IDS: Any = sa.bindparam("ids", expanding=True)
 _DUE_COLUMNS = (_C.id, _C.instance_id, _C.vacancy_id, _C.status, _C.status_group, _C.applied_at)
 _OF_VACANCY = sa.select(candidates).where(_C.vacancy_id == sa.bindparam("vacancy_id")).order_by(_C.applied_at, _C.id)
 _BY_ID = sa.select(candidates).where(_C.id.in_(_IDS)).order_by(_C.id)
+_BY_ID_LOCKED = _BY_ID.with_for_update()
 _VACANCIES = sa.select(vacancies).where(vacancies.c.id.in_(_IDS))
 _VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
 _WITH_VACANCY = (sa.select(candidates, vacancies)
@@ -128,6 +129,8 @@ def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) ->
         start, due, renewal = _rule_parts(policy, rule, sa.bindparam("cutoff"), sa.bindparam("window"))
         if kind == "due":
             return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim")).with_for_update()
+        if kind == "due-unlocked":
+            return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim"))
         if renewal is None:
             return None
         return (sa.select(candidates, start.label("retention_start")).where(renewal).limit(sa.bindparam("lim"))
@@ -162,9 +165,10 @@ class SqlCandidateStore:
         """The vacancy's candidates, in order of application, then id."""
         return [dict(r) for r in self._conn.execute(_OF_VACANCY, {"vacancy_id": vacancy_id}).mappings()]
 
-    def candidates_by_id(self, candidate_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Those of these candidates that exist, by id."""
-        return [dict(r) for r in self._conn.execute(_BY_ID, {"ids": list(candidate_ids)}).mappings()]
+    def candidates_by_id(self, candidate_ids: Sequence[str], lock: bool = False) -> list[dict[str, Any]]:
+        """Those of these candidates that exist, by id (``lock``: ``FOR UPDATE``, in id order)."""
+        query = _BY_ID_LOCKED if lock else _BY_ID
+        return [dict(r) for r in self._conn.execute(query, {"ids": list(candidate_ids)}).mappings()]
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist, keyed by id."""
@@ -187,17 +191,20 @@ class SqlCandidateStore:
         """Count, with consent and oldest application per status group."""
         return [GroupKept(r[0], int(r[1]), int(r[2] or 0), r[3]) for r in self._conn.execute(_PER_GROUP)]
 
-    def _listed(self, predicate: Any, start: Any, among: Sequence[str] | None) -> list[DueCandidate]:
+    def _listed(self, predicate: Any, start: Any, among: Sequence[str] | None,
+                lock: bool = False) -> list[DueCandidate]:
         query = sa.select(*_DUE_COLUMNS, start).where(predicate).order_by(_C.id)
         if among is not None:
             query = query.where(_C.id.in_(list(among)))
+        if lock:
+            query = query.with_for_update()
         return [DueCandidate._make(r) for r in self._conn.execute(query)]
 
     def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
-                      among: Sequence[str] | None = None) -> list[DueCandidate]:
-        """Every candidate the rule deletes at ``now``, by id."""
+                      among: Sequence[str] | None = None, lock: bool = False) -> list[DueCandidate]:
+        """Every candidate the rule deletes at ``now``, by id (``lock``: ``FOR UPDATE``, in id order)."""
         start, due, _renewal = rule_predicates(policy, rule, now)
-        return self._listed(due, start, among)
+        return self._listed(due, start, among, lock)
 
     def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                     among: Sequence[str] | None = None) -> list[DueCandidate]:
@@ -205,10 +212,11 @@ class SqlCandidateStore:
         start, _due, renewal = rule_predicates(policy, rule, now)
         return self._listed(renewal, start, among) if renewal is not None else []
 
-    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int) -> list[DueCandidate]:
-        """Up to ``limit`` due candidates, locked for update, in no particular order."""
+    def next_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime, limit: int,
+                 lock: bool = True) -> list[DueCandidate]:
+        """Up to ``limit`` due candidates, locked for update (unless ``lock`` is False), in no particular order."""
         cutoff, _window = _moments(rule, now)
-        query = _sweep_statement(policy, rule, "due")
+        query = _sweep_statement(policy, rule, "due" if lock else "due-unlocked")
         return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff, "lim": limit})]
 
     def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,

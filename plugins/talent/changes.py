@@ -80,8 +80,11 @@ def pending_changes(target: Any, compiled: Any, cycle: str | None = None,
     return sorted(out, key=lambda c: (c.cycle, c.work_year, c.role, c.change))
 
 
-def _timing_rows(conn: Any, model: Any, work_year: str | None) -> list[tuple[str, str, str, str, dict[str, str]]]:
-    """(key, subject, period, role, pinned timing) of a cycle's open trajectories that pinned a timing."""
+def _timing_rows(conn: Any, model: Any, work_year: str | None,
+                 lock: bool = False) -> list[tuple[str, str, str, str, dict[str, str]]]:
+    """(key, subject, period, role, pinned timing) of a cycle's open trajectories that pinned a timing.
+
+    ``lock``: the rows are locked (``FOR UPDATE``, in key order) for the caller's transaction, which writes them."""
     from regelwerk.scheduling.tables import scheduled_items as items
     from sqlalchemy import select
 
@@ -90,6 +93,8 @@ def _timing_rows(conn: Any, model: Any, work_year: str | None) -> list[tuple[str
         items.c.status.notin_(("cancelled", "closed")))
     if work_year is not None:
         query = query.where(items.c.period == work_year)
+    if lock:
+        query = query.order_by(items.c.key).with_for_update()
     out = []
     for key, subject, period, series, payload in conn.execute(query):
         pinned = json.loads(payload).get("timing")
@@ -140,7 +145,9 @@ def apply_timing(target: Any, compiled: Any, cycle: str, work_year: str, actor: 
     current = model.timing()
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     with _sa(target).begin() as conn:
-        rows = [r for r in _timing_rows(conn, model, work_year)
+        # locked: a second apply at the same moment (PostgreSQL, READ COMMITTED) waits here for this one's commit
+        # and then reads the lead times it pinned, so it applies and audits nothing twice
+        rows = [r for r in _timing_rows(conn, model, work_year, lock=True)
                 if {k: r[4].get(k, v) for k, v in current.items()} != current]
         if not rows:
             return 0
@@ -179,10 +186,13 @@ def apply_changes(target: Any, compiled: Any, cycle: str, work_year: str, role: 
     with _sa(target).begin() as conn:
         for change in changes:
             current = model.roles.get(change.role) or compiled.get("TalentRole", change.role)
+            # locked in key order: a second apply at the same moment (PostgreSQL, READ COMMITTED) waits for this one's
+            # commit, finds the version moved on and updates and audits nothing (before, both updated and audited
+            # every trajectory, and both counted them)
             rows = conn.execute(select(items.c.key, items.c.payload).where(
                 items.c.source == model.source_id, items.c.item_type == "trajectory",
                 items.c.period == work_year, items.c.series == f"talent/{cycle}/{work_year}/role/{change.role}",
-                items.c.version == change.stored_version)).all()
+                items.c.version == change.stored_version).order_by(items.c.key).with_for_update()).all()
             if not rows:
                 continue
             params = []

@@ -226,7 +226,8 @@ def request_feedback(target: Any, compiled: Any, cycle_name: str, round_name: st
 
     Refused with :class:`FeedbackRefused` (nothing written) when the round is not continuous in the cycle,
     the employee or an invitee is unknown or not employed today, or the employee has no trajectory
-    this work year. Returns the keys written (an identical request the same day is written once).
+    this work year. Returns the keys written (an identical request the same day is written and audited once: asked
+    again, it returns no keys).
     """
     from regelwerk.actors import SYSTEM
     from regelwerk.scheduling.directory import StoreDirectory
@@ -284,10 +285,15 @@ def request_feedback(target: Any, compiled: Any, cycle_name: str, round_name: st
                              "questions": [dict(q) for q in fround.questions]})
                 rows.append(item.row(now))
                 keys.append(key)
-            stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"])
-            conn.execute(stmt, rows)
-            conn.execute(events.insert(), [{"item_key": k, "event": "request", "actor": actor.id, "at": stamp,
-                                            "detail": "{}"} for k in keys])
+            # only what this call inserted is audited and returned: an identical request (a client's retry after a
+            # lost answer, or one at the same moment: on PostgreSQL its INSERT waits for this one's key and then
+            # inserts nothing) writes no second item and no second 'request' event
+            stmt = dialect_insert(conn, items).on_conflict_do_nothing(index_elements=["key"]).returning(items.c.key)
+            written = set(conn.execute(stmt, rows).scalars())
+            keys = [k for k in keys if k in written]
+            if keys:
+                conn.execute(events.insert(), [{"item_key": k, "event": "request", "actor": actor.id, "at": stamp,
+                                                "detail": "{}"} for k in keys])
     finally:
         if resolved.owned:
             resolved.sa_engine.dispose()
