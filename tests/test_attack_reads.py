@@ -1,0 +1,86 @@
+"""Attacks on the read paths of ``regelwerk serve`` over real HTTP (the running server of ``test_service``): what an
+actor the policy refuses learns from a fire, an explanation, the available events and the incidents. A refusal is a
+403 with the deciding rule, audited once, and tells nothing about the stored data; "not there" and "not yours"
+answer the same to someone without rights."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import test_service
+from regelwerk.tenancy.hub import TenantHub
+from test_service import Service, _problem
+
+service = test_service.service  # the module-scoped running server (SQLite and PostgreSQL)
+
+#: A note's workflow whose guard reads a stored value (what a stranger must not learn); the note is its author's
+#: (``note`` in the test matrix: ``subject: author``, ``write`` only on one's own).
+NOTEBOOK = """apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: notebook}
+spec:
+  label: Notitie
+  resource_type: note
+  start_permission: write
+  states:
+    - {id: draft, label: Concept, initial: true}
+    - {id: done, label: Klaar, final: true}
+  transitions:
+    - {id: finish, label: Afronden, from: draft, to: done, permission: write,
+       guard: {field: data.salary, gt: 5000}}
+"""
+EVA = {"id": "eva", "roles": ["medewerker"]}
+STRANGERS = ({"id": "mallory", "roles": ["medewerker"]}, {"id": "nobody", "roles": []},
+             {"id": "m1", "roles": ["leidinggevende"]})
+
+
+def _tenant(service: Service) -> tuple[str, httpx.Client]:
+    """A fresh tenant on the test bundle plus the notebook, with eva's note n1 (salary 4000)."""
+    tenant = f"reads-{uuid.uuid4().hex[:8]}"
+    with TenantHub(service.location) as hub:
+        hub.create_tenant(tenant)
+        hub.deploy(tenant, {**test_service.bundle_files(), "notebook.yaml": NOTEBOOK}, matrix="service")
+        key = hub.issue_key(tenant, "test")[0]
+        hub.engine(tenant).start("notebook", {"author": "eva", "salary": 4000}, actor=EVA, instance_id="n1")
+    return tenant, httpx.Client(base_url=service.base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _audit(service: Service, tenant: str, actor: str) -> list[Any]:
+    with TenantHub(service.location) as hub:
+        return [a for a in hub.engine(tenant).audit() if a.actor == actor]
+
+
+def test_a_refused_fire_explanation_or_event_list_shows_no_stored_value(service: Service) -> None:
+    """The guard was decided before the permission: a stranger's fire was a 409 whose reasons read
+    ``data.salary gt 5000 is false (data.salary = 4000)`` (and no refusal was audited), and ``explain`` and
+    ``available`` showed every stranger the same. Now the permission decides first: a 403, audited once, and the
+    guard is evaluated and shown only to whom the permission allows."""
+    tenant, client = _tenant(service)
+    with client:
+        for stranger in STRANGERS:
+            denied = _problem(client.post("/v1/instances/n1/fire", json={"event": "finish", "actor": stranger}),
+                              403, "permission_denied")
+            assert denied["action"] == "write" and denied["actor"] == stranger["id"]
+            rows = _audit(service, tenant, stranger["id"])  # the refused fire: once, with its event and time
+            assert [(r.action, r.instance_id, r.detail.get("event")) for r in rows] == [
+                ("permission.denied", "n1", "finish")], rows
+            assert rows[0].at is not None
+            why = client.post("/v1/instances/n1/explain", json={"event": "finish", "actor": stranger})
+            options = client.post("/v1/instances/n1/available", json={"actor": stranger})
+            for response in (denied, why.json(), options.json()):
+                assert "4000" not in str(response) and "salary" not in str(response), response
+            assert why.json()["allowed"] is False and "guard" not in why.json()["candidates"][0]
+            assert [(o["event"], o["allowed"]) for o in options.json()] == [("finish", False)]
+            # each question is a decision too, its denial audited once (as a ``can``'s)
+            assert len(_audit(service, tenant, stranger["id"])) == 3
+        # the author is allowed to write: she is told why the guard fails, with the value she may see
+        own = _problem(client.post("/v1/instances/n1/fire", json={"event": "finish", "actor": EVA}), 409,
+                       "transition_not_allowed")
+        assert "data.salary = 4000" in own["reasons"][0]
+        mine = client.post("/v1/instances/n1/explain", json={"event": "finish", "actor": EVA}).json()
+        assert mine["candidates"][0]["guard"]["passed"] is False
+        assert client.get("/v1/instances/n1").json()["state"] == "draft"  # nothing changed
+        assert [h["event"] for h in client.get("/v1/instances/n1/history").json()] == ["$start"]
+
