@@ -84,3 +84,27 @@ def test_a_refused_fire_explanation_or_event_list_shows_no_stored_value(service:
         assert client.get("/v1/instances/n1").json()["state"] == "draft"  # nothing changed
         assert [h["event"] for h in client.get("/v1/instances/n1/history").json()] == ["$start"]
 
+
+def test_an_incident_that_is_not_there_answers_as_one_that_is_not_yours(service: Service) -> None:
+    """``retry``/``resolve`` answered 404 ``unknown_incident`` before the policy was asked: an actor with no right on
+    incidents told the ids that exist (403) from those that do not (404). Now both are 403 ``permission_denied``,
+    each audited once; only an actor the policy allows learns that an id is unknown (404)."""
+    from regelwerk.errors import PluginError
+
+    tenant, client = _tenant(service)
+    with TenantHub(service.location) as hub:
+        there = hub.engine(tenant).record_incident(PluginError("action 'x'", KeyError("broken"), "n1", "finish")).id
+    missing = 4242
+    nobody = {"id": "nobody", "roles": []}
+    employee = {"id": "mallory", "roles": ["medewerker"]}  # may retry (the test matrix), not resolve
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with client:
+        for action, actor in (("retry", nobody), ("resolve", nobody), ("resolve", employee)):
+            answers = [_problem(client.post(f"/v1/incidents/{incident}/{action}", json={"actor": actor}), 403,
+                                "permission_denied") for incident in (there, missing)]
+            assert [(a["action"], a["resource"]) for a in answers] == [
+                (f"incident.{action}", f"incident:{there}"), (f"incident.{action}", f"incident:{missing}")]
+        assert len(_audit(service, tenant, "nobody")) == 4 and len(_audit(service, tenant, "mallory")) == 2
+        _problem(client.post(f"/v1/incidents/{missing}/resolve", json={"actor": manager}), 404, "unknown_incident")
+        _problem(client.post(f"/v1/incidents/{missing}/retry", json={"actor": employee}), 404, "unknown_incident")
+        assert client.get(f"/v1/incidents/{there}").json()["status"] == "open"  # nothing changed
