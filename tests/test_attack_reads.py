@@ -108,3 +108,25 @@ def test_an_incident_that_is_not_there_answers_as_one_that_is_not_yours(service:
         _problem(client.post(f"/v1/incidents/{missing}/resolve", json={"actor": manager}), 404, "unknown_incident")
         _problem(client.post(f"/v1/incidents/{missing}/retry", json={"actor": employee}), 404, "unknown_incident")
         assert client.get(f"/v1/incidents/{there}").json()["status"] == "open"  # nothing changed
+
+
+def test_a_denied_read_question_is_audited_once_with_actor_and_time(service: Service) -> None:
+    """``/v1/can`` and ``/v1/can/batch`` audited denied writes only: a stranger asking, note by note, to read other
+    people's notes left no trace. Every denial is now one ``permission.denied`` row (the allowed answers are the
+    host's to log when it grants the access)."""
+    tenant, client = _tenant(service)
+    probe = {"id": f"probe-{uuid.uuid4().hex[:8]}", "roles": ["medewerker"]}
+    note = {"type": "note", "id": "n-eva", "data": {"author": "eva"}}
+    with client:
+        single = client.post("/v1/can", json={"actor": probe, "action": "read", "resource": note}).json()
+        batch = client.post("/v1/can/batch", json={"actor": probe, "resources": [
+            {**note, "actions": ["read", "write"]}, {"type": "note", "id": "n-own", "data": {"author": probe["id"]},
+                                                     "actions": ["read"]}]}).json()
+    assert single["allowed"] is False
+    assert [(r["id"], a, v["allowed"]) for r in batch["results"] for a, v in r["actions"].items()] == [
+        ("n-eva", "read", False), ("n-eva", "write", False), ("n-own", "read", True)]
+    rows = _audit(service, tenant, probe["id"])
+    assert [(r.action, r.detail["action"], r.detail["resource_id"]) for r in rows] == [
+        ("permission.denied", "read", "n-eva"), ("permission.denied", "read", "n-eva"),
+        ("permission.denied", "write", "n-eva")]
+    assert all(r.at is not None for r in rows)
