@@ -130,3 +130,64 @@ def test_a_denied_read_question_is_audited_once_with_actor_and_time(service: Ser
         ("permission.denied", "read", "n-eva"), ("permission.denied", "read", "n-eva"),
         ("permission.denied", "write", "n-eva")]
     assert all(r.at is not None for r in rows)
+
+
+def test_a_nul_character_anywhere_in_a_request_is_refused_before_the_database_sees_it(service: Service) -> None:
+    """On PostgreSQL an id, filter or actor holding a NUL character was a 500 (``DataError`` in the server log; a
+    fire's connection was reset), and a relation with one was a 400 whose body carried the SQL statement and its
+    parameters, after the relations before it in the request were stored. Now: 400 for the path or query, 422 with
+    the pointer for a body, nothing stored, on every store."""
+    tenant, client = _tenant(service)
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with client:
+        answers = [_problem(client.get("/v1/instances/n1%00x"), 400, "usage"),
+                   _problem(client.post("/v1/instances/n1%00x/fire", json={"event": "finish", "actor": manager}),
+                            400, "usage"),
+                   _problem(client.get("/v1/instances", params={"workflow": "notebook\x00"}), 400, "usage"),
+                   _problem(client.get("/v1/incidents", params={"instance": "n1\x00"}), 400, "usage")]
+        for body, path, pointer in (
+                ({"actor": {"id": "a\x00", "roles": []}, "action": "write", "resource": {"type": "note"}}, "/v1/can",
+                 "/actor/id"),
+                ({"workflow": "notebook", "actor": EVA, "data": {"author": "eva", "x\x00": 1}}, "/v1/instances",
+                 "/data/x\x00"),
+                ({"relations": [{"kind": "member_of", "subject": "probe-nul-ok", "object": "unit"},
+                                {"kind": "member_of", "subject": "probe\x00", "object": "unit"}]}, "/v1/relations",
+                 "/relations/1/subject")):
+            refused = _problem(client.post(path, json=body), 422, "invalid_request")
+            assert pointer in refused["detail"], refused
+            answers.append(refused)
+        for answer in answers:
+            assert not any(word in str(answer) for word in ("SQL", "INSERT", "SELECT", "Traceback", "psycopg")), answer
+        assert [i["id"] for i in client.get("/v1/instances").json()] == ["n1"]
+        assert client.post("/v1/can", json={"actor": EVA, "action": "read", "resource": {
+            "type": "note", "data": {"author": "eva"}}}).json()["allowed"] is True  # the server serves on
+    with TenantHub(service.location) as hub:
+        assert hub.runtime(tenant).permissions.relationships.relations(subject="probe-nul-ok") == []
+
+
+def test_a_relation_the_database_refuses_is_reported_without_its_sql(tmp_path: Any) -> None:
+    """``RelationStoreError`` carried the driver's message: the SQL statement and its parameters, into the problem
+    body of ``/v1/relations``. It names the fact and the kind of failure; the cause stays chained for the log."""
+    import sqlalchemy as sa
+    from regelwerk.permissions.sql import SqlRelationships
+    from regelwerk.store.sql import SqlStore
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    SqlStore(url).setup()
+    engine = sa.create_engine(url)
+    relations = SqlRelationships(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE rw_relations"))
+    from regelwerk.errors import RegelwerkError
+
+    for attempt in (lambda: relations.relate("member_of", "eva", "unit", by="t"),):
+        try:
+            attempt()
+        except RegelwerkError as exc:
+            text = str(exc) + str(exc.to_dict())
+            assert "member_of('eva', 'unit')" in text and "OperationalError" in text, text
+            assert not any(word in text for word in ("SQL", "INSERT", "rw_relations (", "[parameters")), text
+            assert exc.__cause__ is not None
+        else:
+            raise AssertionError("the store refused nothing")
+    engine.dispose()

@@ -68,7 +68,8 @@ class SqlRelationships(_IndexedQueries):
                 for row in conn.execute(sa.select(rw_relations).order_by(rw_relations.c.id)).mappings():
                     index.add(replace(_row(row), zone=self.zone))
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot load relationship facts: {exc}") from exc
+            raise RelationStoreError(f"cannot load relationship facts: the database refused ({type(exc).__name__})"
+                                     ) from exc
         self.index = index
         self._bind()
 
@@ -84,7 +85,9 @@ class SqlRelationships(_IndexedQueries):
             with self.engine.begin() as conn:
                 new_id = conn.execute(rw_relations.insert().returning(rw_relations.c.id), values).scalar_one()
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot store relation {kind}({subject}, {object}): {exc}") from exc
+            # the cause is chained (the server's log); the message carries no SQL statement and no parameters
+            raise RelationStoreError(f"cannot store relation {kind}({subject!r}, {object!r}): the database refused "
+                                     f"it ({type(exc).__name__})") from exc
         relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now), zone=self.zone)
         self.index.add(relation)
         return relation
@@ -102,7 +105,8 @@ class SqlRelationships(_IndexedQueries):
                 conn.execute(rw_relations.update().where(rw_relations.c.id.in_([r.id for r in targets]))
                              .values(withdrawn_at=moment, withdrawn_by=by))
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot end relation {kind}({subject}, {object}): {exc}") from exc
+            raise RelationStoreError(f"cannot end relation {kind}({subject!r}, {object!r}): the database refused it "
+                                     f"({type(exc).__name__})") from exc
         ended = []
         for relation in targets:
             new = replace(relation, withdrawn_at=moment, withdrawn_by=by)
