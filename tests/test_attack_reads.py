@@ -191,3 +191,31 @@ def test_a_relation_the_database_refuses_is_reported_without_its_sql(tmp_path: A
         else:
             raise AssertionError("the store refused nothing")
     engine.dispose()
+
+
+def test_an_empty_id_in_a_fact_is_refused_so_missing_data_names_nobody(service: Service) -> None:
+    """``POST /v1/relations`` stored ``reports_to("", m1)``: from then on m1 read every note whose author field was
+    left empty (``direct_reports`` of the person ""). A fact's kind, subject and object must be non-empty ids: 422
+    over the service, ``UsageError`` in the Python API of both relationship stores; nothing is stored."""
+    from regelwerk.errors import UsageError
+    from regelwerk.permissions.relations import MemoryRelationships
+
+    tenant, client = _tenant(service)
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    question = {"actor": manager, "action": "read", "resource": {"type": "note", "data": {"author": ""}}}
+    with client:
+        for fact in ({"kind": "reports_to", "subject": "", "object": "m1"},
+                     {"kind": "member_of", "subject": "m1", "object": ""}, {"kind": "", "subject": "a", "object": "b"}):
+            _problem(client.post("/v1/relations", json={"relations": [fact]}), 422, "invalid_request")
+        assert client.post("/v1/can", json=question).json()["allowed"] is False
+    with TenantHub(service.location) as hub:
+        stored = hub.runtime(tenant).permissions.relationships
+        assert stored.relations(object="m1") == [] and stored.relations(subject="m1") == []
+        for relations in (stored, MemoryRelationships()):
+            for kind, subject, obj in (("reports_to", "", "m1"), ("reports_to", " ", "m1"), ("member_of", "m1", "")):
+                try:
+                    relations.relate(kind, subject, obj, by="test")
+                except UsageError:
+                    continue
+                raise AssertionError(f"{type(relations).__name__} stored {kind}({subject!r}, {obj!r})")
+        assert stored.relations(object="m1") == []

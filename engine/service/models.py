@@ -196,9 +196,9 @@ class MigrateIn(_Request):
 class RelationIn(_Strict):
     """A relationship fact (manager_of, member_of, consent...)."""
 
-    kind: str
-    subject: str
-    object: str
+    kind: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=200, description="an id: never empty (an empty id names nobody)")
+    object: str = Field(min_length=1, max_length=200)
     valid_from: str | None = Field(default=None, description="ISO date (YYYY-MM-DD)")
     valid_to: str | None = Field(default=None, description="ISO date (YYYY-MM-DD), on or after valid_from")
 
