@@ -31,6 +31,29 @@ spec:
     - {id: finish, label: Afronden, from: draft, to: done, permission: write,
        guard: {field: data.salary, gt: 5000}}
 """
+#: A quiz the employee evaluates herself: no permission, a guard about who acts and one about her stored score (as the
+#: standard e-learning's ``evaluate``); the score is not a stranger's to learn.
+QUIZ = """apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: quiz}
+spec:
+  label: Toets
+  resource_type: reminder
+  start_permission: create
+  system_fields: [score]
+  states:
+    - {id: answered, label: Beantwoord, initial: true}
+    - {id: passed, label: Geslaagd, final: true}
+  transitions:
+    - id: evaluate
+      label: Beoordelen
+      from: answered
+      to: passed
+      guard:
+        all:
+          - {field: actor.id, eq: {field: data.subject}}
+          - {field: data.score, ge: 55}
+"""
 EVA = {"id": "eva", "roles": ["medewerker"]}
 STRANGERS = ({"id": "mallory", "roles": ["medewerker"]}, {"id": "nobody", "roles": []},
              {"id": "m1", "roles": ["leidinggevende"]})
@@ -41,7 +64,8 @@ def _tenant(service: Service) -> tuple[str, httpx.Client]:
     tenant = f"reads-{uuid.uuid4().hex[:8]}"
     with TenantHub(service.location) as hub:
         hub.create_tenant(tenant)
-        hub.deploy(tenant, {**test_service.bundle_files(), "notebook.yaml": NOTEBOOK}, matrix="service")
+        hub.deploy(tenant, {**test_service.bundle_files(), "notebook.yaml": NOTEBOOK, "quiz.yaml": QUIZ},
+                   matrix="service")
         key = hub.issue_key(tenant, "test")[0]
         hub.engine(tenant).start("notebook", {"author": "eva", "salary": 4000}, actor=EVA, instance_id="n1")
     return tenant, httpx.Client(base_url=service.base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -219,3 +243,26 @@ def test_an_empty_id_in_a_fact_is_refused_so_missing_data_names_nobody(service: 
                     continue
                 raise AssertionError(f"{type(relations).__name__} stored {kind}({subject!r}, {obj!r})")
         assert stored.relations(object="m1") == []
+
+
+def test_a_guard_about_who_acts_tells_a_stranger_that_and_nothing_of_the_data(service: Service) -> None:
+    """A transition without a permission whose guard compares the actor (the e-learning's ``evaluate``: ``actor.id eq
+    data.subject and data.score ge ...``): a stranger's fire was a 409 listing every failing part, so it read
+    ``data.score = 40``, and ``explain`` and ``available`` showed the same. A person is now told only the failing
+    comparison with the actor; the subject herself still learns why her own quiz did not pass."""
+    tenant, client = _tenant(service)
+    with TenantHub(service.location) as hub:
+        hub.engine(tenant).start("quiz", {"subject": "eva"}, actor=EVA, instance_id="q1", system_data={"score": 40})
+    mallory = {"id": "mallory", "roles": ["medewerker"]}
+    with client:
+        refused = _problem(client.post("/v1/instances/q1/fire", json={"event": "evaluate", "actor": mallory}), 409,
+                           "transition_not_allowed")
+        why = client.post("/v1/instances/q1/explain", json={"event": "evaluate", "actor": mallory}).json()
+        options = client.post("/v1/instances/q1/available", json={"actor": mallory}).json()
+        for answer in (refused, why, options):
+            assert "= 40" not in str(answer) and "data.score =" not in str(answer), answer  # the rule text is no data
+            assert "actor.id" in str(answer)
+        own = _problem(client.post("/v1/instances/q1/fire", json={"event": "evaluate", "actor": EVA}), 409,
+                       "transition_not_allowed")
+        assert "data.score = 40" in str(own["reasons"])
+        assert client.get("/v1/instances/q1").json()["state"] == "answered"

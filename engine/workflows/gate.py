@@ -263,7 +263,9 @@ class Gate:
         reasons = []
         for transition, _kind, where in self.refused:
             assert transition.guard is not None
-            _ok, parts = transition.guard.explain(where or self.scope, self.now)
+            # a person is told a failing comparison with the actor alone (the rest reads data not theirs to see)
+            explain = transition.guard.explain_for_person if self.check_permission else transition.guard.explain
+            _ok, parts = explain(where or self.scope, self.now)
             reasons.append(f"guard of {transition.event} -> {transition.dest} failed: " + "; ".join(parts))
         return TransitionNotAllowed(self.rec.id, self.rec.state, self.event, reasons or ["no transition passed"])
 

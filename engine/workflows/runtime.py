@@ -724,7 +724,7 @@ class WorkflowRuntime:
                 # is evaluated and shown only to an actor the permission allows
                 if transition.guard is not None and (decision is None or decision.allowed):
                     _passed, where = gate.guard_passes(transition.guard)
-                    ok, parts = transition.guard.explain(where, now)
+                    ok, parts = transition.guard.explain_for_person(where, now)
                     item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
                     passed = ok
             except RegelwerkError:
