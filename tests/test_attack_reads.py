@@ -266,3 +266,25 @@ def test_a_guard_about_who_acts_tells_a_stranger_that_and_nothing_of_the_data(se
                        "transition_not_allowed")
         assert "data.score = 40" in str(own["reasons"])
         assert client.get("/v1/instances/q1").json()["state"] == "answered"
+
+
+def test_a_stored_fact_with_an_empty_id_names_nobody(service: Service) -> None:
+    """A fact the service stored before empty ids were refused (``reports_to("", m1)`` in ``rw_relations``) is not
+    read as a relation: m1 does not read a note whose author field is empty (before, he did)."""
+    from regelwerk.permissions.tables import rw_relations
+
+    tenant, client = _tenant(service)
+    with TenantHub(service.location) as hub, hub.runtime(tenant).engine.store.transaction() as tx:
+        tx.connection.execute(rw_relations.insert(), [
+            {"kind": "reports_to", "subject": "", "object": "m1", "withdrawn_by": "", "created_by": "legacy"},
+            {"kind": "reports_to", "subject": "e-legacy", "object": "m1", "withdrawn_by": "", "created_by": "legacy"}])
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with client:
+        def may_read(author: str) -> bool:
+            answer = client.post("/v1/can", json={"actor": manager, "action": "read", "resource": {
+                "type": "note", "data": {"author": author}}})
+            assert answer.status_code == 200, answer.text
+            return bool(answer.json()["allowed"])
+
+        assert may_read("e-legacy") is True  # the facts were read (the well-formed one counts)
+        assert may_read("") is False

@@ -223,7 +223,11 @@ class RelationIndex:
     # --- writes --------------------------------------------------------------------------------
 
     def add(self, relation: Relation) -> None:
-        """Index a relation (new or loaded from storage)."""
+        """Index a relation (new or loaded from storage). A fact with an empty subject or object names nobody and is
+        not indexed: one stored before :func:`check_fact` refused it (the service took ``reports_to("", m)``) must
+        not make missing data read as a relation after an upgrade."""
+        if not relation.subject.strip() or not relation.object.strip():
+            return
         self.by_id[relation.id] = relation
         self._by_subject.setdefault(relation.kind, {}).setdefault(relation.subject, []).append(relation)
         if relation.kind in ("has_role", "has_right"):
