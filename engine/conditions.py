@@ -602,6 +602,22 @@ class Condition(Sealed):
         result = self._explain(self.model, scope, now, reasons)
         return result is True, reasons
 
+    def explain_for_person(self, scope: Mapping[str, Any], now: datetime) -> tuple[bool, list[str]]:
+        """:meth:`explain` as a person who fired may read it: when a comparison with the actor (``actor.id eq
+        data.subject``, ``actor.id in data.team``) that the whole condition needs fails, only those comparisons are
+        told. The rest reads the instance's data, which is not the asker's to see (found by attack: a stranger's
+        ``evaluate`` of a colleague's quiz answered ``data.score = 40``)."""
+        items = self.model.items if isinstance(self.model, AllOf) else (self.model,)
+        who = [item for item in items if isinstance(item, Compare) and _about_actor(item)]
+        failing: list[str] = []
+        for item in who:
+            reasons: list[str] = []
+            if self._explain(item, scope, now, reasons) is not True:
+                failing.extend(reasons)
+        if failing:
+            return False, failing
+        return self.explain(scope, now)
+
     def _explain(self, node: Node, scope: Mapping[str, Any], now: datetime, out: list[str]) -> bool | None:
         if isinstance(node, AllOf):
             failing: list[str] = []
@@ -642,6 +658,12 @@ class Condition(Sealed):
         else:
             out.append(f"{describe(node)} is {verdict}")
         return value
+
+
+def _about_actor(node: Compare) -> bool:
+    """True when the comparison reads the actor (its left side, or a field on its right side, under ``actor``)."""
+    right = node.right
+    return node.left.path[:1] == ("actor",) or (isinstance(right, FieldRef) and right.path[:1] == ("actor",))
 
 
 def _timeless(node: Node) -> bool:

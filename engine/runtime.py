@@ -195,27 +195,41 @@ class Engine:
         data fields (what a matrix's scopes read: subject, department...), then the incident's ``id``,
         ``instance``, ``event``, ``status`` and the instance's ``workflow``. A refusal is ``PermissionDenied``,
         audited once. Only the engine's own :data:`SYSTEM` object (in-process code, never an actor named in a
-        request) is not asked."""
+        request) is not asked.
+
+        "Not there" and "not yours" answer the same to whom the policy refuses: an incident id that does not exist is
+        decided as an incident of no instance (``id`` only), so an actor refused that gets ``PermissionDenied`` as
+        for an incident that exists (audited once), and only an actor the policy allows learns ``UnknownIncident``
+        (before, the 404 came before the decision: anyone could tell which ids exist)."""
+        from regelwerk.errors import UnknownIncident
         from regelwerk.workflows.runtime import _jsonable
 
         if actor is SYSTEM:
             return
-        incident = self.incident(incident_id)
+        try:
+            incident: IncidentRecord | None = self.incident(incident_id)
+        except UnknownIncident:
+            incident = None
         now = self.clock()
         found = None
-        if incident.instance_id:
+        if incident is not None and incident.instance_id:
             with self.store.read() as tx:
                 found = tx.get(incident.instance_id)
         resource = {**(dict(found.data) if found is not None else {}), "id": incident_id,
-                    "instance": incident.instance_id, "event": incident.event, "status": incident.status,
+                    "instance": incident.instance_id if incident is not None else "",
+                    "event": incident.event if incident is not None else "",
+                    "status": incident.status if incident is not None else "",
                     "workflow": found.workflow if found is not None else ""}
-        context = {"event": action, "now": now, "instance_id": incident.instance_id}
+        instance_id = incident.instance_id if incident is not None else ""
+        context = {"event": action, "now": now, "instance_id": instance_id or None}
         with UnitOfWork(self.store) as uow:
             decision = self.runtime.permissions.check(actor, action, "incident", resource, context)
             if not decision.allowed:
                 exc = PermissionDenied(actor.id, action, f"incident:{incident_id}", _jsonable(decision.explain))
-                self.runtime._refused(uow, 0, exc, incident.instance_id, action, now)
+                self.runtime._refused(uow, 0, exc, instance_id, action, now)
                 raise exc
+        if incident is None:
+            raise UnknownIncident(incident_id)
 
     # --- the workflow runtime ------------------------------------------------------------------
 

@@ -155,6 +155,36 @@ def test_team_decides_visibility_and_admins_open_vacancies(world: Any) -> None:
         rec.apply(vid, first_name="Late", last_name="X", email="late@example.nl")
 
 
+def test_a_vacancy_that_is_not_there_answers_as_one_that_is_not_yours_and_refusals_are_audited(world: Any) -> None:
+    """Found by attack: ``candidates`` (and ``close_vacancy``, ``set_team``, ``send``) looked the vacancy or candidate
+    up before the decision, so an outsider told "no vacancy" (UsageError) from "not yours" (PermissionDenied), and no
+    refusal of the pack was audited. Now both are ``PermissionDenied``, each audited once with actor and time; only
+    whom the policy allows learns that the id is unknown."""
+    from regelwerk.errors import UnknownInstance, UsageError
+
+    rec, _ = world
+    vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo", team=["tom"])
+    cid = rec.apply(vid, first_name="Anna", last_name="Jansen", email="anna@example.nl")
+    before = len(rec.engine.audit())
+    for call in (lambda v: rec.candidates("eve", v), lambda v: rec.close_vacancy("eve", v),
+                 lambda v: rec.set_team("eve", v, ["eve"])):
+        for vacancy in (vid, "no-such-vacancy"):
+            with pytest.raises(PermissionDenied):
+                call(vacancy)
+    for candidate in (cid, "no-such-candidate"):
+        with pytest.raises(PermissionDenied):
+            rec.send("eve", candidate, "general")
+    refusals = [a for a in rec.engine.audit()[before:] if a.actor == "eve"]
+    assert [(a.action, a.detail["action"]) for a in refusals] == [
+        ("permission.denied", action) for action in ("view", "view", "close", "close", "open", "open", "move", "move")]
+    assert all(a.at is not None for a in refusals)
+    assert rec.vacancy(vid)["team"] == ["mo", "tom"] and rec.vacancy(vid)["status"] == "open"  # nothing changed
+    with pytest.raises(UsageError):
+        rec.candidates(BEA, "no-such-vacancy")
+    with pytest.raises(UnknownInstance):
+        rec.send(BEA, "no-such-candidate", "general")
+
+
 def test_bulk_delete_previews_then_deletes(world: Any) -> None:
     rec, _ = world
     vid = rec.open_vacancy(BEA, title="Kok", function="kok", department="keuken", manager="mo")

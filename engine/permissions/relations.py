@@ -40,6 +40,7 @@ __all__ = [
     "RelationIndex",
     "Relationships",
     "as_date",
+    "check_fact",
     "local_date",
     "relations_from_facts",
     "zone",
@@ -222,7 +223,11 @@ class RelationIndex:
     # --- writes --------------------------------------------------------------------------------
 
     def add(self, relation: Relation) -> None:
-        """Index a relation (new or loaded from storage)."""
+        """Index a relation (new or loaded from storage). A fact with an empty subject or object names nobody and is
+        not indexed: one stored before :func:`check_fact` refused it (the service took ``reports_to("", m)``) must
+        not make missing data read as a relation after an upgrade."""
+        if not relation.subject.strip() or not relation.object.strip():
+            return
         self.by_id[relation.id] = relation
         self._by_subject.setdefault(relation.kind, {}).setdefault(relation.subject, []).append(relation)
         if relation.kind in ("has_role", "has_right"):
@@ -434,6 +439,19 @@ class _IndexedQueries:
         return self.index.select(kind, subject, object)
 
 
+def check_fact(kind: Any, subject: Any, object: Any) -> None:
+    """A fact names its kind and two ids: non-empty texts. ``UsageError`` otherwise, before anything is stored.
+
+    An empty id names nobody: a fact ``reports_to("", m)`` made ``m`` the manager of every resource whose subject
+    field was left empty (found by attack: missing data read as a reporting line), and ``member_of(x, "")`` put
+    ``x`` in the department of every resource whose department was left empty."""
+    from regelwerk.errors import UsageError
+
+    for name, value in (("kind", kind), ("subject", subject), ("object", object)):
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"a relationship fact needs a non-empty {name} (an id), not {value!r}")
+
+
 def _check_window(valid_from: date | None, valid_to: date | None) -> None:
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
@@ -455,6 +473,7 @@ class MemoryRelationships(_IndexedQueries):
     def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
                by: str = "system", now: datetime | None = None) -> Relation:
         """Add a fact."""
+        check_fact(kind, subject, object)
         start, end = as_date(valid_from), as_date(valid_to)
         _check_window(start, end)
         relation = Relation(self._next, kind, subject, object, start, end, None, by,

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.errors import RegelwerkError
-from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date, zone
+from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date, check_fact, zone
 from regelwerk.permissions.tables import rw_relations
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -68,13 +68,15 @@ class SqlRelationships(_IndexedQueries):
                 for row in conn.execute(sa.select(rw_relations).order_by(rw_relations.c.id)).mappings():
                     index.add(replace(_row(row), zone=self.zone))
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot load relationship facts: {exc}") from exc
+            raise RelationStoreError(f"cannot load relationship facts: the database refused ({type(exc).__name__})"
+                                     ) from exc
         self.index = index
         self._bind()
 
     def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
                by: str = "system", now: datetime | None = None) -> Relation:
-        """Insert a fact and index it."""
+        """Insert a fact and index it (``UsageError`` for an empty kind or id, see ``check_fact``)."""
+        check_fact(kind, subject, object)
         start, end = as_date(valid_from), as_date(valid_to)
         if start is not None and end is not None and end < start:
             raise ValueError(f"valid_to {end} is before valid_from {start}")
@@ -84,7 +86,9 @@ class SqlRelationships(_IndexedQueries):
             with self.engine.begin() as conn:
                 new_id = conn.execute(rw_relations.insert().returning(rw_relations.c.id), values).scalar_one()
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot store relation {kind}({subject}, {object}): {exc}") from exc
+            # the cause is chained (the server's log); the message carries no SQL statement and no parameters
+            raise RelationStoreError(f"cannot store relation {kind}({subject!r}, {object!r}): the database refused "
+                                     f"it ({type(exc).__name__})") from exc
         relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now), zone=self.zone)
         self.index.add(relation)
         return relation
@@ -102,7 +106,8 @@ class SqlRelationships(_IndexedQueries):
                 conn.execute(rw_relations.update().where(rw_relations.c.id.in_([r.id for r in targets]))
                              .values(withdrawn_at=moment, withdrawn_by=by))
         except SQLAlchemyError as exc:
-            raise RelationStoreError(f"cannot end relation {kind}({subject}, {object}): {exc}") from exc
+            raise RelationStoreError(f"cannot end relation {kind}({subject!r}, {object!r}): the database refused it "
+                                     f"({type(exc).__name__})") from exc
         ended = []
         for relation in targets:
             new = replace(relation, withdrawn_at=moment, withdrawn_by=by)

@@ -130,6 +130,23 @@ def _moment(value: datetime | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+class NoNul:
+    """Refuse a request whose path or query holds a NUL character (``%00``) as a 400 ``usage`` problem before any
+    endpoint runs: no id, filter or name may hold one (PostgreSQL stores none; such an id was a 500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string") or b""
+            if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                await problem(400, "usage", "UsageError", {"message": "a NUL character (%00) is not allowed in the "
+                                                                      "path or query"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes (413) before they are read into memory: at once by their
     ``Content-Length``, else while they stream (chunked)."""
@@ -184,6 +201,7 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
     app.state.metrics = metrics
     app.add_middleware(metrics.middleware_class())
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(NoNul)
 
     @app.exception_handler(RegelwerkError)
     def _regelwerk_error(_request: Request, exc: RegelwerkError) -> JSONResponse:

@@ -18,6 +18,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def nul_at(value: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first text (a key or a string, at any depth) of ``value`` holding a NUL character,
+    or None. PostgreSQL stores no NUL in a text column: such an id reached the database as a 500, and a relation's
+    refusal came back with the SQL statement in its body."""
+    if isinstance(value, str):
+        return pointer if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{pointer}/{key}"
+            if isinstance(key, str) and "\x00" in key:
+                return here
+            found = nul_at(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_at(item, f"{pointer}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
+class _Request(_Strict):
+    """A request body: no text in it, at any depth, may hold a NUL character (422 with its pointer)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        found = nul_at(value)
+        if found is not None:
+            raise ValueError(f"{found or '/'}: a NUL character is not allowed in a request")
+        return value
+
+
 class ActorIn(_Strict):
     """Who acts: the host application's user (the API key says which tenant and application asks)."""
 
@@ -42,7 +76,7 @@ class ResourceIn(_Strict):
         return {**self.data, "id": self.id} if self.id is not None else dict(self.data)
 
 
-class CanIn(_Strict):
+class CanIn(_Request):
     """May ``actor`` do ``action`` on ``resource``?"""
 
     actor: ActorIn
@@ -62,7 +96,7 @@ class BatchResourceIn(ResourceIn):
     actions: list[str] = Field(min_length=1, max_length=100)
 
 
-class BatchCanIn(_Strict):
+class BatchCanIn(_Request):
     """Many questions for one actor in one call (as Cerbos' CheckResources): every action on every resource."""
 
     actor: ActorIn
@@ -74,7 +108,7 @@ class BatchCanIn(_Strict):
                                                      "by default a denial names its deciding rule and reason")
 
 
-class DecideIn(_Strict):
+class DecideIn(_Request):
     """Decide a DecisionTable for inputs."""
 
     table: str
@@ -82,7 +116,7 @@ class DecideIn(_Strict):
     at: datetime | None = None
 
 
-class TierIn(_Strict):
+class TierIn(_Request):
     """The tier a product catalog demands for activating products in order."""
 
     products: list[str] = Field(max_length=200)
@@ -90,7 +124,7 @@ class TierIn(_Strict):
     catalog: str | None = None
 
 
-class StartIn(_Strict):
+class StartIn(_Request):
     """Start a workflow instance."""
 
     workflow: str
@@ -99,7 +133,7 @@ class StartIn(_Strict):
     id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
-class FireIn(_Strict):
+class FireIn(_Request):
     """Fire an event on an instance."""
 
     event: str
@@ -108,7 +142,7 @@ class FireIn(_Strict):
     expected_version: int | None = Field(default=None, description="refuse with 409 when the instance moved on")
 
 
-class ExplainIn(_Strict):
+class ExplainIn(_Request):
     """Why would (not) ``event`` fire now for ``actor``?"""
 
     event: str
@@ -116,13 +150,13 @@ class ExplainIn(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class AvailableIn(_Strict):
+class AvailableIn(_Request):
     """Which events may ``actor`` fire now?"""
 
     actor: ActorIn
 
 
-class SchedulePreviewIn(_Strict):
+class SchedulePreviewIn(_Request):
     """Occurrences of the bundle's Schedule documents in ``[start, end)``."""
 
     start: datetime
@@ -130,28 +164,28 @@ class SchedulePreviewIn(_Strict):
     limit: int = Field(default=50, ge=1, le=1000)
 
 
-class TickIn(_Strict):
+class TickIn(_Request):
     """Run everything due for this tenant now (workers do this for every tenant)."""
 
     now: datetime | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
                                                            "minute ahead of the server's clock (usage error)")
 
 
-class DeployIn(_Strict):
+class DeployIn(_Request):
     """A bundle version: its files (relative path -> text) and the PermissionMatrix that guards its workflows."""
 
     files: dict[str, str] = Field(min_length=1)
     matrix: str = Field(default="", description="needed when the bundle has several PermissionMatrix documents")
 
 
-class IncidentActIn(_Strict):
+class IncidentActIn(_Request):
     """Who retries or resolves an incident (audited with the incident; a retried fire runs as this actor)."""
 
     actor: ActorIn
     note: str = Field(default="", max_length=2000, description="why it is resolved (resolve only)")
 
 
-class MigrateIn(_Strict):
+class MigrateIn(_Request):
     """Move instances of older definition versions to the active one (plan first, then apply)."""
 
     workflow: str | None = None
@@ -162,9 +196,9 @@ class MigrateIn(_Strict):
 class RelationIn(_Strict):
     """A relationship fact (manager_of, member_of, consent...)."""
 
-    kind: str
-    subject: str
-    object: str
+    kind: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=200, description="an id: never empty (an empty id names nobody)")
+    object: str = Field(min_length=1, max_length=200)
     valid_from: str | None = Field(default=None, description="ISO date (YYYY-MM-DD)")
     valid_to: str | None = Field(default=None, description="ISO date (YYYY-MM-DD), on or after valid_from")
 
@@ -191,20 +225,20 @@ class RelationIn(_Strict):
         return self
 
 
-class RelationsIn(_Strict):
+class RelationsIn(_Request):
     """Facts to add."""
 
     relations: list[RelationIn] = Field(min_length=1, max_length=10_000)
 
 
-class TenantIn(_Strict):
+class TenantIn(_Request):
     """A new tenant."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = ""
 
 
-class KeyIn(_Strict):
+class KeyIn(_Request):
     """A new API key."""
 
     label: str = Field(default="", max_length=200)

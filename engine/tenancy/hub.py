@@ -197,7 +197,8 @@ class TenantRuntime:
         if found is None:
             from regelwerk.permissions.adapter import MatrixPermissions
 
-            found = MatrixPermissions(self.compiled, self.permissions.relationships, matrix, audit=self.audit.sink)
+            found = MatrixPermissions(self.compiled, self.permissions.relationships, matrix, audit=self.audit.sink,
+                                      audit_reads=True)
             self.ports[matrix] = found
         return found
 
@@ -585,7 +586,8 @@ class TenantHub:
 
         permissions: Any = RoleTable({})  # no matrix: deny every guarded transition
         if row.matrix:
-            permissions = MatrixPermissions(compiled, SqlRelationships(store.engine), row.matrix, audit=audit.sink)
+            permissions = MatrixPermissions(compiled, SqlRelationships(store.engine), row.matrix, audit=audit.sink,
+                                            audit_reads=True)  # every denial, reads too
         engine = Engine(compiled, store=store, registry=self.registry, permissions=permissions,
                         plugin_time_limit=self.plugin_time_limit)
         return TenantRuntime(tenant, version, compiled, engine, row.matrix, permissions, audit)

@@ -716,15 +716,17 @@ class WorkflowRuntime:
                 continue
             passed = True
             try:
-                if transition.guard is not None:
-                    _passed, where = gate.guard_passes(transition.guard)
-                    ok, parts = transition.guard.explain(where, now)
-                    item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
-                    passed = ok
                 decision = (self._check(actor, transition.permission, rt.model, rec, merged, transition, now)
                             if transition.permission else None)
                 refused = (self._check_unguarded(actor, rt.model, rec, merged, transition)
                            if decision is None else None)
+                # as a fire decides: the permission first; the guard (whose reasons name the stored values it read)
+                # is evaluated and shown only to an actor the permission allows
+                if transition.guard is not None and (decision is None or decision.allowed):
+                    _passed, where = gate.guard_passes(transition.guard)
+                    ok, parts = transition.guard.explain_for_person(where, now)
+                    item["guard"] = {"condition": transition.guard.text, "passed": ok, "reasons": parts}
+                    passed = ok
             except RegelwerkError:
                 raise
             except BaseException as exc:  # a condition function or permission port raised: typed, as a fire does

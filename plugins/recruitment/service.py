@@ -73,9 +73,41 @@ class Recruitment:
         return moment
 
     def _require(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any]) -> None:
-        decision = self.permissions.check(actor, action, resource_type, dict(resource), {"now": self._now()})
-        if not decision.allowed:
-            raise PermissionDenied(actor.id, action, f"{resource_type}:{resource.get('id', '')}", decision.explain)
+        """Decide ``action``; a refusal is ``PermissionDenied``, audited once in ``rw_audit`` (``permission.denied``
+        with the actor, the time and the deciding rule): in the caller's unit of work when one is open (unless the
+        port already audited it there), else in one of its own. Before, the pack's refusals were audited nowhere."""
+        from regelwerk.store.records import AuditEntry
+        from regelwerk.store.unit import UnitOfWork, current_unit
+
+        unit = current_unit(self.engine.store)
+        mark = len(unit.refusals) if unit is not None else 0
+        now = self._now()
+        decision = self.permissions.check(actor, action, resource_type, dict(resource), {"now": now})
+        if decision.allowed:
+            return
+        explain = decision.explain if isinstance(decision.explain, Mapping) else {"reason": str(decision.explain)}
+        target = f"{resource_type}:{resource.get('id', '')}"
+        refused = PermissionDenied(actor.id, action, target, decision.explain)
+        entry = AuditEntry(now, actor.id, "permission.denied", None, {
+            "action": action, "resource_type": resource_type, "resource_id": resource.get("id"),
+            "by": explain.get("by", "default"), "reason": explain.get("reason", ""), "roles": list(actor.roles)})
+        if unit is not None:
+            if len(unit.refusals) == mark:
+                unit.refuse(entry)
+        else:
+            with UnitOfWork(self.engine.store) as uow:
+                uow.refuse(entry)
+        raise refused
+
+    def _decided_vacancy(self, who: Actor, action: str, vacancy_id: str) -> dict[str, Any]:
+        """:meth:`vacancy` for an act decided by ``action``: a vacancy that does not exist is decided as a bare
+        ``{"id"}`` first, so whom the policy refuses gets ``PermissionDenied`` as for one that exists ("not there"
+        and "not yours" answer the same); only an actor it allows learns ``UsageError`` (no such vacancy)."""
+        try:
+            return self.vacancy(vacancy_id)
+        except UsageError:
+            self._require(who, action, "vacancy", {"id": vacancy_id})
+            raise
 
     def _audit(self, tx: Any, actor: Actor, action: str, vacancy_id: str, detail: Mapping[str, Any]) -> None:
         tx.rows(vacancy_audit.name).insert({"at": utc_naive(self._now()), "actor": actor.id, "action": action,
@@ -162,7 +194,7 @@ class Recruitment:
     def close_vacancy(self, actor: ActorLike, vacancy_id: str) -> None:
         """Close a vacancy (needs the ``close`` right); applications are refused afterwards."""
         who = Actor.of(actor)
-        vacancy = self.vacancy(vacancy_id)
+        vacancy = self._decided_vacancy(who, "close", vacancy_id)
         self._require(who, "close", "vacancy", vacancy)
         with self.engine.store.transaction() as tx:
             tx.rows(vacancies.name).update({"id": vacancy_id}, {
@@ -173,7 +205,7 @@ class Recruitment:
     def set_team(self, actor: ActorLike, vacancy_id: str, team: Iterable[str]) -> None:
         """Replace the vacancy's team (who sees and moves its candidates)."""
         who = Actor.of(actor)
-        vacancy = self.vacancy(vacancy_id)
+        vacancy = self._decided_vacancy(who, "open", vacancy_id)
         self._require(who, "open", "vacancy", vacancy)
         members = sorted(set(team) | {vacancy["manager"]})
         with self.engine.store.transaction() as tx:
@@ -234,7 +266,7 @@ class Recruitment:
     def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
         """The vacancy's candidates, for its team (and the vacancy admins) only."""
         who = Actor.of(actor)
-        vacancy = self.vacancy(vacancy_id)
+        vacancy = self._decided_vacancy(who, "view", vacancy_id)
         if who.id not in vacancy["team"]:
             self._require(who, "view", "vacancy", vacancy)
         with self.engine.store.read() as tx:
@@ -243,7 +275,11 @@ class Recruitment:
     def send(self, actor: ActorLike, candidate_id: str, template: str) -> str:
         """Send a template by hand (e.g. the general mail); the outbox message id."""
         who = Actor.of(actor)
-        candidate = self.candidate(candidate_id)
+        try:
+            candidate = self.candidate(candidate_id)
+        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
+            self._require(who, "move", "candidate", {"vacancy": ""})
+            raise
         vacancy = self.vacancy(candidate["vacancy_id"])
         if who.id not in vacancy["team"]:
             self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
