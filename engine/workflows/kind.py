@@ -16,6 +16,12 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
 - RW519 warning: a transition any person could fire: neither a ``permission`` nor ``system_only``, and its guard
   does not say who acts (no comparison of ``actor`` that every way to pass it needs).
+- RW301 / RW503 error, also for the ``workflow.schedule`` action: the event it sets a timer for does not exist, or
+  cannot fire from the state the timer waits in (the state whose ``on_enter`` sets it, the state a transition
+  whose ``actions`` set it enters).
+- RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
+  sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
+  again at once, forever (the tick never ends).
 """
 
 from __future__ import annotations
@@ -213,7 +219,70 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         system_fields=system_fields,
     )
     _check_graph(ctx, model, pointer_of_state)
+    _check_scheduled_events(ctx, model, spec)
     return model
+
+
+def _scheduled(raw_actions: Any, pointer: str) -> list[tuple[str, str, Any]]:
+    """``(pointer, event, schedule)`` of each ``workflow.schedule`` action in ``raw_actions`` naming an event."""
+    out = []
+    for j, item in enumerate(raw_actions or ()):
+        if not isinstance(item, Mapping) or item.get("action") != SCHEDULE_ACTION:
+            continue
+        params = item.get("with")
+        if isinstance(params, Mapping) and isinstance(params.get("event"), str):
+            out.append((f"{pointer}/{j}/with", str(params["event"]), params.get("schedule")))
+    return out
+
+
+def _one_off(ctx: CompileContext, schedule: Any) -> bool:
+    """True for a schedule with one moment that, once passed, the action fires at once: an ``anchor`` without
+    ``repeat`` and without ``catch_up: skip`` (inline, or a named ``Schedule`` of the bundle)."""
+    if isinstance(schedule, str):
+        named = [d for d in ctx.documents("Schedule") if d.name == schedule]
+        schedule = named[0].spec if named else None
+    return (isinstance(schedule, Mapping) and "anchor" in schedule and not schedule.get("repeat")
+            and schedule.get("catch_up") != "skip")
+
+
+def _check_scheduled_events(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
+    """The events the ``workflow.schedule`` action sets timers for: they exist (RW301), can fire from the state the
+    timer waits in (RW503), and do not re-arm themselves at a passed moment (RW520)."""
+    known = {s.id for s in model.states}
+    # (pointer, the state the timer waits in, event, schedule, re-armed by entering that state)
+    places: list[tuple[str, str, str, Any, bool]] = []
+    for i, raw in enumerate(spec["states"]):
+        places.extend((p, str(raw["id"]), e, sch, True)
+                      for p, e, sch in _scheduled(raw.get("on_enter"), f"/spec/states/{i}/on_enter"))
+    for i, raw in enumerate(spec["transitions"]):
+        places.extend((p, str(raw["to"]), e, sch, False)
+                      for p, e, sch in _scheduled(raw.get("actions"), f"/spec/transitions/{i}/actions"))
+    armed_by = {f"/spec/transitions/{i}": {e for _, e, _ in _scheduled(raw.get("actions"), "")}
+                for i, raw in enumerate(spec["transitions"])}
+    for pointer, state, event, schedule, on_entry in places:
+        if state not in known:
+            continue  # a dangling 'to' (RW301 at the transition)
+        if event not in model.events:
+            ctx.report("RW301", f"event {event!r} does not exist", f"{pointer}/event",
+                       hint=did_you_mean(event, sorted(model.events))
+                       or "known events: " + ", ".join(sorted(model.events)))
+            continue
+        leaving = model.transitions_from(state, event)
+        if not leaving:
+            ctx.report("RW503", f"scheduled event {event!r} cannot fire from state {state!r}, where its timer waits",
+                       f"{pointer}/event", hint=f"add {state!r} to the 'from' of a transition {event!r}")
+            continue
+        if not _one_off(ctx, schedule):
+            continue
+        for t in leaving:
+            if t.dest == state and (on_entry or event in armed_by.get(t.pointer, ())):
+                ctx.report("RW520", f"timer {event!r} re-arms itself: {event!r} goes from {state!r} back into "
+                                    f"{state!r}, which sets it again for the same moment; once that moment has "
+                                    "passed it fires again at once, forever",
+                           f"{pointer}/event",
+                           hint=f"let {event!r} go to another state (e.g. 'reminded'), or leave the timer to "
+                                "'after' or a schedule with 'repeat'")
+                break
 
 
 def _retry(ctx: CompileContext, raw: Any) -> RetrySpec | None:
