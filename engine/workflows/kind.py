@@ -19,6 +19,9 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW301 / RW503 error, also for the ``workflow.schedule`` action: the event it sets a timer for does not exist, or
   cannot fire from the state the timer waits in (the state whose ``on_enter`` sets it, the state a transition
   whose ``actions`` set it enters).
+- RW521 error: a ``permission`` or ``start_permission`` that is no action of the workflow's ``resource_type`` in
+  the bundle's permission matrices that declare that resource (deny by default: nobody could ever do it); warning:
+  a ``resource_type`` that no matrix of a bundle with matrices declares.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
   again at once, forever (the tick never ends).
@@ -220,7 +223,46 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
     )
     _check_graph(ctx, model, pointer_of_state)
     _check_scheduled_events(ctx, model, spec)
+    _check_permissions(ctx, model, spec)
     return model
+
+
+def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
+    """RW521: the permissions the workflow asks for are actions of its resource type in the bundle's matrices.
+
+    The runtime asks the permission port for ``(resource_type, permission)``; a matrix denies an action its
+    resource does not have, so a typo in either is a transition (or a start) nobody can ever do. Checked only
+    against the ``PermissionMatrix`` documents of the bundle; a bundle without matrices (permissions from the
+    host) is not checked."""
+    matrices = [d for d in ctx.documents("PermissionMatrix") if isinstance(d.spec.get("resources"), list)]
+    if not matrices:
+        return
+    actions: dict[str, set[str]] = {}
+    for doc in matrices:
+        for resource in doc.spec["resources"]:
+            if isinstance(resource, Mapping) and isinstance(resource.get("id"), str):
+                actions.setdefault(resource["id"], set()).update(
+                    str(a) for a in resource.get("actions") or () if isinstance(a, str))
+    rtype = model.resource_type
+    names = ", ".join(sorted(d.name for d in matrices))
+    if rtype not in actions:
+        where = "/spec/resource_type" if "resource_type" in spec else "/metadata/name"
+        ctx.warn("RW521", f"resource type {rtype!r} is no resource of the bundle's permission matrices ({names}): "
+                          "they deny every permission of this workflow", where,
+                 hint=did_you_mean(rtype, sorted(actions))
+                 or f"declare a resource {rtype!r} with the workflow's permissions as its actions in a matrix, "
+                    "or set resource_type")
+        return
+    known = actions[rtype]
+    asked = [(t.permission, f"{t.pointer}/permission") for t in model.transitions if t.permission]
+    if model.start_permission:
+        asked.insert(0, (model.start_permission, "/spec/start_permission"))
+    for permission, pointer in asked:
+        if permission not in known:
+            ctx.report("RW521", f"permission {permission!r} is no action of resource {rtype!r} in the permission "
+                                f"matrices ({names}): nobody could ever be allowed it", pointer,
+                       hint=did_you_mean(permission, sorted(known))
+                       or f"actions of {rtype!r}: " + ", ".join(sorted(known)))
 
 
 def _scheduled(raw_actions: Any, pointer: str) -> list[tuple[str, str, Any]]:
