@@ -22,6 +22,11 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW521 error: a ``permission`` or ``start_permission`` that is no action of the workflow's ``resource_type`` in
   the bundle's permission matrices that declare that resource (deny by default: nobody could ever do it); warning:
   a ``resource_type`` that no matrix of a bundle with matrices declares.
+- RW522 (at the matrix rule) error for a deny, warning for a grant: a rule on the workflow's resource type whose
+  scope reads a field of the resource (the subject for ``own``, ``direct_reports``, ``all_reports``, ``consent``;
+  ``department`` or the subject for ``department``; the ``department`` field for ``represented``; ``of``) that
+  the workflow's ``data_schema`` does not declare: the scope never holds on its instances, so a deny never applies
+  (the "no self-approval" deny let an HR employee approve the own case) and a grant never allows.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
   again at once, forever (the tick never ends).
@@ -35,7 +40,7 @@ from typing import Any
 
 from regelwerk.compiler import CompileContext
 from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Condition, Const, FieldRef, Node, parse_duration
-from regelwerk.diagnostics import did_you_mean
+from regelwerk.diagnostics import Severity, did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument, to_plain
 from regelwerk.workflows.model import ActionRef, RetrySpec, State, TimerSpec, Transition, Workflow
@@ -227,6 +232,56 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
     return model
 
 
+#: the resource fields a scope reads: the person (``of``, else the subject) and the resource's department field
+_SCOPE_READS: dict[str, tuple[bool, bool]] = {
+    "own": (True, False), "direct_reports": (True, False), "all_reports": (True, False), "consent": (True, False),
+    "department": (True, True), "represented": (False, True)}
+
+
+def _check_scope_fields(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any],
+                        matrices: list[SourceDocument]) -> None:
+    """RW522: the rules on the workflow's resource type read fields its instance data has (see the module)."""
+    schema = spec.get("data_schema")
+    declared = schema.get("properties") if isinstance(schema, Mapping) else None
+    if not isinstance(declared, Mapping):
+        return  # no declared fields: nothing to check against
+    rtype = model.resource_type
+    for doc in matrices:
+        resource = next((r for r in doc.spec["resources"] if isinstance(r, Mapping) and r.get("id") == rtype), None)
+        if resource is None:
+            continue
+        subject = str(resource.get("subject", "subject"))
+        department = str(resource.get("department", "department"))
+        rules: list[tuple[Any, str]] = []
+        for section in ("grants", "denies"):
+            rules.extend((rule, f"/spec/{section}/{i}") for i, rule in enumerate(doc.spec.get(section) or ()))
+        for i, right in enumerate(doc.spec.get("rights") or ()):
+            if isinstance(right, Mapping):
+                rules.extend((rule, f"/spec/rights/{i}/grants/{j}") for j, rule in enumerate(right.get("grants") or ()))
+        for rule, pointer in rules:
+            if not isinstance(rule, Mapping) or rule.get("resource") != rtype:
+                continue
+            scope = str(rule.get("scope", "organisation"))
+            if scope not in _SCOPE_READS:
+                continue
+            person, unit = _SCOPE_READS[scope]
+            of = rule.get("of")
+            wanted = ([str(of)] if of else [subject] if person else []) + ([department] if unit and not of else [])
+            if not wanted or any(name in declared for name in wanted):
+                continue
+            deny = pointer.startswith("/spec/denies/")
+            ctx.report("RW522", f"{'deny' if deny else 'grant'} {rule.get('id')!r} (scope {scope}) reads "
+                                f"{' or '.join(repr(n) for n in wanted)} of resource {rtype!r}, which the data_schema "
+                                f"of workflow {model.name!r} does not declare: "
+                                + ("this deny never applies to its instances" if deny
+                                   else "this grant never allows on its instances"),
+                       f"{pointer}/scope" if "scope" in rule else pointer,
+                       hint=did_you_mean(wanted[0], [str(k) for k in declared])
+                       or f"name the field in the resource ({'of' if of else 'subject/department'}: <field>) or "
+                          f"declare it in the data_schema of {model.name!r}",
+                       severity=Severity.ERROR if deny else Severity.WARNING, doc=doc)
+
+
 def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
     """RW521: the permissions the workflow asks for are actions of its resource type in the bundle's matrices.
 
@@ -253,6 +308,7 @@ def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, 
                  or f"declare a resource {rtype!r} with the workflow's permissions as its actions in a matrix, "
                     "or set resource_type")
         return
+    _check_scope_fields(ctx, model, spec, matrices)
     known = actions[rtype]
     asked = [(t.permission, f"{t.pointer}/permission") for t in model.transitions if t.permission]
     if model.start_permission:
