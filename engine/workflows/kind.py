@@ -16,6 +16,8 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
 - RW519 warning: a transition any person could fire: neither a ``permission`` nor ``system_only``, and its guard
   does not say who acts (no comparison of ``actor`` that every way to pass it needs).
+- RW801-RW804 error: an inline schedule of the ``workflow.schedule`` action that does not compile (a time of day
+  that is not HH:MM, a duration that is not ISO 8601), as in a ``Schedule``.
 - RW301 / RW503 error, also for the ``workflow.schedule`` action: the event it sets a timer for does not exist, or
   cannot fire from the state the timer waits in (the state whose ``on_enter`` sets it, the state a transition
   whose ``actions`` set it enters).
@@ -357,6 +359,11 @@ def _check_scheduled_events(ctx: CompileContext, model: Workflow, spec: Mapping[
                       for p, e, sch in _scheduled(raw.get("actions"), f"/spec/transitions/{i}/actions"))
     armed_by = {f"/spec/transitions/{i}": {e for _, e, _ in _scheduled(raw.get("actions"), "")}
                 for i, raw in enumerate(spec["transitions"])}
+    from regelwerk.scheduling.schedule import compile_schedule
+
+    for pointer, _, _, schedule, _ in places:
+        if isinstance(schedule, Mapping):  # an inline schedule: its times and durations, as a Schedule's (RW801-804)
+            compile_schedule(schedule, f"{pointer}/schedule", ctx.report)
     for pointer, state, event, schedule, on_entry in places:
         if state not in known:
             continue  # a dangling 'to' (RW301 at the transition)
