@@ -77,6 +77,8 @@ class CompileContext:
         self._compile_one = compile_one
         self._emitted: dict[tuple[str, str], Any] = {}
         self._emitted_versions: dict[tuple[str, str], str] = {}
+        # (kind, name, parameter, action, pointer, document) of action parameters naming a document, checked last
+        self._document_params: list[tuple[str, str, str, str, str, SourceDocument | None]] = []
         self.doc: SourceDocument | None = None
         self.functions = registry.function_table()
         self._action_validators: dict[str, Any] = {}
@@ -172,6 +174,33 @@ class CompileContext:
             where = params_pointer + "".join(f"/{p}" for p in error.absolute_path)
             self.report("RW305", f"parameters of action {name!r}: {error.message[:160]}", where or pointer,
                         hint=str(schema.get("description", "")) or "see `regelwerk kinds` and the action's docs")
+        self._check_document_params(name, schema, params, params_pointer or pointer)
+
+    def _check_document_params(self, name: str, schema: Mapping[str, Any], params: Any, pointer: str) -> None:
+        """RW302 for a parameter that names a document (its schema property says ``"x-document": KIND``) the
+        bundle does not have: ``send_template``'s template, ``decisions.decide``'s table, ``workflow.schedule``'s
+        named schedule. Checked when the value is a text and the kind is installed."""
+        properties = schema.get("properties")
+        if not isinstance(params, Mapping) or not isinstance(properties, Mapping):
+            return
+        for key, sub in properties.items():
+            kind = sub.get("x-document") if isinstance(sub, Mapping) else None
+            value = params.get(key)
+            if not isinstance(kind, str) or not isinstance(value, str) or kind not in self.registry.kinds:
+                continue
+            self._document_params.append((kind, value, key, name, f"{pointer}/{key}", self.doc))
+
+    def check_document_params(self) -> None:
+        """Report the parameters :meth:`_check_document_params` recorded whose document neither the bundle nor a
+        kind's compiler (``emit``: a pack's generated DecisionTable) provides; called once everything compiled."""
+        for kind, value, key, name, pointer, doc in self._document_params:
+            known = {d.name for d in self.documents(kind)} | {n for k, n in self._emitted if k == kind}
+            if value not in known:
+                self.report("RW302", f"{kind} {value!r} does not exist (parameter {key!r} of action {name!r})",
+                            pointer, hint=did_you_mean(value, known)
+                            or (f"known: {', '.join(sorted(known)[:15])}" if known else f"the bundle has no {kind}"),
+                            doc=doc)
+        self._document_params.clear()
 
 
 def _values(value: Any) -> Iterator[Any]:
@@ -318,6 +347,7 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     ctx_holder.append(ctx)
     for kind, name in by_key:
         compile_one(kind, name)
+    ctx.check_document_params()
     if registry.places:
         from regelwerk.facts_kind import check_path_places
 

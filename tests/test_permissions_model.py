@@ -229,7 +229,23 @@ def test_relations_from_facts_name_the_row() -> None:
     from regelwerk.permissions.relations import relations_from_facts
 
     with pytest.raises(ValueError, match="relation 2 needs a non-empty 'object'"):
-        relations_from_facts({"relations": [{"kind": "a", "subject": "b", "object": "c"},
-                                            {"kind": "a", "subject": "b"}]})
+        relations_from_facts({"relations": [{"kind": "member_of", "subject": "b", "object": "c"},
+                                            {"kind": "member_of", "subject": "b"}]})
     with pytest.raises(ValueError, match="relation 1 must be a mapping"):
         relations_from_facts({"relations": ["x"]})
+
+
+def test_a_relation_of_a_kind_no_scope_reads_is_refused_with_did_you_mean(tmp_path: Path) -> None:
+    """A typo in a relation's kind (member_off) was a fact no scope reads: a location manager without location in
+    a scenario, whose 'expect: denied' then passed for the wrong reason. Refused in scenario facts and in a facts
+    file (RW710)."""
+    from regelwerk.permissions.facts import check_facts
+    from regelwerk.permissions.relations import relations_from_facts
+
+    with pytest.raises(ValueError, match=r"relation 1 has kind 'member_off', which no scope reads \(did you mean "
+                                         r"'member_of'\?\)"):
+        relations_from_facts({"relations": [{"kind": "member_off", "subject": "lm-a", "object": "loc-a"}]})
+    problems = check_facts({"relations": [{"kind": "member_off", "subject": "lm-a", "object": "loc-a"}]},
+                                "facts.yaml")
+    assert [(p.code, p.pointer, p.hint) for p in problems] == [("RW710", "/relations/0/kind",
+                                                                "did you mean 'member_of'?")]

@@ -37,3 +37,44 @@ def test_the_seed_edges_are_covered() -> None:
                  "the HR beheerder trying to edit a manager's log", "the report trying to read the log about her",
                  "the employer cannot create the link"):
         assert edge in text, edge
+
+
+def test_a_can_step_about_what_the_matrix_does_not_have_fails(tmp_path: Path, packs_registry) -> None:  # type: ignore[no-untyped-def]
+    """A question about an action, resource or field group the matrix does not have, or for an actor whose role no
+    matrix has, was denied by default, so 'expect: denied' passed for the wrong reason (a typo 'aprove' "proved"
+    that a location manager of another location cannot approve). It fails the step now, with did-you-mean; a step
+    that names the reason it expects ('has no action') still asks on purpose."""
+    standard = ROOT / "definitions" / "standard" / "permissions"
+    scenario = tmp_path / "s.scenario.yaml"
+    steps = [
+        "{matrix: step2hr, actor: anna, action: aprove, resource: training_record, data: {subject: bob},"
+        " expect: denied}",
+        "{matrix: step2hr, actor: anna, action: read, resource: training_recrd, data: {subject: bob}, expect: denied}",
+        "{matrix: step2hr, actor: anna, action: read, resource: employee, data: {subject: bob}, field_group: salaris,"
+        " expect: denied}",
+        "{matrix: step2hr, actor: lm, action: read, resource: employee, data: {subject: bob}, expect: denied}",
+        "{matrix: step2hr, actor: anna, action: import, resource: organisation, expect: denied, reason: has no action}",
+    ]
+    docs = []
+    for i, step in enumerate(steps):
+        docs.append(f"""apiVersion: regelwerk/v1
+kind: Scenario
+metadata: {{name: s{i}}}
+spec:
+  bundle: {standard}
+  now: "2026-03-02T09:00:00+01:00"
+  facts:
+    actors:
+      anna: {{roles: [leidinggevende]}}
+      lm: {{roles: [locatiemanger]}}
+  steps:
+    - can: {step}
+""")
+    scenario.write_text("---\n".join(docs), encoding="utf-8")
+    results = run_scenario_file(scenario, packs_registry)
+    failures = [" ".join(r.failures()) for r in results]
+    assert "has no action 'aprove' (did you mean 'approve'?)" in failures[0]
+    assert "has no resource 'training_recrd' (did you mean 'training_record'?)" in failures[1]
+    assert "has no field group 'salaris' (did you mean 'salary'?)" in failures[2]
+    assert "has role 'locatiemanger', which no permission matrix of the bundle has" in failures[3]
+    assert failures[4] == ""

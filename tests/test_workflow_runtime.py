@@ -452,3 +452,42 @@ def test_a_timer_whose_state_was_left_in_the_same_batch_does_not_fire(tmp_path: 
         assert [(o.event, o.status) for o in outcomes] == [("remind", "fired"), ("expire", "cancelled")]
         assert eng.get("n1").state == "reminded"
         assert sorted(t.status for t in eng.timers("n1")) == ["cancelled", "fired"]
+
+
+PING_PONG = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: pingpong}
+    spec:
+      data_schema: {type: object, properties: {start_date: {type: string, format: date}}}
+      states:
+        - id: ping
+          initial: true
+          on_enter:
+            - {action: workflow.schedule, with: {event: to_pong, schedule: {anchor: data.start_date}}}
+        - id: pong
+          on_enter:
+            - {action: workflow.schedule, with: {event: to_ping, schedule: {anchor: data.start_date}}}
+      transitions:
+        - {id: to_pong, from: ping, to: pong, system_only: true}
+        - {id: to_ping, from: pong, to: ping, system_only: true}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_timer_set_again_for_the_moment_it_fired_at_ends_the_tick(tmp_path: Path, core: Registry,
+                                                                     store: str) -> None:
+    """Two one-off timers that set each other again for the same (passed) moment through two states (RW520 sees
+    only a timer going straight back into its own state): the tick fires each once, then the re-armed one fails
+    (audited) instead of firing forever. Before, fire_due_timers never returned (here: the limit of 50 was used)."""
+    bundle = compile_text(tmp_path, PING_PONG, core)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/pingpong.sqlite"
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("pingpong", {"start_date": "2026-03-01"}, ANNA, "p1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=1), limit=50)
+        assert [(o.event, o.status) for o in outcomes] == [("to_pong", "fired"), ("to_ping", "fired"),
+                                                           ("to_pong", "failed")]
+        assert eng.get("p1").state == "ping"
+        assert any(a.action == "workflow.timer_failed" and "RW520" in str(a.detail) for a in eng.audit("p1"))
+        # the next tick has nothing left to do
+        assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []

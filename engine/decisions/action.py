@@ -32,7 +32,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
     "required": ["table"],
     "additionalProperties": False,
     "properties": {
-        "table": {"type": "string", "description": "The DecisionTable to decide."},
+        "table": {"type": "string", "description": "The DecisionTable to decide.", "x-document": "DecisionTable"},
         "inputs": {"type": "object", "description": "Extra inputs over the data; {field: path} reads the scope."},
         "into": {"type": "string", "description": "Dotted path in the data for the outputs (default: top level)."},
     },

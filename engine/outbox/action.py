@@ -22,7 +22,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
     "required": ["template"],
     "additionalProperties": False,
     "properties": {
-        "template": {"type": "string", "description": "The Template to render."},
+        "template": {"type": "string", "description": "The Template to render.", "x-document": "Template"},
         "to": {"type": "string", "description": "Dotted path of the recipient address (default data.email)."},
         "about": {"type": "string", "description": "Dotted path of the data subject's id (for AVG erasure)."},
         "from": {"type": "string", "description": "The sender address (default: the sender's configured address)."},

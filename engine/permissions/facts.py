@@ -35,11 +35,11 @@ def check_facts(data: Any, file: str = "") -> list[Diagnostic]:
 
     Checked: the top level is a mapping of the four sections; ``actors`` maps ids to ``{roles: [..], ...}``;
     every relation is a mapping with non-empty ``kind``, ``subject`` and ``object`` (no relation to
-    nobody), ISO dates, and an end not before its start; ``resources`` maps ``TYPE:ID`` to mappings;
-    ``context`` is a mapping.
+    nobody) of a kind a scope reads (INDEXED_KINDS), ISO dates, and an end not before its start; ``resources``
+    maps ``TYPE:ID`` to mappings; ``context`` is a mapping.
     """
     from regelwerk.diagnostics import did_you_mean
-    from regelwerk.permissions.relations import as_date
+    from regelwerk.permissions.relations import INDEXED_KINDS, as_date
     from regelwerk.source import locate
 
     problems: list[Diagnostic] = []
@@ -89,6 +89,10 @@ def check_facts(data: Any, file: str = "") -> list[Diagnostic]:
                     report(f"relation {i + 1} needs a non-empty {key!r}" + (" (a relation to nobody)"
                                                                               if key == "object" else ""),
                            f"{pointer}/{key}" if key in item else pointer)
+            kind = item.get("kind")
+            if isinstance(kind, str) and kind.strip() and kind not in INDEXED_KINDS:
+                report(f"relation {i + 1}: kind {kind!r} is no relation any scope reads", f"{pointer}/kind",
+                       did_you_mean(kind, INDEXED_KINDS) or "kinds: " + ", ".join(INDEXED_KINDS))
             dates = {}
             for key in ("from", "valid_from", "until", "valid_to"):
                 if item.get(key) in (None, ""):

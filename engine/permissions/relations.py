@@ -509,4 +509,9 @@ def relations_from_facts(facts: Mapping[str, Any], timezone: str | tzinfo | None
             value = item.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"relation {i} needs a non-empty {key!r}: {dict(item)!r}")
+        if item["kind"] not in INDEXED_KINDS:  # a typo (member_off) would be a fact no scope ever reads
+            from regelwerk.diagnostics import did_you_mean
+
+            hint = did_you_mean(str(item["kind"]), INDEXED_KINDS) or "kinds: " + ", ".join(INDEXED_KINDS)
+            raise ValueError(f"relation {i} has kind {item['kind']!r}, which no scope reads ({hint})")
     return MemoryRelationships(items, timezone)

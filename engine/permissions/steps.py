@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from regelwerk.errors import PermissionDenied, RegelwerkError
@@ -61,6 +62,8 @@ def step_can(ctx: ScenarioContext, args: Any, info: Any) -> None:
     matrix = _matrix(ctx, args)
     actor = actor_from_facts(args["actor"], ctx.facts)
     resource_type, resource = resource_from_facts(args["resource"], ctx.facts, args.get("data"))
+    if "reason" not in args:  # a step that expects the reason ("has no action") asks about it on purpose
+        _known_question(ctx, matrix, args, actor, resource_type)
     now = parse_moment(args["at"]) if "at" in args else ctx.now
     context = {**dict(ctx.facts.get("context") or {}), **dict(args.get("context") or {})}
     rel = _relations(ctx)
@@ -81,6 +84,39 @@ def step_can(ctx: ScenarioContext, args: Any, info: Any) -> None:
     if problems:
         considered = "; ".join(f"{c['rule']}: {c['why']}" for c in full.explain.get("considered", []))
         raise StepFailure("; ".join(problems) + (f" [considered: {considered}]" if considered else ""))
+
+
+def _known_question(ctx: ScenarioContext, matrix: Any, args: Any, actor: Any, resource_type: str) -> None:
+    """A question about a resource, action or field group the matrix does not have, or for an actor with a role
+    no matrix of the bundle (nor the scenario's ``permissions`` table) knows, is a mistake in the scenario: the
+    matrix denies it (deny by default), so ``expect: denied`` would pass for the wrong reason. A step that names
+    the ``reason`` it expects (``reason: has no action``) asks on purpose and is not checked."""
+    from regelwerk.diagnostics import did_you_mean
+
+    resource = matrix.resources.get(resource_type)
+    if resource is None:
+        raise StepFailure(f"matrix {matrix.name!r} has no resource {resource_type!r}"
+                          + _hint(did_you_mean(resource_type, sorted(matrix.resources))))
+    action = str(args["action"])
+    if action not in resource.actions:
+        raise StepFailure(f"resource {resource_type!r} of matrix {matrix.name!r} has no action {action!r}"
+                          + _hint(did_you_mean(action, resource.actions) or "actions: " + ", ".join(resource.actions)))
+    group = args.get("field_group")
+    if group is not None and group not in resource.field_groups:
+        raise StepFailure(f"resource {resource_type!r} of matrix {matrix.name!r} has no field group {group!r}"
+                          + _hint(did_you_mean(str(group), sorted(resource.field_groups))))
+    known = {r for m in ctx.compiled.of_kind("PermissionMatrix").values() for r in m.roles}
+    table = ctx.facts.get("permissions")
+    if isinstance(table, Mapping):
+        known.update(str(r) for roles in table.values() if isinstance(roles, list) for r in roles)
+    for role in actor.roles:
+        if role not in known:
+            raise StepFailure(f"actor {actor.id!r} has role {role!r}, which no permission matrix of the bundle has"
+                              + _hint(did_you_mean(role, sorted(known))))
+
+
+def _hint(text: str) -> str:
+    return f" ({text})" if text else ""
 
 
 def _expect_refusal(args: Any, exc: RegelwerkError | None, what: str) -> None:

@@ -248,6 +248,6 @@ def register(registry: Registry, plugin: str) -> None:
         ("workflow.schedule", _schedule, "fire an event at a moment from a Schedule (e.g. data.expires_on - P90D)",
          {**obj, "required": ["event", "schedule"], "properties": {
              "event": {"type": "string"}, "data": {"type": "object"},
-             "schedule": {"anyOf": [{"type": "string"}, {"type": "object"}]}}}),
+             "schedule": {"anyOf": [{"type": "string"}, {"type": "object"}], "x-document": "Schedule"}}}),
     ):
         registry.add_action(ActionSpec(name, plugin, run, description, schema))

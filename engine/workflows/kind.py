@@ -16,6 +16,22 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
 - RW519 warning: a transition any person could fire: neither a ``permission`` nor ``system_only``, and its guard
   does not say who acts (no comparison of ``actor`` that every way to pass it needs).
+- RW801-RW804 error: an inline schedule of the ``workflow.schedule`` action that does not compile (a time of day
+  that is not HH:MM, a duration that is not ISO 8601), as in a ``Schedule``.
+- RW301 / RW503 error, also for the ``workflow.schedule`` action: the event it sets a timer for does not exist, or
+  cannot fire from the state the timer waits in (the state whose ``on_enter`` sets it, the state a transition
+  whose ``actions`` set it enters).
+- RW521 error: a ``permission`` or ``start_permission`` that is no action of the workflow's ``resource_type`` in
+  the bundle's permission matrices that declare that resource (deny by default: nobody could ever do it); warning:
+  a ``resource_type`` that no matrix of a bundle with matrices declares.
+- RW522 (at the matrix rule) error for a deny, warning for a grant: a rule on the workflow's resource type whose
+  scope reads a field of the resource (the subject for ``own``, ``direct_reports``, ``all_reports``, ``consent``;
+  ``department`` or the subject for ``department``; the ``department`` field for ``represented``; ``of``) that
+  the workflow's ``data_schema`` does not declare: the scope never holds on its instances, so a deny never applies
+  (the "no self-approval" deny let an HR employee approve the own case) and a grant never allows.
+- RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
+  sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
+  again at once, forever (the tick never ends).
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ from typing import Any
 
 from regelwerk.compiler import CompileContext
 from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Condition, Const, FieldRef, Node, parse_duration
-from regelwerk.diagnostics import did_you_mean
+from regelwerk.diagnostics import Severity, did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument, to_plain
 from regelwerk.workflows.model import ActionRef, RetrySpec, State, TimerSpec, Transition, Workflow
@@ -213,7 +229,165 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         system_fields=system_fields,
     )
     _check_graph(ctx, model, pointer_of_state)
+    _check_scheduled_events(ctx, model, spec)
+    _check_permissions(ctx, model, spec)
     return model
+
+
+#: the resource fields a scope reads: the person (``of``, else the subject) and the resource's department field
+_SCOPE_READS: dict[str, tuple[bool, bool]] = {
+    "own": (True, False), "direct_reports": (True, False), "all_reports": (True, False), "consent": (True, False),
+    "department": (True, True), "represented": (False, True)}
+
+
+def _check_scope_fields(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any],
+                        matrices: list[SourceDocument]) -> None:
+    """RW522: the rules on the workflow's resource type read fields its instance data has (see the module)."""
+    schema = spec.get("data_schema")
+    declared = schema.get("properties") if isinstance(schema, Mapping) else None
+    if not isinstance(declared, Mapping):
+        return  # no declared fields: nothing to check against
+    rtype = model.resource_type
+    for doc in matrices:
+        resource = next((r for r in doc.spec["resources"] if isinstance(r, Mapping) and r.get("id") == rtype), None)
+        if resource is None:
+            continue
+        subject = str(resource.get("subject", "subject"))
+        department = str(resource.get("department", "department"))
+        rules: list[tuple[Any, str]] = []
+        for section in ("grants", "denies"):
+            rules.extend((rule, f"/spec/{section}/{i}") for i, rule in enumerate(doc.spec.get(section) or ()))
+        for i, right in enumerate(doc.spec.get("rights") or ()):
+            if isinstance(right, Mapping):
+                rules.extend((rule, f"/spec/rights/{i}/grants/{j}") for j, rule in enumerate(right.get("grants") or ()))
+        for rule, pointer in rules:
+            if not isinstance(rule, Mapping) or rule.get("resource") != rtype:
+                continue
+            scope = str(rule.get("scope", "organisation"))
+            if scope not in _SCOPE_READS:
+                continue
+            person, unit = _SCOPE_READS[scope]
+            of = rule.get("of")
+            wanted = ([str(of)] if of else [subject] if person else []) + ([department] if unit and not of else [])
+            if not wanted or any(name in declared for name in wanted):
+                continue
+            deny = pointer.startswith("/spec/denies/")
+            ctx.report("RW522", f"{'deny' if deny else 'grant'} {rule.get('id')!r} (scope {scope}) reads "
+                                f"{' or '.join(repr(n) for n in wanted)} of resource {rtype!r}, which the data_schema "
+                                f"of workflow {model.name!r} does not declare: "
+                                + ("this deny never applies to its instances" if deny
+                                   else "this grant never allows on its instances"),
+                       f"{pointer}/scope" if "scope" in rule else pointer,
+                       hint=did_you_mean(wanted[0], [str(k) for k in declared])
+                       or f"name the field in the resource ({'of' if of else 'subject/department'}: <field>) or "
+                          f"declare it in the data_schema of {model.name!r}",
+                       severity=Severity.ERROR if deny else Severity.WARNING, doc=doc)
+
+
+def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
+    """RW521: the permissions the workflow asks for are actions of its resource type in the bundle's matrices.
+
+    The runtime asks the permission port for ``(resource_type, permission)``; a matrix denies an action its
+    resource does not have, so a typo in either is a transition (or a start) nobody can ever do. Checked only
+    against the ``PermissionMatrix`` documents of the bundle; a bundle without matrices (permissions from the
+    host) is not checked."""
+    matrices = [d for d in ctx.documents("PermissionMatrix") if isinstance(d.spec.get("resources"), list)]
+    if not matrices:
+        return
+    actions: dict[str, set[str]] = {}
+    for doc in matrices:
+        for resource in doc.spec["resources"]:
+            if isinstance(resource, Mapping) and isinstance(resource.get("id"), str):
+                actions.setdefault(resource["id"], set()).update(
+                    str(a) for a in resource.get("actions") or () if isinstance(a, str))
+    rtype = model.resource_type
+    names = ", ".join(sorted(d.name for d in matrices))
+    if rtype not in actions:
+        where = "/spec/resource_type" if "resource_type" in spec else "/metadata/name"
+        ctx.warn("RW521", f"resource type {rtype!r} is no resource of the bundle's permission matrices ({names}): "
+                          "they deny every permission of this workflow", where,
+                 hint=did_you_mean(rtype, sorted(actions))
+                 or f"declare a resource {rtype!r} with the workflow's permissions as its actions in a matrix, "
+                    "or set resource_type")
+        return
+    _check_scope_fields(ctx, model, spec, matrices)
+    known = actions[rtype]
+    asked = [(t.permission, f"{t.pointer}/permission") for t in model.transitions if t.permission]
+    if model.start_permission:
+        asked.insert(0, (model.start_permission, "/spec/start_permission"))
+    for permission, pointer in asked:
+        if permission not in known:
+            ctx.report("RW521", f"permission {permission!r} is no action of resource {rtype!r} in the permission "
+                                f"matrices ({names}): nobody could ever be allowed it", pointer,
+                       hint=did_you_mean(permission, sorted(known))
+                       or f"actions of {rtype!r}: " + ", ".join(sorted(known)))
+
+
+def _scheduled(raw_actions: Any, pointer: str) -> list[tuple[str, str, Any]]:
+    """``(pointer, event, schedule)`` of each ``workflow.schedule`` action in ``raw_actions`` naming an event."""
+    out = []
+    for j, item in enumerate(raw_actions or ()):
+        if not isinstance(item, Mapping) or item.get("action") != SCHEDULE_ACTION:
+            continue
+        params = item.get("with")
+        if isinstance(params, Mapping) and isinstance(params.get("event"), str):
+            out.append((f"{pointer}/{j}/with", str(params["event"]), params.get("schedule")))
+    return out
+
+
+def _one_off(ctx: CompileContext, schedule: Any) -> bool:
+    """True for a schedule with one moment that, once passed, the action fires at once: an ``anchor`` without
+    ``repeat`` and without ``catch_up: skip`` (inline, or a named ``Schedule`` of the bundle)."""
+    if isinstance(schedule, str):
+        named = [d for d in ctx.documents("Schedule") if d.name == schedule]
+        schedule = named[0].spec if named else None
+    return (isinstance(schedule, Mapping) and "anchor" in schedule and not schedule.get("repeat")
+            and schedule.get("catch_up") != "skip")
+
+
+def _check_scheduled_events(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
+    """The events the ``workflow.schedule`` action sets timers for: they exist (RW301), can fire from the state the
+    timer waits in (RW503), and do not re-arm themselves at a passed moment (RW520)."""
+    known = {s.id for s in model.states}
+    # (pointer, the state the timer waits in, event, schedule, re-armed by entering that state)
+    places: list[tuple[str, str, str, Any, bool]] = []
+    for i, raw in enumerate(spec["states"]):
+        places.extend((p, str(raw["id"]), e, sch, True)
+                      for p, e, sch in _scheduled(raw.get("on_enter"), f"/spec/states/{i}/on_enter"))
+    for i, raw in enumerate(spec["transitions"]):
+        places.extend((p, str(raw["to"]), e, sch, False)
+                      for p, e, sch in _scheduled(raw.get("actions"), f"/spec/transitions/{i}/actions"))
+    armed_by = {f"/spec/transitions/{i}": {e for _, e, _ in _scheduled(raw.get("actions"), "")}
+                for i, raw in enumerate(spec["transitions"])}
+    from regelwerk.scheduling.schedule import compile_schedule
+
+    for pointer, _, _, schedule, _ in places:
+        if isinstance(schedule, Mapping):  # an inline schedule: its times and durations, as a Schedule's (RW801-804)
+            compile_schedule(schedule, f"{pointer}/schedule", ctx.report)
+    for pointer, state, event, schedule, on_entry in places:
+        if state not in known:
+            continue  # a dangling 'to' (RW301 at the transition)
+        if event not in model.events:
+            ctx.report("RW301", f"event {event!r} does not exist", f"{pointer}/event",
+                       hint=did_you_mean(event, sorted(model.events))
+                       or "known events: " + ", ".join(sorted(model.events)))
+            continue
+        leaving = model.transitions_from(state, event)
+        if not leaving:
+            ctx.report("RW503", f"scheduled event {event!r} cannot fire from state {state!r}, where its timer waits",
+                       f"{pointer}/event", hint=f"add {state!r} to the 'from' of a transition {event!r}")
+            continue
+        if not _one_off(ctx, schedule):
+            continue
+        for t in leaving:
+            if t.dest == state and (on_entry or event in armed_by.get(t.pointer, ())):
+                ctx.report("RW520", f"timer {event!r} re-arms itself: {event!r} goes from {state!r} back into "
+                                    f"{state!r}, which sets it again for the same moment; once that moment has "
+                                    "passed it fires again at once, forever",
+                           f"{pointer}/event",
+                           hint=f"let {event!r} go to another state (e.g. 'reminded'), or leave the timer to "
+                                "'after' or a schedule with 'repeat'")
+                break
 
 
 def _retry(ctx: CompileContext, raw: Any) -> RetrySpec | None:

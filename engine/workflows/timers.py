@@ -208,6 +208,9 @@ class TimerService:
         ``regelwerk.workflows.chains.GRACE``) are run, once each.
         """
         moment = now or self.runtime.clock()
+        # (instance, event, due moment) of the timers this call fired: a timer set again for that same moment (its
+        # event went back into the state that sets it, RW520) is not fired again, or this call would never end
+        fired: set[tuple[str, str, datetime]] = set()
         # the chained fires (workflow.fire) a process that died after its commit left behind: run once, here
         sweep(self.runtime, moment)
         outcomes: list[TimerOutcome] = []
@@ -216,27 +219,30 @@ class TimerService:
             try:
                 with UnitOfWork(self.runtime.store) as uow:
                     claimed = uow.tx.claim_due_timers(moment, max(want, 1))
-                    batch = self._fire_straight(uow, claimed, moment)
+                    batch = self._fire_straight(uow, claimed, moment, fired)
             except _Isolate:  # nothing of the attempt was kept: fire the batch again, each timer on its own
                 self.runtime._forget(timer.instance_id for timer in claimed)
                 with UnitOfWork(self.runtime.store) as uow:
                     claimed = uow.tx.claim_due_timers(moment, max(want, 1))
-                    batch = [self._fire_timer(uow, timer, moment) for timer in claimed]
+                    batch = [self._fire_timer(uow, timer, moment, fired) for timer in claimed]
             if not claimed:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
+            fired.update((t.instance_id, t.event, t.due_at) for t, o in zip(claimed, batch, strict=True)
+                         if o.status == "fired")
             outcomes.extend(batch)
             uow.run_post(self.runtime.post_failed)
         return outcomes
 
-    def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime) -> list[TimerOutcome]:
+    def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime,
+                       fired: Collection[tuple[str, str, datetime]]) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
         tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
         for timer in claimed:
             assert timer.id is not None
             try:
-                status = self._fire_on(tx, uow, timer, moment)
+                status = self._fire_on(tx, uow, timer, moment, fired)
             except Exception as exc:  # refused or raised: redo the batch timer by timer
                 uow.refusals.clear()  # the isolated run decides (and audits) again
                 uow.post.clear()
@@ -251,7 +257,8 @@ class TimerService:
                 raise _Isolate from exc
         return outcomes
 
-    def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> str:
+    def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
+                 fired: Collection[tuple[str, str, datetime]] = ()) -> str:
         """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident.
 
         A timer whose state the instance has left meanwhile (an earlier timer of the same batch moved it on) is
@@ -266,6 +273,16 @@ class TimerService:
                 resolve_timer_incidents(tx, timer.instance_id, {timer.id}, moment, SYSTEM.id,
                                         f"its timer was cancelled: {left}")
             return "cancelled"
+        if (timer.instance_id, timer.event, timer.due_at) in fired:
+            # set again for the moment it just fired at (its event went back into the state that sets it): firing
+            # it would set it again, forever; it fails, audited, and the workflow's author sees RW520
+            loop = (f"timer {timer.event!r} was set again for the moment it fired at in this run (a timer that "
+                    "re-arms itself, RW520): not fired again")
+            tx.finish_timer(timer.id, "failed", moment, loop)
+            uow.audit(AuditEntry(moment, SYSTEM.id, "workflow.timer_failed", timer.instance_id,
+                                 {"timer": timer.id, "event": timer.event, "error": {"code": "RW520",
+                                                                                     "message": loop}}))
+            return "failed"
         tx.finish_timer(timer.id, "fired", moment)
         self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
                               uow.post, False)
@@ -275,12 +292,13 @@ class TimerService:
                     tx.set_incident(incident.id, "resolved", moment, "fired on retry", expected="open")
         return "fired"
 
-    def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime) -> TimerOutcome:
+    def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
+                    fired: Collection[tuple[str, str, datetime]] = ()) -> TimerOutcome:
         """One claimed timer inside the batch's unit of work (its own savepoint)."""
         assert timer.id is not None
         try:
             with uow.savepoint() as tx:
-                status = self._fire_on(tx, uow, timer, moment)
+                status = self._fire_on(tx, uow, timer, moment, fired)
         except PluginError as exc:
             return self._timer_incident(uow.tx, timer, exc, moment)
         except RegelwerkError as exc:
