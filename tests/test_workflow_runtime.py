@@ -474,6 +474,40 @@ PING_PONG = """
 """
 
 
+STAGES = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: stages}
+    spec:
+      data_schema: {type: object, properties: {start_date: {type: string, format: date}}}
+      states:
+        - id: one
+          initial: true
+          on_enter:
+            - {action: workflow.schedule, with: {event: advance, schedule: {anchor: data.start_date}}}
+        - id: two
+          on_enter:
+            - {action: workflow.schedule, with: {event: advance, schedule: {anchor: data.start_date}}}
+        - {id: three, final: true}
+      transitions:
+        - {id: advance, from: one, to: two, system_only: true}
+        - {id: advance, from: two, to: three, system_only: true}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_stages_keyed_on_one_date_all_catch_up_in_one_tick(tmp_path: Path, core: Registry, store: str) -> None:
+    """The loop guard above is per state: two stages that each set the same event for the same (passed) date are a
+    chain, not a loop, and an instance catches up both in one tick (keyed without the state, the second failed)."""
+    bundle = compile_text(tmp_path, STAGES, core)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/stages.sqlite"
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("stages", {"start_date": "2026-03-01"}, ANNA, "s1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=1), limit=50)
+        assert [(o.event, o.status) for o in outcomes] == [("advance", "fired"), ("advance", "fired")]
+        assert eng.get("s1").state == "three"
+
+
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_a_timer_set_again_for_the_moment_it_fired_at_ends_the_tick(tmp_path: Path, core: Registry,
                                                                      store: str) -> None:

@@ -208,9 +208,11 @@ class TimerService:
         ``regelwerk.workflows.chains.GRACE``) are run, once each.
         """
         moment = now or self.runtime.clock()
-        # (instance, event, due moment) of the timers this call fired: a timer set again for that same moment (its
-        # event went back into the state that sets it, RW520) is not fired again, or this call would never end
-        fired: set[tuple[str, str, datetime]] = set()
+        # (instance, state, event, due moment) of the timers this call fired: a timer set again for that same moment
+        # in the same state (its event went back into the state that sets it, RW520, or round two states) is not
+        # fired again, or this call would never end. Another state's timer for the same moment and event fires (an
+        # instance catching up several stages keyed on one date)
+        fired: set[tuple[str, str, str, datetime]] = set()
         # the chained fires (workflow.fire) a process that died after its commit left behind: run once, here
         sweep(self.runtime, moment)
         outcomes: list[TimerOutcome] = []
@@ -228,14 +230,14 @@ class TimerService:
             if not claimed:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
-            fired.update((t.instance_id, t.event, t.due_at) for t, o in zip(claimed, batch, strict=True)
+            fired.update((t.instance_id, t.state, t.event, t.due_at) for t, o in zip(claimed, batch, strict=True)
                          if o.status == "fired")
             outcomes.extend(batch)
             uow.run_post(self.runtime.post_failed)
         return outcomes
 
     def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime,
-                       fired: Collection[tuple[str, str, datetime]]) -> list[TimerOutcome]:
+                       fired: Collection[tuple[str, str, str, datetime]]) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
         tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
@@ -258,7 +260,7 @@ class TimerService:
         return outcomes
 
     def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
-                 fired: Collection[tuple[str, str, datetime]] = ()) -> str:
+                 fired: Collection[tuple[str, str, str, datetime]] = ()) -> str:
         """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident.
 
         A timer whose state the instance has left meanwhile (an earlier timer of the same batch moved it on) is
@@ -273,7 +275,7 @@ class TimerService:
                 resolve_timer_incidents(tx, timer.instance_id, {timer.id}, moment, SYSTEM.id,
                                         f"its timer was cancelled: {left}")
             return "cancelled"
-        if (timer.instance_id, timer.event, timer.due_at) in fired:
+        if (timer.instance_id, timer.state, timer.event, timer.due_at) in fired:
             # set again for the moment it just fired at (its event went back into the state that sets it): firing
             # it would set it again, forever; it fails, audited, and the workflow's author sees RW520
             loop = (f"timer {timer.event!r} was set again for the moment it fired at in this run (a timer that "
@@ -293,7 +295,7 @@ class TimerService:
         return "fired"
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
-                    fired: Collection[tuple[str, str, datetime]] = ()) -> TimerOutcome:
+                    fired: Collection[tuple[str, str, str, datetime]] = ()) -> TimerOutcome:
         """One claimed timer inside the batch's unit of work (its own savepoint)."""
         assert timer.id is not None
         try:
