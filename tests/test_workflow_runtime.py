@@ -474,6 +474,53 @@ PING_PONG = """
 """
 
 
+COUNTER = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: counter}
+    spec:
+      states:
+        - id: counting
+          initial: true
+          after:
+            - {duration: PT1M, event: tock}
+      transitions:
+        - {id: poke, from: counting, to: counting}
+        - {id: tock, from: counting, to: counting, system_only: true}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_timer_a_person_set_again_meanwhile_is_new_work_not_a_loop(tmp_path: Path, core: Registry, store: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop guard takes only what the call's own firing set again: between two batches of one fire_due_timers
+    call, another worker's poke (its clock at T0) re-enters the state and sets the timer for the moment that just
+    fired (T0 + 1 min). That timer is new work and fires; keyed on (instance, state, event, moment) alone it failed
+    as a loop (seen in the five-process concurrency test on PostgreSQL)."""
+    from regelwerk.store.unit import UnitOfWork
+
+    bundle = compile_text(tmp_path, COUNTER, core)
+    shared: Any = MemoryStore() if store == "memory" else f"sqlite:///{tmp_path}/counter.sqlite"
+    with Engine(bundle, store=shared, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng, \
+            Engine(bundle, store=shared if store == "memory" else str(shared), registry=core, clock=Clock(),
+                   permissions=UnsafeAllowAll()) as other:
+        eng.start("counter", {}, ANNA, "c1")
+        original = UnitOfWork.run_post
+        poked: list[int] = []
+
+        def run_post(self: Any, failed: Any = None) -> None:  # after a batch committed: the other worker pokes once
+            original(self, failed)
+            if not poked:
+                poked.append(0)  # the poke's own unit passes here too
+                poked[0] = other.fire("c1", "poke", ANNA).version
+
+        monkeypatch.setattr(UnitOfWork, "run_post", run_post)
+        outcomes = eng.fire_due_timers(T0 + timedelta(seconds=90), batch_size=1)
+        assert poked == [3]
+        assert [(o.event, o.status) for o in outcomes] == [("tock", "fired"), ("tock", "fired")]
+        assert [h.event for h in eng.history("c1")] == ["$start", "tock", "poke", "tock"]
+
+
 STAGES = """
     apiVersion: regelwerk/v1
     kind: Workflow

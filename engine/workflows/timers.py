@@ -185,6 +185,43 @@ class _TimerBuffer:
             self._tx.finish_timers(finished)
 
 
+class _Loops:
+    """The timers one ``fire_due_timers`` call fired, to tell a timer its own firing set again from new work.
+
+    A one-off moment that has passed, set again by the transition its own firing caused (its event goes back into
+    the state that sets it, RW520, or round two states that set each other), would fire forever in one call. Such a
+    timer has the (instance, state, event, moment) of one this call fired, and nobody else has written its instance
+    since this call's last fire of it (its version is the one that fire left): it is not fired again. Another
+    state's timer for the same moment and event fires (stages keyed on one date: a chain, not a loop), and so does
+    one a person's fire set again meanwhile (another worker moved the version on: new work). Kept per batch and
+    taken over when the batch commits (a rolled-back attempt fired nothing)."""
+
+    __slots__ = ("_keys", "_pending", "_versions")
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str, str, datetime]] = set()
+        self._versions: dict[str, int] = {}  # instance -> its version after this call's last fire of it
+        self._pending: list[tuple[tuple[str, str, str, datetime], int]] = []
+
+    def again(self, timer: TimerRecord, current: InstanceRecord | None) -> bool:
+        """Whether ``timer`` is one this call's own firing set again (see the class)."""
+        return (current is not None and (timer.instance_id, timer.state, timer.event, timer.due_at) in self._keys
+                and self._versions.get(timer.instance_id) == current.version)
+
+    def fired(self, timer: TimerRecord, version: int) -> None:
+        """``timer`` fired in the running batch, leaving its instance at ``version``."""
+        self._pending.append(((timer.instance_id, timer.state, timer.event, timer.due_at), version))
+
+    def committed(self) -> None:
+        for key, version in self._pending:
+            self._keys.add(key)
+            self._versions[key[0]] = version
+        self._pending.clear()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+
+
 class TimerService:
     """Fires due timers through the workflow runtime."""
 
@@ -208,11 +245,7 @@ class TimerService:
         ``regelwerk.workflows.chains.GRACE``) are run, once each.
         """
         moment = now or self.runtime.clock()
-        # (instance, state, event, due moment) of the timers this call fired: a timer set again for that same moment
-        # in the same state (its event went back into the state that sets it, RW520, or round two states) is not
-        # fired again, or this call would never end. Another state's timer for the same moment and event fires (an
-        # instance catching up several stages keyed on one date)
-        fired: set[tuple[str, str, str, datetime]] = set()
+        fired = _Loops()  # timers this call fired: one set again by its own firing ends the call (see _Loops)
         # the chained fires (workflow.fire) a process that died after its commit left behind: run once, here
         sweep(self.runtime, moment)
         outcomes: list[TimerOutcome] = []
@@ -224,20 +257,20 @@ class TimerService:
                     batch = self._fire_straight(uow, claimed, moment, fired)
             except _Isolate:  # nothing of the attempt was kept: fire the batch again, each timer on its own
                 self.runtime._forget(timer.instance_id for timer in claimed)
+                fired.rolled_back()
                 with UnitOfWork(self.runtime.store) as uow:
                     claimed = uow.tx.claim_due_timers(moment, max(want, 1))
                     batch = [self._fire_timer(uow, timer, moment, fired) for timer in claimed]
             if not claimed:
                 break
             self.runtime._forget(timer.instance_id for timer in claimed)
-            fired.update((t.instance_id, t.state, t.event, t.due_at) for t, o in zip(claimed, batch, strict=True)
-                         if o.status == "fired")
+            fired.committed()
             outcomes.extend(batch)
             uow.run_post(self.runtime.post_failed)
         return outcomes
 
     def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime,
-                       fired: Collection[tuple[str, str, str, datetime]]) -> list[TimerOutcome]:
+                       fired: _Loops) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
         tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
@@ -260,7 +293,7 @@ class TimerService:
         return outcomes
 
     def _fire_on(self, tx: Any, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
-                 fired: Collection[tuple[str, str, str, datetime]] = ()) -> str:
+                 fired: _Loops | None = None) -> str:
         """Mark the claimed timer fired and fire its event as the system on ``tx``; a retry resolves its incident.
 
         A timer whose state the instance has left meanwhile (an earlier timer of the same batch moved it on) is
@@ -275,7 +308,7 @@ class TimerService:
                 resolve_timer_incidents(tx, timer.instance_id, {timer.id}, moment, SYSTEM.id,
                                         f"its timer was cancelled: {left}")
             return "cancelled"
-        if (timer.instance_id, timer.state, timer.event, timer.due_at) in fired:
+        if fired is not None and fired.again(timer, current):
             # set again for the moment it just fired at (its event went back into the state that sets it): firing
             # it would set it again, forever; it fails, audited, and the workflow's author sees RW520
             loop = (f"timer {timer.event!r} was set again for the moment it fired at in this run (a timer that "
@@ -286,8 +319,10 @@ class TimerService:
                                                                                      "message": loop}}))
             return "failed"
         tx.finish_timer(timer.id, "fired", moment)
-        self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at, None,
-                              uow.post, False)
+        after = self.runtime._fire_tx(tx, timer.instance_id, timer.event, SYSTEM, timer.data or None, timer.due_at,
+                                      None, uow.post, False)
+        if fired is not None:
+            fired.fired(timer, after.version)
         if timer.note.startswith("retry"):
             for incident in tx.incidents("open", timer.instance_id):
                 if incident.timer_id == timer.id and incident.id is not None:
@@ -295,7 +330,7 @@ class TimerService:
         return "fired"
 
     def _fire_timer(self, uow: UnitOfWork, timer: TimerRecord, moment: datetime,
-                    fired: Collection[tuple[str, str, str, datetime]] = ()) -> TimerOutcome:
+                    fired: _Loops | None = None) -> TimerOutcome:
         """One claimed timer inside the batch's unit of work (its own savepoint)."""
         assert timer.id is not None
         try:
