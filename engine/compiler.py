@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -190,11 +190,18 @@ class CompileContext:
                 continue
             self._document_params.append((kind, value, key, name, f"{pointer}/{key}", self.doc))
 
-    def check_document_params(self) -> None:
+    def check_document_params(self, failed: Collection[tuple[str, str]] = ()) -> None:
         """Report the parameters :meth:`_check_document_params` recorded whose document neither the bundle nor a
-        kind's compiler (``emit``: a pack's generated DecisionTable) provides; called once everything compiled."""
+        kind's compiler (``emit``: a pack's generated DecisionTable) provides; called once everything compiled.
+        ``failed``: the documents that did not compile (their errors are reported). While one of another kind than
+        the referring document's and the named one's failed, a missing document is not reported: it may be one the
+        failed document would have emitted (an ElearningCatalog with a wrong answer key makes no quiz tables), and
+        its error says what to fix first."""
         for kind, value, key, name, pointer, doc in self._document_params:
             known = {d.name for d in self.documents(kind)} | {n for k, n in self._emitted if k == kind}
+            referrer = (doc.kind, doc.name) if doc is not None else None
+            if value not in known and any(f != referrer and f[0] != kind for f in failed):
+                continue  # perhaps a failed document's to emit: its own error stands
             if value not in known:
                 self.report("RW302", f"{kind} {value!r} does not exist (parameter {key!r} of action {name!r})",
                             pointer, hint=did_you_mean(value, known)
@@ -347,7 +354,7 @@ def compile_bundle(bundle: Bundle, registry: Registry, schemas: SchemaSet | None
     ctx_holder.append(ctx)
     for kind, name in by_key:
         compile_one(kind, name)
-    ctx.check_document_params()
+    ctx.check_document_params(failed)
     if registry.places:
         from regelwerk.facts_kind import check_path_places
 
