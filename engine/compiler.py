@@ -195,8 +195,8 @@ class CompileContext:
         kind's compiler (``emit``: a pack's generated DecisionTable) provides; called once everything compiled.
         ``failed``: the documents that did not compile (their errors are reported). While one of another kind than
         the referring document's and the named one's failed, a missing document is not reported: it may be one the
-        failed document would have emitted (a pack's catalog with a wrong answer key makes none of the tables it generates), and
-        its error says what to fix first."""
+        failed document would have emitted (a pack's catalog with a wrong answer key makes none of the tables it
+        generates), and its error says what to fix first."""
         for kind, value, key, name, pointer, doc in self._document_params:
             known = {d.name for d in self.documents(kind)} | {n for k, n in self._emitted if k == kind}
             referrer = (doc.kind, doc.name) if doc is not None else None
