@@ -140,6 +140,8 @@ def _fmt(value: float) -> str:
 
 def is_wildcard(model: Workflow, transition: Transition) -> bool:
     """True when ``transition`` reaches its target from every other state (drawn as a stub)."""
+    if transition.internal:  # stays in each source: drawn as a loop on each
+        return False
     ids = set(model.state_ids)
     return len(ids) > 3 and (ids - {transition.dest}) <= set(transition.sources)
 
@@ -151,8 +153,8 @@ def _graph_edges(model: Workflow) -> list[tuple[str, str, Transition]]:
         if is_wildcard(model, t):
             continue
         for source in t.sources:
-            if source in known and t.dest in known:
-                out.append((source, t.dest, t))
+            if source in known and t.target(source) in known:
+                out.append((source, t.target(source), t))
     return out
 
 
@@ -252,7 +254,8 @@ def edge_label(model: Workflow, t: Transition, source: str) -> str:
 
 
 def _tooltip(t: Transition, sources: Sequence[str]) -> str:
-    parts = [f"{t.label or t.event} [{t.event}]: {', '.join(sources)} → {t.dest}"]
+    where = "blijft in de status (intern)" if t.internal else f"→ {t.dest}"
+    parts = [f"{t.label or t.event} [{t.event}]: {', '.join(sources)} {where}"]
     if t.guard is not None:
         parts.append(f"voorwaarde: {t.guard.text}")
     if t.permission:
