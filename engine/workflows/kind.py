@@ -31,7 +31,11 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
   (the "no self-approval" deny let an HR employee approve the own case) and a grant never allows.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
-  again at once, forever (the tick never ends).
+  again at once, forever (the tick never ends). An internal event (``internal: true``) does not enter the state
+  again, so a timer set in the state's ``on_enter`` is no loop; one the internal transition's own actions set again
+  is.
+- RW523 error: an internal transition whose ``to`` is not the state it stays in (``to`` is left out; written, it
+  must be the transition's only source state).
 """
 
 from __future__ import annotations
@@ -250,9 +254,9 @@ def _check_internal_to(ctx: CompileContext, raw: Mapping[str, Any], sources: tup
     others = [s for s in sources if s != dest]
     if not others:
         return
-    where = ", ".join(others)
-    ctx.report("RW523", f"internal transition {raw['id']!r} stays in the state it fires from, but its 'to' is "
-                        f"{dest!r}, not {where}", f"{pointer}/to",
+    where = ", ".join(repr(s) for s in others)
+    ctx.report("RW523", f"internal transition {raw['id']!r} stays in the state it fires from, but its 'to' names "
+                        f"{dest!r} and it fires from {where}", f"{pointer}/to",
                hint=f"leave 'to' out (internal: the instance stays in whichever state it is in), or drop "
                     f"'internal: true' to move it to {dest!r} (leaving the state, cancelling its timers)")
 
