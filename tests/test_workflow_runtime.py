@@ -722,3 +722,49 @@ def test_internal_transitions_in_the_machine_and_the_stored_form(tmp_path: Path,
     assert workflow_from_dict(stored, core.function_table()) == model
     assert [t.internal for t in workflow_from_dict(stored, core.function_table()).transitions] == [
         True, True, True, False, False]
+
+
+INTERNAL_PING_PONG = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: chatter}
+    spec:
+      data_schema: {type: object, properties: {start_date: {type: string, format: date}}}
+      states:
+        - id: waiting
+          initial: true
+          on_enter:
+            - {action: workflow.schedule, with: {event: ping, schedule: {anchor: data.start_date}}}
+        - {id: done, final: true}
+      transitions:
+        - id: ping
+          from: waiting
+          internal: true
+          system_only: true
+          actions:
+            - {action: workflow.schedule, with: {event: pong, schedule: {anchor: data.start_date}}}
+        - id: pong
+          from: waiting
+          internal: true
+          system_only: true
+          actions:
+            - {action: workflow.schedule, with: {event: ping, schedule: {anchor: data.start_date}}}
+        - {id: finish, from: waiting, to: done, system_only: true}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_two_internal_events_that_set_each_other_for_a_passed_moment_end_the_tick(tmp_path: Path, core: Registry,
+                                                                                 store: str) -> None:
+    """RW520 sees an internal transition that sets its own event again; two that set each other (ping, pong) for
+    the same passed moment are stopped at run time by the loop guard, as two states that do: each fires once, then
+    the one set again fails (audited); the tick ends."""
+    bundle = compile_text(tmp_path, INTERNAL_PING_PONG, core)
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/chatter.sqlite"
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("chatter", {"start_date": "2026-03-01"}, ANNA, "c1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=1), limit=50)
+        assert [(o.event, o.status) for o in outcomes] == [("ping", "fired"), ("pong", "fired"), ("ping", "failed")]
+        assert eng.get("c1").state == "waiting"
+        assert any(a.action == "workflow.timer_failed" and "RW520" in str(a.detail) for a in eng.audit("c1"))
+        assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []
