@@ -1,14 +1,16 @@
-"""The workflow runtime (Engine) on the memory store and a SQLite file."""
+"""The workflow runtime (Engine) on the memory store and a SQLite file (internal transitions also on PostgreSQL)."""
 
 from __future__ import annotations
 
 import gc
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import STORES, store_urls
 from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
@@ -574,6 +576,12 @@ def test_a_timer_set_again_for_the_moment_it_fired_at_ends_the_tick(tmp_path: Pa
         assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []
 
 
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store of the internal-transition tests: memory, SQLite and PostgreSQL (skipped without a server)."""
+    yield from store_urls(request, tmp_path, "internal")
+
+
 VOG = """
     apiVersion: regelwerk/v1
     kind: Workflow
@@ -622,13 +630,11 @@ def _pending(eng: Engine, instance_id: str) -> list[tuple[str, datetime]]:
     return sorted((t.event, t.due_at) for t in eng.timers(instance_id) if t.status == "pending")
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_an_internal_transition_stays_in_the_state(tmp_path: Path, core: Registry, store: str) -> None:
+def test_an_internal_transition_stays_in_the_state(tmp_path: Path, core: Registry, url: str) -> None:
     """A person's internal event: no on_exit/on_enter, the state's timers (after and workflow.schedule) stay as they
     are, the history has from = to with the actor, the version moves on; guards apply; the payload is written."""
     bundle = compile_text(tmp_path, VOG, core)
     assert bundle.warnings == ()
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/vog.sqlite"
     clock = Clock()
     with Engine(bundle, store=url, registry=core, clock=clock, permissions=UnsafeAllowAll()) as eng:
         started = eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
@@ -660,14 +666,12 @@ def test_an_internal_transition_stays_in_the_state(tmp_path: Path, core: Registr
         assert explained["candidates"][0]["internal"] is True
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_internal_timer_events_leave_their_sibling_timers_alone(tmp_path: Path, core: Registry, store: str) -> None:
+def test_internal_timer_events_leave_their_sibling_timers_alone(tmp_path: Path, core: Registry, url: str) -> None:
     """The VOG reminder: an internal timer event (after, workflow.schedule) fires, runs its actions and leaves the
     state's other timers pending; a fired 'after' timer is not set again (no on_enter), so it fires once; the block
     timer set on entry still fires on the start date. Before, the reminder had to leave the state (cancelling the
     block timer) or re-armed itself (RW520)."""
     bundle = compile_text(tmp_path, VOG, core)
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/vog.sqlite"
     with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
         entered = eng.get("v1").data["entered"]
@@ -692,13 +696,10 @@ def test_internal_timer_events_leave_their_sibling_timers_alone(tmp_path: Path, 
         assert eng.fire("v1", "add_note", "hr", {"note": "VOG alsnog aangevraagd"}).state == "blocked"
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_all_timers_of_an_internal_state_due_at_once_fire_in_one_tick(tmp_path: Path, core: Registry,
-                                                                      store: str) -> None:
+def test_all_timers_of_an_internal_state_due_at_once_fire_in_one_tick(tmp_path: Path, core: Registry, url: str) -> None:
     """A late tick: nudge and remind_hr (internal) and block are all due; the internal ones fire without cancelling
     block, which fires in the same tick (straight through, one batch)."""
     bundle = compile_text(tmp_path, VOG, core)
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/vog.sqlite"
     with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
         outcomes = eng.fire_due_timers(T0 + timedelta(days=30))
@@ -753,14 +754,12 @@ INTERNAL_PING_PONG = """
 """
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_two_internal_events_that_set_each_other_for_a_passed_moment_end_the_tick(tmp_path: Path, core: Registry,
-                                                                                 store: str) -> None:
+def test_two_internal_events_that_set_each_other_for_a_passed_moment_end_the_tick(core: Registry, url: str,
+                                                                                 tmp_path: Path) -> None:
     """RW520 sees an internal transition that sets its own event again; two that set each other (ping, pong) for
     the same passed moment are stopped at run time by the loop guard, as two states that do: each fires once, then
     the one set again fails (audited); the tick ends."""
     bundle = compile_text(tmp_path, INTERNAL_PING_PONG, core)
-    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path}/chatter.sqlite"
     with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         eng.start("chatter", {"start_date": "2026-03-01"}, ANNA, "c1")
         outcomes = eng.fire_due_timers(T0 + timedelta(days=1), limit=50)
