@@ -160,6 +160,9 @@ def test_an_internal_transition_is_a_loop_on_each_state_it_stays_in(registry: An
     assert {("remind_hr", "waiting_for_vog", "waiting_for_vog"), ("add_note", "waiting_for_vog", "waiting_for_vog"),
             ("add_note", "blocked", "blocked")} <= edges
     assert not any(is_wildcard(model, t) for t in model.transitions)
+    dashed = {(g.get("data-event"), g.get("data-source")) for g in root.iter(f"{SVG}g")
+              if "internal" in (g.get("class") or "").split()}
+    assert dashed == {("remind_hr", "waiting_for_vog"), ("add_note", "waiting_for_vog"), ("add_note", "blocked")}
     html, _ = build_report(folder, registry, date(2026, 5, 4))
     assert html.count("blijft in de status") >= 2
     assert '"waiting_for_vog" -> "waiting_for_vog" [label="Herinnering aan HR (intern)", style=dashed]' in render(
