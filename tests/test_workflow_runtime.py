@@ -767,3 +767,48 @@ def test_two_internal_events_that_set_each_other_for_a_passed_moment_end_the_tic
         assert eng.get("c1").state == "waiting"
         assert any(a.action == "workflow.timer_failed" and "RW520" in str(a.detail) for a in eng.audit("c1"))
         assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []
+
+
+CHAINED = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: ticket}
+    spec:
+      data_schema: {type: object, properties: {done: {type: boolean}, closed_at: {type: string}}}
+      states:
+        - id: open
+          initial: true
+          after:
+            - {duration: P7D, event: expire}
+        - id: closed
+          on_enter:
+            - {action: workflow.set, with: {field: closed_at, now: true}}
+        - {id: expired, final: true}
+      transitions:
+        - id: comment
+          from: [open, closed]
+          internal: true
+          guard: {field: actor.id, eq: anna}
+          actions:
+            - {action: workflow.fire, with: {event: close, instance_field: instance.id}}
+        - {id: close, from: open, to: closed, guard: {all: [{field: actor.id, eq: anna}, {field: data.done, eq: true}]}}
+        - {id: expire, from: open, to: expired, system_only: true}
+"""
+
+
+def test_an_internal_transition_fires_a_chained_event(tmp_path: Path, core: Registry, url: str) -> None:
+    """An internal transition's actions may fire a chained event (workflow.fire, after commit, as the same actor):
+    a comment without 'done' stays open with its timer; one with 'done' closes the ticket by the chained close."""
+    bundle = compile_text(tmp_path, CHAINED, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("ticket", {}, ANNA, "t1")
+        assert eng.fire("t1", "comment", ANNA).state == "open"
+        assert eng.get("t1").state == "open"  # the chained close was refused by its guard (not done yet)
+        assert [t.status for t in eng.timers("t1")] == ["pending"]
+        assert [i.event for i in eng.incidents(instance_id="t1")] == ["close"]  # a refused chained fire, as always
+        eng.fire("t1", "comment", ANNA, {"done": True})
+        record = eng.get("t1")
+        assert record.state == "closed" and "closed_at" in record.data
+        assert [(h.event, h.from_state, h.to_state) for h in eng.history("t1")][-2:] == [
+            ("comment", "open", "open"), ("close", "open", "closed")]
+        assert [t.status for t in eng.timers("t1")] == ["cancelled"]
