@@ -149,8 +149,9 @@ def _instrument() -> list[tuple[type, str, Any]]:
 
 
 def transition_key(transition: Any) -> str:
-    """How coverage names a transition: ``event: source|source -> dest``."""
-    return f"{transition.event}: {'|'.join(transition.sources)} -> {transition.dest}"
+    """How coverage names a transition: ``event: source|source -> dest`` (``(internal)`` for one that stays)."""
+    target = "(internal)" if transition.internal else f"-> {transition.dest}"
+    return f"{transition.event}: {'|'.join(transition.sources)} {target}"
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def workflow_hits(compiled: Any, store: Any) -> Iterable[Item]:
         for entry in history:
             for transition in model.transitions:
                 if transition.event == entry.event and entry.from_state in transition.sources \
-                        and transition.dest == entry.to_state:
+                        and transition.target(entry.from_state) == entry.to_state:
                     label = transition_key(transition)
                     out.append(("Workflow", model.name, "transitions", label))
                     if transition.guard is not None:

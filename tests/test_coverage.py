@@ -126,3 +126,27 @@ def test_a_cycles_moments_and_feedback_rounds_are_schedule_moments(tmp_path: Pat
     assert any(u.endswith(": feedback/feedback-voor-beoordeling") for u in untested)
     assert any(u.endswith(": beoordelingsgesprek") for u in untested)
     assert not any(u.endswith(": doelstellingsgesprek") for u in untested)
+
+
+def test_internal_transitions_are_covered_by_name(tmp_path: Path) -> None:
+    """An internal transition is named ``event: sources (internal)`` and is covered when it fired (it stays in the
+    state); the VOG bundle of tests/scenarios/workflow with only a note fired."""
+    scenario = tmp_path / "note.scenario.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "apiVersion": "regelwerk/v1", "kind": "Scenario", "metadata": {"name": "only-a-note"},
+        "spec": {"bundle": str(ROOT / "tests" / "scenarios" / "workflow" / "vog"), "now": "2026-05-04T10:00:00+02:00",
+                 "facts": {"permissions": {"vog.start": ["hr"], "vog.note": ["hr"]}},
+                 "steps": [{"start": {"workflow": "vog", "id": "v1", "actor": {"id": "h", "roles": ["hr"]},
+                                      "data": {"start_date": "2026-05-20"}}},
+                           {"fire": {"instance": "v1", "event": "add_note", "actor": {"id": "h", "roles": ["hr"]},
+                                     "expect_state": "waiting_for_vog"}}]}}), encoding="utf-8")
+    out = tmp_path / "coverage.json"
+    result = CliRunner().invoke(cli, ["test", "-q", "--coverage", "--coverage-file", str(out), str(scenario)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    vog = next(iter(report["bundles"].values()))
+    assert sorted(vog["Workflow transitions"]["uncovered"]) == [
+        "vog: block: waiting_for_vog -> blocked", "vog: receive_vog: waiting_for_vog|blocked -> cleared",
+        "vog: remind_hr: waiting_for_vog (internal)"]
+    assert vog["Workflow transitions"]["covered"] == 1
+    assert vog["Workflow states"]["uncovered"] == ["vog: blocked", "vog: cleared"]

@@ -279,3 +279,10 @@ def test_cli_exit_codes(tmp_path: Path, overlay: Path) -> None:
 def test_report_of_the_standard_and_every_customer_example(bundle: str, registry: Any) -> None:
     html, compiled = build_report(ROOT / bundle, registry, DAY)
     assert html.count('class="diagram workflow-diagram"') == len(compiled.of_kind("Workflow"))
+
+
+def test_an_overlay_that_makes_a_transition_internal_reads_as_dutch() -> None:
+    from regelwerk.report.words import Words, sentence_for
+
+    assert sentence_for(Words(), "Overgang 'Herinnering'", "internal", "transitions", "added", None, True) == (
+        "Overgang 'Herinnering', blijft in de status (intern): ja (de standaard heeft dit niet).")

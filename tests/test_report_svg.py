@@ -52,8 +52,8 @@ def test_every_state_and_every_transition_is_drawn(standard: Any) -> None:
             if is_wildcard(model, t):
                 assert (t.event, "*", t.dest) in edges, (name, t.event)
             else:
-                for source in t.sources:
-                    assert (t.event, source, t.dest) in edges, (name, t.event, source)
+                for source in t.sources:  # an internal transition: a loop on each state it stays in
+                    assert (t.event, source, t.target(source)) in edges, (name, t.event, source)
 
 
 def test_layout_is_deterministic_and_boxes_do_not_overlap(standard: Any) -> None:
@@ -139,3 +139,34 @@ def test_timeline_of_the_standard_cycle(standard: Any) -> None:
     root = ET.fromstring(svg)
     assert root.get("data-rows") == str(len(rows))
     assert svg == timeline_svg(cycle, year)
+
+
+def test_an_internal_transition_is_a_loop_on_each_state_it_stays_in(registry: Any) -> None:
+    """The report's diagram, its table ('blijft in de status', not an empty state) and the mermaid/dot renders draw
+    an internal transition as a loop on each of its sources, never as a wildcard stub."""
+    from pathlib import Path
+
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.report.command import build_report
+    from regelwerk.report.graphviz import report_dot
+    from regelwerk.workflows.render import render
+
+    folder = Path(__file__).resolve().parent / "scenarios" / "workflow" / "vog"
+    model = compile_bundle(load_bundle(folder), registry).get("Workflow", "vog")
+    root = ET.fromstring(workflow_svg(model))
+    edges = {(g.get("data-event"), g.get("data-source"), g.get("data-dest"))
+             for g in root.iter(f"{SVG}g") if "edge" in (g.get("class") or "").split()}
+    assert {("remind_hr", "waiting_for_vog", "waiting_for_vog"), ("add_note", "waiting_for_vog", "waiting_for_vog"),
+            ("add_note", "blocked", "blocked")} <= edges
+    assert not any(is_wildcard(model, t) for t in model.transitions)
+    dashed = {(g.get("data-event"), g.get("data-source")) for g in root.iter(f"{SVG}g")
+              if "internal" in (g.get("class") or "").split()}
+    assert dashed == {("remind_hr", "waiting_for_vog"), ("add_note", "waiting_for_vog"), ("add_note", "blocked")}
+    html, _ = build_report(folder, registry, date(2026, 5, 4))
+    assert html.count("blijft in de status") >= 2
+    assert '"waiting_for_vog" -> "waiting_for_vog" [label="Herinnering aan HR (intern)", style=dashed]' in render(
+        model, "dot")
+    assert "blocked --> blocked: Notitie (intern)" in render(model, "mermaid")
+    dot = report_dot(model)
+    assert "s0 -> s0 [label=\"Herinnering aan HR\", tooltip=\"Herinnering aan HR\", style=dashed];" in dot

@@ -1,14 +1,16 @@
-"""The workflow runtime (Engine) on the memory store and a SQLite file."""
+"""The workflow runtime (Engine) on the memory store and a SQLite file (internal transitions also on PostgreSQL)."""
 
 from __future__ import annotations
 
 import gc
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stores import STORES, store_urls
 from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import CompiledBundle, compile_bundle
@@ -572,3 +574,241 @@ def test_a_timer_set_again_for_the_moment_it_fired_at_ends_the_tick(tmp_path: Pa
         assert any(a.action == "workflow.timer_failed" and "RW520" in str(a.detail) for a in eng.audit("p1"))
         # the next tick has nothing left to do
         assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store of the internal-transition tests: memory, SQLite and PostgreSQL (skipped without a server)."""
+    yield from store_urls(request, tmp_path, "internal")
+
+
+VOG = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: vog}
+    spec:
+      system_fields: [hr_reminded]
+      data_schema:
+        type: object
+        properties:
+          start_date: {type: string, format: date}
+          hr_reminded: {type: boolean}
+          entered: {type: string}
+          exited: {type: boolean}
+          note: {type: string}
+      states:
+        - id: waiting_for_vog
+          initial: true
+          on_enter:
+            - {action: workflow.set, with: {field: entered, now: true}}
+            - {action: workflow.schedule, with: {event: remind_hr, schedule: {anchor: data.start_date, minus: P5D}}}
+            - {action: workflow.schedule, with: {event: block, schedule: {anchor: data.start_date}}}
+          on_exit:
+            - {action: workflow.set, with: {field: exited, value: true}}
+          after:
+            - {duration: P1D, event: nudge}
+        - id: blocked
+        - {id: cleared, final: true}
+      transitions:
+        - id: remind_hr
+          from: waiting_for_vog
+          internal: true
+          system_only: true
+          actions:
+            - {action: workflow.set, with: {field: hr_reminded, value: true}}
+        - {id: nudge, from: waiting_for_vog, internal: true, system_only: true}
+        - id: add_note
+          from: [waiting_for_vog, blocked]
+          internal: true
+          guard: {field: actor.id, eq: hr}
+        - {id: block, from: waiting_for_vog, to: blocked, system_only: true}
+        - {id: clear, from: [waiting_for_vog, blocked], to: cleared, guard: {field: actor.id, eq: hr}}
+"""
+
+
+def _pending(eng: Engine, instance_id: str) -> list[tuple[str, datetime]]:
+    return sorted((t.event, t.due_at) for t in eng.timers(instance_id) if t.status == "pending")
+
+
+def test_an_internal_transition_stays_in_the_state(tmp_path: Path, core: Registry, url: str) -> None:
+    """A person's internal event: no on_exit/on_enter, the state's timers (after and workflow.schedule) stay as they
+    are, the history has from = to with the actor, the version moves on; guards apply; the payload is written."""
+    bundle = compile_text(tmp_path, VOG, core)
+    assert bundle.warnings == ()
+    clock = Clock()
+    with Engine(bundle, store=url, registry=core, clock=clock, permissions=UnsafeAllowAll()) as eng:
+        started = eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
+        timers = _pending(eng, "v1")
+        assert [e for e, _ in timers] == ["block", "nudge", "remind_hr"]
+        clock.now = T0 + timedelta(hours=2)
+        record = eng.fire("v1", "add_note", "hr", {"note": "gebeld met de kandidaat"})
+        assert (record.state, record.version) == ("waiting_for_vog", 2)
+        assert record.data["entered"] == started.data["entered"] and "exited" not in record.data
+        assert record.data["note"] == "gebeld met de kandidaat"
+        assert _pending(eng, "v1") == timers
+        assert [t.status for t in eng.timers("v1")] == ["pending"] * 3
+        last = eng.history("v1")[-1]
+        assert (last.event, last.from_state, last.to_state, last.actor, last.version) == (
+            "add_note", "waiting_for_vog", "waiting_for_vog", "hr", 2)
+        with pytest.raises(TransitionNotAllowed):  # the guard applies as to any transition
+            eng.fire("v1", "add_note", "anna", {"note": "x"})
+        with pytest.raises(PermissionDenied):  # system_only applies as to any transition
+            eng.fire("v1", "remind_hr", "hr")
+        with pytest.raises(InvalidData):  # a system field in a person's payload, as for any transition
+            eng.fire("v1", "add_note", "hr", {"hr_reminded": True})
+        assert eng.get("v1").version == 2
+        options = {o.event: o for o in eng.available_events("v1", "hr")}
+        assert (options["add_note"].internal, options["add_note"].to) == (True, "waiting_for_vog")
+        assert (options["clear"].internal, options["clear"].to) == (False, "cleared")
+        assert options["add_note"].to_dict()["internal"] is True
+        explained = eng.explain("v1", "add_note", "hr")
+        assert explained["allowed"] and explained["internal"] and explained["to"] == "waiting_for_vog"
+        assert explained["candidates"][0]["internal"] is True
+
+
+def test_internal_timer_events_leave_their_sibling_timers_alone(tmp_path: Path, core: Registry, url: str) -> None:
+    """The VOG reminder: an internal timer event (after, workflow.schedule) fires, runs its actions and leaves the
+    state's other timers pending; a fired 'after' timer is not set again (no on_enter), so it fires once; the block
+    timer set on entry still fires on the start date. Before, the reminder had to leave the state (cancelling the
+    block timer) or re-armed itself (RW520)."""
+    bundle = compile_text(tmp_path, VOG, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
+        entered = eng.get("v1").data["entered"]
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=2))
+        assert [(o.event, o.status) for o in outcomes] == [("nudge", "fired")]
+        assert eng.fire_due_timers(T0 + timedelta(days=4)) == []  # the after timer is not set again
+        assert [e for e, _ in _pending(eng, "v1")] == ["block", "remind_hr"]
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=13))
+        assert [(o.event, o.status) for o in outcomes] == [("remind_hr", "fired")]
+        record = eng.get("v1")
+        assert (record.state, record.data["hr_reminded"], record.data["entered"]) == ("waiting_for_vog", True,
+                                                                                      entered)
+        assert [e for e, _ in _pending(eng, "v1")] == ["block"]
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=18))
+        assert [(o.event, o.status) for o in outcomes] == [("block", "fired")]
+        assert eng.get("v1").state == "blocked" and eng.get("v1").data["exited"] is True
+        assert [(h.event, h.from_state, h.to_state, h.actor) for h in eng.history("v1")][1:] == [
+            ("nudge", "waiting_for_vog", "waiting_for_vog", "system"),
+            ("remind_hr", "waiting_for_vog", "waiting_for_vog", "system"),
+            ("block", "waiting_for_vog", "blocked", "system")]
+        # several sources: the instance stays in whichever it is in
+        assert eng.fire("v1", "add_note", "hr", {"note": "VOG alsnog aangevraagd"}).state == "blocked"
+
+
+def test_all_timers_of_an_internal_state_due_at_once_fire_in_one_tick(tmp_path: Path, core: Registry, url: str) -> None:
+    """A late tick: nudge and remind_hr (internal) and block are all due; the internal ones fire without cancelling
+    block, which fires in the same tick (straight through, one batch)."""
+    bundle = compile_text(tmp_path, VOG, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("vog", {"start_date": "2026-03-20"}, "hr", "v1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=30))
+        assert [(o.event, o.status) for o in outcomes] == [("nudge", "fired"), ("remind_hr", "fired"),
+                                                           ("block", "fired")]
+        assert eng.get("v1").state == "blocked"
+        assert [h.version for h in eng.history("v1")] == [1, 2, 3, 4]
+
+
+def test_internal_transitions_in_the_machine_and_the_stored_form(tmp_path: Path, core: Registry) -> None:
+    """transitions' own internal transition (dest None) in the pure config; the stored form keeps 'internal'."""
+    import json
+
+    from regelwerk.workflows.machine import to_transitions_config
+    from regelwerk.workflows.model import workflow_from_dict, workflow_to_dict
+
+    model = compile_text(tmp_path, VOG, core).get("Workflow", "vog")
+    config = to_transitions_config(model)
+    assert [t["dest"] for t in config["transitions"]] == [None, None, None, "blocked", "cleared"]
+    stored = json.loads(json.dumps(workflow_to_dict(model)))
+    assert workflow_from_dict(stored, core.function_table()) == model
+    assert [t.internal for t in workflow_from_dict(stored, core.function_table()).transitions] == [
+        True, True, True, False, False]
+
+
+INTERNAL_PING_PONG = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: chatter}
+    spec:
+      data_schema: {type: object, properties: {start_date: {type: string, format: date}}}
+      states:
+        - id: waiting
+          initial: true
+          on_enter:
+            - {action: workflow.schedule, with: {event: ping, schedule: {anchor: data.start_date}}}
+        - {id: done, final: true}
+      transitions:
+        - id: ping
+          from: waiting
+          internal: true
+          system_only: true
+          actions:
+            - {action: workflow.schedule, with: {event: pong, schedule: {anchor: data.start_date}}}
+        - id: pong
+          from: waiting
+          internal: true
+          system_only: true
+          actions:
+            - {action: workflow.schedule, with: {event: ping, schedule: {anchor: data.start_date}}}
+        - {id: finish, from: waiting, to: done, system_only: true}
+"""
+
+
+def test_two_internal_events_that_set_each_other_for_a_passed_moment_end_the_tick(core: Registry, url: str,
+                                                                                 tmp_path: Path) -> None:
+    """RW520 sees an internal transition that sets its own event again; two that set each other (ping, pong) for
+    the same passed moment are stopped at run time by the loop guard, as two states that do: each fires once, then
+    the one set again fails (audited); the tick ends."""
+    bundle = compile_text(tmp_path, INTERNAL_PING_PONG, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("chatter", {"start_date": "2026-03-01"}, ANNA, "c1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=1), limit=50)
+        assert [(o.event, o.status) for o in outcomes] == [("ping", "fired"), ("pong", "fired"), ("ping", "failed")]
+        assert eng.get("c1").state == "waiting"
+        assert any(a.action == "workflow.timer_failed" and "RW520" in str(a.detail) for a in eng.audit("c1"))
+        assert eng.fire_due_timers(T0 + timedelta(days=2), limit=50) == []
+
+
+CHAINED = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: ticket}
+    spec:
+      data_schema: {type: object, properties: {done: {type: boolean}, closed_at: {type: string}}}
+      states:
+        - id: open
+          initial: true
+          after:
+            - {duration: P7D, event: expire}
+        - id: closed
+          on_enter:
+            - {action: workflow.set, with: {field: closed_at, now: true}}
+        - {id: expired, final: true}
+      transitions:
+        - id: comment
+          from: [open, closed]
+          internal: true
+          guard: {field: actor.id, eq: anna}
+          actions:
+            - {action: workflow.fire, with: {event: close, instance_field: instance.id}}
+        - {id: close, from: open, to: closed, guard: {all: [{field: actor.id, eq: anna}, {field: data.done, eq: true}]}}
+        - {id: expire, from: open, to: expired, system_only: true}
+"""
+
+
+def test_an_internal_transition_fires_a_chained_event(tmp_path: Path, core: Registry, url: str) -> None:
+    """An internal transition's actions may fire a chained event (workflow.fire, after commit, as the same actor):
+    a comment without 'done' stays open with its timer; one with 'done' closes the ticket by the chained close."""
+    bundle = compile_text(tmp_path, CHAINED, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("ticket", {}, ANNA, "t1")
+        assert eng.fire("t1", "comment", ANNA).state == "open"
+        assert eng.get("t1").state == "open"  # the chained close was refused by its guard (not done yet)
+        assert [t.status for t in eng.timers("t1")] == ["pending"]
+        assert [i.event for i in eng.incidents(instance_id="t1")] == ["close"]  # a refused chained fire, as always
+        eng.fire("t1", "comment", ANNA, {"done": True})
+        record = eng.get("t1")
+        assert record.state == "closed" and "closed_at" in record.data
+        assert [(h.event, h.from_state, h.to_state) for h in eng.history("t1")][-2:] == [
+            ("comment", "open", "open"), ("close", "open", "closed")]
+        assert [t.status for t in eng.timers("t1")] == ["cancelled"]

@@ -78,6 +78,8 @@ def _transition(page: ReportPage, wf: Any, t: Any) -> str:
         return name
     sources = ("elke andere status" if is_wildcard(wf, t)
                else ", ".join(_state(page, wf, s) for s in t.sources))
+    if t.internal:
+        return f"{name} ({sources}, blijft in de status)"
     return f"{name} ({sources} → {_state(page, wf, t.dest)})"
 
 

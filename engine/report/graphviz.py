@@ -79,9 +79,11 @@ def report_dot(model: Workflow, rankdir: str = "TB") -> str:
                 lines.append(f'  w{index[t.dest]} -> s{index[t.dest]} [color="#b5651d", arrowsize=0.5];')
             continue
         for source in t.sources:
-            if source in index and t.dest in index:
+            target = t.target(source)  # an internal transition: a loop on each state it stays in
+            if source in index and target in index:
                 label = edge_label(model, t, source)
-                lines.append(f"  s{index[source]} -> s{index[t.dest]} [label={_q(label)}, tooltip={_q(label)}];")
+                style = ", style=dashed" if t.internal else ""
+                lines.append(f"  s{index[source]} -> s{index[target]} [label={_q(label)}, tooltip={_q(label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -57,7 +57,8 @@ def workflows(page: ReportPage) -> str:
         for t in wf.transitions:
             sources = ("<i>elke andere status</i>" if is_wildcard(wf, t)
                        else ", ".join(esc(page.state_label(wf, s)) for s in t.sources))
-            rows.append((esc(t.label or t.event.replace("_", " ")), sources, esc(page.state_label(wf, t.dest)),
+            target = "<i>blijft in de status</i>" if t.internal else esc(page.state_label(wf, t.dest))
+            rows.append((esc(t.label or t.event.replace("_", " ")), sources, target,
                          esc(page.words.condition(t.guard)) if t.guard is not None else "—",
                          esc(page.words.label(t.permission)) if t.permission else "—"))
         body += page.table(["Stap", "Van", "Naar", "Voorwaarde", "Wie mag dit (recht)"], rows)

@@ -56,6 +56,7 @@ DIAGRAM_CSS = (
     ".workflow-diagram .state.archive rect{stroke-dasharray:5 3}"
     ".workflow-diagram .state text{font-size:12.5px;fill:#1b2733}"
     ".workflow-diagram .edge path{fill:none;stroke:#6b7a8c;stroke-width:1.3}"
+    ".workflow-diagram .edge.internal path{stroke-dasharray:4 3}"
     ".workflow-diagram .edge.stub circle{fill:#b5651d}"
     ".workflow-diagram .edge.stub path{stroke:#b5651d}"
     ".workflow-diagram .edge.stub text{font-size:12px;font-weight:700;fill:#fff}"
@@ -140,6 +141,8 @@ def _fmt(value: float) -> str:
 
 def is_wildcard(model: Workflow, transition: Transition) -> bool:
     """True when ``transition`` reaches its target from every other state (drawn as a stub)."""
+    if transition.internal:  # stays in each source: drawn as a loop on each
+        return False
     ids = set(model.state_ids)
     return len(ids) > 3 and (ids - {transition.dest}) <= set(transition.sources)
 
@@ -151,8 +154,8 @@ def _graph_edges(model: Workflow) -> list[tuple[str, str, Transition]]:
         if is_wildcard(model, t):
             continue
         for source in t.sources:
-            if source in known and t.dest in known:
-                out.append((source, t.dest, t))
+            if source in known and t.target(source) in known:
+                out.append((source, t.target(source), t))
     return out
 
 
@@ -252,7 +255,8 @@ def edge_label(model: Workflow, t: Transition, source: str) -> str:
 
 
 def _tooltip(t: Transition, sources: Sequence[str]) -> str:
-    parts = [f"{t.label or t.event} [{t.event}]: {', '.join(sources)} → {t.dest}"]
+    where = "blijft in de status (intern)" if t.internal else f"→ {t.dest}"
+    parts = [f"{t.label or t.event} [{t.event}]: {', '.join(sources)} {where}"]
     if t.guard is not None:
         parts.append(f"voorwaarde: {t.guard.text}")
     if t.permission:
@@ -513,8 +517,9 @@ def workflow_svg(model: Workflow, id_prefix: str = "") -> str:
         out.append(f'<g class="start"><circle cx="{_fmt(sx)}" cy="{_fmt(sy)}" r="6"/>'
                    f'<path d="M{_fmt(sx + 6)},{_fmt(sy)} L{_fmt(ex - 1)},{_fmt(ey)}" '
                    f'marker-end="url(#{pid}-arrow)"/></g>')
+    internal = {t.index for t in model.transitions if t.internal}  # stays in the state: a dashed loop
     for edge in lay.edges:
-        cls = "edge stub" if edge.stub else "edge"
+        cls = "edge stub" if edge.stub else "edge internal" if edge.index in internal else "edge"
         out.append(f'<g class="{cls}" data-event="{esc(edge.event)}" data-source="{esc(edge.source)}" '
                    f'data-dest="{esc(edge.dest)}"><title>{esc(edge.tooltip)}</title>'
                    f'<path d="{edge.path}" marker-end="url(#{pid}-arrow)"/>')

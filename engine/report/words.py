@@ -26,6 +26,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CORE_GLOSSARY: Mapping[str, str] = {
     "label": "de naam", "description": "de omschrijving", "states": "status", "transitions": "overgang",
     "groups": "statusgroep", "group": "de statusgroep", "from": "van", "to": "naar",
+    "internal": "blijft in de status (intern)",
     "initial": "de beginstatus", "final": "eindstatus", "permission": "het benodigde recht",
     "guard": "de voorwaarde", "when": "de voorwaarde", "condition": "de voorwaarde", "after": "termijn",
     "duration": "de termijn", "event": "de gebeurtenis", "actions": "de acties",

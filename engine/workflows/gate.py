@@ -266,7 +266,8 @@ class Gate:
             # a person is told a failing comparison with the actor alone (the rest reads data not theirs to see)
             explain = transition.guard.explain_for_person if self.check_permission else transition.guard.explain
             _ok, parts = explain(where or self.scope, self.now)
-            reasons.append(f"guard of {transition.event} -> {transition.dest} failed: " + "; ".join(parts))
+            to = transition.target(self.rec.state)
+            reasons.append(f"guard of {transition.event} -> {to} failed: " + "; ".join(parts))
         return TransitionNotAllowed(self.rec.id, self.rec.state, self.event, reasons or ["no transition passed"])
 
 

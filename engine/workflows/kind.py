@@ -31,7 +31,11 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
   (the "no self-approval" deny let an HR employee approve the own case) and a grant never allows.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
-  again at once, forever (the tick never ends).
+  again at once, forever (the tick never ends). An internal event (``internal: true``) does not enter the state
+  again, so a timer set in the state's ``on_enter`` is no loop; one the internal transition's own actions set again
+  is.
+- RW523 error: an internal transition whose ``to`` is not the state it stays in (``to`` is left out; written, it
+  must be the transition's only source state).
 """
 
 from __future__ import annotations
@@ -179,16 +183,26 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         sources = non_final if source == "*" else tuple(str(s) for s in ([source] if isinstance(source, str)
                                                                            else source))
         sources = tuple(s for s in dict.fromkeys(sources) if s in known)
-        dest = str(raw["to"])
-        if dest not in known or not sources:
-            continue  # the core reported the dangling reference (RW301)
+        internal = raw.get("internal") is True
+        if internal:
+            dest = ""
+            if "to" in raw:  # written, it must be where the instance stays: its one source state
+                _check_internal_to(ctx, raw, sources, pointer)
+            if not sources:
+                continue  # the core reported the dangling reference (RW301)
+        else:
+            if "to" not in raw:
+                continue  # the schema reported the missing 'to'
+            dest = str(raw["to"])
+            if dest not in known or not sources:
+                continue  # the core reported the dangling reference (RW301)
         guard = ctx.condition(raw["guard"], f"{pointer}/guard") if "guard" in raw else None
         transitions.append(Transition(
             index=len(transitions), event=str(raw["id"]), sources=sources, dest=dest,
             label=str(raw.get("label") or raw["id"]), guard=guard, permission=str(raw.get("permission", "")),
             actions=_actions(ctx, raw.get("actions"), f"{pointer}/actions"), pointer=pointer,
             guard_source=to_plain(raw["guard"]) if "guard" in raw else None,
-            system_only=bool(raw.get("system_only", False)),
+            system_only=bool(raw.get("system_only", False)), internal=internal,
         ))
 
     data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
@@ -232,6 +246,19 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
     _check_scheduled_events(ctx, model, spec)
     _check_permissions(ctx, model, spec)
     return model
+
+
+def _check_internal_to(ctx: CompileContext, raw: Mapping[str, Any], sources: tuple[str, ...], pointer: str) -> None:
+    """RW523: an internal transition stays in the state it fires from; a ``to`` is then at most that state again."""
+    dest = str(raw["to"])
+    others = [s for s in sources if s != dest]
+    if not others:
+        return
+    where = ", ".join(repr(s) for s in others)
+    ctx.report("RW523", f"internal transition {raw['id']!r} stays in the state it fires from, but its 'to' names "
+                        f"{dest!r} and it fires from {where}", f"{pointer}/to",
+               hint=f"leave 'to' out (internal: the instance stays in whichever state it is in), or drop "
+                    f"'internal: true' to move it to {dest!r} (leaving the state, cancelling its timers)")
 
 
 #: the resource fields a scope reads: the person (``of``, else the subject) and the resource's department field
@@ -354,8 +381,12 @@ def _check_scheduled_events(ctx: CompileContext, model: Workflow, spec: Mapping[
     for i, raw in enumerate(spec["states"]):
         places.extend((p, str(raw["id"]), e, sch, True)
                       for p, e, sch in _scheduled(raw.get("on_enter"), f"/spec/states/{i}/on_enter"))
+    compiled = {t.pointer: t for t in model.transitions}
     for i, raw in enumerate(spec["transitions"]):
-        places.extend((p, str(raw["to"]), e, sch, False)
+        # the state the timer waits in: the one the transition enters; an internal one's each state it stays in
+        found = compiled.get(f"/spec/transitions/{i}")
+        waits = found.targets() if found is not None else (str(raw["to"]),) if "to" in raw else ()
+        places.extend((p, state, e, sch, False) for state in waits
                       for p, e, sch in _scheduled(raw.get("actions"), f"/spec/transitions/{i}/actions"))
     armed_by = {f"/spec/transitions/{i}": {e for _, e, _ in _scheduled(raw.get("actions"), "")}
                 for i, raw in enumerate(spec["transitions"])}
@@ -380,13 +411,26 @@ def _check_scheduled_events(ctx: CompileContext, model: Workflow, spec: Mapping[
         if not _one_off(ctx, schedule):
             continue
         for t in leaving:
+            if t.internal:
+                # an internal event stays in the state without entering it again: no on_enter sets the timer again,
+                # only the transition's own actions could (a reminder that schedules itself)
+                if event in armed_by.get(t.pointer, ()):
+                    ctx.report("RW520", f"timer {event!r} re-arms itself: the internal transition {event!r} sets "
+                                        f"it again in {state!r} for the same moment; once that moment has passed "
+                                        "it fires again at once, forever",
+                               f"{pointer}/event",
+                               hint=f"set the timer in the state's on_enter (an internal {event!r} does not enter "
+                                    "the state again), or use a schedule with 'repeat'")
+                    break
+                continue
             if t.dest == state and (on_entry or event in armed_by.get(t.pointer, ())):
                 ctx.report("RW520", f"timer {event!r} re-arms itself: {event!r} goes from {state!r} back into "
                                     f"{state!r}, which sets it again for the same moment; once that moment has "
                                     "passed it fires again at once, forever",
                            f"{pointer}/event",
-                           hint=f"let {event!r} go to another state (e.g. 'reminded'), or leave the timer to "
-                                "'after' or a schedule with 'repeat'")
+                           hint=f"make {event!r} an internal transition ('internal: true', no 'to': the state is "
+                                f"not left, its timers stay), let it go to another state (e.g. 'reminded'), or "
+                                "leave the timer to 'after' or a schedule with 'repeat'")
                 break
 
 
@@ -432,7 +476,8 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
     frontier = [model.initial]
     while frontier:
         current = frontier.pop()
-        targets = [t.dest for t in model.transitions if current in t.sources and not _always_false(t.guard)]
+        targets = [t.dest for t in model.transitions
+                   if current in t.sources and not t.internal and not _always_false(t.guard)]
         for dest in targets:
             if dest not in reachable:
                 reachable.add(dest)
@@ -442,9 +487,10 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
         if state.id not in reachable:
             ctx.warn("RW511", f"state {state.id!r} cannot be reached from the initial state {model.initial!r}",
                      f"{pointer}/id", hint="add a transition into it, or remove it")
-        leaves = model.transitions_from(state.id)
+        leaves = [t for t in model.transitions_from(state.id) if not t.internal]  # an internal one stays
         if not state.final and not leaves:
-            ctx.warn("RW512", f"state {state.id!r} has no way out and is not final", f"{pointer}/id",
+            stays = " (its internal transitions stay in it)" if model.transitions_from(state.id) else ""
+            ctx.warn("RW512", f"state {state.id!r} has no way out and is not final{stays}", f"{pointer}/id",
                      hint="mark it 'final: true' or add a transition from it")
         for timer_index, timer in enumerate(state.after):
             if timer.event in model.events and not model.transitions_from(state.id, timer.event):
@@ -456,8 +502,8 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
     # actions for the state it enters (both cancelled when that state is left)
     timed.update((state.id, str(ref.params["event"])) for state in model.states for ref in state.on_enter
                  if ref.name == SCHEDULE_ACTION and isinstance(ref.params.get("event"), str))
-    timed.update((t.dest, str(ref.params["event"])) for t in model.transitions for ref in t.actions
-                 if ref.name == SCHEDULE_ACTION and isinstance(ref.params.get("event"), str))
+    timed.update((state, str(ref.params["event"])) for t in model.transitions for ref in t.actions
+                 if ref.name == SCHEDULE_ACTION and isinstance(ref.params.get("event"), str) for state in t.targets())
     for t in model.transitions:
         if not t.permission and not t.system_only and any((s, t.event) in timed for s in t.sources):
             ctx.warn("RW516", f"timer event {t.event!r} can also be fired by anyone: it has no permission and "
@@ -477,7 +523,7 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
             ctx.warn("RW513", f"event {t.event!r} can never fire: none of its source states can be reached",
                      f"{t.pointer}/from")
         finals = [s for s in t.sources if model.state(s).final]
-        if finals and t.pointer:
+        if finals and t.pointer and not t.internal:  # an internal transition does not leave the final state
             ctx.warn("RW515", f"transition {t.event!r} leaves final state(s) {', '.join(finals)}",
                      f"{t.pointer}/from")
     seen_pairs: set[tuple[int, int]] = set()

@@ -30,7 +30,9 @@ def to_transitions_config(model: Workflow) -> dict[str, Any]:
         "states": [state.id for state in model.states],
         "initial": model.initial,
         "transitions": [
-            {"trigger": t.event, "source": list(t.sources), "dest": t.dest, "conditions": [f"admit:{t.index}"]}
+            # an internal transition is transitions' own (dest None: the state is not left, no exit/enter callbacks)
+            {"trigger": t.event, "source": list(t.sources), "dest": None if t.internal else t.dest,
+             "conditions": [f"admit:{t.index}"]}
             for t in model.transitions
         ],
         "auto_transitions": False,
@@ -101,7 +103,7 @@ class WorkflowMachine:
         if candidates:
             for transition in candidates:
                 if gate.admit(transition):
-                    return transition.dest
+                    return transition.target(state)
             return None
         return self.trigger(instance_id, state, event, gate)
 

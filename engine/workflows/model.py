@@ -65,6 +65,18 @@ class Transition:
     guard_source: Any = None
     #: Only the system fires it (a timer, a scheduled start, a chained fire from one): a person's fire is refused.
     system_only: bool = False
+    #: An internal transition (``internal: true``): the instance stays in the state it fires from, which is not left
+    #: (no ``on_exit``/``on_enter``, its pending timers stay); only the transition's own actions run. ``dest`` is
+    #: then "" (each source is its own target, see :meth:`target`).
+    internal: bool = False
+
+    def target(self, source: str) -> str:
+        """The state an instance in ``source`` is in after this transition: ``source`` itself when internal."""
+        return source if self.internal else self.dest
+
+    def targets(self) -> tuple[str, ...]:
+        """Every state this transition can end in: its sources when internal, else its destination."""
+        return self.sources if self.internal else (self.dest,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +183,7 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
                          "label": t.label, "guard": t.guard_source,
                          "guard_missing": t.guard is not None and t.guard_source is None, "permission": t.permission,
                          "actions": [_action_dict(a) for a in t.actions], "pointer": t.pointer,
-                         "system_only": t.system_only}
+                         "system_only": t.system_only, **({"internal": True} if t.internal else {})}
                         for t in model.transitions],
     }
     if model.system_fields:  # only when declared: the stored form (and a derived workflow's hash) of others as before
@@ -205,9 +217,11 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
             guard, problems = compile_condition(t["guard"], f"{t.get('pointer', '')}/guard", functions)
             if problems:
                 raise ValueError(f"stored guard of {t['event']!r} does not compile: {problems[0].message}")
-        transitions.append(Transition(int(t["index"]), t["event"], tuple(t["sources"]), t["dest"], t.get("label", ""),
+        transitions.append(Transition(int(t["index"]), t["event"], tuple(t["sources"]), t.get("dest") or "",
+                                      t.get("label", ""),
                                       guard, t.get("permission", ""), _action_refs(t.get("actions")),
-                                      t.get("pointer", ""), t.get("guard"), bool(t.get("system_only"))))
+                                      t.get("pointer", ""), t.get("guard"), bool(t.get("system_only")),
+                                      bool(t.get("internal"))))
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),

@@ -15,6 +15,8 @@ def _mermaid_id(state_id: str) -> str:
 
 def _edge_label(t: Transition) -> str:
     parts = [t.label or t.event]
+    if t.internal:  # stays in the state: drawn as a loop on it
+        parts.append("(intern)")
     if t.guard is not None:
         parts.append(f"[{t.guard.text}]")
     if t.permission:
@@ -66,7 +68,7 @@ def to_mermaid(model: Workflow) -> str:
     for t in model.transitions:
         label = _mermaid_text(_edge_label(t))
         for source in t.sources:
-            lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(t.dest)}: {label}")
+            lines.append(f"    {_mermaid_id(source)} --> {_mermaid_id(t.target(source))}: {label}")
     for state in model.states:
         for timer in state.after:
             lines.append(f"    note right of {_mermaid_id(state.id)}: "
@@ -101,7 +103,9 @@ def to_dot(model: Workflow) -> str:
     lines.append(f'    __start -> "{_quote(model.initial)}";')
     for t in model.transitions:
         for source in t.sources:
-            lines.append(f'    "{_quote(source)}" -> "{_quote(t.dest)}" [label="{_quote(_edge_label(t))}"];')
+            style = ", style=dashed" if t.internal else ""
+            lines.append(f'    "{_quote(source)}" -> "{_quote(t.target(source))}" '
+                         f'[label="{_quote(_edge_label(t))}"{style}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -73,11 +73,13 @@ class EventOption:
     allowed: bool
     to: str | None
     reasons: tuple[str, ...] = ()
+    #: an internal transition: the instance stays in its state (``to`` is that state), which is not left
+    internal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return {"event": self.event, "label": self.label, "allowed": self.allowed, "to": self.to,
-                "reasons": list(self.reasons)}
+                "reasons": list(self.reasons), "internal": self.internal}
 
 
 class WorkflowRuntime:
@@ -157,7 +159,7 @@ class WorkflowRuntime:
         again on the changed resource and both must allow, so a payload can never move a resource into
         or out of a scope (e.g. ``{"subject": "nobody"}`` on a self-approval).
         """
-        context = {"event": transition.event, "from": rec.state, "to": transition.dest, "now": now,
+        context = {"event": transition.event, "from": rec.state, "to": transition.target(rec.state), "now": now,
                    "instance_id": rec.id}
         decision = self._ask(actor, action, model, rec, rec.data, context)
         if not decision.allowed or data is rec.data:
@@ -614,23 +616,29 @@ class WorkflowRuntime:
         instance_id = rec.id
         leaving = rt.machine.state(rec.state)
         entering = rt.machine.state(dest)
+        # an internal transition does not leave the state: no on_exit/on_enter, the state's pending timers stay (its
+        # 'after' ones are not set again: one that fired here is done), only the transition's own actions run
+        internal = transition.internal
+        pending = rec.timers_pending if internal else bool(entering.after)
         record = InstanceRecord(rec.id, rec.workflow, rec.definition_version, dest, new_data, rec.version + 1,
-                                rec.created_at, now, rec.created_by, bool(entering.after))
+                                rec.created_at, now, rec.created_by, pending)
         # the version check: claim the change before any side effect
         tx.update(record, rec.version, bool(data), definition_changed=False)  # the data changes with a payload only
         if claimed is not None:
             claimed.append(record)
-        if rec.timers_pending:
+        if rec.timers_pending and not internal:
             cancel_timers(tx, instance_id, now, actor.id, f"{instance_id} left {rec.state} by {event}")
-        if leaving.on_exit or entering.on_enter or transition.actions:
+        exits = () if internal else leaving.on_exit
+        enters = () if internal else entering.on_enter
+        if exits or enters or transition.actions:
             work = json_copy(new_data)
             timers: list[TimerRecord] = []
-            calls = [*(("exit", a) for a in leaving.on_exit), *(("enter", a) for a in entering.on_enter),
+            calls = [*(("exit", a) for a in exits), *(("enter", a) for a in enters),
                      *(("after", a) for a in transition.actions)]
             self._run_actions(calls, tx, record, event, actor, now, rec.state, work, timers, post,
                               system=not gate.check_permission)
             record = self._save_after_actions(tx, rt, record, work, timers)
-        if entering.after:
+        if entering.after and not internal:
             self._schedule(tx, record, entering.after, now)
         explain = gate.explain
         explain["actor"] = {"id": actor.id, "roles": list(actor.roles)}
@@ -698,7 +706,7 @@ class WorkflowRuntime:
         candidates = rt.machine.candidates(rec.state, event) if rec.state in rt.model.state_ids else ()
         gate = Gate(self, rt, rec, event, actor, merged, input_data, now, True)
         out: dict[str, Any] = {"instance": rec.id, "state": rec.state, "event": event, "allowed": False,
-                               "to": None, "candidates": [], "reasons": []}
+                               "to": None, "internal": False, "candidates": [], "reasons": []}
         if not candidates:
             froms = sorted({s for t in rt.model.transitions if t.event == event for s in t.sources})
             out["reasons"] = [f"{event!r} cannot fire from state {rec.state!r}"
@@ -706,7 +714,9 @@ class WorkflowRuntime:
                                                                                        f"such event")]
             return out
         for transition in candidates:
-            item: dict[str, Any] = {"to": transition.dest, "label": transition.label}
+            item: dict[str, Any] = {"to": transition.target(rec.state), "label": transition.label}
+            if transition.internal:  # stays in the state: not left, its timers stay
+                item["internal"] = True
             if transition.system_only:  # never a person's event: not offered, explained as such
                 item["permission"] = {"action": transition.permission or f"{rt.model.name}.{transition.event}",
                                       "allowed": False,
@@ -744,7 +754,8 @@ class WorkflowRuntime:
             item["passed"] = passed
             out["candidates"].append(item)
             if passed and not out["allowed"]:
-                out["allowed"], out["to"] = True, transition.dest
+                out["allowed"], out["to"] = True, transition.target(rec.state)
+                out["internal"] = transition.internal  # stays in the state: not left, its timers stay
         if not out["allowed"]:
             for item in out["candidates"]:
                 if "guard" in item and not item["guard"]["passed"]:
@@ -769,9 +780,12 @@ class WorkflowRuntime:
             if all(t.system_only for t in rt.machine.candidates(rec.state, event)):
                 continue  # the system's own event (a timer's): never offered to a person
             result = self._explain(rec, rt, merged, event, who, {}, now)
-            label = rt.machine.candidates(rec.state, event)[0].label
-            options.append(EventOption(event, label, bool(result["allowed"]), result["to"],
-                                       tuple(result["reasons"])))
+            candidates = rt.machine.candidates(rec.state, event)
+            # internal: the transition that would fire stays in the state (when none may, whether all of them do)
+            chosen = [c for c in result["candidates"] if c["passed"]][:1] or result["candidates"]
+            internal = bool(chosen) and all(c.get("internal", False) for c in chosen)
+            options.append(EventOption(event, candidates[0].label, bool(result["allowed"]), result["to"],
+                                       tuple(result["reasons"]), internal))
         return options
 
     def _fire_incident(self, exc: PluginError, instance_id: str, event: str, actor: Actor,
