@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from regelwerk.errors import ConflictError, IdInUse, UnknownInstance
 from regelwerk.limits import critical
 from regelwerk.store.records import (
+    ERASE_EVENT,
+    ERASED_DATA,
     AuditEntry,
     DefinitionRecord,
     ErasureCount,
@@ -153,6 +155,14 @@ def _instance(row: Row[Any]) -> InstanceRecord:
     return InstanceRecord(m["id"], m["workflow"], m["definition_version"], m["state"], m["data"], m["version"],
                           _aware(m["created_at"]), _aware(m["updated_at"]), m["created_by"],
                           bool(m["timers_pending"]))
+
+
+def _as_written(current: InstanceRecord, row: Mapping[str, Any]) -> bool:
+    """Whether an instance read back is what an update's parameters (``_UPDATES``) wrote."""
+    return (current.version == row["version"] and current.state == row["state"]
+            and current.timers_pending == row["timers_pending"] and _utc(current.updated_at) == row["updated_at"]
+            and ("data" not in row or dict(current.data) == row["data"])
+            and ("definition_version" not in row or current.definition_version == row["definition_version"]))
 
 
 def _naive(value: datetime) -> datetime:
@@ -419,7 +429,10 @@ def _erase_statements() -> dict[str, Any]:
 
         many: Any = sa.bindparam("ids", expanding=True)
         _ERASE.update({
-            "instances": rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
+            # the version moves on: a decision made on a read from before the erasure fails its version check
+            "instances": rw_instances.update().where(_I.id.in_(many)).values(
+                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False)
+            .returning(_I.id, _I.state, _I.definition_version, _I.version),
             "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
             "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
                                                        | rw_pending_fires.c.source.in_(many)),
@@ -541,14 +554,19 @@ class SqlTx:
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
-            # instance must now be at its new version (the ids are unique within one call)
+            # instance must now be as written (the ids are unique within one call). Its version alone does not
+            # say so: another unit may have moved it from the same expected version to the same next one (an AVG
+            # erasure: version + 1, the data erased) and this row's UPDATE then changed nothing
             versions = self.get_many([row["p_id"] for row in rows])
             for row in rows:
                 current = versions.get(row["p_id"])
                 if current is None:
                     raise UnknownInstance(row["p_id"])
-                if current.version != row["version"]:  # not written: it was not at the expected version
+                if not _as_written(current, row):  # not written: it was not at the expected version
                     raise ConflictError(row["p_id"], row["p_expected"], current.version, current.state)
+            if result.rowcount >= 0:  # counted short, yet each row looks written: one of them was not
+                first = versions[rows[0]["p_id"]]
+                raise ConflictError(rows[0]["p_id"], rows[0]["p_expected"], first.version, first.state)
 
     def instances(self, workflow: str | None = None, state: str | None = None,
                   definition_version: str | None = None, limit: int | None = None) -> list[InstanceRecord]:
@@ -754,22 +772,32 @@ class SqlTx:
                             m["sender"], m["subject_ref"], m["instance_id"], m["status"], m["secret"])
                 for m in (r._mapping for r in self.connection.execute(query))]
 
-    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
-        """Set-based scrub, one statement per table, in the lock order (instances before timers)."""
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
+                            actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
+        """Set-based scrub, one statement per table, in the lock order (instances before timers); the instances'
+        versions move on in the same statement (``RETURNING`` what their ``$erase`` history rows need)."""
 
-        ids = list(instance_ids)
+        ids = sorted(set(instance_ids))
         refs = list(subject_refs)
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
         erase = _erase_statements()
         params = {"ids": ids}
+        moment = _utc(at if at is not None else datetime.now(UTC))
         instances = history = audit = timers = incidents = chained = 0
         if ids:
-            instances = conn.execute(erase["instances"], params).rowcount or 0
+            moved = conn.execute(erase["instances"], {"ids": ids, "at": moment}).all()
+            instances = len(moved)
             timers = conn.execute(erase["timers"], params).rowcount or 0
             chained = conn.execute(erase["chained"], params).rowcount or 0
             history = conn.execute(erase["history"], params).rowcount or 0
+            if moved:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
+                explain = {"reason": reason} if reason else {}
+                conn.execute(_INSERT_HISTORY, [{
+                    "instance_id": iid, "version": version, "event": ERASE_EVENT, "from_state": state,
+                    "to_state": state, "actor": actor, "at": moment, "definition_version": definition_version,
+                    "explain": explain} for iid, state, definition_version, version in sorted(moved)])
             audit = conn.execute(erase["audit"], params).rowcount or 0
             incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0
