@@ -438,6 +438,10 @@ class MemoryTx:
             if incident.instance_id in ids:
                 self._set_incident(incident_id, replace(incident, data={}, message="(erased)"))
                 incidents += 1
+        if instances:
+            from regelwerk.store.unit import erased as tell_watchers
+
+            tell_watchers(store, sorted(i for i in ids if i in store._instances))
         kept = [m for m in store._outbox if m.instance_id not in ids and m.subject_ref not in refs]
         sent = len(store._outbox) - len(kept)
         if sent:

@@ -449,11 +449,12 @@ def _erase_statements() -> dict[str, Any]:
 class SqlTx:
     """A unit of work on one SQLAlchemy ``Connection`` (``tx.connection``)."""
 
-    __slots__ = ("_postgres", "connection")
+    __slots__ = ("_postgres", "_store", "connection")
 
-    def __init__(self, connection: Connection, postgres: bool) -> None:
+    def __init__(self, connection: Connection, postgres: bool, store: SqlStore | None = None) -> None:
         self.connection = connection
         self._postgres = postgres
+        self._store = store  # whose watchers an erasure tells (regelwerk.store.unit.erased)
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         """The instance, or None."""
@@ -798,6 +799,10 @@ class SqlTx:
                     "instance_id": iid, "version": version, "event": ERASE_EVENT, "from_state": state,
                     "to_state": state, "actor": actor, "at": moment, "definition_version": definition_version,
                     "explain": explain} for iid, state, definition_version, version in sorted(moved)])
+                if self._store is not None:
+                    from regelwerk.store.unit import erased
+
+                    erased(self._store, sorted(row[0] for row in moved))
             audit = conn.execute(erase["audit"], params).rowcount or 0
             incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0
@@ -957,7 +962,7 @@ class _Unit:
             conn = conn.execution_options(regelwerk_begin=self._begin)
         conn.begin()
         self._conn = conn
-        return SqlTx(conn, self._store.postgres)
+        return SqlTx(conn, self._store.postgres, self._store)
 
     @critical
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
