@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from regelwerk.store.records import (
     PendingFire,
     TimerRecord,
 )
+from regelwerk.store.unit import watch_erasures
 
 __all__ = ["StoreContract"]
 
@@ -45,6 +46,14 @@ def _record(instance_id: str = "i1", state: str = "draft", version: int = 1, **d
 
 class _Boom(Exception):
     pass
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.forgotten: list[list[str]] = []
+
+    def forget(self, instance_ids: Sequence[str]) -> None:
+        self.forgotten.append(list(instance_ids))
 
 
 class StoreContract:
@@ -486,6 +495,8 @@ class StoreContract:
             tx.update(_record("i1", state="submitted", version=2, name="Anna Jansen"), 1)
             tx.insert(_record("i2", name="Bob"))
         later = T0 + timedelta(days=30)
+        watcher = _Watcher()  # a runtime's cache: told which instances to forget
+        watch_erasures(store, watcher.forget)
         try:  # version, data and the $erase row commit with the rest of the unit, or not at all
             with store.transaction() as tx:
                 tx.erase_personal_data(["i1"], actor="hr-ops", at=later)
@@ -499,6 +510,7 @@ class StoreContract:
         with store.transaction() as tx:
             counts = tx.erase_personal_data(["i1", "gone"], actor="hr-ops", at=later, reason="retention")
         assert counts.instances == 1
+        assert watcher.forgotten[-1] == ["i1"]
         with store.read() as tx:
             got = tx.get("i1")
             assert got is not None
