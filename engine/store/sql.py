@@ -431,8 +431,7 @@ def _erase_statements() -> dict[str, Any]:
         _ERASE.update({
             # the version moves on: a decision made on a read from before the erasure fails its version check
             "instances": rw_instances.update().where(_I.id.in_(many)).values(
-                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False)
-            .returning(_I.id, _I.state, _I.definition_version, _I.version),
+                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
             "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
             "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
                                                        | rw_pending_fires.c.source.in_(many)),
@@ -443,6 +442,17 @@ def _erase_statements() -> dict[str, Any]:
             "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
             "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
         })
+        for pg in (False, True):
+            # the erasure's own history row per instance, set-based from the instances just moved on (no row to
+            # process in Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
+            explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
+            _ERASE[f"erase_rows_{pg}"] = rw_history.insert().from_select(
+                ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
+                 "explain"],
+                sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
+                          sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
+                          _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
+                .where(_I.id.in_(many)).order_by(_I.id))
     return _ERASE
 
 
@@ -776,7 +786,7 @@ class SqlTx:
     def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
                             actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
         """Set-based scrub, one statement per table, in the lock order (instances before timers); the instances'
-        versions move on in the same statement (``RETURNING`` what their ``$erase`` history rows need)."""
+        versions move on in the same statement, and one ``INSERT ... SELECT`` writes their ``$erase`` history rows."""
 
         ids = sorted(set(instance_ids))
         refs = list(subject_refs)
@@ -788,21 +798,17 @@ class SqlTx:
         moment = _utc(at if at is not None else datetime.now(UTC))
         instances = history = audit = timers = incidents = chained = 0
         if ids:
-            moved = conn.execute(erase["instances"], {"ids": ids, "at": moment}).all()
-            instances = len(moved)
+            instances = conn.execute(erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
             timers = conn.execute(erase["timers"], params).rowcount or 0
             chained = conn.execute(erase["chained"], params).rowcount or 0
             history = conn.execute(erase["history"], params).rowcount or 0
-            if moved:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
-                explain = {"reason": reason} if reason else {}
-                conn.execute(_INSERT_HISTORY, [{
-                    "instance_id": iid, "version": version, "event": ERASE_EVENT, "from_state": state,
-                    "to_state": state, "actor": actor, "at": moment, "definition_version": definition_version,
-                    "explain": explain} for iid, state, definition_version, version in sorted(moved)])
+            if instances:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
+                conn.execute(erase[f"erase_rows_{self._postgres}"], {
+                    "ids": ids, "actor": actor, "at": moment, "explain": {"reason": reason} if reason else {}})
                 if self._store is not None:
                     from regelwerk.store.unit import erased
 
-                    erased(self._store, sorted(row[0] for row in moved))
+                    erased(self._store, ids)  # a missing id among them: nothing cached to forget
             audit = conn.execute(erase["audit"], params).rowcount or 0
             incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0

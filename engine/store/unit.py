@@ -49,7 +49,8 @@ def watch_erasures(store: Any, forget: Callable[[Sequence[str]], object]) -> Non
 
 def erased(store: Any, instance_ids: Sequence[str]) -> None:
     """Called by a store's ``erase_personal_data`` (in its unit of work, once the instances are written): every
-    watcher of ``store`` forgets these instances. Forgetting is always safe (a cache is filled again from the
+    watcher of ``store`` forgets these instances (the erased ones; the ids asked for that are no instance may be
+    among them). Forgetting is always safe (a cache is filled again from the
     store), so it need not wait for the commit."""
     if not instance_ids:
         return
