@@ -222,3 +222,31 @@ def test_an_erased_instance_migrates_without_its_data_checked_and_without_timers
         assert [t.status for t in engine.timers("d1")] == []
     finally:
         engine.close()
+
+
+def test_a_store_that_cannot_be_watched_still_works() -> None:
+    """A host's store that is unhashable (a dataclass with ``eq``) or takes no weak reference: the runtime does not
+    watch it (its version check still refuses a stale decision) and an erasure on it tells nobody, without error."""
+    from dataclasses import dataclass
+
+    from regelwerk.store.unit import erased, watch_erasures
+
+    @dataclass
+    class Unhashable:
+        url: str = "host://"
+
+    class Slotted:
+        __slots__ = ("url",)
+
+    class Runtime:
+        def __init__(self) -> None:
+            self.forgotten: list[list[str]] = []
+
+        def forget(self, ids: Any) -> None:
+            self.forgotten.append(list(ids))
+
+    runtime = Runtime()
+    for store in (Unhashable(), Slotted()):
+        watch_erasures(store, runtime.forget)
+        erased(store, ["d1"])
+    assert runtime.forgotten == []

@@ -44,18 +44,26 @@ def watch_erasures(store: Any, forget: Callable[[Sequence[str]], object]) -> Non
     workflow runtime drops its cached records of them (their personal data must not stay in a process's memory;
     a decision on such a record would fail its version check all the same)."""
     with _WATCHERS_LOCK:
-        _WATCHERS.setdefault(store, []).append(weakref.WeakMethod(forget))
+        try:
+            refs = _WATCHERS.setdefault(store, [])
+            refs[:] = [ref for ref in refs if ref() is not None]  # engines closed and gone
+            refs.append(weakref.WeakMethod(forget))
+        except TypeError:  # a host's store that cannot be weakly referenced or hashed: its version check suffices
+            pass
 
 
 def erased(store: Any, instance_ids: Sequence[str]) -> None:
     """Called by a store's ``erase_personal_data`` (in its unit of work, once the instances are written): every
     watcher of ``store`` forgets these instances (the erased ones; the ids asked for that are no instance may be
-    among them). Forgetting is always safe (a cache is filled again from the
-    store), so it need not wait for the commit."""
+    among them). Forgetting is always safe (a cache is filled again from the store), so it need not wait for the
+    commit."""
     if not instance_ids:
         return
     with _WATCHERS_LOCK:
-        watchers = list(_WATCHERS.get(store, ()))
+        try:
+            watchers = list(_WATCHERS.get(store, ()))
+        except TypeError:  # not a key it could be (see watch_erasures)
+            return
     for ref in watchers:
         forget = ref()
         if forget is not None:
