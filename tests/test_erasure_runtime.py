@@ -90,6 +90,33 @@ def test_a_fire_decided_on_a_record_cached_before_the_erasure_writes_nothing_bac
         engine.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_another_process_erases_while_this_one_holds_the_record(backend: str, request: pytest.FixtureRequest,
+                                                               tmp_path: Path) -> None:
+    """Two engines (two processes' worth: a store each) on one database. The first cached the instance; the second
+    erases it, which the first's cache is not told of. The first's next fire on its cached record fails its claim,
+    is refused on the erased record, and drops the stale record."""
+    url = (f"sqlite:///{tmp_path / 'two.sqlite'}" if backend == "sqlite"
+           else str(request.getfixturevalue("pg_url")))
+    holder_dir, eraser_dir = tmp_path / "holder", tmp_path / "eraser"
+    holder_dir.mkdir()
+    eraser_dir.mkdir()
+    holder = _engine(url, holder_dir)
+    eraser = _engine(url, eraser_dir)
+    try:
+        holder.start("dossier", {"name": ANNA}, "hr", "d1")
+        assert "d1" in holder.runtime._cache
+        _erase(eraser, "d1")
+        assert "d1" in holder.runtime._cache  # another process's memory: not reached
+        with pytest.raises(TransitionNotAllowed, match="erased"):
+            holder.fire("d1", "annotate", "hr", {"note": "gesprek gehad"})
+        assert "d1" not in holder.runtime._cache
+        _assert_erased(holder, "d1", 2)
+    finally:
+        holder.close()
+        eraser.close()
+
+
 def test_a_caller_holding_the_version_from_before_the_erasure_gets_a_conflict(url: str, tmp_path: Path) -> None:
     engine = _engine(url, tmp_path)
     try:
