@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.errors import TransitionNotAllowed
@@ -111,6 +112,12 @@ def test_a_move_racing_the_erasure_of_its_candidate_writes_nothing_personal_back
         assert personal not in dump, personal
     [instance] = first.engine.instances()
     assert (instance.state, dict(instance.data)) == ("screening", {"erased": True})
+    # the erasure is in the history once, with who and when (the engines' clock) and why, nothing of hers
+    last = first.engine.history(instance.id)[-1]
+    assert (last.event, last.from_state, last.to_state, last.actor, last.version, dict(last.explain)) == (
+        "$erase", "screening", "screening", Actor.of(BEA).id, instance.version, {"reason": "bulk_delete"})
+    assert last.at == first.engine.clock()
+    assert [h.event for h in first.engine.history(instance.id)].count("$erase") == 1
 
 
 def _pool(rec: Recruitment, count: int) -> None:
