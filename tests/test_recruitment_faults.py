@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
-from regelwerk.errors import UsageError
+from regelwerk.errors import TransitionNotAllowed
 from regelwerk.runtime import Engine
 from regelwerk.store.sql import SqlStore
 from regelwerk.workflows.ports import RoleTable
@@ -91,10 +92,13 @@ def test_a_move_racing_the_erasure_of_its_candidate_writes_nothing_personal_back
         services: tuple[Recruitment, Recruitment], monkeypatch: pytest.MonkeyPatch, workers: str,
         status: str) -> None:
     """A recruiter moves a candidate (with a note about her) while an administrator erases her (AVG): the move
-    read her before the erasure committed and fires after it. The move is refused (the candidate is gone) and
-    nothing of hers is in the store afterwards. Before, a move into a status without a mail was a transition on
-    the erased instance: the cached or re-read instance's version was the same, so the fire wrote its data (the
-    note) back over the erasure and kept the note in a new history row, a live instance of nobody."""
+    read her before the erasure committed and fires after it. The move is refused and nothing of hers is in the
+    store afterwards. Before, a move into a status without a mail was a transition on the erased instance: the
+    cached or re-read instance's version was the same, so the fire wrote its data (the note) back over the erasure
+    and kept the note in a new history row, a live instance of nobody. The pack's ``sync_status`` then refused
+    (the candidate is gone); since the core's erasure moves the version on and an erased instance takes no more
+    events, the core refuses it first (the fire decided on the cached record fails its claim, and the erased
+    record is refused)."""
     first, second = services
     mover = first
     eraser = first if workers == "one engine" else second
@@ -102,12 +106,18 @@ def test_a_move_racing_the_erasure_of_its_candidate_writes_nothing_personal_back
     first.apply(vid, first_name="Zoë", last_name="Uniekenaam", email="zoe@example.nl", candidate_id="zoe")
     first.move("tom", "zoe", "screening")  # the mover's engine holds the instance as it was
     outcome = _move_while_erased(mover, eraser, monkeypatch, status, note="Zoë Uniekenaam belt terug op 0612345678")
-    assert isinstance(outcome, UsageError) and "no candidate for instance" in str(outcome), outcome
+    assert isinstance(outcome, TransitionNotAllowed) and "erased" in str(outcome), outcome
     dump = _dump(first)
     for personal in ("Uniekenaam", "zoe@example.nl", "0612345678", "Zoë"):
         assert personal not in dump, personal
     [instance] = first.engine.instances()
     assert (instance.state, dict(instance.data)) == ("screening", {"erased": True})
+    # the erasure is in the history once, with who and when (the engines' clock) and why, nothing of hers
+    last = first.engine.history(instance.id)[-1]
+    assert (last.event, last.from_state, last.to_state, last.actor, last.version, dict(last.explain)) == (
+        "$erase", "screening", "screening", Actor.of(BEA).id, instance.version, {"reason": "bulk_delete"})
+    assert last.at == first.engine.clock()
+    assert [h.event for h in first.engine.history(instance.id)].count("$erase") == 1
 
 
 def _pool(rec: Recruitment, count: int) -> None:

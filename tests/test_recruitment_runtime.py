@@ -104,6 +104,11 @@ def test_erasure_removes_personal_data_everywhere_and_logs_anonymously(world: An
     with rec.engine.store.read() as tx:
         log = tx.connection.execute(sa.text("SELECT action, rule, status_group, kept_days FROM rw_retention_log"))
         assert [tuple(r) for r in log] == [("retention", "rejected", "rejected", 29)]
+    # the core's record of the erasure: once, by the sweep's actor at the sweep's moment, why, and nothing of hers
+    [instance] = rec.engine.instances()
+    last = rec.engine.history(instance.id)[-1]
+    assert (last.event, last.from_state, last.to_state, last.actor, last.at, last.version, dict(last.explain)) == (
+        "$erase", "rejected", "rejected", "system", clock.now, instance.version, {"reason": "retention"})
 
 
 def test_sweep_streams_in_chunks_and_asks_renewal_once(world: Any) -> None:

@@ -186,11 +186,20 @@ class StoreTx(Protocol):
     def outbox(self, subject_ref: str | None = None, instance_id: str | None = None) -> list[OutboxEntry]:
         """Queued messages (about one data subject / of one instance, if given), oldest first."""
 
-    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
+                            actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
         """AVG erasure: scrub these instances' data, history explanations, audit details and incidents,
         delete their timers, the chained fires kept from or to them and every message about them or about
-        ``subject_refs``. The rows that say
-        *that* something happened stay (state, event, time, actor); what it was about goes."""
+        ``subject_refs``. The rows that say *that* something happened stay (state, event, time, actor); what it
+        was about goes.
+
+        Each erased instance's data becomes ``ERASED_DATA`` and its version moves on (version + 1, ``updated_at``
+        ``at``, no pending timers), so every decision made on a read from before the erasure (a cached record,
+        a caller's expected version, a fire that read it just before) fails its version check
+        (``ConflictError``) instead of writing the old data back. The erasure itself is recorded once, as a
+        history row per instance (``ERASE_EVENT``, from = to = its state, ``actor``, ``at`` (default: now, UTC),
+        the new version; its explanation holds ``reason`` only, if given, which must name no person). Missing ids
+        are passed over."""
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire until it ran (in the transaction of the transition that chained it); its id."""

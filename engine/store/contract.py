@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from regelwerk.store.records import (
     PendingFire,
     TimerRecord,
 )
+from regelwerk.store.unit import watch_erasures
 
 __all__ = ["StoreContract"]
 
@@ -45,6 +46,14 @@ def _record(instance_id: str = "i1", state: str = "draft", version: int = 1, **d
 
 class _Boom(Exception):
     pass
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.forgotten: list[list[str]] = []
+
+    def forget(self, instance_ids: Sequence[str]) -> None:
+        self.forgotten.append(list(instance_ids))
 
 
 class StoreContract:
@@ -465,7 +474,7 @@ class StoreContract:
         with store.read() as tx:
             kept = tx.get("i1")
             assert kept is not None and "Anna Jansen" not in repr(kept.data)
-            assert [(h.event, dict(h.explain)) for h in tx.history("i1")] == [("submit", {})]
+            assert [(h.event, dict(h.explain)) for h in tx.history("i1")] == [("submit", {}), ("$erase", {})]
             assert [(a.action, dict(a.detail)) for a in tx.audit("i1")] == [("note", {})]
             assert tx.timers("i1") == []
             assert [m.id for m in tx.outbox()] == ["m3"]
@@ -474,6 +483,68 @@ class StoreContract:
             other = tx.get("i2")
             assert other is not None and other.data["name"] == "Bob"
             assert [f.id for f in tx.pending_fires(T0 + timedelta(hours=1), 10)] == [bob]
+
+    def test_an_erasure_moves_the_version_on_and_is_in_the_history_once(self) -> None:
+        """The erased instance's version moves on (a decision on an older read fails its version check) and the
+        erasure is one history row (``$erase``: from = to = the state, actor, time, the new version, no personal
+        data); its state, workflow and definition version stay; other instances are untouched; a missing id is
+        passed over; all of it commits with the unit or not at all."""
+        store = self._store()
+        with store.transaction() as tx:
+            tx.insert(_record("i1", name="Anna Jansen"))
+            tx.update(_record("i1", state="submitted", version=2, name="Anna Jansen"), 1)
+            tx.insert(_record("i2", name="Bob"))
+        later = T0 + timedelta(days=30)
+        watcher = _Watcher()  # a runtime's cache: told which instances to forget
+        watch_erasures(store, watcher.forget)
+        try:  # version, data and the $erase row commit with the rest of the unit, or not at all
+            with store.transaction() as tx:
+                tx.erase_personal_data(["i1"], actor="hr-ops", at=later)
+                raise _Boom
+        except _Boom:
+            pass
+        with store.read() as tx:
+            got = tx.get("i1")
+            assert got is not None and got.version == 2 and got.data["name"] == "Anna Jansen"
+            assert tx.history("i1") == []
+        with store.transaction() as tx:
+            counts = tx.erase_personal_data(["i1", "gone"], actor="hr-ops", at=later, reason="retention")
+        assert counts.instances == 1
+        assert "i1" in watcher.forgotten[-1] and "i2" not in watcher.forgotten[-1]  # (a missing id may be there)
+        with store.read() as tx:
+            got = tx.get("i1")
+            assert got is not None
+            assert (got.state, got.version, got.workflow, got.definition_version) == ("submitted", 3, "declaration",
+                                                                                       "v1")
+            assert dict(got.data) == {"erased": True} and got.updated_at == later and not got.timers_pending
+            erase = tx.history("i1")[-1]
+            assert (erase.event, erase.from_state, erase.to_state, erase.actor, erase.at, erase.version,
+                    erase.definition_version, dict(erase.explain)) == (
+                "$erase", "submitted", "submitted", "hr-ops", later, 3, "v1", {"reason": "retention"})
+            assert [h.event for h in tx.history("i1")].count("$erase") == 1
+            assert tx.history("gone") == [] and tx.get("gone") is None
+            other = tx.get("i2")
+            assert other is not None and other.version == 1 and tx.history("i2") == []
+        # a write decided on the read from before the erasure: refused, the erasure stays
+        stale = _record("i1", state="approved", version=3, name="Anna Jansen")
+        with store.transaction() as tx:
+            try:
+                tx.update(stale, 2)
+            except ConflictError as exc:
+                assert (exc.expected_version, exc.current_version, exc.current_state) == (2, 3, "submitted")
+            else:
+                raise AssertionError("a stale update after the erasure was written")
+        with store.transaction() as tx:
+            try:
+                tx.update_many([(stale, 2, True)])
+            except ConflictError:
+                pass
+            else:
+                raise AssertionError("a stale update_many after the erasure was written")
+        with store.read() as tx:
+            got = tx.get("i1")
+            assert got is not None and dict(got.data) == {"erased": True} and got.version == 3
+            assert "Anna" not in repr(tx.history("i1"))
 
     def test_incidents_count_attempts_and_resolve(self) -> None:
         store = self._store()

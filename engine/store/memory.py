@@ -19,12 +19,14 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from regelwerk.errors import ConflictError, UnknownInstance
 from regelwerk.store.records import (
+    ERASE_EVENT,
+    ERASED_DATA,
     AuditEntry,
     DefinitionRecord,
     ErasureCount,
@@ -392,20 +394,30 @@ class MemoryTx:
         rows[:] = new
         self._undo.append(lambda: rows.__setitem__(slice(None), old))
 
-    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
-        """Scrub instance data, history explanations, audit details and incidents; drop timers and messages."""
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
+                            actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
+        """Scrub instance data, history explanations, audit details and incidents; drop timers and messages; move
+        each erased instance's version on and record the erasure in its history."""
         store = self._store
         ids, refs = set(instance_ids), set(subject_refs)
+        moment = at if at is not None else datetime.now(UTC)
         instances = history = audit = timers = incidents = 0
         for iid in sorted(ids):
             rec = store._instances.get(iid)
+            erased = None
             if rec is not None:
-                self.update(replace(rec, data={"erased": True}), rec.version)
+                erased = replace(rec, data=dict(ERASED_DATA), version=rec.version + 1, updated_at=moment,
+                                 timers_pending=False)
+                self.update(erased, rec.version)
                 instances += 1
             rows = store._history.get(iid)
             if rows:
                 self._replace_list(rows, [_pack_history(replace(_history_entry(h), explain={})) for h in rows])
                 history += len(rows)
+            if erased is not None:
+                self.add_history(HistoryEntry(iid, ERASE_EVENT, erased.state, erased.state, actor, moment,
+                                              erased.definition_version, erased.version,
+                                              {"reason": reason} if reason else {}))
         dropped = {k: f for k, f in store._pending.items() if f.target in ids or f.source in ids}
         for fire_id in dropped:
             del store._pending[fire_id]
@@ -426,6 +438,10 @@ class MemoryTx:
             if incident.instance_id in ids:
                 self._set_incident(incident_id, replace(incident, data={}, message="(erased)"))
                 incidents += 1
+        if instances:
+            from regelwerk.store.unit import erased as tell_watchers
+
+            tell_watchers(store, sorted(i for i in ids if i in store._instances))
         kept = [m for m in store._outbox if m.instance_id not in ids and m.subject_ref not in refs]
         sent = len(store._outbox) - len(kept)
         if sent:

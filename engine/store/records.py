@@ -10,6 +10,8 @@ from typing import Any
 from regelwerk.frozen import thaw
 
 __all__ = [
+    "ERASED_DATA",
+    "ERASE_EVENT",
     "INSTANCE_ID_LENGTH",
     "AuditEntry",
     "DefinitionRecord",
@@ -20,11 +22,22 @@ __all__ = [
     "OutboxEntry",
     "PendingFire",
     "TimerRecord",
+    "is_erased",
 ]
 
 
 #: the longest instance id a store keeps (``rw_instances.id``): no instance has a longer one
 INSTANCE_ID_LENGTH = 64
+
+#: the history event of an AVG erasure (``StoreTx.erase_personal_data``): from = to = the state the instance was in
+ERASE_EVENT = "$erase"
+#: what an erased instance's data is afterwards (no personal data; not validated against any ``data_schema``)
+ERASED_DATA: Mapping[str, Any] = {"erased": True}
+
+
+def is_erased(data: Mapping[str, Any]) -> bool:
+    """Whether an instance's data is what an erasure left (``ERASED_DATA``): such an instance takes no more events."""
+    return len(data) == 1 and data.get("erased") is True
 
 
 @dataclass(frozen=True, slots=True)

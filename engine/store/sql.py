@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from regelwerk.errors import ConflictError, IdInUse, UnknownInstance
 from regelwerk.limits import critical
 from regelwerk.store.records import (
+    ERASE_EVENT,
+    ERASED_DATA,
     AuditEntry,
     DefinitionRecord,
     ErasureCount,
@@ -153,6 +155,14 @@ def _instance(row: Row[Any]) -> InstanceRecord:
     return InstanceRecord(m["id"], m["workflow"], m["definition_version"], m["state"], m["data"], m["version"],
                           _aware(m["created_at"]), _aware(m["updated_at"]), m["created_by"],
                           bool(m["timers_pending"]))
+
+
+def _as_written(current: InstanceRecord, row: Mapping[str, Any]) -> bool:
+    """Whether an instance read back is what an update's parameters (``_UPDATES``) wrote."""
+    return (current.version == row["version"] and current.state == row["state"]
+            and current.timers_pending == row["timers_pending"] and _utc(current.updated_at) == row["updated_at"]
+            and ("data" not in row or dict(current.data) == row["data"])
+            and ("definition_version" not in row or current.definition_version == row["definition_version"]))
 
 
 def _naive(value: datetime) -> datetime:
@@ -419,7 +429,9 @@ def _erase_statements() -> dict[str, Any]:
 
         many: Any = sa.bindparam("ids", expanding=True)
         _ERASE.update({
-            "instances": rw_instances.update().where(_I.id.in_(many)).values(data={"erased": True}),
+            # the version moves on: a decision made on a read from before the erasure fails its version check
+            "instances": rw_instances.update().where(_I.id.in_(many)).values(
+                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
             "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
             "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
                                                        | rw_pending_fires.c.source.in_(many)),
@@ -430,17 +442,29 @@ def _erase_statements() -> dict[str, Any]:
             "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
             "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
         })
+        for pg in (False, True):
+            # the erasure's own history row per instance, set-based from the instances just moved on (no row to
+            # process in Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
+            explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
+            _ERASE[f"erase_rows_{pg}"] = rw_history.insert().from_select(
+                ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
+                 "explain"],
+                sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
+                          sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
+                          _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
+                .where(_I.id.in_(many)).order_by(_I.id))
     return _ERASE
 
 
 class SqlTx:
     """A unit of work on one SQLAlchemy ``Connection`` (``tx.connection``)."""
 
-    __slots__ = ("_postgres", "connection")
+    __slots__ = ("_postgres", "_store", "connection")
 
-    def __init__(self, connection: Connection, postgres: bool) -> None:
+    def __init__(self, connection: Connection, postgres: bool, store: SqlStore | None = None) -> None:
         self.connection = connection
         self._postgres = postgres
+        self._store = store  # whose watchers an erasure tells (regelwerk.store.unit.erased)
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         """The instance, or None."""
@@ -541,14 +565,19 @@ class SqlTx:
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
-            # instance must now be at its new version (the ids are unique within one call)
+            # instance must now be as written (the ids are unique within one call). Its version alone does not
+            # say so: another unit may have moved it from the same expected version to the same next one (an AVG
+            # erasure: version + 1, the data erased) and this row's UPDATE then changed nothing
             versions = self.get_many([row["p_id"] for row in rows])
             for row in rows:
                 current = versions.get(row["p_id"])
                 if current is None:
                     raise UnknownInstance(row["p_id"])
-                if current.version != row["version"]:  # not written: it was not at the expected version
+                if not _as_written(current, row):  # not written: it was not at the expected version
                     raise ConflictError(row["p_id"], row["p_expected"], current.version, current.state)
+            if result.rowcount >= 0:  # counted short, yet each row looks written: one of them was not
+                first = versions[rows[0]["p_id"]]
+                raise ConflictError(rows[0]["p_id"], rows[0]["p_expected"], first.version, first.state)
 
     def instances(self, workflow: str | None = None, state: str | None = None,
                   definition_version: str | None = None, limit: int | None = None) -> list[InstanceRecord]:
@@ -754,22 +783,32 @@ class SqlTx:
                             m["sender"], m["subject_ref"], m["instance_id"], m["status"], m["secret"])
                 for m in (r._mapping for r in self.connection.execute(query))]
 
-    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = ()) -> ErasureCount:
-        """Set-based scrub, one statement per table, in the lock order (instances before timers)."""
+    def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
+                            actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
+        """Set-based scrub, one statement per table, in the lock order (instances before timers); the instances'
+        versions move on in the same statement, and one ``INSERT ... SELECT`` writes their ``$erase`` history rows."""
 
-        ids = list(instance_ids)
+        ids = sorted(set(instance_ids))
         refs = list(subject_refs)
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
         erase = _erase_statements()
         params = {"ids": ids}
+        moment = _utc(at if at is not None else datetime.now(UTC))
         instances = history = audit = timers = incidents = chained = 0
         if ids:
-            instances = conn.execute(erase["instances"], params).rowcount or 0
+            instances = conn.execute(erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
             timers = conn.execute(erase["timers"], params).rowcount or 0
             chained = conn.execute(erase["chained"], params).rowcount or 0
             history = conn.execute(erase["history"], params).rowcount or 0
+            if instances:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
+                conn.execute(erase[f"erase_rows_{self._postgres}"], {
+                    "ids": ids, "actor": actor, "at": moment, "explain": {"reason": reason} if reason else {}})
+                if self._store is not None:
+                    from regelwerk.store.unit import erased
+
+                    erased(self._store, ids)  # a missing id among them: nothing cached to forget
             audit = conn.execute(erase["audit"], params).rowcount or 0
             incidents = conn.execute(erase["incidents"], params).rowcount or 0
         sent = 0
@@ -929,7 +968,7 @@ class _Unit:
             conn = conn.execution_options(regelwerk_begin=self._begin)
         conn.begin()
         self._conn = conn
-        return SqlTx(conn, self._store.postgres)
+        return SqlTx(conn, self._store.postgres, self._store)
 
     @critical
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

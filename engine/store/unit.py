@@ -18,7 +18,9 @@ this thread (or task) for ``store``: a permission port's audit sink uses it to j
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -27,9 +29,45 @@ from typing import Any
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import AuditEntry
 
-__all__ = ["UnitOfWork", "current_unit", "run_after_commit"]
+__all__ = ["UnitOfWork", "current_unit", "erased", "run_after_commit", "watch_erasures"]
 
 _CURRENT: ContextVar[UnitOfWork | None] = ContextVar("regelwerk_unit_of_work", default=None)
+
+#: per store: who keeps copies of its instances in memory and must drop those of erased ones (weakly held)
+_WATCHERS: weakref.WeakKeyDictionary[Any, list[weakref.WeakMethod[Callable[[Sequence[str]], object]]]] = \
+    weakref.WeakKeyDictionary()
+_WATCHERS_LOCK = threading.Lock()
+
+
+def watch_erasures(store: Any, forget: Callable[[Sequence[str]], object]) -> None:
+    """Have ``forget`` (a bound method, held weakly) called with the ids of every erasure on ``store``: the
+    workflow runtime drops its cached records of them (their personal data must not stay in a process's memory;
+    a decision on such a record would fail its version check all the same)."""
+    with _WATCHERS_LOCK:
+        try:
+            refs = _WATCHERS.setdefault(store, [])
+            refs[:] = [ref for ref in refs if ref() is not None]  # engines closed and gone
+            refs.append(weakref.WeakMethod(forget))
+        except TypeError:  # a host's store that cannot be weakly referenced or hashed: its version check suffices
+            pass
+
+
+def erased(store: Any, instance_ids: Sequence[str]) -> None:
+    """Called by a store's ``erase_personal_data`` (in its unit of work, once the instances are written): every
+    watcher of ``store`` forgets these instances (the erased ones; the ids asked for that are no instance may be
+    among them). Forgetting is always safe (a cache is filled again from the store), so it need not wait for the
+    commit."""
+    if not instance_ids:
+        return
+    with _WATCHERS_LOCK:
+        try:
+            watchers = list(_WATCHERS.get(store, ()))
+        except TypeError:  # not a key it could be (see watch_erasures)
+            return
+    for ref in watchers:
+        forget = ref()
+        if forget is not None:
+            forget(instance_ids)
 
 
 def run_after_commit(callbacks: list[Callable[[], None]], failed: Callable[[Exception], None] | None) -> None:

@@ -12,6 +12,7 @@ from regelwerk.store.records import (
     AuditEntry,
     HistoryEntry,
     InstanceRecord,
+    is_erased,
 )
 from regelwerk.store.unit import UnitOfWork
 from regelwerk.workflows.gate import Version
@@ -79,7 +80,8 @@ class MigrationService:
             problems.append(f"state {target!r} does not exist in the new version; map it "
                             f"(e.g. --map {rec.state}=<state>); states: {', '.join(rt.model.state_ids)}")
         try:
-            rt.check_data(rec.data)
+            if not is_erased(rec.data):  # what an erasure left is checked against no schema
+                rt.check_data(rec.data)
         except InvalidData as exc:
             problems.append(f"data: {exc}")
         return MigrationItem(rec.id, rec.workflow, rec.definition_version, rt.version, rec.state, target,
@@ -106,12 +108,14 @@ class MigrationService:
                         continue
                     self.runtime._remember_definition(tx, rt, now)
                     state = rt.machine.state(item.target_state)
+                    # an erased instance takes no more events: no timers of its new state
+                    after = () if is_erased(rec.data) else state.after
                     record = replace(rec, definition_version=rt.version, state=item.target_state,
-                                     version=rec.version + 1, updated_at=now, timers_pending=bool(state.after))
+                                     version=rec.version + 1, updated_at=now, timers_pending=bool(after))
                     tx.update(record, rec.version)  # the lock order: the instance row first, then its timers
                     if rec.timers_pending:
                         cancel_timers(tx, rec.id, now, who.id, f"{rec.id} was migrated to {rt.version}")
-                    self.runtime._schedule(tx, record, state.after, now)
+                    self.runtime._schedule(tx, record, after, now)
                     detail = {"from_version": item.from_version, "to_version": rt.version, "from": rec.state,
                               "to": item.target_state, "mapping": dict(mapping or {})}
                     tx.add_history(HistoryEntry(rec.id, MIGRATE_EVENT, rec.state, item.target_state, who.id, now,

@@ -36,8 +36,9 @@ from regelwerk.store.records import (
     HistoryEntry,
     InstanceRecord,
     TimerRecord,
+    is_erased,
 )
-from regelwerk.store.unit import UnitOfWork, current_unit
+from regelwerk.store.unit import UnitOfWork, current_unit, watch_erasures
 from regelwerk.workflows.actions import ActionContext
 from regelwerk.workflows.gate import (
     Gate,
@@ -62,6 +63,8 @@ ActorLike = Actor | str | Mapping[str, Any]
 #: how often a fire that names no version is decided on a fresh read when other processes' fires of the same
 #: instance keep committing between its read and its claim (each time one of them made progress)
 _FRESH_ATTEMPTS = 8
+#: why an erased instance takes no event (``StoreTx.erase_personal_data``)
+_ERASED_REASON = "its personal data was erased (AVG): an erased instance takes no more events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,8 @@ class WorkflowRuntime:
         # fails that check and the fire is redone once on a fresh read in the same transaction.
         self._cache: dict[str, InstanceRecord] = {}
         self._cache_size = cache_size
+        # an AVG erasure on this store (any caller, any pack) drops the erased instances' cached records
+        watch_erasures(store, self._forget)
 
     def workflows(self) -> dict[str, Workflow]:
         """The bundle's workflows by name."""
@@ -575,7 +580,10 @@ class WorkflowRuntime:
                 now: datetime, check_permission: bool, person: Mapping[str, Any] | None = None
                 ) -> tuple[Version, Gate, str, Mapping[str, Any]]:
         """Guards, permission and target state; writes nothing. ``person`` is the part of ``data`` a person sent:
-        it may not name a system field of the instance's definition version."""
+        it may not name a system field of the instance's definition version. An erased instance (AVG) takes no
+        more events: ``TransitionNotAllowed``, whoever fires."""
+        if is_erased(rec.data):
+            raise TransitionNotAllowed(rec.id, rec.state, event, [_ERASED_REASON])
         rt = self._runtime(tx, rec.workflow, rec.definition_version)
         refused = system_fields_refusal(rt.model, person)
         if refused is not None:
@@ -707,6 +715,9 @@ class WorkflowRuntime:
         gate = Gate(self, rt, rec, event, actor, merged, input_data, now, True)
         out: dict[str, Any] = {"instance": rec.id, "state": rec.state, "event": event, "allowed": False,
                                "to": None, "internal": False, "candidates": [], "reasons": []}
+        if is_erased(rec.data):  # as a fire would be: refused before any guard or permission
+            out["reasons"] = [_ERASED_REASON]
+            return out
         if not candidates:
             froms = sorted({s for t in rt.model.transitions if t.event == event for s in t.sources})
             out["reasons"] = [f"{event!r} cannot fire from state {rec.state!r}"

@@ -106,15 +106,18 @@ def _aware(moment: datetime) -> datetime:
 _candidates = require_candidate_store
 
 
-def _erase(tx: Any, candidates: CandidateStore, ids: Sequence[str], instance_ids: Sequence[str]) -> tuple[int, int]:
+def _erase(tx: Any, candidates: CandidateStore, ids: Sequence[str], instance_ids: Sequence[str], *, now: datetime,
+           actor: Actor, reason: str) -> tuple[int, int]:
     """Erase these candidates and what was derived from them, set-based (one statement per table).
 
     ``tx`` is the store's transaction: the workflow store's copies (instance data, history explanations,
     audit details, timers, incidents) and the outbox messages about the candidates go through the store
-    port (``erase_personal_data``); the pack's own tables (questionnaires, then the candidate rows) through
-    the pack's port on the same transaction. Returns (candidates deleted, outbox rows erased).
+    port (``erase_personal_data``, which moves the instances' versions on and writes each a ``$erase`` history
+    row with ``actor``, ``now`` and ``reason``); the pack's own tables (questionnaires, then the candidate rows)
+    through the pack's port on the same transaction. Returns (candidates deleted, outbox rows erased).
     """
-    erased = tx.erase_personal_data(list(instance_ids), [f"candidate:{cid}" for cid in ids])
+    erased = tx.erase_personal_data(list(instance_ids), [f"candidate:{cid}" for cid in ids], actor=actor.id, at=now,
+                                    reason=reason)
     deleted = candidates.erase(ids)
     return deleted, int(erased.outbox)
 
@@ -140,7 +143,8 @@ def erase_candidates(tx: Any, items: Iterable[RetentionItem], *, now: datetime, 
     if not batch:
         return 0, 0
     candidates = _candidates(tx)
-    deleted, outbox_rows = _erase(tx, candidates, [i.candidate_id for i in batch], [i.instance_id for i in batch])
+    deleted, outbox_rows = _erase(tx, candidates, [i.candidate_id for i in batch], [i.instance_id for i in batch],
+                                  now=now, actor=actor, reason=reason)
     candidates.log_retention(_log_rows(
         ((i.rule, i.vacancy_id, i.status, i.group, i.applied_at) for i in batch), now=now, actor=actor,
         policy=policy, reason=reason))
@@ -171,7 +175,8 @@ def erase_due(store: Any, policy: RetentionPolicy, now: datetime, *, actor: Acto
                 rows = candidates.retention_due(policy, rule, now, [r.id for r in found], lock=True)
                 if not rows:
                     continue
-                deleted, outbox_rows = _erase(tx, candidates, [r.id for r in rows], [r.instance_id for r in rows])
+                deleted, outbox_rows = _erase(tx, candidates, [r.id for r in rows], [r.instance_id for r in rows],
+                                              now=now, actor=actor, reason="retention")
                 candidates.log_retention(_log_rows(
                     ((rule.id, r.vacancy_id, r.status, r.status_group, r.applied_at) for r in rows), now=now,
                     actor=actor, policy=policy.name, reason="retention"))
