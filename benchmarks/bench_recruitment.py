@@ -2,7 +2,8 @@
 and a retention sweep over many candidates vs deleting the same rows directly with SQLAlchemy Core.
 Both baselines use the engine store's SQLite pragmas (WAL, synchronous=NORMAL), so the ratios compare
 work, not durability settings. The sweep does more than the direct baseline (questionnaires, timers,
-audit details and the anonymous retention log as well).
+audit details and the anonymous retention log as well); both move the erased instances' versions on and write
+one ``$erase`` history row per instance (the store's record of the erasure).
 
     python benchmarks/bench_recruitment.py [--quick]
 """
@@ -190,6 +191,7 @@ def bench_retention(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
 
     def direct(path: Path) -> Callable[[], Any]:
         def run() -> None:
+            moment = START.astimezone(UTC).replace(tzinfo=None)
             db = raw_engine(path)
             with db.connect() as conn:
                 ids = [r[0] for r in conn.execute(sa.select(candidates.c.id)
@@ -200,7 +202,16 @@ def bench_retention(workdir: Path, n: int) -> list[tuple[str, str, str, str]]:
                 with db.begin() as conn:
                     conn.execute(outbox.delete().where(outbox.c.subject_ref.in_([f"candidate:{c}" for c in part])))
                     conn.execute(rw_history.update().where(rw_history.c.instance_id.in_(inst)).values(explain={}))
-                    conn.execute(rw_instances.update().where(rw_instances.c.id.in_(inst)).values(data={}))
+                    # the erasure's own record, as the store writes it: the version moved on, one $erase history row
+                    conn.execute(rw_instances.update().where(rw_instances.c.id.in_(inst)).values(
+                        data={"erased": True}, version=rw_instances.c.version + 1, updated_at=moment))
+                    i = rw_instances.c
+                    conn.execute(rw_history.insert().from_select(
+                        ["instance_id", "version", "event", "from_state", "to_state", "actor", "at",
+                         "definition_version", "explain"],
+                        sa.select(i.id, i.version, sa.literal("$erase"), i.state, i.state, sa.literal("system"),
+                                  sa.literal(moment, sa.DateTime()), i.definition_version,
+                                  sa.literal({"reason": "retention"}, sa.JSON())).where(i.id.in_(inst))))
                     conn.execute(candidates.delete().where(candidates.c.id.in_(part)))
             db.dispose()
         return run

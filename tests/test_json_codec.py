@@ -46,6 +46,8 @@ def test_what_orjson_refuses_goes_to_the_standard_library() -> None:
     assert json.loads(json_codec.dumps(big)) == json.loads(json.dumps(big))
     assert json_codec.loads("[NaN]")[0] != json_codec.loads("[NaN]")[0]  # json.loads' NaN, not an error
     assert json_codec.loads(b'{"a": 1}') == {"a": 1}  # psycopg hands bytes
+    assert json_codec.loads('["\ud800"]') == ["\ud800"]  # a lone surrogate in the text: no UTF-8 for orjson
+    assert json_codec.loads(r'["\ud800"]') == json.loads(r'["\ud800"]')  # escaped: strict JSON refuses it
 
 
 def test_what_the_standard_library_refuses_is_refused() -> None:

@@ -23,7 +23,6 @@ Same values in, same values out, as with SQLAlchemy's default (``json.dumps`` / 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -59,17 +58,22 @@ def dumps_sorted(value: Any) -> str:
         return _SORTED_STDLIB.encode(value)
 
 
-#: a number orjson might read as a float although it is an integer (also matches inside strings: they only take
-#: the slower way)
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+#: a number orjson might read as a float although it is an integer: 19 digits in a row (inside a string too: such a
+#: text only takes the slower way). Found by mapping every digit to one and looking for the run in the bytes (C
+#: speed: 0.5 us for a 400-character row, where a regular expression took 4-9 us, more than the parse it guards)
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
+_LONG_RUN = b"9" * 19
 
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON ``text`` (``json.loads`` for what strict JSON does not allow, and for long numbers)."""
-    if (_LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS).search(text) is None:  # type: ignore[arg-type]
+    try:
+        raw = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for orjson
+        return json.loads(text)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_NINES):
         try:
-            return _orjson_loads(text)
+            return _orjson_loads(raw)
         except _JSONDecodeError:
             pass
     return json.loads(text)
