@@ -45,6 +45,7 @@ __all__ = [
     "compare",
     "compile_condition",
     "parse_duration",
+    "reads_actor",
     "resolve_path",
     "to_temporal",
     "typed_literal",
@@ -660,10 +661,14 @@ class Condition(Sealed):
         return value
 
 
+def reads_actor(operand: object) -> bool:
+    """True for a field under ``actor`` (``actor.id``, ``actor.roles``): who acts, not the instance's data."""
+    return isinstance(operand, FieldRef) and operand.path[:1] == ("actor",)
+
+
 def _about_actor(node: Compare) -> bool:
     """True when the comparison reads the actor (its left side, or a field on its right side, under ``actor``)."""
-    right = node.right
-    return node.left.path[:1] == ("actor",) or (isinstance(right, FieldRef) and right.path[:1] == ("actor",))
+    return reads_actor(node.left) or reads_actor(node.right)
 
 
 def _timeless(node: Node) -> bool:

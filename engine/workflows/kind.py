@@ -45,7 +45,7 @@ from datetime import timedelta
 from typing import Any
 
 from regelwerk.compiler import CompileContext
-from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Condition, Const, FieldRef, Node, parse_duration
+from regelwerk.conditions import AllOf, AnyOf, Call, Compare, Condition, Const, Node, parse_duration, reads_actor
 from regelwerk.diagnostics import Severity, did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument, to_plain
@@ -549,10 +549,6 @@ def _check_graph(ctx: CompileContext, model: Workflow, pointer_of_state: Mapping
 _NARROWING = frozenset({"eq", "in", "contains", "matches"})
 
 
-def _reads_actor(operand: object) -> bool:
-    return isinstance(operand, FieldRef) and bool(operand.path) and operand.path[0] == "actor"
-
-
 def _names_actor(node: Node) -> bool:
     """Whether every way to pass ``node`` compares the actor with something (``actor.id eq data.subject``, a role
     in a list, a function called with the actor): a guard that says who acts. A negation says only who does not."""
@@ -561,9 +557,9 @@ def _names_actor(node: Node) -> bool:
     if isinstance(node, AnyOf):
         return bool(node.items) and all(_names_actor(item) for item in node.items)
     if isinstance(node, Compare):
-        return node.op in _NARROWING and (_reads_actor(node.left) or _reads_actor(node.right))
+        return node.op in _NARROWING and (reads_actor(node.left) or reads_actor(node.right))
     if isinstance(node, Call):
-        return any(_reads_actor(arg) for arg in node.args)
+        return any(reads_actor(arg) for arg in node.args)
     return False
 
 
