@@ -44,6 +44,7 @@ __all__ = [
     "NowRef",
     "compare",
     "compile_condition",
+    "field_paths",
     "parse_duration",
     "reads_actor",
     "resolve_path",
@@ -659,6 +660,20 @@ class Condition(Sealed):
         else:
             out.append(f"{describe(node)} is {verdict}")
         return value
+
+
+def field_paths(node: Node) -> frozenset[tuple[str, ...]]:
+    """Every field path a condition reads (both sides of comparisons and function arguments)."""
+    if isinstance(node, (AllOf, AnyOf)):
+        return frozenset().union(*(field_paths(item) for item in node.items))
+    if isinstance(node, NotOf):
+        return field_paths(node.item)
+    operands: tuple[object, ...] = ()
+    if isinstance(node, Compare):
+        operands = (node.left, node.right)
+    elif isinstance(node, Call):
+        operands = node.args
+    return frozenset(op.path for op in operands if isinstance(op, FieldRef))
 
 
 def reads_actor(operand: object) -> bool:

@@ -59,3 +59,62 @@ def test_no_scope_holds_for_a_value_that_is_not_an_id(compiled: Any, matrix: str
                             assert not single.allowed or plain.allowed, (actor, action, resource_type, resource)
                             asked += 1
     assert asked > 0
+
+
+def _matrix_with_fields(tmp_path: Path, fields: str) -> Any:
+    """A bundle with one resource declaring ``fields`` and grants whose conditions read them."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text(f"""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {{name: m}}
+spec:
+  roles: [{{id: lid}}]
+  resources:
+    - id: answer{fields}
+      actions: [read]
+  grants:
+    - {{id: by_list, roles: [lid], resource: answer, actions: [read],
+       condition: {{field: resource.visible_to, contains: manager}}}}
+    - {{id: by_level, roles: [lid], resource: answer, actions: [read], condition: {{field: resource.level, ge: 3}}}}
+  denies:
+    - {{id: not_secret, roles: [lid], resource: answer, actions: [read],
+       condition: {{field: resource.secret, eq: true}}}}
+""")
+    compiled = compile_bundle(load_bundle(tmp_path), load_registry())
+    return MatrixPermissions(compiled, MemoryRelationships(), "m")
+
+
+@pytest.mark.parametrize(("resource", "allowed", "by"), [
+    ({"visible_to": ["manager"]}, True, "by_list"),
+    ({"visible_to": "managers_manager"}, False, "malformed"),  # one text: 'contains' would be a substring test
+    ({"visible_to": ["managers_manager"]}, False, "default"),
+    ({"visible_to": [["manager"]]}, False, "malformed"),  # an item that is not a text
+    ({"level": 3}, True, "by_level"),
+    ({"level": "9"}, False, "malformed"),  # a number sent as a text
+    ({"level": True}, False, "malformed"),  # a boolean is not a number
+    ({"visible_to": ["manager"], "secret": "yes"}, False, "malformed"),  # a deny's field too: never skipped
+    ({"visible_to": ["manager"], "secret": True}, False, "not_secret"),
+    ({"visible_to": None, "level": None}, False, "default"),  # missing or null: unknown, which never grants
+])
+def test_a_declared_field_of_another_type_is_denied_as_malformed(tmp_path: Path, resource: dict[str, Any],
+                                                                 allowed: bool, by: str) -> None:
+    port = _matrix_with_fields(tmp_path, "\n      fields:\n        visible_to: {type: list, items: string}\n"
+                                         "        level: {type: number}\n        secret: {type: boolean}")
+    actor = {"id": "u1", "roles": ["lid"]}
+    fast = port.check(actor, "read", "answer", resource, {"now": NOW})
+    many = port.check_many(actor, [("read", "answer", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, "read", "answer", resource, None, NOW, explain=True)
+    for decision in (fast, many, explained):
+        assert decision.allowed is allowed, (decision, resource)
+        assert decision.explain["by"] == by, decision.explain
+    if by == "malformed":
+        assert "declared" in explained.explain["reason"]
+        assert explained.explain["considered"] == []
+
+
+def test_an_open_resource_keeps_contains_as_the_condition_language_says(tmp_path: Path) -> None:
+    """Without declared fields nothing is checked (the resource is open): documented, not a silent change."""
+    port = _matrix_with_fields(tmp_path, "")
+    decision = port.check({"id": "u1", "roles": ["lid"]}, "read", "answer", {"visible_to": "managers"},
+                          {"now": NOW})
+    assert decision.allowed and decision.explain["by"] == "by_list"

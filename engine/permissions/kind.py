@@ -68,6 +68,21 @@ def _resource_type(item: Any) -> dict[str, Any]:
     return out
 
 
+def _field_kinds(schema: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
+    """name -> (kind, item kind) of a resource's declared fields (nothing for an open resource)."""
+    from regelwerk.facts import schema_kind
+
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    out: dict[str, tuple[str, str]] = {}
+    for name, prop in (properties or {}).items():
+        kind = schema_kind(prop)
+        if kind == "any":
+            continue
+        items = schema_kind(prop.get("items")) if kind == "list" and isinstance(prop, Mapping) else "any"
+        out[str(name)] = (kind, "" if items == "any" else items)
+    return out
+
+
 def condition_scope(data: Any, pointer: str) -> dict[str, Any]:
     """What a grant's or deny's ``condition`` reads: ``actor`` (the actor fact type), ``resource`` (the
     resource's fact type or declared fields) and ``context`` (open: what the host passes). Other roots are
@@ -182,6 +197,7 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
             department_field=item.get("department", "department"),
             field_groups={g["id"]: tuple(g.get("fields", ())) for g in item.get("field_groups", ())},
             action_labels=dict(item.get("action_labels", {})), description=item.get("description", ""),
+            field_kinds=_field_kinds(ctx.facts.expand(_resource_type(item))),
         )
     seen: dict[str, str] = {}
 

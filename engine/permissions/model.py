@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from regelwerk.actors import Actor
-from regelwerk.conditions import Condition
+from regelwerk.conditions import Condition, field_paths
 from regelwerk.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships, local_date
 from regelwerk.permissions.relations import zone as relation_zone
 
@@ -88,6 +88,9 @@ class ResourceType:
     field_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     action_labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    #: the declared fields' kinds (``fields:`` or the ``fact:`` type): name -> (kind, item kind of a list); a
+    #: condition's field whose value is not of its kind makes the decision a deny (:func:`malformed_field`)
+    field_kinds: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def is_write(self, action: str) -> bool:
         """True for actions that change something (everything that is not a read action)."""
@@ -188,6 +191,46 @@ class _Plan:
     resource: ResourceType | None
     roles: tuple[str, ...]
     rights: tuple[str, ...]
+    #: (field, kind, item kind) of the resource's declared fields that the steps' conditions read
+    checks: tuple[tuple[str, str, str], ...] = ()
+
+
+_KIND_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "list": (list, tuple), "object": (Mapping,), "date": (str, date),
+    "datetime": (str, datetime), "time": (str, time), "duration": (str, timedelta)}
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == "number":
+        return type(value) in (int, float)
+    if kind == "boolean":
+        return type(value) is bool
+    types = _KIND_TYPES.get(kind)
+    return types is None or isinstance(value, types)
+
+
+def malformed_field(checks: Iterable[tuple[str, str, str]], resource: Mapping[str, Any]) -> str | None:
+    """The first checked field of ``resource`` whose value is not of its declared kind, as a text (None: all fit).
+
+    A missing or null value fits (conditions treat it as unknown, which never grants). Why it matters: a list
+    field sent as one text would turn ``contains`` into a substring test (``"managers_manager"`` contains
+    ``"manager"``), so a value of another type than declared never reaches the conditions."""
+    for name, kind, items in checks:
+        value = resource.get(name)
+        if value is None:
+            continue
+        if not _fits(kind, value):
+            return f"resource.{name} is {type(value).__name__} {value!r:.60}, declared {kind}"
+        if items and kind == "list":
+            for item in value:
+                if not _fits(items, item):
+                    return f"resource.{name} has an item {item!r:.60}, declared a list of {items}"
+    return None
+
+
+def _malformed(plan: _Plan, problem: str) -> Decision:
+    return Decision(False, {**plan.default.explain, "by": "malformed", "candidates": [],
+                            "reason": f"{problem} (deny: a value of another type than declared never grants)"})
 
 
 def _person(scope: str, of: str, resource_type: ResourceType) -> str:
@@ -395,6 +438,10 @@ class PermissionMatrix:
             # The one place the plan's steps are walked (denies first, then allows; the first that applies
             # decides). Inlined with literal kinds: this loop is the hot path of every decision.
             res = resource if resource is not None else _NO_RESOURCE
+            if plan.checks:
+                problem = malformed_field(plan.checks, res)
+                if problem is not None:
+                    return _malformed(plan, problem)
             get = res.get
             for kind, field_name, test, decision, second in plan.steps:
                 if kind == 2:  # _OWN
@@ -504,7 +551,13 @@ class PermissionMatrix:
                                    "candidates": [s.rule.id for s in allows]})
         steps = _fuse([(self._kind(s), s.person_field, s.test, s.decision, s.decision)
                        for s in denies + tuple(allows)])
-        return _Plan(steps, denies, tuple(allows), default, rt, effective, tuple(all_rights))
+        read: set[str] = set()
+        for s in denies + tuple(allows):
+            if s.rule.condition is not None:
+                read.update(path[1] for path in field_paths(s.rule.condition.model)
+                            if len(path) > 1 and path[0] == "resource")
+        checks = tuple((name, *rt.field_kinds[name]) for name in sorted(read) if name in rt.field_kinds)
+        return _Plan(steps, denies, tuple(allows), default, rt, effective, tuple(all_rights), checks)
 
     # --- explanations --------------------------------------------------------------------------
 
@@ -597,13 +650,16 @@ class PermissionMatrix:
                    rel: Any, now: datetime, context: Mapping[str, Any] | None, field_group: str | None) -> Decision:
         considered: list[dict[str, Any]] = []
         decided: _Step | None = None
-        for step in plan.denies + plan.allows:
+        problem = malformed_field(plan.checks, res) if plan.checks else None
+        for step in () if problem is not None else plan.denies + plan.allows:
             ok, why = self._why(step, actor, res, rel, now, context)
             considered.append({"rule": step.rule.id, "effect": step.rule.effect, "applies": ok, "why": why})
             if ok:
                 decided = step
                 break
-        if decided is None:
+        if problem is not None:
+            info = dict(_malformed(plan, problem).explain)
+        elif decided is None:
             info = dict(plan.default.explain)
             if plan.allows:
                 info["reason"] = "no grant applied (deny by default): " + " | ".join(
