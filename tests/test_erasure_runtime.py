@@ -277,3 +277,48 @@ def test_a_store_that_cannot_be_watched_still_works() -> None:
         watch_erasures(store, runtime.forget)
         erased(store, ["d1"])
     assert runtime.forgotten == []
+
+
+_OPEN = {
+    "note.yaml": """\
+        apiVersion: regelwerk/v1
+        kind: Workflow
+        metadata: {name: note}
+        spec:
+          states:
+            - {id: open, initial: true}
+            - {id: done, final: true}
+          transitions:
+            - {id: annotate, from: open, to: open, permission: note.annotate}
+            - {id: finish, from: open, to: done, permission: note.finish}
+        """,
+}
+
+
+def test_data_equal_to_the_erasure_marker_is_refused_never_taken_for_an_erasure(url: str, tmp_path: Path) -> None:
+    """``{"erased": true}`` is what an erasure leaves, and an instance with it takes no more events: a start, a
+    payload or an action that would make an instance's data exactly that is ``InvalidData`` (before, a payload
+    of ``{"erased": true}`` on an instance with empty data stopped it for good), and the store is as it was."""
+    from regelwerk.errors import InvalidData
+    from regelwerk.permissions.policies import UnsafeAllowAll
+    from regelwerk.registry import load_registry
+    from regelwerk.runtime import Engine
+
+    registry = load_registry(use_entry_points=False)
+    engine = Engine(compile_texts(tmp_path, _OPEN, registry), store=url, registry=registry,
+                    permissions=UnsafeAllowAll(), clock=Clock())
+    try:
+        with pytest.raises(InvalidData, match="erasure"):
+            engine.start("note", {"erased": True}, SYSTEM)
+        with engine.store.read() as tx:
+            assert tx.instances("note") == []
+        empty = engine.start("note", {}, SYSTEM)
+        with pytest.raises(InvalidData, match="erasure"):
+            engine.fire(empty.id, "annotate", SYSTEM, {"erased": True})
+        rec = engine.get(empty.id)
+        assert dict(rec.data) == {} and rec.version == 1 and len(engine.history(empty.id)) == 1
+        # the instance is not stopped: it still takes events
+        assert engine.fire(empty.id, "annotate", SYSTEM, {"erased": True, "why": "a field of its own"}).version == 2
+        assert engine.fire(empty.id, "finish", SYSTEM).state == "done"
+    finally:
+        engine.close()

@@ -14,9 +14,7 @@ from regelwerk.errors import (
     RegelwerkError,
     TransitionNotAllowed,
 )
-from regelwerk.store.records import (
-    InstanceRecord,
-)
+from regelwerk.store.records import ERASED_DATA, InstanceRecord, is_erased
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import Transition, Workflow
 
@@ -47,6 +45,9 @@ class Version:
         odd = not_json(data)
         if odd is not None:
             raise InvalidData(f"instance data must be JSON: {odd[1]} is not", odd[0])
+        if is_erased(data):  # the marker an erasure leaves: data equal to it would stop the instance as erased
+            raise InvalidData(f"instance data may not be exactly {dict(ERASED_DATA)}: that is what an AVG erasure "
+                              "leaves (an instance with it takes no more events)", "/erased")
         if self.validator is None:
             return
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
