@@ -79,6 +79,8 @@ class CompileContext:
         self._emitted_versions: dict[tuple[str, str], str] = {}
         # (kind, name, parameter, action, pointer, document) of action parameters naming a document, checked last
         self._document_params: list[tuple[str, str, str, str, str, SourceDocument | None]] = []
+        # (role, action, pointer, document) of action parameters naming a role of the permission matrices
+        self._role_params: list[tuple[str, str, str, SourceDocument | None]] = []
         self.doc: SourceDocument | None = None
         self.functions = registry.function_table()
         self._action_validators: dict[str, Any] = {}
@@ -179,7 +181,8 @@ class CompileContext:
     def _check_document_params(self, name: str, schema: Mapping[str, Any], params: Any, pointer: str) -> None:
         """RW302 for a parameter that names a document (its schema property says ``"x-document": KIND``) the
         bundle does not have: ``send_template``'s template, ``decisions.decide``'s table, ``workflow.schedule``'s
-        named schedule. Checked when the value is a text and the kind is installed."""
+        named schedule. Checked when the value is a text and the kind is installed. A text whose schema says
+        ``"x-role": true`` (``send_template``'s ``to: {role: ...}``) is recorded for RW303."""
         properties = schema.get("properties")
         if not isinstance(params, Mapping) or not isinstance(properties, Mapping):
             return
@@ -189,6 +192,8 @@ class CompileContext:
             if not isinstance(kind, str) or not isinstance(value, str) or kind not in self.registry.kinds:
                 continue
             self._document_params.append((kind, value, key, name, f"{pointer}/{key}", self.doc))
+        for role, where in _role_values(schema, params, pointer):
+            self._role_params.append((role, name, where, self.doc))
 
     def check_document_params(self, failed: Collection[tuple[str, str]] = ()) -> None:
         """Report the parameters :meth:`_check_document_params` recorded whose document neither the bundle nor a
@@ -208,6 +213,49 @@ class CompileContext:
                             or (f"known: {', '.join(sorted(known)[:15])}" if known else f"the bundle has no {kind}"),
                             doc=doc)
         self._document_params.clear()
+        self._check_role_params(failed)
+
+    def _check_role_params(self, failed: Collection[tuple[str, str]]) -> None:
+        """RW303 for an action parameter that names a role (its schema says ``"x-role": true``: ``send_template``'s
+        ``to: {role: ...}``) no ``PermissionMatrix`` of the bundle defines. Not reported while a matrix has errors
+        (its own error says what to fix first)."""
+        if not self._role_params or any(kind == "PermissionMatrix" for kind, _ in failed):
+            self._role_params.clear()
+            return
+        known: set[str] = set()
+        for doc in self.documents("PermissionMatrix"):
+            spec = doc.data.get("spec") if isinstance(doc.data, Mapping) else None
+            roles = spec.get("roles") if isinstance(spec, Mapping) else None
+            for role in roles if isinstance(roles, list) else ():
+                if isinstance(role, Mapping) and isinstance(role.get("id"), str):
+                    known.add(role["id"])
+        for (kind, _), obj in self._emitted.items():
+            if kind == "PermissionMatrix":
+                known.update(str(r) for r in getattr(obj, "roles", ()))
+        for role, name, pointer, doc in self._role_params:
+            if role not in known:
+                self.report("RW303", f"role {role!r} is not a role of any PermissionMatrix (parameter of action "
+                            f"{name!r})", pointer, hint=did_you_mean(role, known)
+                            or (f"roles: {', '.join(sorted(known)[:15])}" if known
+                                else "the bundle has no PermissionMatrix, so nobody holds a role"), doc=doc)
+        self._role_params.clear()
+
+
+def _role_values(schema: Any, value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    """The texts in ``value`` whose schema (followed through ``properties`` and ``anyOf``/``oneOf`` alternatives)
+    says ``"x-role": true``, with their pointers."""
+    if not isinstance(schema, Mapping):
+        return
+    if schema.get("x-role") and isinstance(value, str):
+        yield value, pointer
+    for alternatives in ("anyOf", "oneOf"):
+        for sub in schema.get(alternatives) or ():
+            yield from _role_values(sub, value, pointer)
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and isinstance(value, Mapping):
+        for key, sub in properties.items():
+            if key in value:
+                yield from _role_values(sub, value[key], f"{pointer}/{key}")
 
 
 def _values(value: Any) -> Iterator[Any]:
