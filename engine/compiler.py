@@ -173,9 +173,11 @@ class CompileContext:
 
             validator = self._action_validators[name] = Draft202012Validator(dict(schema))
         for error in sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path)):
-            where = params_pointer + "".join(f"/{p}" for p in error.absolute_path)
-            self.report("RW305", f"parameters of action {name!r}: {error.message[:160]}", where or pointer,
-                        hint=str(schema.get("description", "")) or "see `regelwerk kinds` and the action's docs")
+            path, message = _closest(error)
+            where = params_pointer + "".join(f"/{p}" for p in path)
+            self.report("RW305", f"parameters of action {name!r}: {message[:160]}", where or pointer,
+                        hint=_described(schema, error.absolute_path) or str(schema.get("description", ""))
+                        or "see `regelwerk kinds` and the action's docs")
         self._check_document_params(name, schema, params, params_pointer or pointer)
 
     def _check_document_params(self, name: str, schema: Mapping[str, Any], params: Any, pointer: str) -> None:
@@ -223,8 +225,8 @@ class CompileContext:
             self._role_params.clear()
             return
         known: set[str] = set()
-        for doc in self.documents("PermissionMatrix"):
-            spec = doc.data.get("spec") if isinstance(doc.data, Mapping) else None
+        for matrix in self.documents("PermissionMatrix"):
+            spec = matrix.data.get("spec") if isinstance(matrix.data, Mapping) else None
             roles = spec.get("roles") if isinstance(spec, Mapping) else None
             for role in roles if isinstance(roles, list) else ():
                 if isinstance(role, Mapping) and isinstance(role.get("id"), str):
@@ -239,6 +241,28 @@ class CompileContext:
                             or (f"roles: {', '.join(sorted(known)[:15])}" if known
                                 else "the bundle has no PermissionMatrix, so nobody holds a role"), doc=doc)
         self._role_params.clear()
+
+
+def _closest(error: Any) -> tuple[list[Any], str]:
+    """Where and what an action parameter's schema error is. For a value that fits none of the alternatives
+    (``anyOf``/``oneOf``: ``send_template``'s ``to`` is a path or ``{role: ...}``), the errors of the alternatives of
+    the value's own type: ``'role' is a required property`` rather than ``... is not valid under any of the given
+    schemas``."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        fitting = [e for e in error.context if e.validator != "type"]
+        if fitting:
+            deepest = max(fitting, key=lambda e: len(e.absolute_path))
+            return list(deepest.absolute_path), "; ".join(dict.fromkeys(e.message for e in fitting))
+    return list(error.absolute_path), str(error.message)
+
+
+def _described(schema: Mapping[str, Any], path: Any) -> str:
+    """The ``description`` of the schema property at ``path`` (top-level properties only), if any."""
+    parts = list(path)
+    properties = schema.get("properties")
+    if parts and isinstance(properties, Mapping) and isinstance(properties.get(parts[0]), Mapping):
+        return str(properties[parts[0]].get("description", ""))
+    return ""
 
 
 def _role_values(schema: Any, value: Any, pointer: str) -> Iterator[tuple[str, str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from regelwerk.errors import InvalidData, UsageError
+from regelwerk.errors import InvalidData, NoRecipients, UsageError
 
 __all__ = ["PARAMS_SCHEMA", "compiled_bundle_of", "send_template"]
 
@@ -87,7 +87,11 @@ def _send_to_role(ctx: Any, name: str, template: Any, scope: Mapping[str, Any], 
     if not role:
         raise UsageError("send_template: 'to' as a mapping needs 'role' (a role id)")
     params = ctx.params
-    recipients, out_of_scope = role_recipients(ctx, role, name)
+    try:
+        recipients, out_of_scope = role_recipients(ctx, role, name)
+    except NoRecipients as exc:
+        _audit_refusal(ctx, exc)
+        raise
     about = resolve_path(scope, str(params["about"]).split(".")) if params.get("about") else None
     mail = template.render(scope)
     messages: dict[str, str] = {}
@@ -99,3 +103,17 @@ def _send_to_role(ctx: Any, name: str, template: Any, scope: Mapping[str, Any], 
             subject_ref=str(about) if about is not None else None, instance_id=ctx.instance.id)
     ctx.audit("outbox.role_mail", {"template": name, "role": role, "recipients": [r.person for r in recipients],
                                    "messages": list(messages.values()), "out_of_scope": sorted(out_of_scope)})
+
+
+def _audit_refusal(ctx: Any, exc: NoRecipients) -> None:
+    """A person's fire refused for want of recipients is audited once (``outbox.no_recipients``), kept when the
+    transition rolls back; a timer's becomes an incident, which is its record."""
+    from regelwerk.store.records import AuditEntry
+    from regelwerk.store.unit import current_unit
+
+    unit = current_unit(getattr(ctx.engine, "store", None))
+    if ctx.system or unit is None:
+        return
+    detail = {k: v for k, v in exc.to_dict().items() if k not in ("error", "message")}
+    unit.refuse(AuditEntry(ctx.now, ctx.actor.id, "outbox.no_recipients", ctx.instance.id,
+                           {**detail, "event": ctx.event}))
