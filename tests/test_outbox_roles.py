@@ -231,3 +231,44 @@ def test_an_unknown_role_is_rw303_at_its_line(tmp_path: Path, registry: Any) -> 
     assert diag.pointer == "/spec/transitions/0/actions/0/with/to/role"
     assert "'hrr'" in diag.message and "did you mean 'hr'" in diag.hint
     assert [d.code for d in caught.value.diagnostics] == ["RW303"]
+
+
+SCENARIO = """\
+apiVersion: regelwerk/v1
+kind: Scenario
+metadata: {name: NAME}
+spec:
+  bundle: ..
+  now: "2027-02-24T10:00:00+01:00"
+  facts:
+    actors: {hr1: {roles: [hr]}}
+    relations: [{kind: has_role, subject: hr1, object: hr}, {kind: has_role, subject: hr2, object: hr}]
+  steps:
+    - use_permissions: {matrix: m}
+    - import_employees: {file: ../people.csv, expect: 2}
+    - start: {workflow: onboarding, id: ob1, actor: hr1, data: {subject: e1, location: loc-a}}
+    - fire: {instance: ob1, event: remind, actor: hr1}
+    - expect_outbox: EXPECT
+"""
+
+
+@pytest.mark.parametrize(("expect", "failure"), [
+    ("{instance: ob1, template: herinnering, about: e1, to: [henk@vlinder.example, hanna@vlinder.example]}", ""),
+    ("{instance: ob1, to: [hanna@vlinder.example]}", "the outbox has ['hanna@vlinder.example', 'henk@vlinder"),
+    ("{instance: ob1, to: [hanna@vlinder.example, henk@vlinder.example], about: e2}", "some are about ['e1']"),
+    ("{instance: ob1, template: welkom, to: [hanna@vlinder.example, henk@vlinder.example]}", "the outbox has []"),
+])
+def test_the_expect_outbox_step_checks_recipients_template_and_subject(tmp_path: Path, registry: Any, expect: str,
+                                                                       failure: str) -> None:
+    from regelwerk.scenarios import run_scenario_file
+
+    root = _bundle(tmp_path)
+    (root / "people.csv").write_text("id,name,email\nhr1,Hanna,hanna@vlinder.example\nhr2,Henk,henk@vlinder.example\n",
+                                     encoding="utf-8")
+    (root / "scenarios").mkdir()
+    file = root / "scenarios" / "mail.scenario.yaml"
+    file.write_text(SCENARIO.replace("NAME", "mail").replace("EXPECT", expect), encoding="utf-8")
+    [result] = run_scenario_file(file, registry)
+    assert result.passed == (not failure), result.failures()
+    if failure:
+        assert failure in result.failures()[0]
