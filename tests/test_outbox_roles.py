@@ -106,8 +106,8 @@ def engine(tmp_path: Path, registry: Any) -> Iterator[Engine]:
     eng.close()
 
 
-def _people(engine: Engine, holders: dict[str, str], *, accounts: dict[str, str] = {},  # noqa: B006 - read only
-            employees: dict[str, str] = {}, members: dict[str, str] = {}) -> None:  # noqa: B006
+def _people(engine: Engine, holders: dict[str, str], *, accounts: dict[str, str] | None = None,
+            employees: dict[str, str] | None = None, members: dict[str, str] | None = None) -> None:
     """Role holders (``has_role`` facts), their addresses (an account, or the employee directory) and departments."""
     from regelwerk.permissions.accounts import Accounts
     from regelwerk.scheduling.employees import EmployeeDirectory
@@ -115,12 +115,12 @@ def _people(engine: Engine, holders: dict[str, str], *, accounts: dict[str, str]
     relations = engine.permissions.relationships  # type: ignore[attr-defined]
     for person, role in holders.items():
         relations.relate("has_role", person, role, now=NOW)
-    for person, group in members.items():
+    for person, group in (members or {}).items():
         relations.relate("member_of", person, group, now=NOW)
     sa_engine = engine.store.engine  # type: ignore[attr-defined]
-    for person, email in accounts.items():
+    for person, email in (accounts or {}).items():
         Accounts(sa_engine, hasher=FAST).create(f"user-{person}", subject=person, email=email, by="admin", now=NOW)
-    EmployeeDirectory(sa_engine).upsert([{"id": p, "name": p, "email": e} for p, e in employees.items()], NOW)
+    EmployeeDirectory(sa_engine).upsert([{"id": p, "name": p, "email": e} for p, e in (employees or {}).items()], NOW)
 
 
 def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
