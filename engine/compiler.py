@@ -79,6 +79,8 @@ class CompileContext:
         self._emitted_versions: dict[tuple[str, str], str] = {}
         # (kind, name, parameter, action, pointer, document) of action parameters naming a document, checked last
         self._document_params: list[tuple[str, str, str, str, str, SourceDocument | None]] = []
+        # (role, action, pointer, document) of action parameters naming a role of the permission matrices
+        self._role_params: list[tuple[str, str, str, SourceDocument | None]] = []
         self.doc: SourceDocument | None = None
         self.functions = registry.function_table()
         self._action_validators: dict[str, Any] = {}
@@ -171,15 +173,18 @@ class CompileContext:
 
             validator = self._action_validators[name] = Draft202012Validator(dict(schema))
         for error in sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path)):
-            where = params_pointer + "".join(f"/{p}" for p in error.absolute_path)
-            self.report("RW305", f"parameters of action {name!r}: {error.message[:160]}", where or pointer,
-                        hint=str(schema.get("description", "")) or "see `regelwerk kinds` and the action's docs")
+            path, message = _closest(error)
+            where = params_pointer + "".join(f"/{p}" for p in path)
+            self.report("RW305", f"parameters of action {name!r}: {message[:160]}", where or pointer,
+                        hint=_described(schema, error.absolute_path) or str(schema.get("description", ""))
+                        or "see `regelwerk kinds` and the action's docs")
         self._check_document_params(name, schema, params, params_pointer or pointer)
 
     def _check_document_params(self, name: str, schema: Mapping[str, Any], params: Any, pointer: str) -> None:
         """RW302 for a parameter that names a document (its schema property says ``"x-document": KIND``) the
         bundle does not have: ``send_template``'s template, ``decisions.decide``'s table, ``workflow.schedule``'s
-        named schedule. Checked when the value is a text and the kind is installed."""
+        named schedule. Checked when the value is a text and the kind is installed. A text whose schema says
+        ``"x-role": true`` (``send_template``'s ``to: {role: ...}``) is recorded for RW303."""
         properties = schema.get("properties")
         if not isinstance(params, Mapping) or not isinstance(properties, Mapping):
             return
@@ -189,6 +194,8 @@ class CompileContext:
             if not isinstance(kind, str) or not isinstance(value, str) or kind not in self.registry.kinds:
                 continue
             self._document_params.append((kind, value, key, name, f"{pointer}/{key}", self.doc))
+        for role, where in _role_values(schema, params, pointer):
+            self._role_params.append((role, name, where, self.doc))
 
     def check_document_params(self, failed: Collection[tuple[str, str]] = ()) -> None:
         """Report the parameters :meth:`_check_document_params` recorded whose document neither the bundle nor a
@@ -208,6 +215,71 @@ class CompileContext:
                             or (f"known: {', '.join(sorted(known)[:15])}" if known else f"the bundle has no {kind}"),
                             doc=doc)
         self._document_params.clear()
+        self._check_role_params(failed)
+
+    def _check_role_params(self, failed: Collection[tuple[str, str]]) -> None:
+        """RW303 for an action parameter that names a role (its schema says ``"x-role": true``: ``send_template``'s
+        ``to: {role: ...}``) no ``PermissionMatrix`` of the bundle defines. Not reported while a matrix has errors
+        (its own error says what to fix first)."""
+        if not self._role_params or any(kind == "PermissionMatrix" for kind, _ in failed):
+            self._role_params.clear()
+            return
+        known: set[str] = set()
+        for matrix in self.documents("PermissionMatrix"):
+            spec = matrix.data.get("spec") if isinstance(matrix.data, Mapping) else None
+            roles = spec.get("roles") if isinstance(spec, Mapping) else None
+            for role in roles if isinstance(roles, list) else ():
+                if isinstance(role, Mapping) and isinstance(role.get("id"), str):
+                    known.add(role["id"])
+        for (kind, _), obj in self._emitted.items():
+            if kind == "PermissionMatrix":
+                known.update(str(r) for r in getattr(obj, "roles", ()))
+        for role, name, pointer, doc in self._role_params:
+            if role not in known:
+                self.report("RW303", f"role {role!r} is not a role of any PermissionMatrix (parameter of action "
+                            f"{name!r})", pointer, hint=did_you_mean(role, known)
+                            or (f"roles: {', '.join(sorted(known)[:15])}" if known
+                                else "the bundle has no PermissionMatrix, so nobody holds a role"), doc=doc)
+        self._role_params.clear()
+
+
+def _closest(error: Any) -> tuple[list[Any], str]:
+    """Where and what an action parameter's schema error is. For a value that fits none of the alternatives
+    (``anyOf``/``oneOf``: ``send_template``'s ``to`` is a path or ``{role: ...}``), the errors of the alternatives of
+    the value's own type: ``'role' is a required property`` rather than ``... is not valid under any of the given
+    schemas``."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        fitting = [e for e in error.context if e.validator != "type"]
+        if fitting:
+            deepest = max(fitting, key=lambda e: len(e.absolute_path))
+            return list(deepest.absolute_path), "; ".join(dict.fromkeys(e.message for e in fitting))
+    return list(error.absolute_path), str(error.message)
+
+
+def _described(schema: Mapping[str, Any], path: Any) -> str:
+    """The ``description`` of the schema property at ``path`` (top-level properties only), if any."""
+    parts = list(path)
+    properties = schema.get("properties")
+    if parts and isinstance(properties, Mapping) and isinstance(properties.get(parts[0]), Mapping):
+        return str(properties[parts[0]].get("description", ""))
+    return ""
+
+
+def _role_values(schema: Any, value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    """The texts in ``value`` whose schema (followed through ``properties`` and ``anyOf``/``oneOf`` alternatives)
+    says ``"x-role": true``, with their pointers."""
+    if not isinstance(schema, Mapping):
+        return
+    if schema.get("x-role") and isinstance(value, str):
+        yield value, pointer
+    for alternatives in ("anyOf", "oneOf"):
+        for sub in schema.get(alternatives) or ():
+            yield from _role_values(sub, value, pointer)
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and isinstance(value, Mapping):
+        for key, sub in properties.items():
+            if key in value:
+                yield from _role_values(sub, value[key], f"{pointer}/{key}")
 
 
 def _values(value: Any) -> Iterator[Any]:

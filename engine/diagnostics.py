@@ -149,6 +149,7 @@ CODES: dict[str, str] = {
     "RW300": "duplicate id",
     "RW301": "reference to an id that does not exist",
     "RW302": "reference to a document that does not exist",
+    "RW303": "action parameter names a role no permission matrix defines",
     "RW305": "action parameters (`with:`) do not fit the action",
     "RW306": "action used in a kind of definition it does not run in (workflows or rules)",
     # conditions

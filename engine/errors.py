@@ -10,6 +10,7 @@ __all__ = [
     "ConflictError",
     "IdInUse",
     "InvalidData",
+    "NoRecipients",
     "PermissionDenied",
     "PluginError",
     "RegelwerkError",
@@ -194,6 +195,33 @@ class InvalidData(RegelwerkError):
         if self.system_fields:
             out["system_fields"] = list(self.system_fields)
         return out
+
+
+class NoRecipients(RegelwerkError):
+    """A mail addressed to a role (``send_template`` with ``to: {role: ...}``) cannot reach everyone it is for: nobody
+    holds the role within the instance's scope, or a holder in scope has no usable address. Fail closed: the
+    transition is refused and nothing of it is written (a timer's becomes an incident, retried). The data says who
+    was considered and why each was left out."""
+
+    code = "no_recipients"
+
+    def __init__(self, role: str, template: str, instance_id: str, reason: str, *,
+                 holders: Sequence[str] = (), without_address: Sequence[str] = (),
+                 out_of_scope: Mapping[str, str] | None = None) -> None:
+        self.role = role
+        self.template = template
+        self.instance_id = instance_id
+        self.reason = reason
+        self.holders = tuple(holders)
+        self.without_address = tuple(without_address)
+        self.out_of_scope = dict(out_of_scope or {})
+        super().__init__(f"send_template {template!r} to role {role!r} of instance {instance_id!r}: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Include the role, the template, who holds the role, who is out of scope (and why), who has no address."""
+        return {**super().to_dict(), "role": self.role, "template": self.template, "instance": self.instance_id,
+                "reason": self.reason, "holders": list(self.holders), "without_address": list(self.without_address),
+                "out_of_scope": dict(self.out_of_scope)}
 
 
 class PluginError(RegelwerkError):

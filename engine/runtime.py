@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.compiler import CompiledBundle
@@ -52,6 +52,9 @@ from regelwerk.workflows.ports import PermissionPort
 from regelwerk.workflows.runtime import START_EVENT, EventOption, WorkflowRuntime
 from regelwerk.workflows.timers import RetryPolicy, TimerOutcome, TimerService
 
+if TYPE_CHECKING:
+    from regelwerk.outbox.recipients import RoleDirectory
+
 __all__ = ["MIGRATE_EVENT", "START_EVENT", "Engine", "EventOption", "MigrationItem", "RetryPolicy", "TimerOutcome"]
 
 ActorLike = Actor | str | Mapping[str, Any]
@@ -64,7 +67,7 @@ class Engine:
                  registry: Registry | None = None, clock: Callable[[], datetime] | None = None,
                  permissions: PermissionPort | str | None = None, id_factory: Callable[[], str] | None = None,
                  cache_size: int = 10_000, retry: RetryPolicy | None = None,
-                 plugin_time_limit: float | None = None) -> None:
+                 plugin_time_limit: float | None = None, recipients: RoleDirectory | None = None) -> None:
         from regelwerk.registry import load_registry
 
         self.registry = registry if registry is not None else load_registry()
@@ -91,6 +94,10 @@ class Engine:
         #: seconds a single call of plugin code (an action, a guard, a tick task, an item source) may run before it
         #: is failed as that work's incident (``regelwerk.limits``: the main thread of a POSIX process); None: none
         self.plugin_time_limit = plugin_time_limit
+        #: who holds a role and their addresses, for mail to a role (``send_template`` ``to: {role: ...}``); None: the
+        #: ``has_role`` facts of the permission policy, addresses from accounts and employees
+        #: (:mod:`regelwerk.outbox.recipients`)
+        self.recipients = recipients
         self.runtime = WorkflowRuntime(self, self.registry, self.bundle, self.store, self.clock,
                                        # no policy, no access: every permission-guarded start and event is refused
                                        permissions if permissions is not None else NoPolicy(), self.id_factory,

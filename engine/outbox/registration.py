@@ -8,8 +8,9 @@ __all__ = ["register"]
 
 
 def register(registry: Registry, plugin: str) -> None:
-    """Register the Template and MailContext kinds, the ``send_template`` action and ``regelwerk outbox``."""
-    from regelwerk.outbox import action, commands
+    """Register the Template and MailContext kinds, the ``send_template`` action, ``regelwerk outbox`` and the
+    ``expect_outbox`` scenario step."""
+    from regelwerk.outbox import action, commands, steps
     from regelwerk.registry import ActionSpec
     from regelwerk.templates import kind
 
@@ -18,3 +19,4 @@ def register(registry: Registry, plugin: str) -> None:
                                    "render a Template and put it in the outbox, in the transition's transaction",
                                    action.PARAMS_SCHEMA))
     registry.add_command(commands.outbox_group)
+    steps.register(registry, plugin)

@@ -367,10 +367,14 @@ class RelationIndex:
         return (roles, rights) if roles or rights else NO_EXTRAS
 
     def select(self, kind: str | None, subject: str | None, object: str | None) -> list[Relation]:
-        """Filter every indexed relation."""
+        """Filter every indexed relation (oldest first). With a ``kind`` only that kind's relations are looked at,
+        not every fact (a mail to a role asks for one role's ``has_role`` facts among tens of thousands)."""
+        if kind is not None:
+            by_subject = self._by_subject.get(kind, {})
+            pool = by_subject.get(subject, []) if subject is not None else [r for rs in by_subject.values() for r in rs]
+            return sorted((r for r in pool if object is None or r.object == object), key=lambda r: r.id)
         return [r for _, r in sorted(self.by_id.items())
-                if (kind is None or r.kind == kind) and (subject is None or r.subject == subject)
-                and (object is None or r.object == object)]
+                if (subject is None or r.subject == subject) and (object is None or r.object == object)]
 
 
 class _IndexedQueries:

@@ -5,8 +5,9 @@
   ``/metrics``.
 - Errors are ``application/problem+json`` (RFC 9457) with the typed exception's ``code`` and data
   (``regelwerk.errors``): ``permission_denied`` 403 with the explanation, ``transition_not_allowed`` 409 with the
-  reasons, ``conflict`` 409 with the versions, ``invalid_data`` 422 with the pointer, ``definition_error`` 422
-  with every diagnostic, ``unknown_*`` 404, ``usage`` 400, ``unauthenticated`` 401, ``forbidden`` 403.
+  reasons, ``conflict`` 409 with the versions, ``no_recipients`` 409 (a mail to a role that reaches nobody),
+  ``invalid_data`` 422 with the pointer, ``definition_error`` 422 with every diagnostic, ``unknown_*`` 404,
+  ``usage`` 400, ``unauthenticated`` 401, ``forbidden`` 403.
 - Endpoints are plain (synchronous) functions: they run in the server's thread pool, and the engine is
   thread-safe.
 """
@@ -70,6 +71,7 @@ STATUS: dict[str, int] = {
     "transition_not_allowed": 409,
     "conflict": 409,
     "decision_conflict": 409,
+    "no_recipients": 409,
     "invalid_data": 422,
     "definition_error": 422,
     "invalid_request": 422,

@@ -21,7 +21,7 @@ from regelwerk.scenarios import ScenarioContext, StepFailure, parse_moment
 __all__ = ["get_engine", "register", "scenario_engine"]
 
 ERRORS = ("TransitionNotAllowed", "PermissionDenied", "InvalidData", "ConflictError", "UnknownInstance",
-          "UnknownDefinition", "UsageError")
+          "UnknownDefinition", "UsageError", "NoRecipients")
 
 
 def scenario_engine(ctx: ScenarioContext) -> Any:
