@@ -324,4 +324,8 @@ def register(registry: Registry, plugin: str) -> None:
                                          form="path", scope_of=_for_actions(actions, guard_scope)))
     registry.add_place(PlaceSpec("Schedule", "/spec/when/anchor", plugin, CORE_PLACES[1][2],
                                  "the anchor a schedule counts from", form="path", want="date"))
+    # a plan's start data is read per employee at the tick ({field: employee.email}): a typo there validated and
+    # started every workflow with the field missing (or refused by its data_schema) on the day itself
+    registry.add_place(PlaceSpec("Schedule", "/spec/start/data", plugin, CORE_PLACES[1][2],
+                                 "the data a plan starts its workflow with ({field: employee.x})", form="params"))
     registry.add_command(_facts_command())

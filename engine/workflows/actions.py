@@ -219,6 +219,11 @@ def _schedule(ctx: ActionContext) -> None:
                                            scope), None)
         if moment is not None and moment < ctx.now:
             moment = None if schedule.catch_up == "skip" else ctx.now
+    elif event == ctx.event:
+        # a recurring schedule set again by the event its own timer fires (a monthly overview that plans the next
+        # one): the moment it fires at is this one, so the next is strictly later. From now - 1 microsecond it was
+        # this same moment again, which the timer service refuses as a loop: the second month never came
+        moment = schedule.next_fire(ctx.now, scope)
     else:
         moment = schedule.next_fire(ctx.now - timedelta(microseconds=1), scope)
     if moment is None:
