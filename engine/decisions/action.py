@@ -21,6 +21,7 @@ A ``DecisionConflict`` (UNIQUE overlap at run time) rolls the transition back li
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, time
 from typing import Any
 
 from regelwerk.errors import UsageError
@@ -40,10 +41,18 @@ PARAMS_SCHEMA: dict[str, Any] = {
 
 
 def _plain(value: Any) -> Any:
+    """JSON data: a computed date, date-time or time as ISO text, a duration as ISO-8601 (``P2Y``), as the
+    instance data holds them (a computed ``expires_on`` was a ``date`` the audit row could not store)."""
+    from regelwerk.values import DaysTime, YearsMonths
+
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (YearsMonths, DaysTime)):
+        return str(value)
     return value
 
 
