@@ -78,3 +78,40 @@ spec:
     assert "has no field group 'salaris' (did you mean 'salary'?)" in failures[2]
     assert "has role 'locatiemanger', which no permission matrix of the bundle has" in failures[3]
     assert failures[4] == ""
+
+
+def test_a_has_role_fact_for_a_role_no_matrix_has_fails(tmp_path: Path, packs_registry) -> None:  # type: ignore[no-untyped-def]
+    """A has_role fact naming a role no matrix has (praktijkopleidr) gave nobody anything: the person was refused
+    everywhere and 'expect: denied' or an expected PermissionDenied passed for the wrong reason (Zorggroep
+    Meander's praktijkopleider). The fact fails the scenario's first permission step now, with did-you-mean; so
+    does a relate step; a role the matrix has passes."""
+    standard = ROOT / "definitions" / "standard" / "permissions"
+    scenario = tmp_path / "s.scenario.yaml"
+    docs = []
+    for i, (relations, step) in enumerate([
+        ("[{kind: has_role, subject: bob, object: beheerdr}]",
+         "can: {matrix: step2hr, actor: bob, action: read, resource: employee, data: {subject: eva}, expect: denied}"),
+        ("[]", "relate: {kind: has_role, subject: bob, object: leidinggevnde}"),
+        ("[{kind: has_role, subject: bob, object: beheerder}]",
+         "can: {matrix: step2hr, actor: bob, action: read, resource: employee, data: {subject: eva}, expect: allowed}"),
+    ]):
+        docs.append(f"""apiVersion: regelwerk/v1
+kind: Scenario
+metadata: {{name: s{i}}}
+spec:
+  bundle: {standard}
+  now: "2026-03-02T09:00:00+01:00"
+  facts:
+    actors:
+      bob: {{roles: [medewerker]}}
+    relations: {relations}
+  steps:
+    - {step}
+""")
+    scenario.write_text("---\n".join(docs), encoding="utf-8")
+    results = run_scenario_file(scenario, packs_registry)
+    failures = [" ".join(r.failures()) for r in results]
+    assert ("relation 1 (has_role 'bob') names role 'beheerdr', which no permission matrix of the bundle has "
+            "(did you mean 'beheerder'?)") in failures[0]
+    assert "names role 'leidinggevnde', which no permission matrix of the bundle has" in failures[1]
+    assert failures[2] == ""

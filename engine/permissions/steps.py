@@ -27,9 +27,36 @@ _DATE = {"$ref": "common.json#/$defs/dateTime"}
 
 def scenario_relations(ctx: ScenarioContext) -> MemoryRelationships:
     """The scenario's relationship facts (service ``permissions.relations``), dated in the bundle's zone."""
-    rel: MemoryRelationships = ctx.service(
-        "permissions.relations", lambda c: relations_from_facts(c.facts, getattr(c.compiled, "timezone", None)))
+    def build(c: ScenarioContext) -> MemoryRelationships:
+        items = c.facts.get("relations")
+        for i, item in enumerate(items if isinstance(items, list) else [], 1):
+            if isinstance(item, Mapping) and item.get("kind") == "has_role":
+                _known_role(c, item.get("object"), f"relation {i} (has_role {item.get('subject')!r})")
+        return relations_from_facts(c.facts, getattr(c.compiled, "timezone", None))
+
+    rel: MemoryRelationships = ctx.service("permissions.relations", build)
     return rel
+
+
+def _known_roles(ctx: ScenarioContext) -> set[str]:
+    """The roles of every matrix of the bundle and of the scenario's ``permissions`` table."""
+    known = {r for m in ctx.compiled.of_kind("PermissionMatrix").values() for r in m.roles}
+    table = ctx.facts.get("permissions")
+    if isinstance(table, Mapping):
+        known.update(str(r) for roles in table.values() if isinstance(roles, list) for r in roles)
+    return known
+
+
+def _known_role(ctx: ScenarioContext, role: Any, what: str) -> None:
+    """A ``has_role`` fact for a role no matrix has gives nobody anything: the person is then refused everywhere
+    and the scenario seems to prove a refusal (praktijkopleidr for praktijkopleider). Without any matrix or
+    ``permissions`` table there is nothing to check against."""
+    from regelwerk.diagnostics import did_you_mean
+
+    known = _known_roles(ctx)
+    if known and str(role) not in known:
+        raise StepFailure(f"{what} names role {role!r}, which no permission matrix of the bundle has"
+                          + _hint(did_you_mean(str(role), sorted(known))))
 
 
 _relations = scenario_relations
@@ -105,10 +132,7 @@ def _known_question(ctx: ScenarioContext, matrix: Any, args: Any, actor: Any, re
     if group is not None and group not in resource.field_groups:
         raise StepFailure(f"resource {resource_type!r} of matrix {matrix.name!r} has no field group {group!r}"
                           + _hint(did_you_mean(str(group), sorted(resource.field_groups))))
-    known = {r for m in ctx.compiled.of_kind("PermissionMatrix").values() for r in m.roles}
-    table = ctx.facts.get("permissions")
-    if isinstance(table, Mapping):
-        known.update(str(r) for roles in table.values() if isinstance(roles, list) for r in roles)
+    known = _known_roles(ctx)
     for role in actor.roles:
         if role not in known:
             raise StepFailure(f"actor {actor.id!r} has role {role!r}, which no permission matrix of the bundle has"
@@ -135,6 +159,8 @@ def step_relate(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """Add a relationship fact (directly, or as an actor through the matrix)."""
     rel = _relations(ctx)
     kind = args.get("kind", "consent")
+    if kind == "has_role":
+        _known_role(ctx, args["object"], f"relate (has_role {args['subject']!r})")
     if "as" not in args:
         rel.relate(kind, str(args["subject"]), str(args["object"]), valid_from=args.get("from"),
                    valid_to=args.get("until"), now=ctx.now)
