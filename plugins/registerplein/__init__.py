@@ -14,7 +14,8 @@ from typing import Any
 
 from regelwerk.registry import Registry
 
-__all__ = ["MATRIX", "RegisterpleinPlugin", "groups_within", "plugin", "remove_professional"]
+__all__ = ["MATRIX", "RegisterpleinPlugin", "groups_within", "plugin", "remove_professional",
+           "step_remove_professional"]
 
 MATRIX = "registerplein"
 
@@ -64,7 +65,46 @@ class RegisterpleinPlugin:
     name = "registerplein"
 
     def register(self, registry: Registry) -> None:
-        """Nothing beyond the shipped YAML yet: the core kinds carry the pack."""
+        """The scenario step ``remove_professional`` (the core kinds carry the rest)."""
+        from regelwerk.registry import StepSpec
+
+        name = {"type": "string", "minLength": 1}
+        registry.add_step(StepSpec("remove_professional", self.name, step_remove_professional, {
+            "type": "object", "additionalProperties": False, "required": ["as", "subject", "object"],
+            "properties": {"matrix": name, "as": name, "subject": name, "object": name,
+                           "expect": {"enum": ["allowed", "denied"]}, "by": name},
+        }, "the employer's prullenbak: end a professional's links to the organisation and its managers"))
+
+
+def step_remove_professional(ctx: Any, args: Any, info: Any) -> None:
+    """Scenario step: ``remove_professional: {matrix, as, subject, object, expect?, by?}`` runs
+    :func:`remove_professional` over the scenario's relationship facts, so a consultant can show that a removed
+    professional is seen by none of the organisation's managers either (a plain ``unrelate ... action: remove``
+    ends only the link to the organisation)."""
+    from regelwerk.errors import PermissionDenied, RegelwerkError
+    from regelwerk.permissions.adapter import MatrixPermissions
+    from regelwerk.permissions.facts import actor_from_facts, pick_matrix
+    from regelwerk.permissions.steps import scenario_relations
+    from regelwerk.scenarios import StepFailure
+
+    try:
+        matrix = pick_matrix(ctx.compiled, args.get("matrix"))
+    except RegelwerkError as exc:  # an unknown or ambiguous matrix name: the step's mistake, said as such
+        raise StepFailure(str(exc)) from exc
+    port = MatrixPermissions(matrix, scenario_relations(ctx), clock=lambda: ctx.now)
+    actor = actor_from_facts(args["as"], ctx.facts)
+    expect = args.get("expect", "allowed")
+    try:
+        remove_professional(port, actor, str(args["subject"]), str(args["object"]), ctx.now)
+    except PermissionDenied as exc:
+        if expect == "allowed":
+            raise StepFailure(f"expected {actor.id} to remove {args['subject']}, got PermissionDenied: {exc}") from exc
+        by = (exc.explanation or {}).get("by")
+        if "by" in args and by != args["by"]:
+            raise StepFailure(f"expected the refusal by {args['by']!r}, got {by!r}") from exc
+        return
+    if expect != "allowed":
+        raise StepFailure(f"expected {actor.id} removing {args['subject']} to be {expect}, but it succeeded")
 
 
 plugin = RegisterpleinPlugin()
