@@ -174,6 +174,9 @@ class CompileContext:
             validator = self._action_validators[name] = Draft202012Validator(dict(schema))
         for error in sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path)):
             path, message = _closest(error)
+            if error.validator == "not" and isinstance(error.validator_value, Mapping) \
+                    and error.validator_value.get("description"):  # "should not be valid under {...}" says nothing
+                message = str(error.validator_value["description"])
             where = params_pointer + "".join(f"/{p}" for p in path)
             self.report("RW305", f"parameters of action {name!r}: {message[:160]}", where or pointer,
                         hint=_described(schema, error.absolute_path) or str(schema.get("description", ""))

@@ -149,6 +149,21 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> bool:
 
 def _set(ctx: ActionContext) -> None:
     value = ctx.now.isoformat() if ctx.params.get("now") else ctx.params.get("value")
+    if "add" in ctx.params:  # a counter: attempts, reminders sent; a missing (or null) field counts from 0
+        from regelwerk.conditions import resolve_path
+
+        path = str(ctx.params.get("field", ""))
+        current = resolve_path(ctx.data, [p for p in path.removeprefix("data.").split(".") if p])
+        current = 0 if current is None else current
+        step = ctx.params["add"]
+        if isinstance(step, bool) or not isinstance(step, (int, float)):  # RW305 at load time; a host's own call
+            raise UsageError(f"workflow.set: 'add' must be a number, got {step!r}")
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            from regelwerk.errors import InvalidData
+
+            pointer = "/" + "/".join(p for p in path.removeprefix("data.").split(".") if p)
+            raise InvalidData(f"workflow.set cannot add {step!r} to {current!r}: not a number", pointer)
+        value = current + step
     if not set_path(ctx.data, str(ctx.params.get("field", "")), value):
         raise UsageError("workflow.set needs 'field' (a dotted path in the instance data)")
 
@@ -241,9 +256,11 @@ def register(registry: Registry, plugin: str) -> None:
     """Register the core workflow actions."""
     obj: dict[str, Any] = {"type": "object"}
     for name, run, description, schema in (
-        ("workflow.set", _set, "set a field of the instance data",
+        ("workflow.set", _set, "set a field of the instance data (value, now: true, or add: N to a counter)",
          {**obj, "required": ["field"], "properties": {"field": {"type": "string"}, "value": {},
-                                                       "now": {"type": "boolean"}}}),
+                                                       "now": {"type": "boolean"}, "add": {"type": "number"}},
+          "not": {"anyOf": [{"required": ["add", "value"]}, {"required": ["add", "now"]}],
+                  "description": "'add' counts on its own: not together with 'value' or 'now'"}}),
         ("workflow.log", _log, "write a log line", {**obj, "properties": {"message": {"type": "string"}}}),
         ("workflow.audit", _audit, "write an audit row in the transition's transaction",
          {**obj, "properties": {"action": {"type": "string"}, "detail": {"type": "object"}}}),
