@@ -78,3 +78,25 @@ def test_planning_a_module_without_its_key_is_an_error_at_the_schedule(tmp_path:
 def test_examples_deliver_their_keys(example: str) -> None:
     compiled = compile_bundle(load_bundle(ROOT / "examples" / example), load_registry())
     assert len(compiled.get("ElearningCatalog", "elearning").pending()) == 38
+
+
+def test_a_pass_mark_as_a_percentage_and_one_nobody_can_reach(tmp_path: Path) -> None:
+    """"Pass mark 70%" (Zorggroep Meander): written `pass_mark: 70` it validated and nobody could ever pass a quiz of
+    5 questions; now that is S2H006 with the percentage form as hint, and `pass_mark: 70%` is 4 of 5 (rounded up)."""
+    root = customer(tmp_path, OVERLAY + "  modules:\n"
+                    "    - {id: ambitie, key: [a, b, c, d, a], pass_mark: 70}\n"
+                    "    - {id: visie, key: [a, b, c, d, a], pass_mark: 6}\n")
+    found = [(d.code, d.line, d.pointer, d.hint) for d in validate_bundle(load_bundle(root), load_registry())]
+    assert found == [
+        ("S2H006", 6, "/spec/modules/1/pass_mark",
+         "a percentage is written with %: pass_mark: 70% (4 of 5, rounded up)"),
+        ("S2H006", 7, "/spec/modules/39/pass_mark",
+         "a percentage is written with %: pass_mark: 6% (1 of 5, rounded up)"),
+    ]
+    shutil.rmtree(root)
+    root = customer(tmp_path, OVERLAY + "  pass_mark: 60%\n  modules:\n"
+                    "    - {id: ambitie, key: [a, b, c, d, a], pass_mark: 70%}\n"
+                    "    - {id: visie, key: [a, b, c, d, a], pass_mark: 100%}\n")
+    compiled = compile_bundle(load_bundle(root), load_registry())
+    marks = {m.id: m.pass_mark for m in compiled.get("ElearningCatalog", "elearning").modules}
+    assert (marks["ambitie"], marks["visie"], marks["samenwerken"]) == (4, 5, 3)

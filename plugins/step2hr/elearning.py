@@ -67,6 +67,22 @@ class ElearningCatalog:
         return tuple(m.id for m in self.modules if not m.key_delivered)
 
 
+def _pass_mark(ctx: Any, raw: Any, count: int, pointer: str) -> int | None:
+    """Correct answers needed: a number, or a percentage of the ``count`` questions (``"70%"``), rounded up to whole
+    answers (70% of 5 is 3.5: 4). More than ``count`` is S2H006: nobody could ever pass (``pass_mark: 70`` meant as
+    70%). None after reporting."""
+    if isinstance(raw, str) and raw.endswith("%"):
+        percent = int(raw[:-1])
+        return (count * percent + 99) // 100
+    mark = int(raw)
+    if mark > count:
+        ctx.report("S2H006", f"pass mark {mark} is more than the {count} question(s) of the quiz: nobody can pass",
+                   pointer, hint=f"a percentage is written with %: pass_mark: {min(mark, 100)}% "
+                                 f"({(count * min(mark, 100) + 99) // 100} of {count}, rounded up)")
+        return None
+    return mark
+
+
 def compile_elearning(ctx: Any, doc: Any) -> ElearningCatalog | None:
     """Check every module's quiz and emit the module and answer-key tables."""
     from regelwerk.compiler import content_hash
@@ -75,7 +91,7 @@ def compile_elearning(ctx: Any, doc: Any) -> ElearningCatalog | None:
     spec = doc.spec
     choices = tuple(str(c) for c in spec.get("choices", ("a", "b", "c", "d")))
     count = int(spec.get("questions", 5))
-    default_pass = int(spec.get("pass_mark", 4))
+    default_pass = _pass_mark(ctx, spec.get("pass_mark", 4), count, "/spec/pass_mark")
     tables = dict(spec.get("tables") or {})
     modules: list[ElearningModule] = []
     errors = 0
@@ -105,9 +121,13 @@ def compile_elearning(ctx: Any, doc: Any) -> ElearningCatalog | None:
             ctx.report("S2H004", f"module {raw['id']!r} lists {len(texts)} question(s); the quiz has {count}",
                        f"{pointer}/questions")
         label = str(raw.get("label", raw["id"]))
+        own = _pass_mark(ctx, raw["pass_mark"], count, f"{pointer}/pass_mark") if "pass_mark" in raw else default_pass
+        if own is None or default_pass is None:
+            errors += 1
+            continue
         modules.append(ElearningModule(raw["id"], label, str(raw.get("workbook", f"Werkboek {label}")),
-                                       int(raw.get("pass_mark", default_pass)), answers, texts))
-    if errors:
+                                       own, answers, texts))
+    if errors or default_pass is None:
         return None
     modules_name = str(tables.get("modules", "elearning-modules"))
     score_name = str(tables.get("score", "elearning-quiz-score"))
