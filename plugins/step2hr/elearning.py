@@ -13,6 +13,7 @@ Checks (diagnostics at the module's line):
 - S2H004 question texts that do not match the number of questions.
 - S2H005 a Schedule plans tests (``start.data.module``) of a module whose key has not been delivered (reported
   at the Schedule: the tick would otherwise fail on the day the tests start).
+- S2H006 a pass mark above the number of questions (nobody could pass; ``pass_mark: 70`` meant as ``70%``).
 
 ``key: customer`` is the declared placeholder: the module validates, its ``answer_key`` output is
 ``pending``, and the workflow refuses to plan (start) a test of it (``elearning.require_key``,
