@@ -754,6 +754,18 @@ def _split_path(value: Any, pointer: str, problems: list[ConditionProblem]) -> t
     return tuple(value.split("."))
 
 
+def _merged_hint(data: Any, heads: Sequence[str]) -> str:
+    """When a customer overlay's ``merge: patch`` put its condition into the base's (the patch merges mappings key by
+    key: ``all`` from the overlay beside the base's ``field``), say so: the error is reported where the base wrote
+    the condition, and the fix is in the overlay."""
+    locs = getattr(data, "key_locs", None)
+    if not isinstance(locs, Mapping) or len({locs[h].file for h in heads if h in locs}) < 2:
+        return ""
+    where = ", ".join(f"{h} at {locs[h].file}:{locs[h].line}" for h in heads if h in locs)
+    return (f"a patch merged two conditions key by key ({where}); to replace the base's condition, set its keys to "
+            "null in the overlay (e.g. field: null, eq: null)")
+
+
 def _parse_node(data: Any, pointer: str, functions: Mapping[str, Any], problems: list[ConditionProblem]) -> Node:
     if isinstance(data, bool):
         return Const(data)
@@ -766,7 +778,7 @@ def _parse_node(data: Any, pointer: str, functions: Mapping[str, Any], problems:
         problems.append(ConditionProblem(
             "RW400", "a condition needs exactly one of all, any, not, field or fn"
             + (f" (found {', '.join(heads)})" if heads else ""), pointer,
-            hint="wrap several checks in 'all:' or 'any:'",
+            hint=_merged_hint(data, heads) or "wrap several checks in 'all:' or 'any:'",
         ))
         return Const(False)
     head = heads[0]
