@@ -17,6 +17,7 @@ the overlay or the base, whichever caused them.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import stat
@@ -26,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from regelwerk.diagnostics import Diagnostic
+from regelwerk.diagnostics import Diagnostic, Severity
 from regelwerk.source import (
     DEFAULT_LIMITS,
     Limits,
@@ -513,6 +514,12 @@ def merge_patch(base: Any, patch: Any, pointer: str) -> tuple[Any, list[Diagnost
                 continue
             clean = _without(item, REMOVE_MARK)
             if target is None:
+                close = difflib.get_close_matches(str(item["id"]), [str(k) for k in positions], n=1, cutoff=0.85)
+                if close:  # {id: answerd, on_enter: [...]} appended a new state and left 'answered' as it was
+                    problems.append(Diagnostic(
+                        "RW206", f"the patch adds a new item {item['id']!r}; the base has {close[0]!r}", loc.file,
+                        loc.line, loc.column, f"{pointer}/{j}", f"did you mean {close[0]!r}? an id the base does not "
+                        "have is appended as a new item, it changes nothing of the base's", Severity.WARNING))
                 appended.append((merge_patch(None, clean, f"{pointer}/{j}")[0], loc))
             else:
                 merged, more = merge_patch(base[target], clean, f"{pointer}/{target}")

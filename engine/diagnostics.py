@@ -145,6 +145,7 @@ CODES: dict[str, str] = {
     "RW202": "bundle manifest problem",
     "RW203": "extends cycle",
     "RW204": "patch problem",
+    "RW206": "patch adds an item whose id is close to one the base has (a typo that would append)",
     # references and ids
     "RW300": "duplicate id",
     "RW301": "reference to an id that does not exist",
