@@ -130,6 +130,10 @@ class Workflow:
     #: start data or event payload that names one is refused (``InvalidData``), so no guard, action or host reads
     #: a value a person chose there.
     system_fields: tuple[str, ...] = ()
+    #: Data fields a person gives when starting an instance (decided by the start permission) and no person's event
+    #: payload may name after that (``InvalidData``): what the guards trust about the case, such as whether a
+    #: candidate is internal or the scale of the offer.
+    fixed_fields: tuple[str, ...] = ()
 
     @property
     def start_action(self) -> str:
@@ -188,6 +192,8 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
     }
     if model.system_fields:  # only when declared: the stored form (and a derived workflow's hash) of others as before
         out["system_fields"] = list(model.system_fields)
+    if model.fixed_fields:  # likewise
+        out["fixed_fields"] = list(model.fixed_fields)
     return out
 
 
@@ -226,4 +232,5 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),
                     str(data.get("start_permission") or ""), RetrySpec.from_dict(data.get("retry")),
-                    tuple(str(f) for f in data.get("system_fields") or ()))
+                    tuple(str(f) for f in data.get("system_fields") or ()),
+                    tuple(str(f) for f in data.get("fixed_fields") or ()))

@@ -330,7 +330,7 @@ class WorkflowRuntime:
         given = dict(data or {})
         try:
             with UnitOfWork(self.store) as uow:
-                refused = system_fields_refusal(rt.model, given)
+                refused = system_fields_refusal(rt.model, given, start=True)
                 if refused is not None:
                     self._refused_data(uow, refused, who, instance_id or "", START_EVENT, now)
                     raise refused
