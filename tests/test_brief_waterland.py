@@ -217,3 +217,28 @@ def test_a_move_by_a_role_no_matrix_declares_is_rw914(tmp_path: Path, registry: 
     problems = validate_bundle(load_bundle(tmp_path), registry)
     assert [(d.code, d.pointer, d.hint) for d in problems] == [
         ("RW914", "/spec/moves/0/by/0", "did you mean 'administrator'?")]
+
+
+# --- a scenario step that does not fit: its own type's schema says why -------------------------------------------
+
+
+def test_a_malformed_step_is_explained_by_its_own_types_schema(tmp_path: Path, registry: Registry) -> None:
+    scenario = tmp_path / "bad.scenario.yaml"
+    scenario.write_text(textwrap.dedent(f"""\
+        apiVersion: regelwerk/v1
+        kind: Scenario
+        metadata: {{name: bad}}
+        spec:
+          bundle: {FIXTURE}
+          steps:
+            - permission_table:
+                matrix: step2hr
+                tests:
+                  - input: {{principals: [a], resources: [b], actions: [read], field_group: dossier}}
+            - can: {{matrix: step2hr, actor: a, action: read, resource: x, expect: alowed}}
+        """), encoding="utf-8")
+    [result] = run_scenario_file(scenario, registry)
+    assert result.error is not None and "accept_user_invitation" not in result.error
+    assert ":10:20: Additional properties are not allowed ('field_group' was unexpected) " \
+           "[at /spec/steps/0/permission_table/tests/0/input]" in result.error
+    assert ":11:75: 'alowed' is not one of ['allowed', 'denied'] [at /spec/steps/1/can/expect]" in result.error
