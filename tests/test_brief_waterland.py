@@ -169,6 +169,39 @@ def test_a_fixed_field_is_given_at_the_start_and_never_by_a_payload(tmp_path: Pa
         assert engine.get("o1").data["scale"] == 10
 
 
+# --- what an event's data may carry ---------------------------------------------------------------------------
+
+
+def test_an_events_input_limits_what_a_persons_data_may_carry(tmp_path: Path, registry: Registry) -> None:
+    text = FOUR_EYES.replace("      scale: {type: integer}\n",
+                             "      scale: {type: integer}\n      salary_expectation: {type: number}\n")
+    text = text.replace("""    - id: score
+      from: open
+      internal: true
+""", """    - id: score
+      from: open
+      internal: true
+      input: [score]
+""")
+    with _engine(_compiled(tmp_path, registry, text), registry) as engine:
+        engine.start("offer", {"committee": ["tim", "cor"], "scale": 11, "salary_expectation": 4000},
+                     Actor("hanna", ("hr",)), "o1")
+        before = engine.get("o1")
+        with pytest.raises(InvalidData) as caught:  # a committee member's score may not carry anything else
+            engine.fire("o1", "score", Actor("cor"), {"score": 7, "salary_expectation": 1})
+        assert caught.value.pointer == "/salary_expectation" and caught.value.system_fields == ("salary_expectation",)
+        after = engine.get("o1")
+        assert (after.version, dict(after.data)) == (before.version, dict(before.data))
+        assert [a.detail["fields"] for a in engine.audit("o1") if a.action == "workflow.system_fields_refused"] \
+            == [["salary_expectation"]]
+        explained = engine.explain("o1", "score", Actor("cor"), {"score": 7, "salary_expectation": 1})
+        assert explained["allowed"] is False and "salary_expectation" in explained["reasons"][0]
+        assert engine.fire("o1", "score", Actor("cor"), {"score": 7}).data["scores"] == [{"by": "cor", "score": 7}]
+        # an event without input takes any field that is neither a system nor a fixed field
+        assert engine.fire("o1", "approve_hr", Actor("hanna", ("hr",)), {"salary_expectation": 4100}).data[
+            "salary_expectation"] == 4100
+
+
 # --- the validator: what a first draft got wrong and validated -------------------------------------------------
 
 

@@ -33,6 +33,9 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW524 (at the matrix grant) warning: a grant on the workflow's resource type that names one of its permissions
   (or its start permission) only for ``field_groups``: the runtime asks for a start or a fire without a field group,
   so the grant never allows it (a team lead's ``invite`` granted with ``field_groups: [dossier]``).
+- RW525 error: the transitions of one event declare different ``input`` (what a person's event data may carry is
+  checked per event, before a transition is chosen); RW518 also for an ``input`` field the ``data_schema`` does not
+  declare, or one that is a system or fixed field.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
   again at once, forever (the tick never ends). An internal event (``internal: true``) does not enter the state
@@ -207,6 +210,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
             actions=_actions(ctx, raw.get("actions"), f"{pointer}/actions"), pointer=pointer,
             guard_source=to_plain(raw["guard"]) if "guard" in raw else None,
             system_only=bool(raw.get("system_only", False)), internal=internal,
+            input=tuple(str(f) for f in raw["input"]) if isinstance(raw.get("input"), list) else None,
         ))
 
     data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
@@ -232,6 +236,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
                     ctx.warn("RW518", f"{what} {name!r} is not a property of the data_schema", f"/spec/{key}/{i}",
                              hint=did_you_mean(name, [str(k) for k in declared])
                              or "declare it under data_schema.properties")
+    _check_inputs(ctx, spec, declared if isinstance(declared, Mapping) else None, system_fields, fixed_fields)
     for i, name in enumerate(fixed_fields):
         if name in system_fields:
             ctx.warn("RW518", f"{name!r} is a system field and a fixed field: as a system field no person gives it, "
@@ -320,6 +325,36 @@ def _check_scope_fields(ctx: CompileContext, model: Workflow, spec: Mapping[str,
                        or f"name the field in the resource ({'of' if of else 'subject/department'}: <field>) or "
                           f"declare it in the data_schema of {model.name!r}",
                        severity=Severity.ERROR if deny else Severity.WARNING, doc=doc)
+
+
+def _check_inputs(ctx: CompileContext, spec: Mapping[str, Any], declared: Mapping[str, Any] | None,
+                  system_fields: tuple[str, ...], fixed_fields: tuple[str, ...]) -> None:
+    """RW525: every transition of an event declares the same ``input`` (or none does); RW518: an ``input`` field the
+    data_schema does not declare, or one no person may give anyway (a system or fixed field)."""
+    first: dict[str, tuple[Any, str]] = {}
+    for i, raw in enumerate(spec.get("transitions") or ()):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            continue
+        pointer = f"/spec/transitions/{i}"
+        given = tuple(str(f) for f in raw["input"]) if isinstance(raw.get("input"), list) else None
+        seen = first.setdefault(raw["id"], (given, pointer))
+        if seen[1] != pointer and (None if seen[0] is None else sorted(seen[0])) != (
+                None if given is None else sorted(given)):
+            ctx.report("RW525", f"event {raw['id']!r} declares another input here than at {seen[1]} "
+                                f"({'none' if seen[0] is None else list(seen[0])}): what a person's data may carry "
+                                "is decided per event, before the transition is chosen",
+                       f"{pointer}/input" if "input" in raw else f"{pointer}/id",
+                       hint="give every transition of the event the same 'input' (or none)")
+        for j, name in enumerate(given or ()):
+            where = f"{pointer}/input/{j}"
+            if declared is not None and name not in declared:
+                ctx.warn("RW518", f"input field {name!r} is not a property of the data_schema", where,
+                         hint=did_you_mean(name, [str(k) for k in declared])
+                         or "declare it under data_schema.properties")
+            elif name in system_fields or name in fixed_fields:
+                ctx.warn("RW518", f"input field {name!r} is a {'system' if name in system_fields else 'fixed'} field: "
+                                  "no person's event data may name it anyway", where,
+                         hint="leave it out of 'input'")
 
 
 def _check_field_group_grants(ctx: CompileContext, model: Workflow, matrices: list[SourceDocument],
