@@ -271,7 +271,9 @@ def register(registry: Registry, plugin: str) -> None:
     source = {"anyOf": [scope_path, {"type": "object", "minProperties": 1, "additionalProperties": scope_path}],
               "description": "a dotted path of the action's scope (data.*, actor.*, instance.*, event), or a "
                              "mapping of names to such paths (an object built from them)"}
-    one_value = {"oneOf": [{"required": ["value"]}, {"required": ["now"]}, {"required": ["from"]}],
+    # exactly one source of the value (``now: false`` beside a value is no second one)
+    one_value = {"oneOf": [{"required": ["value"]}, {"required": ["now"], "properties": {"now": {"const": True}}},
+                           {"required": ["from"]}],
                  "description": "give exactly one of value, now and from"}
     for name, run, description, schema in (
         ("workflow.set", _set, "set a field of the instance data (a literal value, now, or a value read from the "
