@@ -247,9 +247,17 @@ def test_a_move_by_a_role_no_matrix_declares_is_rw914(tmp_path: Path, registry: 
             - {from: "*", to: [offer, hired], by: [administratr, manager]}
             - {from: "*", to: "*", by: [team, beheerder]}
         """), encoding="utf-8")
+    (tmp_path / "settings.yaml").write_text(textwrap.dedent("""\
+        apiVersion: regelwerk/v1
+        kind: RecruitmentSettings
+        metadata: {name: default, merge: patch}
+        spec:
+          vacancy_admins: [beheerder, adminstrator]
+        """), encoding="utf-8")
     problems = validate_bundle(load_bundle(tmp_path), registry)
-    assert [(d.code, d.pointer, d.hint) for d in problems] == [
-        ("RW914", "/spec/moves/0/by/0", "did you mean 'administrator'?")]
+    assert sorted((d.code, d.pointer, d.hint) for d in problems) == [
+        ("RW914", "/spec/moves/0/by/0", "did you mean 'administrator'?"),
+        ("RW914", "/spec/vacancy_admins/1", "did you mean 'administrator'?")]
 
 
 # --- a scenario step that does not fit: its own type's schema says why -------------------------------------------

@@ -7,7 +7,8 @@ Diagnostic codes (documented in docs/recruitment.md):
 - RW912 an archive status is listed as active, or an active status as archive.
 - RW913 the initial status is not an active status of the workflow.
 - RW914 warning: a move's ``by`` names a role no PermissionMatrix of the bundle declares (nor ``team`` or
-  ``manager``): unless the host gives people that role, the move is never allowed (``by: [hrr]``).
+  ``manager``): unless the host gives people that role, the move is never allowed (``by: [hrr]``); likewise a
+  ``vacancy_admins`` role of RecruitmentSettings.
 - RW920 the organisation tree has a cycle.
 - RW921 the organisation tree needs exactly one top entity.
 - RW930 warning: a template is used for another purpose than it declares.
@@ -366,6 +367,13 @@ def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSet
     templates = dict(spec.get("templates") or {})
     for purpose, name in templates.items():
         _check_template(ctx, name, purpose, f"/spec/templates/{purpose}")
+    roles = _bundle_roles(ctx)
+    for i, role in enumerate(spec.get("vacancy_admins") or ()):
+        if roles and role not in roles:
+            ctx.warn("RW914", f"vacancy admin role {role!r} is no role of the bundle's permission matrices; unless "
+                              "the host gives people that role, it opens and closes no vacancy",
+                     f"/spec/vacancy_admins/{i}",
+                     hint=did_you_mean(str(role), roles) or "roles: " + ", ".join(sorted(roles)))
     organisation = spec.get("organisation")
     retention = spec.get("retention")
     sender = spec["sender"]
