@@ -67,6 +67,17 @@ class CompiledBundle:
         return {n: obj for (k, n), obj in sorted(self.objects.items()) if k == kind}
 
 
+def _unknown_parameters(error: Any) -> list[str]:
+    """The keys a ``with:`` mapping names and its action's closed schema does not (``additionalProperties:
+    false``), or [] for any other schema error."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
+        return []
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    known = schema.get("properties") or {}
+    patterns = schema.get("patternProperties") or {}
+    return [str(key) for key in error.instance if key not in known and not patterns]
+
+
 class CompileContext:
     """What a kind compiler gets: its document, problem reporting, other documents, the registry."""
 
@@ -172,15 +183,30 @@ class CompileContext:
             from jsonschema import Draft202012Validator
 
             validator = self._action_validators[name] = Draft202012Validator(dict(schema))
-        for error in sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path)):
+        errors = sorted(validator.iter_errors(to_plain(params)), key=lambda e: list(e.absolute_path))
+        # a mapping with an unknown key also fails the schema's oneOf/anyOf of required keys: the key is the news
+        with_unknown = {tuple(e.absolute_path) for e in errors if _unknown_parameters(e)}
+        for error in errors:
+            if error.validator in ("oneOf", "anyOf") and tuple(error.absolute_path) in with_unknown:
+                continue
+            unknown = _unknown_parameters(error)
+            if unknown:  # one diagnostic per unknown key, at the key, with did-you-mean among the known ones
+                where = params_pointer + "".join(f"/{p}" for p in error.absolute_path)
+                known = tuple((error.schema.get("properties") or {}) if isinstance(error.schema, Mapping) else ())
+                for key in unknown:
+                    self.report("RW305", f"parameters of action {name!r}: unknown parameter {key!r}",
+                                f"{where}/{key}", hint=did_you_mean(key, known) or
+                                "known parameters: " + (", ".join(known) or "none"), key=True)
+                continue
             path, message = _closest(error)
             if error.validator == "not" and isinstance(error.validator_value, Mapping) \
                     and error.validator_value.get("description"):  # "should not be valid under {...}" says nothing
                 message = str(error.validator_value["description"])
             where = params_pointer + "".join(f"/{p}" for p in path)
-            self.report("RW305", f"parameters of action {name!r}: {message[:160]}", where or pointer,
-                        hint=_described(schema, error.absolute_path) or str(schema.get("description", ""))
-                        or "see `regelwerk kinds` and the action's docs")
+            own = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+            hint = str(own or "") or _described(schema, error.absolute_path) or str(schema.get("description", "")) \
+                or "see `regelwerk kinds` and the action's docs"
+            self.report("RW305", f"parameters of action {name!r}: {message[:160]}", where or pointer, hint=hint)
         self._check_document_params(name, schema, params, params_pointer or pointer)
 
     def _check_document_params(self, name: str, schema: Mapping[str, Any], params: Any, pointer: str) -> None:

@@ -15,7 +15,7 @@ a customer declares extra attributes of a fact type with a ``Facts`` document na
 The compiler checks every field path of a condition against its place's scope (:func:`check_condition`):
 an unknown path is an error at its line with did-you-mean (RW410), comparing values of incompatible types
 is an error (RW411), and an optional fact read where its absence would change the answer (under ``not``,
-with ``ne`` or ``not_in``) without an ``exists`` test is a warning (RW412).
+with ``ne`` or ``not_in``) without an ``exists`` test is a warning (RW412), on either side of the comparison.
 """
 
 from __future__ import annotations
@@ -320,6 +320,17 @@ def _walk(data: Any, pointer: str, model: FactModel, scope: Mapping[str, Any], r
              f"{'negated ' if negated else ''}test is false for it", f"{pointer}/field",
              f"say what absence means: any: [{{field: {text}, exists: false}}, ...] or all: "
              f"[{{field: {text}, exists: true}}, ...]")
+    right = _ref_path(data[op])
+    if warn is None or right is None or not absent_matters:
+        return
+    other_text = ".".join(right)
+    other = check_path(model, scope, right)
+    if not other.error and other.optional and other_text not in guarded:
+        # the other side counts as much: `actor.id not_in data.scored_by` is unknown, so false, before anyone scored
+        warn("RW412", f"{other_text} may be missing; a missing value never satisfies a comparison, so this "
+             f"{'negated ' if negated else ''}test is false for it", f"{pointer}/{op}/field",
+             f"say what absence means: any: [{{field: {other_text}, exists: false}}, ...] or all: "
+             f"[{{field: {other_text}, exists: true}}, ...]")
 
 
 def _resolve(path: Sequence[str], pointer: str, model: FactModel, scope: Mapping[str, Any], report: Report

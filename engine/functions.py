@@ -42,7 +42,15 @@ def same_date(a: Any, b: Any) -> bool:
     return isinstance(dx, date) and dx == dy
 
 
+def includes_all(items: Any, required: Any) -> bool:
+    """True when the list ``items`` holds every item of the list ``required`` (every committee member scored);
+    false when either is not a list."""
+    if not isinstance(items, (list, tuple)) or not isinstance(required, (list, tuple)):
+        return False
+    return all(item in items for item in required)
+
+
 def register(registry: Registry, plugin: str) -> None:
     """Add the core condition functions."""
-    for fn in (is_weekday, within_days, is_empty, same_date):
+    for fn in (is_weekday, within_days, is_empty, same_date, includes_all):
         registry.add_function(FunctionSpec(fn.__name__, plugin, fn, (fn.__doc__ or "").strip()))

@@ -266,16 +266,38 @@ def _validate_scenario(doc: SourceDocument, registry: Registry) -> list[str]:
                             f" [at /spec/steps/{index}]")
     if messages:
         return messages
+    kinds_in_order = sorted(registry.steps)  # the order of the steps' anyOf (scenario_schema)
     for error in validator.iter_errors(doc.data):
-        pointer = "".join(f"/{p}" for p in error.absolute_path)
-        where = locate(doc.data, pointer)
-        best = error
-        if error.context:
-            from jsonschema.exceptions import best_match
+        # a step names its type, so only that type's schema says what is wrong, not the anyOf's best guess (a
+        # permission_table with a misplaced key was "'accept_user_invitation' is a required property")
+        found = _own_step_errors(error, steps, kinds_in_order)
+        if not found:
+            best = error
+            if error.context:
+                from jsonschema.exceptions import best_match
 
-            best = best_match(error.context) or error
-        messages.append(f"{where.file}:{where.line}:{where.column}: {best.message[:200]} [at {pointer or '/'}]")
+                best = best_match(error.context) or error
+            found = [best]
+        for problem in found:
+            pointer = "".join(f"/{p}" for p in problem.absolute_path)
+            where = locate(doc.data, pointer)
+            messages.append(f"{where.file}:{where.line}:{where.column}: {problem.message[:200]} "
+                            f"[at {pointer or '/'}]")
     return messages
+
+
+def _own_step_errors(error: Any, steps: Any, kinds_in_order: list[str]) -> list[Any]:
+    """The errors of a step's own type among an anyOf failure at ``/spec/steps/N``, or []."""
+    path = list(error.absolute_path)
+    if error.validator != "anyOf" or len(path) != 3 or path[:2] != ["spec", "steps"] or not isinstance(steps, list):
+        return []
+    step = steps[path[2]] if isinstance(path[2], int) and path[2] < len(steps) else None
+    kinds = [k for k in step if k not in ("name", "description")] if isinstance(step, Mapping) else []
+    if len(kinds) != 1 or kinds[0] not in kinds_in_order:
+        return []
+    branch = kinds_in_order.index(kinds[0])
+    own = [e for e in error.context or () if e.schema_path and e.schema_path[0] == branch]
+    return sorted(own, key=lambda e: [str(p) for p in e.absolute_path])
 
 
 def run_scenario(path: Path, doc: SourceDocument, registry: Registry) -> ScenarioResult:

@@ -85,8 +85,10 @@ def _field_kinds(schema: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]
 
 def condition_scope(data: Any, pointer: str) -> dict[str, Any]:
     """What a grant's or deny's ``condition`` reads: ``actor`` (the actor fact type), ``resource`` (the
-    resource's fact type or declared fields) and ``context`` (open: what the host passes). Other roots are
-    left to RW707."""
+    resource's fact type or declared fields) and ``context`` (what the host passes: the matrix's declared
+    ``context`` fields, else open). Other roots are left to RW707."""
+    from regelwerk.facts_kind import attributes_type
+
     spec = data.get("spec") if isinstance(data, Mapping) else None
     node: Any = spec
     for part in pointer.strip("/").split("/")[1:-1]:  # the rule holding the condition
@@ -97,7 +99,9 @@ def condition_scope(data: Any, pointer: str) -> dict[str, Any]:
     item = next((r for r in resources or () if isinstance(r, Mapping) and r.get("id") == resource_id), None)
     return {"type": "object", "additionalProperties": True, "required": ["actor", "resource"],
             "properties": {"actor": {"$fact": "actor"}, "resource": _resource_type(item),
-                           "context": {"type": "object", "description": "what the host passes (open)"}}}
+                           "context": attributes_type(spec["context"], "what the host passes (declared)")
+                           if isinstance(spec, Mapping) and isinstance(spec.get("context"), Mapping)
+                           else {"type": "object", "description": "what the host passes (open)"}}}
 
 
 def _rule(ctx: CompileContext, data: Any, pointer: str, effect: str, resources: dict[str, ResourceType],

@@ -9,8 +9,12 @@ original chained) and recorded as an incident.
 
 Core actions:
 
-- ``workflow.set``: ``{field: a.b, value: X}`` or ``{field: a.b, now: true}`` sets a field of the
-  instance data (validated with the rest of the data before commit).
+- ``workflow.set``: ``{field: a.b, value: X}``, ``{field: a.b, now: true}`` or ``{field: a.b, from: actor.id}``
+  sets a field of the instance data (validated with the rest of the data before commit). ``from`` reads a dotted
+  path of the action's scope (``data.*``, ``actor.*``, ``instance.*``, ``event``), or builds an object from a
+  mapping of names to such paths (``from: {by: actor.id, score: data.score}``): who approved, who scored.
+- ``workflow.add``: ``{field: a.b, value: X}`` or ``{field: a.b, from: PATH}`` adds the value to the list at the
+  field (created when missing) unless the list holds it already: the committee members who scored.
 - ``workflow.log``: ``{message: text}`` writes a log line (logger ``regelwerk.workflow``).
 - ``workflow.audit``: ``{action: name, detail: {...}}`` writes an audit row in the same transaction.
 - ``workflow.fire``: ``{event: e, instance: id}`` or ``{event: e, instance_field: data.parent}`` fires an
@@ -147,25 +151,51 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> bool:
     return True
 
 
-def _set(ctx: ActionContext) -> None:
-    value = ctx.now.isoformat() if ctx.params.get("now") else ctx.params.get("value")
-    if "add" in ctx.params:  # a counter: attempts, reminders sent; a missing (or null) field counts from 0
-        from regelwerk.conditions import resolve_path
+def _value(ctx: ActionContext) -> Any:
+    """The value ``workflow.set``/``workflow.add`` write: ``now``, ``from`` (read from the action's scope) or
+    ``value`` (a literal)."""
+    if ctx.params.get("now"):
+        return ctx.now.isoformat()
+    source = ctx.params.get("from")
+    if source is None:
+        return ctx.params.get("value")
+    scope = ctx.scope()
+    if isinstance(source, Mapping):
+        return {str(name): resolve_path(scope, str(path).split(".")) for name, path in source.items()}
+    return resolve_path(scope, str(source).split("."))
 
-        path = str(ctx.params.get("field", ""))
+
+def _set(ctx: ActionContext) -> None:
+    path = str(ctx.params.get("field", ""))
+    if "increment" in ctx.params:  # a counter: attempts, reminders sent; a missing (or null) field counts from 0
         current = resolve_path(ctx.data, [p for p in path.removeprefix("data.").split(".") if p])
         current = 0 if current is None else current
-        step = ctx.params["add"]
+        step = ctx.params["increment"]
         if isinstance(step, bool) or not isinstance(step, (int, float)):  # RW305 at load time; a host's own call
-            raise UsageError(f"workflow.set: 'add' must be a number, got {step!r}")
+            raise UsageError(f"workflow.set: 'increment' must be a number, got {step!r}")
         if isinstance(current, bool) or not isinstance(current, (int, float)):
             from regelwerk.errors import InvalidData
 
             pointer = "/" + "/".join(p for p in path.removeprefix("data.").split(".") if p)
-            raise InvalidData(f"workflow.set cannot add {step!r} to {current!r}: not a number", pointer)
+            raise InvalidData(f"workflow.set cannot increment {current!r} by {step!r}: not a number", pointer)
         value = current + step
-    if not set_path(ctx.data, str(ctx.params.get("field", "")), value):
+    else:
+        value = _value(ctx)
+    if not set_path(ctx.data, path, value):
         raise UsageError("workflow.set needs 'field' (a dotted path in the instance data)")
+
+
+def _add(ctx: ActionContext) -> None:
+    path = str(ctx.params.get("field", ""))
+    current = resolve_path(ctx.data, [p for p in path.removeprefix("data.").split(".") if p])
+    if current is not None and not isinstance(current, list):
+        raise UsageError(f"workflow.add: {path!r} holds a {type(current).__name__}, not a list")
+    value = _value(ctx)
+    items = list(current or ())
+    if value not in items:
+        items.append(value)
+    if not set_path(ctx.data, path, items):
+        raise UsageError("workflow.add needs 'field' (a dotted path in the instance data)")
 
 
 def _log(ctx: ActionContext) -> None:
@@ -254,13 +284,28 @@ def _schedule(ctx: ActionContext) -> None:
 
 def register(registry: Registry, plugin: str) -> None:
     """Register the core workflow actions."""
-    obj: dict[str, Any] = {"type": "object"}
+    # closed: a parameter these actions do not know (``vlaue``, ``form``) is RW305 at its line, never ignored
+    obj: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    # where ``from`` may read: the action's scope (ActionContext.scope)
+    scope_path = {"type": "string", "pattern": r"^(event|(data|actor|instance)(\.[^.\s]+)+)$"}
+    source = {"anyOf": [scope_path, {"type": "object", "minProperties": 1, "additionalProperties": scope_path}],
+              "description": "a dotted path of the action's scope (data.*, actor.*, instance.*, event), or a "
+                             "mapping of names to such paths (an object built from them)"}
+    # exactly one source of the value (``now: false`` beside a value is no second one)
+    one_value = {"oneOf": [{"required": ["value"]}, {"required": ["now"], "properties": {"now": {"const": True}}},
+                           {"required": ["from"]}, {"required": ["increment"]}],
+                 "description": "give exactly one of value, now, from and increment"}
     for name, run, description, schema in (
-        ("workflow.set", _set, "set a field of the instance data (value, now: true, or add: N to a counter)",
-         {**obj, "required": ["field"], "properties": {"field": {"type": "string"}, "value": {},
-                                                       "now": {"type": "boolean"}, "add": {"type": "number"}},
-          "not": {"anyOf": [{"required": ["add", "value"]}, {"required": ["add", "now"]}],
-                  "description": "'add' counts on its own: not together with 'value' or 'now'"}}),
+        ("workflow.set", _set, "set a field of the instance data (a literal value, now, a value read from the "
+                               "action's scope such as actor.id, or increment: N on a counter)",
+         {**obj, **one_value, "required": ["field"],
+          "properties": {"field": {"type": "string"}, "value": {}, "now": {"type": "boolean"}, "from": source,
+                         "increment": {"type": "number"}}}),
+        ("workflow.add", _add, "add a value (a literal, or read from the action's scope such as actor.id) to a list "
+                               "field of the instance data, unless it holds it already",
+         {**obj, "oneOf": [{"required": ["value"]}, {"required": ["from"]}], "required": ["field"],
+          "description": "give exactly one of value and from",
+          "properties": {"field": {"type": "string"}, "value": {}, "from": source}}),
         ("workflow.log", _log, "write a log line", {**obj, "properties": {"message": {"type": "string"}}}),
         ("workflow.audit", _audit, "write an audit row in the transition's transaction",
          {**obj, "properties": {"action": {"type": "string"}, "detail": {"type": "object"}}}),

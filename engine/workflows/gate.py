@@ -58,14 +58,39 @@ class Version:
                               items)
 
 
-def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None) -> InvalidData | None:
+def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None, *,
+                          start: bool = False, event: str | None = None) -> InvalidData | None:
     """The refusal of a person's start data or event payload that names one of ``model``'s ``system_fields`` (the
-    fields only the workflow's own work sets: its actions, its timers, the host's ``system_data``); None when the
-    data names none. Whatever the value, also the stored one: a person never writes these fields."""
-    fields = model.system_fields
-    if not fields or not data:
+    fields only the workflow's own work sets: its actions, its timers, the host's ``system_data``), or of an event
+    payload (``start`` false) that names one of its ``fixed_fields`` (given at the start, then never changed by a
+    person); None when the data names none. Whatever the value, also the stored one: a person never writes these
+    fields (there), so the refusal says nothing about the stored value. With ``event``: also a field the event's
+    ``input`` does not list (when its transitions declare one)."""
+    if not data:
         return None
-    named = [name for name in fields if name in data]
+    if event is not None and not start:
+        allowed = next((t.input for t in model.transitions if t.event == event), None)
+        if allowed is not None:
+            odd = [name for name in data if name not in allowed]
+            if odd:
+                items = [{"pointer": "/" + name.replace("~", "~0").replace("/", "~1"),
+                          "message": f"{name!r} is no input of {model.name}.{event} (input: {', '.join(allowed)})"}
+                         for name in odd]
+                return InvalidData(f"{', '.join(repr(n) for n in odd)} may not be given with {event!r}: its input is "
+                                   f"{', '.join(repr(n) for n in allowed) or 'nothing'}", items[0]["pointer"], items,
+                                   odd)
+    if not (model.system_fields or (model.fixed_fields and not start)):
+        return None
+    named = [name for name in model.system_fields if name in data]
+    fixed = [] if start else [name for name in model.fixed_fields if name in data and name not in named]
+    if fixed and not named:
+        items = [{"pointer": "/" + name.replace("~", "~0").replace("/", "~1"),
+                  "message": f"{name!r} of {model.name} is given when it starts (a fixed field), never by an event"}
+                 for name in fixed]
+        return InvalidData(f"{', '.join(repr(n) for n in fixed)} of {model.name} may not be changed: "
+                           f"{'it is a fixed field' if len(fixed) == 1 else 'they are fixed fields'}, given when "
+                           "the instance starts and set after that only by the workflow's actions and timers and the "
+                           "host's own code", items[0]["pointer"], items, fixed)
     if not named:
         return None
     items = [{"pointer": "/" + name.replace("~", "~0").replace("/", "~1"),

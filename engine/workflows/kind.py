@@ -13,7 +13,8 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
 - RW515 warning: a transition leaves a final state.
 - RW516 warning: a timer's event (``after``, or set by the ``workflow.schedule`` action) that a person could
   fire too: neither a ``permission`` nor ``system_only``.
-- RW518 warning: a ``system_fields`` entry the ``data_schema`` does not declare (a typo protects nothing).
+- RW518 warning: a ``system_fields`` or ``fixed_fields`` entry the ``data_schema`` does not declare (a typo protects
+  nothing), or a field in both lists.
 - RW519 warning: a transition any person could fire: neither a ``permission`` nor ``system_only``, and its guard
   does not say who acts (no comparison of ``actor`` that every way to pass it needs).
 - RW801-RW804 error: an inline schedule of the ``workflow.schedule`` action that does not compile (a time of day
@@ -29,6 +30,12 @@ Diagnostic codes (documented in docs/kinds/workflow.md):
   ``department`` or the subject for ``department``; the ``department`` field for ``represented``; ``of``) that
   the workflow's ``data_schema`` does not declare: the scope never holds on its instances, so a deny never applies
   (the "no self-approval" deny let an HR employee approve the own case) and a grant never allows.
+- RW524 (at the matrix grant) warning: a grant on the workflow's resource type that names one of its permissions
+  (or its start permission) only for ``field_groups``: the runtime asks for a start or a fire without a field group,
+  so the grant never allows it (a team lead's ``invite`` granted with ``field_groups: [dossier]``).
+- RW525 error: the transitions of one event declare different ``input`` (what a person's event data may carry is
+  checked per event, before a transition is chosen); RW518 also for an ``input`` field the ``data_schema`` does not
+  declare, or one that is a system or fixed field.
 - RW520 error: a timer that re-arms itself at the same moment: its event leads back into the state whose entry
   sets it again, for a one-off moment (``anchor`` without ``repeat``) that has passed by then, so it would fire
   again at once, forever (the tick never ends). An internal event (``internal: true``) does not enter the state
@@ -203,6 +210,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
             actions=_actions(ctx, raw.get("actions"), f"{pointer}/actions"), pointer=pointer,
             guard_source=to_plain(raw["guard"]) if "guard" in raw else None,
             system_only=bool(raw.get("system_only", False)), internal=internal,
+            input=tuple(str(f) for f in raw["input"]) if isinstance(raw.get("input"), list) else None,
         ))
 
     data_schema = to_plain(spec["data_schema"]) if "data_schema" in spec else None
@@ -218,14 +226,22 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
                        f"/spec/data_schema{inner}")
 
     system_fields = tuple(str(f) for f in spec.get("system_fields") or ())
+    fixed_fields = tuple(str(f) for f in spec.get("fixed_fields") or ())
     declared = data_schema.get("properties") if isinstance(data_schema, Mapping) else None
     if isinstance(declared, Mapping):
-        for i, name in enumerate(system_fields):
-            if name not in declared:
-                ctx.warn("RW518", f"system field {name!r} is not a property of the data_schema",
-                         f"/spec/system_fields/{i}",
-                         hint=did_you_mean(name, [str(k) for k in declared])
-                         or "declare it under data_schema.properties")
+        for key, names, what in (("system_fields", system_fields, "system field"),
+                                 ("fixed_fields", fixed_fields, "fixed field")):
+            for i, name in enumerate(names):
+                if name not in declared:
+                    ctx.warn("RW518", f"{what} {name!r} is not a property of the data_schema", f"/spec/{key}/{i}",
+                             hint=did_you_mean(name, [str(k) for k in declared])
+                             or "declare it under data_schema.properties")
+    _check_inputs(ctx, spec, declared if isinstance(declared, Mapping) else None, system_fields, fixed_fields)
+    for i, name in enumerate(fixed_fields):
+        if name in system_fields:
+            ctx.warn("RW518", f"{name!r} is a system field and a fixed field: as a system field no person gives it, "
+                              "not even at the start", f"/spec/fixed_fields/{i}",
+                     hint="keep it in one of the two lists")
 
     groups = tuple((str(g["id"]), str(g.get("label") or g["id"])) for g in spec.get("groups") or ())
     if groups:
@@ -240,7 +256,7 @@ def compile_workflow(ctx: CompileContext, doc: SourceDocument) -> Workflow | Non
         transitions=tuple(transitions), resource_type=str(spec.get("resource_type") or doc.name),
         data_schema=data_schema, description=str(spec.get("description", "")), groups=groups,
         start_permission=str(spec.get("start_permission") or ""), retry=_retry(ctx, spec.get("retry")),
-        system_fields=system_fields,
+        system_fields=system_fields, fixed_fields=fixed_fields,
     )
     _check_graph(ctx, model, pointer_of_state)
     _check_scheduled_events(ctx, model, spec)
@@ -311,6 +327,62 @@ def _check_scope_fields(ctx: CompileContext, model: Workflow, spec: Mapping[str,
                        severity=Severity.ERROR if deny else Severity.WARNING, doc=doc)
 
 
+def _check_inputs(ctx: CompileContext, spec: Mapping[str, Any], declared: Mapping[str, Any] | None,
+                  system_fields: tuple[str, ...], fixed_fields: tuple[str, ...]) -> None:
+    """RW525: every transition of an event declares the same ``input`` (or none does); RW518: an ``input`` field the
+    data_schema does not declare, or one no person may give anyway (a system or fixed field)."""
+    first: dict[str, tuple[Any, str]] = {}
+    for i, raw in enumerate(spec.get("transitions") or ()):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            continue
+        pointer = f"/spec/transitions/{i}"
+        given = tuple(str(f) for f in raw["input"]) if isinstance(raw.get("input"), list) else None
+        seen = first.setdefault(raw["id"], (given, pointer))
+        if seen[1] != pointer and (None if seen[0] is None else sorted(seen[0])) != (
+                None if given is None else sorted(given)):
+            ctx.report("RW525", f"event {raw['id']!r} declares another input here than at {seen[1]} "
+                                f"({'none' if seen[0] is None else list(seen[0])}): what a person's data may carry "
+                                "is decided per event, before the transition is chosen",
+                       f"{pointer}/input" if "input" in raw else f"{pointer}/id",
+                       hint="give every transition of the event the same 'input' (or none)")
+        for j, name in enumerate(given or ()):
+            where = f"{pointer}/input/{j}"
+            if declared is not None and name not in declared:
+                ctx.warn("RW518", f"input field {name!r} is not a property of the data_schema", where,
+                         hint=did_you_mean(name, [str(k) for k in declared])
+                         or "declare it under data_schema.properties")
+            elif name in system_fields or name in fixed_fields:
+                ctx.warn("RW518", f"input field {name!r} is a {'system' if name in system_fields else 'fixed'} field: "
+                                  "no person's event data may name it anyway", where,
+                         hint="leave it out of 'input'")
+
+
+def _check_field_group_grants(ctx: CompileContext, model: Workflow, matrices: list[SourceDocument],
+                              asked: set[str]) -> None:
+    """RW524: a grant on the workflow's resource type that names one of its permissions but only for
+    ``field_groups``: a start or a fire asks without a field group, so the grant never allows it."""
+    rtype = model.resource_type
+    for doc in matrices:
+        rules: list[tuple[Any, str]] = [(rule, f"/spec/grants/{i}")
+                                        for i, rule in enumerate(doc.spec.get("grants") or ())]
+        for i, right in enumerate(doc.spec.get("rights") or ()):
+            if isinstance(right, Mapping):
+                rules.extend((rule, f"/spec/rights/{i}/grants/{j}") for j, rule in enumerate(right.get("grants") or ()))
+        for rule, pointer in rules:
+            if not isinstance(rule, Mapping) or rule.get("resource") != rtype or not rule.get("field_groups"):
+                continue
+            named = [str(a) for a in rule.get("actions") or () if a in asked]
+            if not named:
+                continue
+            ctx.report("RW524", f"grant {rule.get('id')!r} gives {', '.join(repr(a) for a in named)} on "
+                                f"{rtype!r} only for field groups ({', '.join(map(str, rule['field_groups']))}), but "
+                                f"workflow {model.name!r} asks for {'it' if len(named) == 1 else 'them'} without a "
+                                "field group: this grant never allows a start or a fire",
+                       f"{pointer}/field_groups",
+                       hint="give the workflow's actions in a grant without field_groups, and keep field_groups for "
+                            "what is read per part (read)", severity=Severity.WARNING, doc=doc)
+
+
 def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, Any]) -> None:
     """RW521: the permissions the workflow asks for are actions of its resource type in the bundle's matrices.
 
@@ -342,6 +414,7 @@ def _check_permissions(ctx: CompileContext, model: Workflow, spec: Mapping[str, 
     asked = [(t.permission, f"{t.pointer}/permission") for t in model.transitions if t.permission]
     if model.start_permission:
         asked.insert(0, (model.start_permission, "/spec/start_permission"))
+    _check_field_group_grants(ctx, model, matrices, {p for p, _ in asked})
     for permission, pointer in asked:
         if permission not in known:
             ctx.report("RW521", f"permission {permission!r} is no action of resource {rtype!r} in the permission "

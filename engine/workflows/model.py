@@ -69,6 +69,9 @@ class Transition:
     #: (no ``on_exit``/``on_enter``, its pending timers stay); only the transition's own actions run. ``dest`` is
     #: then "" (each source is its own target, see :meth:`target`).
     internal: bool = False
+    #: The fields a person's event data may carry (``input: [score]``); None: any. Every transition of an event
+    #: declares the same (RW525), so the check needs no state: another field is ``InvalidData``, nothing written.
+    input: tuple[str, ...] | None = None
 
     def target(self, source: str) -> str:
         """The state an instance in ``source`` is in after this transition: ``source`` itself when internal."""
@@ -130,6 +133,10 @@ class Workflow:
     #: start data or event payload that names one is refused (``InvalidData``), so no guard, action or host reads
     #: a value a person chose there.
     system_fields: tuple[str, ...] = ()
+    #: Data fields a person gives when starting an instance (decided by the start permission) and no person's event
+    #: payload may name after that (``InvalidData``): what the guards trust about the case, such as whether a
+    #: candidate is internal or the scale of the offer.
+    fixed_fields: tuple[str, ...] = ()
 
     @property
     def start_action(self) -> str:
@@ -183,11 +190,14 @@ def workflow_to_dict(model: Workflow) -> dict[str, Any]:
                          "label": t.label, "guard": t.guard_source,
                          "guard_missing": t.guard is not None and t.guard_source is None, "permission": t.permission,
                          "actions": [_action_dict(a) for a in t.actions], "pointer": t.pointer,
-                         "system_only": t.system_only, **({"internal": True} if t.internal else {})}
+                         "system_only": t.system_only, **({"internal": True} if t.internal else {}),
+                         **({"input": list(t.input)} if t.input is not None else {})}
                         for t in model.transitions],
     }
     if model.system_fields:  # only when declared: the stored form (and a derived workflow's hash) of others as before
         out["system_fields"] = list(model.system_fields)
+    if model.fixed_fields:  # likewise
+        out["fixed_fields"] = list(model.fixed_fields)
     return out
 
 
@@ -221,9 +231,11 @@ def workflow_from_dict(data: Mapping[str, Any], functions: Mapping[str, Callable
                                       t.get("label", ""),
                                       guard, t.get("permission", ""), _action_refs(t.get("actions")),
                                       t.get("pointer", ""), t.get("guard"), bool(t.get("system_only")),
-                                      bool(t.get("internal"))))
+                                      bool(t.get("internal")),
+                                      tuple(str(f) for f in t["input"]) if t.get("input") is not None else None))
     return Workflow(data["name"], data["label"], data["initial"], tuple(states), tuple(transitions),
                     data.get("resource_type", ""), data.get("data_schema"), data.get("description", ""),
                     tuple((g["id"], g["label"]) for g in data.get("groups") or ()),
                     str(data.get("start_permission") or ""), RetrySpec.from_dict(data.get("retry")),
-                    tuple(str(f) for f in data.get("system_fields") or ()))
+                    tuple(str(f) for f in data.get("system_fields") or ()),
+                    tuple(str(f) for f in data.get("fixed_fields") or ()))

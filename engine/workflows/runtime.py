@@ -330,7 +330,7 @@ class WorkflowRuntime:
         given = dict(data or {})
         try:
             with UnitOfWork(self.store) as uow:
-                refused = system_fields_refusal(rt.model, given)
+                refused = system_fields_refusal(rt.model, given, start=True)
                 if refused is not None:
                     self._refused_data(uow, refused, who, instance_id or "", START_EVENT, now)
                     raise refused
@@ -585,7 +585,7 @@ class WorkflowRuntime:
         if is_erased(rec.data):
             raise TransitionNotAllowed(rec.id, rec.state, event, [_ERASED_REASON])
         rt = self._runtime(tx, rec.workflow, rec.definition_version)
-        refused = system_fields_refusal(rt.model, person)
+        refused = system_fields_refusal(rt.model, person, event=event)
         if refused is not None:
             raise refused
         # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
@@ -703,7 +703,7 @@ class WorkflowRuntime:
         with self.store.read() as tx:
             rec, rt, merged = self._evaluate(tx, instance_id, who, data, now)
         out = self._explain(rec, rt, merged, event, who, data or {}, now)
-        refused = system_fields_refusal(rt.model, data)
+        refused = system_fields_refusal(rt.model, data, event=event)
         if refused is not None:  # as the fire would be: refused before any guard or permission
             out["allowed"], out["to"] = False, None
             out["reasons"] = [str(refused), *out["reasons"]]

@@ -214,6 +214,27 @@ class CandidateStoreContract:
         assert others == []  # rules without renew_before ask nothing
         assert c7[0].retention_start == NOW + YEAR + timedelta(days=5)  # no consent date: from the application
 
+    def test_a_rule_counting_from_the_vacancys_closing_waits_for_it(self) -> None:
+        closing = RetentionRule("na_sluiting", "Na sluiting", ("rejected",), (), None, Duration(weeks=4, text="P4W"),
+                                counts_from="vacancy_closed")
+        policy = RetentionPolicy("sluiting", "Sluiting", (closing,))
+        store = self._store()
+        with store.read() as tx:  # both vacancies open: rejected long ago, nobody is due
+            assert self._port(tx).retention_due(policy, closing, NOW) == []
+        with store.transaction() as tx:
+            tx.rows("rw_vacancies").update({"id": "v1"}, {"status": "closed", "closed_at": NOW - timedelta(weeks=4)})
+            tx.rows("rw_vacancies").update({"id": "v2"}, {"status": "closed", "closed_at": NOW - timedelta(weeks=3)})
+        with store.read() as tx:
+            port = self._port(tx)
+            due = port.retention_due(policy, closing, NOW)
+            later = [r.id for r in port.retention_due(policy, closing, NOW + timedelta(weeks=1))]
+            first = [r.id for r in port.next_due(policy, closing, NOW, 10, lock=False)]
+        # c1 and c2 (v1, rejected) are due four weeks after v1 closed, however long ago they were rejected;
+        # c3 (v2) a week later
+        assert [(r.id, r.retention_start) for r in due] == [("c1", NOW - timedelta(weeks=4)),
+                                                            ("c2", NOW - timedelta(weeks=4))]
+        assert later == ["c1", "c2", "c3"] and sorted(first) == ["c1", "c2"]
+
     def test_among_limits_to_the_given_ids(self) -> None:
         store = self._store()
         with store.read() as tx:

@@ -6,6 +6,9 @@ Diagnostic codes (documented in docs/recruitment.md):
 - RW911 a status is listed twice in a workflow.
 - RW912 an archive status is listed as active, or an active status as archive.
 - RW913 the initial status is not an active status of the workflow.
+- RW914 warning: a move's ``by`` names a role no PermissionMatrix of the bundle declares (nor ``team`` or
+  ``manager``): unless the host gives people that role, the move is never allowed (``by: [hrr]``); likewise a
+  ``vacancy_admins`` role of RecruitmentSettings.
 - RW920 the organisation tree has a cycle.
 - RW921 the organisation tree needs exactly one top entity.
 - RW930 warning: a template is used for another purpose than it declares.
@@ -116,10 +119,18 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
                            hint=did_you_mean(status_id, ids) or "in the workflow: " + ", ".join(ids))
 
     raw_moves = spec.get("moves") or [{"from": "*", "to": "*", "by": ["team"]}]
+    roles = _bundle_roles(ctx)
     moves: list[Move] = []
     for i, raw in enumerate(raw_moves):
         check_in_workflow(raw["from"], f"/spec/moves/{i}/from")
         check_in_workflow(raw["to"], f"/spec/moves/{i}/to")
+        for j, party in enumerate(raw.get("by") or ()):
+            if roles and party not in PARTIES and party not in roles:
+                ctx.warn("RW914", f"move {i} is allowed to {party!r}: neither 'team', 'manager' nor a role of the "
+                                  "bundle's permission matrices; unless the host gives people that role, the move "
+                                  "is never allowed",
+                         f"/spec/moves/{i}/by/{j}",
+                         hint=did_you_mean(party, [*PARTIES, *roles]) or "roles: " + ", ".join(sorted(roles)))
         moves.append(Move(_status_list(raw["from"], ids), _status_list(raw["to"], ids),
                           tuple(raw.get("by") or ("team",)), raw.get("label", "")))
     on_enter = spec.get("on_enter") or {}
@@ -183,6 +194,20 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
     )
     ctx.emit("Workflow", model.workflow, workflow)
     return model
+
+
+#: Who may move besides a role: the vacancy's team and its responsible manager.
+PARTIES = ("team", "manager")
+
+
+def _bundle_roles(ctx: CompileContext) -> set[str]:
+    """The role ids the bundle's permission matrices declare (empty without matrices: roles from the host only)."""
+    out: set[str] = set()
+    for doc in ctx.documents("PermissionMatrix"):
+        for role in doc.spec.get("roles") or ():
+            if isinstance(role, Mapping) and isinstance(role.get("id"), str):
+                out.add(role["id"])
+    return out
 
 
 #: The instance data the service writes (``system_data``) and no person's data may: the moves' guards read the team
@@ -342,6 +367,13 @@ def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSet
     templates = dict(spec.get("templates") or {})
     for purpose, name in templates.items():
         _check_template(ctx, name, purpose, f"/spec/templates/{purpose}")
+    roles = _bundle_roles(ctx)
+    for i, role in enumerate(spec.get("vacancy_admins") or ()):
+        if roles and role not in roles:
+            ctx.warn("RW914", f"vacancy admin role {role!r} is no role of the bundle's permission matrices; unless "
+                              "the host gives people that role, it opens and closes no vacancy",
+                     f"/spec/vacancy_admins/{i}",
+                     hint=did_you_mean(str(role), roles) or "roles: " + ", ".join(sorted(roles)))
     organisation = spec.get("organisation")
     retention = spec.get("retention")
     sender = spec["sender"]

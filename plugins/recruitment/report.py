@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GLOSSARY", "register"]
 
-COUNTS_FROM = {"status": "statuswijziging", "consent": "toestemming", "application": "sollicitatie"}
+COUNTS_FROM = {"status": "statuswijziging", "consent": "toestemming", "applied": "sollicitatie",
+               "vacancy_closed": "sluiting van de vacature"}
 GLOSSARY = {
     "statuses": "kandidaatstatus", "moves": "verplaatsing", "by": "wie het mag", "keep": "de bewaartermijn",
     "consent": "de toestemming", "counts_from": "het beginpunt van de termijn", "renew_before": "het verlengverzoek",

@@ -49,11 +49,18 @@ def sql_candidate_store(tx: Any) -> SqlCandidateStore | None:
     return SqlCandidateStore(connection) if connection is not None else None
 
 
+#: when the candidate's vacancy closed (NULL while it is open: a rule counting from it is never due before)
+_VACANCY_CLOSED = (sa.select(vacancies.c.closed_at).where(vacancies.c.id == _C.vacancy_id)
+                   .scalar_subquery().label("vacancy_closed_at"))
+
+
 def _start(rule: RetentionRule) -> Any:
     if rule.counts_from == "applied":
         return _C.applied_at
     if rule.counts_from == "consent":
         return sa.func.coalesce(_C.consent_at, _C.applied_at)
+    if rule.counts_from == "vacancy_closed":
+        return _VACANCY_CLOSED
     return _C.status_since
 
 

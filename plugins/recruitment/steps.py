@@ -69,6 +69,12 @@ def step_open_vacancy(ctx: ScenarioContext, args: Any, info: Any) -> None:
         team=args.get("team", ())))
 
 
+def step_close_vacancy(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Close a vacancy as ``as`` (who may close vacancies); applications are refused afterwards."""
+    rec = _service(ctx)
+    _expecting_error(args, lambda: rec.close_vacancy(_actor(args.get("as")), args["id"]))
+
+
 def step_apply(ctx: ScenarioContext, args: Any, info: Any) -> None:
     """An application arrives (web form by default, or ``source: manual`` by a user)."""
     rec = _service(ctx)
@@ -163,6 +169,9 @@ def register_steps(registry: Registry, plugin: str) -> None:
          "entity": text, "workflow": text, "templates": {"type": "object"},
          "team": {"type": "array", "items": text}, "as": actor, "expect_error": error}),
         "open a vacancy (needs beheerder/administrator)"))
+    registry.add_step(StepSpec("close_vacancy", plugin, step_close_vacancy, obj(
+        ["id"], {"id": text, "as": actor, "expect_error": error}),
+        "close a vacancy (needs the right to close it); a retention rule 'from: vacancy_closed' counts from now"))
     registry.add_step(StepSpec("apply", plugin, step_apply, obj(
         ["vacancy", "candidate", "first_name", "email"],
         {"vacancy": text, "candidate": text, "first_name": text, "last_name": text, "email": text, "phone": text,

@@ -1,4 +1,4 @@
-"""workflow.set with ``add``: a counter in the instance data (Zorggroep Meander's "at most 3 attempts").
+"""workflow.set with ``increment``: a counter in the instance data (Zorggroep Meander's "at most 3 attempts").
 
 Before, the language had no way to count: a consultant wrote a decision table with a computed output
 (attempts + 1, 1 the first time) to count hand-ins. A missing field counts from 0; a field holding anything but a
@@ -25,19 +25,19 @@ spec:
   states:
     - id: open
       initial: true
-      on_enter: [{action: workflow.set, with: {field: attempts, add: 1}}]
+      on_enter: [{action: workflow.set, with: {field: attempts, increment: 1}}]
     - {id: done, final: true}
   transitions:
     - id: again
       from: open
       internal: true
       guard: {field: actor.id, eq: hr}
-      actions: [{action: workflow.set, with: {field: attempts, add: 2}}]
+      actions: [{action: workflow.set, with: {field: attempts, increment: 2}}]
     - id: bump_label
       from: open
       internal: true
       guard: {field: actor.id, eq: hr}
-      actions: [{action: workflow.set, with: {field: label, add: 1}}]
+      actions: [{action: workflow.set, with: {field: label, increment: 1}}]
     - id: finish
       from: open
       to: done
@@ -70,7 +70,7 @@ spec:
 """
 
 
-def test_workflow_set_add_counts(tmp_path: Path, registry: Registry) -> None:
+def test_workflow_set_increment_counts(tmp_path: Path, registry: Registry) -> None:
     (tmp_path / "counter.yaml").write_text(WORKFLOW, encoding="utf-8")
     path = tmp_path / "counting.scenario.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
