@@ -199,3 +199,23 @@ def test_diagnostics_of_roles_and_windows(registry: Any, tmp_path: Path) -> None
     assert "ends on 2026-11-01, before it opens on 2026-11-30" in backwards.message and backwards.hint
     assert "outside work year 2026" in by_pointer["/spec/moments/2/window/until"].message
     assert "employee.hire_date" in by_pointer["/spec/moments/5/window/until"].message
+
+
+def test_a_round_before_a_window_moment_prepares_its_first_day(registry: Any, tmp_path: Path) -> None:
+    """The conversation may be held on any day of its window, so feedback asked for it is due when it opens (not
+    at its end, as the due date of a moment without a window)."""
+    bundle = tmp_path / "vlinder"
+    shutil.copytree(VLINDER, bundle, ignore=shutil.ignore_patterns("scenarios"))
+    cycle_file = bundle / "talent" / "cycle.yaml"
+    text = cycle_file.read_text(encoding="utf-8")
+    cycle_file.write_text(text.replace("      start: automatic\n", "      start: automatic\n"
+                                       "      feedback_round: feedback-360-teamleider\n", 1), encoding="utf-8")
+    compiled = compile_bundle(load_bundle(bundle, bases={"standard": ROOT / "definitions" / "standard"}), registry)
+    cycle = compiled.get("DevelopmentCycle", "standaard-ontwikkelcyclus")
+    peers = [staff(p) for p in "abc"]
+    plan = cycle.plan_batch([lead(), *peers], datetime(2027, 10, 2, tzinfo=UTC))[0]
+    request = {i.key: i for i in plan.items}[f"{PREFIX}/tl/medewerker/jaargesprek/feedback/feedback-360-teamleider/"
+                                              "nominated/a"]
+    assert request.appears_at is not None and request.deadline is not None
+    assert request.appears_at.astimezone(TZ).date() == date(2027, 9, 17)  # 14 days (days_ahead) before 1 October
+    assert request.deadline == datetime(2027, 10, 1, 9, 0, tzinfo=TZ)

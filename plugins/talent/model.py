@@ -660,14 +660,19 @@ class DevelopmentCycle:
                     # day) and when it is first due to be planned (the moment or a round, not before the year's
                     # planning moment)
                     due, day, appear = dates
-                    first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
+                    # a round prepares the conversation: a window's first day (any day of it may be the one), else
+                    # the due date
+                    prepared, prepared_day = ((appear, _local_date(appear, schedule.timezone)) if opens is not None
+                                              else (due, day))
+                    first = min([appear, *(_day_at(max(prepared_day - _lead(r.lead_text), first_day), schedule.timezone,
                                                    schedule.at) for r in rounds)]) if rounds else appear
                     after = _day_at(day + timedelta(days=1), schedule.timezone)
                     # a window is not missed while it is open: the catch-up policy applies only after its end
                     late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
-                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after))
+                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
+                                    prepared))
                 prep.memo[group_key] = entries
-            for due, day, appear, last, ready, late_after in entries:
+            for due, day, appear, last, ready, late_after, prepared in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -696,7 +701,7 @@ class DevelopmentCycle:
                              "appears": appear.astimezone(schedule.tz).date().isoformat()},
                 ))
                 for fround in prep.rounds[moment.id]:
-                    out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", due, employee, year, key,
+                    out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None or (several and held[0] != role.name):
