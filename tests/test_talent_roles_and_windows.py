@@ -102,6 +102,23 @@ def test_a_window_the_tick_first_sees_while_open_is_not_missed(registry: Any, tm
     assert status[f"{PREFIX}/pm/medewerker/jaargesprek"] == "started"
     assert status[f"{PREFIX}/tl/medewerker/jaargesprek"] == "started"
     assert status[f"{PREFIX}/tl/teamleider/teamleider-360"] == "skipped"  # due 1 October, a day's grace
+    # where they stand: open up to 31 December, late the day after (neither conversation was held)
+    import json
+
+    from click.testing import CliRunner
+    from regelwerk.cli import build_cli
+
+    def moments(*args: str) -> Any:
+        return CliRunner().invoke(build_cli(), ["talent", "moments", str(bundle), "--store", url, *args],
+                                  catch_exceptions=False)
+
+    jaargesprekken = {f"{PREFIX}/pm/medewerker/jaargesprek", f"{PREFIX}/tl/medewerker/jaargesprek"}
+    open_ = json.loads(moments("--at", "2027-12-31", "--state", "open", "--format", "json").output)
+    assert {m["key"] for m in open_} == jaargesprekken
+    assert {(m["appears"], m["due"]) for m in open_} == {("2027-10-01", "2027-12-31")}  # the window, not the tick
+    late = json.loads(moments("--at", "2028-01-01", "--state", "late", "--format", "json").output)
+    assert {m["key"] for m in late} == jaargesprekken
+    assert moments("--at", "1 januari").exit_code == 2
 
 
 def skip_bundle(tmp_path: Path) -> Path:
