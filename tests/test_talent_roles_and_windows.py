@@ -1,5 +1,6 @@
-"""A moment for some of a work year's roles, once per person; a moment open in a window; their diagnostics
-(RW817, RW818) and where a stored moment stands on a day. The customer: tests/scenarios/kinderopvang-de-vlinder."""
+"""A moment for some of a work year's roles, once per person where it says so; a moment open in a window; their
+diagnostics (RW817, RW818) and where a stored moment stands on a day. The customer:
+tests/scenarios/kinderopvang-de-vlinder."""
 
 from __future__ import annotations
 
@@ -44,16 +45,31 @@ def planned(compiled: CompiledBundle, employee: EmployeeFacts, now: datetime, it
     return {i.key: i for i in cycle.plan(employee, now).items if i.item_type == item_type and i.period == "2027"}
 
 
-def test_a_person_holding_two_roles_of_the_year_gets_each_moment_once(vlinder: CompiledBundle) -> None:
+def test_a_person_holding_two_roles_of_the_year_gets_a_once_per_person_moment_once(vlinder: CompiledBundle) -> None:
     now = datetime(2027, 10, 2, tzinfo=UTC)
-    # a trajectory per role (each keeps its role's competencies), the jaargesprek in the first role's (the work
-    # year's order), the 360 (roles: [teamleider]) in the team lead's
+    # a trajectory per role (each keeps its role's competencies), the jaargesprek (once_per_person) in the first
+    # role's (the work year's order), the 360 (roles: [teamleider]) in the team lead's
     assert set(planned(vlinder, lead(), now, "trajectory")) == {f"{PREFIX}/tl/medewerker", f"{PREFIX}/tl/teamleider"}
     assert set(planned(vlinder, lead(), now, "moment")) == {f"{PREFIX}/tl/medewerker/jaargesprek",
                                                             f"{PREFIX}/tl/teamleider/teamleider-360"}
     # one role: the keys of before (nothing stored is planned again), and no moment of a role not held
     assert set(planned(vlinder, staff(), now, "trajectory")) == {f"{PREFIX}/pm/medewerker"}
     assert set(planned(vlinder, staff(), now, "moment")) == {f"{PREFIX}/pm/medewerker/jaargesprek"}
+
+
+def test_by_default_a_moment_arises_in_every_trajectory_of_a_role_it_is_for(vlinder: CompiledBundle) -> None:
+    """One trajectory per work year and role, each with its moments (AFAS: "per werkjaar en gekoppelde rol het
+    juiste ontwikkeltraject"): without once_per_person the team lead has a jaargesprek in both; a moment's roles
+    still keep it out of the trajectories of other roles."""
+    import dataclasses
+
+    cycle = vlinder.get("DevelopmentCycle", "standaard-ontwikkelcyclus")
+    per_role = dataclasses.replace(cycle, moments=tuple(dataclasses.replace(m, once_per_person=False)
+                                                        for m in cycle.moments))
+    keys = {i.key for i in per_role.plan(lead(), datetime(2027, 10, 2, tzinfo=UTC)).items
+            if i.item_type == "moment" and i.period == "2027"}
+    assert keys == {f"{PREFIX}/tl/medewerker/jaargesprek", f"{PREFIX}/tl/teamleider/jaargesprek",
+                    f"{PREFIX}/tl/teamleider/teamleider-360"}
 
 
 def test_the_first_role_of_the_year_that_a_moment_is_for_owns_it(vlinder: CompiledBundle) -> None:

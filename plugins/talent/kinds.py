@@ -271,7 +271,8 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
             str(moment.get("creation_profile", moment["dossier_item_type"])), arises,
             str(moment.get("start", "automatic")), workflow, str(moment.get("before_hire", "skip")),
             "cancel" if leaving == "skip" else leaving, fname, lead, condition,
-            tuple(dict.fromkeys(str(r) for r in moment.get("roles", []))), window))
+            tuple(dict.fromkeys(str(r) for r in moment.get("roles", []))), window,
+            bool(moment.get("once_per_person", False))))
     plan_ahead: Duration = parse_duration(str(spec.get("plan_ahead", "P1M"))) or Duration(months=1, text="P1M")
     when = ctx.condition(spec["when"], "/spec/when") if "when" in spec else None
     policy = spec.get("policies") or {}

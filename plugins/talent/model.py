@@ -246,9 +246,9 @@ class ConversationMoment:
 
     ``arises`` is when it is *due*; it *appears* (the tick creates and starts it) ``appears_before``
     earlier (default: the cycle's), or on the first day of its ``window``, and only for employees for whom
-    ``when`` holds and who hold one of its ``roles`` (none: every role of the work year). A person holding
-    several roles of a work year gets it once, in the trajectory of the first of them (in the work year's
-    order) that it is for.
+    ``when`` holds, in the trajectory of every role of the work year it is for (``roles``; none: all of them).
+    With ``once_per_person`` a person holding several of those roles gets it once, in the trajectory of the
+    first of them (in the work year's order).
     """
 
     id: str
@@ -267,6 +267,8 @@ class ConversationMoment:
     """The roles of the work year it is for; empty: all of them."""
     window: MomentWindow | None = None
     """Open from its first day up to the due date (``arises``); late after that."""
+    once_per_person: bool = False
+    """One per person and work year (the first role's trajectory), not one per role's trajectory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,7 +524,7 @@ class DevelopmentCycle:
                 role = self.roles.get(role_name)
                 if role is not None and role.held_by(employee):
                     held_roles.append(role)
-            # one trajectory per role held, each moment once: in the first of them (the work year's order) it is for
+            # one trajectory per role held (its moments); a moment once_per_person in the first of them it is for
             held = tuple(r.name for r in held_roles)
             for role in held_roles:
                 key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
@@ -578,8 +580,9 @@ class DevelopmentCycle:
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
                     soon: list[datetime] | None = None, since: datetime | None = None,
                     held: tuple[str, ...] = ()) -> list[PlannedItem]:
-        """The trajectory of one role and the moments it owns: with ``held`` (the employee's roles of the year,
-        in its order) a moment belongs to the first held role it is for, so a person gets it once."""
+        """The trajectory of one role and its moments: those for this role (a moment's ``roles``); with ``held``
+        (the employee's roles of the year, in its order) a ``once_per_person`` moment only in the first held role
+        it is for."""
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
         held = held or (role.name,)
         several = len(held) > 1
@@ -612,10 +615,11 @@ class DevelopmentCycle:
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
         for moment, repeating, hire_anchored, grace, same_for_all, for_roles, window_fixed in prep.moments:
-            if for_roles or several:
-                owner = next((r for r in held if r in for_roles), None) if for_roles else held[0]
-                if owner != role.name:
-                    continue  # not for this role, or another role of the employee's has it
+            if for_roles and role.name not in for_roles:
+                continue  # not for this role
+            if several and moment.once_per_person and role.name != next(
+                    (r for r in held if not for_roles or r in for_roles), role.name):
+                continue  # once per person: another of the employee's roles has it
             schedule = moment.arises
             start, end = window_start, window_end
             if hire_anchored and hire_policy and hire_year_owns is None:
@@ -704,7 +708,7 @@ class DevelopmentCycle:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since))
         for fround in self.feedback_rounds:
-            if late or fround.timing != "fixed" or fround.arises is None or (several and held[0] != role.name):
+            if late or fround.timing != "fixed" or fround.arises is None:
                 continue
             for when in self._occurrences(fround.arises, (year.id, f"feedback/{fround.name}"), window_start,
                                           window_end, facts, cache):
