@@ -2,7 +2,8 @@
 
 Kinds: WorkYearCalendar, TalentCompetency, TalentCompetencyProfile, TalentRole,
 DevelopmentCycle (an item source for the scheduler's tick), FeedbackRound, TalentMatrix.
-Steps: talent_changes, apply_competencies, place_in_matrix. Commands: ``regelwerk talent ...``.
+Steps: talent_changes, apply_competencies, apply_timing, request_feedback, place_in_matrix, moment_states.
+Commands: ``regelwerk talent ...``.
 See docs/packs/talent.md.
 """
 
@@ -101,6 +102,28 @@ def step_place_in_matrix(ctx: ScenarioContext, args: Any, info: Any) -> None:
                           f"({placement.performance} x {placement.potential})")
 
 
+def step_moment_states(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Where stored moments stand on a day: ``{at?: date or date-time (default the scenario's now),
+    expect: {key: open|late|done|waiting|cancelled|closed|skipped|absent}}``."""
+    from zoneinfo import ZoneInfo
+
+    from regelwerk.scheduling.kind import local_moment, scenario_target
+    from regelwerk_packs.talent.progress import moment_states
+
+    moment = local_moment(args["at"]) if "at" in args else ctx.now
+    day = moment.astimezone(ZoneInfo("Europe/Amsterdam")).date()
+    wanted = {str(k): str(v) for k, v in args["expect"].items()}
+    found = {s.key: s for s in moment_states(scenario_target(ctx), ctx.compiled, day, list(wanted))}
+    problems = []
+    for key, state in wanted.items():
+        actual = found[key].state if key in found else "absent"
+        if actual != state:
+            window = f" (open {found[key].appears} to {found[key].due})" if key in found else ""
+            problems.append(f"{key} on {day.isoformat()}: expected {state}, found {actual}{window}")
+    if problems:
+        raise StepFailure("; ".join(problems))
+
+
 def _commands() -> list[Any]:
     import click
     from regelwerk.cli import echo_json, format_option
@@ -170,6 +193,41 @@ def _commands() -> list[Any]:
             echo_json({"updated": count})
             return
         click.echo(f"{count} trajectory(ies) updated")
+
+    @talent.command("moments")
+    @click.argument("path", type=click.Path(exists=True))
+    @click.option("--store", "store_url", required=True)
+    @click.option("--at", "at", default=None, help="The day (ISO date; default today).")
+    @click.option("--cycle", default=None)
+    @click.option("--state", "states", multiple=True, help="Only moments in this state (late, open, ...); repeatable.")
+    @format_option()
+    def moments(path: str, store_url: str, at: str | None, cycle: str | None, states: tuple[str, ...],
+                fmt: str) -> None:
+        """Stored conversation moments and where they stand on a day: open (in their window), late, done."""
+        from datetime import date, datetime
+        from zoneinfo import ZoneInfo
+
+        from regelwerk.cli import EXIT_USAGE, fail, load_compiled
+        from regelwerk.store.sql import create_sa_engine
+        from regelwerk_packs.talent.progress import moment_states
+
+        try:
+            day = date.fromisoformat(at) if at else datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+        except ValueError:
+            fail(f"--at {at!r} is not a date (YYYY-MM-DD)", EXIT_USAGE)
+        sa_engine = create_sa_engine(store_url)
+        try:
+            found = [s for s in moment_states(sa_engine, load_compiled(path), day, cycle=cycle)
+                     if not states or s.state in states]
+        finally:
+            sa_engine.dispose()
+        if fmt == "json":
+            echo_json([s.to_dict() for s in found])
+            return
+        for s in found:
+            click.echo(f"{s.state:9} {s.appears} .. {s.due}  {s.key}")
+        if not found:
+            click.echo("no moments")
 
     @talent.command("place")
     @click.argument("path", type=click.Path(exists=True))
@@ -282,6 +340,12 @@ def _register_facts(registry: Registry, plugin: str) -> None:
         "type": "object", "additionalProperties": False, "required": ["employee", "work_year"],
         "properties": {"employee": employee, "work_year": {"$fact": "work_year"}}},
         "the date a conversation moment counts from", form="path", want="date"))
+    for bound in ("from", "until"):
+        registry.add_place(PlaceSpec("DevelopmentCycle", f"/spec/moments/*/window/{bound}/anchor", plugin, {
+            "type": "object", "additionalProperties": False, "required": ["employee", "work_year"],
+            "properties": {"employee": employee, "work_year": {"$fact": "work_year"}}},
+            f"the date a conversation moment's window {'opens' if bound == 'from' else 'ends'} counts from",
+            form="path", want="date"))
 
 
 class TalentPlugin:
@@ -293,6 +357,7 @@ class TalentPlugin:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
         from regelwerk.validation import load_shipped_schema
         from regelwerk_packs.talent import kinds, report, simulation
+        from regelwerk_packs.talent.progress import MOMENT_STATES
 
         report.register(registry, self.name)
         simulation.register(registry, self.name)
@@ -349,6 +414,11 @@ class TalentPlugin:
                            "invitees": {"type": "array", "items": {"type": ["string", "integer"]}},
                            "actor": {}, "expect_refused": {"type": "string"}},
         }, "request feedback on demand (a continuous round); refused outside employment"))
+        registry.add_step(StepSpec("moment_states", self.name, step_moment_states, {
+            "type": "object", "required": ["expect"], "additionalProperties": False,
+            "properties": {"at": {"type": "string"},
+                           "expect": {"type": "object", "additionalProperties": {"enum": ["absent", *MOMENT_STATES]}}},
+        }, "where stored conversation moments stand on a day: open (in their window), late, done"))
         registry.add_step(StepSpec("place_in_matrix", self.name, step_place_in_matrix, {
             "type": "object", "required": ["performance", "potential"], "additionalProperties": False,
             "properties": {"performance": {"type": ["string", "number"]}, "potential": {"type": ["string", "number"]},

@@ -3,7 +3,9 @@
 Diagnostic codes (RW8xx, see docs/packs/talent.md): RW810 work year does not fit the
 calendar, RW811 moment/feedback round mismatch, RW812 unknown workflow, RW813 matrix cell
 problems, RW814 more than one TalentMatrix (one choice per organisation), RW815 role
-without competencies, RW816 feedback invitee sets and visibility. Schedule codes
+without competencies, RW816 feedback invitee sets and visibility, RW817 a moment for a role no
+work year of its cycle links, RW818 a moment's window (missing, ends before it opens, outside
+the work year, combined with a due date or lead time). Schedule codes
 RW801-RW804 come from regelwerk.scheduling.
 """
 
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from regelwerk.compiler import content_hash
 from regelwerk.conditions import Duration, parse_duration
+from regelwerk.diagnostics import did_you_mean
 from regelwerk.scheduling.schedule import Schedule, compile_schedule
 from regelwerk.source import SourceDocument, to_plain
 from regelwerk_packs.talent.model import (
@@ -27,6 +31,7 @@ from regelwerk_packs.talent.model import (
     DevelopmentCycle,
     FeedbackRound,
     InviteeSet,
+    MomentWindow,
     TalentMatrix,
     TalentRole,
     WorkYearCalendar,
@@ -230,8 +235,24 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
                            "does not have", f"/spec/feedback_rounds/{i}", "")
     moments: list[ConversationMoment] = []
     linked: dict[str, FeedbackRound] = dict(rounds)
+    linked_roles = list(dict.fromkeys(name for y in years for name in y.roles))
     for i, moment in enumerate(spec["moments"]):
-        arises = _schedule(ctx, moment["arises"], f"/spec/moments/{i}/arises")
+        for j, name in enumerate(moment.get("roles", [])):
+            if name not in linked_roles:
+                ctx.report("RW817", f"moment {moment['id']!r} is for role {name!r}, which no work year of this cycle "
+                           "links: it would never arise for it", f"/spec/moments/{i}/roles/{j}",
+                           did_you_mean(str(name), linked_roles) or "roles of the work years: "
+                           + (", ".join(linked_roles) or "none"))
+        window: MomentWindow | None = None
+        if "window" in moment:
+            arises, window = _window(ctx, moment, f"/spec/moments/{i}", years, calendar)
+        elif "arises" in moment:
+            arises = _schedule(ctx, moment["arises"], f"/spec/moments/{i}/arises")
+        else:
+            ctx.report("RW818", f"moment {moment['id']!r} says neither when it is due ('arises') nor when it is "
+                       "open ('window')", f"/spec/moments/{i}",
+                       "add arises: {anchor: ...} or window: {from: ..., until: ...}")
+            arises = None
         workflow = str(moment.get("workflow", DEFAULT_CONVERSATION_WORKFLOW))
         _check_workflow(ctx, workflow, f"/spec/moments/{i}/workflow")
         fname = moment.get("feedback_round")
@@ -249,7 +270,9 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
             moment["id"], moment["label"], moment["dossier_item_type"],
             str(moment.get("creation_profile", moment["dossier_item_type"])), arises,
             str(moment.get("start", "automatic")), workflow, str(moment.get("before_hire", "skip")),
-            "cancel" if leaving == "skip" else leaving, fname, lead, condition))
+            "cancel" if leaving == "skip" else leaving, fname, lead, condition,
+            tuple(dict.fromkeys(str(r) for r in moment.get("roles", []))), window,
+            bool(moment.get("once_per_person", False))))
     plan_ahead: Duration = parse_duration(str(spec.get("plan_ahead", "P1M"))) or Duration(months=1, text="P1M")
     when = ctx.condition(spec["when"], "/spec/when") if "when" in spec else None
     policy = spec.get("policies") or {}
@@ -265,6 +288,77 @@ def compile_cycle(ctx: Any, doc: SourceDocument) -> DevelopmentCycle | None:
         rounds_by_name=linked, appears_before=_duration(ctx, spec.get("appears_before"), "/spec/appears_before"),
         policies=policies,
     )
+
+
+#: the options of a window that apply to both of its days (the time it opens and is due, and the rest)
+_WINDOW_OPTIONS = ("at", "timezone", "catch_up", "grace")
+
+
+def _window(ctx: Any, moment: Mapping[str, Any], where: str, years: list[WorkYearSpec],
+            calendar: WorkYearCalendar) -> tuple[Schedule | None, MomentWindow | None]:
+    """A moment's ``window``: its last day compiled as the moment's ``arises`` (the due date), its first day as
+    the schedule it appears on; checked (RW818) where it can be without an employee: both days from the work
+    year, or both from the same fact."""
+    data = moment["window"]
+    for key in ("arises", "appears_before"):
+        if key in moment:
+            ctx.report("RW818", f"moment {moment['id']!r} has a window, which says when it is open and due: "
+                       f"'{key}' cannot be combined with it", f"{where}/{key}",
+                       f"leave out '{key}' (the window opens on 'from' and is due on 'until')")
+    options = {k: data[k] for k in _WINDOW_OPTIONS if k in data}
+
+    def report(code: str, message: str, pointer: str, hint: str = "") -> None:
+        # an option's problem belongs to the window's own key, not to the day it was compiled with
+        tail = pointer.rsplit("/", 1)[-1]
+        ctx.report(code, message, f"{where}/window/{tail}" if tail in options else pointer, hint)
+
+    opens = compile_schedule({**data["from"], **options}, f"{where}/window/from", report)
+    until = compile_schedule({**data["until"], **options}, f"{where}/window/until", report)
+    if opens is None or until is None:
+        return None, None
+    problem = _window_problem(opens, until, years, calendar)
+    if problem is not None:
+        pointer, message = problem
+        ctx.report("RW818", f"moment {moment['id']!r}: {message}", f"{where}/window/{pointer}",
+                   "a window is open from its 'from' day up to and including its 'until' day, inside the work year")
+        return None, None
+    return until, MomentWindow(opens)
+
+
+def _window_problem(opens: Schedule, until: Schedule, years: list[WorkYearSpec],
+                    calendar: WorkYearCalendar) -> tuple[str, str] | None:
+    """What is wrong with a window that can be seen without an employee: ``(key, message)`` or None."""
+    window = MomentWindow(opens)
+
+    def last_day(facts: Mapping[str, Any]) -> date | None:
+        return MomentWindow(until).first_day(facts)
+
+    if opens.anchor[0] == "work_year" and until.anchor[0] == "work_year":
+        # the first work years of each entry (four of them: a leap year among them) show month-end clipping too
+        checked = [y for spec in years for first in (spec.year or spec.from_year,) if first is not None
+                   for y in [calendar.year(first.start.year + k) for k in range(4 if spec.from_year else 1)]]
+        for year in checked:
+            start, end = window.first_day({"work_year": year.facts()}), last_day({"work_year": year.facts()})
+            if start is None or end is None:
+                continue
+            if end < start:
+                return "until", (f"the window ends on {end.isoformat()}, before it opens on {start.isoformat()} "
+                                 f"(work year {year.id})")
+            for key, day in (("from", start), ("until", end)):
+                if not year.contains(day):
+                    return key, (f"the window {'opens' if key == 'from' else 'ends'} on {day.isoformat()}, outside "
+                                 f"work year {year.id} ({year.start.isoformat()} to {year.end.isoformat()})")
+    elif opens.anchor == until.anchor:
+        # the same fact: the order of the two days shows on any value of it (month ends and 29 February included)
+        for base in (date(2024, 1, 31), date(2024, 2, 29), date(2025, 6, 15), date(2025, 12, 31)):
+            value: Any = base
+            for part in reversed(opens.anchor):
+                value = {part: value}
+            start, end = window.first_day(value), last_day(value)
+            if start is not None and end is not None and end < start:
+                return "until", (f"the window ends before it opens ({'.'.join(opens.anchor)} {base.isoformat()}: "
+                                 f"from {start.isoformat()} until {end.isoformat()})")
+    return None
 
 
 def compile_matrix(ctx: Any, doc: SourceDocument) -> TalentMatrix | None:

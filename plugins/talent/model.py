@@ -47,6 +47,7 @@ __all__ = [
     "FeedbackRound",
     "InviteeSet",
     "MatrixPlacement",
+    "MomentWindow",
     "TalentMatrix",
     "TalentRole",
     "WorkYear",
@@ -221,11 +222,33 @@ class FeedbackRound:
 
 
 @dataclass(frozen=True, slots=True)
+class MomentWindow:
+    """When a moment with a ``window`` is open: from the day ``opens`` gives up to and including its due day.
+
+    The moment's ``arises`` is the window's last day (``until``, at the window's time), so everything a due
+    date decides (hire, leaving, the work year, ``when``) reads the end of the window; ``opens`` is a
+    one-point anchor schedule (``from``): the day the moment appears, instead of a lead time.
+    """
+
+    opens: Schedule
+
+    def first_day(self, facts: Mapping[str, Any]) -> date | None:
+        """The window's first day for these facts (None when its anchor fact is absent)."""
+        base = self.opens.anchor_date(facts)
+        if base is None:
+            return None
+        return base + self.opens.offset.delta(self.opens.sign) if self.opens.offset is not None else base
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationMoment:
     """A conversation moment of a cycle (nulmeting, doelstellingsgesprek...).
 
     ``arises`` is when it is *due*; it *appears* (the tick creates and starts it) ``appears_before``
-    earlier (default: the cycle's), and only for employees for whom ``when`` holds.
+    earlier (default: the cycle's), or on the first day of its ``window``, and only for employees for whom
+    ``when`` holds, in the trajectory of every role of the work year it is for (``roles``; none: all of them).
+    With ``once_per_person`` a person holding several of those roles gets it once, in the trajectory of the
+    first of them (in the work year's order).
     """
 
     id: str
@@ -240,6 +263,12 @@ class ConversationMoment:
     feedback_round: str | None = None
     appears_before: Duration | None = None
     when: Condition | None = None
+    roles: tuple[str, ...] = ()
+    """The roles of the work year it is for; empty: all of them."""
+    window: MomentWindow | None = None
+    """Open from its first day up to the due date (``arises``); late after that."""
+    once_per_person: bool = False
+    """One per person and work year (the first role's trajectory), not one per role's trajectory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +406,8 @@ class DevelopmentCycle:
         """Each moment's lead time as ISO text: what a trajectory pins when it arises."""
         out = {}
         for moment in self.moments:
+            if moment.window is not None:
+                continue  # it appears on its window's first day: no lead time to pin
             lead = moment.appears_before or self.appears_before
             out[moment.id] = lead.text if lead is not None else "P0D"
         return out
@@ -453,7 +484,8 @@ class DevelopmentCycle:
             tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
                    m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
                    int(m.arises.grace_delta.total_seconds()),
-                   not (m.arises.form == "anchor" and m.arises.anchor[0] != "work_year")) for m in self.moments))
+                   not (m.arises.form == "anchor" and m.arises.anchor[0] != "work_year"), m.roles,
+                   m.window is not None and m.window.opens.anchor[0] == "work_year") for m in self.moments))
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
             # what the plan reads of them: a trajectory's pinned lead times; that a moment is one
@@ -487,17 +519,19 @@ class DevelopmentCycle:
                 continue
             if employee.leaving_date is not None and employee.leaving_date <= year.start:
                 continue
-            held = []
+            held_roles = []
             for role_name in role_names:
                 role = self.roles.get(role_name)
-                if role is None or not role.held_by(employee):
-                    continue
-                held.append(role.name)
+                if role is not None and role.held_by(employee):
+                    held_roles.append(role)
+            # one trajectory per role held (its moments); a moment once_per_person in the first of them it is for
+            held = tuple(r.name for r in held_roles)
+            for role in held_roles:
                 key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
                 pinned = stored.get(key, {}).get("timing")
                 items.extend(self._trajectory(employee, year, role, cache, directory,
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
-                                              since))
+                                              since, held))
             if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
@@ -544,8 +578,14 @@ class DevelopmentCycle:
     def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
                     cache: dict[Any, list[datetime]], directory: Directory,
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
-                    soon: list[datetime] | None = None, since: datetime | None = None) -> list[PlannedItem]:
+                    soon: list[datetime] | None = None, since: datetime | None = None,
+                    held: tuple[str, ...] = ()) -> list[PlannedItem]:
+        """The trajectory of one role and its moments: those for this role (a moment's ``roles``); with ``held``
+        (the employee's roles of the year, in its order) a ``once_per_person`` moment only in the first held role
+        it is for."""
         key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
+        held = held or (role.name,)
+        several = len(held) > 1
         first_day = self._role_start(employee, year)
         timing = prep.timing
         soon = [] if soon is None else soon
@@ -574,7 +614,12 @@ class DevelopmentCycle:
         hire_policy = self.policies.hire_year == "hire"
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
         employee_scope: dict[str, Any] | None = None
-        for moment, repeating, hire_anchored, grace, same_for_all in prep.moments:
+        for moment, repeating, hire_anchored, grace, same_for_all, for_roles, window_fixed in prep.moments:
+            if for_roles and role.name not in for_roles:
+                continue  # not for this role
+            if several and moment.once_per_person and role.name != next(
+                    (r for r in held if not for_roles or r in for_roles), role.name):
+                continue  # once per person: another of the employee's roles has it
             schedule = moment.arises
             start, end = window_start, window_end
             if hire_anchored and hire_policy and hire_year_owns is None:
@@ -587,6 +632,15 @@ class DevelopmentCycle:
                 continue  # an ended year only still reaches its hire-anchored moments
             stretch = end != window_end
             lead_text = timing.get(moment.id, "P0D")
+            opens: date | None = None
+            if moment.window is not None:
+                # the window's first day: per year when it counts from the work year, else from the employee
+                opens_key = ("opens", year.id, moment.id)
+                opens = prep.memo.get(opens_key) if window_fixed else None
+                if opens is None:
+                    opens = moment.window.first_day(facts)
+                    if window_fixed:
+                        prep.memo[opens_key] = opens
             # what does not depend on the employee was computed for an earlier one (the same cache entry)
             occurrences = cache.get((year.id, moment.id)) if same_for_all else None
             if occurrences is None:
@@ -595,26 +649,34 @@ class DevelopmentCycle:
             # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
             # The hire date counts only through first_day (never before it: no day of the trajectory is before
             # the hire), so people hired before the year share one entry
-            group_key = (moment.id, id(occurrences), year.id, first_day, employee.leaving_date, stretch, lead_text)
+            group_key = (moment.id, id(occurrences), year.id, first_day, employee.leaving_date, stretch, lead_text,
+                         opens)
             entries = prep.memo.get(group_key)
             if entries is None:
                 entries = []
                 rounds = prep.rounds[moment.id]
                 for when in occurrences:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
-                                                   lead_text, planned_at)
+                                                   lead_text, planned_at, opens)
                     if dates is None:
                         continue
                     # and, as they depend on the same: when its last item appears (all are on or before the due
                     # day) and when it is first due to be planned (the moment or a round, not before the year's
                     # planning moment)
                     due, day, appear = dates
-                    first = min([appear, *(_day_at(max(day - _lead(r.lead_text), first_day), schedule.timezone,
+                    # a round prepares the conversation: a window's first day (any day of it may be the one), else
+                    # the due date
+                    prepared, prepared_day = ((appear, _local_date(appear, schedule.timezone)) if opens is not None
+                                              else (due, day))
+                    first = min([appear, *(_day_at(max(prepared_day - _lead(r.lead_text), first_day), schedule.timezone,
                                                    schedule.at) for r in rounds)]) if rounds else appear
-                    entries.append((due, day, appear, max(_day_at(day + timedelta(days=1), schedule.timezone),
-                                                          planned_at), max(first, planned_at)))
+                    after = _day_at(day + timedelta(days=1), schedule.timezone)
+                    # a window is not missed while it is open: the catch-up policy applies only after its end
+                    late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
+                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
+                                    prepared))
                 prep.memo[group_key] = entries
-            for due, day, appear, last, ready in entries:
+            for due, day, appear, last, ready, late_after, prepared in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -633,7 +695,7 @@ class DevelopmentCycle:
                 out.append(PlannedItem(
                     key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
                     period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
-                    catch_up=schedule.catch_up, grace_seconds=grace,
+                    catch_up=schedule.catch_up, grace_seconds=late_after,
                     workflow=moment.workflow, version=role.version, label=moment.label,
                     appears_at=appear, deadline=due,
                     payload={**common, "moment": moment.id, "label": moment.label,
@@ -643,7 +705,7 @@ class DevelopmentCycle:
                              "appears": appear.astimezone(schedule.tz).date().isoformat()},
                 ))
                 for fround in prep.rounds[moment.id]:
-                    out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", due, employee, year, key,
+                    out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None:
@@ -663,14 +725,17 @@ class DevelopmentCycle:
         return out
 
     def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
-                          schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime
-                          ) -> tuple[datetime, date, datetime] | None:
-        """``(due moment, due day, appearance moment)`` of one occurrence for this employee, or None."""
+                          schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime,
+                          opens: date | None = None) -> tuple[datetime, date, datetime] | None:
+        """``(due moment, due day, appearance moment)`` of one occurrence for this employee, or None.
+
+        With ``opens`` (a window's first day) the moment appears then (not after its due day) instead of a lead
+        time before it."""
         due = self._employment_adjusted(moment, when, employee, year, schedule, first_day, stretch=stretch)
         if due is None:
             return None
         day = _local_date(due, schedule.timezone)
-        appear_day = max(day - _lead(lead_text), first_day)
+        appear_day = max(min(opens, day) if opens is not None else day - _lead(lead_text), first_day)
         appear = _day_at(appear_day, schedule.timezone, schedule.at) if appear_day != day else due
         return due, day, max(appear, planned_at)
 
@@ -712,9 +777,10 @@ class _Prepared:
     rounds: Mapping[str, tuple[FeedbackRound, ...]]
     now: datetime | None = None
     """Set when only appeared items are wanted (the tick): later ones only give the next planning moment."""
-    moments: tuple[tuple[Any, bool, bool, int, bool], ...] = ()
+    moments: tuple[tuple[Any, bool, bool, int, bool, tuple[str, ...], bool], ...] = ()
     """Per moment, what does not depend on the employee: ``(moment, repeating, hire_anchored, grace seconds,
-    whether its occurrences are the same for every employee)``."""
+    whether its occurrences are the same for every employee, the roles it is for, whether its window opens on a
+    day of the work year alone)``."""
     memo: dict[Any, Any] = field(default_factory=dict)
     """The dates of occurrences, by what they depend on (``_trajectory``); one batch long."""
 

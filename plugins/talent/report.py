@@ -46,7 +46,6 @@ GLOSSARY = {
 def cycles(page: ReportPage) -> str:
     """Each development cycle: its calendar, a timeline over the work year and its conversation moments."""
     from regelwerk.report.page import esc
-    from regelwerk.report.schedules import describe_schedule
     from regelwerk_packs.talent.timeline import reference_year, timeline_svg
 
     parts = []
@@ -68,12 +67,24 @@ def cycles(page: ReportPage) -> str:
         for m in cycle.moments:
             rounds = [r.label for r in cycle.feedback_rounds if r.name == m.feedback_round
                       or (r.timing == "before_moment" and r.moment == m.id)]
-            rows.append((esc(m.label), esc(describe_schedule(m.arises)), esc(START_LABELS.get(m.start, m.start)),
+            only = ", ".join(cycle.roles[r].label if r in cycle.roles else r for r in m.roles)
+            label = m.label + (f" (alleen {only})" if only else "")
+            rows.append((esc(label), esc(moment_when(m)), esc(START_LABELS.get(m.start, m.start)),
                          esc(page.label_of("Workflow", m.workflow)), esc(m.dossier_item_type) or "—",
                          esc(", ".join(rounds)) or "—"))
         body += page.table(["Gespreksmoment", "Ontstaat", "Start", "Workflow", "Dossieritem", "Feedbackronde"], rows)
         parts.append(page.item("DevelopmentCycle", name, cycle.label, body))
     return "".join(parts)
+
+
+def moment_when(moment: Any) -> str:
+    """When a moment arises in words: its due date, or its window ("open van ... tot en met ...")."""
+    from regelwerk.report.schedules import describe_schedule
+
+    if getattr(moment, "window", None) is None:
+        return describe_schedule(moment.arises)
+    opens = describe_schedule(moment.window.opens).rsplit(", om ", 1)[0]
+    return f"open van {opens} tot en met {describe_schedule(moment.arises).removeprefix('op ')}"
 
 
 def feedback(page: ReportPage) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from regelwerk.report.page import dutch_date, esc, human_duration, text_width
 from regelwerk.report.schedules import describe_schedule
+from regelwerk_packs.talent.report import moment_when
 
 __all__ = ["TimelineRow", "cycle_rows", "reference_year", "timeline_svg"]
 
@@ -68,7 +69,7 @@ def cycle_rows(cycle: Any, year: Any) -> list[TimelineRow]:
         relative = _employee_relative(moment.arises)
         dates = () if relative else _dates(moment.arises, year)
         by_moment[moment.id] = dates
-        rows.append(TimelineRow("moment", moment.label, dates, describe_schedule(moment.arises)))
+        rows.append(TimelineRow("moment", moment.label, dates, moment_when(moment)))
     for fround in cycle.feedback_rounds:
         if fround.timing == "before_moment" and fround.moment:
             dates = tuple(d - timedelta(days=fround.days_ahead) for d in by_moment.get(fround.moment, ()))
