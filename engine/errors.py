@@ -207,8 +207,11 @@ class NoRecipients(RegelwerkError):
 
     def __init__(self, role: str, template: str, instance_id: str, reason: str, *,
                  holders: Sequence[str] = (), without_address: Sequence[str] = (),
-                 out_of_scope: Mapping[str, str] | None = None) -> None:
+                 out_of_scope: Mapping[str, str] | None = None, nobody: bool = False) -> None:
         self.role = role
+        #: nobody holds the role, or nobody holding it may read the instance (not: a holder without an address, or
+        #: an engine without a role directory): what ``if_nobody: skip`` skips
+        self.nobody = nobody
         self.template = template
         self.instance_id = instance_id
         self.reason = reason
@@ -221,7 +224,7 @@ class NoRecipients(RegelwerkError):
         """Include the role, the template, who holds the role, who is out of scope (and why), who has no address."""
         return {**super().to_dict(), "role": self.role, "template": self.template, "instance": self.instance_id,
                 "reason": self.reason, "holders": list(self.holders), "without_address": list(self.without_address),
-                "out_of_scope": dict(self.out_of_scope)}
+                "out_of_scope": dict(self.out_of_scope), "nobody": self.nobody}
 
 
 class PluginError(RegelwerkError):

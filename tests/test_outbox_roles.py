@@ -223,6 +223,38 @@ def test_holders_all_out_of_scope_are_a_refusal_naming_why(tmp_path: Path, regis
         assert _snapshot(engine) == before
 
 
+def test_if_nobody_skip_skips_a_mail_nobody_in_scope_may_get_but_never_one_a_holder_lacks_an_address_for(
+        tmp_path: Path, registry: Any) -> None:
+    """``if_nobody: skip`` (a monthly overview about a nurse who withdrew her consent): nobody holding the role, or
+    nobody holding it who may read the instance, skips the mail with an audit row and the transition goes on; a holder
+    in scope without an address still refuses (fail closed: that one would never hear of it)."""
+    compiled = compile_bundle(load_bundle(_bundle(tmp_path, "role: locatiemanager, if_nobody: skip")), registry)
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry, permissions="m",
+                clock=lambda: NOW) as engine:
+        engine.start("onboarding", {"subject": "e1", "location": "loc-a"}, HR, "ob1")
+        assert engine.fire("ob1", "remind", HR).state == "reminded"  # nobody holds the role: skipped
+        skipped = [a for a in engine.audit("ob1") if a.action == "outbox.role_mail_skipped"]
+        assert len(skipped) == 1 and skipped[0].detail["role"] == "locatiemanager"
+        assert "nobody holds the role" in skipped[0].detail["reason"]
+        _people(engine, {"lm-b": "locatiemanager", "lm-a": "locatiemanager"}, employees={"lm-b": "bram@x.example"},
+                members={"lm-b": "loc-b", "lm-a": "loc-a"})
+        engine.start("onboarding", {"subject": "e2", "location": "loc-b"}, HR, "ob2")
+        engine.start("onboarding", {"subject": "e3", "location": "loc-c"}, HR, "ob3")
+        assert engine.fire("ob3", "remind", HR).state == "reminded"  # both out of scope: skipped, naming them
+        detail = next(a for a in engine.audit("ob3") if a.action == "outbox.role_mail_skipped").detail
+        assert detail["out_of_scope"] == ["lm-a", "lm-b"]
+        assert engine.fire("ob2", "remind", HR).state == "reminded"  # lm-b in scope with an address: mailed
+        with engine.store.read() as tx:
+            assert [m.recipient for m in tx.outbox(instance_id="ob2")] == ["bram@x.example"]
+            assert tx.outbox(instance_id="ob1") == [] and tx.outbox(instance_id="ob3") == []
+        engine.start("onboarding", {"subject": "e4", "location": "loc-a"}, HR, "ob4")
+        before = _snapshot(engine)
+        with pytest.raises(NoRecipients) as caught:  # lm-a may read it and has no address: never skipped
+            engine.fire("ob4", "remind", HR)
+        assert caught.value.without_address == ("lm-a",) and not caught.value.nobody
+        assert _snapshot(engine) == before
+
+
 def test_an_unknown_role_is_rw303_at_its_line(tmp_path: Path, registry: Any) -> None:
     with pytest.raises(DefinitionError) as caught:
         compile_bundle(load_bundle(_bundle(tmp_path, "role: hrr")), registry)

@@ -36,7 +36,12 @@ PARAMS_SCHEMA: dict[str, Any] = {
                 {"type": "string"},
                 {"type": "object", "required": ["role"], "additionalProperties": False,
                  "properties": {"role": {"type": "string", "minLength": 1, "x-role": True,
-                                         "description": "A role id of the bundle's permission matrices."}}},
+                                         "description": "A role id of the bundle's permission matrices."},
+                                "if_nobody": {"enum": ["refuse", "skip"],
+                                              "description": "When nobody holds the role or nobody holding it may "
+                                                             "read the instance: refuse the transition (default) or "
+                                                             "skip the mail (audited as outbox.role_mail_skipped). "
+                                                             "A holder without an address always refuses."}}},
             ],
         },
         "about": {"type": "string", "description": "Dotted path of the data subject's id (for AVG erasure)."},
@@ -66,7 +71,7 @@ def send_template(ctx: Any) -> None:
     scope = ctx.scope()
     to = params.get("to", "data.email")
     if isinstance(to, Mapping):
-        _send_to_role(ctx, name, template, scope, str(to.get("role") or ""))
+        _send_to_role(ctx, name, template, scope, str(to.get("role") or ""), to.get("if_nobody") == "skip")
         return
     recipient = resolve_path(scope, str(params.get("to", "data.email")).split("."))
     if not isinstance(recipient, str) or not recipient:
@@ -77,9 +82,12 @@ def send_template(ctx: Any) -> None:
             subject_ref=str(about) if about is not None else None, instance_id=ctx.instance.id)
 
 
-def _send_to_role(ctx: Any, name: str, template: Any, scope: Mapping[str, Any], role: str) -> None:
+def _send_to_role(ctx: Any, name: str, template: Any, scope: Mapping[str, Any], role: str,
+                  skip_nobody: bool = False) -> None:
     """One outbox row per recipient holding ``role`` in the instance's scope (a shared address once), and one audit
-    row naming them, all in the transition's unit of work."""
+    row naming them, all in the transition's unit of work. With ``skip_nobody`` (``if_nobody: skip``) a mail that
+    nobody in scope holds the role for is skipped with an audit row ``outbox.role_mail_skipped`` instead of refusing
+    the transition (a holder in scope without an address still refuses)."""
     from regelwerk.conditions import resolve_path
     from regelwerk.outbox.queue import enqueue
     from regelwerk.outbox.recipients import role_recipients
@@ -90,6 +98,11 @@ def _send_to_role(ctx: Any, name: str, template: Any, scope: Mapping[str, Any], 
     try:
         recipients, out_of_scope = role_recipients(ctx, role, name)
     except NoRecipients as exc:
+        if skip_nobody and exc.nobody:
+            ctx.audit("outbox.role_mail_skipped", {"template": name, "role": role, "reason": exc.reason,
+                                                   "holders": list(exc.holders),
+                                                   "out_of_scope": sorted(exc.out_of_scope)})
+            return
         _audit_refusal(ctx, exc)
         raise
     about = resolve_path(scope, str(params["about"]).split(".")) if params.get("about") else None

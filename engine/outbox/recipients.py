@@ -126,7 +126,8 @@ def role_recipients(ctx: Any, role: str, template: str) -> tuple[list[Recipient]
                            "(build the Engine with permissions='<matrix>', or pass recipients=<a RoleDirectory>)")
     holders = list(dict.fromkeys(directory.holders(role, ctx.now, ctx.tx)))
     if not holders:
-        raise NoRecipients(role, template, instance.id, "nobody holds the role (no active has_role fact)")
+        raise NoRecipients(role, template, instance.id, "nobody holds the role (no active has_role fact)",
+                           nobody=True)
     workflow = ctx.engine.workflows().get(instance.workflow)
     resource_type = str(getattr(workflow, "resource_type", "") or instance.workflow)
     # the resource as a fire's permission sees it (WorkflowRuntime._ask), with the data this transition leaves
@@ -146,7 +147,7 @@ def role_recipients(ctx: Any, role: str, template: str) -> tuple[list[Recipient]
         raise NoRecipients(role, template, instance.id,
                            f"no holder of the role may {SCOPE_ACTION} this {resource_type} (out of scope: "
                            + "; ".join(f"{p}: {why}" for p, why in out_of_scope.items()) + ")",
-                           holders=holders, out_of_scope=out_of_scope)
+                           holders=holders, out_of_scope=out_of_scope, nobody=True)
     addresses = directory.addresses(in_scope, ctx.tx)
     missing = [p for p in in_scope if not usable_address(addresses.get(p))]
     if missing:
