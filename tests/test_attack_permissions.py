@@ -4,7 +4,7 @@ on the fast path, the batch path and the explained path, never a ``TypeError``."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +118,45 @@ def test_an_open_resource_keeps_contains_as_the_condition_language_says(tmp_path
     decision = port.check({"id": "u1", "roles": ["lid"]}, "read", "answer", {"visible_to": "managers"},
                           {"now": NOW})
     assert decision.allowed and decision.explain["by"] == "by_list"
+
+
+def test_a_role_held_through_a_task_grants_while_the_task_is_active(tmp_path: Path) -> None:
+    """``tasks: [praktijkopleider]`` on a role: whoever has an active ``has_task`` fact for it holds the role (and
+    what it inherits); a has_task for another task, an ended task or a has_role of the task's name do not."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles:
+    - {id: medewerker}
+    - {id: opleider, tasks: [praktijkopleider], inherits: [medewerker]}
+  resources:
+    - {id: record, actions: [read, approve]}
+  grants:
+    - {id: opleider_approves, roles: [opleider], resource: record, actions: [approve], scope: department}
+    - {id: staff_reads, roles: [medewerker], resource: record, actions: [read], scope: department}
+  denies:
+    - {id: not_own, roles: [opleider], resource: record, actions: [approve], scope: own}
+""")
+    compiled = compile_bundle(load_bundle(tmp_path), load_registry())
+    rel = MemoryRelationships()
+    for person in ("pia", "nina", "kees", "olga"):
+        rel.relate("member_of", person, "team", now=NOW)
+    rel.relate("has_task", "pia", "praktijkopleider", now=NOW)
+    rel.relate("has_task", "kees", "bhv", now=NOW)
+    rel.relate("has_role", "olga", "praktijkopleider", now=NOW)  # a role of that name does not exist: nothing
+    port = MatrixPermissions(compiled, rel, "m")
+    record = {"subject": "nina", "department": "team"}
+
+    def check(person: str, action: str, resource: dict[str, Any] = record) -> Any:
+        return port.check({"id": person, "roles": []}, action, "record", resource, {"now": NOW})
+
+    assert check("pia", "approve").allowed and check("pia", "approve").explain["by"] == "opleider_approves"
+    assert check("pia", "read").allowed  # inherited through the task's role
+    assert check("pia", "approve", {"subject": "pia", "department": "team"}).explain["by"] == "not_own"
+    for person in ("kees", "olga", "nina"):
+        assert not check(person, "approve").allowed, person
+    rel.unrelate("has_task", "pia", "praktijkopleider", at=NOW)
+    assert not port.check({"id": "pia", "roles": []}, "approve", "record", record,
+                          {"now": NOW + timedelta(seconds=1)}).allowed

@@ -255,6 +255,24 @@ def test_if_nobody_skip_skips_a_mail_nobody_in_scope_may_get_but_never_one_a_hol
         assert _snapshot(engine) == before
 
 
+def test_a_role_held_through_a_task_is_mailed(tmp_path: Path, registry: Any) -> None:
+    """A matrix role with ``tasks`` (HR as a task of some employees) is held by whoever has the task: they are
+    mailed like has_role holders (before, nobody held it for the mail and the transition was refused)."""
+    root = _bundle(tmp_path)
+    (root / "matrix.yaml").write_text(MATRIX.replace("{id: hr, label: HR}", "{id: hr, label: HR, tasks: [hr-taak]}"),
+                                      encoding="utf-8")
+    compiled = compile_bundle(load_bundle(root), registry)
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry, permissions="m",
+                clock=lambda: NOW) as engine:
+        relations = engine.permissions.relationships  # type: ignore[attr-defined]
+        relations.relate("has_task", "hr2", "hr-taak", now=NOW)
+        _people(engine, {"hr1": "hr"}, employees={"hr1": "hanna@x.example", "hr2": "henk@x.example"})
+        engine.start("onboarding", {"subject": "e1", "location": "loc-a"}, HR, "ob1")
+        engine.fire("ob1", "remind", HR)
+        with engine.store.read() as tx:
+            assert sorted(m.recipient for m in tx.outbox(instance_id="ob1")) == ["hanna@x.example", "henk@x.example"]
+
+
 def test_an_unknown_role_is_rw303_at_its_line(tmp_path: Path, registry: Any) -> None:
     with pytest.raises(DefinitionError) as caught:
         compile_bundle(load_bundle(_bundle(tmp_path, "role: hrr")), registry)

@@ -4,9 +4,10 @@
 the action runs, inside the transition's unit of work:
 
 1. **Holders**: who holds the role at that moment, from the engine's :class:`RoleDirectory`. The default,
-   :class:`FactsDirectory`, reads the active ``has_role`` facts of the relationship facts the engine's permission
-   policy decides with (``rw_relations`` on a SQL store, written by the host or ``regelwerk import organisation``
-   from the Rechtenniveau column; a scenario's ``facts.relations``). A host or pack whose people live elsewhere
+   :class:`FactsDirectory`, reads the active ``has_role`` facts (and ``has_task`` facts of the tasks the matrix role
+   lists in ``tasks``) of the relationship facts the engine's permission policy decides with (``rw_relations`` on
+   a SQL store, written by the host or ``regelwerk import organisation`` from the Rechtenniveau and Taken columns;
+   a scenario's ``facts.relations``). A host or pack whose people live elsewhere
    passes its own directory: ``Engine(..., recipients=MyDirectory())``.
 2. **Scope**: a holder is mailed only when the engine's permission policy lets that person ``read`` the instance,
    decided as a fire's permission is (the instance's data as the resource, the person's stored roles). So a
@@ -71,12 +72,18 @@ def usable_address(value: Any) -> bool:
 class FactsDirectory:
     """Holders from ``has_role`` relationship facts; addresses from accounts, then the employee directory."""
 
-    def __init__(self, relationships: Relationships) -> None:
+    def __init__(self, relationships: Relationships, tasks: Mapping[str, Sequence[str]] | None = None) -> None:
         self.relationships = relationships
+        #: role -> the tasks whose holders hold it (the matrix role's ``tasks``)
+        self.tasks = dict(tasks or {})
 
     def holders(self, role: str, now: datetime, tx: StoreTx) -> Sequence[str]:
-        """Everyone with a ``has_role`` fact for ``role`` active at ``now`` (sorted)."""
-        return sorted({r.subject for r in self.relationships.relations("has_role", object=role) if r.active(now)})
+        """Everyone with a ``has_role`` fact for ``role`` active at ``now``, or an active ``has_task`` fact for a task
+        the matrix role lists in its ``tasks`` (sorted)."""
+        found = {r.subject for r in self.relationships.relations("has_role", object=role) if r.active(now)}
+        for task in self.tasks.get(role, ()):
+            found.update(r.subject for r in self.relationships.relations("has_task", object=task) if r.active(now))
+        return sorted(found)
 
     def addresses(self, people: Sequence[str], tx: StoreTx) -> Mapping[str, str]:
         """An active account's address (the first by username), else the employee directory's ``email``."""
@@ -103,8 +110,13 @@ def directory_of(engine: Any) -> RoleDirectory | None:
     given = getattr(engine, "recipients", None)
     if given is not None:
         return given  # type: ignore[no-any-return]
-    relationships = getattr(getattr(engine, "permissions", None), "relationships", None)
-    return FactsDirectory(relationships) if relationships is not None else None
+    port = getattr(engine, "permissions", None)
+    relationships = getattr(port, "relationships", None)
+    if relationships is None:
+        return None
+    roles = getattr(getattr(port, "matrix", None), "roles", None)
+    tasks = {r.id: r.tasks for r in roles.values() if getattr(r, "tasks", ())} if isinstance(roles, Mapping) else {}
+    return FactsDirectory(relationships, tasks)
 
 
 def _why(explain: Any) -> str:

@@ -104,6 +104,21 @@ class RelationshipsContract:
         assert store.represented_by("bea", T0) == frozenset({"bakkerij"})
         assert store.authored("eva", "doc-1") and not store.authored("eva", "doc-2")
 
+    def test_an_active_task_is_a_personal_role_named_task(self) -> None:
+        # has_task facts (the organisation import's Taken) are among a person's roles as task:<task>, which the
+        # matrix roles listing the task in 'tasks' hold; only while the task is active
+        store = self._store()
+        store.relate("has_task", "pia", "praktijkopleider", valid_from="2026-03-01")
+        store.relate("has_task", "pia", "bhv", valid_to="2026-02-01")
+        store.relate("has_role", "pia", "medewerker")
+        assert "pia" in store.personal_holders
+        assert store.personal("pia", T0) == (("medewerker", "task:praktijkopleider"), ())
+        assert store.roles_of("pia", T0) == ("medewerker",)  # roles_of stays the has_role facts
+        store.relate("has_task", "kees", "bhv")
+        assert "kees" in store.personal_holders and store.personal("kees", T0) == (("task:bhv",), ())
+        store.unrelate("has_task", "kees", "bhv", at=T0)
+        assert store.personal("kees", T0 + timedelta(seconds=1)) == NO_EXTRAS
+
     def test_personal_holders_cover_everyone_with_roles_or_rights(self) -> None:
         # decisions ask personal() only for holders: a holder missing here would lose their own roles
         store = self._store()

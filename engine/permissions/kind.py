@@ -25,7 +25,7 @@ from regelwerk.compiler import CompileContext
 from regelwerk.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
-from regelwerk.permissions.relations import DEFAULT_TIMEZONE, as_date, zone
+from regelwerk.permissions.relations import DEFAULT_TIMEZONE, TASK_ROLE, as_date, zone
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import SourceDocument
 
@@ -174,7 +174,8 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
     pointers: dict[str, str] = {}
     for i, item in enumerate(spec["roles"]):
         roles[item["id"]] = Role(item["id"], item.get("label", item["id"]), tuple(item.get("inherits", ())),
-                                 tuple(item.get("rights", ())), item.get("description", ""))
+                                 tuple(item.get("rights", ())), item.get("description", ""),
+                                 tuple(dict.fromkeys(str(t) for t in item.get("tasks", ()))))
         pointers[item["id"]] = f"/spec/roles/{i}"
     resources: dict[str, ResourceType] = {}
     for i, item in enumerate(spec["resources"]):
@@ -250,6 +251,12 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
             ctx.report("RW705", f"valid_to {end} is before valid_from {start}", f"/spec/user_rights/{i}/valid_to")
         user_rights.append(UserRight(str(item["user"]), str(item["right"]), start, end, zone(timezone)))
     effective = _effective_roles(ctx, roles, pointers)
+    # a task's holders (has_task facts, among a person's roles as task:<task>) hold the roles that list it
+    for role in roles.values():
+        for task in role.tasks:
+            held = list(effective.get(TASK_ROLE + task, ()))
+            held.extend(r for r in effective.get(role.id, (role.id,)) if r not in held)
+            effective[TASK_ROLE + task] = tuple(held)
     invitations = spec.get("invitations") or {}
     return PermissionMatrix(
         name=doc.name, roles=roles, resources=resources, grants=tuple(grants), denies=tuple(denies),

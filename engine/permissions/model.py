@@ -65,13 +65,15 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Role:
-    """A permission level; ``inherits`` lists roles whose grants it also gets; ``rights`` bundles rights."""
+    """A permission level; ``inherits`` lists roles whose grants it also gets; ``rights`` bundles rights; ``tasks``
+    are tasks (``has_task`` facts: praktijkopleider, BHV-er) whose holders hold this role."""
 
     id: str
     label: str
     inherits: tuple[str, ...] = ()
     rights: tuple[str, ...] = ()
     description: str = ""
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_TIMEZONE",
     "INDEXED_KINDS",
     "NO_EXTRAS",
+    "TASK_ROLE",
     "MemoryRelationships",
     "Relation",
     "RelationIndex",
@@ -63,11 +64,14 @@ def local_date(now: datetime, tz: tzinfo) -> date:
     return (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).astimezone(tz).date()
 
 #: Relation kinds with a meaning for the permission scopes.
-INDEXED_KINDS = ("reports_to", "member_of", "represents", "consent", "has_role", "has_right", "authored")
+INDEXED_KINDS = ("reports_to", "member_of", "represents", "consent", "has_role", "has_right", "has_task", "authored")
 
 _EMPTY: frozenset[str] = frozenset()
 #: What :meth:`Relationships.personal` returns for someone without per-user roles or rights.
 NO_EXTRAS: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+#: How an active ``has_task`` fact appears among a person's roles (:meth:`RelationIndex.personal`): ``task:<task>``,
+#: held by the matrix roles that list the task in their ``tasks``
+TASK_ROLE = "task:"
 
 
 def as_date(value: Any) -> date | None:
@@ -180,9 +184,10 @@ class Relationships(Protocol):
         """True when an ``authored`` fact says ``person`` wrote ``resource``."""
 
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """``(roles_of, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked per decision."""
+        """``(roles_of + tasks as task:<t>, rights_of)`` in one call (:data:`NO_EXTRAS` when there are none): asked
+        per decision. A task is a role named ``task:<task>``, held by the matrix roles that list it in ``tasks``."""
 
-    #: Everyone who may have per-user roles or rights (``has_role``/``has_right`` facts, active or not),
+    #: Everyone who may have per-user roles, rights or tasks (``has_role``/``has_right``/``has_task`` facts),
     #: kept current as facts are added. A superset is allowed, never a subset: a decision asks
     #: :meth:`personal` only for people in it, so someone missing here would lose their own roles and rights.
     personal_holders: Container[str]
@@ -230,7 +235,7 @@ class RelationIndex:
             return
         self.by_id[relation.id] = relation
         self._by_subject.setdefault(relation.kind, {}).setdefault(relation.subject, []).append(relation)
-        if relation.kind in ("has_role", "has_right"):
+        if relation.kind in ("has_role", "has_right", "has_task"):
             self._personal.add(relation.subject)
         if relation.kind == "consent":
             self._consent.setdefault((relation.subject, relation.object), []).append(relation)
@@ -359,11 +364,20 @@ class RelationIndex:
         """An ``authored`` fact exists."""
         return (person, resource) in self._authored
 
+    def tasks_of(self, person: str, now: datetime) -> tuple[str, ...]:
+        """Active tasks (``has_task`` facts: BHV-er, praktijkopleider)."""
+        items = self._by_subject.get("has_task", {}).get(person)
+        return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
+
     def personal(self, person: str, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Per-user roles and rights at ``now``."""
+        """Per-user roles and rights at ``now``; an active task ``t`` is among the roles as ``task:t``
+        (:data:`TASK_ROLE`), which a matrix role holds through its ``tasks``."""
         if person not in self._personal:
             return NO_EXTRAS
         roles, rights = self.roles_of(person, now), self.rights_of(person, now)
+        tasks = self.tasks_of(person, now)
+        if tasks:
+            roles = roles + tuple(TASK_ROLE + task for task in tasks)
         return (roles, rights) if roles or rights else NO_EXTRAS
 
     def select(self, kind: str | None, subject: str | None, object: str | None) -> list[Relation]:
