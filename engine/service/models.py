@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
-    "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn", "ExplainIn",
-    "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn", "SchedulePreviewIn",
-    "StartIn", "TenantIn", "TickIn", "TierIn",
+    "MAX_BODY_DEPTH", "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn",
+    "ExplainIn", "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn",
+    "SchedulePreviewIn", "StartIn", "TenantIn", "TickIn", "TierIn",
 ]
 
 
@@ -18,37 +18,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: how deep a request body may nest (the body itself is level 1); instance data in it is held to the engine's own
+#: limit (``regelwerk.workflows.gate.MAX_DATA_DEPTH``, 64 levels) after that
+MAX_BODY_DEPTH = 100
+
+
 def nul_at(value: Any, pointer: str = "") -> str | None:
     """The JSON pointer of the first text (a key or a string, at any depth) of ``value`` holding a NUL character,
     or None. PostgreSQL stores no NUL in a text column: such an id reached the database as a 500, and a relation's
     refusal came back with the SQL statement in its body."""
-    if isinstance(value, str):
-        return pointer if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{pointer}/{key}"
-            if isinstance(key, str) and "\x00" in key:
-                return here
-            found = nul_at(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_at(item, f"{pointer}/{index}")
-            if found is not None:
-                return found
+    found = body_problem(value, pointer, depth=None)
+    return found[0] if found is not None else None
+
+
+def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEPTH) -> tuple[str, str] | None:
+    """``(JSON pointer, what is wrong)`` of the first part of a request body the service does not take: a text (a
+    key or a string) holding a NUL character, or an object or array nested deeper than ``depth`` levels (None: no
+    limit). Walked without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
+    nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and from then
+    on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question were a 500
+    ``RecursionError``."""
+    stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
+    while stack:
+        item, here, level = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return here, "a NUL character is not allowed in a request"
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth is not None and level > depth:
+            return here, f"the body is nested deeper than {depth} levels"
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                inner = f"{here}/{key}"
+                if isinstance(key, str) and "\x00" in key:
+                    return inner, "a NUL character is not allowed in a request"
+                children.append((child, inner, level + 1))
+        else:
+            children = [(child, f"{here}/{index}", level + 1) for index, child in enumerate(item)]
+        stack.extend(reversed(children))  # the first part first, as the pointer of the first problem
     return None
 
 
 class _Request(_Strict):
-    """A request body: no text in it, at any depth, may hold a NUL character (422 with its pointer)."""
+    """A request body: no text in it, at any depth, may hold a NUL character, and it nests
+    :data:`MAX_BODY_DEPTH` levels at most (422 with the pointer)."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        found = nul_at(value)
+        found = body_problem(value)
         if found is not None:
-            raise ValueError(f"{found or '/'}: a NUL character is not allowed in a request")
+            raise ValueError(f"{found[0] or '/'}: {found[1]}")
         return value
 
 

@@ -704,6 +704,11 @@ class WorkflowRuntime:
             rec, rt, merged = self._evaluate(tx, instance_id, who, data, now)
         out = self._explain(rec, rt, merged, event, who, data or {}, now)
         refused = system_fields_refusal(rt.model, data)
+        if refused is None and data and not is_erased(rec.data):
+            try:  # as the fire checks the merged data (not JSON, too deep, not its schema): found by attack, an
+                rt.check_data(merged)  # explanation said yes to ``salary: 1e309`` (infinity) the fire refused
+            except InvalidData as exc:
+                refused = exc
         if refused is not None:  # as the fire would be: refused before any guard or permission
             out["allowed"], out["to"] = False, None
             out["reasons"] = [str(refused), *out["reasons"]]

@@ -1,0 +1,156 @@
+"""Attacks of the seventeenth round on ``regelwerk serve`` over real HTTP (the running server of ``test_service``,
+SQLite and PostgreSQL) and on the engine's own API: payloads nested deep enough to break the server's recursion, an
+explanation that said yes to a payload the fire refuses, and free text about a person that outlived the erasure of
+her instance."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import test_service
+from _stores import STORES, Clock, compile_texts, store_urls
+from regelwerk.errors import InvalidData, PluginError
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import Registry, load_registry
+from regelwerk.runtime import Engine
+from regelwerk.tenancy.hub import TenantHub
+from test_attack_reads import EVA, NOTEBOOK, QUIZ
+from test_service import Service, _problem
+
+service = test_service.service  # the module-scoped running server (SQLite and PostgreSQL)
+
+JSON = {"content-type": "application/json"}
+
+
+def _nested(depth: int) -> str:
+    """A JSON array nested ``depth`` levels deep (as text: ``json.dumps`` of such a value itself recurses)."""
+    return "[" * depth + "]" * depth
+
+
+def _tenant(service: Service) -> tuple[str, httpx.Client]:
+    """A fresh tenant on the test bundle plus the notebook, with eva's note n1 (salary 4000)."""
+    tenant = f"s17-{uuid.uuid4().hex[:8]}"
+    with TenantHub(service.location) as hub:
+        hub.create_tenant(tenant)
+        hub.deploy(tenant, {**test_service.bundle_files(), "notebook.yaml": NOTEBOOK, "quiz.yaml": QUIZ},
+                   matrix="service")
+        key = hub.issue_key(tenant, "test")[0]
+        hub.engine(tenant).start("notebook", {"author": "eva", "salary": 4000}, actor=EVA, instance_id="n1")
+    return tenant, httpx.Client(base_url=service.base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def test_a_deeply_nested_payload_is_refused_at_the_door_and_never_stored(service: Service) -> None:
+    """Data nested 300 levels deep in a start was stored, then the answer failed (500 ``PydanticSerializationError``
+    after the commit) and from then on ``GET /v1/instances`` was a 500 for the whole tenant; 500 levels in a fire
+    or a permission question were a 500 ``RecursionError``. A body nested deeper than the service takes is now a 422
+    with its pointer, before anything is read or written; the tenant's reads go on."""
+    tenant, client = _tenant(service)
+    with client:
+        for depth in (120, 300, 900):
+            deep = _nested(depth)
+            eva = '"actor": {"id": "eva", "roles": ["medewerker"]}'
+            start = f'{{"workflow": "notebook", {eva}, "data": {{"author": "eva", "x": {deep}}}}}'
+            fire = f'{{"event": "finish", {eva}, "data": {{"x": {deep}}}}}'
+            note = f'{{"type": "note", "data": {{"author": "eva", "x": {deep}}}}}'
+            can = f'{{{eva}, "action": "read", "resource": {note}}}'
+
+            for path, body in (("/v1/instances", start), ("/v1/instances/n1/fire", fire),
+                               ("/v1/instances/n1/explain", fire), ("/v1/can", can)):
+                refused = _problem(client.post(path, content=body, headers=JSON), 422, "invalid_request")
+                assert "nested deeper than" in refused["detail"] and "/x/0/0" in refused["detail"], refused
+        listed = client.get("/v1/instances")
+        assert listed.status_code == 200, listed.text
+        assert [(i["id"], i["version"]) for i in listed.json()] == [("n1", 1)]
+    with TenantHub(service.location) as hub:
+        assert [h.event for h in hub.engine(tenant).history("n1")] == ["$start"]
+
+
+@pytest.fixture(scope="module")
+def core() -> Registry:
+    return load_registry(use_entry_points=False)
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    yield from store_urls(request, tmp_path, "s17")
+
+
+DEEP = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: deep}
+    spec:
+      states:
+        - {id: open, initial: true}
+        - {id: done, final: true}
+      transitions:
+        - {id: note, from: open, internal: true, guard: {field: actor.id, eq: hr}}
+        - {id: close, from: open, to: done, guard: {field: actor.id, eq: hr}}
+"""
+
+
+def test_the_engine_refuses_data_nested_deeper_than_it_keeps(tmp_path: Path, core: Registry, url: str) -> None:
+    """The engine's own API (a host, the CLI): a start or fire with data nested 2 000 deep raised ``RecursionError``
+    out of the data check (a crash, not a refusal); data 200 deep was stored, and no service could answer it. Now
+    both are ``InvalidData`` with the pointer, nothing written; 64 levels are kept."""
+    (tmp_path / "deep").mkdir()
+    bundle = compile_texts(tmp_path / "deep", {"deep.yaml": DEEP}, core)
+
+    def nested(depth: int) -> Any:
+        value: Any = []
+        for _ in range(depth - 1):
+            value = [value]
+        return value
+
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("deep", {"x": nested(63)}, "hr", "ok")  # 64 levels with the data object itself
+        for depth in (65, 200, 2000):
+            with pytest.raises(InvalidData) as start:
+                eng.start("deep", {"x": nested(depth)}, "hr", f"d{depth}")
+            assert start.value.pointer.startswith("/x/0/0") and "levels" in str(start.value)
+            with pytest.raises(InvalidData):
+                eng.fire("ok", "note", "hr", {"y": nested(depth)})
+        assert [i.id for i in eng.instances()] == ["ok"]
+        assert eng.get("ok").version == 1
+
+
+def test_explain_says_no_to_a_payload_the_fire_refuses(service: Service) -> None:
+    """``explain`` evaluated the guard on a payload the fire refuses as ``InvalidData`` (``1e309`` is infinity, not
+    JSON data): it answered ``allowed: true`` with ``data.salary = inf`` for a fire that could never happen. It now
+    checks the payload as the fire does and says why not."""
+    _tenant_id, client = _tenant(service)
+    body = '{"event": "finish", "actor": {"id": "eva", "roles": ["medewerker"]}, "data": {"salary": 1e309}}'
+    with client:
+        fired = _problem(client.post("/v1/instances/n1/fire", content=body, headers=JSON), 422, "invalid_data")
+        why = client.post("/v1/instances/n1/explain", content=body, headers=JSON)
+        assert why.status_code == 200, why.text
+        answer = why.json()
+        assert (answer["allowed"], answer["to"]) == (False, None), answer
+        assert fired["detail"] in answer["reasons"][0], answer
+        assert client.get("/v1/instances/n1").json()["version"] == 1
+
+
+def test_an_incidents_note_is_erased_with_its_instance(service: Service) -> None:
+    """``erase_personal_data`` scrubbed an incident's message and data but kept the note the person who resolved it
+    wrote (``called Eva Jansen on 06-12345678``): free text about the erased person, read out by
+    ``GET /v1/incidents``. The note goes with the rest."""
+    tenant, client = _tenant(service)
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with TenantHub(service.location) as hub:
+        incident = hub.engine(tenant).record_incident(PluginError("action 'mail'", KeyError("Eva Jansen"), "n1",
+                                                                  "finish")).id
+    with client:
+        resolved = client.post(f"/v1/incidents/{incident}/resolve",
+                               json={"actor": manager, "note": "called Eva Jansen on 06-12345678"})
+        assert resolved.status_code == 200, resolved.text
+        with TenantHub(service.location) as hub, hub.engine(tenant).store.transaction() as tx:
+            assert tx.erase_personal_data(["n1"], actor="hr-ops").incidents == 1
+        shown = client.get(f"/v1/incidents/{incident}").json()
+        listed = client.get("/v1/incidents", params={"status": "resolved"}).json()
+        for text in (str(shown), str(listed), str(client.get("/v1/instances/n1/history").json())):
+            assert "Jansen" not in text and "0612" not in text and "06-12" not in text, text
+        assert shown["status"] == "resolved" and shown["message"] == "(erased)"
