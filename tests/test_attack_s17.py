@@ -154,3 +154,28 @@ def test_an_incidents_note_is_erased_with_its_instance(service: Service) -> None
         for text in (str(shown), str(listed), str(client.get("/v1/instances/n1/history").json())):
             assert "Jansen" not in text and "0612" not in text and "06-12" not in text, text
         assert shown["status"] == "resolved" and shown["message"] == "(erased)"
+
+
+def test_a_moment_out_of_range_is_a_422_not_a_500(service: Service) -> None:
+    """A tick at ``0001-01-01`` (the chained-fire sweep subtracts its grace period), a schedule preview from there,
+    and a ``can`` at ``9999-12-31T23:59:59-12:00`` (its denial's audit row is written in UTC) were 500
+    ``OverflowError``, and that refused question was audited nowhere. A request's moments lie in the years 1900 to
+    9000 (UTC): anything else is a 422 naming the field, nothing run; the tenant's audit is as it was."""
+    tenant, client = _tenant(service)
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    question = {"actor": manager, "action": "read", "resource": {"type": "note", "data": {"author": "e1"}}}
+    with client:
+        for moment in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00",
+                       "1899-12-31T23:00:00Z"):
+            for path, body, field in (
+                    ("/v1/can", {**question, "at": moment}, "/at"),
+                    ("/v1/can/batch", {"actor": manager, "at": moment, "resources": [
+                        {**question["resource"], "actions": ["read"]}]}, "/at"),
+                    ("/v1/tick", {"now": moment}, "/now"),
+                    ("/v1/schedules/preview", {"start": moment, "end": "2027-01-01T00:00:00Z"}, "/start")):
+                refused = _problem(client.post(path, json=body), 422, "invalid_request")
+                assert refused["errors"][0]["pointer"] == field, refused
+        at = client.post("/v1/can", json={**question, "at": "2026-06-01T12:00:00Z"})
+        assert at.status_code == 200 and at.json()["allowed"] is False, at.text
+    with TenantHub(service.location) as hub:
+        assert [a.action for a in hub.engine(tenant).audit() if a.actor == "m1"] == ["permission.denied"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
-    "MAX_BODY_DEPTH", "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn",
-    "ExplainIn", "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn",
-    "SchedulePreviewIn", "StartIn", "TenantIn", "TickIn", "TierIn",
+    "MAX_BODY_DEPTH", "MOMENT_YEARS", "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn",
+    "DecideIn", "DeployIn", "ExplainIn", "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn",
+    "ResourceIn", "SchedulePreviewIn", "StartIn", "TenantIn", "TickIn", "TierIn",
 ]
 
 
@@ -62,6 +62,28 @@ def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEP
     return None
 
 
+#: the years a moment in a request may fall in (UTC; a moment without a zone is UTC, as the service reads it)
+MOMENT_YEARS = (1900, 9000)
+
+
+def _in_range(value: datetime) -> datetime:
+    """A moment the engine can compute with: found by attack, a tick at ``0001-01-01`` and a ``can`` at
+    ``9999-12-31T23:59:59-12:00`` were 500 ``OverflowError`` (a grace period subtracted, the audit row's UTC time),
+    and the refused question was then audited nowhere."""
+    try:
+        utc = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        utc = None
+    low, high = MOMENT_YEARS
+    if utc is None or not low <= utc.year <= high:
+        raise ValueError(f"a moment from {low} to {high} (UTC), not {value.isoformat()}")
+    return value
+
+
+#: a moment in a request (``at``, ``now``, ``start``, ``end``): years :data:`MOMENT_YEARS` only (422 otherwise)
+Moment = Annotated[datetime, AfterValidator(_in_range)]
+
+
 class _Request(_Strict):
     """A request body: no text in it, at any depth, may hold a NUL character, and it nests
     :data:`MAX_BODY_DEPTH` levels at most (422 with the pointer)."""
@@ -107,7 +129,7 @@ class CanIn(_Request):
     resource: ResourceIn
     field_group: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = Field(default=None, description="decide at this moment (default: now)")
+    at: Moment | None = Field(default=None, description="decide at this moment (default: now)")
     matrix: str | None = Field(default=None, description="another PermissionMatrix of the bundle (default: the "
                                                          "deployment's)")
     explain: bool = Field(default=False, description="always explain (a denial is always explained)")
@@ -125,7 +147,7 @@ class BatchCanIn(_Request):
     actor: ActorIn
     resources: list[BatchResourceIn] = Field(min_length=1, max_length=1000)
     context: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = None
+    at: Moment | None = None
     matrix: str | None = None
     explain: bool = Field(default=False, description="explain every denial in full (every rule considered); "
                                                      "by default a denial names its deciding rule and reason")
@@ -136,7 +158,7 @@ class DecideIn(_Request):
 
     table: str
     inputs: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = None
+    at: Moment | None = None
 
 
 class TierIn(_Request):
@@ -182,15 +204,15 @@ class AvailableIn(_Request):
 class SchedulePreviewIn(_Request):
     """Occurrences of the bundle's Schedule documents in ``[start, end)``."""
 
-    start: datetime
-    end: datetime
+    start: Moment
+    end: Moment
     limit: int = Field(default=50, ge=1, le=1000)
 
 
 class TickIn(_Request):
     """Run everything due for this tenant now (workers do this for every tenant)."""
 
-    now: datetime | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
+    now: Moment | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
                                                            "minute ahead of the server's clock (usage error)")
 
 
