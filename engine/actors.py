@@ -8,7 +8,11 @@ from typing import Any
 
 from regelwerk.errors import UsageError
 
-__all__ = ["SYSTEM", "Actor", "actor_from_facts"]
+__all__ = ["ACTOR_ID_LENGTH", "SYSTEM", "Actor", "actor_from_facts"]
+
+#: the longest actor id the stores keep (the ``actor`` and ``created_by`` columns): a longer one is a ``UsageError``
+#: on every store (found by attack: PostgreSQL raised a ``DataError`` carrying the SQL, SQLite and memory kept it)
+ACTOR_ID_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +29,16 @@ class Actor:
         if isinstance(value, Actor):
             return value
         if isinstance(value, str):
+            if len(value) > ACTOR_ID_LENGTH:
+                raise _too_long(value)
             return cls(value)
         data = dict(value)
         raw_id = data.pop("id", None)
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
             raise UsageError(f"an actor needs an 'id' (a non-empty text), not {raw_id!r}",
                              hint='an actor is {"id": "...", "roles": ["..."], attributes...}')
+        if len(str(raw_id)) > ACTOR_ID_LENGTH:
+            raise _too_long(str(raw_id))
         raw_roles = data.pop("roles", None) or ()
         if not isinstance(raw_roles, (list, tuple)) or not all(isinstance(r, str) for r in raw_roles):
             raise UsageError(f"the roles of actor {raw_id!r} must be a list of role ids, not {raw_roles!r}",
@@ -40,6 +48,11 @@ class Actor:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for audit rows and condition scopes."""
         return {"id": self.id, "roles": list(self.roles), **dict(self.attributes)}
+
+
+def _too_long(actor_id: str) -> UsageError:
+    return UsageError(f"an actor id has at most {ACTOR_ID_LENGTH} characters, not {len(actor_id)} "
+                      f"({actor_id[:40]!r}...)", hint="use the id your identity provider gives, not a name or a text")
 
 
 #: The engine itself (timers, schedules, migrations started by an administrator's command).

@@ -179,3 +179,28 @@ def test_a_moment_out_of_range_is_a_422_not_a_500(service: Service) -> None:
         assert at.status_code == 200 and at.json()["allowed"] is False, at.text
     with TenantHub(service.location) as hub:
         assert [a.action for a in hub.engine(tenant).audit() if a.actor == "m1"] == ["permission.denied"]
+
+
+def test_an_id_longer_than_the_store_keeps_is_a_usage_error_on_every_store(tmp_path: Path, core: Registry,
+                                                                            url: str) -> None:
+    """Through the engine's own API (a host, the CLI's ``--actor`` and ``--id``) an instance id over 64 characters or
+    an actor id over 200 was a raw ``DataError`` carrying the SQL statement on PostgreSQL, and was stored as it was
+    on SQLite and in memory: one store refused what the others kept. Both are now ``UsageError`` before anything
+    is read or written, on every store (the service refused them already: 422)."""
+    from regelwerk.errors import UsageError
+
+    (tmp_path / "ids").mkdir()
+    bundle = compile_texts(tmp_path / "ids", {"deep.yaml": DEEP}, core)
+    long_actor = {"id": "h" * 201, "roles": []}
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("deep", {}, "hr", "i" * 64)  # the longest id kept
+        eng.start("deep", {}, "h" * 200, "ok")
+        for attempt in (lambda: eng.start("deep", {}, "hr", "i" * 65),
+                        lambda: eng.start("deep", {}, long_actor, "new"),
+                        lambda: eng.start("deep", {}, "h" * 201, "new"),
+                        lambda: eng.fire("ok", "note", long_actor, {"n": 1})):
+            with pytest.raises(UsageError) as refused:
+                attempt()
+            assert "SQL" not in str(refused.value) and "characters" in str(refused.value)
+        assert sorted(i.id for i in eng.instances()) == ["i" * 64, "ok"]
+        assert eng.get("ok").version == 1 and eng.audit() == []

@@ -31,6 +31,7 @@ from regelwerk.limits import critical, limited
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
+    INSTANCE_ID_LENGTH,
     AuditEntry,
     DefinitionRecord,
     HistoryEntry,
@@ -326,6 +327,9 @@ class WorkflowRuntime:
             raise UsageError(f"instance id {instance_id!r} is reserved: ids starting with {ENGINE_ID_PREFIX!r} are "
                              "given by the engine to the workflows of scheduled items",
                              hint="choose another id, or leave it out to have one generated")
+        if instance_id is not None and len(instance_id) > INSTANCE_ID_LENGTH:  # alike on every store (PostgreSQL's
+            raise UsageError(f"instance id {instance_id[:40]!r}... is longer than {INSTANCE_ID_LENGTH} characters",
+                             hint="choose a shorter id, or leave it out to have one generated")  # column refused it)
         new_id = instance_id or self.id_factory()
         given = dict(data or {})
         try:
