@@ -23,22 +23,23 @@ class Actor:
     roles: tuple[str, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # whichever way it was made (Actor.of, Actor(...), the CLI's --actor)
+        if isinstance(self.id, str) and len(self.id) > ACTOR_ID_LENGTH:
+            raise _too_long(self.id)
+
     @classmethod
     def of(cls, value: Actor | str | Mapping[str, Any]) -> Actor:
         """Accept an Actor, a plain id, or a mapping ``{id, roles, ...}``."""
         if isinstance(value, Actor):
             return value
         if isinstance(value, str):
-            if len(value) > ACTOR_ID_LENGTH:
-                raise _too_long(value)
             return cls(value)
         data = dict(value)
         raw_id = data.pop("id", None)
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
             raise UsageError(f"an actor needs an 'id' (a non-empty text), not {raw_id!r}",
                              hint='an actor is {"id": "...", "roles": ["..."], attributes...}')
-        if len(str(raw_id)) > ACTOR_ID_LENGTH:
-            raise _too_long(str(raw_id))
         raw_roles = data.pop("roles", None) or ()
         if not isinstance(raw_roles, (list, tuple)) or not all(isinstance(r, str) for r in raw_roles):
             raise UsageError(f"the roles of actor {raw_id!r} must be a list of role ids, not {raw_roles!r}",
