@@ -17,6 +17,7 @@ scope mapping and an injected ``now``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -335,9 +336,15 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
     return a, b
 
 
+def _nan(x: Any) -> bool:
+    """Not a number: unknown, as a missing value is. Found by attack: NaN (pandas' and many exports' missing
+    number, Python's JSON reader's ``NaN``) answered false to every comparison, so ``not amount gt 1000`` held."""
+    return type(x) is float and math.isnan(x)
+
+
 def _order(op: str) -> Callable[[Any, Any], bool | None]:
     def compare(a: Any, b: Any) -> bool | None:
-        if a is None or b is None:
+        if a is None or b is None or _nan(a) or _nan(b):
             return None
         pair = _align(a, b)
         if pair is None:
@@ -362,7 +369,7 @@ def _equal(a: Any, b: Any) -> bool | None:
 
     ``{eq: null}`` and ``{ne: null}`` written as literals test absence and presence instead (see _to_callable).
     """
-    if a is None or b is None:
+    if a is None or b is None or _nan(a) or _nan(b):
         return None
     pair = _align(a, b)
     if pair is None:
@@ -376,7 +383,7 @@ def _not_equal(a: Any, b: Any) -> bool | None:
 
 
 def _member(a: Any, container: Any) -> bool | None:
-    if a is None or not isinstance(container, (list, tuple, set, frozenset)):
+    if a is None or _nan(a) or not isinstance(container, (list, tuple, set, frozenset)):
         return None
     return any(_equal(a, item) is True for item in container)
 

@@ -6,6 +6,7 @@ her instance."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,20 +119,45 @@ def test_the_engine_refuses_data_nested_deeper_than_it_keeps(tmp_path: Path, cor
         assert eng.get("ok").version == 1
 
 
-def test_explain_says_no_to_a_payload_the_fire_refuses(service: Service) -> None:
-    """``explain`` evaluated the guard on a payload the fire refuses as ``InvalidData`` (``1e309`` is infinity, not
-    JSON data): it answered ``allowed: true`` with ``data.salary = inf`` for a fire that could never happen. It now
-    checks the payload as the fire does and says why not."""
-    _tenant_id, client = _tenant(service)
-    body = '{"event": "finish", "actor": {"id": "eva", "roles": ["medewerker"]}, "data": {"salary": 1e309}}'
-    with client:
-        fired = _problem(client.post("/v1/instances/n1/fire", content=body, headers=JSON), 422, "invalid_data")
-        why = client.post("/v1/instances/n1/explain", content=body, headers=JSON)
-        assert why.status_code == 200, why.text
-        answer = why.json()
-        assert (answer["allowed"], answer["to"]) == (False, None), answer
-        assert fired["detail"] in answer["reasons"][0], answer
-        assert client.get("/v1/instances/n1").json()["version"] == 1
+TYPED = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: typed}
+    spec:
+      data_schema:
+        type: object
+        properties: {amount: {type: integer}}
+      states:
+        - {id: open, initial: true}
+        - {id: done, final: true}
+      transitions:
+        - {id: close, from: open, to: done, guard: {field: actor.id, eq: hr}}
+"""
+
+
+def test_explain_says_no_to_a_payload_the_fire_refuses(tmp_path: Path, core: Registry, url: str) -> None:
+    """``explain`` evaluated the guard on a payload the fire refuses as ``InvalidData`` (not the workflow's
+    ``data_schema``, infinity, nested too deep): it answered ``allowed: true`` for a fire that could never happen.
+    It now checks the payload as the fire does and says why not."""
+    (tmp_path / "typed").mkdir()
+    bundle = compile_texts(tmp_path / "typed", {"typed.yaml": TYPED}, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("typed", {"amount": 1}, "hr", "t1")
+        for payload in ({"amount": "a lot"}, {"amount": float("inf")}, {"x": _deep(70)}):
+            with pytest.raises(InvalidData) as fired:
+                eng.fire("t1", "close", "hr", payload)
+            answer = eng.explain("t1", "close", "hr", payload)
+            assert (answer["allowed"], answer["to"]) == (False, None), answer
+            assert answer["reasons"][0] == str(fired.value), answer
+        assert eng.explain("t1", "close", "hr", {"amount": 2})["allowed"] is True
+        assert eng.get("t1").version == 1
+
+
+def _deep(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
 
 
 def test_an_incidents_note_is_erased_with_its_instance(service: Service) -> None:
@@ -204,3 +230,44 @@ def test_an_id_longer_than_the_store_keeps_is_a_usage_error_on_every_store(tmp_p
             assert "SQL" not in str(refused.value) and "characters" in str(refused.value)
         assert sorted(i.id for i in eng.instances()) == ["i" * 64, "ok"]
         assert eng.get("ok").version == 1 and eng.audit() == []
+
+
+@pytest.mark.parametrize("condition", [{"not": {"field": "resource.amount", "gt": 1000}},
+                                       {"not": {"field": "resource.amount", "eq": 5}},
+                                       {"field": "resource.amount", "ne": 5},
+                                       {"not": {"field": "resource.amount", "in": [1, 2]}},
+                                       {"field": "resource.amount", "not_in": [1, 2]}])
+def test_not_a_number_satisfies_no_comparison_as_missing_data_does(condition: dict[str, Any]) -> None:
+    """A missing amount satisfies no comparison, not even under ``not``; NaN (what pandas and many exports give
+    for a missing number, and what Python's JSON reader makes of ``NaN``) answered a definite false to every
+    comparison, so ``not amount gt 1000`` held and a grant or guard written as "at most 1000" allowed it. NaN is
+    now unknown, as missing data is."""
+    from regelwerk.conditions import compile_condition
+
+    compiled, problems = compile_condition(condition, "/condition")
+    assert problems == []
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    assert compiled({"resource": {}}, now) is False  # missing: does not hold
+    assert compiled({"resource": {"amount": float("nan")}}, now) is False
+    assert compiled({"resource": {"amount": 7}}, now) is True  # a number: it does
+
+
+def test_a_number_json_does_not_have_is_refused_at_the_door(service: Service) -> None:
+    """``NaN``, ``Infinity`` and ``1e309`` are no JSON numbers (RFC 8259), but Python's reader took them: in an
+    actor's attributes, a resource's data or a question's context they reached the conditions (where NaN held
+    under ``not``) and the audit. Any of them anywhere in a body is a 422 with its pointer now."""
+    _tenant_id, client = _tenant(service)
+    with client:
+        for text in ("NaN", "Infinity", "-Infinity", "1e309"):
+            for body, pointer in (
+                    ('{"actor": {"id": "eva", "roles": ["medewerker"], "attributes": {"level": %s}}, '
+                     '"action": "read", "resource": {"type": "note", "data": {"author": "eva"}}}',
+                     "/actor/attributes/level"),
+                    ('{"actor": {"id": "eva", "roles": []}, "action": "read", '
+                     '"resource": {"type": "note", "data": {"author": "eva", "amount": [%s]}}}',
+                     "/resource/data/amount/0"),
+                    ('{"actor": {"id": "eva", "roles": []}, "action": "read", "resource": {"type": "note"}, '
+                     '"context": {"limit": %s}}', "/context/limit")):
+                refused = _problem(client.post("/v1/can", content=body.replace("%s", text), headers=JSON), 422,
+                                   "invalid_request")
+                assert pointer in refused["detail"] and "JSON" in refused["detail"], refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,17 +24,10 @@ class _Strict(BaseModel):
 MAX_BODY_DEPTH = 100
 
 
-def nul_at(value: Any, pointer: str = "") -> str | None:
-    """The JSON pointer of the first text (a key or a string, at any depth) of ``value`` holding a NUL character,
-    or None. PostgreSQL stores no NUL in a text column: such an id reached the database as a 500, and a relation's
-    refusal came back with the SQL statement in its body."""
-    found = body_problem(value, pointer, depth=None)
-    return found[0] if found is not None else None
-
-
 def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEPTH) -> tuple[str, str] | None:
     """``(JSON pointer, what is wrong)`` of the first part of a request body the service does not take: a text (a
-    key or a string) holding a NUL character, or an object or array nested deeper than ``depth`` levels (None: no
+    key or a string) holding a NUL character, a number JSON does not have (NaN, Infinity: Python's JSON reader takes
+    them, and ``1e309`` is read as infinity), or an object or array nested deeper than ``depth`` levels (None: no
     limit). Walked without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
     nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and from then
     on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question were a 500
@@ -45,6 +39,8 @@ def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEP
             if "\x00" in item:
                 return here, "a NUL character is not allowed in a request"
             continue
+        if isinstance(item, float) and not math.isfinite(item):  # NaN, Infinity, 1e309: no JSON numbers (RFC 8259)
+            return here, f"{item!r} is no JSON number"
         if not isinstance(item, (dict, list)):
             continue
         if depth is not None and level > depth:
@@ -85,8 +81,8 @@ Moment = Annotated[datetime, AfterValidator(_in_range)]
 
 
 class _Request(_Strict):
-    """A request body: no text in it, at any depth, may hold a NUL character, and it nests
-    :data:`MAX_BODY_DEPTH` levels at most (422 with the pointer)."""
+    """A request body: no text in it, at any depth, may hold a NUL character, no number may be NaN or infinite, and
+    it nests :data:`MAX_BODY_DEPTH` levels at most (422 with the pointer)."""
 
     @model_validator(mode="before")
     @classmethod
