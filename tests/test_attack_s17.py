@@ -271,3 +271,23 @@ def test_a_number_json_does_not_have_is_refused_at_the_door(service: Service) ->
                 refused = _problem(client.post("/v1/can", content=body.replace("%s", text), headers=JSON), 422,
                                    "invalid_request")
                 assert pointer in refused["detail"] and "JSON" in refused["detail"], refused
+
+
+def test_nobody_erases_an_instance_by_writing_the_erasure_mark(tmp_path: Path, core: Registry, url: str) -> None:
+    """An instance whose data is exactly ``{"erased": true}`` is taken as erased: it takes no event from anyone, its
+    timers are refused, a migration checks it against no schema. A start with that data, or a fire with that payload
+    on an instance without other data, made it so without an erasure (no ``$erase`` row): a person with any event
+    froze the instance for everyone, the system's timers included. Such data is now ``InvalidData``, nothing
+    written; only ``erase_personal_data`` erases."""
+    (tmp_path / "mark").mkdir()
+    bundle = compile_texts(tmp_path / "mark", {"deep.yaml": DEEP}, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        with pytest.raises(InvalidData):
+            eng.start("deep", {"erased": True}, "hr", "s1")
+        eng.start("deep", {}, "hr", "e1")
+        with pytest.raises(InvalidData):
+            eng.fire("e1", "note", "hr", {"erased": True})
+        assert [i.id for i in eng.instances()] == ["e1"]
+        assert eng.fire("e1", "close", "hr").state == "done"  # not frozen
+        assert [h.event for h in eng.history("e1")] == ["$start", "close"]
+        eng.start("deep", {"erased": True, "why": "a field of that name with others is data"}, "hr", "s2")

@@ -16,6 +16,7 @@ from regelwerk.errors import (
 )
 from regelwerk.store.records import (
     InstanceRecord,
+    is_erased,
 )
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import Transition, Workflow
@@ -44,6 +45,9 @@ class Version:
     def check_data(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise InvalidData("instance data must be a JSON object", "")
+        if is_erased(data):  # the mark an AVG erasure leaves: written as data it froze the instance (found by attack)
+            raise InvalidData("instance data cannot be only {\"erased\": true}: that is what an AVG erasure leaves "
+                              "(StoreTx.erase_personal_data erases an instance)", "/erased")
         odd = not_json(data)
         if odd is not None:
             raise InvalidData(f"instance data must be JSON: {odd[1]} is not", odd[0])
