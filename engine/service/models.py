@@ -24,14 +24,16 @@ class _Strict(BaseModel):
 MAX_BODY_DEPTH = 100
 
 
-def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEPTH) -> tuple[str, str] | None:
+def body_problem(value: Any, pointer: str = "", depth: int = MAX_BODY_DEPTH) -> tuple[str, str] | None:
     """``(JSON pointer, what is wrong)`` of the first part of a request body the service does not take: a text (a
     key or a string) holding a NUL character, a number JSON does not have (NaN, Infinity: Python's JSON reader takes
-    them, and ``1e309`` is read as infinity), or an object or array nested deeper than ``depth`` levels (None: no
-    limit). Walked without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
+    them, and ``1e309`` is read as infinity), or an object or array nested deeper than ``depth`` levels. Walked
+    without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
     nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and from then
     on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question were a 500
     ``RecursionError``."""
+    if _clean(value, depth):  # nearly every body: no pointers built
+        return None
     stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
     while stack:
         item, here, level = stack.pop()
@@ -43,7 +45,7 @@ def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEP
             return here, f"{item!r} is no JSON number"
         if not isinstance(item, (dict, list)):
             continue
-        if depth is not None and level > depth:
+        if level > depth:
             return here, f"the body is nested deeper than {depth} levels"
         if isinstance(item, dict):
             children = []
@@ -56,6 +58,37 @@ def body_problem(value: Any, pointer: str = "", depth: int | None = MAX_BODY_DEP
             children = [(child, f"{here}/{index}", level + 1) for index, child in enumerate(item)]
         stack.extend(reversed(children))  # the first part first, as the pointer of the first problem
     return None
+
+
+def _clean(value: Any, room: int) -> bool:
+    """True when :func:`body_problem` finds nothing in ``value`` (the walk of nearly every body: no pointers built);
+    ``room``: the levels of objects and arrays it may still nest. Recursive, but never deeper than ``room`` (the
+    service's limit, far below Python's)."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value
+    if kind is float:
+        return math.isfinite(value)
+    if kind is not dict and kind is not list:
+        return True
+    if room < 1:
+        return False
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or "\x00" in key:
+                return False
+        items = value.values()
+    else:
+        items = value
+    inner = room - 1
+    for item in items:
+        of = type(item)
+        if of is str:
+            if "\x00" in item:
+                return False
+        elif not (of is int or of is bool or item is None) and not _clean(item, inner):
+            return False
+    return True
 
 
 #: the years a moment in a request may fall in (UTC; a moment without a zone is UTC, as the service reads it)
