@@ -291,3 +291,42 @@ def test_nobody_erases_an_instance_by_writing_the_erasure_mark(tmp_path: Path, c
         assert eng.fire("e1", "close", "hr").state == "done"  # not frozen
         assert [h.event for h in eng.history("e1")] == ["$start", "close"]
         eng.start("deep", {"erased": True, "why": "a field of that name with others is data"}, "hr", "s2")
+
+
+SCHEMAED = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: dossier}
+    spec:
+      data_schema:
+        type: object
+        maxProperties: 4
+        anyOf: [{required: [salary], properties: {salary: {type: integer}}}, {required: [grade]}]
+      states:
+        - {id: open, initial: true}
+        - {id: done, final: true}
+      transitions:
+        - {id: close, from: open, to: done, permission: dossier.close}
+"""
+
+
+def test_a_refused_payload_does_not_echo_the_stored_data(tmp_path: Path, core: Registry, url: str) -> None:
+    """The data check runs before the permission, and a schema rule about the whole object (``maxProperties``,
+    ``anyOf`` at its root) answered with the merged data itself: anyone's fire with a payload, a stranger's
+    included, read ``{'subject': 'eva', 'salary': 4000, 'note': 'ziek sinds maart', ...} has too many properties``.
+    A refusal names the rule and where it failed, never an object's or array's contents."""
+    (tmp_path / "dossier").mkdir()
+    bundle = compile_texts(tmp_path / "dossier", {"dossier.yaml": SCHEMAED}, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("dossier", {"subject": "eva", "salary": 4000, "note": "ziek sinds maart"}, "hr", "d1")
+        stranger = Engine(bundle, store=eng.store, registry=core, clock=Clock())  # no policy: refuses everyone
+        for payload in ({"x": 1, "y": 2}, {"salary": "a lot"}):
+            for engine, actor in ((stranger, "mallory"), (eng, "hr")):
+                with pytest.raises(InvalidData) as refused:
+                    engine.fire("d1", "close", actor, payload)
+                text = str(refused.value) + str(refused.value.to_dict())
+                assert "4000" not in text and "ziek" not in text and "eva" not in text, text
+                assert "maxProperties" in text or "anyOf" in text, text
+            why = stranger.explain("d1", "close", "mallory", payload)
+            assert "4000" not in str(why) and "ziek" not in str(why), why
+        assert eng.get("d1").version == 1

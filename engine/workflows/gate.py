@@ -55,10 +55,23 @@ class Version:
             return
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
         if errors:
-            items = [{"pointer": "".join(f"/{p}" for p in e.absolute_path), "message": e.message[:200]}
+            items = [{"pointer": "".join(f"/{p}" for p in e.absolute_path), "message": _schema_message(e)[:200]}
                      for e in errors]
             raise InvalidData(f"data does not fit {self.model.name}: {items[0]['message']}", items[0]["pointer"],
                               items)
+
+
+def _schema_message(error: Any) -> str:
+    """A schema error's message without the contents of an object or array: a rule about a whole object
+    (``maxProperties``, ``anyOf`` at the root) printed the merged data itself, stored values included, and the data
+    is checked before the permission is asked (found by attack: a stranger's fire read the dossier)."""
+    message = str(error.message)
+    if isinstance(error.instance, (Mapping, list, tuple)):
+        shown = repr(error.instance)
+        if shown in message:
+            where = "the data" if not error.absolute_path else "the value"
+            message = message.replace(shown, where) + f" ({error.validator})"
+    return message
 
 
 def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None) -> InvalidData | None:
