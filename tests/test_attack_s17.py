@@ -330,3 +330,41 @@ def test_a_refused_payload_does_not_echo_the_stored_data(tmp_path: Path, core: R
             why = stranger.explain("d1", "close", "mallory", payload)
             assert "4000" not in str(why) and "ziek" not in str(why), why
         assert eng.get("d1").version == 1
+
+
+def test_a_window_on_a_current_state_fact_is_refused_not_ignored(service: Service, tmp_path: Path) -> None:
+    """``reports_to`` and ``authored`` are current-state facts (ended with ``unrelate``); their ``valid_from`` and
+    ``valid_to`` were stored and then ignored. An integrator who recorded the end of a reporting line as
+    ``reports_to(e, m1, valid_to=2020-12-31)`` left m1 reading e's notes for ever (and one dated 2030 already let
+    him read them now). Such a window is now refused (422 over the service, ``UsageError`` in the Python API of
+    both relationship stores), nothing of the request stored."""
+    import sqlalchemy as sa
+    from regelwerk.errors import UsageError
+    from regelwerk.permissions.relations import MemoryRelationships
+    from regelwerk.permissions.sql import SqlRelationships
+    from regelwerk.store.sql import SqlStore
+
+    tenant, client = _tenant(service)
+    manager = {"id": "m1", "roles": ["leidinggevende"]}
+    with client:
+        for kind, window in (("reports_to", {"valid_to": "2020-12-31"}), ("reports_to", {"valid_from": "2030-01-01"}),
+                             ("authored", {"valid_from": "2020-01-01", "valid_to": "2020-12-31"})):
+            subject = f"w-{uuid.uuid4().hex[:6]}"
+            body = {"relations": [{"kind": "member_of", "subject": subject, "object": "unit"},
+                                  {"kind": kind, "subject": subject, "object": "m1", **window}]}
+            refused = _problem(client.post("/v1/relations", json=body), 422, "invalid_request")
+            assert "unrelate" in refused["detail"] and "/relations/1" in refused["detail"], refused
+            answer = client.post("/v1/can", json={"actor": manager, "action": "read", "resource": {
+                "type": "note", "data": {"author": subject}}}).json()
+            assert answer["allowed"] is False, answer
+            with TenantHub(service.location) as hub:
+                assert hub.runtime(tenant).permissions.relationships.relations(subject=subject) == []
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    SqlStore(url).setup()
+    engine = sa.create_engine(url)
+    for relations in (MemoryRelationships(), SqlRelationships(engine)):
+        with pytest.raises(UsageError):
+            relations.relate("reports_to", "e1", "m1", valid_to="2020-12-31", by="test")
+        assert relations.managers_of("e1") == frozenset()
+        relations.relate("member_of", "e1", "unit", valid_to="2020-12-31", by="test")  # a window it honours
+    engine.dispose()

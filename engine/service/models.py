@@ -296,6 +296,11 @@ class RelationIn(_Strict):
         start, end = as_date(self.valid_from), as_date(self.valid_to)
         if start is not None and end is not None and end < start:
             raise ValueError(f"valid_to {end} is before valid_from {start}")
+        from regelwerk.permissions.relations import window_refusal
+
+        why = window_refusal(self.kind, self.valid_from, self.valid_to)
+        if why is not None:  # before any fact of the request is stored
+            raise ValueError(why)
         return self
 
 
