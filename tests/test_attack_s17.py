@@ -368,3 +368,34 @@ def test_a_window_on_a_current_state_fact_is_refused_not_ignored(service: Servic
         assert relations.managers_of("e1") == frozenset()
         relations.relate("member_of", "e1", "unit", valid_to="2020-12-31", by="test")  # a window it honours
     engine.dispose()
+
+
+def test_not_a_number_matches_no_row_of_a_decision_table(core: Registry) -> None:
+    """A row ``amount <= 1000`` matched NaN (every bound test ``v > 1000`` is false for it), in a table's own tests
+    and in a compiled decision graph's inline ones: a missing amount exported as NaN was routed as a small one. NaN
+    now matches no number row, as a missing amount."""
+    import sys
+
+    from test_decisions_table import compile_table, table_yaml
+
+    rows = """\
+- id: small
+  when: {amount: {le: 1000}}
+  then: {approver: manager}
+- id: mid
+  when: {amount: {ge: 1000, lt: 5000}}
+  then: {approver: director}
+"""
+    table = compile_table(table_yaml("FIRST", rows), core)
+    missing = table.decide({"dept": "x"})
+    nan = table.decide({"dept": "x", "amount": float("nan")})
+    assert (nan.outputs, nan.matched) == (missing.outputs, missing.matched) == ({"approver": "none"}, ())
+    assert table.decide({"dept": "x", "amount": 10}).matched == ("small",)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_decisions import GRAPH, compile_text
+
+    top = compile_text(GRAPH).get("DecisionTable", "approver")
+    for department in ("finance", "sales", "it"):
+        by_nan = top.decide({"department": department, "amount": float("nan")})
+        by_none = top.decide({"department": department})
+        assert (dict(by_nan.outputs), by_nan.matched) == (dict(by_none.outputs), by_none.matched), department

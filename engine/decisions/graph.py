@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from math import isnan
 from types import MappingProxyType
 from typing import Any
 
@@ -234,8 +235,11 @@ def _compile_step(item: _Fused) -> Any:
                 value = outs[tj].get(tkey) if tj >= 0 else inputs.get(tkey)
                 if op:
                     vtype = type(value)
-                    if op <= 4:  # a number against one bound (never a bool)
-                        if not (vtype is int or vtype is float or (vtype is not bool and isinstance(value, numbers))):
+                    if op <= 4:  # a number against one bound (never a bool, never NaN: it passed every bound)
+                        if isinstance(value, float):
+                            if isnan(value):
+                                break
+                        elif not (vtype is int or (vtype is not bool and isinstance(value, numbers))):
                             break
                         if op == 1:
                             if value < operand:
