@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from math import isnan
 from types import MappingProxyType
 from typing import Any
 
@@ -236,11 +235,12 @@ def _compile_step(item: _Fused) -> Any:
                 if op:
                     vtype = type(value)
                     if op <= 4:  # a number against one bound (never a bool, never NaN: it passed every bound)
-                        if isinstance(value, float):
-                            if isnan(value):
+                        if vtype is not int:
+                            if vtype is float:
+                                if value != value:  # noqa: PLR0124 - NaN, the one value unequal to itself
+                                    break
+                            elif vtype is bool or not isinstance(value, numbers):
                                 break
-                        elif not (vtype is int or (vtype is not bool and isinstance(value, numbers))):
-                            break
                         if op == 1:
                             if value < operand:
                                 break
