@@ -344,7 +344,7 @@ def _nan(x: Any) -> bool:
 
 def _order(op: str) -> Callable[[Any, Any], bool | None]:
     def compare(a: Any, b: Any) -> bool | None:
-        if a is None or b is None or _nan(a) or _nan(b):
+        if a is None or b is None:
             return None
         pair = _align(a, b)
         if pair is None:
@@ -352,14 +352,19 @@ def _order(op: str) -> Callable[[Any, Any], bool | None]:
         x, y = pair
         try:
             if op == "lt":
-                return bool(x < y)
-            if op == "le":
-                return bool(x <= y)
-            if op == "gt":
-                return bool(x > y)
-            return bool(x >= y)
+                held = x < y
+            elif op == "le":
+                held = x <= y
+            elif op == "gt":
+                held = x > y
+            else:
+                held = x >= y
         except TypeError:
             return None
+        if held:
+            return True
+        # NaN is false to every order: unknown instead (type first: NaN is the one float unequal to itself)
+        return None if (type(a) is float and a != a) or (type(b) is float and b != b) else False  # noqa: PLR0124
 
     return compare
 
@@ -369,12 +374,15 @@ def _equal(a: Any, b: Any) -> bool | None:
 
     ``{eq: null}`` and ``{ne: null}`` written as literals test absence and presence instead (see _to_callable).
     """
-    if a is None or b is None or _nan(a) or _nan(b):
+    if a is None or b is None:
         return None
     pair = _align(a, b)
     if pair is None:
         return None
-    return bool(pair[0] == pair[1])
+    if pair[0] == pair[1]:
+        return True
+    # NaN is unequal to everything: unknown instead
+    return None if (type(a) is float and a != a) or (type(b) is float and b != b) else False  # noqa: PLR0124
 
 
 def _not_equal(a: Any, b: Any) -> bool | None:
