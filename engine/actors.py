@@ -8,7 +8,11 @@ from typing import Any
 
 from regelwerk.errors import UsageError
 
-__all__ = ["SYSTEM", "Actor", "actor_from_facts"]
+__all__ = ["ACTOR_ID_LENGTH", "SYSTEM", "Actor", "actor_from_facts"]
+
+#: the longest actor id the stores keep (the ``actor`` and ``created_by`` columns): a longer one is a ``UsageError``
+#: on every store (found by attack: PostgreSQL raised a ``DataError`` carrying the SQL, SQLite and memory kept it)
+ACTOR_ID_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,11 @@ class Actor:
     id: str
     roles: tuple[str, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # whichever way it was made (Actor.of, Actor(...), the CLI's --actor)
+        if isinstance(self.id, str) and len(self.id) > ACTOR_ID_LENGTH:
+            raise _too_long(self.id)
 
     @classmethod
     def of(cls, value: Actor | str | Mapping[str, Any]) -> Actor:
@@ -40,6 +49,11 @@ class Actor:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for audit rows and condition scopes."""
         return {"id": self.id, "roles": list(self.roles), **dict(self.attributes)}
+
+
+def _too_long(actor_id: str) -> UsageError:
+    return UsageError(f"an actor id has at most {ACTOR_ID_LENGTH} characters, not {len(actor_id)} "
+                      f"({actor_id[:40]!r}...)", hint="use the id your identity provider gives, not a name or a text")
 
 
 #: The engine itself (timers, schedules, migrations started by an administrator's command).

@@ -17,6 +17,7 @@ scope mapping and an injected ``now``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -336,6 +337,12 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
     return a, b
 
 
+def _nan(x: Any) -> bool:
+    """Not a number: unknown, as a missing value is. Found by attack: NaN (pandas' and many exports' missing
+    number, Python's JSON reader's ``NaN``) answered false to every comparison, so ``not amount gt 1000`` held."""
+    return type(x) is float and math.isnan(x)
+
+
 def _order(op: str) -> Callable[[Any, Any], bool | None]:
     def compare(a: Any, b: Any) -> bool | None:
         if a is None or b is None:
@@ -346,14 +353,19 @@ def _order(op: str) -> Callable[[Any, Any], bool | None]:
         x, y = pair
         try:
             if op == "lt":
-                return bool(x < y)
-            if op == "le":
-                return bool(x <= y)
-            if op == "gt":
-                return bool(x > y)
-            return bool(x >= y)
+                held = x < y
+            elif op == "le":
+                held = x <= y
+            elif op == "gt":
+                held = x > y
+            else:
+                held = x >= y
         except TypeError:
             return None
+        if held:
+            return True
+        # NaN is false to every order: unknown instead (type first: NaN is the one float unequal to itself)
+        return None if (type(a) is float and a != a) or (type(b) is float and b != b) else False  # noqa: PLR0124
 
     return compare
 
@@ -368,7 +380,10 @@ def _equal(a: Any, b: Any) -> bool | None:
     pair = _align(a, b)
     if pair is None:
         return None
-    return bool(pair[0] == pair[1])
+    if pair[0] == pair[1]:
+        return True
+    # NaN is unequal to everything: unknown instead
+    return None if (type(a) is float and a != a) or (type(b) is float and b != b) else False  # noqa: PLR0124
 
 
 def _not_equal(a: Any, b: Any) -> bool | None:
@@ -377,7 +392,7 @@ def _not_equal(a: Any, b: Any) -> bool | None:
 
 
 def _member(a: Any, container: Any) -> bool | None:
-    if a is None or not isinstance(container, (list, tuple, set, frozenset)):
+    if a is None or _nan(a) or not isinstance(container, (list, tuple, set, frozenset)):
         return None
     return any(_equal(a, item) is True for item in container)
 

@@ -82,3 +82,28 @@ def test_what_plugin_code_raises_is_one_short_line_and_the_internal_exit_code(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("internal error: ") and len(lines[0]) < 600, lines[:2]
     assert "Traceback" not in result.output and list(tmp_path.glob("regelwerk-*.log"))
+
+
+@pytest.mark.parametrize(("option", "value"), [("--actor", '{"id": "p1", roles: []}'), ("--actor", "h" * 201),
+                                                ("--data", '{"x": ' + "[" * 5000 + "]" * 5000 + "}")])
+def test_an_actor_or_data_the_engine_cannot_take_is_a_usage_error(option: str, value: str, tmp_path: Path) -> None:
+    """``--actor`` that starts like a JSON object but is none, and ``--data`` nested deeper than the JSON parser goes,
+    were internal errors (exit 3, ``JSONDecodeError``/``RecursionError`` in the log); an actor id over 200
+    characters was kept on SQLite and a ``DataError`` on PostgreSQL. All are usage errors now, nothing stored."""
+    store = f"sqlite:///{tmp_path / 's.sqlite'}"
+    args = {"--actor": "p1", "--data": VOG, option: value}
+    result = CliRunner().invoke(CLI, ["instance", "start", SCHOOL, "vog", "--store", store, "--data", args["--data"],
+                                      "--actor", args["--actor"], "--role", "po_adviseur", "--matrix", "step2hr"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert "actor" in result.output or "--data" in result.output, result.output
+    if (tmp_path / "s.sqlite").exists():
+        from regelwerk.store.sql import SqlStore
+
+        kept = SqlStore(store)
+        with kept.read() as tx:
+            assert tx.instances() == []
+        kept.close()
+    ok = CliRunner().invoke(CLI, ["instance", "start", SCHOOL, "vog", "--store", store, "--data", VOG, "--actor", "p1",
+                                  "--role", "po_adviseur", "--matrix", "step2hr"])
+    assert ok.exit_code == 0, ok.output  # the same start with a good actor and data goes through

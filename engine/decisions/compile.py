@@ -110,7 +110,7 @@ def _range_test(low: Any, low_open: bool, high: Any, high_open: bool) -> Test | 
         return None
 
     def test(v: Any) -> bool:
-        if not isinstance(v, kinds) or isinstance(v, bool):
+        if not isinstance(v, kinds) or isinstance(v, bool) or (type(v) is float and math.isnan(v)):  # NaN: no number
             return False
         if low is not None and (v <= low if low_open else v < low):
             return False

@@ -234,9 +234,13 @@ def _compile_step(item: _Fused) -> Any:
                 value = outs[tj].get(tkey) if tj >= 0 else inputs.get(tkey)
                 if op:
                     vtype = type(value)
-                    if op <= 4:  # a number against one bound (never a bool)
-                        if not (vtype is int or vtype is float or (vtype is not bool and isinstance(value, numbers))):
-                            break
+                    if op <= 4:  # a number against one bound (never a bool, never NaN: it passed every bound)
+                        if vtype is not int:
+                            if vtype is float:
+                                if value != value:  # noqa: PLR0124 - NaN, the one value unequal to itself
+                                    break
+                            elif vtype is bool or not isinstance(value, numbers):
+                                break
                         if op == 1:
                             if value < operand:
                                 break

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from regelwerk.conditions import to_temporal
 
 __all__ = [
+    "CURRENT_STATE_KINDS",
     "DEFAULT_TIMEZONE",
     "INDEXED_KINDS",
     "NO_EXTRAS",
@@ -42,8 +43,10 @@ __all__ = [
     "Relationships",
     "as_date",
     "check_fact",
+    "check_window",
     "local_date",
     "relations_from_facts",
+    "window_refusal",
     "zone",
 ]
 
@@ -470,6 +473,29 @@ def check_fact(kind: Any, subject: Any, object: Any) -> None:
             raise UsageError(f"a relationship fact needs a non-empty {name} (an id), not {value!r}")
 
 
+#: the kinds that hold as they are until ended with ``unrelate`` (their index is not dated)
+CURRENT_STATE_KINDS = frozenset({"reports_to", "authored"})
+
+
+def window_refusal(kind: Any, valid_from: Any, valid_to: Any) -> str | None:
+    """Why a fact of ``kind`` may not carry this validity window, or None. ``reports_to`` and ``authored`` are
+    current-state: a window on them was stored and ignored (found by attack: ``reports_to(e, m, valid_to=2020-12-31)``
+    left m reading e's notes for ever)."""
+    if kind in CURRENT_STATE_KINDS and (valid_from is not None or valid_to is not None):
+        return (f"{kind} is current-state: it holds from when it is stored until it is ended with unrelate; "
+                f"a valid_from or valid_to on it would be ignored")
+    return None
+
+
+def check_window(kind: Any, valid_from: Any, valid_to: Any) -> None:
+    """``UsageError`` when :func:`window_refusal` has a reason, before anything is stored."""
+    from regelwerk.errors import UsageError
+
+    why = window_refusal(kind, valid_from, valid_to)
+    if why is not None:
+        raise UsageError(why, hint="store the fact when it starts and end it with unrelate when it ends")
+
+
 def _check_window(valid_from: date | None, valid_to: date | None) -> None:
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
@@ -492,6 +518,7 @@ class MemoryRelationships(_IndexedQueries):
                by: str = "system", now: datetime | None = None) -> Relation:
         """Add a fact."""
         check_fact(kind, subject, object)
+        check_window(kind, valid_from, valid_to)
         start, end = as_date(valid_from), as_date(valid_to)
         _check_window(start, end)
         relation = Relation(self._next, kind, subject, object, start, end, None, by,

@@ -15,7 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.errors import RegelwerkError
-from regelwerk.permissions.relations import Relation, RelationIndex, _IndexedQueries, as_date, check_fact, zone
+from regelwerk.permissions.relations import (
+    Relation,
+    RelationIndex,
+    _IndexedQueries,
+    as_date,
+    check_fact,
+    check_window,
+    zone,
+)
 from regelwerk.permissions.tables import rw_relations
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -75,8 +83,10 @@ class SqlRelationships(_IndexedQueries):
 
     def relate(self, kind: str, subject: str, object: str, *, valid_from: Any = None, valid_to: Any = None,
                by: str = "system", now: datetime | None = None) -> Relation:
-        """Insert a fact and index it (``UsageError`` for an empty kind or id, see ``check_fact``)."""
+        """Insert a fact and index it (``UsageError`` for an empty kind or id, see ``check_fact``, and for a window
+        on a current-state kind, see ``check_window``)."""
         check_fact(kind, subject, object)
+        check_window(kind, valid_from, valid_to)
         start, end = as_date(valid_from), as_date(valid_to)
         if start is not None and end is not None and end < start:
             raise ValueError(f"valid_to {end} is before valid_from {start}")

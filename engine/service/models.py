@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
-    "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn", "DecideIn", "DeployIn", "ExplainIn",
-    "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn", "ResourceIn", "SchedulePreviewIn",
-    "StartIn", "TenantIn", "TickIn", "TierIn",
+    "MAX_BODY_DEPTH", "MOMENT_YEARS", "ActorIn", "AvailableIn", "BatchCanIn", "BatchResourceIn", "CanIn",
+    "DecideIn", "DeployIn", "ExplainIn", "FireIn", "IncidentActIn", "KeyIn", "MigrateIn", "RelationIn", "RelationsIn",
+    "ResourceIn", "SchedulePreviewIn", "StartIn", "TenantIn", "TickIn", "TierIn",
 ]
 
 
@@ -18,37 +19,110 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def nul_at(value: Any, pointer: str = "") -> str | None:
-    """The JSON pointer of the first text (a key or a string, at any depth) of ``value`` holding a NUL character,
-    or None. PostgreSQL stores no NUL in a text column: such an id reached the database as a 500, and a relation's
-    refusal came back with the SQL statement in its body."""
-    if isinstance(value, str):
-        return pointer if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{pointer}/{key}"
-            if isinstance(key, str) and "\x00" in key:
-                return here
-            found = nul_at(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_at(item, f"{pointer}/{index}")
-            if found is not None:
-                return found
+#: how deep a request body may nest (the body itself is level 1); instance data in it is held to the engine's own
+#: limit (``regelwerk.workflows.gate.MAX_DATA_DEPTH``, 64 levels) after that
+MAX_BODY_DEPTH = 100
+
+
+def body_problem(value: Any, pointer: str = "", depth: int = MAX_BODY_DEPTH) -> tuple[str, str] | None:
+    """``(JSON pointer, what is wrong)`` of the first part of a request body the service does not take: a text (a
+    key or a string) holding a NUL character, a number JSON does not have (NaN, Infinity: Python's JSON reader takes
+    them, and ``1e309`` is read as infinity), or an object or array nested deeper than ``depth`` levels. Walked
+    without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
+    nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and from then
+    on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question were a 500
+    ``RecursionError``."""
+    if _clean(value, depth):  # nearly every body: no pointers built
+        return None
+    stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
+    while stack:
+        item, here, level = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return here, "a NUL character is not allowed in a request"
+            continue
+        if isinstance(item, float) and not math.isfinite(item):  # NaN, Infinity, 1e309: no JSON numbers (RFC 8259)
+            return here, f"{item!r} is no JSON number"
+        if not isinstance(item, (dict, list)):
+            continue
+        if level > depth:
+            return here, f"the body is nested deeper than {depth} levels"
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                inner = f"{here}/{key}"
+                if isinstance(key, str) and "\x00" in key:
+                    return inner, "a NUL character is not allowed in a request"
+                children.append((child, inner, level + 1))
+        else:
+            children = [(child, f"{here}/{index}", level + 1) for index, child in enumerate(item)]
+        stack.extend(reversed(children))  # the first part first, as the pointer of the first problem
     return None
 
 
+def _clean(value: Any, room: int) -> bool:
+    """True when :func:`body_problem` finds nothing in ``value`` (the walk of nearly every body: no pointers built);
+    ``room``: the levels of objects and arrays it may still nest. Recursive, but never deeper than ``room`` (the
+    service's limit, far below Python's)."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value
+    if kind is float:
+        return math.isfinite(value)
+    if kind is not dict and kind is not list:
+        return True
+    if room < 1:
+        return False
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or "\x00" in key:
+                return False
+        items = value.values()
+    else:
+        items = value
+    inner = room - 1
+    for item in items:
+        of = type(item)
+        if of is str:
+            if "\x00" in item:
+                return False
+        elif not (of is int or of is bool or item is None) and not _clean(item, inner):
+            return False
+    return True
+
+
+#: the years a moment in a request may fall in (UTC; a moment without a zone is UTC, as the service reads it)
+MOMENT_YEARS = (1900, 9000)
+
+
+def _in_range(value: datetime) -> datetime:
+    """A moment the engine can compute with: found by attack, a tick at ``0001-01-01`` and a ``can`` at
+    ``9999-12-31T23:59:59-12:00`` were 500 ``OverflowError`` (a grace period subtracted, the audit row's UTC time),
+    and the refused question was then audited nowhere."""
+    try:
+        utc = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        utc = None
+    low, high = MOMENT_YEARS
+    if utc is None or not low <= utc.year <= high:
+        raise ValueError(f"a moment from {low} to {high} (UTC), not {value.isoformat()}")
+    return value
+
+
+#: a moment in a request (``at``, ``now``, ``start``, ``end``): years :data:`MOMENT_YEARS` only (422 otherwise)
+Moment = Annotated[datetime, AfterValidator(_in_range)]
+
+
 class _Request(_Strict):
-    """A request body: no text in it, at any depth, may hold a NUL character (422 with its pointer)."""
+    """A request body: no text in it, at any depth, may hold a NUL character, no number may be NaN or infinite, and
+    it nests :data:`MAX_BODY_DEPTH` levels at most (422 with the pointer)."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        found = nul_at(value)
+        found = body_problem(value)
         if found is not None:
-            raise ValueError(f"{found or '/'}: a NUL character is not allowed in a request")
+            raise ValueError(f"{found[0] or '/'}: {found[1]}")
         return value
 
 
@@ -84,7 +158,7 @@ class CanIn(_Request):
     resource: ResourceIn
     field_group: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = Field(default=None, description="decide at this moment (default: now)")
+    at: Moment | None = Field(default=None, description="decide at this moment (default: now)")
     matrix: str | None = Field(default=None, description="another PermissionMatrix of the bundle (default: the "
                                                          "deployment's)")
     explain: bool = Field(default=False, description="always explain (a denial is always explained)")
@@ -102,7 +176,7 @@ class BatchCanIn(_Request):
     actor: ActorIn
     resources: list[BatchResourceIn] = Field(min_length=1, max_length=1000)
     context: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = None
+    at: Moment | None = None
     matrix: str | None = None
     explain: bool = Field(default=False, description="explain every denial in full (every rule considered); "
                                                      "by default a denial names its deciding rule and reason")
@@ -113,7 +187,7 @@ class DecideIn(_Request):
 
     table: str
     inputs: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = None
+    at: Moment | None = None
 
 
 class TierIn(_Request):
@@ -159,15 +233,15 @@ class AvailableIn(_Request):
 class SchedulePreviewIn(_Request):
     """Occurrences of the bundle's Schedule documents in ``[start, end)``."""
 
-    start: datetime
-    end: datetime
+    start: Moment
+    end: Moment
     limit: int = Field(default=50, ge=1, le=1000)
 
 
 class TickIn(_Request):
     """Run everything due for this tenant now (workers do this for every tenant)."""
 
-    now: datetime | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
+    now: Moment | None = Field(default=None, description="the moment to tick at (default: now); never more than a "
                                                            "minute ahead of the server's clock (usage error)")
 
 
@@ -222,6 +296,11 @@ class RelationIn(_Strict):
         start, end = as_date(self.valid_from), as_date(self.valid_to)
         if start is not None and end is not None and end < start:
             raise ValueError(f"valid_to {end} is before valid_from {start}")
+        from regelwerk.permissions.relations import window_refusal
+
+        why = window_refusal(self.kind, self.valid_from, self.valid_to)
+        if why is not None:  # before any fact of the request is stored
+            raise ValueError(why)
         return self
 
 

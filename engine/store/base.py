@@ -188,7 +188,8 @@ class StoreTx(Protocol):
 
     def erase_personal_data(self, instance_ids: Sequence[str], subject_refs: Sequence[str] = (), *,
                             actor: str = "system", at: datetime | None = None, reason: str = "") -> ErasureCount:
-        """AVG erasure: scrub these instances' data, history explanations, audit details and incidents,
+        """AVG erasure: scrub these instances' data, history explanations, audit details and incidents (message,
+        data and note; an open one is resolved, without a retry time: nothing can retry it),
         delete their timers, the chained fires kept from or to them and every message about them or about
         ``subject_refs``. The rows that say *that* something happened stay (state, event, time, actor); what it
         was about goes.

@@ -458,7 +458,8 @@ class StoreContract:
             tx.add_outbox(OutboxEntry("m2", T0, "anna@example.nl", "Nog eens", "body", subject_ref="candidate:anna"))
             tx.add_outbox(OutboxEntry("m3", T0, "bob@example.nl", "Hallo Bob", "body", instance_id="i2"))
             tx.add_incident(IncidentRecord("i1", "submit", "builtins.KeyError", "'Anna Jansen'", T0, T0,
-                                           data={"name": "Anna Jansen"}))
+                                           data={"name": "Anna Jansen"}, note="gebeld met Anna Jansen",
+                                           next_retry_at=T0 + timedelta(minutes=5)))
             # chained fires kept from and to the erased instance (the actor's attributes may name the person)
             person = {"id": "anna", "roles": [], "email": "anna@example.nl"}
             tx.add_pending_fire(PendingFire("i1", "remind", person, False, "i2", "submit", T0))
@@ -479,7 +480,9 @@ class StoreContract:
             assert tx.timers("i1") == []
             assert [m.id for m in tx.outbox()] == ["m3"]
             [incident] = tx.incidents()
-            assert "Anna" not in incident.message and dict(incident.data) == {}
+            assert "Anna" not in incident.message and dict(incident.data) == {} and incident.note == ""
+            # an erased instance takes no more events: its open incident can never be retried, so it is closed
+            assert (incident.status, incident.next_retry_at) == ("resolved", None)
             other = tx.get("i2")
             assert other is not None and other.data["name"] == "Bob"
             assert [f.id for f in tx.pending_fires(T0 + timedelta(hours=1), 10)] == [bob]

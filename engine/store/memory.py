@@ -436,7 +436,8 @@ class MemoryTx:
             self._replace_list(store._audit, scrubbed)
         for incident_id, incident in list(store._incidents.items()):
             if incident.instance_id in ids:
-                self._set_incident(incident_id, replace(incident, data={}, message="(erased)"))
+                self._set_incident(incident_id, replace(incident, data={}, message="(erased)", note="",
+                                                        status="resolved", next_retry_at=None))
                 incidents += 1
         if instances:
             from regelwerk.store.unit import erased as tell_watchers

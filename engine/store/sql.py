@@ -437,8 +437,10 @@ def _erase_statements() -> dict[str, Any]:
                                                        | rw_pending_fires.c.source.in_(many)),
             "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
             "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
+            # the note too: free text by whoever resolved it ("called Anna on ..."; found by attack, it was kept); an
+            # open one is closed: an erased instance takes no more events, so it could never be retried
             "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
-            .values(data={}, message="(erased)"),
+            .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
             "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
             "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
         })

@@ -23,8 +23,12 @@ def _emit(data: Any, fmt: str = "json") -> None:
 
 def _actor(value: str, roles: Sequence[str]) -> Any:
     from regelwerk.actors import Actor
+    from regelwerk.cli import fail
 
-    actor = Actor.of(json.loads(value)) if value.strip().startswith("{") else Actor(value)
+    try:
+        actor = Actor.of(json.loads(value)) if value.strip().startswith("{") else Actor.of(value)
+    except (json.JSONDecodeError, RecursionError) as exc:  # an internal error (exit 3) before: found by attack
+        fail(f"--actor is neither an id nor a JSON object: {str(exc)[:200]}", 2)
     return Actor(actor.id, tuple(actor.roles) + tuple(roles), actor.attributes) if roles else actor
 
 
@@ -35,8 +39,8 @@ def _json_object(text: str | None) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"--data is not JSON: {exc}", 2)
+    except (json.JSONDecodeError, RecursionError) as exc:  # nested too deep: an internal error (exit 3) before
+        fail(f"--data is not JSON: {str(exc)[:200]}", 2)
     if not isinstance(data, dict):
         fail("--data must be a JSON object", 2)
     return data

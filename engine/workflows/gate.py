@@ -14,14 +14,14 @@ from regelwerk.errors import (
     RegelwerkError,
     TransitionNotAllowed,
 )
-from regelwerk.store.records import ERASED_DATA, InstanceRecord, is_erased
+from regelwerk.store.records import InstanceRecord, is_erased
 from regelwerk.workflows.machine import WorkflowMachine
 from regelwerk.workflows.model import Transition, Workflow
 
 if TYPE_CHECKING:
     from regelwerk.workflows.runtime import WorkflowRuntime
 
-__all__ = ["Gate", "Version", "system_fields_refusal"]
+__all__ = ["MAX_DATA_DEPTH", "Gate", "Version", "system_fields_refusal"]
 
 
 class Version:
@@ -42,20 +42,33 @@ class Version:
     def check_data(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise InvalidData("instance data must be a JSON object", "")
+        if is_erased(data):  # the mark an AVG erasure leaves: written as data it froze the instance (found by attack)
+            raise InvalidData("instance data cannot be only {\"erased\": true}: that is what an AVG erasure leaves "
+                              "(StoreTx.erase_personal_data erases an instance)", "/erased")
         odd = not_json(data)
         if odd is not None:
             raise InvalidData(f"instance data must be JSON: {odd[1]} is not", odd[0])
-        if is_erased(data):  # the marker an erasure leaves: data equal to it would stop the instance as erased
-            raise InvalidData(f"instance data may not be exactly {dict(ERASED_DATA)}: that is what an AVG erasure "
-                              "leaves (an instance with it takes no more events)", "/erased")
         if self.validator is None:
             return
         errors = sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
         if errors:
-            items = [{"pointer": "".join(f"/{p}" for p in e.absolute_path), "message": e.message[:200]}
+            items = [{"pointer": "".join(f"/{p}" for p in e.absolute_path), "message": _schema_message(e)[:200]}
                      for e in errors]
             raise InvalidData(f"data does not fit {self.model.name}: {items[0]['message']}", items[0]["pointer"],
                               items)
+
+
+def _schema_message(error: Any) -> str:
+    """A schema error's message without the contents of an object or array: a rule about a whole object
+    (``maxProperties``, ``anyOf`` at the root) printed the merged data itself, stored values included, and the data
+    is checked before the permission is asked (found by attack: a stranger's fire read the dossier)."""
+    message = str(error.message)
+    if isinstance(error.instance, (Mapping, list, tuple)):
+        shown = repr(error.instance)
+        if shown in message:
+            where = "the data" if not error.absolute_path else "the value"
+            message = message.replace(shown, where) + f" ({error.validator})"
+    return message
 
 
 def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None, *,
@@ -101,58 +114,70 @@ def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None, *,
                        "workflow's actions and timers and the host's own code", items[0]["pointer"], items, named)
 
 
+#: how deep instance data may nest (the data object itself is level 1): deeper data is ``InvalidData``. Found by
+#: attack: data 300 levels deep was stored and then broke every answer that carried it (the service's listing of the
+#: tenant's instances was a 500 from then on), and 2 000 levels were a ``RecursionError`` out of this very check.
+MAX_DATA_DEPTH = 64
+
+
 def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:
-    """``(JSON pointer, type name)`` of the first part of ``value`` that is not JSON data (objects with string
-    keys, arrays, strings, finite numbers, true/false, null), or None when all of it is.
+    """``(JSON pointer, what it is)`` of the first part of ``value`` that is not JSON data (objects with string
+    keys, arrays, strings, finite numbers, true/false, null) or that nests deeper than :data:`MAX_DATA_DEPTH`
+    levels, or None when all of it is.
 
     Instance data is stored as JSON: a value a store cannot write (a set, a date, NaN) is refused as
     :class:`InvalidData` before anything is written, the same on every store. Plain dicts, lists and scalars
     (nearly all data) are walked without building pointers; the pointer is made only for what is found.
     """
-    if _plain_json(value):
+    if _plain_json(value, MAX_DATA_DEPTH):
         return None
-    return _first_not_json(value, pointer)
+    return _first_not_json(value, pointer, MAX_DATA_DEPTH)
 
 
-def _plain_json(value: Any) -> bool:
+def _plain_json(value: Any, room: int = MAX_DATA_DEPTH) -> bool:
     """True when ``value`` is JSON made of exact dicts, lists, str, int, bool, None and finite floats (no
-    subclasses, tuples or other mappings: those take the walk with pointers, which says what they are)."""
+    subclasses, tuples or other mappings: those take the walk with pointers, which says what they are), with
+    objects and arrays nested ``room`` levels at most."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return True
     if kind is dict:
+        if room < 1:
+            return False
         for key, item in value.items():
             if type(key) is not str:
                 return False
             kind = type(item)
             if kind is str or kind is int or kind is bool or item is None:
                 continue
-            if not _plain_json(item):
+            if not _plain_json(item, room - 1):
                 return False
         return True
     if kind is list:
-        return all(_plain_json(item) for item in value)
+        return room >= 1 and all(_plain_json(item, room - 1) for item in value)
     if kind is float:
         return math.isfinite(value)
     return False
 
 
-def _first_not_json(value: Any, pointer: str) -> tuple[str, str] | None:
+def _first_not_json(value: Any, pointer: str, room: int = MAX_DATA_DEPTH) -> tuple[str, str] | None:
     if value is None or isinstance(value, (str, int)):  # bool is an int
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else (pointer, repr(value))
+    if isinstance(value, (Mapping, list, tuple)) and room < 1:
+        return pointer, f"an object or array nested deeper than {MAX_DATA_DEPTH} levels"
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{pointer}/{key}", f"a {type(key).__name__} key"
-            odd = _first_not_json(item, f"{pointer}/{key}")
+            odd = _first_not_json(item, f"{pointer}/{key}", room - 1)
             if odd is not None:
                 return odd
         return None
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            odd = _first_not_json(item, f"{pointer}/{index}")
+            odd = _first_not_json(item, f"{pointer}/{index}", room - 1)
             if odd is not None:
                 return odd
         return None

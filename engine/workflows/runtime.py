@@ -31,6 +31,7 @@ from regelwerk.limits import critical, limited
 from regelwerk.registry import Registry
 from regelwerk.store.base import Store, StoreTx
 from regelwerk.store.records import (
+    INSTANCE_ID_LENGTH,
     AuditEntry,
     DefinitionRecord,
     HistoryEntry,
@@ -326,6 +327,9 @@ class WorkflowRuntime:
             raise UsageError(f"instance id {instance_id!r} is reserved: ids starting with {ENGINE_ID_PREFIX!r} are "
                              "given by the engine to the workflows of scheduled items",
                              hint="choose another id, or leave it out to have one generated")
+        if instance_id is not None and len(instance_id) > INSTANCE_ID_LENGTH:  # alike on every store (PostgreSQL's
+            raise UsageError(f"instance id {instance_id[:40]!r}... is longer than {INSTANCE_ID_LENGTH} characters",
+                             hint="choose a shorter id, or leave it out to have one generated")  # column refused it)
         new_id = instance_id or self.id_factory()
         given = dict(data or {})
         try:
@@ -704,6 +708,11 @@ class WorkflowRuntime:
             rec, rt, merged = self._evaluate(tx, instance_id, who, data, now)
         out = self._explain(rec, rt, merged, event, who, data or {}, now)
         refused = system_fields_refusal(rt.model, data, event=event)
+        if refused is None and data and not is_erased(rec.data):
+            try:  # as the fire checks the merged data (not JSON, too deep, not its schema): found by attack, an
+                rt.check_data(merged)  # explanation said yes to ``salary: 1e309`` (infinity) the fire refused
+            except InvalidData as exc:
+                refused = exc
         if refused is not None:  # as the fire would be: refused before any guard or permission
             out["allowed"], out["to"] = False, None
             out["reasons"] = [str(refused), *out["reasons"]]
