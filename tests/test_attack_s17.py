@@ -14,7 +14,7 @@ import httpx
 import pytest
 import test_service
 from _stores import STORES, Clock, compile_texts, store_urls
-from regelwerk.errors import InvalidData, PluginError
+from regelwerk.errors import InvalidData, PermissionDenied, PluginError
 from regelwerk.permissions.policies import UnsafeAllowAll
 from regelwerk.registry import Registry, load_registry
 from regelwerk.runtime import Engine
@@ -311,24 +311,31 @@ SCHEMAED = """
 
 
 def test_a_refused_payload_does_not_echo_the_stored_data(tmp_path: Path, core: Registry, url: str) -> None:
-    """The data check runs before the permission, and a schema rule about the whole object (``maxProperties``,
+    """The data check ran before the permission, and a schema rule about the whole object (``maxProperties``,
     ``anyOf`` at its root) answered with the merged data itself: anyone's fire with a payload, a stranger's
     included, read ``{'subject': 'eva', 'salary': 4000, 'note': 'ziek sinds maart', ...} has too many properties``.
-    A refusal names the rule and where it failed, never an object's or array's contents."""
+    A refusal names the rule and where it failed, never an object's or array's contents; and the schema is asked
+    after the permission, so a stranger gets ``PermissionDenied`` and learns nothing from the data check."""
     (tmp_path / "dossier").mkdir()
     bundle = compile_texts(tmp_path / "dossier", {"dossier.yaml": SCHEMAED}, core)
     with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
         eng.start("dossier", {"subject": "eva", "salary": 4000, "note": "ziek sinds maart"}, "hr", "d1")
         stranger = Engine(bundle, store=eng.store, registry=core, clock=Clock())  # no policy: refuses everyone
         for payload in ({"x": 1, "y": 2}, {"salary": "a lot"}):
-            for engine, actor in ((stranger, "mallory"), (eng, "hr")):
-                with pytest.raises(InvalidData) as refused:
+            for engine, actor, expected in ((stranger, "mallory", PermissionDenied), (eng, "hr", InvalidData)):
+                with pytest.raises(expected) as refused:
                     engine.fire("d1", "close", actor, payload)
                 text = str(refused.value) + str(refused.value.to_dict())
                 assert "4000" not in text and "ziek" not in text and "eva" not in text, text
-                assert "maxProperties" in text or "anyOf" in text, text
+                if expected is InvalidData:
+                    assert "maxProperties" in text or "anyOf" in text, text
+                else:  # the data check is not asked for whom the policy refuses
+                    assert "maxProperties" not in text and "anyOf" not in text, text
             why = stranger.explain("d1", "close", "mallory", payload)
             assert "4000" not in str(why) and "ziek" not in str(why), why
+            assert "maxProperties" not in str(why) and "anyOf" not in str(why), why
+            assert "maxProperties" in str(eng.explain("d1", "close", "hr", payload)) or "anyOf" in str(
+                eng.explain("d1", "close", "hr", payload))
         assert eng.get("d1").version == 1
 
 

@@ -595,9 +595,11 @@ class WorkflowRuntime:
         # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
         # cannot change what the engine keeps and writes next
         new_data: Mapping[str, Any] = freeze_json(rec.data)
+        merged: dict[str, Any] | None = None
         if data:
             merged = {**rec.data, **data}
-            rt.check_data(merged)
+            # its shape now (JSON, depth: what the guards may read); its schema once the permission is decided
+            rt.check_data(merged, schema=False)
             new_data = freeze_json(merged)
         gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
         try:
@@ -614,7 +616,14 @@ class WorkflowRuntime:
             failed.state = rec.state
             raise failed from exc
         if dest is None or gate.chosen is None:
-            raise gate.refusal()
+            refusal = gate.refusal()
+            if merged is not None and not isinstance(refusal, PermissionDenied):
+                rt.check_schema(merged)  # whom the policy allows hears first that the data does not fit
+            raise refusal
+        if merged is not None:
+            # after the permission: a schema rule about the merged data (maxProperties, if/then on a stored field)
+            # would tell whom the policy refuses something about data not theirs (found by attack)
+            rt.check_schema(merged)
         return rt, gate, dest, new_data
 
     def _apply(self, tx: StoreTx, rec: InstanceRecord, decided: tuple[Version, Gate, str, Mapping[str, Any]],
@@ -709,8 +718,12 @@ class WorkflowRuntime:
         out = self._explain(rec, rt, merged, event, who, data or {}, now)
         refused = system_fields_refusal(rt.model, data, event=event)
         if refused is None and data and not is_erased(rec.data):
-            try:  # as the fire checks the merged data (not JSON, too deep, not its schema): found by attack, an
-                rt.check_data(merged)  # explanation said yes to ``salary: 1e309`` (infinity) the fire refused
+            # as the fire checks the merged data (not JSON, too deep, not its schema): found by attack, an explanation
+            # said yes to ``salary: 1e309`` (infinity) the fire refused; its schema only for an actor some candidate's
+            # permission allows (the fire asks the schema after the permission)
+            permitted = any(item.get("permission", {}).get("allowed", True) for item in out["candidates"])
+            try:
+                rt.check_data(merged, schema=permitted)
             except InvalidData as exc:
                 refused = exc
         if refused is not None:  # as the fire would be: refused before any guard or permission
