@@ -79,6 +79,24 @@ class RelationshipsContract:
             raise AssertionError("a window that ends before it starts must be refused")
         assert store.relations(object="bar") == []
 
+    def test_a_window_on_a_current_state_fact_is_refused(self) -> None:
+        # reports_to and authored hold until they are ended (unrelate); a valid_to on them was stored and ignored,
+        # so a line recorded as ended in 2020 still let the manager read: a store refuses it, storing nothing
+        from regelwerk.errors import UsageError
+
+        store = self._store()
+        for kind in ("reports_to", "authored"):
+            for start, end in ((None, "2020-12-31"), ("2030-01-01", None)):
+                window = {"valid_from": start, "valid_to": end}
+                try:
+                    store.relate(kind, "eva", "mark", valid_from=start, valid_to=end)
+                except UsageError:
+                    pass
+                else:
+                    raise AssertionError(f"a window on {kind} must be refused: {window}")
+        assert store.relations(subject="eva") == [] and store.ancestors("eva") == frozenset()
+        store.relate("member_of", "eva", "keuken", valid_to="2030-01-01")  # other kinds keep their windows
+
     def test_withdrawal_ends_at_a_moment_and_keeps_the_row(self) -> None:
         store = self._store()
         store.relate("consent", "eva", "bakkerij", valid_from="2026-01-01")
