@@ -160,3 +160,26 @@ spec:
     rel.unrelate("has_task", "pia", "praktijkopleider", at=NOW)
     assert not port.check({"id": "pia", "roles": []}, "approve", "record", record,
                           {"now": NOW + timedelta(seconds=1)}).allowed
+
+
+@pytest.mark.parametrize("kind", ["has_role", "has_right", "has_task", "reports_to", "member_of", "represents"])
+def test_a_person_links_only_consent_never_a_role_or_a_line(compiled: Any, kind: str) -> None:
+    """``link``/``unlink`` (the scenario step ``relate as``, the story event ``link``) decide ``create`` on a consent
+    link for whom the actor may link, not which fact it becomes: ``kind: has_role`` was decided as the professional
+    linking herself and wrote ``has_role(nina, employer)``, and she read every linked professional's dossier. A kind
+    other than consent is ``PermissionDenied`` (``by: kind``), audited, nothing stored."""
+    from regelwerk.errors import PermissionDenied
+
+    rel = MemoryRelationships()
+    port = MatrixPermissions(compiled, rel, "registerplein")
+    nina = {"id": "nina", "roles": ["professional"]}
+    port.link(nina, "nina", "org1", context={"now": NOW})  # her own consent: allowed
+    before = [r.to_dict() for r in rel.relations()]
+    with pytest.raises(PermissionDenied) as refused:
+        port.link(nina, "nina", "employer", kind=kind, context={"now": NOW})
+    assert refused.value.explanation["by"] == "kind"
+    assert [r.to_dict() for r in rel.relations()] == before
+    assert port.audited[-1]["detail"]["by"] == "kind" and port.audited[-1]["actor"] == "nina"
+    with pytest.raises(PermissionDenied):
+        port.unlink(nina, "nina", "org1", kind=kind, context={"now": NOW})
+    assert rel.personal("nina", NOW) == ((), ())

@@ -16,7 +16,12 @@ from regelwerk.errors import PermissionDenied
 from regelwerk.permissions.model import Decision, PermissionMatrix
 from regelwerk.permissions.relations import Relation, Relationships
 
-__all__ = ["AuditSink", "MatrixPermissions", "store_audit"]
+__all__ = ["LINK_KINDS", "AuditSink", "MatrixPermissions", "store_audit"]
+
+#: The relation kinds an actor may create or end through :meth:`MatrixPermissions.link` / ``unlink`` (the matrix
+#: decides the act on the resource type, e.g. ``create`` a ``consent_link``): their own consent. The facts that give
+#: roles, rights or tasks or place people in the organisation (``has_role``, ``reports_to``...) are the host's.
+LINK_KINDS = frozenset({"consent"})
 
 #: Receives one plain record per audited decision:
 #: ``{at, actor, action: "permission.denied", detail: {action, resource_type, resource_id, explain}}``.
@@ -152,14 +157,31 @@ class MatrixPermissions:
 
     # --- consent links through the matrix (the professional's initiative is enforced here) -------
 
+    def _linkable(self, actor: Actor, action: str, kind: str, resource_type: str, context: Mapping[str, Any],
+                  now: datetime) -> None:
+        """An actor links or unlinks only the kinds in :data:`LINK_KINDS`: the matrix decides ``create`` on a consent
+        link, not which fact it becomes. Anything else is ``PermissionDenied`` (``by: kind``), audited (found by
+        attack: a story event or scenario step ``link`` with ``kind: has_role`` was decided as the nurse creating her
+        own consent link and made her HR)."""
+        if kind in LINK_KINDS:
+            return
+        decision = Decision(False, {
+            "decision": "deny", "by": "kind", "actor": actor.id, "action": action, "resource": resource_type,
+            "kind": kind, "reason": f"a person links or unlinks only {', '.join(sorted(LINK_KINDS))} facts; {kind!r} "
+                                    "facts (roles, rights, tasks, the organisation) are the host's to write"})
+        self._audit(actor, action, resource_type, None, context, now, decision)
+        raise PermissionDenied(actor.id, action, f"{resource_type}:{kind}", dict(decision.explain))
+
     def link(self, actor: Actor | str | Mapping[str, Any], subject: str, target: str, *, valid_from: Any = None,
              valid_to: Any = None, kind: str = "consent", resource_type: str = "consent_link",
              context: Mapping[str, Any] | None = None) -> Relation:
-        """Create a relation after checking ``create`` on ``resource_type`` (e.g. only the professional links)."""
+        """Create a relation after checking ``create`` on ``resource_type`` (e.g. only the professional links); only
+        a kind of :data:`LINK_KINDS`."""
         context = dict(context or {})
         now = context.get("now") or self.clock()
         context["now"] = now
         actor = Actor.of(actor)
+        self._linkable(actor, "create", kind, resource_type, context, now)
         resource = {"subject": subject, "target": target, "valid_from": valid_from, "valid_to": valid_to,
                     **dict(context.get("resource") or {})}
         self.require(actor, "create", resource_type, resource, context)
@@ -169,11 +191,13 @@ class MatrixPermissions:
     def unlink(self, actor: Actor | str | Mapping[str, Any], subject: str, target: str, *, action: str = "withdraw",
                kind: str = "consent", resource_type: str = "consent_link",
                context: Mapping[str, Any] | None = None) -> list[Relation]:
-        """End a relation after checking ``action`` (``withdraw`` by the professional, ``remove`` by the employer)."""
+        """End a relation after checking ``action`` (``withdraw`` by the professional, ``remove`` by the employer);
+        only a kind of :data:`LINK_KINDS`."""
         context = dict(context or {})
         now = context.get("now") or self.clock()
         context["now"] = now
         actor = Actor.of(actor)
+        self._linkable(actor, action, kind, resource_type, context, now)
         resource = {"subject": subject, "target": target, **dict(context.get("resource") or {})}
         self.require(actor, action, resource_type, resource, context)
         return self.relationships.unrelate(kind, subject, target, at=now, by=actor.id)
