@@ -28,3 +28,14 @@ def test_meander_scenarios_pass(registry: Registry) -> None:
     assert len(results) >= 7
     failures = [line for r in results for line in r.failures()]
     assert not failures, "\n".join(failures)
+
+
+def test_the_report_says_which_roles_a_task_gives(registry: Registry) -> None:
+    """The customer signs what they read: the praktijkopleider role is held by whoever has the task."""
+    from datetime import date
+
+    from regelwerk.report.command import build_report
+
+    html, _ = build_report(FIXTURE, registry, date(2026, 12, 7))
+    assert "Rollen die ook via een taak gelden" in html
+    assert "Praktijkopleider: wie de taak praktijkopleider heeft" in html

@@ -145,6 +145,10 @@ def permissions(page: ReportPage) -> str:
                 + f"{matrix.resources[d.resource].label if d.resource in matrix.resources else d.resource}, "
                 + ", ".join(_action_word(matrix, d.resource, a) for a in d.actions)
                 + (f" — {d.reason}" if getattr(d, "reason", "") else "") for d in matrix.denies]))
+        tasks = [f"{role.label}: wie de taak {', '.join(role.tasks)} heeft" for role in matrix.roles.values()
+                 if getattr(role, "tasks", ())]
+        if tasks:
+            extras.append(("Rollen die ook via een taak gelden", tasks))
         if matrix.rights:
             extras.append(("Extra rechten (per gebruiker toe te kennen)", [
                 r.label + (f": {r.description}" if r.description else "") for r in matrix.rights.values()]))
