@@ -22,7 +22,7 @@ from typing import Any
 
 from regelwerk.actors import Actor
 from regelwerk.conditions import Condition, field_paths
-from regelwerk.permissions.relations import NO_EXTRAS, MemoryRelationships, Relationships, local_date
+from regelwerk.permissions.relations import NO_EXTRAS, TASK_ROLE, MemoryRelationships, Relationships, local_date
 from regelwerk.permissions.relations import zone as relation_zone
 
 __all__ = [
@@ -230,6 +230,16 @@ def malformed_field(checks: Iterable[tuple[str, str, str]], resource: Mapping[st
     return None
 
 
+def held(actor_roles: tuple[str, ...], personal_roles: tuple[str, ...]) -> tuple[str, ...]:
+    """The roles a decision expands: the actor's own (the host's) and the person's stored ones (:meth:`Relationships.
+    personal`). ``task:<t>`` is how a stored ``has_task`` fact appears among the latter only: an actor role of that
+    form (a host's role name, ``/v1/can``'s ``actor.roles``) is no task and is dropped, or anyone could hold a
+    task-held role by naming it. Called when a plan is built or explained, never per cached decision."""
+    if any(r.startswith(TASK_ROLE) for r in actor_roles):
+        actor_roles = tuple(r for r in actor_roles if not r.startswith(TASK_ROLE))
+    return actor_roles + personal_roles
+
+
 def _malformed(plan: _Plan, problem: str) -> Decision:
     return Decision(False, {**plan.default.explain, "by": "malformed", "candidates": [],
                             "reason": f"{problem} (deny: a value of another type than declared never grants)"})
@@ -397,7 +407,7 @@ class PermissionMatrix:
             key = (actor.roles, extra, resource_type, action, field_group)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plan(actor.roles + extra[0], extra[1], resource_type, action, field_group)
+            plan = self._plan(held(actor.roles, extra[0]), extra[1], resource_type, action, field_group)
             self._plans[key] = plan
         res = resource if resource is not None else _NO_RESOURCE
         return self._explained(plan, actor, action, resource_type, res, rel, now, context, field_group)
@@ -436,7 +446,7 @@ class PermissionMatrix:
             key = actor.roles if extra is NO_EXTRAS else (actor.roles, extra)
             plan = plans.get(key)
             if plan is None:
-                plan = plans[key] = build(actor.roles + extra[0], extra[1], resource_type, action, field_group)
+                plan = plans[key] = build(held(actor.roles, extra[0]), extra[1], resource_type, action, field_group)
             # The one place the plan's steps are walked (denies first, then allows; the first that applies
             # decides). Inlined with literal kinds: this loop is the hot path of every decision.
             res = resource if resource is not None else _NO_RESOURCE
@@ -580,7 +590,7 @@ class PermissionMatrix:
         expand = self._expand
 
         def test(actor: Actor, aid: str, res: Mapping[str, Any], rel: Any, now: datetime, ctx: Any) -> bool:
-            if except_roles and not except_roles.isdisjoint(expand(actor.roles + rel.personal(aid, now)[0])):
+            if except_roles and not except_roles.isdisjoint(expand(held(actor.roles, rel.personal(aid, now)[0]))):
                 return False
             if scope_test is not None and not scope_test(actor, aid, res, rel, now, ctx):
                 return False
@@ -597,9 +607,9 @@ class PermissionMatrix:
         rule = step.rule
         aid = actor.id
         if rule.except_roles:
-            held = set(self._expand(actor.roles + rel.personal(aid, now)[0])) & set(rule.except_roles)
-            if held:
-                return False, f"actor holds excepted role(s) {', '.join(sorted(held))}"
+            holding = set(self._expand(held(actor.roles, rel.personal(aid, now)[0]))) & set(rule.except_roles)
+            if holding:
+                return False, f"actor holds excepted role(s) {', '.join(sorted(holding))}"
         parts: list[str] = []
         if step.scope_test is not None:
             person = res.get(step.person_field)

@@ -356,7 +356,10 @@ class RelationIndex:
     def roles_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user roles."""
         items = self._by_subject.get("has_role", {}).get(person)
-        return tuple(sorted({r.object for r in items if r.active(now)})) if items else ()
+        # a has_role object of the form task:<t> is no role (a matrix role id has no ':'): it would read as the
+        # has_task fact of <t> among personal() and give the roles that list the task
+        return tuple(sorted({r.object for r in items if r.active(now) and not r.object.startswith(TASK_ROLE)})) \
+            if items else ()
 
     def rights_of(self, person: str, now: datetime) -> tuple[str, ...]:
         """Active per-user rights."""
