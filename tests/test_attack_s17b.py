@@ -76,3 +76,45 @@ def test_task_role_forged_in_a_batch_question_is_refused(tmp_path: Path) -> None
     decisions = port.check_many({"id": "x", "roles": ["task:praktijkopleider", "medewerker"]},
                                 [("approve", "record", {}), ("read", "record", {})], {"now": NOW})
     assert [d.allowed for d in decisions] == [False, True]
+
+
+def test_if_nobody_skip_never_hides_a_malformed_instance(tmp_path: Path, registry: Any) -> None:
+    """A role holder refused ``by: malformed`` (the instance carries a declared field of another type) is not out of
+    scope: nobody knows whom the mail is for. ``if_nobody: skip`` skipped it as "nobody in scope", so a person whose
+    payload wrote ``closed: "no"`` (a boolean in the matrix, untyped in the data_schema) silenced the mail to every
+    location manager. Now a typed refusal (not nobody), nothing written; well-typed data is mailed as before."""
+    import sqlalchemy as sa
+    from regelwerk.errors import NoRecipients
+    from regelwerk.runtime import Engine
+
+    from tests.test_outbox_roles import MATRIX, _bundle, _people
+    from tests.test_outbox_roles import NOW as MAIL_NOW
+
+    root = _bundle(tmp_path, "role: locatiemanager, if_nobody: skip")
+    (root / "matrix.yaml").write_text(MATRIX.replace(
+        "department: location, actions: [start, read, remind]}",
+        "department: location, actions: [start, read, remind], fields: {closed: {type: boolean}}}").replace(
+        "  grants:\n", "  denies:\n    - {id: not_closed, roles: ['*'], resource: onboarding, actions: [read],\n"
+                      "       condition: {field: resource.closed, eq: true}}\n  grants:\n"), encoding="utf-8")
+    compiled = compile_bundle(load_bundle(root), registry)
+    hr = {"id": "hr1", "roles": ["hr"]}
+    with Engine(compiled, store=f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry, permissions="m",
+                clock=lambda: MAIL_NOW) as engine:
+        _people(engine, {"lm-a": "locatiemanager"}, employees={"lm-a": "anna@x.example"}, members={"lm-a": "loc-a"})
+        engine.start("onboarding", {"subject": "e1", "location": "loc-a", "closed": "no"}, hr, "ob1")
+        sa_engine = engine.store.engine  # type: ignore[attr-defined]
+
+        def rows() -> list[Any]:
+            with sa_engine.connect() as conn:
+                return [tuple(r) for t in ("rw_instances", "rw_history", "rw_outbox")
+                        for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY 1"))]
+
+        before = rows()
+        with pytest.raises(NoRecipients) as caught:
+            engine.fire("ob1", "remind", hr)
+        assert not caught.value.nobody and "malformed" in caught.value.reason
+        assert rows() == before
+        engine.start("onboarding", {"subject": "e2", "location": "loc-a", "closed": False}, hr, "ob2")
+        assert engine.fire("ob2", "remind", hr).state == "reminded"  # well-typed: mailed as before
+        with engine.store.read() as tx:
+            assert [m.recipient for m in tx.outbox(instance_id="ob2")] == ["anna@x.example"]

@@ -17,7 +17,9 @@ the action runs, inside the transition's unit of work:
    employee directory (``rw_employees``, the organisation import's E-mailadres column), read through the
    transaction.
 
-Fail closed: no directory, no holder, no holder in scope, or a holder in scope without a usable address is
+Fail closed: no directory, no holder, no holder in scope, a holder the policy refuses ``by: malformed`` (the
+instance's data has a declared field of another type: whether they may read it is unknown), or a holder in scope
+without a usable address is
 :class:`~regelwerk.errors.NoRecipients` (the transition is refused and nothing of it is written; a timer's
 becomes an incident that is retried). Mailing only the holders that happen to have an address would look like
 "HR was told" while one of them never was.
@@ -149,12 +151,21 @@ def role_recipients(ctx: Any, role: str, template: str) -> tuple[list[Recipient]
     port = ctx.engine.permissions
     in_scope: list[str] = []
     out_of_scope: dict[str, str] = {}
+    malformed: list[str] = []
     for person in holders:
         decision = port.check(Actor(person), SCOPE_ACTION, resource_type, resource, context)
         if decision.allowed:
             in_scope.append(person)
         else:
             out_of_scope[person] = _why(decision.explain)
+            if isinstance(decision.explain, Mapping) and decision.explain.get("by") == "malformed":
+                malformed.append(person)
+    if malformed:  # not out of scope: whether they may read it is unknown (never skipped, never mailed around)
+        raise NoRecipients(role, template, instance.id,
+                           f"the instance's data is malformed for the permission policy, so whether "
+                           f"{', '.join(malformed)} may {SCOPE_ACTION} it is unknown ("
+                           + "; ".join(out_of_scope[p] for p in malformed) + ")",
+                           holders=holders, out_of_scope=out_of_scope)
     if not in_scope:
         raise NoRecipients(role, template, instance.id,
                            f"no holder of the role may {SCOPE_ACTION} this {resource_type} (out of scope: "
