@@ -118,3 +118,53 @@ def test_if_nobody_skip_never_hides_a_malformed_instance(tmp_path: Path, registr
         assert engine.fire("ob2", "remind", hr).state == "reminded"  # well-typed: mailed as before
         with engine.store.read() as tx:
             assert [m.recipient for m in tx.outbox(instance_id="ob2")] == ["anna@x.example"]
+
+
+
+_ENUM_MATRIX = """apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles: [{id: stagiair}]
+  resources:
+    - id: dossier
+      actions: [read]
+      fields:
+        classification: {type: string, enum: [public, confidential]}
+        level: {type: integer, enum: [1, 2, 3]}
+      field_groups:
+        - {id: notes, fields: [classification]}
+  grants:
+    - {id: reads, roles: [stagiair], resource: dossier, actions: [read]}
+    - {id: reads_notes, roles: [stagiair], resource: dossier, actions: [read], field_groups: [notes]}
+  denies:
+    - {id: not_confidential, roles: [stagiair], resource: dossier, actions: [read],
+       condition: {any: [{field: resource.classification, eq: confidential}, {field: resource.level, ge: 3}]}}
+"""
+
+
+@pytest.mark.parametrize(("resource", "allowed", "by"), [
+    ({"classification": "public", "level": 1}, True, "reads"),
+    ({"classification": "confidential"}, False, "not_confidential"),
+    ({"classification": "Confidential"}, False, "malformed"),  # outside the enum: escaped the deny, read it
+    ({"classification": "confidential "}, False, "malformed"),
+    ({"level": 3}, False, "not_confidential"),
+    ({"level": -7}, False, "malformed"),  # a number outside the declared values: no bound test decides it
+    ({"level": True}, False, "malformed"),  # True == 1, but a boolean is no number
+])
+def test_a_value_outside_a_declared_enum_is_malformed(tmp_path: Path, resource: dict[str, Any], allowed: bool,
+                                                      by: str) -> None:
+    """A declared field's ``enum`` is part of its type: a host sending ``"Confidential"`` where the resource declares
+    ``enum: [public, confidential]`` passed the kind check (a text), missed the deny ``classification eq
+    confidential`` and the intern read the dossier. Now denied as malformed on every path."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text(_ENUM_MATRIX)
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    actor = {"id": "s1", "roles": ["stagiair"]}
+    fast = port.check(actor, "read", "dossier", resource, {"now": NOW})
+    many = port.check_many(actor, [("read", "dossier", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, "read", "dossier", resource, None, NOW, explain=True)
+    for decision in (fast, many, explained):
+        assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain
+    groups = port.matrix.readable_field_groups(actor, "dossier", resource, None, NOW)
+    assert groups == (("notes",) if allowed else ())

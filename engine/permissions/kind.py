@@ -68,18 +68,20 @@ def _resource_type(item: Any) -> dict[str, Any]:
     return out
 
 
-def _field_kinds(schema: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
-    """name -> (kind, item kind) of a resource's declared fields (nothing for an open resource)."""
+def _field_kinds(schema: Mapping[str, Any] | None) -> dict[str, tuple[str, str, tuple[Any, ...]]]:
+    """name -> (kind, item kind, allowed values) of a resource's declared fields (nothing for an open resource); the
+    allowed values are a scalar field's ``enum`` (empty: any value of its kind)."""
     from regelwerk.facts import schema_kind
 
     properties = schema.get("properties") if isinstance(schema, Mapping) else None
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, tuple[Any, ...]]] = {}
     for name, prop in (properties or {}).items():
         kind = schema_kind(prop)
         if kind == "any":
             continue
         items = schema_kind(prop.get("items")) if kind == "list" and isinstance(prop, Mapping) else "any"
-        out[str(name)] = (kind, "" if items == "any" else items)
+        allowed = prop.get("enum") if isinstance(prop, Mapping) and kind != "list" else None
+        out[str(name)] = (kind, "" if items == "any" else items, tuple(allowed) if isinstance(allowed, list) else ())
     return out
 
 

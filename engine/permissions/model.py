@@ -90,9 +90,10 @@ class ResourceType:
     field_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     action_labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
-    #: the declared fields' kinds (``fields:`` or the ``fact:`` type): name -> (kind, item kind of a list); a
-    #: condition's field whose value is not of its kind makes the decision a deny (:func:`malformed_field`)
-    field_kinds: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: the declared fields' kinds (``fields:`` or the ``fact:`` type): name -> (kind, item kind of a list, the
+    #: ``enum`` of a scalar or ()); a condition's field whose value is not of its kind, or not one of its enum's
+    #: values, makes the decision a deny (:func:`malformed_field`)
+    field_kinds: Mapping[str, tuple[str, str, tuple[Any, ...]]] = field(default_factory=dict)
 
     def is_write(self, action: str) -> bool:
         """True for actions that change something (everything that is not a read action)."""
@@ -193,8 +194,8 @@ class _Plan:
     resource: ResourceType | None
     roles: tuple[str, ...]
     rights: tuple[str, ...]
-    #: (field, kind, item kind) of the resource's declared fields that the steps' conditions read
-    checks: tuple[tuple[str, str, str], ...] = ()
+    #: (field, kind, item kind, enum) of the resource's declared fields that the steps' conditions read
+    checks: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = ()
 
 
 _KIND_TYPES: dict[str, tuple[type, ...]] = {
@@ -211,18 +212,23 @@ def _fits(kind: str, value: Any) -> bool:
     return types is None or isinstance(value, types)
 
 
-def malformed_field(checks: Iterable[tuple[str, str, str]], resource: Mapping[str, Any]) -> str | None:
+def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
+                    resource: Mapping[str, Any]) -> str | None:
     """The first checked field of ``resource`` whose value is not of its declared kind, as a text (None: all fit).
 
     A missing or null value fits (conditions treat it as unknown, which never grants). Why it matters: a list
     field sent as one text would turn ``contains`` into a substring test (``"managers_manager"`` contains
-    ``"manager"``), so a value of another type than declared never reaches the conditions."""
-    for name, kind, items in checks:
+    ``"manager"``), so a value of another type than declared never reaches the conditions. Nor does a value outside
+    a declared ``enum``: ``"Confidential"`` beside ``enum: [public, confidential]`` escaped a deny on
+    ``classification eq confidential``."""
+    for name, kind, items, allowed in checks:
         value = resource.get(name)
         if value is None:
             continue
         if not _fits(kind, value):
             return f"resource.{name} is {type(value).__name__} {value!r:.60}, declared {kind}"
+        if allowed and value not in allowed:
+            return f"resource.{name} is {value!r:.60}, not one of its declared values"
         if items and kind == "list":
             for item in value:
                 if not _fits(items, item):
