@@ -168,3 +168,51 @@ def test_a_value_outside_a_declared_enum_is_malformed(tmp_path: Path, resource: 
         assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain
     groups = port.matrix.readable_field_groups(actor, "dossier", resource, None, NOW)
     assert groups == (("notes",) if allowed else ())
+
+
+@pytest.mark.parametrize(("resource", "allowed", "by"), [
+    ({"retain_until": "2030-12-31"}, True, "reads"),
+    ({"retain_until": "2020-12-31"}, False, "expired"),
+    ({"retain_until": "31-12-2020"}, False, "malformed"),  # a Dutch export's date: any text was a 'date'
+    ({"retain_until": "gisteren"}, False, "malformed"),
+    ({"retain_until": "P1D"}, False, "malformed"),  # a duration is no date
+    ({"seen_at": "2020-01-01T10:00:00Z"}, False, "expired"),
+    ({"seen_at": "01-01-2020 10:00"}, False, "malformed"),
+    ({"slot": "25:99"}, False, "malformed"),
+    ({"slot": "09:30"}, True, "reads"),
+    ({"wait": "two weeks"}, False, "malformed"),
+    ({"wait": "P2W"}, True, "reads"),
+])
+def test_a_date_text_the_conditions_cannot_read_is_malformed(tmp_path: Path, resource: dict[str, Any],
+                                                             allowed: bool, by: str) -> None:
+    """A declared date, datetime, time or duration field took any text: ``retain_until: "31-12-2020"`` compared as
+    unknown, so the deny ``retain_until lt now`` never applied and the grant under it let anyone read a dossier
+    past its retention. The text must be ISO text of its kind, as the conditions read it."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles: [{id: lid}]
+  resources:
+    - id: dossier
+      actions: [read]
+      fields:
+        retain_until: {type: date}
+        seen_at: {type: datetime}
+        slot: {type: time}
+        wait: {type: duration}
+  grants:
+    - {id: reads, roles: [lid], resource: dossier, actions: [read]}
+  denies:
+    - {id: expired, roles: [lid], resource: dossier, actions: [read],
+       condition: {any: [{field: resource.retain_until, lt: {now: {}}}, {field: resource.seen_at, lt: {now: {}}},
+                         {field: resource.slot, lt: "08:00"}, {field: resource.wait, gt: P4W}]}}
+""")
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    actor = {"id": "s1", "roles": ["lid"]}
+    fast = port.check(actor, "read", "dossier", resource, {"now": NOW})
+    many = port.check_many(actor, [("read", "dossier", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, "read", "dossier", resource, None, NOW, explain=True)
+    for decision in (fast, many, explained):
+        assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain

@@ -24,6 +24,7 @@ from regelwerk.actors import Actor
 from regelwerk.conditions import Condition, field_paths
 from regelwerk.permissions.relations import NO_EXTRAS, TASK_ROLE, MemoryRelationships, Relationships, local_date
 from regelwerk.permissions.relations import zone as relation_zone
+from regelwerk.values import DaysTime, YearsMonths, parse_typed
 
 __all__ = [
     "SCOPES",
@@ -203,13 +204,23 @@ _KIND_TYPES: dict[str, tuple[type, ...]] = {
     "datetime": (str, datetime), "time": (str, time), "duration": (str, timedelta)}
 
 
+#: what the ISO text of a date, datetime, time or duration field must parse to (parse_typed, as the conditions'
+#: comparisons read it): a text they cannot read compares as unknown, so a deny on it never applied
+_TEXT_TYPES: dict[str, tuple[type, ...]] = {
+    "date": (date,), "datetime": (date,), "time": (time,), "duration": (YearsMonths, DaysTime)}
+
+
 def _fits(kind: str, value: Any) -> bool:
     if kind == "number":
         return type(value) in (int, float)
     if kind == "boolean":
         return type(value) is bool
     types = _KIND_TYPES.get(kind)
-    return types is None or isinstance(value, types)
+    if types is None:
+        return True
+    if type(value) is str and kind in _TEXT_TYPES:
+        return isinstance(parse_typed(value), _TEXT_TYPES[kind])
+    return isinstance(value, types)
 
 
 def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
