@@ -47,6 +47,7 @@ __all__ = [
     "compile_condition",
     "field_paths",
     "parse_duration",
+    "present",
     "reads_actor",
     "resolve_path",
     "to_temporal",
@@ -343,6 +344,11 @@ def _nan(x: Any) -> bool:
     return type(x) is float and math.isnan(x)
 
 
+def present(x: Any) -> bool:
+    """A value ``exists`` (and ``ne: null``) holds for: not missing, not NaN."""
+    return x is not None and not (type(x) is float and math.isnan(x))
+
+
 def _order(op: str) -> Callable[[Any, Any], bool | None]:
     def compare(a: Any, b: Any) -> bool | None:
         if a is None or b is None:
@@ -520,7 +526,9 @@ def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Tru
     left = _operand_fn(node.left)
     if node.op == "exists":
         want = bool(node.right.value) if isinstance(node.right, Literal) else True
-        return lambda scope, now: (left(scope, now) is not None) is want
+        # NaN is missing here too (unknown to every comparison): 'exists' held for it, so a grant 'amount exists'
+        # under a deny 'amount gt 1000' let NaN through (found by attack)
+        return lambda scope, now: present(left(scope, now)) is want
     if node.op == "matches":
         pattern = re.compile(str(node.right.value)) if isinstance(node.right, Literal) else None
         if pattern is None:
@@ -536,8 +544,8 @@ def _to_callable(node: Node, functions: Mapping[str, Callable[..., Any]]) -> Tru
     if isinstance(node.right, Literal):
         constant = node.right.value
         if constant is None and node.op in ("eq", "ne"):
-            absent = node.op == "eq"  # {eq: null} tests absence, {ne: null} presence
-            return lambda scope, now: (left(scope, now) is None) is absent
+            absent = node.op == "eq"  # {eq: null} tests absence, {ne: null} presence (NaN is absent)
+            return lambda scope, now: present(left(scope, now)) is not absent
         if node.op in _TYPED_OPS:
             constant = typed_literal(constant)
         return lambda scope, now: op(left(scope, now), constant)

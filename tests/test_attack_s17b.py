@@ -216,3 +216,65 @@ spec:
     explained = port.matrix.decide(actor, "read", "dossier", resource, None, NOW, explain=True)
     for decision in (fast, many, explained):
         assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain
+
+
+@pytest.mark.parametrize(("amount", "allowed", "by"), [
+    (500, True, "approves"), (500.5, True, "approves"), (5000, False, "too_much"), (float("inf"), False, "too_much"),
+    (None, False, "default"),
+    (float("nan"), False, "malformed"),  # 'exists' held and 'gt 1000' was unknown: a junior approved it
+])
+def test_nan_in_a_declared_number_field_is_malformed(tmp_path: Path, amount: Any, allowed: bool, by: str) -> None:
+    """NaN (a missing number as pandas exports it, in-process; the service refuses it in a body) is a float, so it
+    fit ``{type: number}``: the grant's ``amount exists`` held for it while the deny ``amount gt 1000`` was unknown,
+    so a junior approved a claim of unknown amount, which a missing amount (None) never allowed."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles: [{id: junior}]
+  resources:
+    - id: claim
+      actions: [approve]
+      fields:
+        amount: {type: number}
+  grants:
+    - {id: approves, roles: [junior], resource: claim, actions: [approve],
+       condition: {field: resource.amount, exists: true}}
+  denies:
+    - {id: too_much, roles: [junior], resource: claim, actions: [approve],
+       condition: {field: resource.amount, gt: 1000}}
+""")
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    actor, resource = {"id": "j1", "roles": ["junior"]}, {"amount": amount}
+    fast = port.check(actor, "approve", "claim", resource, {"now": NOW})
+    many = port.check_many(actor, [("approve", "claim", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, "approve", "claim", resource, None, NOW, explain=True)
+    for decision in (fast, many, explained):
+        assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain
+    # an open resource (no declared fields): nothing is typed, and NaN is missing to 'exists' as to 'gt'
+    (tmp_path / "m.yaml").write_text((tmp_path / "m.yaml").read_text().replace(
+        "      fields:\n        amount: {type: number}\n", ""))
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    assert port.matrix.resources["claim"].field_kinds == {}
+    open_by = "default" if by == "malformed" else by
+    for decision in (port.check(actor, "approve", "claim", resource, {"now": NOW}),
+                     port.matrix.decide(actor, "approve", "claim", resource, None, NOW, explain=True)):
+        assert (decision.allowed, decision.explain["by"]) == (allowed, open_by), decision.explain
+
+
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_nan_is_missing_to_exists_and_eq_null_in_conditions_and_tables(value: Any) -> None:
+    """'NaN is unknown like a missing value' (this round's first attack) held for comparisons but not for ``exists``
+    or ``eq: null``: NaN 'existed', so the guard or grant ``amount exists`` passed for a number nobody knows."""
+    from regelwerk.conditions import compile_condition
+    from regelwerk.decisions.compile import _exists_test
+
+    def holds(spec: dict[str, Any]) -> bool:
+        condition, problems = compile_condition({"field": "data.amount", **spec}, "/when")
+        assert not problems
+        return condition({"data": {"amount": value}}, NOW) is True
+
+    assert not holds({"exists": True}) and holds({"exists": False})
+    assert holds({"eq": None}) and not holds({"ne": None})
+    assert _exists_test(True)(value) is False and _exists_test(False)(value) is True

@@ -22,6 +22,7 @@ from regelwerk.conditions import (
     compare,
     compile_condition,
     describe,
+    present,
     typed_literal,
 )
 from regelwerk.decisions.expression import is_expression
@@ -324,7 +325,7 @@ def _contains_test(lit: str) -> Test:
 
 
 def _exists_test(want: bool) -> Test:
-    return lambda v: (v is not None) is want
+    return lambda v: present(v) is want  # NaN is missing, as to the conditions
 
 
 def _all_test(tests: tuple[Test, ...]) -> Test:

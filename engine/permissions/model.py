@@ -15,6 +15,7 @@ once and cached; the fast path allocates nothing and returns a shared :class:`De
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -211,8 +212,8 @@ _TEXT_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _fits(kind: str, value: Any) -> bool:
-    if kind == "number":
-        return type(value) in (int, float)
+    if kind == "number":  # NaN (a missing number from pandas) is none: every bound test is unknown for it
+        return type(value) is int or (type(value) is float and not math.isnan(value))
     if kind == "boolean":
         return type(value) is bool
     types = _KIND_TYPES.get(kind)
