@@ -278,3 +278,45 @@ def test_nan_is_missing_to_exists_and_eq_null_in_conditions_and_tables(value: An
     assert not holds({"exists": True}) and holds({"exists": False})
     assert holds({"eq": None}) and not holds({"ne": None})
     assert _exists_test(True)(value) is False and _exists_test(False)(value) is True
+
+
+@pytest.mark.parametrize(("context", "allowed", "by"), [
+    ({"modules": ["roosters"]}, True, "roster_plan"),
+    ({"modules": "roosters_light"}, False, "malformed"),  # one text: 'contains roosters' was a substring test
+    ({"modules": [["roosters"]]}, False, "malformed"),
+    ({"modules": ["roosters"], "tier": "gold"}, False, "malformed"),  # outside the declared enum
+    ({"modules": ["roosters"], "tier": "basic"}, False, "basic_tier"),
+    ({}, False, "default"),  # missing: unknown, never grants
+])
+def test_a_declared_context_field_of_another_type_is_malformed(tmp_path: Path, context: dict[str, Any],
+                                                               allowed: bool, by: str) -> None:
+    """A matrix's declared ``context`` (what the host passes with a question, ``/v1/can``'s ``context``) was checked
+    when the bundle loads only: ``modules: "roosters_light"`` made ``contains roosters`` a substring test and the
+    team lead planned rosters of a module not bought. Typed at decision time now, as a resource's fields are."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  context:
+    modules: {type: list, items: string}
+    tier: {type: string, enum: [basic, plus]}
+  roles: [{id: teamleider}]
+  resources:
+    - {id: roster, actions: [read]}
+  grants:
+    - {id: roster_plan, roles: [teamleider], resource: roster, actions: [read],
+       condition: {field: context.modules, contains: roosters}}
+  denies:
+    - {id: basic_tier, roles: [teamleider], resource: roster, actions: [read],
+       condition: {field: context.tier, eq: basic}}
+""")
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    actor = {"id": "t1", "roles": ["teamleider"]}
+    fast = port.check(actor, "read", "roster", {}, {"now": NOW, **context})
+    many = port.check_many(actor, [("read", "roster", {})], {"now": NOW, **context})[0]
+    explained = port.matrix.decide(actor, "read", "roster", {}, None, NOW, context, explain=True)
+    for decision in (fast, many, explained):
+        assert (decision.allowed, decision.explain["by"]) == (allowed, by), decision.explain
+    if by == "malformed":
+        assert explained.explain["reason"].startswith("context.")

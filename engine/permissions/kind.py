@@ -171,6 +171,8 @@ def _effective_roles(ctx: CompileContext, roles: dict[str, Role],
 
 def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix:
     """Compile a PermissionMatrix document into its frozen model."""
+    from regelwerk.facts_kind import attributes_type
+
     spec = doc.spec
     roles: dict[str, Role] = {}
     pointers: dict[str, str] = {}
@@ -265,6 +267,8 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
         rights=rights, user_rights=tuple(user_rights), effective_roles=effective,
         invitation_valid_for=str(invitations.get("valid_for", "")), label=str(spec.get("label", doc.name)),
         timezone=timezone,
+        context_kinds=_field_kinds(attributes_type(spec["context"], "what the host passes"))
+        if isinstance(spec.get("context"), Mapping) else {},
     )
 
 

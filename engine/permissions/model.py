@@ -198,6 +198,10 @@ class _Plan:
     rights: tuple[str, ...]
     #: (field, kind, item kind, enum) of the resource's declared fields that the steps' conditions read
     checks: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = ()
+    #: the same for the matrix's declared ``context`` fields the conditions read (what the host passes)
+    context_checks: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = ()
+    #: either is there: the decision checks them before any step
+    checked: bool = False
 
 
 _KIND_TYPES: dict[str, tuple[type, ...]] = {
@@ -225,7 +229,7 @@ def _fits(kind: str, value: Any) -> bool:
 
 
 def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
-                    resource: Mapping[str, Any]) -> str | None:
+                    resource: Mapping[str, Any], root: str = "resource") -> str | None:
     """The first checked field of ``resource`` whose value is not of its declared kind, as a text (None: all fit).
 
     A missing or null value fits (conditions treat it as unknown, which never grants). Why it matters: a list
@@ -238,13 +242,13 @@ def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
         if value is None:
             continue
         if not _fits(kind, value):
-            return f"resource.{name} is {type(value).__name__} {value!r:.60}, declared {kind}"
+            return f"{root}.{name} is {type(value).__name__} {value!r:.60}, declared {kind}"
         if allowed and value not in allowed:
-            return f"resource.{name} is {value!r:.60}, not one of its declared values"
+            return f"{root}.{name} is {value!r:.60}, not one of its declared values"
         if items and kind == "list":
             for item in value:
                 if not _fits(items, item):
-                    return f"resource.{name} has an item {item!r:.60}, declared a list of {items}"
+                    return f"{root}.{name} has an item {item!r:.60}, declared a list of {items}"
     return None
 
 
@@ -256,6 +260,15 @@ def held(actor_roles: tuple[str, ...], personal_roles: tuple[str, ...]) -> tuple
     if any(r.startswith(TASK_ROLE) for r in actor_roles):
         actor_roles = tuple(r for r in actor_roles if not r.startswith(TASK_ROLE))
     return actor_roles + personal_roles
+
+
+def plan_problem(plan: _Plan, resource: Mapping[str, Any], context: Mapping[str, Any] | None) -> str | None:
+    """The first declared resource or context field a plan's conditions read whose value does not fit (None: all
+    fit); asked only for a plan that is ``checked``."""
+    problem = malformed_field(plan.checks, resource) if plan.checks else None
+    if problem is None and plan.context_checks and context:
+        problem = malformed_field(plan.context_checks, context, "context")
+    return problem
 
 
 def _malformed(plan: _Plan, problem: str) -> Decision:
@@ -387,6 +400,9 @@ class PermissionMatrix:
     label: str = ""
     #: The organisation's IANA time zone (the bundle's): user rights' dates and invitation days count in it.
     timezone: str = "Europe/Amsterdam"
+    #: the declared ``context`` fields' kinds, as :attr:`ResourceType.field_kinds`: a value the host passes of
+    #: another kind (or outside an enum) is a deny ``by: malformed``, as a resource field's is
+    context_kinds: Mapping[str, tuple[str, str, tuple[Any, ...]]] = field(default_factory=dict)
     _plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict, compare=False, repr=False, hash=False)
     _deciders: dict[tuple[Any, ...], Callable[..., Decision]] = field(default_factory=dict, compare=False,
                                                                        repr=False, hash=False)
@@ -468,8 +484,8 @@ class PermissionMatrix:
             # The one place the plan's steps are walked (denies first, then allows; the first that applies
             # decides). Inlined with literal kinds: this loop is the hot path of every decision.
             res = resource if resource is not None else _NO_RESOURCE
-            if plan.checks:
-                problem = malformed_field(plan.checks, res)
+            if plan.checked:
+                problem = plan_problem(plan, res, context)
                 if problem is not None:
                     return _malformed(plan, problem)
             get = res.get
@@ -582,12 +598,17 @@ class PermissionMatrix:
         steps = _fuse([(self._kind(s), s.person_field, s.test, s.decision, s.decision)
                        for s in denies + tuple(allows)])
         read: set[str] = set()
+        read_context: set[str] = set()
         for s in denies + tuple(allows):
             if s.rule.condition is not None:
-                read.update(path[1] for path in field_paths(s.rule.condition.model)
-                            if len(path) > 1 and path[0] == "resource")
+                for path in field_paths(s.rule.condition.model):
+                    if len(path) > 1 and path[0] in ("resource", "context"):
+                        (read if path[0] == "resource" else read_context).add(path[1])
         checks = tuple((name, *rt.field_kinds[name]) for name in sorted(read) if name in rt.field_kinds)
-        return _Plan(steps, denies, tuple(allows), default, rt, effective, tuple(all_rights), checks)
+        kinds = self.context_kinds
+        context_checks = tuple((name, *kinds[name]) for name in sorted(read_context) if name in kinds)
+        return _Plan(steps, denies, tuple(allows), default, rt, effective, tuple(all_rights), checks, context_checks,
+                     bool(checks or context_checks))
 
     # --- explanations --------------------------------------------------------------------------
 
@@ -680,7 +701,7 @@ class PermissionMatrix:
                    rel: Any, now: datetime, context: Mapping[str, Any] | None, field_group: str | None) -> Decision:
         considered: list[dict[str, Any]] = []
         decided: _Step | None = None
-        problem = malformed_field(plan.checks, res) if plan.checks else None
+        problem = plan_problem(plan, res, context) if plan.checked else None
         for step in () if problem is not None else plan.denies + plan.allows:
             ok, why = self._why(step, actor, res, rel, now, context)
             considered.append({"rule": step.rule.id, "effect": step.rule.effect, "applies": ok, "why": why})
