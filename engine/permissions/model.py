@@ -256,7 +256,8 @@ def held(actor_roles: tuple[str, ...], personal_roles: tuple[str, ...]) -> tuple
     """The roles a decision expands: the actor's own (the host's) and the person's stored ones (:meth:`Relationships.
     personal`). ``task:<t>`` is how a stored ``has_task`` fact appears among the latter only: an actor role of that
     form (a host's role name, ``/v1/can``'s ``actor.roles``) is no task and is dropped, or anyone could hold a
-    task-held role by naming it. Called when a plan is built or explained, never per cached decision."""
+    task-held role by naming it. Called when a plan is built or explained (and by a rule with ``except_roles``,
+    which expands the roles per decision anyway)."""
     if any(r.startswith(TASK_ROLE) for r in actor_roles):
         actor_roles = tuple(r for r in actor_roles if not r.startswith(TASK_ROLE))
     return actor_roles + personal_roles
