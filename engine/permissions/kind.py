@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from regelwerk.compiler import CompileContext
-from regelwerk.conditions import AllOf, AnyOf, Compare, FieldRef, NotOf
+from regelwerk.conditions import field_paths
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.permissions.model import PermissionMatrix, ResourceType, Right, Role, Rule, UserRight
 from regelwerk.permissions.relations import DEFAULT_TIMEZONE, TASK_ROLE, as_date, zone
@@ -34,20 +34,6 @@ __all__ = ["DEFAULT_READ_ACTIONS", "KIND", "compile_matrix", "kind_spec", "regis
 KIND = "PermissionMatrix"
 DEFAULT_READ_ACTIONS = ("read", "view", "list", "consult", "export")
 _ROOTS = ("actor", "resource", "context")
-
-
-def _field_roots(node: Any) -> set[str]:
-    roots: set[str] = set()
-    if isinstance(node, (AllOf, AnyOf)):
-        for item in node.items:
-            roots |= _field_roots(item)
-    elif isinstance(node, NotOf):
-        roots |= _field_roots(node.item)
-    elif isinstance(node, Compare):
-        for operand in (node.left, node.right):
-            if isinstance(operand, FieldRef) and operand.path:
-                roots.add(operand.path[0])
-    return roots
 
 
 def _resource_type(item: Any) -> dict[str, Any]:
@@ -128,7 +114,7 @@ def _rule(ctx: CompileContext, data: Any, pointer: str, effect: str, resources: 
     condition = None
     if "condition" in data:
         condition = ctx.condition(data["condition"], f"{pointer}/condition")
-        odd = sorted(_field_roots(condition.model) - set(_ROOTS))
+        odd = sorted({path[0] for path in field_paths(condition.model) if path} - set(_ROOTS))
         if odd:
             ctx.warn("RW707", f"the condition reads {', '.join(odd)}: only actor.*, resource.* and context.* "
                               "are set in permission conditions", f"{pointer}/condition")
