@@ -333,9 +333,28 @@ def _align(a: Any, b: Any) -> tuple[Any, Any] | None:
         return a, b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return tuple(a), tuple(b)  # a YAML list literal compiles to a tuple
-    if isinstance(a, bool) != isinstance(b, bool):
-        return None if (a is not None and b is not None and not isinstance(a, str)) else (a, b)
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb and ka is not None and kb is not None:
+        # values of different kinds never compare: unknown, as in DMN, never a definite answer. Found by
+        # attack: 5 ne "5" (a host sending a number where the policy reads text) held, so a grant under
+        # 'owner ne actor.id' or 'status ne "draft"' let the person through on a type slip
+        return None
     return a, b
+
+
+def _kind(x: Any) -> str | None:
+    """The kind of a plain value for comparisons (bool before number: it is an int to Python)."""
+    if isinstance(x, bool):
+        return "boolean"
+    if isinstance(x, (int, float)):
+        return "number"
+    if isinstance(x, str):
+        return "text"
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return "list"
+    if isinstance(x, Mapping):
+        return "mapping"
+    return None
 
 
 def _nan(x: Any) -> bool:
@@ -400,7 +419,20 @@ def _not_equal(a: Any, b: Any) -> bool | None:
 def _member(a: Any, container: Any) -> bool | None:
     if a is None or _nan(a) or not isinstance(container, (list, tuple, set, frozenset)):
         return None
-    return any(_equal(a, item) is True for item in container)
+    return _any_equal(a, container)
+
+
+def _any_equal(a: Any, items: Any) -> bool | None:
+    """Whether ``a`` equals an item: true when one is equal, unknown when none is but one could not be compared
+    (another kind, missing: ``5 in ["5"]`` is unknown, so ``not_in`` does not hold on a type slip), else false."""
+    unknown = False
+    for item in items:
+        same = _equal(a, item)
+        if same:
+            return True
+        if same is None:
+            unknown = True
+    return None if unknown else False
 
 
 def _not_member(a: Any, container: Any) -> bool | None:
@@ -412,7 +444,7 @@ def _contains(a: Any, item: Any) -> bool | None:
     if a is None or item is None:
         return None
     if isinstance(a, (list, tuple, set, frozenset)):
-        return any(_equal(x, item) is True for x in a)
+        return _any_equal(item, a)
     if isinstance(a, str) and isinstance(item, str):
         return item in a
     return None

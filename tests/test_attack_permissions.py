@@ -120,6 +120,32 @@ def test_an_open_resource_keeps_contains_as_the_condition_language_says(tmp_path
     assert decision.allowed and decision.explain["by"] == "by_list"
 
 
+@pytest.mark.parametrize(("status", "allowed"), [("published", True), ("draft", False), (0, False), (["x"], False),
+                                               (None, False)])
+def test_an_open_resource_value_of_another_kind_never_grants_through_ne(tmp_path: Path, status: Any,
+                                                                        allowed: bool) -> None:
+    """Without declared fields a value of another kind still never grants: ``0 ne draft`` is unknown, not true (a
+    host sending a status code for the text the policy reads was let through)."""
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles: [{id: lid}]
+  resources: [{id: page, actions: [read]}]
+  grants:
+    - {id: not_draft, roles: [lid], resource: page, actions: [read],
+       condition: {field: resource.status, ne: draft}}
+""")
+    port = MatrixPermissions(compile_bundle(load_bundle(tmp_path), load_registry()), MemoryRelationships(), "m")
+    actor = {"id": "u1", "roles": ["lid"]}
+    resource = {"status": status}
+    fast = port.check(actor, "read", "page", resource, {"now": NOW})
+    many = port.check_many(actor, [("read", "page", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, "read", "page", resource, None, NOW, explain=True)
+    assert [d.allowed for d in (fast, many, explained)] == [allowed] * 3
+
+
 def test_a_role_held_through_a_task_grants_while_the_task_is_active(tmp_path: Path) -> None:
     """``tasks: [praktijkopleider]`` on a role: whoever has an active ``has_task`` fact for it holds the role (and
     what it inherits); a has_task for another task, an ended task or a has_role of the task's name do not."""

@@ -81,6 +81,20 @@ def test_missing_fields(op: str, right: Any, expected: bool) -> None:
         assert check({"not": {"field": "nope.deeper", op: right}}, {"other": 1}) is False
 
 
+@pytest.mark.parametrize(("op", "right", "value"), [
+    ("eq", "5", 5), ("ne", "5", 5), ("ne", 5, "5"), ("ne", "draft", 0), ("ne", "u1", ["u1"]),
+    ("ne", "u1", {"id": "u1"}), ("ne", True, "true"), ("ne", "true", True), ("ne", 1, True),
+    ("not_in", ["5", "6"], 5), ("in", ["5"], 5), ("not_in", ["a", None], "b"),
+    ("contains", 5, ["5"]), ("contains", "a", [["a"]]),
+])
+def test_values_of_different_kinds_never_compare(op: str, right: Any, value: Any) -> None:
+    """A number against a text (a list, a mapping, a boolean) is unknown, as in DMN: neither the comparison nor its
+    negation holds. Found by attack: ``5 ne "5"`` held, so a grant under ``owner ne actor.id`` or ``status ne
+    draft`` let a person through when the host sent the value as another type."""
+    assert check({"field": "v", op: right}, {"v": value}) is False
+    assert check({"not": {"field": "v", op: right}}, {"v": value}) is False
+
+
 def test_field_paths_walk_mappings_lists_and_attributes() -> None:
     class Person:
         name = "Anna"
