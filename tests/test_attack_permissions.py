@@ -146,6 +146,52 @@ spec:
     assert [d.allowed for d in (fast, many, explained)] == [allowed] * 3
 
 
+def _nested_fact_port(tmp_path: Path) -> Any:
+    """A resource typed by a plugin's fact type that nests an object (``meta.visible_to``) and has an integer."""
+    from regelwerk.registry import FactSpec
+
+    registry = load_registry()
+    registry.add_fact(FactSpec("dossier", "test", {"type": "object", "properties": {
+        "id": {"type": "string"}, "grade": {"type": "integer"},
+        "meta": {"type": "object", "properties": {"visible_to": {"type": "array", "items": {"type": "string"}}}}}}))
+    (tmp_path / "bundle.yaml").write_text("apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: t}\nspec: {}\n")
+    (tmp_path / "m.yaml").write_text("""apiVersion: regelwerk/v1
+kind: PermissionMatrix
+metadata: {name: m}
+spec:
+  roles: [{id: lid}]
+  resources: [{id: dossier, fact: dossier, actions: [read, grade]}]
+  grants:
+    - {id: listed, roles: [lid], resource: dossier, actions: [read],
+       condition: {field: resource.meta.visible_to, contains: manager}}
+    - {id: graded, roles: [lid], resource: dossier, actions: [grade], condition: {field: resource.grade, ge: 3}}
+""")
+    return MatrixPermissions(compile_bundle(load_bundle(tmp_path), registry), MemoryRelationships(), "m")
+
+
+@pytest.mark.parametrize(("action", "resource", "allowed", "by"), [
+    ("read", {"meta": {"visible_to": ["manager"]}}, True, "listed"),
+    ("read", {"meta": {"visible_to": "managers_manager"}}, False, "malformed"),  # a substring test otherwise
+    ("read", {"meta": "visible_to manager"}, False, "malformed"),  # the object itself of another kind
+    ("read", {"meta": {}}, False, "default"),
+    ("grade", {"grade": 3}, True, "graded"),
+    ("grade", {"grade": 3.0}, True, "graded"),
+    ("grade", {"grade": 3.5}, False, "malformed"),  # no integer
+])
+def test_a_nested_declared_field_and_an_integer_are_checked(tmp_path: Path, action: str, resource: dict[str, Any],
+                                                            allowed: bool, by: str) -> None:
+    """Typed fields reach into declared objects and tell an integer from a number (left alone last round: a fact
+    type's nested list sent as one text turned ``contains`` into a substring test)."""
+    port = _nested_fact_port(tmp_path)
+    actor = {"id": "u1", "roles": ["lid"]}
+    fast = port.check(actor, action, "dossier", resource, {"now": NOW})
+    many = port.check_many(actor, [(action, "dossier", resource)], {"now": NOW})[0]
+    explained = port.matrix.decide(actor, action, "dossier", resource, None, NOW, explain=True)
+    for decision in (fast, many, explained):
+        assert decision.allowed is allowed, (decision, resource)
+        assert decision.explain["by"] == by, decision.explain
+
+
 def test_a_role_held_through_a_task_grants_while_the_task_is_active(tmp_path: Path) -> None:
     """``tasks: [praktijkopleider]`` on a role: whoever has an active ``has_task`` fact for it holds the role (and
     what it inherits); a has_task for another task, an ended task or a has_role of the task's name do not."""

@@ -54,20 +54,31 @@ def _resource_type(item: Any) -> dict[str, Any]:
     return out
 
 
-def _field_kinds(schema: Mapping[str, Any] | None) -> dict[str, tuple[str, str, tuple[Any, ...]]]:
+def _field_kinds(schema: Mapping[str, Any] | None, expand: Any = None,
+                 prefix: str = "") -> dict[str, tuple[str, str, tuple[Any, ...]]]:
     """name -> (kind, item kind, allowed values) of a resource's declared fields (nothing for an open resource); the
-    allowed values are a scalar field's ``enum`` (empty: any value of its kind)."""
+    allowed values are a scalar field's ``enum`` (empty: any value of its kind). A declared object's own declared
+    properties are there too, by dotted name (``meta.visible_to``: a fact type of a plugin may nest), and an
+    ``integer`` is its own kind (2.5 is no integer)."""
     from regelwerk.facts import schema_kind
 
+    if expand is not None:
+        schema = expand(schema)
     properties = schema.get("properties") if isinstance(schema, Mapping) else None
     out: dict[str, tuple[str, str, tuple[Any, ...]]] = {}
-    for name, prop in (properties or {}).items():
+    for name, raw in (properties or {}).items():
+        prop = expand(raw) if expand is not None else raw
         kind = schema_kind(prop)
         if kind == "any":
             continue
+        if kind == "number" and isinstance(prop, Mapping) and prop.get("type") == "integer":
+            kind = "integer"
         items = schema_kind(prop.get("items")) if kind == "list" and isinstance(prop, Mapping) else "any"
         allowed = prop.get("enum") if isinstance(prop, Mapping) and kind != "list" else None
-        out[str(name)] = (kind, "" if items == "any" else items, tuple(allowed) if isinstance(allowed, list) else ())
+        out[prefix + str(name)] = (kind, "" if items == "any" else items,
+                                   tuple(allowed) if isinstance(allowed, list) else ())
+        if kind == "object" and prefix.count(".") < 8:
+            out.update(_field_kinds(prop, expand, f"{prefix}{name}."))
     return out
 
 
@@ -192,7 +203,7 @@ def compile_matrix(ctx: CompileContext, doc: SourceDocument) -> PermissionMatrix
             department_field=item.get("department", "department"),
             field_groups={g["id"]: tuple(g.get("fields", ())) for g in item.get("field_groups", ())},
             action_labels=dict(item.get("action_labels", {})), description=item.get("description", ""),
-            field_kinds=_field_kinds(ctx.facts.expand(_resource_type(item))),
+            field_kinds=_field_kinds(_resource_type(item), ctx.facts.expand),
         )
     seen: dict[str, str] = {}
 

@@ -218,6 +218,8 @@ _TEXT_TYPES: dict[str, tuple[type, ...]] = {
 def _fits(kind: str, value: Any) -> bool:
     if kind == "number":  # NaN (a missing number from pandas) is none: every bound test is unknown for it
         return type(value) is int or (type(value) is float and not math.isnan(value))
+    if kind == "integer":  # 3.0 is what some JSON writers make of 3; 2.5 is no integer
+        return type(value) is int or (type(value) is float and value.is_integer())
     if kind == "boolean":
         return type(value) is bool
     types = _KIND_TYPES.get(kind)
@@ -238,7 +240,7 @@ def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
     a declared ``enum``: ``"Confidential"`` beside ``enum: [public, confidential]`` escaped a deny on
     ``classification eq confidential``."""
     for name, kind, items, allowed in checks:
-        value = resource.get(name)
+        value = resource.get(name) if "." not in name else _dotted(resource, name)
         if value is None:
             continue
         if not _fits(kind, value):
@@ -250,6 +252,17 @@ def malformed_field(checks: Iterable[tuple[str, str, str, tuple[Any, ...]]],
                 if not _fits(items, item):
                     return f"{root}.{name} has an item {item!r:.60}, declared a list of {items}"
     return None
+
+
+def _dotted(resource: Mapping[str, Any], name: str) -> Any:
+    """A declared object's declared property (``meta.visible_to``); None when an object on the way is missing or no
+    mapping (that object's own check, which comes first in the sorted checks, reports a value of another kind)."""
+    value: Any = resource
+    for part in name.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def held(actor_roles: tuple[str, ...], personal_roles: tuple[str, ...]) -> tuple[str, ...]:
@@ -604,7 +617,9 @@ class PermissionMatrix:
             if s.rule.condition is not None:
                 for path in field_paths(s.rule.condition.model):
                     if len(path) > 1 and path[0] in ("resource", "context"):
-                        (read if path[0] == "resource" else read_context).add(path[1])
+                        # the field and, into declared objects, each of its parents (meta, meta.visible_to)
+                        names = read if path[0] == "resource" else read_context
+                        names.update(".".join(path[1:i]) for i in range(2, len(path) + 1))
         checks = tuple((name, *rt.field_kinds[name]) for name in sorted(read) if name in rt.field_kinds)
         kinds = self.context_kinds
         context_checks = tuple((name, *kinds[name]) for name in sorted(read_context) if name in kinds)
