@@ -153,9 +153,9 @@ def main() -> None:
             sim, core = rounds[len(rounds) // 2]
             table.append((backend, sim, core, [r[0]["seconds"] / r[1]["seconds"] for r in rounds]))
         large = None
-        # the story's status moves grow with the candidates; story.yaml is read under the 2 MB definition
-        # limit until data files get their own limit, so at most 5,000 candidates (about 1 MB of story)
-        large_candidates = min(args.rss // 5, 5000)
+        # candidates in the main run's proportion (one per five employees); the story is a data file, read
+        # under the data limit (it grows past the 2 MB definition limit at about 10,000 candidates)
+        large_candidates = args.rss // 5
         if args.rss:
             big = tmp / "large"
             generate(big, args.rss, large_candidates, start, args.rss_days)

@@ -29,6 +29,7 @@ from typing import Any
 
 from regelwerk.diagnostics import Diagnostic, Severity
 from regelwerk.source import (
+    DATA_LIMITS,
     DEFAULT_LIMITS,
     Limits,
     ParsedFile,
@@ -177,6 +178,8 @@ def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFi
     for path in paths:
         display = _display(path)
         text, problems = read_source(str(path), display, limits)
+        if text is None and any(p.code == "RW005" for p in problems) and _data_file(path, display, limits, aside):
+            continue
         diagnostics.extend(problems)
         if text is None:
             continue
@@ -187,6 +190,24 @@ def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFi
         if aside is not None and docs and not kept and not problems:  # nothing of it enters the bundle
             aside[str(path.resolve())] = ParsedFile(text, display, limits, tuple(docs))
     return documents, diagnostics
+
+
+def _data_file(path: Path, display: str, limits: Limits, aside: dict[str, ParsedFile] | None) -> bool:
+    """Whether a file larger than a definition may be is a data file beside the definitions (a story, scenarios:
+    only :data:`NON_DEFINITION_KINDS`), read under :data:`DATA_LIMITS`: then it is no part of the bundle and its
+    reader reads it (and reports its problems). A 50,000-employee story was refused with RW005 by the definition
+    limit, as every file of a bundle's folder was."""
+    if limits.max_file_bytes >= DATA_LIMITS.max_file_bytes:
+        return False
+    text, problems = read_source(str(path), display, DATA_LIMITS)
+    if text is None or problems:
+        return False
+    docs, problems = load_text(text, display, DATA_LIMITS)
+    if not docs or any(d.kind not in NON_DEFINITION_KINDS or d.kind == "Bundle" for d in docs):
+        return False
+    if aside is not None and not problems:
+        aside[str(path.resolve())] = ParsedFile(text, display, DATA_LIMITS, tuple(docs))
+    return True
 
 
 def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | None, list[Diagnostic]]:

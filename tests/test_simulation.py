@@ -234,6 +234,30 @@ def test_bad_story_is_exit_1_with_file_line_diagnostics(tmp_path: Path) -> None:
     assert not (tmp_path / "s.sqlite").exists()  # nothing is written for a bad story
 
 
+def test_a_story_larger_than_a_definition_may_be_is_read_as_data(tmp_path: Path) -> None:
+    """A story over the 2 MB definition limit (a 50,000-employee company's) is data: the bundle leaves it to the
+    story's reader, which reads it under the data limit; a definition file that large in the same folder is still
+    RW005. Before, the bundle refused every file of the folder over 2 MB, the story too, so simulate stopped."""
+    from regelwerk.bundle import load_bundle
+    from regelwerk.source import DEFAULT_LIMITS
+
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    story = (customer / "story.yaml").read_text(encoding="utf-8")
+    # the size of a large company's story (a comment: the parse stays quick)
+    padding = "".join(f"# gebeurtenis {k:06d} van een groot bedrijf, hier als commentaar\n" for k in range(40_000))
+    (customer / "story.yaml").write_text(story + padding, encoding="utf-8")
+    assert (customer / "story.yaml").stat().st_size > DEFAULT_LIMITS.max_file_bytes
+    bundle = load_bundle(str(customer))
+    assert not bundle.diagnostics and set(bundle.set_aside) == {str((customer / "story.yaml").resolve())}
+    result = simulate(customer, START, date(2026, 1, 31), store=f"sqlite:///{tmp_path / 'sim.sqlite'}")
+    assert result.days == 31 and result.summary["events"]["applied"] == 2  # the story's two January moves
+    (customer / "big.yaml").write_text("apiVersion: regelwerk/v1\nkind: Template\nmetadata: {name: big}\n"
+                                       "spec:\n  body: |\n" + "    tekst\n" * 300_000, encoding="utf-8")
+    problems = load_bundle(str(customer)).diagnostics
+    assert [d.code for d in problems] == ["RW005"] and problems[0].file.endswith("big.yaml")
+
+
 def test_the_story_parse_of_the_bundle_is_reused_with_the_same_result_and_diagnostics(tmp_path: Path) -> None:
     from regelwerk.bundle import load_bundle
     from regelwerk.simulation.story import load_story
