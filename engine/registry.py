@@ -266,8 +266,8 @@ class DigestSourceSpec:
     ``tx``, every case that is due at ``now`` under the digest's ``with:`` ``params`` (valid for
     ``params_schema``), for everyone: the digest keeps per recipient those the permission policy lets them read.
     ``fields`` names the fields each case's ``values`` has (``{field: description}``): a template showing another
-    is a definition error (RW831). The talent pack's ``talent.conversations`` and the recruitment pack's
-    ``recruitment.waiting_candidates`` are two; an outside plugin adds its own the same way.
+    is a definition error (RW831). The HR packs register theirs through this, as an outside plugin does
+    (docs/plugins.md, "Cases a digest can list").
     """
 
     name: str
