@@ -103,13 +103,14 @@ def cases_registry() -> Registry:
     return load_registry(extra=[CasesPlugin()])
 
 
-def _engine(tmp_path: Path, registry: Registry, bundle: str = BUNDLE, role: str = "boss") -> Engine:
+def _engine(tmp_path: Path, registry: Registry, bundle: str = BUNDLE, role: str = "boss",
+            store: str = "") -> Engine:
     root = tmp_path / "bundle"
     root.mkdir(parents=True, exist_ok=True)
     (root / "all.yaml").write_text(bundle.replace("ROLE", role), encoding="utf-8")
     compiled = compile_bundle(load_bundle(root), registry)
-    return Engine(compiled, store=f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry, permissions="m",
-                  clock=lambda: MONDAY)
+    return Engine(compiled, store=store or f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry,
+                  permissions="m", clock=lambda: MONDAY)
 
 
 def _people(engine: Engine, roles: dict[str, str], reports: dict[str, str], emails: dict[str, str]) -> None:
@@ -130,18 +131,26 @@ def _outbox(engine: Engine) -> list[tuple[str, str]]:
         return [(m.recipient, m.body) for m in tx.outbox() if m.template == "overzicht"]
 
 
-@pytest.fixture
-def team(tmp_path: Path, cases_registry: Registry) -> Iterator[Engine]:
+def _team_cases() -> None:
     CASES[:] = [
         {"id": "c1", "employee": "ali", "title": "Verlof\nAli", "due": "2027-03-05", "priority": 1},
         {"id": "c2", "employee": "bo", "title": "Verzuim Bo", "due": "2027-03-08", "priority": 2},
         {"id": "c3", "employee": "cor", "title": "Contract Cor", "due": "2027-03-09", "priority": 1},
         {"id": "c4", "employee": "ali", "title": "Laag", "due": "2027-03-09", "priority": 0},
     ]
-    engine = _engine(tmp_path, cases_registry)
+
+
+def _team_people(engine: Engine) -> None:
     _people(engine, {"piet": "boss", "kees": "boss", "lotte": "boss"},
             {"ali": "piet", "bo": "piet", "cor": "kees"},
             {"piet": "piet@example.nl", "kees": "kees@example.nl", "lotte": "lotte@example.nl"})
+
+
+@pytest.fixture
+def team(tmp_path: Path, cases_registry: Registry) -> Iterator[Engine]:
+    _team_cases()
+    engine = _engine(tmp_path, cases_registry)
+    _team_people(engine)
     yield engine
     engine.close()
     CASES.clear()
@@ -230,6 +239,37 @@ def test_the_period_due_is_the_latest_occurrence_or_the_first_of_its_week_or_mon
     assert due_period(weekdays, "month", local("2027-01-31T23:00:00")).key == "2027-01"  # type: ignore[union-attr]
     week = due_period(weekdays, "week", local("2027-01-10T12:00:00"))  # a Sunday: that week's Monday
     assert week is not None and (week.key, str(week.day)) == ("2027-W01", "2027-01-04")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_ticks_at_once_send_each_digest_once(backend: str, tmp_path: Path, cases_registry: Registry,
+                                                 request: pytest.FixtureRequest) -> None:
+    import threading
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'store.sqlite'}"
+    _team_cases()
+    try:
+        first = _engine(tmp_path / "a", cases_registry, store=url)
+        _team_people(first)
+        second = _engine(tmp_path / "b", cases_registry, store=url)  # another process's engine on the same store
+        barrier = threading.Barrier(2)
+        results: list[Any] = []
+
+        def run(engine: Engine) -> None:
+            barrier.wait()
+            results.append(engine.tick(MONDAY).tasks["digest.week"])
+
+        threads = [threading.Thread(target=run, args=(e,)) for e in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(r for r, _ in _outbox(first)) == ["kees@example.nl", "piet@example.nl"]
+        assert sum(r.get("sent", 0) for r in results) == 2 and len(results) == 2
+        first.close()
+        second.close()
+    finally:
+        CASES.clear()
 
 
 def test_a_tick_killed_mid_way_neither_sends_twice_nor_loses_a_mail(team: Engine,
