@@ -145,13 +145,18 @@ def _visible(port: Any, person: str, cases: Mapping[str, Sequence[DigestCase]],
     """Per list the cases the policy lets ``person`` read (deny by default), how many it did not, and the ids of
     cases whose data the policy found malformed (left out: whether they may read it is unknown)."""
     actor = Actor(person)
+    context = {"now": now}
+    check_many = getattr(port, "check_many", None)  # one batch per recipient: the same answers as check, faster
     shown: dict[str, list[DigestCase]] = {}
     left_out = 0
     malformed: list[str] = []
     for name, found in cases.items():
         keep = []
-        for case in found:
-            decision = port.check(actor, "read", case.resource_type, dict(case.resource), {"now": now})
+        questions = [("read", case.resource_type, dict(case.resource)) for case in found]
+        decisions = check_many(actor, questions, context) if callable(check_many) else [
+            port.check(actor, action, resource_type, resource, context)
+            for action, resource_type, resource in questions]
+        for case, decision in zip(found, decisions, strict=True):
             if decision.allowed:
                 keep.append(case)
                 continue

@@ -59,15 +59,21 @@ def conversations(engine: Any, tx: Any, now: datetime, params: Mapping[str, Any]
     found: list[tuple[date, str, DigestCase]] = []
     people: set[str] = set()
     workflows = engine.workflows()
+    due_rows: list[tuple[Mapping[str, Any], Mapping[str, Any], date]] = []
     for row in rows:
         payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else dict(row["payload"])
         due = _day(payload.get("due_date"))
-        if due is None or due > horizon:
-            continue
+        if due is not None and due <= horizon:
+            due_rows.append((row, payload, due))
+    started = [str(r["instance_id"]) for r, _, _ in due_rows if r["status"] == "started" and r["instance_id"]]
+    instances: dict[str, Any] = {}
+    for start in range(0, len(started), 500):  # one query per 500 conversations, not one each
+        instances.update(tx.get_many(started[start:start + 500]))
+    for row, payload, due in due_rows:
         workflow = workflows.get(row["workflow"]) if row["workflow"] else None
         resource_type = str(getattr(workflow, "resource_type", "") or row["workflow"] or "talent-conversation")
         if row["status"] == "started" and row["instance_id"]:
-            instance = tx.get(row["instance_id"])
+            instance = instances.get(str(row["instance_id"]))
             if instance is None or (workflow is not None and instance.state != workflow.initial):
                 continue  # held, signed off or cancelled: nothing to do
             data = dict(instance.data)
