@@ -315,6 +315,18 @@ def test_a_manager_with_cases_and_no_address_is_the_ticks_incident_until_he_has_
     assert sorted(r for r, _ in _outbox(team)) == ["kees@example.nl", "piet@example.nl"]
 
 
+def test_a_mail_that_cannot_be_rendered_is_the_incident_and_holds_back_no_other(team: Engine) -> None:
+    CASES[2] = {**CASES[2], "title": ""}  # cor's case (kees's list) has no title: never a blank in a sent mail
+    summary = team.tick(MONDAY)
+    assert summary.tasks["digest.week"] == {"incident": "regelwerk.templates.model.TemplateRenderError"}
+    assert [r for r, _ in _outbox(team)] == ["piet@example.nl"]
+    [incident] = team.incidents()
+    assert "zaken.title" in incident.message
+    CASES[2] = {**CASES[2], "title": "Contract Cor"}
+    team.retry_incident(incident.id)
+    assert sorted(r for r, _ in _outbox(team)) == ["kees@example.nl", "piet@example.nl"]
+
+
 def test_nobody_holding_the_role_refuses_or_is_skipped_once(tmp_path: Path, cases_registry: Registry) -> None:
     CASES[:] = [{"id": "c1", "employee": "ali", "title": "T", "due": "2027-03-05", "priority": 1}]
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from regelwerk.actors import SYSTEM, Actor
 from regelwerk.digests.model import Digest, DigestPeriod, due_period
-from regelwerk.errors import NoRecipients, UsageError
+from regelwerk.errors import InvalidData, NoRecipients, UsageError
 from regelwerk.registry import DigestCase
 
 __all__ = ["ITEM_TYPE", "digest_key", "list_cases", "run_digest"]
@@ -65,8 +65,9 @@ def _done(engine: Any, key: str) -> bool:
 
 def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
     """Send what ``digest`` owes at ``now``; counts ``sent``, ``empty`` (nothing to list: no mail), ``done``
-    (sent before). Recipients with cases but no usable address are :class:`NoRecipients` after the others were
-    sent (the tick records it as the task's incident; the next tick or a retry sends them once fixed)."""
+    (sent before). Recipients with cases but no usable address are :class:`NoRecipients`, and a recipient whose mail
+    cannot be rendered its ``InvalidData``, raised after the others were sent (the tick records it as the task's
+    incident; the next tick in the period or a retry sends them once fixed)."""
     import regelwerk.scheduling.tables  # noqa: F401  # declares rw_scheduled_items on the shared metadata
     from regelwerk.outbox.recipients import directory_of, usable_address
     from regelwerk.store.records import AuditEntry
@@ -85,9 +86,9 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
         raise NoRecipients(digest.role, digest.template, digest.task_id,
                            "the engine has no role directory: its permission policy keeps no relationship facts "
                            "(build the Engine with permissions='<matrix>', or pass recipients=<a RoleDirectory>)")
-    with UnitOfWork(engine.store) as uow:
-        holders = list(dict.fromkeys(directory.holders(digest.role, now, uow.tx)))
-        cases = list_cases(digest, engine, uow.tx, now)
+    with engine.store.read() as tx:  # no write lock while the lists are read
+        holders = list(dict.fromkeys(directory.holders(digest.role, now, tx)))
+        cases = list_cases(digest, engine, tx, now)
     if not holders:
         reason = f"nobody holds the role {digest.role!r} (no active has_role fact)"
         if digest.if_nobody != "skip":
@@ -100,6 +101,7 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
     template = engine.bundle.get("Template", digest.template)
     port = engine.permissions
     without_address: list[str] = []
+    failed: list[InvalidData] = []
     for person in holders:
         key = digest_key(digest, period, person)
         if _done(engine, key):
@@ -120,18 +122,26 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
                     without_address.append(person)
                     continue
                 message = _send(uow.tx, digest, period, template, person, str(address), shown, now)
-                ids = {name: [c.id for c in found] for name, found in shown.items()}
-                _book(uow.tx, digest, period, person, "active", now, {"message": message, "cases": ids})
+                # the cases the mail lists, by id (never their contents), and how many each list had
+                ids = {name: [c.id for c in found[:digest.limit]] for name, found in shown.items()}
+                totals = {name: len(found) for name, found in shown.items()}
+                _book(uow.tx, digest, period, person, "active", now,
+                      {"message": message, "cases": ids, "counts": totals})
                 uow.audit(AuditEntry(now, SYSTEM.id, "digest.sent", None, {
                     "digest": digest.name, "period": period.key, "role": digest.role, "recipient": person,
-                    "message": message, "template": digest.template, "cases": ids,
+                    "message": message, "template": digest.template, "cases": ids, "counts": totals,
                     "not_readable": left_out, "malformed": malformed}))
                 counts["sent"] += 1
+        except InvalidData as exc:  # this recipient's mail cannot be made (a value its template needs is missing)
+            failed.append(exc)
+            continue
         except Exception:
             if _done(engine, key):  # a concurrent tick committed this recipient first: its unit is the one
                 counts["done"] += 1
                 continue
             raise
+    if failed and not without_address:  # after the others were sent: the first is the task's incident
+        raise failed[0]
     if without_address:
         raise NoRecipients(digest.role, digest.template, digest.task_id,
                            f"no usable mail address for {', '.join(without_address)} (an active account or the "
