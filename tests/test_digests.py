@@ -455,3 +455,16 @@ def test_a_loops_fields_are_checked_as_the_lists_fields() -> None:
     assert [p.path for p in parsed.placeholders] == ["cases.name", "who"]
     context = MailContext("c", "c", (MailField("cases", list=True), MailField("cases.name")))
     assert context.field("cases") is not None and context.field("cases").list  # type: ignore[union-attr]
+
+
+def test_the_report_says_who_gets_which_overview_when(registry: Registry) -> None:
+    from datetime import date
+
+    from regelwerk.report.command import build_report
+
+    html, _ = build_report(FIXTURE, registry, date(2027, 1, 4))
+    section = html[html.index('id="overzichtsmails"'):]
+    section = section[:section.index("</section>")]
+    assert "Weekoverzicht leidinggevenden" in section and "Maandoverzicht HR" in section
+    assert "rol <b>leidinggevende</b>" in section and "0 7 * * MON-FRI" in section
+    assert "één keer per maand" in section and "talent.conversations" in section

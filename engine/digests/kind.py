@@ -148,8 +148,33 @@ def _template_fits(ctx: CompileContext, name: str, lists: list[DigestList]) -> b
     return fits
 
 
+_ONCE_PER = {"occurrence": "", "week": ", één keer per week (het eerste moment van de week)",
+             "month": ", één keer per maand (het eerste moment van de maand)"}
+
+
+def report_section(page: Any) -> str:
+    """The report's section: per digest when it goes, to whom and what it lists (docs/report.md)."""
+    from regelwerk.report.page import esc
+    from regelwerk.report.schedules import describe_schedule
+
+    parts = []
+    for name, digest in page.of_kind("Digest").items():
+        nobody = "overslaan" if digest.if_nobody == "skip" else "een incident van de tick"
+        body = (f'<p class="desc">Gaat {esc(describe_schedule(digest.schedule))}{esc(_ONCE_PER[digest.once_per])} '
+                f"naar iedereen met de rol <b>{esc(digest.role)}</b>, één mail per persoon met template "
+                f"<b>{esc(digest.template)}</b>. Ieder ziet alleen de zaken die de rechten hem laten lezen; wie "
+                f"niets heeft, krijgt geen mail. Heeft niemand de rol: {esc(nobody)}.</p>")
+        rows = [(esc(part.name), esc(part.source),
+                 esc(", ".join(f"{k}: {page.words.value(v)}" for k, v in sorted(part.params.items())) or "—"))
+                for part in digest.lists]
+        body += page.table(["Lijst", "Bron", "Instellingen"], rows)
+        parts.append(page.item("Digest", name, digest.label, body))
+    return "".join(parts)
+
+
 def register(registry: Registry, plugin: str) -> None:
-    """Register the Digest kind."""
+    """Register the Digest kind and its section of the report."""
+    from regelwerk.registry import ReportSectionSpec
     from regelwerk.validation import load_shipped_schema
 
     registry.add_kind(KindSpec(
@@ -158,3 +183,7 @@ def register(registry: Registry, plugin: str) -> None:
         description="one mail per recipient per period listing the cases they may read (a weekly overview)",
         schema_file="digest.json",
     ))
+    registry.add_report_section(ReportSectionSpec(
+        "overzichtsmails", plugin, "Overzichtsmails", report_section, kinds=("Digest",), order=97,
+        glossary={"schedule": "het moment", "once_per": "hoe vaak", "to": "de ontvangers", "lists": "de lijsten",
+                  "template": "de template", "limit": "het maximum per lijst"}))
