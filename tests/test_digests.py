@@ -468,3 +468,26 @@ def test_the_report_says_who_gets_which_overview_when(registry: Registry) -> Non
     assert "Weekoverzicht leidinggevenden" in section and "Maandoverzicht HR" in section
     assert "rol <b>leidinggevende</b>" in section and "0 7 * * MON-FRI" in section
     assert "één keer per maand" in section and "talent.conversations" in section
+
+
+def test_expect_mail_fails_on_a_wrong_count_a_missing_or_a_present_text(tmp_path: Path, registry: Registry) -> None:
+    source = (FIXTURE / "scenarios" / "overzichten.scenario.yaml").read_text(encoding="utf-8")
+    head = source[:source.index("    - name: >-\n        piet's overview")]
+    checks = [
+        "{to: piet@vandijk.example, template: weekoverzicht, count: 2}",
+        "{to: piet@vandijk.example, template: weekoverzicht, contains: [Cor Mulder]}",
+        "{to: piet@vandijk.example, template: weekoverzicht, lacks: [Ali Yilmaz]}",
+        "{to: lotte@vandijk.example, template: weekoverzicht, contains: [Beste]}",
+    ]
+    for number, check in enumerate(checks):
+        path = tmp_path / f"s{number}.scenario.yaml"
+        path.write_text(head.replace("bundle: ..", f"bundle: {FIXTURE}") + f"    - expect_mail: {check}\n",
+                        encoding="utf-8")
+        [result] = run_scenario_file(path, registry)
+        assert any("expect_mail" in line for line in result.failures()), (check, result.failures())
+    path = tmp_path / "ok.scenario.yaml"
+    path.write_text(head.replace("bundle: ..", f"bundle: {FIXTURE}") + "    - expect_mail: {to: piet@vandijk.example, "
+                    "template: weekoverzicht, count: 1, contains: [Ali Yilmaz], lacks: [Cor Mulder]}\n",
+                    encoding="utf-8")
+    [result] = run_scenario_file(path, registry)
+    assert result.failures() == []
