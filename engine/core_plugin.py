@@ -22,6 +22,7 @@ CORE_AREAS = (
     "regelwerk.permissions.kind",
     "regelwerk.scheduling.kind",
     "regelwerk.outbox.registration",
+    "regelwerk.digests.kind",
     "regelwerk.imports.kind",
     "regelwerk.report.command",
     "regelwerk.simulation.command",

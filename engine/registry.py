@@ -1,5 +1,5 @@
-"""The extension points: kinds, actions, condition functions, scenario steps, story events, report sections and
-stores.
+"""The extension points: kinds, actions, condition functions, scenario steps, story events, report sections,
+digest case sources and stores.
 
 Plugins (the shipped HR packs and outside developers' packages alike) register
 through the entry-point group ``regelwerk.plugins``. Entry points are read only
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ActionSpec",
+    "DigestCase",
+    "DigestSourceSpec",
     "FactSpec",
     "FunctionSpec",
     "IdDecl",
@@ -241,6 +243,42 @@ class ReportSectionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestCase:
+    """One case a digest source lists: what the permission policy decides on, and what a template may show.
+
+    ``resource_type`` and ``resource`` are asked of the engine's permission port as ``read`` for each recipient
+    (the case is listed only when it allows); ``values`` holds the case's fields (only those the source declares
+    in its ``fields``; a template shows the ones it names); ``id`` identifies the case in the digest's audit row
+    (an instance or candidate id: never a name).
+    """
+
+    id: str
+    resource_type: str
+    resource: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSourceSpec:
+    """Where a ``Digest`` finds the cases it can list (``{lists: {name: {source: <name>, with: {...}}}}``).
+
+    ``list_cases(engine, tx, now, params) -> iterable of DigestCase`` reads, through the tick's store transaction
+    ``tx``, every case that is due at ``now`` under the digest's ``with:`` ``params`` (valid for
+    ``params_schema``), for everyone: the digest keeps per recipient those the permission policy lets them read.
+    ``fields`` names the fields each case's ``values`` has (``{field: description}``): a template showing another
+    is a definition error (RW831). The HR packs register theirs through this, as an outside plugin does
+    (docs/plugins.md, "Cases a digest can list").
+    """
+
+    name: str
+    plugin: str
+    list_cases: Callable[..., Iterable[DigestCase]]
+    fields: Mapping[str, str]
+    params_schema: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSpec:
     """A store implementation selected by URL scheme."""
 
@@ -301,6 +339,7 @@ class Registry:
         self.story_events: dict[str, StoryEventSpec] = {}
         self.simulation_parts: dict[str, SimulationPartSpec] = {}
         self.report_sections: dict[str, ReportSectionSpec] = {}
+        self.digest_sources: dict[str, DigestSourceSpec] = {}
         self.stores: dict[str, StoreSpec] = {}
         self.commands: dict[str, Any] = {}
         self.table_modules: list[str] = []
@@ -353,6 +392,10 @@ class Registry:
     def add_report_section(self, spec: ReportSectionSpec) -> None:
         """Register a section of the configuration report."""
         self._add(self.report_sections, spec.name, spec, "report section")
+
+    def add_digest_source(self, spec: DigestSourceSpec) -> None:
+        """Register a source of cases a ``Digest`` can list (see :class:`DigestSourceSpec`)."""
+        self._add(self.digest_sources, spec.name, _own(spec, "fields", "params_schema"), "digest source")
 
     def add_store(self, spec: StoreSpec) -> None:
         """Register a store for a URL scheme."""

@@ -84,7 +84,10 @@ def test_every_installed_kind_is_customised(name: str, registry: Any) -> None:
     for path in sorted((ROOT / "examples" / name).rglob("*.yaml")):
         documents, _ = load_text(path.read_text(encoding="utf-8"), str(path))
         overlay_kinds.update(doc.kind for doc in documents)
-    shipped = {kind for kind in registry.kinds if kind not in {"Checklist"}}  # Checklist: the example plugin
+    # Checklist: the example plugin. Digest: the examples' data has neither has_role facts nor mail addresses, so a
+    # digest there could only be an incident every night; the Bouwbedrijf Van Dijk fixture
+    # (tests/scenarios/bouwbedrijf-van-dijk) is the customer that uses one, and the examples' year stays as it was
+    shipped = {kind for kind in registry.kinds if kind not in {"Checklist", "Digest"}}
     missing = sorted(shipped - overlay_kinds)
     assert not missing, f"{name} has no overlay document of kind(s) {missing}"
     assert bundle.overlay_changes, "the example changes nothing in the standard"

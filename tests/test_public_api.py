@@ -84,7 +84,8 @@ def test_the_pack_import_check_finds_static_and_string_imports(tmp_path) -> None
 
 
 def test_the_core_names_no_pack_kind_or_table() -> None:
-    """Nothing under engine/ names a kind or a table that a pack registers (code, strings, docs, migrations):
+    """Nothing under engine/ names a kind, a table or a digest source that a pack registers (code, strings, docs,
+    migrations):
     the packs plug in through the same extension points outside developers get."""
     import importlib
     import re
@@ -97,8 +98,10 @@ def test_the_core_names_no_pack_kind_or_table() -> None:
     pack_kinds = {kind for kind, spec in registry.kinds.items() if spec.plugin != "core"}
     pack_tables = {value.name for module in registry.table_modules
                    for value in vars(importlib.import_module(module)).values() if isinstance(value, sa.Table)}
-    assert pack_kinds and pack_tables, "the check must have something to look for"
-    names = re.compile(r"\b(" + "|".join(sorted(map(re.escape, pack_kinds | pack_tables))) + r")\b")
+    pack_digest_sources = {name for name, spec in registry.digest_sources.items() if spec.plugin != "core"}
+    assert pack_kinds and pack_tables and pack_digest_sources, "the check must have something to look for"
+    names = re.compile(r"\b(" + "|".join(sorted(map(re.escape, pack_kinds | pack_tables | pack_digest_sources)))
+                       + r")\b")
     root = Path(regelwerk.__file__).parent
     found = []
     for path in sorted(root.rglob("*.py")):

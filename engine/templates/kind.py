@@ -5,6 +5,7 @@ Diagnostic codes (documented in docs/templates.md):
 - RW900 template syntax error (reported at the line inside the YAML block).
 - RW901 a template uses a field its context does not provide.
 - RW902 a mail context cannot extend the one named (it has errors or extends this one).
+- RW903 a loop over a field that is not a list, a list's field used outside its loop, or a loop in a subject.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from regelwerk.diagnostics import Diagnostic, did_you_mean
 from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
 from regelwerk.source import YMap, locate
-from regelwerk.templates._syntax import TextTemplate, parse_text
+from regelwerk.templates._syntax import Loop, Placeholder, TextTemplate, parse_text
 from regelwerk.templates.model import MailContext, MailField, Template
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def compile_mail_context(ctx: CompileContext, doc: SourceDocument) -> MailContex
             fields.update({f.path: f for f in parent.fields})
     for item in spec.get("fields", []):
         path = item["path"]
-        fields[path] = MailField(path, item.get("label", ""), bool(item.get("optional", False)))
+        fields[path] = MailField(path, item.get("label", ""), bool(item.get("optional", False)),
+                                 bool(item.get("list", False)))
     return MailContext(doc.name, spec.get("label", doc.name), tuple(sorted(fields.values(), key=lambda f: f.path)))
 
 
@@ -95,8 +97,50 @@ def compile_template(ctx: CompileContext, doc: SourceDocument) -> Template:
                         file, line, column, f"/spec/{key}", hint))
                 elif declared.optional:
                     optional.add(declared.path)
+        _check_loops(ctx, spec, context, subject, body, optional)
     return Template(doc.name, spec.get("label", doc.name), spec["context"], spec.get("purpose", "general"),
                     subject, body, frozenset(optional))
+
+
+def _loop_problem(ctx: CompileContext, spec: Any, key: str, offset: int, message: str, hint: str) -> None:
+    file, line, column = text_position(spec, key, spec[key], offset)
+    ctx.diagnostics.append(Diagnostic("RW903", message, file, line, column, f"/spec/{key}", hint))
+
+
+def _check_loops(ctx: CompileContext, spec: Any, context: MailContext, subject: TextTemplate, body: TextTemplate,
+                 optional: set[str]) -> None:
+    """RW903: a loop runs over a field the context declares ``list: true``; a list (and its entries' fields) is
+    used only inside a loop over it; a subject (one header line) has no loop."""
+    lists = tuple(f.path for f in context.fields if f.list)
+    for loop in subject.loops:
+        _loop_problem(ctx, spec, "subject", loop.offset, "a subject cannot hold a loop (it is one line)",
+                      "put the loop in the body")
+    for loop in body.loops:
+        declared = context.field(loop.path)
+        if declared is None:
+            if not loop.fields():  # else RW901 already said so (the loop's entry fields name it)
+                _loop_problem(ctx, spec, "body", loop.offset, f"{loop.path!r} is not a field of mail context "
+                              f"{context.name!r}", ("lists of this context: " + ", ".join(lists)) if lists else
+                              f"declare it in mail context {context.name!r} with list: true")
+            continue
+        if not declared.list:
+            hint = ("lists of this context: " + ", ".join(lists)) if lists else \
+                f"declare it in mail context {context.name!r} with list: true"
+            _loop_problem(ctx, spec, "body", loop.offset, f"{loop.path!r} is not a list of mail context "
+                          f"{context.name!r}: a loop runs over a field declared list: true", hint)
+        elif declared.optional:
+            optional.add(declared.path)
+    for key, parsed in (("subject", subject), ("body", body)):
+        plain = [s for s in parsed.segments if not isinstance(s, (str, Loop))]
+        plain += [p for loop in parsed.loops for p in loop.body if isinstance(p, Placeholder) and not p.var]
+        for placeholder in plain:
+            owner = next((name for name in lists if placeholder.path == name
+                          or placeholder.path.startswith(name + ".")), None)
+            if owner is not None:
+                _loop_problem(ctx, spec, key, placeholder.offset,
+                              f"{placeholder.path!r} is (a field of) the list {owner!r}: it is used only inside a "
+                              "loop over it",
+                              f"{{{{ for item in {owner} }}}} ... {{{{ item.field }}}} ... {{{{ end }}}}")
 
 
 def register(registry: Registry, plugin: str) -> None:

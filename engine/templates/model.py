@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regelwerk.errors import InvalidData
-from regelwerk.templates._syntax import TextTemplate, format_value
+from regelwerk.templates._syntax import MAX_LOOP_ITEMS, TextTemplate, format_value, one_line
 
 __all__ = ["MailContext", "MailField", "RenderedMail", "Template", "TemplateRenderError"]
 
@@ -31,6 +31,8 @@ class MailField:
     path: str
     label: str = ""
     optional: bool = False
+    #: a list (of entries with the fields declared under it): a template repeats text over it with a loop
+    list: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,35 @@ class Template:
                 missing.append(path)
                 continue
             formatted[path] = format_value(value)
+        entries: dict[str, list[dict[str, str]]] = {}
+        for loop in self.body.loops:
+            entries[loop.path] = self._entries(loop.path, loop.fields(), _lookup(values, loop.path), missing)
         if missing:
             raise TemplateRenderError(self.name, tuple(missing))
         # A subject is a mail header: no value may smuggle a line break (header injection).
         subject_values = {k: " ".join(v.split()) for k, v in formatted.items()}
         subject = " ".join(self.subject.render(subject_values).split())
-        return RenderedMail(self.name, subject, self.body.render(formatted))
+        return RenderedMail(self.name, subject, self.body.render(formatted, entries))
+
+    def _entries(self, path: str, fields: tuple[str, ...], value: Any, missing: list[str]) -> list[dict[str, str]]:
+        """A loop's entries, each field formatted on one line; a list that is absent, not a list of mappings or longer
+        than :data:`MAX_LOOP_ITEMS`, or an entry without a required field, is a render error (never a blank)."""
+        if value is None and path in self.optional:
+            return []
+        if not isinstance(value, (list, tuple)) or not all(isinstance(e, Mapping) for e in value):
+            missing.append(path)
+            return []
+        if len(value) > MAX_LOOP_ITEMS:
+            raise TemplateRenderError(self.name, (f"{path} (more than {MAX_LOOP_ITEMS} entries)",))
+        out: list[dict[str, str]] = []
+        for entry in value:
+            formatted: dict[str, str] = {}
+            for name in fields:
+                item = _lookup(entry, name)
+                if (item is None or item == "") and f"{path}.{name}" not in self.optional:
+                    if f"{path}.{name}" not in missing:
+                        missing.append(f"{path}.{name}")
+                    continue
+                formatted[name] = one_line(format_value(item))
+            out.append(formatted)
+        return out

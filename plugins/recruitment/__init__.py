@@ -21,7 +21,17 @@ class RecruitmentPlugin:
         """Add the pack's contributions (imports stay inside: loading the registry is cheap)."""
         from pathlib import Path
 
-        from regelwerk_packs.recruitment import commands, facts, kinds, registration, report, simulation, steps
+        from regelwerk.registry import DigestSourceSpec, lazy
+        from regelwerk_packs.recruitment import (
+            commands,
+            digest,
+            facts,
+            kinds,
+            registration,
+            report,
+            simulation,
+            steps,
+        )
 
         report.register(registry, self.name)
 
@@ -33,6 +43,10 @@ class RecruitmentPlugin:
         registration.register_actions(registry, self.name)
         steps.register_steps(registry, self.name)
         registry.add_command(commands.retention_group)
+        registry.add_digest_source(DigestSourceSpec(
+            "recruitment.waiting_candidates", self.name, lazy("regelwerk_packs.recruitment.digest:waiting_candidates"),
+            fields=digest.FIELDS, params_schema=digest.PARAMS_SCHEMA,
+            description="candidates of open vacancies waiting in the same status for more than `days` (5) days"))
 
 
 plugin = RecruitmentPlugin()

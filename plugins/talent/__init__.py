@@ -355,12 +355,19 @@ class TalentPlugin:
 
     def register(self, registry: Registry) -> None:
         """Add the kinds (schemas from schemas/v1), scenario steps and the ``talent`` command group."""
+        from regelwerk.registry import DigestSourceSpec, lazy
         from regelwerk.validation import load_shipped_schema
         from regelwerk_packs.talent import kinds, report, simulation
+        from regelwerk_packs.talent.digest import FIELDS as TALENT_DIGEST_FIELDS
+        from regelwerk_packs.talent.digest import PARAMS_SCHEMA as TALENT_DIGEST_PARAMS
         from regelwerk_packs.talent.progress import MOMENT_STATES
 
         report.register(registry, self.name)
         simulation.register(registry, self.name)
+        registry.add_digest_source(DigestSourceSpec(
+            "talent.conversations", self.name, lazy("regelwerk_packs.talent.digest:conversations"),
+            fields=TALENT_DIGEST_FIELDS, params_schema=TALENT_DIGEST_PARAMS,
+            description="development conversations not yet held that are due within `within` (P14D) or overdue"))
 
         def spec(kind: str, compile_fn: Any, description: str, ids: tuple[IdDecl, ...] = (),
                  refs: tuple[RefDecl, ...] = ()) -> KindSpec:
