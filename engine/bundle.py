@@ -36,6 +36,7 @@ from regelwerk.source import (
     SourceDocument,
     YMap,
     YSeq,
+    document_kinds,
     load_text,
     locate,
     read_source,
@@ -178,7 +179,7 @@ def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFi
     for path in paths:
         display = _display(path)
         text, problems = read_source(str(path), display, limits)
-        if text is None and any(p.code == "RW005" for p in problems) and _data_file(path, display, limits, aside):
+        if text is None and any(p.code == "RW005" for p in problems) and _data_file(path, display, limits):
             continue
         diagnostics.extend(problems)
         if text is None:
@@ -192,22 +193,22 @@ def _load_files(paths: Iterable[Path], limits: Limits, aside: dict[str, ParsedFi
     return documents, diagnostics
 
 
-def _data_file(path: Path, display: str, limits: Limits, aside: dict[str, ParsedFile] | None) -> bool:
+def _data_file(path: Path, display: str, limits: Limits) -> bool:
     """Whether a file larger than a definition may be is a data file beside the definitions (a story, scenarios:
-    only :data:`NON_DEFINITION_KINDS`), read under :data:`DATA_LIMITS`: then it is no part of the bundle and its
-    reader reads it (and reports its problems). A 50,000-employee story was refused with RW005 by the definition
-    limit, as every file of a bundle's folder was."""
+    only :data:`NON_DEFINITION_KINDS` but ``Bundle``): then it is no part of the bundle and its reader reads it under
+    :data:`DATA_LIMITS` (and reports its problems). Its kinds are read from the parser's events, nothing built: a
+    100,000-employee story is not parsed whole here. A 50,000-employee story was refused with RW005 by the
+    definition limit, as every file of a bundle's folder was."""
     if limits.max_file_bytes >= DATA_LIMITS.max_file_bytes:
         return False
     text, problems = read_source(str(path), display, DATA_LIMITS)
     if text is None or problems:
         return False
-    docs, problems = load_text(text, display, DATA_LIMITS)
-    if not docs or any(d.kind not in NON_DEFINITION_KINDS or d.kind == "Bundle" for d in docs):
-        return False
-    if aside is not None and not problems:
-        aside[str(path.resolve())] = ParsedFile(text, display, DATA_LIMITS, tuple(docs))
-    return True
+    kinds = document_kinds(text)
+    if kinds is None:  # text the fast parser does not take (a tab, a BOM further on): parsed, its events not kept
+        docs, problems = load_text(text, display, DATA_LIMITS, stream=(("spec", "events"), lambda *_: None))
+        kinds = None if problems else [d.kind for d in docs]
+    return bool(kinds) and all(k in NON_DEFINITION_KINDS and k != "Bundle" for k in kinds or ())
 
 
 def _manifest(directory: Path, limits: Limits) -> tuple[dict[str, Any], YMap | None, list[Diagnostic]]:

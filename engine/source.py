@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "YMap",
     "YSeq",
     "decode_source",
+    "document_kinds",
     "dump_yaml",
     "escape_pointer",
     "iter_pattern",
@@ -108,6 +109,28 @@ class YSeq(list[Any]):
         """Append an item with its location."""
         self.append(value)
         self.item_locs.append(loc)
+
+
+#: what :func:`load_text` streams: the key path of a sequence in a document (``("spec", "events")``) and a callback
+#: that gets each of its items (index, value, location) as soon as the item is parsed, instead of the sequence
+Stream = tuple[tuple[str, ...], Callable[[int, Any, "Location"], None]]
+
+
+class _StreamedSeq(YSeq):
+    """A sequence whose items go to a callback as they are parsed and are not kept (see :data:`Stream`): a large data
+    file's list is never in memory whole, only its items one at a time and what the callback keeps of them."""
+
+    __slots__ = ("seen", "sink")
+
+    def __init__(self, loc: Location, sink: Callable[[int, Any, Location], None]) -> None:
+        super().__init__(loc)
+        self.sink = sink
+        self.seen = 0
+
+    def push(self, value: Any, loc: Location) -> None:
+        """Hand the item to the callback."""
+        self.sink(self.seen, value, loc)
+        self.seen += 1
 
 
 @dataclass(slots=True)
@@ -446,6 +469,7 @@ class _Frame:
     key: str | None = None
     key_loc: Location | None = None
     merges: list[tuple[YMap, Location]] = field(default_factory=list)
+    path: tuple[str, ...] = ()  # the keys down to this node (a list's items are "*"); kept only for a stream
 
 
 #: libyaml's event parser, when PyYAML was built with it (about ten times faster than the pure-Python one)
@@ -466,12 +490,56 @@ class _Fallback(Exception):
     """The fast parser met a YAML error: rerun the pure-Python parser for its exact, tested diagnostics."""
 
 
-def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[SourceDocument], list[Diagnostic]]:
-    """Parse every YAML document in ``text``; return the mapping documents and all problems found."""
-    return _load_text(text, file, limits, fast=_CParser is not None)
+def load_text(text: str, file: str, limits: Limits = DEFAULT_LIMITS,
+              stream: Stream | None = None) -> tuple[list[SourceDocument], list[Diagnostic]]:
+    """Parse every YAML document in ``text``; return the mapping documents and all problems found.
+
+    ``stream``: the sequence at that key path of each document is handed to the callback item by item and left empty
+    in the document (a large story's events); with a YAML problem the callback may have seen some items, and a
+    caller that needs the diagnostics exactly as a parse without ``stream`` gives them parses again without it."""
+    return _load_text(text, file, limits, fast=_CParser is not None, stream=stream)
 
 
-def _load_text(text: str, file: str, limits: Limits, fast: bool) -> tuple[list[SourceDocument], list[Diagnostic]]:
+def document_kinds(text: str) -> list[str] | None:
+    """Each YAML document's top-level ``kind`` (empty when it has none), read from the parser's events without
+    building anything: what a large file is, before deciding how to read it. None when the text is no YAML the fast
+    parser reads (the caller then reads it the usual way)."""
+    if _CParser is None or _SLOW_PATH_CHARS.search(text):
+        return None
+    parser = _CParser(text)
+    kinds: list[str] = []
+    depth = 0  # 1: in a document's top-level mapping
+    key: Any = None  # the top-level key whose value comes next (None: a key comes next)
+    mapping = False
+    try:
+        while True:
+            event = parser.get_event()
+            if event is None or isinstance(event, StreamEndEvent):
+                return kinds
+            if isinstance(event, DocumentStartEvent):
+                kinds.append("")
+                depth, key, mapping = 0, None, False
+            elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                if depth == 0:  # the document itself: only a mapping has a kind
+                    mapping = isinstance(event, MappingStartEvent)
+                depth += 1
+            elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                depth -= 1
+                if depth == 1:  # a top-level value (or a collection as a key) ended
+                    key = None
+            elif depth == 1 and mapping and isinstance(event, (ScalarEvent, AliasEvent)):
+                if key is None:
+                    key = event.value if isinstance(event, ScalarEvent) else ""
+                else:
+                    if key == "kind" and isinstance(event, ScalarEvent) and not kinds[-1]:
+                        kinds[-1] = event.value
+                    key = None
+    except yaml.YAMLError:
+        return None
+
+
+def _load_text(text: str, file: str, limits: Limits, fast: bool,
+               stream: Stream | None = None) -> tuple[list[SourceDocument], list[Diagnostic]]:
     if len(text) > limits.max_file_bytes:  # characters <= bytes: callers that skip read_source stay bounded
         return [], [Diagnostic("RW005", f"file is larger than {limits.max_file_bytes} bytes", file, 1, 1,
                                hint="split the definitions over several files in the bundle directory")]
@@ -480,18 +548,18 @@ def _load_text(text: str, file: str, limits: Limits, fast: bool) -> tuple[list[S
         return [], [_control_diagnostic(text, bad.start(), file)]
     if fast and not _SLOW_PATH_CHARS.search(text):
         try:
-            return _parse(text, file, limits, _CParser(text), fast=True)
+            return _parse(text, file, limits, _CParser(text), fast=True, stream=stream)
         except _Fallback:
             pass
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:
         return [], [_reader_diagnostic(exc, text, file)]
-    return _parse(text, file, limits, loader, fast=False)
+    return _parse(text, file, limits, loader, fast=False, stream=stream)
 
 
-def _parse(text: str, file: str, limits: Limits, loader: Any,
-           fast: bool) -> tuple[list[SourceDocument], list[Diagnostic]]:
+def _parse(text: str, file: str, limits: Limits, loader: Any, fast: bool,
+           stream: Stream | None = None) -> tuple[list[SourceDocument], list[Diagnostic]]:
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
 
@@ -607,7 +675,14 @@ def _parse(text: str, file: str, limits: Limits, loader: Any,
                     raise _Abort(Diagnostic("RW007", f"nesting deeper than {limits.max_depth} levels", file,
                                             mark_loc.line, mark_loc.column))
                 node: YMap | YSeq = YMap(mark_loc) if isinstance(event, MappingStartEvent) else YSeq(mark_loc)
-                stack.append(_Frame(node, anchor=event.anchor))
+                if stream is None:
+                    stack.append(_Frame(node, anchor=event.anchor))
+                    continue
+                path = stack[-1].path + (str(stack[-1].key),) if stack and isinstance(stack[-1].node, YMap) else (
+                    stack[-1].path + ("*",) if stack else ())
+                if path == stream[0] and isinstance(node, YSeq):
+                    node = _StreamedSeq(mark_loc, stream[1])
+                stack.append(_Frame(node, anchor=event.anchor, path=path))
                 continue
             if isinstance(event, (MappingEndEvent, SequenceEndEvent)):
                 frame = stack.pop()

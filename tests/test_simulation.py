@@ -249,13 +249,37 @@ def test_a_story_larger_than_a_definition_may_be_is_read_as_data(tmp_path: Path)
     (customer / "story.yaml").write_text(story + padding, encoding="utf-8")
     assert (customer / "story.yaml").stat().st_size > DEFAULT_LIMITS.max_file_bytes
     bundle = load_bundle(str(customer))
-    assert not bundle.diagnostics and set(bundle.set_aside) == {str((customer / "story.yaml").resolve())}
+    assert not bundle.diagnostics and not bundle.set_aside  # its kind read from the parser's events, nothing built
     result = simulate(customer, START, date(2026, 1, 31), store=f"sqlite:///{tmp_path / 'sim.sqlite'}")
     assert result.days == 31 and result.summary["events"]["applied"] == 2  # the story's two January moves
     (customer / "big.yaml").write_text("apiVersion: regelwerk/v1\nkind: Template\nmetadata: {name: big}\n"
                                        "spec:\n  body: |\n" + "    tekst\n" * 300_000, encoding="utf-8")
     problems = load_bundle(str(customer)).diagnostics
     assert [d.code for d in problems] == ["RW005"] and problems[0].file.endswith("big.yaml")
+
+
+def test_a_story_read_with_its_events_streamed_equals_the_whole_parse_and_a_bad_one_says_the_same() -> None:
+    """Stories are read with their events streamed (each kept as it is parsed, not the whole tree: a 4.3 MB story
+    took 140 MB of parse tree, now the events only); the result is the whole parse's, and a story with a problem is
+    parsed whole again, so its diagnostics are exactly those of the whole parse."""
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation import story as stories
+    from regelwerk.source import DATA_LIMITS, load_text
+
+    registry = load_registry()
+    for path in (FIXTURE / "story.yaml", *Path(__file__).parent.parent.glob("examples/*/story.yaml")):
+        text = path.read_text(encoding="utf-8")
+        streamed = stories._streamed_story(text, "s.yaml", registry)
+        documents, problems = load_text(text, "s.yaml", DATA_LIMITS)
+        assert not problems and streamed is not None and streamed.events
+        assert streamed == stories._story_of(documents, "s.yaml", registry)
+    assert stories._streamed_story(BAD_STORY, "story.yaml", registry) is None
+    with pytest.raises(DefinitionError) as caught:
+        parse_story(BAD_STORY, "story.yaml")
+    documents, _ = load_text(BAD_STORY, "story.yaml", DATA_LIMITS)
+    with pytest.raises(DefinitionError) as whole:
+        stories._story_of(documents, "story.yaml", registry)
+    assert caught.value.diagnostics == whole.value.diagnostics
 
 
 def test_the_story_parse_of_the_bundle_is_reused_with_the_same_result_and_diagnostics(tmp_path: Path) -> None:

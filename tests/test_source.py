@@ -497,3 +497,29 @@ def test_the_first_character_shortcut_resolves_plain_scalars_like_the_patterns()
                 assert isinstance(got, float) and math.isnan(got), text
             else:
                 assert got == want and type(got) is type(want), text
+
+
+def test_a_streamed_sequence_goes_item_by_item_to_its_callback_and_is_not_kept() -> None:
+    from regelwerk.source import DATA_LIMITS
+
+    text = "kind: Story\nspec:\n  events:\n    - {on: a}\n    - b\n    - [c]\n  other: [1, 2]\n"
+    seen: list[tuple[int, object, int]] = []
+    docs, problems = load_text(text, "s.yaml", DATA_LIMITS,
+                               stream=(("spec", "events"), lambda i, v, at: seen.append((i, v, at.line))))
+    assert problems == [] and [(i, line) for i, _, line in seen] == [(0, 4), (1, 5), (2, 6)]
+    assert seen[0][1] == {"on": "a"} and seen[1][1] == "b" and seen[2][1] == ["c"]
+    assert docs[0].data["spec"]["events"] == [] and docs[0].data["spec"]["other"] == [1, 2]  # only that path
+
+
+@pytest.mark.parametrize(("text", "kinds"), [
+    ("apiVersion: x\nkind: Story\nspec: {events: [{kind: Workflow}]}\n", ["Story"]),
+    ("a: {kind: X}\nkind: Story\n---\nkind: Workflow\n---\n- kind\n- Story\n", ["Story", "Workflow", ""]),
+    ("kind: [Story]\n", [""]),
+    ("metadata: {name: x}\n", [""]),
+    ("a: : b\n", None),  # no YAML: the caller reads it the usual way
+    ("kind:\tStory\n", None),  # a tab: the pure-Python parser's text
+])
+def test_document_kinds_reads_each_documents_top_level_kind_from_the_events(text: str, kinds: object) -> None:
+    from regelwerk.source import document_kinds
+
+    assert document_kinds(text) == kinds

@@ -310,10 +310,72 @@ def parse_story(text: str, file: str, registry: Registry | None = None, parsed: 
             return _story_of(list(parsed.documents), file, registry)
         except DefinitionError:
             pass  # parsed under another shown name: the diagnostics come from a parse of our own
+    streamed = _streamed_story(text, file, registry)
+    if streamed is not None:
+        return streamed
     documents, problems = load_text(text, file, DATA_LIMITS)
     if problems:
         raise DefinitionError(problems)
     return _story_of(documents, file, registry)
+
+
+_ITEM_CHECKS: weakref.WeakKeyDictionary[Registry, Callable[[Any], bool] | None] = weakref.WeakKeyDictionary()
+
+
+def _item_check(registry: Registry) -> Callable[[Any], bool] | None:
+    """The compiled predicate of one event of the registry's Story schema (None: the schema keeps references)."""
+    if registry not in _ITEM_CHECKS:
+        validator = _validator(registry)
+        schema = validator.schema
+        items = schema["properties"]["spec"]["properties"]["events"]["items"] if _check(registry) else None
+        _ITEM_CHECKS[registry] = _compile(items, validator) if items is not None else None
+    return _ITEM_CHECKS[registry]
+
+
+def _streamed_story(text: str, file: str, registry: Registry) -> Story | None:
+    """A valid story read with its events streamed (each event checked and kept as a :class:`StoryEvent` as soon as
+    it is parsed, its positions dropped), or None when anything is off: then the story is parsed whole for the
+    diagnostics, exactly as before. A 100,000-employee story (52,000 events, 4.3 MB) took 140 MB parsed whole."""
+    from regelwerk.source import DATA_LIMITS, YMap, load_text
+
+    check, item = _check(registry), _item_check(registry)
+    if check is None or item is None:
+        return None
+    events: list[StoryEvent] = []
+    failed = False
+
+    def keep(index: int, raw: Any, _where: Any) -> None:
+        nonlocal failed
+        if failed:
+            return
+        event = _event_of(index, raw, file, registry) if isinstance(raw, YMap) and item(raw) else None
+        if event is None:
+            failed = True
+        else:
+            events.append(event)
+
+    documents, problems = load_text(text, file, DATA_LIMITS, stream=(("spec", "events"), keep))
+    if failed or problems or len(documents) != 1 or documents[0].kind != "Story" or not check(documents[0].data):
+        return None
+    return Story(documents[0].name, file, tuple(events))
+
+
+def _event_of(index: int, raw: Any, file: str, registry: Registry) -> StoryEvent | None:
+    """One schema-valid event as :func:`_story_of` keeps it, or None when :func:`_story_of` would report it."""
+    from regelwerk.source import YMap
+
+    kinds = [k for k in raw if k != "on"]
+    if len(kinds) != 1 or kinds[0] not in registry.story_events:
+        return None
+    on = raw.get("on")
+    try:
+        day = date.fromisoformat(str(on))
+    except ValueError:
+        return None
+    body = raw[kinds[0]]
+    if not isinstance(body, Mapping) or not isinstance(raw, YMap) or kinds[0] not in raw.value_locs:
+        return None
+    return StoryEvent(index, day, kinds[0], _plain(body), file, raw.value_locs[kinds[0]].line)
 
 
 def _story_of(documents: list[SourceDocument], file: str, registry: Registry) -> Story:
