@@ -1,0 +1,86 @@
+"""Attacks of the eighteenth round on ``regelwerk serve`` over real HTTP (the running server of ``test_service``,
+SQLite and PostgreSQL) and on the engine's own API: half a character (a lone UTF-16 surrogate, JSON's ``\\ud83d``
+escape alone) in a request, which the service stored and then could not answer with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_service
+from _stores import STORES, Clock, compile_texts, store_urls
+from regelwerk.errors import InvalidData
+from regelwerk.permissions.policies import UnsafeAllowAll
+from regelwerk.registry import Registry, load_registry
+from regelwerk.runtime import Engine
+from regelwerk.tenancy.hub import TenantHub
+from test_attack_s17 import DEEP, JSON, _tenant
+from test_service import Service, _problem
+
+service = test_service.service  # the module-scoped running server (SQLite and PostgreSQL)
+
+EVA = '"actor": {"id": "eva", "roles": ["medewerker"]}'
+
+
+def test_a_lone_surrogate_is_refused_at_the_door_and_never_stored(service: Service) -> None:
+    """A start with ``{"x": "\\ud83d"}`` in its data was stored (SQLite), then its answer failed (500
+    ``PydanticSerializationError`` after the commit) and from then on ``GET /v1/instances`` was a 500 for the whole
+    tenant. Pydantic refuses such a text where a field is typed ``str``, not inside free data (instance data, a
+    resource's fields, a context, a table's inputs) nor in a key. Now a 422 with its pointer, before anything is read
+    or written, on every route; the tenant's reads go on."""
+    tenant, client = _tenant(service)
+    half = '"\\ud83d"'  # JSON text: the escape of a high surrogate without its low half
+    bodies = {
+        "/v1/instances": (f'{{"workflow": "notebook", {EVA}, "data": {{"author": "eva", "x": {half}}}}}', "/data/x"),
+        "/v1/instances/n1/fire": (f'{{"event": "finish", {EVA}, "data": {{"x": [1, {half}]}}}}', "/data/x/1"),
+        "/v1/instances/n1/explain": (f'{{"event": "finish", {EVA}, "data": {{{half}: 1}}}}', "/data/"),
+        "/v1/can": (f'{{{EVA}, "action": "read", "resource": {{"type": "note", "data": {{"author": {half}}}}}}}',
+                    "/resource/data/author"),
+        "/v1/can/batch": (f'{{{EVA}, "context": {{"k": {half}}}, "resources": [{{"type": "note", "actions": '
+                          '["read"]}]}', "/context/k"),
+        "/v1/decide": (f'{{"table": "x", "inputs": {{"a": {half}}}}}', "/inputs/a"),
+    }
+    with client:
+        for path, (body, pointer) in bodies.items():
+            refused = _problem(client.post(path, content=body, headers=JSON), 422, "invalid_request")
+            assert f"{pointer}" in refused["detail"] and "lone surrogate" in refused["detail"], (path, refused)
+        # a whole character (the pair) is text like any other
+        whole = client.post("/v1/instances", content=f'{{"workflow": "notebook", {EVA}, "data": {{"author": "eva", '
+                                                     '"x": "\\ud83d\\ude00"}}', headers=JSON)
+        assert whole.status_code == 201 and whole.json()["data"]["x"] == "\U0001f600", whole.text
+        listed = client.get("/v1/instances")
+        assert listed.status_code == 200, listed.text
+        assert sorted(i["data"].get("x", "") for i in listed.json()) == ["", "\U0001f600"]
+    with TenantHub(service.location) as hub:
+        assert [h.event for h in hub.engine(tenant).history("n1")] == ["$start"]
+        assert [e.action for e in hub.engine(tenant).audit()] == []  # refused before any decision
+
+
+@pytest.fixture(scope="module")
+def core() -> Registry:
+    return load_registry(use_entry_points=False)
+
+
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    yield from store_urls(request, tmp_path, "s18")
+
+
+def test_the_engine_refuses_a_text_with_a_lone_surrogate(tmp_path: Path, core: Registry, url: str) -> None:
+    """The engine's own API (a host, the CLI): a start or fire whose data held a lone surrogate was stored, on every
+    store (no answer of the service could carry it afterwards). Now ``InvalidData`` with the pointer, nothing
+    written."""
+    (tmp_path / "deep").mkdir()
+    bundle = compile_texts(tmp_path / "deep", {"deep.yaml": DEEP}, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("deep", {"x": "\U0001f600 ok"}, "hr", "ok")
+        for data, pointer in (({"x": "\ud83d"}, "/x"), ({"x": {"y": ["a", "b\udc00c"]}}, "/x/y/1"),
+                              ({"x": {"\ud800": 1}}, "/x/\\ud800")):
+            with pytest.raises(InvalidData, match="lone surrogate") as start:
+                eng.start("deep", data, "hr", "bad")
+            assert start.value.pointer == pointer
+            with pytest.raises(InvalidData, match="lone surrogate"):
+                eng.fire("ok", "note", "hr", data)
+        assert [i.id for i in eng.instances()] == ["ok"]
+        assert eng.get("ok").version == 1
