@@ -260,6 +260,51 @@ def test_a_rejected_rows_workbook_keeps_text_that_looks_like_a_formula_as_text(e
     assert found is not None and found.name == evil
 
 
+@pytest.mark.parametrize(("second", "message"), [
+    ("E1", "id: 'E1' differs from 'e1' (row 2) only in case or look"),
+    ("\uff45\uff11", "id: 'ｅ１' differs from 'e1' (row 2) only in case or look"),  # full-width
+    ("e\u200b1", "id: 'e\\u200b1' holds a control or invisible character (U+200B)"),
+    ("e1\u202e", "id: 'e1\\u202e' holds a control or invisible character (U+202E)"),
+    ('"e1\ne2"', "id: 'e1\\ne2' holds a control or invisible character (U+000A)"),
+])
+def test_an_id_that_only_looks_like_another_is_refused_naming_its_row(engine: Any, tmp_path: Path, second: str,
+                                                                      message: str) -> None:
+    """Found by attack: ``E1`` beside ``e1``, a zero-width space or a line break typed into the cell were imported as
+    another person (ids are compared exactly), each with half of the roles and links meant for one; now the row is
+    refused and names the row (or the store) whose id it looks like; nothing is written."""
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text(
+        f"personeelsnummer;naam;afdeling\ne1;Anna;zorg\n{second};Anna;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    result = import_organisation(engine, files, now=NOW)
+    assert not result.ok
+    [error] = result.errors
+    assert error.row == 3 and error.message.startswith(message), str(error)
+    assert EmployeeDirectory(engine).count() == 0
+
+
+def test_an_id_that_only_looks_like_a_stored_one_is_refused_and_a_stored_one_is_taken(engine: Any,
+                                                                                      tmp_path: Path) -> None:
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam;afdeling\ne1;Anna;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    assert import_organisation(engine, files, now=NOW).ok
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nZorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam\nE1;Anna\n", encoding="utf-8")
+    result = import_organisation(engine, files, now=NOW)
+    assert [(e.row, e.message) for e in result.errors] == [
+        (2, "id: 'Zorg' differs from 'zorg' (the store) only in case or look: write the one id the other systems use "
+            "for both"),
+        (2, "id: 'E1' differs from 'e1' (the store) only in case or look: write the one id the other systems use for "
+            "both")]
+    assert EmployeeDirectory(engine).count() == 1
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam\ne1;Anna de Vries\n", encoding="utf-8")
+    again = import_organisation(engine, [tmp_path / "medewerkers.csv"], now=NOW)
+    assert again.ok, again.lines()
+    found = EmployeeDirectory(engine).get("e1")
+    assert found is not None and found.name == "Anna de Vries"
+
+
 def test_cli_text_and_json(tmp_path: Path) -> None:
     from regelwerk.cli import cli
     from regelwerk.registry import load_registry

@@ -40,6 +40,7 @@ from regelwerk.diagnostics import did_you_mean
 from regelwerk.imports.absent import ABSENT_CHOICES, Absent, end_absent, find_absent, import_day
 from regelwerk.imports.columns import HeaderError, ImportSpec, normalise
 from regelwerk.imports.reader import FileError, RowProblem, Sheet, open_tables
+from regelwerk.imports.values import id_problem
 
 __all__ = [
     "ENTITIES",
@@ -258,8 +259,14 @@ class OrganisationImport:
         for entity in ENTITIES:
             seen: dict[tuple[str, Any], int] = {}
             pair = _PAIRED.get(entity)
+            stored = known.employees if entity == "employees" else known.units[_UNIT[entity]]
+            looks: dict[str, tuple[str, str]] = {}  # folded id -> (its id, where: "row n" or "the store")
             for row in self.rows[entity]:
                 if row.problems:
+                    continue
+                odd = id_problem(row.id, row.row, looks, stored)
+                if odd is not None:
+                    row.problems.append(odd)
                     continue
                 key = (row.id, row.values.get(pair) if pair else None)
                 if key in seen:
