@@ -84,3 +84,46 @@ def test_the_engine_refuses_a_text_with_a_lone_surrogate(tmp_path: Path, core: R
                 eng.fire("ok", "note", "hr", data)
         assert [i.id for i in eng.instances()] == ["ok"]
         assert eng.get("ok").version == 1
+
+
+def test_a_relation_of_a_kind_no_scope_reads_is_refused_with_the_whole_request(service: Service) -> None:
+    """``reports_too`` (or ``Member_of``) was stored and answered 201: a fact no scope ever reads, so the host's
+    manager stayed refused without a word (scenario facts and facts files refuse it: RW710). Now a 422 at the kind,
+    with did-you-mean, before any fact of the request is stored."""
+    tenant, client = _tenant(service)
+    with client:
+        for typo, hint in (("reports_too", "did you mean 'reports_to'?"), ("Member_of", "did you mean 'member_of'?"),
+                           ("manages", "kinds: reports_to, member_of")):
+            body = {"relations": [{"kind": "member_of", "subject": "s18-ok", "object": "g"},
+                                  {"kind": typo, "subject": "e1", "object": "m1"}]}
+            refused = _problem(client.post("/v1/relations", json=body), 422, "invalid_request")
+            assert refused["errors"][0]["pointer"] == "/relations/1/kind" and hint in refused["detail"], refused
+    with TenantHub(service.location) as hub:
+        assert hub.runtime(tenant).permissions.relationships.relations() == []
+
+
+def test_the_services_own_writes_name_the_key_that_asked(service: Service) -> None:
+    """A deployment, a migration's history rows and a relation were all by ``api``: with two keys of a tenant (two
+    integrations, or a rotation) nobody could tell which wrote what. Now ``api:<key id>``."""
+    from test_attack_reads import NOTEBOOK, QUIZ
+    from test_tenancy import EMPLOYEE, changed_files
+
+    tenant, client = _tenant(service)
+    with TenantHub(service.location) as hub:
+        second, second_id = hub.issue_key(tenant, "second integration")
+        hub.engine(tenant).start("reminder", {}, actor=EMPLOYEE, instance_id="old")
+    other = {"Authorization": f"Bearer {second}"}
+    with client:
+        first_id = client.get("/v1/whoami").json()["key"]
+        assert client.post("/v1/relations", json={"relations": [
+            {"kind": "member_of", "subject": "eva", "object": "g"}]}).status_code == 201
+        files = {**changed_files(), "notebook.yaml": NOTEBOOK, "quiz.yaml": QUIZ}
+        deployed = client.post("/v1/deployments", headers=other, json={"files": files, "matrix": "service"})
+        assert deployed.status_code == 201, deployed.text
+        moved = client.post("/v1/migrations/apply", headers=other, json={"workflow": "reminder"})
+        assert [i["applied"] for i in moved.json()] == [True], moved.text
+    with TenantHub(service.location) as hub:
+        assert [d["created_by"] for d in hub.deployments(tenant)] == [f"api:{second_id}", "api"]
+        [fact] = hub.runtime(tenant).permissions.relationships.relations(subject="eva")
+        assert fact.created_by == f"api:{first_id}"
+        assert hub.engine(tenant).history("old")[-1].actor == f"api:{second_id}"

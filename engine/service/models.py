@@ -293,6 +293,20 @@ class RelationIn(_Strict):
     valid_from: str | None = Field(default=None, description="ISO date (YYYY-MM-DD)")
     valid_to: str | None = Field(default=None, description="ISO date (YYYY-MM-DD), on or after valid_from")
 
+    @field_validator("kind")
+    @classmethod
+    def _read_kind(cls, value: str) -> str:
+        """A kind some scope reads (``regelwerk.permissions.relations.INDEXED_KINDS``), as scenario facts and facts
+        files demand (RW710): found by attack, ``reports_too`` or ``Member_of`` was stored and answered 201, a fact
+        nothing ever reads (the manager stayed refused, a deny's exception never applied)."""
+        from regelwerk.diagnostics import did_you_mean
+        from regelwerk.permissions.relations import INDEXED_KINDS
+
+        if value not in INDEXED_KINDS:
+            hint = did_you_mean(value, INDEXED_KINDS) or "kinds: " + ", ".join(INDEXED_KINDS)
+            raise ValueError(f"{value[:80]!r} is a kind no scope reads ({hint})")
+        return value
+
     @field_validator("valid_from", "valid_to")
     @classmethod
     def _iso_date(cls, value: str | None) -> str | None:
