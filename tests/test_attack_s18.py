@@ -127,3 +127,57 @@ def test_the_services_own_writes_name_the_key_that_asked(service: Service) -> No
         [fact] = hub.runtime(tenant).permissions.relationships.relations(subject="eva")
         assert fact.created_by == f"api:{first_id}"
         assert hub.engine(tenant).history("old")[-1].actor == f"api:{second_id}"
+
+
+MAIL = """
+    apiVersion: regelwerk/v1
+    kind: Workflow
+    metadata: {name: mailer}
+    spec:
+      states:
+        - {id: open, initial: true}
+        - {id: sent, final: true}
+      transitions:
+        - id: send
+          from: open
+          to: sent
+          guard: {field: actor.id, eq: hr}
+          actions:
+            - {action: send_template, with: {template: t, to: data.email}}
+    ---
+    apiVersion: regelwerk/v1
+    kind: MailContext
+    metadata: {name: ctx}
+    spec:
+      fields:
+        - {path: data.name}
+    ---
+    apiVersion: regelwerk/v1
+    kind: Template
+    metadata: {name: t}
+    spec:
+      context: ctx
+      subject: "Hallo {{ data.name }}"
+      body: "Beste {{ data.name }}"
+"""
+
+
+@pytest.mark.parametrize("name", [{"first": "Eva"}, ["Eva", {"x": 1}]])
+def test_a_person_whose_data_a_mail_cannot_show_is_refused_without_an_incident(tmp_path: Path, core: Registry,
+                                                                               url: str, name: Any) -> None:
+    """A person's data with an object where the template shows text (``name: {first: Eva}``) made the core action
+    raise a bare ``TypeError``: the fire was ``ActionFailed`` and left an incident for the operators, which no retry
+    could ever resolve (anyone whose data reaches a mail could fill the incident list). Now the render's typed
+    refusal (``template_render``, an ``InvalidData`` naming the field): nothing written, no incident."""
+    from regelwerk.templates import TemplateRenderError
+
+    (tmp_path / "mail").mkdir()
+    bundle = compile_texts(tmp_path / "mail", {"mail.yaml": MAIL}, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("mailer", {"name": name, "email": "eva@example.nl"}, "hr", "m1")
+        with pytest.raises(TemplateRenderError, match=r"data\.name holds") as caught:
+            eng.fire("m1", "send", "hr")
+        assert caught.value.to_dict()["error"] == "template_render"
+        assert eng.incidents(None) == [] and eng.get("m1").state == "open" and eng.get("m1").version == 1
+        with eng.store.read() as tx:
+            assert tx.outbox(instance_id="m1") == []
