@@ -57,6 +57,8 @@ def test_each_sqlite_tenant_has_its_own_file(hub: TenantHub, tmp_path: Path) -> 
 def test_tenant_ids_are_checked_and_unique(hub: TenantHub) -> None:
     with pytest.raises(UsageError):
         hub.create_tenant("../etc")
+    with pytest.raises(UsageError):  # "$" matched before the line break: a file "acme\n.sqlite" (found by attack)
+        hub.create_tenant("acme\n")
     with pytest.raises(UsageError):
         hub.create_tenant("a")
 

@@ -43,7 +43,7 @@ from regelwerk.tenancy.tables import rw_api_keys, rw_deployments, rw_tenant_tick
 
 __all__ = ["DeploymentRejected", "Principal", "TenantHub", "TenantRuntime", "UnknownTenant"]
 
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PATH_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_FILES = 500
 MAX_FILE_BYTES = 1_000_000
@@ -353,7 +353,7 @@ class TenantHub:
 
     def create_tenant(self, tenant: str, name: str = "") -> dict[str, Any]:
         """Add a tenant (``UsageError`` when the id is taken or not ``[a-z0-9-]``)."""
-        if not TENANT_ID.match(tenant):
+        if not TENANT_ID.fullmatch(tenant):  # fullmatch: "$" also matches before a final line break
             raise UsageError(f"not a tenant id: {tenant!r}", hint="lower-case letters, digits and '-', 1-63 chars")
         now = self.clock()
         try:
