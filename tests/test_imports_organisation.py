@@ -333,6 +333,26 @@ def test_a_rejected_rows_csv_marks_text_that_would_start_a_formula_and_imports_a
     assert [stored[f"d{i}"] for i in range(len(names))] == names
 
 
+def test_a_number_cell_of_more_digits_than_a_spreadsheet_keeps_is_refused(engine: Any, tmp_path: Path) -> None:
+    """A personeelsnummer of 16 digits typed into a number cell is stored rounded to 15 (``1234567890123456`` as
+    ``1.23456789012345E+15``); it was imported as ``1234567890123450``, digits nobody typed, which could be another
+    person's number. Now a row problem; 15 digits and fewer are taken as before."""
+    sheets = sheets_with()
+    sheets["Medewerkers"].append([1234567890123450.0, "Kim", "kim@example.nl", "2027-01-01", "verpleegkundige",
+                                  "wijk", None, None, None, None])
+    sheets["Medewerkers"].append([123456789012345.0, "Lot", "lot@example.nl", "2027-01-01", "verpleegkundige",
+                                  "wijk", None, None, None, None])
+    result = import_organisation(engine, [workbook(tmp_path / "org.xlsx", sheets)], compiled=standard(), now=NOW)
+    assert [(e.row, e.message) for e in result.errors] == [
+        (5, "id: 1.23456789012345e+15 is a number cell of more than 15 digits, which a spreadsheet does not keep "
+            "exactly; text is expected (format the column as text and type the number again)")]
+    assert EmployeeDirectory(engine).count() == 0
+    sheets["Medewerkers"].pop(4)
+    again = import_organisation(engine, [workbook(tmp_path / "org2.xlsx", sheets)], compiled=standard(), now=NOW)
+    assert again.ok, again.lines()
+    assert EmployeeDirectory(engine).get("123456789012345") is not None
+
+
 def test_cli_text_and_json(tmp_path: Path) -> None:
     from regelwerk.cli import cli
     from regelwerk.registry import load_registry

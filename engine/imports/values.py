@@ -16,6 +16,9 @@ from typing import Any
 
 __all__ = ["TYPES", "convert", "id_problem", "parse_date", "split_list"]
 
+#: From here on a number cell (a workbook's; a CSV cell is text) is not the number typed: a spreadsheet keeps 15
+#: significant digits.
+NUMBER_CELL_EXACT = 10**15
 #: The value types a column may declare.
 TYPES = ("text", "date", "list", "integer", "number", "boolean", "email")
 
@@ -55,6 +58,11 @@ def _text(value: Any) -> str:
         return value.strip()
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is a true/false cell; text is expected")
+    if isinstance(value, (int, float)) and abs(value) >= NUMBER_CELL_EXACT:
+        # a spreadsheet keeps 15 digits of a number: 1234567890123456 typed into a number cell is stored as
+        # 1234567890123450 (found by attack: imported as that, digits nobody typed, another person's number or nobody's)
+        raise ValueError(f"{value:.15g} is a number cell of more than 15 digits, which a spreadsheet does not keep "
+                         "exactly; text is expected (format the column as text and type the number again)")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
