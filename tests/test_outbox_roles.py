@@ -160,6 +160,41 @@ def test_one_outbox_row_per_holder_in_scope_audited_and_erasable(engine: Engine)
         assert tx.outbox(instance_id="ob1") == []
 
 
+LISTS = ["eva@vlinder.example,boss@evil.example", "eva@vlinder.example;boss@evil.example",
+         "Eva <eva@vlinder.example>,boss@evil.example", '"eva"<boss@evil.example>', "eva@vlinder.example\tboss@e.x"]
+
+
+@pytest.mark.parametrize("address", LISTS)
+def test_an_address_field_holding_several_mailboxes_is_refused_and_nothing_is_written(engine: Engine,
+                                                                                      address: str) -> None:
+    """Found by attack: the outbox took any text without a line break, and delivery put it in the To header, from
+    which smtplib mails every address: a person's own ``email`` of ``eva@...,boss@evil.example`` sent her mail to a
+    second mailbox too. Now InvalidData, the transition rolls back, nothing is queued."""
+    from regelwerk.errors import InvalidData
+
+    _people(engine, {"hr1": "hr"}, accounts={"hr1": "hanna@vlinder.example"})
+    engine.start("onboarding", {"subject": "e1", "location": "loc-a", "email": address}, HR, "ob1")
+    engine.fire("ob1", "remind", HR)
+    before = _snapshot(engine)
+    with pytest.raises(InvalidData, match="not the address of one mailbox"):
+        engine.fire("ob1", "tell", HR)
+    assert _snapshot(engine) == before and engine.get("ob1").state == "reminded"
+
+
+@pytest.mark.parametrize("address", LISTS[:2] + LISTS[3:4])  # (a space made no usable address before either)
+def test_a_holder_whose_directory_address_is_a_list_has_no_usable_address(engine: Engine, address: str) -> None:
+    """The employee directory's address of a role holder (the organisation import's E-mailadres) that holds several
+    mailboxes is no address: the holder is without one and the mail refuses (fail closed), none is queued."""
+    _people(engine, {"hr1": "hr", "hr2": "hr"}, accounts={"hr1": "hanna@vlinder.example"},
+            employees={"hr2": address})
+    engine.start("onboarding", {"subject": "e1", "location": "loc-a"}, HR, "ob1")
+    before = _snapshot(engine)
+    with pytest.raises(NoRecipients) as caught:
+        engine.fire("ob1", "remind", HR)
+    assert caught.value.without_address == ("hr2",)
+    assert {k: v for k, v in _snapshot(engine).items() if k != "rw_audit"} == before
+
+
 def test_a_scoped_role_mails_only_the_holders_the_policy_lets_read_the_instance(tmp_path: Path, registry: Any) -> None:
     compiled = compile_bundle(load_bundle(_bundle(tmp_path, "role: locatiemanager")), registry)
     with Engine(compiled, store=f"sqlite:///{tmp_path / 'store.sqlite'}", registry=registry, permissions="m",

@@ -60,6 +60,19 @@ def test_csv_import_all_or_nothing(directory: Any, tmp_path: Path) -> None:
     assert [e.id for e in directory.iter_all(batch_size=1)] == ["1", "2"]
 
 
+def test_an_id_that_only_looks_like_another_of_the_file_is_refused(directory: Any, tmp_path: Path) -> None:
+    """As in the organisation import: ``A1`` beside ``a1`` or a zero-width space in the cell was a second person."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("personeelsnummer;naam\na1;Anna\nA1;Anna\na\u200b1;Anna\n", encoding="utf-8")
+    result = import_employees(directory, bad)
+    assert [str(e) for e in result.errors] == [
+        "row 3: id: 'A1' differs from 'a1' (row 2) only in case or look: write the one id the other systems use for "
+        "both",
+        "row 4: id: 'a\\u200b1' holds a control or invisible character (U+200B); an id is what the other systems send "
+        "as it is"]
+    assert directory.count() == 0
+
+
 def test_checked_chunks_read_once_are_the_check_and_the_chunks_of_two_reads(tmp_path: Path) -> None:
     from regelwerk.scheduling.employees import check_employees, checked_employee_chunks, employee_chunks
 

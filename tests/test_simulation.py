@@ -503,6 +503,28 @@ def test_every_data_file_problem_is_shown_at_once_and_nothing_is_written(tmp_pat
     assert len(folders) == 1, result.output
 
 
+def test_a_relation_row_the_engine_would_not_keep_is_a_diagnostic_and_nothing_is_written(tmp_path: Path) -> None:
+    """relations.csv is written straight into ``rw_relations``, past ``relate``'s checks: a kind no scope reads
+    (``reports_too``) and a window on a current-state fact (``reports_to`` until 2026-01-10; production refuses it,
+    stored it was ignored, so the manager read for the whole run) went into the rehearsal the customer signs off.
+    Now SIM010 at each row, with a hint, and the store is not touched."""
+    customer = tmp_path / "klant"
+    shutil.copytree(FIXTURE, customer)
+    data = customer / "data"
+    with (data / "relations.csv").open("a", encoding="utf-8") as handle:
+        handle.write("reports_too,e1,m1,,\nreports_to,e2,m1,,2026-01-10\nauthored,e1,n1,2026-01-01,\n")
+    store = tmp_path / "s.sqlite"
+    result = _cli("simulate", str(customer), "--from", "2026-01-01", "--to", "2026-01-31", "--store",
+                  f"sqlite:///{store}")
+    assert result.exit_code == 1
+    last = len((data / "relations.csv").read_text(encoding="utf-8").splitlines())
+    assert f"relations.csv:{last - 2}:1: error SIM010: kind 'reports_too' is one no scope reads" in result.output
+    assert "did you mean 'reports_to'?" in result.output
+    for row, kind in ((last - 1, "reports_to"), (last, "authored")):
+        assert f"relations.csv:{row}:1: error SIM010: {kind} is current-state" in result.output
+    assert not store.exists() or _tables_empty(store)
+
+
 def test_due_items_are_named_by_their_words_and_only_labelled_types_by_their_payload_label() -> None:
     """A plan of a Schedule carries its workflow's data as payload: a ``label`` there names nothing (it is no
     conversation moment's name); only the item types a part lists in ``labelled`` are named by it."""

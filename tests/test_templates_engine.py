@@ -130,6 +130,28 @@ spec:
     assert caught.value.missing == ("candidate.first_name",)
 
 
+def test_a_value_a_mail_cannot_show_is_a_render_refusal_naming_the_field(tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
+    """An object (or a list holding one) where the mail shows text was a bare ``TypeError`` out of the render, which
+    the runtime took for the action's failure; now the refusal names each such field beside the missing ones."""
+    path = _bundle(tmp_path, """\
+apiVersion: regelwerk/v1
+kind: Template
+metadata: {name: t}
+spec:
+  context: mini
+  subject: "{{ vacancy.title }}"
+  body: "Beste {{ candidate.first_name }}.{{ sender.signature }}"
+""")
+    template = _compile(path, registry).get("Template", "t")
+    with pytest.raises(TemplateRenderError) as caught:
+        template.render({"candidate": {"first_name": {"x": 1}}, "vacancy": {"title": ["Kok", {"y": 2}]},
+                         "sender": {"signature": ""}})
+    assert caught.value.unusable == (("candidate.first_name", "an object"),
+                                     ("vacancy.title", "a list holding an object"))
+    assert caught.value.missing == () and "candidate.first_name holds an object" in str(caught.value)
+    assert [e["field"] for e in caught.value.errors] == ["candidate.first_name", "vacancy.title"]
+
+
 def test_render_never_reaches_attributes(tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
     path = _bundle(tmp_path, """\
 apiVersion: regelwerk/v1

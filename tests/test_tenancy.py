@@ -57,6 +57,8 @@ def test_each_sqlite_tenant_has_its_own_file(hub: TenantHub, tmp_path: Path) -> 
 def test_tenant_ids_are_checked_and_unique(hub: TenantHub) -> None:
     with pytest.raises(UsageError):
         hub.create_tenant("../etc")
+    with pytest.raises(UsageError):  # "$" matched before the line break: a file "acme\n.sqlite" (found by attack)
+        hub.create_tenant("acme\n")
     with pytest.raises(UsageError):
         hub.create_tenant("a")
 
@@ -82,6 +84,64 @@ def test_bad_paths_and_unknown_matrix_are_rejected(hub: TenantHub) -> None:
         hub.deploy("a", {"../escape.yaml": "x: 1"})
     with pytest.raises(DeploymentRejected, match="PermissionMatrix"):
         hub.deploy("a", bundle_files(), matrix="nope")
+
+
+@pytest.mark.parametrize("extra", [{"x.yaml": "a: 1", "x.yaml/y.yaml": "b: 2"}, {"x.yaml\n": "a: 1"},
+                                   {"./reminder.yaml": "a: 1"}, {"sub//x.yaml": "a: 1"}, {"sub/": "a: 1"}])
+def test_an_upload_whose_paths_clash_or_are_not_canonical_is_rejected_and_writes_nothing(
+        hub: TenantHub, extra: dict[str, str]) -> None:
+    """Found by attack: a file that is also another file's folder (``x.yaml`` and ``x.yaml/y.yaml``) was a 500
+    ``FileExistsError`` with a half-written copy left in the hub's folder; ``x.yaml\\n`` passed the path check (``$``
+    matches before a final line break) and ``./reminder.yaml`` beside ``reminder.yaml`` were two keys for one file."""
+    before = hub.tenant("a")["active_version"]
+    work = hub._work / "a"
+    folders = sorted(p.name for p in work.iterdir())
+    with pytest.raises(DeploymentRejected) as caught:
+        hub.deploy("a", {**bundle_files(), **extra}, matrix="service")
+    [problem] = caught.value.diagnostics
+    assert problem["code"] == "RW001" and problem["file"] in extra, problem
+    assert hub.tenant("a")["active_version"] == before
+    assert sorted(p.name for p in work.iterdir()) == folders
+
+
+WARNS = """apiVersion: regelwerk/v1
+kind: Workflow
+metadata: {name: probe-wf}
+spec:
+  resource_type: probe
+  states:
+    - {id: a, initial: true}
+    - {id: b, final: true}
+  transitions:
+    - {id: go, from: a, to: b}
+"""
+
+
+def test_a_tenant_never_hears_of_another_tenant_that_uploaded_the_same_files(hub: TenantHub) -> None:
+    """Tenants with identical uploads share the compiled bundle; its warnings were made relative to the asking
+    tenant's folder, so tenant b's answer named the folder of the tenant that compiled it first
+    (``../../tmp/regelwerk-hub-x/acme-zorg/<version>/extra.yaml``): who else runs this very bundle, and a server
+    path."""
+    files = {**bundle_files(), "extra.yaml": WARNS}
+    hub.create_tenant("acme-zorg")
+    _version, compiled, first = hub.compile_files("acme-zorg", files)
+    assert compiled is not None and first and {d["file"] for d in first} == {"extra.yaml"}
+    _version, shared, second = hub.compile_files("b", files)
+    assert shared is compiled and second == first
+    assert "acme-zorg" not in repr(second) and str(hub._work) not in repr(second)
+
+
+def test_a_diagnostic_names_no_folder_of_the_server() -> None:
+    """A file of the shipped standard base is ``standard/<path>``, any other file outside the upload its name."""
+    from regelwerk.bundle import shipped_standard
+    from regelwerk.diagnostics import Diagnostic
+    from regelwerk.tenancy.hub import _diag_dict
+
+    standard = shipped_standard() / "workflows" / "declaration.yaml"
+    assert _diag_dict(Diagnostic("RW519", "m", str(standard), 1, 1, ""), "/srv/up")["file"] == \
+        "standard/workflows/declaration.yaml"
+    assert _diag_dict(Diagnostic("RW519", "m", "/srv/other/tenant/x.yaml", 1, 1, ""), "/srv/up")["file"] == "x.yaml"
+    assert _diag_dict(Diagnostic("RW519", "m", "/srv/up/sub/x.yaml", 1, 1, ""), "/srv/up")["file"] == "sub/x.yaml"
 
 
 def test_new_version_switches_and_running_instances_stay_pinned(hub: TenantHub) -> None:

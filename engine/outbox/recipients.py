@@ -66,9 +66,11 @@ class RoleDirectory(Protocol):
 
 
 def usable_address(value: Any) -> bool:
-    """True for text that can be a recipient: one address-like token (``x@y``), no spaces or line breaks."""
-    return (isinstance(value, str) and 3 <= len(value) <= 320 and "@" in value.strip("@")
-            and not any(c.isspace() for c in value))
+    """True for text that can be a recipient: the address of one mailbox (``x@y``; no list, display name, space or
+    line break: :func:`regelwerk.outbox.queue.address_problem`, which the outbox checks too)."""
+    from regelwerk.outbox.queue import address_problem
+
+    return address_problem(value) is None
 
 
 class FactsDirectory:

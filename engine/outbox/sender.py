@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from regelwerk.errors import is_plugin_fault, storable_text
 from regelwerk.limits import limited
-from regelwerk.outbox.queue import OutboxMessage, to_utc, utc_naive
+from regelwerk.outbox.queue import OutboxMessage, address_problem, to_utc, utc_naive
 
 __all__ = ["DeliveryReport", "PermanentFailure", "RetryPolicy", "SecretResolver", "SmtpTransport", "Transport",
            "deliver_pending", "message_id", "to_email"]
@@ -221,6 +221,9 @@ def deliver_pending(sa_engine: Any, transport: Transport, *, now: datetime | Cal
             report.skipped += 1
             continue
         try:
+            why = address_problem(message.recipient)
+            if why is not None:  # queued before the outbox checked it: never split into several recipients
+                raise PermanentFailure(f"the recipient is not the address of one mailbox ({why})")
             secret = None
             if message.secret:
                 if secrets is None:

@@ -342,8 +342,10 @@ def _parsed(path: str | Path, spec: Any = None) -> Iterator[EmployeeFacts | RowE
     from regelwerk.imports.reader import FileError
     from regelwerk.imports.records import read_records
     from regelwerk.imports.specs import import_spec
+    from regelwerk.imports.values import id_problem
 
     seen: dict[str, int] = {}
+    looks: dict[str, tuple[str, str]] = {}
     try:
         for number, record in read_records(path, spec or import_spec("employees")):
             if "__error__" in record:
@@ -357,6 +359,10 @@ def _parsed(path: str | Path, spec: Any = None) -> Iterator[EmployeeFacts | RowE
                 facts = parse_employee(record)
             except ValueError as exc:
                 yield RowError(number, str(exc))
+                continue
+            odd = id_problem(facts.id, number, looks, ())  # E1 beside e1, a zero-width space: one person twice
+            if odd is not None:
+                yield RowError(number, odd)
                 continue
             if facts.id in seen:
                 yield RowError(number, f"id: {facts.id!r} also in row {seen[facts.id]}")

@@ -251,6 +251,10 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
             raise ApiError("forbidden", "an admin key cannot act as a tenant; use the tenant's key")
         return who.tenant
 
+    async def tenant_key(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        await tenant_of(who)
+        return who
+
     async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.admin:
             raise ApiError("forbidden", "this needs an admin key")
@@ -263,6 +267,8 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
         return await run_in_threadpool(hub.runtime, tenant)
 
     Tenant = Annotated[str, Depends(tenant_of)]
+    #: the tenant's key that asks (its id names who wrote a deployment, a migration's history rows, a relation)
+    Who = Annotated[Principal, Depends(tenant_key)]
     Runtime = Annotated[TenantRuntime, Depends(runtime)]
     Admin = Annotated[Principal, Depends(admin)]
 
@@ -333,8 +339,8 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
 
     @app.post("/v1/deployments", tags=["deployments"], status_code=201,
               summary="Validate, compile and activate a bundle version (a broken one changes nothing: 422)")
-    def deploy(body: DeployIn, tenant: Tenant) -> dict[str, Any]:
-        return hub.deploy(tenant, body.files, body.matrix, actor="api")
+    def deploy(body: DeployIn, who: Who) -> dict[str, Any]:
+        return hub.deploy(tenant_id(who), body.files, body.matrix, actor=by_key(who))
 
     @app.post("/v1/deployments/validate", tags=["deployments"], summary="Diagnostics of a bundle, nothing stored")
     def validate(body: DeployIn, tenant: Tenant) -> dict[str, Any]:
@@ -351,8 +357,8 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
         return [i.to_dict() for i in rt.engine.migrate_plan(body.workflow, body.mapping)]
 
     @app.post("/v1/migrations/apply", tags=["deployments"], summary="Move instances to the active version")
-    def migrate_apply(body: MigrateIn, rt: Runtime) -> list[dict[str, Any]]:
-        return [i.to_dict() for i in rt.engine.migrate_apply(body.workflow, body.mapping, actor="api",
+    def migrate_apply(body: MigrateIn, rt: Runtime, who: Who) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in rt.engine.migrate_apply(body.workflow, body.mapping, actor=by_key(who),
                                                              instance_ids=body.instances)]
 
     # --- decisions ----------------------------------------------------------------------------
@@ -525,13 +531,25 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
 
     @app.post("/v1/relations", tags=["decisions"], status_code=201,
               summary="Add relationship facts (managers, groups, consent) the permission matrix reads")
-    def relations(body: RelationsIn, rt: Runtime) -> dict[str, Any]:
+    def relations(body: RelationsIn, rt: Runtime, who: Who) -> dict[str, Any]:
         port = rt.port(None)
         added = [port.relationships.relate(r.kind, r.subject, r.object, valid_from=r.valid_from,
-                                           valid_to=r.valid_to, by="api").to_dict() for r in body.relations]
+                                           valid_to=r.valid_to, by=by_key(who)).to_dict() for r in body.relations]
         return {"added": len(added)}
 
     return app
+
+
+def by_key(who: Principal) -> str:
+    """Who the service's own writes are by: ``api:<key id>`` (found by attack: every deployment, migration and relation
+    was by ``api``, so with two keys, or after a rotation, nobody could tell which key wrote it)."""
+    return f"api:{who.key_id}"
+
+
+def tenant_id(who: Principal) -> str:
+    """The tenant of a tenant's key (:func:`tenant_key` checked that it has one)."""
+    assert who.tenant is not None
+    return who.tenant
 
 
 def openapi_document() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,22 +25,37 @@ class _Strict(BaseModel):
 MAX_BODY_DEPTH = 100
 
 
+#: a UTF-16 surrogate code point: JSON's ``\\ud800`` escapes give one to Python's reader, and no UTF-8 text holds it
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    """What a text of a request may not hold (a NUL character, a lone surrogate), or None."""
+    if "\x00" in text:
+        return "a NUL character is not allowed in a request"
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        return "a lone surrogate (a \\ud800-\\udfff escape without its pair) is no Unicode text"
+    return None
+
+
 def body_problem(value: Any, pointer: str = "", depth: int = MAX_BODY_DEPTH) -> tuple[str, str] | None:
     """``(JSON pointer, what is wrong)`` of the first part of a request body the service does not take: a text (a
-    key or a string) holding a NUL character, a number JSON does not have (NaN, Infinity: Python's JSON reader takes
-    them, and ``1e309`` is read as infinity), or an object or array nested deeper than ``depth`` levels. Walked
-    without recursion, so no body, however deep, makes the walk itself fail. Found by attack: data
-    nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and from then
-    on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question were a 500
-    ``RecursionError``."""
+    key or a string) holding a NUL character or a lone surrogate, a number JSON does not have (NaN, Infinity:
+    Python's JSON reader takes them, and ``1e309`` is read as infinity), or an object or array nested deeper than
+    ``depth`` levels. Walked without recursion, so no body, however deep, makes the walk itself fail. Found by
+    attack: data nested 300 levels deep was stored by a start whose answer then failed (a 500 after the commit), and
+    from then on every listing of the tenant's instances was a 500; 500 levels in a fire or a permission question
+    were a 500 ``RecursionError``. The same for a lone surrogate (``"\\ud83d"``, half an emoji) in a start's data
+    (eighteenth round): stored, then no answer carrying it could be written as UTF-8."""
     if _clean(value, depth):  # nearly every body: no pointers built
         return None
     stack: list[tuple[Any, str, int]] = [(value, pointer, 1)]
     while stack:
         item, here, level = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return here, "a NUL character is not allowed in a request"
+            problem = _text_problem(item)
+            if problem is not None:
+                return here, problem
             continue
         if isinstance(item, float) and not math.isfinite(item):  # NaN, Infinity, 1e309: no JSON numbers (RFC 8259)
             return here, f"{item!r} is no JSON number"
@@ -51,8 +67,9 @@ def body_problem(value: Any, pointer: str = "", depth: int = MAX_BODY_DEPTH) -> 
             children = []
             for key, child in item.items():
                 inner = f"{here}/{key}"
-                if isinstance(key, str) and "\x00" in key:
-                    return inner, "a NUL character is not allowed in a request"
+                problem = _text_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    return inner.encode("utf-8", "backslashreplace").decode(), problem
                 children.append((child, inner, level + 1))
         else:
             children = [(child, f"{here}/{index}", level + 1) for index, child in enumerate(item)]
@@ -66,7 +83,7 @@ def _clean(value: Any, room: int) -> bool:
     service's limit, far below Python's)."""
     kind = type(value)
     if kind is str:
-        return "\x00" not in value
+        return "\x00" not in value and (value.isascii() or _SURROGATE.search(value) is None)
     if kind is float:
         return math.isfinite(value)
     if kind is not dict and kind is not list:
@@ -75,7 +92,7 @@ def _clean(value: Any, room: int) -> bool:
         return False
     if kind is dict:
         for key in value:
-            if type(key) is not str or "\x00" in key:
+            if type(key) is not str or "\x00" in key or not (key.isascii() or _SURROGATE.search(key) is None):
                 return False
         items = value.values()
     else:
@@ -84,7 +101,7 @@ def _clean(value: Any, room: int) -> bool:
     for item in items:
         of = type(item)
         if of is str:
-            if "\x00" in item:
+            if "\x00" in item or not (item.isascii() or _SURROGATE.search(item) is None):
                 return False
         elif not (of is int or of is bool or item is None) and not _clean(item, inner):
             return False
@@ -275,6 +292,20 @@ class RelationIn(_Strict):
     object: str = Field(min_length=1, max_length=200)
     valid_from: str | None = Field(default=None, description="ISO date (YYYY-MM-DD)")
     valid_to: str | None = Field(default=None, description="ISO date (YYYY-MM-DD), on or after valid_from")
+
+    @field_validator("kind")
+    @classmethod
+    def _read_kind(cls, value: str) -> str:
+        """A kind some scope reads (``regelwerk.permissions.relations.INDEXED_KINDS``), as scenario facts and facts
+        files demand (RW710): found by attack, ``reports_too`` or ``Member_of`` was stored and answered 201, a fact
+        nothing ever reads (the manager stayed refused, a deny's exception never applied)."""
+        from regelwerk.diagnostics import did_you_mean
+        from regelwerk.permissions.relations import INDEXED_KINDS
+
+        if value not in INDEXED_KINDS:
+            hint = did_you_mean(value, INDEXED_KINDS) or "kinds: " + ", ".join(INDEXED_KINDS)
+            raise ValueError(f"{value[:80]!r} is a kind no scope reads ({hint})")
+        return value
 
     @field_validator("valid_from", "valid_to")
     @classmethod

@@ -201,6 +201,10 @@ def read_customer_data(root: str | Path, readers: Iterable[DataReader] = (),
             if start and end and end < start:
                 problems.append(Diagnostic("SIM010", "valid_to is before valid_from", shown, number, 1))
                 continue
+            refused = relation_refusal(row["kind"], start, end)
+            if refused is not None:  # as the engine's relate refuses it: the rehearsal holds what production would
+                problems.append(Diagnostic("SIM010", refused[0], shown, number, 1, hint=refused[1]))
+                continue
             relations.append({"kind": row["kind"], "subject": row["subject"], "object": row["object"],
                               "valid_from": start, "valid_to": end})
     if problems:
@@ -208,6 +212,25 @@ def read_customer_data(root: str | Path, readers: Iterable[DataReader] = (),
     workbook = next((data / n for n in ORGANISATION_FILES if (data / n).exists()), None)
     return CustomerData(employees if employees.exists() else None, tuple(events), tuple(relations), workbook,
                         count, _handed_over(chunks))
+
+
+def relation_refusal(kind: str, start: date | None, end: date | None) -> tuple[str, str] | None:
+    """``(message, hint)`` when a relations.csv row is a fact the engine would not keep, or None.
+
+    The rows are written straight into ``rw_relations`` (one insert for the file), past the checks of ``relate``;
+    found by attack, a kind no scope reads (``reports_too``) and a window on a current-state fact
+    (``reports_to`` until 2026-01-10, which production refuses: it was stored and ignored, so the manager read for
+    ever) passed into the rehearsal the customer signs off, which then showed other access than the engine gives."""
+    from regelwerk.diagnostics import did_you_mean
+    from regelwerk.permissions.relations import INDEXED_KINDS, window_refusal
+
+    if kind not in INDEXED_KINDS:
+        return (f"kind {kind!r} is one no scope reads",
+                did_you_mean(kind, INDEXED_KINDS) or "kinds: " + ", ".join(INDEXED_KINDS))
+    why = window_refusal(kind, start, end)
+    if why is not None:
+        return why, "leave valid_from and valid_to empty: the fact holds from the simulation's start"
+    return None
 
 
 def _handed_over(chunks: Iterable[Any]) -> Iterator[Any]:

@@ -13,15 +13,21 @@ __all__ = ["MailContext", "MailField", "RenderedMail", "Template", "TemplateRend
 
 
 class TemplateRenderError(InvalidData):
-    """The values handed to a template lack fields its context promised (a host bug, not an author's)."""
+    """The values handed to a template lack fields its context promised (a host bug, not an author's), or hold what
+    a mail cannot show (an object where text was expected: ``unusable``, path and what it holds)."""
 
     code = "template_render"
 
-    def __init__(self, template: str, missing: tuple[str, ...]) -> None:
+    def __init__(self, template: str, missing: tuple[str, ...], unusable: tuple[tuple[str, str], ...] = ()) -> None:
         self.template = template
         self.missing = missing
-        super().__init__(f"template {template!r} cannot be rendered: no value for {', '.join(missing)}",
-                         errors=[{"field": m, "message": "missing"} for m in missing])
+        self.unusable = unusable
+        why = [f"no value for {', '.join(missing)}"] if missing else []
+        why += [f"{path} holds {what}, which a mail cannot show" for path, what in unusable]
+        super().__init__(f"template {template!r} cannot be rendered: {'; '.join(why)}",
+                         errors=[{"field": m, "message": "missing"} for m in missing]
+                         + [{"field": path, "message": f"{what}: not text, a date, a number, yes/no or a list of them"}
+                            for path, what in unusable])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,15 @@ def _lookup(values: Mapping[str, Any], path: str) -> Any:
     return node
 
 
+def _what(value: Any) -> str:
+    """What a value a mail cannot show is, in the refusal's words."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list holding an object"
+    return f"a {type(value).__name__}"
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """A compiled e-mail template: subject and body over one mail context."""
@@ -95,17 +110,24 @@ class Template:
         """Fill in the fields; a missing required value raises ``TemplateRenderError`` (never a blank)."""
         formatted: dict[str, str] = {}
         missing: list[str] = []
+        unusable: list[tuple[str, str]] = []
         for path in self.fields():
             value = _lookup(values, path)
             if (value is None or value == "") and path not in self.optional:
                 missing.append(path)
                 continue
-            formatted[path] = format_value(value)
+            try:
+                formatted[path] = format_value(value)
+            except TypeError:
+                # a person's data holding an object where the mail shows text: their refusal (InvalidData), never
+                # the action's failure (found by attack: it was ActionFailed and an incident for the operators,
+                # which no retry could ever resolve)
+                unusable.append((path, _what(value)))
         entries: dict[str, list[dict[str, str]]] = {}
         for loop in self.body.loops:
             entries[loop.path] = self._entries(loop.path, loop.fields(), _lookup(values, loop.path), missing)
-        if missing:
-            raise TemplateRenderError(self.name, tuple(missing))
+        if missing or unusable:
+            raise TemplateRenderError(self.name, tuple(missing), tuple(unusable))
         # A subject is a mail header: no value may smuggle a line break (header injection).
         subject_values = {k: " ".join(v.split()) for k, v in formatted.items()}
         subject = " ".join(self.subject.render(subject_values).split())

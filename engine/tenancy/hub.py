@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from regelwerk.bundle import shipped_standard
 from regelwerk.diagnostics import Diagnostic
 from regelwerk.errors import RegelwerkError, UsageError
 from regelwerk.registry import Registry
@@ -42,7 +43,7 @@ from regelwerk.tenancy.tables import rw_api_keys, rw_deployments, rw_tenant_tick
 
 __all__ = ["DeploymentRejected", "Principal", "TenantHub", "TenantRuntime", "UnknownTenant"]
 
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PATH_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_FILES = 500
 MAX_FILE_BYTES = 1_000_000
@@ -204,13 +205,19 @@ class TenantRuntime:
 
 
 def _diag_dict(diagnostic: Diagnostic, root: str) -> dict[str, Any]:
+    """A diagnostic as the API shows it: its file relative to the upload ``root`` (the folder the bundle was
+    compiled from), a shipped base's file as ``<base>/<path>`` (``standard/...``), any other file by its name alone:
+    no answer names a folder of the server (another tenant's upload among them)."""
     data = dict(diagnostic.to_dict())
     name = str(data.get("file") or "")
     if name:
         # diagnostics name files relative to the working directory where that is short: resolve either form
-        where = Path(name) if os.path.isabs(name) else Path.cwd() / name
-        with contextlib.suppress(ValueError):  # a file outside the upload keeps its name
-            data["file"] = where.resolve().relative_to(Path(root).resolve()).as_posix()
+        where = (Path(name) if os.path.isabs(name) else Path.cwd() / name).resolve()
+        data["file"] = where.name
+        for base, folder in (("", Path(root)), ("standard/", shipped_standard())):
+            with contextlib.suppress(ValueError):
+                data["file"] = base + where.relative_to(folder.resolve()).as_posix()
+                break
     return data
 
 
@@ -235,10 +242,18 @@ def check_files(files: Mapping[str, str]) -> list[dict[str, Any]]:
     if len(files) > MAX_FILES:
         problem("", f"too many files ({len(files)} > {MAX_FILES})")
     total = 0
+    # every folder the paths name: a path that is also another's folder cannot be written (found by attack:
+    # {"x.yaml": ..., "x.yaml/y.yaml": ...} was a 500 FileExistsError, its half-written copy left on disk)
+    folders = {"/".join(path.split("/")[:end]) for path in files for end in range(1, path.count("/") + 1)}
     for path, text in files.items():
-        parts = PurePosixPath(path).parts
-        if not parts or path.startswith("/") or not all(_PATH_PART.match(p) for p in parts):
+        parts = path.split("/")
+        # each part by itself (fullmatch: "x.yaml\n" is no name), so the path is its own canonical form: "./x"
+        # and "a//b" (two keys for one file, which of them is written?) are refused
+        if not path or not all(_PATH_PART.fullmatch(p) for p in parts):
             problem(path, f"not an acceptable file path: {path!r}")
+            continue
+        if path in folders:
+            problem(path, f"{path!r} is a file and the folder of another file of the upload")
             continue
         if not isinstance(text, str):
             problem(path, "file content must be text")
@@ -283,7 +298,8 @@ class TenantHub:
         self.location = location
         self._lock = threading.RLock()
         self._runtimes: dict[str, TenantRuntime] = {}
-        self._compiled: dict[str, Any] = {}
+        #: version -> (compiled bundle, the folder it was compiled from), shared by tenants with identical uploads
+        self._compiled: dict[str, tuple[Any, str]] = {}
         self._stores: dict[str, Any] = {}
         self._keys: dict[str, tuple[Principal | None, float]] = {}
         self._work = Path(tempfile.mkdtemp(prefix="regelwerk-hub-"))
@@ -337,7 +353,7 @@ class TenantHub:
 
     def create_tenant(self, tenant: str, name: str = "") -> dict[str, Any]:
         """Add a tenant (``UsageError`` when the id is taken or not ``[a-z0-9-]``)."""
-        if not TENANT_ID.match(tenant):
+        if not TENANT_ID.fullmatch(tenant):  # fullmatch: "$" also matches before a final line break
             raise UsageError(f"not a tenant id: {tenant!r}", hint="lower-case letters, digits and '-', 1-63 chars")
         now = self.clock()
         try:
@@ -469,19 +485,22 @@ class TenantHub:
         if problems:
             return version, None, problems
         with self._lock:
-            compiled = self._compiled.get(version)
+            cached = self._compiled.get(version)
         root = self._materialize(tenant, version, files)
-        prefix = str(root)
-        if compiled is not None:
-            return version, compiled, [_diag_dict(d, prefix) for d in compiled.warnings]
+        if cached is not None:
+            # compiled from the folder of whichever tenant uploaded these files first: its warnings name files
+            # relative to that folder (found by attack: relative to this tenant's, they named the other tenant
+            # and the server's folders, telling a customer who else runs the same bundle)
+            compiled, compiled_from = cached
+            return version, compiled, [_diag_dict(d, compiled_from) for d in compiled.warnings]
         try:
             compiled = compile_bundle(load_bundle(root), self.registry)
         except DefinitionError as exc:
             shutil.rmtree(root, ignore_errors=True)
-            return version, None, [_diag_dict(d, prefix) for d in exc.diagnostics]
+            return version, None, [_diag_dict(d, str(root)) for d in exc.diagnostics]
         with self._lock:
-            self._compiled.setdefault(version, compiled)
-        return version, compiled, [_diag_dict(d, prefix) for d in compiled.warnings]
+            compiled, compiled_from = self._compiled.setdefault(version, (compiled, str(root)))
+        return version, compiled, [_diag_dict(d, compiled_from) for d in compiled.warnings]
 
     def deploy(self, tenant: str, files: Mapping[str, str], matrix: str = "", actor: str = "api") -> dict[str, Any]:
         """Validate, compile, store and activate a bundle version (see the module docstring)."""

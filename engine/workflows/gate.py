@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -127,12 +128,16 @@ def system_fields_refusal(model: Workflow, data: Mapping[str, Any] | None, *,
 #: attack: data 300 levels deep was stored and then broke every answer that carried it (the service's listing of the
 #: tenant's instances was a 500 from then on), and 2 000 levels were a ``RecursionError`` out of this very check.
 MAX_DATA_DEPTH = 64
+#: a UTF-16 surrogate code point: half of a character (JSON's ``\\ud83d`` escape alone); no UTF-8 text holds one, so
+#: no answer can carry a text with one (found by attack: the service stored it, on every store, and every later
+#: listing of the tenant's instances was a 500)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def not_json(value: Any, pointer: str = "") -> tuple[str, str] | None:
     """``(JSON pointer, what it is)`` of the first part of ``value`` that is not JSON data (objects with string
-    keys, arrays, strings, finite numbers, true/false, null) or that nests deeper than :data:`MAX_DATA_DEPTH`
-    levels, or None when all of it is.
+    keys, arrays, strings of Unicode text (no lone surrogate), finite numbers, true/false, null) or that nests
+    deeper than :data:`MAX_DATA_DEPTH` levels, or None when all of it is.
 
     Instance data is stored as JSON: a value a store cannot write (a set, a date, NaN) is refused as
     :class:`InvalidData` before anything is written, the same on every store. Plain dicts, lists and scalars
@@ -148,16 +153,22 @@ def _plain_json(value: Any, room: int = MAX_DATA_DEPTH) -> bool:
     subclasses, tuples or other mappings: those take the walk with pointers, which says what they are), with
     objects and arrays nested ``room`` levels at most."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if kind is int or kind is bool or value is None:
         return True
     if kind is dict:
         if room < 1:
             return False
         for key, item in value.items():
-            if type(key) is not str:
+            if type(key) is not str or not (key.isascii() or _SURROGATE.search(key) is None):
                 return False
             kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
+            if kind is str:
+                if item.isascii() or _SURROGATE.search(item) is None:
+                    continue
+                return False
+            if kind is int or kind is bool or item is None:
                 continue
             if not _plain_json(item, room - 1):
                 return False
@@ -170,7 +181,9 @@ def _plain_json(value: Any, room: int = MAX_DATA_DEPTH) -> bool:
 
 
 def _first_not_json(value: Any, pointer: str, room: int = MAX_DATA_DEPTH) -> tuple[str, str] | None:
-    if value is None or isinstance(value, (str, int)):  # bool is an int
+    if isinstance(value, str):
+        return None if _SURROGATE.search(value) is None else (_shown(pointer), "a text with a lone surrogate")
+    if value is None or isinstance(value, int):  # bool is an int
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else (pointer, repr(value))
@@ -180,6 +193,8 @@ def _first_not_json(value: Any, pointer: str, room: int = MAX_DATA_DEPTH) -> tup
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{pointer}/{key}", f"a {type(key).__name__} key"
+            if _SURROGATE.search(key) is not None:
+                return _shown(f"{pointer}/{key}"), "a key with a lone surrogate"
             odd = _first_not_json(item, f"{pointer}/{key}", room - 1)
             if odd is not None:
                 return odd
@@ -191,6 +206,11 @@ def _first_not_json(value: Any, pointer: str, room: int = MAX_DATA_DEPTH) -> tup
                 return odd
         return None
     return pointer, f"a {type(value).__name__}"
+
+
+def _shown(pointer: str) -> str:
+    """A pointer that can be written as UTF-8 (a lone surrogate in it as its ``\\udXXX`` escape)."""
+    return pointer.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_copy(value: Any) -> Any:
