@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from regelwerk.conditions import Duration, parse_duration
 from regelwerk.diagnostics import did_you_mean
-from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
+from regelwerk.registry import IdDecl, KindSpec, PlaceSpec, RefDecl, Registry
 from regelwerk_packs.recruitment.facts import CANDIDATE, MAIL_SCOPES, VACANCY, mail_fields
 from regelwerk_packs.recruitment.model import (
     GROUP_LABELS,
@@ -255,6 +255,16 @@ def move_scope(inputs: tuple[str, ...]) -> dict[str, Any]:
                            "input": {"type": "object", "additionalProperties": False,
                                      "properties": {name: {} for name in inputs}},
                            "actor": {"$fact": "actor"}}}
+
+
+def _move_scope_of(data: Any, pointer: str) -> dict[str, Any] | None:
+    """:func:`move_scope` of the move at ``pointer`` (``/spec/moves/<i>/when``) of a document's plain data."""
+    try:
+        move = data["spec"]["moves"][int(pointer.split("/")[3])]
+        names = move.get("input") or ()
+        return move_scope(tuple(str(name) for name in names))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _move(ctx: CompileContext, i: int, raw: Mapping[str, Any], sources: tuple[str, ...],
@@ -528,6 +538,10 @@ def register_kinds(registry: Registry, plugin: str) -> None:
     registry.add_kind(spec("RecruitmentWorkflow", compile_recruitment_workflow,
                            "a recruitment workflow over candidate statuses (emits a core Workflow)",
                            refs=(RefDecl("/spec/statuses", kind="CandidateStatusSet"),)))
+    registry.add_place(PlaceSpec(
+        "RecruitmentWorkflow", "/spec/moves/*/when", plugin, move_scope(("<each name the move lists in input>",)),
+        "a move's condition: the vacancy's and the candidate's facts, the move's input, the actor (RW915)",
+        scope_of=_move_scope_of))
     registry.add_kind(spec("OrganisationStructure", compile_organisation,
                            "the organisation as a tree of entities with their own templates",
                            ids=(IdDecl("/spec/entities/*/id", "entity"),),
