@@ -272,3 +272,49 @@ def test_only_the_fields_a_condition_reads_are_handed_to_the_guard(tmp_path: Pat
     vacancy = {"id": "v", "status": "open", "team": ["sven"], "facts": {"budget_approved": True}}
     # no personal data (nor any other fact) the conditions do not read enters the instance; moments as ISO text
     assert move_facts(model, candidate, vacancy) == expected
+
+
+STORY = """\
+apiVersion: regelwerk/v1
+kind: Story
+metadata: {name: noorderlicht-voorjaar}
+spec:
+  events:
+    - on: 2027-02-01
+      open_vacancy: {id: v1, title: Docent, function: docent, department: ict, manager: mila, team: [mila, sven]}
+    - on: 2027-02-02
+      apply: {id: eva, vacancy: v1, first_name: Eva, email: eva@example.nl}
+    - on: 2027-02-03
+      move: {candidate: eva, to: interview_1, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: eva, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-05
+      vacancy_facts: {vacancy: v1, facts: {budget_approved: true}}
+    - on: 2027-02-05
+      candidate_facts: {candidate: eva, facts: {reference_check: done}, actor: sven}
+    - on: 2027-02-06
+      move: {candidate: eva, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-07
+      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
+"""
+
+
+def test_the_simulation_sets_facts_gives_the_reason_and_reports_a_refused_move(tmp_path: Path) -> None:
+    from datetime import date
+
+    from regelwerk.simulation.runner import simulate
+
+    customer = tmp_path / "noorderlicht"
+    customer.mkdir()
+    for path in FIXTURE.rglob("*.yaml"):
+        if "scenarios" not in path.relative_to(FIXTURE).parts:
+            target = customer / path.relative_to(FIXTURE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (customer / "story.yaml").write_text(STORY, encoding="utf-8")
+    result = simulate(customer, date(2027, 2, 1), date(2027, 2, 8), store=f"sqlite:///{tmp_path / 's.sqlite'}")
+    events = result.summary["events"]
+    assert (events["applied"], events["refused"]) == (7, 1)
+    [refusal] = events["refusals"]
+    assert refusal["day"] == "2027-02-04" and refusal["type"] == "move"
+    assert "vacancy.budget_approved eq True is unknown" in refusal["message"]
