@@ -318,3 +318,16 @@ def test_the_simulation_sets_facts_gives_the_reason_and_reports_a_refused_move(t
     [refusal] = events["refusals"]
     assert refusal["day"] == "2027-02-04" and refusal["type"] == "move"
     assert "vacancy.budget_approved eq True is unknown" in refusal["message"]
+
+
+def test_the_sign_off_report_shows_each_moves_condition_and_input(registry: Registry) -> None:
+    from datetime import date
+
+    from regelwerk.report.command import build_report
+
+    html, _ = build_report(FIXTURE, registry, date(2027, 2, 1))
+    section = html[html.rindex("Werving: wie mag kandidaten verplaatsen"):]
+    section = section[:section.index("Standaard werving en selectie")]
+    assert "<th>Voorwaarde</th>" in section and "<th>Invoer</th>" in section
+    assert "budget approved van de vacature is ja" in section
+    assert "status van de vacature is open" in section and ">reason<" in section
