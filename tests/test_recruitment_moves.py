@@ -331,3 +331,66 @@ def test_the_sign_off_report_shows_each_moves_condition_and_input(registry: Regi
     assert "<th>Voorwaarde</th>" in section and "<th>Invoer</th>" in section
     assert "budget approved van de vacature is ja" in section
     assert "status van de vacature is open" in section and ">reason<" in section
+
+
+@pytest.mark.parametrize("what", ["candidate", "vacancy"])
+def test_two_people_setting_facts_at_once_lose_neither_change(pg_url: str, registry: Registry, what: str) -> None:
+    """HR withdraws a fact while a colleague sets another: the second merges into what the first wrote, never into
+    what it read before (PostgreSQL: the row is locked for update). Before, the withdrawal was lost and the move the
+    withdrawn fact allowed was allowed again."""
+    import threading
+    import time
+
+    from regelwerk_packs.recruitment.ports import candidate_store
+    from regelwerk_packs.recruitment.tables import candidates, vacancies
+
+    store = SqlStore(pg_url)
+    store.setup()
+    (tmp := Path(__import__("tempfile").mkdtemp())).joinpath("bundle.yaml").write_text(
+        "apiVersion: regelwerk/v1\nkind: Bundle\nmetadata: {name: b}\nspec: {extends: standard}\n", encoding="utf-8")
+    tmp.joinpath("facts.yaml").write_text(textwrap.dedent("""\
+        apiVersion: regelwerk/v1
+        kind: Facts
+        metadata: {name: vacancy}
+        spec: {attributes: {budget_approved: {type: boolean}, remote: {type: boolean}}}
+        ---
+        apiVersion: regelwerk/v1
+        kind: Facts
+        metadata: {name: candidate}
+        spec: {attributes: {reference_check: {type: string}, internal: {type: boolean}}}
+        """), encoding="utf-8")
+    engine = Engine(compile_bundle(load_bundle(tmp), registry), store=store, registry=registry, clock=lambda: NOW,
+                    permissions=RoleTable({"register": ["intake"]}))
+    rec = Recruitment(engine)
+    bea = Actor("bea", ("beheerder",))
+    rec.open_vacancy(bea, title="Docent", function="docent", department="ict", manager="mila", team=["sven"],
+                     vacancy_id="v1")
+    rec.apply("v1", first_name="Eva", last_name="Smit", email="eva@example.nl", candidate_id="eva")
+    first, second = ({"reference_check": "done"}, {"internal": True}) if what == "candidate" else (
+        {"budget_approved": True}, {"remote": True})
+    if what == "candidate":
+        rec.set_candidate_facts("sven", "eva", first)
+    else:
+        rec.set_vacancy_facts(bea, "v1", first)
+    done: list[Any] = []
+
+    def colleague() -> None:
+        done.append(rec.set_candidate_facts("sven", "eva", second) if what == "candidate"
+                    else rec.set_vacancy_facts(bea, "v1", second))
+
+    with store.transaction() as tx:  # the first person withdraws the fact (locks the row as the service does)
+        port = candidate_store(tx)
+        assert port is not None
+        if what == "candidate":
+            port.candidates_by_id(["eva"], lock=True)
+            tx.rows(candidates.name).update({"id": "eva"}, {"facts": {}})
+        else:
+            port.vacancies_by_id(["v1"], lock=True)
+            tx.rows(vacancies.name).update({"id": "v1"}, {"facts": {}})
+        thread = threading.Thread(target=colleague)
+        thread.start()
+        time.sleep(0.5)  # the colleague's change waits for this one
+    thread.join(30)
+    row = rec.candidate("eva") if what == "candidate" else rec.vacancy("v1")
+    assert done == [second] and row["facts"] == second  # the withdrawal stands
+    store.close()

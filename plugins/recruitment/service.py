@@ -321,8 +321,15 @@ class Recruitment:
         who = Actor.of(actor)
         vacancy = self._decided_vacancy(who, "open", vacancy_id)
         self._require(who, "open", "vacancy", vacancy)
-        merged = _merged_facts("vacancy", self.settings.vacancy_facts, vacancy.get("facts"), facts)
         with self.engine.store.transaction() as tx:
+            # merged into the row as it is now, locked (where the database has row locks): two people setting
+            # facts at once follow each other, so neither change (a withdrawn approval) is lost
+            port = candidate_store(tx)
+            current = (port.vacancies_by_id([vacancy_id], lock=True).get(vacancy_id) if port is not None
+                       else tx.rows(vacancies.name).first({"id": vacancy_id}))
+            if current is None:
+                raise UsageError(f"no vacancy {vacancy_id!r}")
+            merged = _merged_facts("vacancy", self.settings.vacancy_facts, current.get("facts"), facts)
             tx.rows(vacancies.name).update({"id": vacancy_id}, {"facts": merged})
             self._audit(tx, who, "vacancy.facts", vacancy_id, {"facts": dict(facts)})
         self._forget_vacancy(vacancy_id)
@@ -345,10 +352,15 @@ class Recruitment:
         vacancy = self.vacancy(candidate["vacancy_id"])
         if who.id not in vacancy["team"]:
             self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
-        merged = _merged_facts("candidate", self.settings.candidate_facts, candidate.get("facts"), facts)
         with self.engine.store.transaction() as tx:
-            if not tx.rows(candidates.name).update({"id": candidate_id}, {"facts": merged}):
+            # as set_vacancy_facts: merged into the row as it is now, locked where the database has row locks
+            port = candidate_store(tx)
+            rows = (port.candidates_by_id([candidate_id], lock=True) if port is not None
+                    else [r for r in [tx.rows(candidates.name).first({"id": candidate_id})] if r is not None])
+            if not rows:  # erased meanwhile
                 raise UnknownInstance(candidate_id)
+            merged = _merged_facts("candidate", self.settings.candidate_facts, rows[0].get("facts"), facts)
+            tx.rows(candidates.name).update({"id": candidate_id}, {"facts": merged})
             tx.add_audit(AuditEntry(self._now(), who.id, "recruitment.candidate_facts",
                                         str(candidate["instance_id"]),
                                         {"candidate": candidate_id, "facts": dict(facts)}))
