@@ -81,6 +81,7 @@ spec:
       input: [reason]
       when: {field: input.reasn, in: [a, b]}
     - {from: "*", to: [screening], when: {field: data.team, contains: x}}
+    - {from: "*", to: [new], input: [team], when: {field: vacancy, exists: true}}
     - {from: "*", to: "*"}
 """
 
@@ -101,6 +102,11 @@ def test_a_condition_on_an_undeclared_fact_is_rw915_at_its_line_with_all_problem
          "candidate.internal is a boolean; 'ja' is a string: they never compare"),
         (33, 21, "RW915", "/spec/moves/1/when/field", "move 1: 'input' has no field 'reasn' (in input.reasn)"),
         (34, 50, "RW915", "/spec/moves/2/when/field", "move 2: unknown fact 'data' (in data.team)"),
+        (35, 38, "RW518", "/spec/moves/3/input/0", "move 3's input 'team' is set by the recruitment service (from "
+                                                   "the vacancy and the candidate), never by the mover's data: it can "
+                                                   "never be given"),
+        (35, 59, "RW915", "/spec/moves/3/when/field",
+         "move 3: reads all of vacancy; a condition reads one of its fields"),
     ]
     hints = {d.pointer: d.hint for d in problems}
     assert hints["/spec/moves/0/when/all/0/field"] == (

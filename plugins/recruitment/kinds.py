@@ -271,11 +271,17 @@ def _move(ctx: CompileContext, i: int, raw: Mapping[str, Any], sources: tuple[st
           targets: tuple[str, ...]) -> Move:
     """One move: who (``by``), when (its condition, checked against :func:`move_scope`: RW915 for a fact or input
     it does not declare, RW411/RW412 as anywhere) and what its data may carry (``input``)."""
-    from regelwerk.conditions import AllOf, Condition, compile_condition, field_paths
+    from regelwerk.conditions import AllOf, Condition, compile_condition
     from regelwerk.facts import check_condition
 
     by = tuple(raw.get("by") or ("team",))
     inputs = tuple(raw["input"]) if raw.get("input") is not None else None
+    for j, name in enumerate(inputs or ()):
+        if name in SYSTEM_FIELDS or name in FACT_ROOTS:
+            ctx.warn("RW518", f"move {i}'s input {name!r} is set by the recruitment service (from the vacancy and the "
+                              "candidate), never by the mover's data: it can never be given",
+                     f"/spec/moves/{i}/input/{j}", hint="leave it out; a condition reads the vacancy's and the "
+                                                         "candidate's facts as vacancy.* and candidate.*")
     if raw.get("when") is None:
         return Move(sources, targets, by, raw.get("label", ""), input=inputs, index=i)
     pointer = f"/spec/moves/{i}/when"
@@ -300,10 +306,9 @@ def _move(ctx: CompileContext, i: int, raw: Mapping[str, Any], sources: tuple[st
         ctx.report("RW915", f"move {i}: {message}", where, f"{hint}; {extra}" if hint else extra)
 
     check_condition(data, pointer, ctx.facts, move_scope(inputs or ()), report, ctx.warn)
-    for path in sorted(field_paths(when.model)):
-        if path[0] in FACT_ROOTS and len(path) == 1:
-            ctx.report("RW915", f"move {i}: reads all of {path[0]}; a condition reads one of its fields", pointer,
-                       hint=f"e.g. {path[0]}.status")
+    for where, root in _whole_roots(data, pointer):
+        ctx.report("RW915", f"move {i}: reads all of {root}; a condition reads one of its fields", where,
+                   hint=f"e.g. {root}.status")
     items = data["all"] if isinstance(data, Mapping) and isinstance(data.get("all"), list) else None
     if items is not None and isinstance(when.model, AllOf):
         parts = tuple((f"{pointer}/all/{j}", Condition(node, ctx.functions))
@@ -311,6 +316,22 @@ def _move(ctx: CompileContext, i: int, raw: Mapping[str, Any], sources: tuple[st
     else:
         parts = ((pointer, when),)
     return Move(sources, targets, by, raw.get("label", ""), when, inputs, parts, i)
+
+
+def _whole_roots(data: Any, pointer: str) -> list[tuple[str, str]]:
+    """``(pointer to its 'field', root)`` of every ``{field: vacancy}`` or ``{field: candidate}`` in a condition: the
+    whole fact, which the service never hands the guard (it hands the fields the conditions name)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if key == "field" and value in FACT_ROOTS:
+                out.append((f"{pointer}/field", str(value)))
+            else:
+                out.extend(_whole_roots(value, f"{pointer}/{key}"))
+    elif isinstance(data, list):
+        for j, item in enumerate(data):
+            out.extend(_whole_roots(item, f"{pointer}/{j}"))
+    return out
 
 
 def _reads(moves: list[Move]) -> dict[str, tuple[str, ...]]:
