@@ -335,7 +335,10 @@ def test_the_sign_off_report_shows_each_moves_condition_and_input(registry: Regi
     section = html[html.rindex("Werving: wie mag kandidaten verplaatsen"):]
     section = section[:section.index("Standaard werving en selectie")]
     assert "<th>Voorwaarde</th>" in section and "<th>Invoer</th>" in section
-    assert "budget approved van de vacature is ja" in section
+    # a declared fact by its label (before, candidate.internal read as "blijft in de status (intern) van de
+    # kandidaat": the glossary's word for an internal transition)
+    assert "Budget goedgekeurd (HR) is ja" in section and "Interne kandidaat is ja" in section
+    assert "intern)" not in section
     assert "status van de vacature is open" in section and ">reason<" in section
 
 
