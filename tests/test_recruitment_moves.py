@@ -403,3 +403,28 @@ def test_two_people_setting_facts_at_once_lose_neither_change(pg_url: str, regis
     row = rec.candidate("eva") if what == "candidate" else rec.vacancy("v1")
     assert done == [second] and row["facts"] == second  # the withdrawal stands
     store.close()
+
+
+def test_the_moves_a_host_can_offer_are_decided_as_the_moves_are(rec: Recruitment) -> None:
+    _open(rec)
+    rec.set_vacancy_facts(HR, "v1", {"budget_approved": True})
+
+    def offered(actor: Any) -> dict[str, Any]:
+        return {m["to"]: m for m in rec.moves_for(actor, "eva")}
+
+    # the engine's own list cannot see the facts: every conditioned move looks refused there
+    engine_view = {o.event: o.allowed for o in rec.engine.available_events("cand-eva", HR)}
+    assert engine_view["to_offer"] is False
+    hr = offered(HR)
+    assert hr["offer"]["allowed"] is False and hr["offer"]["failed"] == [
+        {"pointer": "/spec/moves/0/when/all/1", "condition": "candidate.reference_check eq 'done'",
+         "result": "unknown"}]
+    rec.set_candidate_facts("sven", "eva", {"reference_check": "done"})
+    assert offered(HR)["offer"]["allowed"] is True
+    assert rec.move(HR, "eva", "offer") == "offer"
+    sven = offered("sven")
+    assert sven["rejected"] == {"to": "rejected", "label": "Afgewezen", "allowed": True, "failed": [],
+                                "input": ["reason"]}  # its reason is given with the move
+    assert sven["hired"]["allowed"] is True and "offer" not in sven
+    with pytest.raises(PermissionDenied):
+        rec.moves_for(Actor("wout", ("medewerker",)), "eva")

@@ -275,6 +275,45 @@ class Recruitment:
             raise self._move_refused(exc, who, workflow, candidate, vacancy, status, current, input) from None
         return str(record.state)
 
+    def moves_for(self, actor: ActorLike, candidate_id: str) -> list[dict[str, Any]]:
+        """The moves the candidate's workflow offers ``actor`` now, for a host's screen: per status the candidate
+        could go to, ``allowed``, what fails (``failed``, as :class:`MoveRefused` names it) and what the mover gives
+        (``input``). Decided as :meth:`move` decides (the deciding move's ``by`` and its condition over the same
+        facts); a part of the condition that reads only the input is the move's to decide once it is given. The
+        engine's ``available_events`` cannot say it: the facts are not in the instance data. Visible to the
+        vacancy's team and whom the policy lets ``view`` the vacancy (as :meth:`candidates`)."""
+        from regelwerk.conditions import field_paths
+
+        who = Actor.of(actor)
+        candidate, vacancy = self._candidate_with_vacancy(candidate_id)
+        if who.id not in vacancy["team"]:
+            self._require(who, "view", "vacancy", vacancy)
+        workflow = self.workflow_of(vacancy)
+        facts = move_facts(workflow, candidate, vacancy) if workflow.reads else {}
+        scope = {"vacancy": facts.get("vacancy", {}), "candidate": facts.get("candidate", {}), "input": {},
+                 "actor": who.to_dict()}
+        now = self._now()
+        out = []
+        for status in workflow.statuses:
+            move = workflow.deciding_move(str(candidate["status"]), status.id)
+            if move is None:
+                continue
+            failed: list[dict[str, Any]] = []
+            if not _is_party(who, move.by, vacancy):
+                failed.append({"pointer": f"/spec/moves/{move.index}/by", "condition": "by " + ", ".join(move.by),
+                               "result": "false"})
+            else:
+                for pointer, part in move.parts:
+                    if all(path[0] == "input" for path in field_paths(part.model)) and field_paths(part.model):
+                        continue  # about what the mover gives: decided with the move
+                    result = part.truth(scope, now)
+                    if result is not True:
+                        failed.append({"pointer": pointer, "condition": part.text,
+                                       "result": "unknown" if result is None else "false"})
+            out.append({"to": status.id, "label": status.label, "allowed": not failed, "failed": failed,
+                        "input": list(move.input or ())})
+        return out
+
     def _move_refused(self, exc: TransitionNotAllowed, who: Actor, workflow: RecruitmentWorkflow,
                       candidate: Mapping[str, Any], vacancy: Mapping[str, Any], status: str,
                       facts: Mapping[str, Any], given: Mapping[str, Any] | None) -> MoveRefused:
