@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from regelwerk.actors import Actor
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle, validate_bundle
-from regelwerk.errors import InvalidData, PermissionDenied, TransitionNotAllowed
+from regelwerk.errors import InvalidData, PermissionDenied, TransitionNotAllowed, UnknownInstance
 from regelwerk.registry import Registry
 from regelwerk.runtime import Engine
 from regelwerk.scenarios import find_scenario_files, run_scenario_file
@@ -428,3 +428,7 @@ def test_the_moves_a_host_can_offer_are_decided_as_the_moves_are(rec: Recruitmen
     assert sven["hired"]["allowed"] is True and "offer" not in sven
     with pytest.raises(PermissionDenied):
         rec.moves_for(Actor("wout", ("medewerker",)), "eva")
+    with pytest.raises(PermissionDenied):  # "not there" answers as "not yours"
+        rec.moves_for(Actor("wout", ("medewerker",)), "nobody")
+    with pytest.raises(UnknownInstance):
+        rec.moves_for(HR, "nobody")

@@ -285,7 +285,11 @@ class Recruitment:
         from regelwerk.conditions import field_paths
 
         who = Actor.of(actor)
-        candidate, vacancy = self._candidate_with_vacancy(candidate_id)
+        try:
+            candidate, vacancy = self._candidate_with_vacancy(candidate_id)
+        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
+            self._require(who, "view", "vacancy", {"id": ""})
+            raise
         if who.id not in vacancy["team"]:
             self._require(who, "view", "vacancy", vacancy)
         workflow = self.workflow_of(vacancy)
