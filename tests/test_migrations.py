@@ -58,7 +58,7 @@ def test_upgrade_twice_is_a_no_op(sqlite_url: str) -> None:
     with engine.connect() as conn:
         versions = conn.execute(sa.text("select version_num from rw_alembic_version")).scalars().all()
     engine.dispose()
-    assert sorted(versions) == sorted([_core_head(), "recruitment_0001"])  # the core's head, the pack's
+    assert sorted(versions) == sorted([_core_head(), "recruitment_0002"])  # the core's head, the pack's
 
 
 def test_each_pack_keeps_its_tables_in_a_branch_of_its_own() -> None:
@@ -68,7 +68,7 @@ def test_each_pack_keeps_its_tables_in_a_branch_of_its_own() -> None:
     from regelwerk.store.sql import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert set(script.get_heads()) == {_core_head(), "recruitment_0001"}
+    assert set(script.get_heads()) == {_core_head(), "recruitment_0002"}
     assert script.get_revision("recruitment_0001").branch_labels == {"recruitment"}
     core_only = ScriptDirectory.from_config(alembic_config("sqlite://", load_registry(use_entry_points=False)))
     assert core_only.get_heads() == [_core_head()]
@@ -146,4 +146,4 @@ def test_processes_migrating_one_postgresql_database_at_once_all_succeed(pg_url:
         engine.dispose()
     assert set(all_tables().tables) <= present
     if what in ("db", "tenants"):
-        assert sorted(versions) == sorted([_core_head(), "recruitment_0001"])
+        assert sorted(versions) == sorted([_core_head(), "recruitment_0002"])

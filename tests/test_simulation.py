@@ -389,7 +389,8 @@ def test_unknown_event_type_hint_lists_the_registered_types() -> None:
     with pytest.raises(DefinitionError) as caught:
         parse_story(BAD_STORY, "story.yaml")
     hint = next(d.hint for d in caught.value.diagnostics if d.line == 9)
-    assert hint.startswith("did you mean 'hire'? (event types: activate_product, apply, close_vacancy")
+    assert hint.startswith("did you mean 'hire'? (event types: activate_product, apply, candidate_facts, "
+                           "close_vacancy")
     assert "sign_addendum" in hint and "update_employee" in hint
 
 

@@ -77,6 +77,11 @@ def _labels(compiled: Any) -> dict[str, str]:
     for doc in compiled.documents:
         spec = to_plain(doc.data).get("spec")
         walk(spec)
+        if doc.kind == "Facts" and isinstance(spec, dict) and isinstance(spec.get("attributes"), dict):
+            # a declared attribute's label names it in conditions ("fact:candidate.internal": "Interne kandidaat")
+            for name, decl in spec["attributes"].items():
+                if isinstance(decl, dict) and isinstance(decl.get("label"), str) and decl["label"]:
+                    labels.setdefault(f"fact:{doc.name}.{name}", decl["label"])
         if isinstance(spec, dict) and isinstance(spec.get("label"), str) and doc.name:
             labels.setdefault(doc.name, spec["label"])
     for matrix in compiled.of_kind("PermissionMatrix").values():

@@ -92,6 +92,9 @@ class Words:
         medewerker", ``data.amount`` -> "amount" (the field's own name: ids elsewhere may share it)."""
         if key in _FACTS:
             return _FACTS[key]
+        declared = self.labels.get(f"fact:{key}")  # the label a Facts document gives the attribute
+        if declared:
+            return declared
         head, _, rest = key.partition(".")
         last = rest.split(".")[-1] if rest else head
         word = self.glossary_noun(last) if last in self.glossary else last.replace("_", " ")

@@ -131,6 +131,12 @@ def sync_status(ctx: Any) -> None:
         if known is not None:
             known.candidate, known.confirmed = row, True
         return
+    # the facts a move's condition read (Recruitment.move's system data) were decided on and are kept in the move's
+    # history row; they are not kept in the instance data, where a later fire outside the service (which passes
+    # none) would find them stale: missing there, its condition is unknown and refuses
+    for root in ("vacancy", "candidate"):
+        if root in ctx.data:
+            del ctx.data[root]
     changed = rows.update({"instance_id": ctx.instance.id}, values)
     if not changed:
         # the candidate was erased (AVG: retention sweep, bulk delete), also between the caller's read and this

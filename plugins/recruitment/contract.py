@@ -152,6 +152,8 @@ class CandidateStoreContract:
             found = port.vacancies_by_id(["v2", "v9"])
             assert port.vacancy_count() == 2
         assert list(found) == ["v2"] and found["v2"]["team"] == ["mo"] and found["v2"]["title"] == "Vacature v2"
+        with store.transaction() as tx:  # locked for update: the same rows
+            assert self._port(tx).vacancies_by_id(["v9", "v2"], lock=True) == found
 
     def test_candidate_with_vacancy_in_one_read(self) -> None:
         store = self._store()

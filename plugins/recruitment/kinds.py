@@ -9,6 +9,9 @@ Diagnostic codes (documented in docs/recruitment.md):
 - RW914 warning: a move's ``by`` names a role no PermissionMatrix of the bundle declares (nor ``team`` or
   ``manager``): unless the host gives people that role, the move is never allowed (``by: [hrr]``); likewise a
   ``vacancy_admins`` role of RecruitmentSettings.
+- RW915 a move's condition (``when``) reads a vacancy or candidate fact that is not declared (neither a field of the
+  pack's fact type nor an attribute of a ``Facts`` document named after it), an ``input.*`` field the move does not
+  list in its ``input``, or a root other than ``vacancy``, ``candidate``, ``input`` and ``actor`` (did-you-mean).
 - RW920 the organisation tree has a cycle.
 - RW921 the organisation tree needs exactly one top entity.
 - RW930 warning: a template is used for another purpose than it declares.
@@ -24,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from regelwerk.conditions import Duration, parse_duration
 from regelwerk.diagnostics import did_you_mean
-from regelwerk.registry import IdDecl, KindSpec, RefDecl, Registry
-from regelwerk_packs.recruitment.facts import MAIL_SCOPES, mail_fields
+from regelwerk.registry import IdDecl, KindSpec, PlaceSpec, RefDecl, Registry
+from regelwerk_packs.recruitment.facts import CANDIDATE, MAIL_SCOPES, VACANCY, mail_fields
 from regelwerk_packs.recruitment.model import (
     GROUP_LABELS,
     GROUPS,
@@ -131,8 +134,7 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
                                   "is never allowed",
                          f"/spec/moves/{i}/by/{j}",
                          hint=did_you_mean(party, [*PARTIES, *roles]) or "roles: " + ", ".join(sorted(roles)))
-        moves.append(Move(_status_list(raw["from"], ids), _status_list(raw["to"], ids),
-                          tuple(raw.get("by") or ("team",)), raw.get("label", "")))
+        moves.append(_move(ctx, i, raw, _status_list(raw["from"], ids), _status_list(raw["to"], ids)))
     on_enter = spec.get("on_enter") or {}
     for status_id in on_enter:
         if status_id not in ids:
@@ -152,8 +154,9 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
     on_apply_raw = spec.get("on_apply")
     on_apply = actions(on_apply_raw, "/spec/on_apply") if on_apply_raw is not None else (
         ActionRef("recruitment.send_mail", {"purpose": "receipt"}),)
+    reads = _reads(moves)
     model = RecruitmentWorkflow(doc.name, spec.get("label", doc.name), WORKFLOW_PREFIX + doc.name, status_set.name,
-                                tuple(chosen), initial, tuple(moves), on_apply)
+                                tuple(chosen), initial, tuple(moves), on_apply, reads)
     sync = ActionRef("recruitment.sync_status", {})
     applied = ActionRef("recruitment.on_apply", {"actions": [{"action": a.name, "with": dict(a.params)}
                                                              for a in on_apply]})
@@ -170,24 +173,39 @@ def compile_recruitment_workflow(ctx: CompileContext, doc: SourceDocument) -> Re
         for s in chosen)
     transitions: list[Transition] = []
     for target in chosen:
-        by_parties: dict[tuple[str, ...], list[str]] = {}
+        # one transition per deciding party list; a move with a condition has its own (its guard: who and when)
+        groups: dict[tuple[tuple[str, ...], int | None], list[str]] = {}
+        deciding: dict[tuple[tuple[str, ...], int | None], Move] = {}
         for source in ids:
-            parties = model.who_may_move(source, target.id)
-            if parties is not None:
-                by_parties.setdefault(parties, []).append(source)
-        for parties, sources in by_parties.items():
+            move = model.deciding_move(source, target.id)
+            if move is not None:
+                key = (move.by, move.index if move.when is not None else None)
+                groups.setdefault(key, []).append(source)
+                deciding.setdefault(key, move)
+        # what a person's data may carry on this event: nothing declared on its moves leaves it open (as before);
+        # else the note (Recruitment.move's) and every input its moves list (one input per event: RW525)
+        declared = [m.input for m in deciding.values() if m.input is not None]
+        event_input = tuple(dict.fromkeys(("note", *(name for names in declared for name in names)))) \
+            if declared else None
+        for (parties, conditional), sources in groups.items():
+            move = deciding[(parties, conditional)]
             condition = _party_condition(parties)
+            pointer = "/spec/moves"
+            if move.when is not None:
+                condition = {"all": [condition, _guard_paths(_plain(raw_moves[move.index]["when"]))]}
+                pointer = f"/spec/moves/{move.index}/when"
             transitions.append(Transition(
                 index=len(transitions), event=f"to_{target.id}", sources=tuple(sources), dest=target.id,
-                label=f"Naar {target.label}", guard=ctx.condition(condition, "/spec/moves"), permission="",
-                pointer="/spec/moves", guard_source=condition,
+                label=f"Naar {target.label}", guard=ctx.condition(condition, pointer, _OPEN_SCOPE), permission="",
+                pointer=pointer, guard_source=condition, input=event_input,
             ))
     used_groups = {s.group for s in chosen}
     workflow = Workflow(
         name=model.workflow, label=model.label, initial=initial, states=states, transitions=tuple(transitions),
         resource_type="candidate", start_permission="register", data_schema=None,
-        # the guards trust data.team and data.manager: only the service (from the vacancy row) sets them
-        system_fields=SYSTEM_FIELDS,
+        # the guards trust data.team and data.manager: only the service (from the vacancy row) sets them; and
+        # data.vacancy / data.candidate, the facts the moves' conditions read, when a move has one
+        system_fields=SYSTEM_FIELDS + tuple(root for root in FACT_ROOTS if root in reads),
         description=spec.get("description", ""),
         groups=tuple((g, status_set.group_labels.get(g, g)) for g in
                      [*GROUPS, *sorted(set(status_set.group_labels) - set(GROUPS))] if g in used_groups),
@@ -213,6 +231,138 @@ def _bundle_roles(ctx: CompileContext) -> set[str]:
 #: The instance data the service writes (``system_data``) and no person's data may: the moves' guards read the team
 #: and the manager, so a payload ``{"team": ["me"]}`` through the generic engine or the HTTP API would move anyone.
 SYSTEM_FIELDS = ("candidate_id", "vacancy_id", "team", "manager")
+
+
+#: What a move's condition reads besides the actor: the vacancy's and the candidate's facts (the pack's fact types
+#: with the customer's ``Facts`` attributes) and the move's own input.
+FACT_ROOTS = ("vacancy", "candidate")
+
+#: The scope the emitted guard is compiled against (checked already, against the move's own scope).
+_OPEN_SCOPE: Mapping[str, Any] = {"type": "object"}
+
+
+def _plain(value: Any) -> Any:
+    from regelwerk.source import to_plain
+
+    return to_plain(value)
+
+
+def move_scope(inputs: tuple[str, ...]) -> dict[str, Any]:
+    """What a move's ``when`` reads: ``vacancy.*`` and ``candidate.*`` (their fact types), ``input.*`` (the fields
+    the move lists in ``input``, of any type) and ``actor.*``."""
+    return {"type": "object", "additionalProperties": False, "required": ["vacancy", "candidate", "input", "actor"],
+            "properties": {"vacancy": {"$fact": "vacancy"}, "candidate": {"$fact": "candidate"},
+                           "input": {"type": "object", "additionalProperties": False,
+                                     "properties": {name: {} for name in inputs}},
+                           "actor": {"$fact": "actor"}}}
+
+
+def _move_scope_of(data: Any, pointer: str) -> dict[str, Any] | None:
+    """:func:`move_scope` of the move at ``pointer`` (``/spec/moves/<i>/when``) of a document's plain data."""
+    try:
+        move = data["spec"]["moves"][int(pointer.split("/")[3])]
+        names = move.get("input") or ()
+        return move_scope(tuple(str(name) for name in names))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _move(ctx: CompileContext, i: int, raw: Mapping[str, Any], sources: tuple[str, ...],
+          targets: tuple[str, ...]) -> Move:
+    """One move: who (``by``), when (its condition, checked against :func:`move_scope`: RW915 for a fact or input
+    it does not declare, RW411/RW412 as anywhere) and what its data may carry (``input``)."""
+    from regelwerk.conditions import AllOf, Condition, compile_condition
+    from regelwerk.facts import check_condition
+
+    by = tuple(raw.get("by") or ("team",))
+    inputs = tuple(raw["input"]) if raw.get("input") is not None else None
+    for j, name in enumerate(inputs or ()):
+        if name in SYSTEM_FIELDS or name in FACT_ROOTS:
+            ctx.warn("RW518", f"move {i}'s input {name!r} is set by the recruitment service (from the vacancy and the "
+                              "candidate), never by the mover's data: it can never be given",
+                     f"/spec/moves/{i}/input/{j}", hint="leave it out; a condition reads the vacancy's and the "
+                                                         "candidate's facts as vacancy.* and candidate.*")
+    if raw.get("when") is None:
+        return Move(sources, targets, by, raw.get("label", ""), input=inputs, index=i)
+    pointer = f"/spec/moves/{i}/when"
+    data = _plain(raw["when"])
+    when, problems = compile_condition(data, pointer, ctx.functions)
+    for problem in problems:
+        ctx.report(problem.code, problem.message, problem.pointer, problem.hint)
+    if problems:
+        return Move(sources, targets, by, raw.get("label", ""), input=inputs, index=i)
+
+    def report(code: str, message: str, where: str = "", hint: str = "", *rest: Any) -> None:
+        if code != "RW410":
+            ctx.report(code, message, where, hint)
+            return
+        root = message.rsplit("(in ", 1)[-1].split(".", 1)[0]
+        extra = {"vacancy": "declare it as an attribute of a Facts document named vacancy "
+                            "(kind: Facts, metadata: {name: vacancy})",
+                 "candidate": "declare it as an attribute of a Facts document named candidate "
+                              "(kind: Facts, metadata: {name: candidate})",
+                 "input": "list it in the move's input (input: [reason])"}.get(
+                     root, "a move's condition reads vacancy.*, candidate.*, input.* or actor.*")
+        ctx.report("RW915", f"move {i}: {message}", where, f"{hint}; {extra}" if hint else extra)
+
+    check_condition(data, pointer, ctx.facts, move_scope(inputs or ()), report, ctx.warn)
+    for where, root in _whole_roots(data, pointer):
+        ctx.report("RW915", f"move {i}: reads all of {root}; a condition reads one of its fields", where,
+                   hint=f"e.g. {root}.status")
+    items = data["all"] if isinstance(data, Mapping) and isinstance(data.get("all"), list) else None
+    if items is not None and isinstance(when.model, AllOf):
+        parts = tuple((f"{pointer}/all/{j}", Condition(node, ctx.functions))
+                      for j, node in enumerate(when.model.items))
+    else:
+        parts = ((pointer, when),)
+    return Move(sources, targets, by, raw.get("label", ""), when, inputs, parts, i)
+
+
+def _whole_roots(data: Any, pointer: str) -> list[tuple[str, str]]:
+    """``(pointer to its 'field', root)`` of every ``{field: vacancy}`` or ``{field: candidate}`` in a condition: the
+    whole fact, which the service never hands the guard (it hands the fields the conditions name)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if key == "field" and value in FACT_ROOTS:
+                out.append((f"{pointer}/field", str(value)))
+            else:
+                out.extend(_whole_roots(value, f"{pointer}/{key}"))
+    elif isinstance(data, list):
+        for j, item in enumerate(data):
+            out.extend(_whole_roots(item, f"{pointer}/{j}"))
+    return out
+
+
+def _reads(moves: list[Move]) -> dict[str, tuple[str, ...]]:
+    """The vacancy's and the candidate's fields the moves' conditions read (what the service hands the guard)."""
+    from regelwerk.conditions import field_paths
+
+    out: dict[str, set[str]] = {}
+    for move in moves:
+        if move.when is None:
+            continue
+        for path in field_paths(move.when.model):
+            if path[0] in FACT_ROOTS and len(path) > 1:
+                out.setdefault(path[0], set()).add(path[1])
+    return {root: tuple(sorted(names)) for root, names in out.items()}
+
+
+def _guard_paths(data: Any) -> Any:
+    """A move's condition as the emitted workflow's guard reads it: ``vacancy.x`` and ``candidate.x`` are
+    ``data.vacancy.x`` and ``data.candidate.x`` (what the service passes as system data); ``input`` and ``actor``
+    are the guard's own roots."""
+    if isinstance(data, Mapping):
+        out = {}
+        for key, value in data.items():
+            if key == "field" and isinstance(value, str) and value.split(".", 1)[0] in FACT_ROOTS:
+                out[key] = "data." + value
+            else:
+                out[key] = _guard_paths(value)
+        return out
+    if isinstance(data, list):
+        return [_guard_paths(item) for item in data]
+    return data
 
 
 def _party_condition(parties: tuple[str, ...]) -> dict[str, Any]:
@@ -381,7 +531,16 @@ def compile_settings(ctx: CompileContext, doc: SourceDocument) -> RecruitmentSet
         doc.name, dict(spec["company"]), sender["address"], sender.get("name", spec["company"]["name"]),
         sender.get("signature", ""), spec["workflow"], organisation, templates, retention,
         tuple(spec.get("vacancy_admins") or ("beheerder", "administrator")), build_questionnaire(ctx),
+        _declared_facts(ctx, "vacancy", VACANCY), _declared_facts(ctx, "candidate", CANDIDATE),
     )
+
+
+def _declared_facts(ctx: CompileContext, name: str, base: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The attributes ``Facts`` documents declare for fact type ``name`` beyond the pack's own fields: what the host
+    may set on a vacancy or candidate (``Recruitment.set_vacancy_facts`` / ``set_candidate_facts``)."""
+    fact = ctx.facts.fact(name) or {}
+    own = set(base.get("properties") or ())
+    return {key: dict(value) for key, value in (fact.get("properties") or {}).items() if key not in own}
 
 
 def register_kinds(registry: Registry, plugin: str) -> None:
@@ -400,6 +559,10 @@ def register_kinds(registry: Registry, plugin: str) -> None:
     registry.add_kind(spec("RecruitmentWorkflow", compile_recruitment_workflow,
                            "a recruitment workflow over candidate statuses (emits a core Workflow)",
                            refs=(RefDecl("/spec/statuses", kind="CandidateStatusSet"),)))
+    registry.add_place(PlaceSpec(
+        "RecruitmentWorkflow", "/spec/moves/*/when", plugin, move_scope(("<each name the move lists in input>",)),
+        "a move's condition: the vacancy's and the candidate's facts, the move's input, the actor (RW915)",
+        scope_of=_move_scope_of))
     registry.add_kind(spec("OrganisationStructure", compile_organisation,
                            "the organisation as a tree of entities with their own templates",
                            ids=(IdDecl("/spec/entities/*/id", "entity"),),

@@ -61,12 +61,21 @@ class StatusSet:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """Allowed moves: from these statuses to these, by these parties (team, manager or role names)."""
+    """Allowed moves: from these statuses to these, by these parties (team, manager or role names), when its
+    condition holds (``when``: over ``vacancy.*``, ``candidate.*``, ``input.*`` and ``actor.*``; None: always).
+
+    ``input`` lists what the mover's data may carry (``[reason]``); ``parts`` are the condition's top-level parts
+    (the items of an ``all``, else the condition itself) with their pointers, compiled against the same scope as
+    the service builds, so a refusal can say which of them failed (:meth:`RecruitmentWorkflow.refusal`)."""
 
     sources: tuple[str, ...]
     targets: tuple[str, ...]
     by: tuple[str, ...]
     label: str = ""
+    when: Any = None
+    input: tuple[str, ...] | None = None
+    parts: tuple[tuple[str, Any], ...] = ()
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,9 @@ class RecruitmentWorkflow:
     initial: str
     moves: tuple[Move, ...]
     on_apply: tuple[ActionRef, ...] = ()
+    #: the vacancy's and the candidate's fields the moves' conditions read (``{"vacancy": ("budget_approved",)}``):
+    #: what :meth:`Recruitment.move` hands the guard; empty when no move has a ``when`` (nothing is read or passed)
+    reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def status(self, status_id: str) -> CandidateStatus:
         """The status with this id (KeyError if not in this workflow)."""
@@ -91,9 +103,14 @@ class RecruitmentWorkflow:
 
     def who_may_move(self, source: str, target: str) -> tuple[str, ...] | None:
         """The parties allowed to move from ``source`` to ``target`` (None when the move is not allowed)."""
+        move = self.deciding_move(source, target)
+        return move.by if move is not None else None
+
+    def deciding_move(self, source: str, target: str) -> Move | None:
+        """The first move from ``source`` to ``target``, which decides it (None when no move allows it)."""
         for move in self.moves:
             if source in move.sources and target in move.targets and source != target:
-                return move.by
+                return move
         return None
 
 
@@ -212,6 +229,10 @@ class RecruitmentSettings:
     retention: str | None
     vacancy_admins: tuple[str, ...]
     questionnaire: Questionnaire = field(default_factory=Questionnaire)
+    #: the customer's declared facts the host sets (``Facts`` documents named ``vacancy`` / ``candidate``): attribute
+    #: name -> fact-model type (``{"budget_approved": {"type": "boolean"}}``)
+    vacancy_facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    candidate_facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:

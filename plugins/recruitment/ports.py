@@ -77,8 +77,10 @@ class CandidateStore(Protocol):
         where the database has row locks, so a concurrent erasure waits, or this read waits for it and then
         finds the rows it deleted gone."""
 
-    def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Those of these vacancies that exist (every column), keyed by id."""
+    def vacancies_by_id(self, vacancy_ids: Sequence[str], lock: bool = False) -> dict[str, dict[str, Any]]:
+        """Those of these vacancies that exist (every column), keyed by id; ``lock``: locked for update (in id
+        order) where the database has row locks, so two changes of a vacancy's facts follow each other (each merges
+        into what the other wrote)."""
 
     def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         """The candidate (every column) and its vacancy (every column; None if it is gone) in one read, or None

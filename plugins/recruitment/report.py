@@ -50,12 +50,24 @@ def moves(page: ReportPage) -> str:
     parts = []
     for name, rw in page.of_kind("RecruitmentWorkflow").items():
         wf = page.compiled.objects.get(("Workflow", rw.workflow))
-        rows = [(", ".join(esc(page.state_label(wf, s)) for s in mv.sources),
-                 ", ".join(esc(page.state_label(wf, s)) for s in mv.targets),
-                 esc(", ".join(page.words.label(b) for b in mv.by))) for mv in rw.moves]
+        conditional = any(getattr(mv, "when", None) is not None or getattr(mv, "input", None) for mv in rw.moves)
+        rows = []
+        for mv in rw.moves:
+            row = [", ".join(esc(page.state_label(wf, s)) for s in mv.sources),
+                   ", ".join(esc(page.state_label(wf, s)) for s in mv.targets),
+                   esc(", ".join(page.words.label(b) for b in mv.by))]
+            if conditional:  # a move's condition and what the mover gives (a workflow without them: as before)
+                row.append(esc(page.words.condition(mv.when)) if mv.when is not None else "—")
+                row.append(esc(", ".join(mv.input or ())) or "—")
+            rows.append(tuple(row))
         body = (f'<p class="meta">Het diagram staat bij de workflow '
-                f'<a href="#workflow-{esc(rw.workflow)}">{esc(wf.label if wf is not None else rw.workflow)}</a>.</p>')
-        body += page.table(["Van", "Naar", "Door"], rows) if rows else (
+                f'<a href="#workflow-{esc(rw.workflow)}">{esc(wf.label if wf is not None else rw.workflow)}</a>.')
+        if conditional:
+            body += (" De eerste regel die past beslist, met wie het mag én de voorwaarde; een feit dat niet is "
+                     "ingevuld telt als niet voldaan.")
+        body += "</p>"
+        header = ["Van", "Naar", "Door", "Voorwaarde", "Invoer"] if conditional else ["Van", "Naar", "Door"]
+        body += page.table(header, rows) if rows else (
             '<p class="note">Iedereen met toegang tot de vacature mag kandidaten naar elke status verplaatsen.</p>')
         parts.append(page.item("RecruitmentWorkflow", name, getattr(rw, "label", "") or name, body))
     return "".join(parts)

@@ -16,6 +16,7 @@ from regelwerk.errors import (
     PermissionDenied,
     PluginError,
     RegelwerkError,
+    TransitionNotAllowed,
     UnknownInstance,
     UsageError,
     is_plugin_fault,
@@ -36,7 +37,7 @@ from regelwerk_packs.recruitment.retention import (
 from regelwerk_packs.recruitment.tables import candidates, vacancies, vacancy_audit
 from regelwerk_packs.recruitment.tables import candidates as candidates_table
 
-__all__ = ["Recruitment"]
+__all__ = ["MoveRefused", "Recruitment", "move_facts"]
 
 ActorLike = Actor | str | Mapping[str, Any]
 WEB_FORM = Actor("web-form", ("intake",))
@@ -246,8 +247,14 @@ class Recruitment:
             self.engine.start(workflow.workflow, None, actor=who, instance_id=instance_id, system_data=data)
         return cid
 
-    def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None) -> str:
-        """Move a candidate to ``status`` (allowed moves and who may make them come from the workflow)."""
+    def move(self, actor: ActorLike, candidate_id: str, status: str, note: str | None = None,
+             input: Mapping[str, Any] | None = None) -> str:
+        """Move a candidate to ``status`` (allowed moves, who may make them and when come from the workflow).
+
+        ``input`` is what the mover gives with the move (``{"reason": "no_match"}``; the fields the move lists in its
+        ``input``), kept in the instance data and the move's history row. A move its workflow refuses (no such move,
+        not the mover's, its condition false or unknown) is :class:`MoveRefused` (a ``TransitionNotAllowed``) naming
+        the failed parts as data, audited once (``recruitment.move_refused``); nothing else is written."""
         who = Actor.of(actor)
         candidate, vacancy = self._candidate_with_vacancy(candidate_id)
         workflow = self.workflow_of(vacancy)
@@ -257,11 +264,150 @@ class Recruitment:
             raise UsageError(f"status {status!r} is not in workflow {workflow.name!r}",
                              hint="statuses: " + ", ".join(s.id for s in workflow.statuses)) from None
         # team and manager come from the vacancy row (system fields: the guards trust them); the note is the person's
-        current = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
-        with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
-            record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, {"note": note} if note else None,
-                                      system_data=current)
+        current: dict[str, Any] = {"team": list(vacancy["team"]), "manager": vacancy["manager"]}
+        if workflow.reads:  # a move has a condition: the facts it reads, from the rows (system fields too)
+            current.update(move_facts(workflow, candidate, vacancy))
+        data = {**(input or {}), **({"note": note} if note else {})} or None
+        try:
+            with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
+                record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data, system_data=current)
+        except TransitionNotAllowed as exc:
+            raise self._move_refused(exc, who, workflow, candidate, vacancy, status, current, input) from None
         return str(record.state)
+
+    def moves_for(self, actor: ActorLike, candidate_id: str) -> list[dict[str, Any]]:
+        """The moves the candidate's workflow offers ``actor`` now, for a host's screen: per status the candidate
+        could go to, ``allowed``, what fails (``failed``, as :class:`MoveRefused` names it) and what the mover gives
+        (``input``). Decided as :meth:`move` decides (the deciding move's ``by`` and its condition over the same
+        facts); a part of the condition that reads only the input is the move's to decide once it is given. The
+        engine's ``available_events`` cannot say it: the facts are not in the instance data. Visible to the
+        vacancy's team and whom the policy lets ``view`` the vacancy (as :meth:`candidates`)."""
+        from regelwerk.conditions import field_paths
+
+        who = Actor.of(actor)
+        try:
+            candidate, vacancy = self._candidate_with_vacancy(candidate_id)
+        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
+            self._require(who, "view", "vacancy", {"id": ""})
+            raise
+        if who.id not in vacancy["team"]:
+            self._require(who, "view", "vacancy", vacancy)
+        workflow = self.workflow_of(vacancy)
+        facts = move_facts(workflow, candidate, vacancy) if workflow.reads else {}
+        scope = {"vacancy": facts.get("vacancy", {}), "candidate": facts.get("candidate", {}), "input": {},
+                 "actor": who.to_dict()}
+        now = self._now()
+        out = []
+        for status in workflow.statuses:
+            move = workflow.deciding_move(str(candidate["status"]), status.id)
+            if move is None:
+                continue
+            failed: list[dict[str, Any]] = []
+            if not _is_party(who, move.by, vacancy):
+                failed.append({"pointer": f"/spec/moves/{move.index}/by", "condition": "by " + ", ".join(move.by),
+                               "result": "false"})
+            else:
+                for pointer, part in move.parts:
+                    if all(path[0] == "input" for path in field_paths(part.model)) and field_paths(part.model):
+                        continue  # about what the mover gives: decided with the move
+                    result = part.truth(scope, now)
+                    if result is not True:
+                        failed.append({"pointer": pointer, "condition": part.text,
+                                       "result": "unknown" if result is None else "false"})
+            out.append({"to": status.id, "label": status.label, "allowed": not failed, "failed": failed,
+                        "input": list(move.input or ())})
+        return out
+
+    def _move_refused(self, exc: TransitionNotAllowed, who: Actor, workflow: RecruitmentWorkflow,
+                      candidate: Mapping[str, Any], vacancy: Mapping[str, Any], status: str,
+                      facts: Mapping[str, Any], given: Mapping[str, Any] | None) -> MoveRefused:
+        """The refusal of a move as data (which move decided, which of its parts failed), audited once."""
+        from regelwerk.store.records import AuditEntry
+        from regelwerk.store.unit import UnitOfWork, current_unit
+
+        now = self._now()
+        move = workflow.deciding_move(exc.state, status)
+        failed: list[dict[str, Any]] = []
+        if move is None:
+            if exc.state != status:
+                failed.append({"pointer": "/spec/moves", "condition": f"a move from {exc.state} to {status}",
+                               "result": "false"})
+        elif not _is_party(who, move.by, vacancy):
+            # who may not make the move learns that, never what its condition reads
+            failed.append({"pointer": f"/spec/moves/{move.index}/by", "condition": "by " + ", ".join(move.by),
+                           "result": "false"})
+        else:
+            scope = {"vacancy": facts.get("vacancy", {}), "candidate": facts.get("candidate", {}),
+                     "input": dict(given or {}), "actor": who.to_dict()}
+            for pointer, part in move.parts:
+                result = part.truth(scope, now)
+                if result is not True:
+                    failed.append({"pointer": pointer, "condition": part.text,
+                                   "result": "unknown" if result is None else "false"})
+        refused = MoveRefused(exc, str(candidate["id"]), status, move.index if move is not None else None, failed)
+        entry = AuditEntry(now, who.id, "recruitment.move_refused", exc.instance_id, {
+            "candidate": candidate["id"], "vacancy": vacancy["id"], "from": exc.state, "to": status,
+            "move": refused.move, "failed": failed, "reasons": list(exc.reasons)})
+        unit = current_unit(self.engine.store)
+        if unit is not None:
+            unit.refuse(entry)
+        else:
+            with UnitOfWork(self.engine.store) as uow:
+                uow.refuse(entry)
+        return refused
+
+    def set_vacancy_facts(self, actor: ActorLike, vacancy_id: str, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """Set (or, with ``None``, remove) the vacancy's declared facts (``{"budget_approved": True}``): the attributes
+        of ``Facts`` documents named ``vacancy``, which moves' conditions read as ``vacancy.<name>``. Needs the right to
+        manage the vacancy (``open``, as :meth:`set_team`); an undeclared fact or a value of another type is
+        ``InvalidData`` (nothing written). Audited in ``rw_vacancy_audit`` (``vacancy.facts``). The vacancy's facts."""
+        who = Actor.of(actor)
+        vacancy = self._decided_vacancy(who, "open", vacancy_id)
+        self._require(who, "open", "vacancy", vacancy)
+        with self.engine.store.transaction() as tx:
+            # merged into the row as it is now, locked (where the database has row locks): two people setting
+            # facts at once follow each other, so neither change (a withdrawn approval) is lost
+            port = candidate_store(tx)
+            current = (port.vacancies_by_id([vacancy_id], lock=True).get(vacancy_id) if port is not None
+                       else tx.rows(vacancies.name).first({"id": vacancy_id}))
+            if current is None:
+                raise UsageError(f"no vacancy {vacancy_id!r}")
+            merged = _merged_facts("vacancy", self.settings.vacancy_facts, current.get("facts"), facts)
+            tx.rows(vacancies.name).update({"id": vacancy_id}, {"facts": merged})
+            self._audit(tx, who, "vacancy.facts", vacancy_id, {"facts": dict(facts)})
+        self._forget_vacancy(vacancy_id)
+        return merged
+
+    def set_candidate_facts(self, actor: ActorLike, candidate_id: str, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """Set (or, with ``None``, remove) the candidate's declared facts (``{"reference_check": "done"}``): the
+        attributes of ``Facts`` documents named ``candidate`` (``candidate.<name>`` in a move's condition). The
+        vacancy's team may, or whom the policy allows to ``move`` its candidates (as :meth:`send`); an undeclared fact
+        or a value of another type is ``InvalidData``. Audited in ``rw_audit`` (``recruitment.candidate_facts``, on the
+        candidate's instance: an AVG erasure erases it with the candidate). The candidate's facts."""
+        from regelwerk.store.records import AuditEntry
+
+        who = Actor.of(actor)
+        try:
+            candidate = self.candidate(candidate_id)
+        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
+            self._require(who, "move", "candidate", {"vacancy": ""})
+            raise
+        vacancy = self.vacancy(candidate["vacancy_id"])
+        if who.id not in vacancy["team"]:
+            self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
+        with self.engine.store.transaction() as tx:
+            # as set_vacancy_facts: merged into the row as it is now, locked where the database has row locks
+            port = candidate_store(tx)
+            rows = (port.candidates_by_id([candidate_id], lock=True) if port is not None
+                    else [r for r in [tx.rows(candidates.name).first({"id": candidate_id})] if r is not None])
+            if not rows:  # erased meanwhile
+                raise UnknownInstance(candidate_id)
+            merged = _merged_facts("candidate", self.settings.candidate_facts, rows[0].get("facts"), facts)
+            tx.rows(candidates.name).update({"id": candidate_id}, {"facts": merged})
+            tx.add_audit(AuditEntry(self._now(), who.id, "recruitment.candidate_facts",
+                                        str(candidate["instance_id"]),
+                                        {"candidate": candidate_id, "facts": dict(facts)}))
+        return merged
 
     def candidates(self, actor: ActorLike, vacancy_id: str) -> list[dict[str, Any]]:
         """The vacancy's candidates, for its team (and the vacancy admins) only."""
@@ -345,6 +491,100 @@ class Recruitment:
                                    "manual", "delete", now, to_utc(r["applied_at"]) or now) for r in rows]
             erase_candidates(tx, items, now=now, actor=who, policy="manual", reason="bulk_delete")
         return [i.candidate_id for i in items]
+
+
+class MoveRefused(TransitionNotAllowed):
+    """A candidate's move its workflow refuses: ``failed`` lists, as data, what failed (``{"pointer":
+    "/spec/moves/0/when/all/0", "condition": "vacancy.budget_approved eq true", "result": "unknown"}``: the first
+    move from the candidate's status to ``status`` decides; ``by`` when the mover is not one of its parties, else
+    each top-level part of its ``when`` that is false or unknown); ``move`` is that move's index (None: no move)."""
+
+    def __init__(self, cause: TransitionNotAllowed, candidate_id: str, status: str, move: int | None,
+                 failed: Sequence[Mapping[str, Any]]) -> None:
+        reasons = [f"{item['condition']} is {item['result']} (at {item['pointer']})" for item in failed]
+        super().__init__(cause.instance_id, cause.state, cause.event, reasons or cause.reasons)
+        self.candidate_id = candidate_id
+        self.status = status
+        self.move = move
+        self.failed = tuple(dict(item) for item in failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Include the candidate, the target status, the deciding move and what failed."""
+        return {**super().to_dict(), "candidate": self.candidate_id, "to": self.status, "move": self.move,
+                "failed": [dict(item) for item in self.failed]}
+
+
+def _is_party(who: Actor, parties: Sequence[str], vacancy: Mapping[str, Any]) -> bool:
+    """Whether ``who`` is one of a move's parties (as the emitted guard's first part decides it)."""
+    for party in parties:
+        if party == "team" and who.id in (vacancy.get("team") or ()):
+            return True
+        if party == "manager" and who.id == vacancy.get("manager"):
+            return True
+        if party not in ("team", "manager") and party in who.roles:
+            return True
+    return False
+
+
+def _fact_value(value: Any) -> Any:
+    """A row's value as instance data (JSON): moments as ISO text in UTC, days as ISO dates."""
+    from regelwerk.outbox.queue import to_utc
+
+    if isinstance(value, datetime):
+        moment = to_utc(value)
+        return moment.isoformat() if moment is not None else None
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def move_facts(workflow: RecruitmentWorkflow, candidate: Mapping[str, Any],
+               vacancy: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the moves' conditions of ``workflow`` read of the vacancy and the candidate (only that: no other
+    personal data enters the instance), from their rows: the pack's own fields from the columns, the declared facts
+    from ``facts``. A fact that is not set is absent, so a condition on it is unknown and refuses."""
+    out: dict[str, dict[str, Any]] = {}
+    for root, row in (("vacancy", vacancy), ("candidate", candidate)):
+        names = workflow.reads.get(root)
+        if not names:
+            continue
+        own = row.get("facts") or {}
+        values = {}
+        for name in names:
+            value = _fact_value(row[name] if name in row and name != "facts" else own.get(name))
+            if value is not None:
+                values[name] = value
+        out[root] = values
+    return out
+
+
+def _merged_facts(root: str, declared: Mapping[str, Mapping[str, Any]], stored: Mapping[str, Any] | None,
+                  given: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` facts with ``given`` over them (None removes one), every given fact declared and of its type
+    (else ``InvalidData`` with a pointer to it and every problem in ``errors``)."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    if not isinstance(given, Mapping):
+        raise InvalidData(f"the {root}'s facts are an object of fact names and values", "")
+    errors: list[dict[str, str]] = []
+    for name, value in given.items():
+        pointer = "/" + str(name).replace("~", "~0").replace("/", "~1")
+        schema = declared.get(name)
+        if schema is None:
+            from regelwerk.diagnostics import did_you_mean
+
+            hint = did_you_mean(str(name), declared) or ("declared: " + ", ".join(sorted(declared)) if declared
+                                                         else f"no Facts document named {root} declares any")
+            errors.append({"pointer": pointer, "message": f"{name!r} is not a declared fact of the {root} ({hint})"})
+            continue
+        if value is None:
+            continue
+        for problem in Draft202012Validator(dict(schema), format_checker=FormatChecker()).iter_errors(value):
+            errors.append({"pointer": pointer, "message": f"{name}: {str(problem.message)[:200]}"})
+    if errors:
+        raise InvalidData(f"the {root}'s facts do not fit: {errors[0]['message']}", errors[0]["pointer"], errors)
+    merged = {**dict(stored or {}), **dict(given)}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLike = SYSTEM, chunk: int = 1000,

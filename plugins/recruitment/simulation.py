@@ -1,7 +1,7 @@
 """The recruitment pack's part of ``regelwerk simulate`` (docs/simulation.md).
 
-Story events ``open_vacancy``, ``close_vacancy``, ``apply``, ``move``, ``consent`` through
-``Recruitment`` (one per run: ``sim.service("recruitment", ...)``); the customer's
+Story events ``open_vacancy``, ``close_vacancy``, ``apply``, ``move``, ``vacancy_facts``, ``candidate_facts``,
+``consent`` through ``Recruitment`` (one per run: ``sim.service("recruitment", ...)``); the customer's
 ``data/vacancies.csv`` and ``data/candidates.csv`` as dated ``open_vacancy``/``apply`` events; the
 retention notes of the nightly tick; the summary's vacancies, candidates per status group and
 retention counts. Registered with ``StoryEventSpec``/``SimulationPartSpec`` like any plugin's.
@@ -87,10 +87,25 @@ def apply(sim: Any, a: Mapping[str, Any]) -> Result:
 
 
 def move(sim: Any, a: Mapping[str, Any]) -> Result:
-    """``Recruitment.move``: the workflow's moves decide who may."""
-    state = recruitment(sim).move(sim.actor(a["actor"]), str(a["candidate"]), str(a["to"]), a.get("note"))
+    """``Recruitment.move``: the workflow's moves decide who may and when (with the move's ``input``)."""
+    state = recruitment(sim).move(sim.actor(a["actor"]), str(a["candidate"]), str(a["to"]), a.get("note"),
+                                  a.get("input"))
     return f"candidate {a['candidate']} moved to {state} by {sim.actor(a['actor']).id}", {
         "candidate": str(a["candidate"]), "status": state}
+
+
+def vacancy_facts(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.set_vacancy_facts`` (the declared facts a move's condition reads, e.g. budget_approved)."""
+    who = sim.actor(a.get("actor"), admin(sim))
+    facts = recruitment(sim).set_vacancy_facts(who, str(a["vacancy"]), dict(a["facts"]))
+    return f"vacancy {a['vacancy']} facts set by {who.id}", {"vacancy": str(a["vacancy"]), "facts": facts}
+
+
+def candidate_facts(sim: Any, a: Mapping[str, Any]) -> Result:
+    """``Recruitment.set_candidate_facts`` (e.g. reference_check: done)."""
+    who = sim.actor(a["actor"])
+    recruitment(sim).set_candidate_facts(who, str(a["candidate"]), dict(a["facts"]))  # values not in the record
+    return f"candidate {a['candidate']} facts set by {who.id}", {"candidate": str(a["candidate"])}
 
 
 def consent(sim: Any, a: Mapping[str, Any]) -> Result:
@@ -275,9 +290,18 @@ def register(registry: Registry, plugin: str) -> None:
             "applied_on": {**DATE_SCHEMA,
                            "description": "As in candidates.csv; the application arrives on the event's day (`on`)."},
         }, ("id", "vacancy", "first_name", "email")), "An application (the columns of data/candidates.csv)."),
-        ("move", move, _object({"candidate": ID_SCHEMA, "to": text, "actor": ACTOR_SCHEMA, "note": {"type": "string"}},
-                         ("candidate", "to", "actor")),
-         "Move a candidate to another status (the workflow decides who may)."),
+        ("move", move, _object({"candidate": ID_SCHEMA, "to": text, "actor": ACTOR_SCHEMA, "note": {"type": "string"},
+                                "input": {"type": "object", "description": "What the move's input lists, e.g. "
+                                                                          "{reason: ...}."}},
+                               ("candidate", "to", "actor")),
+         "Move a candidate to another status (the workflow decides who may, and when)."),
+        ("vacancy_facts", vacancy_facts, _object({"vacancy": ID_SCHEMA, "facts": {"type": "object"},
+                                                  "actor": ACTOR_SCHEMA}, ("vacancy", "facts")),
+         "Set a vacancy's declared facts (Facts named vacancy; null removes one); by the recruitment's admin unless "
+         "an actor is named."),
+        ("candidate_facts", candidate_facts, _object({"candidate": ID_SCHEMA, "facts": {"type": "object"},
+                                                      "actor": ACTOR_SCHEMA}, ("candidate", "facts", "actor")),
+         "Set a candidate's declared facts (Facts named candidate; null removes one)."),
         ("consent", consent, _object({"candidate": ID_SCHEMA, "until": DATE_SCHEMA}, ("candidate",)),
          "The candidate consents to longer storage (until a date)."),
     ):

@@ -28,6 +28,7 @@ _OF_VACANCY = sa.select(candidates).where(_C.vacancy_id == sa.bindparam("vacancy
 _BY_ID = sa.select(candidates).where(_C.id.in_(_IDS)).order_by(_C.id)
 _BY_ID_LOCKED = _BY_ID.with_for_update()
 _VACANCIES = sa.select(vacancies).where(vacancies.c.id.in_(_IDS))
+_VACANCIES_LOCKED = sa.select(vacancies).where(vacancies.c.id.in_(_IDS)).order_by(vacancies.c.id).with_for_update()
 _VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
 _WITH_VACANCY = (sa.select(candidates, vacancies)
                  .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
@@ -177,9 +178,10 @@ class SqlCandidateStore:
         query = _BY_ID_LOCKED if lock else _BY_ID
         return [dict(r) for r in self._conn.execute(query, {"ids": list(candidate_ids)}).mappings()]
 
-    def vacancies_by_id(self, vacancy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Those of these vacancies that exist, keyed by id."""
-        return {r["id"]: dict(r) for r in self._conn.execute(_VACANCIES, {"ids": list(vacancy_ids)}).mappings()}
+    def vacancies_by_id(self, vacancy_ids: Sequence[str], lock: bool = False) -> dict[str, dict[str, Any]]:
+        """Those of these vacancies that exist, keyed by id (``lock``: ``FOR UPDATE``, in id order)."""
+        query = _VACANCIES_LOCKED if lock else _VACANCIES
+        return {r["id"]: dict(r) for r in self._conn.execute(query, {"ids": list(vacancy_ids)}).mappings()}
 
     def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         """The candidate and its vacancy (None if gone) in one statement (an outer join), or None."""

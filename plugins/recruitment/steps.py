@@ -51,7 +51,7 @@ def _expecting_error(args: Mapping[str, Any], run: Any) -> Any:
     except RegelwerkError as exc:
         if wanted is None:
             raise
-        if type(exc).__name__ != wanted:
+        if wanted not in [kind.__name__ for kind in type(exc).__mro__]:  # MoveRefused is a TransitionNotAllowed
             raise StepFailure(f"expected {wanted}, got {type(exc).__name__}: {exc}") from exc
         return None
     if wanted is not None:
@@ -86,10 +86,40 @@ def step_apply(ctx: ScenarioContext, args: Any, info: Any) -> None:
 
 
 def step_move_candidate(ctx: ScenarioContext, args: Any, info: Any) -> None:
-    """Move a candidate to a status as ``as``."""
+    """Move a candidate to a status as ``as`` (with the move's ``input``); ``expect_failed`` lists the conditions a
+    refused move names (``MoveRefused.failed``: the condition text, or ``by ...`` when the mover is no party)."""
+    from regelwerk_packs.recruitment.service import MoveRefused
+
     rec = _service(ctx)
-    _expecting_error(args, lambda: rec.move(_actor(args.get("as")), args["candidate"], args["to"],
-                                            args.get("note")))
+    failed: list[Any] = []
+
+    def run() -> Any:
+        try:
+            return rec.move(_actor(args.get("as")), args["candidate"], args["to"], args.get("note"),
+                            args.get("input"))
+        except MoveRefused as exc:
+            failed.extend(exc.failed)
+            raise
+
+    _expecting_error(args, run)
+    if "expect_failed" in args:
+        wanted = [item if isinstance(item, Mapping) else {"condition": item} for item in args["expect_failed"]]
+        got = [{key: item[key] for key in want if key in item} for want, item in zip(wanted, failed, strict=False)]
+        if len(failed) != len(wanted) or got != wanted:
+            raise StepFailure(f"expected the refusal to name {wanted}, it named {failed}")
+
+
+def step_set_vacancy_facts(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Set a vacancy's declared facts as ``as`` (HR: who manages the vacancy)."""
+    rec = _service(ctx)
+    _expecting_error(args, lambda: rec.set_vacancy_facts(_actor(args.get("as")), args["vacancy"], args["facts"]))
+
+
+def step_set_candidate_facts(ctx: ScenarioContext, args: Any, info: Any) -> None:
+    """Set a candidate's declared facts as ``as`` (the vacancy's team, or who may move its candidates)."""
+    rec = _service(ctx)
+    _expecting_error(args, lambda: rec.set_candidate_facts(_actor(args.get("as")), args["candidate"],
+                                                           args["facts"]))
 
 
 def step_give_consent(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -115,6 +145,25 @@ def step_expect_candidate(ctx: ScenarioContext, args: Any, info: Any) -> None:
     for key, column in (("status", "status"), ("group", "status_group"), ("consent", "consent")):
         if key in args and row[column] != args[key]:
             raise StepFailure(f"expected {key} {args[key]!r}, got {row[column]!r}")
+    if "facts" in args and (row.get("facts") or {}) != args["facts"]:
+        raise StepFailure(f"expected facts {args['facts']!r}, got {row.get('facts')!r}")
+    engine = rec.engine
+    if "data" in args:
+        data = engine.get(row["instance_id"]).data
+        odd = {key: data.get(key, "<missing>") for key, value in args["data"].items() if data.get(key) != value}
+        if odd:
+            raise StepFailure(f"expected instance data {args['data']!r}, got {odd!r}")
+    if "moves" in args:  # the history of its moves: {to, actor, input: {...}} (a subset of the move's input)
+        rows = [h for h in engine.history(row["instance_id"]) if not h.event.startswith("$")]
+        if len(rows) != len(args["moves"]):
+            raise StepFailure(f"expected {len(args['moves'])} moves in the history, got "
+                              f"{[(h.to_state, h.actor) for h in rows]}")
+        for i, (want, entry) in enumerate(zip(args["moves"], rows, strict=True)):
+            given = dict(entry.explain.get("input") or {})
+            got = {"to": entry.to_state, "actor": entry.actor,
+                   "input": {k: given.get(k) for k in (want.get("input") or {})}}
+            if any(got[key] != value for key, value in want.items()):
+                raise StepFailure(f"move {i + 1} in the history: expected {want!r}, got {got!r}")
 
 
 def step_expect_mails(ctx: ScenarioContext, args: Any, info: Any) -> None:
@@ -179,13 +228,26 @@ def register_steps(registry: Registry, plugin: str) -> None:
          "expect_error": error}),
         "an application arrives (receipt confirmation goes out)"))
     registry.add_step(StepSpec("move_candidate", plugin, step_move_candidate, obj(
-        ["candidate", "to"], {"candidate": text, "to": text, "as": actor, "note": text, "expect_error": error}),
-        "move a candidate to another status"))
+        ["candidate", "to"], {"candidate": text, "to": text, "as": actor, "note": text, "input": {"type": "object"},
+                              "expect_error": error,
+                              "expect_failed": {"type": "array", "items": {"anyOf": [text, {"type": "object"}]},
+                                                "description": "what a refused move names: each failed condition "
+                                                               "(its text, or {condition, result, pointer})"}}),
+        "move a candidate to another status (with the move's input)"))
+    facts = {"type": "object", "description": "fact name -> value (null removes it)"}
+    registry.add_step(StepSpec("set_vacancy_facts", plugin, step_set_vacancy_facts, obj(
+        ["vacancy", "facts"], {"vacancy": text, "facts": facts, "as": actor, "expect_error": error}),
+        "set a vacancy's declared facts (Facts named vacancy)"))
+    registry.add_step(StepSpec("set_candidate_facts", plugin, step_set_candidate_facts, obj(
+        ["candidate", "facts"], {"candidate": text, "facts": facts, "as": actor, "expect_error": error}),
+        "set a candidate's declared facts (Facts named candidate)"))
     registry.add_step(StepSpec("give_consent", plugin, step_give_consent, obj(["candidate"], {"candidate": text}),
                                "the candidate (re)consents to longer storage"))
     registry.add_step(StepSpec("expect_candidate", plugin, step_expect_candidate, obj(
         ["candidate"], {"candidate": text, "status": text, "group": text, "consent": {"type": "boolean"},
-                        "deleted": {"type": "boolean"}}),
+                        "deleted": {"type": "boolean"}, "facts": {"type": "object"}, "data": {"type": "object"},
+                        "moves": {"type": "array", "items": obj(["to"], {"to": text, "actor": text,
+                                                                         "input": {"type": "object"}})}}),
         "a candidate's status and group, or that the data is gone"))
     registry.add_step(StepSpec("expect_mails", plugin, step_expect_mails, obj(
         [], {"to": text, "templates": {"type": "array", "items": text},

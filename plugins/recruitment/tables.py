@@ -29,6 +29,8 @@ vacancies = sa.Table(
     sa.Column("opened_by", sa.String(200), nullable=False),
     sa.Column("closed_at", sa.DateTime(), nullable=True),
     sa.Column("closed_by", sa.String(200), nullable=True),
+    # the customer's declared vacancy facts (``Facts`` named vacancy: budget_approved...), set by the host; NULL: none
+    sa.Column("facts", sa.JSON(), nullable=True),
 )
 
 candidates = sa.Table(
@@ -50,6 +52,8 @@ candidates = sa.Table(
     sa.Column("consent", sa.Boolean(), nullable=False),
     sa.Column("consent_at", sa.DateTime(), nullable=True),
     sa.Column("renewal_requested_at", sa.DateTime(), nullable=True),
+    # the customer's declared candidate facts (``Facts`` named candidate: reference_check...), set by the host
+    sa.Column("facts", sa.JSON(), nullable=True),
     sa.Index("ix_rw_candidates_vacancy_id", "vacancy_id"),
     sa.Index("ix_rw_candidates_status_group_status_since", "status_group", "status_since"),
     sa.Index("ix_rw_candidates_instance_id", "instance_id"),
