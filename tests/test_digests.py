@@ -35,7 +35,8 @@ def _cases(engine: Any, tx: Any, now: datetime, params: Mapping[str, Any]) -> It
     for case in CASES:
         if case["priority"] >= params.get("min", 0):
             yield DigestCase(case["id"], "case", {"id": case["id"], "employee": case["employee"]},
-                             {"title": case["title"], "due": case["due"]})
+                             {"title": case["title"], "due": case["due"]}, subject_ref=f"employee:{case['employee']}",
+                             instance_id=case.get("instance"))
 
 
 class CasesPlugin:
@@ -134,7 +135,7 @@ def _outbox(engine: Engine) -> list[tuple[str, str]]:
 def _team_cases() -> None:
     CASES[:] = [
         {"id": "c1", "employee": "ali", "title": "Verlof\nAli", "due": "2027-03-05", "priority": 1},
-        {"id": "c2", "employee": "bo", "title": "Verzuim Bo", "due": "2027-03-08", "priority": 2},
+        {"id": "c2", "employee": "bo", "title": "Verzuim Bo", "due": "2027-03-08", "priority": 2, "instance": "i-bo"},
         {"id": "c3", "employee": "cor", "title": "Contract Cor", "due": "2027-03-09", "priority": 1},
         {"id": "c4", "employee": "ali", "title": "Laag", "due": "2027-03-09", "priority": 0},
     ]
@@ -351,6 +352,113 @@ def test_a_bundle_without_digests_runs_no_digest_task(tmp_path: Path, cases_regi
         assert engine.tick(MONDAY).tasks == {}
 
 
+# --- AVG erasure reaches the digest mails ------------------------------------------------------------------------
+
+
+def _bodies(engine: Engine) -> dict[str, tuple[str, str]]:
+    with engine.store.read() as tx:
+        return {m.recipient: (m.body, m.status) for m in tx.outbox() if m.template == "overzicht"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_erasing_a_listed_person_cuts_their_line_from_every_digest_sent_or_not(
+        backend: str, tmp_path: Path, cases_registry: Registry, request: pytest.FixtureRequest,
+        smtp: tuple[Inbox, int]) -> None:
+    from regelwerk.outbox.sender import SmtpTransport, deliver_pending
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'store.sqlite'}"
+    _team_cases()
+    try:
+        with _engine(tmp_path, cases_registry, store=url) as engine:
+            _team_people(engine)
+            engine.tick(MONDAY)
+            inbox, port = smtp
+            assert "Verlof Ali" in _bodies(engine)["piet@example.nl"][0]
+            # ali is erased before piet's digest is sent; cor after kees's was
+            with engine.store.transaction() as tx:
+                counts = tx.erase_personal_data([], ["employee:ali"], reason="avg")
+            assert counts.redacted == 1
+            assert _bodies(engine)["piet@example.nl"] == (
+                "Beste PIET,\n- Verzuim Bo (uiterlijk 2027-03-08)\nGroet\n", "pending")
+            with SmtpTransport("127.0.0.1", port) as transport:
+                report = deliver_pending(engine.store.engine, transport, now=MONDAY,  # type: ignore[attr-defined]
+                                         default_sender="hr@example.nl")
+            assert len(report.sent) == 2
+            mails = {m["To"]: m.get_payload(decode=True).decode().replace("\r\n", "\n") for m in inbox.messages}
+            assert mails["piet@example.nl"] == "Beste PIET,\n- Verzuim Bo (uiterlijk 2027-03-08)\nGroet\n"
+            with engine.store.transaction() as tx:  # after delivery: the stored copy keeps no name either
+                assert tx.erase_personal_data([], ["employee:cor"]).redacted == 1
+            assert _bodies(engine)["kees@example.nl"] == ("Beste KEES,\nGroet\n", "sent")
+            with engine.store.transaction() as tx:  # by the case's workflow instance: bo's line goes too
+                assert tx.erase_personal_data(["i-bo"]).redacted == 1
+            assert _bodies(engine)["piet@example.nl"] == ("Beste PIET,\nGroet\n", "sent")
+            # the audit and the bookkeeping kept ids only, never a name
+            sent = [a for a in engine.audit() if a.action == "digest.sent"]
+            assert sorted(a.detail["recipient"] for a in sent) == ["kees", "piet"]
+            assert not any(name in str(a.detail) for a in sent for name in ("Verlof", "Ali", "Cor", "Bo"))
+    finally:
+        CASES.clear()
+
+
+def _erase_people(ctx: Any, args: Any, info: Any) -> None:
+    """A test step: the recruitment pack's bulk delete of ``candidates`` and an employee's AVG erasure (the core's
+    ``erase_personal_data`` by ``employee:<id>``) of ``employees``, each in its own unit of work."""
+    from regelwerk.workflows.steps import get_engine
+    from regelwerk_packs.recruitment.steps import _service
+
+    if args.get("candidates"):
+        _service(ctx).bulk_delete({"id": "bea", "roles": ["beheerder"]}, args["candidates"], preview=False)
+    if args.get("employees"):
+        with get_engine(ctx).store.transaction() as tx:
+            tx.erase_personal_data([], [f"employee:{e}" for e in args["employees"]], reason="avg")
+
+
+class ErasePlugin:
+    name = "erase-step"
+
+    def register(self, registry: Registry) -> None:
+        from regelwerk.registry import StepSpec
+
+        registry.add_step(StepSpec("erase_people", self.name, _erase_people, {"type": "object"},
+                                   "erase candidates and employees"))
+
+
+def test_the_packs_erasures_reach_the_van_dijk_overviews(tmp_path: Path) -> None:
+    """The recruitment pack's bulk delete of a candidate and an employee's erasure cut their lines out of the
+    managers' and HR's stored overviews (the talent and recruitment sources give each case its subject); the
+    other lines stay."""
+    from regelwerk_checklist import plugin as checklist
+
+    registry = load_registry(extra=[ErasePlugin(), checklist])
+    source = (FIXTURE / "scenarios" / "overzichten.scenario.yaml").read_text(encoding="utf-8")
+    head = source[:source.index("    - name: HR waits for January")].replace("bundle: ..", f"bundle: {FIXTURE}")
+    steps = """\
+    - erase_people: {candidates: [anna], employees: [cor]}
+    - expect_mail:
+        to: piet@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["- Ali Yilmaz: Beoordelingsgesprek, uiterlijk 30-11-2026 (te laat: ja)", "Beste Piet de Vries"]
+        lacks: [Anna, de Boer]
+    - expect_mail:
+        to: kees@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["- Dirk Hendriks: Nulmeting", "- Bram Kok (Uitvoerder)", "- Carla Peters (Uitvoerder)"]
+        lacks: [Cor Mulder, Mulder]
+    - expect_mail:
+        to: hanna@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["Ali Yilmaz", "Bo Jansen", "- Piet de Vries: Beoordelingsgesprek"]
+        lacks: [Cor Mulder]
+"""
+    path = tmp_path / "erase.scenario.yaml"
+    path.write_text(head + steps, encoding="utf-8")
+    [result] = run_scenario_file(path, registry)
+    assert result.failures() == [], "\n".join(result.failures())
+
+
 # --- definition problems at their line ---------------------------------------------------------------------------
 
 
@@ -422,6 +530,16 @@ def test_a_loop_repeats_its_text_per_entry_on_one_line_each() -> None:
     mail = template.render({"who": "Piet", "cases": [{"name": "A\nB"}, {"name": "C  D"}]})
     assert mail.body == "Hallo Piet:\n* A B [Piet]\n* C D [Piet]\n."
     assert template.render({"who": "Piet", "cases": []}).body == "Hallo Piet:\n."
+
+
+def test_a_render_says_where_each_entry_is_in_the_body() -> None:
+    template = _template("Hallo {{ who }}:\n{{ for c in cases }}* {{ c.name }}\n{{ end }}--\n"
+                         "{{ for c in cases }}[{{ c.name }}]{{ end }}.")
+    mail = template.render({"who": "Piet", "cases": [{"name": "Anna"}, {"name": "Bob"}]})
+    assert mail.body == "Hallo Piet:\n* Anna\n* Bob\n--\n[Anna][Bob]."
+    # per entry, one span per loop over its list: exactly that entry's text (what an erasure cuts out)
+    assert [[mail.body[a:b] for a, b in spans] for spans in mail.spans["cases"]] == [
+        ["* Anna\n", "[Anna]"], ["* Bob\n", "[Bob]"]]
 
 
 def test_a_loop_is_bounded_and_never_blank() -> None:

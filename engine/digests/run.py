@@ -181,6 +181,7 @@ def _send(tx: Any, digest: Digest, period: DigestPeriod, template: Any, person: 
           shown: Mapping[str, Sequence[DigestCase]], now: datetime) -> str:
     """Render the digest's template for ``person`` and enqueue it in ``tx``; the outbox id."""
     import regelwerk.scheduling.tables  # noqa: F401  # declares rw_employees on the shared metadata
+    from regelwerk.outbox.parts import add_parts
     from regelwerk.outbox.queue import enqueue
 
     row = tx.rows("rw_employees").first({"id": person})
@@ -195,4 +196,10 @@ def _send(tx: Any, digest: Digest, period: DigestPeriod, template: Any, person: 
         values[key] = [dict(case.values) for case in found[:digest.limit]]
     mail = template.render(values)
     message: str = enqueue(tx, mail, recipient=address, now=now)
+    # where each listed case's lines are, by its subject and instance: what an AVG erasure cuts out of the body
+    parts = [(case.subject_ref, case.instance_id, start, end)
+             for key, found in shown.items()
+             for case, spans in zip(found[:digest.limit], mail.spans.get(key, ()), strict=False)
+             for start, end in spans]
+    add_parts(tx, message, parts)
     return message

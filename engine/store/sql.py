@@ -818,7 +818,27 @@ class SqlTx:
             sent += conn.execute(erase["outbox"], params).rowcount or 0
         if refs:
             sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
-        return ErasureCount(instances, history, audit, timers, sent, incidents, chained)
+        from regelwerk.outbox.parts import redact_parts  # the lines of digests that list them
+
+        redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body)
+        return ErasureCount(instances, history, audit, timers, sent, incidents, chained, redacted)
+
+    def _outbox_bodies(self, message_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The stored ``(body, status)`` of these messages, locked for the erasure's update (PostgreSQL)."""
+        from regelwerk.outbox.tables import outbox
+
+        query = sa.select(outbox.c.id, outbox.c.body, outbox.c.status).where(outbox.c.id.in_(list(message_ids)))
+        if self._postgres:
+            query = query.with_for_update()
+        return {str(r.id): (str(r.body), str(r.status)) for r in self.connection.execute(query)}
+
+    def _save_outbox_body(self, message_id: str, body: str | None) -> None:
+        from regelwerk.outbox.tables import outbox
+
+        if body is None:
+            self.connection.execute(outbox.delete().where(outbox.c.id == message_id))
+        else:
+            self.connection.execute(outbox.update().where(outbox.c.id == message_id).values(body=body))
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""
