@@ -47,25 +47,33 @@ def _shift(offset: int, spans: Collection[tuple[int, int]]) -> int:
     return offset - sum(max(0, min(end, offset) - start) for start, end in spans if start < offset)
 
 
-def redact_parts(tx: Any, instance_ids: Collection[str], subject_refs: Collection[str],
-                 load: Callable[[Sequence[str]], Mapping[str, tuple[str, str]]],
-                 save: Callable[[str, str | None], None]) -> int:
-    """Cut every part about ``instance_ids`` or ``subject_refs`` out of its message, in the erasure's unit of work
-    ``tx``; how many messages changed. ``load(message ids)`` gives each stored message's ``(body, status)`` (a
-    message no longer stored is left out), ``save(id, body)`` writes a body, ``save(id, None)`` deletes a message."""
-    import regelwerk.outbox.tables  # noqa: F401  # declares rw_outbox_parts on the shared metadata
-
-    rows = tx.rows(PARTS)
+def _find(rows: Any, instance_ids: Collection[str], subject_refs: Collection[str]) -> list[tuple[str, int]]:
     hits: list[dict[str, Any]] = []
     if subject_refs:
         hits += rows.find({"subject_ref": sorted(set(subject_refs))})
     if instance_ids:
         hits += rows.find({"instance_id": sorted(set(instance_ids))})
+    return [(str(h["message_id"]), int(h["position"])) for h in hits]
+
+
+def redact_parts(tx: Any, instance_ids: Collection[str], subject_refs: Collection[str],
+                 load: Callable[[Sequence[str]], Mapping[str, tuple[str, str]]],
+                 save: Callable[[str, str | None], None],
+                 find: Callable[[Collection[str], Collection[str]], Sequence[tuple[str, int]]] | None = None) -> int:
+    """Cut every part about ``instance_ids`` or ``subject_refs`` out of its message, in the erasure's unit of work
+    ``tx``; how many messages changed. ``load(message ids)`` gives each stored message's ``(body, status)`` (a
+    message no longer stored is left out), ``save(id, body)`` writes a body, ``save(id, None)`` deletes a message;
+    ``find(instance_ids, subject_refs)`` the ``(message_id, position)`` of their parts, if the store has a faster
+    way than two ``Rows.find`` (a retention sweep asks it once per chunk of a thousand candidates)."""
+    import regelwerk.outbox.tables  # noqa: F401  # declares rw_outbox_parts on the shared metadata
+
+    rows = tx.rows(PARTS)
+    hits = find(instance_ids, subject_refs) if find is not None else _find(rows, instance_ids, subject_refs)
     if not hits:
         return 0
     erased: dict[str, set[int]] = {}
-    for hit in hits:
-        erased.setdefault(str(hit["message_id"]), set()).add(int(hit["position"]))
+    for message_id, position in hits:
+        erased.setdefault(message_id, set()).add(position)
     messages = sorted(erased)
     stored = load(messages)
     parts: dict[str, list[dict[str, Any]]] = {}

@@ -425,9 +425,10 @@ _ERASE: dict[str, Any] = {}
 def _erase_statements() -> dict[str, Any]:
     """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
     if not _ERASE:
-        from regelwerk.outbox.tables import outbox
+        from regelwerk.outbox.tables import outbox, outbox_parts
 
         many: Any = sa.bindparam("ids", expanding=True)
+        parts = outbox_parts.c
         _ERASE.update({
             # the version moves on: a decision made on a read from before the erasure fails its version check
             "instances": rw_instances.update().where(_I.id.in_(many)).values(
@@ -443,6 +444,9 @@ def _erase_statements() -> dict[str, Any]:
             .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
             "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
             "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
+            # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts)
+            "parts": sa.select(parts.message_id, parts.position).where(
+                parts.subject_ref.in_(sa.bindparam("refs", expanding=True)) | parts.instance_id.in_(many)),
         })
         for pg in (False, True):
             # the erasure's own history row per instance, set-based from the instances just moved on (no row to
@@ -820,8 +824,14 @@ class SqlTx:
             sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
         from regelwerk.outbox.parts import redact_parts  # the lines of digests that list them
 
-        redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body)
+        redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body, self._outbox_parts)
         return ErasureCount(instances, history, audit, timers, sent, incidents, chained, redacted)
+
+    def _outbox_parts(self, instance_ids: Collection[str], subject_refs: Collection[str]) -> list[tuple[str, int]]:
+        """The ``(message_id, position)`` of the mail parts about these instances or subjects: one indexed query."""
+        found = self.connection.execute(_erase_statements()["parts"], {
+            "ids": sorted(set(instance_ids)), "refs": sorted(set(subject_refs))})
+        return [(str(r.message_id), int(r.position)) for r in found]
 
     def _outbox_bodies(self, message_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The stored ``(body, status)`` of these messages, locked for the erasure's update (PostgreSQL)."""
