@@ -400,6 +400,30 @@ def test_erasing_a_listed_person_cuts_their_line_from_every_digest_sent_or_not(
         CASES.clear()
 
 
+def test_a_case_erased_between_reading_the_lists_and_writing_the_mail_is_left_out(
+        team: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regelwerk.digests import run
+    from regelwerk.store.records import InstanceRecord
+
+    with team.store.transaction() as tx:  # bo's case shows this instance
+        tx.insert(InstanceRecord("i-bo", "verzuim", "v1", "open", {"name": "Bo"}, 1, MONDAY, MONDAY))
+    real = run._visible
+
+    def erased_meanwhile(*args: Any) -> Any:
+        found = real(*args)  # the lists were read (outside any unit of work); now an erasure commits
+        if args[1] == "piet":
+            with team.store.transaction() as tx:
+                tx.erase_personal_data(["i-bo"], ["employee:bo"])
+        return found
+
+    monkeypatch.setattr(run, "_visible", erased_meanwhile)
+    team.tick(MONDAY)
+    assert _bodies(team)["piet@example.nl"] == ("Beste PIET,\n- Verlof Ali (uiterlijk 2027-03-05)\nGroet\n",
+                                                "pending")
+    [sent] = [a for a in team.audit() if a.action == "digest.sent" and a.detail["recipient"] == "piet"]
+    assert (sent.detail["cases"], sent.detail["counts"]) == ({"zaken": ["c1"]}, {"zaken": 1})
+
+
 def _erase_people(ctx: Any, args: Any, info: Any) -> None:
     """A test step: the recruitment pack's bulk delete of ``candidates`` and an employee's AVG erasure (the core's
     ``erase_personal_data`` by ``employee:<id>``) of ``employees``, each in its own unit of work."""

@@ -113,6 +113,7 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
                 if uow.tx.rows(_ITEMS).first({"key": key}) is not None:  # another tick, since
                     counts["done"] += 1
                     continue
+                shown = _not_erased(uow.tx, shown)
                 if not any(shown.values()):
                     _book(uow.tx, digest, period, person, "skipped", now, {"cases": 0})
                     counts["empty"] += 1
@@ -148,6 +149,21 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
                            "employee directory's e-mail); their digest waits for one", holders=holders,
                            without_address=without_address)
     return counts
+
+
+def _not_erased(tx: Any, shown: Mapping[str, Sequence[DigestCase]]) -> dict[str, list[DigestCase]]:
+    """``shown`` without the cases whose instance an AVG erasure erased since the lists were read (outside this
+    unit): their instances are locked first (the core's lock order), so an erasure either committed before (the
+    case is left out here) or waits for this unit and then finds the lines it writes (``rw_outbox_parts``)."""
+    from regelwerk.store.records import is_erased
+
+    ids = sorted({c.instance_id for found in shown.values() for c in found if c.instance_id})
+    if not ids:
+        return {name: list(found) for name, found in shown.items()}
+    tx.lock_instances(ids)
+    live = tx.get_many(ids)
+    erased = {i for i, record in live.items() if is_erased(record.data)}
+    return {name: [c for c in found if c.instance_id not in erased] for name, found in shown.items()}
 
 
 def _visible(port: Any, person: str, cases: Mapping[str, Sequence[DigestCase]],
