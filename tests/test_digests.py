@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.diagnostics import DefinitionError
@@ -564,6 +566,37 @@ def test_a_render_says_where_each_entry_is_in_the_body() -> None:
     # per entry, one span per loop over its list: exactly that entry's text (what an erasure cuts out)
     assert [[mail.body[a:b] for a, b in spans] for spans in mail.spans["cases"]] == [
         ["* Anna\n", "[Anna]"], ["* Bob\n", "[Bob]"]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(names=st.lists(st.text(alphabet="ab \n{}", max_size=6), min_size=1, max_size=6),
+       rounds=st.lists(st.sets(st.integers(0, 5), max_size=3), max_size=4))
+def test_erasing_lines_in_any_order_leaves_what_a_render_without_them_gives(names: list[str],
+                                                                           rounds: list[set[int]]) -> None:
+    """Whatever the entries and however the erasures come (several lines at once, one after another), the stored
+    body is exactly the template rendered without the erased entries (two loops over the list: both lines go)."""
+    from regelwerk.outbox.parts import add_parts
+    from regelwerk.store.memory import MemoryStore
+    from regelwerk.store.records import OutboxEntry
+
+    template = _template("Hoi {{ who }}\n{{ for c in cases }}- {{ c.name }}\n{{ end }}en\n"
+                         "{{ for c in cases }}({{ c.name }}){{ end }}.", frozenset({"cases.name"}))
+    entries = [{"name": name} for name in names]
+    mail = template.render({"who": "Piet", "cases": entries})
+    store = MemoryStore()
+    with store.transaction() as tx:
+        tx.add_outbox(OutboxEntry("m", MONDAY, "piet@example.nl", mail.subject, mail.body, "t", status="sent"))
+        add_parts(tx, "m", [(f"employee:e{i}", None, start, end)
+                            for i, spans in enumerate(mail.spans["cases"]) for start, end in spans])
+    gone: set[int] = set()
+    for erased in rounds:
+        with store.transaction() as tx:
+            tx.erase_personal_data([], [f"employee:e{i}" for i in sorted(erased)])
+        gone |= erased
+        kept = [e for i, e in enumerate(entries) if i not in gone]
+        with store.read() as tx:
+            [stored] = tx.outbox()
+        assert stored.body == template.render({"who": "Piet", "cases": kept}).body
 
 
 def test_a_loop_is_bounded_and_never_blank() -> None:
