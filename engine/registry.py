@@ -249,13 +249,18 @@ class DigestCase:
     ``resource_type`` and ``resource`` are asked of the engine's permission port as ``read`` for each recipient
     (the case is listed only when it allows); ``values`` holds the case's fields (only those the source declares
     in its ``fields``; a template shows the ones it names); ``id`` identifies the case in the digest's audit row
-    (an instance or candidate id: never a name).
+    (an instance or candidate id: never a name). ``subject_ref`` is the data subject the case is about, as the
+    AVG erasure names it (``candidate:<id>``, ``employee:<id>``), and ``instance_id`` the workflow instance it
+    shows, if any: erasing either cuts the case's lines out of every stored digest mail (regelwerk.outbox.parts).
+    A case that names a person must give at least one of them.
     """
 
     id: str
     resource_type: str
     resource: Mapping[str, Any]
     values: Mapping[str, Any]
+    subject_ref: str | None = None
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

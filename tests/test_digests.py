@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.diagnostics import DefinitionError
@@ -35,7 +37,8 @@ def _cases(engine: Any, tx: Any, now: datetime, params: Mapping[str, Any]) -> It
     for case in CASES:
         if case["priority"] >= params.get("min", 0):
             yield DigestCase(case["id"], "case", {"id": case["id"], "employee": case["employee"]},
-                             {"title": case["title"], "due": case["due"]})
+                             {"title": case["title"], "due": case["due"]}, subject_ref=f"employee:{case['employee']}",
+                             instance_id=case.get("instance"))
 
 
 class CasesPlugin:
@@ -134,7 +137,7 @@ def _outbox(engine: Engine) -> list[tuple[str, str]]:
 def _team_cases() -> None:
     CASES[:] = [
         {"id": "c1", "employee": "ali", "title": "Verlof\nAli", "due": "2027-03-05", "priority": 1},
-        {"id": "c2", "employee": "bo", "title": "Verzuim Bo", "due": "2027-03-08", "priority": 2},
+        {"id": "c2", "employee": "bo", "title": "Verzuim Bo", "due": "2027-03-08", "priority": 2, "instance": "i-bo"},
         {"id": "c3", "employee": "cor", "title": "Contract Cor", "due": "2027-03-09", "priority": 1},
         {"id": "c4", "employee": "ali", "title": "Laag", "due": "2027-03-09", "priority": 0},
     ]
@@ -351,6 +354,137 @@ def test_a_bundle_without_digests_runs_no_digest_task(tmp_path: Path, cases_regi
         assert engine.tick(MONDAY).tasks == {}
 
 
+# --- AVG erasure reaches the digest mails ------------------------------------------------------------------------
+
+
+def _bodies(engine: Engine) -> dict[str, tuple[str, str]]:
+    with engine.store.read() as tx:
+        return {m.recipient: (m.body, m.status) for m in tx.outbox() if m.template == "overzicht"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_erasing_a_listed_person_cuts_their_line_from_every_digest_sent_or_not(
+        backend: str, tmp_path: Path, cases_registry: Registry, request: pytest.FixtureRequest,
+        smtp: tuple[Inbox, int]) -> None:
+    from regelwerk.outbox.sender import SmtpTransport, deliver_pending
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'store.sqlite'}"
+    _team_cases()
+    try:
+        with _engine(tmp_path, cases_registry, store=url) as engine:
+            _team_people(engine)
+            engine.tick(MONDAY)
+            inbox, port = smtp
+            assert "Verlof Ali" in _bodies(engine)["piet@example.nl"][0]
+            # ali is erased before piet's digest is sent; cor after kees's was
+            with engine.store.transaction() as tx:
+                counts = tx.erase_personal_data([], ["employee:ali"], reason="avg")
+            assert counts.redacted == 1
+            assert _bodies(engine)["piet@example.nl"] == (
+                "Beste PIET,\n- Verzuim Bo (uiterlijk 2027-03-08)\nGroet\n", "pending")
+            with SmtpTransport("127.0.0.1", port) as transport:
+                report = deliver_pending(engine.store.engine, transport, now=MONDAY,  # type: ignore[attr-defined]
+                                         default_sender="hr@example.nl")
+            assert len(report.sent) == 2
+            mails = {m["To"]: m.get_payload(decode=True).decode().replace("\r\n", "\n") for m in inbox.messages}
+            assert mails["piet@example.nl"] == "Beste PIET,\n- Verzuim Bo (uiterlijk 2027-03-08)\nGroet\n"
+            with engine.store.transaction() as tx:  # after delivery: the stored copy keeps no name either
+                assert tx.erase_personal_data([], ["employee:cor"]).redacted == 1
+            assert _bodies(engine)["kees@example.nl"] == ("Beste KEES,\nGroet\n", "sent")
+            with engine.store.transaction() as tx:  # by the case's workflow instance: bo's line goes too
+                assert tx.erase_personal_data(["i-bo"]).redacted == 1
+            assert _bodies(engine)["piet@example.nl"] == ("Beste PIET,\nGroet\n", "sent")
+            # the audit and the bookkeeping kept ids only, never a name
+            sent = [a for a in engine.audit() if a.action == "digest.sent"]
+            assert sorted(a.detail["recipient"] for a in sent) == ["kees", "piet"]
+            assert not any(name in str(a.detail) for a in sent for name in ("Verlof", "Ali", "Cor", "Bo"))
+    finally:
+        CASES.clear()
+
+
+def test_a_case_erased_between_reading_the_lists_and_writing_the_mail_is_left_out(
+        team: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regelwerk.digests import run
+    from regelwerk.store.records import InstanceRecord
+
+    with team.store.transaction() as tx:  # bo's case shows this instance
+        tx.insert(InstanceRecord("i-bo", "verzuim", "v1", "open", {"name": "Bo"}, 1, MONDAY, MONDAY))
+    real = run._visible
+
+    def erased_meanwhile(*args: Any) -> Any:
+        found = real(*args)  # the lists were read (outside any unit of work); now an erasure commits
+        if args[1] == "piet":
+            with team.store.transaction() as tx:
+                tx.erase_personal_data(["i-bo"], ["employee:bo"])
+        return found
+
+    monkeypatch.setattr(run, "_visible", erased_meanwhile)
+    team.tick(MONDAY)
+    assert _bodies(team)["piet@example.nl"] == ("Beste PIET,\n- Verlof Ali (uiterlijk 2027-03-05)\nGroet\n",
+                                                "pending")
+    [sent] = [a for a in team.audit() if a.action == "digest.sent" and a.detail["recipient"] == "piet"]
+    assert (sent.detail["cases"], sent.detail["counts"]) == ({"zaken": ["c1"]}, {"zaken": 1})
+
+
+def _erase_people(ctx: Any, args: Any, info: Any) -> None:
+    """A test step: the recruitment pack's bulk delete of ``candidates`` and an employee's AVG erasure (the core's
+    ``erase_personal_data`` by ``employee:<id>``) of ``employees``, each in its own unit of work."""
+    from regelwerk.workflows.steps import get_engine
+    from regelwerk_packs.recruitment.steps import _service
+
+    if args.get("candidates"):
+        _service(ctx).bulk_delete({"id": "bea", "roles": ["beheerder"]}, args["candidates"], preview=False)
+    if args.get("employees"):
+        with get_engine(ctx).store.transaction() as tx:
+            tx.erase_personal_data([], [f"employee:{e}" for e in args["employees"]], reason="avg")
+
+
+class ErasePlugin:
+    name = "erase-step"
+
+    def register(self, registry: Registry) -> None:
+        from regelwerk.registry import StepSpec
+
+        registry.add_step(StepSpec("erase_people", self.name, _erase_people, {"type": "object"},
+                                   "erase candidates and employees"))
+
+
+def test_the_packs_erasures_reach_the_van_dijk_overviews(tmp_path: Path) -> None:
+    """The recruitment pack's bulk delete of a candidate and an employee's erasure cut their lines out of the
+    managers' and HR's stored overviews (the talent and recruitment sources give each case its subject); the
+    other lines stay."""
+    from regelwerk_checklist import plugin as checklist
+
+    registry = load_registry(extra=[ErasePlugin(), checklist])
+    source = (FIXTURE / "scenarios" / "overzichten.scenario.yaml").read_text(encoding="utf-8")
+    head = source[:source.index("    - name: HR waits for January")].replace("bundle: ..", f"bundle: {FIXTURE}")
+    steps = """\
+    - erase_people: {candidates: [anna], employees: [cor]}
+    - expect_mail:
+        to: piet@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["- Ali Yilmaz: Beoordelingsgesprek, uiterlijk 30-11-2026 (te laat: ja)", "Beste Piet de Vries"]
+        lacks: [Anna, de Boer]
+    - expect_mail:
+        to: kees@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["- Dirk Hendriks: Nulmeting", "- Bram Kok (Uitvoerder)", "- Carla Peters (Uitvoerder)"]
+        lacks: [Cor Mulder, Mulder]
+    - expect_mail:
+        to: hanna@vandijk.example
+        template: weekoverzicht
+        count: 2
+        contains: ["Ali Yilmaz", "Bo Jansen", "- Piet de Vries: Beoordelingsgesprek"]
+        lacks: [Cor Mulder]
+"""
+    path = tmp_path / "erase.scenario.yaml"
+    path.write_text(head + steps, encoding="utf-8")
+    [result] = run_scenario_file(path, registry)
+    assert result.failures() == [], "\n".join(result.failures())
+
+
 # --- definition problems at their line ---------------------------------------------------------------------------
 
 
@@ -422,6 +556,47 @@ def test_a_loop_repeats_its_text_per_entry_on_one_line_each() -> None:
     mail = template.render({"who": "Piet", "cases": [{"name": "A\nB"}, {"name": "C  D"}]})
     assert mail.body == "Hallo Piet:\n* A B [Piet]\n* C D [Piet]\n."
     assert template.render({"who": "Piet", "cases": []}).body == "Hallo Piet:\n."
+
+
+def test_a_render_says_where_each_entry_is_in_the_body() -> None:
+    template = _template("Hallo {{ who }}:\n{{ for c in cases }}* {{ c.name }}\n{{ end }}--\n"
+                         "{{ for c in cases }}[{{ c.name }}]{{ end }}.")
+    mail = template.render({"who": "Piet", "cases": [{"name": "Anna"}, {"name": "Bob"}]})
+    assert mail.body == "Hallo Piet:\n* Anna\n* Bob\n--\n[Anna][Bob]."
+    # per entry, one span per loop over its list: exactly that entry's text (what an erasure cuts out)
+    assert [[mail.body[a:b] for a, b in spans] for spans in mail.spans["cases"]] == [
+        ["* Anna\n", "[Anna]"], ["* Bob\n", "[Bob]"]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(names=st.lists(st.text(alphabet="ab \n{}", max_size=6), min_size=1, max_size=6),
+       rounds=st.lists(st.sets(st.integers(0, 5), max_size=3), max_size=4))
+def test_erasing_lines_in_any_order_leaves_what_a_render_without_them_gives(names: list[str],
+                                                                           rounds: list[set[int]]) -> None:
+    """Whatever the entries and however the erasures come (several lines at once, one after another), the stored
+    body is exactly the template rendered without the erased entries (two loops over the list: both lines go)."""
+    from regelwerk.outbox.parts import add_parts
+    from regelwerk.store.memory import MemoryStore
+    from regelwerk.store.records import OutboxEntry
+
+    template = _template("Hoi {{ who }}\n{{ for c in cases }}- {{ c.name }}\n{{ end }}en\n"
+                         "{{ for c in cases }}({{ c.name }}){{ end }}.", frozenset({"cases.name"}))
+    entries = [{"name": name} for name in names]
+    mail = template.render({"who": "Piet", "cases": entries})
+    store = MemoryStore()
+    with store.transaction() as tx:
+        tx.add_outbox(OutboxEntry("m", MONDAY, "piet@example.nl", mail.subject, mail.body, "t", status="sent"))
+        add_parts(tx, "m", [(f"employee:e{i}", None, start, end)
+                            for i, spans in enumerate(mail.spans["cases"]) for start, end in spans])
+    gone: set[int] = set()
+    for erased in rounds:
+        with store.transaction() as tx:
+            tx.erase_personal_data([], [f"employee:e{i}" for i in sorted(erased)])
+        gone |= erased
+        kept = [e for i, e in enumerate(entries) if i not in gone]
+        with store.read() as tx:
+            [stored] = tx.outbox()
+        assert stored.body == template.render({"who": "Piet", "cases": kept}).body
 
 
 def test_a_loop_is_bounded_and_never_blank() -> None:

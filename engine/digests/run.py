@@ -113,6 +113,7 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
                 if uow.tx.rows(_ITEMS).first({"key": key}) is not None:  # another tick, since
                     counts["done"] += 1
                     continue
+                shown = _not_erased(uow.tx, shown)
                 if not any(shown.values()):
                     _book(uow.tx, digest, period, person, "skipped", now, {"cases": 0})
                     counts["empty"] += 1
@@ -150,6 +151,21 @@ def run_digest(digest: Digest, engine: Any, now: datetime) -> dict[str, int]:
     return counts
 
 
+def _not_erased(tx: Any, shown: Mapping[str, Sequence[DigestCase]]) -> dict[str, list[DigestCase]]:
+    """``shown`` without the cases whose instance an AVG erasure erased since the lists were read (outside this
+    unit): their instances are locked first (the core's lock order), so an erasure either committed before (the
+    case is left out here) or waits for this unit and then finds the lines it writes (``rw_outbox_parts``)."""
+    from regelwerk.store.records import is_erased
+
+    ids = sorted({c.instance_id for found in shown.values() for c in found if c.instance_id})
+    if not ids:
+        return {name: list(found) for name, found in shown.items()}
+    tx.lock_instances(ids)
+    live = tx.get_many(ids)
+    erased = {i for i, record in live.items() if is_erased(record.data)}
+    return {name: [c for c in found if c.instance_id not in erased] for name, found in shown.items()}
+
+
 def _visible(port: Any, person: str, cases: Mapping[str, Sequence[DigestCase]],
              now: datetime) -> tuple[dict[str, list[DigestCase]], int, list[str]]:
     """Per list the cases the policy lets ``person`` read (deny by default), how many it did not, and the ids of
@@ -181,6 +197,7 @@ def _send(tx: Any, digest: Digest, period: DigestPeriod, template: Any, person: 
           shown: Mapping[str, Sequence[DigestCase]], now: datetime) -> str:
     """Render the digest's template for ``person`` and enqueue it in ``tx``; the outbox id."""
     import regelwerk.scheduling.tables  # noqa: F401  # declares rw_employees on the shared metadata
+    from regelwerk.outbox.parts import add_parts
     from regelwerk.outbox.queue import enqueue
 
     row = tx.rows("rw_employees").first({"id": person})
@@ -195,4 +212,10 @@ def _send(tx: Any, digest: Digest, period: DigestPeriod, template: Any, person: 
         values[key] = [dict(case.values) for case in found[:digest.limit]]
     mail = template.render(values)
     message: str = enqueue(tx, mail, recipient=address, now=now)
+    # where each listed case's lines are, by its subject and instance: what an AVG erasure cuts out of the body
+    parts = [(case.subject_ref, case.instance_id, start, end)
+             for key, found in shown.items()
+             for case, spans in zip(found[:digest.limit], mail.spans.get(key, ()), strict=False)
+             for start, end in spans]
+    add_parts(tx, message, parts)
     return message

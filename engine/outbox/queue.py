@@ -137,7 +137,8 @@ def list_messages(connection: Any, *, status: str | None = None, subject_ref: st
 
 
 def erase_subjects(connection: Any, subject_refs: Iterable[str], chunk: int = 500) -> int:
-    """Delete every message about these data subjects (AVG erasure); return how many rows went."""
+    """Delete every message whose ``subject_ref`` is one of these (AVG erasure); return how many rows went. A digest
+    that lists them is not reached (it has no ``subject_ref``): erase through ``StoreTx.erase_personal_data``."""
     from regelwerk.outbox.tables import outbox
 
     refs: Sequence[str] = list(subject_refs)

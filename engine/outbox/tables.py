@@ -5,7 +5,7 @@ from __future__ import annotations
 from regelwerk.store.tables import metadata
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
 
-__all__ = ["outbox"]
+__all__ = ["outbox", "outbox_parts"]
 
 outbox = Table(
     "rw_outbox",
@@ -32,5 +32,21 @@ outbox = Table(
     Index("ix_rw_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_rw_outbox_subject_ref", "subject_ref"),
     Index("ix_rw_outbox_instance", "instance_id"),  # erasure of an instance's mails (AVG)
+)
+
+# The parts of a mail that are about one data subject each (a digest's lines: one per case it lists), so an AVG
+# erasure finds a mail by every subject it names, not only by its one ``subject_ref``: the erasure cuts the erased
+# subject's characters ``char_from`` .. ``char_to`` (of the stored body) out and moves the later parts' offsets.
+outbox_parts = Table(
+    "rw_outbox_parts",
+    metadata,
+    Column("message_id", String(32), primary_key=True),
+    Column("position", Integer(), primary_key=True),  # the part's order in the body (from 0)
+    Column("subject_ref", String(200), nullable=True),  # the data subject the part is about ("candidate:<id>")
+    Column("instance_id", String(64), nullable=True),  # the workflow instance it shows, if any
+    Column("char_from", Integer(), nullable=False),
+    Column("char_to", Integer(), nullable=False),
+    Index("ix_rw_outbox_parts_subject_ref", "subject_ref"),
+    Index("ix_rw_outbox_parts_instance", "instance_id"),
 )
 """Times are stored as naive UTC (portable between SQLite and PostgreSQL)."""

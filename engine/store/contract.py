@@ -487,6 +487,57 @@ class StoreContract:
             assert other is not None and other.data["name"] == "Bob"
             assert [f.id for f in tx.pending_fires(T0 + timedelta(hours=1), 10)] == [bob]
 
+    def test_erasure_cuts_a_subjects_lines_out_of_a_mail_that_lists_several(self) -> None:
+        """A mail about several subjects (a digest) records a part per line (``regelwerk.outbox.parts``): erasing a
+        subject or an instance cuts its lines out of every stored body, pending or sent, in the erasure's unit of
+        work (all or nothing, once); the others' lines stay; a pending mail left listing nobody is not sent."""
+        from regelwerk.outbox.parts import add_parts
+
+        store = self._store()
+        body = "Beste Piet,\n- Anna Jansen\n- Bob de Vries\n- Cor Cornelis\nGroet\n"
+
+        def line(text: str, within: str = body) -> tuple[int, int]:
+            start = within.index(text)
+            return start, start + len(text)
+
+        with store.transaction() as tx:
+            tx.add_outbox(OutboxEntry("d1", T0, "piet@example.nl", "3 zaken", body, "overzicht"))
+            add_parts(tx, "d1", [("candidate:anna", "i1", *line("- Anna Jansen\n")),
+                                 ("candidate:bob", None, *line("- Bob de Vries\n")),
+                                 (None, "i3", *line("- Cor Cornelis\n"))])
+            tx.add_outbox(OutboxEntry("d2", T0, "kees@example.nl", "1 zaak", "- Anna Jansen\n", "overzicht"))
+            add_parts(tx, "d2", [("candidate:anna", None, 0, 14)])
+            sent = "Hoi\n- Anna Jansen\n- Bob de Vries\n"
+            tx.add_outbox(OutboxEntry("d3", T0, "lotte@example.nl", "2 zaken", sent, "overzicht", status="sent"))
+            add_parts(tx, "d3", [("candidate:bob", None, *line("- Bob de Vries\n", sent)),
+                                 ("candidate:anna", None, *line("- Anna Jansen\n", sent))])
+        original = {"d1": body, "d2": "- Anna Jansen\n", "d3": sent}
+        try:  # killed inside the erasure's unit of work: nothing of it stays
+            with store.transaction() as tx:
+                tx.erase_personal_data([], ["candidate:anna"])
+                raise KeyboardInterrupt("killed")
+        except KeyboardInterrupt:
+            pass
+        with store.read() as tx:
+            assert {m.id: m.body for m in tx.outbox()} == original
+        with store.transaction() as tx:
+            counts = tx.erase_personal_data([], ["candidate:anna"])
+        assert (counts.outbox, counts.redacted) == (0, 3)
+        with store.read() as tx:  # d2 listed only Anna and was not sent: it never goes out
+            assert {m.id: (m.body, m.status) for m in tx.outbox()} == {
+                "d1": ("Beste Piet,\n- Bob de Vries\n- Cor Cornelis\nGroet\n", "pending"),
+                "d3": ("Hoi\n- Bob de Vries\n", "sent")}
+        with store.transaction() as tx:  # once: nothing of her is left to find
+            assert tx.erase_personal_data([], ["candidate:anna"]).redacted == 0
+        with store.transaction() as tx:  # by instance, at the offsets the first cut moved
+            assert tx.erase_personal_data(["i3"]).redacted == 1
+        with store.read() as tx:
+            assert [m.body for m in tx.outbox() if m.id == "d1"] == ["Beste Piet,\n- Bob de Vries\nGroet\n"]
+        with store.transaction() as tx:
+            assert tx.erase_personal_data([], ["candidate:bob"]).redacted == 2
+        with store.read() as tx:  # the sent one stays (it went), without a name; the pending one listed nobody
+            assert {m.id: m.body for m in tx.outbox()} == {"d3": "Hoi\n"}
+
     def test_an_erasure_moves_the_version_on_and_is_in_the_history_once(self) -> None:
         """The erased instance's version moves on (a decision on an older read fails its version check) and the
         erasure is one history row (``$erase``: from = to = the state, actor, time, the new version, no personal

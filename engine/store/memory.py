@@ -447,7 +447,21 @@ class MemoryTx:
         sent = len(store._outbox) - len(kept)
         if sent:
             self._replace_list(store._outbox, kept)
-        return ErasureCount(instances, history, audit, timers, sent, incidents, len(dropped))
+        redacted = 0
+        if store._tables.get("rw_outbox_parts"):  # a digest listed someone (regelwerk.outbox.parts)
+            from regelwerk.outbox.parts import redact_parts
+
+            redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body)
+        return ErasureCount(instances, history, audit, timers, sent, incidents, len(dropped), redacted)
+
+    def _outbox_bodies(self, message_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        wanted = set(message_ids)
+        return {m.id: (m.body, m.status) for m in self._store._outbox if m.id in wanted}
+
+    def _save_outbox_body(self, message_id: str, body: str | None) -> None:
+        rows = self._store._outbox
+        self._replace_list(rows, [m for m in rows if m.id != message_id] if body is None else
+                           [replace(m, body=body) if m.id == message_id else m for m in rows])
 
     # incidents
     def _set_incident(self, incident_id: int, new: IncidentRecord) -> None:

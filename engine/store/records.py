@@ -206,3 +206,6 @@ class ErasureCount:
     incidents: int = 0
     #: kept chained fires (``workflow.fire``) from or to an erased instance, dropped like its timers
     chained: int = 0
+    #: mails that list several subjects (digests) whose erased lines were cut out (or that were dropped unsent:
+    #: every line they had was erased); ``regelwerk.outbox.parts``
+    redacted: int = 0

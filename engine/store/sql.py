@@ -425,9 +425,10 @@ _ERASE: dict[str, Any] = {}
 def _erase_statements() -> dict[str, Any]:
     """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
     if not _ERASE:
-        from regelwerk.outbox.tables import outbox
+        from regelwerk.outbox.tables import outbox, outbox_parts
 
         many: Any = sa.bindparam("ids", expanding=True)
+        parts = outbox_parts.c
         _ERASE.update({
             # the version moves on: a decision made on a read from before the erasure fails its version check
             "instances": rw_instances.update().where(_I.id.in_(many)).values(
@@ -443,6 +444,10 @@ def _erase_statements() -> dict[str, Any]:
             .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
             "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
             "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
+            # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts); on
+            # PostgreSQL two arrays (one prepared statement), on SQLite see SqlTx._outbox_parts
+            "parts": sa.select(parts.message_id, parts.position).where(
+                one_of(parts.subject_ref, "refs", True) | one_of(parts.instance_id, "ids", True)),
         })
         for pg in (False, True):
             # the erasure's own history row per instance, set-based from the instances just moved on (no row to
@@ -818,7 +823,43 @@ class SqlTx:
             sent += conn.execute(erase["outbox"], params).rowcount or 0
         if refs:
             sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
-        return ErasureCount(instances, history, audit, timers, sent, incidents, chained)
+        from regelwerk.outbox.parts import redact_parts  # the lines of digests that list them
+
+        redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body, self._outbox_parts)
+        return ErasureCount(instances, history, audit, timers, sent, incidents, chained, redacted)
+
+    def _outbox_parts(self, instance_ids: Collection[str], subject_refs: Collection[str]) -> list[tuple[str, int]]:
+        """The ``(message_id, position)`` of the mail parts about these instances or subjects: one indexed query
+        (SQLite: ``MULTI-INDEX OR``). A sweep asks it once per chunk of a thousand candidates: on SQLite it is the
+        driver's own statement, as SQLAlchemy's expanding of two thousand parameters took as long as the query."""
+        ids, refs = sorted(set(instance_ids)), sorted(set(subject_refs))
+        if self._postgres:
+            found = self.connection.execute(_erase_statements()["parts"], {"ids": ids, "refs": refs})
+            return [(str(r.message_id), int(r.position)) for r in found]
+        if not ids and not refs:
+            return []
+        where = " OR ".join(f"{column} IN ({', '.join('?' * len(values))})"
+                            for column, values in (("subject_ref", refs), ("instance_id", ids)) if values)
+        rows = self.connection.exec_driver_sql(
+            f"SELECT message_id, position FROM rw_outbox_parts WHERE {where}", tuple(refs + ids))
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def _outbox_bodies(self, message_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The stored ``(body, status)`` of these messages, locked for the erasure's update (PostgreSQL)."""
+        from regelwerk.outbox.tables import outbox
+
+        query = sa.select(outbox.c.id, outbox.c.body, outbox.c.status).where(outbox.c.id.in_(list(message_ids)))
+        if self._postgres:
+            query = query.with_for_update()
+        return {str(r.id): (str(r.body), str(r.status)) for r in self.connection.execute(query)}
+
+    def _save_outbox_body(self, message_id: str, body: str | None) -> None:
+        from regelwerk.outbox.tables import outbox
+
+        if body is None:
+            self.connection.execute(outbox.delete().where(outbox.c.id == message_id))
+        else:
+            self.connection.execute(outbox.update().where(outbox.c.id == message_id).values(body=body))
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""

@@ -97,19 +97,30 @@ class TextTemplate:
         return tuple(sorted(found))
 
     def render(self, lookup: Mapping[str, str],
-               entries: Mapping[str, Sequence[Mapping[str, str]]] | None = None) -> str:
+               entries: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+               spans: dict[str, list[list[tuple[int, int]]]] | None = None) -> str:
         """Substitute already-formatted values by path, and each loop's already-formatted entries by its path
-        (the caller checked that every path is present)."""
+        (the caller checked that every path is present). With ``spans``, record per loop path and entry where in
+        the result that entry's text is (``[start, end)`` character offsets; one span per loop over the path)."""
         out: list[str] = []
+        length = 0
         for segment in self.segments:
             if isinstance(segment, str):
                 out.append(segment)
+                length += len(segment)
             elif isinstance(segment, Placeholder):
                 out.append(lookup[segment.path])
+                length += len(out[-1])
             else:
-                for entry in (entries or {}).get(segment.path, ()):
-                    out.extend(s if isinstance(s, str) else entry[s.path] if s.var else lookup[s.path]
-                               for s in segment.body)
+                found = (entries or {}).get(segment.path, ())
+                per_entry = spans.setdefault(segment.path, [[] for _ in found]) if spans is not None else None
+                for index, entry in enumerate(found):
+                    text = "".join(s if isinstance(s, str) else entry[s.path] if s.var else lookup[s.path]
+                                   for s in segment.body)
+                    out.append(text)
+                    if per_entry is not None:
+                        per_entry[index].append((length, length + len(text)))
+                    length += len(text)
         return "".join(out)
 
 

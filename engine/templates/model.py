@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from regelwerk.errors import InvalidData
@@ -69,6 +69,9 @@ class RenderedMail:
     template: str
     subject: str
     body: str
+    #: per list path, per entry, where the body shows that entry (``[start, end)`` offsets, one per loop over it):
+    #: what a digest records so an AVG erasure can cut one case's lines out of the stored body
+    spans: Mapping[str, tuple[tuple[tuple[int, int], ...], ...]] = field(default_factory=dict, compare=False)
 
 
 def _lookup(values: Mapping[str, Any], path: str) -> Any:
@@ -131,7 +134,10 @@ class Template:
         # A subject is a mail header: no value may smuggle a line break (header injection).
         subject_values = {k: " ".join(v.split()) for k, v in formatted.items()}
         subject = " ".join(self.subject.render(subject_values).split())
-        return RenderedMail(self.name, subject, self.body.render(formatted, entries))
+        spans: dict[str, list[list[tuple[int, int]]]] = {}
+        body = self.body.render(formatted, entries, spans)
+        return RenderedMail(self.name, subject, body,
+                            {path: tuple(tuple(found) for found in per_entry) for path, per_entry in spans.items()})
 
     def _entries(self, path: str, fields: tuple[str, ...], value: Any, missing: list[str]) -> list[dict[str, str]]:
         """A loop's entries, each field formatted on one line; a list that is absent, not a list of mappings or longer

@@ -66,4 +66,5 @@ def waiting_candidates(engine: Any, tx: Any, now: datetime, params: Mapping[str,
         values = {"candidate": f"{row['first_name']} {row['last_name']}".strip(), "vacancy": vacancy["title"],
                   "status": labels.get(row["status"], row["status"]), "since": since,
                   "days": (today - since).days}
-        yield DigestCase(str(row["id"]), "candidate", resource, values)
+        yield DigestCase(str(row["id"]), "candidate", resource, values, subject_ref=f"candidate:{row['id']}",
+                         instance_id=str(row["instance_id"]) if row["instance_id"] else None)

@@ -86,10 +86,13 @@ def conversations(engine: Any, tx: Any, now: datetime, params: Mapping[str, Any]
         people.add(employee)
         values = {"employee": employee, "moment": str(payload.get("label") or payload.get("moment") or ""),
                   "due_date": due, "overdue": due < today}
-        found.append((due, row["key"], DigestCase(str(resource["id"]), resource_type, resource, values)))
+        instance_id = str(row["instance_id"]) if row["status"] == "started" and row["instance_id"] else None
+        found.append((due, row["key"], DigestCase(str(resource["id"]), resource_type, resource, values,
+                                                  subject_ref=f"employee:{employee}", instance_id=instance_id)))
     names = {str(r["id"]): r.get("name") for r in tx.rows("rw_employees").find({"id": sorted(people)})} \
         if people else {}
     for _, _, case in sorted(found, key=lambda f: (f[0], f[1])):
         employee = str(case.values["employee"])
         yield DigestCase(case.id, case.resource_type, case.resource,
-                         {**case.values, "employee_name": names.get(employee) or employee})
+                         {**case.values, "employee_name": names.get(employee) or employee},
+                         subject_ref=case.subject_ref, instance_id=case.instance_id)
