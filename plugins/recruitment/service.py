@@ -387,14 +387,7 @@ class Recruitment:
         from regelwerk.store.records import AuditEntry
 
         who = Actor.of(actor)
-        try:
-            candidate = self.candidate(candidate_id)
-        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
-            self._require(who, "move", "candidate", {"vacancy": ""})
-            raise
-        vacancy = self.vacancy(candidate["vacancy_id"])
-        if who.id not in vacancy["team"]:
-            self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
+        candidate, _vacancy = self._team_candidate(who, candidate_id)
         with self.engine.store.transaction() as tx:
             # as set_vacancy_facts: merged into the row as it is now, locked where the database has row locks
             port = candidate_store(tx)
@@ -418,17 +411,23 @@ class Recruitment:
         with self.engine.store.read() as tx:
             return self._candidates(tx).candidates_of_vacancy(vacancy_id)
 
-    def send(self, actor: ActorLike, candidate_id: str, template: str) -> str:
-        """Send a template by hand (e.g. the general mail); the outbox message id."""
-        who = Actor.of(actor)
+    def _team_candidate(self, who: Actor, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The candidate and its vacancy, for the vacancy's team or whom the policy allows to ``move`` its candidates
+        (``PermissionDenied`` otherwise; an unknown candidate answers as "not yours" to whom the policy refuses)."""
         try:
             candidate = self.candidate(candidate_id)
-        except UnknownInstance:  # "not there" answers as "not yours" to whom the policy refuses
+        except UnknownInstance:
             self._require(who, "move", "candidate", {"vacancy": ""})
             raise
         vacancy = self.vacancy(candidate["vacancy_id"])
         if who.id not in vacancy["team"]:
             self._require(who, "move", "candidate", {"vacancy": vacancy["id"]})
+        return candidate, vacancy
+
+    def send(self, actor: ActorLike, candidate_id: str, template: str) -> str:
+        """Send a template by hand (e.g. the general mail); the outbox message id."""
+        who = Actor.of(actor)
+        candidate, vacancy = self._team_candidate(who, candidate_id)
         with self.engine.store.transaction() as tx:
             return mail_candidate(tx, self.compiled, self.settings, candidate, vacancy, template,
                                   self._now())
