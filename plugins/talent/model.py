@@ -457,6 +457,14 @@ class DevelopmentCycle:
         return any((spec.year is not None and spec.year.id == year.id)
                    or (spec.from_year is not None and spec.from_year.start <= year.start) for spec in self.work_years)
 
+    def _covers_memo(self, day: date, memo: dict[Any, Any]) -> bool:
+        """:meth:`covers` of ``day``, kept in a batch's ``memo`` (most people share a few hire dates)."""
+        key = ("covers", day)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self.covers(day)
+        return bool(found)
+
     def _hire_anchored(self) -> bool:
         return any(m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date") for m in self.moments)
 
@@ -623,7 +631,8 @@ class DevelopmentCycle:
             schedule = moment.arises
             start, end = window_start, window_end
             if hire_anchored and hire_policy and hire_year_owns is None:
-                hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
+                hire_year_owns = hire_in_year or (employee.hire_date is not None and self._covers_memo(
+                    employee.hire_date, prep.memo))
             if hire_anchored and hire_policy and hire_year_owns:
                 if not hire_in_year:
                     continue  # the moment belongs to the trajectory of the hire year
@@ -676,7 +685,17 @@ class DevelopmentCycle:
                     entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
                                     prepared))
                 prep.memo[group_key] = entries
-            for due, day, appear, last, ready, late_after, prepared in entries:
+                # whether the occurrences' last and first planning moments both ascend (they do unless a policy
+                # moves days around): then those a partial plan made before are a prefix (bisect), and after the
+                # first one still to come the rest are too (only the earliest says when to plan again)
+                lasts = [entry[3] for entry in entries]
+                readies = [entry[4] for entry in entries]
+                prep.memo[("ordered", group_key)] = lasts if lasts == sorted(lasts) and readies == sorted(
+                    readies) else None
+            ordered = prep.memo[("ordered", group_key)]
+            begin = bisect_left(ordered, since) if since is not None and ordered is not None else 0
+            for index in range(begin, len(entries)):
+                due, day, appear, last, ready, late_after, prepared = entries[index]
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -685,6 +704,8 @@ class DevelopmentCycle:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
                     soon.append(ready)
+                    if ordered is not None:
+                        break  # the later ones are later still: planned again for this one first
                     continue
                 if moment.when is not None:
                     if employee_scope is None:
