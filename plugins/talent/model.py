@@ -660,9 +660,12 @@ class DevelopmentCycle:
             # the hire), so people hired before the year share one entry
             group_key = (moment.id, id(occurrences), year.id, first_day, employee.leaving_date, stretch, lead_text,
                          opens)
-            entries = prep.memo.get(group_key)
-            if entries is None:
+            found = prep.memo.get(group_key)
+            if found is not None:
+                entries, ordered = found
+            else:
                 entries = []
+                ascending = True  # whether the occurrences' last and first planning moments both ascend
                 rounds = prep.rounds[moment.id]
                 for when in occurrences:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
@@ -682,17 +685,15 @@ class DevelopmentCycle:
                     after = _day_at(day + timedelta(days=1), schedule.timezone)
                     # a window is not missed while it is open: the catch-up policy applies only after its end
                     late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
-                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
-                                    prepared))
-                prep.memo[group_key] = entries
-                # whether the occurrences' last and first planning moments both ascend (they do unless a policy
-                # moves days around): then those a partial plan made before are a prefix (bisect), and after the
-                # first one still to come the rest are too (only the earliest says when to plan again)
-                lasts = [entry[3] for entry in entries]
-                readies = [entry[4] for entry in entries]
-                prep.memo[("ordered", group_key)] = lasts if lasts == sorted(lasts) and readies == sorted(
-                    readies) else None
-            ordered = prep.memo[("ordered", group_key)]
+                    entry = (due, day, appear, max(after, planned_at), max(first, planned_at), late_after, prepared)
+                    if entries and (entry[3] < entries[-1][3] or entry[4] < entries[-1][4]):
+                        ascending = False
+                    entries.append(entry)
+                # they ascend unless a policy moves days around: then what a partial plan made before is a prefix
+                # (found by bisect), and after the first one still to come the rest are too (only the earliest says
+                # when to plan again). Kept for a series of several occurrences (one or two are looked at anyway)
+                ordered = [e[3] for e in entries] if ascending and len(entries) > 2 else None
+                prep.memo[group_key] = (entries, ordered)
             begin = bisect_left(ordered, since) if since is not None and ordered is not None else 0
             for index in range(begin, len(entries)):
                 due, day, appear, last, ready, late_after, prepared = entries[index]
