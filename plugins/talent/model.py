@@ -660,12 +660,9 @@ class DevelopmentCycle:
             # the hire), so people hired before the year share one entry
             group_key = (moment.id, id(occurrences), year.id, first_day, employee.leaving_date, stretch, lead_text,
                          opens)
-            found = prep.memo.get(group_key)
-            if found is not None:
-                entries, ordered = found
-            else:
+            entries = prep.memo.get(group_key)
+            if entries is None:
                 entries = []
-                ascending = True  # whether the occurrences' last and first planning moments both ascend
                 rounds = prep.rounds[moment.id]
                 for when in occurrences:
                     dates = self._occurrence_dates(moment, when, employee, year, schedule, first_day, stretch,
@@ -685,18 +682,10 @@ class DevelopmentCycle:
                     after = _day_at(day + timedelta(days=1), schedule.timezone)
                     # a window is not missed while it is open: the catch-up policy applies only after its end
                     late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
-                    entry = (due, day, appear, max(after, planned_at), max(first, planned_at), late_after, prepared)
-                    if entries and (entry[3] < entries[-1][3] or entry[4] < entries[-1][4]):
-                        ascending = False
-                    entries.append(entry)
-                # they ascend unless a policy moves days around: then what a partial plan made before is a prefix
-                # (found by bisect), and after the first one still to come the rest are too (only the earliest says
-                # when to plan again). Kept for a series of several occurrences (one or two are looked at anyway)
-                ordered = [e[3] for e in entries] if ascending and len(entries) > 2 else None
-                prep.memo[group_key] = (entries, ordered)
-            begin = bisect_left(ordered, since) if since is not None and ordered is not None else 0
-            for index in range(begin, len(entries)):
-                due, day, appear, last, ready, late_after, prepared = entries[index]
+                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
+                                    prepared))
+                prep.memo[group_key] = entries
+            for due, day, appear, last, ready, late_after, prepared in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -705,8 +694,6 @@ class DevelopmentCycle:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
                     # says when to plan this employee again - no condition, no items
                     soon.append(ready)
-                    if ordered is not None:
-                        break  # the later ones are later still: planned again for this one first
                     continue
                 if moment.when is not None:
                     if employee_scope is None:
