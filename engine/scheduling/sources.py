@@ -44,7 +44,7 @@ def _naive_utc(moment: datetime) -> datetime:
         return moment.astimezone(UTC).replace(tzinfo=None)
     found = _NAIVE_UTC.get(moment)
     if found is None:
-        if len(_NAIVE_UTC) >= 4096:
+        if len(_NAIVE_UTC) >= 256:
             _NAIVE_UTC.clear()
         found = _NAIVE_UTC[moment] = moment.replace(tzinfo=None)
     return found

@@ -27,7 +27,7 @@ from regelwerk.workflows.runtime import ENGINE_ID_PREFIX
 __all__ = ["EngineStarter", "TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def instance_id_for(key: str) -> str:
     """The deterministic workflow instance id of a scheduled item (a pure function of the key: kept for the keys of
     the last batches, which ask it three times per started item: its status, the existence query, the start)."""

@@ -109,7 +109,7 @@ def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
 
 
 #: how many datetimes' texts one column's processor keeps (then it starts again)
-_TEXTS_KEPT = 4096
+_TEXTS_KEPT = 256
 
 
 def _copy_plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:
