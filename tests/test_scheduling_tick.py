@@ -297,3 +297,35 @@ def test_a_first_tick_after_the_due_dates_starts_each_workflow_once(compiled: Co
         assert again.employees_planned == 0  # the plan stamps were written (their updated_at guard matched)
     finally:
         engine.close()
+
+
+def test_a_started_item_derives_its_instance_id_once(compiled: CompiledBundle, tmp_path: Path, registry: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tick needs a started item's id for its status, for the batch's existence query and for the start: the
+    hash of its key is made once (``instance_id_for`` is a pure function of the key, kept)."""
+    import hashlib
+
+    from regelwerk.scheduling import workflows
+
+    clear = getattr(workflows.instance_id_for, "cache_clear", None)
+    if clear is not None:
+        clear()  # keys an earlier test hashed are hashed again here
+    hashed: list[bytes] = []
+    real = hashlib.sha256
+
+    def counting(data: bytes = b"", **kwargs: Any) -> Any:
+        hashed.append(bytes(data))
+        return real(data, **kwargs)
+
+    url = f"sqlite:///{tmp_path / 'ids.sqlite'}"
+    engine = make_engine(compiled, url, registry)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(3), PLAN_AT)
+        monkeypatch.setattr(hashlib, "sha256", counting)
+        tick(engine, compiled, datetime(2027, 4, 2, 8, 0, tzinfo=UTC))
+        monkeypatch.undo()
+        started = [k for k, s in stored(url) if s == "started"]
+        assert started and len(engine.instances()) == len(started)
+        assert {key: hashed.count(key.encode()) for key in started} == dict.fromkeys(started, 1)
+    finally:
+        engine.close()

@@ -390,3 +390,28 @@ def test_postgresql_copy_on_a_lost_connection_fails_as_execute_fails(pg_url: str
     finally:
         admin.dispose()
         engine.dispose()
+
+
+def test_sqlite_datetime_text_is_made_once_per_value(tmp_path: Any) -> None:
+    """A batch's rows share few times (the tick's now, one due moment for many items): the text of a naive or UTC
+    datetime is kept by value (equal ones have equal fields); an equal time of another zone keeps its own fields."""
+    made = create_sa_engine(f"sqlite:///{tmp_path / 'texts.sqlite'}")
+    try:
+        process = bulk._processor(sa.DateTime(), made.dialect)
+        assert process is not None
+        naive = datetime(2026, 3, 1, 9, 30, 0, 123456)
+        text = process(naive)
+        assert text == "2026-03-01 09:30:00.123456"
+        assert process(datetime(2026, 3, 1, 9, 30, 0, 123456)) is text  # another object, the same value: kept
+        utc = naive.replace(tzinfo=UTC)
+        assert process(utc) == text and process(naive.replace(tzinfo=UTC)) is process(utc)
+        # the same instant in another zone is stored with its own fields (as SQLAlchemy does), never the UTC text
+        other = utc.astimezone(timezone(timedelta(hours=2)))
+        assert other == utc and process(other) == "2026-03-01 11:30:00.123456"
+        assert process(naive.replace(microsecond=0)) == "2026-03-01 09:30:00.000000"
+        # more values than are kept: each still its own text
+        many = [naive + timedelta(seconds=i) for i in range(bulk._TEXTS_KEPT + 10)]
+        assert [process(v) for v in many] == [v.isoformat(" ", "microseconds") for v in many]
+        assert process(date(2026, 1, 2)) == "2026-01-02 00:00:00.000000" and process(None) is None
+    finally:
+        made.dispose()

@@ -34,6 +34,22 @@ ITEM_STATUSES = ("planned", "active", "ready", "started", "skipped", "cancelled"
 START_MODES = ("automatic", "manual", "none")
 
 
+#: UTC due moments as naive UTC, by value: the items of a batch share few (one occurrence for many employees)
+_NAIVE_UTC: dict[datetime, datetime] = {}
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """``moment`` (aware) as naive UTC; a UTC one from :data:`_NAIVE_UTC` (equal UTC datetimes have equal fields)."""
+    if moment.tzinfo is not UTC:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    found = _NAIVE_UTC.get(moment)
+    if found is None:
+        if len(_NAIVE_UTC) >= 256:
+            _NAIVE_UTC.clear()
+        found = _NAIVE_UTC[moment] = moment.replace(tzinfo=None)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedItem:
     """One item a schedule calls for; ``key`` is deterministic and unique across the store."""
@@ -68,7 +84,7 @@ class PlannedItem:
         return {
             "key": self.key, "source": self.source, "item_type": self.item_type, "subject": self.subject,
             "period": self.period, "parent_key": self.parent_key, "series": self.series or self.key,
-            "due_at": self.due_at.astimezone(UTC).replace(tzinfo=None), "status": "planned",
+            "due_at": _naive_utc(self.due_at), "status": "planned",
             "start_mode": self.start_mode, "catch_up": self.catch_up, "grace_seconds": self.grace_seconds,
             "workflow": self.workflow, "instance_id": None, "version": self.version,
             "payload": dumps_sorted(payload if type(payload) is dict else dict(payload)),

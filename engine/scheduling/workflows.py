@@ -15,18 +15,22 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from regelwerk.actors import SYSTEM
 from regelwerk.errors import IdInUse
 from regelwerk.limits import critical
+from regelwerk.store import json_codec
 from regelwerk.workflows.runtime import ENGINE_ID_PREFIX
 
 __all__ = ["EngineStarter", "TxUnit", "engine_starter", "instance_id_for", "unit_of_work"]
 
 
+@lru_cache(maxsize=1024)
 def instance_id_for(key: str) -> str:
-    """The deterministic workflow instance id of a scheduled item."""
+    """The deterministic workflow instance id of a scheduled item (a pure function of the key: kept for the keys of
+    the last batches, which ask it three times per started item: its status, the existence query, the start)."""
     return ENGINE_ID_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -97,10 +101,10 @@ class EngineStarter:
             unit.buffer.flush()
 
     def __call__(self, unit: TxUnit, item: Mapping[str, Any], now: datetime) -> str:
-        from regelwerk.store import json_codec
-
         engine = self.workflow_engine
-        data = dict(json_codec.loads(item["payload"] or "{}"))
+        data = json_codec.loads(item["payload"] or "{}")
+        if type(data) is not dict:  # a new dict from the parse is the start's own; anything else as before
+            data = dict(data)
         data["scheduled_item"] = item["key"]
         instance_id = instance_id_for(str(item["key"]))
         tx = unit.buffer if unit.buffer is not None else unit.store_tx

@@ -30,7 +30,7 @@ Anything else goes through ``Connection.execute`` unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["executemany"]
@@ -86,13 +86,30 @@ def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     if not isinstance(impl, DATETIME) or impl._storage_format != DATETIME._storage_format:
         return process
     general = process
+    # a batch's rows share few times (the tick's now in every created_at, one due moment for many items): their
+    # text is kept by value. Only naive and UTC datetimes are keys: two equal ones of either kind have the same
+    # fields, so the same text (an aware time of another zone, equal to one in UTC, has other fields: formatted)
+    texts: dict[datetime, str] = {}
 
     def as_text(value: Any) -> Any:
         if type(value) is datetime:
-            return (value if value.tzinfo is None else value.replace(tzinfo=None)).isoformat(" ", "microseconds")
+            zone = value.tzinfo
+            if zone is not None and zone is not UTC:
+                return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = texts.get(value)
+            if text is None:
+                if len(texts) >= _TEXTS_KEPT:
+                    texts.clear()
+                text = texts[value] = (value if zone is None else value.replace(tzinfo=None)).isoformat(
+                    " ", "microseconds")
+            return text
         return general(value)
 
     return as_text
+
+
+#: how many datetimes' texts one column's processor keeps (then it starts again)
+_TEXTS_KEPT = 256
 
 
 def _copy_plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | None:

@@ -86,7 +86,10 @@ def _pragma(cursor: Any, pragma: str) -> None:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    zone = value.tzinfo
+    if zone is UTC:  # the engine's own times (its clock, the tick's now): already what is stored
+        return value
+    return value.replace(tzinfo=UTC) if zone is None else value.astimezone(UTC)
 
 
 def _aware(value: datetime) -> datetime:

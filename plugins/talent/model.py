@@ -457,6 +457,14 @@ class DevelopmentCycle:
         return any((spec.year is not None and spec.year.id == year.id)
                    or (spec.from_year is not None and spec.from_year.start <= year.start) for spec in self.work_years)
 
+    def _covers_memo(self, day: date, memo: dict[Any, Any]) -> bool:
+        """:meth:`covers` of ``day``, kept in a batch's ``memo`` (most people share a few hire dates)."""
+        key = ("covers", day)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self.covers(day)
+        return bool(found)
+
     def _hire_anchored(self) -> bool:
         return any(m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date") for m in self.moments)
 
@@ -623,7 +631,8 @@ class DevelopmentCycle:
             schedule = moment.arises
             start, end = window_start, window_end
             if hire_anchored and hire_policy and hire_year_owns is None:
-                hire_year_owns = hire_in_year or (employee.hire_date is not None and self.covers(employee.hire_date))
+                hire_year_owns = hire_in_year or (employee.hire_date is not None and self._covers_memo(
+                    employee.hire_date, prep.memo))
             if hire_anchored and hire_policy and hire_year_owns:
                 if not hire_in_year:
                     continue  # the moment belongs to the trajectory of the hire year
