@@ -321,3 +321,40 @@ def test_history_and_outbox_rows_of_a_store_are_written_behind_in_a_shared_unit(
     with store.transaction() as tx:
         assert [(h.version, dict(h.explain)) for h in tx.history("i1")] == [(1, {"why": 1}), (2, {"why": 2})]
         assert [m.id for m in tx.outbox(instance_id="i1")] == ["m1"]
+
+
+# --- write_count: what the step's statements may have changed, per table (rows read ahead stay current) ----------
+
+
+def test_write_count_counts_what_may_have_changed_a_table_and_nothing_else(engine: Any) -> None:
+    def count(*tables: str) -> int | None:
+        return shared.write_count(engine, tables)
+
+    assert count("rw_test_rows") is None  # no shared unit open
+    with shared_unit(engine, "t"):
+        assert count("rw_test_rows", "rw_test_other") == 0
+        with engine.connect() as conn:  # a read changes nothing
+            conn.execute(sa.select(ROWS.c.id)).all()
+        assert count("rw_test_rows") == 0
+        _insert(engine, 1)
+        assert (count("rw_test_rows"), count("rw_test_other"), count("rw_test_rows", "rw_test_other")) == (1, 0, 1)
+        with engine.begin() as conn:  # a read taking row locks may write
+            conn.execute(sa.select(OTHER.c.id).with_for_update()).all()
+        assert (count("rw_test_rows"), count("rw_test_other")) == (1, 1)
+        with engine.begin() as conn:  # SQL text: any table
+            conn.execute(sa.text("SELECT 1"))
+        assert (count("rw_test_rows"), count("rw_test_other")) == (2, 2)
+        with pytest.raises(RuntimeError), engine.begin() as conn:  # a unit rolled back after it wrote: any table
+            conn.execute(OTHER.insert(), {"id": 7})
+            raise RuntimeError("refused")
+        assert (count("rw_test_rows"), count("rw_test_other")) == (3, 4)
+        with pytest.raises(RuntimeError), engine.begin():  # rolled back before it wrote: nothing to undo
+            raise RuntimeError("refused")
+        assert count("rw_test_rows") == 3
+        with engine.connect() as conn:  # a SQLAlchemy savepoint rolled back: any table
+            nested = conn.begin_nested()
+            nested.rollback()
+        assert count("rw_test_rows") == 4
+    assert count("rw_test_rows") is None
+    with shared_unit(engine, "next"):  # each step counts from 0
+        assert count("rw_test_rows") == 0

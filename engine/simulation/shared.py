@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -53,7 +54,7 @@ from regelwerk.errors import RegelwerkError
 from regelwerk.simulation.faults import boundary
 from sqlalchemy import event
 
-__all__ = ["StepAborted", "joinable", "shared_unit"]
+__all__ = ["StepAborted", "joinable", "shared_unit", "write_count"]
 
 _ATTR = "_regelwerk_shared"
 
@@ -91,12 +92,16 @@ class _Shared(threading.local):
     #: the tables of the rows written behind: a statement that touches one first writes them
     deferred_tables: set[str]
     flushing = False
+    #: statements of the shared transaction that may have written, per table name ("": a statement whose tables
+    #: cannot be told, e.g. SQL text, and every savepoint rolled back): what :func:`write_count` counts
+    writes: Counter[str]
 
     def __init__(self) -> None:
         self.open = []
         self.released = []
         self.deferred = []
         self.deferred_tables = set()
+        self.writes = Counter()
 
 
 class _SavepointTx:
@@ -290,6 +295,7 @@ class _Joined:
         if sent:
             released = self._shared.released
             released[:] = [n for n in released if n < self.number]  # undone with it
+            shared.writes[""] += 1  # rows of any table may be as they were before it (write_count)
             _driver(shared, f"ROLLBACK TO SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}")
 
     def close(self) -> None:
@@ -365,15 +371,43 @@ def joinable(sa_engine: Any) -> _Shared:
     setattr(sa_engine, _ATTR, shared)
 
     def before_execute(conn: Any, statement: Any, *_: Any) -> None:
+        if conn is not shared.connection:
+            return
+        names: frozenset[str] | None = None
+        if not _reads_only(statement):  # counted for write_count (a statement that may write, per table)
+            names = _tables_of(statement)
+            if names is None:
+                shared.writes[""] += 1
+            else:
+                shared.writes.update(names)
         # a statement of the shared transaction that reads or writes a table with rows written behind (or that
         # cannot be told: SQL text) sees them: they are written first
-        if shared.deferred and not shared.flushing and conn is shared.connection:
-            names = _tables_of(statement)
+        if shared.deferred and not shared.flushing:
+            names = names if names is not None else _tables_of(statement)
             if names is None or not names.isdisjoint(shared.deferred_tables):
                 _flush(shared)
 
+    def rollback_savepoint(conn: Any, *_: Any) -> None:
+        if conn is shared.connection:  # a SQLAlchemy savepoint (begin_nested) rolled back: rows as they were
+            shared.writes[""] += 1
+
     event.listen(sa_engine, "before_execute", before_execute)
+    event.listen(sa_engine, "rollback_savepoint", rollback_savepoint)
     return shared
+
+
+def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:
+    """How many statements of the open shared unit may have changed rows of ``tables`` so far: every statement but a
+    plain SELECT that names one of them or whose tables cannot be told (SQL text), and every savepoint rolled back.
+    None outside a shared unit.
+
+    For rows read ahead in the step's transaction: while the count is what it was when they were read, no statement
+    of this transaction has changed them (nor, on SQLite, any other: the step holds the database's write lock)."""
+    shared: _Shared | None = getattr(sa_engine, _ATTR, None)
+    if shared is None or shared.connection is None:
+        return None
+    writes = shared.writes
+    return writes[""] + sum(writes[name] for name in tables)
 
 
 def _aborted(conn: Any) -> bool:
@@ -401,6 +435,7 @@ def shared_unit(sa_engine: Any, label: str) -> Iterator[Any]:
         conn.begin()
         shared.connection, shared.label, shared.open, shared.released = conn, label, [], []
         shared.deferred, shared.deferred_tables = [], set()
+        shared.writes = Counter()
         try:
             yield conn
             _flush(shared)
