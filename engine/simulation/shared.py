@@ -43,6 +43,7 @@ Every begin/commit inside and around the unit is a transaction boundary of
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -92,9 +93,9 @@ class _Shared(threading.local):
     #: the tables of the rows written behind: a statement that touches one first writes them
     deferred_tables: set[str]
     flushing = False
-    #: statements of the shared transaction that may have written, per table name ("": a statement whose tables
-    #: cannot be told, e.g. SQL text, and every savepoint rolled back): what :func:`write_count` counts
-    writes: Counter[str]
+    #: statements of the shared transaction per table they may have changed ("": any table, e.g. a WITH or DDL, and
+    #: every savepoint rolled back; None: a SELECT, which changes none): what :func:`write_count` counts
+    writes: Counter[str | None]
 
     def __init__(self) -> None:
         self.open = []
@@ -371,35 +372,57 @@ def joinable(sa_engine: Any) -> _Shared:
     setattr(sa_engine, _ATTR, shared)
 
     def before_execute(conn: Any, statement: Any, *_: Any) -> None:
-        if conn is not shared.connection:
-            return
-        names: frozenset[str] | None = None
-        if not _reads_only(statement):  # counted for write_count (a statement that may write, per table)
-            names = _tables_of(statement)
-            if names is None:
-                shared.writes[""] += 1
-            else:
-                shared.writes.update(names)
         # a statement of the shared transaction that reads or writes a table with rows written behind (or that
         # cannot be told: SQL text) sees them: they are written first
-        if shared.deferred and not shared.flushing:
-            names = names if names is not None else _tables_of(statement)
+        if shared.deferred and not shared.flushing and conn is shared.connection:
+            names = _tables_of(statement)
             if names is None or not names.isdisjoint(shared.deferred_tables):
                 _flush(shared)
+
+    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if conn is shared.connection:  # counted for write_count, from the SQL the database gets
+            shared.writes[_written(statement)] += 1
 
     def rollback_savepoint(conn: Any, *_: Any) -> None:
         if conn is shared.connection:  # a SQLAlchemy savepoint (begin_nested) rolled back: rows as they were
             shared.writes[""] += 1
 
     event.listen(sa_engine, "before_execute", before_execute)
+    event.listen(sa_engine, "before_cursor_execute", before_cursor_execute)
     event.listen(sa_engine, "rollback_savepoint", rollback_savepoint)
     return shared
 
 
+#: ``INSERT INTO t``, ``UPDATE t``, ``DELETE FROM t`` (SQLite's ``OR REPLACE`` forms too): the table they change
+_DML = re.compile(r'\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+'
+                  r'(?:(?:"\w+"|\w+)\.)?(?:"(\w+)"|(\w+))(?=[\s(]|$)', re.IGNORECASE)
+#: statements that change no rows: a SELECT, a SAVEPOINT set or released (a ROLLBACK TO is "any table")
+_SELECT = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+#: SQL text -> the table it may change ("": any, or None: none); the engine's statements are few and repeat
+_WRITTEN: dict[str, str | None] = {}
+
+
+def _written(sql: str) -> str | None:
+    """The table a statement may change, from its SQL: an INSERT, UPDATE or DELETE changes its target table (the
+    tables it reads otherwise, a subquery or ``UPDATE .. FROM``, it does not change); a SELECT changes none (also
+    one that locks rows), nor does setting or releasing a savepoint; any other statement (``WITH``, which may hold a
+    data-modifying part, ``ROLLBACK TO``, DDL, PRAGMA...) is counted as changing any table ("")."""
+    found = _WRITTEN.get(sql, "?")
+    if found != "?":
+        return found
+    dml = _DML.match(sql)
+    written: str | None = (dml.group(1) or dml.group(2)) if dml else None if _SELECT.match(sql) else ""
+    if len(_WRITTEN) > 4096:
+        _WRITTEN.clear()
+    _WRITTEN[sql] = written
+    return written
+
+
 def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:
-    """How many statements of the open shared unit may have changed rows of ``tables`` so far: every statement but a
-    plain SELECT that names one of them or whose tables cannot be told (SQL text), and every savepoint rolled back.
-    None outside a shared unit.
+    """How many statements of the open shared unit may have changed rows of ``tables`` so far: every INSERT, UPDATE
+    or DELETE of one of them, every statement that is none of those nor a SELECT (it could change any table), and
+    every savepoint rolled back. Counted from the SQL each statement sends (executemany included), so whatever
+    sent it (a port, SQL text, driver SQL) is counted. None outside a shared unit.
 
     For rows read ahead in the step's transaction: while the count is what it was when they were read, no statement
     of this transaction has changed them (nor, on SQLite, any other: the step holds the database's write lock)."""
@@ -407,7 +430,7 @@ def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:
     if shared is None or shared.connection is None:
         return None
     writes = shared.writes
-    return writes[""] + sum(writes[name] for name in tables)
+    return writes[""] + sum(writes[name] for name in tables)  # writes[None]: the SELECTs, which change nothing
 
 
 def _aborted(conn: Any) -> bool:
