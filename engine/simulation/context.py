@@ -87,6 +87,7 @@ class SimulationPermissions:
         #: resource type -> the matrices that declare it: the ports and their compiled (frozen) matrices are fixed
         #: when the port is made, so the answer is too (it was worked out again for every decision)
         self._declaring: dict[str, tuple[str, ...]] = {}
+        self._scope_fields: dict[str, tuple[str, ...]] = {}
 
     def declaring(self, resource_type: str) -> list[str]:
         """The matrices that declare ``resource_type``."""
@@ -98,8 +99,11 @@ class SimulationPermissions:
 
     def scope_fields(self, resource_type: str) -> tuple[str, ...]:
         """The fields the declaring matrices' scopes read (the runtime keeps payloads from moving them)."""
-        return tuple(sorted({f for name in self.declaring(resource_type)
-                             for f in self.ports[name].scope_fields(resource_type)}))
+        found = self._scope_fields.get(resource_type)
+        if found is None:  # fixed as declaring() is: read from the compiled matrices only (asked twice per fire)
+            found = self._scope_fields[resource_type] = tuple(sorted(
+                {f for name in self.declaring(resource_type) for f in self.ports[name].scope_fields(resource_type)}))
+        return found
 
     def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
               context: Mapping[str, Any]) -> Any:
