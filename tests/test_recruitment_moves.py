@@ -466,6 +466,12 @@ spec:
       move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
     - on: 2027-02-04
       move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-05
+      apply: {id: kim, vacancy: v1, first_name: Kim, email: kim@example.nl}
+    - on: 2027-02-05
+      close_vacancy: {vacancy: v2}
+    - on: 2027-02-05
+      apply: {id: lot, vacancy: v2, first_name: Lot, email: lot@example.nl}
 """
 
 
@@ -509,8 +515,10 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
     events = result.summary["events"]
-    assert (events["applied"], events["refused"]) == (12, 1), events["refusals"]
-    [refusal] = events["refusals"]  # ans: no budget for v1, no reference check
+    assert (events["applied"], events["refusals"][1:]) == (14, [
+        {"day": "2027-02-05", "type": "apply", "key": "story:15", "where": events["refusals"][1]["where"],
+         "message": "vacancy 'v2' is closed"}])  # v2 was read ahead open at kim's application, then closed
+    refusal = events["refusals"][0]  # ans: no budget for v1, no reference check
     assert refusal["day"] == "2027-02-04" and "budget_approved eq True is unknown" in refusal["message"]
 
     def count(on: str, start: str) -> int:
@@ -524,5 +532,5 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
         found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
         consent = conn.execute(sa.text("SELECT consent, consent_at IS NOT NULL FROM rw_candidates "
                                        "WHERE id = 'ans'")).one()
-    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1"}
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new"}
     assert tuple(consent) == (1, 1)
