@@ -283,8 +283,16 @@ class SqlCandidateStore:
         return int(self._conn.execute(_SET_CONSENT_AT, {"cid": candidate_id, "at": utc_naive(at)}).rowcount or 0)
 
 
+#: the join's columns by position: every candidate column, then every vacancy column (``select(candidates, vacancies)``)
+_CANDIDATE_NAMES = tuple(c.name for c in candidates.c)
+_VACANCY_NAMES = tuple(c.name for c in vacancies.c)
+_VACANCY_ID_AT = len(_CANDIDATE_NAMES) + _VACANCY_NAMES.index("id")
+
+
 def _candidate_and_vacancy(row: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A row of the candidate-with-vacancy join as (candidate, vacancy or None when it is gone)."""
-    m = row._mapping
-    vacancy = {c.name: m[c] for c in vacancies.c} if m[vacancies.c.id] is not None else None
-    return {c.name: m[c] for c in candidates.c}, vacancy
+    """A row of the candidate-with-vacancy join as (candidate, vacancy or None when it is gone), by position (the two
+    tables share column names such as ``id``)."""
+    values = tuple(row)
+    split = len(_CANDIDATE_NAMES)
+    vacancy = dict(zip(_VACANCY_NAMES, values[split:], strict=True)) if values[_VACANCY_ID_AT] is not None else None
+    return dict(zip(_CANDIDATE_NAMES, values[:split], strict=True)), vacancy
