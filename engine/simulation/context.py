@@ -245,9 +245,10 @@ class SimulationContext:
 
     def writes(self, *tables: str) -> int | None:
         """How many statements of the current step's transaction may have changed rows of ``tables`` so far
-        (any statement but a plain SELECT that names one of them or cannot be told, and every savepoint rolled
-        back); None outside a step's transaction. Rows read ahead in the transaction are what the store holds
-        while this stays the same (on SQLite: the step holds the database's write lock, no other writer runs)."""
+        (an INSERT, UPDATE or DELETE of one of them, anything but those and a SELECT, and every savepoint rolled
+        back: :func:`regelwerk.simulation.shared.write_count`); None outside a step's transaction. Rows read ahead
+        in the transaction are what the store holds while this stays the same (on SQLite: the step holds the
+        database's write lock, no other writer runs)."""
         from regelwerk.simulation.shared import write_count
 
         return write_count(self.sa, tables)

@@ -36,6 +36,11 @@ their table (or cannot be told: SQL text), or a SQLAlchemy savepoint (``begin_ne
 rolls back drops the rows kept in it and in the units inside it; rows written inside a unit's savepoint that
 were kept before it began are kept behind again when it rolls back (its rollback undid them).
 
+Writes counted: :func:`write_count` tells how many statements of the open unit may have changed a table so far (an
+INSERT, UPDATE or DELETE its table; anything but those and a SELECT, and every savepoint rolled back, any table),
+so that rows read ahead in the step (a day's story events known up front) are used only while nothing can have
+changed them.
+
 Every begin/commit inside and around the unit is a transaction boundary of
 :mod:`regelwerk.simulation.faults` (the kill -9 harness).
 """
