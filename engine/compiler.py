@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from regelwerk.bundle import DEFAULT_TIMEZONE, Bundle
@@ -64,7 +65,20 @@ class CompiledBundle:
 
     def of_kind(self, kind: str) -> dict[str, Any]:
         """Every compiled object of one kind, by name."""
+        from regelwerk.frozen import FrozenDict
+
+        if isinstance(self.objects, FrozenDict):  # compile_bundle's: read-only, so indexed by kind once
+            return dict(self._by_kind.get(kind, ()))
         return {n: obj for (k, n), obj in sorted(self.objects.items()) if k == kind}
+
+    @cached_property
+    def _by_kind(self) -> dict[str, tuple[tuple[str, Any], ...]]:
+        """The objects by kind, each kind's by name (what :meth:`of_kind` answers): read every time before, every
+        object sorted for each question (a recruitment mail asked for the settings once per mail)."""
+        index: dict[str, list[tuple[str, Any]]] = {}
+        for (kind, name), obj in sorted(self.objects.items()):
+            index.setdefault(kind, []).append((name, obj))
+        return {kind: tuple(items) for kind, items in index.items()}
 
 
 def _unknown_parameters(error: Any) -> list[str]:

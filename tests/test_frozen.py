@@ -7,6 +7,7 @@ import copy
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 from regelwerk.bundle import load_bundle
@@ -112,3 +113,22 @@ def test_compiled_decisions_and_conditions_refuse_attribute_writes(compiled) -> 
             setattr(value, name, "changed")
         with pytest.raises(AttributeError, match="immutable"):
             delattr(value, name)
+
+
+def test_of_kind_answers_as_before_from_an_index_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = compile_bundle(load_bundle(ROOT / "definitions" / "standard"), load_registry())
+    kinds = sorted({kind for kind, _name in compiled.objects} | {"NoSuchKind"})
+    expected = {kind: {n: obj for (k, n), obj in sorted(compiled.objects.items()) if k == kind} for kind in kinds}
+    reads: list[int] = []
+    items = FrozenDict.items
+
+    def counted(self: Any) -> Any:
+        reads.append(1)
+        return items(self)
+
+    monkeypatch.setattr(FrozenDict, "items", counted)
+    answers = {kind: compiled.of_kind(kind) for kind in kinds for _ in range(3)}
+    assert answers == expected and list(answers["Workflow"]) == sorted(answers["Workflow"])
+    assert len(reads) == 1  # every object read once, not once per question (before: 3 per kind)
+    answers["Workflow"].clear()  # the answer is the caller's: the next one is whole again
+    assert compiled.of_kind("Workflow") == expected["Workflow"]

@@ -432,3 +432,105 @@ def test_the_moves_a_host_can_offer_are_decided_as_the_moves_are(rec: Recruitmen
         rec.moves_for(Actor("wout", ("medewerker",)), "nobody")
     with pytest.raises(UnknownInstance):
         rec.moves_for(HR, "nobody")
+
+
+READ_AHEAD_STORY = """\
+apiVersion: regelwerk/v1
+kind: Story
+metadata: {name: noorderlicht-read-ahead}
+spec:
+  events:
+    - on: 2027-02-01
+      open_vacancy: {id: v1, title: Docent, function: docent, department: ict, manager: mila, team: [mila, sven]}
+    - on: 2027-02-01
+      open_vacancy: {id: v2, title: Lector, function: lector, department: ict, manager: mila, team: [mila, sven]}
+    - on: 2027-02-02
+      apply: {id: eva, vacancy: v1, first_name: Eva, email: eva@example.nl}
+    - on: 2027-02-02
+      apply: {id: piet, vacancy: v2, first_name: Piet, email: piet@example.nl}
+    - on: 2027-02-02
+      apply: {id: ans, vacancy: v1, first_name: Ans, email: ans@example.nl, consent: ja}
+    - on: 2027-02-03
+      move: {candidate: eva, to: interview_1, actor: sven}
+    - on: 2027-02-03
+      move: {candidate: piet, to: interview_1, actor: sven}
+    - on: 2027-02-03
+      move: {candidate: ans, to: interview_1, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
+    - on: 2027-02-04
+      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
+    - on: 2027-02-04
+      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-04
+      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-05
+      apply: {id: kim, vacancy: v1, first_name: Kim, email: kim@example.nl}
+    - on: 2027-02-05
+      close_vacancy: {vacancy: v2}
+    - on: 2027-02-05
+      apply: {id: lot, vacancy: v2, first_name: Lot, email: lot@example.nl}
+"""
+
+
+def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_row_changed_since(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day's moves read their candidates in one statement, its applications their vacancies in one, and an
+    application with consent writes its row once (before: a statement per move and per vacancy, and the consent
+    written again); a candidate or vacancy changed by an earlier event of the day is read again, so the move is
+    decided on the facts set that day (read ahead at the day's first move, piet's facts were still missing)."""
+    from datetime import date
+
+    from regelwerk.simulation import runner
+
+    customer = tmp_path / "noorderlicht"
+    for path in FIXTURE.rglob("*.yaml"):
+        if "scenarios" not in path.relative_to(FIXTURE).parts:
+            target = customer / path.relative_to(FIXTURE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (customer / "story.yaml").write_text(READ_AHEAD_STORY, encoding="utf-8")
+    statements: dict[str, list[str]] = {}
+    day: list[str] = []
+    original = runner._Run.apply
+
+    def apply(self: Any, event: Any, on: Any) -> None:
+        day.append(on.isoformat())
+        try:
+            original(self, event, on)
+        finally:
+            day.pop()
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if day:
+            statements.setdefault(day[-1], []).append(statement)
+
+    monkeypatch.setattr(runner._Run, "apply", apply)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
+    try:
+        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5),
+                                 store=f"sqlite:///{tmp_path / 's.sqlite'}")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+    events = result.summary["events"]
+    assert (events["applied"], events["refusals"][1:]) == (14, [
+        {"day": "2027-02-05", "type": "apply", "key": "story:15", "where": events["refusals"][1]["where"],
+         "message": "vacancy 'v2' is closed"}])  # v2 was read ahead open at kim's application, then closed
+    refusal = events["refusals"][0]  # ans: no budget for v1, no reference check
+    assert refusal["day"] == "2027-02-04" and "budget_approved eq True is unknown" in refusal["message"]
+
+    def count(on: str, start: str) -> int:
+        return sum(s.startswith(start) for s in statements.get(on, []))
+
+    assert count("2027-02-02", "SELECT rw_vacancies") == 1  # v1 and v2 in one read (before: 2)
+    assert count("2027-02-02", "UPDATE rw_candidates") == 0  # ans's consent is in the row written (before: 1)
+    assert count("2027-02-03", "SELECT rw_candidates") == 1  # three moves, one read (before: 3)
+    # piet's facts and v2's were set after the day's read ahead: read again, and the offer is allowed
+    with sa.create_engine(f"sqlite:///{tmp_path / 's.sqlite'}").connect() as conn:
+        found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
+        consent = conn.execute(sa.text("SELECT consent, consent_at IS NOT NULL FROM rw_candidates "
+                                       "WHERE id = 'ans'")).one()
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new"}
+    assert tuple(consent) == (1, 1)

@@ -580,3 +580,35 @@ def _tables_empty(store: Path) -> bool:
             return all(conn.execute(sa.text(f"SELECT count(*) FROM {n}")).scalar_one() == 0 for n in names)
     finally:
         engine.dispose()
+
+
+def test_the_simulation_permissions_work_out_declaring_and_scope_fields_once_per_resource_type(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both are read from the compiled (frozen) matrices the port was made with, so they are worked out once per
+    resource type (before: for every decision, twice per fire), with the same answers."""
+    from datetime import UTC, datetime
+
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.permissions.adapter import MatrixPermissions
+    from regelwerk.registry import load_registry
+    from regelwerk.simulation.context import SimulationPermissions
+
+    compiled = compile_bundle(load_bundle(Path(__file__).parent.parent / "definitions" / "standard"), load_registry())
+    permissions = SimulationPermissions(compiled, None, None, lambda: datetime.now(UTC))
+    types = sorted({r for port in permissions.ports.values() for r in port.matrix.resources}) + ["no_such_type"]
+    declaring = {t: [n for n, port in permissions.ports.items() if t in port.matrix.resources] for t in types}
+    expected = {t: (declaring[t], tuple(sorted({f for n in declaring[t]
+                                                for f in permissions.ports[n].scope_fields(t)}))) for t in types}
+    assert any(fields for _names, fields in expected.values())
+    asked: list[str] = []
+    original = MatrixPermissions.scope_fields
+
+    def counted(self: Any, resource_type: str) -> tuple[str, ...]:
+        asked.append(resource_type)
+        return original(self, resource_type)
+
+    monkeypatch.setattr(MatrixPermissions, "scope_fields", counted)
+    for _ in range(3):
+        assert {t: (permissions.declaring(t), permissions.scope_fields(t)) for t in types} == expected
+    assert sorted(asked) == sorted(t for t in types for _name in declaring[t])  # once per declaring matrix

@@ -321,3 +321,54 @@ def test_history_and_outbox_rows_of_a_store_are_written_behind_in_a_shared_unit(
     with store.transaction() as tx:
         assert [(h.version, dict(h.explain)) for h in tx.history("i1")] == [(1, {"why": 1}), (2, {"why": 2})]
         assert [m.id for m in tx.outbox(instance_id="i1")] == ["m1"]
+
+
+# --- write_count: what the step's statements may have changed, per table (rows read ahead stay current) ----------
+
+
+def test_write_count_counts_what_may_have_changed_a_table_and_nothing_else(engine: Any) -> None:
+    def count(*tables: str) -> int | None:
+        return shared.write_count(engine, tables)
+
+    assert count("rw_test_rows") is None  # no shared unit open
+    with shared_unit(engine, "t"):
+        assert count("rw_test_rows", "rw_test_other") == 0
+        with engine.begin() as conn:  # reads change nothing, also one that locks rows
+            conn.execute(sa.select(ROWS.c.id)).all()
+            conn.execute(sa.select(OTHER.c.id).with_for_update()).all()
+            conn.execute(sa.text("select count(*) from rw_test_rows")).all()
+        assert count("rw_test_rows", "rw_test_other") == 0
+        _insert(engine, 1)
+        assert (count("rw_test_rows"), count("rw_test_other"), count("rw_test_rows", "rw_test_other")) == (1, 0, 1)
+        with engine.begin() as conn:  # SQL text: counted from its SQL
+            conn.execute(sa.text("UPDATE rw_test_other SET id = id"))
+        assert (count("rw_test_rows"), count("rw_test_other")) == (1, 1)
+        with engine.begin() as conn:  # driver SQL (no before_execute) and the like: any table
+            conn.exec_driver_sql("DELETE FROM rw_test_other WHERE id = -1")
+        assert (count("rw_test_rows"), count("rw_test_other")) == (2, 2)
+        with engine.begin() as conn:  # a statement that is no INSERT, UPDATE, DELETE or SELECT: any table
+            conn.execute(sa.text("WITH x AS (SELECT 1 AS one) SELECT one FROM x")).all()
+        assert (count("rw_test_rows"), count("rw_test_other")) == (3, 3)
+        with pytest.raises(RuntimeError), engine.begin() as conn:  # a unit rolled back after it wrote: any table
+            conn.execute(OTHER.insert(), {"id": 7})
+            raise RuntimeError("refused")
+        assert (count("rw_test_rows"), count("rw_test_other")) == (4, 5)
+        with pytest.raises(RuntimeError), engine.begin():  # rolled back before it wrote: nothing to undo
+            raise RuntimeError("refused")
+        assert count("rw_test_rows") == 4
+        with engine.connect() as conn:  # a SQLAlchemy savepoint rolled back: any table
+            nested = conn.begin_nested()
+            nested.rollback()
+        after = count("rw_test_rows")
+        assert after is not None and after > 4
+        with engine.begin() as conn:  # rows written behind are counted when they are written
+            assert conn.defer(INSERT_ROW, {"id": 2})
+        assert count("rw_test_rows") == after
+    assert count("rw_test_rows") is None
+    with shared_unit(engine, "next"):  # each step counts from 0
+        assert count("rw_test_rows") == 0
+        with engine.begin() as conn:
+            assert conn.defer(INSERT_ROW, {"id": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.select(ROWS.c.id)).all()  # touches their table: they are written first
+        assert count("rw_test_rows") == 1

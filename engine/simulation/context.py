@@ -17,7 +17,10 @@ simulation part's ``after_tick(sim, tick_summary)`` and ``summary(sim)`` get the
   ``sim.cleanups`` run when the run ends;
 - ``sim.step_memo(name)`` a dict for rows read in the current step's transaction and reused in it
   (emptied whenever that transaction begins, ends or an event of it is rolled back);
-- ``sim.totals`` cumulative counters kept in the store across runs (``rw_simulations.totals``).
+- ``sim.totals`` cumulative counters kept in the store across runs (``rw_simulations.totals``);
+- ``sim.day_events(type)`` the arguments of the current day's events of a type (to read their rows ahead, in one
+  statement) and ``sim.writes(*tables)`` how many statements of the step's transaction may have changed those
+  tables so far (rows read ahead are current while it stays the same).
 
 Importing this module is light (the runtime is imported when a run starts).
 """
@@ -81,15 +84,26 @@ class SimulationPermissions:
         self.clock = clock
         self.ports = {name: MatrixPermissions(matrix, relations, audit=audit, clock=clock)
                       for name, matrix in sorted(compiled.of_kind("PermissionMatrix").items())}
+        #: resource type -> the matrices that declare it: the ports and their compiled (frozen) matrices are fixed
+        #: when the port is made, so the answer is too (it was worked out again for every decision)
+        self._declaring: dict[str, tuple[str, ...]] = {}
+        self._scope_fields: dict[str, tuple[str, ...]] = {}
 
     def declaring(self, resource_type: str) -> list[str]:
         """The matrices that declare ``resource_type``."""
-        return [name for name, port in self.ports.items() if resource_type in port.matrix.resources]
+        found = self._declaring.get(resource_type)
+        if found is None:
+            found = self._declaring[resource_type] = tuple(
+                name for name, port in self.ports.items() if resource_type in port.matrix.resources)
+        return list(found)
 
     def scope_fields(self, resource_type: str) -> tuple[str, ...]:
         """The fields the declaring matrices' scopes read (the runtime keeps payloads from moving them)."""
-        return tuple(sorted({f for name in self.declaring(resource_type)
-                             for f in self.ports[name].scope_fields(resource_type)}))
+        found = self._scope_fields.get(resource_type)
+        if found is None:  # fixed as declaring() is: read from the compiled matrices only (asked twice per fire)
+            found = self._scope_fields[resource_type] = tuple(sorted(
+                {f for name in self.declaring(resource_type) for f in self.ports[name].scope_fields(resource_type)}))
+        return found
 
     def check(self, actor: Actor, action: str, resource_type: str, resource: Mapping[str, Any],
               context: Mapping[str, Any]) -> Any:
@@ -160,6 +174,8 @@ class SimulationContext:
         self.organisation_ids: set[str] = set()
         self._pending: list[dict[str, Any]] | None = None
         self._step_memos: dict[str, dict[Any, Any]] = {}
+        #: the events of the day being played, as ``(type, args)`` (see :meth:`day_events`)
+        self._day_events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def at(self, day: date, moment: dtime) -> None:
         """Set the clock to ``moment`` (local time) of ``day``."""
@@ -219,6 +235,23 @@ class SimulationContext:
         writes them): e.g. the recruitment pack's vacancy rows, read once per day instead of per move.
         """
         return self._step_memos.setdefault(name, {})
+
+    def day_events(self, event_type: str) -> list[Mapping[str, Any]]:
+        """The arguments of the current day's events of ``event_type`` (story events and data rows, in the order they
+        are applied; those applied already included), as the story and data files give them: unchecked by the event
+        that will apply them, so only for reading rows ahead (e.g. every candidate a day's moves name, in one
+        statement). Empty outside a day's batch (events dated before the first day are applied one by one)."""
+        return [args for kind, args in self._day_events if kind == event_type]
+
+    def writes(self, *tables: str) -> int | None:
+        """How many statements of the current step's transaction may have changed rows of ``tables`` so far
+        (an INSERT, UPDATE or DELETE of one of them, anything but those and a SELECT, and every savepoint rolled
+        back: :func:`regelwerk.simulation.shared.write_count`); None outside a step's transaction. Rows read ahead
+        in the transaction are what the store holds while this stays the same (on SQLite: the step holds the
+        database's write lock, no other writer runs)."""
+        from regelwerk.simulation.shared import write_count
+
+        return write_count(self.sa, tables)
 
     def forget_step(self) -> None:
         """Empty the step memos (a step's transaction began, ended or was partly rolled back)."""

@@ -629,8 +629,14 @@ def _play(run: _Run, handover: list[Any], start: date, end: date, progress: Prog
         # plays it again, once. One commit a day, not two (a commit is a disk sync on PostgreSQL)
         with run.recording(f"day:{day.isoformat()}") as conn:
             lease.renew(conn)
-            for event in by_day.pop(day, ()):
-                run.apply(event, day)
+            todays = by_day.pop(day, ())
+            # the day's events, known up front: a story event may read the rows of all of them ahead (day_events)
+            run._day_events = tuple((event.type, event.args) for event in todays)
+            try:
+                for event in todays:
+                    run.apply(event, day)
+            finally:
+                run._day_events = ()
             run.tick(day)
             run.save_progress(first_day, day, True, conn)
         if progress is not None:

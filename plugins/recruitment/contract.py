@@ -173,6 +173,19 @@ class CandidateStoreContract:
         assert vacancy["title"] == f"Vacature {vacancy['id']}" and vacancy["status"] == "open"
         assert orphan is not None and orphan[0]["id"] == "orphan" and orphan[1] is None
 
+    def test_candidates_with_vacancies_in_one_read(self) -> None:
+        store = self._store()
+        with store.read() as tx:
+            port = self._port(tx)
+            tx.rows("rw_candidates").insert({**SEEDED[0], "id": "orphan", "instance_id": "cand-orphan",
+                                             "vacancy_id": "v9"})
+            found = port.candidates_with_vacancies(["c2", "gone", "orphan", "c2"])
+            one_by_one = {cid: port.candidate_with_vacancy(cid) for cid in ("c2", "orphan")}
+            assert port.candidates_with_vacancies([]) == {}
+        assert set(found) == {"c2", "orphan"}  # those that exist, each once
+        assert found == one_by_one  # the same rows as one read per candidate
+        assert found["orphan"][1] is None
+
     def test_kept_per_group(self) -> None:
         store = self._store()
         with store.read() as tx:

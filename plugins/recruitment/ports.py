@@ -86,6 +86,11 @@ class CandidateStore(Protocol):
         """The candidate (every column) and its vacancy (every column; None if it is gone) in one read, or None
         when there is no such candidate (a move needs both)."""
 
+    def candidates_with_vacancies(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
+                                                                                          dict[str, Any] | None]]:
+        """:meth:`candidate_with_vacancy` of several candidates in one read: those that exist, keyed by id (a
+        simulated day's moves read ahead)."""
+
     def vacancy_count(self) -> int:
         """How many vacancies there are (open or closed)."""
 

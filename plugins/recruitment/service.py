@@ -53,13 +53,17 @@ class Recruitment:
 
     def __init__(self, engine: Any, *, settings: str | None = None, permissions: Any = None,
                  id_factory: Callable[[], str] | None = None,
-                 vacancy_memo: dict[str, dict[str, Any]] | None = None) -> None:
+                 vacancy_memo: dict[str, dict[str, Any]] | None = None, read_ahead: Any = None) -> None:
         from regelwerk.workflows.ports import RoleTable
 
         self.engine = engine
         # vacancy rows by id, reused while the caller's transaction lasts (the simulation's step memo, which it
         # empties when the transaction ends); this service's own writes drop their entry
         self._vacancy_memo = vacancy_memo
+        # rows of candidates the caller read ahead in its transaction (the simulation's day of moves):
+        # ``take(candidate_id)`` -> (candidate, vacancy) or None (read them now), ``moved(instance_id, confirmed)``
+        # after each move (its own write of the candidate's row; see regelwerk_packs.recruitment.simulation)
+        self._read_ahead = read_ahead
         self.compiled = engine.bundle
         self.settings: RecruitmentSettings = settings_of(self.compiled, settings)
         admins = self.settings.vacancy_admins
@@ -142,7 +146,16 @@ class Recruitment:
         return dict(row)
 
     def _candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """:meth:`candidate` and its :meth:`vacancy`, in one read where the store has the candidate port."""
+        """:meth:`candidate` and its :meth:`vacancy`, in one read where the store has the candidate port (or as the
+        caller read them ahead in its transaction, see ``read_ahead``)."""
+        ahead = self._read_ahead.take(candidate_id) if self._read_ahead is not None else None
+        if ahead is not None:
+            candidate, vacancy = ahead
+            if vacancy is None:
+                raise UsageError(f"no vacancy {candidate['vacancy_id']!r}")
+            if self._vacancy_memo is not None:
+                self._vacancy_memo[vacancy["id"]] = vacancy
+            return dict(candidate), dict(vacancy)
         with self.engine.store.read() as tx:
             port = candidate_store(tx)
             found = port.candidate_with_vacancy(candidate_id) if port is not None else None
@@ -269,10 +282,12 @@ class Recruitment:
             current.update(move_facts(workflow, candidate, vacancy))
         data = {**(input or {}), **({"note": note} if note else {})} or None
         try:
-            with known_rows(candidate["instance_id"], vacancy, candidate):  # the mail actions reuse these rows
+            with known_rows(candidate["instance_id"], vacancy, candidate) as known:  # the mail actions reuse these
                 record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data, system_data=current)
         except TransitionNotAllowed as exc:
             raise self._move_refused(exc, who, workflow, candidate, vacancy, status, current, input) from None
+        if self._read_ahead is not None:  # confirmed: sync_status updated this candidate's row (one row matched)
+            self._read_ahead.moved(str(candidate["instance_id"]), known.confirmed)
         return str(record.state)
 
     def moves_for(self, actor: ActorLike, candidate_id: str) -> list[dict[str, Any]]:

@@ -37,10 +37,120 @@ def recruitment(sim: Any) -> Any:
     def make(sim: Any) -> Any:
         from regelwerk_packs.recruitment.service import Recruitment
 
-        # vacancy rows are read once per day's transaction (the step memo), not once per move or application
-        return Recruitment(sim.engine, vacancy_memo=sim.step_memo("recruitment.vacancies"))
+        # vacancy rows are read once per day's transaction (the step memo), not once per move or application; the
+        # candidates a day's moves name are read ahead, in one statement (DayOfMoves)
+        return Recruitment(sim.engine, vacancy_memo=sim.step_memo("recruitment.vacancies"),
+                           read_ahead=DayOfMoves(sim))
 
     return sim.service("recruitment", make)
+
+
+#: the tables whose rows are read ahead: while no statement of the step may have changed them, the rows are current
+_AHEAD_TABLES = ("rw_candidates", "rw_vacancies")
+
+
+def _reads_ahead(sim: Any) -> bool:
+    """Rows are read ahead on SQLite only: the step's transaction holds the database's write lock from its start, so
+    only its own statements (counted by ``sim.writes``) can change them. On PostgreSQL another process could
+    change a row between the read ahead and its use: there each event reads its rows when it runs, as before."""
+    return bool(sim.sa.dialect.name == "sqlite")
+
+
+class DayOfMoves:
+    """The candidates (with their vacancies) a simulated day's ``move`` events name, read in one statement at the
+    day's first move instead of one statement per move (``Recruitment(read_ahead=...)``).
+
+    A row is handed out only while it is what the store holds, which is provable here: read in the day's
+    transaction, and while ``sim.writes(rw_candidates, rw_vacancies)`` is what it was when the rows were read, no
+    statement of that transaction has changed (or rolled back) a row of those tables, and no other writer exists
+    (SQLite, see :func:`_reads_ahead`). The move's own write is the one exception, accounted for: ``moved`` accepts
+    the count going up by exactly one when ``sync_status`` confirmed that its UPDATE matched exactly one row, the
+    moved candidate's (its rows are dropped: a second move of it the same day reads it again). Any other change
+    (an event that wrote a candidate or vacancy, SQL text, a savepoint rolled back) and the rows left are dropped:
+    each move reads its candidate as before. An event refused empties the step memos (``forget_memory``), the next
+    move reads the day's candidates again. Each row is handed out once.
+    """
+
+    MEMO = "recruitment.moves_ahead"
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def take(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The candidate's rows as read ahead (and still current), or None: read them now."""
+        memo = self.sim.step_memo(self.MEMO)
+        memo.pop("before", None)
+        writes = self.sim.writes(*_AHEAD_TABLES)
+        if writes is None:  # not in a step's transaction
+            return None
+        if "rows" not in memo:
+            memo["rows"], memo["writes"] = self._read(), writes
+        rows: dict[str, Any] = memo["rows"]
+        if not rows:
+            return None
+        if memo["writes"] != writes:  # a statement of the step may have changed them: each move reads its own
+            rows.clear()
+            return None
+        memo["before"] = writes
+        found: tuple[dict[str, Any], dict[str, Any] | None] | None = rows.pop(candidate_id, None)
+        return found
+
+    def moved(self, instance_id: str, confirmed: bool) -> None:
+        """After a move of ``instance_id``: the rows read ahead stay current only if the move's one write to the
+        tables was its own candidate's row (``confirmed``: sync_status's UPDATE matched exactly that row)."""
+        memo = self.sim.step_memo(self.MEMO)
+        before = memo.pop("before", None)
+        rows = memo.get("rows")
+        if not rows:
+            return
+        writes = self.sim.writes(*_AHEAD_TABLES)
+        if before is None or not confirmed or writes != before + 1:
+            rows.clear()
+            return
+        # the UPDATE matched by instance id: every row of that instance read ahead is no longer current
+        for candidate_id in [c for c, (candidate, _v) in rows.items() if candidate["instance_id"] == instance_id]:
+            del rows[candidate_id]
+        memo["writes"] = writes
+
+    def _read(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+        sim = self.sim
+        if not _reads_ahead(sim):
+            return {}
+        # the story's arguments, unchecked until their move runs: here only ids to read (a move's own checks stand)
+        ids = sorted({str(a["candidate"]) for a in sim.day_events("move") if isinstance(a.get("candidate"), str)})
+        if len(ids) < 2:  # one move: as many statements either way
+            return {}
+        with sim.engine.store.read() as tx:
+            port = _store(tx)
+            return port.candidates_with_vacancies(ids)
+
+
+def _vacancy_ahead(sim: Any, vacancy_id: str) -> None:
+    """Put the vacancy of an application in the service's vacancy memo from the rows of the day's applications'
+    vacancies read ahead in one statement (at the day's first application), while it is current (see
+    :class:`DayOfMoves`: no statement of the day's transaction may have changed a vacancy since; else it is read
+    when the application runs, as before)."""
+    memo = sim.step_memo("recruitment.vacancies")
+    if vacancy_id in memo or not _reads_ahead(sim):
+        return
+    ahead = sim.step_memo("recruitment.vacancies_ahead")
+    writes = sim.writes("rw_vacancies")
+    if writes is None:
+        return
+    if "rows" not in ahead:
+        ids = sorted({str(a["vacancy"]) for a in sim.day_events("apply") if isinstance(a.get("vacancy"), str)}
+                     - memo.keys())
+        rows: dict[str, dict[str, Any]] = {}
+        if len(ids) >= 2:  # one application: as many statements either way
+            with sim.engine.store.read() as tx:
+                rows = _store(tx).vacancies_by_id(ids)
+        ahead["rows"], ahead["writes"] = rows, writes
+    if ahead["writes"] != writes:
+        ahead["rows"].clear()
+        return
+    row = ahead["rows"].pop(vacancy_id, None)
+    if row is not None:
+        memo[vacancy_id] = row
 
 
 def admin(sim: Any) -> Actor:
@@ -76,13 +186,16 @@ def apply(sim: Any, a: Mapping[str, Any]) -> Result:
     from regelwerk.simulation.data import as_bool
 
     consent = as_bool(a.get("consent", False))
+    _vacancy_ahead(sim, str(a["vacancy"]))
     cid = recruitment(sim).apply(
         str(a["vacancy"]), first_name=str(a["first_name"]), last_name=str(a.get("last_name") or ""),
         email=str(a["email"]), phone=str(a["phone"]) if a.get("phone") else None, consent=consent,
         source=str(a.get("source") or "web"), actor=sim.actor(a.get("actor")) if a.get("actor") else None,
         candidate_id=str(a["id"]))
     if consent:
-        _consent(sim, cid, a.get("consent_until"))
+        # the application's row was written just now with the consent given now (consent, consent_at = now, no
+        # renewal asked): exactly what give_consent would write again, so only its date is set (until)
+        _consent(sim, cid, a.get("consent_until"), given=True)
     return f"candidate {cid} applied for {a['vacancy']}", {"candidate": cid}
 
 
@@ -115,14 +228,16 @@ def consent(sim: Any, a: Mapping[str, Any]) -> Result:
         "candidate": str(a["candidate"])}
 
 
-def _consent(sim: Any, candidate: str, until: Any) -> None:
-    """Consent (again); with ``until``, the policy's consent period is made to end on that day."""
+def _consent(sim: Any, candidate: str, until: Any, given: bool = False) -> None:
+    """Consent (again); with ``until``, the policy's consent period is made to end on that day. ``given``: the
+    candidate's row holds the consent of now already (its application, just written)."""
     from datetime import time
 
     from regelwerk.simulation.context import local_time
 
     service = recruitment(sim)
-    service.give_consent(candidate)
+    if not given:
+        service.give_consent(candidate)
     if not until:
         return
     end = date.fromisoformat(str(until))

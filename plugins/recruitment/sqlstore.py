@@ -33,6 +33,9 @@ _VACANCY_COUNT = sa.select(sa.func.count()).select_from(vacancies)
 _WITH_VACANCY = (sa.select(candidates, vacancies)
                  .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
                  .where(_C.id == sa.bindparam("cid")))
+_WITH_VACANCIES = (sa.select(candidates, vacancies)
+                   .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
+                   .where(_C.id.in_(_IDS)))
 _PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
                         sa.func.min(_C.applied_at))
               .group_by(_C.status_group).order_by(_C.status_group))
@@ -186,11 +189,14 @@ class SqlCandidateStore:
     def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         """The candidate and its vacancy (None if gone) in one statement (an outer join), or None."""
         row = self._conn.execute(_WITH_VACANCY, {"cid": candidate_id}).first()
-        if row is None:
-            return None
-        m = row._mapping
-        vacancy = {c.name: m[c] for c in vacancies.c} if m[vacancies.c.id] is not None else None
-        return {c.name: m[c] for c in candidates.c}, vacancy
+        return _candidate_and_vacancy(row) if row is not None else None
+
+    def candidates_with_vacancies(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
+                                                                                          dict[str, Any] | None]]:
+        """:meth:`candidate_with_vacancy` of several candidates in one statement, keyed by id."""
+        found = (_candidate_and_vacancy(row) for row in self._conn.execute(_WITH_VACANCIES,
+                                                                          {"ids": sorted(set(candidate_ids))}))
+        return {candidate["id"]: (candidate, vacancy) for candidate, vacancy in found}
 
     def vacancy_count(self) -> int:
         """How many vacancies there are."""
@@ -275,3 +281,18 @@ class SqlCandidateStore:
     def set_consent_at(self, candidate_id: str, at: datetime) -> int:
         """Set the candidate's ``consent_at``."""
         return int(self._conn.execute(_SET_CONSENT_AT, {"cid": candidate_id, "at": utc_naive(at)}).rowcount or 0)
+
+
+#: the join's columns by position: every candidate column, then every vacancy column (``select(candidates, vacancies)``)
+_CANDIDATE_NAMES = tuple(c.name for c in candidates.c)
+_VACANCY_NAMES = tuple(c.name for c in vacancies.c)
+_VACANCY_ID_AT = len(_CANDIDATE_NAMES) + _VACANCY_NAMES.index("id")
+
+
+def _candidate_and_vacancy(row: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A row of the candidate-with-vacancy join as (candidate, vacancy or None when it is gone), by position (the two
+    tables share column names such as ``id``)."""
+    values = tuple(row)
+    split = len(_CANDIDATE_NAMES)
+    vacancy = dict(zip(_VACANCY_NAMES, values[split:], strict=True)) if values[_VACANCY_ID_AT] is not None else None
+    return dict(zip(_CANDIDATE_NAMES, values[:split], strict=True)), vacancy
