@@ -109,6 +109,29 @@ def test_sql_store_survives_a_restart(which: str, request: pytest.FixtureRequest
     again.close()
 
 
+def test_an_index_loaded_from_sql_holds_each_repeated_value_once(sqlite_url: str) -> None:
+    """The index lives as long as the process (a simulated year of 100,000 people, a server): the rows of one
+    import repeat their kind, manager, author and creation moment, and each is one object, not one per row;
+    the managers of a person are a tuple, not a dict per person (what made the index twice as large)."""
+    first = _sql(url=sqlite_url)
+    for i in range(50):
+        first.relate("reports_to", f"p{i}", "boss" if i % 2 else "chief", by="import", now=NOW)
+    first.relate("reports_to", "p1", "chief", by="import", now=NOW)  # a second manager for p1
+    first.close()
+    again = _sql(url=sqlite_url)
+    rows = again.relations("reports_to")
+    assert len(rows) == 51
+    for field in ("kind", "created_by", "created_at", "withdrawn_by"):
+        assert len({id(getattr(r, field)) for r in rows}) == 1, field
+    assert len({id(r.object) for r in rows}) == 2
+    assert again.index._managers["p3"] == ("boss",)
+    assert again.managers_of("p1") == {"boss", "chief"} and again.ancestors("p1") == {"boss", "chief"}
+    again.unrelate("reports_to", "p1", "chief", at=NOW + timedelta(days=1))
+    assert again.managers_of("p1") == {"boss"} and again.ancestors("p1") == {"boss"}
+    assert again.relations("reports_to", "p1")[0].created_at == NOW
+    again.close()
+
+
 def test_closure_updates_only_the_moved_subtree() -> None:
     rel = MemoryRelationships()
     index: RelationIndex = rel.index

@@ -199,6 +199,21 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
         simulate(FIXTURE, END, START, store=f"sqlite:///{tmp_path / 's.sqlite'}")
 
 
+def test_the_events_of_a_story_share_their_repeated_texts_and_days() -> None:
+    """A story's events are kept until their day is played (52,000 of them at 100,000 employees): the keys, the
+    values that repeat (a status, an actor, a candidate) and the days are one object each, not one per event."""
+    text = "apiVersion: regelwerk/v1\nkind: Story\nmetadata: {name: moves}\nspec:\n  events:\n" + "".join(
+        f"    - on: 2026-03-0{1 + i % 2}\n      move: {{candidate: c{i % 3}, to: interview_1, actor: e00001, "
+        f"note: 'nummer {i}'}}\n" for i in range(12))
+    events = parse_story(text, "story.yaml").events
+    assert len(events) == 12 and events[0].args["note"] == "nummer 0"
+    assert len({id(e.day) for e in events}) == 2
+    for key in ("to", "actor"):
+        assert len({id(e.args[key]) for e in events}) == 1, key
+    assert len({id(e.args["candidate"]) for e in events}) == 3
+    assert len({id(k) for e in events for k in e.args}) == 4
+
+
 BAD_STORY = """\
 apiVersion: regelwerk/v1
 kind: Story

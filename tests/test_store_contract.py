@@ -63,3 +63,24 @@ def test_a_pack_row_with_an_unknown_column_is_a_typed_error_naming_it(sqlite_url
     with store.read() as tx:
         assert [r["name"] for r in tx.rows("rw_definitions").find()] == ["a"]
     store.close()
+
+
+def test_claimed_timers_share_their_state_event_status_and_due_moment(sqlite_url: str) -> None:
+    """A tick's timer service keeps what it fired for the whole call (a burst: hundreds of thousands of timers):
+    the few names and the due moment a batch of claimed timers repeat are one object each, not one per row."""
+    from datetime import timedelta
+
+    from regelwerk.store.contract import T0, _record
+    from regelwerk.store.records import TimerRecord
+
+    store = SqlStore(sqlite_url)
+    with store.transaction() as tx:
+        for i in range(5):
+            tx.insert(_record(f"i{i}"))
+            tx.add_timer(TimerRecord(f"i{i}", "submitted", "remind", T0))
+    with store.transaction() as tx:
+        claimed = tx.claim_due_timers(T0 + timedelta(days=1), 10)
+    assert [t.instance_id for t in claimed] == [f"i{i}" for i in range(5)]
+    assert claimed[0].due_at == T0
+    for field in ("state", "event", "status", "due_at"):
+        assert len({id(getattr(t, field)) for t in claimed}) == 1, field

@@ -215,7 +215,9 @@ class RelationIndex:
 
     def __init__(self) -> None:
         self.by_id: dict[int, Relation] = {}
-        self._managers: dict[str, dict[str, int]] = {}  # person -> {manager: count of active edges}
+        # person -> their managers, one entry per active edge (a manager twice: two active edges). A tuple, not a
+        # {manager: count} dict: one per person for the life of the index (48 bytes instead of 184 for one manager)
+        self._managers: dict[str, tuple[str, ...]] = {}
         self._children: dict[str, set[str]] = {}
         self._ancestors: _Closure = _Closure()
         # manager -> frozenset({manager} | everyone above the manager): what each of the manager's direct reports
@@ -245,8 +247,7 @@ class RelationIndex:
         elif relation.kind == "authored" and relation.withdrawn_at is None:
             self._authored.add((relation.subject, relation.object))
         elif relation.kind == "reports_to" and relation.withdrawn_at is None:
-            edges = self._managers.setdefault(relation.subject, {})
-            edges[relation.object] = edges.get(relation.object, 0) + 1
+            self._managers[relation.subject] = self._managers.get(relation.subject, ()) + (relation.object,)
             self._children.setdefault(relation.object, set()).add(relation.subject)
             self._recompute_below(relation.subject)
 
@@ -262,13 +263,15 @@ class RelationIndex:
         if relation.kind == "authored":
             self._authored.discard((relation.subject, relation.object))
         if relation.kind == "reports_to" and relation.withdrawn_at is None:
-            edges = self._managers.get(relation.subject, {})
-            count = edges.get(relation.object, 0) - 1
-            if count <= 0:
-                edges.pop(relation.object, None)
-                self._children.get(relation.object, set()).discard(relation.subject)
+            edges = list(self._managers.get(relation.subject, ()))
+            if relation.object in edges:
+                edges.remove(relation.object)
+            if edges:
+                self._managers[relation.subject] = tuple(edges)
             else:
-                edges[relation.object] = count
+                self._managers.pop(relation.subject, None)
+            if relation.object not in edges:
+                self._children.get(relation.object, set()).discard(relation.subject)
             self._recompute_below(relation.subject)
 
     def _recompute_below(self, person: str) -> None:
@@ -295,9 +298,10 @@ class RelationIndex:
         if person in visiting:  # a cycle in the data: stop rather than loop
             return _EMPTY
         visiting.add(person)
-        managers = self._managers.get(person, {})
-        if len(managers) == 1:  # the common case: share the set with the manager's other direct reports
-            (manager,) = managers
+        managers = self._managers.get(person, ())
+        # the common case, one manager: share the set with the manager's other direct reports
+        if len(managers) == 1 or (len(managers) > 1 and len(set(managers)) == 1):
+            manager = managers[0]
             shared = self._under.get(manager)
             if shared is None:
                 shared = frozenset({manager, *self._compute(manager, visiting)})

@@ -11,10 +11,12 @@ story's own SIM0xx codes), raised together as one :class:`~regelwerk.diagnostics
 from __future__ import annotations
 
 import re
+import sys
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -286,9 +288,20 @@ def _type_hint(word: str, types: list[str]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    from regelwerk.source import to_plain
+    """An event's body as plain data (``to_plain``), its texts shared: the keys and the values that repeat from event
+    to event (the event's candidate, status, actor) are one object each (``sys.intern``, released with their last
+    event), not one per event: a 100,000-employee story's 52,000 events hold them until their day is played."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if type(k) is str else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return sys.intern(value) if type(value) is str else value
 
-    return to_plain(value)
+
+@lru_cache(maxsize=4096)
+def _day(text: str) -> date:
+    """The date of an event's ``on`` (``ValueError`` when it is none): one object per day, shared by its events."""
+    return date.fromisoformat(text)
 
 
 def parse_story(text: str, file: str, registry: Registry | None = None, parsed: ParsedFile | None = None) -> Story:
@@ -369,7 +382,7 @@ def _event_of(index: int, raw: Any, file: str, registry: Registry) -> StoryEvent
         return None
     on = raw.get("on")
     try:
-        day = date.fromisoformat(str(on))
+        day = _day(str(on))
     except ValueError:
         return None
     body = raw[kinds[0]]
@@ -417,7 +430,7 @@ def _story_of(documents: list[SourceDocument], file: str, registry: Registry) ->
                     where.file, where.line, where.column, pointer, hint=hint))
             continue
         try:
-            day = date.fromisoformat(str(raw.get("on")))
+            day = _day(str(raw.get("on")))
         except ValueError:
             continue  # reported by the schema (pattern) or not a real date:
         kind = known[0]
