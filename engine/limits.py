@@ -22,6 +22,7 @@ alarm the host armed itself (``signal.alarm``/``setitimer``), which is never rep
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable
@@ -91,12 +92,27 @@ def _in_bookkeeping(frame: FrameType | None) -> bool:
     return False
 
 
+class _Collection:
+    """Whether the cyclic garbage collector is collecting (set by its start and stop callbacks): the weak references'
+    callbacks and finalizers it runs are Python code whose exceptions are ignored, without a mark in their frames."""
+
+    running = False
+
+    @staticmethod
+    def phase(phase: str, info: dict[str, int]) -> None:
+        _Collection.running = phase == "start"
+
+
+gc.callbacks.append(_Collection.phase)
+
+
 def _in_finalizer(frame: FrameType | None) -> bool:
     """Whether ``frame`` runs where Python ignores what is raised (a ``__del__``, a callback of the cyclic garbage
-    collector, which may run inside any allocation): raised there, the limit would be lost (printed as an ignored
-    exception) until it is raised again a second later."""
-    import gc
-
+    collector, anything the collector runs while it collects (a weak reference's callback of an object in a cycle),
+    which may run inside any allocation): raised there, the limit would be lost (printed as an ignored exception)
+    until it is raised again a second later, and a piece of work that ended within that second was not limited."""
+    if _Collection.running:
+        return True
     callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
     while frame is not None:
         code = frame.f_code
