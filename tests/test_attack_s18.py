@@ -102,6 +102,51 @@ def test_a_relation_of_a_kind_no_scope_reads_is_refused_with_the_whole_request(s
         assert hub.runtime(tenant).permissions.relationships.relations() == []
 
 
+def test_a_relations_request_the_database_refuses_half_way_stores_none_of_it(service: Service,
+                                                                             request: pytest.FixtureRequest) -> None:
+    """``POST /v1/relations`` wrote each fact in its own transaction: the database refusing the third (a full disk, a
+    lock timeout; here a trigger or a check constraint) left the first two stored behind an error answer, and the
+    caller, retrying the request, stored them twice. Now the request is one transaction."""
+    import re
+
+    import sqlalchemy as sa
+
+    tenant, client = _tenant(service)
+    if "://" not in service.location:  # SQLite: the tenant's own file
+        with TenantHub(service.location) as hub:
+            owner = hub.runtime(tenant).permissions.relationships.engine
+            refuse, allow = ("CREATE TRIGGER refuse BEFORE INSERT ON rw_relations WHEN NEW.subject = 'boom' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END", "DROP TRIGGER refuse")
+            with owner.begin() as conn:
+                conn.execute(sa.text(refuse))
+    else:  # PostgreSQL: the schema's owner (the application's role may not change a table)
+        schema = re.search(r"search_path%3D(\w+)", service.location)
+        assert schema is not None
+        server = request.getfixturevalue("pg_server_url")
+        owner = sa.create_engine(f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{schema.group(1)}")
+        refuse, allow = ("ALTER TABLE rw_relations ADD CONSTRAINT refuse CHECK (subject <> 'boom')",
+                         "ALTER TABLE rw_relations DROP CONSTRAINT refuse")
+        with owner.begin() as conn:
+            conn.execute(sa.text(refuse))
+    body = {"relations": [{"kind": "reports_to", "subject": "eva", "object": "mark"},
+                          {"kind": "member_of", "subject": "eva", "object": "keuken"},
+                          {"kind": "member_of", "subject": "boom", "object": "keuken"}]}
+    try:
+        with client:
+            refused = _problem(client.post("/v1/relations", json=body), 400, "relation_store")
+            assert "none was stored" in refused["detail"], refused
+            with TenantHub(service.location) as hub:
+                assert hub.runtime(tenant).permissions.relationships.relations(subject="eva") == []
+            assert client.post("/v1/relations", json={"relations": body["relations"][:2]}).status_code == 201
+    finally:
+        with owner.begin() as conn:
+            conn.execute(sa.text(allow))
+        owner.dispose()
+    with TenantHub(service.location) as hub:
+        facts = hub.runtime(tenant).permissions.relationships.relations(subject="eva")
+        assert [(r.kind, r.subject) for r in facts] == [("reports_to", "eva"), ("member_of", "eva")]
+
+
 def test_the_services_own_writes_name_the_key_that_asked(service: Service) -> None:
     """A deployment, a migration's history rows and a relation were all by ``api``: with two keys of a tenant (two
     integrations, or a rotation) nobody could tell which wrote what. Now ``api:<key id>``."""

@@ -46,3 +46,26 @@ class TestPostgresRelationships(RelationshipsContract):
 
     def reopen(self, store: Relationships) -> Relationships:
         return SqlRelationships(self.url)
+
+
+def test_a_batch_the_database_refuses_half_way_stores_none_of_it(sqlite_url: str) -> None:
+    """The database refusing the third fact of a batch (here a trigger; in life a full disk, a lock timeout) leaves
+    none of the batch, in the table or in the index: ``POST /v1/relations`` stored the first two, one transaction
+    each, and answered with an error."""
+    import sqlalchemy as sa
+    from regelwerk.permissions.relations import relate_all
+    from regelwerk.permissions.sql import RelationStoreError
+
+    store = SqlRelationships(sqlite_url, create=True)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON rw_relations WHEN NEW.subject = 'boom' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    facts = [{"kind": "reports_to", "subject": "eva", "object": "mark"},
+             {"kind": "member_of", "subject": "eva", "object": "keuken"},
+             {"kind": "member_of", "subject": "boom", "object": "keuken"}]
+    with pytest.raises(RelationStoreError, match="none was stored"):
+        relate_all(store, facts, by="hr")
+    assert store.relations() == [] and store.managers_of("eva") == frozenset()
+    assert SqlRelationships(sqlite_url).relations() == []
+    assert len(relate_all(store, facts[:2], by="hr")) == 2
+    assert [r.subject for r in SqlRelationships(sqlite_url).relations()] == ["eva", "eva"]

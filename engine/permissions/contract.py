@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from regelwerk.permissions.relations import NO_EXTRAS, Relationships
+from regelwerk.permissions.relations import NO_EXTRAS, Relationships, relate_all
 
 __all__ = ["RelationshipsContract"]
 
@@ -151,6 +151,34 @@ class RelationshipsContract:
         again: Any = self.reopen(store)
         if again is not None:
             assert "eva" in again.personal_holders and "piet" in again.personal_holders
+
+    def test_a_batch_is_stored_all_or_none(self) -> None:
+        """``relate_all`` (the service's ``POST /v1/relations``): a batch with one fact the store refuses stores none
+        of it; a batch it accepts is stored whole, in order."""
+        from regelwerk.errors import UsageError
+
+        store = self._store()
+        good = [{"kind": "reports_to", "subject": "eva", "object": "mark"},
+                {"kind": "member_of", "subject": "eva", "object": "keuken", "valid_from": "2026-01-01"}]
+        for bad in ({"kind": "member_of", "subject": "eva", "object": ""},
+                    {"kind": "reports_to", "subject": "piet", "object": "mark", "valid_to": "2026-12-31"},
+                    {"kind": "member_of", "subject": "eva", "object": "bar", "valid_from": "2026-04-01",
+                     "valid_to": "2026-03-01"}):
+            try:
+                relate_all(store, [*good, bad], by="hr", now=T0)
+            except (UsageError, ValueError):
+                pass
+            else:
+                raise AssertionError(f"{bad} must be refused")
+            assert store.relations() == [] and store.managers_of("eva") == frozenset()
+        added = relate_all(store, good, by="hr", now=T0)
+        assert [(r.kind, r.object, r.created_by) for r in added] == [("reports_to", "mark", "hr"),
+                                                                     ("member_of", "keuken", "hr")]
+        assert [r.id for r in store.relations()] == [r.id for r in added]
+        assert store.managers_of("eva") == frozenset({"mark"})
+        again = self.reopen(store)
+        if again is not None:
+            assert [(r.kind, r.object) for r in again.relations()] == [("reports_to", "mark"), ("member_of", "keuken")]
 
     def test_facts_persist(self) -> None:
         store = self._store()

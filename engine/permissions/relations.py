@@ -23,7 +23,7 @@ carries (a naive ``now`` is UTC). ``withdrawn_at`` is a moment: the relation end
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +45,7 @@ __all__ = [
     "check_fact",
     "check_window",
     "local_date",
+    "relate_all",
     "relations_from_facts",
     "window_refusal",
     "zone",
@@ -534,6 +535,17 @@ class MemoryRelationships(_IndexedQueries):
         self.index.add(relation)
         return relation
 
+    def relate_many(self, facts: Sequence[Mapping[str, Any]], *, by: str = "system",
+                    now: datetime | None = None) -> list[Relation]:
+        """Add every fact (``{kind, subject, object, valid_from?, valid_to?}``), all or none: each is checked before
+        any is added."""
+        for fact in facts:
+            check_fact(fact["kind"], fact["subject"], fact["object"])
+            check_window(fact["kind"], fact.get("valid_from"), fact.get("valid_to"))
+            _check_window(as_date(fact.get("valid_from")), as_date(fact.get("valid_to")))
+        return [self.relate(fact["kind"], fact["subject"], fact["object"], valid_from=fact.get("valid_from"),
+                            valid_to=fact.get("valid_to"), by=by, now=now) for fact in facts]
+
     def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
         """Withdraw the active facts at ``at``."""
         at = _aware(at)
@@ -544,6 +556,23 @@ class MemoryRelationships(_IndexedQueries):
                 self.index.end(relation, new)
                 ended.append(new)
         return ended
+
+
+def relate_all(port: Relationships, facts: Sequence[Mapping[str, Any]], *, by: str = "system",
+               now: datetime | None = None) -> list[Relation]:
+    """Add ``facts`` through ``port`` all or none where the port can (its ``relate_many``: the core's SQL and
+    memory stores, one transaction); a port without it gets them one by one after every fact has been checked, so
+    only its own refusal can stop a batch half-way."""
+    many = getattr(port, "relate_many", None)
+    if many is not None:
+        added: list[Relation] = many(facts, by=by, now=now)
+        return added
+    for fact in facts:
+        check_fact(fact["kind"], fact["subject"], fact["object"])
+        check_window(fact["kind"], fact.get("valid_from"), fact.get("valid_to"))
+        _check_window(as_date(fact.get("valid_from")), as_date(fact.get("valid_to")))
+    return [port.relate(fact["kind"], fact["subject"], fact["object"], valid_from=fact.get("valid_from"),
+                        valid_to=fact.get("valid_to"), by=by, now=now) for fact in facts]
 
 
 def relations_from_facts(facts: Mapping[str, Any], timezone: str | tzinfo | None = None) -> MemoryRelationships:

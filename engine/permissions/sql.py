@@ -9,6 +9,7 @@ change notification).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -119,6 +120,39 @@ class SqlRelationships(_IndexedQueries):
         relation = Relation(int(new_id), kind, subject, object, start, end, None, by, _utc(now), zone=self.zone)
         self.index.add(relation)
         return relation
+
+    def relate_many(self, facts: Sequence[Mapping[str, Any]], *, by: str = "system",
+                    now: datetime | None = None) -> list[Relation]:
+        """Insert every fact (``{kind, subject, object, valid_from?, valid_to?}``) in one transaction, all or none:
+        each is checked as :meth:`relate` checks it before any is written, and a database refusal of any rolls back
+        all of them (the service's ``POST /v1/relations`` stored the facts before the one the database refused, one
+        transaction each). Indexed once the transaction has committed."""
+        checked = []
+        for fact in facts:
+            kind, subject, object = fact["kind"], fact["subject"], fact["object"]
+            check_fact(kind, subject, object)
+            check_window(kind, fact.get("valid_from"), fact.get("valid_to"))
+            start, end = as_date(fact.get("valid_from")), as_date(fact.get("valid_to"))
+            if start is not None and end is not None and end < start:
+                raise ValueError(f"valid_to {end} is before valid_from {start}")
+            checked.append((kind, subject, object, start, end))
+        ids: list[int] = []
+        try:
+            with self.engine.begin() as conn:
+                statement = rw_relations.insert().returning(rw_relations.c.id)
+                for kind, subject, object, start, end in checked:
+                    ids.append(int(conn.execute(statement, {
+                        "kind": kind, "subject": subject, "object": object, "valid_from": start, "valid_to": end,
+                        "withdrawn_at": None, "withdrawn_by": "", "created_by": by, "created_at": _utc(now)},
+                    ).scalar_one()))
+        except SQLAlchemyError as exc:
+            raise RelationStoreError(f"cannot store {len(checked)} relations: the database refused one of them "
+                                     f"({type(exc).__name__}); none was stored") from exc
+        added = [Relation(new_id, kind, subject, object, start, end, None, by, _utc(now), zone=self.zone)
+                 for new_id, (kind, subject, object, start, end) in zip(ids, checked, strict=True)]
+        for relation in added:
+            self.index.add(relation)
+        return added
 
     def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
         """Withdraw the active facts at ``at`` (rows are kept: the history stays auditable)."""

@@ -532,9 +532,11 @@ def create_app(hub: TenantHub, threads: int = 40, max_body_bytes: int = MAX_BODY
     @app.post("/v1/relations", tags=["decisions"], status_code=201,
               summary="Add relationship facts (managers, groups, consent) the permission matrix reads")
     def relations(body: RelationsIn, rt: Runtime, who: Who) -> dict[str, Any]:
+        from regelwerk.permissions.relations import relate_all
+
         port = rt.port(None)
-        added = [port.relationships.relate(r.kind, r.subject, r.object, valid_from=r.valid_from,
-                                           valid_to=r.valid_to, by=by_key(who)).to_dict() for r in body.relations]
+        # all or none: the database refusing one fact stores none of the request (each was its own transaction)
+        added = relate_all(port.relationships, [r.model_dump() for r in body.relations], by=by_key(who))
         return {"added": len(added)}
 
     return app
