@@ -69,3 +69,21 @@ def test_a_batch_the_database_refuses_half_way_stores_none_of_it(sqlite_url: str
     assert SqlRelationships(sqlite_url).relations() == []
     assert len(relate_all(store, facts[:2], by="hr")) == 2
     assert [r.subject for r in SqlRelationships(sqlite_url).relations()] == ["eva", "eva"]
+
+
+def test_an_account_whose_authorship_the_database_refuses_makes_no_super_admin(sqlite_url: str) -> None:
+    """HROffice's ``create_account`` writes two facts, the creator's Super Admin role and their authorship: the
+    database refusing the second left the role stored alone, a Super Admin of an account nothing named."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from regelwerk.permissions.sql import RelationStoreError
+    from regelwerk_packs.hroffice import create_account
+
+    store = SqlRelationships(sqlite_url, create=True)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON rw_relations WHEN NEW.kind = 'authored' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    with pytest.raises(RelationStoreError):
+        create_account(store, "eva", "acct-1", datetime(2026, 3, 2, 9, tzinfo=UTC))
+    assert store.relations() == [] and SqlRelationships(sqlite_url).relations() == []

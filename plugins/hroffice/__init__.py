@@ -19,11 +19,13 @@ MATRIX = "hroffice"
 
 def create_account(relationships: Any, creator: str, account: str, now: datetime) -> None:
     """Record that ``creator`` made ``account``: they become its Super Admin."""
-    from regelwerk.permissions.relations import local_date, zone
+    from regelwerk.permissions.relations import local_date, relate_all, zone
 
     today = local_date(now, getattr(relationships, "zone", None) or zone(None))  # the organisation's date
-    relationships.relate("has_role", creator, "super_admin", valid_from=today, by=creator, now=now)
-    relationships.relate("authored", creator, account, by=creator, now=now)
+    # both facts or neither (one transaction where the store offers it): a refused 'authored' left the creator
+    # Super Admin of nothing it could name, and a retry made a second has_role
+    relate_all(relationships, [{"kind": "has_role", "subject": creator, "object": "super_admin", "valid_from": today},
+                               {"kind": "authored", "subject": creator, "object": account}], by=creator, now=now)
 
 
 def invitations(matrix: Any, url_or_engine: Any = None, **kwargs: Any) -> Any:
