@@ -22,6 +22,7 @@ alarm the host armed itself (``signal.alarm``/``setitimer``), which is never rep
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import threading
@@ -93,17 +94,15 @@ def _in_bookkeeping(frame: FrameType | None) -> bool:
 
 
 class _Collection:
-    """Whether the cyclic garbage collector is collecting (set by its start and stop callbacks): the weak references'
-    callbacks and finalizers it runs are Python code whose exceptions are ignored, without a mark in their frames."""
+    """Whether the cyclic garbage collector is collecting (set by its start and stop callbacks, registered while a
+    limit is armed): the weak references' callbacks and finalizers it runs are Python code whose exceptions are
+    ignored, without a mark in their frames."""
 
     running = False
 
     @staticmethod
     def phase(phase: str, info: dict[str, int]) -> None:
         _Collection.running = phase == "start"
-
-
-gc.callbacks.append(_Collection.phase)
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
@@ -154,6 +153,8 @@ class _Limit:
         if not seconds or seconds <= 0 or not available() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
             return
         self.previous = signal.signal(signal.SIGALRM, self.expired)
+        _Collection.running = False
+        gc.callbacks.append(_Collection.phase)  # only while armed: no cost to a collection without a limit
         self.armed = True
         # raised again every second until the block has ended: plugin code that catches it (a bare ``except:`` in a
         # loop) is interrupted again
@@ -169,6 +170,9 @@ class _Limit:
         self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self.previous)
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(_Collection.phase)
+        _Collection.running = False
 
 
 def time_limit(seconds: float | None, what: str) -> AbstractContextManager[None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,13 +254,14 @@ def iter_pattern(root: Any, pattern: str) -> Iterator[tuple[str, Any]]:
     yield from walk(root, 0, "")
 
 
-def to_plain(value: Any) -> Any:
-    """Strip location wrappers: plain dicts and lists, for dumping and hashing."""
+def to_plain(value: Any, *, intern: bool = False) -> Any:
+    """Strip location wrappers: plain dicts and lists, for dumping and hashing. ``intern``: every text (keys and
+    values) as ``sys.intern`` gives it, so texts that repeat across documents kept for long are one object each."""
     if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
+        return {to_plain(k, intern=intern): to_plain(v, intern=intern) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_plain(v) for v in value]
-    return value
+        return [to_plain(v, intern=intern) for v in value]
+    return sys.intern(value) if intern and type(value) is str else value
 
 
 class _Dumper(yaml.SafeDumper):

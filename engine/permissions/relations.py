@@ -44,6 +44,7 @@ __all__ = [
     "as_date",
     "check_fact",
     "check_window",
+    "checked_facts",
     "local_date",
     "relate_all",
     "relations_from_facts",
@@ -539,12 +540,8 @@ class MemoryRelationships(_IndexedQueries):
                     now: datetime | None = None) -> list[Relation]:
         """Add every fact (``{kind, subject, object, valid_from?, valid_to?}``), all or none: each is checked before
         any is added."""
-        for fact in facts:
-            check_fact(fact["kind"], fact["subject"], fact["object"])
-            check_window(fact["kind"], fact.get("valid_from"), fact.get("valid_to"))
-            _check_window(as_date(fact.get("valid_from")), as_date(fact.get("valid_to")))
-        return [self.relate(fact["kind"], fact["subject"], fact["object"], valid_from=fact.get("valid_from"),
-                            valid_to=fact.get("valid_to"), by=by, now=now) for fact in facts]
+        return [self.relate(kind, subject, object, valid_from=start, valid_to=end, by=by, now=now)
+                for kind, subject, object, start, end in checked_facts(facts)]
 
     def unrelate(self, kind: str, subject: str, object: str, *, at: datetime, by: str = "system") -> list[Relation]:
         """Withdraw the active facts at ``at``."""
@@ -567,12 +564,23 @@ def relate_all(port: Relationships, facts: Sequence[Mapping[str, Any]], *, by: s
     if many is not None:
         added: list[Relation] = many(facts, by=by, now=now)
         return added
+    return [port.relate(kind, subject, object, valid_from=start, valid_to=end, by=by, now=now)
+            for kind, subject, object, start, end in checked_facts(facts)]
+
+
+def checked_facts(facts: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str, date | None, date | None]]:
+    """Every fact (``{kind, subject, object, valid_from?, valid_to?}``) checked as ``relate`` checks one
+    (:func:`check_fact`, :func:`check_window`, a window that ends before it starts), before any of a batch is
+    stored: ``(kind, subject, object, valid_from, valid_to)`` with the dates read."""
+    checked = []
     for fact in facts:
-        check_fact(fact["kind"], fact["subject"], fact["object"])
-        check_window(fact["kind"], fact.get("valid_from"), fact.get("valid_to"))
-        _check_window(as_date(fact.get("valid_from")), as_date(fact.get("valid_to")))
-    return [port.relate(fact["kind"], fact["subject"], fact["object"], valid_from=fact.get("valid_from"),
-                        valid_to=fact.get("valid_to"), by=by, now=now) for fact in facts]
+        kind, subject, object = fact["kind"], fact["subject"], fact["object"]
+        check_fact(kind, subject, object)
+        check_window(kind, fact.get("valid_from"), fact.get("valid_to"))
+        start, end = as_date(fact.get("valid_from")), as_date(fact.get("valid_to"))
+        _check_window(start, end)
+        checked.append((kind, subject, object, start, end))
+    return checked
 
 
 def relations_from_facts(facts: Mapping[str, Any], timezone: str | tzinfo | None = None) -> MemoryRelationships:

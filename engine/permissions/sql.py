@@ -23,6 +23,7 @@ from regelwerk.permissions.relations import (
     as_date,
     check_fact,
     check_window,
+    checked_facts,
     zone,
 )
 from regelwerk.permissions.tables import rw_relations
@@ -127,15 +128,7 @@ class SqlRelationships(_IndexedQueries):
         each is checked as :meth:`relate` checks it before any is written, and a database refusal of any rolls back
         all of them (the service's ``POST /v1/relations`` stored the facts before the one the database refused, one
         transaction each). Indexed once the transaction has committed."""
-        checked = []
-        for fact in facts:
-            kind, subject, object = fact["kind"], fact["subject"], fact["object"]
-            check_fact(kind, subject, object)
-            check_window(kind, fact.get("valid_from"), fact.get("valid_to"))
-            start, end = as_date(fact.get("valid_from")), as_date(fact.get("valid_to"))
-            if start is not None and end is not None and end < start:
-                raise ValueError(f"valid_to {end} is before valid_from {start}")
-            checked.append((kind, subject, object, start, end))
+        checked = checked_facts(facts)
         ids: list[int] = []
         try:
             with self.engine.begin() as conn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from regelwerk.frozen import FrozenDict
@@ -34,20 +35,18 @@ ITEM_STATUSES = ("planned", "active", "ready", "started", "skipped", "cancelled"
 START_MODES = ("automatic", "manual", "none")
 
 
-#: UTC due moments as naive UTC, by value: the items of a batch share few (one occurrence for many employees)
-_NAIVE_UTC: dict[datetime, datetime] = {}
-
-
 def _naive_utc(moment: datetime) -> datetime:
-    """``moment`` (aware) as naive UTC; a UTC one from :data:`_NAIVE_UTC` (equal UTC datetimes have equal fields)."""
+    """``moment`` (aware) as naive UTC; a UTC one kept by value (:func:`_naive_of_utc`)."""
     if moment.tzinfo is not UTC:
         return moment.astimezone(UTC).replace(tzinfo=None)
-    found = _NAIVE_UTC.get(moment)
-    if found is None:
-        if len(_NAIVE_UTC) >= 256:
-            _NAIVE_UTC.clear()
-        found = _NAIVE_UTC[moment] = moment.replace(tzinfo=None)
-    return found
+    return _naive_of_utc(moment)
+
+
+@lru_cache(maxsize=256)
+def _naive_of_utc(moment: datetime) -> datetime:
+    """A UTC due moment as naive UTC, by value: the items of a batch share few (one occurrence for many employees),
+    and equal UTC datetimes have equal fields."""
+    return moment.replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
@@ -426,24 +427,14 @@ _DML = re.compile(r'\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:
                   r'(?:(?:"\w+"|\w+)\.)?(?:"(\w+)"|(\w+))(?=[\s(]|$)', re.IGNORECASE)
 #: statements that change no rows: a SELECT, a SAVEPOINT set or released (a ROLLBACK TO is "any table")
 _SELECT = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
-#: SQL text -> the table it may change ("": any, or None: none); the engine's statements are few and repeat
-_WRITTEN: dict[str, str | None] = {}
-
-
+@lru_cache(maxsize=4096)  # the engine's statements are few and repeat
 def _written(sql: str) -> str | None:
     """The table a statement may change, from its SQL: an INSERT, UPDATE or DELETE changes its target table (the
     tables it reads otherwise, a subquery or ``UPDATE .. FROM``, it does not change); a SELECT changes none (also
     one that locks rows), nor does setting or releasing a savepoint; any other statement (``WITH``, which may hold a
     data-modifying part, ``ROLLBACK TO``, DDL, PRAGMA...) is counted as changing any table ("")."""
-    found = _WRITTEN.get(sql, "?")
-    if found != "?":
-        return found
     dml = _DML.match(sql)
-    written: str | None = (dml.group(1) or dml.group(2)) if dml else None if _SELECT.match(sql) else ""
-    if len(_WRITTEN) > 4096:
-        _WRITTEN.clear()
-    _WRITTEN[sql] = written
-    return written
+    return (dml.group(1) or dml.group(2)) if dml else None if _SELECT.match(sql) else ""
 
 
 def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:

@@ -11,7 +11,6 @@ story's own SIM0xx codes), raised together as one :class:`~regelwerk.diagnostics
 from __future__ import annotations
 
 import re
-import sys
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -291,11 +290,9 @@ def _plain(value: Any) -> Any:
     """An event's body as plain data (``to_plain``), its texts shared: the keys and the values that repeat from event
     to event (the event's candidate, status, actor) are one object each (``sys.intern``, released with their last
     event), not one per event: a 100,000-employee story's 52,000 events hold them until their day is played."""
-    if isinstance(value, dict):
-        return {sys.intern(k) if type(k) is str else k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return sys.intern(value) if type(value) is str else value
+    from regelwerk.source import to_plain
+
+    return to_plain(value, intern=True)
 
 
 @lru_cache(maxsize=4096)
