@@ -156,14 +156,14 @@ def _lead_of(fround: FeedbackRound) -> timedelta | relativedelta:
     return fround.appears_before.day_delta() if fround.appears_before is not None else timedelta(days=fround.days_ahead)
 
 
-def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, deadline: datetime, employee: EmployeeFacts,
-               year: WorkYear, trajectory: str, common: Mapping[str, Any], schedule: Schedule,
-               directory: Directory, ask_at: datetime | None = None, first_day: date | None = None,
-               since: datetime | None = None) -> list[PlannedItem]:
-    """The requests (one per invitee), reminders and shortfall reports of one round before ``deadline``.
+#: the days of a round: ``(ask moment, ask day, due day, reminder days)``, or None when it has no items to plan
+_RoundDays = tuple[datetime, date, date, tuple[date, ...]] | None
 
-    ``since`` (the tick's partial plan): nothing when every item of the round appeared before it (the requests
-    and the last reminder), so the invitees are not looked up again."""
+
+def _round_days(cycle: DevelopmentCycle, fround: FeedbackRound, deadline: datetime, employee: EmployeeFacts,
+                year: WorkYear, schedule: Schedule, ask_at: datetime | None, first_day: date | None,
+                since: datetime | None) -> _RoundDays:
+    """When a round asks and reminds (see :func:`plan_round`); None when there is nothing to plan."""
     tz = schedule.tz
     due_day = deadline.astimezone(tz).date()
     if ask_at is None:
@@ -172,17 +172,46 @@ def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, dead
         if start is not None and ask_day < start:
             ask_day = start  # never before employment: ask on the first day instead
         if ask_day > due_day:
-            return []
+            return None
         ask_at = local_to_utc(ask_day, schedule.at, tz)
     ask_day = ask_at.astimezone(tz).date()
     if not employee.employed_on(ask_day):
-        return []
+        return None
     ask_at = max(ask_at, cycle.plan_moment(year))
-    reminder_days = [day for day in (due_day - before.day_delta() for before in fround.reminders)
-                     if ask_day < day < due_day and employee.employed_on(day)]
+    reminder_days = tuple(day for day in (due_day - before.day_delta() for before in fround.reminders)
+                          if ask_day < day < due_day and employee.employed_on(day))
     if since is not None and ask_at < since and all(local_to_utc(day, schedule.at, tz) < since
                                                     for day in reminder_days):
+        return None
+    return ask_at, ask_day, due_day, reminder_days
+
+
+def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, deadline: datetime, employee: EmployeeFacts,
+               year: WorkYear, trajectory: str, common: Mapping[str, Any], schedule: Schedule,
+               directory: Directory, ask_at: datetime | None = None, first_day: date | None = None,
+               since: datetime | None = None, memo: dict[Any, Any] | None = None) -> list[PlannedItem]:
+    """The requests (one per invitee), reminders and shortfall reports of one round before ``deadline``.
+
+    ``since`` (the tick's partial plan): nothing when every item of the round appeared before it (the requests
+    and the last reminder), so the invitees are not looked up again. ``memo`` (a batch's, of one cycle): the days
+    of a round asked about its first day are kept there for the employees that share them."""
+    key: tuple[Any, ...] | None = None
+    if memo is not None and ask_at is None and first_day is not None and (
+            employee.hire_date is None or employee.hire_date <= first_day):
+        # asked from the first day on (never before it), the hire date on or before it does not count: the days
+        # depend on the leaving date alone of the employee (most people of a batch share them)
+        key = ("round", id(fround), id(schedule), deadline, first_day, employee.leaving_date, year.id, since)
+        if key in memo:
+            days = memo[key]
+        else:
+            days = memo[key] = _round_days(cycle, fround, deadline, employee, year, schedule, ask_at, first_day,
+                                           since)
+    else:
+        days = _round_days(cycle, fround, deadline, employee, year, schedule, ask_at, first_day, since)
+    if days is None:
         return []
+    ask_at, ask_day, due_day, reminder_days = days
+    tz = schedule.tz
     chosen, shortfalls = invitees(fround, employee, ask_day, year.id, directory)
     base = dict(common, round=fround.name, trajectory=trajectory, due_date=due_day.isoformat(),
                 appears=ask_day.isoformat())

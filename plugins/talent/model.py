@@ -345,6 +345,22 @@ class _LazyFacts(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._built())
 
+    def anchor_value(self, anchor: Sequence[str]) -> Any:
+        """The value at ``anchor`` (a path, as :meth:`DevelopmentCycle._occurrences` walks it), read from the
+        employee without building the facts when it is one of the employee's own (``employee.<name>``): most
+        trajectories only ask for the hire date to find their cached occurrences. The built facts put the
+        attributes over ``hire_date`` and ``leaving_date``, so an attribute of that name wins here too."""
+        if self._data is None and len(anchor) == 2 and anchor[0] == "employee":
+            employee, name = self._employee, anchor[1]
+            if name in employee.attributes:
+                return employee.attributes[name]
+            return employee.hire_date if name == "hire_date" else employee.leaving_date if name == "leaving_date" \
+                else None
+        value: Any = self
+        for part in anchor:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return value
+
 
 @lru_cache(maxsize=1024)
 def _calendar_year(start_month: int, first_year: int) -> WorkYear:
@@ -458,8 +474,9 @@ class DevelopmentCycle:
                    or (spec.from_year is not None and spec.from_year.start <= year.start) for spec in self.work_years)
 
     def _covers_memo(self, day: date, memo: dict[Any, Any]) -> bool:
-        """:meth:`covers` of ``day``, kept in a batch's ``memo`` (most people share a few hire dates)."""
-        key = ("covers", day)
+        """:meth:`covers` of ``day``, kept in a batch's ``memo`` by the work year it falls in (all ``covers`` reads of
+        it: hire dates are mostly distinct, their work years few)."""
+        key = ("covers", day.year if day.month >= self.calendar.start_month else day.year - 1)
         found = memo.get(key)
         if found is None:
             found = memo[key] = self.covers(day)
@@ -560,9 +577,12 @@ class DevelopmentCycle:
         # an employee anchor depends only on its value (most people share a few hire dates)
         key: Any = cache_key
         if schedule.form == "anchor" and schedule.anchor[0] != "work_year":
-            value = facts
-            for part in schedule.anchor:
-                value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
+            if isinstance(facts, _LazyFacts):
+                value = facts.anchor_value(schedule.anchor)
+            else:
+                value = facts
+                for part in schedule.anchor:
+                    value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
             key = (cache_key, str(value), start, end)
         if key in cache:
             return cache[key]
@@ -616,7 +636,13 @@ class DevelopmentCycle:
                      "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
         )]
         if pinned is not None:
-            timing = {**timing, **{k: str(v) for k, v in pinned.items()}}
+            # the batch's stored trajectories share the parsed lead times of equal payloads (StoreDirectory.stored):
+            # merged once per pinned object, which the batch's stored answer keeps alive (so its id is its own)
+            merged = prep.memo.get(("pinned", id(pinned)))
+            if merged is None or merged[0] is not pinned:
+                merged = prep.memo[("pinned", id(pinned))] = (pinned, {**timing, **{k: str(v) for k, v in
+                                                                                  pinned.items()}})
+            timing = merged[1]
         facts = _LazyFacts(employee, year)
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
         hire_policy = self.policies.hire_year == "hire"
@@ -715,7 +741,8 @@ class DevelopmentCycle:
                 ))
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
-                                          common, schedule, directory, first_day=first_day, since=since))
+                                          common, schedule, directory, first_day=first_day, since=since,
+                                          memo=prep.memo))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None:
                 continue
