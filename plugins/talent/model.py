@@ -708,10 +708,11 @@ class DevelopmentCycle:
                     after = _day_at(day + timedelta(days=1), schedule.timezone)
                     # a window is not missed while it is open: the catch-up policy applies only after its end
                     late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
+                    # and the payload's texts of its days (the moment's item of every employee of the group)
                     entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
-                                    prepared))
+                                    prepared, day.isoformat(), _local_date(appear, schedule.timezone).isoformat()))
                 prep.memo[group_key] = entries
-            for due, day, appear, last, ready, late_after, prepared in entries:
+            for due, day, appear, last, ready, late_after, prepared, day_text, appears_text in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
                     # before the last plan's next_due: that plan made them
@@ -726,7 +727,7 @@ class DevelopmentCycle:
                         employee_scope = employee.to_dict()
                     if not moment.when(moment_scope(employee, year, moment.id, day, employee_scope), due):
                         continue
-                mkey = f"{key}/{moment.id}" + (f"/{day.isoformat()}" if repeating else "")
+                mkey = f"{key}/{moment.id}" + (f"/{day_text}" if repeating else "")
                 out.append(PlannedItem(
                     key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
                     period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
@@ -736,8 +737,7 @@ class DevelopmentCycle:
                     payload={**common, "moment": moment.id, "label": moment.label,
                              "dossier_item_type": moment.dossier_item_type,
                              "creation_profile": moment.creation_profile, "trajectory": key,
-                             "date": day.isoformat(), "due_date": day.isoformat(),
-                             "appears": appear.astimezone(schedule.tz).date().isoformat()},
+                             "date": day_text, "due_date": day_text, "appears": appears_text},
                 ))
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
