@@ -313,11 +313,16 @@ class _Faults:
         #: how many rows the batch read (its members and those passed over); the members passed over this tick
         self.read = 0
         self.passed: set[str] = set()
+        # SQLite: a batch holds the database's write lock from its first statement (``_take_write_lock``), so an
+        # open incident of the phase that the batch's read did not find cannot appear before the batch ends
+        self._sole_writer = target.sa_engine is not None and target.sa_engine.dialect.name == "sqlite"
+        self._none_open = False  # the batch's transaction read the phase's open incidents and found none
 
     def mark(self, summary: TickSummary) -> None:
         """Before a batch: what the summary says, to undo a batch that rolls back (a list's length, a counter's
         copy, a number)."""
         self._mark = {}
+        self._none_open = False
         for name in _COUNTED:
             value = getattr(summary, name)
             self._mark[name] = len(value) if isinstance(value, list) else value.copy() if isinstance(
@@ -413,6 +418,7 @@ class _Faults:
         if self._many:
             return [i for i in tx.incidents("open", event=self.event, instance_ids=subjects) if i.id is not None]
         found = tx.incidents("open", event=self.event)
+        self._none_open = not found
         self._many = len(found) > len(members)
         return [i for i in found if i.instance_id in subjects and i.id is not None]
 
@@ -437,10 +443,13 @@ class _Faults:
     def resolve_done(self, unit: Any) -> None:
         """In a batch's unit of work: resolve the open incidents of its members (they ran without failing). Read
         for the batch's members in its own transaction, so an incident another tick recorded meanwhile is found
-        too (and every open one of a member, should there be more than one)."""
+        too (and every open one of a member, should there be more than one). On SQLite, where nobody else can write
+        while the batch holds the write lock, the batch's first read (:meth:`waiting`) that found none answers."""
         tx = unit.store_tx
         if self.engine is None or tx is None or not self.batch:
             return
+        if self._none_open and self._sole_writer:
+            return  # read in this transaction already (``waiting``), none; nobody else can have written one since
         # the phase's open incidents: one read that most batches find empty; once it found more than a batch has
         # members (many failing), the batch's members' only (by instance, in chunks)
         found = self._open(tx, self.batch)
