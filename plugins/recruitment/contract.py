@@ -323,6 +323,33 @@ class CandidateStoreContract:
             assert port.mark_renewal_requested(["c10"], NOW) == 1
             assert port.anything_due(POLICY, NOW) is False
 
+    def test_due_rules_names_the_rules_with_deletions_and_with_renewals(self) -> None:
+        store = self._store()
+        with store.read() as tx:  # every rule has a deletion due (c1, c3 / c4 / c8); the consent rule asks c5, c7
+            assert self._port(tx).due_rules(POLICY, NOW) == (frozenset({0, 1, 2}), frozenset({1}))
+        with store.transaction() as tx:
+            port = self._port(tx)
+            assert port.erase(["c1", "c3", "c8"]) == 3
+            assert port.due_rules(POLICY, NOW) == (frozenset({1}), frozenset({1}))
+            assert port.mark_renewal_requested(["c5", "c7"], NOW) == 2
+            assert port.due_rules(POLICY, NOW) == (frozenset({1}), frozenset())
+            assert port.erase(["c4"]) == 1
+            assert port.due_rules(POLICY, NOW) == (frozenset(), frozenset())
+            assert port.due_rules(RetentionPolicy("none", "None", ()), NOW) == (frozenset(), frozenset())
+            # as anything_due: two weeks on, c2's rejection has been kept four weeks
+            assert 0 in port.due_rules(POLICY, NOW + timedelta(weeks=2, hours=1))[0]
+
+    def test_still_due_keeps_what_the_rule_still_deletes_by_id(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            port = self._port(tx)
+            found = port.next_due(POLICY, REJECTED, NOW, 5, lock=False)
+            tx.lock_instances(sorted(r.instance_id for r in found))
+            still = port.still_due(POLICY, REJECTED, NOW, found)
+            assert still == port.retention_due(POLICY, REJECTED, NOW, ["c1", "c3"], lock=True)
+            assert [r.id for r in still] == ["c1", "c3"]
+            assert port.still_due(POLICY, REJECTED, NOW, []) == []
+
     def test_next_due_respects_the_limit_and_the_rule(self) -> None:
         store = self._store()
         with store.transaction() as tx:

@@ -117,9 +117,19 @@ class CandidateStore(Protocol):
         """Up to ``limit`` candidates (every column, plus ``retention_start``) the rule asks to renew consent
         at ``now``, locked like :meth:`next_due`; the caller marks them asked in the same transaction."""
 
+    def still_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                  found: Sequence[DueCandidate]) -> list[DueCandidate]:
+        """Those of ``found`` (read by :meth:`next_due` in this write transaction, their instances locked since) that
+        the rule still deletes at ``now``, locked for update, by id: a move or another worker may have come first.
+        A database whose write transaction excludes every other writer from its start may answer without a read."""
+
     def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
         """True when some rule of the policy has a candidate to delete or to ask to renew consent at ``now``
         (one cheap read: the daily sweep skips its per-rule write transactions when nothing is due)."""
+
+    def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
+        """In one read, which rules have work at ``now``: the positions (in ``policy.rules``) of those with a
+        candidate to delete, and of those with a candidate to ask to renew consent (the sweep runs only those)."""
 
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete these candidates and their questionnaires, set-based (one statement per table); how many
