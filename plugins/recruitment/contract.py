@@ -186,6 +186,26 @@ class CandidateStoreContract:
         assert found == one_by_one  # the same rows as one read per candidate
         assert found["orphan"][1] is None
 
+    def test_candidates_ahead_tell_whether_a_candidate_is_its_instances_only_row(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            port = self._port(tx)
+            plain = port.candidates_with_vacancies(["c1", "c2", "nobody"])
+            ahead = port.candidates_ahead(["c1", "c2", "nobody"])
+            assert {cid: (c, v) for cid, (c, v, _sole) in ahead.items()} == plain
+            assert {cid: sole for cid, (_c, _v, sole) in ahead.items()} == {"c1": True, "c2": True}
+            tx.rows("rw_candidates").insert(_candidate("c1-copy") | {"instance_id": "cand-c1"})
+            assert port.candidates_ahead(["c1"])["c1"][2] is False
+
+    def test_a_status_is_written_behind_only_where_the_transaction_writes_rows_behind(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:  # a store's own transaction writes nothing behind: the caller updates now
+            port = self._port(tx)
+            values = {"status": "offer", "status_group": "in_progress", "archived": False, "status_since": NOW}
+            assert port.set_status_behind("cand-c1", values) is False
+            assert port.set_status_behind("cand-c1", {"status": "offer"}) is False
+            assert port.candidates_by_id(["c1"])[0]["status"] != "offer"
+
     def test_kept_per_group(self) -> None:
         store = self._store()
         with store.read() as tx:

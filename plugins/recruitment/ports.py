@@ -13,7 +13,7 @@ Times are naive UTC, as stored (``regelwerk.outbox.queue.utc_naive``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
@@ -90,6 +90,16 @@ class CandidateStore(Protocol):
                                                                                           dict[str, Any] | None]]:
         """:meth:`candidate_with_vacancy` of several candidates in one read: those that exist, keyed by id (a
         simulated day's moves read ahead)."""
+
+    def candidates_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None,
+                                                                                  bool]]:
+        """:meth:`candidates_with_vacancies` in one read, each with whether the candidate is the only candidate row
+        that names its instance (a simulated day's moves read ahead: their status update by instance id is then
+        known to change exactly that row)."""
+
+    def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
+        """Write the status columns of the instance's candidate row behind, where the transaction writes rows behind
+        (in bulk, before anything reads the table and before the commit); False when it does not (nothing done)."""
 
     def vacancy_count(self) -> int:
         """How many vacancies there are (open or closed)."""

@@ -282,12 +282,14 @@ class Recruitment:
             current.update(move_facts(workflow, candidate, vacancy))
         data = {**(input or {}), **({"note": note} if note else {})} or None
         try:
-            with known_rows(candidate["instance_id"], vacancy, candidate) as known:  # the mail actions reuse these
-                record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data, system_data=current)
+            proof = self._read_ahead.still_current if self._read_ahead is not None else None
+            with known_rows(candidate["instance_id"], vacancy, candidate, current=proof) as known:  # the mail
+                record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data,  # actions reuse these
+                                          system_data=current)
         except TransitionNotAllowed as exc:
             raise self._move_refused(exc, who, workflow, candidate, vacancy, status, current, input) from None
         if self._read_ahead is not None:  # confirmed: sync_status updated this candidate's row (one row matched)
-            self._read_ahead.moved(str(candidate["instance_id"]), known.confirmed)
+            self._read_ahead.moved(str(candidate["instance_id"]), known.confirmed, known.behind)
         return str(record.state)
 
     def moves_for(self, actor: ActorLike, candidate_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ erased with one statement per table and chunk (expanding bound parameters, compi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,15 @@ _WITH_VACANCY = (sa.select(candidates, vacancies)
 _WITH_VACANCIES = (sa.select(candidates, vacancies)
                    .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
                    .where(_C.id.in_(_IDS)))
+_SHARING = candidates.alias("sharing")
+#: :data:`_WITH_VACANCIES` and, last, how many candidate rows name the candidate's instance (indexed)
+_WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
+    sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
+    .scalar_subquery().label("rows_of_instance"))
+#: the columns ``sync_status`` sets on a move
+STATUS_COLUMNS = ("status", "status_group", "archived", "status_since")
+_SET_STATUS = candidates.update().where(_C.instance_id == sa.bindparam("m_instance_id")).values(
+    {_C[name]: sa.bindparam(f"v_{name}", type_=_C[name].type) for name in STATUS_COLUMNS})
 _PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
                         sa.func.min(_C.applied_at))
               .group_by(_C.status_group).order_by(_C.status_group))
@@ -223,6 +232,29 @@ class SqlCandidateStore:
         found = (_candidate_and_vacancy(row) for row in self._conn.execute(_WITH_VACANCIES,
                                                                           {"ids": sorted(set(candidate_ids))}))
         return {candidate["id"]: (candidate, vacancy) for candidate, vacancy in found}
+
+    def candidates_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None,
+                                                                                  bool]]:
+        """:meth:`candidates_with_vacancies`, each with whether it is the only candidate row of its instance (an
+        update by instance id then changes exactly this row), in one statement."""
+        out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
+        for row in self._conn.execute(_WITH_VACANCIES_COUNTED, {"ids": sorted(set(candidate_ids))}):
+            values = tuple(row)
+            candidate, vacancy = _candidate_and_vacancy(values[:-1])
+            out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
+        return out
+
+    def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
+        """Hand the UPDATE of the status columns (``STATUS_COLUMNS``, exactly) of the instance's candidate rows to a
+        connection that writes rows behind (the simulation's shared unit: written with the others of the step in
+        one ``executemany`` before anything reads the table again and before the commit, dropped with the unit that
+        made it if that rolls back). False: nothing was done (another connection, or other columns): update now.
+        The caller knows the rows exist (the update's count is not known until it is written)."""
+        defer = getattr(self._conn, "defer", None)
+        if defer is None or set(values) != set(STATUS_COLUMNS):
+            return False
+        params = {"m_instance_id": instance_id, **{f"v_{name}": values[name] for name in STATUS_COLUMNS}}
+        return bool(defer(_SET_STATUS, params))
 
     def vacancy_count(self) -> int:
         """How many vacancies there are."""
