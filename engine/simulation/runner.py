@@ -31,7 +31,7 @@ from regelwerk.simulation.context import (
 )
 from regelwerk.simulation.data import DatedEvent
 from regelwerk.simulation.lease import Lease
-from regelwerk.simulation.shared import shared_unit
+from regelwerk.simulation.shared import shared_unit, write_behind_now
 from regelwerk.simulation.story import Story
 
 __all__ = ["EVENT_TIME", "TICK_TIME", "TIMEZONE", "SimulationResult", "default_store_url", "simulate"]
@@ -637,6 +637,9 @@ def _play(run: _Run, handover: list[Any], start: date, end: date, progress: Prog
                     run.apply(event, day)
             finally:
                 run._day_events = ()
+            # the events' rows kept behind (history, outbox, candidates' statuses) go now, before the tick's many
+            # statements, each of which would otherwise first be checked for their tables (shared.write_behind_now)
+            write_behind_now(run.sa)
             run.tick(day)
             run.save_progress(first_day, day, True, conn)
         if progress is not None:
