@@ -527,6 +527,9 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
     assert count("2027-02-02", "SELECT rw_vacancies") == 1  # v1 and v2 in one read (before: 2)
     assert count("2027-02-02", "UPDATE rw_candidates") == 0  # ans's consent is in the row written (before: 1)
     assert count("2027-02-03", "SELECT rw_candidates") == 1  # three moves, one read (before: 3)
+    # their statuses are written behind (read ahead in the day's transaction, each its instance's only row): in one
+    # executemany after the day's events, not one UPDATE per move
+    assert count("2027-02-03", "UPDATE rw_candidates") == 0
     # piet's facts and v2's were set after the day's read ahead: read again, and the offer is allowed
     with sa.create_engine(f"sqlite:///{tmp_path / 's.sqlite'}").connect() as conn:
         found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())

@@ -31,13 +31,16 @@ from regelwerk.simulation.context import (
 )
 from regelwerk.simulation.data import DatedEvent
 from regelwerk.simulation.lease import Lease
-from regelwerk.simulation.shared import shared_unit
+from regelwerk.simulation.shared import executemany, shared_unit, write_behind_now
 from regelwerk.simulation.story import Story
+from regelwerk.simulation.tables import simulation_events
 
 __all__ = ["EVENT_TIME", "TICK_TIME", "TIMEZONE", "SimulationResult", "default_store_url", "simulate"]
 
 #: Rows per import transaction (employees, relations).
 IMPORT_CHUNK = 1000
+#: a batch's records (:meth:`_Run.recording`): one statement object, so the bulk writer's plan for it is made once
+_INSERT_RECORD = simulation_events.insert()
 #: ``progress(days_done, days_total)`` after every simulated day.
 Progress = Callable[[int, int], None]
 
@@ -186,8 +189,6 @@ class _Run(SimulationContext):
         just before the transaction commits, so a step's effects and its record still commit together or
         not at all (a kill before the commit leaves neither).
         """
-        from regelwerk.simulation.tables import simulation_events as t
-
         self.forget_step()
         try:
             with shared_unit(self.sa, label) as conn:
@@ -198,7 +199,7 @@ class _Run(SimulationContext):
                 finally:
                     self._records = None
                 if records:
-                    conn.execute(t.insert(), records)
+                    executemany(conn, _INSERT_RECORD, records)
         finally:
             self.forget_step()  # what was read in this transaction is not reused after it
 
@@ -637,6 +638,9 @@ def _play(run: _Run, handover: list[Any], start: date, end: date, progress: Prog
                     run.apply(event, day)
             finally:
                 run._day_events = ()
+            # the events' rows kept behind (history, outbox, candidates' statuses) go now, before the tick's many
+            # statements, each of which would otherwise first be checked for their tables (shared.write_behind_now)
+            write_behind_now(run.sa)
             run.tick(day)
             run.save_progress(first_day, day, True, conn)
         if progress is not None:

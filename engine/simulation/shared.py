@@ -62,7 +62,7 @@ from regelwerk.simulation.faults import boundary
 from sqlalchemy import event
 from sqlalchemy.sql.elements import ReleaseSavepointClause, SavepointClause, TextClause
 
-__all__ = ["StepAborted", "joinable", "shared_unit", "write_count"]
+__all__ = ["StepAborted", "executemany", "joinable", "shared_unit", "write_behind_now", "write_count"]
 
 _ATTR = "_regelwerk_shared"
 
@@ -228,11 +228,24 @@ def _write_rows(shared: _Shared, rows: list[tuple[int, Any, dict[str, Any]]]) ->
     flushing, shared.flushing = shared.flushing, True
     try:
         for statement, parameters_list in by_statement.values():
-            shared.connection.execute(statement, parameters_list)
+            executemany(shared.connection, statement, parameters_list)
     finally:
         shared.flushing = flushing
     if shared.open:
         shared.open[-1].written.extend(rows)
+
+
+def executemany(connection: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """``connection.execute(statement, rows)``; on SQLite at the driver's ``executemany`` where equivalent (the same
+    stored values, without SQLAlchemy building a parameter dictionary per row: ``regelwerk.store.bulk``). On
+    PostgreSQL as SQLAlchemy sends it (psycopg pipelines it; whether a COPY pays for a step's few rows per statement
+    is not measured)."""
+    if connection.dialect.name == "sqlite":
+        from regelwerk.store import bulk
+
+        bulk.executemany(connection, statement, rows)
+    else:
+        connection.execute(statement, rows)
 
 
 class _Joined:
@@ -320,10 +333,11 @@ class _Joined:
     # --- statements: a pending savepoint is sent before anything that may write -----------------
 
     def defer(self, statement: Any, parameters: dict[str, Any]) -> bool:
-        """Write an INSERT's row behind: kept until the step commits or a statement touches its table, then
-        written with the others of its statement in one ``executemany``; dropped when its unit (or one it is
-        in) rolls back. False (write it now) inside a SQLAlchemy savepoint (``begin_nested``), which would not
-        drop it."""
+        """Write an INSERT's row behind (or an UPDATE's parameters, where the caller knows what the UPDATE matches
+        and that it cannot fail): kept until the step commits or a statement touches its table, then
+        written with the others of its statement in one ``executemany`` (in the order they came); dropped when its
+        unit (or one it is in) rolls back. False (write it now) inside a SQLAlchemy savepoint (``begin_nested``),
+        which would not drop it."""
         if self._connection.in_nested_transaction():
             return False
         shared = self._shared
@@ -452,6 +466,19 @@ def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:
         return None
     writes = shared.writes
     return writes[""] + sum(writes[name] for name in tables)  # writes[None]: the SELECTs, which change nothing
+
+
+def write_behind_now(sa_engine: Any) -> None:
+    """Write the rows the open shared unit keeps behind now (nothing outside one, or with none kept).
+
+    For a step before a phase of many statements that will not touch their tables soon: while rows are kept,
+    every statement of the unit is first looked at for the tables it touches (:func:`_tables_of`, a walk of the
+    statement for one built per call), so rows kept from a day's events into its tick made every statement of the
+    tick pay that walk until one wrote history. Written now they are in the same place of the same tables (before
+    anything the tick writes to them) as they would be at the tick's first statement touching them."""
+    shared: _Shared | None = getattr(sa_engine, _ATTR, None)
+    if shared is not None and shared.connection is not None and shared.deferred and not shared.flushing:
+        _flush(shared)
 
 
 def _aborted(conn: Any) -> bool:

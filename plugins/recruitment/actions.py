@@ -24,7 +24,7 @@ fire (a timer, ``workflow.fire``, another instance) reads the rows as before.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -36,6 +36,7 @@ from regelwerk.outbox.queue import enqueue, utc_naive
 from regelwerk_packs.recruitment.kinds import WORKFLOW_PREFIX
 from regelwerk_packs.recruitment.mail import candidate_values, resolve_template, settings_of
 from regelwerk_packs.recruitment.model import RecruitmentSettings, RecruitmentWorkflow
+from regelwerk_packs.recruitment.ports import candidate_store
 from regelwerk_packs.recruitment.tables import candidates, questionnaires, vacancies
 
 __all__ = ["KnownRows", "known_rows", "mail_candidate", "on_apply", "recruitment_workflow", "send_mail",
@@ -55,6 +56,11 @@ class KnownRows:
     confirmed: bool = False
     #: the application's data for the start (``Recruitment.apply``): never part of the instance data
     applicant: dict[str, Any] | None = None
+    #: True while ``candidate`` is provably what the store holds in this transaction and the only candidate row of
+    #: the instance (the simulation's day of moves read ahead, see regelwerk_packs.recruitment.simulation)
+    current: Callable[[], bool] | None = None
+    #: ``sync_status`` handed its update to the transaction to write behind (its own write is not counted yet)
+    behind: bool = False
 
 
 _KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_rows", default=None)
@@ -62,11 +68,12 @@ _KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_r
 
 @contextmanager
 def known_rows(instance_id: str, vacancy: Mapping[str, Any], candidate: Mapping[str, Any] | None = None,
-               applicant: Mapping[str, Any] | None = None) -> Iterator[KnownRows]:
+               applicant: Mapping[str, Any] | None = None, current: Callable[[], bool] | None = None
+               ) -> Iterator[KnownRows]:
     """Hand the vacancy (and candidate) just read to the actions of the fire made inside the block; on a start,
-    the applicant's data for ``sync_status``."""
+    the applicant's data for ``sync_status``; ``current``: see :class:`KnownRows`."""
     known = KnownRows(instance_id, dict(vacancy), dict(candidate) if candidate is not None else None,
-                      applicant=dict(applicant) if applicant is not None else None)
+                      applicant=dict(applicant) if applicant is not None else None, current=current)
     token = _KNOWN.set(known)
     try:
         yield known
@@ -137,6 +144,13 @@ def sync_status(ctx: Any) -> None:
     for root in ("vacancy", "candidate"):
         if root in ctx.data:
             del ctx.data[root]
+    if known is not None and known.candidate is not None and known.current is not None and known.current():
+        # the row exists and is the instance's only one (read in this transaction, nothing changed it since): the
+        # UPDATE is known to change exactly it, so it may wait to go with the day's others in one executemany
+        port = candidate_store(ctx.tx)
+        if port is not None and port.set_status_behind(ctx.instance.id, values):
+            known.candidate, known.confirmed, known.behind = {**known.candidate, **values}, True, True
+            return
     changed = rows.update({"instance_id": ctx.instance.id}, values)
     if not changed:
         # the candidate was erased (AVG: retention sweep, bulk delete), also between the caller's read and this

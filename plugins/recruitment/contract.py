@@ -186,6 +186,26 @@ class CandidateStoreContract:
         assert found == one_by_one  # the same rows as one read per candidate
         assert found["orphan"][1] is None
 
+    def test_candidates_ahead_tell_whether_a_candidate_is_its_instances_only_row(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            port = self._port(tx)
+            plain = port.candidates_with_vacancies(["c1", "c2", "nobody"])
+            ahead = port.candidates_ahead(["c1", "c2", "nobody"])
+            assert {cid: (c, v) for cid, (c, v, _sole) in ahead.items()} == plain
+            assert {cid: sole for cid, (_c, _v, sole) in ahead.items()} == {"c1": True, "c2": True}
+            tx.rows("rw_candidates").insert(_candidate("c1-copy") | {"instance_id": "cand-c1"})
+            assert port.candidates_ahead(["c1"])["c1"][2] is False
+
+    def test_a_status_is_written_behind_only_where_the_transaction_writes_rows_behind(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:  # a store's own transaction writes nothing behind: the caller updates now
+            port = self._port(tx)
+            values = {"status": "offer", "status_group": "in_progress", "archived": False, "status_since": NOW}
+            assert port.set_status_behind("cand-c1", values) is False
+            assert port.set_status_behind("cand-c1", {"status": "offer"}) is False
+            assert port.candidates_by_id(["c1"])[0]["status"] != "offer"
+
     def test_kept_per_group(self) -> None:
         store = self._store()
         with store.read() as tx:
@@ -322,6 +342,33 @@ class CandidateStoreContract:
             assert port.anything_due(POLICY, NOW) is True
             assert port.mark_renewal_requested(["c10"], NOW) == 1
             assert port.anything_due(POLICY, NOW) is False
+
+    def test_due_rules_names_the_rules_with_deletions_and_with_renewals(self) -> None:
+        store = self._store()
+        with store.read() as tx:  # every rule has a deletion due (c1, c3 / c4 / c8); the consent rule asks c5, c7
+            assert self._port(tx).due_rules(POLICY, NOW) == (frozenset({0, 1, 2}), frozenset({1}))
+        with store.transaction() as tx:
+            port = self._port(tx)
+            assert port.erase(["c1", "c3", "c8"]) == 3
+            assert port.due_rules(POLICY, NOW) == (frozenset({1}), frozenset({1}))
+            assert port.mark_renewal_requested(["c5", "c7"], NOW) == 2
+            assert port.due_rules(POLICY, NOW) == (frozenset({1}), frozenset())
+            assert port.erase(["c4"]) == 1
+            assert port.due_rules(POLICY, NOW) == (frozenset(), frozenset())
+            assert port.due_rules(RetentionPolicy("none", "None", ()), NOW) == (frozenset(), frozenset())
+            # as anything_due: two weeks on, c2's rejection has been kept four weeks
+            assert 0 in port.due_rules(POLICY, NOW + timedelta(weeks=2, hours=1))[0]
+
+    def test_still_due_keeps_what_the_rule_still_deletes_by_id(self) -> None:
+        store = self._store()
+        with store.transaction() as tx:
+            port = self._port(tx)
+            found = port.next_due(POLICY, REJECTED, NOW, 5, lock=False)
+            tx.lock_instances(sorted(r.instance_id for r in found))
+            still = port.still_due(POLICY, REJECTED, NOW, found)
+            assert still == port.retention_due(POLICY, REJECTED, NOW, ["c1", "c3"], lock=True)
+            assert [r.id for r in still] == ["c1", "c3"]
+            assert port.still_due(POLICY, REJECTED, NOW, []) == []
 
     def test_next_due_respects_the_limit_and_the_rule(self) -> None:
         store = self._store()

@@ -13,7 +13,7 @@ Times are naive UTC, as stored (``regelwerk.outbox.queue.utc_naive``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
@@ -91,6 +91,16 @@ class CandidateStore(Protocol):
         """:meth:`candidate_with_vacancy` of several candidates in one read: those that exist, keyed by id (a
         simulated day's moves read ahead)."""
 
+    def candidates_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None,
+                                                                                  bool]]:
+        """:meth:`candidates_with_vacancies` in one read, each with whether the candidate is the only candidate row
+        that names its instance (a simulated day's moves read ahead: their status update by instance id is then
+        known to change exactly that row)."""
+
+    def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
+        """Write the status columns of the instance's candidate row behind, where the transaction writes rows behind
+        (in bulk, before anything reads the table and before the commit); False when it does not (nothing done)."""
+
     def vacancy_count(self) -> int:
         """How many vacancies there are (open or closed)."""
 
@@ -117,9 +127,19 @@ class CandidateStore(Protocol):
         """Up to ``limit`` candidates (every column, plus ``retention_start``) the rule asks to renew consent
         at ``now``, locked like :meth:`next_due`; the caller marks them asked in the same transaction."""
 
+    def still_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                  found: Sequence[DueCandidate]) -> list[DueCandidate]:
+        """Those of ``found`` (read by :meth:`next_due` in this write transaction, their instances locked since) that
+        the rule still deletes at ``now``, locked for update, by id: a move or another worker may have come first.
+        A database whose write transaction excludes every other writer from its start may answer without a read."""
+
     def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
         """True when some rule of the policy has a candidate to delete or to ask to renew consent at ``now``
         (one cheap read: the daily sweep skips its per-rule write transactions when nothing is due)."""
+
+    def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
+        """In one read, which rules have work at ``now``: the positions (in ``policy.rules``) of those with a
+        candidate to delete, and of those with a candidate to ask to renew consent (the sweep runs only those)."""
 
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete these candidates and their questionnaires, set-based (one statement per table); how many

@@ -13,7 +13,7 @@ had been kept. Nothing in that row identifies the person. Only one chunk is ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -152,14 +152,17 @@ def erase_candidates(tx: Any, items: Iterable[RetentionItem], *, now: datetime, 
 
 
 def erase_due(store: Any, policy: RetentionPolicy, now: datetime, *, actor: Actor = SYSTEM, chunk: int = 1000,
-              report: RetentionReport | None = None) -> RetentionReport:
+              report: RetentionReport | None = None, rules: Collection[int] | None = None) -> RetentionReport:
     """Stream the policy's deletions at ``now``: per rule, chunk after chunk, each in its own transaction.
 
     ``store`` is the engine's store (a ``Store``); one without the pack's candidate store (memory) has
-    nothing to delete.
+    nothing to delete. ``rules``: the positions of the rules to run (``CandidateStore.due_rules``: the others have
+    nothing due, so their read is skipped); None: every rule.
     """
     report = report if report is not None else RetentionReport()
-    for rule in policy.rules:
+    for index, rule in enumerate(policy.rules):
+        if rules is not None and index not in rules:
+            continue
         while True:
             with store.transaction() as tx:
                 candidates = candidate_store(tx)
@@ -172,20 +175,24 @@ def erase_due(store: Any, policy: RetentionPolicy, now: datetime, *, actor: Acto
                 # then its sync_status updates the candidate: locking the candidates first deadlocked with it on
                 # PostgreSQL); then only those still due once locked (a move or another worker may have come first)
                 tx.lock_instances(sorted({r.instance_id for r in found}))
-                rows = candidates.retention_due(policy, rule, now, [r.id for r in found], lock=True)
-                if not rows:
-                    continue
-                deleted, outbox_rows = _erase(tx, candidates, [r.id for r in rows], [r.instance_id for r in rows],
-                                              now=now, actor=actor, reason="retention")
-                candidates.log_retention(_log_rows(
-                    ((rule.id, r.vacancy_id, r.status, r.status_group, r.applied_at) for r in rows), now=now,
-                    actor=actor, policy=policy.name, reason="retention"))
-            report.deleted += deleted
-            report.outbox_rows_erased += outbox_rows
-            report.by_rule[rule.id] = report.by_rule.get(rule.id, 0) + deleted
+                rows = candidates.still_due(policy, rule, now, found)
+                deleted = outbox_rows = 0
+                if rows:
+                    deleted, outbox_rows = _erase(tx, candidates, [r.id for r in rows],
+                                                  [r.instance_id for r in rows], now=now, actor=actor,
+                                                  reason="retention")
+                    candidates.log_retention(_log_rows(
+                        ((rule.id, r.vacancy_id, r.status, r.status_group, r.applied_at) for r in rows), now=now,
+                        actor=actor, policy=policy.name, reason="retention"))
+            if rows:
+                report.deleted += deleted
+                report.outbox_rows_erased += outbox_rows
+                report.by_rule[rule.id] = report.by_rule.get(rule.id, 0) + deleted
             if deleted < len(rows):  # rows that did not go would be found again: never loop on them
                 raise RuntimeError(f"retention rule {rule.id!r}: {len(rows) - deleted} due candidate(s) "
                                    "could not be deleted")
+            if len(found) < chunk:  # the read found every candidate due: one more would find none (a day's sweep
+                break  # erases a few: this read was a statement and a transaction per rule and day)
     return report
 
 

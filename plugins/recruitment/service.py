@@ -282,12 +282,14 @@ class Recruitment:
             current.update(move_facts(workflow, candidate, vacancy))
         data = {**(input or {}), **({"note": note} if note else {})} or None
         try:
-            with known_rows(candidate["instance_id"], vacancy, candidate) as known:  # the mail actions reuse these
-                record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data, system_data=current)
+            proof = self._read_ahead.still_current if self._read_ahead is not None else None
+            with known_rows(candidate["instance_id"], vacancy, candidate, current=proof) as known:  # the mail
+                record = self.engine.fire(candidate["instance_id"], f"to_{status}", who, data,  # actions reuse these
+                                          system_data=current)
         except TransitionNotAllowed as exc:
             raise self._move_refused(exc, who, workflow, candidate, vacancy, status, current, input) from None
         if self._read_ahead is not None:  # confirmed: sync_status updated this candidate's row (one row matched)
-            self._read_ahead.moved(str(candidate["instance_id"]), known.confirmed)
+            self._read_ahead.moved(str(candidate["instance_id"]), known.confirmed, known.behind)
         return str(record.state)
 
     def moves_for(self, actor: ActorLike, candidate_id: str) -> list[dict[str, Any]]:
@@ -627,12 +629,15 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
             if tx.rows(candidates_table.name).first({}) is not None:  # it holds candidates: never skip silently
                 require_candidate_store(tx)  # UsageError: the AVG sweep cannot run on this store
             return report
-        # most days nothing is due: one read instead of a write transaction per rule (and per consent rule)
-        if not candidates.anything_due(policy, now):
+        # most days nothing is due: one read instead of a write transaction per rule (and per consent rule); on
+        # the others only the rules with something due run (erasing or asking cannot make another rule's due)
+        deletions, renewals = candidates.due_rules(policy, now)
+        if not deletions and not renewals:
             return report
-    erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report)
-    for rule in policy.rules:
-        if rule.renew_before is None or rule.consent is not True:
+    if deletions:
+        erase_due(engine.store, policy, now, actor=who, chunk=chunk, report=report, rules=deletions)
+    for index, rule in enumerate(policy.rules):
+        if rule.renew_before is None or rule.consent is not True or index not in renewals:
             continue
         keep = rule.keep.delta()
         asked: set[str] = set()  # guards against a row that still matches after being marked (clock skew)
@@ -640,7 +645,8 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
             failures: list[tuple[dict[str, Any], BaseException]] = []
             with engine.store.transaction() as tx:
                 store = Recruitment._candidates(tx)
-                rows = [r for r in store.next_renewals(policy, rule, now, chunk) if r["id"] not in asked]
+                fetched = store.next_renewals(policy, rule, now, chunk)
+                rows = [r for r in fetched if r["id"] not in asked]
                 if not rows:
                     break
                 asked.update(r["id"] for r in rows)
@@ -658,6 +664,8 @@ def retention_sweep(engine: Any, compiled: Any, now: datetime, *, actor: ActorLi
                     raise error from exc
                 record(error, now)
                 report.renewals_failed += 1
+            if len(fetched) < chunk:  # the read found every candidate to ask: one more would find none but these
+                break
     return report
 
 

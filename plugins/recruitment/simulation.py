@@ -83,8 +83,11 @@ class DayOfMoves:
         writes = self.sim.writes(*_AHEAD_TABLES)
         if writes is None:  # not in a step's transaction
             return None
+        memo.pop("sole", None)
         if "rows" not in memo:
-            memo["rows"], memo["writes"] = self._read(), writes
+            memo["rows"] = self._read()
+            # counted after the read: the read's SELECT first writes the rows the step kept behind (a move's status)
+            memo["writes"] = writes = self.sim.writes(*_AHEAD_TABLES)
         rows: dict[str, Any] = memo["rows"]
         if not rows:
             return None
@@ -92,27 +95,41 @@ class DayOfMoves:
             rows.clear()
             return None
         memo["before"] = writes
-        found: tuple[dict[str, Any], dict[str, Any] | None] | None = rows.pop(candidate_id, None)
-        return found
+        found = rows.pop(candidate_id, None)
+        if found is None:
+            return None
+        candidate, vacancy, sole = found
+        memo["sole"] = sole
+        return candidate, vacancy
 
-    def moved(self, instance_id: str, confirmed: bool) -> None:
+    def still_current(self) -> bool:
+        """Whether the row the last :meth:`take` handed out is still what the store holds and the only candidate row
+        of its instance: no statement of the step may have changed a candidate or vacancy since (``sync_status`` may
+        then write the move's status behind, see ``KnownRows.current``)."""
+        memo = self.sim.step_memo(self.MEMO)
+        before = memo.get("before")
+        return memo.get("sole") is True and before is not None and self.sim.writes(*_AHEAD_TABLES) == before
+
+    def moved(self, instance_id: str, confirmed: bool, behind: bool = False) -> None:
         """After a move of ``instance_id``: the rows read ahead stay current only if the move's one write to the
-        tables was its own candidate's row (``confirmed``: sync_status's UPDATE matched exactly that row)."""
+        tables was its own candidate's row (``confirmed``: sync_status's UPDATE matched exactly that row; ``behind``:
+        it was handed to the step to write behind, so it is not counted yet)."""
         memo = self.sim.step_memo(self.MEMO)
         before = memo.pop("before", None)
+        memo.pop("sole", None)
         rows = memo.get("rows")
         if not rows:
             return
         writes = self.sim.writes(*_AHEAD_TABLES)
-        if before is None or not confirmed or writes != before + 1:
+        if before is None or not confirmed or writes != before + (0 if behind else 1):
             rows.clear()
             return
         # the UPDATE matched by instance id: every row of that instance read ahead is no longer current
-        for candidate_id in [c for c, (candidate, _v) in rows.items() if candidate["instance_id"] == instance_id]:
+        for candidate_id in [c for c, (candidate, _v, _s) in rows.items() if candidate["instance_id"] == instance_id]:
             del rows[candidate_id]
         memo["writes"] = writes
 
-    def _read(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+    def _read(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]]:
         sim = self.sim
         if not _reads_ahead(sim):
             return {}
@@ -121,8 +138,7 @@ class DayOfMoves:
         if len(ids) < 2:  # one move: as many statements either way
             return {}
         with sim.engine.store.read() as tx:
-            port = _store(tx)
-            return port.candidates_with_vacancies(ids)
+            return _store(tx).candidates_ahead(ids)
 
 
 def _vacancy_ahead(sim: Any, vacancy_id: str) -> None:

@@ -9,7 +9,7 @@ erased with one statement per table and chunk (expanding bound parameters, compi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,15 @@ _WITH_VACANCY = (sa.select(candidates, vacancies)
 _WITH_VACANCIES = (sa.select(candidates, vacancies)
                    .select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
                    .where(_C.id.in_(_IDS)))
+_SHARING = candidates.alias("sharing")
+#: :data:`_WITH_VACANCIES` and, last, how many candidate rows name the candidate's instance (indexed)
+_WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
+    sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
+    .scalar_subquery().label("rows_of_instance"))
+#: the columns ``sync_status`` sets on a move
+STATUS_COLUMNS = ("status", "status_group", "archived", "status_since")
+_SET_STATUS = candidates.update().where(_C.instance_id == sa.bindparam("m_instance_id")).values(
+    {_C[name]: sa.bindparam(f"v_{name}", type_=_C[name].type) for name in STATUS_COLUMNS})
 _PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
                         sa.func.min(_C.applied_at))
               .group_by(_C.status_group).order_by(_C.status_group))
@@ -142,6 +151,8 @@ def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) ->
             return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim")).with_for_update()
         if kind == "due-unlocked":
             return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim"))
+        if kind == "due-among-locked":  # retention_due(among, lock=True) with the moments bound: built once
+            return sa.select(*_DUE_COLUMNS, start).where(due, _C.id.in_(_IDS)).order_by(_C.id).with_for_update()
         if renewal is None:
             return None
         return (sa.select(candidates, start.label("retention_start")).where(renewal).limit(sa.bindparam("lim"))
@@ -162,6 +173,30 @@ def _anything_statement(policy: RetentionPolicy) -> Any:
         return sa.select(_C.id).where(sa.or_(*wanted)).limit(1) if wanted else None
 
     return _built((policy, "anything"), build)
+
+
+def _due_rules_statement(policy: RetentionPolicy) -> Any:
+    """One pass over the candidates telling per rule whether it has a deletion due and (a consent rule with
+    ``renew_before``) a renewal due: ``max(CASE WHEN <predicate> THEN 1 ELSE 0 END)`` per predicate (an unknown
+    predicate is not due, as in a WHERE)."""
+    def build() -> Any:
+        columns: list[Any] = []
+        for i, rule in enumerate(policy.rules):
+            _start_column, due, renewal = _rule_parts(policy, rule, sa.bindparam(f"cutoff_{i}"),
+                                                      sa.bindparam(f"window_{i}"))
+            for name, predicate in ((f"due_{i}", due), (f"renew_{i}", renewal)):
+                if predicate is not None:
+                    columns.append(sa.func.max(sa.case((predicate, 1), else_=0)).label(name))
+        return sa.select(*columns).select_from(candidates) if columns else None
+
+    return _built((policy, "due-rules"), build)
+
+
+def _moment_params(policy: RetentionPolicy, now: datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, rule in enumerate(policy.rules):
+        params[f"cutoff_{i}"], params[f"window_{i}"] = _moments(rule, now)
+    return params
 
 
 class SqlCandidateStore:
@@ -197,6 +232,29 @@ class SqlCandidateStore:
         found = (_candidate_and_vacancy(row) for row in self._conn.execute(_WITH_VACANCIES,
                                                                           {"ids": sorted(set(candidate_ids))}))
         return {candidate["id"]: (candidate, vacancy) for candidate, vacancy in found}
+
+    def candidates_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None,
+                                                                                  bool]]:
+        """:meth:`candidates_with_vacancies`, each with whether it is the only candidate row of its instance (an
+        update by instance id then changes exactly this row), in one statement."""
+        out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
+        for row in self._conn.execute(_WITH_VACANCIES_COUNTED, {"ids": sorted(set(candidate_ids))}):
+            values = tuple(row)
+            candidate, vacancy = _candidate_and_vacancy(values[:-1])
+            out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
+        return out
+
+    def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
+        """Hand the UPDATE of the status columns (``STATUS_COLUMNS``, exactly) of the instance's candidate rows to a
+        connection that writes rows behind (the simulation's shared unit: written with the others of the step in
+        one ``executemany`` before anything reads the table again and before the commit, dropped with the unit that
+        made it if that rolls back). False: nothing was done (another connection, or other columns): update now.
+        The caller knows the rows exist (the update's count is not known until it is written)."""
+        defer = getattr(self._conn, "defer", None)
+        if defer is None or set(values) != set(STATUS_COLUMNS):
+            return False
+        params = {"m_instance_id": instance_id, **{f"v_{name}": values[name] for name in STATUS_COLUMNS}}
+        return bool(defer(_SET_STATUS, params))
 
     def vacancy_count(self) -> int:
         """How many vacancies there are."""
@@ -244,15 +302,43 @@ class SqlCandidateStore:
         return [dict(r) for r in self._conn.execute(query, {"cutoff": cutoff, "window": window, "lim": limit})
                 .mappings()]
 
+    def still_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
+                  found: Sequence[DueCandidate]) -> list[DueCandidate]:
+        """Those of ``found`` (:meth:`next_due` in this write transaction) the rule still deletes, locked, by id.
+
+        PostgreSQL: read again ``FOR UPDATE`` (a move or another worker may have come first). SQLite: ``found`` as
+        it is, without a read: a write transaction holds the database's write lock from its ``BEGIN IMMEDIATE``, so
+        nothing but this transaction has changed the rows since they were read (as ``SqlTx.lock_instances``)."""
+        if not found:
+            return []
+        if self._conn.dialect.name == "sqlite":
+            return sorted(found, key=lambda row: row.id)
+        query = _sweep_statement(policy, rule, "due-among-locked")
+        cutoff, _window = _moments(rule, now)
+        return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff,
+                                                                          "ids": sorted({r.id for r in found})})]
+
     def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
         """One query over every rule's deletion and renewal predicates (``LIMIT 1``, no lock)."""
         query = _anything_statement(policy)
         if query is None:
             return False
-        params: dict[str, Any] = {}
-        for i, rule in enumerate(policy.rules):
-            params[f"cutoff_{i}"], params[f"window_{i}"] = _moments(rule, now)
-        return self._conn.execute(query, params).first() is not None
+        return self._conn.execute(query, _moment_params(policy, now)).first() is not None
+
+    def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
+        """One read: the positions (in ``policy.rules``) of the rules with a deletion due, and of those with a
+        renewal due at ``now``."""
+        query = _due_rules_statement(policy)
+        if query is None:
+            return frozenset(), frozenset()
+        row = self._conn.execute(query, _moment_params(policy, now)).one()._mapping
+        deletions, renewals = set(), set()
+        for i in range(len(policy.rules)):
+            if row.get(f"due_{i}"):
+                deletions.add(i)
+            if row.get(f"renew_{i}"):
+                renewals.add(i)
+        return frozenset(deletions), frozenset(renewals)
 
     def erase(self, candidate_ids: Sequence[str]) -> int:
         """Delete the candidates' questionnaires, then the candidates (one statement each)."""
