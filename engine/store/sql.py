@@ -579,10 +579,14 @@ class SqlTx:
             if data_changed:
                 params["data"] = dict(record.data)
             shapes[data_changed].append(params)
+        from regelwerk.store.bulk import executemany
+
         for data_changed, rows in shapes.items():
             if not rows:
                 continue
-            result = self.connection.execute(_UPDATES[data_changed, definition_changed], rows)
+            # at the driver's executemany on SQLite (the values processed as SQLAlchemy would, the rowcount the
+            # driver's sum): a timer batch's hundred updates without a parameter dictionary built per row
+            result = executemany(self.connection, _UPDATES[data_changed, definition_changed], rows)
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
