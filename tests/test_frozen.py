@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from regelwerk.bundle import load_bundle
 from regelwerk.compiler import compile_bundle
 from regelwerk.frozen import FrozenDict, FrozenList, deep_freeze
@@ -132,3 +135,76 @@ def test_of_kind_answers_as_before_from_an_index_made_once(monkeypatch: pytest.M
     assert len(reads) == 1  # every object read once, not once per question (before: 3 per kind)
     answers["Workflow"].clear()  # the answer is the caller's: the next one is whole again
     assert compiled.of_kind("Workflow") == expected["Workflow"]
+
+
+_TEXTS = st.sampled_from(["a", "é", "\ud800", "x\udfffy", ""])
+_SCALARS = st.one_of(_TEXTS, st.integers(min_value=-(2**70), max_value=2**70), st.booleans(), st.none(),
+                     st.floats(allow_nan=True, allow_infinity=True), st.just(b"x"), st.just((1, 2)), st.just({1}))
+_KEYS = st.one_of(_TEXTS, st.sampled_from(["k", "l", "erased"]), st.integers(0, 3))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=3),
+    st.builds(FrozenDict, st.dictionaries(st.sampled_from(["k", "l"]), inner, max_size=2))),
+    max_leaves=12)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (a float NaN equal to itself)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a is b or a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
+
+
+@pytest.fixture(scope="module")
+def versions(compiled):  # type: ignore[no-untyped-def]
+    """A workflow with a data_schema (declaration) and one without (talent-conversation)."""
+    from regelwerk.workflows.gate import Version
+
+    return [Version(compiled.get("Workflow", name), "v") for name in ("declaration", "talent-conversation")]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.dictionaries(_KEYS, _VALUES, max_size=4), fits=st.booleans())
+def test_checked_is_check_data_then_freeze_json_in_one_walk(versions, data: dict[Any, Any],  # type: ignore[no-untyped-def]
+                                                            fits: bool) -> None:
+    """A start's data checked and frozen in one walk (Version.checked): the same refusal as check_data, else the same
+    read-only copy as freeze_json, whatever the data holds (lone surrogates, NaN, tuples, sets, frozen mappings)."""
+    from regelwerk.errors import InvalidData
+    from regelwerk.frozen import freeze_json
+
+    if fits:  # what the declaration's schema requires
+        data = {"employee": "e1", "amount": 12.5, **data}
+    for version in versions:
+        try:
+            version.check_data(data)
+        except InvalidData as exc:
+            with pytest.raises(InvalidData) as caught:
+                version.checked(data)
+            assert (str(caught.value), caught.value.pointer) == (str(exc), exc.pointer)
+            continue
+        assert _same(version.checked(data), freeze_json(data))
+
+
+def test_checked_refuses_data_nested_too_deep_as_check_data_does(versions) -> None:  # type: ignore[no-untyped-def]
+    from regelwerk.errors import InvalidData
+    from regelwerk.workflows.gate import MAX_DATA_DEPTH
+
+    declaration = versions[1]  # no data_schema: the depth alone decides
+
+    for depth in (MAX_DATA_DEPTH - 1, MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1):
+        data: dict[str, Any] = {}
+        inner = data
+        for _ in range(depth - 1):
+            inner["a"] = {}
+            inner = inner["a"]
+        try:
+            declaration.check_data(data)
+        except InvalidData as exc:
+            with pytest.raises(InvalidData, match="deeper"):
+                declaration.checked(data)
+            assert exc.pointer
+        else:
+            assert declaration.checked(data) == data

@@ -401,6 +401,30 @@ class StoreContract:
         with store.read() as tx:  # the failed units changed nothing
             after = tx.get("i1")
             assert after is not None and after.version == 2
+        # many updates of one shape (a timer batch's: at the driver's executemany on SQLite), one of them stale or
+        # of an unknown instance: found by the rows counted short, the first such the error
+        try:
+            with store.transaction() as tx:
+                tx.update_many([(replace(got_one, version=3), 2, False), (replace(got_two, version=3), 1, False)],
+                               definition_changed=False)
+        except ConflictError as exc:
+            assert (exc.instance_id, exc.expected_version, exc.current_version) == ("i2", 1, 2)
+        else:
+            raise AssertionError("a stale update_many of one shape must raise ConflictError")
+        try:
+            with store.transaction() as tx:
+                tx.update_many([(replace(got_one, version=3), 2, False),
+                                (replace(got_one, id="nobody", version=3), 2, False)])
+        except UnknownInstance as exc:
+            assert exc.instance_id == "nobody"
+        else:
+            raise AssertionError("update_many of an unknown instance among others must raise UnknownInstance")
+        with store.transaction() as tx:
+            tx.update_many([(replace(got_one, state="rejected", version=3), 2, False),
+                            (replace(got_two, state="rejected", version=3), 2, False)], definition_changed=False)
+        with store.read() as tx:  # the failed units changed nothing; the last wrote both
+            assert [(r.state, r.version) for r in (tx.get("i1"), tx.get("i2")) if r is not None] == \
+                [("rejected", 3), ("rejected", 3)]
 
     # --- audit and definitions -----------------------------------------------------------------
 

@@ -318,11 +318,10 @@ _DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
 #: the next page of due timers after (due_at, id) (PostgreSQL: when the instances of a page were all locked)
 _DUE_TIMERS_AFTER = _DUE_TIMERS.where(sa.tuple_(_T.due_at, _T.id) > sa.tuple_(sa.bindparam("p_due"),
                                                                                sa.bindparam("p_id")))
-#: still pending and still due when claimed: a timer another worker failed and rescheduled (its backoff) between
-#: the list above and the claim must not fire before its new due moment
-_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.id.in_(sa.bindparam("p_ids", expanding=True)), _T.status == "pending",
-                                            _T.due_at <= sa.bindparam("p_now"))
-                 .order_by(_T.due_at, _T.id))
+#: SQLite: the due timers themselves, in one statement (a write unit's BEGIN IMMEDIATE holds the database's write
+#: lock: no other worker can fail, reschedule or claim one between a list and a claim, so none is made)
+_CLAIM_SQLITE = (sa.select(rw_timers).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
+                 .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
 _OUTBOX_INSERT: list[Any] = []
 
 
@@ -580,10 +579,14 @@ class SqlTx:
             if data_changed:
                 params["data"] = dict(record.data)
             shapes[data_changed].append(params)
+        from regelwerk.store.bulk import executemany
+
         for data_changed, rows in shapes.items():
             if not rows:
                 continue
-            result = self.connection.execute(_UPDATES[data_changed, definition_changed], rows)
+            # at the driver's executemany on SQLite (the values processed as SQLAlchemy would, the rowcount the
+            # driver's sum): a timer batch's hundred updates without a parameter dictionary built per row
+            result = executemany(self.connection, _UPDATES[data_changed, definition_changed], rows)
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
@@ -721,36 +724,37 @@ class SqlTx:
         return found
 
     def claim_due_timers(self, now: datetime, limit: int) -> list[TimerRecord]:
-        """Up to ``limit`` due timers, oldest first: their instances locked first, then the timers."""
+        """Up to ``limit`` due timers, oldest first: on PostgreSQL their instances locked first, then the timers; on
+        SQLite in one statement (the write unit's ``BEGIN IMMEDIATE`` holds the database's write lock)."""
+        if not self._postgres:
+            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})]
         t = rw_timers.c
         candidates = self.connection.execute(_DUE_TIMERS, {"p_now": _utc(now), "p_limit": limit}).all()
         if not candidates:
             return []
-        if self._postgres:
-            # the instances of the oldest due timers, those another worker holds skipped; when that leaves too few,
-            # the next page of due timers (else a worker busy with the oldest ones would hide every later one)
-            ids: list[int] = []
-            while True:
-                wanted = sorted({row[1] for row in candidates})
-                locked = set(self.connection.execute(
-                    sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
-                    .with_for_update(skip_locked=True)).scalars())
-                ids.extend(row[0] for row in candidates if row[1] in locked)
-                if len(ids) >= limit or len(candidates) < limit:
-                    break
-                last = candidates[-1]
-                candidates = self.connection.execute(_DUE_TIMERS_AFTER, {
-                    "p_now": _utc(now), "p_limit": limit, "p_due": last[2], "p_id": last[0]}).all()
-                if not candidates:
-                    break
-            if not ids:
-                return []
-            ids = ids[:limit]
-            query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending", t.due_at <= _utc(now))
-                     .order_by(t.due_at, t.id).with_for_update())
-        else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {
-                "p_ids": [row[0] for row in candidates], "p_now": _utc(now)})]
+        # the instances of the oldest due timers, those another worker holds skipped; when that leaves too few, the
+        # next page of due timers (else a worker busy with the oldest ones would hide every later one)
+        ids: list[int] = []
+        while True:
+            wanted = sorted({row[1] for row in candidates})
+            locked = set(self.connection.execute(
+                sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
+                .with_for_update(skip_locked=True)).scalars())
+            ids.extend(row[0] for row in candidates if row[1] in locked)
+            if len(ids) >= limit or len(candidates) < limit:
+                break
+            last = candidates[-1]
+            candidates = self.connection.execute(_DUE_TIMERS_AFTER, {
+                "p_now": _utc(now), "p_limit": limit, "p_due": last[2], "p_id": last[0]}).all()
+            if not candidates:
+                break
+        if not ids:
+            return []
+        ids = ids[:limit]
+        # still pending and still due when claimed: a timer another worker failed and rescheduled (its backoff)
+        # between the list above and the claim must not fire before its new due moment
+        query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending", t.due_at <= _utc(now))
+                 .order_by(t.due_at, t.id).with_for_update())
         return [_timer(r) for r in self.connection.execute(query)]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",

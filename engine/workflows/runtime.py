@@ -357,17 +357,17 @@ class WorkflowRuntime:
 
     def _start_tx(self, tx: StoreTx, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str | None,
                   now: datetime, post: list[Callable[[], None]]) -> InstanceRecord:
-        rt.check_data(data)
-        data = freeze_json(data)  # what the record hands out and the engine keeps: read-only (frozen.freeze_json)
+        # checked, and what the record hands out and the engine keeps: read-only (frozen.freeze_json), in one walk
+        frozen = rt.checked(data)
         self._remember_definition(tx, rt, now)
         model = rt.model
         initial = rt.machine.state(model.initial)
-        record = InstanceRecord(instance_id or self.id_factory(), model.name, rt.version, model.initial, data, 1,
+        record = InstanceRecord(instance_id or self.id_factory(), model.name, rt.version, model.initial, frozen, 1,
                                 now, now, actor.id, bool(initial.after))
         tx.insert(record)
         timers: list[TimerRecord] = []
         if initial.on_enter:
-            work = json_copy(data)
+            work = json_copy(frozen)
             self._run_actions((("enter", a) for a in initial.on_enter), tx, record, START_EVENT, actor, now, "",
                               work, timers, post)
             record = self._save_after_actions(tx, rt, record, work, timers)
@@ -594,13 +594,14 @@ class WorkflowRuntime:
             raise refused
         # the new record's data is read-only (frozen.freeze_json): a caller that changes a returned record in place
         # cannot change what the engine keeps and writes next
-        new_data: Mapping[str, Any] = freeze_json(rec.data)
         merged: dict[str, Any] | None = None
         if data:
             merged = {**rec.data, **data}
             # its shape now (JSON, depth: what the guards may read); its schema once the permission is decided
             rt.check_data(merged, schema=False)
-            new_data = freeze_json(merged)
+            new_data: Mapping[str, Any] = freeze_json(merged)
+        else:  # the stored data as it is (frozen once: a record this engine kept is taken as it is)
+            new_data = freeze_json(rec.data)
         gate = Gate(self, rt, rec, event, actor, new_data, data or {}, now, check_permission)
         try:
             limit = getattr(self.front, "plugin_time_limit", None)
