@@ -195,6 +195,10 @@ def _plain_json(value: Any, room: int = MAX_DATA_DEPTH) -> bool:
     return False
 
 
+#: what :func:`_frozen_value` returns for a value that is not plain JSON
+_NOT_PLAIN = object()
+
+
 def _frozen_plain(value: Any, room: int) -> Any:
     """What ``freeze_json(value)`` returns, when ``value`` (a dict or a list) is what :func:`_plain_json` accepts with
     ``room`` levels; None otherwise (the caller then checks and freezes it the long way). One walk instead of two:
@@ -206,38 +210,34 @@ def _frozen_plain(value: Any, room: int) -> Any:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or _SURROGATE.search(key) is None):
                 return None
-            kind = type(item)
-            if kind is str:
-                if not (item.isascii() or _SURROGATE.search(item) is None):
-                    return None
-            elif kind is dict or kind is list:
-                item = _frozen_plain(item, room - 1)
-                if item is None:
-                    return None
-            elif kind is float:
-                if not math.isfinite(item):
-                    return None
-            elif not (kind is int or kind is bool or item is None):
+            frozen = _frozen_value(item, room)
+            if frozen is _NOT_PLAIN:
                 return None
-            out[key] = item
+            out[key] = frozen
         return _JsonDict(out)
     items: list[Any] = []
     for item in value:
-        kind = type(item)
-        if kind is str:
-            if not (item.isascii() or _SURROGATE.search(item) is None):
-                return None
-        elif kind is dict or kind is list:
-            item = _frozen_plain(item, room - 1)
-            if item is None:
-                return None
-        elif kind is float:
-            if not math.isfinite(item):
-                return None
-        elif not (kind is int or kind is bool or item is None):
+        frozen = _frozen_value(item, room)
+        if frozen is _NOT_PLAIN:
             return None
-        items.append(item)
+        items.append(frozen)
     return _JsonList(items)
+
+
+def _frozen_value(item: Any, room: int) -> Any:
+    """One member of a container :func:`_frozen_plain` walks with ``room`` levels: itself (a scalar), its frozen copy
+    (a dict or list), or ``_NOT_PLAIN``."""
+    kind = type(item)
+    if kind is str:
+        return item if item.isascii() or _SURROGATE.search(item) is None else _NOT_PLAIN
+    if kind is dict or kind is list:
+        frozen = _frozen_plain(item, room - 1)
+        return _NOT_PLAIN if frozen is None else frozen
+    if kind is float:
+        return item if math.isfinite(item) else _NOT_PLAIN
+    if kind is int or kind is bool or item is None:
+        return item
+    return _NOT_PLAIN
 
 
 def _first_not_json(value: Any, pointer: str, room: int = MAX_DATA_DEPTH) -> tuple[str, str] | None:
