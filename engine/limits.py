@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -129,12 +130,24 @@ def available() -> bool:
 class _Limit:
     """One armed limit (:func:`time_limit`): its handler raises only while it is armed and plugin code runs."""
 
-    __slots__ = ("armed", "previous", "seconds", "what")
+    __slots__ = ("armed", "hook", "previous", "seconds", "what")
 
     def __init__(self, seconds: float | None, what: str) -> None:
         self.seconds, self.what = seconds, what
         self.armed = False
         self.previous: Any = None
+        self.hook: Any = None
+
+    def ignored(self, unraisable: Any) -> None:
+        """``sys.unraisablehook`` while armed: Python ignored an error where nothing can raise (a weak reference's
+        callback run as the last plain reference went, which no frame marks, or a finalizer). When it is this
+        limit's strike, the limit strikes again just after (``_AGAIN``), in whatever runs then, instead of a second
+        later (its repeat): a piece of work that ended within that second was not limited at all. Every other
+        error goes to the hook that was installed before."""
+        if self.armed and isinstance(unraisable.exc_value, TimeLimitExceeded):
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN, 1.0)
+            return
+        (self.hook or sys.__unraisablehook__)(unraisable)
 
     def expired(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:  # a signal still pending as the limit was cleared: nothing left to limit
@@ -155,6 +168,7 @@ class _Limit:
         self.previous = signal.signal(signal.SIGALRM, self.expired)
         _Collection.running = False
         gc.callbacks.append(_Collection.phase)  # only while armed: no cost to a collection without a limit
+        self.hook, sys.unraisablehook = sys.unraisablehook, self.ignored
         self.armed = True
         # raised again every second until the block has ended: plugin code that catches it (a bare ``except:`` in a
         # loop) is interrupted again
@@ -173,6 +187,9 @@ class _Limit:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(_Collection.phase)
         _Collection.running = False
+        if sys.unraisablehook == self.ignored:  # put back, unless someone installed another meanwhile
+            sys.unraisablehook = self.hook
+        self.hook = None
 
 
 def time_limit(seconds: float | None, what: str) -> AbstractContextManager[None]:

@@ -453,3 +453,62 @@ def test_a_limit_that_expires_in_a_weakref_callback_of_a_collection_is_raised_ju
         with pytest.raises(TimeLimitExceeded):
             limited(0.05, "plugin", plugin)
     assert time.perf_counter() - began < 0.8
+
+
+def test_a_limit_that_expires_in_a_weakref_callback_outside_a_collection_is_raised_just_after_it() -> None:
+    """A weak reference's callback also runs when the last plain reference goes (no collection, no frame that says
+    so: a driver's or a pool's bookkeeping, anywhere in the engine or the plugin). What it raises is ignored, so a
+    limit that expired there was lost for a second (the interval of its repeats), and a piece of work that ended
+    within that second was not limited at all. The ignored strike is seen (``sys.unraisablehook``, while a limit is
+    armed) and the limit strikes again just after, in the plugin's own code."""
+    import sys
+    import warnings
+    import weakref
+
+    class Node:
+        pass
+
+    def slow(_: object) -> None:
+        end = time.perf_counter() + 0.25
+        while time.perf_counter() < end:
+            pass
+
+    def plugin() -> None:
+        node = Node()
+        watch = weakref.ref(node, slow)
+        del node  # its callback runs here, past the limit
+        assert watch() is None
+        while True:
+            pass
+
+    hook = sys.unraisablehook
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TimeLimitExceeded):
+            limited(0.05, "plugin", plugin)
+    assert time.perf_counter() - began < 0.8
+    assert sys.unraisablehook is hook  # put back as the limit ends
+
+
+def test_an_unraisable_error_of_another_kind_goes_to_the_hook_that_was_there_while_a_limit_is_armed() -> None:
+    """While a limit watches for its own ignored strikes, every other ignored error still reaches the hook that was
+    installed before (pytest's, a host's logging)."""
+    import sys
+
+    seen: list[BaseException | None] = []
+
+    class Broken:
+        def __del__(self) -> None:
+            raise KeyError("in a finalizer")
+
+    def plugin() -> None:
+        Broken()
+
+    before = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: seen.append(unraisable.exc_value)
+    try:
+        limited(5.0, "plugin", plugin)
+    finally:
+        sys.unraisablehook = before
+    assert len(seen) == 1 and isinstance(seen[0], KeyError)
