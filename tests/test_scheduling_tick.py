@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -327,5 +327,35 @@ def test_a_started_item_derives_its_instance_id_once(compiled: CompiledBundle, t
         started = [k for k, s in stored(url) if s == "started"]
         assert started and len(engine.instances()) == len(started)
         assert {key: hashed.count(key.encode()) for key in started} == dict.fromkeys(started, 1)
+    finally:
+        engine.close()
+
+
+def test_a_batchs_plan_stamps_skip_an_employee_changed_since_it_was_read(compiled: CompiledBundle, db_url: str,
+                                                                        registry: Any) -> None:
+    """The stamps of a batch (on PostgreSQL one statement over arrays, else one executemany) write the version and
+    next_due of each employee still as read; one whose facts changed since (its updated_at moved) stays stale."""
+    from regelwerk.scheduling.tables import employees
+    from regelwerk.scheduling.tick import _plan_statements, _stamp
+
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(3), PLAN_AT)
+        sa_engine = engine.store.engine
+        pg = sa_engine.dialect.name == "postgresql"
+        with sa_engine.begin() as conn:
+            # as the plan phase reads them: SQLite's stamps as stored text (compared as text), PostgreSQL's parsed
+            seen = employees.c.updated_at if pg else sa.type_coerce(employees.c.updated_at, sa.String)
+            read = {i: at for i, at in conn.execute(sa.select(employees.c.id, seen))}
+            conn.execute(employees.update().where(employees.c.id == "t00001")
+                         .values(updated_at=PLAN_AT.replace(tzinfo=None) + timedelta(seconds=1)))
+            due = datetime(2026, 10, 1, 6, 0)
+            _stamp(conn, _plan_statements(pg), "v1", [
+                {"b_id": i, "b_seen": read[i], "b_version": "v1", "b_next": due if i != "t00002" else None}
+                for i in sorted(read)])
+        with sa_engine.connect() as conn:
+            got = {i: (v, n) for i, v, n in conn.execute(sa.select(employees.c.id, employees.c.plan_version,
+                                                                   employees.c.next_due))}
+        assert got == {"t00000": ("v1", due), "t00001": (None, None), "t00002": ("v1", None)}
     finally:
         engine.close()

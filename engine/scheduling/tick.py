@@ -265,6 +265,17 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         "open": select(items.c.key).where(one_of(items.c.key, "p_keys", pg),
                                           items.c.status.in_(("planned", "ready", "active"))),
     }
+    if pg:
+        # a batch's stamps as one statement over three arrays (unnest): PostgreSQL runs one UPDATE for the batch
+        # instead of one per employee (48,507 a year at 10,000 employees); the same guard on updated_at
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        given = func.unnest(bindparam("p_ids", type_=ARRAY(String)),
+                            bindparam("p_seen", type_=ARRAY(emp.c.updated_at.type)),
+                            bindparam("p_next", type_=ARRAY(emp.c.next_due.type))
+                            ).table_valued("id", "seen", "next_due").render_derived(name="given")
+        found["stamps"] = (update(emp).where(emp.c.id == given.c.id, emp.c.updated_at == given.c.seen)
+                           .values(plan_version=bindparam("p_version"), next_due=given.c.next_due))
     _PLAN_STATEMENTS[pg] = found
     return found
 
@@ -588,7 +599,21 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
         summary.closed += len(open_keys)
     summary.cancelled += len(cancel)
     summary.reinstated += len(reinstate)
-    executemany(conn, statements["stamp"], stamps)
+    _stamp(conn, statements, version, stamps)
+
+
+def _stamp(conn: Any, statements: Mapping[str, Any], version: str, stamps: Sequence[Mapping[str, Any]]) -> None:
+    """Write a batch's plan stamps (``b_id``, ``b_seen``, ``b_version`` = ``version``, ``b_next``): the version and
+    next_due of each employee whose ``updated_at`` is still ``b_seen`` (one changed meanwhile stays stale).
+    PostgreSQL: one statement for the batch (``stamps``, over arrays); else one ``executemany``."""
+    from regelwerk.store.bulk import executemany
+
+    if "stamps" in statements and len(stamps) > 1:
+        conn.execute(statements["stamps"], {"p_version": version, "p_ids": [r["b_id"] for r in stamps],
+                                            "p_seen": [r["b_seen"] for r in stamps],
+                                            "p_next": [r["b_next"] for r in stamps]})
+    else:
+        executemany(conn, statements["stamp"], stamps)
 
 
 def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: datetime, batch_size: int,
