@@ -395,100 +395,75 @@ def test_a_tick_tasks_limit_waits_while_the_engine_keeps_its_books(registry: Reg
         assert {i.state for i in engine.instances("single")} == {"b"}
 
 
+def _busy(_: object = None) -> None:
+    """A quarter of a second of pure Python (a slow finalizer or weak reference callback), past a 50 ms limit."""
+    end = time.perf_counter() + 0.25
+    while time.perf_counter() < end:
+        pass
+
+
+def _struck_soon(plugin: Any) -> None:
+    """``plugin`` under a 50 ms limit is stopped well before the limit's one-second repeat, and nothing was reported
+    as an ignored exception (pytest turns those into warnings, here errors)."""
+    import warnings
+
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TimeLimitExceeded):
+            limited(0.05, "plugin", plugin)
+    assert time.perf_counter() - began < 0.8
+
+
 def test_a_limit_that_expires_in_a_finalizer_is_raised_just_after_it_not_a_second_later() -> None:
     """Python ignores what a ``__del__`` (or a garbage collector callback) raises: a limit expiring there waits until
     the finalizer has returned and strikes in the plugin's own code, instead of being lost (an ignored exception)
     until it is raised again a second later."""
-    import warnings
 
     class Slow:
         def __del__(self) -> None:
-            end = time.perf_counter() + 0.25
-            while time.perf_counter() < end:
-                pass
+            _busy()
 
     def plugin() -> None:
         Slow()  # dropped at once: its __del__ runs here, past the limit
         while True:
             pass
 
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # an ignored exception in __del__ would be reported as a warning
-        with pytest.raises(TimeLimitExceeded):
-            limited(0.05, "plugin", plugin)
-    assert time.perf_counter() - began < 0.8
+    _struck_soon(plugin)
 
 
-def test_a_limit_that_expires_in_a_weakref_callback_of_a_collection_is_raised_just_after_it() -> None:
-    """A weak reference's callback that the cyclic garbage collector runs (an object of an earlier piece of work, in a
-    reference cycle, collected inside the plugin's next allocation) is a finalizer too: what it raises is ignored. A
-    tick task's limit that expired there was lost for a second, and a task that ended within that second was never
-    limited at all (the full suite's tick task fired all 3,000 instances once)."""
+@pytest.mark.parametrize("collected", [True, False], ids=["in-a-collection", "last-reference-dropped"])
+def test_a_limit_that_expires_in_a_weakref_callback_is_raised_just_after_it(collected: bool) -> None:
+    """A weak reference's callback is a finalizer too: what it raises is ignored.
+
+    Run by the cyclic garbage collector (an object of an earlier piece of work, in a reference cycle, collected inside
+    the plugin's next allocation), a tick task's limit that expired there was lost for a second, and a task that
+    ended within that second was never limited at all (the full suite's tick task fired all 3,000 instances once).
+    Run as the last plain reference goes (no collection, no frame that says so: a driver's or a pool's bookkeeping,
+    anywhere), the strike is raised and ignored; it is seen (``sys.unraisablehook``, while a limit is armed) and the
+    limit strikes again just after, in the plugin's own code, and the hook is put back as the limit ends."""
     import gc
-    import warnings
-    import weakref
-
-    class Node:
-        pass
-
-    def slow(_: object) -> None:
-        end = time.perf_counter() + 0.25
-        while time.perf_counter() < end:
-            pass
-
-    def plugin() -> None:
-        node = Node()
-        node.self = node  # type: ignore[attr-defined]  # a cycle: only the collector frees it
-        watch = weakref.ref(node, slow)
-        del node
-        gc.collect()  # its callback runs here, past the limit
-        assert watch() is None
-        while True:
-            pass
-
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(TimeLimitExceeded):
-            limited(0.05, "plugin", plugin)
-    assert time.perf_counter() - began < 0.8
-
-
-def test_a_limit_that_expires_in_a_weakref_callback_outside_a_collection_is_raised_just_after_it() -> None:
-    """A weak reference's callback also runs when the last plain reference goes (no collection, no frame that says
-    so: a driver's or a pool's bookkeeping, anywhere in the engine or the plugin). What it raises is ignored, so a
-    limit that expired there was lost for a second (the interval of its repeats), and a piece of work that ended
-    within that second was not limited at all. The ignored strike is seen (``sys.unraisablehook``, while a limit is
-    armed) and the limit strikes again just after, in the plugin's own code."""
     import sys
-    import warnings
     import weakref
 
     class Node:
         pass
 
-    def slow(_: object) -> None:
-        end = time.perf_counter() + 0.25
-        while time.perf_counter() < end:
-            pass
-
     def plugin() -> None:
         node = Node()
-        watch = weakref.ref(node, slow)
-        del node  # its callback runs here, past the limit
+        if collected:
+            node.self = node  # type: ignore[attr-defined]  # a cycle: only the collector frees it
+        watch = weakref.ref(node, _busy)
+        del node  # without a cycle its callback runs here, past the limit
+        if collected:
+            gc.collect()  # with one, here
         assert watch() is None
         while True:
             pass
 
     hook = sys.unraisablehook
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(TimeLimitExceeded):
-            limited(0.05, "plugin", plugin)
-    assert time.perf_counter() - began < 0.8
-    assert sys.unraisablehook is hook  # put back as the limit ends
+    _struck_soon(plugin)
+    assert sys.unraisablehook is hook
 
 
 def test_an_unraisable_error_of_another_kind_goes_to_the_hook_that_was_there_while_a_limit_is_armed() -> None:

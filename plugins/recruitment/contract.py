@@ -321,28 +321,6 @@ class CandidateStoreContract:
                 {"id": "q-c2", "candidate_id": "c2", "vacancy_id": "v1", "competencies": ["koken"], "sent_at": NOW}]
             assert port.next_due(POLICY, REJECTED, NOW, 10) == []
 
-    def test_anything_due_matches_the_rules_deletions_and_renewals(self) -> None:
-        store = self._store()
-        with store.read() as tx:
-            assert self._port(tx).anything_due(POLICY, NOW) is True
-        # only what is kept (c2, c6, c9): nothing to delete, nobody to ask
-        with store.transaction() as tx:
-            assert self._port(tx).erase(["c1", "c3", "c4", "c5", "c7", "c8"]) == 6
-        with store.read() as tx:
-            port = self._port(tx)
-            assert port.anything_due(POLICY, NOW) is False
-            assert port.anything_due(RetentionPolicy("none", "None", ()), NOW) is False
-            # two weeks on, c2's rejection (two weeks old now) has been kept four weeks: due
-            assert port.anything_due(POLICY, NOW + timedelta(weeks=2, hours=1)) is True
-        with store.transaction() as tx:  # a renewal alone also counts
-            tx.rows("rw_candidates").insert(_candidate("c10", consent=True, consent_at=NOW + YEAR + timedelta(days=10)))
-        with store.transaction() as tx:
-            port = self._port(tx)
-            assert port.erase(["c2"]) == 1
-            assert port.anything_due(POLICY, NOW) is True
-            assert port.mark_renewal_requested(["c10"], NOW) == 1
-            assert port.anything_due(POLICY, NOW) is False
-
     def test_due_rules_names_the_rules_with_deletions_and_with_renewals(self) -> None:
         store = self._store()
         with store.read() as tx:  # every rule has a deletion due (c1, c3 / c4 / c8); the consent rule asks c5, c7
@@ -356,7 +334,7 @@ class CandidateStoreContract:
             assert port.erase(["c4"]) == 1
             assert port.due_rules(POLICY, NOW) == (frozenset(), frozenset())
             assert port.due_rules(RetentionPolicy("none", "None", ()), NOW) == (frozenset(), frozenset())
-            # as anything_due: two weeks on, c2's rejection has been kept four weeks
+            # two weeks on, c2's rejection (two weeks old now) has been kept four weeks: due
             assert 0 in port.due_rules(POLICY, NOW + timedelta(weeks=2, hours=1))[0]
 
     def test_still_due_keeps_what_the_rule_still_deletes_by_id(self) -> None:

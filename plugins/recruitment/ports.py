@@ -110,7 +110,7 @@ class CandidateStore(Protocol):
     def retention_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                       among: Sequence[str] | None = None, lock: bool = False) -> list[DueCandidate]:
         """Every candidate (among these ids, if given) the rule deletes at ``now``, by id (for previews; ``lock``:
-        locked for update, in id order, for the sweep's check once it locked their instances)."""
+        locked for update, in id order; the sweep itself checks with :meth:`still_due`)."""
 
     def renewal_due(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                     among: Sequence[str] | None = None) -> list[DueCandidate]:
@@ -132,10 +132,6 @@ class CandidateStore(Protocol):
         """Those of ``found`` (read by :meth:`next_due` in this write transaction, their instances locked since) that
         the rule still deletes at ``now``, locked for update, by id: a move or another worker may have come first.
         A database whose write transaction excludes every other writer from its start may answer without a read."""
-
-    def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
-        """True when some rule of the policy has a candidate to delete or to ask to renew consent at ``now``
-        (one cheap read: the daily sweep skips its per-rule write transactions when nothing is due)."""
 
     def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
         """In one read, which rules have work at ``now``: the positions (in ``policy.rules``) of those with a

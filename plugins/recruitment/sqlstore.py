@@ -161,20 +161,6 @@ def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) ->
     return _built((policy, rule, kind), build)
 
 
-def _anything_statement(policy: RetentionPolicy) -> Any:
-    def build() -> Any:
-        wanted: list[Any] = []
-        for i, rule in enumerate(policy.rules):
-            _start_column, due, renewal = _rule_parts(policy, rule, sa.bindparam(f"cutoff_{i}"),
-                                                      sa.bindparam(f"window_{i}"))
-            wanted.append(due)
-            if renewal is not None:
-                wanted.append(renewal)
-        return sa.select(_C.id).where(sa.or_(*wanted)).limit(1) if wanted else None
-
-    return _built((policy, "anything"), build)
-
-
 def _due_rules_statement(policy: RetentionPolicy) -> Any:
     """One pass over the candidates telling per rule whether it has a deletion due and (a consent rule with
     ``renew_before``) a renewal due: ``max(CASE WHEN <predicate> THEN 1 ELSE 0 END)`` per predicate (an unknown
@@ -317,13 +303,6 @@ class SqlCandidateStore:
         cutoff, _window = _moments(rule, now)
         return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff,
                                                                           "ids": sorted({r.id for r in found})})]
-
-    def anything_due(self, policy: RetentionPolicy, now: datetime) -> bool:
-        """One query over every rule's deletion and renewal predicates (``LIMIT 1``, no lock)."""
-        query = _anything_statement(policy)
-        if query is None:
-            return False
-        return self._conn.execute(query, _moment_params(policy, now)).first() is not None
 
     def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
         """One read: the positions (in ``policy.rules``) of the rules with a deletion due, and of those with a

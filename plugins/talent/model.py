@@ -101,8 +101,11 @@ class WorkYearCalendar:
 
     def year_of(self, day: date) -> WorkYear:
         """The work year containing ``day``."""
-        first = day.year if day.month >= self.start_month else day.year - 1
-        return self.year(first)
+        return self.year(self.first_year_of(day))
+
+    def first_year_of(self, day: date) -> int:
+        """The calendar year in which the work year containing ``day`` starts."""
+        return day.year if day.month >= self.start_month else day.year - 1
 
     def parse(self, ident: str) -> WorkYear | None:
         """A work year by id (``2026`` or ``2026-2027``), None when the id does not fit this calendar."""
@@ -476,7 +479,7 @@ class DevelopmentCycle:
     def _covers_memo(self, day: date, memo: dict[Any, Any]) -> bool:
         """:meth:`covers` of ``day``, kept in a batch's ``memo`` by the work year it falls in (all ``covers`` reads of
         it: hire dates are mostly distinct, their work years few)."""
-        key = ("covers", day.year if day.month >= self.calendar.start_month else day.year - 1)
+        key = ("covers", self.calendar.first_year_of(day))
         found = memo.get(key)
         if found is None:
             found = memo[key] = self.covers(day)
