@@ -627,3 +627,28 @@ def test_the_simulation_permissions_work_out_declaring_and_scope_fields_once_per
     for _ in range(3):
         assert {t: (permissions.declaring(t), permissions.scope_fields(t)) for t in types} == expected
     assert sorted(asked) == sorted(t for t in types for _name in declaring[t])  # once per declaring matrix
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_young_generation_is_collected_less_often_while_a_run_plays_and_put_back_after(
+        tmp_path: Path, fails: bool) -> None:
+    import gc
+
+    from regelwerk.simulation.runner import _YOUNG_THRESHOLD
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(gc.get_threshold())
+        if fails and done == 3:
+            raise RuntimeError("the host's progress callback failed")
+
+    url = f"sqlite:///{tmp_path / 'sim.sqlite'}"
+    if fails:
+        with pytest.raises(RuntimeError, match="progress callback"):
+            simulate(FIXTURE, START, date(2026, 1, 10), store=url, progress=progress)
+    else:
+        simulate(FIXTURE, START, date(2026, 1, 10), store=url, progress=progress)
+    assert seen and all(t == (max(before[0], _YOUNG_THRESHOLD), *before[1:]) for t in seen)
+    assert gc.get_threshold() == before  # the host's own setting again, also when the run failed
