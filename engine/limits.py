@@ -51,6 +51,9 @@ class TimeLimitExceeded(BaseException):
 #: the store's bulk writer (between the rows of a PostgreSQL ``COPY`` it is the innermost frame)
 _DATABASE = ("sqlalchemy.", "psycopg", "sqlite3", "pg8000", "asyncpg", "regelwerk.store.bulk")
 _AGAIN = 0.01
+#: while a piece of work runs on past its limit, the limit strikes again every ``_REPEAT`` seconds (plugin code that
+#: catches the strike, or a strike Python ignored, is interrupted again)
+_REPEAT = 1.0
 #: the engine's own bookkeeping, which once started must run to its end: a unit of work opening, committing or
 #: rolling back, its after-commit work (the fire a ``workflow.fire`` chained), the in-memory store's writes and their
 #: undo entries, clearing a limit. Modules here, and functions marked with :func:`critical`
@@ -145,7 +148,7 @@ class _Limit:
         later (its repeat): a piece of work that ended within that second was not limited at all. Every other
         error goes to the hook that was installed before."""
         if self.armed and isinstance(unraisable.exc_value, TimeLimitExceeded):
-            signal.setitimer(signal.ITIMER_REAL, _AGAIN, 1.0)
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN, _REPEAT)
             return
         (self.hook or sys.__unraisablehook__)(unraisable)
 
@@ -156,7 +159,7 @@ class _Limit:
             # raised inside SQLAlchemy or a driver, it would leave the connection mid-statement (invalidated, its
             # transaction unusable for the isolation that follows); in the engine's bookkeeping it would leave a unit
             # open or lose the work that follows a commit; in a finalizer it would be ignored: tried again just after
-            signal.setitimer(signal.ITIMER_REAL, _AGAIN, 1.0)
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN, _REPEAT)
             return
         raise TimeLimitExceeded(self.what, self.seconds or 0)
 
@@ -172,7 +175,7 @@ class _Limit:
         self.armed = True
         # raised again every second until the block has ended: plugin code that catches it (a bare ``except:`` in a
         # loop) is interrupted again
-        signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+        signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if not self.armed:
