@@ -174,6 +174,28 @@ def _naive(value: datetime) -> datetime:
     return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
+#: ``StoreTx.incidents``' statements by which filters they have (built once: the tick asks once or twice per batch)
+_INCIDENTS_QUERIES: dict[tuple[bool, bool, bool, bool], Any] = {}
+
+
+def _incidents_query(status: bool, instance: bool, event: bool, many: bool) -> Any:
+    found = _INCIDENTS_QUERIES.get((status, instance, event, many))
+    if found is not None:
+        return found
+    i = rw_incidents.c
+    query = sa.select(rw_incidents).order_by(i.id)
+    if status:
+        query = query.where(i.status == sa.bindparam("p_status"))
+    if instance:
+        query = query.where(i.instance_id == sa.bindparam("p_instance"))
+    if event:
+        query = query.where(i.event == sa.bindparam("p_event"))
+    if many:
+        query = query.where(i.instance_id.in_(sa.bindparam("p_ids", expanding=True)))
+    _INCIDENTS_QUERIES[status, instance, event, many] = query
+    return query
+
+
 def _incident(row: Row[Any]) -> IncidentRecord:
     m = row._mapping
     return IncidentRecord(m["instance_id"], m["event"], m["error_type"], m["message"], _aware(m["first_at"]),
@@ -931,19 +953,14 @@ class SqlTx:
     def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
                   instance_ids: Collection[str] | None = None) -> list[IncidentRecord]:
         """Incidents, oldest first (``instance_ids``: one query per 500 of them)."""
-        i = rw_incidents.c
-        query = sa.select(rw_incidents).order_by(i.id)
-        if status is not None:
-            query = query.where(i.status == status)
-        if instance_id is not None:
-            query = query.where(i.instance_id == instance_id)
-        if event is not None:
-            query = query.where(i.event == event)
+        query = _incidents_query(status is not None, instance_id is not None, event is not None,
+                                 instance_ids is not None)
+        params: dict[str, Any] = {"p_status": status, "p_instance": instance_id, "p_event": event}
         if instance_ids is None:
-            return [_incident(r) for r in self.connection.execute(query)]
+            return [_incident(r) for r in self.connection.execute(query, params)]
         wanted = sorted(set(instance_ids))
         found = [_incident(r) for start in range(0, len(wanted), 500)
-                 for r in self.connection.execute(query.where(i.instance_id.in_(wanted[start:start + 500])))]
+                 for r in self.connection.execute(query, {**params, "p_ids": wanted[start:start + 500]})]
         return sorted(found, key=lambda incident: incident.id or 0)
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
