@@ -147,3 +147,31 @@ def test_processes_migrating_one_postgresql_database_at_once_all_succeed(pg_url:
     assert set(all_tables().tables) <= present
     if what in ("db", "tenants"):
         assert sorted(versions) == sorted([_core_head(), "recruitment_0002"])
+
+
+def test_the_stale_plan_index_replaces_the_one_before_and_back(sqlite_url: str) -> None:
+    """Revision 0011 on SQLite: the index (id, plan_version, next_due) becomes (plan_version, next_due, id), the
+    employees and their plans stay; the downgrade puts the one before back."""
+    from alembic import command
+    from regelwerk.store.sql import alembic_config
+
+    def indexes() -> dict[str, list[str]]:
+        with engine.connect() as conn:
+            return {i["name"]: list(i["column_names"]) for i in sa.inspect(conn).get_indexes("rw_employees")}
+
+    upgrade(sqlite_url, "0010_outbox_parts")
+    engine = sa.create_engine(sqlite_url)
+    try:
+        assert indexes() == {"ix_rw_employees_plan": ["id", "plan_version", "next_due"]}
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into rw_employees (id, roles, groups, attributes, plan_version, next_due, "
+                                 "updated_at) values ('e1', '[]', '[]', '{}', 'v1', '2026-02-01 06:00:00.000000', "
+                                 "'2026-01-01 00:00:00.000000')"))
+        upgrade(sqlite_url)
+        assert indexes() == {"ix_rw_employees_stale": ["plan_version", "next_due", "id"]}
+        command.downgrade(alembic_config(sqlite_url), "0010_outbox_parts")
+        assert indexes() == {"ix_rw_employees_plan": ["id", "plan_version", "next_due"]}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select id, plan_version from rw_employees")).all() == [("e1", "v1")]
+    finally:
+        engine.dispose()

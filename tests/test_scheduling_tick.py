@@ -90,18 +90,24 @@ def test_the_plan_phase_stops_after_a_short_batch(compiled: CompiledBundle, db_u
     batches: list[str] = []
 
     def spy(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "rw_employees.id >" in statement:
+        if (statement.lstrip().startswith("SELECT") and "rw_employees.id >" in statement
+                and "count(" not in statement):
             batches.append(statement)
 
+    sqlite = db_url.startswith("sqlite")
     try:
         EmployeeDirectory(engine.store.engine).upsert(teachers(30), PLAN_AT)
         sa.event.listen(engine.store.engine, "before_cursor_execute", spy)
         assert tick(engine, compiled, PLAN_AT, batch_size=7).employees_planned == 30
         assert len(batches) == 5  # 7, 7, 7, 7 and 2: the short one was the last, the table is not walked again
+        # more stale plans than four batches: walked in id order (SQLite too)
+        assert all("UNION ALL" not in statement for statement in batches)
         EmployeeDirectory(engine.store.engine).upsert(teachers(30, function="leraar"), PLAN_AT)  # all stale again
         batches.clear()
         assert tick(engine, compiled, PLAN_AT, batch_size=10).employees_planned == 30
         assert len(batches) == 4  # three full batches, then one that finds nothing
+        # at most four batches' worth: SQLite reads them as ranges of their index
+        assert all(("UNION ALL" in statement) == sqlite for statement in batches)
     finally:
         sa.event.remove(engine.store.engine, "before_cursor_execute", spy)
         engine.close()
@@ -359,3 +365,79 @@ def test_a_batchs_plan_stamps_skip_an_employee_changed_since_it_was_read(compile
         assert got == {"t00000": ("v1", due), "t00001": (None, None), "t00002": ("v1", None)}
     finally:
         engine.close()
+
+
+def test_the_stale_plans_are_read_in_id_order_batch_by_batch(compiled: CompiledBundle, db_url: str,
+                                                              registry: Any) -> None:
+    """The plan phase's reads find exactly the stale plans: no version, an older or newer bundle's, or this one with
+    next_due reached (not one with next_due ahead or none); in id order after the last batch's, a batch at a time
+    (on SQLite as four ranges of the index (plan_version, next_due, id) or walked in id order, on PostgreSQL one
+    filter)."""
+    from regelwerk.scheduling.tables import employees
+    from regelwerk.scheduling.tick import _plan_statements
+
+    now = datetime(2026, 9, 1, 6, 0)
+    states = {"t00000": (None, None), "t00001": ("v0", now + timedelta(days=9)), "t00002": ("v2", None),
+              "t00003": ("v1", now), "t00004": ("v1", now + timedelta(seconds=1)), "t00005": ("v1", None),
+              "t00006": ("v1", now - timedelta(days=30)), "t00007": (None, now + timedelta(days=1))}
+    engine = make_engine(compiled, db_url, registry)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(teachers(len(states)), PLAN_AT)
+        sa_engine = engine.store.engine
+        statements = _plan_statements(sa_engine.dialect.name == "postgresql")
+        with sa_engine.begin() as conn:
+            for ident, (version, due) in states.items():
+                conn.execute(employees.update().where(employees.c.id == ident)
+                             .values(plan_version=version, next_due=due))
+        params = {"p_version": "v1", "p_now": now, "p_last": ""}
+        with sa_engine.begin() as conn:
+            assert conn.execute(statements["count"], params).scalar_one() == 6
+            assert conn.execute(statements["any"], params).first() is not None
+            if "few" in statements:  # SQLite: counted up to a limit
+                assert [conn.execute(statements["few"], {**params, "p_limit": n}).scalar_one() for n in (1, 5, 9)
+                        ] == [1, 5, 6]
+            for read in ("batch", "walk"):  # as ranges of the index (SQLite) and in id order: the same batches
+                batches, last = [], ""
+                while True:
+                    rows = conn.execute(statements[read], {**params, "p_last": last, "p_limit": 2}).all()
+                    if not rows:
+                        break
+                    batches.append([row.id for row in rows])
+                    last = rows[-1].id
+                assert batches == [["t00000", "t00001"], ["t00002", "t00003"], ["t00006", "t00007"]], read
+        with sa_engine.begin() as conn:
+            conn.execute(employees.update().values(plan_version="v1", next_due=now + timedelta(days=1)))
+            assert conn.execute(statements["any"], params).first() is None
+            assert conn.execute(statements["count"], params).scalar_one() == 0
+            assert conn.execute(statements["batch"], {**params, "p_limit": 2}).all() == []
+            assert conn.execute(statements["walk"], {**params, "p_limit": 2}).all() == []
+    finally:
+        engine.close()
+
+
+def test_sqlite_reads_the_stale_plans_from_their_index(tmp_path: Path) -> None:
+    """Most days few plans are stale: SQLite reads them from the index (plan_version, next_due, id), four ranges,
+    and never walks every employee (a scan, or the primary key's index in id order)."""
+    from regelwerk.scheduling.tick import _plan_statements
+    from regelwerk.store.sql import create_sa_engine
+    from regelwerk.store.tables import metadata
+
+    sa_engine = create_sa_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    try:
+        metadata.create_all(sa_engine)
+        EmployeeDirectory(sa_engine).upsert(teachers(50), PLAN_AT)
+        statements = _plan_statements(False)
+        params = {"p_version": "v1", "p_now": datetime(2026, 9, 1), "p_last": "", "p_limit": 500}
+        with sa_engine.connect() as conn:
+            for name in ("batch", "any", "count", "few"):
+                compiled_sql = statements[name].compile(dialect=conn.dialect)
+                bound = compiled_sql.construct_params(params)
+                args = [bound[n] for n in compiled_sql.positiontup]
+                plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled_sql}", tuple(args))]
+                employee_reads = [step for step in plan if "rw_employees" in step]
+                assert employee_reads, plan
+                assert all("ix_rw_employees_stale" in step or "(id=?)" in step for step in employee_reads), (name, plan)
+                assert sum("ix_rw_employees_stale" in step for step in employee_reads) == 4, (name, plan)
+    finally:
+        sa_engine.dispose()
+

@@ -61,11 +61,11 @@ employees = Table(
     Column("plan_version", String(64), nullable=True),
     Column("next_due", DateTime(), nullable=True),
     Column("updated_at", DateTime(), nullable=False),
-    # the tick walks employees in primary-key order (keyset batches) and asks which plans are stale: on SQLite
-    # this index answers that without reading every row. It leads with id: one led by plan_version or next_due
-    # made SQLite pick it and re-sort every batch. PostgreSQL's planner does not use it, and it would turn the
-    # daily plan stamps into non-HOT updates: SQLite only
-    Index("ix_rw_employees_plan", "id", "plan_version", "next_due").ddl_if(dialect="sqlite"),
+    # the tick asks which plans are stale (plan_version NULL or another bundle's, or next_due reached) as four
+    # ranges of this index and takes them in id order (scheduling.tick._plan_statements): most days a few
+    # employees' entries are read, not every employee's. PostgreSQL's planner does not use it, and it would turn
+    # the daily plan stamps into non-HOT updates: SQLite only
+    Index("ix_rw_employees_stale", "plan_version", "next_due", "id").ddl_if(dialect="sqlite"),
 )
 
 #: Audit trail of every state change of an item after its creation (who, when, what).
