@@ -441,3 +441,39 @@ def test_sqlite_reads_the_stale_plans_from_their_index(tmp_path: Path) -> None:
     finally:
         sa_engine.dispose()
 
+
+def test_a_store_directory_reads_stored_payloads_by_subject_or_by_key(compiled: CompiledBundle, db_url: str,
+                                                                      registry: Any) -> None:
+    """``StoreDirectory.stored``: the items of a source and type of the subjects (not cancelled or closed), with
+    the fields asked for; with ``keys`` only those keys' items, and only of the subjects."""
+    from regelwerk.scheduling.directory import StoreDirectory
+
+    engine = make_engine(compiled, db_url, registry)
+    at = PLAN_AT.replace(tzinfo=None)
+    rows = [("a/1", "src", "trajectory", "e1", "planned", '{"timing": {"m": "P1W"}, "x": 1}'),
+            ("a/2", "src", "trajectory", "e1", "cancelled", '{"timing": {"m": "P2W"}}'),
+            ("a/3", "src", "trajectory", "e2", "active", '{"x": 2}'),
+            ("a/4", "other", "trajectory", "e2", "planned", '{"timing": {}}'),
+            ("a/5", "src", "moment", "e2", "planned", '{"timing": {}}'),
+            ("a/6", "src", "trajectory", "e3", "closed", '{"timing": {}}'),
+            ("a/7", "src", "trajectory", "e4", "planned", '{"timing": null}')]
+    try:
+        with engine.store.engine.begin() as conn:
+            conn.execute(scheduled_items.insert(), [
+                {"key": k, "source": s, "item_type": t, "subject": subject, "status": status, "payload": payload,
+                 "series": k, "due_at": at, "created_at": at, "updated_at": at}
+                for k, s, t, subject, status, payload in rows])
+        with engine.store.engine.connect() as conn:
+            directory = StoreDirectory(conn)
+            subjects = ["e1", "e2", "e3", "e4"]
+            assert directory.stored("src", "trajectory", subjects, fields=("timing",)) == {
+                "a/1": {"timing": {"m": "P1W"}}, "a/3": {}, "a/7": {}}
+            assert directory.stored("src", "trajectory", ["e2"]) == {"a/3": {"x": 2}}
+            keys = ["a/1", "a/2", "a/3", "a/4", "a/5", "a/6", "a/7", "a/9"]
+            assert directory.stored("src", "trajectory", ["e1", "e3"], fields=("timing",), keys=keys) == {
+                "a/1": {"timing": {"m": "P1W"}}}
+            assert directory.stored("src", "trajectory", subjects, keys=["a/3", "a/7"]) == {
+                "a/3": {"x": 2}, "a/7": {"timing": None}}
+            assert directory.stored("src", "trajectory", subjects, keys=[]) == {}
+    finally:
+        engine.close()

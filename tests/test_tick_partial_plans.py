@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from regelwerk.conditions import compile_condition
 from regelwerk.simulation import simulate
 from regelwerk_packs.talent.model import DevelopmentCycle
@@ -55,3 +57,54 @@ def test_a_plan_partial_only_when_nothing_it_reads_moves_with_the_clock() -> Non
     plain, problems = compile_condition({"any": [{"field": "employee.department", "eq": "zorg"},
                                                  {"field": "employee.function", "in": ["a", "b"]}]}, "")
     assert not problems and plain.timeless
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_partial_plan_keeps_the_lead_times_its_trajectory_pinned(backend: str, tmp_path: Path,
+                                                                   request: pytest.FixtureRequest, registry: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running year keeps the lead times its trajectories pinned when they arose, also in a partial re-plan (which
+    looks the trajectories up by their keys, not every stored item of the employee): the appraisal planned under a
+    three-week lead appears three weeks before it is due after the definition moved to five."""
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+    from regelwerk.runtime import Engine
+    from regelwerk.scheduling.directory import StoreDirectory
+    from regelwerk.scheduling.employees import EmployeeDirectory
+    from regelwerk.scheduling.tables import scheduled_items
+    from regelwerk.scheduling.tick import tick
+
+    talent = Path(__file__).resolve().parent / "scenarios" / "talent"
+    windows = compile_bundle(load_bundle(talent / "vensters"), registry)
+    wider = compile_bundle(load_bundle(talent / "vensters-ruim", bases={"vensters": talent / "vensters"}), registry)
+    url = f"sqlite:///{tmp_path / 'pinned.sqlite'}" if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    asked: list[bool] = []  # per read of stored trajectories: by key (a partial plan's) or by subject
+    read = StoreDirectory.stored
+
+    def spy(self: StoreDirectory, source: str, item_type: str, subjects: Any, fields: Any = None,
+            keys: Any = None) -> Any:
+        if item_type == "trajectory":
+            asked.append(keys is not None)
+        return read(self, source, item_type, subjects, fields, keys)
+
+    monkeypatch.setattr(StoreDirectory, "stored", spy)
+    planned_at = datetime(2025, 11, 30, 23, tzinfo=UTC)
+    engine = Engine(windows, store=url, registry=registry, clock=lambda: planned_at)
+    try:
+        EmployeeDirectory(engine.store.engine).upsert([
+            {"id": "mark", "hire_date": "2012-01-01", "function": "teamleider"},
+            {"id": "anna", "hire_date": "2019-04-01", "function": "adviseur", "manager": "mark"}], planned_at)
+        tick(engine, windows, planned_at)  # the trajectories pin the three weeks
+        tick(engine, wider, datetime(2026, 3, 1, 8, tzinfo=UTC))  # another version: a full plan
+        asked.clear()
+        tick(engine, wider, datetime(2026, 11, 20, 8, tzinfo=UTC))  # the next_due came: a partial plan
+        assert asked == [True]
+        with engine.store.engine.connect() as conn:
+            payloads = [json.loads(p) for p in conn.scalars(
+                sa.select(scheduled_items.c.payload).where(scheduled_items.c.item_type == "moment"))]
+    finally:
+        engine.close()
+    appraisals = [p for p in payloads if p["moment"] == "beoordelingsgesprek"]
+    assert len(appraisals) == 2
+    assert {date.fromisoformat(p["due_date"]) - date.fromisoformat(p["appears"]) for p in appraisals} == {
+        timedelta(weeks=3)}

@@ -19,7 +19,7 @@ SCALAR_FIELDS = ("department", "manager", "function", "id")
 LIST_FIELDS = ("roles", "groups")
 _WHERE_QUERIES: dict[str, Any] = {}
 """``StoreDirectory.where``'s query per field, built once (the value a bound parameter)."""
-_STORED: dict[tuple[bool, tuple[str, ...] | None], Any] = {}
+_STORED: dict[tuple[bool, tuple[str, ...] | None, bool], Any] = {}
 _PREFETCH: dict[tuple[str, bool], Any] = {}
 """``stored`` and ``prefetch``'s queries, built once per dialect family (PostgreSQL: a list as one array)."""
 
@@ -33,20 +33,21 @@ def _holds(employee: EmployeeFacts, field_name: str, value: str) -> bool:
     return bool(value in found) if isinstance(found, (list, tuple)) else bool(found == value)
 
 
-def _stored_query(pg: bool, fields: tuple[str, ...] | None) -> Any:
+def _stored_query(pg: bool, fields: tuple[str, ...] | None, by_key: bool = False) -> Any:
     """``StoreDirectory.stored``'s query: the whole payload, or each of ``fields`` as JSON text (NULL or ``null``
     when the payload has none).
 
-    It filters on the subject (its index) and the item type, the source in Python: with ``source = ?`` in the
-    query SQLite picks the (source, period, item_type) index and reads every item of the source for each batch of
-    a tick - quadratic in the number of employees (the item type is no index's first column)."""
+    It filters on the subject (its index; ``by_key``: on the key, the unique index, and returns the subject) and
+    the item type, the source in Python: with ``source = ?`` in the query SQLite picks the (source, period,
+    item_type) index and reads every item of the source for each batch of a tick - quadratic in the number of
+    employees (the item type is no index's first column)."""
     import re
 
     from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.store.sql import one_of
     from sqlalchemy import Text, bindparam, cast, func, literal, select
 
-    columns: list[Any] = [items.c.key, items.c.source, items.c.status]
+    columns: list[Any] = [items.c.key, items.c.source, items.c.status, items.c.subject if by_key else literal(None)]
     if fields is None:
         columns.append(items.c.payload)
     for name in fields or ():
@@ -58,7 +59,8 @@ def _stored_query(pg: bool, fields: tuple[str, ...] | None) -> Any:
             columns.append(cast(cast(items.c.payload, JSON).op("->")(literal(name)), Text))
         else:
             columns.append(func.json_quote(func.json_extract(items.c.payload, f'$."{name}"')))
-    return select(*columns).where(one_of(items.c.subject, "p_ids", pg), items.c.item_type == bindparam("p_type"))
+    return select(*columns).where(one_of(items.c.key if by_key else items.c.subject, "p_ids", pg),
+                                  items.c.item_type == bindparam("p_type"))
 
 
 class MemoryDirectory:
@@ -79,7 +81,8 @@ class MemoryDirectory:
         """Everything is in memory already."""
 
     def stored(self, source: str, item_type: str, subjects: Sequence[str],
-               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
+               fields: Sequence[str] | None = None, keys: Sequence[str] | None = None
+               ) -> Mapping[str, Mapping[str, Any]]:
         """Nothing is stored in a preview."""
         return {}
 
@@ -148,24 +151,29 @@ class StoreDirectory:
         return found
 
     def stored(self, source: str, item_type: str, subjects: Sequence[str],
-               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
+               fields: Sequence[str] | None = None, keys: Sequence[str] | None = None
+               ) -> Mapping[str, Mapping[str, Any]]:
         """Payloads of stored items (not cancelled) of ``source`` and ``item_type`` for ``subjects``, by key; with
         ``fields`` only those top-level entries of each payload (those it has), picked out by the database so the
-        rest of the payloads stay off the wire."""
+        rest of the payloads stay off the wire. With ``keys``: only the items of those keys (of ``subjects``), each
+        found by its key, not every item of the subjects."""
         import json
 
         out: dict[str, Mapping[str, Any]] = {}
-        ids = list(subjects)
+        by_key = keys is not None
+        ids = list(keys if keys is not None else subjects)
+        of = set(subjects) if by_key else None
         pg = self._conn.dialect.name == "postgresql"
         wanted = tuple(fields) if fields is not None else None
-        query = _STORED.get((pg, wanted))
+        query = _STORED.get((pg, wanted, by_key))
         if query is None:
-            query = _STORED[(pg, wanted)] = _stored_query(pg, wanted)
+            query = _STORED[(pg, wanted, by_key)] = _stored_query(pg, wanted, by_key)
         parsed: dict[str, Any] = {}  # most employees share the same entries (the cycle's lead times): parsed once
         for start in range(0, len(ids), 500):
             params = {"p_ids": ids[start:start + 500], "p_type": item_type}
-            for key, found_source, status, *payload in self._conn.execute(query, params):
-                if found_source != source or status in ("cancelled", "closed"):
+            for key, found_source, status, subject, *payload in self._conn.execute(query, params).all():
+                if found_source != source or status in ("cancelled", "closed") or (
+                        of is not None and subject not in of):
                     continue
                 if wanted is None:
                     out[key] = json.loads(payload[0])

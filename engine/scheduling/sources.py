@@ -122,9 +122,10 @@ class Directory(Protocol):
         ``value``."""
 
     def stored(self, source: str, item_type: str, subjects: Sequence[str],
-               fields: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]:
+               fields: Sequence[str] | None = None, keys: Sequence[str] | None = None
+               ) -> Mapping[str, Mapping[str, Any]]:
         """Payloads of stored items of ``source`` and ``item_type`` for ``subjects``, by key (preview: none); with
-        ``fields``, only those top-level entries of each payload."""
+        ``fields``, only those top-level entries of each payload; with ``keys``, only the items of those keys."""
 
     def prefetch(self, field_name: str, values: Iterable[str]) -> None:
         """A hint: ``where(field_name, v)`` will be asked for many of ``values`` (a store reads them at once)."""

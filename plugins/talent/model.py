@@ -514,22 +514,34 @@ class DevelopmentCycle:
                    int(m.arises.grace_delta.total_seconds()),
                    not (m.arises.form == "anchor" and m.arises.anchor[0] != "work_year"), m.roles,
                    m.window is not None and m.window.opens.anchor[0] == "work_year") for m in self.moments))
+        partial_ok = appeared_only and since is not None and (self.when is None or self.when.timeless)
+        sinces = since if partial_ok and since is not None else [None] * len(employees)
         stored: Mapping[str, Mapping[str, Any]] = {}
         if directory is not None and years and hasattr(directory, "stored"):
-            # what the plan reads of them: a trajectory's pinned lead times; that a moment is one
-            stored = directory.stored(self.source_id, "trajectory", [e.id for e in employees], fields=("timing",))
-            # moments of leavers that appeared before the leaving date was registered: the policy decides
-            leavers = [e.id for e in employees if e.leaving_date is not None]
+            # what the plan reads of them: a trajectory's pinned lead times; that a moment is one. A full plan reads
+            # every stored trajectory of the employee (what it closes), a partial one (``since``) only the pinned
+            # lead times of the trajectories it plans: those are looked up by their keys
+            whole = [e.id for e, after in zip(employees, sinces, strict=True) if after is None]
+            if whole:
+                stored = directory.stored(self.source_id, "trajectory", whole, fields=("timing",))
+            part = [e.id for e, after in zip(employees, sinces, strict=True) if after is not None]
+            if part:
+                wanted = [f"talent/{self.name}/{year.id}/{ident}/{self.roles[role].name}" for ident in part
+                          for year, roles, _ in years for role in roles if role in self.roles]
+                stored = {**stored, **directory.stored(self.source_id, "trajectory", part, fields=("timing",),
+                                                       keys=wanted)}
+            # moments of leavers that appeared before the leaving date was registered: the policy decides (a full
+            # plan's: a partial one closes nothing)
+            leavers = [e.id for e, after in zip(employees, sinces, strict=True)
+                       if e.leaving_date is not None and after is None]
             if leavers:
                 stored = {**stored, **directory.stored(self.source_id, "moment", leavers, fields=("moment",))}
         people = MemoryDirectory(employees) if directory is None else directory
         if directory is not None and years and self.feedback_rounds:
             prefetch_invitees(self.feedback_rounds, employees, directory)
         keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
-        partial_ok = appeared_only and since is not None and (self.when is None or self.when.timeless)
-        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys,
-                               since[i] if partial_ok and since is not None else None)
-                for i, e in enumerate(employees)]
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys, after)
+                for e, after in zip(employees, sinces, strict=True)]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
