@@ -69,8 +69,9 @@ FLOWS = {
     """,
 }
 
-#: (workflow, data) of each start, in order: kept starts around one whose initial state runs an action
-STARTS = [("nudge", {"n": 1, "list": [{"a": None}, 2.5]}), ("plain", {"x": "y"}), ("nudge", {"n": 2}),
+#: (workflow, data) of each start, in order: kept starts around one whose initial state runs an action (a tuple: JSON
+#: that is not plain, frozen when kept)
+STARTS = [("nudge", {"n": 1, "list": [{"a": None}, 2.5]}), ("plain", {"x": "y", "t": (1, "é")}), ("nudge", {"n": 2}),
           ("stamped", {"s": True}), ("plain", {}), ("nudge", {"n": 3})]
 
 
@@ -220,5 +221,34 @@ def test_a_kept_start_read_or_changed_is_its_record(bundle: CompiledBundle, url:
             assert second is not None and (second.version, dict(second.data)) == (1, {"n": 2})
             assert third is None
             assert [h.event for h in tx.history("k1")] == ["$start"] and len(tx.timers("k2")) == 2
+    finally:
+        engine.close()
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for _ in range(levels):
+        data = {"d": data}
+    return data
+
+
+@pytest.mark.parametrize("data", [{"n": float("nan")}, {"erased": True}, {"s": "lone \ud800"}, _deep(70),
+                                  {"n": "not a number"}])
+def test_a_kept_start_refuses_what_a_start_refuses(bundle: CompiledBundle, core: Registry,
+                                                   data: dict[str, Any]) -> None:
+    """The kept start's data check (``Version.checked_plain``) raises what a start one at a time raises."""
+    engine = _engine(bundle, "memory://", core)
+    runtime = engine.runtime
+    try:
+        with UnitOfWork(engine.store) as uow:
+            with pytest.raises(InvalidData) as one:
+                _start(runtime, uow.tx, "nudge", dict(data), "one", uow.post, kept=False)
+            buffer = StartBuffer(uow.tx)
+            with pytest.raises(InvalidData) as kept:
+                _start(runtime, buffer, "nudge", dict(data), "kept", uow.post)
+            buffer.flush()
+        assert (str(kept.value), kept.value.pointer) == (str(one.value), one.value.pointer)
+        with engine.store.read() as tx:
+            assert tx.instances() == []
     finally:
         engine.close()

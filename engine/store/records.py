@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from regelwerk.frozen import thaw
+from regelwerk.frozen import freeze_json, thaw
 
 __all__ = [
     "ERASED_DATA",
@@ -124,9 +124,10 @@ class StartShape:
 
     def records(self, instance_id: str, data: Mapping[str, Any]) -> tuple[InstanceRecord, HistoryEntry,
                                                                            list[TimerRecord]]:
-        """The instance, history row and timers of the start of ``instance_id`` with ``data`` (the class's text)."""
-        return (InstanceRecord(instance_id, self.workflow, self.definition_version, self.state, data, 1, self.at,
-                               self.at, self.actor, bool(self.timers)),
+        """The instance, history row and timers of the start of ``instance_id`` with ``data`` (the class's text; the
+        instance's data read-only: ``freeze_json(data)``)."""
+        return (InstanceRecord(instance_id, self.workflow, self.definition_version, self.state, freeze_json(data), 1,
+                               self.at, self.at, self.actor, bool(self.timers)),
                 HistoryEntry(instance_id, self.event, "", self.state, self.actor, self.at, self.definition_version, 1,
                              _copied(self.explain)),
                 [TimerRecord(instance_id, self.state, event, due_at, dict(timer_data))

@@ -382,13 +382,15 @@ class WorkflowRuntime:
         """:meth:`_start_tx` against a batch's ``StartBuffer`` (``regelwerk.scheduling.batch``): a start whose initial
         state runs no action is kept as its id, its checked data and the shape the batch's starts of ``rt`` by
         ``actor`` at ``now`` share (made once per batch: the state's timers' due moments, the history's explanation);
-        the same checks in the same order, the same rows. Any other start is :meth:`_start_tx`."""
+        the same checks in the same order, the same rows. Any other start is :meth:`_start_tx`. ``data`` is the start's
+        own (the tick's parse of its item's payload): kept as it is when it is plain JSON (``Version.checked_plain``),
+        frozen when the buffer makes its record."""
         model = rt.model
         initial = rt.machine.state(model.initial)
         if initial.on_enter:
             self._start_tx(buffer, rt, data, actor, instance_id, now, post)
             return
-        frozen = rt.checked(data)
+        checked = rt.checked_plain(data)
         self._remember_definition(buffer, rt, now)
         shape = buffer.shape(rt, actor, now)
         if shape is None:
@@ -396,7 +398,7 @@ class WorkflowRuntime:
                                {"actor": actor.to_dict()},
                                tuple((spec.event, spec.duration.after(now), spec.data) for spec in initial.after))
             buffer.keep_shape(rt, actor, now, shape)
-        buffer.keep_start(instance_id, frozen, shape)
+        buffer.keep_start(instance_id, checked, shape)
 
     def _save_after_actions(self, tx: StoreTx, rt: Version, record: InstanceRecord, work: dict[str, Any],
                             timers: list[TimerRecord]) -> InstanceRecord:
