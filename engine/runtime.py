@@ -300,6 +300,10 @@ class Engine:
                   now: datetime, post: list[Callable[[], None]]) -> InstanceRecord:
         return self.runtime._start_tx(tx, rt, data, actor, instance_id, now, post)
 
+    def _start_kept(self, buffer: Any, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str,
+                    now: datetime, post: list[Callable[[], None]]) -> None:
+        self.runtime._start_kept(buffer, rt, data, actor, instance_id, now, post)
+
     # --- timers, migrations, incidents ------------------------------------------------------------
 
     def fire_due_timers(self, now: datetime | None = None, limit: int | None = None,

@@ -93,6 +93,24 @@ def _copy_rows(n: int) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.mark.parametrize("made", [_rows, _copy_rows], ids=["any", "copy"])
+@pytest.mark.parametrize("count", [1, 2, 50])
+def test_rows_given_column_by_column_write_what_execute_writes(engine: sa.Engine, made: Any, count: int) -> None:
+    """``executemany_columns``: the rows of ``Connection.execute`` (SQLite's executemany, PostgreSQL's COPY, and what
+    goes through SQLAlchemy: one row, an aware datetime for a column without a time zone on PostgreSQL)."""
+    ours, theirs = _two_tables(engine, f"cols{count}")
+    rows = made(count)
+    with engine.begin() as conn:
+        result = bulk.executemany_columns(conn, ours.insert(), {key: [row[key] for row in rows] for key in rows[0]})
+        conn.execute(theirs.insert(), rows)
+    assert result.rowcount in (count, -1)
+    assert _contents(engine, ours) == _contents(engine, theirs)
+    with engine.connect() as conn:
+        texts = [conn.exec_driver_sql(f"SELECT CAST(data AS TEXT) FROM {t.name} ORDER BY id").scalars().all()
+                 for t in (ours, theirs)]
+    assert texts[0] == texts[1]
+
+
 def test_postgresql_copies_what_execute_writes(pg_url: str) -> None:
     """PostgreSQL: plain INSERTs of whole rows go in with COPY, and the rows read back are the ones
     ``Connection.execute`` writes (datetimes, dates, JSON null and values, booleans, text with tabs, newlines,

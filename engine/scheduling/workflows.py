@@ -120,7 +120,11 @@ class EngineStarter:
             return instance_id
         runtime = engine._current(item["workflow"])
         post: list[Callable[[], None]] = []
-        engine._start_tx(tx, runtime, data, SYSTEM, instance_id, now, post)
+        start_kept = getattr(engine, "_start_kept", None) if unit.buffer is not None else None
+        if start_kept is not None:  # kept in the batch's buffer, its rows written column by column
+            start_kept(tx, runtime, data, SYSTEM, instance_id, now, post)
+        else:
+            engine._start_tx(tx, runtime, data, SYSTEM, instance_id, now, post)
         stored = getattr(engine, "_stored_versions", None)
         key = (runtime.model.name, runtime.version)
         if isinstance(stored, set) and key not in stored:  # its definition row is written once per batch

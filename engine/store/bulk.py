@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["executemany"]
+__all__ = ["executemany", "executemany_columns"]
 
 #: the SQL and, per position, (row key, fixed value, bind processor)
 _Plan = tuple[str, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]]
@@ -192,14 +192,33 @@ def _columns(getters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
     return columns
 
 
+def _given_columns(getters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
+                   given: Mapping[str, Sequence[Any]], count: int) -> list[list[Any]] | None:
+    """:func:`_columns` of rows given column by column (``given``: each key's values, ``count`` of them)."""
+    columns: list[list[Any]] = []
+    for name, fixed, process in getters:
+        if fixed is _NO_DEFAULT or fixed is _NAIVE:
+            values = given[name]
+            if fixed is _NAIVE and any(type(v) is datetime and v.tzinfo is not None for v in values):
+                return None
+        else:
+            values = [fixed] * count
+        columns.append([process(v) for v in values] if process is not None else list(values))
+    return columns
+
+
 def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> Any:
     """Write ``rows`` with ``COPY`` (see the module); None when a value needs the driver's conversion."""
-    from sqlalchemy.exc import DBAPIError
-
-    sql, getters = plan
-    columns = _columns(getters, rows)
+    columns = _columns(plan[1], rows)
     if columns is None:
         return None
+    return _copy_columns(conn, statement, plan[0], columns, len(rows))
+
+
+def _copy_columns(conn: Any, statement: Any, sql: str, columns: list[list[Any]], count: int) -> Any:
+    """Write the processed ``columns`` (``count`` rows) with the ``COPY`` command ``sql``."""
+    from sqlalchemy.exc import DBAPIError
+
     # the listeners an execute of the statement would call (the simulation's shared unit: rows it keeps behind for
     # this table are written first); on the simulation's joined connection, the attribute access below also sends
     # the unit's pending savepoint, so the rows go inside it
@@ -212,7 +231,7 @@ def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, An
             with cursor.copy(sql) as copy:
                 for record in zip(*columns, strict=True):
                     copy.write_row(record)
-            count = cursor.rowcount
+            written = cursor.rowcount
     except dbapi.Error as exc:
         # a lost connection is invalidated at once, as Connection.execute does: the rollback that follows does not
         # talk to it (its own error would replace this one) and the pool does not hand it out again
@@ -221,7 +240,7 @@ def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, An
             conn.invalidate(exc)
         raise DBAPIError.instance(sql, None, exc, dbapi.Error, connection_invalidated=lost,
                                   dialect=conn.dialect) from exc
-    return _Copied(count if count >= 0 else len(rows))
+    return _Copied(written if written >= 0 else count)
 
 
 def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -230,7 +249,40 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     the driver's)."""
     if len(rows) < 2:
         return conn.execute(statement, list(rows))
-    keys = tuple(rows[0])
+    plan = _usable_plan(conn, statement, tuple(rows[0]))
+    if plan is None:
+        return conn.execute(statement, list(rows))
+    if conn.dialect.name == "postgresql":
+        copied = _copy(conn, statement, plan, rows)
+        return copied if copied is not None else conn.execute(statement, list(rows))
+    sql, getters = plan
+    columns = _columns(getters, rows)
+    if columns is None:
+        return conn.execute(statement, list(rows))
+    return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def executemany_columns(conn: Any, statement: Any, given: Mapping[str, Sequence[Any]]) -> Any:
+    """:func:`executemany` of rows given column by column: ``given`` maps each bound key to every row's value of it
+    (all of one length), in the order of the row keys. The same statement, values and result, without a dictionary
+    per row where the fast paths take the rows (else the rows are made and go through :func:`executemany`)."""
+    keys = tuple(given)
+    count = len(given[keys[0]]) if keys else 0
+    plan = _usable_plan(conn, statement, keys) if count >= 2 else None
+    if plan is not None:
+        sql, getters = plan
+        columns = _given_columns(getters, given, count)
+        if columns is not None:
+            if conn.dialect.name == "postgresql":
+                return _copy_columns(conn, statement, sql, columns, count)
+            return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    rows = [dict(zip(keys, values, strict=True)) for values in zip(*given.values(), strict=True)]
+    return conn.execute(statement, rows) if plan is not None else executemany(conn, statement, rows)
+
+
+def _usable_plan(conn: Any, statement: Any, keys: tuple[str, ...]) -> _Plan | None:
+    """The plan of ``statement`` binding ``keys`` on ``conn`` (its ``executemany`` or ``COPY``), or None when the rows
+    go through ``Connection.execute`` (see the module)."""
     dialect = conn.dialect
     cache_key = (id(statement), id(dialect), keys)
     entry = _PLANS.get(cache_key)
@@ -241,9 +293,7 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
                                                                                              keys)
         entry = _PLANS[cache_key] = (statement, dialect, made)
     plan = entry[2]
-    if plan is None:
-        return conn.execute(statement, list(rows))
-    if dialect.name == "postgresql":
+    if plan is not None and dialect.name == "postgresql":
         from regelwerk.tenancy.rls import TENANT_OPTION
 
         # row-level security refuses COPY FROM; a connection that has not begun: Connection.execute begins
@@ -252,11 +302,5 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
         options = conn.get_execution_options()
         if options.get(TENANT_OPTION) or options.get("schema_translate_map") or not conn.in_transaction() or \
                 _row_security(conn, statement.table):
-            return conn.execute(statement, list(rows))
-        copied = _copy(conn, statement, plan, rows)
-        return copied if copied is not None else conn.execute(statement, list(rows))
-    sql, getters = plan
-    columns = _columns(getters, rows)
-    if columns is None:
-        return conn.execute(statement, list(rows))
-    return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+            return None
+    return plan

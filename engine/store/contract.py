@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from regelwerk.errors import ConflictError, UnknownInstance
@@ -31,6 +31,7 @@ from regelwerk.store.records import (
     InstanceRecord,
     OutboxEntry,
     PendingFire,
+    StartShape,
     TimerRecord,
 )
 from regelwerk.store.unit import watch_erasures
@@ -746,6 +747,59 @@ class StoreContract:
             assert [h.event for h in tx.history("b2")] == ["$start"]
             assert [t.status for t in tx.timers("b0")] == ["pending"]
             assert [r.id for r in tx.instances()] == ["a0", "b0", "b1", "b2"]
+
+    def test_insert_starts_writes_what_insert_many_of_their_records_writes(self) -> None:
+        """A store's optional ``insert_starts`` (the tick's batch of starts, ``StartShape``): the instances, history
+        rows and timers of ``insert_many`` of each start's ``shape.records``, in the starts' order."""
+        store = self._store()
+        with store.read() as tx:
+            if not hasattr(tx, "insert_starts"):
+                return  # optional: the tick writes such starts' records with insert_many
+        cet = timezone(timedelta(hours=1))
+        timed = StartShape("declaration", "v1", "invited", "system", T0, "$start",
+                           {"actor": {"id": "system", "roles": ["system"]}},
+                           (("remind", datetime(2026, 1, 12, 9, 0, tzinfo=cet), {"n": 1}),
+                            ("expire", T0 + timedelta(days=30), {})))
+        plain = StartShape("leave", "v7", "draft", "anna", (T0 + timedelta(minutes=5)).astimezone(cet), "$start",
+                           {"actor": {"id": "anna", "roles": []}})
+        given: list[tuple[str, dict[str, Any], StartShape]] = [
+            ("1", {"amount": 1, "items": [{"a": None}, 2.5]}, timed), ("2", {"amount": 2}, plain),
+            ("3", {"amount": 3, "nested": {"x": [True]}}, timed), ("4", {}, plain)]
+        made = [shape.records(f"m{n}", data) for n, data, shape in given]
+        with store.transaction() as tx:
+            tx.insert(_record("a0"))
+            tx.insert_many([m[0] for m in made], [m[1] for m in made], [t for m in made for t in m[2]])
+            tx.insert_starts([(f"s{n}", data, shape) for n, data, shape in given])  # type: ignore[attr-defined]
+            tx.add_history(HistoryEntry("a0", "submit", "draft", "sent", "anna", T0, "v1", 2))
+        with store.read() as tx:
+            assert [r.id for r in tx.instances()] == ["a0", "m1", "m2", "m3", "m4", "s1", "s2", "s3", "s4"]
+            history: list[HistoryEntry] = []
+            timers: list[TimerRecord] = []
+            for n, _, _ in given:
+                started, twin = tx.get(f"s{n}"), tx.get(f"m{n}")
+                assert started is not None and twin is not None and started == replace(twin, id=f"s{n}")
+                assert [replace(h, instance_id="", id=None) for h in tx.history(f"s{n}")] == \
+                    [replace(h, instance_id="", id=None) for h in tx.history(f"m{n}")]
+                assert [replace(t, instance_id="", id=None) for t in tx.timers(f"s{n}")] == \
+                    [replace(t, instance_id="", id=None) for t in tx.timers(f"m{n}")]
+                history.extend(tx.history(f"s{n}"))
+                timers.extend(tx.timers(f"s{n}"))
+            assert [(t.event, t.status, dict(t.data)) for t in tx.timers("s3")] == [("remind", "pending", {"n": 1}),
+                                                                                  ("expire", "pending", {})]
+            second = tx.get("s2")
+            assert tx.timers("s2") == [] and second is not None and not second.timers_pending
+            for rows in (history, timers):  # the starts' order, where the store numbers its rows
+                numbers = [row.id for row in rows]
+                assert None in numbers or numbers == sorted(n for n in numbers if n is not None)
+        try:
+            with store.transaction() as tx:
+                tx.insert_starts([("s5", {}, plain), ("s2", {}, plain)])  # type: ignore[attr-defined]
+        except ConflictError:
+            pass
+        else:
+            raise AssertionError("an id that exists must raise ConflictError")
+        with store.read() as tx:
+            assert tx.get("s5") is None and len(tx.history("s2")) == 1
 
     def test_audit_rows(self) -> None:
         store = self._store()

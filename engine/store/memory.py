@@ -35,6 +35,7 @@ from regelwerk.store.records import (
     InstanceRecord,
     OutboxEntry,
     PendingFire,
+    StartShape,
     TimerRecord,
 )
 
@@ -206,6 +207,11 @@ class MemoryTx:
             self.add_history(entry)
         for timer in timers:
             self.add_timer(timer)
+
+    def insert_starts(self, starts: Sequence[tuple[str, Mapping[str, Any], StartShape]]) -> None:
+        """The starts' records (``shape.records``), through :meth:`insert_many`."""
+        made = [shape.records(instance_id, data) for instance_id, data, shape in starts]
+        self.insert_many([m[0] for m in made], [m[1] for m in made], [t for m in made for t in m[2]])
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
                definition_changed: bool = True) -> None:

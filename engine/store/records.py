@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from regelwerk.frozen import thaw
+from regelwerk.frozen import freeze_json, thaw
 
 __all__ = [
     "ERASED_DATA",
@@ -21,6 +21,7 @@ __all__ = [
     "InstanceRecord",
     "OutboxEntry",
     "PendingFire",
+    "StartShape",
     "TimerRecord",
     "is_erased",
 ]
@@ -98,6 +99,48 @@ class TimerRecord:
     id: int | None = None
     fired_at: datetime | None = None
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StartShape:
+    """What the new instances of one definition version share when one actor starts them at one moment and their
+    initial state runs no action: every value of their rows but the id and the data (``StoreTx.insert_starts``).
+
+    A start of this shape is the instance ``InstanceRecord(id, workflow, definition_version, state, data, 1, at, at,
+    actor, bool(timers))``, its history row ``HistoryEntry(id, event, "", state, actor, at, definition_version, 1,
+    explain)`` and one pending ``TimerRecord(id, state, event, due_at, data)`` per ``timers`` member
+    (:meth:`records`). Compared by identity (a batch's starts refer to one shape each)."""
+
+    workflow: str
+    definition_version: str
+    state: str
+    actor: str
+    at: datetime
+    event: str
+    #: the history row's explanation (each row gets its own copy)
+    explain: Mapping[str, Any]
+    #: ``(event, due_at, data)`` of each timer the state sets, in order
+    timers: tuple[tuple[str, datetime, Mapping[str, Any]], ...] = ()
+
+    def records(self, instance_id: str, data: Mapping[str, Any]) -> tuple[InstanceRecord, HistoryEntry,
+                                                                           list[TimerRecord]]:
+        """The instance, history row and timers of the start of ``instance_id`` with ``data`` (the class's text; the
+        instance's data read-only: ``freeze_json(data)``)."""
+        return (InstanceRecord(instance_id, self.workflow, self.definition_version, self.state, freeze_json(data), 1,
+                               self.at, self.at, self.actor, bool(self.timers)),
+                HistoryEntry(instance_id, self.event, "", self.state, self.actor, self.at, self.definition_version, 1,
+                             _copied(self.explain)),
+                [TimerRecord(instance_id, self.state, event, due_at, dict(timer_data))
+                 for event, due_at, timer_data in self.timers])
+
+
+def _copied(value: Any) -> Any:
+    """A copy of plain JSON data, its dicts and lists new all the way down."""
+    if isinstance(value, Mapping):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

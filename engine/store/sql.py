@@ -16,7 +16,7 @@ Concurrency:
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import TracebackType
@@ -36,6 +36,7 @@ from regelwerk.store.records import (
     InstanceRecord,
     OutboxEntry,
     PendingFire,
+    StartShape,
     TimerRecord,
 )
 from regelwerk.store.workflow_tables import (
@@ -83,6 +84,34 @@ def _pragma(cursor: Any, pragma: str) -> None:
         time.sleep(pause)
         waited += pause
         pause = min(pause * 2, 0.1)
+
+
+def _workflow_of(shape: StartShape) -> str:
+    return shape.workflow
+
+
+def _version_of(shape: StartShape) -> str:
+    return shape.definition_version
+
+
+def _state_of(shape: StartShape) -> str:
+    return shape.state
+
+
+def _actor_of(shape: StartShape) -> str:
+    return shape.actor
+
+
+def _event_of(shape: StartShape) -> str:
+    return shape.event
+
+
+def _explain_of(shape: StartShape) -> Mapping[str, Any]:
+    return shape.explain
+
+
+def _timers_pending_of(shape: StartShape) -> bool:
+    return bool(shape.timers)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -569,6 +598,61 @@ class SqlTx:
             executemany(conn, _INSERT_TIMER, [{
                 "instance_id": t.instance_id, "state": t.state, "event": t.event, "data": dict(t.data),
                 "due_at": _utc(t.due_at), "status": "pending", "fired_at": None, "note": ""} for t in timers])
+
+    def insert_starts(self, starts: Sequence[tuple[str, Mapping[str, Any], StartShape]]) -> None:
+        """New instances ``(id, data, shape)`` started in their initial state: the rows of :meth:`insert_many` of each
+        start's ``shape.records(id, data)`` (instances, then history, then timers, in the starts' order), built
+        column by column, what a shape shares converted once (one ``executemany`` per table, no row objects)."""
+        from regelwerk.store.bulk import executemany_columns
+
+        if not starts:
+            return
+        conn = self.connection
+        count = len(starts)
+        ids = [start[0] for start in starts]
+        shapes = [start[2] for start in starts]
+        distinct = list(dict.fromkeys(shapes))
+        at = {shape: _utc(shape.at) for shape in distinct}
+
+        def shared(value: Callable[[StartShape], Any]) -> list[Any]:
+            """Each start's value of its shape (computed once per shape)."""
+            if len(distinct) == 1:
+                return [value(distinct[0])] * count
+            of = {shape: value(shape) for shape in distinct}
+            return [of[shape] for shape in shapes]
+
+        workflows, versions, states = shared(_workflow_of), shared(_version_of), shared(_state_of)
+        actors, times, ones = shared(_actor_of), shared(at.__getitem__), [1] * count
+        try:
+            executemany_columns(conn, _INSERT_INSTANCE, {
+                "id": ids, "workflow": workflows, "definition_version": versions, "state": states,
+                "data": [dict(start[1]) for start in starts], "version": ones,
+                "timers_pending": shared(_timers_pending_of), "created_by": actors, "created_at": times,
+                "updated_at": times})
+        except sa.exc.IntegrityError as exc:  # as in insert_many
+            raise IdInUse(ids[0] if count == 1 else f"one of {count} new instances") from exc
+        executemany_columns(conn, _INSERT_HISTORY, {
+            "instance_id": ids, "version": ones, "event": shared(_event_of), "from_state": [""] * count,
+            "to_state": states, "actor": actors, "at": times, "definition_version": versions,
+            "explain": shared(_explain_of)})
+        if any(shape.timers for shape in distinct):
+            timer_ids: list[str] = []
+            timer_states: list[str] = []
+            events: list[str] = []
+            data: list[dict[str, Any]] = []
+            dues: list[Any] = []
+            due = {shape: [_utc(due_at) for _, due_at, _ in shape.timers] for shape in distinct}
+            for instance_id, _, shape in starts:
+                for (event, _, timer_data), due_at in zip(shape.timers, due[shape], strict=True):
+                    timer_ids.append(instance_id)
+                    timer_states.append(shape.state)
+                    events.append(event)
+                    data.append(dict(timer_data))
+                    dues.append(due_at)
+            number = len(timer_ids)
+            executemany_columns(conn, _INSERT_TIMER, {
+                "instance_id": timer_ids, "state": timer_states, "event": events, "data": data, "due_at": dues,
+                "status": ["pending"] * number, "fired_at": [None] * number, "note": [""] * number})
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
                definition_changed: bool = True) -> None:

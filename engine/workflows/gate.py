@@ -69,6 +69,16 @@ class Version:
         frozen_data: Mapping[str, Any] = freeze_json(data)
         return frozen_data
 
+    def checked_plain(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """:meth:`checked` without the read-only copy when ``data`` is plain JSON (an exact dict of exact dicts, lists
+        and scalars, :func:`_plain_json`): the data itself, checked (schema included), for a caller that owns it and
+        neither changes nor hands it out before it freezes or writes it (the tick's kept starts: the rows are written
+        from it, no copy is made only to be serialised); anything else is :meth:`checked` (the same errors)."""
+        if type(data) is dict and not is_erased(data) and _plain_json(data, MAX_DATA_DEPTH):
+            self.check_schema(data)
+            return data
+        return self.checked(data)
+
     def check_schema(self, data: Mapping[str, Any]) -> None:
         """The data against the workflow's ``data_schema`` (after :meth:`check_data`'s shape checks). A fire asks
         it after the permission: a rule about the merged data (``maxProperties``, ``if``/``then`` on a stored field)

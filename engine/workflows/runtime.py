@@ -36,6 +36,7 @@ from regelwerk.store.records import (
     DefinitionRecord,
     HistoryEntry,
     InstanceRecord,
+    StartShape,
     TimerRecord,
     is_erased,
 )
@@ -375,6 +376,29 @@ class WorkflowRuntime:
         tx.add_history(HistoryEntry(record.id, START_EVENT, "", model.initial, actor.id, now, rt.version, 1,
                                     {"actor": actor.to_dict()}))
         return record
+
+    def _start_kept(self, buffer: Any, rt: Version, data: dict[str, Any], actor: Actor, instance_id: str,
+                    now: datetime, post: list[Callable[[], None]]) -> None:
+        """:meth:`_start_tx` against a batch's ``StartBuffer`` (``regelwerk.scheduling.batch``): a start whose initial
+        state runs no action is kept as its id, its checked data and the shape the batch's starts of ``rt`` by
+        ``actor`` at ``now`` share (made once per batch: the state's timers' due moments, the history's explanation);
+        the same checks in the same order, the same rows. Any other start is :meth:`_start_tx`. ``data`` is the start's
+        own (the tick's parse of its item's payload): kept as it is when it is plain JSON (``Version.checked_plain``),
+        frozen when the buffer makes its record."""
+        model = rt.model
+        initial = rt.machine.state(model.initial)
+        if initial.on_enter:
+            self._start_tx(buffer, rt, data, actor, instance_id, now, post)
+            return
+        checked = rt.checked_plain(data)
+        self._remember_definition(buffer, rt, now)
+        shape = buffer.shape(rt, actor, now)
+        if shape is None:
+            shape = StartShape(model.name, rt.version, model.initial, actor.id, now, START_EVENT,
+                               {"actor": actor.to_dict()},
+                               tuple((spec.event, spec.duration.after(now), spec.data) for spec in initial.after))
+            buffer.keep_shape(rt, actor, now, shape)
+        buffer.keep_start(instance_id, checked, shape)
 
     def _save_after_actions(self, tx: StoreTx, rt: Version, record: InstanceRecord, work: dict[str, Any],
                             timers: list[TimerRecord]) -> InstanceRecord:
