@@ -277,6 +277,51 @@ def test_a_statement_on_their_table_sees_the_rows_written_behind(engine: Any, in
     assert inserts == [2, 1]
 
 
+def test_a_statement_on_one_table_writes_only_that_tables_rows_behind(engine: Any, inserts: list[int]) -> None:
+    other: list[int] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO rw_test_other"):
+            other.append(len(parameters) if executemany else 1)
+
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    insert_other = OTHER.insert()
+    with shared_unit(engine, "t"):
+        for row_id in (1, 2):
+            _behind(engine, row_id)
+            with engine.begin() as conn:
+                assert conn.defer(insert_other, {"id": row_id})
+        with engine.connect() as conn:  # reads rw_test_rows: its rows go now, rw_test_other's stay behind
+            assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 2]
+        assert (inserts, other) == ([2], [])
+        with engine.begin() as conn:
+            assert conn.defer(insert_other, {"id": 3})
+    sa.event.remove(engine, "before_cursor_execute", spy)
+    assert (inserts, other) == ([2], [3])  # the others with the step's commit, in one executemany
+    with type(engine).connect(engine) as conn:
+        assert sorted(conn.execute(sa.select(OTHER.c.id)).scalars()) == [1, 2, 3]
+
+
+def test_rows_kept_before_a_pending_unit_are_written_outside_it_without_its_savepoint(
+        engine: Any, sent: list[str]) -> None:
+    with shared_unit(engine, "t"):
+        with engine.begin():  # an event whose rows stay behind (its savepoint never set: nothing else written)
+            _behind(engine, 1)
+        with pytest.raises(RuntimeError), engine.begin():  # the next event: reads the table, then is refused
+            with engine.connect() as conn:
+                assert list(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1]  # the first event's row, written
+            assert sent == []  # not inside this event's savepoint: none was set for it
+            _insert(engine, 2)
+            raise RuntimeError("refused")
+        with engine.begin():  # a third event, whose savepoint is set when its own row is to be read
+            _behind(engine, 3)
+            with engine.connect() as conn:
+                assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 3]
+    assert _ids(engine) == [1, 3]  # the refusal undid its own row only
+    assert sent == ["SAVEPOINT rw_sp3", "ROLLBACK TO SAVEPOINT rw_sp3", "RELEASE SAVEPOINT rw_sp3",
+                    "SAVEPOINT rw_sp5"]
+
+
 def test_a_rolled_back_unit_drops_its_rows_written_behind_and_those_of_units_inside_it(engine: Any) -> None:
     with shared_unit(engine, "t"):
         _behind(engine, 1)

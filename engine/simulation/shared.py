@@ -35,9 +35,11 @@ rolls back; at most one such savepoint per nesting level is kept.
 Rows written behind: a port may hand an append-only row to the unit (:meth:`_Joined.defer`; the workflow
 store does so for history rows and outbox messages) instead of inserting it. The kept rows are written with
 one ``executemany`` per statement before the step commits, or as soon as a statement of the step touches
-their table (or cannot be told: SQL text), or a SQLAlchemy savepoint (``begin_nested``) begins. A unit that
-rolls back drops the rows kept in it and in the units inside it; rows written inside a unit's savepoint that
-were kept before it began are kept behind again when it rolls back (its rollback undid them).
+their table (those of the tables it touches; all of them when it cannot be told: SQL text), or a SQLAlchemy
+savepoint (``begin_nested``) begins. A unit that rolls back drops the rows kept in it and in the units inside
+it; rows written inside a unit's savepoint that were kept before it began are kept behind again when it rolls
+back (its rollback undid them). Rows kept before the pending units began are written without setting their
+savepoints (the rows are not theirs).
 
 Writes counted: :func:`write_count` tells how many statements of the open unit may have changed a table so far (an
 INSERT, UPDATE or DELETE its table; anything but those and a SELECT, and every savepoint rolled back, any table),
@@ -211,26 +213,48 @@ def _tables_of(statement: Any) -> frozenset[str] | None:
     return names
 
 
-def _flush(shared: _Shared) -> None:
-    """Write the rows written behind (the pending savepoints first: rows kept in a unit belong inside it)."""
-    rows, shared.deferred = shared.deferred, []
-    shared.deferred_tables = set()
-    if rows:
-        if any(not joined.sent and joined.savepoint is not None for joined in shared.open):
-            _send_pending(shared)
-        # else no SAVEPOINT is due: a deferred RELEASE stays deferred (the rows go inside the released savepoint,
-        # which is inside the innermost open unit's: its rollback undoes them, as it must), not sent alone (one
-        # round trip on PostgreSQL before most steps' commits)
-        _write_rows(shared, rows)
+def _flush(shared: _Shared, tables: frozenset[str] | None = None) -> None:
+    """Write the rows written behind, those of ``tables`` only when given (a statement about to touch them: the
+    others stay behind until their own tables are touched or the step ends).
+
+    Rows kept in a pending unit (or one inside it) belong inside its savepoint: the pending savepoints are sent
+    first. When every row to write was kept before the first pending unit began (in units that have committed
+    since, or that are open with their savepoint set), no savepoint is due: they are written inside the innermost
+    unit whose savepoint is set, which remembers them, not inside the pending ones (whose rollback must not undo
+    them); the pending savepoints are then set after them."""
+    rows: list[tuple[int, Any, dict[str, Any]]]
+    if tables is None:
+        rows, shared.deferred = shared.deferred, []
+        shared.deferred_tables = set()
+    else:
+        rows = []
+        kept: list[tuple[int, Any, dict[str, Any]]] = []
+        for row in shared.deferred:
+            (rows if row[1].table.name in tables else kept).append(row)
+        shared.deferred = kept
+        shared.deferred_tables = {row[1].table.name for row in kept}
+    if not rows:
+        return
+    # the pending units are the innermost open ones (see _Joined._pending)
+    pending = next((joined for joined in shared.open if not joined.sent), None)
+    if pending is not None and any(row[0] >= pending.number for row in rows):
+        _send_pending(shared)
+        _write_rows(shared, rows, shared.open[-1])
+        return
+    # else no SAVEPOINT is due: a deferred RELEASE stays deferred (the rows go inside the released savepoint, which
+    # is inside the innermost set one's: its rollback undoes them, as it must), not sent alone (one round trip on
+    # PostgreSQL before most steps' commits)
+    inside = next((joined for joined in reversed(shared.open) if joined.sent), None)
+    _write_rows(shared, rows, inside)
 
 
-def _write_rows(shared: _Shared, rows: list[tuple[int, Any, dict[str, Any]]]) -> None:
+def _write_rows(shared: _Shared, rows: list[tuple[int, Any, dict[str, Any]]], inside: _Joined | None) -> None:
     """One ``executemany`` per statement, in the order the statements first came; each keeps its rows' order (the
     rows written behind are append-only rows of tables that do not refer to each other).
 
-    The rows are now inside the innermost open unit's savepoint, also those kept before it began (in a unit
-    that has committed since, or outside any): the unit remembers them, and if it rolls back, the rows that were
-    not its own are kept behind again (its rollback undid them)."""
+    The rows are now inside the savepoint of ``inside`` (an open unit; None: outside any), also those kept before it
+    began (in a unit that has committed since, or outside any): the unit remembers them, and if it rolls back, the
+    rows that were not its own are kept behind again (its rollback undid them)."""
     by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
     for _tag, statement, parameters in rows:
         by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
@@ -240,8 +264,8 @@ def _write_rows(shared: _Shared, rows: list[tuple[int, Any, dict[str, Any]]]) ->
             executemany(shared.connection, statement, parameters_list)
     finally:
         shared.flushing = flushing
-    if shared.open:
-        shared.open[-1].written.extend(rows)
+    if inside is not None:
+        inside.written.extend(rows)
 
 
 def executemany(connection: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
@@ -277,7 +301,10 @@ class _Joined:
         self.written: list[tuple[int, Any, dict[str, Any]]] = []
 
     def _pending(self) -> bool:
-        return any(not j.sent for j in self._shared.open)
+        # the pending units are the innermost ones (begun since the last SAVEPOINT was sent, which sent every pending
+        # one): one is pending exactly when the innermost is
+        open_units = self._shared.open
+        return bool(open_units) and not open_units[-1].sent
 
     def begin(self) -> _SavepointTx:
         self._shared.savepoints += 1
@@ -289,9 +316,9 @@ class _Joined:
         return _SavepointTx(self)
 
     def share(self, outer: _Joined) -> None:
-        """Take ``outer``'s savepoint as this unit's own instead of sending one: both were pending until now, so
-        nothing was written since ``outer`` began (a write, and every flush of rows written behind, sends the
-        pending savepoints first) and the two would be set at the same place, one right after the other. Rolling
+        """Take ``outer``'s savepoint as this unit's own instead of sending one: both were pending until now, so the
+        two would be set at the same place, one right after the other (nothing of either unit was written yet: a
+        write, and a flush of rows kept in a pending unit, sends the pending savepoints first). Rolling
         back to ``outer``'s undoes exactly what rolling back to this unit's would; a commit has nothing to release
         (``outer`` is still open: the units are nested). An event and the port's unit inside it that writes first
         (a fire's) take one SAVEPOINT, not two."""
@@ -434,7 +461,7 @@ def joinable(sa_engine: Any) -> _Shared:
         if shared.deferred and not shared.flushing:
             names = _tables_of(statement)
             if names is None or not names.isdisjoint(shared.deferred_tables):
-                _flush(shared)
+                _flush(shared, names)
 
     def rollback_savepoint(conn: Any, *_: Any) -> None:
         if conn is shared.connection:  # a SQLAlchemy savepoint (begin_nested) rolled back: rows as they were
