@@ -471,16 +471,21 @@ spec:
     - on: 2027-02-05
       close_vacancy: {vacancy: v2}
     - on: 2027-02-05
+      consent: {candidate: eva}
+    - on: 2027-02-05
+      apply: {id: jan, vacancy: v1, first_name: Jan, email: jan@example.nl}
+    - on: 2027-02-05
       apply: {id: lot, vacancy: v2, first_name: Lot, email: lot@example.nl}
 """
 
 
 def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_row_changed_since(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A day's moves read their candidates in one statement, its applications their vacancies in one, and an
-    application with consent writes its row once (before: a statement per move and per vacancy, and the consent
-    written again); a candidate or vacancy changed by an earlier event of the day is read again, so the move is
-    decided on the facts set that day (read ahead at the day's first move, piet's facts were still missing)."""
+    """A day's moves read their candidates in one statement, its applications their vacancies in one (and which of
+    their ids have a row, so that their rows are written behind), and an application with consent writes its row
+    once (before: a statement per move and per vacancy, and the consent written again); a candidate or vacancy
+    changed by an earlier event of the day is read again, so the move is decided on the facts set that day (read
+    ahead at the day's first move, piet's facts were still missing)."""
     from datetime import date
 
     from regelwerk.simulation import runner
@@ -515,8 +520,8 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
     events = result.summary["events"]
-    assert (events["applied"], events["refusals"][1:]) == (14, [
-        {"day": "2027-02-05", "type": "apply", "key": "story:15", "where": events["refusals"][1]["where"],
+    assert (events["applied"], events["refusals"][1:]) == (16, [
+        {"day": "2027-02-05", "type": "apply", "key": "story:17", "where": events["refusals"][1]["where"],
          "message": "vacancy 'v2' is closed"}])  # v2 was read ahead open at kim's application, then closed
     refusal = events["refusals"][0]  # ans: no budget for v1, no reference check
     assert refusal["day"] == "2027-02-04" and "budget_approved eq True is unknown" in refusal["message"]
@@ -526,6 +531,14 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
 
     assert count("2027-02-02", "SELECT rw_vacancies") == 1  # v1 and v2 in one read (before: 2)
     assert count("2027-02-02", "UPDATE rw_candidates") == 0  # ans's consent is in the row written (before: 1)
+    # no row has the three applications' ids (one read): their rows are written behind, in one executemany after the
+    # day's events, not one INSERT per application
+    assert count("2027-02-02", "SELECT rw_candidates.id \nFROM") == 1
+    assert count("2027-02-02", "INSERT INTO rw_candidates") == 0
+    # kim's row is written behind; eva's consent then writes a candidate (and first kim's row, which it could read):
+    # jan's id is no longer known to be free, so jan's row is inserted at once
+    assert count("2027-02-05", "SELECT rw_candidates.id \nFROM") == 1
+    assert count("2027-02-05", "INSERT INTO rw_candidates") == 2
     assert count("2027-02-03", "SELECT rw_candidates") == 1  # three moves, one read (before: 3)
     # their statuses are written behind (read ahead in the day's transaction, each its instance's only row): in one
     # executemany after the day's events, not one UPDATE per move
@@ -535,5 +548,5 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
         found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
         consent = conn.execute(sa.text("SELECT consent, consent_at IS NOT NULL FROM rw_candidates "
                                        "WHERE id = 'ans'")).one()
-    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new"}
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}
     assert tuple(consent) == (1, 1)

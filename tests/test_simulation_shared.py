@@ -66,7 +66,7 @@ def test_a_unit_that_only_reads_sends_no_savepoint(engine: Any, sent: list[str])
     assert sent == []
 
 
-def test_the_pending_savepoints_of_nested_units_go_in_one_round_trip_before_the_first_write(
+def test_nested_units_pending_at_the_first_write_share_one_savepoint_sent_before_it(
         engine: Any, sent: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     trips: list[tuple[str, ...]] = []
     spy = shared._driver
@@ -81,8 +81,56 @@ def test_the_pending_savepoints_of_nested_units_go_in_one_round_trip_before_the_
         conn.execute(sa.select(ROWS.c.id)).all()
         assert trips == []
         conn.execute(ROWS.insert(), {"id": 1})
-    assert trips == [("SAVEPOINT rw_sp1", "SAVEPOINT rw_sp2")]
+    # the event's and the port's unit inside it: nothing was written between their beginnings, one SAVEPOINT
+    assert trips == [("SAVEPOINT rw_sp1",)]
     assert _ids(engine) == [1]
+
+
+def test_an_inner_unit_that_shares_its_savepoint_rolls_back_its_rows_and_the_outer_one_goes_on(
+        engine: Any, sent: list[str]) -> None:
+    with shared_unit(engine, "t"):
+        with engine.begin():  # an event
+            with pytest.raises(RuntimeError), engine.begin():  # its fire: writes first, then fails
+                _insert(engine, 1)
+                raise RuntimeError("the fire fails")
+            _insert(engine, 2)  # the event goes on (e.g. audits the refusal) and commits
+        with pytest.raises(RuntimeError), engine.begin():  # a second event: the same, then it fails as a whole
+            with pytest.raises(RuntimeError), engine.begin():
+                _insert(engine, 3)
+                raise RuntimeError("the fire fails")
+            _insert(engine, 4)
+            raise RuntimeError("the event is refused")
+        with pytest.raises(RuntimeError), engine.begin():  # a third: its fire commits, the event fails after
+            with engine.begin():
+                _insert(engine, 5)
+            raise RuntimeError("the event is refused")
+        with engine.begin(), engine.begin(), engine.begin():  # three pending units: one savepoint
+            _insert(engine, 6)
+    assert _ids(engine) == [2, 6]
+    assert sent == [
+        "SAVEPOINT rw_sp1",  # the first event's and its fire's (and the fire's insert's)
+        "ROLLBACK TO SAVEPOINT rw_sp1",  # the fire: back to the event's savepoint, which stays set
+        "SAVEPOINT rw_sp4",  # the insert after it: the event wrote (its savepoint was set), a savepoint of its own
+        "RELEASE SAVEPOINT rw_sp1", "SAVEPOINT rw_sp5",  # the second event (the first's RELEASE was deferred)
+        "ROLLBACK TO SAVEPOINT rw_sp5", "SAVEPOINT rw_sp8",
+        "ROLLBACK TO SAVEPOINT rw_sp5", "RELEASE SAVEPOINT rw_sp5",  # the event fails as a whole
+        "SAVEPOINT rw_sp9", "ROLLBACK TO SAVEPOINT rw_sp9", "RELEASE SAVEPOINT rw_sp9",  # the third
+        "SAVEPOINT rw_sp12"]  # the fourth's three units and the insert's
+
+
+def test_a_unit_begun_after_its_enclosing_unit_wrote_sets_a_savepoint_of_its_own(engine: Any, sent: list[str]) -> None:
+    with shared_unit(engine, "t"), engine.begin():
+        with engine.begin():
+            _insert(engine, 1)
+        with pytest.raises(RuntimeError), engine.begin():
+            _insert(engine, 2)
+            raise RuntimeError("this part fails alone")
+        _insert(engine, 3)
+    assert _ids(engine) == [1, 3]
+    # the outer unit and the first part share the first savepoint; the second part and the insert after it (units
+    # begun after the outer one wrote) set their own
+    assert sent == ["SAVEPOINT rw_sp1", "SAVEPOINT rw_sp4", "ROLLBACK TO SAVEPOINT rw_sp4", "RELEASE SAVEPOINT rw_sp4",
+                    "SAVEPOINT rw_sp6"]
 
 
 def test_a_failed_write_rolls_back_its_own_unit_and_the_step_goes_on(engine: Any) -> None:
@@ -141,11 +189,9 @@ def test_a_release_goes_with_the_next_savepoint_and_an_enclosing_release_covers_
         with engine.begin():
             _insert(engine, 2)
     assert _ids(engine) == [1, 2]
-    # first event: its savepoint and the insert's; second event: the first event's RELEASE (which covers
-    # the insert's) then its two savepoints; the last RELEASE is made unnecessary by the commit
-    releases = [s for s in sent if s.startswith("RELEASE")]
-    assert len(releases) == 1
-    assert sent.index(releases[0]) == 2
+    # first event: its savepoint, which the insert's unit shares; second event: the first event's RELEASE then its
+    # savepoint; the last RELEASE is made unnecessary by the commit
+    assert sent == ["SAVEPOINT rw_sp1", "RELEASE SAVEPOINT rw_sp1", "SAVEPOINT rw_sp3"]
 
 
 def test_a_rollback_after_a_deferred_release_undoes_the_released_inner_unit(engine: Any) -> None:
@@ -229,6 +275,51 @@ def test_a_statement_on_their_table_sees_the_rows_written_behind(engine: Any, in
         with engine.connect() as conn:  # SQL text cannot be told apart: it sees them too
             assert conn.execute(sa.text("SELECT count(*) FROM rw_test_rows")).scalar_one() == 3
     assert inserts == [2, 1]
+
+
+def test_a_statement_on_one_table_writes_only_that_tables_rows_behind(engine: Any, inserts: list[int]) -> None:
+    other: list[int] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO rw_test_other"):
+            other.append(len(parameters) if executemany else 1)
+
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    insert_other = OTHER.insert()
+    with shared_unit(engine, "t"):
+        for row_id in (1, 2):
+            _behind(engine, row_id)
+            with engine.begin() as conn:
+                assert conn.defer(insert_other, {"id": row_id})
+        with engine.connect() as conn:  # reads rw_test_rows: its rows go now, rw_test_other's stay behind
+            assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 2]
+        assert (inserts, other) == ([2], [])
+        with engine.begin() as conn:
+            assert conn.defer(insert_other, {"id": 3})
+    sa.event.remove(engine, "before_cursor_execute", spy)
+    assert (inserts, other) == ([2], [3])  # the others with the step's commit, in one executemany
+    with type(engine).connect(engine) as conn:
+        assert sorted(conn.execute(sa.select(OTHER.c.id)).scalars()) == [1, 2, 3]
+
+
+def test_rows_kept_before_a_pending_unit_are_written_outside_it_without_its_savepoint(
+        engine: Any, sent: list[str]) -> None:
+    with shared_unit(engine, "t"):
+        with engine.begin():  # an event whose rows stay behind (its savepoint never set: nothing else written)
+            _behind(engine, 1)
+        with pytest.raises(RuntimeError), engine.begin():  # the next event: reads the table, then is refused
+            with engine.connect() as conn:
+                assert list(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1]  # the first event's row, written
+            assert sent == []  # not inside this event's savepoint: none was set for it
+            _insert(engine, 2)
+            raise RuntimeError("refused")
+        with engine.begin():  # a third event, whose savepoint is set when its own row is to be read
+            _behind(engine, 3)
+            with engine.connect() as conn:
+                assert sorted(conn.execute(sa.select(ROWS.c.id)).scalars()) == [1, 3]
+    assert _ids(engine) == [1, 3]  # the refusal undid its own row only
+    assert sent == ["SAVEPOINT rw_sp3", "ROLLBACK TO SAVEPOINT rw_sp3", "RELEASE SAVEPOINT rw_sp3",
+                    "SAVEPOINT rw_sp5"]
 
 
 def test_a_rolled_back_unit_drops_its_rows_written_behind_and_those_of_units_inside_it(engine: Any) -> None:

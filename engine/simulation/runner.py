@@ -667,12 +667,15 @@ def _play(run: _Run, handover: list[Any], start: date, end: date, progress: Prog
                             section_lines(run.registry, summary))
 
 
+#: the text :func:`fingerprint` hashes (``json.dumps`` with these options, without an encoder made per event)
+_FINGERPRINT_TEXT = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def fingerprint(event: DatedEvent) -> str:
     """What an event does (type, day, arguments), hashed: stored with its record, compared on a resume."""
     import hashlib
 
-    text = json.dumps([event.type, event.day.isoformat() if event.day else None, event.args], sort_keys=True,
-                      default=str, separators=(",", ":"))
+    text = _FINGERPRINT_TEXT.encode([event.type, event.day.isoformat() if event.day else None, event.args])
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
 

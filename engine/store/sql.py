@@ -457,7 +457,10 @@ class SqlRows:
         if not row:
             self._conn.execute(self._table.insert().values())
             return
-        self._conn.execute(self._table.insert(), row)
+        statement = _ROWS_STATEMENTS.get((self._table, "insert"))
+        if statement is None:  # one statement object per table (SQLAlchemy's cache key is not walked for each row)
+            statement = _ROWS_STATEMENTS[(self._table, "insert")] = self._table.insert()
+        self._conn.execute(statement, row)
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""

@@ -61,6 +61,9 @@ class KnownRows:
     current: Callable[[], bool] | None = None
     #: ``sync_status`` handed its update to the transaction to write behind (its own write is not counted yet)
     behind: bool = False
+    #: True when provably no candidate row has the applicant's id (the simulation's day of applications read ahead):
+    #: the application's row may then be written behind (its INSERT cannot fail when written)
+    absent: Callable[[], bool] | None = None
 
 
 _KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_rows", default=None)
@@ -68,12 +71,12 @@ _KNOWN: ContextVar[KnownRows | None] = ContextVar("regelwerk_recruitment_known_r
 
 @contextmanager
 def known_rows(instance_id: str, vacancy: Mapping[str, Any], candidate: Mapping[str, Any] | None = None,
-               applicant: Mapping[str, Any] | None = None, current: Callable[[], bool] | None = None
-               ) -> Iterator[KnownRows]:
+               applicant: Mapping[str, Any] | None = None, current: Callable[[], bool] | None = None,
+               absent: Callable[[], bool] | None = None) -> Iterator[KnownRows]:
     """Hand the vacancy (and candidate) just read to the actions of the fire made inside the block; on a start,
-    the applicant's data for ``sync_status``; ``current``: see :class:`KnownRows`."""
+    the applicant's data for ``sync_status``; ``current``, ``absent``: see :class:`KnownRows`."""
     known = KnownRows(instance_id, dict(vacancy), dict(candidate) if candidate is not None else None,
-                      applicant=dict(applicant) if applicant is not None else None, current=current)
+                      applicant=dict(applicant) if applicant is not None else None, current=current, absent=absent)
     token = _KNOWN.set(known)
     try:
         yield known
@@ -134,7 +137,14 @@ def sync_status(ctx: Any) -> None:
             raise UsageError("recruitment instances start through Recruitment.apply (no applicant data)")
         row = {**dict(applicant), "instance_id": ctx.instance.id, "applied_at": moment,
                "consent_at": moment if applicant.get("consent") else None, **values}
-        rows.insert(row)
+        behind = False
+        if known is not None and known.applicant is not None and known.absent is not None and known.absent():
+            # no row has its id (read in this transaction, no candidate written since): the INSERT cannot fail, so it
+            # may wait to go with the day's others in one executemany (dropped if this start rolls back)
+            port = candidate_store(ctx.tx)
+            behind = port is not None and port.insert_behind(row)
+        if not behind:
+            rows.insert(row)
         if known is not None:
             known.candidate, known.confirmed = row, True
         return

@@ -206,6 +206,22 @@ class CandidateStoreContract:
             assert port.set_status_behind("cand-c1", {"status": "offer"}) is False
             assert port.candidates_by_id(["c1"])[0]["status"] != "offer"
 
+    def test_existing_ids_and_an_application_written_behind_only_where_the_transaction_writes_rows_behind(
+            self) -> None:
+        from regelwerk_packs.recruitment.ports import APPLICATION_COLUMNS
+
+        store = self._store()
+        with store.transaction() as tx:
+            port = self._port(tx)
+            assert port.existing_ids(["c1", "c2", "nobody", "c1"]) == {"c1", "c2"}
+            assert port.existing_ids([]) == set()
+            row = {name: value for name, value in _candidate("new").items() if name in APPLICATION_COLUMNS}
+            assert set(row) == set(APPLICATION_COLUMNS)
+            # a store's own transaction writes nothing behind: the caller inserts now (nothing done here)
+            assert port.insert_behind(row) is False
+            assert port.insert_behind({**row, "facts": {}}) is False
+            assert port.existing_ids(["new"]) == set()
+
     def test_kept_per_group(self) -> None:
         store = self._store()
         with store.read() as tx:

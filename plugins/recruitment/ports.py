@@ -19,7 +19,12 @@ from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
 
-__all__ = ["CandidateStore", "DueCandidate", "GroupKept", "RetentionLogRow", "candidate_store"]
+__all__ = ["APPLICATION_COLUMNS", "CandidateStore", "DueCandidate", "GroupKept", "RetentionLogRow", "candidate_store"]
+
+#: the columns of a candidate row an application writes (``sync_status`` on the start of ``Recruitment.apply``'s
+#: instance): every column but the renewal request and the declared facts, which stay NULL
+APPLICATION_COLUMNS = ("id", "vacancy_id", "first_name", "last_name", "email", "phone", "details", "source", "consent",
+                       "instance_id", "applied_at", "consent_at", "status", "status_group", "archived", "status_since")
 
 
 class DueCandidate(NamedTuple):
@@ -100,6 +105,14 @@ class CandidateStore(Protocol):
     def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
         """Write the status columns of the instance's candidate row behind, where the transaction writes rows behind
         (in bulk, before anything reads the table and before the commit); False when it does not (nothing done)."""
+
+    def existing_ids(self, candidate_ids: Sequence[str]) -> set[str]:
+        """Which of these candidate ids have a row (one read)."""
+
+    def insert_behind(self, row: Mapping[str, Any]) -> bool:
+        """Write a new application's candidate row (exactly :data:`APPLICATION_COLUMNS`) behind, where the transaction
+        writes rows behind (as :meth:`set_status_behind`); False when it does not, or for other columns (nothing
+        done). The caller knows that no row has its id (the insert cannot fail when it is written)."""
 
     def vacancy_count(self) -> int:
         """How many vacancies there are (open or closed)."""

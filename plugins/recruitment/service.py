@@ -62,7 +62,8 @@ class Recruitment:
         self._vacancy_memo = vacancy_memo
         # rows of candidates the caller read ahead in its transaction (the simulation's day of moves):
         # ``take(candidate_id)`` -> (candidate, vacancy) or None (read them now), ``moved(instance_id, confirmed)``
-        # after each move (its own write of the candidate's row; see regelwerk_packs.recruitment.simulation)
+        # after each move (its own write of the candidate's row), optionally ``known_absent(candidate_id)``: whether
+        # provably no candidate row has an application's id (see regelwerk_packs.recruitment.simulation)
         self._read_ahead = read_ahead
         self.compiled = engine.bundle
         self.settings: RecruitmentSettings = settings_of(self.compiled, settings)
@@ -255,8 +256,11 @@ class Recruitment:
         data = {"candidate_id": cid, "vacancy_id": vacancy_id, "team": list(vacancy["team"]),
                 "manager": vacancy["manager"]}
         instance_id = f"cand-{cid}"
-        # sync_status stores the applicant (its data never enters the instance), the on_apply mail reuses the vacancy
-        with known_rows(instance_id, vacancy, applicant=applicant):
+        # sync_status stores the applicant (its data never enters the instance), the on_apply mail reuses the vacancy;
+        # the row may be written behind where the caller proves that no candidate row has its id (read_ahead)
+        absent = getattr(self._read_ahead, "known_absent", None)
+        with known_rows(instance_id, vacancy, applicant=applicant,
+                        absent=partial(absent, cid) if absent is not None else None):
             self.engine.start(workflow.workflow, None, actor=who, instance_id=instance_id, system_data=data)
         return cid
 

@@ -85,7 +85,12 @@ class DayOfMoves:
             return None
         memo.pop("sole", None)
         if "rows" not in memo:
-            memo["rows"] = self._read()
+            memo["rows"] = read = self._read()
+            # the candidates read, per instance (moved() drops an instance's rows)
+            by_instance: dict[str, list[str]] = {}
+            for ident, (candidate, _vacancy, _sole) in read.items():
+                by_instance.setdefault(str(candidate["instance_id"]), []).append(ident)
+            memo["by_instance"] = by_instance
             # counted after the read: the read's SELECT first writes the rows the step kept behind (a move's status)
             memo["writes"] = writes = self.sim.writes(*_AHEAD_TABLES)
         rows: dict[str, Any] = memo["rows"]
@@ -125,9 +130,42 @@ class DayOfMoves:
             rows.clear()
             return
         # the UPDATE matched by instance id: every row of that instance read ahead is no longer current
-        for candidate_id in [c for c, (candidate, _v, _s) in rows.items() if candidate["instance_id"] == instance_id]:
-            del rows[candidate_id]
+        for candidate_id in memo["by_instance"].pop(instance_id, ()):
+            rows.pop(candidate_id, None)
         memo["writes"] = writes
+
+    #: the day's applications' candidate ids without a row (read ahead) and the write count when they were read
+    ABSENT = "recruitment.applications_ahead"
+
+    def known_absent(self, candidate_id: str) -> bool:
+        """Whether provably no candidate row has this id, so an application's row may be written behind (its INSERT
+        cannot fail when it is written): the ids the day's applications name that had no row when read (in one
+        statement, at the first application that asks), while ``sim.writes(rw_candidates)`` is what it was then (no
+        statement of the step has written a candidate since; SQLite only, see :func:`_reads_ahead`). The rows the
+        step writes behind meanwhile are not counted until written; each id is handed out once, so two
+        applications naming one id (the second is refused: its instance exists) are never both written behind.
+        Any change, and the ids left are forgotten: each application inserts its row at once, as before."""
+        sim = self.sim
+        writes = sim.writes("rw_candidates")
+        if writes is None or not _reads_ahead(sim):
+            return False
+        memo = sim.step_memo(self.ABSENT)
+        if "ids" not in memo:
+            ids = sorted({str(a["id"]) for a in sim.day_events("apply") if a.get("id") is not None})
+            absent: set[str] = set()
+            if len(ids) >= 2:  # one application: as many statements either way
+                with sim.engine.store.read() as tx:
+                    absent = set(ids) - _store(tx).existing_ids(ids)
+                writes = sim.writes("rw_candidates")  # after the read (which first writes the rows kept behind)
+            memo["ids"], memo["writes"] = absent, writes
+        found: set[str] = memo["ids"]
+        if memo["writes"] != writes:
+            found.clear()
+            return False
+        if candidate_id not in found:
+            return False
+        found.discard(candidate_id)
+        return True
 
     def _read(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]]:
         sim = self.sim

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from regelwerk.outbox.queue import utc_naive
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
-from regelwerk_packs.recruitment.ports import DueCandidate, GroupKept, RetentionLogRow
+from regelwerk_packs.recruitment.ports import APPLICATION_COLUMNS, DueCandidate, GroupKept, RetentionLogRow
 from regelwerk_packs.recruitment.tables import candidates, questionnaires, retention_log, vacancies
 
 __all__ = ["SqlCandidateStore", "rule_predicates", "sql_candidate_store"]
@@ -41,6 +41,9 @@ _SHARING = candidates.alias("sharing")
 _WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
     sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
     .scalar_subquery().label("rows_of_instance"))
+_EXISTING_IDS = sa.select(_C.id).where(_C.id.in_(_IDS))
+#: an application's row written behind: one statement object, so a day's rows go in one executemany
+_INSERT_APPLICATION = candidates.insert()
 #: the columns ``sync_status`` sets on a move
 STATUS_COLUMNS = ("status", "status_group", "archived", "status_since")
 _SET_STATUS = candidates.update().where(_C.instance_id == sa.bindparam("m_instance_id")).values(
@@ -241,6 +244,19 @@ class SqlCandidateStore:
             return False
         params = {"m_instance_id": instance_id, **{f"v_{name}": values[name] for name in STATUS_COLUMNS}}
         return bool(defer(_SET_STATUS, params))
+
+    def existing_ids(self, candidate_ids: Sequence[str]) -> set[str]:
+        """Which of these candidate ids have a row (one statement)."""
+        return set(self._conn.execute(_EXISTING_IDS, {"ids": sorted(set(candidate_ids))}).scalars())
+
+    def insert_behind(self, row: Mapping[str, Any]) -> bool:
+        """Hand the INSERT of an application's candidate row (exactly ``APPLICATION_COLUMNS``) to a connection that
+        writes rows behind (as :meth:`set_status_behind`: with the step's others in one ``executemany``). False:
+        nothing was done (another connection, or other columns): insert now. The caller knows no row has the id."""
+        defer = getattr(self._conn, "defer", None)
+        if defer is None or len(row) != len(APPLICATION_COLUMNS) or not all(n in row for n in APPLICATION_COLUMNS):
+            return False
+        return bool(defer(_INSERT_APPLICATION, {name: row[name] for name in APPLICATION_COLUMNS}))
 
     def vacancy_count(self) -> int:
         """How many vacancies there are."""
