@@ -59,7 +59,7 @@ def _stored_query(pg: bool, fields: tuple[str, ...] | None, by_key: bool = False
             columns.append(cast(cast(items.c.payload, JSON).op("->")(literal(name)), Text))
         else:
             columns.append(func.json_quote(func.json_extract(items.c.payload, f'$."{name}"')))
-    return select(*columns).where(one_of(items.c.key if by_key else items.c.subject, "p_ids", pg),
+    return select(*columns).where(one_of(items.c.key if by_key else items.c.subject, "p_ids", pg, sole=True),
                                   items.c.item_type == bindparam("p_type"))
 
 

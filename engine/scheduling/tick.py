@@ -275,9 +275,9 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         # or cancelled, due after now: what the plan may cancel or reinstate). The database compares the times, so
         # the thousands of rows of a batch are not parsed into datetimes
         "items": select(items.c.key, open_status, items.c.source, items.c.subject
-                        ).where(one_of(items.c.subject, "p_subjects", pg)),
+                        ).where(one_of(items.c.subject, "p_subjects", pg, sole=True)),
         # the planned items that are stored already (by their unique key), with the same status
-        "desired": select(items.c.key, open_status).where(one_of(items.c.key, "p_keys", pg)),
+        "desired": select(items.c.key, open_status).where(one_of(items.c.key, "p_keys", pg, sole=True)),
         "open": select(items.c.key).where(one_of(items.c.key, "p_keys", pg),
                                           items.c.status.in_(("planned", "ready", "active"))),
     })

@@ -15,6 +15,7 @@ Concurrency:
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
@@ -254,15 +255,35 @@ def _timer(row: Row[Any]) -> TimerRecord:
                        sys.intern(m["status"]), m["id"], _utc(m["fired_at"]), m["note"])
 
 
-def one_of(column: Any, name: str, postgres: bool) -> Any:
+class _JsonList(sa.types.TypeDecorator[Any]):
+    """A list bound as one JSON text (``one_of`` on SQLite: read back by ``json_each``)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps(list(value))
+
+
+def one_of(column: Any, name: str, postgres: bool, *, sole: bool = False) -> Any:
     """``column IN (<the list bound as name>)``. On PostgreSQL ``column = ANY(<array>)``: one parameter however long
     the list, so the statement's text stays the same and psycopg prepares it once (an IN of 500 parameters is
-    parsed and planned again on every call); elsewhere an expanding IN."""
+    parsed and planned again on every call); elsewhere an expanding IN.
+
+    ``sole``: on SQLite, when this is the statement's only use of an index (no other condition the planner could
+    prefer), ``column IN (SELECT value FROM json_each(<the list as JSON>))``: one parameter as well, the column's
+    index searched once per value as with an IN of parameters, without SQLAlchemy writing out and binding a
+    placeholder per value on every call (a batch of 500 keys: 1.2 ms against 1.4-2.0 ms). Not beside other
+    conditions: SQLite guesses such a list long and may then pick another index (the timers of some instances,
+    ``status`` or ``instance_id``, went to the status index). The list's values are strings or integers."""
     if postgres:
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return column == sa.any_(sa.bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(sa.bindparam(name, expanding=True))
+    if not sole:
+        return column.in_(sa.bindparam(name, expanding=True))
+    values = sa.func.json_each(sa.bindparam(name, type_=_JsonList())).table_valued("value")
+    return column.in_(sa.select(values.c.value).scalar_subquery())
 
 
 _I = rw_instances.c
@@ -282,8 +303,8 @@ def _cancellable(instances: Any) -> Any:
 _PENDING_OF = {pg: sa.select(rw_timers.c.id, rw_timers.c.instance_id).where(
     one_of(rw_timers.c.instance_id, "p_ids", pg),
     _cancellable(lambda column, pg=pg: one_of(column, "p_ids", pg))) for pg in (False, True)}
-_GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
-_EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg)) for pg in (False, True)}
+_GET_MANY = {pg: sa.select(rw_instances).where(one_of(_I.id, "p_ids", pg, sole=True)) for pg in (False, True)}
+_EXISTING = {pg: sa.select(_I.id).where(one_of(_I.id, "p_ids", pg, sole=True)) for pg in (False, True)}
 _LOCK_INSTANCES = sa.select(_I.id).where(one_of(_I.id, "p_ids", True)).order_by(_I.id).with_for_update()
 #: a transition's update, by (data changed, definition version changed): what is left out is not written (and
 #: an index over it, such as (workflow, definition_version), is not touched)
