@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from regelwerk.store.records import (
     AuditEntry,
     DefinitionRecord,
+    DueBatch,
     ErasureCount,
     HistoryEntry,
     IncidentRecord,
@@ -119,6 +120,11 @@ class StoreTx(Protocol):
         In the lock order: their instances are locked first (instances another transaction holds are
         skipped, not waited for), then the timers. Several workers claim disjoint batches.
         """
+
+    def claim_due_batch(self, now: datetime, limit: int) -> DueBatch:
+        """:meth:`claim_due_timers`, with what firing the batch reads first: the claimed timers' instances (as
+        :meth:`get_many`, after the claim has locked them) and per instance how many timers a cancel would change
+        (as :meth:`pending_timers`, counted). SQL reads them with the claim (SQLite: one statement)."""
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
                          expected_note: str | None = None) -> bool:

@@ -26,6 +26,7 @@ from regelwerk.store.base import Store
 from regelwerk.store.records import (
     AuditEntry,
     DefinitionRecord,
+    DueBatch,
     HistoryEntry,
     IncidentRecord,
     InstanceRecord,
@@ -683,6 +684,49 @@ class StoreContract:
             assert tx.cancel_timers("i1", T0) == 0
         with store.read() as tx:
             assert [t.status for t in tx.timers("i1")] == ["cancelled", "failed", "failed", "cancelled"]
+
+    def test_a_due_batch_claimed_with_its_instances_and_what_a_cancel_would_change(self) -> None:
+        """``claim_due_batch``: the timers ``claim_due_timers`` claims, their instances as they are now, and per
+        instance how many timers a cancel would change: pending ones (claimed or not, due or not) and failed ones
+        whose incident is open; not a failed one whose incident is closed, nor a fired one, nor another instance's."""
+        store = self._store()
+        with store.transaction() as tx:
+            for name in ("i1", "i2", "i3", "i4"):
+                tx.insert(_record(name, amount=len(name)))
+            for day in (1, 2):
+                tx.add_timer(TimerRecord("i1", "draft", "expire", T0 + timedelta(days=day)))
+            tx.add_timer(TimerRecord("i2", "draft", "remind", T0 + timedelta(days=1), {"n": 1}))
+            tx.add_timer(TimerRecord("i2", "draft", "expire", T0 + timedelta(days=30)))  # not due
+            for day in (0, 0, 0, 1):
+                tx.add_timer(TimerRecord("i3", "draft", "expire", T0 + timedelta(days=day)))
+            tx.add_timer(TimerRecord("i4", "draft", "expire", T0 + timedelta(days=9)))  # not due: not claimed
+        with store.transaction() as tx:
+            waiting, closed, fired, due = sorted(t.id or 0 for t in tx.timers("i3"))
+            tx.finish_timers([(waiting, "failed", T0, ""), (closed, "failed", T0, ""), (fired, "fired", T0, "")])
+            tx.add_incident(IncidentRecord("i3", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=waiting))
+            gone = tx.add_incident(IncidentRecord("i3", "expire", "builtins.KeyError", "'x'", T0, T0, timer_id=closed))
+            tx.set_incident(gone.id or 0, "resolved", T0, "by hand")
+            tx.update(replace(_record("i2", amount=7), state="submitted", version=2), 1)
+        now = T0 + timedelta(days=5)
+        with store.transaction() as tx:
+            batch = tx.claim_due_batch(now, 3)  # i1's second timer is left for the next batch
+            assert [(t.instance_id, t.event) for t in batch.timers] == [("i1", "expire"), ("i2", "remind"),
+                                                                       ("i3", "expire")]
+            assert dict(batch.timers[1].data) == {"n": 1} and batch.timers[2].id == due
+            assert sorted(batch.instances) == ["i1", "i2", "i3"]
+            second = batch.instances["i2"]
+            assert (second.state, second.version, dict(second.data)) == ("submitted", 2, {"amount": 7})
+            assert batch.instances["i1"] == tx.get("i1")
+            assert batch.cancellable == {"i1": 2, "i2": 2, "i3": 2}
+            assert {i: len(p) for i, p in tx.pending_timers(sorted(batch.instances)).items()} == batch.cancellable
+            for timer in batch.timers:
+                tx.finish_timer(timer.id or 0, "fired", now)
+        with store.transaction() as tx:
+            rest = tx.claim_due_batch(now, 10)
+            assert [t.instance_id for t in rest.timers] == ["i1"] and rest.cancellable == {"i1": 1}
+            tx.finish_timer(rest.timers[0].id or 0, "fired", now)
+        with store.transaction() as tx:
+            assert tx.claim_due_batch(now, 10) == DueBatch([], {}, {})
 
     def test_rows_of_a_declared_table_by_equality(self) -> None:
         store = self._store()

@@ -29,6 +29,7 @@ from regelwerk.store.records import (
     ERASED_DATA,
     AuditEntry,
     DefinitionRecord,
+    DueBatch,
     ErasureCount,
     HistoryEntry,
     IncidentRecord,
@@ -371,6 +372,12 @@ class MemoryTx:
         """The oldest pending due timers (the store lock already excludes others)."""
         due = [t for t in self._store._timers.values() if t.status == "pending" and t.due_at <= now]
         return sorted(due, key=lambda t: (t.due_at, t.id or 0))[:limit]
+
+    def claim_due_batch(self, now: datetime, limit: int) -> DueBatch:
+        """The oldest pending due timers, their instances and their counts of timers a cancel would change."""
+        timers = self.claim_due_timers(now, limit)
+        ids = [timer.instance_id for timer in timers]
+        return DueBatch(timers, self.get_many(ids), {i: len(p) for i, p in self.pending_timers(ids).items()})
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
                          expected_note: str | None = None) -> bool:

@@ -15,6 +15,7 @@ __all__ = [
     "INSTANCE_ID_LENGTH",
     "AuditEntry",
     "DefinitionRecord",
+    "DueBatch",
     "ErasureCount",
     "HistoryEntry",
     "IncidentRecord",
@@ -141,6 +142,17 @@ def _copied(value: Any) -> Any:
     if isinstance(value, list):
         return [_copied(item) for item in value]
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class DueBatch:
+    """A claimed batch of due timers (``StoreTx.claim_due_batch``): the timers, oldest first; those of their
+    instances that exist, by id; and for each of these instances how many of its timers a ``cancel_timers`` would
+    change (pending, and failed with an open incident), the batch's own among them."""
+
+    timers: list[TimerRecord]
+    instances: dict[str, InstanceRecord]
+    cancellable: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)

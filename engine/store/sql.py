@@ -31,6 +31,7 @@ from regelwerk.store.records import (
     ERASED_DATA,
     AuditEntry,
     DefinitionRecord,
+    DueBatch,
     ErasureCount,
     HistoryEntry,
     IncidentRecord,
@@ -190,6 +191,13 @@ def _instance(row: Row[Any]) -> InstanceRecord:
     return InstanceRecord(m["id"], m["workflow"], m["definition_version"], m["state"], m["data"], m["version"],
                           _aware(m["created_at"]), _aware(m["updated_at"]), m["created_by"],
                           bool(m["timers_pending"]))
+
+
+def _joined_instance(m: Any) -> InstanceRecord:
+    """The instance columns of a row that has them as ``i_`` and the column's name (``_CLAIM_BATCH_SQLITE``)."""
+    return InstanceRecord(m["i_id"], m["i_workflow"], m["i_definition_version"], m["i_state"], m["i_data"],
+                          m["i_version"], _aware(m["i_created_at"]), _aware(m["i_updated_at"]), m["i_created_by"],
+                          bool(m["i_timers_pending"]))
 
 
 def _as_written(current: InstanceRecord, row: Mapping[str, Any]) -> bool:
@@ -394,6 +402,23 @@ _DUE_TIMERS_AFTER = _DUE_TIMERS.where(sa.tuple_(_T.due_at, _T.id) > sa.tuple_(sa
 #: lock: no other worker can fail, reschedule or claim one between a list and a claim, so none is made)
 _CLAIM_SQLITE = (sa.select(rw_timers).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
                  .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
+#: SQLite: a claim's timers with their instances (``i_`` and the column's name; none when the instance is missing)
+#: and, per timer, how many of its instance's timers a cancel would change (``_cancellable`` over another alias of
+#: the timers): ``claim_due_batch`` in one statement
+_OTHER = rw_timers.alias("other")
+_CANCELLABLE_COUNT = (sa.select(sa.func.count()).select_from(_OTHER).where(
+    _OTHER.c.instance_id == _T.instance_id,
+    sa.or_(_OTHER.c.status == "pending", sa.and_(_OTHER.c.status == "failed", _OTHER.c.id.in_(
+        sa.select(rw_incidents.c.timer_id).where(rw_incidents.c.instance_id == _OTHER.c.instance_id,
+                                                 rw_incidents.c.status == "open",
+                                                 rw_incidents.c.timer_id.is_not(None))))))
+    .correlate(rw_timers).scalar_subquery())
+_CLAIM_BATCH_SQLITE = (
+    sa.select(rw_timers, *(column.label(f"i_{column.name}") for column in rw_instances.c),
+              _CANCELLABLE_COUNT.label("cancellable"))
+    .select_from(rw_timers.outerjoin(rw_instances, _I.id == _T.instance_id))
+    .where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
+    .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
 _OUTBOX_INSERT: list[Any] = []
 
 
@@ -857,7 +882,38 @@ class SqlTx:
         """Up to ``limit`` due timers, oldest first: on PostgreSQL their instances locked first, then the timers; on
         SQLite in one statement (the write unit's ``BEGIN IMMEDIATE`` holds the database's write lock)."""
         if not self._postgres:
-            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})]
+            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})
+                    .all()]
+        return self._claim_postgres(now, limit, None)
+
+    def claim_due_batch(self, now: datetime, limit: int) -> DueBatch:
+        """:meth:`claim_due_timers` with the timers' instances and their counts of timers a cancel would change. On
+        SQLite one statement (the claim joined with the instances, the count a subquery: the write lock keeps them
+        one moment); on PostgreSQL the lock of the instances reads their rows, and the count is
+        :meth:`pending_timers`'s, read after the claim (the timers locked, as before)."""
+        if not self._postgres:
+            timers: list[TimerRecord] = []
+            instances: dict[str, InstanceRecord] = {}
+            cancellable: dict[str, int] = {}
+            for row in self.connection.execute(_CLAIM_BATCH_SQLITE, {"p_now": _utc(now), "p_limit": limit}).all():
+                timer = _timer(row)
+                timers.append(timer)
+                m = row._mapping
+                if m["i_id"] is not None and timer.instance_id not in instances:
+                    instances[timer.instance_id] = _joined_instance(m)
+                    cancellable[timer.instance_id] = m["cancellable"]
+            return DueBatch(timers, instances, cancellable)
+        locked: dict[str, InstanceRecord] = {}
+        timers = self._claim_postgres(now, limit, locked)
+        ids = {timer.instance_id for timer in timers}
+        pending = self.pending_timers(sorted(ids)) if ids else {}
+        return DueBatch(timers, {i: r for i, r in locked.items() if i in ids},
+                        {i: len(pending.get(i, ())) for i in ids if i in locked})
+
+    def _claim_postgres(self, now: datetime, limit: int, rows: dict[str, InstanceRecord] | None
+                        ) -> list[TimerRecord]:
+        """PostgreSQL's claim: the instances of the oldest due timers locked (``SKIP LOCKED``), then the timers; with
+        ``rows``, the locked instances' rows (read by their lock) are put there by id."""
         t = rw_timers.c
         candidates = self.connection.execute(_DUE_TIMERS, {"p_now": _utc(now), "p_limit": limit}).all()
         if not candidates:
@@ -867,9 +923,16 @@ class SqlTx:
         ids: list[int] = []
         while True:
             wanted = sorted({row[1] for row in candidates})
-            locked = set(self.connection.execute(
-                sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
-                .with_for_update(skip_locked=True)).scalars())
+            if rows is None:
+                locked = set(self.connection.execute(
+                    sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
+                    .with_for_update(skip_locked=True)).scalars())
+            else:
+                found = [_instance(r) for r in self.connection.execute(
+                    sa.select(rw_instances).where(_I.id.in_(wanted)).order_by(_I.id)
+                    .with_for_update(skip_locked=True)).all()]
+                rows.update((record.id, record) for record in found)
+                locked = {record.id for record in found}
             ids.extend(row[0] for row in candidates if row[1] in locked)
             if len(ids) >= limit or len(candidates) < limit:
                 break
@@ -885,7 +948,7 @@ class SqlTx:
         # between the list above and the claim must not fire before its new due moment
         query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending", t.due_at <= _utc(now))
                  .order_by(t.due_at, t.id).with_for_update())
-        return [_timer(r) for r in self.connection.execute(query)]
+        return [_timer(r) for r in self.connection.execute(query).all()]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
                          expected_note: str | None = None) -> bool:

@@ -13,6 +13,7 @@ from regelwerk.limits import critical
 from regelwerk.store.base import StoreTx
 from regelwerk.store.records import (
     AuditEntry,
+    DueBatch,
     HistoryEntry,
     IncidentRecord,
     InstanceRecord,
@@ -87,19 +88,21 @@ class _Isolate(Exception):  # control flow inside fire_due_timers, never raised 
 class _TimerBuffer:
     """The batch's ``StoreTx`` while a claimed batch fires straight through: the writes nothing in the batch reads
     back (history rows, the timers' own finish, new timers) are kept and written in bulk when the batch ends; the
-    batch's instances are read in one query, and their updates (version-checked, the instances locked by the claim)
-    are written together at the end. The cancel of pending timers runs at once; every other method (and
-    ``connection``) first writes what is kept and forgets what was read, so an action reading the store sees its own
-    batch. The rows are the same as one timer at a time."""
+    batch's instances are read with its claim (``StoreTx.claim_due_batch``), and their updates (version-checked,
+    the instances locked by the claim) are written together at the end. The cancel of pending timers runs at once;
+    every other method (and ``connection``) first writes what is kept and forgets what was read, so an action
+    reading the store sees its own batch. The rows are the same as one timer at a time."""
 
-    def __init__(self, tx: Any, claimed: list[TimerRecord]) -> None:
+    def __init__(self, tx: Any, batch: DueBatch) -> None:
         self._tx = tx
-        instance_ids = [timer.instance_id for timer in claimed]
-        self._read: dict[str, InstanceRecord] = dict(tx.get_many(instance_ids))
-        # an instance whose pending timers are all claimed by this batch: cancelling them changes no row in the
-        # end (each claimed timer's finish sets status, fired_at and note), so the UPDATE is left out
-        self._claimed = {timer.id for timer in claimed}
-        self._pending: dict[str, set[int]] = dict(tx.pending_timers(instance_ids))
+        self._read: dict[str, InstanceRecord] = dict(batch.instances)
+        # the instances whose pending timers are all claimed by this batch: cancelling them changes no row in the
+        # end (each claimed timer's finish sets status, fired_at and note), so the UPDATE is left out. The claimed
+        # timers are among those a cancel would change: all of them are claimed when the counts are equal
+        claimed: dict[str, int] = {}
+        for timer in batch.timers:
+            claimed[timer.instance_id] = claimed.get(timer.instance_id, 0) + 1
+        self._alone = {i for i, count in batch.cancellable.items() if claimed.get(i) == count}
         self._history: list[HistoryEntry] = []
         self._timers: list[TimerRecord] = []
         self._timer_instances: set[str] = set()  # instances given a timer in this batch: always really cancelled
@@ -139,14 +142,13 @@ class _TimerBuffer:
         self._timer_instances.add(timer.instance_id)
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
-        pending = self._pending.get(instance_id)
-        if instance_id not in self._timer_instances and pending is not None and pending <= self._claimed:
+        if instance_id not in self._timer_instances and instance_id in self._alone:
             # each is a claimed timer of this batch, which finishes it itself (fired, or cancelled as its state was
             # left: _fire_on): nothing is cancelled here
             return 0
         if any(timer.instance_id == instance_id for timer in self._timers):  # kept: must be there to be cancelled
             self.flush()
-        self._pending.pop(instance_id, None)
+        self._alone.discard(instance_id)
         return int(self._tx.cancel_timers(instance_id, at))
 
     def incidents(self, status: str | None = None, instance_id: str | None = None, *, event: str | None = None,
@@ -168,7 +170,7 @@ class _TimerBuffer:
     def __getattr__(self, name: str) -> Any:
         self.flush()
         self._read.clear()
-        self._pending.clear()  # anything else may add or change timers: cancel for real from here on
+        self._alone.clear()  # anything else may add or change timers: cancel for real from here on
         return getattr(self._tx, name)
 
     def flush(self) -> None:
@@ -253,8 +255,9 @@ class TimerService:
             want = batch_size if limit is None else min(batch_size, limit - len(outcomes))
             try:
                 with UnitOfWork(self.runtime.store) as uow:
-                    claimed = uow.tx.claim_due_timers(moment, max(want, 1))
-                    batch = self._fire_straight(uow, claimed, moment, fired)
+                    due = uow.tx.claim_due_batch(moment, max(want, 1))
+                    claimed = due.timers
+                    batch = self._fire_straight(uow, due, moment, fired)
             except _Isolate:  # nothing of the attempt was kept: fire the batch again, each timer on its own
                 self.runtime._forget(timer.instance_id for timer in claimed)
                 fired.rolled_back()
@@ -269,12 +272,12 @@ class TimerService:
             uow.run_post(self.runtime.post_failed)
         return outcomes
 
-    def _fire_straight(self, uow: UnitOfWork, claimed: list[TimerRecord], moment: datetime,
+    def _fire_straight(self, uow: UnitOfWork, due: DueBatch, moment: datetime,
                        fired: _Loops) -> list[TimerOutcome]:
         """Fire a claimed batch without savepoints; any failure raises :class:`_Isolate` (the unit rolls back)."""
         outcomes = []
-        tx: Any = _TimerBuffer(uow.tx, claimed) if claimed else uow.tx
-        for timer in claimed:
+        tx: Any = _TimerBuffer(uow.tx, due) if due.timers else uow.tx
+        for timer in due.timers:
             assert timer.id is not None
             try:
                 status = self._fire_on(tx, uow, timer, moment, fired)
