@@ -327,6 +327,9 @@ _INSERT_HISTORY = rw_history.insert()
 _INSERT_PENDING_FIRE = rw_pending_fires.insert().returning(rw_pending_fires.c.id)
 _TAKE_PENDING_FIRE = rw_pending_fires.delete().where(rw_pending_fires.c.id == sa.bindparam("p_id"))
 _INSERT_INSTANCE = rw_instances.insert()
+#: the tick's sweep asks once a tick (built once: see above)
+_PENDING_FIRES = (sa.select(rw_pending_fires).where(rw_pending_fires.c.created_at < sa.bindparam("p_before"))
+                  .order_by(rw_pending_fires.c.created_at, rw_pending_fires.c.id).limit(sa.bindparam("p_limit")))
 
 
 def _insert_new_instance() -> dict[bool, Any]:
@@ -1086,9 +1089,7 @@ class SqlTx:
 
     def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
         """Kept chained fires created before ``created_before``, oldest first."""
-        p = rw_pending_fires.c
-        rows = self.connection.execute(sa.select(rw_pending_fires).where(p.created_at < _utc(created_before))
-                                       .order_by(p.created_at, p.id).limit(limit))
+        rows = self.connection.execute(_PENDING_FIRES, {"p_before": _utc(created_before), "p_limit": limit}).all()
         return [PendingFire(r.target, r.event, r.actor, bool(r.system), r.source, r.after, _aware(r.created_at), r.id)
                 for r in rows]
 
