@@ -323,6 +323,36 @@ _UPDATES = {(data, definition): rw_instances.update().where(
     **({"definition_version": sa.bindparam("definition_version")} if definition else {}))
     for data in (True, False) for definition in (True, False)}
 _INSERT_HISTORY = rw_history.insert()
+
+
+def _updates_postgres(data: bool, definition: bool) -> Any:
+    """PostgreSQL: :data:`_UPDATES`'s shape for many instances in one statement (``UPDATE .. FROM unnest`` of arrays,
+    one per column; the data as JSON text, cast): the same version check, one row per instance."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    names = ["p_id", "p_expected", "state", "version", "timers_pending", "updated_at"]
+    types: list[Any] = [_I.id.type, _I.version.type, _I.state.type, _I.version.type, _I.timers_pending.type,
+                        _I.updated_at.type]
+    if data:
+        names.append("data")
+        types.append(sa.Text())
+    if definition:
+        names.append("definition_version")
+        types.append(_I.definition_version.type)
+    given = sa.func.unnest(*(sa.bindparam(f"a_{name}", type_=ARRAY(kind)) for name, kind in zip(names, types,
+                                                                                             strict=True))
+                           ).table_valued(*names).render_derived(name="given")
+    values: dict[str, Any] = {"state": given.c.state, "version": given.c.version,
+                              "timers_pending": given.c.timers_pending, "updated_at": given.c.updated_at}
+    if data:
+        values["data"] = sa.cast(given.c.data, _I.data.type)
+    if definition:
+        values["definition_version"] = given.c.definition_version
+    return rw_instances.update().where(_I.id == given.c.p_id, _I.version == given.c.p_expected).values(**values)
+
+
+_UPDATES_POSTGRES = {(data, definition): _updates_postgres(data, definition)
+                     for data in (True, False) for definition in (True, False)}
 #: built once: a statement built per call costs its cache key each time (a chained fire writes and takes one row)
 _INSERT_PENDING_FIRE = rw_pending_fires.insert().returning(rw_pending_fires.c.id)
 _TAKE_PENDING_FIRE = rw_pending_fires.delete().where(rw_pending_fires.c.id == sa.bindparam("p_id"))
@@ -405,6 +435,13 @@ _DUE_TIMERS_AFTER = _DUE_TIMERS.where(sa.tuple_(_T.due_at, _T.id) > sa.tuple_(sa
 #: lock: no other worker can fail, reschedule or claim one between a list and a claim, so none is made)
 _CLAIM_SQLITE = (sa.select(rw_timers).where(_T.status == "pending", _T.due_at <= sa.bindparam("p_now"))
                  .order_by(_T.due_at, _T.id).limit(sa.bindparam("p_limit")))
+#: PostgreSQL's claim (``SqlTx._claim_postgres``), built once over arrays (one prepared text whatever the batch): the
+#: due timers' instances locked, those another worker holds skipped (by their ids, or their rows); then the timers
+_LOCK_DUE_INSTANCES = {rows: sa.select(*([rw_instances] if rows else [_I.id])).where(one_of(_I.id, "p_ids", True))
+                       .order_by(_I.id).with_for_update(skip_locked=True) for rows in (False, True)}
+_CLAIM_POSTGRES = (sa.select(rw_timers).where(one_of(_T.id, "p_ids", True), _T.status == "pending",
+                                              _T.due_at <= sa.bindparam("p_now"))
+                   .order_by(_T.due_at, _T.id).with_for_update())
 #: SQLite: a claim's timers with their instances (``i_`` and the column's name; none when the instance is missing)
 #: and, per timer, how many of its instance's timers a cancel would change (``_cancellable`` over another alias of
 #: the timers): ``claim_due_batch`` in one statement
@@ -742,9 +779,14 @@ class SqlTx:
         for data_changed, rows in shapes.items():
             if not rows:
                 continue
-            # at the driver's executemany on SQLite (the values processed as SQLAlchemy would, the rowcount the
-            # driver's sum): a timer batch's hundred updates without a parameter dictionary built per row
-            result = executemany(self.connection, _UPDATES[data_changed, definition_changed], rows)
+            if self._postgres and len(rows) > 1 and len({row["p_id"] for row in rows}) == len(rows):
+                # one statement over arrays, its rowcount exact (the ids are unique)
+                result = self.connection.execute(_UPDATES_POSTGRES[data_changed, definition_changed],
+                                                 self._update_arrays(rows))
+            else:
+                # at the driver's executemany on SQLite (the values processed as SQLAlchemy would, the rowcount the
+                # driver's sum): a timer batch's hundred updates without a parameter dictionary built per row
+                result = executemany(self.connection, _UPDATES[data_changed, definition_changed], rows)
             if result.rowcount == len(rows):
                 continue
             # fewer rows changed, or a driver that does not count an executemany (psycopg's pipeline: -1): every
@@ -761,6 +803,15 @@ class SqlTx:
             if result.rowcount >= 0:  # counted short, yet each row looks written: one of them was not
                 first = versions[rows[0]["p_id"]]
                 raise ConflictError(rows[0]["p_id"], rows[0]["p_expected"], first.version, first.state)
+
+    def _update_arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """:data:`_UPDATES_POSTGRES`'s parameters: each of the rows' values as one array (the data as the JSON text
+        the column's own bind would send: the dialect's serializer)."""
+        arrays = {f"a_{name}": [row[name] for row in rows] for name in rows[0]}
+        if "a_data" in arrays:
+            dumps = getattr(self.connection.dialect, "_json_serializer", None) or json.dumps
+            arrays["a_data"] = [dumps(value) for value in arrays["a_data"]]
+        return arrays
 
     def instances(self, workflow: str | None = None, state: str | None = None,
                   definition_version: str | None = None, limit: int | None = None) -> list[InstanceRecord]:
@@ -917,7 +968,6 @@ class SqlTx:
                         ) -> list[TimerRecord]:
         """PostgreSQL's claim: the instances of the oldest due timers locked (``SKIP LOCKED``), then the timers; with
         ``rows``, the locked instances' rows (read by their lock) are put there by id."""
-        t = rw_timers.c
         candidates = self.connection.execute(_DUE_TIMERS, {"p_now": _utc(now), "p_limit": limit}).all()
         if not candidates:
             return []
@@ -927,13 +977,10 @@ class SqlTx:
         while True:
             wanted = sorted({row[1] for row in candidates})
             if rows is None:
-                locked = set(self.connection.execute(
-                    sa.select(_I.id).where(_I.id.in_(wanted)).order_by(_I.id)
-                    .with_for_update(skip_locked=True)).scalars())
+                locked = set(self.connection.execute(_LOCK_DUE_INSTANCES[False], {"p_ids": wanted}).scalars())
             else:
-                found = [_instance(r) for r in self.connection.execute(
-                    sa.select(rw_instances).where(_I.id.in_(wanted)).order_by(_I.id)
-                    .with_for_update(skip_locked=True)).all()]
+                found = [_instance(r) for r in self.connection.execute(_LOCK_DUE_INSTANCES[True],
+                                                                         {"p_ids": wanted}).all()]
                 rows.update((record.id, record) for record in found)
                 locked = {record.id for record in found}
             ids.extend(row[0] for row in candidates if row[1] in locked)
@@ -949,9 +996,7 @@ class SqlTx:
         ids = ids[:limit]
         # still pending and still due when claimed: a timer another worker failed and rescheduled (its backoff)
         # between the list above and the claim must not fire before its new due moment
-        query = (sa.select(rw_timers).where(t.id.in_(ids), t.status == "pending", t.due_at <= _utc(now))
-                 .order_by(t.due_at, t.id).with_for_update())
-        return [_timer(r) for r in self.connection.execute(query).all()]
+        return [_timer(r) for r in self.connection.execute(_CLAIM_POSTGRES, {"p_ids": ids, "p_now": _utc(now)}).all()]
 
     def reschedule_timer(self, timer_id: int, due_at: datetime, note: str = "",
                          expected_note: str | None = None) -> bool:
