@@ -161,9 +161,10 @@ class StoreTx(Protocol):
     def update_many(self, updates: Sequence[tuple[InstanceRecord, int, bool]], *,
                     definition_changed: bool = True) -> None:
         """:meth:`update` for many ``(record, expected version, data changed)`` (one ``executemany`` per shape on
-        SQL; ``definition_changed`` as for :meth:`update`, for all of them). Raises ``ConflictError`` or
-        ``UnknownInstance`` for an instance not at its expected version; what was written before is then undone
-        only by the unit of work rolling back (as after any error in it)."""
+        SQLite, one ``UPDATE`` over arrays per shape on PostgreSQL; ``definition_changed`` as for :meth:`update`,
+        for all of them). Raises ``ConflictError`` or ``UnknownInstance`` for an instance not at its expected
+        version; what was written before is then undone only by the unit of work rolling back (as after any error
+        in it)."""
 
     def add_audit(self, entry: AuditEntry) -> None:
         """Append an audit row."""
