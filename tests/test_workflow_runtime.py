@@ -456,6 +456,25 @@ def test_a_timer_whose_state_was_left_in_the_same_batch_does_not_fire(tmp_path: 
         assert sorted(t.status for t in eng.timers("n1")) == ["cancelled", "fired"]
 
 
+
+@pytest.mark.parametrize(("batch_size", "note"), [(100, "state 'waiting' left before it fired"), (1, "")])
+def test_a_state_left_by_a_timer_cancels_its_other_timers_unless_its_batch_claimed_them(
+        tmp_path: Path, core: Registry, url: str, batch_size: int, note: str) -> None:
+    """Remind leaves 'waiting': its other timer (expire) is cancelled. Claimed in remind's batch (all of the
+    instance's cancellable timers are), the cancel is left out and expire finishes itself, cancelled with its note;
+    claimed in a later batch (batch size 1: the instance has a cancellable timer its batch did not claim), the cancel
+    of leaving the state writes it, without a note. No expire fires either way."""
+    bundle = compile_text(tmp_path, TWO_TIMERS, core)
+    with Engine(bundle, store=url, registry=core, clock=Clock(), permissions=UnsafeAllowAll()) as eng:
+        eng.start("nudge", {}, ANNA, "n1")
+        outcomes = eng.fire_due_timers(T0 + timedelta(days=3), batch_size=batch_size)
+        assert [(o.event, o.status) for o in outcomes] == [("remind", "fired")] + (
+            [("expire", "cancelled")] if batch_size > 1 else [])
+        assert eng.get("n1").state == "reminded"
+        assert [(t.event, t.status, t.note) for t in eng.timers("n1")] == [("remind", "fired", ""),
+                                                                           ("expire", "cancelled", note)]
+
+
 PING_PONG = """
     apiVersion: regelwerk/v1
     kind: Workflow
