@@ -213,18 +213,29 @@ def test_the_whole_step_rolls_back_when_it_raises(engine: Any) -> None:
 # --- rows written behind (history, outbox): kept until the step commits or their table is touched -----------
 
 
-@pytest.fixture
-def inserts(engine: Any) -> Iterator[list[int]]:
-    """The number of rows of every INSERT into rw_test_rows that reaches the driver."""
+def _counted(engine: Any, table: str) -> Iterator[list[int]]:
+    """The number of rows of every INSERT into ``table`` that reaches the driver."""
     seen: list[int] = []
 
     def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.startswith("INSERT INTO rw_test_rows"):
+        if statement.startswith(f"INSERT INTO {table}"):
             seen.append(len(parameters) if executemany else 1)
 
     sa.event.listen(engine, "before_cursor_execute", spy)
     yield seen
     sa.event.remove(engine, "before_cursor_execute", spy)
+
+
+@pytest.fixture
+def inserts(engine: Any) -> Iterator[list[int]]:
+    """The number of rows of every INSERT into rw_test_rows that reaches the driver."""
+    yield from _counted(engine, "rw_test_rows")
+
+
+@pytest.fixture
+def other(engine: Any) -> Iterator[list[int]]:
+    """The same for rw_test_other."""
+    yield from _counted(engine, "rw_test_other")
 
 
 def _behind(engine: Any, row_id: int) -> None:
@@ -246,21 +257,14 @@ def test_rows_written_behind_go_in_one_executemany_at_the_commit(engine: Any, in
     assert _ids(engine) == [1, 2, 3]
 
 
-def test_rows_of_two_statements_written_behind_go_in_one_executemany_each(engine: Any, inserts: list[int]) -> None:
-    other: list[int] = []
-
-    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.startswith("INSERT INTO rw_test_other"):
-            other.append(len(parameters) if executemany else 1)
-
-    sa.event.listen(engine, "before_cursor_execute", spy)
+def test_rows_of_two_statements_written_behind_go_in_one_executemany_each(engine: Any, inserts: list[int],
+                                                                          other: list[int]) -> None:
     insert_other = OTHER.insert()
     with shared_unit(engine, "t"):
         for row_id in (1, 2, 3):  # interleaved, as a move's history row and its mail are
             _behind(engine, row_id)
             with engine.begin() as conn:
                 assert conn.defer(insert_other, {"id": row_id})
-    sa.event.remove(engine, "before_cursor_execute", spy)
     assert (inserts, other) == ([3], [3])
     assert _ids(engine) == [1, 2, 3]
 
@@ -277,14 +281,8 @@ def test_a_statement_on_their_table_sees_the_rows_written_behind(engine: Any, in
     assert inserts == [2, 1]
 
 
-def test_a_statement_on_one_table_writes_only_that_tables_rows_behind(engine: Any, inserts: list[int]) -> None:
-    other: list[int] = []
-
-    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.startswith("INSERT INTO rw_test_other"):
-            other.append(len(parameters) if executemany else 1)
-
-    sa.event.listen(engine, "before_cursor_execute", spy)
+def test_a_statement_on_one_table_writes_only_that_tables_rows_behind(engine: Any, inserts: list[int],
+                                                                      other: list[int]) -> None:
     insert_other = OTHER.insert()
     with shared_unit(engine, "t"):
         for row_id in (1, 2):
@@ -296,7 +294,6 @@ def test_a_statement_on_one_table_writes_only_that_tables_rows_behind(engine: An
         assert (inserts, other) == ([2], [])
         with engine.begin() as conn:
             assert conn.defer(insert_other, {"id": 3})
-    sa.event.remove(engine, "before_cursor_execute", spy)
     assert (inserts, other) == ([2], [3])  # the others with the step's commit, in one executemany
     with type(engine).connect(engine) as conn:
         assert sorted(conn.execute(sa.select(OTHER.c.id)).scalars()) == [1, 2, 3]
