@@ -252,3 +252,29 @@ def test_a_round_before_a_window_moment_prepares_its_first_day(registry: Any, tm
     assert request.appears_at is not None and request.deadline is not None
     assert request.appears_at.astimezone(TZ).date() == date(2027, 9, 17)  # 14 days (days_ahead) before 1 October
     assert request.deadline == datetime(2027, 10, 1, 9, 0, tzinfo=TZ)
+
+
+def test_a_full_plan_closes_only_its_own_trajectories_when_another_id_extends_its_own(
+        vlinder: CompiledBundle) -> None:
+    """Employee ids may hold a slash: ``x``'s trajectory keys are a prefix of ``x/y``'s. A full plan of both in one
+    batch (the first after a bundle change) closes no trajectory: each still holds its role. Before, ``x``'s plan
+    found ``x/y``'s trajectory under its own prefix, not among its roles, and closed it (transfer close_and_open)."""
+    from regelwerk.scheduling.directory import MemoryDirectory
+
+    now = datetime(2027, 10, 2, tzinfo=UTC)
+    people = [staff("x"), staff("x/y"), staff("x/yz")]
+    cycle = vlinder.get("DevelopmentCycle", "standaard-ontwikkelcyclus")
+    trajectories = {i.key: i for e in people for i in cycle.plan(e, now).items if i.item_type == "trajectory"}
+    assert {key.split("/")[3] for key in trajectories} == {"x"} and len(trajectories) == 3
+
+    class Stored(MemoryDirectory):
+        def stored(self, source: str, item_type: str, subjects: Any, fields: Any = None, keys: Any = None) -> Any:
+            return {k: {"timing": {}} for k, i in trajectories.items() if item_type == "trajectory"
+                    and i.subject in subjects and (keys is None or k in keys)}
+
+    plans = cycle.plan_batch(people, now, Stored(people))
+    assert [plan.closes for plan in plans] == [(), (), ()]
+    # x led a team before (a trajectory of that role stored): its own is still closed, and only that
+    trajectories.update({i.key: i for i in cycle.plan(lead("x"), now).items if i.item_type == "trajectory"})
+    plans = cycle.plan_batch(people, now, Stored(people))
+    assert [plan.closes for plan in plans] == [(f"{PREFIX}/x/teamleider",), (), ()]

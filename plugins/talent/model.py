@@ -540,13 +540,15 @@ class DevelopmentCycle:
         if directory is not None and years and self.feedback_rounds:
             prefetch_invitees(self.feedback_rounds, employees, directory)
         keys = sorted(stored)  # a person's stored items are one range of it (bisect), not a scan per person
-        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys, after)
+        nested = _nested_ids([e.id for e in employees]) if keys else {}
+        return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys, after,
+                               nested.get(e.id, ()))
                 for e, after in zip(employees, sinces, strict=True)]
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
                   stored: Mapping[str, Mapping[str, Any]], prep: _Prepared, keys: Sequence[str] = (),
-                  since: datetime | None = None) -> Plan:
+                  since: datetime | None = None, nested: Sequence[str] = ()) -> Plan:
         if not years or not self.applies_to(employee, now):
             return Plan((), next_due)
         items: list[PlannedItem] = []
@@ -575,12 +577,15 @@ class DevelopmentCycle:
             if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
             prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
+            own = _prefixed(keys, prefix)
+            if nested:  # ids of the batch that extend this one ("x/y" of "x"): their keys are under its prefix too
+                theirs = tuple(f"talent/{self.name}/{year.id}/{other}/" for other in nested)
+                own = [k for k in own if not k.startswith(theirs)]
             if self.policies.transfer == "close_and_open" and not late:
-                closes.extend(k for k in _prefixed(keys, prefix) if "moment" not in stored[k]
-                              and k[len(prefix):] not in held)
+                closes.extend(k for k in own if "moment" not in stored[k] and k[len(prefix):] not in held)
             if employee.leaving_date is not None and not late:
                 wanted = {i.key for i in items}
-                closes.extend(k for k in _prefixed(keys, prefix) if "moment" in stored[k] and k not in wanted)
+                closes.extend(k for k in own if "moment" in stored[k] and k not in wanted)
         if soon:
             next_due = min(soon) if next_due is None else min(next_due, *soon)
         return Plan(tuple(items), next_due, tuple(sorted(closes)) if closes else (), partial=since is not None)
@@ -854,6 +859,25 @@ def _occurrence_cache(cycle: DevelopmentCycle) -> dict[Any, list[datetime]]:
         found = (cycle, {})
         _OCCURRENCE_CACHES[id(cycle)] = found
     return found[1]
+
+
+def _nested_ids(ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Per id, the ids among ``ids`` that extend it with a slash (``x`` -> ``x/y``): a talent key names its employee
+    between slashes, so ``x``'s keys are a prefix of ``x/y``'s. Empty when no id holds a slash (the usual case)."""
+    if not any("/" in ident for ident in ids):
+        return {}
+    ordered = sorted(set(ids))
+    out: dict[str, tuple[str, ...]] = {}
+    for ident in ordered:
+        below = ident + "/"
+        found = []
+        for i in range(bisect_left(ordered, below), len(ordered)):
+            if not ordered[i].startswith(below):
+                break
+            found.append(ordered[i])
+        if found:
+            out[ident] = tuple(found)
+    return out
 
 
 def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
