@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from regelwerk.errors import ConflictError
-from regelwerk.store.records import HistoryEntry, InstanceRecord, StartShape, TimerRecord
+from regelwerk.store.records import HistoryEntry, InstanceRecord, StartShape, TimerRecord, start_records
 
 __all__ = ["StartBuffer", "existing_ids"]
 
@@ -139,5 +139,4 @@ class StartBuffer:
             if insert_starts is not None:
                 insert_starts(starts)
                 return
-            made = [shape.records(instance_id, data) for instance_id, data, shape in starts]
-            self._tx.insert_many([m[0] for m in made], [m[1] for m in made], [t for m in made for t in m[2]])
+            self._tx.insert_many(*start_records(starts))

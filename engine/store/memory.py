@@ -38,6 +38,7 @@ from regelwerk.store.records import (
     PendingFire,
     StartShape,
     TimerRecord,
+    start_records,
 )
 
 __all__ = ["MemoryRows", "MemoryStore", "MemoryTx"]
@@ -211,8 +212,7 @@ class MemoryTx:
 
     def insert_starts(self, starts: Sequence[tuple[str, Mapping[str, Any], StartShape]]) -> None:
         """The starts' records (``shape.records``), through :meth:`insert_many`."""
-        made = [shape.records(instance_id, data) for instance_id, data, shape in starts]
-        self.insert_many([m[0] for m in made], [m[1] for m in made], [t for m in made for t in m[2]])
+        self.insert_many(*start_records(starts))
 
     def update(self, record: InstanceRecord, expected_version: int, data_changed: bool = True, *,
                definition_changed: bool = True) -> None:

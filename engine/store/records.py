@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "StartShape",
     "TimerRecord",
     "is_erased",
+    "start_records",
 ]
 
 
@@ -130,18 +131,17 @@ class StartShape:
         return (InstanceRecord(instance_id, self.workflow, self.definition_version, self.state, freeze_json(data), 1,
                                self.at, self.at, self.actor, bool(self.timers)),
                 HistoryEntry(instance_id, self.event, "", self.state, self.actor, self.at, self.definition_version, 1,
-                             _copied(self.explain)),
+                             thaw(self.explain)),
                 [TimerRecord(instance_id, self.state, event, due_at, dict(timer_data))
                  for event, due_at, timer_data in self.timers])
 
 
-def _copied(value: Any) -> Any:
-    """A copy of plain JSON data, its dicts and lists new all the way down."""
-    if isinstance(value, Mapping):
-        return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copied(item) for item in value]
-    return value
+def start_records(starts: Sequence[tuple[str, Mapping[str, Any], StartShape]]
+                  ) -> tuple[list[InstanceRecord], list[HistoryEntry], list[TimerRecord]]:
+    """The records of starts ``(id, data, shape)`` (:meth:`StartShape.records`): their instances, history rows and
+    timers, each list in the starts' order (what ``StoreTx.insert_many`` takes; ``insert_starts`` writes the same)."""
+    made = [shape.records(instance_id, data) for instance_id, data, shape in starts]
+    return [m[0] for m in made], [m[1] for m in made], [t for m in made for t in m[2]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from types import TracebackType
 from typing import Any
 
@@ -86,34 +87,6 @@ def _pragma(cursor: Any, pragma: str) -> None:
         time.sleep(pause)
         waited += pause
         pause = min(pause * 2, 0.1)
-
-
-def _workflow_of(shape: StartShape) -> str:
-    return shape.workflow
-
-
-def _version_of(shape: StartShape) -> str:
-    return shape.definition_version
-
-
-def _state_of(shape: StartShape) -> str:
-    return shape.state
-
-
-def _actor_of(shape: StartShape) -> str:
-    return shape.actor
-
-
-def _event_of(shape: StartShape) -> str:
-    return shape.event
-
-
-def _explain_of(shape: StartShape) -> Mapping[str, Any]:
-    return shape.explain
-
-
-def _timers_pending_of(shape: StartShape) -> bool:
-    return bool(shape.timers)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -298,11 +271,12 @@ _I = rw_instances.c
 _GET = sa.select(rw_instances).where(_I.id == sa.bindparam("p_id"))
 
 
-def _cancellable(instances: Any) -> Any:
+def _cancellable(instances: Any, timers: Any = rw_timers) -> Any:
     """A timer a cancel of its instance changes: pending, or failed after its last attempt and waiting for a person
     (its incident still open); neither may fire once the state it belongs to is left. ``instances`` makes the
-    caller's condition on the instances for the incidents' instance id column."""
-    return sa.or_(rw_timers.c.status == "pending", sa.and_(rw_timers.c.status == "failed", rw_timers.c.id.in_(
+    caller's condition on the instances for the incidents' instance id column; ``timers``: the timers table or an
+    alias of it."""
+    return sa.or_(timers.c.status == "pending", sa.and_(timers.c.status == "failed", timers.c.id.in_(
         sa.select(rw_incidents.c.timer_id).where(instances(rw_incidents.c.instance_id),
                                                  rw_incidents.c.status == "open",
                                                  rw_incidents.c.timer_id.is_not(None)))))
@@ -447,11 +421,7 @@ _CLAIM_POSTGRES = (sa.select(rw_timers).where(one_of(_T.id, "p_ids", True), _T.s
 #: the timers): ``claim_due_batch`` in one statement
 _OTHER = rw_timers.alias("other")
 _CANCELLABLE_COUNT = (sa.select(sa.func.count()).select_from(_OTHER).where(
-    _OTHER.c.instance_id == _T.instance_id,
-    sa.or_(_OTHER.c.status == "pending", sa.and_(_OTHER.c.status == "failed", _OTHER.c.id.in_(
-        sa.select(rw_incidents.c.timer_id).where(rw_incidents.c.instance_id == _OTHER.c.instance_id,
-                                                 rw_incidents.c.status == "open",
-                                                 rw_incidents.c.timer_id.is_not(None))))))
+    _OTHER.c.instance_id == _T.instance_id, _cancellable(lambda column: column == _OTHER.c.instance_id, _OTHER))
     .correlate(rw_timers).scalar_subquery())
 _CLAIM_BATCH_SQLITE = (
     sa.select(rw_timers, *(column.label(f"i_{column.name}") for column in rw_instances.c),
@@ -710,20 +680,21 @@ class SqlTx:
             of = {shape: value(shape) for shape in distinct}
             return [of[shape] for shape in shapes]
 
-        workflows, versions, states = shared(_workflow_of), shared(_version_of), shared(_state_of)
-        actors, times, ones = shared(_actor_of), shared(at.__getitem__), [1] * count
+        workflows, versions, states = (shared(attrgetter(name)) for name in ("workflow", "definition_version",
+                                                                                "state"))
+        actors, times, ones = shared(attrgetter("actor")), shared(at.__getitem__), [1] * count
         try:
             executemany_columns(conn, _INSERT_INSTANCE, {
                 "id": ids, "workflow": workflows, "definition_version": versions, "state": states,
                 "data": [dict(start[1]) for start in starts], "version": ones,
-                "timers_pending": shared(_timers_pending_of), "created_by": actors, "created_at": times,
+                "timers_pending": shared(lambda shape: bool(shape.timers)), "created_by": actors, "created_at": times,
                 "updated_at": times})
         except sa.exc.IntegrityError as exc:  # as in insert_many
             raise IdInUse(ids[0] if count == 1 else f"one of {count} new instances") from exc
         executemany_columns(conn, _INSERT_HISTORY, {
-            "instance_id": ids, "version": ones, "event": shared(_event_of), "from_state": [""] * count,
+            "instance_id": ids, "version": ones, "event": shared(attrgetter("event")), "from_state": [""] * count,
             "to_state": states, "actor": actors, "at": times, "definition_version": versions,
-            "explain": shared(_explain_of)})
+            "explain": shared(attrgetter("explain"))})
         if any(shape.timers for shape in distinct):
             timer_ids: list[str] = []
             timer_states: list[str] = []

@@ -526,7 +526,7 @@ class DevelopmentCycle:
                 stored = directory.stored(self.source_id, "trajectory", whole, fields=("timing",))
             part = [e.id for e, after in zip(employees, sinces, strict=True) if after is not None]
             if part:
-                wanted = [f"talent/{self.name}/{year.id}/{ident}/{self.roles[role].name}" for ident in part
+                wanted = [self._owner(year.id, ident) + self.roles[role].name for ident in part
                           for year, roles, _ in years for role in roles if role in self.roles]
                 stored = {**stored, **directory.stored(self.source_id, "trajectory", part, fields=("timing",),
                                                        keys=wanted)}
@@ -544,6 +544,10 @@ class DevelopmentCycle:
         return [self._plan_one(e, now, years, next_due, cache, people, stored, prep, keys, after,
                                nested.get(e.id, ()))
                 for e, after in zip(employees, sinces, strict=True)]
+
+    def _owner(self, year_id: str, employee_id: str) -> str:
+        """The start of the keys of an employee's items of a work year (a trajectory's key: this and the role)."""
+        return f"talent/{self.name}/{year_id}/{employee_id}/"
 
     def _plan_one(self, employee: EmployeeFacts, now: datetime, years: list[tuple[WorkYear, tuple[str, ...], bool]],
                   next_due: datetime | None, cache: dict[Any, list[datetime]], directory: Directory,
@@ -569,17 +573,17 @@ class DevelopmentCycle:
             # one trajectory per role held (its moments); a moment once_per_person in the first of them it is for
             held = tuple(r.name for r in held_roles)
             for role in held_roles:
-                key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
+                key = self._owner(year.id, employee.id) + role.name
                 pinned = stored.get(key, {}).get("timing")
                 items.extend(self._trajectory(employee, year, role, cache, directory,
                                               pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
                                               since, held))
             if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
-            prefix = f"talent/{self.name}/{year.id}/{employee.id}/"
+            prefix = self._owner(year.id, employee.id)
             own = _prefixed(keys, prefix)
             if nested:  # ids of the batch that extend this one ("x/y" of "x"): their keys are under its prefix too
-                theirs = tuple(f"talent/{self.name}/{year.id}/{other}/" for other in nested)
+                theirs = tuple(self._owner(year.id, other) for other in nested)
                 own = [k for k in own if not k.startswith(theirs)]
             if self.policies.transfer == "close_and_open" and not late:
                 closes.extend(k for k in own if "moment" not in stored[k] and k[len(prefix):] not in held)
@@ -631,7 +635,7 @@ class DevelopmentCycle:
         """The trajectory of one role and its moments: those for this role (a moment's ``roles``); with ``held``
         (the employee's roles of the year, in its order) a ``once_per_person`` moment only in the first held role
         it is for."""
-        key = f"talent/{self.name}/{year.id}/{employee.id}/{role.name}"
+        key = self._owner(year.id, employee.id) + role.name
         held = held or (role.name,)
         several = len(held) > 1
         first_day = self._role_start(employee, year)
@@ -867,17 +871,7 @@ def _nested_ids(ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
     if not any("/" in ident for ident in ids):
         return {}
     ordered = sorted(set(ids))
-    out: dict[str, tuple[str, ...]] = {}
-    for ident in ordered:
-        below = ident + "/"
-        found = []
-        for i in range(bisect_left(ordered, below), len(ordered)):
-            if not ordered[i].startswith(below):
-                break
-            found.append(ordered[i])
-        if found:
-            out[ident] = tuple(found)
-    return out
+    return {ident: tuple(found) for ident in ordered if (found := _prefixed(ordered, ident + "/"))}
 
 
 def _prefixed(keys: Sequence[str], prefix: str) -> list[str]:
