@@ -508,7 +508,9 @@ class DevelopmentCycle:
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
-                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None,
+                    and r.name != m.feedback_round) for m in self.moments},
+            # as UTC: the items' moments are UTC, and comparing datetimes of different zones asks the zone each time
+            now.astimezone(UTC) if appeared_only else None,
             tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
                    m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
                    int(m.arises.grace_delta.total_seconds()),
@@ -652,8 +654,9 @@ class DevelopmentCycle:
                 _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone),
                 f"{self.label} {year.id}", role_series(self.name, year.id, role.name))
         window_start, window_end, hire_end, title, series = per_year
+        source_id = self.source_id
         out = [] if since is not None and planned_at < since else [PlannedItem(
-            key=key, source=self.source_id, item_type="trajectory", subject=employee.id,
+            key=key, source=source_id, item_type="trajectory", subject=employee.id,
             due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
             series=series, version=role.version, label=title,
             payload={**common, "title": title, "profile": role.profile,
@@ -719,9 +722,8 @@ class DevelopmentCycle:
                                                    lead_text, planned_at, opens)
                     if dates is None:
                         continue
-                    # and, as they depend on the same: when its last item appears (all are on or before the due
-                    # day) and when it is first due to be planned (the moment or a round, not before the year's
-                    # planning moment)
+                    # and, as they depend on the same: when its last item appears and when it is first due to be
+                    # planned (the moment or a round, not before the year's planning moment)
                     due, day, appear = dates
                     # a round prepares the conversation: a window's first day (any day of it may be the one), else
                     # the due date
@@ -729,17 +731,21 @@ class DevelopmentCycle:
                                               else (due, day))
                     first = min([appear, *(_day_at(max(prepared_day - _lead(r.lead_text), first_day), schedule.timezone,
                                                    schedule.at) for r in rounds)]) if rounds else appear
-                    after = _day_at(day + timedelta(days=1), schedule.timezone)
+                    # a round's requests and reminders appear on or before the prepared day, at the schedule's
+                    # time (plan_round), and not before the planning moment; the moment itself at ``appear``
+                    last = max(appear, _day_at(prepared_day, schedule.timezone, schedule.at), planned_at) \
+                        if rounds else appear
                     # a window is not missed while it is open: the catch-up policy applies only after its end
-                    late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
+                    late_after = grace if opens is None else max(grace, int(
+                        (_day_at(day + timedelta(days=1), schedule.timezone) - appear).total_seconds()))
                     # and the payload's texts of its days (the moment's item of every employee of the group)
-                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
+                    entries.append((due, day, appear, last, max(first, planned_at), late_after,
                                     prepared, day.isoformat(), _local_date(appear, schedule.timezone).isoformat()))
                 prep.memo[group_key] = entries
             for due, day, appear, last, ready, late_after, prepared, day_text, appears_text in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
-                    # before the last plan's next_due: that plan made them
+                    # before the last plan's next_due: that plan (or an earlier one) made them
                     continue
                 if prep.now is not None and ready > prep.now:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
@@ -752,17 +758,23 @@ class DevelopmentCycle:
                     if not moment.when(moment_scope(employee, year, moment.id, day, employee_scope), due):
                         continue
                 mkey = f"{key}/{moment.id}" + (f"/{day_text}" if repeating else "")
-                out.append(PlannedItem(
-                    key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
-                    period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
-                    catch_up=schedule.catch_up, grace_seconds=late_after,
-                    workflow=moment.workflow, version=role.version, label=moment.label,
-                    appears_at=appear, deadline=due,
-                    payload={**common, "moment": moment.id, "label": moment.label,
-                             "dossier_item_type": moment.dossier_item_type,
-                             "creation_profile": moment.creation_profile, "trajectory": key,
-                             "date": day_text, "due_date": day_text, "appears": appears_text},
-                ))
+                if prep.now is not None and appear > prep.now and (since is not None or employee.leaving_date is None):
+                    # ready for its rounds, the moment itself still to come: the tick would leave its item out and
+                    # plan the employee again when it appears, which is what this says (a leaver's full plan names
+                    # it all the same: its stored moments not named are closed)
+                    soon.append(appear)
+                else:
+                    out.append(PlannedItem(
+                        key=mkey, source=source_id, item_type="moment", subject=employee.id, due_at=appear,
+                        period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
+                        catch_up=schedule.catch_up, grace_seconds=late_after,
+                        workflow=moment.workflow, version=role.version, label=moment.label,
+                        appears_at=appear, deadline=due,
+                        payload={**common, "moment": moment.id, "label": moment.label,
+                                 "dossier_item_type": moment.dossier_item_type,
+                                 "creation_profile": moment.creation_profile, "trajectory": key,
+                                 "date": day_text, "due_date": day_text, "appears": appears_text},
+                    ))
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since,
