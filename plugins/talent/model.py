@@ -573,16 +573,17 @@ class DevelopmentCycle:
                 if role is not None and role.held_by(employee):
                     held_roles.append(role)
             # one trajectory per role held (its moments); a moment once_per_person in the first of them it is for
-            held = tuple(r.name for r in held_roles)
+            held = tuple([r.name for r in held_roles])
+            prefix = self._owner(year.id, employee.id)
             for role in held_roles:
-                key = self._owner(year.id, employee.id) + role.name
-                pinned = stored.get(key, {}).get("timing")
-                items.extend(self._trajectory(employee, year, role, cache, directory,
-                                              pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
-                                              since, held))
+                key = prefix + role.name
+                found = stored.get(key) if stored else None
+                pinned = found.get("timing") if found is not None else None
+                self._trajectory(items, key, employee, year, role, cache, directory,
+                                 pinned if pinned is not None and isinstance(pinned, Mapping) else None, prep, late,
+                                 soon, since, held)
             if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
-            prefix = self._owner(year.id, employee.id)
             own = _prefixed(keys, prefix)
             if nested:  # ids of the batch that extend this one ("x/y" of "x"): their keys are under its prefix too
                 theirs = tuple(self._owner(year.id, other) for other in nested)
@@ -609,11 +610,11 @@ class DevelopmentCycle:
                 value = facts
                 for part in schedule.anchor:
                     value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
-            key = (cache_key, str(value), start, end)
-        if key in cache:
-            return cache[key]
-        found = list(schedule.occurrences(start, end, facts))
-        cache[key] = found
+            # a date (the usual anchor) is its own key: no text made and hashed per employee
+            key = (cache_key, value if type(value) is date else str(value), start, end)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = list(schedule.occurrences(start, end, facts))
         return found
 
     def _role_start(self, employee: EmployeeFacts, year: WorkYear) -> date:
@@ -629,15 +630,14 @@ class DevelopmentCycle:
                 first = max(first, day)
         return first
 
-    def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
-                    cache: dict[Any, list[datetime]], directory: Directory,
+    def _trajectory(self, out: list[PlannedItem], key: str, employee: EmployeeFacts, year: WorkYear,
+                    role: TalentRole, cache: dict[Any, list[datetime]], directory: Directory,
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
                     soon: list[datetime] | None = None, since: datetime | None = None,
-                    held: tuple[str, ...] = ()) -> list[PlannedItem]:
-        """The trajectory of one role and its moments: those for this role (a moment's ``roles``); with ``held``
-        (the employee's roles of the year, in its order) a ``once_per_person`` moment only in the first held role
-        it is for."""
-        key = self._owner(year.id, employee.id) + role.name
+                    held: tuple[str, ...] = ()) -> None:
+        """The trajectory of one role (its ``key``) and its moments, added to ``out``: the moments for this role (a
+        moment's ``roles``); with ``held`` (the employee's roles of the year, in its order) a ``once_per_person``
+        moment only in the first held role it is for."""
         held = held or (role.name,)
         several = len(held) > 1
         first_day = self._role_start(employee, year)
@@ -655,13 +655,14 @@ class DevelopmentCycle:
                 f"{self.label} {year.id}", role_series(self.name, year.id, role.name))
         window_start, window_end, hire_end, title, series = per_year
         source_id = self.source_id
-        out = [] if since is not None and planned_at < since else [PlannedItem(
-            key=key, source=source_id, item_type="trajectory", subject=employee.id,
-            due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
-            series=series, version=role.version, label=title,
-            payload={**common, "title": title, "profile": role.profile,
-                     "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
-        )]
+        if since is None or planned_at >= since:
+            out.append(PlannedItem(
+                key=key, source=source_id, item_type="trajectory", subject=employee.id,
+                due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
+                series=series, version=role.version, label=title,
+                payload={**common, "title": title, "profile": role.profile,
+                         "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
+            ))
         if pinned is not None:
             # the batch's stored trajectories share the parsed lead times of equal payloads (StoreDirectory.stored):
             # merged once per pinned object, which the batch's stored answer keeps alive (so its id is its own)
@@ -670,7 +671,7 @@ class DevelopmentCycle:
                 merged = prep.memo[("pinned", id(pinned))] = (pinned, {**timing, **{k: str(v) for k, v in
                                                                                   pinned.items()}})
             timing = merged[1]
-        facts = _LazyFacts(employee, year)
+        facts: _LazyFacts | None = None  # made when a schedule or window reads the employee's facts
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
         hire_policy = self.policies.hire_year == "hire"
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
@@ -700,12 +701,14 @@ class DevelopmentCycle:
                 opens_key = ("opens", year.id, moment.id)
                 opens = prep.memo.get(opens_key) if window_fixed else None
                 if opens is None:
+                    facts = _LazyFacts(employee, year) if facts is None else facts
                     opens = moment.window.first_day(facts)
                     if window_fixed:
                         prep.memo[opens_key] = opens
             # what does not depend on the employee was computed for an earlier one (the same cache entry)
             occurrences = cache.get((year.id, moment.id)) if same_for_all else None
             if occurrences is None:
+                facts = _LazyFacts(employee, year) if facts is None else facts
                 occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
             # the dates of its occurrences depend only on these (most employees share them): computed once per
             # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
@@ -778,10 +781,11 @@ class DevelopmentCycle:
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since,
-                                          memo=prep.memo))
+                                          memo=prep.memo, grace=grace))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None:
                 continue
+            facts = _LazyFacts(employee, year) if facts is None else facts
             for when in self._occurrences(fround.arises, (year.id, f"feedback/{fround.name}"), window_start,
                                           window_end, facts, cache):
                 day = when.astimezone(fround.arises.tz).date()
@@ -794,7 +798,6 @@ class DevelopmentCycle:
                 out.extend(plan_round(self, fround, f"{key}/feedback/{fround.name}/{day.isoformat()}", deadline,
                                       employee, year, key, common, fround.arises, directory, ask_at=when,
                                       first_day=first_day, since=since))
-        return out
 
     def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
                           schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime,
