@@ -710,6 +710,8 @@ class DevelopmentCycle:
             if occurrences is None:
                 facts = _LazyFacts(employee, year) if facts is None else facts
                 occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
+            if not occurrences:
+                continue  # e.g. the intake of someone hired years ago: nothing in this year
             # the dates of its occurrences depend only on these (most employees share them): computed once per
             # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
             # The hire date counts only through first_day (never before it: no day of the trajectory is before
