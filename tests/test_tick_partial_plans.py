@@ -108,3 +108,43 @@ def test_a_partial_plan_keeps_the_lead_times_its_trajectory_pinned(backend: str,
     assert len(appraisals) == 2
     assert {date.fromisoformat(p["due_date"]) - date.fromisoformat(p["appears"]) for p in appraisals} == {
         timedelta(weeks=3)}
+
+
+def _standard_cycle(registry: Any) -> DevelopmentCycle:
+    from regelwerk.bundle import load_bundle
+    from regelwerk.compiler import compile_bundle
+
+    standard = compile_bundle(load_bundle(Path(__file__).resolve().parent.parent / "definitions" / "standard"),
+                              registry)
+    cycle: DevelopmentCycle = standard.get("DevelopmentCycle", "standaard-ontwikkelcyclus")
+    return cycle
+
+
+def _replan(registry: Any, now: datetime, since: datetime) -> Any:
+    """The tick's partial re-plan of someone hired long ago, whose manager is known (the feedback round asks both)."""
+    from zoneinfo import ZoneInfo
+
+    from regelwerk.scheduling.directory import MemoryDirectory
+    from regelwerk.scheduling.employees import EmployeeFacts
+
+    person = EmployeeFacts("e1", hire_date=date(2020, 3, 1), manager="m1")
+    people = [person, EmployeeFacts("m1", hire_date=date(2019, 1, 1))]
+    local = now.replace(tzinfo=ZoneInfo("Europe/Amsterdam"))
+    return _standard_cycle(registry).plan_batch([person], local, directory=MemoryDirectory(people),
+                                                appeared_only=True, since=[since])[0]
+
+
+def test_a_moment_whose_round_appeared_is_no_item_before_it_appears_itself(registry: Any) -> None:
+    """The appraisal's feedback requests appear two weeks before it: the re-plan then has the requests, and the
+    appraisal (due 30 November) only as the plan's next_due - the tick would leave its item out anyway."""
+    plan = _replan(registry, datetime(2026, 11, 16, 23, 59), datetime(2026, 11, 16, 8, tzinfo=UTC))
+    assert plan.partial
+    assert sorted(i.item_type for i in plan.items) == ["feedback_request", "feedback_request"]
+    assert plan.next_due == datetime(2026, 11, 30, 8, tzinfo=UTC)
+
+
+def test_a_re_plan_after_a_moment_appeared_does_not_name_it_again(registry: Any) -> None:
+    """Planned again at the next work year's planning moment (midnight of 1 December), after the appraisal appeared
+    (09:00 the day before): the plan has the new year's trajectory, not the appraisal its last plan made."""
+    plan = _replan(registry, datetime(2026, 12, 1, 23, 59), datetime(2026, 11, 30, 23, tzinfo=UTC))
+    assert [i.key for i in plan.items] == ["talent/standaard-ontwikkelcyclus/2027/e1/medewerker"]

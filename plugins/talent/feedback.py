@@ -189,12 +189,14 @@ def _round_days(cycle: DevelopmentCycle, fround: FeedbackRound, deadline: dateti
 def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, deadline: datetime, employee: EmployeeFacts,
                year: WorkYear, trajectory: str, common: Mapping[str, Any], schedule: Schedule,
                directory: Directory, ask_at: datetime | None = None, first_day: date | None = None,
-               since: datetime | None = None, memo: dict[Any, Any] | None = None) -> list[PlannedItem]:
+               since: datetime | None = None, memo: dict[Any, Any] | None = None, grace: int | None = None
+               ) -> list[PlannedItem]:
     """The requests (one per invitee), reminders and shortfall reports of one round before ``deadline``.
 
     ``since`` (the tick's partial plan): nothing when every item of the round appeared before it (the requests
     and the last reminder), so the invitees are not looked up again. ``memo`` (a batch's, of one cycle): the days
-    of a round asked about its first day are kept there for the employees that share them."""
+    of a round asked about its first day are kept there for the employees that share them. ``grace``: the
+    schedule's grace in seconds, when the caller has it (a batch computes it once per schedule)."""
     key: tuple[Any, ...] | None = None
     if memo is not None and ask_at is None and first_day is not None and (
             employee.hire_date is None or employee.hire_date <= first_day):
@@ -215,7 +217,7 @@ def plan_round(cycle: DevelopmentCycle, fround: FeedbackRound, prefix: str, dead
     chosen, shortfalls = invitees(fround, employee, ask_day, year.id, directory)
     base = dict(common, round=fround.name, trajectory=trajectory, due_date=due_day.isoformat(),
                 appears=ask_day.isoformat())
-    grace = int(schedule.grace_delta.total_seconds())
+    grace = int(schedule.grace_delta.total_seconds()) if grace is None else grace
     out = []
     for invite in chosen:
         out.append(PlannedItem(

@@ -508,7 +508,9 @@ class DevelopmentCycle:
         prep = _Prepared(self.timing(), {y.id: self.plan_moment(y) for y, _, _ in years}, {
             m.id: tuple([self.rounds_by_name[m.feedback_round]] if m.feedback_round else [])
             + tuple(r for r in self.feedback_rounds if r.timing == "before_moment" and r.moment == m.id
-                    and r.name != m.feedback_round) for m in self.moments}, now if appeared_only else None,
+                    and r.name != m.feedback_round) for m in self.moments},
+            # as UTC: the items' moments are UTC, and comparing datetimes of different zones asks the zone each time
+            now.astimezone(UTC) if appeared_only else None,
             tuple((m, m.arises.form == "cron" or m.arises.repeat is not None or len(m.arises.dates) > 1,
                    m.arises.form == "anchor" and m.arises.anchor == ("employee", "hire_date"),
                    int(m.arises.grace_delta.total_seconds()),
@@ -571,16 +573,17 @@ class DevelopmentCycle:
                 if role is not None and role.held_by(employee):
                     held_roles.append(role)
             # one trajectory per role held (its moments); a moment once_per_person in the first of them it is for
-            held = tuple(r.name for r in held_roles)
+            held = tuple([r.name for r in held_roles])
+            prefix = self._owner(year.id, employee.id)
             for role in held_roles:
-                key = self._owner(year.id, employee.id) + role.name
-                pinned = stored.get(key, {}).get("timing")
-                items.extend(self._trajectory(employee, year, role, cache, directory,
-                                              pinned if isinstance(pinned, Mapping) else None, prep, late, soon,
-                                              since, held))
+                key = prefix + role.name
+                found = stored.get(key) if stored else None
+                pinned = found.get("timing") if found is not None else None
+                self._trajectory(items, key, employee, year, role, cache, directory,
+                                 pinned if pinned is not None and isinstance(pinned, Mapping) else None, prep, late,
+                                 soon, since, held)
             if since is not None or not keys:
                 continue  # facts and definitions as at the last plan, which closed what they no longer call for
-            prefix = self._owner(year.id, employee.id)
             own = _prefixed(keys, prefix)
             if nested:  # ids of the batch that extend this one ("x/y" of "x"): their keys are under its prefix too
                 theirs = tuple(self._owner(year.id, other) for other in nested)
@@ -607,11 +610,11 @@ class DevelopmentCycle:
                 value = facts
                 for part in schedule.anchor:
                     value = value.get(part) if isinstance(value, Mapping) else None  # type: ignore[assignment]
-            key = (cache_key, str(value), start, end)
-        if key in cache:
-            return cache[key]
-        found = list(schedule.occurrences(start, end, facts))
-        cache[key] = found
+            # a date (the usual anchor) is its own key: no text made and hashed per employee
+            key = (cache_key, value if type(value) is date else str(value), start, end)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = list(schedule.occurrences(start, end, facts))
         return found
 
     def _role_start(self, employee: EmployeeFacts, year: WorkYear) -> date:
@@ -627,15 +630,14 @@ class DevelopmentCycle:
                 first = max(first, day)
         return first
 
-    def _trajectory(self, employee: EmployeeFacts, year: WorkYear, role: TalentRole,
-                    cache: dict[Any, list[datetime]], directory: Directory,
+    def _trajectory(self, out: list[PlannedItem], key: str, employee: EmployeeFacts, year: WorkYear,
+                    role: TalentRole, cache: dict[Any, list[datetime]], directory: Directory,
                     pinned: Mapping[str, Any] | None, prep: _Prepared, late: bool = False,
                     soon: list[datetime] | None = None, since: datetime | None = None,
-                    held: tuple[str, ...] = ()) -> list[PlannedItem]:
-        """The trajectory of one role and its moments: those for this role (a moment's ``roles``); with ``held``
-        (the employee's roles of the year, in its order) a ``once_per_person`` moment only in the first held role
-        it is for."""
-        key = self._owner(year.id, employee.id) + role.name
+                    held: tuple[str, ...] = ()) -> None:
+        """The trajectory of one role (its ``key``) and its moments, added to ``out``: the moments for this role (a
+        moment's ``roles``); with ``held`` (the employee's roles of the year, in its order) a ``once_per_person``
+        moment only in the first held role it is for."""
         held = held or (role.name,)
         several = len(held) > 1
         first_day = self._role_start(employee, year)
@@ -652,13 +654,15 @@ class DevelopmentCycle:
                 _day_at(year.end + _HIRE_MOMENT_REACH + timedelta(days=1), self.timezone),
                 f"{self.label} {year.id}", role_series(self.name, year.id, role.name))
         window_start, window_end, hire_end, title, series = per_year
-        out = [] if since is not None and planned_at < since else [PlannedItem(
-            key=key, source=self.source_id, item_type="trajectory", subject=employee.id,
-            due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
-            series=series, version=role.version, label=title,
-            payload={**common, "title": title, "profile": role.profile,
-                     "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
-        )]
+        source_id = self.source_id
+        if since is None or planned_at >= since:
+            out.append(PlannedItem(
+                key=key, source=source_id, item_type="trajectory", subject=employee.id,
+                due_at=_day_at(first_day, self.timezone), period=year.id, start_mode="none", catch_up="all",
+                series=series, version=role.version, label=title,
+                payload={**common, "title": title, "profile": role.profile,
+                         "competencies": list(role.competencies), "timing": timing, "opened": first_day.isoformat()},
+            ))
         if pinned is not None:
             # the batch's stored trajectories share the parsed lead times of equal payloads (StoreDirectory.stored):
             # merged once per pinned object, which the batch's stored answer keeps alive (so its id is its own)
@@ -667,7 +671,7 @@ class DevelopmentCycle:
                 merged = prep.memo[("pinned", id(pinned))] = (pinned, {**timing, **{k: str(v) for k, v in
                                                                                   pinned.items()}})
             timing = merged[1]
-        facts = _LazyFacts(employee, year)
+        facts: _LazyFacts | None = None  # made when a schedule or window reads the employee's facts
         hire_in_year = employee.hire_date is not None and year.contains(employee.hire_date)
         hire_policy = self.policies.hire_year == "hire"
         hire_year_owns: bool | None = None  # computed once, when a hire-anchored moment asks
@@ -697,13 +701,17 @@ class DevelopmentCycle:
                 opens_key = ("opens", year.id, moment.id)
                 opens = prep.memo.get(opens_key) if window_fixed else None
                 if opens is None:
+                    facts = _LazyFacts(employee, year) if facts is None else facts
                     opens = moment.window.first_day(facts)
                     if window_fixed:
                         prep.memo[opens_key] = opens
             # what does not depend on the employee was computed for an earlier one (the same cache entry)
             occurrences = cache.get((year.id, moment.id)) if same_for_all else None
             if occurrences is None:
+                facts = _LazyFacts(employee, year) if facts is None else facts
                 occurrences = self._occurrences(schedule, (year.id, moment.id), start, end, facts, cache)
+            if not occurrences:
+                continue  # e.g. the intake of someone hired years ago: nothing in this year
             # the dates of its occurrences depend only on these (most employees share them): computed once per
             # batch. The occurrence list is keyed by identity: it is the batch cache's, alive till the batch ends.
             # The hire date counts only through first_day (never before it: no day of the trajectory is before
@@ -719,9 +727,8 @@ class DevelopmentCycle:
                                                    lead_text, planned_at, opens)
                     if dates is None:
                         continue
-                    # and, as they depend on the same: when its last item appears (all are on or before the due
-                    # day) and when it is first due to be planned (the moment or a round, not before the year's
-                    # planning moment)
+                    # and, as they depend on the same: when its last item appears and when it is first due to be
+                    # planned (the moment or a round, not before the year's planning moment)
                     due, day, appear = dates
                     # a round prepares the conversation: a window's first day (any day of it may be the one), else
                     # the due date
@@ -729,17 +736,21 @@ class DevelopmentCycle:
                                               else (due, day))
                     first = min([appear, *(_day_at(max(prepared_day - _lead(r.lead_text), first_day), schedule.timezone,
                                                    schedule.at) for r in rounds)]) if rounds else appear
-                    after = _day_at(day + timedelta(days=1), schedule.timezone)
+                    # a round's requests and reminders appear on or before the prepared day, at the schedule's
+                    # time (plan_round), and not before the planning moment; the moment itself at ``appear``
+                    last = max(appear, _day_at(prepared_day, schedule.timezone, schedule.at), planned_at) \
+                        if rounds else appear
                     # a window is not missed while it is open: the catch-up policy applies only after its end
-                    late_after = max(grace, int((after - appear).total_seconds())) if opens is not None else grace
+                    late_after = grace if opens is None else max(grace, int(
+                        (_day_at(day + timedelta(days=1), schedule.timezone) - appear).total_seconds()))
                     # and the payload's texts of its days (the moment's item of every employee of the group)
-                    entries.append((due, day, appear, max(after, planned_at), max(first, planned_at), late_after,
+                    entries.append((due, day, appear, last, max(first, planned_at), late_after,
                                     prepared, day.isoformat(), _local_date(appear, schedule.timezone).isoformat()))
                 prep.memo[group_key] = entries
             for due, day, appear, last, ready, late_after, prepared, day_text, appears_text in entries:
                 if since is not None and last < since:
                     # every item of this occurrence (the moment, its rounds' requests and reminders) appeared
-                    # before the last plan's next_due: that plan made them
+                    # before the last plan's next_due: that plan (or an earlier one) made them
                     continue
                 if prep.now is not None and ready > prep.now:
                     # the tick asks only for what has appeared: a moment still to come (with its rounds) only
@@ -752,24 +763,31 @@ class DevelopmentCycle:
                     if not moment.when(moment_scope(employee, year, moment.id, day, employee_scope), due):
                         continue
                 mkey = f"{key}/{moment.id}" + (f"/{day_text}" if repeating else "")
-                out.append(PlannedItem(
-                    key=mkey, source=self.source_id, item_type="moment", subject=employee.id, due_at=appear,
-                    period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
-                    catch_up=schedule.catch_up, grace_seconds=late_after,
-                    workflow=moment.workflow, version=role.version, label=moment.label,
-                    appears_at=appear, deadline=due,
-                    payload={**common, "moment": moment.id, "label": moment.label,
-                             "dossier_item_type": moment.dossier_item_type,
-                             "creation_profile": moment.creation_profile, "trajectory": key,
-                             "date": day_text, "due_date": day_text, "appears": appears_text},
-                ))
+                if prep.now is not None and appear > prep.now and (since is not None or employee.leaving_date is None):
+                    # ready for its rounds, the moment itself still to come: the tick would leave its item out and
+                    # plan the employee again when it appears, which is what this says (a leaver's full plan names
+                    # it all the same: its stored moments not named are closed)
+                    soon.append(appear)
+                else:
+                    out.append(PlannedItem(
+                        key=mkey, source=source_id, item_type="moment", subject=employee.id, due_at=appear,
+                        period=year.id, parent_key=key, series=f"{key}/{moment.id}", start_mode=moment.start,
+                        catch_up=schedule.catch_up, grace_seconds=late_after,
+                        workflow=moment.workflow, version=role.version, label=moment.label,
+                        appears_at=appear, deadline=due,
+                        payload={**common, "moment": moment.id, "label": moment.label,
+                                 "dossier_item_type": moment.dossier_item_type,
+                                 "creation_profile": moment.creation_profile, "trajectory": key,
+                                 "date": day_text, "due_date": day_text, "appears": appears_text},
+                    ))
                 for fround in prep.rounds[moment.id]:
                     out.extend(plan_round(self, fround, f"{mkey}/feedback/{fround.name}", prepared, employee, year, key,
                                           common, schedule, directory, first_day=first_day, since=since,
-                                          memo=prep.memo))
+                                          memo=prep.memo, grace=grace))
         for fround in self.feedback_rounds:
             if late or fround.timing != "fixed" or fround.arises is None:
                 continue
+            facts = _LazyFacts(employee, year) if facts is None else facts
             for when in self._occurrences(fround.arises, (year.id, f"feedback/{fround.name}"), window_start,
                                           window_end, facts, cache):
                 day = when.astimezone(fround.arises.tz).date()
@@ -782,7 +800,6 @@ class DevelopmentCycle:
                 out.extend(plan_round(self, fround, f"{key}/feedback/{fround.name}/{day.isoformat()}", deadline,
                                       employee, year, key, common, fround.arises, directory, ask_at=when,
                                       first_day=first_day, since=since))
-        return out
 
     def _occurrence_dates(self, moment: ConversationMoment, when: datetime, employee: EmployeeFacts, year: WorkYear,
                           schedule: Schedule, first_day: date, stretch: bool, lead_text: str, planned_at: datetime,
