@@ -477,3 +477,55 @@ def test_a_store_directory_reads_stored_payloads_by_subject_or_by_key(compiled: 
             assert directory.stored("src", "trajectory", subjects, keys=[]) == {}
     finally:
         engine.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_items_another_writer_inserted_meanwhile_are_counted_exactly(compiled: CompiledBundle,
+                                                                               pg_url: str, registry: Any) -> None:
+    """PostgreSQL writes a batch's new items with COPY inside a savepoint. A key another writer inserted after the
+    batch read its keys (READ COMMITTED: a host through the store, a digest, another employee's plan) makes the
+    COPY fail: its savepoint rolls back and the rows go in with ``ON CONFLICT DO NOTHING .. RETURNING``: the other
+    writer's row is kept as it wrote it, the summary counts exactly what this tick created, and the tick goes on.
+    Without a conflict the COPY writes them all (the counts as before)."""
+    from regelwerk.store import bulk
+
+    engine = make_engine(compiled, pg_url, registry)
+    people = teachers(6)
+    expected = expected_keys(compiled, people, PLAN_AT)
+    taken: list[str] = []
+    copied: list[int | None] = []
+    original = bulk.copy_new
+
+    def meanwhile(conn: Any, statement: Any, rows: Any) -> int | None:
+        if not taken:  # another writer commits one of the batch's keys now
+            row = {**rows[0], "payload": '{"by": "someone else"}'}
+            taken.append(row["key"])
+            other = sa.create_engine(pg_url)
+            try:
+                with other.begin() as writer:
+                    writer.execute(scheduled_items.insert(), [row])
+            finally:
+                other.dispose()
+        try:
+            result = original(conn, statement, rows)
+        except sa.exc.IntegrityError:
+            copied.append(None)
+            raise
+        copied.append(result)
+        return result
+
+    try:
+        EmployeeDirectory(engine.store.engine).upsert(people, PLAN_AT)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bulk, "copy_new", meanwhile)
+            first = tick(engine, compiled, PLAN_AT, batch_size=3)
+        assert copied == [None, 3]  # the first batch's COPY met the key (its rows went in with ON CONFLICT)
+        assert first.employees_planned == 6
+        assert first.total_created == len(expected) - 1
+        assert sorted(k for k, _ in stored(pg_url)) == sorted(expected)
+        with engine.store.engine.connect() as conn:
+            payload = conn.execute(sa.select(scheduled_items.c.payload).where(scheduled_items.c.key == taken[0]))
+            assert payload.scalar_one() == '{"by": "someone else"}'
+        assert tick(engine, compiled, PLAN_AT).total_created == 0
+    finally:
+        engine.close()
