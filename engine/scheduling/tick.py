@@ -256,9 +256,7 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
         type_coerce(emp.c.updated_at, String) == type_coerce(bindparam("b_seen"), String))
     walk = (select(*employee_columns(*raw)).where(stale, emp.c.id > bindparam("p_last")).order_by(emp.c.id)
             .limit(bindparam("p_limit")))
-    found = {"count": select(func.count()).select_from(emp).where(stale),
-             # without a progress callback only whether any is stale: stops at the first (most days some are)
-             "any": select(emp.c.id).where(stale).limit(1)}
+    found = {"count": select(func.count()).select_from(emp).where(stale)}
     if pg:
         found["batch"] = found["walk"] = walk.with_for_update(skip_locked=True, of=emp)
     else:
@@ -276,7 +274,6 @@ def _plan_statements(pg: bool) -> dict[str, Any]:
                           .limit(bindparam("p_limit")))
         found["walk"] = walk
         found["count"] = select(func.count()).select_from(stale_ids.subquery())
-        found["any"] = stale_ids.limit(1)
         found["few"] = select(func.count()).select_from(stale_ids.limit(bindparam("p_limit")).subquery())
     found.update({
         "stamp": (update(emp).where(emp.c.id == bindparam("b_id"), seen)
@@ -685,15 +682,18 @@ def _plan_phase(target: _Target, sources: Sequence[Any], version: str, now: date
     # SQLite: at most this many stale plans are read as ranges of their index, more in a walk in id order
     # (``_plan_statements``): a batch of ranges reads every stale id after the last batch's
     many = 4 * batch_size
-    with sa_engine.connect() as conn:
-        if progress is not None:
-            total = int(conn.execute(statements["count"], stale_params).scalar_one())
-        elif "few" in statements:  # how many, up to where the walk pays (the count is for progress alone)
-            total = int(conn.execute(statements["few"], {**stale_params, "p_limit": many + 1}).scalar_one())
-        else:  # PostgreSQL: whether any is stale, the first one found ends the scan (a count scans every employee)
-            total = 1 if conn.execute(statements["any"], stale_params).first() is not None else 0
-    if not total:
-        return
+    # PostgreSQL without progress asks nothing first: the first batch's read finds the stale plans or none. Most
+    # days some are stale, and a probe for whether any is (it stopped at the first) was a read of its own ahead of
+    # that one: 365 a year at 10,000 employees, 0.30 s, for the few days that find none
+    total = 1
+    if progress is not None or "few" in statements:
+        with sa_engine.connect() as conn:
+            if progress is not None:
+                total = int(conn.execute(statements["count"], stale_params).scalar_one())
+            else:  # SQLite: how many, up to where the walk pays (the count is for progress alone)
+                total = int(conn.execute(statements["few"], {**stale_params, "p_limit": many + 1}).scalar_one())
+        if not total:
+            return
     read = statements["walk"] if total > many else statements["batch"]
     done = 0
     last_id = ""
