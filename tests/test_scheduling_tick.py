@@ -88,8 +88,11 @@ def test_tick_twice_creates_nothing_twice(compiled: CompiledBundle, db_url: str,
 def test_the_plan_phase_stops_after_a_short_batch(compiled: CompiledBundle, db_url: str, registry: Any) -> None:
     engine = make_engine(compiled, db_url, registry)
     batches: list[str] = []
+    stale_reads: list[str] = []
 
     def spy(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "rw_employees.plan_version IS NULL" in statement:
+            stale_reads.append(statement)
         if (statement.lstrip().startswith("SELECT") and "rw_employees.id >" in statement
                 and "count(" not in statement):
             batches.append(statement)
@@ -108,6 +111,10 @@ def test_the_plan_phase_stops_after_a_short_batch(compiled: CompiledBundle, db_u
         assert len(batches) == 4  # three full batches, then one that finds nothing
         # at most four batches' worth: SQLite reads them as ranges of their index
         assert all(("UNION ALL" in statement) == sqlite for statement in batches)
+        # nothing stale: PostgreSQL asks no probe first, its one batch read finds none (SQLite counts, bounded)
+        stale_reads.clear()
+        assert tick(engine, compiled, PLAN_AT, batch_size=10).employees_planned == 0
+        assert len(stale_reads) == 1 and ("FOR UPDATE" in stale_reads[0]) != sqlite
     finally:
         sa.event.remove(engine.store.engine, "before_cursor_execute", spy)
         engine.close()
