@@ -433,3 +433,37 @@ def test_sqlite_datetime_text_is_made_once_per_value(tmp_path: Any) -> None:
         assert process(date(2026, 1, 2)) == "2026-01-02 00:00:00.000000" and process(None) is None
     finally:
         made.dispose()
+
+
+def test_postgresql_copy_new_rolls_back_its_own_savepoint_on_a_taken_key(pg_url: str, tmp_path: Any) -> None:
+    """``copy_new``: rows the caller expects to be new go in with COPY inside a savepoint; a key already there is
+    SQLAlchemy's ``IntegrityError`` with none of the rows written, and the transaction goes on (what it wrote
+    before stays, it commits). Where COPY does not apply (SQLite, a tenant-bound connection) nothing is written:
+    None."""
+    from regelwerk.tenancy.rls import TENANT_OPTION
+
+    engine = create_sa_engine(pg_url)
+    try:
+        ours, _ = _two_tables(engine, "copy_new")
+        with engine.begin() as conn:
+            assert bulk.copy_new(conn, ours.insert(), [{**r, "key": f"a{i}"} for i, r in enumerate(_copy_rows(3))]) == 3
+            with pytest.raises(sa.exc.IntegrityError):
+                bulk.copy_new(conn, ours.insert(), [{**r, "key": f"{k}"} for k, r in zip(("b0", "a1", "b2"),
+                                                                                         _copy_rows(3), strict=True)])
+            conn.execute(ours.insert(), [{**_copy_rows(1)[0], "key": "after"}])
+            bound = conn.execution_options(**{TENANT_OPTION: "acme"})
+            assert bulk.copy_new(bound, ours.insert(), [{**r, "key": f"t{i}"} for i, r in enumerate(_copy_rows(2))]) \
+                is None
+        with engine.connect() as conn:
+            keys = conn.execute(sa.select(ours.c.key).order_by(ours.c.id)).scalars().all()
+        assert keys == ["a0", "a1", "a2", "after"]
+    finally:
+        engine.dispose()
+    lite = create_sa_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    try:
+        table, _ = _two_tables(lite, "copy_new")
+        with lite.begin() as conn:
+            assert bulk.copy_new(conn, table.insert(), _copy_rows(2)) is None
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+    finally:
+        lite.dispose()

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["executemany", "executemany_columns"]
+__all__ = ["copy_new", "executemany", "executemany_columns"]
 
 #: the SQL and, per position, (row key, fixed value, bind processor)
 _Plan = tuple[str, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]]
@@ -141,6 +141,8 @@ def _copy_plan(statement: Any, dialect: Any, keys: tuple[str, ...]) -> _Plan | N
 
 
 _NAIVE = object()
+#: the savepoint a :func:`copy_new` is written in (released at once: nested ones shadow it, as SQL says)
+_SAVEPOINT = "rw_copy"
 #: the key, in the DBAPI connection's ``info`` (kept as long as the connection), of the tables whose row-level
 #: security applies on that connection
 _ROW_SECURITY = "regelwerk.bulk.row_security"
@@ -215,8 +217,10 @@ def _copy(conn: Any, statement: Any, plan: _Plan, rows: Sequence[Mapping[str, An
     return _copy_columns(conn, statement, plan[0], columns, len(rows))
 
 
-def _copy_columns(conn: Any, statement: Any, sql: str, columns: list[list[Any]], count: int) -> Any:
-    """Write the processed ``columns`` (``count`` rows) with the ``COPY`` command ``sql``."""
+def _copy_columns(conn: Any, statement: Any, sql: str, columns: list[list[Any]], count: int,
+                  savepoint: bool = False) -> Any:
+    """Write the processed ``columns`` (``count`` rows) with the ``COPY`` command ``sql``; ``savepoint``: inside a
+    savepoint of its own, rolled back when the COPY fails (the transaction goes on as before it)."""
     from sqlalchemy.exc import DBAPIError
 
     # the listeners an execute of the statement would call (the simulation's shared unit: rows it keeps behind for
@@ -228,10 +232,19 @@ def _copy_columns(conn: Any, statement: Any, sql: str, columns: list[list[Any]],
     raw = conn.connection.dbapi_connection
     try:
         with raw.cursor() as cursor:
-            with cursor.copy(sql) as copy:
-                for record in zip(*columns, strict=True):
-                    copy.write_row(record)
+            if savepoint:
+                cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                with cursor.copy(sql) as copy:
+                    for record in zip(*columns, strict=True):
+                        copy.write_row(record)
+            except dbapi.Error as exc:
+                if savepoint and not conn.dialect.is_disconnect(exc, raw, None):
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}")
+                raise
             written = cursor.rowcount
+            if savepoint:
+                cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
     except dbapi.Error as exc:
         # a lost connection is invalidated at once, as Connection.execute does: the rollback that follows does not
         # talk to it (its own error would replace this one) and the pool does not hand it out again
@@ -260,6 +273,24 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     if columns is None:
         return conn.execute(statement, list(rows))
     return conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def copy_new(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """PostgreSQL: ``rows`` of a plain ``INSERT`` (``statement``, see the module) that the caller expects to be new
+    under a unique key that other writers may also insert (its ``ON CONFLICT DO NOTHING`` twin is the exact way),
+    written with ``COPY`` inside a savepoint of their own. Returns how many were written (all), or None where
+    :func:`executemany` would not copy them (SQLite, row-level security, a tenant-bound connection ...: nothing
+    written). A row that violates a constraint (a key someone else wrote meanwhile) raises SQLAlchemy's
+    ``IntegrityError`` as an ``INSERT`` would, with the savepoint rolled back: none of the rows is written and the
+    transaction goes on, so the caller can write them again with ``ON CONFLICT``."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return None
+    plan = _usable_plan(conn, statement, tuple(rows[0]))
+    columns = _columns(plan[1], rows) if plan is not None else None
+    if plan is None or columns is None:
+        return None
+    written: int = _copy_columns(conn, statement, plan[0], columns, len(rows), savepoint=True).rowcount
+    return written
 
 
 def executemany_columns(conn: Any, statement: Any, given: Mapping[str, Sequence[Any]]) -> Any:
