@@ -70,6 +70,53 @@ def test_a_chunk_stays_locked_until_its_transaction_ends_on_postgresql(pg_url: s
         store.close()
 
 
+@pytest.mark.postgres
+def test_rows_locked_ahead_skip_what_another_transaction_holds_and_stay_locked_until_the_end(pg_url: str) -> None:
+    """A simulated day's moves read ahead on PostgreSQL (``candidates_locked_ahead``): their instances, then their
+    candidate rows, locked in id order without waiting; a row another transaction holds (c2's instance; c4's candidate
+    row) is left out at once, and the rows read stay locked until the reading transaction ends: a rival's update of a
+    candidate row or a fire of an instance waits for it (here: its lock timeout)."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from regelwerk.store.workflow_tables import rw_instances
+    from sqlalchemy.exc import OperationalError
+
+    store = SqlStore(pg_url)
+    moment = datetime(2026, 6, 1, tzinfo=UTC)
+    try:
+        with store.transaction() as tx:
+            for row in SEEDED:
+                tx.rows("rw_candidates").insert(row)
+            tx.connection.execute(rw_instances.insert(), [
+                {"id": row["instance_id"], "workflow": "recruitment.standard", "definition_version": "1",
+                 "state": row["status"], "data": {}, "version": 1, "timers_pending": False, "created_by": "t",
+                 "created_at": moment, "updated_at": moment} for row in SEEDED])
+        wanted = ["c4", "c3", "c2", "c1", "nobody"]
+        with store.transaction() as plain:  # unlocked, for comparison
+            port = candidate_store(plain)
+            assert port is not None
+            expected = port.candidates_ahead(wanted)
+        with store.transaction() as rival, store.transaction() as reader:
+            rival.connection.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+            rival.lock_instances(["cand-c2"])
+            rival.connection.execute(sa.text("SELECT id FROM rw_candidates WHERE id = 'c4' FOR UPDATE"))
+            port = candidate_store(reader)
+            assert port is not None
+            ahead = port.candidates_locked_ahead(wanted)  # does not wait for c2's instance or c4's row
+            assert ahead == {cid: expected[cid] for cid in ("c1", "c3")}
+            with pytest.raises(OperationalError, match="lock timeout"), rival.connection.begin_nested():
+                rival.connection.execute(sa.text("UPDATE rw_candidates SET status = 'x' WHERE id = 'c3'"))
+            with pytest.raises(OperationalError, match="lock timeout"), rival.connection.begin_nested():
+                rival.connection.execute(sa.text("UPDATE rw_instances SET version = 9 WHERE id = 'cand-c1'"))
+        with store.transaction() as tx:  # both ended: nothing is held
+            port = candidate_store(tx)
+            assert port is not None
+            assert set(port.candidates_locked_ahead(wanted)) == {"c1", "c2", "c3", "c4"}
+    finally:
+        store.close()
+
+
 def test_the_memory_store_has_no_candidate_store_and_the_sweep_skips_it(registry: Any) -> None:
     from datetime import UTC, datetime
 

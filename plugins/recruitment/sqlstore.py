@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.outbox.queue import utc_naive
+from regelwerk.store.workflow_tables import rw_instances
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
 from regelwerk_packs.recruitment.ports import APPLICATION_COLUMNS, DueCandidate, GroupKept, RetentionLogRow
 from regelwerk_packs.recruitment.tables import candidates, questionnaires, retention_log, vacancies
@@ -42,6 +43,15 @@ _WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
     sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
     .scalar_subquery().label("rows_of_instance"))
 _EXISTING_IDS = sa.select(_C.id).where(_C.id.in_(_IDS))
+#: the instances of these candidates, locked in id order (the core's lock order: instances first); a row another
+#: transaction holds is skipped, never waited for (``candidates_locked_ahead``)
+_LOCK_FREE_INSTANCES = (sa.select(rw_instances.c.id)
+                        .where(rw_instances.c.id.in_(sa.select(_C.instance_id).where(_C.id.in_(_IDS))))
+                        .order_by(rw_instances.c.id).with_for_update(skip_locked=True))
+#: :data:`_WITH_VACANCIES_COUNTED` of the candidates whose instance this transaction locked, each candidate row locked
+#: in id order (the vacancy is not: it is read as the step's vacancy memo reads it); a row held elsewhere is skipped
+_WITH_VACANCIES_LOCKED = (_WITH_VACANCIES_COUNTED.where(_C.instance_id.in_(sa.bindparam("locked", expanding=True)))
+                          .order_by(_C.id).with_for_update(of=candidates, skip_locked=True))
 #: an application's row written behind: one statement object, so a day's rows go in one executemany
 _INSERT_APPLICATION = candidates.insert()
 #: the columns ``sync_status`` sets on a move
@@ -228,6 +238,27 @@ class SqlCandidateStore:
         update by instance id then changes exactly this row), in one statement."""
         out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
         for row in self._conn.execute(_WITH_VACANCIES_COUNTED, {"ids": sorted(set(candidate_ids))}):
+            values = tuple(row)
+            candidate, vacancy = _candidate_and_vacancy(values[:-1])
+            out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
+        return out
+
+    def candidates_locked_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
+                                                                                         dict[str, Any] | None, bool]]:
+        """:meth:`candidates_ahead` of the candidates whose rows this transaction could lock without waiting, the rows
+        locked until it ends (PostgreSQL; elsewhere the same read, unlocked), in two statements and the core's lock
+        order: first their instances (``FOR UPDATE SKIP LOCKED``, in id order), then the candidate rows of the
+        instances locked (``FOR UPDATE OF rw_candidates SKIP LOCKED``, in id order). A row another transaction holds
+        is left out, not waited for: this read adds no wait to the transaction, so it cannot close a cycle of waits
+        (the rows left out are read when they are needed, as before). While the transaction lasts, no other can
+        change or delete the rows returned, nor fire their instances: they are current until this transaction
+        changes them itself (a simulated day's moves, see regelwerk_packs.recruitment.simulation)."""
+        ids = sorted(set(candidate_ids))
+        locked = list(self._conn.execute(_LOCK_FREE_INSTANCES, {"ids": ids}).scalars())
+        if not locked:
+            return {}
+        out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
+        for row in self._conn.execute(_WITH_VACANCIES_LOCKED, {"ids": ids, "locked": locked}):
             values = tuple(row)
             candidate, vacancy = _candidate_and_vacancy(values[:-1])
             out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
