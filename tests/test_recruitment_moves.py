@@ -631,19 +631,86 @@ def test_on_postgresql_a_run_of_moves_reads_its_rows_ahead_under_locks_and_write
         return sum(s.startswith(start) and part in s for s in statements.get(on, []))
 
     # three moves: one statement locks their instances, one their candidate rows (read with their vacancies)
-    assert count("2027-02-03", "SELECT rw_instances.id", "FOR UPDATE SKIP LOCKED") == 1
-    assert count("2027-02-03", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates SKIP LOCKED") == 1
+    assert count("2027-02-03", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1
+    assert count("2027-02-03", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates NOWAIT") == 1
     assert count("2027-02-03", "SELECT rw_candidates") == 1
     assert count("2027-02-03", "UPDATE rw_candidates SET status") == 0  # written behind, after the day's events
     if refused_first:  # ans's refusal let the run's locks go: piet and eva lock and read theirs again
-        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE SKIP LOCKED") == 2
+        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 2
         assert count("2027-02-04", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates") == 2
         assert count("2027-02-04", "UPDATE rw_candidates SET status") == 0
     else:  # eva's move is a run of one (then the facts events): its own read and update, as before; piet and ans are
         # the next run, read when it begins (after the facts were set)
-        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE SKIP LOCKED") == 1
+        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1
         assert count("2027-02-04", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates") == 1
         assert count("2027-02-04", "UPDATE rw_candidates SET status") == 1  # eva's, at once
+    with sa.create_engine(pg_url).connect() as conn:
+        found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_run_whose_row_another_transaction_holds_reads_nothing_ahead_and_waits_as_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> None:
+    """Another transaction holds ans's instance when 3 February's run of moves begins: the locked read ahead fails at
+    once (NOWAIT), its unit rolls back (letting go of eva's and piet's instances, locked before ans's was found held)
+    and the day goes on: each move reads and updates its own rows, ans's waits for the holder's commit (a second
+    later), as without the read ahead. What the store holds is the same."""
+    import threading
+    from datetime import date
+
+    from regelwerk.simulation import runner
+
+    customer = tmp_path / "noorderlicht"
+    for path in FIXTURE.rglob("*.yaml"):
+        if "scenarios" not in path.relative_to(FIXTURE).parts:
+            target = customer / path.relative_to(FIXTURE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (customer / "story.yaml").write_text(READ_AHEAD_STORY, encoding="utf-8")
+    statements: list[str] = []
+    day: list[str] = []
+    holder = sa.create_engine(pg_url)
+    held: list[Any] = []
+    original = runner._Run.apply
+
+    def release(conn: Any) -> None:
+        conn.commit()
+        conn.close()
+
+    def apply(self: Any, event: Any, on: Any) -> None:
+        if on.isoformat() == "2027-02-03" and not held:
+            conn = holder.connect()
+            conn.execute(sa.text("SELECT id FROM rw_instances WHERE id = 'cand-ans' FOR UPDATE"))
+            held.append(threading.Timer(1.0, release, (conn,)))
+            held[0].start()
+        day.append(on.isoformat())
+        try:
+            original(self, event, on)
+        finally:
+            day.pop()
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if day and day[-1] == "2027-02-03":
+            statements.append(statement)
+
+    monkeypatch.setattr(runner._Run, "apply", apply)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
+    try:
+        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5), store=pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+        for timer in held:
+            timer.join()
+        holder.dispose()
+    assert result.summary["events"]["applied"] == 16
+
+    def count(start: str, part: str = "") -> int:
+        return sum(s.startswith(start) and part in s for s in statements)
+
+    assert count("SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1  # tried once: ans's instance was held
+    assert count("SELECT rw_candidates", "FOR UPDATE") == 0
+    assert count("SELECT rw_candidates") == 3 and count("UPDATE rw_candidates SET status") == 3  # each its own
     with sa.create_engine(pg_url).connect() as conn:
         found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
     assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}

@@ -104,9 +104,9 @@ class CandidateStore(Protocol):
 
     def candidates_locked_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
                                                                                          dict[str, Any] | None, bool]]:
-        """:meth:`candidates_ahead` of those candidates whose instance and row the transaction could lock without
-        waiting (instances first, in id order; a row another transaction holds is left out), locked until it ends
-        (a simulated day's moves read ahead on PostgreSQL)."""
+        """:meth:`candidates_ahead` with the candidates' instances and rows locked until the transaction ends
+        (instances first, in id order), all or nothing and without waiting: a row another transaction holds fails
+        the read at once, and the caller rolls its unit back (a simulated day's moves read ahead on PostgreSQL)."""
 
     def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
         """Write the status columns of the instance's candidate row behind, where the transaction writes rows behind

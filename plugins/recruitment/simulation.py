@@ -78,17 +78,20 @@ class DayOfMoves:
 
     On PostgreSQL other processes write too, so rows are read ahead only under their locks
     (``CandidateStore.candidates_locked_ahead``): the candidates' instances, then the candidate rows, each in id order
-    (the core's lock order) and ``SKIP LOCKED``, so the read never waits; a row held elsewhere is not read ahead (its
-    move reads it as before). Locked, no other transaction can change or delete the rows or fire their instances (a
-    host's fire of one waits for the day's commit, then finds the version changed: ``ConflictError``) until the day
-    commits, so while ``sim.writes`` stands still they are what the store holds, as on SQLite. A lock taken in a
-    savepoint that is rolled back is let go with it: that rollback changes ``sim.writes``, and the rows are dropped.
-    The locks are taken for the *run* of moves the day plays next (the move being applied and the moves right after
-    it, ``sim.day_run``), not the whole day: between the read and each move's own claim of its instance the day runs
-    nothing but the moves before it, so the locks are held early only across moves (which lock their own instance's
-    rows), never across another event that could wait for a row a concurrent transaction holds while that
-    transaction waits for a row locked ahead. (A day's story events follow its data rows, so a day's moves are
-    one run unless the story interleaves other events.)
+    (the core's lock order) and ``NOWAIT``, all or nothing: when another transaction holds one of them the read's unit
+    rolls back (letting go of what it locked) and nothing is read ahead (each move reads, and waits for, its own rows
+    as before). Locked, no other transaction can change or delete the rows or fire their instances (a host's fire of
+    one waits for the day's commit, then finds the version changed: ``ConflictError``) until the day commits, so while
+    ``sim.writes`` stands still they are what the store holds, as on SQLite. A lock taken in a savepoint that is
+    rolled back is let go with it: that rollback changes ``sim.writes``, and the rows are dropped. The locks are taken
+    for the *run* of moves the day plays next (the move being applied and the moves right after it,
+    ``sim.day_run``), not the whole day. Why this cannot deadlock where reading one by one would not: a deadlock
+    needs the day to wait for a transaction that waits for a row locked ahead. The read itself never waits; with
+    every row of the run held, its moves wait for none of them; and the day runs nothing but those moves (which lock
+    only their own instance's rows) until the last of them, from when the day holds what it would hold anyway. (A
+    partial lock would not do: a move waiting for its instance held elsewhere, while holding a later move's instance
+    early that the other transaction waits for, closes a cycle. A day's story events follow its data rows, so a
+    day's moves are one run unless the story interleaves other events.)
     """
 
     MEMO = "recruitment.moves_ahead"
@@ -199,9 +202,21 @@ class DayOfMoves:
         ids = sorted({str(a["candidate"]) for a in moves if isinstance(a.get("candidate"), str)})
         if len(ids) < 2:  # one move: as many statements either way
             return {}
-        with sim.engine.store.read() as tx:
-            store = _store(tx)
-            return store.candidates_locked_ahead(ids) if locks else store.candidates_ahead(ids)
+        if not locks:
+            with sim.engine.store.read() as tx:
+                return _store(tx).candidates_ahead(ids)
+        from regelwerk_packs.recruitment.sqlstore import rows_busy
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            # a unit of its own: if a row is held elsewhere, its rollback (to the savepoint its statements set, or
+            # share with the move's unit, which has written nothing yet) lets go of what it locked
+            with sim.engine.store.read() as tx:
+                return _store(tx).candidates_locked_ahead(ids)
+        except OperationalError as exc:
+            if not rows_busy(exc):
+                raise
+            return {}  # another transaction holds one of the rows: each move reads (and waits for) its own
 
 
 def _vacancy_ahead(sim: Any, vacancy_id: str) -> None:
