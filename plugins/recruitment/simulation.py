@@ -206,14 +206,13 @@ class DayOfMoves:
             with sim.engine.store.read() as tx:
                 return _store(tx).candidates_ahead(ids)
         from regelwerk_packs.recruitment.sqlstore import rows_busy
-        from sqlalchemy.exc import OperationalError
 
         try:
             # a unit of its own: if a row is held elsewhere, its rollback (to the savepoint its statements set, or
             # share with the move's unit, which has written nothing yet) lets go of what it locked
             with sim.engine.store.read() as tx:
                 return _store(tx).candidates_locked_ahead(ids)
-        except OperationalError as exc:
+        except Exception as exc:  # the driver's error, told by the SQL store (no SQL here)
             if not rows_busy(exc):
                 raise
             return {}  # another transaction holds one of the rows: each move reads (and waits for) its own
