@@ -479,6 +479,20 @@ spec:
 """
 
 
+#: 4 February of the read-ahead story
+READ_AHEAD_DAY_FOUR = """    - on: 2027-02-04
+      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
+    - on: 2027-02-04
+      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
+    - on: 2027-02-04
+      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-04
+      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
+"""
+
+
 def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_row_changed_since(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A day's moves read their candidates in one statement, its applications their vacancies in one (and which of
@@ -550,3 +564,153 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
                                        "WHERE id = 'ans'")).one()
     assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}
     assert tuple(consent) == (1, 1)
+
+
+#: the read-ahead story with 4 February's moves in one run after the facts, the refused one (ans) first
+REFUSED_FIRST_STORY = READ_AHEAD_STORY.replace(READ_AHEAD_DAY_FOUR, """    - on: 2027-02-04
+      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
+    - on: 2027-02-04
+      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-04
+      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-04
+      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
+""")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("refused_first", [False, True], ids=["as-written", "refused-first"])
+def test_on_postgresql_a_run_of_moves_reads_its_rows_ahead_under_locks_and_writes_the_statuses_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str, refused_first: bool) -> None:
+    """On PostgreSQL a day's run of moves (the move being applied and the moves right after it) locks its instances,
+    then its candidate rows, in id order without waiting, and reads them in that one statement (before: a statement
+    per move), and their statuses are written behind in one executemany (before: an UPDATE per move); a move alone in
+    its run reads its own row, and the rows of the day's later run are read when that run begins, after the facts
+    set in between (piet's offer is allowed). A refused move that took the run's locks lets them go with its savepoint
+    (and the rows read): the moves after it lock and read theirs again. What the store holds is what SQLite's run
+    holds."""
+    from datetime import date
+
+    from regelwerk.simulation import runner
+
+    customer = tmp_path / "noorderlicht"
+    for path in FIXTURE.rglob("*.yaml"):
+        if "scenarios" not in path.relative_to(FIXTURE).parts:
+            target = customer / path.relative_to(FIXTURE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (customer / "story.yaml").write_text(REFUSED_FIRST_STORY if refused_first else READ_AHEAD_STORY, encoding="utf-8")
+    statements: dict[str, list[str]] = {}
+    day: list[str] = []
+    original = runner._Run.apply
+
+    def apply(self: Any, event: Any, on: Any) -> None:
+        day.append(on.isoformat())
+        try:
+            original(self, event, on)
+        finally:
+            day.pop()
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if day:
+            statements.setdefault(day[-1], []).append(statement)
+
+    monkeypatch.setattr(runner._Run, "apply", apply)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
+    try:
+        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5), store=pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+    events = result.summary["events"]
+    assert events["applied"] == 16 and len(events["refusals"]) == 2
+    assert "budget_approved eq True is unknown" in events["refusals"][0]["message"]  # ans: refused, as on SQLite
+
+    def count(on: str, start: str, part: str = "") -> int:
+        return sum(s.startswith(start) and part in s for s in statements.get(on, []))
+
+    # three moves: one statement locks their instances, one their candidate rows (read with their vacancies)
+    assert count("2027-02-03", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1
+    assert count("2027-02-03", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates NOWAIT") == 1
+    assert count("2027-02-03", "SELECT rw_candidates") == 1
+    assert count("2027-02-03", "UPDATE rw_candidates SET status") == 0  # written behind, after the day's events
+    if refused_first:  # ans's refusal let the run's locks go: piet and eva lock and read theirs again
+        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 2
+        assert count("2027-02-04", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates") == 2
+        assert count("2027-02-04", "UPDATE rw_candidates SET status") == 0
+    else:  # eva's move is a run of one (then the facts events): its own read and update, as before; piet and ans are
+        # the next run, read when it begins (after the facts were set)
+        assert count("2027-02-04", "SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1
+        assert count("2027-02-04", "SELECT rw_candidates", "FOR UPDATE OF rw_candidates") == 1
+        assert count("2027-02-04", "UPDATE rw_candidates SET status") == 1  # eva's, at once
+    with sa.create_engine(pg_url).connect() as conn:
+        found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_run_whose_row_another_transaction_holds_reads_nothing_ahead_and_waits_as_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> None:
+    """Another transaction holds ans's instance when 3 February's run of moves begins: the locked read ahead fails at
+    once (NOWAIT), its unit rolls back (letting go of eva's and piet's instances, locked before ans's was found held)
+    and the day goes on: each move reads and updates its own rows, ans's waits for the holder's commit (a second
+    later), as without the read ahead. What the store holds is the same."""
+    import threading
+    from datetime import date
+
+    from regelwerk.simulation import runner
+
+    customer = tmp_path / "noorderlicht"
+    for path in FIXTURE.rglob("*.yaml"):
+        if "scenarios" not in path.relative_to(FIXTURE).parts:
+            target = customer / path.relative_to(FIXTURE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (customer / "story.yaml").write_text(READ_AHEAD_STORY, encoding="utf-8")
+    statements: list[str] = []
+    day: list[str] = []
+    holder = sa.create_engine(pg_url)
+    held: list[Any] = []
+    original = runner._Run.apply
+
+    def release(conn: Any) -> None:
+        conn.commit()
+        conn.close()
+
+    def apply(self: Any, event: Any, on: Any) -> None:
+        if on.isoformat() == "2027-02-03" and not held:
+            conn = holder.connect()
+            conn.execute(sa.text("SELECT id FROM rw_instances WHERE id = 'cand-ans' FOR UPDATE"))
+            held.append(threading.Timer(1.0, release, (conn,)))
+            held[0].start()
+        day.append(on.isoformat())
+        try:
+            original(self, event, on)
+        finally:
+            day.pop()
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if day and day[-1] == "2027-02-03":
+            statements.append(statement)
+
+    monkeypatch.setattr(runner._Run, "apply", apply)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
+    try:
+        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5), store=pg_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+        for timer in held:
+            timer.join()
+        holder.dispose()
+    assert result.summary["events"]["applied"] == 16
+
+    def count(start: str, part: str = "") -> int:
+        return sum(s.startswith(start) and part in s for s in statements)
+
+    assert count("SELECT rw_instances.id", "FOR UPDATE NOWAIT") == 1  # tried once: ans's instance was held
+    assert count("SELECT rw_candidates", "FOR UPDATE") == 0
+    assert count("SELECT rw_candidates") == 3 and count("UPDATE rw_candidates SET status") == 3  # each its own
+    with sa.create_engine(pg_url).connect() as conn:
+        found = dict(conn.execute(sa.text("SELECT id, status FROM rw_candidates")).all())
+    assert found == {"eva": "rejected", "piet": "offer", "ans": "interview_1", "kim": "new", "jan": "new"}

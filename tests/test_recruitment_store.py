@@ -70,6 +70,62 @@ def test_a_chunk_stays_locked_until_its_transaction_ends_on_postgresql(pg_url: s
         store.close()
 
 
+@pytest.mark.postgres
+def test_rows_locked_ahead_are_all_or_nothing_never_waited_for_and_stay_locked_until_the_end(pg_url: str) -> None:
+    """A simulated day's moves read ahead on PostgreSQL (``candidates_locked_ahead``): their instances, then their
+    candidate rows, locked in id order without waiting. When another transaction holds one of them (c2's instance;
+    c4's candidate row) the read fails at once (``rows_busy``) and the reader's rollback to its savepoint lets go of
+    what it had locked; with every row free, the rows read stay locked until the reading transaction ends: a rival's
+    update of a candidate row or of an instance (a fire) waits for it (here: its lock timeout)."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from regelwerk.store.workflow_tables import rw_instances
+    from regelwerk_packs.recruitment.sqlstore import rows_busy
+    from sqlalchemy.exc import OperationalError
+
+    store = SqlStore(pg_url)
+    moment = datetime(2026, 6, 1, tzinfo=UTC)
+    try:
+        with store.transaction() as tx:
+            for row in SEEDED:
+                tx.rows("rw_candidates").insert(row)
+            tx.connection.execute(rw_instances.insert(), [
+                {"id": row["instance_id"], "workflow": "recruitment.standard", "definition_version": "1",
+                 "state": row["status"], "data": {}, "version": 1, "timers_pending": False, "created_by": "t",
+                 "created_at": moment, "updated_at": moment} for row in SEEDED])
+        wanted = ["c4", "c3", "c2", "c1", "nobody"]
+        with store.transaction() as plain:  # unlocked, for comparison
+            port = candidate_store(plain)
+            assert port is not None
+            expected = port.candidates_ahead(wanted)
+        assert set(expected) == {"c1", "c2", "c3", "c4"}
+        for held in ("SELECT id FROM rw_instances WHERE id = 'cand-c2' FOR UPDATE",
+                     "SELECT id FROM rw_candidates WHERE id = 'c4' FOR UPDATE"):
+            with store.transaction() as rival, store.transaction() as reader:
+                rival.connection.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+                rival.connection.execute(sa.text(held))
+                port = candidate_store(reader)
+                assert port is not None
+                with pytest.raises(OperationalError) as failed, reader.connection.begin_nested():
+                    port.candidates_locked_ahead(wanted)  # at once, not after a wait
+                assert rows_busy(failed.value)
+                # rolled back to the savepoint: c1's instance (locked before c2's was found held) is free again
+                rival.connection.execute(sa.text("UPDATE rw_instances SET version = 1 WHERE id = 'cand-c1'"))
+        with store.transaction() as rival, store.transaction() as reader:
+            rival.connection.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+            port = candidate_store(reader)
+            assert port is not None
+            assert port.candidates_locked_ahead(wanted) == expected
+            with pytest.raises(OperationalError, match="lock timeout"), rival.connection.begin_nested():
+                rival.connection.execute(sa.text("UPDATE rw_candidates SET status = 'x' WHERE id = 'c3'"))
+            with pytest.raises(OperationalError, match="lock timeout"), rival.connection.begin_nested():
+                rival.connection.execute(sa.text("UPDATE rw_instances SET version = 9 WHERE id = 'cand-c1'"))
+            assert not rows_busy(ValueError())
+    finally:
+        store.close()
+
+
 def test_the_memory_store_has_no_candidate_store_and_the_sweep_skips_it(registry: Any) -> None:
     from datetime import UTC, datetime
 

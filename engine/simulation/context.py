@@ -176,6 +176,8 @@ class SimulationContext:
         self._step_memos: dict[str, dict[Any, Any]] = {}
         #: the events of the day being played, as ``(type, args)`` (see :meth:`day_events`)
         self._day_events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+        #: the position in ``_day_events`` of the event being applied (-1: none; see :meth:`day_run`)
+        self._day_position = -1
 
     def at(self, day: date, moment: dtime) -> None:
         """Set the clock to ``moment`` (local time) of ``day``."""
@@ -242,6 +244,20 @@ class SimulationContext:
         that will apply them, so only for reading rows ahead (e.g. every candidate a day's moves name, in one
         statement). Empty outside a day's batch (events dated before the first day are applied one by one)."""
         return [args for kind, args in self._day_events if kind == event_type]
+
+    def day_run(self, event_type: str) -> tuple[int, list[Mapping[str, Any]]]:
+        """The event being applied and the day's events right after it, while they are of ``event_type``: where the
+        run ends (the position of the day's first event after it of another type, or the day's end; -1 with no run)
+        and their arguments (as :meth:`day_events` gives them). Empty when the event being applied is of another type
+        or outside a day's batch. For rows read ahead that must not be held longer than the events of their type
+        take (rows locked ahead on PostgreSQL, see the recruitment pack's ``DayOfMoves``)."""
+        events, start = self._day_events, self._day_position
+        if not 0 <= start < len(events) or events[start][0] != event_type:
+            return -1, []
+        end = start
+        while end < len(events) and events[end][0] == event_type:
+            end += 1
+        return end, [args for _kind, args in events[start:end]]
 
     def writes(self, *tables: str) -> int | None:
         """How many statements of the current step's transaction may have changed rows of ``tables`` so far

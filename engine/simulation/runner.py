@@ -650,10 +650,11 @@ def _play(run: _Run, handover: list[Any], start: date, end: date, progress: Prog
             # the day's events, known up front: a story event may read the rows of all of them ahead (day_events)
             run._day_events = tuple((event.type, event.args) for event in todays)
             try:
-                for event in todays:
+                for position, event in enumerate(todays):
+                    run._day_position = position  # day_run: the events of a type from this one on
                     run.apply(event, day)
             finally:
-                run._day_events = ()
+                run._day_events, run._day_position = (), -1
             # the events' rows kept behind (history, outbox, candidates' statuses) go now, before the tick's many
             # statements, each of which would otherwise first be checked for their tables (shared.write_behind_now)
             write_behind_now(run.sa)

@@ -514,7 +514,8 @@ def write_count(sa_engine: Any, tables: Iterable[str]) -> int | None:
     every savepoint rolled back. Counted for every statement the unit's connection executes (executemany included),
     whoever executes it (a port, SQL text, driver SQL). None outside a shared unit. A SELECT changes nothing on
     SQLite (no data-modifying WITH, no functions that write); on PostgreSQL a SELECT calling a function that writes
-    or holding a data-modifying WITH in its FROM is not counted (rows read ahead are used on SQLite only).
+    or holding a data-modifying WITH in its FROM is not counted (the engine sends neither; rows read ahead on
+    PostgreSQL are read under their row locks, see the recruitment pack's ``DayOfMoves``).
 
     For rows read ahead in the step's transaction: while the count is what it was when they were read, no statement
     of this transaction has changed them (nor, on SQLite, any other: the step holds the database's write lock)."""

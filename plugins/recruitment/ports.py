@@ -102,6 +102,12 @@ class CandidateStore(Protocol):
         that names its instance (a simulated day's moves read ahead: their status update by instance id is then
         known to change exactly that row)."""
 
+    def candidates_locked_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
+                                                                                         dict[str, Any] | None, bool]]:
+        """:meth:`candidates_ahead` with the candidates' instances and rows locked until the transaction ends
+        (instances first, in id order), all or nothing and without waiting: a row another transaction holds fails
+        the read at once, and the caller rolls its unit back (a simulated day's moves read ahead on PostgreSQL)."""
+
     def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
         """Write the status columns of the instance's candidate row behind, where the transaction writes rows behind
         (in bulk, before anything reads the table and before the commit); False when it does not (nothing done)."""

@@ -50,10 +50,16 @@ _AHEAD_TABLES = ("rw_candidates", "rw_vacancies")
 
 
 def _reads_ahead(sim: Any) -> bool:
-    """Rows are read ahead on SQLite only: the step's transaction holds the database's write lock from its start, so
+    """Rows are read ahead on SQLite: the step's transaction holds the database's write lock from its start, so
     only its own statements (counted by ``sim.writes``) can change them. On PostgreSQL another process could
-    change a row between the read ahead and its use: there each event reads its rows when it runs, as before."""
+    change a row between the read ahead and its use: there a day's moves read ahead only rows they lock
+    (:func:`_locks_ahead`); an application reads its rows when it runs, as before (an absent row cannot be locked)."""
     return bool(sim.sa.dialect.name == "sqlite")
+
+
+def _locks_ahead(sim: Any) -> bool:
+    """The moves' rows are read ahead under row locks (PostgreSQL, see :class:`DayOfMoves`)."""
+    return bool(sim.sa.dialect.name == "postgresql")
 
 
 class DayOfMoves:
@@ -69,6 +75,23 @@ class DayOfMoves:
     (an event that wrote a candidate or vacancy, SQL text, a savepoint rolled back) and the rows left are dropped:
     each move reads its candidate as before. An event refused empties the step memos (``forget_memory``), the next
     move reads the day's candidates again. Each row is handed out once.
+
+    On PostgreSQL other processes write too, so rows are read ahead only under their locks
+    (``CandidateStore.candidates_locked_ahead``): the candidates' instances, then the candidate rows, each in id order
+    (the core's lock order) and ``NOWAIT``, all or nothing: when another transaction holds one of them the read's unit
+    rolls back (letting go of what it locked) and nothing is read ahead (each move reads, and waits for, its own rows
+    as before). Locked, no other transaction can change or delete the rows or fire their instances (a host's fire of
+    one waits for the day's commit, then finds the version changed: ``ConflictError``) until the day commits, so while
+    ``sim.writes`` stands still they are what the store holds, as on SQLite. A lock taken in a savepoint that is
+    rolled back is let go with it: that rollback changes ``sim.writes``, and the rows are dropped. The locks are taken
+    for the *run* of moves the day plays next (the move being applied and the moves right after it,
+    ``sim.day_run``), not the whole day. Why this cannot deadlock where reading one by one would not: a deadlock
+    needs the day to wait for a transaction that waits for a row locked ahead. The read itself never waits; with
+    every row of the run held, its moves wait for none of them; and the day runs nothing but those moves (which lock
+    only their own instance's rows) until the last of them, from when the day holds what it would hold anyway. (A
+    partial lock would not do: a move waiting for its instance held elsewhere, while holding a later move's instance
+    early that the other transaction waits for, closes a cycle. A day's story events follow its data rows, so a
+    day's moves are one run unless the story interleaves other events.)
     """
 
     MEMO = "recruitment.moves_ahead"
@@ -84,8 +107,10 @@ class DayOfMoves:
         if writes is None:  # not in a step's transaction
             return None
         memo.pop("sole", None)
-        if "rows" not in memo:
+        run = self.sim.day_run("move")[0] if _locks_ahead(self.sim) else None
+        if "rows" not in memo or memo.get("run") != run:
             memo["rows"] = read = self._read()
+            memo["run"] = run
             # the candidates read, per instance (moved() drops an instance's rows)
             by_instance: dict[str, list[str]] = {}
             for ident, (candidate, _vacancy, _sole) in read.items():
@@ -169,14 +194,28 @@ class DayOfMoves:
 
     def _read(self) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]]:
         sim = self.sim
-        if not _reads_ahead(sim):
+        locks = _locks_ahead(sim)
+        if not locks and not _reads_ahead(sim):
             return {}
         # the story's arguments, unchecked until their move runs: here only ids to read (a move's own checks stand)
-        ids = sorted({str(a["candidate"]) for a in sim.day_events("move") if isinstance(a.get("candidate"), str)})
+        moves = sim.day_run("move")[1] if locks else sim.day_events("move")
+        ids = sorted({str(a["candidate"]) for a in moves if isinstance(a.get("candidate"), str)})
         if len(ids) < 2:  # one move: as many statements either way
             return {}
-        with sim.engine.store.read() as tx:
-            return _store(tx).candidates_ahead(ids)
+        if not locks:
+            with sim.engine.store.read() as tx:
+                return _store(tx).candidates_ahead(ids)
+        from regelwerk_packs.recruitment.sqlstore import rows_busy
+
+        try:
+            # a unit of its own: if a row is held elsewhere, its rollback (to the savepoint its statements set, or
+            # share with the move's unit, which has written nothing yet) lets go of what it locked
+            with sim.engine.store.read() as tx:
+                return _store(tx).candidates_locked_ahead(ids)
+        except Exception as exc:  # the driver's error, told by the SQL store (no SQL here)
+            if not rows_busy(exc):
+                raise
+            return {}  # another transaction holds one of the rows: each move reads (and waits for) its own
 
 
 def _vacancy_ahead(sim: Any, vacancy_id: str) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.outbox.queue import utc_naive
+from regelwerk.store.workflow_tables import rw_instances
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
 from regelwerk_packs.recruitment.ports import APPLICATION_COLUMNS, DueCandidate, GroupKept, RetentionLogRow
 from regelwerk_packs.recruitment.tables import candidates, questionnaires, retention_log, vacancies
 
-__all__ = ["SqlCandidateStore", "rule_predicates", "sql_candidate_store"]
+__all__ = ["SqlCandidateStore", "rows_busy", "rule_predicates", "sql_candidate_store"]
 
 _C = candidates.c
 _IDS: Any = sa.bindparam("ids", expanding=True)
@@ -42,6 +43,17 @@ _WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
     sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
     .scalar_subquery().label("rows_of_instance"))
 _EXISTING_IDS = sa.select(_C.id).where(_C.id.in_(_IDS))
+#: the instances of these candidates, locked in id order (the core's lock order: instances first); a row another
+#: transaction holds fails the statement at once, never waited for (``candidates_locked_ahead``)
+_LOCK_INSTANCES_NOWAIT = (sa.select(rw_instances.c.id)
+                          .where(rw_instances.c.id.in_(sa.select(_C.instance_id).where(_C.id.in_(_IDS))))
+                          .order_by(rw_instances.c.id).with_for_update(nowait=True))
+#: :data:`_WITH_VACANCIES_COUNTED` of the candidates whose instance this transaction locked, each candidate row locked
+#: in id order (the vacancy is not: it is read as the step's vacancy memo reads it); a row held elsewhere: as above
+_WITH_VACANCIES_LOCKED = (_WITH_VACANCIES_COUNTED.where(_C.instance_id.in_(sa.bindparam("locked", expanding=True)))
+                          .order_by(_C.id).with_for_update(of=candidates, nowait=True))
+#: PostgreSQL's lock_not_available: a ``NOWAIT`` lock found its row held
+_LOCK_NOT_AVAILABLE = "55P03"
 #: an application's row written behind: one statement object, so a day's rows go in one executemany
 _INSERT_APPLICATION = candidates.insert()
 #: the columns ``sync_status`` sets on a move
@@ -233,6 +245,28 @@ class SqlCandidateStore:
             out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
         return out
 
+    def candidates_locked_ahead(self, candidate_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any],
+                                                                                         dict[str, Any] | None, bool]]:
+        """:meth:`candidates_ahead` with every row locked until the transaction ends (PostgreSQL; elsewhere the same
+        read, unlocked), in two statements and the core's lock order: first the candidates' instances, then the
+        candidate rows of those instances, each ``FOR UPDATE NOWAIT`` in id order. All or nothing, never waiting: when
+        another transaction holds one of the rows the statement fails at once (:func:`rows_busy` tells the error; the
+        caller rolls its unit back, which lets go of what was locked) and nothing is read ahead. So the read adds no
+        wait to the transaction, and once it has them, the moves of those candidates never wait for each other's
+        rows either. While the transaction lasts, no other can change or delete the rows returned, nor fire their
+        instances: they are current until this transaction changes them itself (a simulated day's moves, see
+        regelwerk_packs.recruitment.simulation)."""
+        ids = sorted(set(candidate_ids))
+        locked = list(self._conn.execute(_LOCK_INSTANCES_NOWAIT, {"ids": ids}).scalars())
+        if not locked:
+            return {}
+        out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
+        for row in self._conn.execute(_WITH_VACANCIES_LOCKED, {"ids": ids, "locked": locked}):
+            values = tuple(row)
+            candidate, vacancy = _candidate_and_vacancy(values[:-1])
+            out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
+        return out
+
     def set_status_behind(self, instance_id: str, values: Mapping[str, Any]) -> bool:
         """Hand the UPDATE of the status columns (``STATUS_COLUMNS``, exactly) of the instance's candidate rows to a
         connection that writes rows behind (the simulation's shared unit: written with the others of the step in
@@ -368,6 +402,12 @@ class SqlCandidateStore:
 _CANDIDATE_NAMES = tuple(c.name for c in candidates.c)
 _VACANCY_NAMES = tuple(c.name for c in vacancies.c)
 _VACANCY_ID_AT = len(_CANDIDATE_NAMES) + _VACANCY_NAMES.index("id")
+
+
+def rows_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``NOWAIT`` lock that found its row held by another transaction (PostgreSQL's
+    lock_not_available), as :meth:`SqlCandidateStore.candidates_locked_ahead` raises it."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 def _candidate_and_vacancy(row: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
