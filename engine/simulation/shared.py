@@ -407,6 +407,13 @@ class _Joined:
             _send_pending(self._shared)
         return self._connection.execute(statement, *args, **kwargs)
 
+    def statement_connection(self, statement: Any) -> Any:
+        """The shared connection, to run ``statement`` on itself (``regelwerk.store.single``), with the pending
+        savepoint sent first when the statement may write, as :meth:`execute` does."""
+        if not _reads_only(statement) and self._pending():
+            _send_pending(self._shared)
+        return self._connection
+
     def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
             _send_pending(self._shared)

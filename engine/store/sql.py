@@ -42,6 +42,7 @@ from regelwerk.store.records import (
     StartShape,
     TimerRecord,
 )
+from regelwerk.store.single import execute
 from regelwerk.store.workflow_tables import (
     rw_audit,
     rw_definitions,
@@ -516,16 +517,16 @@ class SqlRows:
         statement = _ROWS_STATEMENTS.get((self._table, "insert"))
         if statement is None:  # one statement object per table (SQLAlchemy's cache key is not walked for each row)
             statement = _ROWS_STATEMENTS[(self._table, "insert")] = self._table.insert()
-        self._conn.execute(statement, row)
+        execute(self._conn, statement, row)
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""
         query = self._statement("find", match, (order_by,))
-        return [dict(row) for row in self._conn.execute(query, _match_params(match)).mappings()]
+        return [dict(row) for row in execute(self._conn, query, _match_params(match)).mappings()]
 
     def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
         """One matching row, or None."""
-        row = self._conn.execute(self._statement("first", match), _match_params(match)).mappings().first()
+        row = execute(self._conn, self._statement("first", match), _match_params(match)).mappings().first()
         return dict(row) if row is not None else None
 
     def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
@@ -536,11 +537,11 @@ class SqlRows:
         stmt = self._statement("update", match, tuple(values))
         params = _match_params(match)
         params.update({f"v_{name}": value for name, value in values.items()})
-        return int(self._conn.execute(stmt, params).rowcount or 0)
+        return int(execute(self._conn, stmt, params).rowcount or 0)
 
     def delete(self, match: Mapping[str, Any]) -> int:
         """Remove matching rows."""
-        return int(self._conn.execute(self._statement("delete", match), _match_params(match)).rowcount or 0)
+        return int(execute(self._conn, self._statement("delete", match), _match_params(match)).rowcount or 0)
 
 
 _ERASE: dict[str, Any] = {}
@@ -599,7 +600,7 @@ class SqlTx:
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         """The instance, or None."""
-        row = self.connection.execute(_GET, {"p_id": instance_id}).first()
+        row = execute(self.connection, _GET, {"p_id": instance_id}).first()
         return _instance(row) if row is not None else None
 
     def insert(self, record: InstanceRecord) -> None:
@@ -609,7 +610,7 @@ class SqlTx:
         the existing instance is read for the error (no failed statement, so no aborted PostgreSQL transaction).
         """
         try:
-            inserted = self.connection.execute(_INSERT_NEW_INSTANCE[self._postgres], {
+            inserted = execute(self.connection, _INSERT_NEW_INSTANCE[self._postgres], {
                 "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
                 "state": record.state, "data": dict(record.data), "version": record.version,
                 "timers_pending": record.timers_pending, "created_by": record.created_by,
@@ -627,7 +628,7 @@ class SqlTx:
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            found.update(self.connection.execute(_EXISTING[self._postgres], {"p_ids": chunk}).scalars())
+            found.update(execute(self.connection, _EXISTING[self._postgres], {"p_ids": chunk}).scalars())
         return found
 
     def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
@@ -725,7 +726,7 @@ class SqlTx:
             params["definition_version"] = record.definition_version
         if data_changed:
             params["data"] = dict(record.data)
-        result = self.connection.execute(_UPDATES[data_changed, definition_changed], params)
+        result = execute(self.connection, _UPDATES[data_changed, definition_changed], params)
         if result.rowcount != 1:
             current = self.get(record.id)
             if current is None:
@@ -804,7 +805,7 @@ class SqlTx:
                "from_state": entry.from_state, "to_state": entry.to_state, "actor": entry.actor,
                "at": _utc(entry.at), "definition_version": entry.definition_version, "explain": dict(entry.explain)}
         if not _written_behind(self.connection, _INSERT_HISTORY, row):
-            self.connection.execute(_INSERT_HISTORY, row)
+            execute(self.connection, _INSERT_HISTORY, row)
 
     def history(self, instance_id: str) -> list[HistoryEntry]:
         """History of one instance, oldest first."""
@@ -814,13 +815,13 @@ class SqlTx:
 
     def add_timer(self, timer: TimerRecord) -> None:
         """Store a pending timer."""
-        self.connection.execute(_INSERT_TIMER, {
+        execute(self.connection, _INSERT_TIMER, {
             "instance_id": timer.instance_id, "state": timer.state, "event": timer.event, "data": dict(timer.data),
             "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
         """Cancel the instance's pending timers and its failed timers waiting for a person (an open incident)."""
-        result = self.connection.execute(_CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
+        result = execute(self.connection, _CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
         return int(result.rowcount)
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
@@ -840,8 +841,8 @@ class SqlTx:
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a timer fired or failed."""
-        self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
-                                                "p_note": note})
+        execute(self.connection, _FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
+                                                 "p_note": note})
 
     def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
         """Mark a pending timer failed, and lock a failed one as it is (one conditional UPDATE); False when it fired
@@ -897,8 +898,7 @@ class SqlTx:
         wanted = sorted(set(instance_ids))
         found: dict[str, InstanceRecord] = {}
         for start in range(0, len(wanted), 500):
-            for row in self.connection.execute(_GET_MANY[self._postgres], {"p_ids": wanted[start:start + 500]}
-                                               ):
+            for row in execute(self.connection, _GET_MANY[self._postgres], {"p_ids": wanted[start:start + 500]}):
                 record = _instance(row)
                 found[record.id] = record
         return found
@@ -907,7 +907,7 @@ class SqlTx:
         """Up to ``limit`` due timers, oldest first: on PostgreSQL their instances locked first, then the timers; on
         SQLite in one statement (the write unit's ``BEGIN IMMEDIATE`` holds the database's write lock)."""
         if not self._postgres:
-            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})
+            return [_timer(r) for r in execute(self.connection, _CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})
                     .all()]
         return self._claim_postgres(now, limit, None)
 
@@ -920,7 +920,7 @@ class SqlTx:
             timers: list[TimerRecord] = []
             instances: dict[str, InstanceRecord] = {}
             cancellable: dict[str, int] = {}
-            for row in self.connection.execute(_CLAIM_BATCH_SQLITE, {"p_now": _utc(now), "p_limit": limit}).all():
+            for row in execute(self.connection, _CLAIM_BATCH_SQLITE, {"p_now": _utc(now), "p_limit": limit}).all():
                 timer = _timer(row)
                 timers.append(timer)
                 m = row._mapping
@@ -1094,18 +1094,18 @@ class SqlTx:
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""
-        return int(self.connection.execute(_INSERT_PENDING_FIRE, {
+        return int(execute(self.connection, _INSERT_PENDING_FIRE, {
             "target": fire.target, "event": fire.event, "actor": dict(fire.actor), "system": fire.system,
             "source": fire.source, "after": fire.after, "created_at": _utc(fire.created_at)}).scalar_one())
 
     def take_pending_fire(self, fire_id: int) -> bool:
         """Remove a kept chained fire: True when this transaction took it (on PostgreSQL a concurrent taker's
         DELETE waits for this one's commit and then removes nothing)."""
-        return bool(self.connection.execute(_TAKE_PENDING_FIRE, {"p_id": fire_id}).rowcount)
+        return bool(execute(self.connection, _TAKE_PENDING_FIRE, {"p_id": fire_id}).rowcount)
 
     def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
         """Kept chained fires created before ``created_before``, oldest first."""
-        rows = self.connection.execute(_PENDING_FIRES, {"p_before": _utc(created_before), "p_limit": limit}).all()
+        rows = execute(self.connection, _PENDING_FIRES, {"p_before": _utc(created_before), "p_limit": limit}).all()
         return [PendingFire(r.target, r.event, r.actor, bool(r.system), r.source, r.after, _aware(r.created_at), r.id)
                 for r in rows]
 
@@ -1145,7 +1145,7 @@ class SqlTx:
                                  instance_ids is not None)
         params: dict[str, Any] = {"p_status": status, "p_instance": instance_id, "p_event": event}
         if instance_ids is None:
-            return [_incident(r) for r in self.connection.execute(query, params)]
+            return [_incident(r) for r in execute(self.connection, query, params)]
         wanted = sorted(set(instance_ids))
         found = [_incident(r) for start in range(0, len(wanted), 500)
                  for r in self.connection.execute(query, {**params, "p_ids": wanted[start:start + 500]})]
