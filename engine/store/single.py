@@ -60,14 +60,15 @@ def _plan(statement: Any, dialect: Any, keys: frozenset[str]) -> _Plan | None:
     from regelwerk.store.bulk import _processor
     from sqlalchemy.sql.elements import ClauseElement, TextClause
 
-    if not isinstance(statement, ClauseElement) or isinstance(statement, TextClause) or statement._execution_options:
+    if not isinstance(statement, ClauseElement) or isinstance(statement, TextClause) or \
+            getattr(statement, "_execution_options", None):
         return None
     # an INSERT, UPDATE or DELETE returns rows only with RETURNING (SQLite's own: the rows at the cursor)
     returning = bool(getattr(statement, "is_dml", False)) and bool(getattr(statement, "_returning", ()))
     dml = bool(getattr(statement, "is_dml", False)) and not returning
     if not dml and not returning and not getattr(statement, "is_select", False):
         return None
-    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+    compiled: Any = statement.compile(dialect=dialect, column_keys=sorted(keys))
     if getattr(compiled, "escaped_bind_names", None) or getattr(compiled, "_render_postcompile", False) or \
             compiled.literal_execute_params or compiled.post_compile_params or compiled.insert_prefetch or \
             compiled.update_prefetch or bool(getattr(compiled, "effective_returning", None)) != returning:
@@ -107,7 +108,7 @@ def _metadata(compiled: Any, dialect: Any) -> SimpleResultMetaData | None:
 
 def _usable(conn: Any) -> bool:
     """Whether ``conn`` (a SQLAlchemy ``Connection``) may run a statement on this path now (see the module)."""
-    from sqlalchemy.engine.base import TransactionalContext
+    from sqlalchemy.engine.util import TransactionalContext
 
     transaction = conn._transaction
     nested = conn._nested_transaction

@@ -396,8 +396,9 @@ _CANCEL_TIMERS = (rw_timers.update().where(
     .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
-#: many timers with the same outcome in one statement (a batch's timers all fire at one moment)
-_FINISH_TIMERS = {pg: rw_timers.update().where(one_of(_T.id, "p_ids", pg)).values(
+#: many timers with the same outcome in one statement (a batch's timers all fire at one moment); on SQLite the ids
+#: are one JSON parameter (``one_of``'s ``sole``: the primary key is the only index it could use), run at the driver
+_FINISH_TIMERS = {pg: rw_timers.update().where(one_of(_T.id, "p_ids", pg, sole=True)).values(
     status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note"))
     for pg in (False, True)}
 _DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
@@ -544,48 +545,53 @@ class SqlRows:
         return int(execute(self._conn, self._statement("delete", match), _match_params(match)).rowcount or 0)
 
 
-_ERASE: dict[str, Any] = {}
+_ERASE: dict[bool, dict[str, Any]] = {}
 
 
-def _erase_statements() -> dict[str, Any]:
-    """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
-    if not _ERASE:
-        from regelwerk.outbox.tables import outbox, outbox_parts
+def _erase_statements(pg: bool) -> dict[str, Any]:
+    """``erase_personal_data``'s statements per dialect family (key: PostgreSQL), built once: the ids an expanding
+    bound parameter on PostgreSQL; on SQLite one JSON parameter (``one_of``'s ``sole``: each statement's one
+    condition is the list, over the column's index), so SQLAlchemy does not write out and bind a placeholder per id
+    on every call and ``regelwerk.store.single`` runs them at the driver (a year's retention sweeps run about 1,400)."""
+    found = _ERASE.get(pg)
+    if found is not None:
+        return found
+    from regelwerk.outbox.tables import outbox, outbox_parts
 
-        many: Any = sa.bindparam("ids", expanding=True)
-        parts = outbox_parts.c
-        _ERASE.update({
-            # the version moves on: a decision made on a read from before the erasure fails its version check
-            "instances": rw_instances.update().where(_I.id.in_(many)).values(
-                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
-            "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
-            "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
-                                                       | rw_pending_fires.c.source.in_(many)),
-            "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
-            "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
-            # the note too: free text by whoever resolved it ("called Anna on ..."; found by attack, it was kept); an
-            # open one is closed: an erased instance takes no more events, so it could never be retried
-            "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
-            .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
-            "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
-            "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
-            # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts); on
-            # PostgreSQL two arrays (one prepared statement), on SQLite see SqlTx._outbox_parts
-            "parts": sa.select(parts.message_id, parts.position).where(
-                one_of(parts.subject_ref, "refs", True) | one_of(parts.instance_id, "ids", True)),
-        })
-        for pg in (False, True):
-            # the erasure's own history row per instance, set-based from the instances just moved on (no row to
-            # process in Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
-            explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
-            _ERASE[f"erase_rows_{pg}"] = rw_history.insert().from_select(
-                ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
-                 "explain"],
-                sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
-                          sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
-                          _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
-                .where(_I.id.in_(many)).order_by(_I.id))
-    return _ERASE
+    def many(column: Any, name: str = "ids") -> Any:
+        return column.in_(sa.bindparam(name, expanding=True)) if pg else one_of(column, name, False, sole=True)
+
+    parts = outbox_parts.c
+    # the erasure's own history row per instance, set-based from the instances just moved on (no row to process in
+    # Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
+    explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
+    found = _ERASE[pg] = {
+        # the version moves on: a decision made on a read from before the erasure fails its version check
+        "instances": rw_instances.update().where(many(_I.id)).values(
+            data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
+        "timers": rw_timers.delete().where(many(rw_timers.c.instance_id)),
+        "chained": rw_pending_fires.delete().where(many(rw_pending_fires.c.target) | many(rw_pending_fires.c.source)),
+        "history": rw_history.update().where(many(rw_history.c.instance_id)).values(explain={}),
+        "audit": rw_audit.update().where(many(rw_audit.c.instance_id)).values(detail={}),
+        # the note too: free text by whoever resolved it ("called Anna on ..."; found by attack, it was kept); an
+        # open one is closed: an erased instance takes no more events, so it could never be retried
+        "incidents": rw_incidents.update().where(many(rw_incidents.c.instance_id))
+        .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
+        "outbox": outbox.delete().where(many(outbox.c.instance_id)),
+        "outbox_refs": outbox.delete().where(many(outbox.c.subject_ref, "refs")),
+        # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts); on
+        # PostgreSQL two arrays (one prepared statement), on SQLite see SqlTx._outbox_parts
+        "parts": sa.select(parts.message_id, parts.position).where(
+            one_of(parts.subject_ref, "refs", True) | one_of(parts.instance_id, "ids", True)),
+        "erase_rows": rw_history.insert().from_select(
+            ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
+             "explain"],
+            sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
+                      sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
+                      _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
+            .where(many(_I.id)).order_by(_I.id)),
+    }
+    return found
 
 
 class SqlTx:
@@ -870,8 +876,8 @@ class SqlTx:
         statement = _FINISH_TIMERS[self._postgres]
         for (status, at, note), ids in outcomes.items():
             for start in range(0, len(ids), 500):
-                self.connection.execute(statement, {"p_ids": ids[start:start + 500], "p_status": status,
-                                                    "p_at": _utc(at), "p_note": note})
+                execute(self.connection, statement, {"p_ids": ids[start:start + 500], "p_status": status,
+                                                     "p_at": _utc(at), "p_note": note})
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of the timers a cancel of these instances would change (pending, and failed with an open
@@ -1031,29 +1037,29 @@ class SqlTx:
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
-        erase = _erase_statements()
+        erase = _erase_statements(self._postgres)
         params = {"ids": ids}
         moment = _utc(at if at is not None else datetime.now(UTC))
         instances = history = audit = timers = incidents = chained = 0
         if ids:
-            instances = conn.execute(erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
-            timers = conn.execute(erase["timers"], params).rowcount or 0
-            chained = conn.execute(erase["chained"], params).rowcount or 0
-            history = conn.execute(erase["history"], params).rowcount or 0
+            instances = execute(conn, erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
+            timers = execute(conn, erase["timers"], params).rowcount or 0
+            chained = execute(conn, erase["chained"], params).rowcount or 0
+            history = execute(conn, erase["history"], params).rowcount or 0
             if instances:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
-                conn.execute(erase[f"erase_rows_{self._postgres}"], {
+                execute(conn, erase["erase_rows"], {
                     "ids": ids, "actor": actor, "at": moment, "explain": {"reason": reason} if reason else {}})
                 if self._store is not None:
                     from regelwerk.store.unit import erased
 
                     erased(self._store, ids)  # a missing id among them: nothing cached to forget
-            audit = conn.execute(erase["audit"], params).rowcount or 0
-            incidents = conn.execute(erase["incidents"], params).rowcount or 0
+            audit = execute(conn, erase["audit"], params).rowcount or 0
+            incidents = execute(conn, erase["incidents"], params).rowcount or 0
         sent = 0
         if ids:
-            sent += conn.execute(erase["outbox"], params).rowcount or 0
+            sent += execute(conn, erase["outbox"], params).rowcount or 0
         if refs:
-            sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
+            sent += execute(conn, erase["outbox_refs"], {"refs": refs}).rowcount or 0
         from regelwerk.outbox.parts import redact_parts  # the lines of digests that list them
 
         redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body, self._outbox_parts)
@@ -1065,7 +1071,7 @@ class SqlTx:
         driver's own statement, as SQLAlchemy's expanding of two thousand parameters took as long as the query."""
         ids, refs = sorted(set(instance_ids)), sorted(set(subject_refs))
         if self._postgres:
-            found = self.connection.execute(_erase_statements()["parts"], {"ids": ids, "refs": refs})
+            found = self.connection.execute(_erase_statements(True)["parts"], {"ids": ids, "refs": refs})
             return [(str(r.message_id), int(r.position)) for r in found]
         if not ids and not refs:
             return []
