@@ -84,6 +84,12 @@ def _stored(engine: sa.Engine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM rw_single_rows ORDER BY id")]
 
 
+def _seen(engine: sa.Engine, *statements: tuple[Any, dict[str, Any]]) -> None:
+    """Each statement with these parameters' keys as if run once (``single`` plans a statement the second time)."""
+    for statement, params in statements:
+        single._plan_of(statement, engine.dialect, frozenset(params))
+
+
 def _fill(engine: sa.Engine, run: Any) -> None:
     with engine.begin() as conn:
         for i in range(12):
@@ -93,7 +99,8 @@ def _fill(engine: sa.Engine, run: Any) -> None:
 def test_rows_written_are_stored_byte_for_byte_as_sqlalchemy_writes_them(engine: sa.Engine, tmp_path: Path,
                                                                          contexts: list[Any]) -> None:
     _fill(engine, single.execute)
-    assert contexts and all(context is None for context in contexts)  # at the driver
+    assert contexts[0] is not None  # the first time through SQLAlchemy
+    assert contexts[1:] and all(context is None for context in contexts[1:])  # then at the driver
     fast = _stored(engine)
     other = create_sa_engine(f"sqlite:///{tmp_path / 'other.sqlite'}")
     META.create_all(other)
@@ -109,6 +116,7 @@ def test_rows_written_are_stored_byte_for_byte_as_sqlalchemy_writes_them(engine:
 def test_rows_read_are_sqlalchemys_rows(engine: sa.Engine, contexts: list[Any], statement: Any,
                                         params: dict[str, Any]) -> None:
     _fill(engine, single.execute)
+    _seen(engine, (statement, params))
     contexts.clear()
     with engine.begin() as conn:
         expected = conn.execute(statement, params).all()
@@ -133,6 +141,8 @@ def test_results_scalars_mappings_and_first(engine: sa.Engine) -> None:
 
 def test_changed_rows_are_counted_as_the_driver_counts_them(engine: sa.Engine, contexts: list[Any]) -> None:
     _fill(engine, single.execute)
+    _seen(engine, (UPDATE, {"p_key": 0, "p_add": 0, "p_flag": 0}), (DELETE, {"p_n": 0}), (RETURNING, _row(0)))
+    contexts.clear()
     with engine.begin() as conn:
         assert single.execute(conn, UPDATE, {"p_key": "k3", "p_add": -10, "p_flag": None}).rowcount == 1
         assert single.execute(conn, UPDATE, {"p_key": "none", "p_add": 10, "p_flag": True}).rowcount == 0
@@ -167,6 +177,7 @@ def test_a_driver_error_is_sqlalchemys(engine: sa.Engine) -> None:
 
 def test_before_execute_listeners_see_the_statement_and_may_replace_it(engine: sa.Engine) -> None:
     _fill(engine, single.execute)
+    _seen(engine, (BY_KEY, {"p_key": 0}), (FIXED, {}))
     seen: list[Any] = []
 
     def listener(_conn: Any, statement: Any, _multi: Any, params: Any, _options: Any) -> Any:
@@ -186,6 +197,8 @@ def test_before_execute_listeners_see_the_statement_and_may_replace_it(engine: s
 def test_in_a_shared_unit_rows_written_behind_are_read_and_a_write_has_its_savepoint(engine: sa.Engine,
                                                                                      contexts: list[Any]) -> None:
     _fill(engine, single.execute)
+    _seen(engine, (BY_KEY, {"p_key": 0}), (UPDATE, {"p_key": 0, "p_add": 0, "p_flag": 0}))
+    contexts.clear()
     with shared_unit(engine, "t") as _:
         with engine.begin() as unit:
             assert unit.defer(INSERT, _row(40))
@@ -194,6 +207,32 @@ def test_in_a_shared_unit_rows_written_behind_are_read_and_a_write_has_its_savep
         with pytest.raises(RuntimeError), engine.begin() as unit:
             single.execute(unit, UPDATE, {"p_key": "k40", "p_add": 1, "p_flag": True})
             raise RuntimeError  # the unit rolls back to the savepoint sent before its UPDATE
-    assert contexts and all(context is None for context in contexts if context is None)
+    assert contexts[-2:] == [None, None]  # the SELECT and the UPDATE at the driver (the kept row's INSERT before)
     with engine.connect() as conn:
         assert conn.execute(BY_KEY, {"p_key": "k40"}).one().n == 40
+
+
+def test_a_shared_units_execute_of_one_row_runs_at_the_driver(engine: sa.Engine, contexts: list[Any]) -> None:
+    """The simulation's joined connection hands ``execute`` of one statement and one row of parameters to ``single``
+    (what it cannot plan to SQLAlchemy), whichever port executes it."""
+    _fill(engine, single.execute)
+    _seen(engine, (BY_KEY, {"p_key": 0}), (UPDATE, {"p_key": 0, "p_add": 0, "p_flag": 0}),
+          (EXPANDING, {"p_keys": 0}))
+    contexts.clear()
+    with shared_unit(engine, "t") as _, engine.begin() as unit:
+        assert unit.execute(BY_KEY, {"p_key": "k5"}).one().n == 5
+        assert unit.execute(UPDATE, {"p_key": "k5", "p_add": 1, "p_flag": False}).rowcount == 1
+        assert unit.execute(EXPANDING, {"p_keys": ["k5"]}).scalars().all() == ["k5"]
+        assert unit.execute(INSERT, [_row(50), _row(51)]).rowcount == 2  # many rows: SQLAlchemy's executemany
+    assert [context is None for context in contexts] == [True, True, False, False]
+
+
+def test_a_statement_built_per_call_goes_through_sqlalchemy(engine: sa.Engine, contexts: list[Any]) -> None:
+    """Planned the second time a statement object comes: one built anew per call (never seen again) is not compiled
+    twice (SQLAlchemy's cache has it by its cache key)."""
+    _fill(engine, single.execute)
+    contexts.clear()
+    with engine.begin() as conn:
+        for i in range(3):
+            assert single.execute(conn, sa.select(_C.n).where(_C.key == f"k{i}"), {}).scalar_one() == i
+    assert contexts and all(context is not None for context in contexts)

@@ -838,6 +838,11 @@ def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime
                                     "detail": text} for k in keys])
 
 
+def _execute_rows(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> Any:
+    """``conn.execute(statement, rows)``."""
+    return conn.execute(statement, rows)
+
+
 #: the activation phase's statements per dialect family (key: PostgreSQL), built once
 _ACTIVATE_STATEMENTS: dict[bool, dict[str, Any]] = {}
 
@@ -876,12 +881,15 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                     progress: Progress | None, actor: Actor, collect_keys: bool, collect_activated: bool = False
                     ) -> None:
     from regelwerk.scheduling.workflows import unit_of_work
+    from regelwerk.store.bulk import executemany
     from regelwerk.store.single import execute
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
     pg = sa_engine.dialect.name == "postgresql"
     statements = _activate_statements(pg)
+    # SQLite: the driver's executemany (one row: one execute at the driver), the values processed as SQLAlchemy would
+    many = _execute_rows if pg else executemany
     with sa_engine.connect() as conn:
         total = int(execute(conn, statements["count"], {"p_now": now_naive}).scalar_one())
     if not total:
@@ -944,8 +952,8 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                 if finish is not None:
                     finish(unit)
                 if changes:
-                    conn.execute(statements["change"], changes)
-                    conn.execute(statements["audit"], audit)
+                    many(conn, statements["change"], changes)
+                    many(conn, statements["audit"], audit)
                 faults.resolve_done(unit)
                 done += len(rows) + len(waiting)
         except RegelwerkError as exc:  # as in the plan phase (``_Faults``)

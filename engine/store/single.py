@@ -1,27 +1,28 @@
 """One statement with one row of parameters, at the driver's ``execute``, the values processed as SQLAlchemy would.
 
 On SQLite the simulation is bound by Python, not by the database: the 10,000-employee year runs about 25,000 single
-statements, and ``Connection.execute`` spends more of its time on each in SQLAlchemy than in the driver (the
-compiled cache's key built from the statement, an execution context, ``construct_params``' dictionary, a result's
-metadata). :func:`execute` keeps, per statement, dialect and bound keys, what that work always comes to for a
-statement object that does not change: the compiled SQL, each positional parameter's row key (or the value the
-statement fixes) and type processor, and for a SELECT the result's keys and the columns' result processors (datetimes,
-JSON, booleans: SQLAlchemy's own, applied as SQLAlchemy applies them). Then it calls the connection's
+statements, and ``Connection.execute`` spends more of its time on each in SQLAlchemy than in the driver (the compiled
+cache's key built from the statement, an execution context, ``construct_params``' dictionary, a result's metadata).
+:func:`execute` keeps, per statement, dialect and bound keys, what that work always comes to for a statement object
+that comes again (the first time it goes through SQLAlchemy: one built anew per call would be compiled here every
+time, where SQLAlchemy's cache finds it by its key): the compiled SQL, each positional parameter's row key (or the
+value the statement fixes) and type processor, and for a SELECT the result's keys and the columns' result processors
+(datetimes, JSON, booleans: SQLAlchemy's own, applied as SQLAlchemy applies them). Then it calls the connection's
 ``before_execute`` listeners with the statement (the simulation's shared unit writes the rows it keeps behind first,
 and counts the write), runs the SQL on a cursor of the connection through ``Connection._cursor_execute`` (SQLAlchemy's
 own path for a statement without an execution context: ``before_cursor_execute`` and ``after_cursor_execute`` are
 called, with no context, and a driver error is raised as SQLAlchemy's, ``IntegrityError`` ...), and returns the rows
-as an SQLAlchemy ``Result`` (``first()``, ``all()``, ``scalars()``, ``mappings()``, rows by name, position and
-column) with the driver's ``rowcount``.
+as an SQLAlchemy ``Result`` (``first()``, ``all()``, ``scalars()``, ``mappings()``, rows by name, position and column)
+with the driver's ``rowcount``.
 
 Only where it is plainly equivalent: SQLite (``qmark``), a connection in a transaction that is active (else
 ``Connection.execute`` begins it, or raises what SQLAlchemy raises), without execution options of its own but
 ``regelwerk_begin`` (a ``schema_translate_map``, streaming, echo: SQLAlchemy's path), without ``after_execute``
 listeners (they are handed SQLAlchemy's result); a SELECT whose columns are compiled in order, or an INSERT, UPDATE or
-DELETE without RETURNING whose binds are plain values (no expanding ``IN``, no Python default computed per row, no
-escaped bind names). A result from this path has no ``inserted_primary_key`` nor ``lastrowid``: a caller that reads
-them uses ``Connection.execute``. Anything else goes through ``Connection.execute`` unchanged (PostgreSQL included:
-there the time is the server's round trip, not SQLAlchemy's).
+DELETE (its RETURNING's rows as a SELECT's), whose binds are plain values (no expanding ``IN``, no Python default
+computed per row, no escaped bind names). A result from this path has no ``inserted_primary_key`` nor ``lastrowid``: a
+caller that reads them uses ``Connection.execute``. Anything else goes through ``Connection.execute`` unchanged
+(PostgreSQL included: there the time is the server's round trip, not SQLAlchemy's).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ class Executed(IteratorResult[Any]):
 _Plan = tuple[str, tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...], SimpleResultMetaData | None]
 #: (id of the statement, id of the dialect, bound keys) -> (the statement and the dialect, kept alive so that their
 #: ids are not reused while the entry exists, and the plan; None: through SQLAlchemy)
-_PLANS: dict[tuple[int, int, frozenset[str]], tuple[Any, Any, _Plan | None]] = {}
+_PLANS: dict[tuple[int, int, frozenset[str]], tuple[Any, Any, Any]] = {}
 #: the connection's own execution options this path honours (the store's BEGIN mode, used when the unit begins)
 _OPTIONS = frozenset({"regelwerk_begin"})
 _NO_ROWS = SimpleResultMetaData([])
+#: a statement seen once (see :func:`_plan_of`)
+_ONCE: Any = object()
 
 
 def _plan(statement: Any, dialect: Any, keys: frozenset[str]) -> _Plan | None:
@@ -126,13 +129,21 @@ def _usable(conn: Any) -> bool:
 
 
 def _plan_of(statement: Any, dialect: Any, keys: frozenset[str]) -> _Plan | None:
+    """The statement's plan; None (through SQLAlchemy) the first time a statement object comes with these keys: a
+    statement built anew per call never comes again, and compiling it here would cost more than SQLAlchemy's compiled
+    cache (a cache key, then a hit); the plan is made when it comes the second time."""
     cache_key = (id(statement), id(dialect), keys)
     entry = _PLANS.get(cache_key)
     if entry is None or entry[0] is not statement or entry[1] is not dialect:
         if len(_PLANS) > 1024:
             _PLANS.clear()
-        entry = _PLANS[cache_key] = (statement, dialect, _plan(statement, dialect, keys))
-    return entry[2]
+        _PLANS[cache_key] = (statement, dialect, _ONCE)
+        return None
+    plan = entry[2]
+    if plan is _ONCE:
+        plan = _plan(statement, dialect, keys)
+        _PLANS[cache_key] = (statement, dialect, plan)
+    return plan  # type: ignore[no-any-return]
 
 
 def execute(conn: Any, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
