@@ -43,6 +43,8 @@ IMPORT_CHUNK = 1000
 _INSERT_RECORD = simulation_events.insert()
 #: the progress row's update (``_Run.save_progress``; its values bound per call)
 _PROGRESS: list[Any] = []
+#: the imported relations' insert (``_Run._import_relations``)
+_INSERT_RELATION: list[Any] = []
 #: ``progress(days_done, days_total)`` after every simulated day.
 Progress = Callable[[int, int], None]
 
@@ -313,9 +315,12 @@ class _Run(SimulationContext):
         with shared_unit(self.sa, key) as conn:
             if lease is not None:  # first: a run whose lease was taken over stops before it writes
                 lease.renew(conn)
-            conn.execute(rw_relations.insert(), [{**r, "withdrawn_at": None, "withdrawn_by": "",
-                                                  "created_by": IMPORT_ACTOR_ID, "created_at": moment}
-                                                 for r in rows])
+            if not _INSERT_RELATION:
+                _INSERT_RELATION.append(rw_relations.insert())
+            # on SQLite at the driver's executemany (one statement object: its plan made once)
+            executemany(conn, _INSERT_RELATION[0], [{**r, "withdrawn_at": None, "withdrawn_by": "",
+                                                     "created_by": IMPORT_ACTOR_ID, "created_at": moment}
+                                                    for r in rows])
             self.record_key(key, "import", day, "applied", f"{len(rows)} relation(s)", {"relations": len(rows)})
 
     # --- events ------------------------------------------------------------------------------
