@@ -6,6 +6,7 @@ rows it returns and writes are compared with SQLAlchemy's own, value by value an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -55,6 +56,17 @@ def _row(i: int) -> dict[str, Any]:
             "data": [{"n": i, "s": "é"}, [1, 2], "text", None][i % 4],
             "flag": [True, False, None][i % 3],
             "n": i}
+
+
+@pytest.fixture(autouse=True)
+def _no_sql_log() -> Iterator[None]:
+    """SQLAlchemy's SQL log off (another test may have left it on): with it on, every statement goes through
+    SQLAlchemy, which logs it (see :func:`test_a_logging_engine_goes_through_sqlalchemy`)."""
+    logger = logging.getLogger("sqlalchemy.engine")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -236,3 +248,17 @@ def test_a_statement_built_per_call_goes_through_sqlalchemy(engine: sa.Engine, c
         for i in range(3):
             assert single.execute(conn, sa.select(_C.n).where(_C.key == f"k{i}"), {}).scalar_one() == i
     assert contexts and all(context is not None for context in contexts)
+
+
+def test_a_logging_engine_goes_through_sqlalchemy(tmp_path: Path) -> None:
+    """With the SQL log on (``echo``), SQLAlchemy runs and logs every statement."""
+    logging_engine = create_sa_engine(f"sqlite:///{tmp_path / 'echo.sqlite'}", echo=True)
+    META.create_all(logging_engine)
+    seen: list[Any] = []
+    event.listen(logging_engine, "before_cursor_execute", lambda _c, _cur, statement, _p, context, _m: (
+        seen.append(context) if "rw_single" in statement else None))
+    _seen(logging_engine, (INSERT, _row(0)))
+    with logging_engine.begin() as conn:
+        single.execute(conn, INSERT, _row(0))
+    logging_engine.dispose()
+    assert seen and seen[-1] is not None
