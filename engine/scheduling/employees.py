@@ -194,6 +194,10 @@ def facts_of_rows(rows: Sequence[Any]) -> list[EmployeeFacts]:
     return out
 
 
+#: the employees' upsert by (dialect, row keys, conflict target): see ``EmployeeDirectory._upsert``
+_UPSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def dialect_insert(conn: Any, table: Any) -> Any:
     """``INSERT`` with ON CONFLICT support for the connection's dialect (SQLite or PostgreSQL)."""
     if conn.dialect.name == "postgresql":
@@ -235,15 +239,30 @@ class EmployeeDirectory:
 
     @staticmethod
     def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
+        """The rows inserted, or updated where the id is stored, a thousand per statement: the statement built once
+        per dialect, row keys and conflict target (one built per call cost SQLAlchemy its cache key and, on SQLite,
+        the bulk writer a compile), on SQLite at the driver's ``executemany`` (``regelwerk.store.bulk``)."""
         from regelwerk.scheduling.tables import employees
+        from regelwerk.store.bulk import executemany
         from regelwerk.tenancy.rls import conflict_columns
 
-        stmt = dialect_insert(conn, employees)
-        updated = {c: stmt.excluded[c] for c in rows[0] if c != "id"}
+        # tenant-bound connections (regelwerk.tenancy) key employees by (tenant, id)
+        target = tuple(conflict_columns(conn, ["id"]))
+        shape = (conn.dialect.name, tuple(rows[0]), target)
+        statement = _UPSERTS.get(shape)
+        if statement is None:
+            stmt = dialect_insert(conn, employees)
+            if len(_UPSERTS) > 64:  # shapes come from code (the row builder), not data; bounded all the same
+                _UPSERTS.clear()
+            statement = _UPSERTS[shape] = stmt.on_conflict_do_update(
+                index_elements=list(target), set_={c: stmt.excluded[c] for c in rows[0] if c != "id"})
+        sqlite = conn.dialect.name == "sqlite"
         for start in range(0, len(rows), 1000):
-            # tenant-bound connections (regelwerk.tenancy) key employees by (tenant, id)
-            target = conflict_columns(conn, ["id"])
-            conn.execute(stmt.on_conflict_do_update(index_elements=target, set_=updated), rows[start:start + 1000])
+            chunk = rows[start:start + 1000]
+            if sqlite:
+                executemany(conn, statement, chunk)
+            else:
+                conn.execute(statement, chunk)
 
     def get(self, employee_id: str) -> EmployeeFacts | None:
         """One employee's facts, or None."""

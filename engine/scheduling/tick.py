@@ -161,10 +161,22 @@ def resolve_target(target: Any, starter: Starter | None = None) -> _Target:
 
 
 def _take_write_lock(conn: Any) -> None:
+    """SQLite: a no-op UPDATE of the items, which takes the database's write lock for the transaction (a batch holds
+    it from its first statement). Built once and run at the driver (``regelwerk.store.single``): a batch of the plan
+    and of the activation phases each runs one."""
     if conn.dialect.name == "sqlite":
-        from sqlalchemy import text
+        from regelwerk.store.single import execute
 
-        conn.execute(text("UPDATE rw_scheduled_items SET id = id WHERE id = -1"))
+        if not _WRITE_LOCK:
+            from regelwerk.scheduling.tables import scheduled_items as items
+            from sqlalchemy import update
+
+            _WRITE_LOCK.append(update(items).where(items.c.id == -1).values(id=items.c.id))
+        execute(conn, _WRITE_LOCK[0], {})
+
+
+#: the statement of :func:`_take_write_lock` (built on first use: the items' table module loads with the tick)
+_WRITE_LOCK: list[Any] = []
 
 
 def tick(target: Any, compiled: Any, now: datetime, *, progress: Progress | None = None, batch_size: int = 500,
@@ -866,25 +878,63 @@ def _set_status(conn: Any, keys: Iterable[str], status: str, now_naive: datetime
                                     "detail": text} for k in keys])
 
 
+def _execute_rows(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> Any:
+    """``conn.execute(statement, rows)``."""
+    return conn.execute(statement, rows)
+
+
+#: the activation phase's statements per dialect family (key: PostgreSQL), built once
+_ACTIVATE_STATEMENTS: dict[bool, dict[str, Any]] = {}
+
+
+def _activate_statements(pg: bool) -> dict[str, Any]:
+    """The activation phase's statements, the moment, batch size and cursor as bound parameters (built once: one
+    built per call costs SQLAlchemy its cache key on every call, and cannot be run at the driver by
+    ``regelwerk.store.single``): ``count`` of the due items, a ``batch`` of them (``batch_after``: after the cursor's
+    ``(due_at, id)``; PostgreSQL: the rows locked, those another tick holds skipped), their ``change`` and the
+    ``audit`` rows."""
+    found = _ACTIVATE_STATEMENTS.get(pg)
+    if found is not None:
+        return found
+    from regelwerk.scheduling.tables import scheduled_events as events
+    from regelwerk.scheduling.tables import scheduled_items as items
+    from sqlalchemy import and_, bindparam, func, or_, select, update
+
+    due = (items.c.status == "planned") & (items.c.due_at <= bindparam("p_now"))
+    batch = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(bindparam("p_limit"))
+    after = batch.where(or_(items.c.due_at > bindparam("p_due"),
+                            and_(items.c.due_at == bindparam("p_due"), items.c.id > bindparam("p_id"))))
+    found = {
+        "count": select(func.count()).select_from(items).where(due),
+        "batch": batch.with_for_update(skip_locked=True) if pg else batch,
+        "batch_after": after.with_for_update(skip_locked=True) if pg else after,
+        "change": (update(items).where(items.c.key == bindparam("b_key"), items.c.status == "planned")
+                   .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"),
+                           updated_at=bindparam("b_at"))),
+        "audit": events.insert(),
+    }
+    _ACTIVATE_STATEMENTS[pg] = found
+    return found
+
+
 def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: TickSummary,
                     progress: Progress | None, actor: Actor, collect_keys: bool, collect_activated: bool = False
                     ) -> None:
-    from regelwerk.scheduling.tables import scheduled_events as events
-    from regelwerk.scheduling.tables import scheduled_items as items
     from regelwerk.scheduling.workflows import unit_of_work
-    from sqlalchemy import and_, bindparam, func, or_, select, update
+    from regelwerk.store.bulk import executemany
+    from regelwerk.store.single import execute
 
     sa_engine = target.sa_engine
     now_naive = _naive(now)
-    due = (items.c.status == "planned") & (items.c.due_at <= now_naive)
+    pg = sa_engine.dialect.name == "postgresql"
+    statements = _activate_statements(pg)
+    # SQLite: the driver's executemany (one row: one execute at the driver), the values processed as SQLAlchemy would
+    many = _execute_rows if pg else executemany
     with sa_engine.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(items).where(due)).scalar_one())
+        total = int(execute(conn, statements["count"], {"p_now": now_naive}).scalar_one())
     if not total:
         return
-    pg = sa_engine.dialect.name == "postgresql"
     done = 0
-    change = (update(items).where(items.c.key == bindparam("b_key"), items.c.status == "planned")
-              .values(status=bindparam("b_status"), instance_id=bindparam("b_instance"), updated_at=now_naive))
     faults = _Faults(target, "tick:activate", now)
     # what a batch activates is no longer due, so batches read from the start of what is due; only past an item
     # that failed on its own (an incident; left planned for the next tick) or whose incident waits the cursor
@@ -899,13 +949,11 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
             with unit_of_work(sa_engine, target.workflow_engine) as unit:
                 conn = unit.connection
                 _take_write_lock(conn)
-                query = select(items).where(due).order_by(items.c.due_at, items.c.id).limit(faults.size(batch_size))
+                params: dict[str, Any] = {"p_now": now_naive, "p_limit": faults.size(batch_size)}
                 if cursor is not None:
-                    query = query.where(or_(items.c.due_at > cursor[0],
-                                            and_(items.c.due_at == cursor[0], items.c.id > cursor[1])))
-                if pg:
-                    query = query.with_for_update(skip_locked=True)
-                rows = [dict(r._mapping) for r in conn.execute(query).all()]
+                    params.update(p_due=cursor[0], p_id=cursor[1])
+                query = statements["batch" if cursor is None else "batch_after"]
+                rows = [dict(r._mapping) for r in execute(conn, query, params).all()]
                 if not rows:
                     break
                 positions = {r["key"]: (r["due_at"], r["id"]) for r in rows}
@@ -936,15 +984,16 @@ def _activate_phase(target: _Target, now: datetime, batch_size: int, summary: Ti
                             summary.activated_keys.append(row["key"])
                         if collect_activated:
                             summary.activated_items[activated_label(row["item_type"], row["payload"])] += 1
-                    changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance})
+                    changes.append({"b_key": row["key"], "b_status": status, "b_instance": instance,
+                                    "b_at": now_naive})
                     audit.append({"item_key": row["key"], "event": event, "actor": actor.id, "at": now_naive,
                                   "detail": json.dumps({"instance": instance} if instance else {})})
                 finish = getattr(target.starter, "finish", None)
                 if finish is not None:
                     finish(unit)
                 if changes:
-                    conn.execute(change, changes)
-                    conn.execute(events.insert(), audit)
+                    many(conn, statements["change"], changes)
+                    many(conn, statements["audit"], audit)
                 faults.resolve_done(unit)
                 done += len(rows) + len(waiting)
         except RegelwerkError as exc:  # as in the plan phase (``_Faults``)

@@ -145,13 +145,14 @@ class Lease:
         """Extend the lease in the caller's transaction; raises :class:`SimulationBusy` when it was taken over."""
         import sqlalchemy as sa
         from regelwerk.simulation.tables import simulation_leases as t
+        from regelwerk.store.single import execute
 
         if not _RENEW:
             _RENEW.append(t.update()
                           .where(t.c.simulation == sa.bindparam("p_name"), t.c.owner == sa.bindparam("p_owner"))
                           .values(expires_at=sa.bindparam("p_expires")))
-        done = conn.execute(_RENEW[0], {"p_name": self.name, "p_owner": self.owner,
-                                        "p_expires": _now() + timedelta(seconds=LEASE_SECONDS)}).rowcount
+        done = execute(conn, _RENEW[0], {"p_name": self.name, "p_owner": self.owner,
+                                         "p_expires": _now() + timedelta(seconds=LEASE_SECONDS)}).rowcount
         if done != 1:
             row = conn.execute(sa.select(t).where(t.c.simulation == self.name)).first()
             if row is None:

@@ -41,6 +41,10 @@ __all__ = ["EVENT_TIME", "TICK_TIME", "TIMEZONE", "SimulationResult", "default_s
 IMPORT_CHUNK = 1000
 #: a batch's records (:meth:`_Run.recording`): one statement object, so the bulk writer's plan for it is made once
 _INSERT_RECORD = simulation_events.insert()
+#: the progress row's update (``_Run.save_progress``; its values bound per call)
+_PROGRESS: list[Any] = []
+#: the imported relations' insert (``_Run._import_relations``)
+_INSERT_RELATION: list[Any] = []
 #: ``progress(days_done, days_total)`` after every simulated day.
 Progress = Callable[[int, int], None]
 
@@ -140,12 +144,15 @@ class _Run(SimulationContext):
         of in a unit of its own (no savepoint: nothing of the step follows it that could fail alone)."""
         import sqlalchemy as sa
         from regelwerk.simulation.tables import simulations as t
+        from regelwerk.store.single import execute
 
         values = {"bundle_version": self.compiled.version, "first_day": first_day, "last_day": last_day,
                   "data_imported": imported, "totals": dict(sorted(self.totals.items())),
                   "updated_at": _naive(datetime.now(UTC))}
         with contextlib.nullcontext(step) if step is not None else self.sa.begin() as conn:
-            done = conn.execute(sa.update(t).where(t.c.name == self.name).values(**values)).rowcount
+            if not _PROGRESS:  # built once (one built per call costs its cache key each day)
+                _PROGRESS.append(sa.update(t).where(t.c.name == sa.bindparam("p_name")))
+            done = execute(conn, _PROGRESS[0], {"p_name": self.name, **values}).rowcount
             if not done:
                 conn.execute(t.insert().values(name=self.name, **values))
 
@@ -308,9 +315,12 @@ class _Run(SimulationContext):
         with shared_unit(self.sa, key) as conn:
             if lease is not None:  # first: a run whose lease was taken over stops before it writes
                 lease.renew(conn)
-            conn.execute(rw_relations.insert(), [{**r, "withdrawn_at": None, "withdrawn_by": "",
-                                                  "created_by": IMPORT_ACTOR_ID, "created_at": moment}
-                                                 for r in rows])
+            if not _INSERT_RELATION:
+                _INSERT_RELATION.append(rw_relations.insert())
+            # on SQLite at the driver's executemany (one statement object: its plan made once)
+            executemany(conn, _INSERT_RELATION[0], [{**r, "withdrawn_at": None, "withdrawn_by": "",
+                                                     "created_by": IMPORT_ACTOR_ID, "created_at": moment}
+                                                    for r in rows])
             self.record_key(key, "import", day, "applied", f"{len(rows)} relation(s)", {"relations": len(rows)})
 
     # --- events ------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ it; rows written inside a unit's savepoint that were kept before it began are ke
 back (its rollback undid them). Rows kept before the pending units began are written without setting their
 savepoints (the rows are not theirs).
 
+On SQLite the unit's connection runs a statement executed with one row of parameters (or none) through
+``regelwerk.store.single``: at the driver, its ``before_execute`` listeners called as for SQLAlchemy's execute (the
+same write-behind and write count), where that is equivalent; the step's statements are many and small, and
+SQLAlchemy's own work per statement outweighed the driver's.
+
 Writes counted: :func:`write_count` tells how many statements of the open unit may have changed a table so far (an
 INSERT, UPDATE or DELETE its table; anything but those and a SELECT, and every savepoint rolled back, any table),
 so that rows read ahead in the step (a day's story events known up front) are used only while nothing can have
@@ -64,6 +69,7 @@ from typing import Any
 
 from regelwerk.errors import RegelwerkError
 from regelwerk.simulation.faults import boundary
+from regelwerk.store.single import execute as execute_single
 from sqlalchemy import event
 from sqlalchemy.sql.elements import ReleaseSavepointClause, SavepointClause, TextClause
 
@@ -405,7 +411,18 @@ class _Joined:
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():
             _send_pending(self._shared)
+        if self._shared.one_by_one and not kwargs and (not args or (len(args) == 1 and isinstance(args[0], dict))):
+            # one statement, one row of parameters: at the driver where that is equivalent (regelwerk.store.single;
+            # the step's statements are many and small: SQLAlchemy's work per statement outweighed the driver's)
+            return execute_single(self._connection, statement, args[0] if args else None)
         return self._connection.execute(statement, *args, **kwargs)
+
+    def statement_connection(self, statement: Any) -> Any:
+        """The shared connection, to run ``statement`` on itself (``regelwerk.store.single``), with the pending
+        savepoint sent first when the statement may write, as :meth:`execute` does."""
+        if not _reads_only(statement) and self._pending():
+            _send_pending(self._shared)
+        return self._connection
 
     def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         if not _reads_only(statement) and self._pending():

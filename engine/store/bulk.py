@@ -261,6 +261,10 @@ def executemany(conn: Any, statement: Any, rows: Sequence[Mapping[str, Any]]) ->
     that is equivalent (see the module). Every row binds the same keys. Returns the result (its ``rowcount`` is
     the driver's)."""
     if len(rows) < 2:
+        if rows:  # one row: one execute, at the driver where that is equivalent (regelwerk.store.single)
+            from regelwerk.store.single import execute
+
+            return execute(conn, statement, rows[0])
         return conn.execute(statement, list(rows))
     plan = _usable_plan(conn, statement, tuple(rows[0]))
     if plan is None:

@@ -42,6 +42,7 @@ from regelwerk.store.records import (
     StartShape,
     TimerRecord,
 )
+from regelwerk.store.single import execute
 from regelwerk.store.workflow_tables import (
     rw_audit,
     rw_definitions,
@@ -395,8 +396,9 @@ _CANCEL_TIMERS = (rw_timers.update().where(
     .values(status="cancelled", fired_at=sa.bindparam("p_at")))
 _FINISH_TIMER = (rw_timers.update().where(_T.id == sa.bindparam("p_id"))
                  .values(status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note")))
-#: many timers with the same outcome in one statement (a batch's timers all fire at one moment)
-_FINISH_TIMERS = {pg: rw_timers.update().where(one_of(_T.id, "p_ids", pg)).values(
+#: many timers with the same outcome in one statement (a batch's timers all fire at one moment); on SQLite the ids
+#: are one JSON parameter (``one_of``'s ``sole``: the primary key is the only index it could use), run at the driver
+_FINISH_TIMERS = {pg: rw_timers.update().where(one_of(_T.id, "p_ids", pg, sole=True)).values(
     status=sa.bindparam("p_status"), fired_at=sa.bindparam("p_at"), note=sa.bindparam("p_note"))
     for pg in (False, True)}
 _DUE_TIMERS = (sa.select(_T.id, _T.instance_id, _T.due_at)
@@ -516,16 +518,16 @@ class SqlRows:
         statement = _ROWS_STATEMENTS.get((self._table, "insert"))
         if statement is None:  # one statement object per table (SQLAlchemy's cache key is not walked for each row)
             statement = _ROWS_STATEMENTS[(self._table, "insert")] = self._table.insert()
-        self._conn.execute(statement, row)
+        execute(self._conn, statement, row)
 
     def find(self, match: Mapping[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """Matching rows."""
         query = self._statement("find", match, (order_by,))
-        return [dict(row) for row in self._conn.execute(query, _match_params(match)).mappings()]
+        return [dict(row) for row in execute(self._conn, query, _match_params(match)).mappings()]
 
     def first(self, match: Mapping[str, Any]) -> dict[str, Any] | None:
         """One matching row, or None."""
-        row = self._conn.execute(self._statement("first", match), _match_params(match)).mappings().first()
+        row = execute(self._conn, self._statement("first", match), _match_params(match)).mappings().first()
         return dict(row) if row is not None else None
 
     def update(self, match: Mapping[str, Any], values: Mapping[str, Any]) -> int:
@@ -536,55 +538,60 @@ class SqlRows:
         stmt = self._statement("update", match, tuple(values))
         params = _match_params(match)
         params.update({f"v_{name}": value for name, value in values.items()})
-        return int(self._conn.execute(stmt, params).rowcount or 0)
+        return int(execute(self._conn, stmt, params).rowcount or 0)
 
     def delete(self, match: Mapping[str, Any]) -> int:
         """Remove matching rows."""
-        return int(self._conn.execute(self._statement("delete", match), _match_params(match)).rowcount or 0)
+        return int(execute(self._conn, self._statement("delete", match), _match_params(match)).rowcount or 0)
 
 
-_ERASE: dict[str, Any] = {}
+_ERASE: dict[bool, dict[str, Any]] = {}
 
 
-def _erase_statements() -> dict[str, Any]:
-    """``erase_personal_data``'s statements, built once (the ids an expanding bound parameter)."""
-    if not _ERASE:
-        from regelwerk.outbox.tables import outbox, outbox_parts
+def _erase_statements(pg: bool) -> dict[str, Any]:
+    """``erase_personal_data``'s statements per dialect family (key: PostgreSQL), built once: the ids an expanding
+    bound parameter on PostgreSQL; on SQLite one JSON parameter (``one_of``'s ``sole``: each statement's one
+    condition is the list, over the column's index), so SQLAlchemy does not write out and bind a placeholder per id
+    on every call and ``regelwerk.store.single`` runs them at the driver (a year's retention sweeps run about 1,400)."""
+    found = _ERASE.get(pg)
+    if found is not None:
+        return found
+    from regelwerk.outbox.tables import outbox, outbox_parts
 
-        many: Any = sa.bindparam("ids", expanding=True)
-        parts = outbox_parts.c
-        _ERASE.update({
-            # the version moves on: a decision made on a read from before the erasure fails its version check
-            "instances": rw_instances.update().where(_I.id.in_(many)).values(
-                data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
-            "timers": rw_timers.delete().where(rw_timers.c.instance_id.in_(many)),
-            "chained": rw_pending_fires.delete().where(rw_pending_fires.c.target.in_(many)
-                                                       | rw_pending_fires.c.source.in_(many)),
-            "history": rw_history.update().where(rw_history.c.instance_id.in_(many)).values(explain={}),
-            "audit": rw_audit.update().where(rw_audit.c.instance_id.in_(many)).values(detail={}),
-            # the note too: free text by whoever resolved it ("called Anna on ..."; found by attack, it was kept); an
-            # open one is closed: an erased instance takes no more events, so it could never be retried
-            "incidents": rw_incidents.update().where(rw_incidents.c.instance_id.in_(many))
-            .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
-            "outbox": outbox.delete().where(outbox.c.instance_id.in_(many)),
-            "outbox_refs": outbox.delete().where(outbox.c.subject_ref.in_(sa.bindparam("refs", expanding=True))),
-            # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts); on
-            # PostgreSQL two arrays (one prepared statement), on SQLite see SqlTx._outbox_parts
-            "parts": sa.select(parts.message_id, parts.position).where(
-                one_of(parts.subject_ref, "refs", True) | one_of(parts.instance_id, "ids", True)),
-        })
-        for pg in (False, True):
-            # the erasure's own history row per instance, set-based from the instances just moved on (no row to
-            # process in Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
-            explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
-            _ERASE[f"erase_rows_{pg}"] = rw_history.insert().from_select(
-                ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
-                 "explain"],
-                sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
-                          sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
-                          _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
-                .where(_I.id.in_(many)).order_by(_I.id))
-    return _ERASE
+    def many(column: Any, name: str = "ids") -> Any:
+        return column.in_(sa.bindparam(name, expanding=True)) if pg else one_of(column, name, False, sole=True)
+
+    parts = outbox_parts.c
+    # the erasure's own history row per instance, set-based from the instances just moved on (no row to process in
+    # Python: a sweep erases thousands); PostgreSQL types the bound JSON for the column
+    explain: Any = sa.bindparam("explain", type_=rw_history.c.explain.type)
+    found = _ERASE[pg] = {
+        # the version moves on: a decision made on a read from before the erasure fails its version check
+        "instances": rw_instances.update().where(many(_I.id)).values(
+            data=dict(ERASED_DATA), version=_I.version + 1, updated_at=sa.bindparam("at"), timers_pending=False),
+        "timers": rw_timers.delete().where(many(rw_timers.c.instance_id)),
+        "chained": rw_pending_fires.delete().where(many(rw_pending_fires.c.target) | many(rw_pending_fires.c.source)),
+        "history": rw_history.update().where(many(rw_history.c.instance_id)).values(explain={}),
+        "audit": rw_audit.update().where(many(rw_audit.c.instance_id)).values(detail={}),
+        # the note too: free text by whoever resolved it ("called Anna on ..."; found by attack, it was kept); an
+        # open one is closed: an erased instance takes no more events, so it could never be retried
+        "incidents": rw_incidents.update().where(many(rw_incidents.c.instance_id))
+        .values(data={}, message="(erased)", note="", status="resolved", next_retry_at=None),
+        "outbox": outbox.delete().where(many(outbox.c.instance_id)),
+        "outbox_refs": outbox.delete().where(many(outbox.c.subject_ref, "refs")),
+        # the lines of digests (mails about several subjects) that name them (regelwerk.outbox.parts); on
+        # PostgreSQL two arrays (one prepared statement), on SQLite see SqlTx._outbox_parts
+        "parts": sa.select(parts.message_id, parts.position).where(
+            one_of(parts.subject_ref, "refs", True) | one_of(parts.instance_id, "ids", True)),
+        "erase_rows": rw_history.insert().from_select(
+            ["instance_id", "version", "event", "from_state", "to_state", "actor", "at", "definition_version",
+             "explain"],
+            sa.select(_I.id, _I.version, sa.literal(ERASE_EVENT, sa.String), _I.state, _I.state,
+                      sa.bindparam("actor", type_=sa.String), sa.bindparam("at", type_=rw_history.c.at.type),
+                      _I.definition_version, sa.cast(explain, sa.JSON) if pg else explain)
+            .where(many(_I.id)).order_by(_I.id)),
+    }
+    return found
 
 
 class SqlTx:
@@ -599,7 +606,7 @@ class SqlTx:
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         """The instance, or None."""
-        row = self.connection.execute(_GET, {"p_id": instance_id}).first()
+        row = execute(self.connection, _GET, {"p_id": instance_id}).first()
         return _instance(row) if row is not None else None
 
     def insert(self, record: InstanceRecord) -> None:
@@ -609,7 +616,7 @@ class SqlTx:
         the existing instance is read for the error (no failed statement, so no aborted PostgreSQL transaction).
         """
         try:
-            inserted = self.connection.execute(_INSERT_NEW_INSTANCE[self._postgres], {
+            inserted = execute(self.connection, _INSERT_NEW_INSTANCE[self._postgres], {
                 "id": record.id, "workflow": record.workflow, "definition_version": record.definition_version,
                 "state": record.state, "data": dict(record.data), "version": record.version,
                 "timers_pending": record.timers_pending, "created_by": record.created_by,
@@ -627,7 +634,7 @@ class SqlTx:
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            found.update(self.connection.execute(_EXISTING[self._postgres], {"p_ids": chunk}).scalars())
+            found.update(execute(self.connection, _EXISTING[self._postgres], {"p_ids": chunk}).scalars())
         return found
 
     def insert_many(self, records: Sequence[InstanceRecord], history: Sequence[HistoryEntry] = (),
@@ -725,7 +732,7 @@ class SqlTx:
             params["definition_version"] = record.definition_version
         if data_changed:
             params["data"] = dict(record.data)
-        result = self.connection.execute(_UPDATES[data_changed, definition_changed], params)
+        result = execute(self.connection, _UPDATES[data_changed, definition_changed], params)
         if result.rowcount != 1:
             current = self.get(record.id)
             if current is None:
@@ -804,7 +811,7 @@ class SqlTx:
                "from_state": entry.from_state, "to_state": entry.to_state, "actor": entry.actor,
                "at": _utc(entry.at), "definition_version": entry.definition_version, "explain": dict(entry.explain)}
         if not _written_behind(self.connection, _INSERT_HISTORY, row):
-            self.connection.execute(_INSERT_HISTORY, row)
+            execute(self.connection, _INSERT_HISTORY, row)
 
     def history(self, instance_id: str) -> list[HistoryEntry]:
         """History of one instance, oldest first."""
@@ -814,13 +821,13 @@ class SqlTx:
 
     def add_timer(self, timer: TimerRecord) -> None:
         """Store a pending timer."""
-        self.connection.execute(_INSERT_TIMER, {
+        execute(self.connection, _INSERT_TIMER, {
             "instance_id": timer.instance_id, "state": timer.state, "event": timer.event, "data": dict(timer.data),
             "due_at": _utc(timer.due_at), "status": "pending", "fired_at": None, "note": ""})
 
     def cancel_timers(self, instance_id: str, at: datetime) -> int:
         """Cancel the instance's pending timers and its failed timers waiting for a person (an open incident)."""
-        result = self.connection.execute(_CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
+        result = execute(self.connection, _CANCEL_TIMERS, {"p_instance": instance_id, "p_at": _utc(at)})
         return int(result.rowcount)
 
     def timers(self, instance_id: str) -> list[TimerRecord]:
@@ -840,8 +847,8 @@ class SqlTx:
 
     def finish_timer(self, timer_id: int, status: str, at: datetime, note: str = "") -> None:
         """Mark a timer fired or failed."""
-        self.connection.execute(_FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
-                                                "p_note": note})
+        execute(self.connection, _FINISH_TIMER, {"p_id": timer_id, "p_status": status, "p_at": _utc(at),
+                                                 "p_note": note})
 
     def give_up_timer(self, timer_id: int, at: datetime, note: str = "") -> bool:
         """Mark a pending timer failed, and lock a failed one as it is (one conditional UPDATE); False when it fired
@@ -869,8 +876,8 @@ class SqlTx:
         statement = _FINISH_TIMERS[self._postgres]
         for (status, at, note), ids in outcomes.items():
             for start in range(0, len(ids), 500):
-                self.connection.execute(statement, {"p_ids": ids[start:start + 500], "p_status": status,
-                                                    "p_at": _utc(at), "p_note": note})
+                execute(self.connection, statement, {"p_ids": ids[start:start + 500], "p_status": status,
+                                                     "p_at": _utc(at), "p_note": note})
 
     def pending_timers(self, instance_ids: Sequence[str]) -> dict[str, set[int]]:
         """The ids of the timers a cancel of these instances would change (pending, and failed with an open
@@ -897,8 +904,7 @@ class SqlTx:
         wanted = sorted(set(instance_ids))
         found: dict[str, InstanceRecord] = {}
         for start in range(0, len(wanted), 500):
-            for row in self.connection.execute(_GET_MANY[self._postgres], {"p_ids": wanted[start:start + 500]}
-                                               ):
+            for row in execute(self.connection, _GET_MANY[self._postgres], {"p_ids": wanted[start:start + 500]}):
                 record = _instance(row)
                 found[record.id] = record
         return found
@@ -907,7 +913,7 @@ class SqlTx:
         """Up to ``limit`` due timers, oldest first: on PostgreSQL their instances locked first, then the timers; on
         SQLite in one statement (the write unit's ``BEGIN IMMEDIATE`` holds the database's write lock)."""
         if not self._postgres:
-            return [_timer(r) for r in self.connection.execute(_CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})
+            return [_timer(r) for r in execute(self.connection, _CLAIM_SQLITE, {"p_now": _utc(now), "p_limit": limit})
                     .all()]
         return self._claim_postgres(now, limit, None)
 
@@ -920,7 +926,7 @@ class SqlTx:
             timers: list[TimerRecord] = []
             instances: dict[str, InstanceRecord] = {}
             cancellable: dict[str, int] = {}
-            for row in self.connection.execute(_CLAIM_BATCH_SQLITE, {"p_now": _utc(now), "p_limit": limit}).all():
+            for row in execute(self.connection, _CLAIM_BATCH_SQLITE, {"p_now": _utc(now), "p_limit": limit}).all():
                 timer = _timer(row)
                 timers.append(timer)
                 m = row._mapping
@@ -1031,29 +1037,29 @@ class SqlTx:
         if not ids and not refs:
             return ErasureCount()
         conn = self.connection
-        erase = _erase_statements()
+        erase = _erase_statements(self._postgres)
         params = {"ids": ids}
         moment = _utc(at if at is not None else datetime.now(UTC))
         instances = history = audit = timers = incidents = chained = 0
         if ids:
-            instances = conn.execute(erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
-            timers = conn.execute(erase["timers"], params).rowcount or 0
-            chained = conn.execute(erase["chained"], params).rowcount or 0
-            history = conn.execute(erase["history"], params).rowcount or 0
+            instances = execute(conn, erase["instances"], {"ids": ids, "at": moment}).rowcount or 0
+            timers = execute(conn, erase["timers"], params).rowcount or 0
+            chained = execute(conn, erase["chained"], params).rowcount or 0
+            history = execute(conn, erase["history"], params).rowcount or 0
             if instances:  # the erasure itself, once per instance (after the scrub above: its row keeps what it says)
-                conn.execute(erase[f"erase_rows_{self._postgres}"], {
+                execute(conn, erase["erase_rows"], {
                     "ids": ids, "actor": actor, "at": moment, "explain": {"reason": reason} if reason else {}})
                 if self._store is not None:
                     from regelwerk.store.unit import erased
 
                     erased(self._store, ids)  # a missing id among them: nothing cached to forget
-            audit = conn.execute(erase["audit"], params).rowcount or 0
-            incidents = conn.execute(erase["incidents"], params).rowcount or 0
+            audit = execute(conn, erase["audit"], params).rowcount or 0
+            incidents = execute(conn, erase["incidents"], params).rowcount or 0
         sent = 0
         if ids:
-            sent += conn.execute(erase["outbox"], params).rowcount or 0
+            sent += execute(conn, erase["outbox"], params).rowcount or 0
         if refs:
-            sent += conn.execute(erase["outbox_refs"], {"refs": refs}).rowcount or 0
+            sent += execute(conn, erase["outbox_refs"], {"refs": refs}).rowcount or 0
         from regelwerk.outbox.parts import redact_parts  # the lines of digests that list them
 
         redacted = redact_parts(self, ids, refs, self._outbox_bodies, self._save_outbox_body, self._outbox_parts)
@@ -1065,7 +1071,7 @@ class SqlTx:
         driver's own statement, as SQLAlchemy's expanding of two thousand parameters took as long as the query."""
         ids, refs = sorted(set(instance_ids)), sorted(set(subject_refs))
         if self._postgres:
-            found = self.connection.execute(_erase_statements()["parts"], {"ids": ids, "refs": refs})
+            found = self.connection.execute(_erase_statements(True)["parts"], {"ids": ids, "refs": refs})
             return [(str(r.message_id), int(r.position)) for r in found]
         if not ids and not refs:
             return []
@@ -1094,18 +1100,18 @@ class SqlTx:
 
     def add_pending_fire(self, fire: PendingFire) -> int:
         """Keep a chained fire (in the chaining transition's transaction); its id."""
-        return int(self.connection.execute(_INSERT_PENDING_FIRE, {
+        return int(execute(self.connection, _INSERT_PENDING_FIRE, {
             "target": fire.target, "event": fire.event, "actor": dict(fire.actor), "system": fire.system,
             "source": fire.source, "after": fire.after, "created_at": _utc(fire.created_at)}).scalar_one())
 
     def take_pending_fire(self, fire_id: int) -> bool:
         """Remove a kept chained fire: True when this transaction took it (on PostgreSQL a concurrent taker's
         DELETE waits for this one's commit and then removes nothing)."""
-        return bool(self.connection.execute(_TAKE_PENDING_FIRE, {"p_id": fire_id}).rowcount)
+        return bool(execute(self.connection, _TAKE_PENDING_FIRE, {"p_id": fire_id}).rowcount)
 
     def pending_fires(self, created_before: datetime, limit: int) -> list[PendingFire]:
         """Kept chained fires created before ``created_before``, oldest first."""
-        rows = self.connection.execute(_PENDING_FIRES, {"p_before": _utc(created_before), "p_limit": limit}).all()
+        rows = execute(self.connection, _PENDING_FIRES, {"p_before": _utc(created_before), "p_limit": limit}).all()
         return [PendingFire(r.target, r.event, r.actor, bool(r.system), r.source, r.after, _aware(r.created_at), r.id)
                 for r in rows]
 
@@ -1145,7 +1151,7 @@ class SqlTx:
                                  instance_ids is not None)
         params: dict[str, Any] = {"p_status": status, "p_instance": instance_id, "p_event": event}
         if instance_ids is None:
-            return [_incident(r) for r in self.connection.execute(query, params)]
+            return [_incident(r) for r in execute(self.connection, query, params)]
         wanted = sorted(set(instance_ids))
         found = [_incident(r) for start in range(0, len(wanted), 500)
                  for r in self.connection.execute(query, {**params, "p_ids": wanted[start:start + 500]})]
