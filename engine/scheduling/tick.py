@@ -534,6 +534,8 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
     since = [row.next_due.replace(tzinfo=UTC) if row.plan_version == version and row.next_due is not None
              else None for row in rows]
     partial: set[tuple[str, str]] = set()  # (subject, source) planned partially: nothing to cancel there
+    # as UTC: the items' moments are UTC, and comparing datetimes of different zones asks the zone each time
+    now_utc = now.astimezone(UTC)
     planned_fully: set[str] = set()  # employees with a full plan of a source: what to cancel is looked up
     for source in sources:
         try:
@@ -553,7 +555,7 @@ def _plan_rows(unit: Any, rows: Sequence[Any], target: _Target, sources: Sequenc
                 planned_fully.add(rows[i].id)
             closes.extend(plan.closes)
             for item in plan.items:
-                if item.appears_at is not None and item.appears_at > now:
+                if item.appears_at is not None and item.appears_at > now_utc:
                     # not yet: the employee is planned again when it appears
                     if next_due[i] is None or item.appears_at < next_due[i]:  # type: ignore[operator]
                         next_due[i] = item.appears_at
