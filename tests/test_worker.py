@@ -41,9 +41,10 @@ def _populate(location: str, tenants: int, reminders: int) -> list[str]:
     return names
 
 
-def _count_fired(owner_or_app: str, names: list[str]) -> dict[str, tuple[int, int, int]]:
-    """Per tenant: (instances reminded, 'remind' history rows, timers fired), read under each tenant's setting."""
-    engine = sa.create_engine(owner_or_app)
+def _count_fired(owner_or_app: str | sa.Engine, names: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Per tenant: (instances reminded, 'remind' history rows, timers fired), read under each tenant's setting
+    (an engine given is kept open: a poll asks again and again)."""
+    engine = sa.create_engine(owner_or_app) if isinstance(owner_or_app, str) else owner_or_app
     out = {}
     try:
         for name in names:
@@ -54,8 +55,14 @@ def _count_fired(owner_or_app: str, names: list[str]) -> dict[str, tuple[int, in
                 fired = conn.execute(sa.text("select count(*) from rw_timers where status = 'fired'")).scalar()
                 out[name] = (int(reminded or 0), int(history or 0), int(fired or 0))
     finally:
-        engine.dispose()
+        if isinstance(owner_or_app, str):
+            engine.dispose()
     return out
+
+
+def _half_ticked(poll: sa.Engine, names: list[str], reminders: int) -> list[str]:
+    """The tenants some of whose timer batches have committed, not all."""
+    return [n for n, (reminded, _h, _f) in _count_fired(poll, names).items() if 0 < reminded < reminders]
 
 
 @pytest.fixture
@@ -84,25 +91,27 @@ def test_a_worker_killed_mid_tick_loses_and_duplicates_nothing(pg_app: str, tmp_
     names = _populate(pg_app, 12, 400)
     partial: list[str] = []
     # a kill between two tenants is a valid crash too, but the test wants one inside a tenant's tick (four batches
-    # of 100 timers, a few hundredths of a second): the moment is a matter of timing on a shared machine, so try
-    # again (each attempt kills a fresh worker, soon after it has ticked its first tenant)
-    for attempt, pause in enumerate((0.02, 0.05, 0.01, 0.1, 0.03, 0.15)):
-        log = tmp_path / f"doomed-{attempt}.log"
-        first = _worker(pg_app, f"doomed-{attempt}", log=log)
-        deadline = time.monotonic() + 60
-        while " ticked " not in log.read_text() and first.poll() is None:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.005)
-        if first.poll() is not None or log.read_text().count(" ticked ") >= len(names):
-            first.kill()
+    # of 100 timers, each its own transaction): the store is polled and the worker killed as soon as a tenant is seen
+    # with some of its batches committed and not all (a fixed pause missed that window as ticks got faster, and
+    # under load), then asked again: the worker may have committed the rest between the poll and the kill, so an
+    # attempt that finds none half done tries again with a fresh worker
+    poll = sa.create_engine(pg_app)
+    try:
+        for attempt in range(6):
+            log = tmp_path / f"doomed-{attempt}.log"
+            first = _worker(pg_app, f"doomed-{attempt}", log=log)
+            deadline = time.monotonic() + 60
+            while not _half_ticked(poll, names, 400) and first.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                if log.read_text().count(" ticked ") >= len(names):
+                    break  # nothing left to tick: an idle worker never exits on its own
+            os.kill(first.pid, signal.SIGKILL)
             first.wait()
-            break  # nothing left to tick: an idle worker never exits on its own
-        time.sleep(pause)  # inside the next tenant's tick, usually (400 timers take far longer than the claim)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-        partial = [n for n, (reminded, _h, _f) in _count_fired(pg_app, names).items() if 0 < reminded < 400]
-        if partial:
-            break
+            partial = _half_ticked(poll, names, 400)
+            if partial or all(r == 400 for r, _h, _f in _count_fired(poll, names).values()):
+                break
+    finally:
+        poll.dispose()
     assert partial, "no kill landed inside a tenant's tick in six attempts"
     second = _worker(pg_app, "rescuer", "--once", log=tmp_path / "rescuer.log")
     assert second.wait(timeout=120) == 0, (tmp_path / "rescuer.log").read_text()
