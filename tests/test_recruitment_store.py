@@ -253,11 +253,13 @@ def test_the_sweeps_and_the_simulations_statements_run_at_the_driver_on_sqlite()
         "erase candidates": (sqlstore._ERASE[True][1], frozenset({"ids"})),
         "candidates_ahead": (sqlstore._AHEAD[True], frozenset({"ids"})),
         "existing_ids": (sqlstore._EXISTING[True], frozenset({"ids"})),
+        "vacancies_by_id": (sqlstore._VACANCIES_OF[True], frozenset({"ids"})),
     }
     for name, (statement, keys) in planned.items():
         assert single._plan(statement, dialect, keys) is not None, name
     postgres = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
     for statement in (sqlstore._due_rules_statement(POLICY), sqlstore._ERASE[False][1], sqlstore._AHEAD[False],
+                      sqlstore._VACANCIES_OF[False],
                       sqlstore._EXISTING[False]):
         assert "POSTCOMPILE" in str(statement.compile(dialect=postgres))
     assert sqlstore._sweep_statement(POLICY, REJECTED, "due-unlocked") is not \

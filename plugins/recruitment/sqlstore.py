@@ -44,16 +44,17 @@ _WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
     sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
     .scalar_subquery().label("rows_of_instance"))
 _EXISTING_IDS = sa.select(_C.id).where(_C.id.in_(_IDS))
-#: by (SQLite): :data:`_WITH_VACANCIES_COUNTED` and :data:`_EXISTING_IDS`, on SQLite with the id list as one JSON
-#: parameter (``one_of(sole=True)``: the list is the only condition on the candidates, searched by the primary key
-#: as the IN of parameters was; the vacancy by its key, the count by the instance index), so they run at the driver
-#: (``regelwerk.store.single``) as the same text every call; PostgreSQL's as they were
+#: by (SQLite): :data:`_WITH_VACANCIES_COUNTED`, :data:`_EXISTING_IDS` and :data:`_VACANCIES`, on SQLite with the
+#: id list as one JSON parameter (``one_of(sole=True)``: the list is the only condition on the table, searched by its
+#: primary key as the IN of parameters was; the joined vacancy by its key, the count by the instance index), so they
+#: run at the driver (``regelwerk.store.single``) as the same text every call; PostgreSQL's as they were
 _AHEAD = {False: _WITH_VACANCIES_COUNTED, True: (
     sa.select(candidates, vacancies).select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
     .where(one_of(_C.id, "ids", False, sole=True)).add_columns(
         sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
         .scalar_subquery().label("rows_of_instance")))}
 _EXISTING = {False: _EXISTING_IDS, True: sa.select(_C.id).where(one_of(_C.id, "ids", False, sole=True))}
+_VACANCIES_OF = {False: _VACANCIES, True: sa.select(vacancies).where(one_of(vacancies.c.id, "ids", False, sole=True))}
 #: the instances of these candidates, locked in id order (the core's lock order: instances first); a row another
 #: transaction holds fails the statement at once, never waited for (``candidates_locked_ahead``)
 _LOCK_INSTANCES_NOWAIT = (sa.select(rw_instances.c.id)
@@ -253,7 +254,7 @@ class SqlCandidateStore:
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str], lock: bool = False) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist, keyed by id (``lock``: ``FOR UPDATE``, in id order)."""
-        query = _VACANCIES_LOCKED if lock else _VACANCIES
+        query = _VACANCIES_LOCKED if lock else _VACANCIES_OF[self._sqlite()]
         return {r["id"]: dict(r) for r in self._conn.execute(query, {"ids": list(vacancy_ids)}).mappings()}
 
     def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
