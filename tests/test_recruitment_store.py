@@ -231,3 +231,37 @@ def test_retention_commands_through_the_port(tmp_path: Path, registry: Any) -> N
     assert [(r["candidate"], r["action"]) for r in run("preview")] == [("weg", "delete")]
     assert run("apply", "--yes")["deleted"] == 1
     assert {r["group"]: r["candidates"] for r in run("overview")} == {"new": 1}
+
+
+def test_the_sweeps_and_the_simulations_statements_run_at_the_driver_on_sqlite() -> None:
+    """On SQLite the statements the retention sweep and a simulated day run again and again are ones
+    ``regelwerk.store.single`` plans (the rules' value lists as plain parameters, the id lists as one JSON
+    parameter: no expanding IN, which it refuses and SQLAlchemy renders anew per call); PostgreSQL's keep their
+    expanding IN, as before."""
+    import sqlalchemy as sa
+    from regelwerk.store import single
+    from regelwerk_packs.recruitment import sqlstore
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = sqlite.dialect()
+    moments = frozenset(f"{name}_{i}" for i in range(len(POLICY.rules)) for name in ("cutoff", "window"))
+    planned = {
+        "due_rules": (sqlstore._due_rules_statement(POLICY, True), moments),
+        "next_due": (sqlstore._sweep_statement(POLICY, REJECTED, "due-unlocked", True),
+                     frozenset({"cutoff", "lim"})),
+        "erase questionnaires": (sqlstore._ERASE[True][0], frozenset({"ids"})),
+        "erase candidates": (sqlstore._ERASE[True][1], frozenset({"ids"})),
+        "candidates_ahead": (sqlstore._AHEAD[True], frozenset({"ids"})),
+        "existing_ids": (sqlstore._EXISTING[True], frozenset({"ids"})),
+        "vacancies_by_id": (sqlstore._VACANCIES_OF[True], frozenset({"ids"})),
+    }
+    for name, (statement, keys) in planned.items():
+        assert single._plan(statement, dialect, keys) is not None, name
+    postgres = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+    for statement in (sqlstore._due_rules_statement(POLICY), sqlstore._ERASE[False][1], sqlstore._AHEAD[False],
+                      sqlstore._VACANCIES_OF[False],
+                      sqlstore._EXISTING[False]):
+        assert "POSTCOMPILE" in str(statement.compile(dialect=postgres))
+    assert sqlstore._sweep_statement(POLICY, REJECTED, "due-unlocked") is not \
+        sqlstore._sweep_statement(POLICY, REJECTED, "due-unlocked", True)
+    assert isinstance(sqlstore._due_rules_statement(POLICY, True), sa.Select)

@@ -435,8 +435,10 @@ class CandidateStoreContract:
             port = self._port(tx)
             port.log_retention([])
             port.log_retention([row, {**row, "vacancy_id": None}, {**row, "action": "bulk_delete", "rule": "manual"}])
+            port.log_retention([{**row, "kept_days": 41}])  # one row: one statement, not an executemany
         with store.read() as tx:
-            assert self._port(tx).retention_deletions() == 2
+            assert self._port(tx).retention_deletions() == 3
             logged = tx.rows("rw_retention_log").find(order_by="id")
-        assert [(r["action"], r["vacancy_id"], r["kept_days"]) for r in logged] == [
-            ("retention", "v1", 40), ("retention", None, 40), ("bulk_delete", "v1", 40)]
+        assert [(r["id"], r["action"], r["vacancy_id"], r["kept_days"]) for r in logged] == [
+            (1, "retention", "v1", 40), (2, "retention", None, 40), (3, "bulk_delete", "v1", 40),
+            (4, "retention", "v1", 41)]

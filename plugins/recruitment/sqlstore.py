@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from regelwerk.outbox.queue import utc_naive
+from regelwerk.store.sql import one_of
 from regelwerk.store.workflow_tables import rw_instances
 from regelwerk_packs.recruitment.model import RetentionPolicy, RetentionRule
 from regelwerk_packs.recruitment.ports import APPLICATION_COLUMNS, DueCandidate, GroupKept, RetentionLogRow
@@ -43,6 +44,17 @@ _WITH_VACANCIES_COUNTED = _WITH_VACANCIES.add_columns(
     sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
     .scalar_subquery().label("rows_of_instance"))
 _EXISTING_IDS = sa.select(_C.id).where(_C.id.in_(_IDS))
+#: by (SQLite): :data:`_WITH_VACANCIES_COUNTED`, :data:`_EXISTING_IDS` and :data:`_VACANCIES`, on SQLite with the
+#: id list as one JSON parameter (``one_of(sole=True)``: the list is the only condition on the table, searched by its
+#: primary key as the IN of parameters was; the joined vacancy by its key, the count by the instance index), so they
+#: run at the driver (``regelwerk.store.single``) as the same text every call; PostgreSQL's as they were
+_AHEAD = {False: _WITH_VACANCIES_COUNTED, True: (
+    sa.select(candidates, vacancies).select_from(candidates.outerjoin(vacancies, vacancies.c.id == _C.vacancy_id))
+    .where(one_of(_C.id, "ids", False, sole=True)).add_columns(
+        sa.select(sa.func.count()).select_from(_SHARING).where(_SHARING.c.instance_id == _C.instance_id)
+        .scalar_subquery().label("rows_of_instance")))}
+_EXISTING = {False: _EXISTING_IDS, True: sa.select(_C.id).where(one_of(_C.id, "ids", False, sole=True))}
+_VACANCIES_OF = {False: _VACANCIES, True: sa.select(vacancies).where(one_of(vacancies.c.id, "ids", False, sole=True))}
 #: the instances of these candidates, locked in id order (the core's lock order: instances first); a row another
 #: transaction holds fails the statement at once, never waited for (``candidates_locked_ahead``)
 _LOCK_INSTANCES_NOWAIT = (sa.select(rw_instances.c.id)
@@ -63,8 +75,16 @@ _SET_STATUS = candidates.update().where(_C.instance_id == sa.bindparam("m_instan
 _PER_GROUP = (sa.select(_C.status_group, sa.func.count(), sa.func.sum(sa.case((_C.consent.is_(sa.true()), 1), else_=0)),
                         sa.func.min(_C.applied_at))
               .group_by(_C.status_group).order_by(_C.status_group))
-_ERASE_QUESTIONNAIRES = questionnaires.delete().where(questionnaires.c.candidate_id.in_(_IDS))
-_ERASE_CANDIDATES = candidates.delete().where(_C.id.in_(_IDS))
+#: the erasure's two deletes by (SQLite): PostgreSQL's expanding IN as it was; SQLite's the id list as one JSON
+#: parameter (``one_of(sole=True)``: the list is each statement's only condition, searched by the candidate id
+#: index and the primary key as the IN of parameters was), so the statements are the same text every call and run
+#: at the driver (``regelwerk.store.single``) instead of rendering and binding a placeholder per id each time
+_ERASE = {sqlite: (questionnaires.delete().where(one_of(questionnaires.c.candidate_id, "ids", False, sole=True)
+                                                 if sqlite else questionnaires.c.candidate_id.in_(_IDS)),
+                   candidates.delete().where(one_of(_C.id, "ids", False, sole=True) if sqlite else _C.id.in_(_IDS)))
+          for sqlite in (False, True)}
+#: a retention log row (the sweep's chunks of a day are mostly one row: run as one statement, not an executemany)
+_INSERT_LOG = retention_log.insert()
 _MARK_ASKED = candidates.update().where(_C.id.in_(_IDS)).values(renewal_requested_at=sa.bindparam("at"))
 _SET_CONSENT_AT = candidates.update().where(_C.id == sa.bindparam("cid")).values(consent_at=sa.bindparam("at"))
 _RETENTION_DELETIONS = (sa.select(sa.func.count()).select_from(retention_log)
@@ -92,29 +112,39 @@ def _start(rule: RetentionRule) -> Any:
     return _C.status_since
 
 
-def _match(rule: RetentionRule) -> Any:
+def _in(column: Any, values: Sequence[str], plain: bool) -> Any:
+    """``column IN (values)``. ``plain``: one bound parameter per value, each holding its value (``IN (?, ?)``, the
+    SQL SQLite is sent either way), instead of one expanding parameter: a statement built once with those is run
+    at the driver (``regelwerk.store.single``; an expanding list is rendered and processed again on every call)."""
+    if not plain:
+        return column.in_(values)
+    return column.in_([sa.bindparam(None, value, type_=column.type) for value in values])
+
+
+def _match(rule: RetentionRule, plain: bool = False) -> Any:
     parts: list[Any] = []
     if rule.consent is not None:
         parts.append(_C.consent.is_(sa.true()) if rule.consent else _C.consent.is_(sa.false()))
     scope: list[Any] = []
     if rule.groups:
-        scope.append(_C.status_group.in_(rule.groups))
+        scope.append(_in(_C.status_group, rule.groups, plain))
     if rule.statuses:
-        scope.append(_C.status.in_(rule.statuses))
+        scope.append(_in(_C.status, rule.statuses, plain))
     if scope:
         parts.append(sa.or_(*scope))
     return sa.and_(sa.true(), *parts)
 
 
-def _rule_parts(policy: RetentionPolicy, rule: RetentionRule, cutoff: Any, window: Any) -> tuple[Any, Any, Any | None]:
+def _rule_parts(policy: RetentionPolicy, rule: RetentionRule, cutoff: Any, window: Any,
+                plain: bool = False) -> tuple[Any, Any, Any | None]:
     earlier: list[Any] = []
     for candidate in policy.rules:
         if candidate is rule or candidate == rule:
             break
-        earlier.append(_match(candidate))
+        earlier.append(_match(candidate, plain))
     else:
         raise ValueError(f"rule {rule.id!r} is not a rule of retention policy {policy.name!r}")
-    match = _match(rule)
+    match = _match(rule, plain)
     base = sa.and_(match, sa.not_(sa.or_(*earlier))) if earlier else match
     start = _start(rule)
     renewal = None
@@ -159,9 +189,11 @@ def _built(key: tuple[Any, ...], build: Any) -> Any:
     return found
 
 
-def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) -> Any:
+def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str, sqlite: bool = False) -> Any:
+    """The sweep's statement ``kind`` of the rule, built once (``sqlite``: the rules' value lists as plain bound
+    parameters, see :func:`_in`; the same SQL on SQLite, and PostgreSQL's statements are left as they were)."""
     def build() -> Any:
-        start, due, renewal = _rule_parts(policy, rule, sa.bindparam("cutoff"), sa.bindparam("window"))
+        start, due, renewal = _rule_parts(policy, rule, sa.bindparam("cutoff"), sa.bindparam("window"), sqlite)
         if kind == "due":
             return sa.select(*_DUE_COLUMNS, start).where(due).limit(sa.bindparam("lim")).with_for_update()
         if kind == "due-unlocked":
@@ -173,10 +205,10 @@ def _sweep_statement(policy: RetentionPolicy, rule: RetentionRule, kind: str) ->
         return (sa.select(candidates, start.label("retention_start")).where(renewal).limit(sa.bindparam("lim"))
                 .with_for_update())
 
-    return _built((policy, rule, kind), build)
+    return _built((policy, rule, kind, sqlite), build)
 
 
-def _due_rules_statement(policy: RetentionPolicy) -> Any:
+def _due_rules_statement(policy: RetentionPolicy, sqlite: bool = False) -> Any:
     """One pass over the candidates telling per rule whether it has a deletion due and (a consent rule with
     ``renew_before``) a renewal due: ``max(CASE WHEN <predicate> THEN 1 ELSE 0 END)`` per predicate (an unknown
     predicate is not due, as in a WHERE)."""
@@ -184,13 +216,13 @@ def _due_rules_statement(policy: RetentionPolicy) -> Any:
         columns: list[Any] = []
         for i, rule in enumerate(policy.rules):
             _start_column, due, renewal = _rule_parts(policy, rule, sa.bindparam(f"cutoff_{i}"),
-                                                      sa.bindparam(f"window_{i}"))
+                                                      sa.bindparam(f"window_{i}"), sqlite)
             for name, predicate in ((f"due_{i}", due), (f"renew_{i}", renewal)):
                 if predicate is not None:
                     columns.append(sa.func.max(sa.case((predicate, 1), else_=0)).label(name))
         return sa.select(*columns).select_from(candidates) if columns else None
 
-    return _built((policy, "due-rules"), build)
+    return _built((policy, "due-rules", sqlite), build)
 
 
 def _moment_params(policy: RetentionPolicy, now: datetime) -> dict[str, Any]:
@@ -208,6 +240,9 @@ class SqlCandidateStore:
     def __init__(self, connection: Any) -> None:
         self._conn = connection
 
+    def _sqlite(self) -> bool:
+        return bool(self._conn.dialect.name == "sqlite")
+
     def candidates_of_vacancy(self, vacancy_id: str) -> list[dict[str, Any]]:
         """The vacancy's candidates, in order of application, then id."""
         return [dict(r) for r in self._conn.execute(_OF_VACANCY, {"vacancy_id": vacancy_id}).mappings()]
@@ -219,7 +254,7 @@ class SqlCandidateStore:
 
     def vacancies_by_id(self, vacancy_ids: Sequence[str], lock: bool = False) -> dict[str, dict[str, Any]]:
         """Those of these vacancies that exist, keyed by id (``lock``: ``FOR UPDATE``, in id order)."""
-        query = _VACANCIES_LOCKED if lock else _VACANCIES
+        query = _VACANCIES_LOCKED if lock else _VACANCIES_OF[self._sqlite()]
         return {r["id"]: dict(r) for r in self._conn.execute(query, {"ids": list(vacancy_ids)}).mappings()}
 
     def candidate_with_vacancy(self, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
@@ -239,7 +274,7 @@ class SqlCandidateStore:
         """:meth:`candidates_with_vacancies`, each with whether it is the only candidate row of its instance (an
         update by instance id then changes exactly this row), in one statement."""
         out: dict[str, tuple[dict[str, Any], dict[str, Any] | None, bool]] = {}
-        for row in self._conn.execute(_WITH_VACANCIES_COUNTED, {"ids": sorted(set(candidate_ids))}):
+        for row in self._conn.execute(_AHEAD[self._sqlite()], {"ids": sorted(set(candidate_ids))}):
             values = tuple(row)
             candidate, vacancy = _candidate_and_vacancy(values[:-1])
             out[candidate["id"]] = (candidate, vacancy, values[-1] == 1)
@@ -281,7 +316,7 @@ class SqlCandidateStore:
 
     def existing_ids(self, candidate_ids: Sequence[str]) -> set[str]:
         """Which of these candidate ids have a row (one statement)."""
-        return set(self._conn.execute(_EXISTING_IDS, {"ids": sorted(set(candidate_ids))}).scalars())
+        return set(self._conn.execute(_EXISTING[self._sqlite()], {"ids": sorted(set(candidate_ids))}).scalars())
 
     def insert_behind(self, row: Mapping[str, Any]) -> bool:
         """Hand the INSERT of an application's candidate row (exactly ``APPLICATION_COLUMNS``) to a connection that
@@ -325,13 +360,13 @@ class SqlCandidateStore:
                  lock: bool = True) -> list[DueCandidate]:
         """Up to ``limit`` due candidates, locked for update (unless ``lock`` is False), in no particular order."""
         cutoff, _window = _moments(rule, now)
-        query = _sweep_statement(policy, rule, "due" if lock else "due-unlocked")
+        query = _sweep_statement(policy, rule, "due" if lock else "due-unlocked", self._sqlite())
         return [DueCandidate._make(r) for r in self._conn.execute(query, {"cutoff": cutoff, "lim": limit})]
 
     def next_renewals(self, policy: RetentionPolicy, rule: RetentionRule, now: datetime,
                       limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` candidates to ask for consent renewal (with ``retention_start``), locked for update."""
-        query = _sweep_statement(policy, rule, "renewal")
+        query = _sweep_statement(policy, rule, "renewal", self._sqlite())
         if query is None:
             return []
         cutoff, window = _moments(rule, now)
@@ -357,7 +392,7 @@ class SqlCandidateStore:
     def due_rules(self, policy: RetentionPolicy, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
         """One read: the positions (in ``policy.rules``) of the rules with a deletion due, and of those with a
         renewal due at ``now``."""
-        query = _due_rules_statement(policy)
+        query = _due_rules_statement(policy, self._sqlite())
         if query is None:
             return frozenset(), frozenset()
         row = self._conn.execute(query, _moment_params(policy, now)).one()._mapping
@@ -374,13 +409,16 @@ class SqlCandidateStore:
         params = {"ids": list(candidate_ids)}
         if not params["ids"]:
             return 0
-        self._conn.execute(_ERASE_QUESTIONNAIRES, params)
-        return int(self._conn.execute(_ERASE_CANDIDATES, params).rowcount or 0)
+        erase_questionnaires, erase_candidates = _ERASE[self._sqlite()]
+        self._conn.execute(erase_questionnaires, params)
+        return int(self._conn.execute(erase_candidates, params).rowcount or 0)
 
     def log_retention(self, rows: Sequence[RetentionLogRow]) -> None:
         """Append anonymous log rows (executemany)."""
-        if rows:
-            self._conn.execute(retention_log.insert(), list(rows))
+        if len(rows) == 1:
+            self._conn.execute(_INSERT_LOG, dict(rows[0]))
+        elif rows:
+            self._conn.execute(_INSERT_LOG, list(rows))
 
     def retention_deletions(self) -> int:
         """Logged deletions that were not by hand."""
