@@ -434,6 +434,19 @@ def test_the_moves_a_host_can_offer_are_decided_as_the_moves_are(rec: Recruitmen
         rec.moves_for(HR, "nobody")
 
 
+#: 4 February of the read-ahead story
+READ_AHEAD_DAY_FOUR = """    - on: 2027-02-04
+      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
+    - on: 2027-02-04
+      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
+    - on: 2027-02-04
+      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
+    - on: 2027-02-04
+      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
+    - on: 2027-02-04
+      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
+"""
+
 READ_AHEAD_STORY = """\
 apiVersion: regelwerk/v1
 kind: Story
@@ -456,17 +469,7 @@ spec:
       move: {candidate: piet, to: interview_1, actor: sven}
     - on: 2027-02-03
       move: {candidate: ans, to: interview_1, actor: sven}
-    - on: 2027-02-04
-      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
-    - on: 2027-02-04
-      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
-    - on: 2027-02-04
-      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
-    - on: 2027-02-04
-      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
-    - on: 2027-02-04
-      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
-    - on: 2027-02-05
+""" + READ_AHEAD_DAY_FOUR + """    - on: 2027-02-05
       apply: {id: kim, vacancy: v1, first_name: Kim, email: kim@example.nl}
     - on: 2027-02-05
       close_vacancy: {vacancy: v2}
@@ -479,27 +482,10 @@ spec:
 """
 
 
-#: 4 February of the read-ahead story
-READ_AHEAD_DAY_FOUR = """    - on: 2027-02-04
-      move: {candidate: eva, to: rejected, actor: sven, input: {reason: andere_kandidaat}}
-    - on: 2027-02-04
-      vacancy_facts: {vacancy: v2, facts: {budget_approved: true}}
-    - on: 2027-02-04
-      candidate_facts: {candidate: piet, facts: {reference_check: done}, actor: sven}
-    - on: 2027-02-04
-      move: {candidate: piet, to: offer, actor: {id: hanna, roles: [recruiter]}}
-    - on: 2027-02-04
-      move: {candidate: ans, to: offer, actor: {id: hanna, roles: [recruiter]}}
-"""
-
-
-def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_row_changed_since(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A day's moves read their candidates in one statement, its applications their vacancies in one (and which of
-    their ids have a row, so that their rows are written behind), and an application with consent writes its row
-    once (before: a statement per move and per vacancy, and the consent written again); a candidate or vacancy
-    changed by an earlier event of the day is read again, so the move is decided on the facts set that day (read
-    ahead at the day's first move, piet's facts were still missing)."""
+def _story_statements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, story: str,
+                      store: str) -> tuple[Any, dict[str, list[str]]]:
+    """The noorderlicht fixture with ``story`` simulated from 1 to 5 February 2027 into ``store``: the result and, per
+    day, the SQL of that day's story events (what the tick runs is not counted)."""
     from datetime import date
 
     from regelwerk.simulation import runner
@@ -510,7 +496,7 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
             target = customer / path.relative_to(FIXTURE)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    (customer / "story.yaml").write_text(READ_AHEAD_STORY, encoding="utf-8")
+    (customer / "story.yaml").write_text(story, encoding="utf-8")
     statements: dict[str, list[str]] = {}
     day: list[str] = []
     original = runner._Run.apply
@@ -529,10 +515,21 @@ def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_ro
     monkeypatch.setattr(runner._Run, "apply", apply)
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
     try:
-        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5),
-                                 store=f"sqlite:///{tmp_path / 's.sqlite'}")
+        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5), store=store)
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+    return result, statements
+
+
+def test_the_simulation_reads_a_days_moves_and_applications_ahead_and_never_a_row_changed_since(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day's moves read their candidates in one statement, its applications their vacancies in one (and which of
+    their ids have a row, so that their rows are written behind), and an application with consent writes its row
+    once (before: a statement per move and per vacancy, and the consent written again); a candidate or vacancy
+    changed by an earlier event of the day is read again, so the move is decided on the facts set that day (read
+    ahead at the day's first move, piet's facts were still missing)."""
+    result, statements = _story_statements(tmp_path, monkeypatch, READ_AHEAD_STORY,
+                                           f"sqlite:///{tmp_path / 's.sqlite'}")
     events = result.summary["events"]
     assert (events["applied"], events["refusals"][1:]) == (16, [
         {"day": "2027-02-05", "type": "apply", "key": "story:17", "where": events["refusals"][1]["where"],
@@ -591,38 +588,8 @@ def test_on_postgresql_a_run_of_moves_reads_its_rows_ahead_under_locks_and_write
     set in between (piet's offer is allowed). A refused move that took the run's locks lets them go with its savepoint
     (and the rows read): the moves after it lock and read theirs again. What the store holds is what SQLite's run
     holds."""
-    from datetime import date
-
-    from regelwerk.simulation import runner
-
-    customer = tmp_path / "noorderlicht"
-    for path in FIXTURE.rglob("*.yaml"):
-        if "scenarios" not in path.relative_to(FIXTURE).parts:
-            target = customer / path.relative_to(FIXTURE)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    (customer / "story.yaml").write_text(REFUSED_FIRST_STORY if refused_first else READ_AHEAD_STORY, encoding="utf-8")
-    statements: dict[str, list[str]] = {}
-    day: list[str] = []
-    original = runner._Run.apply
-
-    def apply(self: Any, event: Any, on: Any) -> None:
-        day.append(on.isoformat())
-        try:
-            original(self, event, on)
-        finally:
-            day.pop()
-
-    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if day:
-            statements.setdefault(day[-1], []).append(statement)
-
-    monkeypatch.setattr(runner._Run, "apply", apply)
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", spy)
-    try:
-        result = runner.simulate(customer, date(2027, 2, 1), date(2027, 2, 5), store=pg_url)
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", spy)
+    result, statements = _story_statements(
+        tmp_path, monkeypatch, REFUSED_FIRST_STORY if refused_first else READ_AHEAD_STORY, pg_url)
     events = result.summary["events"]
     assert events["applied"] == 16 and len(events["refusals"]) == 2
     assert "budget_approved eq True is unknown" in events["refusals"][0]["message"]  # ans: refused, as on SQLite
