@@ -409,30 +409,25 @@ class _Joined:
         return True
 
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _reads_only(statement) and self._pending():
-            _send_pending(self._shared)
+        conn = self.statement_connection(statement)
         if self._shared.one_by_one and not kwargs and (not args or (len(args) == 1 and isinstance(args[0], dict))):
             # one statement, one row of parameters: at the driver where that is equivalent (regelwerk.store.single;
             # the step's statements are many and small: SQLAlchemy's work per statement outweighed the driver's)
-            return execute_single(self._connection, statement, args[0] if args else None)
-        return self._connection.execute(statement, *args, **kwargs)
+            return execute_single(conn, statement, args[0] if args else None)
+        return conn.execute(statement, *args, **kwargs)
 
     def statement_connection(self, statement: Any) -> Any:
-        """The shared connection, to run ``statement`` on itself (``regelwerk.store.single``), with the pending
-        savepoint sent first when the statement may write, as :meth:`execute` does."""
+        """The shared connection, to run ``statement`` on, with the pending savepoint sent first when the statement
+        may write (every statement of the unit goes through here; ``regelwerk.store.single`` asks for it too)."""
         if not _reads_only(statement) and self._pending():
             _send_pending(self._shared)
         return self._connection
 
     def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _reads_only(statement) and self._pending():
-            _send_pending(self._shared)
-        return self._connection.scalar(statement, *args, **kwargs)
+        return self.statement_connection(statement).scalar(statement, *args, **kwargs)
 
     def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _reads_only(statement) and self._pending():
-            _send_pending(self._shared)
-        return self._connection.scalars(statement, *args, **kwargs)
+        return self.statement_connection(statement).scalars(statement, *args, **kwargs)
 
     def __enter__(self) -> _Joined:
         return self

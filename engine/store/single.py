@@ -154,12 +154,14 @@ def execute(conn: Any, statement: Any, parameters: Mapping[str, Any] | None = No
     params: Mapping[str, Any] = parameters if parameters is not None else {}
     handing = getattr(type(conn), "statement_connection", None)
     real = handing(conn, statement) if handing is not None else conn
+    # SQLAlchemy's path on the statement's own connection (the pending savepoint sent already): through ``conn``
+    # again, a joined unit would hand the statement back here and it would be planned as if seen twice
     if not _usable(real):
-        return conn.execute(statement, params) if parameters is not None else conn.execute(statement)
+        return real.execute(statement, params) if parameters is not None else real.execute(statement)
     dialect = real.dialect
     plan = _plan_of(statement, dialect, frozenset(params))
     if plan is None:
-        return conn.execute(statement, params) if parameters is not None else conn.execute(statement)
+        return real.execute(statement, params) if parameters is not None else real.execute(statement)
     if (real._has_events or real.engine._has_events) and real.dispatch.before_execute:
         elem, distilled, _, _ = real._invoke_before_exec_event(statement, [params], real._execution_options)
         if elem is not statement or (distilled[0] if distilled else params) is not params:
